@@ -1,0 +1,189 @@
+/*
+ * wire: the only place where protobuf messages exist. Every message of
+ * proto/sluice.proto that crosses a process boundary has a plain C mirror
+ * here, a decoder that caps the size before unpacking and validates every
+ * field after it, and an encoder. Daemon code sees only the C structs.
+ *
+ * Decoders return 0, or a negative errno with *err naming the problem in a
+ * sentence that starts with the field ("segment_id: contains '/'"): -EMSGSIZE
+ * when the body is over WIRE_MAX_BODY, -EBADMSG when it is not a valid
+ * protobuf message, -EINVAL when a field is out of range. On failure the
+ * output struct holds nothing the caller must free. Encoders return a buffer
+ * from xmalloc that the caller frees, and never fail.
+ */
+#ifndef SLUICE_WIRE_H
+#define SLUICE_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WIRE_CONTENT_TYPE       "application/x-protobuf"
+#define WIRE_MAX_BODY           (4u << 20)
+#define WIRE_ID_MAX             128
+#define WIRE_URI_MAX            4096
+#define WIRE_COLUMN_MAX         47
+#define WIRE_DETAIL_MAX         255
+#define WIRE_QUERY_MAX_SEGMENTS 1024
+#define WIRE_ROW_COUNT_MAX      1000000000000ull /* 10^12 */
+#define WIRE_ROW_SIZE_MAX       (16ull << 20)
+
+/* Values equal the proto enum numbers (checked at compile time in wire.c). */
+enum wire_reason {
+    WIRE_REASON_NONE = 0,
+    WIRE_REASON_DRAINING,
+    WIRE_REASON_MEM_CRITICAL,
+    WIRE_REASON_MEM_PRESSURE,
+    WIRE_REASON_MEM_THRASHING,
+    WIRE_REASON_MEM_CAPACITY,
+    WIRE_REASON_LATENCY_SLO,
+    WIRE_REASON_LOAD_CONCURRENCY,
+    WIRE_REASON_DISK_FULL,
+    WIRE_REASON_SEGMENT_INVALID,
+    WIRE_REASON_COUNT_
+};
+
+enum wire_verdict { WIRE_VERDICT_UNSPECIFIED = 0, WIRE_VERDICT_ACCEPTED, WIRE_VERDICT_REJECTED };
+
+enum wire_segment_state {
+    WIRE_SEG_UNSPECIFIED = 0,
+    WIRE_SEG_LOADING,
+    WIRE_SEG_LOADED,
+    WIRE_SEG_FAILED,
+    WIRE_SEG_DROPPED,
+    WIRE_SEG_COUNT_
+};
+
+enum wire_node_state { WIRE_NODE_UNSPECIFIED = 0, WIRE_NODE_SERVING, WIRE_NODE_DRAINING };
+
+enum wire_aggregate {
+    WIRE_AGG_UNSPECIFIED = 0,
+    WIRE_AGG_COUNT,
+    WIRE_AGG_SUM,
+    WIRE_AGG_MIN,
+    WIRE_AGG_MAX,
+    WIRE_AGG_COUNT_
+};
+
+/* "MEM_PRESSURE", ... ; "NONE" for WIRE_REASON_NONE; "UNKNOWN" if out of range. */
+const char *wire_reason_name(enum wire_reason r);
+/* Parses a name produced by wire_reason_name(). Returns 0 or -EINVAL. */
+int wire_reason_parse(const char *s, enum wire_reason *ret);
+const char *wire_segment_state_name(enum wire_segment_state s);
+const char *wire_node_state_name(enum wire_node_state s);
+const char *wire_aggregate_name(enum wire_aggregate a);
+int wire_aggregate_parse(const char *s, enum wire_aggregate *ret);
+
+struct wire_error {
+    char code[32];     /* stable: "invalid_field", "bad_message", "too_large", ... */
+    char message[256]; /* names the problem */
+};
+
+/* Fills err (which may be NULL) with code and a printf-style message. */
+void wire_error_set(struct wire_error *err, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Field validators shared with the daemons. Return 0 or -EINVAL and fill err. */
+int wire_check_segment_id(const char *field, const char *id, struct wire_error *err);
+/*
+ * file:///absolute/path, no '%', no control bytes. Whether the path stays
+ * inside a storage root is the node's question (a '..' component or a
+ * symlink is refused there with 422 SEGMENT_INVALID), not a syntax error.
+ */
+int wire_check_uri(const char *field, const char *uri, struct wire_error *err);
+/* True when a path component of uri is "." or "..". */
+bool wire_uri_has_dot_component(const char *uri);
+int wire_check_column(const char *field, const char *name, struct wire_error *err);
+
+struct wire_pressure {
+    double some_avg10, full_avg10;
+    double some_fraction, full_fraction;
+    uint64_t usage_bytes, limit_bytes, wss_bytes;
+    double p99_seconds;
+    uint64_t loads_in_flight;
+    bool psi_host_wide;
+};
+
+struct wire_assign_request {
+    char segment_id[WIRE_ID_MAX + 1];
+    char uri[WIRE_URI_MAX + 1];
+    uint64_t row_count;
+    uint64_t avg_row_size;
+};
+
+struct wire_assign_response {
+    enum wire_verdict verdict;
+    enum wire_reason reason;
+    uint32_t retry_after_ms;
+    struct wire_pressure pressure;
+    char detail[WIRE_DETAIL_MAX + 1];
+};
+
+struct wire_query_request {
+    size_t n_segments;
+    char (*segment_ids)[WIRE_ID_MAX + 1]; /* n_segments entries, owned */
+    enum wire_aggregate aggregate;
+    char column[WIRE_COLUMN_MAX + 1];
+    char filter_column[WIRE_COLUMN_MAX + 1]; /* "" means no filter */
+    int64_t lo, hi;
+};
+
+struct wire_query_response {
+    uint64_t rows_matched;
+    bool is_float;
+    int64_t int_value;
+    double float_value;
+    uint64_t rows_scanned;
+    uint64_t bytes_scanned;
+    uint64_t blocks_skipped;
+};
+
+struct wire_segment_status {
+    char segment_id[WIRE_ID_MAX + 1];
+    enum wire_segment_state state;
+    enum wire_reason reason;
+    char detail[WIRE_DETAIL_MAX + 1];
+    uint64_t row_count, avg_row_size;
+    uint64_t file_bytes, index_bytes;
+    char uri[WIRE_URI_MAX + 1];
+    uint64_t last_query_unix_ms;
+};
+
+struct wire_node_status {
+    char node_id[WIRE_ID_MAX + 1];
+    enum wire_node_state state;
+    size_t n_segments;
+    struct wire_segment_status *segments; /* owned */
+    uint64_t mapped_bytes, index_bytes;
+    struct wire_pressure pressure;
+    char version[32];
+    uint64_t uptime_seconds;
+};
+
+int wire_assign_request_decode(const void *buf, size_t len, struct wire_assign_request *ret,
+                               struct wire_error *err);
+uint8_t *wire_assign_request_encode(const struct wire_assign_request *m, size_t *ret_len);
+
+int wire_assign_response_decode(const void *buf, size_t len, struct wire_assign_response *ret,
+                                struct wire_error *err);
+uint8_t *wire_assign_response_encode(const struct wire_assign_response *m, size_t *ret_len);
+
+int wire_query_request_decode(const void *buf, size_t len, struct wire_query_request *ret,
+                              struct wire_error *err);
+uint8_t *wire_query_request_encode(const struct wire_query_request *m, size_t *ret_len);
+/* Frees the id array. NULL-safe; leaves the struct zeroed. */
+void wire_query_request_done(struct wire_query_request *m);
+
+int wire_query_response_decode(const void *buf, size_t len, struct wire_query_response *ret,
+                               struct wire_error *err);
+uint8_t *wire_query_response_encode(const struct wire_query_response *m, size_t *ret_len);
+
+int wire_node_status_decode(const void *buf, size_t len, struct wire_node_status *ret,
+                            struct wire_error *err);
+uint8_t *wire_node_status_encode(const struct wire_node_status *m, size_t *ret_len);
+void wire_node_status_done(struct wire_node_status *m);
+
+int wire_error_decode(const void *buf, size_t len, struct wire_error *ret);
+uint8_t *wire_error_encode(const struct wire_error *m, size_t *ret_len);
+
+#endif

@@ -1,0 +1,53 @@
+/*
+ * api: the node daemon. It owns the worker pool, the store and the HTTP
+ * server, and answers the node endpoints of DESIGN.md section 3:
+ *
+ *   POST   /v1/assign          AssignRequest -> 202 | 409 | 422 | 507 | 400 | 415
+ *   DELETE /v1/segments/{id}   200 once the local copy is gone | 404 | 409
+ *   POST   /v1/query           QueryRequest -> QueryResponse | 400 | 404
+ *   GET    /v1/status          NodeStatus
+ *   GET    /metrics            Prometheus text (no token)
+ *   GET    /healthz            "ok" (no token)
+ *
+ * Handlers decode, call the store or the scan, encode and reply; file I/O
+ * and scans run on the worker pool. Errors carry an Error message body and
+ * the same sentence in the X-Sluice-Error header.
+ */
+#ifndef SLUICE_NODE_API_H
+#define SLUICE_NODE_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+
+struct event_base;
+struct node_api;
+
+struct node_config {
+    const char *listen;       /* "127.0.0.1:7100"; port 0 picks one */
+    const char *node_id;      /* NULL or "": "node-<port>" */
+    const char *token;        /* NULL or "": no auth */
+    const char *storage_root; /* deep storage that segment URIs point into */
+    const char *data_dir;     /* local copies and their metadata */
+    uint64_t disk_reserve;    /* bytes of local disk never used for segments */
+    unsigned workers;         /* worker threads for loads and scans */
+    struct http_limits limits;
+};
+
+/*
+ * Opens the store (queuing the reload of what a previous run had loaded),
+ * binds and starts serving on base. Returns NULL with err filled when the
+ * directories or the address are unusable.
+ */
+struct node_api *node_api_new(struct event_base *base, const struct node_config *cfg, char *err,
+                              size_t err_len);
+
+/* "host:port" actually bound. */
+const char *node_api_bound(const struct node_api *api);
+const char *node_api_id(const struct node_api *api);
+
+/* Stops serving, finishes queued jobs and frees everything. NULL-safe. */
+void node_api_free(struct node_api *api);
+
+#endif

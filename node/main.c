@@ -1,0 +1,534 @@
+/*
+ * sluice-node: the node daemon and its tools. Only option parsing and the
+ * event loop live here; everything else is in the node library.
+ *
+ *   sluice-node serve     run the node daemon
+ *   sluice-node mkseg     write a synthetic segment file
+ *   sluice-node inspect   print (and optionally verify) a segment header
+ *   sluice-node assign | query | status   talk to a running node
+ *
+ * Exit codes: 0 success, 1 failure (or a refusal), 2 usage error.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "api.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "segment.h"
+#include "sluice_config.h"
+#include "wire.h"
+#include "xmalloc.h"
+
+#define EXIT_USAGE 2
+#define N_OPTS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Parses a subcommand's flags; prints usage for --help, the error otherwise. */
+static int main_parse(const struct config_option *opts, size_t n, int argc, char **argv,
+                      int *ret_next, const char *usage, const char *desc)
+{
+    char err[256];
+    int r = config_parse(opts, n, argc, argv, ret_next, err, sizeof(err));
+
+    if (r == CONFIG_HELP) {
+        config_usage(stdout, usage, desc, opts, n);
+        exit(0);
+    }
+    if (r < 0) {
+        fprintf(stderr, "sluice-node: %s\n(see: %s --help)\n", err, usage);
+        exit(EXIT_USAGE);
+    }
+    return 0;
+}
+
+/* Reads a secret from a file, without its trailing newline. */
+static char *main_read_token(const char *path)
+{
+    char buf[512];
+    size_t n;
+    FILE *f;
+
+    if (path == NULL || path[0] == '\0') {
+        const char *env = getenv("SLUICE_TOKEN");
+        return env != NULL && env[0] != '\0' ? xstrdup(env) : NULL;
+    }
+    f = fopen(path, "re");
+    if (f == NULL) {
+        fprintf(stderr, "sluice-node: --token-file %s: %s\n", path, strerror(errno));
+        exit(EXIT_USAGE);
+    }
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (buf[0] == '\0') {
+        fprintf(stderr, "sluice-node: --token-file %s: empty\n", path);
+        exit(EXIT_USAGE);
+    }
+    return xstrdup(buf);
+}
+
+static void main_stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+    log_info("signal", "signal=%d action=stop", (int)sig);
+    event_base_loopexit(arg, NULL);
+}
+
+/* Writes the bound address to path atomically, for scripts and the harness. */
+static int main_write_ready(const char *path, const char *bound)
+{
+    char *tmp = xasprintf("%s.tmp", path);
+    FILE *f = fopen(tmp, "we");
+    int r = 0;
+
+    if (f == NULL || fprintf(f, "%s\n", bound) < 0 || fclose(f) != 0)
+        r = -errno;
+    if (r == 0 && rename(tmp, path) < 0)
+        r = -errno;
+    free(tmp);
+    return r;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    char *listen = NULL, *storage_root = NULL, *data_dir = NULL, *node_id = NULL;
+    char *token_file = NULL, *ready_file = NULL, *log_level = NULL;
+    int64_t workers = 0, max_conns = 0;
+    uint64_t disk_reserve = 0, max_body = 0, max_headers = 0, idle_ms = 0, request_ms = 0;
+    static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+    const struct config_option opts[] = {
+        {"listen", "SLUICE_LISTEN", CONFIG_STRING, &listen, "127.0.0.1:7100",
+         "Address to serve HTTP on (host:port; port 0 picks a free one)."},
+        {"storage-root", "SLUICE_STORAGE_ROOT", CONFIG_STRING, &storage_root, NULL,
+         "Deep storage directory; every segment URI must resolve inside it.", .required = true},
+        {"data-dir", "SLUICE_DATA_DIR", CONFIG_STRING, &data_dir, NULL,
+         "Local directory for segment copies; what is here is reloaded at start.",
+         .required = true},
+        {"node-id", "SLUICE_NODE_ID", CONFIG_STRING, &node_id, "",
+         "Name of this node ([A-Za-z0-9._-]); default node-<port>."},
+        {"workers", "SLUICE_WORKERS", CONFIG_INT, &workers, "2",
+         "Worker threads for loading segments and scanning.", 1, 64},
+        {"disk-reserve", "SLUICE_DISK_RESERVE", CONFIG_SIZE, &disk_reserve, "256M",
+         "Local disk kept free; an assignment that would eat into it gets 507 DISK_FULL.", 0,
+         INT64_MAX},
+        {"max-body", "SLUICE_MAX_BODY", CONFIG_SIZE, &max_body, "4M",
+         "Largest request body; larger ones get 413.", 1024, WIRE_MAX_BODY},
+        {"max-headers", "SLUICE_MAX_HEADERS", CONFIG_SIZE, &max_headers, "16K",
+         "Largest request line plus headers.", 1024, 1 << 20},
+        {"max-connections", "SLUICE_MAX_CONNECTIONS", CONFIG_INT, &max_conns, "1024",
+         "Open connections; more are closed at accept.", 1, 1000000},
+        {"idle-timeout", "SLUICE_IDLE_TIMEOUT", CONFIG_DURATION, &idle_ms, "30s",
+         "Close a connection idle for this long.", 100, 86400000},
+        {"request-timeout", "SLUICE_REQUEST_TIMEOUT", CONFIG_DURATION, &request_ms, "10s",
+         "A request must arrive whole within this (defeats slow senders).", 100, 3600000},
+        {"token-file", "SLUICE_TOKEN_FILE", CONFIG_STRING, &token_file, "",
+         "File holding the cluster token (else $SLUICE_TOKEN; none: no auth)."},
+        {"ready-file", "SLUICE_READY_FILE", CONFIG_STRING, &ready_file, "",
+         "Write the bound host:port here once serving."},
+        {"log-level", "SLUICE_LOG_LEVEL", CONFIG_CHOICE, &log_level, "info",
+         "Lowest level logged.", .choices = levels},
+    };
+    struct event_base *base = NULL;
+    struct event *sigterm = NULL, *sigint = NULL;
+    struct node_api *api = NULL;
+    struct node_config cfg;
+    enum log_level lvl = LOG_LEVEL_INFO;
+    char *token = NULL;
+    char err[512];
+    int next, rc = 1;
+
+    main_parse(opts, N_OPTS(opts), argc, argv, &next, "sluice-node serve [flags]",
+               "Run a Sluice node: load assigned segments, answer queries.");
+    if (next < argc) {
+        fprintf(stderr, "sluice-node serve: unexpected argument \"%s\"\n", argv[next]);
+        exit(EXIT_USAGE);
+    }
+    log_level_parse(log_level, &lvl);
+    log_set_level(lvl);
+    token = main_read_token(token_file);
+    signal(SIGPIPE, SIG_IGN);
+    evthread_use_pthreads();
+    base = event_base_new();
+    if (base == NULL)
+        fatal("event_base_new", NULL);
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.listen = listen;
+    cfg.storage_root = storage_root;
+    cfg.data_dir = data_dir;
+    cfg.node_id = node_id;
+    cfg.token = token;
+    cfg.workers = (unsigned)workers;
+    cfg.disk_reserve = disk_reserve;
+    cfg.limits = http_limits_default();
+    cfg.limits.max_body = max_body;
+    cfg.limits.max_headers = max_headers;
+    cfg.limits.max_connections = (unsigned)max_conns;
+    cfg.limits.idle_timeout_ms = (unsigned)idle_ms;
+    cfg.limits.request_timeout_ms = (unsigned)request_ms;
+    api = node_api_new(base, &cfg, err, sizeof(err));
+    if (api == NULL) {
+        log_error("start_failed", "error=\"%s\"", err);
+        goto out;
+    }
+    if (ready_file[0] != '\0' && main_write_ready(ready_file, node_api_bound(api)) < 0) {
+        log_error("start_failed", "error=\"cannot write --ready-file %s\"", ready_file);
+        goto out;
+    }
+    sigterm = evsignal_new(base, SIGTERM, main_stop_cb, base);
+    sigint = evsignal_new(base, SIGINT, main_stop_cb, base);
+    evsignal_add(sigterm, NULL);
+    evsignal_add(sigint, NULL);
+    log_info("listening", "node_id=%s addr=%s storage_root=%s data_dir=%s version=%s",
+             node_api_id(api), node_api_bound(api), storage_root, data_dir, SLUICE_VERSION);
+    event_base_dispatch(base);
+    log_info("stopped", "node_id=%s", node_api_id(api));
+    rc = 0;
+out:
+    node_api_free(api);
+    if (sigterm != NULL)
+        event_free(sigterm);
+    if (sigint != NULL)
+        event_free(sigint);
+    if (base != NULL)
+        event_base_free(base);
+    free(token);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+
+static int cmd_mkseg(int argc, char **argv)
+{
+    int64_t rows = 0, row_bytes = 0, seed = 0;
+    char *out = NULL;
+    bool float_value = false;
+    const struct config_option opts[] = {
+        {"rows", "SLUICE_ROWS", CONFIG_INT, &rows, NULL, "Number of rows.", 0,
+         (int64_t)SEGMENT_MAX_ROWS, .required = true},
+        {"row-bytes", NULL, CONFIG_INT, &row_bytes, "64",
+         "Average row size in bytes: key (8) + value (8) + payload (the rest).", 16,
+         16 + SEGMENT_MAX_BYTES_WIDTH},
+        {"seed", NULL, CONFIG_INT, &seed, "1", "Seed of the synthetic data.", 0, INT64_MAX},
+        {"float-value", NULL, CONFIG_BOOL, &float_value, "false",
+         "Make the value column float64 instead of int64."},
+        {"out", NULL, CONFIG_STRING, &out, NULL, "File to write (atomically).",
+         .required = true},
+    };
+    struct segment_spec spec;
+    char detail[512];
+    int next, r;
+
+    main_parse(opts, N_OPTS(opts), argc, argv, &next,
+               "sluice-node mkseg --rows N --out FILE [--row-bytes B] [--seed S]",
+               "Write a synthetic segment: key int64 (increasing), value int64 in "
+               "[-1e6, 1e6], payload bytes.");
+    spec.rows = (uint64_t)rows;
+    spec.row_bytes = (uint32_t)row_bytes;
+    spec.seed = (uint64_t)seed;
+    spec.float_value = float_value;
+    r = segment_write_synthetic(out, &spec, detail, sizeof(detail));
+    if (r < 0) {
+        fprintf(stderr, "sluice-node mkseg: %s\n", detail);
+        config_free_strings(opts, N_OPTS(opts));
+        return 1;
+    }
+    printf("wrote %s: %" PRId64 " rows x %" PRId64 " bytes, seed %" PRId64 "\n", out, rows,
+           row_bytes, seed);
+    config_free_strings(opts, N_OPTS(opts));
+    return 0;
+}
+
+static int cmd_inspect(int argc, char **argv)
+{
+    bool verify = false;
+    const struct config_option opts[] = {
+        {"verify", NULL, CONFIG_BOOL, &verify, "false",
+         "Also check every column's crc32c (reads the whole file)."},
+    };
+    struct segment_header hdr;
+    char detail[512];
+    struct stat sb;
+    void *base = MAP_FAILED;
+    int next, fd, r;
+
+    main_parse(opts, N_OPTS(opts), argc, argv, &next, "sluice-node inspect [--verify] FILE",
+               "Print a segment file's header; exit 1 if it is invalid.");
+    if (next != argc - 1) {
+        fprintf(stderr, "sluice-node inspect: expected exactly one FILE\n");
+        return EXIT_USAGE;
+    }
+    fd = open(argv[next], O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &sb) < 0) {
+        fprintf(stderr, "sluice-node inspect: %s: %s\n", argv[next], strerror(errno));
+        return 1;
+    }
+    if (sb.st_size > 0)
+        base = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (sb.st_size > 0 && base == MAP_FAILED) {
+        fprintf(stderr, "sluice-node inspect: %s: %s\n", argv[next], strerror(errno));
+        return 1;
+    }
+    r = segment_parse_header(base == MAP_FAILED ? "" : base, (size_t)sb.st_size,
+                             (uint64_t)sb.st_size, &hdr, detail, sizeof(detail));
+    if (r == 0) {
+        segment_print_header(stdout, &hdr);
+        if (verify)
+            r = segment_verify(base, &hdr, detail, sizeof(detail));
+        if (r == 0 && verify)
+            printf("checksums: ok\n");
+    }
+    if (r < 0)
+        fprintf(stderr, "sluice-node inspect: %s: %s: %s\n", argv[next], segment_error_name(r),
+                detail);
+    if (base != MAP_FAILED)
+        munmap(base, (size_t)sb.st_size);
+    return r < 0 ? 1 : 0;
+}
+
+/* Prints a failed call's status and Error message. */
+static void main_print_error(const char *cmd, const struct http_response *resp)
+{
+    struct wire_error e;
+
+    if (strncmp(resp->content_type, WIRE_CONTENT_TYPE, strlen(WIRE_CONTENT_TYPE)) == 0 &&
+        wire_error_decode(resp->body, resp->body_len, &e) == 0)
+        fprintf(stderr, "sluice-node %s: HTTP %d %s: %s\n", cmd, resp->status, e.code, e.message);
+    else
+        fprintf(stderr, "sluice-node %s: HTTP %d: %.200s\n", cmd, resp->status, resp->body);
+}
+
+static int cmd_assign(int argc, char **argv)
+{
+    char *node = NULL, *id = NULL, *uri = NULL, *token_file = NULL, *token;
+    int64_t rows = 0, row_size = 0;
+    const struct config_option opts[] = {
+        {"node", "SLUICE_NODE", CONFIG_STRING, &node, "127.0.0.1:7100", "Node address."},
+        {"id", NULL, CONFIG_STRING, &id, NULL, "Segment id.", .required = true},
+        {"uri", NULL, CONFIG_STRING, &uri, NULL, "file:/// URI inside the node's storage root.",
+         .required = true},
+        {"rows", NULL, CONFIG_INT, &rows, NULL, "Row count (must match the file).", 1,
+         (int64_t)WIRE_ROW_COUNT_MAX, .required = true},
+        {"row-size", NULL, CONFIG_INT, &row_size, "64", "Average row size in bytes.", 1,
+         (int64_t)WIRE_ROW_SIZE_MAX},
+        {"token-file", "SLUICE_TOKEN_FILE", CONFIG_STRING, &token_file, "",
+         "Cluster token file (else $SLUICE_TOKEN)."},
+    };
+    struct wire_assign_request m;
+    struct wire_assign_response resp;
+    struct http_response hr;
+    struct wire_error err;
+    uint8_t *body;
+    size_t len;
+    int next, r, rc = 1;
+
+    main_parse(opts, N_OPTS(opts), argc, argv, &next,
+               "sluice-node assign --id ID --uri URI --rows N [--node ADDR]",
+               "Assign one segment to a node directly (no coordinator).");
+    token = main_read_token(token_file);
+    memset(&m, 0, sizeof(m));
+    if (strlen(id) > WIRE_ID_MAX || strlen(uri) > WIRE_URI_MAX) {
+        fprintf(stderr, "sluice-node assign: --id or --uri too long\n");
+        return EXIT_USAGE;
+    }
+    snprintf(m.segment_id, sizeof(m.segment_id), "%s", id);
+    snprintf(m.uri, sizeof(m.uri), "%s", uri);
+    m.row_count = (uint64_t)rows;
+    m.avg_row_size = (uint64_t)row_size;
+    body = wire_assign_request_encode(&m, &len);
+    r = http_fetch(node, "POST", "/v1/assign", WIRE_CONTENT_TYPE, body, len, token, 30000, &hr);
+    free(body);
+    if (r < 0) {
+        fprintf(stderr, "sluice-node assign: %s: %s\n", node, strerror(-r));
+        goto out;
+    }
+    if (wire_assign_response_decode(hr.body, hr.body_len, &resp, &err) == 0) {
+        printf("%s: HTTP %d %s%s%s%s%s\n", id, hr.status,
+               resp.verdict == WIRE_VERDICT_ACCEPTED ? "ACCEPTED" : "REJECTED",
+               resp.reason != WIRE_REASON_NONE ? " " : "",
+               resp.reason != WIRE_REASON_NONE ? wire_reason_name(resp.reason) : "",
+               resp.detail[0] != '\0' ? ": " : "", resp.detail);
+        rc = resp.verdict == WIRE_VERDICT_ACCEPTED ? 0 : 1;
+    } else {
+        main_print_error("assign", &hr);
+    }
+    http_response_done(&hr);
+out:
+    free(token);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+
+static int cmd_query(int argc, char **argv)
+{
+    char *node = NULL, *agg = NULL, *column = NULL, *filter = NULL, *token_file = NULL, *token;
+    int64_t lo = 0, hi = 0;
+    static const char *const aggs[] = {"count", "sum", "min", "max", NULL};
+    const struct config_option opts[] = {
+        {"node", "SLUICE_NODE", CONFIG_STRING, &node, "127.0.0.1:7100", "Node address."},
+        {"agg", NULL, CONFIG_CHOICE, &agg, "sum", "Aggregate.", .choices = aggs},
+        {"column", NULL, CONFIG_STRING, &column, "value", "Aggregated column."},
+        {"filter-column", NULL, CONFIG_STRING, &filter, "", "int64 column to filter on."},
+        {"lo", NULL, CONFIG_INT, &lo, "-9223372036854775808", "Filter lower bound (inclusive).",
+         INT64_MIN, INT64_MAX},
+        {"hi", NULL, CONFIG_INT, &hi, "9223372036854775807", "Filter upper bound (inclusive).",
+         INT64_MIN, INT64_MAX},
+        {"token-file", "SLUICE_TOKEN_FILE", CONFIG_STRING, &token_file, "",
+         "Cluster token file (else $SLUICE_TOKEN)."},
+    };
+    struct wire_query_request q;
+    struct wire_query_response resp;
+    struct http_response hr;
+    struct wire_error err;
+    uint8_t *body;
+    size_t len;
+    int next, r, rc = 1;
+
+    main_parse(opts, N_OPTS(opts), argc, argv, &next,
+               "sluice-node query [--agg A] [--column C] [--filter-column F --lo L --hi H] ID...",
+               "Run an aggregate over segments loaded on a node.");
+    if (next >= argc) {
+        fprintf(stderr, "sluice-node query: name at least one segment id\n");
+        return EXIT_USAGE;
+    }
+    token = main_read_token(token_file);
+    memset(&q, 0, sizeof(q));
+    q.n_segments = (size_t)(argc - next);
+    q.segment_ids = xcalloc(q.n_segments, sizeof(*q.segment_ids));
+    for (size_t i = 0; i < q.n_segments; i++)
+        snprintf(q.segment_ids[i], sizeof(q.segment_ids[i]), "%s", argv[next + (int)i]);
+    wire_aggregate_parse(agg, &q.aggregate);
+    snprintf(q.column, sizeof(q.column), "%s", column);
+    snprintf(q.filter_column, sizeof(q.filter_column), "%s", filter);
+    q.lo = lo;
+    q.hi = hi;
+    body = wire_query_request_encode(&q, &len);
+    free(q.segment_ids);
+    r = http_fetch(node, "POST", "/v1/query", WIRE_CONTENT_TYPE, body, len, token, 60000, &hr);
+    free(body);
+    if (r < 0) {
+        fprintf(stderr, "sluice-node query: %s: %s\n", node, strerror(-r));
+        goto out;
+    }
+    if (hr.status == 200 && wire_query_response_decode(hr.body, hr.body_len, &resp, &err) == 0) {
+        if (resp.is_float)
+            printf("%s = %.17g", agg, resp.float_value);
+        else
+            printf("%s = %" PRId64, agg, resp.int_value);
+        printf("  (rows matched %" PRIu64 ", scanned %" PRIu64 ", bytes %" PRIu64
+               ", blocks skipped %" PRIu64 ")\n",
+               resp.rows_matched, resp.rows_scanned, resp.bytes_scanned, resp.blocks_skipped);
+        rc = 0;
+    } else {
+        main_print_error("query", &hr);
+    }
+    http_response_done(&hr);
+out:
+    free(token);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+    char *node = NULL, *token_file = NULL, *token;
+    const struct config_option opts[] = {
+        {"node", "SLUICE_NODE", CONFIG_STRING, &node, "127.0.0.1:7100", "Node address."},
+        {"token-file", "SLUICE_TOKEN_FILE", CONFIG_STRING, &token_file, "",
+         "Cluster token file (else $SLUICE_TOKEN)."},
+    };
+    struct wire_node_status st;
+    struct http_response hr;
+    struct wire_error err;
+    int next, r, rc = 1;
+
+    main_parse(opts, N_OPTS(opts), argc, argv, &next, "sluice-node status [--node ADDR]",
+               "Show a node's segments and their states.");
+    token = main_read_token(token_file);
+    r = http_fetch(node, "GET", "/v1/status", NULL, NULL, 0, token, 10000, &hr);
+    if (r < 0) {
+        fprintf(stderr, "sluice-node status: %s: %s\n", node, strerror(-r));
+        goto out;
+    }
+    if (hr.status == 200 && wire_node_status_decode(hr.body, hr.body_len, &st, &err) == 0) {
+        printf("node %s  %s  version %s  up %" PRIu64 "s  mapped %" PRIu64 " B  index %" PRIu64
+               " B\n",
+               st.node_id, wire_node_state_name(st.state), st.version, st.uptime_seconds,
+               st.mapped_bytes, st.index_bytes);
+        printf("%-24s %-8s %12s %10s %14s %10s  %s\n", "SEGMENT", "STATE", "ROWS", "ROW_SIZE",
+               "FILE_BYTES", "INDEX", "REASON / DETAIL");
+        for (size_t i = 0; i < st.n_segments; i++) {
+            const struct wire_segment_status *s = &st.segments[i];
+            printf("%-24s %-8s %12" PRIu64 " %10" PRIu64 " %14" PRIu64 " %10" PRIu64 "  %s%s%s\n",
+                   s->segment_id, wire_segment_state_name(s->state), s->row_count,
+                   s->avg_row_size, s->file_bytes, s->index_bytes,
+                   s->reason != WIRE_REASON_NONE ? wire_reason_name(s->reason) : "",
+                   s->detail[0] != '\0' ? " " : "", s->detail);
+        }
+        wire_node_status_done(&st);
+        rc = 0;
+    } else {
+        main_print_error("status", &hr);
+    }
+    http_response_done(&hr);
+out:
+    free(token);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+
+static void main_usage(FILE *out)
+{
+    fprintf(out, "usage: sluice-node COMMAND [flags]\n\n"
+                 "Commands:\n"
+                 "  serve     run the node daemon\n"
+                 "  mkseg     write a synthetic segment file\n"
+                 "  inspect   print a segment file's header (--verify checks checksums)\n"
+                 "  assign    assign a segment to a running node\n"
+                 "  query     run an aggregate on a running node\n"
+                 "  status    show a running node's segments\n"
+                 "  version   print the version\n\n"
+                 "Every command takes --help. Flags also read SLUICE_* environment variables.\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {
+        {"serve", cmd_serve},   {"mkseg", cmd_mkseg}, {"inspect", cmd_inspect},
+        {"assign", cmd_assign}, {"query", cmd_query}, {"status", cmd_status},
+    };
+
+    if (argc < 2) {
+        main_usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        main_usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("sluice-node %s\n", SLUICE_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < N_OPTS(cmds); i++)
+        if (strcmp(argv[1], cmds[i].name) == 0)
+            return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "sluice-node: unknown command \"%s\"\n", argv[1]);
+    main_usage(stderr);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,62 @@
+/*
+ * query: the scan. An aggregate (count, sum, min, max) of one int64 or
+ * float64 column over the rows whose int64 filter column lies in [lo, hi],
+ * over mapped segments. Pure code: no I/O, no locks, no allocation; the
+ * worker pool calls query_scan() once per segment and the results merge in
+ * a query_acc. Integer sums wrap (two's complement), as they would in SQL
+ * engines without overflow checks; float sums are plain IEEE doubles in row
+ * order, so results are exactly reproducible.
+ */
+#ifndef SLUICE_QUERY_H
+#define SLUICE_QUERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "segment.h"
+#include "wire.h"
+
+struct zonemap;
+
+struct query_plan {
+    enum wire_aggregate aggregate;
+    int column;        /* index into the segment's columns */
+    int filter_column; /* -1 without a filter */
+    int64_t lo, hi;
+    bool is_float;
+};
+
+struct query_acc {
+    bool is_float;
+    uint64_t matched;
+    uint64_t rows_scanned, bytes_scanned, blocks_skipped;
+    uint64_t isum; /* wrapping sum of int64 values */
+    int64_t imin, imax;
+    double fsum, fmin, fmax;
+};
+
+/*
+ * Resolves column names against one segment's header. Returns 0, -ENOENT
+ * when a column does not exist, or -EINVAL when a type does not fit (the
+ * aggregated column must be int64 or float64, the filter column int64); err
+ * names the column and the segment's type.
+ */
+int query_plan_make(const struct segment_header *hdr, enum wire_aggregate aggregate,
+                    const char *column, const char *filter_column, int64_t lo, int64_t hi,
+                    struct query_plan *ret, char *err, size_t err_len);
+
+void query_acc_init(struct query_acc *acc, bool is_float);
+
+/* Adds one segment's rows to acc. base is the mapped file, zm its index. */
+void query_scan(const struct query_plan *plan, const void *base, const struct segment_header *hdr,
+                const struct zonemap *zm, struct query_acc *acc);
+
+/* Folds src into dst (same is_float). */
+void query_acc_merge(struct query_acc *dst, const struct query_acc *src);
+
+/* The answer for aggregate; min/max over no rows give 0. */
+void query_acc_result(const struct query_acc *acc, enum wire_aggregate aggregate,
+                      struct wire_query_response *ret);
+
+#endif

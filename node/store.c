@@ -1,0 +1,1013 @@
+/*
+ * store: segment table and segment files. The table is a chained hash keyed
+ * by segment id, touched only on the loop thread. Every file operation is a
+ * job on the worker pool; a job carries a reference to its segment and hands
+ * its results back in its done callback. Expected load: tens of assignments
+ * per second, each moving up to a few GiB; up to ~100 K segments per node.
+ */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pool.h"
+#include "xmalloc.h"
+#include "zonemap.h"
+
+#define STORE_DETAIL_MAX 256
+/* Bytes read for a header precheck: the fixed header and every descriptor. */
+#define STORE_HEADER_MAX (64 + SEGMENT_MAX_COLUMNS * 96)
+
+struct store_seg {
+    struct store *st;
+    char id[WIRE_ID_MAX + 1];
+    char *uri;
+    uint64_t row_count, avg_row_size;
+    enum wire_segment_state state;
+    enum wire_reason reason;
+    char detail[STORE_DETAIL_MAX];
+    bool hidden;    /* precheck in progress: not yet acknowledged */
+    bool unloading; /* deletion running: gone for callers */
+    unsigned refs;  /* the table holds one while the segment is in it */
+    void *base;     /* mapping of the local copy */
+    size_t map_len;
+    uint64_t file_bytes;
+    struct segment_header *hdr;
+    struct zonemap *zm;
+    uint64_t last_query_ms;
+    uint64_t reserved; /* disk bytes promised to this load */
+    store_delete_cb delete_cb;
+    void *delete_arg;
+    struct store_seg *hnext;
+};
+
+struct store {
+    struct pool *pool;
+    char *root;     /* realpath of the storage root, no trailing slash */
+    char *segdir;   /* <data_dir>/segments */
+    uint64_t disk_reserve;
+    struct store_seg **buckets;
+    size_t nbuckets, count;
+    uint64_t loads_ok, loads_failed, copied_bytes, deletes;
+    uint64_t in_flight, reserved_bytes;
+};
+
+enum store_job_kind { STORE_JOB_PRECHECK, STORE_JOB_LOAD, STORE_JOB_RELOAD, STORE_JOB_UNLINK };
+
+struct store_job {
+    enum store_job_kind kind;
+    struct store *st;
+    struct store_seg *seg; /* referenced */
+    int src_fd;
+    uint64_t src_size;
+    uint64_t reserved_others; /* disk promised to other loads at submission */
+    store_assign_cb assign_cb;
+    void *assign_arg;
+    /* results */
+    int status; /* HTTP-style outcome of a precheck: 202, 422, 507 */
+    enum wire_reason reason;
+    char detail[STORE_DETAIL_MAX];
+    void *base;
+    size_t map_len;
+    struct segment_header *hdr;
+    struct zonemap *zm;
+    uint64_t copied;
+};
+
+static uint64_t store_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static struct store_seg *store_lookup(const struct store *st, const char *id)
+{
+    struct store_seg *s = st->buckets[store_hash(id) & (st->nbuckets - 1)];
+
+    while (s != NULL && strcmp(s->id, id) != 0)
+        s = s->hnext;
+    return s;
+}
+
+static void store_grow(struct store *st)
+{
+    size_t n = st->nbuckets * 2;
+    struct store_seg **b = xcalloc(n, sizeof(*b));
+
+    for (size_t i = 0; i < st->nbuckets; i++) {
+        struct store_seg *s = st->buckets[i], *next;
+        for (; s != NULL; s = next) {
+            size_t k = store_hash(s->id) & (n - 1);
+            next = s->hnext;
+            s->hnext = b[k];
+            b[k] = s;
+        }
+    }
+    free(st->buckets);
+    st->buckets = b;
+    st->nbuckets = n;
+}
+
+static void store_insert(struct store *st, struct store_seg *seg)
+{
+    size_t k;
+
+    if (st->count + 1 > st->nbuckets)
+        store_grow(st);
+    k = store_hash(seg->id) & (st->nbuckets - 1);
+    seg->hnext = st->buckets[k];
+    st->buckets[k] = seg;
+    st->count++;
+}
+
+static void store_remove(struct store *st, struct store_seg *seg)
+{
+    struct store_seg **pp = &st->buckets[store_hash(seg->id) & (st->nbuckets - 1)];
+
+    for (; *pp != NULL; pp = &(*pp)->hnext) {
+        if (*pp == seg) {
+            *pp = seg->hnext;
+            seg->hnext = NULL;
+            st->count--;
+            return;
+        }
+    }
+}
+
+static struct store_seg *store_seg_new(struct store *st, const char *id, const char *uri,
+                                       uint64_t rows, uint64_t avg_row_size)
+{
+    struct store_seg *seg = xcalloc(1, sizeof(*seg));
+
+    seg->st = st;
+    snprintf(seg->id, sizeof(seg->id), "%s", id);
+    seg->uri = xstrdup(uri);
+    seg->row_count = rows;
+    seg->avg_row_size = avg_row_size;
+    seg->state = WIRE_SEG_LOADING;
+    seg->refs = 1;
+    return seg;
+}
+
+/* Drops the mapping and the index (the segment is no longer served). */
+static void store_seg_release_data(struct store_seg *seg)
+{
+    if (seg->base != NULL)
+        munmap(seg->base, seg->map_len);
+    seg->base = NULL;
+    seg->map_len = 0;
+    zonemap_free(seg->zm);
+    seg->zm = NULL;
+    free(seg->hdr);
+    seg->hdr = NULL;
+}
+
+void store_seg_unref(struct store_seg *seg)
+{
+    if (seg == NULL)
+        return;
+    if (seg->refs == 0)
+        fatal("store_refcount", "id=%s refs=0", seg->id);
+    if (--seg->refs > 0)
+        return;
+    store_seg_release_data(seg);
+    free(seg->uri);
+    free(seg);
+}
+
+static struct store_seg *store_seg_ref(struct store_seg *seg)
+{
+    seg->refs++;
+    return seg;
+}
+
+static char *store_path(const struct store *st, const char *id, const char *suffix)
+{
+    return xasprintf("%s/%s%s", st->segdir, id, suffix);
+}
+
+static void store_set_detail(struct store_job *job, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void store_set_detail(struct store_job *job, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(job->detail, sizeof(job->detail), fmt, ap);
+    va_end(ap);
+}
+
+/* fsync(2) of a directory, so that renames and unlinks in it are durable. */
+static int store_sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int r = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) < 0)
+        r = -errno;
+    close(fd);
+    return r;
+}
+
+/*
+ * Worker: opens the source and checks, on the opened file itself, that it
+ * lies inside the storage root, is a regular file and has a valid header.
+ */
+static void store_precheck_work(void *arg)
+{
+    struct store_job *job = arg;
+    struct store *st = job->st;
+    const char *path = job->seg->uri + strlen("file://");
+    char link[64], real[PATH_MAX], detail[200];
+    unsigned char *buf = NULL;
+    size_t rootlen = strlen(st->root);
+    struct statvfs vfs;
+    struct stat sb;
+    ssize_t n;
+    int fd, r;
+
+    job->status = 422;
+    job->reason = WIRE_REASON_SEGMENT_INVALID;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        store_set_detail(job, "uri: cannot open %s: %s", path, strerror(errno));
+        return;
+    }
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    n = readlink(link, real, sizeof(real) - 1);
+    if (n < 0) {
+        store_set_detail(job, "uri: cannot resolve %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    real[n] = '\0';
+    if (strncmp(real, st->root, rootlen) != 0 || real[rootlen] != '/') {
+        store_set_detail(job, "uri: %s resolves to %s, outside the storage root %s", path, real,
+                         st->root);
+        goto fail;
+    }
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+        store_set_detail(job, "uri: %s is not a regular file", path);
+        goto fail;
+    }
+    buf = xmalloc(STORE_HEADER_MAX);
+    n = pread(fd, buf, STORE_HEADER_MAX, 0);
+    if (n < 0) {
+        store_set_detail(job, "uri: cannot read %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    {
+        struct segment_header hdr;
+        r = segment_parse_header(buf, (size_t)n, (uint64_t)sb.st_size, &hdr, detail,
+                                 sizeof(detail));
+        if (r < 0) {
+            store_set_detail(job, "segment file %s: %s (%s)", path, detail,
+                             segment_error_name(r));
+            goto fail;
+        }
+        if (hdr.row_count != job->seg->row_count) {
+            store_set_detail(job, "row_count: the request says %llu, the file says %llu",
+                             (unsigned long long)job->seg->row_count,
+                             (unsigned long long)hdr.row_count);
+            goto fail;
+        }
+    }
+    if (statvfs(st->segdir, &vfs) == 0) {
+        uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+        uint64_t need = (uint64_t)sb.st_size + st->disk_reserve + job->reserved_others;
+        if (avail < need) {
+            job->status = 507;
+            job->reason = WIRE_REASON_DISK_FULL;
+            store_set_detail(job, "local disk has %llu bytes free; this segment needs %llu plus "
+                             "a reserve of %llu and %llu promised to loads in flight",
+                             (unsigned long long)avail, (unsigned long long)sb.st_size,
+                             (unsigned long long)st->disk_reserve,
+                             (unsigned long long)job->reserved_others);
+            goto fail;
+        }
+    }
+    free(buf);
+    job->src_fd = fd;
+    job->src_size = (uint64_t)sb.st_size;
+    job->status = 202;
+    job->reason = WIRE_REASON_NONE;
+    return;
+fail:
+    free(buf);
+    close(fd);
+}
+
+/* Copies src to dst from offset 0, in the kernel where it can. */
+static int store_copy(int src, int dst, uint64_t size, uint64_t *ret_copied)
+{
+    uint64_t done = 0;
+    char *buf = NULL;
+    int r = 0;
+
+    while (done < size) {
+        ssize_t n = copy_file_range(src, NULL, dst, NULL, size - done, 0);
+        if (n > 0) {
+            done += (uint64_t)n;
+            continue;
+        }
+        if (n == 0)
+            break;
+        if (errno == EINTR)
+            continue;
+        if (errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP) {
+            r = -errno;
+            goto out;
+        }
+        /* Fall back to read/write for the rest. */
+        buf = xmalloc(1 << 20);
+        if (lseek(src, (off_t)done, SEEK_SET) < 0 || lseek(dst, (off_t)done, SEEK_SET) < 0) {
+            r = -errno;
+            goto out;
+        }
+        while (done < size) {
+            ssize_t got = read(src, buf, 1 << 20);
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got <= 0) {
+                r = got < 0 ? -errno : -EIO;
+                goto out;
+            }
+            for (ssize_t off = 0; off < got;) {
+                ssize_t w = write(dst, buf + off, (size_t)(got - off));
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w < 0) {
+                    r = -errno;
+                    goto out;
+                }
+                off += w;
+            }
+            done += (uint64_t)got;
+        }
+    }
+    if (done != size)
+        r = -EIO; /* the source shrank under us */
+out:
+    free(buf);
+    *ret_copied = done;
+    return r;
+}
+
+/*
+ * Maps a local copy and verifies it: header against its real size, then
+ * every column checksum. Fills job->base/map_len/hdr or sets the detail.
+ */
+static int store_map_verify(struct store_job *job, const char *path)
+{
+    struct segment_header *hdr = NULL;
+    char detail[200];
+    struct stat sb;
+    void *base = MAP_FAILED;
+    int fd, r;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &sb) < 0) {
+        r = -errno;
+        store_set_detail(job, "cannot open local copy %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (sb.st_size < 64) {
+        r = -EBADMSG;
+        store_set_detail(job, "local copy %s: %lld bytes is shorter than a header", path,
+                         (long long)sb.st_size);
+        goto fail;
+    }
+    base = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) {
+        r = -errno;
+        store_set_detail(job, "cannot map %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    hdr = xmalloc(sizeof(*hdr));
+    r = segment_parse_header(base, (size_t)sb.st_size, (uint64_t)sb.st_size, hdr, detail,
+                             sizeof(detail));
+    if (r == 0)
+        r = segment_verify(base, hdr, detail, sizeof(detail));
+    if (r < 0) {
+        store_set_detail(job, "segment %s: %s (%s)", job->seg->id, detail, segment_error_name(r));
+        goto fail;
+    }
+    close(fd);
+    job->base = base;
+    job->map_len = (size_t)sb.st_size;
+    job->hdr = hdr;
+    return 0;
+fail:
+    if (base != MAP_FAILED)
+        munmap(base, (size_t)sb.st_size);
+    if (fd >= 0)
+        close(fd);
+    free(hdr);
+    return r;
+}
+
+static int store_write_meta(const struct store *st, const struct store_seg *seg)
+{
+    char *tmp = store_path(st, seg->id, ".meta.tmp");
+    char *path = store_path(st, seg->id, ".meta");
+    FILE *f = fopen(tmp, "we");
+    int r = 0;
+
+    if (f == NULL) {
+        r = -errno;
+        goto out;
+    }
+    fprintf(f, "uri=%s\nrow_count=%llu\navg_row_size=%llu\n", seg->uri,
+            (unsigned long long)seg->row_count, (unsigned long long)seg->avg_row_size);
+    if (fflush(f) != 0 || fsync(fileno(f)) < 0)
+        r = -errno;
+    if (fclose(f) != 0 && r == 0)
+        r = -errno;
+    if (r == 0 && rename(tmp, path) < 0)
+        r = -errno;
+    if (r < 0)
+        unlink(tmp);
+out:
+    free(tmp);
+    free(path);
+    return r;
+}
+
+static void store_load_work(void *arg)
+{
+    struct store_job *job = arg;
+    struct store *st = job->st;
+    char *tmp = store_path(st, job->seg->id, ".seg.tmp");
+    char *path = store_path(st, job->seg->id, ".seg");
+    int out = -1, r;
+
+    job->reason = WIRE_REASON_SEGMENT_INVALID;
+    out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0) {
+        store_set_detail(job, "cannot create %s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    r = store_copy(job->src_fd, out, job->src_size, &job->copied);
+    if (r == 0 && fsync(out) < 0)
+        r = -errno;
+    if (r < 0) {
+        if (r == -ENOSPC || r == -EDQUOT)
+            job->reason = WIRE_REASON_DISK_FULL;
+        store_set_detail(job, "copying %s into %s: %s", job->seg->uri, tmp, strerror(-r));
+        goto fail;
+    }
+    close(out);
+    out = -1;
+    if (store_map_verify(job, tmp) < 0)
+        goto fail;
+    r = store_write_meta(st, job->seg);
+    if (r == 0 && rename(tmp, path) < 0)
+        r = -errno;
+    if (r == 0)
+        r = store_sync_dir(st->segdir);
+    if (r < 0) {
+        if (r == -ENOSPC || r == -EDQUOT)
+            job->reason = WIRE_REASON_DISK_FULL;
+        store_set_detail(job, "committing %s: %s", path, strerror(-r));
+        goto fail;
+    }
+    job->zm = zonemap_build(job->base, job->hdr);
+    job->reason = WIRE_REASON_NONE;
+    goto out;
+fail:
+    if (out >= 0)
+        close(out);
+    if (job->base != NULL)
+        munmap(job->base, job->map_len);
+    job->base = NULL;
+    free(job->hdr);
+    job->hdr = NULL;
+    unlink(tmp);
+    {
+        char *meta = store_path(st, job->seg->id, ".meta");
+        unlink(meta);
+        free(meta);
+    }
+    unlink(path);
+out:
+    close(job->src_fd);
+    job->src_fd = -1;
+    free(tmp);
+    free(path);
+}
+
+static void store_reload_work(void *arg)
+{
+    struct store_job *job = arg;
+    char *path = store_path(job->st, job->seg->id, ".seg");
+
+    job->reason = WIRE_REASON_SEGMENT_INVALID;
+    if (store_map_verify(job, path) == 0) {
+        job->zm = zonemap_build(job->base, job->hdr);
+        job->reason = WIRE_REASON_NONE;
+    } else {
+        /* A committed copy that no longer verifies is not served again. */
+        char *meta = store_path(job->st, job->seg->id, ".meta");
+        unlink(path);
+        unlink(meta);
+        store_sync_dir(job->st->segdir);
+        free(meta);
+    }
+    free(path);
+}
+
+static void store_unlink_work(void *arg)
+{
+    struct store_job *job = arg;
+    char *path = store_path(job->st, job->seg->id, ".seg");
+    char *meta = store_path(job->st, job->seg->id, ".meta");
+    int r = 0;
+
+    /* The .seg goes first: a .meta alone is cleaned up at the next start. */
+    if (unlink(path) < 0 && errno != ENOENT)
+        r = -errno;
+    if (unlink(meta) < 0 && errno != ENOENT && r == 0)
+        r = -errno;
+    if (r == 0)
+        r = store_sync_dir(job->st->segdir);
+    job->status = r == 0 ? 200 : 500;
+    if (r < 0)
+        store_set_detail(job, "removing %s: %s", path, strerror(-r));
+    free(path);
+    free(meta);
+}
+
+static struct store_job *store_job_new(struct store *st, enum store_job_kind kind,
+                                       struct store_seg *seg)
+{
+    struct store_job *job = xcalloc(1, sizeof(*job));
+
+    job->kind = kind;
+    job->st = st;
+    job->seg = store_seg_ref(seg);
+    job->src_fd = -1;
+    return job;
+}
+
+static void store_job_free(struct store_job *job)
+{
+    if (job->src_fd >= 0)
+        close(job->src_fd);
+    store_seg_unref(job->seg);
+    free(job);
+}
+
+static void store_unlink_done(void *arg);
+
+/* Starts removing a segment's files; it leaves the table when that is done. */
+static void store_start_unlink(struct store *st, struct store_seg *seg)
+{
+    seg->unloading = true;
+    pool_submit(st->pool, store_unlink_work, store_unlink_done, store_job_new(st, STORE_JOB_UNLINK,
+                                                                              seg));
+}
+
+static void store_unlink_done(void *arg)
+{
+    struct store_job *job = arg;
+    struct store_seg *seg = job->seg;
+    struct store *st = job->st;
+
+    if (job->status == 200) {
+        log_info("segment_unloaded", "id=%s", seg->id);
+        st->deletes++;
+    } else {
+        log_warn("segment_unload_failed", "id=%s detail=\"%s\"", seg->id, job->detail);
+    }
+    if (seg->delete_cb != NULL)
+        seg->delete_cb(job->status, job->detail, seg->delete_arg);
+    seg->delete_cb = NULL;
+    store_remove(st, seg);
+    store_seg_unref(seg); /* the table's reference */
+    store_job_free(job);
+}
+
+/* Installs a load's results, or records its failure. */
+static void store_finish_load(struct store_job *job)
+{
+    struct store_seg *seg = job->seg;
+    struct store *st = job->st;
+
+    st->in_flight--;
+    st->reserved_bytes -= seg->reserved;
+    seg->reserved = 0;
+    if (job->reason == WIRE_REASON_NONE) {
+        seg->base = job->base;
+        seg->map_len = job->map_len;
+        seg->file_bytes = job->map_len;
+        seg->hdr = job->hdr;
+        seg->zm = job->zm;
+        seg->state = WIRE_SEG_LOADED;
+        seg->reason = WIRE_REASON_NONE;
+        seg->detail[0] = '\0';
+        st->loads_ok++;
+        st->copied_bytes += job->copied;
+        log_info("segment_state", "id=%s transition=\"LOADING -> LOADED\" bytes=%zu index_bytes=%zu",
+                 seg->id, seg->map_len, zonemap_bytes(seg->zm));
+    } else {
+        seg->state = WIRE_SEG_FAILED;
+        seg->reason = job->reason;
+        snprintf(seg->detail, sizeof(seg->detail), "%s", job->detail);
+        st->loads_failed++;
+        log_warn("segment_state", "id=%s transition=\"LOADING -> FAILED\" reason=%s detail=\"%s\"",
+                 seg->id, wire_reason_name(job->reason), job->detail);
+    }
+    /* A deletion that arrived while loading runs now. */
+    if (seg->delete_cb != NULL)
+        store_start_unlink(st, seg);
+}
+
+static void store_load_done(void *arg)
+{
+    struct store_job *job = arg;
+
+    store_finish_load(job);
+    store_job_free(job);
+}
+
+static void store_precheck_done(void *arg)
+{
+    struct store_job *job = arg;
+    struct store_seg *seg = job->seg;
+    struct store *st = job->st;
+
+    if (job->status != 202) {
+        /* Refused: nothing was acknowledged, so nothing remains. */
+        st->in_flight--;
+        store_remove(st, seg);
+        store_seg_unref(seg);
+        job->assign_cb(job->status, job->reason, job->detail, job->assign_arg);
+        log_info("assign_refused", "id=%s status=%d reason=%s detail=\"%s\"", seg->id,
+                 job->status, wire_reason_name(job->reason), job->detail);
+        store_job_free(job);
+        return;
+    }
+    seg->hidden = false;
+    seg->reserved = job->src_size;
+    st->reserved_bytes += job->src_size;
+    job->assign_cb(202, WIRE_REASON_NONE, "", job->assign_arg);
+    log_info("segment_state", "id=%s transition=\"NEW -> LOADING\" uri=%s", seg->id, seg->uri);
+    job->kind = STORE_JOB_LOAD;
+    pool_submit(st->pool, store_load_work, store_load_done, job);
+}
+
+void store_assign(struct store *st, const struct wire_assign_request *req, store_assign_cb cb,
+                  void *arg)
+{
+    struct store_seg *seg = store_lookup(st, req->segment_id);
+    struct store_job *job;
+    char detail[STORE_DETAIL_MAX];
+
+    if (wire_uri_has_dot_component(req->uri)) {
+        snprintf(detail, sizeof(detail),
+                 "uri: '.' and '..' components are refused: the path must stay inside the "
+                 "storage root %s", st->root);
+        cb(422, WIRE_REASON_SEGMENT_INVALID, detail, arg);
+        return;
+    }
+    if (seg != NULL) {
+        if (seg->hidden || seg->unloading || seg->delete_cb != NULL) {
+            snprintf(detail, sizeof(detail), "segment_id: \"%s\" is being %s; retry later",
+                     req->segment_id, seg->hidden ? "checked" : "unloaded");
+            cb(409, WIRE_REASON_NONE, detail, arg);
+            return;
+        }
+        if (seg->state == WIRE_SEG_LOADING || seg->state == WIRE_SEG_LOADED) {
+            if (strcmp(seg->uri, req->uri) == 0) {
+                cb(202, WIRE_REASON_NONE, "already assigned", arg);
+            } else {
+                snprintf(detail, sizeof(detail),
+                         "segment_id: \"%s\" is already held with another uri", req->segment_id);
+                cb(409, WIRE_REASON_NONE, detail, arg);
+            }
+            return;
+        }
+        /* FAILED or DROPPED: the new assignment replaces the old entry. */
+        store_remove(st, seg);
+        store_seg_unref(seg);
+    }
+    seg = store_seg_new(st, req->segment_id, req->uri, req->row_count, req->avg_row_size);
+    seg->hidden = true;
+    store_insert(st, seg);
+    st->in_flight++;
+    job = store_job_new(st, STORE_JOB_PRECHECK, seg);
+    job->assign_cb = cb;
+    job->assign_arg = arg;
+    job->reserved_others = st->reserved_bytes;
+    pool_submit(st->pool, store_precheck_work, store_precheck_done, job);
+}
+
+void store_delete(struct store *st, const char *id, store_delete_cb cb, void *arg)
+{
+    struct store_seg *seg = store_lookup(st, id);
+    char detail[STORE_DETAIL_MAX];
+
+    if (seg == NULL || seg->hidden) {
+        snprintf(detail, sizeof(detail), "segment \"%s\" is not on this node", id);
+        cb(404, detail, arg);
+        return;
+    }
+    if (seg->unloading || seg->delete_cb != NULL) {
+        snprintf(detail, sizeof(detail), "segment \"%s\" is already being unloaded", id);
+        cb(409, detail, arg);
+        return;
+    }
+    seg->delete_cb = cb;
+    seg->delete_arg = arg;
+    log_info("segment_state", "id=%s transition=\"%s -> UNLOADING\"", id,
+             wire_segment_state_name(seg->state));
+    /* A loading segment is unloaded when its load finishes. */
+    if (seg->state != WIRE_SEG_LOADING)
+        store_start_unlink(st, seg);
+}
+
+struct store_seg *store_get_loaded(struct store *st, const char *id, char *err, size_t err_len)
+{
+    struct store_seg *seg = store_lookup(st, id);
+
+    if (seg == NULL || seg->hidden || seg->unloading || seg->delete_cb != NULL) {
+        snprintf(err, err_len, "segment \"%s\" is not on this node", id);
+        return NULL;
+    }
+    if (seg->state != WIRE_SEG_LOADED) {
+        snprintf(err, err_len, "segment \"%s\" is %s, not LOADED", id,
+                 wire_segment_state_name(seg->state));
+        return NULL;
+    }
+    return store_seg_ref(seg);
+}
+
+const void *store_seg_base(const struct store_seg *seg)
+{
+    return seg->base;
+}
+
+const struct segment_header *store_seg_header(const struct store_seg *seg)
+{
+    return seg->hdr;
+}
+
+const struct zonemap *store_seg_index(const struct store_seg *seg)
+{
+    return seg->zm;
+}
+
+void store_seg_touch(struct store_seg *seg, uint64_t now_unix_ms)
+{
+    seg->last_query_ms = now_unix_ms;
+}
+
+static bool store_visible(const struct store_seg *seg)
+{
+    return !seg->hidden && !seg->unloading && seg->delete_cb == NULL;
+}
+
+static int store_cmp_status(const void *a, const void *b)
+{
+    return strcmp(((const struct wire_segment_status *)a)->segment_id,
+                  ((const struct wire_segment_status *)b)->segment_id);
+}
+
+void store_status(const struct store *st, struct wire_node_status *out)
+{
+    size_t n = 0;
+
+    out->segments = xcalloc(st->count, sizeof(*out->segments));
+    out->mapped_bytes = 0;
+    out->index_bytes = 0;
+    for (size_t b = 0; b < st->nbuckets; b++) {
+        for (const struct store_seg *seg = st->buckets[b]; seg != NULL; seg = seg->hnext) {
+            struct wire_segment_status *s;
+
+            if (!store_visible(seg))
+                continue;
+            s = &out->segments[n++];
+            snprintf(s->segment_id, sizeof(s->segment_id), "%s", seg->id);
+            s->state = seg->state;
+            s->reason = seg->reason;
+            snprintf(s->detail, sizeof(s->detail), "%s", seg->detail);
+            s->row_count = seg->row_count;
+            s->avg_row_size = seg->avg_row_size;
+            s->file_bytes = seg->file_bytes;
+            s->index_bytes = seg->zm != NULL ? zonemap_bytes(seg->zm) : 0;
+            snprintf(s->uri, sizeof(s->uri), "%s", seg->uri);
+            s->last_query_unix_ms = seg->last_query_ms;
+            out->mapped_bytes += seg->base != NULL ? seg->map_len : 0;
+            out->index_bytes += s->index_bytes;
+        }
+    }
+    out->n_segments = n;
+    qsort(out->segments, n, sizeof(*out->segments), store_cmp_status);
+}
+
+void store_totals(const struct store *st, struct store_totals *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t b = 0; b < st->nbuckets; b++) {
+        for (const struct store_seg *seg = st->buckets[b]; seg != NULL; seg = seg->hnext) {
+            if (!store_visible(seg))
+                continue;
+            out->segments[seg->state]++;
+            if (seg->base != NULL)
+                out->mapped_bytes += seg->map_len;
+            if (seg->zm != NULL)
+                out->index_bytes += zonemap_bytes(seg->zm);
+        }
+    }
+    out->loads_ok_total = st->loads_ok;
+    out->loads_failed_total = st->loads_failed;
+    out->copied_bytes_total = st->copied_bytes;
+    out->deletes_total = st->deletes;
+    out->loads_in_flight = st->in_flight;
+    out->reserved_bytes = st->reserved_bytes;
+}
+
+static bool store_has_suffix(const char *s, const char *suffix, size_t *ret_stem)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+
+    if (n <= m || strcmp(s + n - m, suffix) != 0)
+        return false;
+    *ret_stem = n - m;
+    return true;
+}
+
+/* Reads a .meta file written by store_write_meta(). Returns 0 or -EBADMSG. */
+static int store_read_meta(const char *path, char **ret_uri, uint64_t *ret_rows,
+                           uint64_t *ret_row_size)
+{
+    char line[WIRE_URI_MAX + 64];
+    char *uri = NULL;
+    unsigned long long rows = 0, size = 0;
+    FILE *f = fopen(path, "re");
+
+    if (f == NULL)
+        return -errno;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        line[strcspn(line, "\n")] = '\0';
+        if (strncmp(line, "uri=", 4) == 0 && uri == NULL)
+            uri = xstrdup(line + 4);
+        else if (sscanf(line, "row_count=%llu", &rows) == 1 ||
+                 sscanf(line, "avg_row_size=%llu", &size) == 1)
+            continue;
+    }
+    fclose(f);
+    if (uri == NULL || wire_check_uri("uri", uri, NULL) < 0 || rows == 0 || size == 0) {
+        free(uri);
+        return -EBADMSG;
+    }
+    *ret_uri = uri;
+    *ret_rows = rows;
+    *ret_row_size = size;
+    return 0;
+}
+
+static void store_reload_done(void *arg)
+{
+    struct store_job *job = arg;
+
+    store_finish_load(job);
+    store_job_free(job);
+}
+
+/*
+ * Start-up: delete what a crash left half-written and queue a reload of
+ * every committed segment. Runs before the loop serves anything.
+ */
+static int store_recover(struct store *st, char *err, size_t err_len)
+{
+    DIR *d = opendir(st->segdir);
+    struct dirent *de;
+    unsigned reloaded = 0, removed = 0;
+
+    if (d == NULL) {
+        snprintf(err, err_len, "cannot open %s: %s", st->segdir, strerror(errno));
+        return -errno;
+    }
+    while ((de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+        char id[WIRE_ID_MAX + 1], *path, *seg_path;
+        size_t stem;
+
+        if (name[0] == '.')
+            continue;
+        path = xasprintf("%s/%s", st->segdir, name);
+        if (store_has_suffix(name, ".tmp", &stem)) {
+            unlink(path);
+            removed++;
+        } else if (store_has_suffix(name, ".seg", &stem)) {
+            /* Handled through its .meta; a .seg without one is orphaned. */
+            char *meta = xasprintf("%.*s.meta", (int)(strlen(path) - 4), path);
+            if (access(meta, F_OK) != 0) {
+                unlink(path);
+                removed++;
+            }
+            free(meta);
+        } else if (store_has_suffix(name, ".meta", &stem) && stem <= WIRE_ID_MAX) {
+            char *uri = NULL;
+            uint64_t rows = 0, size = 0;
+
+            snprintf(id, sizeof(id), "%.*s", (int)stem, name);
+            seg_path = store_path(st, id, ".seg");
+            if (wire_check_segment_id("id", id, NULL) < 0 || access(seg_path, F_OK) != 0 ||
+                store_read_meta(path, &uri, &rows, &size) < 0) {
+                unlink(seg_path);
+                unlink(path);
+                removed++;
+            } else {
+                struct store_seg *seg = store_seg_new(st, id, uri, rows, size);
+                store_insert(st, seg);
+                st->in_flight++;
+                pool_submit(st->pool, store_reload_work, store_reload_done,
+                            store_job_new(st, STORE_JOB_RELOAD, seg));
+                reloaded++;
+            }
+            free(uri);
+            free(seg_path);
+        }
+        free(path);
+    }
+    closedir(d);
+    if (removed > 0)
+        store_sync_dir(st->segdir);
+    log_info("store_recovered", "dir=%s reloading=%u removed_partial=%u", st->segdir, reloaded,
+             removed);
+    return 0;
+}
+
+struct store *store_new(struct pool *pool, const struct store_config *cfg, char *err,
+                        size_t err_len)
+{
+    struct store *st = xcalloc(1, sizeof(*st));
+    char real[PATH_MAX];
+    struct stat sb;
+
+    st->pool = pool;
+    st->disk_reserve = cfg->disk_reserve;
+    st->nbuckets = 64;
+    st->buckets = xcalloc(st->nbuckets, sizeof(*st->buckets));
+    if (realpath(cfg->storage_root, real) == NULL || stat(real, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+        snprintf(err, err_len, "--storage-root %s: %s", cfg->storage_root,
+                 errno != 0 ? strerror(errno) : "not a directory");
+        goto fail;
+    }
+    st->root = xstrdup(real);
+    if (mkdir(cfg->data_dir, 0755) < 0 && errno != EEXIST) {
+        snprintf(err, err_len, "--data-dir %s: %s", cfg->data_dir, strerror(errno));
+        goto fail;
+    }
+    if (realpath(cfg->data_dir, real) == NULL) {
+        snprintf(err, err_len, "--data-dir %s: %s", cfg->data_dir, strerror(errno));
+        goto fail;
+    }
+    st->segdir = xasprintf("%s/segments", real);
+    if (mkdir(st->segdir, 0755) < 0 && errno != EEXIST) {
+        snprintf(err, err_len, "%s: %s", st->segdir, strerror(errno));
+        goto fail;
+    }
+    if (store_recover(st, err, err_len) < 0)
+        goto fail;
+    return st;
+fail:
+    store_free(st);
+    return NULL;
+}
+
+void store_free(struct store *st)
+{
+    if (st == NULL)
+        return;
+    for (size_t b = 0; b < st->nbuckets; b++) {
+        struct store_seg *seg = st->buckets[b], *next;
+        for (; seg != NULL; seg = next) {
+            next = seg->hnext;
+            seg->hnext = NULL;
+            store_seg_unref(seg);
+        }
+    }
+    free(st->buckets);
+    free(st->root);
+    free(st->segdir);
+    free(st);
+}

@@ -1,0 +1,106 @@
+/*
+ * store: the node's segments. It owns the segment table, the local copies in
+ * <data-dir>/segments/, their mappings and their zone-map indexes, and runs
+ * every file operation on the worker pool so the event loop never blocks on
+ * disk.
+ *
+ * Lifecycle of an assignment:
+ *   store_assign()  precheck on a worker: the URI must name a regular file
+ *                   inside the storage root (checked on the opened file, so a
+ *                   symlink cannot escape), with a valid header whose
+ *                   row_count matches the request, and local disk must hold
+ *                   it. A failed precheck changes nothing and answers 422
+ *                   (SEGMENT_INVALID) or 507 (DISK_FULL).
+ *   LOADING         copy into <id>.seg.tmp, fsync, map, verify every column
+ *                   checksum, write <id>.meta, rename to <id>.seg, fsync the
+ *                   directory, build the zone maps.
+ *   LOADED          served to queries. The rename is the commit point: after
+ *                   kill -9 a restarted node reloads every <id>.seg that has
+ *                   its <id>.meta and deletes every partial file.
+ *   FAILED          with reason SEGMENT_INVALID (checksum mismatch found
+ *                   while loading) or DISK_FULL, and a detail. The local copy
+ *                   is removed; a new assignment of the same id retries.
+ *
+ * Segments are reference-counted so that a query scanning on a worker keeps
+ * its mapping alive even if the segment is deleted meanwhile. All functions
+ * are called on the loop thread; the accessors of a referenced segment may
+ * be used on any thread, since a loaded segment is immutable.
+ */
+#ifndef SLUICE_STORE_H
+#define SLUICE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "segment.h"
+#include "wire.h"
+
+struct event_base;
+struct pool;
+struct store;
+struct store_seg;
+struct zonemap;
+
+struct store_config {
+    const char *storage_root; /* must exist; resolved with realpath() */
+    const char *data_dir;     /* created if missing */
+    uint64_t disk_reserve;    /* bytes of local disk always left free */
+};
+
+/*
+ * Opens the store: creates <data_dir>/segments, removes partial files left by
+ * a crash and queues a reload of every committed segment (they show LOADING
+ * until verified). Returns NULL with err filled when a directory is unusable.
+ */
+struct store *store_new(struct pool *pool, const struct store_config *cfg, char *err,
+                        size_t err_len);
+
+/* Frees the table and every mapping. Call after pool_free(). NULL-safe. */
+void store_free(struct store *st);
+
+/*
+ * Answer to an assignment, on the loop thread: status is 202 (accepted, now
+ * LOADING or already LOADING/LOADED under the same URI), 409 (the id is busy
+ * or held under another URI), 422 (SEGMENT_INVALID) or 507 (DISK_FULL).
+ */
+typedef void (*store_assign_cb)(int status, enum wire_reason reason, const char *detail,
+                                void *arg);
+
+/* Starts an assignment; cb is called exactly once, possibly before return. */
+void store_assign(struct store *st, const struct wire_assign_request *req, store_assign_cb cb,
+                  void *arg);
+
+/*
+ * Answer to a deletion: 200 once the local copy is gone from disk, 404 when
+ * the id is unknown, 409 when a deletion of it is already running.
+ */
+typedef void (*store_delete_cb)(int status, const char *detail, void *arg);
+void store_delete(struct store *st, const char *id, store_delete_cb cb, void *arg);
+
+/*
+ * Returns a new reference to a LOADED segment, or NULL with err saying why
+ * (unknown id, or its current state). Release with store_seg_unref().
+ */
+struct store_seg *store_get_loaded(struct store *st, const char *id, char *err, size_t err_len);
+void store_seg_unref(struct store_seg *seg);
+
+const void *store_seg_base(const struct store_seg *seg);
+const struct segment_header *store_seg_header(const struct store_seg *seg);
+const struct zonemap *store_seg_index(const struct store_seg *seg);
+/* Records a query of the segment (least-recently-queried shedding uses it). */
+void store_seg_touch(struct store_seg *seg, uint64_t now_unix_ms);
+
+/* Fills out->segments (sorted by id), mapped_bytes and index_bytes. */
+void store_status(const struct store *st, struct wire_node_status *out);
+
+struct store_totals {
+    uint64_t segments[WIRE_SEG_COUNT_]; /* by state, visible segments only */
+    uint64_t mapped_bytes, index_bytes;
+    uint64_t loads_ok_total, loads_failed_total, copied_bytes_total, deletes_total;
+    uint64_t loads_in_flight; /* prechecks + loads */
+    uint64_t reserved_bytes;  /* disk promised to loads in flight */
+};
+void store_totals(const struct store *st, struct store_totals *out);
+
+#endif

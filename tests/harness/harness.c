@@ -1,0 +1,341 @@
+/*
+ * harness: fork/exec of real daemons for integration tests, with their
+ * ports learnt from a ready file and their health from GET /healthz. Each
+ * child runs in its own process group, so stopping it never touches any
+ * process the test did not start.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "xmalloc.h"
+
+#define HARNESS_MAX_ARGS 64
+
+struct harness_proc {
+    char *dir;  /* where the ready file and the log live */
+    char *log;  /* log file path */
+    char *ready;
+    char *argv[HARNESS_MAX_ARGS];
+    int argc;
+    pid_t pid;
+    char addr[64];
+};
+
+static void harness_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static unsigned long long harness_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000ull + (unsigned long long)ts.tv_nsec / 1000000ull;
+}
+
+char *harness_dir_new(const char *prefix)
+{
+    const char *tmp = getenv("TMPDIR");
+    char *path = xasprintf("%s/%s-XXXXXX", tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp",
+                           prefix != NULL ? prefix : "sluice-test");
+
+    if (mkdtemp(path) == NULL) {
+        fprintf(stderr, "harness: mkdtemp %s: %s\n", path, strerror(errno));
+        abort();
+    }
+    return path;
+}
+
+static int harness_rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    if (remove(path) < 0 && errno != ENOENT)
+        fprintf(stderr, "harness: remove %s: %s\n", path, strerror(errno));
+    return 0;
+}
+
+void harness_dir_remove(const char *path)
+{
+    if (path == NULL)
+        return;
+    nftw(path, harness_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *harness_bin(const char *name)
+{
+    static char buf[4096];
+    const char *dir = getenv("SLUICE_BUILD_DIR");
+
+    if (dir == NULL || dir[0] == '\0')
+        dir = HARNESS_BUILD_DIR;
+    if (strcmp(name, "sluice-node") == 0)
+        snprintf(buf, sizeof(buf), "%s/node/sluice-node", dir);
+    else
+        snprintf(buf, sizeof(buf), "%s/coordinator/%s", dir, name);
+    return buf;
+}
+
+static bool harness_read_ready(struct harness_proc *p)
+{
+    FILE *f = fopen(p->ready, "re");
+    bool ok = false;
+
+    if (f == NULL)
+        return false;
+    if (fgets(p->addr, sizeof(p->addr), f) != NULL) {
+        p->addr[strcspn(p->addr, "\r\n")] = '\0';
+        ok = p->addr[0] != '\0';
+    }
+    fclose(f);
+    return ok;
+}
+
+static bool harness_alive(struct harness_proc *p)
+{
+    int status;
+
+    if (p->pid <= 0)
+        return false;
+    if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+        p->pid = -1;
+        return false;
+    }
+    return true;
+}
+
+static int harness_spawn(struct harness_proc *p)
+{
+    unsigned long long deadline;
+    pid_t pid;
+    int fd;
+
+    unlink(p->ready);
+    p->addr[0] = '\0';
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        setpgid(0, 0);
+        fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+        }
+        execv(p->argv[0], p->argv);
+        fprintf(stderr, "harness: exec %s: %s\n", p->argv[0], strerror(errno));
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    p->pid = pid;
+    deadline = harness_now_ms() + 15000;
+    while (harness_now_ms() < deadline) {
+        if (!harness_alive(p))
+            break;
+        if (p->addr[0] != '\0' || harness_read_ready(p)) {
+            struct http_response r;
+            if (http_fetch(p->addr, "GET", "/healthz", NULL, NULL, 0, NULL, 1000, &r) == 0) {
+                bool ok = r.status == 200;
+                http_response_done(&r);
+                if (ok)
+                    return 0;
+            }
+        }
+        harness_sleep_ms(20);
+    }
+    fprintf(stderr, "harness: %s did not become healthy\n", p->argv[0]);
+    harness_proc_dump_log(p);
+    harness_proc_kill(p);
+    return -1;
+}
+
+struct harness_proc *harness_node_start(const char *storage_root, const char *data_dir,
+                                        const char *const *extra_args)
+{
+    struct harness_proc *p = xcalloc(1, sizeof(*p));
+
+    p->dir = xstrdup(data_dir);
+    mkdir(p->dir, 0755);
+    p->log = xasprintf("%s/node.log", p->dir);
+    p->ready = xasprintf("%s/ready", p->dir);
+    p->argv[p->argc++] = xstrdup(harness_bin("sluice-node"));
+    p->argv[p->argc++] = xstrdup("serve");
+    p->argv[p->argc++] = xstrdup("--listen=127.0.0.1:0");
+    p->argv[p->argc++] = xasprintf("--storage-root=%s", storage_root);
+    p->argv[p->argc++] = xasprintf("--data-dir=%s", data_dir);
+    p->argv[p->argc++] = xasprintf("--ready-file=%s", p->ready);
+    for (size_t i = 0; extra_args != NULL && extra_args[i] != NULL; i++) {
+        if (p->argc >= HARNESS_MAX_ARGS - 1)
+            abort();
+        p->argv[p->argc++] = xstrdup(extra_args[i]);
+    }
+    p->argv[p->argc] = NULL;
+    p->pid = -1;
+    if (harness_spawn(p) < 0) {
+        harness_proc_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+const char *harness_proc_addr(const struct harness_proc *p)
+{
+    return p->addr;
+}
+
+int harness_proc_pid(const struct harness_proc *p)
+{
+    return p->pid;
+}
+
+int harness_proc_signal(struct harness_proc *p, int sig)
+{
+    if (p->pid <= 0)
+        return -ESRCH;
+    return kill(p->pid, sig) < 0 ? -errno : 0;
+}
+
+void harness_proc_kill(struct harness_proc *p)
+{
+    if (p->pid <= 0)
+        return;
+    kill(p->pid, SIGKILL);
+    while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    p->pid = -1;
+}
+
+int harness_proc_stop(struct harness_proc *p)
+{
+    unsigned long long deadline;
+    int status;
+
+    if (p->pid <= 0)
+        return -1;
+    kill(p->pid, SIGTERM);
+    deadline = harness_now_ms() + 5000;
+    while (harness_now_ms() < deadline) {
+        pid_t r = waitpid(p->pid, &status, WNOHANG);
+        if (r == p->pid) {
+            p->pid = -1;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        }
+        harness_sleep_ms(10);
+    }
+    fprintf(stderr, "harness: pid %d ignored SIGTERM for 5 s; killing\n", (int)p->pid);
+    harness_proc_kill(p);
+    return -1;
+}
+
+int harness_proc_restart(struct harness_proc *p)
+{
+    if (p->pid > 0)
+        harness_proc_stop(p);
+    return harness_spawn(p);
+}
+
+void harness_proc_dump_log(const struct harness_proc *p)
+{
+    char line[1024];
+    long lines = 0, skip;
+    FILE *f = fopen(p->log, "re");
+
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof(line), f) != NULL)
+        lines++;
+    rewind(f);
+    skip = lines > 40 ? lines - 40 : 0;
+    fprintf(stderr, "---- last lines of %s ----\n", p->log);
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (skip-- <= 0)
+            fputs(line, stderr);
+    fprintf(stderr, "----\n");
+    fclose(f);
+}
+
+void harness_proc_free(struct harness_proc *p)
+{
+    if (p == NULL)
+        return;
+    if (p->pid > 0)
+        harness_proc_stop(p);
+    for (int i = 0; i < p->argc; i++)
+        free(p->argv[i]);
+    free(p->dir);
+    free(p->log);
+    free(p->ready);
+    free(p);
+}
+
+int harness_run(const char *const *argv, char **ret_output)
+{
+    int fds[2], status;
+    char *out = NULL;
+    size_t len = 0, cap = 0;
+    pid_t pid;
+
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -1;
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        dup2(fds[1], STDERR_FILENO);
+        execv(argv[0], (char *const *)(uintptr_t)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    for (;;) {
+        ssize_t n;
+        if (cap - len < 4096) {
+            cap = cap * 2 + 8192;
+            out = xreallocarray(out, cap, 1);
+        }
+        n = read(fds[0], out + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fds[0]);
+    out[len] = '\0';
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (ret_output != NULL)
+        *ret_output = out;
+    else
+        free(out);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool harness_wait_until(bool (*fn)(void *), void *arg, unsigned timeout_ms)
+{
+    unsigned long long deadline = harness_now_ms() + timeout_ms;
+
+    for (;;) {
+        if (fn(arg))
+            return true;
+        if (harness_now_ms() >= deadline)
+            return false;
+        harness_sleep_ms(20);
+    }
+}

@@ -1,0 +1,633 @@
+/*
+ * check_node: a real sluice-node process driven through tests/harness.
+ * Segments are written with `sluice-node mkseg`, assigned over HTTP, and
+ * queried; every answer is compared with values this test computes itself
+ * from the generator's seed (segment_synth_*), never with what the node says
+ * elsewhere. Then the node is killed with SIGKILL and restarted, and must
+ * answer the same. The refusal cases must leave the node's state unchanged.
+ */
+#include <check.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "http.h"
+#include "segment.h"
+#include "wire.h"
+#include "xmalloc.h"
+
+struct seg_def {
+    const char *id;
+    uint64_t rows;
+    unsigned row_bytes;
+    uint64_t seed;
+    bool float_value;
+};
+
+/* Many narrow rows against few wide ones, and a float column. */
+static const struct seg_def segs[] = {
+    {"narrow-a", 300000, 16, 11, false},
+    {"narrow-b", 200000, 24, 12, false},
+    {"wide-a", 3000, 2048, 13, false},
+    {"float-a", 50000, 40, 14, true},
+};
+#define NSEGS (sizeof(segs) / sizeof(segs[0]))
+
+static char *dir, *storage, *data;
+static struct harness_proc *node;
+
+static char *seg_path(const char *id)
+{
+    return xasprintf("%s/%s.seg", storage, id);
+}
+
+static void make_segment(const struct seg_def *d)
+{
+    char *path = seg_path(d->id);
+    char *rows = xasprintf("--rows=%" PRIu64, d->rows);
+    char *bytes = xasprintf("--row-bytes=%u", d->row_bytes);
+    char *seed = xasprintf("--seed=%" PRIu64, d->seed);
+    char *out = xasprintf("--out=%s", path);
+    const char *argv[] = {harness_bin("sluice-node"), "mkseg", rows, bytes, seed, out,
+                          d->float_value ? "--float-value" : NULL, NULL};
+    char *output = NULL;
+    int rc = harness_run(argv, &output);
+
+    ck_assert_msg(rc == 0, "mkseg failed: %s", output);
+    free(output);
+    free(path);
+    free(rows);
+    free(bytes);
+    free(seed);
+    free(out);
+}
+
+static void setup(void)
+{
+    dir = harness_dir_new("sluice-node-it");
+    storage = xasprintf("%s/storage", dir);
+    data = xasprintf("%s/data", dir);
+    mkdir(storage, 0755);
+    for (size_t i = 0; i < NSEGS; i++)
+        make_segment(&segs[i]);
+    node = harness_node_start(storage, data, NULL);
+    ck_assert_ptr_nonnull(node);
+}
+
+static void teardown(void)
+{
+    harness_proc_free(node);
+    node = NULL;
+    harness_dir_remove(dir);
+    free(dir);
+    free(storage);
+    free(data);
+}
+
+/* POSTs an AssignRequest; returns the HTTP status and fills *ret. */
+static int assign_raw(const char *id, const char *uri, uint64_t rows, uint64_t row_size,
+                      struct wire_assign_response *ret, struct http_response *ret_http)
+{
+    struct wire_assign_request m;
+    struct http_response hr;
+    struct wire_error err;
+    uint8_t *body;
+    size_t len;
+    int r;
+
+    memset(&m, 0, sizeof(m));
+    snprintf(m.segment_id, sizeof(m.segment_id), "%s", id);
+    snprintf(m.uri, sizeof(m.uri), "%s", uri);
+    m.row_count = rows;
+    m.avg_row_size = row_size;
+    body = wire_assign_request_encode(&m, &len);
+    r = http_fetch(harness_proc_addr(node), "POST", "/v1/assign", WIRE_CONTENT_TYPE, body, len,
+                   NULL, 10000, &hr);
+    free(body);
+    ck_assert_int_eq(r, 0);
+    if (ret != NULL) {
+        memset(ret, 0, sizeof(*ret));
+        if (hr.status == 202 || hr.status == 422 || hr.status == 507)
+            ck_assert_int_eq(wire_assign_response_decode(hr.body, hr.body_len, ret, &err), 0);
+    }
+    r = hr.status;
+    if (ret_http != NULL)
+        *ret_http = hr;
+    else
+        http_response_done(&hr);
+    return r;
+}
+
+static int assign_seg(const struct seg_def *d)
+{
+    char *path = seg_path(d->id);
+    char *uri = xasprintf("file://%s", path);
+    struct wire_assign_response resp;
+    int status = assign_raw(d->id, uri, d->rows, d->row_bytes, &resp, NULL);
+
+    free(path);
+    free(uri);
+    return status;
+}
+
+static bool get_status(struct wire_node_status *st)
+{
+    struct http_response hr;
+    struct wire_error err;
+    bool ok;
+
+    if (http_fetch(harness_proc_addr(node), "GET", "/v1/status", NULL, NULL, 0, NULL, 5000, &hr) <
+        0)
+        return false;
+    ok = hr.status == 200 && wire_node_status_decode(hr.body, hr.body_len, st, &err) == 0;
+    http_response_done(&hr);
+    return ok;
+}
+
+/* State of one segment on the node: 0 when it is absent. */
+static enum wire_segment_state seg_state(const char *id)
+{
+    struct wire_node_status st;
+    enum wire_segment_state s = 0;
+
+    ck_assert(get_status(&st));
+    for (size_t i = 0; i < st.n_segments; i++)
+        if (strcmp(st.segments[i].segment_id, id) == 0)
+            s = st.segments[i].state;
+    wire_node_status_done(&st);
+    return s;
+}
+
+static bool all_loaded(void *arg)
+{
+    size_t want = *(size_t *)arg, loaded = 0;
+    struct wire_node_status st;
+
+    if (!get_status(&st))
+        return false;
+    for (size_t i = 0; i < st.n_segments; i++)
+        loaded += st.segments[i].state == WIRE_SEG_LOADED;
+    wire_node_status_done(&st);
+    return loaded == want;
+}
+
+/* Every (id, state, reason) of the node, as one string to compare. */
+static char *state_fingerprint(void)
+{
+    struct wire_node_status st;
+    char *s = xstrdup(""), *next;
+
+    ck_assert(get_status(&st));
+    for (size_t i = 0; i < st.n_segments; i++) {
+        next = xasprintf("%s%s=%d/%d/%" PRIu64 ";", s, st.segments[i].segment_id,
+                         st.segments[i].state, st.segments[i].reason, st.segments[i].file_bytes);
+        free(s);
+        s = next;
+    }
+    wire_node_status_done(&st);
+    return s;
+}
+
+static int query(const char *const *ids, size_t n, enum wire_aggregate agg, const char *column,
+                 const char *filter, int64_t lo, int64_t hi, struct wire_query_response *ret,
+                 struct http_response *ret_http)
+{
+    struct wire_query_request q;
+    struct http_response hr;
+    struct wire_error err;
+    uint8_t *body;
+    size_t len;
+    int r;
+
+    memset(&q, 0, sizeof(q));
+    q.n_segments = n;
+    q.segment_ids = xcalloc(n, sizeof(*q.segment_ids));
+    for (size_t i = 0; i < n; i++)
+        snprintf(q.segment_ids[i], sizeof(q.segment_ids[i]), "%s", ids[i]);
+    q.aggregate = agg;
+    snprintf(q.column, sizeof(q.column), "%s", column);
+    snprintf(q.filter_column, sizeof(q.filter_column), "%s", filter != NULL ? filter : "");
+    q.lo = lo;
+    q.hi = hi;
+    body = wire_query_request_encode(&q, &len);
+    free(q.segment_ids);
+    r = http_fetch(harness_proc_addr(node), "POST", "/v1/query", WIRE_CONTENT_TYPE, body, len,
+                   NULL, 30000, &hr);
+    free(body);
+    ck_assert_int_eq(r, 0);
+    if (hr.status == 200)
+        ck_assert_int_eq(wire_query_response_decode(hr.body, hr.body_len, ret, &err), 0);
+    r = hr.status;
+    if (ret_http != NULL)
+        *ret_http = hr;
+    else
+        http_response_done(&hr);
+    return r;
+}
+
+/* The expected answer, computed row by row from the generator. */
+struct expect {
+    uint64_t matched;
+    uint64_t isum;
+    int64_t imin, imax;
+    double fsum, fmin, fmax;
+};
+
+static void expect_add(struct expect *e, const struct seg_def *d, bool filtered, int64_t lo,
+                       int64_t hi)
+{
+    for (uint64_t r = 0; r < d->rows; r++) {
+        int64_t k = segment_synth_key(d->seed, r);
+        if (filtered && (k < lo || k > hi))
+            continue;
+        e->matched++;
+        if (d->float_value) {
+            double v = segment_synth_fvalue(d->seed, r);
+            e->fsum += v;
+            e->fmin = v < e->fmin ? v : e->fmin;
+            e->fmax = v > e->fmax ? v : e->fmax;
+        } else {
+            int64_t v = segment_synth_value(d->seed, r);
+            e->isum += (uint64_t)v;
+            e->imin = v < e->imin ? v : e->imin;
+            e->imax = v > e->imax ? v : e->imax;
+        }
+    }
+}
+
+static void expect_init(struct expect *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->imin = INT64_MAX;
+    e->imax = INT64_MIN;
+    e->fmin = INFINITY;
+    e->fmax = -INFINITY;
+}
+
+/* Runs count/sum/min/max over the int segments (with and without a filter) and the float one. */
+static void check_queries(void)
+{
+    const char *ints[] = {"narrow-a", "narrow-b", "wide-a"};
+    const char *flt[] = {"float-a"};
+    struct wire_query_response resp;
+    struct expect e;
+    /* A range that cuts blocks in the middle, so all three block kinds occur. */
+    int64_t lo = 123457, hi = 654321;
+
+    for (int filtered = 0; filtered <= 1; filtered++) {
+        expect_init(&e);
+        for (size_t i = 0; i < 3; i++)
+            expect_add(&e, &segs[i], filtered, lo, hi);
+        ck_assert_int_eq(query(ints, 3, WIRE_AGG_COUNT, "value", filtered ? "key" : NULL, lo, hi,
+                               &resp, NULL),
+                         200);
+        ck_assert_int_eq(resp.int_value, (int64_t)e.matched);
+        ck_assert_uint_eq(resp.rows_matched, e.matched);
+        ck_assert_int_eq(query(ints, 3, WIRE_AGG_SUM, "value", filtered ? "key" : NULL, lo, hi,
+                               &resp, NULL),
+                         200);
+        ck_assert_int_eq(resp.int_value, (int64_t)e.isum);
+        ck_assert(!resp.is_float);
+        ck_assert_int_eq(query(ints, 3, WIRE_AGG_MIN, "value", filtered ? "key" : NULL, lo, hi,
+                               &resp, NULL),
+                         200);
+        ck_assert_int_eq(resp.int_value, e.imin);
+        ck_assert_int_eq(query(ints, 3, WIRE_AGG_MAX, "value", filtered ? "key" : NULL, lo, hi,
+                               &resp, NULL),
+                         200);
+        ck_assert_int_eq(resp.int_value, e.imax);
+        if (filtered)
+            ck_assert_uint_gt(resp.blocks_skipped, 0);
+    }
+    expect_init(&e);
+    expect_add(&e, &segs[3], true, 1000, 150000);
+    ck_assert_int_eq(query(flt, 1, WIRE_AGG_SUM, "value", "key", 1000, 150000, &resp, NULL), 200);
+    ck_assert(resp.is_float);
+    ck_assert_uint_eq(resp.rows_matched, e.matched);
+    ck_assert_msg(fabs(resp.float_value - e.fsum) <= 1e-9 * fabs(e.fsum) + 1e-6,
+                  "float sum %.17g, expected %.17g", resp.float_value, e.fsum);
+    ck_assert_int_eq(query(flt, 1, WIRE_AGG_MIN, "value", "key", 1000, 150000, &resp, NULL), 200);
+    ck_assert_double_eq(resp.float_value, e.fmin);
+    ck_assert_int_eq(query(flt, 1, WIRE_AGG_MAX, "value", "key", 1000, 150000, &resp, NULL), 200);
+    ck_assert_double_eq(resp.float_value, e.fmax);
+    /* A range no row falls in: count 0, and min gives 0 by contract. */
+    ck_assert_int_eq(query(ints, 3, WIRE_AGG_MIN, "value", "key", -100, -1, &resp, NULL), 200);
+    ck_assert_uint_eq(resp.rows_matched, 0);
+    ck_assert_int_eq(resp.int_value, 0);
+}
+
+static void assign_all_and_wait(void)
+{
+    size_t n = NSEGS;
+
+    for (size_t i = 0; i < NSEGS; i++)
+        ck_assert_int_eq(assign_seg(&segs[i]), 202);
+    ck_assert_msg(harness_wait_until(all_loaded, &n, 30000), "segments did not all load");
+}
+
+START_TEST(test_load_and_query)
+{
+    struct wire_node_status st;
+
+    assign_all_and_wait();
+    check_queries();
+    ck_assert(get_status(&st));
+    ck_assert_uint_eq(st.n_segments, NSEGS);
+    for (size_t i = 0; i < st.n_segments; i++) {
+        ck_assert_uint_gt(st.segments[i].file_bytes, 0);
+        ck_assert_uint_gt(st.segments[i].index_bytes, 0);
+    }
+    ck_assert_uint_gt(st.mapped_bytes, 300000ull * 16);
+    wire_node_status_done(&st);
+    /* Assigning the same segment again is idempotent. */
+    ck_assert_int_eq(assign_seg(&segs[0]), 202);
+}
+END_TEST
+
+START_TEST(test_kill9_and_restart)
+{
+    size_t n = NSEGS;
+    char *before, *after, *tmp_path;
+    FILE *f;
+
+    assign_all_and_wait();
+    before = state_fingerprint();
+    /* A partial copy, as a crash in the middle of a load would leave. */
+    tmp_path = xasprintf("%s/segments/partial.seg.tmp", data);
+    harness_proc_kill(node);
+    f = fopen(tmp_path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("half a segment", f);
+    fclose(f);
+    ck_assert_int_eq(harness_proc_restart(node), 0);
+    ck_assert_msg(harness_wait_until(all_loaded, &n, 30000), "segments did not reload");
+    after = state_fingerprint();
+    ck_assert_str_eq(before, after);
+    ck_assert_int_eq(access(tmp_path, F_OK), -1);
+    check_queries();
+    free(before);
+    free(after);
+    free(tmp_path);
+}
+END_TEST
+
+START_TEST(test_kill9_while_loading)
+{
+    /* A big segment, killed while it loads: nothing partial may be served. */
+    struct seg_def big = {"big", 4000000, 64, 21, false};
+    size_t zero = 0;
+    char *tmp_path;
+
+    make_segment(&big);
+    ck_assert_int_eq(assign_seg(&big), 202);
+    harness_proc_kill(node);
+    ck_assert_int_eq(harness_proc_restart(node), 0);
+    /* Either the load committed before the kill, or nothing of it remains. */
+    tmp_path = xasprintf("%s/segments/big.seg.tmp", data);
+    ck_assert_int_eq(access(tmp_path, F_OK), -1);
+    if (seg_state("big") == 0) {
+        ck_assert(harness_wait_until(all_loaded, &zero, 1000));
+    } else {
+        size_t one = 1;
+        ck_assert(harness_wait_until(all_loaded, &one, 30000));
+    }
+    free(tmp_path);
+}
+END_TEST
+
+START_TEST(test_refusals_change_nothing)
+{
+    struct wire_assign_response resp;
+    struct http_response hr;
+    char *before, *after, *uri, *path, *link;
+    static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0x01};
+    FILE *f;
+    size_t one = 1;
+
+    ck_assert_int_eq(assign_seg(&segs[0]), 202);
+    ck_assert(harness_wait_until(all_loaded, &one, 30000));
+    before = state_fingerprint();
+
+    /* '..' in the URI. */
+    uri = xasprintf("file://%s/../storage/narrow-b.seg", storage);
+    ck_assert_int_eq(assign_raw("x1", uri, 200000, 24, &resp, &hr), 422);
+    ck_assert_int_eq(resp.reason, WIRE_REASON_SEGMENT_INVALID);
+    ck_assert_str_eq(hr.reason, "SEGMENT_INVALID");
+    http_response_done(&hr);
+    free(uri);
+    /* A real file outside the storage root. */
+    path = xasprintf("%s/outside.seg", dir);
+    {
+        const char *argv[] = {harness_bin("sluice-node"), "mkseg", "--rows=10", "--out", path,
+                              NULL};
+        ck_assert_int_eq(harness_run(argv, NULL), 0);
+    }
+    uri = xasprintf("file://%s", path);
+    ck_assert_int_eq(assign_raw("x2", uri, 10, 64, &resp, NULL), 422);
+    ck_assert_msg(strstr(resp.detail, "outside the storage root") != NULL, "%s", resp.detail);
+    free(uri);
+    /* A symlink inside the root that points outside it. */
+    link = xasprintf("%s/escape.seg", storage);
+    ck_assert_int_eq(symlink(path, link), 0);
+    uri = xasprintf("file://%s", link);
+    ck_assert_int_eq(assign_raw("x3", uri, 10, 64, &resp, NULL), 422);
+    ck_assert_msg(strstr(resp.detail, "outside the storage root") != NULL, "%s", resp.detail);
+    free(uri);
+    free(link);
+    free(path);
+    /* Missing, bad magic, truncated, wrong row_count. */
+    uri = xasprintf("file://%s/missing.seg", storage);
+    ck_assert_int_eq(assign_raw("x4", uri, 10, 64, &resp, NULL), 422);
+    ck_assert_msg(strstr(resp.detail, "No such file") != NULL, "%s", resp.detail);
+    free(uri);
+    path = xasprintf("%s/junk.seg", storage);
+    f = fopen(path, "w");
+    fputs("this is not a segment file, not at all, it is far too long to be truncated......."
+          "...................................................................",
+          f);
+    fclose(f);
+    uri = xasprintf("file://%s", path);
+    ck_assert_int_eq(assign_raw("x5", uri, 10, 64, &resp, NULL), 422);
+    ck_assert_msg(strstr(resp.detail, "bad_magic") != NULL, "%s", resp.detail);
+    free(uri);
+    free(path);
+    path = seg_path("narrow-b");
+    {
+        char *cut = xasprintf("%s/cut.seg", storage);
+        char *cmd = xasprintf("head -c 100000 %s > %s", path, cut);
+        ck_assert_int_eq(system(cmd), 0);
+        uri = xasprintf("file://%s", cut);
+        ck_assert_int_eq(assign_raw("x6", uri, 200000, 24, &resp, NULL), 422);
+        ck_assert_msg(strstr(resp.detail, "truncated") != NULL, "%s", resp.detail);
+        free(uri);
+        free(cmd);
+        free(cut);
+    }
+    uri = xasprintf("file://%s", path);
+    ck_assert_int_eq(assign_raw("x7", uri, 12345, 24, &resp, NULL), 422);
+    ck_assert_msg(strstr(resp.detail, "row_count") != NULL, "%s", resp.detail);
+    /* The same id under another URI while it is held: 409. */
+    ck_assert_int_eq(assign_raw("narrow-a", uri, 200000, 24, NULL, NULL), 409);
+    free(uri);
+    free(path);
+    /* Malformed bodies: garbage, wrong content type, a field out of range, too large. */
+    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "POST", "/v1/assign", WIRE_CONTENT_TYPE,
+                                garbage, sizeof(garbage), NULL, 5000, &hr),
+                     0);
+    ck_assert_int_eq(hr.status, 400);
+    http_response_done(&hr);
+    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "POST", "/v1/assign", "application/json",
+                                "{}", 2, NULL, 5000, &hr),
+                     0);
+    ck_assert_int_eq(hr.status, 415);
+    http_response_done(&hr);
+    ck_assert_int_eq(assign_raw("x8", "file:///x", 0, 10, NULL, &hr), 400);
+    {
+        struct wire_error e;
+        ck_assert_int_eq(wire_error_decode(hr.body, hr.body_len, &e), 0);
+        ck_assert_str_eq(e.message, "row_count: 0 is outside 1..1000000000000");
+    }
+    http_response_done(&hr);
+    {
+        size_t big = 5u << 20;
+        char *body = xcalloc(1, big);
+        ck_assert_int_eq(http_fetch(harness_proc_addr(node), "POST", "/v1/assign",
+                                    WIRE_CONTENT_TYPE, body, big, NULL, 10000, &hr),
+                         0);
+        ck_assert_int_eq(hr.status, 413);
+        http_response_done(&hr);
+        free(body);
+    }
+    /* Unknown segments for DELETE and query; a bad id in the path. */
+    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "DELETE", "/v1/segments/nope", NULL,
+                                NULL, 0, NULL, 5000, &hr),
+                     0);
+    ck_assert_int_eq(hr.status, 404);
+    http_response_done(&hr);
+    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "DELETE", "/v1/segments/..", NULL, NULL,
+                                0, NULL, 5000, &hr),
+                     0);
+    ck_assert_int_eq(hr.status, 400);
+    http_response_done(&hr);
+    {
+        const char *ids[] = {"narrow-a", "nope"};
+        struct wire_query_response qr;
+        ck_assert_int_eq(query(ids, 2, WIRE_AGG_SUM, "value", NULL, 0, 0, &qr, NULL), 404);
+        ck_assert_int_eq(query(ids, 1, WIRE_AGG_SUM, "payload", NULL, 0, 0, &qr, NULL), 400);
+        ck_assert_int_eq(query(ids, 1, WIRE_AGG_SUM, "nocol", NULL, 0, 0, &qr, NULL), 400);
+    }
+    after = state_fingerprint();
+    ck_assert_str_eq(before, after);
+    free(before);
+    free(after);
+    /* The node still serves. */
+    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "GET", "/healthz", NULL, NULL, 0, NULL,
+                                5000, &hr),
+                     0);
+    ck_assert_int_eq(hr.status, 200);
+    http_response_done(&hr);
+}
+END_TEST
+
+START_TEST(test_checksum_mismatch_fails_load)
+{
+    /* A flipped data byte passes the header precheck and fails verification. */
+    struct wire_node_status st;
+    char *path = seg_path("wide-a"), *uri;
+    struct stat sb;
+    FILE *f;
+    int c;
+
+    ck_assert_int_eq(stat(path, &sb), 0);
+    f = fopen(path, "r+");
+    fseek(f, sb.st_size - 100, SEEK_SET);
+    c = fgetc(f);
+    fseek(f, sb.st_size - 100, SEEK_SET);
+    fputc(c ^ 0x40, f);
+    fclose(f);
+    uri = xasprintf("file://%s", path);
+    ck_assert_int_eq(assign_raw("wide-a", uri, 3000, 2048, NULL, NULL), 202);
+    for (int i = 0; i < 500 && seg_state("wide-a") == WIRE_SEG_LOADING; i++)
+        usleep(20000);
+    ck_assert_int_eq(seg_state("wide-a"), WIRE_SEG_FAILED);
+    ck_assert(get_status(&st));
+    ck_assert_int_eq(st.segments[0].reason, WIRE_REASON_SEGMENT_INVALID);
+    ck_assert_msg(strstr(st.segments[0].detail, "checksum") != NULL, "%s",
+                  st.segments[0].detail);
+    wire_node_status_done(&st);
+    free(uri);
+    free(path);
+    /* Nothing of it stays in the data directory. */
+    path = xasprintf("%s/segments/wide-a.seg", data);
+    ck_assert_int_eq(access(path, F_OK), -1);
+    free(path);
+}
+END_TEST
+
+START_TEST(test_delete)
+{
+    struct http_response hr;
+    size_t one = 1;
+    char *path = xasprintf("%s/segments/narrow-b.seg", data);
+
+    ck_assert_int_eq(assign_seg(&segs[1]), 202);
+    ck_assert(harness_wait_until(all_loaded, &one, 30000));
+    ck_assert_int_eq(access(path, F_OK), 0);
+    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "DELETE", "/v1/segments/narrow-b", NULL,
+                                NULL, 0, NULL, 5000, &hr),
+                     0);
+    ck_assert_int_eq(hr.status, 200);
+    http_response_done(&hr);
+    ck_assert_int_eq(seg_state("narrow-b"), 0);
+    ck_assert_int_eq(access(path, F_OK), -1);
+    /* And it does not come back after a restart. */
+    harness_proc_kill(node);
+    ck_assert_int_eq(harness_proc_restart(node), 0);
+    ck_assert_int_eq(seg_state("narrow-b"), 0);
+    free(path);
+}
+END_TEST
+
+static Suite *node_suite(void)
+{
+    Suite *s = suite_create("node");
+    TCase *tc;
+
+    tc = tcase_create("load_query");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_load_and_query);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("crash");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_kill9_and_restart);
+    tcase_add_test(tc, test_kill9_while_loading);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("refusals");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_refusals_change_nothing);
+    tcase_add_test(tc, test_checksum_mismatch_fails_load);
+    tcase_add_test(tc, test_delete);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(node_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

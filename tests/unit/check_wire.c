@@ -1,0 +1,445 @@
+/*
+ * check_wire: every field validation of the wire decoders, plus round trips.
+ * Each refused input must come back with the error naming its field.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wire.h"
+
+static struct wire_assign_request valid_assign(void)
+{
+    struct wire_assign_request r;
+
+    memset(&r, 0, sizeof(r));
+    strcpy(r.segment_id, "seg-0001.a_b");
+    strcpy(r.uri, "file:///srv/segments/seg-0001.seg");
+    r.row_count = 1000;
+    r.avg_row_size = 64;
+    return r;
+}
+
+/* Encodes m, decodes it, and returns the decoder's result and message. */
+static int assign_roundtrip(const struct wire_assign_request *m, struct wire_assign_request *out,
+                            struct wire_error *err)
+{
+    size_t len;
+    uint8_t *buf = wire_assign_request_encode(m, &len);
+    int r = wire_assign_request_decode(buf, len, out, err);
+
+    free(buf);
+    return r;
+}
+
+static void expect_assign_invalid(struct wire_assign_request m, const char *field_prefix)
+{
+    struct wire_assign_request out;
+    struct wire_error err;
+    int r = assign_roundtrip(&m, &out, &err);
+
+    ck_assert_int_eq(r, -EINVAL);
+    ck_assert_str_eq(err.code, "invalid_field");
+    ck_assert_msg(strncmp(err.message, field_prefix, strlen(field_prefix)) == 0,
+                  "message \"%s\" does not start with \"%s\"", err.message, field_prefix);
+}
+
+START_TEST(test_assign_roundtrip)
+{
+    struct wire_assign_request m = valid_assign(), out;
+    struct wire_error err;
+
+    ck_assert_int_eq(assign_roundtrip(&m, &out, &err), 0);
+    ck_assert_str_eq(out.segment_id, "seg-0001.a_b");
+    ck_assert_str_eq(out.uri, "file:///srv/segments/seg-0001.seg");
+    ck_assert_uint_eq(out.row_count, 1000);
+    ck_assert_uint_eq(out.avg_row_size, 64);
+}
+END_TEST
+
+START_TEST(test_assign_segment_id)
+{
+    struct wire_assign_request m = valid_assign();
+
+    m.segment_id[0] = '\0';
+    expect_assign_invalid(m, "segment_id: empty");
+    m = valid_assign();
+    strcpy(m.segment_id, ".hidden");
+    expect_assign_invalid(m, "segment_id: must not start with '.'");
+    m = valid_assign();
+    strcpy(m.segment_id, "-flag");
+    expect_assign_invalid(m, "segment_id: must not start with '-'");
+    m = valid_assign();
+    strcpy(m.segment_id, "a/b");
+    expect_assign_invalid(m, "segment_id: byte 0x2f at offset 1");
+    m = valid_assign();
+    strcpy(m.segment_id, "a b");
+    expect_assign_invalid(m, "segment_id: byte 0x20");
+    m = valid_assign();
+    strcpy(m.segment_id, "caf\xc3\xa9");
+    expect_assign_invalid(m, "segment_id: byte 0xc3");
+}
+END_TEST
+
+START_TEST(test_assign_segment_id_length)
+{
+    struct wire_assign_request m = valid_assign(), out;
+    struct wire_error err;
+    /* Build by hand: the C struct cannot hold an overlong id. */
+    char *long_id = malloc(WIRE_ID_MAX + 2);
+
+    memset(long_id, 'x', WIRE_ID_MAX + 1);
+    long_id[WIRE_ID_MAX + 1] = '\0';
+    ck_assert_int_eq(wire_check_segment_id("segment_id", long_id, &err), -EINVAL);
+    ck_assert_str_eq(err.message, "segment_id: 129 bytes, the limit is 128");
+    long_id[WIRE_ID_MAX] = '\0';
+    ck_assert_int_eq(wire_check_segment_id("segment_id", long_id, &err), 0);
+    memcpy(m.segment_id, long_id, WIRE_ID_MAX + 1);
+    ck_assert_int_eq(assign_roundtrip(&m, &out, &err), 0);
+    ck_assert_uint_eq(strlen(out.segment_id), WIRE_ID_MAX);
+    free(long_id);
+}
+END_TEST
+
+START_TEST(test_assign_uri)
+{
+    static const struct {
+        const char *uri, *msg;
+    } cases[] = {
+        {"", "uri: empty"},
+        {"http://x/y", "uri: only file:// URIs are supported"},
+        {"file://relative/x", "uri: path must be absolute"},
+        {"file:///srv/a%00b", "uri: percent-encoding is not supported"},
+        {"file:///srv/a\tb", "uri: control byte 0x09"},
+        {"file:///srv/dir/", "uri: names a directory"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct wire_assign_request m = valid_assign();
+        snprintf(m.uri, sizeof(m.uri), "%s", cases[i].uri);
+        expect_assign_invalid(m, cases[i].msg);
+    }
+}
+END_TEST
+
+START_TEST(test_assign_uri_allowed)
+{
+    struct wire_error err;
+
+    /* Dots inside names are fine; only whole '.' and '..' components are not. */
+    ck_assert_int_eq(wire_check_uri("uri", "file:///srv/a..b/.hidden/x.seg", &err), 0);
+    ck_assert_int_eq(wire_check_uri("uri", "file:///srv//double//slash", &err), 0);
+    /* Syntax allows them; the node refuses them as outside its storage root. */
+    ck_assert_int_eq(wire_check_uri("uri", "file:///srv/../etc/passwd", &err), 0);
+    ck_assert(wire_uri_has_dot_component("file:///srv/../etc/passwd"));
+    ck_assert(wire_uri_has_dot_component("file:///srv/.."));
+    ck_assert(wire_uri_has_dot_component("file:///srv/./x"));
+    ck_assert(!wire_uri_has_dot_component("file:///srv/a..b/.hidden/x.seg"));
+    ck_assert(!wire_uri_has_dot_component("file:///srv/x"));
+}
+END_TEST
+
+START_TEST(test_assign_counts)
+{
+    struct wire_assign_request m = valid_assign();
+
+    m.row_count = 0;
+    expect_assign_invalid(m, "row_count: 0 is outside 1..1000000000000");
+    m = valid_assign();
+    m.row_count = WIRE_ROW_COUNT_MAX + 1;
+    expect_assign_invalid(m, "row_count: 1000000000001 is outside");
+    m = valid_assign();
+    m.row_count = UINT64_MAX;
+    expect_assign_invalid(m, "row_count: 18446744073709551615");
+    m = valid_assign();
+    m.avg_row_size = 0;
+    expect_assign_invalid(m, "avg_row_size: 0 is outside");
+    m = valid_assign();
+    m.avg_row_size = WIRE_ROW_SIZE_MAX + 1;
+    expect_assign_invalid(m, "avg_row_size: 16777217 is outside");
+}
+END_TEST
+
+START_TEST(test_garbage_and_size)
+{
+    struct wire_assign_request out;
+    struct wire_error err;
+    static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x12};
+    static const uint8_t truncated[] = {0x0a, 0x20, 'a', 'b'}; /* field 1, length 32, 2 bytes */
+    uint8_t *big;
+
+    ck_assert_int_eq(wire_assign_request_decode(garbage, sizeof(garbage), &out, &err), -EBADMSG);
+    ck_assert_str_eq(err.code, "bad_message");
+    ck_assert_int_eq(wire_assign_request_decode(truncated, sizeof(truncated), &out, &err),
+                     -EBADMSG);
+    /* Empty body: a message with every field at its default, so segment_id is empty. */
+    ck_assert_int_eq(wire_assign_request_decode("", 0, &out, &err), -EINVAL);
+    ck_assert_str_eq(err.message, "segment_id: empty");
+    big = calloc(1, WIRE_MAX_BODY + 1);
+    ck_assert_int_eq(wire_assign_request_decode(big, WIRE_MAX_BODY + 1, &out, &err), -EMSGSIZE);
+    ck_assert_str_eq(err.code, "too_large");
+    free(big);
+}
+END_TEST
+
+static struct wire_query_request valid_query(char (*ids)[WIRE_ID_MAX + 1], size_t n)
+{
+    struct wire_query_request q;
+
+    memset(&q, 0, sizeof(q));
+    q.n_segments = n;
+    q.segment_ids = ids;
+    q.aggregate = WIRE_AGG_SUM;
+    strcpy(q.column, "value");
+    strcpy(q.filter_column, "key");
+    q.lo = -5;
+    q.hi = 100;
+    return q;
+}
+
+static int query_roundtrip(const struct wire_query_request *m, struct wire_query_request *out,
+                           struct wire_error *err)
+{
+    size_t len;
+    uint8_t *buf = wire_query_request_encode(m, &len);
+    int r = wire_query_request_decode(buf, len, out, err);
+
+    free(buf);
+    return r;
+}
+
+static void expect_query_invalid(const struct wire_query_request *m, const char *prefix)
+{
+    struct wire_query_request out;
+    struct wire_error err;
+
+    ck_assert_int_eq(query_roundtrip(m, &out, &err), -EINVAL);
+    ck_assert_msg(strncmp(err.message, prefix, strlen(prefix)) == 0,
+                  "message \"%s\" does not start with \"%s\"", err.message, prefix);
+}
+
+START_TEST(test_query_roundtrip)
+{
+    char ids[2][WIRE_ID_MAX + 1] = {"a", "b"};
+    struct wire_query_request q = valid_query(ids, 2), out;
+    struct wire_error err;
+
+    ck_assert_int_eq(query_roundtrip(&q, &out, &err), 0);
+    ck_assert_uint_eq(out.n_segments, 2);
+    ck_assert_str_eq(out.segment_ids[1], "b");
+    ck_assert_int_eq(out.aggregate, WIRE_AGG_SUM);
+    ck_assert_str_eq(out.filter_column, "key");
+    ck_assert_int_eq(out.lo, -5);
+    ck_assert_int_eq(out.hi, 100);
+    wire_query_request_done(&out);
+    ck_assert_ptr_null(out.segment_ids);
+}
+END_TEST
+
+START_TEST(test_query_invalid)
+{
+    char ids[3][WIRE_ID_MAX + 1] = {"a", "b", "a"};
+    char bad[1][WIRE_ID_MAX + 1] = {"../x"};
+    struct wire_query_request q;
+
+    q = valid_query(ids, 0);
+    expect_query_invalid(&q, "segment_ids: empty");
+    q = valid_query(ids, 3);
+    expect_query_invalid(&q, "segment_ids[2]: duplicate of segment_ids[0]");
+    q = valid_query(bad, 1);
+    expect_query_invalid(&q, "segment_ids[0]: must not start with '.'");
+    q = valid_query(ids, 1);
+    q.aggregate = WIRE_AGG_UNSPECIFIED;
+    expect_query_invalid(&q, "aggregate: unknown value 0");
+    q.aggregate = (enum wire_aggregate)17;
+    expect_query_invalid(&q, "aggregate: unknown value 17");
+    q = valid_query(ids, 1);
+    q.column[0] = '\0';
+    expect_query_invalid(&q, "column: empty");
+    strcpy(q.column, "val-ue");
+    expect_query_invalid(&q, "column: byte 0x2d");
+    q = valid_query(ids, 1);
+    strcpy(q.filter_column, "k;");
+    expect_query_invalid(&q, "filter_column: byte 0x3b");
+    q = valid_query(ids, 1);
+    q.lo = 10;
+    q.hi = 9;
+    expect_query_invalid(&q, "lo: 10 is greater than hi 9");
+}
+END_TEST
+
+START_TEST(test_query_no_filter_ignores_bounds)
+{
+    char ids[1][WIRE_ID_MAX + 1] = {"a"};
+    struct wire_query_request q = valid_query(ids, 1), out;
+    struct wire_error err;
+
+    q.filter_column[0] = '\0';
+    q.lo = 10;
+    q.hi = 9;
+    ck_assert_int_eq(query_roundtrip(&q, &out, &err), 0);
+    ck_assert_str_eq(out.filter_column, "");
+    wire_query_request_done(&out);
+}
+END_TEST
+
+START_TEST(test_query_too_many)
+{
+    size_t n = WIRE_QUERY_MAX_SEGMENTS + 1;
+    char(*ids)[WIRE_ID_MAX + 1] = calloc(n, sizeof(*ids));
+    struct wire_query_request q;
+
+    for (size_t i = 0; i < n; i++)
+        snprintf(ids[i], sizeof(ids[i]), "s%zu", i);
+    q = valid_query(ids, n);
+    expect_query_invalid(&q, "segment_ids: 1025 ids, the limit is 1024");
+    free(ids);
+}
+END_TEST
+
+START_TEST(test_assign_response)
+{
+    struct wire_assign_response m, out;
+    struct wire_error err;
+    size_t len;
+    uint8_t *buf;
+
+    memset(&m, 0, sizeof(m));
+    m.verdict = WIRE_VERDICT_REJECTED;
+    m.reason = WIRE_REASON_MEM_PRESSURE;
+    m.retry_after_ms = 12000;
+    m.pressure.some_avg10 = 12.5;
+    m.pressure.wss_bytes = 1u << 30;
+    m.pressure.psi_host_wide = true;
+    strcpy(m.detail, "psi some 12.5%");
+    buf = wire_assign_response_encode(&m, &len);
+    ck_assert_int_eq(wire_assign_response_decode(buf, len, &out, &err), 0);
+    free(buf);
+    ck_assert_int_eq(out.reason, WIRE_REASON_MEM_PRESSURE);
+    ck_assert_uint_eq(out.retry_after_ms, 12000);
+    ck_assert_double_eq(out.pressure.some_avg10, 12.5);
+    ck_assert_uint_eq(out.pressure.wss_bytes, 1u << 30);
+    ck_assert(out.pressure.psi_host_wide);
+    ck_assert_str_eq(out.detail, "psi some 12.5%");
+
+    m.reason = (enum wire_reason)99;
+    buf = wire_assign_response_encode(&m, &len);
+    ck_assert_int_eq(wire_assign_response_decode(buf, len, &out, &err), -EINVAL);
+    ck_assert_str_eq(err.message, "reason: unknown value 99");
+    free(buf);
+    m.reason = WIRE_REASON_NONE;
+    m.verdict = WIRE_VERDICT_UNSPECIFIED;
+    buf = wire_assign_response_encode(&m, &len);
+    ck_assert_int_eq(wire_assign_response_decode(buf, len, &out, &err), -EINVAL);
+    ck_assert_str_eq(err.message, "verdict: unknown value 0");
+    free(buf);
+}
+END_TEST
+
+START_TEST(test_node_status)
+{
+    struct wire_segment_status segs[2];
+    struct wire_node_status m, out;
+    struct wire_error err;
+    size_t len;
+    uint8_t *buf;
+
+    memset(&m, 0, sizeof(m));
+    memset(segs, 0, sizeof(segs));
+    strcpy(m.node_id, "node-1");
+    m.state = WIRE_NODE_SERVING;
+    strcpy(segs[0].segment_id, "s0");
+    segs[0].state = WIRE_SEG_LOADED;
+    segs[0].file_bytes = 4096;
+    strcpy(segs[1].segment_id, "s1");
+    segs[1].state = WIRE_SEG_FAILED;
+    segs[1].reason = WIRE_REASON_SEGMENT_INVALID;
+    strcpy(segs[1].detail, "checksum");
+    m.segments = segs;
+    m.n_segments = 2;
+    m.mapped_bytes = 4096;
+    buf = wire_node_status_encode(&m, &len);
+    ck_assert_int_eq(wire_node_status_decode(buf, len, &out, &err), 0);
+    free(buf);
+    ck_assert_str_eq(out.node_id, "node-1");
+    ck_assert_uint_eq(out.n_segments, 2);
+    ck_assert_int_eq(out.segments[1].reason, WIRE_REASON_SEGMENT_INVALID);
+    ck_assert_str_eq(out.segments[1].detail, "checksum");
+    ck_assert_uint_eq(out.segments[0].file_bytes, 4096);
+    wire_node_status_done(&out);
+
+    segs[1].state = (enum wire_segment_state)42;
+    buf = wire_node_status_encode(&m, &len);
+    ck_assert_int_eq(wire_node_status_decode(buf, len, &out, &err), -EINVAL);
+    ck_assert_str_eq(err.message, "segments[1].state: unknown value 42");
+    free(buf);
+    segs[1].state = WIRE_SEG_LOADED;
+    strcpy(segs[1].segment_id, "");
+    buf = wire_node_status_encode(&m, &len);
+    ck_assert_int_eq(wire_node_status_decode(buf, len, &out, &err), -EINVAL);
+    ck_assert_str_eq(err.message, "segments[1].segment_id: empty");
+    free(buf);
+}
+END_TEST
+
+START_TEST(test_names)
+{
+    enum wire_reason r;
+    enum wire_aggregate a;
+
+    for (int i = 0; i < WIRE_REASON_COUNT_; i++) {
+        ck_assert_int_eq(wire_reason_parse(wire_reason_name((enum wire_reason)i), &r), 0);
+        ck_assert_int_eq(r, i);
+    }
+    ck_assert_str_eq(wire_reason_name(WIRE_REASON_LATENCY_SLO), "LATENCY_SLO");
+    ck_assert_str_eq(wire_reason_name((enum wire_reason)77), "UNKNOWN");
+    ck_assert_int_eq(wire_reason_parse("mem_pressure", &r), -EINVAL);
+    ck_assert_int_eq(wire_aggregate_parse("max", &a), 0);
+    ck_assert_int_eq(a, WIRE_AGG_MAX);
+    ck_assert_int_eq(wire_aggregate_parse("unspecified", &a), -EINVAL);
+    ck_assert_str_eq(wire_segment_state_name(WIRE_SEG_LOADED), "LOADED");
+}
+END_TEST
+
+static Suite *wire_suite(void)
+{
+    Suite *s = suite_create("wire");
+    TCase *tc;
+
+    tc = tcase_create("assign");
+    tcase_add_test(tc, test_assign_roundtrip);
+    tcase_add_test(tc, test_assign_segment_id);
+    tcase_add_test(tc, test_assign_segment_id_length);
+    tcase_add_test(tc, test_assign_uri);
+    tcase_add_test(tc, test_assign_uri_allowed);
+    tcase_add_test(tc, test_assign_counts);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("bytes");
+    tcase_add_test(tc, test_garbage_and_size);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("query");
+    tcase_add_test(tc, test_query_roundtrip);
+    tcase_add_test(tc, test_query_invalid);
+    tcase_add_test(tc, test_query_no_filter_ignores_bounds);
+    tcase_add_test(tc, test_query_too_many);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("responses");
+    tcase_add_test(tc, test_assign_response);
+    tcase_add_test(tc, test_node_status);
+    tcase_add_test(tc, test_names);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(wire_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
