@@ -485,7 +485,8 @@ static void server_request_cb(struct evhttp_request *req, void *arg)
     const char *uri = evhttp_request_get_uri(req);
     const struct evhttp_uri *parsed = evhttp_request_get_evhttp_uri(req);
     const char *path = parsed != NULL ? evhttp_uri_get_path(parsed) : NULL;
-    unsigned method = (unsigned)evhttp_request_get_command(req);
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    unsigned method = (unsigned)cmd;
     const struct http_route *route;
     bool known, public_;
     unsigned allow;
@@ -914,7 +915,7 @@ static void client_done_cb(struct evhttp_request *evreq, void *arg)
     } else if (evreq != NULL) {
         /* Connect failed (evhttp_connection_cb_cleanup reports no error kind). */
         status = http_now_ms() - creq->start_ms + 5 >= (int64_t)client->timeout_ms ? -ETIMEDOUT
-                                                                                     : -ECONNREFUSED;
+                                                                                   : -ECONNREFUSED;
     } else {
         status = -EIO;
     }

@@ -70,8 +70,8 @@ struct http_server_stats {
     uint64_t responses_2xx;
     uint64_t responses_4xx;
     uint64_t responses_5xx;
-    uint64_t responses_other;             /* 1xx and 3xx */
-    uint64_t accept_backoffs;             /* accept paused after EMFILE and friends */
+    uint64_t responses_other; /* 1xx and 3xx */
+    uint64_t accept_backoffs; /* accept paused after EMFILE and friends */
 };
 
 struct http_server;
@@ -157,11 +157,11 @@ void http_reply_text(struct evhttp_request *req, int code, const char *fmt, ...)
  * only during the callback; copy what you keep.
  */
 struct http_client_reply {
-    const char *reason;       /* X-Sluice-Reason, or NULL */
-    unsigned retry_after_s;   /* Retry-After in delta-seconds, 0 if absent or a date */
-    const char *content_type; /* Content-Type, or NULL */
+    const char *reason;              /* X-Sluice-Reason, or NULL */
+    unsigned retry_after_s;          /* Retry-After in delta-seconds, 0 if absent or a date */
+    const char *content_type;        /* Content-Type, or NULL */
     const struct evkeyvalq *headers; /* all response headers; NULL on transport errors */
-    const void *body;         /* never NULL; "" when empty */
+    const void *body;                /* never NULL; "" when empty */
     size_t body_len;
 };
 
@@ -217,7 +217,7 @@ struct http_response {
     int status;
     char *body; /* NUL-terminated (not counted in body_len); owned, free with _done */
     size_t body_len;
-    char reason[32];       /* X-Sluice-Reason, truncated; "" if absent */
+    char reason[32]; /* X-Sluice-Reason, truncated; "" if absent */
     unsigned retry_after_s;
     char content_type[64]; /* truncated; "" if absent */
 };

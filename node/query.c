@@ -67,8 +67,19 @@ void query_acc_init(struct query_acc *acc, bool is_float)
     acc->fmax = -INFINITY;
 }
 
+/*
+ * The kernels are compiled twice, for baseline x86-64 and for AVX2, and the
+ * loader picks one (an ifunc): 64-bit compares only vectorise from AVX2 on,
+ * and a portable binary must still run everywhere.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define QUERY_KERNEL __attribute__((target_clones("avx2", "default")))
+#else
+#define QUERY_KERNEL
+#endif
+
 /* Rows [0, n) of v, filtered by k in [lo, hi] when k is not NULL. */
-static void query_scan_int(enum wire_aggregate agg, const int64_t *restrict v,
+QUERY_KERNEL static void query_scan_int(enum wire_aggregate agg, const int64_t *restrict v,
                            const int64_t *restrict k, int64_t lo, int64_t hi, uint64_t n,
                            struct query_acc *acc)
 {
@@ -132,7 +143,7 @@ static void query_scan_int(enum wire_aggregate agg, const int64_t *restrict v,
     acc->imax = mx > acc->imax ? mx : acc->imax;
 }
 
-static void query_scan_float(enum wire_aggregate agg, const double *restrict v,
+QUERY_KERNEL static void query_scan_float(enum wire_aggregate agg, const double *restrict v,
                              const int64_t *restrict k, int64_t lo, int64_t hi, uint64_t n,
                              struct query_acc *acc)
 {

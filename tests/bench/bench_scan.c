@@ -1,0 +1,323 @@
+/*
+ * bench_scan: how close the node's scan comes to reading memory.
+ *
+ * Part 1, in process, one thread: a segment is written, mapped and made hot;
+ * then, on the same mapped bytes, a plain read loop (sum of 64-bit words)
+ * and the query scan run alternately, and the ratio of their throughputs is
+ * reported (medians over the repetitions). The ratio is immune to how busy
+ * the shared machine is, as both sides suffer the same.
+ *
+ * Part 2, a real node (tests/harness): 1 GiB of LOADED segments, made hot
+ * by a first pass of queries, then repeated queries over all of it; the
+ * node's own major-fault counter (from /metrics) before and after.
+ *
+ * Figures are printed and written to bench_scan.csv; nothing is asserted
+ * except that the answers are right. SLUICE_BENCH_SMOKE=1 shrinks it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "harness.h"
+#include "http.h"
+#include "query.h"
+#include "segment.h"
+#include "wire.h"
+#include "xmalloc.h"
+#include "zonemap.h"
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, size_t n)
+{
+    qsort(v, n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/*
+ * The baseline: the plainest possible read of n 64-bit words, compiled with
+ * the same -O3 and the same AVX2 clone as the scan kernels, so the ratio
+ * compares like with like.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static uint64_t __attribute__((noinline)) plain_read(const uint64_t *restrict p, size_t n)
+{
+    uint64_t s = 0;
+
+    for (size_t i = 0; i < n; i++)
+        s += p[i];
+    return s;
+}
+
+struct kind {
+    const char *name;
+    enum wire_aggregate agg;
+    const char *column, *filter;
+    int64_t lo, hi;
+};
+
+static FILE *csv;
+
+static void part_inprocess(const char *dir, uint64_t rows, unsigned reps)
+{
+    /* value is random in [-1e6, 1e6]: filtering on it straddles every block,
+     * so the row-by-row filter kernel is what runs. */
+    static const struct kind kinds[] = {
+        {"sum(value)", WIRE_AGG_SUM, "value", "", 0, 0},
+        {"max(value)", WIRE_AGG_MAX, "value", "", 0, 0},
+        {"sum(key) where value in [0,1e6]", WIRE_AGG_SUM, "key", "value", 0, 1000000},
+        {"count where value in [0,1e6]", WIRE_AGG_COUNT, "key", "value", 0, 1000000},
+    };
+    struct segment_spec spec = {.rows = rows, .row_bytes = 16, .seed = 7};
+    char *path = xasprintf("%s/hot.seg", dir);
+    struct segment_header hdr;
+    struct zonemap *zm;
+    char detail[256];
+    struct stat sb;
+    void *base;
+    int fd;
+
+    if (segment_write_synthetic(path, &spec, detail, sizeof(detail)) < 0) {
+        fprintf(stderr, "bench: %s\n", detail);
+        exit(1);
+    }
+    fd = open(path, O_RDONLY);
+    fstat(fd, &sb);
+    base = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (base == MAP_FAILED || segment_parse_header(base, (size_t)sb.st_size, (uint64_t)sb.st_size,
+                                                   &hdr, detail, sizeof(detail)) < 0) {
+        fprintf(stderr, "bench: cannot map %s\n", path);
+        exit(1);
+    }
+    zm = zonemap_build(base, &hdr);
+    printf("part 1: in-process scan, one thread, segment %" PRIu64 " rows x 16 B = %.0f MiB, "
+           "%u repetitions, medians\n",
+           rows, (double)sb.st_size / (1 << 20), reps);
+    printf("  %-34s %12s %12s %8s\n", "query", "scan GB/s", "read GB/s", "ratio");
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        double *ratio = xcalloc(reps, sizeof(double)), *scan_gbs = xcalloc(reps, sizeof(double));
+        double *read_gbs = xcalloc(reps, sizeof(double));
+        struct query_plan plan;
+        volatile uint64_t sink = 0;
+
+        query_plan_make(&hdr, kinds[k].agg, kinds[k].column, kinds[k].filter, kinds[k].lo,
+                        kinds[k].hi, &plan, detail, sizeof(detail));
+        for (unsigned r = 0; r < reps + 1; r++) {
+            struct query_acc acc;
+            uint64_t t0, t1, t2, bytes = 0;
+            const char *first = NULL;
+
+            query_acc_init(&acc, plan.is_float);
+            t0 = clock_mono_ns();
+            query_scan(&plan, base, &hdr, zm, &acc);
+            t1 = clock_mono_ns();
+            /* The baseline reads exactly the columns the scan read. */
+            for (int c = 0; c < 2; c++) {
+                const char *name = c == 0 ? kinds[k].column : kinds[k].filter;
+                int idx = name[0] != '\0' ? segment_find_column(&hdr, name) : -1;
+                if (idx < 0 || (c == 0 && kinds[k].agg == WIRE_AGG_COUNT))
+                    continue;
+                first = (const char *)base + hdr.columns[idx].offset;
+                sink += plain_read((const uint64_t *)(const void *)first, rows);
+                bytes += rows * 8;
+            }
+            t2 = clock_mono_ns();
+            if (r == 0)
+                continue; /* warm-up: makes every page hot */
+            scan_gbs[r - 1] = (double)acc.bytes_scanned / (double)(t1 - t0);
+            read_gbs[r - 1] = (double)bytes / (double)(t2 - t1);
+            ratio[r - 1] = scan_gbs[r - 1] / read_gbs[r - 1];
+            sink += acc.isum;
+        }
+        printf("  %-34s %12.2f %12.2f %8.3f\n", kinds[k].name, median(scan_gbs, reps),
+               median(read_gbs, reps), median(ratio, reps));
+        fprintf(csv, "scan_ratio,%s,%.4f,%.3f,%.3f\n", kinds[k].name, median(ratio, reps),
+                median(scan_gbs, reps), median(read_gbs, reps));
+        (void)sink;
+        free(ratio);
+        free(scan_gbs);
+        free(read_gbs);
+    }
+    zonemap_free(zm);
+    munmap(base, (size_t)sb.st_size);
+    unlink(path);
+    free(path);
+}
+
+static uint64_t node_metric(const char *addr, const char *name)
+{
+    struct http_response r;
+    uint64_t v = UINT64_MAX;
+    char *p;
+
+    if (http_fetch(addr, "GET", "/metrics", NULL, NULL, 0, NULL, 5000, &r) < 0)
+        return v;
+    for (p = r.body; p != NULL && *p != '\0'; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        size_t n = strlen(name);
+        if (strncmp(p, name, n) == 0 && p[n] == ' ') {
+            v = strtoull(p + n + 1, NULL, 10);
+            break;
+        }
+    }
+    http_response_done(&r);
+    return v;
+}
+
+static bool all_loaded(void *arg)
+{
+    const char *addr = ((void **)arg)[0];
+    size_t want = *(size_t *)((void **)arg)[1];
+    struct wire_node_status st;
+    struct http_response r;
+    struct wire_error err;
+    size_t n = 0;
+
+    if (http_fetch(addr, "GET", "/v1/status", NULL, NULL, 0, NULL, 5000, &r) < 0)
+        return false;
+    if (r.status == 200 && wire_node_status_decode(r.body, r.body_len, &st, &err) == 0) {
+        for (size_t i = 0; i < st.n_segments; i++)
+            n += st.segments[i].state == WIRE_SEG_LOADED;
+        wire_node_status_done(&st);
+    }
+    http_response_done(&r);
+    return n == want;
+}
+
+static void part_node(const char *dir, size_t nsegs, uint64_t rows, unsigned passes)
+{
+    char *storage = xasprintf("%s/storage", dir), *data = xasprintf("%s/data", dir);
+    struct wire_query_request q;
+    struct harness_proc *node;
+    uint64_t maj0 = 0, maj1, t0 = 0, t1, bytes = 0;
+    void *arg[2];
+
+    mkdir(storage, 0755);
+    memset(&q, 0, sizeof(q));
+    q.n_segments = nsegs;
+    q.segment_ids = xcalloc(nsegs, sizeof(*q.segment_ids));
+    for (size_t i = 0; i < nsegs; i++) {
+        struct segment_spec spec = {.rows = rows, .row_bytes = 16, .seed = 100 + i};
+        char *path = xasprintf("%s/s%zu.seg", storage, i), detail[256];
+        if (segment_write_synthetic(path, &spec, detail, sizeof(detail)) < 0) {
+            fprintf(stderr, "bench: %s\n", detail);
+            exit(1);
+        }
+        snprintf(q.segment_ids[i], sizeof(q.segment_ids[i]), "s%zu", i);
+        free(path);
+    }
+    node = harness_node_start(storage, data, NULL);
+    if (node == NULL)
+        exit(1);
+    for (size_t i = 0; i < nsegs; i++) {
+        struct wire_assign_request m;
+        struct http_response r;
+        uint8_t *body;
+        size_t len;
+
+        memset(&m, 0, sizeof(m));
+        snprintf(m.segment_id, sizeof(m.segment_id), "s%zu", i);
+        snprintf(m.uri, sizeof(m.uri), "file://%s/s%zu.seg", storage, i);
+        m.row_count = rows;
+        m.avg_row_size = 16;
+        body = wire_assign_request_encode(&m, &len);
+        if (http_fetch(harness_proc_addr(node), "POST", "/v1/assign", WIRE_CONTENT_TYPE, body,
+                       len, NULL, 10000, &r) < 0 ||
+            r.status != 202) {
+            fprintf(stderr, "bench: assign s%zu failed\n", i);
+            exit(1);
+        }
+        http_response_done(&r);
+        free(body);
+    }
+    arg[0] = (void *)(uintptr_t)harness_proc_addr(node);
+    arg[1] = &nsegs;
+    if (!harness_wait_until(all_loaded, arg, 300000)) {
+        fprintf(stderr, "bench: segments did not load\n");
+        harness_proc_dump_log(node);
+        exit(1);
+    }
+    q.aggregate = WIRE_AGG_SUM;
+    snprintf(q.column, sizeof(q.column), "value");
+    snprintf(q.filter_column, sizeof(q.filter_column), "key");
+    q.lo = 0;
+    q.hi = INT64_MAX;
+    for (unsigned pass = 0; pass <= passes; pass++) {
+        struct wire_query_response resp;
+        struct http_response r;
+        struct wire_error err;
+        size_t len;
+        uint8_t *body = wire_query_request_encode(&q, &len);
+
+        if (pass == 1) {
+            maj0 = node_metric(harness_proc_addr(node), "sluice_process_major_faults_total");
+            t0 = clock_mono_ns();
+        }
+        if (http_fetch(harness_proc_addr(node), "POST", "/v1/query", WIRE_CONTENT_TYPE, body,
+                       len, NULL, 60000, &r) < 0 ||
+            r.status != 200 || wire_query_response_decode(r.body, r.body_len, &resp, &err) < 0) {
+            fprintf(stderr, "bench: query failed\n");
+            exit(1);
+        }
+        if (pass > 0)
+            bytes += resp.bytes_scanned;
+        http_response_done(&r);
+        free(body);
+    }
+    t1 = clock_mono_ns();
+    maj1 = node_metric(harness_proc_addr(node), "sluice_process_major_faults_total");
+    printf("part 2: node with %zu LOADED segments, %.0f MiB mapped, %u passes over all of it "
+           "after one warm-up pass\n",
+           nsegs, (double)(nsegs * rows * 16) / (1 << 20), passes);
+    printf("  major faults during the passes: %" PRIu64 " (before %" PRIu64 ", after %" PRIu64
+           ")\n",
+           maj1 - maj0, maj0, maj1);
+    printf("  end-to-end scan throughput over HTTP: %.2f GB/s\n",
+           (double)bytes / (double)(t1 - t0));
+    fprintf(csv, "node_major_faults,%zu segments %.0f MiB,%" PRIu64 ",,\n", nsegs,
+            (double)(nsegs * rows * 16) / (1 << 20), maj1 - maj0);
+    fprintf(csv, "node_scan_gbps,%u passes,%.3f,,\n", passes, (double)bytes / (double)(t1 - t0));
+    harness_proc_free(node);
+    free(q.segment_ids);
+    free(storage);
+    free(data);
+}
+
+int main(void)
+{
+    const char *smoke = getenv("SLUICE_BENCH_SMOKE");
+    bool is_smoke = smoke != NULL && smoke[0] == '1';
+    char *dir = harness_dir_new("sluice-bench");
+    cpu_set_t one;
+
+    csv = fopen("bench_scan.csv", "w");
+    if (csv == NULL)
+        csv = fopen("/dev/null", "w");
+    fprintf(csv, "metric,case,value,scan_gbps,read_gbps\n");
+    /* Part 1 measures one core: pin to the CPU we start on. */
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &one);
+    sched_setaffinity(0, sizeof(one), &one);
+    part_inprocess(dir, is_smoke ? (1u << 20) : (1u << 23), is_smoke ? 3 : 11);
+    /* Part 2: 8 x 128 MiB = 1 GiB (smoke: 4 x 4 MiB). */
+    part_node(dir, is_smoke ? 4 : 8, is_smoke ? (1u << 18) : (1u << 23), is_smoke ? 3 : 10);
+    fclose(csv);
+    harness_dir_remove(dir);
+    free(dir);
+    return 0;
+}

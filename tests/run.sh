@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): installs what is missing from Debian,
+# builds with warnings as errors, runs every suite, then does it all again
+# under ASan+UBSan, and runs the benchmarks in their short smoke form.
+#
+#   tests/run.sh            normal run (well under 15 minutes)
+#   tests/run.sh --long     also the long soak and fuzz variants
+#   tests/run.sh --quick    one build (no sanitizers), no benchmarks
+#
+# Build directories: build/ and build-asan/ at the repository root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+long=0
+quick=0
+for arg in "$@"; do
+    case "$arg" in
+    --long) long=1 ;;
+    --quick) quick=1 ;;
+    -h | --help)
+        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    *)
+        echo "tests/run.sh: unknown option $arg (try --help)" >&2
+        exit 2
+        ;;
+    esac
+done
+
+bash tests/deps.sh
+
+export SLUICE_LONG=$long
+passed=0
+failed=0
+failed_names=()
+
+# Configures (or reconfigures) a build directory with the given options.
+configure() {
+    local dir=$1
+    shift
+    if [ -f "$dir/build.ninja" ]; then
+        meson setup --reconfigure "$dir" "$@" >/dev/null
+    else
+        meson setup "$dir" "$@" >/dev/null
+    fi
+}
+
+# Adds one meson test run's results to the totals (from testlog.json).
+count_results() {
+    local log=$1/meson-logs/testlog.json
+    [ -f "$log" ] || return 0
+    local p f
+    p=$(grep -c '"result": "OK"' "$log" || true)
+    f=$(grep -c -E '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" || true)
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if [ "$f" -gt 0 ]; then
+        failed_names+=("$(grep -E '"result": "(FAIL|TIMEOUT|ERROR)"' "$log" |
+            sed -E 's/.*"name": "([^"]*)".*/\1/' | tr '\n' ' ')")
+    fi
+}
+
+run_suites() {
+    local dir=$1
+    shift
+    echo "== $dir: build"
+    ninja -C "$dir"
+    echo "== $dir: tests"
+    meson test -C "$dir" --print-errorlogs --num-processes 2 "$@" || true
+    count_results "$dir"
+}
+
+configure build -Dwerror=true -Dbuildtype=debugoptimized
+run_suites build
+
+if [ "$quick" -eq 0 ]; then
+    # ASan+UBSan: every suite again, with the daemons the harness starts
+    # built the same way. Leaks fail the run; UBSan findings abort.
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    configure build-asan -Dwerror=true -Dbuildtype=debug -Db_sanitize=address,undefined \
+        -Db_lundef=false
+    run_suites build-asan
+    unset ASAN_OPTIONS UBSAN_OPTIONS
+
+    # Benchmarks in smoke form, so that they cannot rot; figures are printed,
+    # never asserted. The full runs: meson test -C build --benchmark.
+    echo "== benchmarks (smoke)"
+    if SLUICE_BENCH_SMOKE=1 meson test -C build --benchmark --print-errorlogs --verbose; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failed_names+=("benchmarks")
+    fi
+fi
+
+echo
+if [ "$failed" -gt 0 ]; then
+    echo "failed: ${failed_names[*]}"
+fi
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
