@@ -1,0 +1,266 @@
+/*
+ * check_query: the scan and the zone maps against a naive row-by-row
+ * computation over the same mapped segment, for every aggregate and for
+ * ranges that skip, take and cut blocks.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "query.h"
+#include "segment.h"
+#include "xmalloc.h"
+#include "zonemap.h"
+
+struct mapped {
+    char dir[64];
+    void *base;
+    size_t len;
+    struct segment_header hdr;
+    struct zonemap *zm;
+};
+
+static void map_segment(struct mapped *m, uint64_t rows, unsigned row_bytes, bool fl, uint64_t seed)
+{
+    struct segment_spec spec = {.rows = rows, .row_bytes = row_bytes, .seed = seed,
+                                .float_value = fl};
+    char path[128], detail[256];
+    struct stat sb;
+    int fd;
+
+    snprintf(m->dir, sizeof(m->dir), "/tmp/check_query-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(m->dir));
+    snprintf(path, sizeof(path), "%s/s.seg", m->dir);
+    ck_assert_int_eq(segment_write_synthetic(path, &spec, detail, sizeof(detail)), 0);
+    fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    fstat(fd, &sb);
+    m->len = (size_t)sb.st_size;
+    m->base = mmap(NULL, m->len, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    unlink(path);
+    rmdir(m->dir);
+    ck_assert_ptr_ne(m->base, MAP_FAILED);
+    ck_assert_int_eq(segment_parse_header(m->base, m->len, m->len, &m->hdr, detail,
+                                          sizeof(detail)),
+                     0);
+    m->zm = zonemap_build(m->base, &m->hdr);
+}
+
+static void unmap_segment(struct mapped *m)
+{
+    zonemap_free(m->zm);
+    munmap(m->base, m->len);
+}
+
+static void run(struct mapped *m, enum wire_aggregate agg, const char *filter, int64_t lo,
+                int64_t hi, struct wire_query_response *ret)
+{
+    struct query_plan plan;
+    struct query_acc acc;
+    char err[128];
+
+    ck_assert_int_eq(query_plan_make(&m->hdr, agg, "value", filter, lo, hi, &plan, err,
+                                     sizeof(err)),
+                     0);
+    query_acc_init(&acc, plan.is_float);
+    query_scan(&plan, m->base, &m->hdr, m->zm, &acc);
+    query_acc_result(&acc, agg, ret);
+}
+
+/* Naive answer from the generator, not from the file. */
+static void naive_int(uint64_t seed, uint64_t rows, bool filtered, int64_t lo, int64_t hi,
+                      uint64_t *count, int64_t *sum, int64_t *mn, int64_t *mx)
+{
+    uint64_t s = 0;
+
+    *count = 0;
+    *mn = INT64_MAX;
+    *mx = INT64_MIN;
+    for (uint64_t r = 0; r < rows; r++) {
+        int64_t k = segment_synth_key(seed, r), v = segment_synth_value(seed, r);
+        if (filtered && (k < lo || k > hi))
+            continue;
+        (*count)++;
+        s += (uint64_t)v;
+        *mn = v < *mn ? v : *mn;
+        *mx = v > *mx ? v : *mx;
+    }
+    *sum = (int64_t)s;
+    if (*count == 0)
+        *mn = *mx = 0;
+}
+
+START_TEST(test_int_ranges)
+{
+    struct mapped m;
+    const uint64_t rows = 50000, seed = 5;
+    /* keys run 0..~200000: below, inside one block, across blocks, above, everything. */
+    static const int64_t ranges[][2] = {
+        {-10, -1}, {0, 0}, {5, 1000}, {16000, 17000}, {16384, 32767},
+        {100, 150000}, {199990, 300000}, {INT64_MIN, INT64_MAX}, {400000, 500000},
+    };
+
+    map_segment(&m, rows, 32, false, seed);
+    ck_assert_uint_eq(zonemap_block_count(m.zm), (rows + ZONEMAP_BLOCK_ROWS - 1) /
+                                                     ZONEMAP_BLOCK_ROWS);
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+        struct wire_query_response c, s, mn, mx;
+        uint64_t count;
+        int64_t sum, emin, emax;
+
+        naive_int(seed, rows, true, ranges[i][0], ranges[i][1], &count, &sum, &emin, &emax);
+        run(&m, WIRE_AGG_COUNT, "key", ranges[i][0], ranges[i][1], &c);
+        run(&m, WIRE_AGG_SUM, "key", ranges[i][0], ranges[i][1], &s);
+        run(&m, WIRE_AGG_MIN, "key", ranges[i][0], ranges[i][1], &mn);
+        run(&m, WIRE_AGG_MAX, "key", ranges[i][0], ranges[i][1], &mx);
+        ck_assert_int_eq(c.int_value, (int64_t)count);
+        ck_assert_uint_eq(s.rows_matched, count);
+        ck_assert_int_eq(s.int_value, sum);
+        ck_assert_int_eq(mn.int_value, emin);
+        ck_assert_int_eq(mx.int_value, emax);
+    }
+    unmap_segment(&m);
+}
+END_TEST
+
+START_TEST(test_zone_maps_skip)
+{
+    struct mapped m;
+    struct wire_query_response r;
+    uint64_t blocks;
+
+    map_segment(&m, 40000, 16, false, 9);
+    blocks = zonemap_block_count(m.zm);
+    /* keys of block b lie in [4*4096*b, 4*4096*(b+1)): a range inside block 2. */
+    run(&m, WIRE_AGG_SUM, "key", 4 * 4096 * 2 + 10, 4 * 4096 * 2 + 20, &r);
+    ck_assert_uint_eq(r.blocks_skipped, blocks - 1);
+    ck_assert_uint_eq(r.rows_scanned, ZONEMAP_BLOCK_ROWS);
+    /* Everything: no block skipped, rows read without the row filter. */
+    run(&m, WIRE_AGG_SUM, "key", INT64_MIN, INT64_MAX, &r);
+    ck_assert_uint_eq(r.blocks_skipped, 0);
+    ck_assert_uint_eq(r.rows_scanned, 40000);
+    ck_assert_uint_eq(r.bytes_scanned, 40000 * 8);
+    /* COUNT without a filter reads no column at all. */
+    run(&m, WIRE_AGG_COUNT, "", 0, 0, &r);
+    ck_assert_int_eq(r.int_value, 40000);
+    ck_assert_uint_eq(r.bytes_scanned, 0);
+    unmap_segment(&m);
+}
+END_TEST
+
+START_TEST(test_float)
+{
+    struct mapped m;
+    struct wire_query_response s, mn, mx;
+    double sum = 0, emin = INFINITY, emax = -INFINITY;
+    const uint64_t rows = 30000, seed = 3;
+
+    map_segment(&m, rows, 24, true, seed);
+    for (uint64_t r = 0; r < rows; r++) {
+        int64_t k = segment_synth_key(seed, r);
+        double v = segment_synth_fvalue(seed, r);
+        if (k < 1000 || k > 90000)
+            continue;
+        sum += v;
+        emin = v < emin ? v : emin;
+        emax = v > emax ? v : emax;
+    }
+    run(&m, WIRE_AGG_SUM, "key", 1000, 90000, &s);
+    run(&m, WIRE_AGG_MIN, "key", 1000, 90000, &mn);
+    run(&m, WIRE_AGG_MAX, "key", 1000, 90000, &mx);
+    ck_assert(s.is_float);
+    ck_assert_msg(fabs(s.float_value - sum) < 1e-6 * fabs(sum) + 1e-6, "%.17g vs %.17g",
+                  s.float_value, sum);
+    ck_assert_double_eq(mn.float_value, emin);
+    ck_assert_double_eq(mx.float_value, emax);
+    unmap_segment(&m);
+}
+END_TEST
+
+START_TEST(test_plan_errors)
+{
+    struct mapped m;
+    struct query_plan plan;
+    char err[128];
+
+    map_segment(&m, 100, 40, false, 1);
+    ck_assert_int_eq(query_plan_make(&m.hdr, WIRE_AGG_SUM, "nope", "", 0, 0, &plan, err,
+                                     sizeof(err)),
+                     -ENOENT);
+    ck_assert_str_eq(err, "column: no column \"nope\"");
+    ck_assert_int_eq(query_plan_make(&m.hdr, WIRE_AGG_SUM, "payload", "", 0, 0, &plan, err,
+                                     sizeof(err)),
+                     -EINVAL);
+    ck_assert_str_eq(err, "column: \"payload\" is bytes; only int64 and float64 can be aggregated");
+    ck_assert_int_eq(query_plan_make(&m.hdr, WIRE_AGG_SUM, "value", "payload", 0, 0, &plan, err,
+                                     sizeof(err)),
+                     -EINVAL);
+    ck_assert_int_eq(query_plan_make(&m.hdr, WIRE_AGG_SUM, "value", "ghost", 0, 0, &plan, err,
+                                     sizeof(err)),
+                     -ENOENT);
+    ck_assert_str_eq(err, "filter_column: no column \"ghost\"");
+    unmap_segment(&m);
+}
+END_TEST
+
+START_TEST(test_merge)
+{
+    struct query_acc a, b;
+    struct wire_query_response r;
+
+    query_acc_init(&a, false);
+    query_acc_init(&b, false);
+    a.matched = 2;
+    a.isum = 10;
+    a.imin = -3;
+    a.imax = 7;
+    b.matched = 1;
+    b.isum = (uint64_t)-20;
+    b.imin = -9;
+    b.imax = 1;
+    query_acc_merge(&a, &b);
+    query_acc_result(&a, WIRE_AGG_SUM, &r);
+    ck_assert_int_eq(r.int_value, -10);
+    query_acc_result(&a, WIRE_AGG_MIN, &r);
+    ck_assert_int_eq(r.int_value, -9);
+    query_acc_result(&a, WIRE_AGG_MAX, &r);
+    ck_assert_int_eq(r.int_value, 7);
+    query_acc_result(&a, WIRE_AGG_COUNT, &r);
+    ck_assert_int_eq(r.int_value, 3);
+}
+END_TEST
+
+static Suite *query_suite(void)
+{
+    Suite *s = suite_create("query");
+    TCase *tc = tcase_create("scan");
+
+    tcase_add_test(tc, test_int_ranges);
+    tcase_add_test(tc, test_zone_maps_skip);
+    tcase_add_test(tc, test_float);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("plan");
+    tcase_add_test(tc, test_plan_errors);
+    tcase_add_test(tc, test_merge);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(query_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

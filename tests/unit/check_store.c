@@ -1,0 +1,324 @@
+/*
+ * check_store: the store on a real event loop and worker pool, over
+ * temporary directories: assignment outcomes, what a refused assignment
+ * leaves behind (nothing), crash recovery of the data directory, deletion.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "pool.h"
+#include "segment.h"
+#include "store.h"
+#include "xmalloc.h"
+
+static char root[64], data[128], storage[128];
+static struct event_base *base;
+static struct pool *pool;
+
+static void write_seg(const char *name, uint64_t rows)
+{
+    struct segment_spec spec = {.rows = rows, .row_bytes = 32, .seed = 4};
+    char *path = xasprintf("%s/%s", storage, name), detail[256];
+
+    ck_assert_int_eq(segment_write_synthetic(path, &spec, detail, sizeof(detail)), 0);
+    free(path);
+}
+
+static void setup(void)
+{
+    snprintf(root, sizeof(root), "/tmp/check_store-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    snprintf(storage, sizeof(storage), "%s/storage", root);
+    snprintf(data, sizeof(data), "%s/data", root);
+    mkdir(storage, 0755);
+    base = event_base_new();
+    pool = pool_new(base, 2);
+}
+
+static void teardown(void)
+{
+    char *cmd = xasprintf("rm -rf %s", root);
+
+    pool_free(pool);
+    event_base_free(base);
+    ck_assert_int_eq(system(cmd), 0);
+    free(cmd);
+}
+
+static struct store *open_store(uint64_t reserve)
+{
+    struct store_config cfg = {.storage_root = storage, .data_dir = data, .disk_reserve = reserve};
+    char err[256];
+    struct store *st = store_new(pool, &cfg, err, sizeof(err));
+
+    ck_assert_msg(st != NULL, "%s", err);
+    return st;
+}
+
+struct answer {
+    int status;
+    enum wire_reason reason;
+    char detail[256];
+    bool done;
+};
+
+static void assign_cb(int status, enum wire_reason reason, const char *detail, void *arg)
+{
+    struct answer *a = arg;
+
+    a->status = status;
+    a->reason = reason;
+    snprintf(a->detail, sizeof(a->detail), "%s", detail);
+    a->done = true;
+}
+
+static void delete_cb(int status, const char *detail, void *arg)
+{
+    struct answer *a = arg;
+
+    a->status = status;
+    snprintf(a->detail, sizeof(a->detail), "%s", detail);
+    a->done = true;
+}
+
+/* Runs the loop until *flag or 10 s. */
+static void run_until(bool (*fn)(void *), void *arg)
+{
+    for (int i = 0; i < 1000 && !fn(arg); i++) {
+        struct timeval tv = {0, 10000};
+        event_base_loopexit(base, &tv);
+        event_base_dispatch(base);
+    }
+    ck_assert(fn(arg));
+}
+
+static bool answered(void *arg)
+{
+    return ((struct answer *)arg)->done;
+}
+
+struct want {
+    struct store *st;
+    enum wire_segment_state state;
+    size_t n;
+};
+
+static bool states_are(void *arg)
+{
+    struct want *w = arg;
+    struct store_totals t;
+
+    store_totals(w->st, &t);
+    return t.segments[w->state] == w->n && t.loads_in_flight == 0;
+}
+
+static struct answer do_assign(struct store *st, const char *id, const char *file, uint64_t rows)
+{
+    struct wire_assign_request req;
+    struct answer a = {0};
+
+    memset(&req, 0, sizeof(req));
+    snprintf(req.segment_id, sizeof(req.segment_id), "%s", id);
+    snprintf(req.uri, sizeof(req.uri), "file://%s/%s", storage, file);
+    req.row_count = rows;
+    req.avg_row_size = 32;
+    store_assign(st, &req, assign_cb, &a);
+    run_until(answered, &a);
+    return a;
+}
+
+static size_t count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    size_t n = 0;
+
+    if (d == NULL)
+        return 0;
+    while ((de = readdir(d)) != NULL)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+START_TEST(test_assign_load)
+{
+    struct store *st = open_store(0);
+    struct want w = {st, WIRE_SEG_LOADED, 1};
+    struct wire_node_status ns;
+    struct store_seg *seg;
+    struct answer a;
+    char err[128];
+
+    write_seg("a.seg", 10000);
+    a = do_assign(st, "a", "a.seg", 10000);
+    ck_assert_int_eq(a.status, 202);
+    run_until(states_are, &w);
+    seg = store_get_loaded(st, "a", err, sizeof(err));
+    ck_assert_ptr_nonnull(seg);
+    ck_assert_uint_eq(store_seg_header(seg)->row_count, 10000);
+    store_seg_unref(seg);
+    memset(&ns, 0, sizeof(ns));
+    store_status(st, &ns);
+    ck_assert_uint_eq(ns.n_segments, 1);
+    ck_assert_str_eq(ns.segments[0].segment_id, "a");
+    ck_assert_uint_gt(ns.segments[0].index_bytes, 0);
+    ck_assert_uint_eq(ns.mapped_bytes, ns.segments[0].file_bytes);
+    wire_node_status_done(&ns);
+    /* Same id, same URI: idempotent; another URI: conflict. */
+    ck_assert_int_eq(do_assign(st, "a", "a.seg", 10000).status, 202);
+    write_seg("b.seg", 10000);
+    ck_assert_int_eq(do_assign(st, "a", "b.seg", 10000).status, 409);
+    ck_assert_ptr_null(store_get_loaded(st, "zzz", err, sizeof(err)));
+    ck_assert_str_eq(err, "segment \"zzz\" is not on this node");
+    store_free(st);
+}
+END_TEST
+
+START_TEST(test_refusals_leave_nothing)
+{
+    struct store *st = open_store(0);
+    struct store_totals t;
+    struct answer a;
+
+    write_seg("a.seg", 100);
+    a = do_assign(st, "m", "missing.seg", 100);
+    ck_assert_int_eq(a.status, 422);
+    ck_assert_int_eq(a.reason, WIRE_REASON_SEGMENT_INVALID);
+    a = do_assign(st, "r", "a.seg", 99);
+    ck_assert_int_eq(a.status, 422);
+    ck_assert_msg(strstr(a.detail, "the file says 100") != NULL, "%s", a.detail);
+    a = do_assign(st, "d", "../storage/a.seg", 100);
+    ck_assert_int_eq(a.status, 422);
+    store_totals(st, &t);
+    ck_assert_uint_eq(t.segments[WIRE_SEG_LOADING] + t.segments[WIRE_SEG_LOADED] +
+                          t.segments[WIRE_SEG_FAILED],
+                      0);
+    ck_assert_uint_eq(t.loads_in_flight, 0);
+    {
+        char *segdir = xasprintf("%s/segments", data);
+        ck_assert_uint_eq(count_files(segdir), 0);
+        free(segdir);
+    }
+    store_free(st);
+}
+END_TEST
+
+START_TEST(test_disk_full)
+{
+    /* A reserve no disk has: every assignment is refused with DISK_FULL. */
+    struct store *st = open_store(UINT64_MAX / 4);
+    struct answer a;
+
+    write_seg("a.seg", 100);
+    a = do_assign(st, "a", "a.seg", 100);
+    ck_assert_int_eq(a.status, 507);
+    ck_assert_int_eq(a.reason, WIRE_REASON_DISK_FULL);
+    ck_assert_msg(strstr(a.detail, "free") != NULL, "%s", a.detail);
+    store_free(st);
+}
+END_TEST
+
+START_TEST(test_recovery)
+{
+    struct store *st = open_store(0);
+    struct want w = {st, WIRE_SEG_LOADED, 2};
+    char *segdir = xasprintf("%s/segments", data), *p;
+    FILE *f;
+
+    write_seg("a.seg", 1000);
+    write_seg("b.seg", 2000);
+    ck_assert_int_eq(do_assign(st, "a", "a.seg", 1000).status, 202);
+    ck_assert_int_eq(do_assign(st, "b", "b.seg", 2000).status, 202);
+    run_until(states_are, &w);
+    store_free(st);
+    /* What a crash can leave: a partial copy, a .meta without its .seg, a .seg without .meta. */
+    static const char *const junk[] = {"c.seg.tmp", "d.meta", "e.seg", "f.meta.tmp"};
+    for (size_t i = 0; i < 4; i++) {
+        p = xasprintf("%s/%s", segdir, junk[i]);
+        f = fopen(p, "w");
+        fputs("uri=file:///x\nrow_count=1\navg_row_size=1\n", f);
+        fclose(f);
+        free(p);
+    }
+    st = open_store(0);
+    w.st = st;
+    run_until(states_are, &w);
+    ck_assert_uint_eq(count_files(segdir), 4); /* a and b: .seg + .meta each */
+    for (size_t i = 0; i < 4; i++) {
+        p = xasprintf("%s/%s", segdir, junk[i]);
+        ck_assert_int_eq(access(p, F_OK), -1);
+        free(p);
+    }
+    store_free(st);
+    free(segdir);
+}
+END_TEST
+
+START_TEST(test_delete)
+{
+    struct store *st = open_store(0);
+    struct want w = {st, WIRE_SEG_LOADED, 1};
+    char *segdir = xasprintf("%s/segments", data);
+    struct answer a = {0};
+
+    write_seg("a.seg", 1000);
+    ck_assert_int_eq(do_assign(st, "a", "a.seg", 1000).status, 202);
+    run_until(states_are, &w);
+    store_delete(st, "a", delete_cb, &a);
+    run_until(answered, &a);
+    ck_assert_int_eq(a.status, 200);
+    ck_assert_uint_eq(count_files(segdir), 0);
+    memset(&a, 0, sizeof(a));
+    store_delete(st, "a", delete_cb, &a);
+    ck_assert(a.done);
+    ck_assert_int_eq(a.status, 404);
+    store_free(st);
+    free(segdir);
+}
+END_TEST
+
+START_TEST(test_bad_roots)
+{
+    struct store_config cfg = {.storage_root = "/nonexistent/x", .data_dir = data};
+    char err[256];
+
+    ck_assert_ptr_null(store_new(pool, &cfg, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "--storage-root /nonexistent/x") != NULL, "%s", err);
+    cfg.storage_root = storage;
+    cfg.data_dir = "/proc/forbidden/data";
+    ck_assert_ptr_null(store_new(pool, &cfg, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "--data-dir") != NULL, "%s", err);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("store");
+    TCase *tc = tcase_create("store");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_assign_load);
+    tcase_add_test(tc, test_refusals_leave_nothing);
+    tcase_add_test(tc, test_disk_full);
+    tcase_add_test(tc, test_recovery);
+    tcase_add_test(tc, test_delete);
+    tcase_add_test(tc, test_bad_roots);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
