@@ -1,0 +1,239 @@
+/*
+ * catalog: the coordinator's durable state in one SQLite database. It holds
+ * nodes, segments, assignments of segments to nodes, and a bounded log of
+ * events. Whatever a catalog call reported as done is on disk: the database
+ * runs in WAL mode with synchronous=FULL, so a committed transaction
+ * survives kill -9 (and, given honest fsync, power loss). The coordinator
+ * must answer a peer OK only after the call (or catalog_commit) returned 0.
+ *
+ * Expected load: registrations arrive in bulk (thousands of segments per
+ * import), so callers batch them between catalog_begin and catalog_commit
+ * (one fsync per batch, "group commit"). Outside an explicit transaction
+ * every call is its own transaction and costs one fsync.
+ *
+ * Threading: single-threaded. The catalog belongs to the coordinator's event
+ * loop thread and must not be used from any other. Calls block for the time
+ * of an fsync, or up to 5 s if another process holds the write lock.
+ *
+ * Errors: functions return 0 or a negative errno, and after a failure
+ * catalog_errmsg() says what went wrong in a sentence:
+ *   -EINVAL  an argument is malformed (bad id, unknown state, out of range)
+ *            or a schema constraint refused it; nothing was changed;
+ *   -ENOENT  the row (or, for an assignment, its segment or node) is absent;
+ *   -EEXIST  a segment with this id exists with different fields;
+ *   -EBUSY   the database is locked by another process, or the call was
+ *            made from inside a catalog_foreach_* callback;
+ *   -ENOSPC, -EROFS, -EBADMSG (corrupt or not a database), -EIO: storage.
+ * Arguments are validated before SQLite is touched: a call that fails with
+ * -EINVAL has changed nothing, inside a transaction or not.
+ *
+ * Identifiers (segment and node ids) follow the wire rules: 1..WIRE_ID_MAX
+ * bytes of [A-Za-z0-9._-], not starting with '.' or '-'. States are the
+ * upper-case names listed with each struct; an unknown name is -EINVAL.
+ */
+#ifndef SLUICE_CATALOG_H
+#define SLUICE_CATALOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+/* The schema version this build creates and understands. */
+#define CATALOG_SCHEMA_VERSION 2
+
+#define CATALOG_EVENTS_KEEP_DEFAULT 100000u
+#define CATALOG_BUSY_TIMEOUT_MS     5000
+#define CATALOG_STATE_MAX           15  /* longest state name is 8 bytes */
+#define CATALOG_ADDR_MAX            255 /* "host:port" of a node */
+#define CATALOG_KIND_MAX            31  /* event kind: [a-z_] */
+#define CATALOG_REASON_MAX          63  /* [A-Za-z0-9._-], e.g. "MEM_PRESSURE" */
+#define CATALOG_REPLICATION_MAX     16
+
+/* Opaque; one per database connection. */
+struct catalog;
+
+/* A segment. state: "PENDING", "LOADED" or "INVALID". */
+struct catalog_segment {
+    char id[WIRE_ID_MAX + 1];
+    char uri[WIRE_URI_MAX + 1];
+    uint64_t row_count;        /* 1..WIRE_ROW_COUNT_MAX */
+    uint64_t avg_row_size;     /* 1..WIRE_ROW_SIZE_MAX */
+    unsigned replication;      /* 1..CATALOG_REPLICATION_MAX */
+    char state[CATALOG_STATE_MAX + 1];
+    int64_t backoff_until_ms;  /* wall clock; 0: no back-off */
+    int64_t created_ms;        /* wall clock, as given by the caller */
+};
+
+/* A query node. state: "UP", "SUSPECT", "DOWN" or "DRAINING". */
+struct catalog_node {
+    char id[WIRE_ID_MAX + 1];
+    char addr[CATALOG_ADDR_MAX + 1];          /* printable, no spaces */
+    char state[CATALOG_STATE_MAX + 1];
+    int64_t last_seen_ms;                     /* 0: never */
+    char last_reason[CATALOG_REASON_MAX + 1]; /* "": none */
+    int64_t created_ms;                       /* kept from the first put */
+};
+
+/* Segment on node. state: "LOADING", "LOADED", "FAILED" or "DROPPED". */
+struct catalog_assignment {
+    char segment_id[WIRE_ID_MAX + 1];
+    char node_id[WIRE_ID_MAX + 1];
+    char state[CATALOG_STATE_MAX + 1];
+    int64_t updated_ms;
+};
+
+/*
+ * An event. kind is a short [a-z_] word ("refused", "accepted", "loaded",
+ * "failed", "dropped", "node_state", "invalid", ...). Empty strings and zero
+ * numbers mean "none" and are stored as NULL. Events are history, not
+ * references: they outlive the segments and nodes they name.
+ */
+struct catalog_event {
+    uint64_t id;                         /* set by the catalog; ignored by add */
+    int64_t ts_ms;
+    char segment_id[WIRE_ID_MAX + 1];    /* "" or a valid id */
+    char node_id[WIRE_ID_MAX + 1];       /* "" or a valid id */
+    char kind[CATALOG_KIND_MAX + 1];     /* required */
+    char reason[CATALOG_REASON_MAX + 1];
+    int http_status;                     /* 0 or 100..599 */
+    int64_t retry_after_ms;              /* 0 or positive */
+    char detail[WIRE_DETAIL_MAX + 1];
+};
+
+struct catalog_options {
+    /* Events kept; older ones are trimmed. 0 means CATALOG_EVENTS_KEEP_DEFAULT. */
+    uint64_t events_keep;
+};
+
+/* Connection settings as read back from SQLite, for tests and /status. */
+struct catalog_settings {
+    char journal_mode[16]; /* "wal" */
+    int synchronous;       /* 2 == FULL */
+    int foreign_keys;      /* 1 */
+    int busy_timeout_ms;
+};
+
+/*
+ * Opens (creating if needed) the database at path, applies the pragmas and
+ * checks that each took effect, and migrates the schema to
+ * CATALOG_SCHEMA_VERSION, one transaction per migration. A database written
+ * by a newer build (user_version > CATALOG_SCHEMA_VERSION) is refused with
+ * -EPROTONOSUPPORT and left untouched. On failure err (if not NULL) holds a
+ * sentence and *ret is not written. The caller frees with catalog_close().
+ * catalog_open is catalog_open_with(path, NULL, ...).
+ */
+int catalog_open(const char *path, struct catalog **ret, char *err, size_t err_len);
+int catalog_open_with(const char *path, const struct catalog_options *opts,
+                      struct catalog **ret, char *err, size_t err_len);
+
+/*
+ * Closes the database. An open explicit transaction is rolled back: what was
+ * not committed is lost. NULL-safe. Must not be called from a callback.
+ */
+void catalog_close(struct catalog *c);
+
+/* The message of the last failed call on c; "" if none. Owned by c. */
+const char *catalog_errmsg(const struct catalog *c);
+
+/* PRAGMA user_version of the open database (CATALOG_SCHEMA_VERSION), or -errno. */
+int catalog_schema_version(struct catalog *c);
+
+/* Reads back journal_mode, synchronous, foreign_keys and busy_timeout. */
+int catalog_settings(struct catalog *c, struct catalog_settings *ret);
+
+/*
+ * Explicit transaction (BEGIN IMMEDIATE). Nothing is durable until
+ * catalog_commit returns 0; if it fails the whole batch has been rolled back
+ * and must not be acknowledged. catalog_begin inside a transaction is
+ * -EALREADY; catalog_commit outside one is -EINVAL. If a storage error
+ * aborted the transaction midway, later calls keep failing and
+ * catalog_commit returns -EIO; only catalog_rollback clears that.
+ * catalog_rollback outside a transaction does nothing.
+ */
+int catalog_begin(struct catalog *c);
+int catalog_commit(struct catalog *c);
+void catalog_rollback(struct catalog *c);
+
+/*
+ * Inserts a segment. If the id exists with the same uri, row_count,
+ * avg_row_size and replication, this is a retried registration and returns
+ * 0 without changing the stored row (its state may have moved on);
+ * otherwise -EEXIST and catalog_errmsg() names the first differing field.
+ */
+int catalog_put_segment(struct catalog *c, const struct catalog_segment *s);
+/* Copies the segment into *ret; -ENOENT if absent. */
+int catalog_get_segment(struct catalog *c, const char *id, struct catalog_segment *ret);
+int catalog_set_segment_state(struct catalog *c, const char *id, const char *state,
+                              int64_t backoff_until_ms);
+/* Deletes the segment and (ON DELETE CASCADE) its assignments; -ENOENT if absent. */
+int catalog_delete_segment(struct catalog *c, const char *id);
+/* *ret = number of segments, of one state if state is not NULL. */
+int catalog_count_segments(struct catalog *c, const char *state, uint64_t *ret);
+
+/* Inserts or replaces a node by id; created_ms of an existing node is kept. */
+int catalog_put_node(struct catalog *c, const struct catalog_node *n);
+int catalog_get_node(struct catalog *c, const char *id, struct catalog_node *ret);
+/*
+ * Sets the node's state and last_reason (reason may be NULL or ""). If the
+ * state changed, also records a "node_state" event at now_ms with the
+ * detail "OLD -> NEW", in the same transaction. last_seen_ms is left alone:
+ * it changes with catalog_put_node, when the node itself reports.
+ */
+int catalog_set_node_state(struct catalog *c, const char *id, const char *state,
+                           const char *reason, int64_t now_ms);
+/* Deletes the node and (ON DELETE CASCADE) its assignments; -ENOENT if absent. */
+int catalog_delete_node(struct catalog *c, const char *id);
+
+/*
+ * Inserts or updates (state, updated_ms) the assignment of segment to node.
+ * -ENOENT, with nothing written, if the segment or the node is absent.
+ */
+int catalog_put_assignment(struct catalog *c, const char *segment_id, const char *node_id,
+                           const char *state, int64_t now_ms);
+int catalog_delete_assignment(struct catalog *c, const char *segment_id, const char *node_id);
+
+/*
+ * Appends an event and trims the log to the newest events_keep entries,
+ * cheaply: every min(1000, events_keep) appends, delete the ids at or below
+ * newest - events_keep. Between trims the log may exceed the bound by that
+ * interval. catalog_trim_events() trims now.
+ */
+int catalog_add_event(struct catalog *c, const struct catalog_event *e);
+int catalog_trim_events(struct catalog *c);
+
+/*
+ * Iteration. The callback gets a row that is valid only during the call
+ * (copy what you keep) and returns 0 to go on; any other value stops the
+ * walk and is returned by foreach. The callback must not call the catalog
+ * (such calls return -EBUSY): collect first, then act. Order: segments,
+ * nodes and assignments by id; events by id ascending.
+ */
+int catalog_foreach_segment(struct catalog *c, const char *state,
+                            int (*cb)(const struct catalog_segment *s, void *arg), void *arg);
+int catalog_foreach_node(struct catalog *c, int (*cb)(const struct catalog_node *n, void *arg),
+                         void *arg);
+/* segment_id and node_id filter when not NULL. */
+int catalog_foreach_assignment(struct catalog *c, const char *segment_id, const char *node_id,
+                               int (*cb)(const struct catalog_assignment *a, void *arg),
+                               void *arg);
+/* Events with id > after_id, of one segment if segment_id is not NULL, at most limit (0: all). */
+int catalog_foreach_event(struct catalog *c, const char *segment_id, uint64_t after_id,
+                          unsigned limit, int (*cb)(const struct catalog_event *e, void *arg),
+                          void *arg);
+
+/*
+ * Runs PRAGMA integrity_check and PRAGMA foreign_key_check. 0 if both are
+ * clean; otherwise -EBADMSG and err (if not NULL) holds the first problem.
+ */
+int catalog_integrity_check(struct catalog *c, char *err, size_t err_len);
+
+/*
+ * Test hook: creates the database at path, or migrates it, to exactly
+ * version (1..CATALOG_SCHEMA_VERSION) with the same pragmas and migrations
+ * as catalog_open, then closes it. Lets tests build an old database and
+ * check that catalog_open migrates it.
+ */
+int catalog_create_at_version(const char *path, int version, char *err, size_t err_len);
+
+#endif
