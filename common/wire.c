@@ -524,9 +524,10 @@ static int wire_segment_status_from_pb(struct wire_segment_status *dst,
         return wire_invalid(err, "segments[%zu].state: unknown value %d", i, (int)s->state);
     if ((unsigned)s->reason >= WIRE_REASON_COUNT_)
         return wire_invalid(err, "segments[%zu].reason: unknown value %d", i, (int)s->reason);
-    snprintf(field, sizeof(field), "segments[%zu].uri", i);
-    if (wire_copy_checked(field, dst->uri, sizeof(dst->uri), s->uri, err) < 0)
-        return -EINVAL;
+    if (s->uri != NULL && strlen(s->uri) > WIRE_URI_MAX)
+        return wire_invalid(err, "segments[%zu].uri: %zu bytes, the limit is %d", i,
+                            strlen(s->uri), WIRE_URI_MAX);
+    dst->uri = s->uri != NULL && s->uri[0] != '\0' ? xstrdup(s->uri) : NULL;
     wire_copy(dst->segment_id, sizeof(dst->segment_id), s->segment_id);
     dst->state = (enum wire_segment_state)s->state;
     dst->reason = (enum wire_reason)s->reason;
@@ -538,6 +539,9 @@ static int wire_segment_status_from_pb(struct wire_segment_status *dst,
     dst->last_query_unix_ms = s->last_query_unix_ms;
     return 0;
 }
+
+static Sluice__V1__SegmentStatus **wire_statuses_to_pb(const struct wire_segment_status *in,
+                                                       size_t n, Sluice__V1__SegmentStatus **ret);
 
 /* A node holds at most this many segments in one status message. */
 #define WIRE_STATUS_MAX_SEGMENTS 100000
@@ -569,8 +573,9 @@ int wire_node_status_decode(const void *buf, size_t len, struct wire_node_status
     }
     out.segments = xcalloc(m->n_segments, sizeof(*out.segments));
     for (size_t i = 0; i < m->n_segments; i++) {
+        out.n_segments = i;
         if (wire_segment_status_from_pb(&out.segments[i], m->segments[i], i, err) < 0) {
-            free(out.segments);
+            wire_node_status_done(&out);
             goto out;
         }
     }
@@ -593,38 +598,21 @@ uint8_t *wire_node_status_encode(const struct wire_node_status *in, size_t *ret_
 {
     Sluice__V1__NodeStatus m = SLUICE__V1__NODE_STATUS__INIT;
     Sluice__V1__PressureSnapshot p;
-    Sluice__V1__SegmentStatus *segs = xcalloc(in->n_segments, sizeof(*segs));
-    Sluice__V1__SegmentStatus **ptrs = xcalloc(in->n_segments, sizeof(*ptrs));
+    Sluice__V1__SegmentStatus *segs;
     uint8_t *buf;
 
-    for (size_t i = 0; i < in->n_segments; i++) {
-        const struct wire_segment_status *s = &in->segments[i];
-
-        sluice__v1__segment_status__init(&segs[i]);
-        segs[i].segment_id = (char *)(uintptr_t)s->segment_id;
-        segs[i].state = (Sluice__V1__SegmentState)s->state;
-        segs[i].reason = (Sluice__V1__Reason)s->reason;
-        segs[i].detail = (char *)(uintptr_t)s->detail;
-        segs[i].row_count = s->row_count;
-        segs[i].avg_row_size = s->avg_row_size;
-        segs[i].file_bytes = s->file_bytes;
-        segs[i].index_bytes = s->index_bytes;
-        segs[i].uri = (char *)(uintptr_t)s->uri;
-        segs[i].last_query_unix_ms = s->last_query_unix_ms;
-        ptrs[i] = &segs[i];
-    }
     wire_pressure_to_pb(&p, &in->pressure);
     m.node_id = (char *)(uintptr_t)in->node_id;
     m.state = (Sluice__V1__NodeState)in->state;
     m.n_segments = in->n_segments;
-    m.segments = ptrs;
+    m.segments = wire_statuses_to_pb(in->segments, in->n_segments, &segs);
     m.mapped_bytes = in->mapped_bytes;
     m.index_bytes = in->index_bytes;
     m.pressure = &p;
     m.version = (char *)(uintptr_t)in->version;
     m.uptime_seconds = in->uptime_seconds;
     buf = wire_pack(&m.base, ret_len);
-    free(ptrs);
+    free(m.segments);
     free(segs);
     return buf;
 }
@@ -633,6 +621,8 @@ void wire_node_status_done(struct wire_node_status *m)
 {
     if (m == NULL)
         return;
+    for (size_t i = 0; i < m->n_segments; i++)
+        free(m->segments[i].uri);
     free(m->segments);
     memset(m, 0, sizeof(*m));
 }
@@ -658,5 +648,731 @@ uint8_t *wire_error_encode(const struct wire_error *in, size_t *ret_len)
 
     m.code = (char *)(uintptr_t)in->code;
     m.message = (char *)(uintptr_t)in->message;
+    return wire_pack(&m.base, ret_len);
+}
+
+/* ---- coordinator API ---------------------------------------------------- */
+
+/* Builds protobuf views of a status array; the caller frees both arrays. */
+static Sluice__V1__SegmentStatus **wire_statuses_to_pb(const struct wire_segment_status *in,
+                                                       size_t n, Sluice__V1__SegmentStatus **ret)
+{
+    Sluice__V1__SegmentStatus *segs = xcalloc(n, sizeof(*segs));
+    Sluice__V1__SegmentStatus **ptrs = xcalloc(n, sizeof(*ptrs));
+
+    for (size_t i = 0; i < n; i++) {
+        sluice__v1__segment_status__init(&segs[i]);
+        segs[i].segment_id = (char *)(uintptr_t)in[i].segment_id;
+        segs[i].state = (Sluice__V1__SegmentState)in[i].state;
+        segs[i].reason = (Sluice__V1__Reason)in[i].reason;
+        segs[i].detail = (char *)(uintptr_t)in[i].detail;
+        segs[i].row_count = in[i].row_count;
+        segs[i].avg_row_size = in[i].avg_row_size;
+        segs[i].file_bytes = in[i].file_bytes;
+        segs[i].index_bytes = in[i].index_bytes;
+        segs[i].uri = (char *)(uintptr_t)(in[i].uri != NULL ? in[i].uri : "");
+        segs[i].last_query_unix_ms = in[i].last_query_unix_ms;
+        ptrs[i] = &segs[i];
+    }
+    *ret = segs;
+    return ptrs;
+}
+
+int wire_node_report_decode(const void *buf, size_t len, struct wire_node_report *ret,
+                            struct wire_error *err)
+{
+    Sluice__V1__NodeReport *m;
+    struct wire_node_report out;
+    int r;
+
+    if ((r = wire_check_size(len, err)) < 0)
+        return r;
+    m = sluice__v1__node_report__unpack(NULL, len, buf);
+    if (m == NULL)
+        return wire_bad_message(err, "NodeReport");
+    memset(&out, 0, sizeof(out));
+    r = -EINVAL;
+    if (wire_check_segment_id("node_id", m->node_id, err) < 0 ||
+        wire_copy_checked("addr", out.addr, sizeof(out.addr), m->addr, err) < 0)
+        goto out;
+    if (out.addr[0] == '\0' || strchr(out.addr, ':') == NULL) {
+        wire_invalid(err, "addr: must be host:port");
+        goto out;
+    }
+    if (m->state == 0 || (unsigned)m->state > WIRE_NODE_DRAINING) {
+        wire_invalid(err, "state: unknown value %d", (int)m->state);
+        goto out;
+    }
+    if (m->n_segments > WIRE_REPORT_MAX_SEGS) {
+        wire_invalid(err, "segments: %zu entries, the limit is %d", m->n_segments,
+                     WIRE_REPORT_MAX_SEGS);
+        goto out;
+    }
+    out.segments = xcalloc(m->n_segments, sizeof(*out.segments));
+    for (size_t i = 0; i < m->n_segments; i++) {
+        out.n_segments = i;
+        if (wire_segment_status_from_pb(&out.segments[i], m->segments[i], i, err) < 0) {
+            wire_node_report_done(&out);
+            goto out;
+        }
+    }
+    out.n_segments = m->n_segments;
+    wire_copy(out.node_id, sizeof(out.node_id), m->node_id);
+    out.state = (enum wire_node_state)m->state;
+    wire_pressure_from_pb(&out.pressure, m->pressure);
+    out.uptime_seconds = m->uptime_seconds;
+    out.claim = m->claim;
+    *ret = out;
+    r = 0;
+out:
+    sluice__v1__node_report__free_unpacked(m, NULL);
+    return r;
+}
+
+uint8_t *wire_node_report_encode(const struct wire_node_report *in, size_t *ret_len)
+{
+    Sluice__V1__NodeReport m = SLUICE__V1__NODE_REPORT__INIT;
+    Sluice__V1__PressureSnapshot p;
+    Sluice__V1__SegmentStatus *segs;
+    uint8_t *buf;
+
+    wire_pressure_to_pb(&p, &in->pressure);
+    m.node_id = (char *)(uintptr_t)in->node_id;
+    m.addr = (char *)(uintptr_t)in->addr;
+    m.state = (Sluice__V1__NodeState)in->state;
+    m.pressure = &p;
+    m.n_segments = in->n_segments;
+    m.segments = wire_statuses_to_pb(in->segments, in->n_segments, &segs);
+    m.uptime_seconds = in->uptime_seconds;
+    m.claim = in->claim;
+    buf = wire_pack(&m.base, ret_len);
+    free(m.segments);
+    free(segs);
+    return buf;
+}
+
+void wire_node_report_done(struct wire_node_report *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < m->n_segments; i++)
+        free(m->segments[i].uri);
+    free(m->segments);
+    memset(m, 0, sizeof(*m));
+}
+
+/* Copies a repeated string field of segment ids, validating each. */
+static int wire_ids_from_pb(const char *field, char **ids, size_t n, size_t max,
+                            char (**ret)[WIRE_ID_MAX + 1], struct wire_error *err)
+{
+    char (*out)[WIRE_ID_MAX + 1];
+    char name[64];
+
+    if (n > max)
+        return wire_invalid(err, "%s: %zu entries, the limit is %zu", field, n, max);
+    out = xcalloc(n, sizeof(*out));
+    for (size_t i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "%s[%zu]", field, i);
+        if (wire_check_segment_id(name, ids[i], err) < 0) {
+            free(out);
+            return -EINVAL;
+        }
+        wire_copy(out[i], sizeof(out[i]), ids[i]);
+    }
+    *ret = out;
+    return 0;
+}
+
+int wire_report_response_decode(const void *buf, size_t len, struct wire_report_response *ret,
+                                struct wire_error *err)
+{
+    Sluice__V1__ReportResponse *m;
+    int r;
+
+    if ((r = wire_check_size(len, err)) < 0)
+        return r;
+    m = sluice__v1__report_response__unpack(NULL, len, buf);
+    if (m == NULL)
+        return wire_bad_message(err, "ReportResponse");
+    memset(ret, 0, sizeof(*ret));
+    r = wire_ids_from_pb("drop_segment_ids", m->drop_segment_ids, m->n_drop_segment_ids,
+                         WIRE_REPORT_MAX_SEGS, &ret->drop, err);
+    if (r == 0)
+        ret->n_drop = m->n_drop_segment_ids;
+    sluice__v1__report_response__free_unpacked(m, NULL);
+    return r;
+}
+
+uint8_t *wire_report_response_encode(const struct wire_report_response *in, size_t *ret_len)
+{
+    Sluice__V1__ReportResponse m = SLUICE__V1__REPORT_RESPONSE__INIT;
+    char **ids = xcalloc(in->n_drop, sizeof(char *));
+    uint8_t *buf;
+
+    for (size_t i = 0; i < in->n_drop; i++)
+        ids[i] = in->drop[i];
+    m.n_drop_segment_ids = in->n_drop;
+    m.drop_segment_ids = ids;
+    buf = wire_pack(&m.base, ret_len);
+    free(ids);
+    return buf;
+}
+
+void wire_report_response_done(struct wire_report_response *m)
+{
+    if (m == NULL)
+        return;
+    free(m->drop);
+    memset(m, 0, sizeof(*m));
+}
+
+int wire_check_segment_spec(const char *field, const struct wire_segment_spec *s,
+                            struct wire_error *err)
+{
+    char name[64];
+
+    snprintf(name, sizeof(name), "%s.segment_id", field);
+    if (wire_check_segment_id(name, s->segment_id, err) < 0)
+        return -EINVAL;
+    snprintf(name, sizeof(name), "%s.uri", field);
+    if (wire_check_uri(name, s->uri != NULL ? s->uri : "", err) < 0)
+        return -EINVAL;
+    if (s->row_count == 0 || s->row_count > WIRE_ROW_COUNT_MAX)
+        return wire_invalid(err, "%s.row_count: %llu is outside 1..%llu", field,
+                            (unsigned long long)s->row_count, WIRE_ROW_COUNT_MAX);
+    if (s->avg_row_size == 0 || s->avg_row_size > WIRE_ROW_SIZE_MAX)
+        return wire_invalid(err, "%s.avg_row_size: %llu is outside 1..%llu", field,
+                            (unsigned long long)s->avg_row_size, WIRE_ROW_SIZE_MAX);
+    if (s->replication > WIRE_REPLICATION_MAX)
+        return wire_invalid(err, "%s.replication: %u is outside 1..%d", field, s->replication,
+                            WIRE_REPLICATION_MAX);
+    return 0;
+}
+
+static void wire_spec_from_pb(struct wire_segment_spec *dst, const Sluice__V1__SegmentSpec *s)
+{
+    wire_copy(dst->segment_id, sizeof(dst->segment_id), s->segment_id);
+    dst->uri = xstrdup(s->uri != NULL ? s->uri : "");
+    dst->row_count = s->row_count;
+    dst->avg_row_size = s->avg_row_size;
+    dst->replication = s->replication == 0 ? 1 : s->replication;
+}
+
+static void wire_spec_to_pb(Sluice__V1__SegmentSpec *dst, const struct wire_segment_spec *s)
+{
+    sluice__v1__segment_spec__init(dst);
+    dst->segment_id = (char *)(uintptr_t)s->segment_id;
+    dst->uri = (char *)(uintptr_t)(s->uri != NULL ? s->uri : "");
+    dst->row_count = s->row_count;
+    dst->avg_row_size = s->avg_row_size;
+    dst->replication = s->replication;
+}
+
+int wire_segment_batch_decode(const void *buf, size_t len, struct wire_segment_batch *ret,
+                              struct wire_error *err)
+{
+    Sluice__V1__SegmentBatch *m;
+    struct wire_segment_batch out;
+    char field[48];
+    int r;
+
+    if ((r = wire_check_size(len, err)) < 0)
+        return r;
+    m = sluice__v1__segment_batch__unpack(NULL, len, buf);
+    if (m == NULL)
+        return wire_bad_message(err, "SegmentBatch");
+    memset(&out, 0, sizeof(out));
+    r = -EINVAL;
+    if (m->n_segments == 0) {
+        wire_invalid(err, "segments: empty");
+        goto out;
+    }
+    if (m->n_segments > WIRE_BATCH_MAX) {
+        wire_invalid(err, "segments: %zu entries, the limit is %d", m->n_segments,
+                     WIRE_BATCH_MAX);
+        goto out;
+    }
+    out.specs = xcalloc(m->n_segments, sizeof(*out.specs));
+    for (size_t i = 0; i < m->n_segments; i++) {
+        if (m->segments[i]->uri != NULL && strlen(m->segments[i]->uri) > WIRE_URI_MAX) {
+            wire_invalid(err, "segments[%zu].uri: %zu bytes, the limit is %d", i,
+                         strlen(m->segments[i]->uri), WIRE_URI_MAX);
+            wire_segment_batch_done(&out);
+            goto out;
+        }
+        if (strlen(m->segments[i]->segment_id) > WIRE_ID_MAX) {
+            snprintf(field, sizeof(field), "segments[%zu].segment_id", i);
+            wire_check_segment_id(field, m->segments[i]->segment_id, err);
+            wire_segment_batch_done(&out);
+            goto out;
+        }
+        wire_spec_from_pb(&out.specs[i], m->segments[i]);
+        out.n = i + 1;
+        snprintf(field, sizeof(field), "segments[%zu]", i);
+        if (wire_check_segment_spec(field, &out.specs[i], err) < 0) {
+            wire_segment_batch_done(&out);
+            goto out;
+        }
+    }
+    *ret = out;
+    r = 0;
+out:
+    sluice__v1__segment_batch__free_unpacked(m, NULL);
+    return r;
+}
+
+uint8_t *wire_segment_batch_encode(const struct wire_segment_batch *in, size_t *ret_len)
+{
+    Sluice__V1__SegmentBatch m = SLUICE__V1__SEGMENT_BATCH__INIT;
+    Sluice__V1__SegmentSpec *specs = xcalloc(in->n, sizeof(*specs));
+    Sluice__V1__SegmentSpec **ptrs = xcalloc(in->n, sizeof(*ptrs));
+    uint8_t *buf;
+
+    for (size_t i = 0; i < in->n; i++) {
+        wire_spec_to_pb(&specs[i], &in->specs[i]);
+        ptrs[i] = &specs[i];
+    }
+    m.n_segments = in->n;
+    m.segments = ptrs;
+    buf = wire_pack(&m.base, ret_len);
+    free(ptrs);
+    free(specs);
+    return buf;
+}
+
+void wire_segment_batch_done(struct wire_segment_batch *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < m->n; i++)
+        free(m->specs[i].uri);
+    free(m->specs);
+    memset(m, 0, sizeof(*m));
+}
+
+int wire_batch_response_decode(const void *buf, size_t len, struct wire_batch_response *ret,
+                               struct wire_error *err)
+{
+    Sluice__V1__SegmentBatchResponse *m;
+    int r;
+
+    if ((r = wire_check_size(len, err)) < 0)
+        return r;
+    m = sluice__v1__segment_batch_response__unpack(NULL, len, buf);
+    if (m == NULL)
+        return wire_bad_message(err, "SegmentBatchResponse");
+    ret->registered = m->registered;
+    ret->unchanged = m->unchanged;
+    sluice__v1__segment_batch_response__free_unpacked(m, NULL);
+    return 0;
+}
+
+uint8_t *wire_batch_response_encode(const struct wire_batch_response *in, size_t *ret_len)
+{
+    Sluice__V1__SegmentBatchResponse m = SLUICE__V1__SEGMENT_BATCH_RESPONSE__INIT;
+
+    m.registered = in->registered;
+    m.unchanged = in->unchanged;
+    return wire_pack(&m.base, ret_len);
+}
+
+/* Listings are answers from our own coordinator to the CLI: bounded, lenient. */
+#define WIRE_LIST_MAX 1000000
+
+int wire_segment_list_decode(const void *buf, size_t len, struct wire_segment_list *ret,
+                             struct wire_error *err)
+{
+    Sluice__V1__SegmentList *m;
+    struct wire_segment_list out;
+    int r;
+
+    if ((r = wire_check_size(len, err)) < 0)
+        return r;
+    m = sluice__v1__segment_list__unpack(NULL, len, buf);
+    if (m == NULL)
+        return wire_bad_message(err, "SegmentList");
+    memset(&out, 0, sizeof(out));
+    out.segments = xcalloc(m->n_segments, sizeof(*out.segments));
+    for (size_t i = 0; i < m->n_segments; i++) {
+        const Sluice__V1__SegmentInfo *s = m->segments[i];
+        struct wire_segment_info *d = &out.segments[i];
+
+        if (s->spec != NULL)
+            wire_spec_from_pb(&d->spec, s->spec);
+        else
+            d->spec.uri = xstrdup("");
+        snprintf(d->state, sizeof(d->state), "%s", s->state);
+        d->n_placements = s->n_placements;
+        d->placements = xcalloc(s->n_placements, sizeof(*d->placements));
+        for (size_t j = 0; j < s->n_placements; j++) {
+            snprintf(d->placements[j].node_id, sizeof(d->placements[j].node_id), "%s",
+                     s->placements[j]->node_id);
+            d->placements[j].state = (unsigned)s->placements[j]->state < WIRE_SEG_COUNT_
+                                         ? (enum wire_segment_state)s->placements[j]->state
+                                         : WIRE_SEG_UNSPECIFIED;
+        }
+        d->backoff_until_ms = s->backoff_until_ms;
+        snprintf(d->last_reason, sizeof(d->last_reason), "%s", s->last_reason);
+        d->explain = s->explain[0] != '\0' ? xstrdup(s->explain) : NULL;
+        out.n = i + 1;
+    }
+    out.total = m->total;
+    *ret = out;
+    sluice__v1__segment_list__free_unpacked(m, NULL);
+    return 0;
+}
+
+uint8_t *wire_segment_list_encode(const struct wire_segment_list *in, size_t *ret_len)
+{
+    Sluice__V1__SegmentList m = SLUICE__V1__SEGMENT_LIST__INIT;
+    Sluice__V1__SegmentInfo *infos = xcalloc(in->n, sizeof(*infos));
+    Sluice__V1__SegmentInfo **iptrs = xcalloc(in->n, sizeof(*iptrs));
+    Sluice__V1__SegmentSpec *specs = xcalloc(in->n, sizeof(*specs));
+    size_t np = 0, k = 0;
+    Sluice__V1__Placement *pls, **pptrs;
+    uint8_t *buf;
+
+    for (size_t i = 0; i < in->n; i++)
+        np += in->segments[i].n_placements;
+    pls = xcalloc(np, sizeof(*pls));
+    pptrs = xcalloc(np, sizeof(*pptrs));
+    for (size_t i = 0; i < in->n; i++) {
+        const struct wire_segment_info *s = &in->segments[i];
+
+        sluice__v1__segment_info__init(&infos[i]);
+        wire_spec_to_pb(&specs[i], &s->spec);
+        infos[i].spec = &specs[i];
+        infos[i].state = (char *)(uintptr_t)s->state;
+        infos[i].placements = &pptrs[k];
+        infos[i].n_placements = s->n_placements;
+        for (size_t j = 0; j < s->n_placements; j++, k++) {
+            sluice__v1__placement__init(&pls[k]);
+            pls[k].node_id = (char *)(uintptr_t)s->placements[j].node_id;
+            pls[k].state = (Sluice__V1__SegmentState)s->placements[j].state;
+            pptrs[k] = &pls[k];
+        }
+        infos[i].backoff_until_ms = s->backoff_until_ms;
+        infos[i].last_reason = (char *)(uintptr_t)s->last_reason;
+        infos[i].explain = (char *)(uintptr_t)(s->explain != NULL ? s->explain : "");
+        iptrs[i] = &infos[i];
+    }
+    m.n_segments = in->n;
+    m.segments = iptrs;
+    m.total = in->total;
+    buf = wire_pack(&m.base, ret_len);
+    free(pptrs);
+    free(pls);
+    free(specs);
+    free(iptrs);
+    free(infos);
+    return buf;
+}
+
+void wire_segment_list_done(struct wire_segment_list *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < m->n; i++) {
+        free(m->segments[i].spec.uri);
+        free(m->segments[i].placements);
+        free(m->segments[i].explain);
+    }
+    free(m->segments);
+    memset(m, 0, sizeof(*m));
+}
+
+int wire_node_list_decode(const void *buf, size_t len, struct wire_node_list *ret,
+                          struct wire_error *err)
+{
+    Sluice__V1__NodeList *m;
+    int r;
+
+    if ((r = wire_check_size(len, err)) < 0)
+        return r;
+    m = sluice__v1__node_list__unpack(NULL, len, buf);
+    if (m == NULL)
+        return wire_bad_message(err, "NodeList");
+    memset(ret, 0, sizeof(*ret));
+    ret->nodes = xcalloc(m->n_nodes, sizeof(*ret->nodes));
+    for (size_t i = 0; i < m->n_nodes; i++) {
+        const Sluice__V1__NodeInfo *n = m->nodes[i];
+        struct wire_node_info *d = &ret->nodes[i];
+
+        snprintf(d->node_id, sizeof(d->node_id), "%s", n->node_id);
+        snprintf(d->addr, sizeof(d->addr), "%s", n->addr);
+        snprintf(d->state, sizeof(d->state), "%s", n->state);
+        wire_pressure_from_pb(&d->pressure, n->pressure);
+        d->segments = n->segments;
+        snprintf(d->last_reason, sizeof(d->last_reason), "%s", n->last_reason);
+        d->last_seen_ms = n->last_seen_ms;
+        d->refusals = n->refusals;
+    }
+    ret->n = m->n_nodes;
+    sluice__v1__node_list__free_unpacked(m, NULL);
+    return 0;
+}
+
+uint8_t *wire_node_list_encode(const struct wire_node_list *in, size_t *ret_len)
+{
+    Sluice__V1__NodeList m = SLUICE__V1__NODE_LIST__INIT;
+    Sluice__V1__NodeInfo *infos = xcalloc(in->n, sizeof(*infos));
+    Sluice__V1__NodeInfo **ptrs = xcalloc(in->n, sizeof(*ptrs));
+    Sluice__V1__PressureSnapshot *ps = xcalloc(in->n, sizeof(*ps));
+    uint8_t *buf;
+
+    for (size_t i = 0; i < in->n; i++) {
+        const struct wire_node_info *n = &in->nodes[i];
+
+        sluice__v1__node_info__init(&infos[i]);
+        infos[i].node_id = (char *)(uintptr_t)n->node_id;
+        infos[i].addr = (char *)(uintptr_t)n->addr;
+        infos[i].state = (char *)(uintptr_t)n->state;
+        wire_pressure_to_pb(&ps[i], &n->pressure);
+        infos[i].pressure = &ps[i];
+        infos[i].segments = n->segments;
+        infos[i].last_reason = (char *)(uintptr_t)n->last_reason;
+        infos[i].last_seen_ms = n->last_seen_ms;
+        infos[i].refusals = n->refusals;
+        ptrs[i] = &infos[i];
+    }
+    m.n_nodes = in->n;
+    m.nodes = ptrs;
+    buf = wire_pack(&m.base, ret_len);
+    free(ps);
+    free(ptrs);
+    free(infos);
+    return buf;
+}
+
+void wire_node_list_done(struct wire_node_list *m)
+{
+    if (m == NULL)
+        return;
+    free(m->nodes);
+    memset(m, 0, sizeof(*m));
+}
+
+int wire_event_list_decode(const void *buf, size_t len, struct wire_event_list *ret,
+                           struct wire_error *err)
+{
+    Sluice__V1__EventList *m;
+    int r;
+
+    if ((r = wire_check_size(len, err)) < 0)
+        return r;
+    m = sluice__v1__event_list__unpack(NULL, len, buf);
+    if (m == NULL)
+        return wire_bad_message(err, "EventList");
+    memset(ret, 0, sizeof(*ret));
+    ret->events = xcalloc(m->n_events, sizeof(*ret->events));
+    for (size_t i = 0; i < m->n_events; i++) {
+        const Sluice__V1__Event *e = m->events[i];
+        struct wire_event *d = &ret->events[i];
+
+        d->id = e->id;
+        d->ts_ms = e->ts_ms;
+        snprintf(d->segment_id, sizeof(d->segment_id), "%s", e->segment_id);
+        snprintf(d->node_id, sizeof(d->node_id), "%s", e->node_id);
+        snprintf(d->kind, sizeof(d->kind), "%s", e->kind);
+        d->reason = (unsigned)e->reason < WIRE_REASON_COUNT_ ? (enum wire_reason)e->reason
+                                                              : WIRE_REASON_NONE;
+        d->http_status = e->http_status;
+        d->retry_after_ms = e->retry_after_ms;
+        snprintf(d->detail, sizeof(d->detail), "%s", e->detail);
+    }
+    ret->n = m->n_events;
+    sluice__v1__event_list__free_unpacked(m, NULL);
+    return 0;
+}
+
+uint8_t *wire_event_list_encode(const struct wire_event_list *in, size_t *ret_len)
+{
+    Sluice__V1__EventList m = SLUICE__V1__EVENT_LIST__INIT;
+    Sluice__V1__Event *evs = xcalloc(in->n, sizeof(*evs));
+    Sluice__V1__Event **ptrs = xcalloc(in->n, sizeof(*ptrs));
+    uint8_t *buf;
+
+    for (size_t i = 0; i < in->n; i++) {
+        const struct wire_event *e = &in->events[i];
+
+        sluice__v1__event__init(&evs[i]);
+        evs[i].id = e->id;
+        evs[i].ts_ms = e->ts_ms;
+        evs[i].segment_id = (char *)(uintptr_t)e->segment_id;
+        evs[i].node_id = (char *)(uintptr_t)e->node_id;
+        evs[i].kind = (char *)(uintptr_t)e->kind;
+        evs[i].reason = (Sluice__V1__Reason)e->reason;
+        evs[i].http_status = e->http_status;
+        evs[i].retry_after_ms = e->retry_after_ms;
+        evs[i].detail = (char *)(uintptr_t)e->detail;
+        ptrs[i] = &evs[i];
+    }
+    m.n_events = in->n;
+    m.events = ptrs;
+    buf = wire_pack(&m.base, ret_len);
+    free(ptrs);
+    free(evs);
+    return buf;
+}
+
+void wire_event_list_done(struct wire_event_list *m)
+{
+    if (m == NULL)
+        return;
+    free(m->events);
+    memset(m, 0, sizeof(*m));
+}
+
+int wire_claim_request_decode(const void *buf, size_t len, struct wire_claim_request *ret,
+                              struct wire_error *err)
+{
+    Sluice__V1__ClaimRequest *m;
+    int r;
+
+    if ((r = wire_check_size(len, err)) < 0)
+        return r;
+    m = sluice__v1__claim_request__unpack(NULL, len, buf);
+    if (m == NULL)
+        return wire_bad_message(err, "ClaimRequest");
+    r = -EINVAL;
+    if (wire_check_segment_id("node_id", m->node_id, err) < 0)
+        goto out;
+    if (m->max_segments == 0 || m->max_segments > WIRE_CLAIM_MAX) {
+        wire_invalid(err, "max_segments: %u is outside 1..%d", m->max_segments, WIRE_CLAIM_MAX);
+        goto out;
+    }
+    wire_copy(ret->node_id, sizeof(ret->node_id), m->node_id);
+    ret->max_segments = m->max_segments;
+    r = 0;
+out:
+    sluice__v1__claim_request__free_unpacked(m, NULL);
+    return r;
+}
+
+uint8_t *wire_claim_request_encode(const struct wire_claim_request *in, size_t *ret_len)
+{
+    Sluice__V1__ClaimRequest m = SLUICE__V1__CLAIM_REQUEST__INIT;
+
+    m.node_id = (char *)(uintptr_t)in->node_id;
+    m.max_segments = in->max_segments;
+    return wire_pack(&m.base, ret_len);
+}
+
+int wire_claim_response_decode(const void *buf, size_t len, struct wire_claim_response *ret,
+                               struct wire_error *err)
+{
+    Sluice__V1__ClaimResponse *m;
+    char field[48];
+    int r;
+
+    if ((r = wire_check_size(len, err)) < 0)
+        return r;
+    m = sluice__v1__claim_response__unpack(NULL, len, buf);
+    if (m == NULL)
+        return wire_bad_message(err, "ClaimResponse");
+    memset(ret, 0, sizeof(*ret));
+    r = -EINVAL;
+    if (m->n_assignments > WIRE_CLAIM_MAX) {
+        wire_invalid(err, "assignments: %zu entries, the limit is %d", m->n_assignments,
+                     WIRE_CLAIM_MAX);
+        goto out;
+    }
+    ret->assignments = xcalloc(m->n_assignments, sizeof(*ret->assignments));
+    for (size_t i = 0; i < m->n_assignments; i++) {
+        const Sluice__V1__AssignRequest *a = m->assignments[i];
+        struct wire_assign_request *d = &ret->assignments[i];
+
+        snprintf(field, sizeof(field), "assignments[%zu].segment_id", i);
+        if (wire_check_segment_id(field, a->segment_id, err) < 0 ||
+            wire_copy_checked("assignments.uri", d->uri, sizeof(d->uri), a->uri, err) < 0 ||
+            wire_check_uri("assignments.uri", d->uri, err) < 0 || a->row_count == 0 ||
+            a->avg_row_size == 0) {
+            if (a->row_count == 0 || a->avg_row_size == 0)
+                wire_invalid(err, "assignments[%zu]: row_count and avg_row_size must be > 0", i);
+            wire_claim_response_done(ret);
+            goto out;
+        }
+        wire_copy(d->segment_id, sizeof(d->segment_id), a->segment_id);
+        d->row_count = a->row_count;
+        d->avg_row_size = a->avg_row_size;
+        ret->n = i + 1;
+    }
+    r = 0;
+out:
+    sluice__v1__claim_response__free_unpacked(m, NULL);
+    return r;
+}
+
+uint8_t *wire_claim_response_encode(const struct wire_claim_response *in, size_t *ret_len)
+{
+    Sluice__V1__ClaimResponse m = SLUICE__V1__CLAIM_RESPONSE__INIT;
+    Sluice__V1__AssignRequest *as = xcalloc(in->n, sizeof(*as));
+    Sluice__V1__AssignRequest **ptrs = xcalloc(in->n, sizeof(*ptrs));
+    uint8_t *buf;
+
+    for (size_t i = 0; i < in->n; i++) {
+        sluice__v1__assign_request__init(&as[i]);
+        as[i].segment_id = (char *)(uintptr_t)in->assignments[i].segment_id;
+        as[i].uri = (char *)(uintptr_t)in->assignments[i].uri;
+        as[i].row_count = in->assignments[i].row_count;
+        as[i].avg_row_size = in->assignments[i].avg_row_size;
+        ptrs[i] = &as[i];
+    }
+    m.n_assignments = in->n;
+    m.assignments = ptrs;
+    buf = wire_pack(&m.base, ret_len);
+    free(ptrs);
+    free(as);
+    return buf;
+}
+
+void wire_claim_response_done(struct wire_claim_response *m)
+{
+    if (m == NULL)
+        return;
+    free(m->assignments);
+    memset(m, 0, sizeof(*m));
+}
+
+int wire_cluster_status_decode(const void *buf, size_t len, struct wire_cluster_status *ret,
+                               struct wire_error *err)
+{
+    Sluice__V1__ClusterStatus *m;
+    int r;
+
+    if ((r = wire_check_size(len, err)) < 0)
+        return r;
+    m = sluice__v1__cluster_status__unpack(NULL, len, buf);
+    if (m == NULL)
+        return wire_bad_message(err, "ClusterStatus");
+    memset(ret, 0, sizeof(*ret));
+    ret->segments_total = m->segments_total;
+    ret->segments_pending = m->segments_pending;
+    ret->segments_loaded = m->segments_loaded;
+    ret->segments_invalid = m->segments_invalid;
+    ret->segments_backing_off = m->segments_backing_off;
+    ret->nodes_up = m->nodes_up;
+    ret->nodes_total = m->nodes_total;
+    ret->assignments_in_flight = m->assignments_in_flight;
+    snprintf(ret->version, sizeof(ret->version), "%s", m->version);
+    ret->uptime_seconds = m->uptime_seconds;
+    sluice__v1__cluster_status__free_unpacked(m, NULL);
+    return 0;
+}
+
+uint8_t *wire_cluster_status_encode(const struct wire_cluster_status *in, size_t *ret_len)
+{
+    Sluice__V1__ClusterStatus m = SLUICE__V1__CLUSTER_STATUS__INIT;
+
+    m.segments_total = in->segments_total;
+    m.segments_pending = in->segments_pending;
+    m.segments_loaded = in->segments_loaded;
+    m.segments_invalid = in->segments_invalid;
+    m.segments_backing_off = in->segments_backing_off;
+    m.nodes_up = in->nodes_up;
+    m.nodes_total = in->nodes_total;
+    m.assignments_in_flight = in->assignments_in_flight;
+    m.version = (char *)(uintptr_t)in->version;
+    m.uptime_seconds = in->uptime_seconds;
     return wire_pack(&m.base, ret_len);
 }

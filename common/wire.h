@@ -145,7 +145,7 @@ struct wire_segment_status {
     char detail[WIRE_DETAIL_MAX + 1];
     uint64_t row_count, avg_row_size;
     uint64_t file_bytes, index_bytes;
-    char uri[WIRE_URI_MAX + 1];
+    char *uri; /* owned; NULL in node reports */
     uint64_t last_query_unix_ms;
 };
 
@@ -185,5 +185,166 @@ void wire_node_status_done(struct wire_node_status *m);
 
 int wire_error_decode(const void *buf, size_t len, struct wire_error *ret);
 uint8_t *wire_error_encode(const struct wire_error *m, size_t *ret_len);
+
+/* ---- coordinator API ---------------------------------------------------- */
+
+#define WIRE_ADDR_MAX          255
+#define WIRE_BATCH_MAX         10000
+#define WIRE_REPLICATION_MAX   16
+#define WIRE_REPORT_MAX_SEGS   100000
+#define WIRE_CLAIM_MAX         10000
+
+struct wire_node_report {
+    char node_id[WIRE_ID_MAX + 1];
+    char addr[WIRE_ADDR_MAX + 1];
+    enum wire_node_state state;
+    struct wire_pressure pressure;
+    size_t n_segments;
+    struct wire_segment_status *segments; /* owned */
+    uint64_t uptime_seconds;
+    bool claim;
+};
+
+struct wire_report_response {
+    size_t n_drop;
+    char (*drop)[WIRE_ID_MAX + 1]; /* owned */
+};
+
+struct wire_segment_spec {
+    char segment_id[WIRE_ID_MAX + 1];
+    char *uri; /* owned */
+    uint64_t row_count, avg_row_size;
+    uint32_t replication; /* 1..WIRE_REPLICATION_MAX after decoding */
+};
+
+struct wire_segment_batch {
+    size_t n;
+    struct wire_segment_spec *specs; /* owned */
+};
+
+struct wire_batch_response {
+    uint32_t registered, unchanged;
+};
+
+struct wire_placement {
+    char node_id[WIRE_ID_MAX + 1];
+    enum wire_segment_state state;
+};
+
+struct wire_segment_info {
+    struct wire_segment_spec spec;
+    char state[16];
+    size_t n_placements;
+    struct wire_placement *placements; /* owned */
+    uint64_t backoff_until_ms;
+    char last_reason[32];
+    char *explain; /* owned, may be NULL */
+};
+
+struct wire_segment_list {
+    size_t n;
+    struct wire_segment_info *segments; /* owned */
+    uint64_t total;
+};
+
+struct wire_node_info {
+    char node_id[WIRE_ID_MAX + 1];
+    char addr[WIRE_ADDR_MAX + 1];
+    char state[16];
+    struct wire_pressure pressure;
+    uint32_t segments;
+    char last_reason[32];
+    uint64_t last_seen_ms;
+    uint64_t refusals;
+};
+
+struct wire_node_list {
+    size_t n;
+    struct wire_node_info *nodes; /* owned */
+};
+
+struct wire_event {
+    uint64_t id, ts_ms;
+    char segment_id[WIRE_ID_MAX + 1];
+    char node_id[WIRE_ID_MAX + 1];
+    char kind[32];
+    enum wire_reason reason;
+    uint32_t http_status, retry_after_ms;
+    char detail[WIRE_DETAIL_MAX + 1];
+};
+
+struct wire_event_list {
+    size_t n;
+    struct wire_event *events; /* owned */
+};
+
+struct wire_claim_request {
+    char node_id[WIRE_ID_MAX + 1];
+    uint32_t max_segments; /* 1..WIRE_CLAIM_MAX */
+};
+
+struct wire_claim_response {
+    size_t n;
+    struct wire_assign_request *assignments; /* owned */
+};
+
+struct wire_cluster_status {
+    uint64_t segments_total, segments_pending, segments_loaded, segments_invalid;
+    uint64_t segments_backing_off;
+    uint32_t nodes_up, nodes_total;
+    uint64_t assignments_in_flight;
+    char version[32];
+    uint64_t uptime_seconds;
+};
+
+int wire_node_report_decode(const void *buf, size_t len, struct wire_node_report *ret,
+                            struct wire_error *err);
+uint8_t *wire_node_report_encode(const struct wire_node_report *m, size_t *ret_len);
+void wire_node_report_done(struct wire_node_report *m);
+
+int wire_report_response_decode(const void *buf, size_t len, struct wire_report_response *ret,
+                                struct wire_error *err);
+uint8_t *wire_report_response_encode(const struct wire_report_response *m, size_t *ret_len);
+void wire_report_response_done(struct wire_report_response *m);
+
+/* Validates one spec (shared by the decoder and the CLI's import). */
+int wire_check_segment_spec(const char *field, const struct wire_segment_spec *s,
+                            struct wire_error *err);
+int wire_segment_batch_decode(const void *buf, size_t len, struct wire_segment_batch *ret,
+                              struct wire_error *err);
+uint8_t *wire_segment_batch_encode(const struct wire_segment_batch *m, size_t *ret_len);
+void wire_segment_batch_done(struct wire_segment_batch *m);
+
+int wire_batch_response_decode(const void *buf, size_t len, struct wire_batch_response *ret,
+                               struct wire_error *err);
+uint8_t *wire_batch_response_encode(const struct wire_batch_response *m, size_t *ret_len);
+
+int wire_segment_list_decode(const void *buf, size_t len, struct wire_segment_list *ret,
+                             struct wire_error *err);
+uint8_t *wire_segment_list_encode(const struct wire_segment_list *m, size_t *ret_len);
+void wire_segment_list_done(struct wire_segment_list *m);
+
+int wire_node_list_decode(const void *buf, size_t len, struct wire_node_list *ret,
+                          struct wire_error *err);
+uint8_t *wire_node_list_encode(const struct wire_node_list *m, size_t *ret_len);
+void wire_node_list_done(struct wire_node_list *m);
+
+int wire_event_list_decode(const void *buf, size_t len, struct wire_event_list *ret,
+                           struct wire_error *err);
+uint8_t *wire_event_list_encode(const struct wire_event_list *m, size_t *ret_len);
+void wire_event_list_done(struct wire_event_list *m);
+
+int wire_claim_request_decode(const void *buf, size_t len, struct wire_claim_request *ret,
+                              struct wire_error *err);
+uint8_t *wire_claim_request_encode(const struct wire_claim_request *m, size_t *ret_len);
+
+int wire_claim_response_decode(const void *buf, size_t len, struct wire_claim_response *ret,
+                               struct wire_error *err);
+uint8_t *wire_claim_response_encode(const struct wire_claim_response *m, size_t *ret_len);
+void wire_claim_response_done(struct wire_claim_response *m);
+
+int wire_cluster_status_decode(const void *buf, size_t len, struct wire_cluster_status *ret,
+                               struct wire_error *err);
+uint8_t *wire_cluster_status_encode(const struct wire_cluster_status *m, size_t *ret_len);
 
 #endif

@@ -146,9 +146,11 @@ int catalog_settings(struct catalog *c, struct catalog_settings *ret);
  * Explicit transaction (BEGIN IMMEDIATE). Nothing is durable until
  * catalog_commit returns 0; if it fails the whole batch has been rolled back
  * and must not be acknowledged. catalog_begin inside a transaction is
- * -EALREADY; catalog_commit outside one is -EINVAL. If a storage error
- * aborted the transaction midway, later calls keep failing and
- * catalog_commit returns -EIO; only catalog_rollback clears that.
+ * -EALREADY; catalog_commit outside one is -EINVAL. A call that fails
+ * inside the transaction (-EINVAL, -EEXIST, -ENOENT) undoes only its own
+ * changes; the transaction goes on. If instead a storage error made SQLite
+ * abort the whole transaction, every later call fails with -EIO until
+ * catalog_commit (which then returns -EIO) or catalog_rollback ends it.
  * catalog_rollback outside a transaction does nothing.
  */
 int catalog_begin(struct catalog *c);

@@ -8,7 +8,6 @@
 #include "latency.h"
 
 #include <math.h>
-#include <stdbool.h>
 #include <stdlib.h>
 
 #include "histogram.h"

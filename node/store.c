@@ -811,7 +811,7 @@ void store_status(const struct store *st, struct wire_node_status *out)
             s->avg_row_size = seg->avg_row_size;
             s->file_bytes = seg->file_bytes;
             s->index_bytes = seg->zm != NULL ? zonemap_bytes(seg->zm) : 0;
-            snprintf(s->uri, sizeof(s->uri), "%s", seg->uri);
+            s->uri = xstrdup(seg->uri);
             s->last_query_unix_ms = seg->last_query_ms;
             out->mapped_bytes += seg->base != NULL ? seg->map_len : 0;
             out->index_bytes += s->index_bytes;

@@ -403,6 +403,130 @@ START_TEST(test_names)
 }
 END_TEST
 
+START_TEST(test_node_report)
+{
+    struct wire_segment_status segs[1];
+    struct wire_node_report m, out;
+    struct wire_error err;
+    size_t len;
+    uint8_t *buf;
+
+    memset(&m, 0, sizeof(m));
+    memset(segs, 0, sizeof(segs));
+    strcpy(m.node_id, "n1");
+    strcpy(m.addr, "127.0.0.1:7101");
+    m.state = WIRE_NODE_SERVING;
+    m.pressure.wss_bytes = 123;
+    strcpy(segs[0].segment_id, "s");
+    segs[0].state = WIRE_SEG_DROPPED;
+    segs[0].reason = WIRE_REASON_MEM_CRITICAL;
+    m.segments = segs;
+    m.n_segments = 1;
+    m.claim = true;
+    buf = wire_node_report_encode(&m, &len);
+    ck_assert_int_eq(wire_node_report_decode(buf, len, &out, &err), 0);
+    free(buf);
+    ck_assert_str_eq(out.addr, "127.0.0.1:7101");
+    ck_assert_uint_eq(out.pressure.wss_bytes, 123);
+    ck_assert_int_eq(out.segments[0].reason, WIRE_REASON_MEM_CRITICAL);
+    ck_assert(out.claim);
+    wire_node_report_done(&out);
+
+    strcpy(m.addr, "nocolon");
+    buf = wire_node_report_encode(&m, &len);
+    ck_assert_int_eq(wire_node_report_decode(buf, len, &out, &err), -EINVAL);
+    ck_assert_str_eq(err.message, "addr: must be host:port");
+    free(buf);
+    strcpy(m.addr, "h:1");
+    m.state = WIRE_NODE_UNSPECIFIED;
+    buf = wire_node_report_encode(&m, &len);
+    ck_assert_int_eq(wire_node_report_decode(buf, len, &out, &err), -EINVAL);
+    ck_assert_str_eq(err.message, "state: unknown value 0");
+    free(buf);
+    m.state = WIRE_NODE_SERVING;
+    strcpy(m.node_id, "bad id");
+    buf = wire_node_report_encode(&m, &len);
+    ck_assert_int_eq(wire_node_report_decode(buf, len, &out, &err), -EINVAL);
+    ck_assert_str_eq(err.message, "node_id: byte 0x20 at offset 3 is not one of [A-Za-z0-9._-]");
+    free(buf);
+}
+END_TEST
+
+static int batch_roundtrip(struct wire_segment_spec *specs, size_t n, struct wire_error *err)
+{
+    struct wire_segment_batch b = {n, specs}, out;
+    size_t len;
+    uint8_t *buf = wire_segment_batch_encode(&b, &len);
+    int r = wire_segment_batch_decode(buf, len, &out, err);
+
+    free(buf);
+    if (r == 0)
+        wire_segment_batch_done(&out);
+    return r;
+}
+
+START_TEST(test_segment_batch)
+{
+    static char uri_ok[] = "file:///s/a.seg", uri_s3[] = "s3://bucket/x";
+    struct wire_segment_spec specs[2];
+    struct wire_segment_batch b, out;
+    struct wire_error err;
+    size_t len;
+    uint8_t *buf;
+
+    memset(specs, 0, sizeof(specs));
+    strcpy(specs[0].segment_id, "a");
+    specs[0].uri = uri_ok;
+    specs[0].row_count = 10;
+    specs[0].avg_row_size = 16;
+    specs[1] = specs[0];
+    strcpy(specs[1].segment_id, "b");
+    specs[1].replication = 3;
+    b.n = 2;
+    b.specs = specs;
+    buf = wire_segment_batch_encode(&b, &len);
+    ck_assert_int_eq(wire_segment_batch_decode(buf, len, &out, &err), 0);
+    free(buf);
+    ck_assert_uint_eq(out.n, 2);
+    ck_assert_uint_eq(out.specs[0].replication, 1); /* 0 means 1 */
+    ck_assert_uint_eq(out.specs[1].replication, 3);
+    ck_assert_str_eq(out.specs[1].uri, "file:///s/a.seg");
+    wire_segment_batch_done(&out);
+
+    ck_assert_int_eq(batch_roundtrip(specs, 0, &err), -EINVAL);
+    ck_assert_str_eq(err.message, "segments: empty");
+    specs[1].replication = 17;
+    ck_assert_int_eq(batch_roundtrip(specs, 2, &err), -EINVAL);
+    ck_assert_str_eq(err.message, "segments[1].replication: 17 is outside 1..16");
+    specs[1].replication = 1;
+    specs[1].row_count = 0;
+    ck_assert_int_eq(batch_roundtrip(specs, 2, &err), -EINVAL);
+    ck_assert_str_eq(err.message, "segments[1].row_count: 0 is outside 1..1000000000000");
+    specs[1].row_count = 5;
+    specs[1].uri = uri_s3;
+    ck_assert_int_eq(batch_roundtrip(specs, 2, &err), -EINVAL);
+    ck_assert_str_eq(err.message, "segments[1].uri: only file:// URIs are supported");
+}
+END_TEST
+
+START_TEST(test_claim)
+{
+    struct wire_claim_request c = {"n1", 0}, out;
+    struct wire_error err;
+    size_t len;
+    uint8_t *buf = wire_claim_request_encode(&c, &len);
+
+    ck_assert_int_eq(wire_claim_request_decode(buf, len, &out, &err), -EINVAL);
+    ck_assert_str_eq(err.message, "max_segments: 0 is outside 1..10000");
+    free(buf);
+    c.max_segments = 8;
+    buf = wire_claim_request_encode(&c, &len);
+    ck_assert_int_eq(wire_claim_request_decode(buf, len, &out, &err), 0);
+    ck_assert_uint_eq(out.max_segments, 8);
+    free(buf);
+}
+END_TEST
+
 static Suite *wire_suite(void)
 {
     Suite *s = suite_create("wire");
@@ -429,6 +553,11 @@ static Suite *wire_suite(void)
     tcase_add_test(tc, test_assign_response);
     tcase_add_test(tc, test_node_status);
     tcase_add_test(tc, test_names);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("coordinator");
+    tcase_add_test(tc, test_node_report);
+    tcase_add_test(tc, test_segment_batch);
+    tcase_add_test(tc, test_claim);
     suite_add_tcase(s, tc);
     return s;
 }

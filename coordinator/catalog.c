@@ -1,0 +1,1458 @@
+/*
+ * catalog: the coordinator's durable state on SQLite. One connection, used
+ * from the event loop thread only. Every statement is prepared once at open
+ * (SQLITE_PREPARE_PERSISTENT) and reset after each use, so no call leaves a
+ * read transaction open behind it. Arguments are validated in C before any
+ * statement runs; the schema repeats the important rules (CHECK, NOT NULL,
+ * FOREIGN KEY) as a second line of defence against other writers.
+ *
+ * Expected load: bursts of thousands of segment registrations per import,
+ * batched by the caller into one transaction; a few assignment and event
+ * writes per second in steady state; events capped at events_keep rows.
+ *
+ * Schema changes are an ordered list of migrations, indexed by the version
+ * they start from; each runs in its own BEGIN IMMEDIATE transaction together
+ * with the PRAGMA user_version bump, so a crash mid-migration leaves the
+ * previous version intact. Never edit a released migration: append one.
+ */
+#include "catalog.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "xmalloc.h"
+
+/* "SLCE": marks the file as a Sluice catalog (PRAGMA application_id). */
+#define CATALOG_APPLICATION_ID 0x534C4345
+#define CATALOG_TRIM_EVERY     1000u
+
+/*
+ * catalog_migrations[v] takes the schema from version v to v + 1. v1 is the
+ * base tables; v2 adds segments.replication (existing rows get 1) and the
+ * events-by-segment index used by catalog_foreach_event.
+ */
+static const char *const catalog_migrations[] = {
+    /* 0 -> 1 */
+    "PRAGMA application_id = 1397506885;" /* CATALOG_APPLICATION_ID */
+    "CREATE TABLE nodes ("
+    "  id TEXT NOT NULL PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 128),"
+    "  addr TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('UP', 'SUSPECT', 'DOWN', 'DRAINING')),"
+    "  last_seen_ms INTEGER,"
+    "  last_reason TEXT,"
+    "  created_ms INTEGER"
+    ") STRICT;"
+    "CREATE TABLE segments ("
+    "  id TEXT NOT NULL PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 128),"
+    "  uri TEXT NOT NULL,"
+    "  row_count INTEGER NOT NULL CHECK (row_count > 0),"
+    "  avg_row_size INTEGER NOT NULL CHECK (avg_row_size > 0),"
+    "  state TEXT NOT NULL CHECK (state IN ('PENDING', 'LOADED', 'INVALID')),"
+    "  backoff_until_ms INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER"
+    ") STRICT;"
+    "CREATE INDEX segments_state ON segments (state, id);"
+    "CREATE TABLE assignments ("
+    "  segment_id TEXT NOT NULL REFERENCES segments (id) ON DELETE CASCADE,"
+    "  node_id TEXT NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,"
+    "  state TEXT NOT NULL CHECK (state IN ('LOADING', 'LOADED', 'FAILED', 'DROPPED')),"
+    "  updated_ms INTEGER,"
+    "  PRIMARY KEY (segment_id, node_id)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE INDEX assignments_node ON assignments (node_id);"
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  ts_ms INTEGER NOT NULL,"
+    "  segment_id TEXT,"
+    "  node_id TEXT,"
+    "  kind TEXT NOT NULL,"
+    "  reason TEXT,"
+    "  http_status INTEGER,"
+    "  retry_after_ms INTEGER,"
+    "  detail TEXT"
+    ") STRICT;",
+    /* 1 -> 2 */
+    "ALTER TABLE segments ADD COLUMN replication INTEGER NOT NULL DEFAULT 1"
+    "  CHECK (replication BETWEEN 1 AND 16);"
+    "CREATE INDEX events_segment ON events (segment_id, id);",
+};
+
+_Static_assert(sizeof(catalog_migrations) / sizeof(catalog_migrations[0]) ==
+                   CATALOG_SCHEMA_VERSION,
+               "one migration per schema version");
+_Static_assert(CATALOG_APPLICATION_ID == 1397506885, "application_id in migration 1");
+_Static_assert(WIRE_ID_MAX == 128, "CHECK (length(id) ...) in migration 1");
+_Static_assert(CATALOG_REPLICATION_MAX == 16, "CHECK (replication ...) in migration 2");
+
+enum catalog_stmt {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
+    ST_SEG_INSERT,
+    ST_SEG_GET,
+    ST_SEG_EXISTS,
+    ST_SEG_SET_STATE,
+    ST_SEG_DELETE,
+    ST_SEG_ALL,
+    ST_SEG_BY_STATE,
+    ST_SEG_COUNT,
+    ST_SEG_COUNT_STATE,
+    ST_NODE_UPSERT,
+    ST_NODE_GET,
+    ST_NODE_EXISTS,
+    ST_NODE_SET_STATE,
+    ST_NODE_DELETE,
+    ST_NODE_ALL,
+    ST_ASG_UPSERT,
+    ST_ASG_DELETE,
+    ST_ASG_ALL,
+    ST_ASG_BY_SEG,
+    ST_ASG_BY_NODE,
+    ST_ASG_BY_BOTH,
+    ST_EV_INSERT,
+    ST_EV_TRIM,
+    ST_EV_ALL,
+    ST_EV_BY_SEG,
+    ST_COUNT_
+};
+
+#define SEG_COLS "id, uri, row_count, avg_row_size, replication, state, backoff_until_ms, created_ms"
+#define NODE_COLS "id, addr, state, last_seen_ms, last_reason, created_ms"
+#define ASG_COLS  "segment_id, node_id, state, updated_ms"
+#define EV_COLS                                                                                \
+    "id, ts_ms, segment_id, node_id, kind, reason, http_status, retry_after_ms, detail"
+
+static const char *const catalog_sql[ST_COUNT_] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT catalog_op",
+    [ST_RELEASE] = "RELEASE catalog_op",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO catalog_op",
+    [ST_SEG_INSERT] = "INSERT INTO segments (" SEG_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                      " ON CONFLICT (id) DO NOTHING",
+    [ST_SEG_GET] = "SELECT " SEG_COLS " FROM segments WHERE id = ?1",
+    [ST_SEG_EXISTS] = "SELECT 1 FROM segments WHERE id = ?1",
+    [ST_SEG_SET_STATE] = "UPDATE segments SET state = ?2, backoff_until_ms = ?3 WHERE id = ?1",
+    [ST_SEG_DELETE] = "DELETE FROM segments WHERE id = ?1",
+    [ST_SEG_ALL] = "SELECT " SEG_COLS " FROM segments ORDER BY id",
+    [ST_SEG_BY_STATE] = "SELECT " SEG_COLS " FROM segments WHERE state = ?1 ORDER BY id",
+    [ST_SEG_COUNT] = "SELECT count(*) FROM segments",
+    [ST_SEG_COUNT_STATE] = "SELECT count(*) FROM segments WHERE state = ?1",
+    [ST_NODE_UPSERT] = "INSERT INTO nodes (" NODE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                       " ON CONFLICT (id) DO UPDATE SET addr = excluded.addr,"
+                       " state = excluded.state, last_seen_ms = excluded.last_seen_ms,"
+                       " last_reason = excluded.last_reason",
+    [ST_NODE_GET] = "SELECT " NODE_COLS " FROM nodes WHERE id = ?1",
+    [ST_NODE_EXISTS] = "SELECT 1 FROM nodes WHERE id = ?1",
+    [ST_NODE_SET_STATE] = "UPDATE nodes SET state = ?2, last_reason = ?3 WHERE id = ?1",
+    [ST_NODE_DELETE] = "DELETE FROM nodes WHERE id = ?1",
+    [ST_NODE_ALL] = "SELECT " NODE_COLS " FROM nodes ORDER BY id",
+    [ST_ASG_UPSERT] = "INSERT INTO assignments (" ASG_COLS ") VALUES (?1, ?2, ?3, ?4)"
+                      " ON CONFLICT (segment_id, node_id) DO UPDATE SET"
+                      " state = excluded.state, updated_ms = excluded.updated_ms",
+    [ST_ASG_DELETE] = "DELETE FROM assignments WHERE segment_id = ?1 AND node_id = ?2",
+    [ST_ASG_ALL] = "SELECT " ASG_COLS " FROM assignments ORDER BY segment_id, node_id",
+    [ST_ASG_BY_SEG] = "SELECT " ASG_COLS " FROM assignments WHERE segment_id = ?1"
+                      " ORDER BY node_id",
+    [ST_ASG_BY_NODE] = "SELECT " ASG_COLS " FROM assignments WHERE node_id = ?1"
+                       " ORDER BY segment_id",
+    [ST_ASG_BY_BOTH] = "SELECT " ASG_COLS " FROM assignments WHERE segment_id = ?1"
+                       " AND node_id = ?2",
+    [ST_EV_INSERT] = "INSERT INTO events (ts_ms, segment_id, node_id, kind, reason, http_status,"
+                     " retry_after_ms, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    /* Ids are dense (only this statement deletes, and only the oldest), so
+     * id arithmetic keeps exactly the newest ?1 without counting rows. */
+    [ST_EV_TRIM] = "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?1",
+    [ST_EV_ALL] = "SELECT " EV_COLS " FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
+    [ST_EV_BY_SEG] = "SELECT " EV_COLS " FROM events WHERE segment_id = ?1 AND id > ?2"
+                     " ORDER BY id LIMIT ?3",
+};
+
+static const char *const catalog_segment_states[] = {"PENDING", "LOADED", "INVALID", NULL};
+static const char *const catalog_node_states[] = {"UP", "SUSPECT", "DOWN", "DRAINING", NULL};
+static const char *const catalog_assignment_states[] = {"LOADING", "LOADED", "FAILED", "DROPPED",
+                                                        NULL};
+
+struct catalog {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[ST_COUNT_];
+    bool in_txn;     /* between catalog_begin and catalog_commit/rollback */
+    bool txn_failed; /* SQLite rolled the explicit transaction back under us */
+    bool iterating;  /* inside a catalog_foreach_* callback */
+    uint64_t events_keep;
+    unsigned trim_every;
+    unsigned since_trim;
+    char err[512];
+    /* Scratch rows: ret_ outputs are written only on success, and foreach
+     * hands these to callbacks. */
+    struct catalog_segment seg;
+    struct catalog_node node;
+    struct catalog_assignment asg;
+    struct catalog_event ev;
+};
+
+/* Records the message of a failure and returns r (a negative errno). */
+static int cat_fail(struct catalog *c, int r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int cat_fail(struct catalog *c, int r, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof(c->err), fmt, ap);
+    va_end(ap);
+    log_debug("catalog_error", "errno=%d msg=\"%s\"", -r, c->err);
+    return r;
+}
+
+static int cat_errno(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_RANGE:
+    case SQLITE_TOOBIG:
+        return -EINVAL;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return -EBUSY;
+    case SQLITE_NOMEM:
+        return -ENOMEM;
+    case SQLITE_FULL:
+        return -ENOSPC;
+    case SQLITE_READONLY:
+        return -EROFS;
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+    case SQLITE_CANTOPEN:
+        return -EACCES;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return -EBADMSG;
+    default:
+        return -EIO;
+    }
+}
+
+/*
+ * Records an SQLite failure. If it made SQLite roll back the caller's
+ * explicit transaction (I/O error, disk full, ...), the transaction is
+ * marked failed so that nothing after it pretends to be part of it.
+ */
+static int cat_sqlite_fail(struct catalog *c, int rc, const char *what)
+{
+    int r = cat_fail(c, cat_errno(rc), "%s: %s", what, sqlite3_errmsg(c->db));
+
+    if (c->in_txn && sqlite3_get_autocommit(c->db))
+        c->txn_failed = true;
+    return r;
+}
+
+static void cat_done(sqlite3_stmt *s)
+{
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+/* Steps a statement that returns no rows, then resets it. */
+static int cat_step_done(struct catalog *c, sqlite3_stmt *s, const char *what)
+{
+    int rc = sqlite3_step(s);
+    int r = 0;
+
+    if (rc != SQLITE_DONE)
+        r = cat_sqlite_fail(c, rc, what);
+    cat_done(s);
+    return r;
+}
+
+/* Runs a cached statement without touching c->err (used while cleaning up). */
+static int cat_run_quiet(struct catalog *c, enum catalog_stmt i)
+{
+    int rc = sqlite3_step(c->stmt[i]);
+
+    sqlite3_reset(c->stmt[i]);
+    return rc;
+}
+
+/* Common entry check of every public call but close/errmsg/rollback. */
+static int cat_enter(struct catalog *c)
+{
+    assert(c != NULL);
+    if (c->iterating)
+        return cat_fail(c, -EBUSY, "catalog called from inside a foreach callback");
+    if (c->txn_failed)
+        return cat_fail(c, -EIO, "the transaction was aborted by an earlier storage error;"
+                                 " roll it back");
+    return 0;
+}
+
+/* ---- validation: done before any statement runs ---- */
+
+static int cat_check_id(struct catalog *c, const char *what, const char *id)
+{
+    size_t n;
+
+    if (id == NULL)
+        return cat_fail(c, -EINVAL, "%s: missing", what);
+    n = strnlen(id, WIRE_ID_MAX + 1);
+    if (n == 0)
+        return cat_fail(c, -EINVAL, "%s: empty", what);
+    if (n > WIRE_ID_MAX)
+        return cat_fail(c, -EINVAL, "%s: longer than %d bytes", what, WIRE_ID_MAX);
+    if (id[0] == '.' || id[0] == '-')
+        return cat_fail(c, -EINVAL, "%s: must not start with '%c'", what, id[0]);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)id[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return cat_fail(c, -EINVAL,
+                            "%s: byte 0x%02x at offset %zu is not one of [A-Za-z0-9._-]", what,
+                            ch, i);
+    }
+    return 0;
+}
+
+/* An optional id: "" is allowed and means none. */
+static int cat_check_opt_id(struct catalog *c, const char *what, const char *id)
+{
+    return id[0] == '\0' ? 0 : cat_check_id(c, what, id);
+}
+
+static int cat_check_state(struct catalog *c, const char *what, const char *state,
+                           const char *const *names)
+{
+    if (state == NULL)
+        return cat_fail(c, -EINVAL, "%s: missing", what);
+    for (size_t i = 0; names[i] != NULL; i++)
+        if (strcmp(state, names[i]) == 0)
+            return 0;
+    /* Print at most 16 bytes of it: it is unchecked input. */
+    return cat_fail(c, -EINVAL, "%s: unknown state '%.16s'", what, state);
+}
+
+/*
+ * A string of at most max bytes whose bytes are accepted by ok(); the
+ * buffer may be a fixed-size struct field, so read no further than max + 1.
+ */
+static int cat_check_chars(struct catalog *c, const char *what, const char *s, size_t min,
+                           size_t max, bool (*ok)(unsigned char), const char *allowed)
+{
+    size_t n;
+
+    if (s == NULL)
+        return cat_fail(c, -EINVAL, "%s: missing", what);
+    n = strnlen(s, max + 1);
+    if (n < min)
+        return cat_fail(c, -EINVAL, "%s: empty", what);
+    if (n > max)
+        return cat_fail(c, -EINVAL, "%s: longer than %zu bytes", what, max);
+    for (size_t i = 0; i < n; i++)
+        if (!ok((unsigned char)s[i]))
+            return cat_fail(c, -EINVAL, "%s: byte 0x%02x at offset %zu is not one of %s", what,
+                            (unsigned char)s[i], i, allowed);
+    return 0;
+}
+
+static bool cat_kind_char(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || ch == '_';
+}
+
+static bool cat_reason_char(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '.' || ch == '_' || ch == '-';
+}
+
+static bool cat_graph_char(unsigned char ch)
+{
+    return ch > 0x20 && ch < 0x7f;
+}
+
+static bool cat_text_char(unsigned char ch)
+{
+    return ch >= 0x20 && ch != 0x7f;
+}
+
+static bool cat_any_char(unsigned char ch)
+{
+    return ch != 0;
+}
+
+static int cat_check_ms(struct catalog *c, const char *what, int64_t ms)
+{
+    if (ms < 0)
+        return cat_fail(c, -EINVAL, "%s: %lld is negative", what, (long long)ms);
+    return 0;
+}
+
+/* ---- binding and reading ---- */
+
+static void cat_bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+    sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+}
+
+/* "" is stored as NULL. */
+static void cat_bind_opt_text(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v == NULL || v[0] == '\0')
+        sqlite3_bind_null(s, i);
+    else
+        sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+}
+
+/* 0 is stored as NULL. */
+static void cat_bind_opt_int(sqlite3_stmt *s, int i, int64_t v)
+{
+    if (v == 0)
+        sqlite3_bind_null(s, i);
+    else
+        sqlite3_bind_int64(s, i, v);
+}
+
+/* Copies a text column (NULL reads as ""); a value too long for buf is corruption. */
+static int cat_col_text(struct catalog *c, sqlite3_stmt *s, int i, char *buf, size_t size)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    size_t n = (size_t)sqlite3_column_bytes(s, i);
+
+    if (t == NULL) {
+        if (sqlite3_errcode(c->db) == SQLITE_NOMEM)
+            return cat_fail(c, -ENOMEM, "out of memory reading column %s",
+                            sqlite3_column_name(s, i));
+        buf[0] = '\0';
+        return 0;
+    }
+    if (n >= size)
+        return cat_fail(c, -EBADMSG, "stored %s has %zu bytes, more than %zu",
+                        sqlite3_column_name(s, i), n, size - 1);
+    memcpy(buf, t, n);
+    buf[n] = '\0';
+    return 0;
+}
+
+static int cat_read_segment(struct catalog *c, sqlite3_stmt *s, struct catalog_segment *g)
+{
+    int r;
+
+    if ((r = cat_col_text(c, s, 0, g->id, sizeof(g->id))) < 0 ||
+        (r = cat_col_text(c, s, 1, g->uri, sizeof(g->uri))) < 0 ||
+        (r = cat_col_text(c, s, 5, g->state, sizeof(g->state))) < 0)
+        return r;
+    g->row_count = (uint64_t)sqlite3_column_int64(s, 2);
+    g->avg_row_size = (uint64_t)sqlite3_column_int64(s, 3);
+    g->replication = (unsigned)sqlite3_column_int(s, 4);
+    g->backoff_until_ms = sqlite3_column_int64(s, 6);
+    g->created_ms = sqlite3_column_int64(s, 7);
+    return 0;
+}
+
+static int cat_read_node(struct catalog *c, sqlite3_stmt *s, struct catalog_node *n)
+{
+    int r;
+
+    if ((r = cat_col_text(c, s, 0, n->id, sizeof(n->id))) < 0 ||
+        (r = cat_col_text(c, s, 1, n->addr, sizeof(n->addr))) < 0 ||
+        (r = cat_col_text(c, s, 2, n->state, sizeof(n->state))) < 0 ||
+        (r = cat_col_text(c, s, 4, n->last_reason, sizeof(n->last_reason))) < 0)
+        return r;
+    n->last_seen_ms = sqlite3_column_int64(s, 3);
+    n->created_ms = sqlite3_column_int64(s, 5);
+    return 0;
+}
+
+static int cat_read_assignment(struct catalog *c, sqlite3_stmt *s, struct catalog_assignment *a)
+{
+    int r;
+
+    if ((r = cat_col_text(c, s, 0, a->segment_id, sizeof(a->segment_id))) < 0 ||
+        (r = cat_col_text(c, s, 1, a->node_id, sizeof(a->node_id))) < 0 ||
+        (r = cat_col_text(c, s, 2, a->state, sizeof(a->state))) < 0)
+        return r;
+    a->updated_ms = sqlite3_column_int64(s, 3);
+    return 0;
+}
+
+static int cat_read_event(struct catalog *c, sqlite3_stmt *s, struct catalog_event *e)
+{
+    int r;
+
+    if ((r = cat_col_text(c, s, 2, e->segment_id, sizeof(e->segment_id))) < 0 ||
+        (r = cat_col_text(c, s, 3, e->node_id, sizeof(e->node_id))) < 0 ||
+        (r = cat_col_text(c, s, 4, e->kind, sizeof(e->kind))) < 0 ||
+        (r = cat_col_text(c, s, 5, e->reason, sizeof(e->reason))) < 0 ||
+        (r = cat_col_text(c, s, 8, e->detail, sizeof(e->detail))) < 0)
+        return r;
+    e->id = (uint64_t)sqlite3_column_int64(s, 0);
+    e->ts_ms = sqlite3_column_int64(s, 1);
+    e->http_status = sqlite3_column_int(s, 6);
+    e->retry_after_ms = sqlite3_column_int64(s, 7);
+    return 0;
+}
+
+/* ---- one call, one unit ---- */
+
+/*
+ * A call that runs several statements makes them one unit: its own
+ * transaction outside catalog_begin, a savepoint inside it, so that a
+ * failure halfway leaves the caller's transaction as it was before the call.
+ */
+static int cat_op_begin(struct catalog *c)
+{
+    return cat_step_done(c, c->stmt[c->in_txn ? ST_SAVEPOINT : ST_BEGIN], "begin");
+}
+
+static void cat_op_abort(struct catalog *c)
+{
+    if (sqlite3_get_autocommit(c->db)) {
+        /* SQLite has already rolled back everything, the caller's work too. */
+        if (c->in_txn)
+            c->txn_failed = true;
+        return;
+    }
+    if (c->in_txn) {
+        cat_run_quiet(c, ST_ROLLBACK_TO);
+        cat_run_quiet(c, ST_RELEASE);
+    } else {
+        cat_run_quiet(c, ST_ROLLBACK);
+    }
+}
+
+/* Ends the unit: commits (or releases) if r >= 0, rolls back otherwise. Returns r or the commit error. */
+static int cat_op_end(struct catalog *c, int r)
+{
+    if (r >= 0) {
+        int rc = cat_run_quiet(c, c->in_txn ? ST_RELEASE : ST_COMMIT);
+        if (rc == SQLITE_DONE)
+            return r;
+        r = cat_sqlite_fail(c, rc, "commit");
+    }
+    cat_op_abort(c);
+    return r;
+}
+
+/* ---- open, migrate, close ---- */
+
+/* Runs a one-off statement (pragmas, migrations) and returns the first column of its first row. */
+static int cat_query_int(struct catalog *c, const char *sql, int64_t *ret)
+{
+    sqlite3_stmt *s = NULL;
+    int rc, r = 0;
+
+    rc = sqlite3_prepare_v2(c->db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return cat_sqlite_fail(c, rc, sql);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *ret = sqlite3_column_int64(s, 0);
+    else if (rc == SQLITE_DONE)
+        r = cat_fail(c, -EIO, "%s: returned no row", sql);
+    else
+        r = cat_sqlite_fail(c, rc, sql);
+    sqlite3_finalize(s);
+    return r;
+}
+
+static int cat_query_text(struct catalog *c, const char *sql, char *buf, size_t size)
+{
+    sqlite3_stmt *s = NULL;
+    int rc, r = 0;
+
+    rc = sqlite3_prepare_v2(c->db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return cat_sqlite_fail(c, rc, sql);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        r = cat_col_text(c, s, 0, buf, size);
+    else if (rc == SQLITE_DONE)
+        r = cat_fail(c, -EIO, "%s: returned no row", sql);
+    else
+        r = cat_sqlite_fail(c, rc, sql);
+    sqlite3_finalize(s);
+    return r;
+}
+
+static int cat_exec(struct catalog *c, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
+    int r = 0;
+
+    if (rc != SQLITE_OK)
+        r = cat_fail(c, cat_errno(rc), "%s", msg != NULL ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    return r;
+}
+
+/* Sets a pragma and reads it back: a pragma SQLite ignores must not go unnoticed. */
+static int cat_pragma_int(struct catalog *c, const char *name, int64_t value)
+{
+    char sql[96];
+    int64_t got = -1;
+    int r;
+
+    snprintf(sql, sizeof(sql), "PRAGMA %s = %lld", name, (long long)value);
+    if ((r = cat_exec(c, sql)) < 0)
+        return r;
+    snprintf(sql, sizeof(sql), "PRAGMA %s", name);
+    if ((r = cat_query_int(c, sql, &got)) < 0)
+        return r;
+    if (got != value)
+        return cat_fail(c, -EIO, "PRAGMA %s = %lld did not take effect (it reads %lld)", name,
+                        (long long)value, (long long)got);
+    return 0;
+}
+
+/*
+ * Opens the connection and applies the pragmas. The schema version and the
+ * application id are checked first, before anything writes to the file, so
+ * a database from a newer build or another program is left untouched.
+ */
+static int cat_connect(struct catalog *c, const char *path)
+{
+    char mode[16] = "";
+    int64_t version = 0, app_id = 0, objects = 0;
+    int rc, r;
+
+    rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK)
+        return cat_fail(c, cat_errno(rc), "open %s: %s", path,
+                        c->db != NULL ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+    sqlite3_extended_result_codes(c->db, 1);
+    rc = sqlite3_busy_timeout(c->db, CATALOG_BUSY_TIMEOUT_MS);
+    if (rc != SQLITE_OK)
+        return cat_sqlite_fail(c, rc, "busy_timeout");
+
+    if ((r = cat_query_int(c, "PRAGMA user_version", &version)) < 0 ||
+        (r = cat_query_int(c, "PRAGMA application_id", &app_id)) < 0 ||
+        (r = cat_query_int(c, "SELECT count(*) FROM sqlite_schema", &objects)) < 0)
+        return cat_fail(c, r, "%s: %s", path, c->err);
+    if (version > CATALOG_SCHEMA_VERSION)
+        return cat_fail(c, -EPROTONOSUPPORT,
+                        "%s: database schema version %lld is newer than version %d, the newest"
+                        " this build knows; refusing to open it",
+                        path, (long long)version, CATALOG_SCHEMA_VERSION);
+    if (version < 0 || (version == 0 && (app_id != 0 || objects != 0)) ||
+        (version > 0 && app_id != CATALOG_APPLICATION_ID))
+        return cat_fail(c, -EBADMSG,
+                        "%s: not a Sluice catalog (user_version %lld, application_id %lld,"
+                        " %lld schema objects)",
+                        path, (long long)version, (long long)app_id, (long long)objects);
+
+    if ((r = cat_pragma_int(c, "foreign_keys", 1)) < 0 ||
+        (r = cat_pragma_int(c, "synchronous", 2 /* FULL */)) < 0 ||
+        (r = cat_pragma_int(c, "busy_timeout", CATALOG_BUSY_TIMEOUT_MS)) < 0)
+        return r;
+    if ((r = cat_query_text(c, "PRAGMA journal_mode = WAL", mode, sizeof(mode))) < 0)
+        return r;
+    if (strcasecmp(mode, "wal") != 0)
+        return cat_fail(c, -EIO, "%s: PRAGMA journal_mode = WAL did not take effect (it is %s)",
+                        path, mode);
+    return 0;
+}
+
+/* Applies migrations until the schema is at target, one transaction each. */
+static int cat_migrate(struct catalog *c, int target)
+{
+    for (;;) {
+        char bump[48];
+        int64_t v = 0;
+        int r;
+
+        if ((r = cat_exec(c, "BEGIN IMMEDIATE")) < 0)
+            return r;
+        /* Read again under the write lock, in case another process migrated. */
+        if ((r = cat_query_int(c, "PRAGMA user_version", &v)) < 0)
+            goto fail;
+        if (v >= target) {
+            cat_exec(c, "ROLLBACK");
+            return 0;
+        }
+        if (v < 0 || v >= CATALOG_SCHEMA_VERSION) {
+            r = cat_fail(c, -EPROTONOSUPPORT, "schema version %lld changed under us",
+                         (long long)v);
+            goto fail;
+        }
+        snprintf(bump, sizeof(bump), "PRAGMA user_version = %lld", (long long)v + 1);
+        if ((r = cat_exec(c, catalog_migrations[v])) < 0 || (r = cat_exec(c, bump)) < 0 ||
+            (r = cat_exec(c, "COMMIT")) < 0) {
+            cat_fail(c, r, "migration %lld -> %lld: %s", (long long)v, (long long)v + 1,
+                     c->err);
+            goto fail;
+        }
+        log_debug("catalog_migrated", "from=%lld to=%lld", (long long)v, (long long)v + 1);
+        continue;
+    fail:
+        if (!sqlite3_get_autocommit(c->db))
+            sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+        return r;
+    }
+}
+
+static int cat_prepare_all(struct catalog *c)
+{
+    for (int i = 0; i < ST_COUNT_; i++) {
+        int rc = sqlite3_prepare_v3(c->db, catalog_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &c->stmt[i], NULL);
+        if (rc != SQLITE_OK)
+            return cat_sqlite_fail(c, rc, catalog_sql[i]);
+    }
+    return 0;
+}
+
+/* Frees c and its connection; the transaction, if any, is rolled back by SQLite. */
+static void cat_free(struct catalog *c)
+{
+    for (int i = 0; i < ST_COUNT_; i++)
+        sqlite3_finalize(c->stmt[i]);
+    /* close_v2: never fails with SQLITE_BUSY; all statements are finalized anyway. */
+    sqlite3_close_v2(c->db);
+    free(c);
+}
+
+static void cat_copy_err(const struct catalog *c, char *err, size_t err_len)
+{
+    if (err != NULL && err_len > 0)
+        snprintf(err, err_len, "%s", c->err);
+}
+
+int catalog_open_with(const char *path, const struct catalog_options *opts,
+                      struct catalog **ret, char *err, size_t err_len)
+{
+    struct catalog *c = xcalloc(1, sizeof(*c));
+    uint64_t keep = opts != NULL && opts->events_keep > 0 ? opts->events_keep
+                                                          : CATALOG_EVENTS_KEEP_DEFAULT;
+    int r;
+
+    assert(ret != NULL);
+    if (path == NULL || path[0] == '\0') {
+        r = cat_fail(c, -EINVAL, "catalog path: empty");
+        goto fail;
+    }
+    if (keep > INT64_MAX)
+        keep = INT64_MAX;
+    c->events_keep = keep;
+    c->trim_every = keep < CATALOG_TRIM_EVERY ? (unsigned)keep : CATALOG_TRIM_EVERY;
+    if ((r = cat_connect(c, path)) < 0 || (r = cat_migrate(c, CATALOG_SCHEMA_VERSION)) < 0 ||
+        (r = cat_prepare_all(c)) < 0 || (r = catalog_trim_events(c)) < 0)
+        goto fail;
+    c->err[0] = '\0';
+    *ret = c;
+    return 0;
+fail:
+    cat_copy_err(c, err, err_len);
+    cat_free(c);
+    return r;
+}
+
+int catalog_open(const char *path, struct catalog **ret, char *err, size_t err_len)
+{
+    return catalog_open_with(path, NULL, ret, err, err_len);
+}
+
+int catalog_create_at_version(const char *path, int version, char *err, size_t err_len)
+{
+    struct catalog *c = xcalloc(1, sizeof(*c));
+    int64_t v = 0;
+    int r;
+
+    if (path == NULL || path[0] == '\0') {
+        r = cat_fail(c, -EINVAL, "catalog path: empty");
+        goto out;
+    }
+    if (version < 1 || version > CATALOG_SCHEMA_VERSION) {
+        r = cat_fail(c, -EINVAL, "version %d is outside 1..%d", version, CATALOG_SCHEMA_VERSION);
+        goto out;
+    }
+    if ((r = cat_connect(c, path)) < 0 || (r = cat_migrate(c, version)) < 0 ||
+        (r = cat_query_int(c, "PRAGMA user_version", &v)) < 0)
+        goto out;
+    if (v != version)
+        r = cat_fail(c, -EEXIST, "%s: already at schema version %lld, not %d", path,
+                     (long long)v, version);
+out:
+    if (r < 0)
+        cat_copy_err(c, err, err_len);
+    cat_free(c);
+    return r;
+}
+
+void catalog_close(struct catalog *c)
+{
+    if (c == NULL)
+        return;
+    assert(!c->iterating);
+    if (c->in_txn && !sqlite3_get_autocommit(c->db))
+        cat_run_quiet(c, ST_ROLLBACK);
+    cat_free(c);
+}
+
+const char *catalog_errmsg(const struct catalog *c)
+{
+    return c != NULL ? c->err : "no catalog";
+}
+
+int catalog_schema_version(struct catalog *c)
+{
+    int64_t v = 0;
+    int r;
+
+    if ((r = cat_enter(c)) < 0 || (r = cat_query_int(c, "PRAGMA user_version", &v)) < 0)
+        return r;
+    return (int)v;
+}
+
+int catalog_settings(struct catalog *c, struct catalog_settings *ret)
+{
+    struct catalog_settings s = {0};
+    int64_t sync = 0, fk = 0, busy = 0;
+    int r;
+
+    if ((r = cat_enter(c)) < 0 ||
+        (r = cat_query_text(c, "PRAGMA journal_mode", s.journal_mode, sizeof(s.journal_mode))) <
+            0 ||
+        (r = cat_query_int(c, "PRAGMA synchronous", &sync)) < 0 ||
+        (r = cat_query_int(c, "PRAGMA foreign_keys", &fk)) < 0 ||
+        (r = cat_query_int(c, "PRAGMA busy_timeout", &busy)) < 0)
+        return r;
+    s.synchronous = (int)sync;
+    s.foreign_keys = (int)fk;
+    s.busy_timeout_ms = (int)busy;
+    *ret = s;
+    return 0;
+}
+
+/* ---- transactions ---- */
+
+int catalog_begin(struct catalog *c)
+{
+    int r;
+
+    if ((r = cat_enter(c)) < 0)
+        return r;
+    if (c->in_txn)
+        return cat_fail(c, -EALREADY, "begin: a transaction is already open");
+    if ((r = cat_step_done(c, c->stmt[ST_BEGIN], "begin")) < 0)
+        return r;
+    c->in_txn = true;
+    c->txn_failed = false;
+    return 0;
+}
+
+int catalog_commit(struct catalog *c)
+{
+    int rc, r = 0;
+
+    assert(c != NULL);
+    if (c->iterating)
+        return cat_fail(c, -EBUSY, "catalog called from inside a foreach callback");
+    if (!c->in_txn)
+        return cat_fail(c, -EINVAL, "commit: no transaction is open");
+    if (c->txn_failed) {
+        r = cat_fail(c, -EIO, "commit: the transaction was aborted by an earlier storage error;"
+                              " nothing was committed");
+    } else if ((rc = cat_run_quiet(c, ST_COMMIT)) != SQLITE_DONE) {
+        r = cat_fail(c, cat_errno(rc), "commit: %s; nothing was committed",
+                     sqlite3_errmsg(c->db));
+    }
+    if (!sqlite3_get_autocommit(c->db))
+        cat_run_quiet(c, ST_ROLLBACK);
+    c->in_txn = false;
+    c->txn_failed = false;
+    return r;
+}
+
+void catalog_rollback(struct catalog *c)
+{
+    if (c == NULL || !c->in_txn)
+        return;
+    if (c->iterating) {
+        cat_fail(c, -EBUSY, "catalog called from inside a foreach callback");
+        return;
+    }
+    if (!sqlite3_get_autocommit(c->db))
+        cat_run_quiet(c, ST_ROLLBACK);
+    c->in_txn = false;
+    c->txn_failed = false;
+}
+
+/* ---- segments ---- */
+
+static int cat_check_segment(struct catalog *c, const struct catalog_segment *s)
+{
+    int r;
+
+    if ((r = cat_check_id(c, "segment id", s->id)) < 0 ||
+        (r = cat_check_chars(c, "segment uri", s->uri, 1, WIRE_URI_MAX, cat_text_char,
+                             "printable bytes")) < 0 ||
+        (r = cat_check_state(c, "segment state", s->state, catalog_segment_states)) < 0 ||
+        (r = cat_check_ms(c, "segment backoff_until_ms", s->backoff_until_ms)) < 0 ||
+        (r = cat_check_ms(c, "segment created_ms", s->created_ms)) < 0)
+        return r;
+    if (s->row_count < 1 || s->row_count > WIRE_ROW_COUNT_MAX)
+        return cat_fail(c, -EINVAL, "segment row_count: %llu is outside 1..%llu",
+                        (unsigned long long)s->row_count, (unsigned long long)WIRE_ROW_COUNT_MAX);
+    if (s->avg_row_size < 1 || s->avg_row_size > WIRE_ROW_SIZE_MAX)
+        return cat_fail(c, -EINVAL, "segment avg_row_size: %llu is outside 1..%llu",
+                        (unsigned long long)s->avg_row_size,
+                        (unsigned long long)WIRE_ROW_SIZE_MAX);
+    if (s->replication < 1 || s->replication > CATALOG_REPLICATION_MAX)
+        return cat_fail(c, -EINVAL, "segment replication: %u is outside 1..%d", s->replication,
+                        CATALOG_REPLICATION_MAX);
+    return 0;
+}
+
+/* The existing row with s's id: same registration (0) or a conflicting one (-EEXIST)? */
+static int cat_segment_compare(struct catalog *c, const struct catalog_segment *s)
+{
+    sqlite3_stmt *q = c->stmt[ST_SEG_GET];
+    const char *field = NULL;
+    int rc, r = 0;
+
+    cat_bind_text(q, 1, s->id);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        r = cat_read_segment(c, q, &c->seg);
+    else if (rc == SQLITE_DONE)
+        r = cat_fail(c, -EIO, "segment '%s' neither inserted nor found", s->id);
+    else
+        r = cat_sqlite_fail(c, rc, "get segment");
+    cat_done(q);
+    if (r < 0)
+        return r;
+    if (strcmp(c->seg.uri, s->uri) != 0)
+        field = "uri";
+    else if (c->seg.row_count != s->row_count)
+        field = "row_count";
+    else if (c->seg.avg_row_size != s->avg_row_size)
+        field = "avg_row_size";
+    else if (c->seg.replication != s->replication)
+        field = "replication";
+    if (field != NULL)
+        return cat_fail(c, -EEXIST, "segment '%s' already exists with a different %s", s->id,
+                        field);
+    return 0;
+}
+
+int catalog_put_segment(struct catalog *c, const struct catalog_segment *s)
+{
+    sqlite3_stmt *q = c->stmt[ST_SEG_INSERT];
+    int r;
+
+    if ((r = cat_enter(c)) < 0 || (r = cat_check_segment(c, s)) < 0 || (r = cat_op_begin(c)) < 0)
+        return r;
+    cat_bind_text(q, 1, s->id);
+    cat_bind_text(q, 2, s->uri);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)s->row_count);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)s->avg_row_size);
+    sqlite3_bind_int(q, 5, (int)s->replication);
+    cat_bind_text(q, 6, s->state);
+    sqlite3_bind_int64(q, 7, s->backoff_until_ms);
+    sqlite3_bind_int64(q, 8, s->created_ms);
+    r = cat_step_done(c, q, "insert segment");
+    if (r == 0 && sqlite3_changes(c->db) == 0)
+        r = cat_segment_compare(c, s);
+    return cat_op_end(c, r);
+}
+
+int catalog_get_segment(struct catalog *c, const char *id, struct catalog_segment *ret)
+{
+    sqlite3_stmt *q = c->stmt[ST_SEG_GET];
+    int rc, r;
+
+    if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", id)) < 0)
+        return r;
+    cat_bind_text(q, 1, id);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        r = cat_read_segment(c, q, &c->seg);
+    else if (rc == SQLITE_DONE)
+        r = cat_fail(c, -ENOENT, "segment '%s' not found", id);
+    else
+        r = cat_sqlite_fail(c, rc, "get segment");
+    cat_done(q);
+    if (r == 0)
+        *ret = c->seg;
+    return r;
+}
+
+int catalog_set_segment_state(struct catalog *c, const char *id, const char *state,
+                              int64_t backoff_until_ms)
+{
+    sqlite3_stmt *q = c->stmt[ST_SEG_SET_STATE];
+    int r;
+
+    if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", id)) < 0 ||
+        (r = cat_check_state(c, "segment state", state, catalog_segment_states)) < 0 ||
+        (r = cat_check_ms(c, "backoff_until_ms", backoff_until_ms)) < 0)
+        return r;
+    cat_bind_text(q, 1, id);
+    cat_bind_text(q, 2, state);
+    sqlite3_bind_int64(q, 3, backoff_until_ms);
+    if ((r = cat_step_done(c, q, "set segment state")) < 0)
+        return r;
+    if (sqlite3_changes(c->db) == 0)
+        return cat_fail(c, -ENOENT, "segment '%s' not found", id);
+    return 0;
+}
+
+int catalog_delete_segment(struct catalog *c, const char *id)
+{
+    sqlite3_stmt *q = c->stmt[ST_SEG_DELETE];
+    int r;
+
+    if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", id)) < 0)
+        return r;
+    cat_bind_text(q, 1, id);
+    if ((r = cat_step_done(c, q, "delete segment")) < 0)
+        return r;
+    if (sqlite3_changes(c->db) == 0)
+        return cat_fail(c, -ENOENT, "segment '%s' not found", id);
+    return 0;
+}
+
+int catalog_count_segments(struct catalog *c, const char *state, uint64_t *ret)
+{
+    sqlite3_stmt *q;
+    uint64_t n = 0;
+    int rc, r;
+
+    if ((r = cat_enter(c)) < 0)
+        return r;
+    if (state != NULL &&
+        (r = cat_check_state(c, "segment state", state, catalog_segment_states)) < 0)
+        return r;
+    q = c->stmt[state != NULL ? ST_SEG_COUNT_STATE : ST_SEG_COUNT];
+    if (state != NULL)
+        cat_bind_text(q, 1, state);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        n = (uint64_t)sqlite3_column_int64(q, 0);
+    else
+        r = cat_sqlite_fail(c, rc, "count segments");
+    cat_done(q);
+    if (r == 0)
+        *ret = n;
+    return r;
+}
+
+int catalog_foreach_segment(struct catalog *c, const char *state,
+                            int (*cb)(const struct catalog_segment *s, void *arg), void *arg)
+{
+    sqlite3_stmt *q;
+    int rc, r;
+
+    if ((r = cat_enter(c)) < 0)
+        return r;
+    if (state != NULL &&
+        (r = cat_check_state(c, "segment state", state, catalog_segment_states)) < 0)
+        return r;
+    q = c->stmt[state != NULL ? ST_SEG_BY_STATE : ST_SEG_ALL];
+    if (state != NULL)
+        cat_bind_text(q, 1, state);
+    c->iterating = true;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if ((r = cat_read_segment(c, q, &c->seg)) != 0 || (r = cb(&c->seg, arg)) != 0)
+            break;
+    }
+    c->iterating = false;
+    if (r == 0 && rc != SQLITE_DONE)
+        r = cat_sqlite_fail(c, rc, "list segments");
+    cat_done(q);
+    return r;
+}
+
+/* ---- nodes ---- */
+
+int catalog_put_node(struct catalog *c, const struct catalog_node *n)
+{
+    sqlite3_stmt *q = c->stmt[ST_NODE_UPSERT];
+    int r;
+
+    if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "node id", n->id)) < 0 ||
+        (r = cat_check_chars(c, "node addr", n->addr, 1, CATALOG_ADDR_MAX, cat_graph_char,
+                             "printable bytes other than space")) < 0 ||
+        (r = cat_check_state(c, "node state", n->state, catalog_node_states)) < 0 ||
+        (r = cat_check_chars(c, "node last_reason", n->last_reason, 0, CATALOG_REASON_MAX,
+                             cat_reason_char, "[A-Za-z0-9._-]")) < 0 ||
+        (r = cat_check_ms(c, "node last_seen_ms", n->last_seen_ms)) < 0 ||
+        (r = cat_check_ms(c, "node created_ms", n->created_ms)) < 0)
+        return r;
+    cat_bind_text(q, 1, n->id);
+    cat_bind_text(q, 2, n->addr);
+    cat_bind_text(q, 3, n->state);
+    sqlite3_bind_int64(q, 4, n->last_seen_ms);
+    cat_bind_opt_text(q, 5, n->last_reason);
+    sqlite3_bind_int64(q, 6, n->created_ms);
+    return cat_step_done(c, q, "put node");
+}
+
+int catalog_get_node(struct catalog *c, const char *id, struct catalog_node *ret)
+{
+    sqlite3_stmt *q = c->stmt[ST_NODE_GET];
+    int rc, r;
+
+    if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "node id", id)) < 0)
+        return r;
+    cat_bind_text(q, 1, id);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        r = cat_read_node(c, q, &c->node);
+    else if (rc == SQLITE_DONE)
+        r = cat_fail(c, -ENOENT, "node '%s' not found", id);
+    else
+        r = cat_sqlite_fail(c, rc, "get node");
+    cat_done(q);
+    if (r == 0)
+        *ret = c->node;
+    return r;
+}
+
+static int cat_insert_event(struct catalog *c, const struct catalog_event *e);
+
+int catalog_set_node_state(struct catalog *c, const char *id, const char *state,
+                           const char *reason, int64_t now_ms)
+{
+    sqlite3_stmt *q = c->stmt[ST_NODE_GET];
+    char old[CATALOG_STATE_MAX + 1] = "";
+    int rc, r;
+
+    if (reason == NULL)
+        reason = "";
+    if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "node id", id)) < 0 ||
+        (r = cat_check_state(c, "node state", state, catalog_node_states)) < 0 ||
+        (r = cat_check_chars(c, "reason", reason, 0, CATALOG_REASON_MAX, cat_reason_char,
+                             "[A-Za-z0-9._-]")) < 0 ||
+        (r = cat_check_ms(c, "now_ms", now_ms)) < 0 || (r = cat_op_begin(c)) < 0)
+        return r;
+
+    cat_bind_text(q, 1, id);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        r = cat_col_text(c, q, 2, old, sizeof(old));
+    else if (rc == SQLITE_DONE)
+        r = cat_fail(c, -ENOENT, "node '%s' not found", id);
+    else
+        r = cat_sqlite_fail(c, rc, "get node");
+    cat_done(q);
+    if (r < 0)
+        return cat_op_end(c, r);
+
+    q = c->stmt[ST_NODE_SET_STATE];
+    cat_bind_text(q, 1, id);
+    cat_bind_text(q, 2, state);
+    cat_bind_opt_text(q, 3, reason);
+    r = cat_step_done(c, q, "set node state");
+    if (r == 0 && strcmp(old, state) != 0) {
+        struct catalog_event e = {.ts_ms = now_ms};
+
+        snprintf(e.node_id, sizeof(e.node_id), "%s", id);
+        snprintf(e.kind, sizeof(e.kind), "node_state");
+        snprintf(e.reason, sizeof(e.reason), "%s", reason);
+        snprintf(e.detail, sizeof(e.detail), "%s -> %s", old, state);
+        r = cat_insert_event(c, &e);
+    }
+    return cat_op_end(c, r);
+}
+
+int catalog_delete_node(struct catalog *c, const char *id)
+{
+    sqlite3_stmt *q = c->stmt[ST_NODE_DELETE];
+    int r;
+
+    if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "node id", id)) < 0)
+        return r;
+    cat_bind_text(q, 1, id);
+    if ((r = cat_step_done(c, q, "delete node")) < 0)
+        return r;
+    if (sqlite3_changes(c->db) == 0)
+        return cat_fail(c, -ENOENT, "node '%s' not found", id);
+    return 0;
+}
+
+int catalog_foreach_node(struct catalog *c, int (*cb)(const struct catalog_node *n, void *arg),
+                         void *arg)
+{
+    sqlite3_stmt *q = c->stmt[ST_NODE_ALL];
+    int rc, r;
+
+    if ((r = cat_enter(c)) < 0)
+        return r;
+    c->iterating = true;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if ((r = cat_read_node(c, q, &c->node)) != 0 || (r = cb(&c->node, arg)) != 0)
+            break;
+    }
+    c->iterating = false;
+    if (r == 0 && rc != SQLITE_DONE)
+        r = cat_sqlite_fail(c, rc, "list nodes");
+    cat_done(q);
+    return r;
+}
+
+/* ---- assignments ---- */
+
+/* Whether the row named id exists, through ST_SEG_EXISTS or ST_NODE_EXISTS. */
+static int cat_exists(struct catalog *c, enum catalog_stmt i, const char *id, bool *ret)
+{
+    sqlite3_stmt *q = c->stmt[i];
+    int rc, r = 0;
+
+    cat_bind_text(q, 1, id);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        *ret = rc == SQLITE_ROW;
+    else
+        r = cat_sqlite_fail(c, rc, "lookup");
+    cat_done(q);
+    return r;
+}
+
+int catalog_put_assignment(struct catalog *c, const char *segment_id, const char *node_id,
+                           const char *state, int64_t now_ms)
+{
+    sqlite3_stmt *q = c->stmt[ST_ASG_UPSERT];
+    bool seg = false, node = false;
+    int rc, r;
+
+    if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", segment_id)) < 0 ||
+        (r = cat_check_id(c, "node id", node_id)) < 0 ||
+        (r = cat_check_state(c, "assignment state", state, catalog_assignment_states)) < 0 ||
+        (r = cat_check_ms(c, "now_ms", now_ms)) < 0)
+        return r;
+    cat_bind_text(q, 1, segment_id);
+    cat_bind_text(q, 2, node_id);
+    cat_bind_text(q, 3, state);
+    sqlite3_bind_int64(q, 4, now_ms);
+    rc = sqlite3_step(q);
+    cat_done(q);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_CONSTRAINT_FOREIGNKEY)
+        return cat_sqlite_fail(c, rc, "put assignment");
+    /* The statement was undone; say which side is missing. */
+    if ((r = cat_exists(c, ST_SEG_EXISTS, segment_id, &seg)) < 0 ||
+        (r = cat_exists(c, ST_NODE_EXISTS, node_id, &node)) < 0)
+        return r;
+    if (!seg)
+        return cat_fail(c, -ENOENT, "assignment: segment '%s' not found", segment_id);
+    if (!node)
+        return cat_fail(c, -ENOENT, "assignment: node '%s' not found", node_id);
+    return cat_fail(c, -EINVAL, "put assignment: FOREIGN KEY constraint failed");
+}
+
+int catalog_delete_assignment(struct catalog *c, const char *segment_id, const char *node_id)
+{
+    sqlite3_stmt *q = c->stmt[ST_ASG_DELETE];
+    int r;
+
+    if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", segment_id)) < 0 ||
+        (r = cat_check_id(c, "node id", node_id)) < 0)
+        return r;
+    cat_bind_text(q, 1, segment_id);
+    cat_bind_text(q, 2, node_id);
+    if ((r = cat_step_done(c, q, "delete assignment")) < 0)
+        return r;
+    if (sqlite3_changes(c->db) == 0)
+        return cat_fail(c, -ENOENT, "assignment of '%s' to '%s' not found", segment_id,
+                        node_id);
+    return 0;
+}
+
+int catalog_foreach_assignment(struct catalog *c, const char *segment_id, const char *node_id,
+                               int (*cb)(const struct catalog_assignment *a, void *arg),
+                               void *arg)
+{
+    enum catalog_stmt i;
+    sqlite3_stmt *q;
+    int rc, r;
+
+    if ((r = cat_enter(c)) < 0)
+        return r;
+    if ((segment_id != NULL && (r = cat_check_id(c, "segment id", segment_id)) < 0) ||
+        (node_id != NULL && (r = cat_check_id(c, "node id", node_id)) < 0))
+        return r;
+    if (segment_id != NULL && node_id != NULL)
+        i = ST_ASG_BY_BOTH;
+    else if (segment_id != NULL)
+        i = ST_ASG_BY_SEG;
+    else if (node_id != NULL)
+        i = ST_ASG_BY_NODE;
+    else
+        i = ST_ASG_ALL;
+    q = c->stmt[i];
+    if (i == ST_ASG_BY_BOTH) {
+        cat_bind_text(q, 1, segment_id);
+        cat_bind_text(q, 2, node_id);
+    } else if (i != ST_ASG_ALL) {
+        cat_bind_text(q, 1, segment_id != NULL ? segment_id : node_id);
+    }
+    c->iterating = true;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if ((r = cat_read_assignment(c, q, &c->asg)) != 0 || (r = cb(&c->asg, arg)) != 0)
+            break;
+    }
+    c->iterating = false;
+    if (r == 0 && rc != SQLITE_DONE)
+        r = cat_sqlite_fail(c, rc, "list assignments");
+    cat_done(q);
+    return r;
+}
+
+/* ---- events ---- */
+
+static int cat_check_event(struct catalog *c, const struct catalog_event *e)
+{
+    int r;
+
+    if ((r = cat_check_ms(c, "event ts_ms", e->ts_ms)) < 0 ||
+        (r = cat_check_chars(c, "event segment_id", e->segment_id, 0, WIRE_ID_MAX,
+                             cat_any_char, "")) < 0 ||
+        (r = cat_check_opt_id(c, "event segment_id", e->segment_id)) < 0 ||
+        (r = cat_check_chars(c, "event node_id", e->node_id, 0, WIRE_ID_MAX, cat_any_char,
+                             "")) < 0 ||
+        (r = cat_check_opt_id(c, "event node_id", e->node_id)) < 0 ||
+        (r = cat_check_chars(c, "event kind", e->kind, 1, CATALOG_KIND_MAX, cat_kind_char,
+                             "[a-z_]")) < 0 ||
+        (r = cat_check_chars(c, "event reason", e->reason, 0, CATALOG_REASON_MAX,
+                             cat_reason_char, "[A-Za-z0-9._-]")) < 0 ||
+        (r = cat_check_chars(c, "event detail", e->detail, 0, WIRE_DETAIL_MAX, cat_any_char,
+                             "")) < 0 ||
+        (r = cat_check_ms(c, "event retry_after_ms", e->retry_after_ms)) < 0)
+        return r;
+    if (e->http_status != 0 && (e->http_status < 100 || e->http_status > 599))
+        return cat_fail(c, -EINVAL, "event http_status: %d is outside 100..599",
+                        e->http_status);
+    return 0;
+}
+
+static int cat_trim_events(struct catalog *c)
+{
+    sqlite3_stmt *q = c->stmt[ST_EV_TRIM];
+
+    c->since_trim = 0;
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)c->events_keep);
+    return cat_step_done(c, q, "trim events");
+}
+
+/* Inserts a validated event and trims every trim_every inserts; the caller provides the unit. */
+static int cat_insert_event(struct catalog *c, const struct catalog_event *e)
+{
+    sqlite3_stmt *q = c->stmt[ST_EV_INSERT];
+    int r;
+
+    sqlite3_bind_int64(q, 1, e->ts_ms);
+    cat_bind_opt_text(q, 2, e->segment_id);
+    cat_bind_opt_text(q, 3, e->node_id);
+    cat_bind_text(q, 4, e->kind);
+    cat_bind_opt_text(q, 5, e->reason);
+    cat_bind_opt_int(q, 6, e->http_status);
+    cat_bind_opt_int(q, 7, e->retry_after_ms);
+    cat_bind_opt_text(q, 8, e->detail);
+    if ((r = cat_step_done(c, q, "add event")) < 0)
+        return r;
+    if (++c->since_trim >= c->trim_every)
+        r = cat_trim_events(c);
+    return r;
+}
+
+int catalog_add_event(struct catalog *c, const struct catalog_event *e)
+{
+    int r;
+
+    if ((r = cat_enter(c)) < 0 || (r = cat_check_event(c, e)) < 0 || (r = cat_op_begin(c)) < 0)
+        return r;
+    return cat_op_end(c, cat_insert_event(c, e));
+}
+
+int catalog_trim_events(struct catalog *c)
+{
+    int r;
+
+    if ((r = cat_enter(c)) < 0)
+        return r;
+    return cat_trim_events(c);
+}
+
+int catalog_foreach_event(struct catalog *c, const char *segment_id, uint64_t after_id,
+                          unsigned limit, int (*cb)(const struct catalog_event *e, void *arg),
+                          void *arg)
+{
+    sqlite3_stmt *q;
+    sqlite3_int64 after = after_id > INT64_MAX ? INT64_MAX : (sqlite3_int64)after_id;
+    sqlite3_int64 lim = limit == 0 ? -1 : (sqlite3_int64)limit; /* negative: no limit */
+    int rc, r;
+
+    if ((r = cat_enter(c)) < 0)
+        return r;
+    if (segment_id != NULL && (r = cat_check_id(c, "segment id", segment_id)) < 0)
+        return r;
+    if (segment_id != NULL) {
+        q = c->stmt[ST_EV_BY_SEG];
+        cat_bind_text(q, 1, segment_id);
+        sqlite3_bind_int64(q, 2, after);
+        sqlite3_bind_int64(q, 3, lim);
+    } else {
+        q = c->stmt[ST_EV_ALL];
+        sqlite3_bind_int64(q, 1, after);
+        sqlite3_bind_int64(q, 2, lim);
+    }
+    c->iterating = true;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if ((r = cat_read_event(c, q, &c->ev)) != 0 || (r = cb(&c->ev, arg)) != 0)
+            break;
+    }
+    c->iterating = false;
+    if (r == 0 && rc != SQLITE_DONE)
+        r = cat_sqlite_fail(c, rc, "list events");
+    cat_done(q);
+    return r;
+}
+
+/* ---- checks ---- */
+
+int catalog_integrity_check(struct catalog *c, char *err, size_t err_len)
+{
+    sqlite3_stmt *q = NULL;
+    char first[256] = "";
+    int rc, r;
+
+    if ((r = cat_enter(c)) < 0 ||
+        (r = cat_query_text(c, "PRAGMA integrity_check", first, sizeof(first))) < 0)
+        goto out;
+    if (strcmp(first, "ok") != 0) {
+        r = cat_fail(c, -EBADMSG, "integrity_check: %s", first);
+        goto out;
+    }
+    rc = sqlite3_prepare_v2(c->db, "PRAGMA foreign_key_check", -1, &q, NULL);
+    if (rc != SQLITE_OK) {
+        r = cat_sqlite_fail(c, rc, "foreign_key_check");
+        goto out;
+    }
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        r = cat_fail(c, -EBADMSG, "foreign_key_check: a row of %s refers to a missing row of %s",
+                     (const char *)sqlite3_column_text(q, 0),
+                     (const char *)sqlite3_column_text(q, 2));
+    else if (rc != SQLITE_DONE)
+        r = cat_sqlite_fail(c, rc, "foreign_key_check");
+out:
+    sqlite3_finalize(q);
+    if (r < 0)
+        cat_copy_err(c, err, err_len);
+    return r;
+}

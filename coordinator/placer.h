@@ -1,0 +1,227 @@
+/*
+ * placer: the coordinator's assignment policy, as pure event-driven logic.
+ *
+ * Blind round-robin: each segment that wants copies is fired at the next node
+ * in ring order (order of first registration) that is UP, does not hold the
+ * segment, is not excluded for it and has room under the per-node in-flight
+ * bound. The placer does no memory arithmetic and infers nothing about a
+ * node's capacity; it trusts each node's answer. A refusal sends the segment
+ * to the next node; when every eligible UP node has refused it in the
+ * current round, the segment backs off until the largest Retry-After (with
+ * jitter) and then starts a fresh round. 422 from a quorum of distinct nodes
+ * makes the segment INVALID. No answer at all (timeout, connection error)
+ * marks the node SUSPECT and moves the attempt on.
+ *
+ * No I/O, no clock, no randomness of its own: the daemon passes now_ms and a
+ * random u32 in, receives assignments through placer_ops.assign and learns
+ * what happened through the other callbacks. Single-threaded. The placer
+ * holds only segments that still want copies (fed from the catalog and from
+ * node reports); a segment is dropped silently once enough copies are held
+ * or accepted and nothing is in flight for it.
+ *
+ * Expected load: up to 10^5..10^6 pending segments and tens to hundreds of
+ * nodes. Segments and nodes are found through hash maps, ready segments sit
+ * in FIFOs, timed waits in a min-heap and capacity waits on per-node lists,
+ * so a tick costs O(work done), not O(segments). Memory is about 200 bytes
+ * per pending segment plus ~64 bytes per (segment, node) pair it touched.
+ */
+#ifndef SLUICE_PLACER_H
+#define SLUICE_PLACER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+struct placer;
+
+#define PLACER_REPLICAS_MAX 64
+
+enum placer_node_state {
+    PLACER_NODE_UP = 0,
+    PLACER_NODE_SUSPECT, /* missed a request or a report: gets nothing */
+    PLACER_NODE_DOWN,    /* gone: gets nothing; also used for removal */
+    PLACER_NODE_DRAINING, /* alive, answers in flight, gets nothing new */
+    PLACER_NODE_STATE_COUNT_
+};
+
+/* How the placer classifies an answer (see placer_classify()). */
+enum placer_outcome {
+    PLACER_ACCEPTED = 0,     /* 202 */
+    PLACER_REFUSED,          /* 429, 503, 507 */
+    PLACER_INVALID,          /* 422 */
+    PLACER_TRANSPORT_ERROR,  /* no HTTP answer: timeout, connection error */
+    PLACER_UNEXPECTED,       /* any other status (400, 401, 500, 200, ...) */
+    PLACER_OUTCOME_COUNT_
+};
+
+struct placer_config {
+    unsigned max_in_flight_per_node; /* 0: 64 */
+    unsigned max_in_flight_total;    /* 0: 4096 */
+    unsigned invalid_quorum;         /* distinct nodes answering 422; 0: 2 */
+    unsigned jitter_percent;         /* backoff jitter, +-; 0: 20, capped at 50 */
+    uint32_t default_retry_ms;       /* refusal without Retry-After; 0: 1000 */
+    uint32_t max_retry_ms;           /* cap on a peer's Retry-After and on a backoff; 0: 600000 */
+    uint32_t unexpected_retry_ms;    /* exclusion after an unexpected status; 0: 30000 */
+};
+
+/* A segment as shown to the transport and the callbacks: valid during the call only. */
+struct placer_segment {
+    const char *id;
+    const char *uri;
+    uint64_t row_count;
+    uint64_t avg_row_size;
+    unsigned replicas_wanted;
+};
+
+/* What a node answered to one attempt, filled in by the daemon. */
+struct placer_answer {
+    int http_status;         /* 202, 429, ...; 0 when no HTTP answer came (timeout, connect) */
+    enum wire_reason reason; /* body or X-Sluice-Reason; WIRE_REASON_NONE when absent */
+    uint32_t retry_after_ms; /* 0 when absent */
+};
+
+/*
+ * The daemon's side. assign is required, every callback may be NULL. None of
+ * them may call back into the placer (such calls fail with -EBUSY). Node and
+ * segment strings are valid during the call only.
+ */
+struct placer_ops {
+    /*
+     * Fire one assignment. The daemon must later call placer_on_answer()
+     * exactly once for attempt_id (with http_status 0 on timeout or error),
+     * unless the placer aborts the attempt first (the node went DOWN or
+     * SUSPECT, or the segment was forgotten or found INVALID); answers to
+     * aborted attempts are ignored. Never call placer_on_answer() from here.
+     */
+    void (*assign)(void *ctx, uint64_t attempt_id, const char *node_id,
+                   const struct placer_segment *seg);
+    /* 202: the daemon records the assignment LOADING. */
+    void (*on_accepted)(void *ctx, const struct placer_segment *seg, const char *node_id);
+    /* 429/503/507; retry_after_ms as used (defaulted, capped). */
+    void (*on_refused)(void *ctx, const struct placer_segment *seg, const char *node_id,
+                       enum wire_reason reason, uint32_t retry_after_ms);
+    /* Every eligible UP node refused in this round: nothing is sent before until_ms. */
+    void (*on_backoff)(void *ctx, const struct placer_segment *seg, uint64_t until_ms);
+    /* A quorum of nodes answered 422: the placer has forgotten the segment. */
+    void (*on_invalid)(void *ctx, const struct placer_segment *seg);
+    /* No answer from the node: the placer has marked it SUSPECT. */
+    void (*on_node_suspect)(void *ctx, const char *node_id);
+    /* A status outside the protocol: the pair is excluded for unexpected_retry_ms. */
+    void (*on_unexpected)(void *ctx, const struct placer_segment *seg, const char *node_id,
+                          int http_status);
+};
+
+struct placer_stats {
+    size_t segments;         /* pending: want more copies or have attempts in flight */
+    size_t ready;            /* queued for the next tick */
+    size_t backing_off;      /* every eligible node refused: waiting out the backoff */
+    size_t waiting_retry;    /* the only eligible nodes are excluded until a Retry-After */
+    size_t waiting_capacity; /* every candidate node is at its in-flight bound */
+    size_t waiting_nodes;    /* no eligible node at all (e.g. fewer UP nodes than replicas) */
+    size_t in_flight;        /* attempts */
+    uint64_t attempts_total;
+    uint64_t outcomes_total[PLACER_OUTCOME_COUNT_]; /* aborted attempts count as TRANSPORT_ERROR */
+    uint64_t refused_by_reason_total[WIRE_REASON_COUNT_];
+    uint64_t aborted_total;  /* attempts failed because their node went DOWN/SUSPECT */
+    uint64_t late_answers_total; /* answers to unknown or aborted attempts, ignored */
+    uint64_t backoffs_total;
+    uint64_t invalid_total;  /* segments declared INVALID */
+};
+
+struct placer_node_info {
+    const char *id; /* valid until the next call that changes the placer */
+    enum placer_node_state state;
+    size_t in_flight;
+    size_t waiting; /* segments waiting for a slot on this node */
+    uint64_t assigned_total;
+    uint64_t outcomes_total[PLACER_OUTCOME_COUNT_];
+};
+
+/* cfg may be NULL (all defaults). ops and ctx are borrowed for the placer's life. */
+struct placer *placer_new(const struct placer_config *cfg, const struct placer_ops *ops,
+                          void *ctx);
+/* Frees everything; in-flight attempts are forgotten without callbacks. NULL-safe. */
+void placer_free(struct placer *p);
+
+/*
+ * Adds a node or changes its state. A new node joins the ring at its end, in
+ * any state; nodes are never removed (DOWN is removal). Going DOWN or SUSPECT
+ * aborts the node's attempts in flight as transport errors (without
+ * on_node_suspect): their segments are tried elsewhere and late answers are
+ * ignored. Going DRAINING keeps attempts in flight. Coming UP wakes segments
+ * that had no eligible node. Returns 0, -EINVAL (bad id or state), -EBUSY.
+ */
+int placer_node_set(struct placer *p, const char *node_id, enum placer_node_state state);
+
+/*
+ * Asks for replicas_wanted (1..PLACER_REPLICAS_MAX) copies of a segment, of
+ * which holders (nodes with it LOADING or LOADED; unknown ones are registered
+ * DOWN) already have n_holders; they are never chosen. Calling it again for
+ * a pending segment replaces its description and holder set (the catalog is
+ * the truth, copies accepted meanwhile should be among the holders) and
+ * keeps its attempts in flight, exclusions, round and backoff: no duplicate
+ * work. A segment that needs nothing more is not kept. Strings are copied.
+ * Returns 0, -EINVAL (bad id, uri or count) or -EBUSY.
+ */
+int placer_want(struct placer *p, const char *seg_id, const char *uri, uint64_t row_count,
+                uint64_t avg_row_size, unsigned replicas_wanted, const char *const *holders,
+                size_t n_holders);
+
+/* Drops a segment and aborts its attempts (late answers are ignored). 0, -ENOENT, -EBUSY. */
+int placer_forget(struct placer *p, const char *seg_id);
+
+/*
+ * The segment is not sent to the node before until_ms (e.g. the node DROPPED
+ * it while shedding, with a Retry-After). Call after placer_want(); a later
+ * exclusion never shortens an earlier one. 0, -ENOENT (segment or node
+ * unknown), -EINVAL, -EBUSY.
+ */
+int placer_exclude(struct placer *p, const char *seg_id, const char *node_id, uint64_t until_ms);
+
+/*
+ * Ends backoffs and retry waits that expired at now_ms and fires as many
+ * assignments as the in-flight bounds allow, through ops->assign. The only
+ * function that calls assign. Returns the number fired, or -EBUSY.
+ */
+int placer_tick(struct placer *p, uint64_t now_ms);
+
+/*
+ * When the next tick has work: 0 when it could fire now, else the earliest
+ * end of a backoff or retry wait, UINT64_MAX when only answers or membership
+ * changes can create work.
+ */
+uint64_t placer_next_deadline(const struct placer *p);
+
+/*
+ * Records the answer to an attempt and calls the matching callback. The
+ * segment's next attempt is queued, never fired from here; random feeds the
+ * backoff jitter. Returns 0, -ENOENT for an unknown or aborted attempt
+ * (ignored, counted as late), -EINVAL (a NULL answer), -EBUSY.
+ */
+int placer_on_answer(struct placer *p, uint64_t attempt_id, const struct placer_answer *a,
+                     uint64_t now_ms, uint32_t random);
+
+/* PLACER_ACCEPTED for 202, ... ; PLACER_TRANSPORT_ERROR for 0 (or any status <= 0). */
+enum placer_outcome placer_classify(int http_status);
+const char *placer_outcome_name(enum placer_outcome o);       /* "ACCEPTED", ... */
+const char *placer_node_state_name(enum placer_node_state s); /* "UP", ... */
+
+void placer_get_stats(const struct placer *p, struct placer_stats *ret);
+size_t placer_node_count(const struct placer *p);
+/* Node i in ring order. 0 or -ENOENT. */
+int placer_node_info(const struct placer *p, size_t i, struct placer_node_info *ret);
+/* 0 or -ENOENT. */
+int placer_node_lookup(const struct placer *p, const char *node_id,
+                       struct placer_node_info *ret);
+
+/*
+ * Writes a human-readable account of why a segment is pending into buf
+ * (always NUL-terminated, truncated if needed): a first line with its wait
+ * state, backoff and counts, then one line per node with the node's state
+ * and its last answer for this segment (outcome, status, reason,
+ * retry-until) or its role (holder, in flight, excluded). 0 or -ENOENT.
+ */
+int placer_explain(const struct placer *p, const char *seg_id, char *buf, size_t len);
+
+#endif
