@@ -587,6 +587,15 @@ int wire_node_status_decode(const void *buf, size_t len, struct wire_node_status
     wire_pressure_from_pb(&out.pressure, m->pressure);
     snprintf(out.version, sizeof(out.version), "%s", m->version != NULL ? m->version : "");
     out.uptime_seconds = m->uptime_seconds;
+    snprintf(out.signal_sources, sizeof(out.signal_sources), "%s", m->signal_sources);
+    out.cost_factor = m->cost_factor;
+    for (size_t i = 0, o = 0; i < m->n_closed_gates && o < sizeof(out.closed_gates) - 1; i++) {
+        int n = snprintf(out.closed_gates + o, sizeof(out.closed_gates) - o, "%s%s",
+                         i > 0 ? " " : "", m->closed_gates[i]);
+        if (n < 0)
+            break;
+        o += (size_t)n;
+    }
     *ret = out;
     r = 0;
 out:
@@ -611,7 +620,22 @@ uint8_t *wire_node_status_encode(const struct wire_node_status *in, size_t *ret_
     m.pressure = &p;
     m.version = (char *)(uintptr_t)in->version;
     m.uptime_seconds = in->uptime_seconds;
-    buf = wire_pack(&m.base, ret_len);
+    m.signal_sources = (char *)(uintptr_t)in->signal_sources;
+    m.cost_factor = in->cost_factor;
+    {
+        /* closed_gates travels as a repeated field; here it is space-separated. */
+        char gates[sizeof(in->closed_gates)], *save = NULL, *tok;
+        char *names[WIRE_REASON_COUNT_];
+        size_t n = 0;
+
+        snprintf(gates, sizeof(gates), "%s", in->closed_gates);
+        for (tok = strtok_r(gates, " ", &save); tok != NULL && n < WIRE_REASON_COUNT_;
+             tok = strtok_r(NULL, " ", &save))
+            names[n++] = tok;
+        m.closed_gates = names;
+        m.n_closed_gates = n;
+        buf = wire_pack(&m.base, ret_len);
+    }
     free(m.segments);
     free(segs);
     return buf;

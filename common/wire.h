@@ -158,6 +158,9 @@ struct wire_node_status {
     struct wire_pressure pressure;
     char version[32];
     uint64_t uptime_seconds;
+    char signal_sources[512];
+    double cost_factor;
+    char closed_gates[256]; /* space-separated reason names */
 };
 
 int wire_assign_request_decode(const void *buf, size_t len, struct wire_assign_request *ret,

@@ -23,6 +23,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -84,8 +85,7 @@ static const char *const catalog_migrations[] = {
     "CREATE INDEX events_segment ON events (segment_id, id);",
 };
 
-_Static_assert(sizeof(catalog_migrations) / sizeof(catalog_migrations[0]) ==
-                   CATALOG_SCHEMA_VERSION,
+_Static_assert(sizeof(catalog_migrations) / sizeof(catalog_migrations[0]) == CATALOG_SCHEMA_VERSION,
                "one migration per schema version");
 _Static_assert(CATALOG_APPLICATION_ID == 1397506885, "application_id in migration 1");
 _Static_assert(WIRE_ID_MAX == 128, "CHECK (length(id) ...) in migration 1");
@@ -126,11 +126,11 @@ enum catalog_stmt {
     ST_COUNT_
 };
 
-#define SEG_COLS "id, uri, row_count, avg_row_size, replication, state, backoff_until_ms, created_ms"
+#define SEG_COLS                                                                                   \
+    "id, uri, row_count, avg_row_size, replication, state, backoff_until_ms, created_ms"
 #define NODE_COLS "id, addr, state, last_seen_ms, last_reason, created_ms"
 #define ASG_COLS  "segment_id, node_id, state, updated_ms"
-#define EV_COLS                                                                                \
-    "id, ts_ms, segment_id, node_id, kind, reason, http_status, retry_after_ms, detail"
+#define EV_COLS   "id, ts_ms, segment_id, node_id, kind, reason, http_status, retry_after_ms, detail"
 
 static const char *const catalog_sql[ST_COUNT_] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -208,13 +208,23 @@ static int cat_fail(struct catalog *c, int r, const char *fmt, ...)
 
 static int cat_fail(struct catalog *c, int r, const char *fmt, ...)
 {
+    char quoted[600];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(c->err, sizeof(c->err), fmt, ap);
     va_end(ap);
-    log_debug("catalog_error", "errno=%d msg=\"%s\"", -r, c->err);
+    log_debug("catalog_error", "errno=%d msg=%s", -r, log_quote(quoted, sizeof(quoted), c->err));
     return r;
+}
+
+/* Puts a prefix before the message already recorded (which may not be an argument of cat_fail). */
+static int cat_prefix(struct catalog *c, int r, const char *prefix)
+{
+    char msg[sizeof(c->err)];
+
+    snprintf(msg, sizeof(msg), "%s", c->err);
+    return cat_fail(c, r, "%s: %s", prefix, msg);
 }
 
 static int cat_errno(int rc)
@@ -294,8 +304,9 @@ static int cat_enter(struct catalog *c)
     if (c->iterating)
         return cat_fail(c, -EBUSY, "catalog called from inside a foreach callback");
     if (c->txn_failed)
-        return cat_fail(c, -EIO, "the transaction was aborted by an earlier storage error;"
-                                 " roll it back");
+        return cat_fail(c, -EIO,
+                        "the transaction was aborted by an earlier storage error;"
+                        " roll it back");
     return 0;
 }
 
@@ -319,8 +330,8 @@ static int cat_check_id(struct catalog *c, const char *what, const char *id)
         if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
               ch == '.' || ch == '_' || ch == '-'))
             return cat_fail(c, -EINVAL,
-                            "%s: byte 0x%02x at offset %zu is not one of [A-Za-z0-9._-]", what,
-                            ch, i);
+                            "%s: byte 0x%02x at offset %zu is not one of [A-Za-z0-9._-]", what, ch,
+                            i);
     }
     return 0;
 }
@@ -427,16 +438,17 @@ static void cat_bind_opt_int(sqlite3_stmt *s, int i, int64_t v)
 /* Copies a text column (NULL reads as ""); a value too long for buf is corruption. */
 static int cat_col_text(struct catalog *c, sqlite3_stmt *s, int i, char *buf, size_t size)
 {
-    const unsigned char *t = sqlite3_column_text(s, i);
-    size_t n = (size_t)sqlite3_column_bytes(s, i);
+    const unsigned char *t;
+    size_t n;
 
-    if (t == NULL) {
-        if (sqlite3_errcode(c->db) == SQLITE_NOMEM)
-            return cat_fail(c, -ENOMEM, "out of memory reading column %s",
-                            sqlite3_column_name(s, i));
+    if (sqlite3_column_type(s, i) == SQLITE_NULL) {
         buf[0] = '\0';
         return 0;
     }
+    t = sqlite3_column_text(s, i);
+    n = (size_t)sqlite3_column_bytes(s, i);
+    if (t == NULL)
+        return cat_fail(c, -ENOMEM, "out of memory reading column %s", sqlite3_column_name(s, i));
     if (n >= size)
         return cat_fail(c, -EBADMSG, "stored %s has %zu bytes, more than %zu",
                         sqlite3_column_name(s, i), n, size - 1);
@@ -532,7 +544,8 @@ static void cat_op_abort(struct catalog *c)
     }
 }
 
-/* Ends the unit: commits (or releases) if r >= 0, rolls back otherwise. Returns r or the commit error. */
+/* Ends the unit: commits (or releases) if r >= 0, rolls back otherwise. Returns r or the commit
+ * error. */
 static int cat_op_end(struct catalog *c, int r)
 {
     if (r >= 0) {
@@ -640,7 +653,7 @@ static int cat_connect(struct catalog *c, const char *path)
     if ((r = cat_query_int(c, "PRAGMA user_version", &version)) < 0 ||
         (r = cat_query_int(c, "PRAGMA application_id", &app_id)) < 0 ||
         (r = cat_query_int(c, "SELECT count(*) FROM sqlite_schema", &objects)) < 0)
-        return cat_fail(c, r, "%s: %s", path, c->err);
+        return cat_prefix(c, r, path);
     if (version > CATALOG_SCHEMA_VERSION)
         return cat_fail(c, -EPROTONOSUPPORT,
                         "%s: database schema version %lld is newer than version %d, the newest"
@@ -683,15 +696,16 @@ static int cat_migrate(struct catalog *c, int target)
             return 0;
         }
         if (v < 0 || v >= CATALOG_SCHEMA_VERSION) {
-            r = cat_fail(c, -EPROTONOSUPPORT, "schema version %lld changed under us",
-                         (long long)v);
+            r = cat_fail(c, -EPROTONOSUPPORT, "schema version %lld changed under us", (long long)v);
             goto fail;
         }
         snprintf(bump, sizeof(bump), "PRAGMA user_version = %lld", (long long)v + 1);
         if ((r = cat_exec(c, catalog_migrations[v])) < 0 || (r = cat_exec(c, bump)) < 0 ||
             (r = cat_exec(c, "COMMIT")) < 0) {
-            cat_fail(c, r, "migration %lld -> %lld: %s", (long long)v, (long long)v + 1,
-                     c->err);
+            char what[64];
+
+            snprintf(what, sizeof(what), "migration %lld -> %lld", (long long)v, (long long)v + 1);
+            cat_prefix(c, r, what);
             goto fail;
         }
         log_debug("catalog_migrated", "from=%lld to=%lld", (long long)v, (long long)v + 1);
@@ -730,12 +744,12 @@ static void cat_copy_err(const struct catalog *c, char *err, size_t err_len)
         snprintf(err, err_len, "%s", c->err);
 }
 
-int catalog_open_with(const char *path, const struct catalog_options *opts,
-                      struct catalog **ret, char *err, size_t err_len)
+int catalog_open_with(const char *path, const struct catalog_options *opts, struct catalog **ret,
+                      char *err, size_t err_len)
 {
     struct catalog *c = xcalloc(1, sizeof(*c));
-    uint64_t keep = opts != NULL && opts->events_keep > 0 ? opts->events_keep
-                                                          : CATALOG_EVENTS_KEEP_DEFAULT;
+    uint64_t keep =
+        opts != NULL && opts->events_keep > 0 ? opts->events_keep : CATALOG_EVENTS_KEEP_DEFAULT;
     int r;
 
     assert(ret != NULL);
@@ -782,8 +796,8 @@ int catalog_create_at_version(const char *path, int version, char *err, size_t e
         (r = cat_query_int(c, "PRAGMA user_version", &v)) < 0)
         goto out;
     if (v != version)
-        r = cat_fail(c, -EEXIST, "%s: already at schema version %lld, not %d", path,
-                     (long long)v, version);
+        r = cat_fail(c, -EEXIST, "%s: already at schema version %lld, not %d", path, (long long)v,
+                     version);
 out:
     if (r < 0)
         cat_copy_err(c, err, err_len);
@@ -863,11 +877,11 @@ int catalog_commit(struct catalog *c)
     if (!c->in_txn)
         return cat_fail(c, -EINVAL, "commit: no transaction is open");
     if (c->txn_failed) {
-        r = cat_fail(c, -EIO, "commit: the transaction was aborted by an earlier storage error;"
-                              " nothing was committed");
+        r = cat_fail(c, -EIO,
+                     "commit: the transaction was aborted by an earlier storage error;"
+                     " nothing was committed");
     } else if ((rc = cat_run_quiet(c, ST_COMMIT)) != SQLITE_DONE) {
-        r = cat_fail(c, cat_errno(rc), "commit: %s; nothing was committed",
-                     sqlite3_errmsg(c->db));
+        r = cat_fail(c, cat_errno(rc), "commit: %s; nothing was committed", sqlite3_errmsg(c->db));
     }
     if (!sqlite3_get_autocommit(c->db))
         cat_run_quiet(c, ST_ROLLBACK);
@@ -908,8 +922,7 @@ static int cat_check_segment(struct catalog *c, const struct catalog_segment *s)
                         (unsigned long long)s->row_count, (unsigned long long)WIRE_ROW_COUNT_MAX);
     if (s->avg_row_size < 1 || s->avg_row_size > WIRE_ROW_SIZE_MAX)
         return cat_fail(c, -EINVAL, "segment avg_row_size: %llu is outside 1..%llu",
-                        (unsigned long long)s->avg_row_size,
-                        (unsigned long long)WIRE_ROW_SIZE_MAX);
+                        (unsigned long long)s->avg_row_size, (unsigned long long)WIRE_ROW_SIZE_MAX);
     if (s->replication < 1 || s->replication > CATALOG_REPLICATION_MAX)
         return cat_fail(c, -EINVAL, "segment replication: %u is outside 1..%d", s->replication,
                         CATALOG_REPLICATION_MAX);
@@ -1056,6 +1069,7 @@ int catalog_foreach_segment(struct catalog *c, const char *state,
     sqlite3_stmt *q;
     int rc, r;
 
+    assert(cb != NULL);
     if ((r = cat_enter(c)) < 0)
         return r;
     if (state != NULL &&
@@ -1124,8 +1138,8 @@ int catalog_get_node(struct catalog *c, const char *id, struct catalog_node *ret
 
 static int cat_insert_event(struct catalog *c, const struct catalog_event *e);
 
-int catalog_set_node_state(struct catalog *c, const char *id, const char *state,
-                           const char *reason, int64_t now_ms)
+int catalog_set_node_state(struct catalog *c, const char *id, const char *state, const char *reason,
+                           int64_t now_ms)
 {
     sqlite3_stmt *q = c->stmt[ST_NODE_GET];
     char old[CATALOG_STATE_MAX + 1] = "";
@@ -1190,6 +1204,7 @@ int catalog_foreach_node(struct catalog *c, int (*cb)(const struct catalog_node 
     sqlite3_stmt *q = c->stmt[ST_NODE_ALL];
     int rc, r;
 
+    assert(cb != NULL);
     if ((r = cat_enter(c)) < 0)
         return r;
     c->iterating = true;
@@ -1268,19 +1283,18 @@ int catalog_delete_assignment(struct catalog *c, const char *segment_id, const c
     if ((r = cat_step_done(c, q, "delete assignment")) < 0)
         return r;
     if (sqlite3_changes(c->db) == 0)
-        return cat_fail(c, -ENOENT, "assignment of '%s' to '%s' not found", segment_id,
-                        node_id);
+        return cat_fail(c, -ENOENT, "assignment of '%s' to '%s' not found", segment_id, node_id);
     return 0;
 }
 
 int catalog_foreach_assignment(struct catalog *c, const char *segment_id, const char *node_id,
-                               int (*cb)(const struct catalog_assignment *a, void *arg),
-                               void *arg)
+                               int (*cb)(const struct catalog_assignment *a, void *arg), void *arg)
 {
     enum catalog_stmt i;
     sqlite3_stmt *q;
     int rc, r;
 
+    assert(cb != NULL);
     if ((r = cat_enter(c)) < 0)
         return r;
     if ((segment_id != NULL && (r = cat_check_id(c, "segment id", segment_id)) < 0) ||
@@ -1320,23 +1334,18 @@ static int cat_check_event(struct catalog *c, const struct catalog_event *e)
     int r;
 
     if ((r = cat_check_ms(c, "event ts_ms", e->ts_ms)) < 0 ||
-        (r = cat_check_chars(c, "event segment_id", e->segment_id, 0, WIRE_ID_MAX,
-                             cat_any_char, "")) < 0 ||
         (r = cat_check_opt_id(c, "event segment_id", e->segment_id)) < 0 ||
-        (r = cat_check_chars(c, "event node_id", e->node_id, 0, WIRE_ID_MAX, cat_any_char,
-                             "")) < 0 ||
         (r = cat_check_opt_id(c, "event node_id", e->node_id)) < 0 ||
         (r = cat_check_chars(c, "event kind", e->kind, 1, CATALOG_KIND_MAX, cat_kind_char,
                              "[a-z_]")) < 0 ||
-        (r = cat_check_chars(c, "event reason", e->reason, 0, CATALOG_REASON_MAX,
-                             cat_reason_char, "[A-Za-z0-9._-]")) < 0 ||
+        (r = cat_check_chars(c, "event reason", e->reason, 0, CATALOG_REASON_MAX, cat_reason_char,
+                             "[A-Za-z0-9._-]")) < 0 ||
         (r = cat_check_chars(c, "event detail", e->detail, 0, WIRE_DETAIL_MAX, cat_any_char,
-                             "")) < 0 ||
+                             "non-NUL bytes")) < 0 ||
         (r = cat_check_ms(c, "event retry_after_ms", e->retry_after_ms)) < 0)
         return r;
     if (e->http_status != 0 && (e->http_status < 100 || e->http_status > 599))
-        return cat_fail(c, -EINVAL, "event http_status: %d is outside 100..599",
-                        e->http_status);
+        return cat_fail(c, -EINVAL, "event http_status: %d is outside 100..599", e->http_status);
     return 0;
 }
 
@@ -1397,6 +1406,7 @@ int catalog_foreach_event(struct catalog *c, const char *segment_id, uint64_t af
     sqlite3_int64 lim = limit == 0 ? -1 : (sqlite3_int64)limit; /* negative: no limit */
     int rc, r;
 
+    assert(cb != NULL);
     if ((r = cat_enter(c)) < 0)
         return r;
     if (segment_id != NULL && (r = cat_check_id(c, "segment id", segment_id)) < 0)

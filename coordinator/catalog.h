@@ -57,18 +57,18 @@ struct catalog;
 struct catalog_segment {
     char id[WIRE_ID_MAX + 1];
     char uri[WIRE_URI_MAX + 1];
-    uint64_t row_count;        /* 1..WIRE_ROW_COUNT_MAX */
-    uint64_t avg_row_size;     /* 1..WIRE_ROW_SIZE_MAX */
-    unsigned replication;      /* 1..CATALOG_REPLICATION_MAX */
+    uint64_t row_count;    /* 1..WIRE_ROW_COUNT_MAX */
+    uint64_t avg_row_size; /* 1..WIRE_ROW_SIZE_MAX */
+    unsigned replication;  /* 1..CATALOG_REPLICATION_MAX */
     char state[CATALOG_STATE_MAX + 1];
-    int64_t backoff_until_ms;  /* wall clock; 0: no back-off */
-    int64_t created_ms;        /* wall clock, as given by the caller */
+    int64_t backoff_until_ms; /* wall clock; 0: no back-off */
+    int64_t created_ms;       /* wall clock, as given by the caller */
 };
 
 /* A query node. state: "UP", "SUSPECT", "DOWN" or "DRAINING". */
 struct catalog_node {
     char id[WIRE_ID_MAX + 1];
-    char addr[CATALOG_ADDR_MAX + 1];          /* printable, no spaces */
+    char addr[CATALOG_ADDR_MAX + 1]; /* printable, no spaces */
     char state[CATALOG_STATE_MAX + 1];
     int64_t last_seen_ms;                     /* 0: never */
     char last_reason[CATALOG_REASON_MAX + 1]; /* "": none */
@@ -90,14 +90,14 @@ struct catalog_assignment {
  * references: they outlive the segments and nodes they name.
  */
 struct catalog_event {
-    uint64_t id;                         /* set by the catalog; ignored by add */
+    uint64_t id; /* set by the catalog; ignored by add */
     int64_t ts_ms;
-    char segment_id[WIRE_ID_MAX + 1];    /* "" or a valid id */
-    char node_id[WIRE_ID_MAX + 1];       /* "" or a valid id */
-    char kind[CATALOG_KIND_MAX + 1];     /* required */
+    char segment_id[WIRE_ID_MAX + 1]; /* "" or a valid id */
+    char node_id[WIRE_ID_MAX + 1];    /* "" or a valid id */
+    char kind[CATALOG_KIND_MAX + 1];  /* required */
     char reason[CATALOG_REASON_MAX + 1];
-    int http_status;                     /* 0 or 100..599 */
-    int64_t retry_after_ms;              /* 0 or positive */
+    int http_status;        /* 0 or 100..599 */
+    int64_t retry_after_ms; /* 0 or positive */
     char detail[WIRE_DETAIL_MAX + 1];
 };
 
@@ -124,8 +124,8 @@ struct catalog_settings {
  * catalog_open is catalog_open_with(path, NULL, ...).
  */
 int catalog_open(const char *path, struct catalog **ret, char *err, size_t err_len);
-int catalog_open_with(const char *path, const struct catalog_options *opts,
-                      struct catalog **ret, char *err, size_t err_len);
+int catalog_open_with(const char *path, const struct catalog_options *opts, struct catalog **ret,
+                      char *err, size_t err_len);
 
 /*
  * Closes the database. An open explicit transaction is rolled back: what was
@@ -182,8 +182,8 @@ int catalog_get_node(struct catalog *c, const char *id, struct catalog_node *ret
  * detail "OLD -> NEW", in the same transaction. last_seen_ms is left alone:
  * it changes with catalog_put_node, when the node itself reports.
  */
-int catalog_set_node_state(struct catalog *c, const char *id, const char *state,
-                           const char *reason, int64_t now_ms);
+int catalog_set_node_state(struct catalog *c, const char *id, const char *state, const char *reason,
+                           int64_t now_ms);
 /* Deletes the node and (ON DELETE CASCADE) its assignments; -ENOENT if absent. */
 int catalog_delete_node(struct catalog *c, const char *id);
 
@@ -217,8 +217,7 @@ int catalog_foreach_node(struct catalog *c, int (*cb)(const struct catalog_node 
                          void *arg);
 /* segment_id and node_id filter when not NULL. */
 int catalog_foreach_assignment(struct catalog *c, const char *segment_id, const char *node_id,
-                               int (*cb)(const struct catalog_assignment *a, void *arg),
-                               void *arg);
+                               int (*cb)(const struct catalog_assignment *a, void *arg), void *arg);
 /* Events with id > after_id, of one segment if segment_id is not NULL, at most limit (0: all). */
 int catalog_foreach_event(struct catalog *c, const char *segment_id, uint64_t after_id,
                           unsigned limit, int (*cb)(const struct catalog_event *e, void *arg),
@@ -234,7 +233,8 @@ int catalog_integrity_check(struct catalog *c, char *err, size_t err_len);
  * Test hook: creates the database at path, or migrates it, to exactly
  * version (1..CATALOG_SCHEMA_VERSION) with the same pragmas and migrations
  * as catalog_open, then closes it. Lets tests build an old database and
- * check that catalog_open migrates it.
+ * check that catalog_open migrates it. -EEXIST if the database is already
+ * past version; -EINVAL if version is out of range.
  */
 int catalog_create_at_version(const char *path, int version, char *err, size_t err_len);
 

@@ -187,7 +187,7 @@ static void adm_append(char *buf, size_t len, const char *fmt, ...)
 
 static void adm_append(char *buf, size_t len, const char *fmt, ...)
 {
-    size_t used = strnlen(buf, len);
+    size_t used = strlen(buf);
     va_list ap;
 
     if (used + 1 >= len)
@@ -323,8 +323,8 @@ static uint64_t adm_hold_left(const struct admission_config *cfg,
     return since >= cfg->hold_down_ms ? 0 : cfg->hold_down_ms - since;
 }
 
-bool admission_in_slow_start(const struct admission_config *cfg, const struct admission_state *state,
-                             uint64_t now_ms)
+bool admission_in_slow_start(const struct admission_config *cfg,
+                             const struct admission_state *state, uint64_t now_ms)
 {
     return state->recovered && cfg->slow_start_ms > 0 &&
            adm_since(now_ms, state->recovered_ms) < cfg->slow_start_ms;
@@ -419,7 +419,7 @@ static uint64_t adm_retry_pressure(const struct admission_config *cfg, double ra
                                    const struct admission_gate_state *g, uint64_t now)
 {
     double r = (double)cfg->retry_pressure_ms;
-    uint64_t ms, hold = g->breaching ? cfg->hold_down_ms : adm_hold_left(cfg, g, now);
+    uint64_t ms, hold = adm_hold_left(cfg, g, now);
 
     if (ratio > ADM_E)
         r *= log(ratio); /* an infinite ratio (exit 0) gives the cap */
@@ -434,7 +434,7 @@ static double adm_ratio(double value, double exit_threshold)
 {
     if (!isfinite(value) || value <= 0)
         return 0;
-    return exit_threshold > 0 ? value / exit_threshold : INFINITY;
+    return exit_threshold > 0 ? value / exit_threshold : HUGE_VAL;
 }
 
 static void adm_refuse(struct admission_verdict *ret, const struct admission_config *cfg,
@@ -491,8 +491,8 @@ static bool adm_check_critical(const struct admission_config *cfg,
     adm_refuse(ret, cfg, WIRE_REASON_MEM_CRITICAL,
                adm_retry_pressure(cfg, adm_ratio(sig->full_frac, cfg->critical_full_exit), g, now),
                random);
-    adm_level(ret->detail, sizeof(ret->detail), cfg, g, now, "full stall fraction",
-              sig->full_frac, cfg->critical_full_enter, cfg->critical_full_exit, "");
+    adm_level(ret->detail, sizeof(ret->detail), cfg, g, now, "full stall fraction", sig->full_frac,
+              cfg->critical_full_enter, cfg->critical_full_exit, "");
     adm_append(ret->detail, sizeof(ret->detail), "; full avg10 %.4g%%", sig->full_avg10);
     return true;
 }
@@ -510,9 +510,8 @@ static bool adm_check_pressure(const struct admission_config *cfg,
                   now);
     if (!g->closed)
         return false;
-    some_ratio = adm_above(sig->pgscan_per_s, 0)
-                     ? adm_ratio(sig->some_frac, cfg->pressure_some_exit)
-                     : 0;
+    some_ratio =
+        adm_above(sig->pgscan_per_s, 0) ? adm_ratio(sig->some_frac, cfg->pressure_some_exit) : 0;
     avg_ratio = adm_ratio(sig->some_avg10, cfg->pressure_avg10_exit);
     adm_refuse(ret, cfg, WIRE_REASON_MEM_PRESSURE,
                adm_retry_pressure(cfg, fmax(some_ratio, avg_ratio), g, now), random);
@@ -543,8 +542,7 @@ static bool adm_check_thrash(const struct admission_config *cfg,
         adm_retry_pressure(cfg, adm_ratio(sig->refaults_per_s, cfg->thrash_refault_exit), g, now),
         random);
     adm_level(ret->detail, sizeof(ret->detail), cfg, g, now, "workingset refaults",
-              sig->refaults_per_s, cfg->thrash_refault_enter, cfg->thrash_refault_exit,
-              " pages/s");
+              sig->refaults_per_s, cfg->thrash_refault_enter, cfg->thrash_refault_exit, " pages/s");
     return true;
 }
 
@@ -563,9 +561,10 @@ static bool adm_check_capacity(const struct admission_config *cfg,
     if (g->closed) {
         adm_refuse(ret, cfg, WIRE_REASON_MEM_CAPACITY, cfg->retry_capacity_ms, random);
         adm_append(ret->detail, sizeof(ret->detail),
-                   "wss %llu + reserved %llu = %llu %s admit limit %llu", (unsigned long long)sig->wss_bytes,
-                   (unsigned long long)sig->reserved_bytes, (unsigned long long)used,
-                   used >= limit ? "reaches" : "is under", (unsigned long long)limit);
+                   "wss %llu + reserved %llu = %llu %s admit limit %llu",
+                   (unsigned long long)sig->wss_bytes, (unsigned long long)sig->reserved_bytes,
+                   (unsigned long long)used, used >= limit ? "reaches" : "is under",
+                   (unsigned long long)limit);
         if (used < limit)
             adm_append(ret->detail, sizeof(ret->detail), "; held closed %llu ms more (hold-down)",
                        (unsigned long long)adm_hold_left(cfg, g, now));

@@ -201,8 +201,8 @@ struct admission_request {
 
 struct admission_verdict {
     bool accept;
-    enum wire_reason reason;  /* WIRE_REASON_NONE when accepted */
-    uint32_t retry_after_ms;  /* 0 when accepted; else jittered, at least 1 */
+    enum wire_reason reason;           /* WIRE_REASON_NONE when accepted */
+    uint32_t retry_after_ms;           /* 0 when accepted; else jittered, at least 1 */
     char detail[ADMISSION_DETAIL_MAX]; /* names the signal, its value and the threshold */
 };
 
@@ -267,8 +267,8 @@ bool admission_gate_closed(const struct admission_state *state, enum wire_reason
 uint64_t admission_gate_transitions(const struct admission_state *state, enum wire_reason reason);
 
 /* Whether slow start is in force at now_ms. */
-bool admission_in_slow_start(const struct admission_config *cfg, const struct admission_state *state,
-                             uint64_t now_ms);
+bool admission_in_slow_start(const struct admission_config *cfg,
+                             const struct admission_state *state, uint64_t now_ms);
 
 /* budget_bytes if set, else limit_bytes x high_watermark; 0 when unknown. */
 uint64_t admission_admit_limit(const struct admission_config *cfg,

@@ -7,6 +7,7 @@
 #include "api.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,16 +21,27 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "admission.h"
 #include "clock.h"
 #include "histogram.h"
+#include "latency.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
 #include "query.h"
+#include "report.h"
+#include "sampler.h"
 #include "sluice_config.h"
 #include "store.h"
+#include "strmap.h"
 #include "wire.h"
+#include "wss.h"
 #include "xmalloc.h"
+
+#include <sys/statvfs.h>
+
+#define API_TICK_MS     100
+#define API_TOUCH_SLOTS 10 /* seconds of query-touched bytes kept */
 
 struct node_api {
     struct event_base *base;
@@ -44,7 +56,99 @@ struct node_api {
     uint64_t assign_conflicts, bad_requests;
     uint64_t queries_ok, queries_failed, query_bytes, query_rows;
     struct histogram query_latency; /* ns, since start */
+    /* admission */
+    bool admission_on, draining;
+    struct admission_config acfg;
+    struct admission_state astate;
+    struct admission_cost cost;
+    struct sampler *sampler;
+    struct sampler_snapshot snap;
+    bool have_snap;
+    struct latency *lat;
+    struct wss_estimator *wss;
+    uint64_t resident_bytes, disk_free_bytes;
+    bool residency_running;
+    uint64_t touched[API_TOUCH_SLOTS];
+    uint64_t touched_second;
+    struct strmap *reservations; /* segment id -> heap uint64_t cost */
+    uint64_t reserved_bytes;
+    struct histogram decision_ns;
+    uint64_t shed_total[WIRE_REASON_COUNT_];
+    uint64_t gate_closed_total[WIRE_REASON_COUNT_];
+    struct event *tick_ev;
+    uint64_t ticks;
+    uint32_t rng;
+    char sources[400];
+    struct reporter *reporter;
 };
+
+static uint32_t api_random(struct node_api *api)
+{
+    api->rng ^= api->rng << 13;
+    api->rng ^= api->rng >> 17;
+    api->rng ^= api->rng << 5;
+    return api->rng;
+}
+
+static uint64_t api_now_ms(void)
+{
+    return clock_mono_ns() / 1000000;
+}
+
+/* Bytes queries touched in the last API_TOUCH_SLOTS seconds. */
+static void api_touch(struct node_api *api, uint64_t bytes)
+{
+    uint64_t sec = api_now_ms() / 1000;
+
+    while (api->touched_second < sec) {
+        api->touched_second++;
+        api->touched[api->touched_second % API_TOUCH_SLOTS] = 0;
+    }
+    api->touched[sec % API_TOUCH_SLOTS] += bytes;
+}
+
+static uint64_t api_touched(struct node_api *api)
+{
+    uint64_t sum = 0;
+
+    api_touch(api, 0);
+    for (unsigned i = 0; i < API_TOUCH_SLOTS; i++)
+        sum += api->touched[i];
+    return sum;
+}
+
+/* The admission controller's view of the node right now. */
+static void api_signals(struct node_api *api, struct admission_signals *sig)
+{
+    const struct sampler_snapshot *s = &api->snap;
+    uint64_t now_ns = clock_mono_ns();
+    struct store_totals t;
+
+    memset(sig, 0, sizeof(*sig));
+    store_totals(api->store, &t);
+    sig->now_ms = now_ns / 1000000;
+    sig->draining = api->draining;
+    if (api->have_snap) {
+        sig->psi_available = (s->have & SAMPLER_HAVE_STALL_SOME) != 0;
+        sig->some_frac = s->some_stall;
+        sig->full_frac = s->full_stall;
+        sig->some_avg10 = s->some.avg10;
+        sig->full_avg10 = s->full.avg10;
+        sig->pgscan_per_s = s->pgscan_per_s;
+        sig->refaults_available = (s->have & SAMPLER_HAVE_REFAULT_RATE) != 0;
+        sig->refaults_per_s = s->refaults_per_s;
+        sig->oom_kills_recent = s->oom_kill_recent ? 1 : 0;
+        sig->limit_bytes = (s->have & SAMPLER_HAVE_LIMIT) ? s->limit_bytes : 0;
+    }
+    sig->wss_bytes = wss_estimate(api->wss);
+    sig->reserved_bytes = api->reserved_bytes;
+    sig->p99_1s_ms = (double)latency_quantile(api->lat, now_ns, 1, 0.99) / 1e6;
+    sig->p99_10s_ms = (double)latency_quantile(api->lat, now_ns, 10, 0.99) / 1e6;
+    sig->baseline_p99_ms = (double)latency_baseline(api->lat) / 1e6;
+    sig->queries_10s = latency_count(api->lat, now_ns, 10);
+    sig->loads_in_flight = (unsigned)t.loads_in_flight;
+    sig->disk_free_bytes = api->disk_free_bytes;
+}
 
 /* Answers with an Error body; the message also goes in X-Sluice-Error. */
 static void api_reply_error(struct node_api *api, struct evhttp_request *req, int status,
@@ -96,47 +200,92 @@ static bool api_check_content_type(struct node_api *api, struct evhttp_request *
     return false;
 }
 
-static void api_fill_pressure(const struct node_api *api, struct wire_pressure *p)
+static void api_fill_pressure(struct node_api *api, struct wire_pressure *p)
 {
+    const struct sampler_snapshot *s = &api->snap;
     struct store_totals t;
 
     memset(p, 0, sizeof(*p));
     store_totals(api->store, &t);
     p->loads_in_flight = t.loads_in_flight;
-    p->p99_seconds = (double)histogram_quantile(&api->query_latency, 0.99) * 1e-9;
+    p->p99_seconds = (double)latency_quantile(api->lat, clock_mono_ns(), 10, 0.99) * 1e-9;
+    p->wss_bytes = wss_estimate(api->wss);
+    if (api->have_snap) {
+        p->some_avg10 = s->some.avg10;
+        p->full_avg10 = s->full.avg10;
+        p->some_fraction = s->some_stall;
+        p->full_fraction = s->full_stall;
+        p->usage_bytes = s->cg_usage;
+        p->limit_bytes = (s->have & SAMPLER_HAVE_LIMIT) ? s->limit_bytes : 0;
+        p->psi_host_wide = s->psi_host_wide;
+    }
 }
+
+/* A reservation of estimated memory for a load in flight. */
+struct api_reservation {
+    uint64_t cost; /* what admission counted */
+    uint64_t raw;  /* rows x avg_row_size, for learning the cost factor */
+};
 
 struct api_assign_ctx {
     struct node_api *api;
     struct evhttp_request *req;
+    char id[WIRE_ID_MAX + 1];
+    struct api_reservation res; /* zero when admission was skipped */
 };
+
+/* Answers an assignment; refusals carry the reason and a Retry-After. */
+static void api_assign_reply(struct node_api *api, struct evhttp_request *req, int status,
+                             enum wire_reason reason, uint32_t retry_ms, const char *detail)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    struct wire_assign_response resp;
+    uint8_t *buf;
+    size_t len;
+
+    memset(&resp, 0, sizeof(resp));
+    resp.verdict = status == 202 ? WIRE_VERDICT_ACCEPTED : WIRE_VERDICT_REJECTED;
+    resp.reason = reason;
+    resp.retry_after_ms = retry_ms;
+    api_fill_pressure(api, &resp.pressure);
+    snprintf(resp.detail, sizeof(resp.detail), "%s", detail);
+    if (status != 202) {
+        evhttp_add_header(h, "X-Sluice-Reason", wire_reason_name(reason));
+        if (retry_ms > 0) {
+            char ra[16];
+            snprintf(ra, sizeof(ra), "%u", (retry_ms + 999) / 1000);
+            evhttp_add_header(h, "Retry-After", ra);
+        }
+    }
+    api->assign_answers[reason < WIRE_REASON_COUNT_ ? reason : 0]++;
+    buf = wire_assign_response_encode(&resp, &len);
+    http_reply(req, status, WIRE_CONTENT_TYPE, buf, len);
+    free(buf);
+}
 
 static void api_assign_done(int status, enum wire_reason reason, const char *detail, void *arg)
 {
     struct api_assign_ctx *ctx = arg;
     struct node_api *api = ctx->api;
-    struct wire_assign_response resp;
-    uint8_t *buf;
-    size_t len;
 
+    if (ctx->res.cost > 0) {
+        if (status == 202) {
+            /* Held until the load ends (api_load_cb). */
+            struct api_reservation *r = xmalloc(sizeof(*r));
+            *r = ctx->res;
+            free(strmap_put(api->reservations, ctx->id, r));
+        } else {
+            api->reserved_bytes -= ctx->res.cost;
+        }
+    }
     if (status == 409) {
         api->assign_conflicts++;
         api_reply_error(api, ctx->req, 409, "conflict", detail);
-        free(ctx);
-        return;
+    } else {
+        api_assign_reply(api, ctx->req, status, reason,
+                         reason == WIRE_REASON_DISK_FULL ? (uint32_t)api->acfg.retry_disk_ms : 0,
+                         detail);
     }
-    memset(&resp, 0, sizeof(resp));
-    resp.verdict = status == 202 ? WIRE_VERDICT_ACCEPTED : WIRE_VERDICT_REJECTED;
-    resp.reason = reason;
-    api_fill_pressure(api, &resp.pressure);
-    snprintf(resp.detail, sizeof(resp.detail), "%s", detail);
-    if (status != 202)
-        evhttp_add_header(evhttp_request_get_output_headers(ctx->req), "X-Sluice-Reason",
-                          wire_reason_name(reason));
-    api->assign_answers[reason < WIRE_REASON_COUNT_ ? reason : 0]++;
-    buf = wire_assign_response_encode(&resp, &len);
-    http_reply(ctx->req, status, WIRE_CONTENT_TYPE, buf, len);
-    free(buf);
     free(ctx);
 }
 
@@ -158,10 +307,76 @@ static void api_assign_cb(struct evhttp_request *req, const char *rest, void *ar
         api_reply_error(api, req, r == -EMSGSIZE ? 413 : 400, err.code, err.message);
         return;
     }
-    ctx = xmalloc(sizeof(*ctx));
+    ctx = xcalloc(1, sizeof(*ctx));
     ctx->api = api;
     ctx->req = req;
+    snprintf(ctx->id, sizeof(ctx->id), "%s", m.segment_id);
+    /* A segment already held is a retry: it costs nothing new. */
+    if (!store_holds(api->store, m.segment_id) && (api->admission_on || api->draining)) {
+        struct admission_signals sig;
+        struct admission_request ar;
+        struct admission_verdict v;
+        uint64_t t0;
+
+        api_signals(api, &sig);
+        ar.cost_bytes = admission_cost_estimate(&api->cost, m.row_count, m.avg_row_size);
+        ar.file_bytes = m.row_count * m.avg_row_size;
+        t0 = clock_mono_ns();
+        if (api->admission_on) {
+            admission_decide(&api->acfg, &sig, &api->astate, &ar, api_random(api), &v);
+        } else {
+            /* Admission off (baseline mode): only draining refuses. */
+            memset(&v, 0, sizeof(v));
+            v.accept = false;
+            v.reason = WIRE_REASON_DRAINING;
+            v.retry_after_ms = (uint32_t)api->acfg.retry_draining_ms;
+            snprintf(v.detail, sizeof(v.detail), "node is draining");
+        }
+        histogram_record(&api->decision_ns, clock_mono_ns() - t0);
+        if (!v.accept) {
+            int status = v.reason == WIRE_REASON_DRAINING    ? 503
+                         : v.reason == WIRE_REASON_DISK_FULL ? 507
+                                                              : 429;
+            log_info("assign_refused", "id=%s status=%d reason=%s retry_ms=%u detail=\"%s\"",
+                     m.segment_id, status, wire_reason_name(v.reason), v.retry_after_ms,
+                     v.detail);
+            api_assign_reply(api, req, status, v.reason, v.retry_after_ms, v.detail);
+            free(ctx);
+            return;
+        }
+        ctx->res.cost = ar.cost_bytes > 0 ? ar.cost_bytes : 1;
+        ctx->res.raw = ar.file_bytes;
+        api->reserved_bytes += ctx->res.cost;
+    }
     store_assign(api->store, &m, api_assign_done, ctx);
+}
+
+/* A load ended: release its reservation and learn from its real footprint. */
+static void api_load_cb(const char *id, bool ok, uint64_t file_bytes, uint64_t index_bytes,
+                        void *arg)
+{
+    struct node_api *api = arg;
+    struct api_reservation *r = strmap_remove(api->reservations, id);
+
+    if (r == NULL)
+        return;
+    api->reserved_bytes -= r->cost;
+    if (ok)
+        admission_cost_learn(&api->cost, r->raw, file_bytes + index_bytes);
+    free(r);
+}
+
+static void api_drain_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct node_api *api = arg;
+    bool drain = strcmp(evhttp_request_get_uri(req), "/v1/drain") == 0;
+
+    if (api->draining != drain)
+        log_info("node_state", "node=%s transition=\"%s -> %s\" reason=\"operator\"",
+                 api->node_id, api->draining ? "DRAINING" : "SERVING",
+                 drain ? "DRAINING" : "SERVING");
+    api->draining = drain;
+    http_reply_text(req, 200, "%s\n", drain ? "DRAINING" : "SERVING");
 }
 
 struct api_delete_ctx {
@@ -248,7 +463,12 @@ static void api_query_done(void *arg)
     api->queries_ok++;
     api->query_bytes += resp.bytes_scanned;
     api->query_rows += resp.rows_scanned;
-    histogram_record(&api->query_latency, clock_mono_ns() - job->start_ns);
+    {
+        uint64_t now = clock_mono_ns();
+        histogram_record(&api->query_latency, now - job->start_ns);
+        latency_record(api->lat, now, now - job->start_ns);
+    }
+    api_touch(api, resp.bytes_scanned);
     api_query_job_free(job);
 }
 
@@ -321,15 +541,153 @@ static void api_status_cb(struct evhttp_request *req, const char *rest, void *ar
 
     memset(&st, 0, sizeof(st));
     snprintf(st.node_id, sizeof(st.node_id), "%s", api->node_id);
-    st.state = WIRE_NODE_SERVING;
+    st.state = api->draining ? WIRE_NODE_DRAINING : WIRE_NODE_SERVING;
     store_status(api->store, &st);
     api_fill_pressure(api, &st.pressure);
     snprintf(st.version, sizeof(st.version), "%s", SLUICE_VERSION);
+    snprintf(st.signal_sources, sizeof(st.signal_sources), "%.400s wss=%s admission=%s", api->sources,
+             wss_source_name(wss_source(api->wss)), api->admission_on ? "on" : "off");
+    st.cost_factor = api->cost.factor > 0 ? api->cost.factor : 1.0;
+    for (int g = ADMISSION_GATE_FIRST, o = 0; g <= ADMISSION_GATE_LAST; g++) {
+        if (admission_gate_closed(&api->astate, (enum wire_reason)g) && o < 200)
+            o += snprintf(st.closed_gates + o, sizeof(st.closed_gates) - (size_t)o, "%s%s",
+                          o > 0 ? " " : "", wire_reason_name((enum wire_reason)g));
+    }
     st.uptime_seconds = (clock_mono_ns() - api->started_mono_ns) / 1000000000ull;
     buf = wire_node_status_encode(&st, &len);
     http_reply(req, 200, WIRE_CONTENT_TYPE, buf, len);
     free(buf);
     wire_node_status_done(&st);
+}
+
+/* Residency of every mapped segment and free disk, measured on a worker. */
+struct api_residency {
+    struct node_api *api;
+    struct store_seg **segs;
+    size_t n;
+    uint64_t resident, disk_free;
+    char *segdir;
+};
+
+static void api_residency_work(void *arg)
+{
+    struct api_residency *r = arg;
+    struct statvfs vfs;
+
+    for (size_t i = 0; i < r->n; i++) {
+        uint64_t b = 0;
+        if (wss_resident_bytes(store_seg_base(r->segs[i]), store_seg_map_len(r->segs[i]), &b) == 0)
+            r->resident += b;
+    }
+    r->disk_free = statvfs(r->segdir, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize
+                                                 : UINT64_MAX;
+}
+
+static void api_residency_done(void *arg)
+{
+    struct api_residency *r = arg;
+
+    r->api->resident_bytes = r->resident;
+    r->api->disk_free_bytes = r->disk_free;
+    r->api->residency_running = false;
+    for (size_t i = 0; i < r->n; i++)
+        store_seg_unref(r->segs[i]);
+    free(r->segs);
+    free(r->segdir);
+    free(r);
+}
+
+/* Logs gate transitions ("open -> closed (reason)") and counts closings. */
+static void api_note_gates(struct node_api *api, const bool *before)
+{
+    for (int g = ADMISSION_GATE_FIRST; g <= ADMISSION_GATE_LAST; g++) {
+        bool now = admission_gate_closed(&api->astate, (enum wire_reason)g);
+        if (now == before[g])
+            continue;
+        if (now)
+            api->gate_closed_total[g]++;
+        log_info("admission_gate", "gate=%s transition=\"%s -> %s\"",
+                 wire_reason_name((enum wire_reason)g), before[g] ? "closed" : "open",
+                 now ? "closed" : "open");
+    }
+}
+
+/*
+ * Every 100 ms: read the sampler's snapshot, update the working-set
+ * estimate, let admission observe, and shed under sustained critical
+ * pressure. Every second: the latency baseline and a residency measurement.
+ */
+static void api_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct node_api *api = arg;
+    struct store_totals t;
+    struct wss_inputs in;
+    uint64_t now_ms = api_now_ms();
+    bool before[WIRE_REASON_COUNT_];
+
+    api->ticks++;
+    if (api->sampler != NULL && sampler_read(api->sampler, &api->snap) == 0)
+        api->have_snap = true;
+    store_totals(api->store, &t);
+    memset(&in, 0, sizeof(in));
+    in.cgroup_usage = WSS_UNKNOWN;
+    in.inactive_file = WSS_UNKNOWN;
+    if (api->have_snap && (api->snap.have & SAMPLER_HAVE_CG_USAGE) &&
+        (api->snap.have & SAMPLER_HAVE_CG_STAT)) {
+        in.cgroup_usage = api->snap.cg_usage;
+        in.inactive_file = api->snap.cg_inactive_file;
+    }
+    in.touched = api_touched(api);
+    if (in.touched > t.mapped_bytes)
+        in.touched = t.mapped_bytes;
+    in.resident = api->resident_bytes;
+    in.anon = t.index_bytes;
+    wss_update(api->wss, &in, now_ms);
+    if (api->admission_on) {
+        struct admission_signals sig;
+
+        for (int g = 0; g < WIRE_REASON_COUNT_; g++)
+            before[g] = admission_gate_closed(&api->astate, (enum wire_reason)g);
+        api_signals(api, &sig);
+        admission_observe(&api->acfg, &sig, &api->astate);
+        api_note_gates(api, before);
+        if (admission_should_shed(&api->acfg, &api->astate, &sig)) {
+            const char *id = store_coldest(api->store);
+            enum wire_reason why =
+                admission_gate_closed(&api->astate, WIRE_REASON_MEM_CRITICAL)
+                    ? WIRE_REASON_MEM_CRITICAL
+                    : WIRE_REASON_MEM_THRASHING;
+            char detail[160];
+
+            if (id != NULL) {
+                snprintf(detail, sizeof(detail),
+                         "shed under sustained %s (full stall %.3f, refaults %.0f/s)",
+                         wire_reason_name(why), sig.full_frac, sig.refaults_per_s);
+                if (store_shed(api->store, id, why, detail) == 0)
+                    api->shed_total[why]++;
+            }
+            admission_note_shed(&api->astate, now_ms);
+        }
+    }
+    if (api->ticks % (1000 / API_TICK_MS) == 0) {
+        latency_tick(api->lat, clock_mono_ns());
+        if (!api->residency_running) {
+            struct api_residency *r = xcalloc(1, sizeof(*r));
+            r->api = api;
+            r->n = store_loaded_refs(api->store, &r->segs);
+            r->segdir = xstrdup(store_segdir(api->store));
+            api->residency_running = true;
+            pool_submit(api->pool, api_residency_work, api_residency_done, r);
+        }
+    }
+}
+
+static void api_report_fill(void *arg, enum wire_node_state *state, struct wire_pressure *p)
+{
+    struct node_api *api = arg;
+
+    *state = api->draining ? WIRE_NODE_DRAINING : WIRE_NODE_SERVING;
+    api_fill_pressure(api, p);
 }
 
 static void api_healthz_cb(struct evhttp_request *req, const char *rest, void *arg)
@@ -465,13 +823,48 @@ struct node_api *node_api_new(struct event_base *base, const struct node_config 
     };
     int r;
 
+    struct sampler_config smc = {
+        .proc_root = cfg->proc_root,
+        .sys_root = cfg->sys_root,
+        .interval_ms = cfg->sample_ms,
+        .psi_triggers = cfg->psi_triggers,
+    };
+    struct timeval tick = {0, API_TICK_MS * 1000};
+    char serr[256];
+
     api->base = base;
     api->started_mono_ns = clock_mono_ns();
+    api->rng = (uint32_t)(clock_mono_ns() | 1);
     histogram_reset(&api->query_latency);
+    histogram_reset(&api->decision_ns);
+    api->admission_on = cfg->admission_on;
+    api->acfg = cfg->admission;
+    admission_cost_init(&api->cost);
+    api->lat = latency_new(NULL);
+    api->wss = wss_new(NULL);
+    api->reservations = strmap_new();
+    api->disk_free_bytes = UINT64_MAX;
     api->pool = pool_new(base, cfg->workers);
     api->store = store_new(api->pool, &sc, err, err_len);
     if (api->store == NULL)
         goto fail;
+    store_set_load_cb(api->store, api_load_cb, api);
+    /* Missing kernel files are not fatal: status says what was found. */
+    api->sampler = sampler_start(&smc, serr, sizeof(serr));
+    if (api->sampler == NULL) {
+        log_warn("sampler_unavailable", "error=\"%s\"", serr);
+        snprintf(api->sources, sizeof(api->sources), "sampler=off (%s)", serr);
+    } else if (sampler_read(api->sampler, &api->snap) == 0) {
+        api->have_snap = true;
+        snprintf(api->sources, sizeof(api->sources), "cgroup=%s psi=%.200s%s trigger=%s%s%.100s",
+                 sampler_cgroup_mode_name(api->snap.cgroup_mode), api->snap.psi_source,
+                 api->snap.psi_host_wide ? " (host-wide)" : " (cgroup)",
+                 sampler_trigger_name(api->snap.trigger),
+                 api->snap.trigger_reason[0] != '\0' ? ": " : "", api->snap.trigger_reason);
+        log_info("signals", "%s limit=%" PRIu64, api->sources, api->snap.limit_bytes);
+    }
+    api->tick_ev = event_new(base, -1, EV_PERSIST, api_tick_cb, api);
+    event_add(api->tick_ev, &tick);
     api->http = http_server_new(base, &cfg->limits);
     if (cfg->token != NULL && cfg->token[0] != '\0')
         http_server_set_token(api->http, cfg->token);
@@ -495,6 +888,20 @@ struct node_api *node_api_new(struct event_base *base, const struct node_config 
     http_server_route(api->http, HTTP_DELETE, "/v1/segments/", true, api_delete_cb, api);
     http_server_route(api->http, HTTP_POST, "/v1/query", false, api_query_cb, api);
     http_server_route(api->http, HTTP_GET, "/v1/status", false, api_status_cb, api);
+    http_server_route(api->http, HTTP_POST, "/v1/drain", false, api_drain_cb, api);
+    http_server_route(api->http, HTTP_POST, "/v1/undrain", false, api_drain_cb, api);
+    if (cfg->coordinator != NULL && cfg->coordinator[0] != '\0') {
+        struct reporter_config rc = {
+            .coordinator = cfg->coordinator,
+            .node_id = api->node_id,
+            .advertise = cfg->advertise != NULL && cfg->advertise[0] != '\0' ? cfg->advertise
+                                                                              : api->bound,
+            .token = cfg->token,
+            .interval_ms = cfg->report_ms,
+            .claim = cfg->claim,
+        };
+        api->reporter = reporter_new(base, api->store, &rc, api_report_fill, api);
+    }
     http_server_route_public(api->http, HTTP_GET, "/metrics", false, api_metrics_cb, api);
     http_server_route_public(api->http, HTTP_GET, "/healthz", false, api_healthz_cb, api);
     return api;
@@ -513,12 +920,27 @@ const char *node_api_id(const struct node_api *api)
     return api->node_id;
 }
 
+static int api_free_reservation(const char *key, void *value, void *arg)
+{
+    free(value);
+    return 0;
+}
+
 void node_api_free(struct node_api *api)
 {
     if (api == NULL)
         return;
+    reporter_free(api->reporter);
     http_server_free(api->http);
+    if (api->tick_ev != NULL)
+        event_free(api->tick_ev);
+    sampler_free(api->sampler);
     pool_free(api->pool);
     store_free(api->store);
+    latency_free(api->lat);
+    wss_free(api->wss);
+    if (api->reservations != NULL)
+        strmap_foreach(api->reservations, api_free_reservation, NULL);
+    strmap_free(api->reservations);
     free(api);
 }

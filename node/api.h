@@ -6,6 +6,7 @@
  *   DELETE /v1/segments/{id}   200 once the local copy is gone | 404 | 409
  *   POST   /v1/query           QueryRequest -> QueryResponse | 400 | 404
  *   GET    /v1/status          NodeStatus
+ *   POST   /v1/drain, /v1/undrain   refuse (503 DRAINING) or accept new assignments
  *   GET    /metrics            Prometheus text (no token)
  *   GET    /healthz            "ok" (no token)
  *
@@ -19,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "admission.h"
 #include "http.h"
 
 struct event_base;
@@ -33,6 +35,16 @@ struct node_config {
     uint64_t disk_reserve;    /* bytes of local disk never used for segments */
     unsigned workers;         /* worker threads for loads and scans */
     struct http_limits limits;
+    struct admission_config admission;
+    bool admission_on;        /* false: accept everything (the baseline mode) */
+    const char *proc_root;    /* "/proc": where kernel files are read (fixture trees in tests) */
+    const char *sys_root;     /* "/sys" */
+    unsigned sample_ms;       /* sampler interval */
+    bool psi_triggers;
+    const char *coordinator;  /* NULL or "": no reports */
+    const char *advertise;    /* NULL or "": the bound address */
+    uint64_t report_ms;
+    bool claim;               /* pull mode */
 };
 
 /*

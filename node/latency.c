@@ -13,9 +13,9 @@
 #include "histogram.h"
 #include "xmalloc.h"
 
-#define NS_PER_S    UINT64_C(1000000000)
-#define NO_SECOND   UINT64_MAX
-#define BASELINE_Q  0.99
+#define NS_PER_S   UINT64_C(1000000000)
+#define NO_SECOND  UINT64_MAX
+#define BASELINE_Q 0.99
 
 struct latency_slot {
     uint64_t sec; /* the second this slot holds, NO_SECOND if never used */

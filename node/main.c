@@ -107,7 +107,13 @@ static int cmd_serve(int argc, char **argv)
     char *token_file = NULL, *ready_file = NULL, *log_level = NULL;
     int64_t workers = 0, max_conns = 0;
     uint64_t disk_reserve = 0, max_body = 0, max_headers = 0, idle_ms = 0, request_ms = 0;
+    char *admission = NULL, *proc_root = NULL, *sys_root = NULL, *coordinator = NULL;
+    char *advertise = NULL;
+    uint64_t sample_ms = 0, report_ms = 0;
+    bool psi_triggers = true, claim = false;
+    struct admission_config ac;
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+    static const char *const onoff[] = {"on", "off", NULL};
     const struct config_option opts[] = {
         {"listen", "SLUICE_LISTEN", CONFIG_STRING, &listen, "127.0.0.1:7100",
          "Address to serve HTTP on (host:port; port 0 picks a free one)."},
@@ -139,6 +145,93 @@ static int cmd_serve(int argc, char **argv)
          "Write the bound host:port here once serving."},
         {"log-level", "SLUICE_LOG_LEVEL", CONFIG_CHOICE, &log_level, "info",
          "Lowest level logged.", .choices = levels},
+        {"coordinator", "SLUICE_COORDINATOR", CONFIG_STRING, &coordinator, "",
+         "Coordinator to report to every --report-interval (none: standalone)."},
+        {"advertise", "SLUICE_ADVERTISE", CONFIG_STRING, &advertise, "",
+         "host:port the coordinator should use to reach this node (default: --listen's)."},
+        {"report-interval", "SLUICE_REPORT_INTERVAL", CONFIG_DURATION, &report_ms, "1s",
+         "How often to report to the coordinator.", 100, 60000},
+        {"claim", "SLUICE_CLAIM", CONFIG_BOOL, &claim, "false",
+         "Pull mode: ask the coordinator for segments instead of being sent them."},
+        {"admission", "SLUICE_ADMISSION", CONFIG_CHOICE, &admission, "on",
+         "off accepts every assignment (the row-count baseline's nodes).", .choices = onoff},
+        {"proc-root", "SLUICE_PROC_ROOT", CONFIG_STRING, &proc_root, "/proc",
+         "Where /proc is read from (tests point it at fixture trees)."},
+        {"sys-root", "SLUICE_SYS_ROOT", CONFIG_STRING, &sys_root, "/sys",
+         "Where /sys is read from."},
+        {"sample-interval", "SLUICE_SAMPLE_INTERVAL", CONFIG_DURATION, &sample_ms, "100ms",
+         "Pressure sampling period (PSI total= deltas).", 10, 10000},
+        {"psi-triggers", "SLUICE_PSI_TRIGGERS", CONFIG_BOOL, &psi_triggers, "true",
+         "Register PSI triggers (1 s window, else 2 s, else none) for instant wake-ups."},
+        {"admit-high-watermark", "SLUICE_ADMIT_HIGH_WATERMARK", CONFIG_DOUBLE,
+         &ac.high_watermark, "0.85", "Admit limit as a fraction of the memory limit.",
+         .dmin = 0.05, .dmax = 1.0},
+        {"admit-budget", "SLUICE_ADMIT_BUDGET", CONFIG_SIZE, &ac.budget_bytes, "0",
+         "Explicit admit limit in bytes; 0 means memory limit x watermark.", 0, INT64_MAX},
+        {"critical-full-enter", NULL, CONFIG_DOUBLE, &ac.critical_full_enter, "0.05",
+         "Full-stall fraction that closes MEM_CRITICAL.", .dmin = 0.0001, .dmax = 1},
+        {"critical-full-exit", NULL, CONFIG_DOUBLE, &ac.critical_full_exit, "0.01",
+         "Full-stall fraction below which MEM_CRITICAL may reopen.", .dmin = 0, .dmax = 1},
+        {"critical-on-oom-kill", NULL, CONFIG_BOOL, &ac.critical_on_oom_kill, "true",
+         "A recent oom_kill in the node's cgroup closes MEM_CRITICAL."},
+        {"pressure-some-enter", NULL, CONFIG_DOUBLE, &ac.pressure_some_enter, "0.10",
+         "Some-stall fraction (with reclaim active) that closes MEM_PRESSURE.", .dmin = 0.0001,
+         .dmax = 1},
+        {"pressure-some-exit", NULL, CONFIG_DOUBLE, &ac.pressure_some_exit, "0.02",
+         "Some-stall fraction below which MEM_PRESSURE may reopen.", .dmin = 0, .dmax = 1},
+        {"pressure-avg10-enter", NULL, CONFIG_DOUBLE, &ac.pressure_avg10_enter, "20",
+         "PSI some avg10 (percent) that closes MEM_PRESSURE on its own.", .dmin = 0.01,
+         .dmax = 100},
+        {"pressure-avg10-exit", NULL, CONFIG_DOUBLE, &ac.pressure_avg10_exit, "10",
+         "PSI some avg10 (percent) below which MEM_PRESSURE may reopen.", .dmin = 0,
+         .dmax = 100},
+        {"thrash-refault-enter", NULL, CONFIG_DOUBLE, &ac.thrash_refault_enter, "5000",
+         "Workingset refaults (pages/s) that close MEM_THRASHING.", .dmin = 1, .dmax = 1e9},
+        {"thrash-refault-exit", NULL, CONFIG_DOUBLE, &ac.thrash_refault_exit, "1000",
+         "Refaults (pages/s) below which MEM_THRASHING may reopen.", .dmin = 0, .dmax = 1e9},
+        {"latency-slo", "SLUICE_LATENCY_SLO", CONFIG_DURATION, &ac.latency_slo_ms, "250ms",
+         "Query p99 objective; 0 disables LATENCY_SLO.", 0, 3600000},
+        {"latency-baseline-factor", NULL, CONFIG_DOUBLE, &ac.latency_baseline_factor, "2.0",
+         "p99 must also exceed its own baseline x this to close LATENCY_SLO.", .dmin = 1,
+         .dmax = 1000},
+        {"latency-exit-ratio", NULL, CONFIG_DOUBLE, &ac.latency_exit_ratio, "0.8",
+         "LATENCY_SLO reopens once p99 is below SLO x this.", .dmin = 0.01, .dmax = 1},
+        {"latency-min-queries", NULL, CONFIG_INT, &ac.latency_min_queries, "100",
+         "Queries in 10 s needed before the p99 counts.", 1, 100000000},
+        {"max-loads", "SLUICE_MAX_LOADS", CONFIG_INT, &ac.max_loads, "2",
+         "Segment loads in flight at once; more get LOAD_CONCURRENCY.", 1, 1024},
+        {"admit-hold-down", NULL, CONFIG_DURATION, &ac.hold_down_ms, "5s",
+         "A gate stays closed this long after its signal last breached.", 0, 3600000},
+        {"admit-slow-start", NULL, CONFIG_DURATION, &ac.slow_start_ms, "10s",
+         "After a gate reopens, admit cautiously for this long.", 0, 3600000},
+        {"slow-start-max-loads", NULL, CONFIG_INT, &ac.slow_start_max_loads, "1",
+         "Loads in flight allowed during slow start.", 1, 1024},
+        {"slow-start-headroom", NULL, CONFIG_DOUBLE, &ac.slow_start_headroom, "0.5",
+         "Share of the free capacity one request may use during slow start.", .dmin = 0.01,
+         .dmax = 1},
+        {"retry-pressure", NULL, CONFIG_DURATION, &ac.retry_pressure_ms, "10s",
+         "Base Retry-After of MEM_* stalls (PSI avg10's time constant).", 100, 3600000},
+        {"retry-pressure-max", NULL, CONFIG_DURATION, &ac.retry_pressure_max_ms, "60s",
+         "Cap on the scaled pressure Retry-After.", 100, 3600000},
+        {"retry-capacity", NULL, CONFIG_DURATION, &ac.retry_capacity_ms, "60s",
+         "Retry-After of MEM_CAPACITY (\"go elsewhere\").", 100, 3600000},
+        {"retry-latency", NULL, CONFIG_DURATION, &ac.retry_latency_ms, "5s",
+         "Retry-After of LATENCY_SLO.", 100, 3600000},
+        {"retry-concurrency", NULL, CONFIG_DURATION, &ac.retry_concurrency_ms, "1s",
+         "Retry-After of LOAD_CONCURRENCY.", 100, 3600000},
+        {"retry-draining", NULL, CONFIG_DURATION, &ac.retry_draining_ms, "30s",
+         "Retry-After of DRAINING.", 100, 3600000},
+        {"retry-disk", NULL, CONFIG_DURATION, &ac.retry_disk_ms, "300s",
+         "Retry-After of DISK_FULL.", 100, 86400000},
+        {"retry-jitter", NULL, CONFIG_DOUBLE, &ac.retry_jitter, "0.2",
+         "Retry-After is scaled by a random factor in [1 - j, 1 + j].", .dmin = 0,
+         .dmax = 0.9},
+        {"shed-after", NULL, CONFIG_DURATION, &ac.shed_after_ms, "3s",
+         "Shed the coldest segment once MEM_CRITICAL stall or thrashing lasts this long; 0: "
+         "never.",
+         0, 3600000},
+        {"shed-cooldown", NULL, CONFIG_DURATION, &ac.shed_cooldown_ms, "5s",
+         "Least time between two sheds.", 0, 3600000},
     };
     struct event_base *base = NULL;
     struct event *sigterm = NULL, *sigint = NULL;
@@ -149,8 +242,18 @@ static int cmd_serve(int argc, char **argv)
     char err[512];
     int next, rc = 1;
 
+    ac = admission_config_default();
     main_parse(opts, N_OPTS(opts), argc, argv, &next, "sluice-node serve [flags]",
-               "Run a Sluice node: load assigned segments, answer queries.");
+               "Run a Sluice node: load assigned segments, answer queries, and refuse load "
+               "(429 + Retry-After) the moment local pressure rises.");
+    ac.disk_reserve_bytes = disk_reserve;
+    {
+        char aerr[256];
+        if (admission_config_check(&ac, aerr, sizeof(aerr)) < 0) {
+            fprintf(stderr, "sluice-node serve: %s\n", aerr);
+            exit(EXIT_USAGE);
+        }
+    }
     if (next < argc) {
         fprintf(stderr, "sluice-node serve: unexpected argument \"%s\"\n", argv[next]);
         exit(EXIT_USAGE);
@@ -177,6 +280,16 @@ static int cmd_serve(int argc, char **argv)
     cfg.limits.max_connections = (unsigned)max_conns;
     cfg.limits.idle_timeout_ms = (unsigned)idle_ms;
     cfg.limits.request_timeout_ms = (unsigned)request_ms;
+    cfg.admission = ac;
+    cfg.admission_on = strcmp(admission, "on") == 0;
+    cfg.proc_root = proc_root;
+    cfg.sys_root = sys_root;
+    cfg.sample_ms = (unsigned)sample_ms;
+    cfg.psi_triggers = psi_triggers;
+    cfg.coordinator = coordinator;
+    cfg.advertise = advertise;
+    cfg.report_ms = report_ms;
+    cfg.claim = claim;
     api = node_api_new(base, &cfg, err, sizeof(err));
     if (api == NULL) {
         log_error("start_failed", "error=\"%s\"", err);

@@ -38,6 +38,8 @@ struct store_seg {
     enum wire_reason reason;
     char detail[STORE_DETAIL_MAX];
     bool hidden;    /* precheck in progress: not yet acknowledged */
+    bool release_pending; /* shed: drop the mapping once queries let go */
+    bool shedding;        /* shed: its files are being removed */
     bool unloading; /* deletion running: gone for callers */
     unsigned refs;  /* the table holds one while the segment is in it */
     void *base;     /* mapping of the local copy */
@@ -60,6 +62,8 @@ struct store {
     struct store_seg **buckets;
     size_t nbuckets, count;
     uint64_t loads_ok, loads_failed, copied_bytes, deletes;
+    store_load_cb load_cb;
+    void *load_arg;
     uint64_t in_flight, reserved_bytes;
 };
 
@@ -182,8 +186,14 @@ void store_seg_unref(struct store_seg *seg)
         return;
     if (seg->refs == 0)
         fatal("store_refcount", "id=%s refs=0", seg->id);
-    if (--seg->refs > 0)
+    if (--seg->refs > 0) {
+        /* Only the table holds a shed segment now: its memory can go. */
+        if (seg->refs == 1 && seg->release_pending) {
+            seg->release_pending = false;
+            store_seg_release_data(seg);
+        }
         return;
+    }
     store_seg_release_data(seg);
     free(seg->uri);
     free(seg);
@@ -633,6 +643,9 @@ static void store_finish_load(struct store_job *job)
         log_warn("segment_state", "id=%s transition=\"LOADING -> FAILED\" reason=%s detail=\"%s\"",
                  seg->id, wire_reason_name(job->reason), job->detail);
     }
+    if (st->load_cb != NULL)
+        st->load_cb(seg->id, seg->state == WIRE_SEG_LOADED, seg->file_bytes,
+                    seg->zm != NULL ? zonemap_bytes(seg->zm) : 0, st->load_arg);
     /* A deletion that arrived while loading runs now. */
     if (seg->delete_cb != NULL)
         store_start_unlink(st, seg);
@@ -687,7 +700,7 @@ void store_assign(struct store *st, const struct wire_assign_request *req, store
         return;
     }
     if (seg != NULL) {
-        if (seg->hidden || seg->unloading || seg->delete_cb != NULL) {
+        if (seg->hidden || seg->unloading || seg->delete_cb != NULL || seg->shedding) {
             snprintf(detail, sizeof(detail), "segment_id: \"%s\" is being %s; retry later",
                      req->segment_id, seg->hidden ? "checked" : "unloaded");
             cb(409, WIRE_REASON_NONE, detail, arg);
@@ -841,6 +854,98 @@ void store_totals(const struct store *st, struct store_totals *out)
     out->deletes_total = st->deletes;
     out->loads_in_flight = st->in_flight;
     out->reserved_bytes = st->reserved_bytes;
+}
+
+void store_set_load_cb(struct store *st, store_load_cb cb, void *arg)
+{
+    st->load_cb = cb;
+    st->load_arg = arg;
+}
+
+size_t store_loaded_refs(struct store *st, struct store_seg ***ret)
+{
+    struct store_seg **arr = xcalloc(st->count + 1, sizeof(*arr));
+    size_t n = 0;
+
+    for (size_t b = 0; b < st->nbuckets; b++)
+        for (struct store_seg *seg = st->buckets[b]; seg != NULL; seg = seg->hnext)
+            if (store_visible(seg) && seg->state == WIRE_SEG_LOADED)
+                arr[n++] = store_seg_ref(seg);
+    *ret = arr;
+    return n;
+}
+
+size_t store_seg_map_len(const struct store_seg *seg)
+{
+    return seg->map_len;
+}
+
+const char *store_coldest(const struct store *st)
+{
+    const struct store_seg *best = NULL;
+
+    for (size_t b = 0; b < st->nbuckets; b++) {
+        for (const struct store_seg *seg = st->buckets[b]; seg != NULL; seg = seg->hnext) {
+            if (!store_visible(seg) || seg->state != WIRE_SEG_LOADED)
+                continue;
+            if (best == NULL || seg->last_query_ms < best->last_query_ms ||
+                (seg->last_query_ms == best->last_query_ms && seg->map_len > best->map_len))
+                best = seg;
+        }
+    }
+    return best != NULL ? best->id : NULL;
+}
+
+/* Worker: removes a shed segment's files; the entry stays, DROPPED. */
+static void store_shed_work(void *arg)
+{
+    struct store_job *job = arg;
+
+    store_unlink_work(job);
+}
+
+static void store_shed_done(void *arg)
+{
+    struct store_job *job = arg;
+
+    job->seg->shedding = false;
+    if (job->status != 200)
+        log_warn("segment_shed_unlink_failed", "id=%s detail=\"%s\"", job->seg->id, job->detail);
+    store_job_free(job);
+}
+
+int store_shed(struct store *st, const char *id, enum wire_reason reason, const char *detail)
+{
+    struct store_seg *seg = store_lookup(st, id);
+
+    if (seg == NULL || !store_visible(seg) || seg->state != WIRE_SEG_LOADED)
+        return -ENOENT;
+    seg->state = WIRE_SEG_DROPPED;
+    seg->reason = reason;
+    snprintf(seg->detail, sizeof(seg->detail), "%s", detail);
+    log_warn("segment_state", "id=%s transition=\"LOADED -> DROPPED\" reason=%s detail=\"%s\"",
+             id, wire_reason_name(reason), detail);
+    if (seg->refs == 1)
+        store_seg_release_data(seg);
+    else
+        seg->release_pending = true;
+    seg->file_bytes = 0;
+    seg->shedding = true;
+    pool_submit(st->pool, store_shed_work, store_shed_done, store_job_new(st, STORE_JOB_UNLINK, seg));
+    return 0;
+}
+
+bool store_holds(const struct store *st, const char *id)
+{
+    const struct store_seg *seg = store_lookup(st, id);
+
+    return seg != NULL && store_visible(seg) &&
+           (seg->state == WIRE_SEG_LOADING || seg->state == WIRE_SEG_LOADED);
+}
+
+const char *store_segdir(const struct store *st)
+{
+    return st->segdir;
 }
 
 static bool store_has_suffix(const char *s, const char *suffix, size_t *ret_stem)

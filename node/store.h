@@ -103,4 +103,37 @@ struct store_totals {
 };
 void store_totals(const struct store *st, struct store_totals *out);
 
+/*
+ * Called on the loop thread when a load or reload ends: ok, and the
+ * footprint it ended with (mapped file bytes and heap index bytes).
+ */
+typedef void (*store_load_cb)(const char *id, bool ok, uint64_t file_bytes, uint64_t index_bytes,
+                              void *arg);
+void store_set_load_cb(struct store *st, store_load_cb cb, void *arg);
+
+/*
+ * New references to every LOADED segment, for work on a worker thread
+ * (residency). *ret is an array the caller frees after unref'ing each.
+ */
+size_t store_loaded_refs(struct store *st, struct store_seg ***ret);
+size_t store_seg_map_len(const struct store_seg *seg);
+
+/* The LOADED segment queried least recently (never queried first), or NULL. */
+const char *store_coldest(const struct store *st);
+
+/*
+ * Sheds a LOADED segment: it becomes DROPPED with reason and detail (so
+ * status and the coordinator see why), stops being served, its mapping and
+ * index are released as soon as no query holds them, and its local copy is
+ * removed. The entry stays, DROPPED, until deleted or assigned again.
+ * Returns 0, or -ENOENT when id is not LOADED.
+ */
+int store_shed(struct store *st, const char *id, enum wire_reason reason, const char *detail);
+
+/* True when id is LOADING or LOADED here (an assignment of it is a retry). */
+bool store_holds(const struct store *st, const char *id);
+
+/* <data-dir>/segments, for disk-space checks. */
+const char *store_segdir(const struct store *st);
+
 #endif

@@ -149,7 +149,8 @@ uint64_t wss_update(struct wss_estimator *est, const struct wss_inputs *in, uint
     enum wss_source src = WSS_SOURCE_NONE;
 
     if (in->cgroup_usage != WSS_UNKNOWN && in->inactive_file != WSS_UNKNOWN) {
-        uint64_t cg = in->cgroup_usage > in->inactive_file ? in->cgroup_usage - in->inactive_file : 0;
+        uint64_t cg =
+            in->cgroup_usage > in->inactive_file ? in->cgroup_usage - in->inactive_file : 0;
 
         if (cg > raw) {
             raw = cg;
@@ -235,8 +236,8 @@ int wss_damon_probe(const char *sys_root, struct wss_damon_info *ret)
     unsigned long n;
     int r;
 
-    if (snprintf(path, sizeof(path), "%s/kernel/mm/damon/admin/kdamonds/nr_kdamonds",
-                 sys_root) >= (int)sizeof(path))
+    if (snprintf(path, sizeof(path), "%s/kernel/mm/damon/admin/kdamonds/nr_kdamonds", sys_root) >=
+        (int)sizeof(path))
         return -ENAMETOOLONG;
     r = wss_read_small(path, buf, sizeof(buf));
     if (r == -ENOENT || r == -ENOTDIR) {

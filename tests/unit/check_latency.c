@@ -15,7 +15,7 @@
 #include "histogram.h"
 #include "latency.h"
 
-#define S(x) ((uint64_t)(x) * UINT64_C(1000000000))
+#define S(x) ((uint64_t)(x)*UINT64_C(1000000000))
 
 /* Second 100 holds 1..10, second 101 holds 11..20, second 102 holds 21..30. */
 static struct latency *test_three_seconds(void)

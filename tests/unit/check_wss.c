@@ -68,8 +68,8 @@ START_TEST(test_resident_anon)
     const size_t pages = 5000; /* more than one 4096-page mincore chunk */
     const size_t touch[] = {0, 1, 4095, 4096, 4999};
     uint64_t bytes = 1;
-    char *map = mmap(NULL, pages * test_ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                     -1, 0);
+    char *map =
+        mmap(NULL, pages * test_ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
     ck_assert_ptr_ne(map, MAP_FAILED);
     ck_assert_int_eq(madvise(map, pages * test_ps, MADV_NOHUGEPAGE), 0);
@@ -157,8 +157,11 @@ END_TEST
 START_TEST(test_estimator_max)
 {
     struct wss_estimator *est = wss_new(NULL);
-    struct wss_inputs in = {.cgroup_usage = 10 * GiB, .inactive_file = 4 * GiB,
-                            .touched = 5 * GiB, .resident = 1 * GiB, .anon = 2 * GiB};
+    struct wss_inputs in = {.cgroup_usage = 10 * GiB,
+                            .inactive_file = 4 * GiB,
+                            .touched = 5 * GiB,
+                            .resident = 1 * GiB,
+                            .anon = 2 * GiB};
 
     ck_assert_uint_eq(wss_estimate(est), 0);
     ck_assert_int_eq(wss_source(est), WSS_SOURCE_NONE);
@@ -178,8 +181,8 @@ START_TEST(test_estimator_max)
     ck_assert_str_eq(wss_source_name(wss_source(est)), "resident");
 
     /* Usage without inactive_file is not used: it counts cold page cache. */
-    in = (struct wss_inputs){.cgroup_usage = 100 * GiB, .inactive_file = WSS_UNKNOWN,
-                             .touched = 9 * GiB};
+    in = (struct wss_inputs){
+        .cgroup_usage = 100 * GiB, .inactive_file = WSS_UNKNOWN, .touched = 9 * GiB};
     wss_update(est, &in, 1300);
     ck_assert_uint_eq(wss_raw(est), 9 * GiB);
     ck_assert_int_eq(wss_source(est), WSS_SOURCE_TOUCHED);
@@ -189,8 +192,10 @@ START_TEST(test_estimator_max)
     ck_assert_uint_eq(wss_raw(est), 0);
     ck_assert_int_eq(wss_source(est), WSS_SOURCE_NONE);
     /* resident + anon saturates. */
-    in = (struct wss_inputs){.cgroup_usage = WSS_UNKNOWN, .inactive_file = WSS_UNKNOWN,
-                             .resident = UINT64_MAX - 1, .anon = 10};
+    in = (struct wss_inputs){.cgroup_usage = WSS_UNKNOWN,
+                             .inactive_file = WSS_UNKNOWN,
+                             .resident = UINT64_MAX - 1,
+                             .anon = 10};
     ck_assert_uint_eq(wss_update(est, &in, 1500), UINT64_MAX);
     ck_assert_uint_eq(wss_raw(est), UINT64_MAX);
 
@@ -203,8 +208,8 @@ END_TEST
 /* Inputs whose raw value is exactly v, from the resident term. */
 static struct wss_inputs test_in(uint64_t v)
 {
-    return (struct wss_inputs){.cgroup_usage = WSS_UNKNOWN, .inactive_file = WSS_UNKNOWN,
-                               .resident = v};
+    return (struct wss_inputs){
+        .cgroup_usage = WSS_UNKNOWN, .inactive_file = WSS_UNKNOWN, .resident = v};
 }
 
 START_TEST(test_estimator_decay)
@@ -219,8 +224,8 @@ START_TEST(test_estimator_decay)
     in = test_in(2 * GiB);
     expect = 2.0 * GiB + 6.0 * GiB * exp(-1.0);
     uint64_t got = wss_update(est, &in, 40000);
-    ck_assert_msg(fabs((double)got - expect) <= 1.0, "got %llu want %.1f",
-                  (unsigned long long)got, expect);
+    ck_assert_msg(fabs((double)got - expect) <= 1.0, "got %llu want %.1f", (unsigned long long)got,
+                  expect);
     ck_assert_uint_eq(wss_raw(est), 2 * GiB);
     /* No time passed, or time went backwards: no decay. */
     ck_assert_uint_eq(wss_update(est, &in, 40000), got);
@@ -230,8 +235,8 @@ START_TEST(test_estimator_decay)
     wss_update(est, &in, 39000 + 15000);
     uint64_t two = wss_update(est, &in, 39000 + 30000);
     expect = 2.0 * GiB + ((double)got - 2.0 * GiB) * exp(-1.0);
-    ck_assert_msg(fabs((double)two - expect) <= 2.0, "got %llu want %.1f",
-                  (unsigned long long)two, expect);
+    ck_assert_msg(fabs((double)two - expect) <= 2.0, "got %llu want %.1f", (unsigned long long)two,
+                  expect);
     /* After 10 time constants it is within 0.005% of the floor, never below. */
     uint64_t late = wss_update(est, &in, 39000 + 330000);
     ck_assert_uint_ge(late, 2 * GiB);

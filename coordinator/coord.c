@@ -1,0 +1,1560 @@
+/*
+ * coord: the coordinator's event-loop half. In memory it mirrors the catalog
+ * (segments with their holders, nodes with their last report) so that every
+ * request is answered without a query; the catalog is written through, in
+ * group-committed transactions for placement bookkeeping and synchronously
+ * for registrations, which are acknowledged only once durable.
+ *
+ * Expected load: a few nodes reporting every second, registrations in
+ * batches of up to 10,000, and thousands of assignments per second in
+ * flight through the placer.
+ */
+#include "coord.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "catalog.h"
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+#include "placer.h"
+#include "sluice_config.h"
+#include "strmap.h"
+#include "wire.h"
+#include "xmalloc.h"
+
+/* A copy the node has not reported yet is not "lost" before this. */
+#define COORD_REPORT_GRACE_MS 3000
+#define COORD_COMMIT_DELAY_MS 5
+#define COORD_MEMBERSHIP_MS   250
+
+enum coord_seg_state { COORD_PENDING, COORD_LOADED, COORD_INVALID };
+static const char *const coord_seg_state_names[] = {"PENDING", "LOADED", "INVALID"};
+
+struct coord_holder {
+    char node[WIRE_ID_MAX + 1];
+    enum wire_segment_state state; /* LOADING or LOADED */
+    uint64_t since_ms;             /* wall clock of the last change */
+};
+
+struct coord_seg {
+    char id[WIRE_ID_MAX + 1];
+    char *uri;
+    uint64_t row_count, avg_row_size;
+    unsigned replication;
+    enum coord_seg_state state;
+    struct coord_holder *holders;
+    unsigned n_holders, cap_holders;
+    uint64_t backoff_until_ms;
+    char last_reason[32];
+    unsigned failed_invalid; /* nodes whose load found the file corrupt */
+};
+
+struct coord_node {
+    char id[WIRE_ID_MAX + 1];
+    char addr[WIRE_ADDR_MAX + 1];
+    char state[16]; /* UP, SUSPECT, DOWN, DRAINING */
+    uint64_t last_seen_mono_ms;
+    uint64_t last_seen_ms;
+    struct wire_pressure pressure;
+    char last_reason[32];
+    uint64_t refusals;
+    bool admin_drained, self_draining, claim;
+    struct http_client *client;
+    struct strmap *held; /* segment id -> struct coord_seg */
+};
+
+struct coord {
+    struct event_base *base;
+    struct coord_config cfg;
+    char *token, *db_path;
+    struct catalog *cat;
+    struct placer *placer;
+    struct http_server *http;
+    struct strmap *segs;  /* id -> struct coord_seg */
+    struct strmap *nodes; /* id -> struct coord_node */
+    struct event *tick_ev, *membership_ev, *commit_ev;
+    bool txn_open;
+    char bound[128];
+    uint64_t started_mono_ns;
+    uint32_t rng;
+    /* counters */
+    uint64_t reports, registered, assign_answers[6], catalog_errors, claims;
+    uint64_t counts[3]; /* segments by coord_seg_state */
+};
+
+static uint32_t coord_random(struct coord *c)
+{
+    /* xorshift32: jitter only, not security. */
+    c->rng ^= c->rng << 13;
+    c->rng ^= c->rng >> 17;
+    c->rng ^= c->rng << 5;
+    return c->rng;
+}
+
+/* ---- catalog write-through ---------------------------------------------- */
+
+static void coord_commit_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct coord *c = arg;
+
+    if (!c->txn_open)
+        return;
+    c->txn_open = false;
+    if (catalog_commit(c->cat) < 0) {
+        c->catalog_errors++;
+        log_error("catalog_commit_failed", "error=\"%s\"", catalog_errmsg(c->cat));
+    }
+}
+
+/* Opens the group transaction if needed; it commits a few ms later. */
+static void coord_txn(struct coord *c)
+{
+    struct timeval tv = {0, COORD_COMMIT_DELAY_MS * 1000};
+
+    if (c->txn_open)
+        return;
+    if (catalog_begin(c->cat) < 0) {
+        c->catalog_errors++;
+        log_error("catalog_begin_failed", "error=\"%s\"", catalog_errmsg(c->cat));
+        return;
+    }
+    c->txn_open = true;
+    event_add(c->commit_ev, &tv);
+}
+
+/* Commits the group transaction now (before a synchronous acknowledgement). */
+static void coord_flush(struct coord *c)
+{
+    if (c->txn_open) {
+        event_del(c->commit_ev);
+        coord_commit_cb(-1, 0, c);
+    }
+}
+
+static void coord_check(struct coord *c, int r, const char *what)
+{
+    if (r < 0) {
+        c->catalog_errors++;
+        log_error("catalog_write_failed", "what=%s error=\"%s\"", what, catalog_errmsg(c->cat));
+    }
+}
+
+static void coord_event(struct coord *c, const char *kind, const char *seg, const char *node,
+                        enum wire_reason reason, int status, uint32_t retry_ms, const char *fmt,
+                        ...) __attribute__((format(printf, 8, 9)));
+
+static void coord_event(struct coord *c, const char *kind, const char *seg, const char *node,
+                        enum wire_reason reason, int status, uint32_t retry_ms, const char *fmt,
+                        ...)
+{
+    struct catalog_event e;
+    va_list ap;
+
+    memset(&e, 0, sizeof(e));
+    e.ts_ms = (int64_t)clock_wall_ms();
+    snprintf(e.segment_id, sizeof(e.segment_id), "%s", seg != NULL ? seg : "");
+    snprintf(e.node_id, sizeof(e.node_id), "%s", node != NULL ? node : "");
+    snprintf(e.kind, sizeof(e.kind), "%s", kind);
+    if (reason != WIRE_REASON_NONE)
+        snprintf(e.reason, sizeof(e.reason), "%s", wire_reason_name(reason));
+    e.http_status = status;
+    e.retry_after_ms = retry_ms;
+    if (fmt != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(e.detail, sizeof(e.detail), fmt, ap);
+        va_end(ap);
+    }
+    coord_txn(c);
+    coord_check(c, catalog_add_event(c->cat, &e), "event");
+}
+
+/* ---- segments and holders ----------------------------------------------- */
+
+static struct coord_holder *coord_holder_find(struct coord_seg *s, const char *node)
+{
+    for (unsigned i = 0; i < s->n_holders; i++)
+        if (strcmp(s->holders[i].node, node) == 0)
+            return &s->holders[i];
+    return NULL;
+}
+
+static unsigned coord_loaded_holders(const struct coord_seg *s, const char *except)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < s->n_holders; i++)
+        n += s->holders[i].state == WIRE_SEG_LOADED &&
+             (except == NULL || strcmp(s->holders[i].node, except) != 0);
+    return n;
+}
+
+static void coord_holder_add(struct coord *c, struct coord_seg *s, struct coord_node *n,
+                             enum wire_segment_state st)
+{
+    struct coord_holder *h;
+
+    if (s->n_holders == s->cap_holders) {
+        s->cap_holders = s->cap_holders * 2 + 2;
+        s->holders = xreallocarray(s->holders, s->cap_holders, sizeof(*s->holders));
+    }
+    h = &s->holders[s->n_holders++];
+    snprintf(h->node, sizeof(h->node), "%s", n->id);
+    h->state = st;
+    h->since_ms = clock_wall_ms();
+    strmap_put(n->held, s->id, s);
+    coord_txn(c);
+    coord_check(c, catalog_put_assignment(c->cat, s->id, n->id, wire_segment_state_name(st),
+                                          (int64_t)h->since_ms),
+                "assignment");
+}
+
+static void coord_holder_remove(struct coord *c, struct coord_seg *s, const char *node)
+{
+    struct coord_node *n = strmap_get(c->nodes, node);
+
+    for (unsigned i = 0; i < s->n_holders; i++) {
+        if (strcmp(s->holders[i].node, node) == 0) {
+            s->holders[i] = s->holders[--s->n_holders];
+            break;
+        }
+    }
+    if (n != NULL)
+        strmap_remove(n->held, s->id);
+    coord_txn(c);
+    coord_check(c, catalog_delete_assignment(c->cat, s->id, node), "unassign");
+}
+
+static void coord_set_seg_state(struct coord *c, struct coord_seg *s, enum coord_seg_state st)
+{
+    if (s->state == st)
+        return;
+    c->counts[s->state]--;
+    c->counts[st]++;
+    log_debug("segment_state", "id=%s transition=\"%s -> %s\"", s->id,
+              coord_seg_state_names[s->state], coord_seg_state_names[st]);
+    s->state = st;
+    coord_txn(c);
+    coord_check(c, catalog_set_segment_state(c->cat, s->id, coord_seg_state_names[st],
+                                             (int64_t)s->backoff_until_ms),
+                "segment_state");
+}
+
+static void coord_kick(struct coord *c);
+
+/*
+ * Recomputes a segment's state from its holders and tells the placer how
+ * many more copies it wants (or that it wants none).
+ */
+static void coord_seg_update(struct coord *c, struct coord_seg *s)
+{
+    const char *holders[WIRE_REPLICATION_MAX * 2];
+    unsigned n = 0;
+
+    if (s->state == COORD_INVALID)
+        return;
+    coord_set_seg_state(c, s,
+                        coord_loaded_holders(s, NULL) >= s->replication ? COORD_LOADED
+                                                                        : COORD_PENDING);
+    if (s->n_holders >= s->replication) {
+        placer_forget(c->placer, s->id);
+        return;
+    }
+    for (unsigned i = 0; i < s->n_holders && n < sizeof(holders) / sizeof(holders[0]); i++)
+        holders[n++] = s->holders[i].node;
+    if (placer_want(c->placer, s->id, s->uri, s->row_count, s->avg_row_size, s->replication,
+                    holders, n) < 0)
+        log_warn("placer_want_failed", "id=%s", s->id);
+    coord_kick(c);
+}
+
+static struct coord_seg *coord_seg_new(struct coord *c, const char *id, const char *uri,
+                                       uint64_t rows, uint64_t size, unsigned replication,
+                                       enum coord_seg_state st)
+{
+    struct coord_seg *s = xcalloc(1, sizeof(*s));
+
+    snprintf(s->id, sizeof(s->id), "%s", id);
+    s->uri = xstrdup(uri);
+    s->row_count = rows;
+    s->avg_row_size = size;
+    s->replication = replication == 0 ? 1 : replication;
+    s->state = st;
+    strmap_put(c->segs, s->id, s);
+    c->counts[st]++;
+    return s;
+}
+
+/* ---- nodes --------------------------------------------------------------- */
+
+static enum placer_node_state coord_placer_state(const struct coord_node *n)
+{
+    if (strcmp(n->state, "DOWN") == 0)
+        return PLACER_NODE_DOWN;
+    if (strcmp(n->state, "SUSPECT") == 0)
+        return PLACER_NODE_SUSPECT;
+    /* Pull-mode nodes ask for their work; the placer sends them nothing. */
+    if (strcmp(n->state, "DRAINING") == 0 || n->claim)
+        return PLACER_NODE_DRAINING;
+    return PLACER_NODE_UP;
+}
+
+static void coord_node_set_state(struct coord *c, struct coord_node *n, const char *state,
+                                 const char *why)
+{
+    if (strcmp(n->state, state) == 0) {
+        placer_node_set(c->placer, n->id, coord_placer_state(n));
+        return;
+    }
+    log_info("node_state", "node=%s transition=\"%s -> %s\" reason=\"%s\"", n->id, n->state,
+             state, why);
+    coord_event(c, "node_state", NULL, n->id, WIRE_REASON_NONE, 0, 0, "%s -> %s: %s", n->state,
+                state, why);
+    snprintf(n->state, sizeof(n->state), "%s", state);
+    coord_txn(c);
+    coord_check(c, catalog_set_node_state(c->cat, n->id, state, "", (int64_t)clock_wall_ms()),
+                "node_state");
+    placer_node_set(c->placer, n->id, coord_placer_state(n));
+    coord_kick(c);
+}
+
+static int coord_collect_held(const char *key, void *value, void *arg)
+{
+    struct coord_seg ***list = arg;
+
+    *(*list)++ = value;
+    return 0;
+}
+
+/* A DOWN node holds nothing for us: its segments are placed elsewhere. */
+static void coord_node_lost(struct coord *c, struct coord_node *n)
+{
+    size_t count = strmap_count(n->held);
+    struct coord_seg **segs = xcalloc(count + 1, sizeof(*segs)), **p = segs;
+
+    strmap_foreach(n->held, coord_collect_held, &p);
+    for (size_t i = 0; i < count; i++) {
+        coord_holder_remove(c, segs[i], n->id);
+        coord_seg_update(c, segs[i]);
+    }
+    free(segs);
+}
+
+static struct coord_node *coord_node_get(struct coord *c, const char *id, const char *addr)
+{
+    struct coord_node *n = strmap_get(c->nodes, id);
+    struct catalog_node cn;
+
+    if (n != NULL && (addr == NULL || strcmp(n->addr, addr) == 0))
+        return n;
+    if (n == NULL) {
+        n = xcalloc(1, sizeof(*n));
+        snprintf(n->id, sizeof(n->id), "%s", id);
+        snprintf(n->state, sizeof(n->state), "UP");
+        n->held = strmap_new();
+        strmap_put(c->nodes, n->id, n);
+        log_info("node_joined", "node=%s addr=%s", id, addr);
+        coord_event(c, "node_state", NULL, id, WIRE_REASON_NONE, 0, 0, "joined at %s", addr);
+    } else {
+        log_info("node_moved", "node=%s addr=\"%s -> %s\"", id, n->addr, addr);
+    }
+    snprintf(n->addr, sizeof(n->addr), "%s", addr);
+    if (n->client != NULL) {
+        /* In-flight requests fail with -ECANCELED: they are retried elsewhere. */
+        struct http_client *old = n->client;
+        n->client = NULL;
+        http_client_free(old);
+    }
+    n->client = http_client_new(c->base, addr, (unsigned)c->cfg.assign_timeout_ms, c->token);
+    memset(&cn, 0, sizeof(cn));
+    snprintf(cn.id, sizeof(cn.id), "%s", n->id);
+    snprintf(cn.addr, sizeof(cn.addr), "%s", n->addr);
+    snprintf(cn.state, sizeof(cn.state), "%s", n->state);
+    cn.last_seen_ms = (int64_t)clock_wall_ms();
+    coord_txn(c);
+    coord_check(c, catalog_put_node(c->cat, &cn), "node");
+    placer_node_set(c->placer, n->id, coord_placer_state(n));
+    return n;
+}
+
+/* ---- placer callbacks ---------------------------------------------------- */
+
+struct coord_attempt {
+    struct coord *c;
+    uint64_t id;
+};
+
+static void coord_assign_cb(int status, const struct http_client_reply *reply, void *arg)
+{
+    struct coord_attempt *a = arg;
+    struct coord *c = a->c;
+    struct placer_answer ans;
+    struct wire_assign_response resp;
+    struct wire_error err;
+
+    memset(&ans, 0, sizeof(ans));
+    ans.http_status = status > 0 ? status : 0;
+    if (status > 0 && reply != NULL) {
+        if (wire_assign_response_decode(reply->body, reply->body_len, &resp, &err) == 0) {
+            ans.reason = resp.reason;
+            ans.retry_after_ms = resp.retry_after_ms;
+        } else if (reply->reason != NULL) {
+            wire_reason_parse(reply->reason, &ans.reason);
+        }
+        if (ans.retry_after_ms == 0)
+            ans.retry_after_ms = reply->retry_after_s * 1000;
+    }
+    c->assign_answers[placer_classify(ans.http_status)]++;
+    placer_on_answer(c->placer, a->id, &ans, clock_wall_ms(), coord_random(c));
+    free(a);
+    coord_kick(c);
+}
+
+/* A request that could not even be queued is answered as a transport error. */
+static void coord_assign_failed_cb(evutil_socket_t fd, short what, void *arg)
+{
+    coord_assign_cb(-EIO, NULL, arg);
+}
+
+static void coord_op_assign(void *ctx, uint64_t attempt_id, const char *node_id,
+                            const struct placer_segment *seg)
+{
+    struct coord *c = ctx;
+    struct coord_node *n = strmap_get(c->nodes, node_id);
+    struct coord_attempt *a = xmalloc(sizeof(*a));
+    struct wire_assign_request m;
+    uint8_t *body;
+    size_t len;
+    int r = -ENOENT;
+
+    a->c = c;
+    a->id = attempt_id;
+    memset(&m, 0, sizeof(m));
+    snprintf(m.segment_id, sizeof(m.segment_id), "%s", seg->id);
+    snprintf(m.uri, sizeof(m.uri), "%s", seg->uri);
+    m.row_count = seg->row_count;
+    m.avg_row_size = seg->avg_row_size;
+    body = wire_assign_request_encode(&m, &len);
+    if (n != NULL && n->client != NULL)
+        r = http_client_request(n->client, EVHTTP_REQ_POST, "/v1/assign", WIRE_CONTENT_TYPE,
+                                body, len, coord_assign_cb, a);
+    free(body);
+    if (r < 0)
+        event_base_once(c->base, -1, EV_TIMEOUT, coord_assign_failed_cb, a, NULL);
+}
+
+static void coord_op_accepted(void *ctx, const struct placer_segment *ps, const char *node_id)
+{
+    struct coord *c = ctx;
+    struct coord_seg *s = strmap_get(c->segs, ps->id);
+    struct coord_node *n = strmap_get(c->nodes, node_id);
+
+    if (s == NULL || n == NULL || coord_holder_find(s, node_id) != NULL)
+        return;
+    coord_holder_add(c, s, n, WIRE_SEG_LOADING);
+    s->last_reason[0] = '\0';
+}
+
+static void coord_op_refused(void *ctx, const struct placer_segment *ps, const char *node_id,
+                             enum wire_reason reason, uint32_t retry_ms)
+{
+    struct coord *c = ctx;
+    struct coord_seg *s = strmap_get(c->segs, ps->id);
+    struct coord_node *n = strmap_get(c->nodes, node_id);
+
+    if (n != NULL) {
+        n->refusals++;
+        snprintf(n->last_reason, sizeof(n->last_reason), "%s", wire_reason_name(reason));
+    }
+    if (s != NULL)
+        snprintf(s->last_reason, sizeof(s->last_reason), "%s", wire_reason_name(reason));
+    coord_event(c, "refused", ps->id, node_id, reason, 429, retry_ms, NULL);
+}
+
+static void coord_op_backoff(void *ctx, const struct placer_segment *ps, uint64_t until_ms)
+{
+    struct coord *c = ctx;
+    struct coord_seg *s = strmap_get(c->segs, ps->id);
+
+    if (s != NULL)
+        s->backoff_until_ms = until_ms;
+    coord_event(c, "backoff", ps->id, NULL, WIRE_REASON_NONE, 0,
+                (uint32_t)(until_ms - clock_wall_ms()), "every node refused; next round in %" PRIu64
+                " ms",
+                until_ms - clock_wall_ms());
+}
+
+static void coord_op_invalid(void *ctx, const struct placer_segment *ps)
+{
+    struct coord *c = ctx;
+    struct coord_seg *s = strmap_get(c->segs, ps->id);
+
+    if (s == NULL)
+        return;
+    log_warn("segment_invalid", "id=%s uri=%s", s->id, s->uri);
+    coord_set_seg_state(c, s, COORD_INVALID);
+    snprintf(s->last_reason, sizeof(s->last_reason), "SEGMENT_INVALID");
+    coord_event(c, "invalid", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 422, 0,
+                "refused as invalid by a quorum of nodes");
+}
+
+static void coord_op_suspect(void *ctx, const char *node_id)
+{
+    struct coord *c = ctx;
+    struct coord_node *n = strmap_get(c->nodes, node_id);
+
+    if (n != NULL && strcmp(n->state, "UP") == 0)
+        coord_node_set_state(c, n, "SUSPECT", "an assignment got no answer");
+}
+
+static void coord_op_unexpected(void *ctx, const struct placer_segment *ps, const char *node_id,
+                                int status)
+{
+    struct coord *c = ctx;
+
+    coord_event(c, "unexpected", ps->id, node_id, WIRE_REASON_NONE, status, 0,
+                "answer outside the protocol");
+}
+
+/* ---- ticking ------------------------------------------------------------- */
+
+static void coord_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct coord *c = arg;
+    uint64_t now = clock_wall_ms(), next;
+
+    placer_tick(c->placer, now);
+    next = placer_next_deadline(c->placer);
+    if (next != UINT64_MAX) {
+        uint64_t delay = next > now ? next - now : 0;
+        struct timeval tv = {(time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000};
+        event_add(c->tick_ev, &tv);
+    }
+}
+
+static void coord_kick(struct coord *c)
+{
+    struct timeval zero = {0, 0};
+
+    event_add(c->tick_ev, &zero);
+}
+
+static int coord_check_timeout(const char *key, void *value, void *arg)
+{
+    struct coord_node *n = value;
+    struct coord *c = arg;
+    uint64_t now = clock_mono_ns() / 1000000;
+
+    if (strcmp(n->state, "DOWN") != 0 && now - n->last_seen_mono_ms > c->cfg.node_timeout_ms) {
+        char why[96];
+        snprintf(why, sizeof(why), "no report for %" PRIu64 " ms", now - n->last_seen_mono_ms);
+        coord_node_set_state(c, n, "DOWN", why);
+        coord_node_lost(c, n);
+    }
+    return 0;
+}
+
+static void coord_membership_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct coord *c = arg;
+
+    strmap_foreach(c->nodes, coord_check_timeout, c);
+}
+
+/* ---- HTTP helpers -------------------------------------------------------- */
+
+static void coord_reply_error(struct evhttp_request *req, int status, const char *code,
+                              const char *message)
+{
+    struct wire_error e;
+    uint8_t *buf;
+    size_t len;
+    char hdr[256];
+
+    snprintf(e.code, sizeof(e.code), "%s", code);
+    snprintf(e.message, sizeof(e.message), "%s", message);
+    snprintf(hdr, sizeof(hdr), "%s", message);
+    for (char *p = hdr; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20)
+            *p = ' ';
+    evhttp_add_header(evhttp_request_get_output_headers(req), "X-Sluice-Error", hdr);
+    buf = wire_error_encode(&e, &len);
+    http_reply(req, status, WIRE_CONTENT_TYPE, buf, len);
+    free(buf);
+}
+
+static void coord_reply_pb(struct evhttp_request *req, uint8_t *buf, size_t len)
+{
+    http_reply(req, 200, WIRE_CONTENT_TYPE, buf, len);
+    free(buf);
+}
+
+static const void *coord_body(struct evhttp_request *req, size_t *ret_len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+
+    *ret_len = evbuffer_get_length(in);
+    if (*ret_len == 0)
+        return "";
+    return evbuffer_pullup(in, -1);
+}
+
+static bool coord_check_content_type(struct evhttp_request *req)
+{
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    char msg[160];
+    size_t n = strlen(WIRE_CONTENT_TYPE);
+
+    if (ct != NULL && strncmp(ct, WIRE_CONTENT_TYPE, n) == 0 && (ct[n] == '\0' || ct[n] == ';'))
+        return true;
+    snprintf(msg, sizeof(msg), "Content-Type: expected %s, got %.80s", WIRE_CONTENT_TYPE,
+             ct != NULL ? ct : "none");
+    coord_reply_error(req, 415, "unsupported_media_type", msg);
+    return false;
+}
+
+static int coord_decode_fail(struct evhttp_request *req, int r, const struct wire_error *err)
+{
+    coord_reply_error(req, r == -EMSGSIZE ? 413 : 400, err->code, err->message);
+    return r;
+}
+
+/* ---- /v1/report ---------------------------------------------------------- */
+
+struct coord_drops {
+    size_t n, cap;
+    char (*ids)[WIRE_ID_MAX + 1];
+};
+
+static void coord_drop(struct coord_drops *d, const char *id)
+{
+    if (d->n == d->cap) {
+        d->cap = d->cap * 2 + 16;
+        d->ids = xreallocarray(d->ids, d->cap, sizeof(*d->ids));
+    }
+    snprintf(d->ids[d->n++], sizeof(d->ids[0]), "%s", id);
+}
+
+struct coord_missing {
+    struct coord *c;
+    struct strmap *reported;
+    struct coord_node *node;
+    struct coord_seg **lost;
+    size_t n_lost;
+};
+
+static int coord_find_missing(const char *key, void *value, void *arg)
+{
+    struct coord_missing *m = arg;
+    struct coord_seg *s = value;
+    struct coord_holder *h = coord_holder_find(s, m->node->id);
+
+    if (strmap_get(m->reported, key) == NULL && h != NULL &&
+        clock_wall_ms() - h->since_ms > COORD_REPORT_GRACE_MS)
+        m->lost[m->n_lost++] = s;
+    return 0;
+}
+
+/* Reconciles one reported segment; may add it to the drop list. */
+static void coord_reconcile(struct coord *c, struct coord_node *n,
+                            const struct wire_segment_status *r, struct coord_drops *drops)
+{
+    struct coord_seg *s = strmap_get(c->segs, r->segment_id);
+    struct coord_holder *h;
+
+    if (s == NULL || s->state == COORD_INVALID) {
+        coord_drop(drops, r->segment_id);
+        return;
+    }
+    h = coord_holder_find(s, n->id);
+    switch (r->state) {
+    case WIRE_SEG_LOADING:
+    case WIRE_SEG_LOADED:
+        if (h == NULL) {
+            /* Adopt a copy we did not know of, if the segment needs it. */
+            if (s->n_holders < s->replication ||
+                (r->state == WIRE_SEG_LOADED && coord_loaded_holders(s, NULL) < s->replication)) {
+                coord_holder_add(c, s, n, r->state);
+                coord_event(c, "adopted", s->id, n->id, WIRE_REASON_NONE, 0, 0,
+                            "reported %s by the node", wire_segment_state_name(r->state));
+            } else {
+                coord_drop(drops, s->id);
+                coord_event(c, "extra_copy", s->id, n->id, WIRE_REASON_NONE, 0, 0,
+                            "held by enough other nodes; dropped");
+                return;
+            }
+        } else if (h->state != r->state) {
+            h->state = r->state;
+            h->since_ms = clock_wall_ms();
+            coord_txn(c);
+            coord_check(c, catalog_put_assignment(c->cat, s->id, n->id,
+                                                  wire_segment_state_name(r->state),
+                                                  (int64_t)h->since_ms),
+                        "assignment");
+            if (r->state == WIRE_SEG_LOADED)
+                coord_event(c, "loaded", s->id, n->id, WIRE_REASON_NONE, 0, 0, NULL);
+        }
+        /* A surplus copy (the segment is LOADED enough elsewhere) is dropped. */
+        if (s->n_holders > s->replication && coord_loaded_holders(s, n->id) >= s->replication) {
+            coord_holder_remove(c, s, n->id);
+            coord_drop(drops, s->id);
+            coord_event(c, "extra_copy", s->id, n->id, WIRE_REASON_NONE, 0, 0,
+                        "held by enough other nodes; dropped");
+        }
+        break;
+    case WIRE_SEG_FAILED:
+    case WIRE_SEG_DROPPED:
+        coord_drop(drops, s->id); /* clears the node's entry */
+        if (h == NULL)
+            return;
+        coord_holder_remove(c, s, n->id);
+        snprintf(s->last_reason, sizeof(s->last_reason), "%s", wire_reason_name(r->reason));
+        coord_event(c, r->state == WIRE_SEG_FAILED ? "failed" : "dropped", s->id, n->id,
+                    r->reason, 0, (uint32_t)c->cfg.drop_retry_ms, "%s", r->detail);
+        if (r->state == WIRE_SEG_FAILED && r->reason == WIRE_REASON_SEGMENT_INVALID &&
+            ++s->failed_invalid >= 2) {
+            coord_set_seg_state(c, s, COORD_INVALID);
+            placer_forget(c->placer, s->id);
+            coord_event(c, "invalid", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 0, 0,
+                        "checksum failures on %u nodes", s->failed_invalid);
+            return;
+        }
+        coord_seg_update(c, s);
+        placer_exclude(c->placer, s->id, n->id, clock_wall_ms() + c->cfg.drop_retry_ms);
+        return;
+    default:
+        return;
+    }
+    coord_seg_update(c, s);
+}
+
+static void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct coord *c = arg;
+    struct wire_node_report rep;
+    struct wire_report_response resp;
+    struct coord_drops drops = {0, 0, NULL};
+    struct coord_missing miss;
+    struct wire_error err;
+    struct coord_node *n;
+    const void *body;
+    size_t len;
+    int r;
+
+    if (!coord_check_content_type(req))
+        return;
+    body = coord_body(req, &len);
+    r = wire_node_report_decode(body, len, &rep, &err);
+    if (r < 0) {
+        coord_decode_fail(req, r, &err);
+        return;
+    }
+    c->reports++;
+    n = coord_node_get(c, rep.node_id, rep.addr);
+    n->last_seen_mono_ms = clock_mono_ns() / 1000000;
+    n->last_seen_ms = clock_wall_ms();
+    n->pressure = rep.pressure;
+    n->self_draining = rep.state == WIRE_NODE_DRAINING;
+    if (n->claim != rep.claim) {
+        n->claim = rep.claim;
+        placer_node_set(c->placer, n->id, coord_placer_state(n));
+    }
+    if (n->admin_drained || n->self_draining)
+        coord_node_set_state(c, n, "DRAINING", n->admin_drained ? "drained by the operator"
+                                                                : "the node is draining");
+    else if (strcmp(n->state, "UP") != 0)
+        coord_node_set_state(c, n, "UP", "reported");
+    /* What the node says it holds. */
+    miss.reported = strmap_new();
+    for (size_t i = 0; i < rep.n_segments; i++) {
+        strmap_put(miss.reported, rep.segments[i].segment_id, &rep.segments[i]);
+        coord_reconcile(c, n, &rep.segments[i], &drops);
+    }
+    /* What we think it holds and it does not report: lost. */
+    miss.c = c;
+    miss.node = n;
+    miss.n_lost = 0;
+    miss.lost = xcalloc(strmap_count(n->held) + 1, sizeof(*miss.lost));
+    strmap_foreach(n->held, coord_find_missing, &miss);
+    for (size_t i = 0; i < miss.n_lost; i++) {
+        coord_event(c, "lost", miss.lost[i]->id, n->id, WIRE_REASON_NONE, 0, 0,
+                    "not in the node's report");
+        coord_holder_remove(c, miss.lost[i], n->id);
+        coord_seg_update(c, miss.lost[i]);
+    }
+    free(miss.lost);
+    strmap_free(miss.reported);
+    resp.n_drop = drops.n;
+    resp.drop = drops.ids;
+    {
+        uint8_t *buf = wire_report_response_encode(&resp, &len);
+        coord_reply_pb(req, buf, len);
+    }
+    free(drops.ids);
+    wire_node_report_done(&rep);
+}
+
+/* ---- /v1/claim (pull mode) ------------------------------------------------ */
+
+struct coord_claim {
+    struct coord *c;
+    struct coord_node *node;
+    struct wire_claim_response resp;
+    uint32_t max;
+};
+
+static int coord_claim_one(const char *key, void *value, void *arg)
+{
+    struct coord_claim *cl = arg;
+    struct coord_seg *s = value;
+    struct wire_assign_request *a;
+
+    if (cl->resp.n >= cl->max)
+        return 1;
+    if (s->state != COORD_PENDING || s->n_holders >= s->replication ||
+        coord_holder_find(s, cl->node->id) != NULL || s->backoff_until_ms > clock_wall_ms())
+        return 0;
+    a = &cl->resp.assignments[cl->resp.n++];
+    memset(a, 0, sizeof(*a));
+    snprintf(a->segment_id, sizeof(a->segment_id), "%s", s->id);
+    snprintf(a->uri, sizeof(a->uri), "%s", s->uri);
+    a->row_count = s->row_count;
+    a->avg_row_size = s->avg_row_size;
+    coord_holder_add(cl->c, s, cl->node, WIRE_SEG_LOADING);
+    coord_event(cl->c, "claimed", s->id, cl->node->id, WIRE_REASON_NONE, 0, 0, NULL);
+    return 0;
+}
+
+static void coord_claim_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct coord *c = arg;
+    struct wire_claim_request m;
+    struct coord_claim cl;
+    struct wire_error err;
+    const void *body;
+    size_t len;
+    uint8_t *buf;
+    int r;
+
+    if (!coord_check_content_type(req))
+        return;
+    body = coord_body(req, &len);
+    r = wire_claim_request_decode(body, len, &m, &err);
+    if (r < 0) {
+        coord_decode_fail(req, r, &err);
+        return;
+    }
+    cl.node = strmap_get(c->nodes, m.node_id);
+    if (cl.node == NULL || strcmp(cl.node->state, "UP") != 0) {
+        coord_reply_error(req, 409, "not_up",
+                          "node_id: this node has not reported, or is not UP; report first");
+        return;
+    }
+    c->claims++;
+    cl.c = c;
+    cl.max = m.max_segments;
+    cl.resp.n = 0;
+    cl.resp.assignments = xcalloc(m.max_segments, sizeof(*cl.resp.assignments));
+    strmap_foreach(c->segs, coord_claim_one, &cl);
+    for (size_t i = 0; i < cl.resp.n; i++)
+        coord_seg_update(c, strmap_get(c->segs, cl.resp.assignments[i].segment_id));
+    buf = wire_claim_response_encode(&cl.resp, &len);
+    coord_reply_pb(req, buf, len);
+    wire_claim_response_done(&cl.resp);
+}
+
+/* ---- /v1/segments -------------------------------------------------------- */
+
+static void coord_register(struct coord *c, struct evhttp_request *req)
+{
+    struct wire_segment_batch b;
+    struct wire_batch_response resp = {0, 0};
+    struct wire_error err;
+    const void *body;
+    size_t len;
+    uint8_t *buf;
+    bool *is_new = NULL;
+    int r;
+
+    if (!coord_check_content_type(req))
+        return;
+    body = coord_body(req, &len);
+    r = wire_segment_batch_decode(body, len, &b, &err);
+    if (r < 0) {
+        coord_decode_fail(req, r, &err);
+        return;
+    }
+    /* Durable before acknowledged: one transaction, committed now. */
+    coord_flush(c);
+    if (catalog_begin(c->cat) < 0) {
+        coord_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        goto out;
+    }
+    is_new = xcalloc(b.n, sizeof(*is_new));
+    for (size_t i = 0; i < b.n; i++) {
+        const struct wire_segment_spec *sp = &b.specs[i];
+        struct coord_seg *s = strmap_get(c->segs, sp->segment_id);
+        struct catalog_segment cs;
+        char msg[256];
+
+        if (s != NULL) {
+            if (strcmp(s->uri, sp->uri) == 0 && s->row_count == sp->row_count &&
+                s->avg_row_size == sp->avg_row_size && s->replication == sp->replication) {
+                resp.unchanged++;
+                continue;
+            }
+            snprintf(msg, sizeof(msg),
+                     "segments[%zu]: \"%s\" is already registered with other fields", i,
+                     sp->segment_id);
+            catalog_rollback(c->cat);
+            coord_reply_error(req, 409, "conflict", msg);
+            goto out;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (is_new[j] && strcmp(b.specs[j].segment_id, sp->segment_id) == 0) {
+                snprintf(msg, sizeof(msg), "segments[%zu]: duplicate of segments[%zu]", i, j);
+                catalog_rollback(c->cat);
+                coord_reply_error(req, 400, "invalid_field", msg);
+                goto out;
+            }
+        }
+        memset(&cs, 0, sizeof(cs));
+        snprintf(cs.id, sizeof(cs.id), "%s", sp->segment_id);
+        snprintf(cs.uri, sizeof(cs.uri), "%s", sp->uri);
+        cs.row_count = sp->row_count;
+        cs.avg_row_size = sp->avg_row_size;
+        cs.replication = sp->replication;
+        snprintf(cs.state, sizeof(cs.state), "PENDING");
+        cs.created_ms = (int64_t)clock_wall_ms();
+        if (catalog_put_segment(c->cat, &cs) < 0) {
+            snprintf(msg, sizeof(msg), "segments[%zu]: %s", i, catalog_errmsg(c->cat));
+            catalog_rollback(c->cat);
+            coord_reply_error(req, 500, "catalog", msg);
+            goto out;
+        }
+        is_new[i] = true;
+        resp.registered++;
+    }
+    if (catalog_commit(c->cat) < 0) {
+        c->catalog_errors++;
+        coord_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        goto out;
+    }
+    /* Committed: now the segments exist for placement. */
+    for (size_t i = 0; i < b.n; i++) {
+        if (is_new[i]) {
+            const struct wire_segment_spec *sp = &b.specs[i];
+            coord_seg_update(c, coord_seg_new(c, sp->segment_id, sp->uri, sp->row_count,
+                                              sp->avg_row_size, sp->replication, COORD_PENDING));
+        }
+    }
+    c->registered += resp.registered;
+    buf = wire_batch_response_encode(&resp, &len);
+    coord_reply_pb(req, buf, len);
+out:
+    free(is_new);
+    wire_segment_batch_done(&b);
+}
+
+static void coord_seg_info(const struct coord *c, const struct coord_seg *s,
+                           struct wire_segment_info *d, bool explain)
+{
+    memset(d, 0, sizeof(*d));
+    snprintf(d->spec.segment_id, sizeof(d->spec.segment_id), "%s", s->id);
+    d->spec.uri = s->uri; /* borrowed: the caller must not free it */
+    d->spec.row_count = s->row_count;
+    d->spec.avg_row_size = s->avg_row_size;
+    d->spec.replication = s->replication;
+    snprintf(d->state, sizeof(d->state), "%s", coord_seg_state_names[s->state]);
+    d->n_placements = s->n_holders;
+    d->placements = xcalloc(s->n_holders, sizeof(*d->placements));
+    for (unsigned i = 0; i < s->n_holders; i++) {
+        snprintf(d->placements[i].node_id, sizeof(d->placements[i].node_id), "%s",
+                 s->holders[i].node);
+        d->placements[i].state = s->holders[i].state;
+    }
+    d->backoff_until_ms = s->backoff_until_ms > clock_wall_ms() ? s->backoff_until_ms : 0;
+    snprintf(d->last_reason, sizeof(d->last_reason), "%s", s->last_reason);
+    if (explain) {
+        char buf[4096];
+        if (s->state == COORD_LOADED)
+            snprintf(buf, sizeof(buf), "LOADED on %u node(s), as its replication %u asks",
+                     coord_loaded_holders(s, NULL), s->replication);
+        else if (s->state == COORD_INVALID)
+            snprintf(buf, sizeof(buf), "INVALID: nodes found the file unreadable or corrupt "
+                                       "(see events); it will not be placed");
+        else if (placer_explain(c->placer, s->id, buf, sizeof(buf)) < 0)
+            snprintf(buf, sizeof(buf), "PENDING: %u cop%s loading, waiting for the nodes' "
+                                       "reports", s->n_holders, s->n_holders == 1 ? "y" : "ies");
+        d->explain = xstrdup(buf);
+    }
+}
+
+struct coord_list {
+    const struct coord *c;
+    int state; /* -1: all */
+    struct coord_seg **segs;
+    size_t n;
+};
+
+static int coord_collect_seg(const char *key, void *value, void *arg)
+{
+    struct coord_list *l = arg;
+    struct coord_seg *s = value;
+
+    if (l->state < 0 || (int)s->state == l->state)
+        l->segs[l->n++] = s;
+    return 0;
+}
+
+static int coord_cmp_seg(const void *a, const void *b)
+{
+    return strcmp((*(struct coord_seg *const *)a)->id, (*(struct coord_seg *const *)b)->id);
+}
+
+static void coord_list_segments(struct coord *c, struct evhttp_request *req)
+{
+    struct evkeyvalq q;
+    const char *state, *limit_s;
+    struct coord_list l = {c, -1, NULL, 0};
+    struct wire_segment_list out;
+    unsigned long limit = 1000;
+    uint8_t *buf;
+    size_t len;
+
+    evhttp_parse_query_str(evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) != NULL
+                               ? evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req))
+                               : "",
+                           &q);
+    state = evhttp_find_header(&q, "state");
+    limit_s = evhttp_find_header(&q, "limit");
+    if (state != NULL) {
+        for (int i = 0; i < 3; i++)
+            if (strcmp(state, coord_seg_state_names[i]) == 0)
+                l.state = i;
+        if (l.state < 0) {
+            coord_reply_error(req, 400, "invalid_field", "state: one of PENDING, LOADED, INVALID");
+            goto out;
+        }
+    }
+    if (limit_s != NULL) {
+        char *end;
+        limit = strtoul(limit_s, &end, 10);
+        if (*end != '\0' || limit == 0 || limit > 1000000) {
+            coord_reply_error(req, 400, "invalid_field", "limit: an integer in 1..1000000");
+            goto out;
+        }
+    }
+    l.segs = xcalloc(strmap_count(c->segs) + 1, sizeof(*l.segs));
+    strmap_foreach(c->segs, coord_collect_seg, &l);
+    qsort(l.segs, l.n, sizeof(*l.segs), coord_cmp_seg);
+    memset(&out, 0, sizeof(out));
+    out.total = l.n;
+    out.n = l.n < limit ? l.n : limit;
+    out.segments = xcalloc(out.n, sizeof(*out.segments));
+    for (size_t i = 0; i < out.n; i++)
+        coord_seg_info(c, l.segs[i], &out.segments[i], false);
+    buf = wire_segment_list_encode(&out, &len);
+    for (size_t i = 0; i < out.n; i++)
+        free(out.segments[i].placements);
+    free(out.segments);
+    free(l.segs);
+    coord_reply_pb(req, buf, len);
+out:
+    evhttp_clear_headers(&q);
+}
+
+static void coord_segments_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct coord *c = arg;
+
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_POST) {
+        coord_register(c, req);
+        return;
+    }
+    coord_list_segments(c, req);
+}
+
+static void coord_segment_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct coord *c = arg;
+    struct wire_segment_list out;
+    struct wire_segment_info info;
+    struct wire_error err;
+    struct coord_seg *s;
+    char msg[256];
+    uint8_t *buf;
+    size_t len;
+
+    if (wire_check_segment_id("segment id in path", rest, &err) < 0) {
+        coord_reply_error(req, 400, err.code, err.message);
+        return;
+    }
+    s = strmap_get(c->segs, rest);
+    if (s == NULL) {
+        snprintf(msg, sizeof(msg), "segment \"%s\" is not registered", rest);
+        coord_reply_error(req, 404, "not_found", msg);
+        return;
+    }
+    coord_seg_info(c, s, &info, true);
+    out.n = 1;
+    out.total = 1;
+    out.segments = &info;
+    buf = wire_segment_list_encode(&out, &len);
+    free(info.placements);
+    free(info.explain);
+    coord_reply_pb(req, buf, len);
+}
+
+/* ---- /v1/nodes ----------------------------------------------------------- */
+
+static int coord_collect_node(const char *key, void *value, void *arg)
+{
+    struct wire_node_list *l = arg;
+    struct coord_node *n = value;
+    struct wire_node_info *d = &l->nodes[l->n++];
+
+    memset(d, 0, sizeof(*d));
+    snprintf(d->node_id, sizeof(d->node_id), "%s", n->id);
+    snprintf(d->addr, sizeof(d->addr), "%s", n->addr);
+    snprintf(d->state, sizeof(d->state), "%s", n->state);
+    d->pressure = n->pressure;
+    d->segments = (uint32_t)strmap_count(n->held);
+    snprintf(d->last_reason, sizeof(d->last_reason), "%s", n->last_reason);
+    d->last_seen_ms = n->last_seen_ms;
+    d->refusals = n->refusals;
+    return 0;
+}
+
+static int coord_cmp_node(const void *a, const void *b)
+{
+    return strcmp(((const struct wire_node_info *)a)->node_id,
+                  ((const struct wire_node_info *)b)->node_id);
+}
+
+static void coord_nodes_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct coord *c = arg;
+    struct wire_node_list l;
+    uint8_t *buf;
+    size_t len;
+
+    l.n = 0;
+    l.nodes = xcalloc(strmap_count(c->nodes) + 1, sizeof(*l.nodes));
+    strmap_foreach(c->nodes, coord_collect_node, &l);
+    qsort(l.nodes, l.n, sizeof(*l.nodes), coord_cmp_node);
+    buf = wire_node_list_encode(&l, &len);
+    free(l.nodes);
+    coord_reply_pb(req, buf, len);
+}
+
+static void coord_node_action_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct coord *c = arg;
+    char id[WIRE_ID_MAX + 1], msg[256];
+    const char *slash = strchr(rest, '/');
+    struct coord_node *n;
+    struct wire_error err;
+
+    if (slash == NULL || (size_t)(slash - rest) > WIRE_ID_MAX ||
+        (strcmp(slash, "/drain") != 0 && strcmp(slash, "/undrain") != 0)) {
+        coord_reply_error(req, 404, "not_found", "expected /v1/nodes/{id}/drain or /undrain");
+        return;
+    }
+    snprintf(id, sizeof(id), "%.*s", (int)(slash - rest), rest);
+    if (wire_check_segment_id("node id in path", id, &err) < 0) {
+        coord_reply_error(req, 400, err.code, err.message);
+        return;
+    }
+    n = strmap_get(c->nodes, id);
+    if (n == NULL) {
+        snprintf(msg, sizeof(msg), "node \"%s\" is not known", id);
+        coord_reply_error(req, 404, "not_found", msg);
+        return;
+    }
+    n->admin_drained = strcmp(slash, "/drain") == 0;
+    if (n->admin_drained)
+        coord_node_set_state(c, n, "DRAINING", "drained by the operator");
+    else if (strcmp(n->state, "DRAINING") == 0 && !n->self_draining)
+        coord_node_set_state(c, n, "UP", "undrained by the operator");
+    coord_flush(c);
+    http_reply_text(req, 200, "%s\n", n->state);
+}
+
+/* ---- /v1/events, /v1/status, /metrics ------------------------------------- */
+
+struct coord_evlist {
+    struct wire_event_list l;
+    size_t cap;
+};
+
+static int coord_collect_event(const struct catalog_event *e, void *arg)
+{
+    struct coord_evlist *el = arg;
+    struct wire_event *d;
+
+    if (el->l.n == el->cap) {
+        el->cap = el->cap * 2 + 64;
+        el->l.events = xreallocarray(el->l.events, el->cap, sizeof(*el->l.events));
+    }
+    d = &el->l.events[el->l.n++];
+    memset(d, 0, sizeof(*d));
+    d->id = e->id;
+    d->ts_ms = (uint64_t)e->ts_ms;
+    snprintf(d->segment_id, sizeof(d->segment_id), "%s", e->segment_id);
+    snprintf(d->node_id, sizeof(d->node_id), "%s", e->node_id);
+    snprintf(d->kind, sizeof(d->kind), "%s", e->kind);
+    if (e->reason[0] == '\0' || wire_reason_parse(e->reason, &d->reason) < 0)
+        d->reason = WIRE_REASON_NONE;
+    d->http_status = (uint32_t)e->http_status;
+    d->retry_after_ms = (uint32_t)e->retry_after_ms;
+    snprintf(d->detail, sizeof(d->detail), "%s", e->detail);
+    return 0;
+}
+
+static void coord_events_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct coord *c = arg;
+    struct coord_evlist el = {{0, NULL}, 0};
+    const char *seg, *limit_s, *query;
+    unsigned long limit = 100;
+    struct evkeyvalq q;
+    struct wire_error err;
+    uint64_t after = 0;
+    uint8_t *buf;
+    size_t len;
+
+    query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    evhttp_parse_query_str(query != NULL ? query : "", &q);
+    seg = evhttp_find_header(&q, "segment");
+    limit_s = evhttp_find_header(&q, "limit");
+    if (seg != NULL && wire_check_segment_id("segment", seg, &err) < 0) {
+        coord_reply_error(req, 400, err.code, err.message);
+        goto out;
+    }
+    if (limit_s != NULL) {
+        char *end;
+        limit = strtoul(limit_s, &end, 10);
+        if (*end != '\0' || limit == 0 || limit > 100000) {
+            coord_reply_error(req, 400, "invalid_field", "limit: an integer in 1..100000");
+            goto out;
+        }
+    }
+    coord_flush(c);
+    /* All matching events (bounded by the catalog's retention), newest `limit` kept. */
+    catalog_foreach_event(c->cat, seg, after, 0, coord_collect_event, &el);
+    if (el.l.n > limit) {
+        memmove(el.l.events, el.l.events + (el.l.n - limit), limit * sizeof(*el.l.events));
+        el.l.n = limit;
+    }
+    buf = wire_event_list_encode(&el.l, &len);
+    wire_event_list_done(&el.l);
+    coord_reply_pb(req, buf, len);
+out:
+    evhttp_clear_headers(&q);
+}
+
+static int coord_count_up(const char *key, void *value, void *arg)
+{
+    const struct coord_node *n = value;
+
+    *(uint32_t *)arg += strcmp(n->state, "UP") == 0 || strcmp(n->state, "DRAINING") == 0;
+    return 0;
+}
+
+static void coord_status_fill(struct coord *c, struct wire_cluster_status *st)
+{
+    struct placer_stats ps;
+
+    memset(st, 0, sizeof(*st));
+    placer_get_stats(c->placer, &ps);
+    st->segments_total = strmap_count(c->segs);
+    st->segments_pending = c->counts[COORD_PENDING];
+    st->segments_loaded = c->counts[COORD_LOADED];
+    st->segments_invalid = c->counts[COORD_INVALID];
+    st->segments_backing_off = ps.backing_off + ps.waiting_retry;
+    st->nodes_total = (uint32_t)strmap_count(c->nodes);
+    strmap_foreach(c->nodes, coord_count_up, &st->nodes_up);
+    st->assignments_in_flight = ps.in_flight;
+    snprintf(st->version, sizeof(st->version), "%s", SLUICE_VERSION);
+    st->uptime_seconds = (clock_mono_ns() - c->started_mono_ns) / 1000000000ull;
+}
+
+static void coord_status_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct wire_cluster_status st;
+    uint8_t *buf;
+    size_t len;
+
+    coord_status_fill(arg, &st);
+    buf = wire_cluster_status_encode(&st, &len);
+    coord_reply_pb(req, buf, len);
+}
+
+static void coord_healthz_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    http_reply_text(req, 200, "ok\n");
+}
+
+static int coord_metrics_node(const char *key, void *value, void *arg)
+{
+    const struct coord_node *n = value;
+    const char *labels[] = {"node", n->id, "state", n->state, NULL};
+
+    metrics_sample_u64(arg, "sluice_coord_node_segments", strmap_count(n->held), labels);
+    return 0;
+}
+
+static void coord_metrics_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct coord *c = arg;
+    struct metrics_buf *m = metrics_buf_new();
+    struct wire_cluster_status st;
+    struct placer_stats ps;
+    struct http_server_stats hs;
+
+    coord_status_fill(c, &st);
+    placer_get_stats(c->placer, &ps);
+    http_server_get_stats(c->http, &hs);
+    metrics_family(m, "sluice_coord_segments", "gauge", "Registered segments by state.");
+    for (int i = 0; i < 3; i++) {
+        const char *labels[] = {"state", coord_seg_state_names[i], NULL};
+        metrics_sample_u64(m, "sluice_coord_segments", c->counts[i], labels);
+    }
+    metrics_family(m, "sluice_coord_segments_backing_off", "gauge",
+                   "Pending segments waiting out a Retry-After.");
+    metrics_sample_u64(m, "sluice_coord_segments_backing_off", st.segments_backing_off, NULL);
+    metrics_family(m, "sluice_coord_nodes_up", "gauge", "Nodes UP or DRAINING.");
+    metrics_sample_u64(m, "sluice_coord_nodes_up", st.nodes_up, NULL);
+    metrics_family(m, "sluice_coord_node_segments", "gauge", "Segments held per node.");
+    strmap_foreach(c->nodes, coord_metrics_node, m);
+    metrics_family(m, "sluice_coord_assignments_in_flight", "gauge", "Assignments awaiting an answer.");
+    metrics_sample_u64(m, "sluice_coord_assignments_in_flight", ps.in_flight, NULL);
+    metrics_family(m, "sluice_coord_assignments_total", "counter",
+                   "Answers to assignments by outcome.");
+    for (int i = 0; i < PLACER_OUTCOME_COUNT_; i++) {
+        const char *labels[] = {"outcome", placer_outcome_name((enum placer_outcome)i), NULL};
+        metrics_sample_u64(m, "sluice_coord_assignments_total", ps.outcomes_total[i], labels);
+    }
+    metrics_family(m, "sluice_coord_refusals_total", "counter", "Node refusals by reason.");
+    for (int r = 1; r < WIRE_REASON_COUNT_; r++) {
+        const char *labels[] = {"reason", wire_reason_name((enum wire_reason)r), NULL};
+        metrics_sample_u64(m, "sluice_coord_refusals_total", ps.refused_by_reason_total[r],
+                           labels);
+    }
+    metrics_family(m, "sluice_coord_backoffs_total", "counter",
+                   "Rounds in which every node refused a segment.");
+    metrics_sample_u64(m, "sluice_coord_backoffs_total", ps.backoffs_total, NULL);
+    metrics_family(m, "sluice_coord_reports_total", "counter", "Node reports received.");
+    metrics_sample_u64(m, "sluice_coord_reports_total", c->reports, NULL);
+    metrics_family(m, "sluice_coord_registered_total", "counter", "Segments registered.");
+    metrics_sample_u64(m, "sluice_coord_registered_total", c->registered, NULL);
+    metrics_family(m, "sluice_coord_claims_total", "counter", "Pull-mode claims served.");
+    metrics_sample_u64(m, "sluice_coord_claims_total", c->claims, NULL);
+    metrics_family(m, "sluice_coord_catalog_errors_total", "counter", "Failed catalog writes.");
+    metrics_sample_u64(m, "sluice_coord_catalog_errors_total", c->catalog_errors, NULL);
+    metrics_family(m, "sluice_http_connections_live", "gauge", "Open HTTP connections.");
+    metrics_sample_u64(m, "sluice_http_connections_live", hs.connections_live, NULL);
+    http_reply(req, 200, "text/plain; version=0.0.4", metrics_buf_data(m), metrics_buf_len(m));
+    metrics_buf_free(m);
+}
+
+/* ---- start-up ------------------------------------------------------------ */
+
+static int coord_load_seg(const struct catalog_segment *cs, void *arg)
+{
+    struct coord *c = arg;
+    enum coord_seg_state st = strcmp(cs->state, "LOADED") == 0    ? COORD_LOADED
+                              : strcmp(cs->state, "INVALID") == 0 ? COORD_INVALID
+                                                                  : COORD_PENDING;
+
+    coord_seg_new(c, cs->id, cs->uri, cs->row_count, cs->avg_row_size, cs->replication, st);
+    return 0;
+}
+
+static int coord_load_node(const struct catalog_node *cn, void *arg)
+{
+    struct coord *c = arg;
+    struct coord_node *n = xcalloc(1, sizeof(*n));
+
+    snprintf(n->id, sizeof(n->id), "%s", cn->id);
+    snprintf(n->addr, sizeof(n->addr), "%s", cn->addr);
+    /* Until it reports again, a node is as good as its last state says,
+     * and it has node_timeout to report before it is DOWN. */
+    snprintf(n->state, sizeof(n->state), "%s", cn->state);
+    n->admin_drained = strcmp(cn->state, "DRAINING") == 0;
+    n->last_seen_mono_ms = clock_mono_ns() / 1000000;
+    n->last_seen_ms = (uint64_t)cn->last_seen_ms;
+    n->held = strmap_new();
+    n->client = http_client_new(c->base, n->addr, (unsigned)c->cfg.assign_timeout_ms, c->token);
+    strmap_put(c->nodes, n->id, n);
+    placer_node_set(c->placer, n->id, coord_placer_state(n));
+    return 0;
+}
+
+static int coord_load_assignment(const struct catalog_assignment *a, void *arg)
+{
+    struct coord *c = arg;
+    struct coord_seg *s = strmap_get(c->segs, a->segment_id);
+    struct coord_node *n = strmap_get(c->nodes, a->node_id);
+    struct coord_holder *h;
+
+    if (s == NULL || n == NULL ||
+        (strcmp(a->state, "LOADING") != 0 && strcmp(a->state, "LOADED") != 0))
+        return 0;
+    if (s->n_holders == s->cap_holders) {
+        s->cap_holders = s->cap_holders * 2 + 2;
+        s->holders = xreallocarray(s->holders, s->cap_holders, sizeof(*s->holders));
+    }
+    h = &s->holders[s->n_holders++];
+    snprintf(h->node, sizeof(h->node), "%s", n->id);
+    h->state = strcmp(a->state, "LOADED") == 0 ? WIRE_SEG_LOADED : WIRE_SEG_LOADING;
+    /* Give the node a full report period before its copy counts as lost. */
+    h->since_ms = clock_wall_ms();
+    strmap_put(n->held, s->id, s);
+    return 0;
+}
+
+static int coord_want_pending(const char *key, void *value, void *arg)
+{
+    coord_seg_update(arg, value);
+    return 0;
+}
+
+static const struct placer_ops coord_placer_ops = {
+    .assign = coord_op_assign,
+    .on_accepted = coord_op_accepted,
+    .on_refused = coord_op_refused,
+    .on_backoff = coord_op_backoff,
+    .on_invalid = coord_op_invalid,
+    .on_node_suspect = coord_op_suspect,
+    .on_unexpected = coord_op_unexpected,
+};
+
+struct coord *coord_new(struct event_base *base, const struct coord_config *cfg, char *err,
+                        size_t err_len)
+{
+    struct coord *c = xcalloc(1, sizeof(*c));
+    struct catalog_options copts = {.events_keep = cfg->events_keep};
+    struct placer_config pcfg = {.max_in_flight_per_node = cfg->max_in_flight_per_node};
+    struct timeval tick = {0, COORD_MEMBERSHIP_MS * 1000};
+    int r;
+
+    c->base = base;
+    c->cfg = *cfg;
+    c->token = cfg->token != NULL && cfg->token[0] != '\0' ? xstrdup(cfg->token) : NULL;
+    c->cfg.token = c->token;
+    c->cfg.nodes = NULL;
+    c->cfg.listen = NULL;
+    c->db_path = xstrdup(cfg->db_path);
+    c->cfg.db_path = c->db_path;
+    c->started_mono_ns = clock_mono_ns();
+    c->rng = (uint32_t)(clock_mono_ns() | 1);
+    c->segs = strmap_new();
+    c->nodes = strmap_new();
+    c->tick_ev = event_new(base, -1, 0, coord_tick_cb, c);
+    c->commit_ev = event_new(base, -1, 0, coord_commit_cb, c);
+    c->membership_ev = event_new(base, -1, EV_PERSIST, coord_membership_cb, c);
+    c->placer = placer_new(&pcfg, &coord_placer_ops, c);
+    r = catalog_open_with(cfg->db_path, &copts, &c->cat, err, err_len);
+    if (r < 0)
+        goto fail;
+    /* Rebuild the in-memory view, then ask the placer for what is missing. */
+    catalog_foreach_segment(c->cat, NULL, coord_load_seg, c);
+    catalog_foreach_node(c->cat, coord_load_node, c);
+    catalog_foreach_assignment(c->cat, NULL, NULL, coord_load_assignment, c);
+    strmap_foreach(c->segs, coord_want_pending, c);
+    coord_flush(c);
+    log_info("catalog_loaded", "db=%s segments=%zu nodes=%zu loaded=%" PRIu64
+             " pending=%" PRIu64 " invalid=%" PRIu64,
+             cfg->db_path, strmap_count(c->segs), strmap_count(c->nodes),
+             c->counts[COORD_LOADED], c->counts[COORD_PENDING], c->counts[COORD_INVALID]);
+    c->http = http_server_new(base, &cfg->limits);
+    if (c->token != NULL)
+        http_server_set_token(c->http, c->token);
+    r = http_server_bind(c->http, cfg->listen, c->bound, sizeof(c->bound));
+    if (r < 0) {
+        snprintf(err, err_len, "--listen %s: %s", cfg->listen, strerror(-r));
+        goto fail;
+    }
+    http_server_route(c->http, HTTP_POST, "/v1/report", false, coord_report_cb, c);
+    http_server_route(c->http, HTTP_POST, "/v1/claim", false, coord_claim_cb, c);
+    http_server_route(c->http, HTTP_GET | HTTP_POST, "/v1/segments", false, coord_segments_cb, c);
+    http_server_route(c->http, HTTP_GET, "/v1/segments/", true, coord_segment_cb, c);
+    http_server_route(c->http, HTTP_GET, "/v1/nodes", false, coord_nodes_cb, c);
+    http_server_route(c->http, HTTP_POST, "/v1/nodes/", true, coord_node_action_cb, c);
+    http_server_route(c->http, HTTP_GET, "/v1/events", false, coord_events_cb, c);
+    http_server_route(c->http, HTTP_GET, "/v1/status", false, coord_status_cb, c);
+    http_server_route_public(c->http, HTTP_GET, "/metrics", false, coord_metrics_cb, c);
+    http_server_route_public(c->http, HTTP_GET, "/healthz", false, coord_healthz_cb, c);
+    event_add(c->membership_ev, &tick);
+    coord_kick(c);
+    return c;
+fail:
+    coord_free(c);
+    return NULL;
+}
+
+const char *coord_bound(const struct coord *c)
+{
+    return c->bound;
+}
+
+static int coord_free_seg(const char *key, void *value, void *arg)
+{
+    struct coord_seg *s = value;
+
+    free(s->uri);
+    free(s->holders);
+    free(s);
+    return 0;
+}
+
+static int coord_free_node(const char *key, void *value, void *arg)
+{
+    struct coord_node *n = value;
+
+    http_client_free(n->client);
+    strmap_free(n->held);
+    free(n);
+    return 0;
+}
+
+void coord_free(struct coord *c)
+{
+    if (c == NULL)
+        return;
+    http_server_free(c->http);
+    /* Clients cancel their requests; the placer must not see those answers. */
+    placer_free(c->placer);
+    c->placer = NULL;
+    if (c->nodes != NULL)
+        strmap_foreach(c->nodes, coord_free_node, NULL);
+    if (c->cat != NULL)
+        coord_flush(c);
+    catalog_close(c->cat);
+    if (c->segs != NULL)
+        strmap_foreach(c->segs, coord_free_seg, NULL);
+    strmap_free(c->segs);
+    strmap_free(c->nodes);
+    if (c->tick_ev != NULL)
+        event_free(c->tick_ev);
+    if (c->commit_ev != NULL)
+        event_free(c->commit_ev);
+    if (c->membership_ev != NULL)
+        event_free(c->membership_ev);
+    free(c->token);
+    free(c->db_path);
+    free(c);
+}

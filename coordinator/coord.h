@@ -1,0 +1,47 @@
+/*
+ * coord: the coordinator daemon. It owns the SQLite catalog, the placer, one
+ * keep-alive HTTP client per node, and the coordinator endpoints of
+ * DESIGN.md section 3:
+ *
+ *   POST /v1/report                  NodeReport -> ReportResponse (what to drop)
+ *   POST /v1/claim                   ClaimRequest -> ClaimResponse (pull mode)
+ *   POST /v1/segments                SegmentBatch -> SegmentBatchResponse (durable)
+ *   GET  /v1/segments[?state=&limit=], GET /v1/segments/{id} (with explain)
+ *   GET  /v1/nodes, POST /v1/nodes/{id}/drain, POST /v1/nodes/{id}/undrain
+ *   GET  /v1/events[?segment=&limit=], GET /v1/status, GET /metrics, GET /healthz
+ *
+ * It does no memory arithmetic: the placer fires assignments round-robin and
+ * trusts each node's answer. Registrations are committed before they are
+ * acknowledged; placement bookkeeping is group-committed every few ms.
+ */
+#ifndef SLUICE_COORD_H
+#define SLUICE_COORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+
+struct event_base;
+struct coord;
+
+struct coord_config {
+    const char *listen;          /* "127.0.0.1:7000" */
+    const char *db_path;         /* SQLite catalog file */
+    const char *token;           /* NULL or "": no auth */
+    const char *nodes;           /* optional comma-separated node addresses to adopt */
+    uint64_t node_timeout_ms;    /* no report for this long: DOWN */
+    uint64_t assign_timeout_ms;  /* an assignment with no answer: transport error */
+    unsigned max_in_flight_per_node;
+    uint64_t drop_retry_ms;      /* a DROPPED segment does not go back to its node before this */
+    uint64_t events_keep;
+    struct http_limits limits;
+};
+
+struct coord *coord_new(struct event_base *base, const struct coord_config *cfg, char *err,
+                        size_t err_len);
+const char *coord_bound(const struct coord *c);
+/* Commits what is pending and frees everything. NULL-safe. */
+void coord_free(struct coord *c);
+
+#endif

@@ -1,0 +1,905 @@
+/*
+ * ctl: admin commands. Each one parses its flags with common/config, makes
+ * one or a few blocking HTTP calls (common/http's http_fetch) and renders the
+ * answer. Expected load: a person or a script; `import` streams thousands
+ * of segment headers in batches, `wait` polls once a second.
+ */
+#include "ctl.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "config.h"
+#include "http.h"
+#include "segment.h"
+#include "xmalloc.h"
+
+#define N_OPTS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Flags every admin command takes. */
+struct ctl_common {
+    char *coordinator;
+    char *token_file;
+    bool json;
+    uint64_t timeout_ms;
+    char *token;
+};
+
+#define CTL_COMMON_OPTS(c)                                                                    \
+    {"coordinator", "SLUICE_COORDINATOR", CONFIG_STRING, &(c).coordinator, "127.0.0.1:7000",  \
+     "Coordinator address."},                                                                 \
+        {"token-file", "SLUICE_TOKEN_FILE", CONFIG_STRING, &(c).token_file, "",               \
+         "Cluster token file (else $SLUICE_TOKEN)."},                                         \
+        {"json", NULL, CONFIG_BOOL, &(c).json, "false", "Print one JSON document."},          \
+        {"timeout", "SLUICE_TIMEOUT", CONFIG_DURATION, &(c).timeout_ms, "10s",                \
+         "Time allowed for each request to the coordinator.", 100, 3600000}
+
+void ctl_json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; s != NULL && *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", out);
+        else if (c < 0x20)
+            fprintf(out, "\\u%04x", c);
+        else
+            fputc(c, out);
+    }
+    fputc('"', out);
+}
+
+/* Bytes for people: 512B, 1.5K, 2.0G. */
+static const char *ctl_bytes(char *buf, size_t len, uint64_t v)
+{
+    static const char units[] = "BKMGTP";
+    double d = (double)v;
+    int u = 0;
+
+    while (d >= 1024 && u < 5) {
+        d /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, len, "%" PRIu64 "B", v);
+    else
+        snprintf(buf, len, "%.1f%c", d, units[u]);
+    return buf;
+}
+
+static void ctl_json_pressure(FILE *out, const struct wire_pressure *p)
+{
+    fprintf(out,
+            "{\"some_avg10\":%.2f,\"full_avg10\":%.2f,\"usage_bytes\":%" PRIu64
+            ",\"limit_bytes\":%" PRIu64 ",\"wss_bytes\":%" PRIu64 ",\"p99_seconds\":%.6f"
+            ",\"loads_in_flight\":%" PRIu64 ",\"psi_host_wide\":%s}",
+            p->some_avg10, p->full_avg10, p->usage_bytes, p->limit_bytes, p->wss_bytes,
+            p->p99_seconds, p->loads_in_flight, p->psi_host_wide ? "true" : "false");
+}
+
+void ctl_print_status(FILE *out, const struct wire_cluster_status *st, bool json)
+{
+    if (json) {
+        fprintf(out,
+                "{\"segments\":{\"total\":%" PRIu64 ",\"pending\":%" PRIu64 ",\"loaded\":%" PRIu64
+                ",\"invalid\":%" PRIu64 ",\"backing_off\":%" PRIu64 "},\"nodes\":{\"up\":%u,"
+                "\"total\":%u},\"assignments_in_flight\":%" PRIu64 ",\"version\":",
+                st->segments_total, st->segments_pending, st->segments_loaded,
+                st->segments_invalid, st->segments_backing_off, st->nodes_up, st->nodes_total,
+                st->assignments_in_flight);
+        ctl_json_string(out, st->version);
+        fprintf(out, ",\"uptime_seconds\":%" PRIu64 "}\n", st->uptime_seconds);
+        return;
+    }
+    fprintf(out, "sluice-coord %s, up %" PRIu64 "s\n", st->version, st->uptime_seconds);
+    fprintf(out, "nodes:    %u up of %u\n", st->nodes_up, st->nodes_total);
+    fprintf(out,
+            "segments: %" PRIu64 " total, %" PRIu64 " loaded, %" PRIu64 " pending (%" PRIu64
+            " backing off), %" PRIu64 " invalid\n",
+            st->segments_total, st->segments_loaded, st->segments_pending,
+            st->segments_backing_off, st->segments_invalid);
+    fprintf(out, "assignments in flight: %" PRIu64 "\n", st->assignments_in_flight);
+}
+
+void ctl_print_nodes(FILE *out, const struct wire_node_list *nodes, bool json)
+{
+    char b1[16], b2[16], b3[16];
+
+    if (json) {
+        fputs("{\"nodes\":[", out);
+        for (size_t i = 0; i < nodes->n; i++) {
+            const struct wire_node_info *n = &nodes->nodes[i];
+            fputs(i ? ",{\"id\":" : "{\"id\":", out);
+            ctl_json_string(out, n->node_id);
+            fputs(",\"addr\":", out);
+            ctl_json_string(out, n->addr);
+            fputs(",\"state\":", out);
+            ctl_json_string(out, n->state);
+            fprintf(out, ",\"segments\":%u,\"refusals\":%" PRIu64 ",\"last_seen_ms\":%" PRIu64
+                         ",\"last_reason\":",
+                    n->segments, n->refusals, n->last_seen_ms);
+            ctl_json_string(out, n->last_reason);
+            fputs(",\"pressure\":", out);
+            ctl_json_pressure(out, &n->pressure);
+            fputc('}', out);
+        }
+        fputs("]}\n", out);
+        return;
+    }
+    fprintf(out, "%-16s %-21s %-8s %6s %8s %8s %8s %7s %8s %8s  %s\n", "NODE", "ADDR", "STATE",
+            "SEGS", "USAGE", "LIMIT", "WSS", "PSI10", "P99_MS", "REFUSED", "LAST_REASON");
+    for (size_t i = 0; i < nodes->n; i++) {
+        const struct wire_node_info *n = &nodes->nodes[i];
+        fprintf(out, "%-16s %-21s %-8s %6u %8s %8s %8s %6.1f%% %8.1f %8" PRIu64 "  %s\n",
+                n->node_id, n->addr, n->state, n->segments,
+                ctl_bytes(b1, sizeof(b1), n->pressure.usage_bytes),
+                n->pressure.limit_bytes ? ctl_bytes(b2, sizeof(b2), n->pressure.limit_bytes) : "-",
+                ctl_bytes(b3, sizeof(b3), n->pressure.wss_bytes), n->pressure.some_avg10,
+                n->pressure.p99_seconds * 1e3, n->refusals,
+                n->last_reason[0] != '\0' ? n->last_reason : "-");
+    }
+}
+
+void ctl_print_segments(FILE *out, const struct wire_segment_list *segs, bool json)
+{
+    char b1[16];
+
+    if (json) {
+        fprintf(out, "{\"total\":%" PRIu64 ",\"segments\":[", segs->total);
+        for (size_t i = 0; i < segs->n; i++) {
+            const struct wire_segment_info *s = &segs->segments[i];
+            fputs(i ? ",{\"id\":" : "{\"id\":", out);
+            ctl_json_string(out, s->spec.segment_id);
+            fputs(",\"uri\":", out);
+            ctl_json_string(out, s->spec.uri);
+            fprintf(out, ",\"row_count\":%" PRIu64 ",\"avg_row_size\":%" PRIu64
+                         ",\"replication\":%u,\"state\":",
+                    s->spec.row_count, s->spec.avg_row_size, s->spec.replication);
+            ctl_json_string(out, s->state);
+            fputs(",\"placements\":[", out);
+            for (size_t j = 0; j < s->n_placements; j++) {
+                fputs(j ? ",{\"node\":" : "{\"node\":", out);
+                ctl_json_string(out, s->placements[j].node_id);
+                fputs(",\"state\":", out);
+                ctl_json_string(out, wire_segment_state_name(s->placements[j].state));
+                fputc('}', out);
+            }
+            fprintf(out, "],\"backoff_until_ms\":%" PRIu64 ",\"last_reason\":",
+                    s->backoff_until_ms);
+            ctl_json_string(out, s->last_reason);
+            fputc('}', out);
+        }
+        fputs("]}\n", out);
+        return;
+    }
+    fprintf(out, "%-24s %-8s %12s %9s %9s  %-30s %s\n", "SEGMENT", "STATE", "ROWS", "ROW_SIZE",
+            "EST_SIZE", "NODES", "LAST_REASON");
+    for (size_t i = 0; i < segs->n; i++) {
+        const struct wire_segment_info *s = &segs->segments[i];
+        char nodes[256] = "";
+        size_t o = 0;
+
+        for (size_t j = 0; j < s->n_placements && o < sizeof(nodes) - 1; j++) {
+            int r = snprintf(nodes + o, sizeof(nodes) - o, "%s%s(%s)", j ? "," : "",
+                             s->placements[j].node_id,
+                             wire_segment_state_name(s->placements[j].state));
+            if (r < 0)
+                break;
+            o += (size_t)r;
+        }
+        fprintf(out, "%-24s %-8s %12" PRIu64 " %9" PRIu64 " %9s  %-30s %s\n", s->spec.segment_id,
+                s->state, s->spec.row_count, s->spec.avg_row_size,
+                ctl_bytes(b1, sizeof(b1), s->spec.row_count * s->spec.avg_row_size),
+                nodes[0] != '\0' ? nodes : "-", s->last_reason[0] != '\0' ? s->last_reason : "-");
+    }
+    if (segs->total > segs->n)
+        fprintf(out, "(%zu of %" PRIu64 " shown; use --limit)\n", segs->n, segs->total);
+}
+
+static const char *ctl_time(char *buf, size_t len, uint64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%H:%M:%S", &tm);
+    return buf;
+}
+
+void ctl_print_events(FILE *out, const struct wire_event_list *evs, bool json)
+{
+    char tb[16];
+
+    if (json) {
+        fputs("{\"events\":[", out);
+        for (size_t i = 0; i < evs->n; i++) {
+            const struct wire_event *e = &evs->events[i];
+            fprintf(out, "%s{\"id\":%" PRIu64 ",\"ts_ms\":%" PRIu64 ",\"segment\":", i ? "," : "",
+                    e->id, e->ts_ms);
+            ctl_json_string(out, e->segment_id);
+            fputs(",\"node\":", out);
+            ctl_json_string(out, e->node_id);
+            fputs(",\"kind\":", out);
+            ctl_json_string(out, e->kind);
+            fputs(",\"reason\":", out);
+            ctl_json_string(out, e->reason != WIRE_REASON_NONE ? wire_reason_name(e->reason) : "");
+            fprintf(out, ",\"http_status\":%u,\"retry_after_ms\":%u,\"detail\":", e->http_status,
+                    e->retry_after_ms);
+            ctl_json_string(out, e->detail);
+            fputc('}', out);
+        }
+        fputs("]}\n", out);
+        return;
+    }
+    fprintf(out, "%-8s %-10s %-24s %-16s %-10s %-17s %5s %8s  %s\n", "ID", "TIME(UTC)", "SEGMENT",
+            "NODE", "KIND", "REASON", "HTTP", "RETRY_MS", "DETAIL");
+    for (size_t i = 0; i < evs->n; i++) {
+        const struct wire_event *e = &evs->events[i];
+        fprintf(out, "%-8" PRIu64 " %-10s %-24s %-16s %-10s %-17s %5u %8u  %s\n", e->id,
+                ctl_time(tb, sizeof(tb), e->ts_ms), e->segment_id[0] ? e->segment_id : "-",
+                e->node_id[0] ? e->node_id : "-", e->kind,
+                e->reason != WIRE_REASON_NONE ? wire_reason_name(e->reason) : "-", e->http_status,
+                e->retry_after_ms, e->detail);
+    }
+}
+
+void ctl_print_explain(FILE *out, const struct wire_segment_info *s, bool json)
+{
+    if (json) {
+        struct wire_segment_list one = {1, (struct wire_segment_info *)(uintptr_t)s, 1};
+        fputs("{\"segment\":", out);
+        /* Reuse the list renderer for the segment itself, then the explanation. */
+        {
+            char *buf = NULL;
+            size_t len = 0;
+            FILE *mem = open_memstream(&buf, &len);
+            ctl_print_segments(mem, &one, true);
+            fclose(mem);
+            /* {"total":1,"segments":[ ... ]}\n -> the object inside the array */
+            {
+                char *start = strchr(buf, '[');
+                char *end = strrchr(buf, ']');
+                if (start != NULL && end != NULL && end > start)
+                    fprintf(out, "%.*s", (int)(end - start - 1), start + 1);
+                else
+                    fputs("null", out);
+            }
+            free(buf);
+        }
+        fputs(",\"explain\":", out);
+        ctl_json_string(out, s->explain != NULL ? s->explain : "");
+        fputs("}\n", out);
+        return;
+    }
+    fprintf(out, "segment %s: %s, %" PRIu64 " rows x %" PRIu64 " B, replication %u\n  uri %s\n",
+            s->spec.segment_id, s->state, s->spec.row_count, s->spec.avg_row_size,
+            s->spec.replication, s->spec.uri);
+    for (size_t j = 0; j < s->n_placements; j++)
+        fprintf(out, "  on %s: %s\n", s->placements[j].node_id,
+                wire_segment_state_name(s->placements[j].state));
+    if (s->explain != NULL && s->explain[0] != '\0')
+        fprintf(out, "%s\n", s->explain);
+}
+
+/* ---- commands ----------------------------------------------------------- */
+
+static void ctl_parse(const struct config_option *opts, size_t n, int argc, char **argv,
+                      int *ret_next, const char *usage, const char *desc, int positional)
+{
+    char err[256];
+    int r = config_parse(opts, n, argc, argv, ret_next, err, sizeof(err));
+
+    if (r == CONFIG_HELP) {
+        config_usage(stdout, usage, desc, opts, n);
+        exit(CTL_EXIT_OK);
+    }
+    if (r < 0) {
+        fprintf(stderr, "sluice-coord %s: %s\n(see: sluice-coord %s --help)\n", argv[0], err,
+                argv[0]);
+        exit(CTL_EXIT_USAGE);
+    }
+    if (positional >= 0 && argc - *ret_next != positional) {
+        fprintf(stderr, "sluice-coord %s: expected %d argument%s, got %d\nusage: %s\n", argv[0],
+                positional, positional == 1 ? "" : "s", argc - *ret_next, usage);
+        exit(CTL_EXIT_USAGE);
+    }
+}
+
+static void ctl_load_token(struct ctl_common *c)
+{
+    char buf[512];
+    size_t n;
+    FILE *f;
+
+    c->token = NULL;
+    if (c->token_file == NULL || c->token_file[0] == '\0') {
+        const char *env = getenv("SLUICE_TOKEN");
+        if (env != NULL && env[0] != '\0')
+            c->token = xstrdup(env);
+        return;
+    }
+    f = fopen(c->token_file, "re");
+    if (f == NULL) {
+        fprintf(stderr, "sluice-coord: --token-file %s: %s\n", c->token_file, strerror(errno));
+        exit(CTL_EXIT_USAGE);
+    }
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    c->token = xstrdup(buf);
+}
+
+/*
+ * One request to the coordinator. Returns CTL_EXIT_OK with *resp filled on
+ * a 2xx, or prints why and returns the exit code.
+ */
+static int ctl_call(const struct ctl_common *c, const char *cmd, const char *method,
+                    const char *path, const void *body, size_t len, struct http_response *resp)
+{
+    struct wire_error e;
+    int r = http_fetch(c->coordinator, method, path, body != NULL ? WIRE_CONTENT_TYPE : NULL, body,
+                       len, c->token, (unsigned)c->timeout_ms, resp);
+
+    if (r < 0) {
+        fprintf(stderr, "sluice-coord %s: cannot reach the coordinator at %s: %s\n", cmd,
+                c->coordinator, strerror(-r));
+        return CTL_EXIT_UNREACHABLE;
+    }
+    if (resp->status >= 200 && resp->status < 300)
+        return CTL_EXIT_OK;
+    if (wire_error_decode(resp->body, resp->body_len, &e) == 0 && e.message[0] != '\0')
+        fprintf(stderr, "sluice-coord %s: HTTP %d %s: %s\n", cmd, resp->status, e.code, e.message);
+    else
+        fprintf(stderr, "sluice-coord %s: HTTP %d: %.200s\n", cmd, resp->status, resp->body);
+    http_response_done(resp);
+    return CTL_EXIT_FAILED;
+}
+
+static int ctl_bad_answer(const char *cmd, const struct wire_error *err)
+{
+    fprintf(stderr, "sluice-coord %s: unreadable answer: %s\n", cmd, err->message);
+    return CTL_EXIT_FAILED;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+    struct ctl_common c;
+    const struct config_option opts[] = {CTL_COMMON_OPTS(c)};
+    struct wire_cluster_status st;
+    struct http_response r;
+    struct wire_error err;
+    int next, rc;
+
+    ctl_parse(opts, N_OPTS(opts), argc, argv, &next, "sluice-coord status [--json]",
+              "Show the cluster: segments by state, nodes up.", 0);
+    ctl_load_token(&c);
+    rc = ctl_call(&c, "status", "GET", "/v1/status", NULL, 0, &r);
+    if (rc == CTL_EXIT_OK) {
+        if (wire_cluster_status_decode(r.body, r.body_len, &st, &err) == 0)
+            ctl_print_status(stdout, &st, c.json);
+        else
+            rc = ctl_bad_answer("status", &err);
+        http_response_done(&r);
+    }
+    free(c.token);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+
+static int cmd_nodes(int argc, char **argv)
+{
+    struct ctl_common c;
+    const struct config_option opts[] = {CTL_COMMON_OPTS(c)};
+    struct wire_node_list nodes;
+    struct http_response r;
+    struct wire_error err;
+    int next, rc;
+
+    ctl_parse(opts, N_OPTS(opts), argc, argv, &next, "sluice-coord nodes [--json]",
+              "List nodes: state, pressure, working set, p99, segments, last refusal reason.", 0);
+    ctl_load_token(&c);
+    rc = ctl_call(&c, "nodes", "GET", "/v1/nodes", NULL, 0, &r);
+    if (rc == CTL_EXIT_OK) {
+        if (wire_node_list_decode(r.body, r.body_len, &nodes, &err) == 0) {
+            ctl_print_nodes(stdout, &nodes, c.json);
+            wire_node_list_done(&nodes);
+        } else {
+            rc = ctl_bad_answer("nodes", &err);
+        }
+        http_response_done(&r);
+    }
+    free(c.token);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+
+static int cmd_segments(int argc, char **argv)
+{
+    struct ctl_common c;
+    char *state = NULL;
+    int64_t limit = 0;
+    static const char *const states[] = {"all", "PENDING", "LOADED", "INVALID", NULL};
+    const struct config_option opts[] = {
+        CTL_COMMON_OPTS(c),
+        {"state", NULL, CONFIG_CHOICE, &state, "all", "Only segments in this state.",
+         .choices = states},
+        {"limit", NULL, CONFIG_INT, &limit, "1000", "Show at most this many.", 1, 1000000},
+    };
+    struct wire_segment_list segs;
+    struct http_response r;
+    struct wire_error err;
+    char path[128];
+    int next, rc;
+
+    ctl_parse(opts, N_OPTS(opts), argc, argv, &next,
+              "sluice-coord segments [--state S] [--limit N] [--json]",
+              "List segments with their state and the nodes holding them.", 0);
+    ctl_load_token(&c);
+    snprintf(path, sizeof(path), "/v1/segments?limit=%" PRId64 "%s%s", limit,
+             strcmp(state, "all") != 0 ? "&state=" : "", strcmp(state, "all") != 0 ? state : "");
+    rc = ctl_call(&c, "segments", "GET", path, NULL, 0, &r);
+    if (rc == CTL_EXIT_OK) {
+        if (wire_segment_list_decode(r.body, r.body_len, &segs, &err) == 0) {
+            ctl_print_segments(stdout, &segs, c.json);
+            wire_segment_list_done(&segs);
+        } else {
+            rc = ctl_bad_answer("segments", &err);
+        }
+        http_response_done(&r);
+    }
+    free(c.token);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+
+/* Registers a batch; prints nothing on success. */
+static int ctl_register(const struct ctl_common *c, const char *cmd,
+                        const struct wire_segment_batch *b, struct wire_batch_response *ret)
+{
+    struct http_response r;
+    struct wire_error err;
+    size_t len;
+    uint8_t *body = wire_segment_batch_encode(b, &len);
+    int rc = ctl_call(c, cmd, "POST", "/v1/segments", body, len, &r);
+
+    free(body);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (wire_batch_response_decode(r.body, r.body_len, ret, &err) < 0)
+        rc = ctl_bad_answer(cmd, &err);
+    http_response_done(&r);
+    return rc;
+}
+
+static int cmd_add(int argc, char **argv)
+{
+    struct ctl_common c;
+    char *id = NULL, *uri = NULL;
+    int64_t rows = 0, row_size = 0, replication = 0;
+    const struct config_option opts[] = {
+        CTL_COMMON_OPTS(c),
+        {"id", NULL, CONFIG_STRING, &id, NULL, "Segment id.", .required = true},
+        {"uri", NULL, CONFIG_STRING, &uri, NULL, "file:/// URI of the segment file.",
+         .required = true},
+        {"rows", NULL, CONFIG_INT, &rows, NULL, "Row count.", 1, (int64_t)WIRE_ROW_COUNT_MAX,
+         .required = true},
+        {"row-size", NULL, CONFIG_INT, &row_size, NULL, "Average row size in bytes.", 1,
+         (int64_t)WIRE_ROW_SIZE_MAX, .required = true},
+        {"replication", NULL, CONFIG_INT, &replication, "1", "Copies to place.", 1,
+         WIRE_REPLICATION_MAX},
+    };
+    struct wire_segment_spec spec;
+    struct wire_segment_batch b = {1, &spec};
+    struct wire_batch_response br;
+    struct wire_error err;
+    int next, rc;
+
+    ctl_parse(opts, N_OPTS(opts), argc, argv, &next,
+              "sluice-coord add --id ID --uri URI --rows N --row-size B [--replication R]",
+              "Register one segment.", 0);
+    memset(&spec, 0, sizeof(spec));
+    if (strlen(id) > WIRE_ID_MAX) {
+        fprintf(stderr, "sluice-coord add: --id: longer than %d bytes\n", WIRE_ID_MAX);
+        return CTL_EXIT_USAGE;
+    }
+    snprintf(spec.segment_id, sizeof(spec.segment_id), "%s", id);
+    spec.uri = uri;
+    spec.row_count = (uint64_t)rows;
+    spec.avg_row_size = (uint64_t)row_size;
+    spec.replication = (uint32_t)replication;
+    if (wire_check_segment_spec("segment", &spec, &err) < 0) {
+        fprintf(stderr, "sluice-coord add: %s\n", err.message);
+        config_free_strings(opts, N_OPTS(opts));
+        return CTL_EXIT_USAGE;
+    }
+    ctl_load_token(&c);
+    rc = ctl_register(&c, "add", &b, &br);
+    if (rc == CTL_EXIT_OK) {
+        if (c.json)
+            printf("{\"registered\":%u,\"unchanged\":%u}\n", br.registered, br.unchanged);
+        else
+            printf("%s: %s\n", spec.segment_id,
+                   br.registered ? "registered" : "already registered (unchanged)");
+    }
+    free(c.token);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+
+/* Reads a segment file's header into a spec. Returns 0 or prints why not. */
+static int ctl_read_spec(const char *path, struct wire_segment_spec *spec)
+{
+    unsigned char buf[SEGMENT_MAX_HEADER_SIZE];
+    struct segment_header hdr;
+    char detail[256], real[4096];
+    uint64_t row_bytes = 0;
+    struct stat sb;
+    ssize_t n;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0 || fstat(fd, &sb) < 0) {
+        fprintf(stderr, "sluice-coord import: %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    n = pread(fd, buf, sizeof(buf), 0);
+    close(fd);
+    if (n < 0 ||
+        segment_parse_header(buf, (size_t)n, (uint64_t)sb.st_size, &hdr, detail, sizeof(detail)) <
+            0) {
+        fprintf(stderr, "sluice-coord import: %s: skipped: %s\n", path,
+                n < 0 ? strerror(errno) : detail);
+        return -1;
+    }
+    if (hdr.row_count == 0) {
+        fprintf(stderr, "sluice-coord import: %s: skipped: no rows\n", path);
+        return -1;
+    }
+    for (unsigned i = 0; i < hdr.column_count; i++)
+        row_bytes += hdr.columns[i].width;
+    if (realpath(path, real) == NULL)
+        snprintf(real, sizeof(real), "%s", path);
+    spec->uri = xasprintf("file://%s", real);
+    spec->row_count = hdr.row_count;
+    spec->avg_row_size = row_bytes > 0 ? row_bytes : 1;
+    return 0;
+}
+
+static int ctl_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmd_import(int argc, char **argv)
+{
+    struct ctl_common c;
+    int64_t replication = 0, batch = 0;
+    const struct config_option opts[] = {
+        CTL_COMMON_OPTS(c),
+        {"replication", NULL, CONFIG_INT, &replication, "1", "Copies of each segment.", 1,
+         WIRE_REPLICATION_MAX},
+        {"batch", NULL, CONFIG_INT, &batch, "1000", "Segments registered per request.", 1,
+         WIRE_BATCH_MAX},
+    };
+    struct wire_segment_batch b = {0, NULL};
+    uint64_t registered = 0, unchanged = 0, skipped = 0;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    const char *dir;
+    int next, rc = CTL_EXIT_OK;
+    DIR *d;
+
+    ctl_parse(opts, N_OPTS(opts), argc, argv, &next,
+              "sluice-coord import DIR [--replication R] [--batch N] [--json]",
+              "Register every *.seg file in DIR (the id is the file name without .seg), "
+              "reading row count and row size from each header.",
+              1);
+    dir = argv[next];
+    d = opendir(dir);
+    if (d == NULL) {
+        fprintf(stderr, "sluice-coord import: %s: %s\n", dir, strerror(errno));
+        config_free_strings(opts, N_OPTS(opts));
+        return CTL_EXIT_USAGE;
+    }
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len > 4 && strcmp(de->d_name + len - 4, ".seg") == 0 && de->d_name[0] != '.') {
+            if (n == cap) {
+                cap = cap * 2 + 64;
+                names = xreallocarray(names, cap, sizeof(*names));
+            }
+            names[n++] = xstrdup(de->d_name);
+        }
+    }
+    closedir(d);
+    qsort(names, n, sizeof(*names), ctl_cmp_str);
+    ctl_load_token(&c);
+    b.specs = xcalloc((size_t)batch, sizeof(*b.specs));
+    for (size_t i = 0; i <= n && rc == CTL_EXIT_OK; i++) {
+        if (i < n) {
+            struct wire_segment_spec *s = &b.specs[b.n];
+            char *path = xasprintf("%s/%s", dir, names[i]);
+            struct wire_error err;
+
+            memset(s, 0, sizeof(*s));
+            snprintf(s->segment_id, sizeof(s->segment_id), "%.*s", (int)(strlen(names[i]) - 4),
+                     names[i]);
+            s->replication = (uint32_t)replication;
+            if (ctl_read_spec(path, s) < 0) {
+                skipped++;
+            } else if (wire_check_segment_spec(names[i], s, &err) < 0) {
+                fprintf(stderr, "sluice-coord import: skipped: %s\n", err.message);
+                free(s->uri);
+                skipped++;
+            } else {
+                b.n++;
+            }
+            free(path);
+        }
+        if (b.n == (size_t)batch || (i == n && b.n > 0)) {
+            struct wire_batch_response br;
+            rc = ctl_register(&c, "import", &b, &br);
+            if (rc == CTL_EXIT_OK) {
+                registered += br.registered;
+                unchanged += br.unchanged;
+            }
+            for (size_t k = 0; k < b.n; k++)
+                free(b.specs[k].uri);
+            b.n = 0;
+            if (!c.json)
+                fprintf(stderr, "import: %zu/%zu files read, %" PRIu64 " registered, %" PRIu64
+                                " unchanged, %" PRIu64 " skipped\n",
+                        i + (i < n), n, registered, unchanged, skipped);
+        }
+    }
+    if (c.json)
+        printf("{\"files\":%zu,\"registered\":%" PRIu64 ",\"unchanged\":%" PRIu64
+               ",\"skipped\":%" PRIu64 "}\n",
+               n, registered, unchanged, skipped);
+    else if (rc == CTL_EXIT_OK)
+        printf("imported %s: %" PRIu64 " registered, %" PRIu64 " already registered, %" PRIu64
+               " skipped\n",
+               dir, registered, unchanged, skipped);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    free(b.specs);
+    free(c.token);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+
+static int ctl_node_action(int argc, char **argv, const char *action)
+{
+    struct ctl_common c;
+    const struct config_option opts[] = {CTL_COMMON_OPTS(c)};
+    struct http_response r;
+    struct wire_error err;
+    char usage[96], path[256];
+    int next, rc;
+
+    snprintf(usage, sizeof(usage), "sluice-coord %s NODE", action);
+    ctl_parse(opts, N_OPTS(opts), argc, argv, &next, usage,
+              strcmp(action, "drain") == 0
+                  ? "Stop placing segments on NODE (what it holds stays until moved)."
+                  : "Place segments on NODE again.",
+              1);
+    if (wire_check_segment_id("NODE", argv[next], &err) < 0) {
+        fprintf(stderr, "sluice-coord %s: %s\n", action, err.message);
+        config_free_strings(opts, N_OPTS(opts));
+        return CTL_EXIT_USAGE;
+    }
+    ctl_load_token(&c);
+    snprintf(path, sizeof(path), "/v1/nodes/%s/%s", argv[next], action);
+    rc = ctl_call(&c, action, "POST", path, NULL, 0, &r);
+    if (rc == CTL_EXIT_OK) {
+        if (c.json)
+            printf("{\"node\":\"%s\",\"action\":\"%s\"}\n", argv[next], action);
+        else
+            printf("%s: %s\n", argv[next], strcmp(action, "drain") == 0 ? "DRAINING" : "UP");
+        http_response_done(&r);
+    }
+    free(c.token);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+
+static int cmd_drain(int argc, char **argv)
+{
+    return ctl_node_action(argc, argv, "drain");
+}
+
+static int cmd_undrain(int argc, char **argv)
+{
+    return ctl_node_action(argc, argv, "undrain");
+}
+
+static int cmd_events(int argc, char **argv)
+{
+    struct ctl_common c;
+    char *segment = NULL;
+    int64_t limit = 0;
+    const struct config_option opts[] = {
+        CTL_COMMON_OPTS(c),
+        {"segment", NULL, CONFIG_STRING, &segment, "", "Only events of this segment."},
+        {"limit", NULL, CONFIG_INT, &limit, "100", "Newest events shown.", 1, 100000},
+    };
+    struct wire_event_list evs;
+    struct http_response r;
+    struct wire_error err;
+    char path[256];
+    int next, rc;
+
+    ctl_parse(opts, N_OPTS(opts), argc, argv, &next,
+              "sluice-coord events [--segment ID] [--limit N] [--json]",
+              "Placement history: refusals with their reasons, acceptances, node state changes.",
+              0);
+    if (segment[0] != '\0' && wire_check_segment_id("--segment", segment, &err) < 0) {
+        fprintf(stderr, "sluice-coord events: %s\n", err.message);
+        config_free_strings(opts, N_OPTS(opts));
+        return CTL_EXIT_USAGE;
+    }
+    ctl_load_token(&c);
+    snprintf(path, sizeof(path), "/v1/events?limit=%" PRId64 "%s%s", limit,
+             segment[0] != '\0' ? "&segment=" : "", segment);
+    rc = ctl_call(&c, "events", "GET", path, NULL, 0, &r);
+    if (rc == CTL_EXIT_OK) {
+        if (wire_event_list_decode(r.body, r.body_len, &evs, &err) == 0) {
+            ctl_print_events(stdout, &evs, c.json);
+            wire_event_list_done(&evs);
+        } else {
+            rc = ctl_bad_answer("events", &err);
+        }
+        http_response_done(&r);
+    }
+    free(c.token);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+
+static int cmd_explain(int argc, char **argv)
+{
+    struct ctl_common c;
+    const struct config_option opts[] = {CTL_COMMON_OPTS(c)};
+    struct wire_segment_list segs;
+    struct http_response r;
+    struct wire_error err;
+    char path[256];
+    int next, rc;
+
+    ctl_parse(opts, N_OPTS(opts), argc, argv, &next, "sluice-coord explain SEGMENT [--json]",
+              "Why a segment is where it is, or why it is still pending: each node's last "
+              "answer.",
+              1);
+    if (wire_check_segment_id("SEGMENT", argv[next], &err) < 0) {
+        fprintf(stderr, "sluice-coord explain: %s\n", err.message);
+        config_free_strings(opts, N_OPTS(opts));
+        return CTL_EXIT_USAGE;
+    }
+    ctl_load_token(&c);
+    snprintf(path, sizeof(path), "/v1/segments/%s", argv[next]);
+    rc = ctl_call(&c, "explain", "GET", path, NULL, 0, &r);
+    if (rc == CTL_EXIT_OK) {
+        if (wire_segment_list_decode(r.body, r.body_len, &segs, &err) == 0 && segs.n == 1) {
+            ctl_print_explain(stdout, &segs.segments[0], c.json);
+            wire_segment_list_done(&segs);
+        } else {
+            rc = ctl_bad_answer("explain", &err);
+        }
+        http_response_done(&r);
+    }
+    free(c.token);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+
+static int cmd_wait(int argc, char **argv)
+{
+    struct ctl_common c;
+    uint64_t wait_ms = 0;
+    const struct config_option opts[] = {
+        CTL_COMMON_OPTS(c),
+        {"for", NULL, CONFIG_DURATION, &wait_ms, "10m",
+         "Give up after this long (exit 4).", 100, 86400000},
+    };
+    struct wire_cluster_status st;
+    uint64_t deadline;
+    int next, rc = CTL_EXIT_TIMEOUT;
+
+    ctl_parse(opts, N_OPTS(opts), argc, argv, &next, "sluice-coord wait [--for DURATION]",
+              "Wait until every placeable segment is LOADED, showing progress. INVALID "
+              "segments are not placeable.",
+              0);
+    ctl_load_token(&c);
+    deadline = clock_mono_ns() / 1000000 + wait_ms;
+    for (;;) {
+        struct http_response r;
+        struct wire_error err;
+        int crc = ctl_call(&c, "wait", "GET", "/v1/status", NULL, 0, &r);
+
+        if (crc != CTL_EXIT_OK) {
+            rc = crc;
+            break;
+        }
+        crc = wire_cluster_status_decode(r.body, r.body_len, &st, &err);
+        http_response_done(&r);
+        if (crc < 0) {
+            rc = ctl_bad_answer("wait", &err);
+            break;
+        }
+        if (!c.json)
+            fprintf(stderr, "wait: %" PRIu64 "/%" PRIu64 " loaded, %" PRIu64 " pending (%" PRIu64
+                            " backing off), %" PRIu64 " invalid, %u/%u nodes up\n",
+                    st.segments_loaded, st.segments_total - st.segments_invalid,
+                    st.segments_pending, st.segments_backing_off, st.segments_invalid,
+                    st.nodes_up, st.nodes_total);
+        if (st.segments_pending == 0 && st.segments_loaded + st.segments_invalid ==
+                                            st.segments_total) {
+            rc = CTL_EXIT_OK;
+            break;
+        }
+        if (clock_mono_ns() / 1000000 >= deadline)
+            break;
+        usleep(1000000);
+    }
+    if (c.json && (rc == CTL_EXIT_OK || rc == CTL_EXIT_TIMEOUT))
+        ctl_print_status(stdout, &st, true);
+    if (rc == CTL_EXIT_TIMEOUT)
+        fprintf(stderr, "sluice-coord wait: gave up after %" PRIu64 " ms\n", wait_ms);
+    free(c.token);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} ctl_cmds[] = {
+    {"status", cmd_status, "cluster summary"},
+    {"nodes", cmd_nodes, "nodes with state, pressure, WSS, p99, segments, last refusal"},
+    {"segments", cmd_segments, "segments with state and placement"},
+    {"add", cmd_add, "register one segment"},
+    {"import", cmd_import, "register every segment file in a directory"},
+    {"drain", cmd_drain, "stop placing on a node"},
+    {"undrain", cmd_undrain, "place on a node again"},
+    {"events", cmd_events, "refusal and placement history"},
+    {"explain", cmd_explain, "why a segment is where it is, or still pending"},
+    {"wait", cmd_wait, "wait until every placeable segment is LOADED"},
+};
+
+bool ctl_is_command(const char *name)
+{
+    for (size_t i = 0; i < N_OPTS(ctl_cmds); i++)
+        if (strcmp(name, ctl_cmds[i].name) == 0)
+            return true;
+    return false;
+}
+
+void ctl_usage(FILE *out)
+{
+    for (size_t i = 0; i < N_OPTS(ctl_cmds); i++)
+        fprintf(out, "  %-9s %s\n", ctl_cmds[i].name, ctl_cmds[i].help);
+}
+
+int ctl_main(int argc, char **argv)
+{
+    for (size_t i = 0; i < N_OPTS(ctl_cmds); i++)
+        if (strcmp(argv[0], ctl_cmds[i].name) == 0)
+            return ctl_cmds[i].fn(argc, argv);
+    fprintf(stderr, "sluice-coord: unknown command \"%s\"\n", argv[0]);
+    return CTL_EXIT_USAGE;
+}

@@ -1,0 +1,46 @@
+/*
+ * ctl: the admin CLI of sluice-coord (status, nodes, segments, add, import,
+ * drain, undrain, events, explain, wait). Each command talks to the
+ * coordinator's HTTP API and prints a table for people or, with --json, one
+ * JSON document for scripts.
+ *
+ * Exit codes (CTL_EXIT_*): 0 done; 1 the coordinator refused or failed the
+ * request; 2 usage error; 3 the coordinator could not be reached; 4 `wait`
+ * timed out.
+ *
+ * The renderers are pure (wire struct in, text out) so tests can check the
+ * output formats without a coordinator.
+ */
+#ifndef SLUICE_CTL_H
+#define SLUICE_CTL_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "wire.h"
+
+enum {
+    CTL_EXIT_OK = 0,
+    CTL_EXIT_FAILED = 1,
+    CTL_EXIT_USAGE = 2,
+    CTL_EXIT_UNREACHABLE = 3,
+    CTL_EXIT_TIMEOUT = 4,
+};
+
+/* Runs one admin command: argv[0] is its name ("nodes", ...). */
+int ctl_main(int argc, char **argv);
+/* True if name is an admin command. */
+bool ctl_is_command(const char *name);
+/* Lists the admin commands, one per line, for `sluice-coord --help`. */
+void ctl_usage(FILE *out);
+
+void ctl_print_status(FILE *out, const struct wire_cluster_status *st, bool json);
+void ctl_print_nodes(FILE *out, const struct wire_node_list *nodes, bool json);
+void ctl_print_segments(FILE *out, const struct wire_segment_list *segs, bool json);
+void ctl_print_events(FILE *out, const struct wire_event_list *evs, bool json);
+void ctl_print_explain(FILE *out, const struct wire_segment_info *seg, bool json);
+
+/* Writes s as a JSON string literal (with quotes). */
+void ctl_json_string(FILE *out, const char *s);
+
+#endif

@@ -1,0 +1,215 @@
+/*
+ * sluice-coord: the coordinator daemon (`serve`) and the admin CLI (every
+ * other command, see ctl.h), one binary in the Consul/Nomad manner. Only
+ * option parsing and the event loop live here.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "config.h"
+#include "coord.h"
+#include "ctl.h"
+#include "log.h"
+#include "sluice_config.h"
+#include "xmalloc.h"
+
+#define N_OPTS(a) (sizeof(a) / sizeof((a)[0]))
+
+static void main_stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+    log_info("signal", "signal=%d action=stop", (int)sig);
+    event_base_loopexit(arg, NULL);
+}
+
+static char *main_read_token(const char *path)
+{
+    char buf[512];
+    size_t n;
+    FILE *f;
+
+    if (path == NULL || path[0] == '\0') {
+        const char *env = getenv("SLUICE_TOKEN");
+        return env != NULL && env[0] != '\0' ? xstrdup(env) : NULL;
+    }
+    f = fopen(path, "re");
+    if (f == NULL) {
+        fprintf(stderr, "sluice-coord: --token-file %s: %s\n", path, strerror(errno));
+        exit(2);
+    }
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (buf[0] == '\0') {
+        fprintf(stderr, "sluice-coord: --token-file %s: empty\n", path);
+        exit(2);
+    }
+    return xstrdup(buf);
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    char *listen = NULL, *db = NULL, *token_file = NULL, *ready_file = NULL, *log_level = NULL;
+    uint64_t node_timeout = 0, assign_timeout = 0, drop_retry = 0, events_keep = 0;
+    uint64_t max_body = 0, idle_ms = 0, request_ms = 0;
+    int64_t in_flight = 0, max_conns = 0;
+    static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+    const struct config_option opts[] = {
+        {"listen", "SLUICE_LISTEN", CONFIG_STRING, &listen, "127.0.0.1:7000",
+         "Address to serve HTTP on (host:port; port 0 picks a free one)."},
+        {"db", "SLUICE_DB", CONFIG_STRING, &db, NULL,
+         "SQLite catalog file (created if missing; WAL, synchronous=FULL).", .required = true},
+        {"node-timeout", "SLUICE_NODE_TIMEOUT", CONFIG_DURATION, &node_timeout, "5s",
+         "A node that has not reported for this long is DOWN; its segments move.", 500,
+         3600000},
+        {"assign-timeout", "SLUICE_ASSIGN_TIMEOUT", CONFIG_DURATION, &assign_timeout, "10s",
+         "An assignment with no answer marks its node SUSPECT and goes elsewhere.", 100,
+         600000},
+        {"max-in-flight", "SLUICE_MAX_IN_FLIGHT", CONFIG_INT, &in_flight, "64",
+         "Assignments in flight per node.", 1, 100000},
+        {"drop-retry", "SLUICE_DROP_RETRY", CONFIG_DURATION, &drop_retry, "60s",
+         "A segment a node dropped or failed does not go back to it before this.", 0,
+         86400000},
+        {"events-keep", "SLUICE_EVENTS_KEEP", CONFIG_INT, &events_keep, "100000",
+         "Events kept in the catalog (older ones are trimmed).", 100, 100000000},
+        {"max-body", "SLUICE_MAX_BODY", CONFIG_SIZE, &max_body, "4M",
+         "Largest request body; larger ones get 413.", 1024, 4 << 20},
+        {"max-connections", "SLUICE_MAX_CONNECTIONS", CONFIG_INT, &max_conns, "1024",
+         "Open connections; more are closed at accept.", 1, 1000000},
+        {"idle-timeout", "SLUICE_IDLE_TIMEOUT", CONFIG_DURATION, &idle_ms, "30s",
+         "Close a connection idle for this long.", 100, 86400000},
+        {"request-timeout", "SLUICE_REQUEST_TIMEOUT", CONFIG_DURATION, &request_ms, "10s",
+         "A request must arrive whole within this.", 100, 3600000},
+        {"token-file", "SLUICE_TOKEN_FILE", CONFIG_STRING, &token_file, "",
+         "File holding the cluster token (else $SLUICE_TOKEN; none: no auth)."},
+        {"ready-file", "SLUICE_READY_FILE", CONFIG_STRING, &ready_file, "",
+         "Write the bound host:port here once serving."},
+        {"log-level", "SLUICE_LOG_LEVEL", CONFIG_CHOICE, &log_level, "info",
+         "Lowest level logged.", .choices = levels},
+    };
+    struct event_base *base = NULL;
+    struct event *sigterm = NULL, *sigint = NULL;
+    struct coord_config cfg;
+    struct coord *c = NULL;
+    enum log_level lvl = LOG_LEVEL_INFO;
+    char err[512], *token;
+    int next, rc = 1;
+
+    {
+        int r = config_parse(opts, N_OPTS(opts), argc, argv, &next, err, sizeof(err));
+        if (r == CONFIG_HELP) {
+            config_usage(stdout, "sluice-coord serve --db FILE [flags]",
+                         "Run the Sluice coordinator: register segments, place them round-robin "
+                         "on nodes that may refuse.",
+                         opts, N_OPTS(opts));
+            exit(0);
+        }
+        if (r < 0 || next < argc) {
+            fprintf(stderr, "sluice-coord serve: %s\n(see: sluice-coord serve --help)\n",
+                    r < 0 ? err : "unexpected argument");
+            exit(2);
+        }
+    }
+    log_level_parse(log_level, &lvl);
+    log_set_level(lvl);
+    token = main_read_token(token_file);
+    signal(SIGPIPE, SIG_IGN);
+    evthread_use_pthreads();
+    base = event_base_new();
+    if (base == NULL)
+        fatal("event_base_new", NULL);
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.listen = listen;
+    cfg.db_path = db;
+    cfg.token = token;
+    cfg.node_timeout_ms = node_timeout;
+    cfg.assign_timeout_ms = assign_timeout;
+    cfg.max_in_flight_per_node = (unsigned)in_flight;
+    cfg.drop_retry_ms = drop_retry;
+    cfg.events_keep = events_keep;
+    cfg.limits = http_limits_default();
+    cfg.limits.max_body = max_body;
+    cfg.limits.max_connections = (unsigned)max_conns;
+    cfg.limits.idle_timeout_ms = (unsigned)idle_ms;
+    cfg.limits.request_timeout_ms = (unsigned)request_ms;
+    c = coord_new(base, &cfg, err, sizeof(err));
+    if (c == NULL) {
+        log_error("start_failed", "error=\"%s\"", err);
+        goto out;
+    }
+    if (ready_file[0] != '\0') {
+        char *tmp = xasprintf("%s.tmp", ready_file);
+        FILE *f = fopen(tmp, "we");
+        if (f == NULL || fprintf(f, "%s\n", coord_bound(c)) < 0 || fclose(f) != 0 ||
+            rename(tmp, ready_file) < 0) {
+            log_error("start_failed", "error=\"cannot write --ready-file %s\"", ready_file);
+            free(tmp);
+            goto out;
+        }
+        free(tmp);
+    }
+    sigterm = evsignal_new(base, SIGTERM, main_stop_cb, base);
+    sigint = evsignal_new(base, SIGINT, main_stop_cb, base);
+    evsignal_add(sigterm, NULL);
+    evsignal_add(sigint, NULL);
+    log_info("listening", "addr=%s db=%s version=%s", coord_bound(c), db, SLUICE_VERSION);
+    event_base_dispatch(base);
+    log_info("stopped", "addr=%s", coord_bound(c));
+    rc = 0;
+out:
+    coord_free(c);
+    if (sigterm != NULL)
+        event_free(sigterm);
+    if (sigint != NULL)
+        event_free(sigint);
+    if (base != NULL)
+        event_base_free(base);
+    free(token);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+
+static void main_usage(FILE *out)
+{
+    fprintf(out, "usage: sluice-coord COMMAND [flags]\n\n"
+                 "Daemon:\n"
+                 "  serve     run the coordinator\n\n"
+                 "Admin (talk to a running coordinator; --coordinator ADDR or "
+                 "SLUICE_COORDINATOR):\n");
+    ctl_usage(out);
+    fprintf(out, "  version   print the version\n\n"
+                 "Every command takes --help and --json where it prints. Exit codes: 0 done, 1 "
+                 "refused or failed,\n2 usage, 3 coordinator unreachable, 4 wait timed out.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        main_usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        main_usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("sluice-coord %s\n", SLUICE_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
+    if (ctl_is_command(argv[1])) {
+        signal(SIGPIPE, SIG_IGN);
+        return ctl_main(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "sluice-coord: unknown command \"%s\"\n", argv[1]);
+    main_usage(stderr);
+    return 2;
+}

@@ -1,0 +1,1174 @@
+/*
+ * check_catalog: unit tests for coordinator/catalog. Every TCase gets a
+ * fresh mkdtemp directory (on the real file system, so fsync is real) with
+ * its own database. Besides the API, the tests look at the file directly
+ * through a second, raw SQLite connection: pragmas, schema version, rows
+ * the API would refuse to write. The durability test forks a child that
+ * commits and then dies by SIGKILL without closing, and reopens the file in
+ * the parent; the migration test builds a version 1 database through
+ * catalog_create_at_version and fills it with raw SQL as version 1 knew it.
+ *
+ * The temporary directory is created and removed by an unchecked fixture,
+ * which runs in the parent process, so it is removed even when a test fails.
+ */
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "catalog.h"
+
+static char test_dir[256];
+static char test_db[512];
+
+static void test_setup(void)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    snprintf(test_dir, sizeof(test_dir), "%s/check_catalog.XXXXXX",
+             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+    if (mkdtemp(test_dir) == NULL) {
+        perror("mkdtemp");
+        abort();
+    }
+    snprintf(test_db, sizeof(test_db), "%s/catalog.db", test_dir);
+}
+
+static int test_rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static void test_teardown(void)
+{
+    nftw(test_dir, test_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- helpers ---- */
+
+static struct catalog *test_open(void)
+{
+    struct catalog *c = NULL;
+    char err[512] = "";
+    int r = catalog_open(test_db, &c, err, sizeof(err));
+
+    ck_assert_msg(r == 0, "catalog_open: %d %s", r, err);
+    ck_assert_ptr_nonnull(c);
+    return c;
+}
+
+static struct catalog *test_open_keep(uint64_t keep)
+{
+    struct catalog_options opts = {.events_keep = keep};
+    struct catalog *c = NULL;
+    char err[512] = "";
+    int r = catalog_open_with(test_db, &opts, &c, err, sizeof(err));
+
+    ck_assert_msg(r == 0, "catalog_open_with: %d %s", r, err);
+    return c;
+}
+
+static struct catalog_segment test_segment(const char *id, uint64_t rows)
+{
+    struct catalog_segment s = {
+        .row_count = rows, .avg_row_size = 48, .replication = 1, .created_ms = 1000};
+
+    snprintf(s.id, sizeof(s.id), "%s", id);
+    snprintf(s.uri, sizeof(s.uri), "file:///data/%s.seg", id);
+    snprintf(s.state, sizeof(s.state), "PENDING");
+    return s;
+}
+
+static struct catalog_node test_node(const char *id, const char *state)
+{
+    struct catalog_node n = {.last_seen_ms = 5000, .created_ms = 4000};
+
+    snprintf(n.id, sizeof(n.id), "%s", id);
+    snprintf(n.addr, sizeof(n.addr), "127.0.0.1:%d", 7000 + (int)strlen(id));
+    snprintf(n.state, sizeof(n.state), "%s", state);
+    return n;
+}
+
+static void test_put_segment(struct catalog *c, const char *id, uint64_t rows)
+{
+    struct catalog_segment s = test_segment(id, rows);
+    int r = catalog_put_segment(c, &s);
+
+    ck_assert_msg(r == 0, "put_segment %s: %d %s", id, r, catalog_errmsg(c));
+}
+
+static void test_put_node(struct catalog *c, const char *id)
+{
+    struct catalog_node n = test_node(id, "UP");
+    int r = catalog_put_node(c, &n);
+
+    ck_assert_msg(r == 0, "put_node %s: %d %s", id, r, catalog_errmsg(c));
+}
+
+static void test_add_event(struct catalog *c, const char *seg, const char *kind, int64_t ts)
+{
+    struct catalog_event e = {.ts_ms = ts};
+    int r;
+
+    snprintf(e.segment_id, sizeof(e.segment_id), "%s", seg);
+    snprintf(e.kind, sizeof(e.kind), "%s", kind);
+    r = catalog_add_event(c, &e);
+    ck_assert_msg(r == 0, "add_event: %d %s", r, catalog_errmsg(c));
+}
+
+static uint64_t test_count_segments(struct catalog *c, const char *state)
+{
+    uint64_t n = UINT64_MAX;
+    int r = catalog_count_segments(c, state, &n);
+
+    ck_assert_msg(r == 0, "count_segments: %d %s", r, catalog_errmsg(c));
+    return n;
+}
+
+/* Collects up to 64 rows of any kind into a fixed array. */
+struct test_rows {
+    int n;
+    struct catalog_assignment asg[64];
+    struct catalog_event ev[64];
+    struct catalog_node node[64];
+    char seg_ids[64][WIRE_ID_MAX + 1];
+};
+
+static int test_asg_cb(const struct catalog_assignment *a, void *arg)
+{
+    struct test_rows *t = arg;
+
+    ck_assert_int_lt(t->n, 64);
+    t->asg[t->n++] = *a;
+    return 0;
+}
+
+static int test_ev_cb(const struct catalog_event *e, void *arg)
+{
+    struct test_rows *t = arg;
+
+    ck_assert_int_lt(t->n, 64);
+    t->ev[t->n++] = *e;
+    return 0;
+}
+
+static int test_node_cb(const struct catalog_node *n, void *arg)
+{
+    struct test_rows *t = arg;
+
+    ck_assert_int_lt(t->n, 64);
+    t->node[t->n++] = *n;
+    return 0;
+}
+
+static int test_seg_cb(const struct catalog_segment *s, void *arg)
+{
+    struct test_rows *t = arg;
+
+    ck_assert_int_lt(t->n, 64);
+    snprintf(t->seg_ids[t->n++], sizeof(t->seg_ids[0]), "%s", s->id);
+    return 0;
+}
+
+static int test_count_assignments(struct catalog *c, const char *seg, const char *node)
+{
+    static struct test_rows t;
+    int r;
+
+    t.n = 0;
+    r = catalog_foreach_assignment(c, seg, node, test_asg_cb, &t);
+    ck_assert_msg(r == 0, "foreach_assignment: %d %s", r, catalog_errmsg(c));
+    return t.n;
+}
+
+static int test_count_events(struct catalog *c)
+{
+    static struct test_rows t;
+    int r;
+
+    t.n = 0;
+    r = catalog_foreach_event(c, NULL, 0, 0, test_ev_cb, &t);
+    ck_assert_msg(r == 0, "foreach_event: %d %s", r, catalog_errmsg(c));
+    return t.n;
+}
+
+/* A second, raw connection to the same file. */
+static sqlite3 *test_raw_open(void)
+{
+    sqlite3 *db = NULL;
+
+    ck_assert_int_eq(sqlite3_open(test_db, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+static void test_raw_exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+
+    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg != NULL ? msg : "?");
+    sqlite3_free(msg);
+}
+
+/* Runs sql and returns the first column of the first row as an integer. */
+static int64_t test_raw_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t v;
+
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK, "%s: %s", sql,
+                  sqlite3_errmsg(db));
+    ck_assert_msg(sqlite3_step(s) == SQLITE_ROW, "%s: no row", sql);
+    v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+static double test_now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- tests ---- */
+
+START_TEST(test_fresh_open)
+{
+    struct catalog *c = test_open();
+    struct catalog_settings s;
+    sqlite3 *db;
+
+    ck_assert_int_eq(catalog_schema_version(c), CATALOG_SCHEMA_VERSION);
+    ck_assert_int_eq(CATALOG_SCHEMA_VERSION, 2);
+    ck_assert_int_eq(catalog_settings(c, &s), 0);
+    ck_assert_str_eq(s.journal_mode, "wal");
+    ck_assert_int_eq(s.synchronous, 2); /* FULL */
+    ck_assert_int_eq(s.foreign_keys, 1);
+    ck_assert_int_eq(s.busy_timeout_ms, 5000);
+    ck_assert_uint_eq(test_count_segments(c, NULL), 0);
+
+    /* What is on disk, seen by another connection. */
+    db = test_raw_open();
+    ck_assert_int_eq(test_raw_int(db, "PRAGMA user_version"), 2);
+    ck_assert_int_eq(test_raw_int(db, "PRAGMA application_id"), 0x534C4345);
+    ck_assert_int_eq(test_raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
+                                      " AND name IN ('nodes', 'segments', 'assignments',"
+                                      " 'events')"),
+                     4);
+    ck_assert_int_eq(test_raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
+                                      " AND name IN ('segments_state', 'assignments_node',"
+                                      " 'events_segment')"),
+                     3);
+    sqlite3_close(db);
+    catalog_close(c);
+    catalog_close(NULL);
+}
+END_TEST
+
+START_TEST(test_open_errors)
+{
+    static char sentinel_byte;
+    struct catalog *sentinel = (struct catalog *)(void *)&sentinel_byte;
+    struct catalog *c = sentinel; /* must stay unwritten on failure */
+    char err[512] = "";
+    char path[600];
+    FILE *f;
+
+    ck_assert_int_eq(catalog_open("", &c, err, sizeof(err)), -EINVAL);
+    ck_assert_ptr_eq(c, sentinel);
+
+    snprintf(path, sizeof(path), "%s/no/such/dir/catalog.db", test_dir);
+    ck_assert_int_lt(catalog_open(path, &c, err, sizeof(err)), 0);
+    ck_assert_ptr_eq(c, sentinel);
+    ck_assert_msg(strstr(err, "no/such/dir") != NULL, "message names the path: %s", err);
+
+    /* A file that is not a database. */
+    f = fopen(test_db, "w");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 512; i++)
+        fputs("not a database ", f);
+    fclose(f);
+    ck_assert_int_eq(catalog_open(test_db, &c, err, sizeof(err)), -EBADMSG);
+    ck_assert_ptr_eq(c, sentinel);
+    ck_assert_msg(strstr(err, "not a database") != NULL, "%s", err);
+}
+END_TEST
+
+START_TEST(test_foreign_database)
+{
+    struct catalog *c = NULL;
+    char err[512] = "";
+    sqlite3 *db = test_raw_open();
+
+    /* Some other program's database: version 0 but not empty. */
+    test_raw_exec(db, "CREATE TABLE nodes (x)");
+    sqlite3_close(db);
+    ck_assert_int_eq(catalog_open(test_db, &c, err, sizeof(err)), -EBADMSG);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err, "not a Sluice catalog") != NULL, "%s", err);
+    db = test_raw_open();
+    ck_assert_int_eq(test_raw_int(db, "PRAGMA user_version"), 0);
+    ck_assert_int_eq(test_raw_int(db, "SELECT count(*) FROM sqlite_schema"), 1);
+    sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(test_migrate_from_v1)
+{
+    struct catalog *c;
+    struct catalog_segment g;
+    struct test_rows t = {0};
+    char err[512] = "";
+    sqlite3 *db;
+    int r;
+
+    r = catalog_create_at_version(test_db, 1, err, sizeof(err));
+    ck_assert_msg(r == 0, "create v1: %d %s", r, err);
+
+    /* Version 1 as it was: no replication column, no events_segment index. */
+    db = test_raw_open();
+    ck_assert_int_eq(test_raw_int(db, "PRAGMA user_version"), 1);
+    ck_assert_int_eq(test_raw_int(db, "SELECT count(*) FROM pragma_table_info('segments')"
+                                      " WHERE name = 'replication'"),
+                     0);
+    ck_assert_int_eq(test_raw_int(db, "SELECT count(*) FROM sqlite_schema"
+                                      " WHERE name = 'events_segment'"),
+                     0);
+    test_raw_exec(db, "PRAGMA foreign_keys = ON;"
+                      "INSERT INTO nodes VALUES ('n1', '10.0.0.1:7070', 'UP', 111, NULL, 100);"
+                      "INSERT INTO segments (id, uri, row_count, avg_row_size, state,"
+                      "  backoff_until_ms, created_ms)"
+                      "  VALUES ('s1', 'file:///d/s1.seg', 1000, 48, 'LOADED', 0, 200),"
+                      "         ('s2', 'file:///d/s2.seg', 77, 16, 'PENDING', 9999, 201);"
+                      "INSERT INTO assignments VALUES ('s1', 'n1', 'LOADED', 300);"
+                      "INSERT INTO events (ts_ms, segment_id, node_id, kind, http_status)"
+                      "  VALUES (400, 's1', 'n1', 'accepted', 202);");
+    sqlite3_close(db);
+
+    c = test_open();
+    ck_assert_int_eq(catalog_schema_version(c), 2);
+    ck_assert_int_eq(catalog_get_segment(c, "s2", &g), 0);
+    ck_assert_str_eq(g.uri, "file:///d/s2.seg");
+    ck_assert_uint_eq(g.row_count, 77);
+    ck_assert_uint_eq(g.avg_row_size, 16);
+    ck_assert_uint_eq(g.replication, 1); /* the v2 default for old rows */
+    ck_assert_str_eq(g.state, "PENDING");
+    ck_assert_int_eq(g.backoff_until_ms, 9999);
+    ck_assert_int_eq(g.created_ms, 201);
+    ck_assert_uint_eq(test_count_segments(c, "LOADED"), 1);
+    ck_assert_int_eq(catalog_foreach_assignment(c, NULL, "n1", test_asg_cb, &t), 0);
+    ck_assert_int_eq(t.n, 1);
+    ck_assert_str_eq(t.asg[0].segment_id, "s1");
+    ck_assert_int_eq(t.asg[0].updated_ms, 300);
+    t.n = 0;
+    ck_assert_int_eq(catalog_foreach_event(c, "s1", 0, 0, test_ev_cb, &t), 0);
+    ck_assert_int_eq(t.n, 1);
+    ck_assert_str_eq(t.ev[0].kind, "accepted");
+    ck_assert_int_eq(t.ev[0].http_status, 202);
+    ck_assert_int_eq(catalog_integrity_check(c, err, sizeof(err)), 0);
+    catalog_close(c);
+
+    db = test_raw_open();
+    ck_assert_int_eq(test_raw_int(db, "SELECT count(*) FROM sqlite_schema"
+                                      " WHERE name = 'events_segment'"),
+                     1);
+    sqlite3_close(db);
+
+    /* The hook refuses to go backwards. */
+    ck_assert_int_eq(catalog_create_at_version(test_db, 1, err, sizeof(err)), -EEXIST);
+    ck_assert_int_eq(catalog_create_at_version(test_db, 3, err, sizeof(err)), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_future_version)
+{
+    struct catalog *c = test_open();
+    char err[512] = "";
+    sqlite3 *db;
+
+    test_put_segment(c, "s1", 10);
+    catalog_close(c);
+    db = test_raw_open();
+    test_raw_exec(db, "PRAGMA user_version = 99");
+    sqlite3_close(db);
+
+    c = NULL;
+    ck_assert_int_eq(catalog_open(test_db, &c, err, sizeof(err)), -EPROTONOSUPPORT);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err, "version 99") != NULL, "names the database's version: %s", err);
+    ck_assert_msg(strstr(err, "version 2") != NULL, "names the known version: %s", err);
+
+    /* Left untouched. */
+    db = test_raw_open();
+    ck_assert_int_eq(test_raw_int(db, "PRAGMA user_version"), 99);
+    ck_assert_int_eq(test_raw_int(db, "SELECT count(*) FROM segments"), 1);
+    sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(test_reopen_preserves)
+{
+    struct catalog *c = test_open();
+    struct catalog_segment s = test_segment("seg-a.1", 123456), g;
+    struct catalog_node n = test_node("node_1", "DRAINING"), gn;
+    struct catalog_event e = {.ts_ms = 42, .http_status = 429, .retry_after_ms = 1500};
+    struct test_rows t = {0};
+
+    s.replication = 3;
+    s.avg_row_size = 4096;
+    snprintf(s.state, sizeof(s.state), "INVALID");
+    s.backoff_until_ms = 777;
+    ck_assert_int_eq(catalog_put_segment(c, &s), 0);
+    snprintf(n.last_reason, sizeof(n.last_reason), "operator");
+    ck_assert_int_eq(catalog_put_node(c, &n), 0);
+    ck_assert_int_eq(catalog_put_assignment(c, "seg-a.1", "node_1", "FAILED", 99), 0);
+    snprintf(e.segment_id, sizeof(e.segment_id), "seg-a.1");
+    snprintf(e.node_id, sizeof(e.node_id), "node_1");
+    snprintf(e.kind, sizeof(e.kind), "refused");
+    snprintf(e.reason, sizeof(e.reason), "MEM_PRESSURE");
+    snprintf(e.detail, sizeof(e.detail), "rss 91%% of limit, \"quoted\"");
+    ck_assert_int_eq(catalog_add_event(c, &e), 0);
+    catalog_close(c);
+
+    c = test_open();
+    ck_assert_int_eq(catalog_get_segment(c, "seg-a.1", &g), 0);
+    ck_assert_str_eq(g.id, "seg-a.1");
+    ck_assert_str_eq(g.uri, "file:///data/seg-a.1.seg");
+    ck_assert_uint_eq(g.row_count, 123456);
+    ck_assert_uint_eq(g.avg_row_size, 4096);
+    ck_assert_uint_eq(g.replication, 3);
+    ck_assert_str_eq(g.state, "INVALID");
+    ck_assert_int_eq(g.backoff_until_ms, 777);
+    ck_assert_int_eq(g.created_ms, 1000);
+
+    ck_assert_int_eq(catalog_get_node(c, "node_1", &gn), 0);
+    ck_assert_str_eq(gn.addr, "127.0.0.1:7006");
+    ck_assert_str_eq(gn.state, "DRAINING");
+    ck_assert_str_eq(gn.last_reason, "operator");
+    ck_assert_int_eq(gn.last_seen_ms, 5000);
+    ck_assert_int_eq(gn.created_ms, 4000);
+
+    ck_assert_int_eq(catalog_foreach_assignment(c, "seg-a.1", "node_1", test_asg_cb, &t), 0);
+    ck_assert_int_eq(t.n, 1);
+    ck_assert_str_eq(t.asg[0].state, "FAILED");
+    ck_assert_int_eq(t.asg[0].updated_ms, 99);
+
+    t.n = 0;
+    ck_assert_int_eq(catalog_foreach_event(c, NULL, 0, 0, test_ev_cb, &t), 0);
+    ck_assert_int_eq(t.n, 1);
+    ck_assert_uint_eq(t.ev[0].id, 1);
+    ck_assert_int_eq(t.ev[0].ts_ms, 42);
+    ck_assert_str_eq(t.ev[0].segment_id, "seg-a.1");
+    ck_assert_str_eq(t.ev[0].node_id, "node_1");
+    ck_assert_str_eq(t.ev[0].kind, "refused");
+    ck_assert_str_eq(t.ev[0].reason, "MEM_PRESSURE");
+    ck_assert_int_eq(t.ev[0].http_status, 429);
+    ck_assert_int_eq(t.ev[0].retry_after_ms, 1500);
+    ck_assert_str_eq(t.ev[0].detail, "rss 91% of limit, \"quoted\"");
+    catalog_close(c);
+}
+END_TEST
+
+START_TEST(test_segment_idempotent)
+{
+    struct catalog *c = test_open();
+    struct catalog_segment s = test_segment("s1", 100), g;
+
+    ck_assert_int_eq(catalog_put_segment(c, &s), 0);
+    ck_assert_int_eq(catalog_set_segment_state(c, "s1", "LOADED", 0), 0);
+
+    /* A retried registration: same definition, stale state and timestamp. */
+    s.created_ms = 2000;
+    ck_assert_int_eq(catalog_put_segment(c, &s), 0);
+    ck_assert_int_eq(catalog_get_segment(c, "s1", &g), 0);
+    ck_assert_str_eq(g.state, "LOADED");
+    ck_assert_int_eq(g.created_ms, 1000);
+
+    s = test_segment("s1", 100);
+    snprintf(s.uri, sizeof(s.uri), "file:///elsewhere.seg");
+    ck_assert_int_eq(catalog_put_segment(c, &s), -EEXIST);
+    ck_assert_msg(strstr(catalog_errmsg(c), "uri") != NULL, "%s", catalog_errmsg(c));
+
+    s = test_segment("s1", 101);
+    ck_assert_int_eq(catalog_put_segment(c, &s), -EEXIST);
+    ck_assert_msg(strstr(catalog_errmsg(c), "row_count") != NULL, "%s", catalog_errmsg(c));
+
+    s = test_segment("s1", 100);
+    s.replication = 2;
+    ck_assert_int_eq(catalog_put_segment(c, &s), -EEXIST);
+    ck_assert_msg(strstr(catalog_errmsg(c), "replication") != NULL, "%s", catalog_errmsg(c));
+
+    ck_assert_int_eq(catalog_get_segment(c, "s1", &g), 0);
+    ck_assert_str_eq(g.uri, "file:///data/s1.seg");
+    ck_assert_uint_eq(g.row_count, 100);
+    ck_assert_uint_eq(g.replication, 1);
+    ck_assert_uint_eq(test_count_segments(c, NULL), 1);
+
+    /* The same inside a transaction: the conflict does not spoil the batch. */
+    ck_assert_int_eq(catalog_begin(c), 0);
+    test_put_segment(c, "s2", 5);
+    s = test_segment("s1", 999);
+    ck_assert_int_eq(catalog_put_segment(c, &s), -EEXIST);
+    test_put_segment(c, "s3", 5);
+    ck_assert_int_eq(catalog_commit(c), 0);
+    ck_assert_uint_eq(test_count_segments(c, NULL), 3);
+    ck_assert_uint_eq(test_count_segments(c, "PENDING"), 2);
+    catalog_close(c);
+}
+END_TEST
+
+START_TEST(test_assignment_unknown_refs)
+{
+    struct catalog *c = test_open();
+
+    test_put_segment(c, "s1", 10);
+    test_put_node(c, "n1");
+
+    ck_assert_int_eq(catalog_put_assignment(c, "nope", "n1", "LOADING", 1), -ENOENT);
+    ck_assert_msg(strstr(catalog_errmsg(c), "segment 'nope'") != NULL, "%s", catalog_errmsg(c));
+    ck_assert_int_eq(catalog_put_assignment(c, "s1", "ghost", "LOADING", 1), -ENOENT);
+    ck_assert_msg(strstr(catalog_errmsg(c), "node 'ghost'") != NULL, "%s", catalog_errmsg(c));
+    ck_assert_int_eq(test_count_assignments(c, NULL, NULL), 0);
+
+    /* Inside a transaction: the failure writes nothing, the good rows commit. */
+    ck_assert_int_eq(catalog_begin(c), 0);
+    ck_assert_int_eq(catalog_put_assignment(c, "s1", "n1", "LOADING", 1), 0);
+    ck_assert_int_eq(catalog_put_assignment(c, "s1", "ghost", "LOADING", 1), -ENOENT);
+    ck_assert_int_eq(catalog_commit(c), 0);
+    ck_assert_int_eq(test_count_assignments(c, NULL, NULL), 1);
+    ck_assert_int_eq(test_count_assignments(c, NULL, "ghost"), 0);
+
+    /* Upsert moves the state on; delete removes it once. */
+    ck_assert_int_eq(catalog_put_assignment(c, "s1", "n1", "LOADED", 7), 0);
+    {
+        struct test_rows t = {0};
+        ck_assert_int_eq(catalog_foreach_assignment(c, "s1", NULL, test_asg_cb, &t), 0);
+        ck_assert_int_eq(t.n, 1);
+        ck_assert_str_eq(t.asg[0].state, "LOADED");
+        ck_assert_int_eq(t.asg[0].updated_ms, 7);
+    }
+    ck_assert_int_eq(catalog_delete_assignment(c, "s1", "n1"), 0);
+    ck_assert_int_eq(catalog_delete_assignment(c, "s1", "n1"), -ENOENT);
+    ck_assert_int_eq(test_count_assignments(c, NULL, NULL), 0);
+    catalog_close(c);
+}
+END_TEST
+
+START_TEST(test_invalid_input)
+{
+    struct catalog *c = test_open();
+    struct catalog_segment s, g;
+    struct catalog_node n;
+    struct catalog_event e = {.ts_ms = 1};
+    char long_id[WIRE_ID_MAX + 2];
+    uint64_t cnt = 12345;
+
+    test_put_segment(c, "s1", 10);
+    test_put_node(c, "n1");
+    ck_assert_int_eq(catalog_put_assignment(c, "s1", "n1", "LOADING", 1), 0);
+
+    /* States. */
+    ck_assert_int_eq(catalog_set_segment_state(c, "s1", "LOADING", 0), -EINVAL);
+    ck_assert_msg(strstr(catalog_errmsg(c), "unknown state 'LOADING'") != NULL, "%s",
+                  catalog_errmsg(c));
+    ck_assert_int_eq(catalog_set_segment_state(c, "s1", "loaded", 0), -EINVAL);
+    ck_assert_int_eq(catalog_set_segment_state(c, "s1", NULL, 0), -EINVAL);
+    ck_assert_int_eq(catalog_set_segment_state(c, "s1", "LOADED", -1), -EINVAL);
+    ck_assert_int_eq(catalog_set_node_state(c, "n1", "PENDING", NULL, 1), -EINVAL);
+    ck_assert_int_eq(catalog_set_node_state(c, "n1", "DOWN", "bad reason", 1), -EINVAL);
+    ck_assert_int_eq(catalog_put_assignment(c, "s1", "n1", "UP", 2), -EINVAL);
+    ck_assert_int_eq(catalog_count_segments(c, "DOWN", &cnt), -EINVAL);
+    ck_assert_uint_eq(cnt, 12345); /* not written on failure */
+    ck_assert_int_eq(catalog_foreach_segment(c, "", test_seg_cb, NULL), -EINVAL);
+
+    /* Ids. */
+    memset(long_id, 'a', sizeof(long_id) - 1);
+    long_id[sizeof(long_id) - 1] = '\0';
+    ck_assert_int_eq(catalog_get_segment(c, "", &g), -EINVAL);
+    ck_assert_int_eq(catalog_get_segment(c, ".hidden", &g), -EINVAL);
+    ck_assert_int_eq(catalog_get_segment(c, "a/b", &g), -EINVAL);
+    ck_assert_msg(strstr(catalog_errmsg(c), "0x2f") != NULL, "%s", catalog_errmsg(c));
+    ck_assert_int_eq(catalog_get_segment(c, long_id, &g), -EINVAL);
+    ck_assert_int_eq(catalog_get_segment(c, NULL, &g), -EINVAL);
+    long_id[WIRE_ID_MAX] = '\0'; /* exactly the limit is fine */
+    s = test_segment(long_id, 1);
+    ck_assert_int_eq(catalog_put_segment(c, &s), 0);
+
+    /* Segment fields. */
+    s = test_segment("s2", 0);
+    ck_assert_int_eq(catalog_put_segment(c, &s), -EINVAL);
+    s = test_segment("s2", 1);
+    s.replication = 17;
+    ck_assert_int_eq(catalog_put_segment(c, &s), -EINVAL);
+    s = test_segment("s2", 1);
+    s.replication = 0;
+    ck_assert_int_eq(catalog_put_segment(c, &s), -EINVAL);
+    s = test_segment("s2", 1);
+    s.avg_row_size = WIRE_ROW_SIZE_MAX + 1;
+    ck_assert_int_eq(catalog_put_segment(c, &s), -EINVAL);
+    s = test_segment("s2", 1);
+    s.uri[0] = '\0';
+    ck_assert_int_eq(catalog_put_segment(c, &s), -EINVAL);
+    s = test_segment("s2", 1);
+    s.uri[8] = '\n';
+    ck_assert_int_eq(catalog_put_segment(c, &s), -EINVAL);
+    s = test_segment("s2", 1);
+    snprintf(s.state, sizeof(s.state), "LOADING");
+    ck_assert_int_eq(catalog_put_segment(c, &s), -EINVAL);
+    s = test_segment("s2", 1);
+    memset(s.id, 'x', sizeof(s.id)); /* not terminated */
+    ck_assert_int_eq(catalog_put_segment(c, &s), -EINVAL);
+
+    /* Node fields. */
+    n = test_node("n2", "UP");
+    snprintf(n.addr, sizeof(n.addr), "a b:1");
+    ck_assert_int_eq(catalog_put_node(c, &n), -EINVAL);
+    n = test_node("n2", "LOADED");
+    ck_assert_int_eq(catalog_put_node(c, &n), -EINVAL);
+
+    /* Event fields. */
+    ck_assert_int_eq(catalog_add_event(c, &e), -EINVAL); /* no kind */
+    snprintf(e.kind, sizeof(e.kind), "Refused");
+    ck_assert_int_eq(catalog_add_event(c, &e), -EINVAL);
+    snprintf(e.kind, sizeof(e.kind), "refused");
+    e.http_status = 42;
+    ck_assert_int_eq(catalog_add_event(c, &e), -EINVAL);
+    e.http_status = 503;
+    snprintf(e.node_id, sizeof(e.node_id), "-n");
+    ck_assert_int_eq(catalog_add_event(c, &e), -EINVAL);
+    e.node_id[0] = '\0';
+    e.retry_after_ms = -5;
+    ck_assert_int_eq(catalog_add_event(c, &e), -EINVAL);
+
+    /* Nothing changed. */
+    ck_assert_int_eq(catalog_get_segment(c, "s1", &g), 0);
+    ck_assert_str_eq(g.state, "PENDING");
+    ck_assert_int_eq(catalog_get_node(c, "n1", &n), 0);
+    ck_assert_str_eq(n.state, "UP");
+    ck_assert_uint_eq(test_count_segments(c, NULL), 2);
+    ck_assert_int_eq(catalog_get_node(c, "n2", &n), -ENOENT);
+    ck_assert_int_eq(test_count_events(c), 0);
+    {
+        struct test_rows t = {0};
+        ck_assert_int_eq(catalog_foreach_assignment(c, NULL, NULL, test_asg_cb, &t), 0);
+        ck_assert_int_eq(t.n, 1);
+        ck_assert_str_eq(t.asg[0].state, "LOADING");
+    }
+    /* Not found is not invalid. */
+    ck_assert_int_eq(catalog_set_segment_state(c, "zz", "LOADED", 0), -ENOENT);
+    ck_assert_int_eq(catalog_set_node_state(c, "zz", "DOWN", NULL, 0), -ENOENT);
+    ck_assert_int_eq(catalog_get_node(c, "zz", &n), -ENOENT);
+    catalog_close(c);
+}
+END_TEST
+
+/* The schema refuses on its own what the C layer refuses first. */
+START_TEST(test_schema_constraints)
+{
+    struct catalog *c = test_open();
+    sqlite3 *db;
+    const char *bad[] = {
+        "INSERT INTO segments (id, uri, row_count, avg_row_size, state)"
+        " VALUES ('x', 'u', 1, 1, 'BOGUS')",
+        "INSERT INTO segments (id, uri, row_count, avg_row_size, state)"
+        " VALUES ('x', 'u', 0, 1, 'PENDING')",
+        "INSERT INTO segments (id, uri, row_count, avg_row_size, state, replication)"
+        " VALUES ('x', 'u', 1, 1, 'PENDING', 17)",
+        "INSERT INTO segments (id, uri, row_count, avg_row_size, state)"
+        " VALUES ('x', 'u', 'many', 1, 'PENDING')", /* STRICT */
+        "INSERT INTO nodes (id, addr, state) VALUES ('n', 'a', 'LOADED')",
+        "INSERT INTO assignments VALUES ('nope', 'nope', 'LOADING', 0)",
+        "INSERT INTO assignments VALUES (NULL, NULL, 'LOADING', 0)",
+    };
+
+    catalog_close(c);
+    db = test_raw_open();
+    test_raw_exec(db, "PRAGMA foreign_keys = ON");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(sqlite3_exec(db, bad[i], NULL, NULL, NULL) != SQLITE_OK, "accepted: %s",
+                      bad[i]);
+    ck_assert_int_eq(test_raw_int(db, "SELECT (SELECT count(*) FROM segments) +"
+                                      " (SELECT count(*) FROM nodes) +"
+                                      " (SELECT count(*) FROM assignments)"),
+                     0);
+    sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(test_cascade_delete)
+{
+    struct catalog *c = test_open();
+    const char *segs[] = {"s1", "s2"}, *nodes[] = {"n1", "n2"};
+    struct test_rows t = {0};
+
+    for (int i = 0; i < 2; i++) {
+        test_put_segment(c, segs[i], 10);
+        test_put_node(c, nodes[i]);
+    }
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++)
+            ck_assert_int_eq(catalog_put_assignment(c, segs[i], nodes[j], "LOADED", 1), 0);
+    test_add_event(c, "s1", "loaded", 5);
+    ck_assert_int_eq(test_count_assignments(c, NULL, NULL), 4);
+
+    ck_assert_int_eq(catalog_delete_segment(c, "s1"), 0);
+    ck_assert_int_eq(test_count_assignments(c, NULL, NULL), 2);
+    ck_assert_int_eq(test_count_assignments(c, "s1", NULL), 0);
+    ck_assert_int_eq(catalog_delete_node(c, "n2"), 0);
+    ck_assert_int_eq(catalog_foreach_assignment(c, NULL, NULL, test_asg_cb, &t), 0);
+    ck_assert_int_eq(t.n, 1);
+    ck_assert_str_eq(t.asg[0].segment_id, "s2");
+    ck_assert_str_eq(t.asg[0].node_id, "n1");
+
+    ck_assert_int_eq(catalog_delete_segment(c, "s1"), -ENOENT);
+    ck_assert_int_eq(catalog_delete_node(c, "n2"), -ENOENT);
+    ck_assert_int_eq(test_count_events(c), 1); /* history stays */
+    ck_assert_int_eq(catalog_integrity_check(c, NULL, 0), 0);
+    catalog_close(c);
+}
+END_TEST
+
+START_TEST(test_event_retention)
+{
+    struct catalog *c = test_open_keep(5);
+    struct test_rows t = {0};
+
+    /* Trims every min(1000, keep) = 5 appends. */
+    for (int i = 1; i <= 20; i++)
+        test_add_event(c, "s1", "refused", i);
+    ck_assert_int_eq(catalog_foreach_event(c, NULL, 0, 0, test_ev_cb, &t), 0);
+    ck_assert_int_eq(t.n, 5);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_uint_eq(t.ev[i].id, 16 + i);
+        ck_assert_int_eq(t.ev[i].ts_ms, 16 + i);
+    }
+
+    for (int i = 21; i <= 23; i++)
+        test_add_event(c, "s1", "refused", i);
+    ck_assert_int_eq(test_count_events(c), 8); /* over the bound until the next trim */
+    ck_assert_int_eq(catalog_trim_events(c), 0);
+    t.n = 0;
+    ck_assert_int_eq(catalog_foreach_event(c, NULL, 0, 0, test_ev_cb, &t), 0);
+    ck_assert_int_eq(t.n, 5);
+    ck_assert_uint_eq(t.ev[0].id, 19);
+    ck_assert_uint_eq(t.ev[4].id, 23);
+    catalog_close(c);
+
+    /* Reopening trims, and ids continue after the trimmed ones (AUTOINCREMENT). */
+    c = test_open_keep(2);
+    ck_assert_int_eq(test_count_events(c), 2);
+    test_add_event(c, "s1", "loaded", 24);
+    t.n = 0;
+    ck_assert_int_eq(catalog_foreach_event(c, NULL, 23, 0, test_ev_cb, &t), 0);
+    ck_assert_int_eq(t.n, 1);
+    ck_assert_uint_eq(t.ev[0].id, 24);
+    catalog_close(c);
+}
+END_TEST
+
+START_TEST(test_event_query)
+{
+    struct catalog *c = test_open();
+    struct test_rows t = {0};
+
+    for (int i = 1; i <= 10; i++)
+        test_add_event(c, i % 2 ? "odd" : "even", "accepted", 100 + i);
+    /* Pagination: after id 3, two at a time. */
+    ck_assert_int_eq(catalog_foreach_event(c, NULL, 3, 2, test_ev_cb, &t), 0);
+    ck_assert_int_eq(t.n, 2);
+    ck_assert_uint_eq(t.ev[0].id, 4);
+    ck_assert_uint_eq(t.ev[1].id, 5);
+    /* One segment's events, in order. */
+    t.n = 0;
+    ck_assert_int_eq(catalog_foreach_event(c, "even", 0, 0, test_ev_cb, &t), 0);
+    ck_assert_int_eq(t.n, 5);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_str_eq(t.ev[i].segment_id, "even");
+        ck_assert_uint_eq(t.ev[i].id, 2 + 2 * i);
+    }
+    t.n = 0;
+    ck_assert_int_eq(catalog_foreach_event(c, "even", 6, 1, test_ev_cb, &t), 0);
+    ck_assert_int_eq(t.n, 1);
+    ck_assert_uint_eq(t.ev[0].id, 8);
+    t.n = 0;
+    ck_assert_int_eq(catalog_foreach_event(c, "none", 0, 0, test_ev_cb, &t), 0);
+    ck_assert_int_eq(t.n, 0);
+    catalog_close(c);
+}
+END_TEST
+
+START_TEST(test_node_state)
+{
+    struct catalog *c = test_open();
+    struct catalog_node n = test_node("n1", "UP"), g;
+    struct test_rows t = {0};
+
+    ck_assert_int_eq(catalog_put_node(c, &n), 0);
+    ck_assert_int_eq(catalog_set_node_state(c, "n1", "SUSPECT", "timeout", 9000), 0);
+    ck_assert_int_eq(catalog_get_node(c, "n1", &g), 0);
+    ck_assert_str_eq(g.state, "SUSPECT");
+    ck_assert_str_eq(g.last_reason, "timeout");
+    ck_assert_int_eq(g.last_seen_ms, 5000); /* only the node's own reports move it */
+
+    /* Same state again: no new event. */
+    ck_assert_int_eq(catalog_set_node_state(c, "n1", "SUSPECT", "timeout", 9500), 0);
+    ck_assert_int_eq(catalog_set_node_state(c, "n1", "DOWN", NULL, 10000), 0);
+    ck_assert_int_eq(catalog_get_node(c, "n1", &g), 0);
+    ck_assert_str_eq(g.last_reason, "");
+
+    ck_assert_int_eq(catalog_foreach_event(c, NULL, 0, 0, test_ev_cb, &t), 0);
+    ck_assert_int_eq(t.n, 2);
+    ck_assert_str_eq(t.ev[0].kind, "node_state");
+    ck_assert_str_eq(t.ev[0].node_id, "n1");
+    ck_assert_str_eq(t.ev[0].detail, "UP -> SUSPECT");
+    ck_assert_str_eq(t.ev[0].reason, "timeout");
+    ck_assert_int_eq(t.ev[0].ts_ms, 9000);
+    ck_assert_str_eq(t.ev[1].detail, "SUSPECT -> DOWN");
+    ck_assert_int_eq(t.ev[1].ts_ms, 10000);
+
+    /* Re-registration upserts but keeps created_ms. */
+    n = test_node("n1", "UP");
+    snprintf(n.addr, sizeof(n.addr), "10.1.1.1:9");
+    n.created_ms = 777777;
+    n.last_seen_ms = 12000;
+    ck_assert_int_eq(catalog_put_node(c, &n), 0);
+    ck_assert_int_eq(catalog_get_node(c, "n1", &g), 0);
+    ck_assert_str_eq(g.addr, "10.1.1.1:9");
+    ck_assert_str_eq(g.state, "UP");
+    ck_assert_int_eq(g.last_seen_ms, 12000);
+    ck_assert_int_eq(g.created_ms, 4000);
+
+    test_put_node(c, "a0");
+    t.n = 0;
+    ck_assert_int_eq(catalog_foreach_node(c, test_node_cb, &t), 0);
+    ck_assert_int_eq(t.n, 2);
+    ck_assert_str_eq(t.node[0].id, "a0");
+    ck_assert_str_eq(t.node[1].id, "n1");
+    catalog_close(c);
+}
+END_TEST
+
+struct test_reentry {
+    struct catalog *c;
+    int seen;
+    int inner;
+};
+
+static int test_reentry_cb(const struct catalog_segment *s, void *arg)
+{
+    struct test_reentry *t = arg;
+    struct catalog_segment g;
+
+    t->inner = catalog_get_segment(t->c, s->id, &g);
+    return ++t->seen == 2 ? 7 : 0;
+}
+
+START_TEST(test_foreach)
+{
+    struct catalog *c = test_open();
+    struct test_reentry re = {.c = c};
+    struct test_rows t = {0};
+
+    test_put_segment(c, "c", 1);
+    test_put_segment(c, "a", 1);
+    test_put_segment(c, "b", 1);
+    ck_assert_int_eq(catalog_set_segment_state(c, "b", "LOADED", 0), 0);
+
+    ck_assert_int_eq(catalog_foreach_segment(c, NULL, test_seg_cb, &t), 0);
+    ck_assert_int_eq(t.n, 3);
+    ck_assert_str_eq(t.seg_ids[0], "a");
+    ck_assert_str_eq(t.seg_ids[1], "b");
+    ck_assert_str_eq(t.seg_ids[2], "c");
+    t.n = 0;
+    ck_assert_int_eq(catalog_foreach_segment(c, "PENDING", test_seg_cb, &t), 0);
+    ck_assert_int_eq(t.n, 2);
+    ck_assert_str_eq(t.seg_ids[1], "c");
+
+    /* The callback's value stops the walk; calls from inside are refused. */
+    ck_assert_int_eq(catalog_foreach_segment(c, NULL, test_reentry_cb, &re), 7);
+    ck_assert_int_eq(re.seen, 2);
+    ck_assert_int_eq(re.inner, -EBUSY);
+    /* And the catalog works again afterwards. */
+    ck_assert_uint_eq(test_count_segments(c, "LOADED"), 1);
+    catalog_close(c);
+}
+END_TEST
+
+START_TEST(test_batch_10000)
+{
+    struct catalog *c = test_open();
+    char id[32];
+    double t0, t1, t2;
+    int r;
+
+    t0 = test_now_s();
+    ck_assert_int_eq(catalog_begin(c), 0);
+    for (int i = 0; i < 10000; i++) {
+        struct catalog_segment s;
+
+        snprintf(id, sizeof(id), "batch-%05d", i);
+        s = test_segment(id, (uint64_t)i + 1);
+        r = catalog_put_segment(c, &s);
+        ck_assert_msg(r == 0, "put %s: %d %s", id, r, catalog_errmsg(c));
+    }
+    ck_assert_int_eq(catalog_commit(c), 0);
+    t1 = test_now_s();
+
+    /* For comparison: one transaction (and one fsync) per segment. */
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof(id), "single-%03d", i);
+        test_put_segment(c, id, 1);
+    }
+    t2 = test_now_s();
+    printf("catalog: 10000 segment inserts in one transaction: %.1f ms (%.1f us each);"
+           " 100 autocommit inserts: %.1f ms (%.2f ms each)\n",
+           (t1 - t0) * 1e3, (t1 - t0) * 1e6 / 10000, (t2 - t1) * 1e3, (t2 - t1) * 1e3 / 100);
+    fflush(stdout);
+
+    ck_assert_uint_eq(test_count_segments(c, NULL), 10100);
+    catalog_close(c);
+    c = test_open();
+    ck_assert_uint_eq(test_count_segments(c, "PENDING"), 10100);
+    {
+        struct catalog_segment g;
+        ck_assert_int_eq(catalog_get_segment(c, "batch-09999", &g), 0);
+        ck_assert_uint_eq(g.row_count, 10000);
+    }
+    catalog_close(c);
+}
+END_TEST
+
+START_TEST(test_rollback)
+{
+    struct catalog *c = test_open();
+    struct catalog_segment g;
+    struct catalog_node n;
+
+    ck_assert_int_eq(catalog_commit(c), -EINVAL);
+    ck_assert_int_eq(catalog_begin(c), 0);
+    ck_assert_int_eq(catalog_begin(c), -EALREADY);
+    test_put_segment(c, "s1", 10);
+    test_put_node(c, "n1");
+    ck_assert_int_eq(catalog_put_assignment(c, "s1", "n1", "LOADING", 1), 0);
+    test_add_event(c, "s1", "accepted", 1);
+    ck_assert_uint_eq(test_count_segments(c, NULL), 1); /* visible inside */
+    catalog_rollback(c);
+    catalog_rollback(c); /* no transaction: nothing happens */
+
+    ck_assert_uint_eq(test_count_segments(c, NULL), 0);
+    ck_assert_int_eq(catalog_get_segment(c, "s1", &g), -ENOENT);
+    ck_assert_int_eq(catalog_get_node(c, "n1", &n), -ENOENT);
+    ck_assert_int_eq(test_count_assignments(c, NULL, NULL), 0);
+    ck_assert_int_eq(test_count_events(c), 0);
+
+    /* Closing with a transaction open loses it too. */
+    ck_assert_int_eq(catalog_begin(c), 0);
+    test_put_segment(c, "s2", 10);
+    catalog_close(c);
+    c = test_open();
+    ck_assert_uint_eq(test_count_segments(c, NULL), 0);
+    /* And the catalog still works. */
+    test_put_segment(c, "s3", 10);
+    ck_assert_uint_eq(test_count_segments(c, NULL), 1);
+    catalog_close(c);
+}
+END_TEST
+
+START_TEST(test_integrity_check)
+{
+    struct catalog *c = test_open();
+    char err[256] = "untouched";
+
+    for (int i = 0; i < 50; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "s%d", i);
+        test_put_segment(c, id, 1);
+    }
+    test_put_node(c, "n1");
+    ck_assert_int_eq(catalog_put_assignment(c, "s1", "n1", "LOADED", 1), 0);
+    ck_assert_int_eq(catalog_integrity_check(c, err, sizeof(err)), 0);
+    ck_assert_str_eq(err, "untouched");
+    catalog_close(c);
+
+    /* A dangling reference written behind the catalog's back is found. */
+    {
+        sqlite3 *db = test_raw_open();
+        test_raw_exec(db, "PRAGMA foreign_keys = OFF;"
+                          "INSERT INTO assignments VALUES ('s2', 'ghost', 'LOADED', 1)");
+        sqlite3_close(db);
+    }
+    c = test_open();
+    ck_assert_int_eq(catalog_integrity_check(c, err, sizeof(err)), -EBADMSG);
+    ck_assert_msg(strstr(err, "assignments") != NULL && strstr(err, "nodes") != NULL, "%s", err);
+    catalog_close(c);
+}
+END_TEST
+
+/*
+ * A call of several statements is one unit. A trigger (fault injection)
+ * makes the node_state event insert fail after the node update succeeded:
+ * the update must be undone, alone or inside the caller's transaction.
+ */
+START_TEST(test_call_atomic)
+{
+    struct catalog *c = test_open();
+    struct catalog_node g;
+    sqlite3 *db;
+    int r;
+
+    test_put_node(c, "n1");
+    db = test_raw_open();
+    test_raw_exec(db, "CREATE TRIGGER inject BEFORE INSERT ON events"
+                      " WHEN NEW.kind = 'node_state' BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    sqlite3_close(db);
+
+    r = catalog_set_node_state(c, "n1", "DOWN", "timeout", 10);
+    ck_assert_int_eq(r, -EINVAL);
+    ck_assert_msg(strstr(catalog_errmsg(c), "injected") != NULL, "%s", catalog_errmsg(c));
+    ck_assert_int_eq(catalog_get_node(c, "n1", &g), 0);
+    ck_assert_str_eq(g.state, "UP");
+    ck_assert_str_eq(g.last_reason, "");
+
+    ck_assert_int_eq(catalog_begin(c), 0);
+    test_put_segment(c, "s1", 1);
+    ck_assert_int_eq(catalog_set_node_state(c, "n1", "DOWN", "timeout", 10), -EINVAL);
+    ck_assert_int_eq(catalog_get_node(c, "n1", &g), 0);
+    ck_assert_str_eq(g.state, "UP");
+    test_put_segment(c, "s2", 1);
+    ck_assert_int_eq(catalog_commit(c), 0);
+    ck_assert_uint_eq(test_count_segments(c, NULL), 2);
+    ck_assert_int_eq(catalog_get_node(c, "n1", &g), 0);
+    ck_assert_str_eq(g.state, "UP");
+    ck_assert_int_eq(test_count_events(c), 0);
+    catalog_close(c);
+}
+END_TEST
+
+/*
+ * The child commits, starts one more transaction that it never commits, and
+ * dies by SIGKILL without closing anything: no checkpoint, no cleanup.
+ */
+START_TEST(test_durability_kill)
+{
+    struct catalog *c;
+    struct catalog_segment g;
+    struct catalog_node n;
+    char wal[600];
+    struct stat st;
+    int status = 0;
+    pid_t pid;
+
+    fflush(NULL);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct catalog *cc = NULL;
+
+        if (catalog_open(test_db, &cc, NULL, 0) != 0 || catalog_begin(cc) != 0)
+            _exit(10);
+        for (int i = 0; i < 500; i++) {
+            struct catalog_segment s;
+            char id[16];
+
+            snprintf(id, sizeof(id), "k%d", i);
+            s = test_segment(id, 1);
+            if (catalog_put_segment(cc, &s) != 0)
+                _exit(11);
+        }
+        if (catalog_commit(cc) != 0)
+            _exit(12);
+        {
+            struct catalog_node nn = test_node("n1", "UP");
+            if (catalog_put_node(cc, &nn) != 0 ||
+                catalog_put_assignment(cc, "k7", "n1", "LOADING", 3) != 0)
+                _exit(13);
+        }
+        if (catalog_begin(cc) != 0)
+            _exit(14);
+        {
+            struct catalog_segment s = test_segment("lost", 1);
+            if (catalog_put_segment(cc, &s) != 0)
+                _exit(15);
+        }
+        kill(getpid(), SIGKILL);
+        _exit(16);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status 0x%x", status);
+
+    /* The committed pages are still only in the WAL: recovery is exercised. */
+    snprintf(wal, sizeof(wal), "%s-wal", test_db);
+    ck_assert_int_eq(stat(wal, &st), 0);
+    ck_assert_int_gt(st.st_size, 0);
+
+    c = test_open();
+    ck_assert_uint_eq(test_count_segments(c, NULL), 500);
+    ck_assert_int_eq(catalog_get_segment(c, "k499", &g), 0);
+    ck_assert_int_eq(catalog_get_segment(c, "lost", &g), -ENOENT);
+    ck_assert_int_eq(catalog_get_node(c, "n1", &n), 0);
+    ck_assert_int_eq(test_count_assignments(c, "k7", "n1"), 1);
+    ck_assert_int_eq(catalog_integrity_check(c, NULL, 0), 0);
+    catalog_close(c);
+}
+END_TEST
+
+/* One TCase per behaviour, each with its own temp dir. */
+static void test_add(Suite *s, const char *name, const TTest *test)
+{
+    TCase *tc = tcase_create(name);
+
+    tcase_add_unchecked_fixture(tc, test_setup, test_teardown);
+    tcase_add_test(tc, test);
+    tcase_set_timeout(tc, 60);
+    suite_add_tcase(s, tc);
+}
+
+static Suite *catalog_suite(void)
+{
+    Suite *s = suite_create("catalog");
+
+    test_add(s, "fresh_open", test_fresh_open);
+    test_add(s, "open_errors", test_open_errors);
+    test_add(s, "foreign_database", test_foreign_database);
+    test_add(s, "migrate_from_v1", test_migrate_from_v1);
+    test_add(s, "future_version", test_future_version);
+    test_add(s, "reopen_preserves", test_reopen_preserves);
+    test_add(s, "segment_idempotent", test_segment_idempotent);
+    test_add(s, "assignment_unknown_refs", test_assignment_unknown_refs);
+    test_add(s, "invalid_input", test_invalid_input);
+    test_add(s, "schema_constraints", test_schema_constraints);
+    test_add(s, "cascade_delete", test_cascade_delete);
+    test_add(s, "event_retention", test_event_retention);
+    test_add(s, "event_query", test_event_query);
+    test_add(s, "node_state", test_node_state);
+    test_add(s, "foreach", test_foreach);
+    test_add(s, "batch_10000", test_batch_10000);
+    test_add(s, "rollback", test_rollback);
+    test_add(s, "integrity_check", test_integrity_check);
+    test_add(s, "call_atomic", test_call_atomic);
+    test_add(s, "durability_kill", test_durability_kill);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(catalog_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
