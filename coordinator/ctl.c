@@ -293,11 +293,54 @@ void ctl_print_explain(FILE *out, const struct wire_segment_info *s, bool json)
 
 /* ---- commands ----------------------------------------------------------- */
 
+/*
+ * Moves positional arguments after the flags, so `import DIR --json` works
+ * as well as `import --json DIR`. A flag's value is the next argument unless
+ * the flag is boolean or written --name=value. Stops at "--".
+ */
+static void ctl_reorder(const struct config_option *opts, size_t n, int argc, char **argv)
+{
+    char **flags = xcalloc((size_t)argc + 1, sizeof(char *));
+    char **pos = xcalloc((size_t)argc + 1, sizeof(char *));
+    int nf = 0, np = 0, i;
+
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0)
+            break;
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+            pos[np++] = argv[i];
+            continue;
+        }
+        flags[nf++] = argv[i];
+        if (strchr(a, '=') == NULL) {
+            bool takes_value = false;
+            for (size_t k = 0; k < n; k++)
+                if (strcmp(a + 2, opts[k].name) == 0 && opts[k].type != CONFIG_BOOL)
+                    takes_value = true;
+            if (takes_value && i + 1 < argc)
+                flags[nf++] = argv[++i];
+        }
+    }
+    for (int k = 0; k < nf; k++)
+        argv[1 + k] = flags[k];
+    if (np > 0) {
+        /* "--" keeps the parser from reading a positional that looks like a flag. */
+        for (int k = 0; k < np; k++)
+            argv[1 + nf + k] = pos[k];
+    }
+    free(flags);
+    free(pos);
+}
+
 static void ctl_parse(const struct config_option *opts, size_t n, int argc, char **argv,
                       int *ret_next, const char *usage, const char *desc, int positional)
 {
     char err[256];
-    int r = config_parse(opts, n, argc, argv, ret_next, err, sizeof(err));
+    int r;
+
+    ctl_reorder(opts, n, argc, argv);
+    r = config_parse(opts, n, argc, argv, ret_next, err, sizeof(err));
 
     if (r == CONFIG_HELP) {
         config_usage(stdout, usage, desc, opts, n);
@@ -374,7 +417,7 @@ static int ctl_bad_answer(const char *cmd, const struct wire_error *err)
 
 static int cmd_status(int argc, char **argv)
 {
-    struct ctl_common c;
+    struct ctl_common c = {0};
     const struct config_option opts[] = {CTL_COMMON_OPTS(c)};
     struct wire_cluster_status st;
     struct http_response r;
@@ -399,7 +442,7 @@ static int cmd_status(int argc, char **argv)
 
 static int cmd_nodes(int argc, char **argv)
 {
-    struct ctl_common c;
+    struct ctl_common c = {0};
     const struct config_option opts[] = {CTL_COMMON_OPTS(c)};
     struct wire_node_list nodes;
     struct http_response r;
@@ -426,7 +469,7 @@ static int cmd_nodes(int argc, char **argv)
 
 static int cmd_segments(int argc, char **argv)
 {
-    struct ctl_common c;
+    struct ctl_common c = {0};
     char *state = NULL;
     int64_t limit = 0;
     static const char *const states[] = {"all", "PENDING", "LOADED", "INVALID", NULL};
@@ -484,7 +527,7 @@ static int ctl_register(const struct ctl_common *c, const char *cmd,
 
 static int cmd_add(int argc, char **argv)
 {
-    struct ctl_common c;
+    struct ctl_common c = {0};
     char *id = NULL, *uri = NULL;
     int64_t rows = 0, row_size = 0, replication = 0;
     const struct config_option opts[] = {
@@ -584,7 +627,7 @@ static int ctl_cmp_str(const void *a, const void *b)
 
 static int cmd_import(int argc, char **argv)
 {
-    struct ctl_common c;
+    struct ctl_common c = {0};
     int64_t replication = 0, batch = 0;
     const struct config_option opts[] = {
         CTL_COMMON_OPTS(c),
@@ -684,7 +727,7 @@ static int cmd_import(int argc, char **argv)
 
 static int ctl_node_action(int argc, char **argv, const char *action)
 {
-    struct ctl_common c;
+    struct ctl_common c = {0};
     const struct config_option opts[] = {CTL_COMMON_OPTS(c)};
     struct http_response r;
     struct wire_error err;
@@ -729,7 +772,7 @@ static int cmd_undrain(int argc, char **argv)
 
 static int cmd_events(int argc, char **argv)
 {
-    struct ctl_common c;
+    struct ctl_common c = {0};
     char *segment = NULL;
     int64_t limit = 0;
     const struct config_option opts[] = {
@@ -772,7 +815,7 @@ static int cmd_events(int argc, char **argv)
 
 static int cmd_explain(int argc, char **argv)
 {
-    struct ctl_common c;
+    struct ctl_common c = {0};
     const struct config_option opts[] = {CTL_COMMON_OPTS(c)};
     struct wire_segment_list segs;
     struct http_response r;
@@ -808,7 +851,7 @@ static int cmd_explain(int argc, char **argv)
 
 static int cmd_wait(int argc, char **argv)
 {
-    struct ctl_common c;
+    struct ctl_common c = {0};
     uint64_t wait_ms = 0;
     const struct config_option opts[] = {
         CTL_COMMON_OPTS(c),

@@ -59,7 +59,7 @@ struct admission_config admission_config_default(void)
     c.latency_baseline_factor = 2.0;
     c.latency_exit_ratio = 0.8;
     c.latency_min_queries = 100;
-    c.max_loads = 2;
+    c.max_loads = 4;
     c.disk_reserve_bytes = 256ull << 20;
     c.hold_down_ms = 5000;
     c.slow_start_ms = 10000;
@@ -69,7 +69,7 @@ struct admission_config admission_config_default(void)
     c.retry_pressure_max_ms = 60000;
     c.retry_capacity_ms = 60000;
     c.retry_latency_ms = 5000;
-    c.retry_concurrency_ms = 1000;
+    c.retry_concurrency_ms = 250;
     c.retry_draining_ms = 30000;
     c.retry_disk_ms = 300000;
     c.retry_jitter = 0.2;

@@ -131,7 +131,7 @@ struct admission_config {
     /* --latency-min-queries 100: queries in 10 s needed before p99 counts. */
     int64_t latency_min_queries;
 
-    /* --max-loads 2: segment loads in flight at once. */
+    /* --max-loads 4: segment loads in flight at once. */
     int64_t max_loads;
     /* --disk-reserve 256M: local disk kept free; bigger segments get DISK_FULL. */
     uint64_t disk_reserve_bytes;
@@ -153,7 +153,7 @@ struct admission_config {
     uint64_t retry_capacity_ms;
     /* --retry-latency 5s: Retry-After of LATENCY_SLO. */
     uint64_t retry_latency_ms;
-    /* --retry-concurrency 1s: Retry-After of LOAD_CONCURRENCY. */
+    /* --retry-concurrency 250ms: Retry-After of LOAD_CONCURRENCY (load slots free up fast). */
     uint64_t retry_concurrency_ms;
     /* --retry-draining 30s: Retry-After of DRAINING. */
     uint64_t retry_draining_ms;

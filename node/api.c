@@ -140,7 +140,16 @@ static void api_signals(struct node_api *api, struct admission_signals *sig)
         sig->oom_kills_recent = s->oom_kill_recent ? 1 : 0;
         sig->limit_bytes = (s->have & SAMPLER_HAVE_LIMIT) ? s->limit_bytes : 0;
     }
+    /*
+     * The capacity gate's footprint: the larger of the measured working set
+     * and what the node has committed to serve from memory (its mapped
+     * segment files and heap indexes). Measurement alone under-counts data
+     * the kernel has quietly evicted while no query touched it; those bytes
+     * come back, as thrashing, the moment queries do.
+     */
     sig->wss_bytes = wss_estimate(api->wss);
+    if (sig->wss_bytes < t.mapped_bytes + t.index_bytes)
+        sig->wss_bytes = t.mapped_bytes + t.index_bytes;
     sig->reserved_bytes = api->reserved_bytes;
     sig->p99_1s_ms = (double)latency_quantile(api->lat, now_ns, 1, 0.99) / 1e6;
     sig->p99_10s_ms = (double)latency_quantile(api->lat, now_ns, 10, 0.99) / 1e6;

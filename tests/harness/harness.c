@@ -31,6 +31,7 @@ struct harness_proc {
     int argc;
     pid_t pid;
     char addr[64];
+    char *cgroup; /* joined by the child before exec */
 };
 
 static void harness_sleep_ms(unsigned ms)
@@ -132,6 +133,14 @@ static int harness_spawn(struct harness_proc *p)
         return -1;
     if (pid == 0) {
         setpgid(0, 0);
+        if (p->cgroup != NULL) {
+            char *procs = xasprintf("%s/cgroup.procs", p->cgroup);
+            FILE *f = fopen(procs, "w");
+            if (f == NULL || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0) {
+                fprintf(stderr, "harness: cannot join %s: %s\n", p->cgroup, strerror(errno));
+                _exit(126);
+            }
+        }
         fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (fd >= 0) {
             dup2(fd, STDOUT_FILENO);
@@ -167,8 +176,16 @@ static int harness_spawn(struct harness_proc *p)
 struct harness_proc *harness_node_start(const char *storage_root, const char *data_dir,
                                         const char *const *extra_args)
 {
+    return harness_node_start_cg(storage_root, data_dir, NULL, extra_args);
+}
+
+struct harness_proc *harness_node_start_cg(const char *storage_root, const char *data_dir,
+                                           const char *cgroup_dir,
+                                           const char *const *extra_args)
+{
     struct harness_proc *p = xcalloc(1, sizeof(*p));
 
+    p->cgroup = cgroup_dir != NULL ? xstrdup(cgroup_dir) : NULL;
     p->dir = xstrdup(data_dir);
     mkdir(p->dir, 0755);
     p->log = xasprintf("%s/node.log", p->dir);
@@ -191,6 +208,141 @@ struct harness_proc *harness_node_start(const char *storage_root, const char *da
         return NULL;
     }
     return p;
+}
+
+struct harness_proc *harness_coord_start(const char *dir, const char *const *extra_args)
+{
+    struct harness_proc *p = xcalloc(1, sizeof(*p));
+
+    p->dir = xstrdup(dir);
+    mkdir(p->dir, 0755);
+    p->log = xasprintf("%s/coord.log", p->dir);
+    p->ready = xasprintf("%s/coord.ready", p->dir);
+    p->argv[p->argc++] = xstrdup(harness_bin("sluice-coord"));
+    p->argv[p->argc++] = xstrdup("serve");
+    p->argv[p->argc++] = xstrdup("--listen=127.0.0.1:0");
+    p->argv[p->argc++] = xasprintf("--db=%s/coord.db", dir);
+    p->argv[p->argc++] = xasprintf("--ready-file=%s", p->ready);
+    for (size_t i = 0; extra_args != NULL && extra_args[i] != NULL; i++) {
+        if (p->argc >= HARNESS_MAX_ARGS - 1)
+            abort();
+        p->argv[p->argc++] = xstrdup(extra_args[i]);
+    }
+    p->argv[p->argc] = NULL;
+    p->pid = -1;
+    if (harness_spawn(p) < 0) {
+        harness_proc_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Finds this process's memory cgroup directory: v1 memory controller, else v2. */
+static char *harness_own_cgroup(bool *ret_v2)
+{
+    char line[1024], *v1 = NULL, *v2 = NULL, *out = NULL;
+    FILE *f = fopen("/proc/self/cgroup", "re");
+
+    if (f == NULL)
+        return NULL;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        line[strcspn(line, "\n")] = '\0';
+        if (c2 == NULL)
+            continue;
+        *c2 = '\0';
+        if (strcmp(c1 + 1, "memory") == 0 || strstr(c1 + 1, ",memory") != NULL ||
+            strncmp(c1 + 1, "memory,", 7) == 0)
+            v1 = xstrdup(c2 + 1);
+        else if (c1[1] == '\0' && strncmp(line, "0", 1) == 0)
+            v2 = xstrdup(c2 + 1);
+    }
+    fclose(f);
+    if (v1 != NULL && access("/sys/fs/cgroup/memory", F_OK) == 0) {
+        out = xasprintf("/sys/fs/cgroup/memory%s", strcmp(v1, "/") == 0 ? "" : v1);
+        *ret_v2 = false;
+    } else if (v2 != NULL && access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
+        out = xasprintf("/sys/fs/cgroup%s", strcmp(v2, "/") == 0 ? "" : v2);
+        *ret_v2 = true;
+    }
+    free(v1);
+    free(v2);
+    return out;
+}
+
+static int harness_write(const char *path, const char *value)
+{
+    FILE *f = fopen(path, "w");
+    int r = 0;
+
+    if (f == NULL)
+        return -errno;
+    if (fputs(value, f) < 0)
+        r = -errno;
+    if (fclose(f) != 0 && r == 0)
+        r = -errno;
+    return r;
+}
+
+char *harness_cgroup_new(const char *name, unsigned long long limit_bytes, char *why,
+                         size_t why_len)
+{
+    bool v2 = false;
+    char *own = harness_own_cgroup(&v2), *dir = NULL, *file = NULL, value[32];
+    int r;
+
+    if (own == NULL) {
+        snprintf(why, why_len, "no memory cgroup found for this process");
+        return NULL;
+    }
+    dir = xasprintf("%s/%s-%d", own, name, (int)getpid());
+    free(own);
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        snprintf(why, why_len, "cannot create %s: %s", dir, strerror(errno));
+        free(dir);
+        return NULL;
+    }
+    snprintf(value, sizeof(value), "%llu", limit_bytes);
+    file = xasprintf("%s/%s", dir, v2 ? "memory.max" : "memory.limit_in_bytes");
+    r = harness_write(file, value);
+    free(file);
+    if (r < 0) {
+        snprintf(why, why_len, "cannot set the limit of %s: %s", dir, strerror(-r));
+        rmdir(dir);
+        free(dir);
+        return NULL;
+    }
+    return dir;
+}
+
+unsigned long long harness_cgroup_oom_kills(const char *path)
+{
+    char *file = xasprintf("%s/memory.oom_control", path), line[256];
+    unsigned long long n = 0;
+    FILE *f = fopen(file, "re");
+
+    if (f == NULL) {
+        free(file);
+        file = xasprintf("%s/memory.events", path);
+        f = fopen(file, "re");
+    }
+    free(file);
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "oom_kill %llu", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+void harness_cgroup_remove(const char *path)
+{
+    if (path == NULL)
+        return;
+    /* The last process may take a moment to leave after it was reaped. */
+    for (int i = 0; i < 100 && rmdir(path) < 0 && errno == EBUSY; i++)
+        harness_sleep_ms(20);
 }
 
 const char *harness_proc_addr(const struct harness_proc *p)
@@ -280,6 +432,7 @@ void harness_proc_free(struct harness_proc *p)
     free(p->dir);
     free(p->log);
     free(p->ready);
+    free(p->cgroup);
     free(p);
 }
 

@@ -31,6 +31,29 @@ const char *harness_bin(const char *name);
 struct harness_proc *harness_node_start(const char *storage_root, const char *data_dir,
                                         const char *const *extra_args);
 
+/* The same, with the process placed in a memory cgroup (NULL: none) before exec. */
+struct harness_proc *harness_node_start_cg(const char *storage_root, const char *data_dir,
+                                           const char *cgroup_dir,
+                                           const char *const *extra_args);
+
+/*
+ * Starts `sluice-coord serve` on 127.0.0.1:0 with its catalog at
+ * <dir>/coord.db, plus extra_args. Restarting it keeps the catalog.
+ */
+struct harness_proc *harness_coord_start(const char *dir, const char *const *extra_args);
+
+/*
+ * Creates a child memory cgroup of this process's own (cgroup v1
+ * memory.limit_in_bytes, or v2 memory.max) with the given limit. Returns
+ * its path, or NULL with why filled when no cgroup is writable here.
+ */
+char *harness_cgroup_new(const char *name, unsigned long long limit_bytes, char *why,
+                         size_t why_len);
+/* oom_kill events counted in the cgroup so far (0 if unknown). */
+unsigned long long harness_cgroup_oom_kills(const char *path);
+/* Removes a cgroup whose processes have exited. NULL-safe. */
+void harness_cgroup_remove(const char *path);
+
 /* "127.0.0.1:PORT" of the running process. */
 const char *harness_proc_addr(const struct harness_proc *p);
 int harness_proc_pid(const struct harness_proc *p);

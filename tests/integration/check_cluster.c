@@ -1,0 +1,422 @@
+/*
+ * check_cluster: a real coordinator and real nodes, through tests/harness.
+ * Placement of 1,000 segments with one node in a small memory cgroup that
+ * must refuse; kill -9 of a node (its segments move; the recovery time is
+ * printed); kill -9 of the coordinator in the middle of registrations (no
+ * acknowledged registration is lost); a drained node gets nothing new.
+ */
+#include <check.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "clock.h"
+#include "harness.h"
+#include "http.h"
+#include "segment.h"
+#include "wire.h"
+#include "xmalloc.h"
+
+#define MAX_NODES 3
+
+static char *dir, *storage;
+static struct harness_proc *coord, *nodes[MAX_NODES];
+static char *cgroup;
+
+static void setup(void)
+{
+    dir = harness_dir_new("sluice-cluster-it");
+    storage = xasprintf("%s/storage", dir);
+    mkdir(storage, 0755);
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < MAX_NODES; i++) {
+        harness_proc_free(nodes[i]);
+        nodes[i] = NULL;
+    }
+    harness_proc_free(coord);
+    coord = NULL;
+    harness_cgroup_remove(cgroup);
+    free(cgroup);
+    cgroup = NULL;
+    harness_dir_remove(dir);
+    free(dir);
+    free(storage);
+}
+
+static void make_segments(int n, uint64_t rows, unsigned row_bytes)
+{
+    for (int i = 0; i < n; i++) {
+        struct segment_spec spec = {.rows = rows, .row_bytes = row_bytes, .seed = (uint64_t)i};
+        char *path = xasprintf("%s/seg-%04d.seg", storage, i), detail[256];
+        ck_assert_msg(segment_write_synthetic(path, &spec, detail, sizeof(detail)) == 0, "%s",
+                      detail);
+        free(path);
+    }
+}
+
+static void start_coord(const char *const *extra)
+{
+    coord = harness_coord_start(dir, extra);
+    ck_assert_ptr_nonnull(coord);
+}
+
+static void start_node(int i, const char *cg, const char *const *more)
+{
+    char *data = xasprintf("%s/node-%d", dir, i), *id = xasprintf("--node-id=node-%d", i);
+    char *co = xasprintf("--coordinator=%s", harness_proc_addr(coord));
+    const char *args[16] = {id, co, "--report-interval=250ms", NULL};
+    int n = 3;
+
+    for (int k = 0; more != NULL && more[k] != NULL && n < 15; k++)
+        args[n++] = more[k];
+    args[n] = NULL;
+    nodes[i] = harness_node_start_cg(storage, data, cg, args);
+    ck_assert_ptr_nonnull(nodes[i]);
+    free(data);
+    free(id);
+    free(co);
+}
+
+static bool get_status(struct wire_cluster_status *st)
+{
+    struct http_response r;
+    struct wire_error err;
+    bool ok;
+
+    if (http_fetch(harness_proc_addr(coord), "GET", "/v1/status", NULL, NULL, 0, NULL, 5000, &r) <
+        0)
+        return false;
+    ok = r.status == 200 && wire_cluster_status_decode(r.body, r.body_len, st, &err) == 0;
+    http_response_done(&r);
+    return ok;
+}
+
+static bool nodes_up(void *arg)
+{
+    struct wire_cluster_status st;
+
+    return get_status(&st) && st.nodes_up == *(uint32_t *)arg;
+}
+
+static bool all_loaded(void *arg)
+{
+    struct wire_cluster_status st;
+
+    return get_status(&st) && st.segments_total == *(uint64_t *)arg &&
+           st.segments_loaded == st.segments_total;
+}
+
+static void list_segments(struct wire_segment_list *out)
+{
+    struct http_response r;
+    struct wire_error err;
+
+    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", "/v1/segments?limit=1000000",
+                                NULL, NULL, 0, NULL, 10000, &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(wire_segment_list_decode(r.body, r.body_len, out, &err), 0);
+    http_response_done(&r);
+}
+
+/* Segments a node itself says it has LOADED (its own status, not the coordinator's). */
+static size_t node_loaded(int i, struct wire_node_status *st)
+{
+    struct http_response r;
+    struct wire_error err;
+    size_t n = 0;
+
+    ck_assert_int_eq(http_fetch(harness_proc_addr(nodes[i]), "GET", "/v1/status", NULL, NULL, 0,
+                                NULL, 10000, &r),
+                     0);
+    ck_assert_int_eq(wire_node_status_decode(r.body, r.body_len, st, &err), 0);
+    http_response_done(&r);
+    for (size_t k = 0; k < st->n_segments; k++)
+        n += st->segments[k].state == WIRE_SEG_LOADED;
+    return n;
+}
+
+/* Registers segments [from, to) in one batch; returns the HTTP status. */
+static int register_range(int from, int to)
+{
+    struct wire_segment_batch b;
+    struct http_response r;
+    uint8_t *body;
+    size_t len;
+    int status;
+
+    b.n = (size_t)(to - from);
+    b.specs = xcalloc(b.n, sizeof(*b.specs));
+    for (int i = from; i < to; i++) {
+        struct wire_segment_spec *s = &b.specs[i - from];
+        snprintf(s->segment_id, sizeof(s->segment_id), "seg-%04d", i);
+        s->uri = xasprintf("file://%s/seg-%04d.seg", storage, i);
+        s->row_count = 4096;
+        s->avg_row_size = 16;
+        s->replication = 1;
+    }
+    body = wire_segment_batch_encode(&b, &len);
+    status = http_fetch(harness_proc_addr(coord), "POST", "/v1/segments", WIRE_CONTENT_TYPE, body,
+                        len, NULL, 10000, &r) < 0
+                 ? -1
+                 : r.status;
+    if (status >= 0)
+        http_response_done(&r);
+    free(body);
+    wire_segment_batch_done(&b);
+    return status;
+}
+
+static int import_all(void)
+{
+    char *co = xasprintf("--coordinator=%s", harness_proc_addr(coord)), *out = NULL;
+    const char *argv[] = {harness_bin("sluice-coord"), "import", storage, co, NULL};
+    int rc = harness_run(argv, &out);
+
+    ck_assert_msg(rc == 0, "import failed: %s", out);
+    free(out);
+    free(co);
+    return rc;
+}
+
+START_TEST(test_thousand_segments)
+{
+    /* 1,000 x 256 KiB = 250 MiB over three nodes, one of them capped at 64 MiB. */
+    uint64_t n = 1000;
+    uint32_t three = 3;
+    struct wire_segment_list segs;
+    size_t per_node[MAX_NODES] = {0}, from_nodes = 0;
+    char why[256];
+    struct http_response r;
+    struct wire_event_list evs;
+    struct wire_error err;
+    size_t mem_refusals = 0;
+    uint64_t t0;
+
+    make_segments((int)n, 16384, 16);
+    cgroup = harness_cgroup_new("sluice-small", 64ull << 20, why, sizeof(why));
+    if (cgroup == NULL)
+        fprintf(stderr, "check_cluster: SKIP small-node cgroup (%s); all nodes unlimited\n", why);
+    start_coord(NULL);
+    start_node(0, NULL, NULL);
+    start_node(1, NULL, NULL);
+    start_node(2, cgroup, NULL);
+    ck_assert(harness_wait_until(nodes_up, &three, 10000));
+    t0 = clock_mono_ns();
+    import_all();
+    ck_assert_msg(harness_wait_until(all_loaded, &n, 240000), "not all segments LOADED");
+    fprintf(stderr, "check_cluster: 1000 segments LOADED in %.1f s\n",
+            (double)(clock_mono_ns() - t0) / 1e9);
+    /* Each segment on exactly one node, by the coordinator's account. */
+    list_segments(&segs);
+    ck_assert_uint_eq(segs.n, n);
+    for (size_t i = 0; i < segs.n; i++) {
+        ck_assert_str_eq(segs.segments[i].state, "LOADED");
+        ck_assert_uint_eq(segs.segments[i].n_placements, 1);
+        for (int k = 0; k < MAX_NODES; k++) {
+            char id[16];
+            snprintf(id, sizeof(id), "node-%d", k);
+            per_node[k] += strcmp(segs.segments[i].placements[0].node_id, id) == 0;
+        }
+    }
+    wire_segment_list_done(&segs);
+    /* And by the nodes' own account: no segment on two nodes. */
+    for (int k = 0; k < MAX_NODES; k++) {
+        struct wire_node_status st;
+        size_t loaded = node_loaded(k, &st);
+        ck_assert_uint_eq(loaded, per_node[k]);
+        from_nodes += loaded;
+        wire_node_status_done(&st);
+    }
+    ck_assert_uint_eq(from_nodes, n);
+    fprintf(stderr, "check_cluster: placement node-0 %zu, node-1 %zu, node-2 (small) %zu\n",
+            per_node[0], per_node[1], per_node[2]);
+    if (cgroup != NULL) {
+        /* The small node refused with a memory reason and took less. */
+        ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", "/v1/events?limit=100000",
+                                    NULL, NULL, 0, NULL, 10000, &r),
+                         0);
+        ck_assert_int_eq(wire_event_list_decode(r.body, r.body_len, &evs, &err), 0);
+        http_response_done(&r);
+        for (size_t i = 0; i < evs.n; i++)
+            mem_refusals += strcmp(evs.events[i].kind, "refused") == 0 &&
+                            strcmp(evs.events[i].node_id, "node-2") == 0 &&
+                            (evs.events[i].reason == WIRE_REASON_MEM_CAPACITY ||
+                             evs.events[i].reason == WIRE_REASON_MEM_PRESSURE ||
+                             evs.events[i].reason == WIRE_REASON_MEM_CRITICAL);
+        wire_event_list_done(&evs);
+        fprintf(stderr, "check_cluster: node-2 memory refusals %zu, oom_kills %llu\n",
+                mem_refusals, harness_cgroup_oom_kills(cgroup));
+        ck_assert_uint_gt(mem_refusals, 0);
+        ck_assert_uint_lt(per_node[2], per_node[0]);
+        ck_assert_uint_lt(per_node[2], per_node[1]);
+        ck_assert_uint_eq(harness_cgroup_oom_kills(cgroup), 0);
+    }
+}
+END_TEST
+
+START_TEST(test_node_kill9)
+{
+    uint64_t n = 90;
+    uint32_t three = 3, two = 2;
+    const char *extra[] = {"--node-timeout=2s", NULL};
+    struct wire_node_status st;
+    size_t held;
+    uint64_t t0;
+    double secs;
+
+    make_segments((int)n, 4096, 16);
+    start_coord(extra);
+    for (int i = 0; i < 3; i++)
+        start_node(i, NULL, NULL);
+    ck_assert(harness_wait_until(nodes_up, &three, 10000));
+    import_all();
+    ck_assert(harness_wait_until(all_loaded, &n, 60000));
+    held = node_loaded(1, &st);
+    wire_node_status_done(&st);
+    ck_assert_uint_gt(held, 0);
+    t0 = clock_mono_ns();
+    harness_proc_kill(nodes[1]);
+    /* First the coordinator notices (node timeout), then everything is LOADED again. */
+    ck_assert(harness_wait_until(nodes_up, &two, 10000));
+    ck_assert(harness_wait_until(all_loaded, &n, 60000));
+    secs = (double)(clock_mono_ns() - t0) / 1e9;
+    fprintf(stderr, "check_cluster: kill -9 of a node holding %zu segments: all LOADED elsewhere "
+                    "after %.2f s (node timeout 2 s)\n",
+            held, secs);
+    ck_assert_uint_eq(node_loaded(0, &st) + 0, st.n_segments);
+    {
+        size_t a = st.n_segments, b;
+        wire_node_status_done(&st);
+        b = node_loaded(2, &st);
+        wire_node_status_done(&st);
+        ck_assert_uint_eq(a + b, n);
+    }
+}
+END_TEST
+
+START_TEST(test_coord_kill9)
+{
+    const int total = 400, batch = 50;
+    uint64_t n = (uint64_t)total;
+    uint32_t three = 3;
+    int acked = 0;
+    char *db;
+    struct catalog *cat;
+    char err[256];
+
+    make_segments(total, 4096, 16);
+    start_coord(NULL);
+    for (int i = 0; i < 3; i++)
+        start_node(i, NULL, NULL);
+    ck_assert(harness_wait_until(nodes_up, &three, 10000));
+    for (int from = 0; from < total; from += batch) {
+        int status = register_range(from, from + batch);
+        ck_assert_int_eq(status, 200);
+        acked = from + batch;
+        /* kill -9 in the middle of placement, twice, and carry on. */
+        if (from == 100 || from == 250) {
+            harness_proc_kill(coord);
+            ck_assert_int_eq(harness_proc_restart(coord), 0);
+            for (int i = 0; i < 3; i++) {
+                /* The coordinator may have moved: nodes learn its new port. */
+                char *co = xasprintf("--coordinator=%s", harness_proc_addr(coord));
+                const char *args[] = {co, NULL};
+                char *data = xasprintf("%s/node-%d", dir, i), *id = xasprintf("--node-id=node-%d", i);
+                const char *all[] = {id, co, "--report-interval=250ms", NULL};
+                (void)args;
+                harness_proc_free(nodes[i]);
+                nodes[i] = harness_node_start(storage, data, all);
+                ck_assert_ptr_nonnull(nodes[i]);
+                free(co);
+                free(data);
+                free(id);
+            }
+        }
+    }
+    ck_assert_int_eq(acked, total);
+    ck_assert_msg(harness_wait_until(all_loaded, &n, 120000), "placement did not complete");
+    /* Every acknowledged registration is there, and the catalog is sound. */
+    harness_proc_stop(coord);
+    db = xasprintf("%s/coord.db", dir);
+    ck_assert_int_eq(catalog_open(db, &cat, err, sizeof(err)), 0);
+    for (int i = 0; i < total; i++) {
+        struct catalog_segment s;
+        char id[32];
+        snprintf(id, sizeof(id), "seg-%04d", i);
+        ck_assert_msg(catalog_get_segment(cat, id, &s) == 0, "lost %s", id);
+        ck_assert_str_eq(s.state, "LOADED");
+    }
+    ck_assert_int_eq(catalog_integrity_check(cat, err, sizeof(err)), 0);
+    catalog_close(cat);
+    free(db);
+    fprintf(stderr, "check_cluster: coordinator killed twice during placement: %d of %d "
+                    "acknowledged registrations kept, all LOADED\n",
+            total, total);
+}
+END_TEST
+
+START_TEST(test_drain)
+{
+    uint64_t n = 60;
+    uint32_t three = 3;
+    struct http_response r;
+    struct wire_node_status st;
+
+    make_segments((int)n, 4096, 16);
+    start_coord(NULL);
+    for (int i = 0; i < 3; i++)
+        start_node(i, NULL, NULL);
+    ck_assert(harness_wait_until(nodes_up, &three, 10000));
+    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "POST", "/v1/nodes/node-2/drain", NULL,
+                                NULL, 0, NULL, 5000, &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    http_response_done(&r);
+    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "POST", "/v1/nodes/nope/drain", NULL,
+                                NULL, 0, NULL, 5000, &r),
+                     0);
+    ck_assert_int_eq(r.status, 404);
+    http_response_done(&r);
+    import_all();
+    ck_assert(harness_wait_until(all_loaded, &n, 60000));
+    ck_assert_uint_eq(node_loaded(2, &st), 0);
+    ck_assert_uint_eq(st.n_segments, 0);
+    wire_node_status_done(&st);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("cluster");
+    TCase *tc;
+    SRunner *sr;
+    int failed;
+
+    tc = tcase_create("placement");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 400);
+    tcase_add_test(tc, test_thousand_segments);
+    tcase_add_test(tc, test_drain);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("failures");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_node_kill9);
+    tcase_add_test(tc, test_coord_kill9);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
