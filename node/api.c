@@ -867,7 +867,9 @@ struct node_api *node_api_new(struct event_base *base, const struct node_config 
         api->have_snap = true;
         snprintf(api->sources, sizeof(api->sources), "cgroup=%s psi=%.200s%s trigger=%s%s%.100s",
                  sampler_cgroup_mode_name(api->snap.cgroup_mode), api->snap.psi_source,
-                 api->snap.psi_host_wide ? " (host-wide)" : " (cgroup)",
+                 strcmp(api->snap.psi_source, "none") == 0 ? ""
+                 : api->snap.psi_host_wide                 ? " (host-wide)"
+                                                           : " (cgroup)",
                  sampler_trigger_name(api->snap.trigger),
                  api->snap.trigger_reason[0] != '\0' ? ": " : "", api->snap.trigger_reason);
         log_info("signals", "%s limit=%" PRIu64, api->sources, api->snap.limit_bytes);

@@ -1,0 +1,511 @@
+/*
+ * check_admission: the node's admission controller on a real process.
+ *  - In a real memory cgroup with a small limit, assignments are refused with
+ *    a MEM_* reason before the cgroup counts any oom_kill, and queries keep
+ *    answering correctly.
+ *  - Query latency pushed over the SLO closes LATENCY_SLO; it reopens once
+ *    the latency falls.
+ *  - Draining answers 503 DRAINING; undraining accepts again.
+ *  - Without PSI files the node runs and says so in status.
+ *  - A kernel fixture tree reporting sustained full stall closes MEM_CRITICAL
+ *    and makes the node shed its coldest segment, DROPPED with the reason.
+ */
+#include <check.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "harness.h"
+#include "http.h"
+#include "segment.h"
+#include "wire.h"
+#include "xmalloc.h"
+
+static char *dir, *storage, *data, *cgroup;
+static struct harness_proc *node;
+
+static void setup(void)
+{
+    dir = harness_dir_new("sluice-adm-it");
+    storage = xasprintf("%s/storage", dir);
+    data = xasprintf("%s/data", dir);
+    mkdir(storage, 0755);
+}
+
+static void teardown(void)
+{
+    int rc = node != NULL ? harness_proc_stop(node) : 0;
+
+    if (rc != 0)
+        harness_proc_dump_log(node);
+    harness_proc_free(node);
+    node = NULL;
+    harness_cgroup_remove(cgroup);
+    free(cgroup);
+    cgroup = NULL;
+    harness_dir_remove(dir);
+    free(dir);
+    free(storage);
+    free(data);
+    ck_assert_int_eq(rc, 0);
+}
+
+static void make_seg(const char *id, uint64_t rows, unsigned row_bytes, uint64_t seed)
+{
+    struct segment_spec spec = {.rows = rows, .row_bytes = row_bytes, .seed = seed};
+    char *path = xasprintf("%s/%s.seg", storage, id), detail[256];
+
+    ck_assert_msg(segment_write_synthetic(path, &spec, detail, sizeof(detail)) == 0, "%s", detail);
+    free(path);
+}
+
+static int assign_file(const char *id, const char *file, uint64_t rows, unsigned row_bytes,
+                       struct wire_assign_response *ret);
+
+static int assign(const char *id, uint64_t rows, unsigned row_bytes,
+                  struct wire_assign_response *ret)
+{
+    return assign_file(id, id, rows, row_bytes, ret);
+}
+
+static int assign_file(const char *id, const char *file, uint64_t rows, unsigned row_bytes,
+                       struct wire_assign_response *ret)
+{
+    struct wire_assign_request m;
+    struct http_response r;
+    struct wire_error err;
+    uint8_t *body;
+    size_t len;
+    int status;
+
+    memset(&m, 0, sizeof(m));
+    snprintf(m.segment_id, sizeof(m.segment_id), "%s", id);
+    snprintf(m.uri, sizeof(m.uri), "file://%s/%s.seg", storage, file);
+    m.row_count = rows;
+    m.avg_row_size = row_bytes;
+    body = wire_assign_request_encode(&m, &len);
+    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "POST", "/v1/assign", WIRE_CONTENT_TYPE,
+                                body, len, NULL, 10000, &r),
+                     0);
+    free(body);
+    status = r.status;
+    memset(ret, 0, sizeof(*ret));
+    if (status == 202 || status == 429 || status == 503 || status == 507) {
+        ck_assert_int_eq(wire_assign_response_decode(r.body, r.body_len, ret, &err), 0);
+        if (status != 202) {
+            ck_assert_str_eq(r.reason, wire_reason_name(ret->reason));
+            ck_assert_uint_gt(r.retry_after_s, 0);
+        }
+    }
+    http_response_done(&r);
+    return status;
+}
+
+static bool node_status(struct wire_node_status *st)
+{
+    struct http_response r;
+    struct wire_error err;
+    bool ok;
+
+    if (http_fetch(harness_proc_addr(node), "GET", "/v1/status", NULL, NULL, 0, NULL, 5000, &r) <
+        0)
+        return false;
+    ok = r.status == 200 && wire_node_status_decode(r.body, r.body_len, st, &err) == 0;
+    http_response_done(&r);
+    return ok;
+}
+
+static bool none_loading(void *arg)
+{
+    struct wire_node_status st;
+    bool done = true;
+
+    if (!node_status(&st))
+        return false;
+    for (size_t i = 0; i < st.n_segments; i++)
+        done &= st.segments[i].state != WIRE_SEG_LOADING;
+    wire_node_status_done(&st);
+    return done;
+}
+
+static int query_sum(const char *id, struct wire_query_response *ret)
+{
+    char ids[1][WIRE_ID_MAX + 1];
+    struct wire_query_request q;
+    struct http_response r;
+    struct wire_error err;
+    uint8_t *body;
+    size_t len;
+    int status;
+
+    memset(&q, 0, sizeof(q));
+    snprintf(ids[0], sizeof(ids[0]), "%s", id);
+    q.n_segments = 1;
+    q.segment_ids = ids;
+    q.aggregate = WIRE_AGG_SUM;
+    snprintf(q.column, sizeof(q.column), "value");
+    body = wire_query_request_encode(&q, &len);
+    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "POST", "/v1/query", WIRE_CONTENT_TYPE,
+                                body, len, NULL, 30000, &r),
+                     0);
+    free(body);
+    status = r.status;
+    if (status == 200)
+        ck_assert_int_eq(wire_query_response_decode(r.body, r.body_len, ret, &err), 0);
+    http_response_done(&r);
+    return status;
+}
+
+static int64_t expected_sum(uint64_t seed, uint64_t rows)
+{
+    uint64_t s = 0;
+
+    for (uint64_t i = 0; i < rows; i++)
+        s += (uint64_t)segment_synth_value(seed, i);
+    return (int64_t)s;
+}
+
+START_TEST(test_memory_cgroup)
+{
+    /* 2 MiB segments into a 64 MiB cgroup: refused with a MEM_* reason, never OOM-killed. */
+    const uint64_t rows = 131072;
+    char why[256], id[32];
+    struct wire_assign_response resp;
+    int accepted = 0, status = 0;
+    const char *args[] = {"--max-loads=64", NULL};
+
+    cgroup = harness_cgroup_new("sluice-adm", 64ull << 20, why, sizeof(why));
+    if (cgroup == NULL) {
+        fprintf(stderr, "check_admission: SKIP test_memory_cgroup: %s\n", why);
+        return;
+    }
+    node = harness_node_start_cg(storage, data, cgroup, args);
+    ck_assert_ptr_nonnull(node);
+    for (int i = 0; i < 60; i++) {
+        snprintf(id, sizeof(id), "m%02d", i);
+        make_seg(id, rows, 16, (uint64_t)i);
+        status = assign(id, rows, 16, &resp);
+        ck_assert_uint_eq(harness_cgroup_oom_kills(cgroup), 0);
+        if (status != 202)
+            break;
+        accepted++;
+        ck_assert(harness_wait_until(none_loading, NULL, 30000));
+    }
+    fprintf(stderr, "check_admission: 64 MiB cgroup accepted %d x 2 MiB, then HTTP %d %s: %s\n",
+            accepted, status, wire_reason_name(resp.reason), resp.detail);
+    ck_assert_int_eq(status, 429);
+    ck_assert(resp.reason == WIRE_REASON_MEM_CAPACITY || resp.reason == WIRE_REASON_MEM_PRESSURE ||
+              resp.reason == WIRE_REASON_MEM_CRITICAL || resp.reason == WIRE_REASON_MEM_THRASHING);
+    ck_assert_uint_gt(resp.retry_after_ms, 0);
+    ck_assert_uint_gt(resp.pressure.limit_bytes, 0);
+    ck_assert_uint_le(resp.pressure.limit_bytes, 64ull << 20);
+    ck_assert_int_gt(accepted, 5);
+    ck_assert_int_lt(accepted, 32); /* 64 MiB can never hold 32 x 2 MiB under the watermark */
+    /* The node still answers queries, correctly, on everything it holds. */
+    for (int i = 0; i < accepted; i++) {
+        struct wire_query_response q;
+        snprintf(id, sizeof(id), "m%02d", i);
+        ck_assert_int_eq(query_sum(id, &q), 200);
+        ck_assert_int_eq(q.int_value, expected_sum((uint64_t)i, rows));
+    }
+    ck_assert_uint_eq(harness_cgroup_oom_kills(cgroup), 0);
+}
+END_TEST
+
+struct load_gen {
+    atomic_bool stop;
+    atomic_uint done;
+    const char *segment;
+};
+
+static void *load_thread(void *arg)
+{
+    struct load_gen *g = arg;
+
+    while (!atomic_load(&g->stop)) {
+        struct wire_query_response q;
+        (void)query_sum(g->segment, &q);
+        atomic_fetch_add(&g->done, 1);
+    }
+    return NULL;
+}
+
+static int probes;
+
+/* Each probe is a new segment id (same file), so admission decides every time. */
+static int probe(struct wire_assign_response *resp)
+{
+    char id[32];
+
+    snprintf(id, sizeof(id), "probe-%d", probes++);
+    return assign_file(id, "probe", 1000, 16, resp);
+}
+
+static bool latency_refused(void *arg)
+{
+    struct wire_assign_response resp;
+    int status = probe(&resp);
+
+    *(int *)arg = status == 429 ? (int)resp.reason : status;
+    return status == 429 && resp.reason == WIRE_REASON_LATENCY_SLO;
+}
+
+static bool probe_accepted(void *arg)
+{
+    struct wire_assign_response resp;
+
+    return probe(&resp) == 202;
+}
+
+START_TEST(test_latency_slo)
+{
+    /*
+     * First a baseline of fast queries on a small segment, then two threads
+     * scanning 64 MiB each: p99 rises far over the 3 ms SLO and over twice
+     * the baseline, which LATENCY_SLO needs both of.
+     */
+    const char *args[] = {"--latency-slo=3ms", "--latency-min-queries=10",
+                          "--admit-hold-down=500ms", "--admit-slow-start=0", NULL};
+    struct wire_assign_response resp;
+    struct load_gen g = {false, 0, "small"}, base = {false, 0, "small"};
+    pthread_t threads[2];
+    int last = 0;
+    uint64_t t0;
+
+    make_seg("big", 8000000, 16, 5);
+    make_seg("small", 1000, 16, 7);
+    make_seg("probe", 1000, 16, 6);
+    node = harness_node_start(storage, data, args);
+    ck_assert_ptr_nonnull(node);
+    ck_assert_int_eq(assign("big", 8000000, 16, &resp), 202);
+    ck_assert_int_eq(assign("small", 1000, 16, &resp), 202);
+    ck_assert(harness_wait_until(none_loading, NULL, 30000));
+    pthread_create(&threads[0], NULL, load_thread, &base);
+    usleep(2500000);
+    atomic_store(&base.stop, true);
+    pthread_join(threads[0], NULL);
+    ck_assert_int_eq(probe(&resp), 202); /* fast queries: nothing refused */
+    g.segment = "big";
+    for (int i = 0; i < 2; i++)
+        pthread_create(&threads[i], NULL, load_thread, &g);
+    ck_assert_msg(harness_wait_until(latency_refused, &last, 20000),
+                  "no LATENCY_SLO refusal (last reason %d)", last);
+    atomic_store(&g.stop, true);
+    for (int i = 0; i < 2; i++)
+        pthread_join(threads[i], NULL);
+    fprintf(stderr, "check_admission: LATENCY_SLO after %u queries\n", atomic_load(&g.done));
+    /* No more load: the 10 s window empties, the gate reopens after its hold-down. */
+    t0 = clock_mono_ns();
+    ck_assert_msg(harness_wait_until(probe_accepted, NULL, 30000), "admission did not reopen");
+    fprintf(stderr, "check_admission: admission reopened %.1f s after the load stopped\n",
+            (double)(clock_mono_ns() - t0) / 1e9);
+}
+END_TEST
+
+START_TEST(test_drain)
+{
+    struct wire_assign_response resp;
+    struct wire_node_status st;
+    struct http_response r;
+
+    make_seg("d", 1000, 16, 1);
+    node = harness_node_start(storage, data, NULL);
+    ck_assert_ptr_nonnull(node);
+    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "POST", "/v1/drain", NULL, NULL, 0, NULL,
+                                5000, &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    http_response_done(&r);
+    ck_assert_int_eq(assign("d", 1000, 16, &resp), 503);
+    ck_assert_int_eq(resp.reason, WIRE_REASON_DRAINING);
+    ck_assert(node_status(&st));
+    ck_assert_int_eq(st.state, WIRE_NODE_DRAINING);
+    ck_assert_uint_eq(st.n_segments, 0);
+    wire_node_status_done(&st);
+    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "POST", "/v1/undrain", NULL, NULL, 0, NULL,
+                                5000, &r),
+                     0);
+    http_response_done(&r);
+    ck_assert_int_eq(assign("d", 1000, 16, &resp), 202);
+}
+END_TEST
+
+START_TEST(test_no_psi)
+{
+    /* An empty /proc and /sys: no cgroup, no PSI. The node runs and says so. */
+    char *proc = xasprintf("%s/proc", dir), *sys = xasprintf("%s/sys", dir);
+    char *a1 = xasprintf("--proc-root=%s", proc), *a2 = xasprintf("--sys-root=%s", sys);
+    const char *args[] = {a1, a2, NULL};
+    struct wire_assign_response resp;
+    struct wire_node_status st;
+
+    mkdir(proc, 0755);
+    mkdir(sys, 0755);
+    make_seg("p", 1000, 16, 1);
+    node = harness_node_start(storage, data, args);
+    ck_assert_ptr_nonnull(node);
+    ck_assert(node_status(&st));
+    fprintf(stderr, "check_admission: without PSI, status says: %s\n", st.signal_sources);
+    ck_assert_msg(strstr(st.signal_sources, "psi=none") != NULL ||
+                      strstr(st.signal_sources, "sampler=off") != NULL,
+                  "%s", st.signal_sources);
+    wire_node_status_done(&st);
+    ck_assert_int_eq(assign("p", 1000, 16, &resp), 202);
+    free(proc);
+    free(sys);
+    free(a1);
+    free(a2);
+}
+END_TEST
+
+/* ---- a cgroup v2 fixture tree whose PSI the test drives ---------------- */
+
+static void write_file(const char *path, const char *text)
+{
+    char *tmp = xasprintf("%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    ck_assert_int_eq(rename(tmp, path), 0);
+    free(tmp);
+}
+
+struct stall_gen {
+    char *pressure;
+    atomic_bool stop;
+};
+
+/* Full stall at 60 % of wall time: total= grows 60 ms per 100 ms. */
+static void *stall_thread(void *arg)
+{
+    struct stall_gen *g = arg;
+    uint64_t t0 = clock_mono_ns();
+
+    while (!atomic_load(&g->stop)) {
+        uint64_t us = (clock_mono_ns() - t0) / 1000 * 6 / 10;
+        char text[256];
+        snprintf(text, sizeof(text),
+                 "some avg10=60.00 avg60=30.00 avg300=10.00 total=%" PRIu64 "\n"
+                 "full avg10=60.00 avg60=30.00 avg300=10.00 total=%" PRIu64 "\n",
+                 us, us);
+        write_file(g->pressure, text);
+        usleep(20000);
+    }
+    return NULL;
+}
+
+static bool seg_dropped(void *arg)
+{
+    struct wire_node_status st;
+    bool found = false;
+
+    if (!node_status(&st))
+        return false;
+    for (size_t i = 0; i < st.n_segments; i++) {
+        if (st.segments[i].state == WIRE_SEG_DROPPED) {
+            snprintf(arg, 300, "%.40s %s: %.200s", st.segments[i].segment_id,
+                     wire_reason_name(st.segments[i].reason), st.segments[i].detail);
+            found = st.segments[i].reason == WIRE_REASON_MEM_CRITICAL;
+        }
+    }
+    wire_node_status_done(&st);
+    return found;
+}
+
+START_TEST(test_critical_sheds)
+{
+    char *proc = xasprintf("%s/proc", dir), *cg = xasprintf("%s/sys/fs/cgroup/sluice", dir), *p;
+    char *a1 = xasprintf("--proc-root=%s", proc), *a2 = xasprintf("--sys-root=%s/sys", dir);
+    const char *args[] = {a1, a2, "--shed-after=1s", "--psi-triggers=false", NULL};
+    struct stall_gen g = {NULL, false};
+    struct wire_assign_response resp;
+    struct wire_query_response q;
+    char dropped[300] = "";
+    pthread_t t;
+    char *cmd = xasprintf("mkdir -p %s/self %s/pressure %s", proc, proc, cg);
+
+    ck_assert_int_eq(system(cmd), 0);
+    free(cmd);
+#define FIX(dirp, name, text)                                                                      \
+    do {                                                                                           \
+        p = xasprintf("%s/%s", dirp, name);                                                        \
+        write_file(p, text);                                                                       \
+        free(p);                                                                                   \
+    } while (0)
+    FIX(proc, "self/cgroup", "0::/sluice\n");
+    FIX(proc, "self/mountinfo",
+        "30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 "
+        "rw\n");
+    FIX(proc, "meminfo", "MemTotal: 8000000 kB\nMemAvailable: 6000000 kB\nSwapTotal: 0 kB\n"
+                         "SwapFree: 0 kB\n");
+    FIX(proc, "vmstat", "pswpin 0\npswpout 0\nworkingset_refault_file 0\npgscan_kswapd 0\n");
+    FIX(cg, "cgroup.type", "domain\n");
+    FIX(cg, "memory.current", "100000000\n");
+    FIX(cg, "memory.max", "max\n");
+    FIX(cg, "memory.high", "max\n");
+    FIX(cg, "memory.stat", "anon 50000000\nfile 50000000\ninactive_file 40000000\n"
+                           "active_file 10000000\nworkingset_refault_file 0\n"
+                           "workingset_refault_anon 0\npgscan 0\n");
+    FIX(cg, "memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n");
+    FIX(cg, "memory.swap.current", "0\n");
+    FIX(cg, "memory.pressure", "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+                               "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
+    make_seg("cold", 1000, 16, 1);
+    make_seg("hot", 1000, 16, 2);
+    make_seg("late", 1000, 16, 3);
+    node = harness_node_start(storage, data, args);
+    ck_assert_ptr_nonnull(node);
+    ck_assert_int_eq(assign("cold", 1000, 16, &resp), 202);
+    ck_assert_int_eq(assign("hot", 1000, 16, &resp), 202);
+    ck_assert(harness_wait_until(none_loading, NULL, 30000));
+    ck_assert_int_eq(query_sum("hot", &q), 200); /* "cold" stays the least recently queried */
+    g.pressure = xasprintf("%s/memory.pressure", cg);
+    pthread_create(&t, NULL, stall_thread, &g);
+    ck_assert_msg(harness_wait_until(seg_dropped, dropped, 15000), "nothing shed (%s)", dropped);
+    fprintf(stderr, "check_admission: shed under injected full stall: %s\n", dropped);
+    ck_assert_ptr_nonnull(strstr(dropped, "cold MEM_CRITICAL"));
+    ck_assert_int_eq(assign("late", 1000, 16, &resp), 429);
+    ck_assert_int_eq(resp.reason, WIRE_REASON_MEM_CRITICAL);
+    ck_assert_int_eq(query_sum("hot", &q), 200);
+    ck_assert_int_eq(q.int_value, expected_sum(2, 1000));
+    atomic_store(&g.stop, true);
+    pthread_join(t, NULL);
+#undef FIX
+    free(g.pressure);
+    free(proc);
+    free(cg);
+    free(a1);
+    free(a2);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("admission");
+    TCase *tc = tcase_create("admission");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_memory_cgroup);
+    tcase_add_test(tc, test_latency_slo);
+    tcase_add_test(tc, test_drain);
+    tcase_add_test(tc, test_no_psi);
+    tcase_add_test(tc, test_critical_sheds);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

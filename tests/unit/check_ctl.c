@@ -1,0 +1,192 @@
+/*
+ * check_ctl: the admin CLI's output formats. Tables must show what an
+ * operator needs (state, pressure, last refusal reason); --json must be one
+ * valid document with the same facts, strings escaped.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+/* Renders into a string with open_memstream. */
+#define RENDER(buf, call)                                                                      \
+    do {                                                                                       \
+        size_t len_;                                                                           \
+        FILE *f_ = open_memstream(&(buf), &len_);                                              \
+        call;                                                                                  \
+        fclose(f_);                                                                            \
+    } while (0)
+
+static struct wire_node_info node(const char *id, const char *state, const char *reason)
+{
+    struct wire_node_info n;
+
+    memset(&n, 0, sizeof(n));
+    snprintf(n.node_id, sizeof(n.node_id), "%s", id);
+    snprintf(n.addr, sizeof(n.addr), "127.0.0.1:7101");
+    snprintf(n.state, sizeof(n.state), "%s", state);
+    snprintf(n.last_reason, sizeof(n.last_reason), "%s", reason);
+    n.segments = 12;
+    n.refusals = 3;
+    n.pressure.usage_bytes = 512ull << 20;
+    n.pressure.limit_bytes = 1ull << 30;
+    n.pressure.wss_bytes = 300ull << 20;
+    n.pressure.some_avg10 = 12.5;
+    n.pressure.p99_seconds = 0.0042;
+    return n;
+}
+
+START_TEST(test_nodes_table)
+{
+    struct wire_node_info ns[2] = {node("node-a", "UP", "MEM_CAPACITY"), node("node-b", "DOWN", "")};
+    struct wire_node_list l = {2, ns};
+    char *out = NULL;
+
+    RENDER(out, ctl_print_nodes(f_, &l, false));
+    ck_assert_ptr_nonnull(strstr(out, "NODE"));
+    ck_assert_ptr_nonnull(strstr(out, "LAST_REASON"));
+    ck_assert_ptr_nonnull(strstr(out, "node-a"));
+    ck_assert_ptr_nonnull(strstr(out, "MEM_CAPACITY"));
+    ck_assert_ptr_nonnull(strstr(out, "512.0M"));
+    ck_assert_ptr_nonnull(strstr(out, "1.0G"));
+    ck_assert_ptr_nonnull(strstr(out, "12.5%"));
+    ck_assert_ptr_nonnull(strstr(out, "4.2")); /* p99 in ms */
+    /* node-b has no last reason: a dash, not an empty column. */
+    ck_assert_ptr_nonnull(strstr(strstr(out, "node-b"), " -\n"));
+    free(out);
+}
+END_TEST
+
+START_TEST(test_nodes_json)
+{
+    struct wire_node_info ns[1] = {node("node-\"q\"", "UP", "LATENCY_SLO")};
+    struct wire_node_list l = {1, ns};
+    char *out = NULL;
+
+    RENDER(out, ctl_print_nodes(f_, &l, true));
+    ck_assert_ptr_nonnull(strstr(out, "{\"nodes\":[{\"id\":\"node-\\\"q\\\"\""));
+    ck_assert_ptr_nonnull(strstr(out, "\"last_reason\":\"LATENCY_SLO\""));
+    ck_assert_ptr_nonnull(strstr(out, "\"limit_bytes\":1073741824"));
+    ck_assert_ptr_nonnull(strstr(out, "\"segments\":12"));
+    ck_assert_str_eq(out + strlen(out) - 3, "]}\n");
+    free(out);
+}
+END_TEST
+
+START_TEST(test_segments)
+{
+    struct wire_placement pl[2] = {{"node-a", WIRE_SEG_LOADED}, {"node-b", WIRE_SEG_LOADING}};
+    static char uri[] = "file:///s/x.seg";
+    struct wire_segment_info si;
+    struct wire_segment_list l = {1, &si, 5};
+    char *out = NULL;
+
+    memset(&si, 0, sizeof(si));
+    snprintf(si.spec.segment_id, sizeof(si.spec.segment_id), "x");
+    si.spec.uri = uri;
+    si.spec.row_count = 1000;
+    si.spec.avg_row_size = 4096;
+    si.spec.replication = 2;
+    snprintf(si.state, sizeof(si.state), "PENDING");
+    si.placements = pl;
+    si.n_placements = 2;
+    snprintf(si.last_reason, sizeof(si.last_reason), "MEM_PRESSURE");
+    RENDER(out, ctl_print_segments(f_, &l, false));
+    ck_assert_ptr_nonnull(strstr(out, "node-a(LOADED),node-b(LOADING)"));
+    ck_assert_ptr_nonnull(strstr(out, "3.9M")); /* 1000 x 4096 */
+    ck_assert_ptr_nonnull(strstr(out, "(1 of 5 shown; use --limit)"));
+    free(out);
+    RENDER(out, ctl_print_segments(f_, &l, true));
+    ck_assert_ptr_nonnull(strstr(out, "{\"total\":5,\"segments\":[{\"id\":\"x\""));
+    ck_assert_ptr_nonnull(strstr(out, "\"placements\":[{\"node\":\"node-a\",\"state\":\"LOADED\"}"));
+    ck_assert_ptr_nonnull(strstr(out, "\"replication\":2"));
+    free(out);
+    si.explain = (char *)(uintptr_t) "node-a: refused MEM_CAPACITY until 12:00";
+    RENDER(out, ctl_print_explain(f_, &si, false));
+    ck_assert_ptr_nonnull(strstr(out, "segment x: PENDING, 1000 rows x 4096 B, replication 2"));
+    ck_assert_ptr_nonnull(strstr(out, "on node-b: LOADING"));
+    ck_assert_ptr_nonnull(strstr(out, "refused MEM_CAPACITY"));
+    free(out);
+    RENDER(out, ctl_print_explain(f_, &si, true));
+    ck_assert_ptr_nonnull(strstr(out, "{\"segment\":{\"id\":\"x\""));
+    ck_assert_ptr_nonnull(strstr(out, "\"explain\":\"node-a: refused MEM_CAPACITY until 12:00\"}"));
+    free(out);
+}
+END_TEST
+
+START_TEST(test_events_and_status)
+{
+    struct wire_event e;
+    struct wire_event_list l = {1, &e};
+    struct wire_cluster_status st;
+    char *out = NULL;
+
+    memset(&e, 0, sizeof(e));
+    e.id = 42;
+    e.ts_ms = 3600000; /* 01:00:00 UTC */
+    snprintf(e.segment_id, sizeof(e.segment_id), "s1");
+    snprintf(e.node_id, sizeof(e.node_id), "node-c");
+    snprintf(e.kind, sizeof(e.kind), "refused");
+    e.reason = WIRE_REASON_MEM_THRASHING;
+    e.http_status = 429;
+    e.retry_after_ms = 12000;
+    snprintf(e.detail, sizeof(e.detail), "line\nbreak");
+    RENDER(out, ctl_print_events(f_, &l, false));
+    ck_assert_ptr_nonnull(strstr(out, "01:00:00"));
+    ck_assert_ptr_nonnull(strstr(out, "MEM_THRASHING"));
+    ck_assert_ptr_nonnull(strstr(out, "12000"));
+    free(out);
+    RENDER(out, ctl_print_events(f_, &l, true));
+    ck_assert_ptr_nonnull(strstr(out, "\"reason\":\"MEM_THRASHING\""));
+    ck_assert_ptr_nonnull(strstr(out, "\"detail\":\"line\\nbreak\""));
+    free(out);
+    memset(&st, 0, sizeof(st));
+    st.segments_total = 10;
+    st.segments_loaded = 7;
+    st.segments_pending = 2;
+    st.segments_invalid = 1;
+    st.nodes_up = 2;
+    st.nodes_total = 3;
+    snprintf(st.version, sizeof(st.version), "0.1.0");
+    RENDER(out, ctl_print_status(f_, &st, false));
+    ck_assert_ptr_nonnull(strstr(out, "nodes:    2 up of 3"));
+    ck_assert_ptr_nonnull(strstr(out, "10 total, 7 loaded, 2 pending (0 backing off), 1 invalid"));
+    free(out);
+    RENDER(out, ctl_print_status(f_, &st, true));
+    ck_assert_ptr_nonnull(
+        strstr(out, "\"segments\":{\"total\":10,\"pending\":2,\"loaded\":7,\"invalid\":1"));
+    free(out);
+}
+END_TEST
+
+START_TEST(test_json_string)
+{
+    char *out = NULL;
+
+    RENDER(out, ctl_json_string(f_, "a\"b\\c\x01"));
+    ck_assert_str_eq(out, "\"a\\\"b\\\\c\\u0001\"");
+    free(out);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("ctl");
+    TCase *tc = tcase_create("formats");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(tc, test_nodes_table);
+    tcase_add_test(tc, test_nodes_json);
+    tcase_add_test(tc, test_segments);
+    tcase_add_test(tc, test_events_and_status);
+    tcase_add_test(tc, test_json_string);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
