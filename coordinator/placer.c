@@ -74,7 +74,7 @@ struct seg {
     uint32_t n_slots, cap_slots;
     size_t heap_idx;
     uint64_t wake_at;         /* while Q_TIMER */
-    uint32_t round_max_retry; /* largest Retry-After in this round */
+    uint32_t round_min_retry; /* earliest Retry-After in this round; UINT32_MAX: none */
     uint32_t rand;            /* random input of the last refusal, for jitter */
     uint16_t wanted;
     uint8_t q;
@@ -566,7 +566,7 @@ static void seg_new_round(struct seg *s)
 {
     for (uint32_t i = 0; i < s->n_slots; i++)
         s->slots[i].flags &= (uint8_t)~SLOT_REFUSED;
-    s->round_max_retry = 0;
+    s->round_min_retry = UINT32_MAX;
 }
 
 struct scan {
@@ -629,15 +629,27 @@ static void seg_scan(struct placer *p, const struct seg *s, uint64_t now, bool s
     marks_clear(p, s);
 }
 
-/* Every eligible node refused in this round: back off until the largest Retry-After. */
-static void seg_backoff(struct placer *p, struct seg *s, uint64_t now)
+/*
+ * Every eligible node refused in this round: back off until the earliest
+ * Retry-After among them (with jitter). Each refusing node also keeps its
+ * own exclusion until its own Retry-After, so the fresh round asks only the
+ * nodes that said they might take it by then; waiting for the largest would
+ * hold a segment for a minute because one full node said "go elsewhere"
+ * while another only had its load slots busy for a quarter second.
+ */
+static void seg_backoff(struct placer *p, struct seg *s, uint64_t now, uint64_t cap_at)
 {
-    uint64_t base = s->round_max_retry, span = base * p->cfg.jitter_percent / 100;
+    uint64_t base = s->round_min_retry != UINT32_MAX ? s->round_min_retry
+                                                      : p->cfg.default_retry_ms;
+    uint64_t span = base * p->cfg.jitter_percent / 100;
     uint64_t d = base - span + (((uint64_t)s->rand * (2 * span + 1)) >> 32);
     struct placer_segment v = seg_view(s);
 
     if (d > p->cfg.max_retry_ms)
         d = p->cfg.max_retry_ms;
+    /* A node excluded for another reason may come back even sooner. */
+    if (cap_at > now && cap_at - now < d)
+        d = cap_at - now;
     if (d == 0)
         d = 1;
     seg_timer(p, s, now + d, true);
@@ -687,10 +699,14 @@ static void seg_wait(struct placer *p, struct seg *s, const struct scan *r, uint
         p->n_wait_cap++;
     } else if (r->in_flight > 0) {
         /* An answer will bring it back. */
+    } else if (r->refused > 0) {
+        /*
+         * Every eligible node refused in this round or is excluded: back off
+         * until the earliest of their Retry-Afters, not the excluded ones'.
+         */
+        seg_backoff(p, s, now, r->excluded > 0 ? r->min_excluded : UINT64_MAX);
     } else if (r->excluded > 0) {
         seg_timer(p, s, r->min_excluded, false);
-    } else if (r->refused > 0) {
-        seg_backoff(p, s, now);
     } else {
         seg_push(p, s, Q_PARKED);
     }
@@ -973,6 +989,7 @@ int placer_want(struct placer *p, const char *seg_id, const char *uri, uint64_t 
         s = xcalloc(1, sizeof(*s));
         s->id = xstrdup(seg_id);
         s->hash = h;
+        s->round_min_retry = UINT32_MAX;
         pmap_put(&p->segs, s->id, h, s);
         fresh = true;
     } else {
@@ -1177,8 +1194,8 @@ int placer_on_answer(struct placer *p, uint64_t attempt_id, const struct placer_
         sl->flags |= SLOT_REFUSED;
         if (now_ms + retry > sl->excluded_until)
             sl->excluded_until = now_ms + retry;
-        if (retry > s->round_max_retry)
-            s->round_max_retry = retry;
+        if (retry < s->round_min_retry)
+            s->round_min_retry = retry;
         s->rand = random;
         p->st.refused_by_reason_total[reason]++;
         if (p->ops->on_refused)
@@ -1362,8 +1379,9 @@ int placer_explain(const struct placer *p, const char *seg_id, char *buf, size_t
     }
     explain_add(buf, len, &off,
                 "segment=%s state=%s wanted=%u holders=%u in_flight=%u round_refusals=%u "
-                "round_max_retry_ms=%" PRIu32 " invalid_answers=%u",
-                s->id, state, (unsigned)s->wanted, holders, fl, refused, s->round_max_retry,
+                "round_min_retry_ms=%" PRIu32 " invalid_answers=%u",
+                s->id, state, (unsigned)s->wanted, holders, fl, refused,
+                s->round_min_retry != UINT32_MAX ? s->round_min_retry : 0,
                 invalid);
     if (s->q == Q_TIMER)
         explain_add(buf, len, &off, " until_ms=%" PRIu64, s->wake_at);

@@ -7,8 +7,9 @@
  * bound. The placer does no memory arithmetic and infers nothing about a
  * node's capacity; it trusts each node's answer. A refusal sends the segment
  * to the next node; when every eligible UP node has refused it in the
- * current round, the segment backs off until the largest Retry-After (with
- * jitter) and then starts a fresh round. 422 from a quorum of distinct nodes
+ * current round, the segment backs off until the earliest Retry-After among
+ * them (with jitter) and then starts a fresh round; every refusing node stays
+ * excluded for that segment until its own Retry-After. 422 from a quorum of distinct nodes
  * makes the segment INVALID. No answer at all (timeout, connection error)
  * marks the node SUSPECT and moves the attempt on.
  *

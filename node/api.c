@@ -45,7 +45,8 @@
 
 struct node_api {
     struct event_base *base;
-    struct pool *pool;
+    struct pool *pool;      /* scans, prechecks, residency */
+    struct pool *load_pool; /* segment loads */
     struct store *store;
     struct http_server *http;
     char bound[128];
@@ -126,6 +127,9 @@ static void api_signals(struct node_api *api, struct admission_signals *sig)
 
     memset(sig, 0, sizeof(*sig));
     store_totals(api->store, &t);
+    /* The newest sample, not the last tick's: sampler_read takes no lock and no syscall. */
+    if (api->sampler != NULL && sampler_read(api->sampler, &api->snap) == 0)
+        api->have_snap = true;
     sig->now_ms = now_ns / 1000000;
     sig->draining = api->draining;
     if (api->have_snap) {
@@ -150,6 +154,10 @@ static void api_signals(struct node_api *api, struct admission_signals *sig)
     sig->wss_bytes = wss_estimate(api->wss);
     if (sig->wss_bytes < t.mapped_bytes + t.index_bytes)
         sig->wss_bytes = t.mapped_bytes + t.index_bytes;
+    /* A rise in the cgroup counts at once, without waiting for the estimator's tick. */
+    if (api->have_snap && (s->have & SAMPLER_HAVE_CG_USAGE) && (s->have & SAMPLER_HAVE_CG_STAT) &&
+        s->cg_usage > s->cg_inactive_file && s->cg_usage - s->cg_inactive_file > sig->wss_bytes)
+        sig->wss_bytes = s->cg_usage - s->cg_inactive_file;
     sig->reserved_bytes = api->reserved_bytes;
     sig->p99_1s_ms = (double)latency_quantile(api->lat, now_ns, 1, 0.99) / 1e6;
     sig->p99_10s_ms = (double)latency_quantile(api->lat, now_ns, 10, 0.99) / 1e6;
@@ -826,6 +834,7 @@ struct node_api *node_api_new(struct event_base *base, const struct node_config 
 {
     struct node_api *api = xcalloc(1, sizeof(*api));
     struct store_config sc = {
+        .load_pool = NULL,
         .storage_root = cfg->storage_root,
         .data_dir = cfg->data_dir,
         .disk_reserve = cfg->disk_reserve,
@@ -854,6 +863,8 @@ struct node_api *node_api_new(struct event_base *base, const struct node_config 
     api->reservations = strmap_new();
     api->disk_free_bytes = UINT64_MAX;
     api->pool = pool_new(base, cfg->workers);
+    api->load_pool = pool_new(base, cfg->load_workers > 0 ? cfg->load_workers : 2);
+    sc.load_pool = api->load_pool;
     api->store = store_new(api->pool, &sc, err, err_len);
     if (api->store == NULL)
         goto fail;
@@ -946,6 +957,7 @@ void node_api_free(struct node_api *api)
     if (api->tick_ev != NULL)
         event_free(api->tick_ev);
     sampler_free(api->sampler);
+    pool_free(api->load_pool);
     pool_free(api->pool);
     store_free(api->store);
     latency_free(api->lat);

@@ -33,7 +33,8 @@ struct node_config {
     const char *storage_root; /* deep storage that segment URIs point into */
     const char *data_dir;     /* local copies and their metadata */
     uint64_t disk_reserve;    /* bytes of local disk never used for segments */
-    unsigned workers;         /* worker threads for loads and scans */
+    unsigned workers;         /* worker threads for scans and quick checks */
+    unsigned load_workers;    /* worker threads for segment loads (copy, fsync, verify) */
     struct http_limits limits;
     struct admission_config admission;
     bool admission_on;        /* false: accept everything (the baseline mode) */

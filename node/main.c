@@ -105,7 +105,7 @@ static int cmd_serve(int argc, char **argv)
 {
     char *listen = NULL, *storage_root = NULL, *data_dir = NULL, *node_id = NULL;
     char *token_file = NULL, *ready_file = NULL, *log_level = NULL;
-    int64_t workers = 0, max_conns = 0;
+    int64_t workers = 0, load_workers = 0, max_conns = 0;
     uint64_t disk_reserve = 0, max_body = 0, max_headers = 0, idle_ms = 0, request_ms = 0;
     char *admission = NULL, *proc_root = NULL, *sys_root = NULL, *coordinator = NULL;
     char *advertise = NULL;
@@ -125,7 +125,9 @@ static int cmd_serve(int argc, char **argv)
         {"node-id", "SLUICE_NODE_ID", CONFIG_STRING, &node_id, "",
          "Name of this node ([A-Za-z0-9._-]); default node-<port>."},
         {"workers", "SLUICE_WORKERS", CONFIG_INT, &workers, "2",
-         "Worker threads for loading segments and scanning.", 1, 64},
+         "Worker threads for query scans and assignment prechecks.", 1, 64},
+        {"load-workers", "SLUICE_LOAD_WORKERS", CONFIG_INT, &load_workers, "2",
+         "Worker threads for segment loads (copy, fsync, verify, index).", 1, 64},
         {"disk-reserve", "SLUICE_DISK_RESERVE", CONFIG_SIZE, &disk_reserve, "256M",
          "Local disk kept free; an assignment that would eat into it gets 507 DISK_FULL.", 0,
          INT64_MAX},
@@ -273,6 +275,7 @@ static int cmd_serve(int argc, char **argv)
     cfg.node_id = node_id;
     cfg.token = token;
     cfg.workers = (unsigned)workers;
+    cfg.load_workers = (unsigned)load_workers;
     cfg.disk_reserve = disk_reserve;
     cfg.limits = http_limits_default();
     cfg.limits.max_body = max_body;

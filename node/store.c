@@ -55,7 +55,8 @@ struct store_seg {
 };
 
 struct store {
-    struct pool *pool;
+    struct pool *pool;      /* prechecks, unlinks */
+    struct pool *load_pool; /* copies, verification, reloads */
     char *root;     /* realpath of the storage root, no trailing slash */
     char *segdir;   /* <data_dir>/segments */
     uint64_t disk_reserve;
@@ -65,6 +66,9 @@ struct store {
     store_load_cb load_cb;
     void *load_arg;
     uint64_t in_flight, reserved_bytes;
+    /* Kept incrementally (store_acct): visible segments by state, and bytes. */
+    uint64_t count_by_state[WIRE_SEG_COUNT_];
+    uint64_t mapped_bytes, index_bytes;
 };
 
 enum store_job_kind { STORE_JOB_PRECHECK, STORE_JOB_LOAD, STORE_JOB_RELOAD, STORE_JOB_UNLINK };
@@ -152,6 +156,32 @@ static void store_remove(struct store *st, struct store_seg *seg)
     }
 }
 
+static bool store_visible(const struct store_seg *seg);
+
+/*
+ * Adds (sign +1) or removes (-1) a segment's share of the totals. Called on
+ * both sides of every change to its visibility, state or mapping, so that
+ * store_totals() is O(1) on the assignment path.
+ */
+static void store_acct(struct store *st, const struct store_seg *seg, int sign)
+{
+    uint64_t mapped, index;
+
+    if (!store_visible(seg))
+        return;
+    mapped = seg->base != NULL ? seg->map_len : 0;
+    index = seg->zm != NULL ? zonemap_bytes(seg->zm) : 0;
+    if (sign > 0) {
+        st->count_by_state[seg->state]++;
+        st->mapped_bytes += mapped;
+        st->index_bytes += index;
+    } else {
+        st->count_by_state[seg->state]--;
+        st->mapped_bytes -= mapped;
+        st->index_bytes -= index;
+    }
+}
+
 static struct store_seg *store_seg_new(struct store *st, const char *id, const char *uri,
                                        uint64_t rows, uint64_t avg_row_size)
 {
@@ -190,7 +220,9 @@ void store_seg_unref(struct store_seg *seg)
         /* Only the table holds a shed segment now: its memory can go. */
         if (seg->refs == 1 && seg->release_pending) {
             seg->release_pending = false;
+            store_acct(seg->st, seg, -1);
             store_seg_release_data(seg);
+            store_acct(seg->st, seg, +1);
         }
         return;
     }
@@ -588,6 +620,7 @@ static void store_unlink_done(void *arg);
 /* Starts removing a segment's files; it leaves the table when that is done. */
 static void store_start_unlink(struct store *st, struct store_seg *seg)
 {
+    store_acct(st, seg, -1);
     seg->unloading = true;
     pool_submit(st->pool, store_unlink_work, store_unlink_done, store_job_new(st, STORE_JOB_UNLINK,
                                                                               seg));
@@ -622,6 +655,7 @@ static void store_finish_load(struct store_job *job)
     st->in_flight--;
     st->reserved_bytes -= seg->reserved;
     seg->reserved = 0;
+    store_acct(st, seg, -1);
     if (job->reason == WIRE_REASON_NONE) {
         seg->base = job->base;
         seg->map_len = job->map_len;
@@ -643,6 +677,7 @@ static void store_finish_load(struct store_job *job)
         log_warn("segment_state", "id=%s transition=\"LOADING -> FAILED\" reason=%s detail=\"%s\"",
                  seg->id, wire_reason_name(job->reason), job->detail);
     }
+    store_acct(st, seg, +1);
     if (st->load_cb != NULL)
         st->load_cb(seg->id, seg->state == WIRE_SEG_LOADED, seg->file_bytes,
                     seg->zm != NULL ? zonemap_bytes(seg->zm) : 0, st->load_arg);
@@ -677,12 +712,13 @@ static void store_precheck_done(void *arg)
         return;
     }
     seg->hidden = false;
+    store_acct(st, seg, +1);
     seg->reserved = job->src_size;
     st->reserved_bytes += job->src_size;
     job->assign_cb(202, WIRE_REASON_NONE, "", job->assign_arg);
     log_info("segment_state", "id=%s transition=\"NEW -> LOADING\" uri=%s", seg->id, seg->uri);
     job->kind = STORE_JOB_LOAD;
-    pool_submit(st->pool, store_load_work, store_load_done, job);
+    pool_submit(st->load_pool, store_load_work, store_load_done, job);
 }
 
 void store_assign(struct store *st, const struct wire_assign_request *req, store_assign_cb cb,
@@ -717,6 +753,7 @@ void store_assign(struct store *st, const struct wire_assign_request *req, store
             return;
         }
         /* FAILED or DROPPED: the new assignment replaces the old entry. */
+        store_acct(st, seg, -1);
         store_remove(st, seg);
         store_seg_unref(seg);
     }
@@ -746,6 +783,7 @@ void store_delete(struct store *st, const char *id, store_delete_cb cb, void *ar
         cb(409, detail, arg);
         return;
     }
+    store_acct(st, seg, -1);
     seg->delete_cb = cb;
     seg->delete_arg = arg;
     log_info("segment_state", "id=%s transition=\"%s -> UNLOADING\"", id,
@@ -837,17 +875,9 @@ void store_status(const struct store *st, struct wire_node_status *out)
 void store_totals(const struct store *st, struct store_totals *out)
 {
     memset(out, 0, sizeof(*out));
-    for (size_t b = 0; b < st->nbuckets; b++) {
-        for (const struct store_seg *seg = st->buckets[b]; seg != NULL; seg = seg->hnext) {
-            if (!store_visible(seg))
-                continue;
-            out->segments[seg->state]++;
-            if (seg->base != NULL)
-                out->mapped_bytes += seg->map_len;
-            if (seg->zm != NULL)
-                out->index_bytes += zonemap_bytes(seg->zm);
-        }
-    }
+    memcpy(out->segments, st->count_by_state, sizeof(out->segments));
+    out->mapped_bytes = st->mapped_bytes;
+    out->index_bytes = st->index_bytes;
     out->loads_ok_total = st->loads_ok;
     out->loads_failed_total = st->loads_failed;
     out->copied_bytes_total = st->copied_bytes;
@@ -920,6 +950,7 @@ int store_shed(struct store *st, const char *id, enum wire_reason reason, const 
 
     if (seg == NULL || !store_visible(seg) || seg->state != WIRE_SEG_LOADED)
         return -ENOENT;
+    store_acct(st, seg, -1);
     seg->state = WIRE_SEG_DROPPED;
     seg->reason = reason;
     snprintf(seg->detail, sizeof(seg->detail), "%s", detail);
@@ -931,6 +962,7 @@ int store_shed(struct store *st, const char *id, enum wire_reason reason, const 
         seg->release_pending = true;
     seg->file_bytes = 0;
     seg->shedding = true;
+    store_acct(st, seg, +1);
     pool_submit(st->pool, store_shed_work, store_shed_done, store_job_new(st, STORE_JOB_UNLINK, seg));
     return 0;
 }
@@ -1043,8 +1075,9 @@ static int store_recover(struct store *st, char *err, size_t err_len)
             } else {
                 struct store_seg *seg = store_seg_new(st, id, uri, rows, size);
                 store_insert(st, seg);
+                store_acct(st, seg, +1);
                 st->in_flight++;
-                pool_submit(st->pool, store_reload_work, store_reload_done,
+                pool_submit(st->load_pool, store_reload_work, store_reload_done,
                             store_job_new(st, STORE_JOB_RELOAD, seg));
                 reloaded++;
             }
@@ -1069,6 +1102,7 @@ struct store *store_new(struct pool *pool, const struct store_config *cfg, char 
     struct stat sb;
 
     st->pool = pool;
+    st->load_pool = cfg->load_pool != NULL ? cfg->load_pool : pool;
     st->disk_reserve = cfg->disk_reserve;
     st->nbuckets = 64;
     st->buckets = xcalloc(st->nbuckets, sizeof(*st->buckets));

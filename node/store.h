@@ -43,6 +43,12 @@ struct store_seg;
 struct zonemap;
 
 struct store_config {
+    /*
+     * Loads (copy, fsync, verify) run on load_pool; quick work (prechecks,
+     * unlinks) on the pool given to store_new(), so an assignment's answer
+     * never waits behind another segment's copy. NULL: the same pool.
+     */
+    struct pool *load_pool;
     const char *storage_root; /* must exist; resolved with realpath() */
     const char *data_dir;     /* created if missing */
     uint64_t disk_reserve;    /* bytes of local disk always left free */

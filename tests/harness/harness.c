@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,6 +34,40 @@ struct harness_proc {
     char addr[64];
     char *cgroup; /* joined by the child before exec */
 };
+
+/*
+ * What this process started, so that an exit in the middle of a test (a
+ * failed assertion ends a Check test process at once, without its teardown)
+ * still stops every daemon and removes every directory and cgroup.
+ */
+#define HARNESS_TRACK_MAX 256
+static struct harness_proc *harness_live[HARNESS_TRACK_MAX];
+static char *harness_dirs[HARNESS_TRACK_MAX];
+static char *harness_cgroups[HARNESS_TRACK_MAX];
+static bool harness_atexit_set;
+
+static void harness_atexit(void);
+
+static void harness_track(void **table, void *item)
+{
+    if (!harness_atexit_set) {
+        harness_atexit_set = true;
+        atexit(harness_atexit);
+    }
+    for (size_t i = 0; i < HARNESS_TRACK_MAX; i++) {
+        if (table[i] == NULL) {
+            table[i] = item;
+            return;
+        }
+    }
+}
+
+static void harness_untrack(void **table, const void *item)
+{
+    for (size_t i = 0; i < HARNESS_TRACK_MAX; i++)
+        if (table[i] == item)
+            table[i] = NULL;
+}
 
 static void harness_sleep_ms(unsigned ms)
 {
@@ -60,6 +95,7 @@ char *harness_dir_new(const char *prefix)
         fprintf(stderr, "harness: mkdtemp %s: %s\n", path, strerror(errno));
         abort();
     }
+    harness_track((void **)harness_dirs, path);
     return path;
 }
 
@@ -74,6 +110,7 @@ void harness_dir_remove(const char *path)
 {
     if (path == NULL)
         return;
+    harness_untrack((void **)harness_dirs, path);
     nftw(path, harness_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -133,6 +170,10 @@ static int harness_spawn(struct harness_proc *p)
         return -1;
     if (pid == 0) {
         setpgid(0, 0);
+        /* If the test process dies, so does its daemon. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() == 1)
+            _exit(125);
         if (p->cgroup != NULL) {
             char *procs = xasprintf("%s/cgroup.procs", p->cgroup);
             FILE *f = fopen(procs, "w");
@@ -185,6 +226,7 @@ struct harness_proc *harness_node_start_cg(const char *storage_root, const char 
 {
     struct harness_proc *p = xcalloc(1, sizeof(*p));
 
+    harness_track((void **)harness_live, p);
     p->cgroup = cgroup_dir != NULL ? xstrdup(cgroup_dir) : NULL;
     p->dir = xstrdup(data_dir);
     mkdir(p->dir, 0755);
@@ -214,6 +256,7 @@ struct harness_proc *harness_coord_start(const char *dir, const char *const *ext
 {
     struct harness_proc *p = xcalloc(1, sizeof(*p));
 
+    harness_track((void **)harness_live, p);
     p->dir = xstrdup(dir);
     mkdir(p->dir, 0755);
     p->log = xasprintf("%s/coord.log", p->dir);
@@ -302,6 +345,7 @@ char *harness_cgroup_new(const char *name, unsigned long long limit_bytes, char 
         free(dir);
         return NULL;
     }
+    harness_track((void **)harness_cgroups, xstrdup(dir));
     snprintf(value, sizeof(value), "%llu", limit_bytes);
     file = xasprintf("%s/%s", dir, v2 ? "memory.max" : "memory.limit_in_bytes");
     r = harness_write(file, value);
@@ -340,6 +384,12 @@ void harness_cgroup_remove(const char *path)
 {
     if (path == NULL)
         return;
+    for (size_t i = 0; i < HARNESS_TRACK_MAX; i++) {
+        if (harness_cgroups[i] != NULL && strcmp(harness_cgroups[i], path) == 0) {
+            free(harness_cgroups[i]);
+            harness_cgroups[i] = NULL;
+        }
+    }
     /* The last process may take a moment to leave after it was reaped. */
     for (int i = 0; i < 100 && rmdir(path) < 0 && errno == EBUSY; i++)
         harness_sleep_ms(20);
@@ -425,6 +475,7 @@ void harness_proc_free(struct harness_proc *p)
 {
     if (p == NULL)
         return;
+    harness_untrack((void **)harness_live, p);
     if (p->pid > 0)
         harness_proc_stop(p);
     for (int i = 0; i < p->argc; i++)
@@ -491,4 +542,27 @@ bool harness_wait_until(bool (*fn)(void *), void *arg, unsigned timeout_ms)
             return false;
         harness_sleep_ms(20);
     }
+}
+
+/* Stops what a test left running, then removes its cgroups and directories. */
+static void harness_atexit(void)
+{
+    for (size_t i = 0; i < HARNESS_TRACK_MAX; i++) {
+        if (harness_live[i] != NULL && harness_live[i]->pid > 0) {
+            kill(harness_live[i]->pid, SIGKILL);
+            waitpid(harness_live[i]->pid, NULL, 0);
+            harness_live[i]->pid = -1;
+        }
+    }
+    for (size_t i = 0; i < HARNESS_TRACK_MAX; i++) {
+        if (harness_cgroups[i] != NULL) {
+            char *path = harness_cgroups[i];
+            harness_cgroups[i] = NULL;
+            harness_cgroup_remove(path);
+            free(path);
+        }
+    }
+    for (size_t i = 0; i < HARNESS_TRACK_MAX; i++)
+        if (harness_dirs[i] != NULL)
+            nftw(harness_dirs[i], harness_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -345,14 +345,15 @@ START_TEST(test_all_refuse_backoff)
     static const struct {
         uint32_t rnd;
         uint64_t until;
-    } cases[] = {{0, 1000 + 2400}, {0x80000000u, 1000 + 3000}, {UINT32_MAX, 1000 + 3600}};
+    } cases[] = {{0, 1000 + 800}, {0x80000000u, 1000 + 1000}, {UINT32_MAX, 1000 + 1200}};
     uint64_t until;
     struct placer *p;
 
+    /* The backoff ends at the earliest Retry-After (a's 1000 ms), +-20 % jitter. */
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         p = test_refuse_round(cases[i].rnd, &until);
-        ck_assert_uint_ge(until, 1000 + 2400);
-        ck_assert_uint_le(until, 1000 + 3600);
+        ck_assert_uint_ge(until, 1000 + 800);
+        ck_assert_uint_le(until, 1000 + 1200);
         ck_assert_uint_eq(until, cases[i].until);
         test_done(p);
     }
@@ -370,23 +371,24 @@ START_TEST(test_all_refuse_backoff)
     test_done(p);
 
     /*
-     * Jitter below the largest Retry-After: the fresh round still waits for
-     * b's own retry (until 4000) after a and c refuse again.
+     * Jitter below the earliest Retry-After: the fresh round waits for a's own
+     * retry (2000); b and c stay excluded until theirs (4000 and 3000).
      */
     p = test_refuse_round(0, &until);
-    ck_assert_uint_eq(until, 3400);
-    ck_assert_int_eq(placer_tick(p, 3399), 0);
-    ck_assert_int_eq(placer_tick(p, 3400), 1);
+    ck_assert_uint_eq(until, 1800);
+    ck_assert_int_eq(placer_tick(p, 1799), 0);
+    ck_assert_int_eq(placer_tick(p, 1800), 0);
+    ck_assert_uint_eq(placer_next_deadline(p), 2000);
+    ck_assert_int_eq(placer_tick(p, 2000), 1);
     ck_assert_str_eq(fake.calls[3].node, "a");
-    ck_assert_int_eq(test_answer(p, 3, 429, WIRE_REASON_MEM_PRESSURE, 100, 3400, 0), 0);
-    ck_assert_int_eq(placer_tick(p, 3400), 1);
-    ck_assert_str_eq(fake.calls[4].node, "c");
-    ck_assert_int_eq(test_answer(p, 4, 429, WIRE_REASON_MEM_PRESSURE, 100, 3400, 0), 0);
-    ck_assert_uint_eq(test_stats(p).waiting_retry, 1);
-    ck_assert_uint_eq(placer_next_deadline(p), 4000);
-    ck_assert_int_eq(placer_tick(p, 3999), 0);
-    ck_assert_int_eq(placer_tick(p, 4000), 1);
-    ck_assert_str_eq(fake.calls[5].node, "b");
+    /* a refuses again, for 100 ms: that is now the earliest chance (80 ms with jitter). */
+    ck_assert_int_eq(test_answer(p, 3, 429, WIRE_REASON_MEM_PRESSURE, 100, 2000, 0), 0);
+    ck_assert_uint_eq(test_stats(p).backing_off, 1);
+    ck_assert_uint_eq(placer_next_deadline(p), 2080);
+    ck_assert_int_eq(placer_tick(p, 2080), 0); /* a itself is excluded until 2100 */
+    ck_assert_uint_eq(placer_next_deadline(p), 2100);
+    ck_assert_int_eq(placer_tick(p, 2100), 1);
+    ck_assert_str_eq(fake.calls[4].node, "a");
     test_done(p);
 }
 END_TEST
@@ -754,21 +756,35 @@ START_TEST(test_exclusion)
     ck_assert_str_eq(fake.calls[0].node, "b");
     ck_assert_str_eq(fake.calls[1].seg, "s1");
     ck_assert_str_eq(fake.calls[1].node, "a");
-    /* b refuses for 1 s: s0 must wait for a's exclusion, not back off. */
+    /*
+     * b refuses for 1 s while a is excluded until 5000: s0 backs off until
+     * b's Retry-After (the earliest), not a's exclusion; b is asked again.
+     */
     ck_assert_int_eq(test_answer(p, 0, 429, WIRE_REASON_MEM_PRESSURE, 1000, 1000, 0), 0);
-    ck_assert_uint_eq(test_evs_of(EV_BACKOFF), 0);
-    ck_assert_uint_eq(test_stats(p).waiting_retry, 1);
+    ck_assert_uint_eq(test_evs_of(EV_BACKOFF), 1);
+    ck_assert_uint_eq(fake.evs[fake.n_evs - 1].until, 1000 + 800);
+    ck_assert_int_eq(placer_tick(p, 1800), 0);                /* b excluded until 2000 */
+    ck_assert_uint_eq(placer_next_deadline(p), 2000);
+    ck_assert_int_eq(placer_tick(p, 2000), 1);
+    ck_assert_str_eq(fake.calls[2].seg, "s0");
+    ck_assert_str_eq(fake.calls[2].node, "b");
+    /* b refuses again for longer: now a's exclusion (5000) comes first. */
+    ck_assert_int_eq(test_answer(p, 2, 429, WIRE_REASON_MEM_PRESSURE, 9000, 2000, 0), 0);
     ck_assert_uint_eq(placer_next_deadline(p), 5000);
-    ck_assert_int_eq(placer_tick(p, 2000), 0);
     ck_assert_int_eq(placer_tick(p, 4999), 0);
     ck_assert_int_eq(placer_tick(p, 5000), 1);
-    ck_assert_str_eq(fake.calls[2].seg, "s0");
-    ck_assert_str_eq(fake.calls[2].node, "a");
-    /* A refusal's Retry-After excludes the pair the same way. */
-    ck_assert_int_eq(test_answer(p, 2, 429, WIRE_REASON_MEM_CAPACITY, 60000, 5000, 0), 0);
-    ck_assert_uint_eq(test_evs_of(EV_BACKOFF), 1);
-    ck_assert_uint_ge(fake.evs[fake.n_evs - 1].until, 5000 + 48000);
-    ck_assert_uint_le(fake.evs[fake.n_evs - 1].until, 5000 + 60000 + 12000);
+    ck_assert_str_eq(fake.calls[3].seg, "s0");
+    ck_assert_str_eq(fake.calls[3].node, "a");
+    /*
+     * A refusal's Retry-After excludes the pair the same way. Both nodes have
+     * refused in this round: the backoff ends at the earliest Retry-After
+     * (b's 1000 ms), and a stays excluded for its 60 s.
+     */
+    ck_assert_int_eq(test_answer(p, 3, 429, WIRE_REASON_MEM_CAPACITY, 60000, 5000, 0), 0);
+    ck_assert_uint_eq(placer_next_deadline(p), 11000); /* b's 9000 ms from 2000 */
+    ck_assert_int_eq(placer_tick(p, 11000), 1);
+    ck_assert_str_eq(fake.calls[4].seg, "s0");
+    ck_assert_str_eq(fake.calls[4].node, "b");
     test_done(p);
 }
 END_TEST
@@ -797,8 +813,8 @@ START_TEST(test_explain)
     ck_assert_int_eq(test_answer(p, 2, 507, WIRE_REASON_DISK_FULL, 1000, 1000, 0x80000000u), 0);
     ck_assert_int_eq(placer_explain(p, "s0", buf, sizeof(buf)), 0);
     ck_assert_ptr_nonnull(strstr(buf, "state=backing_off"));
-    ck_assert_ptr_nonnull(strstr(buf, "round_refusals=3 round_max_retry_ms=5000"));
-    ck_assert_ptr_nonnull(strstr(buf, " until_ms=6000\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "round_refusals=3 round_min_retry_ms=1000"));
+    ck_assert_ptr_nonnull(strstr(buf, " until_ms=2000\n"));
     ck_assert_ptr_nonnull(strstr(buf, "node=c state=UP last=REFUSED status=507"));
     ck_assert_ptr_nonnull(strstr(buf, "reason=DISK_FULL"));
     ck_assert_int_eq(placer_explain(p, "s0", small, sizeof(small)), 0);

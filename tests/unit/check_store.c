@@ -169,6 +169,15 @@ START_TEST(test_assign_load)
     memset(&ns, 0, sizeof(ns));
     store_status(st, &ns);
     ck_assert_uint_eq(ns.n_segments, 1);
+    {
+        /* The incremental totals agree with a full recount. */
+        struct store_totals t;
+        store_totals(st, &t);
+        ck_assert_uint_eq(t.mapped_bytes, ns.mapped_bytes);
+        ck_assert_uint_eq(t.index_bytes, ns.index_bytes);
+        ck_assert_uint_eq(t.segments[WIRE_SEG_LOADED], 1);
+        ck_assert_uint_eq(t.segments[WIRE_SEG_LOADING], 0);
+    }
     ck_assert_str_eq(ns.segments[0].segment_id, "a");
     ck_assert_uint_gt(ns.segments[0].index_bytes, 0);
     ck_assert_uint_eq(ns.mapped_bytes, ns.segments[0].file_bytes);
@@ -277,6 +286,13 @@ START_TEST(test_delete)
     run_until(answered, &a);
     ck_assert_int_eq(a.status, 200);
     ck_assert_uint_eq(count_files(segdir), 0);
+    {
+        struct store_totals t;
+        store_totals(st, &t);
+        ck_assert_uint_eq(t.mapped_bytes, 0);
+        ck_assert_uint_eq(t.index_bytes, 0);
+        ck_assert_uint_eq(t.segments[WIRE_SEG_LOADED], 0);
+    }
     memset(&a, 0, sizeof(a));
     store_delete(st, "a", delete_cb, &a);
     ck_assert(a.done);
