@@ -790,6 +790,122 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
     metrics_histogram(m, "sluice_node_query_duration_seconds",
                       "Query latency from request to reply.", &api->query_latency, 1e-9, NULL);
 
+    /* The signals admission decides on, as it sees them now. */
+    {
+        struct admission_signals sig;
+        const struct sampler_snapshot *sn = &api->snap;
+
+        api_signals(api, &sig);
+        metrics_family(m, "sluice_node_psi_stall_fraction", "gauge",
+                       "Memory stall fraction over the last sample interval (PSI total= deltas).");
+        {
+            const char *some[] = {"kind", "some", NULL}, *full[] = {"kind", "full", NULL};
+            metrics_sample(m, "sluice_node_psi_stall_fraction", sig.some_frac, some);
+            metrics_sample(m, "sluice_node_psi_stall_fraction", sig.full_frac, full);
+        }
+        metrics_family(m, "sluice_node_psi_avg10_percent", "gauge", "PSI memory avg10.");
+        {
+            const char *some[] = {"kind", "some", NULL}, *full[] = {"kind", "full", NULL};
+            metrics_sample(m, "sluice_node_psi_avg10_percent", sig.some_avg10, some);
+            metrics_sample(m, "sluice_node_psi_avg10_percent", sig.full_avg10, full);
+        }
+        metrics_family(m, "sluice_node_psi_stall_seconds_total", "counter",
+                       "Cumulative memory stall time (PSI total=).");
+        {
+            const char *some[] = {"kind", "some", NULL}, *full[] = {"kind", "full", NULL};
+            metrics_sample(m, "sluice_node_psi_stall_seconds_total",
+                           (double)sn->some.total_us * 1e-6, some);
+            metrics_sample(m, "sluice_node_psi_stall_seconds_total",
+                           (double)sn->full.total_us * 1e-6, full);
+        }
+        metrics_family(m, "sluice_node_memory_usage_bytes", "gauge", "Memory cgroup usage.");
+        metrics_sample_u64(m, "sluice_node_memory_usage_bytes", sn->cg_usage, NULL);
+        metrics_family(m, "sluice_node_memory_limit_bytes", "gauge",
+                       "Effective memory limit: min(cgroup max/high, MemTotal).");
+        metrics_sample_u64(m, "sluice_node_memory_limit_bytes", sig.limit_bytes, NULL);
+        metrics_family(m, "sluice_node_memory_inactive_file_bytes", "gauge",
+                       "The cgroup's inactive page cache.");
+        metrics_sample_u64(m, "sluice_node_memory_inactive_file_bytes", sn->cg_inactive_file,
+                           NULL);
+        metrics_family(m, "sluice_node_wss_bytes", "gauge",
+                       "Working-set estimate (measured, smoothed).");
+        metrics_sample_u64(m, "sluice_node_wss_bytes", wss_estimate(api->wss), NULL);
+        metrics_family(m, "sluice_node_admission_footprint_bytes", "gauge",
+                       "What the capacity gate counts: max(working set, committed bytes).");
+        metrics_sample_u64(m, "sluice_node_admission_footprint_bytes", sig.wss_bytes, NULL);
+        metrics_family(m, "sluice_node_admission_reserved_bytes", "gauge",
+                       "Estimated memory of loads admitted and still loading.");
+        metrics_sample_u64(m, "sluice_node_admission_reserved_bytes", sig.reserved_bytes, NULL);
+        metrics_family(m, "sluice_node_admission_limit_bytes", "gauge",
+                       "Admit limit (memory limit x high watermark, or the budget).");
+        metrics_sample_u64(m, "sluice_node_admission_limit_bytes",
+                           admission_admit_limit(&api->acfg, &sig), NULL);
+        metrics_family(m, "sluice_node_resident_bytes", "gauge",
+                       "Resident bytes of mapped segments (mincore).");
+        metrics_sample_u64(m, "sluice_node_resident_bytes", api->resident_bytes, NULL);
+        metrics_family(m, "sluice_node_refaults_per_second", "gauge",
+                       "Workingset refaults per second.");
+        metrics_sample(m, "sluice_node_refaults_per_second", sig.refaults_per_s, NULL);
+        metrics_family(m, "sluice_node_pgscan_per_second", "gauge",
+                       "Pages scanned by reclaim per second.");
+        metrics_sample(m, "sluice_node_pgscan_per_second", sig.pgscan_per_s, NULL);
+        metrics_family(m, "sluice_node_swap_bytes", "gauge", "Swap used by the cgroup.");
+        metrics_sample_u64(m, "sluice_node_swap_bytes", sn->cg_swap, NULL);
+        metrics_family(m, "sluice_node_swap_pages_per_second", "gauge", "Host swap-in/out rates.");
+        {
+            const char *in[] = {"direction", "in", NULL}, *out[] = {"direction", "out", NULL};
+            metrics_sample(m, "sluice_node_swap_pages_per_second", sn->pswpin_per_s, in);
+            metrics_sample(m, "sluice_node_swap_pages_per_second", sn->pswpout_per_s, out);
+        }
+        metrics_family(m, "sluice_node_oom_kills_total", "counter",
+                       "oom_kill events counted by the cgroup (or host).");
+        metrics_sample_u64(m, "sluice_node_oom_kills_total", sn->oom_kill, NULL);
+        metrics_family(m, "sluice_node_query_p99_seconds", "gauge", "Query p99 by window.");
+        {
+            const char *w1[] = {"window", "1s", NULL}, *w10[] = {"window", "10s", NULL};
+            const char *wb[] = {"window", "baseline", NULL};
+            metrics_sample(m, "sluice_node_query_p99_seconds", sig.p99_1s_ms * 1e-3, w1);
+            metrics_sample(m, "sluice_node_query_p99_seconds", sig.p99_10s_ms * 1e-3, w10);
+            metrics_sample(m, "sluice_node_query_p99_seconds", sig.baseline_p99_ms * 1e-3, wb);
+        }
+    }
+    metrics_family(m, "sluice_node_admission_gate_closed", "gauge",
+                   "1 while an admission gate is closed.");
+    for (int g = ADMISSION_GATE_FIRST; g <= ADMISSION_GATE_LAST; g++) {
+        const char *labels[] = {"reason", wire_reason_name((enum wire_reason)g), NULL};
+        metrics_sample_u64(m, "sluice_node_admission_gate_closed",
+                           admission_gate_closed(&api->astate, (enum wire_reason)g), labels);
+    }
+    metrics_family(m, "sluice_node_admission_gate_closings_total", "counter",
+                   "Times each gate closed.");
+    for (int g = ADMISSION_GATE_FIRST; g <= ADMISSION_GATE_LAST; g++) {
+        const char *labels[] = {"reason", wire_reason_name((enum wire_reason)g), NULL};
+        metrics_sample_u64(m, "sluice_node_admission_gate_closings_total",
+                           api->gate_closed_total[g], labels);
+    }
+    metrics_family(m, "sluice_node_admission_rejections_total", "counter",
+                   "Assignments refused, by reason.");
+    for (int r = 1; r < WIRE_REASON_COUNT_; r++) {
+        const char *labels[] = {"reason", wire_reason_name((enum wire_reason)r), NULL};
+        metrics_sample_u64(m, "sluice_node_admission_rejections_total", api->assign_answers[r],
+                           labels);
+    }
+    metrics_histogram(m, "sluice_node_admission_decision_seconds",
+                      "Time to decide an assignment (admission_decide).", &api->decision_ns, 1e-9,
+                      NULL);
+    metrics_family(m, "sluice_node_admission_cost_factor", "gauge",
+                   "Learned footprint / (rows x avg_row_size) of loaded segments.");
+    metrics_sample(m, "sluice_node_admission_cost_factor",
+                   api->cost.factor > 0 ? api->cost.factor : 1.0, NULL);
+    metrics_family(m, "sluice_node_shed_total", "counter",
+                   "Segments shed (DROPPED) under sustained pressure, by reason.");
+    for (int r = WIRE_REASON_MEM_CRITICAL; r <= WIRE_REASON_MEM_THRASHING; r++) {
+        const char *labels[] = {"reason", wire_reason_name((enum wire_reason)r), NULL};
+        metrics_sample_u64(m, "sluice_node_shed_total", api->shed_total[r], labels);
+    }
+    metrics_family(m, "sluice_node_draining", "gauge", "1 while the node is draining.");
+    metrics_sample_u64(m, "sluice_node_draining", api->draining, NULL);
+
     metrics_family(m, "sluice_http_connections_live", "gauge", "Open HTTP connections.");
     metrics_sample_u64(m, "sluice_http_connections_live", hs.connections_live, NULL);
     metrics_family(m, "sluice_http_connections_total", "counter",

@@ -11,12 +11,13 @@
  *                   row_count matches the request, and local disk must hold
  *                   it. A failed precheck changes nothing and answers 422
  *                   (SEGMENT_INVALID) or 507 (DISK_FULL).
- *   LOADING         copy into <id>.seg.tmp, fsync, map, verify every column
- *                   checksum, write <id>.meta, rename to <id>.seg, fsync the
- *                   directory, build the zone maps.
+ *   LOADING         copy into <id>.seg.tmp, map, verify every column
+ *                   checksum, write <id>.meta, rename to <id>.seg, build the
+ *                   zone maps. No fsync: nothing is served before it
+ *                   verifies, and a restart verifies every copy again.
  *   LOADED          served to queries. The rename is the commit point: after
- *                   kill -9 a restarted node reloads every <id>.seg that has
- *                   its <id>.meta and deletes every partial file.
+ *                   kill -9 a restarted node reloads (and re-verifies) every
+ *                   <id>.seg that has its <id>.meta and deletes partial files.
  *   FAILED          with reason SEGMENT_INVALID (checksum mismatch found
  *                   while loading) or DISK_FULL, and a detail. The local copy
  *                   is removed; a new assignment of the same id retries.
