@@ -897,16 +897,18 @@ static void rn_assign(void *ctx, uint64_t id, const char *node_id,
                       const struct placer_segment *seg)
 {
     int node = rn_index(node_id), sg = rn_index(seg->id);
-    size_t live = 0;
+    size_t live = 0, same_pair = 0;
 
     ck_assert_int_eq(rn.state[node], PLACER_NODE_UP);
     ck_assert(!rn.holder[sg][node]);
     ck_assert(!rn.invalid[sg][node]);
     ck_assert_uint_le(rn.excluded[sg][node], rn.now);
+    /* Plain loops: each ck_assert is a write to Check's log. */
     for (size_t i = 0; i < rn.n_calls; i++) {
         live += rn.calls[i].live;
-        ck_assert(!(rn.calls[i].live && rn.calls[i].seg == sg && rn.calls[i].node == node));
+        same_pair += rn.calls[i].live && rn.calls[i].seg == sg && rn.calls[i].node == node;
     }
+    ck_assert_uint_eq(same_pair, 0);
     ck_assert_uint_lt(live, RN_TOTAL);
     ck_assert_uint_lt(rn_live_on(node), RN_CAP);
     ck_assert_uint_lt(rn.n_calls, RN_CALLS);
