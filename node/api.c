@@ -56,6 +56,8 @@ struct node_api {
     uint64_t assign_answers[WIRE_REASON_COUNT_]; /* by reason; NONE = accepted */
     uint64_t assign_conflicts, bad_requests;
     uint64_t queries_ok, queries_failed, query_bytes, query_rows;
+    unsigned max_queries, queries_in_flight;
+    uint64_t queries_refused;
     struct histogram query_latency; /* ns, since start */
     /* admission */
     bool admission_on, draining;
@@ -478,6 +480,7 @@ static void api_query_done(void *arg)
     for (size_t i = 0; i < job->n; i++)
         store_seg_touch(job->segs[i], now_ms);
     api->queries_ok++;
+    api->queries_in_flight--;
     api->query_bytes += resp.bytes_scanned;
     api->query_rows += resp.rows_scanned;
     {
@@ -502,6 +505,20 @@ static void api_query_cb(struct evhttp_request *req, const char *rest, void *arg
 
     if (!api_check_content_type(api, req))
         return;
+    /*
+     * A bounded queue: beyond max_queries in flight, refuse at once rather
+     * than let every admitted query wait behind an unbounded backlog.
+     */
+    if (api->queries_in_flight >= api->max_queries) {
+        api->queries_refused++;
+        snprintf(msg, sizeof(msg), "%u queries in flight, the limit is %u (--max-queries)",
+                 api->queries_in_flight, api->max_queries);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "X-Sluice-Reason",
+                          wire_reason_name(WIRE_REASON_LOAD_CONCURRENCY));
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        api_reply_error(api, req, 429, "overloaded", msg);
+        return;
+    }
     body = api_body(req, &len);
     r = wire_query_request_decode(body, len, &q, &err);
     if (r < 0) {
@@ -542,6 +559,7 @@ static void api_query_cb(struct evhttp_request *req, const char *rest, void *arg
     }
     query_acc_init(&job->acc, job->plans[0].is_float);
     wire_query_request_done(&q);
+    api->queries_in_flight++;
     pool_submit(api->pool, api_query_work, api_query_done, job);
     return;
 fail:
@@ -592,9 +610,19 @@ static void api_residency_work(void *arg)
     struct statvfs vfs;
 
     for (size_t i = 0; i < r->n; i++) {
-        uint64_t b = 0;
-        if (wss_resident_bytes(store_seg_base(r->segs[i]), store_seg_map_len(r->segs[i]), &b) == 0)
-            r->resident += b;
+        const struct segment_header *h = store_seg_header(r->segs[i]);
+        const char *base = store_seg_base(r->segs[i]);
+
+        /* Mapped columns only: an anonymous column's file pages are never read again. */
+        for (unsigned c = 0; c < h->column_count; c++) {
+            uint64_t b = 0, start = h->columns[c].offset & ~(uint64_t)4095;
+            uint64_t len = h->columns[c].offset + h->columns[c].length - start;
+
+            if ((h->columns[c].flags & SEGMENT_COL_ANON) || h->columns[c].length == 0)
+                continue;
+            if (wss_resident_bytes(base + start, len, &b) == 0)
+                r->resident += b;
+        }
     }
     r->disk_free = statvfs(r->segdir, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize
                                                  : UINT64_MAX;
@@ -781,6 +809,11 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
         metrics_sample_u64(m, "sluice_node_queries_total", api->queries_ok, ok);
         metrics_sample_u64(m, "sluice_node_queries_total", api->queries_failed, failed);
     }
+    metrics_family(m, "sluice_node_queries_refused_total", "counter",
+                   "Queries refused with 429 LOAD_CONCURRENCY (--max-queries in flight).");
+    metrics_sample_u64(m, "sluice_node_queries_refused_total", api->queries_refused, NULL);
+    metrics_family(m, "sluice_node_queries_in_flight", "gauge", "Queries being scanned.");
+    metrics_sample_u64(m, "sluice_node_queries_in_flight", api->queries_in_flight, NULL);
     metrics_family(m, "sluice_node_query_scanned_bytes_total", "counter",
                    "Column bytes read by query scans.");
     metrics_sample_u64(m, "sluice_node_query_scanned_bytes_total", api->query_bytes, NULL);
@@ -972,6 +1005,7 @@ struct node_api *node_api_new(struct event_base *base, const struct node_config 
     histogram_reset(&api->query_latency);
     histogram_reset(&api->decision_ns);
     api->admission_on = cfg->admission_on;
+    api->max_queries = cfg->max_queries > 0 ? cfg->max_queries : 64;
     api->acfg = cfg->admission;
     admission_cost_init(&api->cost);
     api->lat = latency_new(NULL);

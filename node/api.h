@@ -4,7 +4,8 @@
  *
  *   POST   /v1/assign          AssignRequest -> 202 | 409 | 422 | 507 | 400 | 415
  *   DELETE /v1/segments/{id}   200 once the local copy is gone | 404 | 409
- *   POST   /v1/query           QueryRequest -> QueryResponse | 400 | 404
+ *   POST   /v1/query           QueryRequest -> QueryResponse | 400 | 404 | 429 (too many
+ *                               queries in flight: LOAD_CONCURRENCY, Retry-After)
  *   GET    /v1/status          NodeStatus
  *   POST   /v1/drain, /v1/undrain   refuse (503 DRAINING) or accept new assignments
  *   GET    /metrics            Prometheus text (no token)
@@ -46,6 +47,7 @@ struct node_config {
     const char *advertise;    /* NULL or "": the bound address */
     uint64_t report_ms;
     bool claim;               /* pull mode */
+    unsigned max_queries;     /* queries in flight; more get 429 LOAD_CONCURRENCY */
 };
 
 /*

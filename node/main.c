@@ -105,7 +105,7 @@ static int cmd_serve(int argc, char **argv)
 {
     char *listen = NULL, *storage_root = NULL, *data_dir = NULL, *node_id = NULL;
     char *token_file = NULL, *ready_file = NULL, *log_level = NULL;
-    int64_t workers = 0, load_workers = 0, max_conns = 0;
+    int64_t workers = 0, load_workers = 0, max_conns = 0, max_queries = 0;
     uint64_t disk_reserve = 0, max_body = 0, max_headers = 0, idle_ms = 0, request_ms = 0;
     char *admission = NULL, *proc_root = NULL, *sys_root = NULL, *coordinator = NULL;
     char *advertise = NULL;
@@ -126,6 +126,8 @@ static int cmd_serve(int argc, char **argv)
          "Name of this node ([A-Za-z0-9._-]); default node-<port>."},
         {"workers", "SLUICE_WORKERS", CONFIG_INT, &workers, "2",
          "Worker threads for query scans and assignment prechecks.", 1, 64},
+        {"max-queries", "SLUICE_MAX_QUERIES", CONFIG_INT, &max_queries, "64",
+         "Queries in flight; more get 429 LOAD_CONCURRENCY instead of queueing.", 1, 100000},
         {"load-workers", "SLUICE_LOAD_WORKERS", CONFIG_INT, &load_workers, "2",
          "Worker threads for segment loads (copy, fsync, verify, index).", 1, 64},
         {"disk-reserve", "SLUICE_DISK_RESERVE", CONFIG_SIZE, &disk_reserve, "256M",
@@ -276,6 +278,7 @@ static int cmd_serve(int argc, char **argv)
     cfg.token = token;
     cfg.workers = (unsigned)workers;
     cfg.load_workers = (unsigned)load_workers;
+    cfg.max_queries = (unsigned)max_queries;
     cfg.disk_reserve = disk_reserve;
     cfg.limits = http_limits_default();
     cfg.limits.max_body = max_body;
@@ -326,7 +329,7 @@ out:
 
 static int cmd_mkseg(int argc, char **argv)
 {
-    int64_t rows = 0, row_bytes = 0, seed = 0;
+    int64_t rows = 0, row_bytes = 0, seed = 0, anon_row_bytes = 0;
     char *out = NULL;
     bool float_value = false;
     const struct config_option opts[] = {
@@ -338,6 +341,10 @@ static int cmd_mkseg(int argc, char **argv)
         {"seed", NULL, CONFIG_INT, &seed, "1", "Seed of the synthetic data.", 0, INT64_MAX},
         {"float-value", NULL, CONFIG_BOOL, &float_value, "false",
          "Make the value column float64 instead of int64."},
+        {"anon-row-bytes", NULL, CONFIG_INT, &anon_row_bytes, "0",
+         "Bytes per row of an extra column the node holds in anonymous memory once loaded "
+         "(like a vector index); 0 for none.",
+         0, SEGMENT_MAX_BYTES_WIDTH},
         {"out", NULL, CONFIG_STRING, &out, NULL, "File to write (atomically).",
          .required = true},
     };
@@ -353,14 +360,16 @@ static int cmd_mkseg(int argc, char **argv)
     spec.row_bytes = (uint32_t)row_bytes;
     spec.seed = (uint64_t)seed;
     spec.float_value = float_value;
+    spec.anon_row_bytes = (uint32_t)anon_row_bytes;
     r = segment_write_synthetic(out, &spec, detail, sizeof(detail));
     if (r < 0) {
         fprintf(stderr, "sluice-node mkseg: %s\n", detail);
         config_free_strings(opts, N_OPTS(opts));
         return 1;
     }
-    printf("wrote %s: %" PRId64 " rows x %" PRId64 " bytes, seed %" PRId64 "\n", out, rows,
-           row_bytes, seed);
+    printf("wrote %s: %" PRId64 " rows x %" PRId64 " bytes (+%" PRId64
+           " in memory), seed %" PRId64 "\n",
+           out, rows, row_bytes, anon_row_bytes, seed);
     config_free_strings(opts, N_OPTS(opts));
     return 0;
 }
@@ -578,12 +587,14 @@ static int cmd_status(int argc, char **argv)
         goto out;
     }
     if (hr.status == 200 && wire_node_status_decode(hr.body, hr.body_len, &st, &err) == 0) {
-        printf("node %s  %s  version %s  up %" PRIu64 "s  mapped %" PRIu64 " B  index %" PRIu64
+        printf("node %s  %s  version %s  up %" PRIu64 "s  mapped %" PRIu64 " B  heap %" PRIu64
                " B\n",
                st.node_id, wire_node_state_name(st.state), st.version, st.uptime_seconds,
                st.mapped_bytes, st.index_bytes);
+        printf("signals: %s\ncost factor %.3f; closed gates: %s\n", st.signal_sources, st.cost_factor,
+               st.closed_gates[0] != '\0' ? st.closed_gates : "none");
         printf("%-24s %-8s %12s %10s %14s %10s  %s\n", "SEGMENT", "STATE", "ROWS", "ROW_SIZE",
-               "FILE_BYTES", "INDEX", "REASON / DETAIL");
+               "FILE_BYTES", "HEAP", "REASON / DETAIL");
         for (size_t i = 0; i < st.n_segments; i++) {
             const struct wire_segment_status *s = &st.segments[i];
             printf("%-24s %-8s %12" PRIu64 " %10" PRIu64 " %14" PRIu64 " %10" PRIu64 "  %s%s%s\n",

@@ -528,7 +528,7 @@ static int segment_write_all(int fd, const void *buf, size_t len, const char *pa
     return 0;
 }
 
-/* Fills buf with rows [row, row + n) of synthetic column col (0 key, 1 value, 2 payload). */
+/* Fills buf with rows [row, row + n) of synthetic column col (0 key, 1 value, 2 payload, 3 anon). */
 static void segment_fill_rows(const struct segment_spec *spec, int col, uint32_t width,
                               uint64_t row, size_t n, unsigned char *buf)
 {
@@ -544,6 +544,9 @@ static void segment_fill_rows(const struct segment_spec *spec, int col, uint32_t
             segment_store64(dst, bits);
         } else if (col == 1) {
             segment_store64(dst, (uint64_t)segment_synth_value(spec->seed, r));
+        } else if (col == 3) {
+            /* The in-memory column: its own stream, not a copy of the payload. */
+            segment_synth_payload(spec->seed ^ 0x5eed0fa110c8ull, r, dst, width);
         } else {
             segment_synth_payload(spec->seed, r, dst, width);
         }
@@ -591,6 +594,9 @@ int segment_write_synthetic(const char *path, const struct segment_spec *spec, c
     if (spec->rows > SEGMENT_MAX_ROWS)
         return segment_fail(detail, detail_len, EINVAL, "rows %" PRIu64 " exceeds %" PRIu64,
                             spec->rows, SEGMENT_MAX_ROWS);
+    if (spec->anon_row_bytes > SEGMENT_MAX_BYTES_WIDTH)
+        return segment_fail(detail, detail_len, EINVAL, "anon_row_bytes %u exceeds %d",
+                            spec->anon_row_bytes, SEGMENT_MAX_BYTES_WIDTH);
 
     /* Lay out the header in memory first: offsets and sizes are known up front. */
     hdr = xcalloc(1, sizeof(*hdr));
@@ -609,6 +615,14 @@ int segment_write_synthetic(const char *path, const struct segment_spec *spec, c
         strcpy(hdr->columns[2].name, "payload");
         hdr->columns[2].type = SEGMENT_BYTES;
         hdr->columns[2].width = spec->row_bytes - 16;
+    }
+    if (spec->anon_row_bytes > 0) {
+        struct segment_column *a = &hdr->columns[hdr->column_count++];
+        strcpy(a->name, "embedding");
+        a->type = SEGMENT_BYTES;
+        a->width = spec->anon_row_bytes;
+        a->flags = SEGMENT_COL_ANON;
+        hdr->header_size = SEGMENT_FIXED_HEADER + hdr->column_count * SEGMENT_COLUMN_DESC;
     }
     first_offset = segment_align_up(hdr->header_size);
     end = first_offset;
@@ -650,7 +664,8 @@ int segment_write_synthetic(const char *path, const struct segment_spec *spec, c
         for (uint64_t row = 0; row < spec->rows; row += rows_per_chunk) {
             size_t n = spec->rows - row < rows_per_chunk ? spec->rows - row : rows_per_chunk;
             size_t bytes = n * col->width;
-            segment_fill_rows(spec, (int)i, col->width, row, n, chunk);
+            segment_fill_rows(spec, (col->flags & SEGMENT_COL_ANON) ? 3 : (int)i, col->width, row,
+                              n, chunk);
             crc = crc32c_update(crc, chunk, bytes);
             r = segment_write_all(fd, chunk, bytes, tmp, detail, detail_len);
             if (r < 0)

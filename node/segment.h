@@ -171,9 +171,15 @@ void segment_synth_payload(uint64_t seed, uint64_t row, void *buf, size_t len);
 /* What segment_write_synthetic writes. */
 struct segment_spec {
     uint64_t rows;      /* 0 .. SEGMENT_MAX_ROWS */
-    uint32_t row_bytes; /* 16 .. 16 + SEGMENT_MAX_BYTES_WIDTH */
+    uint32_t row_bytes; /* 16 .. 16 + SEGMENT_MAX_BYTES_WIDTH: key, value, payload (mapped) */
     uint64_t seed;
     bool float_value; /* "value" is float64 (segment_synth_fvalue) not int64 */
+    /*
+     * 0, or the width of an extra bytes column "embedding" flagged
+     * SEGMENT_COL_ANON: a node copies it into anonymous memory when it loads
+     * the segment, as an engine holds a vector or inverted index in RAM.
+     */
+    uint32_t anon_row_bytes;
 };
 
 /*

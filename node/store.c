@@ -47,6 +47,8 @@ struct store_seg {
     uint64_t file_bytes;
     struct segment_header *hdr;
     struct zonemap *zm;
+    void *anon;          /* the SEGMENT_COL_ANON columns, copied to the heap */
+    uint64_t anon_bytes;
     uint64_t last_query_ms;
     uint64_t reserved; /* disk bytes promised to this load */
     store_delete_cb delete_cb;
@@ -90,6 +92,8 @@ struct store_job {
     size_t map_len;
     struct segment_header *hdr;
     struct zonemap *zm;
+    void *anon;
+    uint64_t anon_bytes;
     uint64_t copied;
 };
 
@@ -169,8 +173,9 @@ static void store_acct(struct store *st, const struct store_seg *seg, int sign)
 
     if (!store_visible(seg))
         return;
-    mapped = seg->base != NULL ? seg->map_len : 0;
-    index = seg->zm != NULL ? zonemap_bytes(seg->zm) : 0;
+    /* The anonymous columns' file pages are never read again: the heap copy counts. */
+    mapped = seg->base != NULL ? seg->map_len - seg->anon_bytes : 0;
+    index = (seg->zm != NULL ? zonemap_bytes(seg->zm) : 0) + seg->anon_bytes;
     if (sign > 0) {
         st->count_by_state[seg->state]++;
         st->mapped_bytes += mapped;
@@ -208,6 +213,9 @@ static void store_seg_release_data(struct store_seg *seg)
     seg->zm = NULL;
     free(seg->hdr);
     seg->hdr = NULL;
+    free(seg->anon);
+    seg->anon = NULL;
+    seg->anon_bytes = 0;
 }
 
 void store_seg_unref(struct store_seg *seg)
@@ -415,6 +423,32 @@ out:
  * Maps a local copy and verifies it: header against its real size, then
  * every column checksum. Fills job->base/map_len/hdr or sets the detail.
  */
+/*
+ * Copies the columns flagged SEGMENT_COL_ANON into one heap block, as an
+ * engine loads a vector or inverted index into RAM: every page is written,
+ * so the memory is anonymous and resident, charged to the node's cgroup.
+ */
+static void store_load_anon(struct store_job *job)
+{
+    const struct segment_header *hdr = job->hdr;
+    uint64_t total = 0, off = 0;
+
+    for (unsigned i = 0; i < hdr->column_count; i++)
+        if (hdr->columns[i].flags & SEGMENT_COL_ANON)
+            total += hdr->columns[i].length;
+    if (total == 0)
+        return;
+    job->anon = xmalloc(total);
+    for (unsigned i = 0; i < hdr->column_count; i++) {
+        const struct segment_column *c = &hdr->columns[i];
+        if (!(c->flags & SEGMENT_COL_ANON))
+            continue;
+        memcpy((char *)job->anon + off, (const char *)job->base + c->offset, c->length);
+        off += c->length;
+    }
+    job->anon_bytes = total;
+}
+
 static int store_map_verify(struct store_job *job, const char *path)
 {
     struct segment_header *hdr = NULL;
@@ -454,6 +488,7 @@ static int store_map_verify(struct store_job *job, const char *path)
     job->base = base;
     job->map_len = (size_t)sb.st_size;
     job->hdr = hdr;
+    store_load_anon(job);
     return 0;
 fail:
     if (base != MAP_FAILED)
@@ -543,6 +578,9 @@ fail:
     job->base = NULL;
     free(job->hdr);
     job->hdr = NULL;
+    free(job->anon);
+    job->anon = NULL;
+    job->anon_bytes = 0;
     unlink(tmp);
     {
         char *meta = store_path(st, job->seg->id, ".meta");
@@ -665,6 +703,8 @@ static void store_finish_load(struct store_job *job)
         seg->file_bytes = job->map_len;
         seg->hdr = job->hdr;
         seg->zm = job->zm;
+        seg->anon = job->anon;
+        seg->anon_bytes = job->anon_bytes;
         seg->state = WIRE_SEG_LOADED;
         seg->reason = WIRE_REASON_NONE;
         seg->detail[0] = '\0';
@@ -683,7 +723,8 @@ static void store_finish_load(struct store_job *job)
     store_acct(st, seg, +1);
     if (st->load_cb != NULL)
         st->load_cb(seg->id, seg->state == WIRE_SEG_LOADED, seg->file_bytes,
-                    seg->zm != NULL ? zonemap_bytes(seg->zm) : 0, st->load_arg);
+                    (seg->zm != NULL ? zonemap_bytes(seg->zm) : 0) + seg->anon_bytes,
+                    st->load_arg);
     /* A deletion that arrived while loading runs now. */
     if (seg->delete_cb != NULL)
         store_start_unlink(st, seg);
@@ -864,10 +905,10 @@ void store_status(const struct store *st, struct wire_node_status *out)
             s->row_count = seg->row_count;
             s->avg_row_size = seg->avg_row_size;
             s->file_bytes = seg->file_bytes;
-            s->index_bytes = seg->zm != NULL ? zonemap_bytes(seg->zm) : 0;
+            s->index_bytes = (seg->zm != NULL ? zonemap_bytes(seg->zm) : 0) + seg->anon_bytes;
             s->uri = xstrdup(seg->uri);
             s->last_query_unix_ms = seg->last_query_ms;
-            out->mapped_bytes += seg->base != NULL ? seg->map_len : 0;
+            out->mapped_bytes += seg->base != NULL ? seg->map_len - seg->anon_bytes : 0;
             out->index_bytes += s->index_bytes;
         }
     }
