@@ -59,6 +59,8 @@ struct coord_seg {
     uint64_t backoff_until_ms;
     char last_reason[32];
     unsigned failed_invalid; /* nodes whose load found the file corrupt */
+    unsigned rc_in_flight;   /* rowcount mode: assignments awaiting an answer */
+    bool rc_queued;          /* rowcount mode: in the queue */
 };
 
 struct coord_node {
@@ -71,6 +73,8 @@ struct coord_node {
     char last_reason[32];
     uint64_t refusals;
     bool admin_drained, self_draining, claim;
+    uint64_t rows;          /* rows of the segments it holds or is loading */
+    unsigned rc_in_flight;  /* rowcount mode: assignments awaiting an answer */
     struct http_client *client;
     struct strmap *held; /* segment id -> struct coord_seg */
 };
@@ -92,6 +96,11 @@ struct coord {
     /* counters */
     uint64_t reports, registered, assign_answers[6], catalog_errors, claims;
     uint64_t counts[3]; /* segments by coord_seg_state */
+    /* rowcount (baseline) mode */
+    bool rowcount;
+    struct coord_seg **rc_queue;
+    size_t rc_head, rc_n, rc_cap;
+    struct strmap *node_rows; /* id -> capacity in rows (as uintptr_t) */
 };
 
 static uint32_t coord_random(struct coord *c)
@@ -214,6 +223,7 @@ static void coord_holder_add(struct coord *c, struct coord_seg *s, struct coord_
     h->state = st;
     h->since_ms = clock_wall_ms();
     strmap_put(n->held, s->id, s);
+    n->rows += s->row_count;
     coord_txn(c);
     coord_check(c, catalog_put_assignment(c->cat, s->id, n->id, wire_segment_state_name(st),
                                           (int64_t)h->since_ms),
@@ -230,8 +240,8 @@ static void coord_holder_remove(struct coord *c, struct coord_seg *s, const char
             break;
         }
     }
-    if (n != NULL)
-        strmap_remove(n->held, s->id);
+    if (n != NULL && strmap_remove(n->held, s->id) != NULL)
+        n->rows -= s->row_count;
     coord_txn(c);
     coord_check(c, catalog_delete_assignment(c->cat, s->id, node), "unassign");
 }
@@ -252,6 +262,7 @@ static void coord_set_seg_state(struct coord *c, struct coord_seg *s, enum coord
 }
 
 static void coord_kick(struct coord *c);
+static void coord_rc_enqueue(struct coord *c, struct coord_seg *s);
 
 /*
  * Recomputes a segment's state from its holders and tells the placer how
@@ -267,6 +278,12 @@ static void coord_seg_update(struct coord *c, struct coord_seg *s)
     coord_set_seg_state(c, s,
                         coord_loaded_holders(s, NULL) >= s->replication ? COORD_LOADED
                                                                         : COORD_PENDING);
+    if (c->rowcount) {
+        if (s->n_holders + s->rc_in_flight < s->replication && !s->rc_queued)
+            coord_rc_enqueue(c, s);
+        coord_kick(c);
+        return;
+    }
     if (s->n_holders >= s->replication) {
         placer_forget(c->placer, s->id);
         return;
@@ -527,12 +544,159 @@ static void coord_op_unexpected(void *ctx, const struct placer_segment *ps, cons
                 "answer outside the protocol");
 }
 
+/* ---- rowcount placement (the baseline) ------------------------------------ */
+
+static void coord_rc_enqueue(struct coord *c, struct coord_seg *s)
+{
+    if (c->rc_n == c->rc_cap) {
+        size_t cap = c->rc_cap * 2 + 64;
+        struct coord_seg **q = xcalloc(cap, sizeof(*q));
+        for (size_t i = 0; i < c->rc_n; i++)
+            q[i] = c->rc_queue[(c->rc_head + i) % c->rc_cap];
+        free(c->rc_queue);
+        c->rc_queue = q;
+        c->rc_cap = cap;
+        c->rc_head = 0;
+    }
+    c->rc_queue[(c->rc_head + c->rc_n++) % c->rc_cap] = s;
+    s->rc_queued = true;
+}
+
+/* A node's capacity in rows: configured, else memory limit / bytes per row; 0 unknown. */
+static uint64_t coord_rc_capacity(const struct coord *c, const struct coord_node *n)
+{
+    uintptr_t rows = c->node_rows != NULL ? (uintptr_t)strmap_get(c->node_rows, n->id) : 0;
+
+    if (rows > 0)
+        return rows;
+    if (n->pressure.limit_bytes > 0 && c->cfg.bytes_per_row > 0)
+        return n->pressure.limit_bytes / c->cfg.bytes_per_row;
+    return 0;
+}
+
+struct coord_rc_pick {
+    const struct coord *c;
+    const struct coord_seg *s;
+    struct coord_node *best;
+    double best_ratio;
+};
+
+/* The God equation: the node with the fewest rows relative to its capacity. */
+static int coord_rc_consider(const char *key, void *value, void *arg)
+{
+    struct coord_rc_pick *pk = arg;
+    struct coord_node *n = value;
+    uint64_t cap = coord_rc_capacity(pk->c, n);
+    double ratio;
+
+    if (strcmp(n->state, "UP") != 0 || n->claim || cap == 0 || n->client == NULL ||
+        n->rc_in_flight >= pk->c->cfg.max_in_flight_per_node ||
+        strmap_get(n->held, pk->s->id) != NULL)
+        return 0;
+    ratio = (double)(n->rows + pk->s->row_count) / (double)cap;
+    if (pk->best == NULL || ratio < pk->best_ratio ||
+        (ratio == pk->best_ratio && strcmp(n->id, pk->best->id) < 0)) {
+        pk->best = n;
+        pk->best_ratio = ratio;
+    }
+    return 0;
+}
+
+struct coord_rc_attempt {
+    struct coord *c;
+    struct coord_seg *s;
+    struct coord_node *n;
+    uint64_t rows;
+};
+
+static void coord_rc_answer_cb(int status, const struct http_client_reply *reply, void *arg)
+{
+    struct coord_rc_attempt *a = arg;
+    struct coord *c = a->c;
+    struct coord_seg *s = a->s;
+    struct coord_node *n = a->n;
+
+    s->rc_in_flight--;
+    n->rc_in_flight--;
+    n->rows -= a->rows; /* counted while in flight; the holder counts it from now */
+    if (status == 202) {
+        if (coord_holder_find(s, n->id) == NULL)
+            coord_holder_add(c, s, n, WIRE_SEG_LOADING);
+    } else if (status <= 0) {
+        if (strcmp(n->state, "UP") == 0)
+            coord_node_set_state(c, n, "SUSPECT", "an assignment got no answer");
+    } else {
+        coord_event(c, "refused", s->id, n->id, WIRE_REASON_NONE, status, 0,
+                    "rowcount placement: HTTP %d", status);
+    }
+    free(a);
+    coord_seg_update(c, s);
+}
+
+/* Fires what the per-node bounds allow, in queue order. */
+static void coord_rc_dispatch(struct coord *c)
+{
+    size_t n = c->rc_n;
+
+    while (n-- > 0 && c->rc_n > 0) {
+        struct coord_seg *s = c->rc_queue[c->rc_head];
+        struct coord_rc_pick pk = {c, s, NULL, 0};
+        struct coord_rc_attempt *a;
+        struct wire_assign_request m;
+        uint8_t *body;
+        size_t len;
+
+        c->rc_head = (c->rc_head + 1) % c->rc_cap;
+        c->rc_n--;
+        s->rc_queued = false;
+        if (s->state == COORD_INVALID || s->n_holders + s->rc_in_flight >= s->replication)
+            continue;
+        strmap_foreach(c->nodes, coord_rc_consider, &pk);
+        if (pk.best == NULL) {
+            coord_rc_enqueue(c, s); /* no node can take it now: try again later */
+            continue;
+        }
+        a = xmalloc(sizeof(*a));
+        a->c = c;
+        a->s = s;
+        a->n = pk.best;
+        a->rows = s->row_count;
+        memset(&m, 0, sizeof(m));
+        snprintf(m.segment_id, sizeof(m.segment_id), "%s", s->id);
+        snprintf(m.uri, sizeof(m.uri), "%s", s->uri);
+        m.row_count = s->row_count;
+        m.avg_row_size = s->avg_row_size;
+        body = wire_assign_request_encode(&m, &len);
+        if (http_client_request(pk.best->client, EVHTTP_REQ_POST, "/v1/assign", WIRE_CONTENT_TYPE,
+                                body, len, coord_rc_answer_cb, a) == 0) {
+            s->rc_in_flight++;
+            pk.best->rc_in_flight++;
+            pk.best->rows += a->rows;
+        } else {
+            free(a);
+            coord_rc_enqueue(c, s);
+        }
+        free(body);
+        if (s->n_holders + s->rc_in_flight < s->replication)
+            coord_rc_enqueue(c, s);
+    }
+}
+
 /* ---- ticking ------------------------------------------------------------- */
 
 static void coord_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct coord *c = arg;
     uint64_t now = clock_wall_ms(), next;
+
+    if (c->rowcount) {
+        struct timeval again = {0, 200000};
+        coord_rc_dispatch(c);
+        /* Queued segments with no node able to take them are retried periodically. */
+        if (c->rc_n > 0)
+            event_add(c->tick_ev, &again);
+        return;
+    }
 
     placer_tick(c->placer, now);
     next = placer_next_deadline(c->placer);
@@ -1423,6 +1587,7 @@ static int coord_load_assignment(const struct catalog_assignment *a, void *arg)
     /* Give the node a full report period before its copy counts as lost. */
     h->since_ms = clock_wall_ms();
     strmap_put(n->held, s->id, s);
+    n->rows += s->row_count;
     return 0;
 }
 
@@ -1467,6 +1632,30 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     c->commit_ev = event_new(base, -1, 0, coord_commit_cb, c);
     c->membership_ev = event_new(base, -1, EV_PERSIST, coord_membership_cb, c);
     c->placer = placer_new(&pcfg, &coord_placer_ops, c);
+    c->rowcount = cfg->placement != NULL && strcmp(cfg->placement, "rowcount") == 0;
+    c->cfg.placement = NULL;
+    c->cfg.node_rows = NULL;
+    if (cfg->node_rows != NULL && cfg->node_rows[0] != '\0') {
+        char *list = xstrdup(cfg->node_rows), *save = NULL;
+
+        c->node_rows = strmap_new();
+        for (char *tok = strtok_r(list, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+            char *eq = strchr(tok, '='), *end = NULL;
+            unsigned long long rows = eq != NULL ? strtoull(eq + 1, &end, 10) : 0;
+            if (eq == NULL || end == eq + 1 || *end != '\0' || rows == 0) {
+                snprintf(err, err_len, "--node-rows: \"%s\" is not id=rows", tok);
+                free(list);
+                goto fail;
+            }
+            *eq = '\0';
+            strmap_put(c->node_rows, tok, (void *)(uintptr_t)rows);
+        }
+        free(list);
+    }
+    if (c->rowcount)
+        log_info("placement", "mode=rowcount bytes_per_row=%" PRIu64
+                 " note=\"the central row-count scheduler, for comparison only\"",
+                 cfg->bytes_per_row);
     r = catalog_open_with(cfg->db_path, &copts, &c->cat, err, err_len);
     if (r < 0)
         goto fail;
@@ -1548,6 +1737,8 @@ void coord_free(struct coord *c)
         strmap_foreach(c->segs, coord_free_seg, NULL);
     strmap_free(c->segs);
     strmap_free(c->nodes);
+    strmap_free(c->node_rows);
+    free(c->rc_queue);
     if (c->tick_ev != NULL)
         event_free(c->tick_ev);
     if (c->commit_ev != NULL)

@@ -36,6 +36,16 @@ struct coord_config {
     uint64_t drop_retry_ms;      /* a DROPPED segment does not go back to its node before this */
     uint64_t events_keep;
     struct http_limits limits;
+    /*
+     * "roundrobin" (Sluice: blind round-robin, nodes decide) or "rowcount":
+     * the central row-count scheduler that Sluice is compared against. Each
+     * node's capacity in rows is its memory limit (from its reports) divided
+     * by bytes_per_row, or set explicitly in node_rows ("id=rows,..."); each
+     * segment goes to the node with the fewest rows relative to capacity.
+     */
+    const char *placement;
+    uint64_t bytes_per_row;
+    const char *node_rows;
 };
 
 struct coord *coord_new(struct event_base *base, const struct coord_config *cfg, char *err,

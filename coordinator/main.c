@@ -13,6 +13,7 @@
 #include <event2/thread.h>
 
 #include "config.h"
+#include "healthcheck.h"
 #include "coord.h"
 #include "ctl.h"
 #include "log.h"
@@ -56,6 +57,9 @@ static char *main_read_token(const char *path)
 static int cmd_serve(int argc, char **argv)
 {
     char *listen = NULL, *db = NULL, *token_file = NULL, *ready_file = NULL, *log_level = NULL;
+    char *placement = NULL, *node_rows = NULL;
+    uint64_t bytes_per_row = 0;
+    static const char *const placements[] = {"roundrobin", "rowcount", NULL};
     uint64_t node_timeout = 0, assign_timeout = 0, drop_retry = 0, events_keep = 0;
     uint64_t max_body = 0, idle_ms = 0, request_ms = 0;
     int64_t in_flight = 0, max_conns = 0;
@@ -92,6 +96,15 @@ static int cmd_serve(int argc, char **argv)
          "Write the bound host:port here once serving."},
         {"log-level", "SLUICE_LOG_LEVEL", CONFIG_CHOICE, &log_level, "info",
          "Lowest level logged.", .choices = levels},
+        {"placement", "SLUICE_PLACEMENT", CONFIG_CHOICE, &placement, "roundrobin",
+         "roundrobin: Sluice (blind round-robin, nodes refuse). rowcount: the central "
+         "row-count scheduler, for comparison only (run its nodes with --admission=off).",
+         .choices = placements},
+        {"bytes-per-row", "SLUICE_BYTES_PER_ROW", CONFIG_SIZE, &bytes_per_row, "64",
+         "rowcount: assumed bytes per row; a node's capacity is its memory limit / this.", 1,
+         1 << 30},
+        {"node-rows", "SLUICE_NODE_ROWS", CONFIG_STRING, &node_rows, "",
+         "rowcount: explicit capacities in rows, id=rows,... (overrides --bytes-per-row)."},
     };
     struct event_base *base = NULL;
     struct event *sigterm = NULL, *sigint = NULL;
@@ -138,6 +151,9 @@ static int cmd_serve(int argc, char **argv)
     cfg.limits.max_connections = (unsigned)max_conns;
     cfg.limits.idle_timeout_ms = (unsigned)idle_ms;
     cfg.limits.request_timeout_ms = (unsigned)request_ms;
+    cfg.placement = placement;
+    cfg.bytes_per_row = bytes_per_row;
+    cfg.node_rows = node_rows;
     c = coord_new(base, &cfg, err, sizeof(err));
     if (c == NULL) {
         log_error("start_failed", "error=\"%s\"", err);
@@ -199,6 +215,8 @@ int main(int argc, char **argv)
         main_usage(stdout);
         return 0;
     }
+    if (strcmp(argv[1], "healthcheck") == 0)
+        return healthcheck_main("sluice-coord", "127.0.0.1:7000", argc - 1, argv + 1);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("sluice-coord %s\n", SLUICE_VERSION);
         return 0;

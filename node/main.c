@@ -25,6 +25,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "healthcheck.h"
 #include "http.h"
 #include "log.h"
 #include "segment.h"
@@ -648,6 +649,8 @@ int main(int argc, char **argv)
         main_usage(stdout);
         return 0;
     }
+    if (strcmp(argv[1], "healthcheck") == 0)
+        return healthcheck_main("sluice-node", "127.0.0.1:7100", argc - 1, argv + 1);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("sluice-node %s\n", SLUICE_VERSION);
         return 0;

@@ -7,6 +7,7 @@
  */
 #include <check.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -395,6 +396,41 @@ START_TEST(test_drain)
 }
 END_TEST
 
+START_TEST(test_rowcount_baseline)
+{
+    /* The baseline scheduler: rows go where rows/capacity is lowest; nodes never refuse. */
+    const char *extra[] = {"--placement=rowcount",
+                           "--node-rows=node-0=100000,node-1=200000,node-2=300000", NULL};
+    const char *off[] = {"--admission=off", NULL};
+    uint64_t n = 60;
+    uint32_t three = 3;
+    uint64_t rows[MAX_NODES] = {0};
+    struct wire_segment_list segs;
+
+    make_segments((int)n, 4096, 16);
+    start_coord(extra);
+    for (int i = 0; i < 3; i++)
+        start_node(i, NULL, off);
+    ck_assert(harness_wait_until(nodes_up, &three, 10000));
+    import_all();
+    ck_assert(harness_wait_until(all_loaded, &n, 60000));
+    list_segments(&segs);
+    for (size_t i = 0; i < segs.n; i++) {
+        ck_assert_uint_eq(segs.segments[i].n_placements, 1);
+        rows[segs.segments[i].placements[0].node_id[5] - '0'] += segs.segments[i].spec.row_count;
+    }
+    wire_segment_list_done(&segs);
+    fprintf(stderr, "check_cluster: rowcount placement rows %" PRIu64 " / %" PRIu64 " / %" PRIu64
+                    " for capacities 1:2:3\n",
+            rows[0], rows[1], rows[2]);
+    /* 245,760 rows over capacities 100k/200k/300k: each within one segment of its share. */
+    for (int k = 0; k < 3; k++) {
+        double share = 245760.0 * (k + 1) / 6.0;
+        ck_assert_msg(fabs((double)rows[k] - share) <= 4096, "node-%d rows %" PRIu64, k, rows[k]);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cluster");
@@ -407,6 +443,7 @@ int main(void)
     tcase_set_timeout(tc, 400);
     tcase_add_test(tc, test_thousand_segments);
     tcase_add_test(tc, test_drain);
+    tcase_add_test(tc, test_rowcount_baseline);
     suite_add_tcase(s, tc);
     tc = tcase_create("failures");
     tcase_add_checked_fixture(tc, setup, teardown);
