@@ -362,6 +362,8 @@ static void coord_node_lost(struct coord *c, struct coord_node *n)
 
     strmap_foreach(n->held, coord_collect_held, &p);
     for (size_t i = 0; i < count; i++) {
+        coord_event(c, "lost", segs[i]->id, n->id, WIRE_REASON_NONE, 0, 0, "node %s is DOWN",
+                    n->id);
         coord_holder_remove(c, segs[i], n->id);
         coord_seg_update(c, segs[i]);
     }

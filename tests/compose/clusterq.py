@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Small queries over what sluice-coord --json prints, for tests/compose/run.sh.
+
+Each subcommand reads one JSON document on stdin (except `sources`), prints
+a short answer on stdout and exits 0, or 1 when the answer is "no". Python 3
+is there because docker-compose 1.29 is written in it; only the standard
+library is used.
+
+  status-done                  stdin: `status --json`; exit 0 when total > 0,
+                               nothing pending and every segment LOADED;
+                               prints "loaded/total pending nodes_up/total"
+  refusals                     stdin: `events --json`; prints "node reason
+                               count" lines, sorted
+  mem-refusals NODE            stdin: `events --json`; prints how many times
+                               NODE refused with a MEM_* reason; exit 1 if 0
+  held NODE                    stdin: `segments --json`; prints the ids whose
+                               placement on NODE is LOADED
+  moved NODE ID...             stdin: `segments --json`; exit 0 when every ID
+                               is LOADED on some node other than NODE;
+                               prints how many are
+  limits                       stdin: `nodes --json`; prints "node state
+                               limit_bytes usage_bytes psi_host_wide"
+  sources ADDR TOKEN           GET http://ADDR/v1/status (protobuf NodeStatus)
+                               and prints field 9, signal_sources
+"""
+import json
+import sys
+import urllib.request
+
+
+def load():
+    return json.load(sys.stdin)
+
+
+def status_done():
+    st = load()
+    seg = st["segments"]
+    print("%d/%d %d %d/%d" % (seg["loaded"], seg["total"], seg["pending"],
+                              st["nodes"]["up"], st["nodes"]["total"]))
+    return 0 if seg["total"] > 0 and seg["pending"] == 0 and seg["loaded"] == seg["total"] else 1
+
+
+def refusal_counts():
+    counts = {}
+    for e in load()["events"]:
+        if e["kind"] == "refused":
+            key = (e["node"], e["reason"] or "HTTP_%d" % e["http_status"])
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def refusals():
+    for (node, reason), n in sorted(refusal_counts().items()):
+        print("%s %s %d" % (node, reason, n))
+    return 0
+
+
+def mem_refusals(node):
+    n = sum(c for (nd, r), c in refusal_counts().items() if nd == node and r.startswith("MEM_"))
+    print(n)
+    return 0 if n > 0 else 1
+
+
+def held(node):
+    for s in load()["segments"]:
+        if any(p["node"] == node and p["state"] == "LOADED" for p in s["placements"]):
+            print(s["id"])
+    return 0
+
+
+def moved(node, ids):
+    segs = {s["id"]: s for s in load()["segments"]}
+    ok = 0
+    for i in ids:
+        s = segs.get(i)
+        if s is not None and any(p["node"] != node and p["state"] == "LOADED"
+                                 for p in s["placements"]):
+            ok += 1
+    print("%d/%d" % (ok, len(ids)))
+    return 0 if ok == len(ids) else 1
+
+
+def limits():
+    for n in load()["nodes"]:
+        p = n["pressure"]
+        print("%s %s %d %d %s" % (n["id"], n["state"], p["limit_bytes"], p["usage_bytes"],
+                                  "true" if p["psi_host_wide"] else "false"))
+    return 0
+
+
+def varint(buf, i):
+    shift = value = 0
+    while True:
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return value, i
+
+
+def sources(addr, token):
+    req = urllib.request.Request("http://%s/v1/status" % addr,
+                                 headers={"Authorization": "Bearer " + token})
+    buf = urllib.request.urlopen(req, timeout=5).read()
+    i = 0
+    while i < len(buf):
+        key, i = varint(buf, i)
+        field, wtype = key >> 3, key & 7
+        if wtype == 0:
+            _, i = varint(buf, i)
+        elif wtype == 1:
+            i += 8
+        elif wtype == 5:
+            i += 4
+        elif wtype == 2:
+            n, i = varint(buf, i)
+            if field == 9:
+                print(buf[i:i + n].decode())
+                return 0
+            i += n
+        else:
+            break
+    print("(no signal_sources in the answer)")
+    return 1
+
+
+def main(argv):
+    cmd, args = argv[1], argv[2:]
+    if cmd == "status-done":
+        return status_done()
+    if cmd == "refusals":
+        return refusals()
+    if cmd == "mem-refusals":
+        return mem_refusals(args[0])
+    if cmd == "held":
+        return held(args[0])
+    if cmd == "moved":
+        return moved(args[0], args[1:])
+    if cmd == "limits":
+        return limits()
+    if cmd == "sources":
+        return sources(args[0], args[1])
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
