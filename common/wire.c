@@ -1001,7 +1001,6 @@ uint8_t *wire_batch_response_encode(const struct wire_batch_response *in, size_t
 }
 
 /* Listings are answers from our own coordinator to the CLI: bounded, lenient. */
-#define WIRE_LIST_MAX 1000000
 
 int wire_segment_list_decode(const void *buf, size_t len, struct wire_segment_list *ret,
                              struct wire_error *err)
@@ -1015,16 +1014,24 @@ int wire_segment_list_decode(const void *buf, size_t len, struct wire_segment_li
     m = sluice__v1__segment_list__unpack(NULL, len, buf);
     if (m == NULL)
         return wire_bad_message(err, "SegmentList");
+    if (m->n_segments > WIRE_SEGMENT_LIST_MAX) {
+        r = wire_invalid(err, "segments: %zu entries, the limit is %d", m->n_segments,
+                         WIRE_SEGMENT_LIST_MAX);
+        sluice__v1__segment_list__free_unpacked(m, NULL);
+        return r;
+    }
     memset(&out, 0, sizeof(out));
     out.segments = xcalloc(m->n_segments, sizeof(*out.segments));
     for (size_t i = 0; i < m->n_segments; i++) {
         const Sluice__V1__SegmentInfo *s = m->segments[i];
         struct wire_segment_info *d = &out.segments[i];
 
-        if (s->spec != NULL)
+        if (s->spec != NULL) {
             wire_spec_from_pb(&d->spec, s->spec);
-        else
+        } else {
             d->spec.uri = xstrdup("");
+            d->spec.replication = 1;
+        }
         snprintf(d->state, sizeof(d->state), "%s", s->state);
         d->n_placements = s->n_placements;
         d->placements = xcalloc(s->n_placements, sizeof(*d->placements));
@@ -1116,6 +1123,12 @@ int wire_node_list_decode(const void *buf, size_t len, struct wire_node_list *re
     m = sluice__v1__node_list__unpack(NULL, len, buf);
     if (m == NULL)
         return wire_bad_message(err, "NodeList");
+    if (m->n_nodes > WIRE_NODE_LIST_MAX) {
+        r = wire_invalid(err, "nodes: %zu entries, the limit is %d", m->n_nodes,
+                         WIRE_NODE_LIST_MAX);
+        sluice__v1__node_list__free_unpacked(m, NULL);
+        return r;
+    }
     memset(ret, 0, sizeof(*ret));
     ret->nodes = xcalloc(m->n_nodes, sizeof(*ret->nodes));
     for (size_t i = 0; i < m->n_nodes; i++) {
@@ -1187,6 +1200,12 @@ int wire_event_list_decode(const void *buf, size_t len, struct wire_event_list *
     m = sluice__v1__event_list__unpack(NULL, len, buf);
     if (m == NULL)
         return wire_bad_message(err, "EventList");
+    if (m->n_events > WIRE_EVENT_LIST_MAX) {
+        r = wire_invalid(err, "events: %zu entries, the limit is %d", m->n_events,
+                         WIRE_EVENT_LIST_MAX);
+        sluice__v1__event_list__free_unpacked(m, NULL);
+        return r;
+    }
     memset(ret, 0, sizeof(*ret));
     ret->events = xcalloc(m->n_events, sizeof(*ret->events));
     for (size_t i = 0; i < m->n_events; i++) {

@@ -195,7 +195,11 @@ uint8_t *wire_error_encode(const struct wire_error *m, size_t *ret_len);
 #define WIRE_BATCH_MAX         10000
 #define WIRE_REPLICATION_MAX   16
 #define WIRE_REPORT_MAX_SEGS   100000
-#define WIRE_CLAIM_MAX         10000
+#define WIRE_CLAIM_MAX         1000
+/* Listings (answers to the CLI): counts are capped before anything is allocated. */
+#define WIRE_SEGMENT_LIST_MAX  1000000
+#define WIRE_NODE_LIST_MAX     10000
+#define WIRE_EVENT_LIST_MAX    100000
 
 struct wire_node_report {
     char node_id[WIRE_ID_MAX + 1];

@@ -84,6 +84,16 @@ if [ "$quick" -eq 0 ]; then
     run_suites build-asan
     unset ASAN_OPTIONS UBSAN_OPTIONS
 
+    # Fuzzing: every libFuzzer target over its committed corpus (clang,
+    # build-fuzz/). Briefly in a normal run, ten minutes each with --long.
+    echo "== fuzz"
+    if SLUICE_FUZZ_SECONDS=$([ "$long" -eq 1 ] && echo 600 || echo 10) bash tests/fuzz/run.sh; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failed_names+=("fuzz")
+    fi
+
     # Benchmarks in smoke form, so that they cannot rot; figures are printed,
     # never asserted. The full runs: meson test -C build --benchmark.
     echo "== benchmarks (smoke)"

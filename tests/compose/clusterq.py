@@ -9,8 +9,9 @@ library is used.
   status-done                  stdin: `status --json`; exit 0 when total > 0,
                                nothing pending and every segment LOADED;
                                prints "loaded/total pending nodes_up/total"
-  refusals                     stdin: `events --json`; prints "node reason
-                               count" lines, sorted
+  refusals [SINCE_MS]          stdin: `events --json`; prints "node reason
+                               count" lines, sorted (events at or after
+                               SINCE_MS, Unix milliseconds, only)
   mem-refusals NODE            stdin: `events --json`; prints how many times
                                NODE refused with a MEM_* reason; exit 1 if 0
   held NODE                    stdin: `segments --json`; prints the ids whose
@@ -40,17 +41,17 @@ def status_done():
     return 0 if seg["total"] > 0 and seg["pending"] == 0 and seg["loaded"] == seg["total"] else 1
 
 
-def refusal_counts():
+def refusal_counts(since_ms=0):
     counts = {}
     for e in load()["events"]:
-        if e["kind"] == "refused":
+        if e["kind"] == "refused" and e["ts_ms"] >= since_ms:
             key = (e["node"], e["reason"] or "HTTP_%d" % e["http_status"])
             counts[key] = counts.get(key, 0) + 1
     return counts
 
 
-def refusals():
-    for (node, reason), n in sorted(refusal_counts().items()):
+def refusals(since_ms=0):
+    for (node, reason), n in sorted(refusal_counts(since_ms).items()):
         print("%s %s %d" % (node, reason, n))
     return 0
 
@@ -130,7 +131,7 @@ def main(argv):
     if cmd == "status-done":
         return status_done()
     if cmd == "refusals":
-        return refusals()
+        return refusals(int(args[0]) if args else 0)
     if cmd == "mem-refusals":
         return mem_refusals(args[0])
     if cmd == "held":

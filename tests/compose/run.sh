@@ -12,7 +12,9 @@
 #     <reason>" and exits 0 (the only skip);
 #  3. builds the image (deploy/build-image.sh) and brings the cluster up under
 #     the compose project "sluicetest", ports on 127.0.0.1 only (free ports
-#     picked at start, or SLUICE_COORD_PORT, SLUICE_NODE{1,2,3}_PORT);
+#     picked at start, or SLUICE_COORD_PORT, SLUICE_NODE{1,2,3}_PORT); on a
+#     hybrid cgroup host with a v1 dockerd it adds tests/compose/hybrid-psi.yml
+#     so that each node reads its own container's PSI, not the host's;
 #  4. seeds 24 demo segments (12 narrow: 2,000,000 rows x 16 B, 12 wide: 8,000
 #     rows x 4 KiB; 32 MiB each, 768 MiB in all, three times the smallest
 #     node's 256m) with one `docker-compose run --rm seed sluice-node mkseg`
@@ -24,6 +26,9 @@
 #     was OOM-killed; after `docker kill` of node2 every segment it held is
 #     LOADED elsewhere (coordinator --node-timeout 5s);
 #  6. always ends with `docker-compose down -v`.
+#
+# SLUICE_COMPOSE_KEEP=DIR keeps the events, the nodes' last answers and every
+# container's log there (the cluster itself is always removed).
 #
 # Prints the figures (image size, seeding time, time to all LOADED, recovery
 # time after the kill, refusals by node and reason, each node's signal
@@ -44,7 +49,9 @@ cport=${SLUICE_COORD_PORT:-$p0}
 nports=("${SLUICE_NODE1_PORT:-$p1}" "${SLUICE_NODE2_PORT:-$p2}" "${SLUICE_NODE3_PORT:-$p3}")
 image=${SLUICE_IMAGE:-sluice:dev}
 bdir=${SLUICE_IMAGE_BUILD_DIR:-/tmp/sluice-image-build}
-q="python3 $repo/tests/compose/clusterq.py"
+# Debian's python3 (docker-compose's own); clusterq.py needs only its stdlib.
+if [ -x /usr/bin/python3 ]; then py=/usr/bin/python3; else py=python3; fi
+q="$py $repo/tests/compose/clusterq.py"
 
 passed=0
 failed=0
@@ -70,6 +77,13 @@ secs() { # elapsed milliseconds -> "12.3 s"
 cleanup() {
     local rc=$?
     set +e
+    trap '' INT TERM # a second Ctrl-C must not leave the cluster behind
+    if [ -n "${SLUICE_COMPOSE_KEEP:-}" ]; then
+        mkdir -p "$SLUICE_COMPOSE_KEEP"
+        cp "$tmp"/*.json "$tmp"/*.log "$SLUICE_COMPOSE_KEEP"/ 2>/dev/null
+        [ "$compose_up" -eq 1 ] && $COMPOSE logs --no-color >"$SLUICE_COMPOSE_KEEP/containers.log" 2>&1
+        echo "== kept events, logs and container logs in $SLUICE_COMPOSE_KEEP"
+    fi
     if [ "$compose_up" -eq 1 ]; then
         echo "== docker-compose down -v"
         $COMPOSE --profile seed down -v --remove-orphans >"$tmp/down.log" 2>&1 ||
@@ -153,7 +167,18 @@ SLUICE_NODE3_PORT=${nports[2]}
 EOF
 # The token goes through the environment (exported above), the rest
 # through --env-file; either works for both.
-COMPOSE="docker-compose -p $project -f $repo/deploy/docker-compose.yml --env-file $tmp/env"
+COMPOSE="docker-compose -p $project -f $repo/deploy/docker-compose.yml"
+# Hybrid cgroup host (v1 memory controller + a cgroup2 tree for PSI) and a
+# v1 dockerd: give the nodes their own container's PSI (see hybrid-psi.yml).
+hybrid=0
+if [ "$(stat -f -c %T /sys/fs/cgroup/unified 2>/dev/null)" = cgroup2fs ] &&
+    [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ] &&
+    [ "$("$DOCKER" info -f '{{.CgroupVersion}}')" = 1 ]; then
+    hybrid=1
+    COMPOSE="$COMPOSE -f $repo/tests/compose/hybrid-psi.yml"
+    echo "== hybrid cgroup host: nodes get /sys/fs/cgroup/unified (read-only) for their own PSI"
+fi
+COMPOSE="$COMPOSE --env-file $tmp/env"
 
 echo "== docker-compose up -d (project $project)"
 compose_up=1
@@ -174,19 +199,33 @@ else
 fi
 
 echo "== seeding 24 demo segments into the segments volume (one container each)"
+seed_one() {
+    $COMPOSE run --rm -T seed sluice-node mkseg "$@" >/dev/null 2>>"$tmp/seed.log" ||
+        echo "   mkseg $* failed (see below)"
+}
 seed_start=$(now_ms)
 for i in $(seq -w 1 12); do
-    $COMPOSE run --rm -T seed sluice-node mkseg --rows 2000000 --row-bytes 16 --seed "1$i" \
-        --out "/srv/segments/narrow-$i.seg" >/dev/null 2>>"$tmp/seed.log"
-    $COMPOSE run --rm -T seed sluice-node mkseg --rows 8000 --row-bytes 4096 --seed "2$i" \
-        --out "/srv/segments/wide-$i.seg" >/dev/null 2>>"$tmp/seed.log"
+    # Two at a time: docker-compose's own start-up is most of the cost.
+    # (wait for these two only: dockerd may be a background job of this shell)
+    seed_one --rows 2000000 --row-bytes 16 --seed "1$i" --out "/srv/segments/narrow-$i.seg" &
+    j1=$!
+    seed_one --rows 8000 --row-bytes 4096 --seed "2$i" --out "/srv/segments/wide-$i.seg" &
+    j2=$!
+    wait "$j1" "$j2"
 done
 seed_ms=$(($(now_ms) - seed_start))
 echo "   12 narrow (2,000,000 rows x 16 B) + 12 wide (8,000 rows x 4 KiB) = 768 MiB in $(secs $seed_ms)"
 
 echo "== import and wait"
 import_start=$(now_ms)
-$COMPOSE run --rm -T seed sluice-coord import /srv/segments 2>/dev/null | sed 's/^/   /'
+imported=$($COMPOSE run --rm -T seed sluice-coord import /srv/segments 2>>"$tmp/seed.log" || true)
+echo "   $imported"
+if [ "$imported" = "imported /srv/segments: 24 registered, 0 already registered, 0 skipped" ]; then
+    ok "24 segments written by mkseg containers and imported"
+else
+    bad "import did not register the 24 segments"
+    sed 's/^/   | /' "$tmp/seed.log"
+fi
 loaded_ms=""
 last=""
 for _ in $(seq 1 900); do
@@ -210,7 +249,8 @@ sleep 1.5 # one more report per node
 "$coord" nodes | sed 's/^/   /'
 
 echo "== each node's view of its memory (limit reported to the coordinator)"
-"$coord" nodes --json | $q limits >"$tmp/limits"
+"$coord" nodes --json >"$tmp/nodes-loaded.json"
+$q limits <"$tmp/nodes-loaded.json" >"$tmp/limits"
 want=(node1:268435456 node2:536870912 node3:1073741824)
 for w in "${want[@]}"; do
     n=${w%%:*}
@@ -233,7 +273,13 @@ else
     echo "   note: \`sluice-node status --node 127.0.0.1:${nports[0]}\` does not print signal_sources"
     echo "         (it is in the /v1/status answer; shown above by decoding it directly)"
 fi
-if grep -q 'cgroup=v1' "$tmp/sources1" || grep -q 'cgroup=hybrid' "$tmp/sources1"; then
+if [ "$hybrid" -eq 1 ]; then
+    if grep -q 'cgroup=hybrid' "$tmp/sources1" && ! grep -q 'host-wide' "$tmp/sources1"; then
+        ok "node1 reads its own memory cgroup and its own container's PSI (cgroup=hybrid)"
+    else
+        bad "node1 should read cgroup=hybrid with its container's PSI: $(cat "$tmp/sources1")"
+    fi
+elif grep -q 'cgroup=v1' "$tmp/sources1"; then
     ok "node1 reads its own memory cgroup ($(grep -o 'cgroup=[a-z0-9]*' "$tmp/sources1"))"
 elif grep -q 'cgroup=v2' "$tmp/sources1"; then
     ok "node1 reads its own memory cgroup (cgroup=v2)"
@@ -302,6 +348,8 @@ else
     bad "not every segment LOADED after the kill: $("$coord" status --json | $q status-done)"
 fi
 "$coord" nodes | sed 's/^/   /'
+"$coord" nodes --json >"$tmp/nodes-after-kill.json"
+"$coord" events --limit 100000 --json >"$tmp/events-after-kill.json"
 check_oom "after the kill"
 
 echo
@@ -311,7 +359,12 @@ echo "   seeding (24 containers):  $(secs "$seed_ms")"
 echo "   import -> all LOADED:     $([ -n "$loaded_ms" ] && secs "$loaded_ms" || echo "not reached")"
 echo "   kill -> node2 DOWN:       $([ -n "$down_ms" ] && secs "$down_ms" || echo "not seen")"
 echo "   kill -> all LOADED again: $([ -n "$recovered_ms" ] && secs "$recovered_ms" || echo "not reached")"
-echo "   refusals by reason:       $($q refusals <"$tmp/events.json" | awk '{n[$2] += $3} END {for (r in n) printf "%s=%d ", r, n[r]}')"
+by_reason() {
+    awk '{n[$2] += $3} END {for (r in n) printf "%s=%d ", r, n[r]; if (NR == 0) printf "none"}' | tr ' ' '\n' | sort | tr '\n' ' '
+}
+echo "   refusals until all LOADED: $($q refusals <"$tmp/events.json" | by_reason)"
+[ -f "$tmp/events-after-kill.json" ] &&
+    echo "   refusals after the kill:  $($q refusals "$kill_start" <"$tmp/events-after-kill.json" | by_reason)"
 echo
 echo "compose: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

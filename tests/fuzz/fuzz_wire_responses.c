@@ -75,14 +75,6 @@ static bool segment_info_eq(const struct wire_segment_info *a, const struct wire
 {
     struct wire_segment_spec spec = a->spec;
 
-    /*
-     * Known bug (reported with issue 5): a SegmentInfo without a spec decodes
-     * to replication 0, not 1, and the encoder then sends a spec, so the
-     * second decode says 1. Tolerated here until wire_segment_list_decode
-     * sets replication = 1 in that case; then drop these two lines.
-     */
-    if (spec.replication == 0)
-        spec.replication = 1;
     if (!fuzz_segment_spec_eq(&spec, &b->spec) || strcmp(a->state, b->state) != 0 ||
         a->n_placements != b->n_placements || a->backoff_until_ms != b->backoff_until_ms ||
         strcmp(a->last_reason, b->last_reason) != 0 || !fuzz_str_eq(a->explain, b->explain))

@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -139,7 +140,16 @@ static int free_port(const char *host)
     return port;
 }
 
-static void setup(void)
+static void ns_node_stop(void);
+
+/*
+ * Fixtures. A failed assertion ends a Check test process with _exit(), so
+ * neither a checked teardown nor atexit() runs; what must not outlive a
+ * failure is therefore made and removed by unchecked fixtures, which run in
+ * the parent: the temporary directory here, the network namespace in
+ * ns_setup/ns_teardown. Daemons die with the test process (PDEATHSIG).
+ */
+static void dir_setup(void)
 {
     const char *l = getenv("SLUICE_LONG");
 
@@ -149,7 +159,16 @@ static void setup(void)
     mkdir(storage, 0755);
 }
 
-static void teardown(void)
+static void dir_teardown(void)
+{
+    harness_dir_remove(dir);
+    free(dir);
+    free(storage);
+    dir = storage = NULL;
+}
+
+/* Checked teardown: stops what the test started, in the test process. */
+static void procs_teardown(void)
 {
     /* A node left stopped would ignore SIGTERM: wake it first. */
     for (int i = 0; i < NODES; i++)
@@ -161,10 +180,7 @@ static void teardown(void)
     }
     harness_proc_free(coord);
     coord = NULL;
-    harness_dir_remove(dir);
-    free(dir);
-    free(storage);
-    dir = storage = NULL;
+    ns_node_stop();
 }
 
 /* Writes <storage>/<name>.seg; returns its file:// URI (caller frees). */
@@ -210,8 +226,7 @@ static bool coord_segments(const char *addr, struct wire_segment_list *out)
     struct wire_error err;
     bool ok;
 
-    if (http_fetch(addr, "GET", "/v1/segments?limit=1000000", NULL, NULL, 0, NULL, 10000, &r) <
-        0)
+    if (http_fetch(addr, "GET", "/v1/segments?limit=1000000", NULL, NULL, 0, NULL, 10000, &r) < 0)
         return false;
     ok = r.status == 200 && wire_segment_list_decode(r.body, r.body_len, out, &err) == 0;
     http_response_done(&r);
@@ -241,8 +256,8 @@ static void coord_node_state(const char *addr, const char *id, char *state, size
  * Registers ids <prefix><from..to-1>, id k pointing at uris[k % n_uris].
  * Returns the HTTP status, or a negative errno when no answer came.
  */
-static int register_ids(const char *addr, const char *prefix, int from, int to,
-                        char *const *uris, int n_uris, uint64_t rows, uint64_t row_size)
+static int register_ids(const char *addr, const char *prefix, int from, int to, char *const *uris,
+                        int n_uris, uint64_t rows, uint64_t row_size)
 {
     struct wire_segment_batch b;
     struct http_response r;
@@ -261,8 +276,8 @@ static int register_ids(const char *addr, const char *prefix, int from, int to,
         s->replication = 1;
     }
     body = wire_segment_batch_encode(&b, &len);
-    status = http_fetch(addr, "POST", "/v1/segments", WIRE_CONTENT_TYPE, body, len, NULL, 10000,
-                        &r);
+    status =
+        http_fetch(addr, "POST", "/v1/segments", WIRE_CONTENT_TYPE, body, len, NULL, 10000, &r);
     if (status == 0) {
         status = r.status;
         http_response_done(&r);
@@ -331,8 +346,8 @@ static int query_sum(const char *addr, const char *id, struct wire_query_respons
     struct wire_error err;
     size_t len;
     uint8_t *body = query_body(id, &len);
-    int status = http_fetch(addr, "POST", "/v1/query", WIRE_CONTENT_TYPE, body, len, NULL, 10000,
-                            &r);
+    int status =
+        http_fetch(addr, "POST", "/v1/query", WIRE_CONTENT_TYPE, body, len, NULL, 10000, &r);
 
     free(body);
     if (status < 0)
@@ -446,7 +461,8 @@ static bool cluster_settled(const char *caddr, uint64_t n, bool check_placements
         return false;
     }
     if (v.entries != n || v.dups != 0 || v.unloaded != 0) {
-        snprintf(why, why_len, "nodes hold %zu ids (want %" PRIu64 "), %zu on two nodes (%s), %zu "
+        snprintf(why, why_len,
+                 "nodes hold %zu ids (want %" PRIu64 "), %zu on two nodes (%s), %zu "
                  "not LOADED",
                  v.entries, n, v.dups, v.dups ? v.dup_example : "-", v.unloaded);
         goto out;
@@ -533,7 +549,7 @@ struct reg_client {
     char *const *uris;
     atomic_bool stop;
     /* Written by the client thread only; read after join. */
-    int next;            /* ids [0, next) were acknowledged */
+    int next; /* ids [0, next) were acknowledged */
     unsigned long posts, refused, errors_5xx, unexpected;
     int unexpected_status;
 };
@@ -673,8 +689,9 @@ START_TEST(test_coord_kill_loop)
     }
     atomic_store(&rc.stop, true);
     pthread_join(th, NULL);
-    fprintf(stderr, "check_crash: %d kills in %.1f s (restart %.0f ms on average); client: %lu "
-                    "posts, %lu without answer, %lu 5xx\n",
+    fprintf(stderr,
+            "check_crash: %d kills in %.1f s (restart %.0f ms on average); client: %lu "
+            "posts, %lu without answer, %lu 5xx\n",
             kills, (double)(now_ms() - t0) / 1000.0, (double)restart_ms / kills, rc.posts,
             rc.refused, rc.errors_5xx);
     ck_assert_msg(rc.unexpected == 0, "%lu registrations answered %d", rc.unexpected,
@@ -719,8 +736,9 @@ START_TEST(test_coord_kill_loop)
     catalog_close(cat);
     nodeview_done(&v);
 
-    fprintf(stderr, "check_crash: coordinator kills %d, acknowledged registrations %d, lost %lu, "
-                    "integrity failures %d\n",
+    fprintf(stderr,
+            "check_crash: coordinator kills %d, acknowledged registrations %d, lost %lu, "
+            "integrity failures %d\n",
             kills, rc.next, lost, failures);
     ck_assert_msg(failures == 0, "catalog integrity: %s", first_failure);
     ck_assert_uint_eq(lost, 0);
@@ -856,7 +874,7 @@ static bool wait_loading(int i, unsigned timeout_ms)
 
 START_TEST(test_node_kill_loading)
 {
-    const int iterations = long_run ? 30 : 10, per_round = 3;
+    const int iterations = long_run ? 100 : 20, per_round = 3;
     const char *cargs[] = {"--node-timeout=3s", NULL};
     const char *nargs[] = {"--load-workers=2", NULL};
     char *uris[BIG_FILES], why[512], leftover[512] = "";
@@ -915,8 +933,9 @@ START_TEST(test_node_kill_loading)
         pthread_mutex_unlock(&q.mu);
         free(segdir);
     }
-    fprintf(stderr, "check_crash: %d node kills in %.1f s: %d while a load was reported, %d with "
-                    "a partial *.tmp on disk\n",
+    fprintf(stderr,
+            "check_crash: %d node kills in %.1f s: %d while a load was reported, %d with "
+            "a partial *.tmp on disk\n",
             iterations, (double)(now_ms() - t0) / 1000.0, seen_loading, tmp_at_kill);
 
     t0 = now_ms();
@@ -927,8 +946,9 @@ START_TEST(test_node_kill_loading)
         harness_proc_dump_log(coord);
         ck_abort_msg("the coordinator did not reconcile: %s", why);
     }
-    fprintf(stderr, "check_crash: %d segments of 64 MiB LOADED, one node each, %.1f s after the "
-                    "last kill\n",
+    fprintf(stderr,
+            "check_crash: %d segments of 64 MiB LOADED, one node each, %.1f s after the "
+            "last kill\n",
             registered, (double)(now_ms() - t0) / 1000.0);
     atomic_store(&q.stop, true);
     pthread_join(th, NULL);
@@ -952,8 +972,9 @@ START_TEST(test_node_kill_loading)
         ck_assert_int_eq(count_tmp(segdir, INT64_MAX, &old, NULL, 0), 0);
         free(segdir);
     }
-    fprintf(stderr, "check_crash: queries during the kills: %lu correct, %lu not served (404), "
-                    "%lu other, %lu wrong; *.tmp left by a killed node after its restart: %d\n",
+    fprintf(stderr,
+            "check_crash: queries during the kills: %lu correct, %lu not served (404), "
+            "%lu other, %lu wrong; *.tmp left by a killed node after its restart: %d\n",
             q.ok, q.absent, q.other, q.wrong, leftovers);
     ck_assert_msg(q.wrong == 0, "a partial or wrong segment was served: %s", q.wrong_detail);
     ck_assert_msg(leftovers == 0, "partial file survived a restart: %s", leftover);
@@ -1060,6 +1081,7 @@ START_TEST(test_sigstop)
     struct strmap *moved = strmap_new();
     size_t held;
     uint64_t t0, t_moved, t_cont, t_rejoined;
+    size_t dropped;
     char why[512];
 
     coord = harness_coord_start(dir, cargs);
@@ -1100,15 +1122,17 @@ START_TEST(test_sigstop)
     ck_assert_msg(harness_wait_until(rejoined, &rw, 30000),
                   "node-1 did not rejoin or still holds %zu moved segments", rw.still_held);
     t_rejoined = now_ms();
-    ck_assert_msg(wait_settled(harness_proc_addr(coord), (uint64_t)n, true, 30000, why,
-                               sizeof(why)),
-                  "%s", why);
-    fprintf(stderr, "check_crash: SIGSTOP of a node holding %zu of %d segments: LOADED elsewhere "
-                    "%.2f s after the stop (node timeout 2 s); after SIGCONT it rejoined and "
-                    "dropped its %zu stale copies in %.3f s\n",
-            held, n, (double)t_moved / 1000.0,
-            coord_events(harness_proc_addr(coord), "extra_copy", "node-1"),
-            (double)(t_rejoined - t_cont) / 1000.0);
+    ck_assert_msg(
+        wait_settled(harness_proc_addr(coord), (uint64_t)n, true, 30000, why, sizeof(why)), "%s",
+        why);
+    dropped = coord_events(harness_proc_addr(coord), "extra_copy", "node-1");
+    fprintf(stderr,
+            "check_crash: SIGSTOP of a node holding %zu of %d segments: LOADED elsewhere "
+            "%.2f s after the stop (node timeout 2 s); after SIGCONT it rejoined and "
+            "dropped its %zu stale copies in %.3f s\n",
+            held, n, (double)t_moved / 1000.0, dropped, (double)(t_rejoined - t_cont) / 1000.0);
+    /* The coordinator itself told it to drop them, one by one. */
+    ck_assert_uint_eq(dropped, held);
     strmap_free(moved);
 }
 END_TEST
@@ -1118,10 +1142,9 @@ END_TEST
 #define NS_HOST_IP "10.213.7.1"
 #define NS_NODE_IP "10.213.7.2"
 
-static char ns_name[32], veth_host[16], veth_ns[16];
+static char ns_name[32], veth_host[16], veth_ns[16], ns_skip[512];
 static bool ns_created, veth_created;
 static pid_t ns_pid = -1;
-static bool ns_atexit_set;
 
 static const char *find_tool(const char *name)
 {
@@ -1159,17 +1182,22 @@ static int run_tool(char **out, const char *tool, ...)
     return harness_run(argv, out);
 }
 
-/* Stops the namespaced node and removes the namespace and the veth pair. */
-static void ns_cleanup(void)
+/* Stops the namespaced node (test process). */
+static void ns_node_stop(void)
 {
-    char *out = NULL;
-
     if (ns_pid > 0) {
         kill(ns_pid, SIGKILL);
         while (waitpid(ns_pid, NULL, 0) < 0 && errno == EINTR)
             ;
         ns_pid = -1;
     }
+}
+
+/* Removes the namespace and the veth pair (parent process). */
+static void ns_delete(void)
+{
+    char *out = NULL;
+
     if (ns_created) {
         ns_created = false;
         if (run_tool(&out, "ip", "netns", "del", ns_name, NULL) != 0)
@@ -1187,8 +1215,7 @@ static void ns_cleanup(void)
 
 /* Runs `ip ...`; on failure describes it in why and returns false. */
 static bool ip_ok(char *why, size_t len, const char *a1, const char *a2, const char *a3,
-                  const char *a4, const char *a5, const char *a6, const char *a7,
-                  const char *a8)
+                  const char *a4, const char *a5, const char *a6, const char *a7, const char *a8)
 {
     char *out = NULL;
     int rc = run_tool(&out, "ip", a1, a2, a3, a4, a5, a6, a7, a8, NULL);
@@ -1198,6 +1225,36 @@ static bool ip_ok(char *why, size_t len, const char *a1, const char *a2, const c
                  a4 ? a4 : "", rc, out != NULL ? out : "");
     free(out);
     return rc == 0;
+}
+
+/*
+ * Removes what an earlier run of this suite left behind when it was killed
+ * before its clean-up (a Check timeout is SIGKILL): namespaces named after a
+ * test process that no longer exists.
+ */
+static void ns_remove_stale(void)
+{
+    DIR *d = opendir("/run/netns");
+    struct dirent *de;
+
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        int pid;
+        char *out = NULL, name[NAME_MAX + 1], veth[16];
+        if (sscanf(de->d_name, "sluice-crash-%d", &pid) != 1 || pid <= 0 ||
+            (kill(pid, 0) == 0 || errno != ESRCH))
+            continue;
+        snprintf(name, sizeof(name), "%s", de->d_name);
+        snprintf(veth, sizeof(veth), "slc%dh", pid % 1000000);
+        fprintf(stderr, "check_crash: removing stale namespace %s\n", name);
+        run_tool(&out, "ip", "netns", "del", name, NULL);
+        free(out);
+        out = NULL;
+        run_tool(&out, "ip", "link", "del", veth, NULL);
+        free(out);
+    }
+    closedir(d);
 }
 
 /* Creates the namespace and the veth pair; false (with why) where this machine cannot. */
@@ -1214,6 +1271,7 @@ static bool ns_create(char *why, size_t len)
         snprintf(why, len, "ip or iptables (iproute2, iptables) not installed");
         return false;
     }
+    ns_remove_stale();
     if (run_tool(&out, "ip", "-4", "addr", "show", NULL) != 0 || strstr(out, "10.213.7.") != NULL) {
         snprintf(why, len, "10.213.7.0/30 is already in use on this machine");
         free(out);
@@ -1223,10 +1281,6 @@ static bool ns_create(char *why, size_t len)
     snprintf(ns_name, sizeof(ns_name), "sluice-crash-%d", (int)getpid());
     snprintf(veth_host, sizeof(veth_host), "slc%dh", (int)getpid() % 1000000);
     snprintf(veth_ns, sizeof(veth_ns), "slc%dn", (int)getpid() % 1000000);
-    if (!ns_atexit_set) {
-        ns_atexit_set = true;
-        atexit(ns_cleanup);
-    }
     if (!ip_ok(why, len, "netns", "add", ns_name, NULL, NULL, NULL, NULL, NULL))
         return false;
     ns_created = true;
@@ -1240,6 +1294,22 @@ static bool ns_create(char *why, size_t len)
          ip_ok(why, len, "-n", ns_name, "link", "set", veth_ns, "up", NULL, NULL) &&
          ip_ok(why, len, "-n", ns_name, "link", "set", "lo", "up", NULL, NULL);
     return ok;
+}
+
+/* Unchecked fixture (parent): the namespace, or why there is none (ns_skip). */
+static void ns_setup(void)
+{
+    ns_skip[0] = '\0';
+    if (!ns_create(ns_skip, sizeof(ns_skip))) {
+        if (ns_skip[0] == '\0')
+            snprintf(ns_skip, sizeof(ns_skip), "unknown failure");
+        ns_delete();
+    }
+}
+
+static void ns_teardown(void)
+{
+    ns_delete();
 }
 
 /* iptables inside the namespace: -A or -D of the two DROP rules on its veth end. */
@@ -1269,11 +1339,21 @@ static bool ns_node_start(const char *caddr, char *why, size_t len)
 {
     char *data = xasprintf("%s/node-2", dir), *ready = xasprintf("%s/node-2/ready", dir);
     char *log = xasprintf("%s/node-2/node.log", dir), *nspath = xasprintf("/run/netns/%s", ns_name);
-    char *a_root = xasprintf("--storage-root=%s", storage), *a_data = xasprintf("--data-dir=%s", data);
-    char *a_ready = xasprintf("--ready-file=%s", ready), *a_co = xasprintf("--coordinator=%s", caddr);
-    const char *argv[] = {harness_bin("sluice-node"), "serve", "--listen=" NS_NODE_IP ":0", a_root,
-                          a_data, a_ready, a_co, "--node-id=node-2", "--report-interval=250ms",
-                          "--admission=off", NULL};
+    char *a_root = xasprintf("--storage-root=%s", storage),
+         *a_data = xasprintf("--data-dir=%s", data);
+    char *a_ready = xasprintf("--ready-file=%s", ready),
+         *a_co = xasprintf("--coordinator=%s", caddr);
+    const char *argv[] = {harness_bin("sluice-node"),
+                          "serve",
+                          "--listen=" NS_NODE_IP ":0",
+                          a_root,
+                          a_data,
+                          a_ready,
+                          a_co,
+                          "--node-id=node-2",
+                          "--report-interval=250ms",
+                          "--admission=off",
+                          NULL};
     char *bin = xstrdup(argv[0]);
     uint64_t deadline;
     bool ok = false;
@@ -1348,14 +1428,15 @@ START_TEST(test_partition_netns)
     struct http_response r;
     size_t held;
     uint64_t t0, t_moved, t_heal, t_rejoined;
+    size_t dropped;
     int port;
 
     ns_node_addr[0] = '\0';
-    if (!ns_create(why, sizeof(why))) {
-        fprintf(stderr, "check_crash: SKIP partition test: cannot create a network namespace "
-                        "here (%s)\n",
-                why);
-        ns_cleanup();
+    if (ns_skip[0] != '\0') {
+        fprintf(stderr,
+                "check_crash: SKIP partition test: cannot create a network namespace "
+                "here (%s)\n",
+                ns_skip);
         return;
     }
     /* The coordinator listens on the host end of the veth pair. */
@@ -1404,37 +1485,43 @@ START_TEST(test_partition_netns)
                   "node-2 did not rejoin or still holds %zu moved segments", rw.still_held);
     t_rejoined = now_ms();
     ck_assert_msg(wait_settled(caddr, (uint64_t)n, true, 30000, why, sizeof(why)), "%s", why);
-    fprintf(stderr, "check_crash: partition (netns %s, iptables DROP) of a node holding %zu of %d "
-                    "segments: LOADED elsewhere %.2f s after the cut; healed: rejoined and "
-                    "dropped its %zu stale copies in %.2f s\n",
-            ns_name, held, n, (double)t_moved / 1000.0, coord_events(caddr, "extra_copy", "node-2"),
+    dropped = coord_events(caddr, "extra_copy", "node-2");
+    fprintf(stderr,
+            "check_crash: partition (netns %s, iptables DROP) of a node holding %zu of %d "
+            "segments: LOADED elsewhere %.2f s after the cut; healed: rejoined and "
+            "dropped its %zu stale copies in %.2f s\n",
+            ns_name, held, n, (double)t_moved / 1000.0, dropped,
             (double)(t_rejoined - t_heal) / 1000.0);
+    ck_assert_uint_eq(dropped, held);
     strmap_free(moved);
-    ns_cleanup();
 }
 END_TEST
 
 /* ---- 5. overload ----------------------------------------------------------- */
 
-#define OVL_ROWS     (4ull << 20) /* x 16 B: a 32 MiB value column */
-#define OVL_WORKERS  2
+#define OVL_ROWS     (8ull << 20) /* x 16 B: a 64 MiB value column, a few ms per scan */
+#define OVL_WORKERS  1            /* one scanning core; the other runs the generator */
 #define OVL_MAXQ     (2 * OVL_WORKERS)
 #define OVL_THREADS  4
 #define OVL_CONNS    32 /* per thread */
 #define OVL_SECONDS  10
 #define OVL_RESP_MAX 8192
+#define OVL_SEQ_RUNS 5
+#define OVL_SEQ_N    100
 
 /* One keep-alive connection of the load generator. */
 struct lconn {
     int fd;
     bool busy;
-    uint64_t sched_ns; /* when the request was due: latency counts from here */
+    uint64_t sched_ns; /* when the request was due */
+    uint64_t sent_ns;  /* when it went out */
     size_t len;
     char buf[OVL_RESP_MAX];
 };
 
 struct lresult {
-    uint64_t *lat_ok;
+    uint64_t *lat_ok, *svc_ok; /* from due time, from send time */
+    uint8_t *win_ok;           /* the 1-s window of the phase it was due in */
     size_t n_ok, cap_ok;
     unsigned long n_429, n_429_conc, n_429_no_retry, n_other, n_err, n_wrong, n_late;
     unsigned long sent, dropped;
@@ -1466,12 +1553,12 @@ static int lconn_open(const struct sockaddr_in *sa)
 }
 
 /*
- * Parses a complete response in buf[0..len): 1 when complete (status,
- * reason header, Retry-After presence and body filled), 0 when more bytes are
+ * Parses a response in buf[0..len): 1 when complete (status, X-Sluice-Reason,
+ * whether Retry-After is present, and the body filled), 0 when more bytes are
  * needed, -1 when malformed.
  */
-static int http_parse(const char *buf, size_t len, int *status, char *reason, size_t rlen,
-                      bool *has_retry, const char **body, size_t *body_len)
+static int http_parse(const char *buf, size_t len, int *status, char *reason, bool *has_retry,
+                      const char **body, size_t *body_len)
 {
     const char *end = memmem(buf, len, "\r\n\r\n", 4), *p;
     size_t hdr, clen = 0;
@@ -1491,7 +1578,6 @@ static int http_parse(const char *buf, size_t len, int *status, char *reason, si
             sscanf(p + 16, " %31[A-Z_]", reason);
         else if (strncasecmp(p, "Retry-After:", 12) == 0)
             *has_retry = true;
-        (void)rlen;
     }
     if (hdr + clen > OVL_RESP_MAX)
         return -1;
@@ -1502,57 +1588,92 @@ static int http_parse(const char *buf, size_t len, int *status, char *reason, si
     return 1;
 }
 
-static void lresult_record(struct lresult *r, uint64_t lat)
-{
-    if (r->n_ok == r->cap_ok) {
-        r->cap_ok = r->cap_ok * 2 + 1024;
-        r->lat_ok = xreallocarray(r->lat_ok, r->cap_ok, sizeof(*r->lat_ok));
-    }
-    r->lat_ok[r->n_ok++] = lat;
-}
-
 /* A complete answer on c: classify it, check a 200's value. */
 static void lthread_answer(struct lthread *t, struct lconn *c, int status, const char *reason,
                            bool has_retry, const char *body, size_t body_len)
 {
-    uint64_t lat = clock_mono_ns() - c->sched_ns;
+    uint64_t now = clock_mono_ns();
+    struct lresult *r = &t->res;
 
     if (status == 200) {
         struct wire_query_response resp;
         struct wire_error err;
         if (wire_query_response_decode(body, body_len, &resp, &err) < 0 ||
             resp.rows_matched != OVL_ROWS || resp.int_value != t->want_sum)
-            t->res.n_wrong++;
-        lresult_record(&t->res, lat);
+            r->n_wrong++;
+        if (r->n_ok == r->cap_ok) {
+            r->cap_ok = r->cap_ok * 2 + 1024;
+            r->lat_ok = xreallocarray(r->lat_ok, r->cap_ok, sizeof(*r->lat_ok));
+            r->svc_ok = xreallocarray(r->svc_ok, r->cap_ok, sizeof(*r->svc_ok));
+            r->win_ok = xreallocarray(r->win_ok, r->cap_ok, sizeof(*r->win_ok));
+        }
+        r->win_ok[r->n_ok] = (uint8_t)((c->sched_ns - t->start_ns) / 1000000000ull);
+        r->lat_ok[r->n_ok] = now - c->sched_ns;
+        r->svc_ok[r->n_ok++] = now - c->sent_ns;
     } else if (status == 429) {
-        t->res.n_429++;
-        t->res.n_429_conc += strcmp(reason, "LOAD_CONCURRENCY") == 0;
-        t->res.n_429_no_retry += !has_retry;
+        r->n_429++;
+        r->n_429_conc += strcmp(reason, "LOAD_CONCURRENCY") == 0;
+        r->n_429_no_retry += !has_retry;
     } else {
-        t->res.n_other++;
-        t->res.other_status = status;
+        r->n_other++;
+        r->other_status = status;
     }
+}
+
+/* Reads what arrived on a busy connection. */
+static void lthread_read(struct lthread *t, struct lconn *c)
+{
+    char reason[32];
+    const char *body;
+    size_t blen;
+    bool retry;
+    int status, pr;
+    ssize_t got = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, MSG_DONTWAIT);
+
+    if (got < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (got <= 0) {
+        t->res.n_err++;
+        close(c->fd);
+        c->fd = -1;
+        c->busy = false;
+        return;
+    }
+    c->len += (size_t)got;
+    pr = http_parse(c->buf, c->len, &status, reason, &retry, &body, &blen);
+    if (pr == 0)
+        return;
+    if (pr < 0) {
+        t->res.n_err++;
+        close(c->fd);
+        c->fd = -1;
+    } else {
+        lthread_answer(t, c, status, reason, retry, body, blen);
+    }
+    c->busy = false;
 }
 
 /*
  * Open loop: request k is due at start + k / rate whatever happened to the
  * earlier ones. A due request goes out on an idle connection; when all are
- * busy it waits, and its latency still counts from when it was due.
+ * busy it waits (and counts as late). The thread sleeps in ppoll until the
+ * next request is due or an answer arrives; it never spins.
  */
 static void *lthread_main(void *arg)
 {
     struct lthread *t = arg;
     struct lconn *conns = xcalloc(OVL_CONNS, sizeof(*conns));
     struct pollfd pfd[OVL_CONNS];
+    int idx[OVL_CONNS];
     uint64_t interval = (uint64_t)(1e9 / t->rate), k = 0, drain_until = t->end_ns + 5000000000ull;
 
     for (int i = 0; i < OVL_CONNS; i++)
         conns[i].fd = -1;
     for (;;) {
-        uint64_t now = clock_mono_ns();
-        int np = 0, busy = 0, timeout;
+        uint64_t now = clock_mono_ns(), wait_ns;
+        struct timespec ts;
+        int np = 0;
 
-        /* Send what is due. */
         while (now < t->end_ns && t->start_ns + k * interval <= now) {
             struct lconn *c = NULL;
             for (int i = 0; i < OVL_CONNS && c == NULL; i++)
@@ -1560,81 +1681,54 @@ static void *lthread_main(void *arg)
                     c = &conns[i];
             if (c == NULL)
                 break;
+            k++;
             if (c->fd < 0 && (c->fd = lconn_open(&t->sa)) < 0) {
                 t->res.n_err++;
-                k++;
                 continue;
             }
-            c->sched_ns = t->start_ns + k * interval;
-            t->res.n_late += now - c->sched_ns > 1000000;
+            c->sched_ns = t->start_ns + (k - 1) * interval;
+            c->sent_ns = clock_mono_ns();
+            t->res.n_late += c->sent_ns - c->sched_ns > 2000000;
             if (send(c->fd, t->req, t->req_len, MSG_NOSIGNAL) != (ssize_t)t->req_len) {
                 t->res.n_err++;
                 close(c->fd);
                 c->fd = -1;
-                k++;
                 continue;
             }
             c->busy = true;
             c->len = 0;
             t->res.sent++;
-            k++;
         }
         for (int i = 0; i < OVL_CONNS; i++) {
             if (conns[i].busy) {
                 pfd[np].fd = conns[i].fd;
                 pfd[np].events = POLLIN;
-                np++;
-                busy++;
+                idx[np++] = i;
             }
         }
-        if (now >= t->end_ns && (busy == 0 || now >= drain_until))
+        if (now >= t->end_ns && (np == 0 || now >= drain_until))
             break;
-        if (now >= t->end_ns)
-            timeout = 10;
+        if (now >= t->end_ns || np == OVL_CONNS)
+            wait_ns = 10000000; /* nothing to send until an answer frees a connection */
         else {
             uint64_t due = t->start_ns + k * interval;
-            timeout = due > now ? (int)((due - now) / 1000000) : 0;
+            wait_ns = due > now ? due - now : 0;
         }
-        if (poll(pfd, (nfds_t)np, timeout) <= 0)
+        ts.tv_sec = (time_t)(wait_ns / 1000000000ull);
+        ts.tv_nsec = (long)(wait_ns % 1000000000ull);
+        if (ppoll(pfd, (nfds_t)np, &ts, NULL) <= 0)
             continue;
-        for (int i = 0, j = 0; i < OVL_CONNS; i++) {
-            struct lconn *c = &conns[i];
-            char reason[32];
-            const char *body;
-            size_t blen;
-            bool retry;
-            int status, pr;
-            ssize_t got;
-            if (!c->busy)
-                continue;
-            if (!(pfd[j++].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            got = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, MSG_DONTWAIT);
-            if (got < 0 && (errno == EAGAIN || errno == EINTR))
-                continue;
-            if (got <= 0) {
-                t->res.n_err++;
-                close(c->fd);
-                c->fd = -1;
-                c->busy = false;
-                continue;
-            }
-            c->len += (size_t)got;
-            pr = http_parse(c->buf, c->len, &status, reason, sizeof(reason), &retry, &body, &blen);
-            if (pr == 0)
-                continue;
-            if (pr < 0) {
-                t->res.n_err++;
-                close(c->fd);
-                c->fd = -1;
-            } else {
-                lthread_answer(t, c, status, reason, retry, body, blen);
-            }
-            c->busy = false;
-        }
+        for (int j = 0; j < np; j++)
+            if (pfd[j].revents & (POLLIN | POLLHUP | POLLERR))
+                lthread_read(t, &conns[idx[j]]);
     }
     /* What was due but never sent (every connection busy to the end). */
-    t->res.dropped = (unsigned long)((t->end_ns - t->start_ns) / interval) - t->res.sent;
+    t->res.dropped = k > t->res.sent ? (unsigned long)(k - t->res.sent) : 0;
+    {
+        uint64_t due = (t->end_ns - t->start_ns + interval - 1) / interval;
+        if (due > k)
+            t->res.dropped += (unsigned long)(due - k);
+    }
     for (int i = 0; i < OVL_CONNS; i++) {
         if (conns[i].busy)
             t->res.n_err++;
@@ -1663,22 +1757,33 @@ static char *query_request_text(const char *id, size_t *ret_len)
     return req;
 }
 
-/* sluice_process_resident_bytes from the node's /metrics; 0 if absent. */
-static uint64_t node_rss(const char *addr)
+/* One unlabelled sample from the node's /metrics; false if it is not there. */
+static bool node_metric(const char *addr, const char *name, uint64_t *ret)
 {
     struct http_response r;
-    uint64_t v = 0;
-    const char *p;
+    size_t len = strlen(name);
+    bool found = false;
 
     if (http_fetch(addr, "GET", "/metrics", NULL, NULL, 0, NULL, 5000, &r) < 0)
-        return 0;
-    for (p = r.body; p != NULL && *p != '\0'; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-        if (strncmp(p, "sluice_process_resident_bytes ", 30) == 0) {
-            v = strtoull(p + 30, NULL, 10);
-            break;
+        return false;
+    for (const char *p = r.body; p != NULL && *p != '\0' && !found; p = strchr(p, '\n')) {
+        if (*p == '\n')
+            p++;
+        if (strncmp(p, name, len) == 0 && p[len] == ' ') {
+            *ret = strtoull(p + len + 1, NULL, 10);
+            found = true;
         }
     }
     http_response_done(&r);
+    return found;
+}
+
+/* sluice_process_resident_bytes; 0 if absent. */
+static uint64_t node_rss(const char *addr)
+{
+    uint64_t v = 0;
+
+    node_metric(addr, "sluice_process_resident_bytes", &v);
     return v;
 }
 
@@ -1686,16 +1791,20 @@ struct phase {
     double rate;
     unsigned long sent, ok, n429, conc, no_retry, other, err, wrong, late, dropped;
     int other_status;
-    uint64_t p50, p99, rss_max;
+    uint64_t p50, p99;         /* admitted, from send to answer */
+    uint64_t win_p99;          /* median over 1-s windows of the admitted p99 */
+    uint64_t due_p50, due_p99; /* admitted, from when it was due (open loop) */
+    uint64_t rss_max;
 };
 
 static void run_phase(const char *addr, const struct sockaddr_in *sa, const char *req,
-                      size_t req_len, int64_t want, double rate, struct phase *ph)
+                      size_t req_len, int64_t want, double rate, unsigned secs, struct phase *ph)
 {
     struct lthread t[OVL_THREADS];
     pthread_t th[OVL_THREADS];
-    uint64_t start = clock_mono_ns() + 50000000ull, *all = NULL;
-    size_t n = 0;
+    uint64_t start = clock_mono_ns() + 50000000ull, *all = NULL, *svc = NULL;
+    uint64_t *wsvc[OVL_SECONDS] = {NULL}, wp99[OVL_SECONDS];
+    size_t n = 0, wn[OVL_SECONDS] = {0}, nw = 0;
 
     memset(ph, 0, sizeof(*ph));
     ph->rate = rate;
@@ -1707,12 +1816,12 @@ static void run_phase(const char *addr, const struct sockaddr_in *sa, const char
         t[i].rate = rate / OVL_THREADS;
         /* Staggered so the threads' arrivals interleave. */
         t[i].start_ns = start + (uint64_t)(1e9 / rate) * (uint64_t)i;
-        t[i].end_ns = start + OVL_SECONDS * 1000000000ull;
+        t[i].end_ns = start + secs * 1000000000ull;
         t[i].want_sum = want;
         ck_assert_int_eq(pthread_create(&th[i], NULL, lthread_main, &t[i]), 0);
     }
     /* Sample the RSS while the load runs. */
-    while (clock_mono_ns() < start + OVL_SECONDS * 1000000000ull) {
+    while (clock_mono_ns() < start + secs * 1000000000ull) {
         uint64_t rss = node_rss(addr);
         if (rss > ph->rss_max)
             ph->rss_max = rss;
@@ -1722,8 +1831,15 @@ static void run_phase(const char *addr, const struct sockaddr_in *sa, const char
         struct lresult *r = &t[i].res;
         pthread_join(th[i], NULL);
         all = xreallocarray(all, n + r->n_ok + 1, sizeof(*all));
+        svc = xreallocarray(svc, n + r->n_ok + 1, sizeof(*svc));
         memcpy(all + n, r->lat_ok, r->n_ok * sizeof(*all));
+        memcpy(svc + n, r->svc_ok, r->n_ok * sizeof(*svc));
         n += r->n_ok;
+        for (size_t j = 0; j < r->n_ok; j++) {
+            unsigned w = r->win_ok[j] < OVL_SECONDS ? r->win_ok[j] : OVL_SECONDS - 1;
+            wsvc[w] = xreallocarray(wsvc[w], wn[w] + 1, sizeof(uint64_t));
+            wsvc[w][wn[w]++] = r->svc_ok[j];
+        }
         ph->sent += r->sent;
         ph->ok += r->n_ok;
         ph->n429 += r->n_429;
@@ -1737,11 +1853,26 @@ static void run_phase(const char *addr, const struct sockaddr_in *sa, const char
         ph->late += r->n_late;
         ph->dropped += r->dropped;
         free(r->lat_ok);
+        free(r->svc_ok);
+        free(r->win_ok);
     }
+    for (int w = 0; w < OVL_SECONDS; w++) {
+        if (wn[w] == 0)
+            continue;
+        qsort(wsvc[w], wn[w], sizeof(uint64_t), cmp_u64);
+        wp99[nw++] = quantile(wsvc[w], wn[w], 0.99);
+        free(wsvc[w]);
+    }
+    qsort(wp99, nw, sizeof(wp99[0]), cmp_u64);
+    ph->win_p99 = quantile(wp99, nw, 0.50);
     qsort(all, n, sizeof(*all), cmp_u64);
-    ph->p50 = quantile(all, n, 0.50);
-    ph->p99 = quantile(all, n, 0.99);
+    qsort(svc, n, sizeof(*svc), cmp_u64);
+    ph->due_p50 = quantile(all, n, 0.50);
+    ph->due_p99 = quantile(all, n, 0.99);
+    ph->p50 = quantile(svc, n, 0.50);
+    ph->p99 = quantile(svc, n, 0.99);
     free(all);
+    free(svc);
 }
 
 /* POSTs an assignment straight to a node; returns the HTTP status. */
@@ -1790,7 +1921,9 @@ START_TEST(test_overload)
     const char *nargs[] = {workers, maxq, "--admission=off", NULL};
     struct sockaddr_in sa = {.sin_family = AF_INET};
     struct phase ph[2];
-    uint64_t lat[400], seq_p50, seq_p99, rss0, rss1;
+    uint64_t lat[OVL_SEQ_RUNS * OVL_SEQ_N], run_p99[OVL_SEQ_RUNS], seq_p50, seq_p99, rss0, rss1;
+    uint64_t refused0 = 0, refused1 = 0;
+    bool has_refused = false;
     int64_t want = synth_sum(1234, OVL_ROWS);
     double capacity;
     size_t req_len;
@@ -1808,10 +1941,13 @@ START_TEST(test_overload)
     sa.sin_port = htons((uint16_t)port);
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
 
-    /* Unloaded: one query at a time on one keep-alive connection. */
+    /*
+     * Unloaded: one query at a time on one keep-alive connection, 5 runs
+     * of 100 after a warm-up; p50 over all, p99 the median of the runs'.
+     */
     fd = lconn_open(&sa);
     ck_assert_int_ge(fd, 0);
-    for (int i = -50; i < (int)(sizeof(lat) / sizeof(lat[0])); i++) {
+    for (int i = -50; i < OVL_SEQ_RUNS * OVL_SEQ_N; i++) {
         char buf[OVL_RESP_MAX], reason[32];
         const char *body;
         size_t len = 0, blen;
@@ -1826,7 +1962,7 @@ START_TEST(test_overload)
             ssize_t got = recv(fd, buf + len, sizeof(buf) - len, 0);
             ck_assert_int_gt(got, 0);
             len += (size_t)got;
-            pr = http_parse(buf, len, &status, reason, sizeof(reason), &retry, &body, &blen);
+            pr = http_parse(buf, len, &status, reason, &retry, &body, &blen);
         }
         ck_assert_int_eq(pr, 1);
         ck_assert_int_eq(status, 200);
@@ -1836,34 +1972,52 @@ START_TEST(test_overload)
             lat[i] = clock_mono_ns() - t0;
     }
     close(fd);
-    qsort(lat, sizeof(lat) / sizeof(lat[0]), sizeof(lat[0]), cmp_u64);
-    seq_p50 = quantile(lat, sizeof(lat) / sizeof(lat[0]), 0.50);
-    seq_p99 = quantile(lat, sizeof(lat) / sizeof(lat[0]), 0.99);
+    for (int r = 0; r < OVL_SEQ_RUNS; r++) {
+        qsort(lat + r * OVL_SEQ_N, OVL_SEQ_N, sizeof(lat[0]), cmp_u64);
+        run_p99[r] = quantile(lat + r * OVL_SEQ_N, OVL_SEQ_N, 0.99);
+    }
+    qsort(run_p99, OVL_SEQ_RUNS, sizeof(run_p99[0]), cmp_u64);
+    seq_p99 = quantile(run_p99, OVL_SEQ_RUNS, 0.50);
+    qsort(lat, OVL_SEQ_RUNS * OVL_SEQ_N, sizeof(lat[0]), cmp_u64);
+    seq_p50 = quantile(lat, OVL_SEQ_RUNS * OVL_SEQ_N, 0.50);
     /* Capacity: every worker busy with one scan after another. */
     capacity = OVL_WORKERS * 1e9 / (double)seq_p50;
-    if (capacity > 2500)
-        capacity = 2500; /* bounds the generator on a shared machine */
+    if (capacity > 1000)
+        capacity = 1000; /* bounds the generator on a shared machine */
     rss0 = node_rss(node_addr(0));
-    fprintf(stderr, "check_crash: overload: unloaded p50 %.2f ms, p99 %.2f ms; capacity ~%.0f "
-                    "queries/s (%d workers, --max-queries=%d); RSS %.1f MiB\n",
+    fprintf(stderr,
+            "check_crash: overload: unloaded p50 %.2f ms, p99 %.2f ms (median of 5 runs); capacity "
+            "~%.0f "
+            "queries/s (%d workers, --max-queries=%d); RSS %.1f MiB\n",
             seq_p50 / 1e6, seq_p99 / 1e6, capacity, OVL_WORKERS, OVL_MAXQ, rss0 / 1048576.0);
 
     for (int i = 0; i < 2; i++) {
         double factor = i == 0 ? 2.0 : 4.0;
-        run_phase(node_addr(0), &sa, req, req_len, want, capacity * factor, &ph[i]);
-        fprintf(stderr, "check_crash: overload %.0fx (%.0f/s for %d s): sent %lu, 200 %lu (p50 "
-                        "%.2f ms, p99 %.2f ms), 429 %lu (LOAD_CONCURRENCY %lu), other %lu, "
-                        "errors %lu, wrong %lu, sent late %lu, never sent %lu, RSS max %.1f MiB\n",
-                factor, ph[i].rate, OVL_SECONDS, ph[i].sent, ph[i].ok, ph[i].p50 / 1e6,
-                ph[i].p99 / 1e6, ph[i].n429, ph[i].conc, ph[i].other, ph[i].err, ph[i].wrong,
-                ph[i].late, ph[i].dropped, ph[i].rss_max / 1048576.0);
+        run_phase(node_addr(0), &sa, req, req_len, want, capacity * factor, OVL_SECONDS, &ph[i]);
+        fprintf(stderr,
+                "check_crash: overload %.0fx (%.0f/s for %d s): sent %lu (late > 2 ms %lu, "
+                "never sent %lu); 200 %lu: p50 %.2f ms, p99 %.2f ms, median of 1-s p99s %.2f ms "
+                "(from due time: p50 "
+                "%.2f, p99 %.2f); 429 %lu (LOAD_CONCURRENCY %lu); other %lu, errors %lu, "
+                "wrong %lu; RSS max %.1f MiB\n",
+                factor, ph[i].rate, OVL_SECONDS, ph[i].sent, ph[i].late, ph[i].dropped, ph[i].ok,
+                ph[i].p50 / 1e6, ph[i].p99 / 1e6, ph[i].win_p99 / 1e6, ph[i].due_p50 / 1e6,
+                ph[i].due_p99 / 1e6, ph[i].n429, ph[i].conc, ph[i].other, ph[i].err, ph[i].wrong,
+                ph[i].rss_max / 1048576.0);
     }
     rss1 = node_rss(node_addr(0));
-    fprintf(stderr, "check_crash: overload: RSS before %.1f MiB, max under load %.1f MiB, after "
-                    "%.1f MiB; admitted p99 at 4x is %.2fx the unloaded p99\n",
-            rss0 / 1048576.0, (ph[0].rss_max > ph[1].rss_max ? ph[0].rss_max : ph[1].rss_max) /
-                                  1048576.0,
-            rss1 / 1048576.0, (double)ph[1].p99 / (double)seq_p99);
+    /* The node counts every refusal it sends, and nothing else. */
+    if (has_refused) {
+        ck_assert(node_metric(node_addr(0), "sluice_node_queries_refused_total", &refused1));
+        ck_assert_uint_eq(refused1 - refused0, ph[0].n429 + ph[1].n429);
+    }
+    fprintf(stderr,
+            "check_crash: overload: RSS before %.1f MiB, max under load %.1f MiB, after "
+            "%.1f MiB; admitted p99 at 4x is %.2fx the unloaded p99 (median of 1-s p99s: %.2fx)\n",
+            rss0 / 1048576.0,
+            (ph[0].rss_max > ph[1].rss_max ? ph[0].rss_max : ph[1].rss_max) / 1048576.0,
+            rss1 / 1048576.0, (double)ph[1].p99 / (double)seq_p99,
+            (double)ph[1].win_p99 / (double)seq_p99);
 
     for (int i = 0; i < 2; i++) {
         ck_assert_uint_eq(ph[i].wrong, 0);
@@ -1878,53 +2032,73 @@ START_TEST(test_overload)
     ck_assert_uint_gt(ph[1].conc, 0);
     ck_assert_uint_le(rss1, rss0 + (64ull << 20));
     /*
-     * Admitted queries wait behind at most --max-queries others. On a
-     * shared two-core machine the generator competes for the same cores,
-     * so the bound is generous: 2x the unloaded p99 plus 2 scans.
+     * For contrast, the same 4x load on the same node with the default
+     * --max-queries (64): admitted queries now queue behind up to 63 others.
+     * Printed, not asserted.
      */
-    ck_assert_msg(ph[1].p99 <= 2 * seq_p99 + 2 * seq_p50,
-                  "admitted p99 at 4x %.2f ms > 2 x unloaded p99 %.2f ms + 2 x p50 %.2f ms",
-                  ph[1].p99 / 1e6, seq_p99 / 1e6, seq_p50 / 1e6);
+    {
+        const char *dargs[] = {workers, "--admission=off", NULL};
+        struct phase dp;
+
+        ck_assert_int_eq(harness_proc_stop(nodes[0]), 0);
+        harness_proc_free(nodes[0]);
+        nodes[0] = harness_node_start(storage, data, dargs);
+        ck_assert_ptr_nonnull(nodes[0]);
+        ck_assert(harness_wait_until(hot_loaded, NULL, 30000));
+        ck_assert_int_eq(sscanf(strrchr(node_addr(0), ':') + 1, "%d", &port), 1);
+        sa.sin_port = htons((uint16_t)port);
+        run_phase(node_addr(0), &sa, req, req_len, want, capacity * 4.0, 5, &dp);
+        fprintf(stderr,
+                "check_crash: overload 4x with the default --max-queries=64 (5 s, for "
+                "contrast): 200 %lu, p50 %.2f ms, p99 %.2f ms; 429 %lu; wrong %lu\n",
+                dp.ok, dp.p50 / 1e6, dp.p99 / 1e6, dp.n429, dp.wrong);
+        ck_assert_uint_eq(dp.wrong, 0);
+    }
+    /*
+     * Admitted queries wait behind at most --max-queries - --workers
+     * others, so their p99 stays near the unloaded one, where an unbounded
+     * queue at 4x would grow by seconds. The machine is shared (other
+     * tenants, and the generator on the same two cores), so the assertion
+     * takes the median of the ten 1-s p99s and allows 50 ms of scheduling
+     * noise on top of 2x the unloaded p99 (a 64-deep queue of these scans
+     * would add ~150 ms); the plain ratio is printed above.
+     */
+    ck_assert_msg(ph[1].win_p99 <= 2 * seq_p99 + 50000000ull,
+                  "admitted p99 at 4x (median of 1-s windows) %.2f ms > 2 x unloaded p99 %.2f ms "
+                  "+ 50 ms",
+                  ph[1].win_p99 / 1e6, seq_p99 / 1e6);
     free(req);
     free(uri);
     free(data);
 }
 END_TEST
 
+static TCase *crash_tcase(Suite *s, const char *name, const TTest *test, int timeout)
+{
+    TCase *tc = tcase_create(name);
+
+    tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);
+    tcase_add_checked_fixture(tc, NULL, procs_teardown);
+    tcase_set_timeout(tc, timeout);
+    tcase_add_test(tc, test);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
 int main(void)
 {
     Suite *s = suite_create("crash");
     const char *l = getenv("SLUICE_LONG");
     bool lr = l != NULL && l[0] != '\0' && strcmp(l, "0") != 0;
-    TCase *tc;
     SRunner *sr;
     int failed;
 
-    tc = tcase_create("coordinator_kill9");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, lr ? 3600 : 600);
-    tcase_add_test(tc, test_coord_kill_loop);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("node_kill9_loading");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, lr ? 1800 : 600);
-    tcase_add_test(tc, test_node_kill_loading);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("sigstop");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, test_sigstop);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("partition_netns");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, test_partition_netns);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("overload");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, test_overload);
-    suite_add_tcase(s, tc);
+    crash_tcase(s, "coordinator_kill9", test_coord_kill_loop, lr ? 3600 : 600);
+    crash_tcase(s, "node_kill9_loading", test_node_kill_loading, lr ? 1800 : 600);
+    crash_tcase(s, "sigstop", test_sigstop, 300);
+    tcase_add_unchecked_fixture(crash_tcase(s, "partition_netns", test_partition_netns, 300),
+                                ns_setup, ns_teardown);
+    crash_tcase(s, "overload", test_overload, 300);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

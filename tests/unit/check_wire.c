@@ -517,13 +517,38 @@ START_TEST(test_claim)
     uint8_t *buf = wire_claim_request_encode(&c, &len);
 
     ck_assert_int_eq(wire_claim_request_decode(buf, len, &out, &err), -EINVAL);
-    ck_assert_str_eq(err.message, "max_segments: 0 is outside 1..10000");
+    ck_assert_str_eq(err.message, "max_segments: 0 is outside 1..1000");
     free(buf);
     c.max_segments = 8;
     buf = wire_claim_request_encode(&c, &len);
     ck_assert_int_eq(wire_claim_request_decode(buf, len, &out, &err), 0);
     ck_assert_uint_eq(out.max_segments, 8);
     free(buf);
+}
+END_TEST
+
+START_TEST(test_list_caps)
+{
+    /* Empty entries cost two bytes on the wire and hundreds in memory: capped first. */
+    size_t n = WIRE_EVENT_LIST_MAX + 1, len = 2 * n;
+    uint8_t *buf = malloc(len);
+    struct wire_event_list evs;
+    struct wire_segment_list segs;
+    struct wire_error err;
+    static const uint8_t no_spec[] = {0x0a, 0x00};
+
+    for (size_t i = 0; i < n; i++) {
+        buf[2 * i] = 0x0a;
+        buf[2 * i + 1] = 0x00;
+    }
+    ck_assert_int_eq(wire_event_list_decode(buf, len, &evs, &err), -EINVAL);
+    ck_assert_str_eq(err.message, "events: 100001 entries, the limit is 100000");
+    free(buf);
+    /* A segment without a spec still decodes to replication 1, as wire.h promises. */
+    ck_assert_int_eq(wire_segment_list_decode(no_spec, sizeof(no_spec), &segs, &err), 0);
+    ck_assert_uint_eq(segs.n, 1);
+    ck_assert_uint_eq(segs.segments[0].spec.replication, 1);
+    wire_segment_list_done(&segs);
 }
 END_TEST
 
@@ -558,6 +583,7 @@ static Suite *wire_suite(void)
     tcase_add_test(tc, test_node_report);
     tcase_add_test(tc, test_segment_batch);
     tcase_add_test(tc, test_claim);
+    tcase_add_test(tc, test_list_caps);
     suite_add_tcase(s, tc);
     return s;
 }

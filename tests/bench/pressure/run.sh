@@ -6,6 +6,7 @@
 #   tests/bench/pressure/run.sh            full run (< 10 minutes); writes BENCHMARKS.md
 #   tests/bench/pressure/run.sh --smoke    a short version for CI (~1 minute)
 #   tests/bench/pressure/run.sh --out DIR  where CSVs and PNGs go (default build/pressure)
+#   tests/bench/pressure/run.sh --replot   plots and summary again from the last run's CSVs
 #
 # Four nodes, each in its own memory cgroup (384, 512, 768, 1024 MiB; a
 # quarter of that in --smoke), a coordinator, and a workload whose row_count
@@ -21,16 +22,18 @@ cd "$(dirname "$0")/../../.."
 root=$PWD
 
 smoke=0
+replot=0
 out=$root/build/pressure
 while [ $# -gt 0 ]; do
     case "$1" in
     --smoke) smoke=1 ;;
+    --replot) replot=1 ;;
     --out)
         out=$2
         shift
         ;;
     -h | --help)
-        sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -59,7 +62,7 @@ else
     limits=(384 512 768 1024)
     n_narrow=72
     n_wide=48
-    duration=180
+    duration=150
     rate=40
 fi
 narrow_rows=2000000
@@ -255,7 +258,13 @@ plot() {
         echo "pressure: gnuplot missing; no PNGs" >&2
         return 0
     }
-    local col title unit scale file
+    local col title unit scale file m k
+    # One file per node and mode: gnuplot draws a line through consecutive rows.
+    for m in sluice baseline; do
+        for k in 0 1 2 3; do
+            awk -F, -v n="node-$k" 'NR == 1 || $2 == n' "$out/$m/nodes.csv" >"$out/$m/node-$k.csv"
+        done
+    done
     while read -r col file title unit scale; do
         gnuplot 2>/dev/null <<EOF
 set terminal pngcairo size 1400,480 font ",10"
@@ -267,8 +276,8 @@ set xlabel "seconds"
 set grid
 do for [mode in "sluice baseline"] {
     set title mode
-    plot for [n in "node-0 node-1 node-2 node-3"] "$out/".mode."/nodes.csv" \
-        using 1:(strcol(2) eq n ? column($col) / $scale : 1/0) with lines title n
+    plot for [k=0:3] "$out/".mode."/node-".k.".csv" using 1:(column($col) / $scale) \
+        with lines lw 2 title sprintf("node-%d (%d MiB)", k, word("${limits[*]}", k + 1) + 0)
 }
 unset multiplot
 EOF
@@ -281,8 +290,10 @@ EOF
 PLOTS
 }
 
-run_mode sluice
-run_mode baseline
+if [ "$replot" -eq 0 ]; then
+    run_mode sluice
+    run_mode baseline
+fi
 plot
 
 table="| mode | OOM kills | node deaths | segments lost | bytes placed / sum of limits | segments pending (last reason) | query p50 / p99 ms (whole run) | p50 / p99 ms (during placement) | queries | steady after |
