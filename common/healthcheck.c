@@ -32,12 +32,14 @@ int healthcheck_target(const char *listen, char *ret, size_t len)
         host = "[::1]";
     else
         host = NULL;
-    if (host != NULL)
-        n = snprintf(ret, len, "%s%s", host, colon);
-    else
-        n = snprintf(ret, len, "%s", listen);
+    if (host == NULL) {
+        host = listen;
+        colon = "";
+    }
+    n = snprintf(NULL, 0, "%s%s", host, colon);
     if (n < 0 || (size_t)n >= len)
         return -ENOSPC;
+    snprintf(ret, len, "%s%s", host, colon);
     return 0;
 }
 

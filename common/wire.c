@@ -171,6 +171,35 @@ int wire_check_uri(const char *field, const char *uri, struct wire_error *err)
     return 0;
 }
 
+int wire_check_addr(const char *field, const char *addr, struct wire_error *err)
+{
+    const char *colon = strrchr(addr, ':'), *host_end;
+    unsigned long port;
+    char *end;
+
+    if (colon == NULL || colon == addr)
+        return wire_invalid(err, "%s: must be host:port", field);
+    port = strtoul(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || port == 0 || port > 65535)
+        return wire_invalid(err, "%s: port must be 1..65535", field);
+    host_end = colon;
+    if (addr[0] == '[') {
+        if (colon[-1] != ']')
+            return wire_invalid(err, "%s: unterminated [IPv6] host", field);
+        for (const char *q = addr + 1; q < colon - 1; q++)
+            if (!(((*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'f') ||
+                   (*q >= 'A' && *q <= 'F') || *q == ':' || *q == '.')))
+                return wire_invalid(err, "%s: bad IPv6 host", field);
+        return 0;
+    }
+    for (const char *q = addr; q < host_end; q++)
+        if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+              *q == '.' || *q == '-' || *q == '_'))
+            return wire_invalid(err, "%s: byte 0x%02x is not allowed in a host name", field,
+                                (unsigned char)*q);
+    return 0;
+}
+
 bool wire_uri_has_dot_component(const char *uri)
 {
     const char *p = strstr(uri, "://");
@@ -235,6 +264,80 @@ static int wire_check_size(size_t len, struct wire_error *err)
     return 0;
 }
 
+
+/*
+ * protobuf-c hands strings over NUL-terminated, so a NUL inside one would
+ * silently cut it short and the daemon would act on another name than the
+ * one sent. Before unpacking, walk the encoded message with its descriptor
+ * and refuse any string field holding a NUL byte (recursing into message
+ * fields; the schema is not recursive, depth is capped anyway). Malformed
+ * encodings are left for the unpacker to refuse.
+ */
+static int wire_scan_strings(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
+                             int depth, struct wire_error *err)
+{
+    size_t i = 0;
+
+    if (depth > 8)
+        return 0;
+    while (i < len) {
+        uint64_t key = 0, n = 0;
+        unsigned shift = 0;
+        const ProtobufCFieldDescriptor *f;
+
+        while (i < len && shift < 64) {
+            key |= (uint64_t)(p[i] & 0x7f) << shift;
+            shift += 7;
+            if ((p[i++] & 0x80) == 0)
+                break;
+        }
+        switch (key & 7) {
+        case 0: /* varint */
+            while (i < len && (p[i++] & 0x80) != 0)
+                ;
+            continue;
+        case 1:
+            i += 8;
+            continue;
+        case 5:
+            i += 4;
+            continue;
+        case 2:
+            break;
+        default:
+            return 0;
+        }
+        shift = 0;
+        while (i < len && shift < 64) {
+            n |= (uint64_t)(p[i] & 0x7f) << shift;
+            shift += 7;
+            if ((p[i++] & 0x80) == 0)
+                break;
+        }
+        if (n > len - i)
+            return 0;
+        f = protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3));
+        if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING && memchr(p + i, 0, n) != NULL) {
+            wire_error_set(err, "invalid_field", "%s: contains a NUL byte", f->name);
+            return -EINVAL;
+        }
+        if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+            wire_scan_strings(f->descriptor, p + i, n, depth + 1, err) < 0)
+            return -EINVAL;
+        i += n;
+    }
+    return 0;
+}
+
+/* Size cap, then the NUL scan: what every decoder checks before unpacking. */
+static int wire_precheck(const ProtobufCMessageDescriptor *d, const void *buf, size_t len,
+                         struct wire_error *err)
+{
+    int r = wire_check_size(len, err);
+
+    return r < 0 ? r : wire_scan_strings(d, buf, len, 0, err);
+}
+
 static int wire_bad_message(struct wire_error *err, const char *what)
 {
     wire_error_set(err, "bad_message", "body: not a valid %s protobuf message", what);
@@ -282,6 +385,32 @@ static void wire_pressure_to_pb(Sluice__V1__PressureSnapshot *dst, const struct 
     dst->psi_host_wide = p->psi_host_wide;
 }
 
+/* Validates one unpacked AssignRequest into out; prefix names it in errors ("" or "assignments[3]."). */
+static int wire_assign_from_pb(const Sluice__V1__AssignRequest *m, const char *prefix,
+                               struct wire_assign_request *out, struct wire_error *err)
+{
+    char field[64];
+
+    memset(out, 0, sizeof(*out));
+    snprintf(field, sizeof(field), "%ssegment_id", prefix);
+    if (wire_check_segment_id(field, m->segment_id, err) < 0)
+        return -EINVAL;
+    snprintf(field, sizeof(field), "%suri", prefix);
+    if (wire_check_uri(field, m->uri, err) < 0)
+        return -EINVAL;
+    if (m->row_count == 0 || m->row_count > WIRE_ROW_COUNT_MAX)
+        return wire_invalid(err, "%srow_count: %llu is outside 1..%llu", prefix,
+                            (unsigned long long)m->row_count, WIRE_ROW_COUNT_MAX);
+    if (m->avg_row_size == 0 || m->avg_row_size > WIRE_ROW_SIZE_MAX)
+        return wire_invalid(err, "%savg_row_size: %llu is outside 1..%llu", prefix,
+                            (unsigned long long)m->avg_row_size, WIRE_ROW_SIZE_MAX);
+    wire_copy(out->segment_id, sizeof(out->segment_id), m->segment_id);
+    wire_copy(out->uri, sizeof(out->uri), m->uri);
+    out->row_count = m->row_count;
+    out->avg_row_size = m->avg_row_size;
+    return 0;
+}
+
 int wire_assign_request_decode(const void *buf, size_t len, struct wire_assign_request *ret,
                                struct wire_error *err)
 {
@@ -289,34 +418,86 @@ int wire_assign_request_decode(const void *buf, size_t len, struct wire_assign_r
     struct wire_assign_request out;
     int r;
 
-    if ((r = wire_check_size(len, err)) < 0)
+    if ((r = wire_precheck(&sluice__v1__assign_request__descriptor, buf, len, err)) < 0)
         return r;
     m = sluice__v1__assign_request__unpack(NULL, len, buf);
     if (m == NULL)
         return wire_bad_message(err, "AssignRequest");
-    memset(&out, 0, sizeof(out));
-    if ((r = wire_check_segment_id("segment_id", m->segment_id, err)) < 0 ||
-        (r = wire_check_uri("uri", m->uri, err)) < 0)
-        goto out;
-    if (m->row_count == 0 || m->row_count > WIRE_ROW_COUNT_MAX) {
-        r = wire_invalid(err, "row_count: %llu is outside 1..%llu",
-                         (unsigned long long)m->row_count, WIRE_ROW_COUNT_MAX);
+    r = wire_assign_from_pb(m, "", &out, err);
+    if (r == 0)
+        *ret = out;
+    sluice__v1__assign_request__free_unpacked(m, NULL);
+    return r;
+}
+
+int wire_assign_batch_decode(const void *buf, size_t len, struct wire_assign_batch *ret,
+                             struct wire_error *err)
+{
+    Sluice__V1__AssignBatch *m;
+    struct wire_assign_batch out = {0, NULL};
+    char prefix[32];
+    int r;
+
+    if ((r = wire_precheck(&sluice__v1__assign_batch__descriptor, buf, len, err)) < 0)
+        return r;
+    m = sluice__v1__assign_batch__unpack(NULL, len, buf);
+    if (m == NULL)
+        return wire_bad_message(err, "AssignBatch");
+    r = -EINVAL;
+    if (m->n_assignments == 0) {
+        wire_invalid(err, "assignments: empty");
         goto out;
     }
-    if (m->avg_row_size == 0 || m->avg_row_size > WIRE_ROW_SIZE_MAX) {
-        r = wire_invalid(err, "avg_row_size: %llu is outside 1..%llu",
-                         (unsigned long long)m->avg_row_size, WIRE_ROW_SIZE_MAX);
+    if (m->n_assignments > WIRE_ASSIGN_BATCH_MAX) {
+        wire_invalid(err, "assignments: %zu entries, the limit is %d", m->n_assignments,
+                     WIRE_ASSIGN_BATCH_MAX);
         goto out;
     }
-    wire_copy(out.segment_id, sizeof(out.segment_id), m->segment_id);
-    wire_copy(out.uri, sizeof(out.uri), m->uri);
-    out.row_count = m->row_count;
-    out.avg_row_size = m->avg_row_size;
+    out.assignments = xcalloc(m->n_assignments, sizeof(*out.assignments));
+    for (size_t i = 0; i < m->n_assignments; i++) {
+        snprintf(prefix, sizeof(prefix), "assignments[%zu].", i);
+        if (wire_assign_from_pb(m->assignments[i], prefix, &out.assignments[i], err) < 0) {
+            free(out.assignments);
+            goto out;
+        }
+    }
+    out.n = m->n_assignments;
     *ret = out;
     r = 0;
 out:
-    sluice__v1__assign_request__free_unpacked(m, NULL);
+    sluice__v1__assign_batch__free_unpacked(m, NULL);
     return r;
+}
+
+uint8_t *wire_assign_batch_encode(const struct wire_assign_batch *in, size_t *ret_len)
+{
+    Sluice__V1__AssignBatch m = SLUICE__V1__ASSIGN_BATCH__INIT;
+    Sluice__V1__AssignRequest *as = xcalloc(in->n, sizeof(*as));
+    Sluice__V1__AssignRequest **ptrs = xcalloc(in->n, sizeof(*ptrs));
+    uint8_t *buf;
+
+    for (size_t i = 0; i < in->n; i++) {
+        sluice__v1__assign_request__init(&as[i]);
+        as[i].segment_id = (char *)(uintptr_t)in->assignments[i].segment_id;
+        as[i].uri = (char *)(uintptr_t)in->assignments[i].uri;
+        as[i].row_count = in->assignments[i].row_count;
+        as[i].avg_row_size = in->assignments[i].avg_row_size;
+        ptrs[i] = &as[i];
+    }
+    m.n_assignments = in->n;
+    m.assignments = ptrs;
+    buf = wire_pack(&m.base, ret_len);
+    free(ptrs);
+    free(as);
+    return buf;
+}
+
+void wire_assign_batch_done(struct wire_assign_batch *m)
+{
+    if (m == NULL)
+        return;
+    free(m->assignments);
+    memset(m, 0, sizeof(*m));
 }
 
 uint8_t *wire_assign_request_encode(const struct wire_assign_request *in, size_t *ret_len)
@@ -337,7 +518,7 @@ int wire_assign_response_decode(const void *buf, size_t len, struct wire_assign_
     struct wire_assign_response out;
     int r;
 
-    if ((r = wire_check_size(len, err)) < 0)
+    if ((r = wire_precheck(&sluice__v1__assign_response__descriptor, buf, len, err)) < 0)
         return r;
     m = sluice__v1__assign_response__unpack(NULL, len, buf);
     if (m == NULL)
@@ -358,6 +539,7 @@ int wire_assign_response_decode(const void *buf, size_t len, struct wire_assign_
     wire_pressure_from_pb(&out.pressure, m->pressure);
     /* The detail is for people: a long one is cut, not refused. */
     snprintf(out.detail, sizeof(out.detail), "%s", m->detail != NULL ? m->detail : "");
+    out.status = m->status;
     *ret = out;
     r = 0;
 out:
@@ -376,7 +558,90 @@ uint8_t *wire_assign_response_encode(const struct wire_assign_response *in, size
     m.retry_after_ms = in->retry_after_ms;
     m.pressure = &p;
     m.detail = (char *)(uintptr_t)in->detail;
+    m.status = in->status;
     return wire_pack(&m.base, ret_len);
+}
+
+int wire_assign_batch_response_decode(const void *buf, size_t len,
+                                      struct wire_assign_batch_response *ret,
+                                      struct wire_error *err)
+{
+    Sluice__V1__AssignBatchResponse *m;
+    int r;
+
+    if ((r = wire_precheck(&sluice__v1__assign_batch_response__descriptor, buf, len, err)) < 0)
+        return r;
+    m = sluice__v1__assign_batch_response__unpack(NULL, len, buf);
+    if (m == NULL)
+        return wire_bad_message(err, "AssignBatchResponse");
+    memset(ret, 0, sizeof(*ret));
+    r = -EINVAL;
+    if (m->n_results > WIRE_ASSIGN_BATCH_MAX) {
+        wire_invalid(err, "results: %zu entries, the limit is %d", m->n_results,
+                     WIRE_ASSIGN_BATCH_MAX);
+        goto out;
+    }
+    ret->results = xcalloc(m->n_results, sizeof(*ret->results));
+    for (size_t i = 0; i < m->n_results; i++) {
+        const Sluice__V1__AssignResponse *a = m->results[i];
+        struct wire_assign_response *d = &ret->results[i];
+
+        if ((unsigned)a->reason >= WIRE_REASON_COUNT_ || (unsigned)a->verdict > WIRE_VERDICT_REJECTED) {
+            wire_invalid(err, "results[%zu]: unknown verdict or reason", i);
+            wire_assign_batch_response_done(ret);
+            goto out;
+        }
+        d->verdict = (enum wire_verdict)a->verdict;
+        d->reason = (enum wire_reason)a->reason;
+        d->retry_after_ms = a->retry_after_ms;
+        wire_pressure_from_pb(&d->pressure, a->pressure);
+        snprintf(d->detail, sizeof(d->detail), "%s", a->detail != NULL ? a->detail : "");
+        d->status = a->status;
+    }
+    ret->n = m->n_results;
+    r = 0;
+out:
+    sluice__v1__assign_batch_response__free_unpacked(m, NULL);
+    return r;
+}
+
+uint8_t *wire_assign_batch_response_encode(const struct wire_assign_batch_response *in,
+                                           size_t *ret_len)
+{
+    Sluice__V1__AssignBatchResponse m = SLUICE__V1__ASSIGN_BATCH_RESPONSE__INIT;
+    Sluice__V1__AssignResponse *rs = xcalloc(in->n, sizeof(*rs));
+    Sluice__V1__AssignResponse **ptrs = xcalloc(in->n, sizeof(*ptrs));
+    Sluice__V1__PressureSnapshot *ps = xcalloc(in->n, sizeof(*ps));
+    uint8_t *buf;
+
+    for (size_t i = 0; i < in->n; i++) {
+        const struct wire_assign_response *a = &in->results[i];
+
+        sluice__v1__assign_response__init(&rs[i]);
+        wire_pressure_to_pb(&ps[i], &a->pressure);
+        rs[i].verdict = (Sluice__V1__Verdict)a->verdict;
+        rs[i].reason = (Sluice__V1__Reason)a->reason;
+        rs[i].retry_after_ms = a->retry_after_ms;
+        rs[i].pressure = &ps[i];
+        rs[i].detail = (char *)(uintptr_t)a->detail;
+        rs[i].status = a->status;
+        ptrs[i] = &rs[i];
+    }
+    m.n_results = in->n;
+    m.results = ptrs;
+    buf = wire_pack(&m.base, ret_len);
+    free(ps);
+    free(ptrs);
+    free(rs);
+    return buf;
+}
+
+void wire_assign_batch_response_done(struct wire_assign_batch_response *m)
+{
+    if (m == NULL)
+        return;
+    free(m->results);
+    memset(m, 0, sizeof(*m));
 }
 
 int wire_query_request_decode(const void *buf, size_t len, struct wire_query_request *ret,
@@ -387,7 +652,7 @@ int wire_query_request_decode(const void *buf, size_t len, struct wire_query_req
     char field[48];
     int r;
 
-    if ((r = wire_check_size(len, err)) < 0)
+    if ((r = wire_precheck(&sluice__v1__query_request__descriptor, buf, len, err)) < 0)
         return r;
     m = sluice__v1__query_request__unpack(NULL, len, buf);
     if (m == NULL)
@@ -480,7 +745,7 @@ int wire_query_response_decode(const void *buf, size_t len, struct wire_query_re
     Sluice__V1__QueryResponse *m;
     int r;
 
-    if ((r = wire_check_size(len, err)) < 0)
+    if ((r = wire_precheck(&sluice__v1__query_response__descriptor, buf, len, err)) < 0)
         return r;
     m = sluice__v1__query_response__unpack(NULL, len, buf);
     if (m == NULL)
@@ -553,7 +818,7 @@ int wire_node_status_decode(const void *buf, size_t len, struct wire_node_status
     struct wire_node_status out;
     int r;
 
-    if ((r = wire_check_size(len, err)) < 0)
+    if ((r = wire_precheck(&sluice__v1__node_status__descriptor, buf, len, err)) < 0)
         return r;
     m = sluice__v1__node_status__unpack(NULL, len, buf);
     if (m == NULL)
@@ -709,7 +974,7 @@ int wire_node_report_decode(const void *buf, size_t len, struct wire_node_report
     struct wire_node_report out;
     int r;
 
-    if ((r = wire_check_size(len, err)) < 0)
+    if ((r = wire_precheck(&sluice__v1__node_report__descriptor, buf, len, err)) < 0)
         return r;
     m = sluice__v1__node_report__unpack(NULL, len, buf);
     if (m == NULL)
@@ -719,10 +984,8 @@ int wire_node_report_decode(const void *buf, size_t len, struct wire_node_report
     if (wire_check_segment_id("node_id", m->node_id, err) < 0 ||
         wire_copy_checked("addr", out.addr, sizeof(out.addr), m->addr, err) < 0)
         goto out;
-    if (out.addr[0] == '\0' || strchr(out.addr, ':') == NULL) {
-        wire_invalid(err, "addr: must be host:port");
+    if (wire_check_addr("addr", out.addr, err) < 0)
         goto out;
-    }
     if (m->state == 0 || (unsigned)m->state > WIRE_NODE_DRAINING) {
         wire_invalid(err, "state: unknown value %d", (int)m->state);
         goto out;
@@ -813,7 +1076,7 @@ int wire_report_response_decode(const void *buf, size_t len, struct wire_report_
     Sluice__V1__ReportResponse *m;
     int r;
 
-    if ((r = wire_check_size(len, err)) < 0)
+    if ((r = wire_precheck(&sluice__v1__report_response__descriptor, buf, len, err)) < 0)
         return r;
     m = sluice__v1__report_response__unpack(NULL, len, buf);
     if (m == NULL)
@@ -900,7 +1163,7 @@ int wire_segment_batch_decode(const void *buf, size_t len, struct wire_segment_b
     char field[48];
     int r;
 
-    if ((r = wire_check_size(len, err)) < 0)
+    if ((r = wire_precheck(&sluice__v1__segment_batch__descriptor, buf, len, err)) < 0)
         return r;
     m = sluice__v1__segment_batch__unpack(NULL, len, buf);
     if (m == NULL)
@@ -980,7 +1243,7 @@ int wire_batch_response_decode(const void *buf, size_t len, struct wire_batch_re
     Sluice__V1__SegmentBatchResponse *m;
     int r;
 
-    if ((r = wire_check_size(len, err)) < 0)
+    if ((r = wire_precheck(&sluice__v1__segment_batch_response__descriptor, buf, len, err)) < 0)
         return r;
     m = sluice__v1__segment_batch_response__unpack(NULL, len, buf);
     if (m == NULL)
@@ -1009,7 +1272,7 @@ int wire_segment_list_decode(const void *buf, size_t len, struct wire_segment_li
     struct wire_segment_list out;
     int r;
 
-    if ((r = wire_check_size(len, err)) < 0)
+    if ((r = wire_precheck(&sluice__v1__segment_list__descriptor, buf, len, err)) < 0)
         return r;
     m = sluice__v1__segment_list__unpack(NULL, len, buf);
     if (m == NULL)
@@ -1118,7 +1381,7 @@ int wire_node_list_decode(const void *buf, size_t len, struct wire_node_list *re
     Sluice__V1__NodeList *m;
     int r;
 
-    if ((r = wire_check_size(len, err)) < 0)
+    if ((r = wire_precheck(&sluice__v1__node_list__descriptor, buf, len, err)) < 0)
         return r;
     m = sluice__v1__node_list__unpack(NULL, len, buf);
     if (m == NULL)
@@ -1195,7 +1458,7 @@ int wire_event_list_decode(const void *buf, size_t len, struct wire_event_list *
     Sluice__V1__EventList *m;
     int r;
 
-    if ((r = wire_check_size(len, err)) < 0)
+    if ((r = wire_precheck(&sluice__v1__event_list__descriptor, buf, len, err)) < 0)
         return r;
     m = sluice__v1__event_list__unpack(NULL, len, buf);
     if (m == NULL)
@@ -1272,7 +1535,7 @@ int wire_claim_request_decode(const void *buf, size_t len, struct wire_claim_req
     Sluice__V1__ClaimRequest *m;
     int r;
 
-    if ((r = wire_check_size(len, err)) < 0)
+    if ((r = wire_precheck(&sluice__v1__claim_request__descriptor, buf, len, err)) < 0)
         return r;
     m = sluice__v1__claim_request__unpack(NULL, len, buf);
     if (m == NULL)
@@ -1308,7 +1571,7 @@ int wire_claim_response_decode(const void *buf, size_t len, struct wire_claim_re
     char field[48];
     int r;
 
-    if ((r = wire_check_size(len, err)) < 0)
+    if ((r = wire_precheck(&sluice__v1__claim_response__descriptor, buf, len, err)) < 0)
         return r;
     m = sluice__v1__claim_response__unpack(NULL, len, buf);
     if (m == NULL)
@@ -1383,7 +1646,7 @@ int wire_cluster_status_decode(const void *buf, size_t len, struct wire_cluster_
     Sluice__V1__ClusterStatus *m;
     int r;
 
-    if ((r = wire_check_size(len, err)) < 0)
+    if ((r = wire_precheck(&sluice__v1__cluster_status__descriptor, buf, len, err)) < 0)
         return r;
     m = sluice__v1__cluster_status__unpack(NULL, len, buf);
     if (m == NULL)

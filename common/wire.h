@@ -91,6 +91,8 @@ int wire_check_segment_id(const char *field, const char *id, struct wire_error *
  * symlink is refused there with 422 SEGMENT_INVALID), not a syntax error.
  */
 int wire_check_uri(const char *field, const char *uri, struct wire_error *err);
+/* host:port with a host name, IPv4 or [IPv6] address and a port in 1..65535. */
+int wire_check_addr(const char *field, const char *addr, struct wire_error *err);
 /* True when a path component of uri is "." or "..". */
 bool wire_uri_has_dot_component(const char *uri);
 int wire_check_column(const char *field, const char *name, struct wire_error *err);
@@ -117,6 +119,19 @@ struct wire_assign_response {
     uint32_t retry_after_ms;
     struct wire_pressure pressure;
     char detail[WIRE_DETAIL_MAX + 1];
+    uint32_t status; /* the single endpoint's HTTP status; 0 if the sender did not say */
+};
+
+#define WIRE_ASSIGN_BATCH_MAX 1024
+
+struct wire_assign_batch {
+    size_t n;
+    struct wire_assign_request *assignments; /* owned */
+};
+
+struct wire_assign_batch_response {
+    size_t n;
+    struct wire_assign_response *results; /* owned */
 };
 
 struct wire_query_request {
@@ -170,6 +185,19 @@ uint8_t *wire_assign_request_encode(const struct wire_assign_request *m, size_t 
 int wire_assign_response_decode(const void *buf, size_t len, struct wire_assign_response *ret,
                                 struct wire_error *err);
 uint8_t *wire_assign_response_encode(const struct wire_assign_response *m, size_t *ret_len);
+
+/* Every assignment is validated; the first invalid one names its index. */
+int wire_assign_batch_decode(const void *buf, size_t len, struct wire_assign_batch *ret,
+                             struct wire_error *err);
+uint8_t *wire_assign_batch_encode(const struct wire_assign_batch *m, size_t *ret_len);
+void wire_assign_batch_done(struct wire_assign_batch *m);
+
+int wire_assign_batch_response_decode(const void *buf, size_t len,
+                                      struct wire_assign_batch_response *ret,
+                                      struct wire_error *err);
+uint8_t *wire_assign_batch_response_encode(const struct wire_assign_batch_response *m,
+                                           size_t *ret_len);
+void wire_assign_batch_response_done(struct wire_assign_batch_response *m);
 
 int wire_query_request_decode(const void *buf, size_t len, struct wire_query_request *ret,
                               struct wire_error *err);

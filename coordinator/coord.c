@@ -63,6 +63,12 @@ struct coord_seg {
     bool rc_queued;          /* rowcount mode: in the queue */
 };
 
+/* An assignment the placer fired, waiting to go out in its node's next batch. */
+struct coord_pending {
+    uint64_t attempt_id;
+    struct wire_assign_request req;
+};
+
 struct coord_node {
     char id[WIRE_ID_MAX + 1];
     char addr[WIRE_ADDR_MAX + 1];
@@ -74,6 +80,8 @@ struct coord_node {
     uint64_t refusals;
     bool admin_drained, self_draining, claim;
     uint64_t rows;          /* rows of the segments it holds or is loading */
+    struct coord_pending *pending; /* assignments waiting for the next batch */
+    size_t n_pending, cap_pending;
     unsigned rc_in_flight;  /* rowcount mode: assignments awaiting an answer */
     struct http_client *client;
     struct strmap *held; /* segment id -> struct coord_seg */
@@ -88,7 +96,7 @@ struct coord {
     struct http_server *http;
     struct strmap *segs;  /* id -> struct coord_seg */
     struct strmap *nodes; /* id -> struct coord_node */
-    struct event *tick_ev, *membership_ev, *commit_ev;
+    struct event *tick_ev, *membership_ev, *commit_ev, *flush_ev;
     bool txn_open;
     char bound[128];
     uint64_t started_mono_ns;
@@ -409,41 +417,112 @@ static struct coord_node *coord_node_get(struct coord *c, const char *id, const 
 
 /* ---- placer callbacks ---------------------------------------------------- */
 
-struct coord_attempt {
-    struct coord *c;
-    uint64_t id;
-};
-
-static void coord_assign_cb(int status, const struct http_client_reply *reply, void *arg)
+/* Answers one attempt to the placer. */
+static void coord_answer(struct coord *c, uint64_t attempt_id, int status,
+                         const struct wire_assign_response *resp, const char *reason_hdr,
+                         unsigned retry_after_s)
 {
-    struct coord_attempt *a = arg;
-    struct coord *c = a->c;
     struct placer_answer ans;
-    struct wire_assign_response resp;
-    struct wire_error err;
 
+    if (c->placer == NULL)
+        return; /* shutting down: clients cancel what is in flight */
     memset(&ans, 0, sizeof(ans));
     ans.http_status = status > 0 ? status : 0;
-    if (status > 0 && reply != NULL) {
-        if (wire_assign_response_decode(reply->body, reply->body_len, &resp, &err) == 0) {
-            ans.reason = resp.reason;
-            ans.retry_after_ms = resp.retry_after_ms;
-        } else if (reply->reason != NULL) {
-            wire_reason_parse(reply->reason, &ans.reason);
-        }
-        if (ans.retry_after_ms == 0)
-            ans.retry_after_ms = reply->retry_after_s * 1000;
+    if (resp != NULL) {
+        ans.reason = resp->reason;
+        ans.retry_after_ms = resp->retry_after_ms;
+    } else if (reason_hdr != NULL) {
+        wire_reason_parse(reason_hdr, &ans.reason);
     }
+    if (ans.retry_after_ms == 0)
+        ans.retry_after_ms = retry_after_s * 1000;
     c->assign_answers[placer_classify(ans.http_status)]++;
-    placer_on_answer(c->placer, a->id, &ans, clock_wall_ms(), coord_random(c));
-    free(a);
-    coord_kick(c);
+    placer_on_answer(c->placer, attempt_id, &ans, clock_wall_ms(), coord_random(c));
+}
+
+/* One batch in flight to a node: the attempts it carries, in order. */
+struct coord_batch {
+    struct coord *c;
+    size_t n;
+    uint64_t *attempts;
+};
+
+static void coord_batch_cb(int status, const struct http_client_reply *reply, void *arg)
+{
+    struct coord_batch *b = arg;
+    struct coord *c = b->c;
+    struct wire_assign_batch_response resp;
+    struct wire_error err;
+    bool ok = status == 200 && reply != NULL &&
+              wire_assign_batch_response_decode(reply->body, reply->body_len, &resp, &err) == 0;
+
+    if (ok && resp.n == b->n) {
+        for (size_t i = 0; i < b->n; i++)
+            coord_answer(c, b->attempts[i], (int)resp.results[i].status, &resp.results[i], NULL,
+                         0);
+    } else {
+        /* No usable answer: every attempt in it failed the same way. */
+        for (size_t i = 0; i < b->n; i++)
+            coord_answer(c, b->attempts[i], status == 200 ? 500 : status, NULL, NULL, 0);
+    }
+    if (ok)
+        wire_assign_batch_response_done(&resp);
+    free(b->attempts);
+    free(b);
+    if (c->placer != NULL)
+        coord_kick(c);
 }
 
 /* A request that could not even be queued is answered as a transport error. */
-static void coord_assign_failed_cb(evutil_socket_t fd, short what, void *arg)
+static void coord_batch_failed_cb(evutil_socket_t fd, short what, void *arg)
 {
-    coord_assign_cb(-EIO, NULL, arg);
+    coord_batch_cb(-EIO, NULL, arg);
+}
+
+/*
+ * Sends every node's pending assignments, WIRE_ASSIGN_BATCH_MAX per request:
+ * one HTTP round trip for hundreds of segments instead of one each. Each
+ * assignment is still decided by the node on its own.
+ */
+static int coord_flush_node(const char *key, void *value, void *arg)
+{
+    struct coord_node *n = value;
+    struct coord *c = arg;
+
+    for (size_t off = 0; off < n->n_pending; off += WIRE_ASSIGN_BATCH_MAX) {
+        size_t k = n->n_pending - off < WIRE_ASSIGN_BATCH_MAX ? n->n_pending - off
+                                                              : WIRE_ASSIGN_BATCH_MAX;
+        struct coord_batch *b = xcalloc(1, sizeof(*b));
+        struct wire_assign_batch batch;
+        uint8_t *body;
+        size_t len;
+
+        b->c = c;
+        b->n = k;
+        b->attempts = xcalloc(k, sizeof(*b->attempts));
+        batch.n = k;
+        batch.assignments = xcalloc(k, sizeof(*batch.assignments));
+        for (size_t i = 0; i < k; i++) {
+            b->attempts[i] = n->pending[off + i].attempt_id;
+            batch.assignments[i] = n->pending[off + i].req;
+        }
+        body = wire_assign_batch_encode(&batch, &len);
+        free(batch.assignments);
+        if (n->client == NULL ||
+            http_client_request(n->client, EVHTTP_REQ_POST, "/v1/assign/batch", WIRE_CONTENT_TYPE,
+                                body, len, coord_batch_cb, b) < 0)
+            event_base_once(c->base, -1, EV_TIMEOUT, coord_batch_failed_cb, b, NULL);
+        free(body);
+    }
+    n->n_pending = 0;
+    return 0;
+}
+
+static void coord_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct coord *c = arg;
+
+    strmap_foreach(c->nodes, coord_flush_node, c);
 }
 
 static void coord_op_assign(void *ctx, uint64_t attempt_id, const char *node_id,
@@ -451,26 +530,31 @@ static void coord_op_assign(void *ctx, uint64_t attempt_id, const char *node_id,
 {
     struct coord *c = ctx;
     struct coord_node *n = strmap_get(c->nodes, node_id);
-    struct coord_attempt *a = xmalloc(sizeof(*a));
-    struct wire_assign_request m;
-    uint8_t *body;
-    size_t len;
-    int r = -ENOENT;
+    struct coord_pending *p;
+    struct timeval now = {0, 0};
 
-    a->c = c;
-    a->id = attempt_id;
-    memset(&m, 0, sizeof(m));
-    snprintf(m.segment_id, sizeof(m.segment_id), "%s", seg->id);
-    snprintf(m.uri, sizeof(m.uri), "%s", seg->uri);
-    m.row_count = seg->row_count;
-    m.avg_row_size = seg->avg_row_size;
-    body = wire_assign_request_encode(&m, &len);
-    if (n != NULL && n->client != NULL)
-        r = http_client_request(n->client, EVHTTP_REQ_POST, "/v1/assign", WIRE_CONTENT_TYPE,
-                                body, len, coord_assign_cb, a);
-    free(body);
-    if (r < 0)
-        event_base_once(c->base, -1, EV_TIMEOUT, coord_assign_failed_cb, a, NULL);
+    if (n == NULL) {
+        struct coord_batch *b = xcalloc(1, sizeof(*b));
+        b->c = c;
+        b->n = 1;
+        b->attempts = xmalloc(sizeof(*b->attempts));
+        b->attempts[0] = attempt_id;
+        event_base_once(c->base, -1, EV_TIMEOUT, coord_batch_failed_cb, b, NULL);
+        return;
+    }
+    if (n->n_pending == n->cap_pending) {
+        n->cap_pending = n->cap_pending * 2 + 64;
+        n->pending = xreallocarray(n->pending, n->cap_pending, sizeof(*n->pending));
+    }
+    p = &n->pending[n->n_pending++];
+    p->attempt_id = attempt_id;
+    memset(&p->req, 0, sizeof(p->req));
+    snprintf(p->req.segment_id, sizeof(p->req.segment_id), "%s", seg->id);
+    snprintf(p->req.uri, sizeof(p->req.uri), "%s", seg->uri);
+    p->req.row_count = seg->row_count;
+    p->req.avg_row_size = seg->avg_row_size;
+    /* Everything the placer fires in this tick leaves together. */
+    event_add(c->flush_ev, &now);
 }
 
 static void coord_op_accepted(void *ctx, const struct placer_segment *ps, const char *node_id)
@@ -928,6 +1012,11 @@ static void coord_report_cb(struct evhttp_request *req, const char *rest, void *
     }
     c->reports++;
     n = coord_node_get(c, rep.node_id, rep.addr);
+    if (n == NULL || n->client == NULL) {
+        coord_reply_error(req, 400, "invalid_field", "addr: cannot be reached as given");
+        wire_node_report_done(&rep);
+        return;
+    }
     n->last_seen_mono_ms = clock_mono_ns() / 1000000;
     n->last_seen_ms = clock_wall_ms();
     n->pressure = rep.pressure;
@@ -1633,6 +1722,7 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     c->tick_ev = event_new(base, -1, 0, coord_tick_cb, c);
     c->commit_ev = event_new(base, -1, 0, coord_commit_cb, c);
     c->membership_ev = event_new(base, -1, EV_PERSIST, coord_membership_cb, c);
+    c->flush_ev = event_new(base, -1, 0, coord_flush_cb, c);
     c->placer = placer_new(&pcfg, &coord_placer_ops, c);
     c->rowcount = cfg->placement != NULL && strcmp(cfg->placement, "rowcount") == 0;
     c->cfg.placement = NULL;
@@ -1718,6 +1808,7 @@ static int coord_free_node(const char *key, void *value, void *arg)
 
     http_client_free(n->client);
     strmap_free(n->held);
+    free(n->pending);
     free(n);
     return 0;
 }
@@ -1747,6 +1838,8 @@ void coord_free(struct coord *c)
         event_free(c->commit_ev);
     if (c->membership_ev != NULL)
         event_free(c->membership_ev);
+    if (c->flush_ev != NULL)
+        event_free(c->flush_ev);
     free(c->token);
     free(c->db_path);
     free(c);

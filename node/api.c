@@ -246,12 +246,32 @@ struct api_reservation {
     uint64_t raw;  /* rows x avg_row_size, for learning the cost factor */
 };
 
+/* Called once per assignment with its outcome, as the single endpoint would answer it. */
+typedef void (*api_assign_fn)(struct node_api *api, int status, enum wire_reason reason,
+                              uint32_t retry_ms, const char *detail, void *arg);
+
 struct api_assign_ctx {
     struct node_api *api;
-    struct evhttp_request *req;
     char id[WIRE_ID_MAX + 1];
     struct api_reservation res; /* zero when admission was skipped */
+    api_assign_fn fn;
+    void *arg;
 };
+
+/* Fills a response body for an outcome. */
+static void api_assign_response(struct node_api *api, int status, enum wire_reason reason,
+                                uint32_t retry_ms, const char *detail,
+                                struct wire_assign_response *resp)
+{
+    memset(resp, 0, sizeof(*resp));
+    resp->verdict = status == 202 ? WIRE_VERDICT_ACCEPTED : WIRE_VERDICT_REJECTED;
+    resp->reason = reason;
+    resp->retry_after_ms = retry_ms;
+    api_fill_pressure(api, &resp->pressure);
+    snprintf(resp->detail, sizeof(resp->detail), "%s", detail);
+    resp->status = (uint32_t)status;
+    api->assign_answers[reason < WIRE_REASON_COUNT_ ? reason : 0]++;
+}
 
 /* Answers an assignment; refusals carry the reason and a Retry-After. */
 static void api_assign_reply(struct node_api *api, struct evhttp_request *req, int status,
@@ -262,12 +282,7 @@ static void api_assign_reply(struct node_api *api, struct evhttp_request *req, i
     uint8_t *buf;
     size_t len;
 
-    memset(&resp, 0, sizeof(resp));
-    resp.verdict = status == 202 ? WIRE_VERDICT_ACCEPTED : WIRE_VERDICT_REJECTED;
-    resp.reason = reason;
-    resp.retry_after_ms = retry_ms;
-    api_fill_pressure(api, &resp.pressure);
-    snprintf(resp.detail, sizeof(resp.detail), "%s", detail);
+    api_assign_response(api, status, reason, retry_ms, detail, &resp);
     if (status != 202) {
         evhttp_add_header(h, "X-Sluice-Reason", wire_reason_name(reason));
         if (retry_ms > 0) {
@@ -276,7 +291,6 @@ static void api_assign_reply(struct node_api *api, struct evhttp_request *req, i
             evhttp_add_header(h, "Retry-After", ra);
         }
     }
-    api->assign_answers[reason < WIRE_REASON_COUNT_ ? reason : 0]++;
     buf = wire_assign_response_encode(&resp, &len);
     http_reply(req, status, WIRE_CONTENT_TYPE, buf, len);
     free(buf);
@@ -297,49 +311,37 @@ static void api_assign_done(int status, enum wire_reason reason, const char *det
             api->reserved_bytes -= ctx->res.cost;
         }
     }
-    if (status == 409) {
+    if (status == 409)
         api->assign_conflicts++;
-        api_reply_error(api, ctx->req, 409, "conflict", detail);
-    } else {
-        api_assign_reply(api, ctx->req, status, reason,
-                         reason == WIRE_REASON_DISK_FULL ? (uint32_t)api->acfg.retry_disk_ms : 0,
-                         detail);
-    }
+    ctx->fn(api, status, reason,
+            reason == WIRE_REASON_DISK_FULL ? (uint32_t)api->acfg.retry_disk_ms : 0, detail,
+            ctx->arg);
     free(ctx);
 }
 
-static void api_assign_cb(struct evhttp_request *req, const char *rest, void *arg)
+/*
+ * Decides one assignment: admission (unless the node already holds the
+ * segment, which makes this a retry), then the store. fn is called exactly
+ * once, possibly before this returns.
+ */
+static void api_assign_one(struct node_api *api, const struct wire_assign_request *m,
+                           api_assign_fn fn, void *arg)
 {
-    struct node_api *api = arg;
-    struct wire_assign_request m;
-    struct api_assign_ctx *ctx;
-    struct wire_error err;
-    const void *body;
-    size_t len;
-    int r;
+    struct api_assign_ctx *ctx = xcalloc(1, sizeof(*ctx));
 
-    if (!api_check_content_type(api, req))
-        return;
-    body = api_body(req, &len);
-    r = wire_assign_request_decode(body, len, &m, &err);
-    if (r < 0) {
-        api_reply_error(api, req, r == -EMSGSIZE ? 413 : 400, err.code, err.message);
-        return;
-    }
-    ctx = xcalloc(1, sizeof(*ctx));
     ctx->api = api;
-    ctx->req = req;
-    snprintf(ctx->id, sizeof(ctx->id), "%s", m.segment_id);
-    /* A segment already held is a retry: it costs nothing new. */
-    if (!store_holds(api->store, m.segment_id) && (api->admission_on || api->draining)) {
+    ctx->fn = fn;
+    ctx->arg = arg;
+    snprintf(ctx->id, sizeof(ctx->id), "%s", m->segment_id);
+    if (!store_holds(api->store, m->segment_id) && (api->admission_on || api->draining)) {
         struct admission_signals sig;
         struct admission_request ar;
         struct admission_verdict v;
         uint64_t t0;
 
         api_signals(api, &sig);
-        ar.cost_bytes = admission_cost_estimate(&api->cost, m.row_count, m.avg_row_size);
-        ar.file_bytes = m.row_count * m.avg_row_size;
+        ar.cost_bytes = admission_cost_estimate(&api->cost, m->row_count, m->avg_row_size);
+        ar.file_bytes = m->row_count * m->avg_row_size;
         t0 = clock_mono_ns();
         if (api->admission_on) {
             admission_decide(&api->acfg, &sig, &api->astate, &ar, api_random(api), &v);
@@ -356,18 +358,115 @@ static void api_assign_cb(struct evhttp_request *req, const char *rest, void *ar
             int status = v.reason == WIRE_REASON_DRAINING    ? 503
                          : v.reason == WIRE_REASON_DISK_FULL ? 507
                                                               : 429;
-            log_info("assign_refused", "id=%s status=%d reason=%s retry_ms=%u detail=\"%s\"",
-                     m.segment_id, status, wire_reason_name(v.reason), v.retry_after_ms,
-                     v.detail);
-            api_assign_reply(api, req, status, v.reason, v.retry_after_ms, v.detail);
+            log_debug("assign_refused", "id=%s status=%d reason=%s retry_ms=%u detail=\"%s\"",
+                      m->segment_id, status, wire_reason_name(v.reason), v.retry_after_ms,
+                      v.detail);
             free(ctx);
+            fn(api, status, v.reason, v.retry_after_ms, v.detail, arg);
             return;
         }
         ctx->res.cost = ar.cost_bytes > 0 ? ar.cost_bytes : 1;
         ctx->res.raw = ar.file_bytes;
         api->reserved_bytes += ctx->res.cost;
     }
-    store_assign(api->store, &m, api_assign_done, ctx);
+    store_assign(api->store, m, api_assign_done, ctx);
+}
+
+/* The single endpoint's answer. */
+static void api_assign_single_done(struct node_api *api, int status, enum wire_reason reason,
+                                   uint32_t retry_ms, const char *detail, void *arg)
+{
+    struct evhttp_request *req = arg;
+
+    if (status == 409)
+        api_reply_error(api, req, 409, "conflict", detail);
+    else
+        api_assign_reply(api, req, status, reason, retry_ms, detail);
+}
+
+static void api_assign_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct node_api *api = arg;
+    struct wire_assign_request m;
+    struct wire_error err;
+    const void *body;
+    size_t len;
+    int r;
+
+    if (!api_check_content_type(api, req))
+        return;
+    body = api_body(req, &len);
+    r = wire_assign_request_decode(body, len, &m, &err);
+    if (r < 0) {
+        api_reply_error(api, req, r == -EMSGSIZE ? 413 : 400, err.code, err.message);
+        return;
+    }
+    api_assign_one(api, &m, api_assign_single_done, req);
+}
+
+/* A batch in flight: it answers once every assignment in it is decided. */
+struct api_batch {
+    struct evhttp_request *req;
+    size_t n, remaining;
+    struct wire_assign_batch_response resp;
+    struct api_batch_item {
+        struct api_batch *batch;
+        size_t index;
+    } * items;
+};
+
+static void api_batch_item_done(struct node_api *api, int status, enum wire_reason reason,
+                                uint32_t retry_ms, const char *detail, void *arg)
+{
+    struct api_batch_item *it = arg;
+    struct api_batch *b = it->batch;
+    uint8_t *buf;
+    size_t len;
+
+    api_assign_response(api, status, reason, retry_ms, detail, &b->resp.results[it->index]);
+    if (--b->remaining > 0)
+        return;
+    buf = wire_assign_batch_response_encode(&b->resp, &len);
+    http_reply(b->req, 200, WIRE_CONTENT_TYPE, buf, len);
+    free(buf);
+    wire_assign_batch_response_done(&b->resp);
+    free(b->items);
+    free(b);
+}
+
+static void api_assign_batch_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct node_api *api = arg;
+    struct wire_assign_batch m;
+    struct wire_error err;
+    struct api_batch *b;
+    const void *body;
+    size_t len, n;
+    int r;
+
+    if (!api_check_content_type(api, req))
+        return;
+    body = api_body(req, &len);
+    r = wire_assign_batch_decode(body, len, &m, &err);
+    if (r < 0) {
+        api_reply_error(api, req, r == -EMSGSIZE ? 413 : 400, err.code, err.message);
+        return;
+    }
+    n = m.n;
+    b = xcalloc(1, sizeof(*b));
+    b->req = req;
+    b->n = b->remaining = n;
+    b->resp.n = n;
+    b->resp.results = xcalloc(n, sizeof(*b->resp.results));
+    b->items = xcalloc(n, sizeof(*b->items));
+    for (size_t i = 0; i < n; i++) {
+        b->items[i].batch = b;
+        b->items[i].index = i;
+    }
+    /* The last answer may come before the loop ends and frees b: use m and n only. */
+    for (size_t i = 0; i < n; i++)
+        api_assign_one(api, &m.assignments[i], api_batch_item_done, &b->items[i]);
+    wire_assign_batch_done(&m);
 }
 
 /* A load ended: release its reservation and learn from its real footprint. */
@@ -388,7 +487,8 @@ static void api_load_cb(const char *id, bool ok, uint64_t file_bytes, uint64_t i
 static void api_drain_cb(struct evhttp_request *req, const char *rest, void *arg)
 {
     struct node_api *api = arg;
-    bool drain = strcmp(evhttp_request_get_uri(req), "/v1/drain") == 0;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    bool drain = path != NULL && strcmp(path, "/v1/drain") == 0;
 
     if (api->draining != drain)
         log_info("node_state", "node=%s transition=\"%s -> %s\" reason=\"operator\"",
@@ -1057,6 +1157,7 @@ struct node_api *node_api_new(struct event_base *base, const struct node_config 
         snprintf(api->node_id, sizeof(api->node_id), "node-%s", port != NULL ? port + 1 : "0");
     }
     http_server_route(api->http, HTTP_POST, "/v1/assign", false, api_assign_cb, api);
+    http_server_route(api->http, HTTP_POST, "/v1/assign/batch", false, api_assign_batch_cb, api);
     http_server_route(api->http, HTTP_DELETE, "/v1/segments/", true, api_delete_cb, api);
     http_server_route(api->http, HTTP_POST, "/v1/query", false, api_query_cb, api);
     http_server_route(api->http, HTTP_GET, "/v1/status", false, api_status_cb, api);

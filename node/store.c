@@ -84,6 +84,7 @@ struct store_job {
     uint64_t reserved_others; /* disk promised to other loads at submission */
     store_assign_cb assign_cb;
     void *assign_arg;
+    struct store_seg *replaced; /* a FAILED/DROPPED entry this assignment replaces */
     /* results */
     int status; /* HTTP-style outcome of a precheck: 202, 422, 507 */
     enum wire_reason reason;
@@ -745,10 +746,15 @@ static void store_precheck_done(void *arg)
     struct store *st = job->st;
 
     if (job->status != 202) {
-        /* Refused: nothing was acknowledged, so nothing remains. */
+        /* Refused: nothing was acknowledged, so nothing remains; a replaced entry returns. */
         st->in_flight--;
         store_remove(st, seg);
         store_seg_unref(seg);
+        if (job->replaced != NULL) {
+            store_insert(st, job->replaced);
+            store_acct(st, job->replaced, +1);
+            job->replaced = NULL;
+        }
         job->assign_cb(job->status, job->reason, job->detail, job->assign_arg);
         log_info("assign_refused", "id=%s status=%d reason=%s detail=\"%s\"", seg->id,
                  job->status, wire_reason_name(job->reason), job->detail);
@@ -757,6 +763,10 @@ static void store_precheck_done(void *arg)
     }
     seg->hidden = false;
     store_acct(st, seg, +1);
+    if (job->replaced != NULL) {
+        store_seg_unref(job->replaced);
+        job->replaced = NULL;
+    }
     seg->reserved = job->src_size;
     st->reserved_bytes += job->src_size;
     job->assign_cb(202, WIRE_REASON_NONE, "", job->assign_arg);
@@ -768,7 +778,7 @@ static void store_precheck_done(void *arg)
 void store_assign(struct store *st, const struct wire_assign_request *req, store_assign_cb cb,
                   void *arg)
 {
-    struct store_seg *seg = store_lookup(st, req->segment_id);
+    struct store_seg *seg = store_lookup(st, req->segment_id), *replaced = NULL;
     struct store_job *job;
     char detail[STORE_DETAIL_MAX];
 
@@ -796,10 +806,13 @@ void store_assign(struct store *st, const struct wire_assign_request *req, store
             }
             return;
         }
-        /* FAILED or DROPPED: the new assignment replaces the old entry. */
+        /*
+         * FAILED or DROPPED: the new assignment replaces the old entry if its
+         * precheck succeeds; if it is refused, the old entry comes back.
+         */
         store_acct(st, seg, -1);
         store_remove(st, seg);
-        store_seg_unref(seg);
+        replaced = seg;
     }
     seg = store_seg_new(st, req->segment_id, req->uri, req->row_count, req->avg_row_size);
     seg->hidden = true;
@@ -808,6 +821,7 @@ void store_assign(struct store *st, const struct wire_assign_request *req, store
     job = store_job_new(st, STORE_JOB_PRECHECK, seg);
     job->assign_cb = cb;
     job->assign_arg = arg;
+    job->replaced = replaced;
     job->reserved_others = st->reserved_bytes;
     pool_submit(st->pool, store_precheck_work, store_precheck_done, job);
 }

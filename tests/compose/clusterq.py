@@ -25,6 +25,7 @@ library is used.
                                and prints field 9, signal_sources
 """
 import json
+import signal
 import sys
 import urllib.request
 
@@ -147,4 +148,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| grep -q` may stop reading early
     sys.exit(main(sys.argv))

@@ -15,15 +15,16 @@
 #     picked at start, or SLUICE_COORD_PORT, SLUICE_NODE{1,2,3}_PORT); on a
 #     hybrid cgroup host with a v1 dockerd it adds tests/compose/hybrid-psi.yml
 #     so that each node reads its own container's PSI, not the host's;
-#  4. seeds 24 demo segments (12 narrow: 2,000,000 rows x 16 B, 12 wide: 8,000
-#     rows x 4 KiB; 32 MiB each, 768 MiB in all, three times the smallest
-#     node's 256m) with one `docker-compose run --rm seed sluice-node mkseg`
-#     per file, because the image has no shell to loop in, then one
+#  4. seeds 24 demo segments (12 narrow: 3,000,000 rows x 16 B, 12 wide:
+#     12,000 rows x 4 KiB; ~46 MiB each, 1112 MiB in all: 4.3 x the smallest
+#     node's 256m, so its round-robin share alone (~370 MiB) overflows its
+#     217 MiB admit limit) with one `docker-compose run --rm seed sluice-node
+#     mkseg` per file, because the image has no shell to loop in, then one
 #     `docker-compose run --rm seed sluice-coord import /srv/segments`;
 #  5. checks, with the host-built sluice-coord through 127.0.0.1: every
 #     segment LOADED; each node reports its container's memory limit; node1
 #     (256m) refused at least one segment with a MEM_* reason; no container
-#     was OOM-killed; after `docker kill` of node2 every segment it held is
+#     was OOM-killed; after `docker kill` of node1 every segment it held is
 #     LOADED elsewhere (coordinator --node-timeout 5s);
 #  6. always ends with `docker-compose down -v`.
 #
@@ -207,14 +208,14 @@ seed_start=$(now_ms)
 for i in $(seq -w 1 12); do
     # Two at a time: docker-compose's own start-up is most of the cost.
     # (wait for these two only: dockerd may be a background job of this shell)
-    seed_one --rows 2000000 --row-bytes 16 --seed "1$i" --out "/srv/segments/narrow-$i.seg" &
+    seed_one --rows 3000000 --row-bytes 16 --seed "1$i" --out "/srv/segments/narrow-$i.seg" &
     j1=$!
-    seed_one --rows 8000 --row-bytes 4096 --seed "2$i" --out "/srv/segments/wide-$i.seg" &
+    seed_one --rows 12000 --row-bytes 4096 --seed "2$i" --out "/srv/segments/wide-$i.seg" &
     j2=$!
     wait "$j1" "$j2"
 done
 seed_ms=$(($(now_ms) - seed_start))
-echo "   12 narrow (2,000,000 rows x 16 B) + 12 wide (8,000 rows x 4 KiB) = 768 MiB in $(secs $seed_ms)"
+echo "   12 narrow (3,000,000 rows x 16 B) + 12 wide (12,000 rows x 4 KiB) = 1112 MiB in $(secs $seed_ms)"
 
 echo "== import and wait"
 import_start=$(now_ms)
@@ -310,38 +311,41 @@ check_oom() {
 }
 check_oom "after the load"
 
-echo "== docker kill node2, wait for its segments to be LOADED elsewhere"
-# node2 (512m) because the other two can take its share: 217 + 870 MiB of
-# admit budget for 768 MiB. Killing node3 (1g) would strand segments: not a
-# failure of Sluice, but not what this measures.
-"$coord" segments --limit 100000 --json | $q held node2 >"$tmp/held"
+victim_node=node1
+echo "== docker kill $victim_node, wait for its segments to be LOADED elsewhere"
+# node1 (256m): node2 and node3 have 435 + 870 MiB of admit budget for the
+# 1112 MiB in all. Killing node3 (1g) would strand segments for want of room:
+# not a failure of Sluice, but not what this measures.
+"$coord" segments --limit 100000 --json | $q held "$victim_node" >"$tmp/held"
 nheld=$(wc -l <"$tmp/held")
-echo "   node2 holds $nheld LOADED segments"
-victim=$($COMPOSE ps -q node2)
+echo "   $victim_node holds $nheld LOADED segments"
+victim=$($COMPOSE ps -q "$victim_node")
 kill_start=$(now_ms)
 "$DOCKER" kill "$victim" >/dev/null
 recovered_ms=""
 down_ms=""
+moved=""
 for _ in $(seq 1 600); do
-    if [ -z "$down_ms" ] && "$coord" nodes --json | $q limits | grep -q '^node2 DOWN'; then
+    if [ -z "$down_ms" ] &&
+        "$coord" nodes --json | $q limits | awk -v n="$victim_node" '$1 == n && $2 == "DOWN" {f = 1} END {exit !f}'; then
         down_ms=$(($(now_ms) - kill_start))
-        echo "   node2 DOWN at the coordinator after $(secs "$down_ms")"
+        echo "   $victim_node DOWN at the coordinator after $(secs "$down_ms")"
     fi
     # shellcheck disable=SC2046
-    if moved=$("$coord" segments --limit 100000 --json | $q moved node2 $(cat "$tmp/held")); then
+    if moved=$("$coord" segments --limit 100000 --json | $q moved "$victim_node" $(cat "$tmp/held")); then
         recovered_ms=$(($(now_ms) - kill_start))
         break
     fi
     sleep 0.2
 done
 if [ "$nheld" -eq 0 ]; then
-    bad "node2 held no segment, nothing to recover"
+    bad "$victim_node held no segment, nothing to recover"
 elif [ -n "$recovered_ms" ]; then
-    ok "all $nheld of node2's segments LOADED elsewhere $(secs "$recovered_ms") after docker kill"
+    ok "all $nheld of $victim_node's segments LOADED elsewhere $(secs "$recovered_ms") after docker kill"
 else
-    bad "node2's segments not all LOADED elsewhere within 120 s ($moved)"
+    bad "$victim_node's segments not all LOADED elsewhere within 120 s ($moved)"
 fi
-echo "   node2 container after the kill: $("$DOCKER" inspect -f 'status={{.State.Status}} restarts={{.RestartCount}} exit={{.State.ExitCode}}' "$victim")"
+echo "   $victim_node container after the kill: $("$DOCKER" inspect -f 'status={{.State.Status}} restarts={{.RestartCount}} exit={{.State.ExitCode}}' "$victim")"
 if "$coord" status --json | $q status-done >/dev/null; then
     ok "every segment LOADED on the two remaining nodes"
 else
@@ -354,17 +358,19 @@ check_oom "after the kill"
 
 echo
 echo "== figures"
-echo "   image size:               $image_size bytes ($((image_size / 1024)) KiB)"
-echo "   seeding (24 containers):  $(secs "$seed_ms")"
-echo "   import -> all LOADED:     $([ -n "$loaded_ms" ] && secs "$loaded_ms" || echo "not reached")"
-echo "   kill -> node2 DOWN:       $([ -n "$down_ms" ] && secs "$down_ms" || echo "not seen")"
-echo "   kill -> all LOADED again: $([ -n "$recovered_ms" ] && secs "$recovered_ms" || echo "not reached")"
-by_reason() {
-    awk '{n[$2] += $3} END {for (r in n) printf "%s=%d ", r, n[r]; if (NR == 0) printf "none"}' | tr ' ' '\n' | sort | tr '\n' ' '
+fig() {
+    printf '   %-28s %s\n' "$1" "$2"
 }
-echo "   refusals until all LOADED: $($q refusals <"$tmp/events.json" | by_reason)"
-[ -f "$tmp/events-after-kill.json" ] &&
-    echo "   refusals after the kill:  $($q refusals "$kill_start" <"$tmp/events-after-kill.json" | by_reason)"
+by_reason() {
+    awk '{n[$2] += $3} END {for (r in n) printf "%s=%d\n", r, n[r]}' | sort | tr '\n' ' '
+}
+fig "image size:" "$image_size bytes ($((image_size / 1024)) KiB)"
+fig "seeding (24 containers):" "$(secs "$seed_ms")"
+fig "import -> all LOADED:" "$([ -n "$loaded_ms" ] && secs "$loaded_ms" || echo "not reached")"
+fig "kill -> $victim_node DOWN:" "$([ -n "$down_ms" ] && secs "$down_ms" || echo "not seen")"
+fig "kill -> all LOADED again:" "$([ -n "$recovered_ms" ] && secs "$recovered_ms" || echo "not reached")"
+fig "refusals until all LOADED:" "$($q refusals <"$tmp/events.json" | by_reason)"
+fig "refusals after the kill:" "$($q refusals "$kill_start" <"$tmp/events-after-kill.json" | by_reason)"
 echo
 echo "compose: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
