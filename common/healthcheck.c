@@ -50,8 +50,8 @@ int healthcheck_main(const char *prog, const char *default_addr, int argc, char 
     const struct config_option opts[] = {
         {"addr", "SLUICE_LISTEN", CONFIG_STRING, &addr, default_addr,
          "Daemon to probe (host:port; a wildcard host is probed on loopback)."},
-        {"timeout", NULL, CONFIG_DURATION, &timeout_ms, "2s",
-         "Deadline for the whole request.", 100, 60000},
+        {"timeout", NULL, CONFIG_DURATION, &timeout_ms, "2s", "Deadline for the whole request.",
+         100, 60000},
     };
     char usage[128], err[256], target[300];
     struct http_response hr;

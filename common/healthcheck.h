@@ -16,9 +16,9 @@
 #include <stddef.h>
 
 /* Exit codes of healthcheck_main(). */
-#define HEALTHCHECK_EXIT_HEALTHY 0
+#define HEALTHCHECK_EXIT_HEALTHY   0
 #define HEALTHCHECK_EXIT_UNHEALTHY 1
-#define HEALTHCHECK_EXIT_USAGE 2
+#define HEALTHCHECK_EXIT_USAGE     2
 
 /*
  * Turns a listen address into one to connect to: "0.0.0.0:P", ":P" and

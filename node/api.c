@@ -135,11 +135,25 @@ static void api_signals(struct node_api *api, struct admission_signals *sig)
     sig->now_ms = now_ns / 1000000;
     sig->draining = api->draining;
     if (api->have_snap) {
-        sig->psi_available = (s->have & SAMPLER_HAVE_STALL_SOME) != 0;
-        sig->some_frac = s->some_stall;
-        sig->full_frac = s->full_stall;
-        sig->some_avg10 = s->some.avg10;
-        sig->full_avg10 = s->full.avg10;
+        /*
+         * PSI read host-wide (a v1 or hybrid host without the node's own
+         * cgroup2 file) measures every tenant. While the node's own cgroup
+         * has room, a stall there is a neighbour's: it does not close the
+         * node's pressure gates. A node without a limit of its own is the
+         * host, and host-wide pressure is its concern.
+         */
+        bool own_limit = s->limit_source == SAMPLER_LIMIT_CGROUP_MAX ||
+                         s->limit_source == SAMPLER_LIMIT_CGROUP_HIGH;
+        uint64_t used = s->cg_usage > s->cg_inactive_file ? s->cg_usage - s->cg_inactive_file : 0;
+        bool neighbours = s->psi_host_wide && own_limit && used < s->limit_bytes / 10 * 9;
+
+        sig->psi_available = (s->have & SAMPLER_HAVE_STALL_SOME) != 0 && !neighbours;
+        if (sig->psi_available) {
+            sig->some_frac = s->some_stall;
+            sig->full_frac = s->full_stall;
+            sig->some_avg10 = s->some.avg10;
+            sig->full_avg10 = s->full.avg10;
+        }
         sig->pgscan_per_s = s->pgscan_per_s;
         sig->refaults_available = (s->have & SAMPLER_HAVE_REFAULT_RATE) != 0;
         sig->refaults_per_s = s->refaults_per_s;

@@ -94,6 +94,20 @@ if [ "$quick" -eq 0 ]; then
         failed_names+=("fuzz")
     fi
 
+    # Deployment: the Kubernetes manifests are validated offline, and the
+    # compose cluster is built FROM scratch, started and tested for real
+    # (it installs docker.io and starts dockerd if needed; it skips, loudly,
+    # only where dockerd cannot start).
+    for suite in tests/compose/validate-k8s.sh tests/compose/run.sh; do
+        echo "== $suite"
+        if bash "$suite"; then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1))
+            failed_names+=("$suite")
+        fi
+    done
+
     # Benchmarks in smoke form, so that they cannot rot; figures are printed,
     # never asserted. The full runs: meson test -C build --benchmark.
     echo "== benchmarks (smoke)"

@@ -28,7 +28,8 @@
 #     LOADED elsewhere (coordinator --node-timeout 5s);
 #  6. always ends with `docker-compose down -v`.
 #
-# SLUICE_COMPOSE_KEEP=DIR keeps the events, the nodes' last answers and every
+# DOCKERD overrides the daemon binary (default /usr/sbin/dockerd), DOCKER
+# the client. SLUICE_COMPOSE_KEEP=DIR keeps the events, the nodes' last answers and every
 # container's log there (the cluster itself is always removed).
 #
 # Prints the figures (image size, seeding time, time to all LOADED, recovery
@@ -127,7 +128,7 @@ else
     for flags in "" "--iptables=false" "--iptables=false --storage-driver=vfs"; do
         echo "   starting dockerd ${flags:-(no extra flags)}, log $dlog"
         # shellcheck disable=SC2086
-        /usr/sbin/dockerd $flags >>"$dlog" 2>&1 &
+        "${DOCKERD:-/usr/sbin/dockerd}" $flags >>"$dlog" 2>&1 &
         dockerd_pid=$!
         for _ in $(seq 1 60); do
             kill -0 "$dockerd_pid" 2>/dev/null || break
@@ -145,7 +146,8 @@ else
     if [ -z "$started" ]; then
         echo "   dockerd log (last lines):"
         tail -15 "$dlog" | sed 's/^/   | /'
-        skip "dockerd does not start on this machine (tried no flags, --iptables=false, --iptables=false --storage-driver=vfs): $(grep -m1 -E 'level=(fatal|error)|failed to start' "$dlog" | cut -c1-200)"
+        why=$(grep -m1 -E 'level=(fatal|error)|failed to start' "$dlog" || tail -1 "$dlog")
+        skip "dockerd does not start on this machine (tried no flags, --iptables=false, --iptables=false --storage-driver=vfs): ${why:-it exited or did not answer within 30 s, and logged nothing}"
     fi
     echo "   dockerd started with $started, pid $dockerd_pid, storage driver $("$DOCKER" info -f '{{.Driver}}'), cgroup $("$DOCKER" info -f '{{.CgroupDriver}} v{{.CgroupVersion}}')"
 fi

@@ -27,7 +27,7 @@
  *
  * Expected load: two shared cores. Rates, sizes and durations are bounded
  * so the normal run takes a few minutes; SLUICE_LONG=1 runs 1,000
- * coordinator kills instead of 100.
+ * coordinator kills instead of 100 and 60 node kill rounds instead of 20.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -539,14 +539,14 @@ static void start_node(int i, const char *caddr, const char *const *more)
 
 /* ---- 1. coordinator kill -9 loop ----------------------------------------- */
 
-#define REG_BATCH    4
-#define REG_PAUSE_MS 15
-#define SMALL_FILES  4
-#define SMALL_ROWS   256
+#define REG_BATCH   4
+#define SMALL_FILES 4
+#define SMALL_ROWS  256
 
 struct reg_client {
     const char *addr;
     char *const *uris;
+    unsigned pause_ms; /* between batches: bounds the catalog's growth */
     atomic_bool stop;
     /* Written by the client thread only; read after join. */
     int next; /* ids [0, next) were acknowledged */
@@ -591,7 +591,120 @@ static void *reg_client_main(void *arg)
             sleep_ms(10);
         }
         rc->next = to;
-        sleep_ms(REG_PAUSE_MS);
+        sleep_ms(rc->pause_ms);
+    }
+    return NULL;
+}
+
+static int print_event_cb(const struct catalog_event *e, void *arg)
+{
+    fprintf(stderr, "  %" PRId64 " %s node=%s reason=%s status=%d detail=\"%s\"\n", e->ts_ms,
+            e->kind, e->node_id, e->reason, e->http_status, e->detail);
+    (void)arg;
+    return 0;
+}
+
+/* On a failure: the segment's history from the catalog, and the log's lines that name it. */
+static void print_history(struct catalog *cat, const char *id, const char *log)
+{
+    FILE *f = fopen(log, "re");
+    char line[1024];
+
+    fprintf(stderr, "check_crash: events of %s in the catalog:\n", id);
+    catalog_foreach_event(cat, id, 0, 0, print_event_cb, NULL);
+    fprintf(stderr, "check_crash: lines of %s about %s or the catalog:\n", log, id);
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        if (strstr(line, id) != NULL || strstr(line, "catalog_commit") != NULL ||
+            strstr(line, "catalog_write") != NULL || strstr(line, "level=error") != NULL)
+            fputs(line, stderr);
+    if (f != NULL)
+        fclose(f);
+}
+
+/*
+ * Watches the nodes while the coordinator is being killed. Nodes never die
+ * here, so a segment that a node once held must stay on some node: a copy
+ * may move (a duplicate is dropped once another copy is LOADED), but a
+ * segment missing from every node in two polls in a row means the cluster
+ * dropped its only live copy.
+ */
+struct vanish {
+    bool present, missing_once, counted;
+};
+
+struct monitor {
+    atomic_bool stop;
+    struct strmap *seen; /* id -> struct vanish (owned) */
+    unsigned long polls, vanished;
+    char example[WIRE_ID_MAX + 1];
+};
+
+struct monitor_pass {
+    struct monitor *m;
+    struct strmap *now;
+};
+
+static int monitor_check_cb(const char *key, void *value, void *arg)
+{
+    struct monitor_pass *p = arg;
+    struct vanish *v = value;
+
+    if (strmap_get(p->now, key) != NULL) {
+        v->missing_once = false;
+        return 0;
+    }
+    if (v->missing_once && !v->counted) {
+        v->counted = true;
+        if (p->m->vanished++ == 0)
+            snprintf(p->m->example, sizeof(p->m->example), "%s", key);
+    }
+    v->missing_once = true;
+    return 0;
+}
+
+static int monitor_add_cb(const char *key, void *value, void *arg)
+{
+    struct monitor *m = arg;
+
+    if (strmap_get(m->seen, key) == NULL)
+        strmap_put(m->seen, key, xcalloc(1, sizeof(struct vanish)));
+    (void)value;
+    return 0;
+}
+
+static int monitor_free_cb(const char *key, void *value, void *arg)
+{
+    free(value);
+    return 0;
+}
+
+static void *monitor_main(void *arg)
+{
+    struct monitor *m = arg;
+
+    while (!atomic_load(&m->stop)) {
+        struct monitor_pass p = {m, strmap_new()};
+        bool all = true;
+
+        for (int i = 0; i < NODES && all; i++) {
+            struct wire_node_status st;
+            if (!node_status_at(node_addr(i), &st, 5000)) {
+                all = false;
+                break;
+            }
+            for (size_t k = 0; k < st.n_segments; k++)
+                if (st.segments[k].state == WIRE_SEG_LOADING ||
+                    st.segments[k].state == WIRE_SEG_LOADED)
+                    strmap_put(p.now, st.segments[k].segment_id, (void *)1);
+            wire_node_status_done(&st);
+        }
+        if (all) {
+            m->polls++;
+            strmap_foreach(m->seen, monitor_check_cb, &p);
+            strmap_foreach(p.now, monitor_add_cb, m);
+        }
+        strmap_free(p.now);
+        sleep_ms(150);
     }
     return NULL;
 }
@@ -613,6 +726,7 @@ struct assign_check {
     struct strmap *held; /* from the nodes */
     unsigned long checked, mismatched;
     char example[400];
+    char example_id[WIRE_ID_MAX + 1];
 };
 
 static int assign_check_cb(const struct catalog_assignment *a, void *arg)
@@ -624,9 +738,11 @@ static int assign_check_cb(const struct catalog_assignment *a, void *arg)
     snprintf(want, sizeof(want), "node-%d", m ? __builtin_ctzl(m & 0xff) : -1);
     ac->checked++;
     if (strcmp(a->state, "LOADED") != 0 || strcmp(a->node_id, want) != 0) {
-        if (ac->mismatched++ == 0)
+        if (ac->mismatched++ == 0) {
             snprintf(ac->example, sizeof(ac->example), "%s: catalog %s on %s, nodes say %s",
                      a->segment_id, a->state, a->node_id, want);
+            snprintf(ac->example_id, sizeof(ac->example_id), "%s", a->segment_id);
+        }
     }
     return 0;
 }
@@ -638,7 +754,8 @@ START_TEST(test_coord_kill_loop)
     char caddr[64], listen[80], *uris[SMALL_FILES], *db, err[256], why[512], first_failure[300];
     const char *cargs[] = {listen, NULL};
     struct reg_client rc;
-    pthread_t th;
+    struct monitor mon;
+    pthread_t th, mth;
     unsigned long lost = 0;
     struct catalog *cat;
     struct nodeview v;
@@ -665,8 +782,14 @@ START_TEST(test_coord_kill_loop)
     memset(&rc, 0, sizeof(rc));
     rc.addr = caddr;
     rc.uris = uris;
+    /* The long run's 1,000 restarts each reload the catalog: keep it near 20,000 segments. */
+    rc.pause_ms = long_run ? 45 : 15;
     atomic_init(&rc.stop, false);
     ck_assert_int_eq(pthread_create(&th, NULL, reg_client_main, &rc), 0);
+    memset(&mon, 0, sizeof(mon));
+    atomic_init(&mon.stop, false);
+    mon.seen = strmap_new();
+    ck_assert_int_eq(pthread_create(&mth, NULL, monitor_main, &mon), 0);
     t0 = now_ms();
     for (k = 0; k < kills; k++) {
         uint64_t r0;
@@ -679,6 +802,7 @@ START_TEST(test_coord_kill_loop)
         restart_ms += now_ms() - r0;
         if (rs < 0) {
             atomic_store(&rc.stop, true);
+            atomic_store(&mon.stop, true);
             ck_abort_msg("the coordinator did not come back after kill %d", k + 1);
         }
         /* The restarted coordinator's catalog, checked while it serves. */
@@ -700,12 +824,18 @@ START_TEST(test_coord_kill_loop)
 
     /* Placement completes, each segment on exactly one node, views agree. */
     t0 = now_ms();
-    if (!wait_settled(caddr, (uint64_t)rc.next, false, 180000, why, sizeof(why))) {
+    if (!wait_settled(caddr, (uint64_t)rc.next, true, 180000, why, sizeof(why))) {
+        atomic_store(&mon.stop, true);
         harness_proc_dump_log(coord);
         ck_abort_msg("placement did not complete: %s", why);
     }
-    fprintf(stderr, "check_crash: %d segments LOADED, one node each, %.1f s after the last kill\n",
-            rc.next, (double)(now_ms() - t0) / 1000.0);
+    atomic_store(&mon.stop, true);
+    pthread_join(mth, NULL);
+    fprintf(stderr,
+            "check_crash: %d segments LOADED, one node each, the coordinator agreeing, %.1f s "
+            "after the last kill; %lu polls of the nodes saw %lu segments vanish from every "
+            "node\n",
+            rc.next, (double)(now_ms() - t0) / 1000.0, mon.polls, mon.vanished);
 
     /* Then read the catalog itself: every acknowledged id, and where it is. */
     ck_assert_int_eq(harness_proc_stop(coord), 0);
@@ -731,6 +861,11 @@ START_TEST(test_coord_kill_loop)
     memset(&ac, 0, sizeof(ac));
     ac.held = v.held;
     ck_assert_int_eq(catalog_foreach_assignment(cat, NULL, NULL, assign_check_cb, &ac), 0);
+    if (ac.mismatched > 0 || mon.vanished > 0) {
+        char *log = xasprintf("%s/coord.log", dir);
+        print_history(cat, ac.mismatched > 0 ? ac.example_id : mon.example, log);
+        free(log);
+    }
     if (catalog_integrity_check(cat, err, sizeof(err)) < 0 && failures++ == 0)
         snprintf(first_failure, sizeof(first_failure), "at the end: %s", err);
     catalog_close(cat);
@@ -745,6 +880,13 @@ START_TEST(test_coord_kill_loop)
     ck_assert_msg(ac.checked == (unsigned long)rc.next && ac.mismatched == 0,
                   "catalog assignments: %lu for %d segments, %lu differ from the nodes (%s)",
                   ac.checked, rc.next, ac.mismatched, ac.example);
+    ck_assert_msg(mon.vanished == 0,
+                  "%lu segments vanished from every node while the coordinator was being killed "
+                  "(first: %s): a coordinator crash made the cluster drop a segment's only live "
+                  "copy",
+                  mon.vanished, mon.example);
+    strmap_foreach(mon.seen, monitor_free_cb, NULL);
+    strmap_free(mon.seen);
     for (int i = 0; i < SMALL_FILES; i++)
         free(uris[i]);
     free(db);
@@ -852,39 +994,78 @@ static int64_t wall_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* True once node i reports a segment LOADING (or after timeout_ms). */
-static bool wait_loading(int i, unsigned timeout_ms)
+/* The first node found reporting a segment LOADING within timeout_ms, or -1. */
+static int find_loading(unsigned timeout_ms)
 {
     uint64_t deadline = now_ms() + timeout_ms;
 
     while (now_ms() < deadline) {
-        struct wire_node_status st;
-        bool loading = false;
-        if (node_status_at(node_addr(i), &st, 2000)) {
+        for (int i = 0; i < NODES; i++) {
+            struct wire_node_status st;
+            bool loading = false;
+            if (!node_status_at(node_addr(i), &st, 2000))
+                continue;
             for (size_t k = 0; k < st.n_segments; k++)
                 loading |= st.segments[k].state == WIRE_SEG_LOADING;
             wire_node_status_done(&st);
             if (loading)
-                return true;
+                return i;
         }
         sleep_ms(2);
     }
-    return false;
+    return -1;
+}
+
+struct kill_stats {
+    int kills, while_loading, with_tmp, leftovers, reload_kills;
+    int per_node[NODES];
+    char leftover[512];
+};
+
+/*
+ * kill -9 of node i, a pause, and a restart on the same data dir; then no
+ * *.tmp the killed process wrote may be left (files written since the
+ * restart belong to new loads).
+ */
+static void kill_restart(struct querier *q, int i, struct kill_stats *ks)
+{
+    char *segdir = xasprintf("%s/node-%d/segments", dir, i);
+    int64_t killed_at;
+    int old = 0;
+
+    harness_proc_kill(nodes[i]);
+    killed_at = wall_ns();
+    ks->kills++;
+    ks->per_node[i]++;
+    pthread_mutex_lock(&q->mu);
+    q->addr[i][0] = '\0';
+    pthread_mutex_unlock(&q->mu);
+    ks->with_tmp += count_tmp(segdir, INT64_MAX, &old, NULL, 0) > 0;
+    sleep_ms(rnd() % 200);
+    ck_assert_int_eq(harness_proc_restart(nodes[i]), 0);
+    count_tmp(segdir, killed_at, &old, ks->leftover, sizeof(ks->leftover));
+    ks->leftovers += old;
+    pthread_mutex_lock(&q->mu);
+    snprintf(q->addr[i], sizeof(q->addr[i]), "%s", node_addr(i));
+    pthread_mutex_unlock(&q->mu);
+    free(segdir);
 }
 
 START_TEST(test_node_kill_loading)
 {
-    const int iterations = long_run ? 100 : 20, per_round = 3;
+    const int iterations = long_run ? 60 : 20;
     const char *cargs[] = {"--node-timeout=3s", NULL};
     const char *nargs[] = {"--load-workers=2", NULL};
-    char *uris[BIG_FILES], why[512], leftover[512] = "";
+    char *uris[BIG_FILES], why[512];
     struct big_truth truth;
+    struct kill_stats ks;
     struct querier q;
     pthread_t th;
-    int registered = 0, seen_loading = 0, tmp_at_kill = 0, leftovers = 0;
+    int registered = 0;
     uint64_t t0;
 
     rnd_seed("node kill while loading");
+    memset(&ks, 0, sizeof(ks));
     for (int i = 0; i < BIG_FILES; i++) {
         char name[32];
         snprintf(name, sizeof(name), "big-%d", i);
@@ -905,38 +1086,34 @@ START_TEST(test_node_kill_loading)
 
     t0 = now_ms();
     for (int it = 0; it < iterations; it++) {
-        int victim = it % NODES, old = 0;
-        char *segdir = xasprintf("%s/node-%d/segments", dir, victim);
-        int64_t killed_at;
+        int victim;
 
-        ck_assert_int_eq(register_ids(harness_proc_addr(coord), "big", registered,
-                                      registered + per_round, uris, BIG_FILES, BIG_ROWS, 16),
+        /* One new 64 MiB segment; kill whichever node is copying or verifying. */
+        ck_assert_int_eq(register_ids(harness_proc_addr(coord), "big", registered, registered + 1,
+                                      uris, BIG_FILES, BIG_ROWS, 16),
                          200);
-        registered += per_round;
+        registered++;
         atomic_store(&q.n_ids, registered);
-        /* Kill the victim while it copies or verifies a segment. */
-        seen_loading += wait_loading(victim, 10000);
+        victim = find_loading(10000);
+        ks.while_loading += victim >= 0;
+        if (victim < 0)
+            victim = it % NODES;
         sleep_ms(rnd() % 40);
-        harness_proc_kill(nodes[victim]);
-        killed_at = wall_ns();
-        pthread_mutex_lock(&q.mu);
-        q.addr[victim][0] = '\0';
-        pthread_mutex_unlock(&q.mu);
-        tmp_at_kill += count_tmp(segdir, INT64_MAX, &old, NULL, 0) > 0;
-        sleep_ms(rnd() % 200);
-        ck_assert_int_eq(harness_proc_restart(nodes[victim]), 0);
-        /* Whatever the killed process left half-written is gone now. */
-        count_tmp(segdir, killed_at, &old, leftover, sizeof(leftover));
-        leftovers += old;
-        pthread_mutex_lock(&q.mu);
-        snprintf(q.addr[victim], sizeof(q.addr[victim]), "%s", node_addr(victim));
-        pthread_mutex_unlock(&q.mu);
-        free(segdir);
+        kill_restart(&q, victim, &ks);
+        /* Every other time, kill it again while it re-verifies what it had. */
+        if (rnd() % 2 == 0 && find_loading(300) == victim) {
+            sleep_ms(rnd() % 20);
+            kill_restart(&q, victim, &ks);
+            ks.reload_kills++;
+            ks.while_loading++;
+        }
     }
     fprintf(stderr,
-            "check_crash: %d node kills in %.1f s: %d while a load was reported, %d with "
-            "a partial *.tmp on disk\n",
-            iterations, (double)(now_ms() - t0) / 1000.0, seen_loading, tmp_at_kill);
+            "check_crash: %d node kills (node-0 %d, node-1 %d, node-2 %d) in %.1f s: %d while "
+            "a load was reported (%d of them during the reload after a restart), %d with a "
+            "partial *.tmp on disk\n",
+            ks.kills, ks.per_node[0], ks.per_node[1], ks.per_node[2],
+            (double)(now_ms() - t0) / 1000.0, ks.while_loading, ks.reload_kills, ks.with_tmp);
 
     t0 = now_ms();
     if (!wait_settled(harness_proc_addr(coord), (uint64_t)registered, true, 240000, why,
@@ -975,11 +1152,11 @@ START_TEST(test_node_kill_loading)
     fprintf(stderr,
             "check_crash: queries during the kills: %lu correct, %lu not served (404), "
             "%lu other, %lu wrong; *.tmp left by a killed node after its restart: %d\n",
-            q.ok, q.absent, q.other, q.wrong, leftovers);
+            q.ok, q.absent, q.other, q.wrong, ks.leftovers);
     ck_assert_msg(q.wrong == 0, "a partial or wrong segment was served: %s", q.wrong_detail);
-    ck_assert_msg(leftovers == 0, "partial file survived a restart: %s", leftover);
+    ck_assert_msg(ks.leftovers == 0, "partial file survived a restart: %s", ks.leftover);
     ck_assert_uint_gt(q.ok, 0);
-    ck_assert_int_gt(seen_loading, iterations / 2);
+    ck_assert_int_gt(ks.while_loading, ks.kills / 2);
     for (int i = 0; i < BIG_FILES; i++)
         free(uris[i]);
 }

@@ -74,8 +74,12 @@ static void fixture_stop(struct fixture *f)
 static int run(const char *a1, const char *a2, const char *a3, const char *a4)
 {
     /* argv is never written; the casts only satisfy main()'s signature. */
-    char *argv[6] = {(char *)(uintptr_t) "healthcheck", (char *)(uintptr_t)a1,
-                     (char *)(uintptr_t)a2, (char *)(uintptr_t)a3, (char *)(uintptr_t)a4, NULL};
+    char *argv[6] = {(char *)(uintptr_t) "healthcheck",
+                     (char *)(uintptr_t)a1,
+                     (char *)(uintptr_t)a2,
+                     (char *)(uintptr_t)a3,
+                     (char *)(uintptr_t)a4,
+                     NULL};
     int argc = 1;
 
     while (argc < 5 && argv[argc] != NULL)
