@@ -81,7 +81,7 @@ if [ "$quick" -eq 0 ]; then
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     configure build-asan -Dwerror=true -Dbuildtype=debug -Db_sanitize=address,undefined \
         -Db_lundef=false
-    run_suites build-asan
+    run_suites build-asan --no-suite slow
     unset ASAN_OPTIONS UBSAN_OPTIONS
 
     # Fuzzing: every libFuzzer target over its committed corpus (clang,
