@@ -1050,6 +1050,12 @@ static void coord_report_cb(struct evhttp_request *req, const char *rest, void *
     }
     free(miss.lost);
     strmap_free(miss.reported);
+    /*
+     * A node told to drop a copy deletes it at once: the catalog must not
+     * still list that copy if the coordinator dies in the next few ms.
+     */
+    if (drops.n > 0)
+        coord_flush(c);
     resp.n_drop = drops.n;
     resp.drop = drops.ids;
     {

@@ -83,6 +83,12 @@ struct node_api {
     uint32_t rng;
     char sources[400];
     struct reporter *reporter;
+    /* pull mode */
+    struct http_client *claim_client;
+    struct event *claim_ev;
+    double claim_batch; /* AIMD: +1 after a fully accepted claim, /2 on refusal or pressure */
+    bool claim_in_flight;
+    uint64_t claimed_total, claim_refused_total;
 };
 
 static uint32_t api_random(struct node_api *api)
@@ -496,6 +502,92 @@ static void api_load_cb(const char *id, bool ok, uint64_t file_bytes, uint64_t i
     if (ok)
         admission_cost_learn(&api->cost, r->raw, file_bytes + index_bytes);
     free(r);
+}
+
+/* ---- pull mode -------------------------------------------------------- */
+
+#define API_CLAIM_MAX_BATCH 64
+
+struct api_claim {
+    struct node_api *api;
+    size_t n, remaining, accepted;
+};
+
+static void api_claim_item_done(struct node_api *api, int status, enum wire_reason reason,
+                                uint32_t retry_ms, const char *detail, void *arg)
+{
+    struct api_claim *cl = arg;
+
+    if (status == 202)
+        cl->accepted++;
+    else
+        api->claim_refused_total++;
+    if (--cl->remaining > 0)
+        return;
+    /* Additive increase when everything fitted, multiplicative decrease otherwise. */
+    if (cl->accepted == cl->n && cl->n >= (size_t)api->claim_batch)
+        api->claim_batch = api->claim_batch + 1 > API_CLAIM_MAX_BATCH ? API_CLAIM_MAX_BATCH
+                                                                       : api->claim_batch + 1;
+    else if (cl->accepted < cl->n)
+        api->claim_batch = api->claim_batch / 2 < 1 ? 1 : api->claim_batch / 2;
+    api->claimed_total += cl->accepted;
+    free(cl);
+}
+
+static void api_claim_answer_cb(int status, const struct http_client_reply *reply, void *arg)
+{
+    struct node_api *api = arg;
+    struct wire_claim_response resp;
+    struct wire_error err;
+    struct api_claim *cl;
+
+    api->claim_in_flight = false;
+    if (status != 200 || reply == NULL ||
+        wire_claim_response_decode(reply->body, reply->body_len, &resp, &err) < 0)
+        return;
+    if (resp.n == 0) {
+        wire_claim_response_done(&resp);
+        return;
+    }
+    cl = xcalloc(1, sizeof(*cl));
+    cl->api = api;
+    cl->n = cl->remaining = resp.n;
+    /* Each claimed segment goes through this node's own admission, like a push. */
+    for (size_t i = 0, n = resp.n; i < n; i++)
+        api_assign_one(api, &resp.assignments[i], api_claim_item_done, cl);
+    wire_claim_response_done(&resp);
+}
+
+/* Claims more work while the gates are open and p99 is under the SLO. */
+static void api_claim_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct node_api *api = arg;
+    struct admission_signals sig;
+    struct wire_claim_request req;
+    bool pressure = api->draining;
+    uint8_t *body;
+    size_t len;
+
+    if (api->claim_in_flight)
+        return;
+    api_signals(api, &sig);
+    for (int g = WIRE_REASON_MEM_CRITICAL; g <= WIRE_REASON_LATENCY_SLO; g++)
+        pressure |= admission_gate_closed(&api->astate, (enum wire_reason)g);
+    if (api->acfg.latency_slo_ms > 0 && sig.queries_10s >= (uint64_t)api->acfg.latency_min_queries &&
+        sig.p99_10s_ms > (double)api->acfg.latency_slo_ms)
+        pressure = true;
+    if (pressure) {
+        api->claim_batch = api->claim_batch / 2 < 1 ? 1 : api->claim_batch / 2;
+        return;
+    }
+    memset(&req, 0, sizeof(req));
+    snprintf(req.node_id, sizeof(req.node_id), "%s", api->node_id);
+    req.max_segments = (uint32_t)api->claim_batch;
+    body = wire_claim_request_encode(&req, &len);
+    if (http_client_request(api->claim_client, EVHTTP_REQ_POST, "/v1/claim", WIRE_CONTENT_TYPE,
+                            body, len, api_claim_answer_cb, api) == 0)
+        api->claim_in_flight = true;
+    free(body);
 }
 
 static void api_drain_cb(struct evhttp_request *req, const char *rest, void *arg)
@@ -1050,6 +1142,11 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
         const char *labels[] = {"reason", wire_reason_name((enum wire_reason)r), NULL};
         metrics_sample_u64(m, "sluice_node_shed_total", api->shed_total[r], labels);
     }
+    metrics_family(m, "sluice_node_claimed_total", "counter",
+                   "Pull mode: segments claimed from the coordinator and accepted.");
+    metrics_sample_u64(m, "sluice_node_claimed_total", api->claimed_total, NULL);
+    metrics_family(m, "sluice_node_claim_batch", "gauge", "Pull mode: the current claim size (AIMD).");
+    metrics_sample(m, "sluice_node_claim_batch", api->claim_batch, NULL);
     metrics_family(m, "sluice_node_draining", "gauge", "1 while the node is draining.");
     metrics_sample_u64(m, "sluice_node_draining", api->draining, NULL);
 
@@ -1188,6 +1285,13 @@ struct node_api *node_api_new(struct event_base *base, const struct node_config 
             .claim = cfg->claim,
         };
         api->reporter = reporter_new(base, api->store, &rc, api_report_fill, api);
+        if (cfg->claim) {
+            struct timeval every = {0, 500000};
+            api->claim_batch = 1;
+            api->claim_client = http_client_new(base, cfg->coordinator, 5000, cfg->token);
+            api->claim_ev = event_new(base, -1, EV_PERSIST, api_claim_tick_cb, api);
+            event_add(api->claim_ev, &every);
+        }
     }
     http_server_route_public(api->http, HTTP_GET, "/metrics", false, api_metrics_cb, api);
     http_server_route_public(api->http, HTTP_GET, "/healthz", false, api_healthz_cb, api);
@@ -1218,6 +1322,10 @@ void node_api_free(struct node_api *api)
     if (api == NULL)
         return;
     reporter_free(api->reporter);
+    if (api->claim_ev != NULL)
+        event_free(api->claim_ev);
+    api->claim_in_flight = false;
+    http_client_free(api->claim_client);
     http_server_free(api->http);
     if (api->tick_ev != NULL)
         event_free(api->tick_ev);

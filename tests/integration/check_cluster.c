@@ -431,6 +431,45 @@ START_TEST(test_rowcount_baseline)
 }
 END_TEST
 
+START_TEST(test_pull_mode)
+{
+    /* Nodes that claim their work: the coordinator pushes nothing to them. */
+    const char *claim[] = {"--claim", NULL};
+    uint64_t n = 40;
+    uint32_t three = 3;
+    struct http_response r;
+    size_t from_nodes = 0;
+
+    make_segments((int)n, 4096, 16);
+    start_coord(NULL);
+    for (int i = 0; i < 3; i++)
+        start_node(i, NULL, claim);
+    ck_assert(harness_wait_until(nodes_up, &three, 10000));
+    import_all();
+    ck_assert_msg(harness_wait_until(all_loaded, &n, 60000), "claims did not load everything");
+    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", "/metrics", NULL, NULL, 0, NULL,
+                                5000, &r),
+                     0);
+    {
+        /* The sample line, not the "# HELP" line that names it too. */
+        const char *p = strstr(r.body, "\nsluice_coord_claims_total ");
+        const char *a = strstr(r.body, "sluice_coord_assignments_total{outcome=\"ACCEPTED\"} ");
+        ck_assert_ptr_nonnull(p);
+        ck_assert_uint_gt(strtoull(p + strlen("\nsluice_coord_claims_total "), NULL, 10), 0);
+        /* Nothing was pushed. */
+        ck_assert_ptr_nonnull(a);
+        ck_assert_uint_eq(strtoull(strchr(a, '}') + 2, NULL, 10), 0);
+    }
+    http_response_done(&r);
+    for (int k = 0; k < 3; k++) {
+        struct wire_node_status st;
+        from_nodes += node_loaded(k, &st);
+        wire_node_status_done(&st);
+    }
+    ck_assert_uint_eq(from_nodes, n);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cluster");
@@ -444,6 +483,7 @@ int main(void)
     tcase_add_test(tc, test_thousand_segments);
     tcase_add_test(tc, test_drain);
     tcase_add_test(tc, test_rowcount_baseline);
+    tcase_add_test(tc, test_pull_mode);
     suite_add_tcase(s, tc);
     tc = tcase_create("failures");
     tcase_add_checked_fixture(tc, setup, teardown);
