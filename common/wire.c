@@ -435,7 +435,7 @@ int wire_assign_batch_decode(const void *buf, size_t len, struct wire_assign_bat
 {
     Sluice__V1__AssignBatch *m;
     struct wire_assign_batch out = {0, NULL};
-    char prefix[32];
+    char prefix[48];
     int r;
 
     if ((r = wire_precheck(&sluice__v1__assign_batch__descriptor, buf, len, err)) < 0)

@@ -28,6 +28,7 @@
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
+#include "pbhttp.h"
 #include "placer.h"
 #include "sluice_config.h"
 #include "strmap.h"
@@ -824,59 +825,9 @@ static void coord_membership_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- HTTP helpers -------------------------------------------------------- */
 
-static void coord_reply_error(struct evhttp_request *req, int status, const char *code,
-                              const char *message)
-{
-    struct wire_error e;
-    uint8_t *buf;
-    size_t len;
-    char hdr[256];
-
-    snprintf(e.code, sizeof(e.code), "%s", code);
-    snprintf(e.message, sizeof(e.message), "%s", message);
-    snprintf(hdr, sizeof(hdr), "%s", message);
-    for (char *p = hdr; *p != '\0'; p++)
-        if ((unsigned char)*p < 0x20)
-            *p = ' ';
-    evhttp_add_header(evhttp_request_get_output_headers(req), "X-Sluice-Error", hdr);
-    buf = wire_error_encode(&e, &len);
-    http_reply(req, status, WIRE_CONTENT_TYPE, buf, len);
-    free(buf);
-}
-
-static void coord_reply_pb(struct evhttp_request *req, uint8_t *buf, size_t len)
-{
-    http_reply(req, 200, WIRE_CONTENT_TYPE, buf, len);
-    free(buf);
-}
-
-static const void *coord_body(struct evhttp_request *req, size_t *ret_len)
-{
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-
-    *ret_len = evbuffer_get_length(in);
-    if (*ret_len == 0)
-        return "";
-    return evbuffer_pullup(in, -1);
-}
-
-static bool coord_check_content_type(struct evhttp_request *req)
-{
-    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
-    char msg[160];
-    size_t n = strlen(WIRE_CONTENT_TYPE);
-
-    if (ct != NULL && strncmp(ct, WIRE_CONTENT_TYPE, n) == 0 && (ct[n] == '\0' || ct[n] == ';'))
-        return true;
-    snprintf(msg, sizeof(msg), "Content-Type: expected %s, got %.80s", WIRE_CONTENT_TYPE,
-             ct != NULL ? ct : "none");
-    coord_reply_error(req, 415, "unsupported_media_type", msg);
-    return false;
-}
-
 static int coord_decode_fail(struct evhttp_request *req, int r, const struct wire_error *err)
 {
-    coord_reply_error(req, r == -EMSGSIZE ? 413 : 400, err->code, err->message);
+    pbhttp_reply_error(req, r == -EMSGSIZE ? 413 : 400, err->code, err->message);
     return r;
 }
 
@@ -1002,9 +953,9 @@ static void coord_report_cb(struct evhttp_request *req, const char *rest, void *
     size_t len;
     int r;
 
-    if (!coord_check_content_type(req))
+    if (!pbhttp_check_content_type(req))
         return;
-    body = coord_body(req, &len);
+    body = pbhttp_body(req, &len);
     r = wire_node_report_decode(body, len, &rep, &err);
     if (r < 0) {
         coord_decode_fail(req, r, &err);
@@ -1013,7 +964,7 @@ static void coord_report_cb(struct evhttp_request *req, const char *rest, void *
     c->reports++;
     n = coord_node_get(c, rep.node_id, rep.addr);
     if (n == NULL || n->client == NULL) {
-        coord_reply_error(req, 400, "invalid_field", "addr: cannot be reached as given");
+        pbhttp_reply_error(req, 400, "invalid_field", "addr: cannot be reached as given");
         wire_node_report_done(&rep);
         return;
     }
@@ -1060,7 +1011,7 @@ static void coord_report_cb(struct evhttp_request *req, const char *rest, void *
     resp.drop = drops.ids;
     {
         uint8_t *buf = wire_report_response_encode(&resp, &len);
-        coord_reply_pb(req, buf, len);
+        pbhttp_reply(req, 200, buf, len);
     }
     free(drops.ids);
     wire_node_report_done(&rep);
@@ -1108,9 +1059,9 @@ static void coord_claim_cb(struct evhttp_request *req, const char *rest, void *a
     uint8_t *buf;
     int r;
 
-    if (!coord_check_content_type(req))
+    if (!pbhttp_check_content_type(req))
         return;
-    body = coord_body(req, &len);
+    body = pbhttp_body(req, &len);
     r = wire_claim_request_decode(body, len, &m, &err);
     if (r < 0) {
         coord_decode_fail(req, r, &err);
@@ -1118,7 +1069,7 @@ static void coord_claim_cb(struct evhttp_request *req, const char *rest, void *a
     }
     cl.node = strmap_get(c->nodes, m.node_id);
     if (cl.node == NULL || strcmp(cl.node->state, "UP") != 0) {
-        coord_reply_error(req, 409, "not_up",
+        pbhttp_reply_error(req, 409, "not_up",
                           "node_id: this node has not reported, or is not UP; report first");
         return;
     }
@@ -1131,7 +1082,7 @@ static void coord_claim_cb(struct evhttp_request *req, const char *rest, void *a
     for (size_t i = 0; i < cl.resp.n; i++)
         coord_seg_update(c, strmap_get(c->segs, cl.resp.assignments[i].segment_id));
     buf = wire_claim_response_encode(&cl.resp, &len);
-    coord_reply_pb(req, buf, len);
+    pbhttp_reply(req, 200, buf, len);
     wire_claim_response_done(&cl.resp);
 }
 
@@ -1148,9 +1099,9 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
     bool *is_new = NULL;
     int r;
 
-    if (!coord_check_content_type(req))
+    if (!pbhttp_check_content_type(req))
         return;
-    body = coord_body(req, &len);
+    body = pbhttp_body(req, &len);
     r = wire_segment_batch_decode(body, len, &b, &err);
     if (r < 0) {
         coord_decode_fail(req, r, &err);
@@ -1159,7 +1110,7 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
     /* Durable before acknowledged: one transaction, committed now. */
     coord_flush(c);
     if (catalog_begin(c->cat) < 0) {
-        coord_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
         goto out;
     }
     is_new = xcalloc(b.n, sizeof(*is_new));
@@ -1179,14 +1130,14 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
                      "segments[%zu]: \"%s\" is already registered with other fields", i,
                      sp->segment_id);
             catalog_rollback(c->cat);
-            coord_reply_error(req, 409, "conflict", msg);
+            pbhttp_reply_error(req, 409, "conflict", msg);
             goto out;
         }
         for (size_t j = 0; j < i; j++) {
             if (is_new[j] && strcmp(b.specs[j].segment_id, sp->segment_id) == 0) {
                 snprintf(msg, sizeof(msg), "segments[%zu]: duplicate of segments[%zu]", i, j);
                 catalog_rollback(c->cat);
-                coord_reply_error(req, 400, "invalid_field", msg);
+                pbhttp_reply_error(req, 400, "invalid_field", msg);
                 goto out;
             }
         }
@@ -1201,7 +1152,7 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
         if (catalog_put_segment(c->cat, &cs) < 0) {
             snprintf(msg, sizeof(msg), "segments[%zu]: %s", i, catalog_errmsg(c->cat));
             catalog_rollback(c->cat);
-            coord_reply_error(req, 500, "catalog", msg);
+            pbhttp_reply_error(req, 500, "catalog", msg);
             goto out;
         }
         is_new[i] = true;
@@ -1209,7 +1160,7 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
     }
     if (catalog_commit(c->cat) < 0) {
         c->catalog_errors++;
-        coord_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
         goto out;
     }
     /* Committed: now the segments exist for placement. */
@@ -1222,7 +1173,7 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
     }
     c->registered += resp.registered;
     buf = wire_batch_response_encode(&resp, &len);
-    coord_reply_pb(req, buf, len);
+    pbhttp_reply(req, 200, buf, len);
 out:
     free(is_new);
     wire_segment_batch_done(&b);
@@ -1305,7 +1256,7 @@ static void coord_list_segments(struct coord *c, struct evhttp_request *req)
             if (strcmp(state, coord_seg_state_names[i]) == 0)
                 l.state = i;
         if (l.state < 0) {
-            coord_reply_error(req, 400, "invalid_field", "state: one of PENDING, LOADED, INVALID");
+            pbhttp_reply_error(req, 400, "invalid_field", "state: one of PENDING, LOADED, INVALID");
             goto out;
         }
     }
@@ -1313,7 +1264,7 @@ static void coord_list_segments(struct coord *c, struct evhttp_request *req)
         char *end;
         limit = strtoul(limit_s, &end, 10);
         if (*end != '\0' || limit == 0 || limit > 1000000) {
-            coord_reply_error(req, 400, "invalid_field", "limit: an integer in 1..1000000");
+            pbhttp_reply_error(req, 400, "invalid_field", "limit: an integer in 1..1000000");
             goto out;
         }
     }
@@ -1331,7 +1282,7 @@ static void coord_list_segments(struct coord *c, struct evhttp_request *req)
         free(out.segments[i].placements);
     free(out.segments);
     free(l.segs);
-    coord_reply_pb(req, buf, len);
+    pbhttp_reply(req, 200, buf, len);
 out:
     evhttp_clear_headers(&q);
 }
@@ -1359,13 +1310,13 @@ static void coord_segment_cb(struct evhttp_request *req, const char *rest, void 
     size_t len;
 
     if (wire_check_segment_id("segment id in path", rest, &err) < 0) {
-        coord_reply_error(req, 400, err.code, err.message);
+        pbhttp_reply_error(req, 400, err.code, err.message);
         return;
     }
     s = strmap_get(c->segs, rest);
     if (s == NULL) {
         snprintf(msg, sizeof(msg), "segment \"%s\" is not registered", rest);
-        coord_reply_error(req, 404, "not_found", msg);
+        pbhttp_reply_error(req, 404, "not_found", msg);
         return;
     }
     coord_seg_info(c, s, &info, true);
@@ -1375,7 +1326,7 @@ static void coord_segment_cb(struct evhttp_request *req, const char *rest, void 
     buf = wire_segment_list_encode(&out, &len);
     free(info.placements);
     free(info.explain);
-    coord_reply_pb(req, buf, len);
+    pbhttp_reply(req, 200, buf, len);
 }
 
 /* ---- /v1/nodes ----------------------------------------------------------- */
@@ -1417,7 +1368,7 @@ static void coord_nodes_cb(struct evhttp_request *req, const char *rest, void *a
     qsort(l.nodes, l.n, sizeof(*l.nodes), coord_cmp_node);
     buf = wire_node_list_encode(&l, &len);
     free(l.nodes);
-    coord_reply_pb(req, buf, len);
+    pbhttp_reply(req, 200, buf, len);
 }
 
 static void coord_node_action_cb(struct evhttp_request *req, const char *rest, void *arg)
@@ -1430,18 +1381,18 @@ static void coord_node_action_cb(struct evhttp_request *req, const char *rest, v
 
     if (slash == NULL || (size_t)(slash - rest) > WIRE_ID_MAX ||
         (strcmp(slash, "/drain") != 0 && strcmp(slash, "/undrain") != 0)) {
-        coord_reply_error(req, 404, "not_found", "expected /v1/nodes/{id}/drain or /undrain");
+        pbhttp_reply_error(req, 404, "not_found", "expected /v1/nodes/{id}/drain or /undrain");
         return;
     }
     snprintf(id, sizeof(id), "%.*s", (int)(slash - rest), rest);
     if (wire_check_segment_id("node id in path", id, &err) < 0) {
-        coord_reply_error(req, 400, err.code, err.message);
+        pbhttp_reply_error(req, 400, err.code, err.message);
         return;
     }
     n = strmap_get(c->nodes, id);
     if (n == NULL) {
         snprintf(msg, sizeof(msg), "node \"%s\" is not known", id);
-        coord_reply_error(req, 404, "not_found", msg);
+        pbhttp_reply_error(req, 404, "not_found", msg);
         return;
     }
     n->admin_drained = strcmp(slash, "/drain") == 0;
@@ -1501,14 +1452,14 @@ static void coord_events_cb(struct evhttp_request *req, const char *rest, void *
     seg = evhttp_find_header(&q, "segment");
     limit_s = evhttp_find_header(&q, "limit");
     if (seg != NULL && wire_check_segment_id("segment", seg, &err) < 0) {
-        coord_reply_error(req, 400, err.code, err.message);
+        pbhttp_reply_error(req, 400, err.code, err.message);
         goto out;
     }
     if (limit_s != NULL) {
         char *end;
         limit = strtoul(limit_s, &end, 10);
         if (*end != '\0' || limit == 0 || limit > 100000) {
-            coord_reply_error(req, 400, "invalid_field", "limit: an integer in 1..100000");
+            pbhttp_reply_error(req, 400, "invalid_field", "limit: an integer in 1..100000");
             goto out;
         }
     }
@@ -1521,7 +1472,7 @@ static void coord_events_cb(struct evhttp_request *req, const char *rest, void *
     }
     buf = wire_event_list_encode(&el.l, &len);
     wire_event_list_done(&el.l);
-    coord_reply_pb(req, buf, len);
+    pbhttp_reply(req, 200, buf, len);
 out:
     evhttp_clear_headers(&q);
 }
@@ -1560,7 +1511,7 @@ static void coord_status_cb(struct evhttp_request *req, const char *rest, void *
 
     coord_status_fill(arg, &st);
     buf = wire_cluster_status_encode(&st, &len);
-    coord_reply_pb(req, buf, len);
+    pbhttp_reply(req, 200, buf, len);
 }
 
 static void coord_healthz_cb(struct evhttp_request *req, const char *rest, void *arg)

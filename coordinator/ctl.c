@@ -18,6 +18,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "daemon.h"
 #include "http.h"
 #include "segment.h"
 #include "xmalloc.h"
@@ -360,27 +361,13 @@ static void ctl_parse(const struct config_option *opts, size_t n, int argc, char
 
 static void ctl_load_token(struct ctl_common *c)
 {
-    char buf[512];
-    size_t n;
-    FILE *f;
+    char err[300];
 
     c->token = NULL;
-    if (c->token_file == NULL || c->token_file[0] == '\0') {
-        const char *env = getenv("SLUICE_TOKEN");
-        if (env != NULL && env[0] != '\0')
-            c->token = xstrdup(env);
-        return;
-    }
-    f = fopen(c->token_file, "re");
-    if (f == NULL) {
-        fprintf(stderr, "sluice-coord: --token-file %s: %s\n", c->token_file, strerror(errno));
+    if (daemon_load_token(c->token_file, &c->token, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sluice-coord: %s\n", err);
         exit(CTL_EXIT_USAGE);
     }
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    buf[strcspn(buf, "\r\n")] = '\0';
-    c->token = xstrdup(buf);
 }
 
 /*

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "healthcheck.h"
 #include "coord.h"
+#include "daemon.h"
 #include "ctl.h"
 #include "log.h"
 #include "sluice_config.h"
@@ -28,30 +29,17 @@ static void main_stop_cb(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(arg, NULL);
 }
 
+/* The cluster token (--token-file, else $SLUICE_TOKEN); a bad file is a usage error. */
 static char *main_read_token(const char *path)
 {
-    char buf[512];
-    size_t n;
-    FILE *f;
+    char err[300];
+    char *token = NULL;
 
-    if (path == NULL || path[0] == '\0') {
-        const char *env = getenv("SLUICE_TOKEN");
-        return env != NULL && env[0] != '\0' ? xstrdup(env) : NULL;
-    }
-    f = fopen(path, "re");
-    if (f == NULL) {
-        fprintf(stderr, "sluice-coord: --token-file %s: %s\n", path, strerror(errno));
+    if (daemon_load_token(path, &token, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sluice-coord: %s\n", err);
         exit(2);
     }
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    buf[strcspn(buf, "\r\n")] = '\0';
-    if (buf[0] == '\0') {
-        fprintf(stderr, "sluice-coord: --token-file %s: empty\n", path);
-        exit(2);
-    }
-    return xstrdup(buf);
+    return token;
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -159,16 +147,9 @@ static int cmd_serve(int argc, char **argv)
         log_error("start_failed", "error=\"%s\"", err);
         goto out;
     }
-    if (ready_file[0] != '\0') {
-        char *tmp = xasprintf("%s.tmp", ready_file);
-        FILE *f = fopen(tmp, "we");
-        if (f == NULL || fprintf(f, "%s\n", coord_bound(c)) < 0 || fclose(f) != 0 ||
-            rename(tmp, ready_file) < 0) {
-            log_error("start_failed", "error=\"cannot write --ready-file %s\"", ready_file);
-            free(tmp);
-            goto out;
-        }
-        free(tmp);
+    if (ready_file[0] != '\0' && daemon_write_ready(ready_file, coord_bound(c)) < 0) {
+        log_error("start_failed", "error=\"cannot write --ready-file %s\"", ready_file);
+        goto out;
     }
     sigterm = evsignal_new(base, SIGTERM, main_stop_cb, base);
     sigint = evsignal_new(base, SIGINT, main_stop_cb, base);

@@ -27,6 +27,7 @@
 #include "latency.h"
 #include "log.h"
 #include "metrics.h"
+#include "pbhttp.h"
 #include "pool.h"
 #include "query.h"
 #include "report.h"
@@ -189,53 +190,21 @@ static void api_signals(struct node_api *api, struct admission_signals *sig)
     sig->disk_free_bytes = api->disk_free_bytes;
 }
 
-/* Answers with an Error body; the message also goes in X-Sluice-Error. */
+/* Answers with an Error body, counting malformed requests. */
 static void api_reply_error(struct node_api *api, struct evhttp_request *req, int status,
                             const char *code, const char *message)
 {
-    struct wire_error e;
-    uint8_t *buf;
-    size_t len;
-    char hdr[256];
-
-    snprintf(e.code, sizeof(e.code), "%s", code);
-    snprintf(e.message, sizeof(e.message), "%s", message);
-    /* Header values must not carry line breaks or control bytes. */
-    snprintf(hdr, sizeof(hdr), "%s", message);
-    for (char *p = hdr; *p != '\0'; p++)
-        if ((unsigned char)*p < 0x20)
-            *p = ' ';
-    evhttp_add_header(evhttp_request_get_output_headers(req), "X-Sluice-Error", hdr);
-    buf = wire_error_encode(&e, &len);
-    http_reply(req, status, WIRE_CONTENT_TYPE, buf, len);
-    free(buf);
+    pbhttp_reply_error(req, status, code, message);
     if (status == 400 || status == 415)
         api->bad_requests++;
 }
 
-/* Returns the request body as one contiguous block (evhttp capped its size). */
-static const void *api_body(struct evhttp_request *req, size_t *ret_len)
-{
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-
-    *ret_len = evbuffer_get_length(in);
-    if (*ret_len == 0)
-        return "";
-    return evbuffer_pullup(in, -1);
-}
-
-/* Requires the protobuf content type; answers 415 otherwise. */
+/* Requires the protobuf content type; answers (and counts) 415 otherwise. */
 static bool api_check_content_type(struct node_api *api, struct evhttp_request *req)
 {
-    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
-    char msg[160];
-
-    if (ct != NULL && strncmp(ct, WIRE_CONTENT_TYPE, strlen(WIRE_CONTENT_TYPE)) == 0 &&
-        (ct[strlen(WIRE_CONTENT_TYPE)] == '\0' || ct[strlen(WIRE_CONTENT_TYPE)] == ';'))
+    if (pbhttp_check_content_type(req))
         return true;
-    snprintf(msg, sizeof(msg), "Content-Type: expected %s, got %.80s", WIRE_CONTENT_TYPE,
-             ct != NULL ? ct : "none");
-    api_reply_error(api, req, 415, "unsupported_media_type", msg);
+    api->bad_requests++;
     return false;
 }
 
@@ -415,7 +384,7 @@ static void api_assign_cb(struct evhttp_request *req, const char *rest, void *ar
 
     if (!api_check_content_type(api, req))
         return;
-    body = api_body(req, &len);
+    body = pbhttp_body(req, &len);
     r = wire_assign_request_decode(body, len, &m, &err);
     if (r < 0) {
         api_reply_error(api, req, r == -EMSGSIZE ? 413 : 400, err.code, err.message);
@@ -466,7 +435,7 @@ static void api_assign_batch_cb(struct evhttp_request *req, const char *rest, vo
 
     if (!api_check_content_type(api, req))
         return;
-    body = api_body(req, &len);
+    body = pbhttp_body(req, &len);
     r = wire_assign_batch_decode(body, len, &m, &err);
     if (r < 0) {
         api_reply_error(api, req, r == -EMSGSIZE ? 413 : 400, err.code, err.message);
@@ -725,7 +694,7 @@ static void api_query_cb(struct evhttp_request *req, const char *rest, void *arg
         api_reply_error(api, req, 429, "overloaded", msg);
         return;
     }
-    body = api_body(req, &len);
+    body = pbhttp_body(req, &len);
     r = wire_query_request_decode(body, len, &q, &err);
     if (r < 0) {
         api->queries_failed++;

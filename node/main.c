@@ -25,6 +25,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "daemon.h"
 #include "healthcheck.h"
 #include "http.h"
 #include "log.h"
@@ -54,52 +55,23 @@ static int main_parse(const struct config_option *opts, size_t n, int argc, char
     return 0;
 }
 
-/* Reads a secret from a file, without its trailing newline. */
+/* The cluster token (--token-file, else $SLUICE_TOKEN); a bad file is a usage error. */
 static char *main_read_token(const char *path)
 {
-    char buf[512];
-    size_t n;
-    FILE *f;
+    char err[300];
+    char *token = NULL;
 
-    if (path == NULL || path[0] == '\0') {
-        const char *env = getenv("SLUICE_TOKEN");
-        return env != NULL && env[0] != '\0' ? xstrdup(env) : NULL;
-    }
-    f = fopen(path, "re");
-    if (f == NULL) {
-        fprintf(stderr, "sluice-node: --token-file %s: %s\n", path, strerror(errno));
+    if (daemon_load_token(path, &token, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sluice-node: %s\n", err);
         exit(EXIT_USAGE);
     }
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    buf[strcspn(buf, "\r\n")] = '\0';
-    if (buf[0] == '\0') {
-        fprintf(stderr, "sluice-node: --token-file %s: empty\n", path);
-        exit(EXIT_USAGE);
-    }
-    return xstrdup(buf);
+    return token;
 }
 
 static void main_stop_cb(evutil_socket_t sig, short what, void *arg)
 {
     log_info("signal", "signal=%d action=stop", (int)sig);
     event_base_loopexit(arg, NULL);
-}
-
-/* Writes the bound address to path atomically, for scripts and the harness. */
-static int main_write_ready(const char *path, const char *bound)
-{
-    char *tmp = xasprintf("%s.tmp", path);
-    FILE *f = fopen(tmp, "we");
-    int r = 0;
-
-    if (f == NULL || fprintf(f, "%s\n", bound) < 0 || fclose(f) != 0)
-        r = -errno;
-    if (r == 0 && rename(tmp, path) < 0)
-        r = -errno;
-    free(tmp);
-    return r;
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -302,7 +274,7 @@ static int cmd_serve(int argc, char **argv)
         log_error("start_failed", "error=\"%s\"", err);
         goto out;
     }
-    if (ready_file[0] != '\0' && main_write_ready(ready_file, node_api_bound(api)) < 0) {
+    if (ready_file[0] != '\0' && daemon_write_ready(ready_file, node_api_bound(api)) < 0) {
         log_error("start_failed", "error=\"cannot write --ready-file %s\"", ready_file);
         goto out;
     }

@@ -1,0 +1,60 @@
+/*
+ * daemon: the token file and the ready file. Run once at start-up.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xmalloc.h"
+
+#include <unistd.h>
+
+int daemon_load_token(const char *path, char **ret_token, char *err, size_t err_len)
+{
+    char buf[512];
+    size_t n;
+    FILE *f;
+
+    if (path == NULL || path[0] == '\0') {
+        const char *env = getenv("SLUICE_TOKEN");
+        *ret_token = env != NULL && env[0] != '\0' ? xstrdup(env) : NULL;
+        return 0;
+    }
+    f = fopen(path, "re");
+    if (f == NULL) {
+        int r = -errno;
+        snprintf(err, err_len, "--token-file %s: %s", path, strerror(errno));
+        return r;
+    }
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (buf[0] == '\0') {
+        snprintf(err, err_len, "--token-file %s: empty", path);
+        return -EINVAL;
+    }
+    *ret_token = xstrdup(buf);
+    return 0;
+}
+
+int daemon_write_ready(const char *path, const char *bound)
+{
+    char *tmp = xasprintf("%s.tmp", path);
+    FILE *f = fopen(tmp, "we");
+    int r = 0;
+
+    if (f == NULL || fprintf(f, "%s\n", bound) < 0)
+        r = -errno;
+    if (f != NULL && fclose(f) != 0 && r == 0)
+        r = -errno;
+    if (r == 0 && rename(tmp, path) < 0)
+        r = -errno;
+    if (r < 0)
+        unlink(tmp);
+    free(tmp);
+    return r;
+}

@@ -1,0 +1,65 @@
+/*
+ * pbhttp: thin wrappers over evhttp and common/wire for request handlers.
+ */
+#include "pbhttp.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "http.h"
+#include "wire.h"
+
+const void *pbhttp_body(struct evhttp_request *req, size_t *ret_len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+
+    *ret_len = evbuffer_get_length(in);
+    if (*ret_len == 0)
+        return "";
+    return evbuffer_pullup(in, -1);
+}
+
+void pbhttp_reply_error(struct evhttp_request *req, int status, const char *code,
+                        const char *message)
+{
+    struct wire_error e;
+    uint8_t *buf;
+    size_t len;
+    char hdr[256];
+
+    snprintf(e.code, sizeof(e.code), "%s", code);
+    snprintf(e.message, sizeof(e.message), "%s", message);
+    /* Header values must not carry line breaks or control bytes. */
+    snprintf(hdr, sizeof(hdr), "%s", message);
+    for (char *p = hdr; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20)
+            *p = ' ';
+    evhttp_add_header(evhttp_request_get_output_headers(req), "X-Sluice-Error", hdr);
+    buf = wire_error_encode(&e, &len);
+    http_reply(req, status, WIRE_CONTENT_TYPE, buf, len);
+    free(buf);
+}
+
+bool pbhttp_check_content_type(struct evhttp_request *req)
+{
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    size_t n = strlen(WIRE_CONTENT_TYPE);
+    char msg[160];
+
+    if (ct != NULL && strncmp(ct, WIRE_CONTENT_TYPE, n) == 0 && (ct[n] == '\0' || ct[n] == ';'))
+        return true;
+    snprintf(msg, sizeof(msg), "Content-Type: expected %s, got %.80s", WIRE_CONTENT_TYPE,
+             ct != NULL ? ct : "none");
+    pbhttp_reply_error(req, 415, "unsupported_media_type", msg);
+    return false;
+}
+
+void pbhttp_reply(struct evhttp_request *req, int status, uint8_t *buf, size_t len)
+{
+    http_reply(req, status, WIRE_CONTENT_TYPE, buf, len);
+    free(buf);
+}
