@@ -136,9 +136,15 @@ static size_t node_loaded(int i, struct wire_node_status *st)
     struct wire_error err;
     size_t n = 0;
 
-    ck_assert_int_eq(http_fetch(harness_proc_addr(nodes[i]), "GET", "/v1/status", NULL, NULL, 0,
-                                NULL, 10000, &r),
-                     0);
+    if (http_fetch(harness_proc_addr(nodes[i]), "GET", "/v1/status", NULL, NULL, 0, NULL, 10000,
+                   &r) < 0) {
+        /* Say why the node is gone (an OOM kill shows in the cgroup, an abort in its log). */
+        harness_proc_dump_log(nodes[i]);
+        if (cgroup != NULL)
+            fprintf(stderr, "check_cluster: node-%d unreachable; its cgroup counts %llu oom_kills\n",
+                    i, harness_cgroup_oom_kills(cgroup));
+        ck_abort_msg("node-%d does not answer", i);
+    }
     ck_assert_int_eq(wire_node_status_decode(r.body, r.body_len, st, &err), 0);
     http_response_done(&r);
     for (size_t k = 0; k < st->n_segments; k++)
