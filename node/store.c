@@ -1,6 +1,6 @@
 /*
- * store: segment table and segment files. The table is a chained hash keyed
- * by segment id, touched only on the loop thread. Every file operation is a
+ * store: segment table and segment files. The table is a strmap keyed by
+ * segment id, touched only on the loop thread. Every file operation is a
  * job on the worker pool; a job carries a reference to its segment and hands
  * its results back in its done callback. Expected load: tens of assignments
  * per second, each moving up to a few GiB; up to ~100 K segments per node.
@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "pool.h"
+#include "strmap.h"
 #include "xmalloc.h"
 #include "zonemap.h"
 
@@ -53,7 +54,6 @@ struct store_seg {
     uint64_t reserved; /* disk bytes promised to this load */
     store_delete_cb delete_cb;
     void *delete_arg;
-    struct store_seg *hnext;
 };
 
 struct store {
@@ -62,8 +62,7 @@ struct store {
     char *root;     /* realpath of the storage root, no trailing slash */
     char *segdir;   /* <data_dir>/segments */
     uint64_t disk_reserve;
-    struct store_seg **buckets;
-    size_t nbuckets, count;
+    struct strmap *segs; /* id -> struct store_seg, holding the table's reference */
     uint64_t loads_ok, loads_failed, copied_bytes, deletes;
     store_load_cb load_cb;
     void *load_arg;
@@ -98,67 +97,39 @@ struct store_job {
     uint64_t copied;
 };
 
-static uint64_t store_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-
-    for (; *s != '\0'; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 static struct store_seg *store_lookup(const struct store *st, const char *id)
 {
-    struct store_seg *s = st->buckets[store_hash(id) & (st->nbuckets - 1)];
-
-    while (s != NULL && strcmp(s->id, id) != 0)
-        s = s->hnext;
-    return s;
-}
-
-static void store_grow(struct store *st)
-{
-    size_t n = st->nbuckets * 2;
-    struct store_seg **b = xcalloc(n, sizeof(*b));
-
-    for (size_t i = 0; i < st->nbuckets; i++) {
-        struct store_seg *s = st->buckets[i], *next;
-        for (; s != NULL; s = next) {
-            size_t k = store_hash(s->id) & (n - 1);
-            next = s->hnext;
-            s->hnext = b[k];
-            b[k] = s;
-        }
-    }
-    free(st->buckets);
-    st->buckets = b;
-    st->nbuckets = n;
+    return strmap_get(st->segs, id);
 }
 
 static void store_insert(struct store *st, struct store_seg *seg)
 {
-    size_t k;
-
-    if (st->count + 1 > st->nbuckets)
-        store_grow(st);
-    k = store_hash(seg->id) & (st->nbuckets - 1);
-    seg->hnext = st->buckets[k];
-    st->buckets[k] = seg;
-    st->count++;
+    strmap_put(st->segs, seg->id, seg);
 }
 
 static void store_remove(struct store *st, struct store_seg *seg)
 {
-    struct store_seg **pp = &st->buckets[store_hash(seg->id) & (st->nbuckets - 1)];
+    if (strmap_get(st->segs, seg->id) == seg)
+        strmap_remove(st->segs, seg->id);
+}
 
-    for (; *pp != NULL; pp = &(*pp)->hnext) {
-        if (*pp == seg) {
-            *pp = seg->hnext;
-            seg->hnext = NULL;
-            st->count--;
-            return;
-        }
-    }
+static int store_collect_cb(const char *key, void *value, void *arg)
+{
+    struct store_seg ***p = arg;
+
+    *(*p)++ = value;
+    return 0;
+}
+
+/* Every entry of the table, in no order; the caller frees the array. */
+static size_t store_all(const struct store *st, struct store_seg ***ret)
+{
+    size_t n = strmap_count(st->segs);
+    struct store_seg **arr = xcalloc(n + 1, sizeof(*arr)), **p = arr;
+
+    strmap_foreach(st->segs, store_collect_cb, &p);
+    *ret = arr;
+    return n;
 }
 
 static bool store_visible(const struct store_seg *seg);
@@ -900,32 +871,33 @@ static int store_cmp_status(const void *a, const void *b)
 
 void store_status(const struct store *st, struct wire_node_status *out)
 {
-    size_t n = 0;
+    struct store_seg **all;
+    size_t count = store_all(st, &all), n = 0;
 
-    out->segments = xcalloc(st->count, sizeof(*out->segments));
+    out->segments = xcalloc(count, sizeof(*out->segments));
     out->mapped_bytes = 0;
     out->index_bytes = 0;
-    for (size_t b = 0; b < st->nbuckets; b++) {
-        for (const struct store_seg *seg = st->buckets[b]; seg != NULL; seg = seg->hnext) {
-            struct wire_segment_status *s;
+    for (size_t k = 0; k < count; k++) {
+        const struct store_seg *seg = all[k];
+        struct wire_segment_status *s;
 
-            if (!store_visible(seg))
-                continue;
-            s = &out->segments[n++];
-            snprintf(s->segment_id, sizeof(s->segment_id), "%s", seg->id);
-            s->state = seg->state;
-            s->reason = seg->reason;
-            snprintf(s->detail, sizeof(s->detail), "%s", seg->detail);
-            s->row_count = seg->row_count;
-            s->avg_row_size = seg->avg_row_size;
-            s->file_bytes = seg->file_bytes;
-            s->index_bytes = (seg->zm != NULL ? zonemap_bytes(seg->zm) : 0) + seg->anon_bytes;
-            s->uri = xstrdup(seg->uri);
-            s->last_query_unix_ms = seg->last_query_ms;
-            out->mapped_bytes += seg->base != NULL ? seg->map_len - seg->anon_bytes : 0;
-            out->index_bytes += s->index_bytes;
-        }
+        if (!store_visible(seg))
+            continue;
+        s = &out->segments[n++];
+        snprintf(s->segment_id, sizeof(s->segment_id), "%s", seg->id);
+        s->state = seg->state;
+        s->reason = seg->reason;
+        snprintf(s->detail, sizeof(s->detail), "%s", seg->detail);
+        s->row_count = seg->row_count;
+        s->avg_row_size = seg->avg_row_size;
+        s->file_bytes = seg->file_bytes;
+        s->index_bytes = (seg->zm != NULL ? zonemap_bytes(seg->zm) : 0) + seg->anon_bytes;
+        s->uri = xstrdup(seg->uri);
+        s->last_query_unix_ms = seg->last_query_ms;
+        out->mapped_bytes += seg->base != NULL ? seg->map_len - seg->anon_bytes : 0;
+        out->index_bytes += s->index_bytes;
     }
+    free(all);
     out->n_segments = n;
     qsort(out->segments, n, sizeof(*out->segments), store_cmp_status);
 }
@@ -952,13 +924,13 @@ void store_set_load_cb(struct store *st, store_load_cb cb, void *arg)
 
 size_t store_loaded_refs(struct store *st, struct store_seg ***ret)
 {
-    struct store_seg **arr = xcalloc(st->count + 1, sizeof(*arr));
-    size_t n = 0;
+    struct store_seg **arr;
+    size_t count = store_all(st, &arr), n = 0;
 
-    for (size_t b = 0; b < st->nbuckets; b++)
-        for (struct store_seg *seg = st->buckets[b]; seg != NULL; seg = seg->hnext)
-            if (store_visible(seg) && seg->state == WIRE_SEG_LOADED)
-                arr[n++] = store_seg_ref(seg);
+    /* Keep the LOADED ones, referenced, at the front of the same array. */
+    for (size_t k = 0; k < count; k++)
+        if (store_visible(arr[k]) && arr[k]->state == WIRE_SEG_LOADED)
+            arr[n++] = store_seg_ref(arr[k]);
     *ret = arr;
     return n;
 }
@@ -971,16 +943,19 @@ size_t store_seg_map_len(const struct store_seg *seg)
 const char *store_coldest(const struct store *st)
 {
     const struct store_seg *best = NULL;
+    struct store_seg **all;
+    size_t count = store_all(st, &all);
 
-    for (size_t b = 0; b < st->nbuckets; b++) {
-        for (const struct store_seg *seg = st->buckets[b]; seg != NULL; seg = seg->hnext) {
-            if (!store_visible(seg) || seg->state != WIRE_SEG_LOADED)
-                continue;
-            if (best == NULL || seg->last_query_ms < best->last_query_ms ||
-                (seg->last_query_ms == best->last_query_ms && seg->map_len > best->map_len))
-                best = seg;
-        }
+    for (size_t k = 0; k < count; k++) {
+        const struct store_seg *seg = all[k];
+
+        if (!store_visible(seg) || seg->state != WIRE_SEG_LOADED)
+            continue;
+        if (best == NULL || seg->last_query_ms < best->last_query_ms ||
+            (seg->last_query_ms == best->last_query_ms && seg->map_len > best->map_len))
+            best = seg;
     }
+    free(all);
     return best != NULL ? best->id : NULL;
 }
 
@@ -1162,8 +1137,7 @@ struct store *store_new(struct pool *pool, const struct store_config *cfg, char 
     st->pool = pool;
     st->load_pool = cfg->load_pool != NULL ? cfg->load_pool : pool;
     st->disk_reserve = cfg->disk_reserve;
-    st->nbuckets = 64;
-    st->buckets = xcalloc(st->nbuckets, sizeof(*st->buckets));
+    st->segs = strmap_new();
     if (realpath(cfg->storage_root, real) == NULL || stat(real, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
         snprintf(err, err_len, "--storage-root %s: %s", cfg->storage_root,
                  errno != 0 ? strerror(errno) : "not a directory");
@@ -1195,15 +1169,15 @@ void store_free(struct store *st)
 {
     if (st == NULL)
         return;
-    for (size_t b = 0; b < st->nbuckets; b++) {
-        struct store_seg *seg = st->buckets[b], *next;
-        for (; seg != NULL; seg = next) {
-            next = seg->hnext;
-            seg->hnext = NULL;
-            store_seg_unref(seg);
-        }
+    if (st->segs != NULL) {
+        struct store_seg **all;
+        size_t count = store_all(st, &all);
+
+        for (size_t k = 0; k < count; k++)
+            store_seg_unref(all[k]);
+        free(all);
+        strmap_free(st->segs);
     }
-    free(st->buckets);
     free(st->root);
     free(st->segdir);
     free(st);
