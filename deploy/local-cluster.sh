@@ -10,7 +10,7 @@
 # Each node runs in its own memory cgroup (256M, 512M, 1G) where this machine
 # lets us create one (cgroup v1 memory controller or v2), else unlimited.
 # Environment: SLUICE_LOCAL_DIR (default ./local-cluster), SLUICE_COORD_PORT
-# (default 7000); nodes listen on 7101-7103.
+# (default 7000), SLUICE_NODE_PORT_BASE (default 7100: nodes on 7101-7103).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +36,7 @@ node_bin=$PWD/build/node/sluice-node
 coord_bin=$PWD/build/coordinator/sluice-coord
 dir=${SLUICE_LOCAL_DIR:-$PWD/local-cluster}
 cport=${SLUICE_COORD_PORT:-7000}
+nbase=${SLUICE_NODE_PORT_BASE:-7100}
 export SLUICE_COORDINATOR=127.0.0.1:$cport
 mkdir -p "$dir/storage"
 pids=()
@@ -92,17 +93,17 @@ for n in 1 2 3; do
         fi
     fi
     if [ -n "$cg" ]; then
-        echo "== starting node-$n on 127.0.0.1:710$n in cgroup $cg, memory limit ${limits[$((n - 1))]}"
+        echo "== starting node-$n on 127.0.0.1:$((nbase + n)) in cgroup $cg, memory limit ${limits[$((n - 1))]}"
     else
-        echo "== starting node-$n on 127.0.0.1:710$n, no memory limit (no writable cgroup here)"
+        echo "== starting node-$n on 127.0.0.1:$((nbase + n)), no memory limit (no writable cgroup here)"
     fi
     if [ -n "$cg" ]; then
         sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$cg" \
-            "$node_bin" serve --listen "127.0.0.1:710$n" --node-id "node-$n" \
+            "$node_bin" serve --listen "127.0.0.1:$((nbase + n))" --node-id "node-$n" \
             --storage-root "$dir/storage" --data-dir "$data" \
             --coordinator "$SLUICE_COORDINATOR" 2>>"$data/node.log" &
     else
-        "$node_bin" serve --listen "127.0.0.1:710$n" --node-id "node-$n" \
+        "$node_bin" serve --listen "127.0.0.1:$((nbase + n))" --node-id "node-$n" \
             --storage-root "$dir/storage" --data-dir "$data" \
             --coordinator "$SLUICE_COORDINATOR" 2>>"$data/node.log" &
     fi
@@ -135,10 +136,10 @@ echo "== placement"
     END {for (k in n) printf "  %-8s %3d segments, %6.0f MiB estimated\n", k, n[k], r[k] / 1048576}' | sort
 echo
 echo "Try: SLUICE_COORDINATOR=$SLUICE_COORDINATOR $coord_bin explain wide-01"
-echo "     $node_bin query --node 127.0.0.1:7101 --agg count --column value <segment-id>"
+echo "     $node_bin query --node 127.0.0.1:$((nbase + 1)) --agg count --column value <segment-id>"
 
 if [ "$once" -eq 1 ]; then
     exit 0
 fi
-echo "== serving; metrics at http://127.0.0.1:$cport/metrics and http://127.0.0.1:7101/metrics. Ctrl-C stops."
+echo "== serving; metrics at http://127.0.0.1:$cport/metrics and http://127.0.0.1:$((nbase + 1))/metrics. Ctrl-C stops."
 wait "${pids[0]}"
