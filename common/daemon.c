@@ -4,10 +4,14 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
+#include "log.h"
 #include "xmalloc.h"
 
 #include <unistd.h>
@@ -57,4 +61,24 @@ int daemon_write_ready(const char *path, const char *bound)
         unlink(tmp);
     free(tmp);
     return r;
+}
+
+static void daemon_stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+    log_info("signal", "signal=%d action=stop", (int)sig);
+    event_base_loopexit(arg, NULL);
+}
+
+void daemon_run(struct event_base *base)
+{
+    struct event *term = evsignal_new(base, SIGTERM, daemon_stop_cb, base);
+    struct event *intr = evsignal_new(base, SIGINT, daemon_stop_cb, base);
+
+    if (term == NULL || intr == NULL)
+        fatal("evsignal_new", NULL);
+    evsignal_add(term, NULL);
+    evsignal_add(intr, NULL);
+    event_base_dispatch(base);
+    event_free(term);
+    event_free(intr);
 }

@@ -308,3 +308,17 @@ void metrics_histogram(struct metrics_buf *b, const char *name, const char *help
                              sizeof(metrics_latency_bounds) / sizeof(metrics_latency_bounds[0]),
                              labels);
 }
+
+void metrics_one(struct metrics_buf *b, const char *name, const char *type, const char *help,
+                 double value)
+{
+    metrics_family(b, name, type, help);
+    metrics_sample(b, name, value, NULL);
+}
+
+void metrics_one_u64(struct metrics_buf *b, const char *name, const char *type, const char *help,
+                     uint64_t value)
+{
+    metrics_family(b, name, type, help);
+    metrics_sample_u64(b, name, value, NULL);
+}

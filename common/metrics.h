@@ -70,6 +70,15 @@ void metrics_sample_u64(struct metrics_buf *b, const char *name, uint64_t value,
  * values up to 2^-HISTOGRAM_SUB_BITS above its bound; overflowed values are
  * counted in +Inf only. labels as for metrics_sample, and may not use "le".
  */
+/*
+ * A family with a single unlabelled sample, the common case: metrics_family()
+ * followed by one metrics_sample()/metrics_sample_u64() of the same name.
+ */
+void metrics_one(struct metrics_buf *b, const char *name, const char *type, const char *help,
+                 double value);
+void metrics_one_u64(struct metrics_buf *b, const char *name, const char *type, const char *help,
+                     uint64_t value);
+
 void metrics_histogram(struct metrics_buf *b, const char *name, const char *help,
                        const struct histogram *h, double scale, const char *const *labels);
 

@@ -1544,15 +1544,13 @@ static void coord_metrics_cb(struct evhttp_request *req, const char *rest, void 
         const char *labels[] = {"state", coord_seg_state_names[i], NULL};
         metrics_sample_u64(m, "sluice_coord_segments", c->counts[i], labels);
     }
-    metrics_family(m, "sluice_coord_segments_backing_off", "gauge",
-                   "Pending segments waiting out a Retry-After.");
-    metrics_sample_u64(m, "sluice_coord_segments_backing_off", st.segments_backing_off, NULL);
-    metrics_family(m, "sluice_coord_nodes_up", "gauge", "Nodes UP or DRAINING.");
-    metrics_sample_u64(m, "sluice_coord_nodes_up", st.nodes_up, NULL);
+    metrics_one_u64(m, "sluice_coord_segments_backing_off", "gauge",
+                    "Pending segments waiting out a Retry-After.", st.segments_backing_off);
+    metrics_one_u64(m, "sluice_coord_nodes_up", "gauge", "Nodes UP or DRAINING.", st.nodes_up);
     metrics_family(m, "sluice_coord_node_segments", "gauge", "Segments held per node.");
     strmap_foreach(c->nodes, coord_metrics_node, m);
-    metrics_family(m, "sluice_coord_assignments_in_flight", "gauge", "Assignments awaiting an answer.");
-    metrics_sample_u64(m, "sluice_coord_assignments_in_flight", ps.in_flight, NULL);
+    metrics_one_u64(m, "sluice_coord_assignments_in_flight", "gauge",
+                    "Assignments awaiting an answer.", ps.in_flight);
     metrics_family(m, "sluice_coord_assignments_total", "counter",
                    "Answers to assignments by outcome.");
     for (int i = 0; i < PLACER_OUTCOME_COUNT_; i++) {
@@ -1565,19 +1563,18 @@ static void coord_metrics_cb(struct evhttp_request *req, const char *rest, void 
         metrics_sample_u64(m, "sluice_coord_refusals_total", ps.refused_by_reason_total[r],
                            labels);
     }
-    metrics_family(m, "sluice_coord_backoffs_total", "counter",
-                   "Rounds in which every node refused a segment.");
-    metrics_sample_u64(m, "sluice_coord_backoffs_total", ps.backoffs_total, NULL);
-    metrics_family(m, "sluice_coord_reports_total", "counter", "Node reports received.");
-    metrics_sample_u64(m, "sluice_coord_reports_total", c->reports, NULL);
-    metrics_family(m, "sluice_coord_registered_total", "counter", "Segments registered.");
-    metrics_sample_u64(m, "sluice_coord_registered_total", c->registered, NULL);
-    metrics_family(m, "sluice_coord_claims_total", "counter", "Pull-mode claims served.");
-    metrics_sample_u64(m, "sluice_coord_claims_total", c->claims, NULL);
-    metrics_family(m, "sluice_coord_catalog_errors_total", "counter", "Failed catalog writes.");
-    metrics_sample_u64(m, "sluice_coord_catalog_errors_total", c->catalog_errors, NULL);
-    metrics_family(m, "sluice_http_connections_live", "gauge", "Open HTTP connections.");
-    metrics_sample_u64(m, "sluice_http_connections_live", hs.connections_live, NULL);
+    metrics_one_u64(m, "sluice_coord_backoffs_total", "counter",
+                    "Rounds in which every node refused a segment.", ps.backoffs_total);
+    metrics_one_u64(m, "sluice_coord_reports_total", "counter", "Node reports received.",
+                    c->reports);
+    metrics_one_u64(m, "sluice_coord_registered_total", "counter", "Segments registered.",
+                    c->registered);
+    metrics_one_u64(m, "sluice_coord_claims_total", "counter", "Pull-mode claims served.",
+                    c->claims);
+    metrics_one_u64(m, "sluice_coord_catalog_errors_total", "counter", "Failed catalog writes.",
+                    c->catalog_errors);
+    metrics_one_u64(m, "sluice_http_connections_live", "gauge", "Open HTTP connections.",
+                    hs.connections_live);
     http_reply(req, 200, "text/plain; version=0.0.4", metrics_buf_data(m), metrics_buf_len(m));
     metrics_buf_free(m);
 }

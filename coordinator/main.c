@@ -23,12 +23,6 @@
 
 #define N_OPTS(a) (sizeof(a) / sizeof((a)[0]))
 
-static void main_stop_cb(evutil_socket_t sig, short what, void *arg)
-{
-    log_info("signal", "signal=%d action=stop", (int)sig);
-    event_base_loopexit(arg, NULL);
-}
-
 /* The cluster token (--token-file, else $SLUICE_TOKEN); a bad file is a usage error. */
 static char *main_read_token(const char *path)
 {
@@ -95,7 +89,6 @@ static int cmd_serve(int argc, char **argv)
          "rowcount: explicit capacities in rows, id=rows,... (overrides --bytes-per-row)."},
     };
     struct event_base *base = NULL;
-    struct event *sigterm = NULL, *sigint = NULL;
     struct coord_config cfg;
     struct coord *c = NULL;
     enum log_level lvl = LOG_LEVEL_INFO;
@@ -151,20 +144,12 @@ static int cmd_serve(int argc, char **argv)
         log_error("start_failed", "error=\"cannot write --ready-file %s\"", ready_file);
         goto out;
     }
-    sigterm = evsignal_new(base, SIGTERM, main_stop_cb, base);
-    sigint = evsignal_new(base, SIGINT, main_stop_cb, base);
-    evsignal_add(sigterm, NULL);
-    evsignal_add(sigint, NULL);
     log_info("listening", "addr=%s db=%s version=%s", coord_bound(c), db, SLUICE_VERSION);
-    event_base_dispatch(base);
+    daemon_run(base);
     log_info("stopped", "addr=%s", coord_bound(c));
     rc = 0;
 out:
     coord_free(c);
-    if (sigterm != NULL)
-        event_free(sigterm);
-    if (sigint != NULL)
-        event_free(sigint);
     if (base != NULL)
         event_base_free(base);
     free(token);

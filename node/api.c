@@ -947,26 +947,24 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
                                 NULL};
         metrics_sample_u64(m, "sluice_node_segments", t.segments[s], labels);
     }
-    metrics_family(m, "sluice_node_mapped_bytes", "gauge",
-                   "Bytes of local segment copies mapped into memory (file-backed).");
-    metrics_sample_u64(m, "sluice_node_mapped_bytes", t.mapped_bytes, NULL);
-    metrics_family(m, "sluice_node_index_bytes", "gauge",
-                   "Heap bytes of zone-map indexes (anonymous memory).");
-    metrics_sample_u64(m, "sluice_node_index_bytes", t.index_bytes, NULL);
-    metrics_family(m, "sluice_node_loads_in_flight", "gauge",
-                   "Assignments being checked or loaded.");
-    metrics_sample_u64(m, "sluice_node_loads_in_flight", t.loads_in_flight, NULL);
+    metrics_one_u64(m, "sluice_node_mapped_bytes", "gauge",
+                    "Bytes of local segment copies mapped into memory (file-backed).",
+                    t.mapped_bytes);
+    metrics_one_u64(m, "sluice_node_index_bytes", "gauge",
+                    "Heap bytes of zone-map indexes (anonymous memory).", t.index_bytes);
+    metrics_one_u64(m, "sluice_node_loads_in_flight", "gauge",
+                    "Assignments being checked or loaded.", t.loads_in_flight);
     metrics_family(m, "sluice_node_loads_total", "counter", "Finished segment loads by result.");
     {
         const char *ok[] = {"result", "ok", NULL}, *failed[] = {"result", "failed", NULL};
         metrics_sample_u64(m, "sluice_node_loads_total", t.loads_ok_total, ok);
         metrics_sample_u64(m, "sluice_node_loads_total", t.loads_failed_total, failed);
     }
-    metrics_family(m, "sluice_node_copied_bytes_total", "counter",
-                   "Bytes copied from the storage root into the data directory.");
-    metrics_sample_u64(m, "sluice_node_copied_bytes_total", t.copied_bytes_total, NULL);
-    metrics_family(m, "sluice_node_unloads_total", "counter", "Segments deleted from this node.");
-    metrics_sample_u64(m, "sluice_node_unloads_total", t.deletes_total, NULL);
+    metrics_one_u64(m, "sluice_node_copied_bytes_total", "counter",
+                    "Bytes copied from the storage root into the data directory.",
+                    t.copied_bytes_total);
+    metrics_one_u64(m, "sluice_node_unloads_total", "counter", "Segments deleted from this node.",
+                    t.deletes_total);
     metrics_family(m, "sluice_node_assignments_total", "counter",
                    "Answers to assignments: accepted, or refused with a reason.");
     for (int r = 0; r < WIRE_REASON_COUNT_; r++) {
@@ -975,26 +973,23 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
         if (r == 0 || api->assign_answers[r] > 0)
             metrics_sample_u64(m, "sluice_node_assignments_total", api->assign_answers[r], labels);
     }
-    metrics_family(m, "sluice_node_bad_requests_total", "counter",
-                   "Requests refused as malformed (400, 415).");
-    metrics_sample_u64(m, "sluice_node_bad_requests_total", api->bad_requests, NULL);
+    metrics_one_u64(m, "sluice_node_bad_requests_total", "counter",
+                    "Requests refused as malformed (400, 415).", api->bad_requests);
     metrics_family(m, "sluice_node_queries_total", "counter", "Queries by result.");
     {
         const char *ok[] = {"result", "ok", NULL}, *failed[] = {"result", "error", NULL};
         metrics_sample_u64(m, "sluice_node_queries_total", api->queries_ok, ok);
         metrics_sample_u64(m, "sluice_node_queries_total", api->queries_failed, failed);
     }
-    metrics_family(m, "sluice_node_queries_refused_total", "counter",
-                   "Queries refused with 429 LOAD_CONCURRENCY (--max-queries in flight).");
-    metrics_sample_u64(m, "sluice_node_queries_refused_total", api->queries_refused, NULL);
-    metrics_family(m, "sluice_node_queries_in_flight", "gauge", "Queries being scanned.");
-    metrics_sample_u64(m, "sluice_node_queries_in_flight", api->queries_in_flight, NULL);
-    metrics_family(m, "sluice_node_query_scanned_bytes_total", "counter",
-                   "Column bytes read by query scans.");
-    metrics_sample_u64(m, "sluice_node_query_scanned_bytes_total", api->query_bytes, NULL);
-    metrics_family(m, "sluice_node_query_scanned_rows_total", "counter",
-                   "Rows visited by query scans (zone-map skips excluded).");
-    metrics_sample_u64(m, "sluice_node_query_scanned_rows_total", api->query_rows, NULL);
+    metrics_one_u64(m, "sluice_node_queries_refused_total", "counter",
+                    "Queries refused with 429 LOAD_CONCURRENCY (--max-queries in flight).",
+                    api->queries_refused);
+    metrics_one_u64(m, "sluice_node_queries_in_flight", "gauge", "Queries being scanned.",
+                    api->queries_in_flight);
+    metrics_one_u64(m, "sluice_node_query_scanned_bytes_total", "counter",
+                    "Column bytes read by query scans.", api->query_bytes);
+    metrics_one_u64(m, "sluice_node_query_scanned_rows_total", "counter",
+                    "Rows visited by query scans (zone-map skips excluded).", api->query_rows);
     metrics_histogram(m, "sluice_node_query_duration_seconds",
                       "Query latency from request to reply.", &api->query_latency, 1e-9, NULL);
 
@@ -1026,48 +1021,39 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
             metrics_sample(m, "sluice_node_psi_stall_seconds_total",
                            (double)sn->full.total_us * 1e-6, full);
         }
-        metrics_family(m, "sluice_node_memory_usage_bytes", "gauge", "Memory cgroup usage.");
-        metrics_sample_u64(m, "sluice_node_memory_usage_bytes", sn->cg_usage, NULL);
-        metrics_family(m, "sluice_node_memory_limit_bytes", "gauge",
-                       "Effective memory limit: min(cgroup max/high, MemTotal).");
-        metrics_sample_u64(m, "sluice_node_memory_limit_bytes", sig.limit_bytes, NULL);
-        metrics_family(m, "sluice_node_memory_inactive_file_bytes", "gauge",
-                       "The cgroup's inactive page cache.");
-        metrics_sample_u64(m, "sluice_node_memory_inactive_file_bytes", sn->cg_inactive_file,
-                           NULL);
-        metrics_family(m, "sluice_node_wss_bytes", "gauge",
-                       "Working-set estimate (measured, smoothed).");
-        metrics_sample_u64(m, "sluice_node_wss_bytes", wss_estimate(api->wss), NULL);
-        metrics_family(m, "sluice_node_admission_footprint_bytes", "gauge",
-                       "What the capacity gate counts: max(working set, committed bytes).");
-        metrics_sample_u64(m, "sluice_node_admission_footprint_bytes", sig.wss_bytes, NULL);
-        metrics_family(m, "sluice_node_admission_reserved_bytes", "gauge",
-                       "Estimated memory of loads admitted and still loading.");
-        metrics_sample_u64(m, "sluice_node_admission_reserved_bytes", sig.reserved_bytes, NULL);
-        metrics_family(m, "sluice_node_admission_limit_bytes", "gauge",
-                       "Admit limit (memory limit x high watermark, or the budget).");
-        metrics_sample_u64(m, "sluice_node_admission_limit_bytes",
-                           admission_admit_limit(&api->acfg, &sig), NULL);
-        metrics_family(m, "sluice_node_resident_bytes", "gauge",
-                       "Resident bytes of mapped segments (mincore).");
-        metrics_sample_u64(m, "sluice_node_resident_bytes", api->resident_bytes, NULL);
-        metrics_family(m, "sluice_node_refaults_per_second", "gauge",
-                       "Workingset refaults per second.");
-        metrics_sample(m, "sluice_node_refaults_per_second", sig.refaults_per_s, NULL);
-        metrics_family(m, "sluice_node_pgscan_per_second", "gauge",
-                       "Pages scanned by reclaim per second.");
-        metrics_sample(m, "sluice_node_pgscan_per_second", sig.pgscan_per_s, NULL);
-        metrics_family(m, "sluice_node_swap_bytes", "gauge", "Swap used by the cgroup.");
-        metrics_sample_u64(m, "sluice_node_swap_bytes", sn->cg_swap, NULL);
+        metrics_one_u64(m, "sluice_node_memory_usage_bytes", "gauge", "Memory cgroup usage.",
+                        sn->cg_usage);
+        metrics_one_u64(m, "sluice_node_memory_limit_bytes", "gauge",
+                        "Effective memory limit: min(cgroup max/high, MemTotal).", sig.limit_bytes);
+        metrics_one_u64(m, "sluice_node_memory_inactive_file_bytes", "gauge",
+                        "The cgroup's inactive page cache.", sn->cg_inactive_file);
+        metrics_one_u64(m, "sluice_node_wss_bytes", "gauge",
+                        "Working-set estimate (measured, smoothed).", wss_estimate(api->wss));
+        metrics_one_u64(m, "sluice_node_admission_footprint_bytes", "gauge",
+                        "What the capacity gate counts: max(working set, committed bytes).",
+                        sig.wss_bytes);
+        metrics_one_u64(m, "sluice_node_admission_reserved_bytes", "gauge",
+                        "Estimated memory of loads admitted and still loading.",
+                        sig.reserved_bytes);
+        metrics_one_u64(m, "sluice_node_admission_limit_bytes", "gauge",
+                        "Admit limit (memory limit x high watermark, or the budget).",
+                        admission_admit_limit(&api->acfg, &sig));
+        metrics_one_u64(m, "sluice_node_resident_bytes", "gauge",
+                        "Resident bytes of mapped segments (mincore).", api->resident_bytes);
+        metrics_one(m, "sluice_node_refaults_per_second", "gauge",
+                    "Workingset refaults per second.", sig.refaults_per_s);
+        metrics_one(m, "sluice_node_pgscan_per_second", "gauge",
+                    "Pages scanned by reclaim per second.", sig.pgscan_per_s);
+        metrics_one_u64(m, "sluice_node_swap_bytes", "gauge", "Swap used by the cgroup.",
+                        sn->cg_swap);
         metrics_family(m, "sluice_node_swap_pages_per_second", "gauge", "Host swap-in/out rates.");
         {
             const char *in[] = {"direction", "in", NULL}, *out[] = {"direction", "out", NULL};
             metrics_sample(m, "sluice_node_swap_pages_per_second", sn->pswpin_per_s, in);
             metrics_sample(m, "sluice_node_swap_pages_per_second", sn->pswpout_per_s, out);
         }
-        metrics_family(m, "sluice_node_oom_kills_total", "counter",
-                       "oom_kill events counted by the cgroup (or host).");
-        metrics_sample_u64(m, "sluice_node_oom_kills_total", sn->oom_kill, NULL);
+        metrics_one_u64(m, "sluice_node_oom_kills_total", "counter",
+                        "oom_kill events counted by the cgroup (or host).", sn->oom_kill);
         metrics_family(m, "sluice_node_query_p99_seconds", "gauge", "Query p99 by window.");
         {
             const char *w1[] = {"window", "1s", NULL}, *w10[] = {"window", "10s", NULL};
@@ -1101,26 +1087,25 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
     metrics_histogram(m, "sluice_node_admission_decision_seconds",
                       "Time to decide an assignment (admission_decide).", &api->decision_ns, 1e-9,
                       NULL);
-    metrics_family(m, "sluice_node_admission_cost_factor", "gauge",
-                   "Learned footprint / (rows x avg_row_size) of loaded segments.");
-    metrics_sample(m, "sluice_node_admission_cost_factor",
-                   api->cost.factor > 0 ? api->cost.factor : 1.0, NULL);
+    metrics_one(m, "sluice_node_admission_cost_factor", "gauge",
+                "Learned footprint / (rows x avg_row_size) of loaded segments.",
+                api->cost.factor > 0 ? api->cost.factor : 1.0);
     metrics_family(m, "sluice_node_shed_total", "counter",
                    "Segments shed (DROPPED) under sustained pressure, by reason.");
     for (int r = WIRE_REASON_MEM_CRITICAL; r <= WIRE_REASON_MEM_THRASHING; r++) {
         const char *labels[] = {"reason", wire_reason_name((enum wire_reason)r), NULL};
         metrics_sample_u64(m, "sluice_node_shed_total", api->shed_total[r], labels);
     }
-    metrics_family(m, "sluice_node_claimed_total", "counter",
-                   "Pull mode: segments claimed from the coordinator and accepted.");
-    metrics_sample_u64(m, "sluice_node_claimed_total", api->claimed_total, NULL);
-    metrics_family(m, "sluice_node_claim_batch", "gauge", "Pull mode: the current claim size (AIMD).");
-    metrics_sample(m, "sluice_node_claim_batch", api->claim_batch, NULL);
-    metrics_family(m, "sluice_node_draining", "gauge", "1 while the node is draining.");
-    metrics_sample_u64(m, "sluice_node_draining", api->draining, NULL);
+    metrics_one_u64(m, "sluice_node_claimed_total", "counter",
+                    "Pull mode: segments claimed from the coordinator and accepted.",
+                    api->claimed_total);
+    metrics_one(m, "sluice_node_claim_batch", "gauge", "Pull mode: the current claim size (AIMD).",
+                api->claim_batch);
+    metrics_one_u64(m, "sluice_node_draining", "gauge", "1 while the node is draining.",
+                    api->draining);
 
-    metrics_family(m, "sluice_http_connections_live", "gauge", "Open HTTP connections.");
-    metrics_sample_u64(m, "sluice_http_connections_live", hs.connections_live, NULL);
+    metrics_one_u64(m, "sluice_http_connections_live", "gauge", "Open HTTP connections.",
+                    hs.connections_live);
     metrics_family(m, "sluice_http_connections_total", "counter",
                    "Accepted HTTP connections, and those closed by the cap or the deadline.");
     {
@@ -1140,19 +1125,16 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
         metrics_sample_u64(m, "sluice_http_responses_total", hs.responses_4xx, c4);
         metrics_sample_u64(m, "sluice_http_responses_total", hs.responses_5xx, c5);
     }
-    metrics_family(m, "sluice_process_resident_bytes", "gauge", "Resident set size.");
-    metrics_sample_u64(m, "sluice_process_resident_bytes", api_rss_bytes(), NULL);
-    metrics_family(m, "sluice_process_major_faults_total", "counter",
-                   "Page faults that needed I/O (getrusage ru_majflt).");
-    metrics_sample_u64(m, "sluice_process_major_faults_total", (uint64_t)ru.ru_majflt, NULL);
-    metrics_family(m, "sluice_process_minor_faults_total", "counter",
-                   "Page faults served without I/O (getrusage ru_minflt).");
-    metrics_sample_u64(m, "sluice_process_minor_faults_total", (uint64_t)ru.ru_minflt, NULL);
-    metrics_family(m, "sluice_process_cpu_seconds_total", "counter", "User and system CPU time.");
-    metrics_sample(m, "sluice_process_cpu_seconds_total",
-                   (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
-                       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6,
-                   NULL);
+    metrics_one_u64(m, "sluice_process_resident_bytes", "gauge", "Resident set size.",
+                    api_rss_bytes());
+    metrics_one_u64(m, "sluice_process_major_faults_total", "counter",
+                    "Page faults that needed I/O (getrusage ru_majflt).", (uint64_t)ru.ru_majflt);
+    metrics_one_u64(m, "sluice_process_minor_faults_total", "counter",
+                    "Page faults served without I/O (getrusage ru_minflt).",
+                    (uint64_t)ru.ru_minflt);
+    metrics_one(m, "sluice_process_cpu_seconds_total", "counter", "User and system CPU time.",
+                (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+                    (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6);
 
     http_reply(req, 200, "text/plain; version=0.0.4", metrics_buf_data(m), metrics_buf_len(m));
     metrics_buf_free(m);

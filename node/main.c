@@ -68,12 +68,6 @@ static char *main_read_token(const char *path)
     return token;
 }
 
-static void main_stop_cb(evutil_socket_t sig, short what, void *arg)
-{
-    log_info("signal", "signal=%d action=stop", (int)sig);
-    event_base_loopexit(arg, NULL);
-}
-
 static int cmd_serve(int argc, char **argv)
 {
     char *listen = NULL, *storage_root = NULL, *data_dir = NULL, *node_id = NULL;
@@ -211,7 +205,6 @@ static int cmd_serve(int argc, char **argv)
          "Least time between two sheds.", 0, 3600000},
     };
     struct event_base *base = NULL;
-    struct event *sigterm = NULL, *sigint = NULL;
     struct node_api *api = NULL;
     struct node_config cfg;
     enum log_level lvl = LOG_LEVEL_INFO;
@@ -278,21 +271,13 @@ static int cmd_serve(int argc, char **argv)
         log_error("start_failed", "error=\"cannot write --ready-file %s\"", ready_file);
         goto out;
     }
-    sigterm = evsignal_new(base, SIGTERM, main_stop_cb, base);
-    sigint = evsignal_new(base, SIGINT, main_stop_cb, base);
-    evsignal_add(sigterm, NULL);
-    evsignal_add(sigint, NULL);
     log_info("listening", "node_id=%s addr=%s storage_root=%s data_dir=%s version=%s",
              node_api_id(api), node_api_bound(api), storage_root, data_dir, SLUICE_VERSION);
-    event_base_dispatch(base);
+    daemon_run(base);
     log_info("stopped", "node_id=%s", node_api_id(api));
     rc = 0;
 out:
     node_api_free(api);
-    if (sigterm != NULL)
-        event_free(sigterm);
-    if (sigint != NULL)
-        event_free(sigint);
     if (base != NULL)
         event_base_free(base);
     free(token);

@@ -275,6 +275,19 @@ START_TEST(test_family_not_contiguous)
 END_TEST
 #endif
 
+START_TEST(test_one)
+{
+    struct metrics_buf *b = metrics_buf_new();
+
+    metrics_one_u64(b, "x_bytes", "gauge", "Bytes.", 42);
+    metrics_one(b, "y_ratio", "gauge", "A ratio.", 0.5);
+    ck_assert_str_eq(metrics_buf_data(b), "# HELP x_bytes Bytes.\n# TYPE x_bytes gauge\nx_bytes 42\n"
+                                          "# HELP y_ratio A ratio.\n# TYPE y_ratio gauge\n"
+                                          "y_ratio 0.5\n");
+    metrics_buf_free(b);
+}
+END_TEST
+
 static Suite *metrics_suite(void)
 {
     Suite *s = suite_create("metrics");
@@ -283,6 +296,7 @@ static Suite *metrics_suite(void)
 
     tc = tcase_create("empty_and_free");
     tcase_add_test(tc, test_empty_and_free);
+    tcase_add_test(tc, test_one);
     suite_add_tcase(s, tc);
     tc = tcase_create("counter_with_labels");
     tcase_add_test(tc, test_counter_with_labels);
