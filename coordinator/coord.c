@@ -1095,8 +1095,9 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
     struct wire_error err;
     const void *body;
     size_t len;
-    uint8_t *buf;
     bool *is_new = NULL;
+    struct strmap *seen = NULL;
+    uint8_t *buf;
     int r;
 
     if (!pbhttp_check_content_type(req))
@@ -1114,11 +1115,13 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
         goto out;
     }
     is_new = xcalloc(b.n, sizeof(*is_new));
+    seen = strmap_new(); /* new ids in this batch -> index + 1 */
     for (size_t i = 0; i < b.n; i++) {
         const struct wire_segment_spec *sp = &b.specs[i];
         struct coord_seg *s = strmap_get(c->segs, sp->segment_id);
         struct catalog_segment cs;
         char msg[256];
+        void *prev;
 
         if (s != NULL) {
             if (strcmp(s->uri, sp->uri) == 0 && s->row_count == sp->row_count &&
@@ -1133,13 +1136,13 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
             pbhttp_reply_error(req, 409, "conflict", msg);
             goto out;
         }
-        for (size_t j = 0; j < i; j++) {
-            if (is_new[j] && strcmp(b.specs[j].segment_id, sp->segment_id) == 0) {
-                snprintf(msg, sizeof(msg), "segments[%zu]: duplicate of segments[%zu]", i, j);
-                catalog_rollback(c->cat);
-                pbhttp_reply_error(req, 400, "invalid_field", msg);
-                goto out;
-            }
+        prev = strmap_put(seen, sp->segment_id, (void *)(uintptr_t)(i + 1));
+        if (prev != NULL) {
+            snprintf(msg, sizeof(msg), "segments[%zu]: duplicate of segments[%zu]", i,
+                     (size_t)(uintptr_t)prev - 1);
+            catalog_rollback(c->cat);
+            pbhttp_reply_error(req, 400, "invalid_field", msg);
+            goto out;
         }
         memset(&cs, 0, sizeof(cs));
         snprintf(cs.id, sizeof(cs.id), "%s", sp->segment_id);
@@ -1175,6 +1178,7 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
     buf = wire_batch_response_encode(&resp, &len);
     pbhttp_reply(req, 200, buf, len);
 out:
+    strmap_free(seen);
     free(is_new);
     wire_segment_batch_done(&b);
 }
@@ -1485,8 +1489,35 @@ static int coord_count_up(const char *key, void *value, void *arg)
     return 0;
 }
 
+static int coord_sum_rc_in_flight(const char *key, void *value, void *arg)
+{
+    *(size_t *)arg += ((const struct coord_node *)value)->rc_in_flight;
+    return 0;
+}
+
+/*
+ * Assignments in flight, and segments still waiting to be placed (queued, or
+ * with an assignment in flight), from whichever placer is running. The
+ * rowcount baseline counts a segment once per copy it is missing.
+ */
+static void coord_placing(const struct coord *c, const struct placer_stats *ps,
+                          size_t *in_flight, size_t *unplaced)
+{
+    size_t rc = 0;
+
+    if (!c->rowcount) {
+        *in_flight = ps->in_flight;
+        *unplaced = ps->segments;
+        return;
+    }
+    strmap_foreach(c->nodes, coord_sum_rc_in_flight, &rc);
+    *in_flight = rc;
+    *unplaced = c->rc_n + rc;
+}
+
 static void coord_status_fill(struct coord *c, struct wire_cluster_status *st)
 {
+    size_t in_flight, unplaced;
     struct placer_stats ps;
 
     memset(st, 0, sizeof(*st));
@@ -1498,7 +1529,8 @@ static void coord_status_fill(struct coord *c, struct wire_cluster_status *st)
     st->segments_backing_off = ps.backing_off + ps.waiting_retry;
     st->nodes_total = (uint32_t)strmap_count(c->nodes);
     strmap_foreach(c->nodes, coord_count_up, &st->nodes_up);
-    st->assignments_in_flight = ps.in_flight;
+    coord_placing(c, &ps, &in_flight, &unplaced);
+    st->assignments_in_flight = in_flight;
     snprintf(st->version, sizeof(st->version), "%s", SLUICE_VERSION);
     st->uptime_seconds = (clock_mono_ns() - c->started_mono_ns) / 1000000000ull;
 }
@@ -1535,6 +1567,7 @@ static void coord_metrics_cb(struct evhttp_request *req, const char *rest, void 
     struct wire_cluster_status st;
     struct placer_stats ps;
     struct http_server_stats hs;
+    size_t in_flight, unplaced;
 
     coord_status_fill(c, &st);
     placer_get_stats(c->placer, &ps);
@@ -1549,8 +1582,12 @@ static void coord_metrics_cb(struct evhttp_request *req, const char *rest, void 
     metrics_one_u64(m, "sluice_coord_nodes_up", "gauge", "Nodes UP or DRAINING.", st.nodes_up);
     metrics_family(m, "sluice_coord_node_segments", "gauge", "Segments held per node.");
     strmap_foreach(c->nodes, coord_metrics_node, m);
+    coord_placing(c, &ps, &in_flight, &unplaced);
+    metrics_one_u64(m, "sluice_coord_segments_unplaced", "gauge",
+                    "Segments waiting for a node to accept them (queued or in flight).",
+                    unplaced);
     metrics_one_u64(m, "sluice_coord_assignments_in_flight", "gauge",
-                    "Assignments awaiting an answer.", ps.in_flight);
+                    "Assignments awaiting an answer.", in_flight);
     metrics_family(m, "sluice_coord_assignments_total", "counter",
                    "Answers to assignments by outcome.");
     for (int i = 0; i < PLACER_OUTCOME_COUNT_; i++) {
@@ -1563,6 +1600,10 @@ static void coord_metrics_cb(struct evhttp_request *req, const char *rest, void 
         metrics_sample_u64(m, "sluice_coord_refusals_total", ps.refused_by_reason_total[r],
                            labels);
     }
+    metrics_one_u64(m, "sluice_coord_late_answers_total", "counter",
+                    "Answers that came after the segment's placement was settled otherwise "
+                    "(a node report, a timeout); ignored.",
+                    ps.late_answers_total);
     metrics_one_u64(m, "sluice_coord_backoffs_total", "counter",
                     "Rounds in which every node refused a segment.", ps.backoffs_total);
     metrics_one_u64(m, "sluice_coord_reports_total", "counter", "Node reports received.",

@@ -1082,7 +1082,7 @@ static const struct row rows[] = {
     {"coord segments: duplicate ids in one batch", COORD, "POST", "/v1/segments", PB, bld_batch,
      .a = "dup-1|file:///nonexistent/dup-1.seg|100|64|1;dup-2|file:///nonexistent/dup-2.seg|100|64|"
           "1;dup-1|file:///nonexistent/dup-1.seg|100|64|1",
-     .expect = E1(400), .detail = "duplicate"},
+     .expect = E1(400), .detail = "segments[2]: duplicate of segments[0]"},
     {"coord segments: replication 17", COORD, "POST", "/v1/segments", PB, bld_batch,
      .a = "repl-0|file:///nonexistent/r0.seg|100|64|1;repl-1|file:///nonexistent/r1.seg|100|64|17",
      .expect = E1(400), .detail = "replication"},
