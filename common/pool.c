@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -41,6 +42,7 @@ struct pool {
     int efd;
     struct event *ev;
     unsigned nthreads;
+    int nice; /* added to each worker's nice value at start */
     pthread_t *threads;
 };
 
@@ -80,6 +82,10 @@ static void *pool_worker(void *arg)
     struct pool *p = arg;
     struct pool_job *j;
 
+    /* Linux: PRIO_PROCESS with a thread id sets that one thread's nice value. */
+    if (p->nice != 0 && setpriority(PRIO_PROCESS, (id_t)gettid(), p->nice) < 0)
+        log_warn("pool_nice", "nice=%d errno=%d: workers keep the default priority", p->nice,
+                 errno);
     for (;;) {
         pthread_mutex_lock(&p->lock);
         while ((j = pool_queue_pop(&p->todo)) == NULL && !p->stopping)
@@ -119,6 +125,11 @@ static void pool_done_cb(evutil_socket_t fd, short what, void *arg)
 
 struct pool *pool_new(struct event_base *base, unsigned nthreads)
 {
+    return pool_new_nice(base, nthreads, 0);
+}
+
+struct pool *pool_new_nice(struct event_base *base, unsigned nthreads, int nice)
+{
     struct pool *p = xcalloc(1, sizeof(*p));
 
     if (nthreads < 1)
@@ -134,6 +145,7 @@ struct pool *pool_new(struct event_base *base, unsigned nthreads)
     if (p->ev == NULL || event_add(p->ev, NULL) < 0)
         fatal("pool_event", "event_new failed");
     p->nthreads = nthreads;
+    p->nice = nice;
     p->threads = xcalloc(nthreads, sizeof(*p->threads));
     for (unsigned i = 0; i < nthreads; i++) {
         int r = pthread_create(&p->threads[i], NULL, pool_worker, p);

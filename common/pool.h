@@ -22,6 +22,12 @@ typedef void (*pool_done_fn)(void *arg);
 
 /* Starts nthreads workers (1..64) and hooks completions into base. */
 struct pool *pool_new(struct event_base *base, unsigned nthreads);
+/*
+ * The same, with every worker's nice value raised by nice (0..19) so that
+ * background work (segment loads) yields the CPU to the event loop and to
+ * queries. If the kernel refuses, the workers run at the default priority.
+ */
+struct pool *pool_new_nice(struct event_base *base, unsigned nthreads, int nice);
 
 /*
  * Queues a job. work runs on a worker thread and must not touch loop-owned

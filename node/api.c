@@ -1175,7 +1175,8 @@ struct node_api *node_api_new(struct event_base *base, const struct node_config 
     api->reservations = strmap_new();
     api->disk_free_bytes = UINT64_MAX;
     api->pool = pool_new(base, cfg->workers);
-    api->load_pool = pool_new(base, cfg->load_workers > 0 ? cfg->load_workers : 2);
+    api->load_pool = pool_new_nice(base, cfg->load_workers > 0 ? cfg->load_workers : 2,
+                                    cfg->load_nice);
     sc.load_pool = api->load_pool;
     api->store = store_new(api->pool, &sc, err, err_len);
     if (api->store == NULL)

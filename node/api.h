@@ -35,7 +35,8 @@ struct node_config {
     const char *data_dir;     /* local copies and their metadata */
     uint64_t disk_reserve;    /* bytes of local disk never used for segments */
     unsigned workers;         /* worker threads for scans and quick checks */
-    unsigned load_workers;    /* worker threads for segment loads (copy, fsync, verify) */
+    unsigned load_workers;    /* worker threads for segment loads (copy, verify, index) */
+    int load_nice;            /* added to the load workers' nice value (0..19) */
     struct http_limits limits;
     struct admission_config admission;
     bool admission_on;        /* false: accept everything (the baseline mode) */

@@ -72,7 +72,7 @@ static int cmd_serve(int argc, char **argv)
 {
     char *listen = NULL, *storage_root = NULL, *data_dir = NULL, *node_id = NULL;
     char *token_file = NULL, *ready_file = NULL, *log_level = NULL;
-    int64_t workers = 0, load_workers = 0, max_conns = 0, max_queries = 0;
+    int64_t workers = 0, load_workers = 0, load_nice = 0, max_conns = 0, max_queries = 0;
     uint64_t disk_reserve = 0, max_body = 0, max_headers = 0, idle_ms = 0, request_ms = 0;
     char *admission = NULL, *proc_root = NULL, *sys_root = NULL, *coordinator = NULL;
     char *advertise = NULL;
@@ -96,7 +96,11 @@ static int cmd_serve(int argc, char **argv)
         {"max-queries", "SLUICE_MAX_QUERIES", CONFIG_INT, &max_queries, "64",
          "Queries in flight; more get 429 LOAD_CONCURRENCY instead of queueing.", 1, 100000},
         {"load-workers", "SLUICE_LOAD_WORKERS", CONFIG_INT, &load_workers, "2",
-         "Worker threads for segment loads (copy, fsync, verify, index).", 1, 64},
+         "Worker threads for segment loads (copy, verify, index).", 1, 64},
+        {"load-nice", "SLUICE_LOAD_NICE", CONFIG_INT, &load_nice, "10",
+         "Nice value added to the load workers, so loads yield the CPU to the event loop "
+         "and queries (0: same priority).",
+         0, 19},
         {"disk-reserve", "SLUICE_DISK_RESERVE", CONFIG_SIZE, &disk_reserve, "256M",
          "Local disk kept free; an assignment that would eat into it gets 507 DISK_FULL.", 0,
          INT64_MAX},
@@ -244,6 +248,7 @@ static int cmd_serve(int argc, char **argv)
     cfg.token = token;
     cfg.workers = (unsigned)workers;
     cfg.load_workers = (unsigned)load_workers;
+    cfg.load_nice = (int)load_nice;
     cfg.max_queries = (unsigned)max_queries;
     cfg.disk_reserve = disk_reserve;
     cfg.limits = http_limits_default();

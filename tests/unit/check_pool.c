@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -84,6 +86,33 @@ START_TEST(test_free_drains)
 }
 END_TEST
 
+static void read_nice(void *arg)
+{
+    int *v = arg;
+
+    *v = getpriority(PRIO_PROCESS, (id_t)gettid());
+}
+
+/* pool_new_nice lowers its workers' priority, and only theirs. */
+START_TEST(test_nice_workers)
+{
+    struct event_base *base = event_base_new();
+    int before = getpriority(PRIO_PROCESS, (id_t)gettid());
+    int plain = 100, niced = 100;
+    struct pool *p = pool_new(base, 1), *q = pool_new_nice(base, 1, 7);
+    int want = before + 7 > 19 ? 19 : before + 7;
+
+    pool_submit(p, read_nice, NULL, &plain);
+    pool_submit(q, read_nice, NULL, &niced);
+    pool_free(p);
+    pool_free(q);
+    ck_assert_int_eq(plain, before);
+    ck_assert_int_eq(niced, want);
+    ck_assert_int_eq(getpriority(PRIO_PROCESS, (id_t)gettid()), before);
+    event_base_free(base);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool");
@@ -93,6 +122,7 @@ int main(void)
 
     tcase_add_test(tc, test_jobs_complete_on_loop);
     tcase_add_test(tc, test_free_drains);
+    tcase_add_test(tc, test_nice_workers);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
