@@ -1278,12 +1278,18 @@ void node_api_free(struct node_api *api)
         event_free(api->claim_ev);
     api->claim_in_flight = false;
     http_client_free(api->claim_client);
-    http_server_free(api->http);
     if (api->tick_ev != NULL)
         event_free(api->tick_ev);
-    sampler_free(api->sampler);
-    pool_free(api->load_pool);
+    /*
+     * Work in flight finishes first, while the requests it answers still
+     * exist: prechecks (which start no load once the store is closing), then
+     * loads; only then does the server close its connections.
+     */
+    store_close(api->store);
     pool_free(api->pool);
+    pool_free(api->load_pool);
+    http_server_free(api->http);
+    sampler_free(api->sampler);
     store_free(api->store);
     latency_free(api->lat);
     wss_free(api->wss);

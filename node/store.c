@@ -70,6 +70,7 @@ struct store {
     /* Kept incrementally (store_acct): visible segments by state, and bytes. */
     uint64_t count_by_state[WIRE_SEG_COUNT_];
     uint64_t mapped_bytes, index_bytes;
+    bool closing; /* store_close(): nothing new is started */
 };
 
 enum store_job_kind { STORE_JOB_PRECHECK, STORE_JOB_LOAD, STORE_JOB_RELOAD, STORE_JOB_UNLINK };
@@ -80,7 +81,8 @@ struct store_job {
     struct store_seg *seg; /* referenced */
     int src_fd;
     uint64_t src_size;
-    uint64_t reserved_others; /* disk promised to other loads at submission */
+    uint64_t disk_avail;      /* free bytes the precheck measured (if have_disk) */
+    bool have_disk;
     store_assign_cb assign_cb;
     void *assign_arg;
     struct store_seg *replaced; /* a FAILED/DROPPED entry this assignment replaces */
@@ -197,8 +199,12 @@ void store_seg_unref(struct store_seg *seg)
     if (seg->refs == 0)
         fatal("store_refcount", "id=%s refs=0", seg->id);
     if (--seg->refs > 0) {
-        /* Only the table holds a shed segment now: its memory can go. */
-        if (seg->refs == 1 && seg->release_pending) {
+        /*
+         * Only the table holds a shed segment now: its memory can go. (Once
+         * the entry has left the table, the last reference may be a query's;
+         * then the memory goes with that reference, below.)
+         */
+        if (seg->refs == 1 && seg->release_pending && store_lookup(seg->st, seg->id) == seg) {
             seg->release_pending = false;
             store_acct(seg->st, seg, -1);
             store_seg_release_data(seg);
@@ -263,29 +269,52 @@ static void store_precheck_work(void *arg)
     struct statvfs vfs;
     struct stat sb;
     ssize_t n;
-    int fd, r;
+    int pfd, fd, r;
 
     job->status = 422;
     job->reason = WIRE_REASON_SEGMENT_INVALID;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
+    /*
+     * O_PATH first: nothing outside the storage root and nothing but a
+     * regular file is ever really opened (a device or a FIFO has side
+     * effects on open). Only then is the same inode opened for reading.
+     */
+    pfd = open(path, O_PATH | O_CLOEXEC);
+    if (pfd < 0) {
         store_set_detail(job, "uri: cannot open %s: %s", path, strerror(errno));
         return;
     }
-    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", pfd);
     n = readlink(link, real, sizeof(real) - 1);
     if (n < 0) {
         store_set_detail(job, "uri: cannot resolve %s: %s", path, strerror(errno));
-        goto fail;
+        close(pfd);
+        return;
     }
     real[n] = '\0';
     if (strncmp(real, st->root, rootlen) != 0 || real[rootlen] != '/') {
         store_set_detail(job, "uri: %s resolves to %s, outside the storage root %s", path, real,
                          st->root);
-        goto fail;
+        close(pfd);
+        return;
+    }
+    if (fstat(pfd, &sb) < 0) {
+        store_set_detail(job, "uri: cannot stat %s: %s", path, strerror(errno));
+        close(pfd);
+        return;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        store_set_detail(job, "uri: %s is not a regular file", path);
+        close(pfd);
+        return;
+    }
+    fd = open(link, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    close(pfd);
+    if (fd < 0) {
+        store_set_detail(job, "uri: cannot open %s: %s", path, strerror(errno));
+        return;
     }
     if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-        store_set_detail(job, "uri: %s is not a regular file", path);
+        store_set_detail(job, "uri: %s changed while it was checked", path);
         goto fail;
     }
     buf = xmalloc(STORE_HEADER_MAX);
@@ -310,19 +339,10 @@ static void store_precheck_work(void *arg)
             goto fail;
         }
     }
+    /* The loop thread compares this with what loads in flight were promised. */
     if (statvfs(st->segdir, &vfs) == 0) {
-        uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-        uint64_t need = (uint64_t)sb.st_size + st->disk_reserve + job->reserved_others;
-        if (avail < need) {
-            job->status = 507;
-            job->reason = WIRE_REASON_DISK_FULL;
-            store_set_detail(job, "local disk has %llu bytes free; this segment needs %llu plus "
-                             "a reserve of %llu and %llu promised to loads in flight",
-                             (unsigned long long)avail, (unsigned long long)sb.st_size,
-                             (unsigned long long)st->disk_reserve,
-                             (unsigned long long)job->reserved_others);
-            goto fail;
-        }
+        job->disk_avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+        job->have_disk = true;
     }
     free(buf);
     job->src_fd = fd;
@@ -697,9 +717,13 @@ static void store_finish_load(struct store_job *job)
         st->load_cb(seg->id, seg->state == WIRE_SEG_LOADED, seg->file_bytes,
                     (seg->zm != NULL ? zonemap_bytes(seg->zm) : 0) + seg->anon_bytes,
                     st->load_arg);
-    /* A deletion that arrived while loading runs now. */
-    if (seg->delete_cb != NULL)
+    /* A deletion that arrived while loading runs now (or is refused at shutdown). */
+    if (seg->delete_cb != NULL && st->closing) {
+        seg->delete_cb(503, "the node is shutting down; retry", seg->delete_arg);
+        seg->delete_cb = NULL;
+    } else if (seg->delete_cb != NULL) {
         store_start_unlink(st, seg);
+    }
 }
 
 static void store_load_done(void *arg)
@@ -710,12 +734,38 @@ static void store_load_done(void *arg)
     store_job_free(job);
 }
 
+/*
+ * On the loop thread, so that concurrent prechecks (a batch) each count the
+ * disk promised to the ones accepted before them: 507 if this copy would eat
+ * into the reserve.
+ */
+static void store_check_disk(struct store *st, struct store_job *job)
+{
+    uint64_t need = job->src_size + st->disk_reserve + st->reserved_bytes;
+
+    if (job->status != 202 || !job->have_disk || job->disk_avail >= need)
+        return;
+    job->status = 507;
+    job->reason = WIRE_REASON_DISK_FULL;
+    store_set_detail(job, "local disk has %llu bytes free; this segment needs %llu plus a reserve "
+                     "of %llu and %llu promised to loads in flight",
+                     (unsigned long long)job->disk_avail, (unsigned long long)job->src_size,
+                     (unsigned long long)st->disk_reserve,
+                     (unsigned long long)st->reserved_bytes);
+}
+
 static void store_precheck_done(void *arg)
 {
     struct store_job *job = arg;
     struct store_seg *seg = job->seg;
     struct store *st = job->st;
 
+    store_check_disk(st, job);
+    if (job->status == 202 && st->closing) {
+        job->status = 503;
+        job->reason = WIRE_REASON_DRAINING;
+        store_set_detail(job, "the node is shutting down");
+    }
     if (job->status != 202) {
         /* Refused: nothing was acknowledged, so nothing remains; a replaced entry returns. */
         st->in_flight--;
@@ -768,11 +818,17 @@ void store_assign(struct store *st, const struct wire_assign_request *req, store
             return;
         }
         if (seg->state == WIRE_SEG_LOADING || seg->state == WIRE_SEG_LOADED) {
-            if (strcmp(seg->uri, req->uri) == 0) {
+            /* A retry must be the same assignment; anything else is a conflict. */
+            const char *field = strcmp(seg->uri, req->uri) != 0         ? "uri"
+                                : seg->row_count != req->row_count       ? "row_count"
+                                : seg->avg_row_size != req->avg_row_size ? "avg_row_size"
+                                                                         : NULL;
+            if (field == NULL) {
                 cb(202, WIRE_REASON_NONE, "already assigned", arg);
             } else {
                 snprintf(detail, sizeof(detail),
-                         "segment_id: \"%s\" is already held with another uri", req->segment_id);
+                         "%s: segment \"%s\" is already held with another %s", field,
+                         req->segment_id, field);
                 cb(409, WIRE_REASON_NONE, detail, arg);
             }
             return;
@@ -793,8 +849,13 @@ void store_assign(struct store *st, const struct wire_assign_request *req, store
     job->assign_cb = cb;
     job->assign_arg = arg;
     job->replaced = replaced;
-    job->reserved_others = st->reserved_bytes;
     pool_submit(st->pool, store_precheck_work, store_precheck_done, job);
+}
+
+void store_close(struct store *st)
+{
+    if (st != NULL)
+        st->closing = true;
 }
 
 void store_delete(struct store *st, const char *id, store_delete_cb cb, void *arg)
@@ -802,9 +863,15 @@ void store_delete(struct store *st, const char *id, store_delete_cb cb, void *ar
     struct store_seg *seg = store_lookup(st, id);
     char detail[STORE_DETAIL_MAX];
 
-    if (seg == NULL || seg->hidden) {
+    if (seg == NULL) {
         snprintf(detail, sizeof(detail), "segment \"%s\" is not on this node", id);
         cb(404, detail, arg);
+        return;
+    }
+    if (seg->hidden) {
+        /* An assignment of it is being checked (and may put back an older entry). */
+        snprintf(detail, sizeof(detail), "segment \"%s\" is being checked; retry later", id);
+        cb(409, detail, arg);
         return;
     }
     if (seg->unloading || seg->delete_cb != NULL) {

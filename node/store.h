@@ -45,7 +45,7 @@ struct zonemap;
 
 struct store_config {
     /*
-     * Loads (copy, fsync, verify) run on load_pool; quick work (prechecks,
+     * Loads (copy, verify, index) run on load_pool; quick work (prechecks,
      * unlinks) on the pool given to store_new(), so an assignment's answer
      * never waits behind another segment's copy. NULL: the same pool.
      */
@@ -62,6 +62,14 @@ struct store_config {
  */
 struct store *store_new(struct pool *pool, const struct store_config *cfg, char *err,
                         size_t err_len);
+
+/*
+ * Shutdown, step one: from now on nothing new is started. An assignment still
+ * in its precheck is answered 503 DRAINING instead of being loaded, and a
+ * deletion waiting for its load is answered 503, so that draining the worker
+ * pools (pool_free) submits no further work. NULL-safe.
+ */
+void store_close(struct store *st);
 
 /* Frees the table and every mapping. Call after pool_free(). NULL-safe. */
 void store_free(struct store *st);
@@ -80,7 +88,8 @@ void store_assign(struct store *st, const struct wire_assign_request *req, store
 
 /*
  * Answer to a deletion: 200 once the local copy is gone from disk, 404 when
- * the id is unknown, 409 when a deletion of it is already running.
+ * the id is unknown, 409 when a deletion of it is already running or an
+ * assignment of it is still being checked.
  */
 typedef void (*store_delete_cb)(int status, const char *detail, void *arg);
 void store_delete(struct store *st, const char *id, store_delete_cb cb, void *arg);

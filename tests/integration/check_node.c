@@ -16,6 +16,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "harness.h"
 #include "http.h"
@@ -417,6 +420,90 @@ START_TEST(test_kill9_while_loading)
 }
 END_TEST
 
+/* *arg segments LOADED, plus "late" if its assignment was accepted before the stop. */
+static bool loaded_with_or_without_late(void *arg)
+{
+    size_t more = *(size_t *)arg + 1;
+
+    return all_loaded(arg) || all_loaded(&more);
+}
+
+/* Opens a connection to the node and writes one request; the answer is never read. */
+static int send_unread(const char *method, const char *path, const void *body, size_t len)
+{
+    const char *addr = harness_proc_addr(node), *colon = strrchr(addr, ':');
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    char *head;
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(inet_pton(AF_INET, "127.0.0.1", &a.sin_addr), 1);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    head = xasprintf("%s %s HTTP/1.1\r\nHost: sluice\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     method, path, WIRE_CONTENT_TYPE, len);
+    ck_assert_int_eq(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+    ck_assert_int_eq(write(fd, body, len), (ssize_t)len);
+    free(head);
+    return fd;
+}
+
+/*
+ * SIGTERM while queries and an assignment are still on the workers: the node
+ * finishes or refuses them and exits 0 (under ASan a use of a freed request
+ * or a leak would make the status non-zero).
+ */
+START_TEST(test_sigterm_with_work_in_flight)
+{
+    struct seg_def big = {"big", 4000000, 64, 21, false};
+    struct wire_query_request q;
+    struct wire_assign_request m;
+    size_t n = NSEGS, one = 1 + NSEGS;
+    int fds[33], nfd = 0, rc;
+    uint8_t *body;
+    size_t len;
+    char *uri;
+
+    make_segment(&big);
+    for (size_t i = 0; i < NSEGS; i++)
+        ck_assert_int_eq(assign_seg(&segs[i]), 202);
+    ck_assert(harness_wait_until(all_loaded, &n, 30000)); /* --max-loads is 4 */
+    ck_assert_int_eq(assign_seg(&big), 202);
+    ck_assert(harness_wait_until(all_loaded, &one, 30000));
+    memset(&q, 0, sizeof(q));
+    q.n_segments = 1;
+    q.segment_ids = xcalloc(1, sizeof(*q.segment_ids));
+    snprintf(q.segment_ids[0], sizeof(q.segment_ids[0]), "big");
+    q.aggregate = WIRE_AGG_SUM;
+    snprintf(q.column, sizeof(q.column), "value");
+    body = wire_query_request_encode(&q, &len);
+    free(q.segment_ids);
+    for (int i = 0; i < 32; i++)
+        fds[nfd++] = send_unread("POST", "/v1/query", body, len);
+    free(body);
+    memset(&m, 0, sizeof(m));
+    snprintf(m.segment_id, sizeof(m.segment_id), "late");
+    uri = seg_path("narrow-a");
+    snprintf(m.uri, sizeof(m.uri), "file://%s", uri);
+    m.row_count = segs[0].rows;
+    m.avg_row_size = segs[0].row_bytes;
+    body = wire_assign_request_encode(&m, &len);
+    fds[nfd++] = send_unread("POST", "/v1/assign", body, len);
+    free(body);
+    free(uri);
+    usleep(20000); /* read and queued, mostly not yet answered */
+    rc = harness_proc_stop(node); /* the connections stay open meanwhile */
+    if (rc != 0)
+        harness_proc_dump_log(node);
+    ck_assert_int_eq(rc, 0);
+    for (int i = 0; i < nfd; i++)
+        close(fds[i]);
+    /* Restarted, it serves what it had loaded (the teardown stops it again). */
+    ck_assert_int_eq(harness_proc_restart(node), 0);
+    ck_assert(harness_wait_until(loaded_with_or_without_late, &one, 30000));
+}
+END_TEST
+
 START_TEST(test_refusals_change_nothing)
 {
     struct wire_assign_response resp;
@@ -625,6 +712,7 @@ static Suite *node_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_kill9_and_restart);
     tcase_add_test(tc, test_kill9_while_loading);
+    tcase_add_test(tc, test_sigterm_with_work_in_flight);
     suite_add_tcase(s, tc);
     tc = tcase_create("refusals");
     tcase_add_checked_fixture(tc, setup, teardown);

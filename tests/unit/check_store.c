@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -182,10 +183,36 @@ START_TEST(test_assign_load)
     ck_assert_uint_gt(ns.segments[0].index_bytes, 0);
     ck_assert_uint_eq(ns.mapped_bytes, ns.segments[0].file_bytes);
     wire_node_status_done(&ns);
-    /* Same id, same URI: idempotent; another URI: conflict. */
+    /* Same assignment again: idempotent; another URI or size: conflict naming it. */
     ck_assert_int_eq(do_assign(st, "a", "a.seg", 10000).status, 202);
     write_seg("b.seg", 10000);
-    ck_assert_int_eq(do_assign(st, "a", "b.seg", 10000).status, 409);
+    a = do_assign(st, "a", "b.seg", 10000);
+    ck_assert_int_eq(a.status, 409);
+    ck_assert_str_eq(a.detail, "uri: segment \"a\" is already held with another uri");
+    a = do_assign(st, "a", "a.seg", 9999);
+    ck_assert_int_eq(a.status, 409);
+    ck_assert_str_eq(a.detail,
+                     "row_count: segment \"a\" is already held with another row_count");
+    {
+        struct wire_assign_request req;
+        memset(&req, 0, sizeof(req));
+        snprintf(req.segment_id, sizeof(req.segment_id), "a");
+        snprintf(req.uri, sizeof(req.uri), "file://%s/a.seg", storage);
+        req.row_count = 10000;
+        req.avg_row_size = 64;
+        memset(&a, 0, sizeof(a));
+        store_assign(st, &req, assign_cb, &a);
+        run_until(answered, &a);
+        ck_assert_int_eq(a.status, 409);
+        ck_assert_str_eq(a.detail,
+                         "avg_row_size: segment \"a\" is already held with another avg_row_size");
+    }
+    /* The refusals changed nothing. */
+    seg = store_get_loaded(st, "a", err, sizeof(err));
+    ck_assert_ptr_nonnull(seg);
+    ck_assert_str_eq(store_seg_header(seg)->columns[0].name, "key");
+    ck_assert_uint_eq(store_seg_header(seg)->row_count, 10000);
+    store_seg_unref(seg);
     ck_assert_ptr_null(store_get_loaded(st, "zzz", err, sizeof(err)));
     ck_assert_str_eq(err, "segment \"zzz\" is not on this node");
     store_free(st);
@@ -233,6 +260,70 @@ START_TEST(test_disk_full)
     ck_assert_int_eq(a.reason, WIRE_REASON_DISK_FULL);
     ck_assert_msg(strstr(a.detail, "free") != NULL, "%s", a.detail);
     store_free(st);
+}
+END_TEST
+
+static bool both_answered(void *arg)
+{
+    struct answer *a = arg;
+
+    return a[0].done && a[1].done;
+}
+
+/*
+ * Two assignments checked at the same time, with room for one and a half
+ * copies above the reserve: the second counts the disk promised to the first
+ * and is refused, so no accepted load runs out of disk later.
+ */
+START_TEST(test_disk_shared_by_concurrent_prechecks)
+{
+    struct wire_assign_request req[2];
+    struct answer a[2];
+    struct statvfs vfs;
+    struct stat sb;
+    struct store *st;
+    char *src, want[128];
+    uint64_t avail;
+    int accepted = 0;
+
+    write_seg("big.seg", 2u << 20); /* 64 MiB of rows */
+    src = xasprintf("%s/big.seg", storage);
+    ck_assert_int_eq(stat(src, &sb), 0);
+    mkdir(data, 0755);
+    ck_assert_int_eq(statvfs(data, &vfs), 0);
+    avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    ck_assert_uint_gt(avail, 2 * (uint64_t)sb.st_size);
+    /* Room for 1.5 copies: a margin of half a copy against other writers. */
+    st = open_store(avail - (uint64_t)sb.st_size * 3 / 2);
+    memset(a, 0, sizeof(a));
+    for (int i = 0; i < 2; i++) {
+        memset(&req[i], 0, sizeof(req[i]));
+        snprintf(req[i].segment_id, sizeof(req[i].segment_id), "big-%d", i);
+        snprintf(req[i].uri, sizeof(req[i].uri), "file://%s", src);
+        req[i].row_count = 2u << 20;
+        req[i].avg_row_size = 32;
+    }
+    store_assign(st, &req[0], assign_cb, &a[0]);
+    store_assign(st, &req[1], assign_cb, &a[1]);
+    run_until(both_answered, a);
+    snprintf(want, sizeof(want), "%llu promised to loads in flight",
+             (unsigned long long)sb.st_size);
+    for (int i = 0; i < 2; i++) {
+        if (a[i].status == 202) {
+            accepted++;
+            continue;
+        }
+        ck_assert_int_eq(a[i].status, 507);
+        ck_assert_int_eq(a[i].reason, WIRE_REASON_DISK_FULL);
+        ck_assert_msg(strstr(a[i].detail, want) != NULL, "%s", a[i].detail);
+    }
+    ck_assert_int_eq(accepted, 1);
+    {
+        struct want w = {st, WIRE_SEG_LOADED, 1};
+        run_until(states_are, &w);
+    }
+    store_free(st);
+    free(src);
 }
 END_TEST
 
@@ -302,6 +393,59 @@ START_TEST(test_delete)
 }
 END_TEST
 
+static bool no_files(void *arg)
+{
+    return count_files(arg) == 0;
+}
+
+/*
+ * A query holds a segment that is shed and then deleted: the memory stays
+ * readable until the query lets go, and the totals never go negative.
+ */
+START_TEST(test_shed_then_delete_under_query)
+{
+    struct store *st = open_store(0);
+    struct want w = {st, WIRE_SEG_LOADED, 1};
+    char *segdir = xasprintf("%s/segments", data);
+    const struct segment_header *hdr;
+    struct store_totals t;
+    struct store_seg *held;
+    struct answer a = {0};
+    char err[256];
+    uint64_t sum = 0;
+
+    write_seg("a.seg", 4096);
+    ck_assert_int_eq(do_assign(st, "a", "a.seg", 4096).status, 202);
+    run_until(states_are, &w);
+    held = store_get_loaded(st, "a", err, sizeof(err)); /* the query's reference */
+    ck_assert_msg(held != NULL, "%s", err);
+    ck_assert_int_eq(store_shed(st, "a", WIRE_REASON_MEM_CRITICAL, "test"), 0);
+    run_until(no_files, segdir);
+    store_delete(st, "a", delete_cb, &a);
+    run_until(answered, &a);
+    ck_assert_int_eq(a.status, 200);
+    store_totals(st, &t);
+    ck_assert_uint_eq(t.index_bytes, 0);
+    ck_assert_uint_eq(t.mapped_bytes, 0);
+    for (int i = 0; i < WIRE_SEG_COUNT_; i++)
+        ck_assert_uint_eq(t.segments[i], 0);
+    /* The query still reads every row of the key column, as written. */
+    hdr = store_seg_header(held);
+    ck_assert_ptr_nonnull(hdr);
+    ck_assert_ptr_nonnull(store_seg_base(held));
+    {
+        const int64_t *key = (const int64_t *)((const char *)store_seg_base(held) +
+                                               hdr->columns[0].offset);
+        for (uint64_t r = 0; r < hdr->row_count; r++)
+            sum += key[r] == segment_synth_key(4, r);
+    }
+    ck_assert_uint_eq(sum, 4096);
+    store_seg_unref(held);
+    store_free(st);
+    free(segdir);
+}
+END_TEST
+
 START_TEST(test_bad_roots)
 {
     struct store_config cfg = {.storage_root = "/nonexistent/x", .data_dir = data};
@@ -328,9 +472,11 @@ int main(void)
     tcase_add_test(tc, test_assign_load);
     tcase_add_test(tc, test_refusals_leave_nothing);
     tcase_add_test(tc, test_disk_full);
+    tcase_add_test(tc, test_disk_shared_by_concurrent_prechecks);
     tcase_add_test(tc, test_recovery);
     tcase_add_test(tc, test_delete);
     tcase_add_test(tc, test_bad_roots);
+    tcase_add_test(tc, test_shed_then_delete_under_query);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
