@@ -83,6 +83,8 @@ struct store_job {
     uint64_t src_size;
     uint64_t disk_avail;      /* free bytes the precheck measured (if have_disk) */
     bool have_disk;
+    bool loaded;  /* the load or reload succeeded */
+    bool corrupt; /* it failed on the file's content, not on this node */
     store_assign_cb assign_cb;
     void *assign_arg;
     struct store_seg *replaced; /* a FAILED/DROPPED entry this assignment replaces */
@@ -420,7 +422,29 @@ out:
  * engine loads a vector or inverted index into RAM: every page is written,
  * so the memory is anonymous and resident, charged to the node's cgroup.
  */
-static void store_load_anon(struct store_job *job)
+/*
+ * The reason a load that failed on this node (not on the file's content)
+ * reports: the coordinator places the segment elsewhere, and only
+ * SEGMENT_INVALID from several nodes makes it INVALID.
+ */
+static enum wire_reason store_errno_reason(int err)
+{
+    switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+        return WIRE_REASON_DISK_FULL;
+    case ENOMEM:
+    case EMFILE:
+    case ENFILE:
+    case EAGAIN:
+        return WIRE_REASON_MEM_CAPACITY;
+    default:
+        return WIRE_REASON_NONE;
+    }
+}
+
+/* Copies the anonymous-memory columns to the heap. 0, or -ENOMEM. */
+static int store_load_anon(struct store_job *job)
 {
     const struct segment_header *hdr = job->hdr;
     uint64_t total = 0, off = 0;
@@ -429,8 +453,14 @@ static void store_load_anon(struct store_job *job)
         if (hdr->columns[i].flags & SEGMENT_COL_ANON)
             total += hdr->columns[i].length;
     if (total == 0)
-        return;
-    job->anon = xmalloc(total);
+        return 0;
+    job->anon = total <= SIZE_MAX ? malloc((size_t)total) : NULL;
+    if (job->anon == NULL) {
+        job->reason = WIRE_REASON_MEM_CAPACITY;
+        store_set_detail(job, "cannot allocate %llu bytes for the in-memory columns",
+                         (unsigned long long)total);
+        return -ENOMEM;
+    }
     for (unsigned i = 0; i < hdr->column_count; i++) {
         const struct segment_column *c = &hdr->columns[i];
         if (!(c->flags & SEGMENT_COL_ANON))
@@ -439,6 +469,7 @@ static void store_load_anon(struct store_job *job)
         off += c->length;
     }
     job->anon_bytes = total;
+    return 0;
 }
 
 static int store_map_verify(struct store_job *job, const char *path)
@@ -452,11 +483,14 @@ static int store_map_verify(struct store_job *job, const char *path)
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &sb) < 0) {
         r = -errno;
+        job->reason = store_errno_reason(errno);
         store_set_detail(job, "cannot open local copy %s: %s", path, strerror(errno));
         goto fail;
     }
     if (sb.st_size < 64) {
         r = -EBADMSG;
+        job->reason = WIRE_REASON_SEGMENT_INVALID;
+        job->corrupt = true;
         store_set_detail(job, "local copy %s: %lld bytes is shorter than a header", path,
                          (long long)sb.st_size);
         goto fail;
@@ -464,6 +498,7 @@ static int store_map_verify(struct store_job *job, const char *path)
     base = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
         r = -errno;
+        job->reason = store_errno_reason(errno);
         store_set_detail(job, "cannot map %s: %s", path, strerror(errno));
         goto fail;
     }
@@ -473,14 +508,22 @@ static int store_map_verify(struct store_job *job, const char *path)
     if (r == 0)
         r = segment_verify(base, hdr, detail, sizeof(detail));
     if (r < 0) {
+        job->reason = WIRE_REASON_SEGMENT_INVALID;
+        job->corrupt = true;
         store_set_detail(job, "segment %s: %s (%s)", job->seg->id, detail, segment_error_name(r));
         goto fail;
     }
-    close(fd);
+    job->hdr = hdr;
     job->base = base;
     job->map_len = (size_t)sb.st_size;
-    job->hdr = hdr;
-    store_load_anon(job);
+    r = store_load_anon(job);
+    if (r < 0) {
+        job->hdr = NULL;
+        job->base = NULL;
+        job->map_len = 0;
+        goto fail;
+    }
+    close(fd);
     return 0;
 fail:
     if (base != MAP_FAILED)
@@ -527,9 +570,9 @@ static void store_load_work(void *arg)
     char *path = store_path(st, job->seg->id, ".seg");
     int out = -1, r;
 
-    job->reason = WIRE_REASON_SEGMENT_INVALID;
     out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (out < 0) {
+        job->reason = store_errno_reason(errno);
         store_set_detail(job, "cannot create %s: %s", tmp, strerror(errno));
         goto fail;
     }
@@ -541,9 +584,13 @@ static void store_load_work(void *arg)
      */
     r = store_copy(job->src_fd, out, job->src_size, &job->copied);
     if (r < 0) {
-        if (r == -ENOSPC || r == -EDQUOT)
-            job->reason = WIRE_REASON_DISK_FULL;
-        store_set_detail(job, "copying %s into %s: %s", job->seg->uri, tmp, strerror(-r));
+        job->reason = store_errno_reason(-r);
+        if (r == -EIO && job->copied < job->src_size)
+            store_set_detail(job, "copying %s into %s: the source ended after %llu of %llu bytes "
+                             "(changed while copying?)", job->seg->uri, tmp,
+                             (unsigned long long)job->copied, (unsigned long long)job->src_size);
+        else
+            store_set_detail(job, "copying %s into %s: %s", job->seg->uri, tmp, strerror(-r));
         goto fail;
     }
     close(out);
@@ -554,13 +601,13 @@ static void store_load_work(void *arg)
     if (r == 0 && rename(tmp, path) < 0)
         r = -errno;
     if (r < 0) {
-        if (r == -ENOSPC || r == -EDQUOT)
-            job->reason = WIRE_REASON_DISK_FULL;
+        job->reason = store_errno_reason(-r);
         store_set_detail(job, "committing %s: %s", path, strerror(-r));
         goto fail;
     }
     job->zm = zonemap_build(job->base, job->hdr);
     job->reason = WIRE_REASON_NONE;
+    job->loaded = true;
     goto out;
 fail:
     if (out >= 0)
@@ -592,12 +639,16 @@ static void store_reload_work(void *arg)
     struct store_job *job = arg;
     char *path = store_path(job->st, job->seg->id, ".seg");
 
-    job->reason = WIRE_REASON_SEGMENT_INVALID;
     if (store_map_verify(job, path) == 0) {
         job->zm = zonemap_build(job->base, job->hdr);
         job->reason = WIRE_REASON_NONE;
-    } else {
-        /* A committed copy that no longer verifies is not served again. */
+        job->loaded = true;
+    } else if (job->corrupt) {
+        /*
+         * A committed copy that no longer verifies is not served again. (One
+         * that failed on this node, out of memory or descriptors, stays on
+         * disk: FAILED now, and the coordinator decides.)
+         */
         char *meta = store_path(job->st, job->seg->id, ".meta");
         unlink(path);
         unlink(meta);
@@ -689,7 +740,7 @@ static void store_finish_load(struct store_job *job)
     st->reserved_bytes -= seg->reserved;
     seg->reserved = 0;
     store_acct(st, seg, -1);
-    if (job->reason == WIRE_REASON_NONE) {
+    if (job->loaded) {
         seg->base = job->base;
         seg->map_len = job->map_len;
         seg->file_bytes = job->map_len;
