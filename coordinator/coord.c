@@ -39,6 +39,12 @@
 #define COORD_REPORT_GRACE_MS 3000
 #define COORD_COMMIT_DELAY_MS 5
 #define COORD_MEMBERSHIP_MS   250
+/*
+ * Distinct nodes that must find a segment's file bad before it is INVALID:
+ * one node that cannot read it may be the one at fault. Only a cluster of a
+ * single node, which could never reach the quorum, takes its word alone.
+ */
+#define COORD_INVALID_QUORUM 2
 
 enum coord_seg_state { COORD_PENDING, COORD_LOADED, COORD_INVALID };
 static const char *const coord_seg_state_names[] = {"PENDING", "LOADED", "INVALID"};
@@ -59,7 +65,8 @@ struct coord_seg {
     unsigned n_holders, cap_holders;
     uint64_t backoff_until_ms;
     char last_reason[32];
-    unsigned failed_invalid; /* nodes whose load found the file corrupt */
+    char (*invalid_nodes)[WIRE_ID_MAX + 1]; /* distinct nodes whose load found it corrupt */
+    unsigned n_invalid;
     unsigned rc_in_flight;   /* rowcount mode: assignments awaiting an answer */
     bool rc_queued;          /* rowcount mode: in the queue */
 };
@@ -123,42 +130,62 @@ static uint32_t coord_random(struct coord *c)
 
 /* ---- catalog write-through ---------------------------------------------- */
 
-static void coord_commit_cb(evutil_socket_t fd, short what, void *arg)
+/*
+ * Commits the group transaction now (before a synchronous acknowledgement).
+ * 0, also when none is open, or the negative errno of catalog_commit(): the
+ * whole group was then rolled back and must not be acknowledged.
+ */
+static int coord_flush(struct coord *c)
 {
-    struct coord *c = arg;
+    int r;
 
     if (!c->txn_open)
-        return;
+        return 0;
+    event_del(c->commit_ev);
     c->txn_open = false;
-    if (catalog_commit(c->cat) < 0) {
+    r = catalog_commit(c->cat);
+    if (r < 0) {
         c->catalog_errors++;
         log_error("catalog_commit_failed", "error=\"%s\"", catalog_errmsg(c->cat));
     }
+    return r;
 }
 
-/* Opens the group transaction if needed; it commits a few ms later. */
-static void coord_txn(struct coord *c)
+static void coord_commit_cb(evutil_socket_t fd, short what, void *arg)
+{
+    coord_flush(arg);
+}
+
+/* Throws the group transaction away (nothing in it may be kept). */
+static void coord_rollback(struct coord *c)
+{
+    if (!c->txn_open)
+        return;
+    event_del(c->commit_ev);
+    c->txn_open = false;
+    catalog_rollback(c->cat);
+}
+
+/*
+ * Opens the group transaction if needed; it commits a few ms later. 0, or
+ * the negative errno of catalog_begin() (writes then go out one by one).
+ */
+static int coord_txn(struct coord *c)
 {
     struct timeval tv = {0, COORD_COMMIT_DELAY_MS * 1000};
+    int r;
 
     if (c->txn_open)
-        return;
-    if (catalog_begin(c->cat) < 0) {
+        return 0;
+    r = catalog_begin(c->cat);
+    if (r < 0) {
         c->catalog_errors++;
         log_error("catalog_begin_failed", "error=\"%s\"", catalog_errmsg(c->cat));
-        return;
+        return r;
     }
     c->txn_open = true;
     event_add(c->commit_ev, &tv);
-}
-
-/* Commits the group transaction now (before a synchronous acknowledgement). */
-static void coord_flush(struct coord *c)
-{
-    if (c->txn_open) {
-        event_del(c->commit_ev);
-        coord_commit_cb(-1, 0, c);
-    }
+    return 0;
 }
 
 static void coord_check(struct coord *c, int r, const char *what)
@@ -336,11 +363,22 @@ static enum placer_node_state coord_placer_state(const struct coord_node *n)
     return PLACER_NODE_UP;
 }
 
+/*
+ * Sets a node's state, in the catalog too, and the placer's view of it. With
+ * the same state, only re-syncs the placer, which may have changed its mind
+ * on its own (a 503 DRAINING answer makes it DRAINING there).
+ */
 static void coord_node_set_state(struct coord *c, struct coord_node *n, const char *state,
                                  const char *why)
 {
     if (strcmp(n->state, state) == 0) {
-        placer_node_set(c->placer, n->id, coord_placer_state(n));
+        enum placer_node_state want = coord_placer_state(n);
+        struct placer_node_info pi;
+
+        if (placer_node_lookup(c->placer, n->id, &pi) < 0 || pi.state != want) {
+            placer_node_set(c->placer, n->id, want);
+            coord_kick(c); /* what waited for this node goes now */
+        }
         return;
     }
     log_info("node_state", "node=%s transition=\"%s -> %s\" reason=\"%s\"", n->id, n->state,
@@ -379,13 +417,22 @@ static void coord_node_lost(struct coord *c, struct coord_node *n)
     free(segs);
 }
 
+/*
+ * The node with this id, created (UP) or moved to addr if needed. NULL when
+ * addr is one the HTTP client cannot use; nothing has changed then.
+ */
 static struct coord_node *coord_node_get(struct coord *c, const char *id, const char *addr)
 {
     struct coord_node *n = strmap_get(c->nodes, id);
+    struct http_client *client;
     struct catalog_node cn;
 
     if (n != NULL && (addr == NULL || strcmp(n->addr, addr) == 0))
         return n;
+    /* The wire check is looser than the client's parser ("h:+7001"): parse first. */
+    client = http_client_new(c->base, addr, (unsigned)c->cfg.assign_timeout_ms, c->token);
+    if (client == NULL)
+        return NULL;
     if (n == NULL) {
         n = xcalloc(1, sizeof(*n));
         snprintf(n->id, sizeof(n->id), "%s", id);
@@ -404,7 +451,7 @@ static struct coord_node *coord_node_get(struct coord *c, const char *id, const 
         n->client = NULL;
         http_client_free(old);
     }
-    n->client = http_client_new(c->base, addr, (unsigned)c->cfg.assign_timeout_ms, c->token);
+    n->client = client;
     memset(&cn, 0, sizeof(cn));
     snprintf(cn.id, sizeof(cn.id), "%s", n->id);
     snprintf(cn.addr, sizeof(cn.addr), "%s", n->addr);
@@ -599,18 +646,27 @@ static void coord_op_backoff(void *ctx, const struct placer_segment *ps, uint64_
                 until_ms - clock_wall_ms());
 }
 
-static void coord_op_invalid(void *ctx, const struct placer_segment *ps)
+static bool coord_op_invalid(void *ctx, const struct placer_segment *ps)
 {
     struct coord *c = ctx;
     struct coord_seg *s = strmap_get(c->segs, ps->id);
+    unsigned loaded;
 
     if (s == NULL)
-        return;
+        return true;
+    loaded = coord_loaded_holders(s, NULL);
+    if (loaded > 0) {
+        /* A copy that passed its checksums proves the file good: the 422s are node-local. */
+        coord_event(c, "invalid_overruled", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 422, 0,
+                    "refused as invalid by a quorum of nodes, but LOADED on %u", loaded);
+        return false;
+    }
     log_warn("segment_invalid", "id=%s uri=%s", s->id, s->uri);
     coord_set_seg_state(c, s, COORD_INVALID);
     snprintf(s->last_reason, sizeof(s->last_reason), "SEGMENT_INVALID");
     coord_event(c, "invalid", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 422, 0,
                 "refused as invalid by a quorum of nodes");
+    return true;
 }
 
 static void coord_op_suspect(void *ctx, const char *node_id)
@@ -703,6 +759,11 @@ static void coord_rc_answer_cb(int status, const struct http_client_reply *reply
     struct coord_seg *s = a->s;
     struct coord_node *n = a->n;
 
+    if (c->placer == NULL) {
+        /* coord_free(): the client cancels what is in flight; nothing is left to update. */
+        free(a);
+        return;
+    }
     s->rc_in_flight--;
     n->rc_in_flight--;
     n->rows -= a->rows; /* counted while in flight; the holder counts it from now */
@@ -867,6 +928,26 @@ static int coord_find_missing(const char *key, void *value, void *arg)
     return 0;
 }
 
+/* Records that node found the segment's file bad; returns the distinct nodes so far. */
+static unsigned coord_invalid_vote(struct coord_seg *s, const char *node)
+{
+    for (unsigned i = 0; i < s->n_invalid; i++)
+        if (strcmp(s->invalid_nodes[i], node) == 0)
+            return s->n_invalid;
+    if (s->n_invalid >= COORD_INVALID_QUORUM)
+        return s->n_invalid; /* enough remembered to decide */
+    s->invalid_nodes = xreallocarray(s->invalid_nodes, s->n_invalid + 1, sizeof(*s->invalid_nodes));
+    snprintf(s->invalid_nodes[s->n_invalid], sizeof(s->invalid_nodes[0]), "%s", node);
+    return ++s->n_invalid;
+}
+
+static unsigned coord_invalid_quorum(const struct coord *c)
+{
+    size_t nodes = strmap_count(c->nodes);
+
+    return nodes < COORD_INVALID_QUORUM ? (unsigned)nodes : COORD_INVALID_QUORUM;
+}
+
 /* Reconciles one reported segment; may add it to the drop list. */
 static void coord_reconcile(struct coord *c, struct coord_node *n,
                             const struct wire_segment_status *r, struct coord_drops *drops)
@@ -874,6 +955,18 @@ static void coord_reconcile(struct coord *c, struct coord_node *n,
     struct coord_seg *s = strmap_get(c->segs, r->segment_id);
     struct coord_holder *h;
 
+    if (s != NULL && s->state == COORD_INVALID && r->state == WIRE_SEG_LOADED) {
+        /*
+         * A copy that passed its checksums (one that was LOADING when the
+         * verdict came) proves the file good: the failures were node-local.
+         */
+        log_warn("segment_state", "id=%s transition=\"INVALID -> PENDING\" reason=\"LOADED on %s\"",
+                 s->id, n->id);
+        coord_set_seg_state(c, s, COORD_PENDING);
+        s->n_invalid = 0;
+        coord_event(c, "revalidated", s->id, n->id, WIRE_REASON_NONE, 0, 0,
+                    "INVALID, but reported LOADED by the node");
+    }
     if (s == NULL || s->state == COORD_INVALID) {
         coord_drop(drops, r->segment_id);
         return;
@@ -923,12 +1016,14 @@ static void coord_reconcile(struct coord *c, struct coord_node *n,
         snprintf(s->last_reason, sizeof(s->last_reason), "%s", wire_reason_name(r->reason));
         coord_event(c, r->state == WIRE_SEG_FAILED ? "failed" : "dropped", s->id, n->id,
                     r->reason, 0, (uint32_t)c->cfg.drop_retry_ms, "%s", r->detail);
+        /* Distinct nodes, and none holding a copy that passed its checksums. */
         if (r->state == WIRE_SEG_FAILED && r->reason == WIRE_REASON_SEGMENT_INVALID &&
-            ++s->failed_invalid >= 2) {
+            coord_invalid_vote(s, n->id) >= coord_invalid_quorum(c) &&
+            coord_loaded_holders(s, NULL) == 0) {
             coord_set_seg_state(c, s, COORD_INVALID);
             placer_forget(c->placer, s->id);
             coord_event(c, "invalid", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 0, 0,
-                        "checksum failures on %u nodes", s->failed_invalid);
+                        "checksum failures on %u nodes", s->n_invalid);
             return;
         }
         coord_seg_update(c, s);
@@ -972,14 +1067,16 @@ static void coord_report_cb(struct evhttp_request *req, const char *rest, void *
     n->last_seen_ms = clock_wall_ms();
     n->pressure = rep.pressure;
     n->self_draining = rep.state == WIRE_NODE_DRAINING;
-    if (n->claim != rep.claim) {
-        n->claim = rep.claim;
-        placer_node_set(c->placer, n->id, coord_placer_state(n));
-    }
+    n->claim = rep.claim; /* the placer learns it just below */
+    /*
+     * Also when the state does not change: that re-syncs the placer, which
+     * marks a node DRAINING on its own when an answer says 503 DRAINING. Such
+     * an answer can arrive late, after the node's SERVING report.
+     */
     if (n->admin_drained || n->self_draining)
         coord_node_set_state(c, n, "DRAINING", n->admin_drained ? "drained by the operator"
                                                                 : "the node is draining");
-    else if (strcmp(n->state, "UP") != 0)
+    else
         coord_node_set_state(c, n, "UP", "reported");
     /* What the node says it holds. */
     miss.reported = strmap_new();
@@ -1081,6 +1178,16 @@ static void coord_claim_cb(struct evhttp_request *req, const char *rest, void *a
     strmap_foreach(c->segs, coord_claim_one, &cl);
     for (size_t i = 0; i < cl.resp.n; i++)
         coord_seg_update(c, strmap_get(c->segs, cl.resp.assignments[i].segment_id));
+    /*
+     * The node starts loading on this answer: its LOADING rows are durable
+     * first. (If they are not, the copies in memory are found missing from
+     * the node's reports after the grace period and placed again.)
+     */
+    if (coord_flush(c) < 0) {
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        wire_claim_response_done(&cl.resp);
+        return;
+    }
     buf = wire_claim_response_encode(&cl.resp, &len);
     pbhttp_reply(req, 200, buf, len);
     wire_claim_response_done(&cl.resp);
@@ -1381,7 +1488,10 @@ static void coord_node_action_cb(struct evhttp_request *req, const char *rest, v
     char id[WIRE_ID_MAX + 1], msg[256];
     const char *slash = strchr(rest, '/');
     struct coord_node *n;
+    char old[sizeof(n->state)];
     struct wire_error err;
+    uint64_t errors;
+    bool was_drained;
 
     if (slash == NULL || (size_t)(slash - rest) > WIRE_ID_MAX ||
         (strcmp(slash, "/drain") != 0 && strcmp(slash, "/undrain") != 0)) {
@@ -1399,12 +1509,35 @@ static void coord_node_action_cb(struct evhttp_request *req, const char *rest, v
         pbhttp_reply_error(req, 404, "not_found", msg);
         return;
     }
+    /*
+     * Durable before acknowledged: what is pending is committed first, then
+     * this change goes in a transaction of its own; if that does not
+     * commit, the change is undone in memory and the answer is 500.
+     */
+    if (coord_flush(c) < 0 || coord_txn(c) < 0) {
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        return;
+    }
+    errors = c->catalog_errors;
+    was_drained = n->admin_drained;
+    snprintf(old, sizeof(old), "%s", n->state);
     n->admin_drained = strcmp(slash, "/drain") == 0;
     if (n->admin_drained)
         coord_node_set_state(c, n, "DRAINING", "drained by the operator");
     else if (strcmp(n->state, "DRAINING") == 0 && !n->self_draining)
         coord_node_set_state(c, n, "UP", "undrained by the operator");
-    coord_flush(c);
+    if (c->catalog_errors != errors)
+        coord_rollback(c); /* a write failed: commit none of it */
+    if (c->catalog_errors != errors || coord_flush(c) < 0) {
+        log_warn("node_state_not_saved", "node=%s transition=\"%s -> %s\" error=\"%s\"", n->id,
+                 old, n->state, catalog_errmsg(c->cat));
+        n->admin_drained = was_drained;
+        snprintf(n->state, sizeof(n->state), "%s", old);
+        placer_node_set(c->placer, n->id, coord_placer_state(n));
+        coord_kick(c);
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        return;
+    }
     http_reply_text(req, 200, "%s\n", n->state);
 }
 
@@ -1698,7 +1831,8 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
 {
     struct coord *c = xcalloc(1, sizeof(*c));
     struct catalog_options copts = {.events_keep = cfg->events_keep};
-    struct placer_config pcfg = {.max_in_flight_per_node = cfg->max_in_flight_per_node};
+    struct placer_config pcfg = {.max_in_flight_per_node = cfg->max_in_flight_per_node,
+                                 .invalid_quorum = COORD_INVALID_QUORUM};
     struct timeval tick = {0, COORD_MEMBERSHIP_MS * 1000};
     int r;
 
@@ -1793,6 +1927,7 @@ static int coord_free_seg(const char *key, void *value, void *arg)
 
     free(s->uri);
     free(s->holders);
+    free(s->invalid_nodes);
     free(s);
     return 0;
 }

@@ -1211,13 +1211,16 @@ int placer_on_answer(struct placer *p, uint64_t attempt_id, const struct placer_
         sl->flags |= SLOT_INVALID;
         for (uint32_t i = 0; i < s->n_slots; i++)
             said += (s->slots[i].flags & SLOT_INVALID) != 0;
-        if (p->n_up < quorum)
-            quorum = p->n_up > 0 ? p->n_up : 1;
-        if (said >= quorum) {
+        /*
+         * Distinct nodes, never fewer than the quorum because fewer are UP
+         * now: one node that cannot read a file proves nothing about it. Only
+         * a cluster smaller than the quorum could never reach it.
+         */
+        if (p->n_nodes < quorum)
+            quorum = p->n_nodes;
+        if (said >= quorum && (p->ops->on_invalid == NULL || p->ops->on_invalid(p->ctx, &v))) {
             p->st.invalid_total++;
             log_debug("placer_invalid", "segment=%s nodes=%u", s->id, said);
-            if (p->ops->on_invalid)
-                p->ops->on_invalid(p->ctx, &v);
             seg_drop(p, s);
             p->busy = false;
             return 0;

@@ -9,9 +9,11 @@
  * to the next node; when every eligible UP node has refused it in the
  * current round, the segment backs off until the earliest Retry-After among
  * them (with jitter) and then starts a fresh round; every refusing node stays
- * excluded for that segment until its own Retry-After. 422 from a quorum of distinct nodes
- * makes the segment INVALID. No answer at all (timeout, connection error)
- * marks the node SUSPECT and moves the attempt on.
+ * excluded for that segment until its own Retry-After. 422 from a quorum of
+ * distinct nodes (invalid_quorum, or every node when the cluster has fewer)
+ * makes the segment INVALID unless the daemon knows a good copy. No answer at
+ * all (timeout, connection error) marks the node SUSPECT and moves the
+ * attempt on.
  *
  * No I/O, no clock, no randomness of its own: the daemon passes now_ms and a
  * random u32 in, receives assignments through placer_ops.assign and learns
@@ -29,6 +31,7 @@
 #ifndef SLUICE_PLACER_H
 #define SLUICE_PLACER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,7 +62,7 @@ enum placer_outcome {
 struct placer_config {
     unsigned max_in_flight_per_node; /* 0: 64 */
     unsigned max_in_flight_total;    /* 0: 4096 */
-    unsigned invalid_quorum;         /* distinct nodes answering 422; 0: 2 */
+    unsigned invalid_quorum;         /* distinct nodes answering 422; 0: 2 (see on_invalid) */
     unsigned jitter_percent;         /* backoff jitter, +-; 0: 20, capped at 50 */
     uint32_t default_retry_ms;       /* refusal without Retry-After; 0: 1000 */
     uint32_t max_retry_ms;           /* cap on a peer's Retry-After and on a backoff; 0: 600000 */
@@ -104,8 +107,14 @@ struct placer_ops {
                        enum wire_reason reason, uint32_t retry_after_ms);
     /* Every eligible UP node refused in this round: nothing is sent before until_ms. */
     void (*on_backoff)(void *ctx, const struct placer_segment *seg, uint64_t until_ms);
-    /* A quorum of nodes answered 422: the placer has forgotten the segment. */
-    void (*on_invalid)(void *ctx, const struct placer_segment *seg);
+    /*
+     * invalid_quorum distinct nodes answered 422 (every node of the ring, if
+     * it has fewer). Return true to agree: the placer forgets the segment.
+     * Return false when a copy is known good, so the failures are local to
+     * those nodes: the segment stays pending and they are not asked again.
+     * NULL agrees.
+     */
+    bool (*on_invalid)(void *ctx, const struct placer_segment *seg);
     /* No answer from the node: the placer has marked it SUSPECT. */
     void (*on_node_suspect)(void *ctx, const char *node_id);
     /* A status outside the protocol: the pair is excluded for unexpected_retry_ms. */
@@ -127,7 +136,7 @@ struct placer_stats {
     uint64_t aborted_total;  /* attempts failed because their node went DOWN/SUSPECT */
     uint64_t late_answers_total; /* answers to unknown or aborted attempts, ignored */
     uint64_t backoffs_total;
-    uint64_t invalid_total;  /* segments declared INVALID */
+    uint64_t invalid_total;  /* segments declared INVALID (on_invalid agreed) */
 };
 
 struct placer_node_info {

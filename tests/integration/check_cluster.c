@@ -3,15 +3,28 @@
  * Placement of 1,000 segments with one node in a small memory cgroup that
  * must refuse; kill -9 of a node (its segments move; the recovery time is
  * printed); kill -9 of the coordinator in the middle of registrations (no
- * acknowledged registration is lost); a drained node gets nothing new.
+ * acknowledged registration is lost); a drained node gets nothing new; a
+ * late 503 DRAINING does not keep an undrained node out of placement.
+ *
+ * The "coordinator" cases talk to a coordinator alone, in the place of
+ * nodes: they send the reports and claims a node would (from nodes that
+ * are not there), so that they can say what no real node says on cue. They
+ * check what makes a segment INVALID, addresses the HTTP client cannot use,
+ * claims durable before they are answered, drain answered 500 when its
+ * catalog write fails, and a clean shutdown with assignments in flight in
+ * rowcount mode.
  */
+#include <arpa/inet.h>
 #include <check.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,11 +83,13 @@ static void start_coord(const char *const *extra)
     ck_assert_ptr_nonnull(coord);
 }
 
-static void start_node(int i, const char *cg, const char *const *more)
+static void start_node_every(int i, const char *cg, const char *interval,
+                             const char *const *more)
 {
     char *data = xasprintf("%s/node-%d", dir, i), *id = xasprintf("--node-id=node-%d", i);
     char *co = xasprintf("--coordinator=%s", harness_proc_addr(coord));
-    const char *args[16] = {id, co, "--report-interval=250ms", NULL};
+    char *every = xasprintf("--report-interval=%s", interval);
+    const char *args[16] = {id, co, every, NULL};
     int n = 3;
 
     for (int k = 0; more != NULL && more[k] != NULL && n < 15; k++)
@@ -85,6 +100,12 @@ static void start_node(int i, const char *cg, const char *const *more)
     free(data);
     free(id);
     free(co);
+    free(every);
+}
+
+static void start_node(int i, const char *cg, const char *const *more)
+{
+    start_node_every(i, cg, "250ms", more);
 }
 
 static bool get_status(struct wire_cluster_status *st)
@@ -476,6 +497,427 @@ START_TEST(test_pull_mode)
 }
 END_TEST
 
+START_TEST(test_late_draining)
+{
+    /*
+     * The node drains, its assignment is answered 503 DRAINING (the placer
+     * then takes it for DRAINING on its own), and it undrains before its
+     * next report: the coordinator never saw it DRAINING, yet its next
+     * SERVING report must bring it back into placement. (Reports every 3 s
+     * make it unlikely that one falls between the drain and the refusal; if
+     * one does, the case passes without meeting the race.)
+     */
+    const char *extra[] = {"--node-timeout=30s", NULL};
+    const char *more[] = {"--retry-draining=1s", NULL};
+    uint64_t n = 1;
+    uint32_t one = 1;
+    struct http_response r;
+    bool refused = false;
+
+    make_segments((int)n, 4096, 16);
+    start_coord(extra);
+    start_node_every(0, NULL, "3s", more);
+    ck_assert(harness_wait_until(nodes_up, &one, 10000));
+    ck_assert_int_eq(http_fetch(harness_proc_addr(nodes[0]), "POST", "/v1/drain", NULL, NULL, 0,
+                                NULL, 5000, &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    http_response_done(&r);
+    ck_assert_int_eq(register_range(0, 1), 200);
+    for (int i = 0; i < 250 && !refused; i++) {
+        struct wire_event_list evs;
+        struct wire_error err;
+
+        ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", "/v1/events?segment=seg-0000",
+                                    NULL, NULL, 0, NULL, 5000, &r),
+                         0);
+        ck_assert_int_eq(wire_event_list_decode(r.body, r.body_len, &evs, &err), 0);
+        http_response_done(&r);
+        for (size_t k = 0; k < evs.n; k++)
+            refused |= strcmp(evs.events[k].kind, "refused") == 0 &&
+                       evs.events[k].reason == WIRE_REASON_DRAINING;
+        wire_event_list_done(&evs);
+        if (!refused)
+            usleep(20000);
+    }
+    ck_assert_msg(refused, "the draining node never refused seg-0000");
+    ck_assert_int_eq(http_fetch(harness_proc_addr(nodes[0]), "POST", "/v1/undrain", NULL, NULL, 0,
+                                NULL, 5000, &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    http_response_done(&r);
+    ck_assert_msg(harness_wait_until(all_loaded, &n, 15000),
+                  "seg-0000 not placed on the undrained node");
+}
+END_TEST
+
+/* ---- a coordinator alone, with reports from nodes that are not there ---- */
+
+/*
+ * Sends the NodeReport a node would: SERVING, in pull mode if claim (so the
+ * coordinator pushes nothing to addr), holding seg in state st with reason
+ * if seg is not NULL. Returns the HTTP status; *ret_drops (if not NULL)
+ * gets how many segments the answer tells it to drop, *ret_text the body.
+ */
+static int fake_report(const char *id, const char *addr, bool claim, const char *seg,
+                       enum wire_segment_state st, enum wire_reason reason, size_t *ret_drops,
+                       char **ret_text)
+{
+    struct wire_node_report rep;
+    struct wire_segment_status ss;
+    struct wire_report_response resp;
+    struct http_response r;
+    struct wire_error err;
+    uint8_t *body;
+    size_t len;
+    int status;
+
+    memset(&rep, 0, sizeof(rep));
+    snprintf(rep.node_id, sizeof(rep.node_id), "%s", id);
+    snprintf(rep.addr, sizeof(rep.addr), "%s", addr);
+    rep.state = WIRE_NODE_SERVING;
+    rep.claim = claim;
+    if (seg != NULL) {
+        memset(&ss, 0, sizeof(ss));
+        snprintf(ss.segment_id, sizeof(ss.segment_id), "%s", seg);
+        ss.state = st;
+        ss.reason = reason;
+        rep.n_segments = 1;
+        rep.segments = &ss;
+    }
+    body = wire_node_report_encode(&rep, &len);
+    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "POST", "/v1/report", WIRE_CONTENT_TYPE,
+                                body, len, NULL, 10000, &r),
+                     0);
+    free(body);
+    status = r.status;
+    if (ret_drops != NULL) {
+        ck_assert_int_eq(status, 200);
+        ck_assert_int_eq(wire_report_response_decode(r.body, r.body_len, &resp, &err), 0);
+        *ret_drops = resp.n_drop;
+        wire_report_response_done(&resp);
+    }
+    if (ret_text != NULL)
+        *ret_text = xstrdup(r.body);
+    http_response_done(&r);
+    return status;
+}
+
+/* The same, for a claim-mode node that expects 200. */
+static void fake_ok(const char *id, const char *seg, enum wire_segment_state st,
+                    enum wire_reason reason)
+{
+    ck_assert_int_eq(fake_report(id, "127.0.0.1:1", true, seg, st, reason, NULL, NULL), 200);
+}
+
+/* Registers one segment whose file does not exist (nothing reads it here). */
+static void register_one(const char *id, unsigned replication)
+{
+    struct wire_segment_spec spec;
+    struct wire_segment_batch b = {1, &spec};
+    struct http_response r;
+    uint8_t *body;
+    size_t len;
+
+    memset(&spec, 0, sizeof(spec));
+    snprintf(spec.segment_id, sizeof(spec.segment_id), "%s", id);
+    spec.uri = xasprintf("file:///nonexistent/%s.seg", id);
+    spec.row_count = 100;
+    spec.avg_row_size = 16;
+    spec.replication = replication;
+    body = wire_segment_batch_encode(&b, &len);
+    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "POST", "/v1/segments",
+                                WIRE_CONTENT_TYPE, body, len, NULL, 10000, &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    http_response_done(&r);
+    free(body);
+    free(spec.uri);
+}
+
+/* The coordinator's state of one segment ("PENDING", ...). */
+static void segment_state(const char *id, char *buf, size_t len)
+{
+    struct wire_segment_list l;
+    struct http_response r;
+    struct wire_error err;
+    char *path = xasprintf("/v1/segments/%s", id);
+
+    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", path, NULL, NULL, 0, NULL, 5000,
+                                &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(wire_segment_list_decode(r.body, r.body_len, &l, &err), 0);
+    ck_assert_uint_eq(l.n, 1);
+    snprintf(buf, len, "%s", l.segments[0].state);
+    wire_segment_list_done(&l);
+    http_response_done(&r);
+    free(path);
+}
+
+/* The coordinator's view of one node; false if it does not know it. *ret_count: nodes known. */
+static bool node_info(const char *id, struct wire_node_info *ret, size_t *ret_count)
+{
+    struct wire_node_list l;
+    struct http_response r;
+    struct wire_error err;
+    bool found = false;
+
+    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", "/v1/nodes", NULL, NULL, 0, NULL,
+                                5000, &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(wire_node_list_decode(r.body, r.body_len, &l, &err), 0);
+    http_response_done(&r);
+    for (size_t i = 0; i < l.n; i++) {
+        if (strcmp(l.nodes[i].node_id, id) == 0) {
+            *ret = l.nodes[i];
+            found = true;
+        }
+    }
+    if (ret_count != NULL)
+        *ret_count = l.n;
+    free(l.nodes);
+    return found;
+}
+
+static int post_empty(const char *path)
+{
+    struct http_response r;
+    int status;
+
+    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "POST", path, NULL, NULL, 0, NULL, 15000,
+                                &r),
+                     0);
+    status = r.status;
+    http_response_done(&r);
+    return status;
+}
+
+static struct catalog *open_catalog(void)
+{
+    char *db = xasprintf("%s/coord.db", dir), err[256];
+    struct catalog *cat = NULL;
+
+    ck_assert_msg(catalog_open(db, &cat, err, sizeof(err)) == 0, "%s", err);
+    free(db);
+    return cat;
+}
+
+START_TEST(test_invalid_evidence)
+{
+    char st[16];
+    size_t drops = 99;
+
+    start_coord(NULL);
+    fake_ok("f1", NULL, 0, 0);
+    fake_ok("f2", NULL, 0, 0);
+    fake_ok("f3", NULL, 0, 0);
+
+    /* The same node failing twice is one node's word, not two. */
+    register_one("v", 3);
+    for (int i = 0; i < 2; i++) {
+        fake_ok("f1", "v", WIRE_SEG_LOADING, WIRE_REASON_NONE);
+        fake_ok("f1", "v", WIRE_SEG_FAILED, WIRE_REASON_SEGMENT_INVALID);
+    }
+    segment_state("v", st, sizeof(st));
+    ck_assert_str_eq(st, "PENDING");
+
+    /* A second node fails, but a third holds a copy that passed its checksums. */
+    fake_ok("f2", "v", WIRE_SEG_LOADED, WIRE_REASON_NONE);
+    fake_ok("f3", "v", WIRE_SEG_LOADING, WIRE_REASON_NONE);
+    fake_ok("f3", "v", WIRE_SEG_FAILED, WIRE_REASON_SEGMENT_INVALID);
+    segment_state("v", st, sizeof(st));
+    ck_assert_str_eq(st, "PENDING");
+    ck_assert_int_eq(fake_report("f2", "127.0.0.1:1", true, "v", WIRE_SEG_LOADED,
+                                 WIRE_REASON_NONE, &drops, NULL),
+                     200);
+    ck_assert_uint_eq(drops, 0);
+
+    /* Two distinct nodes and no good copy: INVALID, and a late copy is dropped. */
+    register_one("w", 2);
+    fake_ok("f1", "w", WIRE_SEG_LOADING, WIRE_REASON_NONE);
+    fake_ok("f3", "w", WIRE_SEG_LOADING, WIRE_REASON_NONE);
+    fake_ok("f1", "w", WIRE_SEG_FAILED, WIRE_REASON_SEGMENT_INVALID);
+    segment_state("w", st, sizeof(st));
+    ck_assert_str_eq(st, "PENDING");
+    fake_ok("f3", "w", WIRE_SEG_FAILED, WIRE_REASON_SEGMENT_INVALID);
+    segment_state("w", st, sizeof(st));
+    ck_assert_str_eq(st, "INVALID");
+    ck_assert_int_eq(fake_report("f2", "127.0.0.1:1", true, "w", WIRE_SEG_LOADING,
+                                 WIRE_REASON_NONE, &drops, NULL),
+                     200);
+    ck_assert_uint_eq(drops, 1);
+
+    /* A copy that did load after all proves the file good: PENDING again, kept. */
+    ck_assert_int_eq(fake_report("f2", "127.0.0.1:1", true, "w", WIRE_SEG_LOADED,
+                                 WIRE_REASON_NONE, &drops, NULL),
+                     200);
+    ck_assert_uint_eq(drops, 0);
+    segment_state("w", st, sizeof(st));
+    ck_assert_str_eq(st, "PENDING");
+}
+END_TEST
+
+START_TEST(test_bad_addr_report)
+{
+    /* Addresses the wire check lets through and the HTTP client cannot use. */
+    static const char *const bad[] = {"h:+7001", "h:000080", "[]:80"};
+    struct wire_node_info ni;
+    size_t count = 0;
+    char *text = NULL;
+
+    start_coord(NULL);
+    fake_ok("f1", NULL, 0, 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_int_eq(fake_report("f1", bad[i], true, NULL, 0, 0, NULL, &text), 400);
+        ck_assert_msg(strstr(text, "addr") != NULL, "%s: %s", bad[i], text);
+        free(text);
+        ck_assert_int_eq(fake_report("ghost", bad[i], true, NULL, 0, 0, NULL, NULL), 400);
+        ck_assert(node_info("f1", &ni, &count));
+        ck_assert_str_eq(ni.addr, "127.0.0.1:1");
+        ck_assert_str_eq(ni.state, "UP");
+        ck_assert_uint_eq(count, 1);
+    }
+    /* And in the catalog. */
+    ck_assert_int_eq(harness_proc_stop(coord), 0);
+    {
+        struct catalog *cat = open_catalog();
+        struct catalog_node cn;
+
+        ck_assert_int_eq(catalog_get_node(cat, "f1", &cn), 0);
+        ck_assert_str_eq(cn.addr, "127.0.0.1:1");
+        ck_assert_int_eq(catalog_get_node(cat, "ghost", &cn), -ENOENT);
+        catalog_close(cat);
+    }
+}
+END_TEST
+
+static int count_assignment(const struct catalog_assignment *a, void *arg)
+{
+    *(int *)arg += strcmp(a->node_id, "f1") == 0 && strcmp(a->state, "LOADING") == 0;
+    return 0;
+}
+
+START_TEST(test_claim_durable)
+{
+    struct wire_claim_request m = {"f1", 1};
+    struct wire_claim_response resp;
+    struct http_response r;
+    struct wire_error err;
+    struct catalog *cat;
+    uint8_t *body;
+    size_t len;
+    int rows = 0;
+
+    start_coord(NULL);
+    fake_ok("f1", NULL, 0, 0);
+    register_one("k1", 1);
+    body = wire_claim_request_encode(&m, &len);
+    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "POST", "/v1/claim", WIRE_CONTENT_TYPE,
+                                body, len, NULL, 10000, &r),
+                     0);
+    free(body);
+    /* Answered: the copy it hands out is on record even if the coordinator dies now. */
+    harness_proc_kill(coord);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(wire_claim_response_decode(r.body, r.body_len, &resp, &err), 0);
+    http_response_done(&r);
+    ck_assert_uint_eq(resp.n, 1);
+    ck_assert_str_eq(resp.assignments[0].segment_id, "k1");
+    wire_claim_response_done(&resp);
+    cat = open_catalog();
+    ck_assert_int_eq(catalog_foreach_assignment(cat, "k1", NULL, count_assignment, &rows), 0);
+    catalog_close(cat);
+    ck_assert_int_eq(rows, 1);
+}
+END_TEST
+
+static bool node_on_record(void *arg)
+{
+    struct catalog *cat = open_catalog();
+    struct catalog_node cn;
+    bool ok = catalog_get_node(cat, arg, &cn) == 0;
+
+    catalog_close(cat);
+    return ok;
+}
+
+START_TEST(test_drain_not_saved)
+{
+    static char f1[] = "f1";
+    struct wire_node_info ni;
+    struct catalog *cat;
+
+    start_coord(NULL);
+    fake_ok("f1", NULL, 0, 0);
+    ck_assert(harness_wait_until(node_on_record, f1, 5000));
+    /* The node's row goes missing under the coordinator: its state cannot be written. */
+    cat = open_catalog();
+    ck_assert_int_eq(catalog_delete_node(cat, "f1"), 0);
+    ck_assert_int_eq(post_empty("/v1/nodes/f1/drain"), 500);
+    ck_assert(node_info("f1", &ni, NULL));
+    ck_assert_str_eq(ni.state, "UP");
+    /* Put back, it drains and undrains, each durably. */
+    {
+        struct catalog_node cn;
+
+        memset(&cn, 0, sizeof(cn));
+        snprintf(cn.id, sizeof(cn.id), "f1");
+        snprintf(cn.addr, sizeof(cn.addr), "127.0.0.1:1");
+        snprintf(cn.state, sizeof(cn.state), "UP");
+        ck_assert_int_eq(catalog_put_node(cat, &cn), 0);
+    }
+    ck_assert_int_eq(post_empty("/v1/nodes/f1/drain"), 200);
+    ck_assert(node_info("f1", &ni, NULL));
+    ck_assert_str_eq(ni.state, "DRAINING");
+    {
+        struct catalog_node cn;
+
+        ck_assert_int_eq(catalog_get_node(cat, "f1", &cn), 0);
+        ck_assert_str_eq(cn.state, "DRAINING");
+    }
+    ck_assert_int_eq(post_empty("/v1/nodes/f1/undrain"), 200);
+    ck_assert(node_info("f1", &ni, NULL));
+    ck_assert_str_eq(ni.state, "UP");
+    catalog_close(cat);
+}
+END_TEST
+
+static bool rc_in_flight(void *arg)
+{
+    struct wire_cluster_status st;
+
+    return get_status(&st) && st.assignments_in_flight == 1;
+}
+
+START_TEST(test_rowcount_shutdown)
+{
+    /* A node that accepts connections and never answers: the assignment stays in flight. */
+    const char *extra[] = {"--placement=rowcount", "--node-rows=f1=1000000", NULL};
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof(sa);
+    char addr[64];
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    ck_assert_int_ge(fd, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(fd, 16), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    start_coord(extra);
+    ck_assert_int_eq(fake_report("f1", addr, false, NULL, 0, 0, NULL, NULL), 200);
+    register_one("r1", 1);
+    ck_assert(harness_wait_until(rc_in_flight, NULL, 5000));
+    /* SIGTERM: the cancelled assignment must not bring the coordinator down. */
+    ck_assert_int_eq(harness_proc_stop(coord), 0);
+    close(fd);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cluster");
@@ -490,6 +932,20 @@ int main(void)
     tcase_add_test(tc, test_drain);
     tcase_add_test(tc, test_rowcount_baseline);
     tcase_add_test(tc, test_pull_mode);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("late_draining");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_late_draining);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("coordinator");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_invalid_evidence);
+    tcase_add_test(tc, test_bad_addr_report);
+    tcase_add_test(tc, test_claim_durable);
+    tcase_add_test(tc, test_drain_not_saved);
+    tcase_add_test(tc, test_rowcount_shutdown);
     suite_add_tcase(s, tc);
     tc = tcase_create("failures");
     tcase_add_checked_fixture(tc, setup, teardown);

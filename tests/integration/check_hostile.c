@@ -1218,6 +1218,13 @@ static const struct row rows[] = {
      .b = "x:y", .x = WIRE_NODE_SERVING, .expect = E1(400), .detail = "addr"},
     {"coord report: addr port 99999", COORD, "POST", "/v1/report", PB, bld_report, .a = "ghost-8",
      .b = "127.0.0.1:99999", .x = WIRE_NODE_SERVING, .expect = E1(400), .detail = "addr"},
+    /* Addrs the wire check lets through and the HTTP client cannot parse: 400, nothing joins. */
+    {"coord report: addr 'h:+7001'", COORD, "POST", "/v1/report", PB, bld_report, .a = "ghost-9",
+     .b = "h:+7001", .x = WIRE_NODE_SERVING, .expect = E1(400), .detail = "addr"},
+    {"coord report: addr 'h:000080'", COORD, "POST", "/v1/report", PB, bld_report, .a = "ghost-10",
+     .b = "h:000080", .x = WIRE_NODE_SERVING, .expect = E1(400), .detail = "addr"},
+    {"coord report: addr '[]:80'", COORD, "POST", "/v1/report", PB, bld_report, .a = "ghost-11",
+     .b = "[]:80", .x = WIRE_NODE_SERVING, .expect = E1(400), .detail = "addr"},
 };
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
 

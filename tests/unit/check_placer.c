@@ -47,6 +47,7 @@ struct test_fake {
 
 static struct test_fake fake;
 static struct placer *test_p; /* the placer under test, for the reentry check */
+static bool test_invalid_agree = true; /* what on_invalid answers */
 
 static void test_copy(char *dst, size_t len, const char *src)
 {
@@ -107,12 +108,13 @@ static void test_on_backoff(void *ctx, const struct placer_segment *seg, uint64_
     test_ev_add(EV_BACKOFF, seg, NULL)->until = until;
 }
 
-static void test_on_invalid(void *ctx, const struct placer_segment *seg)
+static bool test_on_invalid(void *ctx, const struct placer_segment *seg)
 {
     test_ev_add(EV_INVALID, seg, NULL);
     /* Callbacks must not reenter. */
     ck_assert_int_eq(placer_tick(test_p, 0), -EBUSY);
     ck_assert_int_eq(placer_want(test_p, "r", "file:///r", 1, 1, 1, NULL, 0), -EBUSY);
+    return test_invalid_agree;
 }
 
 static void test_on_suspect(void *ctx, const char *node)
@@ -141,6 +143,7 @@ static struct placer *test_placer(const struct placer_config *cfg)
     free(fake.calls);
     free(fake.evs);
     memset(&fake, 0, sizeof(fake));
+    test_invalid_agree = true;
     test_p = placer_new(cfg, &test_ops, NULL);
     return test_p;
 }
@@ -589,7 +592,7 @@ START_TEST(test_invalid_quorum)
     ck_assert_uint_eq(test_calls_to("c", 0), 0);
     test_done(p);
 
-    /* One UP node: its word is enough. */
+    /* A cluster of one node: its word is enough. */
     p = test_placer(NULL);
     test_nodes(p, x, 1);
     test_want(p, "s1", 1);
@@ -597,6 +600,58 @@ START_TEST(test_invalid_quorum)
     ck_assert_int_eq(test_answer(p, 0, 422, WIRE_REASON_SEGMENT_INVALID, 0, 1000, 0), 0);
     ck_assert_uint_eq(test_evs_of(EV_INVALID), 1);
     ck_assert_uint_eq(test_stats(p).segments, 0);
+    test_done(p);
+
+    /* One node UP of three: its 422 alone is no quorum, however few are UP. */
+    p = test_placer(NULL);
+    test_nodes(p, abc, 3);
+    ck_assert_int_eq(placer_node_set(p, "b", PLACER_NODE_DOWN), 0);
+    ck_assert_int_eq(placer_node_set(p, "c", PLACER_NODE_SUSPECT), 0);
+    test_want(p, "s2", 1);
+    ck_assert_int_eq(placer_tick(p, 1000), 1);
+    ck_assert_str_eq(fake.calls[0].node, "a");
+    ck_assert_int_eq(test_answer(p, 0, 422, WIRE_REASON_SEGMENT_INVALID, 0, 1000, 0), 0);
+    ck_assert_uint_eq(test_evs_of(EV_INVALID), 0);
+    ck_assert_uint_eq(test_stats(p).segments, 1);
+    ck_assert_uint_eq(test_stats(p).waiting_nodes, 1);
+    ck_assert_int_eq(placer_tick(p, 1000), 0); /* a is not asked again */
+    /* A second node says so too: now it is. */
+    ck_assert_int_eq(placer_node_set(p, "b", PLACER_NODE_UP), 0);
+    ck_assert_int_eq(placer_tick(p, 1000), 1);
+    ck_assert_str_eq(fake.calls[1].node, "b");
+    ck_assert_int_eq(test_answer(p, 1, 422, WIRE_REASON_SEGMENT_INVALID, 0, 1000, 0), 0);
+    ck_assert_uint_eq(test_evs_of(EV_INVALID), 1);
+    ck_assert_uint_eq(test_stats(p).segments, 0);
+    test_done(p);
+}
+END_TEST
+
+START_TEST(test_invalid_overruled)
+{
+    struct placer *p = test_placer(NULL);
+    static const char *const abcd[] = {"a", "b", "c", "d"};
+    char buf[512];
+
+    /* The daemon knows a good copy: a quorum of 422s is node-local, the segment stays. */
+    test_invalid_agree = false;
+    test_nodes(p, abcd, 4);
+    test_want(p, "s0", 1);
+    ck_assert_int_eq(placer_tick(p, 1000), 1);
+    ck_assert_int_eq(test_answer(p, 0, 422, WIRE_REASON_SEGMENT_INVALID, 0, 1000, 0), 0);
+    ck_assert_int_eq(placer_tick(p, 1000), 1);
+    ck_assert_int_eq(test_answer(p, 1, 422, WIRE_REASON_SEGMENT_INVALID, 0, 1000, 0), 0);
+    ck_assert_uint_eq(test_evs_of(EV_INVALID), 1);
+    ck_assert_uint_eq(test_stats(p).invalid_total, 0);
+    ck_assert_uint_eq(test_stats(p).segments, 1);
+    ck_assert_int_eq(placer_explain(p, "s0", buf, sizeof(buf)), 0);
+    ck_assert_ptr_nonnull(strstr(buf, "invalid_answers=2"));
+    /* The next node is asked; the two that said 422 never again. */
+    ck_assert_int_eq(placer_tick(p, 1000), 1);
+    ck_assert_str_eq(fake.calls[2].node, "c");
+    ck_assert_int_eq(test_answer(p, 2, 202, WIRE_REASON_NONE, 0, 1000, 0), 0);
+    ck_assert_uint_eq(test_evs_of(EV_ACCEPTED), 1);
+    ck_assert_uint_eq(test_stats(p).segments, 0);
+    ck_assert_uint_eq(test_calls_to("a", 0) + test_calls_to("b", 0), 2);
     test_done(p);
 }
 END_TEST
@@ -920,9 +975,10 @@ static void rn_on_accepted(void *ctx, const struct placer_segment *seg, const ch
     rn.holder[rn_index(seg->id)][rn_index(node)] = true;
 }
 
-static void rn_on_invalid(void *ctx, const struct placer_segment *seg)
+static bool rn_on_invalid(void *ctx, const struct placer_segment *seg)
 {
     rn_kill(rn_index(seg->id), -1);
+    return true;
 }
 
 static void rn_on_suspect(void *ctx, const char *node)
@@ -1166,6 +1222,7 @@ static Suite *placer_suite(void)
         {"holders", test_holders},
         {"want_update", test_want_update},
         {"invalid_quorum", test_invalid_quorum},
+        {"invalid_overruled", test_invalid_overruled},
         {"skip_states", test_skip_states},
         {"per_node_cap", test_per_node_cap},
         {"capacity_wait", test_capacity_wait},
