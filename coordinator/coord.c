@@ -364,6 +364,21 @@ static enum placer_node_state coord_placer_state(const struct coord_node *n)
 }
 
 /*
+ * Why a node is DRAINING, as the catalog keeps it (the node row's reason):
+ * after a restart an operator's drain must still hold, and a node's own
+ * drain must end when the node says so.
+ */
+#define COORD_ADMIN_DRAIN "ADMIN_DRAIN"
+#define COORD_SELF_DRAIN  "SELF_DRAIN"
+
+static const char *coord_drain_tag(const struct coord_node *n)
+{
+    if (n->admin_drained)
+        return COORD_ADMIN_DRAIN;
+    return strcmp(n->state, "DRAINING") == 0 ? COORD_SELF_DRAIN : "";
+}
+
+/*
  * Sets a node's state, in the catalog too, and the placer's view of it. With
  * the same state, only re-syncs the placer, which may have changed its mind
  * on its own (a 503 DRAINING answer makes it DRAINING there).
@@ -387,7 +402,8 @@ static void coord_node_set_state(struct coord *c, struct coord_node *n, const ch
                 state, why);
     snprintf(n->state, sizeof(n->state), "%s", state);
     coord_txn(c);
-    coord_check(c, catalog_set_node_state(c->cat, n->id, state, "", (int64_t)clock_wall_ms()),
+    coord_check(c, catalog_set_node_state(c->cat, n->id, state, coord_drain_tag(n),
+                                          (int64_t)clock_wall_ms()),
                 "node_state");
     placer_node_set(c->placer, n->id, coord_placer_state(n));
     coord_kick(c);
@@ -456,6 +472,7 @@ static struct coord_node *coord_node_get(struct coord *c, const char *id, const 
     snprintf(cn.id, sizeof(cn.id), "%s", n->id);
     snprintf(cn.addr, sizeof(cn.addr), "%s", n->addr);
     snprintf(cn.state, sizeof(cn.state), "%s", n->state);
+    snprintf(cn.last_reason, sizeof(cn.last_reason), "%s", coord_drain_tag(n));
     cn.last_seen_ms = (int64_t)clock_wall_ms();
     coord_txn(c);
     coord_check(c, catalog_put_node(c->cat, &cn), "node");
@@ -1526,6 +1543,10 @@ static void coord_node_action_cb(struct evhttp_request *req, const char *rest, v
         coord_node_set_state(c, n, "DRAINING", "drained by the operator");
     else if (strcmp(n->state, "DRAINING") == 0 && !n->self_draining)
         coord_node_set_state(c, n, "UP", "undrained by the operator");
+    /* Who drains it is saved even when the state stays (a node already draining itself). */
+    coord_check(c, catalog_set_node_state(c->cat, n->id, n->state, coord_drain_tag(n),
+                                          (int64_t)clock_wall_ms()),
+                "node_state");
     if (c->catalog_errors != errors)
         coord_rollback(c); /* a write failed: commit none of it */
     if (c->catalog_errors != errors || coord_flush(c) < 0) {
@@ -1776,7 +1797,10 @@ static int coord_load_node(const struct catalog_node *cn, void *arg)
     /* Until it reports again, a node is as good as its last state says,
      * and it has node_timeout to report before it is DOWN. */
     snprintf(n->state, sizeof(n->state), "%s", cn->state);
-    n->admin_drained = strcmp(cn->state, "DRAINING") == 0;
+    /* A DRAINING row without a reason comes from a catalog older than the tags. */
+    n->admin_drained = strcmp(cn->last_reason, COORD_ADMIN_DRAIN) == 0 ||
+                       (strcmp(cn->state, "DRAINING") == 0 && cn->last_reason[0] == '\0');
+    n->self_draining = strcmp(cn->last_reason, COORD_SELF_DRAIN) == 0;
     n->last_seen_mono_ms = clock_mono_ns() / 1000000;
     n->last_seen_ms = (uint64_t)cn->last_seen_ms;
     n->held = strmap_new();

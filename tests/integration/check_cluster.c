@@ -559,6 +559,9 @@ END_TEST
  * if seg is not NULL. Returns the HTTP status; *ret_drops (if not NULL)
  * gets how many segments the answer tells it to drop, *ret_text the body.
  */
+/* What fake reports say the node is doing. */
+static enum wire_node_state fake_state = WIRE_NODE_SERVING;
+
 static int fake_report(const char *id, const char *addr, bool claim, const char *seg,
                        enum wire_segment_state st, enum wire_reason reason, size_t *ret_drops,
                        char **ret_text)
@@ -575,7 +578,7 @@ static int fake_report(const char *id, const char *addr, bool claim, const char 
     memset(&rep, 0, sizeof(rep));
     snprintf(rep.node_id, sizeof(rep.node_id), "%s", id);
     snprintf(rep.addr, sizeof(rep.addr), "%s", addr);
-    rep.state = WIRE_NODE_SERVING;
+    rep.state = fake_state;
     rep.claim = claim;
     if (seg != NULL) {
         memset(&ss, 0, sizeof(ss));
@@ -843,6 +846,44 @@ static bool node_on_record(void *arg)
     return ok;
 }
 
+static const char *node_state_of(const char *id)
+{
+    static struct wire_node_info ni;
+
+    ck_assert(node_info(id, &ni, NULL));
+    return ni.state;
+}
+
+/*
+ * Who drained a node survives a coordinator restart: a node's own drain ends
+ * when the node says so, an operator's holds until undrained.
+ */
+START_TEST(test_drain_owner_survives_restart)
+{
+    start_coord(NULL);
+    fake_state = WIRE_NODE_DRAINING;
+    fake_ok("self", NULL, 0, 0);
+    fake_ok("both", NULL, 0, 0);
+    fake_state = WIRE_NODE_SERVING;
+    fake_ok("oper", NULL, 0, 0);
+    ck_assert_int_eq(post_empty("/v1/nodes/oper/drain"), 200);
+    ck_assert_int_eq(post_empty("/v1/nodes/both/drain"), 200); /* already draining itself */
+    ck_assert_str_eq(node_state_of("self"), "DRAINING");
+    ck_assert_str_eq(node_state_of("both"), "DRAINING");
+    ck_assert_str_eq(node_state_of("oper"), "DRAINING");
+    ck_assert_int_eq(harness_proc_restart(coord), 0);
+    /* Every node now reports that it serves. */
+    fake_ok("self", NULL, 0, 0);
+    fake_ok("both", NULL, 0, 0);
+    fake_ok("oper", NULL, 0, 0);
+    ck_assert_str_eq(node_state_of("self"), "UP");
+    ck_assert_str_eq(node_state_of("both"), "DRAINING");
+    ck_assert_str_eq(node_state_of("oper"), "DRAINING");
+    ck_assert_int_eq(post_empty("/v1/nodes/both/undrain"), 200);
+    ck_assert_str_eq(node_state_of("both"), "UP");
+}
+END_TEST
+
 START_TEST(test_drain_not_saved)
 {
     static char f1[] = "f1";
@@ -945,6 +986,7 @@ int main(void)
     tcase_add_test(tc, test_bad_addr_report);
     tcase_add_test(tc, test_claim_durable);
     tcase_add_test(tc, test_drain_not_saved);
+    tcase_add_test(tc, test_drain_owner_survives_restart);
     tcase_add_test(tc, test_rowcount_shutdown);
     suite_add_tcase(s, tc);
     tc = tcase_create("failures");
