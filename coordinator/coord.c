@@ -647,7 +647,12 @@ static void coord_op_refused(void *ctx, const struct placer_segment *ps, const c
     }
     if (s != NULL)
         snprintf(s->last_reason, sizeof(s->last_reason), "%s", wire_reason_name(reason));
-    coord_event(c, "refused", ps->id, node_id, reason, 429, retry_ms, NULL);
+    /* The status the reason travels with (DESIGN.md's table). */
+    coord_event(c, "refused", ps->id, node_id, reason,
+                reason == WIRE_REASON_DRAINING    ? 503
+                : reason == WIRE_REASON_DISK_FULL ? 507
+                                                  : 429,
+                retry_ms, NULL);
 }
 
 static void coord_op_backoff(void *ctx, const struct placer_segment *ps, uint64_t until_ms)

@@ -275,13 +275,26 @@ START_TEST(test_thousand_segments)
                          0);
         ck_assert_int_eq(wire_event_list_decode(r.body, r.body_len, &evs, &err), 0);
         http_response_done(&r);
-        for (size_t i = 0; i < evs.n; i++)
-            mem_refusals += strcmp(evs.events[i].kind, "refused") == 0 &&
-                            strcmp(evs.events[i].node_id, "node-2") == 0 &&
-                            (evs.events[i].reason == WIRE_REASON_MEM_CAPACITY ||
-                             evs.events[i].reason == WIRE_REASON_MEM_PRESSURE ||
-                             evs.events[i].reason == WIRE_REASON_MEM_CRITICAL);
+        size_t by[MAX_NODES][WIRE_REASON_COUNT_] = {{0}};
+
+        for (size_t i = 0; i < evs.n; i++) {
+            const struct wire_event *e = &evs.events[i];
+            int k = strncmp(e->node_id, "node-", 5) == 0 ? atoi(e->node_id + 5) : -1;
+
+            if (strcmp(e->kind, "refused") != 0 || k < 0 || k >= MAX_NODES ||
+                (unsigned)e->reason >= WIRE_REASON_COUNT_)
+                continue;
+            by[k][e->reason]++;
+            mem_refusals += k == 2 && (e->reason == WIRE_REASON_MEM_CAPACITY ||
+                                       e->reason == WIRE_REASON_MEM_PRESSURE ||
+                                       e->reason == WIRE_REASON_MEM_CRITICAL);
+        }
         wire_event_list_done(&evs);
+        for (int k = 0; k < 3; k++)
+            for (int reason = 1; reason < WIRE_REASON_COUNT_; reason++)
+                if (by[k][reason] > 0)
+                    fprintf(stderr, "check_cluster: node-%d refused %zu x %s\n", k, by[k][reason],
+                            wire_reason_name((enum wire_reason)reason));
         fprintf(stderr, "check_cluster: node-2 memory refusals %zu, oom_kills %llu\n",
                 mem_refusals, harness_cgroup_oom_kills(cgroup));
         ck_assert_uint_gt(mem_refusals, 0);
@@ -533,9 +546,13 @@ START_TEST(test_late_draining)
                          0);
         ck_assert_int_eq(wire_event_list_decode(r.body, r.body_len, &evs, &err), 0);
         http_response_done(&r);
-        for (size_t k = 0; k < evs.n; k++)
-            refused |= strcmp(evs.events[k].kind, "refused") == 0 &&
-                       evs.events[k].reason == WIRE_REASON_DRAINING;
+        for (size_t k = 0; k < evs.n; k++) {
+            if (strcmp(evs.events[k].kind, "refused") != 0 ||
+                evs.events[k].reason != WIRE_REASON_DRAINING)
+                continue;
+            ck_assert_uint_eq(evs.events[k].http_status, 503); /* as the node answered */
+            refused = true;
+        }
         wire_event_list_done(&evs);
         if (!refused)
             usleep(20000);
