@@ -144,15 +144,24 @@ static void api_signals(struct node_api *api, struct admission_signals *sig)
     if (api->have_snap) {
         /*
          * PSI read host-wide (a v1 or hybrid host without the node's own
-         * cgroup2 file) measures every tenant. While the node's own cgroup
-         * has room, a stall there is a neighbour's: it does not close the
-         * node's pressure gates. A node without a limit of its own is the
-         * host, and host-wide pressure is its concern.
+         * cgroup2 file) measures every tenant, including those stalling
+         * against limits of their own. While the node's memory has room, a
+         * stall there is a neighbour's: it does not close the node's
+         * pressure gates. The node's memory is its own cgroup's limit, or
+         * for a node without one, the host's (MemAvailable).
          */
         bool own_limit = s->limit_source == SAMPLER_LIMIT_CGROUP_MAX ||
                          s->limit_source == SAMPLER_LIMIT_CGROUP_HIGH;
-        uint64_t used = s->cg_usage > s->cg_inactive_file ? s->cg_usage - s->cg_inactive_file : 0;
-        bool neighbours = s->psi_host_wide && own_limit && used < s->limit_bytes / 10 * 9;
+        bool room, neighbours;
+
+        if (own_limit) {
+            uint64_t used =
+                s->cg_usage > s->cg_inactive_file ? s->cg_usage - s->cg_inactive_file : 0;
+            room = used < s->limit_bytes / 10 * 9;
+        } else {
+            room = (s->have & SAMPLER_HAVE_MEMINFO) && s->mem_available > s->mem_total / 10;
+        }
+        neighbours = s->psi_host_wide && room;
 
         sig->psi_available = (s->have & SAMPLER_HAVE_STALL_SOME) != 0 && !neighbours;
         if (sig->psi_available) {
@@ -285,6 +294,24 @@ static void api_assign_reply(struct node_api *api, struct evhttp_request *req, i
     free(buf);
 }
 
+/* The Retry-After of a refusal that came from the store (after admission). */
+static uint32_t api_store_retry_ms(const struct node_api *api, int status,
+                                   enum wire_reason reason)
+{
+    if (status == 202 || status == 409 || status == 422)
+        return 0;
+    switch (reason) {
+    case WIRE_REASON_DISK_FULL:
+        return (uint32_t)api->acfg.retry_disk_ms;
+    case WIRE_REASON_MEM_CAPACITY:
+        return (uint32_t)api->acfg.retry_capacity_ms;
+    case WIRE_REASON_DRAINING:
+        return (uint32_t)api->acfg.retry_draining_ms;
+    default:
+        return 0;
+    }
+}
+
 static void api_assign_done(int status, enum wire_reason reason, const char *detail, void *arg)
 {
     struct api_assign_ctx *ctx = arg;
@@ -302,9 +329,7 @@ static void api_assign_done(int status, enum wire_reason reason, const char *det
     }
     if (status == 409)
         api->assign_conflicts++;
-    ctx->fn(api, status, reason,
-            reason == WIRE_REASON_DISK_FULL ? (uint32_t)api->acfg.retry_disk_ms : 0, detail,
-            ctx->arg);
+    ctx->fn(api, status, reason, api_store_retry_ms(api, status, reason), detail, ctx->arg);
     free(ctx);
 }
 

@@ -257,6 +257,42 @@ static int store_sync_dir(const char *dir)
 }
 
 /*
+ * The reason a load that failed on this node (not on the file's content)
+ * reports: the coordinator places the segment elsewhere, and only
+ * SEGMENT_INVALID from several nodes makes it INVALID.
+ */
+static enum wire_reason store_errno_reason(int err)
+{
+    switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+        return WIRE_REASON_DISK_FULL;
+    case ENOMEM:
+    case EMFILE:
+    case ENFILE:
+    case EAGAIN:
+        return WIRE_REASON_MEM_CAPACITY;
+    default:
+        return WIRE_REASON_NONE;
+    }
+}
+
+/*
+ * A source that cannot be opened is SEGMENT_INVALID (422), unless this node
+ * is out of descriptors or memory: that is 429 MEM_CAPACITY, go elsewhere.
+ */
+static void store_precheck_open_failed(struct store_job *job, const char *path, int err)
+{
+    if (store_errno_reason(err) == WIRE_REASON_MEM_CAPACITY) {
+        job->status = 429;
+        job->reason = WIRE_REASON_MEM_CAPACITY;
+        store_set_detail(job, "this node cannot open %s now: %s", path, strerror(err));
+        return;
+    }
+    store_set_detail(job, "uri: cannot open %s: %s", path, strerror(err));
+}
+
+/*
  * Worker: opens the source and checks, on the opened file itself, that it
  * lies inside the storage root, is a regular file and has a valid header.
  */
@@ -282,7 +318,7 @@ static void store_precheck_work(void *arg)
      */
     pfd = open(path, O_PATH | O_CLOEXEC);
     if (pfd < 0) {
-        store_set_detail(job, "uri: cannot open %s: %s", path, strerror(errno));
+        store_precheck_open_failed(job, path, errno);
         return;
     }
     snprintf(link, sizeof(link), "/proc/self/fd/%d", pfd);
@@ -310,11 +346,11 @@ static void store_precheck_work(void *arg)
         return;
     }
     fd = open(link, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        store_precheck_open_failed(job, path, errno);
     close(pfd);
-    if (fd < 0) {
-        store_set_detail(job, "uri: cannot open %s: %s", path, strerror(errno));
+    if (fd < 0)
         return;
-    }
     if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
         store_set_detail(job, "uri: %s changed while it was checked", path);
         goto fail;
@@ -422,27 +458,6 @@ out:
  * engine loads a vector or inverted index into RAM: every page is written,
  * so the memory is anonymous and resident, charged to the node's cgroup.
  */
-/*
- * The reason a load that failed on this node (not on the file's content)
- * reports: the coordinator places the segment elsewhere, and only
- * SEGMENT_INVALID from several nodes makes it INVALID.
- */
-static enum wire_reason store_errno_reason(int err)
-{
-    switch (err) {
-    case ENOSPC:
-    case EDQUOT:
-        return WIRE_REASON_DISK_FULL;
-    case ENOMEM:
-    case EMFILE:
-    case ENFILE:
-    case EAGAIN:
-        return WIRE_REASON_MEM_CAPACITY;
-    default:
-        return WIRE_REASON_NONE;
-    }
-}
-
 /* Copies the anonymous-memory columns to the heap. 0, or -ENOMEM. */
 static int store_load_anon(struct store_job *job)
 {

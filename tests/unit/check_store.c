@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -327,6 +328,42 @@ START_TEST(test_disk_shared_by_concurrent_prechecks)
 }
 END_TEST
 
+/* Out of file descriptors is this node's trouble, not the file's: 429 MEM_CAPACITY. */
+START_TEST(test_no_descriptors_is_not_invalid)
+{
+    struct store *st = open_store(0);
+    struct store_totals t;
+    int fds[1024], n = 0;
+    struct answer a;
+    struct rlimit rl;
+
+    write_seg("a.seg", 100);
+    /* A small table to fill (this test runs in its own process). */
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = 512;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    while (n < 1024 && (fds[n] = dup(0)) >= 0)
+        n++;
+    ck_assert_int_eq(errno, EMFILE);
+    a = do_assign(st, "a", "a.seg", 100);
+    while (n > 0)
+        close(fds[--n]);
+    ck_assert_int_eq(a.status, 429);
+    ck_assert_int_eq(a.reason, WIRE_REASON_MEM_CAPACITY);
+    ck_assert_msg(strstr(a.detail, "Too many open files") != NULL, "%s", a.detail);
+    store_totals(st, &t);
+    ck_assert_uint_eq(t.loads_in_flight, 0);
+    ck_assert_uint_eq(t.segments[WIRE_SEG_LOADING], 0);
+    /* With descriptors back, the same assignment goes through. */
+    ck_assert_int_eq(do_assign(st, "a", "a.seg", 100).status, 202);
+    {
+        struct want w = {st, WIRE_SEG_LOADED, 1};
+        run_until(states_are, &w);
+    }
+    store_free(st);
+}
+END_TEST
+
 START_TEST(test_recovery)
 {
     struct store *st = open_store(0);
@@ -472,6 +509,7 @@ int main(void)
     tcase_add_test(tc, test_assign_load);
     tcase_add_test(tc, test_refusals_leave_nothing);
     tcase_add_test(tc, test_disk_full);
+    tcase_add_test(tc, test_no_descriptors_is_not_invalid);
     tcase_add_test(tc, test_disk_shared_by_concurrent_prechecks);
     tcase_add_test(tc, test_recovery);
     tcase_add_test(tc, test_delete);
