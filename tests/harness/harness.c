@@ -6,6 +6,7 @@
  */
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -351,6 +352,36 @@ static int harness_write(const char *path, const char *value)
     return r;
 }
 
+/*
+ * Removes the cgroups "<name>-<pid>" that earlier tests left under own (a
+ * failed assertion ends a test process with _exit, before any cleanup) once
+ * that pid is gone and the group is empty; anything else is left alone.
+ */
+static void harness_cgroup_sweep(const char *own, const char *name)
+{
+    size_t len = strlen(name);
+    DIR *d = opendir(own);
+    struct dirent *de;
+
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        char *end, *path;
+        long pid;
+
+        if (strncmp(de->d_name, name, len) != 0 || de->d_name[len] != '-')
+            continue;
+        pid = strtol(de->d_name + len + 1, &end, 10);
+        if (*end != '\0' || pid <= 0 || pid == (long)getpid() ||
+            kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        path = xasprintf("%s/%s", own, de->d_name);
+        rmdir(path); /* fails, harmlessly, while a process is still inside */
+        free(path);
+    }
+    closedir(d);
+}
+
 char *harness_cgroup_new(const char *name, unsigned long long limit_bytes, char *why,
                          size_t why_len)
 {
@@ -362,6 +393,7 @@ char *harness_cgroup_new(const char *name, unsigned long long limit_bytes, char 
         snprintf(why, why_len, "no memory cgroup found for this process");
         return NULL;
     }
+    harness_cgroup_sweep(own, name);
     dir = xasprintf("%s/%s-%d", own, name, (int)getpid());
     free(own);
     if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
