@@ -82,10 +82,24 @@ static void *pool_worker(void *arg)
     struct pool *p = arg;
     struct pool_job *j;
 
-    /* Linux: PRIO_PROCESS with a thread id sets that one thread's nice value. */
-    if (p->nice != 0 && setpriority(PRIO_PROCESS, (id_t)gettid(), p->nice) < 0)
-        log_warn("pool_nice", "nice=%d errno=%d: workers keep the default priority", p->nice,
-                 errno);
+    /*
+     * Linux: PRIO_PROCESS with a thread id reads and sets that one thread's
+     * nice value; setpriority sets it outright, so the increment is added to
+     * what the thread inherited (a node started at nice 15 loads at 19, never
+     * at a higher priority than its loop).
+     */
+    if (p->nice != 0) {
+        int cur, want;
+
+        errno = 0;
+        cur = getpriority(PRIO_PROCESS, (id_t)gettid());
+        want = errno == 0 ? cur + p->nice : p->nice;
+        if (want > 19)
+            want = 19;
+        if (errno != 0 || setpriority(PRIO_PROCESS, (id_t)gettid(), want) < 0)
+            log_warn("pool_nice", "nice=+%d errno=%d: workers keep the default priority",
+                     p->nice, errno);
+    }
     for (;;) {
         pthread_mutex_lock(&p->lock);
         while ((j = pool_queue_pop(&p->todo)) == NULL && !p->stopping)

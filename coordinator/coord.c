@@ -963,11 +963,25 @@ static unsigned coord_invalid_vote(struct coord_seg *s, const char *node)
     return ++s->n_invalid;
 }
 
+static int coord_count_alive(const char *key, void *value, void *arg)
+{
+    *(size_t *)arg += strcmp(((const struct coord_node *)value)->state, "DOWN") != 0;
+    return 0;
+}
+
+/*
+ * Two distinct nodes, or all the nodes that are not DOWN when fewer are
+ * (a cluster down to one node takes its word rather than reload a corrupt
+ * file every --drop-retry for ever).
+ */
 static unsigned coord_invalid_quorum(const struct coord *c)
 {
-    size_t nodes = strmap_count(c->nodes);
+    size_t alive = 0;
 
-    return nodes < COORD_INVALID_QUORUM ? (unsigned)nodes : COORD_INVALID_QUORUM;
+    strmap_foreach(c->nodes, coord_count_alive, &alive);
+    if (alive == 0)
+        alive = 1;
+    return alive < COORD_INVALID_QUORUM ? (unsigned)alive : COORD_INVALID_QUORUM;
 }
 
 /* Reconciles one reported segment; may add it to the drop list. */
@@ -1038,10 +1052,16 @@ static void coord_reconcile(struct coord *c, struct coord_node *n,
         snprintf(s->last_reason, sizeof(s->last_reason), "%s", wire_reason_name(r->reason));
         coord_event(c, r->state == WIRE_SEG_FAILED ? "failed" : "dropped", s->id, n->id,
                     r->reason, 0, (uint32_t)c->cfg.drop_retry_ms, "%s", r->detail);
-        /* Distinct nodes, and none holding a copy that passed its checksums. */
+        /*
+         * Distinct nodes, and none holding a copy that passed its checksums
+         * (such a copy proves the failures so far node-local: they are
+         * forgotten).
+         */
         if (r->state == WIRE_SEG_FAILED && r->reason == WIRE_REASON_SEGMENT_INVALID &&
-            coord_invalid_vote(s, n->id) >= coord_invalid_quorum(c) &&
-            coord_loaded_holders(s, NULL) == 0) {
+            coord_loaded_holders(s, NULL) > 0)
+            s->n_invalid = 0;
+        else if (r->state == WIRE_SEG_FAILED && r->reason == WIRE_REASON_SEGMENT_INVALID &&
+                 coord_invalid_vote(s, n->id) >= coord_invalid_quorum(c)) {
             coord_set_seg_state(c, s, COORD_INVALID);
             placer_forget(c->placer, s->id);
             coord_event(c, "invalid", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 0, 0,
@@ -1656,8 +1676,9 @@ static int coord_sum_rc_in_flight(const char *key, void *value, void *arg)
 
 /*
  * Assignments in flight, and segments still waiting to be placed (queued, or
- * with an assignment in flight), from whichever placer is running. The
- * rowcount baseline counts a segment once per copy it is missing.
+ * with an assignment in flight; unplaced may be NULL), from whichever placer
+ * is running. The rowcount baseline counts a segment once per copy it is
+ * missing.
  */
 static void coord_placing(const struct coord *c, const struct placer_stats *ps,
                           size_t *in_flight, size_t *unplaced)
@@ -1666,17 +1687,19 @@ static void coord_placing(const struct coord *c, const struct placer_stats *ps,
 
     if (!c->rowcount) {
         *in_flight = ps->in_flight;
-        *unplaced = ps->segments;
+        if (unplaced != NULL)
+            *unplaced = ps->segments;
         return;
     }
     strmap_foreach(c->nodes, coord_sum_rc_in_flight, &rc);
     *in_flight = rc;
-    *unplaced = c->rc_n + rc;
+    if (unplaced != NULL)
+        *unplaced = c->rc_n + rc;
 }
 
 static void coord_status_fill(struct coord *c, struct wire_cluster_status *st)
 {
-    size_t in_flight, unplaced;
+    size_t in_flight;
     struct placer_stats ps;
 
     memset(st, 0, sizeof(*st));
@@ -1688,7 +1711,7 @@ static void coord_status_fill(struct coord *c, struct wire_cluster_status *st)
     st->segments_backing_off = ps.backing_off + ps.waiting_retry;
     st->nodes_total = (uint32_t)strmap_count(c->nodes);
     strmap_foreach(c->nodes, coord_count_up, &st->nodes_up);
-    coord_placing(c, &ps, &in_flight, &unplaced);
+    coord_placing(c, &ps, &in_flight, NULL);
     st->assignments_in_flight = in_flight;
     snprintf(st->version, sizeof(st->version), "%s", SLUICE_VERSION);
     st->uptime_seconds = (clock_mono_ns() - c->started_mono_ns) / 1000000000ull;

@@ -1213,11 +1213,17 @@ int placer_on_answer(struct placer *p, uint64_t attempt_id, const struct placer_
             said += (s->slots[i].flags & SLOT_INVALID) != 0;
         /*
          * Distinct nodes, never fewer than the quorum because fewer are UP
-         * now: one node that cannot read a file proves nothing about it. Only
-         * a cluster smaller than the quorum could never reach it.
+         * now (SUSPECT and DRAINING nodes count): one node that cannot read a
+         * file proves nothing about it. Only when fewer nodes than the quorum
+         * are not DOWN, which could never reach it, do those decide.
          */
-        if (p->n_nodes < quorum)
-            quorum = p->n_nodes;
+        {
+            unsigned alive = 0;
+            for (uint32_t i = 0; i < p->n_nodes; i++)
+                alive += p->ring[i]->state != PLACER_NODE_DOWN;
+            if (alive < quorum)
+                quorum = alive > 0 ? alive : 1;
+        }
         if (said >= quorum && (p->ops->on_invalid == NULL || p->ops->on_invalid(p->ctx, &v))) {
             p->st.invalid_total++;
             log_debug("placer_invalid", "segment=%s nodes=%u", s->id, said);

@@ -194,6 +194,22 @@ static void store_seg_release_data(struct store_seg *seg)
     seg->anon_bytes = 0;
 }
 
+/*
+ * A shed segment's memory goes as soon as only the table holds it. (While the
+ * entry is out of the table, the last reference may be a query's or a
+ * replacing assignment's: the memory then goes with it, or here once the
+ * entry is back in the table.)
+ */
+static void store_seg_release_if_idle(struct store_seg *seg)
+{
+    if (seg->refs == 1 && seg->release_pending && store_lookup(seg->st, seg->id) == seg) {
+        seg->release_pending = false;
+        store_acct(seg->st, seg, -1);
+        store_seg_release_data(seg);
+        store_acct(seg->st, seg, +1);
+    }
+}
+
 void store_seg_unref(struct store_seg *seg)
 {
     if (seg == NULL)
@@ -201,17 +217,7 @@ void store_seg_unref(struct store_seg *seg)
     if (seg->refs == 0)
         fatal("store_refcount", "id=%s refs=0", seg->id);
     if (--seg->refs > 0) {
-        /*
-         * Only the table holds a shed segment now: its memory can go. (Once
-         * the entry has left the table, the last reference may be a query's;
-         * then the memory goes with that reference, below.)
-         */
-        if (seg->refs == 1 && seg->release_pending && store_lookup(seg->st, seg->id) == seg) {
-            seg->release_pending = false;
-            store_acct(seg->st, seg, -1);
-            store_seg_release_data(seg);
-            store_acct(seg->st, seg, +1);
-        }
+        store_seg_release_if_idle(seg);
         return;
     }
     store_seg_release_data(seg);
@@ -787,6 +793,7 @@ static void store_finish_load(struct store_job *job)
     if (seg->delete_cb != NULL && st->closing) {
         seg->delete_cb(503, "the node is shutting down; retry", seg->delete_arg);
         seg->delete_cb = NULL;
+        store_acct(st, seg, +1); /* visible again: the deletion did not happen */
     } else if (seg->delete_cb != NULL) {
         store_start_unlink(st, seg);
     }
@@ -840,6 +847,7 @@ static void store_precheck_done(void *arg)
         if (job->replaced != NULL) {
             store_insert(st, job->replaced);
             store_acct(st, job->replaced, +1);
+            store_seg_release_if_idle(job->replaced); /* a query may have let go meanwhile */
             job->replaced = NULL;
         }
         job->assign_cb(job->status, job->reason, job->detail, job->assign_arg);

@@ -623,6 +623,18 @@ START_TEST(test_invalid_quorum)
     ck_assert_uint_eq(test_evs_of(EV_INVALID), 1);
     ck_assert_uint_eq(test_stats(p).segments, 0);
     test_done(p);
+
+    /* Two of three nodes DOWN: the one left decides (no verdict would ever come). */
+    p = test_placer(NULL);
+    test_nodes(p, abc, 3);
+    ck_assert_int_eq(placer_node_set(p, "b", PLACER_NODE_DOWN), 0);
+    ck_assert_int_eq(placer_node_set(p, "c", PLACER_NODE_DOWN), 0);
+    test_want(p, "s3", 1);
+    ck_assert_int_eq(placer_tick(p, 1000), 1);
+    ck_assert_int_eq(test_answer(p, 0, 422, WIRE_REASON_SEGMENT_INVALID, 0, 1000, 0), 0);
+    ck_assert_uint_eq(test_evs_of(EV_INVALID), 1);
+    ck_assert_uint_eq(test_stats(p).segments, 0);
+    test_done(p);
 }
 END_TEST
 

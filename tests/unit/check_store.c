@@ -483,6 +483,49 @@ START_TEST(test_shed_then_delete_under_query)
 }
 END_TEST
 
+/*
+ * A shed segment a query holds is re-assigned, the query lets go while the
+ * precheck runs, and the precheck refuses: the old entry is back and its
+ * memory is released, not kept until the next deletion.
+ */
+START_TEST(test_shed_replaced_refused_releases)
+{
+    struct store *st = open_store(0);
+    struct want w = {st, WIRE_SEG_LOADED, 1};
+    char *segdir = xasprintf("%s/segments", data);
+    struct wire_assign_request req;
+    struct store_totals t;
+    struct store_seg *held;
+    struct answer a = {0};
+    char err[256];
+
+    write_seg("a.seg", 4096);
+    ck_assert_int_eq(do_assign(st, "a", "a.seg", 4096).status, 202);
+    run_until(states_are, &w);
+    held = store_get_loaded(st, "a", err, sizeof(err));
+    ck_assert_msg(held != NULL, "%s", err);
+    ck_assert_int_eq(store_shed(st, "a", WIRE_REASON_MEM_CRITICAL, "test"), 0);
+    run_until(no_files, segdir);
+    store_totals(st, &t);
+    ck_assert_uint_gt(t.mapped_bytes, 0); /* the query still reads it */
+    memset(&req, 0, sizeof(req));
+    snprintf(req.segment_id, sizeof(req.segment_id), "a");
+    snprintf(req.uri, sizeof(req.uri), "file://%s/a.seg", storage);
+    req.row_count = 4095; /* the file says 4096: the precheck refuses */
+    req.avg_row_size = 32;
+    store_assign(st, &req, assign_cb, &a);
+    store_seg_unref(held);
+    run_until(answered, &a);
+    ck_assert_int_eq(a.status, 422);
+    store_totals(st, &t);
+    ck_assert_uint_eq(t.segments[WIRE_SEG_DROPPED], 1);
+    ck_assert_uint_eq(t.mapped_bytes, 0);
+    ck_assert_uint_eq(t.index_bytes, 0);
+    store_free(st);
+    free(segdir);
+}
+END_TEST
+
 START_TEST(test_bad_roots)
 {
     struct store_config cfg = {.storage_root = "/nonexistent/x", .data_dir = data};
@@ -515,6 +558,7 @@ int main(void)
     tcase_add_test(tc, test_delete);
     tcase_add_test(tc, test_bad_roots);
     tcase_add_test(tc, test_shed_then_delete_under_query);
+    tcase_add_test(tc, test_shed_replaced_refused_releases);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
