@@ -430,14 +430,30 @@ START_TEST(test_delete)
 }
 END_TEST
 
-static bool no_files(void *arg)
-{
-    return count_files(arg) == 0;
-}
-
 static bool pool_idle(void *arg)
 {
     return pool_pending(pool) == 0;
+}
+
+/*
+ * Loads "a" (4,096 rows), takes a query's reference to it and sheds it; returns
+ * once the shed's unlink has finished, with the reference still held.
+ */
+static struct store_seg *shed_while_held(struct store *st, const char *segdir)
+{
+    struct want w = {st, WIRE_SEG_LOADED, 1};
+    struct store_seg *held;
+    char err[256];
+
+    write_seg("a.seg", 4096);
+    ck_assert_int_eq(do_assign(st, "a", "a.seg", 4096).status, 202);
+    run_until(states_are, &w);
+    held = store_get_loaded(st, "a", err, sizeof(err));
+    ck_assert_msg(held != NULL, "%s", err);
+    ck_assert_int_eq(store_shed(st, "a", WIRE_REASON_MEM_CRITICAL, "test"), 0);
+    run_until(pool_idle, NULL); /* the shed's unlink is done (else: 409, being unloaded) */
+    ck_assert_uint_eq(count_files(segdir), 0);
+    return held;
 }
 
 /*
@@ -447,22 +463,13 @@ static bool pool_idle(void *arg)
 START_TEST(test_shed_then_delete_under_query)
 {
     struct store *st = open_store(0);
-    struct want w = {st, WIRE_SEG_LOADED, 1};
     char *segdir = xasprintf("%s/segments", data);
+    struct store_seg *held = shed_while_held(st, segdir);
     const struct segment_header *hdr;
     struct store_totals t;
-    struct store_seg *held;
     struct answer a = {0};
-    char err[256];
     uint64_t sum = 0;
 
-    write_seg("a.seg", 4096);
-    ck_assert_int_eq(do_assign(st, "a", "a.seg", 4096).status, 202);
-    run_until(states_are, &w);
-    held = store_get_loaded(st, "a", err, sizeof(err)); /* the query's reference */
-    ck_assert_msg(held != NULL, "%s", err);
-    ck_assert_int_eq(store_shed(st, "a", WIRE_REASON_MEM_CRITICAL, "test"), 0);
-    run_until(no_files, segdir);
     store_delete(st, "a", delete_cb, &a);
     run_until(answered, &a);
     ck_assert_int_eq(a.status, 200);
@@ -496,22 +503,12 @@ END_TEST
 START_TEST(test_shed_replaced_refused_releases)
 {
     struct store *st = open_store(0);
-    struct want w = {st, WIRE_SEG_LOADED, 1};
     char *segdir = xasprintf("%s/segments", data);
+    struct store_seg *held = shed_while_held(st, segdir);
     struct wire_assign_request req;
     struct store_totals t;
-    struct store_seg *held;
     struct answer a = {0};
-    char err[256];
 
-    write_seg("a.seg", 4096);
-    ck_assert_int_eq(do_assign(st, "a", "a.seg", 4096).status, 202);
-    run_until(states_are, &w);
-    held = store_get_loaded(st, "a", err, sizeof(err));
-    ck_assert_msg(held != NULL, "%s", err);
-    ck_assert_int_eq(store_shed(st, "a", WIRE_REASON_MEM_CRITICAL, "test"), 0);
-    run_until(pool_idle, NULL); /* the shed's unlink is done (else: 409, being unloaded) */
-    ck_assert_uint_eq(count_files(segdir), 0);
     store_totals(st, &t);
     ck_assert_uint_gt(t.mapped_bytes, 0); /* the query still reads it */
     memset(&req, 0, sizeof(req));
