@@ -82,3 +82,17 @@ void daemon_run(struct event_base *base)
     event_free(term);
     event_free(intr);
 }
+
+const char *const daemon_log_levels[] = {"debug", "info", "warn", "error", NULL};
+
+struct http_limits daemon_server_limits(const struct daemon_server_flags *f)
+{
+    struct http_limits lim = http_limits_default();
+
+    lim.max_body = f->max_body;
+    lim.max_headers = f->max_headers;
+    lim.max_connections = (unsigned)f->max_conns;
+    lim.idle_timeout_ms = (unsigned)f->idle_ms;
+    lim.request_timeout_ms = (unsigned)f->request_ms;
+    return lim;
+}

@@ -6,6 +6,10 @@
 #define SLUICE_DAEMON_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "http.h"
 
 /*
  * Loads the cluster token: from the file at path when path is neither NULL
@@ -21,5 +25,42 @@ void daemon_run(struct event_base *base);
 
 /* Writes "host:port\n" to path atomically (tmp + rename). 0 or -errno. */
 int daemon_write_ready(const char *path, const char *bound);
+
+/*
+ * The flags every daemon's HTTP server takes, with the same names, defaults
+ * and limits in both: declare a struct daemon_server_flags, put
+ * DAEMON_SERVER_OPTIONS(that struct) in the config_option array, and turn
+ * the parsed values into limits with daemon_server_limits().
+ */
+struct daemon_server_flags {
+    uint64_t max_body, max_headers, idle_ms, request_ms;
+    int64_t max_conns;
+    char *token_file, *ready_file, *log_level;
+};
+
+extern const char *const daemon_log_levels[]; /* debug, info, warn, error */
+
+/* clang-format off */
+#define DAEMON_SERVER_OPTIONS(f)                                                             \
+    {"max-body", "SLUICE_MAX_BODY", CONFIG_SIZE, &(f).max_body, "4M",                        \
+     "Largest request body; larger ones get 413.", 1024, 4 << 20},                           \
+    {"max-headers", "SLUICE_MAX_HEADERS", CONFIG_SIZE, &(f).max_headers, "16K",              \
+     "Largest request line plus headers.", 1024, 1 << 20},                                   \
+    {"max-connections", "SLUICE_MAX_CONNECTIONS", CONFIG_INT, &(f).max_conns, "1024",        \
+     "Open connections; more are closed at accept.", 1, 1000000},                            \
+    {"idle-timeout", "SLUICE_IDLE_TIMEOUT", CONFIG_DURATION, &(f).idle_ms, "30s",            \
+     "Close a connection idle for this long.", 100, 86400000},                               \
+    {"request-timeout", "SLUICE_REQUEST_TIMEOUT", CONFIG_DURATION, &(f).request_ms, "10s",   \
+     "A request must arrive whole within this (defeats slow senders).", 100, 3600000},       \
+    {"token-file", "SLUICE_TOKEN_FILE", CONFIG_STRING, &(f).token_file, "",                  \
+     "File holding the cluster token (else $SLUICE_TOKEN; none: no auth)."},                 \
+    {"ready-file", "SLUICE_READY_FILE", CONFIG_STRING, &(f).ready_file, "",                  \
+     "Write the bound host:port here once serving."},                                        \
+    {"log-level", "SLUICE_LOG_LEVEL", CONFIG_CHOICE, &(f).log_level, "info",                 \
+     "Lowest level logged.", .choices = daemon_log_levels}
+/* clang-format on */
+
+/* The server limits the parsed flags ask for. */
+struct http_limits daemon_server_limits(const struct daemon_server_flags *f);
 
 #endif

@@ -38,14 +38,13 @@ static char *main_read_token(const char *path)
 
 static int cmd_serve(int argc, char **argv)
 {
-    char *listen = NULL, *db = NULL, *token_file = NULL, *ready_file = NULL, *log_level = NULL;
+    char *listen = NULL, *db = NULL;
+    struct daemon_server_flags srv = {0};
     char *placement = NULL, *node_rows = NULL;
     uint64_t bytes_per_row = 0;
     static const char *const placements[] = {"roundrobin", "rowcount", NULL};
     uint64_t node_timeout = 0, assign_timeout = 0, drop_retry = 0, events_keep = 0;
-    uint64_t max_body = 0, idle_ms = 0, request_ms = 0;
-    int64_t in_flight = 0, max_conns = 0;
-    static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+    int64_t in_flight = 0;
     const struct config_option opts[] = {
         {"listen", "SLUICE_LISTEN", CONFIG_STRING, &listen, "127.0.0.1:7000",
          "Address to serve HTTP on (host:port; port 0 picks a free one)."},
@@ -64,20 +63,7 @@ static int cmd_serve(int argc, char **argv)
          86400000},
         {"events-keep", "SLUICE_EVENTS_KEEP", CONFIG_INT, &events_keep, "100000",
          "Events kept in the catalog (older ones are trimmed).", 100, 100000000},
-        {"max-body", "SLUICE_MAX_BODY", CONFIG_SIZE, &max_body, "4M",
-         "Largest request body; larger ones get 413.", 1024, 4 << 20},
-        {"max-connections", "SLUICE_MAX_CONNECTIONS", CONFIG_INT, &max_conns, "1024",
-         "Open connections; more are closed at accept.", 1, 1000000},
-        {"idle-timeout", "SLUICE_IDLE_TIMEOUT", CONFIG_DURATION, &idle_ms, "30s",
-         "Close a connection idle for this long.", 100, 86400000},
-        {"request-timeout", "SLUICE_REQUEST_TIMEOUT", CONFIG_DURATION, &request_ms, "10s",
-         "A request must arrive whole within this.", 100, 3600000},
-        {"token-file", "SLUICE_TOKEN_FILE", CONFIG_STRING, &token_file, "",
-         "File holding the cluster token (else $SLUICE_TOKEN; none: no auth)."},
-        {"ready-file", "SLUICE_READY_FILE", CONFIG_STRING, &ready_file, "",
-         "Write the bound host:port here once serving."},
-        {"log-level", "SLUICE_LOG_LEVEL", CONFIG_CHOICE, &log_level, "info",
-         "Lowest level logged.", .choices = levels},
+        DAEMON_SERVER_OPTIONS(srv),
         {"placement", "SLUICE_PLACEMENT", CONFIG_CHOICE, &placement, "roundrobin",
          "roundrobin: Sluice (blind round-robin, nodes refuse). rowcount: the central "
          "row-count scheduler, for comparison only (run its nodes with --admission=off).",
@@ -110,9 +96,9 @@ static int cmd_serve(int argc, char **argv)
             exit(2);
         }
     }
-    log_level_parse(log_level, &lvl);
+    log_level_parse(srv.log_level, &lvl);
     log_set_level(lvl);
-    token = main_read_token(token_file);
+    token = main_read_token(srv.token_file);
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();
     base = event_base_new();
@@ -127,11 +113,7 @@ static int cmd_serve(int argc, char **argv)
     cfg.max_in_flight_per_node = (unsigned)in_flight;
     cfg.drop_retry_ms = drop_retry;
     cfg.events_keep = events_keep;
-    cfg.limits = http_limits_default();
-    cfg.limits.max_body = max_body;
-    cfg.limits.max_connections = (unsigned)max_conns;
-    cfg.limits.idle_timeout_ms = (unsigned)idle_ms;
-    cfg.limits.request_timeout_ms = (unsigned)request_ms;
+    cfg.limits = daemon_server_limits(&srv);
     cfg.placement = placement;
     cfg.bytes_per_row = bytes_per_row;
     cfg.node_rows = node_rows;
@@ -140,8 +122,8 @@ static int cmd_serve(int argc, char **argv)
         log_error("start_failed", "error=\"%s\"", err);
         goto out;
     }
-    if (ready_file[0] != '\0' && daemon_write_ready(ready_file, coord_bound(c)) < 0) {
-        log_error("start_failed", "error=\"cannot write --ready-file %s\"", ready_file);
+    if (srv.ready_file[0] != '\0' && daemon_write_ready(srv.ready_file, coord_bound(c)) < 0) {
+        log_error("start_failed", "error=\"cannot write --ready-file %s\"", srv.ready_file);
         goto out;
     }
     log_info("listening", "addr=%s db=%s version=%s", coord_bound(c), db, SLUICE_VERSION);

@@ -71,15 +71,14 @@ static char *main_read_token(const char *path)
 static int cmd_serve(int argc, char **argv)
 {
     char *listen = NULL, *storage_root = NULL, *data_dir = NULL, *node_id = NULL;
-    char *token_file = NULL, *ready_file = NULL, *log_level = NULL;
-    int64_t workers = 0, load_workers = 0, load_nice = 0, max_conns = 0, max_queries = 0;
-    uint64_t disk_reserve = 0, max_body = 0, max_headers = 0, idle_ms = 0, request_ms = 0;
+    struct daemon_server_flags srv = {0};
+    int64_t workers = 0, load_workers = 0, load_nice = 0, max_queries = 0;
+    uint64_t disk_reserve = 0;
     char *admission = NULL, *proc_root = NULL, *sys_root = NULL, *coordinator = NULL;
     char *advertise = NULL;
     uint64_t sample_ms = 0, report_ms = 0;
     bool psi_triggers = true, claim = false;
     struct admission_config ac;
-    static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
     static const char *const onoff[] = {"on", "off", NULL};
     const struct config_option opts[] = {
         {"listen", "SLUICE_LISTEN", CONFIG_STRING, &listen, "127.0.0.1:7100",
@@ -104,22 +103,7 @@ static int cmd_serve(int argc, char **argv)
         {"disk-reserve", "SLUICE_DISK_RESERVE", CONFIG_SIZE, &disk_reserve, "256M",
          "Local disk kept free; an assignment that would eat into it gets 507 DISK_FULL.", 0,
          INT64_MAX},
-        {"max-body", "SLUICE_MAX_BODY", CONFIG_SIZE, &max_body, "4M",
-         "Largest request body; larger ones get 413.", 1024, WIRE_MAX_BODY},
-        {"max-headers", "SLUICE_MAX_HEADERS", CONFIG_SIZE, &max_headers, "16K",
-         "Largest request line plus headers.", 1024, 1 << 20},
-        {"max-connections", "SLUICE_MAX_CONNECTIONS", CONFIG_INT, &max_conns, "1024",
-         "Open connections; more are closed at accept.", 1, 1000000},
-        {"idle-timeout", "SLUICE_IDLE_TIMEOUT", CONFIG_DURATION, &idle_ms, "30s",
-         "Close a connection idle for this long.", 100, 86400000},
-        {"request-timeout", "SLUICE_REQUEST_TIMEOUT", CONFIG_DURATION, &request_ms, "10s",
-         "A request must arrive whole within this (defeats slow senders).", 100, 3600000},
-        {"token-file", "SLUICE_TOKEN_FILE", CONFIG_STRING, &token_file, "",
-         "File holding the cluster token (else $SLUICE_TOKEN; none: no auth)."},
-        {"ready-file", "SLUICE_READY_FILE", CONFIG_STRING, &ready_file, "",
-         "Write the bound host:port here once serving."},
-        {"log-level", "SLUICE_LOG_LEVEL", CONFIG_CHOICE, &log_level, "info",
-         "Lowest level logged.", .choices = levels},
+        DAEMON_SERVER_OPTIONS(srv),
         {"coordinator", "SLUICE_COORDINATOR", CONFIG_STRING, &coordinator, "",
          "Coordinator to report to every --report-interval (none: standalone)."},
         {"advertise", "SLUICE_ADVERTISE", CONFIG_STRING, &advertise, "",
@@ -232,9 +216,9 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "sluice-node serve: unexpected argument \"%s\"\n", argv[next]);
         exit(EXIT_USAGE);
     }
-    log_level_parse(log_level, &lvl);
+    log_level_parse(srv.log_level, &lvl);
     log_set_level(lvl);
-    token = main_read_token(token_file);
+    token = main_read_token(srv.token_file);
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();
     base = event_base_new();
@@ -251,12 +235,7 @@ static int cmd_serve(int argc, char **argv)
     cfg.load_nice = (int)load_nice;
     cfg.max_queries = (unsigned)max_queries;
     cfg.disk_reserve = disk_reserve;
-    cfg.limits = http_limits_default();
-    cfg.limits.max_body = max_body;
-    cfg.limits.max_headers = max_headers;
-    cfg.limits.max_connections = (unsigned)max_conns;
-    cfg.limits.idle_timeout_ms = (unsigned)idle_ms;
-    cfg.limits.request_timeout_ms = (unsigned)request_ms;
+    cfg.limits = daemon_server_limits(&srv);
     cfg.admission = ac;
     cfg.admission_on = strcmp(admission, "on") == 0;
     cfg.proc_root = proc_root;
@@ -272,8 +251,8 @@ static int cmd_serve(int argc, char **argv)
         log_error("start_failed", "error=\"%s\"", err);
         goto out;
     }
-    if (ready_file[0] != '\0' && daemon_write_ready(ready_file, node_api_bound(api)) < 0) {
-        log_error("start_failed", "error=\"cannot write --ready-file %s\"", ready_file);
+    if (srv.ready_file[0] != '\0' && daemon_write_ready(srv.ready_file, node_api_bound(api)) < 0) {
+        log_error("start_failed", "error=\"cannot write --ready-file %s\"", srv.ready_file);
         goto out;
     }
     log_info("listening", "node_id=%s addr=%s storage_root=%s data_dir=%s version=%s",
