@@ -42,7 +42,6 @@
 #include <sys/statvfs.h>
 
 #define API_TICK_MS     100
-#define API_TOUCH_SLOTS 10 /* seconds of query-touched bytes kept */
 
 struct node_api {
     struct event_base *base;
@@ -72,8 +71,7 @@ struct node_api {
     struct wss_estimator *wss;
     uint64_t resident_bytes, disk_free_bytes;
     bool residency_running;
-    uint64_t touched[API_TOUCH_SLOTS];
-    uint64_t touched_second;
+    struct wss_touch touched; /* bytes queries touched, per second */
     struct strmap *reservations; /* segment id -> heap uint64_t cost */
     uint64_t reserved_bytes;
     struct histogram decision_ns;
@@ -105,26 +103,15 @@ static uint64_t api_now_ms(void)
     return clock_mono_ns() / 1000000;
 }
 
-/* Bytes queries touched in the last API_TOUCH_SLOTS seconds. */
+/* Counts bytes a query touched, in the working-set estimator's window. */
 static void api_touch(struct node_api *api, uint64_t bytes)
 {
-    uint64_t sec = api_now_ms() / 1000;
-
-    while (api->touched_second < sec) {
-        api->touched_second++;
-        api->touched[api->touched_second % API_TOUCH_SLOTS] = 0;
-    }
-    api->touched[sec % API_TOUCH_SLOTS] += bytes;
+    (void)wss_touch_add(&api->touched, api_now_ms() / 1000, bytes);
 }
 
 static uint64_t api_touched(struct node_api *api)
 {
-    uint64_t sum = 0;
-
-    api_touch(api, 0);
-    for (unsigned i = 0; i < API_TOUCH_SLOTS; i++)
-        sum += api->touched[i];
-    return sum;
+    return wss_touch_sum(&api->touched, api_now_ms() / 1000);
 }
 
 /* The admission controller's view of the node right now. */

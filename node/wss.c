@@ -267,3 +267,33 @@ int wss_damon_probe(const char *sys_root, struct wss_damon_info *ret)
     *ret = info;
     return info.nr_running > 0 ? -EBUSY : 0;
 }
+
+unsigned wss_touch_add(struct wss_touch *t, uint64_t now_s, uint64_t bytes)
+{
+    unsigned cleared = 0;
+
+    if (now_s > t->second && now_s - t->second >= WSS_TOUCH_SLOTS) {
+        /* Every slot is older than the window: clear each once and jump. */
+        memset(t->slot, 0, sizeof(t->slot));
+        t->second = now_s;
+        t->slot[now_s % WSS_TOUCH_SLOTS] = bytes;
+        return WSS_TOUCH_SLOTS;
+    }
+    while (t->second < now_s) {
+        t->second++;
+        t->slot[t->second % WSS_TOUCH_SLOTS] = 0;
+        cleared++;
+    }
+    t->slot[t->second % WSS_TOUCH_SLOTS] += bytes;
+    return cleared;
+}
+
+uint64_t wss_touch_sum(struct wss_touch *t, uint64_t now_s)
+{
+    uint64_t sum = 0;
+
+    (void)wss_touch_add(t, now_s, 0);
+    for (unsigned i = 0; i < WSS_TOUCH_SLOTS; i++)
+        sum += t->slot[i];
+    return sum;
+}

@@ -113,6 +113,30 @@ uint64_t wss_estimate(const struct wss_estimator *est);
 uint64_t wss_raw(const struct wss_estimator *est);
 enum wss_source wss_source(const struct wss_estimator *est);
 
+/*
+ * Bytes the node's queries touched, per second, over the last
+ * WSS_TOUCH_SLOTS seconds: the "touched" input of the estimator. The caller
+ * embeds it zeroed and passes any monotonic seconds; not thread-safe.
+ */
+#define WSS_TOUCH_SLOTS 10
+
+struct wss_touch {
+    uint64_t slot[WSS_TOUCH_SLOTS];
+    uint64_t second; /* the newest second with a slot; 0 before the first call */
+};
+
+/*
+ * Adds bytes to second now_s, first clearing the slots of the seconds that
+ * passed since the newest one. Returns how many slots it cleared: at most
+ * WSS_TOUCH_SLOTS, however far now_s jumped (the first call on a host up for
+ * a year clears the ring once, not 31 million times). A now_s older than the
+ * newest second counts in the newest one.
+ */
+unsigned wss_touch_add(struct wss_touch *t, uint64_t now_s, uint64_t bytes);
+
+/* Bytes touched in the WSS_TOUCH_SLOTS seconds up to now_s. */
+uint64_t wss_touch_sum(struct wss_touch *t, uint64_t now_s);
+
 struct wss_damon_info {
     bool present;         /* <sys_root>/kernel/mm/damon/admin/kdamonds exists */
     unsigned nr_kdamonds; /* as read from nr_kdamonds */

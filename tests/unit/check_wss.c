@@ -326,6 +326,33 @@ START_TEST(test_damon_probe)
 }
 END_TEST
 
+/*
+ * The touched ring's first call on a host up for a year clears the ring once
+ * (it used to count every second from 0 to the uptime, inside the loop).
+ */
+START_TEST(test_touch_first_call_jumps)
+{
+    const uint64_t year = 365ULL * 86400;
+    struct wss_touch t;
+
+    memset(&t, 0, sizeof(t));
+    ck_assert_uint_le(wss_touch_add(&t, year, 100), WSS_TOUCH_SLOTS);
+    ck_assert_uint_eq(wss_touch_sum(&t, year), 100);
+    /* A second later: one slot cleared, both seconds counted. */
+    ck_assert_uint_eq(wss_touch_add(&t, year + 1, 20), 1);
+    ck_assert_uint_eq(wss_touch_sum(&t, year + 1), 120);
+    /* The window is WSS_TOUCH_SLOTS seconds: the first second leaves it at +10. */
+    ck_assert_uint_eq(wss_touch_sum(&t, year + WSS_TOUCH_SLOTS - 1), 120);
+    ck_assert_uint_eq(wss_touch_sum(&t, year + WSS_TOUCH_SLOTS), 20);
+    /* A gap longer than the ring empties it, clearing each slot once. */
+    ck_assert_uint_eq(wss_touch_add(&t, year + 1000000, 7), WSS_TOUCH_SLOTS);
+    ck_assert_uint_eq(wss_touch_sum(&t, year + 1000000), 7);
+    /* A second older than the newest counts in the newest. */
+    ck_assert_uint_eq(wss_touch_add(&t, year, 1), 0);
+    ck_assert_uint_eq(wss_touch_sum(&t, year + 1000000), 8);
+}
+END_TEST
+
 static void test_add(Suite *s, const char *name, const TTest *test)
 {
     TCase *tc = tcase_create(name);
@@ -344,6 +371,7 @@ static Suite *wss_suite(void)
     test_add(s, "estimator_decay", test_estimator_decay);
     test_add(s, "estimator_config", test_estimator_config);
     test_add(s, "damon_probe", test_damon_probe);
+    test_add(s, "touch_first_call_jumps", test_touch_first_call_jumps);
     return s;
 }
 
