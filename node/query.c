@@ -147,7 +147,7 @@ QUERY_KERNEL static void query_scan_float(enum wire_aggregate agg, const double 
                              const int64_t *restrict k, int64_t lo, int64_t hi, uint64_t n,
                              struct query_acc *acc)
 {
-    uint64_t matched = 0;
+    uint64_t matched = 0, nans = 0;
     double sum = 0.0, mn = INFINITY, mx = -INFINITY;
 
     for (uint64_t i = 0; i < n; i++) {
@@ -159,16 +159,20 @@ QUERY_KERNEL static void query_scan_float(enum wire_aggregate agg, const double 
             sum += v[i];
             break;
         case WIRE_AGG_MIN:
+            /* A NaN compares false: the min skips it and the count remembers it. */
             mn = v[i] < mn ? v[i] : mn;
+            nans += v[i] != v[i];
             break;
         case WIRE_AGG_MAX:
             mx = v[i] > mx ? v[i] : mx;
+            nans += v[i] != v[i];
             break;
         default:
             break;
         }
     }
     acc->matched += matched;
+    acc->fnan += nans;
     acc->fsum += sum;
     acc->fmin = mn < acc->fmin ? mn : acc->fmin;
     acc->fmax = mx > acc->fmax ? mx : acc->fmax;
@@ -248,6 +252,7 @@ void query_acc_merge(struct query_acc *dst, const struct query_acc *src)
     dst->isum += src->isum;
     dst->imin = src->imin < dst->imin ? src->imin : dst->imin;
     dst->imax = src->imax > dst->imax ? src->imax : dst->imax;
+    dst->fnan += src->fnan;
     dst->fsum += src->fsum;
     dst->fmin = src->fmin < dst->fmin ? src->fmin : dst->fmin;
     dst->fmax = src->fmax > dst->fmax ? src->fmax : dst->fmax;
@@ -276,7 +281,7 @@ void query_acc_result(const struct query_acc *acc, enum wire_aggregate aggregate
         if (acc->matched == 0)
             break;
         if (ret->is_float)
-            ret->float_value = acc->fmin;
+            ret->float_value = acc->fnan == acc->matched ? NAN : acc->fmin;
         else
             ret->int_value = acc->imin;
         break;
@@ -284,7 +289,7 @@ void query_acc_result(const struct query_acc *acc, enum wire_aggregate aggregate
         if (acc->matched == 0)
             break;
         if (ret->is_float)
-            ret->float_value = acc->fmax;
+            ret->float_value = acc->fnan > 0 ? NAN : acc->fmax;
         else
             ret->int_value = acc->imax;
         break;

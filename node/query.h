@@ -6,6 +6,14 @@
  * a query_acc. Integer sums wrap (two's complement), as they would in SQL
  * engines without overflow checks; float sums are plain IEEE doubles in row
  * order, so results are exactly reproducible.
+ *
+ * NaN follows PostgreSQL (and Oracle's BINARY_DOUBLE, DuckDB): NaN is one
+ * value, greater than every number including +inf. So over the matched rows
+ * MAX is NaN as soon as one is NaN; MIN skips NaN unless every row is NaN;
+ * SUM is IEEE arithmetic, NaN as soon as one is NaN (or +inf meets -inf);
+ * COUNT counts NaN rows like any other. MIN and MAX stay consistent with an
+ * ORDER BY of the same column. The kernels only count NaN rows next to their
+ * plain compares (v != v), which keeps them branch-free.
  */
 #ifndef SLUICE_QUERY_H
 #define SLUICE_QUERY_H
@@ -33,7 +41,8 @@ struct query_acc {
     uint64_t rows_scanned, bytes_scanned, blocks_skipped;
     uint64_t isum; /* wrapping sum of int64 values */
     int64_t imin, imax;
-    double fsum, fmin, fmax;
+    double fsum, fmin, fmax; /* fmin and fmax over the non-NaN values */
+    uint64_t fnan;           /* matched NaN rows (counted for MIN and MAX) */
 };
 
 /*
@@ -55,7 +64,7 @@ void query_scan(const struct query_plan *plan, const void *base, const struct se
 /* Folds src into dst (same is_float). */
 void query_acc_merge(struct query_acc *dst, const struct query_acc *src);
 
-/* The answer for aggregate; min/max over no rows give 0. */
+/* The answer for aggregate; min/max over no rows give 0; NaN as the file comment says. */
 void query_acc_result(const struct query_acc *acc, enum wire_aggregate aggregate,
                       struct wire_query_response *ret);
 

@@ -43,7 +43,8 @@ static void map_segment(struct mapped *m, uint64_t rows, unsigned row_bytes, boo
     ck_assert_int_ge(fd, 0);
     fstat(fd, &sb);
     m->len = (size_t)sb.st_size;
-    m->base = mmap(NULL, m->len, PROT_READ, MAP_SHARED, fd, 0);
+    /* Private and writable: a test may plant values (NaN) the generator never makes. */
+    m->base = mmap(NULL, m->len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     close(fd);
     unlink(path);
     rmdir(m->dir);
@@ -185,6 +186,88 @@ START_TEST(test_float)
 }
 END_TEST
 
+/* Overwrites row r of the float "value" column. */
+static void set_fvalue(struct mapped *m, uint64_t r, double v)
+{
+    int c = segment_find_column(&m->hdr, "value");
+
+    ck_assert_int_ge(c, 0);
+    memcpy((char *)m->base + m->hdr.columns[c].offset + r * sizeof(double), &v, sizeof(v));
+}
+
+/*
+ * NaN follows PostgreSQL: greater than every number. MAX is NaN once a
+ * matched row is; MIN skips NaN unless every matched row is NaN; SUM is NaN;
+ * COUNT counts the rows. Filtered and unfiltered kernels, and the merge.
+ */
+START_TEST(test_float_nan)
+{
+    struct mapped m;
+    struct wire_query_response r;
+    struct query_plan plan;
+    struct query_acc a, b;
+    const uint64_t rows = 10000, seed = 5;
+    double emin = INFINITY;
+    int64_t k3;
+    char err[128];
+
+    map_segment(&m, rows, 16, true, seed);
+    for (uint64_t i = 0; i < 4; i++)
+        set_fvalue(&m, i, NAN);
+    set_fvalue(&m, 9000, NAN);
+    for (uint64_t i = 4; i < rows; i++)
+        if (i != 9000)
+            emin = fmin(emin, segment_synth_fvalue(seed, i));
+    k3 = segment_synth_key(seed, 3);
+
+    /* Four matched rows, all NaN (the node answered MIN = +inf, MAX = -inf). */
+    run(&m, WIRE_AGG_MIN, "key", 0, k3, &r);
+    ck_assert_uint_eq(r.rows_matched, 4);
+    ck_assert(r.is_float && isnan(r.float_value));
+    run(&m, WIRE_AGG_MAX, "key", 0, k3, &r);
+    ck_assert(isnan(r.float_value));
+    run(&m, WIRE_AGG_SUM, "key", 0, k3, &r);
+    ck_assert(isnan(r.float_value));
+    run(&m, WIRE_AGG_COUNT, "key", 0, k3, &r);
+    ck_assert_int_eq(r.int_value, 4);
+
+    /* A mix, unfiltered: MIN is the least number, MAX and SUM are NaN. */
+    run(&m, WIRE_AGG_MIN, "", 0, 0, &r);
+    ck_assert_uint_eq(r.rows_matched, rows);
+    ck_assert_double_eq(r.float_value, emin);
+    run(&m, WIRE_AGG_MAX, "", 0, 0, &r);
+    ck_assert(isnan(r.float_value));
+    run(&m, WIRE_AGG_SUM, "", 0, 0, &r);
+    ck_assert(isnan(r.float_value));
+
+    /* The same mix through the filtered kernel (the range cuts blocks). */
+    run(&m, WIRE_AGG_MIN, "key", 1, INT64_MAX, &r);
+    ck_assert_double_eq(r.float_value, emin);
+    run(&m, WIRE_AGG_MAX, "key", 1, INT64_MAX, &r);
+    ck_assert(isnan(r.float_value));
+
+    /* Merging a segment's numbers with another's NaN rows keeps the rule. */
+    ck_assert_int_eq(query_plan_make(&m.hdr, WIRE_AGG_MIN, "value", "key", k3 + 1, INT64_MAX,
+                                     &plan, err, sizeof(err)),
+                     0);
+    query_acc_init(&a, true);
+    query_scan(&plan, m.base, &m.hdr, m.zm, &a);
+    plan.lo = 0;
+    plan.hi = k3;
+    query_acc_init(&b, true);
+    query_scan(&plan, m.base, &m.hdr, m.zm, &b);
+    query_acc_merge(&a, &b);
+    query_acc_result(&a, WIRE_AGG_MIN, &r);
+    ck_assert_double_eq(r.float_value, emin);
+    plan.aggregate = WIRE_AGG_MAX;
+    query_acc_init(&a, true);
+    query_scan(&plan, m.base, &m.hdr, m.zm, &a);
+    query_acc_result(&a, WIRE_AGG_MAX, &r);
+    ck_assert(isnan(r.float_value));
+    unmap_segment(&m);
+}
+END_TEST
+
 START_TEST(test_plan_errors)
 {
     struct mapped m;
@@ -246,6 +329,7 @@ static Suite *query_suite(void)
     tcase_add_test(tc, test_int_ranges);
     tcase_add_test(tc, test_zone_maps_skip);
     tcase_add_test(tc, test_float);
+    tcase_add_test(tc, test_float_nan);
     suite_add_tcase(s, tc);
     tc = tcase_create("plan");
     tcase_add_test(tc, test_plan_errors);
