@@ -1136,51 +1136,26 @@ int catalog_get_node(struct catalog *c, const char *id, struct catalog_node *ret
     return r;
 }
 
-static int cat_insert_event(struct catalog *c, const struct catalog_event *e);
-
-int catalog_set_node_state(struct catalog *c, const char *id, const char *state, const char *reason,
-                           int64_t now_ms)
+int catalog_set_node_state(struct catalog *c, const char *id, const char *state, const char *reason)
 {
-    sqlite3_stmt *q = c->stmt[ST_NODE_GET];
-    char old[CATALOG_STATE_MAX + 1] = "";
-    int rc, r;
+    sqlite3_stmt *q = c->stmt[ST_NODE_SET_STATE];
+    int r;
 
     if (reason == NULL)
         reason = "";
     if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "node id", id)) < 0 ||
         (r = cat_check_state(c, "node state", state, catalog_node_states)) < 0 ||
         (r = cat_check_chars(c, "reason", reason, 0, CATALOG_REASON_MAX, cat_reason_char,
-                             "[A-Za-z0-9._-]")) < 0 ||
-        (r = cat_check_ms(c, "now_ms", now_ms)) < 0 || (r = cat_op_begin(c)) < 0)
+                             "[A-Za-z0-9._-]")) < 0)
         return r;
-
-    cat_bind_text(q, 1, id);
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW)
-        r = cat_col_text(c, q, 2, old, sizeof(old));
-    else if (rc == SQLITE_DONE)
-        r = cat_fail(c, -ENOENT, "node '%s' not found", id);
-    else
-        r = cat_sqlite_fail(c, rc, "get node");
-    cat_done(q);
-    if (r < 0)
-        return cat_op_end(c, r);
-
-    q = c->stmt[ST_NODE_SET_STATE];
     cat_bind_text(q, 1, id);
     cat_bind_text(q, 2, state);
     cat_bind_opt_text(q, 3, reason);
-    r = cat_step_done(c, q, "set node state");
-    if (r == 0 && strcmp(old, state) != 0) {
-        struct catalog_event e = {.ts_ms = now_ms};
-
-        snprintf(e.node_id, sizeof(e.node_id), "%s", id);
-        snprintf(e.kind, sizeof(e.kind), "node_state");
-        snprintf(e.reason, sizeof(e.reason), "%s", reason);
-        snprintf(e.detail, sizeof(e.detail), "%s -> %s", old, state);
-        r = cat_insert_event(c, &e);
-    }
-    return cat_op_end(c, r);
+    if ((r = cat_step_done(c, q, "set node state")) < 0)
+        return r;
+    if (sqlite3_changes(c->db) == 0)
+        return cat_fail(c, -ENOENT, "node '%s' not found", id);
+    return 0;
 }
 
 int catalog_delete_node(struct catalog *c, const char *id)

@@ -177,13 +177,14 @@ int catalog_count_segments(struct catalog *c, const char *state, uint64_t *ret);
 int catalog_put_node(struct catalog *c, const struct catalog_node *n);
 int catalog_get_node(struct catalog *c, const char *id, struct catalog_node *ret);
 /*
- * Sets the node's state and last_reason (reason may be NULL or ""). If the
- * state changed, also records a "node_state" event at now_ms with the
- * detail "OLD -> NEW", in the same transaction. last_seen_ms is left alone:
- * it changes with catalog_put_node, when the node itself reports.
+ * Sets the node's state and last_reason (reason may be NULL or "");
+ * -ENOENT if the node is absent. It records no event: the coordinator's one
+ * state setter writes the single "node_state" event of each transition,
+ * with the why that only it knows. last_seen_ms is left alone: it changes
+ * with catalog_put_node, when the node itself reports.
  */
-int catalog_set_node_state(struct catalog *c, const char *id, const char *state, const char *reason,
-                           int64_t now_ms);
+int catalog_set_node_state(struct catalog *c, const char *id, const char *state,
+                           const char *reason);
 /* Deletes the node and (ON DELETE CASCADE) its assignments; -ENOENT if absent. */
 int catalog_delete_node(struct catalog *c, const char *id);
 

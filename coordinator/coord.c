@@ -396,14 +396,13 @@ static void coord_node_set_state(struct coord *c, struct coord_node *n, const ch
         }
         return;
     }
-    log_info("node_state", "node=%s transition=\"%s -> %s\" reason=\"%s\"", n->id, n->state,
-             state, why);
-    coord_event(c, "node_state", NULL, n->id, WIRE_REASON_NONE, 0, 0, "%s -> %s: %s", n->state,
+    /* The one record of the transition: the catalog's setter writes none. */
+    log_info("node_state", "node=%s transition=\"%s -> %s (%s)\"", n->id, n->state, state, why);
+    coord_event(c, "node_state", NULL, n->id, WIRE_REASON_NONE, 0, 0, "%s -> %s (%s)", n->state,
                 state, why);
     snprintf(n->state, sizeof(n->state), "%s", state);
     coord_txn(c);
-    coord_check(c, catalog_set_node_state(c->cat, n->id, state, coord_drain_tag(n),
-                                          (int64_t)clock_wall_ms()),
+    coord_check(c, catalog_set_node_state(c->cat, n->id, state, coord_drain_tag(n)),
                 "node_state");
     placer_node_set(c->placer, n->id, coord_placer_state(n));
     coord_kick(c);
@@ -1569,8 +1568,7 @@ static void coord_node_action_cb(struct evhttp_request *req, const char *rest, v
     else if (strcmp(n->state, "DRAINING") == 0 && !n->self_draining)
         coord_node_set_state(c, n, "UP", "undrained by the operator");
     /* Who drains it is saved even when the state stays (a node already draining itself). */
-    coord_check(c, catalog_set_node_state(c->cat, n->id, n->state, coord_drain_tag(n),
-                                          (int64_t)clock_wall_ms()),
+    coord_check(c, catalog_set_node_state(c->cat, n->id, n->state, coord_drain_tag(n)),
                 "node_state");
     if (c->catalog_errors != errors)
         coord_rollback(c); /* a write failed: commit none of it */
@@ -1932,12 +1930,24 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     r = catalog_open_with(cfg->db_path, &copts, &c->cat, err, err_len);
     if (r < 0)
         goto fail;
-    /* Rebuild the in-memory view, then ask the placer for what is missing. */
-    catalog_foreach_segment(c->cat, NULL, coord_load_seg, c);
-    catalog_foreach_node(c->cat, coord_load_node, c);
-    catalog_foreach_assignment(c->cat, NULL, NULL, coord_load_assignment, c);
+    /*
+     * Rebuild the in-memory view, then ask the placer for what is missing.
+     * Any read that fails refuses the start: a partial view would tell the
+     * nodes to drop the good copies of every segment it failed to load.
+     */
+    if ((r = catalog_foreach_segment(c->cat, NULL, coord_load_seg, c)) < 0 ||
+        (r = catalog_foreach_node(c->cat, coord_load_node, c)) < 0 ||
+        (r = catalog_foreach_assignment(c->cat, NULL, NULL, coord_load_assignment, c)) < 0) {
+        snprintf(err, err_len, "catalog %s: %s (%s); refusing to start on a partial catalog",
+                 cfg->db_path, catalog_errmsg(c->cat), strerror(-r));
+        goto fail;
+    }
     strmap_foreach(c->segs, coord_want_pending, c);
-    coord_flush(c);
+    if ((r = coord_flush(c)) < 0) {
+        snprintf(err, err_len, "catalog %s: %s (%s)", cfg->db_path, catalog_errmsg(c->cat),
+                 strerror(-r));
+        goto fail;
+    }
     log_info("catalog_loaded", "db=%s segments=%zu nodes=%zu loaded=%" PRIu64
              " pending=%" PRIu64 " invalid=%" PRIu64,
              cfg->db_path, strmap_count(c->segs), strmap_count(c->nodes),

@@ -11,14 +11,17 @@
  * are not there), so that they can say what no real node says on cue. They
  * check what makes a segment INVALID, addresses the HTTP client cannot use,
  * claims durable before they are answered, drain answered 500 when its
- * catalog write fails, and a clean shutdown with assignments in flight in
- * rowcount mode.
+ * catalog write fails, a clean shutdown with assignments in flight in
+ * rowcount mode, one event per node state change, and a start refused on a
+ * catalog that fails to read partway.
  */
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <sqlite3.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -901,6 +904,51 @@ START_TEST(test_drain_owner_survives_restart)
 }
 END_TEST
 
+/*
+ * The node_state events of one node, oldest first, as "detail" lines
+ * joined by '\n' into buf; returns how many.
+ */
+static size_t node_events(const char *id, char *buf, size_t len)
+{
+    struct wire_event_list l;
+    struct http_response r;
+    struct wire_error err;
+    size_t n = 0, off = 0;
+
+    buf[0] = '\0';
+    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", "/v1/events?limit=1000", NULL,
+                                NULL, 0, NULL, 5000, &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(wire_event_list_decode(r.body, r.body_len, &l, &err), 0);
+    http_response_done(&r);
+    for (size_t i = 0; i < l.n; i++) {
+        if (strcmp(l.events[i].kind, "node_state") != 0 || strcmp(l.events[i].node_id, id) != 0)
+            continue;
+        n++;
+        off += (size_t)snprintf(buf + off, off < len ? len - off : 0, "%s\n",
+                                l.events[i].detail);
+    }
+    wire_event_list_done(&l);
+    return n;
+}
+
+/* Each transition is one event, "OLD -> NEW (why)", written by the one setter. */
+START_TEST(test_one_event_per_transition)
+{
+    char text[1024];
+
+    start_coord(NULL);
+    fake_ok("f1", NULL, 0, 0);
+    ck_assert_int_eq(post_empty("/v1/nodes/f1/drain"), 200);
+    ck_assert_int_eq(post_empty("/v1/nodes/f1/undrain"), 200);
+    ck_assert_int_eq(node_events("f1", text, sizeof(text)), 3);
+    ck_assert_str_eq(text, "joined at 127.0.0.1:1\n"
+                           "UP -> DRAINING (drained by the operator)\n"
+                           "DRAINING -> UP (undrained by the operator)\n");
+}
+END_TEST
+
 START_TEST(test_drain_not_saved)
 {
     static char f1[] = "f1";
@@ -939,6 +987,99 @@ START_TEST(test_drain_not_saved)
     ck_assert(node_info("f1", &ni, NULL));
     ck_assert_str_eq(ni.state, "UP");
     catalog_close(cat);
+}
+END_TEST
+
+/*
+ * Overwrites the first 8 bytes of one leaf page of the segments table, the
+ * middle child of its root, as a bad sector or a stray write would.
+ */
+static void corrupt_segments_leaf(const char *path)
+{
+    unsigned char *page, junk[8];
+    sqlite3_stmt *q;
+    sqlite3 *db;
+    long long root, psz;
+    unsigned ncell, ptr, child;
+    int fd;
+
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT rootpage FROM sqlite_schema"
+                                            " WHERE name = 'segments'", -1, &q, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    root = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &q, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    psz = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+
+    page = xmalloc((size_t)psz);
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pread(fd, page, (size_t)psz, (root - 1) * psz), psz);
+    ck_assert_int_eq(page[0], 0x05); /* an interior table page: the table spans leaves */
+    ncell = (unsigned)page[3] << 8 | page[4];
+    ck_assert_uint_ge(ncell, 2);
+    ptr = (unsigned)page[12 + 2 * (ncell / 2)] << 8 | page[13 + 2 * (ncell / 2)];
+    child = (unsigned)page[ptr] << 24 | (unsigned)page[ptr + 1] << 16 |
+            (unsigned)page[ptr + 2] << 8 | page[ptr + 3];
+    ck_assert_int_eq(pread(fd, page, (size_t)psz, ((long long)child - 1) * psz), psz);
+    ck_assert_int_eq(page[0], 0x0d); /* a leaf table page */
+    memset(junk, 0xff, sizeof(junk));
+    ck_assert_int_eq(pwrite(fd, junk, sizeof(junk), ((long long)child - 1) * psz), 8);
+    close(fd);
+    free(page);
+}
+
+/*
+ * A catalog that a read fails on partway (one leaf page of segments
+ * overwritten) must stop the start, with the error: a coordinator serving
+ * the rows it did read would tell nodes to drop good copies of the rest.
+ */
+START_TEST(test_start_refused_on_catalog_error)
+{
+    char *db = xasprintf("%s/coord.db", dir), *log = xasprintf("%s/coord.log", dir), *text;
+    struct catalog *cat = open_catalog();
+    struct catalog_segment cs;
+    FILE *f;
+    size_t n;
+
+    ck_assert_int_eq(catalog_begin(cat), 0);
+    for (int i = 0; i < 3000; i++) {
+        memset(&cs, 0, sizeof(cs));
+        snprintf(cs.id, sizeof(cs.id), "seg-%04d", i);
+        snprintf(cs.uri, sizeof(cs.uri), "file:///nonexistent/seg-%04d.seg", i);
+        cs.row_count = 100;
+        cs.avg_row_size = 16;
+        cs.replication = 1;
+        snprintf(cs.state, sizeof(cs.state), "PENDING");
+        cs.created_ms = 1;
+        ck_assert_int_eq(catalog_put_segment(cat, &cs), 0);
+    }
+    ck_assert_int_eq(catalog_commit(cat), 0);
+    catalog_close(cat);
+    corrupt_segments_leaf(db);
+
+    coord = harness_coord_start(dir, NULL);
+    ck_assert_msg(coord == NULL, "the coordinator serves a catalog it could not read");
+    f = fopen(log, "re");
+    ck_assert_ptr_nonnull(f);
+    text = xcalloc(1, 65536);
+    n = fread(text, 1, 65535, f);
+    fclose(f);
+    ck_assert_uint_gt(n, 0);
+    ck_assert_msg(strstr(text, "event=start_failed") != NULL &&
+                      strstr(text, "refusing to start on a partial catalog") != NULL,
+                  "%s", text);
+    ck_assert_msg(strstr(text, "catalog_loaded") == NULL, "%s", text);
+    free(text);
+    free(log);
+    free(db);
 }
 END_TEST
 
@@ -1003,6 +1144,8 @@ int main(void)
     tcase_add_test(tc, test_bad_addr_report);
     tcase_add_test(tc, test_claim_durable);
     tcase_add_test(tc, test_drain_not_saved);
+    tcase_add_test(tc, test_one_event_per_transition);
+    tcase_add_test(tc, test_start_refused_on_catalog_error);
     tcase_add_test(tc, test_drain_owner_survives_restart);
     tcase_add_test(tc, test_rowcount_shutdown);
     suite_add_tcase(s, tc);

@@ -586,8 +586,8 @@ START_TEST(test_invalid_input)
     ck_assert_int_eq(catalog_set_segment_state(c, "s1", "loaded", 0), -EINVAL);
     ck_assert_int_eq(catalog_set_segment_state(c, "s1", NULL, 0), -EINVAL);
     ck_assert_int_eq(catalog_set_segment_state(c, "s1", "LOADED", -1), -EINVAL);
-    ck_assert_int_eq(catalog_set_node_state(c, "n1", "PENDING", NULL, 1), -EINVAL);
-    ck_assert_int_eq(catalog_set_node_state(c, "n1", "DOWN", "bad reason", 1), -EINVAL);
+    ck_assert_int_eq(catalog_set_node_state(c, "n1", "PENDING", NULL), -EINVAL);
+    ck_assert_int_eq(catalog_set_node_state(c, "n1", "DOWN", "bad reason"), -EINVAL);
     ck_assert_int_eq(catalog_put_assignment(c, "s1", "n1", "UP", 2), -EINVAL);
     ck_assert_int_eq(catalog_count_segments(c, "DOWN", &cnt), -EINVAL);
     ck_assert_uint_eq(cnt, 12345); /* not written on failure */
@@ -668,7 +668,7 @@ START_TEST(test_invalid_input)
     }
     /* Not found is not invalid. */
     ck_assert_int_eq(catalog_set_segment_state(c, "zz", "LOADED", 0), -ENOENT);
-    ck_assert_int_eq(catalog_set_node_state(c, "zz", "DOWN", NULL, 0), -ENOENT);
+    ck_assert_int_eq(catalog_set_node_state(c, "zz", "DOWN", NULL), -ENOENT);
     ck_assert_int_eq(catalog_get_node(c, "zz", &n), -ENOENT);
     catalog_close(c);
 }
@@ -816,27 +816,18 @@ START_TEST(test_node_state)
     struct test_rows t = {0};
 
     ck_assert_int_eq(catalog_put_node(c, &n), 0);
-    ck_assert_int_eq(catalog_set_node_state(c, "n1", "SUSPECT", "timeout", 9000), 0);
+    ck_assert_int_eq(catalog_set_node_state(c, "n1", "SUSPECT", "timeout"), 0);
     ck_assert_int_eq(catalog_get_node(c, "n1", &g), 0);
     ck_assert_str_eq(g.state, "SUSPECT");
     ck_assert_str_eq(g.last_reason, "timeout");
     ck_assert_int_eq(g.last_seen_ms, 5000); /* only the node's own reports move it */
-
-    /* Same state again: no new event. */
-    ck_assert_int_eq(catalog_set_node_state(c, "n1", "SUSPECT", "timeout", 9500), 0);
-    ck_assert_int_eq(catalog_set_node_state(c, "n1", "DOWN", NULL, 10000), 0);
+    ck_assert_int_eq(catalog_set_node_state(c, "n1", "DOWN", NULL), 0);
     ck_assert_int_eq(catalog_get_node(c, "n1", &g), 0);
+    ck_assert_str_eq(g.state, "DOWN");
     ck_assert_str_eq(g.last_reason, "");
-
+    /* The coordinator's setter writes the one event of a transition, not the catalog. */
     ck_assert_int_eq(catalog_foreach_event(c, NULL, 0, 0, test_ev_cb, &t), 0);
-    ck_assert_int_eq(t.n, 2);
-    ck_assert_str_eq(t.ev[0].kind, "node_state");
-    ck_assert_str_eq(t.ev[0].node_id, "n1");
-    ck_assert_str_eq(t.ev[0].detail, "UP -> SUSPECT");
-    ck_assert_str_eq(t.ev[0].reason, "timeout");
-    ck_assert_int_eq(t.ev[0].ts_ms, 9000);
-    ck_assert_str_eq(t.ev[1].detail, "SUSPECT -> DOWN");
-    ck_assert_int_eq(t.ev[1].ts_ms, 10000);
+    ck_assert_int_eq(t.n, 0);
 
     /* Re-registration upserts but keeps created_ms. */
     n = test_node("n1", "UP");
@@ -1017,41 +1008,38 @@ START_TEST(test_integrity_check)
 END_TEST
 
 /*
- * A call of several statements is one unit. A trigger (fault injection)
- * makes the node_state event insert fail after the node update succeeded:
- * the update must be undone, alone or inside the caller's transaction.
+ * A call of several statements is one unit. With events_keep 1 every
+ * catalog_add_event inserts and then trims; a trigger (fault injection) makes
+ * the trim's delete fail after the insert succeeded: the insert must be
+ * undone, alone or inside the caller's transaction.
  */
 START_TEST(test_call_atomic)
 {
-    struct catalog *c = test_open();
-    struct catalog_node g;
+    struct catalog *c = test_open_keep(1);
+    struct catalog_event e = {.ts_ms = 10};
     sqlite3 *db;
     int r;
 
-    test_put_node(c, "n1");
+    snprintf(e.kind, sizeof(e.kind), "failed");
+    ck_assert_int_eq(catalog_add_event(c, &e), 0);
     db = test_raw_open();
-    test_raw_exec(db, "CREATE TRIGGER inject BEFORE INSERT ON events"
-                      " WHEN NEW.kind = 'node_state' BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    test_raw_exec(db, "CREATE TRIGGER inject BEFORE DELETE ON events"
+                      " BEGIN SELECT RAISE(ABORT, 'injected'); END");
     sqlite3_close(db);
 
-    r = catalog_set_node_state(c, "n1", "DOWN", "timeout", 10);
+    r = catalog_add_event(c, &e);
     ck_assert_int_eq(r, -EINVAL);
     ck_assert_msg(strstr(catalog_errmsg(c), "injected") != NULL, "%s", catalog_errmsg(c));
-    ck_assert_int_eq(catalog_get_node(c, "n1", &g), 0);
-    ck_assert_str_eq(g.state, "UP");
-    ck_assert_str_eq(g.last_reason, "");
+    ck_assert_int_eq(test_count_events(c), 1);
 
     ck_assert_int_eq(catalog_begin(c), 0);
     test_put_segment(c, "s1", 1);
-    ck_assert_int_eq(catalog_set_node_state(c, "n1", "DOWN", "timeout", 10), -EINVAL);
-    ck_assert_int_eq(catalog_get_node(c, "n1", &g), 0);
-    ck_assert_str_eq(g.state, "UP");
+    ck_assert_int_eq(catalog_add_event(c, &e), -EINVAL);
+    ck_assert_int_eq(test_count_events(c), 1);
     test_put_segment(c, "s2", 1);
     ck_assert_int_eq(catalog_commit(c), 0);
     ck_assert_uint_eq(test_count_segments(c, NULL), 2);
-    ck_assert_int_eq(catalog_get_node(c, "n1", &g), 0);
-    ck_assert_str_eq(g.state, "UP");
-    ck_assert_int_eq(test_count_events(c), 0);
+    ck_assert_int_eq(test_count_events(c), 1);
     catalog_close(c);
 }
 END_TEST
