@@ -383,11 +383,19 @@ static void store_precheck_work(void *arg)
             goto fail;
         }
     }
-    /* The loop thread compares this with what loads in flight were promised. */
-    if (statvfs(st->segdir, &vfs) == 0) {
-        job->disk_avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-        job->have_disk = true;
+    /*
+     * The loop thread compares this with what loads in flight were promised.
+     * Space that cannot be measured is not assumed to be there.
+     */
+    if (statvfs(st->segdir, &vfs) < 0) {
+        job->reason = WIRE_REASON_DISK_FULL;
+        job->status = 507;
+        store_set_detail(job, "cannot measure the free space of %s: statvfs: %s", st->segdir,
+                         strerror(errno));
+        goto fail;
     }
+    job->disk_avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    job->have_disk = true;
     free(buf);
     job->src_fd = fd;
     job->src_size = (uint64_t)sb.st_size;
@@ -958,8 +966,12 @@ void store_delete(struct store *st, const char *id, store_delete_cb cb, void *ar
     seg->delete_arg = arg;
     log_info("segment_state", "id=%s transition=\"%s -> UNLOADING\"", id,
              wire_segment_state_name(seg->state));
-    /* A loading segment is unloaded when its load finishes. */
-    if (seg->state != WIRE_SEG_LOADING)
+    /*
+     * A loading segment is unloaded when its load finishes; a shedding one
+     * when the shed's unlink has run, so that no second unlink of the same
+     * paths can still be pending once a new copy is written.
+     */
+    if (seg->state != WIRE_SEG_LOADING && !seg->shedding)
         store_start_unlink(st, seg);
 }
 
@@ -1111,10 +1123,20 @@ static void store_shed_work(void *arg)
 static void store_shed_done(void *arg)
 {
     struct store_job *job = arg;
+    struct store_seg *seg = job->seg;
+    struct store *st = job->st;
 
-    job->seg->shedding = false;
+    seg->shedding = false;
     if (job->status != 200)
-        log_warn("segment_shed_unlink_failed", "id=%s detail=\"%s\"", job->seg->id, job->detail);
+        log_warn("segment_shed_unlink_failed", "id=%s detail=\"%s\"", seg->id, job->detail);
+    /* A deletion that arrived meanwhile runs now (or is refused at shutdown). */
+    if (seg->delete_cb != NULL && st->closing) {
+        seg->delete_cb(503, "the node is shutting down; retry", seg->delete_arg);
+        seg->delete_cb = NULL;
+        store_acct(st, seg, +1); /* visible again: the deletion did not happen */
+    } else if (seg->delete_cb != NULL) {
+        store_start_unlink(st, seg);
+    }
     store_job_free(job);
 }
 

@@ -9,7 +9,8 @@
  *                   inside the storage root (checked on the opened file, so a
  *                   symlink cannot escape), with a valid header whose
  *                   row_count matches the request, and local disk must hold
- *                   it. A failed precheck changes nothing and answers 422
+ *                   it (free space that statvfs cannot measure counts as
+ *                   none). A failed precheck changes nothing and answers 422
  *                   (SEGMENT_INVALID) or 507 (DISK_FULL).
  *   LOADING         copy into <id>.seg.tmp, map, verify every column
  *                   checksum, write <id>.meta, rename to <id>.seg, build the
@@ -89,7 +90,10 @@ void store_assign(struct store *st, const struct wire_assign_request *req, store
 /*
  * Answer to a deletion: 200 once the local copy is gone from disk, 404 when
  * the id is unknown, 409 when a deletion of it is already running or an
- * assignment of it is still being checked.
+ * assignment of it is still being checked. A deletion of a LOADING segment
+ * waits for the load, and one of a segment being shed waits for the shed's
+ * unlink, so that no unlink of its paths is pending once the id can be
+ * assigned again.
  */
 typedef void (*store_delete_cb)(int status, const char *detail, void *arg);
 void store_delete(struct store *st, const char *id, store_delete_cb cb, void *arg);

@@ -543,6 +543,84 @@ START_TEST(test_bad_roots)
 }
 END_TEST
 
+/* A pool job that holds its worker until the test writes to the pipe. */
+static void block_work(void *arg)
+{
+    char c;
+
+    (void)!read(*(int *)arg, &c, 1);
+}
+
+/*
+ * A deletion that arrives while a shed is removing the files waits for it:
+ * no second unlink of the same paths runs beside the shed's (it could land
+ * after a re-assignment's new copy and remove it). Once answered, a new
+ * assignment's copy stays.
+ */
+START_TEST(test_delete_waits_for_shed)
+{
+    struct store *st = open_store(0);
+    char *segdir = xasprintf("%s/segments", data);
+    struct want w = {st, WIRE_SEG_LOADED, 1};
+    struct answer a = {0};
+    int fds[2];
+
+    write_seg("a.seg", 4096);
+    ck_assert_int_eq(do_assign(st, "a", "a.seg", 4096).status, 202);
+    run_until(states_are, &w);
+    ck_assert_int_eq(pipe(fds), 0);
+    /* Both workers busy: the shed's unlink stays queued. */
+    pool_submit(pool, block_work, NULL, &fds[0]);
+    pool_submit(pool, block_work, NULL, &fds[0]);
+    ck_assert_int_eq(store_shed(st, "a", WIRE_REASON_MEM_CRITICAL, "test"), 0);
+    ck_assert_uint_eq(pool_pending(pool), 3);
+    store_delete(st, "a", delete_cb, &a);
+    ck_assert_uint_eq(pool_pending(pool), 3); /* no unlink queued beside the shed's */
+    ck_assert(!a.done);
+    ck_assert_int_eq(do_assign(st, "a", "a.seg", 4096).status, 409); /* being unloaded */
+    ck_assert_int_eq(write(fds[1], "xx", 2), 2);
+    run_until(answered, &a);
+    ck_assert_int_eq(a.status, 200);
+    run_until(pool_idle, NULL);
+    ck_assert(!store_holds(st, "a"));
+    ck_assert_int_eq(do_assign(st, "a", "a.seg", 4096).status, 202);
+    run_until(states_are, &w);
+    run_until(pool_idle, NULL);
+    ck_assert_uint_eq(count_files(segdir), 2); /* a.seg and a.meta */
+    close(fds[0]);
+    close(fds[1]);
+    store_free(st);
+    free(segdir);
+}
+END_TEST
+
+/*
+ * When the free space of the data directory cannot be measured, the
+ * assignment is refused 507 DISK_FULL naming the failure, not accepted
+ * unchecked.
+ */
+START_TEST(test_statvfs_failure_refuses)
+{
+    struct store *st = open_store(0);
+    char *segdir = xasprintf("%s/segments", data);
+    struct store_totals t;
+    struct answer a;
+
+    write_seg("a.seg", 1000);
+    ck_assert_int_eq(rmdir(segdir), 0); /* statvfs now fails with ENOENT */
+    a = do_assign(st, "a", "a.seg", 1000);
+    ck_assert_int_eq(a.status, 507);
+    ck_assert_int_eq(a.reason, WIRE_REASON_DISK_FULL);
+    ck_assert_msg(strstr(a.detail, "statvfs") != NULL && strstr(a.detail, segdir) != NULL, "%s",
+                  a.detail);
+    store_totals(st, &t);
+    ck_assert_uint_eq(t.loads_in_flight, 0);
+    ck_assert(!store_holds(st, "a"));
+    store_free(st);
+    free(segdir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store");
@@ -562,6 +640,8 @@ int main(void)
     tcase_add_test(tc, test_bad_roots);
     tcase_add_test(tc, test_shed_then_delete_under_query);
     tcase_add_test(tc, test_shed_replaced_refused_releases);
+    tcase_add_test(tc, test_delete_waits_for_shed);
+    tcase_add_test(tc, test_statvfs_failure_refuses);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
