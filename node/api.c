@@ -631,15 +631,32 @@ struct api_query_job {
     struct store_seg **segs;
     struct query_plan *plans;
     struct query_acc acc;
+    size_t cur;         /* the segment being scanned */
+    bool faulted;       /* reading segs[cur] faulted (SIGBUS) */
+    char fault_detail[200];
 };
+
+/* Scans segs[job->cur] into job->acc (under store_seg_read's fault guard). */
+static void api_query_scan_one(void *arg)
+{
+    struct api_query_job *job = arg;
+    size_t i = job->cur;
+
+    query_scan(&job->plans[i], store_seg_base(job->segs[i]), store_seg_header(job->segs[i]),
+               store_seg_index(job->segs[i]), &job->acc);
+}
 
 static void api_query_work(void *arg)
 {
     struct api_query_job *job = arg;
 
-    for (size_t i = 0; i < job->n; i++)
-        query_scan(&job->plans[i], store_seg_base(job->segs[i]), store_seg_header(job->segs[i]),
-                   store_seg_index(job->segs[i]), &job->acc);
+    for (job->cur = 0; job->cur < job->n; job->cur++) {
+        if (store_seg_read(job->segs[job->cur], api_query_scan_one, job, job->fault_detail,
+                           sizeof(job->fault_detail)) < 0) {
+            job->faulted = true;
+            return;
+        }
+    }
 }
 
 static void api_query_job_free(struct api_query_job *job)
@@ -660,6 +677,26 @@ static void api_query_done(void *arg)
     uint8_t *buf;
     size_t len;
 
+    if (job->faulted) {
+        /*
+         * The segment's local copy is unreadable: it is FAILED from now on
+         * (the coordinator hears so and places it again), and this query
+         * gets an error that names it. The node and its other segments
+         * carry on.
+         */
+        const char *id = store_seg_id(job->segs[job->cur]);
+        char msg[300];
+
+        (void)store_fail(api->store, id, job->fault_detail);
+        snprintf(msg, sizeof(msg), "segment %s: %s; it is FAILED on this node", id,
+                 job->fault_detail);
+        log_warn("query_fault", "segment=%s detail=\"%s\"", id, job->fault_detail);
+        api->queries_failed++;
+        api->queries_in_flight--;
+        api_reply_error(api, job->req, 500, "segment_failed", msg);
+        api_query_job_free(job);
+        return;
+    }
     query_acc_result(&job->acc, job->aggregate, &resp);
     buf = wire_query_response_encode(&resp, &len);
     http_reply(job->req, 200, WIRE_CONTENT_TYPE, buf, len);
@@ -977,6 +1014,10 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
                     t.copied_bytes_total);
     metrics_one_u64(m, "sluice_node_unloads_total", "counter", "Segments deleted from this node.",
                     t.deletes_total);
+    metrics_one_u64(m, "sluice_node_segment_faults_total", "counter",
+                    "LOADED segments failed because a read of their mapping faulted (SIGBUS: "
+                    "the local copy shrank or its disk failed).",
+                    t.faults_total);
     metrics_family(m, "sluice_node_assignments_total", "counter",
                    "Answers to assignments: accepted, or refused with a reason.");
     for (int r = 0; r < WIRE_REASON_COUNT_; r++) {

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "log.h"
 #include "pool.h"
 #include "strmap.h"
@@ -64,6 +66,7 @@ struct store {
     uint64_t disk_reserve;
     struct strmap *segs; /* id -> struct store_seg, holding the table's reference */
     uint64_t loads_ok, loads_failed, copied_bytes, deletes;
+    uint64_t faults; /* LOADED segments failed by a fault on their mapping */
     store_load_cb load_cb;
     void *load_arg;
     uint64_t in_flight, reserved_bytes;
@@ -464,10 +467,6 @@ out:
 }
 
 /*
- * Maps a local copy and verifies it: header against its real size, then
- * every column checksum. Fills job->base/map_len/hdr or sets the detail.
- */
-/*
  * Copies the columns flagged SEGMENT_COL_ANON into one heap block, as an
  * engine loads a vector or inverted index into RAM: every page is written,
  * so the memory is anonymous and resident, charged to the node's cgroup.
@@ -501,10 +500,103 @@ static int store_load_anon(struct store_job *job)
     return 0;
 }
 
+/*
+ * Says where a read of a segment's mapping faulted: the byte offset, and the
+ * column holding it when hdr is known.
+ */
+static void store_fault_describe(char *out, size_t out_len, const struct segment_header *hdr,
+                                 const void *base, size_t map_len, const void *addr)
+{
+    uint64_t off = (uint64_t)((const char *)addr - (const char *)base);
+    const char *col = NULL;
+
+    for (unsigned i = 0; hdr != NULL && i < hdr->column_count; i++)
+        if (off >= hdr->columns[i].offset && off < hdr->columns[i].offset + hdr->columns[i].length)
+            col = hdr->columns[i].name;
+    snprintf(out, out_len,
+             "reading the local copy faulted (SIGBUS) at byte %llu of %zu%s%s%s: the file shrank "
+             "underneath the node or its disk failed",
+             (unsigned long long)off, map_len, col != NULL ? ", column \"" : "",
+             col != NULL ? col : "", col != NULL ? "\"" : "");
+}
+
+/*
+ * Every read of a fresh mapping: header, column checksums, the heap columns
+ * and the zone maps. Fills job->base/map_len/hdr/anon/zm, or sets the detail.
+ */
+static int store_check_mapping(struct store_job *job, void *base, size_t size,
+                               struct segment_header *hdr)
+{
+    char detail[200];
+    int r;
+
+    r = segment_parse_header(base, size, size, hdr, detail, sizeof(detail));
+    if (r == 0)
+        r = segment_verify(base, hdr, detail, sizeof(detail));
+    if (r < 0) {
+        job->reason = WIRE_REASON_SEGMENT_INVALID;
+        job->corrupt = true;
+        store_set_detail(job, "segment %s: %s (%s)", job->seg->id, detail, segment_error_name(r));
+        return r;
+    }
+    job->hdr = hdr;
+    job->base = base;
+    job->map_len = size;
+    r = store_load_anon(job);
+    if (r < 0) {
+        job->hdr = NULL;
+        job->base = NULL;
+        job->map_len = 0;
+        return r;
+    }
+    job->zm = zonemap_build(base, hdr);
+    return 0;
+}
+
+/*
+ * store_check_mapping under a fault guard. A SIGBUS while reading fails the
+ * load like a corrupt copy, with reason NONE (this node's copy is bad, not
+ * the source); what it had built is freed, except a zone map being built
+ * at that moment (a rare, bounded leak).
+ */
+static int store_check_guarded(struct store_job *job, void *base, size_t size,
+                               struct segment_header *hdr)
+{
+    struct fault_guard g;
+    int r;
+
+    fault_guard_push(&g, base, size);
+    if (sigsetjmp(g.env, 1) != 0) {
+        char what[STORE_DETAIL_MAX - 64];
+
+        store_fault_describe(what, sizeof(what), job->hdr, base, size, g.addr);
+        store_set_detail(job, "segment %s: %s", job->seg->id, what);
+        job->reason = WIRE_REASON_NONE;
+        job->corrupt = true;
+        job->hdr = NULL;
+        job->base = NULL;
+        job->map_len = 0;
+        job->zm = NULL;
+        free(job->anon);
+        job->anon = NULL;
+        job->anon_bytes = 0;
+        return -EIO;
+    }
+    r = store_check_mapping(job, base, size, hdr);
+    fault_guard_pop(&g);
+    return r;
+}
+
+/*
+ * Maps a local copy and verifies it: header against its real size, then
+ * every column checksum; then copies the heap columns and builds the zone
+ * maps. A SIGBUS while reading (the copy shrank, or a disk error) fails the
+ * load like a corrupt copy, with reason NONE: this node's copy is bad, not
+ * the source. Fills job->base/map_len/hdr/zm or sets the detail.
+ */
 static int store_map_verify(struct store_job *job, const char *path)
 {
     struct segment_header *hdr = NULL;
-    char detail[200];
     struct stat sb;
     void *base = MAP_FAILED;
     int fd, r;
@@ -532,26 +624,9 @@ static int store_map_verify(struct store_job *job, const char *path)
         goto fail;
     }
     hdr = xmalloc(sizeof(*hdr));
-    r = segment_parse_header(base, (size_t)sb.st_size, (uint64_t)sb.st_size, hdr, detail,
-                             sizeof(detail));
-    if (r == 0)
-        r = segment_verify(base, hdr, detail, sizeof(detail));
-    if (r < 0) {
-        job->reason = WIRE_REASON_SEGMENT_INVALID;
-        job->corrupt = true;
-        store_set_detail(job, "segment %s: %s (%s)", job->seg->id, detail, segment_error_name(r));
+    r = store_check_guarded(job, base, (size_t)sb.st_size, hdr);
+    if (r < 0)
         goto fail;
-    }
-    job->hdr = hdr;
-    job->base = base;
-    job->map_len = (size_t)sb.st_size;
-    r = store_load_anon(job);
-    if (r < 0) {
-        job->hdr = NULL;
-        job->base = NULL;
-        job->map_len = 0;
-        goto fail;
-    }
     close(fd);
     return 0;
 fail:
@@ -634,7 +709,6 @@ static void store_load_work(void *arg)
         store_set_detail(job, "committing %s: %s", path, strerror(-r));
         goto fail;
     }
-    job->zm = zonemap_build(job->base, job->hdr);
     job->reason = WIRE_REASON_NONE;
     job->loaded = true;
     goto out;
@@ -646,6 +720,8 @@ fail:
     job->base = NULL;
     free(job->hdr);
     job->hdr = NULL;
+    zonemap_free(job->zm);
+    job->zm = NULL;
     free(job->anon);
     job->anon = NULL;
     job->anon_bytes = 0;
@@ -669,7 +745,6 @@ static void store_reload_work(void *arg)
     char *path = store_path(job->st, job->seg->id, ".seg");
 
     if (store_map_verify(job, path) == 0) {
-        job->zm = zonemap_build(job->base, job->hdr);
         job->reason = WIRE_REASON_NONE;
         job->loaded = true;
     } else if (job->corrupt) {
@@ -996,6 +1071,11 @@ const void *store_seg_base(const struct store_seg *seg)
     return seg->base;
 }
 
+const char *store_seg_id(const struct store_seg *seg)
+{
+    return seg->id;
+}
+
 const struct segment_header *store_seg_header(const struct store_seg *seg)
 {
     return seg->hdr;
@@ -1065,6 +1145,7 @@ void store_totals(const struct store *st, struct store_totals *out)
     out->loads_failed_total = st->loads_failed;
     out->copied_bytes_total = st->copied_bytes;
     out->deletes_total = st->deletes;
+    out->faults_total = st->faults;
     out->loads_in_flight = st->in_flight;
     out->reserved_bytes = st->reserved_bytes;
 }
@@ -1140,18 +1221,24 @@ static void store_shed_done(void *arg)
     store_job_free(job);
 }
 
-int store_shed(struct store *st, const char *id, enum wire_reason reason, const char *detail)
+/*
+ * Takes a LOADED segment out of service as state (DROPPED or FAILED): it is
+ * no longer served, its mapping and index go once no query holds them, and
+ * its local copy is removed. The entry stays until deleted or reassigned.
+ */
+static int store_take_out(struct store *st, const char *id, enum wire_segment_state state,
+                          enum wire_reason reason, const char *detail)
 {
     struct store_seg *seg = store_lookup(st, id);
 
     if (seg == NULL || !store_visible(seg) || seg->state != WIRE_SEG_LOADED)
         return -ENOENT;
     store_acct(st, seg, -1);
-    seg->state = WIRE_SEG_DROPPED;
+    seg->state = state;
     seg->reason = reason;
     snprintf(seg->detail, sizeof(seg->detail), "%s", detail);
-    log_warn("segment_state", "id=%s transition=\"LOADED -> DROPPED\" reason=%s detail=\"%s\"",
-             id, wire_reason_name(reason), detail);
+    log_warn("segment_state", "id=%s transition=\"LOADED -> %s\" reason=%s detail=\"%s\"", id,
+             wire_segment_state_name(state), wire_reason_name(reason), detail);
     if (seg->refs == 1)
         store_seg_release_data(seg);
     else
@@ -1160,6 +1247,35 @@ int store_shed(struct store *st, const char *id, enum wire_reason reason, const 
     seg->shedding = true;
     store_acct(st, seg, +1);
     pool_submit(st->pool, store_shed_work, store_shed_done, store_job_new(st, STORE_JOB_UNLINK, seg));
+    return 0;
+}
+
+int store_shed(struct store *st, const char *id, enum wire_reason reason, const char *detail)
+{
+    return store_take_out(st, id, WIRE_SEG_DROPPED, reason, detail);
+}
+
+int store_fail(struct store *st, const char *id, const char *detail)
+{
+    int r = store_take_out(st, id, WIRE_SEG_FAILED, WIRE_REASON_NONE, detail);
+
+    if (r == 0)
+        st->faults++;
+    return r;
+}
+
+int store_seg_read(const struct store_seg *seg, void (*fn)(void *arg), void *arg, char *detail,
+                   size_t detail_len)
+{
+    struct fault_guard g;
+
+    fault_guard_push(&g, seg->base, seg->map_len);
+    if (sigsetjmp(g.env, 1) != 0) {
+        store_fault_describe(detail, detail_len, seg->hdr, seg->base, seg->map_len, g.addr);
+        return -EIO;
+    }
+    fn(arg);
+    fault_guard_pop(&g);
     return 0;
 }
 
@@ -1297,6 +1413,14 @@ struct store *store_new(struct pool *pool, const struct store_config *cfg, char 
     char real[PATH_MAX];
     struct stat sb;
 
+    /* Every mapping this store makes is read under a fault guard. */
+    int fr = fault_init();
+
+    if (fr < 0) {
+        snprintf(err, err_len, "cannot install the SIGBUS handler: %s", strerror(-fr));
+        free(st);
+        return NULL;
+    }
     st->pool = pool;
     st->load_pool = cfg->load_pool != NULL ? cfg->load_pool : pool;
     st->disk_reserve = cfg->disk_reserve;

@@ -22,6 +22,11 @@
  *   FAILED          with reason SEGMENT_INVALID (checksum mismatch found
  *                   while loading) or DISK_FULL, and a detail. The local copy
  *                   is removed; a new assignment of the same id retries.
+ *                   A LOADED segment becomes FAILED too (reason NONE) when a
+ *                   read of its mapping faults: SIGBUS, because the local
+ *                   copy was truncated or its disk failed (store_seg_read).
+ *                   Every read of a mapping is guarded (node/fault.h), so a
+ *                   fault costs that segment, never the node.
  *
  * Segments are reference-counted so that a query scanning on a worker keeps
  * its mapping alive even if the segment is deleted meanwhile. All functions
@@ -106,6 +111,7 @@ struct store_seg *store_get_loaded(struct store *st, const char *id, char *err, 
 void store_seg_unref(struct store_seg *seg);
 
 const void *store_seg_base(const struct store_seg *seg);
+const char *store_seg_id(const struct store_seg *seg);
 const struct segment_header *store_seg_header(const struct store_seg *seg);
 const struct zonemap *store_seg_index(const struct store_seg *seg);
 /* Records a query of the segment (least-recently-queried shedding uses it). */
@@ -118,6 +124,7 @@ struct store_totals {
     uint64_t segments[WIRE_SEG_COUNT_]; /* by state, visible segments only */
     uint64_t mapped_bytes, index_bytes;
     uint64_t loads_ok_total, loads_failed_total, copied_bytes_total, deletes_total;
+    uint64_t faults_total; /* LOADED segments failed by store_fail() */
     uint64_t loads_in_flight; /* prechecks + loads */
     uint64_t reserved_bytes;  /* disk promised to loads in flight */
 };
@@ -149,6 +156,28 @@ const char *store_coldest(const struct store *st);
  * Returns 0, or -ENOENT when id is not LOADED.
  */
 int store_shed(struct store *st, const char *id, enum wire_reason reason, const char *detail);
+
+/*
+ * Fails a LOADED segment whose mapping faulted (store_seg_read): it becomes
+ * FAILED with reason NONE (this node's copy is bad, not the source) and the
+ * detail, and is then handled as store_shed() handles a shed segment: no
+ * longer served, memory released once no query holds it, local copy
+ * removed. The coordinator hears FAILED in the next report and places the
+ * segment again; a new assignment copies and verifies it afresh.
+ * Returns 0, or -ENOENT when id is not LOADED (another query failed it first).
+ */
+int store_fail(struct store *st, const char *id, const char *detail);
+
+/*
+ * Runs fn(arg), which reads seg's mapping (a scan), with a SIGBUS on that
+ * mapping caught: a truncated local copy or a disk error then returns -EIO,
+ * with detail naming the offset and column that faulted and "SIGBUS", and fn
+ * is abandoned where it faulted (it must keep its results in arg and hold no
+ * lock or allocation only it knows of). Returns 0 when fn completed. Any
+ * thread; seg must be referenced.
+ */
+int store_seg_read(const struct store_seg *seg, void (*fn)(void *arg), void *arg, char *detail,
+                   size_t detail_len);
 
 /* True when id is LOADING or LOADED here (an assignment of it is a retry). */
 bool store_holds(const struct store *st, const char *id);
