@@ -37,7 +37,11 @@
 /*
  * catalog_migrations[v] takes the schema from version v to v + 1. v1 is the
  * base tables; v2 adds segments.replication (existing rows get 1) and the
- * events-by-segment index used by catalog_foreach_event.
+ * events-by-segment index used by catalog_foreach_event; v3 adds
+ * nodes.claim (pull mode, which changes how the coordinator treats a node,
+ * so it must survive a restart) and nodes.drained_by, which until then was
+ * kept as a tag in last_reason ("ADMIN_DRAIN", "SELF_DRAIN", or nothing on
+ * a DRAINING row older than the tags: an operator's drain).
  */
 static const char *const catalog_migrations[] = {
     /* 0 -> 1 */
@@ -83,6 +87,12 @@ static const char *const catalog_migrations[] = {
     "ALTER TABLE segments ADD COLUMN replication INTEGER NOT NULL DEFAULT 1"
     "  CHECK (replication BETWEEN 1 AND 16);"
     "CREATE INDEX events_segment ON events (segment_id, id);",
+    /* 2 -> 3 */
+    "ALTER TABLE nodes ADD COLUMN claim INTEGER NOT NULL DEFAULT 0 CHECK (claim IN (0, 1));"
+    "ALTER TABLE nodes ADD COLUMN drained_by TEXT CHECK (drained_by IN ('operator', 'node'));"
+    "UPDATE nodes SET drained_by = 'operator', last_reason = NULL"
+    "  WHERE last_reason = 'ADMIN_DRAIN' OR (state = 'DRAINING' AND last_reason IS NULL);"
+    "UPDATE nodes SET drained_by = 'node', last_reason = NULL WHERE last_reason = 'SELF_DRAIN';",
 };
 
 _Static_assert(sizeof(catalog_migrations) / sizeof(catalog_migrations[0]) == CATALOG_SCHEMA_VERSION,
@@ -128,7 +138,7 @@ enum catalog_stmt {
 
 #define SEG_COLS                                                                                   \
     "id, uri, row_count, avg_row_size, replication, state, backoff_until_ms, created_ms"
-#define NODE_COLS "id, addr, state, last_seen_ms, last_reason, created_ms"
+#define NODE_COLS "id, addr, state, last_seen_ms, last_reason, created_ms, claim, drained_by"
 #define ASG_COLS  "segment_id, node_id, state, updated_ms"
 #define EV_COLS   "id, ts_ms, segment_id, node_id, kind, reason, http_status, retry_after_ms, detail"
 
@@ -149,13 +159,14 @@ static const char *const catalog_sql[ST_COUNT_] = {
     [ST_SEG_BY_STATE] = "SELECT " SEG_COLS " FROM segments WHERE state = ?1 ORDER BY id",
     [ST_SEG_COUNT] = "SELECT count(*) FROM segments",
     [ST_SEG_COUNT_STATE] = "SELECT count(*) FROM segments WHERE state = ?1",
-    [ST_NODE_UPSERT] = "INSERT INTO nodes (" NODE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+    [ST_NODE_UPSERT] = "INSERT INTO nodes (" NODE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
                        " ON CONFLICT (id) DO UPDATE SET addr = excluded.addr,"
                        " state = excluded.state, last_seen_ms = excluded.last_seen_ms,"
-                       " last_reason = excluded.last_reason",
+                       " last_reason = excluded.last_reason, claim = excluded.claim,"
+                       " drained_by = excluded.drained_by",
     [ST_NODE_GET] = "SELECT " NODE_COLS " FROM nodes WHERE id = ?1",
     [ST_NODE_EXISTS] = "SELECT 1 FROM nodes WHERE id = ?1",
-    [ST_NODE_SET_STATE] = "UPDATE nodes SET state = ?2, last_reason = ?3 WHERE id = ?1",
+    [ST_NODE_SET_STATE] = "UPDATE nodes SET state = ?2, drained_by = ?3 WHERE id = ?1",
     [ST_NODE_DELETE] = "DELETE FROM nodes WHERE id = ?1",
     [ST_NODE_ALL] = "SELECT " NODE_COLS " FROM nodes ORDER BY id",
     [ST_ASG_UPSERT] = "INSERT INTO assignments (" ASG_COLS ") VALUES (?1, ?2, ?3, ?4)"
@@ -181,6 +192,7 @@ static const char *const catalog_sql[ST_COUNT_] = {
 
 static const char *const catalog_segment_states[] = {"PENDING", "LOADED", "INVALID", NULL};
 static const char *const catalog_node_states[] = {"UP", "SUSPECT", "DOWN", "DRAINING", NULL};
+static const char *const catalog_drainers[] = {"", "operator", "node", NULL};
 static const char *const catalog_assignment_states[] = {"LOADING", "LOADED", "FAILED", "DROPPED",
                                                         NULL};
 
@@ -480,10 +492,12 @@ static int cat_read_node(struct catalog *c, sqlite3_stmt *s, struct catalog_node
     if ((r = cat_col_text(c, s, 0, n->id, sizeof(n->id))) < 0 ||
         (r = cat_col_text(c, s, 1, n->addr, sizeof(n->addr))) < 0 ||
         (r = cat_col_text(c, s, 2, n->state, sizeof(n->state))) < 0 ||
-        (r = cat_col_text(c, s, 4, n->last_reason, sizeof(n->last_reason))) < 0)
+        (r = cat_col_text(c, s, 4, n->last_reason, sizeof(n->last_reason))) < 0 ||
+        (r = cat_col_text(c, s, 7, n->drained_by, sizeof(n->drained_by))) < 0)
         return r;
     n->last_seen_ms = sqlite3_column_int64(s, 3);
     n->created_ms = sqlite3_column_int64(s, 5);
+    n->claim = sqlite3_column_int(s, 6) != 0;
     return 0;
 }
 
@@ -1103,6 +1117,7 @@ int catalog_put_node(struct catalog *c, const struct catalog_node *n)
         (r = cat_check_state(c, "node state", n->state, catalog_node_states)) < 0 ||
         (r = cat_check_chars(c, "node last_reason", n->last_reason, 0, CATALOG_REASON_MAX,
                              cat_reason_char, "[A-Za-z0-9._-]")) < 0 ||
+        (r = cat_check_state(c, "node drained_by", n->drained_by, catalog_drainers)) < 0 ||
         (r = cat_check_ms(c, "node last_seen_ms", n->last_seen_ms)) < 0 ||
         (r = cat_check_ms(c, "node created_ms", n->created_ms)) < 0)
         return r;
@@ -1112,6 +1127,8 @@ int catalog_put_node(struct catalog *c, const struct catalog_node *n)
     sqlite3_bind_int64(q, 4, n->last_seen_ms);
     cat_bind_opt_text(q, 5, n->last_reason);
     sqlite3_bind_int64(q, 6, n->created_ms);
+    sqlite3_bind_int(q, 7, n->claim ? 1 : 0);
+    cat_bind_opt_text(q, 8, n->drained_by);
     return cat_step_done(c, q, "put node");
 }
 
@@ -1136,21 +1153,21 @@ int catalog_get_node(struct catalog *c, const char *id, struct catalog_node *ret
     return r;
 }
 
-int catalog_set_node_state(struct catalog *c, const char *id, const char *state, const char *reason)
+int catalog_set_node_state(struct catalog *c, const char *id, const char *state,
+                           const char *drained_by)
 {
     sqlite3_stmt *q = c->stmt[ST_NODE_SET_STATE];
     int r;
 
-    if (reason == NULL)
-        reason = "";
+    if (drained_by == NULL)
+        drained_by = "";
     if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "node id", id)) < 0 ||
         (r = cat_check_state(c, "node state", state, catalog_node_states)) < 0 ||
-        (r = cat_check_chars(c, "reason", reason, 0, CATALOG_REASON_MAX, cat_reason_char,
-                             "[A-Za-z0-9._-]")) < 0)
+        (r = cat_check_state(c, "drained_by", drained_by, catalog_drainers)) < 0)
         return r;
     cat_bind_text(q, 1, id);
     cat_bind_text(q, 2, state);
-    cat_bind_opt_text(q, 3, reason);
+    cat_bind_opt_text(q, 3, drained_by);
     if ((r = cat_step_done(c, q, "set node state")) < 0)
         return r;
     if (sqlite3_changes(c->db) == 0)

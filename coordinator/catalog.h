@@ -34,13 +34,14 @@
 #ifndef SLUICE_CATALOG_H
 #define SLUICE_CATALOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "wire.h"
 
 /* The schema version this build creates and understands. */
-#define CATALOG_SCHEMA_VERSION 2
+#define CATALOG_SCHEMA_VERSION 3
 
 #define CATALOG_EVENTS_KEEP_DEFAULT 100000u
 #define CATALOG_BUSY_TIMEOUT_MS     5000
@@ -73,6 +74,8 @@ struct catalog_node {
     int64_t last_seen_ms;                     /* 0: never */
     char last_reason[CATALOG_REASON_MAX + 1]; /* "": none */
     int64_t created_ms;                       /* kept from the first put */
+    bool claim;                               /* pull mode: it claims its work */
+    char drained_by[CATALOG_STATE_MAX + 1];   /* "", "operator" or "node" */
 };
 
 /* Segment on node. state: "LOADING", "LOADED", "FAILED" or "DROPPED". */
@@ -177,14 +180,14 @@ int catalog_count_segments(struct catalog *c, const char *state, uint64_t *ret);
 int catalog_put_node(struct catalog *c, const struct catalog_node *n);
 int catalog_get_node(struct catalog *c, const char *id, struct catalog_node *ret);
 /*
- * Sets the node's state and last_reason (reason may be NULL or "");
- * -ENOENT if the node is absent. It records no event: the coordinator's one
- * state setter writes the single "node_state" event of each transition,
- * with the why that only it knows. last_seen_ms is left alone: it changes
- * with catalog_put_node, when the node itself reports.
+ * Sets the node's state and who drains it: drained_by is NULL or "" (no
+ * one), "operator" or "node"; anything else is -EINVAL. -ENOENT if the node
+ * is absent. It records no event: the coordinator's one state setter writes
+ * the single "node_state" event of each transition, with the why that only
+ * it knows. last_seen_ms and last_reason are left alone.
  */
 int catalog_set_node_state(struct catalog *c, const char *id, const char *state,
-                           const char *reason);
+                           const char *drained_by);
 /* Deletes the node and (ON DELETE CASCADE) its assignments; -ENOENT if absent. */
 int catalog_delete_node(struct catalog *c, const char *id);
 

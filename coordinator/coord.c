@@ -364,12 +364,12 @@ static enum placer_node_state coord_placer_state(const struct coord_node *n)
 }
 
 /*
- * Why a node is DRAINING, as the catalog keeps it (the node row's reason):
- * after a restart an operator's drain must still hold, and a node's own
- * drain must end when the node says so.
+ * Who drains a node, as the catalog keeps it (nodes.drained_by): after a
+ * restart an operator's drain must still hold, and a node's own drain must
+ * end when the node says so.
  */
-#define COORD_ADMIN_DRAIN "ADMIN_DRAIN"
-#define COORD_SELF_DRAIN  "SELF_DRAIN"
+#define COORD_ADMIN_DRAIN "operator"
+#define COORD_SELF_DRAIN  "node"
 
 static const char *coord_drain_tag(const struct coord_node *n)
 {
@@ -433,6 +433,25 @@ static void coord_node_lost(struct coord *c, struct coord_node *n)
 }
 
 /*
+ * Writes the node's row: whatever changes how the coordinator treats it
+ * (address, state, who drains it, pull mode) must survive a restart.
+ */
+static void coord_node_save(struct coord *c, const struct coord_node *n)
+{
+    struct catalog_node cn;
+
+    memset(&cn, 0, sizeof(cn));
+    snprintf(cn.id, sizeof(cn.id), "%s", n->id);
+    snprintf(cn.addr, sizeof(cn.addr), "%s", n->addr);
+    snprintf(cn.state, sizeof(cn.state), "%s", n->state);
+    snprintf(cn.drained_by, sizeof(cn.drained_by), "%s", coord_drain_tag(n));
+    cn.claim = n->claim;
+    cn.last_seen_ms = (int64_t)clock_wall_ms();
+    coord_txn(c);
+    coord_check(c, catalog_put_node(c->cat, &cn), "node");
+}
+
+/*
  * The node with this id, created (UP) or moved to addr if needed. NULL when
  * addr is one the HTTP client cannot use; nothing has changed then.
  */
@@ -440,7 +459,6 @@ static struct coord_node *coord_node_get(struct coord *c, const char *id, const 
 {
     struct coord_node *n = strmap_get(c->nodes, id);
     struct http_client *client;
-    struct catalog_node cn;
 
     if (n != NULL && (addr == NULL || strcmp(n->addr, addr) == 0))
         return n;
@@ -467,14 +485,7 @@ static struct coord_node *coord_node_get(struct coord *c, const char *id, const 
         http_client_free(old);
     }
     n->client = client;
-    memset(&cn, 0, sizeof(cn));
-    snprintf(cn.id, sizeof(cn.id), "%s", n->id);
-    snprintf(cn.addr, sizeof(cn.addr), "%s", n->addr);
-    snprintf(cn.state, sizeof(cn.state), "%s", n->state);
-    snprintf(cn.last_reason, sizeof(cn.last_reason), "%s", coord_drain_tag(n));
-    cn.last_seen_ms = (int64_t)clock_wall_ms();
-    coord_txn(c);
-    coord_check(c, catalog_put_node(c->cat, &cn), "node");
+    coord_node_save(c, n);
     placer_node_set(c->placer, n->id, coord_placer_state(n));
     return n;
 }
@@ -1108,7 +1119,10 @@ static void coord_report_cb(struct evhttp_request *req, const char *rest, void *
     n->last_seen_ms = clock_wall_ms();
     n->pressure = rep.pressure;
     n->self_draining = rep.state == WIRE_NODE_DRAINING;
-    n->claim = rep.claim; /* the placer learns it just below */
+    if (n->claim != rep.claim) {
+        n->claim = rep.claim; /* the placer learns it just below */
+        coord_node_save(c, n);
+    }
     /*
      * Also when the state does not change: that re-syncs the placer, which
      * marks a node DRAINING on its own when an answer says 503 DRAINING. Such
@@ -1823,10 +1837,10 @@ static int coord_load_node(const struct catalog_node *cn, void *arg)
     /* Until it reports again, a node is as good as its last state says,
      * and it has node_timeout to report before it is DOWN. */
     snprintf(n->state, sizeof(n->state), "%s", cn->state);
-    /* A DRAINING row without a reason comes from a catalog older than the tags. */
-    n->admin_drained = strcmp(cn->last_reason, COORD_ADMIN_DRAIN) == 0 ||
-                       (strcmp(cn->state, "DRAINING") == 0 && cn->last_reason[0] == '\0');
-    n->self_draining = strcmp(cn->last_reason, COORD_SELF_DRAIN) == 0;
+    n->admin_drained = strcmp(cn->drained_by, COORD_ADMIN_DRAIN) == 0;
+    n->self_draining = strcmp(cn->drained_by, COORD_SELF_DRAIN) == 0;
+    /* A pull-mode node is sent nothing, also before its first report. */
+    n->claim = cn->claim;
     n->last_seen_mono_ms = clock_mono_ns() / 1000000;
     n->last_seen_ms = (uint64_t)cn->last_seen_ms;
     n->held = strmap_new();

@@ -996,6 +996,41 @@ START_TEST(test_drain_not_saved)
 END_TEST
 
 /*
+ * A pull-mode node is sent nothing, also right after a coordinator restart,
+ * before it reports again: the mode is kept in the catalog. The node's
+ * address is a socket of ours that accepts nothing on its own, so any
+ * assignment pushed to it shows up as a connection waiting there.
+ */
+START_TEST(test_claim_survives_restart)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t slen = sizeof(sa);
+    char addr[64];
+    int lfd, cfd;
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(lfd, 0);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(lfd, 16), 0);
+    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &slen), 0);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+
+    start_coord(NULL);
+    ck_assert_int_eq(fake_report("c1", addr, true, NULL, 0, 0, NULL, NULL), 200);
+    register_one("k1", 1);
+    ck_assert_int_eq(harness_proc_restart(coord), 0);
+    /* The coordinator used to push within milliseconds of its start. */
+    usleep(1000 * 1000);
+    cfd = accept(lfd, NULL, NULL);
+    ck_assert_msg(cfd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK),
+                  "an assignment was pushed to a --claim node after the restart");
+    ck_assert_str_eq(node_state_of("c1"), "UP");
+    close(lfd);
+}
+END_TEST
+
+/*
  * Overwrites the first 8 bytes of one leaf page of the segments table, the
  * middle child of its root, as a bad sector or a stray write would.
  */
@@ -1285,6 +1320,7 @@ int main(void)
     tcase_add_test(tc, test_drain_not_saved);
     tcase_add_test(tc, test_one_event_per_transition);
     tcase_add_test(tc, test_start_refused_on_catalog_error);
+    tcase_add_test(tc, test_claim_survives_restart);
     tcase_add_test(tc, test_drain_owner_survives_restart);
     tcase_add_test(tc, test_rowcount_shutdown);
     suite_add_tcase(s, tc);

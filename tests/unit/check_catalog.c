@@ -251,7 +251,7 @@ START_TEST(test_fresh_open)
     sqlite3 *db;
 
     ck_assert_int_eq(catalog_schema_version(c), CATALOG_SCHEMA_VERSION);
-    ck_assert_int_eq(CATALOG_SCHEMA_VERSION, 2);
+    ck_assert_int_eq(CATALOG_SCHEMA_VERSION, 3);
     ck_assert_int_eq(catalog_settings(c, &s), 0);
     ck_assert_str_eq(s.journal_mode, "wal");
     ck_assert_int_eq(s.synchronous, 2); /* FULL */
@@ -261,7 +261,7 @@ START_TEST(test_fresh_open)
 
     /* What is on disk, seen by another connection. */
     db = test_raw_open();
-    ck_assert_int_eq(test_raw_int(db, "PRAGMA user_version"), 2);
+    ck_assert_int_eq(test_raw_int(db, "PRAGMA user_version"), 3);
     ck_assert_int_eq(test_raw_int(db, "PRAGMA application_id"), 0x534C4345);
     ck_assert_int_eq(test_raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
                                       " AND name IN ('nodes', 'segments', 'assignments',"
@@ -358,7 +358,7 @@ START_TEST(test_migrate_from_v1)
     sqlite3_close(db);
 
     c = test_open();
-    ck_assert_int_eq(catalog_schema_version(c), 2);
+    ck_assert_int_eq(catalog_schema_version(c), 3);
     ck_assert_int_eq(catalog_get_segment(c, "s2", &g), 0);
     ck_assert_str_eq(g.uri, "file:///d/s2.seg");
     ck_assert_uint_eq(g.row_count, 77);
@@ -388,7 +388,68 @@ START_TEST(test_migrate_from_v1)
 
     /* The hook refuses to go backwards. */
     ck_assert_int_eq(catalog_create_at_version(test_db, 1, err, sizeof(err)), -EEXIST);
-    ck_assert_int_eq(catalog_create_at_version(test_db, 3, err, sizeof(err)), -EINVAL);
+    ck_assert_int_eq(catalog_create_at_version(test_db, 4, err, sizeof(err)), -EINVAL);
+}
+END_TEST
+
+/*
+ * v3: who drains a node leaves last_reason for a column of its own, and
+ * pull mode is kept. Rows as version 2 wrote them: the drain tags in
+ * last_reason, and a DRAINING row older than the tags (no reason: an
+ * operator's drain).
+ */
+START_TEST(test_migrate_from_v2)
+{
+    struct catalog *c;
+    struct catalog_node g;
+    char err[512] = "";
+    sqlite3 *db;
+    int r;
+
+    r = catalog_create_at_version(test_db, 2, err, sizeof(err));
+    ck_assert_msg(r == 0, "create v2: %d %s", r, err);
+    db = test_raw_open();
+    test_raw_exec(db, "INSERT INTO nodes VALUES"
+                      "  ('adm', 'h:1', 'DRAINING', 1, 'ADMIN_DRAIN', 1),"
+                      "  ('old', 'h:2', 'DRAINING', 1, NULL, 1),"
+                      "  ('own', 'h:3', 'DRAINING', 1, 'SELF_DRAIN', 1),"
+                      "  ('up', 'h:4', 'UP', 1, NULL, 1),"
+                      "  ('sus', 'h:5', 'SUSPECT', 1, 'timeout', 1);");
+    sqlite3_close(db);
+
+    c = test_open();
+    ck_assert_int_eq(catalog_schema_version(c), 3);
+    ck_assert_int_eq(catalog_get_node(c, "adm", &g), 0);
+    ck_assert_str_eq(g.drained_by, "operator");
+    ck_assert_str_eq(g.last_reason, "");
+    ck_assert(!g.claim);
+    ck_assert_int_eq(catalog_get_node(c, "old", &g), 0);
+    ck_assert_str_eq(g.drained_by, "operator");
+    ck_assert_int_eq(catalog_get_node(c, "own", &g), 0);
+    ck_assert_str_eq(g.drained_by, "node");
+    ck_assert_str_eq(g.last_reason, "");
+    ck_assert_str_eq(g.state, "DRAINING");
+    ck_assert_int_eq(catalog_get_node(c, "up", &g), 0);
+    ck_assert_str_eq(g.drained_by, "");
+    ck_assert_int_eq(catalog_get_node(c, "sus", &g), 0);
+    ck_assert_str_eq(g.drained_by, "");
+    ck_assert_str_eq(g.last_reason, "timeout");
+
+    /* Pull mode and the drainer round-trip; a bad drainer is refused. */
+    g = test_node("cl", "UP");
+    g.claim = true;
+    ck_assert_int_eq(catalog_put_node(c, &g), 0);
+    ck_assert_int_eq(catalog_get_node(c, "cl", &g), 0);
+    ck_assert(g.claim);
+    ck_assert_int_eq(catalog_set_node_state(c, "cl", "DRAINING", "node"), 0);
+    ck_assert_int_eq(catalog_get_node(c, "cl", &g), 0);
+    ck_assert_str_eq(g.drained_by, "node");
+    ck_assert(g.claim); /* a state change leaves pull mode alone */
+    snprintf(g.drained_by, sizeof(g.drained_by), "someone");
+    ck_assert_int_eq(catalog_put_node(c, &g), -EINVAL);
+    ck_assert_int_eq(catalog_set_node_state(c, "cl", "DRAINING", "ADMIN_DRAIN"), -EINVAL);
+    ck_assert_int_eq(catalog_integrity_check(c, err, sizeof(err)), 0);
+    catalog_close(c);
 }
 END_TEST
 
@@ -408,7 +469,7 @@ START_TEST(test_future_version)
     ck_assert_int_eq(catalog_open(test_db, &c, err, sizeof(err)), -EPROTONOSUPPORT);
     ck_assert_ptr_null(c);
     ck_assert_msg(strstr(err, "version 99") != NULL, "names the database's version: %s", err);
-    ck_assert_msg(strstr(err, "version 2") != NULL, "names the known version: %s", err);
+    ck_assert_msg(strstr(err, "version 3") != NULL, "names the known version: %s", err);
 
     /* Left untouched. */
     db = test_raw_open();
@@ -816,15 +877,15 @@ START_TEST(test_node_state)
     struct test_rows t = {0};
 
     ck_assert_int_eq(catalog_put_node(c, &n), 0);
-    ck_assert_int_eq(catalog_set_node_state(c, "n1", "SUSPECT", "timeout"), 0);
+    ck_assert_int_eq(catalog_set_node_state(c, "n1", "SUSPECT", "operator"), 0);
     ck_assert_int_eq(catalog_get_node(c, "n1", &g), 0);
     ck_assert_str_eq(g.state, "SUSPECT");
-    ck_assert_str_eq(g.last_reason, "timeout");
+    ck_assert_str_eq(g.drained_by, "operator");
     ck_assert_int_eq(g.last_seen_ms, 5000); /* only the node's own reports move it */
     ck_assert_int_eq(catalog_set_node_state(c, "n1", "DOWN", NULL), 0);
     ck_assert_int_eq(catalog_get_node(c, "n1", &g), 0);
     ck_assert_str_eq(g.state, "DOWN");
-    ck_assert_str_eq(g.last_reason, "");
+    ck_assert_str_eq(g.drained_by, "");
     /* The coordinator's setter writes the one event of a transition, not the catalog. */
     ck_assert_int_eq(catalog_foreach_event(c, NULL, 0, 0, test_ev_cb, &t), 0);
     ck_assert_int_eq(t.n, 0);
@@ -1132,6 +1193,7 @@ static Suite *catalog_suite(void)
     test_add(s, "foreign_database", test_foreign_database);
     test_add(s, "migrate_from_v1", test_migrate_from_v1);
     test_add(s, "future_version", test_future_version);
+    test_add(s, "migrate_from_v2", test_migrate_from_v2);
     test_add(s, "reopen_preserves", test_reopen_preserves);
     test_add(s, "segment_idempotent", test_segment_idempotent);
     test_add(s, "assignment_unknown_refs", test_assignment_unknown_refs);
