@@ -6,12 +6,15 @@
  */
 #include "api.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -88,6 +91,9 @@ struct node_api {
     double claim_batch; /* AIMD: +1 after a fully accepted claim, /2 on refusal or pressure */
     bool claim_in_flight;
     uint64_t claimed_total, claim_refused_total;
+    /* The coordinator holds node_id for another address: serve nothing (report.h). */
+    bool id_conflict;
+    char id_conflict_detail[WIRE_DETAIL_MAX + 1];
 };
 
 static uint32_t api_random(struct node_api *api)
@@ -334,6 +340,14 @@ static void api_assign_one(struct node_api *api, const struct wire_assign_reques
     ctx->fn = fn;
     ctx->arg = arg;
     snprintf(ctx->id, sizeof(ctx->id), "%s", m->segment_id);
+    if (api->id_conflict) {
+        char detail[WIRE_DETAIL_MAX + 1];
+
+        snprintf(detail, sizeof(detail), "node id conflict: %.200s", api->id_conflict_detail);
+        free(ctx);
+        fn(api, 503, WIRE_REASON_DRAINING, (uint32_t)api->acfg.retry_draining_ms, detail, arg);
+        return;
+    }
     if (!store_holds(api->store, m->segment_id) && (api->admission_on || api->draining)) {
         struct admission_signals sig;
         struct admission_request ar;
@@ -549,7 +563,7 @@ static void api_claim_tick_cb(evutil_socket_t fd, short what, void *arg)
     uint8_t *body;
     size_t len;
 
-    if (api->claim_in_flight)
+    if (api->claim_in_flight || api->id_conflict)
         return;
     api_signals(api, &sig);
     for (int g = WIRE_REASON_MEM_CRITICAL; g <= WIRE_REASON_LATENCY_SLO; g++)
@@ -729,6 +743,12 @@ static void api_query_cb(struct evhttp_request *req, const char *rest, void *arg
 
     if (!api_check_content_type(api, req))
         return;
+    if (api->id_conflict) {
+        api->queries_refused++;
+        snprintf(msg, sizeof(msg), "node id conflict: %.200s", api->id_conflict_detail);
+        api_reply_error(api, req, 503, "node_id_conflict", msg);
+        return;
+    }
     /*
      * A bounded queue: beyond max_queries in flight, refuse at once rather
      * than let every admitted query wait behind an unbounded backlog.
@@ -959,6 +979,16 @@ static void api_report_fill(void *arg, enum wire_node_state *state, struct wire_
     api_fill_pressure(api, p);
 }
 
+/* The reporter's word on this node's id: detail while refused, NULL once accepted. */
+static void api_conflict_cb(void *arg, const char *detail)
+{
+    struct node_api *api = arg;
+
+    api->id_conflict = detail != NULL;
+    snprintf(api->id_conflict_detail, sizeof(api->id_conflict_detail), "%s",
+             detail != NULL ? detail : "");
+}
+
 static void api_healthz_cb(struct evhttp_request *req, const char *rest, void *arg)
 {
     http_reply_text(req, 200, "ok\n");
@@ -1154,6 +1184,10 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
                     api->claimed_total);
     metrics_one(m, "sluice_node_claim_batch", "gauge", "Pull mode: the current claim size (AIMD).",
                 api->claim_batch);
+    metrics_one_u64(m, "sluice_node_id_conflict", "gauge",
+                    "1 while the coordinator holds this node's id for another address (the "
+                    "node serves nothing).",
+                    api->id_conflict);
     metrics_one_u64(m, "sluice_node_draining", "gauge", "1 while the node is draining.",
                     api->draining);
 
@@ -1191,6 +1225,86 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
 
     http_reply(req, 200, "text/plain; version=0.0.4", metrics_buf_data(m), metrics_buf_len(m));
     metrics_buf_free(m);
+}
+
+/* "<short hostname>-<8 random hex digits>", in the characters an id may use. */
+static void api_node_id_generate(char *ret, size_t len)
+{
+    char host[256] = "";
+    uint32_t rnd = 0;
+    size_t n = 0;
+
+    if (gethostname(host, sizeof(host) - 1) < 0)
+        host[0] = '\0';
+    host[sizeof(host) - 1] = '\0';
+    /* The first label, at most 40 characters, anything but [A-Za-z0-9_-] as '-'. */
+    for (; host[n] != '\0' && host[n] != '.' && n < 40; n++)
+        if (!isalnum((unsigned char)host[n]) && host[n] != '_' && host[n] != '-')
+            host[n] = '-';
+    host[n] = '\0';
+    if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        rnd = (uint32_t)(clock_mono_ns() ^ ((uint64_t)getpid() << 16));
+    snprintf(ret, len, "%s-%08x", n > 0 ? host : "node", rnd);
+}
+
+/*
+ * The node's id when --node-id is not given: read from <data_dir>/node-id,
+ * or generated on first start and written there (tmp, fsync, rename, fsync
+ * of the directory), so it survives restarts and differs between hosts and
+ * data directories. Returns 0, or -errno / -EINVAL with err naming the file.
+ */
+static int api_node_id_load(const char *data_dir, char *ret, size_t len, char *err,
+                            size_t err_len)
+{
+    char *path = xasprintf("%s/node-id", data_dir), *tmp = NULL;
+    char line[WIRE_ID_MAX + 2] = "";
+    struct wire_error we;
+    FILE *f = fopen(path, "re");
+    int fd = -1, r = 0;
+
+    if (f != NULL) {
+        if (fgets(line, sizeof(line), f) == NULL)
+            line[0] = '\0';
+        fclose(f);
+        line[strcspn(line, "\n")] = '\0';
+        if (wire_check_segment_id("node id", line, &we) < 0) {
+            snprintf(err, err_len, "%s: %s (fix or remove the file, or pass --node-id)", path,
+                     we.message);
+            r = -EINVAL;
+            goto out;
+        }
+        snprintf(ret, len, "%s", line);
+        goto out;
+    }
+    if (errno != ENOENT) {
+        r = -errno;
+        snprintf(err, err_len, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    api_node_id_generate(line, sizeof(line));
+    tmp = xasprintf("%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || dprintf(fd, "%s\n", line) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0) {
+        r = -errno;
+        snprintf(err, err_len, "cannot write %s: %s", path, strerror(errno));
+        (void)unlink(tmp);
+        goto out;
+    }
+    {
+        int dfd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+            close(dfd);
+        }
+    }
+    log_info("node_id_generated", "node_id=%s file=%s", line, path);
+    snprintf(ret, len, "%s", line);
+out:
+    if (fd >= 0)
+        close(fd);
+    free(tmp);
+    free(path);
+    return r;
 }
 
 struct node_api *node_api_new(struct event_base *base, const struct node_config *cfg, char *err,
@@ -1268,9 +1382,9 @@ struct node_api *node_api_new(struct event_base *base, const struct node_config 
             goto fail;
         }
         snprintf(api->node_id, sizeof(api->node_id), "%s", cfg->node_id);
-    } else {
-        const char *port = strrchr(api->bound, ':');
-        snprintf(api->node_id, sizeof(api->node_id), "node-%s", port != NULL ? port + 1 : "0");
+    } else if (api_node_id_load(cfg->data_dir, api->node_id, sizeof(api->node_id), err,
+                                err_len) < 0) {
+        goto fail;
     }
     http_server_route(api->http, HTTP_POST, "/v1/assign", false, api_assign_cb, api);
     http_server_route(api->http, HTTP_POST, "/v1/assign/batch", false, api_assign_batch_cb, api);
@@ -1288,6 +1402,7 @@ struct node_api *node_api_new(struct event_base *base, const struct node_config 
             .token = cfg->token,
             .interval_ms = cfg->report_ms,
             .claim = cfg->claim,
+            .conflict = api_conflict_cb,
         };
         api->reporter = reporter_new(base, api->store, &rc, api_report_fill, api);
         if (cfg->claim) {

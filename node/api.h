@@ -29,7 +29,7 @@ struct node_api;
 
 struct node_config {
     const char *listen;       /* "127.0.0.1:7100"; port 0 picks one */
-    const char *node_id;      /* NULL or "": "node-<port>" */
+    const char *node_id;      /* NULL or "": the one kept in <data_dir>/node-id (made once) */
     const char *token;        /* NULL or "": no auth */
     const char *storage_root; /* deep storage that segment URIs point into */
     const char *data_dir;     /* local copies and their metadata */

@@ -89,7 +89,8 @@ static int cmd_serve(int argc, char **argv)
          "Local directory for segment copies; what is here is reloaded at start.",
          .required = true},
         {"node-id", "SLUICE_NODE_ID", CONFIG_STRING, &node_id, "",
-         "Name of this node ([A-Za-z0-9._-]); default node-<port>."},
+         "Name of this node ([A-Za-z0-9._-]); default: <host>-<random hex>, made on first "
+         "start and kept in <data-dir>/node-id."},
         {"workers", "SLUICE_WORKERS", CONFIG_INT, &workers, "2",
          "Worker threads for query scans and assignment prechecks.", 1, 64},
         {"max-queries", "SLUICE_MAX_QUERIES", CONFIG_INT, &max_queries, "64",

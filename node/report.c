@@ -28,6 +28,7 @@ struct reporter {
     bool in_flight;
     bool was_failing;
     reporter_fill_cb fill;
+    reporter_conflict_cb conflict;
     void *fill_arg;
     struct reporter_stats stats;
 };
@@ -41,6 +42,29 @@ static void reporter_deleted_cb(int status, const char *detail, void *arg)
     free(id);
 }
 
+/* A 409: another live process reports under this node id. */
+static void reporter_conflict(struct reporter *r, const struct http_client_reply *reply)
+{
+    struct wire_error e;
+    char detail[WIRE_DETAIL_MAX + 1];
+
+    r->stats.conflicts++;
+    if (r->stats.in_conflict)
+        return;
+    r->stats.in_conflict = true;
+    if (wire_error_decode(reply->body, reply->body_len, &e) == 0)
+        snprintf(detail, sizeof(detail), "%s", e.message);
+    else
+        snprintf(detail, sizeof(detail), "the coordinator holds node id %s for another address",
+                 r->node_id);
+    log_error("node_id_conflict",
+              "node_id=%s addr=%s coordinator=%s detail=\"%s\" action=\"serving nothing until "
+              "the coordinator accepts this id; give each node its own --data-dir or --node-id\"",
+              r->node_id, r->advertise, r->coordinator, detail);
+    if (r->conflict != NULL)
+        r->conflict(r->fill_arg, detail);
+}
+
 static void reporter_answer_cb(int status, const struct http_client_reply *reply, void *arg)
 {
     struct reporter *r = arg;
@@ -48,6 +72,17 @@ static void reporter_answer_cb(int status, const struct http_client_reply *reply
     struct wire_error err;
 
     r->in_flight = false;
+    if (status == 409 && reply != NULL) {
+        reporter_conflict(r, reply);
+        return;
+    }
+    if (status == 200 && r->stats.in_conflict) {
+        r->stats.in_conflict = false;
+        log_info("node_id_conflict_resolved", "node_id=%s coordinator=%s", r->node_id,
+                 r->coordinator);
+        if (r->conflict != NULL)
+            r->conflict(r->fill_arg, NULL);
+    }
     if (status != 200 || reply == NULL ||
         wire_report_response_decode(reply->body, reply->body_len, &resp, &err) < 0) {
         r->stats.failed++;
@@ -117,6 +152,7 @@ struct reporter *reporter_new(struct event_base *base, struct store *st,
     r->coordinator = xstrdup(cfg->coordinator);
     r->claim = cfg->claim;
     r->fill = fill;
+    r->conflict = cfg->conflict;
     r->fill_arg = fill_arg;
     /* A report waits at most one interval for its answer. */
     r->client = http_client_new(base, cfg->coordinator,

@@ -16,12 +16,17 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <pthread.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <event2/event.h>
+#include <event2/thread.h>
+
 #include "harness.h"
 #include "http.h"
+#include "pbhttp.h"
 #include "segment.h"
 #include "wire.h"
 #include "xmalloc.h"
@@ -697,6 +702,259 @@ START_TEST(test_delete)
 }
 END_TEST
 
+/* The node id in a node's status, or "" when it does not answer. */
+static void status_id(const struct harness_proc *p, char *ret, size_t len)
+{
+    struct wire_node_status st;
+    struct http_response hr;
+    struct wire_error err;
+
+    ret[0] = '\0';
+    if (http_fetch(harness_proc_addr(p), "GET", "/v1/status", NULL, NULL, 0, NULL, 5000, &hr) < 0)
+        return;
+    if (hr.status == 200 && wire_node_status_decode(hr.body, hr.body_len, &st, &err) == 0) {
+        snprintf(ret, len, "%s", st.node_id);
+        wire_node_status_done(&st);
+    }
+    http_response_done(&hr);
+}
+
+/* First line of a file, or "" when it cannot be read. */
+static void read_line(const char *path, char *ret, size_t len)
+{
+    FILE *f = fopen(path, "re");
+
+    ret[0] = '\0';
+    if (f != NULL) {
+        if (fgets(ret, (int)len, f) == NULL)
+            ret[0] = '\0';
+        fclose(f);
+    }
+    ret[strcspn(ret, "\n")] = '\0';
+}
+
+/*
+ * Without --node-id a node's id is generated once and kept in its data
+ * directory: the same after a restart on another port, different for another
+ * data directory; --node-id overrides it and writes nothing.
+ */
+START_TEST(test_node_id_persisted)
+{
+    char id[WIRE_ID_MAX + 1], again[WIRE_ID_MAX + 1], kept[WIRE_ID_MAX + 2];
+    char other[WIRE_ID_MAX + 1], given[WIRE_ID_MAX + 1];
+    char *path = xasprintf("%s/node-id", data);
+    char *data2 = xasprintf("%s/data2", dir), *data3 = xasprintf("%s/data3", dir);
+    char *path3 = xasprintf("%s/node-id", data3);
+    const char *const explicit_id[] = {"--node-id=given-1", NULL};
+    struct harness_proc *n2, *n3;
+
+    status_id(node, id, sizeof(id));
+    ck_assert_str_ne(id, "");
+    read_line(path, kept, sizeof(kept));
+    ck_assert_str_eq(kept, id);
+    ck_assert_msg(strncmp(id, "node-", 5) != 0 || strlen(id) > 10, "id %s looks port-based", id);
+    /* Restarted, on a new port: the same id. */
+    harness_proc_kill(node);
+    ck_assert_int_eq(harness_proc_restart(node), 0);
+    status_id(node, again, sizeof(again));
+    ck_assert_str_eq(again, id);
+    /* Another data directory: another id. */
+    n2 = harness_node_start(storage, data2, NULL);
+    ck_assert_ptr_nonnull(n2);
+    status_id(n2, other, sizeof(other));
+    ck_assert_str_ne(other, "");
+    ck_assert_str_ne(other, id);
+    /* --node-id wins and leaves the directory without a node-id file. */
+    n3 = harness_node_start(storage, data3, explicit_id);
+    ck_assert_ptr_nonnull(n3);
+    status_id(n3, given, sizeof(given));
+    ck_assert_str_eq(given, "given-1");
+    ck_assert_int_eq(access(path3, F_OK), -1);
+    ck_assert_int_eq(harness_proc_stop(n2), 0);
+    ck_assert_int_eq(harness_proc_stop(n3), 0);
+    harness_proc_free(n2);
+    harness_proc_free(n3);
+    free(path);
+    free(path3);
+    free(data2);
+    free(data3);
+}
+END_TEST
+
+/*
+ * A fake coordinator on its own thread: answers /v1/report with 409 while
+ * fake_conflict is set, else with an empty ReportResponse.
+ */
+static volatile int fake_conflict, fake_reports;
+static struct event_base *fake_base;
+
+static void fake_report_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct wire_report_response resp = {0};
+    uint8_t *buf;
+    size_t len;
+
+    __atomic_add_fetch(&fake_reports, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&fake_conflict, __ATOMIC_SEQ_CST)) {
+        pbhttp_reply_error(req, 409, "node_id_conflict",
+                           "node_id: \"dup-1\" is reported from 127.0.0.1:9 (seen 0.2 s ago)");
+        return;
+    }
+    buf = wire_report_response_encode(&resp, &len);
+    http_reply(req, 200, WIRE_CONTENT_TYPE, buf, len);
+    free(buf);
+}
+
+static void *fake_loop(void *arg)
+{
+    event_base_loop(fake_base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+static int fake_reports_now(void)
+{
+    return __atomic_load_n(&fake_reports, __ATOMIC_SEQ_CST);
+}
+
+struct reports_after {
+    int n;
+};
+
+static bool reports_after(void *arg)
+{
+    return fake_reports_now() > ((struct reports_after *)arg)->n;
+}
+
+/* POSTs an assignment of narrow-a to p; returns the status, *ret_reason the reason. */
+static int assign_to(const struct harness_proc *p, enum wire_reason *ret_reason, char *detail,
+                     size_t detail_len)
+{
+    struct wire_assign_request m;
+    struct wire_assign_response resp;
+    struct http_response hr;
+    struct wire_error err;
+    uint8_t *body;
+    size_t len;
+    int status;
+
+    memset(&m, 0, sizeof(m));
+    snprintf(m.segment_id, sizeof(m.segment_id), "narrow-a");
+    snprintf(m.uri, sizeof(m.uri), "file://%s/narrow-a.seg", storage);
+    m.row_count = segs[0].rows;
+    m.avg_row_size = segs[0].row_bytes;
+    body = wire_assign_request_encode(&m, &len);
+    ck_assert_int_eq(http_fetch(harness_proc_addr(p), "POST", "/v1/assign", WIRE_CONTENT_TYPE,
+                                body, len, NULL, 10000, &hr),
+                     0);
+    free(body);
+    status = hr.status;
+    *ret_reason = WIRE_REASON_NONE;
+    detail[0] = '\0';
+    if (wire_assign_response_decode(hr.body, hr.body_len, &resp, &err) == 0) {
+        *ret_reason = resp.reason;
+        snprintf(detail, detail_len, "%s", resp.detail);
+    }
+    http_response_done(&hr);
+    return status;
+}
+
+/*
+ * The coordinator answers a node's report with 409 (its id is held by a live
+ * node at another address): the node logs node_id_conflict, refuses
+ * assignments (503 DRAINING naming the conflict) and queries, and keeps
+ * reporting; once a report is accepted it serves again.
+ */
+START_TEST(test_node_id_conflict)
+{
+    struct http_server *srv;
+    char fake_addr[64], detail[WIRE_DETAIL_MAX + 1], *coord_arg, *data2, *logpath, *log = NULL;
+    const char *cat[3];
+    const char *args[5];
+    struct harness_proc *dup;
+    struct reports_after ra;
+    struct http_response hr;
+    enum wire_reason reason;
+    pthread_t th;
+    int status;
+
+    evthread_use_pthreads();
+    fake_base = event_base_new();
+    srv = http_server_new(fake_base, NULL);
+    ck_assert_int_eq(http_server_bind(srv, "127.0.0.1:0", fake_addr, sizeof(fake_addr)), 0);
+    ck_assert_int_eq(http_server_route(srv, HTTP_POST, "/v1/report", false, fake_report_cb, NULL),
+                     0);
+    __atomic_store_n(&fake_conflict, 1, __ATOMIC_SEQ_CST);
+    ck_assert_int_eq(pthread_create(&th, NULL, fake_loop, NULL), 0);
+
+    coord_arg = xasprintf("--coordinator=%s", fake_addr);
+    args[0] = coord_arg;
+    args[1] = "--node-id=dup-1";
+    args[2] = "--report-interval=200ms";
+    args[3] = NULL;
+    data2 = xasprintf("%s/dup", dir);
+    dup = harness_node_start(storage, data2, args);
+    ck_assert_ptr_nonnull(dup);
+    ra.n = 1;
+    ck_assert(harness_wait_until(reports_after, &ra, 10000)); /* two reports refused */
+
+    status = assign_to(dup, &reason, detail, sizeof(detail));
+    ck_assert_int_eq(status, 503);
+    ck_assert_int_eq(reason, WIRE_REASON_DRAINING);
+    ck_assert_msg(strstr(detail, "node id conflict") != NULL && strstr(detail, "127.0.0.1:9"),
+                  "%s", detail);
+    {
+        struct wire_query_request q;
+        uint8_t *body;
+        size_t len;
+
+        memset(&q, 0, sizeof(q));
+        q.n_segments = 1;
+        q.segment_ids = xcalloc(1, sizeof(*q.segment_ids));
+        snprintf(q.segment_ids[0], sizeof(q.segment_ids[0]), "narrow-a");
+        q.aggregate = WIRE_AGG_COUNT;
+        snprintf(q.column, sizeof(q.column), "value");
+        body = wire_query_request_encode(&q, &len);
+        free(q.segment_ids);
+        ck_assert_int_eq(http_fetch(harness_proc_addr(dup), "POST", "/v1/query",
+                                    WIRE_CONTENT_TYPE, body, len, NULL, 10000, &hr),
+                         0);
+        free(body);
+        ck_assert_int_eq(hr.status, 503);
+        http_response_done(&hr);
+    }
+    logpath = xasprintf("%s/node.log", data2);
+    cat[0] = "/bin/cat";
+    cat[1] = logpath;
+    cat[2] = NULL;
+    ck_assert_int_eq(harness_run(cat, &log), 0);
+    ck_assert_msg(strstr(log, "event=node_id_conflict") != NULL &&
+                      strstr(log, "node_id=dup-1") != NULL,
+                  "%s", log);
+    free(log);
+    log = NULL;
+
+    /* The coordinator accepts the id again: the node serves. */
+    __atomic_store_n(&fake_conflict, 0, __ATOMIC_SEQ_CST);
+    ra.n = fake_reports_now() + 1;
+    ck_assert(harness_wait_until(reports_after, &ra, 10000));
+    status = assign_to(dup, &reason, detail, sizeof(detail));
+    ck_assert_msg(status == 202, "%d %s", status, detail);
+    ck_assert_int_eq(harness_run(cat, &log), 0);
+    ck_assert_ptr_nonnull(strstr(log, "event=node_id_conflict_resolved"));
+    free(log);
+
+    ck_assert_int_eq(harness_proc_stop(dup), 0);
+    harness_proc_free(dup);
+    event_base_loopbreak(fake_base);
+    pthread_join(th, NULL);
+    http_server_free(srv);
+    event_base_free(fake_base);
+    free(logpath);
+    free(coord_arg);
+    free(data2);
+}
+END_TEST
+
 static Suite *node_suite(void)
 {
     Suite *s = suite_create("node");
@@ -720,6 +978,12 @@ static Suite *node_suite(void)
     tcase_add_test(tc, test_refusals_change_nothing);
     tcase_add_test(tc, test_checksum_mismatch_fails_load);
     tcase_add_test(tc, test_delete);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("identity");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_node_id_persisted);
+    tcase_add_test(tc, test_node_id_conflict);
     suite_add_tcase(s, tc);
     return s;
 }
