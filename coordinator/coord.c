@@ -110,7 +110,7 @@ struct coord {
     uint64_t started_mono_ns;
     uint32_t rng;
     /* counters */
-    uint64_t reports, registered, assign_answers[6], catalog_errors, claims;
+    uint64_t reports, registered, assign_answers[6], catalog_errors, claims, id_clashes;
     uint64_t counts[3]; /* segments by coord_seg_state */
     /* rowcount (baseline) mode */
     bool rowcount;
@@ -242,6 +242,28 @@ static unsigned coord_loaded_holders(const struct coord_seg *s, const char *exce
     for (unsigned i = 0; i < s->n_holders; i++)
         n += s->holders[i].state == WIRE_SEG_LOADED &&
              (except == NULL || strcmp(s->holders[i].node, except) != 0);
+    return n;
+}
+
+/*
+ * LOADED copies on nodes that are UP or DRAINING (answering), except on
+ * node except: what a surplus is judged against. A copy on a SUSPECT or
+ * DOWN node may be gone; dropping a live copy for it could leave none.
+ */
+static unsigned coord_live_loaded(const struct coord *c, const struct coord_seg *s,
+                                  const char *except)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < s->n_holders; i++) {
+        const struct coord_node *nd;
+
+        if (s->holders[i].state != WIRE_SEG_LOADED ||
+            (except != NULL && strcmp(s->holders[i].node, except) == 0))
+            continue;
+        nd = strmap_get(c->nodes, s->holders[i].node);
+        n += nd != NULL && (strcmp(nd->state, "UP") == 0 || strcmp(nd->state, "DRAINING") == 0);
+    }
     return n;
 }
 
@@ -452,8 +474,45 @@ static void coord_node_save(struct coord *c, const struct coord_node *n)
 }
 
 /*
+ * True when a report of n's id from addr clashes with the live node n: the
+ * address differs, and n is not DOWN and reported within the node timeout.
+ * Such a report is another process claiming the id (two nodes started with
+ * one --node-id), not the node having moved: a node that moved is silent at
+ * its old address, so once that address has been silent for the node
+ * timeout (or n is DOWN) the report is taken as a move. msg names the id
+ * and the other address (see the 409 contract in proto/sluice.proto).
+ */
+static bool coord_id_clash(const struct coord *c, const struct coord_node *n, const char *addr,
+                           char *msg, size_t len)
+{
+    uint64_t now = clock_mono_ns() / 1000000, silent;
+
+    if (addr == NULL || n->addr[0] == '\0' || strcmp(n->addr, addr) == 0 ||
+        strcmp(n->state, "DOWN") == 0)
+        return false;
+    silent = now > n->last_seen_mono_ms ? now - n->last_seen_mono_ms : 0;
+    if (silent > c->cfg.node_timeout_ms)
+        return false;
+    snprintf(msg, len,
+             "node_id \"%s\" is in use by a live node at %s (last report %" PRIu64
+             " ms ago); each node needs its own id",
+             n->id, n->addr, silent);
+    return true;
+}
+
+/* Whether the HTTP client can use addr (the wire check is looser: "h:+7001"). */
+static bool coord_addr_usable(struct coord *c, const char *addr)
+{
+    struct http_client *client = http_client_new(c->base, addr, 1000, NULL);
+
+    http_client_free(client);
+    return client != NULL;
+}
+
+/*
  * The node with this id, created (UP) or moved to addr if needed. NULL when
- * addr is one the HTTP client cannot use; nothing has changed then.
+ * addr is one the HTTP client cannot use; nothing has changed then. The
+ * caller has ruled out an id clash (coord_id_clash()).
  */
 static struct coord_node *coord_node_get(struct coord *c, const char *id, const char *addr)
 {
@@ -487,6 +546,8 @@ static struct coord_node *coord_node_get(struct coord *c, const char *id, const 
     n->client = client;
     coord_node_save(c, n);
     placer_node_set(c->placer, n->id, coord_placer_state(n));
+    /* New capacity: what was registered before any node could take it goes now. */
+    coord_kick(c);
     return n;
 }
 
@@ -1024,7 +1085,7 @@ static void coord_reconcile(struct coord *c, struct coord_node *n,
         if (h == NULL) {
             /* Adopt a copy we did not know of, if the segment needs it. */
             if (s->n_holders < s->replication ||
-                (r->state == WIRE_SEG_LOADED && coord_loaded_holders(s, NULL) < s->replication)) {
+                (r->state == WIRE_SEG_LOADED && coord_live_loaded(c, s, NULL) < s->replication)) {
                 coord_holder_add(c, s, n, r->state);
                 coord_event(c, "adopted", s->id, n->id, WIRE_REASON_NONE, 0, 0,
                             "reported %s by the node", wire_segment_state_name(r->state));
@@ -1045,8 +1106,8 @@ static void coord_reconcile(struct coord *c, struct coord_node *n,
             if (r->state == WIRE_SEG_LOADED)
                 coord_event(c, "loaded", s->id, n->id, WIRE_REASON_NONE, 0, 0, NULL);
         }
-        /* A surplus copy (the segment is LOADED enough elsewhere) is dropped. */
-        if (s->n_holders > s->replication && coord_loaded_holders(s, n->id) >= s->replication) {
+        /* A surplus copy (the segment is LOADED enough on live nodes elsewhere) is dropped. */
+        if (s->n_holders > s->replication && coord_live_loaded(c, s, n->id) >= s->replication) {
             coord_holder_remove(c, s, n->id);
             coord_drop(drops, s->id);
             coord_event(c, "extra_copy", s->id, n->id, WIRE_REASON_NONE, 0, 0,
@@ -1097,6 +1158,7 @@ static void coord_report_cb(struct evhttp_request *req, const char *rest, void *
     struct wire_error err;
     struct coord_node *n;
     const void *body;
+    char msg[640]; /* clients keep 255 bytes: the id and the address come first */
     size_t len;
     int r;
 
@@ -1109,6 +1171,16 @@ static void coord_report_cb(struct evhttp_request *req, const char *rest, void *
         return;
     }
     c->reports++;
+    n = strmap_get(c->nodes, rep.node_id);
+    if (n != NULL && coord_id_clash(c, n, rep.addr, msg, sizeof(msg)) &&
+        coord_addr_usable(c, rep.addr)) {
+        /* Another process with this id: it gets nothing, and the live node keeps it. */
+        c->id_clashes++;
+        log_warn("node_id_in_use", "node=%s addr=%s live_addr=%s", n->id, rep.addr, n->addr);
+        pbhttp_reply_error(req, 409, "node_id_in_use", msg);
+        wire_node_report_done(&rep);
+        return;
+    }
     n = coord_node_get(c, rep.node_id, rep.addr);
     if (n == NULL || n->client == NULL) {
         pbhttp_reply_error(req, 400, "invalid_field", "addr: cannot be reached as given");
@@ -1464,6 +1536,55 @@ static void coord_segments_cb(struct evhttp_request *req, const char *rest, void
     coord_list_segments(c, req);
 }
 
+/*
+ * POST /v1/segments/{id}/retry: an INVALID segment becomes PENDING again,
+ * the nodes' earlier verdicts forgotten (after its file was fixed). Durable
+ * before it is answered "PENDING\n"; 404 unknown, 409 not INVALID (the
+ * message names its state), 500 the catalog write failed (nothing changed).
+ */
+static void coord_retry(struct coord *c, struct evhttp_request *req, const char *id)
+{
+    struct coord_seg *s = strmap_get(c->segs, id);
+    uint64_t errors;
+    char msg[256];
+
+    if (s == NULL) {
+        snprintf(msg, sizeof(msg), "segment \"%s\" is not registered", id);
+        pbhttp_reply_error(req, 404, "not_found", msg);
+        return;
+    }
+    if (s->state != COORD_INVALID) {
+        snprintf(msg, sizeof(msg), "segment \"%s\" is %s, not INVALID: only an INVALID segment "
+                 "can be retried", id, coord_seg_state_names[s->state]);
+        pbhttp_reply_error(req, 409, "not_invalid", msg);
+        return;
+    }
+    if (coord_flush(c) < 0 || coord_txn(c) < 0) {
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        return;
+    }
+    errors = c->catalog_errors;
+    coord_set_seg_state(c, s, COORD_PENDING);
+    coord_event(c, "retry", s->id, NULL, WIRE_REASON_NONE, 0, 0,
+                "INVALID -> PENDING: retried by the operator");
+    if (c->catalog_errors != errors)
+        coord_rollback(c);
+    if (c->catalog_errors != errors || coord_flush(c) < 0) {
+        c->counts[COORD_PENDING]--;
+        c->counts[COORD_INVALID]++;
+        s->state = COORD_INVALID;
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        return;
+    }
+    log_info("segment_state", "id=%s transition=\"INVALID -> PENDING\" reason=\"retried by the "
+             "operator\"", s->id);
+    s->n_invalid = 0;
+    s->last_reason[0] = '\0';
+    s->backoff_until_ms = 0;
+    coord_seg_update(c, s);
+    http_reply_text(req, 200, "%s\n", coord_seg_state_names[s->state]);
+}
+
 static void coord_segment_cb(struct evhttp_request *req, const char *rest, void *arg)
 {
     struct coord *c = arg;
@@ -1475,6 +1596,23 @@ static void coord_segment_cb(struct evhttp_request *req, const char *rest, void 
     uint8_t *buf;
     size_t len;
 
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_POST) {
+        const char *slash = strchr(rest, '/');
+        char id[WIRE_ID_MAX + 1];
+
+        if (slash == NULL || strcmp(slash, "/retry") != 0 ||
+            (size_t)(slash - rest) > WIRE_ID_MAX) {
+            pbhttp_reply_error(req, 404, "not_found", "expected POST /v1/segments/{id}/retry");
+            return;
+        }
+        snprintf(id, sizeof(id), "%.*s", (int)(slash - rest), rest);
+        if (wire_check_segment_id("segment id in path", id, &err) < 0) {
+            pbhttp_reply_error(req, 400, err.code, err.message);
+            return;
+        }
+        coord_retry(c, req, id);
+        return;
+    }
     if (wire_check_segment_id("segment id in path", rest, &err) < 0) {
         pbhttp_reply_error(req, 400, err.code, err.message);
         return;
@@ -1576,10 +1714,17 @@ static void coord_node_action_cb(struct evhttp_request *req, const char *rest, v
     errors = c->catalog_errors;
     was_drained = n->admin_drained;
     snprintf(old, sizeof(old), "%s", n->state);
+    /*
+     * The operator's drain is recorded whatever the state. It changes the
+     * state only of a node that answers: UP becomes DRAINING, and DRAINING
+     * becomes UP unless the node drains itself. A DOWN or SUSPECT node
+     * keeps its state (it gets nothing new either way, and must not look
+     * up); its next report makes it DRAINING or UP as recorded.
+     */
     n->admin_drained = strcmp(slash, "/drain") == 0;
-    if (n->admin_drained)
+    if (n->admin_drained && strcmp(n->state, "UP") == 0)
         coord_node_set_state(c, n, "DRAINING", "drained by the operator");
-    else if (strcmp(n->state, "DRAINING") == 0 && !n->self_draining)
+    else if (!n->admin_drained && strcmp(n->state, "DRAINING") == 0 && !n->self_draining)
         coord_node_set_state(c, n, "UP", "undrained by the operator");
     /* Who drains it is saved even when the state stays (a node already draining itself). */
     coord_check(c, catalog_set_node_state(c->cat, n->id, n->state, coord_drain_tag(n)),
@@ -1806,6 +1951,10 @@ static void coord_metrics_cb(struct evhttp_request *req, const char *rest, void 
                     c->registered);
     metrics_one_u64(m, "sluice_coord_claims_total", "counter", "Pull-mode claims served.",
                     c->claims);
+    metrics_one_u64(m, "sluice_coord_node_id_conflicts_total", "counter",
+                    "Reports refused (409) because a live node at another address has their "
+                    "node id.",
+                    c->id_clashes);
     metrics_one_u64(m, "sluice_coord_catalog_errors_total", "counter", "Failed catalog writes.",
                     c->catalog_errors);
     metrics_one_u64(m, "sluice_http_connections_live", "gauge", "Open HTTP connections.",
@@ -1977,7 +2126,7 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     http_server_route(c->http, HTTP_POST, "/v1/report", false, coord_report_cb, c);
     http_server_route(c->http, HTTP_POST, "/v1/claim", false, coord_claim_cb, c);
     http_server_route(c->http, HTTP_GET | HTTP_POST, "/v1/segments", false, coord_segments_cb, c);
-    http_server_route(c->http, HTTP_GET, "/v1/segments/", true, coord_segment_cb, c);
+    http_server_route(c->http, HTTP_GET | HTTP_POST, "/v1/segments/", true, coord_segment_cb, c);
     http_server_route(c->http, HTTP_GET, "/v1/nodes", false, coord_nodes_cb, c);
     http_server_route(c->http, HTTP_POST, "/v1/nodes/", true, coord_node_action_cb, c);
     http_server_route(c->http, HTTP_GET, "/v1/events", false, coord_events_cb, c);

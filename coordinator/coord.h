@@ -7,7 +7,11 @@
  *   POST /v1/claim                   ClaimRequest -> ClaimResponse (pull mode)
  *   POST /v1/segments                SegmentBatch -> SegmentBatchResponse (durable)
  *   GET  /v1/segments[?state=&limit=], GET /v1/segments/{id} (with explain)
+ *   POST /v1/segments/{id}/retry     INVALID -> PENDING; answers "PENDING\n"
  *   GET  /v1/nodes, POST /v1/nodes/{id}/drain, POST /v1/nodes/{id}/undrain
+ *                                    answer the node's resulting state, "STATE\n"
+ *                                    (a DOWN or SUSPECT node keeps its state; the
+ *                                    drain or undrain applies on its next report)
  *   GET  /v1/events[?segment=&limit=], GET /v1/status, GET /metrics, GET /healthz
  *
  * It does no memory arithmetic: the placer fires assignments round-robin and

@@ -665,10 +665,17 @@ static int cmd_import(int argc, char **argv)
             struct wire_error err;
 
             memset(s, 0, sizeof(*s));
-            snprintf(s->segment_id, sizeof(s->segment_id), "%.*s", (int)(strlen(names[i]) - 4),
-                     names[i]);
             s->replication = (uint32_t)replication;
-            if (ctl_read_spec(path, s) < 0) {
+            if (strlen(names[i]) - 4 > WIRE_ID_MAX) {
+                /* Never truncated: two long names would become one id. */
+                fprintf(stderr,
+                        "sluice-coord import: %s: skipped: the id (the file name without .seg) "
+                        "is %zu bytes, longer than the limit of %d\n",
+                        path, strlen(names[i]) - 4, WIRE_ID_MAX);
+                skipped++;
+            } else if (snprintf(s->segment_id, sizeof(s->segment_id), "%.*s",
+                                (int)(strlen(names[i]) - 4), names[i]) < 0 ||
+                       ctl_read_spec(path, s) < 0) {
                 skipped++;
             } else if (wire_check_segment_spec(names[i], s, &err) < 0) {
                 fprintf(stderr, "sluice-coord import: skipped: %s\n", err.message);
@@ -712,20 +719,49 @@ static int cmd_import(int argc, char **argv)
     return rc;
 }
 
+/*
+ * Whether the state a node action left is the one asked for, and if not,
+ * why, for people. drain asks that the node gets nothing new: DRAINING, or
+ * DOWN or SUSPECT (nothing is sent to them; the drain is recorded and the
+ * node is DRAINING when it reports again). undrain asks for UP.
+ */
+static bool ctl_action_done(const char *action, const char *state, const char **ret_note)
+{
+    bool drain = strcmp(action, "drain") == 0;
+
+    *ret_note = NULL;
+    if (drain) {
+        if (strcmp(state, "DOWN") == 0 || strcmp(state, "SUSPECT") == 0)
+            *ret_note = "drain recorded: it is DRAINING when it reports again";
+        return strcmp(state, "DRAINING") == 0 || strcmp(state, "DOWN") == 0 ||
+               strcmp(state, "SUSPECT") == 0;
+    }
+    if (strcmp(state, "DRAINING") == 0)
+        *ret_note = "the node drains itself; it is UP when it stops";
+    else if (strcmp(state, "DOWN") == 0 || strcmp(state, "SUSPECT") == 0)
+        *ret_note = "drain lifted: it is UP when it reports again";
+    return strcmp(state, "UP") == 0;
+}
+
 static int ctl_node_action(int argc, char **argv, const char *action)
 {
     struct ctl_common c = {0};
     const struct config_option opts[] = {CTL_COMMON_OPTS(c)};
     struct http_response r;
     struct wire_error err;
-    char usage[96], path[256];
+    char usage[96], path[256], state[16];
+    const char *note;
     int next, rc;
+    bool done;
 
     snprintf(usage, sizeof(usage), "sluice-coord %s NODE", action);
     ctl_parse(opts, N_OPTS(opts), argc, argv, &next, usage,
               strcmp(action, "drain") == 0
-                  ? "Stop placing segments on NODE (what it holds stays until moved)."
-                  : "Place segments on NODE again.",
+                  ? "Stop placing segments on NODE (what it holds stays until moved). Prints "
+                    "the node's resulting state; a DOWN node stays DOWN and is DRAINING when "
+                    "it reports again."
+                  : "Place segments on NODE again. Prints the node's resulting state and "
+                    "exits 1 unless it is UP (a node draining itself stays DRAINING).",
               1);
     if (wire_check_segment_id("NODE", argv[next], &err) < 0) {
         fprintf(stderr, "sluice-coord %s: %s\n", action, err.message);
@@ -736,10 +772,63 @@ static int ctl_node_action(int argc, char **argv, const char *action)
     snprintf(path, sizeof(path), "/v1/nodes/%s/%s", argv[next], action);
     rc = ctl_call(&c, action, "POST", path, NULL, 0, &r);
     if (rc == CTL_EXIT_OK) {
-        if (c.json)
-            printf("{\"node\":\"%s\",\"action\":\"%s\"}\n", argv[next], action);
-        else
-            printf("%s: %s\n", argv[next], strcmp(action, "drain") == 0 ? "DRAINING" : "UP");
+        /* The answer is the node's state after the action, "STATE\n". */
+        snprintf(state, sizeof(state), "%.*s", (int)strcspn(r.body, " \r\n"), r.body);
+        done = ctl_action_done(action, state, &note);
+        if (c.json) {
+            printf("{\"node\":");
+            ctl_json_string(stdout, argv[next]);
+            printf(",\"action\":\"%s\",\"state\":", action);
+            ctl_json_string(stdout, state);
+            printf(",\"done\":%s}\n", done ? "true" : "false");
+        } else {
+            printf("%s: %s%s%s%s\n", argv[next], state, note != NULL ? " (" : "",
+                   note != NULL ? note : "", note != NULL ? ")" : "");
+        }
+        if (!done) {
+            fprintf(stderr, "sluice-coord %s: %s is %s, not %s\n", action, argv[next], state,
+                    strcmp(action, "drain") == 0 ? "DRAINING" : "UP");
+            rc = CTL_EXIT_FAILED;
+        }
+        http_response_done(&r);
+    }
+    free(c.token);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+
+static int cmd_retry(int argc, char **argv)
+{
+    struct ctl_common c = {0};
+    const struct config_option opts[] = {CTL_COMMON_OPTS(c)};
+    struct http_response r;
+    struct wire_error err;
+    char path[256], state[16];
+    int next, rc;
+
+    ctl_parse(opts, N_OPTS(opts), argc, argv, &next, "sluice-coord retry SEGMENT [--json]",
+              "Make an INVALID segment placeable again (PENDING), after its file was fixed; "
+              "the nodes' earlier verdicts are forgotten. Exits 1 if it is not INVALID.",
+              1);
+    if (wire_check_segment_id("SEGMENT", argv[next], &err) < 0) {
+        fprintf(stderr, "sluice-coord retry: %s\n", err.message);
+        config_free_strings(opts, N_OPTS(opts));
+        return CTL_EXIT_USAGE;
+    }
+    ctl_load_token(&c);
+    snprintf(path, sizeof(path), "/v1/segments/%s/retry", argv[next]);
+    rc = ctl_call(&c, "retry", "POST", path, NULL, 0, &r);
+    if (rc == CTL_EXIT_OK) {
+        snprintf(state, sizeof(state), "%.*s", (int)strcspn(r.body, " \r\n"), r.body);
+        if (c.json) {
+            printf("{\"segment\":");
+            ctl_json_string(stdout, argv[next]);
+            printf(",\"state\":");
+            ctl_json_string(stdout, state);
+            printf("}\n");
+        } else {
+            printf("%s: %s\n", argv[next], state);
+        }
         http_response_done(&r);
     }
     free(c.token);
@@ -836,6 +925,35 @@ static int cmd_explain(int argc, char **argv)
     return rc;
 }
 
+/*
+ * Every placeable segment is LOADED, but some are INVALID: that is not a
+ * success. Names them (the first few) and says how to go on. CTL_EXIT_FAILED.
+ */
+static int ctl_report_invalid(const struct ctl_common *c, const struct wire_cluster_status *st)
+{
+    struct wire_segment_list segs;
+    struct http_response r;
+    struct wire_error err;
+
+    fprintf(stderr, "sluice-coord wait: %" PRIu64 " segment%s INVALID (no node could read %s "
+                    "file; fix it, then `sluice-coord retry SEGMENT`)",
+            st->segments_invalid, st->segments_invalid == 1 ? "" : "s",
+            st->segments_invalid == 1 ? "its" : "their");
+    if (ctl_call(c, "wait", "GET", "/v1/segments?state=INVALID&limit=20", NULL, 0, &r) ==
+        CTL_EXIT_OK) {
+        if (wire_segment_list_decode(r.body, r.body_len, &segs, &err) == 0) {
+            for (size_t i = 0; i < segs.n; i++)
+                fprintf(stderr, "%s%s", i == 0 ? ": " : ", ", segs.segments[i].spec.segment_id);
+            if (segs.total > segs.n)
+                fprintf(stderr, ", ... (%" PRIu64 " in all)", segs.total);
+            wire_segment_list_done(&segs);
+        }
+        http_response_done(&r);
+    }
+    fputc('\n', stderr);
+    return CTL_EXIT_FAILED;
+}
+
 static int cmd_wait(int argc, char **argv)
 {
     struct ctl_common c = {0};
@@ -851,7 +969,7 @@ static int cmd_wait(int argc, char **argv)
 
     ctl_parse(opts, N_OPTS(opts), argc, argv, &next, "sluice-coord wait [--for DURATION]",
               "Wait until every placeable segment is LOADED, showing progress. INVALID "
-              "segments are not placeable.",
+              "segments are not placeable: if any are left, exits 1 naming them.",
               0);
     ctl_load_token(&c);
     deadline = clock_mono_ns() / 1000000 + wait_ms;
@@ -878,7 +996,7 @@ static int cmd_wait(int argc, char **argv)
                     st.nodes_up, st.nodes_total);
         if (st.segments_pending == 0 && st.segments_loaded + st.segments_invalid ==
                                             st.segments_total) {
-            rc = CTL_EXIT_OK;
+            rc = st.segments_invalid > 0 ? ctl_report_invalid(&c, &st) : CTL_EXIT_OK;
             break;
         }
         if (clock_mono_ns() / 1000000 >= deadline)
@@ -909,6 +1027,7 @@ static const struct {
     {"events", cmd_events, "refusal and placement history"},
     {"explain", cmd_explain, "why a segment is where it is, or still pending"},
     {"wait", cmd_wait, "wait until every placeable segment is LOADED"},
+    {"retry", cmd_retry, "make an INVALID segment placeable again"},
 };
 
 bool ctl_is_command(const char *name)

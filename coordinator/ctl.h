@@ -1,12 +1,13 @@
 /*
  * ctl: the admin CLI of sluice-coord (status, nodes, segments, add, import,
- * drain, undrain, events, explain, wait). Each command talks to the
+ * drain, undrain, events, explain, wait, retry). Each command talks to the
  * coordinator's HTTP API and prints a table for people or, with --json, one
  * JSON document for scripts.
  *
  * Exit codes (CTL_EXIT_*): 0 done; 1 the coordinator refused or failed the
- * request; 2 usage error; 3 the coordinator could not be reached; 4 `wait`
- * timed out.
+ * request, or the result is not the one asked for (drain/undrain left the
+ * node in another state, `wait` ended with INVALID segments); 2 usage
+ * error; 3 the coordinator could not be reached; 4 `wait` timed out.
  *
  * The renderers are pure (wire struct in, text out) so tests can check the
  * output formats without a coordinator.

@@ -1,0 +1,558 @@
+/*
+ * check_coord: the coordinator's answers to what operators and nodes do,
+ * with a real coordinator and, where placement must really happen, real
+ * nodes (tests/harness). Most cases talk to a coordinator alone and send
+ * the reports a node would send, from nodes that are not there, so that
+ * they can say what no real node says on cue: two processes claiming one
+ * node id, a node that moved, a node gone DOWN.
+ *
+ * Covered (issue 14): an id clash answered 409 without a state change, and a
+ * legitimate move still accepted; segments registered before any node
+ * joins are placed when the first one does; drain and undrain print the
+ * node's real state and fail when it is not the one asked for; `retry`
+ * and `wait` with INVALID segments; `import` refusing ids that are too
+ * long; `events` paged in SQL; a copy on a SUSPECT node does not count
+ * against a live one; `forget` of a DOWN node.
+ */
+#include <check.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "clock.h"
+#include "harness.h"
+#include "http.h"
+#include "segment.h"
+#include "wire.h"
+#include "xmalloc.h"
+
+static char *dir, *storage;
+static struct harness_proc *coord, *node;
+
+static void setup(void)
+{
+    dir = harness_dir_new("sluice-coord-it");
+    storage = xasprintf("%s/storage", dir);
+    mkdir(storage, 0755);
+}
+
+static void teardown(void)
+{
+    harness_proc_free(node);
+    node = NULL;
+    harness_proc_free(coord);
+    coord = NULL;
+    harness_dir_remove(dir);
+    free(dir);
+    free(storage);
+}
+
+static void start_coord(const char *const *extra)
+{
+    coord = harness_coord_start(dir, extra);
+    ck_assert_ptr_nonnull(coord);
+}
+
+/* Writes a small synthetic segment file <storage>/<name>.seg. */
+static void make_segment(const char *name, uint64_t seed)
+{
+    struct segment_spec spec = {.rows = 1024, .row_bytes = 16, .seed = seed};
+    char *path = xasprintf("%s/%s.seg", storage, name), detail[256];
+
+    ck_assert_msg(segment_write_synthetic(path, &spec, detail, sizeof(detail)) == 0, "%s",
+                  detail);
+    free(path);
+}
+
+/*
+ * Runs `sluice-coord CMD ARGS... --coordinator=ADDR`; returns its exit
+ * status and, if out is not NULL, its stdout and stderr (caller frees).
+ */
+static int ctl(char **out, const char *cmd, const char *a1, const char *a2)
+{
+    char *co = xasprintf("--coordinator=%s", harness_proc_addr(coord)), *text = NULL;
+    const char *argv[6] = {harness_bin("sluice-coord"), cmd, co, NULL, NULL, NULL};
+    int n = 3, rc;
+
+    if (a1 != NULL)
+        argv[n++] = a1;
+    if (a2 != NULL)
+        argv[n++] = a2;
+    rc = harness_run(argv, &text);
+    if (out != NULL)
+        *out = text;
+    else
+        free(text);
+    free(co);
+    return rc;
+}
+
+static bool get_status(struct wire_cluster_status *st)
+{
+    struct http_response r;
+    struct wire_error err;
+    bool ok;
+
+    if (http_fetch(harness_proc_addr(coord), "GET", "/v1/status", NULL, NULL, 0, NULL, 5000, &r) <
+        0)
+        return false;
+    ok = r.status == 200 && wire_cluster_status_decode(r.body, r.body_len, st, &err) == 0;
+    http_response_done(&r);
+    return ok;
+}
+
+static bool all_loaded(void *arg)
+{
+    struct wire_cluster_status st;
+
+    return get_status(&st) && st.segments_total == *(uint64_t *)arg &&
+           st.segments_loaded == st.segments_total;
+}
+
+/* What fake reports say the node is doing, and why a reported copy failed. */
+static enum wire_node_state fake_state = WIRE_NODE_SERVING;
+static enum wire_reason fake_reason = WIRE_REASON_NONE;
+
+/*
+ * Sends the NodeReport a node would: from addr, in pull mode if claim (so
+ * the coordinator pushes nothing to addr), holding seg in state st if seg
+ * is not NULL. Returns the HTTP status; *ret_drops (if not NULL) gets how
+ * many segments the answer says to drop, *ret_err (if not NULL) the Error
+ * of a refusal.
+ */
+static int fake_report(const char *id, const char *addr, bool claim, const char *seg,
+                       enum wire_segment_state st, size_t *ret_drops, struct wire_error *ret_err)
+{
+    struct wire_node_report rep;
+    struct wire_segment_status ss;
+    struct wire_report_response resp;
+    struct http_response r;
+    struct wire_error err;
+    uint8_t *body;
+    size_t len;
+    int status;
+
+    memset(&rep, 0, sizeof(rep));
+    snprintf(rep.node_id, sizeof(rep.node_id), "%s", id);
+    snprintf(rep.addr, sizeof(rep.addr), "%s", addr);
+    rep.state = fake_state;
+    rep.claim = claim;
+    if (seg != NULL) {
+        memset(&ss, 0, sizeof(ss));
+        snprintf(ss.segment_id, sizeof(ss.segment_id), "%s", seg);
+        ss.state = st;
+        ss.reason = fake_reason;
+        rep.n_segments = 1;
+        rep.segments = &ss;
+    }
+    body = wire_node_report_encode(&rep, &len);
+    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "POST", "/v1/report", WIRE_CONTENT_TYPE,
+                                body, len, NULL, 10000, &r),
+                     0);
+    free(body);
+    status = r.status;
+    if (ret_drops != NULL && status == 200) {
+        ck_assert_int_eq(wire_report_response_decode(r.body, r.body_len, &resp, &err), 0);
+        *ret_drops = resp.n_drop;
+        wire_report_response_done(&resp);
+    }
+    if (ret_err != NULL && status != 200)
+        ck_assert_int_eq(wire_error_decode(r.body, r.body_len, ret_err), 0);
+    http_response_done(&r);
+    return status;
+}
+
+/* A pull-mode report that must be answered 200. */
+static void fake_ok(const char *id, const char *seg, enum wire_segment_state st)
+{
+    ck_assert_int_eq(fake_report(id, "127.0.0.1:1", true, seg, st, NULL, NULL), 200);
+}
+
+/* Registers one segment whose file does not exist (nothing reads it here). */
+static void register_one(const char *id, unsigned replication)
+{
+    struct wire_segment_spec spec;
+    struct wire_segment_batch b = {1, &spec};
+    struct http_response r;
+    uint8_t *body;
+    size_t len;
+
+    memset(&spec, 0, sizeof(spec));
+    snprintf(spec.segment_id, sizeof(spec.segment_id), "%s", id);
+    spec.uri = xasprintf("file:///nonexistent/%s.seg", id);
+    spec.row_count = 100;
+    spec.avg_row_size = 16;
+    spec.replication = replication;
+    body = wire_segment_batch_encode(&b, &len);
+    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "POST", "/v1/segments",
+                                WIRE_CONTENT_TYPE, body, len, NULL, 10000, &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    http_response_done(&r);
+    free(body);
+    free(spec.uri);
+}
+
+/* The coordinator's view of one segment; the caller frees with wire_segment_list_done(). */
+static void segment_get(const char *id, struct wire_segment_list *l)
+{
+    struct http_response r;
+    struct wire_error err;
+    char *path = xasprintf("/v1/segments/%s", id);
+
+    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", path, NULL, NULL, 0, NULL, 5000,
+                                &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(wire_segment_list_decode(r.body, r.body_len, l, &err), 0);
+    ck_assert_uint_eq(l->n, 1);
+    http_response_done(&r);
+    free(path);
+}
+
+static const char *segment_state(const char *id)
+{
+    static char st[16];
+    struct wire_segment_list l;
+
+    segment_get(id, &l);
+    snprintf(st, sizeof(st), "%s", l.segments[0].state);
+    wire_segment_list_done(&l);
+    return st;
+}
+
+/* The coordinator's view of one node; false if it does not know it. */
+static bool node_info(const char *id, struct wire_node_info *ret, size_t *ret_count)
+{
+    struct wire_node_list l;
+    struct http_response r;
+    struct wire_error err;
+    bool found = false;
+
+    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", "/v1/nodes", NULL, NULL, 0, NULL,
+                                5000, &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(wire_node_list_decode(r.body, r.body_len, &l, &err), 0);
+    http_response_done(&r);
+    for (size_t i = 0; i < l.n; i++) {
+        if (strcmp(l.nodes[i].node_id, id) == 0) {
+            *ret = l.nodes[i];
+            found = true;
+        }
+    }
+    if (ret_count != NULL)
+        *ret_count = l.n;
+    free(l.nodes);
+    return found;
+}
+
+static const char *node_state_of(const char *id)
+{
+    static struct wire_node_info ni;
+
+    ck_assert(node_info(id, &ni, NULL));
+    return ni.state;
+}
+
+static bool node_is_down(void *arg)
+{
+    struct wire_node_info ni;
+
+    return node_info(arg, &ni, NULL) && strcmp(ni.state, "DOWN") == 0;
+}
+
+static struct catalog *open_catalog(void)
+{
+    char *db = xasprintf("%s/coord.db", dir), err[256];
+    struct catalog *cat = NULL;
+
+    ck_assert_msg(catalog_open(db, &cat, err, sizeof(err)) == 0, "%s", err);
+    free(db);
+    return cat;
+}
+
+/* ---- defect 9: segments registered before any node joins ---------------- */
+
+START_TEST(test_first_node_places)
+{
+    uint64_t one = 1;
+    char *data = xasprintf("%s/node", dir), *co, *out = NULL;
+    const char *args[4];
+
+    start_coord(NULL);
+    make_segment("early", 1);
+    ck_assert_int_eq(ctl(&out, "import", storage, NULL), 0);
+    free(out);
+    /* Nothing can take it yet; then the first node joins, and nothing else happens. */
+    co = xasprintf("--coordinator=%s", harness_proc_addr(coord));
+    args[0] = "--node-id=first";
+    args[1] = co;
+    args[2] = "--report-interval=200ms";
+    args[3] = NULL;
+    node = harness_node_start(storage, data, args);
+    ck_assert_ptr_nonnull(node);
+    ck_assert_msg(harness_wait_until(all_loaded, &one, 15000),
+                  "a segment registered before the first node joined was not placed");
+    free(co);
+    free(data);
+}
+END_TEST
+
+
+/* ---- defect 1: one node id claimed from two addresses -------------------- */
+
+START_TEST(test_id_clash)
+{
+    const char *extra[] = {"--node-timeout=2s", NULL};
+    struct wire_segment_list l;
+    struct wire_node_info ni;
+    struct wire_error err;
+    size_t count = 0;
+
+    start_coord(extra);
+    register_one("h", 1);
+    fake_ok("n1", "h", WIRE_SEG_LOADED);
+    ck_assert_str_eq(segment_state("h"), "LOADED");
+
+    /* Another process claims n1 from another address while n1 reports: 409, nothing changes. */
+    fake_reason = WIRE_REASON_SEGMENT_INVALID;
+    ck_assert_int_eq(fake_report("n1", "127.0.0.1:2", true, "h", WIRE_SEG_FAILED, NULL, &err),
+                     409);
+    fake_reason = WIRE_REASON_NONE;
+    ck_assert_str_eq(err.code, "node_id_in_use");
+    ck_assert_msg(strstr(err.message, "\"n1\"") != NULL && strstr(err.message, "127.0.0.1:1"),
+                  "%s", err.message);
+    ck_assert(node_info("n1", &ni, &count));
+    ck_assert_str_eq(ni.addr, "127.0.0.1:1");
+    ck_assert_str_eq(ni.state, "UP");
+    ck_assert_uint_eq(count, 1);
+    segment_get("h", &l);
+    ck_assert_str_eq(l.segments[0].state, "LOADED");
+    ck_assert_uint_eq(l.segments[0].n_placements, 1);
+    ck_assert_str_eq(l.segments[0].placements[0].node_id, "n1");
+    wire_segment_list_done(&l);
+    /* Still the first one's: its reports go on being answered. */
+    fake_ok("n1", "h", WIRE_SEG_LOADED);
+    ck_assert_int_eq(fake_report("n1", "127.0.0.1:2", true, NULL, 0, NULL, &err), 409);
+
+    /* The old address silent past the node timeout: the node moved, and is accepted. */
+    ck_assert(harness_wait_until(node_is_down, (char[]){"n1"}, 10000));
+    ck_assert_int_eq(fake_report("n1", "127.0.0.1:2", true, "h", WIRE_SEG_LOADED, NULL, NULL),
+                     200);
+    ck_assert(node_info("n1", &ni, &count));
+    ck_assert_str_eq(ni.addr, "127.0.0.1:2");
+    ck_assert_str_eq(ni.state, "UP");
+    ck_assert_uint_eq(count, 1);
+    /* And now the old address is the stranger. */
+    ck_assert_int_eq(fake_report("n1", "127.0.0.1:1", true, NULL, 0, NULL, &err), 409);
+    ck_assert_msg(strstr(err.message, "127.0.0.1:2") != NULL, "%s", err.message);
+}
+END_TEST
+
+/* ---- defect 5: drain and undrain say what resulted ------------------------ */
+
+START_TEST(test_drain_real_state)
+{
+    const char *extra[] = {"--node-timeout=1s", NULL};
+    char *out = NULL;
+
+    start_coord(extra);
+    fake_state = WIRE_NODE_DRAINING;
+    fake_ok("self", NULL, 0);
+    fake_state = WIRE_NODE_SERVING;
+    fake_ok("up1", NULL, 0);
+
+    /* A node draining by itself stays DRAINING: undrain says so and fails. */
+    ck_assert_int_eq(ctl(&out, "undrain", "self", NULL), 1);
+    ck_assert_msg(strstr(out, "self: DRAINING") != NULL, "%s", out);
+    free(out);
+    ck_assert_str_eq(node_state_of("self"), "DRAINING");
+
+    ck_assert_int_eq(ctl(&out, "drain", "up1", NULL), 0);
+    ck_assert_msg(strstr(out, "up1: DRAINING") != NULL, "%s", out);
+    free(out);
+    ck_assert_int_eq(ctl(&out, "undrain", "up1", "--json"), 0);
+    ck_assert_msg(strstr(out, "\"state\":\"UP\"") != NULL, "%s", out);
+    free(out);
+
+    /* A DOWN node stays DOWN (it is not counted up); the operator's drain holds when it returns. */
+    ck_assert(harness_wait_until(node_is_down, (char[]){"up1"}, 10000));
+    ck_assert_int_eq(ctl(&out, "drain", "up1", NULL), 0);
+    ck_assert_msg(strstr(out, "up1: DOWN") != NULL, "%s", out);
+    free(out);
+    ck_assert_str_eq(node_state_of("up1"), "DOWN");
+    fake_ok("up1", NULL, 0);
+    ck_assert_str_eq(node_state_of("up1"), "DRAINING");
+    /* Undrain of a DOWN node lifts the drain, but the node is not UP: it fails, saying so. */
+    ck_assert(harness_wait_until(node_is_down, (char[]){"up1"}, 10000));
+    ck_assert_int_eq(ctl(&out, "undrain", "up1", NULL), 1);
+    ck_assert_msg(strstr(out, "up1: DOWN") != NULL, "%s", out);
+    free(out);
+    fake_ok("up1", NULL, 0);
+    ck_assert_str_eq(node_state_of("up1"), "UP");
+}
+END_TEST
+
+/* ---- defect 6: INVALID is not forever ------------------------------------ */
+
+START_TEST(test_invalid_retry_wait)
+{
+    char *out = NULL;
+
+    start_coord(NULL);
+    fake_ok("f1", NULL, 0);
+    fake_ok("f2", NULL, 0);
+    register_one("w", 2);
+    fake_ok("f1", "w", WIRE_SEG_LOADING);
+    fake_ok("f2", "w", WIRE_SEG_LOADING);
+    fake_reason = WIRE_REASON_SEGMENT_INVALID;
+    fake_ok("f1", "w", WIRE_SEG_FAILED);
+    fake_ok("f2", "w", WIRE_SEG_FAILED);
+    fake_reason = WIRE_REASON_NONE;
+    ck_assert_str_eq(segment_state("w"), "INVALID");
+
+    /* wait: nothing left to place, but not a success; it names the segment. */
+    ck_assert_int_eq(ctl(&out, "wait", "--for=2s", NULL), 1);
+    ck_assert_msg(strstr(out, "INVALID") != NULL && strstr(out, "w") != NULL, "%s", out);
+    free(out);
+
+    /* retry: placeable again. */
+    ck_assert_int_eq(ctl(&out, "retry", "w", NULL), 0);
+    ck_assert_msg(strstr(out, "w: PENDING") != NULL, "%s", out);
+    free(out);
+    ck_assert_str_eq(segment_state("w"), "PENDING");
+    /* The nodes' earlier verdicts are forgotten: one new failure does not make it INVALID. */
+    fake_ok("f1", "w", WIRE_SEG_LOADING);
+    fake_reason = WIRE_REASON_SEGMENT_INVALID;
+    fake_ok("f1", "w", WIRE_SEG_FAILED);
+    fake_reason = WIRE_REASON_NONE;
+    ck_assert_str_eq(segment_state("w"), "PENDING");
+    {
+        struct catalog *cat = open_catalog();
+        struct catalog_segment cs;
+
+        ck_assert_int_eq(catalog_get_segment(cat, "w", &cs), 0);
+        ck_assert_str_eq(cs.state, "PENDING");
+        catalog_close(cat);
+    }
+
+    /* Only an INVALID segment can be retried; an unknown one is named. */
+    ck_assert_int_eq(ctl(&out, "retry", "w", NULL), 1);
+    ck_assert_msg(strstr(out, "PENDING") != NULL, "%s", out);
+    free(out);
+    ck_assert_int_eq(ctl(&out, "retry", "nosuch", NULL), 1);
+    ck_assert_msg(strstr(out, "nosuch") != NULL, "%s", out);
+    free(out);
+}
+END_TEST
+
+/* ---- defect 7: ids longer than the limit ---------------------------------- */
+
+START_TEST(test_import_long_id)
+{
+    char name[160], *out = NULL;
+    struct wire_cluster_status st;
+
+    start_coord(NULL);
+    /* Two names that agree on their first 128 bytes, and one good file. */
+    memset(name, 'a', 131);
+    name[131] = 'x';
+    name[132] = '\0';
+    make_segment(name, 1);
+    name[131] = 'y';
+    make_segment(name, 2);
+    make_segment("good", 3);
+    (void)ctl(&out, "import", storage, NULL);
+    ck_assert_msg(strstr(out, name) != NULL || strstr(out, "aaaax.seg") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "128") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "1 registered") != NULL, "%s", out);
+    free(out);
+    ck_assert(get_status(&st));
+    ck_assert_uint_eq(st.segments_total, 1);
+    ck_assert_str_eq(segment_state("good"), "PENDING");
+}
+END_TEST
+
+/* ---- suspected: a copy on a SUSPECT node counted against a live one ------- */
+
+static bool node_is_suspect(void *arg)
+{
+    struct wire_node_info ni;
+
+    return node_info(arg, &ni, NULL) && strcmp(ni.state, "SUSPECT") == 0;
+}
+
+START_TEST(test_suspect_copy)
+{
+    struct wire_segment_list l;
+    size_t drops = 99;
+
+    start_coord(NULL);
+    register_one("x", 1);
+    fake_ok("f1", "x", WIRE_SEG_LOADED);
+    ck_assert_str_eq(segment_state("x"), "LOADED");
+    /* f1 takes pushes at an address where nothing listens: its next assignment fails. */
+    ck_assert_int_eq(fake_report("f1", "127.0.0.1:1", false, "x", WIRE_SEG_LOADED, NULL, NULL),
+                     200);
+    register_one("y", 1);
+    ck_assert(harness_wait_until(node_is_suspect, (char[]){"f1"}, 10000));
+
+    /* A live node reports a copy: it is kept, not dropped for the one on the SUSPECT node. */
+    ck_assert_int_eq(fake_report("f2", "127.0.0.1:1", true, "x", WIRE_SEG_LOADED, &drops, NULL),
+                     200);
+    ck_assert_uint_eq(drops, 0);
+    segment_get("x", &l);
+    ck_assert_uint_eq(l.segments[0].n_placements, 2);
+    wire_segment_list_done(&l);
+
+    /* f1 comes back: now one copy is surplus, and it is the one that was in doubt. */
+    ck_assert_int_eq(fake_report("f1", "127.0.0.1:1", true, "x", WIRE_SEG_LOADED, &drops, NULL),
+                     200);
+    ck_assert_uint_eq(drops, 1);
+    ck_assert_int_eq(fake_report("f2", "127.0.0.1:1", true, "x", WIRE_SEG_LOADED, &drops, NULL),
+                     200);
+    ck_assert_uint_eq(drops, 0);
+    segment_get("x", &l);
+    ck_assert_uint_eq(l.segments[0].n_placements, 1);
+    ck_assert_str_eq(l.segments[0].placements[0].node_id, "f2");
+    wire_segment_list_done(&l);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("coord");
+    TCase *tc;
+    SRunner *sr;
+    int failed;
+
+    tc = tcase_create("placement");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_first_node_places);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("membership");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_id_clash);
+    tcase_add_test(tc, test_drain_real_state);
+    tcase_add_test(tc, test_suspect_copy);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("operator");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_invalid_retry_wait);
+    tcase_add_test(tc, test_import_long_id);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
