@@ -65,6 +65,19 @@ const char *wire_segment_state_name(enum wire_segment_state s)
     return wire_seg_names[s];
 }
 
+const char *wire_io_mode_name(enum wire_io_mode m)
+{
+    switch (m) {
+    case WIRE_IO_MMAP:
+        return "mmap";
+    case WIRE_IO_DIRECT:
+        return "direct";
+    case WIRE_IO_UNSPECIFIED:
+        break;
+    }
+    return "-";
+}
+
 const char *wire_node_state_name(enum wire_node_state s)
 {
     switch (s) {
@@ -368,6 +381,12 @@ static void wire_pressure_from_pb(struct wire_pressure *dst, const Sluice__V1__P
     dst->p99_seconds = p->p99_seconds;
     dst->loads_in_flight = p->loads_in_flight;
     dst->psi_host_wide = p->psi_host_wide;
+    /* A newer peer's mode that this build does not know reads as unspecified. */
+    dst->io_mode = p->io_mode == SLUICE__V1__IO_MODE__IO_MMAP     ? WIRE_IO_MMAP
+                   : p->io_mode == SLUICE__V1__IO_MODE__IO_DIRECT ? WIRE_IO_DIRECT
+                                                                  : WIRE_IO_UNSPECIFIED;
+    dst->pool_bytes = p->pool_bytes;
+    dst->pool_hit_ratio = p->pool_hit_ratio;
 }
 
 static void wire_pressure_to_pb(Sluice__V1__PressureSnapshot *dst, const struct wire_pressure *p)
@@ -383,6 +402,11 @@ static void wire_pressure_to_pb(Sluice__V1__PressureSnapshot *dst, const struct 
     dst->p99_seconds = p->p99_seconds;
     dst->loads_in_flight = p->loads_in_flight;
     dst->psi_host_wide = p->psi_host_wide;
+    dst->io_mode = p->io_mode == WIRE_IO_MMAP     ? SLUICE__V1__IO_MODE__IO_MMAP
+                   : p->io_mode == WIRE_IO_DIRECT ? SLUICE__V1__IO_MODE__IO_DIRECT
+                                                  : SLUICE__V1__IO_MODE__IO_MODE_UNSPECIFIED;
+    dst->pool_bytes = p->pool_bytes;
+    dst->pool_hit_ratio = p->pool_hit_ratio;
 }
 
 /* Validates one unpacked AssignRequest into out; prefix names it in errors ("" or "assignments[3]."). */

@@ -97,6 +97,12 @@ int wire_check_addr(const char *field, const char *addr, struct wire_error *err)
 bool wire_uri_has_dot_component(const char *uri);
 int wire_check_column(const char *field, const char *name, struct wire_error *err);
 
+/* How a node reads segment data (serve --io). */
+enum wire_io_mode { WIRE_IO_UNSPECIFIED = 0, WIRE_IO_MMAP, WIRE_IO_DIRECT };
+
+/* "mmap", "direct", or "-" for a node that did not say. */
+const char *wire_io_mode_name(enum wire_io_mode m);
+
 struct wire_pressure {
     double some_avg10, full_avg10;
     double some_fraction, full_fraction;
@@ -104,6 +110,9 @@ struct wire_pressure {
     double p99_seconds;
     uint64_t loads_in_flight;
     bool psi_host_wide;
+    enum wire_io_mode io_mode;
+    uint64_t pool_bytes;   /* direct mode: the buffer pool */
+    double pool_hit_ratio; /* direct mode: 0..1 over the last second */
 };
 
 struct wire_assign_request {

@@ -25,6 +25,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "admission.h"
+#include "bufpool.h"
 #include "clock.h"
 #include "histogram.h"
 #include "latency.h"
@@ -51,6 +52,10 @@ struct node_api {
     struct pool *pool;      /* scans, prechecks, residency */
     struct pool *load_pool; /* segment loads */
     struct store *store;
+    struct bufpool *bufpool; /* --io=direct; NULL in mmap mode */
+    struct bufpool_stats pool_prev; /* at the last one-second tick */
+    double pool_hit_ratio;          /* over the last second with lookups */
+    double pool_misses_per_s, pool_read_bytes_per_s, pool_read_latency_s;
     struct http_server *http;
     char bound[128];
     char node_id[WIRE_ID_MAX + 1];
@@ -120,6 +125,15 @@ static uint64_t api_touched(struct node_api *api)
     return wss_touch_sum(&api->touched, api_now_ms() / 1000);
 }
 
+/* Direct mode's exact footprint: the pool and its tables, every heap, every entry. */
+static uint64_t api_direct_bytes(struct node_api *api, const struct store_totals *t)
+{
+    struct bufpool_stats ps;
+
+    bufpool_stats(api->bufpool, &ps);
+    return ps.budget_bytes + ps.overhead_bytes + t->index_bytes + t->meta_bytes;
+}
+
 /* The admission controller's view of the node right now. */
 static void api_signals(struct node_api *api, struct admission_signals *sig)
 {
@@ -176,11 +190,22 @@ static void api_signals(struct node_api *api, struct admission_signals *sig)
      * the kernel has quietly evicted while no query touched it; those bytes
      * come back, as thrashing, the moment queries do.
      */
-    sig->wss_bytes = wss_estimate(api->wss);
-    if (sig->wss_bytes < t.mapped_bytes + t.index_bytes)
-        sig->wss_bytes = t.mapped_bytes + t.index_bytes;
+    if (api->bufpool != NULL) {
+        /*
+         * Direct mode knows its memory to the byte: the pool (a fixed
+         * charge, allocated at start), and per segment its heap (zone maps,
+         * heap columns) and its metadata. No estimate and no page cache:
+         * segment data beyond the pool stays on disk, and the latency gate
+         * decides how much more of it the node takes.
+         */
+        sig->wss_bytes = api_direct_bytes(api, &t);
+    } else {
+        sig->wss_bytes = wss_estimate(api->wss);
+        if (sig->wss_bytes < t.mapped_bytes + t.index_bytes)
+            sig->wss_bytes = t.mapped_bytes + t.index_bytes;
+    }
     /* A rise in the cgroup counts at once, without waiting for the estimator's tick. */
-    if (api->have_snap && (s->have & SAMPLER_HAVE_CG_USAGE) && (s->have & SAMPLER_HAVE_CG_STAT) &&
+    if (api->bufpool == NULL && api->have_snap && (s->have & SAMPLER_HAVE_CG_USAGE) && (s->have & SAMPLER_HAVE_CG_STAT) &&
         s->cg_usage > s->cg_inactive_file && s->cg_usage - s->cg_inactive_file > sig->wss_bytes)
         sig->wss_bytes = s->cg_usage - s->cg_inactive_file;
     sig->reserved_bytes = api->reserved_bytes;
@@ -228,6 +253,16 @@ static void api_fill_pressure(struct node_api *api, struct wire_pressure *p)
         p->usage_bytes = s->cg_usage;
         p->limit_bytes = (s->have & SAMPLER_HAVE_LIMIT) ? s->limit_bytes : 0;
         p->psi_host_wide = s->psi_host_wide;
+    }
+    p->io_mode = api->bufpool != NULL ? WIRE_IO_DIRECT : WIRE_IO_MMAP;
+    if (api->bufpool != NULL) {
+        struct bufpool_stats ps;
+
+        bufpool_stats(api->bufpool, &ps);
+        p->pool_bytes = ps.budget_bytes;
+        p->pool_hit_ratio = api->pool_hit_ratio;
+        /* What the node holds, exactly, against what the cgroup counts. */
+        p->wss_bytes = api_direct_bytes(api, &t);
     }
 }
 
@@ -494,8 +529,12 @@ static void api_load_cb(const char *id, bool ok, uint64_t file_bytes, uint64_t i
     if (r == NULL)
         return;
     api->reserved_bytes -= r->cost;
+    /* Direct mode holds a segment's heap and header in memory, not its file. */
     if (ok)
-        admission_cost_learn(&api->cost, r->raw, file_bytes + index_bytes);
+        admission_cost_learn(&api->cost, r->raw,
+                             api->bufpool != NULL
+                                 ? index_bytes + sizeof(struct segment_header)
+                                 : file_bytes + index_bytes);
     free(r);
 }
 
@@ -660,11 +699,37 @@ static void api_query_scan_one(void *arg)
                store_seg_index(job->segs[i]), &job->acc);
 }
 
+/*
+ * Direct mode: no mapping, so no fault to guard; a failed read is an error
+ * code, and fails the segment the same way a fault does in mmap mode.
+ */
+static bool api_query_scan_direct(struct api_query_job *job)
+{
+    struct store_seg *seg = job->segs[job->cur];
+    struct query_source src;
+    int r;
+
+    store_seg_source(seg, &src);
+    r = query_scan_source(&job->plans[job->cur], &src, store_seg_header(seg),
+                          store_seg_index(seg), &job->acc);
+    if (r < 0)
+        snprintf(job->fault_detail, sizeof(job->fault_detail),
+                 "reading the local copy with O_DIRECT failed: %s", strerror(-r));
+    return r == 0;
+}
+
 static void api_query_work(void *arg)
 {
     struct api_query_job *job = arg;
 
     for (job->cur = 0; job->cur < job->n; job->cur++) {
+        if (store_seg_base(job->segs[job->cur]) == NULL) {
+            if (!api_query_scan_direct(job)) {
+                job->faulted = true;
+                return;
+            }
+            continue;
+        }
         if (store_seg_read(job->segs[job->cur], api_query_scan_one, job, job->fault_detail,
                            sizeof(job->fault_detail)) < 0) {
             job->faulted = true;
@@ -857,6 +922,9 @@ static void api_residency_work(void *arg)
         const struct segment_header *h = store_seg_header(r->segs[i]);
         const char *base = store_seg_base(r->segs[i]);
 
+        if (base == NULL)
+            continue; /* direct mode: nothing mapped */
+
         /* Mapped columns only: an anonymous column's file pages are never read again. */
         for (unsigned c = 0; c < h->column_count; c++) {
             uint64_t b = 0, start = h->columns[c].offset & ~(uint64_t)4095;
@@ -884,6 +952,24 @@ static void api_residency_done(void *arg)
     free(r->segs);
     free(r->segdir);
     free(r);
+}
+
+/* Once a second: the pool's rates over the last second. */
+static void api_pool_tick(struct node_api *api)
+{
+    struct bufpool_stats now, *prev = &api->pool_prev;
+    uint64_t lookups, reads;
+
+    bufpool_stats(api->bufpool, &now);
+    lookups = (now.hits - prev->hits) + (now.misses - prev->misses);
+    reads = now.reads - prev->reads;
+    if (lookups > 0)
+        api->pool_hit_ratio = (double)(now.hits - prev->hits) / (double)lookups;
+    api->pool_misses_per_s = (double)(now.misses - prev->misses);
+    api->pool_read_bytes_per_s = (double)(now.read_bytes - prev->read_bytes);
+    api->pool_read_latency_s = reads > 0 ? (double)(now.read_ns - prev->read_ns) / 1e9 / (double)reads
+                                         : 0;
+    *prev = now;
 }
 
 /* Logs gate transitions ("open -> closed (reason)") and counts closings. */
@@ -960,6 +1046,8 @@ static void api_tick_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (api->ticks % (1000 / API_TICK_MS) == 0) {
         latency_tick(api->lat, clock_mono_ns());
+        if (api->bufpool != NULL)
+            api_pool_tick(api);
         if (!api->residency_running) {
             struct api_residency *r = xcalloc(1, sizeof(*r));
             r->api = api;
@@ -1008,6 +1096,57 @@ static uint64_t api_rss_bytes(void)
     return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+/* The I/O mode and, in direct mode, the buffer pool's families. */
+static void api_metrics_pool(struct node_api *api, struct metrics_buf *m,
+                             const struct store_totals *t)
+{
+    struct bufpool_stats ps;
+
+    metrics_family(m, "sluice_node_io_mode", "gauge", "1 for the I/O mode this node runs in.");
+    {
+        const char *mm[] = {"mode", "mmap", NULL}, *dm[] = {"mode", "direct", NULL};
+        metrics_sample_u64(m, "sluice_node_io_mode", api->bufpool == NULL ? 1 : 0, mm);
+        metrics_sample_u64(m, "sluice_node_io_mode", api->bufpool != NULL ? 1 : 0, dm);
+    }
+    if (api->bufpool == NULL)
+        return;
+    bufpool_stats(api->bufpool, &ps);
+    metrics_one_u64(m, "sluice_node_pool_bytes", "gauge",
+                    "Buffer pool frame memory (--cache-budget), allocated once at start.",
+                    ps.budget_bytes);
+    metrics_one_u64(m, "sluice_node_pool_overhead_bytes", "gauge",
+                    "Heap of the buffer pool's tables beside its frames.", ps.overhead_bytes);
+    metrics_one_u64(m, "sluice_node_pool_used_bytes", "gauge",
+                    "Pool frames holding a block or a read in flight.",
+                    ps.frames_used * ps.block_bytes);
+    metrics_one_u64(m, "sluice_node_pool_pinned_frame_bytes", "gauge",
+                    "Pool frames pinned by running scans.", ps.pinned_frames * ps.block_bytes);
+    metrics_one_u64(m, "sluice_node_pool_hits_total", "counter",
+                    "Block lookups answered from the pool.", ps.hits);
+    metrics_one_u64(m, "sluice_node_pool_misses_total", "counter",
+                    "Block lookups that had to read from disk.", ps.misses);
+    metrics_one_u64(m, "sluice_node_pool_evictions_total", "counter",
+                    "Blocks evicted from the pool.", ps.evictions);
+    metrics_one_u64(m, "sluice_node_pool_reads_total", "counter", "O_DIRECT block reads.",
+                    ps.reads);
+    metrics_one_u64(m, "sluice_node_pool_read_bytes_total", "counter",
+                    "Bytes read with O_DIRECT into the pool.", ps.read_bytes);
+    metrics_one(m, "sluice_node_pool_read_seconds_total", "counter",
+                "Summed latency of the pool's reads (divide by reads_total for the mean).",
+                (double)ps.read_ns / 1e9);
+    metrics_one_u64(m, "sluice_node_pool_read_errors_total", "counter",
+                    "Pool reads that failed.", ps.read_errors);
+    metrics_one(m, "sluice_node_pool_hit_ratio", "gauge",
+                "Share of block lookups answered from the pool over the last second.",
+                api->pool_hit_ratio);
+    metrics_one(m, "sluice_node_pool_read_latency_seconds", "gauge",
+                "Mean latency of the pool's reads over the last second.",
+                api->pool_read_latency_s);
+    metrics_one_u64(m, "sluice_node_direct_memory_bytes", "gauge",
+                    "What a direct-mode node holds, exactly: pool, its tables, heaps, metadata.",
+                    api_direct_bytes(api, t));
+}
+
 static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *arg)
 {
     struct node_api *api = arg;
@@ -1031,6 +1170,7 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
                     t.mapped_bytes);
     metrics_one_u64(m, "sluice_node_index_bytes", "gauge",
                     "Heap bytes of zone-map indexes (anonymous memory).", t.index_bytes);
+    api_metrics_pool(api, m, &t);
     metrics_one_u64(m, "sluice_node_loads_in_flight", "gauge",
                     "Assignments being checked or loaded.", t.loads_in_flight);
     metrics_family(m, "sluice_node_loads_total", "counter", "Finished segment loads by result.");
@@ -1345,6 +1485,19 @@ struct node_api *node_api_new(struct event_base *base, const struct node_config 
     api->load_pool = pool_new_nice(base, cfg->load_workers > 0 ? cfg->load_workers : 2,
                                     cfg->load_nice);
     sc.load_pool = api->load_pool;
+    if (cfg->io_direct) {
+        char perr[200];
+
+        r = bufpool_new(cfg->cache_budget, BUFPOOL_BLOCK_DEFAULT, BUFPOOL_READAHEAD_DEFAULT,
+                        &api->bufpool, perr, sizeof(perr));
+        if (r < 0) {
+            snprintf(err, err_len, "--cache-budget: %s", perr);
+            goto fail;
+        }
+        sc.bufpool = api->bufpool;
+        log_info("io_mode", "mode=direct pool_bytes=%" PRIu64 " block_bytes=%u readahead=%u",
+                 cfg->cache_budget, BUFPOOL_BLOCK_DEFAULT, BUFPOOL_READAHEAD_DEFAULT);
+    }
     api->store = store_new(api->pool, &sc, err, err_len);
     if (api->store == NULL)
         goto fail;
@@ -1459,6 +1612,7 @@ void node_api_free(struct node_api *api)
     http_server_free(api->http);
     sampler_free(api->sampler);
     store_free(api->store);
+    bufpool_free(api->bufpool); /* after the store: it closed every pool file */
     latency_free(api->lat);
     wss_free(api->wss);
     if (api->reservations != NULL)

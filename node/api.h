@@ -49,6 +49,8 @@ struct node_config {
     uint64_t report_ms;
     bool claim;               /* pull mode */
     unsigned max_queries;     /* queries in flight; more get 429 LOAD_CONCURRENCY */
+    bool io_direct;           /* --io=direct: O_DIRECT reads into a buffer pool, no mmap */
+    uint64_t cache_budget;    /* --cache-budget: the pool's bytes (direct mode) */
 };
 
 /*

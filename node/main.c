@@ -73,7 +73,9 @@ static int cmd_serve(int argc, char **argv)
     char *listen = NULL, *storage_root = NULL, *data_dir = NULL, *node_id = NULL;
     struct daemon_server_flags srv = {0};
     int64_t workers = 0, load_workers = 0, load_nice = 0, max_queries = 0;
-    uint64_t disk_reserve = 0;
+    uint64_t disk_reserve = 0, cache_budget = 0;
+    char *io = NULL;
+    static const char *const io_modes[] = {"mmap", "direct", NULL};
     char *admission = NULL, *proc_root = NULL, *sys_root = NULL, *coordinator = NULL;
     char *advertise = NULL;
     uint64_t sample_ms = 0, report_ms = 0;
@@ -104,6 +106,14 @@ static int cmd_serve(int argc, char **argv)
         {"disk-reserve", "SLUICE_DISK_RESERVE", CONFIG_SIZE, &disk_reserve, "256M",
          "Local disk kept free; an assignment that would eat into it gets 507 DISK_FULL.", 0,
          INT64_MAX},
+        {"io", "SLUICE_IO", CONFIG_CHOICE, &io, "mmap",
+         "How segment data is read: mmap (the page cache) or direct (O_DIRECT into a pool "
+         "of --cache-budget bytes; refuses to start where the data dir has no O_DIRECT).",
+         .choices = io_modes},
+        {"cache-budget", "SLUICE_CACHE_BUDGET", CONFIG_SIZE, &cache_budget, "256M",
+         "Buffer pool of --io=direct, allocated once at start: a multiple of 256K, at least "
+         "16M.",
+         0, INT64_MAX},
         DAEMON_SERVER_OPTIONS(srv),
         {"coordinator", "SLUICE_COORDINATOR", CONFIG_STRING, &coordinator, "",
          "Coordinator to report to every --report-interval (none: standalone)."},
@@ -247,6 +257,8 @@ static int cmd_serve(int argc, char **argv)
     cfg.advertise = advertise;
     cfg.report_ms = report_ms;
     cfg.claim = claim;
+    cfg.io_direct = strcmp(io, "direct") == 0;
+    cfg.cache_budget = cache_budget;
     api = node_api_new(base, &cfg, err, sizeof(err));
     if (api == NULL) {
         log_error("start_failed", "error=\"%s\"", err);
@@ -536,6 +548,12 @@ static int cmd_status(int argc, char **argv)
                st.mapped_bytes, st.index_bytes);
         printf("signals: %s\ncost factor %.3f; closed gates: %s\n", st.signal_sources, st.cost_factor,
                st.closed_gates[0] != '\0' ? st.closed_gates : "none");
+        if (st.pressure.io_mode == WIRE_IO_DIRECT)
+            printf("io: direct  pool %" PRIu64 " B  hit ratio %.1f%%  held exactly %" PRIu64
+                   " B\n",
+                   st.pressure.pool_bytes, st.pressure.pool_hit_ratio * 100, st.pressure.wss_bytes);
+        else
+            printf("io: %s\n", wire_io_mode_name(st.pressure.io_mode));
         printf("%-24s %-8s %12s %10s %14s %10s  %s\n", "SEGMENT", "STATE", "ROWS", "ROW_SIZE",
                "FILE_BYTES", "HEAP", "REASON / DETAIL");
         for (size_t i = 0; i < st.n_segments; i++) {

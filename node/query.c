@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bufpool.h"
 #include "zonemap.h"
 
 int query_plan_make(const struct segment_header *hdr, enum wire_aggregate aggregate,
@@ -148,7 +149,11 @@ QUERY_KERNEL static void query_scan_float(enum wire_aggregate agg, const double 
                              struct query_acc *acc)
 {
     uint64_t matched = 0, nans = 0;
-    double sum = 0.0, mn = INFINITY, mx = -INFINITY;
+    /*
+     * The sum continues from the accumulator, so it adds in row order however
+     * the rows are cut into runs or pool blocks: exactly reproducible.
+     */
+    double sum = acc->fsum, mn = INFINITY, mx = -INFINITY;
 
     for (uint64_t i = 0; i < n; i++) {
         if (k != NULL && !(k[i] >= lo && k[i] <= hi))
@@ -173,7 +178,7 @@ QUERY_KERNEL static void query_scan_float(enum wire_aggregate agg, const double 
     }
     acc->matched += matched;
     acc->fnan += nans;
-    acc->fsum += sum;
+    acc->fsum = sum;
     acc->fmin = mn < acc->fmin ? mn : acc->fmin;
     acc->fmax = mx > acc->fmax ? mx : acc->fmax;
 }
@@ -206,18 +211,105 @@ static void query_scan_range(const struct query_plan *plan, const void *base,
                        k, plan->lo, plan->hi, n, acc);
 }
 
-void query_scan(const struct query_plan *plan, const void *base, const struct segment_header *hdr,
-                const struct zonemap *zm, struct query_acc *acc)
+/* The pool's readers of one segment scan: one per column it reads. */
+struct query_cursors {
+    const struct query_source *src;
+    struct bufpool_cursor value, filter;
+    bool value_open, filter_open;
+};
+
+static int query_get(struct query_cursors *qc, struct bufpool_cursor *c, bool *open,
+                     const struct segment_column *col, uint64_t row, const void **ret,
+                     uint64_t *ret_rows)
+{
+    size_t len;
+    int r;
+
+    if (!*open) {
+        bufpool_cursor_init(c, qc->src->pool, qc->src->file, col->offset,
+                            col->offset + col->length);
+        *open = true;
+    }
+    r = bufpool_cursor_get(c, col->offset + row * col->width, ret, &len);
+    if (r < 0)
+        return r;
+    *ret_rows = len / col->width;
+    return *ret_rows > 0 ? 0 : -EIO;
+}
+
+/*
+ * Rows [start, end) through the pool: piece by piece, each piece as long as
+ * both columns' pinned blocks allow (8-byte values never straddle a block).
+ */
+static int query_scan_range_pooled(const struct query_plan *plan, struct query_cursors *qc,
+                                   const struct segment_header *hdr, uint64_t start, uint64_t end,
+                                   bool filtered, struct query_acc *acc)
+{
+    const struct segment_column *vc = &hdr->columns[plan->column];
+    const struct segment_column *kc = filtered ? &hdr->columns[plan->filter_column] : NULL;
+    bool need_value = plan->aggregate != WIRE_AGG_COUNT;
+    uint64_t n = end - start;
+
+    if (n == 0)
+        return 0;
+    if (filtered)
+        acc->bytes_scanned += n * sizeof(int64_t);
+    acc->rows_scanned += n;
+    if (need_value)
+        acc->bytes_scanned += n * vc->width;
+    if (!need_value && !filtered) {
+        acc->matched += n; /* count(*): no bytes needed */
+        return 0;
+    }
+    for (uint64_t row = start; row < end;) {
+        const void *v = NULL, *k = NULL;
+        uint64_t m = end - row, got;
+        int r;
+
+        if (need_value) {
+            r = query_get(qc, &qc->value, &qc->value_open, vc, row, &v, &got);
+            if (r < 0)
+                return r;
+            m = got < m ? got : m;
+        }
+        if (filtered) {
+            r = query_get(qc, &qc->filter, &qc->filter_open, kc, row, &k, &got);
+            if (r < 0)
+                return r;
+            m = got < m ? got : m;
+        }
+        if (plan->is_float)
+            query_scan_float(plan->aggregate, v, k, plan->lo, plan->hi, m, acc);
+        else
+            query_scan_int(plan->aggregate, v, k, plan->lo, plan->hi, m, acc);
+        row += m;
+    }
+    return 0;
+}
+
+static int query_scan_part(const struct query_plan *plan, struct query_cursors *qc,
+                           const struct segment_header *hdr, uint64_t start, uint64_t end,
+                           bool filtered, struct query_acc *acc)
+{
+    if (qc->src->base != NULL) {
+        query_scan_range(plan, qc->src->base, hdr, start, end, filtered, acc);
+        return 0;
+    }
+    return query_scan_range_pooled(plan, qc, hdr, start, end, filtered, acc);
+}
+
+static int query_scan_runs(const struct query_plan *plan, struct query_cursors *qc,
+                           const struct segment_header *hdr, const struct zonemap *zm,
+                           struct query_acc *acc)
 {
     uint64_t rows = hdr->row_count;
     uint64_t blocks = zonemap_block_count(zm);
     uint64_t run_start = 0;
     bool run_filtered = false;
+    int r;
 
-    if (plan->filter_column < 0) {
-        query_scan_range(plan, base, hdr, 0, rows, false, acc);
-        return;
-    }
+    if (plan->filter_column < 0)
+        return query_scan_part(plan, qc, hdr, 0, rows, false, acc);
     /*
      * Consecutive blocks of the same kind are scanned as one run, so a
      * filter covering most of a segment costs one long loop, not thousands.
@@ -233,14 +325,41 @@ void query_scan(const struct query_plan *plan, const void *base, const struct se
             filtered = !(mn >= plan->lo && mx <= plan->hi);
         }
         if (skip || filtered != run_filtered) {
-            query_scan_range(plan, base, hdr, run_start, start, run_filtered, acc);
+            r = query_scan_part(plan, qc, hdr, run_start, start, run_filtered, acc);
+            if (r < 0)
+                return r;
             run_start = skip ? end : start;
             run_filtered = filtered;
         }
         if (skip)
             acc->blocks_skipped++;
     }
-    query_scan_range(plan, base, hdr, run_start, rows, run_filtered, acc);
+    return query_scan_part(plan, qc, hdr, run_start, rows, run_filtered, acc);
+}
+
+int query_scan_source(const struct query_plan *plan, const struct query_source *src,
+                      const struct segment_header *hdr, const struct zonemap *zm,
+                      struct query_acc *acc)
+{
+    struct query_cursors qc;
+    int r;
+
+    memset(&qc, 0, sizeof(qc));
+    qc.src = src;
+    r = query_scan_runs(plan, &qc, hdr, zm, acc);
+    if (qc.value_open)
+        bufpool_cursor_done(&qc.value);
+    if (qc.filter_open)
+        bufpool_cursor_done(&qc.filter);
+    return r;
+}
+
+void query_scan(const struct query_plan *plan, const void *base, const struct segment_header *hdr,
+                const struct zonemap *zm, struct query_acc *acc)
+{
+    struct query_source src = {.base = base};
+
+    (void)query_scan_source(plan, &src, hdr, zm, acc);
 }
 
 void query_acc_merge(struct query_acc *dst, const struct query_acc *src)

@@ -1,7 +1,8 @@
 /*
  * query: the scan. An aggregate (count, sum, min, max) of one int64 or
  * float64 column over the rows whose int64 filter column lies in [lo, hi],
- * over mapped segments. Pure code: no I/O, no locks, no allocation; the
+ * over mapped segments, or over blocks of the direct-I/O buffer pool (the
+ * only path here that does I/O, through bufpool cursors). No allocation; the
  * worker pool calls query_scan() once per segment and the results merge in
  * a query_acc. Integer sums wrap (two's complement), as they would in SQL
  * engines without overflow checks; float sums are plain IEEE doubles in row
@@ -25,7 +26,20 @@
 #include "segment.h"
 #include "wire.h"
 
+struct bufpool;
+struct bufpool_file;
 struct zonemap;
+
+/*
+ * Where a scan finds a segment's column bytes: its mapping (base), or, in
+ * direct I/O mode (base NULL), the buffer pool, which reads the blocks a
+ * scan needs and pins them while the kernels run over them.
+ */
+struct query_source {
+    const void *base;
+    struct bufpool *pool;
+    struct bufpool_file *file;
+};
 
 struct query_plan {
     enum wire_aggregate aggregate;
@@ -60,6 +74,16 @@ void query_acc_init(struct query_acc *acc, bool is_float);
 /* Adds one segment's rows to acc. base is the mapped file, zm its index. */
 void query_scan(const struct query_plan *plan, const void *base, const struct segment_header *hdr,
                 const struct zonemap *zm, struct query_acc *acc);
+
+/*
+ * The same over either source. With the pool, the result is identical to a
+ * scan of the mapped file, row for row. Returns 0, or the negated errno of a
+ * failed read (-EIO, -ENODATA for a file shorter than its header says);
+ * acc is then incomplete and must not be answered.
+ */
+int query_scan_source(const struct query_plan *plan, const struct query_source *src,
+                      const struct segment_header *hdr, const struct zonemap *zm,
+                      struct query_acc *acc);
 
 /* Folds src into dst (same is_float). */
 void query_acc_merge(struct query_acc *dst, const struct query_acc *src);

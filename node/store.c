@@ -21,9 +21,11 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "bufpool.h"
 #include "fault.h"
 #include "log.h"
 #include "pool.h"
+#include "query.h"
 #include "strmap.h"
 #include "xmalloc.h"
 #include "zonemap.h"
@@ -45,8 +47,9 @@ struct store_seg {
     bool shedding;        /* shed: its files are being removed */
     bool unloading; /* deletion running: gone for callers */
     unsigned refs;  /* the table holds one while the segment is in it */
-    void *base;     /* mapping of the local copy */
+    void *base;     /* mapping of the local copy (mmap mode) */
     size_t map_len;
+    struct bufpool_file *bf; /* the local copy, opened for O_DIRECT (direct mode) */
     uint64_t file_bytes;
     struct segment_header *hdr;
     struct zonemap *zm;
@@ -72,8 +75,9 @@ struct store {
     uint64_t in_flight, reserved_bytes;
     /* Kept incrementally (store_acct): visible segments by state, and bytes. */
     uint64_t count_by_state[WIRE_SEG_COUNT_];
-    uint64_t mapped_bytes, index_bytes;
+    uint64_t mapped_bytes, index_bytes, meta_bytes;
     bool closing; /* store_close(): nothing new is started */
+    struct bufpool *bufpool; /* direct I/O mode; NULL: segments are mapped */
 };
 
 enum store_job_kind { STORE_JOB_PRECHECK, STORE_JOB_LOAD, STORE_JOB_RELOAD, STORE_JOB_UNLINK };
@@ -97,6 +101,7 @@ struct store_job {
     char detail[STORE_DETAIL_MAX];
     void *base;
     size_t map_len;
+    struct bufpool_file *bf;
     struct segment_header *hdr;
     struct zonemap *zm;
     void *anon;
@@ -142,27 +147,39 @@ static size_t store_all(const struct store *st, struct store_seg ***ret)
 static bool store_visible(const struct store_seg *seg);
 
 /*
+ * Heap a segment's entry holds besides its index: the entry, its URI and,
+ * once loaded, its decoded header. Exact, so direct mode can charge it.
+ */
+static uint64_t store_seg_meta_bytes(const struct store_seg *seg)
+{
+    return sizeof(*seg) + strlen(seg->uri) + 1 + (seg->hdr != NULL ? sizeof(*seg->hdr) : 0);
+}
+
+/*
  * Adds (sign +1) or removes (-1) a segment's share of the totals. Called on
  * both sides of every change to its visibility, state or mapping, so that
  * store_totals() is O(1) on the assignment path.
  */
 static void store_acct(struct store *st, const struct store_seg *seg, int sign)
 {
-    uint64_t mapped, index;
+    uint64_t mapped, index, meta;
 
     if (!store_visible(seg))
         return;
     /* The anonymous columns' file pages are never read again: the heap copy counts. */
     mapped = seg->base != NULL ? seg->map_len - seg->anon_bytes : 0;
     index = (seg->zm != NULL ? zonemap_bytes(seg->zm) : 0) + seg->anon_bytes;
+    meta = store_seg_meta_bytes(seg);
     if (sign > 0) {
         st->count_by_state[seg->state]++;
         st->mapped_bytes += mapped;
         st->index_bytes += index;
+        st->meta_bytes += meta;
     } else {
         st->count_by_state[seg->state]--;
         st->mapped_bytes -= mapped;
         st->index_bytes -= index;
+        st->meta_bytes -= meta;
     }
 }
 
@@ -188,6 +205,8 @@ static void store_seg_release_data(struct store_seg *seg)
         munmap(seg->base, seg->map_len);
     seg->base = NULL;
     seg->map_len = 0;
+    bufpool_file_close(seg->bf);
+    seg->bf = NULL;
     zonemap_free(seg->zm);
     seg->zm = NULL;
     free(seg->hdr);
@@ -666,6 +685,56 @@ out:
     return r;
 }
 
+/*
+ * Direct mode: a verified, indexed copy stops being mapped and is opened for
+ * O_DIRECT reads through the pool instead. The pages its copy and its
+ * verification left in the page cache (the local copy's and the source's)
+ * are written back and dropped, so what the node holds in memory is its pool
+ * and its heaps, to the byte. Returns 0 (also in mmap mode, doing nothing) or
+ * a negated errno with the detail set.
+ */
+static int store_direct_open(struct store_job *job, const char *path)
+{
+    int fd, r;
+
+    if (job->st->bufpool == NULL)
+        return 0;
+    munmap(job->base, job->map_len);
+    job->base = NULL;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fdatasync(fd);
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        close(fd);
+    }
+    if (job->src_fd >= 0)
+        (void)posix_fadvise(job->src_fd, 0, 0, POSIX_FADV_DONTNEED);
+    r = bufpool_file_open(job->st->bufpool, path, &job->bf);
+    if (r < 0) {
+        job->reason = store_errno_reason(-r);
+        store_set_detail(job, "cannot open %s for direct I/O (--io=direct): %s", path,
+                         strerror(-r));
+    }
+    return r;
+}
+
+/* Undoes a job's results after a failure past store_map_verify. */
+static void store_job_drop_results(struct store_job *job)
+{
+    if (job->base != NULL)
+        munmap(job->base, job->map_len);
+    job->base = NULL;
+    bufpool_file_close(job->bf);
+    job->bf = NULL;
+    zonemap_free(job->zm);
+    job->zm = NULL;
+    free(job->hdr);
+    job->hdr = NULL;
+    free(job->anon);
+    job->anon = NULL;
+    job->anon_bytes = 0;
+}
+
 static void store_load_work(void *arg)
 {
     struct store_job *job = arg;
@@ -709,22 +778,15 @@ static void store_load_work(void *arg)
         store_set_detail(job, "committing %s: %s", path, strerror(-r));
         goto fail;
     }
+    if (store_direct_open(job, path) < 0)
+        goto fail;
     job->reason = WIRE_REASON_NONE;
     job->loaded = true;
     goto out;
 fail:
     if (out >= 0)
         close(out);
-    if (job->base != NULL)
-        munmap(job->base, job->map_len);
-    job->base = NULL;
-    free(job->hdr);
-    job->hdr = NULL;
-    zonemap_free(job->zm);
-    job->zm = NULL;
-    free(job->anon);
-    job->anon = NULL;
-    job->anon_bytes = 0;
+    store_job_drop_results(job);
     unlink(tmp);
     {
         char *meta = store_path(st, job->seg->id, ".meta");
@@ -744,9 +806,11 @@ static void store_reload_work(void *arg)
     struct store_job *job = arg;
     char *path = store_path(job->st, job->seg->id, ".seg");
 
-    if (store_map_verify(job, path) == 0) {
+    if (store_map_verify(job, path) == 0 && store_direct_open(job, path) == 0) {
         job->reason = WIRE_REASON_NONE;
         job->loaded = true;
+    } else if (job->hdr != NULL) {
+        store_job_drop_results(job); /* verified, but direct I/O refused the copy */
     } else if (job->corrupt) {
         /*
          * A committed copy that no longer verifies is not served again. (One
@@ -797,6 +861,7 @@ static struct store_job *store_job_new(struct store *st, enum store_job_kind kin
 
 static void store_job_free(struct store_job *job)
 {
+    bufpool_file_close(job->bf);
     if (job->src_fd >= 0)
         close(job->src_fd);
     store_seg_unref(job->seg);
@@ -847,6 +912,8 @@ static void store_finish_load(struct store_job *job)
     if (job->loaded) {
         seg->base = job->base;
         seg->map_len = job->map_len;
+        seg->bf = job->bf;
+        job->bf = NULL;
         seg->file_bytes = job->map_len;
         seg->hdr = job->hdr;
         seg->zm = job->zm;
@@ -1071,6 +1138,13 @@ const void *store_seg_base(const struct store_seg *seg)
     return seg->base;
 }
 
+void store_seg_source(const struct store_seg *seg, struct query_source *ret)
+{
+    ret->base = seg->base;
+    ret->pool = seg->st->bufpool;
+    ret->file = seg->bf;
+}
+
 const char *store_seg_id(const struct store_seg *seg)
 {
     return seg->id;
@@ -1141,6 +1215,7 @@ void store_totals(const struct store *st, struct store_totals *out)
     memcpy(out->segments, st->count_by_state, sizeof(out->segments));
     out->mapped_bytes = st->mapped_bytes;
     out->index_bytes = st->index_bytes;
+    out->meta_bytes = st->meta_bytes;
     out->loads_ok_total = st->loads_ok;
     out->loads_failed_total = st->loads_failed;
     out->copied_bytes_total = st->copied_bytes;
@@ -1406,6 +1481,37 @@ static int store_recover(struct store *st, char *err, size_t err_len)
     return 0;
 }
 
+/*
+ * Direct mode needs O_DIRECT where the local copies live: a filesystem
+ * without it (ramfs; tmpfs before Linux 6.6) answers EINVAL to open. The
+ * node then refuses to start rather than fall back to mmap silently.
+ */
+static int store_probe_direct(struct store *st, char *err, size_t err_len)
+{
+    char *probe = xasprintf("%s/.odirect-probe", st->segdir);
+    struct bufpool_file *f = NULL;
+    int fd, r;
+
+    fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        r = -errno;
+        snprintf(err, err_len, "--io=direct: cannot create %s: %s", probe, strerror(-r));
+        goto out;
+    }
+    close(fd);
+    r = bufpool_file_open(st->bufpool, probe, &f);
+    if (r < 0)
+        snprintf(err, err_len,
+                 "--io=direct: the filesystem of %s refuses O_DIRECT (open: %s); put --data-dir "
+                 "on a filesystem with direct I/O (ext4, xfs, btrfs) or use --io=mmap",
+                 st->segdir, strerror(-r));
+    bufpool_file_close(f);
+    unlink(probe);
+out:
+    free(probe);
+    return r;
+}
+
 struct store *store_new(struct pool *pool, const struct store_config *cfg, char *err,
                         size_t err_len)
 {
@@ -1444,6 +1550,9 @@ struct store *store_new(struct pool *pool, const struct store_config *cfg, char 
         snprintf(err, err_len, "%s: %s", st->segdir, strerror(errno));
         goto fail;
     }
+    st->bufpool = cfg->bufpool;
+    if (st->bufpool != NULL && store_probe_direct(st, err, err_len) < 0)
+        goto fail;
     if (store_recover(st, err, err_len) < 0)
         goto fail;
     return st;

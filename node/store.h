@@ -43,8 +43,10 @@
 #include "segment.h"
 #include "wire.h"
 
+struct bufpool;
 struct event_base;
 struct pool;
+struct query_source;
 struct store;
 struct store_seg;
 struct zonemap;
@@ -59,12 +61,19 @@ struct store_config {
     const char *storage_root; /* must exist; resolved with realpath() */
     const char *data_dir;     /* created if missing */
     uint64_t disk_reserve;    /* bytes of local disk always left free */
+    /*
+     * Direct I/O mode (--io=direct): segments are read through this pool
+     * with O_DIRECT and never mapped once loaded. NULL: mmap mode.
+     */
+    struct bufpool *bufpool;
 };
 
 /*
  * Opens the store: creates <data_dir>/segments, removes partial files left by
  * a crash and queues a reload of every committed segment (they show LOADING
- * until verified). Returns NULL with err filled when a directory is unusable.
+ * until verified). Returns NULL with err filled when a directory is unusable,
+ * or, in direct mode, when <data_dir>/segments refuses O_DIRECT (the error
+ * names the directory and --io=direct: there is no fallback to mmap).
  */
 struct store *store_new(struct pool *pool, const struct store_config *cfg, char *err,
                         size_t err_len);
@@ -110,7 +119,10 @@ void store_delete(struct store *st, const char *id, store_delete_cb cb, void *ar
 struct store_seg *store_get_loaded(struct store *st, const char *id, char *err, size_t err_len);
 void store_seg_unref(struct store_seg *seg);
 
+/* The mapping (mmap mode), or NULL in direct mode: use store_seg_source. */
 const void *store_seg_base(const struct store_seg *seg);
+/* Where a scan reads the segment: its mapping, or the pool and its file. */
+void store_seg_source(const struct store_seg *seg, struct query_source *ret);
 const char *store_seg_id(const struct store_seg *seg);
 const struct segment_header *store_seg_header(const struct store_seg *seg);
 const struct zonemap *store_seg_index(const struct store_seg *seg);
@@ -123,6 +135,7 @@ void store_status(const struct store *st, struct wire_node_status *out);
 struct store_totals {
     uint64_t segments[WIRE_SEG_COUNT_]; /* by state, visible segments only */
     uint64_t mapped_bytes, index_bytes;
+    uint64_t meta_bytes; /* heap of the entries and their headers, exact */
     uint64_t loads_ok_total, loads_failed_total, copied_bytes_total, deletes_total;
     uint64_t faults_total; /* LOADED segments failed by store_fail() */
     uint64_t loads_in_flight; /* prechecks + loads */

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bufpool.h"
 #include "query.h"
 #include "segment.h"
 #include "xmalloc.h"
@@ -321,6 +322,95 @@ START_TEST(test_merge)
 }
 END_TEST
 
+/*
+ * Direct I/O: the same scans through a buffer pool eight times smaller than
+ * the file (4 KiB blocks, so columns start mid-block and every run crosses
+ * many blocks) answer exactly what the scans of the mapping answer.
+ */
+static void pooled_vs_mapped(bool fl, unsigned row_bytes)
+{
+    const uint64_t rows = 120000, seed = 9;
+    struct segment_spec spec = {.rows = rows, .row_bytes = row_bytes, .seed = seed,
+                                .float_value = fl};
+    static const int64_t ranges[][2] = {
+        {-10, -1}, {5, 1000}, {16384, 32767}, {100, 150000}, {INT64_MIN, INT64_MAX},
+    };
+    static const enum wire_aggregate aggs[] = {WIRE_AGG_COUNT, WIRE_AGG_SUM, WIRE_AGG_MIN,
+                                               WIRE_AGG_MAX};
+    char dir[] = "check_query-XXXXXX", path[64], detail[256], err[128];
+    struct segment_header hdr;
+    struct bufpool *pool;
+    struct bufpool_file *f;
+    struct bufpool_stats ps;
+    struct zonemap *zm;
+    struct stat sb;
+    void *base;
+    int fd;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/s.seg", dir);
+    ck_assert_int_eq(segment_write_synthetic(path, &spec, detail, sizeof(detail)), 0);
+    fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(fstat(fd, &sb), 0);
+    base = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    ck_assert_ptr_ne(base, MAP_FAILED);
+    ck_assert_int_eq(segment_parse_header(base, (size_t)sb.st_size, (uint64_t)sb.st_size, &hdr,
+                                          detail, sizeof(detail)),
+                     0);
+    zm = zonemap_build(base, &hdr);
+    ck_assert_int_eq(bufpool_new(64 * 4096, 4096, 4, &pool, err, sizeof(err)), 0);
+    ck_assert_uint_gt((uint64_t)sb.st_size, 8 * 64 * 4096);
+    ck_assert_int_eq(bufpool_file_open(pool, path, &f), 0);
+    for (size_t a = 0; a < 4; a++) {
+        for (size_t i = 0; i <= sizeof(ranges) / sizeof(ranges[0]); i++) {
+            const char *filter = i < sizeof(ranges) / sizeof(ranges[0]) ? "key" : "";
+            int64_t lo = filter[0] ? ranges[i][0] : 0, hi = filter[0] ? ranges[i][1] : 0;
+            struct query_source src = {.pool = pool, .file = f};
+            struct wire_query_response want, got;
+            struct query_plan plan;
+            struct query_acc am, ap;
+
+            ck_assert_int_eq(query_plan_make(&hdr, aggs[a], "value", filter, lo, hi, &plan, err,
+                                             sizeof(err)),
+                             0);
+            query_acc_init(&am, plan.is_float);
+            query_acc_init(&ap, plan.is_float);
+            query_scan(&plan, base, &hdr, zm, &am);
+            ck_assert_int_eq(query_scan_source(&plan, &src, &hdr, zm, &ap), 0);
+            query_acc_result(&am, aggs[a], &want);
+            query_acc_result(&ap, aggs[a], &got);
+            ck_assert_uint_eq(got.rows_matched, want.rows_matched);
+            ck_assert_uint_eq(got.rows_scanned, want.rows_scanned);
+            ck_assert_uint_eq(got.blocks_skipped, want.blocks_skipped);
+            ck_assert_int_eq(got.int_value, want.int_value);
+            ck_assert(memcmp(&got.float_value, &want.float_value, sizeof(double)) == 0);
+        }
+    }
+    bufpool_stats(pool, &ps);
+    ck_assert_uint_gt(ps.misses, 0);
+    ck_assert_uint_eq(ps.pinned_frames, 0);
+    bufpool_file_close(f);
+    bufpool_free(pool);
+    zonemap_free(zm);
+    munmap(base, (size_t)sb.st_size);
+    unlink(path);
+    rmdir(dir);
+}
+
+START_TEST(test_pooled_int)
+{
+    pooled_vs_mapped(false, 24);
+}
+END_TEST
+
+START_TEST(test_pooled_float)
+{
+    pooled_vs_mapped(true, 40);
+}
+END_TEST
+
 static Suite *query_suite(void)
 {
     Suite *s = suite_create("query");
@@ -330,6 +420,10 @@ static Suite *query_suite(void)
     tcase_add_test(tc, test_zone_maps_skip);
     tcase_add_test(tc, test_float);
     tcase_add_test(tc, test_float_nan);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("pooled");
+    tcase_add_test(tc, test_pooled_int);
+    tcase_add_test(tc, test_pooled_float);
     suite_add_tcase(s, tc);
     tc = tcase_create("plan");
     tcase_add_test(tc, test_plan_errors);
