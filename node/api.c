@@ -1330,6 +1330,24 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
                     api->id_conflict);
     metrics_one_u64(m, "sluice_node_draining", "gauge", "1 while the node is draining.",
                     api->draining);
+    {
+        struct reporter_stats rs = {0};
+        const char *ok[] = {"outcome", "ok", NULL}, *failed[] = {"outcome", "failed", NULL};
+
+        if (api->reporter != NULL)
+            reporter_get_stats(api->reporter, &rs);
+        metrics_family(m, "sluice_node_reports_total", "counter",
+                       "Reports to the coordinator, by outcome (failed: no answer, an error "
+                       "status or an answer that did not decode).");
+        metrics_sample_u64(m, "sluice_node_reports_total", rs.sent, ok);
+        metrics_sample_u64(m, "sluice_node_reports_total", rs.failed, failed);
+        metrics_one_u64(m, "sluice_node_report_drops_total", "counter",
+                        "Segments the coordinator's answers told this node to drop.", rs.dropped);
+        if (rs.last_ok_mono_ms > 0)
+            metrics_one(m, "sluice_node_report_age_seconds", "gauge",
+                        "Seconds since the last report the coordinator answered.",
+                        (double)(clock_mono_ns() / 1000000 - rs.last_ok_mono_ms) / 1000.0);
+    }
 
     metrics_one_u64(m, "sluice_http_connections_live", "gauge", "Open HTTP connections.",
                     hs.connections_live);

@@ -955,6 +955,54 @@ START_TEST(test_node_id_conflict)
 }
 END_TEST
 
+/* The value of the sample whose line starts with prefix in p's /metrics, or -1 if absent. */
+static double metric(struct harness_proc *p, const char *prefix)
+{
+    struct http_response hr;
+    double v = -1;
+
+    ck_assert_int_eq(http_fetch(harness_proc_addr(p), "GET", "/metrics", NULL, NULL, 0, NULL, 5000,
+                                &hr),
+                     0);
+    ck_assert_int_eq(hr.status, 200);
+    for (const char *line = hr.body; line != NULL && *line != '\0';) {
+        const char *nl = strchr(line, '\n');
+        if (strncmp(line, prefix, strlen(prefix)) == 0 && line[strlen(prefix)] == ' ')
+            v = strtod(line + strlen(prefix) + 1, NULL);
+        line = nl != NULL ? nl + 1 : NULL;
+    }
+    http_response_done(&hr);
+    return v;
+}
+
+static struct harness_proc *reporting_node;
+
+static bool reports_failed(void *arg)
+{
+    return metric(reporting_node, "sluice_node_reports_total{outcome=\"failed\"}") >= 3;
+}
+
+/* Reports the coordinator never answers are counted in /metrics. */
+START_TEST(test_report_failures_in_metrics)
+{
+    char *rdata = xasprintf("%s/reporting", dir);
+    const char *args[] = {"--coordinator=127.0.0.1:1", "--report-interval=100ms", NULL};
+
+    reporting_node = harness_node_start(storage, rdata, args);
+    ck_assert_ptr_nonnull(reporting_node);
+    ck_assert_double_eq(metric(node, "sluice_node_reports_total{outcome=\"failed\"}"), 0);
+    ck_assert_msg(harness_wait_until(reports_failed, NULL, 10000),
+                  "failed reports never reached /metrics");
+    ck_assert_double_eq(metric(reporting_node, "sluice_node_reports_total{outcome=\"ok\"}"), 0);
+    ck_assert_double_eq(metric(reporting_node, "sluice_node_report_drops_total"), 0);
+    ck_assert_double_eq(metric(reporting_node, "sluice_node_report_age_seconds"), -1);
+    ck_assert_int_eq(harness_proc_stop(reporting_node), 0);
+    harness_proc_free(reporting_node);
+    reporting_node = NULL;
+    free(rdata);
+}
+END_TEST
+
 static Suite *node_suite(void)
 {
     Suite *s = suite_create("node");
@@ -978,6 +1026,7 @@ static Suite *node_suite(void)
     tcase_add_test(tc, test_refusals_change_nothing);
     tcase_add_test(tc, test_checksum_mismatch_fails_load);
     tcase_add_test(tc, test_delete);
+    tcase_add_test(tc, test_report_failures_in_metrics);
     suite_add_tcase(s, tc);
     tc = tcase_create("identity");
     tcase_add_checked_fixture(tc, setup, teardown);
