@@ -277,6 +277,35 @@ struct harness_proc *harness_node_start_cg(const char *storage_root, const char 
     return p;
 }
 
+struct harness_proc *harness_node_start_calm(const char *storage_root, const char *data_dir,
+                                             const char *const *extra_args)
+{
+    char *proc = xasprintf("%s.quiet-proc", data_dir), *sys = xasprintf("%s.quiet-sys", data_dir);
+    char *proc_arg = xasprintf("--proc-root=%s", proc), *sys_arg = xasprintf("--sys-root=%s", sys);
+    const char *args[HARNESS_MAX_ARGS];
+    struct harness_proc *p;
+    size_t n = 0;
+
+    mkdir(proc, 0755);
+    mkdir(sys, 0755);
+    args[n++] = proc_arg;
+    args[n++] = sys_arg;
+    args[n++] = "--admit-budget=64G";
+    args[n++] = "--latency-slo=0";
+    for (size_t i = 0; extra_args != NULL && extra_args[i] != NULL; i++) {
+        if (n >= HARNESS_MAX_ARGS - 1)
+            abort();
+        args[n++] = extra_args[i];
+    }
+    args[n] = NULL;
+    p = harness_node_start_cg(storage_root, data_dir, NULL, args);
+    free(proc);
+    free(sys);
+    free(proc_arg);
+    free(sys_arg);
+    return p;
+}
+
 struct harness_proc *harness_coord_start(const char *dir, const char *const *extra_args)
 {
     struct harness_proc *p = xcalloc(1, sizeof(*p));

@@ -31,6 +31,19 @@ const char *harness_bin(const char *name);
 struct harness_proc *harness_node_start(const char *storage_root, const char *data_dir,
                                         const char *const *extra_args);
 
+/*
+ * The same, for tests that are not about pressure: the node's pressure gates
+ * are switched off, so a busy neighbour on a shared machine cannot turn an
+ * expected 202 or 422 into a 429. It reads /proc and /sys from empty
+ * directories (no PSI, no cgroup, no oom_kill count: MEM_CRITICAL,
+ * MEM_PRESSURE and MEM_THRASHING stay open), has a 64 GiB admit budget
+ * (MEM_CAPACITY from that alone) and no latency SLO. LOAD_CONCURRENCY,
+ * DISK_FULL and DRAINING work as always. extra_args come after these and
+ * override them.
+ */
+struct harness_proc *harness_node_start_calm(const char *storage_root, const char *data_dir,
+                                             const char *const *extra_args);
+
 /* The same, with the process placed in a memory cgroup (NULL: none) before exec. */
 struct harness_proc *harness_node_start_cg(const char *storage_root, const char *data_dir,
                                            const char *cgroup_dir,

@@ -316,7 +316,7 @@ START_TEST(test_drain)
     struct http_response r;
 
     make_seg("d", 1000, 16, 1);
-    node = harness_node_start(storage, data, NULL);
+    node = harness_node_start_calm(storage, data, NULL); /* DRAINING only, not pressure */
     ck_assert_ptr_nonnull(node);
     ck_assert_int_eq(http_fetch(harness_proc_addr(node), "POST", "/v1/drain", NULL, NULL, 0, NULL,
                                 5000, &r),

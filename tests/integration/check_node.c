@@ -85,7 +85,8 @@ static void setup(void)
     mkdir(storage, 0755);
     for (size_t i = 0; i < NSEGS; i++)
         make_segment(&segs[i]);
-    node = harness_node_start(storage, data, NULL);
+    /* Nothing here is about pressure: the machine's own load must not refuse. */
+    node = harness_node_start_calm(storage, data, NULL);
     ck_assert_ptr_nonnull(node);
 }
 
@@ -892,7 +893,7 @@ START_TEST(test_node_id_conflict)
     args[2] = "--report-interval=200ms";
     args[3] = NULL;
     data2 = xasprintf("%s/dup", dir);
-    dup = harness_node_start(storage, data2, args);
+    dup = harness_node_start_calm(storage, data2, args);
     ck_assert_ptr_nonnull(dup);
     ra.n = 1;
     ck_assert(harness_wait_until(reports_after, &ra, 10000)); /* two reports refused */
