@@ -1945,6 +1945,9 @@ static void coord_metrics_cb(struct evhttp_request *req, const char *rest, void 
                     ps.late_answers_total);
     metrics_one_u64(m, "sluice_coord_backoffs_total", "counter",
                     "Rounds in which every node refused a segment.", ps.backoffs_total);
+    metrics_one_u64(m, "sluice_coord_capacity_wakes_total", "counter",
+                    "Back-offs ended early because a node came UP or accepted a segment.",
+                    ps.capacity_wakes_total);
     metrics_one_u64(m, "sluice_coord_reports_total", "counter", "Node reports received.",
                     c->reports);
     metrics_one_u64(m, "sluice_coord_registered_total", "counter", "Segments registered.",

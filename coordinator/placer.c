@@ -631,18 +631,22 @@ static void seg_scan(struct placer *p, const struct seg *s, uint64_t now, bool s
 
 /*
  * Every eligible node refused in this round: back off until the earliest
- * Retry-After among them (with jitter). Each refusing node also keeps its
- * own exclusion until its own Retry-After, so the fresh round asks only the
- * nodes that said they might take it by then; waiting for the largest would
- * hold a segment for a minute because one full node said "go elsewhere"
- * while another only had its load slots busy for a quarter second.
+ * Retry-After among them, jittered only earlier, never later. Each refusing
+ * node also keeps its own exclusion until its own Retry-After, so the fresh
+ * round asks only the nodes that said they might take it by then; waiting
+ * for the largest would hold a segment for a minute because one full node
+ * said "go elsewhere" while another only had its load slots busy for a
+ * quarter second. The nodes already jitter their Retry-After: jitter on top
+ * of it that could land later only held segments past the time the node
+ * named (by up to jitter_percent of it); landing earlier costs nothing, the
+ * fresh round then waits for the node's own exclusion to end.
  */
 static void seg_backoff(struct placer *p, struct seg *s, uint64_t now, uint64_t cap_at)
 {
     uint64_t base = s->round_min_retry != UINT32_MAX ? s->round_min_retry
                                                       : p->cfg.default_retry_ms;
     uint64_t span = base * p->cfg.jitter_percent / 100;
-    uint64_t d = base - span + (((uint64_t)s->rand * (2 * span + 1)) >> 32);
+    uint64_t d = base - span + (((uint64_t)s->rand * (span + 1)) >> 32);
     struct placer_segment v = seg_view(s);
 
     if (d > p->cfg.max_retry_ms)
@@ -829,6 +833,44 @@ static bool seg_dispatch(struct placer *p, struct seg *s, uint64_t now, int *fir
     }
 }
 
+/*
+ * New capacity on node n (it came UP, or it accepted a segment): wakes up to
+ * budget segments that are backing off and that n could take now, instead
+ * of leaving them to wait out a back-off that other nodes' refusals set
+ * (minutes at MEM_CAPACITY and DISK_FULL retries). Bounded, so a node that
+ * joins while 10^5 segments back off is no stampede: it gets budget of
+ * them at once, then one more per segment it accepts (self-clocked by its
+ * own answers), and at most PLACER_WAKE_SCAN heap entries are examined per
+ * call. A woken segment keeps its round: the nodes that refused it stay
+ * excluded until their own Retry-After.
+ */
+#define PLACER_WAKE_SCAN 256
+static void node_wake_backoff(struct placer *p, struct pnode *n, unsigned budget)
+{
+    size_t i = 0, examined = 0;
+
+    if (n->state != PLACER_NODE_UP)
+        return;
+    while (budget > 0 && p->n_backoff > 0 && i < p->heap_n && examined < PLACER_WAKE_SCAN) {
+        struct seg *s = p->heap[i];
+        const struct slot *sl = slot_find(s, n->idx);
+
+        examined++;
+        if (!s->backoff ||
+            (sl != NULL && ((sl->flags & (SLOT_HOLDER | SLOT_INVALID | SLOT_IN_FLIGHT |
+                                          SLOT_REFUSED)) ||
+                            sl->excluded_until > p->now))) {
+            i++;
+            continue;
+        }
+        /* The heap refills index i: look at it again. */
+        seg_unqueue(p, s);
+        seg_push(p, s, Q_URGENT);
+        p->st.capacity_wakes_total++;
+        budget--;
+    }
+}
+
 /* Changes a node's state with its consequences; see placer_node_set(). */
 static void node_change_state(struct placer *p, struct pnode *n, enum placer_node_state st)
 {
@@ -875,6 +917,7 @@ static void node_change_state(struct placer *p, struct pnode *n, enum placer_nod
             seg_unqueue(p, s);
             seg_push(p, s, Q_URGENT);
         }
+        node_wake_backoff(p, n, p->cfg.max_in_flight_per_node);
     }
 }
 
@@ -1184,6 +1227,8 @@ int placer_on_answer(struct placer *p, uint64_t attempt_id, const struct placer_
         sl->flags |= SLOT_HOLDER;
         if (p->ops->on_accepted)
             p->ops->on_accepted(p->ctx, &v, n->id);
+        /* The node has room: one segment that waits out a back-off may try it. */
+        node_wake_backoff(p, n, 1);
         break;
     case PLACER_REFUSED: {
         uint32_t retry = a->retry_after_ms ? a->retry_after_ms : p->cfg.default_retry_ms;

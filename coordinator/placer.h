@@ -8,8 +8,10 @@
  * node's capacity; it trusts each node's answer. A refusal sends the segment
  * to the next node; when every eligible UP node has refused it in the
  * current round, the segment backs off until the earliest Retry-After among
- * them (with jitter) and then starts a fresh round; every refusing node stays
- * excluded for that segment until its own Retry-After. 422 from a quorum of
+ * them (jittered earlier, never later) and then starts a fresh round; every
+ * refusing node stays excluded for that segment until its own Retry-After.
+ * New capacity (a node coming UP, a node accepting) wakes a bounded number
+ * of backing-off segments that the node could take. 422 from a quorum of
  * distinct nodes (invalid_quorum, or every node when the cluster has fewer)
  * makes the segment INVALID unless the daemon knows a good copy. No answer at
  * all (timeout, connection error) marks the node SUSPECT and moves the
@@ -63,7 +65,7 @@ struct placer_config {
     unsigned max_in_flight_per_node; /* 0: 64 */
     unsigned max_in_flight_total;    /* 0: 4096 */
     unsigned invalid_quorum;         /* distinct nodes answering 422; 0: 2 (see on_invalid) */
-    unsigned jitter_percent;         /* backoff jitter, +-; 0: 20, capped at 50 */
+    unsigned jitter_percent;         /* backoff jitter, earlier only; 0: 20, capped at 50 */
     uint32_t default_retry_ms;       /* refusal without Retry-After; 0: 1000 */
     uint32_t max_retry_ms;           /* cap on a peer's Retry-After and on a backoff; 0: 600000 */
     uint32_t unexpected_retry_ms;    /* exclusion after an unexpected status; 0: 30000 */
@@ -137,6 +139,7 @@ struct placer_stats {
     uint64_t late_answers_total; /* answers to unknown or aborted attempts, ignored */
     uint64_t backoffs_total;
     uint64_t invalid_total;  /* segments declared INVALID (on_invalid agreed) */
+    uint64_t capacity_wakes_total; /* backoffs ended early by new capacity on a node */
 };
 
 struct placer_node_info {
@@ -160,7 +163,9 @@ void placer_free(struct placer *p);
  * aborts the node's attempts in flight as transport errors (without
  * on_node_suspect): their segments are tried elsewhere and late answers are
  * ignored. Going DRAINING keeps attempts in flight. Coming UP wakes segments
- * that had no eligible node. Returns 0, -EINVAL (bad id or state), -EBUSY.
+ * that had no eligible node, and up to max_in_flight_per_node segments
+ * backing off that this node could take (each later 202 from it wakes one
+ * more). Returns 0, -EINVAL (bad id or state), -EBUSY.
  */
 int placer_node_set(struct placer *p, const char *node_id, enum placer_node_state state);
 

@@ -32,7 +32,7 @@
 #include "xmalloc.h"
 
 static char *dir, *storage;
-static struct harness_proc *coord, *node;
+static struct harness_proc *coord, *node, *node2;
 
 static void setup(void)
 {
@@ -45,6 +45,8 @@ static void teardown(void)
 {
     harness_proc_free(node);
     node = NULL;
+    harness_proc_free(node2);
+    node2 = NULL;
     harness_proc_free(coord);
     coord = NULL;
     harness_dir_remove(dir);
@@ -525,6 +527,55 @@ START_TEST(test_suspect_copy)
 }
 END_TEST
 
+/* ---- defect 3: a new node wakes segments backing off ---------------------- */
+
+static struct harness_proc *start_named_node(const char *id, const char *extra)
+{
+    char *data = xasprintf("%s/%s", dir, id), *co, *nid;
+    const char *args[5];
+    struct harness_proc *p;
+
+    co = xasprintf("--coordinator=%s", harness_proc_addr(coord));
+    nid = xasprintf("--node-id=%s", id);
+    args[0] = nid;
+    args[1] = co;
+    args[2] = "--report-interval=200ms";
+    args[3] = extra;
+    args[4] = NULL;
+    p = harness_node_start(storage, data, args);
+    ck_assert_ptr_nonnull(p);
+    free(co);
+    free(nid);
+    free(data);
+    return p;
+}
+
+static bool backing_off(void *arg)
+{
+    struct wire_cluster_status st;
+
+    return get_status(&st) && st.segments_backing_off == 1;
+}
+
+START_TEST(test_new_node_wakes_backoff)
+{
+    uint64_t one = 1;
+    char *out = NULL;
+
+    start_coord(NULL);
+    make_segment("s1", 1);
+    /* a refuses every load ("go elsewhere" for 40 s); s1 backs off. */
+    node = start_named_node("a", "--admit-budget=1");
+    ck_assert_int_eq(ctl(&out, "import", storage, NULL), 0);
+    free(out);
+    ck_assert(harness_wait_until(backing_off, NULL, 10000));
+    /* b joins with room: s1 loads there now, not when a's Retry-After ends. */
+    node2 = start_named_node("b", NULL);
+    ck_assert_msg(harness_wait_until(all_loaded, &one, 15000),
+                  "a segment backing off was not woken by a new node");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("coord");
@@ -536,6 +587,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_first_node_places);
+    tcase_add_test(tc, test_new_node_wakes_backoff);
     suite_add_tcase(s, tc);
     tc = tcase_create("membership");
     tcase_add_checked_fixture(tc, setup, teardown);
