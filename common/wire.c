@@ -387,6 +387,7 @@ static void wire_pressure_from_pb(struct wire_pressure *dst, const Sluice__V1__P
                                                                   : WIRE_IO_UNSPECIFIED;
     dst->pool_bytes = p->pool_bytes;
     dst->pool_hit_ratio = p->pool_hit_ratio;
+    dst->pinned_bytes = p->pinned_bytes;
 }
 
 static void wire_pressure_to_pb(Sluice__V1__PressureSnapshot *dst, const struct wire_pressure *p)
@@ -407,6 +408,7 @@ static void wire_pressure_to_pb(Sluice__V1__PressureSnapshot *dst, const struct 
                                                   : SLUICE__V1__IO_MODE__IO_MODE_UNSPECIFIED;
     dst->pool_bytes = p->pool_bytes;
     dst->pool_hit_ratio = p->pool_hit_ratio;
+    dst->pinned_bytes = p->pinned_bytes;
 }
 
 /* Validates one unpacked AssignRequest into out; prefix names it in errors ("" or "assignments[3]."). */

@@ -113,6 +113,7 @@ struct wire_pressure {
     enum wire_io_mode io_mode;
     uint64_t pool_bytes;   /* direct mode: the buffer pool */
     double pool_hit_ratio; /* direct mode: 0..1 over the last second */
+    uint64_t pinned_bytes; /* mlock'ed segment memory (--mlock-budget) */
 };
 
 struct wire_assign_request {

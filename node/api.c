@@ -66,6 +66,7 @@ struct node_api {
     uint64_t queries_ok, queries_failed, query_bytes, query_rows;
     unsigned max_queries, queries_in_flight;
     uint64_t queries_refused;
+    uint64_t mlock_budget;
     struct histogram query_latency; /* ns, since start */
     /* admission */
     bool admission_on, draining;
@@ -201,6 +202,13 @@ static void api_signals(struct node_api *api, struct admission_signals *sig)
         sig->wss_bytes = api_direct_bytes(api, &t);
     } else {
         sig->wss_bytes = wss_estimate(api->wss);
+        /*
+         * mlock'ed pages (--mlock-budget) can never be reclaimed, whether or
+         * not queries touched them lately: they count in full, on top of the
+         * measured working set (which may count some of them again: erring
+         * on the side of refusing).
+         */
+        sig->wss_bytes += t.pinned_bytes;
         if (sig->wss_bytes < t.mapped_bytes + t.index_bytes)
             sig->wss_bytes = t.mapped_bytes + t.index_bytes;
     }
@@ -245,6 +253,7 @@ static void api_fill_pressure(struct node_api *api, struct wire_pressure *p)
     p->loads_in_flight = t.loads_in_flight;
     p->p99_seconds = (double)latency_quantile(api->lat, clock_mono_ns(), 10, 0.99) * 1e-9;
     p->wss_bytes = wss_estimate(api->wss);
+    p->pinned_bytes = t.pinned_bytes;
     if (api->have_snap) {
         p->some_avg10 = s->some.avg10;
         p->full_avg10 = s->full.avg10;
@@ -780,8 +789,13 @@ static void api_query_done(void *arg)
     buf = wire_query_response_encode(&resp, &len);
     http_reply(job->req, 200, WIRE_CONTENT_TYPE, buf, len);
     free(buf);
-    for (size_t i = 0; i < job->n; i++)
+    for (size_t i = 0; i < job->n; i++) {
         store_seg_touch(job->segs[i], now_ms);
+        /* COUNT reads only the filter column. */
+        store_seg_record_query(job->segs[i],
+                               job->aggregate == WIRE_AGG_COUNT ? -1 : job->plans[i].column,
+                               job->plans[i].filter_column, api_now_ms());
+    }
     api->queries_ok++;
     api->queries_in_flight--;
     api->query_bytes += resp.bytes_scanned;
@@ -1044,6 +1058,8 @@ static void api_tick_cb(evutil_socket_t fd, short what, void *arg)
             admission_note_shed(&api->astate, now_ms);
         }
     }
+    if (api->ticks % (1000 / API_TICK_MS) == 0)
+        store_pin_tick(api->store, now_ms);
     if (api->ticks % (1000 / API_TICK_MS) == 0) {
         latency_tick(api->lat, clock_mono_ns());
         if (api->bufpool != NULL)
@@ -1184,6 +1200,15 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
                     t.copied_bytes_total);
     metrics_one_u64(m, "sluice_node_unloads_total", "counter", "Segments deleted from this node.",
                     t.deletes_total);
+    metrics_one_u64(m, "sluice_node_pinned_bytes", "gauge",
+                    "Segment memory mlock'ed under --mlock-budget (headers, zone maps, hot "
+                    "columns), in whole pages.",
+                    t.pinned_bytes);
+    metrics_one_u64(m, "sluice_node_mlock_budget_bytes", "gauge",
+                    "The --mlock-budget (0: nothing is pinned).", api->mlock_budget);
+    metrics_one_u64(m, "sluice_node_mlock_refused_total", "counter",
+                    "mlock calls the kernel refused (the choice was then kept smaller).",
+                    t.pin_failures_total);
     metrics_one_u64(m, "sluice_node_segment_faults_total", "counter",
                     "LOADED segments failed because a read of their mapping faulted (SIGBUS: "
                     "the local copy shrank or its disk failed).",
@@ -1474,6 +1499,7 @@ struct node_api *node_api_new(struct event_base *base, const struct node_config 
         .storage_root = cfg->storage_root,
         .data_dir = cfg->data_dir,
         .disk_reserve = cfg->disk_reserve,
+        .mlock_budget = cfg->mlock_budget,
     };
     int r;
 
@@ -1516,6 +1542,7 @@ struct node_api *node_api_new(struct event_base *base, const struct node_config 
         log_info("io_mode", "mode=direct pool_bytes=%" PRIu64 " block_bytes=%u readahead=%u",
                  cfg->cache_budget, BUFPOOL_BLOCK_DEFAULT, BUFPOOL_READAHEAD_DEFAULT);
     }
+    api->mlock_budget = cfg->mlock_budget;
     api->store = store_new(api->pool, &sc, err, err_len);
     if (api->store == NULL)
         goto fail;

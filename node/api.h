@@ -51,6 +51,7 @@ struct node_config {
     unsigned max_queries;     /* queries in flight; more get 429 LOAD_CONCURRENCY */
     bool io_direct;           /* --io=direct: O_DIRECT reads into a buffer pool, no mmap */
     uint64_t cache_budget;    /* --cache-budget: the pool's bytes (direct mode) */
+    uint64_t mlock_budget;    /* --mlock-budget bytes pinned (0: none); RLIMIT_MEMLOCK checked */
 };
 
 /*

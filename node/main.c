@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,12 +69,50 @@ static char *main_read_token(const char *path)
     return token;
 }
 
+/*
+ * --mlock-budget needs RLIMIT_MEMLOCK at least as large (checked even with
+ * CAP_IPC_LOCK, which would bypass it: the limit is the operator's statement
+ * of what this process may pin). Says how to raise it; -EPERM if too small.
+ */
+static int main_check_memlock(uint64_t budget)
+{
+    struct rlimit rl;
+    char hard[32];
+
+    if (budget == 0)
+        return 0;
+    if (getrlimit(RLIMIT_MEMLOCK, &rl) < 0) {
+        fprintf(stderr, "sluice-node serve: --mlock-budget: cannot read RLIMIT_MEMLOCK: %s\n",
+                strerror(errno));
+        return -errno;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= budget)
+        return 0;
+    if (rl.rlim_max == RLIM_INFINITY)
+        snprintf(hard, sizeof(hard), "unlimited");
+    else
+        snprintf(hard, sizeof(hard), "%llu bytes", (unsigned long long)rl.rlim_max);
+    fprintf(stderr,
+            "sluice-node serve: --mlock-budget %" PRIu64 " bytes exceeds RLIMIT_MEMLOCK "
+            "(max locked memory), which is %llu bytes here (hard limit %s). Raise it for the "
+            "node: `ulimit -l %" PRIu64 "` (KiB) in the shell that starts it; in docker "
+            "compose, `ulimits: {memlock: {soft: %" PRIu64 ", hard: %" PRIu64 "}}` (bytes) "
+            "on the service; under systemd, LimitMEMLOCK=; on Kubernetes there is no pod "
+            "field for it: the container runtime's default applies (often 64 KiB or 8 MiB), "
+            "so raise the runtime's memlock ulimit (containerd/CRI-O config, or docker's "
+            "--default-ulimit memlock=...) on the nodes. Or lower --mlock-budget.\n",
+            budget, (unsigned long long)rl.rlim_cur,
+            hard,
+            (budget + 1023) / 1024, budget, budget);
+    return -EPERM;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     char *listen = NULL, *storage_root = NULL, *data_dir = NULL, *node_id = NULL;
     struct daemon_server_flags srv = {0};
     int64_t workers = 0, load_workers = 0, load_nice = 0, max_queries = 0;
-    uint64_t disk_reserve = 0, cache_budget = 0;
+    uint64_t disk_reserve = 0, cache_budget = 0, mlock_budget = 0;
     char *io = NULL;
     static const char *const io_modes[] = {"mmap", "direct", NULL};
     char *admission = NULL, *proc_root = NULL, *sys_root = NULL, *coordinator = NULL;
@@ -113,6 +152,10 @@ static int cmd_serve(int argc, char **argv)
         {"cache-budget", "SLUICE_CACHE_BUDGET", CONFIG_SIZE, &cache_budget, "256M",
          "Buffer pool of --io=direct, allocated once at start: a multiple of 256K, at least "
          "16M.",
+         0, INT64_MAX},
+        {"mlock-budget", "SLUICE_MLOCK_BUDGET", CONFIG_SIZE, &mlock_budget, "0",
+         "Bytes of segment memory to keep mlock'ed: every header and zone map, then the "
+         "most-queried columns; 0 pins nothing. RLIMIT_MEMLOCK must allow it.",
          0, INT64_MAX},
         DAEMON_SERVER_OPTIONS(srv),
         {"coordinator", "SLUICE_COORDINATOR", CONFIG_STRING, &coordinator, "",
@@ -227,6 +270,13 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "sluice-node serve: unexpected argument \"%s\"\n", argv[next]);
         exit(EXIT_USAGE);
     }
+    if (mlock_budget > 0 && strcmp(io, "direct") == 0) {
+        fprintf(stderr, "sluice-node serve: --mlock-budget applies to --io=mmap only: in direct "
+                        "mode segment data is read into the buffer pool, not mapped\n");
+        exit(EXIT_USAGE);
+    }
+    if (main_check_memlock(mlock_budget) < 0)
+        exit(1);
     log_level_parse(srv.log_level, &lvl);
     log_set_level(lvl);
     token = main_read_token(srv.token_file);
@@ -246,6 +296,7 @@ static int cmd_serve(int argc, char **argv)
     cfg.load_nice = (int)load_nice;
     cfg.max_queries = (unsigned)max_queries;
     cfg.disk_reserve = disk_reserve;
+    cfg.mlock_budget = mlock_budget;
     cfg.limits = daemon_server_limits(&srv);
     cfg.admission = ac;
     cfg.admission_on = strcmp(admission, "on") == 0;
@@ -543,9 +594,9 @@ static int cmd_status(int argc, char **argv)
     }
     if (hr.status == 200 && wire_node_status_decode(hr.body, hr.body_len, &st, &err) == 0) {
         printf("node %s  %s  version %s  up %" PRIu64 "s  mapped %" PRIu64 " B  heap %" PRIu64
-               " B\n",
+               " B  pinned %" PRIu64 " B\n",
                st.node_id, wire_node_state_name(st.state), st.version, st.uptime_seconds,
-               st.mapped_bytes, st.index_bytes);
+               st.mapped_bytes, st.index_bytes, st.pressure.pinned_bytes);
         printf("signals: %s\ncost factor %.3f; closed gates: %s\n", st.signal_sources, st.cost_factor,
                st.closed_gates[0] != '\0' ? st.closed_gates : "none");
         if (st.pressure.io_mode == WIRE_IO_DIRECT)

@@ -24,6 +24,7 @@
 #include "bufpool.h"
 #include "fault.h"
 #include "log.h"
+#include "mlockset.h"
 #include "pool.h"
 #include "query.h"
 #include "strmap.h"
@@ -57,6 +58,12 @@ struct store_seg {
     uint64_t anon_bytes;
     uint64_t last_query_ms;
     uint64_t reserved; /* disk bytes promised to this load */
+    /* --mlock-budget: query frequency per column, and what is pinned now. */
+    double score[SEGMENT_MAX_COLUMNS]; /* decayed counts of queries reading each column */
+    uint64_t score_ms;                 /* when score was last decayed */
+    uint64_t pin_cols;                 /* bit c: column c's pages are mlock'ed */
+    bool pin_meta, pin_zm;             /* header pages, zone maps mlock'ed */
+    uint64_t pinned_bytes;             /* whole pages locked, as VmLck counts them */
     store_delete_cb delete_cb;
     void *delete_arg;
 };
@@ -78,6 +85,11 @@ struct store {
     uint64_t mapped_bytes, index_bytes, meta_bytes;
     bool closing; /* store_close(): nothing new is started */
     struct bufpool *bufpool; /* direct I/O mode; NULL: segments are mapped */
+    uint64_t mlock_budget; /* 0: nothing is pinned */
+    uint64_t page_size;
+    uint64_t pinned_bytes;  /* sum over segments */
+    uint64_t pin_failures;  /* mlock calls refused (EAGAIN, ENOMEM) */
+    bool pin_running;       /* a pin job is on the load pool */
 };
 
 enum store_job_kind { STORE_JOB_PRECHECK, STORE_JOB_LOAD, STORE_JOB_RELOAD, STORE_JOB_UNLINK };
@@ -201,6 +213,11 @@ static struct store_seg *store_seg_new(struct store *st, const char *id, const c
 /* Drops the mapping and the index (the segment is no longer served). */
 static void store_seg_release_data(struct store_seg *seg)
 {
+    /* munmap unlocks what was pinned; the budget gets it back. */
+    seg->st->pinned_bytes -= seg->pinned_bytes;
+    seg->pinned_bytes = 0;
+    seg->pin_cols = 0;
+    seg->pin_meta = seg->pin_zm = false;
     if (seg->base != NULL)
         munmap(seg->base, seg->map_len);
     seg->base = NULL;
@@ -568,7 +585,7 @@ static int store_check_mapping(struct store_job *job, void *base, size_t size,
         job->map_len = 0;
         return r;
     }
-    job->zm = zonemap_build(base, hdr);
+    job->zm = zonemap_build_ex(base, hdr, job->st->mlock_budget > 0);
     return 0;
 }
 
@@ -1221,6 +1238,8 @@ void store_totals(const struct store *st, struct store_totals *out)
     out->copied_bytes_total = st->copied_bytes;
     out->deletes_total = st->deletes;
     out->faults_total = st->faults;
+    out->pinned_bytes = st->pinned_bytes;
+    out->pin_failures_total = st->pin_failures;
     out->loads_in_flight = st->in_flight;
     out->reserved_bytes = st->reserved_bytes;
 }
@@ -1527,6 +1546,8 @@ struct store *store_new(struct pool *pool, const struct store_config *cfg, char 
         free(st);
         return NULL;
     }
+    st->mlock_budget = cfg->mlock_budget;
+    st->page_size = (uint64_t)sysconf(_SC_PAGESIZE);
     st->pool = pool;
     st->load_pool = cfg->load_pool != NULL ? cfg->load_pool : pool;
     st->disk_reserve = cfg->disk_reserve;
@@ -1577,4 +1598,286 @@ void store_free(struct store *st)
     free(st->root);
     free(st->segdir);
     free(st);
+}
+
+/* ---- --mlock-budget: pinning headers, zone maps and hot columns ---------- */
+
+/* How fast query frequency fades: a column unqueried for a minute weighs half. */
+#define STORE_PIN_HALF_LIFE_MS 60000
+
+void store_seg_record_query(struct store_seg *seg, int column, int filter_column,
+                            uint64_t now_ms)
+{
+    if (seg->st->mlock_budget == 0 || seg->hdr == NULL)
+        return;
+    for (unsigned c = 0; c < seg->hdr->column_count; c++)
+        seg->score[c] = mlockset_decay(seg->score[c], seg->score_ms, now_ms,
+                                       STORE_PIN_HALF_LIFE_MS);
+    seg->score_ms = now_ms > seg->score_ms ? now_ms : seg->score_ms;
+    if (column >= 0 && column < SEGMENT_MAX_COLUMNS)
+        seg->score[column] += 1.0;
+    if (filter_column >= 0 && filter_column < SEGMENT_MAX_COLUMNS && filter_column != column)
+        seg->score[filter_column] += 1.0;
+}
+
+/* What one segment should have pinned, and what it has. */
+struct store_pin_want {
+    struct store_seg *seg; /* referenced */
+    uint64_t old_cols, new_cols;
+    bool old_meta, new_meta, old_zm, new_zm;
+    /* results, written by the worker */
+    uint64_t got_cols;
+    bool got_meta, got_zm;
+    uint64_t got_pages;
+};
+
+struct store_pin_job {
+    struct store *st;
+    size_t n;
+    struct store_pin_want *w;
+    uint64_t failures;
+};
+
+/* Marks the pages of the header (when meta) and of the columns in cols. */
+static void store_pin_pages(const struct store_seg *seg, bool meta, uint64_t cols,
+                            uint8_t *pages, uint64_t npages, uint64_t page)
+{
+    const struct segment_header *h = seg->hdr;
+    uint64_t f, e;
+
+    memset(pages, 0, npages);
+    if (meta) {
+        mlockset_span(0, h->header_size, page, &f, &e);
+        for (uint64_t p = f; p < e && p < npages; p++)
+            pages[p] = 1;
+    }
+    for (unsigned c = 0; c < h->column_count; c++) {
+        if (!(cols & (UINT64_C(1) << c)))
+            continue;
+        mlockset_span(h->columns[c].offset, h->columns[c].length, page, &f, &e);
+        for (uint64_t p = f; p < e && p < npages; p++)
+            pages[p] = 1;
+    }
+}
+
+/*
+ * Calls op (mlock or munlock) on each run of pages where from is set and
+ * not_in is not. Returns 0, or the first negative errno (and goes on).
+ */
+static int store_pin_runs(const struct store_seg *seg, const uint8_t *from, const uint8_t *not_in,
+                          uint64_t npages, uint64_t page, int (*op)(const void *, size_t))
+{
+    int r = 0;
+
+    for (uint64_t p = 0; p < npages;) {
+        uint64_t q;
+
+        if (!from[p] || not_in[p]) {
+            p++;
+            continue;
+        }
+        for (q = p; q < npages && from[q] && !not_in[q]; q++)
+            ;
+        if (op((const char *)seg->base + p * page, (size_t)((q - p) * page)) < 0 && r == 0)
+            r = -errno;
+        p = q;
+    }
+    return r;
+}
+
+static uint64_t store_pin_count(const uint8_t *pages, uint64_t npages)
+{
+    uint64_t n = 0;
+
+    for (uint64_t p = 0; p < npages; p++)
+        n += pages[p];
+    return n;
+}
+
+/*
+ * Worker: every unpin first, then every pin, so that what is locked never
+ * exceeds the larger of the old and the new choice, both within the budget.
+ * A pin the kernel refuses is undone and the segment keeps old ∩ new.
+ */
+static void store_pin_work(void *arg)
+{
+    struct store_pin_job *job = arg;
+    uint64_t page = job->st->page_size;
+
+    for (int phase = 0; phase < 2; phase++) {
+        for (size_t i = 0; i < job->n; i++) {
+            struct store_pin_want *w = &job->w[i];
+            const struct store_seg *seg = w->seg;
+            uint64_t npages = (seg->map_len + page - 1) / page;
+            uint8_t *oldp = xcalloc(npages + 1, 1), *newp = xcalloc(npages + 1, 1);
+            const void *zaddr = NULL;
+            size_t zlen = 0;
+
+            if (seg->base == NULL || seg->hdr == NULL) {
+                free(oldp);
+                free(newp);
+                continue;
+            }
+            if (seg->zm != NULL)
+                zonemap_region(seg->zm, &zaddr, &zlen);
+            store_pin_pages(seg, w->old_meta, w->old_cols, oldp, npages, page);
+            store_pin_pages(seg, w->new_meta, w->new_cols, newp, npages, page);
+            if (phase == 0) {
+                (void)store_pin_runs(seg, oldp, newp, npages, page, munlock);
+                if (w->old_zm && !w->new_zm && zlen > 0)
+                    (void)munlock(zaddr, zlen);
+                /* Until phase 1 succeeds: what both choices share. */
+                w->got_cols = w->old_cols & w->new_cols;
+                w->got_meta = w->old_meta && w->new_meta;
+                w->got_zm = w->old_zm && w->new_zm;
+            } else {
+                bool zm_ok = true;
+
+                if (store_pin_runs(seg, newp, oldp, npages, page, mlock) < 0) {
+                    job->failures++;
+                    (void)store_pin_runs(seg, newp, oldp, npages, page, munlock);
+                } else {
+                    w->got_cols = w->new_cols;
+                    w->got_meta = w->new_meta;
+                }
+                if (w->new_zm && !w->old_zm && zlen > 0 && mlock(zaddr, zlen) < 0) {
+                    job->failures++;
+                    (void)munlock(zaddr, zlen);
+                    zm_ok = false;
+                }
+                w->got_zm = w->new_zm && zm_ok;
+                store_pin_pages(seg, w->got_meta, w->got_cols, newp, npages, page);
+                w->got_pages = store_pin_count(newp, npages) +
+                               (w->got_zm ? (zlen + page - 1) / page : 0);
+            }
+            free(oldp);
+            free(newp);
+        }
+    }
+}
+
+static void store_pin_done(void *arg)
+{
+    struct store_pin_job *job = arg;
+    struct store *st = job->st;
+
+    for (size_t i = 0; i < job->n; i++) {
+        struct store_pin_want *w = &job->w[i];
+        struct store_seg *seg = w->seg;
+
+        if (seg->base != NULL) {
+            st->pinned_bytes -= seg->pinned_bytes;
+            seg->pin_cols = w->got_cols;
+            seg->pin_meta = w->got_meta;
+            seg->pin_zm = w->got_zm;
+            seg->pinned_bytes = w->got_pages * st->page_size;
+            st->pinned_bytes += seg->pinned_bytes;
+        }
+        store_seg_unref(seg);
+    }
+    if (job->failures > 0)
+        log_warn("mlock_refused", "calls=%llu pinned_bytes=%llu budget=%llu",
+                 (unsigned long long)job->failures, (unsigned long long)st->pinned_bytes,
+                 (unsigned long long)st->mlock_budget);
+    st->pin_failures += job->failures;
+    st->pin_running = false;
+    free(job->w);
+    free(job);
+}
+
+static int store_cmp_seg_id(const void *a, const void *b)
+{
+    return strcmp((*(struct store_seg *const *)a)->id, (*(struct store_seg *const *)b)->id);
+}
+
+void store_pin_tick(struct store *st, uint64_t now_ms)
+{
+    struct store_seg **all;
+    struct mlockset_item *items;
+    size_t count, n = 0, nitems = 0, nw = 0, *first;
+    struct store_pin_want *w;
+    struct store_pin_job *job;
+    uint64_t page = st->page_size;
+
+    if (st->mlock_budget == 0 || st->pin_running || st->closing)
+        return;
+    count = store_all(st, &all);
+    /* The LOADED segments, in id order (a stable choice). */
+    for (size_t k = 0; k < count; k++)
+        if (store_visible(all[k]) && all[k]->state == WIRE_SEG_LOADED && all[k]->base != NULL &&
+            !all[k]->release_pending)
+            all[n++] = all[k];
+    qsort(all, n, sizeof(*all), store_cmp_seg_id);
+    items = xcalloc(n * (SEGMENT_MAX_COLUMNS + 2) + 1, sizeof(*items));
+    first = xcalloc(n + 1, sizeof(*first));
+    for (size_t k = 0; k < n; k++) {
+        struct store_seg *seg = all[k];
+        const struct segment_header *h = seg->hdr;
+        struct mlockset_item *it;
+
+        first[k] = nitems;
+        it = &items[nitems++];
+        it->region = 2 * k;
+        it->must = true;
+        it->locked = seg->pin_meta;
+        mlockset_span(0, h->header_size, page, &it->first_page, &it->end_page);
+        for (unsigned c = 0; c < h->column_count; c++) {
+            it = &items[nitems++];
+            it->region = 2 * k;
+            /* Heap copies (SEGMENT_COL_ANON) are never read from the mapping. */
+            if (!(h->columns[c].flags & SEGMENT_COL_ANON))
+                mlockset_span(h->columns[c].offset, h->columns[c].length, page,
+                              &it->first_page, &it->end_page);
+            it->score = mlockset_decay(seg->score[c], seg->score_ms, now_ms,
+                                       STORE_PIN_HALF_LIFE_MS);
+            it->locked = (seg->pin_cols >> c) & 1;
+        }
+        it = &items[nitems++];
+        it->region = 2 * k + 1;
+        it->must = true;
+        it->locked = seg->pin_zm;
+        if (seg->zm != NULL) {
+            const void *za;
+            size_t zl;
+
+            zonemap_region(seg->zm, &za, &zl);
+            it->end_page = (zl + page - 1) / page;
+        }
+    }
+    first[n] = nitems;
+    (void)mlockset_choose(items, nitems, st->mlock_budget / page, NULL);
+    w = xcalloc(n + 1, sizeof(*w));
+    for (size_t k = 0; k < n; k++) {
+        struct store_seg *seg = all[k];
+        const struct mlockset_item *it = &items[first[k]];
+        uint64_t cols = 0;
+
+        for (unsigned c = 0; c < seg->hdr->column_count; c++)
+            if (it[1 + c].chosen && it[1 + c].end_page > it[1 + c].first_page)
+                cols |= UINT64_C(1) << c;
+        if (cols == seg->pin_cols && it[0].chosen == seg->pin_meta &&
+            it[seg->hdr->column_count + 1].chosen == seg->pin_zm)
+            continue;
+        w[nw].seg = store_seg_ref(seg);
+        w[nw].old_cols = seg->pin_cols;
+        w[nw].old_meta = seg->pin_meta;
+        w[nw].old_zm = seg->pin_zm;
+        w[nw].new_cols = cols;
+        w[nw].new_meta = it[0].chosen;
+        w[nw].new_zm = it[seg->hdr->column_count + 1].chosen;
+        nw++;
+    }
+    free(items);
+    free(first);
+    free(all);
+    if (nw == 0) {
+        free(w);
+        return;
+    }
+    job = xcalloc(1, sizeof(*job));
+    job->st = st;
+    job->n = nw;
+    job->w = w;
+    st->pin_running = true;
+    pool_submit(st->load_pool, store_pin_work, store_pin_done, job);
 }

@@ -66,6 +66,11 @@ struct store_config {
      * with O_DIRECT and never mapped once loaded. NULL: mmap mode.
      */
     struct bufpool *bufpool;
+    /*
+     * --mlock-budget: bytes of segment memory kept mlock'ed (0: none). The
+     * caller has checked RLIMIT_MEMLOCK. See store_pin_tick().
+     */
+    uint64_t mlock_budget;
 };
 
 /*
@@ -138,6 +143,8 @@ struct store_totals {
     uint64_t meta_bytes; /* heap of the entries and their headers, exact */
     uint64_t loads_ok_total, loads_failed_total, copied_bytes_total, deletes_total;
     uint64_t faults_total; /* LOADED segments failed by store_fail() */
+    uint64_t pinned_bytes;       /* mlock'ed now (whole pages), <= the mlock budget */
+    uint64_t pin_failures_total; /* mlock calls the kernel refused */
     uint64_t loads_in_flight; /* prechecks + loads */
     uint64_t reserved_bytes;  /* disk promised to loads in flight */
 };
@@ -191,6 +198,22 @@ int store_fail(struct store *st, const char *id, const char *detail);
  */
 int store_seg_read(const struct store_seg *seg, void (*fn)(void *arg), void *arg, char *detail,
                    size_t detail_len);
+
+/*
+ * --mlock-budget. store_seg_record_query() counts a query that read column
+ * and filter_column (-1: none) of seg, in a count that halves every minute
+ * without queries. store_pin_tick() re-chooses what is pinned (node/mlockset:
+ * every header and zone map first, then the most-queried columns, all within
+ * the budget in whole pages) and, if that changed, applies it on the load
+ * pool: munlock everything that leaves first, then mlock what joins, so the
+ * locked total never exceeds the budget, even in passing. One application
+ * runs at a time; a tick during it does nothing. Zone maps are then built in
+ * pages of their own (zonemap_build_ex) so that pinning one never pins, or
+ * unpins, anything else. Both do nothing without a budget. Loop thread.
+ */
+void store_seg_record_query(struct store_seg *seg, int column, int filter_column,
+                            uint64_t now_ms);
+void store_pin_tick(struct store *st, uint64_t now_ms);
 
 /* True when id is LOADING or LOADED here (an assignment of it is a retry). */
 bool store_holds(const struct store *st, const char *id);

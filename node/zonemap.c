@@ -5,9 +5,13 @@
  */
 #include "zonemap.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
+#include "log.h"
 #include "xmalloc.h"
 
 struct zonemap_col {
@@ -19,7 +23,8 @@ struct zonemap_col {
 struct zonemap {
     uint64_t blocks;
     unsigned ncols;
-    size_t bytes;
+    bool own_pages; /* mmap'ed, whole pages of its own */
+    size_t bytes;   /* the whole allocation */
     struct zonemap_col cols[SEGMENT_MAX_COLUMNS];
 };
 
@@ -59,12 +64,35 @@ static void zonemap_build_float(struct zonemap_col *zc, const double *v, uint64_
 
 struct zonemap *zonemap_build(const void *base, const struct segment_header *hdr)
 {
-    struct zonemap *zm = xcalloc(1, sizeof(*zm));
-    uint64_t rows = hdr->row_count;
+    return zonemap_build_ex(base, hdr, false);
+}
 
-    zm->blocks = (rows + ZONEMAP_BLOCK_ROWS - 1) / ZONEMAP_BLOCK_ROWS;
+struct zonemap *zonemap_build_ex(const void *base, const struct segment_header *hdr,
+                                 bool own_pages)
+{
+    uint64_t rows = hdr->row_count;
+    uint64_t blocks = (rows + ZONEMAP_BLOCK_ROWS - 1) / ZONEMAP_BLOCK_ROWS;
+    size_t total = sizeof(struct zonemap), page = (size_t)sysconf(_SC_PAGESIZE);
+    struct zonemap *zm;
+    char *p;
+
+    /* One block: the struct, then two arrays per numeric column. */
+    for (unsigned c = 0; c < hdr->column_count && blocks > 0; c++)
+        if (hdr->columns[c].type == SEGMENT_INT64 || hdr->columns[c].type == SEGMENT_FLOAT64)
+            total += 2 * blocks * sizeof(int64_t);
+    if (own_pages) {
+        total = (total + page - 1) / page * page;
+        zm = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (zm == MAP_FAILED)
+            fatal("zonemap_mmap", "bytes=%zu error=\"%s\"", total, strerror(errno));
+    } else {
+        zm = xcalloc(1, total);
+    }
+    zm->own_pages = own_pages;
+    zm->blocks = blocks;
     zm->ncols = hdr->column_count;
-    zm->bytes = sizeof(*zm);
+    zm->bytes = total;
+    p = (char *)(zm + 1);
     for (unsigned c = 0; c < hdr->column_count && zm->blocks > 0; c++) {
         const struct segment_column *col = &hdr->columns[c];
         struct zonemap_col *zc = &zm->cols[c];
@@ -72,16 +100,16 @@ struct zonemap *zonemap_build(const void *base, const struct segment_header *hdr
 
         if (col->type == SEGMENT_INT64) {
             zc->type = SEGMENT_INT64;
-            zc->imin = xcalloc(zm->blocks, sizeof(int64_t));
-            zc->imax = xcalloc(zm->blocks, sizeof(int64_t));
+            zc->imin = (int64_t *)p;
+            zc->imax = zc->imin + blocks;
+            p += 2 * blocks * sizeof(int64_t);
             zonemap_build_int(zc, data, rows, zm->blocks);
-            zm->bytes += 2 * zm->blocks * sizeof(int64_t);
         } else if (col->type == SEGMENT_FLOAT64) {
             zc->type = SEGMENT_FLOAT64;
-            zc->fmin = xcalloc(zm->blocks, sizeof(double));
-            zc->fmax = xcalloc(zm->blocks, sizeof(double));
+            zc->fmin = (double *)p;
+            zc->fmax = zc->fmin + blocks;
+            p += 2 * blocks * sizeof(double);
             zonemap_build_float(zc, data, rows, zm->blocks);
-            zm->bytes += 2 * zm->blocks * sizeof(double);
         }
     }
     return zm;
@@ -91,13 +119,16 @@ void zonemap_free(struct zonemap *zm)
 {
     if (zm == NULL)
         return;
-    for (unsigned c = 0; c < zm->ncols; c++) {
-        free(zm->cols[c].imin);
-        free(zm->cols[c].imax);
-        free(zm->cols[c].fmin);
-        free(zm->cols[c].fmax);
-    }
-    free(zm);
+    if (zm->own_pages)
+        munmap(zm, zm->bytes);
+    else
+        free(zm);
+}
+
+void zonemap_region(const struct zonemap *zm, const void **ret_addr, size_t *ret_len)
+{
+    *ret_addr = zm;
+    *ret_len = zm->bytes;
 }
 
 size_t zonemap_bytes(const struct zonemap *zm)

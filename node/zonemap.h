@@ -21,6 +21,17 @@ struct zonemap;
 
 /* Builds the index over a mapped, verified segment. Never fails. */
 struct zonemap *zonemap_build(const void *base, const struct segment_header *hdr);
+
+/*
+ * The same; with own_pages the index is one mmap'ed block of whole pages
+ * that it shares with nothing, so that it can be mlock'ed and munlock'ed
+ * without touching other memory (zonemap_bytes then counts the rounding).
+ */
+struct zonemap *zonemap_build_ex(const void *base, const struct segment_header *hdr,
+                                 bool own_pages);
+
+/* The index's memory, one block (page-aligned with own_pages). */
+void zonemap_region(const struct zonemap *zm, const void **ret_addr, size_t *ret_len);
 void zonemap_free(struct zonemap *zm);
 
 /* Heap bytes held by the index. */

@@ -5,6 +5,7 @@
  * from the generator's seed (segment_synth_*), never with what the node says
  * elsewhere. Then the node is killed with SIGKILL and restarted, and must
  * answer the same. The refusal cases must leave the node's state unchanged.
+ * The mlock cases run a node with --mlock-budget and sample its VmLck.
  */
 #include <check.h>
 #include <errno.h>
@@ -14,9 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <pthread.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -1004,6 +1006,172 @@ START_TEST(test_report_failures_in_metrics)
 }
 END_TEST
 
+/* ---- --mlock-budget ------------------------------------------------------ */
+
+#define MLOCK_BUDGET (4u << 20)
+#define MLOCK_SEGS   12
+
+static void setup_mlock(void)
+{
+    const char *args[] = {"--mlock-budget=4M", NULL};
+
+    dir = harness_dir_new("sluice-node-mlock");
+    storage = xasprintf("%s/storage", dir);
+    data = xasprintf("%s/data", dir);
+    mkdir(storage, 0755);
+    for (int i = 0; i < MLOCK_SEGS; i++) {
+        char id[32];
+        struct seg_def d = {id, 65536, 16, (uint64_t)(100 + i), false};
+
+        snprintf(id, sizeof(id), "pin-%02d", i);
+        make_segment(&d);
+    }
+    node = harness_node_start_calm(storage, data, args);
+    ck_assert_ptr_nonnull(node);
+}
+
+/* VmLck of pid in bytes, or -1. */
+static long long vmlck_bytes(int pid)
+{
+    char path[64], line[256];
+    long long kb = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    f = fopen(path, "re");
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "VmLck: %lld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
+}
+
+struct vmlck_sampler {
+    int pid;
+    volatile bool stop;
+    long long max, samples;
+};
+
+static void *vmlck_sample(void *arg)
+{
+    struct vmlck_sampler *s = arg;
+
+    while (!s->stop) {
+        long long v = vmlck_bytes(s->pid);
+        if (v > s->max)
+            s->max = v;
+        s->samples++;
+        usleep(2000);
+    }
+    return NULL;
+}
+
+static uint64_t node_pinned(void)
+{
+    struct wire_node_status st;
+    uint64_t pinned;
+
+    ck_assert(get_status(&st));
+    pinned = st.pressure.pinned_bytes;
+    wire_node_status_done(&st);
+    return pinned;
+}
+
+static bool vmlck_matches_pinned(void *arg)
+{
+    long long v = vmlck_bytes(harness_proc_pid(node));
+    uint64_t pinned = node_pinned();
+
+    *(uint64_t *)arg = pinned;
+    return v >= 0 && (uint64_t)v == pinned && pinned > 0;
+}
+
+/*
+ * 12 MiB of segments against a 4 MiB budget: segments arrive in batches and
+ * are queried with shifting favourites (so the pinned set changes), while a
+ * thread samples VmLck every 2 ms. It never exceeds the budget, pinning
+ * does happen (beyond headers and zone maps), and the node's own figure is
+ * what the kernel says.
+ */
+START_TEST(test_mlock_budget_never_exceeded)
+{
+    struct vmlck_sampler smp = {.pid = harness_proc_pid(node), .max = -1};
+    struct wire_query_response resp;
+    pthread_t th;
+    uint64_t pinned = 0;
+    size_t want;
+
+    ck_assert_int_eq(pthread_create(&th, NULL, vmlck_sample, &smp), 0);
+    for (int batch = 0; batch < 3; batch++) {
+        for (int i = batch * 4; i < batch * 4 + 4; i++) {
+            char id[32];
+            struct seg_def d = {id, 65536, 16, (uint64_t)(100 + i), false};
+
+            snprintf(id, sizeof(id), "pin-%02d", i);
+            ck_assert_int_eq(assign_seg(&d), 202);
+        }
+        want = (size_t)(batch + 1) * 4;
+        ck_assert(harness_wait_until(all_loaded, &want, 30000));
+        /* This batch's favourites: value of its own segments, key of one older one. */
+        for (int round = 0; round < 12; round++) {
+            for (int i = batch * 4; i < batch * 4 + 4; i++) {
+                char id[32];
+                const char *ids[1] = {id};
+
+                snprintf(id, sizeof(id), "pin-%02d", i);
+                ck_assert_int_eq(query(ids, 1, WIRE_AGG_SUM, "value", NULL, 0, 0, &resp, NULL),
+                                 200);
+            }
+            {
+                const char *ids[1] = {"pin-00"};
+                ck_assert_int_eq(query(ids, 1, WIRE_AGG_MAX, "key", NULL, 0, 0, &resp, NULL), 200);
+            }
+            usleep(100000);
+        }
+    }
+    ck_assert_msg(harness_wait_until(vmlck_matches_pinned, &pinned, 10000),
+                  "VmLck %lld never matched the node's pinned_bytes %" PRIu64,
+                  vmlck_bytes(harness_proc_pid(node)), pinned);
+    smp.stop = true;
+    pthread_join(th, NULL);
+    fprintf(stderr, "check_node: mlock budget %u, max VmLck %lld over %lld samples, pinned now "
+            "%" PRIu64 "\n", MLOCK_BUDGET, smp.max, smp.samples, pinned);
+    ck_assert_int_gt(smp.samples, 100);
+    ck_assert_int_le(smp.max, MLOCK_BUDGET);
+    ck_assert_uint_le(pinned, MLOCK_BUDGET);
+    /* 12 headers and zone maps are 96 KiB: more than that means columns were pinned. */
+    ck_assert_uint_gt(pinned, 1u << 20);
+}
+END_TEST
+
+/* A budget above RLIMIT_MEMLOCK is refused at start, naming the limit and the fix. */
+START_TEST(test_mlock_rlimit_refused)
+{
+    struct rlimit rl;
+    char *out = NULL, *sr = xasprintf("--storage-root=%s", storage);
+    char *dd = xasprintf("--data-dir=%s/other", dir);
+    const char *argv[] = {harness_bin("sluice-node"), "serve", sr, dd, "--listen=127.0.0.1:0",
+                          "--mlock-budget=4M", NULL};
+    int rc;
+
+    /* This test's own process and its children only (Check forks each test). */
+    ck_assert_int_eq(getrlimit(RLIMIT_MEMLOCK, &rl), 0);
+    rl.rlim_cur = 1u << 20;
+    ck_assert_int_eq(setrlimit(RLIMIT_MEMLOCK, &rl), 0);
+    rc = harness_run(argv, &out);
+    ck_assert_int_ne(rc, 0);
+    ck_assert_msg(strstr(out, "RLIMIT_MEMLOCK") != NULL && strstr(out, "1048576") != NULL &&
+                      strstr(out, "ulimit -l") != NULL && strstr(out, "ulimits") != NULL &&
+                      strstr(out, "Kubernetes") != NULL,
+                  "unclear refusal: %s", out);
+    free(out);
+    free(sr);
+    free(dd);
+}
+END_TEST
+
 static Suite *node_suite(void)
 {
     Suite *s = suite_create("node");
@@ -1034,6 +1202,12 @@ static Suite *node_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_node_id_persisted);
     tcase_add_test(tc, test_node_id_conflict);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("mlock");
+    tcase_add_checked_fixture(tc, setup_mlock, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_mlock_budget_never_exceeded);
+    tcase_add_test(tc, test_mlock_rlimit_refused);
     suite_add_tcase(s, tc);
     return s;
 }
