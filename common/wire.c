@@ -434,6 +434,7 @@ static int wire_assign_from_pb(const Sluice__V1__AssignRequest *m, const char *p
     wire_copy(out->uri, sizeof(out->uri), m->uri);
     out->row_count = m->row_count;
     out->avg_row_size = m->avg_row_size;
+    out->digest = m->digest;
     return 0;
 }
 
@@ -508,6 +509,7 @@ uint8_t *wire_assign_batch_encode(const struct wire_assign_batch *in, size_t *re
         as[i].uri = (char *)(uintptr_t)in->assignments[i].uri;
         as[i].row_count = in->assignments[i].row_count;
         as[i].avg_row_size = in->assignments[i].avg_row_size;
+        as[i].digest = in->assignments[i].digest;
         ptrs[i] = &as[i];
     }
     m.n_assignments = in->n;
@@ -534,6 +536,7 @@ uint8_t *wire_assign_request_encode(const struct wire_assign_request *in, size_t
     m.uri = (char *)(uintptr_t)in->uri;
     m.row_count = in->row_count;
     m.avg_row_size = in->avg_row_size;
+    m.digest = in->digest;
     return wire_pack(&m.base, ret_len);
 }
 
@@ -828,6 +831,7 @@ static int wire_segment_status_from_pb(struct wire_segment_status *dst,
     dst->file_bytes = s->file_bytes;
     dst->index_bytes = s->index_bytes;
     dst->last_query_unix_ms = s->last_query_unix_ms;
+    dst->digest = s->digest;
     return 0;
 }
 
@@ -987,6 +991,7 @@ static Sluice__V1__SegmentStatus **wire_statuses_to_pb(const struct wire_segment
         segs[i].index_bytes = in[i].index_bytes;
         segs[i].uri = (char *)(uintptr_t)(in[i].uri != NULL ? in[i].uri : "");
         segs[i].last_query_unix_ms = in[i].last_query_unix_ms;
+        segs[i].digest = in[i].digest;
         ptrs[i] = &segs[i];
     }
     *ret = segs;
@@ -1169,6 +1174,7 @@ static void wire_spec_from_pb(struct wire_segment_spec *dst, const Sluice__V1__S
     dst->row_count = s->row_count;
     dst->avg_row_size = s->avg_row_size;
     dst->replication = s->replication == 0 ? 1 : s->replication;
+    dst->digest = s->digest;
 }
 
 static void wire_spec_to_pb(Sluice__V1__SegmentSpec *dst, const struct wire_segment_spec *s)
@@ -1179,6 +1185,7 @@ static void wire_spec_to_pb(Sluice__V1__SegmentSpec *dst, const struct wire_segm
     dst->row_count = s->row_count;
     dst->avg_row_size = s->avg_row_size;
     dst->replication = s->replication;
+    dst->digest = s->digest;
 }
 
 int wire_segment_batch_decode(const void *buf, size_t len, struct wire_segment_batch *ret,
@@ -1627,6 +1634,7 @@ int wire_claim_response_decode(const void *buf, size_t len, struct wire_claim_re
         wire_copy(d->segment_id, sizeof(d->segment_id), a->segment_id);
         d->row_count = a->row_count;
         d->avg_row_size = a->avg_row_size;
+        d->digest = a->digest;
         ret->n = i + 1;
     }
     r = 0;
@@ -1648,6 +1656,7 @@ uint8_t *wire_claim_response_encode(const struct wire_claim_response *in, size_t
         as[i].uri = (char *)(uintptr_t)in->assignments[i].uri;
         as[i].row_count = in->assignments[i].row_count;
         as[i].avg_row_size = in->assignments[i].avg_row_size;
+        as[i].digest = in->assignments[i].digest;
         ptrs[i] = &as[i];
     }
     m.n_assignments = in->n;

@@ -121,6 +121,7 @@ struct wire_assign_request {
     char uri[WIRE_URI_MAX + 1];
     uint64_t row_count;
     uint64_t avg_row_size;
+    uint64_t digest; /* content digest (segment_digest), 0: unknown */
 };
 
 struct wire_assign_response {
@@ -172,6 +173,7 @@ struct wire_segment_status {
     uint64_t file_bytes, index_bytes;
     char *uri; /* owned; NULL in node reports */
     uint64_t last_query_unix_ms;
+    uint64_t digest; /* content digest of the copy, 0: unknown */
 };
 
 struct wire_node_status {
@@ -260,6 +262,7 @@ struct wire_segment_spec {
     char *uri; /* owned */
     uint64_t row_count, avg_row_size;
     uint32_t replication; /* 1..WIRE_REPLICATION_MAX after decoding */
+    uint64_t digest;      /* content digest (segment_digest), 0: unknown */
 };
 
 struct wire_segment_batch {

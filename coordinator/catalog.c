@@ -41,7 +41,9 @@
  * nodes.claim (pull mode, which changes how the coordinator treats a node,
  * so it must survive a restart) and nodes.drained_by, which until then was
  * kept as a tag in last_reason ("ADMIN_DRAIN", "SELF_DRAIN", or nothing on
- * a DRAINING row older than the tags: an operator's drain).
+ * a DRAINING row older than the tags: an operator's drain); v4 adds
+ * segments.digest, the file's content digest (0, unknown, for rows from
+ * before: such a segment learns its digest when it is imported again).
  */
 static const char *const catalog_migrations[] = {
     /* 0 -> 1 */
@@ -93,6 +95,8 @@ static const char *const catalog_migrations[] = {
     "UPDATE nodes SET drained_by = 'operator', last_reason = NULL"
     "  WHERE last_reason = 'ADMIN_DRAIN' OR (state = 'DRAINING' AND last_reason IS NULL);"
     "UPDATE nodes SET drained_by = 'node', last_reason = NULL WHERE last_reason = 'SELF_DRAIN';",
+    /* 3 -> 4 */
+    "ALTER TABLE segments ADD COLUMN digest INTEGER NOT NULL DEFAULT 0;",
 };
 
 _Static_assert(sizeof(catalog_migrations) / sizeof(catalog_migrations[0]) == CATALOG_SCHEMA_VERSION,
@@ -112,6 +116,7 @@ enum catalog_stmt {
     ST_SEG_GET,
     ST_SEG_EXISTS,
     ST_SEG_SET_STATE,
+    ST_SEG_SET_FILE,
     ST_SEG_DELETE,
     ST_SEG_ALL,
     ST_SEG_BY_STATE,
@@ -137,7 +142,7 @@ enum catalog_stmt {
 };
 
 #define SEG_COLS                                                                                   \
-    "id, uri, row_count, avg_row_size, replication, state, backoff_until_ms, created_ms"
+    "id, uri, row_count, avg_row_size, replication, state, backoff_until_ms, created_ms, digest"
 #define NODE_COLS "id, addr, state, last_seen_ms, last_reason, created_ms, claim, drained_by"
 #define ASG_COLS  "segment_id, node_id, state, updated_ms"
 #define EV_COLS   "id, ts_ms, segment_id, node_id, kind, reason, http_status, retry_after_ms, detail"
@@ -149,11 +154,14 @@ static const char *const catalog_sql[ST_COUNT_] = {
     [ST_SAVEPOINT] = "SAVEPOINT catalog_op",
     [ST_RELEASE] = "RELEASE catalog_op",
     [ST_ROLLBACK_TO] = "ROLLBACK TO catalog_op",
-    [ST_SEG_INSERT] = "INSERT INTO segments (" SEG_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    [ST_SEG_INSERT] = "INSERT INTO segments (" SEG_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
                       " ON CONFLICT (id) DO NOTHING",
     [ST_SEG_GET] = "SELECT " SEG_COLS " FROM segments WHERE id = ?1",
     [ST_SEG_EXISTS] = "SELECT 1 FROM segments WHERE id = ?1",
     [ST_SEG_SET_STATE] = "UPDATE segments SET state = ?2, backoff_until_ms = ?3 WHERE id = ?1",
+    [ST_SEG_SET_FILE] = "UPDATE segments SET row_count = ?2, avg_row_size = ?3, digest = ?4,"
+                        " state = coalesce(?5, state),"
+                        " backoff_until_ms = iif(?5 IS NULL, backoff_until_ms, 0) WHERE id = ?1",
     [ST_SEG_DELETE] = "DELETE FROM segments WHERE id = ?1",
     [ST_SEG_ALL] = "SELECT " SEG_COLS " FROM segments ORDER BY id",
     [ST_SEG_BY_STATE] = "SELECT " SEG_COLS " FROM segments WHERE state = ?1 ORDER BY id",
@@ -482,6 +490,7 @@ static int cat_read_segment(struct catalog *c, sqlite3_stmt *s, struct catalog_s
     g->replication = (unsigned)sqlite3_column_int(s, 4);
     g->backoff_until_ms = sqlite3_column_int64(s, 6);
     g->created_ms = sqlite3_column_int64(s, 7);
+    g->digest = (uint64_t)sqlite3_column_int64(s, 8);
     return 0;
 }
 
@@ -969,6 +978,8 @@ static int cat_segment_compare(struct catalog *c, const struct catalog_segment *
         field = "avg_row_size";
     else if (c->seg.replication != s->replication)
         field = "replication";
+    else if (c->seg.digest != s->digest)
+        field = "digest";
     if (field != NULL)
         return cat_fail(c, -EEXIST, "segment '%s' already exists with a different %s", s->id,
                         field);
@@ -990,6 +1001,7 @@ int catalog_put_segment(struct catalog *c, const struct catalog_segment *s)
     cat_bind_text(q, 6, s->state);
     sqlite3_bind_int64(q, 7, s->backoff_until_ms);
     sqlite3_bind_int64(q, 8, s->created_ms);
+    sqlite3_bind_int64(q, 9, (sqlite3_int64)s->digest);
     r = cat_step_done(c, q, "insert segment");
     if (r == 0 && sqlite3_changes(c->db) == 0)
         r = cat_segment_compare(c, s);
@@ -1031,6 +1043,37 @@ int catalog_set_segment_state(struct catalog *c, const char *id, const char *sta
     cat_bind_text(q, 2, state);
     sqlite3_bind_int64(q, 3, backoff_until_ms);
     if ((r = cat_step_done(c, q, "set segment state")) < 0)
+        return r;
+    if (sqlite3_changes(c->db) == 0)
+        return cat_fail(c, -ENOENT, "segment '%s' not found", id);
+    return 0;
+}
+
+int catalog_set_segment_file(struct catalog *c, const char *id, uint64_t row_count,
+                             uint64_t avg_row_size, uint64_t digest, const char *state)
+{
+    sqlite3_stmt *q = c->stmt[ST_SEG_SET_FILE];
+    int r;
+
+    if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", id)) < 0 ||
+        (state != NULL &&
+         (r = cat_check_state(c, "segment state", state, catalog_segment_states)) < 0))
+        return r;
+    if (row_count < 1 || row_count > WIRE_ROW_COUNT_MAX)
+        return cat_fail(c, -EINVAL, "segment row_count: %llu is outside 1..%llu",
+                        (unsigned long long)row_count, (unsigned long long)WIRE_ROW_COUNT_MAX);
+    if (avg_row_size < 1 || avg_row_size > WIRE_ROW_SIZE_MAX)
+        return cat_fail(c, -EINVAL, "segment avg_row_size: %llu is outside 1..%llu",
+                        (unsigned long long)avg_row_size, (unsigned long long)WIRE_ROW_SIZE_MAX);
+    cat_bind_text(q, 1, id);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)row_count);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)avg_row_size);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)digest);
+    if (state != NULL)
+        cat_bind_text(q, 5, state);
+    else
+        sqlite3_bind_null(q, 5);
+    if ((r = cat_step_done(c, q, "set segment file")) < 0)
         return r;
     if (sqlite3_changes(c->db) == 0)
         return cat_fail(c, -ENOENT, "segment '%s' not found", id);

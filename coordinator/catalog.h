@@ -41,7 +41,7 @@
 #include "wire.h"
 
 /* The schema version this build creates and understands. */
-#define CATALOG_SCHEMA_VERSION 3
+#define CATALOG_SCHEMA_VERSION 4
 
 #define CATALOG_EVENTS_KEEP_DEFAULT 100000u
 #define CATALOG_BUSY_TIMEOUT_MS     5000
@@ -64,6 +64,7 @@ struct catalog_segment {
     char state[CATALOG_STATE_MAX + 1];
     int64_t backoff_until_ms; /* wall clock; 0: no back-off */
     int64_t created_ms;       /* wall clock, as given by the caller */
+    uint64_t digest;          /* content digest of the file (segment_digest); 0: unknown */
 };
 
 /* A query node. state: "UP", "SUSPECT", "DOWN" or "DRAINING". */
@@ -169,6 +170,14 @@ void catalog_rollback(struct catalog *c);
 int catalog_put_segment(struct catalog *c, const struct catalog_segment *s);
 /* Copies the segment into *ret; -ENOENT if absent. */
 int catalog_get_segment(struct catalog *c, const char *id, struct catalog_segment *ret);
+/*
+ * Records that a segment's file changed or that its digest is now known:
+ * sets row_count, avg_row_size and digest and, when state is not NULL, the
+ * state (and clears the back-off). 0, -EINVAL (a value out of range),
+ * -ENOENT (no such segment) or a catalog error.
+ */
+int catalog_set_segment_file(struct catalog *c, const char *id, uint64_t row_count,
+                             uint64_t avg_row_size, uint64_t digest, const char *state);
 int catalog_set_segment_state(struct catalog *c, const char *id, const char *state,
                               int64_t backoff_until_ms);
 /* Deletes the segment and (ON DELETE CASCADE) its assignments; -ENOENT if absent. */

@@ -45,6 +45,8 @@
  * single node, which could never reach the quorum, takes its word alone.
  */
 #define COORD_INVALID_QUORUM 2
+/* A stale copy's node is asked for the segment again after this (it unlinks first). */
+#define COORD_STALE_RETRY_MS 2000
 
 enum coord_seg_state { COORD_PENDING, COORD_LOADED, COORD_INVALID };
 static const char *const coord_seg_state_names[] = {"PENDING", "LOADED", "INVALID"};
@@ -59,6 +61,7 @@ struct coord_seg {
     char id[WIRE_ID_MAX + 1];
     char *uri;
     uint64_t row_count, avg_row_size;
+    uint64_t digest; /* content digest the registration carried; 0: unknown */
     unsigned replication;
     enum coord_seg_state state;
     struct coord_holder *holders;
@@ -689,6 +692,10 @@ static void coord_op_assign(void *ctx, uint64_t attempt_id, const char *node_id,
     snprintf(p->req.uri, sizeof(p->req.uri), "%s", seg->uri);
     p->req.row_count = seg->row_count;
     p->req.avg_row_size = seg->avg_row_size;
+    {
+        const struct coord_seg *cs = strmap_get(c->segs, seg->id);
+        p->req.digest = cs != NULL ? cs->digest : 0;
+    }
     /* Everything the placer fires in this tick leaves together. */
     event_add(c->flush_ev, &now);
 }
@@ -907,6 +914,7 @@ static void coord_rc_dispatch(struct coord *c)
         snprintf(m.uri, sizeof(m.uri), "%s", s->uri);
         m.row_count = s->row_count;
         m.avg_row_size = s->avg_row_size;
+        m.digest = s->digest;
         body = wire_assign_request_encode(&m, &len);
         if (http_client_request(pk.best->client, EVHTTP_REQ_POST, "/v1/assign", WIRE_CONTENT_TYPE,
                                 body, len, coord_rc_answer_cb, a) == 0) {
@@ -1055,6 +1063,17 @@ static unsigned coord_invalid_quorum(const struct coord *c)
     return alive < COORD_INVALID_QUORUM ? (unsigned)alive : COORD_INVALID_QUORUM;
 }
 
+/*
+ * A reported copy is another file than the registered segment: its row
+ * count differs, or both digests are known and differ (0 is unknown: a
+ * LOADING copy, or a node or registration from before digests).
+ */
+static bool coord_copy_is_stale(const struct coord_seg *s, const struct wire_segment_status *r)
+{
+    return (r->row_count != 0 && r->row_count != s->row_count) ||
+           (r->digest != 0 && s->digest != 0 && r->digest != s->digest);
+}
+
 /* Reconciles one reported segment; may add it to the drop list. */
 static void coord_reconcile(struct coord *c, struct coord_node *n,
                             const struct wire_segment_status *r, struct coord_drops *drops)
@@ -1062,6 +1081,23 @@ static void coord_reconcile(struct coord *c, struct coord_node *n,
     struct coord_seg *s = strmap_get(c->segs, r->segment_id);
     struct coord_holder *h;
 
+    if (s != NULL && (r->state == WIRE_SEG_LOADING || r->state == WIRE_SEG_LOADED) &&
+        coord_copy_is_stale(s, r)) {
+        /* Not the registered segment: drop it, and load the registered one again. */
+        if (coord_holder_find(s, n->id) != NULL)
+            coord_holder_remove(c, s, n->id);
+        coord_drop(drops, s->id);
+        coord_event(c, "stale_copy", s->id, n->id, WIRE_REASON_NONE, 0, 0,
+                    "the node's copy has %llu rows, digest %016llx; registered: %llu rows, "
+                    "digest %016llx; dropped",
+                    (unsigned long long)r->row_count, (unsigned long long)r->digest,
+                    (unsigned long long)s->row_count, (unsigned long long)s->digest);
+        coord_seg_update(c, s);
+        /* Asked again once the node has unlinked the copy (it does on this answer). */
+        if (s->state != COORD_INVALID && !c->rowcount)
+            placer_exclude(c->placer, s->id, n->id, clock_wall_ms() + COORD_STALE_RETRY_MS);
+        return;
+    }
     if (s != NULL && s->state == COORD_INVALID && r->state == WIRE_SEG_LOADED) {
         /*
          * A copy that passed its checksums (one that was LOADING when the
@@ -1267,6 +1303,7 @@ static int coord_claim_one(const char *key, void *value, void *arg)
     snprintf(a->uri, sizeof(a->uri), "%s", s->uri);
     a->row_count = s->row_count;
     a->avg_row_size = s->avg_row_size;
+    a->digest = s->digest;
     coord_holder_add(cl->c, s, cl->node, WIRE_SEG_LOADING);
     coord_event(cl->c, "claimed", s->id, cl->node->id, WIRE_REASON_NONE, 0, 0, NULL);
     return 0;
@@ -1322,6 +1359,36 @@ static void coord_claim_cb(struct evhttp_request *req, const char *rest, void *a
 
 /* ---- /v1/segments -------------------------------------------------------- */
 
+/* What a registration did to one spec, applied to memory once committed. */
+enum coord_reg {
+    COORD_REG_NONE = 0,    /* unchanged */
+    COORD_REG_NEW,         /* a new segment */
+    COORD_REG_DIGEST,      /* unchanged, and its digest learnt (registered before digests) */
+    COORD_REG_REVALIDATED, /* INVALID, registered again from a changed file */
+};
+
+/* An INVALID segment whose file changed (another digest) is placeable again. */
+static void coord_seg_revalidate(struct coord *c, struct coord_seg *s,
+                                 const struct wire_segment_spec *sp)
+{
+    uint64_t old = s->digest;
+
+    s->row_count = sp->row_count;
+    s->avg_row_size = sp->avg_row_size;
+    s->digest = sp->digest;
+    s->n_invalid = 0;
+    s->backoff_until_ms = 0;
+    log_warn("segment_state",
+             "id=%s transition=\"INVALID -> PENDING\" reason=\"file changed: digest %016llx -> "
+             "%016llx\"",
+             s->id, (unsigned long long)old, (unsigned long long)sp->digest);
+    coord_set_seg_state(c, s, COORD_PENDING);
+    coord_event(c, "revalidated", s->id, NULL, WIRE_REASON_NONE, 0, 0,
+                "registered again from a changed file (digest %016llx -> %016llx)",
+                (unsigned long long)old, (unsigned long long)sp->digest);
+    coord_seg_update(c, s);
+}
+
 static void coord_register(struct coord *c, struct evhttp_request *req)
 {
     struct wire_segment_batch b;
@@ -1329,7 +1396,7 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
     struct wire_error err;
     const void *body;
     size_t len;
-    bool *is_new = NULL;
+    unsigned char *is_new = NULL; /* enum coord_reg, per spec */
     struct strmap *seen = NULL;
     uint8_t *buf;
     int r;
@@ -1354,18 +1421,41 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
         const struct wire_segment_spec *sp = &b.specs[i];
         struct coord_seg *s = strmap_get(c->segs, sp->segment_id);
         struct catalog_segment cs;
-        char msg[256];
+        char msg[512];
         void *prev;
 
         if (s != NULL) {
-            if (strcmp(s->uri, sp->uri) == 0 && s->row_count == sp->row_count &&
-                s->avg_row_size == sp->avg_row_size && s->replication == sp->replication) {
+            bool same_place = strcmp(s->uri, sp->uri) == 0 && s->replication == sp->replication;
+            bool new_digest = sp->digest != 0 && sp->digest != s->digest;
+
+            if (same_place && s->row_count == sp->row_count &&
+                s->avg_row_size == sp->avg_row_size && (!new_digest || s->digest == 0)) {
+                /* Unchanged; a registration from before digests learns the file's. */
+                if (new_digest &&
+                    catalog_set_segment_file(c->cat, s->id, s->row_count, s->avg_row_size,
+                                             sp->digest, NULL) < 0)
+                    goto catalog_failed;
+                is_new[i] = new_digest ? COORD_REG_DIGEST : COORD_REG_NONE;
                 resp.unchanged++;
                 continue;
             }
+            if (same_place && new_digest && s->state == COORD_INVALID) {
+                /* The file changed since two nodes found it bad: validate it again. */
+                if (catalog_set_segment_file(c->cat, s->id, sp->row_count, sp->avg_row_size,
+                                             sp->digest, "PENDING") < 0)
+                    goto catalog_failed;
+                is_new[i] = COORD_REG_REVALIDATED;
+                resp.registered++;
+                continue;
+            }
             snprintf(msg, sizeof(msg),
-                     "segments[%zu]: \"%s\" is already registered with other fields", i,
-                     sp->segment_id);
+                     "segments[%zu]: \"%s\" is already registered with another %s", i,
+                     sp->segment_id,
+                     strcmp(s->uri, sp->uri) != 0   ? "uri"
+                     : s->replication != sp->replication ? "replication"
+                     : new_digest                   ? "file (digest); only an INVALID segment "
+                                                      "is registered again from a changed file"
+                                                    : "row_count or avg_row_size");
             catalog_rollback(c->cat);
             pbhttp_reply_error(req, 409, "conflict", msg);
             goto out;
@@ -1383,6 +1473,7 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
         snprintf(cs.uri, sizeof(cs.uri), "%s", sp->uri);
         cs.row_count = sp->row_count;
         cs.avg_row_size = sp->avg_row_size;
+        cs.digest = sp->digest;
         cs.replication = sp->replication;
         snprintf(cs.state, sizeof(cs.state), "PENDING");
         cs.created_ms = (int64_t)clock_wall_ms();
@@ -1392,7 +1483,7 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
             pbhttp_reply_error(req, 500, "catalog", msg);
             goto out;
         }
-        is_new[i] = true;
+        is_new[i] = COORD_REG_NEW;
         resp.registered++;
     }
     if (catalog_commit(c->cat) < 0) {
@@ -1402,15 +1493,33 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
     }
     /* Committed: now the segments exist for placement. */
     for (size_t i = 0; i < b.n; i++) {
-        if (is_new[i]) {
-            const struct wire_segment_spec *sp = &b.specs[i];
-            coord_seg_update(c, coord_seg_new(c, sp->segment_id, sp->uri, sp->row_count,
-                                              sp->avg_row_size, sp->replication, COORD_PENDING));
+        const struct wire_segment_spec *sp = &b.specs[i];
+        struct coord_seg *s;
+
+        switch (is_new[i]) {
+        case COORD_REG_NEW:
+            s = coord_seg_new(c, sp->segment_id, sp->uri, sp->row_count, sp->avg_row_size,
+                              sp->replication, COORD_PENDING);
+            s->digest = sp->digest;
+            coord_seg_update(c, s);
+            break;
+        case COORD_REG_DIGEST:
+            ((struct coord_seg *)strmap_get(c->segs, sp->segment_id))->digest = sp->digest;
+            break;
+        case COORD_REG_REVALIDATED:
+            coord_seg_revalidate(c, strmap_get(c->segs, sp->segment_id), sp);
+            break;
+        default:
+            break;
         }
     }
     c->registered += resp.registered;
     buf = wire_batch_response_encode(&resp, &len);
     pbhttp_reply(req, 200, buf, len);
+    goto out;
+catalog_failed:
+    catalog_rollback(c->cat);
+    pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
 out:
     strmap_free(seen);
     free(is_new);
@@ -1426,6 +1535,7 @@ static void coord_seg_info(const struct coord *c, const struct coord_seg *s,
     d->spec.row_count = s->row_count;
     d->spec.avg_row_size = s->avg_row_size;
     d->spec.replication = s->replication;
+    d->spec.digest = s->digest;
     snprintf(d->state, sizeof(d->state), "%s", coord_seg_state_names[s->state]);
     d->n_placements = s->n_holders;
     d->placements = xcalloc(s->n_holders, sizeof(*d->placements));
@@ -1538,14 +1648,15 @@ static void coord_segments_cb(struct evhttp_request *req, const char *rest, void
 
 /*
  * POST /v1/segments/{id}/retry: an INVALID segment becomes PENDING again,
- * the nodes' earlier verdicts forgotten (after its file was fixed). Durable
+ * the nodes' earlier verdicts and its registered digest forgotten (after its
+ * file was fixed). Durable
  * before it is answered "PENDING\n"; 404 unknown, 409 not INVALID (the
  * message names its state), 500 the catalog write failed (nothing changed).
  */
 static void coord_retry(struct coord *c, struct evhttp_request *req, const char *id)
 {
     struct coord_seg *s = strmap_get(c->segs, id);
-    uint64_t errors;
+    uint64_t errors, digest;
     char msg[256];
 
     if (s == NULL) {
@@ -1564,7 +1675,12 @@ static void coord_retry(struct coord *c, struct evhttp_request *req, const char 
         return;
     }
     errors = c->catalog_errors;
+    digest = s->digest;
     coord_set_seg_state(c, s, COORD_PENDING);
+    /* The fixed file is taken as it is: its digest is learnt again at the next import. */
+    s->digest = 0;
+    coord_check(c, catalog_set_segment_file(c->cat, s->id, s->row_count, s->avg_row_size, 0, NULL),
+                "segment_file");
     coord_event(c, "retry", s->id, NULL, WIRE_REASON_NONE, 0, 0,
                 "INVALID -> PENDING: retried by the operator");
     if (c->catalog_errors != errors)
@@ -1573,6 +1689,7 @@ static void coord_retry(struct coord *c, struct evhttp_request *req, const char 
         c->counts[COORD_PENDING]--;
         c->counts[COORD_INVALID]++;
         s->state = COORD_INVALID;
+        s->digest = digest;
         pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
         return;
     }
@@ -1975,7 +2092,8 @@ static int coord_load_seg(const struct catalog_segment *cs, void *arg)
                               : strcmp(cs->state, "INVALID") == 0 ? COORD_INVALID
                                                                   : COORD_PENDING;
 
-    coord_seg_new(c, cs->id, cs->uri, cs->row_count, cs->avg_row_size, cs->replication, st);
+    coord_seg_new(c, cs->id, cs->uri, cs->row_count, cs->avg_row_size, cs->replication, st)
+        ->digest = cs->digest;
     return 0;
 }
 

@@ -174,8 +174,9 @@ void ctl_print_segments(FILE *out, const struct wire_segment_list *segs, bool js
             fputs(",\"uri\":", out);
             ctl_json_string(out, s->spec.uri);
             fprintf(out, ",\"row_count\":%" PRIu64 ",\"avg_row_size\":%" PRIu64
-                         ",\"replication\":%u,\"state\":",
-                    s->spec.row_count, s->spec.avg_row_size, s->spec.replication);
+                         ",\"replication\":%u,\"digest\":\"%016" PRIx64 "\",\"state\":",
+                    s->spec.row_count, s->spec.avg_row_size, s->spec.replication,
+                    s->spec.digest);
             ctl_json_string(out, s->state);
             fputs(",\"placements\":[", out);
             for (size_t j = 0; j < s->n_placements; j++) {
@@ -292,9 +293,12 @@ void ctl_print_explain(FILE *out, const struct wire_segment_info *s, bool json)
         fputs("}\n", out);
         return;
     }
-    fprintf(out, "segment %s: %s, %" PRIu64 " rows x %" PRIu64 " B, replication %u\n  uri %s\n",
+    fprintf(out,
+            "segment %s: %s, %" PRIu64 " rows x %" PRIu64 " B, replication %u\n  uri %s\n"
+            "  digest %016" PRIx64 "%s\n",
             s->spec.segment_id, s->state, s->spec.row_count, s->spec.avg_row_size,
-            s->spec.replication, s->spec.uri);
+            s->spec.replication, s->spec.uri, s->spec.digest,
+            s->spec.digest == 0 ? " (unknown: registered without one)" : "");
     for (size_t j = 0; j < s->n_placements; j++)
         fprintf(out, "  on %s: %s\n", s->placements[j].node_id,
                 wire_segment_state_name(s->placements[j].state));
@@ -614,6 +618,7 @@ static int ctl_read_spec(const char *path, struct wire_segment_spec *spec)
     spec->uri = xasprintf("file://%s", real);
     spec->row_count = hdr.row_count;
     spec->avg_row_size = row_bytes > 0 ? row_bytes : 1;
+    spec->digest = segment_digest(&hdr);
     return 0;
 }
 

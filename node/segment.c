@@ -415,9 +415,10 @@ void segment_print_header(FILE *out, const struct segment_header *hdr)
 
     fprintf(out,
             "segment version %u: %u columns, %" PRIu64 " rows, file_size %" PRIu64
-            " bytes, header_size %u, header_crc 0x%08x, seed %" PRIu64 "\n",
+            " bytes, header_size %u, header_crc 0x%08x, seed %" PRIu64 ", digest %016" PRIx64
+            "\n",
             hdr->version, hdr->column_count, hdr->row_count, hdr->file_size, hdr->header_size,
-            hdr->header_crc, hdr->seed);
+            hdr->header_crc, hdr->seed, segment_digest(hdr));
     fprintf(out, "  %3s %-24s %-7s %8s %14s %14s %10s %s\n", "#", "name", "type", "width", "offset",
             "length", "crc32c", "flags");
     for (uint32_t i = 0; i < hdr->column_count; i++) {
@@ -451,6 +452,38 @@ static uint64_t segment_mix(uint64_t seed, uint64_t row, uint64_t stream)
 {
     return segment_splitmix64(segment_splitmix64(seed ^ (stream * UINT64_C(0xD1B54A32D192ED03))) ^
                               row);
+}
+
+/* Folds v into the running digest h (a splitmix64 step per word). */
+static uint64_t segment_digest_add(uint64_t h, uint64_t v)
+{
+    return segment_splitmix64(h ^ v);
+}
+
+uint64_t segment_digest(const struct segment_header *hdr)
+{
+    uint64_t h = segment_splitmix64(SEGMENT_VERSION);
+
+    h = segment_digest_add(h, hdr->version);
+    h = segment_digest_add(h, hdr->column_count);
+    h = segment_digest_add(h, hdr->row_count);
+    h = segment_digest_add(h, hdr->file_size);
+    h = segment_digest_add(h, hdr->seed);
+    for (uint32_t i = 0; i < hdr->column_count; i++) {
+        const struct segment_column *c = &hdr->columns[i];
+        unsigned char name[SEGMENT_NAME_SIZE];
+
+        /* As on disk: NUL-padded, read little-endian, so every host agrees. */
+        memset(name, 0, sizeof(name));
+        memcpy(name, c->name, strnlen(c->name, SEGMENT_NAME_SIZE - 1));
+        for (size_t w = 0; w < SEGMENT_NAME_SIZE; w += 8)
+            h = segment_digest_add(h, segment_load64(name + w));
+        h = segment_digest_add(h, (uint64_t)c->type << 32 | c->width);
+        h = segment_digest_add(h, c->offset);
+        h = segment_digest_add(h, c->length);
+        h = segment_digest_add(h, (uint64_t)c->crc << 32 | c->flags);
+    }
+    return h != 0 ? h : 1;
 }
 
 int64_t segment_synth_key(uint64_t seed, uint64_t row)

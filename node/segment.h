@@ -144,6 +144,18 @@ int segment_parse_header(const void *buf, size_t len, uint64_t file_size,
 int segment_verify(const void *base, const struct segment_header *hdr, char *detail,
                    size_t detail_len);
 
+/*
+ * The segment's content digest: a 64-bit hash of the header fields that
+ * define the file (version, row_count, file_size, seed, and each column's
+ * name, type, width, offset, length, CRC-32C and flags). Column data enters
+ * through its CRC-32C, so two files with the same digest hold the same data
+ * unless a column's CRC collides (2^-32 per changed column); any change to
+ * the header changes it. Never 0 (0 means "unknown" on the wire). The
+ * coordinator registers it (`sluice-coord import`) and nodes report it for
+ * each copy, so a copy of another file under the same id is not adopted.
+ */
+uint64_t segment_digest(const struct segment_header *hdr);
+
 /* Returns the index of the column called name, or -1. */
 int segment_find_column(const struct segment_header *hdr, const char *name);
 

@@ -40,6 +40,8 @@ struct store_seg {
     char id[WIRE_ID_MAX + 1];
     char *uri;
     uint64_t row_count, avg_row_size;
+    uint64_t digest;      /* the copy's content digest; 0 until its header is read */
+    uint64_t want_digest; /* the digest the assignment registered; 0: unknown */
     enum wire_segment_state state;
     enum wire_reason reason;
     char detail[STORE_DETAIL_MAX];
@@ -103,6 +105,7 @@ struct store_job {
     uint64_t disk_avail;      /* free bytes the precheck measured (if have_disk) */
     bool have_disk;
     bool loaded;  /* the load or reload succeeded */
+    uint64_t digest; /* the source's content digest, from the precheck */
     bool corrupt; /* it failed on the file's content, not on this node */
     store_assign_cb assign_cb;
     void *assign_arg;
@@ -419,6 +422,15 @@ static void store_precheck_work(void *arg)
             store_set_detail(job, "row_count: the request says %llu, the file says %llu",
                              (unsigned long long)job->seg->row_count,
                              (unsigned long long)hdr.row_count);
+            goto fail;
+        }
+        job->digest = segment_digest(&hdr);
+        if (job->seg->want_digest != 0 && job->digest != job->seg->want_digest) {
+            store_set_detail(job,
+                             "digest: the file's is %016llx, the registered one %016llx (the "
+                             "file changed since it was registered)",
+                             (unsigned long long)job->digest,
+                             (unsigned long long)job->seg->want_digest);
             goto fail;
         }
     }
@@ -937,6 +949,7 @@ static void store_finish_load(struct store_job *job)
         seg->anon = job->anon;
         seg->anon_bytes = job->anon_bytes;
         seg->state = WIRE_SEG_LOADED;
+        seg->digest = segment_digest(job->hdr);
         seg->reason = WIRE_REASON_NONE;
         seg->detail[0] = '\0';
         st->loads_ok++;
@@ -1024,6 +1037,7 @@ static void store_precheck_done(void *arg)
         return;
     }
     seg->hidden = false;
+    seg->digest = job->digest;
     store_acct(st, seg, +1);
     if (job->replaced != NULL) {
         store_seg_unref(job->replaced);
@@ -1063,7 +1077,10 @@ void store_assign(struct store *st, const struct wire_assign_request *req, store
             const char *field = strcmp(seg->uri, req->uri) != 0         ? "uri"
                                 : seg->row_count != req->row_count       ? "row_count"
                                 : seg->avg_row_size != req->avg_row_size ? "avg_row_size"
-                                                                         : NULL;
+                                : req->digest != 0 && seg->digest != 0 &&
+                                        seg->digest != req->digest
+                                    ? "digest"
+                                    : NULL;
             if (field == NULL) {
                 cb(202, WIRE_REASON_NONE, "already assigned", arg);
             } else {
@@ -1083,6 +1100,7 @@ void store_assign(struct store *st, const struct wire_assign_request *req, store
         replaced = seg;
     }
     seg = store_seg_new(st, req->segment_id, req->uri, req->row_count, req->avg_row_size);
+    seg->want_digest = req->digest;
     seg->hidden = true;
     store_insert(st, seg);
     st->in_flight++;
@@ -1218,6 +1236,7 @@ void store_status(const struct store *st, struct wire_node_status *out)
         s->index_bytes = (seg->zm != NULL ? zonemap_bytes(seg->zm) : 0) + seg->anon_bytes;
         s->uri = xstrdup(seg->uri);
         s->last_query_unix_ms = seg->last_query_ms;
+        s->digest = seg->digest;
         out->mapped_bytes += seg->base != NULL ? seg->map_len - seg->anon_bytes : 0;
         out->index_bytes += s->index_bytes;
     }

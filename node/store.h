@@ -8,7 +8,8 @@
  *   store_assign()  precheck on a worker: the URI must name a regular file
  *                   inside the storage root (checked on the opened file, so a
  *                   symlink cannot escape), with a valid header whose
- *                   row_count matches the request, and local disk must hold
+ *                   row_count (and digest, when the request carries one)
+ *                   matches the request, and local disk must hold
  *                   it (free space that statvfs cannot measure counts as
  *                   none). A failed precheck changes nothing and answers 422
  *                   (SEGMENT_INVALID) or 507 (DISK_FULL).
@@ -97,7 +98,8 @@ void store_free(struct store *st);
 /*
  * Answer to an assignment, on the loop thread: status is 202 (accepted, now
  * LOADING or already LOADING/LOADED under the same URI), 409 (the id is busy
- * or held under another URI), 422 (SEGMENT_INVALID) or 507 (DISK_FULL).
+ * or held under another URI, row_count, avg_row_size or digest), 422
+ * (SEGMENT_INVALID) or 507 (DISK_FULL).
  */
 typedef void (*store_assign_cb)(int status, enum wire_reason reason, const char *detail,
                                 void *arg);

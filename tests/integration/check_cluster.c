@@ -1293,6 +1293,219 @@ START_TEST(test_truncated_mapping)
 }
 END_TEST
 
+/* ---- digests: a copy is adopted only when it is the registered segment ---- */
+
+/* Writes <d>/<id>.seg: rows rows of 16 bytes, seed seed. */
+static void write_seg_file(const char *d, const char *id, uint64_t rows, uint64_t seed)
+{
+    struct segment_spec spec = {.rows = rows, .row_bytes = 16, .seed = seed};
+    char *path = xasprintf("%s/%s.seg", d, id), detail[256];
+
+    mkdir(d, 0755);
+    ck_assert_msg(segment_write_synthetic(path, &spec, detail, sizeof(detail)) == 0, "%s", detail);
+    free(path);
+}
+
+/* `sluice-coord import d`: its exit status and output (caller frees). */
+static int import_dir(const char *d, char **ret_out)
+{
+    char *co = xasprintf("--coordinator=%s", harness_proc_addr(coord));
+    const char *argv[] = {harness_bin("sluice-coord"), "import", d, co, NULL};
+    int rc = harness_run(argv, ret_out);
+
+    free(co);
+    return rc;
+}
+
+/* COUNT(*) of segment id on node i (rows_matched), or -1 when it does not answer 200. */
+static int64_t node_count(int i, const char *id)
+{
+    struct wire_query_request q;
+    struct wire_query_response resp;
+    struct http_response r;
+    struct wire_error err;
+    uint8_t *body;
+    size_t len;
+    int64_t n = -1;
+
+    memset(&q, 0, sizeof(q));
+    q.n_segments = 1;
+    q.segment_ids = xcalloc(1, sizeof(*q.segment_ids));
+    snprintf(q.segment_ids[0], sizeof(q.segment_ids[0]), "%s", id);
+    q.aggregate = WIRE_AGG_COUNT;
+    snprintf(q.column, sizeof(q.column), "value");
+    body = wire_query_request_encode(&q, &len);
+    free(q.segment_ids);
+    if (http_fetch(harness_proc_addr(nodes[i]), "POST", "/v1/query", WIRE_CONTENT_TYPE, body, len,
+                   NULL, 10000, &r) == 0) {
+        if (r.status == 200 && wire_query_response_decode(r.body, r.body_len, &resp, &err) == 0)
+            n = (int64_t)resp.rows_matched;
+        http_response_done(&r);
+    }
+    free(body);
+    return n;
+}
+
+struct want_count {
+    const char *id;
+    int64_t rows;
+    uint64_t segments;
+};
+
+/* The coordinator has every segment LOADED and node 0 counts rows in id. */
+static bool loaded_with_rows(void *arg)
+{
+    struct want_count *w = arg;
+
+    return all_loaded(&w->segments) && node_count(0, w->id) == w->rows;
+}
+
+/* Events of one kind about a segment, by the coordinator's log. */
+static size_t count_events(const char *seg, const char *kind)
+{
+    struct wire_event_list evs;
+    struct http_response r;
+    struct wire_error err;
+    char *path = xasprintf("/v1/events?segment=%s&limit=1000", seg);
+    size_t n = 0;
+
+    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", path, NULL, NULL, 0, NULL, 10000,
+                                &r),
+                     0);
+    ck_assert_int_eq(wire_event_list_decode(r.body, r.body_len, &evs, &err), 0);
+    http_response_done(&r);
+    for (size_t i = 0; i < evs.n; i++)
+        n += strcmp(evs.events[i].kind, kind) == 0;
+    wire_event_list_done(&evs);
+    free(path);
+    return n;
+}
+
+/*
+ * Issue 14, defect 2: a node holds x with 1,000 rows; a new catalog registers
+ * x from another file with 5,000 rows. The node's copy is not adopted: it is
+ * dropped, the registered file is loaded, and queries count 5,000 rows.
+ */
+START_TEST(test_stale_copy_reloaded)
+{
+    char *old_dir = xasprintf("%s/old", storage), *new_dir = xasprintf("%s/new", storage);
+    char *coord2 = xasprintf("%s/coord2", dir), *out = NULL;
+    struct want_count w = {"x", 1000, 1};
+    uint32_t one = 1;
+
+    write_seg_file(old_dir, "x", 1000, 1);
+    write_seg_file(new_dir, "x", 5000, 2);
+    start_coord(NULL);
+    start_node(0, NULL, NULL);
+    ck_assert(harness_wait_until(nodes_up, &one, 10000));
+    ck_assert_int_eq(import_dir(old_dir, &out), 0);
+    free(out);
+    ck_assert(harness_wait_until(loaded_with_rows, &w, 30000));
+
+    /* A new catalog, x registered from the other file before the node reports. */
+    harness_proc_free(nodes[0]);
+    nodes[0] = NULL;
+    harness_proc_free(coord);
+    mkdir(coord2, 0755);
+    coord = harness_coord_start(coord2, NULL);
+    ck_assert_ptr_nonnull(coord);
+    ck_assert_int_eq(import_dir(new_dir, &out), 0);
+    free(out);
+    start_node(0, NULL, NULL);
+    w.rows = 5000;
+    ck_assert_msg(harness_wait_until(loaded_with_rows, &w, 30000),
+                  "x LOADED from the 1,000-row copy (node counts %" PRId64 ")",
+                  node_count(0, "x"));
+    ck_assert_uint_ge(count_events("x", "stale_copy"), 1);
+    ck_assert_uint_eq(count_events("x", "adopted"), 0);
+    free(old_dir);
+    free(new_dir);
+    free(coord2);
+}
+END_TEST
+
+/* The coordinator's spec and state of one segment. */
+static void segment_spec_state(const char *id, struct wire_segment_spec *spec, char *state,
+                               size_t len)
+{
+    struct wire_segment_list l;
+    struct http_response r;
+    struct wire_error err;
+    char *path = xasprintf("/v1/segments/%s", id);
+
+    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", path, NULL, NULL, 0, NULL, 5000,
+                                &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(wire_segment_list_decode(r.body, r.body_len, &l, &err), 0);
+    ck_assert_uint_eq(l.n, 1);
+    snprintf(state, len, "%s", l.segments[0].state);
+    spec->row_count = l.segments[0].spec.row_count;
+    spec->digest = l.segments[0].spec.digest;
+    wire_segment_list_done(&l);
+    http_response_done(&r);
+    free(path);
+}
+
+/*
+ * Issue 14, defect 6 (the digest part): a segment two nodes found invalid is
+ * registered again, and placeable, when import reads a changed file (another
+ * digest); the same file again changes nothing; a changed file under a
+ * segment that is not INVALID is refused, naming the digest.
+ */
+START_TEST(test_changed_file_revalidates)
+{
+    char *d = xasprintf("%s/re", storage), *out = NULL;
+    struct wire_segment_spec spec;
+    char st[16];
+    uint64_t first;
+
+    start_coord(NULL);
+    fake_ok("f1", NULL, 0, 0);
+    fake_ok("f2", NULL, 0, 0);
+    write_seg_file(d, "y", 100, 1);
+    ck_assert_int_eq(import_dir(d, &out), 0);
+    free(out);
+    segment_spec_state("y", &spec, st, sizeof(st));
+    ck_assert_uint_ne(spec.digest, 0);
+    first = spec.digest;
+    fake_ok("f1", "y", WIRE_SEG_LOADING, WIRE_REASON_NONE);
+    fake_ok("f1", "y", WIRE_SEG_FAILED, WIRE_REASON_SEGMENT_INVALID);
+    fake_ok("f2", "y", WIRE_SEG_LOADING, WIRE_REASON_NONE);
+    fake_ok("f2", "y", WIRE_SEG_FAILED, WIRE_REASON_SEGMENT_INVALID);
+    segment_spec_state("y", &spec, st, sizeof(st));
+    ck_assert_str_eq(st, "INVALID");
+
+    /* The same file again: nothing changes. */
+    ck_assert_int_eq(import_dir(d, &out), 0);
+    ck_assert_msg(strstr(out, "0 registered, 1 already registered") != NULL, "%s", out);
+    free(out);
+    segment_spec_state("y", &spec, st, sizeof(st));
+    ck_assert_str_eq(st, "INVALID");
+
+    /* A fixed file (250 rows, another digest): registered again and placeable. */
+    write_seg_file(d, "y", 250, 7);
+    ck_assert_int_eq(import_dir(d, &out), 0);
+    ck_assert_msg(strstr(out, "1 registered, 0 already registered") != NULL, "%s", out);
+    free(out);
+    segment_spec_state("y", &spec, st, sizeof(st));
+    ck_assert_str_eq(st, "PENDING");
+    ck_assert_uint_eq(spec.row_count, 250);
+    ck_assert_uint_ne(spec.digest, first);
+    ck_assert_uint_eq(count_events("y", "revalidated"), 1);
+
+    /* Changed again while PENDING: refused, naming the digest; nothing changes. */
+    write_seg_file(d, "y", 250, 8);
+    ck_assert_int_ne(import_dir(d, &out), 0);
+    ck_assert_msg(strstr(out, "digest") != NULL, "%s", out);
+    free(out);
+    segment_spec_state("y", &spec, st, sizeof(st));
+    ck_assert_str_eq(st, "PENDING");
+    ck_assert_uint_eq(spec.row_count, 250);
+    free(d);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cluster");
@@ -1325,6 +1538,12 @@ int main(void)
     tcase_add_test(tc, test_claim_survives_restart);
     tcase_add_test(tc, test_drain_owner_survives_restart);
     tcase_add_test(tc, test_rowcount_shutdown);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("digest");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_stale_copy_reloaded);
+    tcase_add_test(tc, test_changed_file_revalidates);
     suite_add_tcase(s, tc);
     tc = tcase_create("failures");
     tcase_add_checked_fixture(tc, setup, teardown);

@@ -251,7 +251,7 @@ START_TEST(test_fresh_open)
     sqlite3 *db;
 
     ck_assert_int_eq(catalog_schema_version(c), CATALOG_SCHEMA_VERSION);
-    ck_assert_int_eq(CATALOG_SCHEMA_VERSION, 3);
+    ck_assert_int_eq(CATALOG_SCHEMA_VERSION, 4);
     ck_assert_int_eq(catalog_settings(c, &s), 0);
     ck_assert_str_eq(s.journal_mode, "wal");
     ck_assert_int_eq(s.synchronous, 2); /* FULL */
@@ -261,7 +261,7 @@ START_TEST(test_fresh_open)
 
     /* What is on disk, seen by another connection. */
     db = test_raw_open();
-    ck_assert_int_eq(test_raw_int(db, "PRAGMA user_version"), 3);
+    ck_assert_int_eq(test_raw_int(db, "PRAGMA user_version"), 4);
     ck_assert_int_eq(test_raw_int(db, "PRAGMA application_id"), 0x534C4345);
     ck_assert_int_eq(test_raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
                                       " AND name IN ('nodes', 'segments', 'assignments',"
@@ -358,7 +358,7 @@ START_TEST(test_migrate_from_v1)
     sqlite3_close(db);
 
     c = test_open();
-    ck_assert_int_eq(catalog_schema_version(c), 3);
+    ck_assert_int_eq(catalog_schema_version(c), CATALOG_SCHEMA_VERSION);
     ck_assert_int_eq(catalog_get_segment(c, "s2", &g), 0);
     ck_assert_str_eq(g.uri, "file:///d/s2.seg");
     ck_assert_uint_eq(g.row_count, 77);
@@ -388,7 +388,7 @@ START_TEST(test_migrate_from_v1)
 
     /* The hook refuses to go backwards. */
     ck_assert_int_eq(catalog_create_at_version(test_db, 1, err, sizeof(err)), -EEXIST);
-    ck_assert_int_eq(catalog_create_at_version(test_db, 4, err, sizeof(err)), -EINVAL);
+    ck_assert_int_eq(catalog_create_at_version(test_db, CATALOG_SCHEMA_VERSION + 1, err, sizeof(err)), -EINVAL);
 }
 END_TEST
 
@@ -418,7 +418,7 @@ START_TEST(test_migrate_from_v2)
     sqlite3_close(db);
 
     c = test_open();
-    ck_assert_int_eq(catalog_schema_version(c), 3);
+    ck_assert_int_eq(catalog_schema_version(c), CATALOG_SCHEMA_VERSION);
     ck_assert_int_eq(catalog_get_node(c, "adm", &g), 0);
     ck_assert_str_eq(g.drained_by, "operator");
     ck_assert_str_eq(g.last_reason, "");
@@ -453,6 +453,54 @@ START_TEST(test_migrate_from_v2)
 }
 END_TEST
 
+/*
+ * v4: segments carry the file's digest; rows from before get 0 (unknown),
+ * and catalog_set_segment_file records a changed file (and, on request, its
+ * new state).
+ */
+START_TEST(test_migrate_from_v3)
+{
+    struct catalog *c;
+    struct catalog_segment g;
+    char err[512] = "";
+    sqlite3 *db;
+    int r;
+
+    r = catalog_create_at_version(test_db, 3, err, sizeof(err));
+    ck_assert_msg(r == 0, "create v3: %d %s", r, err);
+    db = test_raw_open();
+    test_raw_exec(db, "INSERT INTO segments (id, uri, row_count, avg_row_size, state,"
+                      "  backoff_until_ms, created_ms, replication)"
+                      "  VALUES ('s1', 'file:///d/s1.seg', 1000, 48, 'INVALID', 5000, 200, 2);");
+    sqlite3_close(db);
+
+    c = test_open();
+    ck_assert_int_eq(catalog_schema_version(c), 4);
+    ck_assert_int_eq(catalog_get_segment(c, "s1", &g), 0);
+    ck_assert_uint_eq(g.digest, 0);
+    ck_assert_uint_eq(g.replication, 2);
+    /* The digest alone: state and back-off stay. */
+    ck_assert_int_eq(catalog_set_segment_file(c, "s1", 1000, 48, 0xfedcba9876543210ull, NULL), 0);
+    ck_assert_int_eq(catalog_get_segment(c, "s1", &g), 0);
+    ck_assert_uint_eq(g.digest, 0xfedcba9876543210ull);
+    ck_assert_str_eq(g.state, "INVALID");
+    ck_assert_int_eq(g.backoff_until_ms, 5000);
+    /* A changed file: new fields, PENDING, no back-off. */
+    ck_assert_int_eq(catalog_set_segment_file(c, "s1", 5000, 40, 42, "PENDING"), 0);
+    ck_assert_int_eq(catalog_get_segment(c, "s1", &g), 0);
+    ck_assert_uint_eq(g.row_count, 5000);
+    ck_assert_uint_eq(g.avg_row_size, 40);
+    ck_assert_uint_eq(g.digest, 42);
+    ck_assert_str_eq(g.state, "PENDING");
+    ck_assert_int_eq(g.backoff_until_ms, 0);
+    ck_assert_int_eq(catalog_set_segment_file(c, "nope", 1, 1, 1, NULL), -ENOENT);
+    ck_assert_int_eq(catalog_set_segment_file(c, "s1", 0, 1, 1, NULL), -EINVAL);
+    ck_assert_int_eq(catalog_set_segment_file(c, "s1", 1, 1, 1, "GONE"), -EINVAL);
+    ck_assert_int_eq(catalog_integrity_check(c, err, sizeof(err)), 0);
+    catalog_close(c);
+}
+END_TEST
+
 START_TEST(test_future_version)
 {
     struct catalog *c = test_open();
@@ -469,7 +517,7 @@ START_TEST(test_future_version)
     ck_assert_int_eq(catalog_open(test_db, &c, err, sizeof(err)), -EPROTONOSUPPORT);
     ck_assert_ptr_null(c);
     ck_assert_msg(strstr(err, "version 99") != NULL, "names the database's version: %s", err);
-    ck_assert_msg(strstr(err, "version 3") != NULL, "names the known version: %s", err);
+    ck_assert_msg(strstr(err, "version 4") != NULL, "names the known version: %s", err);
 
     /* Left untouched. */
     db = test_raw_open();
@@ -1194,6 +1242,7 @@ static Suite *catalog_suite(void)
     test_add(s, "migrate_from_v1", test_migrate_from_v1);
     test_add(s, "future_version", test_future_version);
     test_add(s, "migrate_from_v2", test_migrate_from_v2);
+    test_add(s, "migrate_from_v3", test_migrate_from_v3);
     test_add(s, "reopen_preserves", test_reopen_preserves);
     test_add(s, "segment_idempotent", test_segment_idempotent);
     test_add(s, "assignment_unknown_refs", test_assignment_unknown_refs);

@@ -422,6 +422,37 @@ START_TEST(test_names)
 }
 END_TEST
 
+/*
+ * The digest is a function of the header: the same file gives the same value,
+ * a column's CRC, the row count or the seed changes it, and it is never 0.
+ */
+START_TEST(test_digest)
+{
+    struct test_seg t;
+    struct segment_header h;
+    uint64_t d;
+
+    test_load_base(&t);
+    ck_assert_int_eq(test_parse(&t), 0);
+    d = segment_digest(&t.hdr);
+    ck_assert_uint_ne(d, 0);
+    h = t.hdr;
+    ck_assert_uint_eq(segment_digest(&h), d);
+    h.columns[h.column_count - 1].crc ^= 1;
+    ck_assert_uint_ne(segment_digest(&h), d);
+    h = t.hdr;
+    h.row_count++;
+    ck_assert_uint_ne(segment_digest(&h), d);
+    h = t.hdr;
+    h.seed++;
+    ck_assert_uint_ne(segment_digest(&h), d);
+    h = t.hdr;
+    h.columns[0].name[0] ^= 0x20;
+    ck_assert_uint_ne(segment_digest(&h), d);
+    free(t.buf);
+}
+END_TEST
+
 START_TEST(test_print_header)
 {
     struct test_seg t;
@@ -947,6 +978,7 @@ static Suite *segment_suite(void)
     test_add(s, "overlap", test_overlap);
     test_add(s, "length_overflow", test_length_overflow);
     test_add(s, "checksum", test_checksum);
+    test_add(s, "digest", test_digest);
     test_add(s, "corrupt_file_on_disk", test_corrupt_file_on_disk);
     test_add(s, "fuzz_header", test_fuzz_header);
     return s;
