@@ -7,6 +7,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,10 @@ void log_vwrite(enum log_level level, const char *event, const char *fmt, va_lis
     }
     if (n >= sizeof(line) - 1)
         n = sizeof(line) - 2;
+    /* A value that skipped log_q() still cannot start a line of its own. */
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)line[i] < 0x20)
+            line[i] = '?';
     line[n++] = '\n';
     /* A failed write to stderr has nowhere to be reported. */
     while (write(STDERR_FILENO, line, n) < 0 && errno == EINTR)
@@ -96,27 +101,74 @@ void fatal(const char *event, const char *fmt, ...)
     exit(1);
 }
 
+/* Bytes a value may hold and still be written bare. */
+static bool log_bare_byte(unsigned char c)
+{
+    return c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '=';
+}
+
+/* The escape of one byte inside quotes into esc (4 bytes); returns its length. */
+static size_t log_escape(unsigned char c, char esc[4])
+{
+    static const char hex[] = "0123456789abcdef";
+
+    if (c == '"' || c == '\\') {
+        esc[0] = '\\';
+        esc[1] = (char)c;
+        return 2;
+    }
+    if (c == '\n' || c == '\r' || c == '\t') {
+        esc[0] = '\\';
+        esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+        return 2;
+    }
+    if (c < 0x20 || c > 0x7e) {
+        esc[0] = '\\';
+        esc[1] = 'x';
+        esc[2] = hex[c >> 4];
+        esc[3] = hex[c & 15];
+        return 4;
+    }
+    esc[0] = (char)c;
+    return 1;
+}
+
 const char *log_quote(char *buf, size_t len, const char *s)
 {
-    size_t o = 0;
+    size_t n, need = 2, o = 0;
+    bool bare;
+    char esc[4];
 
     if (len < 3) {
         if (len > 0)
             buf[0] = '\0';
         return buf;
     }
-    buf[o++] = '"';
-    for (; s != NULL && *s != '\0' && o + 3 < len; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            buf[o++] = '\\';
-            buf[o++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            buf[o++] = '?';
-        } else {
-            buf[o++] = (char)c;
-        }
+    if (s == NULL)
+        s = "";
+    n = strlen(s);
+    bare = n > 0 && n < len;
+    for (size_t i = 0; bare && i < n; i++)
+        bare = log_bare_byte((unsigned char)s[i]);
+    if (bare) {
+        memcpy(buf, s, n + 1);
+        return buf;
     }
+    for (size_t i = 0; i < n; i++)
+        need += log_escape((unsigned char)s[i], esc);
+    buf[o++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        size_t k = log_escape((unsigned char)s[i], esc);
+
+        /* Cut: what is written, then "...", the closing quote and the NUL must fit. */
+        if (need + 1 > len && o + k + 3 + 2 > len)
+            break;
+        memcpy(buf + o, esc, k);
+        o += k;
+    }
+    if (need + 1 > len)
+        for (int d = 0; d < 3 && o + 2 < len; d++)
+            buf[o++] = '.';
     buf[o++] = '"';
     buf[o] = '\0';
     return buf;

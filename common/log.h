@@ -31,8 +31,12 @@ const char *log_level_name(enum log_level level);
 
 /*
  * Writes one line: event is a short snake_case name, fmt (may be NULL)
- * formats the rest of the line, which should be key=value pairs. Values that
- * may contain spaces should be quoted by the caller with log_quote().
+ * formats the rest of the line, which should be key=value pairs. Every value
+ * that a peer controls (ids, URIs, addresses, details, error messages that
+ * may embed them) or that may hold a space goes through log_q(), never
+ * through a bare "%s" or "\"%s\"": a newline, a quote or a " key=" in it
+ * would otherwise forge a field or a whole line. As a last line of defence
+ * log_vwrite() also turns any control byte that reaches it into '?'.
  */
 void log_write(enum log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -48,9 +52,27 @@ void log_vwrite(enum log_level level, const char *event, const char *fmt, va_lis
 void fatal(const char *event, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 
 /*
- * Copies s into buf (of size len) as a double-quoted value with '"', '\\'
- * and control characters escaped, truncating if needed. Returns buf.
+ * The one quoting function for log values (logfmt's rule). Writes s into buf
+ * (of size len, NUL-terminated) and returns buf:
+ *  - as it is when it is 1..n bytes of printable ASCII other than space,
+ *    '"', '\\' and '=' (ids, numbers, plain paths: no change);
+ *  - otherwise double-quoted, with '"' and '\\' escaped by a backslash,
+ *    \n \r \t as such, and every other byte below 0x20 or above 0x7e as
+ *    \xHH, so that the value is one field on one line whatever s holds.
+ * NULL is written as "". If the result does not fit, it is cut at a whole
+ * escape and ends in ..." (quoted, even if s alone would not need quotes).
+ * len < 3 gives "" in buf when len > 0. Never fails, never allocates.
  */
 const char *log_quote(char *buf, size_t len, const char *s);
+
+/* Room log_q() gives one value: enough for a URI (WIRE_URI_MAX is 1024) mostly escaped. */
+#define LOG_QUOTE_MAX 1600
+
+/*
+ * log_quote() into a buffer that lives until the end of the enclosing
+ * block, for use right in a log call's arguments:
+ *     log_info("segment_state", "id=%s uri=%s", log_q(id), log_q(uri));
+ */
+#define log_q(s) log_quote((char[LOG_QUOTE_MAX]){0}, LOG_QUOTE_MAX, (s))
 
 #endif

@@ -149,7 +149,7 @@ static int coord_flush(struct coord *c)
     r = catalog_commit(c->cat);
     if (r < 0) {
         c->catalog_errors++;
-        log_error("catalog_commit_failed", "error=\"%s\"", catalog_errmsg(c->cat));
+        log_error("catalog_commit_failed", "error=%s", log_q(catalog_errmsg(c->cat)));
     }
     return r;
 }
@@ -183,7 +183,7 @@ static int coord_txn(struct coord *c)
     r = catalog_begin(c->cat);
     if (r < 0) {
         c->catalog_errors++;
-        log_error("catalog_begin_failed", "error=\"%s\"", catalog_errmsg(c->cat));
+        log_error("catalog_begin_failed", "error=%s", log_q(catalog_errmsg(c->cat)));
         return r;
     }
     c->txn_open = true;
@@ -195,7 +195,8 @@ static void coord_check(struct coord *c, int r, const char *what)
 {
     if (r < 0) {
         c->catalog_errors++;
-        log_error("catalog_write_failed", "what=%s error=\"%s\"", what, catalog_errmsg(c->cat));
+        log_error("catalog_write_failed", "what=%s error=%s", what,
+                  log_q(catalog_errmsg(c->cat)));
     }
 }
 
@@ -534,10 +535,10 @@ static struct coord_node *coord_node_get(struct coord *c, const char *id, const 
         snprintf(n->state, sizeof(n->state), "UP");
         n->held = strmap_new();
         strmap_put(c->nodes, n->id, n);
-        log_info("node_joined", "node=%s addr=%s", id, addr);
+        log_info("node_joined", "node=%s addr=%s", log_q(id), log_q(addr));
         coord_event(c, "node_state", NULL, id, WIRE_REASON_NONE, 0, 0, "joined at %s", addr);
     } else {
-        log_info("node_moved", "node=%s addr=\"%s -> %s\"", id, n->addr, addr);
+        log_info("node_moved", "node=%s from=%s to=%s", log_q(id), log_q(n->addr), log_q(addr));
     }
     snprintf(n->addr, sizeof(n->addr), "%s", addr);
     if (n->client != NULL) {
@@ -761,7 +762,7 @@ static bool coord_op_invalid(void *ctx, const struct placer_segment *ps)
                     "refused as invalid by a quorum of nodes, but LOADED on %u", loaded);
         return false;
     }
-    log_warn("segment_invalid", "id=%s uri=%s", s->id, s->uri);
+    log_warn("segment_invalid", "id=%s uri=%s", log_q(s->id), log_q(s->uri));
     coord_set_seg_state(c, s, COORD_INVALID);
     snprintf(s->last_reason, sizeof(s->last_reason), "SEGMENT_INVALID");
     coord_event(c, "invalid", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 422, 0,
@@ -1212,7 +1213,8 @@ static void coord_report_cb(struct evhttp_request *req, const char *rest, void *
         coord_addr_usable(c, rep.addr)) {
         /* Another process with this id: it gets nothing, and the live node keeps it. */
         c->id_clashes++;
-        log_warn("node_id_in_use", "node=%s addr=%s live_addr=%s", n->id, rep.addr, n->addr);
+        log_warn("node_id_in_use", "node=%s addr=%s live_addr=%s", log_q(n->id), log_q(rep.addr),
+                 log_q(n->addr));
         pbhttp_reply_error(req, 409, "node_id_in_use", msg);
         wire_node_report_done(&rep);
         return;
@@ -1849,8 +1851,8 @@ static void coord_node_action_cb(struct evhttp_request *req, const char *rest, v
     if (c->catalog_errors != errors)
         coord_rollback(c); /* a write failed: commit none of it */
     if (c->catalog_errors != errors || coord_flush(c) < 0) {
-        log_warn("node_state_not_saved", "node=%s transition=\"%s -> %s\" error=\"%s\"", n->id,
-                 old, n->state, catalog_errmsg(c->cat));
+        log_warn("node_state_not_saved", "node=%s transition=\"%s -> %s\" error=%s", n->id,
+                 old, n->state, log_q(catalog_errmsg(c->cat)));
         n->admin_drained = was_drained;
         snprintf(n->state, sizeof(n->state), "%s", old);
         placer_node_set(c->placer, n->id, coord_placer_state(n));

@@ -119,7 +119,7 @@ static int cmd_serve(int argc, char **argv)
     cfg.node_rows = node_rows;
     c = coord_new(base, &cfg, err, sizeof(err));
     if (c == NULL) {
-        log_error("start_failed", "error=\"%s\"", err);
+        log_error("start_failed", "error=%s", log_q(err));
         goto out;
     }
     if (srv.ready_file[0] != '\0' && daemon_write_ready(srv.ready_file, coord_bound(c)) < 0) {

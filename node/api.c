@@ -417,9 +417,9 @@ static void api_assign_one(struct node_api *api, const struct wire_assign_reques
             int status = v.reason == WIRE_REASON_DRAINING    ? 503
                          : v.reason == WIRE_REASON_DISK_FULL ? 507
                                                               : 429;
-            log_debug("assign_refused", "id=%s status=%d reason=%s retry_ms=%u detail=\"%s\"",
-                      m->segment_id, status, wire_reason_name(v.reason), v.retry_after_ms,
-                      v.detail);
+            log_debug("assign_refused", "id=%s status=%d reason=%s retry_ms=%u detail=%s",
+                      log_q(m->segment_id), status, wire_reason_name(v.reason),
+                      v.retry_after_ms, log_q(v.detail));
             free(ctx);
             fn(api, status, v.reason, v.retry_after_ms, v.detail, arg);
             return;
@@ -778,7 +778,7 @@ static void api_query_done(void *arg)
         (void)store_fail(api->store, id, job->fault_detail);
         snprintf(msg, sizeof(msg), "segment %s: %s; it is FAILED on this node", id,
                  job->fault_detail);
-        log_warn("query_fault", "segment=%s detail=\"%s\"", id, job->fault_detail);
+        log_warn("query_fault", "segment=%s detail=%s", log_q(id), log_q(job->fault_detail));
         api->queries_failed++;
         api->queries_in_flight--;
         api_reply_error(api, job->req, 500, "segment_failed", msg);
@@ -1480,7 +1480,7 @@ static int api_node_id_load(const char *data_dir, char *ret, size_t len, char *e
             close(dfd);
         }
     }
-    log_info("node_id_generated", "node_id=%s file=%s", line, path);
+    log_info("node_id_generated", "node_id=%s file=%s", log_q(line), log_q(path));
     snprintf(ret, len, "%s", line);
 out:
     if (fd >= 0)
@@ -1550,7 +1550,7 @@ struct node_api *node_api_new(struct event_base *base, const struct node_config 
     /* Missing kernel files are not fatal: status says what was found. */
     api->sampler = sampler_start(&smc, serr, sizeof(serr));
     if (api->sampler == NULL) {
-        log_warn("sampler_unavailable", "error=\"%s\"", serr);
+        log_warn("sampler_unavailable", "error=%s", log_q(serr));
         snprintf(api->sources, sizeof(api->sources), "sampler=off (%s)", serr);
     } else if (sampler_read(api->sampler, &api->snap) == 0) {
         api->have_snap = true;
@@ -1561,7 +1561,8 @@ struct node_api *node_api_new(struct event_base *base, const struct node_config 
                                                            : " (cgroup)",
                  sampler_trigger_name(api->snap.trigger),
                  api->snap.trigger_reason[0] != '\0' ? ": " : "", api->snap.trigger_reason);
-        log_info("signals", "%s limit=%" PRIu64, api->sources, api->snap.limit_bytes);
+        log_info("signals", "sources=%s limit=%" PRIu64, log_q(api->sources),
+                 api->snap.limit_bytes);
     }
     api->tick_ev = event_new(base, -1, EV_PERSIST, api_tick_cb, api);
     event_add(api->tick_ev, &tick);

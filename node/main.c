@@ -312,7 +312,7 @@ static int cmd_serve(int argc, char **argv)
     cfg.cache_budget = cache_budget;
     api = node_api_new(base, &cfg, err, sizeof(err));
     if (api == NULL) {
-        log_error("start_failed", "error=\"%s\"", err);
+        log_error("start_failed", "error=%s", log_q(err));
         goto out;
     }
     if (srv.ready_file[0] != '\0' && daemon_write_ready(srv.ready_file, node_api_bound(api)) < 0) {

@@ -38,7 +38,7 @@ static void reporter_deleted_cb(int status, const char *detail, void *arg)
     char *id = arg;
 
     if (status != 200 && status != 404)
-        log_warn("drop_failed", "id=%s status=%d detail=\"%s\"", id, status, detail);
+        log_warn("drop_failed", "id=%s status=%d detail=%s", log_q(id), status, log_q(detail));
     free(id);
 }
 
@@ -58,9 +58,9 @@ static void reporter_conflict(struct reporter *r, const struct http_client_reply
         snprintf(detail, sizeof(detail), "the coordinator holds node id %s for another address",
                  r->node_id);
     log_error("node_id_conflict",
-              "node_id=%s addr=%s coordinator=%s detail=\"%s\" action=\"serving nothing until "
+              "node_id=%s addr=%s coordinator=%s detail=%s action=\"serving nothing until "
               "the coordinator accepts this id; give each node its own --data-dir or --node-id\"",
-              r->node_id, r->advertise, r->coordinator, detail);
+              log_q(r->node_id), log_q(r->advertise), log_q(r->coordinator), log_q(detail));
     if (r->conflict != NULL)
         r->conflict(r->fill_arg, detail);
 }
@@ -97,7 +97,7 @@ static void reporter_answer_cb(int status, const struct http_client_reply *reply
     r->stats.sent++;
     r->stats.last_ok_mono_ms = clock_mono_ns() / 1000000;
     for (size_t i = 0; i < resp.n_drop; i++) {
-        log_info("drop_requested", "id=%s by=coordinator", resp.drop[i]);
+        log_info("drop_requested", "id=%s by=coordinator", log_q(resp.drop[i]));
         r->stats.dropped++;
         store_delete(r->store, resp.drop[i], reporter_deleted_cb, xstrdup(resp.drop[i]));
     }

@@ -915,10 +915,10 @@ static void store_unlink_done(void *arg)
     struct store *st = job->st;
 
     if (job->status == 200) {
-        log_info("segment_unloaded", "id=%s", seg->id);
+        log_info("segment_unloaded", "id=%s", log_q(seg->id));
         st->deletes++;
     } else {
-        log_warn("segment_unload_failed", "id=%s detail=\"%s\"", seg->id, job->detail);
+        log_warn("segment_unload_failed", "id=%s detail=%s", log_q(seg->id), log_q(job->detail));
     }
     if (seg->delete_cb != NULL)
         seg->delete_cb(job->status, job->detail, seg->delete_arg);
@@ -955,14 +955,14 @@ static void store_finish_load(struct store_job *job)
         st->loads_ok++;
         st->copied_bytes += job->copied;
         log_info("segment_state", "id=%s transition=\"LOADING -> LOADED\" bytes=%zu index_bytes=%zu",
-                 seg->id, seg->map_len, zonemap_bytes(seg->zm));
+                 log_q(seg->id), seg->map_len, zonemap_bytes(seg->zm));
     } else {
         seg->state = WIRE_SEG_FAILED;
         seg->reason = job->reason;
         snprintf(seg->detail, sizeof(seg->detail), "%s", job->detail);
         st->loads_failed++;
-        log_warn("segment_state", "id=%s transition=\"LOADING -> FAILED\" reason=%s detail=\"%s\"",
-                 seg->id, wire_reason_name(job->reason), job->detail);
+        log_warn("segment_state", "id=%s transition=\"LOADING -> FAILED\" reason=%s detail=%s",
+                 log_q(seg->id), wire_reason_name(job->reason), log_q(job->detail));
     }
     store_acct(st, seg, +1);
     if (st->load_cb != NULL)
@@ -1031,8 +1031,8 @@ static void store_precheck_done(void *arg)
             job->replaced = NULL;
         }
         job->assign_cb(job->status, job->reason, job->detail, job->assign_arg);
-        log_info("assign_refused", "id=%s status=%d reason=%s detail=\"%s\"", seg->id,
-                 job->status, wire_reason_name(job->reason), job->detail);
+        log_info("assign_refused", "id=%s status=%d reason=%s detail=%s", log_q(seg->id),
+                 job->status, wire_reason_name(job->reason), log_q(job->detail));
         store_job_free(job);
         return;
     }
@@ -1046,7 +1046,8 @@ static void store_precheck_done(void *arg)
     seg->reserved = job->src_size;
     st->reserved_bytes += job->src_size;
     job->assign_cb(202, WIRE_REASON_NONE, "", job->assign_arg);
-    log_info("segment_state", "id=%s transition=\"NEW -> LOADING\" uri=%s", seg->id, seg->uri);
+    log_info("segment_state", "id=%s transition=\"NEW -> LOADING\" uri=%s", log_q(seg->id),
+             log_q(seg->uri));
     job->kind = STORE_JOB_LOAD;
     pool_submit(st->load_pool, store_load_work, store_load_done, job);
 }
@@ -1141,7 +1142,7 @@ void store_delete(struct store *st, const char *id, store_delete_cb cb, void *ar
     store_acct(st, seg, -1);
     seg->delete_cb = cb;
     seg->delete_arg = arg;
-    log_info("segment_state", "id=%s transition=\"%s -> UNLOADING\"", id,
+    log_info("segment_state", "id=%s transition=\"%s -> UNLOADING\"", log_q(id),
              wire_segment_state_name(seg->state));
     /*
      * A loading segment is unloaded when its load finishes; a shedding one
@@ -1322,7 +1323,8 @@ static void store_shed_done(void *arg)
 
     seg->shedding = false;
     if (job->status != 200)
-        log_warn("segment_shed_unlink_failed", "id=%s detail=\"%s\"", seg->id, job->detail);
+        log_warn("segment_shed_unlink_failed", "id=%s detail=%s", log_q(seg->id),
+                 log_q(job->detail));
     /* A deletion that arrived meanwhile runs now (or is refused at shutdown). */
     if (seg->delete_cb != NULL && st->closing) {
         seg->delete_cb(503, "the node is shutting down; retry", seg->delete_arg);
@@ -1350,8 +1352,8 @@ static int store_take_out(struct store *st, const char *id, enum wire_segment_st
     seg->state = state;
     seg->reason = reason;
     snprintf(seg->detail, sizeof(seg->detail), "%s", detail);
-    log_warn("segment_state", "id=%s transition=\"LOADED -> %s\" reason=%s detail=\"%s\"", id,
-             wire_segment_state_name(state), wire_reason_name(reason), detail);
+    log_warn("segment_state", "id=%s transition=\"LOADED -> %s\" reason=%s detail=%s", log_q(id),
+             wire_segment_state_name(state), wire_reason_name(reason), log_q(detail));
     if (seg->refs == 1)
         store_seg_release_data(seg);
     else
