@@ -1506,6 +1506,62 @@ START_TEST(test_changed_file_revalidates)
 }
 END_TEST
 
+/*
+ * Issue 14, defect 1, end to end: two real nodes started with one --node-id,
+ * in pull mode, so that each could claim work by the id alone. The
+ * coordinator answers the second one's reports 409; that node logs
+ * node_id_conflict and serves and claims nothing, so every segment has one
+ * real copy, on the first node.
+ */
+START_TEST(test_two_processes_one_id)
+{
+    uint64_t n = 6;
+    uint32_t one = 1;
+    char *co = NULL, *data_a = xasprintf("%s/a", dir), *data_b = xasprintf("%s/b", dir);
+    char *logpath = xasprintf("%s/node.log", data_b), *log = NULL;
+    const char *cat[] = {"/bin/cat", logpath, NULL};
+    const char *args[5];
+    struct wire_node_status st;
+    struct wire_node_info ni;
+    size_t count = 0;
+
+    make_segments((int)n, 4096, 16);
+    start_coord(NULL);
+    co = xasprintf("--coordinator=%s", harness_proc_addr(coord));
+    args[0] = "--node-id=dup";
+    args[1] = co;
+    args[2] = "--report-interval=200ms";
+    args[3] = "--claim";
+    args[4] = NULL;
+    nodes[0] = harness_node_start(storage, data_a, args);
+    ck_assert_ptr_nonnull(nodes[0]);
+    ck_assert(harness_wait_until(nodes_up, &one, 10000));
+    nodes[1] = harness_node_start(storage, data_b, args);
+    ck_assert_ptr_nonnull(nodes[1]);
+    import_all();
+    ck_assert(harness_wait_until(all_loaded, &n, 30000));
+    usleep(1500 * 1000); /* several claim and report rounds of the second process */
+
+    ck_assert_uint_eq(node_loaded(0, &st), n);
+    wire_node_status_done(&st);
+    ck_assert_uint_eq(node_loaded(1, &st), 0);
+    ck_assert_uint_eq(st.n_segments, 0);
+    wire_node_status_done(&st);
+    ck_assert(node_info("dup", &ni, &count));
+    ck_assert_str_eq(ni.addr, harness_proc_addr(nodes[0]));
+    ck_assert_uint_eq(count, 1);
+    ck_assert_int_eq(harness_run(cat, &log), 0);
+    ck_assert_msg(strstr(log, "event=node_id_conflict ") != NULL &&
+                      strstr(log, harness_proc_addr(nodes[0])) != NULL,
+                  "%s", log);
+    free(log);
+    free(logpath);
+    free(co);
+    free(data_a);
+    free(data_b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cluster");
@@ -1544,6 +1600,11 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_stale_copy_reloaded);
     tcase_add_test(tc, test_changed_file_revalidates);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("identity");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_two_processes_one_id);
     suite_add_tcase(s, tc);
     tc = tcase_create("failures");
     tcase_add_checked_fixture(tc, setup, teardown);
