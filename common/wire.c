@@ -1520,6 +1520,7 @@ int wire_event_list_decode(const void *buf, size_t len, struct wire_event_list *
         snprintf(d->detail, sizeof(d->detail), "%s", e->detail);
     }
     ret->n = m->n_events;
+    ret->next_before = m->next_before;
     sluice__v1__event_list__free_unpacked(m, NULL);
     return 0;
 }
@@ -1548,6 +1549,7 @@ uint8_t *wire_event_list_encode(const struct wire_event_list *in, size_t *ret_le
     }
     m.n_events = in->n;
     m.events = ptrs;
+    m.next_before = in->next_before;
     buf = wire_pack(&m.base, ret_len);
     free(ptrs);
     free(evs);

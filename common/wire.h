@@ -324,6 +324,7 @@ struct wire_event {
 struct wire_event_list {
     size_t n;
     struct wire_event *events; /* owned */
+    uint64_t next_before;      /* 0: no older page */
 };
 
 struct wire_claim_request {

@@ -138,6 +138,8 @@ enum catalog_stmt {
     ST_EV_TRIM,
     ST_EV_ALL,
     ST_EV_BY_SEG,
+    ST_EV_BEFORE,
+    ST_EV_BEFORE_SEG,
     ST_COUNT_
 };
 
@@ -196,6 +198,10 @@ static const char *const catalog_sql[ST_COUNT_] = {
     [ST_EV_ALL] = "SELECT " EV_COLS " FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
     [ST_EV_BY_SEG] = "SELECT " EV_COLS " FROM events WHERE segment_id = ?1 AND id > ?2"
                      " ORDER BY id LIMIT ?3",
+    /* Newest first, through the primary key or events_segment: O(limit), not O(table). */
+    [ST_EV_BEFORE] = "SELECT " EV_COLS " FROM events WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+    [ST_EV_BEFORE_SEG] = "SELECT " EV_COLS " FROM events WHERE segment_id = ?1 AND id < ?2"
+                         " ORDER BY id DESC LIMIT ?3",
 };
 
 static const char *const catalog_segment_states[] = {"PENDING", "LOADED", "INVALID", NULL};
@@ -1455,6 +1461,44 @@ int catalog_foreach_event(struct catalog *c, const char *segment_id, uint64_t af
         q = c->stmt[ST_EV_ALL];
         sqlite3_bind_int64(q, 1, after);
         sqlite3_bind_int64(q, 2, lim);
+    }
+    c->iterating = true;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if ((r = cat_read_event(c, q, &c->ev)) != 0 || (r = cb(&c->ev, arg)) != 0)
+            break;
+    }
+    c->iterating = false;
+    if (r == 0 && rc != SQLITE_DONE)
+        r = cat_sqlite_fail(c, rc, "list events");
+    cat_done(q);
+    return r;
+}
+
+int catalog_foreach_event_before(struct catalog *c, const char *segment_id, uint64_t before_id,
+                                 unsigned limit,
+                                 int (*cb)(const struct catalog_event *e, void *arg), void *arg)
+{
+    sqlite3_stmt *q;
+    sqlite3_int64 before = before_id == 0 || before_id > INT64_MAX ? INT64_MAX
+                                                                    : (sqlite3_int64)before_id;
+    int rc, r;
+
+    assert(cb != NULL);
+    if ((r = cat_enter(c)) < 0)
+        return r;
+    if (limit == 0)
+        return cat_fail(c, -EINVAL, "events: limit must be at least 1");
+    if (segment_id != NULL && (r = cat_check_id(c, "segment id", segment_id)) < 0)
+        return r;
+    if (segment_id != NULL) {
+        q = c->stmt[ST_EV_BEFORE_SEG];
+        cat_bind_text(q, 1, segment_id);
+        sqlite3_bind_int64(q, 2, before);
+        sqlite3_bind_int64(q, 3, (sqlite3_int64)limit);
+    } else {
+        q = c->stmt[ST_EV_BEFORE];
+        sqlite3_bind_int64(q, 1, before);
+        sqlite3_bind_int64(q, 2, (sqlite3_int64)limit);
     }
     c->iterating = true;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {

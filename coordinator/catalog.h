@@ -235,6 +235,16 @@ int catalog_foreach_assignment(struct catalog *c, const char *segment_id, const 
 int catalog_foreach_event(struct catalog *c, const char *segment_id, uint64_t after_id,
                           unsigned limit, int (*cb)(const struct catalog_event *e, void *arg),
                           void *arg);
+/*
+ * The newest events with id < before_id (0: no bound), of one segment if
+ * segment_id is not NULL, NEWEST FIRST, at most limit (1 or more; 0 is
+ * -EINVAL). Reads only the rows it returns (an index range scan), so a page
+ * costs O(limit) whatever the size of the log: the way to page backwards
+ * from the newest event is before_id = the smallest id of the last page.
+ */
+int catalog_foreach_event_before(struct catalog *c, const char *segment_id, uint64_t before_id,
+                                 unsigned limit,
+                                 int (*cb)(const struct catalog_event *e, void *arg), void *arg);
 
 /*
  * Runs PRAGMA integrity_check and PRAGMA foreign_key_check. 0 if both are

@@ -1894,22 +1894,46 @@ static int coord_collect_event(const struct catalog_event *e, void *arg)
     return 0;
 }
 
+/* A decimal event id from a query parameter: 1..INT64_MAX, digits only. 0 or -EINVAL. */
+static int coord_parse_event_id(const char *v, uint64_t *ret)
+{
+    unsigned long long n;
+    char *end;
+
+    if (v == NULL || *v < '0' || *v > '9')
+        return -EINVAL;
+    errno = 0;
+    n = strtoull(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n == 0 || n > INT64_MAX)
+        return -EINVAL;
+    *ret = n;
+    return 0;
+}
+
+/*
+ * GET /v1/events: one page, limited in SQL (see EventList in the proto).
+ * Newest first from the catalog, reversed into ascending order here; one
+ * row more than the page is read to know whether an older page exists.
+ */
 static void coord_events_cb(struct evhttp_request *req, const char *rest, void *arg)
 {
     struct coord *c = arg;
-    struct coord_evlist el = {{0, NULL}, 0};
-    const char *seg, *limit_s, *query;
+    struct coord_evlist el = {{0, NULL, 0}, 0};
+    const char *seg, *limit_s, *before_s, *after_s, *query;
     unsigned long limit = 100;
     struct evkeyvalq q;
     struct wire_error err;
-    uint64_t after = 0;
+    uint64_t after = 0, before = 0;
     uint8_t *buf;
     size_t len;
+    int r;
 
     query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
     evhttp_parse_query_str(query != NULL ? query : "", &q);
     seg = evhttp_find_header(&q, "segment");
     limit_s = evhttp_find_header(&q, "limit");
+    before_s = evhttp_find_header(&q, "before");
+    after_s = evhttp_find_header(&q, "after");
     if (seg != NULL && wire_check_segment_id("segment", seg, &err) < 0) {
         pbhttp_reply_error(req, 400, err.code, err.message);
         goto out;
@@ -1922,12 +1946,39 @@ static void coord_events_cb(struct evhttp_request *req, const char *rest, void *
             goto out;
         }
     }
+    if ((before_s != NULL && coord_parse_event_id(before_s, &before) < 0) ||
+        (after_s != NULL && coord_parse_event_id(after_s, &after) < 0)) {
+        pbhttp_reply_error(req, 400, "invalid_field",
+                           before_s != NULL && coord_parse_event_id(before_s, &before) < 0
+                               ? "before: an event id, an integer in 1..2^63-1"
+                               : "after: an event id, an integer in 1..2^63-1");
+        goto out;
+    }
+    if (before_s != NULL && after_s != NULL) {
+        pbhttp_reply_error(req, 400, "invalid_field", "before, after: give at most one");
+        goto out;
+    }
     coord_flush(c);
-    /* All matching events (bounded by the catalog's retention), newest `limit` kept. */
-    catalog_foreach_event(c->cat, seg, after, 0, coord_collect_event, &el);
-    if (el.l.n > limit) {
-        memmove(el.l.events, el.l.events + (el.l.n - limit), limit * sizeof(*el.l.events));
-        el.l.n = limit;
+    if (after_s != NULL) {
+        r = catalog_foreach_event(c->cat, seg, after, (unsigned)limit, coord_collect_event, &el);
+    } else {
+        r = catalog_foreach_event_before(c->cat, seg, before, (unsigned)limit + 1,
+                                         coord_collect_event, &el);
+        if (r == 0 && el.l.n > limit) {
+            el.l.n = limit;
+            el.l.next_before = el.l.events[limit - 1].id;
+        }
+        for (size_t k = 0; r == 0 && k < el.l.n / 2; k++) {
+            struct wire_event t = el.l.events[k];
+
+            el.l.events[k] = el.l.events[el.l.n - 1 - k];
+            el.l.events[el.l.n - 1 - k] = t;
+        }
+    }
+    if (r < 0) {
+        wire_event_list_done(&el.l);
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        goto out;
     }
     buf = wire_event_list_encode(&el.l, &len);
     wire_event_list_done(&el.l);

@@ -250,7 +250,7 @@ void ctl_print_events(FILE *out, const struct wire_event_list *evs, bool json)
             ctl_json_string(out, e->detail);
             fputc('}', out);
         }
-        fputs("]}\n", out);
+        fprintf(out, "],\"next_before\":%" PRIu64 "}\n", evs->next_before);
         return;
     }
     fprintf(out, "%-8s %-10s %-24s %-16s %-10s %-17s %5s %8s  %s\n", "ID", "TIME(UTC)", "SEGMENT",
@@ -263,6 +263,8 @@ void ctl_print_events(FILE *out, const struct wire_event_list *evs, bool json)
                 e->reason != WIRE_REASON_NONE ? wire_reason_name(e->reason) : "-", e->http_status,
                 e->retry_after_ms, e->detail);
     }
+    if (evs->next_before != 0)
+        fprintf(out, "(older events: --before %" PRIu64 ")\n", evs->next_before);
 }
 
 void ctl_print_explain(FILE *out, const struct wire_segment_info *s, bool json)
@@ -865,30 +867,44 @@ static int cmd_events(int argc, char **argv)
 {
     struct ctl_common c = {0};
     char *segment = NULL;
-    int64_t limit = 0;
+    int64_t limit = 0, before = 0, after = 0;
     const struct config_option opts[] = {
         CTL_COMMON_OPTS(c),
         {"segment", NULL, CONFIG_STRING, &segment, "", "Only events of this segment."},
-        {"limit", NULL, CONFIG_INT, &limit, "100", "Newest events shown.", 1, 100000},
+        {"limit", NULL, CONFIG_INT, &limit, "100", "Events shown (one page).", 1, 100000},
+        {"before", NULL, CONFIG_INT, &before, "0",
+         "Page back: the newest events older than this event id (0: the newest).", 0,
+         INT64_MAX},
+        {"after", NULL, CONFIG_INT, &after, "0",
+         "Page forward: the oldest events newer than this event id (0: off).", 0, INT64_MAX},
     };
     struct wire_event_list evs;
     struct http_response r;
     struct wire_error err;
-    char path[256];
+    char path[320];
     int next, rc;
 
     ctl_parse(opts, N_OPTS(opts), argc, argv, &next,
-              "sluice-coord events [--segment ID] [--limit N] [--json]",
-              "Placement history: refusals with their reasons, acceptances, node state changes.",
+              "sluice-coord events [--segment ID] [--limit N] [--before ID | --after ID] [--json]",
+              "Placement history: refusals with their reasons, acceptances, node state changes. "
+              "Shows the newest page; the next older one is --before the id it names.",
               0);
     if (segment[0] != '\0' && wire_check_segment_id("--segment", segment, &err) < 0) {
         fprintf(stderr, "sluice-coord events: %s\n", err.message);
         config_free_strings(opts, N_OPTS(opts));
         return CTL_EXIT_USAGE;
     }
+    if (before > 0 && after > 0) {
+        fprintf(stderr, "sluice-coord events: --before, --after: give at most one\n");
+        config_free_strings(opts, N_OPTS(opts));
+        return CTL_EXIT_USAGE;
+    }
     ctl_load_token(&c);
     snprintf(path, sizeof(path), "/v1/events?limit=%" PRId64 "%s%s", limit,
              segment[0] != '\0' ? "&segment=" : "", segment);
+    if (before > 0 || after > 0)
+        snprintf(path + strlen(path), sizeof(path) - strlen(path), "&%s=%" PRId64,
+                 before > 0 ? "before" : "after", before > 0 ? before : after);
     rc = ctl_call(&c, "events", "GET", path, NULL, 0, &r);
     if (rc == CTL_EXIT_OK) {
         if (wire_event_list_decode(r.body, r.body_len, &evs, &err) == 0) {

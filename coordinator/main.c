@@ -62,7 +62,8 @@ static int cmd_serve(int argc, char **argv)
          "A segment a node dropped or failed does not go back to it before this.", 0,
          86400000},
         {"events-keep", "SLUICE_EVENTS_KEEP", CONFIG_INT, &events_keep, "100000",
-         "Events kept in the catalog (older ones are trimmed).", 100, 100000000},
+         "Events kept in the catalog (older ones are trimmed; ~130 bytes each on disk).", 100,
+         10000000},
         DAEMON_SERVER_OPTIONS(srv),
         {"placement", "SLUICE_PLACEMENT", CONFIG_CHOICE, &placement, "roundrobin",
          "roundrobin: Sluice (blind round-robin, nodes refuse). rowcount: the central "

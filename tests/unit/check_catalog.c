@@ -887,6 +887,45 @@ START_TEST(test_event_retention)
 }
 END_TEST
 
+
+/* Issue 14 defect 4: the newest page first, limited in SQL, paged backwards by id. */
+START_TEST(test_event_before)
+{
+    struct catalog *c = test_open();
+    struct test_rows t = {0};
+
+    for (int i = 1; i <= 10; i++)
+        test_add_event(c, i % 2 ? "odd" : "even", "accepted", 100 + i);
+    /* The newest three, newest first. */
+    ck_assert_int_eq(catalog_foreach_event_before(c, NULL, 0, 3, test_ev_cb, &t), 0);
+    ck_assert_int_eq(t.n, 3);
+    ck_assert_uint_eq(t.ev[0].id, 10);
+    ck_assert_uint_eq(t.ev[1].id, 9);
+    ck_assert_uint_eq(t.ev[2].id, 8);
+    /* The next page back starts below the oldest of this one. */
+    t.n = 0;
+    ck_assert_int_eq(catalog_foreach_event_before(c, NULL, 8, 3, test_ev_cb, &t), 0);
+    ck_assert_int_eq(t.n, 3);
+    ck_assert_uint_eq(t.ev[0].id, 7);
+    ck_assert_uint_eq(t.ev[2].id, 5);
+    t.n = 0;
+    ck_assert_int_eq(catalog_foreach_event_before(c, NULL, 3, 5, test_ev_cb, &t), 0);
+    ck_assert_int_eq(t.n, 2);
+    ck_assert_uint_eq(t.ev[1].id, 1);
+    /* One segment's, newest first. */
+    t.n = 0;
+    ck_assert_int_eq(catalog_foreach_event_before(c, "even", 10, 2, test_ev_cb, &t), 0);
+    ck_assert_int_eq(t.n, 2);
+    ck_assert_str_eq(t.ev[0].segment_id, "even");
+    ck_assert_uint_eq(t.ev[0].id, 8);
+    ck_assert_uint_eq(t.ev[1].id, 6);
+    /* A limit is required; a bad id is refused. */
+    ck_assert_int_eq(catalog_foreach_event_before(c, NULL, 0, 0, test_ev_cb, &t), -EINVAL);
+    ck_assert_int_eq(catalog_foreach_event_before(c, "../x", 0, 1, test_ev_cb, &t), -EINVAL);
+    catalog_close(c);
+}
+END_TEST
+
 START_TEST(test_event_query)
 {
     struct catalog *c = test_open();
@@ -1251,6 +1290,7 @@ static Suite *catalog_suite(void)
     test_add(s, "cascade_delete", test_cascade_delete);
     test_add(s, "event_retention", test_event_retention);
     test_add(s, "event_query", test_event_query);
+    test_add(s, "event_before", test_event_before);
     test_add(s, "node_state", test_node_state);
     test_add(s, "foreach", test_foreach);
     test_add(s, "batch_10000", test_batch_10000);
