@@ -20,6 +20,7 @@
 #pragma GCC diagnostic ignored "-Wcast-qual"
 
 #include "sluice.pb-c.h"
+#include "wirewalk.h"
 #include "xmalloc.h"
 
 _Static_assert((int)WIRE_REASON_SEGMENT_INVALID == (int)SLUICE__V1__REASON__SEGMENT_INVALID, "reason enum");
@@ -278,91 +279,66 @@ static int wire_check_size(size_t len, struct wire_error *err)
 }
 
 
-/*
- * protobuf-c hands strings over NUL-terminated, so a NUL inside one would
- * silently cut it short and the daemon would act on another name than the
- * one sent. Before unpacking, walk the encoded message with its descriptor
- * and refuse any string field holding a NUL byte (recursing into message
- * fields; the schema is not recursive, depth is capped anyway). Malformed
- * encodings are left for the unpacker to refuse.
- */
-static int wire_scan_strings(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
-                             int depth, struct wire_error *err)
-{
-    size_t i = 0;
-
-    if (depth > 8)
-        return 0;
-    while (i < len) {
-        uint64_t key = 0, n = 0;
-        unsigned shift = 0;
-        const ProtobufCFieldDescriptor *f;
-
-        while (i < len && shift < 64) {
-            key |= (uint64_t)(p[i] & 0x7f) << shift;
-            shift += 7;
-            if ((p[i++] & 0x80) == 0)
-                break;
-        }
-        switch (key & 7) {
-        case 0: /* varint */
-            while (i < len && (p[i++] & 0x80) != 0)
-                ;
-            continue;
-        case 1:
-            i += 8;
-            continue;
-        case 5:
-            i += 4;
-            continue;
-        case 2:
-            break;
-        default:
-            return 0;
-        }
-        shift = 0;
-        while (i < len && shift < 64) {
-            n |= (uint64_t)(p[i] & 0x7f) << shift;
-            shift += 7;
-            if ((p[i++] & 0x80) == 0)
-                break;
-        }
-        if (n > len - i)
-            return 0;
-        f = protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3));
-        if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING && memchr(p + i, 0, n) != NULL) {
-            wire_error_set(err, "invalid_field", "%s: contains a NUL byte", f->name);
-            return -EINVAL;
-        }
-        if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE &&
-            wire_scan_strings(f->descriptor, p + i, n, depth + 1, err) < 0)
-            return -EINVAL;
-        i += n;
-    }
-    return 0;
-}
-
-/* Size cap, then the NUL scan: what every decoder checks before unpacking. */
-static int wire_precheck(const ProtobufCMessageDescriptor *d, const void *buf, size_t len,
-                         struct wire_error *err)
-{
-    int r = wire_check_size(len, err);
-
-    return r < 0 ? r : wire_scan_strings(d, buf, len, 0, err);
-}
-
 static int wire_bad_message(struct wire_error *err, const char *what)
 {
     wire_error_set(err, "bad_message", "body: not a valid %s protobuf message", what);
     return -EBADMSG;
 }
 
+/*
+ * Size cap, then the walk of wirewalk.c (UTF-8 of every string, split
+ * message fields merged, groups skipped), then protobuf-c's unpacker on
+ * the normal form. protobuf-c copies what it keeps, so the normal form is
+ * freed at once. Returns the message, or NULL with *ret_r and err set.
+ */
+static void *wire_unpack(const ProtobufCMessageDescriptor *d, const void *buf, size_t len,
+                         const char *what, struct wire_error *err, int *ret_r)
+{
+    uint8_t *norm = NULL;
+    size_t nlen = len;
+    char msg[sizeof(err->message)];
+    ProtobufCMessage *m;
+    int r;
+
+    if ((r = wire_check_size(len, err)) < 0) {
+        *ret_r = r;
+        return NULL;
+    }
+    r = wirewalk_normalize(d, buf, len, WIREWALK_REQUEST, &norm, &nlen, msg, sizeof(msg));
+    if (r == -EINVAL) {
+        wire_error_set(err, "invalid_field", "%s", msg);
+        *ret_r = r;
+        return NULL;
+    }
+    if (r < 0) {
+        *ret_r = wire_bad_message(err, what);
+        return NULL;
+    }
+    m = protobuf_c_message_unpack(d, NULL, nlen, norm != NULL ? norm : buf);
+    free(norm);
+    if (m == NULL)
+        *ret_r = wire_bad_message(err, what);
+    return m;
+}
+
+/*
+ * Packs msg, then makes sure every string in it is valid UTF-8: a string
+ * that came from a peer (a detail, a name in a message) is escaped, so no
+ * answer carries bytes a standard client refuses to parse.
+ */
 static uint8_t *wire_pack(const ProtobufCMessage *msg, size_t *ret_len)
 {
-    size_t n = protobuf_c_message_get_packed_size(msg);
-    uint8_t *buf = xmalloc(n);
+    size_t n = protobuf_c_message_get_packed_size(msg), nlen = 0;
+    uint8_t *buf = xmalloc(n), *norm = NULL;
 
     *ret_len = protobuf_c_message_pack(msg, buf);
+    if (wirewalk_normalize(msg->descriptor, buf, *ret_len, WIREWALK_ANSWER, &norm, &nlen, NULL,
+                           0) == 0 &&
+        norm != NULL) {
+        free(buf);
+        buf = norm;
+        *ret_len = nlen;
+    }
     return buf;
 }
 
@@ -445,11 +421,9 @@ int wire_assign_request_decode(const void *buf, size_t len, struct wire_assign_r
     struct wire_assign_request out;
     int r;
 
-    if ((r = wire_precheck(&sluice__v1__assign_request__descriptor, buf, len, err)) < 0)
-        return r;
-    m = sluice__v1__assign_request__unpack(NULL, len, buf);
+    m = wire_unpack(&sluice__v1__assign_request__descriptor, buf, len, "AssignRequest", err, &r);
     if (m == NULL)
-        return wire_bad_message(err, "AssignRequest");
+        return r;
     r = wire_assign_from_pb(m, "", &out, err);
     if (r == 0)
         *ret = out;
@@ -465,11 +439,9 @@ int wire_assign_batch_decode(const void *buf, size_t len, struct wire_assign_bat
     char prefix[48];
     int r;
 
-    if ((r = wire_precheck(&sluice__v1__assign_batch__descriptor, buf, len, err)) < 0)
-        return r;
-    m = sluice__v1__assign_batch__unpack(NULL, len, buf);
+    m = wire_unpack(&sluice__v1__assign_batch__descriptor, buf, len, "AssignBatch", err, &r);
     if (m == NULL)
-        return wire_bad_message(err, "AssignBatch");
+        return r;
     r = -EINVAL;
     if (m->n_assignments == 0) {
         wire_invalid(err, "assignments: empty");
@@ -547,11 +519,9 @@ int wire_assign_response_decode(const void *buf, size_t len, struct wire_assign_
     struct wire_assign_response out;
     int r;
 
-    if ((r = wire_precheck(&sluice__v1__assign_response__descriptor, buf, len, err)) < 0)
-        return r;
-    m = sluice__v1__assign_response__unpack(NULL, len, buf);
+    m = wire_unpack(&sluice__v1__assign_response__descriptor, buf, len, "AssignResponse", err, &r);
     if (m == NULL)
-        return wire_bad_message(err, "AssignResponse");
+        return r;
     memset(&out, 0, sizeof(out));
     r = -EINVAL;
     if ((unsigned)m->verdict > WIRE_VERDICT_REJECTED || m->verdict == 0) {
@@ -598,11 +568,9 @@ int wire_assign_batch_response_decode(const void *buf, size_t len,
     Sluice__V1__AssignBatchResponse *m;
     int r;
 
-    if ((r = wire_precheck(&sluice__v1__assign_batch_response__descriptor, buf, len, err)) < 0)
-        return r;
-    m = sluice__v1__assign_batch_response__unpack(NULL, len, buf);
+    m = wire_unpack(&sluice__v1__assign_batch_response__descriptor, buf, len, "AssignBatchResponse", err, &r);
     if (m == NULL)
-        return wire_bad_message(err, "AssignBatchResponse");
+        return r;
     memset(ret, 0, sizeof(*ret));
     r = -EINVAL;
     if (m->n_results > WIRE_ASSIGN_BATCH_MAX) {
@@ -681,11 +649,9 @@ int wire_query_request_decode(const void *buf, size_t len, struct wire_query_req
     char field[48];
     int r;
 
-    if ((r = wire_precheck(&sluice__v1__query_request__descriptor, buf, len, err)) < 0)
-        return r;
-    m = sluice__v1__query_request__unpack(NULL, len, buf);
+    m = wire_unpack(&sluice__v1__query_request__descriptor, buf, len, "QueryRequest", err, &r);
     if (m == NULL)
-        return wire_bad_message(err, "QueryRequest");
+        return r;
     memset(&out, 0, sizeof(out));
     r = -EINVAL;
     if (m->n_segment_ids == 0) {
@@ -774,11 +740,9 @@ int wire_query_response_decode(const void *buf, size_t len, struct wire_query_re
     Sluice__V1__QueryResponse *m;
     int r;
 
-    if ((r = wire_precheck(&sluice__v1__query_response__descriptor, buf, len, err)) < 0)
-        return r;
-    m = sluice__v1__query_response__unpack(NULL, len, buf);
+    m = wire_unpack(&sluice__v1__query_response__descriptor, buf, len, "QueryResponse", err, &r);
     if (m == NULL)
-        return wire_bad_message(err, "QueryResponse");
+        return r;
     memset(ret, 0, sizeof(*ret));
     ret->rows_matched = m->rows_matched;
     ret->is_float = m->is_float;
@@ -848,11 +812,9 @@ int wire_node_status_decode(const void *buf, size_t len, struct wire_node_status
     struct wire_node_status out;
     int r;
 
-    if ((r = wire_precheck(&sluice__v1__node_status__descriptor, buf, len, err)) < 0)
-        return r;
-    m = sluice__v1__node_status__unpack(NULL, len, buf);
+    m = wire_unpack(&sluice__v1__node_status__descriptor, buf, len, "NodeStatus", err, &r);
     if (m == NULL)
-        return wire_bad_message(err, "NodeStatus");
+        return r;
     memset(&out, 0, sizeof(out));
     r = -EINVAL;
     if (m->node_id[0] != '\0' && wire_check_segment_id("node_id", m->node_id, err) < 0)
@@ -949,12 +911,12 @@ void wire_node_status_done(struct wire_node_status *m)
 int wire_error_decode(const void *buf, size_t len, struct wire_error *ret)
 {
     Sluice__V1__Error *m;
+    struct wire_error ignored;
+    int r;
 
-    if (len > WIRE_MAX_BODY)
-        return -EMSGSIZE;
-    m = sluice__v1__error__unpack(NULL, len, buf);
+    m = wire_unpack(&sluice__v1__error__descriptor, buf, len, "Error", &ignored, &r);
     if (m == NULL)
-        return -EBADMSG;
+        return r == -EINVAL ? -EBADMSG : r;
     snprintf(ret->code, sizeof(ret->code), "%s", m->code != NULL ? m->code : "");
     snprintf(ret->message, sizeof(ret->message), "%s", m->message != NULL ? m->message : "");
     sluice__v1__error__free_unpacked(m, NULL);
@@ -1005,11 +967,9 @@ int wire_node_report_decode(const void *buf, size_t len, struct wire_node_report
     struct wire_node_report out;
     int r;
 
-    if ((r = wire_precheck(&sluice__v1__node_report__descriptor, buf, len, err)) < 0)
-        return r;
-    m = sluice__v1__node_report__unpack(NULL, len, buf);
+    m = wire_unpack(&sluice__v1__node_report__descriptor, buf, len, "NodeReport", err, &r);
     if (m == NULL)
-        return wire_bad_message(err, "NodeReport");
+        return r;
     memset(&out, 0, sizeof(out));
     r = -EINVAL;
     if (wire_check_segment_id("node_id", m->node_id, err) < 0 ||
@@ -1107,11 +1067,9 @@ int wire_report_response_decode(const void *buf, size_t len, struct wire_report_
     Sluice__V1__ReportResponse *m;
     int r;
 
-    if ((r = wire_precheck(&sluice__v1__report_response__descriptor, buf, len, err)) < 0)
-        return r;
-    m = sluice__v1__report_response__unpack(NULL, len, buf);
+    m = wire_unpack(&sluice__v1__report_response__descriptor, buf, len, "ReportResponse", err, &r);
     if (m == NULL)
-        return wire_bad_message(err, "ReportResponse");
+        return r;
     memset(ret, 0, sizeof(*ret));
     r = wire_ids_from_pb("drop_segment_ids", m->drop_segment_ids, m->n_drop_segment_ids,
                          WIRE_REPORT_MAX_SEGS, &ret->drop, err);
@@ -1196,11 +1154,9 @@ int wire_segment_batch_decode(const void *buf, size_t len, struct wire_segment_b
     char field[48];
     int r;
 
-    if ((r = wire_precheck(&sluice__v1__segment_batch__descriptor, buf, len, err)) < 0)
-        return r;
-    m = sluice__v1__segment_batch__unpack(NULL, len, buf);
+    m = wire_unpack(&sluice__v1__segment_batch__descriptor, buf, len, "SegmentBatch", err, &r);
     if (m == NULL)
-        return wire_bad_message(err, "SegmentBatch");
+        return r;
     memset(&out, 0, sizeof(out));
     r = -EINVAL;
     if (m->n_segments == 0) {
@@ -1276,11 +1232,9 @@ int wire_batch_response_decode(const void *buf, size_t len, struct wire_batch_re
     Sluice__V1__SegmentBatchResponse *m;
     int r;
 
-    if ((r = wire_precheck(&sluice__v1__segment_batch_response__descriptor, buf, len, err)) < 0)
-        return r;
-    m = sluice__v1__segment_batch_response__unpack(NULL, len, buf);
+    m = wire_unpack(&sluice__v1__segment_batch_response__descriptor, buf, len, "SegmentBatchResponse", err, &r);
     if (m == NULL)
-        return wire_bad_message(err, "SegmentBatchResponse");
+        return r;
     ret->registered = m->registered;
     ret->unchanged = m->unchanged;
     sluice__v1__segment_batch_response__free_unpacked(m, NULL);
@@ -1305,11 +1259,9 @@ int wire_segment_list_decode(const void *buf, size_t len, struct wire_segment_li
     struct wire_segment_list out;
     int r;
 
-    if ((r = wire_precheck(&sluice__v1__segment_list__descriptor, buf, len, err)) < 0)
-        return r;
-    m = sluice__v1__segment_list__unpack(NULL, len, buf);
+    m = wire_unpack(&sluice__v1__segment_list__descriptor, buf, len, "SegmentList", err, &r);
     if (m == NULL)
-        return wire_bad_message(err, "SegmentList");
+        return r;
     if (m->n_segments > WIRE_SEGMENT_LIST_MAX) {
         r = wire_invalid(err, "segments: %zu entries, the limit is %d", m->n_segments,
                          WIRE_SEGMENT_LIST_MAX);
@@ -1414,11 +1366,9 @@ int wire_node_list_decode(const void *buf, size_t len, struct wire_node_list *re
     Sluice__V1__NodeList *m;
     int r;
 
-    if ((r = wire_precheck(&sluice__v1__node_list__descriptor, buf, len, err)) < 0)
-        return r;
-    m = sluice__v1__node_list__unpack(NULL, len, buf);
+    m = wire_unpack(&sluice__v1__node_list__descriptor, buf, len, "NodeList", err, &r);
     if (m == NULL)
-        return wire_bad_message(err, "NodeList");
+        return r;
     if (m->n_nodes > WIRE_NODE_LIST_MAX) {
         r = wire_invalid(err, "nodes: %zu entries, the limit is %d", m->n_nodes,
                          WIRE_NODE_LIST_MAX);
@@ -1491,11 +1441,9 @@ int wire_event_list_decode(const void *buf, size_t len, struct wire_event_list *
     Sluice__V1__EventList *m;
     int r;
 
-    if ((r = wire_precheck(&sluice__v1__event_list__descriptor, buf, len, err)) < 0)
-        return r;
-    m = sluice__v1__event_list__unpack(NULL, len, buf);
+    m = wire_unpack(&sluice__v1__event_list__descriptor, buf, len, "EventList", err, &r);
     if (m == NULL)
-        return wire_bad_message(err, "EventList");
+        return r;
     if (m->n_events > WIRE_EVENT_LIST_MAX) {
         r = wire_invalid(err, "events: %zu entries, the limit is %d", m->n_events,
                          WIRE_EVENT_LIST_MAX);
@@ -1570,11 +1518,9 @@ int wire_claim_request_decode(const void *buf, size_t len, struct wire_claim_req
     Sluice__V1__ClaimRequest *m;
     int r;
 
-    if ((r = wire_precheck(&sluice__v1__claim_request__descriptor, buf, len, err)) < 0)
-        return r;
-    m = sluice__v1__claim_request__unpack(NULL, len, buf);
+    m = wire_unpack(&sluice__v1__claim_request__descriptor, buf, len, "ClaimRequest", err, &r);
     if (m == NULL)
-        return wire_bad_message(err, "ClaimRequest");
+        return r;
     r = -EINVAL;
     if (wire_check_segment_id("node_id", m->node_id, err) < 0)
         goto out;
@@ -1606,11 +1552,9 @@ int wire_claim_response_decode(const void *buf, size_t len, struct wire_claim_re
     char field[48];
     int r;
 
-    if ((r = wire_precheck(&sluice__v1__claim_response__descriptor, buf, len, err)) < 0)
-        return r;
-    m = sluice__v1__claim_response__unpack(NULL, len, buf);
+    m = wire_unpack(&sluice__v1__claim_response__descriptor, buf, len, "ClaimResponse", err, &r);
     if (m == NULL)
-        return wire_bad_message(err, "ClaimResponse");
+        return r;
     memset(ret, 0, sizeof(*ret));
     r = -EINVAL;
     if (m->n_assignments > WIRE_CLAIM_MAX) {
@@ -1683,11 +1627,9 @@ int wire_cluster_status_decode(const void *buf, size_t len, struct wire_cluster_
     Sluice__V1__ClusterStatus *m;
     int r;
 
-    if ((r = wire_precheck(&sluice__v1__cluster_status__descriptor, buf, len, err)) < 0)
-        return r;
-    m = sluice__v1__cluster_status__unpack(NULL, len, buf);
+    m = wire_unpack(&sluice__v1__cluster_status__descriptor, buf, len, "ClusterStatus", err, &r);
     if (m == NULL)
-        return wire_bad_message(err, "ClusterStatus");
+        return r;
     memset(ret, 0, sizeof(*ret));
     ret->segments_total = m->segments_total;
     ret->segments_pending = m->segments_pending;

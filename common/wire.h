@@ -74,6 +74,19 @@ const char *wire_node_state_name(enum wire_node_state s);
 const char *wire_aggregate_name(enum wire_aggregate a);
 int wire_aggregate_parse(const char *s, enum wire_aggregate *ret);
 
+/*
+ * True when n bytes at s are valid UTF-8 (no overlong forms, surrogates or
+ * code points past U+10FFFF) without NUL bytes; otherwise false with
+ * *ret_bad (may be NULL) at the first offending byte.
+ */
+bool wire_utf8_valid(const void *s, size_t n, size_t *ret_bad);
+/*
+ * Copies n bytes of src into dst (size bytes, NUL-terminated, truncated at
+ * a character boundary), writing each byte that is not part of valid UTF-8
+ * (and NUL) as the four characters \xNN. Returns the length written.
+ */
+size_t wire_utf8_escape(char *dst, size_t size, const void *src, size_t n);
+
 struct wire_error {
     char code[32];     /* stable: "invalid_field", "bad_message", "too_large", ... */
     char message[256]; /* names the problem */

@@ -552,6 +552,161 @@ START_TEST(test_list_caps)
 }
 END_TEST
 
+/* A valid NodeReport with wss_bytes 123, encoded; extra is appended as raw fields. */
+static uint8_t *report_plus(const uint8_t *extra, size_t extra_len, size_t *ret_len)
+{
+    struct wire_node_report m;
+    size_t len;
+    uint8_t *buf, *out;
+
+    memset(&m, 0, sizeof(m));
+    strcpy(m.node_id, "n1");
+    strcpy(m.addr, "127.0.0.1:7101");
+    m.state = WIRE_NODE_SERVING;
+    m.pressure.wss_bytes = 123;
+    m.pressure.usage_bytes = 456;
+    buf = wire_node_report_encode(&m, &len);
+    out = malloc(len + extra_len);
+    memcpy(out, buf, len);
+    memcpy(out + len, extra, extra_len);
+    free(buf);
+    *ret_len = len + extra_len;
+    return out;
+}
+
+START_TEST(test_walk_utf8_nested)
+{
+    /* segments: {segment_id "s", state LOADED, detail 0xff 0xfe}, twice. */
+    static const uint8_t seg[] = {0x2a, 0x09, 0x0a, 0x01, 's',  0x10, 0x02,
+                                  0x22, 0x02, 0xff, 0xfe};
+    uint8_t two[2 * sizeof(seg)];
+    struct wire_node_report out;
+    struct wire_error err;
+    size_t len;
+    uint8_t *buf;
+
+    memcpy(two, seg, sizeof(seg));
+    memcpy(two + sizeof(seg), seg, sizeof(seg));
+    two[sizeof(seg) + 9] = 'x'; /* the first one valid, the second not */
+    two[sizeof(seg) + 10] = 'y';
+    buf = report_plus(two, sizeof(two), &len);
+    /* the valid one second: the error names index 0 */
+    ck_assert_int_eq(wire_node_report_decode(buf, len, &out, &err), -EINVAL);
+    ck_assert_str_eq(err.code, "invalid_field");
+    ck_assert_str_eq(err.message, "segments[0].detail: not valid UTF-8 (byte 0xff at offset 0)");
+    free(buf);
+
+    /* a top-level string: addr (field 2) sent again with an overlong '/' */
+    {
+        static const uint8_t addr[] = {0x12, 0x06, 'h', 0xc0, 0xaf, ':', '1', '2'};
+        buf = report_plus(addr, sizeof(addr), &len);
+        ck_assert_int_eq(wire_node_report_decode(buf, len, &out, &err), -EINVAL);
+        ck_assert_str_eq(err.message, "addr: not valid UTF-8 (byte 0xc0 at offset 1)");
+        free(buf);
+    }
+    /* a NUL inside a string is still refused, now with its path */
+    {
+        static const uint8_t nul[] = {0x0a, 0x03, 'n', 0x00, '1'};
+        buf = report_plus(nul, sizeof(nul), &len);
+        ck_assert_int_eq(wire_node_report_decode(buf, len, &out, &err), -EINVAL);
+        ck_assert_str_eq(err.message, "node_id: contains a NUL byte at offset 1");
+        free(buf);
+    }
+}
+END_TEST
+
+START_TEST(test_walk_split_message)
+{
+    /* pressure (field 4) again, with only limit_bytes (field 6) = 7 */
+    static const uint8_t part[] = {0x22, 0x02, 0x30, 0x07};
+    struct wire_node_report out;
+    struct wire_error err;
+    size_t len;
+    uint8_t *buf = report_plus(part, sizeof(part), &len);
+
+    ck_assert_int_eq(wire_node_report_decode(buf, len, &out, &err), 0);
+    ck_assert_uint_eq(out.pressure.limit_bytes, 7);
+    ck_assert_uint_eq(out.pressure.usage_bytes, 456); /* from the first part */
+    ck_assert_uint_eq(out.pressure.wss_bytes, 123);
+    wire_node_report_done(&out);
+    free(buf);
+}
+END_TEST
+
+START_TEST(test_walk_groups)
+{
+    /* field 99 as a group holding a varint and a nested group 5, at the top level */
+    static const uint8_t grp[] = {0x9b, 0x06, 0x08, 0x01, 0x2b, 0x10, 0x05, 0x2c, 0x9c, 0x06};
+    /* and inside pressure: {field 20 group, empty} */
+    static const uint8_t sub[] = {0x22, 0x04, 0xa3, 0x01, 0xa4, 0x01};
+    static const uint8_t open[] = {0x9b, 0x06, 0x08, 0x01};
+    static const uint8_t wrong_end[] = {0x9b, 0x06, 0xa4, 0x01};
+    struct wire_node_report out;
+    struct wire_error err;
+    size_t len;
+    uint8_t *buf;
+
+    buf = report_plus(grp, sizeof(grp), &len);
+    ck_assert_int_eq(wire_node_report_decode(buf, len, &out, &err), 0);
+    ck_assert_str_eq(out.node_id, "n1");
+    wire_node_report_done(&out);
+    free(buf);
+    buf = report_plus(sub, sizeof(sub), &len);
+    ck_assert_int_eq(wire_node_report_decode(buf, len, &out, &err), 0);
+    ck_assert_uint_eq(out.pressure.wss_bytes, 123);
+    wire_node_report_done(&out);
+    free(buf);
+    buf = report_plus(open, sizeof(open), &len);
+    ck_assert_int_eq(wire_node_report_decode(buf, len, &out, &err), -EBADMSG);
+    ck_assert_str_eq(err.code, "bad_message");
+    free(buf);
+    buf = report_plus(wrong_end, sizeof(wrong_end), &len);
+    ck_assert_int_eq(wire_node_report_decode(buf, len, &out, &err), -EBADMSG);
+    free(buf);
+}
+END_TEST
+
+START_TEST(test_walk_answer_escaped)
+{
+    struct wire_assign_response m, out;
+    struct wire_error err;
+    size_t len;
+    uint8_t *buf;
+
+    memset(&m, 0, sizeof(m));
+    m.verdict = WIRE_VERDICT_REJECTED;
+    m.reason = WIRE_REASON_SEGMENT_INVALID;
+    m.status = 422;
+    snprintf(m.detail, sizeof(m.detail), "uri file:///a\xff\xfe\xc3\xa9: no such file");
+    buf = wire_assign_response_encode(&m, &len);
+    ck_assert_int_eq(wire_assign_response_decode(buf, len, &out, &err), 0);
+    ck_assert_str_eq(out.detail, "uri file:///a\\xFF\\xFE\xc3\xa9: no such file");
+    free(buf);
+}
+END_TEST
+
+START_TEST(test_utf8)
+{
+    char esc[16];
+    size_t bad = 99;
+
+    ck_assert(wire_utf8_valid("a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10, NULL));
+    ck_assert(!wire_utf8_valid("\xc0\x80", 2, &bad)); /* overlong NUL */
+    ck_assert_uint_eq(bad, 0);
+    ck_assert(!wire_utf8_valid("ab\xed\xa0\x80", 5, &bad)); /* surrogate */
+    ck_assert_uint_eq(bad, 2);
+    ck_assert(!wire_utf8_valid("\xf4\x90\x80\x80", 4, NULL)); /* past U+10FFFF */
+    ck_assert(!wire_utf8_valid("\xe2\x82", 2, NULL));          /* truncated */
+    ck_assert(!wire_utf8_valid("a\0b", 3, &bad));
+    ck_assert_uint_eq(bad, 1);
+    ck_assert_uint_eq(wire_utf8_escape(esc, sizeof(esc), "a\xff\xc3\xa9", 4), 7);
+    ck_assert_str_eq(esc, "a\\xFF\xc3\xa9");
+    /* truncation never splits an escape */
+    ck_assert_uint_eq(wire_utf8_escape(esc, 4, "a\xff", 2), 1);
+    ck_assert_str_eq(esc, "a");
+}
+END_TEST
+
 static Suite *wire_suite(void)
 {
     Suite *s = suite_create("wire");
@@ -584,6 +739,13 @@ static Suite *wire_suite(void)
     tcase_add_test(tc, test_segment_batch);
     tcase_add_test(tc, test_claim);
     tcase_add_test(tc, test_list_caps);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("walk");
+    tcase_add_test(tc, test_walk_utf8_nested);
+    tcase_add_test(tc, test_walk_split_message);
+    tcase_add_test(tc, test_walk_groups);
+    tcase_add_test(tc, test_walk_answer_escaped);
+    tcase_add_test(tc, test_utf8);
     suite_add_tcase(s, tc);
     return s;
 }
