@@ -29,15 +29,20 @@ void pbhttp_reply_error(struct evhttp_request *req, int status, const char *code
     struct wire_error e;
     uint8_t *buf;
     size_t len;
-    char hdr[256];
+    char hdr[256] = "";
 
     snprintf(e.code, sizeof(e.code), "%s", code);
     snprintf(e.message, sizeof(e.message), "%s", message);
-    /* Header values must not carry line breaks or control bytes. */
-    snprintf(hdr, sizeof(hdr), "%s", message);
-    for (char *p = hdr; *p != '\0'; p++)
-        if ((unsigned char)*p < 0x20)
-            *p = ' ';
+    /* A header value is printable ASCII: anything else is written as \xNN. */
+    for (size_t i = 0, used = 0; message[i] != '\0' && used + 5 < sizeof(hdr); i++) {
+        unsigned char ch = (unsigned char)message[i];
+
+        if (ch >= 0x20 && ch < 0x7f)
+            hdr[used++] = (char)ch;
+        else
+            used += (size_t)snprintf(hdr + used, 5, "\\x%02X", ch);
+        hdr[used] = '\0';
+    }
     evhttp_add_header(evhttp_request_get_output_headers(req), "X-Sluice-Error", hdr);
     buf = wire_error_encode(&e, &len);
     http_reply(req, status, WIRE_CONTENT_TYPE, buf, len);

@@ -313,12 +313,15 @@ START_TEST(test_routing)
     ck_assert_uint_eq(r.body_len, 0);
     http_response_done(&r);
 
-    ck_assert_int_eq(fetch_status(&f, "GET", "/nope", NULL), 404);
+    ck_assert_int_eq(fetch(&f, "GET", "/nope", NULL, &r), 0);
+    ck_assert_int_eq(r.status, 404);
+    ck_assert_str_eq(r.content_type, "application/x-protobuf"); /* an Error, like every other */
+    http_response_done(&r);
     ck_assert_int_eq(fetch_status(&f, "GET", "/hello/", NULL), 404);
     ck_assert_int_eq(fetch_status(&f, "GET", "/items", NULL), 404);
     ck_assert_int_eq(fetch_status(&f, "DELETE", "/hello", NULL), 405);
     ck_assert_int_eq(fetch_status(&f, "POST", "/items/x", NULL), 405);
-    /* Methods outside GET/POST/DELETE never reach routing: evhttp sends 501. */
+    /* Methods outside GET/POST/DELETE never reach routing: the framer refuses them (501). */
     ck_assert_int_eq(fetch_status(&f, "PUT", "/hello", NULL), 501);
 
     /* 405 names the allowed methods. */
@@ -340,7 +343,7 @@ START_TEST(test_routing)
     ck_assert_uint_eq(f.stats.requests, 10);
     ck_assert_uint_eq(f.stats.responses_2xx, 3);
     ck_assert_uint_eq(f.stats.responses_4xx, 6);
-    ck_assert_uint_eq(f.stats.responses_5xx, 1); /* evhttp's own 501 is not counted */
+    ck_assert_uint_eq(f.stats.responses_5xx, 2); /* 503 and the framer's 501 */
 }
 END_TEST
 
@@ -475,8 +478,10 @@ START_TEST(test_header_limit)
     raw_send(fd, req, (size_t)n);
     raw_read(fd, buf, sizeof(buf), 2000, &closed);
     close(fd);
-    /* evhttp answers 400 (not 431) and closes the connection. */
-    ck_assert_msg(strncmp(buf, "HTTP/1.1 400", 12) == 0, "got: %s", buf);
+    /* The framer answers 431 with an Error and closes the connection. */
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 431", 12) == 0, "got: %s", buf);
+    ck_assert_ptr_nonnull(strstr(buf, "\r\nContent-Type: application/x-protobuf\r\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "\r\nX-Sluice-Error: headers: more than 1024 bytes\r\n"));
     ck_assert(closed);
 
     /* Just under the limit is fine. */
