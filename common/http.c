@@ -325,16 +325,16 @@ static long framer_line(struct http_framer *f, char *line, const char *what)
     if (evbuffer_ptr_set(f->hold, &at, f->scan, EVBUFFER_PTR_SET) < 0)
         return -2;
     at = evbuffer_search(f->hold, "\n", 1, &at);
-    if (at.pos < 0) {
-        if (avail >= HTTP_LINE_MAX)
-            return framer_fail(f, 431, "headers_too_large", "%s: longer than %u bytes", what,
-                               HTTP_LINE_MAX);
+    if (at.pos < 0 && avail < HTTP_LINE_MAX)
         return -2;
-    }
-    n = (size_t)at.pos - f->scan + 1;
-    if (n > HTTP_LINE_MAX)
+    n = at.pos < 0 ? avail : (size_t)at.pos - f->scan + 1;
+    if (n >= HTTP_LINE_MAX) {
+        if (f->state == HTTP_FR_LINE)
+            return framer_fail(f, 414, "uri_too_long", "%s: longer than %u bytes", what,
+                               HTTP_LINE_MAX);
         return framer_fail(f, 431, "headers_too_large", "%s: longer than %u bytes", what,
                            HTTP_LINE_MAX);
+    }
     evbuffer_ptr_set(f->hold, &at, f->scan, EVBUFFER_PTR_SET);
     evbuffer_copyout_from(f->hold, &at, line, n);
     if (n < 2 || line[n - 2] != '\r')
@@ -1170,6 +1170,9 @@ void http_reply(struct evhttp_request *req, int code, const char *content_type, 
         break;
     case 429:
         phrase = "Too Many Requests";
+        break;
+    case 414:
+        phrase = "URI Too Long";
         break;
     case 431:
         phrase = "Request Header Fields Too Large";

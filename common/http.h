@@ -19,13 +19,24 @@
  * used from the thread that runs that loop. The process must ignore SIGPIPE
  * (libevent writes with writev(2)); daemons do this in main().
  *
- * Errors are negative errno values. Status codes the server sends itself:
- * 400 (URI contains "%00", malformed request line or headers, headers larger
- * than max_headers), 401 (missing or wrong token, with WWW-Authenticate),
- * 404, 405 (with Allow), 413 (body larger than max_body, sent by evhttp for
- * both Content-Length and chunked bodies), 501 (method other than GET, POST
- * or DELETE, sent by evhttp). evhttp's own error replies close the
- * connection.
+ * Errors are negative errno values. The server's own answers are protobuf
+ * Error messages with X-Sluice-Error (pbhttp_reply_error), like every error
+ * of the daemons: 401 (missing or wrong token, with WWW-Authenticate), 404,
+ * 405 (with Allow), 400 ("%00" in the target). Before evhttp parses a
+ * request, a framer (a bufferevent filter) checks its framing and refuses,
+ * with Connection: close and without reading anything after it: 400 for a
+ * malformed request line or header line (NUL or bare CR anywhere, obsolete
+ * line folding, a version other than HTTP/1.0 or 1.1, a target that is not
+ * an absolute path of printable ASCII), a Content-Length that is not plain
+ * digits or is sent twice, a Transfer-Encoding other than one "chunked",
+ * both of them, a chunk size that is not plain hex digits, chunk data not
+ * followed by CRLF, trailer fields; 413 for a body over max_body; 414 for a
+ * request line of 8 KiB or more; 417 for an Expect other than
+ * 100-continue; 431 for a header line of 8 KiB or more, more than 100
+ * header fields or more than max_headers bytes of head; 501 for a method
+ * other than GET, POST or DELETE. The framer hands evhttp a request only
+ * once all of it, body included, has arrived (so a client waiting for
+ * 100 Continue sends its body after its own timeout).
  */
 #ifndef SLUICE_HTTP_H
 #define SLUICE_HTTP_H

@@ -23,16 +23,11 @@ const void *pbhttp_body(struct evhttp_request *req, size_t *ret_len)
     return evbuffer_pullup(in, -1);
 }
 
-void pbhttp_reply_error(struct evhttp_request *req, int status, const char *code,
-                        const char *message)
+void pbhttp_set_error_header(struct evhttp_request *req, const char *message)
 {
-    struct wire_error e;
-    uint8_t *buf;
-    size_t len;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     char hdr[256] = "";
 
-    snprintf(e.code, sizeof(e.code), "%s", code);
-    snprintf(e.message, sizeof(e.message), "%s", message);
     /* A header value is printable ASCII: anything else is written as \xNN. */
     for (size_t i = 0, used = 0; message[i] != '\0' && used + 5 < sizeof(hdr); i++) {
         unsigned char ch = (unsigned char)message[i];
@@ -43,7 +38,22 @@ void pbhttp_reply_error(struct evhttp_request *req, int status, const char *code
             used += (size_t)snprintf(hdr + used, 5, "\\x%02X", ch);
         hdr[used] = '\0';
     }
-    evhttp_add_header(evhttp_request_get_output_headers(req), "X-Sluice-Error", hdr);
+    if (hdr[0] == '\0')
+        snprintf(hdr, sizeof(hdr), "refused");
+    evhttp_remove_header(h, "X-Sluice-Error");
+    evhttp_add_header(h, "X-Sluice-Error", hdr);
+}
+
+void pbhttp_reply_error(struct evhttp_request *req, int status, const char *code,
+                        const char *message)
+{
+    struct wire_error e;
+    uint8_t *buf;
+    size_t len;
+
+    snprintf(e.code, sizeof(e.code), "%s", code);
+    snprintf(e.message, sizeof(e.message), "%s", message);
+    pbhttp_set_error_header(req, message);
     buf = wire_error_encode(&e, &len);
     http_reply(req, status, WIRE_CONTENT_TYPE, buf, len);
     free(buf);

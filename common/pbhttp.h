@@ -18,7 +18,13 @@ const void *pbhttp_body(struct evhttp_request *req, size_t *ret_len);
 /* True for application/x-protobuf; otherwise answers 415 and returns false. */
 bool pbhttp_check_content_type(struct evhttp_request *req);
 
-/* Answers status with an Error{code, message} body. */
+/*
+ * Sets X-Sluice-Error to message, printable ASCII only (other bytes as
+ * \xNN, at most 255 bytes). Every non-2xx answer carries it.
+ */
+void pbhttp_set_error_header(struct evhttp_request *req, const char *message);
+
+/* Answers status with an Error{code, message} body and X-Sluice-Error. */
 void pbhttp_reply_error(struct evhttp_request *req, int status, const char *code,
                         const char *message);
 

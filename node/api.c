@@ -319,6 +319,7 @@ static void api_assign_reply(struct node_api *api, struct evhttp_request *req, i
 
     api_assign_response(api, status, reason, retry_ms, detail, &resp);
     if (status != 202) {
+        pbhttp_set_error_header(req, detail);
         evhttp_add_header(h, "X-Sluice-Reason", wire_reason_name(reason));
         if (retry_ms > 0) {
             char ra[16];
@@ -437,10 +438,8 @@ static void api_assign_single_done(struct node_api *api, int status, enum wire_r
 {
     struct evhttp_request *req = arg;
 
-    if (status == 409)
-        api_reply_error(api, req, 409, "conflict", detail);
-    else
-        api_assign_reply(api, req, status, reason, retry_ms, detail);
+    /* Every decision, 409 included, is an AssignResponse, as in the batch. */
+    api_assign_reply(api, req, status, reason, retry_ms, detail);
 }
 
 static void api_assign_cb(struct evhttp_request *req, const char *rest, void *arg)
