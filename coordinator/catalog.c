@@ -400,6 +400,10 @@ static int cat_check_chars(struct catalog *c, const char *what, const char *s, s
         if (!ok((unsigned char)s[i]))
             return cat_fail(c, -EINVAL, "%s: byte 0x%02x at offset %zu is not one of %s", what,
                             (unsigned char)s[i], i, allowed);
+    /* Every client reads these back as proto3 strings: they must be UTF-8. */
+    if (!wire_utf8_valid(s, n, &n))
+        return cat_fail(c, -EINVAL, "%s: not valid UTF-8 (byte 0x%02x at offset %zu)", what,
+                        (unsigned char)s[n], n);
     return 0;
 }
 
@@ -480,7 +484,36 @@ static int cat_col_text(struct catalog *c, sqlite3_stmt *s, int i, char *buf, si
                         sqlite3_column_name(s, i), n, size - 1);
     memcpy(buf, t, n);
     buf[n] = '\0';
+    /* Written before the catalog checked UTF-8: neither served as is nor skipped. */
+    if (!wire_utf8_valid(buf, n, &n))
+        return cat_fail(c, -EILSEQ, "stored %s is not valid UTF-8 (byte 0x%02x at offset %zu)",
+                        sqlite3_column_name(s, i), (unsigned char)buf[n], n);
     return 0;
+}
+
+/* An event's detail: free text, so a stored one that is not UTF-8 is escaped, not refused. */
+static int cat_col_detail(struct catalog *c, sqlite3_stmt *s, int i, char *buf, size_t size)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+
+    if (sqlite3_column_type(s, i) == SQLITE_NULL || t == NULL) {
+        buf[0] = '\0';
+        return 0;
+    }
+    wire_utf8_escape(buf, size, t, (size_t)sqlite3_column_bytes(s, i));
+    return 0;
+}
+
+/* Names the row (its id, escaped) in the message of a failed read. */
+static int cat_row_fail(struct catalog *c, int r, const char *what, sqlite3_stmt *s)
+{
+    const unsigned char *id = sqlite3_column_text(s, 0);
+    char esc[WIRE_ID_MAX + 1], prefix[WIRE_ID_MAX + 32];
+
+    wire_utf8_escape(esc, sizeof(esc), id != NULL ? (const char *)id : "",
+                     (size_t)sqlite3_column_bytes(s, 0));
+    snprintf(prefix, sizeof(prefix), "%s '%s'", what, esc);
+    return cat_prefix(c, r, prefix);
 }
 
 static int cat_read_segment(struct catalog *c, sqlite3_stmt *s, struct catalog_segment *g)
@@ -490,7 +523,7 @@ static int cat_read_segment(struct catalog *c, sqlite3_stmt *s, struct catalog_s
     if ((r = cat_col_text(c, s, 0, g->id, sizeof(g->id))) < 0 ||
         (r = cat_col_text(c, s, 1, g->uri, sizeof(g->uri))) < 0 ||
         (r = cat_col_text(c, s, 5, g->state, sizeof(g->state))) < 0)
-        return r;
+        return cat_row_fail(c, r, "segment", s);
     g->row_count = (uint64_t)sqlite3_column_int64(s, 2);
     g->avg_row_size = (uint64_t)sqlite3_column_int64(s, 3);
     g->replication = (unsigned)sqlite3_column_int(s, 4);
@@ -509,7 +542,7 @@ static int cat_read_node(struct catalog *c, sqlite3_stmt *s, struct catalog_node
         (r = cat_col_text(c, s, 2, n->state, sizeof(n->state))) < 0 ||
         (r = cat_col_text(c, s, 4, n->last_reason, sizeof(n->last_reason))) < 0 ||
         (r = cat_col_text(c, s, 7, n->drained_by, sizeof(n->drained_by))) < 0)
-        return r;
+        return cat_row_fail(c, r, "node", s);
     n->last_seen_ms = sqlite3_column_int64(s, 3);
     n->created_ms = sqlite3_column_int64(s, 5);
     n->claim = sqlite3_column_int(s, 6) != 0;
@@ -536,7 +569,7 @@ static int cat_read_event(struct catalog *c, sqlite3_stmt *s, struct catalog_eve
         (r = cat_col_text(c, s, 3, e->node_id, sizeof(e->node_id))) < 0 ||
         (r = cat_col_text(c, s, 4, e->kind, sizeof(e->kind))) < 0 ||
         (r = cat_col_text(c, s, 5, e->reason, sizeof(e->reason))) < 0 ||
-        (r = cat_col_text(c, s, 8, e->detail, sizeof(e->detail))) < 0)
+        (r = cat_col_detail(c, s, 8, e->detail, sizeof(e->detail))) < 0)
         return r;
     e->id = (uint64_t)sqlite3_column_int64(s, 0);
     e->ts_ms = sqlite3_column_int64(s, 1);
@@ -1422,8 +1455,16 @@ static int cat_insert_event(struct catalog *c, const struct catalog_event *e)
 
 int catalog_add_event(struct catalog *c, const struct catalog_event *e)
 {
+    struct catalog_event fixed;
     int r;
 
+    /* A detail cut short inside a character, or quoting a peer: escaped, not refused. */
+    if (e != NULL && !wire_utf8_valid(e->detail, strnlen(e->detail, sizeof(e->detail)), NULL)) {
+        fixed = *e;
+        wire_utf8_escape(fixed.detail, sizeof(fixed.detail), e->detail,
+                         strnlen(e->detail, sizeof(e->detail)));
+        e = &fixed;
+    }
     if ((r = cat_enter(c)) < 0 || (r = cat_check_event(c, e)) < 0 || (r = cat_op_begin(c)) < 0)
         return r;
     return cat_op_end(c, cat_insert_event(c, e));

@@ -19,6 +19,7 @@ Usage: conformance.py BUILD_DIR SOURCE_DIR
 
 import copy
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -133,7 +134,7 @@ def report_req():
                          pressure=pb.PressureSnapshot(usage_bytes=1, wss_bytes=1),
                          segments=[pb.SegmentStatus(segment_id="seg-r", state=pb.LOADED,
                                                     detail="ok", uri="file:///x/r.seg")],
-                         uptime_seconds=5)
+                         uptime_seconds=5, claim=True)  # pull mode: nothing is pushed to it
 
 
 def claim_req():
@@ -156,18 +157,37 @@ REQUESTS = [
 ]
 
 # Baselines: each valid request once, so that later answers can be compared.
+def wait_loaded(ids, seconds=20):
+    """Polls the node's status until every id in ids is LOADED."""
+    import time
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        status, _, body = node.get("/v1/status")
+        if status == 200:
+            st_ = pb.NodeStatus.FromString(body)
+            if all(any(s.segment_id == i and s.state == pb.LOADED for s in st_.segments)
+                   for i in ids):
+                return True
+        time.sleep(0.05)
+    return False
+
+
 baseline = {}
 for d, path, make in REQUESTS:
+    if path == "/v1/query":
+        t.check("seg-a and seg-b loaded", wait_loaded(["seg-a", "seg-b"]))
     status, _, _ = call(d, "POST", path, make(), what=f"baseline {path}")
     baseline[path] = status
 t.check("baseline: assign accepted", baseline["/v1/assign"] == 202, str(baseline))
+t.check("baseline: query answered", baseline["/v1/query"] == 200, str(baseline))
 t.check("baseline: report", baseline["/v1/report"] == 200, str(baseline))
 t.check("baseline: register", baseline["/v1/segments"] == 200, str(baseline))
+t.check("baseline: claim by a reported pull-mode node", baseline["/v1/claim"] == 200,
+        str(baseline))
 # A repeat answers the same (assign: held, 202; register: unchanged, 200).
 for d, path, make in REQUESTS:
     status, _, _ = call(d, "POST", path, make(), what=f"repeat {path}")
-    if path != "/v1/claim":
-        t.check(f"repeat {path}: same answer", status == baseline[path], f"{status}")
+    t.check(f"repeat {path}: same answer", status == baseline[path], f"{status}")
     baseline[path] = status
 
 # ---- invalid UTF-8 in every string field ----------------------------------
@@ -436,5 +456,29 @@ r = expect(node, "POST", "/v1/assign", 503,
 t.check("assign 503: DRAINING", isinstance(r, pb.AssignResponse) and r.reason == pb.DRAINING,
         str(r))
 node.post("/v1/undrain")
+
+# A catalog row that an older build stored with bytes that are not UTF-8:
+# the coordinator refuses to start, naming the segment (it neither serves the
+# row as it is nor drops it).
+coord.stop()
+db = sqlite3.connect(os.path.join(coord.dir, "coord.db"))
+db.execute("UPDATE segments SET uri = CAST(X'66696C653A2F2F2F78FF2E736567' AS TEXT) "
+           "WHERE id = 'seg-c'")
+db.commit()
+db.close()
+p = subprocess.Popen([os.path.join(BUILD, "coordinator", "sluice-coord"), "serve",
+                      "--listen=127.0.0.1:0", f"--db={coord.dir}/coord.db",
+                      f"--token-file={coord.dir}/token"],
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+try:
+    out, _ = p.communicate(timeout=20)
+except subprocess.TimeoutExpired:  # it started and serves the row
+    p.kill()
+    out, _ = p.communicate()
+out = out.decode("utf-8", "replace")
+t.check("catalog row not UTF-8: the coordinator refuses to start", p.returncode not in (0, -9),
+        f"exit {p.returncode}")
+t.check("catalog row not UTF-8: the error names the segment and the column",
+        "segment 'seg-c': stored uri is not valid UTF-8" in out, out[-600:])
 
 t.finish()

@@ -1259,6 +1259,57 @@ START_TEST(test_durability_kill)
     catalog_close(c);
 }
 END_TEST
+/* The catalog holds only UTF-8; a row written before that rule is reported, naming it. */
+START_TEST(test_utf8)
+{
+    struct catalog *c = test_open();
+    struct catalog_segment seg = test_segment("u1", 10);
+    struct catalog_event ev = {.ts_ms = 7};
+    struct test_rows t = {0};
+    sqlite3 *db;
+
+    snprintf(seg.uri, sizeof(seg.uri), "file:///data/\xff\xfe.seg");
+    ck_assert_int_eq(catalog_put_segment(c, &seg), -EINVAL);
+    ck_assert_str_eq(catalog_errmsg(c),
+                     "segment uri: not valid UTF-8 (byte 0xff at offset 13)");
+    ck_assert_uint_eq(test_count_segments(c, NULL), 0);
+
+    /* An event's detail is free text: escaped, not refused (cut inside a character too). */
+    snprintf(ev.segment_id, sizeof(ev.segment_id), "u1");
+    snprintf(ev.kind, sizeof(ev.kind), "refused");
+    snprintf(ev.detail, sizeof(ev.detail), "peer said \xff and \xc3");
+    ck_assert_int_eq(catalog_add_event(c, &ev), 0);
+    ck_assert_int_eq(catalog_foreach_event(c, NULL, 0, 0, test_ev_cb, &t), 0);
+    ck_assert_int_eq(t.n, 1);
+    ck_assert_str_eq(t.ev[0].detail, "peer said \\xFF and \\xC3");
+
+    /* A row an older build stored: foreach fails, naming the segment and the column. */
+    test_put_segment(c, "good", 10);
+    test_put_segment(c, "old", 10);
+    catalog_close(c);
+    db = test_raw_open();
+    test_raw_exec(db, "UPDATE segments SET uri = CAST(X'66696C653A2F2F2F78FF2E736567' AS TEXT)"
+                      " WHERE id = 'old'");
+    sqlite3_close(db);
+    c = test_open();
+    t.n = 0;
+    ck_assert_int_eq(catalog_foreach_segment(c, NULL, test_seg_cb, &t), -EILSEQ);
+    ck_assert_str_eq(catalog_errmsg(c),
+                     "segment 'old': stored uri is not valid UTF-8 (byte 0xff at offset 9)");
+    /* And the same for its id. */
+    catalog_close(c);
+    db = test_raw_open();
+    test_raw_exec(db, "UPDATE segments SET uri = 'file:///x.seg', id = CAST(X'6F6CFF' AS TEXT)"
+                      " WHERE id = 'old'");
+    sqlite3_close(db);
+    c = test_open();
+    ck_assert_int_eq(catalog_foreach_segment(c, NULL, test_seg_cb, &t), -EILSEQ);
+    ck_assert_str_eq(catalog_errmsg(c),
+                     "segment 'ol\\xFF': stored id is not valid UTF-8 (byte 0xff at offset 2)");
+    catalog_close(c);
+}
+END_TEST
+
 
 /* One TCase per behaviour, each with its own temp dir. */
 static void test_add(Suite *s, const char *name, const TTest *test)
@@ -1298,6 +1349,7 @@ static Suite *catalog_suite(void)
     test_add(s, "integrity_check", test_integrity_check);
     test_add(s, "call_atomic", test_call_atomic);
     test_add(s, "durability_kill", test_durability_kill);
+    test_add(s, "utf8", test_utf8);
     return s;
 }
 
