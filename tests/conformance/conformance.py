@@ -441,6 +441,13 @@ expect(coord, "GET", "/v1/events?segment=bad!id", 400, "invalid_field")
 expect(coord, "POST", "/v1/nodes/nope/drain", 404, "not_found")
 expect(coord, "POST", "/v1/nodes/conf-node/explode", 404, "not_found")
 expect(coord, "POST", "/v1/nodes/bad!id/drain", 400, "invalid_field")
+expect(coord, "POST", "/v1/segments/seg-c/retry", 409, "not_invalid")
+expect(coord, "POST", "/v1/segments/nope/retry", 404, "not_found")
+expect(coord, "POST", "/v1/segments/seg-c/bogus", 404, "not_found")
+expect(coord, "POST", "/v1/segments/bad!id/retry", 400, "invalid_field")
+moved = report_req()
+moved.addr = "127.0.0.1:10"
+expect(coord, "POST", "/v1/report", 409, "node_id_in_use", msg=moved)
 
 # 2xx answers of the listing endpoints decode cleanly too.
 for path in ("/v1/segments", "/v1/segments/seg-c", "/v1/nodes", "/v1/events", "/v1/status"):
