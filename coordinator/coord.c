@@ -54,7 +54,7 @@ static const char *const coord_seg_state_names[] = {"PENDING", "LOADED", "INVALI
 struct coord_holder {
     char node[WIRE_ID_MAX + 1];
     enum wire_segment_state state; /* LOADING or LOADED */
-    uint64_t since_ms;             /* wall clock of the last change */
+    uint64_t since_ms;             /* coord_now_ms() of the last change */
 };
 
 struct coord_seg {
@@ -66,7 +66,7 @@ struct coord_seg {
     enum coord_seg_state state;
     struct coord_holder *holders;
     unsigned n_holders, cap_holders;
-    uint64_t backoff_until_ms;
+    uint64_t backoff_until_ms;  /* coord_now_ms() time base; 0: none */
     char last_reason[32];
     char (*invalid_nodes)[WIRE_ID_MAX + 1]; /* distinct nodes whose load found it corrupt */
     unsigned n_invalid;
@@ -121,6 +121,28 @@ struct coord {
     size_t rc_head, rc_n, rc_cap;
     struct strmap *node_rows; /* id -> capacity in rows (as uintptr_t) */
 };
+
+/*
+ * The coordinator's one time base for deadlines: back-offs, exclusions, the
+ * report grace and the placer's now are on the monotonic clock, so that a
+ * step of the wall clock (NTP, an operator) moves none of them. Wall time
+ * is only stored (catalog rows, events) and shown, converted by
+ * coord_wall_of().
+ */
+static uint64_t coord_now_ms(void)
+{
+    return clock_mono_ns() / 1000000;
+}
+
+/* A coord_now_ms() deadline as wall-clock ms, to store or show; 0 stays 0 (none). */
+static uint64_t coord_wall_of(uint64_t mono_ms)
+{
+    uint64_t now = coord_now_ms();
+
+    if (mono_ms == 0 || mono_ms <= now)
+        return 0;
+    return clock_wall_ms() + (mono_ms - now);
+}
 
 static uint32_t coord_random(struct coord *c)
 {
@@ -283,12 +305,12 @@ static void coord_holder_add(struct coord *c, struct coord_seg *s, struct coord_
     h = &s->holders[s->n_holders++];
     snprintf(h->node, sizeof(h->node), "%s", n->id);
     h->state = st;
-    h->since_ms = clock_wall_ms();
+    h->since_ms = coord_now_ms();
     strmap_put(n->held, s->id, s);
     n->rows += s->row_count;
     coord_txn(c);
     coord_check(c, catalog_put_assignment(c->cat, s->id, n->id, wire_segment_state_name(st),
-                                          (int64_t)h->since_ms),
+                                          (int64_t)clock_wall_ms()),
                 "assignment");
 }
 
@@ -319,7 +341,7 @@ static void coord_set_seg_state(struct coord *c, struct coord_seg *s, enum coord
     s->state = st;
     coord_txn(c);
     coord_check(c, catalog_set_segment_state(c->cat, s->id, coord_seg_state_names[st],
-                                             (int64_t)s->backoff_until_ms),
+                                             (int64_t)coord_wall_of(s->backoff_until_ms)),
                 "segment_state");
 }
 
@@ -577,7 +599,7 @@ static void coord_answer(struct coord *c, uint64_t attempt_id, int status,
     if (ans.retry_after_ms == 0)
         ans.retry_after_ms = retry_after_s * 1000;
     c->assign_answers[placer_classify(ans.http_status)]++;
-    placer_on_answer(c->placer, attempt_id, &ans, clock_wall_ms(), coord_random(c));
+    placer_on_answer(c->placer, attempt_id, &ans, coord_now_ms(), coord_random(c));
 }
 
 /* One batch in flight to a node: the attempts it carries, in order. */
@@ -738,13 +760,12 @@ static void coord_op_backoff(void *ctx, const struct placer_segment *ps, uint64_
 {
     struct coord *c = ctx;
     struct coord_seg *s = strmap_get(c->segs, ps->id);
+    uint64_t now = coord_now_ms(), wait = until_ms > now ? until_ms - now : 0;
 
     if (s != NULL)
         s->backoff_until_ms = until_ms;
-    coord_event(c, "backoff", ps->id, NULL, WIRE_REASON_NONE, 0,
-                (uint32_t)(until_ms - clock_wall_ms()), "every node refused; next round in %" PRIu64
-                " ms",
-                until_ms - clock_wall_ms());
+    coord_event(c, "backoff", ps->id, NULL, WIRE_REASON_NONE, 0, (uint32_t)wait,
+                "every node refused; next round in %" PRIu64 " ms", wait);
 }
 
 static bool coord_op_invalid(void *ctx, const struct placer_segment *ps)
@@ -937,7 +958,7 @@ static void coord_rc_dispatch(struct coord *c)
 static void coord_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct coord *c = arg;
-    uint64_t now = clock_wall_ms(), next;
+    uint64_t now = coord_now_ms(), next;
 
     if (c->rowcount) {
         struct timeval again = {0, 200000};
@@ -1025,7 +1046,7 @@ static int coord_find_missing(const char *key, void *value, void *arg)
     struct coord_holder *h = coord_holder_find(s, m->node->id);
 
     if (strmap_get(m->reported, key) == NULL && h != NULL &&
-        clock_wall_ms() - h->since_ms > COORD_REPORT_GRACE_MS)
+        coord_now_ms() - h->since_ms > COORD_REPORT_GRACE_MS)
         m->lost[m->n_lost++] = s;
     return 0;
 }
@@ -1096,7 +1117,7 @@ static void coord_reconcile(struct coord *c, struct coord_node *n,
         coord_seg_update(c, s);
         /* Asked again once the node has unlinked the copy (it does on this answer). */
         if (s->state != COORD_INVALID && !c->rowcount)
-            placer_exclude(c->placer, s->id, n->id, clock_wall_ms() + COORD_STALE_RETRY_MS);
+            placer_exclude(c->placer, s->id, n->id, coord_now_ms() + COORD_STALE_RETRY_MS);
         return;
     }
     if (s != NULL && s->state == COORD_INVALID && r->state == WIRE_SEG_LOADED) {
@@ -1134,11 +1155,11 @@ static void coord_reconcile(struct coord *c, struct coord_node *n,
             }
         } else if (h->state != r->state) {
             h->state = r->state;
-            h->since_ms = clock_wall_ms();
+            h->since_ms = coord_now_ms();
             coord_txn(c);
             coord_check(c, catalog_put_assignment(c->cat, s->id, n->id,
                                                   wire_segment_state_name(r->state),
-                                                  (int64_t)h->since_ms),
+                                                  (int64_t)clock_wall_ms()),
                         "assignment");
             if (r->state == WIRE_SEG_LOADED)
                 coord_event(c, "loaded", s->id, n->id, WIRE_REASON_NONE, 0, 0, NULL);
@@ -1177,7 +1198,7 @@ static void coord_reconcile(struct coord *c, struct coord_node *n,
             return;
         }
         coord_seg_update(c, s);
-        placer_exclude(c->placer, s->id, n->id, clock_wall_ms() + c->cfg.drop_retry_ms);
+        placer_exclude(c->placer, s->id, n->id, coord_now_ms() + c->cfg.drop_retry_ms);
         return;
     default:
         return;
@@ -1297,7 +1318,7 @@ static int coord_claim_one(const char *key, void *value, void *arg)
     if (cl->resp.n >= cl->max)
         return 1;
     if (s->state != COORD_PENDING || s->n_holders >= s->replication ||
-        coord_holder_find(s, cl->node->id) != NULL || s->backoff_until_ms > clock_wall_ms())
+        coord_holder_find(s, cl->node->id) != NULL || s->backoff_until_ms > coord_now_ms())
         return 0;
     a = &cl->resp.assignments[cl->resp.n++];
     memset(a, 0, sizeof(*a));
@@ -1546,7 +1567,7 @@ static void coord_seg_info(const struct coord *c, const struct coord_seg *s,
                  s->holders[i].node);
         d->placements[i].state = s->holders[i].state;
     }
-    d->backoff_until_ms = s->backoff_until_ms > clock_wall_ms() ? s->backoff_until_ms : 0;
+    d->backoff_until_ms = coord_wall_of(s->backoff_until_ms);
     snprintf(d->last_reason, sizeof(d->last_reason), "%s", s->last_reason);
     if (explain) {
         char buf[4096];
@@ -2191,7 +2212,7 @@ static int coord_load_assignment(const struct catalog_assignment *a, void *arg)
     snprintf(h->node, sizeof(h->node), "%s", n->id);
     h->state = strcmp(a->state, "LOADED") == 0 ? WIRE_SEG_LOADED : WIRE_SEG_LOADING;
     /* Give the node a full report period before its copy counts as lost. */
-    h->since_ms = clock_wall_ms();
+    h->since_ms = coord_now_ms();
     strmap_put(n->held, s->id, s);
     n->rows += s->row_count;
     return 0;

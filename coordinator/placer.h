@@ -17,8 +17,9 @@
  * all (timeout, connection error) marks the node SUSPECT and moves the
  * attempt on.
  *
- * No I/O, no clock, no randomness of its own: the daemon passes now_ms and a
- * random u32 in, receives assignments through placer_ops.assign and learns
+ * No I/O, no clock, no randomness of its own: the daemon passes now_ms (a
+ * monotonic clock: every deadline here is relative to it, and a wall-clock
+ * step must not move them) and a random u32 in, receives assignments through placer_ops.assign and learns
  * what happened through the other callbacks. Single-threaded. The placer
  * holds only segments that still want copies (fed from the catalog and from
  * node reports); a segment is dropped silently once enough copies are held
