@@ -388,6 +388,11 @@ static int framer_request_line(struct http_framer *f, const char *line, size_t n
                            (int)(mlen < 16 ? mlen : 16), line);
     if (tlen == 0 || target[0] != '/')
         return framer_fail(f, 400, "bad_request", "request line: the target must start with '/'");
+    /* evhttp would read "//host:port/..." as an authority, and route on what follows it. */
+    if (tlen >= 2 && target[1] == '/')
+        return framer_fail(f, 400, "bad_request", "request line: the target starts with \"//\"");
+    if (memchr(target, '#', tlen) != NULL)
+        return framer_fail(f, 400, "bad_request", "request line: a fragment ('#') in the target");
     for (size_t i = 0; i < tlen; i++) {
         unsigned char c = (unsigned char)target[i];
         if (c <= 0x20 || c >= 0x7f)

@@ -27,8 +27,9 @@
  * with Connection: close and without reading anything after it: 400 for a
  * malformed request line or header line (NUL or bare CR anywhere, obsolete
  * line folding, a version other than HTTP/1.0 or 1.1, a target that is not
- * an absolute path of printable ASCII), a Content-Length that is not plain
- * digits or is sent twice, a Transfer-Encoding other than one "chunked",
+ * an absolute path of printable ASCII, or starts with "//" or holds a "#"), a
+ * Content-Length that is not plain digits or is sent twice, a
+ * Transfer-Encoding other than one "chunked",
  * both of them, a chunk size that is not plain hex digits, chunk data not
  * followed by CRLF, trailer fields; 413 for a body over max_body; 414 for a
  * request line of 8 KiB or more; 417 for an Expect other than

@@ -119,6 +119,12 @@ CASES = {
     "a space inside the target":
         lambda d, s: head(d, b"Content-Length: 0\r\n\r\n").replace(
             b"POST /v1/", b"POST /v1/ x", 1) + s,
+    "a target starting with // (an authority to evhttp)":
+        lambda d, s: head(d, b"Content-Length: 0\r\n\r\n").replace(
+            b"POST /v1/", b"POST //x:1/v1/", 1) + s,
+    "a fragment in the target":
+        lambda d, s: head(d, b"Content-Length: 0\r\n\r\n").replace(
+            b"POST /v1/", b"POST /v1/#", 1) + s,
     "Expect: something":
         lambda d, s: head(d, b"Expect: 200-ok\r\nContent-Length: 0\r\n\r\n") + s,
 }

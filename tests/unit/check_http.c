@@ -887,6 +887,60 @@ START_TEST(test_accept_backoff)
 }
 END_TEST
 
+/*
+ * The framer: a request with two Content-Length headers is refused with an
+ * Error and the connection closed, so the request sent behind it never runs
+ * (it would be counted in stats.requests). A well-framed pair runs both.
+ */
+START_TEST(test_framing_smuggle)
+{
+    static const char smuggled[] = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    struct fixture f;
+    char req[512], buf[4096];
+    bool closed;
+    int fd, n;
+
+    fixture_start(&f, NULL);
+    n = snprintf(req, sizeof(req),
+                 "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                 "Content-Length: %zu\r\n\r\n%s",
+                 sizeof(smuggled) - 1, smuggled);
+    fd = raw_connect(f.port);
+    raw_send(fd, req, (size_t)n);
+    raw_read(fd, buf, sizeof(buf), 2000, &closed);
+    close(fd);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 400", 12) == 0, "got: %s", buf);
+    ck_assert_ptr_nonnull(strstr(buf, "\r\nX-Sluice-Error: Content-Length: sent more than once\r\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "\r\nContent-Type: application/x-protobuf\r\n"));
+    ck_assert_ptr_null(strstr(buf + 12, "HTTP/1.1 "));
+    ck_assert(closed);
+
+    /* A chunk size written as 0x0, with the same request behind it. */
+    n = snprintf(req, sizeof(req),
+                 "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "0x0\r\n\r\n%s", smuggled);
+    fd = raw_connect(f.port);
+    raw_send(fd, req, (size_t)n);
+    raw_read(fd, buf, sizeof(buf), 2000, &closed);
+    close(fd);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 400", 12) == 0, "got: %s", buf);
+    ck_assert_ptr_null(strstr(buf + 12, "HTTP/1.1 "));
+    ck_assert(closed);
+
+    /* Control: well framed, both run on the one connection. */
+    n = snprintf(req, sizeof(req), "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab%s",
+                 smuggled);
+    fd = raw_connect(f.port);
+    raw_send(fd, req, (size_t)n);
+    raw_read(fd, buf, sizeof(buf), 500, &closed);
+    close(fd);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "got: %s", buf);
+    ck_assert_ptr_nonnull(strstr(buf + 12, "HTTP/1.1 200"));
+    fixture_stop(&f);
+    ck_assert_uint_eq(f.stats.requests, 2); /* only the control pair was routed */
+}
+END_TEST
+
 static Suite *http_suite(void)
 {
     Suite *s = suite_create("http");
@@ -900,6 +954,7 @@ static Suite *http_suite(void)
         {"body_limit", test_body_limit},
         {"header_limit", test_header_limit},
         {"nul_in_uri", test_nul_in_uri},
+        {"framing_smuggle", test_framing_smuggle},
         {"token", test_token},
         {"connection_cap", test_connection_cap},
         {"slowloris", test_slowloris},
