@@ -621,6 +621,83 @@ START_TEST(test_statvfs_failure_refuses)
 }
 END_TEST
 
+/* An assignment of file as id, carrying digest. */
+static struct answer do_assign_digest(struct store *st, const char *id, const char *file,
+                                      uint64_t rows, uint64_t digest)
+{
+    struct wire_assign_request req;
+    struct answer a = {0};
+
+    memset(&req, 0, sizeof(req));
+    snprintf(req.segment_id, sizeof(req.segment_id), "%s", id);
+    snprintf(req.uri, sizeof(req.uri), "file://%s/%s", storage, file);
+    req.row_count = rows;
+    req.avg_row_size = 32;
+    req.digest = digest;
+    store_assign(st, &req, assign_cb, &a);
+    run_until(answered, &a);
+    return a;
+}
+
+/* The digest of a file in the storage root. */
+static uint64_t file_digest(const char *name)
+{
+    char *path = xasprintf("%s/%s", storage, name), detail[256];
+    unsigned char buf[SEGMENT_MAX_HEADER_SIZE];
+    struct segment_header hdr;
+    struct stat sb;
+    FILE *f = fopen(path, "rb");
+    size_t n;
+
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(stat(path, &sb), 0);
+    n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    ck_assert_int_eq(segment_parse_header(buf, n, (uint64_t)sb.st_size, &hdr, detail,
+                                          sizeof(detail)),
+                     0);
+    free(path);
+    return segment_digest(&hdr);
+}
+
+/*
+ * The registered digest travels with the assignment: a file with another one
+ * is refused 422 (it changed since it was registered), a copy held with
+ * another one answers 409, and status reports each copy's digest.
+ */
+START_TEST(test_digest_checked)
+{
+    struct store *st = open_store(0);
+    struct want w = {st, WIRE_SEG_LOADED, 1};
+    struct wire_node_status ns;
+    struct answer a;
+    uint64_t d;
+
+    write_seg("a.seg", 1000);
+    d = file_digest("a.seg");
+    a = do_assign_digest(st, "a", "a.seg", 1000, d ^ 1);
+    ck_assert_int_eq(a.status, 422);
+    ck_assert_int_eq(a.reason, WIRE_REASON_SEGMENT_INVALID);
+    ck_assert_msg(strstr(a.detail, "digest") != NULL && strstr(a.detail, "changed"), "%s",
+                  a.detail);
+    ck_assert(!store_holds(st, "a"));
+    ck_assert_int_eq(do_assign_digest(st, "a", "a.seg", 1000, d).status, 202);
+    run_until(states_are, &w);
+    memset(&ns, 0, sizeof(ns));
+    store_status(st, &ns);
+    ck_assert_uint_eq(ns.n_segments, 1);
+    ck_assert_uint_eq(ns.segments[0].digest, d);
+    wire_node_status_done(&ns);
+    /* The same assignment again, or one without a digest: a retry. Another digest: 409. */
+    ck_assert_int_eq(do_assign_digest(st, "a", "a.seg", 1000, d).status, 202);
+    ck_assert_int_eq(do_assign_digest(st, "a", "a.seg", 1000, 0).status, 202);
+    a = do_assign_digest(st, "a", "a.seg", 1000, d + 1);
+    ck_assert_int_eq(a.status, 409);
+    ck_assert_msg(strstr(a.detail, "digest") != NULL, "%s", a.detail);
+    store_free(st);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store");
@@ -642,6 +719,7 @@ int main(void)
     tcase_add_test(tc, test_shed_replaced_refused_releases);
     tcase_add_test(tc, test_delete_waits_for_shed);
     tcase_add_test(tc, test_statvfs_failure_refuses);
+    tcase_add_test(tc, test_digest_checked);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
