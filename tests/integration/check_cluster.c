@@ -1533,10 +1533,10 @@ START_TEST(test_two_processes_one_id)
     args[2] = "--report-interval=200ms";
     args[3] = "--claim";
     args[4] = NULL;
-    nodes[0] = harness_node_start(storage, data_a, args);
+    nodes[0] = harness_node_start_calm(storage, data_a, args);
     ck_assert_ptr_nonnull(nodes[0]);
     ck_assert(harness_wait_until(nodes_up, &one, 10000));
-    nodes[1] = harness_node_start(storage, data_b, args);
+    nodes[1] = harness_node_start_calm(storage, data_b, args);
     ck_assert_ptr_nonnull(nodes[1]);
     import_all();
     ck_assert(harness_wait_until(all_loaded, &n, 30000));

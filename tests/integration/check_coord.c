@@ -297,7 +297,7 @@ START_TEST(test_first_node_places)
     args[1] = co;
     args[2] = "--report-interval=200ms";
     args[3] = NULL;
-    node = harness_node_start(storage, data, args);
+    node = harness_node_start_calm(storage, data, args);
     ck_assert_ptr_nonnull(node);
     ck_assert_msg(harness_wait_until(all_loaded, &one, 15000),
                   "a segment registered before the first node joined was not placed");
@@ -542,7 +542,7 @@ static struct harness_proc *start_named_node(const char *id, const char *extra)
     args[2] = "--report-interval=200ms";
     args[3] = extra;
     args[4] = NULL;
-    p = harness_node_start(storage, data, args);
+    p = harness_node_start_calm(storage, data, args); /* extra overrides its budget */
     ck_assert_ptr_nonnull(p);
     free(co);
     free(nid);
