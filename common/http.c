@@ -16,8 +16,11 @@
  * peer sees EOF at once, evhttp sees EOF and frees the connection through its
  * own error path, so we never free an evhttp object from outside.
  *
- * The client keeps one evhttp_connection per peer and puts a deadline timer
- * on every request, since evhttp's own timeout only measures inactivity.
+ * The client keeps one evhttp_connection per peer and hands evhttp one
+ * request at a time (evhttp does not pipeline): the others wait in the
+ * client's FIFO, so each request's deadline timer (evhttp's own timeout
+ * only measures inactivity) starts when it is sent, not while it waits
+ * behind a slow one.
  * Expected load: a few hundred requests per second per process, up to ~1000
  * server connections; per-connection lookups are linear in that number.
  */
@@ -1225,18 +1228,30 @@ void http_reply_text(struct evhttp_request *req, int code, const char *fmt, ...)
 
 /* Client. */
 
+/*
+ * One request. It waits in the client's FIFO until the connection is free,
+ * then is handed to evhttp (active): its deadline starts then, not when it
+ * was queued. Everything needed to send it again is kept, for the one
+ * retry on a fresh connection.
+ */
 struct http_client_req {
     struct http_client *client;
     struct evhttp_request *evreq; /* NULL once evhttp no longer knows it */
     struct event *timer;          /* deadline; also delivers a deferred result */
     http_client_cb cb;            /* NULL once the caller has been told */
     void *arg;
-    int64_t start_ms;
+    int64_t start_ms;             /* when first sent */
+    enum evhttp_cmd_type method;
+    char *path, *content_type;
+    void *body;
+    size_t len;
     enum evhttp_request_error error;
     bool have_error;
     bool deferred; /* result in deferred_status, to be delivered by timer */
     int deferred_status;
-    struct http_client_req *prev, *next;
+    bool idempotent, retried, sent;
+    struct http_client_req *prev, *next; /* every request of the client */
+    struct http_client_req *qnext;       /* the FIFO of requests not sent yet */
 };
 
 struct http_client {
@@ -1246,6 +1261,9 @@ struct http_client {
     char *authorization; /* "Bearer <token>" or NULL */
     unsigned timeout_ms;
     struct http_client_req *head;
+    struct http_client_req *qhead, *qtail; /* waiting to be sent */
+    struct http_client_req *active;        /* handed to evhttp */
+    struct event *pump_ev;                 /* sends the next request, from the loop */
     unsigned npending;
     unsigned depth;  /* >0 while our code runs inside libevent or caller callbacks */
     bool submitting; /* inside evhttp_make_request(): defer results */
@@ -1274,8 +1292,13 @@ static void client_unlink_free(struct http_client_req *creq)
         creq->next->prev = creq->prev;
     assert(client->npending > 0);
     client->npending--;
+    if (client->active == creq)
+        client->active = NULL;
     if (creq->timer != NULL)
         event_free(creq->timer);
+    free(creq->path);
+    free(creq->content_type);
+    free(creq->body);
     free(creq);
 }
 
@@ -1314,6 +1337,36 @@ static unsigned client_parse_retry_after(const char *v)
     return (unsigned)n;
 }
 
+/* Sends the next waiting request from the loop, never from inside evhttp. */
+static void client_pump(struct http_client *client)
+{
+    if (!client->dying && client->active == NULL && client->qhead != NULL)
+        event_active(client->pump_ev, EV_TIMEOUT, 1);
+}
+
+static void client_finish(struct http_client_req *creq, int status, struct evhttp_request *evreq);
+
+/*
+ * The peer gave no answer (status < 0, not a cancel): what waits behind
+ * the failed request fails with it now, rather than each one reconnecting
+ * and waiting out its own deadline in turn.
+ */
+static void client_fail_queued(struct http_client *client, int status)
+{
+    struct http_client_req *q = client->qhead;
+
+    client->qhead = client->qtail = NULL;
+    client->depth++;
+    while (q != NULL) {
+        struct http_client_req *next = q->qnext;
+
+        q->qnext = NULL;
+        client_finish(q, status, NULL);
+        q = next;
+    }
+    client->depth--;
+}
+
 /* Tells the caller and forgets the request; evreq is non-NULL for HTTP answers. */
 static void client_finish(struct http_client_req *creq, int status, struct evhttp_request *evreq)
 {
@@ -1321,6 +1374,7 @@ static void client_finish(struct http_client_req *creq, int status, struct evhtt
     struct http_client_reply reply = {.body = ""};
     http_client_cb cb = creq->cb;
     void *arg = creq->arg;
+    bool was_active = client->active == creq;
 
     if (evreq != NULL) {
         struct evkeyvalq *h = evhttp_request_get_input_headers(evreq);
@@ -1337,11 +1391,16 @@ static void client_finish(struct http_client_req *creq, int status, struct evhtt
         }
     }
     client_unlink_free(creq);
-    if (cb == NULL)
-        return;
-    client->depth++;
-    cb(status, &reply, arg);
-    client->depth--;
+    if (cb != NULL) {
+        client->depth++;
+        cb(status, &reply, arg);
+        client->depth--;
+    }
+    if (was_active && !client->dying) {
+        if (status < 0 && status != -ECANCELED)
+            client_fail_queued(client, status);
+        client_pump(client);
+    }
 }
 
 static void client_error_cb(enum evhttp_request_error error, void *arg)
@@ -1350,6 +1409,30 @@ static void client_error_cb(enum evhttp_request_error error, void *arg)
 
     creq->error = error;
     creq->have_error = true;
+}
+
+/*
+ * A peer may close an idle keep-alive connection just as a request goes
+ * out on it: the request then dies with the connection (EOF or a reset)
+ * without the peer having acted on it. A request that is safe to send
+ * twice gets one more try, on a fresh connection, within its deadline.
+ */
+static bool client_retry(struct http_client_req *creq, int status)
+{
+    struct http_client *client = creq->client;
+
+    if (!creq->idempotent || creq->retried || client->dying ||
+        (status != -ECONNRESET && status != -EIO))
+        return false;
+    creq->retried = true;
+    creq->have_error = false;
+    client->active = NULL;
+    creq->qnext = client->qhead;
+    client->qhead = creq;
+    if (client->qtail == NULL)
+        client->qtail = creq;
+    client_pump(client);
+    return true;
 }
 
 /* evhttp's request callback: an answer, or evreq NULL / code 0 on failure. */
@@ -1364,7 +1447,6 @@ static void client_done_cb(struct evhttp_request *evreq, void *arg)
         client_unlink_free(creq); /* abandoned by http_client_free() */
         return;
     }
-    event_del(creq->timer);
     if (code > 0) {
         status = code;
     } else if (creq->have_error) {
@@ -1376,6 +1458,9 @@ static void client_done_cb(struct evhttp_request *evreq, void *arg)
     } else {
         status = -EIO;
     }
+    if (code <= 0 && !client->submitting && client_retry(creq, status))
+        return; /* its deadline keeps running */
+    event_del(creq->timer);
     if (client->submitting) {
         creq->deferred = true;
         creq->deferred_status = status;
@@ -1401,8 +1486,95 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
         client->depth++;
         evhttp_cancel_request(evreq);
         client->depth--;
+    } else {
+        /* Waiting for its retry: take it off the queue. */
+        struct http_client_req **pp = &client->qhead;
+
+        client->qtail = NULL;
+        while (*pp != NULL) {
+            if (*pp == creq) {
+                *pp = creq->qnext;
+            } else {
+                client->qtail = *pp;
+                pp = &(*pp)->qnext;
+            }
+        }
+        creq->qnext = NULL;
+        if (client->active == NULL)
+            client->active = creq; /* so that the queue behind it fails with it */
     }
     client_finish(creq, -ETIMEDOUT, NULL);
+}
+
+/* Hands one request to evhttp; its deadline starts at its first sending. */
+static void client_send(struct http_client *client, struct http_client_req *creq)
+{
+    struct evhttp_request *evreq = evhttp_request_new(client_done_cb, creq);
+    struct evkeyvalq *h;
+    int r;
+
+    client->active = creq;
+    if (!creq->sent) {
+        struct timeval tv = http_tv(client->timeout_ms);
+
+        creq->sent = true;
+        creq->start_ms = http_now_ms();
+        evtimer_add(creq->timer, &tv);
+    }
+    if (evreq == NULL) {
+        creq->deferred = true;
+        creq->deferred_status = -ENOMEM;
+        event_del(creq->timer);
+        event_active(creq->timer, EV_TIMEOUT, 1);
+        return;
+    }
+    creq->evreq = evreq;
+    evhttp_request_set_error_cb(evreq, client_error_cb);
+    h = evhttp_request_get_output_headers(evreq);
+    evhttp_add_header(h, "Host", client->host_header);
+    if (client->authorization != NULL)
+        evhttp_add_header(h, "Authorization", client->authorization);
+    if (creq->content_type != NULL)
+        evhttp_add_header(h, "Content-Type", creq->content_type);
+    if (creq->len > 0 || creq->method == EVHTTP_REQ_POST || creq->method == EVHTTP_REQ_PUT) {
+        char n[24];
+
+        snprintf(n, sizeof(n), "%zu", creq->len);
+        evhttp_add_header(h, "Content-Length", n);
+    }
+    if (creq->len > 0)
+        evbuffer_add(evhttp_request_get_output_buffer(evreq), creq->body, creq->len);
+
+    client->submitting = true;
+    client->depth++;
+    r = evhttp_make_request(client->evcon, evreq, creq->method, creq->path);
+    client->depth--;
+    client->submitting = false;
+    if (r != 0 && !creq->deferred) {
+        /*
+         * Only an out-of-memory strdup fails here, and evhttp has then freed
+         * evreq; report through the loop like any other failure.
+         */
+        creq->evreq = NULL;
+        creq->deferred = true;
+        creq->deferred_status = -EIO;
+        event_del(creq->timer);
+        event_active(creq->timer, EV_TIMEOUT, 1);
+    }
+}
+
+static void client_pump_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_client *client = arg;
+    struct http_client_req *creq = client->qhead;
+
+    if (client->dying || client->active != NULL || creq == NULL)
+        return;
+    client->qhead = creq->qnext;
+    if (client->qhead == NULL)
+        client->qtail = NULL;
+    creq->qnext = NULL;
+    client_send(client, creq);
 }
 
 struct http_client *http_client_new(struct event_base *base, const char *host_port,
@@ -1421,7 +1593,12 @@ struct http_client *http_client_new(struct event_base *base, const char *host_po
     client->base = base;
     client->timeout_ms = timeout_ms != 0 ? timeout_ms : HTTP_CLIENT_TIMEOUT_MS;
     client->evcon = evhttp_connection_base_new(base, NULL, host, port);
-    if (client->evcon == NULL) {
+    client->pump_ev = event_new(base, -1, 0, client_pump_cb, client);
+    if (client->evcon == NULL || client->pump_ev == NULL) {
+        if (client->evcon != NULL)
+            evhttp_connection_free(client->evcon);
+        if (client->pump_ev != NULL)
+            event_free(client->pump_ev);
         free(client);
         return NULL;
     }
@@ -1449,6 +1626,7 @@ static void client_destroy(struct http_client *client)
         evhttp_connection_free(client->evcon); /* frees its requests, calls nothing */
     while (client->head != NULL)
         client_unlink_free(client->head);
+    event_free(client->pump_ev);
     free(client->host_header);
     free(client->authorization);
     free(client);
@@ -1486,20 +1664,17 @@ void http_client_free(struct http_client *client)
     }
 }
 
-int http_client_request(struct http_client *client, enum evhttp_cmd_type method, const char *path,
-                        const char *content_type, const void *body, size_t len, http_client_cb cb,
-                        void *arg)
+static int client_enqueue(struct http_client *client, enum evhttp_cmd_type method,
+                          const char *path, const char *content_type, const void *body,
+                          size_t len, bool idempotent, http_client_cb cb, void *arg)
 {
     struct http_client_req *creq;
-    struct evhttp_request *evreq;
-    struct evkeyvalq *h;
-    struct timeval tv;
-    int r;
 
     if (client->dying)
         return -ECANCELED;
     if (path == NULL || path[0] != '/' || strpbrk(path, " \r\n") != NULL || cb == NULL ||
-        (len > 0 && body == NULL))
+        (len > 0 && body == NULL) ||
+        (content_type != NULL && strpbrk(content_type, "\r\n") != NULL))
         return -EINVAL;
     switch (method) {
     case EVHTTP_REQ_GET:
@@ -1515,54 +1690,46 @@ int http_client_request(struct http_client *client, enum evhttp_cmd_type method,
     creq->client = client;
     creq->cb = cb;
     creq->arg = arg;
-    creq->start_ms = http_now_ms();
+    creq->method = method;
+    creq->path = xstrdup(path);
+    creq->content_type = content_type != NULL ? xstrdup(content_type) : NULL;
+    if (len > 0) {
+        creq->body = xmalloc(len);
+        memcpy(creq->body, body, len);
+    }
+    creq->len = len;
+    creq->idempotent = idempotent;
     creq->timer = evtimer_new(client->base, client_timer_cb, creq);
-    evreq = evhttp_request_new(client_done_cb, creq);
-    if (creq->timer == NULL || evreq == NULL) {
-        if (evreq != NULL)
-            evhttp_request_free(evreq);
-        if (creq->timer != NULL)
-            event_free(creq->timer);
+    if (creq->timer == NULL) {
+        free(creq->path);
+        free(creq->content_type);
+        free(creq->body);
         free(creq);
         return -ENOMEM;
     }
-    creq->evreq = evreq;
-    evhttp_request_set_error_cb(evreq, client_error_cb);
-    h = evhttp_request_get_output_headers(evreq);
-    evhttp_add_header(h, "Host", client->host_header);
-    if (client->authorization != NULL)
-        evhttp_add_header(h, "Authorization", client->authorization);
-    if (content_type != NULL)
-        evhttp_add_header(h, "Content-Type", content_type);
-    if (len > 0 || method == EVHTTP_REQ_POST || method == EVHTTP_REQ_PUT) {
-        char n[24];
-
-        snprintf(n, sizeof(n), "%zu", len);
-        evhttp_add_header(h, "Content-Length", n);
-    }
-    if (len > 0)
-        evbuffer_add(evhttp_request_get_output_buffer(evreq), body, len);
     client_link(client, creq);
-    tv = http_tv(client->timeout_ms);
-    evtimer_add(creq->timer, &tv);
-
-    client->submitting = true;
-    client->depth++;
-    r = evhttp_make_request(client->evcon, evreq, method, path);
-    client->depth--;
-    client->submitting = false;
-    if (r != 0 && !creq->deferred) {
-        /*
-         * Only an out-of-memory strdup fails here, and evhttp has then freed
-         * evreq; report through the loop like any other failure.
-         */
-        creq->evreq = NULL;
-        creq->deferred = true;
-        creq->deferred_status = -EIO;
-        event_del(creq->timer);
-        event_active(creq->timer, EV_TIMEOUT, 1);
-    }
+    if (client->qtail != NULL)
+        client->qtail->qnext = creq;
+    else
+        client->qhead = creq;
+    client->qtail = creq;
+    client_pump(client);
     return 0;
+}
+
+int http_client_request(struct http_client *client, enum evhttp_cmd_type method, const char *path,
+                        const char *content_type, const void *body, size_t len, http_client_cb cb,
+                        void *arg)
+{
+    return client_enqueue(client, method, path, content_type, body, len,
+                          method != EVHTTP_REQ_POST, cb, arg);
+}
+
+int http_client_request_idempotent(struct http_client *client, enum evhttp_cmd_type method,
+                                   const char *path, const char *content_type, const void *body,
+                                   size_t len, http_client_cb cb, void *arg)
+{
+    return client_enqueue(client, method, path, content_type, body, len, true, cb, arg);
 }
 
 unsigned http_client_pending(const struct http_client *client)

@@ -180,10 +180,10 @@ struct http_client_reply {
 /*
  * status is the HTTP status, or a negative errno when no response arrived:
  * -ETIMEDOUT (no complete response within timeout_ms of the request being
- * queued), -ECONNREFUSED (could not connect), -ECONNRESET (connection closed
+ * sent), -ECONNREFUSED (could not connect), -ECONNRESET (connection closed
  * early), -EPROTO (malformed response), -EMSGSIZE (response larger than the
  * client's limits: 64 MiB body, 64 KiB headers), -ECANCELED (client freed),
- * -EIO (anything else).
+ * -ENOMEM, -EIO (anything else).
  */
 typedef void (*http_client_cb)(int status, const struct http_client_reply *reply, void *arg);
 
@@ -192,11 +192,20 @@ struct http_client;
 /*
  * Creates a client for one peer, "host:port" or "[v6]:port". Requests share
  * one keep-alive connection, opened on first use and reopened after errors;
- * they are sent one after another on it (evhttp does not pipeline), and are
- * never retried. timeout_ms (0: 10 s) bounds each request from queueing to
- * the last byte of the response. token (NULL: none) is sent as a bearer
- * token. Returns NULL on a bad host_port. Name resolution, if host is a name,
- * blocks (no evdns).
+ * they are sent one after another on it, in the order queued (evhttp does
+ * not pipeline; the others wait in the client). timeout_ms (0: 10 s) bounds
+ * each request from its sending to the last byte of the response, so a
+ * request queued behind a slow one does not time out for that one's sake.
+ * When a request gets no answer (status < 0, other than -ECANCELED), the
+ * requests still waiting behind it fail with the same status at once:
+ * the peer is not answering, and each would otherwise reconnect and wait
+ * out its own deadline in turn. A request safe to send twice (GET, HEAD,
+ * PUT, DELETE, or one queued with http_client_request_idempotent()) that
+ * dies with its connection (-ECONNRESET, -EIO: e.g. the peer closed an idle
+ * keep-alive connection just as it was sent) is sent once more on a fresh
+ * connection, within its deadline; any other request is never retried.
+ * token (NULL: none) is sent as a bearer token. Returns NULL on a bad
+ * host_port. Name resolution, if host is a name, blocks (no evdns).
  */
 struct http_client *http_client_new(struct event_base *base, const char *host_port,
                                     unsigned timeout_ms, const char *token);
@@ -218,6 +227,14 @@ void http_client_free(struct http_client *client);
 int http_client_request(struct http_client *client, enum evhttp_cmd_type method, const char *path,
                         const char *content_type, const void *body, size_t len, http_client_cb cb,
                         void *arg);
+/*
+ * The same, for a request whose effect is the same if the peer gets it twice
+ * (e.g. a POST of assignments the node answers 202 again): it gets the one
+ * retry on a fresh connection described at http_client_new().
+ */
+int http_client_request_idempotent(struct http_client *client, enum evhttp_cmd_type method,
+                                   const char *path, const char *content_type, const void *body,
+                                   size_t len, http_client_cb cb, void *arg);
 
 /* Number of requests queued or in flight. */
 unsigned http_client_pending(const struct http_client *client);

@@ -671,8 +671,9 @@ static int coord_flush_node(const char *key, void *value, void *arg)
         body = wire_assign_batch_encode(&batch, &len);
         free(batch.assignments);
         if (n->client == NULL ||
-            http_client_request(n->client, EVHTTP_REQ_POST, "/v1/assign/batch", WIRE_CONTENT_TYPE,
-                                body, len, coord_batch_cb, b) < 0)
+            /* The same assignment again is answered 202: safe to resend on a fresh connection. */
+            http_client_request_idempotent(n->client, EVHTTP_REQ_POST, "/v1/assign/batch",
+                                           WIRE_CONTENT_TYPE, body, len, coord_batch_cb, b) < 0)
             event_base_once(c->base, -1, EV_TIMEOUT, coord_batch_failed_cb, b, NULL);
         free(body);
     }
@@ -938,8 +939,9 @@ static void coord_rc_dispatch(struct coord *c)
         m.avg_row_size = s->avg_row_size;
         m.digest = s->digest;
         body = wire_assign_request_encode(&m, &len);
-        if (http_client_request(pk.best->client, EVHTTP_REQ_POST, "/v1/assign", WIRE_CONTENT_TYPE,
-                                body, len, coord_rc_answer_cb, a) == 0) {
+        if (http_client_request_idempotent(pk.best->client, EVHTTP_REQ_POST, "/v1/assign",
+                                           WIRE_CONTENT_TYPE, body, len, coord_rc_answer_cb,
+                                           a) == 0) {
             s->rc_in_flight++;
             pk.best->rc_in_flight++;
             pk.best->rows += a->rows;

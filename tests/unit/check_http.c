@@ -827,6 +827,239 @@ START_TEST(test_client_free_in_flight)
 }
 END_TEST
 
+
+/*
+ * A scripted HTTP/1.1 peer on a raw socket, in a thread: it answers "ok"
+ * to each request, except as its mode says. It asserts nothing (Check
+ * asserts belong to the test thread); the test reads its counters after
+ * joining it.
+ */
+enum script_mode {
+    SCRIPT_CLOSE_SECOND, /* first connection: answer one request, read the next, close */
+    SCRIPT_SLOW,         /* answer every request delay_ms after reading it */
+};
+
+struct script_srv {
+    int lfd;
+    char addr[64];
+    enum script_mode mode;
+    unsigned delay_ms;
+    int accepted, requests, answered;
+    pthread_t th;
+};
+
+/* Reads one request (headers and Content-Length body); false on EOF or 3 s of silence. */
+static bool script_read_request(int fd)
+{
+    char buf[8192];
+    size_t got = 0;
+    char *end;
+    size_t need;
+
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+
+        buf[got] = '\0';
+        end = strstr(buf, "\r\n\r\n");
+        if (end != NULL) {
+            const char *cl = strcasestr(buf, "Content-Length:");
+
+            need = (size_t)(end + 4 - buf) + (cl != NULL && cl < end ? strtoul(cl + 15, NULL, 10)
+                                                                     : 0);
+            if (got >= need)
+                return true;
+        }
+        if (got + 1 >= sizeof(buf) || poll(&p, 1, 3000) <= 0)
+            return false;
+        n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+        if (n <= 0)
+            return false;
+        got += (size_t)n;
+    }
+}
+
+static void script_answer(int fd)
+{
+    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2"
+                             "\r\n\r\nok";
+
+    (void)!send(fd, ok, sizeof(ok) - 1, MSG_NOSIGNAL);
+}
+
+static void *script_thread(void *arg)
+{
+    struct script_srv *sv = arg;
+
+    for (;;) {
+        struct pollfd p = {.fd = sv->lfd, .events = POLLIN};
+        int fd;
+
+        if (poll(&p, 1, 3000) <= 0)
+            break;
+        fd = accept(sv->lfd, NULL, NULL);
+        if (fd < 0)
+            break;
+        sv->accepted++;
+        while (script_read_request(fd)) {
+            sv->requests++;
+            if (sv->mode == SCRIPT_CLOSE_SECOND && sv->accepted == 1 && sv->requests == 2)
+                break; /* closes just as the second request arrives */
+            if (sv->mode == SCRIPT_SLOW)
+                sleep_ms(sv->delay_ms);
+            script_answer(fd);
+            sv->answered++;
+        }
+        close(fd);
+        if (sv->mode == SCRIPT_SLOW)
+            break;
+    }
+    return NULL;
+}
+
+static void script_start(struct script_srv *sv, enum script_mode mode, unsigned delay_ms)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sin);
+
+    memset(sv, 0, sizeof(*sv));
+    sv->mode = mode;
+    sv->delay_ms = delay_ms;
+    sv->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(sv->lfd, 0);
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    ck_assert_int_eq(bind(sv->lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    ck_assert_int_eq(listen(sv->lfd, 8), 0);
+    ck_assert_int_eq(getsockname(sv->lfd, (struct sockaddr *)&sin, &len), 0);
+    snprintf(sv->addr, sizeof(sv->addr), "127.0.0.1:%u", (unsigned)ntohs(sin.sin_port));
+    ck_assert_int_eq(pthread_create(&sv->th, NULL, script_thread, sv), 0);
+}
+
+static void script_join(struct script_srv *sv)
+{
+    pthread_join(sv->th, NULL);
+    close(sv->lfd);
+}
+
+/* Sends one request and runs the loop until its answer; returns the status. */
+static int one_request(struct http_client *c, struct one_state *st, bool idempotent,
+                       enum evhttp_cmd_type method, const char *path)
+{
+    int calls = st->calls;
+
+    if (idempotent)
+        ck_assert_int_eq(http_client_request_idempotent(c, method, path, NULL, NULL, 0, one_cb,
+                                                        st),
+                         0);
+    else
+        ck_assert_int_eq(http_client_request(c, method, path, NULL, NULL, 0, one_cb, st), 0);
+    event_base_dispatch(st->base);
+    ck_assert_int_eq(st->calls, calls + 1);
+    return st->status;
+}
+
+/*
+ * Issue 14, suspected: the peer closes an idle keep-alive connection just as
+ * the next request goes out. A request safe to send twice is sent again on
+ * a fresh connection; a plain POST is not (the peer may have acted on it).
+ */
+START_TEST(test_client_retry_fresh_connection)
+{
+    struct script_srv sv;
+    struct one_state st = {0};
+    struct http_client *c;
+    int status;
+
+    st.base = event_base_new();
+
+    script_start(&sv, SCRIPT_CLOSE_SECOND, 0);
+    c = http_client_new(st.base, sv.addr, 3000, NULL);
+    ck_assert_int_eq(one_request(c, &st, false, EVHTTP_REQ_GET, "/a"), 200);
+    ck_assert_int_eq(one_request(c, &st, false, EVHTTP_REQ_GET, "/b"), 200);
+    http_client_free(c);
+    script_join(&sv);
+    ck_assert_int_eq(sv.accepted, 2);
+    ck_assert_int_eq(sv.requests, 3); /* /b twice */
+
+    script_start(&sv, SCRIPT_CLOSE_SECOND, 0);
+    c = http_client_new(st.base, sv.addr, 3000, NULL);
+    ck_assert_int_eq(one_request(c, &st, false, EVHTTP_REQ_POST, "/a"), 200);
+    ck_assert_int_eq(one_request(c, &st, true, EVHTTP_REQ_POST, "/assign"), 200);
+    http_client_free(c);
+    script_join(&sv);
+    ck_assert_int_eq(sv.accepted, 2);
+
+    script_start(&sv, SCRIPT_CLOSE_SECOND, 0);
+    c = http_client_new(st.base, sv.addr, 3000, NULL);
+    ck_assert_int_eq(one_request(c, &st, false, EVHTTP_REQ_POST, "/a"), 200);
+    status = one_request(c, &st, false, EVHTTP_REQ_POST, "/report");
+    ck_assert_msg(status == -ECONNRESET || status == -EIO, "status %d", status);
+    http_client_free(c);
+    script_join(&sv);
+    ck_assert_int_eq(sv.accepted, 1);
+    event_base_free(st.base);
+}
+END_TEST
+
+struct two_state {
+    struct event_base *base;
+    int status[2];
+    int calls;
+};
+
+static void two_cb(int status, const struct http_client_reply *reply, void *arg)
+{
+    struct two_state *st = arg;
+
+    st->status[st->calls++] = status;
+    if (st->calls == 2)
+        event_base_loopbreak(st->base);
+}
+
+/*
+ * Issue 14, suspected: the deadline of a request waiting behind a slow one
+ * on the single connection started when it was queued, so it timed out for
+ * the slow one's sake (and the coordinator marked a healthy node SUSPECT).
+ * Each answer takes 700 ms of a 1000 ms deadline: the second, sent when the
+ * first is answered, is answered in time.
+ */
+START_TEST(test_client_deadline_from_send)
+{
+    struct script_srv sv;
+    struct two_state st = {0};
+    struct http_client *c;
+
+    st.base = event_base_new();
+    script_start(&sv, SCRIPT_SLOW, 700);
+    c = http_client_new(st.base, sv.addr, 1000, NULL);
+    ck_assert_int_eq(http_client_request(c, EVHTTP_REQ_GET, "/1", NULL, NULL, 0, two_cb, &st), 0);
+    ck_assert_int_eq(http_client_request(c, EVHTTP_REQ_GET, "/2", NULL, NULL, 0, two_cb, &st), 0);
+    event_base_dispatch(st.base);
+    ck_assert_int_eq(st.calls, 2);
+    ck_assert_int_eq(st.status[0], 200);
+    ck_assert_int_eq(st.status[1], 200);
+    http_client_free(c);
+    script_join(&sv);
+    ck_assert_int_eq(sv.answered, 2);
+
+    /* A peer that does not answer in time: what waits behind fails with it. */
+    memset(&st, 0, sizeof(st));
+    st.base = event_base_new();
+    script_start(&sv, SCRIPT_SLOW, 1500);
+    c = http_client_new(st.base, sv.addr, 1000, NULL);
+    ck_assert_int_eq(http_client_request(c, EVHTTP_REQ_GET, "/1", NULL, NULL, 0, two_cb, &st), 0);
+    ck_assert_int_eq(http_client_request(c, EVHTTP_REQ_GET, "/2", NULL, NULL, 0, two_cb, &st), 0);
+    event_base_dispatch(st.base);
+    ck_assert_int_eq(st.calls, 2);
+    ck_assert_int_eq(st.status[0], -ETIMEDOUT);
+    ck_assert_int_eq(st.status[1], -ETIMEDOUT);
+    http_client_free(c);
+    script_join(&sv);
+    ck_assert_int_eq(sv.requests, 1); /* the second was never sent */
+    event_base_free(st.base);
+}
+END_TEST
+
 START_TEST(test_fetch_errors)
 {
     struct sockaddr_in sin = {.sin_family = AF_INET};
@@ -961,6 +1194,8 @@ static Suite *http_suite(void)
         {"client_keepalive", test_client_keepalive},
         {"client_timeout", test_client_timeout},
         {"client_free_in_flight", test_client_free_in_flight},
+        {"client_retry_fresh_connection", test_client_retry_fresh_connection},
+        {"client_deadline_from_send", test_client_deadline_from_send},
         {"fetch_errors", test_fetch_errors},
         {"accept_backoff", test_accept_backoff},
     };
