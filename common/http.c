@@ -46,6 +46,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "framer.h"
 #include "log.h"
 #include "pbhttp.h"
 #include "xmalloc.h"
@@ -59,8 +60,6 @@
 #define HTTP_CLIENT_MAX_HEADERS ((ev_ssize_t)64 << 10)
 #define HTTP_HOST_MAX           256
 #define HTTP_RETRY_AFTER_MAX    86400u
-#define HTTP_LINE_MAX           8192u /* one request or header line, CRLF included */
-#define HTTP_HEADER_COUNT_MAX   100u
 /* The request the framer hands evhttp in place of one it refused. */
 #define HTTP_FRAMING_PATH       "/.sluice/framing-error"
 #define HTTP_FRAMING_REQUEST    "GET " HTTP_FRAMING_PATH " HTTP/1.1\r\nConnection: close\r\n\r\n"
@@ -76,48 +75,21 @@ struct http_route {
 };
 
 /*
- * The request framer: an input filter between the socket and evhttp that
- * checks the framing of every request (request line, header lines, body
- * length, chunk sizes) before evhttp parses it, and hands evhttp only whole
- * requests that passed. evhttp 2.1 parses leniently (it takes the first of
- * two Content-Length headers, reads "+0", "0x0" and " 0" as numbers, stops
- * the request line at a NUL byte, joins folded header lines) and offers no
- * hook before it acts on what it parsed, which is how a request could be
- * smuggled behind another. Once a request is refused, nothing more is read
- * from the connection: evhttp gets one synthetic request for
- * HTTP_FRAMING_PATH, which server_request_cb answers with the Error and
- * Connection: close.
+ * The request framer (common/framer.h) runs as an input filter between the
+ * socket and evhttp: evhttp sees only whole requests that passed. Once a
+ * request is refused nothing more is read from the connection, and evhttp
+ * gets one synthetic request for HTTP_FRAMING_PATH, which
+ * server_request_cb answers with the Error and Connection: close.
  */
-enum http_frame_state {
-    HTTP_FR_LINE,       /* expecting a request line */
-    HTTP_FR_HEADER,     /* expecting a header line or the empty line */
-    HTTP_FR_BODY,       /* body_left bytes of a Content-Length body */
-    HTTP_FR_CHUNK_SIZE, /* expecting a chunk-size line */
-    HTTP_FR_CHUNK_DATA, /* body_left bytes of chunk data, then CRLF */
-    HTTP_FR_TRAILER,    /* expecting the empty line after the last chunk */
-    HTTP_FR_FAILED,     /* refused: input is discarded */
-};
-
-struct http_framer {
-    enum http_frame_state state;
-    size_t max_body, max_headers;
+struct http_filter {
+    struct framer *framer;
     struct bufferevent *sock; /* the socket's bufferevent, below the filter */
-    struct evbuffer *hold;    /* the request being checked, and what follows it */
-    size_t scan;           /* bytes of hold checked so far */
-    size_t head_bytes;
-    unsigned n_headers, n_length, n_encoding;
-    bool chunked;
-    uint64_t length;
-    uint64_t body_left, body_total;
-    int fail_status;
-    char fail_code[32];
-    char fail_msg[160];
 };
 
 /* One accepted connection; we hold one reference on bev until evhttp is done. */
 struct http_conn {
     struct bufferevent *bev;
-    struct http_framer *framer; /* lives as long as bev */
+    struct http_filter *filter; /* lives as long as bev */
     int64_t deadline_ms; /* CLOCK_MONOTONIC; 0 while a request is being handled */
     bool rejected;       /* over the cap at accept; never counted as live */
     bool shut;           /* shutdown(2) done, waiting for evhttp to free it */
@@ -296,324 +268,21 @@ static void server_sweep_cb(evutil_socket_t fd, short what, void *arg)
     server_sweep(arg);
 }
 
-/* Server: request framing (see struct http_framer). */
-
-static int framer_fail(struct http_framer *f, int status, const char *code, const char *fmt,
-                       ...) __attribute__((format(printf, 4, 5)));
-
-static int framer_fail(struct http_framer *f, int status, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-
-    f->state = HTTP_FR_FAILED;
-    f->fail_status = status;
-    snprintf(f->fail_code, sizeof(f->fail_code), "%s", code);
-    va_start(ap, fmt);
-    vsnprintf(f->fail_msg, sizeof(f->fail_msg), fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-/*
- * Takes the next CRLF-terminated line at f->scan into line (without the
- * CRLF). Returns its length, -2 when it is not complete yet, or -1 (failed)
- * when it is too long or holds a bare CR or a NUL byte.
- */
-static long framer_line(struct http_framer *f, char *line, const char *what)
-{
-    size_t avail = evbuffer_get_length(f->hold) - f->scan;
-    struct evbuffer_ptr at;
-    size_t n;
-
-    if (evbuffer_ptr_set(f->hold, &at, f->scan, EVBUFFER_PTR_SET) < 0)
-        return -2;
-    at = evbuffer_search(f->hold, "\n", 1, &at);
-    if (at.pos < 0 && avail < HTTP_LINE_MAX)
-        return -2;
-    n = at.pos < 0 ? avail : (size_t)at.pos - f->scan + 1;
-    if (n >= HTTP_LINE_MAX) {
-        if (f->state == HTTP_FR_LINE)
-            return framer_fail(f, 414, "uri_too_long", "%s: longer than %u bytes", what,
-                               HTTP_LINE_MAX);
-        return framer_fail(f, 431, "headers_too_large", "%s: longer than %u bytes", what,
-                           HTTP_LINE_MAX);
-    }
-    evbuffer_ptr_set(f->hold, &at, f->scan, EVBUFFER_PTR_SET);
-    evbuffer_copyout_from(f->hold, &at, line, n);
-    if (n < 2 || line[n - 2] != '\r')
-        return framer_fail(f, 400, "bad_request", "%s: must end with CRLF", what);
-    n -= 2;
-    line[n] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        if (line[i] == '\0')
-            return framer_fail(f, 400, "bad_request", "%s: NUL byte at offset %zu", what, i);
-        if (line[i] == '\r')
-            return framer_fail(f, 400, "bad_request", "%s: bare CR at offset %zu", what, i);
-    }
-    f->scan += n + 2;
-    return (long)n;
-}
-
-static bool framer_tchar(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
-static int framer_request_line(struct http_framer *f, const char *line, size_t n)
-{
-    const char *sp1 = memchr(line, ' ', n), *sp2, *target;
-    size_t mlen, tlen;
-
-    if (n == 0)
-        return framer_fail(f, 400, "bad_request", "request line: empty");
-    if (sp1 == NULL)
-        return framer_fail(f, 400, "bad_request", "request line: no request target");
-    mlen = (size_t)(sp1 - line);
-    target = sp1 + 1;
-    sp2 = memchr(target, ' ', n - mlen - 1);
-    if (sp2 == NULL)
-        return framer_fail(f, 400, "bad_request", "request line: no HTTP version");
-    tlen = (size_t)(sp2 - target);
-    if (strcmp(sp2 + 1, "HTTP/1.1") != 0 && strcmp(sp2 + 1, "HTTP/1.0") != 0)
-        return framer_fail(f, 400, "bad_request",
-                           "request line: the version must be HTTP/1.1 or HTTP/1.0");
-    for (size_t i = 0; i < mlen; i++)
-        if (!framer_tchar((unsigned char)line[i]))
-            return framer_fail(f, 400, "bad_request", "request line: malformed method");
-    if (mlen == 0)
-        return framer_fail(f, 400, "bad_request", "request line: malformed method");
-    if (!((mlen == 3 && memcmp(line, "GET", 3) == 0) ||
-          (mlen == 4 && memcmp(line, "POST", 4) == 0) ||
-          (mlen == 6 && memcmp(line, "DELETE", 6) == 0)))
-        return framer_fail(f, 501, "not_implemented",
-                           "request line: method %.*s is not one of GET, POST, DELETE",
-                           (int)(mlen < 16 ? mlen : 16), line);
-    if (tlen == 0 || target[0] != '/')
-        return framer_fail(f, 400, "bad_request", "request line: the target must start with '/'");
-    /* evhttp would read "//host:port/..." as an authority, and route on what follows it. */
-    if (tlen >= 2 && target[1] == '/')
-        return framer_fail(f, 400, "bad_request", "request line: the target starts with \"//\"");
-    if (memchr(target, '#', tlen) != NULL)
-        return framer_fail(f, 400, "bad_request", "request line: a fragment ('#') in the target");
-    for (size_t i = 0; i < tlen; i++) {
-        unsigned char c = (unsigned char)target[i];
-        if (c <= 0x20 || c >= 0x7f)
-            return framer_fail(f, 400, "bad_request",
-                               "request line: byte 0x%02x in the target", c);
-    }
-    return 0;
-}
-
-/* Strips optional whitespace around a header value in place. */
-static char *framer_trim(char *v)
-{
-    size_t n;
-
-    while (*v == ' ' || *v == '\t')
-        v++;
-    n = strlen(v);
-    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-        v[--n] = '\0';
-    return v;
-}
-
-static int framer_header(struct http_framer *f, char *line, size_t n)
-{
-    char *colon = memchr(line, ':', n), *v;
-
-    if (line[0] == ' ' || line[0] == '\t')
-        return framer_fail(f, 400, "bad_request",
-                           "header line %u: obsolete line folding is not accepted",
-                           f->n_headers + 1);
-    if (++f->n_headers > HTTP_HEADER_COUNT_MAX)
-        return framer_fail(f, 431, "headers_too_large", "headers: more than %u fields",
-                           HTTP_HEADER_COUNT_MAX);
-    if (colon == NULL || colon == line)
-        return framer_fail(f, 400, "bad_request", "header line %u: no field name",
-                           f->n_headers);
-    for (char *p = line; p < colon; p++)
-        if (!framer_tchar((unsigned char)*p))
-            return framer_fail(f, 400, "bad_request",
-                               "header line %u: byte 0x%02x in the field name", f->n_headers,
-                               (unsigned char)*p);
-    *colon = '\0';
-    for (char *p = colon + 1; *p != '\0'; p++)
-        if ((unsigned char)*p < 0x20 && *p != '\t')
-            return framer_fail(f, 400, "bad_request", "%s: control byte 0x%02x in the value",
-                               line, (unsigned char)*p);
-    v = framer_trim(colon + 1);
-    if (strcasecmp(line, "Content-Length") == 0) {
-        size_t k = strlen(v);
-
-        if (++f->n_length > 1)
-            return framer_fail(f, 400, "bad_request", "Content-Length: sent more than once");
-        if (k == 0 || k > 19 || strspn(v, "0123456789") != k)
-            return framer_fail(f, 400, "bad_request", "Content-Length: not a decimal number");
-        f->length = strtoull(v, NULL, 10);
-    } else if (strcasecmp(line, "Transfer-Encoding") == 0) {
-        if (++f->n_encoding > 1)
-            return framer_fail(f, 400, "bad_request", "Transfer-Encoding: sent more than once");
-        if (strcasecmp(v, "chunked") != 0)
-            return framer_fail(f, 400, "bad_request",
-                               "Transfer-Encoding: only \"chunked\" is supported");
-        f->chunked = true;
-    } else if (strcasecmp(line, "Expect") == 0 && strcasecmp(v, "100-continue") != 0) {
-        return framer_fail(f, 417, "expectation_failed", "Expect: only 100-continue is supported");
-    }
-    return 0;
-}
-
-/* The head is complete: decide how the body is framed. */
-static int framer_head_done(struct http_framer *f)
-{
-    if (f->n_length > 0 && f->n_encoding > 0)
-        return framer_fail(f, 400, "bad_request",
-                           "both Content-Length and Transfer-Encoding: the length is ambiguous");
-    f->body_total = 0;
-    if (f->chunked) {
-        f->state = HTTP_FR_CHUNK_SIZE;
-        return 0;
-    }
-    if (f->length > f->max_body)
-        return framer_fail(f, 413, "too_large", "body: %llu bytes, the limit is %zu",
-                           (unsigned long long)f->length, f->max_body);
-    f->body_left = f->length;
-    f->state = f->length > 0 ? HTTP_FR_BODY : HTTP_FR_LINE;
-    return 0;
-}
-
-static int framer_chunk_size(struct http_framer *f, const char *line, size_t n)
-{
-    uint64_t size = 0;
-
-    if (n == 0 || n > 16 || strspn(line, "0123456789abcdefABCDEF") != n)
-        return framer_fail(f, 400, "bad_request",
-                           "chunk size: \"%.20s\" is not a hexadecimal number", line);
-    for (size_t i = 0; i < n; i++) {
-        char c = line[i];
-        size = size << 4 | (uint64_t)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
-    }
-    if (size > f->max_body || f->body_total + size > f->max_body)
-        return framer_fail(f, 413, "too_large", "body: more than %zu bytes", f->max_body);
-    f->body_total += size;
-    f->body_left = size;
-    f->state = size > 0 ? HTTP_FR_CHUNK_DATA : HTTP_FR_TRAILER;
-    return 0;
-}
-
-/* One step over hold: 1 after progress, 0 when more input is needed, -1 once failed. */
-static int framer_step(struct http_framer *f)
-{
-    char line[HTTP_LINE_MAX + 1];
-    size_t avail = evbuffer_get_length(f->hold) - f->scan;
-    long n;
-
-    switch (f->state) {
-    case HTTP_FR_LINE:
-    case HTTP_FR_HEADER:
-    case HTTP_FR_CHUNK_SIZE:
-    case HTTP_FR_TRAILER:
-        n = framer_line(f, line,
-                        f->state == HTTP_FR_LINE         ? "request line"
-                        : f->state == HTTP_FR_HEADER     ? "header line"
-                        : f->state == HTTP_FR_CHUNK_SIZE ? "chunk size"
-                                                         : "trailer");
-        if (n == -2)
-            return 0;
-        if (n < 0)
-            return -1;
-        break;
-    case HTTP_FR_BODY: {
-        size_t take = avail < f->body_left ? avail : (size_t)f->body_left;
-
-        if (take == 0)
-            return 0;
-        f->scan += take;
-        f->body_left -= take;
-        if (f->body_left == 0)
-            f->state = HTTP_FR_LINE;
-        return 1;
-    }
-    case HTTP_FR_CHUNK_DATA: {
-        struct evbuffer_ptr at;
-        char crlf[2];
-
-        if (avail < f->body_left + 2)
-            return 0;
-        f->scan += (size_t)f->body_left;
-        evbuffer_ptr_set(f->hold, &at, f->scan, EVBUFFER_PTR_SET);
-        evbuffer_copyout_from(f->hold, &at, crlf, 2);
-        if (crlf[0] != '\r' || crlf[1] != '\n')
-            return framer_fail(f, 400, "bad_request", "chunk data: not followed by CRLF");
-        f->scan += 2;
-        f->state = HTTP_FR_CHUNK_SIZE;
-        return 1;
-    }
-    case HTTP_FR_FAILED:
-    default:
-        return -1;
-    }
-
-    switch (f->state) {
-    case HTTP_FR_LINE:
-        f->head_bytes = (size_t)n + 2;
-        f->n_headers = f->n_length = f->n_encoding = 0;
-        f->chunked = false;
-        f->length = 0;
-        if (framer_request_line(f, line, (size_t)n) < 0)
-            return -1;
-        f->state = HTTP_FR_HEADER;
-        return 1;
-    case HTTP_FR_HEADER:
-        f->head_bytes += (size_t)n + 2;
-        if (f->head_bytes > f->max_headers)
-            return framer_fail(f, 431, "headers_too_large", "headers: more than %zu bytes",
-                               f->max_headers);
-        if (n == 0)
-            return framer_head_done(f) < 0 ? -1 : 1;
-        return framer_header(f, line, (size_t)n) < 0 ? -1 : 1;
-    case HTTP_FR_CHUNK_SIZE:
-        return framer_chunk_size(f, line, (size_t)n) < 0 ? -1 : 1;
-    case HTTP_FR_TRAILER:
-        if (n != 0)
-            return framer_fail(f, 400, "bad_request", "trailer fields are not supported");
-        f->state = HTTP_FR_LINE;
-        return 1;
-    default:
-        return -1;
-    }
-}
-
 /* bufferevent input filter: passes whole, well-framed requests to evhttp. */
-static enum bufferevent_filter_result framer_filter(struct evbuffer *src, struct evbuffer *dst,
+static enum bufferevent_filter_result server_filter_in(struct evbuffer *src, struct evbuffer *dst,
                                                     ev_ssize_t limit,
                                                     enum bufferevent_flush_mode mode, void *ctx)
 {
-    struct http_framer *f = ctx;
-    bool passed = false;
-    int r;
+    struct http_filter *hf = ctx;
+    int r = framer_feed(hf->framer, src, dst);
 
-    if (f->state == HTTP_FR_FAILED) {
-        evbuffer_drain(src, evbuffer_get_length(src));
-        return BEV_NEED_MORE;
-    }
-    evbuffer_add_buffer(f->hold, src);
-    while ((r = framer_step(f)) > 0) {
-        if (f->state == HTTP_FR_LINE) {
-            evbuffer_remove_buffer(f->hold, dst, f->scan);
-            f->scan = 0;
-            passed = true;
-        }
-    }
-    if (r < 0) {
-        log_debug("http_framing_refused", "status=%d reason=\"%s\"", f->fail_status, f->fail_msg);
-        evbuffer_drain(f->hold, evbuffer_get_length(f->hold));
-        f->scan = 0;
+    if (r == -EPROTO) {
+        log_debug("http_framing_refused", "status=%d reason=\"%s\"",
+                  framer_status(hf->framer), framer_message(hf->framer));
         evbuffer_add(dst, HTTP_FRAMING_REQUEST, sizeof(HTTP_FRAMING_REQUEST) - 1);
         return BEV_OK;
     }
-    return passed ? BEV_OK : BEV_NEED_MORE;
+    return r > 0 ? BEV_OK : BEV_NEED_MORE;
 }
 
 /*
@@ -625,13 +294,13 @@ static enum bufferevent_filter_result framer_filter(struct evbuffer *src, struct
  * answer that is closed behind and larger than the socket's send buffer
  * can lose its tail; error answers are far smaller.
  */
-static enum bufferevent_filter_result framer_out_filter(struct evbuffer *src,
+static enum bufferevent_filter_result server_filter_out(struct evbuffer *src,
                                                         struct evbuffer *dst, ev_ssize_t limit,
                                                         enum bufferevent_flush_mode mode,
                                                         void *ctx)
 {
-    struct http_framer *f = ctx;
-    evutil_socket_t fd = bufferevent_getfd(f->sock);
+    struct http_filter *hf = ctx;
+    evutil_socket_t fd = bufferevent_getfd(hf->sock);
 
     if (evbuffer_get_length(src) == 0)
         return BEV_NEED_MORE;
@@ -641,12 +310,12 @@ static enum bufferevent_filter_result framer_out_filter(struct evbuffer *src,
     return BEV_OK;
 }
 
-static void framer_free_cb(void *ctx)
+static void server_filter_free_cb(void *ctx)
 {
-    struct http_framer *f = ctx;
+    struct http_filter *hf = ctx;
 
-    evbuffer_free(f->hold);
-    free(f);
+    framer_free(hf->framer);
+    free(hf);
 }
 
 /*
@@ -657,7 +326,7 @@ static struct bufferevent *server_bev_cb(struct event_base *base, void *arg)
 {
     struct http_server *srv = arg;
     struct bufferevent *bev, *sock;
-    struct http_framer *framer;
+    struct http_filter *hf;
     struct http_conn *c;
     size_t high;
 
@@ -665,19 +334,13 @@ static struct bufferevent *server_bev_cb(struct event_base *base, void *arg)
     sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (sock == NULL)
         return NULL; /* evhttp makes its own; this connection escapes the cap */
-    framer = xcalloc(1, sizeof(*framer));
-    framer->hold = evbuffer_new();
-    framer->max_body = srv->limits.max_body;
-    framer->max_headers = srv->limits.max_headers;
-    framer->sock = sock;
-    bev = framer->hold != NULL ? bufferevent_filter_new(sock, framer_filter, framer_out_filter,
-                                                        BEV_OPT_CLOSE_ON_FREE, framer_free_cb,
-                                                        framer)
-                               : NULL;
+    hf = xcalloc(1, sizeof(*hf));
+    hf->framer = framer_new(srv->limits.max_body, srv->limits.max_headers);
+    hf->sock = sock;
+    bev = bufferevent_filter_new(sock, server_filter_in, server_filter_out, BEV_OPT_CLOSE_ON_FREE,
+                                 server_filter_free_cb, hf);
     if (bev == NULL) {
-        if (framer->hold != NULL)
-            evbuffer_free(framer->hold);
-        free(framer);
+        server_filter_free_cb(hf);
         bufferevent_free(sock);
         return NULL;
     }
@@ -698,7 +361,7 @@ static struct bufferevent *server_bev_cb(struct event_base *base, void *arg)
     c = &srv->conns[srv->nconns++];
     memset(c, 0, sizeof(*c));
     c->bev = bev;
-    c->framer = framer;
+    c->filter = hf;
     c->deadline_ms = http_now_ms() + srv->limits.request_timeout_ms;
     srv->stats.connections_accepted++;
     if (srv->stats.connections_live >= srv->limits.max_connections) {
@@ -922,12 +585,12 @@ static void server_request_cb(struct evhttp_request *req, void *arg)
             c->deadline_ms = 0;
         evhttp_connection_set_closecb(evcon, server_close_cb, srv);
     }
-    if (c != NULL && c->framer->state == HTTP_FR_FAILED && path != NULL &&
+    if (c != NULL && framer_failed(c->filter->framer) && path != NULL &&
         strcmp(path, HTTP_FRAMING_PATH) == 0) {
         /* The framer refused what came next on this connection: answer, then close. */
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-        pbhttp_reply_error(req, c->framer->fail_status, c->framer->fail_code,
-                           c->framer->fail_msg);
+        pbhttp_reply_error(req, framer_status(c->filter->framer), framer_code(c->filter->framer),
+                           framer_message(c->filter->framer));
         return;
     }
     srv->stats.requests++;

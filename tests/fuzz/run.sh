@@ -33,6 +33,7 @@ all_targets=(
     fuzz_segment_header:8192
     fuzz_config:4096
     fuzz_uri:8192
+    fuzz_framer:16384
 )
 
 case "$seconds" in
