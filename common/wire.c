@@ -30,34 +30,11 @@ _Static_assert((int)WIRE_AGG_MAX == (int)SLUICE__V1__AGGREGATE__MAX, "aggregate 
 _Static_assert((int)WIRE_NODE_DRAINING == (int)SLUICE__V1__NODE_STATE__DRAINING_STATE, "node state enum");
 _Static_assert((int)WIRE_VERDICT_REJECTED == (int)SLUICE__V1__VERDICT__REJECTED, "verdict enum");
 
-static const char *const wire_reason_names[WIRE_REASON_COUNT_] = {
-    "NONE",         "DRAINING",    "MEM_CRITICAL",     "MEM_PRESSURE", "MEM_THRASHING",
-    "MEM_CAPACITY", "LATENCY_SLO", "LOAD_CONCURRENCY", "DISK_FULL",    "SEGMENT_INVALID",
-};
-
 static const char *const wire_seg_names[WIRE_SEG_COUNT_] = {"UNSPECIFIED", "LOADING", "LOADED",
                                                             "FAILED", "DROPPED"};
 
 static const char *const wire_agg_names[WIRE_AGG_COUNT_] = {"unspecified", "count", "sum", "min",
                                                             "max"};
-
-const char *wire_reason_name(enum wire_reason r)
-{
-    if ((unsigned)r >= WIRE_REASON_COUNT_)
-        return "UNKNOWN";
-    return wire_reason_names[r];
-}
-
-int wire_reason_parse(const char *s, enum wire_reason *ret)
-{
-    for (unsigned i = 0; i < WIRE_REASON_COUNT_; i++) {
-        if (strcmp(s, wire_reason_names[i]) == 0) {
-            *ret = (enum wire_reason)i;
-            return 0;
-        }
-    }
-    return -EINVAL;
-}
 
 const char *wire_segment_state_name(enum wire_segment_state s)
 {

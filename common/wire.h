@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "reason.h"
+
 #define WIRE_CONTENT_TYPE       "application/x-protobuf"
 #define WIRE_MAX_BODY           (4u << 20)
 #define WIRE_ID_MAX             128
@@ -27,21 +29,6 @@
 #define WIRE_QUERY_MAX_SEGMENTS 1024
 #define WIRE_ROW_COUNT_MAX      1000000000000ull /* 10^12 */
 #define WIRE_ROW_SIZE_MAX       (16ull << 20)
-
-/* Values equal the proto enum numbers (checked at compile time in wire.c). */
-enum wire_reason {
-    WIRE_REASON_NONE = 0,
-    WIRE_REASON_DRAINING,
-    WIRE_REASON_MEM_CRITICAL,
-    WIRE_REASON_MEM_PRESSURE,
-    WIRE_REASON_MEM_THRASHING,
-    WIRE_REASON_MEM_CAPACITY,
-    WIRE_REASON_LATENCY_SLO,
-    WIRE_REASON_LOAD_CONCURRENCY,
-    WIRE_REASON_DISK_FULL,
-    WIRE_REASON_SEGMENT_INVALID,
-    WIRE_REASON_COUNT_
-};
 
 enum wire_verdict { WIRE_VERDICT_UNSPECIFIED = 0, WIRE_VERDICT_ACCEPTED, WIRE_VERDICT_REJECTED };
 
@@ -65,10 +52,6 @@ enum wire_aggregate {
     WIRE_AGG_COUNT_
 };
 
-/* "MEM_PRESSURE", ... ; "NONE" for WIRE_REASON_NONE; "UNKNOWN" if out of range. */
-const char *wire_reason_name(enum wire_reason r);
-/* Parses a name produced by wire_reason_name(). Returns 0 or -EINVAL. */
-int wire_reason_parse(const char *s, enum wire_reason *ret);
 const char *wire_segment_state_name(enum wire_segment_state s);
 const char *wire_node_state_name(enum wire_node_state s);
 const char *wire_aggregate_name(enum wire_aggregate a);

@@ -239,7 +239,7 @@ static void coord_event(struct coord *c, const char *kind, const char *seg, cons
     snprintf(e.node_id, sizeof(e.node_id), "%s", node != NULL ? node : "");
     snprintf(e.kind, sizeof(e.kind), "%s", kind);
     if (reason != WIRE_REASON_NONE)
-        snprintf(e.reason, sizeof(e.reason), "%s", wire_reason_name(reason));
+        snprintf(e.reason, sizeof(e.reason), "%s", reason_name(reason));
     e.http_status = status;
     e.retry_after_ms = retry_ms;
     if (fmt != NULL) {
@@ -594,7 +594,7 @@ static void coord_answer(struct coord *c, uint64_t attempt_id, int status,
         ans.reason = resp->reason;
         ans.retry_after_ms = resp->retry_after_ms;
     } else if (reason_hdr != NULL) {
-        wire_reason_parse(reason_hdr, &ans.reason);
+        reason_parse(reason_hdr, &ans.reason);
     }
     if (ans.retry_after_ms == 0)
         ans.retry_after_ms = retry_after_s * 1000;
@@ -745,16 +745,12 @@ static void coord_op_refused(void *ctx, const struct placer_segment *ps, const c
 
     if (n != NULL) {
         n->refusals++;
-        snprintf(n->last_reason, sizeof(n->last_reason), "%s", wire_reason_name(reason));
+        snprintf(n->last_reason, sizeof(n->last_reason), "%s", reason_name(reason));
     }
     if (s != NULL)
-        snprintf(s->last_reason, sizeof(s->last_reason), "%s", wire_reason_name(reason));
+        snprintf(s->last_reason, sizeof(s->last_reason), "%s", reason_name(reason));
     /* The status the reason travels with (DESIGN.md's table). */
-    coord_event(c, "refused", ps->id, node_id, reason,
-                reason == WIRE_REASON_DRAINING    ? 503
-                : reason == WIRE_REASON_DISK_FULL ? 507
-                                                  : 429,
-                retry_ms, NULL);
+    coord_event(c, "refused", ps->id, node_id, reason, reason_http_status(reason), retry_ms, NULL);
 }
 
 static void coord_op_backoff(void *ctx, const struct placer_segment *ps, uint64_t until_ms)
@@ -1180,7 +1176,7 @@ static void coord_reconcile(struct coord *c, struct coord_node *n,
         if (h == NULL)
             return;
         coord_holder_remove(c, s, n->id);
-        snprintf(s->last_reason, sizeof(s->last_reason), "%s", wire_reason_name(r->reason));
+        snprintf(s->last_reason, sizeof(s->last_reason), "%s", reason_name(r->reason));
         coord_event(c, r->state == WIRE_SEG_FAILED ? "failed" : "dropped", s->id, n->id,
                     r->reason, 0, (uint32_t)c->cfg.drop_retry_ms, "%s", r->detail);
         /*
@@ -1909,7 +1905,7 @@ static int coord_collect_event(const struct catalog_event *e, void *arg)
     snprintf(d->segment_id, sizeof(d->segment_id), "%s", e->segment_id);
     snprintf(d->node_id, sizeof(d->node_id), "%s", e->node_id);
     snprintf(d->kind, sizeof(d->kind), "%s", e->kind);
-    if (e->reason[0] == '\0' || wire_reason_parse(e->reason, &d->reason) < 0)
+    if (e->reason[0] == '\0' || reason_parse(e->reason, &d->reason) < 0)
         d->reason = WIRE_REASON_NONE;
     d->http_status = (uint32_t)e->http_status;
     d->retry_after_ms = (uint32_t)e->retry_after_ms;
@@ -2128,7 +2124,7 @@ static void coord_metrics_cb(struct evhttp_request *req, const char *rest, void 
     }
     metrics_family(m, "sluice_coord_refusals_total", "counter", "Node refusals by reason.");
     for (int r = 1; r < WIRE_REASON_COUNT_; r++) {
-        const char *labels[] = {"reason", wire_reason_name((enum wire_reason)r), NULL};
+        const char *labels[] = {"reason", reason_name((enum wire_reason)r), NULL};
         metrics_sample_u64(m, "sluice_coord_refusals_total", ps.refused_by_reason_total[r],
                            labels);
     }

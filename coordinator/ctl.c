@@ -244,7 +244,7 @@ void ctl_print_events(FILE *out, const struct wire_event_list *evs, bool json)
             fputs(",\"kind\":", out);
             ctl_json_string(out, e->kind);
             fputs(",\"reason\":", out);
-            ctl_json_string(out, e->reason != WIRE_REASON_NONE ? wire_reason_name(e->reason) : "");
+            ctl_json_string(out, e->reason != WIRE_REASON_NONE ? reason_name(e->reason) : "");
             fprintf(out, ",\"http_status\":%u,\"retry_after_ms\":%u,\"detail\":", e->http_status,
                     e->retry_after_ms);
             ctl_json_string(out, e->detail);
@@ -260,7 +260,7 @@ void ctl_print_events(FILE *out, const struct wire_event_list *evs, bool json)
         fprintf(out, "%-8" PRIu64 " %-10s %-24s %-16s %-10s %-17s %5u %8u  %s\n", e->id,
                 ctl_time(tb, sizeof(tb), e->ts_ms), e->segment_id[0] ? e->segment_id : "-",
                 e->node_id[0] ? e->node_id : "-", e->kind,
-                e->reason != WIRE_REASON_NONE ? wire_reason_name(e->reason) : "-", e->http_status,
+                e->reason != WIRE_REASON_NONE ? reason_name(e->reason) : "-", e->http_status,
                 e->retry_after_ms, e->detail);
     }
     if (evs->next_before != 0)

@@ -147,11 +147,6 @@ struct placer {
     struct placer_stats st; /* the counters; gauges are filled in on demand */
 };
 
-static const char *const placer_reason_names[WIRE_REASON_COUNT_] = {
-    "NONE",         "DRAINING",    "MEM_CRITICAL",     "MEM_PRESSURE", "MEM_THRASHING",
-    "MEM_CAPACITY", "LATENCY_SLO", "LOAD_CONCURRENCY", "DISK_FULL",    "SEGMENT_INVALID",
-};
-
 /* ---- hash map ---------------------------------------------------------- */
 
 static uint64_t placer_hash(const char *s)
@@ -1457,7 +1452,7 @@ int placer_explain(const struct placer *p, const char *seg_id, char *buf, size_t
             explain_add(buf, len, &off, " last=%s status=%d at_ms=%" PRIu64,
                         placer_outcome_name(oc), (int)sl->last_status, sl->last_at);
             if (oc == PLACER_REFUSED || oc == PLACER_INVALID)
-                explain_add(buf, len, &off, " reason=%s", placer_reason_names[sl->last_reason]);
+                explain_add(buf, len, &off, " reason=%s", reason_name(sl->last_reason));
             if (oc == PLACER_REFUSED)
                 explain_add(buf, len, &off, " retry_after_ms=%" PRIu32, sl->last_retry_ms);
         } else {

@@ -34,11 +34,6 @@ _Static_assert(WIRE_REASON_DRAINING == 1 && WIRE_REASON_MEM_CRITICAL == 2 &&
                    WIRE_REASON_LOAD_CONCURRENCY == 7 && WIRE_REASON_DISK_FULL == 8,
                "admission gates must follow DESIGN.md's order");
 
-static const char *const adm_gate_names[ADMISSION_GATE_LAST + 1] = {
-    "NONE",         "DRAINING",    "MEM_CRITICAL",     "MEM_PRESSURE", "MEM_THRASHING",
-    "MEM_CAPACITY", "LATENCY_SLO", "LOAD_CONCURRENCY", "DISK_FULL",
-};
-
 struct admission_config admission_config_default(void)
 {
     struct admission_config c;
@@ -65,13 +60,13 @@ struct admission_config admission_config_default(void)
     c.slow_start_ms = 10000;
     c.slow_start_max_loads = 1;
     c.slow_start_headroom = 0.5;
-    c.retry_pressure_ms = 10000;
+    c.retry_pressure_ms = reason_retry_default_ms(WIRE_REASON_MEM_PRESSURE);
     c.retry_pressure_max_ms = 60000;
-    c.retry_capacity_ms = 60000;
-    c.retry_latency_ms = 5000;
-    c.retry_concurrency_ms = 250;
-    c.retry_draining_ms = 30000;
-    c.retry_disk_ms = 300000;
+    c.retry_capacity_ms = reason_retry_default_ms(WIRE_REASON_MEM_CAPACITY);
+    c.retry_latency_ms = reason_retry_default_ms(WIRE_REASON_LATENCY_SLO);
+    c.retry_concurrency_ms = reason_retry_default_ms(WIRE_REASON_LOAD_CONCURRENCY);
+    c.retry_draining_ms = reason_retry_default_ms(WIRE_REASON_DRAINING);
+    c.retry_disk_ms = reason_retry_default_ms(WIRE_REASON_DISK_FULL);
     c.retry_jitter = 0.2;
     c.shed_after_ms = 3000;
     c.shed_cooldown_ms = 5000;
@@ -741,13 +736,6 @@ void admission_note_shed(struct admission_state *state, uint64_t now_ms)
 }
 
 /* ---- names and status ---- */
-
-const char *admission_gate_name(enum wire_reason reason)
-{
-    if ((unsigned)reason > ADMISSION_GATE_LAST)
-        return "UNKNOWN";
-    return adm_gate_names[reason];
-}
 
 bool admission_gate_closed(const struct admission_state *state, enum wire_reason reason)
 {

@@ -257,9 +257,6 @@ bool admission_should_shed(const struct admission_config *cfg, const struct admi
 /* Records that a segment was shed at now_ms, starting the cooldown. */
 void admission_note_shed(struct admission_state *state, uint64_t now_ms);
 
-/* "DRAINING", "MEM_CRITICAL", ...; "NONE" for WIRE_REASON_NONE; "UNKNOWN" otherwise. */
-const char *admission_gate_name(enum wire_reason reason);
-
 /* Whether gate reason is closed as of the last observe/decide; false for non-gates. */
 bool admission_gate_closed(const struct admission_state *state, enum wire_reason reason);
 

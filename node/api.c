@@ -320,7 +320,7 @@ static void api_assign_reply(struct node_api *api, struct evhttp_request *req, i
     api_assign_response(api, status, reason, retry_ms, detail, &resp);
     if (status != 202) {
         pbhttp_set_error_header(req, detail);
-        evhttp_add_header(h, "X-Sluice-Reason", wire_reason_name(reason));
+        evhttp_add_header(h, "X-Sluice-Reason", reason_name(reason));
         if (retry_ms > 0) {
             char ra[16];
             snprintf(ra, sizeof(ra), "%u", (retry_ms + 999) / 1000);
@@ -415,11 +415,9 @@ static void api_assign_one(struct node_api *api, const struct wire_assign_reques
         }
         histogram_record(&api->decision_ns, clock_mono_ns() - t0);
         if (!v.accept) {
-            int status = v.reason == WIRE_REASON_DRAINING    ? 503
-                         : v.reason == WIRE_REASON_DISK_FULL ? 507
-                                                              : 429;
+            int status = reason_http_status(v.reason);
             log_debug("assign_refused", "id=%s status=%d reason=%s retry_ms=%u detail=%s",
-                      log_q(m->segment_id), status, wire_reason_name(v.reason),
+                      log_q(m->segment_id), status, reason_name(v.reason),
                       v.retry_after_ms, log_q(v.detail));
             free(ctx);
             fn(api, status, v.reason, v.retry_after_ms, v.detail, arg);
@@ -836,7 +834,7 @@ static void api_query_cb(struct evhttp_request *req, const char *rest, void *arg
         snprintf(msg, sizeof(msg), "%u queries in flight, the limit is %u (--max-queries)",
                  api->queries_in_flight, api->max_queries);
         evhttp_add_header(evhttp_request_get_output_headers(req), "X-Sluice-Reason",
-                          wire_reason_name(WIRE_REASON_LOAD_CONCURRENCY));
+                          reason_name(WIRE_REASON_LOAD_CONCURRENCY));
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
         api_reply_error(api, req, 429, "overloaded", msg);
         return;
@@ -908,7 +906,7 @@ static void api_status_cb(struct evhttp_request *req, const char *rest, void *ar
     for (int g = ADMISSION_GATE_FIRST, o = 0; g <= ADMISSION_GATE_LAST; g++) {
         if (admission_gate_closed(&api->astate, (enum wire_reason)g) && o < 200)
             o += snprintf(st.closed_gates + o, sizeof(st.closed_gates) - (size_t)o, "%s%s",
-                          o > 0 ? " " : "", wire_reason_name((enum wire_reason)g));
+                          o > 0 ? " " : "", reason_name((enum wire_reason)g));
     }
     st.uptime_seconds = (clock_mono_ns() - api->started_mono_ns) / 1000000000ull;
     buf = wire_node_status_encode(&st, &len);
@@ -995,7 +993,7 @@ static void api_note_gates(struct node_api *api, const bool *before)
         if (now)
             api->gate_closed_total[g]++;
         log_info("admission_gate", "gate=%s transition=\"%s -> %s\"",
-                 wire_reason_name((enum wire_reason)g), before[g] ? "closed" : "open",
+                 reason_name((enum wire_reason)g), before[g] ? "closed" : "open",
                  now ? "closed" : "open");
     }
 }
@@ -1050,7 +1048,7 @@ static void api_tick_cb(evutil_socket_t fd, short what, void *arg)
             if (id != NULL) {
                 snprintf(detail, sizeof(detail),
                          "shed under sustained %s (full stall %.3f, refaults %.0f/s)",
-                         wire_reason_name(why), sig.full_frac, sig.refaults_per_s);
+                         reason_name(why), sig.full_frac, sig.refaults_per_s);
                 if (store_shed(api->store, id, why, detail) == 0)
                     api->shed_total[why]++;
             }
@@ -1216,7 +1214,7 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
                    "Answers to assignments: accepted, or refused with a reason.");
     for (int r = 0; r < WIRE_REASON_COUNT_; r++) {
         const char *labels[] = {"verdict", r == 0 ? "accepted" : "rejected", "reason",
-                                wire_reason_name((enum wire_reason)r), NULL};
+                                reason_name((enum wire_reason)r), NULL};
         if (r == 0 || api->assign_answers[r] > 0)
             metrics_sample_u64(m, "sluice_node_assignments_total", api->assign_answers[r], labels);
     }
@@ -1313,21 +1311,21 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
     metrics_family(m, "sluice_node_admission_gate_closed", "gauge",
                    "1 while an admission gate is closed.");
     for (int g = ADMISSION_GATE_FIRST; g <= ADMISSION_GATE_LAST; g++) {
-        const char *labels[] = {"reason", wire_reason_name((enum wire_reason)g), NULL};
+        const char *labels[] = {"reason", reason_name((enum wire_reason)g), NULL};
         metrics_sample_u64(m, "sluice_node_admission_gate_closed",
                            admission_gate_closed(&api->astate, (enum wire_reason)g), labels);
     }
     metrics_family(m, "sluice_node_admission_gate_closings_total", "counter",
                    "Times each gate closed.");
     for (int g = ADMISSION_GATE_FIRST; g <= ADMISSION_GATE_LAST; g++) {
-        const char *labels[] = {"reason", wire_reason_name((enum wire_reason)g), NULL};
+        const char *labels[] = {"reason", reason_name((enum wire_reason)g), NULL};
         metrics_sample_u64(m, "sluice_node_admission_gate_closings_total",
                            api->gate_closed_total[g], labels);
     }
     metrics_family(m, "sluice_node_admission_rejections_total", "counter",
                    "Assignments refused, by reason.");
     for (int r = 1; r < WIRE_REASON_COUNT_; r++) {
-        const char *labels[] = {"reason", wire_reason_name((enum wire_reason)r), NULL};
+        const char *labels[] = {"reason", reason_name((enum wire_reason)r), NULL};
         metrics_sample_u64(m, "sluice_node_admission_rejections_total", api->assign_answers[r],
                            labels);
     }
@@ -1340,7 +1338,7 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
     metrics_family(m, "sluice_node_shed_total", "counter",
                    "Segments shed (DROPPED) under sustained pressure, by reason.");
     for (int r = WIRE_REASON_MEM_CRITICAL; r <= WIRE_REASON_MEM_THRASHING; r++) {
-        const char *labels[] = {"reason", wire_reason_name((enum wire_reason)r), NULL};
+        const char *labels[] = {"reason", reason_name((enum wire_reason)r), NULL};
         metrics_sample_u64(m, "sluice_node_shed_total", api->shed_total[r], labels);
     }
     metrics_one_u64(m, "sluice_node_claimed_total", "counter",

@@ -488,7 +488,7 @@ static int cmd_assign(int argc, char **argv)
         printf("%s: HTTP %d %s%s%s%s%s\n", id, hr.status,
                resp.verdict == WIRE_VERDICT_ACCEPTED ? "ACCEPTED" : "REJECTED",
                resp.reason != WIRE_REASON_NONE ? " " : "",
-               resp.reason != WIRE_REASON_NONE ? wire_reason_name(resp.reason) : "",
+               resp.reason != WIRE_REASON_NONE ? reason_name(resp.reason) : "",
                resp.detail[0] != '\0' ? ": " : "", resp.detail);
         rc = resp.verdict == WIRE_VERDICT_ACCEPTED ? 0 : 1;
     } else {
@@ -612,7 +612,7 @@ static int cmd_status(int argc, char **argv)
             printf("%-24s %-8s %12" PRIu64 " %10" PRIu64 " %14" PRIu64 " %10" PRIu64 "  %s%s%s\n",
                    s->segment_id, wire_segment_state_name(s->state), s->row_count,
                    s->avg_row_size, s->file_bytes, s->index_bytes,
-                   s->reason != WIRE_REASON_NONE ? wire_reason_name(s->reason) : "",
+                   s->reason != WIRE_REASON_NONE ? reason_name(s->reason) : "",
                    s->detail[0] != '\0' ? " " : "", s->detail);
         }
         wire_node_status_done(&st);

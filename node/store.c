@@ -962,7 +962,7 @@ static void store_finish_load(struct store_job *job)
         snprintf(seg->detail, sizeof(seg->detail), "%s", job->detail);
         st->loads_failed++;
         log_warn("segment_state", "id=%s transition=\"LOADING -> FAILED\" reason=%s detail=%s",
-                 log_q(seg->id), wire_reason_name(job->reason), log_q(job->detail));
+                 log_q(seg->id), reason_name(job->reason), log_q(job->detail));
     }
     store_acct(st, seg, +1);
     if (st->load_cb != NULL)
@@ -1032,7 +1032,7 @@ static void store_precheck_done(void *arg)
         }
         job->assign_cb(job->status, job->reason, job->detail, job->assign_arg);
         log_info("assign_refused", "id=%s status=%d reason=%s detail=%s", log_q(seg->id),
-                 job->status, wire_reason_name(job->reason), log_q(job->detail));
+                 job->status, reason_name(job->reason), log_q(job->detail));
         store_job_free(job);
         return;
     }
@@ -1353,7 +1353,7 @@ static int store_take_out(struct store *st, const char *id, enum wire_segment_st
     seg->reason = reason;
     snprintf(seg->detail, sizeof(seg->detail), "%s", detail);
     log_warn("segment_state", "id=%s transition=\"LOADED -> %s\" reason=%s detail=%s", log_q(id),
-             wire_segment_state_name(state), wire_reason_name(reason), log_q(detail));
+             wire_segment_state_name(state), reason_name(reason), log_q(detail));
     if (seg->refs == 1)
         store_seg_release_data(seg);
     else

@@ -206,7 +206,7 @@ static void part_reaction(const char *dir, unsigned trials)
             continue;
         }
         ms[done++] = (first - t0) / 1000000;
-        printf("  trial %u: first 429 %s after %" PRIu64 " ms\n", t, wire_reason_name(reason),
+        printf("  trial %u: first 429 %s after %" PRIu64 " ms\n", t, reason_name(reason),
                (first - t0) / 1000000);
         usleep(1500000); /* hold-down, then the node reopens */
     }

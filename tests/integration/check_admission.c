@@ -100,7 +100,7 @@ static int assign_file(const char *id, const char *file, uint64_t rows, unsigned
     if (status == 202 || status == 429 || status == 503 || status == 507) {
         ck_assert_int_eq(wire_assign_response_decode(r.body, r.body_len, ret, &err), 0);
         if (status != 202) {
-            ck_assert_str_eq(r.reason, wire_reason_name(ret->reason));
+            ck_assert_str_eq(r.reason, reason_name(ret->reason));
             ck_assert_uint_gt(r.retry_after_s, 0);
         }
     }
@@ -199,7 +199,7 @@ START_TEST(test_memory_cgroup)
         ck_assert(harness_wait_until(none_loading, NULL, 30000));
     }
     fprintf(stderr, "check_admission: 64 MiB cgroup accepted %d x 2 MiB, then HTTP %d %s: %s\n",
-            accepted, status, wire_reason_name(resp.reason), resp.detail);
+            accepted, status, reason_name(resp.reason), resp.detail);
     ck_assert_int_eq(status, 429);
     ck_assert(resp.reason == WIRE_REASON_MEM_CAPACITY || resp.reason == WIRE_REASON_MEM_PRESSURE ||
               resp.reason == WIRE_REASON_MEM_CRITICAL || resp.reason == WIRE_REASON_MEM_THRASHING);
@@ -413,7 +413,7 @@ static bool seg_dropped(void *arg)
     for (size_t i = 0; i < st.n_segments; i++) {
         if (st.segments[i].state == WIRE_SEG_DROPPED) {
             snprintf(arg, 300, "%.40s %s: %.200s", st.segments[i].segment_id,
-                     wire_reason_name(st.segments[i].reason), st.segments[i].detail);
+                     reason_name(st.segments[i].reason), st.segments[i].detail);
             found = st.segments[i].reason == WIRE_REASON_MEM_CRITICAL;
         }
     }

@@ -304,7 +304,7 @@ START_TEST(test_thousand_segments)
             for (int reason = 1; reason < WIRE_REASON_COUNT_; reason++)
                 if (by[k][reason] > 0)
                     fprintf(stderr, "check_cluster: node-%d refused %zu x %s\n", k, by[k][reason],
-                            wire_reason_name((enum wire_reason)reason));
+                            reason_name((enum wire_reason)reason));
         fprintf(stderr, "check_cluster: node-2 memory refusals %zu, oom_kills %llu\n",
                 mem_refusals, harness_cgroup_oom_kills(cgroup));
         ck_assert_uint_gt(mem_refusals, 0);

@@ -280,7 +280,7 @@ START_TEST(test_holds_four_times_its_limit)
         while ((status = assign(ids[i], SEG_ROWS, &resp)) == 429 && tries++ < 60)
             usleep(resp.retry_after_ms < 2000 ? resp.retry_after_ms * 1000 : 2000000);
         ck_assert_msg(status == 202, "assign %s: HTTP %d %s: %s", ids[i], status,
-                      wire_reason_name(resp.reason), resp.detail);
+                      reason_name(resp.reason), resp.detail);
         ck_assert(harness_wait_until(none_loading, NULL, 120000));
         ck_assert_uint_eq(harness_cgroup_oom_kills(cgroup), 0);
     }

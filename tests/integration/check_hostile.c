@@ -452,7 +452,7 @@ static char *node_fingerprint(const char *addr, const char *token, const char *s
             continue;
         snprintf(item, sizeof(item), "%s=%s/%s;", st.segments[i].segment_id,
                  wire_segment_state_name(st.segments[i].state),
-                 wire_reason_name(st.segments[i].reason));
+                 reason_name(st.segments[i].reason));
         buf_puts(&b, item);
     }
     wire_node_status_done(&st);
@@ -1467,7 +1467,7 @@ static const char *check_failed_load(const char *before, char *why, size_t why_l
     if (st != WIRE_SEG_FAILED || reason != WIRE_REASON_SEGMENT_INVALID) {
         snprintf(why, why_len, "flipped is %s/%s, not FAILED/SEGMENT_INVALID",
                  st < 0 ? "(no answer)" : wire_segment_state_name((enum wire_segment_state)st),
-                 wire_reason_name(reason));
+                 reason_name(reason));
         return why;
     }
     rest = node_fingerprint(addr, NULL, "flipped");

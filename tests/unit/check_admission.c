@@ -220,12 +220,12 @@ START_TEST(test_each_gate_fires)
             test_make_bad((enum wire_reason)r, &s, &req);
             admission_observe(&cfg, &s, &st);
             v = test_decide(&cfg, &s, &st, &req, rnds[i]);
-            ck_assert_msg(!v.accept, "%s accepted", admission_gate_name((enum wire_reason)r));
-            ck_assert_str_eq(admission_gate_name(v.reason),
-                             admission_gate_name((enum wire_reason)r));
+            ck_assert_msg(!v.accept, "%s accepted", reason_name((enum wire_reason)r));
+            ck_assert_str_eq(reason_name(v.reason),
+                             reason_name((enum wire_reason)r));
             want = test_base_retry((enum wire_reason)r) * factors[i];
             ck_assert_msg(fabs((double)v.retry_after_ms - want) <= 1.0, "%s: retry %u, want %.0f",
-                          admission_gate_name(v.reason), v.retry_after_ms, want);
+                          reason_name(v.reason), v.retry_after_ms, want);
             /* Sane: at least a fraction of a second (the header rounds up to 1 s; the
              * body's milliseconds let a coordinator retry a free load slot sooner),
              * at most a few minutes. */
@@ -334,12 +334,12 @@ START_TEST(test_gate_order)
             test_make_bad((enum wire_reason)k, &s, &req);
         admission_observe(&cfg, &s, &st);
         v = test_decide(&cfg, &s, &st, &req, RND_MID);
-        ck_assert_str_eq(admission_gate_name(v.reason), admission_gate_name((enum wire_reason)r));
+        ck_assert_str_eq(reason_name(v.reason), reason_name((enum wire_reason)r));
         /* Every gate the signals close is shown closed for status. */
         for (int k = r; k <= ADMISSION_GATE_LAST; k++)
             if (k != WIRE_REASON_MEM_CAPACITY && k != WIRE_REASON_DISK_FULL) /* per request */
                 ck_assert_msg(admission_gate_closed(&st, (enum wire_reason)k), "%s open",
-                              admission_gate_name((enum wire_reason)k));
+                              reason_name((enum wire_reason)k));
     }
 }
 END_TEST
@@ -937,13 +937,6 @@ START_TEST(test_names_and_status)
     struct admission_state st;
 
     memset(&st, 0, sizeof(st));
-    ck_assert_str_eq(admission_gate_name(WIRE_REASON_NONE), "NONE");
-    ck_assert_str_eq(admission_gate_name(WIRE_REASON_DRAINING), "DRAINING");
-    ck_assert_str_eq(admission_gate_name(WIRE_REASON_MEM_THRASHING), "MEM_THRASHING");
-    ck_assert_str_eq(admission_gate_name(WIRE_REASON_LOAD_CONCURRENCY), "LOAD_CONCURRENCY");
-    ck_assert_str_eq(admission_gate_name(WIRE_REASON_DISK_FULL), "DISK_FULL");
-    ck_assert_str_eq(admission_gate_name(WIRE_REASON_SEGMENT_INVALID), "UNKNOWN");
-    ck_assert_str_eq(admission_gate_name((enum wire_reason) - 1), "UNKNOWN");
     st.gate[WIRE_REASON_NONE].closed = true; /* not a gate: never reported */
     ck_assert(!admission_gate_closed(&st, WIRE_REASON_NONE));
     ck_assert(!admission_gate_closed(&st, WIRE_REASON_SEGMENT_INVALID));
