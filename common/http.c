@@ -16,6 +16,14 @@
  * peer sees EOF at once, evhttp sees EOF and frees the connection through its
  * own error path, so we never free an evhttp object from outside.
  *
+ * The bufferevent we hand evhttp is a filter over the socket's: its input
+ * side is the request framer (common/framer.h), so evhttp parses only whole
+ * requests whose framing is unambiguous; its output side writes answers
+ * straight to the socket. A refused request becomes one synthetic request
+ * that server_request_cb answers with an Error and Connection: close. Every
+ * error the server answers by itself (framing, 401, 404, 405) is a protobuf
+ * Error with X-Sluice-Error (pbhttp_reply_error).
+ *
  * The client keeps one evhttp_connection per peer and hands evhttp one
  * request at a time (evhttp does not pipeline): the others wait in the
  * client's FIFO, so each request's deadline timer (evhttp's own timeout
