@@ -464,6 +464,25 @@ t.check("assign 503: DRAINING", isinstance(r, pb.AssignResponse) and r.reason ==
         str(r))
 node.post("/v1/undrain")
 
+# 429 and 507 from nodes made to refuse: an admit budget of one byte
+# (MEM_CAPACITY), and a disk reserve larger than any disk (DISK_FULL).
+for extra, want, reason in ((["--admit-budget=1"], 429, pb.MEM_CAPACITY),
+                            (["--disk-reserve=1000000000000000000"], 507, pb.DISK_FULL)):
+    n2 = st.Daemon(BUILD, "node", extra)
+    path = os.path.join(n2.storage, "seg-z.seg")
+    subprocess.run([os.path.join(BUILD, "node", "sluice-node"), "mkseg", "--rows=1000",
+                    f"--out={path}"], check=True, stdout=subprocess.DEVNULL)
+    req = pb.AssignRequest(segment_id="seg-z", uri="file://" + path, row_count=1000,
+                           avg_row_size=64)
+    r = expect(n2, "POST", "/v1/assign", want, msg=req)
+    t.check(f"assign {want}: {pb.Reason.Name(reason)}",
+            isinstance(r, pb.AssignResponse) and r.reason == reason, str(r))
+    status, hdrs, _ = n2.post("/v1/assign", req)
+    t.check(f"assign {want}: X-Sluice-Reason and Retry-After",
+            hdrs.get("x-sluice-reason") == pb.Reason.Name(reason) and "retry-after" in hdrs,
+            str(hdrs))
+    n2.stop()
+
 # A catalog row that an older build stored with bytes that are not UTF-8:
 # the coordinator refuses to start, naming the segment (it neither serves the
 # row as it is nor drops it).

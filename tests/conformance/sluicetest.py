@@ -23,6 +23,7 @@ TOKEN = "conformance-token-0123456789"
 PB = "application/x-protobuf"
 
 _cleanups = []
+_daemons = []
 
 
 def _cleanup():
@@ -77,6 +78,7 @@ class Daemon:
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         _cleanups.append(self.stop)
+        _daemons.append(self)
         self.kind = kind
         deadline = time.monotonic() + 15
         self.addr = None
@@ -99,20 +101,22 @@ class Daemon:
         raise RuntimeError(f"{kind} did not become healthy")
 
     def dump(self):
-        self.log.flush()
-        self.log.seek(0)
-        tail = self.log.read()[-4000:]
+        with open(os.path.join(self.dir, "log"), errors="replace") as f:
+            tail = f.read()[-4000:]
         print(f"---- {self.kind} log ----\n{tail}\n----", file=sys.stderr)
 
     def stop(self):
+        """SIGTERM, then SIGKILL after 10 s. Returns the exit status (negative: a signal)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(5)
+                self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.log.close() if not self.log.closed else None
+        if not self.log.closed:
+            self.log.close()
+        return self.proc.returncode
 
     def request(self, method, path, body=None, ctype=PB, token=TOKEN, headers=None):
         """One request on a new connection: (status, {lowercase header: value}, body)."""
@@ -177,6 +181,13 @@ class Tally:
         return ok
 
     def finish(self):
+        # A daemon that crashed, or that a sanitizer stopped (leaks at exit
+        # under ASan), exits with a non-zero status: that fails the suite.
+        for d in _daemons:
+            code = d.stop()
+            if not self.check(f"{d.kind} in {d.dir}: clean exit on SIGTERM", code == 0,
+                              f"exit status {code}"):
+                d.dump()
         print(f"{self.name}: {self.passed} passed, {self.failed} failed")
         _cleanup()
         sys.exit(0 if self.failed == 0 and self.passed > 0 else 1)
