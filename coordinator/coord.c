@@ -1813,6 +1813,70 @@ static void coord_nodes_cb(struct evhttp_request *req, const char *rest, void *a
     pbhttp_reply(req, 200, buf, len);
 }
 
+/*
+ * POST /v1/nodes/{id}/forget: a DOWN node (silent for --node-timeout at
+ * least) leaves memory, the catalog (its row and assignments; events stay,
+ * they are history) and the placer's ring, which every placement scan
+ * walks. Answers "FORGOTTEN\n" once durable; 409 (naming its state) for a
+ * node that is not DOWN; 500 if the catalog write fails (nothing removed).
+ * If the node reports again it joins as a new node.
+ */
+static void coord_forget(struct coord *c, struct evhttp_request *req, struct coord_node *n)
+{
+    uint64_t errors, down_ms = clock_mono_ns() / 1000000 - n->last_seen_mono_ms;
+    char msg[256];
+    int r;
+
+    if (strcmp(n->state, "DOWN") != 0) {
+        snprintf(msg, sizeof(msg), "node \"%s\" is %s, not DOWN: only a node that has not "
+                 "reported for --node-timeout can be forgotten", n->id, n->state);
+        pbhttp_reply_error(req, 409, "not_down", msg);
+        return;
+    }
+    if (coord_flush(c) < 0 || coord_txn(c) < 0) {
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        return;
+    }
+    errors = c->catalog_errors;
+    r = catalog_delete_node(c->cat, n->id); /* and, by cascade, its assignments */
+    if (r < 0 && r != -ENOENT)
+        coord_check(c, r, "forget_node");
+    coord_event(c, "node_forgotten", NULL, n->id, WIRE_REASON_NONE, 0, 0,
+                "forgotten by the operator, silent for %" PRIu64 " ms", down_ms);
+    if (c->catalog_errors != errors)
+        coord_rollback(c);
+    if (c->catalog_errors != errors || coord_flush(c) < 0) {
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        return;
+    }
+    log_info("node_forgotten", "node=%s silent_ms=%" PRIu64, n->id, down_ms);
+    /* Copies it was still listed with (a catalog from before a crash) are placed again. */
+    {
+        size_t count = strmap_count(n->held);
+        struct coord_seg **segs = xcalloc(count + 1, sizeof(*segs)), **p = segs;
+
+        strmap_foreach(n->held, coord_collect_held, &p);
+        for (size_t i = 0; i < count; i++) {
+            for (unsigned k = 0; k < segs[i]->n_holders; k++) {
+                if (strcmp(segs[i]->holders[k].node, n->id) == 0) {
+                    segs[i]->holders[k] = segs[i]->holders[--segs[i]->n_holders];
+                    break;
+                }
+            }
+        }
+        strmap_remove(c->nodes, n->id);
+        placer_node_remove(c->placer, n->id);
+        for (size_t i = 0; i < count; i++)
+            coord_seg_update(c, segs[i]);
+        free(segs);
+    }
+    http_client_free(n->client);
+    strmap_free(n->held);
+    free(n->pending);
+    free(n);
+    http_reply_text(req, 200, "FORGOTTEN\n");
+}
+
 static void coord_node_action_cb(struct evhttp_request *req, const char *rest, void *arg)
 {
     struct coord *c = arg;
@@ -1825,8 +1889,10 @@ static void coord_node_action_cb(struct evhttp_request *req, const char *rest, v
     bool was_drained;
 
     if (slash == NULL || (size_t)(slash - rest) > WIRE_ID_MAX ||
-        (strcmp(slash, "/drain") != 0 && strcmp(slash, "/undrain") != 0)) {
-        pbhttp_reply_error(req, 404, "not_found", "expected /v1/nodes/{id}/drain or /undrain");
+        (strcmp(slash, "/drain") != 0 && strcmp(slash, "/undrain") != 0 &&
+         strcmp(slash, "/forget") != 0)) {
+        pbhttp_reply_error(req, 404, "not_found",
+                           "expected /v1/nodes/{id}/drain, /undrain or /forget");
         return;
     }
     snprintf(id, sizeof(id), "%.*s", (int)(slash - rest), rest);
@@ -1838,6 +1904,10 @@ static void coord_node_action_cb(struct evhttp_request *req, const char *rest, v
     if (n == NULL) {
         snprintf(msg, sizeof(msg), "node \"%s\" is not known", id);
         pbhttp_reply_error(req, 404, "not_found", msg);
+        return;
+    }
+    if (strcmp(slash, "/forget") == 0) {
+        coord_forget(c, req, n);
         return;
     }
     /*

@@ -12,6 +12,7 @@
  *                                    answer the node's resulting state, "STATE\n"
  *                                    (a DOWN or SUSPECT node keeps its state; the
  *                                    drain or undrain applies on its next report)
+ *   POST /v1/nodes/{id}/forget       a DOWN node leaves memory, catalog and placer
  *   GET  /v1/events[?segment=&limit=], GET /v1/status, GET /metrics, GET /healthz
  *
  * It does no memory arithmetic: the placer fires assignments round-robin and

@@ -853,6 +853,43 @@ static int cmd_retry(int argc, char **argv)
     return rc;
 }
 
+static int cmd_forget(int argc, char **argv)
+{
+    struct ctl_common c = {0};
+    const struct config_option opts[] = {CTL_COMMON_OPTS(c)};
+    struct http_response r;
+    struct wire_error err;
+    char path[256];
+    int next, rc;
+
+    ctl_parse(opts, N_OPTS(opts), argc, argv, &next, "sluice-coord forget NODE [--json]",
+              "Remove a DOWN node (silent for --node-timeout) from the coordinator's memory, "
+              "catalog and placement ring. Exits 1 if it is not DOWN. If it reports again, it "
+              "joins as a new node.",
+              1);
+    if (wire_check_segment_id("NODE", argv[next], &err) < 0) {
+        fprintf(stderr, "sluice-coord forget: %s\n", err.message);
+        config_free_strings(opts, N_OPTS(opts));
+        return CTL_EXIT_USAGE;
+    }
+    ctl_load_token(&c);
+    snprintf(path, sizeof(path), "/v1/nodes/%s/forget", argv[next]);
+    rc = ctl_call(&c, "forget", "POST", path, NULL, 0, &r);
+    if (rc == CTL_EXIT_OK) {
+        if (c.json) {
+            printf("{\"node\":");
+            ctl_json_string(stdout, argv[next]);
+            printf(",\"forgotten\":true}\n");
+        } else {
+            printf("%s: forgotten\n", argv[next]);
+        }
+        http_response_done(&r);
+    }
+    free(c.token);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+
 static int cmd_drain(int argc, char **argv)
 {
     return ctl_node_action(argc, argv, "drain");
@@ -1059,6 +1096,7 @@ static const struct {
     {"explain", cmd_explain, "why a segment is where it is, or still pending"},
     {"wait", cmd_wait, "wait until every placeable segment is LOADED"},
     {"retry", cmd_retry, "make an INVALID segment placeable again"},
+    {"forget", cmd_forget, "remove a DOWN node for good"},
 };
 
 bool ctl_is_command(const char *name)

@@ -1,6 +1,6 @@
 /*
  * ctl: the admin CLI of sluice-coord (status, nodes, segments, add, import,
- * drain, undrain, events, explain, wait, retry). Each command talks to the
+ * drain, undrain, events, explain, wait, retry, forget). Each command talks to the
  * coordinator's HTTP API and prints a table for people or, with --json, one
  * JSON document for scripts.
  *

@@ -1003,6 +1003,88 @@ int placer_node_set(struct placer *p, const char *node_id, enum placer_node_stat
     return 0;
 }
 
+/* Renumbers a ring index after the node at removed left the ring. */
+static uint32_t placer_renumber(uint32_t idx, uint32_t removed)
+{
+    return idx != NONE32 && idx > removed ? idx - 1 : idx;
+}
+
+int placer_node_remove(struct placer *p, const char *node_id)
+{
+    struct pnode *n;
+    uint32_t k;
+
+    if (!placer_id_ok(node_id))
+        return -ENOENT;
+    if (p->busy)
+        return -EBUSY;
+    n = node_find(p, node_id);
+    if (n == NULL)
+        return -ENOENT;
+    if (n->state != PLACER_NODE_DOWN)
+        return -EINVAL;
+    /* DOWN: no attempts in flight, no waiters (both left with UP). */
+    assert(n->att_head == NONE32 && n->n_waiting == 0 && n->in_flight == 0);
+    p->busy = true;
+    k = n->idx;
+    /* Out of the wake chain (a node that left UP may still be on it). */
+    if (n->in_wake) {
+        uint32_t *pp = &p->wake_head;
+
+        while (*pp != NONE32 && *pp != k)
+            pp = &p->ring[*pp]->wake_next;
+        if (*pp == k)
+            *pp = n->wake_next;
+        n->in_wake = false;
+    }
+    p->wake_head = placer_renumber(p->wake_head, k);
+    /* Every segment forgets its record of the node; later nodes move down one. */
+    for (size_t i = 0; i < p->segs.cap; i++) {
+        struct seg *s = p->segs.e[i].val;
+        bool requeue = false;
+
+        if (s == NULL)
+            continue;
+        if (s->q == Q_WAIT_CAP) {
+            seg_unqueue(p, s); /* wait lists point into the slot array */
+            requeue = true;
+        }
+        for (uint32_t j = 0; j < s->n_slots;) {
+            if (s->slots[j].node == k) {
+                s->slots[j] = s->slots[--s->n_slots];
+                requeue = true;
+                continue;
+            }
+            s->slots[j].node = placer_renumber(s->slots[j].node, k);
+            j++;
+        }
+        if (requeue && s->q != Q_TIMER) {
+            seg_unqueue(p, s);
+            seg_requeue(p, s);
+        }
+    }
+    for (uint32_t a = 0; a < p->n_att; a++)
+        if (p->att[a].id != 0)
+            p->att[a].node = placer_renumber(p->att[a].node, k);
+    for (uint32_t i = k + 1; i < p->n_nodes; i++) {
+        p->ring[i - 1] = p->ring[i];
+        p->ring[i - 1]->idx = i - 1;
+        p->ring[i - 1]->wake_next = placer_renumber(p->ring[i - 1]->wake_next, k);
+        p->marks[i - 1] = p->marks[i];
+    }
+    p->n_nodes--;
+    if (p->cursor > k)
+        p->cursor--;
+    if (p->cursor >= p->n_nodes)
+        p->cursor = 0;
+    pmap_del(&p->nodes, n->id, n->hash);
+    log_debug("placer_node_removed", "node=%s", n->id);
+    free(n->id);
+    free(n);
+    p->busy = false;
+    return 0;
+}
+
 int placer_want(struct placer *p, const char *seg_id, const char *uri, uint64_t row_count,
                 uint64_t avg_row_size, unsigned replicas_wanted, const char *const *holders,
                 size_t n_holders)

@@ -160,7 +160,7 @@ void placer_free(struct placer *p);
 
 /*
  * Adds a node or changes its state. A new node joins the ring at its end, in
- * any state; nodes are never removed (DOWN is removal). Going DOWN or SUSPECT
+ * any state; a node leaves it only through placer_node_remove(). Going DOWN or SUSPECT
  * aborts the node's attempts in flight as transport errors (without
  * on_node_suspect): their segments are tried elsewhere and late answers are
  * ignored. Going DRAINING keeps attempts in flight. Coming UP wakes segments
@@ -169,6 +169,16 @@ void placer_free(struct placer *p);
  * more). Returns 0, -EINVAL (bad id or state), -EBUSY.
  */
 int placer_node_set(struct placer *p, const char *node_id, enum placer_node_state state);
+
+/*
+ * Removes a DOWN node for good: from the ring (the nodes after it keep their
+ * order), the name map and every pending segment's record (its refusals,
+ * exclusions, 422 and holder flags); a segment that counted it as a holder
+ * wants a copy again. A node of that id registered later is a new node.
+ * Costs O(pending segments x their records): an operator's act, not a hot
+ * path. Returns 0, -ENOENT (unknown), -EINVAL (not DOWN), -EBUSY.
+ */
+int placer_node_remove(struct placer *p, const char *node_id);
 
 /*
  * Asks for replicas_wanted (1..PLACER_REPLICAS_MAX) copies of a segment, of

@@ -652,6 +652,51 @@ START_TEST(test_events_paged)
 }
 END_TEST
 
+
+/* ---- suspected: nodes never removed -------------------------------------- */
+
+START_TEST(test_forget_node)
+{
+    const char *extra[] = {"--node-timeout=1s", NULL};
+    struct wire_node_info ni;
+    size_t count = 0;
+    char *out = NULL;
+
+    start_coord(extra);
+    register_one("k", 1);
+    fake_ok("gone", "k", WIRE_SEG_LOADED);
+    fake_ok("stays", NULL, 0);
+    /* Only a DOWN node can be forgotten. */
+    ck_assert_int_eq(ctl(&out, "forget", "gone", NULL), 1);
+    ck_assert_msg(strstr(out, "UP, not DOWN") != NULL, "%s", out);
+    free(out);
+    ck_assert(node_info("gone", &ni, &count));
+
+    ck_assert(harness_wait_until(node_is_down, (char[]){"gone"}, 10000));
+    fake_ok("stays", NULL, 0);
+    ck_assert_int_eq(ctl(&out, "forget", "gone", NULL), 0);
+    ck_assert_msg(strstr(out, "gone: forgotten") != NULL, "%s", out);
+    free(out);
+    ck_assert(!node_info("gone", &ni, &count));
+    ck_assert_uint_eq(count, 1);
+    {
+        struct catalog *cat = open_catalog();
+        struct catalog_node cn;
+
+        ck_assert_int_eq(catalog_get_node(cat, "gone", &cn), -ENOENT);
+        catalog_close(cat);
+    }
+    ck_assert_int_eq(ctl(&out, "forget", "gone", NULL), 1); /* unknown now */
+    free(out);
+    /* The segment it held is placeable, and the id may come back as a new node. */
+    ck_assert_str_eq(segment_state("k"), "PENDING");
+    fake_ok("gone", "k", WIRE_SEG_LOADED);
+    ck_assert_str_eq(segment_state("k"), "LOADED");
+    ck_assert(node_info("gone", &ni, &count));
+    ck_assert_uint_eq(count, 2);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("coord");
@@ -671,6 +716,7 @@ int main(void)
     tcase_add_test(tc, test_id_clash);
     tcase_add_test(tc, test_drain_real_state);
     tcase_add_test(tc, test_suspect_copy);
+    tcase_add_test(tc, test_forget_node);
     suite_add_tcase(s, tc);
     tc = tcase_create("operator");
     tcase_add_checked_fixture(tc, setup, teardown);

@@ -477,6 +477,66 @@ START_TEST(test_capacity_wakes_backoff)
 }
 END_TEST
 
+
+/*
+ * Issue 14, suspected: nodes were never removed, and every placement scan
+ * walks the ring. A DOWN node can be removed: the ring shrinks, the other
+ * nodes' records for each segment survive the renumbering, a holder flag
+ * on the removed node no longer counts, and only a DOWN node can go.
+ */
+START_TEST(test_node_remove)
+{
+    static const char *const abcd[] = {"a", "b", "c", "d"};
+    struct placer *p = test_placer(NULL);
+    struct placer_node_info ni;
+    const char *held_by_b[] = {"b"};
+    char buf[2048];
+    size_t before;
+
+    test_nodes(p, abcd, 4);
+    /* s0: a refuses it for 30 s; then it goes to b. */
+    test_want(p, "s0", 1);
+    ck_assert_int_eq(placer_tick(p, 1000), 1);
+    ck_assert_str_eq(fake.calls[0].node, "a");
+    ck_assert_int_eq(test_answer(p, 0, 429, WIRE_REASON_MEM_CAPACITY, 30000, 1000, 0), 0);
+    /* s1: held by b, wants two copies; c is excluded for it until 50000. */
+    ck_assert_int_eq(placer_want(p, "s1", "file:///x", 10, 10, 2, held_by_b, 1), 0);
+    ck_assert_int_eq(placer_exclude(p, "s1", "c", 50000), 0);
+
+    ck_assert_int_eq(placer_node_remove(p, "b"), -EINVAL); /* UP */
+    ck_assert_int_eq(placer_node_remove(p, "nope"), -ENOENT);
+    ck_assert_int_eq(placer_node_set(p, "b", PLACER_NODE_DOWN), 0);
+    ck_assert_int_eq(placer_node_remove(p, "b"), 0);
+    ck_assert_uint_eq(placer_node_count(p), 3);
+    ck_assert_int_eq(placer_node_lookup(p, "b", &ni), -ENOENT);
+    ck_assert_int_eq(placer_node_info(p, 1, &ni), 0);
+    ck_assert_str_eq(ni.id, "c");
+    ck_assert_int_eq(placer_node_info(p, 2, &ni), 0);
+    ck_assert_str_eq(ni.id, "d");
+    ck_assert_int_eq(placer_explain(p, "s1", buf, sizeof(buf)), 0);
+    ck_assert_ptr_null(strstr(buf, "node=b "));
+    ck_assert_ptr_nonnull(strstr(buf, "holders=0"));
+    ck_assert_ptr_nonnull(strstr(buf, "node=c state=UP last=none retry_until_ms=50000"));
+
+    /* The records moved with their nodes: s0 avoids a, s1 avoids c; both want d. */
+    before = fake.n_calls;
+    placer_tick(p, 2000);
+    for (size_t i = before; i < fake.n_calls; i++) {
+        if (strcmp(fake.calls[i].seg, "s0") == 0)
+            ck_assert_str_ne(fake.calls[i].node, "a");
+        else
+            ck_assert_str_ne(fake.calls[i].node, "c");
+    }
+    ck_assert_uint_ge(test_calls_to("d", before), 1);
+    /* A later node of that name is a new node, at the end of the ring. */
+    ck_assert_int_eq(placer_node_set(p, "b", PLACER_NODE_UP), 0);
+    ck_assert_int_eq(placer_node_info(p, 3, &ni), 0);
+    ck_assert_str_eq(ni.id, "b");
+    ck_assert_uint_eq(ni.assigned_total, 0);
+    test_done(p);
+}
+END_TEST
+
 START_TEST(test_transport_error)
 {
     struct placer *p = test_placer(NULL);
@@ -1311,6 +1371,7 @@ static Suite *placer_suite(void)
         {"all_refuse_backoff", test_all_refuse_backoff},
         {"backoff_never_past_retry", test_backoff_never_past_retry},
         {"capacity_wakes_backoff", test_capacity_wakes_backoff},
+        {"node_remove", test_node_remove},
         {"transport_error", test_transport_error},
         {"unexpected_status", test_unexpected_status},
         {"replicas", test_replicas},
