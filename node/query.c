@@ -79,28 +79,53 @@ void query_acc_init(struct query_acc *acc, bool is_float)
 #define QUERY_KERNEL
 #endif
 
+/*
+ * Independent accumulators per loop. A 64-bit min or max has no single AVX2
+ * instruction: it is a compare and a blend, about five cycles of latency, so
+ * one accumulator vector would leave the loop latency-bound at well under
+ * memory speed. Sixteen lanes are four independent AVX2 vectors (gcc unrolls
+ * the inner loop and SLP-vectorises it), enough to cover the latency.
+ */
+#define QUERY_LANES 16
+
 /* Rows [0, n) of v, filtered by k in [lo, hi] when k is not NULL. */
 QUERY_KERNEL static void query_scan_int(enum wire_aggregate agg, const int64_t *restrict v,
                            const int64_t *restrict k, int64_t lo, int64_t hi, uint64_t n,
                            struct query_acc *acc)
 {
-    uint64_t matched = 0, sum = 0;
+    uint64_t matched = 0, sum = 0, i = 0;
     int64_t mn = INT64_MAX, mx = INT64_MIN;
+    int64_t lane[QUERY_LANES];
+    uint64_t lane_n[QUERY_LANES];
 
     if (k == NULL) {
         matched = n;
         switch (agg) {
         case WIRE_AGG_SUM:
-            for (uint64_t i = 0; i < n; i++)
+            for (i = 0; i < n; i++)
                 sum += (uint64_t)v[i];
             break;
         case WIRE_AGG_MIN:
-            for (uint64_t i = 0; i < n; i++)
+            for (int j = 0; j < QUERY_LANES; j++)
+                lane[j] = INT64_MAX;
+            for (i = 0; i + QUERY_LANES <= n; i += QUERY_LANES)
+                for (int j = 0; j < QUERY_LANES; j++)
+                    lane[j] = v[i + j] < lane[j] ? v[i + j] : lane[j];
+            for (; i < n; i++)
                 mn = v[i] < mn ? v[i] : mn;
+            for (int j = 0; j < QUERY_LANES; j++)
+                mn = lane[j] < mn ? lane[j] : mn;
             break;
         case WIRE_AGG_MAX:
-            for (uint64_t i = 0; i < n; i++)
+            for (int j = 0; j < QUERY_LANES; j++)
+                lane[j] = INT64_MIN;
+            for (i = 0; i + QUERY_LANES <= n; i += QUERY_LANES)
+                for (int j = 0; j < QUERY_LANES; j++)
+                    lane[j] = v[i + j] > lane[j] ? v[i + j] : lane[j];
+            for (; i < n; i++)
                 mx = v[i] > mx ? v[i] : mx;
+            for (int j = 0; j < QUERY_LANES; j++)
+                mx = lane[j] > mx ? lane[j] : mx;
             break;
         default:
             break;
@@ -108,30 +133,75 @@ QUERY_KERNEL static void query_scan_int(enum wire_aggregate agg, const int64_t *
     } else {
         switch (agg) {
         case WIRE_AGG_COUNT:
-            for (uint64_t i = 0; i < n; i++)
+            for (int j = 0; j < QUERY_LANES; j++)
+                lane_n[j] = 0;
+            for (i = 0; i + QUERY_LANES <= n; i += QUERY_LANES)
+                for (int j = 0; j < QUERY_LANES; j++)
+                    lane_n[j] += (uint64_t)((k[i + j] >= lo) & (k[i + j] <= hi));
+            for (; i < n; i++)
                 matched += (uint64_t)((k[i] >= lo) & (k[i] <= hi));
+            for (int j = 0; j < QUERY_LANES; j++)
+                matched += lane_n[j];
             break;
         case WIRE_AGG_SUM:
-            for (uint64_t i = 0; i < n; i++) {
+            for (i = 0; i < n; i++) {
                 uint64_t m = (uint64_t)((k[i] >= lo) & (k[i] <= hi));
                 matched += m;
                 sum += (uint64_t)v[i] & (0 - m);
             }
             break;
         case WIRE_AGG_MIN:
-            for (uint64_t i = 0; i < n; i++) {
+            for (int j = 0; j < QUERY_LANES; j++) {
+                lane[j] = INT64_MAX;
+                lane_n[j] = 0;
+            }
+            for (i = 0; i + QUERY_LANES <= n; i += QUERY_LANES) {
+                for (int j = 0; j < QUERY_LANES; j++) {
+                    /* Masks, not a conditional load, so that gcc if-converts it. */
+                    uint64_t m = (uint64_t)((k[i + j] >= lo) & (k[i + j] <= hi));
+                    uint64_t mask = 0 - m;
+                    int64_t x = (int64_t)(((uint64_t)v[i + j] & mask) |
+                                          ((uint64_t)INT64_MAX & ~mask));
+                    lane_n[j] += m;
+                    lane[j] = x < lane[j] ? x : lane[j];
+                }
+            }
+            for (; i < n; i++) {
                 int m = (k[i] >= lo) & (k[i] <= hi);
                 int64_t x = m ? v[i] : INT64_MAX;
                 matched += (uint64_t)m;
                 mn = x < mn ? x : mn;
             }
+            for (int j = 0; j < QUERY_LANES; j++) {
+                matched += lane_n[j];
+                mn = lane[j] < mn ? lane[j] : mn;
+            }
             break;
         case WIRE_AGG_MAX:
-            for (uint64_t i = 0; i < n; i++) {
+            for (int j = 0; j < QUERY_LANES; j++) {
+                lane[j] = INT64_MIN;
+                lane_n[j] = 0;
+            }
+            for (i = 0; i + QUERY_LANES <= n; i += QUERY_LANES) {
+                for (int j = 0; j < QUERY_LANES; j++) {
+                    /* Masks, not a conditional load, so that gcc if-converts it. */
+                    uint64_t m = (uint64_t)((k[i + j] >= lo) & (k[i + j] <= hi));
+                    uint64_t mask = 0 - m;
+                    int64_t x = (int64_t)(((uint64_t)v[i + j] & mask) |
+                                          ((uint64_t)INT64_MIN & ~mask));
+                    lane_n[j] += m;
+                    lane[j] = x > lane[j] ? x : lane[j];
+                }
+            }
+            for (; i < n; i++) {
                 int m = (k[i] >= lo) & (k[i] <= hi);
                 int64_t x = m ? v[i] : INT64_MIN;
                 matched += (uint64_t)m;
                 mx = x > mx ? x : mx;
+            }
+            for (int j = 0; j < QUERY_LANES; j++) {
+                matched += lane_n[j];
+                mx = lane[j] > mx ? lane[j] : mx;
             }
             break;
         default:
@@ -155,6 +225,71 @@ QUERY_KERNEL static void query_scan_float(enum wire_aggregate agg, const double 
      */
     double sum = acc->fsum, mn = INFINITY, mx = -INFINITY;
 
+    if (agg == WIRE_AGG_MIN || agg == WIRE_AGG_MAX) {
+        /*
+         * Min and max in QUERY_LANES independent lanes, each with the row
+         * loop's own rule (a NaN compares false, so it is skipped and
+         * counted). Lanes change which row wins only among values that
+         * compare equal yet differ, i.e. +0.0 and -0.0, where the row loop
+         * keeps the first; so when the answer is a zero, the first zero
+         * matched in row order is taken again, and the result is exactly
+         * the row loop's.
+         */
+        bool is_min = agg == WIRE_AGG_MIN;
+        double lane[QUERY_LANES], best = is_min ? INFINITY : -INFINITY;
+        uint64_t lane_n[QUERY_LANES], lane_nan[QUERY_LANES], i = 0;
+
+        for (int j = 0; j < QUERY_LANES; j++) {
+            lane[j] = best;
+            lane_n[j] = lane_nan[j] = 0;
+        }
+        for (; i + QUERY_LANES <= n; i += QUERY_LANES) {
+            for (int j = 0; j < QUERY_LANES; j++) {
+                double x = v[i + j];
+                uint64_t m = k == NULL ? 1 : (uint64_t)((k[i + j] >= lo) & (k[i + j] <= hi));
+                double y = m ? x : best;
+
+                lane_n[j] += m;
+                lane_nan[j] += m & (uint64_t)(x != x);
+                if (is_min)
+                    lane[j] = y < lane[j] ? y : lane[j];
+                else
+                    lane[j] = y > lane[j] ? y : lane[j];
+            }
+        }
+        for (int j = 0; j < QUERY_LANES; j++) {
+            matched += lane_n[j];
+            nans += lane_nan[j];
+            if (is_min)
+                best = lane[j] < best ? lane[j] : best;
+            else
+                best = lane[j] > best ? lane[j] : best;
+        }
+        if (best == 0.0) {
+            /* Which zero: the first one matched, in row order. */
+            for (uint64_t r = 0; r < i; r++) {
+                if ((k == NULL || (k[r] >= lo && k[r] <= hi)) && v[r] == 0.0) {
+                    best = v[r];
+                    break;
+                }
+            }
+        }
+        for (; i < n; i++) {
+            if (k != NULL && !(k[i] >= lo && k[i] <= hi))
+                continue;
+            matched++;
+            nans += v[i] != v[i];
+            if (is_min)
+                best = v[i] < best ? v[i] : best;
+            else
+                best = v[i] > best ? v[i] : best;
+        }
+        if (is_min)
+            mn = best;
+        else
+            mx = best;
+        n = 0; /* done: the row loop below has nothing left to do */
+    }
     for (uint64_t i = 0; i < n; i++) {
         if (k != NULL && !(k[i] >= lo && k[i] <= hi))
             continue;

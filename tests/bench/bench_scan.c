@@ -12,7 +12,8 @@
  * node's own major-fault counter (from /metrics) before and after.
  *
  * Figures are printed and written to bench_scan.csv; nothing is asserted
- * except that the answers are right. SLUICE_BENCH_SMOKE=1 shrinks it.
+ * except that the answers are right. SLUICE_BENCH_SMOKE=1 shrinks it;
+ * SLUICE_BENCH_PART=1 runs part 1 only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -72,18 +73,30 @@ struct kind {
 };
 
 static FILE *csv;
+static unsigned retries_total; /* assignments retried after 429/503 */
 
-static void part_inprocess(const char *dir, uint64_t rows, unsigned reps)
+static void part_inprocess(const char *dir, uint64_t rows, unsigned reps, bool fl)
 {
     /* value is random in [-1e6, 1e6]: filtering on it straddles every block,
      * so the row-by-row filter kernel is what runs. */
     static const struct kind kinds[] = {
         {"sum(value)", WIRE_AGG_SUM, "value", "", 0, 0},
         {"max(value)", WIRE_AGG_MAX, "value", "", 0, 0},
+        {"min(value)", WIRE_AGG_MIN, "value", "", 0, 0},
+        {"max(key) where value in [0,1e6]", WIRE_AGG_MAX, "key", "value", 0, 1000000},
+        {"min(key) where value in [0,1e6]", WIRE_AGG_MIN, "key", "value", 0, 1000000},
         {"sum(key) where value in [0,1e6]", WIRE_AGG_SUM, "key", "value", 0, 1000000},
         {"count where value in [0,1e6]", WIRE_AGG_COUNT, "key", "value", 0, 1000000},
     };
-    struct segment_spec spec = {.rows = rows, .row_bytes = 16, .seed = 7};
+    /* A float64 "value" has no int64 column but the key to filter on: unfiltered only. */
+    static const struct kind float_kinds[] = {
+        {"float sum(value)", WIRE_AGG_SUM, "value", "", 0, 0},
+        {"float max(value)", WIRE_AGG_MAX, "value", "", 0, 0},
+        {"float min(value)", WIRE_AGG_MIN, "value", "", 0, 0},
+    };
+    const struct kind *ks = fl ? float_kinds : kinds;
+    size_t nk = fl ? sizeof(float_kinds) / sizeof(float_kinds[0]) : sizeof(kinds) / sizeof(kinds[0]);
+    struct segment_spec spec = {.rows = rows, .row_bytes = 16, .seed = 7, .float_value = fl};
     char *path = xasprintf("%s/hot.seg", dir);
     struct segment_header hdr;
     struct zonemap *zm;
@@ -106,18 +119,18 @@ static void part_inprocess(const char *dir, uint64_t rows, unsigned reps)
         exit(1);
     }
     zm = zonemap_build(base, &hdr);
-    printf("part 1: in-process scan, one thread, segment %" PRIu64 " rows x 16 B = %.0f MiB, "
+    printf("part 1%s: in-process scan, one thread, segment %" PRIu64 " rows x 16 B = %.0f MiB, "
            "%u repetitions, medians\n",
-           rows, (double)sb.st_size / (1 << 20), reps);
+           fl ? " (float64 value)" : "", rows, (double)sb.st_size / (1 << 20), reps);
     printf("  %-34s %12s %12s %8s\n", "query", "scan GB/s", "read GB/s", "ratio");
-    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+    for (size_t k = 0; k < nk; k++) {
         double *ratio = xcalloc(reps, sizeof(double)), *scan_gbs = xcalloc(reps, sizeof(double));
         double *read_gbs = xcalloc(reps, sizeof(double));
         struct query_plan plan;
         volatile uint64_t sink = 0;
 
-        query_plan_make(&hdr, kinds[k].agg, kinds[k].column, kinds[k].filter, kinds[k].lo,
-                        kinds[k].hi, &plan, detail, sizeof(detail));
+        query_plan_make(&hdr, ks[k].agg, ks[k].column, ks[k].filter, ks[k].lo,
+                        ks[k].hi, &plan, detail, sizeof(detail));
         for (unsigned r = 0; r < reps + 1; r++) {
             struct query_acc acc;
             uint64_t t0, t1, t2, bytes = 0;
@@ -129,9 +142,9 @@ static void part_inprocess(const char *dir, uint64_t rows, unsigned reps)
             t1 = clock_mono_ns();
             /* The baseline reads exactly the columns the scan read. */
             for (int c = 0; c < 2; c++) {
-                const char *name = c == 0 ? kinds[k].column : kinds[k].filter;
+                const char *name = c == 0 ? ks[k].column : ks[k].filter;
                 int idx = name[0] != '\0' ? segment_find_column(&hdr, name) : -1;
-                if (idx < 0 || (c == 0 && kinds[k].agg == WIRE_AGG_COUNT))
+                if (idx < 0 || (c == 0 && ks[k].agg == WIRE_AGG_COUNT))
                     continue;
                 first = (const char *)base + hdr.columns[idx].offset;
                 sink += plain_read((const uint64_t *)(const void *)first, rows);
@@ -145,9 +158,9 @@ static void part_inprocess(const char *dir, uint64_t rows, unsigned reps)
             ratio[r - 1] = scan_gbs[r - 1] / read_gbs[r - 1];
             sink += acc.isum;
         }
-        printf("  %-34s %12.2f %12.2f %8.3f\n", kinds[k].name, median(scan_gbs, reps),
+        printf("  %-34s %12.2f %12.2f %8.3f\n", ks[k].name, median(scan_gbs, reps),
                median(read_gbs, reps), median(ratio, reps));
-        fprintf(csv, "scan_ratio,%s,%.4f,%.3f,%.3f\n", kinds[k].name, median(ratio, reps),
+        fprintf(csv, "scan_ratio,%s,%.4f,%.3f,%.3f\n", ks[k].name, median(ratio, reps),
                 median(scan_gbs, reps), median(read_gbs, reps));
         (void)sink;
         free(ratio);
@@ -199,6 +212,57 @@ static bool all_loaded(void *arg)
     return n == want;
 }
 
+/*
+ * Assigns one segment as any client should: a 429 or 503 is "not now", so
+ * wait what Retry-After says (the body's milliseconds, else the header's
+ * seconds, else 250 ms) and ask again, for up to two minutes. A burst of
+ * assignments meets LOAD_CONCURRENCY (--max-loads) this way. Returns 0 once
+ * accepted (202), -1 on any other answer.
+ */
+static int bench_assign(const char *addr, const struct wire_assign_request *m)
+{
+    uint64_t deadline = clock_mono_ns() + 120ull * 1000000000ull;
+    size_t len;
+    uint8_t *body = wire_assign_request_encode(m, &len);
+    int rc = -1;
+
+    for (;;) {
+        struct wire_assign_response resp;
+        struct http_response r;
+        struct wire_error err;
+        uint64_t wait_ms = 250;
+
+        if (http_fetch(addr, "POST", "/v1/assign", WIRE_CONTENT_TYPE, body, len, NULL, 10000, &r) <
+            0)
+            break;
+        if (r.status == 202) {
+            http_response_done(&r);
+            rc = 0;
+            break;
+        }
+        if (r.status != 429 && r.status != 503) {
+            fprintf(stderr, "bench: assign %s: HTTP %d %s\n", m->segment_id, r.status, r.reason);
+            http_response_done(&r);
+            break;
+        }
+        if (wire_assign_response_decode(r.body, r.body_len, &resp, &err) == 0 &&
+            resp.retry_after_ms > 0)
+            wait_ms = resp.retry_after_ms;
+        else if (r.retry_after_s > 0)
+            wait_ms = (uint64_t)r.retry_after_s * 1000;
+        retries_total++;
+        http_response_done(&r);
+        if (clock_mono_ns() + wait_ms * 1000000ull > deadline) {
+            fprintf(stderr, "bench: assign %s: still refused after two minutes\n",
+                    m->segment_id);
+            break;
+        }
+        usleep((useconds_t)(wait_ms * 1000));
+    }
+    free(body);
+    return rc;
+}
+
 static void part_node(const char *dir, size_t nsegs, uint64_t rows, unsigned passes)
 {
     char *storage = xasprintf("%s/storage", dir), *data = xasprintf("%s/data", dir);
@@ -226,24 +290,19 @@ static void part_node(const char *dir, size_t nsegs, uint64_t rows, unsigned pas
         exit(1);
     for (size_t i = 0; i < nsegs; i++) {
         struct wire_assign_request m;
-        struct http_response r;
-        uint8_t *body;
-        size_t len;
+        char uri[WIRE_URI_MAX + 1];
 
         memset(&m, 0, sizeof(m));
         snprintf(m.segment_id, sizeof(m.segment_id), "s%zu", i);
-        snprintf(m.uri, sizeof(m.uri), "file://%s/s%zu.seg", storage, i);
+        snprintf(uri, sizeof(uri), "file://%s/s%zu.seg", storage, i);
+        snprintf(m.uri, sizeof(m.uri), "%s", uri);
         m.row_count = rows;
         m.avg_row_size = 16;
-        body = wire_assign_request_encode(&m, &len);
-        if (http_fetch(harness_proc_addr(node), "POST", "/v1/assign", WIRE_CONTENT_TYPE, body,
-                       len, NULL, 10000, &r) < 0 ||
-            r.status != 202) {
+        if (bench_assign(harness_proc_addr(node), &m) < 0) {
             fprintf(stderr, "bench: assign s%zu failed\n", i);
+            harness_proc_dump_log(node);
             exit(1);
         }
-        http_response_done(&r);
-        free(body);
     }
     arg[0] = (void *)(uintptr_t)harness_proc_addr(node);
     arg[1] = &nsegs;
@@ -287,6 +346,7 @@ static void part_node(const char *dir, size_t nsegs, uint64_t rows, unsigned pas
     printf("  major faults during the passes: %" PRIu64 " (before %" PRIu64 ", after %" PRIu64
            ")\n",
            maj1 - maj0, maj0, maj1);
+    printf("  assignments retried after 429/503 (honouring Retry-After): %u\n", retries_total);
     printf("  end-to-end scan throughput over HTTP: %.2f GB/s\n",
            (double)bytes / (double)(t1 - t0));
     fprintf(csv, "node_major_faults,%zu segments %.0f MiB,%" PRIu64 ",,\n", nsegs,
@@ -313,9 +373,11 @@ int main(void)
     CPU_ZERO(&one);
     CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &one);
     sched_setaffinity(0, sizeof(one), &one);
-    part_inprocess(dir, is_smoke ? (1u << 20) : (1u << 23), is_smoke ? 3 : 11);
-    /* Part 2: 8 x 128 MiB = 1 GiB (smoke: 4 x 4 MiB). */
-    part_node(dir, is_smoke ? 4 : 8, is_smoke ? (1u << 18) : (1u << 23), is_smoke ? 3 : 10);
+    part_inprocess(dir, is_smoke ? (1u << 20) : (1u << 23), is_smoke ? 3 : 11, false);
+    part_inprocess(dir, is_smoke ? (1u << 20) : (1u << 23), is_smoke ? 3 : 11, true);
+    /* Part 2: 8 x 128 MiB = 1 GiB (smoke: 4 x 4 MiB). SLUICE_BENCH_PART=1: part 1 only. */
+    if (getenv("SLUICE_BENCH_PART") == NULL || strcmp(getenv("SLUICE_BENCH_PART"), "1") != 0)
+        part_node(dir, is_smoke ? 4 : 8, is_smoke ? (1u << 18) : (1u << 23), is_smoke ? 3 : 10);
     fclose(csv);
     harness_dir_remove(dir);
     free(dir);

@@ -133,6 +133,58 @@ START_TEST(test_int_ranges)
 }
 END_TEST
 
+/*
+ * The kernels' multi-lane loops (16 rows at a time) and their tails: a
+ * filter on the random "value" column straddles every block, so the row
+ * filter runs over whole segments of lengths that are not multiples of 16.
+ */
+START_TEST(test_int_lanes_and_tails)
+{
+    static const uint64_t lens[] = {1, 15, 16, 17, 4095, 4096, 4097, 10007};
+    static const int64_t ranges[][2] = {{0, 1000000}, {-500000, 500000}, {999990, 1000000},
+                                        {-2000000, -1500000}};
+
+    for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+        struct mapped m;
+        uint64_t seed = 40 + l;
+
+        map_segment(&m, lens[l], 16, false, seed);
+        for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+            struct wire_query_response c, s, mn, mx, umn, umx;
+            uint64_t count = 0, usum = 0;
+            int64_t emin = INT64_MAX, emax = INT64_MIN, amin = INT64_MAX, amax = INT64_MIN;
+
+            for (uint64_t r = 0; r < lens[l]; r++) {
+                int64_t v = segment_synth_value(seed, r);
+                amin = v < amin ? v : amin;
+                amax = v > amax ? v : amax;
+                if (v < ranges[i][0] || v > ranges[i][1])
+                    continue;
+                count++;
+                usum += (uint64_t)v;
+                emin = v < emin ? v : emin;
+                emax = v > emax ? v : emax;
+            }
+            run(&m, WIRE_AGG_COUNT, "value", ranges[i][0], ranges[i][1], &c);
+            run(&m, WIRE_AGG_SUM, "value", ranges[i][0], ranges[i][1], &s);
+            run(&m, WIRE_AGG_MIN, "value", ranges[i][0], ranges[i][1], &mn);
+            run(&m, WIRE_AGG_MAX, "value", ranges[i][0], ranges[i][1], &mx);
+            run(&m, WIRE_AGG_MIN, NULL, 0, 0, &umn);
+            run(&m, WIRE_AGG_MAX, NULL, 0, 0, &umx);
+            ck_assert_int_eq(c.int_value, (int64_t)count);
+            ck_assert_int_eq(s.int_value, (int64_t)usum);
+            ck_assert_uint_eq(mn.rows_matched, count);
+            ck_assert_uint_eq(mx.rows_matched, count);
+            ck_assert_int_eq(mn.int_value, count > 0 ? emin : 0);
+            ck_assert_int_eq(mx.int_value, count > 0 ? emax : 0);
+            ck_assert_int_eq(umn.int_value, amin);
+            ck_assert_int_eq(umx.int_value, amax);
+        }
+        unmap_segment(&m);
+    }
+}
+END_TEST
+
 START_TEST(test_zone_maps_skip)
 {
     struct mapped m;
@@ -265,6 +317,63 @@ START_TEST(test_float_nan)
     query_scan(&plan, m.base, &m.hdr, m.zm, &a);
     query_acc_result(&a, WIRE_AGG_MAX, &r);
     ck_assert(isnan(r.float_value));
+    unmap_segment(&m);
+}
+END_TEST
+
+/*
+ * Float min and max run in lanes; the answer must still be the row loop's,
+ * bit for bit: among +0.0 and -0.0 (equal to <) the first matched row's zero,
+ * whichever lane it falls in, and a row-by-row reference elsewhere.
+ */
+START_TEST(test_float_lanes_exact)
+{
+    struct mapped m;
+    struct wire_query_response r;
+    const uint64_t rows = 1000, seed = 9;
+
+    map_segment(&m, rows, 16, true, seed);
+    /* Every value positive, then zeros of both signs: -0.0 first (row 37). */
+    for (uint64_t i = 0; i < rows; i++)
+        set_fvalue(&m, i, fabs(segment_synth_fvalue(seed, i)) + 1.0);
+    set_fvalue(&m, 37, -0.0);
+    set_fvalue(&m, 50, 0.0);
+    set_fvalue(&m, 998, -0.0);
+    run(&m, WIRE_AGG_MIN, "", 0, 0, &r);
+    ck_assert(r.float_value == 0.0 && signbit(r.float_value));
+    set_fvalue(&m, 20, 0.0); /* now +0.0 comes first, in another lane */
+    run(&m, WIRE_AGG_MIN, "", 0, 0, &r);
+    ck_assert(r.float_value == 0.0 && !signbit(r.float_value));
+    /* Filtered: rows from 30 on, so row 20's +0.0 is out and row 37's -0.0 is first. */
+    run(&m, WIRE_AGG_MIN, "key", segment_synth_key(seed, 30), INT64_MAX, &r);
+    ck_assert(r.float_value == 0.0 && signbit(r.float_value));
+    /* Max over all-negative values with zeros on top, the mirror case. */
+    for (uint64_t i = 0; i < rows; i++)
+        set_fvalue(&m, i, -fabs(segment_synth_fvalue(seed, i)) - 1.0);
+    set_fvalue(&m, 3, 0.0);
+    set_fvalue(&m, 18, -0.0);
+    run(&m, WIRE_AGG_MAX, "", 0, 0, &r);
+    ck_assert(r.float_value == 0.0 && !signbit(r.float_value));
+    set_fvalue(&m, 3, -1.5);
+    run(&m, WIRE_AGG_MAX, "", 0, 0, &r);
+    ck_assert(r.float_value == 0.0 && signbit(r.float_value));
+    /* Random values and every tail length: the row-by-row reference. */
+    for (uint64_t i = 0; i < rows; i++)
+        set_fvalue(&m, i, segment_synth_fvalue(seed, i));
+    for (uint64_t lo_row = 0; lo_row < 40; lo_row += 3) {
+        int64_t lo = segment_synth_key(seed, lo_row);
+        double emin = INFINITY, emax = -INFINITY;
+
+        for (uint64_t i = lo_row; i < rows; i++) {
+            double x = segment_synth_fvalue(seed, i);
+            emin = x < emin ? x : emin;
+            emax = x > emax ? x : emax;
+        }
+        run(&m, WIRE_AGG_MIN, "key", lo, INT64_MAX, &r);
+        ck_assert_double_eq(r.float_value, emin);
+        run(&m, WIRE_AGG_MAX, "key", lo, INT64_MAX, &r);
+        ck_assert_double_eq(r.float_value, emax);
+    }
     unmap_segment(&m);
 }
 END_TEST
@@ -417,9 +526,11 @@ static Suite *query_suite(void)
     TCase *tc = tcase_create("scan");
 
     tcase_add_test(tc, test_int_ranges);
+    tcase_add_test(tc, test_int_lanes_and_tails);
     tcase_add_test(tc, test_zone_maps_skip);
     tcase_add_test(tc, test_float);
     tcase_add_test(tc, test_float_nan);
+    tcase_add_test(tc, test_float_lanes_exact);
     suite_add_tcase(s, tc);
     tc = tcase_create("pooled");
     tcase_add_test(tc, test_pooled_int);
