@@ -20,7 +20,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "http.h"
-#include "segment.h"
+#include "segfmt.h"
 #include "xmalloc.h"
 
 #define N_OPTS(a) (sizeof(a) / sizeof((a)[0]))

@@ -30,7 +30,7 @@
 #include "healthcheck.h"
 #include "http.h"
 #include "log.h"
-#include "segment.h"
+#include "segfmt.h"
 #include "sluice_config.h"
 #include "wire.h"
 #include "xmalloc.h"

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "segment.h"
+#include "segfmt.h"
 #include "wire.h"
 
 struct bufpool;

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "segment.h"
+#include "segfmt.h"
 
 #define ZONEMAP_BLOCK_ROWS 4096u
 

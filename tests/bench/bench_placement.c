@@ -28,7 +28,7 @@
 #include "clock.h"
 #include "harness.h"
 #include "http.h"
-#include "segment.h"
+#include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
 

@@ -30,7 +30,7 @@
 #include "harness.h"
 #include "http.h"
 #include "query.h"
-#include "segment.h"
+#include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
 #include "zonemap.h"

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "segment.h"
+#include "segfmt.h"
 #include "wire.h"
 
 static const char *root;

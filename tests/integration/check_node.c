@@ -29,7 +29,7 @@
 #include "harness.h"
 #include "http.h"
 #include "pbhttp.h"
-#include "segment.h"
+#include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
 

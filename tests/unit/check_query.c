@@ -16,7 +16,7 @@
 
 #include "bufpool.h"
 #include "query.h"
-#include "segment.h"
+#include "segfmt.h"
 #include "xmalloc.h"
 #include "zonemap.h"
 

@@ -17,7 +17,7 @@
 #include <event2/event.h>
 
 #include "pool.h"
-#include "segment.h"
+#include "segfmt.h"
 #include "store.h"
 #include "xmalloc.h"
 

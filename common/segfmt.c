@@ -1,6 +1,6 @@
 /*
- * segment: encode, decode and validate segment files, and write synthetic
- * ones. The layout is documented in segment.h.
+ * segfmt: encode, decode and validate segment files, and write synthetic
+ * ones. The layout is documented in segfmt.h.
  *
  * The parser treats its input as hostile: every read is bounds-checked against
  * len before it happens, every multiplication and addition of file-controlled
@@ -16,7 +16,7 @@
  * values are pure functions of (seed, row) so that tests and benchmarks can
  * compute expected results without reading the file back.
  */
-#include "segment.h"
+#include "segfmt.h"
 
 #include <assert.h>
 #include <endian.h>

@@ -1,6 +1,9 @@
 /*
- * segment: the on-disk format of one immutable column segment, its validation,
- * and a generator of synthetic segments for benchmarks and tests.
+ * segfmt: the on-disk format of one immutable column segment, its validation,
+ * and a generator of synthetic segments for benchmarks and tests. It lives in
+ * common/ because both daemons read it: the node loads segments, the
+ * coordinator's `import` reads their headers. Its names keep the segment_
+ * prefix: they name the format, and the node's code is full of them.
  *
  * A segment file is a 64-byte fixed header, then column_count 96-byte column
  * descriptors (together header_size bytes), then each column's data at a
@@ -23,16 +26,17 @@
  *   76 u32 flags (SEGMENT_COL_ANON only)  80..95 reserved, zero
  * Columns may appear in any order on disk but never overlap.
  *
- * Errors. segment_parse_header and segment_verify return 0 or a negated enum
- * segment_error, never an errno; segment_write_synthetic returns 0 or a
- * negated errno, never a segment_error. (The two ranges overlap numerically,
- * so callers must know which function produced a value.)
+ * Errors. Every function that can fail returns 0 or a negative errno and,
+ * when given a detail buffer, one sentence naming the problem. The format's
+ * own failures are the SEGMENT_E* errno values below, so one error space
+ * serves the parser, the verifier and the writer.
  *
  * Nothing here keeps state; all functions are thread-safe.
  */
-#ifndef SLUICE_SEGMENT_H
-#define SLUICE_SEGMENT_H
+#ifndef SLUICE_SEGFMT_H
+#define SLUICE_SEGFMT_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -86,7 +90,10 @@ struct segment_header {
 };
 
 /*
- * Distinct failures of an untrusted segment, returned negated.
+ * Distinct failures of an untrusted segment, returned negated. Each is an
+ * errno value; the parser and the verifier make no system call, so these are
+ * all they return. (The writer returns the errno of a failing system call,
+ * and its detail names the call.)
  * SEGMENT_ETRUNCATED: the bytes end before the format says they should: fewer
  *   than 64, fewer than header_size, or a real file length smaller than the
  *   header's file_size. A truncated file always yields this, never ERANGE.
@@ -99,19 +106,17 @@ struct segment_header {
  *   real file length larger than the header's file_size.
  * SEGMENT_ECHECKSUM: a column's data does not match its CRC-32C.
  */
-enum segment_error {
-    SEGMENT_ETRUNCATED = 1,
-    SEGMENT_EMAGIC,
-    SEGMENT_EVERSION,
-    SEGMENT_EHEADER,
-    SEGMENT_ERANGE,
-    SEGMENT_ECHECKSUM,
-};
+#define SEGMENT_ETRUNCATED ENODATA
+#define SEGMENT_EMAGIC     ENOEXEC
+#define SEGMENT_EVERSION   EPROTONOSUPPORT
+#define SEGMENT_EHEADER    EBADMSG
+#define SEGMENT_ERANGE     ERANGE
+#define SEGMENT_ECHECKSUM  EILSEQ
 
 /*
  * Returns a stable snake_case name for err (either sign): "truncated",
  * "bad_magic", "unknown_version", "bad_header", "out_of_range",
- * "checksum_mismatch"; "ok" for 0 and "unknown" for anything else.
+ * "checksum_mismatch"; "ok" for 0 and "unknown" for any other errno.
  */
 const char *segment_error_name(int err);
 
@@ -127,7 +132,7 @@ const char *segment_col_type_name(enum segment_col_type type);
  * header_size, header_crc, the other header fields, file_size against the real
  * length, each descriptor's fields and ranges in turn, then duplicate names
  * and overlaps.
- * Returns 0 and fills *ret_hdr, or a negated enum segment_error and, when
+ * Returns 0 and fills *ret_hdr, or a negated SEGMENT_E* value and, when
  * detail is not NULL, writes one sentence naming the problem into detail
  * (truncated to detail_len), e.g. "column 2 (payload): offset 100 is not
  * 64-byte aligned". *ret_hdr is written only on success.
