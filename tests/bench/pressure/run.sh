@@ -7,6 +7,13 @@
 #   tests/bench/pressure/run.sh --smoke    a short version for CI (~1 minute)
 #   tests/bench/pressure/run.sh --out DIR  where CSVs and PNGs go (default build/pressure)
 #   tests/bench/pressure/run.sh --replot   plots and summary again from the last run's CSVs
+#   tests/bench/pressure/run.sh --modes "direct sluice-default"   run only these modes
+#                                          (the summary covers every mode run so far)
+#
+# Modes: sluice (admission at --admit-high-watermark 0.95, an operator's
+# tuning), sluice-default (the default 0.85), direct (--io=direct at default
+# settings: a --cache-budget pool, exact admission), baseline (row-count
+# scheduler, nodes without admission).
 #
 # Four nodes, each in its own memory cgroup (384, 512, 768, 1024 MiB; a
 # quarter of that in --smoke), a coordinator, and a workload whose row_count
@@ -23,6 +30,7 @@ root=$PWD
 
 smoke=0
 replot=0
+modes="sluice sluice-default direct baseline"
 out=$root/build/pressure
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -30,6 +38,10 @@ while [ $# -gt 0 ]; do
     --replot) replot=1 ;;
     --out)
         out=$2
+        shift
+        ;;
+    --modes)
+        modes=$2
         shift
         ;;
     -h | --help)
@@ -150,15 +162,24 @@ run_mode() {
     rm -rf "$work"
     mkdir -p "$work"
     echo "== mode $mode"
-    if [ "$mode" = baseline ]; then
+    case "$mode" in
+    baseline)
         extra_coord=(--placement rowcount --bytes-per-row "$bytes_per_row")
         extra_node=(--admission off)
-    else
+        ;;
+    sluice)
         # An operator setting, stated in BENCHMARKS.md: admit up to 95 % of the
         # limit (the default is 85 %). Only anonymous memory can be OOM-killed;
         # mapped pages are reclaimable, and their pressure closes the MEM_* gates.
         extra_node=(--admit-high-watermark 0.95)
-    fi
+        ;;
+    sluice-default) extra_node=() ;;
+    direct) extra_node=(--io direct) ;;
+    *)
+        echo "pressure: unknown mode $mode" >&2
+        exit 2
+        ;;
+    esac
     "$coord_bin" serve --listen "127.0.0.1:$cport" --db "$work/coord.db" --node-timeout 5s \
         --log-level warn "${extra_coord[@]}" 2>>"$work/coord.log" &
     pids+=($!)
@@ -250,7 +271,14 @@ summarize() {
     okq=$(awk -F, 'NR > 1 && $4 == 200' "$work/queries.csv" | wc -l)
     errq=$(awk -F, 'NR > 1 && $4 != 200' "$work/queries.csv" | wc -l)
     q="$(awk -F, 'NR > 1 && $4 == 200 {print $5}' "$work/queries.csv" | pctl 0.5)|$(awk -F, 'NR > 1 && $4 == 200 {print $5}' "$work/queries.csv" | pctl 0.99)|$(awk -F, -v s=$st_ms 'NR > 1 && $4 == 200 && $1 < s {print $5}' "$work/queries.csv" | pctl 0.5)|$(awk -F, -v s=$st_ms 'NR > 1 && $4 == 200 && $1 < s {print $5}' "$work/queries.csv" | pctl 0.99)|$okq|$errq"
-    echo "| $mode | $ooms | $deaths | $lost | $placed | $pending${reasons:+ ($reasons)} | $(cut -d'|' -f1 <<<"$q") / $(cut -d'|' -f2 <<<"$q") | $(cut -d'|' -f3 <<<"$q") / $(cut -d'|' -f4 <<<"$q") | $(cut -d'|' -f5 <<<"$q") ok, $(cut -d'|' -f6 <<<"$q") failed | $([ "$steady" = never ] && echo "never" || echo "$steady s") |"
+    local label=$mode
+    case "$mode" in
+    sluice) label="sluice, watermark 0.95 (tuned)" ;;
+    sluice-default) label="sluice, watermark 0.85 (default)" ;;
+    direct) label="sluice --io=direct (defaults)" ;;
+    baseline) label="row-count baseline" ;;
+    esac
+    echo "| $label | $ooms | $deaths | $lost | $placed | $pending${reasons:+ ($reasons)} | $(cut -d'|' -f1 <<<"$q") / $(cut -d'|' -f2 <<<"$q") | $(cut -d'|' -f3 <<<"$q") / $(cut -d'|' -f4 <<<"$q") | $(cut -d'|' -f5 <<<"$q") ok, $(cut -d'|' -f6 <<<"$q") failed | $([ "$steady" = never ] && echo "never" || echo "$steady s") |"
 }
 
 plot() {
@@ -260,21 +288,26 @@ plot() {
     }
     local col title unit scale file m k
     # One file per node and mode: gnuplot draws a line through consecutive rows.
-    for m in sluice baseline; do
+    local present=""
+    for m in sluice sluice-default direct baseline; do
+        [ -f "$out/$m/nodes.csv" ] && present="$present $m"
+    done
+    present=${present# }
+    for m in $present; do
         for k in 0 1 2 3; do
             awk -F, -v n="node-$k" 'NR == 1 || $2 == n' "$out/$m/nodes.csv" >"$out/$m/node-$k.csv"
         done
     done
     while read -r col file title unit scale; do
-        gnuplot 2>/dev/null <<EOF
-set terminal pngcairo size 1400,480 font ",10"
+        gnuplot 2>"$out/gnuplot.err" <<EOF || echo "pressure: gnuplot failed on $file (see $out/gnuplot.err)" >&2
+set terminal pngcairo size $((700 * $(wc -w <<<"$present"))),480 font ",10"
 set output "$out/$file.png"
 set datafile separator ","
-set multiplot layout 1,2 title "${title//_/ } (${unit})"
+set multiplot layout 1,$(wc -w <<<"$present") title "${title//_/ } (${unit})"
 set key top left
 set xlabel "seconds"
 set grid
-do for [mode in "sluice baseline"] {
+do for [mode in "$present"] {
     set title mode
     plot for [k=0:3] "$out/".mode."/node-".k.".csv" using 1:(column($col) / $scale) \
         with lines lw 2 title sprintf("node-%d (%d MiB)", k, word("${limits[*]}", k + 1) + 0)
@@ -291,24 +324,27 @@ PLOTS
 }
 
 if [ "$replot" -eq 0 ]; then
-    run_mode sluice
-    run_mode baseline
+    for m in $modes; do
+        run_mode "$m"
+    done
 fi
 plot
 
 table="| mode | OOM kills | node deaths | segments lost | bytes placed / sum of limits | segments pending (last reason) | query p50 / p99 ms (whole run) | p50 / p99 ms (during placement) | queries | steady after |
-|---|---|---|---|---|---|---|---|---|---|
-$(summarize sluice)
-$(summarize baseline)"
+|---|---|---|---|---|---|---|---|---|---|"
+for m in sluice sluice-default direct baseline; do
+    [ -f "$out/$m/steady" ] && table="$table
+$(summarize "$m")"
+done
 echo
 echo "$table" | tee "$out/summary.md"
 
 if [ "$smoke" -eq 0 ]; then
     mkdir -p docs/bench
     cp "$out"/*.png docs/bench/ 2>/dev/null || true
+    # Only this experiment's section of BENCHMARKS.md is rewritten; the
+    # sections other benchmarks keep there stay.
     {
-        echo "# Benchmarks"
-        echo
         echo "## The headline experiment: smart nodes against a row-count scheduler"
         echo
         echo "Command: \`tests/bench/pressure/run.sh\` ($(date -u +%Y-%m-%d), $(nproc) cores, $(awk '/MemTotal/ {printf "%d GiB", $2 / 1048576}' /proc/meminfo))."
@@ -316,11 +352,13 @@ if [ "$smoke" -eq 0 ]; then
         echo "Four nodes in memory cgroups of ${limits[*]} MiB (sum $sum_limits MiB); $n_narrow narrow"
         echo "segments ($narrow_rows rows x 16 B, mapped) and $n_wide wide ones ($wide_rows rows x"
         echo "$wide_anon B held in anonymous memory + 16 B mapped): $((total_bytes >> 20)) MiB in all."
-        echo "Open-loop query load at $rate queries/s for ${duration} s per mode. Sluice's nodes run"
-        echo "with \`--admit-high-watermark 0.95\` (default 0.85), an operator setting. The baseline"
-        echo "(\`--placement=rowcount --bytes-per-row $bytes_per_row\`, nodes \`--admission=off\`) is given the"
-        echo "workload's own average bytes per row as its capacity rule; a supervisor restarts any"
-        echo "node that dies."
+        echo "Open-loop query load at $rate queries/s for ${duration} s per mode; every mode gets"
+        echo "fresh nodes and the same segments. Sluice runs three ways: mmap at the default"
+        echo "\`--admit-high-watermark 0.85\`, mmap at 0.95 (an operator's tuning), and"
+        echo "\`--io=direct\` with every other setting at its default (\`--cache-budget 256M\`)."
+        echo "The baseline (\`--placement=rowcount --bytes-per-row $bytes_per_row\`, nodes"
+        echo "\`--admission=off\`) is given the workload's own average bytes per row as its capacity"
+        echo "rule; a supervisor restarts any node that dies."
         echo
         echo "$table"
         echo
@@ -332,7 +370,24 @@ if [ "$smoke" -eq 0 ]; then
             echo "![$f](docs/bench/$f.png)"
             echo
         done
-        echo "Raw data: \`build/pressure/{sluice,baseline}/{nodes,cluster,queries}.csv\` after a run."
-    } >BENCHMARKS.md
+        echo "Raw data: \`build/pressure/<mode>/{nodes,cluster,queries}.csv\` after a run."
+        echo
+    } >"$out/section.md"
+    python3 - "$out/section.md" BENCHMARKS.md <<'PY'
+import re, sys
+section = open(sys.argv[1]).read()
+try:
+    text = open(sys.argv[2]).read()
+except FileNotFoundError:
+    text = "# Benchmarks\n\n"
+head = "## The headline experiment"
+if head in text:
+    start = text.index(head)
+    nxt = text.find("\n## ", start + len(head))
+    text = text[:start] + section + (text[nxt + 1:] if nxt >= 0 else "")
+else:
+    text = text.rstrip("\n") + "\n\n" + section
+open(sys.argv[2], "w").write(text)
+PY
     echo "wrote BENCHMARKS.md and docs/bench/*.png"
 fi
