@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -360,30 +361,56 @@ static void bufpool_complete(struct bufpool_frame *f, int res)
     pthread_mutex_unlock(&p->lock);
 }
 
-static int bufpool_pread_all(int fd, void *buf, size_t len, uint64_t off)
-{
-    size_t done = 0;
+/*
+ * One read request: up to BP_GROUP_MAX consecutive blocks of one file, into
+ * frames that need not be adjacent (readv). Larger requests matter: on the
+ * disks measured here a 1 MiB read costs little more than a 256 KiB one.
+ */
+#define BP_GROUP_MAX 4u
 
-    while (done < len) {
-        ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            break;
-        done += (size_t)n;
-        if (done % 4096 != 0)
-            break; /* end of file */
+struct bufpool_req {
+    struct bufpool *pool;
+    unsigned n;
+    int frames[BP_GROUP_MAX];
+    struct iovec iov[BP_GROUP_MAX];
+};
+
+/* Hands each frame of a finished request its share of res bytes. */
+static void bufpool_req_complete(struct bufpool_req *q, int res)
+{
+    uint32_t block = q->pool->block;
+
+    for (unsigned k = 0; k < q->n; k++) {
+        int part;
+
+        if (res < 0)
+            part = res;
+        else if ((uint64_t)res <= (uint64_t)k * block)
+            part = 0;
+        else
+            part = (uint64_t)res - (uint64_t)k * block >= block ? (int)block
+                                                                : (int)(res - (int)(k * block));
+        bufpool_complete(&q->pool->frames[q->frames[k]], part);
     }
-    return (int)done;
+    free(q);
+}
+
+/* Reads a request synchronously (no io_uring here). */
+static int bufpool_preadv_all(int fd, struct bufpool_req *q, uint64_t off)
+{
+    ssize_t n;
+
+    do
+        n = preadv(fd, q->iov, (int)q->n, (off_t)off);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : (int)n;
 }
 
 /* Reaps one completion of r, waiting for it. */
 static void bufpool_reap_one(struct bufpool_ring *r)
 {
     struct io_uring_cqe *cqe;
-    struct bufpool_frame *f;
+    struct bufpool_req *q;
     int res, e;
 
     do
@@ -391,11 +418,11 @@ static void bufpool_reap_one(struct bufpool_ring *r)
     while (e == -EINTR);
     if (e < 0)
         abort(); /* only with a corrupted ring: nothing sane is left to do */
-    f = io_uring_cqe_get_data(cqe);
+    q = io_uring_cqe_get_data(cqe);
     res = cqe->res;
     io_uring_cqe_seen(&r->ring, cqe);
     r->inflight--;
-    bufpool_complete(f, res);
+    bufpool_req_complete(q, res);
 }
 
 static void bufpool_drain(struct bufpool_ring *r)
@@ -404,18 +431,35 @@ static void bufpool_drain(struct bufpool_ring *r)
         bufpool_reap_one(r);
 }
 
-/* Starts the reads of frames idx[0..n), which this thread marked READING. */
+/*
+ * Starts the reads of frames idx[0..n), which this thread marked READING,
+ * merging runs of consecutive blocks of one file into one request each.
+ */
 static void bufpool_issue(struct bufpool *p, const int *idx, unsigned n)
 {
     struct bufpool_ring *r = bufpool_my_ring();
     unsigned queued = 0;
 
-    for (unsigned k = 0; k < n; k++) {
-        struct bufpool_frame *f = &p->frames[idx[k]];
-        void *buf = p->arena + (uint64_t)idx[k] * p->block;
+    for (unsigned k = 0; k < n;) {
+        struct bufpool_frame *first = &p->frames[idx[k]];
+        struct bufpool_req *q = xcalloc(1, sizeof(*q));
         struct io_uring_sqe *sqe = NULL;
+        uint64_t now = bufpool_now_ns();
 
-        f->issued_ns = bufpool_now_ns();
+        q->pool = p;
+        while (k < n && q->n < BP_GROUP_MAX) {
+            struct bufpool_frame *f = &p->frames[idx[k]];
+
+            if (q->n > 0 && (f->fd != first->fd || f->blk != first->blk + q->n))
+                break;
+            f->issued_ns = now;
+            f->owner = r->ok ? r : NULL;
+            q->frames[q->n] = idx[k];
+            q->iov[q->n].iov_base = p->arena + (uint64_t)idx[k] * p->block;
+            q->iov[q->n].iov_len = p->block;
+            q->n++;
+            k++;
+        }
         if (r->ok) {
             sqe = io_uring_get_sqe(&r->ring);
             if (sqe == NULL && io_uring_submit(&r->ring) >= 0) {
@@ -424,13 +468,13 @@ static void bufpool_issue(struct bufpool *p, const int *idx, unsigned n)
             }
         }
         if (sqe == NULL) {
-            f->owner = NULL;
-            bufpool_complete(f, bufpool_pread_all(f->fd, buf, p->block, f->blk * p->block));
+            for (unsigned j = 0; j < q->n; j++)
+                p->frames[q->frames[j]].owner = NULL;
+            bufpool_req_complete(q, bufpool_preadv_all(first->fd, q, first->blk * p->block));
             continue;
         }
-        f->owner = r;
-        io_uring_prep_read(sqe, f->fd, buf, p->block, f->blk * p->block);
-        io_uring_sqe_set_data(sqe, f);
+        io_uring_prep_readv(sqe, first->fd, q->iov, q->n, first->blk * p->block);
+        io_uring_sqe_set_data(sqe, q);
         r->inflight++;
         queued++;
     }
@@ -691,6 +735,9 @@ static void bufpool_readahead(struct bufpool_cursor *c)
     int issue[BUFPOOL_MAX_READAHEAD];
     unsigned n = 0;
 
+    /* Topped up in batches, so consecutive blocks go out as large requests. */
+    if (c->nra > p->readahead / 2)
+        return;
     pthread_mutex_lock(&p->lock);
     while (c->nra < p->readahead && c->next_issue < c->end_block &&
            c->next_issue <= c->cur_block + p->readahead && p->pinned < p->nframes / 2) {
