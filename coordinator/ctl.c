@@ -16,9 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "clock.h"
 #include "config.h"
-#include "daemon.h"
 #include "http.h"
 #include "segfmt.h"
 #include "xmalloc.h"
@@ -37,8 +37,7 @@ struct ctl_common {
 #define CTL_COMMON_OPTS(c)                                                                    \
     {"coordinator", "SLUICE_COORDINATOR", CONFIG_STRING, &(c).coordinator, "127.0.0.1:7000",  \
      "Coordinator address."},                                                                 \
-        {"token-file", "SLUICE_TOKEN_FILE", CONFIG_STRING, &(c).token_file, "",               \
-         "Cluster token file (else $SLUICE_TOKEN)."},                                         \
+        CLI_TOKEN_OPTION((c).token_file),                                                     \
         {"json", NULL, CONFIG_BOOL, &(c).json, "false", "Print one JSON document."},          \
         {"timeout", "SLUICE_TIMEOUT", CONFIG_DURATION, &(c).timeout_ms, "10s",                \
          "Time allowed for each request to the coordinator.", 100, 3600000}
@@ -377,13 +376,7 @@ static void ctl_parse(const struct config_option *opts, size_t n, int argc, char
 
 static void ctl_load_token(struct ctl_common *c)
 {
-    char err[300];
-
-    c->token = NULL;
-    if (daemon_load_token(c->token_file, &c->token, err, sizeof(err)) < 0) {
-        fprintf(stderr, "sluice-coord: %s\n", err);
-        exit(CTL_EXIT_USAGE);
-    }
+    c->token = cli_load_token("sluice-coord", c->token_file);
 }
 
 /*
@@ -393,21 +386,12 @@ static void ctl_load_token(struct ctl_common *c)
 static int ctl_call(const struct ctl_common *c, const char *cmd, const char *method,
                     const char *path, const void *body, size_t len, struct http_response *resp)
 {
-    struct wire_error e;
-    int r = http_fetch(c->coordinator, method, path, body != NULL ? WIRE_CONTENT_TYPE : NULL, body,
-                       len, c->token, (unsigned)c->timeout_ms, resp);
-
-    if (r < 0) {
-        fprintf(stderr, "sluice-coord %s: cannot reach the coordinator at %s: %s\n", cmd,
-                c->coordinator, strerror(-r));
+    if (cli_call("sluice-coord", cmd, "the coordinator", c->coordinator, method, path, body, len,
+                 c->token, (unsigned)c->timeout_ms, resp) < 0)
         return CTL_EXIT_UNREACHABLE;
-    }
     if (resp->status >= 200 && resp->status < 300)
         return CTL_EXIT_OK;
-    if (wire_error_decode(resp->body, resp->body_len, &e) == 0 && e.message[0] != '\0')
-        fprintf(stderr, "sluice-coord %s: HTTP %d %s: %s\n", cmd, resp->status, e.code, e.message);
-    else
-        fprintf(stderr, "sluice-coord %s: HTTP %d: %.200s\n", cmd, resp->status, resp->body);
+    cli_print_error("sluice-coord", cmd, resp);
     http_response_done(resp);
     return CTL_EXIT_FAILED;
 }

@@ -25,6 +25,7 @@
 #include <event2/thread.h>
 
 #include "api.h"
+#include "cli.h"
 #include "config.h"
 #include "daemon.h"
 #include "healthcheck.h"
@@ -54,19 +55,6 @@ static int main_parse(const struct config_option *opts, size_t n, int argc, char
         exit(EXIT_USAGE);
     }
     return 0;
-}
-
-/* The cluster token (--token-file, else $SLUICE_TOKEN); a bad file is a usage error. */
-static char *main_read_token(const char *path)
-{
-    char err[300];
-    char *token = NULL;
-
-    if (daemon_load_token(path, &token, err, sizeof(err)) < 0) {
-        fprintf(stderr, "sluice-node: %s\n", err);
-        exit(EXIT_USAGE);
-    }
-    return token;
 }
 
 /*
@@ -279,7 +267,7 @@ static int cmd_serve(int argc, char **argv)
         exit(1);
     log_level_parse(srv.log_level, &lvl);
     log_set_level(lvl);
-    token = main_read_token(srv.token_file);
+    token = cli_load_token("sluice-node", srv.token_file);
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();
     base = event_base_new();
@@ -428,18 +416,6 @@ static int cmd_inspect(int argc, char **argv)
     return r < 0 ? 1 : 0;
 }
 
-/* Prints a failed call's status and Error message. */
-static void main_print_error(const char *cmd, const struct http_response *resp)
-{
-    struct wire_error e;
-
-    if (strncmp(resp->content_type, WIRE_CONTENT_TYPE, strlen(WIRE_CONTENT_TYPE)) == 0 &&
-        wire_error_decode(resp->body, resp->body_len, &e) == 0)
-        fprintf(stderr, "sluice-node %s: HTTP %d %s: %s\n", cmd, resp->status, e.code, e.message);
-    else
-        fprintf(stderr, "sluice-node %s: HTTP %d: %.200s\n", cmd, resp->status, resp->body);
-}
-
 static int cmd_assign(int argc, char **argv)
 {
     char *node = NULL, *id = NULL, *uri = NULL, *token_file = NULL, *token;
@@ -453,8 +429,7 @@ static int cmd_assign(int argc, char **argv)
          (int64_t)WIRE_ROW_COUNT_MAX, .required = true},
         {"row-size", NULL, CONFIG_INT, &row_size, "64", "Average row size in bytes.", 1,
          (int64_t)WIRE_ROW_SIZE_MAX},
-        {"token-file", "SLUICE_TOKEN_FILE", CONFIG_STRING, &token_file, "",
-         "Cluster token file (else $SLUICE_TOKEN)."},
+        CLI_TOKEN_OPTION(token_file),
     };
     struct wire_assign_request m;
     struct wire_assign_response resp;
@@ -467,7 +442,7 @@ static int cmd_assign(int argc, char **argv)
     main_parse(opts, N_OPTS(opts), argc, argv, &next,
                "sluice-node assign --id ID --uri URI --rows N [--node ADDR]",
                "Assign one segment to a node directly (no coordinator).");
-    token = main_read_token(token_file);
+    token = cli_load_token("sluice-node", token_file);
     memset(&m, 0, sizeof(m));
     if (strlen(id) > WIRE_ID_MAX || strlen(uri) > WIRE_URI_MAX) {
         fprintf(stderr, "sluice-node assign: --id or --uri too long\n");
@@ -478,12 +453,10 @@ static int cmd_assign(int argc, char **argv)
     m.row_count = (uint64_t)rows;
     m.avg_row_size = (uint64_t)row_size;
     body = wire_assign_request_encode(&m, &len);
-    r = http_fetch(node, "POST", "/v1/assign", WIRE_CONTENT_TYPE, body, len, token, 30000, &hr);
+    r = cli_call("sluice-node", "assign", "the node", node, "POST", "/v1/assign", body, len, token, 30000, &hr);
     free(body);
-    if (r < 0) {
-        fprintf(stderr, "sluice-node assign: %s: %s\n", node, strerror(-r));
+    if (r < 0)
         goto out;
-    }
     if (wire_assign_response_decode(hr.body, hr.body_len, &resp, &err) == 0) {
         printf("%s: HTTP %d %s%s%s%s%s\n", id, hr.status,
                resp.verdict == WIRE_VERDICT_ACCEPTED ? "ACCEPTED" : "REJECTED",
@@ -492,7 +465,7 @@ static int cmd_assign(int argc, char **argv)
                resp.detail[0] != '\0' ? ": " : "", resp.detail);
         rc = resp.verdict == WIRE_VERDICT_ACCEPTED ? 0 : 1;
     } else {
-        main_print_error("assign", &hr);
+        cli_print_error("sluice-node", "assign", &hr);
     }
     http_response_done(&hr);
 out:
@@ -515,8 +488,7 @@ static int cmd_query(int argc, char **argv)
          INT64_MIN, INT64_MAX},
         {"hi", NULL, CONFIG_INT, &hi, "9223372036854775807", "Filter upper bound (inclusive).",
          INT64_MIN, INT64_MAX},
-        {"token-file", "SLUICE_TOKEN_FILE", CONFIG_STRING, &token_file, "",
-         "Cluster token file (else $SLUICE_TOKEN)."},
+        CLI_TOKEN_OPTION(token_file),
     };
     struct wire_query_request q;
     struct wire_query_response resp;
@@ -533,7 +505,7 @@ static int cmd_query(int argc, char **argv)
         fprintf(stderr, "sluice-node query: name at least one segment id\n");
         return EXIT_USAGE;
     }
-    token = main_read_token(token_file);
+    token = cli_load_token("sluice-node", token_file);
     memset(&q, 0, sizeof(q));
     q.n_segments = (size_t)(argc - next);
     q.segment_ids = xcalloc(q.n_segments, sizeof(*q.segment_ids));
@@ -546,12 +518,10 @@ static int cmd_query(int argc, char **argv)
     q.hi = hi;
     body = wire_query_request_encode(&q, &len);
     free(q.segment_ids);
-    r = http_fetch(node, "POST", "/v1/query", WIRE_CONTENT_TYPE, body, len, token, 60000, &hr);
+    r = cli_call("sluice-node", "query", "the node", node, "POST", "/v1/query", body, len, token, 60000, &hr);
     free(body);
-    if (r < 0) {
-        fprintf(stderr, "sluice-node query: %s: %s\n", node, strerror(-r));
+    if (r < 0)
         goto out;
-    }
     if (hr.status == 200 && wire_query_response_decode(hr.body, hr.body_len, &resp, &err) == 0) {
         if (resp.is_float)
             printf("%s = %.17g", agg, resp.float_value);
@@ -562,7 +532,7 @@ static int cmd_query(int argc, char **argv)
                resp.rows_matched, resp.rows_scanned, resp.bytes_scanned, resp.blocks_skipped);
         rc = 0;
     } else {
-        main_print_error("query", &hr);
+        cli_print_error("sluice-node", "query", &hr);
     }
     http_response_done(&hr);
 out:
@@ -576,8 +546,7 @@ static int cmd_status(int argc, char **argv)
     char *node = NULL, *token_file = NULL, *token;
     const struct config_option opts[] = {
         {"node", "SLUICE_NODE", CONFIG_STRING, &node, "127.0.0.1:7100", "Node address."},
-        {"token-file", "SLUICE_TOKEN_FILE", CONFIG_STRING, &token_file, "",
-         "Cluster token file (else $SLUICE_TOKEN)."},
+        CLI_TOKEN_OPTION(token_file),
     };
     struct wire_node_status st;
     struct http_response hr;
@@ -586,12 +555,10 @@ static int cmd_status(int argc, char **argv)
 
     main_parse(opts, N_OPTS(opts), argc, argv, &next, "sluice-node status [--node ADDR]",
                "Show a node's segments and their states.");
-    token = main_read_token(token_file);
-    r = http_fetch(node, "GET", "/v1/status", NULL, NULL, 0, token, 10000, &hr);
-    if (r < 0) {
-        fprintf(stderr, "sluice-node status: %s: %s\n", node, strerror(-r));
+    token = cli_load_token("sluice-node", token_file);
+    r = cli_call("sluice-node", "status", "the node", node, "GET", "/v1/status", NULL, 0, token, 10000, &hr);
+    if (r < 0)
         goto out;
-    }
     if (hr.status == 200 && wire_node_status_decode(hr.body, hr.body_len, &st, &err) == 0) {
         printf("node %s  %s  version %s  up %" PRIu64 "s  mapped %" PRIu64 " B  heap %" PRIu64
                " B  pinned %" PRIu64 " B\n",
@@ -618,7 +585,7 @@ static int cmd_status(int argc, char **argv)
         wire_node_status_done(&st);
         rc = 0;
     } else {
-        main_print_error("status", &hr);
+        cli_print_error("sluice-node", "status", &hr);
     }
     http_response_done(&hr);
 out:
