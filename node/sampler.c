@@ -29,6 +29,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "tte.h"
 #include "xmalloc.h"
 
 #define SAMPLER_BUF_SIZE      65536
@@ -78,7 +79,9 @@ struct sampler {
     bool running;
 
     /* Sampling state. */
-    struct sampler_snapshot prev; /* the last sample; seq 0 before the first */
+    struct sampler_snapshot prev;         /* the last sample; seq 0 before the first */
+    struct tte tte;                       /* time-to-exhaustion series */
+    enum sampler_limit_source tte_source; /* the limit the series was measured against */
     uint64_t seq;
     char *buf;
 
@@ -664,6 +667,7 @@ struct sampler *sampler_new(const struct sampler_config *cfg, char *err, size_t 
         1000000000u;
     s->trig_fd = s->epfd = s->stopfd = -1;
     s->buf = xmalloc(SAMPLER_BUF_SIZE);
+    tte_init(&s->tte, 0);
     for (size_t i = 0; i < SAMPLER_RING; i++)
         atomic_init(&s->ring[i].seq, 0);
     atomic_init(&s->latest, NULL);
@@ -699,7 +703,7 @@ static void sampler_v2_limits(struct sampler *s, struct sampler_snapshot *snap)
     uint64_t v;
 
     strcpy(dir, s->v2_dir);
-    snap->cg_limit = snap->cg_high = SAMPLER_UNLIMITED;
+    snap->cg_limit = snap->cg_high = snap->cg_swap_max = SAMPLER_UNLIMITED;
     for (int depth = 0; depth < SAMPLER_MAX_ANCESTORS; depth++) {
         char *slash;
 
@@ -712,6 +716,11 @@ static void sampler_v2_limits(struct sampler *s, struct sampler_snapshot *snap)
             snap->have |= SAMPLER_HAVE_CG_HIGH;
             if (v < snap->cg_high)
                 snap->cg_high = v;
+        }
+        if (sampler_read_u64(s, dir, "memory.swap.max", false, &v) == 0) {
+            snap->have |= SAMPLER_HAVE_CG_SWAP_MAX;
+            if (v < snap->cg_swap_max)
+                snap->cg_swap_max = v;
         }
         slash = strrchr(dir, '/');
         if (strlen(dir) <= top || slash == NULL || (size_t)(slash - dir) < top)
@@ -778,6 +787,11 @@ static void sampler_sample_v2(struct sampler *s, struct sampler_snapshot *snap)
             snap->refault_scope = SAMPLER_SCOPE_CGROUP;
             snap->have |= SAMPLER_HAVE_REFAULTS;
         }
+        if (kv[K_REFAULT_ANON].found) {
+            snap->swapins = kv[K_REFAULT_ANON].val;
+            snap->swapin_scope = SAMPLER_SCOPE_CGROUP;
+            snap->have |= SAMPLER_HAVE_SWAPINS;
+        }
         if (kv[K_PGSCAN].found || kv[K_PGSCAN_KSWAPD].found || kv[K_PGSCAN_DIRECT].found) {
             snap->pgscan = kv[K_PGSCAN].found
                                ? kv[K_PGSCAN].val
@@ -821,7 +835,7 @@ static void sampler_sample_v1(struct sampler *s, struct sampler_snapshot *snap)
         [K_HIER_LIMIT] = {"hierarchical_memory_limit"},
     };
     struct sampler_kv oom = {"oom_kill"};
-    uint64_t memsw;
+    uint64_t memsw, memsw_limit;
 
     if (sampler_read_u64(s, dir, "memory.usage_in_bytes", true, &snap->cg_usage) == 0)
         snap->have |= SAMPLER_HAVE_CG_USAGE;
@@ -831,6 +845,13 @@ static void sampler_sample_v1(struct sampler *s, struct sampler_snapshot *snap)
         sampler_read_u64(s, dir, "memory.memsw.usage_in_bytes", true, &memsw) == 0) {
         snap->cg_swap = memsw > snap->cg_usage ? memsw - snap->cg_usage : 0;
         snap->have |= SAMPLER_HAVE_CG_SWAP;
+    }
+    if ((snap->have & SAMPLER_HAVE_CG_LIMIT) &&
+        sampler_read_u64(s, dir, "memory.memsw.limit_in_bytes", true, &memsw_limit) == 0) {
+        snap->cg_swap_max = memsw_limit == SAMPLER_UNLIMITED ? SAMPLER_UNLIMITED
+                            : memsw_limit > snap->cg_limit   ? memsw_limit - snap->cg_limit
+                                                             : 0;
+        snap->have |= SAMPLER_HAVE_CG_SWAP_MAX;
     }
 
     if (sampler_fmt(path, sizeof(path), "%s/memory.stat", dir) && sampler_slurp(s, path) == 0) {
@@ -848,6 +869,11 @@ static void sampler_sample_v1(struct sampler *s, struct sampler_snapshot *snap)
             snap->refaults = kv[K_REFAULT_FILE].val + kv[K_REFAULT_ANON].val;
             snap->refault_scope = SAMPLER_SCOPE_CGROUP;
             snap->have |= SAMPLER_HAVE_REFAULTS;
+        }
+        if (kv[K_REFAULT_ANON].found) {
+            snap->swapins = kv[K_REFAULT_ANON].val;
+            snap->swapin_scope = SAMPLER_SCOPE_CGROUP;
+            snap->have |= SAMPLER_HAVE_SWAPINS;
         }
         /* A parent's limit binds too. */
         if (kv[K_HIER_LIMIT].found) {
@@ -933,6 +959,11 @@ static void sampler_sample_host(struct sampler *s, struct sampler_snapshot *snap
         snap->pswpin = vm[V_PSWPIN].val;
         snap->pswpout = vm[V_PSWPOUT].val;
         snap->have |= SAMPLER_HAVE_PSWP;
+        if (!(snap->have & SAMPLER_HAVE_SWAPINS)) {
+            snap->swapins = vm[V_PSWPIN].val;
+            snap->swapin_scope = SAMPLER_SCOPE_HOST;
+            snap->have |= SAMPLER_HAVE_SWAPINS;
+        }
     }
     if (!(snap->have & SAMPLER_HAVE_REFAULTS) &&
         (vm[V_REFAULT_FILE].found || vm[V_REFAULT].found)) {
@@ -1024,12 +1055,91 @@ static void sampler_derive(struct sampler *s, struct sampler_snapshot *snap)
             sampler_rate(snap->pswpin, p->pswpin, dt, &snap->pswpin_per_s) &&
             sampler_rate(snap->pswpout, p->pswpout, dt, &snap->pswpout_per_s))
             snap->have |= SAMPLER_HAVE_PSWP_RATE;
+        if ((both & SAMPLER_HAVE_SWAPINS) && snap->swapin_scope == p->swapin_scope &&
+            sampler_rate(snap->swapins, p->swapins, dt, &snap->swapins_per_s))
+            snap->have |= SAMPLER_HAVE_SWAPIN_RATE;
         if ((both & SAMPLER_HAVE_OOM_KILL) && snap->oom_scope == p->oom_scope &&
             snap->oom_kill > p->oom_kill)
             snap->oom_kill_rise_mono_ns = snap->taken_mono_ns;
     }
     snap->oom_kill_recent = snap->oom_kill_rise_mono_ns != 0 &&
                             snap->taken_mono_ns - snap->oom_kill_rise_mono_ns < s->oom_recent_ns;
+}
+
+/* The node's own resident bytes from <proc_root>/self/statm; 0 if unreadable. */
+static uint64_t sampler_self_resident(struct sampler *s)
+{
+    char path[SAMPLER_PATH_MAX + 16];
+    const char *p;
+    uint64_t size, resident;
+    long page = sysconf(_SC_PAGESIZE);
+
+    if (!sampler_fmt(path, sizeof(path), "%s/self/statm", s->proc_root) ||
+        sampler_slurp(s, path) != 0 || !sampler_parse_u64(s->buf, &p, &size) || *p != ' ' ||
+        !sampler_parse_u64(p + 1, &p, &resident) || page <= 0)
+        return 0;
+    return resident > UINT64_MAX / (uint64_t)page ? UINT64_MAX : resident * (uint64_t)page;
+}
+
+static uint64_t sampler_sub(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : 0;
+}
+
+static uint64_t sampler_add(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/*
+ * Used bytes and capacity against the effective limit (see
+ * sampler_snapshot.exhaust_*), fed to the time-to-exhaustion series. The
+ * series restarts when the limit's source changes: bytes of two scopes do
+ * not make one line.
+ */
+static void sampler_exhaust(struct sampler *s, struct sampler_snapshot *snap)
+{
+    struct tte_estimate e;
+    bool host_swap = (snap->have & SAMPLER_HAVE_HOST_SWAP) != 0;
+
+    if (!(snap->have & SAMPLER_HAVE_LIMIT))
+        goto none;
+    if (snap->limit_source == SAMPLER_LIMIT_MEMTOTAL) {
+        snap->exhaust_used = sampler_sub(snap->mem_total, snap->mem_available);
+        if (host_swap) {
+            snap->exhaust_used =
+                sampler_add(snap->exhaust_used, sampler_sub(snap->swap_total, snap->swap_free));
+            snap->exhaust_swap_cap = snap->swap_total;
+        }
+    } else if (snap->have & SAMPLER_HAVE_CG_USAGE) {
+        snap->exhaust_used = snap->cg_usage;
+        if (snap->have & SAMPLER_HAVE_CG_STAT)
+            snap->exhaust_used = sampler_sub(snap->exhaust_used, snap->cg_inactive_file);
+        if (snap->have & SAMPLER_HAVE_CG_SWAP)
+            snap->exhaust_used = sampler_add(snap->exhaust_used, snap->cg_swap);
+        if (host_swap)
+            snap->exhaust_swap_cap = snap->swap_total;
+        if ((snap->have & SAMPLER_HAVE_CG_SWAP_MAX) && snap->cg_swap_max < snap->exhaust_swap_cap)
+            snap->exhaust_swap_cap = snap->cg_swap_max;
+    } else {
+        goto none;
+    }
+    snap->exhaust_self = sampler_self_resident(s);
+    snap->exhaust_capacity = sampler_add(snap->limit_bytes, snap->exhaust_swap_cap);
+    if (s->tte_source != snap->limit_source)
+        tte_reset(&s->tte);
+    s->tte_source = snap->limit_source;
+    tte_add(&s->tte, snap->taken_mono_ns, snap->exhaust_used, snap->exhaust_self,
+            snap->exhaust_capacity, &e);
+    snap->tte_valid = e.valid;
+    snap->growth_bytes_per_s = e.rate_bytes_per_s;
+    snap->tte_ms = e.tte_ms;
+    snap->fill_ms = e.fill_ms;
+    snap->have |= SAMPLER_HAVE_EXHAUST;
+    return;
+none:
+    tte_reset(&s->tte);
+    snap->tte_ms = snap->fill_ms = TTE_NEVER_MS;
 }
 
 /* Writer side of the seqlock: only the sampling context calls this. */
@@ -1095,6 +1205,7 @@ static void sampler_take(struct sampler *s, uint64_t now_ns, enum sampler_cause 
     sampler_sample_host(s, snap);
     sampler_limit(snap);
     sampler_derive(s, snap);
+    sampler_exhaust(s, snap);
     s->prev = *snap;
     sampler_publish(s, snap);
 }

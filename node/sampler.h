@@ -129,6 +129,10 @@ enum sampler_cause {
 #define SAMPLER_HAVE_REFAULT_RATE (1u << 16) /* refaults_per_s */
 #define SAMPLER_HAVE_PGSCAN_RATE  (1u << 17) /* pgscan_per_s */
 #define SAMPLER_HAVE_PSWP_RATE    (1u << 18) /* pswpin_per_s, pswpout_per_s */
+#define SAMPLER_HAVE_CG_SWAP_MAX  (1u << 19) /* cg_swap_max */
+#define SAMPLER_HAVE_SWAPINS      (1u << 20) /* swapins, swapin_scope */
+#define SAMPLER_HAVE_SWAPIN_RATE  (1u << 21) /* swapins_per_s */
+#define SAMPLER_HAVE_EXHAUST      (1u << 22) /* used, capacity, self, swap_cap, tte estimate */
 
 /* One line of a PSI file. Averages are percentages as the kernel prints them. */
 struct sampler_psi {
@@ -188,6 +192,29 @@ struct sampler_snapshot {
 
     /* Per second over the last interval. */
     double refaults_per_s, pgscan_per_s, pswpin_per_s, pswpout_per_s;
+
+    /* Swap-ins: the cgroup's workingset_refault_anon (anon pages read back
+     * from swap soon after eviction), else the host's pswpin; pages. */
+    uint64_t swapins;
+    enum sampler_scope swapin_scope;
+    double swapins_per_s;
+
+    /* The swap the cgroup may use: v2 memory.swap.max (smallest over the
+     * ancestors), v1 memsw.limit_in_bytes - limit_in_bytes. */
+    uint64_t cg_swap_max;
+
+    /* Time to exhaustion (node/tte.h): exhaust_used is usage + swap less
+     * inactive page cache (the cgroup's when the limit is a cgroup's, else
+     * MemTotal - MemAvailable + swap used), exhaust_self the node's own
+     * resident bytes (<proc_root>/self/statm), exhaust_capacity the limit plus
+     * the swap usable (exhaust_swap_cap: min(cg_swap_max, SwapTotal), or
+     * SwapTotal, 0 without swap). The rate is the growth of used - self over
+     * the last 5 s; tte_ms and fill_ms are TTE_NEVER_MS (UINT64_MAX) without
+     * growth or without enough samples (tte_valid false). */
+    uint64_t exhaust_used, exhaust_self, exhaust_capacity, exhaust_swap_cap;
+    bool tte_valid;
+    double growth_bytes_per_s;
+    uint64_t tte_ms, fill_ms;
 
     /* oom_kill rose within the last oom_recent_s (the first sample only sets
      * the reference: kills from before the node started do not count). */

@@ -699,6 +699,131 @@ START_TEST(test_swap_present)
 }
 END_TEST
 
+/* memory.stat of V2_CG with inactive_file 500 MiB and the given anon refaults. */
+static void test_v2_stat_anon(uint64_t refault_anon)
+{
+    test_putf(V2_CG "/memory.stat",
+              "anon 314572800\nfile 734003200\nactive_file 209715200\ninactive_file 524288000\n"
+              "workingset_refault_anon %llu\nworkingset_refault_file 1000\npgscan 2000\n",
+              (unsigned long long)refault_anon);
+}
+
+START_TEST(test_exhaust_v2_swap)
+{
+    struct sampler_snapshot snap;
+    struct sampler *s;
+
+    /* v2, system.slice caps memory at 3 GiB, memory.swap.max 1 GiB of 4 GiB host swap. */
+    test_v2_host();
+    test_meminfo(16 * GiB / KiB, 12 * GiB / KiB, 4 * GiB / KiB, 3 * GiB / KiB);
+    test_put(V2_CG "/memory.swap.max", "1073741824\n");
+    test_put(V2_CG "/memory.swap.current", "104857600\n");
+    s = test_sampler(false);
+    /* 100 MiB/s of growth and 100 anon refaults/s, 100 ms apart. */
+    for (uint64_t i = 0; i < 10; i++) {
+        test_putf(V2_CG "/memory.current", "%llu\n", (unsigned long long)(GiB + i * 10 * MiB));
+        test_v2_stat_anon(5 + i * 10);
+        test_sample(s, SEC + i * 100 * MS, &snap);
+    }
+    ck_assert(HAS(&snap, SAMPLER_HAVE_CG_SWAP_MAX));
+    ck_assert_uint_eq(snap.cg_swap_max, GiB);
+    ck_assert(HAS(&snap, SAMPLER_HAVE_SWAPIN_RATE));
+    ck_assert_int_eq(snap.swapin_scope, SAMPLER_SCOPE_CGROUP);
+    ck_assert_double_eq_tol(snap.swapins_per_s, 100.0, 1e-6);
+    ck_assert(HAS(&snap, SAMPLER_HAVE_EXHAUST));
+    ck_assert_uint_eq(snap.exhaust_swap_cap, GiB);
+    ck_assert_uint_eq(snap.exhaust_capacity, 4 * GiB);
+    /* used = current - inactive_file + swap = 1024 + 90 - 500 + 100 MiB */
+    ck_assert_uint_eq(snap.exhaust_used, 714 * MiB);
+    ck_assert(snap.tte_valid);
+    ck_assert_double_eq_tol(snap.growth_bytes_per_s, 100.0 * (double)MiB, 1e-3 * (double)MiB);
+    /* (4096 - 714) MiB / 100 MiB/s = 33.82 s; fill 40.96 s */
+    ck_assert_uint_ge(snap.tte_ms, 33800);
+    ck_assert_uint_le(snap.tte_ms, 33840);
+    ck_assert_uint_ge(snap.fill_ms, 40940);
+    ck_assert_uint_le(snap.fill_ms, 40980);
+    sampler_free(s);
+}
+END_TEST
+
+START_TEST(test_exhaust_v1_swap)
+{
+    struct sampler_snapshot snap;
+    struct sampler *s;
+
+    /* v1 with a 1 GiB limit, memsw 1.5 GiB (512 MiB of swap), anon refaults not per
+     * cgroup on this kernel: swap-ins from the host's pswpin. */
+    test_v1_host();
+    test_put(V1_CG "/memory.limit_in_bytes", "1073741824\n");
+    test_put(V1_CG "/memory.memsw.limit_in_bytes", "1610612736\n");
+    s = test_sampler(false);
+    for (uint64_t i = 0; i < 10; i++) {
+        uint64_t usage = 512 * MiB + i * 5 * MiB;
+
+        test_putf(V1_CG "/memory.usage_in_bytes", "%llu\n", (unsigned long long)usage);
+        test_putf(V1_CG "/memory.memsw.usage_in_bytes", "%llu\n",
+                  (unsigned long long)(usage + 100 * MiB));
+        test_vmstat(10 + i * 10, 20, 5000, 1000, 0);
+        test_sample(s, SEC + i * 100 * MS, &snap);
+    }
+    ck_assert(HAS(&snap, SAMPLER_HAVE_CG_SWAP_MAX));
+    ck_assert_uint_eq(snap.cg_swap_max, 512 * MiB);
+    ck_assert_int_eq(snap.swapin_scope, SAMPLER_SCOPE_HOST);
+    ck_assert_double_eq_tol(snap.swapins_per_s, 100.0, 1e-6);
+    ck_assert_int_eq(snap.limit_source, SAMPLER_LIMIT_CGROUP_MAX);
+    ck_assert_uint_eq(snap.exhaust_capacity, 1536 * MiB);
+    /* 512 + 45 - 256 (inactive file) + 100 (swap) */
+    ck_assert_uint_eq(snap.exhaust_used, 401 * MiB);
+    ck_assert_double_eq_tol(snap.growth_bytes_per_s, 50.0 * (double)MiB, 1e-3 * (double)MiB);
+    /* 1135 MiB / 50 MiB/s = 22.7 s; fill 30.72 s */
+    ck_assert_uint_ge(snap.tte_ms, 22680);
+    ck_assert_uint_le(snap.tte_ms, 22720);
+    ck_assert_uint_ge(snap.fill_ms, 30700);
+    ck_assert_uint_le(snap.fill_ms, 30740);
+    sampler_free(s);
+}
+END_TEST
+
+START_TEST(test_exhaust_hybrid_swap_self)
+{
+    struct sampler_snapshot snap;
+    struct sampler *s;
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+
+    /* Hybrid, 1 GiB hierarchical limit, no memsw files, 1 GiB of host swap. */
+    test_hybrid_host();
+    test_meminfo(24 * GiB / KiB, 23 * GiB / KiB, GiB / KiB, GiB / KiB);
+    s = test_sampler(false);
+    /* The node itself grows 20 MiB/s, a co-tenant 4000 KiB/s: only the co-tenant counts. */
+    for (uint64_t i = 0; i < 10; i++) {
+        uint64_t self = 100 * MiB + i * 2 * MiB;
+
+        test_putf(HY_V1 "/memory.usage_in_bytes", "%llu\n",
+                  (unsigned long long)(300 * MiB + i * (2 * MiB + 400 * KiB)));
+        test_putf("proc/self/statm", "50000 %llu 100 10 0 2000 0\n",
+                  (unsigned long long)(self / page));
+        test_sample(s, SEC + i * 100 * MS, &snap);
+    }
+    ck_assert(!HAS(&snap, SAMPLER_HAVE_CG_SWAP_MAX));
+    ck_assert_int_eq(snap.swapin_scope, SAMPLER_SCOPE_CGROUP);
+    ck_assert_uint_eq(snap.exhaust_swap_cap, GiB);
+    ck_assert_uint_eq(snap.exhaust_capacity, 2 * GiB);
+    ck_assert_uint_eq(snap.exhaust_self, 118 * MiB);
+    ck_assert_double_eq_tol(snap.growth_bytes_per_s, 4000.0 * (double)KiB, 1.0);
+    sampler_free(s);
+
+    /* Without swap, and with no growth: capacity is the limit, tte never. */
+    test_meminfo(24 * GiB / KiB, 23 * GiB / KiB, 0, 0);
+    s = test_sampler(false);
+    for (uint64_t i = 0; i < 10; i++)
+        test_sample(s, SEC + i * 100 * MS, &snap);
+    ck_assert_uint_eq(snap.exhaust_capacity, GiB);
+    ck_assert(snap.tte_valid);
+    ck_assert_uint_eq(snap.tte_ms, UINT64_MAX);
+    sampler_free(s);
+}
+END_TEST
+
 START_TEST(test_oom_kill_rise)
 {
     struct sampler_config cfg = {.oom_recent_s = 30};
@@ -927,6 +1052,9 @@ static Suite *sampler_suite(void)
     test_add(s, "stall_fractions", test_stall_fractions);
     test_add(s, "rates", test_rates);
     test_add(s, "swap_present", test_swap_present);
+    test_add(s, "exhaust_v2_swap", test_exhaust_v2_swap);
+    test_add(s, "exhaust_v1_swap", test_exhaust_v1_swap);
+    test_add(s, "exhaust_hybrid_swap_self", test_exhaust_hybrid_swap_self);
     test_add(s, "oom_kill_rise", test_oom_kill_rise);
     test_add(s, "read_and_publish", test_read_and_publish);
     test_add(s, "thread", test_thread);
