@@ -1,0 +1,619 @@
+/*
+ * api: the coordinator's write endpoints: POST /v1/report, /v1/claim,
+ * /v1/segments (registration, durable before it is answered),
+ * /v1/segments/{id}/retry and /v1/nodes/{id}/{drain,undrain,forget}, and the
+ * routers of /v1/segments and /v1/segments/ (GET goes to views.c). Each
+ * handler decodes, calls the model, membership or reconcile, and replies
+ * exactly once.
+ *
+ * Expected load: a report per node per second, registrations in batches of
+ * up to 10,000, operator actions rarely.
+ */
+#include "coord_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "catalog.h"
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+#include "pbhttp.h"
+#include "placer.h"
+#include "reason.h"
+#include "sluice_config.h"
+#include "strmap.h"
+#include "wire.h"
+#include "xmalloc.h"
+
+/* ---- HTTP helpers -------------------------------------------------------- */
+
+static int coord_decode_fail(struct evhttp_request *req, int r, const struct wire_error *err)
+{
+    pbhttp_reply_error(req, r == -EMSGSIZE ? 413 : 400, err->code, err->message);
+    return r;
+}
+
+void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct coord *c = arg;
+    struct wire_node_report rep;
+    struct wire_report_response resp;
+    struct coord_drops drops = {0, 0, NULL};
+    struct coord_missing miss;
+    struct wire_error err;
+    struct coord_node *n;
+    const void *body;
+    char msg[640]; /* clients keep 255 bytes: the id and the address come first */
+    size_t len;
+    int r;
+
+    if (!pbhttp_check_content_type(req))
+        return;
+    body = pbhttp_body(req, &len);
+    r = wire_node_report_decode(body, len, &rep, &err);
+    if (r < 0) {
+        coord_decode_fail(req, r, &err);
+        return;
+    }
+    c->reports++;
+    n = strmap_get(c->nodes, rep.node_id);
+    if (n != NULL && coord_id_clash(c, n, rep.addr, msg, sizeof(msg)) &&
+        coord_addr_usable(c, rep.addr)) {
+        /* Another process with this id: it gets nothing, and the live node keeps it. */
+        c->id_clashes++;
+        log_warn("node_id_in_use", "node=%s addr=%s live_addr=%s", log_q(n->id), log_q(rep.addr),
+                 log_q(n->addr));
+        pbhttp_reply_error(req, 409, "node_id_in_use", msg);
+        wire_node_report_done(&rep);
+        return;
+    }
+    n = coord_node_get(c, rep.node_id, rep.addr);
+    if (n == NULL || n->client == NULL) {
+        pbhttp_reply_error(req, 400, "invalid_field", "addr: cannot be reached as given");
+        wire_node_report_done(&rep);
+        return;
+    }
+    n->last_seen_mono_ms = clock_mono_ns() / 1000000;
+    n->last_seen_ms = clock_wall_ms();
+    n->pressure = rep.pressure;
+    n->self_draining = rep.state == WIRE_NODE_DRAINING;
+    if (n->claim != rep.claim) {
+        n->claim = rep.claim; /* the placer learns it just below */
+        coord_node_save(c, n);
+    }
+    /*
+     * Also when the state does not change: that re-syncs the placer, which
+     * marks a node DRAINING on its own when an answer says 503 DRAINING. Such
+     * an answer can arrive late, after the node's SERVING report.
+     */
+    if (n->admin_drained || n->self_draining)
+        coord_node_set_state(c, n, "DRAINING", n->admin_drained ? "drained by the operator"
+                                                                : "the node is draining");
+    else
+        coord_node_set_state(c, n, "UP", "reported");
+    /* What the node says it holds. */
+    miss.reported = strmap_new();
+    for (size_t i = 0; i < rep.n_segments; i++) {
+        strmap_put(miss.reported, rep.segments[i].segment_id, &rep.segments[i]);
+        coord_reconcile(c, n, &rep.segments[i], &drops);
+    }
+    /* What we think it holds and it does not report: lost. */
+    miss.c = c;
+    miss.node = n;
+    miss.n_lost = 0;
+    miss.lost = xcalloc(strmap_count(n->held) + 1, sizeof(*miss.lost));
+    strmap_foreach(n->held, coord_find_missing, &miss);
+    for (size_t i = 0; i < miss.n_lost; i++) {
+        coord_event(c, "lost", miss.lost[i]->id, n->id, WIRE_REASON_NONE, 0, 0,
+                    "not in the node's report");
+        coord_holder_remove(c, miss.lost[i], n->id);
+        coord_seg_update(c, miss.lost[i]);
+    }
+    free(miss.lost);
+    strmap_free(miss.reported);
+    /*
+     * A node told to drop a copy deletes it at once: the catalog must not
+     * still list that copy if the coordinator dies in the next few ms.
+     */
+    if (drops.n > 0)
+        coord_flush(c);
+    resp.n_drop = drops.n;
+    resp.drop = drops.ids;
+    {
+        uint8_t *buf = wire_report_response_encode(&resp, &len);
+        pbhttp_reply(req, 200, buf, len);
+    }
+    free(drops.ids);
+    wire_node_report_done(&rep);
+}
+
+/* ---- /v1/claim (pull mode) ------------------------------------------------ */
+
+struct coord_claim {
+    struct coord *c;
+    struct coord_node *node;
+    struct wire_claim_response resp;
+    uint32_t max;
+};
+
+static int coord_claim_one(const char *key, void *value, void *arg)
+{
+    struct coord_claim *cl = arg;
+    struct coord_seg *s = value;
+    struct wire_assign_request *a;
+
+    if (cl->resp.n >= cl->max)
+        return 1;
+    if (s->state != COORD_PENDING || s->n_holders >= s->replication ||
+        coord_holder_find(s, cl->node->id) != NULL || s->backoff_until_ms > coord_now_ms())
+        return 0;
+    a = &cl->resp.assignments[cl->resp.n++];
+    memset(a, 0, sizeof(*a));
+    snprintf(a->segment_id, sizeof(a->segment_id), "%s", s->id);
+    snprintf(a->uri, sizeof(a->uri), "%s", s->uri);
+    a->row_count = s->row_count;
+    a->avg_row_size = s->avg_row_size;
+    a->digest = s->digest;
+    coord_holder_add(cl->c, s, cl->node, WIRE_SEG_LOADING);
+    coord_event(cl->c, "claimed", s->id, cl->node->id, WIRE_REASON_NONE, 0, 0, NULL);
+    return 0;
+}
+
+void coord_claim_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct coord *c = arg;
+    struct wire_claim_request m;
+    struct coord_claim cl;
+    struct wire_error err;
+    const void *body;
+    size_t len;
+    uint8_t *buf;
+    int r;
+
+    if (!pbhttp_check_content_type(req))
+        return;
+    body = pbhttp_body(req, &len);
+    r = wire_claim_request_decode(body, len, &m, &err);
+    if (r < 0) {
+        coord_decode_fail(req, r, &err);
+        return;
+    }
+    cl.node = strmap_get(c->nodes, m.node_id);
+    if (cl.node == NULL || strcmp(cl.node->state, "UP") != 0) {
+        pbhttp_reply_error(req, 409, "not_up",
+                          "node_id: this node has not reported, or is not UP; report first");
+        return;
+    }
+    c->claims++;
+    cl.c = c;
+    cl.max = m.max_segments;
+    cl.resp.n = 0;
+    cl.resp.assignments = xcalloc(m.max_segments, sizeof(*cl.resp.assignments));
+    strmap_foreach(c->segs, coord_claim_one, &cl);
+    for (size_t i = 0; i < cl.resp.n; i++)
+        coord_seg_update(c, strmap_get(c->segs, cl.resp.assignments[i].segment_id));
+    /*
+     * The node starts loading on this answer: its LOADING rows are durable
+     * first. (If they are not, the copies in memory are found missing from
+     * the node's reports after the grace period and placed again.)
+     */
+    if (coord_flush(c) < 0) {
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        wire_claim_response_done(&cl.resp);
+        return;
+    }
+    buf = wire_claim_response_encode(&cl.resp, &len);
+    pbhttp_reply(req, 200, buf, len);
+    wire_claim_response_done(&cl.resp);
+}
+
+/* ---- /v1/segments -------------------------------------------------------- */
+
+/* What a registration did to one spec, applied to memory once committed. */
+enum coord_reg {
+    COORD_REG_NONE = 0,    /* unchanged */
+    COORD_REG_NEW,         /* a new segment */
+    COORD_REG_DIGEST,      /* unchanged, and its digest learnt (registered before digests) */
+    COORD_REG_REVALIDATED, /* INVALID, registered again from a changed file */
+};
+
+/* An INVALID segment whose file changed (another digest) is placeable again. */
+static void coord_seg_revalidate(struct coord *c, struct coord_seg *s,
+                                 const struct wire_segment_spec *sp)
+{
+    uint64_t old = s->digest;
+
+    s->row_count = sp->row_count;
+    s->avg_row_size = sp->avg_row_size;
+    s->digest = sp->digest;
+    s->n_invalid = 0;
+    s->backoff_until_ms = 0;
+    log_warn("segment_state",
+             "id=%s transition=\"INVALID -> PENDING\" reason=\"file changed: digest %016llx -> "
+             "%016llx\"",
+             s->id, (unsigned long long)old, (unsigned long long)sp->digest);
+    coord_set_seg_state(c, s, COORD_PENDING);
+    coord_event(c, "revalidated", s->id, NULL, WIRE_REASON_NONE, 0, 0,
+                "registered again from a changed file (digest %016llx -> %016llx)",
+                (unsigned long long)old, (unsigned long long)sp->digest);
+    coord_seg_update(c, s);
+}
+
+static void coord_register(struct coord *c, struct evhttp_request *req)
+{
+    struct wire_segment_batch b;
+    struct wire_batch_response resp = {0, 0};
+    struct wire_error err;
+    const void *body;
+    size_t len;
+    unsigned char *is_new = NULL; /* enum coord_reg, per spec */
+    struct strmap *seen = NULL;
+    uint8_t *buf;
+    int r;
+
+    if (!pbhttp_check_content_type(req))
+        return;
+    body = pbhttp_body(req, &len);
+    r = wire_segment_batch_decode(body, len, &b, &err);
+    if (r < 0) {
+        coord_decode_fail(req, r, &err);
+        return;
+    }
+    /* Durable before acknowledged: one transaction, committed now. */
+    coord_flush(c);
+    if (catalog_begin(c->cat) < 0) {
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        goto out;
+    }
+    is_new = xcalloc(b.n, sizeof(*is_new));
+    seen = strmap_new(); /* new ids in this batch -> index + 1 */
+    for (size_t i = 0; i < b.n; i++) {
+        const struct wire_segment_spec *sp = &b.specs[i];
+        struct coord_seg *s = strmap_get(c->segs, sp->segment_id);
+        struct catalog_segment cs;
+        char msg[512];
+        void *prev;
+
+        if (s != NULL) {
+            bool same_place = strcmp(s->uri, sp->uri) == 0 && s->replication == sp->replication;
+            bool new_digest = sp->digest != 0 && sp->digest != s->digest;
+
+            if (same_place && s->row_count == sp->row_count &&
+                s->avg_row_size == sp->avg_row_size && (!new_digest || s->digest == 0)) {
+                /* Unchanged; a registration from before digests learns the file's. */
+                if (new_digest &&
+                    catalog_set_segment_file(c->cat, s->id, s->row_count, s->avg_row_size,
+                                             sp->digest, NULL) < 0)
+                    goto catalog_failed;
+                is_new[i] = new_digest ? COORD_REG_DIGEST : COORD_REG_NONE;
+                resp.unchanged++;
+                continue;
+            }
+            if (same_place && new_digest && s->state == COORD_INVALID) {
+                /* The file changed since two nodes found it bad: validate it again. */
+                if (catalog_set_segment_file(c->cat, s->id, sp->row_count, sp->avg_row_size,
+                                             sp->digest, "PENDING") < 0)
+                    goto catalog_failed;
+                is_new[i] = COORD_REG_REVALIDATED;
+                resp.registered++;
+                continue;
+            }
+            snprintf(msg, sizeof(msg),
+                     "segments[%zu]: \"%s\" is already registered with another %s", i,
+                     sp->segment_id,
+                     strcmp(s->uri, sp->uri) != 0   ? "uri"
+                     : s->replication != sp->replication ? "replication"
+                     : new_digest                   ? "file (digest); only an INVALID segment "
+                                                      "is registered again from a changed file"
+                                                    : "row_count or avg_row_size");
+            catalog_rollback(c->cat);
+            pbhttp_reply_error(req, 409, "conflict", msg);
+            goto out;
+        }
+        prev = strmap_put(seen, sp->segment_id, (void *)(uintptr_t)(i + 1));
+        if (prev != NULL) {
+            snprintf(msg, sizeof(msg), "segments[%zu]: duplicate of segments[%zu]", i,
+                     (size_t)(uintptr_t)prev - 1);
+            catalog_rollback(c->cat);
+            pbhttp_reply_error(req, 400, "invalid_field", msg);
+            goto out;
+        }
+        memset(&cs, 0, sizeof(cs));
+        snprintf(cs.id, sizeof(cs.id), "%s", sp->segment_id);
+        snprintf(cs.uri, sizeof(cs.uri), "%s", sp->uri);
+        cs.row_count = sp->row_count;
+        cs.avg_row_size = sp->avg_row_size;
+        cs.digest = sp->digest;
+        cs.replication = sp->replication;
+        snprintf(cs.state, sizeof(cs.state), "PENDING");
+        cs.created_ms = (int64_t)clock_wall_ms();
+        if (catalog_put_segment(c->cat, &cs) < 0) {
+            snprintf(msg, sizeof(msg), "segments[%zu]: %s", i, catalog_errmsg(c->cat));
+            catalog_rollback(c->cat);
+            pbhttp_reply_error(req, 500, "catalog", msg);
+            goto out;
+        }
+        is_new[i] = COORD_REG_NEW;
+        resp.registered++;
+    }
+    if (catalog_commit(c->cat) < 0) {
+        c->catalog_errors++;
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        goto out;
+    }
+    /* Committed: now the segments exist for placement. */
+    for (size_t i = 0; i < b.n; i++) {
+        const struct wire_segment_spec *sp = &b.specs[i];
+        struct coord_seg *s;
+
+        switch (is_new[i]) {
+        case COORD_REG_NEW:
+            s = coord_seg_new(c, sp->segment_id, sp->uri, sp->row_count, sp->avg_row_size,
+                              sp->replication, COORD_PENDING);
+            s->digest = sp->digest;
+            coord_seg_update(c, s);
+            break;
+        case COORD_REG_DIGEST:
+            ((struct coord_seg *)strmap_get(c->segs, sp->segment_id))->digest = sp->digest;
+            break;
+        case COORD_REG_REVALIDATED:
+            coord_seg_revalidate(c, strmap_get(c->segs, sp->segment_id), sp);
+            break;
+        default:
+            break;
+        }
+    }
+    c->registered += resp.registered;
+    buf = wire_batch_response_encode(&resp, &len);
+    pbhttp_reply(req, 200, buf, len);
+    goto out;
+catalog_failed:
+    catalog_rollback(c->cat);
+    pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+out:
+    strmap_free(seen);
+    free(is_new);
+    wire_segment_batch_done(&b);
+}
+
+void coord_segments_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct coord *c = arg;
+
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_POST) {
+        coord_register(c, req);
+        return;
+    }
+    coord_list_segments(c, req);
+}
+
+/*
+ * POST /v1/segments/{id}/retry: an INVALID segment becomes PENDING again,
+ * the nodes' earlier verdicts and its registered digest forgotten (after its
+ * file was fixed). Durable
+ * before it is answered "PENDING\n"; 404 unknown, 409 not INVALID (the
+ * message names its state), 500 the catalog write failed (nothing changed).
+ */
+static void coord_retry(struct coord *c, struct evhttp_request *req, const char *id)
+{
+    struct coord_seg *s = strmap_get(c->segs, id);
+    uint64_t errors, digest;
+    char msg[256];
+
+    if (s == NULL) {
+        snprintf(msg, sizeof(msg), "segment \"%s\" is not registered", id);
+        pbhttp_reply_error(req, 404, "not_found", msg);
+        return;
+    }
+    if (s->state != COORD_INVALID) {
+        snprintf(msg, sizeof(msg), "segment \"%s\" is %s, not INVALID: only an INVALID segment "
+                 "can be retried", id, coord_seg_state_names[s->state]);
+        pbhttp_reply_error(req, 409, "not_invalid", msg);
+        return;
+    }
+    if (coord_flush(c) < 0 || coord_txn(c) < 0) {
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        return;
+    }
+    errors = c->catalog_errors;
+    digest = s->digest;
+    coord_set_seg_state(c, s, COORD_PENDING);
+    /* The fixed file is taken as it is: its digest is learnt again at the next import. */
+    s->digest = 0;
+    coord_check(c, catalog_set_segment_file(c->cat, s->id, s->row_count, s->avg_row_size, 0, NULL),
+                "segment_file");
+    coord_event(c, "retry", s->id, NULL, WIRE_REASON_NONE, 0, 0,
+                "INVALID -> PENDING: retried by the operator");
+    if (c->catalog_errors != errors)
+        coord_rollback(c);
+    if (c->catalog_errors != errors || coord_flush(c) < 0) {
+        c->counts[COORD_PENDING]--;
+        c->counts[COORD_INVALID]++;
+        s->state = COORD_INVALID;
+        s->digest = digest;
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        return;
+    }
+    log_info("segment_state", "id=%s transition=\"INVALID -> PENDING\" reason=\"retried by the "
+             "operator\"", s->id);
+    s->n_invalid = 0;
+    s->last_reason[0] = '\0';
+    s->backoff_until_ms = 0;
+    coord_seg_update(c, s);
+    http_reply_text(req, 200, "%s\n", coord_seg_state_names[s->state]);
+}
+
+void coord_segment_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct coord *c = arg;
+    struct wire_error err;
+
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_POST) {
+        const char *slash = strchr(rest, '/');
+        char id[WIRE_ID_MAX + 1];
+
+        if (slash == NULL || strcmp(slash, "/retry") != 0 ||
+            (size_t)(slash - rest) > WIRE_ID_MAX) {
+            pbhttp_reply_error(req, 404, "not_found", "expected POST /v1/segments/{id}/retry");
+            return;
+        }
+        snprintf(id, sizeof(id), "%.*s", (int)(slash - rest), rest);
+        if (wire_check_segment_id("segment id in path", id, &err) < 0) {
+            pbhttp_reply_error(req, 400, err.code, err.message);
+            return;
+        }
+        coord_retry(c, req, id);
+        return;
+    }
+    coord_show_segment(c, req, rest);
+}
+
+/*
+ * POST /v1/nodes/{id}/forget: a DOWN node (silent for --node-timeout at
+ * least) leaves memory, the catalog (its row and assignments; events stay,
+ * they are history) and the placer's ring, which every placement scan
+ * walks. Answers "FORGOTTEN\n" once durable; 409 (naming its state) for a
+ * node that is not DOWN; 500 if the catalog write fails (nothing removed).
+ * If the node reports again it joins as a new node.
+ */
+static void coord_forget(struct coord *c, struct evhttp_request *req, struct coord_node *n)
+{
+    uint64_t errors, down_ms = clock_mono_ns() / 1000000 - n->last_seen_mono_ms;
+    char msg[256];
+    int r;
+
+    if (strcmp(n->state, "DOWN") != 0) {
+        snprintf(msg, sizeof(msg), "node \"%s\" is %s, not DOWN: only a node that has not "
+                 "reported for --node-timeout can be forgotten", n->id, n->state);
+        pbhttp_reply_error(req, 409, "not_down", msg);
+        return;
+    }
+    if (coord_flush(c) < 0 || coord_txn(c) < 0) {
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        return;
+    }
+    errors = c->catalog_errors;
+    r = catalog_delete_node(c->cat, n->id); /* and, by cascade, its assignments */
+    if (r < 0 && r != -ENOENT)
+        coord_check(c, r, "forget_node");
+    coord_event(c, "node_forgotten", NULL, n->id, WIRE_REASON_NONE, 0, 0,
+                "forgotten by the operator, silent for %" PRIu64 " ms", down_ms);
+    if (c->catalog_errors != errors)
+        coord_rollback(c);
+    if (c->catalog_errors != errors || coord_flush(c) < 0) {
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        return;
+    }
+    log_info("node_forgotten", "node=%s silent_ms=%" PRIu64, n->id, down_ms);
+    /* Copies it was still listed with (a catalog from before a crash) are placed again. */
+    {
+        size_t count = strmap_count(n->held);
+        struct coord_seg **segs = xcalloc(count + 1, sizeof(*segs)), **p = segs;
+
+        strmap_foreach(n->held, coord_collect_held, &p);
+        for (size_t i = 0; i < count; i++) {
+            for (unsigned k = 0; k < segs[i]->n_holders; k++) {
+                if (strcmp(segs[i]->holders[k].node, n->id) == 0) {
+                    segs[i]->holders[k] = segs[i]->holders[--segs[i]->n_holders];
+                    break;
+                }
+            }
+        }
+        strmap_remove(c->nodes, n->id);
+        placer_node_remove(c->placer, n->id);
+        for (size_t i = 0; i < count; i++)
+            coord_seg_update(c, segs[i]);
+        free(segs);
+    }
+    http_client_free(n->client);
+    strmap_free(n->held);
+    free(n->pending);
+    free(n);
+    http_reply_text(req, 200, "FORGOTTEN\n");
+}
+
+void coord_node_action_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct coord *c = arg;
+    char id[WIRE_ID_MAX + 1], msg[256];
+    const char *slash = strchr(rest, '/');
+    struct coord_node *n;
+    char old[sizeof(n->state)];
+    struct wire_error err;
+    uint64_t errors;
+    bool was_drained;
+
+    if (slash == NULL || (size_t)(slash - rest) > WIRE_ID_MAX ||
+        (strcmp(slash, "/drain") != 0 && strcmp(slash, "/undrain") != 0 &&
+         strcmp(slash, "/forget") != 0)) {
+        pbhttp_reply_error(req, 404, "not_found",
+                           "expected /v1/nodes/{id}/drain, /undrain or /forget");
+        return;
+    }
+    snprintf(id, sizeof(id), "%.*s", (int)(slash - rest), rest);
+    if (wire_check_segment_id("node id in path", id, &err) < 0) {
+        pbhttp_reply_error(req, 400, err.code, err.message);
+        return;
+    }
+    n = strmap_get(c->nodes, id);
+    if (n == NULL) {
+        snprintf(msg, sizeof(msg), "node \"%s\" is not known", id);
+        pbhttp_reply_error(req, 404, "not_found", msg);
+        return;
+    }
+    if (strcmp(slash, "/forget") == 0) {
+        coord_forget(c, req, n);
+        return;
+    }
+    /*
+     * Durable before acknowledged: what is pending is committed first, then
+     * this change goes in a transaction of its own; if that does not
+     * commit, the change is undone in memory and the answer is 500.
+     */
+    if (coord_flush(c) < 0 || coord_txn(c) < 0) {
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        return;
+    }
+    errors = c->catalog_errors;
+    was_drained = n->admin_drained;
+    snprintf(old, sizeof(old), "%s", n->state);
+    /*
+     * The operator's drain is recorded whatever the state. It changes the
+     * state only of a node that answers: UP becomes DRAINING, and DRAINING
+     * becomes UP unless the node drains itself. A DOWN or SUSPECT node
+     * keeps its state (it gets nothing new either way, and must not look
+     * up); its next report makes it DRAINING or UP as recorded.
+     */
+    n->admin_drained = strcmp(slash, "/drain") == 0;
+    if (n->admin_drained && strcmp(n->state, "UP") == 0)
+        coord_node_set_state(c, n, "DRAINING", "drained by the operator");
+    else if (!n->admin_drained && strcmp(n->state, "DRAINING") == 0 && !n->self_draining)
+        coord_node_set_state(c, n, "UP", "undrained by the operator");
+    /* Who drains it is saved even when the state stays (a node already draining itself). */
+    coord_check(c, catalog_set_node_state(c->cat, n->id, n->state, coord_drain_tag(n)),
+                "node_state");
+    if (c->catalog_errors != errors)
+        coord_rollback(c); /* a write failed: commit none of it */
+    if (c->catalog_errors != errors || coord_flush(c) < 0) {
+        log_warn("node_state_not_saved", "node=%s transition=\"%s -> %s\" error=%s", n->id,
+                 old, n->state, log_q(catalog_errmsg(c->cat)));
+        n->admin_drained = was_drained;
+        snprintf(n->state, sizeof(n->state), "%s", old);
+        placer_node_set(c->placer, n->id, coord_placer_state(n));
+        coord_kick(c);
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        return;
+    }
+    http_reply_text(req, 200, "%s\n", n->state);
+}

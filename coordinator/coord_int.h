@@ -1,0 +1,215 @@
+/*
+ * coord_int: the coordinator daemon's private header. One struct coord is
+ * shared by the files below, each of which holds one role; this header maps
+ * every role to its file (in the manner of OpenBSD's httpd.h), so that a
+ * reader finds where a thing is done from here. Nothing outside
+ * coordinator/ includes it: the public contract is coord.h.
+ *
+ * Everything runs on the one event loop thread; no function here is
+ * thread-safe. Functions that write the catalog do so inside the group
+ * transaction (coord_txn()), committed a few ms later or by coord_flush().
+ */
+#ifndef SLUICE_COORD_INT_H
+#define SLUICE_COORD_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "catalog.h"
+#include "coord.h"
+#include "http.h"
+#include "placer.h"
+#include "strmap.h"
+#include "wire.h"
+
+/* A copy the node has not reported yet is not "lost" before this. */
+#define COORD_REPORT_GRACE_MS 3000
+#define COORD_COMMIT_DELAY_MS 5
+#define COORD_MEMBERSHIP_MS   250
+/*
+ * Distinct nodes that must find a segment's file bad before it is INVALID:
+ * one node that cannot read it may be the one at fault. Only a cluster of a
+ * single node, which could never reach the quorum, takes its word alone.
+ */
+#define COORD_INVALID_QUORUM 2
+/* A stale copy's node is asked for the segment again after this (it unlinks first). */
+#define COORD_STALE_RETRY_MS 2000
+
+enum coord_seg_state { COORD_PENDING, COORD_LOADED, COORD_INVALID };
+
+struct coord_holder {
+    char node[WIRE_ID_MAX + 1];
+    enum wire_segment_state state; /* LOADING or LOADED */
+    uint64_t since_ms;             /* coord_now_ms() of the last change */
+};
+
+struct coord_seg {
+    char id[WIRE_ID_MAX + 1];
+    char *uri;
+    uint64_t row_count, avg_row_size;
+    uint64_t digest; /* content digest the registration carried; 0: unknown */
+    unsigned replication;
+    enum coord_seg_state state;
+    struct coord_holder *holders;
+    unsigned n_holders, cap_holders;
+    uint64_t backoff_until_ms;  /* coord_now_ms() time base; 0: none */
+    char last_reason[32];
+    char (*invalid_nodes)[WIRE_ID_MAX + 1]; /* distinct nodes whose load found it corrupt */
+    unsigned n_invalid;
+    unsigned rc_in_flight;   /* rowcount mode: assignments awaiting an answer */
+    bool rc_queued;          /* rowcount mode: in the queue */
+};
+
+/* An assignment the placer fired, waiting to go out in its node's next batch. */
+struct coord_pending {
+    uint64_t attempt_id;
+    struct wire_assign_request req;
+};
+
+struct coord_node {
+    char id[WIRE_ID_MAX + 1];
+    char addr[WIRE_ADDR_MAX + 1];
+    char state[16]; /* UP, SUSPECT, DOWN, DRAINING */
+    uint64_t last_seen_mono_ms;
+    uint64_t last_seen_ms;
+    struct wire_pressure pressure;
+    char last_reason[32];
+    uint64_t refusals;
+    bool admin_drained, self_draining, claim;
+    uint64_t rows;          /* rows of the segments it holds or is loading */
+    struct coord_pending *pending; /* assignments waiting for the next batch */
+    size_t n_pending, cap_pending;
+    unsigned rc_in_flight;  /* rowcount mode: assignments awaiting an answer */
+    struct http_client *client;
+    struct strmap *held; /* segment id -> struct coord_seg */
+};
+
+struct coord {
+    struct event_base *base;
+    struct coord_config cfg;
+    char *token, *db_path;
+    struct catalog *cat;
+    struct placer *placer;
+    struct http_server *http;
+    struct strmap *segs;  /* id -> struct coord_seg */
+    struct strmap *nodes; /* id -> struct coord_node */
+    struct event *tick_ev, *membership_ev, *commit_ev, *flush_ev;
+    bool txn_open;
+    char bound[128];
+    uint64_t started_mono_ns;
+    uint32_t rng;
+    /* counters */
+    uint64_t reports, registered, assign_answers[6], catalog_errors, claims, id_clashes;
+    uint64_t counts[3]; /* segments by coord_seg_state */
+    /* rowcount (baseline) mode */
+    bool rowcount;
+    struct coord_seg **rc_queue;
+    size_t rc_head, rc_n, rc_cap;
+    struct strmap *node_rows; /* id -> capacity in rows (as uintptr_t) */
+};
+
+struct coord_drops {
+    size_t n, cap;
+    char (*ids)[WIRE_ID_MAX + 1];
+};
+
+struct coord_missing {
+    struct coord *c;
+    struct strmap *reported;
+    struct coord_node *node;
+    struct coord_seg **lost;
+    size_t n_lost;
+};
+
+/* coord.c: wiring (start-up, the tick, shutdown) and the one time base */
+uint64_t coord_now_ms(void);
+uint64_t coord_wall_of(uint64_t mono_ms);
+uint32_t coord_random(struct coord *c);
+void coord_kick(struct coord *c);
+
+/* model.c: segments and holders in memory, written through to the catalog */
+extern const char *const coord_seg_state_names[3];
+int coord_flush(struct coord *c);
+void coord_commit_cb(evutil_socket_t fd, short what, void *arg);
+void coord_rollback(struct coord *c);
+int coord_txn(struct coord *c);
+void coord_check(struct coord *c, int r, const char *what);
+void coord_event(struct coord *c, const char *kind, const char *seg, const char *node,
+                 enum wire_reason reason, int status, uint32_t retry_ms, const char *fmt, ...)
+    __attribute__((format(printf, 8, 9)));
+struct coord_holder *coord_holder_find(struct coord_seg *s, const char *node);
+unsigned coord_loaded_holders(const struct coord_seg *s, const char *except);
+unsigned coord_live_loaded(const struct coord *c, const struct coord_seg *s,
+                           const char *except);
+void coord_holder_add(struct coord *c, struct coord_seg *s, struct coord_node *n,
+                      enum wire_segment_state st);
+void coord_holder_remove(struct coord *c, struct coord_seg *s, const char *node);
+void coord_set_seg_state(struct coord *c, struct coord_seg *s, enum coord_seg_state st);
+void coord_seg_update(struct coord *c, struct coord_seg *s);
+struct coord_seg *coord_seg_new(struct coord *c, const char *id, const char *uri,
+                                uint64_t rows, uint64_t size, unsigned replication,
+                                enum coord_seg_state st);
+int coord_load_seg(const struct catalog_segment *cs, void *arg);
+int coord_load_assignment(const struct catalog_assignment *a, void *arg);
+int coord_free_seg(const char *key, void *value, void *arg);
+
+/* membership.c: nodes, their state (one setter), timeouts, drains */
+enum placer_node_state coord_placer_state(const struct coord_node *n);
+const char *coord_drain_tag(const struct coord_node *n);
+void coord_node_set_state(struct coord *c, struct coord_node *n, const char *state,
+                          const char *why);
+int coord_collect_held(const char *key, void *value, void *arg);
+void coord_node_save(struct coord *c, const struct coord_node *n);
+bool coord_id_clash(const struct coord *c, const struct coord_node *n, const char *addr,
+                    char *msg, size_t len);
+bool coord_addr_usable(struct coord *c, const char *addr);
+struct coord_node *coord_node_get(struct coord *c, const char *id, const char *addr);
+void coord_membership_cb(evutil_socket_t fd, short what, void *arg);
+int coord_load_node(const struct catalog_node *cn, void *arg);
+int coord_free_node(const char *key, void *value, void *arg);
+
+/* dispatch.c: the placer's callbacks, per-node queues, /v1/assign/batch */
+void coord_flush_cb(evutil_socket_t fd, short what, void *arg);
+void coord_op_assign(void *ctx, uint64_t attempt_id, const char *node_id,
+                     const struct placer_segment *seg);
+void coord_op_accepted(void *ctx, const struct placer_segment *ps, const char *node_id);
+void coord_op_refused(void *ctx, const struct placer_segment *ps, const char *node_id,
+                      enum wire_reason reason, uint32_t retry_ms);
+void coord_op_backoff(void *ctx, const struct placer_segment *ps, uint64_t until_ms);
+bool coord_op_invalid(void *ctx, const struct placer_segment *ps);
+void coord_op_suspect(void *ctx, const char *node_id);
+void coord_op_unexpected(void *ctx, const struct placer_segment *ps, const char *node_id,
+                         int status);
+
+/* rowcount.c: the row-count baseline scheduler (--placement rowcount) */
+void coord_rc_enqueue(struct coord *c, struct coord_seg *s);
+void coord_rc_dispatch(struct coord *c);
+
+/* reconcile.c: one node's report against the model */
+int coord_find_missing(const char *key, void *value, void *arg);
+void coord_reconcile(struct coord *c, struct coord_node *n,
+                     const struct wire_segment_status *r, struct coord_drops *drops);
+
+/* api.c: the write endpoints */
+void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg);
+void coord_claim_cb(struct evhttp_request *req, const char *rest, void *arg);
+void coord_segments_cb(struct evhttp_request *req, const char *rest, void *arg);
+void coord_segment_cb(struct evhttp_request *req, const char *rest, void *arg);
+void coord_node_action_cb(struct evhttp_request *req, const char *rest, void *arg);
+
+/* views.c: the read endpoints */
+void coord_seg_info(const struct coord *c, const struct coord_seg *s,
+                    struct wire_segment_info *d, bool explain);
+void coord_list_segments(struct coord *c, struct evhttp_request *req);
+void coord_show_segment(struct coord *c, struct evhttp_request *req, const char *id);
+void coord_nodes_cb(struct evhttp_request *req, const char *rest, void *arg);
+void coord_events_cb(struct evhttp_request *req, const char *rest, void *arg);
+void coord_status_cb(struct evhttp_request *req, const char *rest, void *arg);
+void coord_healthz_cb(struct evhttp_request *req, const char *rest, void *arg);
+void coord_metrics_cb(struct evhttp_request *req, const char *rest, void *arg);
+
+#endif

@@ -1,0 +1,265 @@
+/*
+ * dispatch: the placer's side effects. Assignments the placer fires are
+ * queued per node and leave together, up to WIRE_ASSIGN_BATCH_MAX per
+ * POST /v1/assign/batch; each answer goes back to the placer. The placer's
+ * other callbacks (accepted, refused, backoff, invalid, suspect) update the
+ * model and membership.
+ *
+ * Expected load: thousands of assignments per second, a batch per node per
+ * tick.
+ */
+#include "coord_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "catalog.h"
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+#include "pbhttp.h"
+#include "placer.h"
+#include "reason.h"
+#include "sluice_config.h"
+#include "strmap.h"
+#include "wire.h"
+#include "xmalloc.h"
+
+/* ---- placer callbacks ---------------------------------------------------- */
+
+/* Answers one attempt to the placer. */
+static void coord_answer(struct coord *c, uint64_t attempt_id, int status,
+                         const struct wire_assign_response *resp, const char *reason_hdr,
+                         unsigned retry_after_s)
+{
+    struct placer_answer ans;
+
+    if (c->placer == NULL)
+        return; /* shutting down: clients cancel what is in flight */
+    memset(&ans, 0, sizeof(ans));
+    ans.http_status = status > 0 ? status : 0;
+    if (resp != NULL) {
+        ans.reason = resp->reason;
+        ans.retry_after_ms = resp->retry_after_ms;
+    } else if (reason_hdr != NULL) {
+        reason_parse(reason_hdr, &ans.reason);
+    }
+    if (ans.retry_after_ms == 0)
+        ans.retry_after_ms = retry_after_s * 1000;
+    c->assign_answers[placer_classify(ans.http_status)]++;
+    placer_on_answer(c->placer, attempt_id, &ans, coord_now_ms(), coord_random(c));
+}
+
+/* One batch in flight to a node: the attempts it carries, in order. */
+struct coord_batch {
+    struct coord *c;
+    size_t n;
+    uint64_t *attempts;
+};
+
+static void coord_batch_cb(int status, const struct http_client_reply *reply, void *arg)
+{
+    struct coord_batch *b = arg;
+    struct coord *c = b->c;
+    struct wire_assign_batch_response resp;
+    struct wire_error err;
+    bool ok = status == 200 && reply != NULL &&
+              wire_assign_batch_response_decode(reply->body, reply->body_len, &resp, &err) == 0;
+
+    if (ok && resp.n == b->n) {
+        for (size_t i = 0; i < b->n; i++)
+            coord_answer(c, b->attempts[i], (int)resp.results[i].status, &resp.results[i], NULL,
+                         0);
+    } else {
+        /* No usable answer: every attempt in it failed the same way. */
+        for (size_t i = 0; i < b->n; i++)
+            coord_answer(c, b->attempts[i], status == 200 ? 500 : status, NULL, NULL, 0);
+    }
+    if (ok)
+        wire_assign_batch_response_done(&resp);
+    free(b->attempts);
+    free(b);
+    if (c->placer != NULL)
+        coord_kick(c);
+}
+
+/* A request that could not even be queued is answered as a transport error. */
+static void coord_batch_failed_cb(evutil_socket_t fd, short what, void *arg)
+{
+    coord_batch_cb(-EIO, NULL, arg);
+}
+
+/*
+ * Sends every node's pending assignments, WIRE_ASSIGN_BATCH_MAX per request:
+ * one HTTP round trip for hundreds of segments instead of one each. Each
+ * assignment is still decided by the node on its own.
+ */
+static int coord_flush_node(const char *key, void *value, void *arg)
+{
+    struct coord_node *n = value;
+    struct coord *c = arg;
+
+    for (size_t off = 0; off < n->n_pending; off += WIRE_ASSIGN_BATCH_MAX) {
+        size_t k = n->n_pending - off < WIRE_ASSIGN_BATCH_MAX ? n->n_pending - off
+                                                              : WIRE_ASSIGN_BATCH_MAX;
+        struct coord_batch *b = xcalloc(1, sizeof(*b));
+        struct wire_assign_batch batch;
+        uint8_t *body;
+        size_t len;
+
+        b->c = c;
+        b->n = k;
+        b->attempts = xcalloc(k, sizeof(*b->attempts));
+        batch.n = k;
+        batch.assignments = xcalloc(k, sizeof(*batch.assignments));
+        for (size_t i = 0; i < k; i++) {
+            b->attempts[i] = n->pending[off + i].attempt_id;
+            batch.assignments[i] = n->pending[off + i].req;
+        }
+        body = wire_assign_batch_encode(&batch, &len);
+        free(batch.assignments);
+        if (n->client == NULL ||
+            /* The same assignment again is answered 202: safe to resend on a fresh connection. */
+            http_client_request_idempotent(n->client, EVHTTP_REQ_POST, "/v1/assign/batch",
+                                           WIRE_CONTENT_TYPE, body, len, coord_batch_cb, b) < 0)
+            event_base_once(c->base, -1, EV_TIMEOUT, coord_batch_failed_cb, b, NULL);
+        free(body);
+    }
+    n->n_pending = 0;
+    return 0;
+}
+
+void coord_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct coord *c = arg;
+
+    strmap_foreach(c->nodes, coord_flush_node, c);
+}
+
+void coord_op_assign(void *ctx, uint64_t attempt_id, const char *node_id,
+                     const struct placer_segment *seg)
+{
+    struct coord *c = ctx;
+    struct coord_node *n = strmap_get(c->nodes, node_id);
+    struct coord_pending *p;
+    struct timeval now = {0, 0};
+
+    if (n == NULL) {
+        struct coord_batch *b = xcalloc(1, sizeof(*b));
+        b->c = c;
+        b->n = 1;
+        b->attempts = xmalloc(sizeof(*b->attempts));
+        b->attempts[0] = attempt_id;
+        event_base_once(c->base, -1, EV_TIMEOUT, coord_batch_failed_cb, b, NULL);
+        return;
+    }
+    if (n->n_pending == n->cap_pending) {
+        n->cap_pending = n->cap_pending * 2 + 64;
+        n->pending = xreallocarray(n->pending, n->cap_pending, sizeof(*n->pending));
+    }
+    p = &n->pending[n->n_pending++];
+    p->attempt_id = attempt_id;
+    memset(&p->req, 0, sizeof(p->req));
+    snprintf(p->req.segment_id, sizeof(p->req.segment_id), "%s", seg->id);
+    snprintf(p->req.uri, sizeof(p->req.uri), "%s", seg->uri);
+    p->req.row_count = seg->row_count;
+    p->req.avg_row_size = seg->avg_row_size;
+    {
+        const struct coord_seg *cs = strmap_get(c->segs, seg->id);
+        p->req.digest = cs != NULL ? cs->digest : 0;
+    }
+    /* Everything the placer fires in this tick leaves together. */
+    event_add(c->flush_ev, &now);
+}
+
+void coord_op_accepted(void *ctx, const struct placer_segment *ps, const char *node_id)
+{
+    struct coord *c = ctx;
+    struct coord_seg *s = strmap_get(c->segs, ps->id);
+    struct coord_node *n = strmap_get(c->nodes, node_id);
+
+    if (s == NULL || n == NULL || coord_holder_find(s, node_id) != NULL)
+        return;
+    coord_holder_add(c, s, n, WIRE_SEG_LOADING);
+    s->last_reason[0] = '\0';
+}
+
+void coord_op_refused(void *ctx, const struct placer_segment *ps, const char *node_id,
+                      enum wire_reason reason, uint32_t retry_ms)
+{
+    struct coord *c = ctx;
+    struct coord_seg *s = strmap_get(c->segs, ps->id);
+    struct coord_node *n = strmap_get(c->nodes, node_id);
+
+    if (n != NULL) {
+        n->refusals++;
+        snprintf(n->last_reason, sizeof(n->last_reason), "%s", reason_name(reason));
+    }
+    if (s != NULL)
+        snprintf(s->last_reason, sizeof(s->last_reason), "%s", reason_name(reason));
+    /* The status the reason travels with (DESIGN.md's table). */
+    coord_event(c, "refused", ps->id, node_id, reason, reason_http_status(reason), retry_ms, NULL);
+}
+
+void coord_op_backoff(void *ctx, const struct placer_segment *ps, uint64_t until_ms)
+{
+    struct coord *c = ctx;
+    struct coord_seg *s = strmap_get(c->segs, ps->id);
+    uint64_t now = coord_now_ms(), wait = until_ms > now ? until_ms - now : 0;
+
+    if (s != NULL)
+        s->backoff_until_ms = until_ms;
+    coord_event(c, "backoff", ps->id, NULL, WIRE_REASON_NONE, 0, (uint32_t)wait,
+                "every node refused; next round in %" PRIu64 " ms", wait);
+}
+
+bool coord_op_invalid(void *ctx, const struct placer_segment *ps)
+{
+    struct coord *c = ctx;
+    struct coord_seg *s = strmap_get(c->segs, ps->id);
+    unsigned loaded;
+
+    if (s == NULL)
+        return true;
+    loaded = coord_loaded_holders(s, NULL);
+    if (loaded > 0) {
+        /* A copy that passed its checksums proves the file good: the 422s are node-local. */
+        coord_event(c, "invalid_overruled", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 422, 0,
+                    "refused as invalid by a quorum of nodes, but LOADED on %u", loaded);
+        return false;
+    }
+    log_warn("segment_invalid", "id=%s uri=%s", log_q(s->id), log_q(s->uri));
+    coord_set_seg_state(c, s, COORD_INVALID);
+    snprintf(s->last_reason, sizeof(s->last_reason), "SEGMENT_INVALID");
+    coord_event(c, "invalid", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 422, 0,
+                "refused as invalid by a quorum of nodes");
+    return true;
+}
+
+void coord_op_suspect(void *ctx, const char *node_id)
+{
+    struct coord *c = ctx;
+    struct coord_node *n = strmap_get(c->nodes, node_id);
+
+    if (n != NULL && strcmp(n->state, "UP") == 0)
+        coord_node_set_state(c, n, "SUSPECT", "an assignment got no answer");
+}
+
+void coord_op_unexpected(void *ctx, const struct placer_segment *ps, const char *node_id,
+                         int status)
+{
+    struct coord *c = ctx;
+
+    coord_event(c, "unexpected", ps->id, node_id, WIRE_REASON_NONE, status, 0,
+                "answer outside the protocol");
+}

@@ -1,0 +1,272 @@
+/*
+ * membership: the nodes the coordinator knows, their address, client and
+ * state (UP, SUSPECT, DOWN, DRAINING). coord_node_set_state() is the one
+ * setter of a node's state: it logs "old -> new (why)", writes one
+ * node_state event and the catalog row, and tells the placer. Timeouts make
+ * a silent node DOWN and place its copies elsewhere; drains are recorded by
+ * who asked for them (the operator or the node).
+ *
+ * Expected load: a few nodes, a timeout scan every COORD_MEMBERSHIP_MS.
+ */
+#include "coord_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "catalog.h"
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+#include "pbhttp.h"
+#include "placer.h"
+#include "reason.h"
+#include "sluice_config.h"
+#include "strmap.h"
+#include "wire.h"
+#include "xmalloc.h"
+
+/* ---- nodes --------------------------------------------------------------- */
+
+enum placer_node_state coord_placer_state(const struct coord_node *n)
+{
+    if (strcmp(n->state, "DOWN") == 0)
+        return PLACER_NODE_DOWN;
+    if (strcmp(n->state, "SUSPECT") == 0)
+        return PLACER_NODE_SUSPECT;
+    /* Pull-mode nodes ask for their work; the placer sends them nothing. */
+    if (strcmp(n->state, "DRAINING") == 0 || n->claim)
+        return PLACER_NODE_DRAINING;
+    return PLACER_NODE_UP;
+}
+
+/*
+ * Who drains a node, as the catalog keeps it (nodes.drained_by): after a
+ * restart an operator's drain must still hold, and a node's own drain must
+ * end when the node says so.
+ */
+#define COORD_ADMIN_DRAIN "operator"
+#define COORD_SELF_DRAIN  "node"
+
+const char *coord_drain_tag(const struct coord_node *n)
+{
+    if (n->admin_drained)
+        return COORD_ADMIN_DRAIN;
+    return strcmp(n->state, "DRAINING") == 0 ? COORD_SELF_DRAIN : "";
+}
+
+/*
+ * Sets a node's state, in the catalog too, and the placer's view of it. With
+ * the same state, only re-syncs the placer, which may have changed its mind
+ * on its own (a 503 DRAINING answer makes it DRAINING there).
+ */
+void coord_node_set_state(struct coord *c, struct coord_node *n, const char *state,
+                          const char *why)
+{
+    if (strcmp(n->state, state) == 0) {
+        enum placer_node_state want = coord_placer_state(n);
+        struct placer_node_info pi;
+
+        if (placer_node_lookup(c->placer, n->id, &pi) < 0 || pi.state != want) {
+            placer_node_set(c->placer, n->id, want);
+            coord_kick(c); /* what waited for this node goes now */
+        }
+        return;
+    }
+    /* The one record of the transition: the catalog's setter writes none. */
+    log_info("node_state", "node=%s transition=\"%s -> %s (%s)\"", n->id, n->state, state, why);
+    coord_event(c, "node_state", NULL, n->id, WIRE_REASON_NONE, 0, 0, "%s -> %s (%s)", n->state,
+                state, why);
+    snprintf(n->state, sizeof(n->state), "%s", state);
+    coord_txn(c);
+    coord_check(c, catalog_set_node_state(c->cat, n->id, state, coord_drain_tag(n)),
+                "node_state");
+    placer_node_set(c->placer, n->id, coord_placer_state(n));
+    coord_kick(c);
+}
+
+int coord_collect_held(const char *key, void *value, void *arg)
+{
+    struct coord_seg ***list = arg;
+
+    *(*list)++ = value;
+    return 0;
+}
+
+/* A DOWN node holds nothing for us: its segments are placed elsewhere. */
+static void coord_node_lost(struct coord *c, struct coord_node *n)
+{
+    size_t count = strmap_count(n->held);
+    struct coord_seg **segs = xcalloc(count + 1, sizeof(*segs)), **p = segs;
+
+    strmap_foreach(n->held, coord_collect_held, &p);
+    for (size_t i = 0; i < count; i++) {
+        coord_event(c, "lost", segs[i]->id, n->id, WIRE_REASON_NONE, 0, 0, "node %s is DOWN",
+                    n->id);
+        coord_holder_remove(c, segs[i], n->id);
+        coord_seg_update(c, segs[i]);
+    }
+    free(segs);
+}
+
+/*
+ * Writes the node's row: whatever changes how the coordinator treats it
+ * (address, state, who drains it, pull mode) must survive a restart.
+ */
+void coord_node_save(struct coord *c, const struct coord_node *n)
+{
+    struct catalog_node cn;
+
+    memset(&cn, 0, sizeof(cn));
+    snprintf(cn.id, sizeof(cn.id), "%s", n->id);
+    snprintf(cn.addr, sizeof(cn.addr), "%s", n->addr);
+    snprintf(cn.state, sizeof(cn.state), "%s", n->state);
+    snprintf(cn.drained_by, sizeof(cn.drained_by), "%s", coord_drain_tag(n));
+    cn.claim = n->claim;
+    cn.last_seen_ms = (int64_t)clock_wall_ms();
+    coord_txn(c);
+    coord_check(c, catalog_put_node(c->cat, &cn), "node");
+}
+
+/*
+ * True when a report of n's id from addr clashes with the live node n: the
+ * address differs, and n is not DOWN and reported within the node timeout.
+ * Such a report is another process claiming the id (two nodes started with
+ * one --node-id), not the node having moved: a node that moved is silent at
+ * its old address, so once that address has been silent for the node
+ * timeout (or n is DOWN) the report is taken as a move. msg names the id
+ * and the other address (see the 409 contract in proto/sluice.proto).
+ */
+bool coord_id_clash(const struct coord *c, const struct coord_node *n, const char *addr,
+                    char *msg, size_t len)
+{
+    uint64_t now = clock_mono_ns() / 1000000, silent;
+
+    if (addr == NULL || n->addr[0] == '\0' || strcmp(n->addr, addr) == 0 ||
+        strcmp(n->state, "DOWN") == 0)
+        return false;
+    silent = now > n->last_seen_mono_ms ? now - n->last_seen_mono_ms : 0;
+    if (silent > c->cfg.node_timeout_ms)
+        return false;
+    snprintf(msg, len,
+             "node_id \"%s\" is in use by a live node at %s (last report %" PRIu64
+             " ms ago); each node needs its own id",
+             n->id, n->addr, silent);
+    return true;
+}
+
+/* Whether the HTTP client can use addr (the wire check is looser: "h:+7001"). */
+bool coord_addr_usable(struct coord *c, const char *addr)
+{
+    struct http_client *client = http_client_new(c->base, addr, 1000, NULL);
+
+    http_client_free(client);
+    return client != NULL;
+}
+
+/*
+ * The node with this id, created (UP) or moved to addr if needed. NULL when
+ * addr is one the HTTP client cannot use; nothing has changed then. The
+ * caller has ruled out an id clash (coord_id_clash()).
+ */
+struct coord_node *coord_node_get(struct coord *c, const char *id, const char *addr)
+{
+    struct coord_node *n = strmap_get(c->nodes, id);
+    struct http_client *client;
+
+    if (n != NULL && (addr == NULL || strcmp(n->addr, addr) == 0))
+        return n;
+    /* The wire check is looser than the client's parser ("h:+7001"): parse first. */
+    client = http_client_new(c->base, addr, (unsigned)c->cfg.assign_timeout_ms, c->token);
+    if (client == NULL)
+        return NULL;
+    if (n == NULL) {
+        n = xcalloc(1, sizeof(*n));
+        snprintf(n->id, sizeof(n->id), "%s", id);
+        snprintf(n->state, sizeof(n->state), "UP");
+        n->held = strmap_new();
+        strmap_put(c->nodes, n->id, n);
+        log_info("node_joined", "node=%s addr=%s", log_q(id), log_q(addr));
+        coord_event(c, "node_state", NULL, id, WIRE_REASON_NONE, 0, 0, "joined at %s", addr);
+    } else {
+        log_info("node_moved", "node=%s from=%s to=%s", log_q(id), log_q(n->addr), log_q(addr));
+    }
+    snprintf(n->addr, sizeof(n->addr), "%s", addr);
+    if (n->client != NULL) {
+        /* In-flight requests fail with -ECANCELED: they are retried elsewhere. */
+        struct http_client *old = n->client;
+        n->client = NULL;
+        http_client_free(old);
+    }
+    n->client = client;
+    coord_node_save(c, n);
+    placer_node_set(c->placer, n->id, coord_placer_state(n));
+    /* New capacity: what was registered before any node could take it goes now. */
+    coord_kick(c);
+    return n;
+}
+
+static int coord_check_timeout(const char *key, void *value, void *arg)
+{
+    struct coord_node *n = value;
+    struct coord *c = arg;
+    uint64_t now = clock_mono_ns() / 1000000;
+
+    if (strcmp(n->state, "DOWN") != 0 && now - n->last_seen_mono_ms > c->cfg.node_timeout_ms) {
+        char why[96];
+        snprintf(why, sizeof(why), "no report for %" PRIu64 " ms", now - n->last_seen_mono_ms);
+        coord_node_set_state(c, n, "DOWN", why);
+        coord_node_lost(c, n);
+    }
+    return 0;
+}
+
+void coord_membership_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct coord *c = arg;
+
+    strmap_foreach(c->nodes, coord_check_timeout, c);
+}
+
+int coord_load_node(const struct catalog_node *cn, void *arg)
+{
+    struct coord *c = arg;
+    struct coord_node *n = xcalloc(1, sizeof(*n));
+
+    snprintf(n->id, sizeof(n->id), "%s", cn->id);
+    snprintf(n->addr, sizeof(n->addr), "%s", cn->addr);
+    /* Until it reports again, a node is as good as its last state says,
+     * and it has node_timeout to report before it is DOWN. */
+    snprintf(n->state, sizeof(n->state), "%s", cn->state);
+    n->admin_drained = strcmp(cn->drained_by, COORD_ADMIN_DRAIN) == 0;
+    n->self_draining = strcmp(cn->drained_by, COORD_SELF_DRAIN) == 0;
+    /* A pull-mode node is sent nothing, also before its first report. */
+    n->claim = cn->claim;
+    n->last_seen_mono_ms = clock_mono_ns() / 1000000;
+    n->last_seen_ms = (uint64_t)cn->last_seen_ms;
+    n->held = strmap_new();
+    n->client = http_client_new(c->base, n->addr, (unsigned)c->cfg.assign_timeout_ms, c->token);
+    strmap_put(c->nodes, n->id, n);
+    placer_node_set(c->placer, n->id, coord_placer_state(n));
+    return 0;
+}
+
+int coord_free_node(const char *key, void *value, void *arg)
+{
+    struct coord_node *n = value;
+
+    http_client_free(n->client);
+    strmap_free(n->held);
+    free(n->pending);
+    free(n);
+    return 0;
+}

@@ -1,0 +1,322 @@
+/*
+ * model: the coordinator's segments and the nodes holding copies of them,
+ * in memory so that every request is answered without a query, and written
+ * through to the catalog: placement bookkeeping in a group transaction that
+ * commits COORD_COMMIT_DELAY_MS later (or at once with coord_flush(), before
+ * an answer that must be durable), events in the same transaction.
+ *
+ * Expected load: one call per assignment answer, per reported change and
+ * per registered segment: thousands a second, each O(replication).
+ */
+#include "coord_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "catalog.h"
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+#include "pbhttp.h"
+#include "placer.h"
+#include "reason.h"
+#include "sluice_config.h"
+#include "strmap.h"
+#include "wire.h"
+#include "xmalloc.h"
+
+const char *const coord_seg_state_names[3] = {"PENDING", "LOADED", "INVALID"};
+
+/* ---- catalog write-through ---------------------------------------------- */
+
+/*
+ * Commits the group transaction now (before a synchronous acknowledgement).
+ * 0, also when none is open, or the negative errno of catalog_commit(): the
+ * whole group was then rolled back and must not be acknowledged.
+ */
+int coord_flush(struct coord *c)
+{
+    int r;
+
+    if (!c->txn_open)
+        return 0;
+    event_del(c->commit_ev);
+    c->txn_open = false;
+    r = catalog_commit(c->cat);
+    if (r < 0) {
+        c->catalog_errors++;
+        log_error("catalog_commit_failed", "error=%s", log_q(catalog_errmsg(c->cat)));
+    }
+    return r;
+}
+
+void coord_commit_cb(evutil_socket_t fd, short what, void *arg)
+{
+    coord_flush(arg);
+}
+
+/* Throws the group transaction away (nothing in it may be kept). */
+void coord_rollback(struct coord *c)
+{
+    if (!c->txn_open)
+        return;
+    event_del(c->commit_ev);
+    c->txn_open = false;
+    catalog_rollback(c->cat);
+}
+
+/*
+ * Opens the group transaction if needed; it commits a few ms later. 0, or
+ * the negative errno of catalog_begin() (writes then go out one by one).
+ */
+int coord_txn(struct coord *c)
+{
+    struct timeval tv = {0, COORD_COMMIT_DELAY_MS * 1000};
+    int r;
+
+    if (c->txn_open)
+        return 0;
+    r = catalog_begin(c->cat);
+    if (r < 0) {
+        c->catalog_errors++;
+        log_error("catalog_begin_failed", "error=%s", log_q(catalog_errmsg(c->cat)));
+        return r;
+    }
+    c->txn_open = true;
+    event_add(c->commit_ev, &tv);
+    return 0;
+}
+
+void coord_check(struct coord *c, int r, const char *what)
+{
+    if (r < 0) {
+        c->catalog_errors++;
+        log_error("catalog_write_failed", "what=%s error=%s", what,
+                  log_q(catalog_errmsg(c->cat)));
+    }
+}
+
+void coord_event(struct coord *c, const char *kind, const char *seg, const char *node,
+                 enum wire_reason reason, int status, uint32_t retry_ms, const char *fmt,
+                 ...)
+{
+    struct catalog_event e;
+    va_list ap;
+
+    memset(&e, 0, sizeof(e));
+    e.ts_ms = (int64_t)clock_wall_ms();
+    snprintf(e.segment_id, sizeof(e.segment_id), "%s", seg != NULL ? seg : "");
+    snprintf(e.node_id, sizeof(e.node_id), "%s", node != NULL ? node : "");
+    snprintf(e.kind, sizeof(e.kind), "%s", kind);
+    if (reason != WIRE_REASON_NONE)
+        snprintf(e.reason, sizeof(e.reason), "%s", reason_name(reason));
+    e.http_status = status;
+    e.retry_after_ms = retry_ms;
+    if (fmt != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(e.detail, sizeof(e.detail), fmt, ap);
+        va_end(ap);
+    }
+    coord_txn(c);
+    coord_check(c, catalog_add_event(c->cat, &e), "event");
+}
+
+/* ---- segments and holders ----------------------------------------------- */
+
+struct coord_holder *coord_holder_find(struct coord_seg *s, const char *node)
+{
+    for (unsigned i = 0; i < s->n_holders; i++)
+        if (strcmp(s->holders[i].node, node) == 0)
+            return &s->holders[i];
+    return NULL;
+}
+
+unsigned coord_loaded_holders(const struct coord_seg *s, const char *except)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < s->n_holders; i++)
+        n += s->holders[i].state == WIRE_SEG_LOADED &&
+             (except == NULL || strcmp(s->holders[i].node, except) != 0);
+    return n;
+}
+
+/*
+ * LOADED copies on nodes that are UP or DRAINING (answering), except on
+ * node except: what a surplus is judged against. A copy on a SUSPECT or
+ * DOWN node may be gone; dropping a live copy for it could leave none.
+ */
+unsigned coord_live_loaded(const struct coord *c, const struct coord_seg *s,
+                           const char *except)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < s->n_holders; i++) {
+        const struct coord_node *nd;
+
+        if (s->holders[i].state != WIRE_SEG_LOADED ||
+            (except != NULL && strcmp(s->holders[i].node, except) == 0))
+            continue;
+        nd = strmap_get(c->nodes, s->holders[i].node);
+        n += nd != NULL && (strcmp(nd->state, "UP") == 0 || strcmp(nd->state, "DRAINING") == 0);
+    }
+    return n;
+}
+
+void coord_holder_add(struct coord *c, struct coord_seg *s, struct coord_node *n,
+                      enum wire_segment_state st)
+{
+    struct coord_holder *h;
+
+    if (s->n_holders == s->cap_holders) {
+        s->cap_holders = s->cap_holders * 2 + 2;
+        s->holders = xreallocarray(s->holders, s->cap_holders, sizeof(*s->holders));
+    }
+    h = &s->holders[s->n_holders++];
+    snprintf(h->node, sizeof(h->node), "%s", n->id);
+    h->state = st;
+    h->since_ms = coord_now_ms();
+    strmap_put(n->held, s->id, s);
+    n->rows += s->row_count;
+    coord_txn(c);
+    coord_check(c, catalog_put_assignment(c->cat, s->id, n->id, wire_segment_state_name(st),
+                                          (int64_t)clock_wall_ms()),
+                "assignment");
+}
+
+void coord_holder_remove(struct coord *c, struct coord_seg *s, const char *node)
+{
+    struct coord_node *n = strmap_get(c->nodes, node);
+
+    for (unsigned i = 0; i < s->n_holders; i++) {
+        if (strcmp(s->holders[i].node, node) == 0) {
+            s->holders[i] = s->holders[--s->n_holders];
+            break;
+        }
+    }
+    if (n != NULL && strmap_remove(n->held, s->id) != NULL)
+        n->rows -= s->row_count;
+    coord_txn(c);
+    coord_check(c, catalog_delete_assignment(c->cat, s->id, node), "unassign");
+}
+
+void coord_set_seg_state(struct coord *c, struct coord_seg *s, enum coord_seg_state st)
+{
+    if (s->state == st)
+        return;
+    c->counts[s->state]--;
+    c->counts[st]++;
+    log_debug("segment_state", "id=%s transition=\"%s -> %s\"", s->id,
+              coord_seg_state_names[s->state], coord_seg_state_names[st]);
+    s->state = st;
+    coord_txn(c);
+    coord_check(c, catalog_set_segment_state(c->cat, s->id, coord_seg_state_names[st],
+                                             (int64_t)coord_wall_of(s->backoff_until_ms)),
+                "segment_state");
+}
+
+/*
+ * Recomputes a segment's state from its holders and tells the placer how
+ * many more copies it wants (or that it wants none).
+ */
+void coord_seg_update(struct coord *c, struct coord_seg *s)
+{
+    const char *holders[WIRE_REPLICATION_MAX * 2];
+    unsigned n = 0;
+
+    if (s->state == COORD_INVALID)
+        return;
+    coord_set_seg_state(c, s,
+                        coord_loaded_holders(s, NULL) >= s->replication ? COORD_LOADED
+                                                                        : COORD_PENDING);
+    if (c->rowcount) {
+        if (s->n_holders + s->rc_in_flight < s->replication && !s->rc_queued)
+            coord_rc_enqueue(c, s);
+        coord_kick(c);
+        return;
+    }
+    if (s->n_holders >= s->replication) {
+        placer_forget(c->placer, s->id);
+        return;
+    }
+    for (unsigned i = 0; i < s->n_holders && n < sizeof(holders) / sizeof(holders[0]); i++)
+        holders[n++] = s->holders[i].node;
+    if (placer_want(c->placer, s->id, s->uri, s->row_count, s->avg_row_size, s->replication,
+                    holders, n) < 0)
+        log_warn("placer_want_failed", "id=%s", s->id);
+    coord_kick(c);
+}
+
+struct coord_seg *coord_seg_new(struct coord *c, const char *id, const char *uri,
+                                uint64_t rows, uint64_t size, unsigned replication,
+                                enum coord_seg_state st)
+{
+    struct coord_seg *s = xcalloc(1, sizeof(*s));
+
+    snprintf(s->id, sizeof(s->id), "%s", id);
+    s->uri = xstrdup(uri);
+    s->row_count = rows;
+    s->avg_row_size = size;
+    s->replication = replication == 0 ? 1 : replication;
+    s->state = st;
+    strmap_put(c->segs, s->id, s);
+    c->counts[st]++;
+    return s;
+}
+/* ---- loading from the catalog at start-up ---------------------------------- */
+
+int coord_load_seg(const struct catalog_segment *cs, void *arg)
+{
+    struct coord *c = arg;
+    enum coord_seg_state st = strcmp(cs->state, "LOADED") == 0    ? COORD_LOADED
+                              : strcmp(cs->state, "INVALID") == 0 ? COORD_INVALID
+                                                                  : COORD_PENDING;
+
+    coord_seg_new(c, cs->id, cs->uri, cs->row_count, cs->avg_row_size, cs->replication, st)
+        ->digest = cs->digest;
+    return 0;
+}
+int coord_load_assignment(const struct catalog_assignment *a, void *arg)
+{
+    struct coord *c = arg;
+    struct coord_seg *s = strmap_get(c->segs, a->segment_id);
+    struct coord_node *n = strmap_get(c->nodes, a->node_id);
+    struct coord_holder *h;
+
+    if (s == NULL || n == NULL ||
+        (strcmp(a->state, "LOADING") != 0 && strcmp(a->state, "LOADED") != 0))
+        return 0;
+    if (s->n_holders == s->cap_holders) {
+        s->cap_holders = s->cap_holders * 2 + 2;
+        s->holders = xreallocarray(s->holders, s->cap_holders, sizeof(*s->holders));
+    }
+    h = &s->holders[s->n_holders++];
+    snprintf(h->node, sizeof(h->node), "%s", n->id);
+    h->state = strcmp(a->state, "LOADED") == 0 ? WIRE_SEG_LOADED : WIRE_SEG_LOADING;
+    /* Give the node a full report period before its copy counts as lost. */
+    h->since_ms = coord_now_ms();
+    strmap_put(n->held, s->id, s);
+    n->rows += s->row_count;
+    return 0;
+}
+
+int coord_free_seg(const char *key, void *value, void *arg)
+{
+    struct coord_seg *s = value;
+
+    free(s->uri);
+    free(s->holders);
+    free(s->invalid_nodes);
+    free(s);
+    return 0;
+}

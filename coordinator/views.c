@@ -1,0 +1,488 @@
+/*
+ * views: the coordinator's read endpoints: GET /v1/segments[/{id}],
+ * /v1/nodes, /v1/events, /v1/status, /metrics and /healthz. They read the
+ * model and membership in memory (events from the catalog, one page in SQL)
+ * and change nothing.
+ *
+ * Expected load: operators and scripts polling, a scrape every few seconds.
+ */
+#include "coord_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "catalog.h"
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+#include "pbhttp.h"
+#include "placer.h"
+#include "reason.h"
+#include "sluice_config.h"
+#include "strmap.h"
+#include "wire.h"
+#include "xmalloc.h"
+
+void coord_seg_info(const struct coord *c, const struct coord_seg *s,
+                    struct wire_segment_info *d, bool explain)
+{
+    memset(d, 0, sizeof(*d));
+    snprintf(d->spec.segment_id, sizeof(d->spec.segment_id), "%s", s->id);
+    d->spec.uri = s->uri; /* borrowed: the caller must not free it */
+    d->spec.row_count = s->row_count;
+    d->spec.avg_row_size = s->avg_row_size;
+    d->spec.replication = s->replication;
+    d->spec.digest = s->digest;
+    snprintf(d->state, sizeof(d->state), "%s", coord_seg_state_names[s->state]);
+    d->n_placements = s->n_holders;
+    d->placements = xcalloc(s->n_holders, sizeof(*d->placements));
+    for (unsigned i = 0; i < s->n_holders; i++) {
+        snprintf(d->placements[i].node_id, sizeof(d->placements[i].node_id), "%s",
+                 s->holders[i].node);
+        d->placements[i].state = s->holders[i].state;
+    }
+    d->backoff_until_ms = coord_wall_of(s->backoff_until_ms);
+    snprintf(d->last_reason, sizeof(d->last_reason), "%s", s->last_reason);
+    if (explain) {
+        char buf[4096];
+        if (s->state == COORD_LOADED)
+            snprintf(buf, sizeof(buf), "LOADED on %u node(s), as its replication %u asks",
+                     coord_loaded_holders(s, NULL), s->replication);
+        else if (s->state == COORD_INVALID)
+            snprintf(buf, sizeof(buf), "INVALID: nodes found the file unreadable or corrupt "
+                                       "(see events); it will not be placed");
+        else if (placer_explain(c->placer, s->id, buf, sizeof(buf)) < 0)
+            snprintf(buf, sizeof(buf), "PENDING: %u cop%s loading, waiting for the nodes' "
+                                       "reports", s->n_holders, s->n_holders == 1 ? "y" : "ies");
+        d->explain = xstrdup(buf);
+    }
+}
+
+struct coord_list {
+    const struct coord *c;
+    int state; /* -1: all */
+    struct coord_seg **segs;
+    size_t n;
+};
+
+static int coord_collect_seg(const char *key, void *value, void *arg)
+{
+    struct coord_list *l = arg;
+    struct coord_seg *s = value;
+
+    if (l->state < 0 || (int)s->state == l->state)
+        l->segs[l->n++] = s;
+    return 0;
+}
+
+static int coord_cmp_seg(const void *a, const void *b)
+{
+    return strcmp((*(struct coord_seg *const *)a)->id, (*(struct coord_seg *const *)b)->id);
+}
+
+void coord_list_segments(struct coord *c, struct evhttp_request *req)
+{
+    struct evkeyvalq q;
+    const char *state, *limit_s;
+    struct coord_list l = {c, -1, NULL, 0};
+    struct wire_segment_list out;
+    unsigned long limit = 1000;
+    uint8_t *buf;
+    size_t len;
+
+    evhttp_parse_query_str(evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) != NULL
+                               ? evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req))
+                               : "",
+                           &q);
+    state = evhttp_find_header(&q, "state");
+    limit_s = evhttp_find_header(&q, "limit");
+    if (state != NULL) {
+        for (int i = 0; i < 3; i++)
+            if (strcmp(state, coord_seg_state_names[i]) == 0)
+                l.state = i;
+        if (l.state < 0) {
+            pbhttp_reply_error(req, 400, "invalid_field", "state: one of PENDING, LOADED, INVALID");
+            goto out;
+        }
+    }
+    if (limit_s != NULL) {
+        char *end;
+        limit = strtoul(limit_s, &end, 10);
+        if (*end != '\0' || limit == 0 || limit > 1000000) {
+            pbhttp_reply_error(req, 400, "invalid_field", "limit: an integer in 1..1000000");
+            goto out;
+        }
+    }
+    l.segs = xcalloc(strmap_count(c->segs) + 1, sizeof(*l.segs));
+    strmap_foreach(c->segs, coord_collect_seg, &l);
+    qsort(l.segs, l.n, sizeof(*l.segs), coord_cmp_seg);
+    memset(&out, 0, sizeof(out));
+    out.total = l.n;
+    out.n = l.n < limit ? l.n : limit;
+    out.segments = xcalloc(out.n, sizeof(*out.segments));
+    for (size_t i = 0; i < out.n; i++)
+        coord_seg_info(c, l.segs[i], &out.segments[i], false);
+    buf = wire_segment_list_encode(&out, &len);
+    for (size_t i = 0; i < out.n; i++)
+        free(out.segments[i].placements);
+    free(out.segments);
+    free(l.segs);
+    pbhttp_reply(req, 200, buf, len);
+out:
+    evhttp_clear_headers(&q);
+}
+
+/* GET /v1/segments/{id}: one segment, with why it is where it is (explain). */
+void coord_show_segment(struct coord *c, struct evhttp_request *req, const char *id)
+{
+    struct wire_segment_list out;
+    struct wire_segment_info info;
+    struct wire_error err;
+    struct coord_seg *s;
+    char msg[256];
+    uint8_t *buf;
+    size_t len;
+
+    if (wire_check_segment_id("segment id in path", id, &err) < 0) {
+        pbhttp_reply_error(req, 400, err.code, err.message);
+        return;
+    }
+    s = strmap_get(c->segs, id);
+    if (s == NULL) {
+        snprintf(msg, sizeof(msg), "segment \"%s\" is not registered", id);
+        pbhttp_reply_error(req, 404, "not_found", msg);
+        return;
+    }
+    coord_seg_info(c, s, &info, true);
+    out.n = 1;
+    out.total = 1;
+    out.segments = &info;
+    buf = wire_segment_list_encode(&out, &len);
+    free(info.placements);
+    free(info.explain);
+    pbhttp_reply(req, 200, buf, len);
+}
+
+/* ---- /v1/nodes ----------------------------------------------------------- */
+
+static int coord_collect_node(const char *key, void *value, void *arg)
+{
+    struct wire_node_list *l = arg;
+    struct coord_node *n = value;
+    struct wire_node_info *d = &l->nodes[l->n++];
+
+    memset(d, 0, sizeof(*d));
+    snprintf(d->node_id, sizeof(d->node_id), "%s", n->id);
+    snprintf(d->addr, sizeof(d->addr), "%s", n->addr);
+    snprintf(d->state, sizeof(d->state), "%s", n->state);
+    d->pressure = n->pressure;
+    d->segments = (uint32_t)strmap_count(n->held);
+    snprintf(d->last_reason, sizeof(d->last_reason), "%s", n->last_reason);
+    d->last_seen_ms = n->last_seen_ms;
+    d->refusals = n->refusals;
+    return 0;
+}
+
+static int coord_cmp_node(const void *a, const void *b)
+{
+    return strcmp(((const struct wire_node_info *)a)->node_id,
+                  ((const struct wire_node_info *)b)->node_id);
+}
+
+void coord_nodes_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct coord *c = arg;
+    struct wire_node_list l;
+    uint8_t *buf;
+    size_t len;
+
+    l.n = 0;
+    l.nodes = xcalloc(strmap_count(c->nodes) + 1, sizeof(*l.nodes));
+    strmap_foreach(c->nodes, coord_collect_node, &l);
+    qsort(l.nodes, l.n, sizeof(*l.nodes), coord_cmp_node);
+    buf = wire_node_list_encode(&l, &len);
+    free(l.nodes);
+    pbhttp_reply(req, 200, buf, len);
+}
+/* ---- /v1/events, /v1/status, /metrics ------------------------------------- */
+
+struct coord_evlist {
+    struct wire_event_list l;
+    size_t cap;
+};
+
+static int coord_collect_event(const struct catalog_event *e, void *arg)
+{
+    struct coord_evlist *el = arg;
+    struct wire_event *d;
+
+    if (el->l.n == el->cap) {
+        el->cap = el->cap * 2 + 64;
+        el->l.events = xreallocarray(el->l.events, el->cap, sizeof(*el->l.events));
+    }
+    d = &el->l.events[el->l.n++];
+    memset(d, 0, sizeof(*d));
+    d->id = e->id;
+    d->ts_ms = (uint64_t)e->ts_ms;
+    snprintf(d->segment_id, sizeof(d->segment_id), "%s", e->segment_id);
+    snprintf(d->node_id, sizeof(d->node_id), "%s", e->node_id);
+    snprintf(d->kind, sizeof(d->kind), "%s", e->kind);
+    if (e->reason[0] == '\0' || reason_parse(e->reason, &d->reason) < 0)
+        d->reason = WIRE_REASON_NONE;
+    d->http_status = (uint32_t)e->http_status;
+    d->retry_after_ms = (uint32_t)e->retry_after_ms;
+    snprintf(d->detail, sizeof(d->detail), "%s", e->detail);
+    return 0;
+}
+
+/* A decimal event id from a query parameter: 1..INT64_MAX, digits only. 0 or -EINVAL. */
+static int coord_parse_event_id(const char *v, uint64_t *ret)
+{
+    unsigned long long n;
+    char *end;
+
+    if (v == NULL || *v < '0' || *v > '9')
+        return -EINVAL;
+    errno = 0;
+    n = strtoull(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n == 0 || n > INT64_MAX)
+        return -EINVAL;
+    *ret = n;
+    return 0;
+}
+
+/*
+ * GET /v1/events: one page, limited in SQL (see EventList in the proto).
+ * Newest first from the catalog, reversed into ascending order here; one
+ * row more than the page is read to know whether an older page exists.
+ */
+void coord_events_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct coord *c = arg;
+    struct coord_evlist el = {{0, NULL, 0}, 0};
+    const char *seg, *limit_s, *before_s, *after_s, *query;
+    unsigned long limit = 100;
+    struct evkeyvalq q;
+    struct wire_error err;
+    uint64_t after = 0, before = 0;
+    uint8_t *buf;
+    size_t len;
+    int r;
+
+    query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    evhttp_parse_query_str(query != NULL ? query : "", &q);
+    seg = evhttp_find_header(&q, "segment");
+    limit_s = evhttp_find_header(&q, "limit");
+    before_s = evhttp_find_header(&q, "before");
+    after_s = evhttp_find_header(&q, "after");
+    if (seg != NULL && wire_check_segment_id("segment", seg, &err) < 0) {
+        pbhttp_reply_error(req, 400, err.code, err.message);
+        goto out;
+    }
+    if (limit_s != NULL) {
+        char *end;
+        limit = strtoul(limit_s, &end, 10);
+        if (*end != '\0' || limit == 0 || limit > 100000) {
+            pbhttp_reply_error(req, 400, "invalid_field", "limit: an integer in 1..100000");
+            goto out;
+        }
+    }
+    if ((before_s != NULL && coord_parse_event_id(before_s, &before) < 0) ||
+        (after_s != NULL && coord_parse_event_id(after_s, &after) < 0)) {
+        pbhttp_reply_error(req, 400, "invalid_field",
+                           before_s != NULL && coord_parse_event_id(before_s, &before) < 0
+                               ? "before: an event id, an integer in 1..2^63-1"
+                               : "after: an event id, an integer in 1..2^63-1");
+        goto out;
+    }
+    if (before_s != NULL && after_s != NULL) {
+        pbhttp_reply_error(req, 400, "invalid_field", "before, after: give at most one");
+        goto out;
+    }
+    coord_flush(c);
+    if (after_s != NULL) {
+        r = catalog_foreach_event(c->cat, seg, after, (unsigned)limit, coord_collect_event, &el);
+    } else {
+        r = catalog_foreach_event_before(c->cat, seg, before, (unsigned)limit + 1,
+                                         coord_collect_event, &el);
+        if (r == 0 && el.l.n > limit) {
+            el.l.n = limit;
+            el.l.next_before = el.l.events[limit - 1].id;
+        }
+        for (size_t k = 0; r == 0 && k < el.l.n / 2; k++) {
+            struct wire_event t = el.l.events[k];
+
+            el.l.events[k] = el.l.events[el.l.n - 1 - k];
+            el.l.events[el.l.n - 1 - k] = t;
+        }
+    }
+    if (r < 0) {
+        wire_event_list_done(&el.l);
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        goto out;
+    }
+    buf = wire_event_list_encode(&el.l, &len);
+    wire_event_list_done(&el.l);
+    pbhttp_reply(req, 200, buf, len);
+out:
+    evhttp_clear_headers(&q);
+}
+
+static int coord_count_up(const char *key, void *value, void *arg)
+{
+    const struct coord_node *n = value;
+
+    *(uint32_t *)arg += strcmp(n->state, "UP") == 0 || strcmp(n->state, "DRAINING") == 0;
+    return 0;
+}
+
+static int coord_sum_rc_in_flight(const char *key, void *value, void *arg)
+{
+    *(size_t *)arg += ((const struct coord_node *)value)->rc_in_flight;
+    return 0;
+}
+
+/*
+ * Assignments in flight, and segments still waiting to be placed (queued, or
+ * with an assignment in flight; unplaced may be NULL), from whichever placer
+ * is running. The rowcount baseline counts a segment once per copy it is
+ * missing.
+ */
+static void coord_placing(const struct coord *c, const struct placer_stats *ps,
+                          size_t *in_flight, size_t *unplaced)
+{
+    size_t rc = 0;
+
+    if (!c->rowcount) {
+        *in_flight = ps->in_flight;
+        if (unplaced != NULL)
+            *unplaced = ps->segments;
+        return;
+    }
+    strmap_foreach(c->nodes, coord_sum_rc_in_flight, &rc);
+    *in_flight = rc;
+    if (unplaced != NULL)
+        *unplaced = c->rc_n + rc;
+}
+
+static void coord_status_fill(struct coord *c, struct wire_cluster_status *st)
+{
+    size_t in_flight;
+    struct placer_stats ps;
+
+    memset(st, 0, sizeof(*st));
+    placer_get_stats(c->placer, &ps);
+    st->segments_total = strmap_count(c->segs);
+    st->segments_pending = c->counts[COORD_PENDING];
+    st->segments_loaded = c->counts[COORD_LOADED];
+    st->segments_invalid = c->counts[COORD_INVALID];
+    st->segments_backing_off = ps.backing_off + ps.waiting_retry;
+    st->nodes_total = (uint32_t)strmap_count(c->nodes);
+    strmap_foreach(c->nodes, coord_count_up, &st->nodes_up);
+    coord_placing(c, &ps, &in_flight, NULL);
+    st->assignments_in_flight = in_flight;
+    snprintf(st->version, sizeof(st->version), "%s", SLUICE_VERSION);
+    st->uptime_seconds = (clock_mono_ns() - c->started_mono_ns) / 1000000000ull;
+}
+
+void coord_status_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct wire_cluster_status st;
+    uint8_t *buf;
+    size_t len;
+
+    coord_status_fill(arg, &st);
+    buf = wire_cluster_status_encode(&st, &len);
+    pbhttp_reply(req, 200, buf, len);
+}
+
+void coord_healthz_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    http_reply_text(req, 200, "ok\n");
+}
+
+static int coord_metrics_node(const char *key, void *value, void *arg)
+{
+    const struct coord_node *n = value;
+    const char *labels[] = {"node", n->id, "state", n->state, NULL};
+
+    metrics_sample_u64(arg, "sluice_coord_node_segments", strmap_count(n->held), labels);
+    return 0;
+}
+
+void coord_metrics_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct coord *c = arg;
+    struct metrics_buf *m = metrics_buf_new();
+    struct wire_cluster_status st;
+    struct placer_stats ps;
+    struct http_server_stats hs;
+    size_t in_flight, unplaced;
+
+    coord_status_fill(c, &st);
+    placer_get_stats(c->placer, &ps);
+    http_server_get_stats(c->http, &hs);
+    metrics_family(m, "sluice_coord_segments", "gauge", "Registered segments by state.");
+    for (int i = 0; i < 3; i++) {
+        const char *labels[] = {"state", coord_seg_state_names[i], NULL};
+        metrics_sample_u64(m, "sluice_coord_segments", c->counts[i], labels);
+    }
+    metrics_one_u64(m, "sluice_coord_segments_backing_off", "gauge",
+                    "Pending segments waiting out a Retry-After.", st.segments_backing_off);
+    metrics_one_u64(m, "sluice_coord_nodes_up", "gauge", "Nodes UP or DRAINING.", st.nodes_up);
+    metrics_family(m, "sluice_coord_node_segments", "gauge", "Segments held per node.");
+    strmap_foreach(c->nodes, coord_metrics_node, m);
+    coord_placing(c, &ps, &in_flight, &unplaced);
+    metrics_one_u64(m, "sluice_coord_segments_unplaced", "gauge",
+                    "Segments waiting for a node to accept them (queued or in flight).",
+                    unplaced);
+    metrics_one_u64(m, "sluice_coord_assignments_in_flight", "gauge",
+                    "Assignments awaiting an answer.", in_flight);
+    metrics_family(m, "sluice_coord_assignments_total", "counter",
+                   "Answers to assignments by outcome.");
+    for (int i = 0; i < PLACER_OUTCOME_COUNT_; i++) {
+        const char *labels[] = {"outcome", placer_outcome_name((enum placer_outcome)i), NULL};
+        metrics_sample_u64(m, "sluice_coord_assignments_total", ps.outcomes_total[i], labels);
+    }
+    metrics_family(m, "sluice_coord_refusals_total", "counter", "Node refusals by reason.");
+    for (int r = 1; r < WIRE_REASON_COUNT_; r++) {
+        const char *labels[] = {"reason", reason_name((enum wire_reason)r), NULL};
+        metrics_sample_u64(m, "sluice_coord_refusals_total", ps.refused_by_reason_total[r],
+                           labels);
+    }
+    metrics_one_u64(m, "sluice_coord_late_answers_total", "counter",
+                    "Answers that came after the segment's placement was settled otherwise "
+                    "(a node report, a timeout); ignored.",
+                    ps.late_answers_total);
+    metrics_one_u64(m, "sluice_coord_backoffs_total", "counter",
+                    "Rounds in which every node refused a segment.", ps.backoffs_total);
+    metrics_one_u64(m, "sluice_coord_capacity_wakes_total", "counter",
+                    "Back-offs ended early because a node came UP or accepted a segment.",
+                    ps.capacity_wakes_total);
+    metrics_one_u64(m, "sluice_coord_reports_total", "counter", "Node reports received.",
+                    c->reports);
+    metrics_one_u64(m, "sluice_coord_registered_total", "counter", "Segments registered.",
+                    c->registered);
+    metrics_one_u64(m, "sluice_coord_claims_total", "counter", "Pull-mode claims served.",
+                    c->claims);
+    metrics_one_u64(m, "sluice_coord_node_id_conflicts_total", "counter",
+                    "Reports refused (409) because a live node at another address has their "
+                    "node id.",
+                    c->id_clashes);
+    metrics_one_u64(m, "sluice_coord_catalog_errors_total", "counter", "Failed catalog writes.",
+                    c->catalog_errors);
+    metrics_one_u64(m, "sluice_http_connections_live", "gauge", "Open HTTP connections.",
+                    hs.connections_live);
+    http_reply(req, 200, "text/plain; version=0.0.4", metrics_buf_data(m), metrics_buf_len(m));
+    metrics_buf_free(m);
+}
