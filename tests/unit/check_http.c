@@ -1043,6 +1043,7 @@ START_TEST(test_client_deadline_from_send)
     ck_assert_int_eq(sv.answered, 2);
 
     /* A peer that does not answer in time: what waits behind fails with it. */
+    event_base_free(st.base);
     memset(&st, 0, sizeof(st));
     st.base = event_base_new();
     script_start(&sv, SCRIPT_SLOW, 1500);
