@@ -1,5 +1,7 @@
 /*
- * daemon: the token file and the ready file. Run once at start-up.
+ * daemon: the start-up both daemons share (log level, token, SIGPIPE,
+ * event_base), the token file, the ready file and the main loop. Run once
+ * per process.
  */
 #include "daemon.h"
 
@@ -10,7 +12,9 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 
+#include "cli.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -81,6 +85,23 @@ void daemon_run(struct event_base *base)
     event_base_dispatch(base);
     event_free(term);
     event_free(intr);
+}
+
+struct event_base *daemon_init(const char *prog, const struct daemon_server_flags *f,
+                               char **ret_token)
+{
+    enum log_level lvl = LOG_LEVEL_INFO;
+    struct event_base *base;
+
+    log_level_parse(f->log_level, &lvl);
+    log_set_level(lvl);
+    *ret_token = cli_load_token(prog, f->token_file);
+    signal(SIGPIPE, SIG_IGN);
+    evthread_use_pthreads();
+    base = event_base_new();
+    if (base == NULL)
+        fatal("event_base_new", NULL);
+    return base;
 }
 
 const char *const daemon_log_levels[] = {"debug", "info", "warn", "error", NULL};

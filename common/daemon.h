@@ -19,8 +19,22 @@
  */
 int daemon_load_token(const char *path, char **ret_token, char *err, size_t err_len);
 
-/* Runs the event loop until SIGTERM or SIGINT (each logged), then returns. */
 struct event_base;
+struct daemon_server_flags;
+
+/*
+ * The start of both daemons' `serve`, once their flags are parsed: sets the
+ * log level from f->log_level, loads the cluster token (f->token_file, else
+ * $SLUICE_TOKEN; a file that cannot be read or is empty prints
+ * "<prog>: --token-file ...: <problem>" and exits 2), ignores SIGPIPE (a
+ * peer may close first), makes libevent thread-safe and creates the one
+ * event_base of the process. Returns the base; *ret_token is the token or
+ * NULL (no auth), the caller's to free. Failing to create the base is fatal.
+ */
+struct event_base *daemon_init(const char *prog, const struct daemon_server_flags *f,
+                               char **ret_token);
+
+/* Runs the event loop until SIGTERM or SIGINT (each logged), then returns. */
 void daemon_run(struct event_base *base);
 
 /* Writes "host:port\n" to path atomically (tmp + rename). 0 or -errno. */

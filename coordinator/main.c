@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include <event2/event.h>
-#include <event2/thread.h>
 
 #include "config.h"
 #include "healthcheck.h"
@@ -22,19 +21,6 @@
 #include "xmalloc.h"
 
 #define N_OPTS(a) (sizeof(a) / sizeof((a)[0]))
-
-/* The cluster token (--token-file, else $SLUICE_TOKEN); a bad file is a usage error. */
-static char *main_read_token(const char *path)
-{
-    char err[300];
-    char *token = NULL;
-
-    if (daemon_load_token(path, &token, err, sizeof(err)) < 0) {
-        fprintf(stderr, "sluice-coord: %s\n", err);
-        exit(2);
-    }
-    return token;
-}
 
 static int cmd_serve(int argc, char **argv)
 {
@@ -78,8 +64,7 @@ static int cmd_serve(int argc, char **argv)
     struct event_base *base = NULL;
     struct coord_config cfg;
     struct coord *c = NULL;
-    enum log_level lvl = LOG_LEVEL_INFO;
-    char err[512], *token;
+    char err[512], *token = NULL;
     int next, rc = 1;
 
     {
@@ -97,14 +82,7 @@ static int cmd_serve(int argc, char **argv)
             exit(2);
         }
     }
-    log_level_parse(srv.log_level, &lvl);
-    log_set_level(lvl);
-    token = main_read_token(srv.token_file);
-    signal(SIGPIPE, SIG_IGN);
-    evthread_use_pthreads();
-    base = event_base_new();
-    if (base == NULL)
-        fatal("event_base_new", NULL);
+    base = daemon_init("sluice-coord", &srv, &token);
     memset(&cfg, 0, sizeof(cfg));
     cfg.listen = listen;
     cfg.db_path = db;

@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/thread.h>
 
 #include "api.h"
 #include "cli.h"
@@ -237,7 +236,6 @@ static int cmd_serve(int argc, char **argv)
     struct event_base *base = NULL;
     struct node_api *api = NULL;
     struct node_config cfg;
-    enum log_level lvl = LOG_LEVEL_INFO;
     char *token = NULL;
     char err[512];
     int next, rc = 1;
@@ -265,14 +263,7 @@ static int cmd_serve(int argc, char **argv)
     }
     if (main_check_memlock(mlock_budget) < 0)
         exit(1);
-    log_level_parse(srv.log_level, &lvl);
-    log_set_level(lvl);
-    token = cli_load_token("sluice-node", srv.token_file);
-    signal(SIGPIPE, SIG_IGN);
-    evthread_use_pthreads();
-    base = event_base_new();
-    if (base == NULL)
-        fatal("event_base_new", NULL);
+    base = daemon_init("sluice-node", &srv, &token);
     memset(&cfg, 0, sizeof(cfg));
     cfg.listen = listen;
     cfg.storage_root = storage_root;
