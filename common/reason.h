@@ -12,7 +12,8 @@
 #include <stdint.h>
 
 /* Values equal the proto enum numbers. The admission gates are
- * DRAINING..DISK_FULL in this order (DESIGN.md's gate order). */
+ * DRAINING..DISK_FULL in this order (DESIGN.md's gate order), and
+ * MEM_EXHAUSTION, which came later: its number follows SEGMENT_INVALID. */
 enum wire_reason {
     WIRE_REASON_NONE = 0,
     WIRE_REASON_DRAINING,
@@ -24,6 +25,7 @@ enum wire_reason {
     WIRE_REASON_LOAD_CONCURRENCY,
     WIRE_REASON_DISK_FULL,
     WIRE_REASON_SEGMENT_INVALID,
+    WIRE_REASON_MEM_EXHAUSTION, /* a gate too, checked after MEM_CRITICAL */
     WIRE_REASON_COUNT_
 };
 

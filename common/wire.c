@@ -24,6 +24,7 @@
 #include "xmalloc.h"
 
 _Static_assert((int)WIRE_REASON_SEGMENT_INVALID == (int)SLUICE__V1__REASON__SEGMENT_INVALID, "reason enum");
+_Static_assert((int)WIRE_REASON_MEM_EXHAUSTION == (int)SLUICE__V1__REASON__MEM_EXHAUSTION, "reason enum");
 _Static_assert((int)WIRE_REASON_DISK_FULL == (int)SLUICE__V1__REASON__DISK_FULL, "reason enum");
 _Static_assert((int)WIRE_SEG_DROPPED == (int)SLUICE__V1__SEGMENT_STATE__DROPPED, "segment state enum");
 _Static_assert((int)WIRE_AGG_MAX == (int)SLUICE__V1__AGGREGATE__MAX, "aggregate enum");

@@ -67,6 +67,12 @@ struct admission_config admission_config_default(void)
     c.retry_concurrency_ms = reason_retry_default_ms(WIRE_REASON_LOAD_CONCURRENCY);
     c.retry_draining_ms = reason_retry_default_ms(WIRE_REASON_DRAINING);
     c.retry_disk_ms = reason_retry_default_ms(WIRE_REASON_DISK_FULL);
+    c.exhaust_tte_enter_ms = 30000;
+    c.exhaust_tte_exit_ms = 60000;
+    c.exhaust_fast_fill_ms = 60000;
+    c.exhaust_swapin_enter = 1000;
+    c.exhaust_swapin_exit = 100;
+    c.exhaust_swapin_sustain_ms = 3000;
     c.retry_jitter = 0.2;
     c.shed_after_ms = 3000;
     c.shed_cooldown_ms = 5000;
@@ -118,6 +124,8 @@ int admission_config_check(const struct admission_config *cfg, char *err, size_t
         {"--latency-exit-ratio", cfg->latency_exit_ratio, 0, true, 1},
         {"--slow-start-headroom", cfg->slow_start_headroom, 0, true, 1},
         {"--retry-jitter", cfg->retry_jitter, 0, false, 0.9},
+        {"--exhaust-swapin-enter", cfg->exhaust_swapin_enter, 0, true, 1e12},
+        {"--exhaust-swapin-exit", cfg->exhaust_swapin_exit, 0, false, cfg->exhaust_swapin_enter},
     };
     const struct {
         const char *flag;
@@ -146,6 +154,9 @@ int admission_config_check(const struct admission_config *cfg, char *err, size_t
     if (cfg->retry_pressure_max_ms < cfg->retry_pressure_ms)
         return adm_invalid(err, err_len, "--retry-pressure-max: %llu ms is below --retry-pressure",
                            (unsigned long long)cfg->retry_pressure_max_ms);
+    if (cfg->exhaust_tte_enter_ms > 0 && cfg->exhaust_tte_exit_ms < cfg->exhaust_tte_enter_ms)
+        return adm_invalid(err, err_len, "--exhaust-tte-exit: %llu ms is below --exhaust-tte-enter",
+                           (unsigned long long)cfg->exhaust_tte_exit_ms);
     if (cfg->latency_min_queries < 1)
         return adm_invalid(err, err_len, "--latency-min-queries: %lld is below 1",
                            (long long)cfg->latency_min_queries);
@@ -257,6 +268,32 @@ static bool adm_latency_breach(const struct admission_config *cfg,
            adm_above(sig->p99_10s_ms, base * cfg->latency_baseline_factor);
 }
 
+/* Time to exhaustion under enter (or, once closed, under exit). */
+static bool adm_tte_breach(const struct admission_config *cfg, const struct admission_signals *sig,
+                           bool closed)
+{
+    if (cfg->exhaust_tte_enter_ms == 0 || !sig->exhaust_available)
+        return false;
+    return sig->tte_ms < (closed ? cfg->exhaust_tte_exit_ms : cfg->exhaust_tte_enter_ms);
+}
+
+/* Swap-ins above enter (or, while high, above exit) right now. */
+static bool adm_swapin_high(const struct admission_config *cfg, const struct admission_signals *sig,
+                            bool high)
+{
+    return sig->swapins_available &&
+           adm_above(sig->swapins_per_s,
+                     high ? cfg->exhaust_swapin_exit : cfg->exhaust_swapin_enter);
+}
+
+/* Swap-ins high for exhaust_swapin_sustain_ms, as of the last observation. */
+static bool adm_swapin_sustained(const struct admission_config *cfg,
+                                 const struct admission_state *state, uint64_t now)
+{
+    return state->swapin_high &&
+           adm_since(now, state->swapin_since_ms) >= cfg->exhaust_swapin_sustain_ms;
+}
+
 uint64_t admission_admit_limit(const struct admission_config *cfg,
                                const struct admission_signals *sig)
 {
@@ -355,6 +392,14 @@ void admission_observe(const struct admission_config *cfg, const struct admissio
     if (stall && !state->critical_stall)
         state->critical_stall_since_ms = now;
     state->critical_stall = stall;
+
+    stall = adm_swapin_high(cfg, sig, state->swapin_high);
+    if (stall && !state->swapin_high)
+        state->swapin_since_ms = now;
+    state->swapin_high = stall;
+    g = &state->gate[WIRE_REASON_MEM_EXHAUSTION];
+    breach = adm_tte_breach(cfg, sig, g->closed) || adm_swapin_sustained(cfg, state, now);
+    opened |= adm_gate_step(g, breach, now, hold);
 
     g = &state->gate[WIRE_REASON_MEM_PRESSURE];
     breach = adm_pressure_some(cfg, sig, g->closed) || adm_pressure_avg10(cfg, sig, g->closed);
@@ -489,6 +534,43 @@ static bool adm_check_critical(const struct admission_config *cfg,
     adm_level(ret->detail, sizeof(ret->detail), cfg, g, now, "full stall fraction", sig->full_frac,
               cfg->critical_full_enter, cfg->critical_full_exit, "");
     adm_append(ret->detail, sizeof(ret->detail), "; full avg10 %.4g%%", sig->full_avg10);
+    return true;
+}
+
+/* Milliseconds as seconds for a detail; "never" for UINT64_MAX. */
+static void adm_append_s(char *buf, size_t len, uint64_t ms)
+{
+    if (ms == UINT64_MAX)
+        adm_append(buf, len, "never");
+    else
+        adm_append(buf, len, "%.1f s", (double)ms / 1000.0);
+}
+
+static bool adm_check_exhaust(const struct admission_config *cfg,
+                              const struct admission_signals *sig, struct admission_state *state,
+                              uint32_t random, struct admission_verdict *ret)
+{
+    struct admission_gate_state *g = &state->gate[WIRE_REASON_MEM_EXHAUSTION];
+    uint64_t now = sig->now_ms;
+    bool fast;
+
+    adm_close_now(g, adm_tte_breach(cfg, sig, false), now);
+    if (!g->closed)
+        return false;
+    fast = sig->exhaust_available && sig->fill_ms < cfg->exhaust_fast_fill_ms;
+    adm_refuse(ret, cfg, WIRE_REASON_MEM_EXHAUSTION,
+               fast ? adm_retry_pressure(cfg, 0, g, now) : cfg->retry_capacity_ms, random);
+    adm_append(ret->detail, sizeof(ret->detail), "time to exhaustion ");
+    adm_append_s(ret->detail, sizeof(ret->detail),
+                 sig->exhaust_available ? sig->tte_ms : UINT64_MAX);
+    adm_append(ret->detail, sizeof(ret->detail), " (enter %.1f s), growth %.4g MiB/s, fill ",
+               (double)cfg->exhaust_tte_enter_ms / 1000.0, sig->growth_bytes_per_s / 1048576.0);
+    adm_append_s(ret->detail, sizeof(ret->detail),
+                 sig->exhaust_available ? sig->fill_ms : UINT64_MAX);
+    adm_append(ret->detail, sizeof(ret->detail), ": %s; swap-in %.4g pages/s (enter %.4g%s)",
+               fast ? "fast run, shedding" : "slow leak, go elsewhere", sig->swapins_per_s,
+               cfg->exhaust_swapin_enter,
+               adm_swapin_sustained(cfg, state, now) ? ", sustained" : "");
     return true;
 }
 
@@ -684,6 +766,7 @@ void admission_decide(const struct admission_config *cfg, const struct admission
         return;
     }
     if (adm_check_critical(cfg, sig, state, random, ret) ||
+        adm_check_exhaust(cfg, sig, state, random, ret) ||
         adm_check_pressure(cfg, sig, state, random, ret) ||
         adm_check_thrash(cfg, sig, state, random, ret) ||
         adm_check_capacity(cfg, sig, state, req, random, ret) ||
@@ -721,6 +804,9 @@ bool admission_should_shed(const struct admission_config *cfg, const struct admi
         return false;
     if (state->shed && adm_since(now, state->last_shed_ms) < cfg->shed_cooldown_ms)
         return false;
+    g = &state->gate[WIRE_REASON_MEM_EXHAUSTION];
+    if (g->closed && adm_tte_breach(cfg, sig, true) && sig->fill_ms < cfg->exhaust_fast_fill_ms)
+        return true; /* a fast run to OOM: waiting shed_after_ms may be too late */
     g = &state->gate[WIRE_REASON_MEM_CRITICAL];
     if (g->closed && state->critical_stall &&
         adm_since(now, state->critical_stall_since_ms) >= cfg->shed_after_ms)
@@ -737,16 +823,22 @@ void admission_note_shed(struct admission_state *state, uint64_t now_ms)
 
 /* ---- names and status ---- */
 
+bool admission_is_gate(enum wire_reason reason)
+{
+    return reason == WIRE_REASON_MEM_EXHAUSTION ||
+           ((unsigned)reason >= ADMISSION_GATE_FIRST && (unsigned)reason <= ADMISSION_GATE_LAST);
+}
+
 bool admission_gate_closed(const struct admission_state *state, enum wire_reason reason)
 {
-    if ((unsigned)reason < ADMISSION_GATE_FIRST || (unsigned)reason > ADMISSION_GATE_LAST)
+    if (!admission_is_gate(reason))
         return false;
     return state->gate[reason].closed;
 }
 
 uint64_t admission_gate_transitions(const struct admission_state *state, enum wire_reason reason)
 {
-    if ((unsigned)reason < ADMISSION_GATE_FIRST || (unsigned)reason > ADMISSION_GATE_LAST)
+    if (!admission_is_gate(reason))
         return 0;
     return state->gate[reason].transitions;
 }

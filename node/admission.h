@@ -21,9 +21,18 @@
  *   LATENCY_SLO       p99 over the SLO and over baseline x factor      (429)
  *   LOAD_CONCURRENCY  too many loads in flight                         (429)
  *   DISK_FULL         the segment file would eat into the disk reserve (507)
- * These are exactly enum wire_reason values ADMISSION_GATE_FIRST ..
- * ADMISSION_GATE_LAST, in that order, so a loop over the range walks the
- * gates in order.
+ * and MEM_EXHAUSTION (time to exhaustion under --exhaust-tte-enter, or
+ * swap-in sustained), checked right after MEM_CRITICAL. The first eight are
+ * enum wire_reason values ADMISSION_GATE_FIRST .. ADMISSION_GATE_LAST;
+ * MEM_EXHAUSTION came later and has the number after SEGMENT_INVALID, so a
+ * loop over every gate runs to WIRE_REASON_COUNT_ and skips non-gates
+ * (admission_gate_closed() is false for them).
+ *
+ * MEM_EXHAUSTION tells a slow leak from a fast run by the fill time (how
+ * long the growth would take to fill the whole capacity): a slow leak gets
+ * --retry-capacity ("go elsewhere"), a fast run (fill time under
+ * --exhaust-fast-fill) gets --retry-pressure and admission_should_shed()
+ * sheds at once, without waiting for --shed-after.
  *
  * Flapping is prevented three ways:
  *  - hysteresis: the signal gates (MEM_CRITICAL, MEM_PRESSURE, MEM_THRASHING,
@@ -87,7 +96,12 @@ struct admission_signals {
     double baseline_p99_ms;        /* long-run p99 (0: unknown) */
     uint64_t queries_10s;          /* queries in the 10 s window */
     unsigned loads_in_flight;
-    uint64_t disk_free_bytes; /* free bytes in the data dir (UINT64_MAX: unknown) */
+    uint64_t disk_free_bytes;  /* free bytes in the data dir (UINT64_MAX: unknown) */
+    bool exhaust_available;    /* false: the time-to-exhaustion half of MEM_EXHAUSTION is off */
+    uint64_t tte_ms, fill_ms;  /* the sampler's estimate; UINT64_MAX: not growing */
+    double growth_bytes_per_s; /* others' growth (for the detail) */
+    bool swapins_available;    /* false: the swap-in half of MEM_EXHAUSTION is off */
+    double swapins_per_s;      /* pages/s read back from swap */
 };
 
 /*
@@ -130,6 +144,20 @@ struct admission_config {
     double latency_exit_ratio;
     /* --latency-min-queries 100: queries in 10 s needed before p99 counts. */
     int64_t latency_min_queries;
+
+    /* --exhaust-tte-enter 30s: time to exhaustion that closes MEM_EXHAUSTION; 0 disables it. */
+    uint64_t exhaust_tte_enter_ms;
+    /* --exhaust-tte-exit 60s: time to exhaustion above which it may reopen. */
+    uint64_t exhaust_tte_exit_ms;
+    /* --exhaust-fast-fill 60s: growth that would fill the whole capacity sooner is a fast run
+     * (shed). */
+    uint64_t exhaust_fast_fill_ms;
+    /* --exhaust-swapin-enter 1000: swap-ins (pages/s) that, sustained, close MEM_EXHAUSTION. */
+    double exhaust_swapin_enter;
+    /* --exhaust-swapin-exit 100: swap-ins (pages/s) below which it may reopen. */
+    double exhaust_swapin_exit;
+    /* --exhaust-swapin-sustain 3s: how long swap-ins must stay high to count. */
+    uint64_t exhaust_swapin_sustain_ms;
 
     /* --max-loads 4: segment loads in flight at once. */
     int64_t max_loads;
@@ -185,13 +213,15 @@ struct admission_gate_state {
  * admission_note_shed(); everything else only reads it.
  */
 struct admission_state {
-    struct admission_gate_state gate[ADMISSION_GATE_LAST + 1]; /* by enum wire_reason */
+    struct admission_gate_state gate[WIRE_REASON_COUNT_]; /* by enum wire_reason */
     bool recovered;                   /* some hysteresis gate has reopened ... */
     uint64_t recovered_ms;            /* ... last at this time: slow start runs from here */
     bool critical_stall;              /* MEM_CRITICAL breached by its stall signal, not oom */
     uint64_t critical_stall_since_ms; /* start of that run */
     bool shed;                        /* admission_note_shed() has been called ... */
     uint64_t last_shed_ms;            /* ... last at this time */
+    bool swapin_high;                 /* swap-ins above enter (exit while high) ... */
+    uint64_t swapin_since_ms;         /* ... since this time */
 };
 
 struct admission_request {
@@ -256,6 +286,9 @@ bool admission_should_shed(const struct admission_config *cfg, const struct admi
 
 /* Records that a segment was shed at now_ms, starting the cooldown. */
 void admission_note_shed(struct admission_state *state, uint64_t now_ms);
+
+/* Whether reason names an admission gate (DRAINING..DISK_FULL, MEM_EXHAUSTION). */
+bool admission_is_gate(enum wire_reason reason);
 
 /* Whether gate reason is closed as of the last observe/decide; false for non-gates. */
 bool admission_gate_closed(const struct admission_state *state, enum wire_reason reason);

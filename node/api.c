@@ -181,6 +181,12 @@ static void api_signals(struct node_api *api, struct admission_signals *sig)
         sig->pgscan_per_s = s->pgscan_per_s;
         sig->refaults_available = (s->have & SAMPLER_HAVE_REFAULT_RATE) != 0;
         sig->refaults_per_s = s->refaults_per_s;
+        sig->exhaust_available = s->tte_valid;
+        sig->tte_ms = s->tte_ms;
+        sig->fill_ms = s->fill_ms;
+        sig->growth_bytes_per_s = s->growth_bytes_per_s;
+        sig->swapins_available = (s->have & SAMPLER_HAVE_SWAPIN_RATE) != 0;
+        sig->swapins_per_s = s->swapins_per_s;
         sig->oom_kills_recent = s->oom_kill_recent ? 1 : 0;
         sig->limit_bytes = (s->have & SAMPLER_HAVE_LIMIT) ? s->limit_bytes : 0;
     }
@@ -903,7 +909,7 @@ static void api_status_cb(struct evhttp_request *req, const char *rest, void *ar
     snprintf(st.signal_sources, sizeof(st.signal_sources), "%.400s wss=%s admission=%s", api->sources,
              wss_source_name(wss_source(api->wss)), api->admission_on ? "on" : "off");
     st.cost_factor = api->cost.factor > 0 ? api->cost.factor : 1.0;
-    for (int g = ADMISSION_GATE_FIRST, o = 0; g <= ADMISSION_GATE_LAST; g++) {
+    for (int g = ADMISSION_GATE_FIRST, o = 0; g < WIRE_REASON_COUNT_; g++) {
         if (admission_gate_closed(&api->astate, (enum wire_reason)g) && o < 200)
             o += snprintf(st.closed_gates + o, sizeof(st.closed_gates) - (size_t)o, "%s%s",
                           o > 0 ? " " : "", reason_name((enum wire_reason)g));
@@ -986,7 +992,9 @@ static void api_pool_tick(struct node_api *api)
 /* Logs gate transitions ("open -> closed (reason)") and counts closings. */
 static void api_note_gates(struct node_api *api, const bool *before)
 {
-    for (int g = ADMISSION_GATE_FIRST; g <= ADMISSION_GATE_LAST; g++) {
+    for (int g = ADMISSION_GATE_FIRST; g < WIRE_REASON_COUNT_; g++) {
+        if (!admission_is_gate((enum wire_reason)g))
+            continue;
         bool now = admission_gate_closed(&api->astate, (enum wire_reason)g);
         if (now == before[g])
             continue;
@@ -1310,14 +1318,18 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
     }
     metrics_family(m, "sluice_node_admission_gate_closed", "gauge",
                    "1 while an admission gate is closed.");
-    for (int g = ADMISSION_GATE_FIRST; g <= ADMISSION_GATE_LAST; g++) {
+    for (int g = ADMISSION_GATE_FIRST; g < WIRE_REASON_COUNT_; g++) {
+        if (!admission_is_gate((enum wire_reason)g))
+            continue;
         const char *labels[] = {"reason", reason_name((enum wire_reason)g), NULL};
         metrics_sample_u64(m, "sluice_node_admission_gate_closed",
                            admission_gate_closed(&api->astate, (enum wire_reason)g), labels);
     }
     metrics_family(m, "sluice_node_admission_gate_closings_total", "counter",
                    "Times each gate closed.");
-    for (int g = ADMISSION_GATE_FIRST; g <= ADMISSION_GATE_LAST; g++) {
+    for (int g = ADMISSION_GATE_FIRST; g < WIRE_REASON_COUNT_; g++) {
+        if (!admission_is_gate((enum wire_reason)g))
+            continue;
         const char *labels[] = {"reason", reason_name((enum wire_reason)g), NULL};
         metrics_sample_u64(m, "sluice_node_admission_gate_closings_total",
                            api->gate_closed_total[g], labels);

@@ -221,8 +221,7 @@ START_TEST(test_each_gate_fires)
             admission_observe(&cfg, &s, &st);
             v = test_decide(&cfg, &s, &st, &req, rnds[i]);
             ck_assert_msg(!v.accept, "%s accepted", reason_name((enum wire_reason)r));
-            ck_assert_str_eq(reason_name(v.reason),
-                             reason_name((enum wire_reason)r));
+            ck_assert_str_eq(reason_name(v.reason), reason_name((enum wire_reason)r));
             want = test_base_retry((enum wire_reason)r) * factors[i];
             ck_assert_msg(fabs((double)v.retry_after_ms - want) <= 1.0, "%s: retry %u, want %.0f",
                           reason_name(v.reason), v.retry_after_ms, want);
@@ -962,6 +961,167 @@ START_TEST(test_clock_backwards)
 }
 END_TEST
 
+/* A growing co-tenant: time to exhaustion and fill time from the sampler. */
+static void test_exhaust(struct admission_signals *s, uint64_t tte_ms, uint64_t fill_ms)
+{
+    s->exhaust_available = true;
+    s->tte_ms = tte_ms;
+    s->fill_ms = fill_ms;
+    s->growth_bytes_per_s = 1.0 * MIB;
+}
+
+START_TEST(test_exhaust_slow_leak)
+{
+    struct admission_config cfg = admission_config_default();
+    struct admission_state st;
+    struct admission_signals s = test_calm(0);
+    struct admission_request req = test_req(1 * GIB, 1 * GIB);
+    struct admission_verdict v;
+
+    memset(&st, 0, sizeof(st));
+    /* 40 s left: over the 30 s threshold, admitted. */
+    test_exhaust(&s, 40000, 300000);
+    test_run(&cfg, &s, &st, 0, 1000);
+    v = test_decide(&cfg, &s, &st, &req, RND_MID);
+    ck_assert(v.accept);
+    /* 20 s left, fill 300 s: a slow leak, refused with --retry-capacity, not shed. */
+    test_exhaust(&s, 20000, 300000);
+    test_run(&cfg, &s, &st, 1000, 5000);
+    v = test_decide(&cfg, &s, &st, &req, RND_MID);
+    ck_assert(!v.accept);
+    ck_assert_int_eq(v.reason, WIRE_REASON_MEM_EXHAUSTION);
+    ck_assert_uint_eq(v.retry_after_ms, cfg.retry_capacity_ms);
+    ck_assert_detail_has(v, "time to exhaustion 20.0 s");
+    ck_assert_detail_has(v, "slow leak, go elsewhere");
+    ck_assert(admission_gate_closed(&st, WIRE_REASON_MEM_EXHAUSTION));
+    ck_assert(!admission_should_shed(&cfg, &st, &s));
+    /* Without an estimate the half stays off. */
+    s.exhaust_available = false;
+    memset(&st, 0, sizeof(st));
+    test_run(&cfg, &s, &st, 0, 1000);
+    ck_assert(!admission_gate_closed(&st, WIRE_REASON_MEM_EXHAUSTION));
+}
+END_TEST
+
+START_TEST(test_exhaust_fast_run_sheds)
+{
+    struct admission_config cfg = admission_config_default();
+    struct admission_state st;
+    struct admission_signals s = test_calm(0);
+    struct admission_request req = test_req(1 * GIB, 1 * GIB);
+    struct admission_verdict v;
+
+    memset(&st, 0, sizeof(st));
+    /* 5 s left, the whole capacity would fill in 12 s: a fast run. */
+    test_exhaust(&s, 5000, 12000);
+    test_run(&cfg, &s, &st, 0, 100);
+    v = test_decide(&cfg, &s, &st, &req, RND_MID);
+    ck_assert(!v.accept);
+    ck_assert_int_eq(v.reason, WIRE_REASON_MEM_EXHAUSTION);
+    ck_assert_uint_eq(v.retry_after_ms, cfg.retry_pressure_ms);
+    ck_assert_detail_has(v, "fast run, shedding");
+    /* Shed at once, not after --shed-after; then the cooldown holds. */
+    ck_assert(admission_should_shed(&cfg, &st, &s));
+    admission_note_shed(&st, 0);
+    s.now_ms = 1000;
+    ck_assert(!admission_should_shed(&cfg, &st, &s));
+    s.now_ms = cfg.shed_cooldown_ms;
+    ck_assert(admission_should_shed(&cfg, &st, &s));
+    /* --exhaust-tte-enter 0 disables the gate. */
+    cfg.exhaust_tte_enter_ms = 0;
+    memset(&st, 0, sizeof(st));
+    test_run(&cfg, &s, &st, 0, 1000);
+    ck_assert(!admission_gate_closed(&st, WIRE_REASON_MEM_EXHAUSTION));
+}
+END_TEST
+
+START_TEST(test_exhaust_hysteresis)
+{
+    struct admission_config cfg = admission_config_default();
+    struct admission_state st;
+    struct admission_signals s = test_calm(0);
+
+    memset(&st, 0, sizeof(st));
+    /* 45 s (between enter 30 s and exit 60 s) does not close an open gate ... */
+    test_exhaust(&s, 45000, 600000);
+    test_run(&cfg, &s, &st, 0, 1000);
+    ck_assert(!admission_gate_closed(&st, WIRE_REASON_MEM_EXHAUSTION));
+    /* ... 25 s does ... */
+    test_exhaust(&s, 25000, 600000);
+    test_run(&cfg, &s, &st, 1000, 1100);
+    ck_assert(admission_gate_closed(&st, WIRE_REASON_MEM_EXHAUSTION));
+    /* ... and 45 s keeps it closed however long it lasts. */
+    test_exhaust(&s, 45000, 600000);
+    test_run(&cfg, &s, &st, 1100, 30000);
+    ck_assert(admission_gate_closed(&st, WIRE_REASON_MEM_EXHAUSTION));
+    /* Over 60 s: open after the hold-down (last breach at 29.9 s). */
+    test_exhaust(&s, 70000, 600000);
+    test_run(&cfg, &s, &st, 30000, 29900 + cfg.hold_down_ms);
+    ck_assert(admission_gate_closed(&st, WIRE_REASON_MEM_EXHAUSTION));
+    test_run(&cfg, &s, &st, 29900 + cfg.hold_down_ms, 30000 + cfg.hold_down_ms);
+    ck_assert(!admission_gate_closed(&st, WIRE_REASON_MEM_EXHAUSTION));
+    ck_assert_uint_eq(admission_gate_transitions(&st, WIRE_REASON_MEM_EXHAUSTION), 2);
+}
+END_TEST
+
+START_TEST(test_exhaust_swapin_sustained)
+{
+    struct admission_config cfg = admission_config_default();
+    struct admission_state st;
+    struct admission_signals s = test_calm(0);
+    struct admission_request req = test_req(1 * GIB, 1 * GIB);
+    struct admission_verdict v;
+
+    memset(&st, 0, sizeof(st));
+    s.swapins_available = true;
+    s.swapins_per_s = 2000;
+    /* High from t = 0: not yet sustained at 2.9 s, sustained at 3 s. */
+    test_run(&cfg, &s, &st, 0, 3000);
+    ck_assert(!admission_gate_closed(&st, WIRE_REASON_MEM_EXHAUSTION));
+    test_run(&cfg, &s, &st, 3000, 3100);
+    ck_assert(admission_gate_closed(&st, WIRE_REASON_MEM_EXHAUSTION));
+    v = test_decide(&cfg, &s, &st, &req, RND_MID);
+    ck_assert_int_eq(v.reason, WIRE_REASON_MEM_EXHAUSTION);
+    ck_assert_detail_has(v, "swap-in 2000 pages/s (enter 1000, sustained)");
+    /* 500/s is under enter but over exit: still sustained. */
+    s.swapins_per_s = 500;
+    test_run(&cfg, &s, &st, 3100, 20000);
+    ck_assert(admission_gate_closed(&st, WIRE_REASON_MEM_EXHAUSTION));
+    /* 50/s: reopens after the hold-down. */
+    s.swapins_per_s = 50;
+    test_run(&cfg, &s, &st, 20000, 20000 + cfg.hold_down_ms + 100);
+    ck_assert(!admission_gate_closed(&st, WIRE_REASON_MEM_EXHAUSTION));
+    /* A burst shorter than the sustain time never closes it. */
+    s.swapins_per_s = 5000;
+    test_run(&cfg, &s, &st, 30000, 32000);
+    s.swapins_per_s = 0;
+    test_run(&cfg, &s, &st, 32000, 40000);
+    ck_assert_uint_eq(admission_gate_transitions(&st, WIRE_REASON_MEM_EXHAUSTION), 2);
+}
+END_TEST
+
+START_TEST(test_exhaust_config_and_names)
+{
+    struct admission_config cfg = admission_config_default();
+    char err[200];
+
+    ck_assert_uint_eq(cfg.exhaust_tte_enter_ms, 30000);
+    cfg.exhaust_tte_exit_ms = 10000;
+    ck_assert_int_eq(admission_config_check(&cfg, err, sizeof(err)), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "--exhaust-tte-exit"));
+    cfg = admission_config_default();
+    cfg.exhaust_swapin_exit = 5000;
+    ck_assert_int_eq(admission_config_check(&cfg, err, sizeof(err)), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "--exhaust-swapin-exit"));
+    ck_assert(admission_is_gate(WIRE_REASON_MEM_EXHAUSTION));
+    ck_assert(admission_is_gate(WIRE_REASON_DISK_FULL));
+    ck_assert(!admission_is_gate(WIRE_REASON_SEGMENT_INVALID));
+    ck_assert(!admission_is_gate(WIRE_REASON_NONE));
+    ck_assert_str_eq(reason_name(WIRE_REASON_MEM_EXHAUSTION), "MEM_EXHAUSTION");
+    ck_assert_int_eq(reason_http_status(WIRE_REASON_MEM_EXHAUSTION), 429);
+}
+END_TEST
+
 static Suite *admission_suite(void)
 {
     Suite *s = suite_create("admission");
@@ -990,6 +1150,11 @@ static Suite *admission_suite(void)
         {"shed", test_shed},
         {"names_and_status", test_names_and_status},
         {"clock_backwards", test_clock_backwards},
+        {"exhaust_slow_leak", test_exhaust_slow_leak},
+        {"exhaust_fast_run_sheds", test_exhaust_fast_run_sheds},
+        {"exhaust_hysteresis", test_exhaust_hysteresis},
+        {"exhaust_swapin_sustained", test_exhaust_swapin_sustained},
+        {"exhaust_config_and_names", test_exhaust_config_and_names},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
