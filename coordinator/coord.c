@@ -143,6 +143,7 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     c->commit_ev = event_new(base, -1, 0, coord_commit_cb, c);
     c->membership_ev = event_new(base, -1, EV_PERSIST, coord_membership_cb, c);
     c->flush_ev = event_new(base, -1, 0, coord_flush_cb, c);
+    c->suspect_ev = event_new(base, -1, 0, coord_suspect_cb, c);
     c->placer = placer_new(&pcfg, &coord_placer_ops, c);
     c->rowcount = cfg->placement != NULL && strcmp(cfg->placement, "rowcount") == 0;
     c->cfg.placement = NULL;
@@ -251,6 +252,9 @@ void coord_free(struct coord *c)
         event_free(c->membership_ev);
     if (c->flush_ev != NULL)
         event_free(c->flush_ev);
+    if (c->suspect_ev != NULL)
+        event_free(c->suspect_ev);
+    free(c->suspects);
     free(c->token);
     free(c->db_path);
     free(c);

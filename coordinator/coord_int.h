@@ -97,7 +97,10 @@ struct coord {
     struct http_server *http;
     struct strmap *segs;  /* id -> struct coord_seg */
     struct strmap *nodes; /* id -> struct coord_node */
-    struct event *tick_ev, *membership_ev, *commit_ev, *flush_ev;
+    struct event *tick_ev, *membership_ev, *commit_ev, *flush_ev, *suspect_ev;
+    /* nodes the placer found SUSPECT, acted on from the loop (coord_suspect_cb()) */
+    char (*suspects)[WIRE_ID_MAX + 1];
+    size_t n_suspects, cap_suspects;
     bool txn_open;
     char bound[128];
     uint64_t started_mono_ns;
@@ -182,6 +185,7 @@ void coord_op_refused(void *ctx, const struct placer_segment *ps, const char *no
 void coord_op_backoff(void *ctx, const struct placer_segment *ps, uint64_t until_ms);
 bool coord_op_invalid(void *ctx, const struct placer_segment *ps);
 void coord_op_suspect(void *ctx, const char *node_id);
+void coord_suspect_cb(evutil_socket_t fd, short what, void *arg);
 void coord_op_unexpected(void *ctx, const struct placer_segment *ps, const char *node_id,
                          int status);
 

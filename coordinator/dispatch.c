@@ -246,13 +246,45 @@ bool coord_op_invalid(void *ctx, const struct placer_segment *ps)
     return true;
 }
 
+/*
+ * The placer calls this from inside placer_on_answer(): acting on the node
+ * here would call back into the placer (placer_node_set()) while it is
+ * still handling that answer. The node's id is queued instead, and
+ * coord_suspect_cb() changes its state from the loop (tmux's
+ * server_client_unref() rule: never act on an object inside its own
+ * callback).
+ */
 void coord_op_suspect(void *ctx, const char *node_id)
 {
     struct coord *c = ctx;
-    struct coord_node *n = strmap_get(c->nodes, node_id);
+    struct timeval now = {0, 0};
 
-    if (n != NULL && strcmp(n->state, "UP") == 0)
-        coord_node_set_state(c, n, "SUSPECT", "an assignment got no answer");
+    if (c->n_suspects == c->cap_suspects) {
+        c->cap_suspects = c->cap_suspects * 2 + 4;
+        c->suspects = xreallocarray(c->suspects, c->cap_suspects, sizeof(*c->suspects));
+    }
+    snprintf(c->suspects[c->n_suspects++], sizeof(c->suspects[0]), "%s", node_id);
+    event_add(c->suspect_ev, &now);
+}
+
+void coord_suspect_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct coord *c = arg;
+    size_t n_ids = c->n_suspects;
+
+    c->n_suspects = 0;
+    for (size_t i = 0; i < n_ids; i++) {
+        struct coord_node *n = strmap_get(c->nodes, c->suspects[i]);
+        struct placer_node_info pi;
+
+        /*
+         * Only while the placer still holds it SUSPECT: a report that came
+         * in between has made it UP again, and it stays so.
+         */
+        if (n != NULL && strcmp(n->state, "UP") == 0 &&
+            placer_node_lookup(c->placer, n->id, &pi) == 0 && pi.state == PLACER_NODE_SUSPECT)
+            coord_node_set_state(c, n, "SUSPECT", "an assignment got no answer");
+    }
 }
 
 void coord_op_unexpected(void *ctx, const struct placer_segment *ps, const char *node_id,
