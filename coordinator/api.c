@@ -97,11 +97,10 @@ void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg)
      * marks a node DRAINING on its own when an answer says 503 DRAINING. Such
      * an answer can arrive late, after the node's SERVING report.
      */
-    if (n->admin_drained || n->self_draining)
-        coord_node_set_state(c, n, "DRAINING", n->admin_drained ? "drained by the operator"
-                                                                : "the node is draining");
-    else
-        coord_node_set_state(c, n, "UP", "reported");
+    coord_node_set_state(c, n, membership_on_report(n->admin_drained, n->self_draining),
+                         n->admin_drained   ? "drained by the operator"
+                         : n->self_draining ? "the node is draining"
+                                            : "reported");
     /* What the node says it holds. */
     miss.reported = strmap_new();
     for (size_t i = 0; i < rep.n_segments; i++) {
@@ -190,7 +189,7 @@ void coord_claim_cb(struct evhttp_request *req, const char *rest, void *arg)
         return;
     }
     cl.node = strmap_get(c->nodes, m.node_id);
-    if (cl.node == NULL || strcmp(cl.node->state, "UP") != 0) {
+    if (cl.node == NULL || cl.node->state != MEMBERSHIP_UP) {
         pbhttp_reply_error(req, 409, "not_up",
                           "node_id: this node has not reported, or is not UP; report first");
         return;
@@ -493,9 +492,9 @@ static void coord_forget(struct coord *c, struct evhttp_request *req, struct coo
     char msg[256];
     int r;
 
-    if (strcmp(n->state, "DOWN") != 0) {
+    if (n->state != MEMBERSHIP_DOWN) {
         snprintf(msg, sizeof(msg), "node \"%s\" is %s, not DOWN: only a node that has not "
-                 "reported for --node-timeout can be forgotten", n->id, n->state);
+                 "reported for --node-timeout can be forgotten", n->id, membership_state_name(n->state));
         pbhttp_reply_error(req, 409, "not_down", msg);
         return;
     }
@@ -549,7 +548,7 @@ void coord_node_action_cb(struct evhttp_request *req, const char *rest, void *ar
     char id[WIRE_ID_MAX + 1], msg[256];
     const char *slash = strchr(rest, '/');
     struct coord_node *n;
-    char old[sizeof(n->state)];
+    enum membership_state old, next;
     struct wire_error err;
     uint64_t errors;
     bool was_drained;
@@ -587,7 +586,7 @@ void coord_node_action_cb(struct evhttp_request *req, const char *rest, void *ar
     }
     errors = c->catalog_errors;
     was_drained = n->admin_drained;
-    snprintf(old, sizeof(old), "%s", n->state);
+    old = n->state;
     /*
      * The operator's drain is recorded whatever the state. It changes the
      * state only of a node that answers: UP becomes DRAINING, and DRAINING
@@ -596,24 +595,27 @@ void coord_node_action_cb(struct evhttp_request *req, const char *rest, void *ar
      * up); its next report makes it DRAINING or UP as recorded.
      */
     n->admin_drained = strcmp(slash, "/drain") == 0;
-    if (n->admin_drained && strcmp(n->state, "UP") == 0)
-        coord_node_set_state(c, n, "DRAINING", "drained by the operator");
-    else if (!n->admin_drained && strcmp(n->state, "DRAINING") == 0 && !n->self_draining)
-        coord_node_set_state(c, n, "UP", "undrained by the operator");
+    next = membership_on_admin(n->state, n->admin_drained, n->self_draining);
+    if (next != n->state)
+        coord_node_set_state(c, n, next,
+                             n->admin_drained ? "drained by the operator"
+                                              : "undrained by the operator");
     /* Who drains it is saved even when the state stays (a node already draining itself). */
-    coord_check(c, catalog_set_node_state(c->cat, n->id, n->state, coord_drain_tag(n)),
+    coord_check(c, catalog_set_node_state(c->cat, n->id, membership_state_name(n->state),
+                                          coord_drain_tag(n)),
                 "node_state");
     if (c->catalog_errors != errors)
         coord_rollback(c); /* a write failed: commit none of it */
     if (c->catalog_errors != errors || coord_flush(c) < 0) {
         log_warn("node_state_not_saved", "node=%s transition=\"%s -> %s\" error=%s", n->id,
-                 old, n->state, log_q(catalog_errmsg(c->cat)));
+                 membership_state_name(old), membership_state_name(n->state),
+                 log_q(catalog_errmsg(c->cat)));
         n->admin_drained = was_drained;
-        snprintf(n->state, sizeof(n->state), "%s", old);
+        n->state = old;
         placer_node_set(c->placer, n->id, coord_placer_state(n));
         coord_kick(c);
         pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
         return;
     }
-    http_reply_text(req, 200, "%s\n", n->state);
+    http_reply_text(req, 200, "%s\n", membership_state_name(n->state));
 }

@@ -22,6 +22,7 @@
 #include "catalog.h"
 #include "coord.h"
 #include "http.h"
+#include "membership.h"
 #include "placer.h"
 #include "strmap.h"
 #include "wire.h"
@@ -73,7 +74,7 @@ struct coord_pending {
 struct coord_node {
     char id[WIRE_ID_MAX + 1];
     char addr[WIRE_ADDR_MAX + 1];
-    char state[16]; /* UP, SUSPECT, DOWN, DRAINING */
+    enum membership_state state; /* its one setter: coord_node_set_state() */
     uint64_t last_seen_mono_ms;
     uint64_t last_seen_ms;
     struct wire_pressure pressure;
@@ -163,7 +164,7 @@ int coord_free_seg(const char *key, void *value, void *arg);
 /* membership.c: nodes, their state (one setter), timeouts, drains */
 enum placer_node_state coord_placer_state(const struct coord_node *n);
 const char *coord_drain_tag(const struct coord_node *n);
-void coord_node_set_state(struct coord *c, struct coord_node *n, const char *state,
+void coord_node_set_state(struct coord *c, struct coord_node *n, enum membership_state state,
                           const char *why);
 int coord_collect_held(const char *key, void *value, void *arg);
 void coord_node_save(struct coord *c, const struct coord_node *n);

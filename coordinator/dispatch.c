@@ -281,9 +281,10 @@ void coord_suspect_cb(evutil_socket_t fd, short what, void *arg)
          * Only while the placer still holds it SUSPECT: a report that came
          * in between has made it UP again, and it stays so.
          */
-        if (n != NULL && strcmp(n->state, "UP") == 0 &&
+        if (n != NULL && n->state == MEMBERSHIP_UP &&
             placer_node_lookup(c->placer, n->id, &pi) == 0 && pi.state == PLACER_NODE_SUSPECT)
-            coord_node_set_state(c, n, "SUSPECT", "an assignment got no answer");
+            coord_node_set_state(c, n, membership_on_no_answer(n->state),
+                                 "an assignment got no answer");
     }
 }
 

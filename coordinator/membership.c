@@ -35,18 +35,75 @@
 #include "wire.h"
 #include "xmalloc.h"
 
+/* ---- policy: pure, see membership.h ----------------------------------- */
+
+static const char *const membership_state_names[MEMBERSHIP_STATE_COUNT_] = {
+    "UP", "SUSPECT", "DOWN", "DRAINING"};
+
+const char *membership_state_name(enum membership_state s)
+{
+    return (unsigned)s < MEMBERSHIP_STATE_COUNT_ ? membership_state_names[s] : "?";
+}
+
+int membership_state_parse(const char *name, enum membership_state *ret)
+{
+    for (int i = 0; name != NULL && i < MEMBERSHIP_STATE_COUNT_; i++) {
+        if (strcmp(name, membership_state_names[i]) == 0) {
+            *ret = (enum membership_state)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+bool membership_is_live(enum membership_state s)
+{
+    return s == MEMBERSHIP_UP || s == MEMBERSHIP_DRAINING;
+}
+
+enum placer_node_state membership_placer_state(enum membership_state s, bool claim)
+{
+    if (s == MEMBERSHIP_DOWN)
+        return PLACER_NODE_DOWN;
+    if (s == MEMBERSHIP_SUSPECT)
+        return PLACER_NODE_SUSPECT;
+    /* Pull-mode nodes ask for their work; the placer sends them nothing. */
+    if (s == MEMBERSHIP_DRAINING || claim)
+        return PLACER_NODE_DRAINING;
+    return PLACER_NODE_UP;
+}
+
+enum membership_state membership_on_report(bool admin_drained, bool self_draining)
+{
+    return admin_drained || self_draining ? MEMBERSHIP_DRAINING : MEMBERSHIP_UP;
+}
+
+enum membership_state membership_on_admin(enum membership_state cur, bool drain,
+                                          bool self_draining)
+{
+    if (drain && cur == MEMBERSHIP_UP)
+        return MEMBERSHIP_DRAINING;
+    if (!drain && cur == MEMBERSHIP_DRAINING && !self_draining)
+        return MEMBERSHIP_UP;
+    return cur;
+}
+
+enum membership_state membership_on_no_answer(enum membership_state cur)
+{
+    return cur == MEMBERSHIP_UP ? MEMBERSHIP_SUSPECT : cur;
+}
+
+bool membership_timed_out(enum membership_state cur, uint64_t now_ms, uint64_t last_seen_ms,
+                          uint64_t timeout_ms)
+{
+    return cur != MEMBERSHIP_DOWN && now_ms > last_seen_ms && now_ms - last_seen_ms > timeout_ms;
+}
+
 /* ---- nodes --------------------------------------------------------------- */
 
 enum placer_node_state coord_placer_state(const struct coord_node *n)
 {
-    if (strcmp(n->state, "DOWN") == 0)
-        return PLACER_NODE_DOWN;
-    if (strcmp(n->state, "SUSPECT") == 0)
-        return PLACER_NODE_SUSPECT;
-    /* Pull-mode nodes ask for their work; the placer sends them nothing. */
-    if (strcmp(n->state, "DRAINING") == 0 || n->claim)
-        return PLACER_NODE_DRAINING;
-    return PLACER_NODE_UP;
+    return membership_placer_state(n->state, n->claim);
 }
 
 /*
@@ -61,7 +118,7 @@ const char *coord_drain_tag(const struct coord_node *n)
 {
     if (n->admin_drained)
         return COORD_ADMIN_DRAIN;
-    return strcmp(n->state, "DRAINING") == 0 ? COORD_SELF_DRAIN : "";
+    return n->state == MEMBERSHIP_DRAINING ? COORD_SELF_DRAIN : "";
 }
 
 /*
@@ -69,10 +126,12 @@ const char *coord_drain_tag(const struct coord_node *n)
  * the same state, only re-syncs the placer, which may have changed its mind
  * on its own (a 503 DRAINING answer makes it DRAINING there).
  */
-void coord_node_set_state(struct coord *c, struct coord_node *n, const char *state,
+void coord_node_set_state(struct coord *c, struct coord_node *n, enum membership_state state,
                           const char *why)
 {
-    if (strcmp(n->state, state) == 0) {
+    enum membership_state old = n->state;
+
+    if (old == state) {
         enum placer_node_state want = coord_placer_state(n);
         struct placer_node_info pi;
 
@@ -82,13 +141,16 @@ void coord_node_set_state(struct coord *c, struct coord_node *n, const char *sta
         }
         return;
     }
+    /* First apply the new state, then act on it (bgpd's change_state()). */
+    n->state = state;
     /* The one record of the transition: the catalog's setter writes none. */
-    log_info("node_state", "node=%s transition=\"%s -> %s (%s)\"", n->id, n->state, state, why);
-    coord_event(c, "node_state", NULL, n->id, WIRE_REASON_NONE, 0, 0, "%s -> %s (%s)", n->state,
-                state, why);
-    snprintf(n->state, sizeof(n->state), "%s", state);
+    log_info("node_state", "node=%s transition=\"%s -> %s (%s)\"", n->id,
+             membership_state_name(old), membership_state_name(state), why);
+    coord_event(c, "node_state", NULL, n->id, WIRE_REASON_NONE, 0, 0, "%s -> %s (%s)",
+                membership_state_name(old), membership_state_name(state), why);
     coord_txn(c);
-    coord_check(c, catalog_set_node_state(c->cat, n->id, state, coord_drain_tag(n)),
+    coord_check(c, catalog_set_node_state(c->cat, n->id, membership_state_name(state),
+                                          coord_drain_tag(n)),
                 "node_state");
     placer_node_set(c->placer, n->id, coord_placer_state(n));
     coord_kick(c);
@@ -129,7 +191,7 @@ void coord_node_save(struct coord *c, const struct coord_node *n)
     memset(&cn, 0, sizeof(cn));
     snprintf(cn.id, sizeof(cn.id), "%s", n->id);
     snprintf(cn.addr, sizeof(cn.addr), "%s", n->addr);
-    snprintf(cn.state, sizeof(cn.state), "%s", n->state);
+    snprintf(cn.state, sizeof(cn.state), "%s", membership_state_name(n->state));
     snprintf(cn.drained_by, sizeof(cn.drained_by), "%s", coord_drain_tag(n));
     cn.claim = n->claim;
     cn.last_seen_ms = (int64_t)clock_wall_ms();
@@ -152,7 +214,7 @@ bool coord_id_clash(const struct coord *c, const struct coord_node *n, const cha
     uint64_t now = clock_mono_ns() / 1000000, silent;
 
     if (addr == NULL || n->addr[0] == '\0' || strcmp(n->addr, addr) == 0 ||
-        strcmp(n->state, "DOWN") == 0)
+        n->state == MEMBERSHIP_DOWN)
         return false;
     silent = now > n->last_seen_mono_ms ? now - n->last_seen_mono_ms : 0;
     if (silent > c->cfg.node_timeout_ms)
@@ -192,7 +254,7 @@ struct coord_node *coord_node_get(struct coord *c, const char *id, const char *a
     if (n == NULL) {
         n = xcalloc(1, sizeof(*n));
         snprintf(n->id, sizeof(n->id), "%s", id);
-        snprintf(n->state, sizeof(n->state), "UP");
+        n->state = MEMBERSHIP_UP;
         n->held = strmap_new();
         strmap_put(c->nodes, n->id, n);
         log_info("node_joined", "node=%s addr=%s", log_q(id), log_q(addr));
@@ -221,10 +283,10 @@ static int coord_check_timeout(const char *key, void *value, void *arg)
     struct coord *c = arg;
     uint64_t now = clock_mono_ns() / 1000000;
 
-    if (strcmp(n->state, "DOWN") != 0 && now - n->last_seen_mono_ms > c->cfg.node_timeout_ms) {
+    if (membership_timed_out(n->state, now, n->last_seen_mono_ms, c->cfg.node_timeout_ms)) {
         char why[96];
         snprintf(why, sizeof(why), "no report for %" PRIu64 " ms", now - n->last_seen_mono_ms);
-        coord_node_set_state(c, n, "DOWN", why);
+        coord_node_set_state(c, n, MEMBERSHIP_DOWN, why);
         coord_node_lost(c, n);
     }
     return 0;
@@ -246,7 +308,11 @@ int coord_load_node(const struct catalog_node *cn, void *arg)
     snprintf(n->addr, sizeof(n->addr), "%s", cn->addr);
     /* Until it reports again, a node is as good as its last state says,
      * and it has node_timeout to report before it is DOWN. */
-    snprintf(n->state, sizeof(n->state), "%s", cn->state);
+    if (membership_state_parse(cn->state, &n->state) < 0) {
+        /* Not one the coordinator writes: as before, a node that answers. */
+        log_warn("node_state_unknown", "node=%s state=%s", log_q(cn->id), log_q(cn->state));
+        n->state = MEMBERSHIP_UP;
+    }
     n->admin_drained = strcmp(cn->drained_by, COORD_ADMIN_DRAIN) == 0;
     n->self_draining = strcmp(cn->drained_by, COORD_SELF_DRAIN) == 0;
     /* A pull-mode node is sent nothing, also before its first report. */

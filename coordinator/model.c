@@ -168,7 +168,7 @@ unsigned coord_live_loaded(const struct coord *c, const struct coord_seg *s,
             (except != NULL && strcmp(s->holders[i].node, except) == 0))
             continue;
         nd = strmap_get(c->nodes, s->holders[i].node);
-        n += nd != NULL && (strcmp(nd->state, "UP") == 0 || strcmp(nd->state, "DRAINING") == 0);
+        n += nd != NULL && (nd->state == MEMBERSHIP_UP || nd->state == MEMBERSHIP_DRAINING);
     }
     return n;
 }

@@ -70,7 +70,7 @@ static unsigned coord_invalid_vote(struct coord_seg *s, const char *node)
 
 static int coord_count_alive(const char *key, void *value, void *arg)
 {
-    *(size_t *)arg += strcmp(((const struct coord_node *)value)->state, "DOWN") != 0;
+    *(size_t *)arg += ((const struct coord_node *)value)->state != MEMBERSHIP_DOWN;
     return 0;
 }
 

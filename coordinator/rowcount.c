@@ -80,7 +80,7 @@ static int coord_rc_consider(const char *key, void *value, void *arg)
     uint64_t cap = coord_rc_capacity(pk->c, n);
     double ratio;
 
-    if (strcmp(n->state, "UP") != 0 || n->claim || cap == 0 || n->client == NULL ||
+    if (n->state != MEMBERSHIP_UP || n->claim || cap == 0 || n->client == NULL ||
         n->rc_in_flight >= pk->c->cfg.max_in_flight_per_node ||
         strmap_get(n->held, pk->s->id) != NULL)
         return 0;
@@ -119,8 +119,9 @@ static void coord_rc_answer_cb(int status, const struct http_client_reply *reply
         if (coord_holder_find(s, n->id) == NULL)
             coord_holder_add(c, s, n, WIRE_SEG_LOADING);
     } else if (status <= 0) {
-        if (strcmp(n->state, "UP") == 0)
-            coord_node_set_state(c, n, "SUSPECT", "an assignment got no answer");
+        if (n->state == MEMBERSHIP_UP)
+            coord_node_set_state(c, n, membership_on_no_answer(n->state),
+                                 "an assignment got no answer");
     } else {
         coord_event(c, "refused", s->id, n->id, WIRE_REASON_NONE, status, 0,
                     "rowcount placement: HTTP %d", status);

@@ -184,7 +184,7 @@ static int coord_collect_node(const char *key, void *value, void *arg)
     memset(d, 0, sizeof(*d));
     snprintf(d->node_id, sizeof(d->node_id), "%s", n->id);
     snprintf(d->addr, sizeof(d->addr), "%s", n->addr);
-    snprintf(d->state, sizeof(d->state), "%s", n->state);
+    snprintf(d->state, sizeof(d->state), "%s", membership_state_name(n->state));
     d->pressure = n->pressure;
     d->segments = (uint32_t)strmap_count(n->held);
     snprintf(d->last_reason, sizeof(d->last_reason), "%s", n->last_reason);
@@ -342,7 +342,7 @@ static int coord_count_up(const char *key, void *value, void *arg)
 {
     const struct coord_node *n = value;
 
-    *(uint32_t *)arg += strcmp(n->state, "UP") == 0 || strcmp(n->state, "DRAINING") == 0;
+    *(uint32_t *)arg += n->state == MEMBERSHIP_UP || n->state == MEMBERSHIP_DRAINING;
     return 0;
 }
 
@@ -414,7 +414,7 @@ void coord_healthz_cb(struct evhttp_request *req, const char *rest, void *arg)
 static int coord_metrics_node(const char *key, void *value, void *arg)
 {
     const struct coord_node *n = value;
-    const char *labels[] = {"node", n->id, "state", n->state, NULL};
+    const char *labels[] = {"node", n->id, "state", membership_state_name(n->state), NULL};
 
     metrics_sample_u64(arg, "sluice_coord_node_segments", strmap_count(n->held), labels);
     return 0;
