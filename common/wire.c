@@ -342,6 +342,10 @@ static void wire_pressure_from_pb(struct wire_pressure *dst, const Sluice__V1__P
     dst->pool_bytes = p->pool_bytes;
     dst->pool_hit_ratio = p->pool_hit_ratio;
     dst->pinned_bytes = p->pinned_bytes;
+    dst->tte_known = p->tte_known;
+    dst->tte_ms = p->tte_ms;
+    dst->growth_bytes_per_s = p->growth_bytes_per_second;
+    dst->swapins_per_s = p->swapins_per_second;
 }
 
 static void wire_pressure_to_pb(Sluice__V1__PressureSnapshot *dst, const struct wire_pressure *p)
@@ -363,6 +367,10 @@ static void wire_pressure_to_pb(Sluice__V1__PressureSnapshot *dst, const struct 
     dst->pool_bytes = p->pool_bytes;
     dst->pool_hit_ratio = p->pool_hit_ratio;
     dst->pinned_bytes = p->pinned_bytes;
+    dst->tte_known = p->tte_known;
+    dst->tte_ms = p->tte_ms;
+    dst->growth_bytes_per_second = p->growth_bytes_per_s;
+    dst->swapins_per_second = p->swapins_per_s;
 }
 
 /* Validates one unpacked AssignRequest into out; prefix names it in errors ("" or "assignments[3]."). */

@@ -110,6 +110,9 @@ struct wire_pressure {
     uint64_t pool_bytes;   /* direct mode: the buffer pool */
     double pool_hit_ratio; /* direct mode: 0..1 over the last second */
     uint64_t pinned_bytes; /* mlock'ed segment memory (--mlock-budget) */
+    bool tte_known;        /* tte_ms holds an estimate (something is growing) */
+    uint64_t tte_ms;       /* estimated time to memory exhaustion */
+    double growth_bytes_per_s, swapins_per_s;
 };
 
 struct wire_assign_request {

@@ -83,10 +83,16 @@ static void ctl_json_pressure(FILE *out, const struct wire_pressure *p)
             "{\"some_avg10\":%.2f,\"full_avg10\":%.2f,\"usage_bytes\":%" PRIu64
             ",\"limit_bytes\":%" PRIu64 ",\"wss_bytes\":%" PRIu64 ",\"p99_seconds\":%.6f"
             ",\"loads_in_flight\":%" PRIu64 ",\"psi_host_wide\":%s,\"io_mode\":\"%s\""
-            ",\"pool_bytes\":%" PRIu64 ",\"pool_hit_ratio\":%.4f,\"pinned_bytes\":%" PRIu64 "}",
+            ",\"pool_bytes\":%" PRIu64 ",\"pool_hit_ratio\":%.4f,\"pinned_bytes\":%" PRIu64
+            ",\"growth_bytes_per_second\":%.0f,\"swapins_per_second\":%.1f",
             p->some_avg10, p->full_avg10, p->usage_bytes, p->limit_bytes, p->wss_bytes,
             p->p99_seconds, p->loads_in_flight, p->psi_host_wide ? "true" : "false",
-            wire_io_mode_name(p->io_mode), p->pool_bytes, p->pool_hit_ratio, p->pinned_bytes);
+            wire_io_mode_name(p->io_mode), p->pool_bytes, p->pool_hit_ratio, p->pinned_bytes,
+            p->growth_bytes_per_s, p->swapins_per_s);
+    if (p->tte_known)
+        fprintf(out, ",\"tte_ms\":%" PRIu64 "}", p->tte_ms);
+    else
+        fputs(",\"tte_ms\":null}", out);
 }
 
 void ctl_print_status(FILE *out, const struct wire_cluster_status *st, bool json)
@@ -138,17 +144,21 @@ void ctl_print_nodes(FILE *out, const struct wire_node_list *nodes, bool json)
         fputs("]}\n", out);
         return;
     }
-    fprintf(out, "%-16s %-21s %-8s %6s %8s %8s %8s %8s %7s %8s %8s %-6s %8s %5s  %s\n",
+    fprintf(out, "%-16s %-21s %-8s %6s %8s %8s %8s %8s %7s %8s %8s %-6s %8s %5s %7s  %s\n",
             "NODE", "ADDR", "STATE", "SEGS", "USAGE", "LIMIT", "WSS", "PINNED", "PSI10", "P99_MS", "REFUSED", "IO",
-            "POOL", "HIT%", "LAST_REASON");
+            "POOL", "HIT%", "TTE", "LAST_REASON");
     for (size_t i = 0; i < nodes->n; i++) {
         const struct wire_node_info *n = &nodes->nodes[i];
-        char b4[16], b5[16], hit[16];
+        char b4[16], b5[16], hit[16], tte[24];
         bool direct = n->pressure.io_mode == WIRE_IO_DIRECT;
 
         snprintf(hit, sizeof(hit), "%.1f", n->pressure.pool_hit_ratio * 100);
+        if (n->pressure.tte_known)
+            snprintf(tte, sizeof(tte), "%.1fs", (double)n->pressure.tte_ms / 1000.0);
+        else
+            snprintf(tte, sizeof(tte), "-");
         fprintf(out,
-                "%-16s %-21s %-8s %6u %8s %8s %8s %8s %6.1f%% %8.1f %8" PRIu64 " %-6s %8s %5s  %s\n",
+                "%-16s %-21s %-8s %6u %8s %8s %8s %8s %6.1f%% %8.1f %8" PRIu64 " %-6s %8s %5s %7s  %s\n",
                 n->node_id, n->addr, n->state, n->segments,
                 ctl_bytes(b1, sizeof(b1), n->pressure.usage_bytes),
                 n->pressure.limit_bytes ? ctl_bytes(b2, sizeof(b2), n->pressure.limit_bytes) : "-",
@@ -156,7 +166,7 @@ void ctl_print_nodes(FILE *out, const struct wire_node_list *nodes, bool json)
                 ctl_bytes(b5, sizeof(b5), n->pressure.pinned_bytes), n->pressure.some_avg10,
                 n->pressure.p99_seconds * 1e3, n->refusals, wire_io_mode_name(n->pressure.io_mode),
                 direct ? ctl_bytes(b4, sizeof(b4), n->pressure.pool_bytes) : "-",
-                direct ? hit : "-", n->last_reason[0] != '\0' ? n->last_reason : "-");
+                direct ? hit : "-", tte, n->last_reason[0] != '\0' ? n->last_reason : "-");
     }
 }
 

@@ -261,6 +261,10 @@ static void api_fill_pressure(struct node_api *api, struct wire_pressure *p)
     p->wss_bytes = wss_estimate(api->wss);
     p->pinned_bytes = t.pinned_bytes;
     if (api->have_snap) {
+        p->tte_known = s->tte_valid && s->tte_ms != UINT64_MAX;
+        p->tte_ms = p->tte_known ? s->tte_ms : 0;
+        p->growth_bytes_per_s = s->growth_bytes_per_s;
+        p->swapins_per_s = s->swapins_per_s;
         p->some_avg10 = s->some.avg10;
         p->full_avg10 = s->full.avg10;
         p->some_fraction = s->some_stall;

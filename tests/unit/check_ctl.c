@@ -35,6 +35,8 @@ static struct wire_node_info node(const char *id, const char *state, const char 
     n.pressure.wss_bytes = 300ull << 20;
     n.pressure.some_avg10 = 12.5;
     n.pressure.p99_seconds = 0.0042;
+    n.pressure.tte_known = true;
+    n.pressure.tte_ms = 23456;
     return n;
 }
 
@@ -53,6 +55,8 @@ START_TEST(test_nodes_table)
     ck_assert_ptr_nonnull(strstr(out, "1.0G"));
     ck_assert_ptr_nonnull(strstr(out, "12.5%"));
     ck_assert_ptr_nonnull(strstr(out, "4.2")); /* p99 in ms */
+    ck_assert_ptr_nonnull(strstr(out, "TTE"));
+    ck_assert_ptr_nonnull(strstr(out, "23.5s")); /* time to exhaustion */
     /* node-b has no last reason: a dash, not an empty column. */
     ck_assert_ptr_nonnull(strstr(strstr(out, "node-b"), " -\n"));
     free(out);
