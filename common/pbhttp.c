@@ -3,6 +3,7 @@
  */
 #include "pbhttp.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,25 @@ bool pbhttp_check_content_type(struct evhttp_request *req)
              ct != NULL ? ct : "none");
     pbhttp_reply_error(req, 415, "unsupported_media_type", msg);
     return false;
+}
+
+int pbhttp_take_body(struct evhttp_request *req, const void **ret_body, size_t *ret_len)
+{
+    if (!pbhttp_check_content_type(req))
+        return 415;
+    *ret_body = pbhttp_body(req, ret_len);
+    return 0;
+}
+
+int pbhttp_decoded(struct evhttp_request *req, int r, const struct wire_error *err)
+{
+    int status;
+
+    if (r == 0)
+        return 0;
+    status = r == -EMSGSIZE ? 413 : 400;
+    pbhttp_reply_error(req, status, err->code, err->message);
+    return status;
 }
 
 void pbhttp_reply(struct evhttp_request *req, int status, uint8_t *buf, size_t len)

@@ -28,6 +28,25 @@ void pbhttp_set_error_header(struct evhttp_request *req, const char *message);
 void pbhttp_reply_error(struct evhttp_request *req, int status, const char *code,
                         const char *message);
 
+/*
+ * The decode preamble of every handler that takes a protobuf body, in two
+ * calls so that each handler keeps its own typed decoder:
+ *
+ *     if (pbhttp_take_body(req, &body, &len) != 0 ||
+ *         pbhttp_decoded(req, wire_x_decode(body, len, &m, &err), &err) != 0)
+ *         return;
+ *
+ * pbhttp_take_body requires the protobuf content type: it returns 0 with
+ * the body (evhttp has capped its size), or answers 415 and returns 415.
+ * pbhttp_decoded takes a wire decoder's result r and its err: 0 gives 0;
+ * otherwise it answers 413 (-EMSGSIZE: over WIRE_MAX_BODY) or 400 with the
+ * decoder's Error and returns that status. Either way a non-zero return
+ * means the request has been answered.
+ */
+struct wire_error;
+int pbhttp_take_body(struct evhttp_request *req, const void **ret_body, size_t *ret_len);
+int pbhttp_decoded(struct evhttp_request *req, int r, const struct wire_error *err);
+
 /* Answers status with an encoded message and frees buf. */
 void pbhttp_reply(struct evhttp_request *req, int status, uint8_t *buf, size_t len);
 

@@ -38,12 +38,6 @@
 
 /* ---- HTTP helpers -------------------------------------------------------- */
 
-static int coord_decode_fail(struct evhttp_request *req, int r, const struct wire_error *err)
-{
-    pbhttp_reply_error(req, r == -EMSGSIZE ? 413 : 400, err->code, err->message);
-    return r;
-}
-
 void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg)
 {
     struct coord *c = arg;
@@ -56,16 +50,10 @@ void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg)
     const void *body;
     char msg[640]; /* clients keep 255 bytes: the id and the address come first */
     size_t len;
-    int r;
 
-    if (!pbhttp_check_content_type(req))
+    if (pbhttp_take_body(req, &body, &len) != 0 ||
+        pbhttp_decoded(req, wire_node_report_decode(body, len, &rep, &err), &err) != 0)
         return;
-    body = pbhttp_body(req, &len);
-    r = wire_node_report_decode(body, len, &rep, &err);
-    if (r < 0) {
-        coord_decode_fail(req, r, &err);
-        return;
-    }
     c->reports++;
     n = strmap_get(c->nodes, rep.node_id);
     if (n != NULL && coord_id_clash(c, n, rep.addr, msg, sizeof(msg)) &&
@@ -178,16 +166,10 @@ void coord_claim_cb(struct evhttp_request *req, const char *rest, void *arg)
     const void *body;
     size_t len;
     uint8_t *buf;
-    int r;
 
-    if (!pbhttp_check_content_type(req))
+    if (pbhttp_take_body(req, &body, &len) != 0 ||
+        pbhttp_decoded(req, wire_claim_request_decode(body, len, &m, &err), &err) != 0)
         return;
-    body = pbhttp_body(req, &len);
-    r = wire_claim_request_decode(body, len, &m, &err);
-    if (r < 0) {
-        coord_decode_fail(req, r, &err);
-        return;
-    }
     cl.node = strmap_get(c->nodes, m.node_id);
     if (cl.node == NULL || cl.node->state != MEMBERSHIP_UP) {
         pbhttp_reply_error(req, 409, "not_up",
@@ -259,16 +241,10 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
     unsigned char *is_new = NULL; /* enum coord_reg, per spec */
     struct strmap *seen = NULL;
     uint8_t *buf;
-    int r;
 
-    if (!pbhttp_check_content_type(req))
+    if (pbhttp_take_body(req, &body, &len) != 0 ||
+        pbhttp_decoded(req, wire_segment_batch_decode(body, len, &b, &err), &err) != 0)
         return;
-    body = pbhttp_body(req, &len);
-    r = wire_segment_batch_decode(body, len, &b, &err);
-    if (r < 0) {
-        coord_decode_fail(req, r, &err);
-        return;
-    }
     /* Durable before acknowledged: one transaction, committed now. */
     coord_flush(c);
     if (catalog_begin(c->cat) < 0) {

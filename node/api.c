@@ -240,13 +240,12 @@ static void api_reply_error(struct node_api *api, struct evhttp_request *req, in
         api->bad_requests++;
 }
 
-/* Requires the protobuf content type; answers (and counts) 415 otherwise. */
-static bool api_check_content_type(struct node_api *api, struct evhttp_request *req)
+/* Counts a malformed request answered by the decode preamble; passes status on. */
+static int api_counted(struct node_api *api, int status)
 {
-    if (pbhttp_check_content_type(req))
-        return true;
-    api->bad_requests++;
-    return false;
+    if (status == 400 || status == 415)
+        api->bad_requests++;
+    return status;
 }
 
 static void api_fill_pressure(struct node_api *api, struct wire_pressure *p)
@@ -457,16 +456,10 @@ static void api_assign_cb(struct evhttp_request *req, const char *rest, void *ar
     struct wire_error err;
     const void *body;
     size_t len;
-    int r;
 
-    if (!api_check_content_type(api, req))
+    if (api_counted(api, pbhttp_take_body(req, &body, &len)) != 0 ||
+        api_counted(api, pbhttp_decoded(req, wire_assign_request_decode(body, len, &m, &err), &err)) != 0)
         return;
-    body = pbhttp_body(req, &len);
-    r = wire_assign_request_decode(body, len, &m, &err);
-    if (r < 0) {
-        api_reply_error(api, req, r == -EMSGSIZE ? 413 : 400, err.code, err.message);
-        return;
-    }
     api_assign_one(api, &m, api_assign_single_done, req);
 }
 
@@ -508,16 +501,10 @@ static void api_assign_batch_cb(struct evhttp_request *req, const char *rest, vo
     struct api_batch *b;
     const void *body;
     size_t len, n;
-    int r;
 
-    if (!api_check_content_type(api, req))
+    if (api_counted(api, pbhttp_take_body(req, &body, &len)) != 0 ||
+        api_counted(api, pbhttp_decoded(req, wire_assign_batch_decode(body, len, &m, &err), &err)) != 0)
         return;
-    body = pbhttp_body(req, &len);
-    r = wire_assign_batch_decode(body, len, &m, &err);
-    if (r < 0) {
-        api_reply_error(api, req, r == -EMSGSIZE ? 413 : 400, err.code, err.message);
-        return;
-    }
     n = m.n;
     b = xcalloc(1, sizeof(*b));
     b->req = req;
@@ -827,7 +814,7 @@ static void api_query_cb(struct evhttp_request *req, const char *rest, void *arg
     size_t len;
     int r;
 
-    if (!api_check_content_type(api, req))
+    if (api_counted(api, pbhttp_take_body(req, &body, &len)) != 0)
         return;
     if (api->id_conflict) {
         api->queries_refused++;
@@ -849,11 +836,9 @@ static void api_query_cb(struct evhttp_request *req, const char *rest, void *arg
         api_reply_error(api, req, 429, "overloaded", msg);
         return;
     }
-    body = pbhttp_body(req, &len);
-    r = wire_query_request_decode(body, len, &q, &err);
-    if (r < 0) {
+    if (api_counted(api, pbhttp_decoded(req, wire_query_request_decode(body, len, &q, &err), &err)) !=
+        0) {
         api->queries_failed++;
-        api_reply_error(api, req, r == -EMSGSIZE ? 413 : 400, err.code, err.message);
         return;
     }
     job = xcalloc(1, sizeof(*job));
