@@ -8,6 +8,7 @@
  * the node holds (up to tens of thousands).
  */
 #include "coord_int.h"
+#include "reconcile.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -49,8 +50,8 @@ int coord_find_missing(const char *key, void *value, void *arg)
     struct coord_seg *s = value;
     struct coord_holder *h = coord_holder_find(s, m->node->id);
 
-    if (strmap_get(m->reported, key) == NULL && h != NULL &&
-        coord_now_ms() - h->since_ms > COORD_REPORT_GRACE_MS)
+    if (h != NULL && reconcile_is_lost(strmap_get(m->reported, key) != NULL, coord_now_ms(),
+                                       h->since_ms, COORD_REPORT_GRACE_MS))
         m->lost[m->n_lost++] = s;
     return 0;
 }
@@ -84,9 +85,7 @@ static unsigned coord_invalid_quorum(const struct coord *c)
     size_t alive = 0;
 
     strmap_foreach(c->nodes, coord_count_alive, &alive);
-    if (alive == 0)
-        alive = 1;
-    return alive < COORD_INVALID_QUORUM ? (unsigned)alive : COORD_INVALID_QUORUM;
+    return reconcile_invalid_quorum(alive, COORD_INVALID_QUORUM);
 }
 
 /*
@@ -96,8 +95,7 @@ static unsigned coord_invalid_quorum(const struct coord *c)
  */
 static bool coord_copy_is_stale(const struct coord_seg *s, const struct wire_segment_status *r)
 {
-    return (r->row_count != 0 && r->row_count != s->row_count) ||
-           (r->digest != 0 && s->digest != 0 && r->digest != s->digest);
+    return reconcile_copy_is_stale(s->row_count, s->digest, r->row_count, r->digest);
 }
 
 /* Reconciles one reported segment; may add it to the drop list. */
@@ -146,8 +144,8 @@ void coord_reconcile(struct coord *c, struct coord_node *n,
     case WIRE_SEG_LOADED:
         if (h == NULL) {
             /* Adopt a copy we did not know of, if the segment needs it. */
-            if (s->n_holders < s->replication ||
-                (r->state == WIRE_SEG_LOADED && coord_live_loaded(c, s, NULL) < s->replication)) {
+            if (reconcile_adopt(s->n_holders, s->replication, r->state == WIRE_SEG_LOADED,
+                                coord_live_loaded(c, s, NULL))) {
                 coord_holder_add(c, s, n, r->state);
                 coord_event(c, "adopted", s->id, n->id, WIRE_REASON_NONE, 0, 0,
                             "reported %s by the node", wire_segment_state_name(r->state));
@@ -169,7 +167,7 @@ void coord_reconcile(struct coord *c, struct coord_node *n,
                 coord_event(c, "loaded", s->id, n->id, WIRE_REASON_NONE, 0, 0, NULL);
         }
         /* A surplus copy (the segment is LOADED enough on live nodes elsewhere) is dropped. */
-        if (s->n_holders > s->replication && coord_live_loaded(c, s, n->id) >= s->replication) {
+        if (reconcile_surplus(s->n_holders, s->replication, coord_live_loaded(c, s, n->id))) {
             coord_holder_remove(c, s, n->id);
             coord_drop(drops, s->id);
             coord_event(c, "extra_copy", s->id, n->id, WIRE_REASON_NONE, 0, 0,
@@ -208,4 +206,36 @@ void coord_reconcile(struct coord *c, struct coord_node *n,
         return;
     }
     coord_seg_update(c, s);
+}
+
+/* ---- policy: pure, see reconcile.h --------------------------------------- */
+
+bool reconcile_copy_is_stale(uint64_t reg_rows, uint64_t reg_digest, uint64_t rep_rows,
+                             uint64_t rep_digest)
+{
+    return (rep_rows != 0 && rep_rows != reg_rows) ||
+           (rep_digest != 0 && reg_digest != 0 && rep_digest != reg_digest);
+}
+
+bool reconcile_adopt(unsigned n_holders, unsigned replication, bool reported_loaded,
+                     unsigned live_loaded)
+{
+    return n_holders < replication || (reported_loaded && live_loaded < replication);
+}
+
+bool reconcile_surplus(unsigned n_holders, unsigned replication, unsigned live_loaded_elsewhere)
+{
+    return n_holders > replication && live_loaded_elsewhere >= replication;
+}
+
+bool reconcile_is_lost(bool reported, uint64_t now_ms, uint64_t since_ms, uint64_t grace_ms)
+{
+    return !reported && now_ms - since_ms > grace_ms;
+}
+
+unsigned reconcile_invalid_quorum(size_t alive, unsigned quorum)
+{
+    if (alive == 0)
+        alive = 1;
+    return alive < quorum ? (unsigned)alive : quorum;
 }
