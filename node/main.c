@@ -23,8 +23,8 @@
 
 #include <event2/event.h>
 
-#include "api.h"
 #include "cli.h"
+#include "node.h"
 #include "config.h"
 #include "daemon.h"
 #include "healthcheck.h"
@@ -96,7 +96,7 @@ static int main_check_memlock(uint64_t budget)
 
 static int cmd_serve(int argc, char **argv)
 {
-    char *listen = NULL, *storage_root = NULL, *data_dir = NULL, *node_id = NULL;
+    char *listen = NULL, *storage_root = NULL, *data_dir = NULL, *opt_node_id = NULL;
     struct daemon_server_flags srv = {0};
     int64_t workers = 0, load_workers = 0, load_nice = 0, max_queries = 0;
     uint64_t disk_reserve = 0, cache_budget = 0, mlock_budget = 0;
@@ -116,7 +116,7 @@ static int cmd_serve(int argc, char **argv)
         {"data-dir", "SLUICE_DATA_DIR", CONFIG_STRING, &data_dir, NULL,
          "Local directory for segment copies; what is here is reloaded at start.",
          .required = true},
-        {"node-id", "SLUICE_NODE_ID", CONFIG_STRING, &node_id, "",
+        {"node-id", "SLUICE_NODE_ID", CONFIG_STRING, &opt_node_id, "",
          "Name of this node ([A-Za-z0-9._-]); default: <host>-<random hex>, made on first "
          "start and kept in <data-dir>/node-id."},
         {"workers", "SLUICE_WORKERS", CONFIG_INT, &workers, "2",
@@ -248,7 +248,7 @@ static int cmd_serve(int argc, char **argv)
          "Least time between two sheds.", 0, 3600000},
     };
     struct event_base *base = NULL;
-    struct node_api *api = NULL;
+    struct node *node = NULL;
     struct node_config cfg;
     char *token = NULL;
     char err[512];
@@ -282,7 +282,7 @@ static int cmd_serve(int argc, char **argv)
     cfg.listen = listen;
     cfg.storage_root = storage_root;
     cfg.data_dir = data_dir;
-    cfg.node_id = node_id;
+    cfg.node_id = opt_node_id;
     cfg.token = token;
     cfg.workers = (unsigned)workers;
     cfg.load_workers = (unsigned)load_workers;
@@ -303,22 +303,22 @@ static int cmd_serve(int argc, char **argv)
     cfg.claim = claim;
     cfg.io_direct = strcmp(io, "direct") == 0;
     cfg.cache_budget = cache_budget;
-    api = node_api_new(base, &cfg, err, sizeof(err));
-    if (api == NULL) {
+    node = node_new(base, &cfg, err, sizeof(err));
+    if (node == NULL) {
         log_error("start_failed", "error=%s", log_q(err));
         goto out;
     }
-    if (srv.ready_file[0] != '\0' && daemon_write_ready(srv.ready_file, node_api_bound(api)) < 0) {
+    if (srv.ready_file[0] != '\0' && daemon_write_ready(srv.ready_file, node_bound(node)) < 0) {
         log_error("start_failed", "error=\"cannot write --ready-file %s\"", srv.ready_file);
         goto out;
     }
     log_info("listening", "node_id=%s addr=%s storage_root=%s data_dir=%s version=%s",
-             node_api_id(api), node_api_bound(api), storage_root, data_dir, SLUICE_VERSION);
+             node_id(node), node_bound(node), storage_root, data_dir, SLUICE_VERSION);
     daemon_run(base);
-    log_info("stopped", "node_id=%s", node_api_id(api));
+    log_info("stopped", "node_id=%s", node_id(node));
     rc = 0;
 out:
-    node_api_free(api);
+    node_free(node);
     if (base != NULL)
         event_base_free(base);
     free(token);

@@ -1,0 +1,834 @@
+/*
+ * node: the node daemon object. node_new wires the pools, the store, the
+ * buffer pool, the sampler and the reporter, and arms the 100 ms tick;
+ * node_assign is the one path an assignment takes, pushed or claimed.
+ * Expected load: the tick, a residency measurement a second on a worker,
+ * and one admission decision per assignment (microseconds).
+ */
+#include "node.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "api.h"
+#include "log.h"
+#include "node_int.h"
+#include "pool.h"
+#include "reason.h"
+#include "xmalloc.h"
+
+static uint32_t node_random(struct node *node)
+{
+    node->rng ^= node->rng << 13;
+    node->rng ^= node->rng >> 17;
+    node->rng ^= node->rng << 5;
+    return node->rng;
+}
+
+/* Counts bytes a query touched, in the working-set estimator's window. */
+void node_touch(struct node *node, uint64_t bytes)
+{
+    (void)wss_touch_add(&node->touched, node_now_ms() / 1000, bytes);
+}
+
+static uint64_t node_touched(struct node *node)
+{
+    return wss_touch_sum(&node->touched, node_now_ms() / 1000);
+}
+
+/* Direct mode's exact footprint: the pool and its tables, every heap, every entry. */
+uint64_t node_direct_bytes(struct node *node, const struct store_totals *t)
+{
+    struct bufpool_stats ps;
+
+    bufpool_stats(node->bufpool, &ps);
+    return ps.budget_bytes + ps.overhead_bytes + t->index_bytes + t->meta_bytes;
+}
+
+/* The admission controller's view of the node right now. */
+void node_signals(struct node *node, struct admission_signals *sig)
+{
+    const struct sampler_snapshot *s = &node->snap;
+    uint64_t now_ns = clock_mono_ns();
+    struct store_totals t;
+
+    memset(sig, 0, sizeof(*sig));
+    store_totals(node->store, &t);
+    /* The newest sample, not the last tick's: sampler_read takes no lock and no syscall. */
+    if (node->sampler != NULL && sampler_read(node->sampler, &node->snap) == 0)
+        node->have_snap = true;
+    sig->now_ms = now_ns / 1000000;
+    sig->draining = node->draining;
+    if (node->have_snap) {
+        /*
+         * PSI read host-wide (a v1 or hybrid host without the node's own
+         * cgroup2 file) measures every tenant, including those stalling
+         * against limits of their own. While the node's memory has room, a
+         * stall there is a neighbour's: it does not close the node's
+         * pressure gates. The node's memory is its own cgroup's limit, or
+         * for a node without one, the host's (MemAvailable).
+         */
+        bool own_limit = s->limit_source == SAMPLER_LIMIT_CGROUP_MAX ||
+                         s->limit_source == SAMPLER_LIMIT_CGROUP_HIGH;
+        bool room, neighbours;
+
+        if (own_limit) {
+            uint64_t used =
+                s->cg_usage > s->cg_inactive_file ? s->cg_usage - s->cg_inactive_file : 0;
+            room = used < s->limit_bytes / 10 * 9;
+        } else {
+            room = (s->have & SAMPLER_HAVE_MEMINFO) && s->mem_available > s->mem_total / 10;
+        }
+        neighbours = s->psi_host_wide && room;
+
+        sig->psi_available = (s->have & SAMPLER_HAVE_STALL_SOME) != 0 && !neighbours;
+        if (sig->psi_available) {
+            sig->some_frac = s->some_stall;
+            sig->full_frac = s->full_stall;
+            sig->some_avg10 = s->some.avg10;
+            sig->full_avg10 = s->full.avg10;
+        }
+        sig->pgscan_per_s = s->pgscan_per_s;
+        sig->refaults_available = (s->have & SAMPLER_HAVE_REFAULT_RATE) != 0;
+        sig->refaults_per_s = s->refaults_per_s;
+        sig->exhaust_available = s->tte_valid;
+        sig->tte_ms = s->tte_ms;
+        sig->fill_ms = s->fill_ms;
+        sig->growth_bytes_per_s = s->growth_bytes_per_s;
+        sig->swapins_available = (s->have & SAMPLER_HAVE_SWAPIN_RATE) != 0;
+        sig->swapins_per_s = s->swapins_per_s;
+        sig->oom_kills_recent = s->oom_kill_recent ? 1 : 0;
+        sig->limit_bytes = (s->have & SAMPLER_HAVE_LIMIT) ? s->limit_bytes : 0;
+    }
+    /*
+     * The capacity gate's footprint: the larger of the measured working set
+     * and what the node has committed to serve from memory (its mapped
+     * segment files and heap indexes). Measurement alone under-counts data
+     * the kernel has quietly evicted while no query touched it; those bytes
+     * come back, as thrashing, the moment queries do.
+     */
+    if (node->bufpool != NULL) {
+        /*
+         * Direct mode knows its memory to the byte: the pool (a fixed
+         * charge, allocated at start), and per segment its heap (zone maps,
+         * heap columns) and its metadata. No estimate and no page cache:
+         * segment data beyond the pool stays on disk, and the latency gate
+         * decides how much more of it the node takes.
+         */
+        sig->wss_bytes = node_direct_bytes(node, &t);
+    } else {
+        sig->wss_bytes = wss_estimate(node->wss);
+        /*
+         * mlock'ed pages (--mlock-budget) can never be reclaimed, whether or
+         * not queries touched them lately: they count in full, on top of the
+         * measured working set (which may count some of them again: erring
+         * on the side of refusing).
+         */
+        sig->wss_bytes += t.pinned_bytes;
+        if (sig->wss_bytes < t.mapped_bytes + t.index_bytes)
+            sig->wss_bytes = t.mapped_bytes + t.index_bytes;
+    }
+    /* A rise in the cgroup counts at once, without waiting for the estimator's tick. */
+    if (node->bufpool == NULL && node->have_snap && (s->have & SAMPLER_HAVE_CG_USAGE) && (s->have & SAMPLER_HAVE_CG_STAT) &&
+        s->cg_usage > s->cg_inactive_file && s->cg_usage - s->cg_inactive_file > sig->wss_bytes)
+        sig->wss_bytes = s->cg_usage - s->cg_inactive_file;
+    sig->reserved_bytes = node->reserved_bytes;
+    sig->p99_1s_ms = (double)latency_quantile(node->lat, now_ns, 1, 0.99) / 1e6;
+    sig->p99_10s_ms = (double)latency_quantile(node->lat, now_ns, 10, 0.99) / 1e6;
+    sig->baseline_p99_ms = (double)latency_baseline(node->lat) / 1e6;
+    sig->queries_10s = latency_count(node->lat, now_ns, 10);
+    sig->loads_in_flight = (unsigned)t.loads_in_flight;
+    sig->disk_free_bytes = node->disk_free_bytes;
+}
+
+void node_fill_pressure(struct node *node, struct wire_pressure *p)
+{
+    const struct sampler_snapshot *s = &node->snap;
+    struct store_totals t;
+
+    memset(p, 0, sizeof(*p));
+    store_totals(node->store, &t);
+    p->loads_in_flight = t.loads_in_flight;
+    p->p99_seconds = (double)latency_quantile(node->lat, clock_mono_ns(), 10, 0.99) * 1e-9;
+    p->wss_bytes = wss_estimate(node->wss);
+    p->pinned_bytes = t.pinned_bytes;
+    if (node->have_snap) {
+        p->tte_known = s->tte_valid && s->tte_ms != UINT64_MAX;
+        p->tte_ms = p->tte_known ? s->tte_ms : 0;
+        p->growth_bytes_per_s = s->growth_bytes_per_s;
+        p->swapins_per_s = s->swapins_per_s;
+        p->some_avg10 = s->some.avg10;
+        p->full_avg10 = s->full.avg10;
+        p->some_fraction = s->some_stall;
+        p->full_fraction = s->full_stall;
+        p->usage_bytes = s->cg_usage;
+        p->limit_bytes = (s->have & SAMPLER_HAVE_LIMIT) ? s->limit_bytes : 0;
+        p->psi_host_wide = s->psi_host_wide;
+    }
+    p->io_mode = node->bufpool != NULL ? WIRE_IO_DIRECT : WIRE_IO_MMAP;
+    if (node->bufpool != NULL) {
+        struct bufpool_stats ps;
+
+        bufpool_stats(node->bufpool, &ps);
+        p->pool_bytes = ps.budget_bytes;
+        p->pool_hit_ratio = node->pool_hit_ratio;
+        /* What the node holds, exactly, against what the cgroup counts. */
+        p->wss_bytes = node_direct_bytes(node, &t);
+    }
+}
+
+/* A reservation of estimated memory for a load in flight. */
+struct node_reservation {
+    uint64_t cost; /* what admission counted */
+    uint64_t raw;  /* rows x avg_row_size, for learning the cost factor */
+};
+
+struct node_assign_ctx {
+    struct node *node;
+    char id[WIRE_ID_MAX + 1];
+    struct node_reservation res; /* zero when admission was skipped */
+    node_assign_fn fn;
+    void *arg;
+};
+
+/* The Retry-After of a refusal that came from the store (after admission). */
+static uint32_t node_store_retry_ms(const struct node *node, int status,
+                                   enum wire_reason reason)
+{
+    if (status == 202 || status == 409 || status == 422)
+        return 0;
+    switch (reason) {
+    case WIRE_REASON_DISK_FULL:
+        return (uint32_t)node->acfg.retry_disk_ms;
+    case WIRE_REASON_MEM_CAPACITY:
+        return (uint32_t)node->acfg.retry_capacity_ms;
+    case WIRE_REASON_DRAINING:
+        return (uint32_t)node->acfg.retry_draining_ms;
+    default:
+        return 0;
+    }
+}
+
+static void node_assign_done(int status, enum wire_reason reason, const char *detail, void *arg)
+{
+    struct node_assign_ctx *ctx = arg;
+    struct node *node = ctx->node;
+
+    if (ctx->res.cost > 0) {
+        if (status == 202) {
+            /* Held until the load ends (node_load_cb). */
+            struct node_reservation *r = xmalloc(sizeof(*r));
+            *r = ctx->res;
+            free(strmap_put(node->reservations, ctx->id, r));
+        } else {
+            node->reserved_bytes -= ctx->res.cost;
+        }
+    }
+    if (status == 409)
+        node->assign_conflicts++;
+    ctx->fn(node, status, reason, node_store_retry_ms(node, status, reason), detail, ctx->arg);
+    free(ctx);
+}
+
+/*
+ * Decides one assignment: admission (unless the node already holds the
+ * segment, which makes this a retry), then the store. fn is called exactly
+ * once, possibly before this returns.
+ */
+void node_assign(struct node *node, const struct wire_assign_request *m,
+                           node_assign_fn fn, void *arg)
+{
+    struct node_assign_ctx *ctx = xcalloc(1, sizeof(*ctx));
+
+    ctx->node = node;
+    ctx->fn = fn;
+    ctx->arg = arg;
+    snprintf(ctx->id, sizeof(ctx->id), "%s", m->segment_id);
+    if (node->id_conflict) {
+        char detail[WIRE_DETAIL_MAX + 1];
+
+        snprintf(detail, sizeof(detail), "node id conflict: %.200s", node->id_conflict_detail);
+        free(ctx);
+        fn(node, 503, WIRE_REASON_DRAINING, (uint32_t)node->acfg.retry_draining_ms, detail, arg);
+        return;
+    }
+    if (!store_holds(node->store, m->segment_id) && (node->admission_on || node->draining)) {
+        struct admission_signals sig;
+        struct admission_request ar;
+        struct admission_verdict v;
+        uint64_t t0;
+
+        node_signals(node, &sig);
+        ar.cost_bytes = admission_cost_estimate(&node->cost, m->row_count, m->avg_row_size);
+        ar.file_bytes = m->row_count * m->avg_row_size;
+        t0 = clock_mono_ns();
+        if (node->admission_on) {
+            admission_decide(&node->acfg, &sig, &node->astate, &ar, node_random(node), &v);
+        } else {
+            /* Admission off (baseline mode): only draining refuses. */
+            memset(&v, 0, sizeof(v));
+            v.accept = false;
+            v.reason = WIRE_REASON_DRAINING;
+            v.retry_after_ms = (uint32_t)node->acfg.retry_draining_ms;
+            snprintf(v.detail, sizeof(v.detail), "node is draining");
+        }
+        histogram_record(&node->decision_ns, clock_mono_ns() - t0);
+        if (!v.accept) {
+            int status = reason_http_status(v.reason);
+            log_debug("assign_refused", "id=%s status=%d reason=%s retry_ms=%u detail=%s",
+                      log_q(m->segment_id), status, reason_name(v.reason),
+                      v.retry_after_ms, log_q(v.detail));
+            free(ctx);
+            fn(node, status, v.reason, v.retry_after_ms, v.detail, arg);
+            return;
+        }
+        ctx->res.cost = ar.cost_bytes > 0 ? ar.cost_bytes : 1;
+        ctx->res.raw = ar.file_bytes;
+        node->reserved_bytes += ctx->res.cost;
+    }
+    store_assign(node->store, m, node_assign_done, ctx);
+}
+
+/* A load ended: release its reservation and learn from its real footprint. */
+static void node_load_cb(const char *id, bool ok, uint64_t file_bytes, uint64_t index_bytes,
+                        void *arg)
+{
+    struct node *node = arg;
+    struct node_reservation *r = strmap_remove(node->reservations, id);
+
+    if (r == NULL)
+        return;
+    node->reserved_bytes -= r->cost;
+    /* Direct mode holds a segment's heap and header in memory, not its file. */
+    if (ok)
+        admission_cost_learn(&node->cost, r->raw,
+                             node->bufpool != NULL
+                                 ? index_bytes + sizeof(struct segment_header)
+                                 : file_bytes + index_bytes);
+    free(r);
+}
+
+/* ---- pull mode -------------------------------------------------------- */
+
+#define NODE_CLAIM_MAX_BATCH 64
+
+struct node_claim {
+    struct node *node;
+    size_t n, remaining, accepted;
+};
+
+static void node_claim_item_done(struct node *node, int status, enum wire_reason reason,
+                                uint32_t retry_ms, const char *detail, void *arg)
+{
+    struct node_claim *cl = arg;
+
+    if (status == 202)
+        cl->accepted++;
+    else
+        node->claim_refused_total++;
+    if (--cl->remaining > 0)
+        return;
+    /* Additive increase when everything fitted, multiplicative decrease otherwise. */
+    if (cl->accepted == cl->n && cl->n >= (size_t)node->claim_batch)
+        node->claim_batch = node->claim_batch + 1 > NODE_CLAIM_MAX_BATCH ? NODE_CLAIM_MAX_BATCH
+                                                                       : node->claim_batch + 1;
+    else if (cl->accepted < cl->n)
+        node->claim_batch = node->claim_batch / 2 < 1 ? 1 : node->claim_batch / 2;
+    node->claimed_total += cl->accepted;
+    free(cl);
+}
+
+static void node_claim_answer_cb(int status, const struct http_client_reply *reply, void *arg)
+{
+    struct node *node = arg;
+    struct wire_claim_response resp;
+    struct wire_error err;
+    struct node_claim *cl;
+
+    node->claim_in_flight = false;
+    if (status != 200 || reply == NULL ||
+        wire_claim_response_decode(reply->body, reply->body_len, &resp, &err) < 0)
+        return;
+    if (resp.n == 0) {
+        wire_claim_response_done(&resp);
+        return;
+    }
+    cl = xcalloc(1, sizeof(*cl));
+    cl->node = node;
+    cl->n = cl->remaining = resp.n;
+    /* Each claimed segment goes through this node's own admission, like a push. */
+    for (size_t i = 0, n = resp.n; i < n; i++)
+        node_assign(node, &resp.assignments[i], node_claim_item_done, cl);
+    wire_claim_response_done(&resp);
+}
+
+/* Claims more work while the gates are open and p99 is under the SLO. */
+static void node_claim_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct node *node = arg;
+    struct admission_signals sig;
+    struct wire_claim_request req;
+    bool pressure = node->draining;
+    uint8_t *body;
+    size_t len;
+
+    if (node->claim_in_flight || node->id_conflict)
+        return;
+    node_signals(node, &sig);
+    for (int g = WIRE_REASON_MEM_CRITICAL; g <= WIRE_REASON_LATENCY_SLO; g++)
+        pressure |= admission_gate_closed(&node->astate, (enum wire_reason)g);
+    if (node->acfg.latency_slo_ms > 0 && sig.queries_10s >= (uint64_t)node->acfg.latency_min_queries &&
+        sig.p99_10s_ms > (double)node->acfg.latency_slo_ms)
+        pressure = true;
+    if (pressure) {
+        node->claim_batch = node->claim_batch / 2 < 1 ? 1 : node->claim_batch / 2;
+        return;
+    }
+    memset(&req, 0, sizeof(req));
+    snprintf(req.node_id, sizeof(req.node_id), "%s", node->node_id);
+    req.max_segments = (uint32_t)node->claim_batch;
+    body = wire_claim_request_encode(&req, &len);
+    if (http_client_request(node->claim_client, EVHTTP_REQ_POST, "/v1/claim", WIRE_CONTENT_TYPE,
+                            body, len, node_claim_answer_cb, node) == 0)
+        node->claim_in_flight = true;
+    free(body);
+}
+
+/* Residency of every mapped segment and free disk, measured on a worker. */
+struct node_residency {
+    struct node *node;
+    struct store_seg **segs;
+    size_t n;
+    uint64_t resident, disk_free;
+    char *segdir;
+};
+
+static void node_residency_work(void *arg)
+{
+    struct node_residency *r = arg;
+    struct statvfs vfs;
+
+    for (size_t i = 0; i < r->n; i++) {
+        const struct segment_header *h = store_seg_header(r->segs[i]);
+        const char *base = store_seg_base(r->segs[i]);
+
+        if (base == NULL)
+            continue; /* direct mode: nothing mapped */
+
+        /* Mapped columns only: an anonymous column's file pages are never read again. */
+        for (unsigned c = 0; c < h->column_count; c++) {
+            uint64_t b = 0, start = h->columns[c].offset & ~(uint64_t)4095;
+            uint64_t len = h->columns[c].offset + h->columns[c].length - start;
+
+            if ((h->columns[c].flags & SEGMENT_COL_ANON) || h->columns[c].length == 0)
+                continue;
+            if (wss_resident_bytes(base + start, len, &b) == 0)
+                r->resident += b;
+        }
+    }
+    r->disk_free = statvfs(r->segdir, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize
+                                                 : UINT64_MAX;
+}
+
+static void node_residency_done(void *arg)
+{
+    struct node_residency *r = arg;
+
+    r->node->resident_bytes = r->resident;
+    r->node->disk_free_bytes = r->disk_free;
+    r->node->residency_running = false;
+    for (size_t i = 0; i < r->n; i++)
+        store_seg_unref(r->segs[i]);
+    free(r->segs);
+    free(r->segdir);
+    free(r);
+}
+
+/* Once a second: the pool's rates over the last second. */
+static void node_pool_tick(struct node *node)
+{
+    struct bufpool_stats now, *prev = &node->pool_prev;
+    uint64_t lookups, reads;
+
+    bufpool_stats(node->bufpool, &now);
+    lookups = (now.hits - prev->hits) + (now.misses - prev->misses);
+    reads = now.reads - prev->reads;
+    if (lookups > 0)
+        node->pool_hit_ratio = (double)(now.hits - prev->hits) / (double)lookups;
+    node->pool_misses_per_s = (double)(now.misses - prev->misses);
+    node->pool_read_bytes_per_s = (double)(now.read_bytes - prev->read_bytes);
+    node->pool_read_latency_s = reads > 0 ? (double)(now.read_ns - prev->read_ns) / 1e9 / (double)reads
+                                         : 0;
+    *prev = now;
+}
+
+/* Logs gate transitions ("open -> closed (reason)") and counts closings. */
+static void node_note_gates(struct node *node, const bool *before)
+{
+    for (int g = ADMISSION_GATE_FIRST; g < WIRE_REASON_COUNT_; g++) {
+        if (!admission_is_gate((enum wire_reason)g))
+            continue;
+        bool now = admission_gate_closed(&node->astate, (enum wire_reason)g);
+        if (now == before[g])
+            continue;
+        if (now)
+            node->gate_closed_total[g]++;
+        log_info("admission_gate", "gate=%s transition=\"%s -> %s\"",
+                 reason_name((enum wire_reason)g), before[g] ? "closed" : "open",
+                 now ? "closed" : "open");
+    }
+}
+
+/*
+ * Every 100 ms: read the sampler's snapshot, update the working-set
+ * estimate, let admission observe, and shed under sustained critical
+ * pressure. Every second: the latency baseline and a residency measurement.
+ */
+static void node_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct node *node = arg;
+    struct store_totals t;
+    struct wss_inputs in;
+    uint64_t now_ms = node_now_ms();
+    bool before[WIRE_REASON_COUNT_];
+
+    node->ticks++;
+    if (node->sampler != NULL && sampler_read(node->sampler, &node->snap) == 0)
+        node->have_snap = true;
+    store_totals(node->store, &t);
+    memset(&in, 0, sizeof(in));
+    in.cgroup_usage = WSS_UNKNOWN;
+    in.inactive_file = WSS_UNKNOWN;
+    if (node->have_snap && (node->snap.have & SAMPLER_HAVE_CG_USAGE) &&
+        (node->snap.have & SAMPLER_HAVE_CG_STAT)) {
+        in.cgroup_usage = node->snap.cg_usage;
+        in.inactive_file = node->snap.cg_inactive_file;
+    }
+    in.touched = node_touched(node);
+    if (in.touched > t.mapped_bytes)
+        in.touched = t.mapped_bytes;
+    in.resident = node->resident_bytes;
+    in.anon = t.index_bytes;
+    wss_update(node->wss, &in, now_ms);
+    if (node->admission_on) {
+        struct admission_signals sig;
+
+        for (int g = 0; g < WIRE_REASON_COUNT_; g++)
+            before[g] = admission_gate_closed(&node->astate, (enum wire_reason)g);
+        node_signals(node, &sig);
+        admission_observe(&node->acfg, &sig, &node->astate);
+        node_note_gates(node, before);
+        if (admission_should_shed(&node->acfg, &node->astate, &sig)) {
+            const char *id = store_coldest(node->store);
+            enum wire_reason why =
+                admission_gate_closed(&node->astate, WIRE_REASON_MEM_CRITICAL)
+                    ? WIRE_REASON_MEM_CRITICAL
+                    : WIRE_REASON_MEM_THRASHING;
+            char detail[160];
+
+            if (id != NULL) {
+                snprintf(detail, sizeof(detail),
+                         "shed under sustained %s (full stall %.3f, refaults %.0f/s)",
+                         reason_name(why), sig.full_frac, sig.refaults_per_s);
+                if (store_shed(node->store, id, why, detail) == 0)
+                    node->shed_total[why]++;
+            }
+            admission_note_shed(&node->astate, now_ms);
+        }
+    }
+    if (node->ticks % (1000 / NODE_TICK_MS) == 0)
+        store_pin_tick(node->store, now_ms);
+    if (node->ticks % (1000 / NODE_TICK_MS) == 0) {
+        latency_tick(node->lat, clock_mono_ns());
+        if (node->bufpool != NULL)
+            node_pool_tick(node);
+        if (!node->residency_running) {
+            struct node_residency *r = xcalloc(1, sizeof(*r));
+            r->node = node;
+            r->n = store_loaded_refs(node->store, &r->segs);
+            r->segdir = xstrdup(store_segdir(node->store));
+            node->residency_running = true;
+            pool_submit(node->pool, node_residency_work, node_residency_done, r);
+        }
+    }
+}
+
+static void node_report_fill(void *arg, enum wire_node_state *state, struct wire_pressure *p)
+{
+    struct node *node = arg;
+
+    *state = node->draining ? WIRE_NODE_DRAINING : WIRE_NODE_SERVING;
+    node_fill_pressure(node, p);
+}
+
+/* The reporter's word on this node's id: detail while refused, NULL once accepted. */
+static void node_conflict_cb(void *arg, const char *detail)
+{
+    struct node *node = arg;
+
+    node->id_conflict = detail != NULL;
+    snprintf(node->id_conflict_detail, sizeof(node->id_conflict_detail), "%s",
+             detail != NULL ? detail : "");
+}
+
+/* "<short hostname>-<8 random hex digits>", in the characters an id may use. */
+static void node_id_generate(char *ret, size_t len)
+{
+    char host[256] = "";
+    uint32_t rnd = 0;
+    size_t n = 0;
+
+    if (gethostname(host, sizeof(host) - 1) < 0)
+        host[0] = '\0';
+    host[sizeof(host) - 1] = '\0';
+    /* The first label, at most 40 characters, anything but [A-Za-z0-9_-] as '-'. */
+    for (; host[n] != '\0' && host[n] != '.' && n < 40; n++)
+        if (!isalnum((unsigned char)host[n]) && host[n] != '_' && host[n] != '-')
+            host[n] = '-';
+    host[n] = '\0';
+    if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        rnd = (uint32_t)(clock_mono_ns() ^ ((uint64_t)getpid() << 16));
+    snprintf(ret, len, "%s-%08x", n > 0 ? host : "node", rnd);
+}
+
+/*
+ * The node's id when --node-id is not given: read from <data_dir>/node-id,
+ * or generated on first start and written there (tmp, fsync, rename, fsync
+ * of the directory), so it survives restarts and differs between hosts and
+ * data directories. Returns 0, or -errno / -EINVAL with err naming the file.
+ */
+static int node_id_load(const char *data_dir, char *ret, size_t len, char *err,
+                            size_t err_len)
+{
+    char *path = xasprintf("%s/node-id", data_dir), *tmp = NULL;
+    char line[WIRE_ID_MAX + 2] = "";
+    struct wire_error we;
+    FILE *f = fopen(path, "re");
+    int fd = -1, r = 0;
+
+    if (f != NULL) {
+        if (fgets(line, sizeof(line), f) == NULL)
+            line[0] = '\0';
+        fclose(f);
+        line[strcspn(line, "\n")] = '\0';
+        if (wire_check_segment_id("node id", line, &we) < 0) {
+            snprintf(err, err_len, "%s: %s (fix or remove the file, or pass --node-id)", path,
+                     we.message);
+            r = -EINVAL;
+            goto out;
+        }
+        snprintf(ret, len, "%s", line);
+        goto out;
+    }
+    if (errno != ENOENT) {
+        r = -errno;
+        snprintf(err, err_len, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    node_id_generate(line, sizeof(line));
+    tmp = xasprintf("%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || dprintf(fd, "%s\n", line) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0) {
+        r = -errno;
+        snprintf(err, err_len, "cannot write %s: %s", path, strerror(errno));
+        (void)unlink(tmp);
+        goto out;
+    }
+    {
+        int dfd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+            close(dfd);
+        }
+    }
+    log_info("node_id_generated", "node_id=%s file=%s", log_q(line), log_q(path));
+    snprintf(ret, len, "%s", line);
+out:
+    if (fd >= 0)
+        close(fd);
+    free(tmp);
+    free(path);
+    return r;
+}
+
+struct node *node_new(struct event_base *base, const struct node_config *cfg, char *err,
+                              size_t err_len)
+{
+    struct node *node = xcalloc(1, sizeof(*node));
+    struct store_config sc = {
+        .load_pool = NULL,
+        .storage_root = cfg->storage_root,
+        .data_dir = cfg->data_dir,
+        .disk_reserve = cfg->disk_reserve,
+        .mlock_budget = cfg->mlock_budget,
+    };
+    int r;
+
+    struct sampler_config smc = {
+        .proc_root = cfg->proc_root,
+        .sys_root = cfg->sys_root,
+        .interval_ms = cfg->sample_ms,
+        .psi_triggers = cfg->psi_triggers,
+    };
+    struct timeval tick = {0, NODE_TICK_MS * 1000};
+    char serr[256];
+
+    node->base = base;
+    node->started_mono_ns = clock_mono_ns();
+    node->rng = (uint32_t)(clock_mono_ns() | 1);
+    histogram_reset(&node->query_latency);
+    histogram_reset(&node->decision_ns);
+    node->admission_on = cfg->admission_on;
+    node->max_queries = cfg->max_queries > 0 ? cfg->max_queries : 64;
+    node->acfg = cfg->admission;
+    admission_cost_init(&node->cost);
+    node->lat = latency_new(NULL);
+    node->wss = wss_new(NULL);
+    node->reservations = strmap_new();
+    node->disk_free_bytes = UINT64_MAX;
+    node->pool = pool_new(base, cfg->workers);
+    node->load_pool = pool_new_nice(base, cfg->load_workers > 0 ? cfg->load_workers : 2,
+                                    cfg->load_nice);
+    sc.load_pool = node->load_pool;
+    if (cfg->io_direct) {
+        char perr[200];
+
+        r = bufpool_new(cfg->cache_budget, BUFPOOL_BLOCK_DEFAULT, BUFPOOL_READAHEAD_DEFAULT,
+                        &node->bufpool, perr, sizeof(perr));
+        if (r < 0) {
+            snprintf(err, err_len, "--cache-budget: %s", perr);
+            goto fail;
+        }
+        sc.bufpool = node->bufpool;
+        log_info("io_mode", "mode=direct pool_bytes=%" PRIu64 " block_bytes=%u readahead=%u",
+                 cfg->cache_budget, BUFPOOL_BLOCK_DEFAULT, BUFPOOL_READAHEAD_DEFAULT);
+    }
+    node->mlock_budget = cfg->mlock_budget;
+    node->store = store_new(node->pool, &sc, err, err_len);
+    if (node->store == NULL)
+        goto fail;
+    store_set_load_cb(node->store, node_load_cb, node);
+    /* Missing kernel files are not fatal: status says what was found. */
+    node->sampler = sampler_start(&smc, serr, sizeof(serr));
+    if (node->sampler == NULL) {
+        log_warn("sampler_unavailable", "error=%s", log_q(serr));
+        snprintf(node->sources, sizeof(node->sources), "sampler=off (%s)", serr);
+    } else if (sampler_read(node->sampler, &node->snap) == 0) {
+        node->have_snap = true;
+        snprintf(node->sources, sizeof(node->sources), "cgroup=%s psi=%.200s%s trigger=%s%s%.100s",
+                 sampler_cgroup_mode_name(node->snap.cgroup_mode), node->snap.psi_source,
+                 strcmp(node->snap.psi_source, "none") == 0 ? ""
+                 : node->snap.psi_host_wide                 ? " (host-wide)"
+                                                           : " (cgroup)",
+                 sampler_trigger_name(node->snap.trigger),
+                 node->snap.trigger_reason[0] != '\0' ? ": " : "", node->snap.trigger_reason);
+        log_info("signals", "sources=%s limit=%" PRIu64, log_q(node->sources),
+                 node->snap.limit_bytes);
+    }
+    node->tick_ev = event_new(base, -1, EV_PERSIST, node_tick_cb, node);
+    event_add(node->tick_ev, &tick);
+    node->http = http_server_new(base, &cfg->limits);
+    if (cfg->token != NULL && cfg->token[0] != '\0')
+        http_server_set_token(node->http, cfg->token);
+    r = http_server_bind(node->http, cfg->listen, node->bound, sizeof(node->bound));
+    if (r < 0) {
+        snprintf(err, err_len, "--listen %s: %s", cfg->listen, strerror(-r));
+        goto fail;
+    }
+    if (cfg->node_id != NULL && cfg->node_id[0] != '\0') {
+        struct wire_error we;
+        if (wire_check_segment_id("--node-id", cfg->node_id, &we) < 0) {
+            snprintf(err, err_len, "%s", we.message);
+            goto fail;
+        }
+        snprintf(node->node_id, sizeof(node->node_id), "%s", cfg->node_id);
+    } else if (node_id_load(cfg->data_dir, node->node_id, sizeof(node->node_id), err,
+                                err_len) < 0) {
+        goto fail;
+    }
+    api_routes(node);
+    if (cfg->coordinator != NULL && cfg->coordinator[0] != '\0') {
+        struct reporter_config rc = {
+            .coordinator = cfg->coordinator,
+            .node_id = node->node_id,
+            .advertise = cfg->advertise != NULL && cfg->advertise[0] != '\0' ? cfg->advertise
+                                                                              : node->bound,
+            .token = cfg->token,
+            .interval_ms = cfg->report_ms,
+            .claim = cfg->claim,
+            .conflict = node_conflict_cb,
+        };
+        node->reporter = reporter_new(base, node->store, &rc, node_report_fill, node);
+        if (cfg->claim) {
+            struct timeval every = {0, 500000};
+            node->claim_batch = 1;
+            node->claim_client = http_client_new(base, cfg->coordinator, 5000, cfg->token);
+            node->claim_ev = event_new(base, -1, EV_PERSIST, node_claim_tick_cb, node);
+            event_add(node->claim_ev, &every);
+        }
+    }
+    return node;
+fail:
+    node_free(node);
+    return NULL;
+}
+
+const char *node_bound(const struct node *node)
+{
+    return node->bound;
+}
+
+const char *node_id(const struct node *node)
+{
+    return node->node_id;
+}
+
+static int node_free_reservation(const char *key, void *value, void *arg)
+{
+    free(value);
+    return 0;
+}
+
+void node_free(struct node *node)
+{
+    if (node == NULL)
+        return;
+    reporter_free(node->reporter);
+    if (node->claim_ev != NULL)
+        event_free(node->claim_ev);
+    node->claim_in_flight = false;
+    http_client_free(node->claim_client);
+    if (node->tick_ev != NULL)
+        event_free(node->tick_ev);
+    /*
+     * Work in flight finishes first, while the requests it answers still
+     * exist: prechecks (which start no load once the store is closing), then
+     * loads; only then does the server close its connections.
+     */
+    store_close(node->store);
+    pool_free(node->pool);
+    pool_free(node->load_pool);
+    http_server_free(node->http);
+    sampler_free(node->sampler);
+    store_free(node->store);
+    bufpool_free(node->bufpool); /* after the store: it closed every pool file */
+    latency_free(node->lat);
+    wss_free(node->wss);
+    if (node->reservations != NULL)
+        strmap_foreach(node->reservations, node_free_reservation, NULL);
+    strmap_free(node->reservations);
+    free(node);
+}

@@ -1,0 +1,116 @@
+/*
+ * node_int: the node daemon object's definition, shared by node.c (the
+ * daemon) and api.c (its HTTP handlers) and by nothing else. The handlers
+ * read the daemon's state and keep their counters in it; a struct private
+ * to one file would need an accessor per field for no gain.
+ */
+#ifndef SLUICE_NODE_NODE_INT_H
+#define SLUICE_NODE_NODE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "admission.h"
+#include "bufpool.h"
+#include "clock.h"
+#include "histogram.h"
+#include "latency.h"
+#include "node.h"
+#include "report.h"
+#include "sampler.h"
+#include "store.h"
+#include "strmap.h"
+#include "wire.h"
+#include "wss.h"
+
+#define NODE_TICK_MS 100
+
+struct node {
+    struct event_base *base;
+    struct pool *pool;      /* scans, prechecks, residency */
+    struct pool *load_pool; /* segment loads */
+    struct store *store;
+    struct bufpool *bufpool; /* --io=direct; NULL in mmap mode */
+    struct bufpool_stats pool_prev; /* at the last one-second tick */
+    double pool_hit_ratio;          /* over the last second with lookups */
+    double pool_misses_per_s, pool_read_bytes_per_s, pool_read_latency_s;
+    struct http_server *http;
+    char bound[128];
+    char node_id[WIRE_ID_MAX + 1];
+    uint64_t started_mono_ns;
+    /* counters, loop thread only */
+    uint64_t assign_answers[WIRE_REASON_COUNT_]; /* by reason; NONE = accepted */
+    uint64_t assign_conflicts, bad_requests;
+    uint64_t queries_ok, queries_failed, query_bytes, query_rows;
+    unsigned max_queries, queries_in_flight;
+    uint64_t queries_refused;
+    uint64_t mlock_budget;
+    struct histogram query_latency; /* ns, since start */
+    /* admission */
+    bool admission_on, draining;
+    struct admission_config acfg;
+    struct admission_state astate;
+    struct admission_cost cost;
+    struct sampler *sampler;
+    struct sampler_snapshot snap;
+    bool have_snap;
+    struct latency *lat;
+    struct wss_estimator *wss;
+    uint64_t resident_bytes, disk_free_bytes;
+    bool residency_running;
+    struct wss_touch touched; /* bytes queries touched, per second */
+    struct strmap *reservations; /* segment id -> heap uint64_t cost */
+    uint64_t reserved_bytes;
+    struct histogram decision_ns;
+    uint64_t shed_total[WIRE_REASON_COUNT_];
+    uint64_t gate_closed_total[WIRE_REASON_COUNT_];
+    struct event *tick_ev;
+    uint64_t ticks;
+    uint32_t rng;
+    char sources[400];
+    struct reporter *reporter;
+    /* pull mode */
+    struct http_client *claim_client;
+    struct event *claim_ev;
+    double claim_batch; /* AIMD: +1 after a fully accepted claim, /2 on refusal or pressure */
+    bool claim_in_flight;
+    uint64_t claimed_total, claim_refused_total;
+    /* The coordinator holds node_id for another address: serve nothing (report.h). */
+    bool id_conflict;
+    char id_conflict_detail[WIRE_DETAIL_MAX + 1];
+};
+
+static inline uint64_t node_now_ms(void)
+{
+    return clock_mono_ns() / 1000000;
+}
+
+/* Counts bytes a query touched, in the working-set estimator's window. */
+void node_touch(struct node *node, uint64_t bytes);
+
+/* Direct mode's exact footprint: the pool and its tables, every heap, every entry. */
+uint64_t node_direct_bytes(struct node *node, const struct store_totals *t);
+
+/* The admission controller's view of the node right now (reads the newest sample). */
+void node_signals(struct node *node, struct admission_signals *sig);
+
+/* The pressure block of a status, a report or an assignment answer. */
+void node_fill_pressure(struct node *node, struct wire_pressure *p);
+
+/* Called once per assignment with its outcome, as the single endpoint would answer it. */
+typedef void (*node_assign_fn)(struct node *node, int status, enum wire_reason reason,
+                              uint32_t retry_ms, const char *detail, void *arg);
+
+
+/*
+ * Decides one assignment: admission (unless the node already holds the
+ * segment, which makes this a retry), then the store. fn is called exactly
+ * once, possibly before this returns. Used by the push endpoints and by
+ * pull-mode claims alike.
+ */
+void node_assign(struct node *node, const struct wire_assign_request *m, node_assign_fn fn,
+                 void *arg);
+
+#endif
