@@ -24,10 +24,13 @@
 #include <event2/http.h>
 
 #include "api.h"
+#include "claim.h"
 #include "log.h"
 #include "node_int.h"
 #include "pool.h"
 #include "reason.h"
+#include "shed.h"
+#include "signals.h"
 #include "xmalloc.h"
 
 static uint32_t node_random(struct node *node)
@@ -61,97 +64,31 @@ uint64_t node_direct_bytes(struct node *node, const struct store_totals *t)
 /* The admission controller's view of the node right now. */
 void node_signals(struct node *node, struct admission_signals *sig)
 {
-    const struct sampler_snapshot *s = &node->snap;
     uint64_t now_ns = clock_mono_ns();
     struct store_totals t;
+    struct signals_inputs in;
 
-    memset(sig, 0, sizeof(*sig));
     store_totals(node->store, &t);
     /* The newest sample, not the last tick's: sampler_read takes no lock and no syscall. */
     if (node->sampler != NULL && sampler_read(node->sampler, &node->snap) == 0)
         node->have_snap = true;
-    sig->now_ms = now_ns / 1000000;
-    sig->draining = node->draining;
-    if (node->have_snap) {
-        /*
-         * PSI read host-wide (a v1 or hybrid host without the node's own
-         * cgroup2 file) measures every tenant, including those stalling
-         * against limits of their own. While the node's memory has room, a
-         * stall there is a neighbour's: it does not close the node's
-         * pressure gates. The node's memory is its own cgroup's limit, or
-         * for a node without one, the host's (MemAvailable).
-         */
-        bool own_limit = s->limit_source == SAMPLER_LIMIT_CGROUP_MAX ||
-                         s->limit_source == SAMPLER_LIMIT_CGROUP_HIGH;
-        bool room, neighbours;
-
-        if (own_limit) {
-            uint64_t used =
-                s->cg_usage > s->cg_inactive_file ? s->cg_usage - s->cg_inactive_file : 0;
-            room = used < s->limit_bytes / 10 * 9;
-        } else {
-            room = (s->have & SAMPLER_HAVE_MEMINFO) && s->mem_available > s->mem_total / 10;
-        }
-        neighbours = s->psi_host_wide && room;
-
-        sig->psi_available = (s->have & SAMPLER_HAVE_STALL_SOME) != 0 && !neighbours;
-        if (sig->psi_available) {
-            sig->some_frac = s->some_stall;
-            sig->full_frac = s->full_stall;
-            sig->some_avg10 = s->some.avg10;
-            sig->full_avg10 = s->full.avg10;
-        }
-        sig->pgscan_per_s = s->pgscan_per_s;
-        sig->refaults_available = (s->have & SAMPLER_HAVE_REFAULT_RATE) != 0;
-        sig->refaults_per_s = s->refaults_per_s;
-        sig->exhaust_available = s->tte_valid;
-        sig->tte_ms = s->tte_ms;
-        sig->fill_ms = s->fill_ms;
-        sig->growth_bytes_per_s = s->growth_bytes_per_s;
-        sig->swapins_available = (s->have & SAMPLER_HAVE_SWAPIN_RATE) != 0;
-        sig->swapins_per_s = s->swapins_per_s;
-        sig->oom_kills_recent = s->oom_kill_recent ? 1 : 0;
-        sig->limit_bytes = (s->have & SAMPLER_HAVE_LIMIT) ? s->limit_bytes : 0;
-    }
-    /*
-     * The capacity gate's footprint: the larger of the measured working set
-     * and what the node has committed to serve from memory (its mapped
-     * segment files and heap indexes). Measurement alone under-counts data
-     * the kernel has quietly evicted while no query touched it; those bytes
-     * come back, as thrashing, the moment queries do.
-     */
-    if (node->bufpool != NULL) {
-        /*
-         * Direct mode knows its memory to the byte: the pool (a fixed
-         * charge, allocated at start), and per segment its heap (zone maps,
-         * heap columns) and its metadata. No estimate and no page cache:
-         * segment data beyond the pool stays on disk, and the latency gate
-         * decides how much more of it the node takes.
-         */
-        sig->wss_bytes = node_direct_bytes(node, &t);
-    } else {
-        sig->wss_bytes = wss_estimate(node->wss);
-        /*
-         * mlock'ed pages (--mlock-budget) can never be reclaimed, whether or
-         * not queries touched them lately: they count in full, on top of the
-         * measured working set (which may count some of them again: erring
-         * on the side of refusing).
-         */
-        sig->wss_bytes += t.pinned_bytes;
-        if (sig->wss_bytes < t.mapped_bytes + t.index_bytes)
-            sig->wss_bytes = t.mapped_bytes + t.index_bytes;
-    }
-    /* A rise in the cgroup counts at once, without waiting for the estimator's tick. */
-    if (node->bufpool == NULL && node->have_snap && (s->have & SAMPLER_HAVE_CG_USAGE) && (s->have & SAMPLER_HAVE_CG_STAT) &&
-        s->cg_usage > s->cg_inactive_file && s->cg_usage - s->cg_inactive_file > sig->wss_bytes)
-        sig->wss_bytes = s->cg_usage - s->cg_inactive_file;
-    sig->reserved_bytes = node->reserved_bytes;
-    sig->p99_1s_ms = (double)latency_quantile(node->lat, now_ns, 1, 0.99) / 1e6;
-    sig->p99_10s_ms = (double)latency_quantile(node->lat, now_ns, 10, 0.99) / 1e6;
-    sig->baseline_p99_ms = (double)latency_baseline(node->lat) / 1e6;
-    sig->queries_10s = latency_count(node->lat, now_ns, 10);
-    sig->loads_in_flight = (unsigned)t.loads_in_flight;
-    sig->disk_free_bytes = node->disk_free_bytes;
+    memset(&in, 0, sizeof(in));
+    in.now_ms = now_ns / 1000000;
+    in.draining = node->draining;
+    in.snap = node->have_snap ? &node->snap : NULL;
+    in.totals = &t;
+    in.direct = node->bufpool != NULL;
+    if (in.direct)
+        in.direct_bytes = node_direct_bytes(node, &t);
+    else
+        in.wss_estimate = wss_estimate(node->wss);
+    in.reserved_bytes = node->reserved_bytes;
+    in.p99_1s_ms = (double)latency_quantile(node->lat, now_ns, 1, 0.99) / 1e6;
+    in.p99_10s_ms = (double)latency_quantile(node->lat, now_ns, 10, 0.99) / 1e6;
+    in.baseline_p99_ms = (double)latency_baseline(node->lat) / 1e6;
+    in.queries_10s = latency_count(node->lat, now_ns, 10);
+    in.disk_free_bytes = node->disk_free_bytes;
+    signals_fuse(&in, sig);
 }
 
 void node_fill_pressure(struct node *node, struct wire_pressure *p)
@@ -323,8 +260,6 @@ static void node_load_cb(const char *id, bool ok, uint64_t file_bytes, uint64_t 
 
 /* ---- pull mode -------------------------------------------------------- */
 
-#define NODE_CLAIM_MAX_BATCH 64
-
 struct node_claim {
     struct node *node;
     size_t n, remaining, accepted;
@@ -341,12 +276,7 @@ static void node_claim_item_done(struct node *node, int status, enum wire_reason
         node->claim_refused_total++;
     if (--cl->remaining > 0)
         return;
-    /* Additive increase when everything fitted, multiplicative decrease otherwise. */
-    if (cl->accepted == cl->n && cl->n >= (size_t)node->claim_batch)
-        node->claim_batch = node->claim_batch + 1 > NODE_CLAIM_MAX_BATCH ? NODE_CLAIM_MAX_BATCH
-                                                                       : node->claim_batch + 1;
-    else if (cl->accepted < cl->n)
-        node->claim_batch = node->claim_batch / 2 < 1 ? 1 : node->claim_batch / 2;
+    node->claim_batch = claim_after_answers(node->claim_batch, cl->n, cl->accepted);
     node->claimed_total += cl->accepted;
     free(cl);
 }
@@ -381,20 +311,14 @@ static void node_claim_tick_cb(evutil_socket_t fd, short what, void *arg)
     struct node *node = arg;
     struct admission_signals sig;
     struct wire_claim_request req;
-    bool pressure = node->draining;
     uint8_t *body;
     size_t len;
 
     if (node->claim_in_flight || node->id_conflict)
         return;
     node_signals(node, &sig);
-    for (int g = WIRE_REASON_MEM_CRITICAL; g <= WIRE_REASON_LATENCY_SLO; g++)
-        pressure |= admission_gate_closed(&node->astate, (enum wire_reason)g);
-    if (node->acfg.latency_slo_ms > 0 && sig.queries_10s >= (uint64_t)node->acfg.latency_min_queries &&
-        sig.p99_10s_ms > (double)node->acfg.latency_slo_ms)
-        pressure = true;
-    if (pressure) {
-        node->claim_batch = node->claim_batch / 2 < 1 ? 1 : node->claim_batch / 2;
+    if (claim_pressure(&node->acfg, &node->astate, &sig)) {
+        node->claim_batch = claim_backoff(node->claim_batch);
         return;
     }
     memset(&req, 0, sizeof(req));
@@ -533,16 +457,11 @@ static void node_tick_cb(evutil_socket_t fd, short what, void *arg)
         node_note_gates(node, before);
         if (admission_should_shed(&node->acfg, &node->astate, &sig)) {
             const char *id = store_coldest(node->store);
-            enum wire_reason why =
-                admission_gate_closed(&node->astate, WIRE_REASON_MEM_CRITICAL)
-                    ? WIRE_REASON_MEM_CRITICAL
-                    : WIRE_REASON_MEM_THRASHING;
+            enum wire_reason why = shed_reason(&node->astate);
             char detail[160];
 
             if (id != NULL) {
-                snprintf(detail, sizeof(detail),
-                         "shed under sustained %s (full stall %.3f, refaults %.0f/s)",
-                         reason_name(why), sig.full_frac, sig.refaults_per_s);
+                shed_detail(why, &sig, detail, sizeof(detail));
                 if (store_shed(node->store, id, why, detail) == 0)
                     node->shed_total[why]++;
             }

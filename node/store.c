@@ -27,6 +27,7 @@
 #include "mlockset.h"
 #include "pool.h"
 #include "query.h"
+#include "shed.h"
 #include "strmap.h"
 #include "xmalloc.h"
 #include "zonemap.h"
@@ -1290,21 +1291,28 @@ size_t store_seg_map_len(const struct store_seg *seg)
 
 const char *store_coldest(const struct store *st)
 {
-    const struct store_seg *best = NULL;
+    const struct shed_candidate *best;
+    struct shed_candidate *cand;
     struct store_seg **all;
-    size_t count = store_all(st, &all);
+    size_t count = store_all(st, &all), n = 0;
+    const char *id;
 
+    cand = xcalloc(count > 0 ? count : 1, sizeof(*cand));
     for (size_t k = 0; k < count; k++) {
         const struct store_seg *seg = all[k];
 
         if (!store_visible(seg) || seg->state != WIRE_SEG_LOADED)
             continue;
-        if (best == NULL || seg->last_query_ms < best->last_query_ms ||
-            (seg->last_query_ms == best->last_query_ms && seg->map_len > best->map_len))
-            best = seg;
+        cand[n].id = seg->id;
+        cand[n].last_query_ms = seg->last_query_ms;
+        cand[n].bytes = seg->map_len;
+        n++;
     }
+    best = shed_pick(cand, n);
+    id = best != NULL ? best->id : NULL;
+    free(cand);
     free(all);
-    return best != NULL ? best->id : NULL;
+    return id;
 }
 
 /* Worker: removes a shed segment's files; the entry stays, DROPPED. */

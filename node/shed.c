@@ -1,0 +1,34 @@
+/*
+ * shed: the choice of the segment to shed under sustained memory pressure
+ * (see shed.h). Pure: a linear pass over the LOADED segments, once a tick
+ * at most, and only while shedding.
+ */
+#include "shed.h"
+
+#include <stdio.h>
+
+#include "reason.h"
+
+const struct shed_candidate *shed_pick(const struct shed_candidate *c, size_t n)
+{
+    const struct shed_candidate *best = NULL;
+
+    for (size_t k = 0; k < n; k++) {
+        if (best == NULL || c[k].last_query_ms < best->last_query_ms ||
+            (c[k].last_query_ms == best->last_query_ms && c[k].bytes > best->bytes))
+            best = &c[k];
+    }
+    return best;
+}
+
+enum wire_reason shed_reason(const struct admission_state *state)
+{
+    return admission_gate_closed(state, WIRE_REASON_MEM_CRITICAL) ? WIRE_REASON_MEM_CRITICAL
+                                                                   : WIRE_REASON_MEM_THRASHING;
+}
+
+void shed_detail(enum wire_reason why, const struct admission_signals *sig, char *buf, size_t len)
+{
+    snprintf(buf, len, "shed under sustained %s (full stall %.3f, refaults %.0f/s)",
+             reason_name(why), sig->full_frac, sig->refaults_per_s);
+}
