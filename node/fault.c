@@ -14,7 +14,8 @@
 #include <stdint.h>
 #include <string.h>
 
-static __thread struct fault_guard *fault_top;
+/* initial-exec: the handler must reach it without a call that could allocate. */
+static __thread struct fault_guard *fault_top __attribute__((tls_model("initial-exec")));
 static struct sigaction fault_prev;
 static atomic_ulong fault_recovered;
 static pthread_once_t fault_once = PTHREAD_ONCE_INIT;
