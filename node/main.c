@@ -136,9 +136,10 @@ static int cmd_serve(int argc, char **argv)
          "How segment data is read: mmap (the page cache) or direct (O_DIRECT into a pool "
          "of --cache-budget bytes; refuses to start where the data dir has no O_DIRECT).",
          .choices = io_modes},
-        {"cache-budget", "SLUICE_CACHE_BUDGET", CONFIG_SIZE, &cache_budget, "256M",
+        {"cache-budget", "SLUICE_CACHE_BUDGET", CONFIG_SIZE, &cache_budget, "0",
          "Buffer pool of --io=direct, allocated once at start: a multiple of 256K, at least "
-         "16M.",
+         "16M. 0: 3/4 of the node's memory limit, at most 256M (256M with no limit). A "
+         "budget at or above the limit is refused at start.",
          0, INT64_MAX},
         {"mlock-budget", "SLUICE_MLOCK_BUDGET", CONFIG_SIZE, &mlock_budget, "0",
          "Bytes of segment memory to keep mlock'ed: every header and zone map, then the "

@@ -583,6 +583,37 @@ out:
     return r;
 }
 
+/*
+ * The pool's size in direct mode. 0 asks for the default: 3/4 of the memory
+ * limit the sampler found, at most 256 MiB, rounded down to a 256 KiB
+ * multiple (256 MiB when no limit is known). The quarter left over holds the
+ * process, the segments' heaps and the page cache of loads in flight;
+ * admission then counts all of it exactly. An explicit budget at or above the
+ * limit can never fit and is refused. Returns 0 and sets *ret_budget, or
+ * -EINVAL with err set.
+ */
+static int node_cache_budget(uint64_t asked, bool have_snap, const struct sampler_snapshot *snap,
+                             uint64_t *ret_budget, char *err, size_t err_len)
+{
+    const uint64_t cap = 256ull << 20, unit = 256ull << 10;
+    bool limited = have_snap && (snap->have & SAMPLER_HAVE_LIMIT) && snap->limit_bytes > 0;
+    uint64_t b = asked;
+
+    if (asked == 0) {
+        b = cap;
+        if (limited && snap->limit_bytes / 4 * 3 < cap)
+            b = snap->limit_bytes / 4 * 3 / unit * unit;
+    } else if (limited && asked >= snap->limit_bytes) {
+        snprintf(err, err_len,
+                 "%" PRIu64 " bytes is at or above this node's memory limit (%" PRIu64
+                 " bytes): the pool could never fit; lower it, or leave it 0 for 3/4 of the limit",
+                 asked, snap->limit_bytes);
+        return -EINVAL;
+    }
+    *ret_budget = b;
+    return 0;
+}
+
 struct node *node_new(struct event_base *base, const struct node_config *cfg, char *err,
                               size_t err_len)
 {
@@ -622,24 +653,7 @@ struct node *node_new(struct event_base *base, const struct node_config *cfg, ch
     node->load_pool = pool_new_nice(base, cfg->load_workers > 0 ? cfg->load_workers : 2,
                                     cfg->load_nice);
     sc.load_pool = node->load_pool;
-    if (cfg->io_direct) {
-        char perr[200];
-
-        r = bufpool_new(cfg->cache_budget, BUFPOOL_BLOCK_DEFAULT, BUFPOOL_READAHEAD_DEFAULT,
-                        &node->bufpool, perr, sizeof(perr));
-        if (r < 0) {
-            snprintf(err, err_len, "--cache-budget: %s", perr);
-            goto fail;
-        }
-        sc.bufpool = node->bufpool;
-        log_info("io_mode", "mode=direct pool_bytes=%" PRIu64 " block_bytes=%u readahead=%u",
-                 cfg->cache_budget, BUFPOOL_BLOCK_DEFAULT, BUFPOOL_READAHEAD_DEFAULT);
-    }
-    node->mlock_budget = cfg->mlock_budget;
-    node->store = store_new(node->pool, &sc, err, err_len);
-    if (node->store == NULL)
-        goto fail;
-    store_set_load_cb(node->store, node_load_cb, node);
+    /* The sampler first: direct mode sizes its pool from the memory limit. */
     /* Missing kernel files are not fatal: status says what was found. */
     node->sampler = sampler_start(&smc, serr, sizeof(serr));
     if (node->sampler == NULL) {
@@ -657,6 +671,32 @@ struct node *node_new(struct event_base *base, const struct node_config *cfg, ch
         log_info("signals", "sources=%s limit=%" PRIu64, log_q(node->sources),
                  node->snap.limit_bytes);
     }
+    if (cfg->io_direct) {
+        char perr[200];
+
+        uint64_t budget;
+
+        r = node_cache_budget(cfg->cache_budget, node->have_snap, &node->snap, &budget, perr,
+                              sizeof(perr));
+        if (r < 0) {
+            snprintf(err, err_len, "--cache-budget: %s", perr);
+            goto fail;
+        }
+        r = bufpool_new(budget, BUFPOOL_BLOCK_DEFAULT, BUFPOOL_READAHEAD_DEFAULT,
+                        &node->bufpool, perr, sizeof(perr));
+        if (r < 0) {
+            snprintf(err, err_len, "--cache-budget: %s", perr);
+            goto fail;
+        }
+        sc.bufpool = node->bufpool;
+        log_info("io_mode", "mode=direct pool_bytes=%" PRIu64 " block_bytes=%u readahead=%u",
+                 budget, BUFPOOL_BLOCK_DEFAULT, BUFPOOL_READAHEAD_DEFAULT);
+    }
+    node->mlock_budget = cfg->mlock_budget;
+    node->store = store_new(node->pool, &sc, err, err_len);
+    if (node->store == NULL)
+        goto fail;
+    store_set_load_cb(node->store, node_load_cb, node);
     node->tick_ev = event_new(base, -1, EV_PERSIST, node_tick_cb, node);
     event_add(node->tick_ev, &tick);
     node->http = http_server_new(base, &cfg->limits);

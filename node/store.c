@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "bufpool.h"
@@ -1690,7 +1691,23 @@ static void store_pin_pages(const struct store_seg *seg, bool meta, uint64_t col
 }
 
 /*
- * Calls op (mlock or munlock) on each run of pages where from is set and
+ * mlock(2) and munlock(2) through the raw system calls. The sanitizer
+ * runtimes intercept mlock() and munlock() and turn them into no-ops, so
+ * under ASan the budget would be reported as pinned while nothing is; the
+ * raw calls pin for real in every build. Same contract as mlock(2).
+ */
+static int store_mlock(const void *addr, size_t len)
+{
+    return syscall(SYS_mlock, addr, len) == 0 ? 0 : -1;
+}
+
+static int store_munlock(const void *addr, size_t len)
+{
+    return syscall(SYS_munlock, addr, len) == 0 ? 0 : -1;
+}
+
+/*
+ * Calls op (store_mlock or store_munlock) on each run of pages where from is set and
  * not_in is not. Returns 0, or the first negative errno (and goes on).
  */
 static int store_pin_runs(const struct store_seg *seg, const uint8_t *from, const uint8_t *not_in,
@@ -1752,9 +1769,9 @@ static void store_pin_work(void *arg)
             store_pin_pages(seg, w->old_meta, w->old_cols, oldp, npages, page);
             store_pin_pages(seg, w->new_meta, w->new_cols, newp, npages, page);
             if (phase == 0) {
-                (void)store_pin_runs(seg, oldp, newp, npages, page, munlock);
+                (void)store_pin_runs(seg, oldp, newp, npages, page, store_munlock);
                 if (w->old_zm && !w->new_zm && zlen > 0)
-                    (void)munlock(zaddr, zlen);
+                    (void)store_munlock(zaddr, zlen);
                 /* Until phase 1 succeeds: what both choices share. */
                 w->got_cols = w->old_cols & w->new_cols;
                 w->got_meta = w->old_meta && w->new_meta;
@@ -1762,16 +1779,16 @@ static void store_pin_work(void *arg)
             } else {
                 bool zm_ok = true;
 
-                if (store_pin_runs(seg, newp, oldp, npages, page, mlock) < 0) {
+                if (store_pin_runs(seg, newp, oldp, npages, page, store_mlock) < 0) {
                     job->failures++;
-                    (void)store_pin_runs(seg, newp, oldp, npages, page, munlock);
+                    (void)store_pin_runs(seg, newp, oldp, npages, page, store_munlock);
                 } else {
                     w->got_cols = w->new_cols;
                     w->got_meta = w->new_meta;
                 }
-                if (w->new_zm && !w->old_zm && zlen > 0 && mlock(zaddr, zlen) < 0) {
+                if (w->new_zm && !w->old_zm && zlen > 0 && store_mlock(zaddr, zlen) < 0) {
                     job->failures++;
-                    (void)munlock(zaddr, zlen);
+                    (void)store_munlock(zaddr, zlen);
                     zm_ok = false;
                 }
                 w->got_zm = w->new_zm && zm_ok;

@@ -440,6 +440,34 @@ START_TEST(test_bad_cache_budget)
 }
 END_TEST
 
+/*
+ * --cache-budget 0 (the default) sizes the pool from the memory limit: 3/4 of
+ * 128 MiB is 96 MiB. A budget at the limit could never fit and is refused at
+ * start, before anything is allocated (no OOM kill).
+ */
+START_TEST(test_budget_from_limit)
+{
+    const char *fits[] = {"--io=direct", NULL};
+    const char *too_big[] = {"--io=direct", "--cache-budget=128M", NULL};
+    struct wire_node_status st;
+    struct harness_proc *refused;
+    char why[256];
+
+    cgroup = harness_cgroup_new("sluice-direct", LIMIT, why, sizeof(why));
+    if (cgroup == NULL) {
+        fprintf(stderr, "check_direct: SKIP test_budget_from_limit: %s\n", why);
+        return;
+    }
+    refused = harness_node_start_cg(storage, data, cgroup, too_big);
+    ck_assert_msg(refused == NULL, "a 128M pool in a 128 MiB cgroup started");
+    ck_assert_uint_eq(harness_cgroup_oom_kills(cgroup), 0);
+    node = harness_node_start_cg(storage, data, cgroup, fits);
+    ck_assert_ptr_nonnull(node);
+    ck_assert(node_status(&st));
+    ck_assert_uint_eq(st.pressure.pool_bytes, 96ull << 20);
+}
+END_TEST
+
 static Suite *direct_suite(void)
 {
     Suite *s = suite_create("direct");
@@ -448,6 +476,7 @@ static Suite *direct_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_holds_four_times_its_limit);
+    tcase_add_test(tc, test_budget_from_limit);
     suite_add_tcase(s, tc);
     tc = tcase_create("refusals");
     tcase_add_checked_fixture(tc, setup, teardown);
