@@ -31,6 +31,25 @@ _Static_assert((int)WIRE_AGG_MAX == (int)SLUICE__V1__AGGREGATE__MAX, "aggregate 
 _Static_assert((int)WIRE_NODE_DRAINING == (int)SLUICE__V1__NODE_STATE__DRAINING_STATE, "node state enum");
 _Static_assert((int)WIRE_VERDICT_REJECTED == (int)SLUICE__V1__VERDICT__REJECTED, "verdict enum");
 
+/*
+ * Copies a NUL-terminated string into a fixed buffer, truncating if it must
+ * at a UTF-8 character boundary: a multi-byte character cut in half would
+ * make the copy invalid UTF-8, which every answer refuses to carry as is (a
+ * decoded string re-encoded must come back the same).
+ */
+static void wire_copy_text(char *dst, size_t size, const char *src)
+{
+    size_t n = strlen(src);
+
+    if (n >= size) {
+        n = size - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static const char *const wire_seg_names[WIRE_SEG_COUNT_] = {"UNSPECIFIED", "LOADING", "LOADED",
                                                             "FAILED", "DROPPED"};
 
@@ -94,7 +113,7 @@ void wire_error_set(struct wire_error *err, const char *code, const char *fmt, .
 
     if (err == NULL)
         return;
-    snprintf(err->code, sizeof(err->code), "%s", code);
+    wire_copy_text(err->code, sizeof(err->code), code);
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
     va_end(ap);
@@ -523,7 +542,7 @@ int wire_assign_response_decode(const void *buf, size_t len, struct wire_assign_
     out.retry_after_ms = m->retry_after_ms;
     wire_pressure_from_pb(&out.pressure, m->pressure);
     /* The detail is for people: a long one is cut, not refused. */
-    snprintf(out.detail, sizeof(out.detail), "%s", m->detail != NULL ? m->detail : "");
+    wire_copy_text(out.detail, sizeof(out.detail), m->detail != NULL ? m->detail : "");
     out.status = m->status;
     *ret = out;
     r = 0;
@@ -578,7 +597,7 @@ int wire_assign_batch_response_decode(const void *buf, size_t len,
         d->reason = (enum wire_reason)a->reason;
         d->retry_after_ms = a->retry_after_ms;
         wire_pressure_from_pb(&d->pressure, a->pressure);
-        snprintf(d->detail, sizeof(d->detail), "%s", a->detail != NULL ? a->detail : "");
+        wire_copy_text(d->detail, sizeof(d->detail), a->detail != NULL ? a->detail : "");
         d->status = a->status;
     }
     ret->n = m->n_results;
@@ -775,7 +794,7 @@ static int wire_segment_status_from_pb(struct wire_segment_status *dst,
     wire_copy(dst->segment_id, sizeof(dst->segment_id), s->segment_id);
     dst->state = (enum wire_segment_state)s->state;
     dst->reason = (enum wire_reason)s->reason;
-    snprintf(dst->detail, sizeof(dst->detail), "%s", s->detail != NULL ? s->detail : "");
+    wire_copy_text(dst->detail, sizeof(dst->detail), s->detail != NULL ? s->detail : "");
     dst->row_count = s->row_count;
     dst->avg_row_size = s->avg_row_size;
     dst->file_bytes = s->file_bytes;
@@ -828,9 +847,9 @@ int wire_node_status_decode(const void *buf, size_t len, struct wire_node_status
     out.mapped_bytes = m->mapped_bytes;
     out.index_bytes = m->index_bytes;
     wire_pressure_from_pb(&out.pressure, m->pressure);
-    snprintf(out.version, sizeof(out.version), "%s", m->version != NULL ? m->version : "");
+    wire_copy_text(out.version, sizeof(out.version), m->version != NULL ? m->version : "");
     out.uptime_seconds = m->uptime_seconds;
-    snprintf(out.signal_sources, sizeof(out.signal_sources), "%s", m->signal_sources);
+    wire_copy_text(out.signal_sources, sizeof(out.signal_sources), m->signal_sources);
     out.cost_factor = m->cost_factor;
     for (size_t i = 0, o = 0; i < m->n_closed_gates && o < sizeof(out.closed_gates) - 1; i++) {
         int n = snprintf(out.closed_gates + o, sizeof(out.closed_gates) - o, "%s%s",
@@ -871,7 +890,7 @@ uint8_t *wire_node_status_encode(const struct wire_node_status *in, size_t *ret_
         char *names[WIRE_REASON_COUNT_];
         size_t n = 0;
 
-        snprintf(gates, sizeof(gates), "%s", in->closed_gates);
+        wire_copy_text(gates, sizeof(gates), in->closed_gates);
         for (tok = strtok_r(gates, " ", &save); tok != NULL && n < WIRE_REASON_COUNT_;
              tok = strtok_r(NULL, " ", &save))
             names[n++] = tok;
@@ -903,8 +922,8 @@ int wire_error_decode(const void *buf, size_t len, struct wire_error *ret)
     m = wire_unpack(&sluice__v1__error__descriptor, buf, len, "Error", &ignored, &r);
     if (m == NULL)
         return r == -EINVAL ? -EBADMSG : r;
-    snprintf(ret->code, sizeof(ret->code), "%s", m->code != NULL ? m->code : "");
-    snprintf(ret->message, sizeof(ret->message), "%s", m->message != NULL ? m->message : "");
+    wire_copy_text(ret->code, sizeof(ret->code), m->code != NULL ? m->code : "");
+    wire_copy_text(ret->message, sizeof(ret->message), m->message != NULL ? m->message : "");
     sluice__v1__error__free_unpacked(m, NULL);
     return 0;
 }
@@ -1266,7 +1285,7 @@ int wire_segment_list_decode(const void *buf, size_t len, struct wire_segment_li
             d->spec.uri = xstrdup("");
             d->spec.replication = 1;
         }
-        snprintf(d->state, sizeof(d->state), "%s", s->state);
+        wire_copy_text(d->state, sizeof(d->state), s->state);
         d->n_placements = s->n_placements;
         d->placements = xcalloc(s->n_placements, sizeof(*d->placements));
         for (size_t j = 0; j < s->n_placements; j++) {
@@ -1277,7 +1296,7 @@ int wire_segment_list_decode(const void *buf, size_t len, struct wire_segment_li
                                          : WIRE_SEG_UNSPECIFIED;
         }
         d->backoff_until_ms = s->backoff_until_ms;
-        snprintf(d->last_reason, sizeof(d->last_reason), "%s", s->last_reason);
+        wire_copy_text(d->last_reason, sizeof(d->last_reason), s->last_reason);
         d->explain = s->explain[0] != '\0' ? xstrdup(s->explain) : NULL;
         out.n = i + 1;
     }
@@ -1367,12 +1386,12 @@ int wire_node_list_decode(const void *buf, size_t len, struct wire_node_list *re
         const Sluice__V1__NodeInfo *n = m->nodes[i];
         struct wire_node_info *d = &ret->nodes[i];
 
-        snprintf(d->node_id, sizeof(d->node_id), "%s", n->node_id);
-        snprintf(d->addr, sizeof(d->addr), "%s", n->addr);
-        snprintf(d->state, sizeof(d->state), "%s", n->state);
+        wire_copy_text(d->node_id, sizeof(d->node_id), n->node_id);
+        wire_copy_text(d->addr, sizeof(d->addr), n->addr);
+        wire_copy_text(d->state, sizeof(d->state), n->state);
         wire_pressure_from_pb(&d->pressure, n->pressure);
         d->segments = n->segments;
-        snprintf(d->last_reason, sizeof(d->last_reason), "%s", n->last_reason);
+        wire_copy_text(d->last_reason, sizeof(d->last_reason), n->last_reason);
         d->last_seen_ms = n->last_seen_ms;
         d->refusals = n->refusals;
     }
@@ -1444,14 +1463,14 @@ int wire_event_list_decode(const void *buf, size_t len, struct wire_event_list *
 
         d->id = e->id;
         d->ts_ms = e->ts_ms;
-        snprintf(d->segment_id, sizeof(d->segment_id), "%s", e->segment_id);
-        snprintf(d->node_id, sizeof(d->node_id), "%s", e->node_id);
-        snprintf(d->kind, sizeof(d->kind), "%s", e->kind);
+        wire_copy_text(d->segment_id, sizeof(d->segment_id), e->segment_id);
+        wire_copy_text(d->node_id, sizeof(d->node_id), e->node_id);
+        wire_copy_text(d->kind, sizeof(d->kind), e->kind);
         d->reason = (unsigned)e->reason < WIRE_REASON_COUNT_ ? (enum wire_reason)e->reason
                                                               : WIRE_REASON_NONE;
         d->http_status = e->http_status;
         d->retry_after_ms = e->retry_after_ms;
-        snprintf(d->detail, sizeof(d->detail), "%s", e->detail);
+        wire_copy_text(d->detail, sizeof(d->detail), e->detail);
     }
     ret->n = m->n_events;
     ret->next_before = m->next_before;
@@ -1625,7 +1644,7 @@ int wire_cluster_status_decode(const void *buf, size_t len, struct wire_cluster_
     ret->nodes_up = m->nodes_up;
     ret->nodes_total = m->nodes_total;
     ret->assignments_in_flight = m->assignments_in_flight;
-    snprintf(ret->version, sizeof(ret->version), "%s", m->version);
+    wire_copy_text(ret->version, sizeof(ret->version), m->version);
     ret->uptime_seconds = m->uptime_seconds;
     sluice__v1__cluster_status__free_unpacked(m, NULL);
     return 0;
