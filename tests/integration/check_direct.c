@@ -465,6 +465,7 @@ START_TEST(test_budget_from_limit)
     ck_assert_ptr_nonnull(node);
     ck_assert(node_status(&st));
     ck_assert_uint_eq(st.pressure.pool_bytes, 96ull << 20);
+    wire_node_status_done(&st);
 }
 END_TEST
 
