@@ -138,7 +138,7 @@ static int cmd_serve(int argc, char **argv)
          .choices = io_modes},
         {"cache-budget", "SLUICE_CACHE_BUDGET", CONFIG_SIZE, &cache_budget, "0",
          "Buffer pool of --io=direct, allocated once at start: a multiple of 256K, at least "
-         "16M. 0: 3/4 of the node's memory limit, at most 256M (256M with no limit). A "
+         "16M. 0: half of the node's memory limit, at most 256M (256M with no limit). A "
          "budget at or above the limit is refused at start.",
          0, INT64_MAX},
         {"mlock-budget", "SLUICE_MLOCK_BUDGET", CONFIG_SIZE, &mlock_budget, "0",

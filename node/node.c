@@ -584,9 +584,9 @@ out:
 }
 
 /*
- * The pool's size in direct mode. 0 asks for the default: 3/4 of the memory
+ * The pool's size in direct mode. 0 asks for the default: half of the memory
  * limit the sampler found, at most 256 MiB, rounded down to a 256 KiB
- * multiple (256 MiB when no limit is known). The quarter left over holds the
+ * multiple (256 MiB when no limit is known). The half left over holds the
  * process, the segments' heaps and the page cache of loads in flight;
  * admission then counts all of it exactly. An explicit budget at or above the
  * limit can never fit and is refused. Returns 0 and sets *ret_budget, or
@@ -601,12 +601,12 @@ static int node_cache_budget(uint64_t asked, bool have_snap, const struct sample
 
     if (asked == 0) {
         b = cap;
-        if (limited && snap->limit_bytes / 4 * 3 < cap)
-            b = snap->limit_bytes / 4 * 3 / unit * unit;
+        if (limited && snap->limit_bytes / 2 < cap)
+            b = snap->limit_bytes / 2 / unit * unit;
     } else if (limited && asked >= snap->limit_bytes) {
         snprintf(err, err_len,
                  "%" PRIu64 " bytes is at or above this node's memory limit (%" PRIu64
-                 " bytes): the pool could never fit; lower it, or leave it 0 for 3/4 of the limit",
+                 " bytes): the pool could never fit; lower it, or leave it 0 for half of the limit",
                  asked, snap->limit_bytes);
         return -EINVAL;
     }

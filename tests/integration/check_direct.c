@@ -441,8 +441,8 @@ START_TEST(test_bad_cache_budget)
 END_TEST
 
 /*
- * --cache-budget 0 (the default) sizes the pool from the memory limit: 3/4 of
- * 128 MiB is 96 MiB. A budget at the limit could never fit and is refused at
+ * --cache-budget 0 (the default) sizes the pool from the memory limit: half of
+ * 128 MiB is 64 MiB. A budget at the limit could never fit and is refused at
  * start, before anything is allocated (no OOM kill).
  */
 START_TEST(test_budget_from_limit)
@@ -464,7 +464,7 @@ START_TEST(test_budget_from_limit)
     node = harness_node_start_cg(storage, data, cgroup, fits);
     ck_assert_ptr_nonnull(node);
     ck_assert(node_status(&st));
-    ck_assert_uint_eq(st.pressure.pool_bytes, 96ull << 20);
+    ck_assert_uint_eq(st.pressure.pool_bytes, 64ull << 20);
     wire_node_status_done(&st);
 }
 END_TEST

@@ -355,7 +355,7 @@ if [ "$smoke" -eq 0 ]; then
         echo "Open-loop query load at $rate queries/s for ${duration} s per mode; every mode gets"
         echo "fresh nodes and the same segments. Sluice runs three ways: mmap at the default"
         echo "\`--admit-high-watermark 0.85\`, mmap at 0.95 (an operator's tuning), and"
-        echo "\`--io=direct\` with every other setting at its default (\`--cache-budget\` 0, which is 256M at these limits)."
+        echo "\`--io=direct\` with every other setting at its default (\`--cache-budget\` 0: half the limit, at most 256M)."
         echo "The baseline (\`--placement=rowcount --bytes-per-row $bytes_per_row\`, nodes"
         echo "\`--admission=off\`) is given the workload's own average bytes per row as its capacity"
         echo "rule; a supervisor restarts any node that dies."
