@@ -651,3 +651,18 @@ static void harness_atexit(void)
         if (harness_dirs[i] != NULL)
             nftw(harness_dirs[i], harness_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+bool harness_node_status(const char *addr, const char *token, unsigned timeout_ms,
+                         struct wire_node_status *ret)
+{
+    struct http_response r;
+    struct wire_error err;
+    bool ok;
+
+    if (addr == NULL || addr[0] == '\0' ||
+        http_fetch(addr, "GET", "/v1/status", NULL, NULL, 0, token, timeout_ms, &r) < 0)
+        return false;
+    ok = r.status == 200 && wire_node_status_decode(r.body, r.body_len, ret, &err) == 0;
+    http_response_done(&r);
+    return ok;
+}

@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "wire.h"
+
 struct harness_proc;
 
 /* Creates a fresh directory under $TMPDIR (or /tmp). Caller frees the path. */
@@ -93,5 +95,14 @@ int harness_run(const char *const *argv, char **ret_output);
 
 /* Polls fn(arg) every 20 ms until it returns true or timeout_ms passes. */
 bool harness_wait_until(bool (*fn)(void *), void *arg, unsigned timeout_ms);
+
+/*
+ * GET /v1/status of the node at addr (token: NULL for none), waiting at most
+ * timeout_ms. Returns true on a 200 whose body decodes; *ret is then owned by
+ * the caller (wire_node_status_done). Returns false on a transport error, any
+ * other status or a body that does not decode, with *ret untouched.
+ */
+bool harness_node_status(const char *addr, const char *token, unsigned timeout_ms,
+                         struct wire_node_status *ret);
 
 #endif

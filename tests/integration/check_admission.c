@@ -110,16 +110,7 @@ static int assign_file(const char *id, const char *file, uint64_t rows, unsigned
 
 static bool node_status(struct wire_node_status *st)
 {
-    struct http_response r;
-    struct wire_error err;
-    bool ok;
-
-    if (http_fetch(harness_proc_addr(node), "GET", "/v1/status", NULL, NULL, 0, NULL, 5000, &r) <
-        0)
-        return false;
-    ok = r.status == 200 && wire_node_status_decode(r.body, r.body_len, st, &err) == 0;
-    http_response_done(&r);
-    return ok;
+    return harness_node_status(harness_proc_addr(node), NULL, 5000, st);
 }
 
 static bool none_loading(void *arg)

@@ -311,16 +311,7 @@ static size_t coord_events(const char *addr, const char *kind, const char *node_
 
 static bool node_status_at(const char *addr, struct wire_node_status *st, unsigned timeout_ms)
 {
-    struct http_response r;
-    struct wire_error err;
-    bool ok;
-
-    if (addr == NULL || addr[0] == '\0' ||
-        http_fetch(addr, "GET", "/v1/status", NULL, NULL, 0, NULL, timeout_ms, &r) < 0)
-        return false;
-    ok = r.status == 200 && wire_node_status_decode(r.body, r.body_len, st, &err) == 0;
-    http_response_done(&r);
-    return ok;
+    return harness_node_status(addr, NULL, timeout_ms, st);
 }
 
 static uint8_t *query_body(const char *id, size_t *ret_len)

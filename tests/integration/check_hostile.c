@@ -422,15 +422,7 @@ static bool healthy(const char *addr)
 
 static bool node_status(const char *addr, const char *token, struct wire_node_status *st)
 {
-    struct http_response r;
-    struct wire_error err;
-    bool ok;
-
-    if (http_fetch(addr, "GET", "/v1/status", NULL, NULL, 0, token, 10000, &r) < 0)
-        return false;
-    ok = r.status == 200 && wire_node_status_decode(r.body, r.body_len, st, &err) == 0;
-    http_response_done(&r);
-    return ok;
+    return harness_node_status(addr, token, 10000, st);
 }
 
 /*
