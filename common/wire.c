@@ -1471,6 +1471,8 @@ int wire_event_list_decode(const void *buf, size_t len, struct wire_event_list *
         d->http_status = e->http_status;
         d->retry_after_ms = e->retry_after_ms;
         wire_copy_text(d->detail, sizeof(d->detail), e->detail);
+        d->count = e->count > 0 ? e->count : 1;
+        d->last_ts_ms = e->last_ts_ms;
     }
     ret->n = m->n_events;
     ret->next_before = m->next_before;
@@ -1498,6 +1500,8 @@ uint8_t *wire_event_list_encode(const struct wire_event_list *in, size_t *ret_le
         evs[i].http_status = e->http_status;
         evs[i].retry_after_ms = e->retry_after_ms;
         evs[i].detail = (char *)(uintptr_t)e->detail;
+        evs[i].count = e->count;
+        evs[i].last_ts_ms = e->last_ts_ms;
         ptrs[i] = &evs[i];
     }
     m.n_events = in->n;

@@ -318,6 +318,8 @@ struct wire_event {
     enum wire_reason reason;
     uint32_t http_status, retry_after_ms;
     char detail[WIRE_DETAIL_MAX + 1];
+    uint64_t count;      /* identical events folded into this one; decode makes 0 into 1 */
+    uint64_t last_ts_ms; /* the last of them; 0: only one */
 };
 
 struct wire_event_list {

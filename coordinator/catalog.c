@@ -19,6 +19,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -43,7 +44,10 @@
  * kept as a tag in last_reason ("ADMIN_DRAIN", "SELF_DRAIN", or nothing on
  * a DRAINING row older than the tags: an operator's drain); v4 adds
  * segments.digest, the file's content digest (0, unknown, for rows from
- * before: such a segment learns its digest when it is imported again).
+ * before: such a segment learns its digest when it is imported again); v5
+ * adds events.count and events.last_ts_ms, so that a storm of identical
+ * events (one node refusing many segments for one reason) is one row with
+ * a count (rows from before are single events: count 1).
  */
 static const char *const catalog_migrations[] = {
     /* 0 -> 1 */
@@ -97,6 +101,9 @@ static const char *const catalog_migrations[] = {
     "UPDATE nodes SET drained_by = 'node', last_reason = NULL WHERE last_reason = 'SELF_DRAIN';",
     /* 3 -> 4 */
     "ALTER TABLE segments ADD COLUMN digest INTEGER NOT NULL DEFAULT 0;",
+    /* 4 -> 5 */
+    "ALTER TABLE events ADD COLUMN count INTEGER NOT NULL DEFAULT 1 CHECK (count >= 1);"
+    "ALTER TABLE events ADD COLUMN last_ts_ms INTEGER;",
 };
 
 _Static_assert(sizeof(catalog_migrations) / sizeof(catalog_migrations[0]) == CATALOG_SCHEMA_VERSION,
@@ -135,6 +142,7 @@ enum catalog_stmt {
     ST_ASG_BY_NODE,
     ST_ASG_BY_BOTH,
     ST_EV_INSERT,
+    ST_EV_FOLD,
     ST_EV_TRIM,
     ST_EV_ALL,
     ST_EV_BY_SEG,
@@ -147,7 +155,9 @@ enum catalog_stmt {
     "id, uri, row_count, avg_row_size, replication, state, backoff_until_ms, created_ms, digest"
 #define NODE_COLS "id, addr, state, last_seen_ms, last_reason, created_ms, claim, drained_by"
 #define ASG_COLS  "segment_id, node_id, state, updated_ms"
-#define EV_COLS   "id, ts_ms, segment_id, node_id, kind, reason, http_status, retry_after_ms, detail"
+#define EV_COLS                                                                                    \
+    "id, ts_ms, segment_id, node_id, kind, reason, http_status, retry_after_ms, detail, count,"    \
+    " last_ts_ms"
 
 static const char *const catalog_sql[ST_COUNT_] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -191,7 +201,9 @@ static const char *const catalog_sql[ST_COUNT_] = {
     [ST_ASG_BY_BOTH] = "SELECT " ASG_COLS " FROM assignments WHERE segment_id = ?1"
                        " AND node_id = ?2",
     [ST_EV_INSERT] = "INSERT INTO events (ts_ms, segment_id, node_id, kind, reason, http_status,"
-                     " retry_after_ms, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                     " retry_after_ms, detail, count, last_ts_ms)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [ST_EV_FOLD] = "UPDATE events SET count = ?2, last_ts_ms = ?3 WHERE id = ?1",
     /* Ids are dense (only this statement deletes, and only the oldest), so
      * id arithmetic keeps exactly the newest ?1 without counting rows. */
     [ST_EV_TRIM] = "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?1",
@@ -217,6 +229,7 @@ struct catalog {
     bool txn_failed; /* SQLite rolled the explicit transaction back under us */
     bool iterating;  /* inside a catalog_foreach_* callback */
     uint64_t events_keep;
+    uint64_t last_event_id; /* rowid of the last event inserted */
     unsigned trim_every;
     unsigned since_trim;
     char err[512];
@@ -575,6 +588,8 @@ static int cat_read_event(struct catalog *c, sqlite3_stmt *s, struct catalog_eve
     e->ts_ms = sqlite3_column_int64(s, 1);
     e->http_status = sqlite3_column_int(s, 6);
     e->retry_after_ms = sqlite3_column_int64(s, 7);
+    e->count = (uint64_t)sqlite3_column_int64(s, 9);
+    e->last_ts_ms = sqlite3_column_int64(s, 10);
     return 0;
 }
 
@@ -1416,8 +1431,11 @@ static int cat_check_event(struct catalog *c, const struct catalog_event *e)
                              "[A-Za-z0-9._-]")) < 0 ||
         (r = cat_check_chars(c, "event detail", e->detail, 0, WIRE_DETAIL_MAX, cat_any_char,
                              "non-NUL bytes")) < 0 ||
-        (r = cat_check_ms(c, "event retry_after_ms", e->retry_after_ms)) < 0)
+        (r = cat_check_ms(c, "event retry_after_ms", e->retry_after_ms)) < 0 ||
+        (r = cat_check_ms(c, "event last_ts_ms", e->last_ts_ms)) < 0)
         return r;
+    if (e->count > INT64_MAX)
+        return cat_fail(c, -EINVAL, "event count: %" PRIu64 " is over 2^63-1", e->count);
     if (e->http_status != 0 && (e->http_status < 100 || e->http_status > 599))
         return cat_fail(c, -EINVAL, "event http_status: %d is outside 100..599", e->http_status);
     return 0;
@@ -1446,14 +1464,22 @@ static int cat_insert_event(struct catalog *c, const struct catalog_event *e)
     cat_bind_opt_int(q, 6, e->http_status);
     cat_bind_opt_int(q, 7, e->retry_after_ms);
     cat_bind_opt_text(q, 8, e->detail);
+    sqlite3_bind_int64(q, 9, e->count > 0 ? (sqlite3_int64)e->count : 1);
+    cat_bind_opt_int(q, 10, e->last_ts_ms);
     if ((r = cat_step_done(c, q, "add event")) < 0)
         return r;
+    c->last_event_id = (uint64_t)sqlite3_last_insert_rowid(c->db);
     if (++c->since_trim >= c->trim_every)
         r = cat_trim_events(c);
     return r;
 }
 
 int catalog_add_event(struct catalog *c, const struct catalog_event *e)
+{
+    return catalog_add_event_id(c, e, NULL);
+}
+
+int catalog_add_event_id(struct catalog *c, const struct catalog_event *e, uint64_t *ret_id)
 {
     struct catalog_event fixed;
     int r;
@@ -1467,7 +1493,28 @@ int catalog_add_event(struct catalog *c, const struct catalog_event *e)
     }
     if ((r = cat_enter(c)) < 0 || (r = cat_check_event(c, e)) < 0 || (r = cat_op_begin(c)) < 0)
         return r;
-    return cat_op_end(c, cat_insert_event(c, e));
+    if ((r = cat_op_end(c, cat_insert_event(c, e))) == 0 && ret_id != NULL)
+        *ret_id = c->last_event_id;
+    return r;
+}
+
+int catalog_fold_event(struct catalog *c, uint64_t id, uint64_t count, int64_t last_ts_ms)
+{
+    sqlite3_stmt *q;
+    int r;
+
+    if ((r = cat_enter(c)) < 0)
+        return r;
+    if (id == 0 || id > INT64_MAX || count == 0 || count > INT64_MAX)
+        return cat_fail(c, -EINVAL, "fold event: id %" PRIu64 " or count %" PRIu64
+                                    " is outside 1..2^63-1", id, count);
+    if ((r = cat_check_ms(c, "event last_ts_ms", last_ts_ms)) < 0)
+        return r;
+    q = c->stmt[ST_EV_FOLD];
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)id);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)count);
+    cat_bind_opt_int(q, 3, last_ts_ms);
+    return cat_step_done(c, q, "fold event");
 }
 
 int catalog_trim_events(struct catalog *c)

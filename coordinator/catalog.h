@@ -41,7 +41,7 @@
 #include "wire.h"
 
 /* The schema version this build creates and understands. */
-#define CATALOG_SCHEMA_VERSION 4
+#define CATALOG_SCHEMA_VERSION 5
 
 #define CATALOG_EVENTS_KEEP_DEFAULT 100000u
 #define CATALOG_BUSY_TIMEOUT_MS     5000
@@ -103,6 +103,8 @@ struct catalog_event {
     int http_status;        /* 0 or 100..599 */
     int64_t retry_after_ms; /* 0 or positive */
     char detail[WIRE_DETAIL_MAX + 1];
+    uint64_t count;     /* identical events this row stands for; add takes 0 as 1 */
+    int64_t last_ts_ms; /* the last of them (0: none but the first) */
 };
 
 struct catalog_options {
@@ -215,6 +217,15 @@ int catalog_delete_assignment(struct catalog *c, const char *segment_id, const c
  * interval. catalog_trim_events() trims now.
  */
 int catalog_add_event(struct catalog *c, const struct catalog_event *e);
+/* The same, and writes the new row's id to *ret_id (if not NULL) on success. */
+int catalog_add_event_id(struct catalog *c, const struct catalog_event *e, uint64_t *ret_id);
+/*
+ * Sets the count and last_ts_ms of event id: the row now stands for count
+ * identical events (a storm folded into it). 0 also when the row is gone
+ * (trimmed: history only); -EINVAL for id or count 0 or over 2^63-1 or a
+ * negative last_ts_ms, with nothing written.
+ */
+int catalog_fold_event(struct catalog *c, uint64_t id, uint64_t count, int64_t last_ts_ms);
 int catalog_trim_events(struct catalog *c);
 
 /*

@@ -137,6 +137,7 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     c->cfg.db_path = c->db_path;
     c->started_mono_ns = clock_mono_ns();
     c->rng = (uint32_t)(clock_mono_ns() | 1);
+    c->storm = storm_new(COORD_STORM_MS);
     c->segs = strmap_new();
     c->nodes = strmap_new();
     c->tick_ev = event_new(base, -1, 0, coord_tick_cb, c);
@@ -238,6 +239,7 @@ void coord_free(struct coord *c)
     if (c->cat != NULL)
         coord_flush(c);
     catalog_close(c->cat);
+    storm_free(c->storm);
     if (c->segs != NULL)
         strmap_foreach(c->segs, coord_free_seg, NULL);
     strmap_free(c->segs);

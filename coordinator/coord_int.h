@@ -24,6 +24,7 @@
 #include "http.h"
 #include "membership.h"
 #include "placer.h"
+#include "storm.h"
 #include "strmap.h"
 #include "wire.h"
 
@@ -39,6 +40,12 @@
 #define COORD_INVALID_QUORUM 2
 /* A stale copy's node is asked for the segment again after this (it unlinks first). */
 #define COORD_STALE_RETRY_MS 2000
+/*
+ * Identical events (kind, node, reason) within this long of the first are
+ * one row with a count: a storm of refusals costs a row per node and reason
+ * per second, not a row per segment.
+ */
+#define COORD_STORM_MS 1000
 
 enum coord_seg_state { COORD_PENDING, COORD_LOADED, COORD_INVALID };
 
@@ -95,6 +102,7 @@ struct coord {
     char *token, *db_path;
     struct catalog *cat;
     struct placer *placer;
+    struct storm *storm; /* refusal and back-off storms folded into counted rows */
     struct http_server *http;
     struct strmap *segs;  /* id -> struct coord_seg */
     struct strmap *nodes; /* id -> struct coord_node */
@@ -145,6 +153,15 @@ void coord_check(struct coord *c, int r, const char *what);
 void coord_event(struct coord *c, const char *kind, const char *seg, const char *node,
                  enum wire_reason reason, int status, uint32_t retry_ms, const char *fmt, ...)
     __attribute__((format(printf, 8, 9)));
+/*
+ * The same for events that come in storms ("refused", "backoff"): one of the
+ * same kind, node and reason within COORD_STORM_MS of the first is counted
+ * into the first one's row instead of written (its segment and detail are
+ * then not kept).
+ */
+void coord_storm_event(struct coord *c, const char *kind, const char *seg, const char *node,
+                       enum wire_reason reason, int status, uint32_t retry_ms, const char *fmt,
+                       ...) __attribute__((format(printf, 8, 9)));
 struct coord_holder *coord_holder_find(struct coord_seg *s, const char *node);
 unsigned coord_loaded_holders(const struct coord_seg *s, const char *except);
 unsigned coord_live_loaded(const struct coord *c, const struct coord_seg *s,

@@ -254,23 +254,33 @@ void ctl_print_events(FILE *out, const struct wire_event_list *evs, bool json)
             ctl_json_string(out, e->kind);
             fputs(",\"reason\":", out);
             ctl_json_string(out, e->reason != WIRE_REASON_NONE ? reason_name(e->reason) : "");
-            fprintf(out, ",\"http_status\":%u,\"retry_after_ms\":%u,\"detail\":", e->http_status,
-                    e->retry_after_ms);
+            fprintf(out,
+                    ",\"http_status\":%u,\"retry_after_ms\":%u,\"count\":%" PRIu64
+                    ",\"last_ts_ms\":%" PRIu64 ",\"detail\":",
+                    e->http_status, e->retry_after_ms, e->count, e->last_ts_ms);
             ctl_json_string(out, e->detail);
             fputc('}', out);
         }
         fprintf(out, "],\"next_before\":%" PRIu64 "}\n", evs->next_before);
         return;
     }
-    fprintf(out, "%-8s %-10s %-24s %-16s %-10s %-17s %5s %8s  %s\n", "ID", "TIME(UTC)", "SEGMENT",
-            "NODE", "KIND", "REASON", "HTTP", "RETRY_MS", "DETAIL");
+    fprintf(out, "%-8s %-10s %-24s %-16s %-10s %-17s %5s %8s %6s  %s\n", "ID", "TIME(UTC)",
+            "SEGMENT", "NODE", "KIND", "REASON", "HTTP", "RETRY_MS", "COUNT", "DETAIL");
     for (size_t i = 0; i < evs->n; i++) {
         const struct wire_event *e = &evs->events[i];
-        fprintf(out, "%-8" PRIu64 " %-10s %-24s %-16s %-10s %-17s %5u %8u  %s\n", e->id,
+        char tl[16];
+
+        fprintf(out, "%-8" PRIu64 " %-10s %-24s %-16s %-10s %-17s %5u %8u %6" PRIu64 "  %s", e->id,
                 ctl_time(tb, sizeof(tb), e->ts_ms), e->segment_id[0] ? e->segment_id : "-",
                 e->node_id[0] ? e->node_id : "-", e->kind,
                 e->reason != WIRE_REASON_NONE ? reason_name(e->reason) : "-", e->http_status,
-                e->retry_after_ms, e->detail);
+                e->retry_after_ms, e->count > 0 ? e->count : 1, e->detail);
+        /* A storm row: the segment and detail are its first event's. */
+        if (e->count > 1)
+            fprintf(out, "%s(%" PRIu64 " alike until %s; segment and detail of the first)",
+                    e->detail[0] ? " " : "", e->count,
+                    ctl_time(tl, sizeof(tl), e->last_ts_ms ? e->last_ts_ms : e->ts_ms));
+        fputc('\n', out);
     }
     if (evs->next_before != 0)
         fprintf(out, "(older events: --before %" PRIu64 ")\n", evs->next_before);

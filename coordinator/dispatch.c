@@ -208,7 +208,8 @@ void coord_op_refused(void *ctx, const struct placer_segment *ps, const char *no
     if (s != NULL)
         snprintf(s->last_reason, sizeof(s->last_reason), "%s", reason_name(reason));
     /* The status the reason travels with (DESIGN.md's table). */
-    coord_event(c, "refused", ps->id, node_id, reason, reason_http_status(reason), retry_ms, NULL);
+    coord_storm_event(c, "refused", ps->id, node_id, reason, reason_http_status(reason), retry_ms,
+                      NULL);
 }
 
 void coord_op_backoff(void *ctx, const struct placer_segment *ps, uint64_t until_ms)
@@ -219,7 +220,7 @@ void coord_op_backoff(void *ctx, const struct placer_segment *ps, uint64_t until
 
     if (s != NULL)
         s->backoff_until_ms = until_ms;
-    coord_event(c, "backoff", ps->id, NULL, WIRE_REASON_NONE, 0, (uint32_t)wait,
+    coord_storm_event(c, "backoff", ps->id, NULL, WIRE_REASON_NONE, 0, (uint32_t)wait,
                 "every node refused; next round in %" PRIu64 " ms", wait);
 }
 

@@ -44,12 +44,23 @@ const char *const coord_seg_state_names[3] = {"PENDING", "LOADED", "INVALID"};
  * 0, also when none is open, or the negative errno of catalog_commit(): the
  * whole group was then rolled back and must not be acknowledged.
  */
+/* Writes one storm interval's count into its row (storm_drain()'s writer). */
+static int coord_storm_write(uint64_t row, uint64_t count, int64_t last_wall_ms, void *arg)
+{
+    struct coord *c = arg;
+
+    coord_check(c, catalog_fold_event(c->cat, row, count, last_wall_ms), "fold event");
+    return 0;
+}
+
 int coord_flush(struct coord *c)
 {
     int r;
 
     if (!c->txn_open)
         return 0;
+    /* Counts folded into storm rows since the last commit go with this one. */
+    storm_drain(c->storm, coord_now_ms(), coord_storm_write, c);
     event_del(c->commit_ev);
     c->txn_open = false;
     r = catalog_commit(c->cat);
@@ -73,6 +84,7 @@ void coord_rollback(struct coord *c)
     event_del(c->commit_ev);
     c->txn_open = false;
     catalog_rollback(c->cat);
+    storm_reset(c->storm); /* their rows are gone */
 }
 
 /*
@@ -106,15 +118,21 @@ void coord_check(struct coord *c, int r, const char *what)
     }
 }
 
-void coord_event(struct coord *c, const char *kind, const char *seg, const char *node,
-                 enum wire_reason reason, int status, uint32_t retry_ms, const char *fmt,
-                 ...)
+static void coord_event_v(struct coord *c, bool storm, const char *kind, const char *seg,
+                          const char *node, enum wire_reason reason, int status, uint32_t retry_ms,
+                          const char *fmt, va_list ap)
 {
     struct catalog_event e;
-    va_list ap;
+    uint64_t now = coord_now_ms(), row = 0;
+    int64_t wall = (int64_t)clock_wall_ms();
+    int r;
 
+    if (storm && storm_fold(c->storm, kind, node, (int)reason, now, wall, &row)) {
+        coord_txn(c); /* the count goes out with the next commit */
+        return;
+    }
     memset(&e, 0, sizeof(e));
-    e.ts_ms = (int64_t)clock_wall_ms();
+    e.ts_ms = wall;
     snprintf(e.segment_id, sizeof(e.segment_id), "%s", seg != NULL ? seg : "");
     snprintf(e.node_id, sizeof(e.node_id), "%s", node != NULL ? node : "");
     snprintf(e.kind, sizeof(e.kind), "%s", kind);
@@ -122,13 +140,34 @@ void coord_event(struct coord *c, const char *kind, const char *seg, const char 
         snprintf(e.reason, sizeof(e.reason), "%s", reason_name(reason));
     e.http_status = status;
     e.retry_after_ms = retry_ms;
-    if (fmt != NULL) {
-        va_start(ap, fmt);
+    if (fmt != NULL)
         vsnprintf(e.detail, sizeof(e.detail), fmt, ap);
-        va_end(ap);
-    }
     coord_txn(c);
-    coord_check(c, catalog_add_event(c->cat, &e), "event");
+    r = catalog_add_event_id(c->cat, &e, &row);
+    coord_check(c, r, "event");
+    if (storm && r == 0)
+        storm_open(c->storm, kind, node, (int)reason, now, row);
+}
+
+void coord_event(struct coord *c, const char *kind, const char *seg, const char *node,
+                 enum wire_reason reason, int status, uint32_t retry_ms, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    coord_event_v(c, false, kind, seg, node, reason, status, retry_ms, fmt, ap);
+    va_end(ap);
+}
+
+void coord_storm_event(struct coord *c, const char *kind, const char *seg, const char *node,
+                       enum wire_reason reason, int status, uint32_t retry_ms, const char *fmt,
+                       ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    coord_event_v(c, true, kind, seg, node, reason, status, retry_ms, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- segments and holders ----------------------------------------------- */

@@ -242,6 +242,8 @@ static int coord_collect_event(const struct catalog_event *e, void *arg)
     d->http_status = (uint32_t)e->http_status;
     d->retry_after_ms = (uint32_t)e->retry_after_ms;
     snprintf(d->detail, sizeof(d->detail), "%s", e->detail);
+    d->count = e->count;
+    d->last_ts_ms = (uint64_t)e->last_ts_ms;
     return 0;
 }
 
@@ -481,6 +483,9 @@ void coord_metrics_cb(struct evhttp_request *req, const char *rest, void *arg)
                     c->id_clashes);
     metrics_one_u64(m, "sluice_coord_catalog_errors_total", "counter", "Failed catalog writes.",
                     c->catalog_errors);
+    metrics_one_u64(m, "sluice_coord_events_folded_total", "counter",
+                    "Events counted into an identical event's row instead of written (storms).",
+                    storm_folded_total(c->storm));
     metrics_one_u64(m, "sluice_http_connections_live", "gauge", "Open HTTP connections.",
                     hs.connections_live);
     http_reply(req, 200, "text/plain; version=0.0.4", metrics_buf_data(m), metrics_buf_len(m));

@@ -128,8 +128,9 @@ echo
 echo "== refusals by node and reason (sluice-coord events)"
 "$coord_bin" events --limit 100000 --json |
     tr '{' '\n' | grep '"kind":"refused"' |
-    sed -n 's/.*"node":"\([^"]*\)".*"reason":"\([^"]*\)".*/\1 \2/p' | sort | uniq -c |
-    awk '{printf "  %-8s refused %4d x %s\n", $2, $1, $3} END {if (NR == 0) print "  none"}'
+    sed -n 's/.*"node":"\([^"]*\)".*"reason":"\([^"]*\)".*"count":\([0-9]*\).*/\1 \2 \3/p' |
+    awk '{n[$1 " " $2] += $3} END {for (k in n) {split(k, f, " ");
+        printf "  %-8s refused %4d x %s\n", f[1], n[k], f[2]}; if (NR == 0) print "  none"}' | sort
 echo
 echo "== placement"
 "$coord_bin" segments | awk 'NR > 1 {split($6, a, "("); n[a[1]]++; r[a[1]] += $3 * $4}

@@ -12,7 +12,8 @@
  * node's real state and fail when it is not the one asked for; `retry`
  * and `wait` with INVALID segments; `import` refusing ids that are too
  * long; `events` paged in SQL; a copy on a SUSPECT node does not count
- * against a live one; `forget` of a DOWN node.
+ * against a live one; `forget` of a DOWN node. Issue 17: a storm of
+ * identical refusals is one counted event row per interval.
  */
 #include <check.h>
 #include <errno.h>
@@ -27,6 +28,7 @@
 #include "clock.h"
 #include "harness.h"
 #include "http.h"
+#include "reason.h"
 #include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
@@ -653,6 +655,72 @@ START_TEST(test_events_paged)
 END_TEST
 
 
+/* ---- issue 17: a storm of identical refusals is one counted row ---------- */
+
+static bool n_backing_off(void *arg)
+{
+    struct wire_cluster_status st;
+
+    return get_status(&st) && st.segments_backing_off == *(uint64_t *)arg;
+}
+
+/* Rows and summed count of the events of one kind (and node, if not NULL). */
+static void count_events(const struct wire_event_list *l, const char *kind, const char *node_id,
+                         size_t *ret_rows, uint64_t *ret_count)
+{
+    *ret_rows = 0;
+    *ret_count = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->events[i].kind, kind) != 0 ||
+            (node_id != NULL && strcmp(l->events[i].node_id, node_id) != 0))
+            continue;
+        (*ret_rows)++;
+        *ret_count += l->events[i].count;
+    }
+}
+
+START_TEST(test_refusal_storm)
+{
+    uint64_t n = 40, count;
+    struct wire_event_list l;
+    size_t rows;
+    char *out = NULL;
+
+    start_coord(NULL);
+    for (unsigned i = 0; i < n; i++) {
+        char name[16];
+
+        snprintf(name, sizeof(name), "st%02u", i);
+        make_segment(name, i + 1);
+    }
+    /* a refuses every load MEM_CAPACITY with a long Retry-After: each segment once. */
+    node = start_named_node("a", "--admit-budget=1");
+    ck_assert_int_eq(ctl(&out, "import", storage, NULL), 0);
+    free(out);
+    ck_assert(harness_wait_until(n_backing_off, &n, 15000));
+    get_events("limit=100000", &l);
+    /* Every refusal is counted, in a row per interval, not a row each. */
+    count_events(&l, "refused", "a", &rows, &count);
+    ck_assert_uint_eq(count, n);
+    ck_assert_msg(rows >= 1 && rows <= 5, "%zu refusal rows for %" PRIu64 " refusals", rows, n);
+    for (size_t i = 0; i < l.n; i++)
+        if (strcmp(l.events[i].kind, "refused") == 0)
+            ck_assert_str_eq(reason_name(l.events[i].reason), "MEM_CAPACITY");
+    count_events(&l, "backoff", NULL, &rows, &count);
+    ck_assert_uint_eq(count, n);
+    ck_assert_msg(rows >= 1 && rows <= 5, "%zu backoff rows for %" PRIu64 " backoffs", rows, n);
+    wire_event_list_done(&l);
+    /* The CLI shows the count. */
+    ck_assert_int_eq(ctl(&out, "events", "--json", NULL), 0);
+    ck_assert_msg(strstr(out, "\"kind\":\"refused\"") != NULL && strstr(out, "\"count\":") != NULL,
+                  "%s", out);
+    free(out);
+    ck_assert_int_eq(ctl(&out, "events", NULL, NULL), 0);
+    ck_assert_msg(strstr(out, " alike until ") != NULL, "%s", out);
+    free(out);
+}
+END_TEST
+
 /* ---- suspected: nodes never removed -------------------------------------- */
 
 START_TEST(test_forget_node)
@@ -709,6 +777,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_first_node_places);
     tcase_add_test(tc, test_new_node_wakes_backoff);
+    tcase_add_test(tc, test_refusal_storm);
     suite_add_tcase(s, tc);
     tc = tcase_create("membership");
     tcase_add_checked_fixture(tc, setup, teardown);

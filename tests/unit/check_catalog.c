@@ -251,7 +251,7 @@ START_TEST(test_fresh_open)
     sqlite3 *db;
 
     ck_assert_int_eq(catalog_schema_version(c), CATALOG_SCHEMA_VERSION);
-    ck_assert_int_eq(CATALOG_SCHEMA_VERSION, 4);
+    ck_assert_int_eq(CATALOG_SCHEMA_VERSION, 5);
     ck_assert_int_eq(catalog_settings(c, &s), 0);
     ck_assert_str_eq(s.journal_mode, "wal");
     ck_assert_int_eq(s.synchronous, 2); /* FULL */
@@ -261,7 +261,7 @@ START_TEST(test_fresh_open)
 
     /* What is on disk, seen by another connection. */
     db = test_raw_open();
-    ck_assert_int_eq(test_raw_int(db, "PRAGMA user_version"), 4);
+    ck_assert_int_eq(test_raw_int(db, "PRAGMA user_version"), 5);
     ck_assert_int_eq(test_raw_int(db, "PRAGMA application_id"), 0x534C4345);
     ck_assert_int_eq(test_raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
                                       " AND name IN ('nodes', 'segments', 'assignments',"
@@ -475,7 +475,7 @@ START_TEST(test_migrate_from_v3)
     sqlite3_close(db);
 
     c = test_open();
-    ck_assert_int_eq(catalog_schema_version(c), 4);
+    ck_assert_int_eq(catalog_schema_version(c), CATALOG_SCHEMA_VERSION);
     ck_assert_int_eq(catalog_get_segment(c, "s1", &g), 0);
     ck_assert_uint_eq(g.digest, 0);
     ck_assert_uint_eq(g.replication, 2);
@@ -517,13 +517,58 @@ START_TEST(test_future_version)
     ck_assert_int_eq(catalog_open(test_db, &c, err, sizeof(err)), -EPROTONOSUPPORT);
     ck_assert_ptr_null(c);
     ck_assert_msg(strstr(err, "version 99") != NULL, "names the database's version: %s", err);
-    ck_assert_msg(strstr(err, "version 4") != NULL, "names the known version: %s", err);
+    ck_assert_msg(strstr(err, "version 5") != NULL, "names the known version: %s", err);
 
     /* Left untouched. */
     db = test_raw_open();
     ck_assert_int_eq(test_raw_int(db, "PRAGMA user_version"), 99);
     ck_assert_int_eq(test_raw_int(db, "SELECT count(*) FROM segments"), 1);
     sqlite3_close(db);
+}
+END_TEST
+
+/*
+ * v5: an event row stands for a count of identical events (a storm);
+ * rows from before stand for one. catalog_fold_event sets the count.
+ */
+START_TEST(test_migrate_from_v4)
+{
+    struct catalog *c;
+    struct catalog_event e = {.ts_ms = 7, .http_status = 429};
+    struct test_rows t = {0};
+    uint64_t id = 0;
+    char err[512] = "";
+    sqlite3 *db;
+    int r;
+
+    r = catalog_create_at_version(test_db, 4, err, sizeof(err));
+    ck_assert_msg(r == 0, "create v4: %d %s", r, err);
+    db = test_raw_open();
+    test_raw_exec(db, "INSERT INTO events (ts_ms, node_id, kind, reason, http_status)"
+                      "  VALUES (5, 'n1', 'refused', 'LOAD_CONCURRENCY', 429);");
+    sqlite3_close(db);
+
+    c = test_open();
+    ck_assert_int_eq(catalog_schema_version(c), 5);
+    snprintf(e.node_id, sizeof(e.node_id), "n1");
+    snprintf(e.kind, sizeof(e.kind), "refused");
+    snprintf(e.reason, sizeof(e.reason), "LOAD_CONCURRENCY");
+    ck_assert_int_eq(catalog_add_event_id(c, &e, &id), 0);
+    ck_assert_uint_eq(id, 2);
+    ck_assert_int_eq(catalog_fold_event(c, id, 113, 900), 0);
+    /* A trimmed row: nothing to do, no error. */
+    ck_assert_int_eq(catalog_fold_event(c, 99, 2, 900), 0);
+    ck_assert_int_eq(catalog_fold_event(c, 0, 2, 900), -EINVAL);
+    ck_assert_int_eq(catalog_fold_event(c, id, 0, 900), -EINVAL);
+    ck_assert_int_eq(catalog_fold_event(c, id, 5, -1), -EINVAL);
+    ck_assert_int_eq(catalog_foreach_event(c, NULL, 0, 0, test_ev_cb, &t), 0);
+    ck_assert_int_eq(t.n, 2);
+    ck_assert_uint_eq(t.ev[0].count, 1); /* from before the migration */
+    ck_assert_int_eq(t.ev[0].last_ts_ms, 0);
+    ck_assert_uint_eq(t.ev[1].count, 113);
+    ck_assert_int_eq(t.ev[1].last_ts_ms, 900);
+    ck_assert_int_eq(catalog_integrity_check(c, err, sizeof(err)), 0);
+    catalog_close(c);
 }
 END_TEST
 
@@ -586,6 +631,7 @@ START_TEST(test_reopen_preserves)
     ck_assert_int_eq(t.ev[0].http_status, 429);
     ck_assert_int_eq(t.ev[0].retry_after_ms, 1500);
     ck_assert_str_eq(t.ev[0].detail, "rss 91% of limit, \"quoted\"");
+    ck_assert_uint_eq(t.ev[0].count, 1);
     catalog_close(c);
 }
 END_TEST
@@ -1333,6 +1379,7 @@ static Suite *catalog_suite(void)
     test_add(s, "future_version", test_future_version);
     test_add(s, "migrate_from_v2", test_migrate_from_v2);
     test_add(s, "migrate_from_v3", test_migrate_from_v3);
+    test_add(s, "migrate_from_v4", test_migrate_from_v4);
     test_add(s, "reopen_preserves", test_reopen_preserves);
     test_add(s, "segment_idempotent", test_segment_idempotent);
     test_add(s, "assignment_unknown_refs", test_assignment_unknown_refs);

@@ -140,9 +140,18 @@ START_TEST(test_events_and_status)
     RENDER(out, ctl_print_events(f_, &l, false));
     ck_assert_ptr_nonnull(strstr(out, "01:00:00"));
     ck_assert_ptr_nonnull(strstr(out, "MEM_THRASHING"));
-    ck_assert_ptr_nonnull(strstr(out, "12000"));
+    ck_assert_ptr_nonnull(strstr(out, "12000      1  line"));
+    ck_assert_ptr_null(strstr(out, "alike"));
+    free(out);
+    /* A storm row: its count, and until when. */
+    e.count = 113;
+    e.last_ts_ms = 3600000 + 61000;
+    RENDER(out, ctl_print_events(f_, &l, false));
+    ck_assert_msg(strstr(out, "12000    113  line\nbreak (113 alike until 01:01:01") != NULL, "%s",
+                  out);
     free(out);
     RENDER(out, ctl_print_events(f_, &l, true));
+    ck_assert_ptr_nonnull(strstr(out, "\"count\":113,\"last_ts_ms\":3661000,"));
     ck_assert_ptr_nonnull(strstr(out, "\"reason\":\"MEM_THRASHING\""));
     ck_assert_ptr_nonnull(strstr(out, "\"detail\":\"line\\nbreak\""));
     free(out);
