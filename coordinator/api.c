@@ -81,10 +81,11 @@ void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg)
         coord_node_save(c, n);
     }
     /*
-     * Also when the state does not change: that re-syncs the placer, which
-     * marks a node DRAINING on its own when an answer says 503 DRAINING. Such
-     * an answer can arrive late, after the node's SERVING report.
+     * The node answers, and says itself whether it drains: what earlier
+     * answers said about it (coord_node_note()) is superseded. Also when the
+     * state does not change, the setter re-syncs the placer (pull mode).
      */
+    n->notes = 0;
     coord_node_set_state(c, n, membership_on_report(n->admin_drained, n->self_draining),
                          n->admin_drained   ? "drained by the operator"
                          : n->self_draining ? "the node is draining"

@@ -78,6 +78,8 @@ static void coord_tick_cb(evutil_socket_t fd, short what, void *arg)
     struct coord *c = arg;
     uint64_t now = coord_now_ms(), next;
 
+    /* What answers said about nodes first: nothing is fired at a node gone silent. */
+    coord_node_notes_apply(c);
     if (c->rowcount) {
         struct timeval again = {0, 200000};
         coord_rc_dispatch(c);
@@ -114,7 +116,6 @@ static const struct placer_ops coord_placer_ops = {
     .on_refused = coord_op_refused,
     .on_backoff = coord_op_backoff,
     .on_invalid = coord_op_invalid,
-    .on_node_suspect = coord_op_suspect,
     .on_unexpected = coord_op_unexpected,
 };
 struct coord *coord_new(struct event_base *base, const struct coord_config *cfg, char *err,
@@ -144,7 +145,7 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     c->commit_ev = event_new(base, -1, 0, coord_commit_cb, c);
     c->membership_ev = event_new(base, -1, EV_PERSIST, coord_membership_cb, c);
     c->flush_ev = event_new(base, -1, 0, coord_flush_cb, c);
-    c->suspect_ev = event_new(base, -1, 0, coord_suspect_cb, c);
+    c->notes_ev = event_new(base, -1, 0, coord_notes_cb, c);
     c->placer = placer_new(&pcfg, &coord_placer_ops, c);
     c->rowcount = cfg->placement != NULL && strcmp(cfg->placement, "rowcount") == 0;
     c->cfg.placement = NULL;
@@ -254,9 +255,9 @@ void coord_free(struct coord *c)
         event_free(c->membership_ev);
     if (c->flush_ev != NULL)
         event_free(c->flush_ev);
-    if (c->suspect_ev != NULL)
-        event_free(c->suspect_ev);
-    free(c->suspects);
+    if (c->notes_ev != NULL)
+        event_free(c->notes_ev);
+    free(c->noted);
     free(c->token);
     free(c->db_path);
     free(c);

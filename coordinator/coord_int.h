@@ -88,6 +88,7 @@ struct coord_node {
     char last_reason[32];
     uint64_t refusals;
     bool admin_drained, self_draining, claim;
+    unsigned notes;         /* COORD_NOTE_*: what answers said, not yet applied */
     uint64_t rows;          /* rows of the segments it holds or is loading */
     struct coord_pending *pending; /* assignments waiting for the next batch */
     size_t n_pending, cap_pending;
@@ -106,10 +107,10 @@ struct coord {
     struct http_server *http;
     struct strmap *segs;  /* id -> struct coord_seg */
     struct strmap *nodes; /* id -> struct coord_node */
-    struct event *tick_ev, *membership_ev, *commit_ev, *flush_ev, *suspect_ev;
-    /* nodes the placer found SUSPECT, acted on from the loop (coord_suspect_cb()) */
-    char (*suspects)[WIRE_ID_MAX + 1];
-    size_t n_suspects, cap_suspects;
+    struct event *tick_ev, *membership_ev, *commit_ev, *flush_ev, *notes_ev;
+    /* nodes with notes, applied from the loop (coord_node_notes_apply()) */
+    char (*noted)[WIRE_ID_MAX + 1];
+    size_t n_noted, cap_noted;
     bool txn_open;
     char bound[128];
     uint64_t started_mono_ns;
@@ -179,6 +180,12 @@ int coord_load_assignment(const struct catalog_assignment *a, void *arg);
 int coord_free_seg(const char *key, void *value, void *arg);
 
 /* membership.c: nodes, their state (one setter), timeouts, drains */
+/* What an answer to an assignment said about its node (struct coord_node.notes). */
+#define COORD_NOTE_NO_ANSWER 1u /* a transport error: no HTTP answer */
+#define COORD_NOTE_DRAINING  2u /* refused 503 DRAINING */
+void coord_node_note(struct coord *c, const char *node_id, unsigned note);
+void coord_node_notes_apply(struct coord *c);
+void coord_notes_cb(evutil_socket_t fd, short what, void *arg);
 enum placer_node_state coord_placer_state(const struct coord_node *n);
 const char *coord_drain_tag(const struct coord_node *n);
 void coord_node_set_state(struct coord *c, struct coord_node *n, enum membership_state state,
@@ -202,8 +209,6 @@ void coord_op_refused(void *ctx, const struct placer_segment *ps, const char *no
                       enum wire_reason reason, uint32_t retry_ms);
 void coord_op_backoff(void *ctx, const struct placer_segment *ps, uint64_t until_ms);
 bool coord_op_invalid(void *ctx, const struct placer_segment *ps);
-void coord_op_suspect(void *ctx, const char *node_id);
-void coord_suspect_cb(evutil_socket_t fd, short what, void *arg);
 void coord_op_unexpected(void *ctx, const struct placer_segment *ps, const char *node_id,
                          int status);
 

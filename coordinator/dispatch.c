@@ -2,8 +2,10 @@
  * dispatch: the placer's side effects. Assignments the placer fires are
  * queued per node and leave together, up to WIRE_ASSIGN_BATCH_MAX per
  * POST /v1/assign/batch; each answer goes back to the placer. The placer's
- * other callbacks (accepted, refused, backoff, invalid, suspect) update the
- * model and membership.
+ * other callbacks (accepted, refused, backoff, invalid, unexpected) update
+ * the model. What an answer says about its node (no answer, 503 DRAINING)
+ * is noted for membership (coord_node_note()), which applies it from the
+ * loop: nothing here sets a node's state.
  *
  * Expected load: thousands of assignments per second, a batch per node per
  * tick.
@@ -37,8 +39,13 @@
 
 /* ---- placer callbacks ---------------------------------------------------- */
 
-/* Answers one attempt to the placer. */
-static void coord_answer(struct coord *c, uint64_t attempt_id, int status,
+/*
+ * Answers one attempt to the placer, and notes on the node when it gave no
+ * answer at all: status <= 0 for an attempt still live, except -ECANCELED,
+ * which is the coordinator cancelling (the node moved), not the node's
+ * silence.
+ */
+static void coord_answer(struct coord *c, const char *node_id, uint64_t attempt_id, int status,
                          const struct wire_assign_response *resp, const char *reason_hdr,
                          unsigned retry_after_s)
 {
@@ -57,12 +64,15 @@ static void coord_answer(struct coord *c, uint64_t attempt_id, int status,
     if (ans.retry_after_ms == 0)
         ans.retry_after_ms = retry_after_s * 1000;
     c->assign_answers[placer_classify(ans.http_status)]++;
-    placer_on_answer(c->placer, attempt_id, &ans, coord_now_ms(), coord_random(c));
+    if (placer_on_answer(c->placer, attempt_id, &ans, coord_now_ms(), coord_random(c)) == 0 &&
+        placer_classify(ans.http_status) == PLACER_TRANSPORT_ERROR && status != -ECANCELED)
+        coord_node_note(c, node_id, COORD_NOTE_NO_ANSWER);
 }
 
 /* One batch in flight to a node: the attempts it carries, in order. */
 struct coord_batch {
     struct coord *c;
+    char node[WIRE_ID_MAX + 1];
     size_t n;
     uint64_t *attempts;
 };
@@ -78,12 +88,13 @@ static void coord_batch_cb(int status, const struct http_client_reply *reply, vo
 
     if (ok && resp.n == b->n) {
         for (size_t i = 0; i < b->n; i++)
-            coord_answer(c, b->attempts[i], (int)resp.results[i].status, &resp.results[i], NULL,
+            coord_answer(c, b->node, b->attempts[i], (int)resp.results[i].status, &resp.results[i], NULL,
                          0);
     } else {
         /* No usable answer: every attempt in it failed the same way. */
         for (size_t i = 0; i < b->n; i++)
-            coord_answer(c, b->attempts[i], status == 200 ? 500 : status, NULL, NULL, 0);
+            coord_answer(c, b->node, b->attempts[i], status == 200 ? 500 : status, NULL, NULL,
+                         0);
     }
     if (ok)
         wire_assign_batch_response_done(&resp);
@@ -118,6 +129,7 @@ static int coord_flush_node(const char *key, void *value, void *arg)
         size_t len;
 
         b->c = c;
+        snprintf(b->node, sizeof(b->node), "%s", n->id);
         b->n = k;
         b->attempts = xcalloc(k, sizeof(*b->attempts));
         batch.n = k;
@@ -157,6 +169,7 @@ void coord_op_assign(void *ctx, uint64_t attempt_id, const char *node_id,
     if (n == NULL) {
         struct coord_batch *b = xcalloc(1, sizeof(*b));
         b->c = c;
+        snprintf(b->node, sizeof(b->node), "%s", node_id);
         b->n = 1;
         b->attempts = xmalloc(sizeof(*b->attempts));
         b->attempts[0] = attempt_id;
@@ -207,6 +220,9 @@ void coord_op_refused(void *ctx, const struct placer_segment *ps, const char *no
     }
     if (s != NULL)
         snprintf(s->last_reason, sizeof(s->last_reason), "%s", reason_name(reason));
+    /* The node takes nothing new: membership decides what it is now, from the loop. */
+    if (reason == WIRE_REASON_DRAINING)
+        coord_node_note(c, node_id, COORD_NOTE_DRAINING);
     /* The status the reason travels with (DESIGN.md's table). */
     coord_storm_event(c, "refused", ps->id, node_id, reason, reason_http_status(reason), retry_ms,
                       NULL);
@@ -245,48 +261,6 @@ bool coord_op_invalid(void *ctx, const struct placer_segment *ps)
     coord_event(c, "invalid", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 422, 0,
                 "refused as invalid by a quorum of nodes");
     return true;
-}
-
-/*
- * The placer calls this from inside placer_on_answer(): acting on the node
- * here would call back into the placer (placer_node_set()) while it is
- * still handling that answer. The node's id is queued instead, and
- * coord_suspect_cb() changes its state from the loop (tmux's
- * server_client_unref() rule: never act on an object inside its own
- * callback).
- */
-void coord_op_suspect(void *ctx, const char *node_id)
-{
-    struct coord *c = ctx;
-    struct timeval now = {0, 0};
-
-    if (c->n_suspects == c->cap_suspects) {
-        c->cap_suspects = c->cap_suspects * 2 + 4;
-        c->suspects = xreallocarray(c->suspects, c->cap_suspects, sizeof(*c->suspects));
-    }
-    snprintf(c->suspects[c->n_suspects++], sizeof(c->suspects[0]), "%s", node_id);
-    event_add(c->suspect_ev, &now);
-}
-
-void coord_suspect_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct coord *c = arg;
-    size_t n_ids = c->n_suspects;
-
-    c->n_suspects = 0;
-    for (size_t i = 0; i < n_ids; i++) {
-        struct coord_node *n = strmap_get(c->nodes, c->suspects[i]);
-        struct placer_node_info pi;
-
-        /*
-         * Only while the placer still holds it SUSPECT: a report that came
-         * in between has made it UP again, and it stays so.
-         */
-        if (n != NULL && n->state == MEMBERSHIP_UP &&
-            placer_node_lookup(c->placer, n->id, &pi) == 0 && pi.state == PLACER_NODE_SUSPECT)
-            coord_node_set_state(c, n, membership_on_no_answer(n->state),
-                                 "an assignment got no answer");
-    }
 }
 
 void coord_op_unexpected(void *ctx, const struct placer_segment *ps, const char *node_id,

@@ -2,8 +2,10 @@
  * membership: the nodes the coordinator knows, their address, client and
  * state (UP, SUSPECT, DOWN, DRAINING). coord_node_set_state() is the one
  * setter of a node's state: it logs "old -> new (why)", writes one
- * node_state event and the catalog row, and tells the placer. Timeouts make
- * a silent node DOWN and place its copies elsewhere; drains are recorded by
+ * node_state event and the catalog row, and tells the placer. What answers
+ * to assignments say about a node is noted (coord_node_note()) and applied
+ * through that setter from the loop, never from inside the placer's call
+ * that delivered the answer. Timeouts make a silent node DOWN and place its copies elsewhere; drains are recorded by
  * who asked for them (the operator or the node).
  *
  * Expected load: a few nodes, a timeout scan every COORD_MEMBERSHIP_MS.
@@ -93,6 +95,16 @@ enum membership_state membership_on_no_answer(enum membership_state cur)
     return cur == MEMBERSHIP_UP ? MEMBERSHIP_SUSPECT : cur;
 }
 
+enum membership_state membership_on_answers(enum membership_state cur, bool no_answer,
+                                            bool said_draining)
+{
+    if (cur != MEMBERSHIP_UP)
+        return cur;
+    if (no_answer)
+        return membership_on_no_answer(cur);
+    return said_draining ? MEMBERSHIP_DRAINING : cur;
+}
+
 bool membership_timed_out(enum membership_state cur, uint64_t now_ms, uint64_t last_seen_ms,
                           uint64_t timeout_ms)
 {
@@ -123,8 +135,8 @@ const char *coord_drain_tag(const struct coord_node *n)
 
 /*
  * Sets a node's state, in the catalog too, and the placer's view of it. With
- * the same state, only re-syncs the placer, which may have changed its mind
- * on its own (a 503 DRAINING answer makes it DRAINING there).
+ * the same state, only re-syncs the placer's view, which also depends on
+ * the node's pull mode (coord_placer_state()).
  */
 void coord_node_set_state(struct coord *c, struct coord_node *n, enum membership_state state,
                           const char *why)
@@ -154,6 +166,73 @@ void coord_node_set_state(struct coord *c, struct coord_node *n, enum membership
                 "node_state");
     placer_node_set(c->placer, n->id, coord_placer_state(n));
     coord_kick(c);
+}
+
+/*
+ * Notes what an answer to an assignment said about node_id (COORD_NOTE_*),
+ * to be applied by coord_node_notes_apply() from the loop: the answer is
+ * delivered inside the placer's own call (placer_on_answer()), or inside
+ * the node's HTTP client callback, and the setter calls back into both
+ * (tmux's server_client_unref() rule: never act on an object inside its
+ * own callback). Notes on one node until then make one transition. A
+ * report clears them: the node answers, and says itself whether it drains.
+ */
+void coord_node_note(struct coord *c, const char *node_id, unsigned note)
+{
+    struct coord_node *n = strmap_get(c->nodes, node_id);
+    struct timeval now = {0, 0};
+
+    if (n == NULL || note == 0)
+        return;
+    if (n->notes == 0) {
+        if (c->n_noted == c->cap_noted) {
+            c->cap_noted = c->cap_noted * 2 + 4;
+            c->noted = xreallocarray(c->noted, c->cap_noted, sizeof(*c->noted));
+        }
+        snprintf(c->noted[c->n_noted++], sizeof(c->noted[0]), "%s", n->id);
+    }
+    n->notes |= note;
+    event_add(c->notes_ev, &now);
+}
+
+/*
+ * Applies the notes through the one setter. Called from the loop (the tick,
+ * before the placer fires anything, and notes_ev), outside any callback of
+ * the placer or a node's client.
+ */
+void coord_node_notes_apply(struct coord *c)
+{
+    /* Taken whole: what the setter causes is noted afresh, for the next pass. */
+    char(*ids)[WIRE_ID_MAX + 1] = c->noted;
+    size_t n_ids = c->n_noted;
+
+    c->noted = NULL;
+    c->n_noted = c->cap_noted = 0;
+    for (size_t i = 0; i < n_ids; i++) {
+        struct coord_node *n = strmap_get(c->nodes, ids[i]);
+        enum membership_state st;
+        unsigned notes;
+
+        if (n == NULL || n->notes == 0)
+            continue; /* forgotten, or a report came first */
+        notes = n->notes;
+        n->notes = 0;
+        st = membership_on_answers(n->state, notes & COORD_NOTE_NO_ANSWER,
+                                   notes & COORD_NOTE_DRAINING);
+        if (st == n->state)
+            continue;
+        if (st == MEMBERSHIP_DRAINING)
+            n->self_draining = true; /* its next report says whether it still is */
+        coord_node_set_state(c, n, st,
+                             st == MEMBERSHIP_SUSPECT ? "an assignment got no answer"
+                                                      : "an assignment was refused: DRAINING");
+    }
+    free(ids);
+}
+
+void coord_notes_cb(evutil_socket_t fd, short what, void *arg)
+{
+    coord_node_notes_apply(arg);
 }
 
 int coord_collect_held(const char *key, void *value, void *arg)

@@ -3,6 +3,8 @@
  * rules that move it. The state has one owner, coord_node_set_state() in
  * membership.c, which applies a new state, then logs "old -> new (why)",
  * writes one node_state event and the catalog row, and tells the placer.
+ * The placer never sets it: what an answer says about a node (no answer,
+ * 503 DRAINING) is noted, and applied from the loop through that setter.
  * The functions declared here decide; they touch no loop, catalog or
  * placer, so check_membership tests them alone.
  *
@@ -57,6 +59,17 @@ enum membership_state membership_on_admin(enum membership_state cur, bool drain,
 
 /* The state after an assignment got no answer: SUSPECT from UP, else unchanged. */
 enum membership_state membership_on_no_answer(enum membership_state cur);
+
+/*
+ * The state after what answers to assignments said since the coordinator
+ * last acted on them (any number of each, applied as one transition): an
+ * assignment got no answer (no_answer), or was refused 503 DRAINING
+ * (said_draining). From UP: SUSPECT if any got no answer (a node that does
+ * not answer is not known to be draining), else DRAINING if one said so.
+ * Any other state is kept: a report or the timeout moves it.
+ */
+enum membership_state membership_on_answers(enum membership_state cur, bool no_answer,
+                                            bool said_draining);
 
 /*
  * Whether a node not DOWN, last heard from at last_seen_ms, is DOWN at now_ms

@@ -1320,11 +1320,12 @@ int placer_on_answer(struct placer *p, uint64_t attempt_id, const struct placer_
             s->round_min_retry = retry;
         s->rand = random;
         p->st.refused_by_reason_total[reason]++;
+        /*
+         * A DRAINING refusal says the node takes nothing new; what that
+         * does to the node is the daemon's to decide (placer_node_set()).
+         */
         if (p->ops->on_refused)
             p->ops->on_refused(p->ctx, &v, n->id, reason, retry);
-        /* The node says it takes nothing new; the daemon will agree on its next report. */
-        if (reason == WIRE_REASON_DRAINING && n->state == PLACER_NODE_UP)
-            node_change_state(p, n, PLACER_NODE_DRAINING);
         break;
     }
     case PLACER_INVALID: {
@@ -1356,11 +1357,11 @@ int placer_on_answer(struct placer *p, uint64_t attempt_id, const struct placer_
         break;
     }
     case PLACER_TRANSPORT_ERROR:
-        if (n->state == PLACER_NODE_UP || n->state == PLACER_NODE_DRAINING) {
-            node_change_state(p, n, PLACER_NODE_SUSPECT);
-            if (p->ops->on_node_suspect)
-                p->ops->on_node_suspect(p->ctx, n->id);
-        }
+        /*
+         * The node's state is not the placer's to change: the daemon sees
+         * the transport error it passed in, and decides (placer_node_set()
+         * once this call has returned). The segment is queued again below.
+         */
         break;
     case PLACER_UNEXPECTED:
     case PLACER_OUTCOME_COUNT_:

@@ -14,8 +14,13 @@
  * of backing-off segments that the node could take. 422 from a quorum of
  * distinct nodes (invalid_quorum, or every node when the cluster has fewer)
  * makes the segment INVALID unless the daemon knows a good copy. No answer at
- * all (timeout, connection error) marks the node SUSPECT and moves the
- * attempt on.
+ * all (timeout, connection error) moves the attempt on.
+ *
+ * The placer never changes a node's state: only placer_node_set() does,
+ * called by the daemon, whose membership owns that fact. An answer that
+ * says something about the node (no answer at all, 503 DRAINING) is seen by
+ * the daemon, which passed it in; the daemon applies what follows from it
+ * after placer_on_answer() has returned, before the next placer_tick().
  *
  * No I/O, no clock, no randomness of its own: the daemon passes now_ms (a
  * monotonic clock: every deadline here is relative to it, and a wall-clock
@@ -118,8 +123,6 @@ struct placer_ops {
      * NULL agrees.
      */
     bool (*on_invalid)(void *ctx, const struct placer_segment *seg);
-    /* No answer from the node: the placer has marked it SUSPECT. */
-    void (*on_node_suspect)(void *ctx, const char *node_id);
     /* A status outside the protocol: the pair is excluded for unexpected_retry_ms. */
     void (*on_unexpected)(void *ctx, const struct placer_segment *seg, const char *node_id,
                           int http_status);
@@ -161,9 +164,8 @@ void placer_free(struct placer *p);
 /*
  * Adds a node or changes its state. A new node joins the ring at its end, in
  * any state; a node leaves it only through placer_node_remove(). Going DOWN or SUSPECT
- * aborts the node's attempts in flight as transport errors (without
- * on_node_suspect): their segments are tried elsewhere and late answers are
- * ignored. Going DRAINING keeps attempts in flight. Coming UP wakes segments
+ * aborts the node's attempts in flight as transport errors: their segments
+ * are tried elsewhere and late answers are ignored. Going DRAINING keeps attempts in flight. Coming UP wakes segments
  * that had no eligible node, and up to max_in_flight_per_node segments
  * backing off that this node could take (each later 202 from it wakes one
  * more). Returns 0, -EINVAL (bad id or state), -EBUSY.
@@ -222,8 +224,13 @@ uint64_t placer_next_deadline(const struct placer *p);
 /*
  * Records the answer to an attempt and calls the matching callback. The
  * segment's next attempt is queued, never fired from here; random feeds the
- * backoff jitter. Returns 0, -ENOENT for an unknown or aborted attempt
- * (ignored, counted as late), -EINVAL (a NULL answer), -EBUSY.
+ * backoff jitter. The node's state is left as it is, whatever the answer:
+ * after a 0 return for a transport error (placer_classify()) or a 503
+ * DRAINING, the daemon decides what the node is now and says so through
+ * placer_node_set() before its next placer_tick() (else the segment may be
+ * sent to the same node again). Returns 0, -ENOENT for an unknown or
+ * aborted attempt (ignored, counted as late: it says nothing new about the
+ * node), -EINVAL (a NULL answer), -EBUSY.
  */
 int placer_on_answer(struct placer *p, uint64_t attempt_id, const struct placer_answer *a,
                      uint64_t now_ms, uint32_t random);

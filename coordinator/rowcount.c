@@ -119,9 +119,9 @@ static void coord_rc_answer_cb(int status, const struct http_client_reply *reply
         if (coord_holder_find(s, n->id) == NULL)
             coord_holder_add(c, s, n, WIRE_SEG_LOADING);
     } else if (status <= 0) {
-        if (n->state == MEMBERSHIP_UP)
-            coord_node_set_state(c, n, membership_on_no_answer(n->state),
-                                 "an assignment got no answer");
+        /* Applied by membership from the loop, not inside the node's client callback. */
+        if (status != -ECANCELED)
+            coord_node_note(c, n->id, COORD_NOTE_NO_ANSWER);
     } else {
         coord_event(c, "refused", s->id, n->id, WIRE_REASON_NONE, status, 0,
                     "rowcount placement: HTTP %d", status);

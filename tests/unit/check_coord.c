@@ -9,7 +9,7 @@
  * is pushed to its address, which nothing listens on) holds s1 LOADING.
  * After the step, n1 reports without s1: within the report grace (3 s on
  * the monotonic clock) its copy must still be counted, as it is without
- * any step.
+ * any step. Segments s2..s5 are pending, for a push-mode node.
  */
 #include <check.h>
 #include <errno.h>
@@ -88,6 +88,12 @@ static void prepare_catalog(void)
     s.created_ms = 1;
     ck_assert_int_eq(catalog_put_segment(cat, &s), 0);
     ck_assert_int_eq(catalog_put_assignment(cat, "s1", "n1", "LOADING", 1), 0);
+    /* Pending, for a push-mode node to be sent (n1 pulls, and is sent nothing). */
+    for (int i = 2; i <= 5; i++) {
+        snprintf(s.id, sizeof(s.id), "s%d", i);
+        snprintf(s.uri, sizeof(s.uri), "file:///nonexistent/s%d.seg", i);
+        ck_assert_int_eq(catalog_put_segment(cat, &s), 0);
+    }
     catalog_close(cat);
 }
 
@@ -135,8 +141,8 @@ static void teardown(void)
     snprintf(dir, sizeof(dir), "/tmp/check-coord-XXXXXX");
 }
 
-/* n1's report, in pull mode, holding nothing. */
-static void report_empty(void)
+/* A report from id at addr, holding nothing. */
+static void report_from(const char *id, const char *addr, bool claim)
 {
     struct wire_node_report rep;
     struct http_response r;
@@ -144,10 +150,10 @@ static void report_empty(void)
     size_t len;
 
     memset(&rep, 0, sizeof(rep));
-    snprintf(rep.node_id, sizeof(rep.node_id), "n1");
-    snprintf(rep.addr, sizeof(rep.addr), "127.0.0.1:1");
+    snprintf(rep.node_id, sizeof(rep.node_id), "%s", id);
+    snprintf(rep.addr, sizeof(rep.addr), "%s", addr);
     rep.state = WIRE_NODE_SERVING;
-    rep.claim = true;
+    rep.claim = claim;
     body = wire_node_report_encode(&rep, &len);
     ck_assert_int_eq(http_fetch(coord_bound(coord), "POST", "/v1/report", WIRE_CONTENT_TYPE, body,
                                 len, NULL, 5000, &r),
@@ -155,6 +161,54 @@ static void report_empty(void)
     free(body);
     ck_assert_int_eq(r.status, 200);
     http_response_done(&r);
+}
+
+/* n1's report, in pull mode, holding nothing. */
+static void report_empty(void)
+{
+    report_from("n1", "127.0.0.1:1", true);
+}
+
+/* node's state as GET /v1/nodes shows it. */
+static void node_state(const char *node, char *ret, size_t len)
+{
+    struct wire_node_list l;
+    struct http_response r;
+    struct wire_error err;
+
+    ck_assert_int_eq(http_fetch(coord_bound(coord), "GET", "/v1/nodes", NULL, NULL, 0, NULL, 5000,
+                                &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(wire_node_list_decode(r.body, r.body_len, &l, &err), 0);
+    http_response_done(&r);
+    snprintf(ret, len, "?");
+    for (size_t i = 0; i < l.n; i++)
+        if (strcmp(l.nodes[i].node_id, node) == 0)
+            snprintf(ret, len, "%s", l.nodes[i].state);
+    wire_node_list_done(&l);
+}
+
+/* node_state events for node whose detail starts with prefix. */
+static size_t node_transitions(const char *node, const char *prefix)
+{
+    struct wire_event_list l;
+    struct http_response r;
+    struct wire_error err;
+    size_t n = 0;
+
+    ck_assert_int_eq(http_fetch(coord_bound(coord), "GET", "/v1/events?limit=1000", NULL, NULL, 0,
+                                NULL, 5000, &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(wire_event_list_decode(r.body, r.body_len, &l, &err), 0);
+    http_response_done(&r);
+    for (size_t i = 0; i < l.n; i++)
+        n += strcmp(l.events[i].kind, "node_state") == 0 &&
+             strcmp(l.events[i].node_id, node) == 0 &&
+             strncmp(l.events[i].detail, prefix, strlen(prefix)) == 0;
+    wire_event_list_done(&l);
+    return n;
 }
 
 /* How many nodes the coordinator counts as holding s1. */
@@ -206,6 +260,38 @@ START_TEST(test_wall_steps_forward)
 }
 END_TEST
 
+/*
+ * n2 pushes, at an address nothing listens on: the batch of s2..s5 sent to
+ * it gets no answer (connection refused). The placer reports it and leaves
+ * n2 alone; membership makes n2 SUSPECT, once, with one event, and no
+ * assignment is sent to it afterwards.
+ */
+START_TEST(test_no_answer_one_transition)
+{
+    char state[16] = "";
+
+    report_from("n2", "127.0.0.1:1", false);
+    for (int i = 0; i < 500; i++) {
+        node_state("n2", state, sizeof(state));
+        if (strcmp(state, "UP") != 0)
+            break;
+        usleep(10000);
+    }
+    ck_assert_str_eq(state, "SUSPECT");
+    /* Let any late effect of the other answers in that batch land. */
+    usleep(200000);
+    node_state("n2", state, sizeof(state));
+    ck_assert_str_eq(state, "SUSPECT");
+    ck_assert_uint_eq(node_transitions("n2", "UP -> SUSPECT"), 1);
+    ck_assert_uint_eq(node_transitions("n2", "SUSPECT -> "), 0);
+    /* Its next report makes it UP again, once. */
+    report_from("n2", "127.0.0.1:1", true);
+    node_state("n2", state, sizeof(state));
+    ck_assert_str_eq(state, "UP");
+    ck_assert_uint_eq(node_transitions("n2", "SUSPECT -> UP"), 1);
+}
+END_TEST
+
 static Suite *coord_suite(void)
 {
     Suite *s = suite_create("coord");
@@ -215,6 +301,10 @@ static Suite *coord_suite(void)
     tcase_add_test(tc, test_no_step);
     tcase_add_test(tc, test_wall_steps_back);
     tcase_add_test(tc, test_wall_steps_forward);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("membership");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_no_answer_one_transition);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -76,6 +76,25 @@ START_TEST(test_no_answer_only_from_up)
 }
 END_TEST
 
+/*
+ * What answers said, applied as one transition: three transport errors and
+ * a DRAINING refusal from an UP node make it SUSPECT once, not four times.
+ */
+START_TEST(test_answers_one_transition)
+{
+    ck_assert_int_eq(membership_on_answers(MEMBERSHIP_UP, true, false), MEMBERSHIP_SUSPECT);
+    ck_assert_int_eq(membership_on_answers(MEMBERSHIP_UP, false, true), MEMBERSHIP_DRAINING);
+    /* A node that does not answer is not known to drain. */
+    ck_assert_int_eq(membership_on_answers(MEMBERSHIP_UP, true, true), MEMBERSHIP_SUSPECT);
+    ck_assert_int_eq(membership_on_answers(MEMBERSHIP_UP, false, false), MEMBERSHIP_UP);
+    /* Only an UP node moves; a report or the timeout moves the others. */
+    ck_assert_int_eq(membership_on_answers(MEMBERSHIP_DRAINING, true, false),
+                     MEMBERSHIP_DRAINING);
+    ck_assert_int_eq(membership_on_answers(MEMBERSHIP_SUSPECT, false, true), MEMBERSHIP_SUSPECT);
+    ck_assert_int_eq(membership_on_answers(MEMBERSHIP_DOWN, true, true), MEMBERSHIP_DOWN);
+}
+END_TEST
+
 START_TEST(test_timeout)
 {
     /* Silent for exactly the timeout is not yet DOWN; one ms more is. */
@@ -122,6 +141,7 @@ static Suite *membership_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("no_answer");
     tcase_add_test(tc, test_no_answer_only_from_up);
+    tcase_add_test(tc, test_answers_one_transition);
     suite_add_tcase(s, tc);
     tc = tcase_create("timeout");
     tcase_add_test(tc, test_timeout);

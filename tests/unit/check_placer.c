@@ -19,7 +19,7 @@
 
 #include "placer.h"
 
-enum test_ev_type { EV_ACCEPTED, EV_REFUSED, EV_BACKOFF, EV_INVALID, EV_SUSPECT, EV_UNEXPECTED };
+enum test_ev_type { EV_ACCEPTED, EV_REFUSED, EV_BACKOFF, EV_INVALID, EV_UNEXPECTED };
 
 struct test_call {
     uint64_t id;
@@ -117,11 +117,6 @@ static bool test_on_invalid(void *ctx, const struct placer_segment *seg)
     return test_invalid_agree;
 }
 
-static void test_on_suspect(void *ctx, const char *node)
-{
-    test_ev_add(EV_SUSPECT, NULL, node);
-}
-
 static void test_on_unexpected(void *ctx, const struct placer_segment *seg, const char *node,
                                int status)
 {
@@ -134,7 +129,6 @@ static const struct placer_ops test_ops = {
     .on_refused = test_on_refused,
     .on_backoff = test_on_backoff,
     .on_invalid = test_on_invalid,
-    .on_node_suspect = test_on_suspect,
     .on_unexpected = test_on_unexpected,
 };
 
@@ -547,11 +541,15 @@ START_TEST(test_transport_error)
     ck_assert_int_eq(placer_tick(p, 1000), 3);
     ck_assert_str_eq(fake.calls[0].node, "a");
     ck_assert_int_eq(test_answer(p, 0, 0, WIRE_REASON_NONE, 0, 1000, 0), 0);
-    ck_assert_uint_eq(test_evs_of(EV_SUSPECT), 1);
-    ck_assert_str_eq(fake.evs[0].node, "a");
-    ck_assert_int_eq(test_node_state(p, "a"), PLACER_NODE_SUSPECT);
-    ck_assert_uint_eq(test_evs_of(EV_REFUSED), 0);
+    /* The placer changes nothing about the node: that is the daemon's to decide. */
+    ck_assert_int_eq(test_node_state(p, "a"), PLACER_NODE_UP);
+    ck_assert_uint_eq(test_stats(p).in_flight, 2);
+    ck_assert_uint_eq(test_stats(p).aborted_total, 0);
+    ck_assert_uint_eq(fake.n_evs, 0);
     ck_assert_uint_eq(test_stats(p).outcomes_total[PLACER_TRANSPORT_ERROR], 1);
+    ck_assert_uint_eq(test_stats(p).ready, 1);
+    /* The daemon marks it SUSPECT before its next tick: s0 goes on to b. */
+    ck_assert_int_eq(placer_node_set(p, "a", PLACER_NODE_SUSPECT), 0);
     ck_assert_int_eq(placer_tick(p, 1000), 1);
     ck_assert_str_eq(fake.calls[3].seg, "s0");
     ck_assert_str_eq(fake.calls[3].node, "b");
@@ -561,8 +559,25 @@ START_TEST(test_transport_error)
     ck_assert_uint_eq(test_calls_to("a", before), 0);
     ck_assert_uint_eq(test_calls_to("b", before), 3);
     ck_assert_uint_eq(test_calls_to("c", before), 3);
-    /* Another error from the same node does not report it again. */
-    ck_assert_uint_eq(test_evs_of(EV_SUSPECT), 1);
+    test_done(p);
+}
+END_TEST
+
+/* A DRAINING node's transport error leaves it DRAINING: its other attempts stay in flight. */
+START_TEST(test_transport_error_keeps_state)
+{
+    struct placer *p = test_placer(NULL);
+    static const char *const a[] = {"a"};
+
+    test_nodes(p, a, 1);
+    test_want_n(p, 0, 2);
+    ck_assert_int_eq(placer_tick(p, 1000), 2);
+    ck_assert_int_eq(placer_node_set(p, "a", PLACER_NODE_DRAINING), 0);
+    ck_assert_int_eq(test_answer(p, 0, 0, WIRE_REASON_NONE, 0, 1000, 0), 0);
+    ck_assert_int_eq(test_node_state(p, "a"), PLACER_NODE_DRAINING);
+    ck_assert_uint_eq(test_stats(p).in_flight, 1);
+    ck_assert_int_eq(test_answer(p, 1, 202, WIRE_REASON_NONE, 0, 1000, 0), 0);
+    ck_assert_uint_eq(test_evs_of(EV_ACCEPTED), 1);
     test_done(p);
 }
 END_TEST
@@ -577,7 +592,6 @@ START_TEST(test_unexpected_status)
     ck_assert_int_eq(test_answer(p, 0, 500, WIRE_REASON_NONE, 0, 1000, 0), 0);
     ck_assert_uint_eq(test_evs_of(EV_UNEXPECTED), 1);
     ck_assert_int_eq(fake.evs[0].status, 500);
-    ck_assert_uint_eq(test_evs_of(EV_SUSPECT), 0);
     ck_assert_int_eq(test_node_state(p, "a"), PLACER_NODE_UP);
     ck_assert_int_eq(placer_tick(p, 1000), 1);
     ck_assert_str_eq(fake.calls[1].node, "b");
@@ -825,12 +839,14 @@ START_TEST(test_skip_states)
     ck_assert_int_eq(placer_tick(p, 1000), 6);
     ck_assert_uint_eq(test_calls_to("c", 0), 3);
     ck_assert_uint_eq(test_calls_to("e", 0), 3);
-    /* 503 DRAINING from e: e takes nothing more, its segment goes to c. */
+    /* 503 DRAINING from e: reported, but e's state is the daemon's to change. */
     for (size_t i = 0; i < 6; i++) {
         if (strcmp(fake.calls[i].node, "e") == 0)
             ck_assert_int_eq(test_answer(p, i, 503, WIRE_REASON_DRAINING, 0, 1000, 0), 0);
     }
-    ck_assert_int_eq(test_node_state(p, "e"), PLACER_NODE_DRAINING);
+    ck_assert_int_eq(test_node_state(p, "e"), PLACER_NODE_UP);
+    /* The daemon agrees: e takes nothing more, its segments go to c. */
+    ck_assert_int_eq(placer_node_set(p, "e", PLACER_NODE_DRAINING), 0);
     ck_assert_uint_eq(test_evs_of(EV_REFUSED), 3);
     ck_assert_uint_eq(fake.evs[0].retry, 1000); /* no Retry-After: the default */
     before = fake.n_calls;
@@ -923,7 +939,6 @@ START_TEST(test_node_down_in_flight)
     ck_assert_int_eq(placer_node_set(p, "a", PLACER_NODE_DOWN), 0);
     ck_assert_uint_eq(test_stats(p).in_flight, 1);
     ck_assert_uint_eq(test_stats(p).aborted_total, 1);
-    ck_assert_uint_eq(test_evs_of(EV_SUSPECT), 0);
     ck_assert_int_eq(placer_tick(p, 1000), 1);
     ck_assert_str_eq(fake.calls[2].seg, "s0");
     ck_assert_str_eq(fake.calls[2].node, "b");
@@ -1084,6 +1099,15 @@ static int rn_index(const char *id)
     return atoi(id + 1);
 }
 
+/* Node number i's id, "n<i>" (valid until the next call). */
+static const char *rn_name(int node)
+{
+    static char id[16];
+
+    snprintf(id, sizeof(id), "n%d", node);
+    return id;
+}
+
 static size_t rn_live_on(int node)
 {
     size_t n = 0;
@@ -1134,17 +1158,10 @@ static bool rn_on_invalid(void *ctx, const struct placer_segment *seg)
     return true;
 }
 
-static void rn_on_suspect(void *ctx, const char *node)
-{
-    rn.state[rn_index(node)] = PLACER_NODE_SUSPECT;
-    rn_kill(-1, rn_index(node));
-}
-
 static const struct placer_ops rn_ops = {
     .assign = rn_assign,
     .on_accepted = rn_on_accepted,
     .on_invalid = rn_on_invalid,
-    .on_node_suspect = rn_on_suspect,
 };
 
 static void rn_want(struct placer *p, int sg)
@@ -1194,10 +1211,20 @@ static void rn_answer(struct placer *p, size_t i, bool accept_only)
 
         if (until > rn.excluded[c->seg][c->node])
             rn.excluded[c->seg][c->node] = until;
-        if (a.reason == WIRE_REASON_DRAINING && rn.state[c->node] == PLACER_NODE_UP)
+        /* As the coordinator's membership does, once the answer is handled. */
+        if (a.reason == WIRE_REASON_DRAINING && rn.state[c->node] == PLACER_NODE_UP) {
+            ck_assert_int_eq(placer_node_set(p, rn_name(c->node), PLACER_NODE_DRAINING), 0);
             rn.state[c->node] = PLACER_NODE_DRAINING;
+        }
         break;
     }
+    case PLACER_TRANSPORT_ERROR:
+        if (rn.state[c->node] == PLACER_NODE_UP) {
+            ck_assert_int_eq(placer_node_set(p, rn_name(c->node), PLACER_NODE_SUSPECT), 0);
+            rn.state[c->node] = PLACER_NODE_SUSPECT;
+            rn_kill(-1, c->node);
+        }
+        break;
     case PLACER_UNEXPECTED:
         if (rn.now + 30000 > rn.excluded[c->seg][c->node])
             rn.excluded[c->seg][c->node] = rn.now + 30000;
@@ -1373,6 +1400,7 @@ static Suite *placer_suite(void)
         {"capacity_wakes_backoff", test_capacity_wakes_backoff},
         {"node_remove", test_node_remove},
         {"transport_error", test_transport_error},
+        {"transport_error_keeps_state", test_transport_error_keeps_state},
         {"unexpected_status", test_unexpected_status},
         {"replicas", test_replicas},
         {"holders", test_holders},
