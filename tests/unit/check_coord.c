@@ -189,7 +189,7 @@ static void node_state(const char *node, char *ret, size_t len)
     wire_node_list_done(&l);
 }
 
-/* node_state events for node whose detail starts with prefix. */
+/* node_state events for node whose detail starts with prefix, folded ones counted. */
 static size_t node_transitions(const char *node, const char *prefix)
 {
     struct wire_event_list l;
@@ -204,9 +204,10 @@ static size_t node_transitions(const char *node, const char *prefix)
     ck_assert_int_eq(wire_event_list_decode(r.body, r.body_len, &l, &err), 0);
     http_response_done(&r);
     for (size_t i = 0; i < l.n; i++)
-        n += strcmp(l.events[i].kind, "node_state") == 0 &&
-             strcmp(l.events[i].node_id, node) == 0 &&
-             strncmp(l.events[i].detail, prefix, strlen(prefix)) == 0;
+        if (strcmp(l.events[i].kind, "node_state") == 0 &&
+            strcmp(l.events[i].node_id, node) == 0 &&
+            strncmp(l.events[i].detail, prefix, strlen(prefix)) == 0)
+            n += l.events[i].count; /* identical events folded into one row count each */
     wire_event_list_done(&l);
     return n;
 }
