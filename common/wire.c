@@ -248,6 +248,32 @@ int wire_check_column(const char *field, const char *name, struct wire_error *er
     return 0;
 }
 
+int wire_check_table(const char *field, const char *name, struct wire_error *err)
+{
+    size_t n = strlen(name), bad;
+
+    if (n == 0)
+        return wire_invalid(err, "%s: empty", field);
+    if (n > WIRE_TABLE_MAX)
+        return wire_invalid(err, "%s: %zu bytes, the limit is %d", field, n, WIRE_TABLE_MAX);
+    if (!wire_utf8_valid(name, n, &bad))
+        return wire_invalid(err, "%s: not valid UTF-8 (byte 0x%02x at offset %zu)", field,
+                            (unsigned char)name[bad], bad);
+    if (name[0] == ' ' || name[n - 1] == ' ')
+        return wire_invalid(err, "%s: begins or ends with a space", field);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        /* C1 controls are U+0080..U+009F, encoded 0xC2 0x80..0x9F. */
+        bool c1 = c == 0xC2 && i + 1 < n && (unsigned char)name[i + 1] <= 0x9F;
+
+        if (c < 0x20 || c == 0x7F || c1)
+            return wire_invalid(err, "%s: control character at offset %zu", field, i);
+        if (c == '/')
+            return wire_invalid(err, "%s: '/' at offset %zu is not allowed", field, i);
+    }
+    return 0;
+}
+
 /* Copies a validated-length string; the caller has checked strlen < size. */
 static void wire_copy(char *dst, size_t size, const char *src)
 {
@@ -1127,6 +1153,9 @@ int wire_check_segment_spec(const char *field, const struct wire_segment_spec *s
     if (s->replication > WIRE_REPLICATION_MAX)
         return wire_invalid(err, "%s.replication: %u is outside 1..%d", field, s->replication,
                             WIRE_REPLICATION_MAX);
+    snprintf(name, sizeof(name), "%s.table", field);
+    if (wire_check_table(name, s->table, err) < 0)
+        return -EINVAL;
     return 0;
 }
 
@@ -1138,6 +1167,9 @@ static void wire_spec_from_pb(struct wire_segment_spec *dst, const Sluice__V1__S
     dst->avg_row_size = s->avg_row_size;
     dst->replication = s->replication == 0 ? 1 : s->replication;
     dst->digest = s->digest;
+    /* The caller has checked the length of a peer's table. */
+    wire_copy_text(dst->table, sizeof(dst->table),
+                   s->table != NULL && s->table[0] != '\0' ? s->table : WIRE_TABLE_DEFAULT);
 }
 
 static void wire_spec_to_pb(Sluice__V1__SegmentSpec *dst, const struct wire_segment_spec *s)
@@ -1149,6 +1181,7 @@ static void wire_spec_to_pb(Sluice__V1__SegmentSpec *dst, const struct wire_segm
     dst->avg_row_size = s->avg_row_size;
     dst->replication = s->replication;
     dst->digest = s->digest;
+    dst->table = (char *)(uintptr_t)s->table;
 }
 
 int wire_segment_batch_decode(const void *buf, size_t len, struct wire_segment_batch *ret,
@@ -1184,6 +1217,12 @@ int wire_segment_batch_decode(const void *buf, size_t len, struct wire_segment_b
         if (strlen(m->segments[i]->segment_id) > WIRE_ID_MAX) {
             snprintf(field, sizeof(field), "segments[%zu].segment_id", i);
             wire_check_segment_id(field, m->segments[i]->segment_id, err);
+            wire_segment_batch_done(&out);
+            goto out;
+        }
+        if (strlen(m->segments[i]->table) > WIRE_TABLE_MAX) {
+            snprintf(field, sizeof(field), "segments[%zu].table", i);
+            wire_check_table(field, m->segments[i]->table, err);
             wire_segment_batch_done(&out);
             goto out;
         }
@@ -1362,6 +1401,76 @@ void wire_segment_list_done(struct wire_segment_list *m)
         free(m->segments[i].explain);
     }
     free(m->segments);
+    memset(m, 0, sizeof(*m));
+}
+
+int wire_table_list_decode(const void *buf, size_t len, struct wire_table_list *ret,
+                           struct wire_error *err)
+{
+    Sluice__V1__TableList *m;
+    int r;
+
+    m = wire_unpack(&sluice__v1__table_list__descriptor, buf, len, "TableList", err, &r);
+    if (m == NULL)
+        return r;
+    if (m->n_tables > WIRE_TABLE_LIST_MAX) {
+        r = wire_invalid(err, "tables: %zu entries, the limit is %d", m->n_tables,
+                         WIRE_TABLE_LIST_MAX);
+        sluice__v1__table_list__free_unpacked(m, NULL);
+        return r;
+    }
+    memset(ret, 0, sizeof(*ret));
+    ret->tables = xcalloc(m->n_tables, sizeof(*ret->tables));
+    for (size_t i = 0; i < m->n_tables; i++) {
+        const Sluice__V1__TableInfo *t = m->tables[i];
+        struct wire_table_info *d = &ret->tables[i];
+
+        wire_copy_text(d->table, sizeof(d->table), t->table);
+        d->segments = t->segments;
+        d->segments_loaded = t->segments_loaded;
+        d->segments_pending = t->segments_pending;
+        d->segments_invalid = t->segments_invalid;
+        d->rows = t->rows;
+        d->bytes = t->bytes;
+    }
+    ret->n = m->n_tables;
+    sluice__v1__table_list__free_unpacked(m, NULL);
+    return 0;
+}
+
+uint8_t *wire_table_list_encode(const struct wire_table_list *in, size_t *ret_len)
+{
+    Sluice__V1__TableList m = SLUICE__V1__TABLE_LIST__INIT;
+    Sluice__V1__TableInfo *infos = xcalloc(in->n, sizeof(*infos));
+    Sluice__V1__TableInfo **ptrs = xcalloc(in->n, sizeof(*ptrs));
+    uint8_t *buf;
+
+    for (size_t i = 0; i < in->n; i++) {
+        const struct wire_table_info *t = &in->tables[i];
+
+        sluice__v1__table_info__init(&infos[i]);
+        infos[i].table = (char *)(uintptr_t)t->table;
+        infos[i].segments = t->segments;
+        infos[i].segments_loaded = t->segments_loaded;
+        infos[i].segments_pending = t->segments_pending;
+        infos[i].segments_invalid = t->segments_invalid;
+        infos[i].rows = t->rows;
+        infos[i].bytes = t->bytes;
+        ptrs[i] = &infos[i];
+    }
+    m.n_tables = in->n;
+    m.tables = ptrs;
+    buf = wire_pack(&m.base, ret_len);
+    free(ptrs);
+    free(infos);
+    return buf;
+}
+
+void wire_table_list_done(struct wire_table_list *m)
+{
+    if (m == NULL)
+        return;
+    free(m->tables);
     memset(m, 0, sizeof(*m));
 }
 

@@ -239,6 +239,10 @@ uint8_t *wire_error_encode(const struct wire_error *m, size_t *ret_len);
 #define WIRE_SEGMENT_LIST_MAX  1000000
 #define WIRE_NODE_LIST_MAX     10000
 #define WIRE_EVENT_LIST_MAX    100000
+#define WIRE_TABLE_LIST_MAX    100000
+/* A table name: 1..WIRE_TABLE_MAX bytes (wire_check_table); "" on the wire means this one. */
+#define WIRE_TABLE_MAX         128
+#define WIRE_TABLE_DEFAULT     "default"
 
 struct wire_node_report {
     char node_id[WIRE_ID_MAX + 1];
@@ -262,6 +266,7 @@ struct wire_segment_spec {
     uint64_t row_count, avg_row_size;
     uint32_t replication; /* 1..WIRE_REPLICATION_MAX after decoding */
     uint64_t digest;      /* content digest (segment_digest), 0: unknown */
+    char table[WIRE_TABLE_MAX + 1]; /* WIRE_TABLE_DEFAULT after decoding an empty one */
 };
 
 struct wire_segment_batch {
@@ -271,6 +276,17 @@ struct wire_segment_batch {
 
 struct wire_batch_response {
     uint32_t registered, unchanged;
+};
+
+struct wire_table_info {
+    char table[WIRE_TABLE_MAX + 1];
+    uint64_t segments, segments_loaded, segments_pending, segments_invalid;
+    uint64_t rows, bytes;
+};
+
+struct wire_table_list {
+    size_t n;
+    struct wire_table_info *tables; /* owned */
 };
 
 struct wire_placement {
@@ -357,6 +373,12 @@ int wire_report_response_decode(const void *buf, size_t len, struct wire_report_
 uint8_t *wire_report_response_encode(const struct wire_report_response *m, size_t *ret_len);
 void wire_report_response_done(struct wire_report_response *m);
 
+/*
+ * A table name: 1..WIRE_TABLE_MAX bytes of valid UTF-8 holding no control
+ * character (C0, DEL or C1) and no '/', with no space at either end. 0, or
+ * -EINVAL with err naming field and the offending byte.
+ */
+int wire_check_table(const char *field, const char *name, struct wire_error *err);
 /* Validates one spec (shared by the decoder and the CLI's import). */
 int wire_check_segment_spec(const char *field, const struct wire_segment_spec *s,
                             struct wire_error *err);
@@ -373,6 +395,11 @@ int wire_segment_list_decode(const void *buf, size_t len, struct wire_segment_li
                              struct wire_error *err);
 uint8_t *wire_segment_list_encode(const struct wire_segment_list *m, size_t *ret_len);
 void wire_segment_list_done(struct wire_segment_list *m);
+
+int wire_table_list_decode(const void *buf, size_t len, struct wire_table_list *ret,
+                           struct wire_error *err);
+uint8_t *wire_table_list_encode(const struct wire_table_list *m, size_t *ret_len);
+void wire_table_list_done(struct wire_table_list *m);
 
 int wire_node_list_decode(const void *buf, size_t len, struct wire_node_list *ret,
                           struct wire_error *err);

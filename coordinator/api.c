@@ -208,6 +208,8 @@ enum coord_reg {
     COORD_REG_NEW,         /* a new segment */
     COORD_REG_DIGEST,      /* unchanged, and its digest learnt (registered before digests) */
     COORD_REG_REVALIDATED, /* INVALID, registered again from a changed file */
+    COORD_REG_KIND = 0x0f, /* the bits above */
+    COORD_REG_TABLE = 0x10, /* or'ed: moved from the default table to the one named */
 };
 
 /* An INVALID segment whose file changed (another digest) is placeable again. */
@@ -262,9 +264,15 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
         void *prev;
 
         if (s != NULL) {
-            bool same_place = strcmp(s->uri, sp->uri) == 0 && s->replication == sp->replication;
+            /* A segment in the default table (registered before tables) takes the one named. */
+            bool moved = strcmp(s->table, sp->table) != 0 &&
+                         strcmp(s->table, WIRE_TABLE_DEFAULT) == 0;
+            bool same_place = strcmp(s->uri, sp->uri) == 0 && s->replication == sp->replication &&
+                              (moved || strcmp(s->table, sp->table) == 0);
             bool new_digest = sp->digest != 0 && sp->digest != s->digest;
 
+            if (same_place && moved && catalog_set_segment_table(c->cat, s->id, sp->table) < 0)
+                goto catalog_failed;
             if (same_place && s->row_count == sp->row_count &&
                 s->avg_row_size == sp->avg_row_size && (!new_digest || s->digest == 0)) {
                 /* Unchanged; a registration from before digests learns the file's. */
@@ -272,8 +280,12 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
                     catalog_set_segment_file(c->cat, s->id, s->row_count, s->avg_row_size,
                                              sp->digest, NULL) < 0)
                     goto catalog_failed;
-                is_new[i] = new_digest ? COORD_REG_DIGEST : COORD_REG_NONE;
-                resp.unchanged++;
+                is_new[i] = (new_digest ? COORD_REG_DIGEST : COORD_REG_NONE) |
+                            (moved ? COORD_REG_TABLE : 0);
+                if (moved)
+                    resp.registered++;
+                else
+                    resp.unchanged++;
                 continue;
             }
             if (same_place && new_digest && s->state == COORD_INVALID) {
@@ -281,7 +293,7 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
                 if (catalog_set_segment_file(c->cat, s->id, sp->row_count, sp->avg_row_size,
                                              sp->digest, "PENDING") < 0)
                     goto catalog_failed;
-                is_new[i] = COORD_REG_REVALIDATED;
+                is_new[i] = COORD_REG_REVALIDATED | (moved ? COORD_REG_TABLE : 0);
                 resp.registered++;
                 continue;
             }
@@ -290,6 +302,8 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
                      sp->segment_id,
                      strcmp(s->uri, sp->uri) != 0   ? "uri"
                      : s->replication != sp->replication ? "replication"
+                     : !same_place                  ? "table (a segment's table is fixed once "
+                                                      "registered, unless it is \"default\")"
                      : new_digest                   ? "file (digest); only an INVALID segment "
                                                       "is registered again from a changed file"
                                                     : "row_count or avg_row_size");
@@ -312,6 +326,7 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
         cs.avg_row_size = sp->avg_row_size;
         cs.digest = sp->digest;
         cs.replication = sp->replication;
+        snprintf(cs.table, sizeof(cs.table), "%s", sp->table);
         snprintf(cs.state, sizeof(cs.state), "PENDING");
         cs.created_ms = (int64_t)clock_wall_ms();
         if (catalog_put_segment(c->cat, &cs) < 0) {
@@ -333,11 +348,18 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
         const struct wire_segment_spec *sp = &b.specs[i];
         struct coord_seg *s;
 
-        switch (is_new[i]) {
+        if (is_new[i] & COORD_REG_TABLE) {
+            s = strmap_get(c->segs, sp->segment_id);
+            log_info("segment_table", "id=%s old=%s new=%s", s->id, log_q(s->table),
+                     log_q(sp->table));
+            coord_seg_set_table(s, sp->table);
+        }
+        switch (is_new[i] & COORD_REG_KIND) {
         case COORD_REG_NEW:
             s = coord_seg_new(c, sp->segment_id, sp->uri, sp->row_count, sp->avg_row_size,
                               sp->replication, COORD_PENDING);
             s->digest = sp->digest;
+            coord_seg_set_table(s, sp->table);
             coord_seg_update(c, s);
             break;
         case COORD_REG_DIGEST:

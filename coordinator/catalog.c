@@ -47,7 +47,9 @@
  * before: such a segment learns its digest when it is imported again); v5
  * adds events.count and events.last_ts_ms, so that a storm of identical
  * events (one node refusing many segments for one reason) is one row with
- * a count (rows from before are single events: count 1).
+ * a count (rows from before are single events: count 1); v6 adds
+ * segments.table_name, the table a segment belongs to ('default' for rows
+ * from before tables), and an index by table.
  */
 static const char *const catalog_migrations[] = {
     /* 0 -> 1 */
@@ -104,6 +106,10 @@ static const char *const catalog_migrations[] = {
     /* 4 -> 5 */
     "ALTER TABLE events ADD COLUMN count INTEGER NOT NULL DEFAULT 1 CHECK (count >= 1);"
     "ALTER TABLE events ADD COLUMN last_ts_ms INTEGER;",
+    /* 5 -> 6 */
+    "ALTER TABLE segments ADD COLUMN table_name TEXT NOT NULL DEFAULT 'default'"
+    "  CHECK (length(table_name) BETWEEN 1 AND 128);"
+    "CREATE INDEX segments_table ON segments (table_name, id);",
 };
 
 _Static_assert(sizeof(catalog_migrations) / sizeof(catalog_migrations[0]) == CATALOG_SCHEMA_VERSION,
@@ -111,6 +117,7 @@ _Static_assert(sizeof(catalog_migrations) / sizeof(catalog_migrations[0]) == CAT
 _Static_assert(CATALOG_APPLICATION_ID == 1397506885, "application_id in migration 1");
 _Static_assert(WIRE_ID_MAX == 128, "CHECK (length(id) ...) in migration 1");
 _Static_assert(CATALOG_REPLICATION_MAX == 16, "CHECK (replication ...) in migration 2");
+_Static_assert(WIRE_TABLE_MAX == 128, "CHECK (length(table_name) ...) in migration 6");
 
 enum catalog_stmt {
     ST_BEGIN,
@@ -124,6 +131,7 @@ enum catalog_stmt {
     ST_SEG_EXISTS,
     ST_SEG_SET_STATE,
     ST_SEG_SET_FILE,
+    ST_SEG_SET_TABLE,
     ST_SEG_DELETE,
     ST_SEG_ALL,
     ST_SEG_BY_STATE,
@@ -152,7 +160,8 @@ enum catalog_stmt {
 };
 
 #define SEG_COLS                                                                                   \
-    "id, uri, row_count, avg_row_size, replication, state, backoff_until_ms, created_ms, digest"
+    "id, uri, row_count, avg_row_size, replication, state, backoff_until_ms, created_ms, digest," \
+    " table_name"
 #define NODE_COLS "id, addr, state, last_seen_ms, last_reason, created_ms, claim, drained_by"
 #define ASG_COLS  "segment_id, node_id, state, updated_ms"
 #define EV_COLS                                                                                    \
@@ -166,14 +175,15 @@ static const char *const catalog_sql[ST_COUNT_] = {
     [ST_SAVEPOINT] = "SAVEPOINT catalog_op",
     [ST_RELEASE] = "RELEASE catalog_op",
     [ST_ROLLBACK_TO] = "ROLLBACK TO catalog_op",
-    [ST_SEG_INSERT] = "INSERT INTO segments (" SEG_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                      " ON CONFLICT (id) DO NOTHING",
+    [ST_SEG_INSERT] = "INSERT INTO segments (" SEG_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+                      " ?10) ON CONFLICT (id) DO NOTHING",
     [ST_SEG_GET] = "SELECT " SEG_COLS " FROM segments WHERE id = ?1",
     [ST_SEG_EXISTS] = "SELECT 1 FROM segments WHERE id = ?1",
     [ST_SEG_SET_STATE] = "UPDATE segments SET state = ?2, backoff_until_ms = ?3 WHERE id = ?1",
     [ST_SEG_SET_FILE] = "UPDATE segments SET row_count = ?2, avg_row_size = ?3, digest = ?4,"
                         " state = coalesce(?5, state),"
                         " backoff_until_ms = iif(?5 IS NULL, backoff_until_ms, 0) WHERE id = ?1",
+    [ST_SEG_SET_TABLE] = "UPDATE segments SET table_name = ?2 WHERE id = ?1",
     [ST_SEG_DELETE] = "DELETE FROM segments WHERE id = ?1",
     [ST_SEG_ALL] = "SELECT " SEG_COLS " FROM segments ORDER BY id",
     [ST_SEG_BY_STATE] = "SELECT " SEG_COLS " FROM segments WHERE state = ?1 ORDER BY id",
@@ -535,7 +545,8 @@ static int cat_read_segment(struct catalog *c, sqlite3_stmt *s, struct catalog_s
 
     if ((r = cat_col_text(c, s, 0, g->id, sizeof(g->id))) < 0 ||
         (r = cat_col_text(c, s, 1, g->uri, sizeof(g->uri))) < 0 ||
-        (r = cat_col_text(c, s, 5, g->state, sizeof(g->state))) < 0)
+        (r = cat_col_text(c, s, 5, g->state, sizeof(g->state))) < 0 ||
+        (r = cat_col_text(c, s, 9, g->table, sizeof(g->table))) < 0)
         return cat_row_fail(c, r, "segment", s);
     g->row_count = (uint64_t)sqlite3_column_int64(s, 2);
     g->avg_row_size = (uint64_t)sqlite3_column_int64(s, 3);
@@ -983,6 +994,26 @@ void catalog_rollback(struct catalog *c)
 
 /* ---- segments ---- */
 
+/* A table name by the wire's rule (the buffer may be a struct field: read at most max + 1). */
+static int cat_check_table(struct catalog *c, const char *table)
+{
+    struct wire_error err;
+
+    if (table == NULL)
+        return cat_fail(c, -EINVAL, "segment table: missing");
+    if (strnlen(table, WIRE_TABLE_MAX + 1) > WIRE_TABLE_MAX)
+        return cat_fail(c, -EINVAL, "segment table: longer than %d bytes", WIRE_TABLE_MAX);
+    if (wire_check_table("segment table", table, &err) < 0)
+        return cat_fail(c, -EINVAL, "%s", err.message);
+    return 0;
+}
+
+/* The table a segment is stored under: "" is the default table. */
+static const char *cat_table(const struct catalog_segment *s)
+{
+    return s->table[0] != '\0' ? s->table : WIRE_TABLE_DEFAULT;
+}
+
 static int cat_check_segment(struct catalog *c, const struct catalog_segment *s)
 {
     int r;
@@ -1003,6 +1034,8 @@ static int cat_check_segment(struct catalog *c, const struct catalog_segment *s)
     if (s->replication < 1 || s->replication > CATALOG_REPLICATION_MAX)
         return cat_fail(c, -EINVAL, "segment replication: %u is outside 1..%d", s->replication,
                         CATALOG_REPLICATION_MAX);
+    if (s->table[0] != '\0')
+        return cat_check_table(c, s->table);
     return 0;
 }
 
@@ -1034,6 +1067,8 @@ static int cat_segment_compare(struct catalog *c, const struct catalog_segment *
         field = "replication";
     else if (c->seg.digest != s->digest)
         field = "digest";
+    else if (strcmp(c->seg.table, cat_table(s)) != 0)
+        field = "table";
     if (field != NULL)
         return cat_fail(c, -EEXIST, "segment '%s' already exists with a different %s", s->id,
                         field);
@@ -1056,6 +1091,7 @@ int catalog_put_segment(struct catalog *c, const struct catalog_segment *s)
     sqlite3_bind_int64(q, 7, s->backoff_until_ms);
     sqlite3_bind_int64(q, 8, s->created_ms);
     sqlite3_bind_int64(q, 9, (sqlite3_int64)s->digest);
+    cat_bind_text(q, 10, cat_table(s));
     r = cat_step_done(c, q, "insert segment");
     if (r == 0 && sqlite3_changes(c->db) == 0)
         r = cat_segment_compare(c, s);
@@ -1128,6 +1164,23 @@ int catalog_set_segment_file(struct catalog *c, const char *id, uint64_t row_cou
     else
         sqlite3_bind_null(q, 5);
     if ((r = cat_step_done(c, q, "set segment file")) < 0)
+        return r;
+    if (sqlite3_changes(c->db) == 0)
+        return cat_fail(c, -ENOENT, "segment '%s' not found", id);
+    return 0;
+}
+
+int catalog_set_segment_table(struct catalog *c, const char *id, const char *table)
+{
+    sqlite3_stmt *q = c->stmt[ST_SEG_SET_TABLE];
+    int r;
+
+    if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", id)) < 0 ||
+        (r = cat_check_table(c, table)) < 0)
+        return r;
+    cat_bind_text(q, 1, id);
+    cat_bind_text(q, 2, table);
+    if ((r = cat_step_done(c, q, "set segment table")) < 0)
         return r;
     if (sqlite3_changes(c->db) == 0)
         return cat_fail(c, -ENOENT, "segment '%s' not found", id);

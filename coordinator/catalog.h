@@ -41,7 +41,7 @@
 #include "wire.h"
 
 /* The schema version this build creates and understands. */
-#define CATALOG_SCHEMA_VERSION 5
+#define CATALOG_SCHEMA_VERSION 6
 
 #define CATALOG_EVENTS_KEEP_DEFAULT 100000u
 #define CATALOG_BUSY_TIMEOUT_MS     5000
@@ -65,6 +65,7 @@ struct catalog_segment {
     int64_t backoff_until_ms; /* wall clock; 0: no back-off */
     int64_t created_ms;       /* wall clock, as given by the caller */
     uint64_t digest;          /* content digest of the file (segment_digest); 0: unknown */
+    char table[WIRE_TABLE_MAX + 1]; /* wire_check_table; "" is stored as WIRE_TABLE_DEFAULT */
 };
 
 /* A query node. state: "UP", "SUSPECT", "DOWN" or "DRAINING". */
@@ -165,7 +166,7 @@ void catalog_rollback(struct catalog *c);
 
 /*
  * Inserts a segment. If the id exists with the same uri, row_count,
- * avg_row_size and replication, this is a retried registration and returns
+ * avg_row_size, replication, digest and table, this is a retried registration and returns
  * 0 without changing the stored row (its state may have moved on);
  * otherwise -EEXIST and catalog_errmsg() names the first differing field.
  */
@@ -182,6 +183,11 @@ int catalog_set_segment_file(struct catalog *c, const char *id, uint64_t row_cou
                              uint64_t avg_row_size, uint64_t digest, const char *state);
 int catalog_set_segment_state(struct catalog *c, const char *id, const char *state,
                               int64_t backoff_until_ms);
+/*
+ * Files a segment under another table (wire_check_table). 0, -EINVAL (a bad
+ * name), -ENOENT (no such segment) or a catalog error.
+ */
+int catalog_set_segment_table(struct catalog *c, const char *id, const char *table);
 /* Deletes the segment and (ON DELETE CASCADE) its assignments; -ENOENT if absent. */
 int catalog_delete_segment(struct catalog *c, const char *id);
 /* *ret = number of segments, of one state if state is not NULL. */

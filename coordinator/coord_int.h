@@ -58,6 +58,7 @@ struct coord_holder {
 struct coord_seg {
     char id[WIRE_ID_MAX + 1];
     char *uri;
+    char *table; /* owned; never NULL (WIRE_TABLE_DEFAULT), set by coord_seg_set_table() */
     uint64_t row_count, avg_row_size;
     uint64_t digest; /* content digest the registration carried; 0: unknown */
     unsigned replication;
@@ -175,6 +176,8 @@ void coord_seg_update(struct coord *c, struct coord_seg *s);
 struct coord_seg *coord_seg_new(struct coord *c, const char *id, const char *uri,
                                 uint64_t rows, uint64_t size, unsigned replication,
                                 enum coord_seg_state st);
+/* Sets s->table (a valid name; "" or NULL: WIRE_TABLE_DEFAULT). Memory only. */
+void coord_seg_set_table(struct coord_seg *s, const char *table);
 int coord_load_seg(const struct catalog_segment *cs, void *arg);
 int coord_load_assignment(const struct catalog_assignment *a, void *arg);
 int coord_free_seg(const char *key, void *value, void *arg);
@@ -235,6 +238,7 @@ void coord_list_segments(struct coord *c, struct evhttp_request *req);
 void coord_show_segment(struct coord *c, struct evhttp_request *req, const char *id);
 void coord_nodes_cb(struct evhttp_request *req, const char *rest, void *arg);
 void coord_events_cb(struct evhttp_request *req, const char *rest, void *arg);
+void coord_tables_cb(struct evhttp_request *req, const char *rest, void *arg);
 void coord_status_cb(struct evhttp_request *req, const char *rest, void *arg);
 void coord_healthz_cb(struct evhttp_request *req, const char *rest, void *arg);
 void coord_metrics_cb(struct evhttp_request *req, const char *rest, void *arg);

@@ -180,6 +180,8 @@ void ctl_print_segments(FILE *out, const struct wire_segment_list *segs, bool js
             const struct wire_segment_info *s = &segs->segments[i];
             fputs(i ? ",{\"id\":" : "{\"id\":", out);
             ctl_json_string(out, s->spec.segment_id);
+            fputs(",\"table\":", out);
+            ctl_json_string(out, s->spec.table);
             fputs(",\"uri\":", out);
             ctl_json_string(out, s->spec.uri);
             fprintf(out, ",\"row_count\":%" PRIu64 ",\"avg_row_size\":%" PRIu64
@@ -225,6 +227,41 @@ void ctl_print_segments(FILE *out, const struct wire_segment_list *segs, bool js
     }
     if (segs->total > segs->n)
         fprintf(out, "(%zu of %" PRIu64 " shown; use --limit)\n", segs->n, segs->total);
+}
+
+void ctl_print_tables(FILE *out, const struct wire_table_list *tl, bool json)
+{
+    char b1[16];
+
+    if (json) {
+        fputs("{\"tables\":[", out);
+        for (size_t i = 0; i < tl->n; i++) {
+            const struct wire_table_info *t = &tl->tables[i];
+            fputs(i ? ",{\"table\":" : "{\"table\":", out);
+            ctl_json_string(out, t->table);
+            fprintf(out,
+                    ",\"segments\":%" PRIu64 ",\"loaded\":%" PRIu64 ",\"pending\":%" PRIu64
+                    ",\"invalid\":%" PRIu64 ",\"rows\":%" PRIu64 ",\"bytes\":%" PRIu64
+                    ",\"loaded_fraction\":%.4f}",
+                    t->segments, t->segments_loaded, t->segments_pending, t->segments_invalid,
+                    t->rows, t->bytes,
+                    t->segments ? (double)t->segments_loaded / (double)t->segments : 0.0);
+        }
+        fputs("]}\n", out);
+        return;
+    }
+    fprintf(out, "%-24s %9s %7s %9s %9s %15s %9s\n", "TABLE", "SEGMENTS", "LOADED", "PENDING",
+            "INVALID", "ROWS", "BYTES");
+    for (size_t i = 0; i < tl->n; i++) {
+        const struct wire_table_info *t = &tl->tables[i];
+        fprintf(out, "%-24s %9" PRIu64 " %6.1f%% %9" PRIu64 " %9" PRIu64 " %15" PRIu64 " %9s\n",
+                t->table, t->segments,
+                t->segments ? 100.0 * (double)t->segments_loaded / (double)t->segments : 0.0,
+                t->segments_pending, t->segments_invalid, t->rows,
+                ctl_bytes(b1, sizeof(b1), t->bytes));
+    }
+    if (tl->n == 0)
+        fputs("(no segments registered)\n", out);
 }
 
 static const char *ctl_time(char *buf, size_t len, uint64_t ms)
@@ -315,10 +352,10 @@ void ctl_print_explain(FILE *out, const struct wire_segment_info *s, bool json)
         return;
     }
     fprintf(out,
-            "segment %s: %s, %" PRIu64 " rows x %" PRIu64 " B, replication %u\n  uri %s\n"
-            "  digest %016" PRIx64 "%s\n",
+            "segment %s: %s, %" PRIu64 " rows x %" PRIu64 " B, replication %u\n  table %s\n"
+            "  uri %s\n  digest %016" PRIx64 "%s\n",
             s->spec.segment_id, s->state, s->spec.row_count, s->spec.avg_row_size,
-            s->spec.replication, s->spec.uri, s->spec.digest,
+            s->spec.replication, s->spec.table, s->spec.uri, s->spec.digest,
             s->spec.digest == 0 ? " (unknown: registered without one)" : "");
     for (size_t j = 0; j < s->n_placements; j++)
         fprintf(out, "  on %s: %s\n", s->placements[j].node_id,
@@ -513,6 +550,33 @@ static int cmd_segments(int argc, char **argv)
     return rc;
 }
 
+static int cmd_tables(int argc, char **argv)
+{
+    struct ctl_common c = {0};
+    const struct config_option opts[] = {CTL_COMMON_OPTS(c)};
+    struct wire_table_list tl;
+    struct http_response r;
+    struct wire_error err;
+    int next, rc;
+
+    ctl_parse(opts, N_OPTS(opts), argc, argv, &next, "sluice-coord tables [--json]",
+              "List tables: segments, rows, estimated bytes, and the fraction LOADED.", 0);
+    ctl_load_token(&c);
+    rc = ctl_call(&c, "tables", "GET", "/v1/tables", NULL, 0, &r);
+    if (rc == CTL_EXIT_OK) {
+        if (wire_table_list_decode(r.body, r.body_len, &tl, &err) == 0) {
+            ctl_print_tables(stdout, &tl, c.json);
+            wire_table_list_done(&tl);
+        } else {
+            rc = ctl_bad_answer("tables", &err);
+        }
+        http_response_done(&r);
+    }
+    free(c.token);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+
 /* Registers a batch; prints nothing on success. */
 static int ctl_register(const struct ctl_common *c, const char *cmd,
                         const struct wire_segment_batch *b, struct wire_batch_response *ret)
@@ -535,7 +599,7 @@ static int ctl_register(const struct ctl_common *c, const char *cmd,
 static int cmd_add(int argc, char **argv)
 {
     struct ctl_common c = {0};
-    char *id = NULL, *uri = NULL;
+    char *id = NULL, *uri = NULL, *table = NULL;
     int64_t rows = 0, row_size = 0, replication = 0;
     const struct config_option opts[] = {
         CTL_COMMON_OPTS(c),
@@ -548,6 +612,8 @@ static int cmd_add(int argc, char **argv)
          (int64_t)WIRE_ROW_SIZE_MAX, .required = true},
         {"replication", NULL, CONFIG_INT, &replication, "1", "Copies to place.", 1,
          WIRE_REPLICATION_MAX},
+        {"table", NULL, CONFIG_STRING, &table, WIRE_TABLE_DEFAULT,
+         "Table the segment belongs to."},
     };
     struct wire_segment_spec spec;
     struct wire_segment_batch b = {1, &spec};
@@ -556,7 +622,8 @@ static int cmd_add(int argc, char **argv)
     int next, rc;
 
     ctl_parse(opts, N_OPTS(opts), argc, argv, &next,
-              "sluice-coord add --id ID --uri URI --rows N --row-size B [--replication R]",
+              "sluice-coord add --id ID --uri URI --rows N --row-size B [--replication R] "
+              "[--table T]",
               "Register one segment.", 0);
     memset(&spec, 0, sizeof(spec));
     if (strlen(id) > WIRE_ID_MAX) {
@@ -568,7 +635,9 @@ static int cmd_add(int argc, char **argv)
     spec.row_count = (uint64_t)rows;
     spec.avg_row_size = (uint64_t)row_size;
     spec.replication = (uint32_t)replication;
-    if (wire_check_segment_spec("segment", &spec, &err) < 0) {
+    if (wire_check_table("--table", table, &err) < 0 ||
+        (snprintf(spec.table, sizeof(spec.table), "%s", table) >= 0 &&
+         wire_check_segment_spec("segment", &spec, &err) < 0)) {
         fprintf(stderr, "sluice-coord add: %s\n", err.message);
         config_free_strings(opts, N_OPTS(opts));
         return CTL_EXIT_USAGE;
@@ -628,6 +697,31 @@ static int ctl_read_spec(const char *path, struct wire_segment_spec *spec)
     return 0;
 }
 
+/*
+ * The table of `import DIR` without --table: the directory's base name
+ * (trailing slashes ignored; ".", ".." and the like resolved first). 0, or
+ * -EINVAL when there is none (the root).
+ */
+static int ctl_dir_table(const char *dir, char *buf, size_t len)
+{
+    char real[4096], *copy = xstrdup(dir), *base;
+    size_t n = strlen(copy);
+    int r = 0;
+
+    while (n > 1 && copy[n - 1] == '/')
+        copy[--n] = '\0';
+    base = strrchr(copy, '/') != NULL ? strrchr(copy, '/') + 1 : copy;
+    if ((strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || base[0] == '\0') &&
+        realpath(dir, real) != NULL)
+        base = strrchr(real, '/') + 1;
+    if (base[0] == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+        r = -EINVAL;
+    else
+        snprintf(buf, len, "%s", base);
+    free(copy);
+    return r;
+}
+
 static int ctl_cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -636,6 +730,7 @@ static int ctl_cmp_str(const void *a, const void *b)
 static int cmd_import(int argc, char **argv)
 {
     struct ctl_common c = {0};
+    char *table_opt = NULL;
     int64_t replication = 0, batch = 0;
     const struct config_option opts[] = {
         CTL_COMMON_OPTS(c),
@@ -643,8 +738,12 @@ static int cmd_import(int argc, char **argv)
          WIRE_REPLICATION_MAX},
         {"batch", NULL, CONFIG_INT, &batch, "1000", "Segments registered per request.", 1,
          WIRE_BATCH_MAX},
+        {"table", NULL, CONFIG_STRING, &table_opt, NULL,
+         "Table of every segment imported (default: the directory's base name)."},
     };
     struct wire_segment_batch b = {0, NULL};
+    char table[WIRE_TABLE_MAX + 1];
+    struct wire_error terr;
     uint64_t registered = 0, unchanged = 0, skipped = 0;
     char **names = NULL;
     size_t n = 0, cap = 0;
@@ -654,11 +753,28 @@ static int cmd_import(int argc, char **argv)
     DIR *d;
 
     ctl_parse(opts, N_OPTS(opts), argc, argv, &next,
-              "sluice-coord import DIR [--replication R] [--batch N] [--json]",
+              "sluice-coord import DIR [--table T] [--replication R] [--batch N] [--json]",
               "Register every *.seg file in DIR (the id is the file name without .seg), "
               "reading row count and row size from each header.",
               1);
     dir = argv[next];
+    if (table_opt != NULL) {
+        if (wire_check_table("--table", table_opt, &terr) < 0) {
+            fprintf(stderr, "sluice-coord import: %s\n", terr.message);
+            config_free_strings(opts, N_OPTS(opts));
+            return CTL_EXIT_USAGE;
+        }
+        snprintf(table, sizeof(table), "%s", table_opt);
+    } else if (ctl_dir_table(dir, table, sizeof(table)) < 0 ||
+               wire_check_table("table", table, &terr) < 0) {
+        /* The root has no name; a name that is no table name says why. */
+        fprintf(stderr,
+                "sluice-coord import: %s: the directory's name is no table name (%s); "
+                "give --table\n",
+                dir, ctl_dir_table(dir, table, sizeof(table)) < 0 ? "it has none" : terr.message);
+        config_free_strings(opts, N_OPTS(opts));
+        return CTL_EXIT_USAGE;
+    }
     d = opendir(dir);
     if (d == NULL) {
         fprintf(stderr, "sluice-coord import: %s: %s\n", dir, strerror(errno));
@@ -687,6 +803,7 @@ static int cmd_import(int argc, char **argv)
 
             memset(s, 0, sizeof(*s));
             s->replication = (uint32_t)replication;
+            snprintf(s->table, sizeof(s->table), "%s", table);
             if (strlen(names[i]) - 4 > WIRE_ID_MAX) {
                 /* Never truncated: two long names would become one id. */
                 fprintf(stderr,
@@ -724,13 +841,17 @@ static int cmd_import(int argc, char **argv)
         }
     }
     if (c.json)
-        printf("{\"files\":%zu,\"registered\":%" PRIu64 ",\"unchanged\":%" PRIu64
+    {
+        printf("{\"table\":");
+        ctl_json_string(stdout, table);
+        printf(",\"files\":%zu,\"registered\":%" PRIu64 ",\"unchanged\":%" PRIu64
                ",\"skipped\":%" PRIu64 "}\n",
                n, registered, unchanged, skipped);
+    }
     else if (rc == CTL_EXIT_OK)
-        printf("imported %s: %" PRIu64 " registered, %" PRIu64 " already registered, %" PRIu64
-               " skipped\n",
-               dir, registered, unchanged, skipped);
+        printf("imported %s into table %s: %" PRIu64 " registered, %" PRIu64
+               " already registered, %" PRIu64 " skipped\n",
+               dir, table, registered, unchanged, skipped);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
@@ -1092,6 +1213,7 @@ static const struct {
     {"status", cmd_status, "cluster summary"},
     {"nodes", cmd_nodes, "nodes with state, pressure, WSS, p99, segments, last refusal"},
     {"segments", cmd_segments, "segments with state and placement"},
+    {"tables", cmd_tables, "tables: segments, rows, bytes, fraction LOADED"},
     {"add", cmd_add, "register one segment"},
     {"import", cmd_import, "register every segment file in a directory"},
     {"drain", cmd_drain, "stop placing on a node"},

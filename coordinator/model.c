@@ -308,10 +308,18 @@ struct coord_seg *coord_seg_new(struct coord *c, const char *id, const char *uri
     s->avg_row_size = size;
     s->replication = replication == 0 ? 1 : replication;
     s->state = st;
+    coord_seg_set_table(s, NULL);
     strmap_put(c->segs, s->id, s);
     c->counts[st]++;
     return s;
 }
+
+void coord_seg_set_table(struct coord_seg *s, const char *table)
+{
+    free(s->table);
+    s->table = xstrdup(table != NULL && table[0] != '\0' ? table : WIRE_TABLE_DEFAULT);
+}
+
 /* ---- loading from the catalog at start-up ---------------------------------- */
 
 int coord_load_seg(const struct catalog_segment *cs, void *arg)
@@ -321,8 +329,11 @@ int coord_load_seg(const struct catalog_segment *cs, void *arg)
                               : strcmp(cs->state, "INVALID") == 0 ? COORD_INVALID
                                                                   : COORD_PENDING;
 
-    coord_seg_new(c, cs->id, cs->uri, cs->row_count, cs->avg_row_size, cs->replication, st)
-        ->digest = cs->digest;
+    struct coord_seg *s =
+        coord_seg_new(c, cs->id, cs->uri, cs->row_count, cs->avg_row_size, cs->replication, st);
+
+    s->digest = cs->digest;
+    coord_seg_set_table(s, cs->table);
     return 0;
 }
 int coord_load_assignment(const struct catalog_assignment *a, void *arg)
@@ -354,6 +365,7 @@ int coord_free_seg(const char *key, void *value, void *arg)
     struct coord_seg *s = value;
 
     free(s->uri);
+    free(s->table);
     free(s->holders);
     free(s->invalid_nodes);
     free(s);

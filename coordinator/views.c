@@ -43,6 +43,7 @@ void coord_seg_info(const struct coord *c, const struct coord_seg *s,
     d->spec.avg_row_size = s->avg_row_size;
     d->spec.replication = s->replication;
     d->spec.digest = s->digest;
+    snprintf(d->spec.table, sizeof(d->spec.table), "%s", s->table);
     snprintf(d->state, sizeof(d->state), "%s", coord_seg_state_names[s->state]);
     d->n_placements = s->n_holders;
     d->placements = xcalloc(s->n_holders, sizeof(*d->placements));

@@ -16,6 +16,8 @@ import sys
 
 COMMANDS = [
     ("sluice-coord", "serve", "coordinator/sluice-coord"),
+    ("sluice-coord", "import", "coordinator/sluice-coord"),
+    ("sluice-coord", "add", "coordinator/sluice-coord"),
     ("sluice-node", "serve", "node/sluice-node"),
     ("sluice-node", "mkseg", "node/sluice-node"),
 ]

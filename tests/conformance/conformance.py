@@ -42,6 +42,7 @@ RESPONSE = {
     ("coord", "GET", "/v1/segments/"): pb.SegmentList,
     ("coord", "GET", "/v1/nodes"): pb.NodeList,
     ("coord", "GET", "/v1/events"): pb.EventList,
+    ("coord", "GET", "/v1/tables"): pb.TableList,
     ("coord", "GET", "/v1/status"): pb.ClusterStatus,
 }
 
@@ -144,7 +145,7 @@ def claim_req():
 def segments_req():
     return pb.SegmentBatch(segments=[pb.SegmentSpec(segment_id="seg-c", uri="file:///x/c.seg",
                                                     row_count=10, avg_row_size=16,
-                                                    replication=1)])
+                                                    replication=1, table="conf")])
 
 
 REQUESTS = [
@@ -432,6 +433,31 @@ dup.segments.append(pb.SegmentSpec(segment_id="seg-d", uri="file:///x/d.seg", ro
 expect(coord, "POST", "/v1/segments", 400, "invalid_field", msg=dup)
 expect(coord, "POST", "/v1/segments", 415, "unsupported_media_type", msg=segments_req(),
        ctype="text/plain")
+# SegmentSpec.table: every bad name is a 400 naming the field; nothing is kept.
+for bad_table, why in (("a/b", "'/' at offset 1 is not allowed"),
+                       ("t\x01", "control character at offset 1"),
+                       ("t\u0085", "control character at offset 1"),
+                       (" t", "begins or ends with a space"),
+                       ("t" * 129, "129 bytes, the limit is 128")):
+    m = segments_req()
+    m.segments[0].segment_id = "seg-t"
+    m.segments[0].table = bad_table
+    err = expect(coord, "POST", "/v1/segments", 400, "invalid_field", msg=m)
+    t.check(f"table {bad_table[:8]!r}: names the field",
+            err is not None and err.message == f"segments[0].table: {why}", str(err))
+table_move = segments_req()
+table_move.segments[0].table = "elsewhere"
+err = expect(coord, "POST", "/v1/segments", 409, "conflict", msg=table_move)
+t.check("another table: the conflict names the table", err is not None and "table" in err.message,
+        str(err))
+status, _, tl = call(coord, "GET", "/v1/tables")
+t.check("GET /v1/tables: 200, only the valid registration's table",
+        status == 200 and tl is not None and [x.table for x in tl.tables] == ["conf"] and
+        tl.tables[0].segments == 1 and tl.tables[0].rows == 10 and tl.tables[0].bytes == 160,
+        str(tl))
+status, _, lst = call(coord, "GET", "/v1/segments/seg-c")
+t.check("the spec carries its table", lst is not None and lst.segments[0].spec.table == "conf",
+        str(lst))
 expect(coord, "GET", "/v1/segments?state=NOPE", 400, "invalid_field")
 expect(coord, "GET", "/v1/segments?limit=0", 400, "invalid_field")
 expect(coord, "GET", "/v1/segments/nope", 404, "not_found")
@@ -450,7 +476,8 @@ moved.addr = "127.0.0.1:10"
 expect(coord, "POST", "/v1/report", 409, "node_id_in_use", msg=moved)
 
 # 2xx answers of the listing endpoints decode cleanly too.
-for path in ("/v1/segments", "/v1/segments/seg-c", "/v1/nodes", "/v1/events", "/v1/status"):
+for path in ("/v1/segments", "/v1/segments/seg-c", "/v1/nodes", "/v1/events", "/v1/status",
+             "/v1/tables"):
     status, _, m = call(coord, "GET", path)
     t.check(f"coord GET {path}: 200 and decoded", status == 200 and m is not None, str(status))
 

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -570,6 +571,25 @@ void harness_proc_free(struct harness_proc *p)
     free(p->ready);
     free(p->cgroup);
     free(p);
+}
+
+int harness_ctl(const struct harness_proc *coord, char **ret_output, const char *cmd, ...)
+{
+    char *co = xasprintf("--coordinator=%s", harness_proc_addr(coord));
+    const char *argv[32] = {harness_bin("sluice-coord"), cmd, co};
+    size_t n = 3;
+    const char *a;
+    va_list ap;
+    int rc;
+
+    va_start(ap, cmd);
+    while ((a = va_arg(ap, const char *)) != NULL && n < sizeof(argv) / sizeof(argv[0]) - 1)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    rc = harness_run(argv, ret_output);
+    free(co);
+    return rc;
 }
 
 int harness_run(const char *const *argv, char **ret_output)

@@ -93,6 +93,14 @@ void harness_proc_free(struct harness_proc *p);
  */
 int harness_run(const char *const *argv, char **ret_output);
 
+/*
+ * Runs `sluice-coord CMD --coordinator=<coord's addr> ARGS...`, the
+ * arguments NULL-terminated, like harness_run: returns its exit status and
+ * fills *ret_output (may be NULL; caller frees) with stdout and stderr.
+ */
+int harness_ctl(const struct harness_proc *coord, char **ret_output, const char *cmd, ...)
+    __attribute__((sentinel));
+
 /* Polls fn(arg) every 20 ms until it returns true or timeout_ms passes. */
 bool harness_wait_until(bool (*fn)(void *), void *arg, unsigned timeout_ms);
 

@@ -251,7 +251,7 @@ START_TEST(test_fresh_open)
     sqlite3 *db;
 
     ck_assert_int_eq(catalog_schema_version(c), CATALOG_SCHEMA_VERSION);
-    ck_assert_int_eq(CATALOG_SCHEMA_VERSION, 5);
+    ck_assert_int_eq(CATALOG_SCHEMA_VERSION, 6);
     ck_assert_int_eq(catalog_settings(c, &s), 0);
     ck_assert_str_eq(s.journal_mode, "wal");
     ck_assert_int_eq(s.synchronous, 2); /* FULL */
@@ -261,7 +261,7 @@ START_TEST(test_fresh_open)
 
     /* What is on disk, seen by another connection. */
     db = test_raw_open();
-    ck_assert_int_eq(test_raw_int(db, "PRAGMA user_version"), 5);
+    ck_assert_int_eq(test_raw_int(db, "PRAGMA user_version"), CATALOG_SCHEMA_VERSION);
     ck_assert_int_eq(test_raw_int(db, "PRAGMA application_id"), 0x534C4345);
     ck_assert_int_eq(test_raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
                                       " AND name IN ('nodes', 'segments', 'assignments',"
@@ -501,6 +501,73 @@ START_TEST(test_migrate_from_v3)
 }
 END_TEST
 
+/*
+ * v6: segments belong to a table; rows from before get "default". A
+ * registration that names another table is a conflict; catalog_set_segment_table
+ * files a segment under another one; bad names are refused before SQLite.
+ */
+START_TEST(test_migrate_from_v5)
+{
+    struct catalog *c;
+    struct catalog_segment g, s;
+    char err[512] = "";
+    sqlite3 *db;
+    int r;
+
+    r = catalog_create_at_version(test_db, 5, err, sizeof(err));
+    ck_assert_msg(r == 0, "create v5: %d %s", r, err);
+    db = test_raw_open();
+    ck_assert_int_eq(test_raw_int(db, "SELECT count(*) FROM pragma_table_info('segments')"
+                                      " WHERE name = 'table_name'"),
+                     0);
+    test_raw_exec(db, "INSERT INTO segments (id, uri, row_count, avg_row_size, state,"
+                      "  backoff_until_ms, created_ms, replication, digest)"
+                      "  VALUES ('old', 'file:///d/old.seg', 1000, 48, 'LOADED', 0, 200, 1, 7);");
+    sqlite3_close(db);
+
+    c = test_open();
+    ck_assert_int_eq(catalog_schema_version(c), CATALOG_SCHEMA_VERSION);
+    ck_assert_int_eq(catalog_get_segment(c, "old", &g), 0);
+    ck_assert_str_eq(g.table, "default");
+    ck_assert_uint_eq(g.digest, 7);
+    ck_assert_str_eq(g.state, "LOADED");
+
+    /* A new segment keeps its table; "" is the default table. */
+    s = test_segment("new", 10);
+    snprintf(s.table, sizeof(s.table), "ventes été");
+    ck_assert_int_eq(catalog_put_segment(c, &s), 0);
+    ck_assert_int_eq(catalog_get_segment(c, "new", &g), 0);
+    ck_assert_str_eq(g.table, "ventes été");
+    ck_assert_int_eq(catalog_put_segment(c, &s), 0); /* a retry: the same */
+    snprintf(s.table, sizeof(s.table), "other");
+    ck_assert_int_eq(catalog_put_segment(c, &s), -EEXIST);
+    ck_assert_ptr_nonnull(strstr(catalog_errmsg(c), "table"));
+    s = test_segment("plain", 10);
+    ck_assert_int_eq(catalog_put_segment(c, &s), 0);
+    ck_assert_int_eq(catalog_get_segment(c, "plain", &g), 0);
+    ck_assert_str_eq(g.table, "default");
+
+    /* Moving a segment; bad names change nothing. */
+    ck_assert_int_eq(catalog_set_segment_table(c, "old", "t1"), 0);
+    ck_assert_int_eq(catalog_get_segment(c, "old", &g), 0);
+    ck_assert_str_eq(g.table, "t1");
+    ck_assert_int_eq(catalog_set_segment_table(c, "nope", "t1"), -ENOENT);
+    ck_assert_int_eq(catalog_set_segment_table(c, "old", ""), -EINVAL);
+    ck_assert_int_eq(catalog_set_segment_table(c, "old", "a/b"), -EINVAL);
+    ck_assert_int_eq(catalog_set_segment_table(c, "old", "tab\there"), -EINVAL);
+    ck_assert_int_eq(catalog_set_segment_table(c, "old", "bad\xff"), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(catalog_errmsg(c), "UTF-8"));
+    s = test_segment("bad", 10);
+    memset(s.table, 'x', WIRE_TABLE_MAX + 1); /* no terminator within the field's room */
+    ck_assert_int_eq(catalog_put_segment(c, &s), -EINVAL);
+    ck_assert_int_eq(catalog_get_segment(c, "bad", &g), -ENOENT);
+    ck_assert_int_eq(catalog_get_segment(c, "old", &g), 0);
+    ck_assert_str_eq(g.table, "t1");
+    ck_assert_int_eq(catalog_integrity_check(c, err, sizeof(err)), 0);
+    catalog_close(c);
+}
+END_TEST
+
 START_TEST(test_future_version)
 {
     struct catalog *c = test_open();
@@ -517,7 +584,7 @@ START_TEST(test_future_version)
     ck_assert_int_eq(catalog_open(test_db, &c, err, sizeof(err)), -EPROTONOSUPPORT);
     ck_assert_ptr_null(c);
     ck_assert_msg(strstr(err, "version 99") != NULL, "names the database's version: %s", err);
-    ck_assert_msg(strstr(err, "version 5") != NULL, "names the known version: %s", err);
+    ck_assert_msg(strstr(err, "version 6") != NULL, "names the known version: %s", err);
 
     /* Left untouched. */
     db = test_raw_open();
@@ -549,7 +616,7 @@ START_TEST(test_migrate_from_v4)
     sqlite3_close(db);
 
     c = test_open();
-    ck_assert_int_eq(catalog_schema_version(c), 5);
+    ck_assert_int_eq(catalog_schema_version(c), CATALOG_SCHEMA_VERSION);
     snprintf(e.node_id, sizeof(e.node_id), "n1");
     snprintf(e.kind, sizeof(e.kind), "refused");
     snprintf(e.reason, sizeof(e.reason), "LOAD_CONCURRENCY");
@@ -1380,6 +1447,7 @@ static Suite *catalog_suite(void)
     test_add(s, "migrate_from_v2", test_migrate_from_v2);
     test_add(s, "migrate_from_v3", test_migrate_from_v3);
     test_add(s, "migrate_from_v4", test_migrate_from_v4);
+    test_add(s, "migrate_from_v5", test_migrate_from_v5);
     test_add(s, "reopen_preserves", test_reopen_preserves);
     test_add(s, "segment_idempotent", test_segment_idempotent);
     test_add(s, "assignment_unknown_refs", test_assignment_unknown_refs);

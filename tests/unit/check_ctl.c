@@ -174,6 +174,47 @@ START_TEST(test_events_and_status)
 }
 END_TEST
 
+START_TEST(test_tables)
+{
+    struct wire_table_info ts[2];
+    struct wire_table_list l = {2, ts};
+    char *out = NULL;
+
+    memset(ts, 0, sizeof(ts));
+    snprintf(ts[0].table, sizeof(ts[0].table), "default");
+    ts[0].segments = 4;
+    ts[0].segments_loaded = 3;
+    ts[0].segments_pending = 1;
+    ts[0].rows = 4000;
+    ts[0].bytes = 3ull << 30;
+    snprintf(ts[1].table, sizeof(ts[1].table), "ventes \"été\"");
+    ts[1].segments = 3;
+    ts[1].segments_invalid = 3;
+    ts[1].rows = 7;
+    ts[1].bytes = 700;
+    RENDER(out, ctl_print_tables(f_, &l, false));
+    ck_assert_ptr_nonnull(strstr(out, "TABLE"));
+    ck_assert_ptr_nonnull(strstr(out, "LOADED"));
+    /* default: 3 of 4 loaded is 75 %, 3 GiB estimated. */
+    ck_assert_ptr_nonnull(strstr(out, "75.0%"));
+    ck_assert_ptr_nonnull(strstr(out, "3.0G"));
+    ck_assert_ptr_nonnull(strstr(out, "0.0%"));
+    ck_assert_ptr_nonnull(strstr(out, "700B"));
+    free(out);
+    RENDER(out, ctl_print_tables(f_, &l, true));
+    ck_assert_ptr_nonnull(strstr(out, "{\"tables\":[{\"table\":\"default\",\"segments\":4,"
+                                      "\"loaded\":3,\"pending\":1,\"invalid\":0,\"rows\":4000,"
+                                      "\"bytes\":3221225472,\"loaded_fraction\":0.7500}"));
+    ck_assert_ptr_nonnull(strstr(out, "\"table\":\"ventes \\\"été\\\"\""));
+    ck_assert_ptr_nonnull(strstr(out, "\"invalid\":3"));
+    free(out);
+    l.n = 0;
+    RENDER(out, ctl_print_tables(f_, &l, true));
+    ck_assert_str_eq(out, "{\"tables\":[]}\n");
+    free(out);
+}
+END_TEST
+
 START_TEST(test_json_string)
 {
     char *out = NULL;
@@ -195,6 +236,7 @@ int main(void)
     tcase_add_test(tc, test_nodes_json);
     tcase_add_test(tc, test_segments);
     tcase_add_test(tc, test_events_and_status);
+    tcase_add_test(tc, test_tables);
     tcase_add_test(tc, test_json_string);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

@@ -501,6 +501,64 @@ START_TEST(test_segment_batch)
 }
 END_TEST
 
+/* SegmentSpec.table: "" decodes as "default"; every bad name is refused naming the field. */
+START_TEST(test_segment_table)
+{
+    static char uri_ok[] = "file:///s/a.seg";
+    static const struct {
+        const char *name, *message;
+    } bad[] = {
+        {"a/b", "segments[0].table: '/' at offset 1 is not allowed"},
+        {"tab\there", "segments[0].table: control character at offset 3"},
+        {"del\x7f", "segments[0].table: control character at offset 3"},
+        {"c1\xc2\x85", "segments[0].table: control character at offset 2"},
+        {" lead", "segments[0].table: begins or ends with a space"},
+        {"trail ", "segments[0].table: begins or ends with a space"},
+    };
+    struct wire_segment_spec spec;
+    struct wire_segment_batch b = {1, &spec}, out;
+    struct wire_error err;
+    char long_name[WIRE_TABLE_MAX + 2];
+    size_t len;
+    uint8_t *buf;
+
+    memset(&spec, 0, sizeof(spec));
+    strcpy(spec.segment_id, "a");
+    spec.uri = uri_ok;
+    spec.row_count = 10;
+    spec.avg_row_size = 16;
+    buf = wire_segment_batch_encode(&b, &len);
+    ck_assert_int_eq(wire_segment_batch_decode(buf, len, &out, &err), 0);
+    free(buf);
+    ck_assert_str_eq(out.specs[0].table, "default");
+    wire_segment_batch_done(&out);
+    strcpy(spec.table, "ventes été 2026");
+    buf = wire_segment_batch_encode(&b, &len);
+    ck_assert_int_eq(wire_segment_batch_decode(buf, len, &out, &err), 0);
+    free(buf);
+    ck_assert_str_eq(out.specs[0].table, "ventes été 2026");
+    wire_segment_batch_done(&out);
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(spec.table, sizeof(spec.table), "%s", bad[i].name);
+        ck_assert_int_eq(batch_roundtrip(&spec, 1, &err), -EINVAL);
+        ck_assert_str_eq(err.code, "invalid_field");
+        ck_assert_str_eq(err.message, bad[i].message);
+    }
+    /* Too long: refused before it is copied (the struct holds at most the limit). */
+    memset(long_name, 't', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    ck_assert_int_eq(wire_check_table("table", long_name, &err), -EINVAL);
+    ck_assert_str_eq(err.message, "table: 129 bytes, the limit is 128");
+    long_name[WIRE_TABLE_MAX] = '\0';
+    ck_assert_int_eq(wire_check_table("table", long_name, &err), 0);
+    ck_assert_int_eq(wire_check_table("--table", "", &err), -EINVAL);
+    ck_assert_str_eq(err.message, "--table: empty");
+    ck_assert_int_eq(wire_check_table("t", "bad\xff", &err), -EINVAL);
+    ck_assert_str_eq(err.message, "t: not valid UTF-8 (byte 0xff at offset 3)");
+}
+END_TEST
+
 START_TEST(test_claim)
 {
     struct wire_claim_request c = {"n1", 0}, out;
@@ -729,6 +787,7 @@ static Suite *wire_suite(void)
     tc = tcase_create("coordinator");
     tcase_add_test(tc, test_node_report);
     tcase_add_test(tc, test_segment_batch);
+    tcase_add_test(tc, test_segment_table);
     tcase_add_test(tc, test_claim);
     tcase_add_test(tc, test_list_caps);
     suite_add_tcase(s, tc);
