@@ -44,7 +44,7 @@ void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg)
     struct wire_node_report rep;
     struct wire_report_response resp;
     struct coord_drops drops = {0, 0, NULL};
-    struct coord_missing miss;
+    struct reconcile_plan plan = {NULL, 0, 0};
     struct wire_error err;
     struct coord_node *n;
     const void *body;
@@ -90,26 +90,10 @@ void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg)
                          n->admin_drained   ? "drained by the operator"
                          : n->self_draining ? "the node is draining"
                                             : "reported");
-    /* What the node says it holds. */
-    miss.reported = strmap_new();
-    for (size_t i = 0; i < rep.n_segments; i++) {
-        strmap_put(miss.reported, rep.segments[i].segment_id, &rep.segments[i]);
-        coord_reconcile(c, n, &rep.segments[i], &drops);
-    }
-    /* What we think it holds and it does not report: lost. */
-    miss.c = c;
-    miss.node = n;
-    miss.n_lost = 0;
-    miss.lost = xcalloc(strmap_count(n->held) + 1, sizeof(*miss.lost));
-    strmap_foreach(n->held, coord_find_missing, &miss);
-    for (size_t i = 0; i < miss.n_lost; i++) {
-        coord_event(c, "lost", miss.lost[i]->id, n->id, WIRE_REASON_NONE, 0, 0,
-                    "not in the node's report");
-        coord_holder_remove(c, miss.lost[i], n->id);
-        coord_seg_update(c, miss.lost[i]);
-    }
-    free(miss.lost);
-    strmap_free(miss.reported);
+    /* What the node says it holds, judged first, then applied. */
+    reconcile_report(c, n, rep.segments, rep.n_segments, coord_now_ms(), &plan);
+    coord_report_apply(c, n, &plan, &drops);
+    reconcile_plan_done(&plan);
     /*
      * A node told to drop a copy deletes it at once: the catalog must not
      * still list that copy if the coordinator dies in the next few ms.

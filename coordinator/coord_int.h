@@ -3,7 +3,9 @@
  * shared by the files below, each of which holds one role; this header maps
  * every role to its file (in the manner of OpenBSD's httpd.h), so that a
  * reader finds where a thing is done from here. Nothing outside
- * coordinator/ includes it: the public contract is coord.h.
+ * coordinator/ includes it but the unit suite of a pure walk over the
+ * model (check_reconcile, which builds a model in memory): the public
+ * contract is coord.h.
  *
  * Everything runs on the one event loop thread; no function here is
  * thread-safe. Functions that write the catalog do so inside the group
@@ -24,6 +26,7 @@
 #include "http.h"
 #include "membership.h"
 #include "placer.h"
+#include "reconcile.h"
 #include "storm.h"
 #include "strmap.h"
 #include "wire.h"
@@ -131,13 +134,6 @@ struct coord_drops {
     char (*ids)[WIRE_ID_MAX + 1];
 };
 
-struct coord_missing {
-    struct coord *c;
-    struct strmap *reported;
-    struct coord_node *node;
-    struct coord_seg **lost;
-    size_t n_lost;
-};
 
 /* coord.c: wiring (start-up, the tick, shutdown) and the one time base */
 uint64_t coord_now_ms(void);
@@ -181,6 +177,8 @@ void coord_seg_set_table(struct coord_seg *s, const char *table);
 int coord_load_seg(const struct catalog_segment *cs, void *arg);
 int coord_load_assignment(const struct catalog_assignment *a, void *arg);
 int coord_free_seg(const char *key, void *value, void *arg);
+void coord_report_apply(struct coord *c, struct coord_node *n, const struct reconcile_plan *plan,
+                        struct coord_drops *drops);
 
 /* membership.c: nodes, their state (one setter), timeouts, drains */
 /* What an answer to an assignment said about its node (struct coord_node.notes). */
@@ -219,10 +217,7 @@ void coord_op_unexpected(void *ctx, const struct placer_segment *ps, const char 
 void coord_rc_enqueue(struct coord *c, struct coord_seg *s);
 void coord_rc_dispatch(struct coord *c);
 
-/* reconcile.c: one node's report against the model */
-int coord_find_missing(const char *key, void *value, void *arg);
-void coord_reconcile(struct coord *c, struct coord_node *n,
-                     const struct wire_segment_status *r, struct coord_drops *drops);
+/* reconcile.c: one node's report against the model, pure: see reconcile.h */
 
 /* api.c: the write endpoints */
 void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg);

@@ -371,3 +371,148 @@ int coord_free_seg(const char *key, void *value, void *arg)
     free(s);
     return 0;
 }
+
+/* ---- applying a node's report (planned by reconcile_report()) -------------- */
+
+static void coord_drop(struct coord_drops *d, const char *id)
+{
+    if (d->n == d->cap) {
+        d->cap = d->cap * 2 + 16;
+        d->ids = xreallocarray(d->ids, d->cap, sizeof(*d->ids));
+    }
+    snprintf(d->ids[d->n++], sizeof(d->ids[0]), "%s", id);
+}
+
+/* Records that node found the segment's file bad (distinct nodes, up to the quorum). */
+static void coord_invalid_vote(struct coord_seg *s, const char *node)
+{
+    if (reconcile_votes_with((const char(*)[WIRE_ID_MAX + 1])s->invalid_nodes, s->n_invalid,
+                             node, COORD_INVALID_QUORUM) == s->n_invalid)
+        return; /* voted already, or enough remembered to decide */
+    s->invalid_nodes = xreallocarray(s->invalid_nodes, s->n_invalid + 1, sizeof(*s->invalid_nodes));
+    snprintf(s->invalid_nodes[s->n_invalid++], sizeof(s->invalid_nodes[0]), "%s", node);
+}
+
+static void coord_drop_extra(struct coord *c, struct coord_seg *s, struct coord_node *n,
+                             struct coord_drops *drops)
+{
+    coord_drop(drops, s->id);
+    coord_event(c, "extra_copy", s->id, n->id, WIRE_REASON_NONE, 0, 0,
+                "held by enough other nodes; dropped");
+}
+
+/* One action of the plan. */
+static void coord_apply_one(struct coord *c, struct coord_node *n,
+                            const struct reconcile_action *a, struct coord_drops *drops)
+{
+    const struct wire_segment_status *r = a->rep;
+    struct coord_seg *s = a->seg;
+    struct coord_holder *h;
+
+    if (a->revalidate && s->state == COORD_INVALID) {
+        log_warn("segment_state", "id=%s transition=\"INVALID -> PENDING\" reason=\"LOADED on %s\"",
+                 s->id, n->id);
+        coord_set_seg_state(c, s, COORD_PENDING);
+        s->n_invalid = 0;
+        coord_event(c, "revalidated", s->id, n->id, WIRE_REASON_NONE, 0, 0,
+                    "INVALID, but reported LOADED by the node");
+    }
+    switch (a->kind) {
+    case RECONCILE_STALE:
+        /* Not the registered segment: drop it, and load the registered one again. */
+        if (coord_holder_find(s, n->id) != NULL)
+            coord_holder_remove(c, s, n->id);
+        coord_drop(drops, s->id);
+        coord_event(c, "stale_copy", s->id, n->id, WIRE_REASON_NONE, 0, 0,
+                    "the node's copy has %llu rows, digest %016llx; registered: %llu rows, "
+                    "digest %016llx; dropped",
+                    (unsigned long long)r->row_count, (unsigned long long)r->digest,
+                    (unsigned long long)s->row_count, (unsigned long long)s->digest);
+        coord_seg_update(c, s);
+        /* Asked again once the node has unlinked the copy (it does on this answer). */
+        if (s->state != COORD_INVALID && !c->rowcount)
+            placer_exclude(c->placer, s->id, n->id, coord_now_ms() + COORD_STALE_RETRY_MS);
+        return;
+    case RECONCILE_DROP:
+        coord_drop(drops, r->segment_id);
+        return;
+    case RECONCILE_EXTRA:
+        coord_drop_extra(c, s, n, drops);
+        return;
+    case RECONCILE_ADOPT:
+        if (coord_holder_find(s, n->id) == NULL) { /* not already, from the same report */
+            coord_holder_add(c, s, n, r->state);
+            coord_event(c, "adopted", s->id, n->id, WIRE_REASON_NONE, 0, 0,
+                        "reported %s by the node", wire_segment_state_name(r->state));
+        }
+        break;
+    case RECONCILE_UPDATE:
+        h = coord_holder_find(s, n->id);
+        if (h != NULL && h->state != r->state) {
+            h->state = r->state;
+            h->since_ms = coord_now_ms();
+            coord_txn(c);
+            coord_check(c, catalog_put_assignment(c->cat, s->id, n->id,
+                                                  wire_segment_state_name(r->state),
+                                                  (int64_t)clock_wall_ms()),
+                        "assignment");
+            if (r->state == WIRE_SEG_LOADED)
+                coord_event(c, "loaded", s->id, n->id, WIRE_REASON_NONE, 0, 0, NULL);
+        }
+        break;
+    case RECONCILE_KEEP:
+        break;
+    case RECONCILE_UNHELD:
+        coord_drop(drops, s->id); /* clears the node's entry */
+        return;
+    case RECONCILE_GONE:
+        coord_drop(drops, s->id); /* clears the node's entry */
+        if (coord_holder_find(s, n->id) == NULL)
+            return;
+        coord_holder_remove(c, s, n->id);
+        snprintf(s->last_reason, sizeof(s->last_reason), "%s", reason_name(r->reason));
+        coord_event(c, r->state == WIRE_SEG_FAILED ? "failed" : "dropped", s->id, n->id,
+                    r->reason, 0, (uint32_t)c->cfg.drop_retry_ms, "%s", r->detail);
+        if (a->clear_votes)
+            s->n_invalid = 0;
+        if (a->vote)
+            coord_invalid_vote(s, n->id);
+        if (a->invalid) {
+            coord_set_seg_state(c, s, COORD_INVALID);
+            placer_forget(c->placer, s->id);
+            coord_event(c, "invalid", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 0, 0,
+                        "checksum failures on %u nodes", s->n_invalid);
+            return;
+        }
+        coord_seg_update(c, s);
+        placer_exclude(c->placer, s->id, n->id, coord_now_ms() + c->cfg.drop_retry_ms);
+        return;
+    case RECONCILE_LOST:
+        if (coord_holder_find(s, n->id) == NULL)
+            return;
+        coord_event(c, "lost", s->id, n->id, WIRE_REASON_NONE, 0, 0, "not in the node's report");
+        coord_holder_remove(c, s, n->id);
+        coord_seg_update(c, s);
+        return;
+    case RECONCILE_KIND_COUNT_:
+        return;
+    }
+    /* KEEP, UPDATE, ADOPT: a surplus copy is dropped, then the segment's state follows. */
+    if (a->surplus && coord_holder_find(s, n->id) != NULL) {
+        coord_holder_remove(c, s, n->id);
+        coord_drop_extra(c, s, n, drops);
+    }
+    coord_seg_update(c, s);
+}
+
+/*
+ * Applies a plan reconcile_report() made for node n's report, in its order:
+ * the model, the catalog (in the group transaction), events and the
+ * placer follow; drops collects what the node is told to drop.
+ */
+void coord_report_apply(struct coord *c, struct coord_node *n, const struct reconcile_plan *plan,
+                        struct coord_drops *drops)
+{
+    for (size_t i = 0; i < plan->n; i++)
+        coord_apply_one(c, n, &plan->v[i], drops);
+}

@@ -1,214 +1,193 @@
 /*
- * reconcile: one node's report against the model. Each reported copy is
- * adopted, kept, dropped (stale, extra, of an unknown or INVALID segment)
- * or counted as a vote that the file is invalid; copies the model has on
- * the node that the report lacks are found lost (after a grace period).
+ * reconcile: one node's report judged against the model, as a plan (see
+ * reconcile.h). Each reported copy is kept, recorded in a new state,
+ * adopted, dropped (stale, extra, of an unknown or INVALID segment) or
+ * counted as a vote that the file is invalid; copies the model has on the
+ * node that the report lacks are found lost (after a grace period). The
+ * walk reads the model only: model.c applies the plan.
  *
  * Expected load: one report per node per second, each listing every copy
- * the node holds (up to tens of thousands).
+ * the node holds (up to tens of thousands): one hash lookup per copy.
  */
 #include "coord_int.h"
 #include "reconcile.h"
 
-#include <errno.h>
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-#include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-
-#include "catalog.h"
-#include "clock.h"
-#include "log.h"
-#include "metrics.h"
-#include "pbhttp.h"
-#include "placer.h"
-#include "reason.h"
-#include "sluice_config.h"
 #include "strmap.h"
 #include "wire.h"
 #include "xmalloc.h"
 
-static void coord_drop(struct coord_drops *d, const char *id)
+/* ---- the walk: reads the model, writes the plan ---------------------------- */
+
+static struct reconcile_action *plan_add(struct reconcile_plan *p, enum reconcile_kind kind,
+                                         struct coord_seg *s,
+                                         const struct wire_segment_status *r)
 {
-    if (d->n == d->cap) {
-        d->cap = d->cap * 2 + 16;
-        d->ids = xreallocarray(d->ids, d->cap, sizeof(*d->ids));
+    struct reconcile_action *a;
+
+    if (p->n == p->cap) {
+        p->cap = p->cap * 2 + 16;
+        p->v = xreallocarray(p->v, p->cap, sizeof(*p->v));
     }
-    snprintf(d->ids[d->n++], sizeof(d->ids[0]), "%s", id);
+    a = &p->v[p->n++];
+    memset(a, 0, sizeof(*a));
+    a->kind = kind;
+    a->seg = s;
+    a->rep = r;
+    return a;
 }
 
-int coord_find_missing(const char *key, void *value, void *arg)
+static const struct coord_holder *holder_of(const struct coord_seg *s, const char *node)
 {
-    struct coord_missing *m = arg;
-    struct coord_seg *s = value;
-    struct coord_holder *h = coord_holder_find(s, m->node->id);
-
-    if (h != NULL && reconcile_is_lost(strmap_get(m->reported, key) != NULL, coord_now_ms(),
-                                       h->since_ms, COORD_REPORT_GRACE_MS))
-        m->lost[m->n_lost++] = s;
-    return 0;
+    for (unsigned i = 0; i < s->n_holders; i++)
+        if (strcmp(s->holders[i].node, node) == 0)
+            return &s->holders[i];
+    return NULL;
 }
 
-/* Records that node found the segment's file bad; returns the distinct nodes so far. */
-static unsigned coord_invalid_vote(struct coord_seg *s, const char *node)
-{
-    for (unsigned i = 0; i < s->n_invalid; i++)
-        if (strcmp(s->invalid_nodes[i], node) == 0)
-            return s->n_invalid;
-    if (s->n_invalid >= COORD_INVALID_QUORUM)
-        return s->n_invalid; /* enough remembered to decide */
-    s->invalid_nodes = xreallocarray(s->invalid_nodes, s->n_invalid + 1, sizeof(*s->invalid_nodes));
-    snprintf(s->invalid_nodes[s->n_invalid], sizeof(s->invalid_nodes[0]), "%s", node);
-    return ++s->n_invalid;
-}
-
-static int coord_count_alive(const char *key, void *value, void *arg)
+static int count_alive(const char *key, void *value, void *arg)
 {
     *(size_t *)arg += ((const struct coord_node *)value)->state != MEMBERSHIP_DOWN;
     return 0;
 }
 
-/*
- * Two distinct nodes, or all the nodes that are not DOWN when fewer are
- * (a cluster down to one node takes its word rather than reload a corrupt
- * file every --drop-retry for ever).
- */
-static unsigned coord_invalid_quorum(const struct coord *c)
+/* What a FAILED or DROPPED copy the model had does: the holder goes, maybe a vote. */
+static void judge_gone(const struct coord *c, const struct coord_node *n, struct coord_seg *s,
+                       const struct wire_segment_status *r, struct reconcile_plan *p)
 {
+    struct reconcile_action *a = plan_add(p, RECONCILE_GONE, s, r);
     size_t alive = 0;
 
-    strmap_foreach(c->nodes, coord_count_alive, &alive);
-    return reconcile_invalid_quorum(alive, COORD_INVALID_QUORUM);
+    if (r->state != WIRE_SEG_FAILED || r->reason != WIRE_REASON_SEGMENT_INVALID)
+        return;
+    /*
+     * Distinct nodes, and none holding a copy that passed its checksums
+     * (such a copy proves the failures so far node-local: they are
+     * forgotten). This node's own copy does not count: it failed.
+     */
+    if (coord_loaded_holders(s, n->id) > 0) {
+        a->clear_votes = true;
+        return;
+    }
+    a->vote = true;
+    strmap_foreach(c->nodes, count_alive, &alive);
+    a->invalid = reconcile_votes_with((const char(*)[WIRE_ID_MAX + 1])s->invalid_nodes,
+                                      s->n_invalid, n->id, COORD_INVALID_QUORUM) >=
+                 reconcile_invalid_quorum(alive, COORD_INVALID_QUORUM);
 }
 
-/*
- * A reported copy is another file than the registered segment: its row
- * count differs, or both digests are known and differ (0 is unknown: a
- * LOADING copy, or a node or registration from before digests).
- */
-static bool coord_copy_is_stale(const struct coord_seg *s, const struct wire_segment_status *r)
-{
-    return reconcile_copy_is_stale(s->row_count, s->digest, r->row_count, r->digest);
-}
-
-/* Reconciles one reported segment; may add it to the drop list. */
-void coord_reconcile(struct coord *c, struct coord_node *n,
-                     const struct wire_segment_status *r, struct coord_drops *drops)
+/* One reported copy. */
+static void judge_copy(const struct coord *c, const struct coord_node *n,
+                       const struct wire_segment_status *r, struct reconcile_plan *p)
 {
     struct coord_seg *s = strmap_get(c->segs, r->segment_id);
-    struct coord_holder *h;
+    bool held = r->state == WIRE_SEG_LOADING || r->state == WIRE_SEG_LOADED;
+    bool revalidate = false, invalid;
+    const struct coord_holder *h;
+    struct reconcile_action *a;
 
-    if (s != NULL && (r->state == WIRE_SEG_LOADING || r->state == WIRE_SEG_LOADED) &&
-        coord_copy_is_stale(s, r)) {
-        /* Not the registered segment: drop it, and load the registered one again. */
-        if (coord_holder_find(s, n->id) != NULL)
-            coord_holder_remove(c, s, n->id);
-        coord_drop(drops, s->id);
-        coord_event(c, "stale_copy", s->id, n->id, WIRE_REASON_NONE, 0, 0,
-                    "the node's copy has %llu rows, digest %016llx; registered: %llu rows, "
-                    "digest %016llx; dropped",
-                    (unsigned long long)r->row_count, (unsigned long long)r->digest,
-                    (unsigned long long)s->row_count, (unsigned long long)s->digest);
-        coord_seg_update(c, s);
-        /* Asked again once the node has unlinked the copy (it does on this answer). */
-        if (s->state != COORD_INVALID && !c->rowcount)
-            placer_exclude(c->placer, s->id, n->id, coord_now_ms() + COORD_STALE_RETRY_MS);
+    if (s != NULL && held &&
+        reconcile_copy_is_stale(s->row_count, s->digest, r->row_count, r->digest)) {
+        plan_add(p, RECONCILE_STALE, s, r);
         return;
     }
-    if (s != NULL && s->state == COORD_INVALID && r->state == WIRE_SEG_LOADED) {
-        /*
-         * A copy that passed its checksums (one that was LOADING when the
-         * verdict came) proves the file good: the failures were node-local.
-         */
-        log_warn("segment_state", "id=%s transition=\"INVALID -> PENDING\" reason=\"LOADED on %s\"",
-                 s->id, n->id);
-        coord_set_seg_state(c, s, COORD_PENDING);
-        s->n_invalid = 0;
-        coord_event(c, "revalidated", s->id, n->id, WIRE_REASON_NONE, 0, 0,
-                    "INVALID, but reported LOADED by the node");
+    /*
+     * A copy that passed its checksums (one that was LOADING when the
+     * verdict came) proves an INVALID segment's file good.
+     */
+    invalid = s != NULL && s->state == COORD_INVALID;
+    if (invalid && r->state == WIRE_SEG_LOADED) {
+        revalidate = true;
+        invalid = false;
     }
-    if (s == NULL || s->state == COORD_INVALID) {
-        coord_drop(drops, r->segment_id);
+    if (s == NULL || invalid) {
+        plan_add(p, RECONCILE_DROP, s, r);
         return;
     }
-    h = coord_holder_find(s, n->id);
-    switch (r->state) {
-    case WIRE_SEG_LOADING:
-    case WIRE_SEG_LOADED:
-        if (h == NULL) {
-            /* Adopt a copy we did not know of, if the segment needs it. */
-            if (reconcile_adopt(s->n_holders, s->replication, r->state == WIRE_SEG_LOADED,
-                                coord_live_loaded(c, s, NULL))) {
-                coord_holder_add(c, s, n, r->state);
-                coord_event(c, "adopted", s->id, n->id, WIRE_REASON_NONE, 0, 0,
-                            "reported %s by the node", wire_segment_state_name(r->state));
-            } else {
-                coord_drop(drops, s->id);
-                coord_event(c, "extra_copy", s->id, n->id, WIRE_REASON_NONE, 0, 0,
-                            "held by enough other nodes; dropped");
-                return;
-            }
-        } else if (h->state != r->state) {
-            h->state = r->state;
-            h->since_ms = coord_now_ms();
-            coord_txn(c);
-            coord_check(c, catalog_put_assignment(c->cat, s->id, n->id,
-                                                  wire_segment_state_name(r->state),
-                                                  (int64_t)clock_wall_ms()),
-                        "assignment");
-            if (r->state == WIRE_SEG_LOADED)
-                coord_event(c, "loaded", s->id, n->id, WIRE_REASON_NONE, 0, 0, NULL);
+    h = holder_of(s, n->id);
+    if (!held) {
+        if (r->state == WIRE_SEG_FAILED || r->state == WIRE_SEG_DROPPED) {
+            if (h == NULL)
+                plan_add(p, RECONCILE_UNHELD, s, r);
+            else
+                judge_gone(c, n, s, r, p);
         }
-        /* A surplus copy (the segment is LOADED enough on live nodes elsewhere) is dropped. */
-        if (reconcile_surplus(s->n_holders, s->replication, coord_live_loaded(c, s, n->id))) {
-            coord_holder_remove(c, s, n->id);
-            coord_drop(drops, s->id);
-            coord_event(c, "extra_copy", s->id, n->id, WIRE_REASON_NONE, 0, 0,
-                        "held by enough other nodes; dropped");
-        }
-        break;
-    case WIRE_SEG_FAILED:
-    case WIRE_SEG_DROPPED:
-        coord_drop(drops, s->id); /* clears the node's entry */
-        if (h == NULL)
-            return;
-        coord_holder_remove(c, s, n->id);
-        snprintf(s->last_reason, sizeof(s->last_reason), "%s", reason_name(r->reason));
-        coord_event(c, r->state == WIRE_SEG_FAILED ? "failed" : "dropped", s->id, n->id,
-                    r->reason, 0, (uint32_t)c->cfg.drop_retry_ms, "%s", r->detail);
-        /*
-         * Distinct nodes, and none holding a copy that passed its checksums
-         * (such a copy proves the failures so far node-local: they are
-         * forgotten).
-         */
-        if (r->state == WIRE_SEG_FAILED && r->reason == WIRE_REASON_SEGMENT_INVALID &&
-            coord_loaded_holders(s, NULL) > 0)
-            s->n_invalid = 0;
-        else if (r->state == WIRE_SEG_FAILED && r->reason == WIRE_REASON_SEGMENT_INVALID &&
-                 coord_invalid_vote(s, n->id) >= coord_invalid_quorum(c)) {
-            coord_set_seg_state(c, s, COORD_INVALID);
-            placer_forget(c->placer, s->id);
-            coord_event(c, "invalid", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 0, 0,
-                        "checksum failures on %u nodes", s->n_invalid);
-            return;
-        }
-        coord_seg_update(c, s);
-        placer_exclude(c->placer, s->id, n->id, coord_now_ms() + c->cfg.drop_retry_ms);
-        return;
-    default:
         return;
     }
-    coord_seg_update(c, s);
+    if (h == NULL) {
+        /* Adopt a copy we did not know of, if the segment needs it. */
+        a = plan_add(p,
+                     reconcile_adopt(s->n_holders, s->replication, r->state == WIRE_SEG_LOADED,
+                                     coord_live_loaded(c, s, NULL))
+                         ? RECONCILE_ADOPT
+                         : RECONCILE_EXTRA,
+                     s, r);
+        /* Adopted because fewer than asked are held or live: never a surplus (see reconcile.h). */
+        a->revalidate = revalidate;
+        return;
+    }
+    a = plan_add(p, h->state != r->state ? RECONCILE_UPDATE : RECONCILE_KEEP, s, r);
+    a->revalidate = revalidate;
+    /* A surplus copy (the segment is LOADED enough on live nodes elsewhere) is dropped. */
+    a->surplus = reconcile_surplus(s->n_holders, s->replication, coord_live_loaded(c, s, n->id));
 }
 
-/* ---- policy: pure, see reconcile.h --------------------------------------- */
+struct missing {
+    const struct coord_node *node;
+    const struct strmap *reported;
+    uint64_t now_ms;
+    struct reconcile_plan *plan;
+};
+
+static int judge_missing(const char *key, void *value, void *arg)
+{
+    struct missing *m = arg;
+    struct coord_seg *s = value;
+    const struct coord_holder *h = holder_of(s, m->node->id);
+
+    if (h != NULL && reconcile_is_lost(strmap_get(m->reported, key) != NULL, m->now_ms,
+                                       h->since_ms, COORD_REPORT_GRACE_MS))
+        plan_add(m->plan, RECONCILE_LOST, s, NULL);
+    return 0;
+}
+
+void reconcile_report(const struct coord *c, const struct coord_node *n,
+                      const struct wire_segment_status *segs, size_t n_segs, uint64_t now_ms,
+                      struct reconcile_plan *ret)
+{
+    struct strmap *reported = strmap_new();
+    struct missing m = {n, reported, now_ms, ret};
+
+    ret->n = 0;
+    for (size_t i = 0; i < n_segs; i++) {
+        strmap_put(reported, segs[i].segment_id, ret); /* any non-NULL: present */
+        judge_copy(c, n, &segs[i], ret);
+    }
+    /* What the model has on the node and the report lacks: lost. */
+    strmap_foreach(n->held, judge_missing, &m);
+    strmap_free(reported);
+}
+
+void reconcile_plan_done(struct reconcile_plan *p)
+{
+    if (p == NULL)
+        return;
+    free(p->v);
+    memset(p, 0, sizeof(*p));
+}
+
+const char *reconcile_kind_name(enum reconcile_kind k)
+{
+    static const char *const names[RECONCILE_KIND_COUNT_] = {
+        "KEEP", "UPDATE", "ADOPT", "EXTRA", "STALE", "DROP", "GONE", "UNHELD", "LOST"};
+
+    return (unsigned)k < RECONCILE_KIND_COUNT_ ? names[k] : "?";
+}
+
+/* ---- the rules: see reconcile.h -------------------------------------------- */
 
 bool reconcile_copy_is_stale(uint64_t reg_rows, uint64_t reg_digest, uint64_t rep_rows,
                              uint64_t rep_digest)
@@ -238,4 +217,13 @@ unsigned reconcile_invalid_quorum(size_t alive, unsigned quorum)
     if (alive == 0)
         alive = 1;
     return alive < quorum ? (unsigned)alive : quorum;
+}
+
+unsigned reconcile_votes_with(const char (*voters)[WIRE_ID_MAX + 1], unsigned n_voters,
+                              const char *node, unsigned remember_max)
+{
+    for (unsigned i = 0; i < n_voters; i++)
+        if (strcmp(voters[i], node) == 0)
+            return n_voters;
+    return n_voters >= remember_max ? n_voters : n_voters + 1;
 }

@@ -1,9 +1,16 @@
 /*
- * reconcile: the pure rules by which a node's report is judged against the
- * model (reconcile.c applies them). They touch no loop, catalog or placer,
- * so check_reconcile tests them alone. Counts passed in are the caller's:
- * "live" copies are LOADED copies on nodes that answer (UP or DRAINING,
- * membership_is_live()); a copy on a SUSPECT or DOWN node may be gone.
+ * reconcile: how a node's report is judged against the model, as pure
+ * code. reconcile_report() walks one report and returns a plan: what to do
+ * with each reported copy (adopt, drop, record a new state, take an invalid
+ * vote) and which copies the model has on the node are lost. It reads the
+ * model and changes nothing in it; the coordinator applies the plan after
+ * the walk (coord_report_apply() in model.c), so no decision in one report
+ * sees another's effect half done. No loop, catalog or placer: check_reconcile
+ * builds a model in memory and tests the walk and the rules alone.
+ *
+ * Counts in the rules are the caller's: "live" copies are LOADED copies on
+ * nodes that answer (UP or DRAINING, membership_is_live()); a copy on a
+ * SUSPECT or DOWN node may be gone.
  */
 #ifndef SLUICE_RECONCILE_H
 #define SLUICE_RECONCILE_H
@@ -11,6 +18,61 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "wire.h"
+
+struct coord;
+struct coord_node;
+struct coord_seg;
+
+/* What is done with one reported copy, or with a copy the report lacks. */
+enum reconcile_kind {
+    RECONCILE_KEEP,    /* known, same state: the segment's state is recomputed */
+    RECONCILE_UPDATE,  /* known, new state (LOADING -> LOADED): recorded */
+    RECONCILE_ADOPT,   /* unknown to the model, and the segment needs it: adopted */
+    RECONCILE_EXTRA,   /* unknown to the model, enough copies elsewhere: dropped */
+    RECONCILE_STALE,   /* another file than the registered one: dropped, asked again later */
+    RECONCILE_DROP,    /* an unknown or INVALID segment: dropped */
+    RECONCILE_GONE,    /* reported FAILED or DROPPED: the holder goes, the node retries later */
+    RECONCILE_UNHELD,  /* FAILED or DROPPED, a copy the model did not have: cleared */
+    RECONCILE_LOST,    /* held by the model, missing from the report past the grace */
+    RECONCILE_KIND_COUNT_
+};
+
+struct reconcile_action {
+    enum reconcile_kind kind;
+    struct coord_seg *seg;                /* NULL for DROP of an unknown segment */
+    const struct wire_segment_status *rep; /* the reported copy; NULL for LOST */
+    bool revalidate;  /* INVALID, but reported LOADED: PENDING again, first */
+    bool surplus;     /* KEEP/UPDATE: more copies than asked, this one dropped after */
+    bool vote;        /* GONE as FAILED SEGMENT_INVALID: the node's invalid vote */
+    bool invalid;     /* ... and with it the quorum is reached: INVALID */
+    bool clear_votes; /* ... but a LOADED copy proves the failures local: forgotten */
+};
+
+/* A plan: actions in report order, then the lost copies. Owned by the caller. */
+struct reconcile_plan {
+    struct reconcile_action *v;
+    size_t n, cap;
+};
+
+/*
+ * Judges the report of node n (segs[0..n_segs)) against the model c at
+ * now_ms (coord_now_ms()), writing the actions into *ret (emptied first;
+ * it may hold a previous plan's storage). Reads c, n and the segments only:
+ * nothing in them changes. Actions point into the model and into segs:
+ * valid until either changes. A segment reported twice gets an action
+ * each, judged on the same model.
+ */
+void reconcile_report(const struct coord *c, const struct coord_node *n,
+                      const struct wire_segment_status *segs, size_t n_segs, uint64_t now_ms,
+                      struct reconcile_plan *ret);
+
+/* Frees the plan's storage and empties it. NULL-safe. */
+void reconcile_plan_done(struct reconcile_plan *p);
+
+/* "KEEP", "UPDATE", ...; "?" out of range. */
+const char *reconcile_kind_name(enum reconcile_kind k);
 
 /*
  * Whether a reported copy is another file than the registered segment: its
@@ -42,6 +104,14 @@ bool reconcile_surplus(unsigned n_holders, unsigned replication, unsigned live_l
  * assigned since the node built its report is not lost). now_ms >= since_ms.
  */
 bool reconcile_is_lost(bool reported, uint64_t now_ms, uint64_t since_ms, uint64_t grace_ms);
+
+/*
+ * The distinct nodes that have voted a segment INVALID once node's vote is
+ * counted: voters (the n_voters remembered, up to remember_max of them)
+ * plus node unless it has voted already, or the list is full.
+ */
+unsigned reconcile_votes_with(const char (*voters)[WIRE_ID_MAX + 1], unsigned n_voters, const char *node,
+                              unsigned remember_max);
 
 /*
  * Distinct nodes whose SEGMENT_INVALID vote makes a segment INVALID: quorum,

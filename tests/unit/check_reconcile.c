@@ -1,13 +1,19 @@
 /*
- * check_reconcile: the rules of coordinator/reconcile alone (no loop, no
- * catalog, no placer): stale copies, adoption of unknown copies, surplus
+ * check_reconcile: coordinator/reconcile alone (no loop, no catalog, no
+ * placer): the rules (stale copies, adoption of unknown copies, surplus
  * (extra) copies and SUSPECT holders, lost (missing) copies, the INVALID
- * quorum.
+ * quorum), and the walk of a whole report over a model built in memory:
+ * the plan it makes, and that it changes nothing in the model.
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "coord_int.h"
 #include "reconcile.h"
+#include "strmap.h"
+#include "xmalloc.h"
 
 START_TEST(test_stale_digest)
 {
@@ -87,6 +93,269 @@ START_TEST(test_invalid_quorum)
 }
 END_TEST
 
+START_TEST(test_votes_with)
+{
+    char voters[2][WIRE_ID_MAX + 1] = {"n1", "n2"};
+
+    ck_assert_uint_eq(reconcile_votes_with(voters, 0, "n1", 2), 1);
+    ck_assert_uint_eq(reconcile_votes_with(voters, 1, "n2", 2), 2);
+    /* Voted already: counted once. */
+    ck_assert_uint_eq(reconcile_votes_with(voters, 1, "n1", 2), 1);
+    /* Enough remembered to decide: no more are kept. */
+    ck_assert_uint_eq(reconcile_votes_with(voters, 2, "n3", 2), 2);
+}
+END_TEST
+
+/* ---- the walk over a model in memory ---------------------------------------- */
+
+static struct coord model;
+
+static int free_node(const char *key, void *value, void *arg)
+{
+    struct coord_node *n = value;
+
+    strmap_free(n->held);
+    free(n);
+    return 0;
+}
+
+static int free_seg(const char *key, void *value, void *arg)
+{
+    struct coord_seg *s = value;
+
+    free(s->holders);
+    free(s->invalid_nodes);
+    free(s);
+    return 0;
+}
+
+static void model_setup(void)
+{
+    memset(&model, 0, sizeof(model));
+    model.segs = strmap_new();
+    model.nodes = strmap_new();
+}
+
+static void model_teardown(void)
+{
+    strmap_foreach(model.nodes, free_node, NULL);
+    strmap_foreach(model.segs, free_seg, NULL);
+    strmap_free(model.nodes);
+    strmap_free(model.segs);
+}
+
+static struct coord_node *node(const char *id, enum membership_state st)
+{
+    struct coord_node *n = xcalloc(1, sizeof(*n));
+
+    snprintf(n->id, sizeof(n->id), "%s", id);
+    n->state = st;
+    n->held = strmap_new();
+    strmap_put(model.nodes, n->id, n);
+    return n;
+}
+
+static struct coord_seg *seg(const char *id, unsigned replication, enum coord_seg_state st)
+{
+    struct coord_seg *s = xcalloc(1, sizeof(*s));
+
+    snprintf(s->id, sizeof(s->id), "%s", id);
+    s->row_count = 100;
+    s->digest = 0xabc;
+    s->replication = replication;
+    s->state = st;
+    strmap_put(model.segs, s->id, s);
+    return s;
+}
+
+static void hold(struct coord_seg *s, struct coord_node *n, enum wire_segment_state st,
+                 uint64_t since_ms)
+{
+    s->holders = xreallocarray(s->holders, s->n_holders + 1, sizeof(*s->holders));
+    snprintf(s->holders[s->n_holders].node, sizeof(s->holders[0].node), "%s", n->id);
+    s->holders[s->n_holders].state = st;
+    s->holders[s->n_holders].since_ms = since_ms;
+    s->n_holders++;
+    strmap_put(n->held, s->id, s);
+}
+
+static void vote(struct coord_seg *s, const char *node_id)
+{
+    s->invalid_nodes = xreallocarray(s->invalid_nodes, s->n_invalid + 1, sizeof(*s->invalid_nodes));
+    snprintf(s->invalid_nodes[s->n_invalid++], sizeof(s->invalid_nodes[0]), "%s", node_id);
+}
+
+static struct wire_segment_status copy(const char *id, enum wire_segment_state st)
+{
+    struct wire_segment_status r;
+
+    memset(&r, 0, sizeof(r));
+    snprintf(r.segment_id, sizeof(r.segment_id), "%s", id);
+    r.state = st;
+    r.row_count = st == WIRE_SEG_LOADED ? 100 : 0;
+    r.digest = st == WIRE_SEG_LOADED ? 0xabc : 0;
+    return r;
+}
+
+/* The action for segment id (the first), or NULL. */
+static const struct reconcile_action *action(const struct reconcile_plan *p, const char *id)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        const char *sid = p->v[i].seg != NULL ? p->v[i].seg->id : p->v[i].rep->segment_id;
+
+        if (strcmp(sid, id) == 0)
+            return &p->v[i];
+    }
+    return NULL;
+}
+
+/* A digest of everything in the model the walk must leave alone. */
+static uint64_t model_digest(void)
+{
+    static const char *const ids[] = {"a", "b", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m"};
+    uint64_t h = 1469598103934665603ull;
+
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        const struct coord_seg *s = strmap_get(model.segs, ids[i]);
+
+        h = (h ^ (s->state + 7 * s->n_holders + 31 * s->n_invalid)) * 1099511628211ull;
+        for (unsigned j = 0; j < s->n_holders; j++)
+            h = (h ^ (s->holders[j].state + s->holders[j].since_ms)) * 1099511628211ull;
+    }
+    h ^= strmap_count(((const struct coord_node *)strmap_get(model.nodes, "n1"))->held);
+    return h;
+}
+
+START_TEST(test_walk_plan)
+{
+    struct coord_node *n1 = node("n1", MEMBERSHIP_UP), *n2 = node("n2", MEMBERSHIP_UP);
+    struct coord_seg *b, *d, *e, *f, *g, *k, *l;
+    struct wire_segment_status rep[12];
+    struct reconcile_plan plan = {NULL, 0, 0};
+    const struct reconcile_action *a;
+    uint64_t before;
+
+    node("n3", MEMBERSHIP_DOWN);
+    seg("a", 1, COORD_PENDING);                       /* not held: adopted */
+    b = seg("b", 1, COORD_LOADED);                    /* held by n2: n1's copy is extra */
+    hold(b, n2, WIRE_SEG_LOADED, 0);
+    d = seg("d", 1, COORD_PENDING);                   /* LOADING -> LOADED */
+    hold(d, n1, WIRE_SEG_LOADING, 0);
+    e = seg("e", 1, COORD_LOADED);                    /* held twice: n1's is surplus */
+    hold(e, n1, WIRE_SEG_LOADED, 0);
+    hold(e, n2, WIRE_SEG_LOADED, 0);
+    f = seg("f", 1, COORD_LOADED);                    /* not reported, old: lost */
+    hold(f, n1, WIRE_SEG_LOADED, 0);
+    g = seg("g", 1, COORD_PENDING);                   /* not reported, new: within the grace */
+    hold(g, n1, WIRE_SEG_LOADING, 9000);
+    seg("h", 1, COORD_PENDING);                       /* another file */
+    seg("i", 1, COORD_INVALID);                       /* INVALID, reported LOADED */
+    seg("j", 1, COORD_INVALID);                       /* INVALID, reported LOADING */
+    k = seg("k", 1, COORD_PENDING);                   /* n2 voted: n1's vote decides */
+    hold(k, n1, WIRE_SEG_LOADING, 0);
+    vote(k, "n2");
+    l = seg("l", 1, COORD_PENDING);                   /* dropped by the node */
+    hold(l, n1, WIRE_SEG_LOADING, 0);
+    seg("m", 1, COORD_PENDING);                       /* failed, never held */
+
+    rep[0] = copy("a", WIRE_SEG_LOADED);
+    rep[1] = copy("b", WIRE_SEG_LOADED);
+    rep[2] = copy("c", WIRE_SEG_LOADED); /* unknown */
+    rep[3] = copy("d", WIRE_SEG_LOADED);
+    rep[4] = copy("e", WIRE_SEG_LOADED);
+    rep[5] = copy("h", WIRE_SEG_LOADED);
+    rep[5].row_count = 99;
+    rep[6] = copy("i", WIRE_SEG_LOADED);
+    rep[7] = copy("j", WIRE_SEG_LOADING);
+    rep[8] = copy("k", WIRE_SEG_FAILED);
+    rep[8].reason = WIRE_REASON_SEGMENT_INVALID;
+    rep[9] = copy("l", WIRE_SEG_DROPPED);
+    rep[10] = copy("m", WIRE_SEG_FAILED);
+    before = model_digest();
+    reconcile_report(&model, n1, rep, 11, 10000, &plan);
+    /* The walk decides; the model is as it was. */
+    ck_assert_uint_eq(model_digest(), before);
+    ck_assert_uint_eq(strmap_count(n1->held), 6);
+
+    ck_assert_uint_eq(plan.n, 12);
+    ck_assert_str_eq(reconcile_kind_name(action(&plan, "a")->kind), "ADOPT");
+    ck_assert_str_eq(reconcile_kind_name(action(&plan, "b")->kind), "EXTRA");
+    a = action(&plan, "c");
+    ck_assert_int_eq(a->kind, RECONCILE_DROP);
+    ck_assert_ptr_null(a->seg);
+    ck_assert_ptr_eq(a->rep, &rep[2]);
+    a = action(&plan, "d");
+    ck_assert_int_eq(a->kind, RECONCILE_UPDATE);
+    ck_assert(!a->surplus);
+    a = action(&plan, "e");
+    ck_assert_int_eq(a->kind, RECONCILE_KEEP);
+    ck_assert(a->surplus);
+    ck_assert_int_eq(action(&plan, "h")->kind, RECONCILE_STALE);
+    a = action(&plan, "i");
+    ck_assert_int_eq(a->kind, RECONCILE_ADOPT);
+    ck_assert(a->revalidate);
+    a = action(&plan, "j");
+    ck_assert_int_eq(a->kind, RECONCILE_DROP);
+    ck_assert(!a->revalidate);
+    a = action(&plan, "k");
+    ck_assert_int_eq(a->kind, RECONCILE_GONE);
+    ck_assert(a->vote && a->invalid && !a->clear_votes);
+    a = action(&plan, "l");
+    ck_assert_int_eq(a->kind, RECONCILE_GONE);
+    ck_assert(!a->vote && !a->invalid);
+    ck_assert_int_eq(action(&plan, "m")->kind, RECONCILE_UNHELD);
+    /* The lost copies come last, after every reported one. */
+    ck_assert_int_eq(plan.v[11].kind, RECONCILE_LOST);
+    ck_assert_ptr_eq(plan.v[11].seg, f);
+    ck_assert_ptr_null(action(&plan, "g"));
+    ck_assert_int_eq(k->n_invalid, 1);
+    ck_assert_int_eq(l->n_holders, 1);
+    reconcile_plan_done(&plan);
+    ck_assert_ptr_null(plan.v);
+}
+END_TEST
+
+START_TEST(test_walk_votes)
+{
+    struct coord_node *n1 = node("n1", MEMBERSHIP_UP), *n2 = node("n2", MEMBERSHIP_UP);
+    struct coord_seg *p = seg("p", 1, COORD_PENDING), *q = seg("q", 1, COORD_PENDING);
+    struct coord_seg *r = seg("r", 2, COORD_PENDING);
+    struct wire_segment_status rep[3];
+    struct reconcile_plan plan = {NULL, 0, 0};
+    const struct reconcile_action *a;
+
+    /* p: LOADED on n2 too: the failure is n1's own, earlier votes are forgotten. */
+    hold(p, n1, WIRE_SEG_LOADING, 0);
+    hold(p, n2, WIRE_SEG_LOADED, 0);
+    vote(p, "n2");
+    /* q: the model thought n1's copy LOADED; it failed: that copy proves nothing. */
+    hold(q, n1, WIRE_SEG_LOADED, 0);
+    /* r: n1 votes again: still one distinct node, no quorum. */
+    hold(r, n1, WIRE_SEG_LOADING, 0);
+    vote(r, "n1");
+    for (int i = 0; i < 3; i++) {
+        rep[i] = copy(i == 0 ? "p" : i == 1 ? "q" : "r", WIRE_SEG_FAILED);
+        rep[i].reason = WIRE_REASON_SEGMENT_INVALID;
+    }
+    reconcile_report(&model, n1, rep, 3, 10000, &plan);
+    a = action(&plan, "p");
+    ck_assert(a->clear_votes && !a->vote && !a->invalid);
+    a = action(&plan, "q");
+    ck_assert(!a->clear_votes && a->vote && !a->invalid);
+    a = action(&plan, "r");
+    ck_assert(a->vote && !a->invalid);
+    /* With n2 DOWN, n1 is all that is left: its word decides. */
+    n2->state = MEMBERSHIP_DOWN;
+    reconcile_report(&model, n1, rep + 1, 1, 10000, &plan);
+    ck_assert_uint_eq(plan.n, 3); /* q, then p and r, held and not in this report: lost */
+    ck_assert_int_eq(plan.v[1].kind, RECONCILE_LOST);
+    ck_assert_int_eq(plan.v[2].kind, RECONCILE_LOST);
+    a = action(&plan, "q");
+    ck_assert(a->vote && a->invalid);
+    reconcile_plan_done(&plan);
+}
+END_TEST
+
 static Suite *reconcile_suite(void)
 {
     Suite *s = suite_create("reconcile");
@@ -107,6 +376,12 @@ static Suite *reconcile_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("invalid");
     tcase_add_test(tc, test_invalid_quorum);
+    tcase_add_test(tc, test_votes_with);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("walk");
+    tcase_add_checked_fixture(tc, model_setup, model_teardown);
+    tcase_add_test(tc, test_walk_plan);
+    tcase_add_test(tc, test_walk_votes);
     suite_add_tcase(s, tc);
     return s;
 }
