@@ -13,6 +13,7 @@
 
 #include "http.h"
 #include "wire.h"
+#include "wirejson.h"
 
 const void *pbhttp_body(struct evhttp_request *req, size_t *ret_len)
 {
@@ -97,4 +98,22 @@ void pbhttp_reply(struct evhttp_request *req, int status, uint8_t *buf, size_t l
 {
     http_reply(req, status, WIRE_CONTENT_TYPE, buf, len);
     free(buf);
+}
+
+void pbhttp_reply_msg(struct evhttp_request *req, int status, enum wire_msg m, uint8_t *buf,
+                      size_t len)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    char *json;
+    size_t jlen;
+
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Vary", "Accept");
+    if (!wirejson_accepted(evhttp_find_header(in, "Accept")) ||
+        wirejson_encode(m, buf, len, 0, &json, &jlen) < 0) {
+        pbhttp_reply(req, status, buf, len);
+        return;
+    }
+    free(buf);
+    http_reply(req, status, "application/json", json, jlen);
+    free(json);
 }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wirejson.h"
+
 struct evhttp_request;
 
 /* The request body as one contiguous block (evhttp has capped its size). */
@@ -49,5 +51,16 @@ int pbhttp_decoded(struct evhttp_request *req, int r, const struct wire_error *e
 
 /* Answers status with an encoded message and frees buf. */
 void pbhttp_reply(struct evhttp_request *req, int status, uint8_t *buf, size_t len);
+
+/*
+ * The same for a read endpoint's answer, an encoded message of type m
+ * (common/wirejson.h): when the request's Accept prefers
+ * application/json (wirejson_accepted), the answer is that message as
+ * JSON, with Content-Type application/json; otherwise protobuf. Either
+ * way it carries Vary: Accept. Frees buf. Errors stay protobuf Error with
+ * X-Sluice-Error whatever the Accept (the README's API section).
+ */
+void pbhttp_reply_msg(struct evhttp_request *req, int status, enum wire_msg m, uint8_t *buf,
+                      size_t len);
 
 #endif

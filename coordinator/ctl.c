@@ -16,10 +16,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 #include "clock.h"
 #include "config.h"
 #include "http.h"
+#include "wirejson.h"
 #include "segfmt.h"
 #include "xmalloc.h"
 
@@ -42,21 +45,31 @@ struct ctl_common {
         {"timeout", "SLUICE_TIMEOUT", CONFIG_DURATION, &(c).timeout_ms, "10s",                \
          "Time allowed for each request to the coordinator.", 100, 3600000}
 
-void ctl_json_string(FILE *out, const char *s)
+/*
+ * --json prints what the endpoint answers with Accept: application/json:
+ * the message, re-encoded and turned into JSON by the daemons' own encoder
+ * (common/wirejson), one line. Frees buf.
+ */
+static void ctl_json_msg(FILE *out, enum wire_msg m, uint8_t *buf, size_t len)
 {
-    fputc('"', out);
-    for (; s != NULL && *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", out);
-        else if (c < 0x20)
-            fprintf(out, "\\u%04x", c);
-        else
-            fputc(c, out);
+    char *json;
+    size_t jlen;
+
+    if (wirejson_encode(m, buf, len, 0, &json, &jlen) == 0) {
+        fwrite(json, 1, jlen, out);
+        fputc('\n', out);
+        free(json);
     }
-    fputc('"', out);
+    free(buf);
+}
+
+/* Prints, on one line, and frees an object a command built with json_pack. */
+static void ctl_json_obj(json_t *j)
+{
+    if (j != NULL)
+        json_dumpf(j, stdout, JSON_COMPACT);
+    fputc('\n', stdout);
+    json_decref(j);
 }
 
 /* Bytes for people: 512B, 1.5K, 2.0G. */
@@ -77,36 +90,14 @@ static const char *ctl_bytes(char *buf, size_t len, uint64_t v)
     return buf;
 }
 
-static void ctl_json_pressure(FILE *out, const struct wire_pressure *p)
-{
-    fprintf(out,
-            "{\"some_avg10\":%.2f,\"full_avg10\":%.2f,\"usage_bytes\":%" PRIu64
-            ",\"limit_bytes\":%" PRIu64 ",\"wss_bytes\":%" PRIu64 ",\"p99_seconds\":%.6f"
-            ",\"loads_in_flight\":%" PRIu64 ",\"psi_host_wide\":%s,\"io_mode\":\"%s\""
-            ",\"pool_bytes\":%" PRIu64 ",\"pool_hit_ratio\":%.4f,\"pinned_bytes\":%" PRIu64
-            ",\"growth_bytes_per_second\":%.0f,\"swapins_per_second\":%.1f",
-            p->some_avg10, p->full_avg10, p->usage_bytes, p->limit_bytes, p->wss_bytes,
-            p->p99_seconds, p->loads_in_flight, p->psi_host_wide ? "true" : "false",
-            wire_io_mode_name(p->io_mode), p->pool_bytes, p->pool_hit_ratio, p->pinned_bytes,
-            p->growth_bytes_per_s, p->swapins_per_s);
-    if (p->tte_known)
-        fprintf(out, ",\"tte_ms\":%" PRIu64 "}", p->tte_ms);
-    else
-        fputs(",\"tte_ms\":null}", out);
-}
-
 void ctl_print_status(FILE *out, const struct wire_cluster_status *st, bool json)
 {
+    size_t len;
+
     if (json) {
-        fprintf(out,
-                "{\"segments\":{\"total\":%" PRIu64 ",\"pending\":%" PRIu64 ",\"loaded\":%" PRIu64
-                ",\"invalid\":%" PRIu64 ",\"backing_off\":%" PRIu64 "},\"nodes\":{\"up\":%u,"
-                "\"total\":%u},\"assignments_in_flight\":%" PRIu64 ",\"version\":",
-                st->segments_total, st->segments_pending, st->segments_loaded,
-                st->segments_invalid, st->segments_backing_off, st->nodes_up, st->nodes_total,
-                st->assignments_in_flight);
-        ctl_json_string(out, st->version);
-        fprintf(out, ",\"uptime_seconds\":%" PRIu64 "}\n", st->uptime_seconds);
+        uint8_t *buf = wire_cluster_status_encode(st, &len);
+
+        ctl_json_msg(out, WIRE_MSG_CLUSTER_STATUS, buf, len);
         return;
     }
     fprintf(out, "sluice-coord %s, up %" PRIu64 "s\n", st->version, st->uptime_seconds);
@@ -122,26 +113,12 @@ void ctl_print_status(FILE *out, const struct wire_cluster_status *st, bool json
 void ctl_print_nodes(FILE *out, const struct wire_node_list *nodes, bool json)
 {
     char b1[16], b2[16], b3[16];
+    size_t len;
 
     if (json) {
-        fputs("{\"nodes\":[", out);
-        for (size_t i = 0; i < nodes->n; i++) {
-            const struct wire_node_info *n = &nodes->nodes[i];
-            fputs(i ? ",{\"id\":" : "{\"id\":", out);
-            ctl_json_string(out, n->node_id);
-            fputs(",\"addr\":", out);
-            ctl_json_string(out, n->addr);
-            fputs(",\"state\":", out);
-            ctl_json_string(out, n->state);
-            fprintf(out, ",\"segments\":%u,\"refusals\":%" PRIu64 ",\"last_seen_ms\":%" PRIu64
-                         ",\"last_reason\":",
-                    n->segments, n->refusals, n->last_seen_ms);
-            ctl_json_string(out, n->last_reason);
-            fputs(",\"pressure\":", out);
-            ctl_json_pressure(out, &n->pressure);
-            fputc('}', out);
-        }
-        fputs("]}\n", out);
+        uint8_t *buf = wire_node_list_encode(nodes, &len);
+
+        ctl_json_msg(out, WIRE_MSG_NODE_LIST, buf, len);
         return;
     }
     fprintf(out, "%-16s %-21s %-8s %6s %8s %8s %8s %8s %7s %8s %8s %-6s %8s %5s %7s  %s\n",
@@ -173,36 +150,12 @@ void ctl_print_nodes(FILE *out, const struct wire_node_list *nodes, bool json)
 void ctl_print_segments(FILE *out, const struct wire_segment_list *segs, bool json)
 {
     char b1[16];
+    size_t len;
 
     if (json) {
-        fprintf(out, "{\"total\":%" PRIu64 ",\"segments\":[", segs->total);
-        for (size_t i = 0; i < segs->n; i++) {
-            const struct wire_segment_info *s = &segs->segments[i];
-            fputs(i ? ",{\"id\":" : "{\"id\":", out);
-            ctl_json_string(out, s->spec.segment_id);
-            fputs(",\"table\":", out);
-            ctl_json_string(out, s->spec.table);
-            fputs(",\"uri\":", out);
-            ctl_json_string(out, s->spec.uri);
-            fprintf(out, ",\"row_count\":%" PRIu64 ",\"avg_row_size\":%" PRIu64
-                         ",\"replication\":%u,\"digest\":\"%016" PRIx64 "\",\"state\":",
-                    s->spec.row_count, s->spec.avg_row_size, s->spec.replication,
-                    s->spec.digest);
-            ctl_json_string(out, s->state);
-            fputs(",\"placements\":[", out);
-            for (size_t j = 0; j < s->n_placements; j++) {
-                fputs(j ? ",{\"node\":" : "{\"node\":", out);
-                ctl_json_string(out, s->placements[j].node_id);
-                fputs(",\"state\":", out);
-                ctl_json_string(out, wire_segment_state_name(s->placements[j].state));
-                fputc('}', out);
-            }
-            fprintf(out, "],\"backoff_until_ms\":%" PRIu64 ",\"last_reason\":",
-                    s->backoff_until_ms);
-            ctl_json_string(out, s->last_reason);
-            fputc('}', out);
-        }
-        fputs("]}\n", out);
+        uint8_t *buf = wire_segment_list_encode(segs, &len);
+
+        ctl_json_msg(out, WIRE_MSG_SEGMENT_LIST, buf, len);
         return;
     }
     fprintf(out, "%-24s %-8s %12s %9s %9s  %-30s %s\n", "SEGMENT", "STATE", "ROWS", "ROW_SIZE",
@@ -234,20 +187,10 @@ void ctl_print_tables(FILE *out, const struct wire_table_list *tl, bool json)
     char b1[16];
 
     if (json) {
-        fputs("{\"tables\":[", out);
-        for (size_t i = 0; i < tl->n; i++) {
-            const struct wire_table_info *t = &tl->tables[i];
-            fputs(i ? ",{\"table\":" : "{\"table\":", out);
-            ctl_json_string(out, t->table);
-            fprintf(out,
-                    ",\"segments\":%" PRIu64 ",\"loaded\":%" PRIu64 ",\"pending\":%" PRIu64
-                    ",\"invalid\":%" PRIu64 ",\"rows\":%" PRIu64 ",\"bytes\":%" PRIu64
-                    ",\"loaded_fraction\":%.4f}",
-                    t->segments, t->segments_loaded, t->segments_pending, t->segments_invalid,
-                    t->rows, t->bytes,
-                    t->segments ? (double)t->segments_loaded / (double)t->segments : 0.0);
-        }
-        fputs("]}\n", out);
+        size_t len;
+        uint8_t *buf = wire_table_list_encode(tl, &len);
+
+        ctl_json_msg(out, WIRE_MSG_TABLE_LIST, buf, len);
         return;
     }
     fprintf(out, "%-24s %9s %7s %9s %9s %15s %9s\n", "TABLE", "SEGMENTS", "LOADED", "PENDING",
@@ -277,28 +220,12 @@ static const char *ctl_time(char *buf, size_t len, uint64_t ms)
 void ctl_print_events(FILE *out, const struct wire_event_list *evs, bool json)
 {
     char tb[16];
+    size_t len;
 
     if (json) {
-        fputs("{\"events\":[", out);
-        for (size_t i = 0; i < evs->n; i++) {
-            const struct wire_event *e = &evs->events[i];
-            fprintf(out, "%s{\"id\":%" PRIu64 ",\"ts_ms\":%" PRIu64 ",\"segment\":", i ? "," : "",
-                    e->id, e->ts_ms);
-            ctl_json_string(out, e->segment_id);
-            fputs(",\"node\":", out);
-            ctl_json_string(out, e->node_id);
-            fputs(",\"kind\":", out);
-            ctl_json_string(out, e->kind);
-            fputs(",\"reason\":", out);
-            ctl_json_string(out, e->reason != WIRE_REASON_NONE ? reason_name(e->reason) : "");
-            fprintf(out,
-                    ",\"http_status\":%u,\"retry_after_ms\":%u,\"count\":%" PRIu64
-                    ",\"last_ts_ms\":%" PRIu64 ",\"detail\":",
-                    e->http_status, e->retry_after_ms, e->count, e->last_ts_ms);
-            ctl_json_string(out, e->detail);
-            fputc('}', out);
-        }
-        fprintf(out, "],\"next_before\":%" PRIu64 "}\n", evs->next_before);
+        uint8_t *buf = wire_event_list_encode(evs, &len);
+
+        ctl_json_msg(out, WIRE_MSG_EVENT_LIST, buf, len);
         return;
     }
     fprintf(out, "%-8s %-10s %-24s %-16s %-10s %-17s %5s %8s %6s  %s\n", "ID", "TIME(UTC)",
@@ -326,29 +253,10 @@ void ctl_print_events(FILE *out, const struct wire_event_list *evs, bool json)
 void ctl_print_explain(FILE *out, const struct wire_segment_info *s, bool json)
 {
     if (json) {
+        /* GET /v1/segments/{id} answers a SegmentList of one. */
         struct wire_segment_list one = {1, (struct wire_segment_info *)(uintptr_t)s, 1};
-        fputs("{\"segment\":", out);
-        /* Reuse the list renderer for the segment itself, then the explanation. */
-        {
-            char *buf = NULL;
-            size_t len = 0;
-            FILE *mem = open_memstream(&buf, &len);
-            ctl_print_segments(mem, &one, true);
-            fclose(mem);
-            /* {"total":1,"segments":[ ... ]}\n -> the object inside the array */
-            {
-                char *start = strchr(buf, '[');
-                char *end = strrchr(buf, ']');
-                if (start != NULL && end != NULL && end > start)
-                    fprintf(out, "%.*s", (int)(end - start - 1), start + 1);
-                else
-                    fputs("null", out);
-            }
-            free(buf);
-        }
-        fputs(",\"explain\":", out);
-        ctl_json_string(out, s->explain != NULL ? s->explain : "");
-        fputs("}\n", out);
+
+        ctl_print_segments(out, &one, true);
         return;
     }
     fprintf(out,
@@ -644,12 +552,14 @@ static int cmd_add(int argc, char **argv)
     }
     ctl_load_token(&c);
     rc = ctl_register(&c, "add", &b, &br);
-    if (rc == CTL_EXIT_OK) {
-        if (c.json)
-            printf("{\"registered\":%u,\"unchanged\":%u}\n", br.registered, br.unchanged);
-        else
-            printf("%s: %s\n", spec.segment_id,
-                   br.registered ? "registered" : "already registered (unchanged)");
+    if (rc == CTL_EXIT_OK && c.json) {
+        size_t len;
+        uint8_t *buf = wire_batch_response_encode(&br, &len);
+
+        ctl_json_msg(stdout, WIRE_MSG_SEGMENT_BATCH_RESPONSE, buf, len);
+    } else if (rc == CTL_EXIT_OK) {
+        printf("%s: %s\n", spec.segment_id,
+               br.registered ? "registered" : "already registered (unchanged)");
     }
     free(c.token);
     config_free_strings(opts, N_OPTS(opts));
@@ -841,13 +751,9 @@ static int cmd_import(int argc, char **argv)
         }
     }
     if (c.json)
-    {
-        printf("{\"table\":");
-        ctl_json_string(stdout, table);
-        printf(",\"files\":%zu,\"registered\":%" PRIu64 ",\"unchanged\":%" PRIu64
-               ",\"skipped\":%" PRIu64 "}\n",
-               n, registered, unchanged, skipped);
-    }
+        ctl_json_obj(json_pack("{s:s,s:I,s:I,s:I,s:I}", "table", table, "files", (json_int_t)n,
+                               "registered", (json_int_t)registered, "unchanged",
+                               (json_int_t)unchanged, "skipped", (json_int_t)skipped));
     else if (rc == CTL_EXIT_OK)
         printf("imported %s into table %s: %" PRIu64 " registered, %" PRIu64
                " already registered, %" PRIu64 " skipped\n",
@@ -915,14 +821,11 @@ static int ctl_node_action(int argc, char **argv, const char *action)
     rc = ctl_call(&c, action, "POST", path, NULL, 0, &r);
     if (rc == CTL_EXIT_OK) {
         /* The answer is the node's state after the action, "STATE\n". */
-        snprintf(state, sizeof(state), "%.*s", (int)strcspn(r.body, " \r\n"), r.body);
+        wire_utf8_escape(state, sizeof(state), r.body, strcspn(r.body, " \r\n"));
         done = ctl_action_done(action, state, &note);
         if (c.json) {
-            printf("{\"node\":");
-            ctl_json_string(stdout, argv[next]);
-            printf(",\"action\":\"%s\",\"state\":", action);
-            ctl_json_string(stdout, state);
-            printf(",\"done\":%s}\n", done ? "true" : "false");
+            ctl_json_obj(json_pack("{s:s,s:s,s:s,s:b}", "node", argv[next], "action", action,
+                                   "state", state, "done", done));
         } else {
             printf("%s: %s%s%s%s\n", argv[next], state, note != NULL ? " (" : "",
                    note != NULL ? note : "", note != NULL ? ")" : "");
@@ -961,13 +864,9 @@ static int cmd_retry(int argc, char **argv)
     snprintf(path, sizeof(path), "/v1/segments/%s/retry", argv[next]);
     rc = ctl_call(&c, "retry", "POST", path, NULL, 0, &r);
     if (rc == CTL_EXIT_OK) {
-        snprintf(state, sizeof(state), "%.*s", (int)strcspn(r.body, " \r\n"), r.body);
+        wire_utf8_escape(state, sizeof(state), r.body, strcspn(r.body, " \r\n"));
         if (c.json) {
-            printf("{\"segment\":");
-            ctl_json_string(stdout, argv[next]);
-            printf(",\"state\":");
-            ctl_json_string(stdout, state);
-            printf("}\n");
+            ctl_json_obj(json_pack("{s:s,s:s}", "segment", argv[next], "state", state));
         } else {
             printf("%s: %s\n", argv[next], state);
         }
@@ -1002,9 +901,7 @@ static int cmd_forget(int argc, char **argv)
     rc = ctl_call(&c, "forget", "POST", path, NULL, 0, &r);
     if (rc == CTL_EXIT_OK) {
         if (c.json) {
-            printf("{\"node\":");
-            ctl_json_string(stdout, argv[next]);
-            printf(",\"forgotten\":true}\n");
+            ctl_json_obj(json_pack("{s:s,s:b}", "node", argv[next], "forgotten", 1));
         } else {
             printf("%s: forgotten\n", argv[next]);
         }

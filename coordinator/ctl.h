@@ -2,7 +2,9 @@
  * ctl: the admin CLI of sluice-coord (status, nodes, segments, tables, add, import,
  * drain, undrain, events, explain, wait, retry, forget). Each command talks to the
  * coordinator's HTTP API and prints a table for people or, with --json, one
- * JSON document for scripts.
+ * JSON document for scripts: for a command that reads an endpoint, the
+ * document that endpoint answers with Accept: application/json (one
+ * encoder, common/wirejson).
  *
  * Exit codes (CTL_EXIT_*): 0 done; 1 the coordinator refused or failed the
  * request, or the result is not the one asked for (drain/undrain left the
@@ -41,8 +43,5 @@ void ctl_print_segments(FILE *out, const struct wire_segment_list *segs, bool js
 void ctl_print_tables(FILE *out, const struct wire_table_list *tables, bool json);
 void ctl_print_events(FILE *out, const struct wire_event_list *evs, bool json);
 void ctl_print_explain(FILE *out, const struct wire_segment_info *seg, bool json);
-
-/* Writes s as a JSON string literal (with quotes). */
-void ctl_json_string(FILE *out, const char *s);
 
 #endif

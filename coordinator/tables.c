@@ -80,5 +80,5 @@ void coord_tables_cb(struct evhttp_request *req, const char *rest, void *arg)
     buf = wire_table_list_encode(&t.list, &len);
     wire_table_list_done(&t.list);
     strmap_free(t.by_name);
-    pbhttp_reply(req, 200, buf, len);
+    pbhttp_reply_msg(req, 200, WIRE_MSG_TABLE_LIST, buf, len);
 }

@@ -138,7 +138,7 @@ void coord_list_segments(struct coord *c, struct evhttp_request *req)
         free(out.segments[i].placements);
     free(out.segments);
     free(l.segs);
-    pbhttp_reply(req, 200, buf, len);
+    pbhttp_reply_msg(req, 200, WIRE_MSG_SEGMENT_LIST, buf, len);
 out:
     evhttp_clear_headers(&q);
 }
@@ -171,7 +171,7 @@ void coord_show_segment(struct coord *c, struct evhttp_request *req, const char 
     buf = wire_segment_list_encode(&out, &len);
     free(info.placements);
     free(info.explain);
-    pbhttp_reply(req, 200, buf, len);
+    pbhttp_reply_msg(req, 200, WIRE_MSG_SEGMENT_LIST, buf, len);
 }
 
 /* ---- /v1/nodes ----------------------------------------------------------- */
@@ -213,7 +213,7 @@ void coord_nodes_cb(struct evhttp_request *req, const char *rest, void *arg)
     qsort(l.nodes, l.n, sizeof(*l.nodes), coord_cmp_node);
     buf = wire_node_list_encode(&l, &len);
     free(l.nodes);
-    pbhttp_reply(req, 200, buf, len);
+    pbhttp_reply_msg(req, 200, WIRE_MSG_NODE_LIST, buf, len);
 }
 /* ---- /v1/events, /v1/status, /metrics ------------------------------------- */
 
@@ -336,7 +336,7 @@ void coord_events_cb(struct evhttp_request *req, const char *rest, void *arg)
     }
     buf = wire_event_list_encode(&el.l, &len);
     wire_event_list_done(&el.l);
-    pbhttp_reply(req, 200, buf, len);
+    pbhttp_reply_msg(req, 200, WIRE_MSG_EVENT_LIST, buf, len);
 out:
     evhttp_clear_headers(&q);
 }
@@ -406,7 +406,7 @@ void coord_status_cb(struct evhttp_request *req, const char *rest, void *arg)
 
     coord_status_fill(arg, &st);
     buf = wire_cluster_status_encode(&st, &len);
-    pbhttp_reply(req, 200, buf, len);
+    pbhttp_reply_msg(req, 200, WIRE_MSG_CLUSTER_STATUS, buf, len);
 }
 
 void coord_healthz_cb(struct evhttp_request *req, const char *rest, void *arg)

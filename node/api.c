@@ -448,8 +448,7 @@ static void api_status_cb(struct evhttp_request *req, const char *rest, void *ar
     }
     st.uptime_seconds = (clock_mono_ns() - node->started_mono_ns) / 1000000000ull;
     buf = wire_node_status_encode(&st, &len);
-    http_reply(req, 200, WIRE_CONTENT_TYPE, buf, len);
-    free(buf);
+    pbhttp_reply_msg(req, 200, WIRE_MSG_NODE_STATUS, buf, len);
     wire_node_status_done(&st);
 }
 

@@ -21,8 +21,8 @@ library is used.
                                prints how many are
   limits                       stdin: `nodes --json`; prints "node state
                                limit_bytes usage_bytes psi_host_wide"
-  sources ADDR TOKEN           GET http://ADDR/v1/status (protobuf NodeStatus)
-                               and prints field 9, signal_sources
+  sources ADDR TOKEN           GET http://ADDR/v1/status as JSON (the node's
+                               NodeStatus) and prints its signal_sources
 """
 import json
 import signal
@@ -36,17 +36,17 @@ def load():
 
 def status_done():
     st = load()
-    seg = st["segments"]
-    print("%d/%d %d %d/%d" % (seg["loaded"], seg["total"], seg["pending"],
-                              st["nodes"]["up"], st["nodes"]["total"]))
-    return 0 if seg["total"] > 0 and seg["pending"] == 0 and seg["loaded"] == seg["total"] else 1
+    total, loaded, pending = st["segments_total"], st["segments_loaded"], st["segments_pending"]
+    print("%d/%d %d %d/%d" % (loaded, total, pending, st["nodes_up"], st["nodes_total"]))
+    return 0 if total > 0 and pending == 0 and loaded == total else 1
 
 
 def refusal_counts(since_ms=0):
     counts = {}
     for e in load()["events"]:
         if e["kind"] == "refused" and e["ts_ms"] >= since_ms:
-            key = (e["node"], e["reason"] or "HTTP_%d" % e["http_status"])
+            reason = e["reason"] if e["reason"] != "REASON_NONE" else "HTTP_%d" % e["http_status"]
+            key = (e["node_id"], reason)
             counts[key] = counts.get(key, 0) + 1
     return counts
 
@@ -65,17 +65,17 @@ def mem_refusals(node):
 
 def held(node):
     for s in load()["segments"]:
-        if any(p["node"] == node and p["state"] == "LOADED" for p in s["placements"]):
-            print(s["id"])
+        if any(p["node_id"] == node and p["state"] == "LOADED" for p in s["placements"]):
+            print(s["spec"]["segment_id"])
     return 0
 
 
 def moved(node, ids):
-    segs = {s["id"]: s for s in load()["segments"]}
+    segs = {s["spec"]["segment_id"]: s for s in load()["segments"]}
     ok = 0
     for i in ids:
         s = segs.get(i)
-        if s is not None and any(p["node"] != node and p["state"] == "LOADED"
+        if s is not None and any(p["node_id"] != node and p["state"] == "LOADED"
                                  for p in s["placements"]):
             ok += 1
     print("%d/%d" % (ok, len(ids)))
@@ -85,46 +85,21 @@ def moved(node, ids):
 def limits():
     for n in load()["nodes"]:
         p = n["pressure"]
-        print("%s %s %d %d %s" % (n["id"], n["state"], p["limit_bytes"], p["usage_bytes"],
+        print("%s %s %d %d %s" % (n["node_id"], n["state"], p["limit_bytes"], p["usage_bytes"],
                                   "true" if p["psi_host_wide"] else "false"))
     return 0
 
 
-def varint(buf, i):
-    shift = value = 0
-    while True:
-        b = buf[i]
-        i += 1
-        value |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            return value, i
-
-
 def sources(addr, token):
     req = urllib.request.Request("http://%s/v1/status" % addr,
-                                 headers={"Authorization": "Bearer " + token})
-    buf = urllib.request.urlopen(req, timeout=5).read()
-    i = 0
-    while i < len(buf):
-        key, i = varint(buf, i)
-        field, wtype = key >> 3, key & 7
-        if wtype == 0:
-            _, i = varint(buf, i)
-        elif wtype == 1:
-            i += 8
-        elif wtype == 5:
-            i += 4
-        elif wtype == 2:
-            n, i = varint(buf, i)
-            if field == 9:
-                print(buf[i:i + n].decode())
-                return 0
-            i += n
-        else:
-            break
-    print("(no signal_sources in the answer)")
-    return 1
+                                 headers={"Authorization": "Bearer " + token,
+                                          "Accept": "application/json"})
+    st = json.load(urllib.request.urlopen(req, timeout=5))
+    if not st.get("signal_sources"):
+        print("(no signal_sources in the answer)")
+        return 1
+    print(st["signal_sources"])
+    return 0
 
 
 def main(argv):

@@ -190,7 +190,7 @@ $COMPOSE up -d 2>&1 | sed 's/^/   /'
 up_ms=$(now_ms)
 nodes_up=0
 for _ in $(seq 1 120); do
-    nodes_up=$("$coord" status --json 2>/dev/null | sed -n 's/.*"up":\([0-9]*\).*/\1/p')
+    nodes_up=$("$coord" status --json 2>/dev/null | sed -n 's/.*"nodes_up":\([0-9]*\).*/\1/p')
     [ "${nodes_up:-0}" -ge 3 ] && break
     sleep 0.5
 done

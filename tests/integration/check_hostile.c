@@ -1841,13 +1841,13 @@ START_TEST(test_auth)
     setenv("SLUICE_TOKEN", TOKEN, 1);
     rc = cli_status(NULL, &out);
     unsetenv("SLUICE_TOKEN");
-    verdict(rc == 0 && strstr(out, "\"loaded\":5") != NULL,
+    verdict(rc == 0 && strstr(out, "\"segments_loaded\":5") != NULL,
             "[cli] status with SLUICE_TOKEN: exit %d: %s", rc, out);
     free(out);
     {
         const char *extra[] = {tf, NULL};
         rc = cli_status(extra, &out);
-        verdict(rc == 0 && strstr(out, "\"loaded\":5") != NULL,
+        verdict(rc == 0 && strstr(out, "\"segments_loaded\":5") != NULL,
                 "[cli] status with --token-file: exit %d: %s", rc, out);
         free(out);
     }

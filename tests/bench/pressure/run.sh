@@ -208,7 +208,7 @@ run_mode() {
         start_node "$i"
     done
     for _ in $(seq 1 100); do
-        "$coord_bin" status --json 2>/dev/null | grep -q '"up":4' && break
+        "$coord_bin" status --json 2>/dev/null | grep -q '"nodes_up":4' && break
         sleep 0.1
     done
 
@@ -234,9 +234,9 @@ run_mode() {
         done
         local st loaded pending
         st=$("$coord_bin" status --json 2>/dev/null || echo '{}')
-        loaded=$(sed -n 's/.*"loaded":\([0-9]*\).*/\1/p' <<<"$st")
-        pending=$(sed -n 's/.*"pending":\([0-9]*\).*/\1/p' <<<"$st")
-        echo "$t,${loaded:-0},${pending:-0},$(sed -n 's/.*"invalid":\([0-9]*\).*/\1/p' <<<"$st"),$(sed -n 's/.*"backing_off":\([0-9]*\).*/\1/p' <<<"$st"),$(sed -n 's/.*"up":\([0-9]*\).*/\1/p' <<<"$st")" >>"$work/cluster.csv"
+        loaded=$(sed -n 's/.*"segments_loaded":\([0-9]*\).*/\1/p' <<<"$st")
+        pending=$(sed -n 's/.*"segments_pending":\([0-9]*\).*/\1/p' <<<"$st")
+        echo "$t,${loaded:-0},${pending:-0},$(sed -n 's/.*"segments_invalid":\([0-9]*\).*/\1/p' <<<"$st"),$(sed -n 's/.*"segments_backing_off":\([0-9]*\).*/\1/p' <<<"$st"),$(sed -n 's/.*"nodes_up":\([0-9]*\).*/\1/p' <<<"$st")" >>"$work/cluster.csv"
         # Steady: the loaded count has not changed for 15 s.
         if [ "${loaded:-0}" != "$last_loaded" ]; then
             last_loaded=${loaded:-0}
@@ -259,13 +259,17 @@ summarize() {
     ooms=$(awk -F, 'NR > 1 {last[$2] = $14} END {for (n in last) s += last[n]; print s + 0}' "$work/nodes.csv")
     deaths=$(awk -F, 'NR > 1 {last[$2] = $15} END {for (n in last) s += last[n]; print s + 0}' "$work/nodes.csv")
     lost=$(tr '{' '\n' <"$work/events.json" | grep -c '"kind":"lost"' || true)
-    placed=$(tr '{' '\n' <"$work/segments.json" | grep '"state":"LOADED"' |
-        sed -n 's/.*"row_count":\([0-9]*\),"avg_row_size":\([0-9]*\).*/\1 \2/p' |
-        awk -v l=$sum_limits '{s += $1 * $2} END {printf "%.0f %%", 100 * s / 1048576 / l}')
-    pending=$(tr '{' '\n' <"$work/segments.json" | grep -c '"state":"PENDING"' || true)
-    reasons=$(tr '{' '\n' <"$work/segments.json" | grep '"state":"PENDING"' |
-        sed -n 's/.*"last_reason":"\([^"]*\)".*/\1/p' | sort | uniq -c |
-        awk '{printf "%s%s %d", (NR > 1 ? ", " : ""), ($2 == "" ? "none" : $2), $1}')
+    # segments --json: {"segments":[{"spec":{...,"row_count":N,"avg_row_size":N},"state":...}]}
+    placed=$(python3 -c 'import json, sys
+print(sum(s["spec"]["row_count"] * s["spec"]["avg_row_size"]
+          for s in json.load(sys.stdin)["segments"] if s["state"] == "LOADED"))' <"$work/segments.json" |
+        awk -v l=$sum_limits '{printf "%.0f %%", 100 * $1 / 1048576 / l}')
+    pending=$(python3 -c 'import json, sys
+print(sum(s["state"] == "PENDING" for s in json.load(sys.stdin)["segments"]))' <"$work/segments.json")
+    reasons=$(python3 -c 'import json, sys
+for s in json.load(sys.stdin)["segments"]:
+    if s["state"] == "PENDING": print(s["last_reason"] or "none")' <"$work/segments.json" |
+        sort | uniq -c | awk '{printf "%s%s %d", (NR > 1 ? ", " : ""), $2, $1}')
     # Query latency: all answered queries, and those before the steady state.
     local st_ms=$((${steady/never/999999} * 1000)) okq errq
     okq=$(awk -F, 'NR > 1 && $4 == 200' "$work/queries.csv" | wc -l)
