@@ -47,7 +47,7 @@ def refusal_counts(since_ms=0):
         if e["kind"] == "refused" and e["ts_ms"] >= since_ms:
             reason = e["reason"] if e["reason"] != "REASON_NONE" else "HTTP_%d" % e["http_status"]
             key = (e["node_id"], reason)
-            counts[key] = counts.get(key, 0) + 1
+            counts[key] = counts.get(key, 0) + max(e["count"], 1)  # a storm row counts them all
     return counts
 
 
