@@ -136,6 +136,7 @@ START_TEST(test_repeated_and_nested)
     si[0].spec.avg_row_size = 64;
     si[0].spec.replication = 2;
     si[0].spec.digest = 0x0123456789abcdefull;
+    snprintf(si[0].spec.table, sizeof(si[0].spec.table), "sales");
     snprintf(si[0].state, sizeof(si[0].state), "PENDING");
     si[0].placements = pl;
     si[0].n_placements = 2;
@@ -146,13 +147,15 @@ START_TEST(test_repeated_and_nested)
     ck_assert_str_eq(j, "{\"segments\":["
                         "{\"spec\":{\"segment_id\":\"x\",\"uri\":\"file:///s/x.seg\","
                         "\"row_count\":1000,\"avg_row_size\":64,\"replication\":2,"
-                        "\"digest\":\"0123456789abcdef\"},\"state\":\"PENDING\","
+                        "\"digest\":\"0123456789abcdef\",\"table\":\"sales\"},"
+                        "\"state\":\"PENDING\","
                         "\"placements\":[{\"node_id\":\"node-a\",\"state\":\"LOADED\"},"
                         "{\"node_id\":\"node-b\",\"state\":\"LOADING\"}],"
                         "\"backoff_until_ms\":0,\"last_reason\":\"\",\"explain\":\"\"},"
                         "{\"spec\":{\"segment_id\":\"y\",\"uri\":\"file:///s/x.seg\","
                         "\"row_count\":0,\"avg_row_size\":0,\"replication\":1,"
-                        "\"digest\":\"0000000000000000\"},\"state\":\"\",\"placements\":[],"
+                        "\"digest\":\"0000000000000000\",\"table\":\"\"},\"state\":\"\","
+                        "\"placements\":[],"
                         "\"backoff_until_ms\":0,\"last_reason\":\"\",\"explain\":\"\"}],"
                         "\"total\":9}");
     free(j);
