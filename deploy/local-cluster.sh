@@ -111,7 +111,7 @@ for n in 1 2 3; do
 done
 
 for _ in $(seq 1 100); do
-    up=$("$coord_bin" status --json 2>/dev/null | sed -n 's/.*"up":\([0-9]*\).*/\1/p')
+    up=$("$coord_bin" status --json 2>/dev/null | sed -n 's/.*"nodes_up":\([0-9]*\).*/\1/p')
     [ "${up:-0}" -ge 3 ] && break
     sleep 0.1
 done
@@ -128,7 +128,7 @@ echo
 echo "== refusals by node and reason (sluice-coord events)"
 "$coord_bin" events --limit 100000 --json |
     tr '{' '\n' | grep '"kind":"refused"' |
-    sed -n 's/.*"node":"\([^"]*\)".*"reason":"\([^"]*\)".*"count":\([0-9]*\).*/\1 \2 \3/p' |
+    sed -n 's/.*"node_id":"\([^"]*\)".*"reason":"\([^"]*\)".*"count":\([0-9]*\).*/\1 \2 \3/p' |
     awk '{n[$1 " " $2] += $3} END {for (k in n) {split(k, f, " ");
         printf "  %-8s refused %4d x %s\n", f[1], n[k], f[2]}; if (NR == 0) print "  none"}' | sort
 echo
