@@ -3,7 +3,7 @@
  * rebuilds the in-memory model from it (refusing to start on any read
  * error), starts the placer (or the row-count baseline), binds the HTTP
  * server and routes each endpoint to its role's file (see coord_int.h); the
- * tick runs the placer's deadlines. coord_free() undoes it all.
+ * tick runs the placement's deadlines. coord_free() undoes it all.
  *
  * The roles themselves are elsewhere: model.c (segments, holders, the
  * catalog write-through), membership.c (nodes and their state), reconcile.c
@@ -80,17 +80,7 @@ static void coord_tick_cb(evutil_socket_t fd, short what, void *arg)
 
     /* What answers said about nodes first: nothing is fired at a node gone silent. */
     coord_node_notes_apply(c);
-    if (c->rowcount) {
-        struct timeval again = {0, 200000};
-        coord_rc_dispatch(c);
-        /* Queued segments with no node able to take them are retried periodically. */
-        if (c->rc_n > 0)
-            event_add(c->tick_ev, &again);
-        return;
-    }
-
-    placer_tick(c->placer, now);
-    next = placer_next_deadline(c->placer);
+    next = c->placement->tick(c, now);
     if (next != UINT64_MAX) {
         uint64_t delay = next > now ? next - now : 0;
         struct timeval tv = {(time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000};
@@ -108,6 +98,18 @@ static int coord_want_pending(const char *key, void *value, void *arg)
 {
     coord_seg_update(arg, value);
     return 0;
+}
+
+/* The placement --placement names; the placer (round robin) when none or unknown. */
+static const struct coord_placement *coord_placement_named(const char *name)
+{
+    static const struct coord_placement *const all[] = {&coord_placement_roundrobin,
+                                                        &coord_placement_rowcount};
+
+    for (size_t i = 0; name != NULL && i < sizeof(all) / sizeof(all[0]); i++)
+        if (strcmp(name, all[i]->name) == 0)
+            return all[i];
+    return &coord_placement_roundrobin;
 }
 
 static const struct placer_ops coord_placer_ops = {
@@ -147,30 +149,11 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     c->flush_ev = event_new(base, -1, 0, coord_flush_cb, c);
     c->notes_ev = event_new(base, -1, 0, coord_notes_cb, c);
     c->placer = placer_new(&pcfg, &coord_placer_ops, c);
-    c->rowcount = cfg->placement != NULL && strcmp(cfg->placement, "rowcount") == 0;
-    c->cfg.placement = NULL;
+    c->cfg.placement = NULL; /* borrowed: the placement keeps what it needs */
     c->cfg.node_rows = NULL;
-    if (cfg->node_rows != NULL && cfg->node_rows[0] != '\0') {
-        char *list = xstrdup(cfg->node_rows), *save = NULL;
-
-        c->node_rows = strmap_new();
-        for (char *tok = strtok_r(list, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
-            char *eq = strchr(tok, '='), *end = NULL;
-            unsigned long long rows = eq != NULL ? strtoull(eq + 1, &end, 10) : 0;
-            if (eq == NULL || end == eq + 1 || *end != '\0' || rows == 0) {
-                snprintf(err, err_len, "--node-rows: \"%s\" is not id=rows", tok);
-                free(list);
-                goto fail;
-            }
-            *eq = '\0';
-            strmap_put(c->node_rows, tok, (void *)(uintptr_t)rows);
-        }
-        free(list);
-    }
-    if (c->rowcount)
-        log_info("placement", "mode=rowcount bytes_per_row=%" PRIu64
-                 " note=\"the central row-count scheduler, for comparison only\"",
-                 cfg->bytes_per_row);
+    c->placement = coord_placement_named(cfg->placement);
+    if (c->placement->start(c, cfg, err, err_len) < 0)
+        goto fail;
     r = catalog_open_with(cfg->db_path, &copts, &c->cat, err, err_len);
     if (r < 0)
         goto fail;
@@ -246,8 +229,8 @@ void coord_free(struct coord *c)
         strmap_foreach(c->segs, coord_free_seg, NULL);
     strmap_free(c->segs);
     strmap_free(c->nodes);
-    strmap_free(c->node_rows);
-    free(c->rc_queue);
+    if (c->placement != NULL)
+        c->placement->stop(c);
     if (c->tick_ev != NULL)
         event_free(c->tick_ev);
     if (c->commit_ev != NULL)

@@ -72,8 +72,8 @@ struct coord_seg {
     char last_reason[32];
     char (*invalid_nodes)[WIRE_ID_MAX + 1]; /* distinct nodes whose load found it corrupt */
     unsigned n_invalid;
-    unsigned rc_in_flight;   /* rowcount mode: assignments awaiting an answer */
-    bool rc_queued;          /* rowcount mode: in the queue */
+    unsigned rc_in_flight;   /* rowcount placement: assignments awaiting an answer */
+    bool rc_queued;          /* rowcount placement: in its queue */
 };
 
 /* An assignment the placer fired, waiting to go out in its node's next batch. */
@@ -96,7 +96,7 @@ struct coord_node {
     uint64_t rows;          /* rows of the segments it holds or is loading */
     struct coord_pending *pending; /* assignments waiting for the next batch */
     size_t n_pending, cap_pending;
-    unsigned rc_in_flight;  /* rowcount mode: assignments awaiting an answer */
+    unsigned rc_in_flight;  /* rowcount placement: assignments awaiting an answer */
     struct http_client *client;
     struct strmap *held; /* segment id -> struct coord_seg */
 };
@@ -122,11 +122,8 @@ struct coord {
     /* counters */
     uint64_t reports, registered, assign_answers[6], catalog_errors, claims, id_clashes;
     uint64_t counts[3]; /* segments by coord_seg_state */
-    /* rowcount (baseline) mode */
-    bool rowcount;
-    struct coord_seg **rc_queue;
-    size_t rc_head, rc_n, rc_cap;
-    struct strmap *node_rows; /* id -> capacity in rows (as uintptr_t) */
+    const struct coord_placement *placement; /* --placement, chosen at start */
+    struct coord_rowcount *rowcount;          /* the baseline's state (rowcount.c) */
 };
 
 struct coord_drops {
@@ -213,9 +210,35 @@ bool coord_op_invalid(void *ctx, const struct placer_segment *ps);
 void coord_op_unexpected(void *ctx, const struct placer_segment *ps, const char *node_id,
                          int status);
 
-/* rowcount.c: the row-count baseline scheduler (--placement rowcount) */
-void coord_rc_enqueue(struct coord *c, struct coord_seg *s);
-void coord_rc_dispatch(struct coord *c);
+/*
+ * The placement policy, one interface chosen at start (--placement): how the
+ * segments that want copies get them. Node state reaches the placer through
+ * membership in either policy; these calls are about segments. The model,
+ * reconcile's plan and the views call through c->placement, never on a
+ * policy by name.
+ */
+struct coord_placement {
+    const char *name; /* as --placement names it */
+    /* Sets up its state from cfg: 0, or -EINVAL with err written. */
+    int (*start)(struct coord *c, const struct coord_config *cfg, char *err, size_t len);
+    /* Frees its state; called once the nodes' clients are gone. */
+    void (*stop)(struct coord *c);
+    /* s (not INVALID) changed: it wants replication - holders more copies, maybe none. */
+    void (*want)(struct coord *c, struct coord_seg *s);
+    /* s became INVALID: place no copy of it. */
+    void (*forget)(struct coord *c, struct coord_seg *s);
+    /* Send s to node no sooner than until_ms (coord_now_ms() time base). */
+    void (*exclude)(struct coord *c, struct coord_seg *s, const char *node, uint64_t until_ms);
+    /* Fires what is due at now_ms; returns when it next has work, UINT64_MAX: on a kick only. */
+    uint64_t (*tick)(struct coord *c, uint64_t now_ms);
+    /* Assignments in flight, and segments (or copies) still to be placed. */
+    void (*placing)(const struct coord *c, size_t *in_flight, size_t *unplaced);
+};
+
+/* dispatch.c: Sluice's placement, the placer (blind round robin) */
+extern const struct coord_placement coord_placement_roundrobin;
+/* rowcount.c: the row-count baseline scheduler Sluice is compared against */
+extern const struct coord_placement coord_placement_rowcount;
 
 /* reconcile.c: one node's report against the model, pure: see reconcile.h */
 

@@ -271,3 +271,69 @@ void coord_op_unexpected(void *ctx, const struct placer_segment *ps, const char 
     coord_event(c, "unexpected", ps->id, node_id, WIRE_REASON_NONE, status, 0,
                 "answer outside the protocol");
 }
+
+/* ---- the placement interface (struct coord_placement): round robin -------- */
+
+static int coord_rr_start(struct coord *c, const struct coord_config *cfg, char *err, size_t len)
+{
+    return 0; /* the placer is c->placer, made with the coordinator */
+}
+
+static void coord_rr_stop(struct coord *c)
+{
+}
+
+/* Tells the placer how many more copies the segment wants, or that it wants none. */
+static void coord_rr_want(struct coord *c, struct coord_seg *s)
+{
+    const char *holders[WIRE_REPLICATION_MAX * 2];
+    unsigned n = 0;
+
+    if (s->n_holders >= s->replication) {
+        placer_forget(c->placer, s->id);
+        return;
+    }
+    for (unsigned i = 0; i < s->n_holders && n < sizeof(holders) / sizeof(holders[0]); i++)
+        holders[n++] = s->holders[i].node;
+    if (placer_want(c->placer, s->id, s->uri, s->row_count, s->avg_row_size, s->replication,
+                    holders, n) < 0)
+        log_warn("placer_want_failed", "id=%s", s->id);
+    coord_kick(c);
+}
+
+static void coord_rr_forget(struct coord *c, struct coord_seg *s)
+{
+    placer_forget(c->placer, s->id);
+}
+
+static void coord_rr_exclude(struct coord *c, struct coord_seg *s, const char *node,
+                             uint64_t until_ms)
+{
+    placer_exclude(c->placer, s->id, node, until_ms);
+}
+
+static uint64_t coord_rr_tick(struct coord *c, uint64_t now_ms)
+{
+    placer_tick(c->placer, now_ms);
+    return placer_next_deadline(c->placer);
+}
+
+static void coord_rr_placing(const struct coord *c, size_t *in_flight, size_t *unplaced)
+{
+    struct placer_stats ps;
+
+    placer_get_stats(c->placer, &ps);
+    *in_flight = ps.in_flight;
+    *unplaced = ps.segments;
+}
+
+const struct coord_placement coord_placement_roundrobin = {
+    .name = "roundrobin",
+    .start = coord_rr_start,
+    .stop = coord_rr_stop,
+    .want = coord_rr_want,
+    .forget = coord_rr_forget,
+    .exclude = coord_rr_exclude,
+    .tick = coord_rr_tick,
+    .placing = coord_rr_placing,
+};

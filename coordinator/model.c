@@ -265,35 +265,17 @@ void coord_set_seg_state(struct coord *c, struct coord_seg *s, enum coord_seg_st
 }
 
 /*
- * Recomputes a segment's state from its holders and tells the placer how
+ * Recomputes a segment's state from its holders and tells the placement how
  * many more copies it wants (or that it wants none).
  */
 void coord_seg_update(struct coord *c, struct coord_seg *s)
 {
-    const char *holders[WIRE_REPLICATION_MAX * 2];
-    unsigned n = 0;
-
     if (s->state == COORD_INVALID)
         return;
     coord_set_seg_state(c, s,
                         coord_loaded_holders(s, NULL) >= s->replication ? COORD_LOADED
                                                                         : COORD_PENDING);
-    if (c->rowcount) {
-        if (s->n_holders + s->rc_in_flight < s->replication && !s->rc_queued)
-            coord_rc_enqueue(c, s);
-        coord_kick(c);
-        return;
-    }
-    if (s->n_holders >= s->replication) {
-        placer_forget(c->placer, s->id);
-        return;
-    }
-    for (unsigned i = 0; i < s->n_holders && n < sizeof(holders) / sizeof(holders[0]); i++)
-        holders[n++] = s->holders[i].node;
-    if (placer_want(c->placer, s->id, s->uri, s->row_count, s->avg_row_size, s->replication,
-                    holders, n) < 0)
-        log_warn("placer_want_failed", "id=%s", s->id);
-    coord_kick(c);
+    c->placement->want(c, s);
 }
 
 struct coord_seg *coord_seg_new(struct coord *c, const char *id, const char *uri,
@@ -430,8 +412,8 @@ static void coord_apply_one(struct coord *c, struct coord_node *n,
                     (unsigned long long)s->row_count, (unsigned long long)s->digest);
         coord_seg_update(c, s);
         /* Asked again once the node has unlinked the copy (it does on this answer). */
-        if (s->state != COORD_INVALID && !c->rowcount)
-            placer_exclude(c->placer, s->id, n->id, coord_now_ms() + COORD_STALE_RETRY_MS);
+        if (s->state != COORD_INVALID)
+            c->placement->exclude(c, s, n->id, coord_now_ms() + COORD_STALE_RETRY_MS);
         return;
     case RECONCILE_DROP:
         coord_drop(drops, r->segment_id);
@@ -479,13 +461,13 @@ static void coord_apply_one(struct coord *c, struct coord_node *n,
             coord_invalid_vote(s, n->id);
         if (a->invalid) {
             coord_set_seg_state(c, s, COORD_INVALID);
-            placer_forget(c->placer, s->id);
+            c->placement->forget(c, s);
             coord_event(c, "invalid", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 0, 0,
                         "checksum failures on %u nodes", s->n_invalid);
             return;
         }
         coord_seg_update(c, s);
-        placer_exclude(c->placer, s->id, n->id, coord_now_ms() + c->cfg.drop_retry_ms);
+        c->placement->exclude(c, s, n->id, coord_now_ms() + c->cfg.drop_retry_ms);
         return;
     case RECONCILE_LOST:
         if (coord_holder_find(s, n->id) == NULL)

@@ -35,28 +35,36 @@
 #include "wire.h"
 #include "xmalloc.h"
 
-/* ---- rowcount placement (the baseline) ------------------------------------ */
+/* The baseline's own state (struct coord.rowcount). */
+struct coord_rowcount {
+    struct coord_seg **queue; /* ring of segments that want a copy */
+    size_t head, n, cap;
+    struct strmap *node_rows; /* id -> capacity in rows (as uintptr_t) */
+};
 
-void coord_rc_enqueue(struct coord *c, struct coord_seg *s)
+static void coord_rc_enqueue(struct coord *c, struct coord_seg *s)
 {
-    if (c->rc_n == c->rc_cap) {
-        size_t cap = c->rc_cap * 2 + 64;
+    struct coord_rowcount *rc = c->rowcount;
+
+    if (rc->n == rc->cap) {
+        size_t cap = rc->cap * 2 + 64;
         struct coord_seg **q = xcalloc(cap, sizeof(*q));
-        for (size_t i = 0; i < c->rc_n; i++)
-            q[i] = c->rc_queue[(c->rc_head + i) % c->rc_cap];
-        free(c->rc_queue);
-        c->rc_queue = q;
-        c->rc_cap = cap;
-        c->rc_head = 0;
+        for (size_t i = 0; i < rc->n; i++)
+            q[i] = rc->queue[(rc->head + i) % rc->cap];
+        free(rc->queue);
+        rc->queue = q;
+        rc->cap = cap;
+        rc->head = 0;
     }
-    c->rc_queue[(c->rc_head + c->rc_n++) % c->rc_cap] = s;
+    rc->queue[(rc->head + rc->n++) % rc->cap] = s;
     s->rc_queued = true;
 }
 
 /* A node's capacity in rows: configured, else memory limit / bytes per row; 0 unknown. */
 static uint64_t coord_rc_capacity(const struct coord *c, const struct coord_node *n)
 {
-    uintptr_t rows = c->node_rows != NULL ? (uintptr_t)strmap_get(c->node_rows, n->id) : 0;
+    const struct strmap *node_rows = c->rowcount->node_rows;
+    uintptr_t rows = node_rows != NULL ? (uintptr_t)strmap_get(node_rows, n->id) : 0;
 
     if (rows > 0)
         return rows;
@@ -131,20 +139,21 @@ static void coord_rc_answer_cb(int status, const struct http_client_reply *reply
 }
 
 /* Fires what the per-node bounds allow, in queue order. */
-void coord_rc_dispatch(struct coord *c)
+static void coord_rc_dispatch(struct coord *c)
 {
-    size_t n = c->rc_n;
+    struct coord_rowcount *rc = c->rowcount;
+    size_t n = rc->n;
 
-    while (n-- > 0 && c->rc_n > 0) {
-        struct coord_seg *s = c->rc_queue[c->rc_head];
+    while (n-- > 0 && rc->n > 0) {
+        struct coord_seg *s = rc->queue[rc->head];
         struct coord_rc_pick pk = {c, s, NULL, 0};
         struct coord_rc_attempt *a;
         struct wire_assign_request m;
         uint8_t *body;
         size_t len;
 
-        c->rc_head = (c->rc_head + 1) % c->rc_cap;
-        c->rc_n--;
+        rc->head = (rc->head + 1) % rc->cap;
+        rc->n--;
         s->rc_queued = false;
         if (s->state == COORD_INVALID || s->n_holders + s->rc_in_flight >= s->replication)
             continue;
@@ -180,3 +189,98 @@ void coord_rc_dispatch(struct coord *c)
             coord_rc_enqueue(c, s);
     }
 }
+
+/* ---- the placement interface (struct coord_placement) ---------------------- */
+
+/* Parses --node-rows ("id=rows,..."), if given, and logs the mode. */
+static int coord_rc_start(struct coord *c, const struct coord_config *cfg, char *err, size_t len)
+{
+    struct coord_rowcount *rc = xcalloc(1, sizeof(*rc));
+
+    c->rowcount = rc;
+    if (cfg->node_rows != NULL && cfg->node_rows[0] != '\0') {
+        char *list = xstrdup(cfg->node_rows), *save = NULL;
+
+        rc->node_rows = strmap_new();
+        for (char *tok = strtok_r(list, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+            char *eq = strchr(tok, '='), *end = NULL;
+            unsigned long long rows = eq != NULL ? strtoull(eq + 1, &end, 10) : 0;
+            if (eq == NULL || end == eq + 1 || *end != '\0' || rows == 0) {
+                snprintf(err, len, "--node-rows: \"%s\" is not id=rows", tok);
+                free(list);
+                return -EINVAL;
+            }
+            *eq = '\0';
+            strmap_put(rc->node_rows, tok, (void *)(uintptr_t)rows);
+        }
+        free(list);
+    }
+    log_info("placement", "mode=rowcount bytes_per_row=%" PRIu64
+             " note=\"the central row-count scheduler, for comparison only\"",
+             cfg->bytes_per_row);
+    return 0;
+}
+
+static void coord_rc_stop(struct coord *c)
+{
+    struct coord_rowcount *rc = c->rowcount;
+
+    if (rc == NULL)
+        return;
+    strmap_free(rc->node_rows);
+    free(rc->queue);
+    free(rc);
+    c->rowcount = NULL;
+}
+
+/* A segment that is missing copies (counting those in flight) joins the queue. */
+static void coord_rc_want(struct coord *c, struct coord_seg *s)
+{
+    if (s->n_holders + s->rc_in_flight < s->replication && !s->rc_queued)
+        coord_rc_enqueue(c, s);
+    coord_kick(c);
+}
+
+/* The baseline keeps no exclusions, and skips an INVALID segment when it comes up. */
+static void coord_rc_forget(struct coord *c, struct coord_seg *s)
+{
+}
+
+static void coord_rc_exclude(struct coord *c, struct coord_seg *s, const char *node,
+                             uint64_t until_ms)
+{
+}
+
+/* Queued segments that no node could take are tried again every 200 ms. */
+static uint64_t coord_rc_tick(struct coord *c, uint64_t now_ms)
+{
+    coord_rc_dispatch(c);
+    return c->rowcount->n > 0 ? now_ms + 200 : UINT64_MAX;
+}
+
+static int coord_sum_rc_in_flight(const char *key, void *value, void *arg)
+{
+    *(size_t *)arg += ((const struct coord_node *)value)->rc_in_flight;
+    return 0;
+}
+
+/* A segment counts once per copy it is missing: queued, or in flight. */
+static void coord_rc_placing(const struct coord *c, size_t *in_flight, size_t *unplaced)
+{
+    size_t rc = 0;
+
+    strmap_foreach(c->nodes, coord_sum_rc_in_flight, &rc);
+    *in_flight = rc;
+    *unplaced = c->rowcount->n + rc;
+}
+
+const struct coord_placement coord_placement_rowcount = {
+    .name = "rowcount",
+    .start = coord_rc_start,
+    .stop = coord_rc_stop,
+    .want = coord_rc_want,
+    .forget = coord_rc_forget,
+    .exclude = coord_rc_exclude,
+    .tick = coord_rc_tick,
+    .placing = coord_rc_placing,
+};

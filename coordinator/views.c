@@ -349,38 +349,9 @@ static int coord_count_up(const char *key, void *value, void *arg)
     return 0;
 }
 
-static int coord_sum_rc_in_flight(const char *key, void *value, void *arg)
-{
-    *(size_t *)arg += ((const struct coord_node *)value)->rc_in_flight;
-    return 0;
-}
-
-/*
- * Assignments in flight, and segments still waiting to be placed (queued, or
- * with an assignment in flight; unplaced may be NULL), from whichever placer
- * is running. The rowcount baseline counts a segment once per copy it is
- * missing.
- */
-static void coord_placing(const struct coord *c, const struct placer_stats *ps,
-                          size_t *in_flight, size_t *unplaced)
-{
-    size_t rc = 0;
-
-    if (!c->rowcount) {
-        *in_flight = ps->in_flight;
-        if (unplaced != NULL)
-            *unplaced = ps->segments;
-        return;
-    }
-    strmap_foreach(c->nodes, coord_sum_rc_in_flight, &rc);
-    *in_flight = rc;
-    if (unplaced != NULL)
-        *unplaced = c->rc_n + rc;
-}
-
 static void coord_status_fill(struct coord *c, struct wire_cluster_status *st)
 {
-    size_t in_flight;
+    size_t in_flight, unplaced;
     struct placer_stats ps;
 
     memset(st, 0, sizeof(*st));
@@ -392,7 +363,7 @@ static void coord_status_fill(struct coord *c, struct wire_cluster_status *st)
     st->segments_backing_off = ps.backing_off + ps.waiting_retry;
     st->nodes_total = (uint32_t)strmap_count(c->nodes);
     strmap_foreach(c->nodes, coord_count_up, &st->nodes_up);
-    coord_placing(c, &ps, &in_flight, NULL);
+    c->placement->placing(c, &in_flight, &unplaced);
     st->assignments_in_flight = in_flight;
     snprintf(st->version, sizeof(st->version), "%s", SLUICE_VERSION);
     st->uptime_seconds = (clock_mono_ns() - c->started_mono_ns) / 1000000000ull;
@@ -445,7 +416,7 @@ void coord_metrics_cb(struct evhttp_request *req, const char *rest, void *arg)
     metrics_one_u64(m, "sluice_coord_nodes_up", "gauge", "Nodes UP or DRAINING.", st.nodes_up);
     metrics_family(m, "sluice_coord_node_segments", "gauge", "Segments held per node.");
     strmap_foreach(c->nodes, coord_metrics_node, m);
-    coord_placing(c, &ps, &in_flight, &unplaced);
+    c->placement->placing(c, &in_flight, &unplaced);
     metrics_one_u64(m, "sluice_coord_segments_unplaced", "gauge",
                     "Segments waiting for a node to accept them (queued or in flight).",
                     unplaced);

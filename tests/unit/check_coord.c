@@ -293,6 +293,41 @@ START_TEST(test_no_answer_one_transition)
 }
 END_TEST
 
+/*
+ * The placement is chosen at start, and its own options are checked by it:
+ * --placement=rowcount with a --node-rows that is not id=rows refuses the
+ * start, naming the bad entry.
+ */
+START_TEST(test_rowcount_bad_rows)
+{
+    char tmp[] = "/tmp/check-coord-rc-XXXXXX", path[64], cmd[128], err[512] = "";
+    struct coord_config cfg;
+    struct event_base *b = event_base_new();
+    struct coord *rc;
+
+    ck_assert_ptr_nonnull(mkdtemp(tmp));
+    snprintf(path, sizeof(path), "%s/coord.db", tmp);
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.listen = "127.0.0.1:0";
+    cfg.db_path = path;
+    cfg.node_timeout_ms = 60000;
+    cfg.assign_timeout_ms = 1000;
+    cfg.limits = http_limits_default();
+    cfg.placement = "rowcount";
+    cfg.node_rows = "a=10,b";
+    rc = coord_new(b, &cfg, err, sizeof(err));
+    ck_assert_ptr_null(rc);
+    ck_assert_str_eq(err, "--node-rows: \"b\" is not id=rows");
+    cfg.node_rows = "a=10,b=20";
+    rc = coord_new(b, &cfg, err, sizeof(err));
+    ck_assert_msg(rc != NULL, "%s", err);
+    coord_free(rc);
+    event_base_free(b);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 static Suite *coord_suite(void)
 {
     Suite *s = suite_create("coord");
@@ -306,6 +341,9 @@ static Suite *coord_suite(void)
     tc = tcase_create("membership");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_no_answer_one_transition);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("placement");
+    tcase_add_test(tc, test_rowcount_bad_rows);
     suite_add_tcase(s, tc);
     return s;
 }
