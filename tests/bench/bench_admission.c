@@ -25,7 +25,6 @@
 #include "admission.h"
 #include "clock.h"
 #include "harness.h"
-#include "http.h"
 #include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
@@ -107,40 +106,25 @@ static pid_t start_hog(const char *cgroup, uint64_t bytes, int ready_fd)
 
 static int probe(const char *addr, const char *storage, int n, enum wire_reason *ret_reason)
 {
+    char id[16], *uri = xasprintf("file://%s/probe.seg", storage);
     struct wire_assign_request m;
     struct wire_assign_response resp;
-    struct http_response r;
-    struct wire_error err;
-    uint8_t *body;
-    size_t len;
     int status;
 
-    memset(&m, 0, sizeof(m));
-    snprintf(m.segment_id, sizeof(m.segment_id), "p%06d", n);
-    snprintf(m.uri, sizeof(m.uri), "file://%s/probe.seg", storage);
-    m.row_count = 256;
-    m.avg_row_size = 16;
-    body = wire_assign_request_encode(&m, &len);
-    status = http_fetch(addr, "POST", "/v1/assign", WIRE_CONTENT_TYPE, body, len, NULL, 2000, &r);
-    free(body);
-    if (status < 0)
-        return status;
-    status = r.status;
-    *ret_reason = WIRE_REASON_NONE;
-    if (wire_assign_response_decode(r.body, r.body_len, &resp, &err) == 0)
-        *ret_reason = resp.reason;
-    http_response_done(&r);
+    snprintf(id, sizeof(id), "p%06d", n);
+    m = harness_assign_request(id, uri, 256, 16);
+    free(uri);
+    memset(&resp, 0, sizeof(resp));
+    status = harness_assign(addr, &m, &resp, NULL);
+    *ret_reason = resp.reason;
     /* Keep the node's committed bytes flat: unload what was accepted. */
     if (status == 202) {
         char path[64];
         snprintf(path, sizeof(path), "/v1/segments/p%06d", n);
         for (int i = 0; i < 50; i++) {
-            if (http_fetch(addr, "DELETE", path, NULL, NULL, 0, NULL, 2000, &r) == 0) {
-                int s = r.status;
-                http_response_done(&r);
-                if (s == 200 || s == 404)
-                    break;
-            }
+            int s = harness_send(addr, "DELETE", path, NULL);
+            if (s == 200 || s == 404)
+                break;
             usleep(2000);
         }
     }

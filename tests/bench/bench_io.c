@@ -44,7 +44,6 @@
 #include "bufpool.h"
 #include "clock.h"
 #include "harness.h"
-#include "http.h"
 #include "query.h"
 #include "segfmt.h"
 #include "wire.h"
@@ -353,25 +352,14 @@ static int64_t *seg_sum;
 
 static int assign(const char *addr, unsigned i, uint64_t rows)
 {
+    char id[16], *uri;
     struct wire_assign_request m;
-    struct http_response r;
-    uint8_t *body;
-    size_t len;
-    int status;
 
-    memset(&m, 0, sizeof(m));
-    snprintf(m.segment_id, sizeof(m.segment_id), "s%02u", i);
-    snprintf(m.uri, sizeof(m.uri), "file://%s/s%02u.seg", storage, i);
-    m.row_count = rows;
-    m.avg_row_size = 16;
-    body = wire_assign_request_encode(&m, &len);
-    status = http_fetch(addr, "POST", "/v1/assign", WIRE_CONTENT_TYPE, body, len, NULL, 10000, &r);
-    free(body);
-    if (status < 0)
-        return status;
-    status = r.status;
-    http_response_done(&r);
-    return status;
+    snprintf(id, sizeof(id), "s%02u", i);
+    uri = xasprintf("file://%s/%s.seg", storage, id);
+    m = harness_assign_request(id, uri, rows, 16);
+    free(uri);
+    return harness_assign(addr, &m, NULL, NULL);
 }
 
 static bool status_of(struct wire_node_status *st)
@@ -395,34 +383,16 @@ static bool all_loaded(void *arg)
 /* Sum of value over segment i; returns latency in ns, or 0 on a wrong or failed answer. */
 static uint64_t query_one(unsigned i)
 {
-    char ids[1][WIRE_ID_MAX + 1];
-    struct wire_query_request q;
+    char id[16];
     struct wire_query_response resp;
-    struct http_response r;
-    struct wire_error err;
-    uint8_t *body;
-    size_t len;
-    uint64_t t0 = clock_mono_ns(), t1;
+    uint64_t t0 = clock_mono_ns();
     bool ok;
 
-    memset(&q, 0, sizeof(q));
-    snprintf(ids[0], sizeof(ids[0]), "s%02u", i);
-    q.n_segments = 1;
-    q.segment_ids = ids;
-    q.aggregate = WIRE_AGG_SUM;
-    snprintf(q.column, sizeof(q.column), "value");
-    body = wire_query_request_encode(&q, &len);
-    if (http_fetch(harness_proc_addr(node), "POST", "/v1/query", WIRE_CONTENT_TYPE, body, len,
-                   NULL, 60000, &r) < 0) {
-        free(body);
-        return 0;
-    }
-    free(body);
-    t1 = clock_mono_ns();
-    ok = r.status == 200 && wire_query_response_decode(r.body, r.body_len, &resp, &err) == 0 &&
+    snprintf(id, sizeof(id), "s%02u", i);
+    ok = harness_query_one(harness_proc_addr(node), id, WIRE_AGG_SUM, "value", &resp, NULL) ==
+             200 &&
          resp.int_value == seg_sum[i];
-    http_response_done(&r);
-    return ok ? t1 - t0 : 0;
+    return ok ? clock_mono_ns() - t0 : 0;
 }
 
 struct client {
@@ -726,6 +696,7 @@ int main(void)
     char pool_arg[64], mlock_arg[64];
     bool ran[3] = {false, false, false};
 
+    harness_client_set(NULL, 60000); /* a query may read a whole segment from disk */
     if (is_smoke)
         c = (struct config){.limit = 128ull << 20, .pool = 64ull << 20, .mlock = 32ull << 20,
                             .segs = 10, .hot = 1, .seg_rows = 2u << 20, .seconds = 4, .reps = 3};

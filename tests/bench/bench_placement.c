@@ -122,24 +122,12 @@ static double run_ceiling(uint64_t n)
 
 /* ---- Sluice ------------------------------------------------------------- */
 
-/* One sample of the coordinator's metrics page, by its exact series name. */
+/* One sample of the coordinator's metrics page, by its exact series name; 0 if absent. */
 static uint64_t coord_metric(const char *addr, const char *series)
 {
-    struct http_response r;
-    size_t klen = strlen(series);
-    uint64_t v = 0;
-    char *p;
+    double v = harness_metric(addr, series);
 
-    if (http_fetch(addr, "GET", "/metrics", NULL, NULL, 0, NULL, 5000, &r) < 0)
-        return 0;
-    for (p = strstr(r.body, series); p != NULL; p = strstr(p + 1, series)) {
-        if ((p == r.body || p[-1] == '\n') && p[klen] == ' ') {
-            v = strtoull(p + klen + 1, NULL, 10);
-            break;
-        }
-    }
-    http_response_done(&r);
-    return v;
+    return v > 0 ? (uint64_t)v : 0;
 }
 
 /* Whether every one of n registered segments has been accepted by a node. */
@@ -186,9 +174,6 @@ static struct sluice_figures run_sluice(const char *parent, int round, uint64_t 
     t0 = clock_mono_ns();
     for (uint64_t from = 0; from < n; from += batch) {
         struct wire_segment_batch b;
-        struct http_response r;
-        uint8_t *body;
-        size_t len;
 
         b.n = from + batch <= n ? batch : n - from;
         b.specs = xcalloc(b.n, sizeof(*b.specs));
@@ -200,15 +185,10 @@ static struct sluice_figures run_sluice(const char *parent, int round, uint64_t 
             b.specs[i].avg_row_size = 16;
             b.specs[i].replication = 1;
         }
-        body = wire_segment_batch_encode(&b, &len);
-        if (http_fetch(harness_proc_addr(coord), "POST", "/v1/segments", WIRE_CONTENT_TYPE, body,
-                       len, NULL, 60000, &r) < 0 ||
-            r.status != 200) {
+        if (harness_register(harness_proc_addr(coord), &b, NULL, NULL) != 200) {
             fprintf(stderr, "bench: registration failed\n");
             exit(1);
         }
-        http_response_done(&r);
-        free(body);
         wire_segment_batch_done(&b);
     }
     /*
@@ -261,6 +241,7 @@ int main(void)
     double ceiling[MAX_ROUNDS], placed[MAX_ROUNDS], loaded[MAX_ROUNDS];
     double ratio[MAX_ROUNDS], loaded_ratio[MAX_ROUNDS];
 
+    harness_client_set(NULL, 60000); /* a batch of 10,000 registrations */
     csv = fopen("bench_placement.csv", "w");
     if (csv == NULL)
         csv = fopen("/dev/null", "w");

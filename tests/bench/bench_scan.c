@@ -28,7 +28,6 @@
 
 #include "clock.h"
 #include "harness.h"
-#include "http.h"
 #include "query.h"
 #include "segfmt.h"
 #include "wire.h"
@@ -73,7 +72,7 @@ struct kind {
 };
 
 static FILE *csv;
-static unsigned retries_total; /* assignments retried after 429/503 */
+static unsigned retries_total; /* assignments retried after a 429 */
 
 static void part_inprocess(const char *dir, uint64_t rows, unsigned reps, bool fl)
 {
@@ -175,92 +174,37 @@ static void part_inprocess(const char *dir, uint64_t rows, unsigned reps, bool f
 
 static uint64_t node_metric(const char *addr, const char *name)
 {
-    struct http_response r;
-    uint64_t v = UINT64_MAX;
-    char *p;
+    double v = harness_metric(addr, name);
 
-    if (http_fetch(addr, "GET", "/metrics", NULL, NULL, 0, NULL, 5000, &r) < 0)
-        return v;
-    for (p = r.body; p != NULL && *p != '\0'; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-        size_t n = strlen(name);
-        if (strncmp(p, name, n) == 0 && p[n] == ' ') {
-            v = strtoull(p + n + 1, NULL, 10);
-            break;
-        }
-    }
-    http_response_done(&r);
-    return v;
+    return v >= 0 ? (uint64_t)v : UINT64_MAX;
 }
 
 static bool all_loaded(void *arg)
 {
     const char *addr = ((void **)arg)[0];
     size_t want = *(size_t *)((void **)arg)[1];
-    struct wire_node_status st;
-    struct http_response r;
-    struct wire_error err;
-    size_t n = 0;
 
-    if (http_fetch(addr, "GET", "/v1/status", NULL, NULL, 0, NULL, 5000, &r) < 0)
-        return false;
-    if (r.status == 200 && wire_node_status_decode(r.body, r.body_len, &st, &err) == 0) {
-        for (size_t i = 0; i < st.n_segments; i++)
-            n += st.segments[i].state == WIRE_SEG_LOADED;
-        wire_node_status_done(&st);
-    }
-    http_response_done(&r);
-    return n == want;
+    return harness_node_count(addr, WIRE_SEG_LOADED) == want;
 }
 
 /*
- * Assigns one segment as any client should: a 429 or 503 is "not now", so
- * wait what Retry-After says (the body's milliseconds, else the header's
- * seconds, else 250 ms) and ask again, for up to two minutes. A burst of
- * assignments meets LOAD_CONCURRENCY (--max-loads) this way. Returns 0 once
- * accepted (202), -1 on any other answer.
+ * Assigns one segment as any client should: a 429 is "not now", so wait
+ * what Retry-After says and ask again, for up to two minutes
+ * (harness_assign_patient). A burst of assignments meets LOAD_CONCURRENCY
+ * (--max-loads) this way. Returns 0 once accepted (202), -1 on any other
+ * answer.
  */
 static int bench_assign(const char *addr, const struct wire_assign_request *m)
 {
-    uint64_t deadline = clock_mono_ns() + 120ull * 1000000000ull;
-    size_t len;
-    uint8_t *body = wire_assign_request_encode(m, &len);
-    int rc = -1;
+    struct harness_reply reply;
+    int status = harness_assign_patient(addr, m, NULL, &reply);
 
-    for (;;) {
-        struct wire_assign_response resp;
-        struct http_response r;
-        struct wire_error err;
-        uint64_t wait_ms = 250;
-
-        if (http_fetch(addr, "POST", "/v1/assign", WIRE_CONTENT_TYPE, body, len, NULL, 10000, &r) <
-            0)
-            break;
-        if (r.status == 202) {
-            http_response_done(&r);
-            rc = 0;
-            break;
-        }
-        if (r.status != 429 && r.status != 503) {
-            fprintf(stderr, "bench: assign %s: HTTP %d %s\n", m->segment_id, r.status, r.reason);
-            http_response_done(&r);
-            break;
-        }
-        if (wire_assign_response_decode(r.body, r.body_len, &resp, &err) == 0 &&
-            resp.retry_after_ms > 0)
-            wait_ms = resp.retry_after_ms;
-        else if (r.retry_after_s > 0)
-            wait_ms = (uint64_t)r.retry_after_s * 1000;
-        retries_total++;
-        http_response_done(&r);
-        if (clock_mono_ns() + wait_ms * 1000000ull > deadline) {
-            fprintf(stderr, "bench: assign %s: still refused after two minutes\n",
-                    m->segment_id);
-            break;
-        }
-        usleep((useconds_t)(wait_ms * 1000));
-    }
-    free(body);
-    return rc;
+    retries_total += reply.retries;
+    if (status == 202)
+        return 0;
+    fprintf(stderr, "bench: assign %s: HTTP %d %s%s\n", m->segment_id, status, reply.reason,
+            status == 429 ? " (still refused after two minutes)" : "");
+    return -1;
 }
 
 static void part_node(const char *dir, size_t nsegs, uint64_t rows, unsigned passes)
@@ -318,25 +262,17 @@ static void part_node(const char *dir, size_t nsegs, uint64_t rows, unsigned pas
     q.hi = INT64_MAX;
     for (unsigned pass = 0; pass <= passes; pass++) {
         struct wire_query_response resp;
-        struct http_response r;
-        struct wire_error err;
-        size_t len;
-        uint8_t *body = wire_query_request_encode(&q, &len);
 
         if (pass == 1) {
             maj0 = node_metric(harness_proc_addr(node), "sluice_process_major_faults_total");
             t0 = clock_mono_ns();
         }
-        if (http_fetch(harness_proc_addr(node), "POST", "/v1/query", WIRE_CONTENT_TYPE, body,
-                       len, NULL, 60000, &r) < 0 ||
-            r.status != 200 || wire_query_response_decode(r.body, r.body_len, &resp, &err) < 0) {
+        if (harness_query(harness_proc_addr(node), &q, &resp, NULL) != 200) {
             fprintf(stderr, "bench: query failed\n");
             exit(1);
         }
         if (pass > 0)
             bytes += resp.bytes_scanned;
-        http_response_done(&r);
-        free(body);
     }
     t1 = clock_mono_ns();
     maj1 = node_metric(harness_proc_addr(node), "sluice_process_major_faults_total");
@@ -346,7 +282,7 @@ static void part_node(const char *dir, size_t nsegs, uint64_t rows, unsigned pas
     printf("  major faults during the passes: %" PRIu64 " (before %" PRIu64 ", after %" PRIu64
            ")\n",
            maj1 - maj0, maj0, maj1);
-    printf("  assignments retried after 429/503 (honouring Retry-After): %u\n", retries_total);
+    printf("  assignments retried after a 429 (honouring Retry-After): %u\n", retries_total);
     printf("  end-to-end scan throughput over HTTP: %.2f GB/s\n",
            (double)bytes / (double)(t1 - t0));
     fprintf(csv, "node_major_faults,%zu segments %.0f MiB,%" PRIu64 ",,\n", nsegs,
@@ -365,6 +301,7 @@ int main(void)
     char *dir = harness_dir_new("sluice-bench");
     cpu_set_t one;
 
+    harness_client_set(NULL, 60000); /* one query scans every segment */
     csv = fopen("bench_scan.csv", "w");
     if (csv == NULL)
         csv = fopen("/dev/null", "w");

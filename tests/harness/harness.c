@@ -246,23 +246,27 @@ struct harness_proc *harness_node_start(const char *storage_root, const char *da
     return harness_node_start_cg(storage_root, data_dir, NULL, extra_args);
 }
 
-struct harness_proc *harness_node_start_cg(const char *storage_root, const char *data_dir,
-                                           const char *cgroup_dir,
-                                           const char *const *extra_args)
+/*
+ * A process to start: bin with "serve --listen=127.0.0.1:0", the given
+ * first arguments (allocated; p takes them) and --ready-file=dir/ready,
+ * then extra_args. Its output goes to dir/<name>.log.
+ */
+static struct harness_proc *harness_proc_new(const char *dir, const char *name, const char *ready,
+                                             const char *bin, char *const *first,
+                                             const char *const *extra_args)
 {
     struct harness_proc *p = xcalloc(1, sizeof(*p));
 
     harness_track((void **)harness_live, p);
-    p->cgroup = cgroup_dir != NULL ? xstrdup(cgroup_dir) : NULL;
-    p->dir = xstrdup(data_dir);
+    p->dir = xstrdup(dir);
     mkdir(p->dir, 0755);
-    p->log = xasprintf("%s/node.log", p->dir);
-    p->ready = xasprintf("%s/ready", p->dir);
-    p->argv[p->argc++] = xstrdup(harness_bin("sluice-node"));
+    p->log = xasprintf("%s/%s.log", p->dir, name);
+    p->ready = xasprintf("%s/%s", p->dir, ready);
+    p->argv[p->argc++] = xstrdup(harness_bin(bin));
     p->argv[p->argc++] = xstrdup("serve");
     p->argv[p->argc++] = xstrdup("--listen=127.0.0.1:0");
-    p->argv[p->argc++] = xasprintf("--storage-root=%s", storage_root);
-    p->argv[p->argc++] = xasprintf("--data-dir=%s", data_dir);
+    for (size_t i = 0; first[i] != NULL; i++)
+        p->argv[p->argc++] = first[i]; /* already allocated */
     p->argv[p->argc++] = xasprintf("--ready-file=%s", p->ready);
     for (size_t i = 0; extra_args != NULL && extra_args[i] != NULL; i++) {
         if (p->argc >= HARNESS_MAX_ARGS - 1)
@@ -271,11 +275,30 @@ struct harness_proc *harness_node_start_cg(const char *storage_root, const char 
     }
     p->argv[p->argc] = NULL;
     p->pid = -1;
+    return p;
+}
+
+/* Starts p; frees it and returns NULL when it does not become healthy. */
+static struct harness_proc *harness_proc_start(struct harness_proc *p)
+{
     if (harness_spawn(p) < 0) {
         harness_proc_free(p);
         return NULL;
     }
     return p;
+}
+
+struct harness_proc *harness_node_start_cg(const char *storage_root, const char *data_dir,
+                                           const char *cgroup_dir,
+                                           const char *const *extra_args)
+{
+    char *first[] = {xasprintf("--storage-root=%s", storage_root),
+                     xasprintf("--data-dir=%s", data_dir), NULL};
+    struct harness_proc *p = harness_proc_new(data_dir, "node", "ready", "sluice-node", first,
+                                              extra_args);
+
+    p->cgroup = cgroup_dir != NULL ? xstrdup(cgroup_dir) : NULL;
+    return harness_proc_start(p);
 }
 
 struct harness_proc *harness_node_start_calm(const char *storage_root, const char *data_dir,
@@ -309,30 +332,10 @@ struct harness_proc *harness_node_start_calm(const char *storage_root, const cha
 
 struct harness_proc *harness_coord_start(const char *dir, const char *const *extra_args)
 {
-    struct harness_proc *p = xcalloc(1, sizeof(*p));
+    char *first[] = {xasprintf("--db=%s/coord.db", dir), NULL};
 
-    harness_track((void **)harness_live, p);
-    p->dir = xstrdup(dir);
-    mkdir(p->dir, 0755);
-    p->log = xasprintf("%s/coord.log", p->dir);
-    p->ready = xasprintf("%s/coord.ready", p->dir);
-    p->argv[p->argc++] = xstrdup(harness_bin("sluice-coord"));
-    p->argv[p->argc++] = xstrdup("serve");
-    p->argv[p->argc++] = xstrdup("--listen=127.0.0.1:0");
-    p->argv[p->argc++] = xasprintf("--db=%s/coord.db", dir);
-    p->argv[p->argc++] = xasprintf("--ready-file=%s", p->ready);
-    for (size_t i = 0; extra_args != NULL && extra_args[i] != NULL; i++) {
-        if (p->argc >= HARNESS_MAX_ARGS - 1)
-            abort();
-        p->argv[p->argc++] = xstrdup(extra_args[i]);
-    }
-    p->argv[p->argc] = NULL;
-    p->pid = -1;
-    if (harness_spawn(p) < 0) {
-        harness_proc_free(p);
-        return NULL;
-    }
-    return p;
+    return harness_proc_start(
+        harness_proc_new(dir, "coord", "coord.ready", "sluice-coord", first, extra_args));
 }
 
 /* Finds this process's memory cgroup directory: v1 memory controller, else v2. */

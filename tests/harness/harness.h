@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "wire.h"
 
@@ -112,5 +113,145 @@ bool harness_wait_until(bool (*fn)(void *), void *arg, unsigned timeout_ms);
  */
 bool harness_node_status(const char *addr, const char *token, unsigned timeout_ms,
                          struct wire_node_status *ret);
+
+/* ---- typed clients (client.c) -------------------------------------------
+ *
+ * One function per request the suites send, so that no suite keeps its own
+ * HTTP client. Each sends one request to addr ("127.0.0.1:PORT") with the
+ * token and timeout of harness_client_set(), and returns the HTTP status,
+ * or a negative errno when no answer came (-ECONNREFUSED, -ETIMEDOUT, ...),
+ * or -EBADMSG when an answer of the typed kind does not decode.
+ *
+ * The typed answer (*ret, may be NULL) is decoded from a 2xx answer and,
+ * for the assignment endpoints, from every decision (an answer that carries
+ * X-Sluice-Reason is an AssignResponse); the caller then owns it (the
+ * matching wire_*_done). Any other answer leaves *ret untouched and its
+ * Error, if it carries one, goes to ret_reply->err.
+ */
+struct harness_reply {
+    int status;              /* what the call returned */
+    char reason[32];         /* X-Sluice-Reason; "" if absent */
+    unsigned retry_after_s;  /* Retry-After; 0 if absent */
+    struct wire_error err;   /* the Error body of a refusal; code "" if none */
+    unsigned retries;        /* 429s that harness_assign_patient() waited out */
+};
+
+/*
+ * The bearer token (NULL: none; copied) and timeout (0: 30 s) of every typed
+ * call that follows in this process.
+ */
+void harness_client_set(const char *token, unsigned timeout_ms);
+
+/* POST /v1/assign of the node at addr. */
+int harness_assign(const char *addr, const struct wire_assign_request *m,
+                   struct wire_assign_response *ret, struct harness_reply *ret_reply);
+/*
+ * The same, as a coordinator would and for a test that is not about
+ * pressure: a 429 (a gate closed by a busy machine, or LOAD_CONCURRENCY) is
+ * asked again after its Retry-After (the body's milliseconds, else the
+ * header's seconds, else 250 ms) for up to two minutes, so that the answer
+ * is the one the test is about. Any other answer is returned at once.
+ */
+int harness_assign_patient(const char *addr, const struct wire_assign_request *m,
+                           struct wire_assign_response *ret, struct harness_reply *ret_reply);
+/* An AssignRequest for id at uri (digest unknown), to pass to harness_assign(). */
+struct wire_assign_request harness_assign_request(const char *id, const char *uri,
+                                                  uint64_t row_count, uint64_t avg_row_size);
+/* POST /v1/query of the node at addr. */
+int harness_query(const char *addr, const struct wire_query_request *m,
+                  struct wire_query_response *ret, struct harness_reply *ret_reply);
+/* A query of agg over column of the one segment id (no filter), as harness_query(). */
+int harness_query_one(const char *addr, const char *id, enum wire_aggregate agg,
+                      const char *column, struct wire_query_response *ret,
+                      struct harness_reply *ret_reply);
+/* POST /v1/segments (register a batch) of the coordinator at addr. */
+int harness_register(const char *addr, const struct wire_segment_batch *m,
+                     struct wire_batch_response *ret, struct harness_reply *ret_reply);
+/* POST /v1/report of the coordinator at addr. */
+int harness_report(const char *addr, const struct wire_node_report *m,
+                   struct wire_report_response *ret, struct harness_reply *ret_reply);
+/* POST /v1/claim of the coordinator at addr. */
+int harness_claim(const char *addr, const struct wire_claim_request *m,
+                  struct wire_claim_response *ret, struct harness_reply *ret_reply);
+/* GET /v1/segments<suffix> ("?limit=10", "/seg-1", "") of the coordinator at addr. */
+int harness_segments(const char *addr, const char *suffix, struct wire_segment_list *ret);
+/* GET /v1/nodes of the coordinator at addr. */
+int harness_nodes(const char *addr, struct wire_node_list *ret);
+/* GET /v1/events<suffix> ("?limit=1000&segment=x", "") of the coordinator at addr. */
+int harness_events(const char *addr, const char *suffix, struct wire_event_list *ret);
+/* GET /v1/status of the coordinator at addr. */
+int harness_cluster_status(const char *addr, struct wire_cluster_status *ret);
+/* A request without a body (POST /v1/drain, DELETE /v1/segments/x, GET /healthz). */
+int harness_send(const char *addr, const char *method, const char *path,
+                 struct harness_reply *ret_reply);
+
+/*
+ * The value of the sample line "<sample> <value>" of GET /metrics at addr
+ * (sample with its labels, as printed), or -1 when the line is absent or no
+ * answer came.
+ */
+double harness_metric(const char *addr, const char *sample);
+
+/*
+ * Registers one segment (replication copies of uri, row_count rows of
+ * avg_row_size bytes) with the coordinator at addr; uri NULL names a file
+ * that does not exist (for a test in which no node reads it). Returns as
+ * harness_register().
+ */
+int harness_register_one(const char *addr, const char *segment_id, const char *uri,
+                         uint64_t row_count, uint64_t avg_row_size, unsigned replication);
+
+/*
+ * Registers segments k = from..to-1 in one batch, one copy each: id k is
+ * prefix and k in width digits ("seg-" and 4: "seg-0042"), its file
+ * uris[k % n_uris]. Returns as harness_register().
+ */
+int harness_register_ids(const char *addr, const char *prefix, int width, int from, int to,
+                         char *const *uris, size_t n_uris, uint64_t row_count,
+                         uint64_t avg_row_size);
+
+/* GET /v1/segments/<id>: as harness_segments(), and -ENOENT unless it lists exactly that one. */
+int harness_segment(const char *addr, const char *segment_id, struct wire_segment_list *ret);
+
+/*
+ * What a node that is not there reports to the coordinator, so that a test
+ * can say on cue what no real node says: the node's id and address, pull
+ * mode (claim: the coordinator pushes nothing to addr), its state
+ * (0: SERVING), and one segment it holds (segment_id NULL: none).
+ */
+struct harness_fake_report {
+    const char *node_id, *addr;
+    bool claim;
+    enum wire_node_state state;
+    const char *segment_id;
+    enum wire_segment_state segment_state;
+    enum wire_reason reason;
+};
+
+/*
+ * Sends that report to the coordinator at addr. Returns as harness_report();
+ * *ret_drops (may be NULL) gets how many segments a 200 answer drops.
+ */
+int harness_report_as(const char *addr, const struct harness_fake_report *f, size_t *ret_drops,
+                      struct harness_reply *ret_reply);
+
+/* The coordinator's record of node_id (false: unknown); *ret_count (may be NULL): nodes known. */
+bool harness_node_info(const char *addr, const char *node_id, struct wire_node_info *ret,
+                       size_t *ret_count);
+
+/*
+ * Settled: waits up to timeout_ms until the coordinator at addr counts n
+ * segments and all of them LOADED. False when the time ran out.
+ */
+bool harness_settled(const char *addr, uint64_t n, unsigned timeout_ms);
+
+/*
+ * Settled, on one node: waits up to timeout_ms until the node at addr
+ * reports exactly n segments LOADED and none LOADING.
+ */
+bool harness_node_settled(const char *addr, size_t n, unsigned timeout_ms);
+
+/* Segments the node at addr reports in state st; SIZE_MAX when it does not answer. */
+size_t harness_node_count(const char *addr, enum wire_segment_state st);
 
 #endif

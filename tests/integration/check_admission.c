@@ -23,7 +23,6 @@
 
 #include "clock.h"
 #include "harness.h"
-#include "http.h"
 #include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
@@ -78,33 +77,19 @@ static int assign(const char *id, uint64_t rows, unsigned row_bytes,
 static int assign_file(const char *id, const char *file, uint64_t rows, unsigned row_bytes,
                        struct wire_assign_response *ret)
 {
-    struct wire_assign_request m;
-    struct http_response r;
-    struct wire_error err;
-    uint8_t *body;
-    size_t len;
+    char *uri = xasprintf("file://%s/%s.seg", storage, file);
+    struct wire_assign_request m = harness_assign_request(id, uri, rows, row_bytes);
+    struct harness_reply reply;
     int status;
 
-    memset(&m, 0, sizeof(m));
-    snprintf(m.segment_id, sizeof(m.segment_id), "%s", id);
-    snprintf(m.uri, sizeof(m.uri), "file://%s/%s.seg", storage, file);
-    m.row_count = rows;
-    m.avg_row_size = row_bytes;
-    body = wire_assign_request_encode(&m, &len);
-    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "POST", "/v1/assign", WIRE_CONTENT_TYPE,
-                                body, len, NULL, 10000, &r),
-                     0);
-    free(body);
-    status = r.status;
     memset(ret, 0, sizeof(*ret));
-    if (status == 202 || status == 429 || status == 503 || status == 507) {
-        ck_assert_int_eq(wire_assign_response_decode(r.body, r.body_len, ret, &err), 0);
-        if (status != 202) {
-            ck_assert_str_eq(r.reason, reason_name(ret->reason));
-            ck_assert_uint_gt(r.retry_after_s, 0);
-        }
+    status = harness_assign(harness_proc_addr(node), &m, ret, &reply);
+    ck_assert_int_gt(status, 0);
+    if (status == 429 || status == 503 || status == 507) {
+        ck_assert_str_eq(reply.reason, reason_name(ret->reason));
+        ck_assert_uint_gt(reply.retry_after_s, 0);
     }
-    http_response_done(&r);
+    free(uri);
     return status;
 }
 
@@ -115,42 +100,14 @@ static bool node_status(struct wire_node_status *st)
 
 static bool none_loading(void *arg)
 {
-    struct wire_node_status st;
-    bool done = true;
-
-    if (!node_status(&st))
-        return false;
-    for (size_t i = 0; i < st.n_segments; i++)
-        done &= st.segments[i].state != WIRE_SEG_LOADING;
-    wire_node_status_done(&st);
-    return done;
+    return harness_node_count(harness_proc_addr(node), WIRE_SEG_LOADING) == 0;
 }
 
 static int query_sum(const char *id, struct wire_query_response *ret)
 {
-    char ids[1][WIRE_ID_MAX + 1];
-    struct wire_query_request q;
-    struct http_response r;
-    struct wire_error err;
-    uint8_t *body;
-    size_t len;
-    int status;
+    int status = harness_query_one(harness_proc_addr(node), id, WIRE_AGG_SUM, "value", ret, NULL);
 
-    memset(&q, 0, sizeof(q));
-    snprintf(ids[0], sizeof(ids[0]), "%s", id);
-    q.n_segments = 1;
-    q.segment_ids = ids;
-    q.aggregate = WIRE_AGG_SUM;
-    snprintf(q.column, sizeof(q.column), "value");
-    body = wire_query_request_encode(&q, &len);
-    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "POST", "/v1/query", WIRE_CONTENT_TYPE,
-                                body, len, NULL, 30000, &r),
-                     0);
-    free(body);
-    status = r.status;
-    if (status == 200)
-        ck_assert_int_eq(wire_query_response_decode(r.body, r.body_len, ret, &err), 0);
-    http_response_done(&r);
+    ck_assert_int_gt(status, 0);
     return status;
 }
 
@@ -304,26 +261,18 @@ START_TEST(test_drain)
 {
     struct wire_assign_response resp;
     struct wire_node_status st;
-    struct http_response r;
 
     make_seg("d", 1000, 16, 1);
     node = harness_node_start_calm(storage, data, NULL); /* DRAINING only, not pressure */
     ck_assert_ptr_nonnull(node);
-    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "POST", "/v1/drain", NULL, NULL, 0, NULL,
-                                5000, &r),
-                     0);
-    ck_assert_int_eq(r.status, 200);
-    http_response_done(&r);
+    ck_assert_int_eq(harness_send(harness_proc_addr(node), "POST", "/v1/drain", NULL), 200);
     ck_assert_int_eq(assign("d", 1000, 16, &resp), 503);
     ck_assert_int_eq(resp.reason, WIRE_REASON_DRAINING);
     ck_assert(node_status(&st));
     ck_assert_int_eq(st.state, WIRE_NODE_DRAINING);
     ck_assert_uint_eq(st.n_segments, 0);
     wire_node_status_done(&st);
-    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "POST", "/v1/undrain", NULL, NULL, 0, NULL,
-                                5000, &r),
-                     0);
-    http_response_done(&r);
+    ck_assert_int_eq(harness_send(harness_proc_addr(node), "POST", "/v1/undrain", NULL), 200);
     ck_assert_int_eq(assign("d", 1000, 16, &resp), 202);
 }
 END_TEST

@@ -115,16 +115,16 @@ static void start_node(int i, const char *cg, const char *const *more)
 
 static bool get_status(struct wire_cluster_status *st)
 {
-    struct http_response r;
-    struct wire_error err;
-    bool ok;
+    return harness_cluster_status(harness_proc_addr(coord), st) == 200;
+}
 
-    if (http_fetch(harness_proc_addr(coord), "GET", "/v1/status", NULL, NULL, 0, NULL, 5000, &r) <
-        0)
-        return false;
-    ok = r.status == 200 && wire_cluster_status_decode(r.body, r.body_len, st, &err) == 0;
-    http_response_done(&r);
-    return ok;
+/* A POST without a body to the coordinator; its HTTP status. */
+static int post_empty(const char *path)
+{
+    int status = harness_send(harness_proc_addr(coord), "POST", path, NULL);
+
+    ck_assert_int_gt(status, 0);
+    return status;
 }
 
 static bool nodes_up(void *arg)
@@ -144,26 +144,15 @@ static bool all_loaded(void *arg)
 
 static void list_segments(struct wire_segment_list *out)
 {
-    struct http_response r;
-    struct wire_error err;
-
-    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", "/v1/segments?limit=1000000",
-                                NULL, NULL, 0, NULL, 10000, &r),
-                     0);
-    ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq(wire_segment_list_decode(r.body, r.body_len, out, &err), 0);
-    http_response_done(&r);
+    ck_assert_int_eq(harness_segments(harness_proc_addr(coord), "?limit=1000000", out), 200);
 }
 
 /* Segments a node itself says it has LOADED (its own status, not the coordinator's). */
 static size_t node_loaded(int i, struct wire_node_status *st)
 {
-    struct http_response r;
-    struct wire_error err;
     size_t n = 0;
 
-    if (http_fetch(harness_proc_addr(nodes[i]), "GET", "/v1/status", NULL, NULL, 0, NULL, 10000,
-                   &r) < 0) {
+    if (!harness_node_status(harness_proc_addr(nodes[i]), NULL, 10000, st)) {
         /* Say why the node is gone (an OOM kill shows in the cgroup, an abort in its log). */
         harness_proc_dump_log(nodes[i]);
         if (cgroup != NULL)
@@ -171,8 +160,6 @@ static size_t node_loaded(int i, struct wire_node_status *st)
                     i, harness_cgroup_oom_kills(cgroup));
         ck_abort_msg("node-%d does not answer", i);
     }
-    ck_assert_int_eq(wire_node_status_decode(r.body, r.body_len, st, &err), 0);
-    http_response_done(&r);
     for (size_t k = 0; k < st->n_segments; k++)
         n += st->segments[k].state == WIRE_SEG_LOADED;
     return n;
@@ -181,31 +168,16 @@ static size_t node_loaded(int i, struct wire_node_status *st)
 /* Registers segments [from, to) of `rows` rows in one batch; returns the HTTP status. */
 static int register_rows(int from, int to, uint64_t rows)
 {
-    struct wire_segment_batch b;
-    struct http_response r;
-    uint8_t *body;
-    size_t len;
+    char **uris = xcalloc((size_t)to, sizeof(*uris));
     int status;
 
-    b.n = (size_t)(to - from);
-    b.specs = xcalloc(b.n, sizeof(*b.specs));
-    for (int i = from; i < to; i++) {
-        struct wire_segment_spec *s = &b.specs[i - from];
-        snprintf(s->segment_id, sizeof(s->segment_id), "seg-%04d", i);
-        s->uri = xasprintf("file://%s/seg-%04d.seg", storage, i);
-        s->row_count = rows;
-        s->avg_row_size = 16;
-        s->replication = 1;
-    }
-    body = wire_segment_batch_encode(&b, &len);
-    status = http_fetch(harness_proc_addr(coord), "POST", "/v1/segments", WIRE_CONTENT_TYPE, body,
-                        len, NULL, 10000, &r) < 0
-                 ? -1
-                 : r.status;
-    if (status >= 0)
-        http_response_done(&r);
-    free(body);
-    wire_segment_batch_done(&b);
+    for (int i = 0; i < to; i++)
+        uris[i] = xasprintf("file://%s/seg-%04d.seg", storage, i);
+    status = harness_register_ids(harness_proc_addr(coord), "seg-", 4, from, to, uris, (size_t)to,
+                                  rows, 16);
+    for (int i = 0; i < to; i++)
+        free(uris[i]);
+    free(uris);
     return status;
 }
 
@@ -234,9 +206,7 @@ START_TEST(test_thousand_segments)
     struct wire_segment_list segs;
     size_t per_node[MAX_NODES] = {0}, from_nodes = 0;
     char why[256];
-    struct http_response r;
     struct wire_event_list evs;
-    struct wire_error err;
     size_t mem_refusals = 0;
     uint64_t t0;
 
@@ -280,11 +250,7 @@ START_TEST(test_thousand_segments)
             per_node[0], per_node[1], per_node[2]);
     if (cgroup != NULL) {
         /* The small node refused with a memory reason and took less. */
-        ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", "/v1/events?limit=100000",
-                                    NULL, NULL, 0, NULL, 10000, &r),
-                         0);
-        ck_assert_int_eq(wire_event_list_decode(r.body, r.body_len, &evs, &err), 0);
-        http_response_done(&r);
+        ck_assert_int_eq(harness_events(harness_proc_addr(coord), "?limit=100000", &evs), 200);
         size_t by[MAX_NODES][WIRE_REASON_COUNT_] = {{0}};
 
         for (size_t i = 0; i < evs.n; i++) {
@@ -420,7 +386,6 @@ START_TEST(test_drain)
 {
     uint64_t n = 60;
     uint32_t three = 3;
-    struct http_response r;
     struct wire_node_status st;
 
     make_segments((int)n, 4096, 16);
@@ -428,16 +393,8 @@ START_TEST(test_drain)
     for (int i = 0; i < 3; i++)
         start_node(i, NULL, NULL);
     ck_assert(harness_wait_until(nodes_up, &three, 10000));
-    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "POST", "/v1/nodes/node-2/drain", NULL,
-                                NULL, 0, NULL, 5000, &r),
-                     0);
-    ck_assert_int_eq(r.status, 200);
-    http_response_done(&r);
-    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "POST", "/v1/nodes/nope/drain", NULL,
-                                NULL, 0, NULL, 5000, &r),
-                     0);
-    ck_assert_int_eq(r.status, 404);
-    http_response_done(&r);
+    ck_assert_int_eq(post_empty("/v1/nodes/node-2/drain"), 200);
+    ck_assert_int_eq(post_empty("/v1/nodes/nope/drain"), 404);
     import_all();
     ck_assert(harness_wait_until(all_loaded, &n, 60000));
     ck_assert_uint_eq(node_loaded(2, &st), 0);
@@ -487,7 +444,6 @@ START_TEST(test_pull_mode)
     const char *claim[] = {"--claim", NULL};
     uint64_t n = 40;
     uint32_t three = 3;
-    struct http_response r;
     size_t from_nodes = 0;
 
     make_segments((int)n, 4096, 16);
@@ -497,20 +453,11 @@ START_TEST(test_pull_mode)
     ck_assert(harness_wait_until(nodes_up, &three, 10000));
     import_all();
     ck_assert_msg(harness_wait_until(all_loaded, &n, 60000), "claims did not load everything");
-    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", "/metrics", NULL, NULL, 0, NULL,
-                                5000, &r),
-                     0);
-    {
-        /* The sample line, not the "# HELP" line that names it too. */
-        const char *p = strstr(r.body, "\nsluice_coord_claims_total ");
-        const char *a = strstr(r.body, "sluice_coord_assignments_total{outcome=\"ACCEPTED\"} ");
-        ck_assert_ptr_nonnull(p);
-        ck_assert_uint_gt(strtoull(p + strlen("\nsluice_coord_claims_total "), NULL, 10), 0);
-        /* Nothing was pushed. */
-        ck_assert_ptr_nonnull(a);
-        ck_assert_uint_eq(strtoull(strchr(a, '}') + 2, NULL, 10), 0);
-    }
-    http_response_done(&r);
+    ck_assert_double_gt(harness_metric(harness_proc_addr(coord), "sluice_coord_claims_total"), 0);
+    /* Nothing was pushed. */
+    ck_assert_double_eq(harness_metric(harness_proc_addr(coord),
+                                       "sluice_coord_assignments_total{outcome=\"ACCEPTED\"}"),
+                        0);
     for (int k = 0; k < 3; k++) {
         struct wire_node_status st;
         from_nodes += node_loaded(k, &st);
@@ -534,28 +481,18 @@ START_TEST(test_late_draining)
     const char *more[] = {"--retry-draining=1s", NULL};
     uint64_t n = 1;
     uint32_t one = 1;
-    struct http_response r;
     bool refused = false;
 
     make_segments((int)n, 4096, 16);
     start_coord(extra);
     start_node_every(0, NULL, "3s", more);
     ck_assert(harness_wait_until(nodes_up, &one, 10000));
-    ck_assert_int_eq(http_fetch(harness_proc_addr(nodes[0]), "POST", "/v1/drain", NULL, NULL, 0,
-                                NULL, 5000, &r),
-                     0);
-    ck_assert_int_eq(r.status, 200);
-    http_response_done(&r);
+    ck_assert_int_eq(harness_send(harness_proc_addr(nodes[0]), "POST", "/v1/drain", NULL), 200);
     ck_assert_int_eq(register_range(0, 1), 200);
     for (int i = 0; i < 250 && !refused; i++) {
         struct wire_event_list evs;
-        struct wire_error err;
 
-        ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", "/v1/events?segment=seg-0000",
-                                    NULL, NULL, 0, NULL, 5000, &r),
-                         0);
-        ck_assert_int_eq(wire_event_list_decode(r.body, r.body_len, &evs, &err), 0);
-        http_response_done(&r);
+        ck_assert_int_eq(harness_events(harness_proc_addr(coord), "?segment=seg-0000", &evs), 200);
         for (size_t k = 0; k < evs.n; k++) {
             if (strcmp(evs.events[k].kind, "refused") != 0 ||
                 evs.events[k].reason != WIRE_REASON_DRAINING)
@@ -568,11 +505,7 @@ START_TEST(test_late_draining)
             usleep(20000);
     }
     ck_assert_msg(refused, "the draining node never refused seg-0000");
-    ck_assert_int_eq(http_fetch(harness_proc_addr(nodes[0]), "POST", "/v1/undrain", NULL, NULL, 0,
-                                NULL, 5000, &r),
-                     0);
-    ck_assert_int_eq(r.status, 200);
-    http_response_done(&r);
+    ck_assert_int_eq(harness_send(harness_proc_addr(nodes[0]), "POST", "/v1/undrain", NULL), 200);
     ck_assert_msg(harness_wait_until(all_loaded, &n, 15000),
                   "seg-0000 not placed on the undrained node");
 }
@@ -593,43 +526,14 @@ static int fake_report(const char *id, const char *addr, bool claim, const char 
                        enum wire_segment_state st, enum wire_reason reason, size_t *ret_drops,
                        char **ret_text)
 {
-    struct wire_node_report rep;
-    struct wire_segment_status ss;
-    struct wire_report_response resp;
-    struct http_response r;
-    struct wire_error err;
-    uint8_t *body;
-    size_t len;
-    int status;
+    struct harness_fake_report f = {id, addr, claim, fake_state, seg, st, reason};
+    struct harness_reply reply;
+    int status = harness_report_as(harness_proc_addr(coord), &f, ret_drops, &reply);
 
-    memset(&rep, 0, sizeof(rep));
-    snprintf(rep.node_id, sizeof(rep.node_id), "%s", id);
-    snprintf(rep.addr, sizeof(rep.addr), "%s", addr);
-    rep.state = fake_state;
-    rep.claim = claim;
-    if (seg != NULL) {
-        memset(&ss, 0, sizeof(ss));
-        snprintf(ss.segment_id, sizeof(ss.segment_id), "%s", seg);
-        ss.state = st;
-        ss.reason = reason;
-        rep.n_segments = 1;
-        rep.segments = &ss;
-    }
-    body = wire_node_report_encode(&rep, &len);
-    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "POST", "/v1/report", WIRE_CONTENT_TYPE,
-                                body, len, NULL, 10000, &r),
-                     0);
-    free(body);
-    status = r.status;
-    if (ret_drops != NULL) {
+    if (ret_drops != NULL)
         ck_assert_int_eq(status, 200);
-        ck_assert_int_eq(wire_report_response_decode(r.body, r.body_len, &resp, &err), 0);
-        *ret_drops = resp.n_drop;
-        wire_report_response_done(&resp);
-    }
     if (ret_text != NULL)
-        *ret_text = xstrdup(r.body);
-    http_response_done(&r);
+        *ret_text = xasprintf("%s: %s", reply.err.code, reply.err.message);
     return status;
 }
 
@@ -643,85 +547,30 @@ static void fake_ok(const char *id, const char *seg, enum wire_segment_state st,
 /* Registers one segment whose file does not exist (nothing reads it here). */
 static void register_one(const char *id, unsigned replication)
 {
-    struct wire_segment_spec spec;
-    struct wire_segment_batch b = {1, &spec};
-    struct http_response r;
-    uint8_t *body;
-    size_t len;
+    ck_assert_int_eq(harness_register_one(harness_proc_addr(coord), id, NULL, 100, 16, replication),
+                     200);
+}
 
-    memset(&spec, 0, sizeof(spec));
-    snprintf(spec.segment_id, sizeof(spec.segment_id), "%s", id);
-    spec.uri = xasprintf("file:///nonexistent/%s.seg", id);
-    spec.row_count = 100;
-    spec.avg_row_size = 16;
-    spec.replication = replication;
-    body = wire_segment_batch_encode(&b, &len);
-    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "POST", "/v1/segments",
-                                WIRE_CONTENT_TYPE, body, len, NULL, 10000, &r),
-                     0);
-    ck_assert_int_eq(r.status, 200);
-    http_response_done(&r);
-    free(body);
-    free(spec.uri);
+/* The coordinator's record of one segment; the caller frees with wire_segment_list_done(). */
+static void segment_get(const char *id, struct wire_segment_list *l)
+{
+    ck_assert_int_eq(harness_segment(harness_proc_addr(coord), id, l), 200);
 }
 
 /* The coordinator's state of one segment ("PENDING", ...). */
 static void segment_state(const char *id, char *buf, size_t len)
 {
     struct wire_segment_list l;
-    struct http_response r;
-    struct wire_error err;
-    char *path = xasprintf("/v1/segments/%s", id);
 
-    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", path, NULL, NULL, 0, NULL, 5000,
-                                &r),
-                     0);
-    ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq(wire_segment_list_decode(r.body, r.body_len, &l, &err), 0);
-    ck_assert_uint_eq(l.n, 1);
+    segment_get(id, &l);
     snprintf(buf, len, "%s", l.segments[0].state);
     wire_segment_list_done(&l);
-    http_response_done(&r);
-    free(path);
 }
 
 /* The coordinator's view of one node; false if it does not know it. *ret_count: nodes known. */
 static bool node_info(const char *id, struct wire_node_info *ret, size_t *ret_count)
 {
-    struct wire_node_list l;
-    struct http_response r;
-    struct wire_error err;
-    bool found = false;
-
-    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", "/v1/nodes", NULL, NULL, 0, NULL,
-                                5000, &r),
-                     0);
-    ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq(wire_node_list_decode(r.body, r.body_len, &l, &err), 0);
-    http_response_done(&r);
-    for (size_t i = 0; i < l.n; i++) {
-        if (strcmp(l.nodes[i].node_id, id) == 0) {
-            *ret = l.nodes[i];
-            found = true;
-        }
-    }
-    if (ret_count != NULL)
-        *ret_count = l.n;
-    free(l.nodes);
-    return found;
-}
-
-static int post_empty(const char *path)
-{
-    struct http_response r;
-    int status;
-
-    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "POST", path, NULL, NULL, 0, NULL, 15000,
-                                &r),
-                     0);
-    status = r.status;
-    http_response_done(&r);
-    return status;
+    return harness_node_info(harness_proc_addr(coord), id, ret, ret_count);
 }
 
 static struct catalog *open_catalog(void)
@@ -833,26 +682,16 @@ START_TEST(test_claim_durable)
 {
     struct wire_claim_request m = {"f1", 1};
     struct wire_claim_response resp;
-    struct http_response r;
-    struct wire_error err;
     struct catalog *cat;
-    uint8_t *body;
-    size_t len;
-    int rows = 0;
+    int status, rows = 0;
 
     start_coord(NULL);
     fake_ok("f1", NULL, 0, 0);
     register_one("k1", 1);
-    body = wire_claim_request_encode(&m, &len);
-    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "POST", "/v1/claim", WIRE_CONTENT_TYPE,
-                                body, len, NULL, 10000, &r),
-                     0);
-    free(body);
+    status = harness_claim(harness_proc_addr(coord), &m, &resp, NULL);
     /* Answered: the copy it hands out is on record even if the coordinator dies now. */
     harness_proc_kill(coord);
-    ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq(wire_claim_response_decode(r.body, r.body_len, &resp, &err), 0);
-    http_response_done(&r);
+    ck_assert_int_eq(status, 200);
     ck_assert_uint_eq(resp.n, 1);
     ck_assert_str_eq(resp.assignments[0].segment_id, "k1");
     wire_claim_response_done(&resp);
@@ -918,17 +757,10 @@ END_TEST
 static size_t node_events(const char *id, char *buf, size_t len)
 {
     struct wire_event_list l;
-    struct http_response r;
-    struct wire_error err;
     size_t n = 0, off = 0;
 
     buf[0] = '\0';
-    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", "/v1/events?limit=1000", NULL,
-                                NULL, 0, NULL, 5000, &r),
-                     0);
-    ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq(wire_event_list_decode(r.body, r.body_len, &l, &err), 0);
-    http_response_done(&r);
+    ck_assert_int_eq(harness_events(harness_proc_addr(coord), "?limit=1000", &l), 200);
     for (size_t i = 0; i < l.n; i++) {
         if (strcmp(l.events[i].kind, "node_state") != 0 || strcmp(l.events[i].node_id, id) != 0)
             continue;
@@ -1163,36 +995,14 @@ END_TEST
 /* POSTs a query for sum(value) of one segment to a node: the HTTP status, or -errno. */
 static int node_query_sum(int i, const char *id, struct wire_query_response *ret, char **ret_body)
 {
-    struct wire_query_request q;
-    struct http_response r;
-    struct wire_error err;
-    uint8_t *body;
-    size_t len;
-    int status;
+    struct harness_reply reply;
+    int status = harness_query_one(harness_proc_addr(nodes[i]), id, WIRE_AGG_SUM, "value", ret,
+                                   &reply);
 
-    memset(&q, 0, sizeof(q));
-    q.n_segments = 1;
-    q.segment_ids = xcalloc(1, sizeof(*q.segment_ids));
-    snprintf(q.segment_ids[0], sizeof(q.segment_ids[0]), "%s", id);
-    q.aggregate = WIRE_AGG_SUM;
-    snprintf(q.column, sizeof(q.column), "value");
-    body = wire_query_request_encode(&q, &len);
-    free(q.segment_ids);
-    status = http_fetch(harness_proc_addr(nodes[i]), "POST", "/v1/query", WIRE_CONTENT_TYPE, body,
-                        len, NULL, 10000, &r);
-    free(body);
-    if (status < 0)
-        return status;
-    status = r.status;
-    if (status == 200 && wire_query_response_decode(r.body, r.body_len, ret, &err) < 0)
-        status = -EBADMSG;
-    if (ret_body != NULL) {
-        struct wire_error e;
-        *ret_body = wire_error_decode(r.body, r.body_len, &e) == 0
-                        ? xasprintf("%s: %s", e.code, e.message)
+    if (ret_body != NULL)
+        *ret_body = reply.err.code[0] != '\0'
+                        ? xasprintf("%s: %s", reply.err.code, reply.err.message)
                         : xstrdup("(no error message)");
-    }
-    http_response_done(&r);
     return status;
 }
 
@@ -1205,14 +1015,9 @@ static bool coord_has_event(void *arg)
 {
     const struct fault_event_want *w = arg;
     struct wire_event_list evs;
-    struct http_response r;
-    struct wire_error err;
     bool found = false;
 
-    if (http_fetch(harness_proc_addr(coord), "GET", "/v1/events?limit=100000", NULL, NULL, 0,
-                   NULL, 5000, &r) < 0)
-        return false;
-    if (r.status == 200 && wire_event_list_decode(r.body, r.body_len, &evs, &err) == 0) {
+    if (harness_events(harness_proc_addr(coord), "?limit=100000", &evs) == 200) {
         for (size_t k = 0; k < evs.n && !found; k++) {
             const struct wire_event *e = &evs.events[k];
             found = strcmp(e->kind, w->kind) == 0 && strcmp(e->segment_id, w->segment) == 0 &&
@@ -1220,7 +1025,6 @@ static bool coord_has_event(void *arg)
         }
         wire_event_list_done(&evs);
     }
-    http_response_done(&r);
     return found;
 }
 
@@ -1320,30 +1124,12 @@ static int import_dir(const char *d, char **ret_out)
 /* COUNT(*) of segment id on node i (rows_matched), or -1 when it does not answer 200. */
 static int64_t node_count(int i, const char *id)
 {
-    struct wire_query_request q;
     struct wire_query_response resp;
-    struct http_response r;
-    struct wire_error err;
-    uint8_t *body;
-    size_t len;
-    int64_t n = -1;
 
-    memset(&q, 0, sizeof(q));
-    q.n_segments = 1;
-    q.segment_ids = xcalloc(1, sizeof(*q.segment_ids));
-    snprintf(q.segment_ids[0], sizeof(q.segment_ids[0]), "%s", id);
-    q.aggregate = WIRE_AGG_COUNT;
-    snprintf(q.column, sizeof(q.column), "value");
-    body = wire_query_request_encode(&q, &len);
-    free(q.segment_ids);
-    if (http_fetch(harness_proc_addr(nodes[i]), "POST", "/v1/query", WIRE_CONTENT_TYPE, body, len,
-                   NULL, 10000, &r) == 0) {
-        if (r.status == 200 && wire_query_response_decode(r.body, r.body_len, &resp, &err) == 0)
-            n = (int64_t)resp.rows_matched;
-        http_response_done(&r);
-    }
-    free(body);
-    return n;
+    return harness_query_one(harness_proc_addr(nodes[i]), id, WIRE_AGG_COUNT, "value", &resp,
+                             NULL) == 200
+               ? (int64_t)resp.rows_matched
+               : -1;
 }
 
 struct want_count {
@@ -1364,20 +1150,14 @@ static bool loaded_with_rows(void *arg)
 static size_t count_events(const char *seg, const char *kind)
 {
     struct wire_event_list evs;
-    struct http_response r;
-    struct wire_error err;
-    char *path = xasprintf("/v1/events?segment=%s&limit=1000", seg);
+    char *suffix = xasprintf("?segment=%s&limit=1000", seg);
     size_t n = 0;
 
-    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", path, NULL, NULL, 0, NULL, 10000,
-                                &r),
-                     0);
-    ck_assert_int_eq(wire_event_list_decode(r.body, r.body_len, &evs, &err), 0);
-    http_response_done(&r);
+    ck_assert_int_eq(harness_events(harness_proc_addr(coord), suffix, &evs), 200);
     for (size_t i = 0; i < evs.n; i++)
         n += strcmp(evs.events[i].kind, kind) == 0;
     wire_event_list_done(&evs);
-    free(path);
+    free(suffix);
     return n;
 }
 
@@ -1429,22 +1209,12 @@ static void segment_spec_state(const char *id, struct wire_segment_spec *spec, c
                                size_t len)
 {
     struct wire_segment_list l;
-    struct http_response r;
-    struct wire_error err;
-    char *path = xasprintf("/v1/segments/%s", id);
 
-    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", path, NULL, NULL, 0, NULL, 5000,
-                                &r),
-                     0);
-    ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq(wire_segment_list_decode(r.body, r.body_len, &l, &err), 0);
-    ck_assert_uint_eq(l.n, 1);
+    segment_get(id, &l);
     snprintf(state, len, "%s", l.segments[0].state);
     spec->row_count = l.segments[0].spec.row_count;
     spec->digest = l.segments[0].spec.digest;
     wire_segment_list_done(&l);
-    http_response_done(&r);
-    free(path);
 }
 
 /*

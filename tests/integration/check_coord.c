@@ -27,7 +27,6 @@
 #include "catalog.h"
 #include "clock.h"
 #include "harness.h"
-#include "http.h"
 #include "reason.h"
 #include "segfmt.h"
 #include "wire.h"
@@ -98,24 +97,7 @@ static int ctl(char **out, const char *cmd, const char *a1, const char *a2)
 
 static bool get_status(struct wire_cluster_status *st)
 {
-    struct http_response r;
-    struct wire_error err;
-    bool ok;
-
-    if (http_fetch(harness_proc_addr(coord), "GET", "/v1/status", NULL, NULL, 0, NULL, 5000, &r) <
-        0)
-        return false;
-    ok = r.status == 200 && wire_cluster_status_decode(r.body, r.body_len, st, &err) == 0;
-    http_response_done(&r);
-    return ok;
-}
-
-static bool all_loaded(void *arg)
-{
-    struct wire_cluster_status st;
-
-    return get_status(&st) && st.segments_total == *(uint64_t *)arg &&
-           st.segments_loaded == st.segments_total;
+    return harness_cluster_status(harness_proc_addr(coord), st) == 200;
 }
 
 /* What fake reports say the node is doing, and why a reported copy failed. */
@@ -123,51 +105,21 @@ static enum wire_node_state fake_state = WIRE_NODE_SERVING;
 static enum wire_reason fake_reason = WIRE_REASON_NONE;
 
 /*
- * Sends the NodeReport a node would: from addr, in pull mode if claim (so
- * the coordinator pushes nothing to addr), holding seg in state st if seg
- * is not NULL. Returns the HTTP status; *ret_drops (if not NULL) gets how
- * many segments the answer says to drop, *ret_err (if not NULL) the Error
- * of a refusal.
+ * Sends the NodeReport a node would (harness_report_as): from addr, in pull
+ * mode if claim, holding seg in state st if seg is not NULL. Returns the
+ * HTTP status; *ret_drops (if not NULL) gets how many segments the answer
+ * says to drop, *ret_err (if not NULL) the Error of a refusal.
  */
 static int fake_report(const char *id, const char *addr, bool claim, const char *seg,
                        enum wire_segment_state st, size_t *ret_drops, struct wire_error *ret_err)
 {
-    struct wire_node_report rep;
-    struct wire_segment_status ss;
-    struct wire_report_response resp;
-    struct http_response r;
-    struct wire_error err;
-    uint8_t *body;
-    size_t len;
-    int status;
+    struct harness_fake_report f = {id, addr, claim, fake_state, seg, st, fake_reason};
+    struct harness_reply reply;
+    int status = harness_report_as(harness_proc_addr(coord), &f, ret_drops, &reply);
 
-    memset(&rep, 0, sizeof(rep));
-    snprintf(rep.node_id, sizeof(rep.node_id), "%s", id);
-    snprintf(rep.addr, sizeof(rep.addr), "%s", addr);
-    rep.state = fake_state;
-    rep.claim = claim;
-    if (seg != NULL) {
-        memset(&ss, 0, sizeof(ss));
-        snprintf(ss.segment_id, sizeof(ss.segment_id), "%s", seg);
-        ss.state = st;
-        ss.reason = fake_reason;
-        rep.n_segments = 1;
-        rep.segments = &ss;
-    }
-    body = wire_node_report_encode(&rep, &len);
-    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "POST", "/v1/report", WIRE_CONTENT_TYPE,
-                                body, len, NULL, 10000, &r),
-                     0);
-    free(body);
-    status = r.status;
-    if (ret_drops != NULL && status == 200) {
-        ck_assert_int_eq(wire_report_response_decode(r.body, r.body_len, &resp, &err), 0);
-        *ret_drops = resp.n_drop;
-        wire_report_response_done(&resp);
-    }
+    ck_assert_int_gt(status, 0);
     if (ret_err != NULL && status != 200)
-        ck_assert_int_eq(wire_error_decode(r.body, r.body_len, ret_err), 0);
-    http_response_done(&r);
+        *ret_err = reply.err;
     return status;
 }
 
@@ -180,43 +132,14 @@ static void fake_ok(const char *id, const char *seg, enum wire_segment_state st)
 /* Registers one segment whose file does not exist (nothing reads it here). */
 static void register_one(const char *id, unsigned replication)
 {
-    struct wire_segment_spec spec;
-    struct wire_segment_batch b = {1, &spec};
-    struct http_response r;
-    uint8_t *body;
-    size_t len;
-
-    memset(&spec, 0, sizeof(spec));
-    snprintf(spec.segment_id, sizeof(spec.segment_id), "%s", id);
-    spec.uri = xasprintf("file:///nonexistent/%s.seg", id);
-    spec.row_count = 100;
-    spec.avg_row_size = 16;
-    spec.replication = replication;
-    body = wire_segment_batch_encode(&b, &len);
-    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "POST", "/v1/segments",
-                                WIRE_CONTENT_TYPE, body, len, NULL, 10000, &r),
-                     0);
-    ck_assert_int_eq(r.status, 200);
-    http_response_done(&r);
-    free(body);
-    free(spec.uri);
+    ck_assert_int_eq(harness_register_one(harness_proc_addr(coord), id, NULL, 100, 16, replication),
+                     200);
 }
 
-/* The coordinator's view of one segment; the caller frees with wire_segment_list_done(). */
+/* The coordinator's record of one segment; the caller frees with wire_segment_list_done(). */
 static void segment_get(const char *id, struct wire_segment_list *l)
 {
-    struct http_response r;
-    struct wire_error err;
-    char *path = xasprintf("/v1/segments/%s", id);
-
-    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", path, NULL, NULL, 0, NULL, 5000,
-                                &r),
-                     0);
-    ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq(wire_segment_list_decode(r.body, r.body_len, l, &err), 0);
-    ck_assert_uint_eq(l->n, 1);
-    http_response_done(&r);
-    free(path);
+    ck_assert_int_eq(harness_segment(harness_proc_addr(coord), id, l), 200);
 }
 
 static const char *segment_state(const char *id)
@@ -233,27 +156,7 @@ static const char *segment_state(const char *id)
 /* The coordinator's view of one node; false if it does not know it. */
 static bool node_info(const char *id, struct wire_node_info *ret, size_t *ret_count)
 {
-    struct wire_node_list l;
-    struct http_response r;
-    struct wire_error err;
-    bool found = false;
-
-    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", "/v1/nodes", NULL, NULL, 0, NULL,
-                                5000, &r),
-                     0);
-    ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq(wire_node_list_decode(r.body, r.body_len, &l, &err), 0);
-    http_response_done(&r);
-    for (size_t i = 0; i < l.n; i++) {
-        if (strcmp(l.nodes[i].node_id, id) == 0) {
-            *ret = l.nodes[i];
-            found = true;
-        }
-    }
-    if (ret_count != NULL)
-        *ret_count = l.n;
-    free(l.nodes);
-    return found;
+    return harness_node_info(harness_proc_addr(coord), id, ret, ret_count);
 }
 
 static const char *node_state_of(const char *id)
@@ -301,7 +204,7 @@ START_TEST(test_first_node_places)
     args[3] = NULL;
     node = harness_node_start_calm(storage, data, args);
     ck_assert_ptr_nonnull(node);
-    ck_assert_msg(harness_wait_until(all_loaded, &one, 15000),
+    ck_assert_msg(harness_settled(harness_proc_addr(coord), one, 15000),
                   "a segment registered before the first node joined was not placed");
     free(co);
     free(data);
@@ -573,7 +476,7 @@ START_TEST(test_new_node_wakes_backoff)
     ck_assert(harness_wait_until(backing_off, NULL, 10000));
     /* b joins with room: s1 loads there now, not when a's Retry-After ends. */
     node2 = start_named_node("b", NULL);
-    ck_assert_msg(harness_wait_until(all_loaded, &one, 15000),
+    ck_assert_msg(harness_settled(harness_proc_addr(coord), one, 15000),
                   "a segment backing off was not woken by a new node");
 }
 END_TEST
@@ -584,17 +487,10 @@ END_TEST
 /* GET /v1/events with a query string; the caller frees with wire_event_list_done(). */
 static void get_events(const char *query, struct wire_event_list *l)
 {
-    char *path = xasprintf("/v1/events?%s", query);
-    struct http_response r;
-    struct wire_error err;
+    char *suffix = xasprintf("?%s", query);
 
-    ck_assert_int_eq(http_fetch(harness_proc_addr(coord), "GET", path, NULL, NULL, 0, NULL, 5000,
-                                &r),
-                     0);
-    ck_assert_msg(r.status == 200, "%s: %d %s", path, r.status, r.body);
-    ck_assert_int_eq(wire_event_list_decode(r.body, r.body_len, l, &err), 0);
-    http_response_done(&r);
-    free(path);
+    ck_assert_int_eq(harness_events(harness_proc_addr(coord), suffix, l), 200);
+    free(suffix);
 }
 
 START_TEST(test_events_paged)

@@ -157,6 +157,8 @@ static void dir_setup(void)
     dir = harness_dir_new("sluice-crash-it");
     storage = xasprintf("%s/storage", dir);
     mkdir(storage, 0755);
+    /* A stopped or partitioned daemon answers nothing: wait 10 s, not the harness's 30. */
+    harness_client_set(NULL, 10000);
 }
 
 static void dir_teardown(void)
@@ -209,47 +211,20 @@ static int64_t synth_sum(uint64_t seed, uint64_t rows)
 
 static bool coord_status(const char *addr, struct wire_cluster_status *st)
 {
-    struct http_response r;
-    struct wire_error err;
-    bool ok;
-
-    if (http_fetch(addr, "GET", "/v1/status", NULL, NULL, 0, NULL, 5000, &r) < 0)
-        return false;
-    ok = r.status == 200 && wire_cluster_status_decode(r.body, r.body_len, st, &err) == 0;
-    http_response_done(&r);
-    return ok;
+    return harness_cluster_status(addr, st) == 200;
 }
 
 static bool coord_segments(const char *addr, struct wire_segment_list *out)
 {
-    struct http_response r;
-    struct wire_error err;
-    bool ok;
-
-    if (http_fetch(addr, "GET", "/v1/segments?limit=1000000", NULL, NULL, 0, NULL, 10000, &r) < 0)
-        return false;
-    ok = r.status == 200 && wire_segment_list_decode(r.body, r.body_len, out, &err) == 0;
-    http_response_done(&r);
-    return ok;
+    return harness_segments(addr, "?limit=1000000", out) == 200;
 }
 
 /* The coordinator's state for node id ("UP", "DOWN", ...), or "" if unknown. */
 static void coord_node_state(const char *addr, const char *id, char *state, size_t len)
 {
-    struct http_response r;
-    struct wire_node_list nl;
-    struct wire_error err;
+    struct wire_node_info ni;
 
-    snprintf(state, len, "%s", "");
-    if (http_fetch(addr, "GET", "/v1/nodes", NULL, NULL, 0, NULL, 5000, &r) < 0)
-        return;
-    if (r.status == 200 && wire_node_list_decode(r.body, r.body_len, &nl, &err) == 0) {
-        for (size_t i = 0; i < nl.n; i++)
-            if (strcmp(nl.nodes[i].node_id, id) == 0)
-                snprintf(state, len, "%s", nl.nodes[i].state);
-        wire_node_list_done(&nl);
-    }
-    http_response_done(&r);
+    snprintf(state, len, "%s", harness_node_info(addr, id, &ni, NULL) ? ni.state : "");
 }
 
 /*
@@ -259,51 +234,21 @@ static void coord_node_state(const char *addr, const char *id, char *state, size
 static int register_ids(const char *addr, const char *prefix, int from, int to, char *const *uris,
                         int n_uris, uint64_t rows, uint64_t row_size)
 {
-    struct wire_segment_batch b;
-    struct http_response r;
-    uint8_t *body;
-    size_t len;
-    int status;
-
-    b.n = (size_t)(to - from);
-    b.specs = xcalloc(b.n, sizeof(*b.specs));
-    for (int i = from; i < to; i++) {
-        struct wire_segment_spec *s = &b.specs[i - from];
-        snprintf(s->segment_id, sizeof(s->segment_id), "%s%06d", prefix, i);
-        s->uri = xstrdup(uris[i % n_uris]);
-        s->row_count = rows;
-        s->avg_row_size = row_size;
-        s->replication = 1;
-    }
-    body = wire_segment_batch_encode(&b, &len);
-    status =
-        http_fetch(addr, "POST", "/v1/segments", WIRE_CONTENT_TYPE, body, len, NULL, 10000, &r);
-    if (status == 0) {
-        status = r.status;
-        http_response_done(&r);
-    }
-    free(body);
-    wire_segment_batch_done(&b);
-    return status;
+    return harness_register_ids(addr, prefix, 6, from, to, uris, (size_t)n_uris, rows, row_size);
 }
 
 /* Events of one kind about one node in the coordinator's log. */
 static size_t coord_events(const char *addr, const char *kind, const char *node_id)
 {
-    struct http_response r;
     struct wire_event_list evs;
-    struct wire_error err;
     size_t n = 0;
 
-    if (http_fetch(addr, "GET", "/v1/events?limit=100000", NULL, NULL, 0, NULL, 10000, &r) < 0)
-        return 0;
-    if (r.status == 200 && wire_event_list_decode(r.body, r.body_len, &evs, &err) == 0) {
+    if (harness_events(addr, "?limit=100000", &evs) == 200) {
         for (size_t i = 0; i < evs.n; i++)
             n += strcmp(evs.events[i].kind, kind) == 0 &&
                  strcmp(evs.events[i].node_id, node_id) == 0;
         wire_event_list_done(&evs);
     }
-    http_response_done(&r);
     return n;
 }
 
@@ -333,21 +278,7 @@ static uint8_t *query_body(const char *id, size_t *ret_len)
 /* sum(value) of one segment. Returns the HTTP status or a negative errno. */
 static int query_sum(const char *addr, const char *id, struct wire_query_response *ret)
 {
-    struct http_response r;
-    struct wire_error err;
-    size_t len;
-    uint8_t *body = query_body(id, &len);
-    int status =
-        http_fetch(addr, "POST", "/v1/query", WIRE_CONTENT_TYPE, body, len, NULL, 10000, &r);
-
-    free(body);
-    if (status < 0)
-        return status;
-    status = r.status;
-    if (status == 200 && wire_query_response_decode(r.body, r.body_len, ret, &err) < 0)
-        status = -EBADMSG;
-    http_response_done(&r);
-    return status;
+    return harness_query_one(addr, id, WIRE_AGG_SUM, "value", ret, NULL);
 }
 
 /* ---- the cluster as the nodes see it ------------------------------------ */
@@ -1979,22 +1910,12 @@ static char *query_request_text(const char *id, size_t *ret_len)
 /* One unlabelled sample from the node's /metrics; false if it is not there. */
 static bool node_metric(const char *addr, const char *name, uint64_t *ret)
 {
-    struct http_response r;
-    size_t len = strlen(name);
-    bool found = false;
+    double v = harness_metric(addr, name);
 
-    if (http_fetch(addr, "GET", "/metrics", NULL, NULL, 0, NULL, 5000, &r) < 0)
+    if (v < 0)
         return false;
-    for (const char *p = r.body; p != NULL && *p != '\0' && !found; p = strchr(p, '\n')) {
-        if (*p == '\n')
-            p++;
-        if (strncmp(p, name, len) == 0 && p[len] == ' ') {
-            *ret = strtoull(p + len + 1, NULL, 10);
-            found = true;
-        }
-    }
-    http_response_done(&r);
-    return found;
+    *ret = (uint64_t)v;
+    return true;
 }
 
 /* sluice_process_resident_bytes; 0 if absent. */
@@ -2098,25 +2019,9 @@ static void run_phase(const char *addr, const struct sockaddr_in *sa, const char
 static int node_assign(const char *addr, const char *id, const char *uri, uint64_t rows,
                        uint64_t row_size)
 {
-    struct wire_assign_request m;
-    struct http_response r;
-    uint8_t *body;
-    size_t len;
-    int st;
+    struct wire_assign_request m = harness_assign_request(id, uri, rows, row_size);
 
-    memset(&m, 0, sizeof(m));
-    snprintf(m.segment_id, sizeof(m.segment_id), "%s", id);
-    snprintf(m.uri, sizeof(m.uri), "%s", uri);
-    m.row_count = rows;
-    m.avg_row_size = row_size;
-    body = wire_assign_request_encode(&m, &len);
-    st = http_fetch(addr, "POST", "/v1/assign", WIRE_CONTENT_TYPE, body, len, NULL, 10000, &r);
-    free(body);
-    if (st < 0)
-        return st;
-    st = r.status;
-    http_response_done(&r);
-    return st;
+    return harness_assign(addr, &m, NULL, NULL);
 }
 
 static bool hot_loaded(void *arg)

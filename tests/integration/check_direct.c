@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "http.h"
 #include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
@@ -47,6 +46,7 @@ static void setup(void)
     storage = xasprintf("%s/storage", dir);
     data = xasprintf("%s/data", dir);
     mkdir(storage, 0755);
+    harness_client_set(NULL, 60000); /* a query over every segment reads them all from disk */
 }
 
 static void teardown(void)
@@ -78,28 +78,14 @@ static void make_seg(const char *id, uint64_t rows, uint64_t seed)
 
 static int assign(const char *id, uint64_t rows, struct wire_assign_response *ret)
 {
-    struct wire_assign_request m;
-    struct http_response r;
-    struct wire_error err;
-    uint8_t *body;
-    size_t len;
+    char *uri = xasprintf("file://%s/%s.seg", storage, id);
+    struct wire_assign_request m = harness_assign_request(id, uri, rows, ROW_BYTES);
     int status;
 
-    memset(&m, 0, sizeof(m));
-    snprintf(m.segment_id, sizeof(m.segment_id), "%.128s", id);
-    snprintf(m.uri, sizeof(m.uri), "file://%s/%s.seg", storage, id);
-    m.row_count = rows;
-    m.avg_row_size = ROW_BYTES;
-    body = wire_assign_request_encode(&m, &len);
-    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "POST", "/v1/assign", WIRE_CONTENT_TYPE,
-                                body, len, NULL, 10000, &r),
-                     0);
-    free(body);
-    status = r.status;
     memset(ret, 0, sizeof(*ret));
-    if (status == 202 || status == 429 || status == 503 || status == 507)
-        ck_assert_int_eq(wire_assign_response_decode(r.body, r.body_len, ret, &err), 0);
-    http_response_done(&r);
+    status = harness_assign(harness_proc_addr(node), &m, ret, NULL);
+    ck_assert_int_gt(status, 0);
+    free(uri);
     return status;
 }
 
@@ -110,15 +96,7 @@ static bool node_status(struct wire_node_status *st)
 
 static bool none_loading(void *arg)
 {
-    struct wire_node_status st;
-    bool done = true;
-
-    if (!node_status(&st))
-        return false;
-    for (size_t i = 0; i < st.n_segments; i++)
-        done &= st.segments[i].state != WIRE_SEG_LOADING;
-    wire_node_status_done(&st);
-    return done;
+    return harness_node_count(harness_proc_addr(node), WIRE_SEG_LOADING) == 0;
 }
 
 /* One aggregate of "value" over ids, filtered on key in [lo, hi] when filtered. */
@@ -126,10 +104,7 @@ static int query(char (*ids)[WIRE_ID_MAX + 1], size_t n, enum wire_aggregate agg
                  int64_t lo, int64_t hi, struct wire_query_response *ret)
 {
     struct wire_query_request q;
-    struct http_response r;
-    struct wire_error err;
-    uint8_t *body;
-    size_t len;
+    struct harness_reply reply;
     int status;
 
     memset(&q, 0, sizeof(q));
@@ -142,17 +117,10 @@ static int query(char (*ids)[WIRE_ID_MAX + 1], size_t n, enum wire_aggregate agg
         q.lo = lo;
         q.hi = hi;
     }
-    body = wire_query_request_encode(&q, &len);
-    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "POST", "/v1/query", WIRE_CONTENT_TYPE,
-                                body, len, NULL, 60000, &r),
-                     0);
-    free(body);
-    status = r.status;
-    if (status == 200)
-        ck_assert_int_eq(wire_query_response_decode(r.body, r.body_len, ret, &err), 0);
-    else
-        fprintf(stderr, "check_direct: query HTTP %d: %.*s\n", status, (int)r.body_len, r.body);
-    http_response_done(&r);
+    status = harness_query(harness_proc_addr(node), &q, ret, &reply);
+    ck_assert_int_gt(status, 0);
+    if (status != 200)
+        fprintf(stderr, "check_direct: query HTTP %d: %s\n", status, reply.err.message);
     return status;
 }
 

@@ -410,14 +410,7 @@ static int raw_request(const char *addr, const void *d, size_t len, int *ret_sec
 
 static bool healthy(const char *addr)
 {
-    struct http_response r;
-    bool ok;
-
-    if (http_fetch(addr, "GET", "/healthz", NULL, NULL, 0, NULL, 5000, &r) < 0)
-        return false;
-    ok = r.status == 200 && strcmp(r.body, "ok\n") == 0;
-    http_response_done(&r);
-    return ok;
+    return harness_send(addr, "GET", "/healthz", NULL) == 200;
 }
 
 static bool node_status(const char *addr, const char *token, struct wire_node_status *st)
@@ -473,14 +466,22 @@ static int node_seg(const char *addr, const char *token, const char *id,
 
 static bool coord_status(const char *addr, const char *token, struct wire_cluster_status *st)
 {
-    struct http_response r;
-    struct wire_error err;
     bool ok;
 
-    if (http_fetch(addr, "GET", "/v1/status", NULL, NULL, 0, token, 10000, &r) < 0)
-        return false;
-    ok = r.status == 200 && wire_cluster_status_decode(r.body, r.body_len, st, &err) == 0;
-    http_response_done(&r);
+    harness_client_set(token, 10000);
+    ok = harness_cluster_status(addr, st) == 200;
+    harness_client_set(NULL, 0);
+    return ok;
+}
+
+/* Every segment the coordinator lists, asked with token. */
+static bool coord_segments(const char *addr, const char *token, struct wire_segment_list *l)
+{
+    bool ok;
+
+    harness_client_set(token, 10000);
+    ok = harness_segments(addr, "?limit=1000000", l) == 200;
+    harness_client_set(NULL, 0);
     return ok;
 }
 
@@ -493,20 +494,11 @@ static char *coord_fingerprint(const char *addr, const char *token)
 {
     struct wire_cluster_status st;
     struct wire_segment_list l;
-    struct http_response r;
-    struct wire_error err;
     struct buf b = {0};
     char head[256];
 
-    if (!coord_status(addr, token, &st))
+    if (!coord_status(addr, token, &st) || !coord_segments(addr, token, &l))
         return NULL;
-    if (http_fetch(addr, "GET", "/v1/segments?limit=1000000", NULL, NULL, 0, token, 10000, &r) < 0)
-        return NULL;
-    if (r.status != 200 || wire_segment_list_decode(r.body, r.body_len, &l, &err) < 0) {
-        http_response_done(&r);
-        return NULL;
-    }
-    http_response_done(&r);
     snprintf(head, sizeof(head),
              "total=%" PRIu64 " pending=%" PRIu64 " loaded=%" PRIu64 " invalid=%" PRIu64
              " nodes=%u/%u ids:",
@@ -524,23 +516,7 @@ static char *coord_fingerprint(const char *addr, const char *token)
 /* The value of one sample line of GET /metrics ("name{labels}"), or -1. */
 static double metric(const char *addr, const char *sample)
 {
-    struct http_response r;
-    double v = -1;
-    size_t n = strlen(sample);
-
-    if (http_fetch(addr, "GET", "/metrics", NULL, NULL, 0, NULL, 5000, &r) < 0)
-        return -1;
-    for (const char *line = r.body; line != NULL && *line != '\0';) {
-        if (strncmp(line, sample, n) == 0 && line[n] == ' ') {
-            v = strtod(line + n + 1, NULL);
-            break;
-        }
-        line = strchr(line, '\n');
-        if (line != NULL)
-            line++;
-    }
-    http_response_done(&r);
-    return v;
+    return harness_metric(addr, sample);
 }
 
 /* ---- the battery's table ------------------------------------------------ */
@@ -1536,9 +1512,7 @@ static void run_row(const struct row *r)
         problem = "GET /healthz failed afterwards";
     if (r->after == AFTER_DRAINING) {
         /* Undo whatever the row did, so that later rows meet a serving node. */
-        struct http_response u;
-        if (http_fetch(addr, "POST", "/v1/undrain", NULL, NULL, 0, NULL, 5000, &u) == 0)
-            http_response_done(&u);
+        (void)harness_send(addr, "POST", "/v1/undrain", NULL);
     }
     if (problem == NULL && r->after == AFTER_FAILED_LOAD) {
         problem = check_failed_load(before, why, sizeof(why));

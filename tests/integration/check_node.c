@@ -108,38 +108,17 @@ static void teardown(void)
     free(data);
 }
 
-/* POSTs an AssignRequest; returns the HTTP status and fills *ret. */
+/* POSTs an AssignRequest; returns the HTTP status and fills *ret and *ret_reply (may be NULL). */
 static int assign_raw(const char *id, const char *uri, uint64_t rows, uint64_t row_size,
-                      struct wire_assign_response *ret, struct http_response *ret_http)
+                      struct wire_assign_response *ret, struct harness_reply *ret_reply)
 {
-    struct wire_assign_request m;
-    struct http_response hr;
-    struct wire_error err;
-    uint8_t *body;
-    size_t len;
-    int r;
+    struct wire_assign_request m = harness_assign_request(id, uri, rows, row_size);
+    struct wire_assign_response scratch;
+    int status = harness_assign(harness_proc_addr(node), &m, ret != NULL ? ret : &scratch,
+                                ret_reply);
 
-    memset(&m, 0, sizeof(m));
-    snprintf(m.segment_id, sizeof(m.segment_id), "%s", id);
-    snprintf(m.uri, sizeof(m.uri), "%s", uri);
-    m.row_count = rows;
-    m.avg_row_size = row_size;
-    body = wire_assign_request_encode(&m, &len);
-    r = http_fetch(harness_proc_addr(node), "POST", "/v1/assign", WIRE_CONTENT_TYPE, body, len,
-                   NULL, 10000, &hr);
-    free(body);
-    ck_assert_int_eq(r, 0);
-    if (ret != NULL) {
-        memset(ret, 0, sizeof(*ret));
-        if (hr.status == 202 || hr.status == 422 || hr.status == 507)
-            ck_assert_int_eq(wire_assign_response_decode(hr.body, hr.body_len, ret, &err), 0);
-    }
-    r = hr.status;
-    if (ret_http != NULL)
-        *ret_http = hr;
-    else
-        http_response_done(&hr);
-    return r;
+    ck_assert_int_gt(status, 0);
+    return status;
 }
 
 static int assign_seg(const struct seg_def *d)
@@ -156,16 +135,7 @@ static int assign_seg(const struct seg_def *d)
 
 static bool get_status(struct wire_node_status *st)
 {
-    struct http_response hr;
-    struct wire_error err;
-    bool ok;
-
-    if (http_fetch(harness_proc_addr(node), "GET", "/v1/status", NULL, NULL, 0, NULL, 5000, &hr) <
-        0)
-        return false;
-    ok = hr.status == 200 && wire_node_status_decode(hr.body, hr.body_len, st, &err) == 0;
-    http_response_done(&hr);
-    return ok;
+    return harness_node_status(harness_proc_addr(node), NULL, 5000, st);
 }
 
 /* State of one segment on the node: 0 when it is absent. */
@@ -213,15 +183,10 @@ static char *state_fingerprint(void)
 }
 
 static int query(const char *const *ids, size_t n, enum wire_aggregate agg, const char *column,
-                 const char *filter, int64_t lo, int64_t hi, struct wire_query_response *ret,
-                 struct http_response *ret_http)
+                 const char *filter, int64_t lo, int64_t hi, struct wire_query_response *ret)
 {
     struct wire_query_request q;
-    struct http_response hr;
-    struct wire_error err;
-    uint8_t *body;
-    size_t len;
-    int r;
+    int status;
 
     memset(&q, 0, sizeof(q));
     q.n_segments = n;
@@ -233,20 +198,10 @@ static int query(const char *const *ids, size_t n, enum wire_aggregate agg, cons
     snprintf(q.filter_column, sizeof(q.filter_column), "%s", filter != NULL ? filter : "");
     q.lo = lo;
     q.hi = hi;
-    body = wire_query_request_encode(&q, &len);
+    status = harness_query(harness_proc_addr(node), &q, ret, NULL);
     free(q.segment_ids);
-    r = http_fetch(harness_proc_addr(node), "POST", "/v1/query", WIRE_CONTENT_TYPE, body, len,
-                   NULL, 30000, &hr);
-    free(body);
-    ck_assert_int_eq(r, 0);
-    if (hr.status == 200)
-        ck_assert_int_eq(wire_query_response_decode(hr.body, hr.body_len, ret, &err), 0);
-    r = hr.status;
-    if (ret_http != NULL)
-        *ret_http = hr;
-    else
-        http_response_done(&hr);
-    return r;
+    ck_assert_int_gt(status, 0);
+    return status;
 }
 
 /* The expected answer, computed row by row from the generator. */
@@ -303,21 +258,21 @@ static void check_queries(void)
         for (size_t i = 0; i < 3; i++)
             expect_add(&e, &segs[i], filtered, lo, hi);
         ck_assert_int_eq(query(ints, 3, WIRE_AGG_COUNT, "value", filtered ? "key" : NULL, lo, hi,
-                               &resp, NULL),
+                               &resp),
                          200);
         ck_assert_int_eq(resp.int_value, (int64_t)e.matched);
         ck_assert_uint_eq(resp.rows_matched, e.matched);
         ck_assert_int_eq(query(ints, 3, WIRE_AGG_SUM, "value", filtered ? "key" : NULL, lo, hi,
-                               &resp, NULL),
+                               &resp),
                          200);
         ck_assert_int_eq(resp.int_value, (int64_t)e.isum);
         ck_assert(!resp.is_float);
         ck_assert_int_eq(query(ints, 3, WIRE_AGG_MIN, "value", filtered ? "key" : NULL, lo, hi,
-                               &resp, NULL),
+                               &resp),
                          200);
         ck_assert_int_eq(resp.int_value, e.imin);
         ck_assert_int_eq(query(ints, 3, WIRE_AGG_MAX, "value", filtered ? "key" : NULL, lo, hi,
-                               &resp, NULL),
+                               &resp),
                          200);
         ck_assert_int_eq(resp.int_value, e.imax);
         if (filtered)
@@ -325,17 +280,17 @@ static void check_queries(void)
     }
     expect_init(&e);
     expect_add(&e, &segs[3], true, 1000, 150000);
-    ck_assert_int_eq(query(flt, 1, WIRE_AGG_SUM, "value", "key", 1000, 150000, &resp, NULL), 200);
+    ck_assert_int_eq(query(flt, 1, WIRE_AGG_SUM, "value", "key", 1000, 150000, &resp), 200);
     ck_assert(resp.is_float);
     ck_assert_uint_eq(resp.rows_matched, e.matched);
     ck_assert_msg(fabs(resp.float_value - e.fsum) <= 1e-9 * fabs(e.fsum) + 1e-6,
                   "float sum %.17g, expected %.17g", resp.float_value, e.fsum);
-    ck_assert_int_eq(query(flt, 1, WIRE_AGG_MIN, "value", "key", 1000, 150000, &resp, NULL), 200);
+    ck_assert_int_eq(query(flt, 1, WIRE_AGG_MIN, "value", "key", 1000, 150000, &resp), 200);
     ck_assert_double_eq(resp.float_value, e.fmin);
-    ck_assert_int_eq(query(flt, 1, WIRE_AGG_MAX, "value", "key", 1000, 150000, &resp, NULL), 200);
+    ck_assert_int_eq(query(flt, 1, WIRE_AGG_MAX, "value", "key", 1000, 150000, &resp), 200);
     ck_assert_double_eq(resp.float_value, e.fmax);
     /* A range no row falls in: count 0, and min gives 0 by contract. */
-    ck_assert_int_eq(query(ints, 3, WIRE_AGG_MIN, "value", "key", -100, -1, &resp, NULL), 200);
+    ck_assert_int_eq(query(ints, 3, WIRE_AGG_MIN, "value", "key", -100, -1, &resp), 200);
     ck_assert_uint_eq(resp.rows_matched, 0);
     ck_assert_int_eq(resp.int_value, 0);
 }
@@ -515,6 +470,7 @@ END_TEST
 START_TEST(test_refusals_change_nothing)
 {
     struct wire_assign_response resp;
+    struct harness_reply reply;
     struct http_response hr;
     char *before, *after, *uri, *path, *link;
     static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0x01};
@@ -527,10 +483,9 @@ START_TEST(test_refusals_change_nothing)
 
     /* '..' in the URI. */
     uri = xasprintf("file://%s/../storage/narrow-b.seg", storage);
-    ck_assert_int_eq(assign_raw("x1", uri, 200000, 24, &resp, &hr), 422);
+    ck_assert_int_eq(assign_raw("x1", uri, 200000, 24, &resp, &reply), 422);
     ck_assert_int_eq(resp.reason, WIRE_REASON_SEGMENT_INVALID);
-    ck_assert_str_eq(hr.reason, "SEGMENT_INVALID");
-    http_response_done(&hr);
+    ck_assert_str_eq(reply.reason, "SEGMENT_INVALID");
     free(uri);
     /* A real file outside the storage root. */
     path = xasprintf("%s/outside.seg", dir);
@@ -598,13 +553,8 @@ START_TEST(test_refusals_change_nothing)
                      0);
     ck_assert_int_eq(hr.status, 415);
     http_response_done(&hr);
-    ck_assert_int_eq(assign_raw("x8", "file:///x", 0, 10, NULL, &hr), 400);
-    {
-        struct wire_error e;
-        ck_assert_int_eq(wire_error_decode(hr.body, hr.body_len, &e), 0);
-        ck_assert_str_eq(e.message, "row_count: 0 is outside 1..1000000000000");
-    }
-    http_response_done(&hr);
+    ck_assert_int_eq(assign_raw("x8", "file:///x", 0, 10, NULL, &reply), 400);
+    ck_assert_str_eq(reply.err.message, "row_count: 0 is outside 1..1000000000000");
     {
         size_t big = 5u << 20;
         char *body = xcalloc(1, big);
@@ -616,33 +566,22 @@ START_TEST(test_refusals_change_nothing)
         free(body);
     }
     /* Unknown segments for DELETE and query; a bad id in the path. */
-    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "DELETE", "/v1/segments/nope", NULL,
-                                NULL, 0, NULL, 5000, &hr),
-                     0);
-    ck_assert_int_eq(hr.status, 404);
-    http_response_done(&hr);
-    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "DELETE", "/v1/segments/..", NULL, NULL,
-                                0, NULL, 5000, &hr),
-                     0);
-    ck_assert_int_eq(hr.status, 400);
-    http_response_done(&hr);
+    ck_assert_int_eq(harness_send(harness_proc_addr(node), "DELETE", "/v1/segments/nope", NULL),
+                     404);
+    ck_assert_int_eq(harness_send(harness_proc_addr(node), "DELETE", "/v1/segments/..", NULL), 400);
     {
         const char *ids[] = {"narrow-a", "nope"};
         struct wire_query_response qr;
-        ck_assert_int_eq(query(ids, 2, WIRE_AGG_SUM, "value", NULL, 0, 0, &qr, NULL), 404);
-        ck_assert_int_eq(query(ids, 1, WIRE_AGG_SUM, "payload", NULL, 0, 0, &qr, NULL), 400);
-        ck_assert_int_eq(query(ids, 1, WIRE_AGG_SUM, "nocol", NULL, 0, 0, &qr, NULL), 400);
+        ck_assert_int_eq(query(ids, 2, WIRE_AGG_SUM, "value", NULL, 0, 0, &qr), 404);
+        ck_assert_int_eq(query(ids, 1, WIRE_AGG_SUM, "payload", NULL, 0, 0, &qr), 400);
+        ck_assert_int_eq(query(ids, 1, WIRE_AGG_SUM, "nocol", NULL, 0, 0, &qr), 400);
     }
     after = state_fingerprint();
     ck_assert_str_eq(before, after);
     free(before);
     free(after);
     /* The node still serves. */
-    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "GET", "/healthz", NULL, NULL, 0, NULL,
-                                5000, &hr),
-                     0);
-    ck_assert_int_eq(hr.status, 200);
-    http_response_done(&hr);
+    ck_assert_int_eq(harness_send(harness_proc_addr(node), "GET", "/healthz", NULL), 200);
 }
 END_TEST
 
@@ -683,18 +622,14 @@ END_TEST
 
 START_TEST(test_delete)
 {
-    struct http_response hr;
     size_t one = 1;
     char *path = xasprintf("%s/segments/narrow-b.seg", data);
 
     ck_assert_int_eq(assign_seg(&segs[1]), 202);
     ck_assert(harness_wait_until(all_loaded, &one, 30000));
     ck_assert_int_eq(access(path, F_OK), 0);
-    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "DELETE", "/v1/segments/narrow-b", NULL,
-                                NULL, 0, NULL, 5000, &hr),
-                     0);
-    ck_assert_int_eq(hr.status, 200);
-    http_response_done(&hr);
+    ck_assert_int_eq(harness_send(harness_proc_addr(node), "DELETE", "/v1/segments/narrow-b", NULL),
+                     200);
     ck_assert_int_eq(seg_state("narrow-b"), 0);
     ck_assert_int_eq(access(path, F_OK), -1);
     /* And it does not come back after a restart. */
@@ -709,17 +644,12 @@ END_TEST
 static void status_id(const struct harness_proc *p, char *ret, size_t len)
 {
     struct wire_node_status st;
-    struct http_response hr;
-    struct wire_error err;
 
     ret[0] = '\0';
-    if (http_fetch(harness_proc_addr(p), "GET", "/v1/status", NULL, NULL, 0, NULL, 5000, &hr) < 0)
-        return;
-    if (hr.status == 200 && wire_node_status_decode(hr.body, hr.body_len, &st, &err) == 0) {
+    if (harness_node_status(harness_proc_addr(p), NULL, 5000, &st)) {
         snprintf(ret, len, "%s", st.node_id);
         wire_node_status_done(&st);
     }
-    http_response_done(&hr);
 }
 
 /* First line of a file, or "" when it cannot be read. */
@@ -832,32 +762,18 @@ static bool reports_after(void *arg)
 static int assign_to(const struct harness_proc *p, enum wire_reason *ret_reason, char *detail,
                      size_t detail_len)
 {
-    struct wire_assign_request m;
+    char *uri = xasprintf("file://%s/narrow-a.seg", storage);
+    struct wire_assign_request m =
+        harness_assign_request("narrow-a", uri, segs[0].rows, segs[0].row_bytes);
     struct wire_assign_response resp;
-    struct http_response hr;
-    struct wire_error err;
-    uint8_t *body;
-    size_t len;
     int status;
 
-    memset(&m, 0, sizeof(m));
-    snprintf(m.segment_id, sizeof(m.segment_id), "narrow-a");
-    snprintf(m.uri, sizeof(m.uri), "file://%s/narrow-a.seg", storage);
-    m.row_count = segs[0].rows;
-    m.avg_row_size = segs[0].row_bytes;
-    body = wire_assign_request_encode(&m, &len);
-    ck_assert_int_eq(http_fetch(harness_proc_addr(p), "POST", "/v1/assign", WIRE_CONTENT_TYPE,
-                                body, len, NULL, 10000, &hr),
-                     0);
-    free(body);
-    status = hr.status;
-    *ret_reason = WIRE_REASON_NONE;
-    detail[0] = '\0';
-    if (wire_assign_response_decode(hr.body, hr.body_len, &resp, &err) == 0) {
-        *ret_reason = resp.reason;
-        snprintf(detail, detail_len, "%s", resp.detail);
-    }
-    http_response_done(&hr);
+    memset(&resp, 0, sizeof(resp));
+    status = harness_assign(harness_proc_addr(p), &m, &resp, NULL);
+    ck_assert_int_gt(status, 0);
+    *ret_reason = resp.reason;
+    snprintf(detail, detail_len, "%s", resp.detail);
+    free(uri);
     return status;
 }
 
@@ -875,7 +791,6 @@ START_TEST(test_node_id_conflict)
     const char *args[5];
     struct harness_proc *dup;
     struct reports_after ra;
-    struct http_response hr;
     enum wire_reason reason;
     pthread_t th;
     int status;
@@ -905,26 +820,9 @@ START_TEST(test_node_id_conflict)
     ck_assert_int_eq(reason, WIRE_REASON_DRAINING);
     ck_assert_msg(strstr(detail, "node id conflict") != NULL && strstr(detail, "127.0.0.1:9"),
                   "%s", detail);
-    {
-        struct wire_query_request q;
-        uint8_t *body;
-        size_t len;
-
-        memset(&q, 0, sizeof(q));
-        q.n_segments = 1;
-        q.segment_ids = xcalloc(1, sizeof(*q.segment_ids));
-        snprintf(q.segment_ids[0], sizeof(q.segment_ids[0]), "narrow-a");
-        q.aggregate = WIRE_AGG_COUNT;
-        snprintf(q.column, sizeof(q.column), "value");
-        body = wire_query_request_encode(&q, &len);
-        free(q.segment_ids);
-        ck_assert_int_eq(http_fetch(harness_proc_addr(dup), "POST", "/v1/query",
-                                    WIRE_CONTENT_TYPE, body, len, NULL, 10000, &hr),
-                         0);
-        free(body);
-        ck_assert_int_eq(hr.status, 503);
-        http_response_done(&hr);
-    }
+    ck_assert_int_eq(harness_query_one(harness_proc_addr(dup), "narrow-a", WIRE_AGG_COUNT,
+                                       "value", NULL, NULL),
+                     503);
     logpath = xasprintf("%s/node.log", data2);
     cat[0] = "/bin/cat";
     cat[1] = logpath;
@@ -961,21 +859,7 @@ END_TEST
 /* The value of the sample whose line starts with prefix in p's /metrics, or -1 if absent. */
 static double metric(struct harness_proc *p, const char *prefix)
 {
-    struct http_response hr;
-    double v = -1;
-
-    ck_assert_int_eq(http_fetch(harness_proc_addr(p), "GET", "/metrics", NULL, NULL, 0, NULL, 5000,
-                                &hr),
-                     0);
-    ck_assert_int_eq(hr.status, 200);
-    for (const char *line = hr.body; line != NULL && *line != '\0';) {
-        const char *nl = strchr(line, '\n');
-        if (strncmp(line, prefix, strlen(prefix)) == 0 && line[strlen(prefix)] == ' ')
-            v = strtod(line + strlen(prefix) + 1, NULL);
-        line = nl != NULL ? nl + 1 : NULL;
-    }
-    http_response_done(&hr);
-    return v;
+    return harness_metric(harness_proc_addr(p), prefix);
 }
 
 static struct harness_proc *reporting_node;
@@ -1121,12 +1005,12 @@ START_TEST(test_mlock_budget_never_exceeded)
                 const char *ids[1] = {id};
 
                 snprintf(id, sizeof(id), "pin-%02d", i);
-                ck_assert_int_eq(query(ids, 1, WIRE_AGG_SUM, "value", NULL, 0, 0, &resp, NULL),
+                ck_assert_int_eq(query(ids, 1, WIRE_AGG_SUM, "value", NULL, 0, 0, &resp),
                                  200);
             }
             {
                 const char *ids[1] = {"pin-00"};
-                ck_assert_int_eq(query(ids, 1, WIRE_AGG_MAX, "key", NULL, 0, 0, &resp, NULL), 200);
+                ck_assert_int_eq(query(ids, 1, WIRE_AGG_MAX, "key", NULL, 0, 0, &resp), 200);
             }
             usleep(100000);
         }
