@@ -391,6 +391,8 @@ static void wire_pressure_from_pb(struct wire_pressure *dst, const Sluice__V1__P
     dst->tte_ms = p->tte_ms;
     dst->growth_bytes_per_s = p->growth_bytes_per_second;
     dst->swapins_per_s = p->swapins_per_second;
+    dst->admit_watermark =
+        p->admit_watermark > 0 && p->admit_watermark <= 1 ? p->admit_watermark : 0;
 }
 
 static void wire_pressure_to_pb(Sluice__V1__PressureSnapshot *dst, const struct wire_pressure *p)
@@ -416,6 +418,7 @@ static void wire_pressure_to_pb(Sluice__V1__PressureSnapshot *dst, const struct 
     dst->tte_ms = p->tte_ms;
     dst->growth_bytes_per_second = p->growth_bytes_per_s;
     dst->swapins_per_second = p->swapins_per_s;
+    dst->admit_watermark = p->admit_watermark;
 }
 
 /* Validates one unpacked AssignRequest into out; prefix names it in errors ("" or "assignments[3]."). */

@@ -113,6 +113,7 @@ struct wire_pressure {
     bool tte_known;        /* tte_ms holds an estimate (something is growing) */
     uint64_t tte_ms;       /* estimated time to memory exhaustion */
     double growth_bytes_per_s, swapins_per_s;
+    double admit_watermark; /* 0..1 in force; 0: not said (decode: anything else reads 0) */
 };
 
 struct wire_assign_request {

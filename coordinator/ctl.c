@@ -121,13 +121,18 @@ void ctl_print_nodes(FILE *out, const struct wire_node_list *nodes, bool json)
         ctl_json_msg(out, WIRE_MSG_NODE_LIST, buf, len);
         return;
     }
-    fprintf(out, "%-16s %-21s %-8s %6s %8s %8s %8s %8s %7s %8s %8s %-6s %8s %5s %7s  %s\n",
-            "NODE", "ADDR", "STATE", "SEGS", "USAGE", "LIMIT", "WSS", "PINNED", "PSI10", "P99_MS", "REFUSED", "IO",
-            "POOL", "HIT%", "TTE", "LAST_REASON");
+    fprintf(out, "%-16s %-21s %-8s %6s %8s %8s %5s %8s %8s %7s %8s %8s %-6s %8s %5s %7s  %s\n",
+            "NODE", "ADDR", "STATE", "SEGS", "USAGE", "LIMIT", "WMARK", "WSS", "PINNED", "PSI10", "P99_MS",
+            "REFUSED", "IO", "POOL", "HIT%", "TTE", "LAST_REASON");
     for (size_t i = 0; i < nodes->n; i++) {
         const struct wire_node_info *n = &nodes->nodes[i];
-        char b4[16], b5[16], hit[16], tte[24];
+        char b4[16], b5[16], hit[16], tte[24], wm[16];
         bool direct = n->pressure.io_mode == WIRE_IO_DIRECT;
+
+        if (n->pressure.admit_watermark > 0)
+            snprintf(wm, sizeof(wm), "%.2f", n->pressure.admit_watermark);
+        else
+            snprintf(wm, sizeof(wm), "-");
 
         snprintf(hit, sizeof(hit), "%.1f", n->pressure.pool_hit_ratio * 100);
         if (n->pressure.tte_known)
@@ -135,10 +140,12 @@ void ctl_print_nodes(FILE *out, const struct wire_node_list *nodes, bool json)
         else
             snprintf(tte, sizeof(tte), "-");
         fprintf(out,
-                "%-16s %-21s %-8s %6u %8s %8s %8s %8s %6.1f%% %8.1f %8" PRIu64 " %-6s %8s %5s %7s  %s\n",
+                "%-16s %-21s %-8s %6u %8s %8s %5s %8s %8s %6.1f%% %8.1f %8" PRIu64
+                " %-6s %8s %5s %7s  %s\n",
                 n->node_id, n->addr, n->state, n->segments,
                 ctl_bytes(b1, sizeof(b1), n->pressure.usage_bytes),
                 n->pressure.limit_bytes ? ctl_bytes(b2, sizeof(b2), n->pressure.limit_bytes) : "-",
+                wm,
                 ctl_bytes(b3, sizeof(b3), n->pressure.wss_bytes),
                 ctl_bytes(b5, sizeof(b5), n->pressure.pinned_bytes), n->pressure.some_avg10,
                 n->pressure.p99_seconds * 1e3, n->refusals, wire_io_mode_name(n->pressure.io_mode),

@@ -294,16 +294,23 @@ static bool adm_swapin_sustained(const struct admission_config *cfg,
            adm_since(now, state->swapin_since_ms) >= cfg->exhaust_swapin_sustain_ms;
 }
 
+double admission_watermark(const struct admission_config *cfg, const struct admission_signals *sig)
+{
+    if (sig->admit_watermark > 0 && sig->admit_watermark <= 1)
+        return sig->admit_watermark;
+    return cfg->high_watermark;
+}
+
 uint64_t admission_admit_limit(const struct admission_config *cfg,
                                const struct admission_signals *sig)
 {
-    double v;
+    double v, w = admission_watermark(cfg, sig);
 
     if (cfg->budget_bytes > 0)
         return cfg->budget_bytes;
-    if (sig->limit_bytes == 0 || !(cfg->high_watermark > 0))
+    if (sig->limit_bytes == 0 || !(w > 0))
         return 0;
-    v = (double)sig->limit_bytes * fmin(cfg->high_watermark, 1.0);
+    v = (double)sig->limit_bytes * fmin(w, 1.0);
     return v >= 18446744073709551616.0 ? UINT64_MAX : (uint64_t)v;
 }
 
@@ -655,7 +662,7 @@ static bool adm_check_capacity(const struct admission_config *cfg,
                    (unsigned long long)req->cost_bytes, (unsigned long long)limit);
         if (cfg->budget_bytes == 0)
             adm_append(ret->detail, sizeof(ret->detail), " (limit %llu x %.3g)",
-                       (unsigned long long)sig->limit_bytes, cfg->high_watermark);
+                       (unsigned long long)sig->limit_bytes, admission_watermark(cfg, sig));
         return true;
     }
     if (!admission_in_slow_start(cfg, state, now))
@@ -790,6 +797,32 @@ void admission_decide(const struct admission_config *cfg, const struct admission
         adm_append(ret->detail, sizeof(ret->detail), "; slow start %llu ms left",
                    (unsigned long long)adm_slow_start_left(cfg, state, now));
     adm_notes(cfg, sig, ret->detail, sizeof(ret->detail));
+}
+
+bool admission_quiet(const struct admission_config *cfg, const struct admission_signals *sig,
+                     const struct admission_state *state, const char **ret_why)
+{
+    const char *why = NULL;
+    bool stall;
+
+    if (adm_critical_breach(cfg, sig, true, &stall))
+        why = stall ? "full stall" : "recent oom_kill";
+    else if (adm_pressure_some(cfg, sig, true) || adm_pressure_avg10(cfg, sig, true))
+        why = "memory stall";
+    else if (adm_thrash_breach(cfg, sig, true))
+        why = "refaults";
+    else if (adm_swapin_high(cfg, sig, true))
+        why = "swap-in";
+    else if (adm_tte_breach(cfg, sig, true))
+        why = "time to exhaustion";
+    else if (adm_latency_known(cfg, sig) &&
+             !(sig->p99_10s_ms < (double)cfg->latency_slo_ms * cfg->latency_exit_ratio))
+        why = "p99";
+    else if (admission_in_slow_start(cfg, state, sig->now_ms))
+        why = "slow start";
+    if (why != NULL && ret_why != NULL)
+        *ret_why = why;
+    return why == NULL;
 }
 
 /* ---- shedding ---- */

@@ -102,6 +102,11 @@ struct admission_signals {
     double growth_bytes_per_s; /* others' growth (for the detail) */
     bool swapins_available;    /* false: the swap-in half of MEM_EXHAUSTION is off */
     double swapins_per_s;      /* pages/s read back from swap */
+    /*
+     * The watermark in force (the adaptive one, node/watermark.h), 0..1;
+     * 0 (or anything not in (0, 1]): cfg->high_watermark.
+     */
+    double admit_watermark;
 };
 
 /*
@@ -296,13 +301,32 @@ bool admission_gate_closed(const struct admission_state *state, enum wire_reason
 /* Open <-> closed changes of gate reason so far (for metrics); 0 for non-gates. */
 uint64_t admission_gate_transitions(const struct admission_state *state, enum wire_reason reason);
 
+/*
+ * Whether every memory and latency signal is quiet now: each on the open side
+ * of its exit threshold (the lower one), as if its gate were closed and about
+ * to reopen: no full or some stall, no oom_kill in the last minute, refaults
+ * and swap-ins under their exit rates, time to exhaustion above its exit, the
+ * 10 s p99 (when enough queries count) under SLO x --latency-exit-ratio; and
+ * no slow start in force. When not quiet, *ret_why (if not NULL) names the
+ * first loud signal, a static string. The adaptive watermark probes upward
+ * only while this holds (node/watermark.h).
+ */
+bool admission_quiet(const struct admission_config *cfg, const struct admission_signals *sig,
+                     const struct admission_state *state, const char **ret_why);
+
 /* Whether slow start is in force at now_ms. */
 bool admission_in_slow_start(const struct admission_config *cfg,
                              const struct admission_state *state, uint64_t now_ms);
 
-/* budget_bytes if set, else limit_bytes x high_watermark; 0 when unknown. */
+/*
+ * budget_bytes if set, else limit_bytes x the watermark in force
+ * (admission_watermark()); 0 when unknown.
+ */
 uint64_t admission_admit_limit(const struct admission_config *cfg,
                                const struct admission_signals *sig);
+
+/* sig->admit_watermark when it is in (0, 1], else cfg->high_watermark. */
+double admission_watermark(const struct admission_config *cfg, const struct admission_signals *sig);
 
 /* Sets factor to 1.0 and samples to 0. */
 void admission_cost_init(struct admission_cost *c);

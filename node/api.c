@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -425,6 +426,22 @@ fail:
     api_query_job_free(job);
 }
 
+/* Appends how the watermark is set: " watermark=adaptive 0.85..0.95 (why)" or "=fixed". */
+static void api_watermark_sources(struct node *node, char *buf, size_t len)
+{
+    size_t used = strlen(buf);
+
+    if (!node->admission_on || used + 1 >= len)
+        return;
+    if (node->acfg.budget_bytes > 0)
+        snprintf(buf + used, len - used, " watermark=off (--admit-budget)");
+    else if (node->wm_on)
+        snprintf(buf + used, len - used, " watermark=adaptive %.3g..%.3g (%s)",
+                 node->wmcfg.base, node->wmcfg.ceiling, node->wm_view.why);
+    else
+        snprintf(buf + used, len - used, " watermark=fixed %.3g", node->acfg.high_watermark);
+}
+
 static void api_status_cb(struct evhttp_request *req, const char *rest, void *arg)
 {
     struct node *node = arg;
@@ -440,6 +457,7 @@ static void api_status_cb(struct evhttp_request *req, const char *rest, void *ar
     snprintf(st.version, sizeof(st.version), "%s", SLUICE_VERSION);
     snprintf(st.signal_sources, sizeof(st.signal_sources), "%.400s wss=%s admission=%s", node->sources,
              wss_source_name(wss_source(node->wss)), node->admission_on ? "on" : "off");
+    api_watermark_sources(node, st.signal_sources, sizeof(st.signal_sources));
     st.cost_factor = node->cost.factor > 0 ? node->cost.factor : 1.0;
     for (int g = ADMISSION_GATE_FIRST, o = 0; g < WIRE_REASON_COUNT_; g++) {
         if (admission_gate_closed(&node->astate, (enum wire_reason)g) && o < 200)
@@ -469,6 +487,40 @@ static uint64_t api_rss_bytes(void)
         resident = 0;
     fclose(f);
     return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/*
+ * Swap and time to exhaustion (node/tte.c), as MEM_EXHAUSTION sees them. The
+ * two estimates are +Inf while nothing grows and absent until the sampler
+ * has enough samples.
+ */
+static void api_metrics_exhaustion(struct metrics_buf *m, const struct sampler_snapshot *sn,
+                                   bool have)
+{
+    bool est = have && sn->tte_valid;
+
+    metrics_one(m, "sluice_node_swapins_per_second", "gauge",
+                "Pages read back from swap per second (the cgroup's workingset_refault_anon, "
+                "else the host's pswpin).",
+                have ? sn->swapins_per_s : 0);
+    metrics_one_u64(m, "sluice_node_swap_limit_bytes", "gauge",
+                    "Swap the node's memory may use: min(cgroup swap limit, SwapTotal); 0 "
+                    "without swap.",
+                    have ? sn->exhaust_swap_cap : 0);
+    if (!est)
+        return;
+    metrics_one(m, "sluice_node_memory_growth_bytes_per_second", "gauge",
+                "Growth of others' memory (usage + swap - inactive file - the node's own "
+                "resident bytes) over the last 5 s.",
+                sn->growth_bytes_per_s);
+    metrics_one(m, "sluice_node_exhaustion_seconds", "gauge",
+                "Estimated time until that growth exhausts the limit plus usable swap (+Inf: "
+                "not growing).",
+                sn->tte_ms == UINT64_MAX ? INFINITY : (double)sn->tte_ms / 1e3);
+    metrics_one(m, "sluice_node_fill_seconds", "gauge",
+                "Time that growth would take to fill the whole limit plus swap (+Inf: not "
+                "growing); under --exhaust-fast-fill it is a fast run.",
+                sn->fill_ms == UINT64_MAX ? INFINITY : (double)sn->fill_ms / 1e3);
 }
 
 /* The I/O mode and, in direct mode, the buffer pool's families. */
@@ -645,6 +697,16 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
         metrics_one_u64(m, "sluice_node_admission_limit_bytes", "gauge",
                         "Admit limit (memory limit x high watermark, or the budget).",
                         admission_admit_limit(&node->acfg, &sig));
+        metrics_one(m, "sluice_node_admission_watermark_ratio", "gauge",
+                    "Admit watermark in force, as a fraction of the memory limit (the adaptive "
+                    "one when on).",
+                    node_watermark(node));
+        metrics_one(m, "sluice_node_admission_watermark_ceiling_ratio", "gauge",
+                    "Highest watermark the adaptive one may reach (the base when off).",
+                    node->wm_on ? node->wmcfg.ceiling : node->acfg.high_watermark);
+        metrics_one_u64(m, "sluice_node_admission_watermark_backoffs_total", "counter",
+                        "Times a breach dropped the adaptive watermark back to the base.",
+                        node->wm.backoffs);
         metrics_one_u64(m, "sluice_node_resident_bytes", "gauge",
                         "Resident bytes of mapped segments (mincore).", node->resident_bytes);
         metrics_one(m, "sluice_node_refaults_per_second", "gauge",
@@ -659,6 +721,7 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
             metrics_sample(m, "sluice_node_swap_pages_per_second", sn->pswpin_per_s, in);
             metrics_sample(m, "sluice_node_swap_pages_per_second", sn->pswpout_per_s, out);
         }
+        api_metrics_exhaustion(m, sn, node->have_snap);
         metrics_one_u64(m, "sluice_node_oom_kills_total", "counter",
                         "oom_kill events counted by the cgroup (or host).", sn->oom_kill);
         metrics_family(m, "sluice_node_query_p99_seconds", "gauge", "Query p99 by window.");

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "segfmt.h"
 #include "sluice_config.h"
+#include "watermark.h"
 #include "wire.h"
 #include "xmalloc.h"
 
@@ -105,8 +106,9 @@ static int cmd_serve(int argc, char **argv)
     char *admission = NULL, *proc_root = NULL, *sys_root = NULL, *coordinator = NULL;
     char *advertise = NULL;
     uint64_t sample_ms = 0, report_ms = 0;
-    bool psi_triggers = true, claim = false;
+    bool psi_triggers = true, claim = false, wm_adaptive = true;
     struct admission_config ac;
+    struct watermark_config wm = {0};
     static const char *const onoff[] = {"on", "off", NULL};
     const struct config_option opts[] = {
         {"listen", "SLUICE_LISTEN", CONFIG_STRING, &listen, "127.0.0.1:7100",
@@ -167,6 +169,20 @@ static int cmd_serve(int argc, char **argv)
         {"admit-high-watermark", "SLUICE_ADMIT_HIGH_WATERMARK", CONFIG_DOUBLE,
          &ac.high_watermark, "0.85", "Admit limit as a fraction of the memory limit.",
          .dmin = 0.05, .dmax = 1.0},
+        {"admit-watermark-adaptive", "SLUICE_ADMIT_WATERMARK_ADAPTIVE", CONFIG_BOOL,
+         &wm_adaptive, "true",
+         "Probe the watermark upward while memory and p99 stay quiet and the node is full; "
+         "back to --admit-high-watermark at once on any pressure gate."},
+        {"admit-watermark-ceiling", "SLUICE_ADMIT_WATERMARK_CEILING", CONFIG_DOUBLE,
+         &wm.ceiling, "0.95",
+         "The adaptive watermark never goes above this (at or below --admit-high-watermark: "
+         "no probing).",
+         .dmin = 0.05, .dmax = 1.0},
+        {"admit-watermark-step", "SLUICE_ADMIT_WATERMARK_STEP", CONFIG_DOUBLE, &wm.step, "0.01",
+         "Added to the adaptive watermark per quiet --admit-watermark-probe.", .dmin = 0.001,
+         .dmax = 0.5},
+        {"admit-watermark-probe", "SLUICE_ADMIT_WATERMARK_PROBE", CONFIG_DURATION, &wm.probe_ms,
+         "3s", "Quiet time the adaptive watermark waits before each step.", 100, 3600000},
         {"admit-budget", "SLUICE_ADMIT_BUDGET", CONFIG_SIZE, &ac.budget_bytes, "0",
          "Explicit admit limit in bytes; 0 means memory limit x watermark.", 0, INT64_MAX},
         {"critical-full-enter", NULL, CONFIG_DOUBLE, &ac.critical_full_enter, "0.05",
@@ -266,6 +282,14 @@ static int cmd_serve(int argc, char **argv)
             fprintf(stderr, "sluice-node serve: %s\n", aerr);
             exit(EXIT_USAGE);
         }
+        /* A ceiling at or below the base leaves nothing to probe: the base holds. */
+        wm.base = ac.high_watermark;
+        if (wm.ceiling < wm.base)
+            wm.ceiling = wm.base;
+        if (watermark_config_check(&wm, aerr, sizeof(aerr)) < 0) {
+            fprintf(stderr, "sluice-node serve: --admit-watermark-*: %s\n", aerr);
+            exit(EXIT_USAGE);
+        }
     }
     if (next < argc) {
         fprintf(stderr, "sluice-node serve: unexpected argument \"%s\"\n", argv[next]);
@@ -293,6 +317,8 @@ static int cmd_serve(int argc, char **argv)
     cfg.mlock_budget = mlock_budget;
     cfg.limits = daemon_server_limits(&srv);
     cfg.admission = ac;
+    cfg.watermark_adaptive = wm_adaptive;
+    cfg.watermark = wm;
     cfg.admission_on = strcmp(admission, "on") == 0;
     cfg.proc_root = proc_root;
     cfg.sys_root = sys_root;
@@ -572,6 +598,9 @@ static int cmd_status(int argc, char **argv)
                st.mapped_bytes, st.index_bytes, st.pressure.pinned_bytes);
         printf("signals: %s\ncost factor %.3f; closed gates: %s\n", st.signal_sources, st.cost_factor,
                st.closed_gates[0] != '\0' ? st.closed_gates : "none");
+        if (st.pressure.admit_watermark > 0)
+            printf("admit watermark in force: %.3f of the memory limit\n",
+                   st.pressure.admit_watermark);
         if (st.pressure.io_mode == WIRE_IO_DIRECT)
             printf("io: direct  pool %" PRIu64 " B  hit ratio %.1f%%  held exactly %" PRIu64
                    " B\n",

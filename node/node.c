@@ -89,6 +89,27 @@ void node_signals(struct node *node, struct admission_signals *sig)
     in.queries_10s = latency_count(node->lat, now_ns, 10);
     in.disk_free_bytes = node->disk_free_bytes;
     signals_fuse(&in, sig);
+    sig->admit_watermark = node_watermark(node);
+}
+
+/* The watermark in force: the adaptive one, else the configured one. */
+double node_watermark(const struct node *node)
+{
+    return node->wm_on && node->wm.started ? node->wm.current : node->acfg.high_watermark;
+}
+
+/* Every tick, after admission observed: judge, step or drop, log a change. */
+static void node_watermark_tick(struct node *node, const struct admission_signals *sig)
+{
+    double before = node_watermark(node), after;
+
+    watermark_judge(&node->wmcfg, &node->acfg, sig, &node->astate, node->capacity_refused,
+                    node->capacity_refused_ms, &node->wm_view);
+    after = watermark_update(&node->wm, &node->wmcfg, node->wm_view.quiet, node->wm_view.breach,
+                             sig->now_ms);
+    if (after != before)
+        log_info("admit_watermark", "transition=\"%.3f -> %.3f\" why=%s", before, after,
+                 log_q(node->wm_view.why));
 }
 
 void node_fill_pressure(struct node *node, struct wire_pressure *p)
@@ -116,6 +137,8 @@ void node_fill_pressure(struct node *node, struct wire_pressure *p)
         p->psi_host_wide = s->psi_host_wide;
     }
     p->io_mode = node->bufpool != NULL ? WIRE_IO_DIRECT : WIRE_IO_MMAP;
+    if (node->admission_on && node->acfg.budget_bytes == 0)
+        p->admit_watermark = node_watermark(node);
     if (node->bufpool != NULL) {
         struct bufpool_stats ps;
 
@@ -223,6 +246,10 @@ void node_assign(struct node *node, const struct wire_assign_request *m,
             snprintf(v.detail, sizeof(v.detail), "node is draining");
         }
         histogram_record(&node->decision_ns, clock_mono_ns() - t0);
+        if (!v.accept && v.reason == WIRE_REASON_MEM_CAPACITY) {
+            node->capacity_refused = true;
+            node->capacity_refused_ms = sig.now_ms;
+        }
         if (!v.accept) {
             int status = reason_http_status(v.reason);
             log_debug("assign_refused", "id=%s status=%d reason=%s retry_ms=%u detail=%s",
@@ -455,6 +482,8 @@ static void node_tick_cb(evutil_socket_t fd, short what, void *arg)
         node_signals(node, &sig);
         admission_observe(&node->acfg, &sig, &node->astate);
         node_note_gates(node, before);
+        if (node->wm_on)
+            node_watermark_tick(node, &sig);
         if (admission_should_shed(&node->acfg, &node->astate, &sig)) {
             const char *id = store_coldest(node->store);
             enum wire_reason why = shed_reason(&node->astate);
@@ -644,6 +673,12 @@ struct node *node_new(struct event_base *base, const struct node_config *cfg, ch
     node->admission_on = cfg->admission_on;
     node->max_queries = cfg->max_queries > 0 ? cfg->max_queries : 64;
     node->acfg = cfg->admission;
+    /* An explicit --admit-budget leaves no watermark to move. */
+    node->wm_on = cfg->admission_on && cfg->watermark_adaptive && cfg->admission.budget_bytes == 0 &&
+                  cfg->watermark.ceiling > cfg->admission.high_watermark;
+    node->wmcfg = cfg->watermark;
+    node->wmcfg.base = cfg->admission.high_watermark;
+    node->wm_view.why = node->wm_on ? "starting" : "fixed";
     admission_cost_init(&node->cost);
     node->lat = latency_new(NULL);
     node->wss = wss_new(NULL);

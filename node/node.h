@@ -18,6 +18,7 @@
 
 #include "admission.h"
 #include "http.h"
+#include "watermark.h"
 
 struct event_base;
 struct node;
@@ -35,6 +36,9 @@ struct node_config {
     struct http_limits limits;
     struct admission_config admission;
     bool admission_on;        /* false: accept everything (the baseline mode) */
+    /* --admit-watermark-adaptive: probe the watermark (base: admission.high_watermark) */
+    bool watermark_adaptive;
+    struct watermark_config watermark; /* checked by watermark_config_check() */
     const char *proc_root;    /* "/proc": where kernel files are read (fixture trees in tests) */
     const char *sys_root;     /* "/sys" */
     unsigned sample_ms;       /* sampler interval */

@@ -23,6 +23,7 @@
 #include "store.h"
 #include "strmap.h"
 #include "wire.h"
+#include "watermark.h"
 #include "wss.h"
 
 #define NODE_TICK_MS 100
@@ -53,6 +54,13 @@ struct node {
     struct admission_config acfg;
     struct admission_state astate;
     struct admission_cost cost;
+    /* The adaptive watermark (off: fixed at acfg.high_watermark, or --admit-budget). */
+    bool wm_on;
+    struct watermark_config wmcfg;
+    struct watermark wm;
+    struct watermark_view wm_view; /* the last tick's judgement */
+    bool capacity_refused;         /* MEM_CAPACITY has refused an assignment ... */
+    uint64_t capacity_refused_ms;  /* ... last at this time (demand for the watermark) */
     struct sampler *sampler;
     struct sampler_snapshot snap;
     bool have_snap;
@@ -95,6 +103,9 @@ uint64_t node_direct_bytes(struct node *node, const struct store_totals *t);
 
 /* The admission controller's view of the node right now (reads the newest sample). */
 void node_signals(struct node *node, struct admission_signals *sig);
+
+/* The watermark in force: the adaptive one when on, else --admit-high-watermark. */
+double node_watermark(const struct node *node);
 
 /* The pressure block of a status, a report or an assignment answer. */
 void node_fill_pressure(struct node *node, struct wire_pressure *p);

@@ -9,6 +9,10 @@
  *  - Without PSI files the node runs and says so in status.
  *  - A kernel fixture tree reporting sustained full stall closes MEM_CRITICAL
  *    and makes the node shed its coldest segment, DROPPED with the reason.
+ *  - On a fixture tree the adaptive watermark holds while the node has room,
+ *    probes to its ceiling once the node is full and quiet (admitting what
+ *    the base watermark would refuse), and drops back on a full stall; status
+ *    and /metrics show it.
  */
 #include <check.h>
 #include <inttypes.h>
@@ -361,17 +365,16 @@ static bool seg_dropped(void *arg)
     return found;
 }
 
-START_TEST(test_critical_sheds)
+/*
+ * A cgroup v2 fixture tree under dir: <dir>/proc and <dir>/sys, a cgroup
+ * "sluice" with memory.max limit ("max" for 0) and usage bytes of anon
+ * memory, no PSI stall. Returns the cgroup directory (caller frees).
+ */
+static char *fixture_tree(unsigned long long limit, unsigned long long usage)
 {
     char *proc = xasprintf("%s/proc", dir), *cg = xasprintf("%s/sys/fs/cgroup/sluice", dir), *p;
-    char *a1 = xasprintf("--proc-root=%s", proc), *a2 = xasprintf("--sys-root=%s/sys", dir);
-    const char *args[] = {a1, a2, "--shed-after=1s", "--psi-triggers=false", NULL};
-    struct stall_gen g = {NULL, false};
-    struct wire_assign_response resp;
-    struct wire_query_response q;
-    char dropped[300] = "";
-    pthread_t t;
     char *cmd = xasprintf("mkdir -p %s/self %s/pressure %s", proc, proc, cg);
+    char text[512];
 
     ck_assert_int_eq(system(cmd), 0);
     free(cmd);
@@ -389,16 +392,39 @@ START_TEST(test_critical_sheds)
                          "SwapFree: 0 kB\n");
     FIX(proc, "vmstat", "pswpin 0\npswpout 0\nworkingset_refault_file 0\npgscan_kswapd 0\n");
     FIX(cg, "cgroup.type", "domain\n");
-    FIX(cg, "memory.current", "100000000\n");
-    FIX(cg, "memory.max", "max\n");
+    snprintf(text, sizeof(text), "%llu\n", usage);
+    FIX(cg, "memory.current", text);
+    if (limit > 0)
+        snprintf(text, sizeof(text), "%llu\n", limit);
+    else
+        snprintf(text, sizeof(text), "max\n");
+    FIX(cg, "memory.max", text);
     FIX(cg, "memory.high", "max\n");
-    FIX(cg, "memory.stat", "anon 50000000\nfile 50000000\ninactive_file 40000000\n"
-                           "active_file 10000000\nworkingset_refault_file 0\n"
-                           "workingset_refault_anon 0\npgscan 0\n");
+    snprintf(text, sizeof(text),
+             "anon %llu\nfile 0\ninactive_file 0\nactive_file 0\nworkingset_refault_file 0\n"
+             "workingset_refault_anon 0\npgscan 0\n",
+             usage);
+    FIX(cg, "memory.stat", text);
     FIX(cg, "memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n");
     FIX(cg, "memory.swap.current", "0\n");
     FIX(cg, "memory.pressure", "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
                                "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
+#undef FIX
+    free(proc);
+    return cg;
+}
+
+START_TEST(test_critical_sheds)
+{
+    char *a1 = xasprintf("--proc-root=%s/proc", dir), *a2 = xasprintf("--sys-root=%s/sys", dir);
+    const char *args[] = {a1, a2, "--shed-after=1s", "--psi-triggers=false", NULL};
+    struct stall_gen g = {NULL, false};
+    struct wire_assign_response resp;
+    struct wire_query_response q;
+    char dropped[300] = "";
+    pthread_t t;
+    char *cg = fixture_tree(0, 100000000);
+
     make_seg("cold", 1000, 16, 1);
     make_seg("hot", 1000, 16, 2);
     make_seg("late", 1000, 16, 3);
@@ -419,9 +445,100 @@ START_TEST(test_critical_sheds)
     ck_assert_int_eq(q.int_value, expected_sum(2, 1000));
     atomic_store(&g.stop, true);
     pthread_join(t, NULL);
-#undef FIX
     free(g.pressure);
-    free(proc);
+    free(cg);
+    free(a1);
+    free(a2);
+}
+END_TEST
+
+/* The adaptive watermark in force, from status (0 when the node cannot be read). */
+static double status_watermark(void)
+{
+    struct wire_node_status st;
+    double w;
+
+    if (!node_status(&st))
+        return 0;
+    w = st.pressure.admit_watermark;
+    wire_node_status_done(&st);
+    return w;
+}
+
+static bool watermark_is(void *arg)
+{
+    return fabs(status_watermark() - *(double *)arg) < 1e-6;
+}
+
+/* The value of a /metrics line starting with name (NAN if absent). */
+static double metric(const char *name)
+{
+    struct http_response r;
+    double v = NAN;
+    const char *p;
+
+    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "GET", "/metrics", NULL, NULL, 0, NULL,
+                                5000, &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    for (p = r.body; p != NULL && (p = strstr(p, name)) != NULL; p++) {
+        if ((p == r.body || p[-1] == '\n') && p[strlen(name)] == ' ') {
+            v = strtod(p + strlen(name) + 1, NULL);
+            break;
+        }
+    }
+    http_response_done(&r);
+    return v;
+}
+
+START_TEST(test_watermark_adaptive)
+{
+    /*
+     * A fixture cgroup at 50 MB of a 100 MB limit: quiet but no demand, the
+     * watermark stays at 0.85. A 40 MB segment is refused MEM_CAPACITY
+     * (50 + 40 > 85): that is demand, so the watermark probes to the 0.95
+     * ceiling, and the same segment is then admitted (50 + 40 < 95). A full
+     * stall drops the watermark back to 0.85 at once.
+     */
+    char *a1 = xasprintf("--proc-root=%s/proc", dir), *a2 = xasprintf("--sys-root=%s/sys", dir);
+    const char *args[] = {a1, a2, "--psi-triggers=false", "--shed-after=0",
+                          "--admit-watermark-step=0.05", "--admit-watermark-probe=500ms", NULL};
+    char *cg = fixture_tree(100000000, 50000000);
+    struct stall_gen g = {NULL, false};
+    struct wire_assign_response resp;
+    struct wire_node_status st;
+    double base = 0.85, ceiling = 0.95;
+    pthread_t t;
+
+    make_seg("forty", 2500000, 16, 1); /* 40,000,000 bytes */
+    node = harness_node_start(storage, data, args);
+    ck_assert_ptr_nonnull(node);
+    usleep(1500000); /* three probe periods without demand */
+    ck_assert_double_eq_tol(status_watermark(), base, 1e-6);
+    ck_assert(node_status(&st));
+    ck_assert_msg(strstr(st.signal_sources, "watermark=adaptive 0.85..0.95 (no demand)") != NULL,
+                  "%s", st.signal_sources);
+    wire_node_status_done(&st);
+    ck_assert_int_eq(assign("forty", 2500000, 16, &resp), 429);
+    ck_assert_int_eq(resp.reason, WIRE_REASON_MEM_CAPACITY);
+    ck_assert_msg(strstr(resp.detail, "(limit 100000000 x 0.85)") != NULL, "%s", resp.detail);
+    ck_assert_msg(harness_wait_until(watermark_is, &ceiling, 15000), "watermark %.3f",
+                  status_watermark());
+    ck_assert_double_eq_tol(metric("sluice_node_admission_watermark_ratio"), 0.95, 1e-9);
+    ck_assert_double_eq_tol(metric("sluice_node_admission_watermark_ceiling_ratio"), 0.95, 1e-9);
+    ck_assert_int_eq(assign("forty", 2500000, 16, &resp), 202); /* 50 + 40 < 95 */
+    ck_assert(harness_wait_until(none_loading, NULL, 30000));
+    g.pressure = xasprintf("%s/memory.pressure", cg);
+    pthread_create(&t, NULL, stall_thread, &g);
+    ck_assert_msg(harness_wait_until(watermark_is, &base, 15000), "watermark %.3f",
+                  status_watermark());
+    ck_assert_double_eq_tol(metric("sluice_node_admission_watermark_backoffs_total"), 1, 1e-9);
+    ck_assert(node_status(&st));
+    ck_assert_msg(strstr(st.signal_sources, "(MEM_CRITICAL)") != NULL, "%s", st.signal_sources);
+    wire_node_status_done(&st);
+    atomic_store(&g.stop, true);
+    pthread_join(t, NULL);
+    free(g.pressure);
     free(cg);
     free(a1);
     free(a2);
@@ -442,6 +559,7 @@ int main(void)
     tcase_add_test(tc, test_drain);
     tcase_add_test(tc, test_no_psi);
     tcase_add_test(tc, test_critical_sheds);
+    tcase_add_test(tc, test_watermark_adaptive);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1122,6 +1122,108 @@ START_TEST(test_exhaust_config_and_names)
 }
 END_TEST
 
+START_TEST(test_watermark_in_force)
+{
+    struct admission_config cfg = admission_config_default();
+    struct admission_state st;
+    struct admission_signals s = test_calm(0);
+    struct admission_request req = test_req(1 * GIB, 1 * GIB);
+    struct admission_verdict v;
+
+    memset(&st, 0, sizeof(st));
+    s.limit_bytes = 10 * GIB;
+    s.wss_bytes = 8 * GIB;
+    /* At the configured 0.85 (8.5 GiB) 8 + 1 does not fit ... */
+    ck_assert_double_eq(admission_watermark(&cfg, &s), 0.85);
+    v = test_decide(&cfg, &s, &st, &req, RND_MID);
+    ck_assert_int_eq(v.reason, WIRE_REASON_MEM_CAPACITY);
+    ck_assert_detail_has(v, "(limit 10737418240 x 0.85)");
+    /* ... at an adaptive 0.95 (9.5 GiB) it does, and the limit says so. */
+    s.admit_watermark = 0.95;
+    ck_assert_uint_eq(admission_admit_limit(&cfg, &s), (uint64_t)((double)(10 * GIB) * 0.95));
+    v = test_decide(&cfg, &s, &st, &req, RND_MID);
+    ck_assert(v.accept);
+    req.cost_bytes = 2 * GIB;
+    v = test_decide(&cfg, &s, &st, &req, RND_MID);
+    ck_assert_detail_has(v, "(limit 10737418240 x 0.95)");
+    /* Out of range reads as "not given": the configured watermark. */
+    s.admit_watermark = 1.5;
+    ck_assert_double_eq(admission_watermark(&cfg, &s), 0.85);
+    s.admit_watermark = nan("");
+    ck_assert_double_eq(admission_watermark(&cfg, &s), 0.85);
+    s.admit_watermark = -0.2;
+    ck_assert_uint_eq(admission_admit_limit(&cfg, &s), (uint64_t)((double)(10 * GIB) * 0.85));
+    /* An explicit budget wins over any watermark. */
+    s.admit_watermark = 0.95;
+    cfg.budget_bytes = 3 * GIB;
+    ck_assert_uint_eq(admission_admit_limit(&cfg, &s), 3 * GIB);
+}
+END_TEST
+
+START_TEST(test_quiet)
+{
+    struct admission_config cfg = admission_config_default();
+    struct admission_state st;
+    struct admission_signals s = test_calm(100000), q;
+    const char *why = "unset";
+
+    memset(&st, 0, sizeof(st));
+    ck_assert(admission_quiet(&cfg, &s, &st, &why));
+    ck_assert_str_eq(why, "unset"); /* untouched when quiet */
+    /* Each signal above its exit threshold (below enter) is loud. */
+    q = s;
+    q.full_frac = cfg.critical_full_exit * 2;
+    ck_assert(!admission_quiet(&cfg, &q, &st, &why));
+    ck_assert_str_eq(why, "full stall");
+    q = s;
+    q.oom_kills_recent = 1;
+    ck_assert(!admission_quiet(&cfg, &q, &st, &why));
+    ck_assert_str_eq(why, "recent oom_kill");
+    q = s;
+    q.some_frac = cfg.pressure_some_exit * 2;
+    q.pgscan_per_s = 10;
+    ck_assert(!admission_quiet(&cfg, &q, &st, &why));
+    ck_assert_str_eq(why, "memory stall");
+    q.pgscan_per_s = 0; /* a stall without reclaim is not our memory */
+    ck_assert(admission_quiet(&cfg, &q, &st, NULL));
+    q = s;
+    q.some_avg10 = cfg.pressure_avg10_exit + 1;
+    ck_assert(!admission_quiet(&cfg, &q, &st, &why));
+    ck_assert_str_eq(why, "memory stall");
+    q.psi_available = false; /* a neighbour's host-wide stall */
+    ck_assert(admission_quiet(&cfg, &q, &st, NULL));
+    q = s;
+    q.refaults_per_s = cfg.thrash_refault_exit + 1;
+    ck_assert(!admission_quiet(&cfg, &q, &st, &why));
+    ck_assert_str_eq(why, "refaults");
+    q = s;
+    q.swapins_available = true;
+    q.swapins_per_s = cfg.exhaust_swapin_exit + 1;
+    ck_assert(!admission_quiet(&cfg, &q, &st, &why));
+    ck_assert_str_eq(why, "swap-in");
+    q = s;
+    q.exhaust_available = true;
+    q.tte_ms = cfg.exhaust_tte_exit_ms - 1;
+    ck_assert(!admission_quiet(&cfg, &q, &st, &why));
+    ck_assert_str_eq(why, "time to exhaustion");
+    q.tte_ms = cfg.exhaust_tte_exit_ms;
+    ck_assert(admission_quiet(&cfg, &q, &st, NULL));
+    q = s;
+    q.p99_10s_ms = (double)cfg.latency_slo_ms * cfg.latency_exit_ratio;
+    ck_assert(!admission_quiet(&cfg, &q, &st, &why));
+    ck_assert_str_eq(why, "p99");
+    q.queries_10s = (uint64_t)cfg.latency_min_queries - 1; /* too few to count */
+    ck_assert(admission_quiet(&cfg, &q, &st, NULL));
+    /* Slow start after a gate reopened is not quiet yet. */
+    st.recovered = true;
+    st.recovered_ms = s.now_ms - 1000;
+    ck_assert(!admission_quiet(&cfg, &s, &st, &why));
+    ck_assert_str_eq(why, "slow start");
+    st.recovered_ms = s.now_ms - cfg.slow_start_ms;
+    ck_assert(admission_quiet(&cfg, &s, &st, NULL));
+}
+END_TEST
+
 static Suite *admission_suite(void)
 {
     Suite *s = suite_create("admission");
@@ -1155,6 +1257,8 @@ static Suite *admission_suite(void)
         {"exhaust_hysteresis", test_exhaust_hysteresis},
         {"exhaust_swapin_sustained", test_exhaust_swapin_sustained},
         {"exhaust_config_and_names", test_exhaust_config_and_names},
+        {"watermark_in_force", test_watermark_in_force},
+        {"quiet", test_quiet},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
