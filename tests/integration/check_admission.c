@@ -470,25 +470,10 @@ static bool watermark_is(void *arg)
     return fabs(status_watermark() - *(double *)arg) < 1e-6;
 }
 
-/* The value of a /metrics line starting with name (NAN if absent). */
+/* A sample of the node's /metrics. */
 static double metric(const char *name)
 {
-    struct http_response r;
-    double v = NAN;
-    const char *p;
-
-    ck_assert_int_eq(http_fetch(harness_proc_addr(node), "GET", "/metrics", NULL, NULL, 0, NULL,
-                                5000, &r),
-                     0);
-    ck_assert_int_eq(r.status, 200);
-    for (p = r.body; p != NULL && (p = strstr(p, name)) != NULL; p++) {
-        if ((p == r.body || p[-1] == '\n') && p[strlen(name)] == ' ') {
-            v = strtod(p + strlen(name) + 1, NULL);
-            break;
-        }
-    }
-    http_response_done(&r);
-    return v;
+    return harness_metric(harness_proc_addr(node), name);
 }
 
 START_TEST(test_watermark_adaptive)
