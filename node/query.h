@@ -5,8 +5,19 @@
  * only path here that does I/O, through bufpool cursors). No allocation; the
  * worker pool calls query_scan() once per segment and the results merge in
  * a query_acc. Integer sums wrap (two's complement), as they would in SQL
- * engines without overflow checks; float sums are plain IEEE doubles in row
- * order, so results are exactly reproducible.
+ * engines without overflow checks.
+ *
+ * A float sum is IEEE double arithmetic in one fixed order, so every answer
+ * is exactly reproducible, and the same in mmap and direct mode, on any CPU
+ * and build (no fused or reassociated arithmetic): within a segment, the
+ * matched row numbered r from the segment's first row is added to lane
+ * r % 16, in row order, each of the 16 lanes starting at +0.0; the lanes
+ * are then added pairwise, ((l0 + l1) + (l2 + l3)) + ... as a balanced tree;
+ * the segments' sums are added to +0.0 in the order the query names the
+ * segments. (Lanes keep the scan at memory speed: a sum in row order waits
+ * for one add per row. The rounding is pairwise-like, no worse than the
+ * row order's.) Merging per-segment accumulators with query_acc_merge in
+ * that order gives the same bits as one scan over the segments.
  *
  * NaN follows PostgreSQL (and Oracle's BINARY_DOUBLE, DuckDB): NaN is one
  * value, greater than every number including +inf. So over the matched rows
@@ -85,7 +96,11 @@ int query_scan_source(const struct query_plan *plan, const struct query_source *
                       const struct segment_header *hdr, const struct zonemap *zm,
                       struct query_acc *acc);
 
-/* Folds src into dst (same is_float). */
+/*
+ * Folds src into dst (same is_float). The float sum is dst's plus src's, so
+ * merging one accumulator per segment in the query's order is bit for bit
+ * one scan over the segments in that order.
+ */
 void query_acc_merge(struct query_acc *dst, const struct query_acc *src);
 
 /* The answer for aggregate; min/max over no rows give 0; NaN as the file comment says. */

@@ -6,6 +6,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -378,6 +379,148 @@ START_TEST(test_float_lanes_exact)
 }
 END_TEST
 
+/*
+ * The float sum's specified order (query.h): per segment, matched row r goes
+ * to lane r % 16, lanes fold pairwise, segment sums add in the query's
+ * order. Values of wildly different magnitudes make every order give other
+ * bits, so the reference below is the only one that matches.
+ */
+static double ref_fold(const double *lanes)
+{
+    double t[16];
+
+    memcpy(t, lanes, sizeof(t));
+    for (int w = 8; w >= 1; w /= 2)
+        for (int j = 0; j < w; j++)
+            t[j] = t[2 * j] + t[2 * j + 1];
+    return t[0];
+}
+
+/* The specified sum of rows of m whose key lies in [lo, hi] (all rows when !filtered). */
+static double ref_sum(const struct mapped *m, bool filtered, int64_t lo, int64_t hi,
+                      double *ret_row_order)
+{
+    const struct segment_column *vc = &m->hdr.columns[segment_find_column(&m->hdr, "value")];
+    const struct segment_column *kc = &m->hdr.columns[segment_find_column(&m->hdr, "key")];
+    double lanes[16] = {0}, row_order = 0;
+
+    for (uint64_t r = 0; r < m->hdr.row_count; r++) {
+        double v;
+        int64_t k;
+
+        memcpy(&v, (const char *)m->base + vc->offset + r * 8, 8);
+        memcpy(&k, (const char *)m->base + kc->offset + r * 8, 8);
+        if (filtered && (k < lo || k > hi))
+            continue;
+        lanes[r % 16] += v;
+        row_order += v;
+    }
+    *ret_row_order = row_order;
+    return ref_fold(lanes);
+}
+
+/* Wild magnitudes: 1e16, tiny fractions, negative giants, -0.0. */
+static void plant_wild(struct mapped *m, uint64_t seed)
+{
+    for (uint64_t i = 0; i < m->hdr.row_count; i++) {
+        double x = segment_synth_fvalue(seed, i);
+        switch (i % 7) {
+        case 0:
+            x *= 1e13;
+            break;
+        case 3:
+            x = -x * 1e12;
+            break;
+        case 5:
+            x = -0.0;
+            break;
+        default:
+            x /= 3.0;
+        }
+        set_fvalue(m, i, x);
+    }
+}
+
+START_TEST(test_float_sum_order)
+{
+    static const uint64_t lens[] = {1, 15, 17, 4097, 20011};
+    int differs = 0;
+
+    for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+        struct mapped m;
+        uint64_t seed = 60 + l;
+
+        map_segment(&m, lens[l], 16, true, seed);
+        plant_wild(&m, seed);
+        /* No filter; a filter that cuts blocks at odd rows; one row; every row. */
+        for (int f = 0; f < 4; f++) {
+            int64_t lo = f == 1   ? segment_synth_key(seed, lens[l] / 3)
+                         : f == 2 ? segment_synth_key(seed, lens[l] - 1)
+                                  : INT64_MIN;
+            int64_t hi = f == 1 ? segment_synth_key(seed, lens[l] - 1 - lens[l] / 5) : INT64_MAX;
+            struct wire_query_response r;
+            double row_order, want = ref_sum(&m, f > 0, lo, hi, &row_order);
+
+            run(&m, WIRE_AGG_SUM, f > 0 ? "key" : "", lo, hi, &r);
+            ck_assert_msg(memcmp(&r.float_value, &want, sizeof(double)) == 0,
+                          "rows %" PRIu64 " filter %d: %a, specified %a (row order %a)", lens[l],
+                          f, r.float_value, want, row_order);
+            differs += memcmp(&row_order, &want, sizeof(double)) != 0;
+        }
+        unmap_segment(&m);
+    }
+    ck_assert_int_gt(differs, 5); /* the data does tell the orders apart */
+}
+END_TEST
+
+/*
+ * One scan over two segments, and each segment into its own accumulator
+ * merged in the same order (as a broker merges nodes' answers), give the
+ * same bits; a sum of nothing but -0.0 is +0.0, as a row-order sum from
+ * +0.0 would be.
+ */
+START_TEST(test_float_sum_merge)
+{
+    struct mapped a, b;
+    struct query_plan pa, pb;
+    struct query_acc one, sa, sb;
+    struct wire_query_response r1, r2;
+    double ra, rb, ignored, want;
+    char err[128];
+
+    map_segment(&a, 9001, 16, true, 71);
+    map_segment(&b, 7013, 16, true, 72);
+    plant_wild(&a, 71);
+    plant_wild(&b, 72);
+    ck_assert_int_eq(query_plan_make(&a.hdr, WIRE_AGG_SUM, "value", "", 0, 0, &pa, err,
+                                     sizeof(err)), 0);
+    ck_assert_int_eq(query_plan_make(&b.hdr, WIRE_AGG_SUM, "value", "", 0, 0, &pb, err,
+                                     sizeof(err)), 0);
+    query_acc_init(&one, true);
+    query_scan(&pa, a.base, &a.hdr, a.zm, &one);
+    query_scan(&pb, b.base, &b.hdr, b.zm, &one);
+    query_acc_init(&sa, true);
+    query_acc_init(&sb, true);
+    query_scan(&pa, a.base, &a.hdr, a.zm, &sa);
+    query_scan(&pb, b.base, &b.hdr, b.zm, &sb);
+    query_acc_merge(&sa, &sb);
+    query_acc_result(&one, WIRE_AGG_SUM, &r1);
+    query_acc_result(&sa, WIRE_AGG_SUM, &r2);
+    ra = ref_sum(&a, false, 0, 0, &ignored);
+    rb = ref_sum(&b, false, 0, 0, &ignored);
+    want = ra + rb;
+    ck_assert(memcmp(&r1.float_value, &want, sizeof(double)) == 0);
+    ck_assert(memcmp(&r2.float_value, &want, sizeof(double)) == 0);
+    ck_assert_uint_eq(r1.rows_matched, 9001 + 7013);
+    for (uint64_t i = 0; i < 9001; i++)
+        set_fvalue(&a, i, -0.0);
+    run(&a, WIRE_AGG_SUM, "", 0, 0, &r1);
+    ck_assert(r1.float_value == 0.0 && !signbit(r1.float_value));
+    unmap_segment(&a);
+    unmap_segment(&b);
+}
+END_TEST
+
 START_TEST(test_plan_errors)
 {
     struct mapped m;
@@ -531,6 +674,8 @@ static Suite *query_suite(void)
     tcase_add_test(tc, test_float);
     tcase_add_test(tc, test_float_nan);
     tcase_add_test(tc, test_float_lanes_exact);
+    tcase_add_test(tc, test_float_sum_order);
+    tcase_add_test(tc, test_float_sum_merge);
     suite_add_tcase(s, tc);
     tc = tcase_create("pooled");
     tcase_add_test(tc, test_pooled_int);
