@@ -326,55 +326,37 @@ static double query_fold_lanes(const double *lanes)
  * is a zero, the first zero matched in row order is taken again, and the
  * result is exactly the row loop's. NaN rows are only flagged in the loop
  * (a compare and an or per vector) and counted exactly afterwards, in the
- * rare run that has one.
+ * rare run that has one. Unmatched rows become -inf, which never wins.
  */
 QUERY_KERNEL static void query_minmax_float(bool is_min, const double *restrict v,
                                             const int64_t *restrict k, int64_t lo, int64_t hi,
                                             uint64_t n, struct query_acc *acc)
 {
-    double best = is_min ? INFINITY : -INFINITY;
-    query_vf lane[QUERY_NVEC], vbest = {best, best, best, best};
-    query_vi cnt[QUERY_NVEC], nan[QUERY_NVEC], vlo = {lo, lo, lo, lo}, vhi = {hi, hi, hi, hi};
+    /*
+     * One loop for both: a min is the negated max of the negated values
+     * (negation flips the sign bit, exactly, NaN stays NaN), so the min's
+     * values pass through an xor with the sign bit on the way in and out.
+     */
+    int64_t f = is_min ? INT64_MIN : 0;
+    double best = -INFINITY;
+    query_vf lane[QUERY_NVEC], vnone = {best, best, best, best};
+    query_vi cnt[QUERY_NVEC], nan[QUERY_NVEC], flip = {f, f, f, f};
+    query_vi vlo = {lo, lo, lo, lo}, vhi = {hi, hi, hi, hi};
     uint64_t matched = 0, nans = 0, i = 0;
 
     for (int q = 0; q < QUERY_NVEC; q++) {
-        lane[q] = vbest;
+        lane[q] = vnone;
         cnt[q] = nan[q] = (query_vi){0, 0, 0, 0};
     }
-    /* Four loops, so that none tests is_min or k per row. */
-    if (k == NULL && is_min) {
+    if (k == NULL) {
         for (; i + QUERY_LANES <= n; i += QUERY_LANES) {
             for (int q = 0; q < QUERY_NVEC; q++) {
                 query_vf x;
 
                 QUERY_LOAD(x, v + i + q * QUERY_VEC);
-                nan[q] |= x != x;
-                lane[q] = QUERY_SELECT(x < lane[q], x, lane[q]);
-            }
-        }
-    } else if (k == NULL) {
-        for (; i + QUERY_LANES <= n; i += QUERY_LANES) {
-            for (int q = 0; q < QUERY_NVEC; q++) {
-                query_vf x;
-
-                QUERY_LOAD(x, v + i + q * QUERY_VEC);
+                x = (query_vf)((query_vi)x ^ flip);
                 nan[q] |= x != x;
                 lane[q] = QUERY_SELECT(x > lane[q], x, lane[q]);
-            }
-        }
-    } else if (is_min) {
-        for (; i + QUERY_LANES <= n; i += QUERY_LANES) {
-            for (int q = 0; q < QUERY_NVEC; q++) {
-                query_vi kk, m;
-                query_vf x;
-
-                QUERY_LOAD(kk, k + i + q * QUERY_VEC);
-                QUERY_LOAD(x, v + i + q * QUERY_VEC);
-                m = (kk >= vlo) & (kk <= vhi);
-                x = QUERY_SELECT(m, x, vbest);
-                cnt[q] -= m;
-                nan[q] |= x != x;
-                lane[q] = QUERY_SELECT(x < lane[q], x, lane[q]);
             }
         }
     } else {
@@ -386,7 +368,7 @@ QUERY_KERNEL static void query_minmax_float(bool is_min, const double *restrict 
                 QUERY_LOAD(kk, k + i + q * QUERY_VEC);
                 QUERY_LOAD(x, v + i + q * QUERY_VEC);
                 m = (kk >= vlo) & (kk <= vhi);
-                x = QUERY_SELECT(m, x, vbest);
+                x = QUERY_SELECT(m, (query_vf)((query_vi)x ^ flip), vnone);
                 cnt[q] -= m;
                 nan[q] |= x != x;
                 lane[q] = QUERY_SELECT(x > lane[q], x, lane[q]);
@@ -395,15 +377,13 @@ QUERY_KERNEL static void query_minmax_float(bool is_min, const double *restrict 
     }
     for (int q = 0; q < QUERY_NVEC; q++) {
         for (int j = 0; j < QUERY_VEC; j++) {
-            double x = lane[q][j];
             matched += k == NULL ? 0 : (uint64_t)cnt[q][j];
             nans |= (uint64_t)nan[q][j];
-            if (is_min)
-                best = x < best ? x : best;
-            else
-                best = x > best ? x : best;
+            best = lane[q][j] > best ? lane[q][j] : best;
         }
     }
+    if (is_min)
+        best = -best;
     if (k == NULL)
         matched = i;
     if (nans != 0) {
