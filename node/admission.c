@@ -22,7 +22,12 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "reason.h"
+#include "strmap.h"
+#include "xmalloc.h"
 
 /* e: above this ratio a stall needs more than one time constant to decay. */
 #define ADM_E 2.718281828459045
@@ -924,4 +929,149 @@ void admission_cost_learn(struct admission_cost *c, uint64_t estimate_bytes,
                     ADMISSION_COST_ALPHA * log(ratio));
     if (c->samples < UINT_MAX)
         c->samples++;
+}
+
+/* ---- the reservation ledger ------------------------------------------------ */
+
+struct admission_ledger {
+    struct strmap *held; /* id -> struct admission_hold */
+    uint64_t mem_bytes;  /* pending + held cost */
+    uint64_t disk_bytes; /* held disk */
+};
+
+struct admission_ledger *admission_ledger_new(void)
+{
+    struct admission_ledger *l = xcalloc(1, sizeof(*l));
+
+    l->held = strmap_new();
+    return l;
+}
+
+static int adm_free_hold(const char *key, void *value, void *arg)
+{
+    free(value);
+    return 0;
+}
+
+void admission_ledger_free(struct admission_ledger *l)
+{
+    if (l == NULL)
+        return;
+    strmap_foreach(l->held, adm_free_hold, NULL);
+    strmap_free(l->held);
+    free(l);
+}
+
+void admission_ledger_pend(struct admission_ledger *l, uint64_t cost)
+{
+    l->mem_bytes = adm_add(l->mem_bytes, cost);
+}
+
+void admission_ledger_unpend(struct admission_ledger *l, uint64_t cost)
+{
+    l->mem_bytes = l->mem_bytes > cost ? l->mem_bytes - cost : 0;
+}
+
+/* id's entry, created empty if none. */
+static struct admission_hold *adm_hold_of(struct admission_ledger *l, const char *id)
+{
+    struct admission_hold *h = strmap_get(l->held, id);
+
+    if (h == NULL) {
+        h = xcalloc(1, sizeof(*h));
+        strmap_put(l->held, id, h);
+    }
+    return h;
+}
+
+void admission_ledger_commit(struct admission_ledger *l, const char *id, uint64_t cost,
+                             uint64_t raw)
+{
+    struct admission_hold *h = adm_hold_of(l, id);
+
+    h->cost = adm_add(h->cost, cost);
+    h->raw = raw;
+}
+
+int admission_disk_admit(const struct admission_config *cfg, struct admission_ledger *l,
+                         const char *id, uint64_t file_bytes, int disk_err,
+                         uint64_t disk_avail, char *detail, size_t len)
+{
+    uint64_t need = adm_add(adm_add(file_bytes, cfg->disk_reserve_bytes), l->disk_bytes);
+    struct admission_hold *h;
+
+    if (disk_err < 0) {
+        snprintf(detail, len, "cannot measure the free space of the local disk: %s",
+                 strerror(-disk_err));
+        return -ENOSPC;
+    }
+    if (disk_avail < need) {
+        snprintf(detail, len,
+                 "local disk has %llu bytes free; this segment needs %llu plus a reserve of %llu "
+                 "and %llu promised to loads in flight",
+                 (unsigned long long)disk_avail, (unsigned long long)file_bytes,
+                 (unsigned long long)cfg->disk_reserve_bytes,
+                 (unsigned long long)l->disk_bytes);
+        return -ENOSPC;
+    }
+    h = adm_hold_of(l, id);
+    h->disk = adm_add(h->disk, file_bytes);
+    l->disk_bytes = adm_add(l->disk_bytes, file_bytes);
+    if (len > 0)
+        detail[0] = '\0';
+    return 0;
+}
+
+int admission_ledger_release(struct admission_ledger *l, const char *id,
+                             struct admission_hold *ret)
+{
+    struct admission_hold *h = strmap_remove(l->held, id);
+
+    if (h == NULL)
+        return -ENOENT;
+    l->mem_bytes = l->mem_bytes > h->cost ? l->mem_bytes - h->cost : 0;
+    l->disk_bytes = l->disk_bytes > h->disk ? l->disk_bytes - h->disk : 0;
+    if (ret != NULL)
+        *ret = *h;
+    free(h);
+    return 0;
+}
+
+uint64_t admission_ledger_mem_bytes(const struct admission_ledger *l)
+{
+    return l->mem_bytes;
+}
+
+uint64_t admission_ledger_disk_bytes(const struct admission_ledger *l)
+{
+    return l->disk_bytes;
+}
+
+int admission_store_answer(int err, enum wire_reason *ret_reason)
+{
+    switch (-err) {
+    case 0:
+        *ret_reason = WIRE_REASON_NONE;
+        return 202;
+    case ENOSPC:
+    case EDQUOT:
+        *ret_reason = WIRE_REASON_DISK_FULL;
+        break;
+    case EINVAL:
+        *ret_reason = WIRE_REASON_SEGMENT_INVALID;
+        break;
+    case ESHUTDOWN:
+        *ret_reason = WIRE_REASON_DRAINING;
+        break;
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+    case EAGAIN:
+        *ret_reason = WIRE_REASON_MEM_CAPACITY;
+        break;
+    default:
+        *ret_reason = WIRE_REASON_NONE;
+        return 409;
+    }
+    return reason_http_status(*ret_reason);
 }

@@ -352,4 +352,65 @@ uint64_t admission_cost_estimate(const struct admission_cost *c, uint64_t row_co
 void admission_cost_learn(struct admission_cost *c, uint64_t estimate_bytes,
                           uint64_t observed_bytes);
 
+/*
+ * The reservation ledger: what loads admitted and still running were
+ * promised, memory (the cost admission counted, in admission_signals'
+ * reserved_bytes) and local disk (the file's size). Admission owns it, and
+ * is the only place DISK_FULL is decided: from the sampled free space in
+ * admission_decide(), and from the space the store measured at the precheck
+ * against what the ledger already promised in admission_disk_admit().
+ * Plain data, no I/O; one per node, on the loop thread.
+ */
+struct admission_ledger;
+
+/* What one load holds. */
+struct admission_hold {
+    uint64_t cost; /* memory admission counted; 0 when admission was skipped */
+    uint64_t raw;  /* rows x avg_row_size, for admission_cost_learn() */
+    uint64_t disk; /* local disk promised to the copy */
+};
+
+struct admission_ledger *admission_ledger_new(void);
+void admission_ledger_free(struct admission_ledger *l); /* NULL-safe */
+
+/* Memory admitted for a load whose store answer is pending: counted from now. */
+void admission_ledger_pend(struct admission_ledger *l, uint64_t cost);
+/* The store refused that load: its pending memory is no longer counted. */
+void admission_ledger_unpend(struct admission_ledger *l, uint64_t cost);
+/* The store accepted it: the pending memory is held by id until its load ends. */
+void admission_ledger_commit(struct admission_ledger *l, const char *id, uint64_t cost,
+                             uint64_t raw);
+
+/*
+ * DISK_FULL for a load about to start (called by the store, on the loop
+ * thread, after its precheck measured the free space: disk_err 0 and
+ * disk_avail bytes, or disk_err < 0, the negative errno of the measurement).
+ * Refused when the space could not be measured (it is not assumed to be
+ * there), or file_bytes + the disk reserve + the disk promised to loads in
+ * flight exceed disk_avail. Returns 0 with file_bytes held for id until
+ * admission_ledger_release(), or -ENOSPC with detail written (always
+ * NUL-terminated).
+ */
+int admission_disk_admit(const struct admission_config *cfg, struct admission_ledger *l,
+                         const char *id, uint64_t file_bytes, int disk_err,
+                         uint64_t disk_avail, char *detail, size_t len);
+
+/* id's load ended: what it held is released into *ret (may be NULL). 0 or -ENOENT. */
+int admission_ledger_release(struct admission_ledger *l, const char *id,
+                             struct admission_hold *ret);
+
+uint64_t admission_ledger_mem_bytes(const struct admission_ledger *l);  /* pending + held */
+uint64_t admission_ledger_disk_bytes(const struct admission_ledger *l); /* held */
+
+/*
+ * The HTTP status of an assignment the store ended with err (its
+ * store_assign_cb), and the reason in *ret_reason: 0 is 202; -ENOSPC or
+ * -EDQUOT 507 DISK_FULL (the store says so only when admission_disk_admit()
+ * refused); -EINVAL 422 SEGMENT_INVALID; -ESHUTDOWN 503 DRAINING; -EMFILE,
+ * -ENFILE, -ENOMEM, -EAGAIN 429 MEM_CAPACITY (this node is short of
+ * descriptors or memory); anything else (-EBUSY, -EEXIST) 409 with
+ * WIRE_REASON_NONE.
+ */
+int admission_store_answer(int err, enum wire_reason *ret_reason);
+
 #endif

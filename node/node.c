@@ -82,7 +82,7 @@ void node_signals(struct node *node, struct admission_signals *sig)
         in.direct_bytes = node_direct_bytes(node, &t);
     else
         in.wss_estimate = wss_estimate(node->wss);
-    in.reserved_bytes = node->reserved_bytes;
+    in.reserved_bytes = admission_ledger_mem_bytes(node->ledger);
     in.p99_1s_ms = (double)latency_quantile(node->lat, now_ns, 1, 0.99) / 1e6;
     in.p99_10s_ms = (double)latency_quantile(node->lat, now_ns, 10, 0.99) / 1e6;
     in.baseline_p99_ms = (double)latency_baseline(node->lat) / 1e6;
@@ -150,16 +150,10 @@ void node_fill_pressure(struct node *node, struct wire_pressure *p)
     }
 }
 
-/* A reservation of estimated memory for a load in flight. */
-struct node_reservation {
-    uint64_t cost; /* what admission counted */
-    uint64_t raw;  /* rows x avg_row_size, for learning the cost factor */
-};
-
 struct node_assign_ctx {
     struct node *node;
     char id[WIRE_ID_MAX + 1];
-    struct node_reservation res; /* zero when admission was skipped */
+    uint64_t cost, raw; /* what admission counted (pending in the ledger); 0 when skipped */
     node_assign_fn fn;
     void *arg;
 };
@@ -182,25 +176,34 @@ static uint32_t node_store_retry_ms(const struct node *node, int status,
     }
 }
 
-static void node_assign_done(int status, enum wire_reason reason, const char *detail, void *arg)
+static void node_assign_done(int err, const char *detail, void *arg)
 {
     struct node_assign_ctx *ctx = arg;
     struct node *node = ctx->node;
+    enum wire_reason reason;
+    int status = admission_store_answer(err, &reason);
 
-    if (ctx->res.cost > 0) {
-        if (status == 202) {
-            /* Held until the load ends (node_load_cb). */
-            struct node_reservation *r = xmalloc(sizeof(*r));
-            *r = ctx->res;
-            free(strmap_put(node->reservations, ctx->id, r));
-        } else {
-            node->reserved_bytes -= ctx->res.cost;
-        }
+    if (ctx->cost > 0) {
+        /* Held until the load ends (node_load_cb), or no longer counted. */
+        if (err == 0)
+            admission_ledger_commit(node->ledger, ctx->id, ctx->cost, ctx->raw);
+        else
+            admission_ledger_unpend(node->ledger, ctx->cost);
     }
     if (status == 409)
         node->assign_conflicts++;
     ctx->fn(node, status, reason, node_store_retry_ms(node, status, reason), detail, ctx->arg);
     free(ctx);
+}
+
+/* The store asks before a load starts: admission decides DISK_FULL and holds the room. */
+static int node_admit_disk(void *arg, const char *id, uint64_t file_bytes, int disk_err,
+                           uint64_t disk_avail, char *detail, size_t len)
+{
+    struct node *node = arg;
+
+    return admission_disk_admit(&node->acfg, node->ledger, id, file_bytes, disk_err, disk_avail,
+                                detail, len);
 }
 
 /*
@@ -259,9 +262,9 @@ void node_assign(struct node *node, const struct wire_assign_request *m,
             fn(node, status, v.reason, v.retry_after_ms, v.detail, arg);
             return;
         }
-        ctx->res.cost = ar.cost_bytes > 0 ? ar.cost_bytes : 1;
-        ctx->res.raw = ar.file_bytes;
-        node->reserved_bytes += ctx->res.cost;
+        ctx->cost = ar.cost_bytes > 0 ? ar.cost_bytes : 1;
+        ctx->raw = ar.file_bytes;
+        admission_ledger_pend(node->ledger, ctx->cost);
     }
     store_assign(node->store, m, node_assign_done, ctx);
 }
@@ -271,18 +274,16 @@ static void node_load_cb(const char *id, bool ok, uint64_t file_bytes, uint64_t 
                         void *arg)
 {
     struct node *node = arg;
-    struct node_reservation *r = strmap_remove(node->reservations, id);
+    struct admission_hold h;
 
-    if (r == NULL)
-        return;
-    node->reserved_bytes -= r->cost;
+    if (admission_ledger_release(node->ledger, id, &h) < 0 || h.cost == 0)
+        return; /* a reload at start-up, or admission was skipped: nothing to learn */
     /* Direct mode holds a segment's heap and header in memory, not its file. */
     if (ok)
-        admission_cost_learn(&node->cost, r->raw,
+        admission_cost_learn(&node->cost, h.raw,
                              node->bufpool != NULL
                                  ? index_bytes + sizeof(struct segment_header)
                                  : file_bytes + index_bytes);
-    free(r);
 }
 
 /* ---- pull mode -------------------------------------------------------- */
@@ -651,7 +652,6 @@ struct node *node_new(struct event_base *base, const struct node_config *cfg, ch
         .load_pool = NULL,
         .storage_root = cfg->storage_root,
         .data_dir = cfg->data_dir,
-        .disk_reserve = cfg->disk_reserve,
         .mlock_budget = cfg->mlock_budget,
     };
     int r;
@@ -682,7 +682,7 @@ struct node *node_new(struct event_base *base, const struct node_config *cfg, ch
     admission_cost_init(&node->cost);
     node->lat = latency_new(NULL);
     node->wss = wss_new(NULL);
-    node->reservations = strmap_new();
+    node->ledger = admission_ledger_new();
     node->disk_free_bytes = UINT64_MAX;
     node->pool = pool_new(base, cfg->workers);
     node->load_pool = pool_new_nice(base, cfg->load_workers > 0 ? cfg->load_workers : 2,
@@ -732,6 +732,7 @@ struct node *node_new(struct event_base *base, const struct node_config *cfg, ch
     if (node->store == NULL)
         goto fail;
     store_set_load_cb(node->store, node_load_cb, node);
+    store_set_admit(node->store, node_admit_disk, node);
     node->tick_ev = event_new(base, -1, EV_PERSIST, node_tick_cb, node);
     event_add(node->tick_ev, &tick);
     node->http = http_server_new(base, &cfg->limits);
@@ -790,12 +791,6 @@ const char *node_id(const struct node *node)
     return node->node_id;
 }
 
-static int node_free_reservation(const char *key, void *value, void *arg)
-{
-    free(value);
-    return 0;
-}
-
 void node_free(struct node *node)
 {
     if (node == NULL)
@@ -821,8 +816,6 @@ void node_free(struct node *node)
     bufpool_free(node->bufpool); /* after the store: it closed every pool file */
     latency_free(node->lat);
     wss_free(node->wss);
-    if (node->reservations != NULL)
-        strmap_foreach(node->reservations, node_free_reservation, NULL);
-    strmap_free(node->reservations);
+    admission_ledger_free(node->ledger);
     free(node);
 }

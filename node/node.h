@@ -29,7 +29,8 @@ struct node_config {
     const char *token;        /* NULL or "": no auth */
     const char *storage_root; /* deep storage that segment URIs point into */
     const char *data_dir;     /* local copies and their metadata */
-    uint64_t disk_reserve;    /* bytes of local disk never used for segments */
+    uint64_t disk_reserve;    /* bytes of local disk never used for segments; admission
+                                 decides with admission.disk_reserve_bytes, set alike */
     unsigned workers;         /* worker threads for scans and quick checks */
     unsigned load_workers;    /* worker threads for segment loads (copy, verify, index) */
     int load_nice;            /* added to the load workers' nice value (0..19) */

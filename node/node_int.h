@@ -69,8 +69,7 @@ struct node {
     uint64_t resident_bytes, disk_free_bytes;
     bool residency_running;
     struct wss_touch touched; /* bytes queries touched, per second */
-    struct strmap *reservations; /* segment id -> heap uint64_t cost */
-    uint64_t reserved_bytes;
+    struct admission_ledger *ledger; /* memory and disk promised to loads in flight */
     struct histogram decision_ns;
     uint64_t shed_total[WIRE_REASON_COUNT_];
     uint64_t gate_closed_total[WIRE_REASON_COUNT_];

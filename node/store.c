@@ -61,7 +61,6 @@ struct store_seg {
     void *anon;          /* the SEGMENT_COL_ANON columns, copied to the heap */
     uint64_t anon_bytes;
     uint64_t last_query_ms;
-    uint64_t reserved; /* disk bytes promised to this load */
     /* --mlock-budget: query frequency per column, and what is pinned now. */
     double score[SEGMENT_MAX_COLUMNS]; /* decayed counts of queries reading each column */
     uint64_t score_ms;                 /* when score was last decayed */
@@ -77,13 +76,14 @@ struct store {
     struct pool *load_pool; /* copies, verification, reloads */
     char *root;     /* realpath of the storage root, no trailing slash */
     char *segdir;   /* <data_dir>/segments */
-    uint64_t disk_reserve;
     struct strmap *segs; /* id -> struct store_seg, holding the table's reference */
     uint64_t loads_ok, loads_failed, copied_bytes, deletes;
     uint64_t faults; /* LOADED segments failed by a fault on their mapping */
     store_load_cb load_cb;
     void *load_arg;
-    uint64_t in_flight, reserved_bytes;
+    uint64_t in_flight;
+    store_admit_fn admit; /* asked before a load starts (admission's disk decision) */
+    void *admit_arg;
     /* Kept incrementally (store_acct): visible segments by state, and bytes. */
     uint64_t count_by_state[WIRE_SEG_COUNT_];
     uint64_t mapped_bytes, index_bytes, meta_bytes;
@@ -104,8 +104,8 @@ struct store_job {
     struct store_seg *seg; /* referenced */
     int src_fd;
     uint64_t src_size;
-    uint64_t disk_avail;      /* free bytes the precheck measured (if have_disk) */
-    bool have_disk;
+    uint64_t disk_avail;      /* free bytes the precheck measured (if disk_err is 0) */
+    int disk_err;             /* 0, or the negative errno of that measurement */
     bool loaded;  /* the load or reload succeeded */
     uint64_t digest; /* the source's content digest, from the precheck */
     bool corrupt; /* it failed on the file's content, not on this node */
@@ -113,8 +113,9 @@ struct store_job {
     void *assign_arg;
     struct store_seg *replaced; /* a FAILED/DROPPED entry this assignment replaces */
     /* results */
-    int status; /* HTTP-style outcome of a precheck: 202, 422, 507 */
-    enum wire_reason reason;
+    int err; /* outcome of a precheck: 0 or a negative errno (see store_assign_cb) */
+    int status; /* of an unlink: 200 or 500 */
+    enum wire_reason reason; /* a failed load's, reported with its FAILED state */
     char detail[STORE_DETAIL_MAX];
     void *base;
     size_t map_len;
@@ -334,8 +335,7 @@ static enum wire_reason store_errno_reason(int err)
 static void store_precheck_open_failed(struct store_job *job, const char *path, int err)
 {
     if (store_errno_reason(err) == WIRE_REASON_MEM_CAPACITY) {
-        job->status = 429;
-        job->reason = WIRE_REASON_MEM_CAPACITY;
+        job->err = -err;
         store_set_detail(job, "this node cannot open %s now: %s", path, strerror(err));
         return;
     }
@@ -359,8 +359,7 @@ static void store_precheck_work(void *arg)
     ssize_t n;
     int pfd, fd, r;
 
-    job->status = 422;
-    job->reason = WIRE_REASON_SEGMENT_INVALID;
+    job->err = -EINVAL; /* the file or the request: 422 SEGMENT_INVALID */
     /*
      * O_PATH first: nothing outside the storage root and nothing but a
      * regular file is ever really opened (a device or a FIFO has side
@@ -437,23 +436,17 @@ static void store_precheck_work(void *arg)
         }
     }
     /*
-     * The loop thread compares this with what loads in flight were promised.
-     * Space that cannot be measured is not assumed to be there.
+     * Measured here, judged on the loop thread by admission against what
+     * loads in flight were promised (store_admit_fn); a failure is passed on.
      */
-    if (statvfs(st->segdir, &vfs) < 0) {
-        job->reason = WIRE_REASON_DISK_FULL;
-        job->status = 507;
-        store_set_detail(job, "cannot measure the free space of %s: statvfs: %s", st->segdir,
-                         strerror(errno));
-        goto fail;
-    }
-    job->disk_avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-    job->have_disk = true;
+    if (statvfs(st->segdir, &vfs) < 0)
+        job->disk_err = -errno;
+    else
+        job->disk_avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
     free(buf);
     job->src_fd = fd;
     job->src_size = (uint64_t)sb.st_size;
-    job->status = 202;
-    job->reason = WIRE_REASON_NONE;
+    job->err = 0;
     return;
 fail:
     free(buf);
@@ -937,8 +930,6 @@ static void store_finish_load(struct store_job *job)
     struct store *st = job->st;
 
     st->in_flight--;
-    st->reserved_bytes -= seg->reserved;
-    seg->reserved = 0;
     store_acct(st, seg, -1);
     if (job->loaded) {
         seg->base = job->base;
@@ -990,23 +981,24 @@ static void store_load_done(void *arg)
 }
 
 /*
- * On the loop thread, so that concurrent prechecks (a batch) each count the
- * disk promised to the ones accepted before them: 507 if this copy would eat
- * into the reserve.
+ * Asks admission whether the copy may take its room on the local disk, on
+ * the loop thread, so that concurrent prechecks (a batch) each count the
+ * disk promised to the ones accepted before them. -ENOSPC with its detail.
  */
-static void store_check_disk(struct store *st, struct store_job *job)
+static void store_admit_disk(struct store *st, struct store_job *job)
 {
-    uint64_t need = job->src_size + st->disk_reserve + st->reserved_bytes;
+    char detail[STORE_DETAIL_MAX];
+    int r;
 
-    if (job->status != 202 || !job->have_disk || job->disk_avail >= need)
+    if (job->err != 0 || st->admit == NULL)
         return;
-    job->status = 507;
-    job->reason = WIRE_REASON_DISK_FULL;
-    store_set_detail(job, "local disk has %llu bytes free; this segment needs %llu plus a reserve "
-                     "of %llu and %llu promised to loads in flight",
-                     (unsigned long long)job->disk_avail, (unsigned long long)job->src_size,
-                     (unsigned long long)st->disk_reserve,
-                     (unsigned long long)st->reserved_bytes);
+    detail[0] = '\0';
+    r = st->admit(st->admit_arg, job->seg->id, job->src_size, job->disk_err, job->disk_avail,
+                  detail, sizeof(detail));
+    if (r < 0) {
+        job->err = r;
+        store_set_detail(job, "%s (data directory %s)", detail, st->segdir);
+    }
 }
 
 static void store_precheck_done(void *arg)
@@ -1015,13 +1007,13 @@ static void store_precheck_done(void *arg)
     struct store_seg *seg = job->seg;
     struct store *st = job->st;
 
-    store_check_disk(st, job);
-    if (job->status == 202 && st->closing) {
-        job->status = 503;
-        job->reason = WIRE_REASON_DRAINING;
+    if (job->err == 0 && st->closing) {
+        job->err = -ESHUTDOWN;
         store_set_detail(job, "the node is shutting down");
     }
-    if (job->status != 202) {
+    /* Last: once admission holds the disk for it, the load starts. */
+    store_admit_disk(st, job);
+    if (job->err != 0) {
         /* Refused: nothing was acknowledged, so nothing remains; a replaced entry returns. */
         st->in_flight--;
         store_remove(st, seg);
@@ -1032,9 +1024,9 @@ static void store_precheck_done(void *arg)
             store_seg_release_if_idle(job->replaced); /* a query may have let go meanwhile */
             job->replaced = NULL;
         }
-        job->assign_cb(job->status, job->reason, job->detail, job->assign_arg);
-        log_info("assign_refused", "id=%s status=%d reason=%s detail=%s", log_q(seg->id),
-                 job->status, reason_name(job->reason), log_q(job->detail));
+        job->assign_cb(job->err, job->detail, job->assign_arg);
+        log_info("assign_refused", "id=%s error=%s detail=%s", log_q(seg->id),
+                 log_q(strerror(-job->err)), log_q(job->detail));
         store_job_free(job);
         return;
     }
@@ -1045,9 +1037,7 @@ static void store_precheck_done(void *arg)
         store_seg_unref(job->replaced);
         job->replaced = NULL;
     }
-    seg->reserved = job->src_size;
-    st->reserved_bytes += job->src_size;
-    job->assign_cb(202, WIRE_REASON_NONE, "", job->assign_arg);
+    job->assign_cb(0, "", job->assign_arg);
     log_info("segment_state", "id=%s transition=\"NEW -> LOADING\" uri=%s", log_q(seg->id),
              log_q(seg->uri));
     job->kind = STORE_JOB_LOAD;
@@ -1065,14 +1055,14 @@ void store_assign(struct store *st, const struct wire_assign_request *req, store
         snprintf(detail, sizeof(detail),
                  "uri: '.' and '..' components are refused: the path must stay inside the "
                  "storage root %s", st->root);
-        cb(422, WIRE_REASON_SEGMENT_INVALID, detail, arg);
+        cb(-EINVAL, detail, arg);
         return;
     }
     if (seg != NULL) {
         if (seg->hidden || seg->unloading || seg->delete_cb != NULL || seg->shedding) {
             snprintf(detail, sizeof(detail), "segment_id: \"%s\" is being %s; retry later",
                      req->segment_id, seg->hidden ? "checked" : "unloaded");
-            cb(409, WIRE_REASON_NONE, detail, arg);
+            cb(-EBUSY, detail, arg);
             return;
         }
         if (seg->state == WIRE_SEG_LOADING || seg->state == WIRE_SEG_LOADED) {
@@ -1085,12 +1075,12 @@ void store_assign(struct store *st, const struct wire_assign_request *req, store
                                     ? "digest"
                                     : NULL;
             if (field == NULL) {
-                cb(202, WIRE_REASON_NONE, "already assigned", arg);
+                cb(0, "already assigned", arg);
             } else {
                 snprintf(detail, sizeof(detail),
                          "%s: segment \"%s\" is already held with another %s", field,
                          req->segment_id, field);
-                cb(409, WIRE_REASON_NONE, detail, arg);
+                cb(-EEXIST, detail, arg);
             }
             return;
         }
@@ -1263,7 +1253,12 @@ void store_totals(const struct store *st, struct store_totals *out)
     out->pinned_bytes = st->pinned_bytes;
     out->pin_failures_total = st->pin_failures;
     out->loads_in_flight = st->in_flight;
-    out->reserved_bytes = st->reserved_bytes;
+}
+
+void store_set_admit(struct store *st, store_admit_fn fn, void *arg)
+{
+    st->admit = fn;
+    st->admit_arg = arg;
 }
 
 void store_set_load_cb(struct store *st, store_load_cb cb, void *arg)
@@ -1580,7 +1575,6 @@ struct store *store_new(struct pool *pool, const struct store_config *cfg, char 
     st->page_size = (uint64_t)sysconf(_SC_PAGESIZE);
     st->pool = pool;
     st->load_pool = cfg->load_pool != NULL ? cfg->load_pool : pool;
-    st->disk_reserve = cfg->disk_reserve;
     st->segs = strmap_new();
     if (realpath(cfg->storage_root, real) == NULL || stat(real, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
         snprintf(err, err_len, "--storage-root %s: %s", cfg->storage_root,

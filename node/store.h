@@ -9,10 +9,11 @@
  *                   inside the storage root (checked on the opened file, so a
  *                   symlink cannot escape), with a valid header whose
  *                   row_count (and digest, when the request carries one)
- *                   matches the request, and local disk must hold
- *                   it (free space that statvfs cannot measure counts as
- *                   none). A failed precheck changes nothing and answers 422
- *                   (SEGMENT_INVALID) or 507 (DISK_FULL).
+ *                   matches the request; the free space of the
+ *                   local disk is measured, and admission decides on the
+ *                   loop thread whether the copy fits (store_set_admit()).
+ *                   A failed precheck changes nothing and answers a negative
+ *                   errno (store_assign_cb).
  *   LOADING         copy into <id>.seg.tmp, map, verify every column
  *                   checksum, write <id>.meta, rename to <id>.seg, build the
  *                   zone maps. No fsync: nothing is served before it
@@ -61,7 +62,6 @@ struct store_config {
     struct pool *load_pool;
     const char *storage_root; /* must exist; resolved with realpath() */
     const char *data_dir;     /* created if missing */
-    uint64_t disk_reserve;    /* bytes of local disk always left free */
     /*
      * Direct I/O mode (--io=direct): segments are read through this pool
      * with O_DIRECT and never mapped once loaded. NULL: mmap mode.
@@ -96,13 +96,33 @@ void store_close(struct store *st);
 void store_free(struct store *st);
 
 /*
- * Answer to an assignment, on the loop thread: status is 202 (accepted, now
- * LOADING or already LOADING/LOADED under the same URI), 409 (the id is busy
- * or held under another URI, row_count, avg_row_size or digest), 422
- * (SEGMENT_INVALID) or 507 (DISK_FULL).
+ * Answer to an assignment, on the loop thread, as a negative errno and a
+ * detail naming the problem; never a reason or an HTTP status (the caller
+ * maps them, admission_store_answer()):
+ *   0           accepted, now LOADING, or already LOADING/LOADED under the same URI
+ *   -EBUSY      the id is being checked, unloaded, deleted or shed
+ *   -EEXIST     the id is held under another URI, row_count, avg_row_size or digest
+ *   -EINVAL     the file or the request is not a valid segment (missing, outside
+ *               the storage root, a bad header, another row count or digest)
+ *   -EMFILE, -ENFILE, -ENOMEM, -EAGAIN   this node could not open the file now
+ *   -ESHUTDOWN  the store is closing
+ *   -ENOSPC     the admit function refused the disk room (store_set_admit())
  */
-typedef void (*store_assign_cb)(int status, enum wire_reason reason, const char *detail,
-                                void *arg);
+typedef void (*store_assign_cb)(int err, const char *detail, void *arg);
+
+/*
+ * Asked on the loop thread once an assignment's precheck has passed, just
+ * before its load starts: may the copy of id, file_bytes long, take its room
+ * on the local disk? disk_err is 0 and disk_avail the free bytes the
+ * precheck measured, or disk_err is the negative errno of that measurement.
+ * Returns 0 (the load starts; the room is the caller's to account until
+ * store_load_cb reports the load's end) or -ENOSPC with detail written.
+ */
+typedef int (*store_admit_fn)(void *arg, const char *id, uint64_t file_bytes, int disk_err,
+                              uint64_t disk_avail, char *detail, size_t len);
+
+/* Sets the admit function (NULL: every load is let start). */
+void store_set_admit(struct store *st, store_admit_fn fn, void *arg);
 
 /* Starts an assignment; cb is called exactly once, possibly before return. */
 void store_assign(struct store *st, const struct wire_assign_request *req, store_assign_cb cb,
@@ -148,7 +168,6 @@ struct store_totals {
     uint64_t pinned_bytes;       /* mlock'ed now (whole pages), <= the mlock budget */
     uint64_t pin_failures_total; /* mlock calls the kernel refused */
     uint64_t loads_in_flight; /* prechecks + loads */
-    uint64_t reserved_bytes;  /* disk promised to loads in flight */
 };
 void store_totals(const struct store *st, struct store_totals *out);
 

@@ -1224,6 +1224,82 @@ START_TEST(test_quiet)
 }
 END_TEST
 
+/*
+ * DISK_FULL at the precheck: the room measured against the reserve and what
+ * loads in flight were promised, held until their load ends.
+ */
+START_TEST(test_disk_admit_counts_promised)
+{
+    struct admission_config cfg = {.disk_reserve_bytes = 100};
+    struct admission_ledger *l = admission_ledger_new();
+    struct admission_hold h;
+    char detail[256];
+
+    ck_assert_int_eq(admission_disk_admit(&cfg, l, "a", 500, 0, 700, detail, sizeof(detail)), 0);
+    ck_assert_uint_eq(admission_ledger_disk_bytes(l), 500);
+    /* 200 + 100 reserve + 500 promised to a = 800 > 700. */
+    ck_assert_int_eq(admission_disk_admit(&cfg, l, "b", 200, 0, 700, detail, sizeof(detail)),
+                     -ENOSPC);
+    ck_assert_msg(strstr(detail, "500 promised to loads in flight") != NULL, "%s", detail);
+    ck_assert_uint_eq(admission_ledger_disk_bytes(l), 500);
+    ck_assert_int_eq(admission_ledger_release(l, "b", NULL), -ENOENT);
+    /* a's load ends: b fits. */
+    ck_assert_int_eq(admission_ledger_release(l, "a", &h), 0);
+    ck_assert_uint_eq(h.disk, 500);
+    ck_assert_uint_eq(h.cost, 0);
+    ck_assert_uint_eq(admission_ledger_disk_bytes(l), 0);
+    ck_assert_int_eq(admission_disk_admit(&cfg, l, "b", 200, 0, 700, detail, sizeof(detail)), 0);
+    /* Space that could not be measured is not assumed to be there. */
+    ck_assert_int_eq(admission_disk_admit(&cfg, l, "c", 1, -EIO, 0, detail, sizeof(detail)),
+                     -ENOSPC);
+    ck_assert_msg(strstr(detail, strerror(EIO)) != NULL, "%s", detail);
+    ck_assert_int_eq(admission_ledger_release(l, "c", NULL), -ENOENT);
+    ck_assert_uint_eq(admission_ledger_disk_bytes(l), 200);
+    admission_ledger_free(l);
+}
+END_TEST
+
+/* Memory: counted from the decision, held by the load once the store accepts it. */
+START_TEST(test_ledger_memory)
+{
+    struct admission_ledger *l = admission_ledger_new();
+    struct admission_hold h;
+
+    admission_ledger_pend(l, 10);
+    admission_ledger_pend(l, 5);
+    ck_assert_uint_eq(admission_ledger_mem_bytes(l), 15);
+    admission_ledger_unpend(l, 5); /* refused by the store */
+    admission_ledger_commit(l, "a", 10, 7);
+    ck_assert_uint_eq(admission_ledger_mem_bytes(l), 10);
+    ck_assert_int_eq(admission_ledger_release(l, "a", &h), 0);
+    ck_assert_uint_eq(h.cost, 10);
+    ck_assert_uint_eq(h.raw, 7);
+    ck_assert_uint_eq(admission_ledger_mem_bytes(l), 0);
+    admission_ledger_free(l);
+    admission_ledger_free(NULL);
+}
+END_TEST
+
+START_TEST(test_store_answer)
+{
+    enum wire_reason r = WIRE_REASON_MEM_CRITICAL;
+
+    ck_assert_int_eq(admission_store_answer(0, &r), 202);
+    ck_assert_int_eq(r, WIRE_REASON_NONE);
+    ck_assert_int_eq(admission_store_answer(-ENOSPC, &r), 507);
+    ck_assert_int_eq(r, WIRE_REASON_DISK_FULL);
+    ck_assert_int_eq(admission_store_answer(-EINVAL, &r), 422);
+    ck_assert_int_eq(r, WIRE_REASON_SEGMENT_INVALID);
+    ck_assert_int_eq(admission_store_answer(-ESHUTDOWN, &r), 503);
+    ck_assert_int_eq(r, WIRE_REASON_DRAINING);
+    ck_assert_int_eq(admission_store_answer(-EMFILE, &r), 429);
+    ck_assert_int_eq(r, WIRE_REASON_MEM_CAPACITY);
+    ck_assert_int_eq(admission_store_answer(-EBUSY, &r), 409);
+    ck_assert_int_eq(r, WIRE_REASON_NONE);
+    ck_assert_int_eq(admission_store_answer(-EEXIST, &r), 409);
+}
+END_TEST
+
 static Suite *admission_suite(void)
 {
     Suite *s = suite_create("admission");
@@ -1232,6 +1308,9 @@ static Suite *admission_suite(void)
         const TTest *test;
     } cases[] = {
         {"defaults", test_defaults},
+        {"disk_admit_counts_promised", test_disk_admit_counts_promised},
+        {"ledger_memory", test_ledger_memory},
+        {"store_answer", test_store_answer},
         {"calm_accepts", test_calm_accepts},
         {"each_gate_fires", test_each_gate_fires},
         {"details_name_signals", test_details_name_signals},
