@@ -4,13 +4,142 @@
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "daemon.h"
 #include "http.h"
+#include "sluice_config.h"
 #include "wire.h"
+#include "xmalloc.h"
+
+/* True if the flag arg ("--node", not "--node=x") takes the next argument as its value. */
+static bool cli_takes_value(const struct config_option *opts, size_t n, const char *arg)
+{
+    if (strncmp(arg, "--", 2) != 0 || strchr(arg, '=') != NULL)
+        return false;
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(arg + 2, opts[k].name) == 0)
+            return opts[k].type != CONFIG_BOOL;
+    return false;
+}
+
+/*
+ * Puts the flags first, then (if the user wrote one) "--", then the
+ * positional arguments, then what followed "--": config_parse stops at the
+ * first positional argument, so this is what lets flags stand anywhere. A
+ * flag's value is the next argument unless the flag is boolean, written
+ * --name=value, or the next argument starts with "--" (config_parse's rule).
+ * The count of arguments does not change.
+ */
+static void cli_reorder(const struct config_option *opts, size_t n, int argc, char **argv)
+{
+    char **flags = xcalloc((size_t)argc + 1, sizeof(char *));
+    char **pos = xcalloc((size_t)argc + 1, sizeof(char *));
+    int nf = 0, np = 0, i, o = 1;
+
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+
+        if (strcmp(a, "--") == 0)
+            break;
+        if (a[0] != '-' || a[1] == '\0') {
+            pos[np++] = argv[i];
+            continue;
+        }
+        flags[nf++] = argv[i];
+        if (cli_takes_value(opts, n, a) && i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
+            flags[nf++] = argv[++i];
+    }
+    for (int k = 0; k < nf; k++)
+        argv[o++] = flags[k];
+    if (i < argc)
+        argv[o++] = argv[i]; /* the user's "--": what follows it stays positional */
+    for (int k = 0; k < np; k++)
+        argv[o++] = pos[k];
+    free(flags);
+    free(pos);
+}
+
+void cli_parse(const char *prog, const struct config_option *opts, size_t n, int argc,
+               char **argv, int *ret_next, const char *usage, const char *desc, int min_pos,
+               int max_pos)
+{
+    char err[256];
+    int r, got;
+
+    cli_reorder(opts, n, argc, argv);
+    r = config_parse(opts, n, argc, argv, ret_next, err, sizeof(err));
+    if (r == CONFIG_HELP) {
+        config_usage(stdout, usage, desc, opts, n);
+        exit(0);
+    }
+    if (r < 0) {
+        fprintf(stderr, "%s %s: %s\n(see: %s %s --help)\n", prog, argv[0], err, prog, argv[0]);
+        exit(CLI_EXIT_USAGE);
+    }
+    got = argc - *ret_next;
+    if (got >= min_pos && (max_pos < 0 || got <= max_pos))
+        return;
+    if (max_pos == 0)
+        fprintf(stderr, "%s %s: unexpected argument \"%s\"\n", prog, argv[0], argv[*ret_next]);
+    else if (min_pos == max_pos)
+        fprintf(stderr, "%s %s: expected %d argument%s, got %d\n", prog, argv[0], min_pos,
+                min_pos == 1 ? "" : "s", got);
+    else if (max_pos < 0)
+        fprintf(stderr, "%s %s: expected at least %d argument%s, got %d\n", prog, argv[0],
+                min_pos, min_pos == 1 ? "" : "s", got);
+    else
+        fprintf(stderr, "%s %s: expected %d to %d arguments, got %d\n", prog, argv[0], min_pos,
+                max_pos, got);
+    fprintf(stderr, "usage: %s\n", usage);
+    exit(CLI_EXIT_USAGE);
+}
+
+int cli_version(const char *prog, int argc, char **argv)
+{
+    char usage[64];
+    int next;
+
+    snprintf(usage, sizeof(usage), "%s version", prog);
+    cli_parse(prog, NULL, 0, argc, argv, &next, usage, "Print the version.", 0, 0);
+    printf("%s %s\n", prog, SLUICE_VERSION);
+    return 0;
+}
+
+bool cli_command_first(int argc, char **argv, bool (*is_command)(const char *name))
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        char *cmd = argv[i];
+
+        if (!is_command(cmd))
+            continue;
+        memmove(&argv[2], &argv[1], (size_t)(i - 1) * sizeof(char *));
+        argv[1] = cmd;
+        return true;
+    }
+    return false;
+}
+
+void cli_check_addr(const char *prog, const char *cmd, const char *flag, const char *addr,
+                    const char *example)
+{
+    const char *colon = strrchr(addr, ':');
+    char *end;
+    long port;
+
+    if (strstr(addr, "://") == NULL && colon != NULL && colon != addr && colon[1] != '\0') {
+        port = strtol(colon + 1, &end, 10);
+        if (*end == '\0' && port >= 1 && port <= 65535 && colon[1] >= '0' && colon[1] <= '9')
+            return;
+    }
+    fprintf(stderr, "%s %s: %s \"%s\" is not an address: expected HOST:PORT, for example %s\n",
+            prog, cmd, flag, addr, example);
+    exit(CLI_EXIT_USAGE);
+}
 
 char *cli_load_token(const char *prog, const char *path)
 {
@@ -24,17 +153,38 @@ char *cli_load_token(const char *prog, const char *path)
     return token;
 }
 
-int cli_call(const char *prog, const char *cmd, const char *what, const char *addr,
+const char *cli_daemon_what(const char *daemon)
+{
+    return strcmp(daemon, "sluice-coord") == 0 ? "the coordinator" : "the node";
+}
+
+int cli_call(const char *prog, const char *cmd, const char *daemon, const char *addr,
              const char *method, const char *path, const void *body, size_t len,
              const char *token, unsigned timeout_ms, struct http_response *resp)
 {
+    struct http_response hr;
+    size_t dlen = strlen(daemon);
     int r = http_fetch(addr, method, path, body != NULL ? WIRE_CONTENT_TYPE : NULL, body, len,
-                       token, timeout_ms, resp);
+                       token, timeout_ms, &hr);
 
-    if (r < 0)
-        fprintf(stderr, "%s %s: cannot reach %s at %s: %s\n", prog, cmd, what, addr,
-                strerror(-r));
-    return r;
+    if (r < 0) {
+        fprintf(stderr, "%s %s: cannot reach %s at %s: %s\n", prog, cmd, cli_daemon_what(daemon),
+                addr, strerror(-r));
+        return r;
+    }
+    /* "Server: sluice-node/0.9": the other daemon answered. */
+    if (strncmp(hr.server, "sluice-", 7) == 0 &&
+        !(strncmp(hr.server, daemon, dlen) == 0 && (hr.server[dlen] == '/' || hr.server[dlen] == '\0'))) {
+        bool node = strncmp(hr.server, "sluice-node", 11) == 0;
+
+        fprintf(stderr, "%s %s: %s is a Sluice %s, not %s\n", prog, cmd, addr,
+                node ? "node" : "coordinator",
+                strcmp(daemon, "sluice-coord") == 0 ? "a coordinator" : "a node");
+        http_response_done(&hr);
+        return -EPROTOTYPE;
+    }
+    *resp = hr;
+    return 0;
 }
 
 void cli_print_error(const char *prog, const char *cmd, const struct http_response *resp)

@@ -111,6 +111,7 @@ struct http_server {
     size_t nroutes;
     char *token; /* NULL: no auth */
     size_t token_len;
+    char *name; /* the Server header of every answer; NULL: none */
     struct http_conn *conns;
     size_t nconns;
     size_t conns_alloc;
@@ -584,6 +585,8 @@ static void server_request_cb(struct evhttp_request *req, void *arg)
     unsigned allow;
 
     evhttp_request_set_on_complete_cb(req, server_complete_cb, srv);
+    if (srv->name != NULL)
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Server", srv->name);
     if (evcon != NULL) {
         struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
 
@@ -717,6 +720,7 @@ void http_server_free(struct http_server *srv)
     free(srv->conns);
     free(srv->listeners);
     free(srv->token);
+    free(srv->name);
     free(srv);
 }
 
@@ -802,6 +806,12 @@ int http_server_route_public(struct http_server *srv, unsigned method_mask, cons
                              bool is_prefix, http_handler_cb cb, void *arg)
 {
     return server_add_route(srv, method_mask, path, is_prefix, true, cb, arg);
+}
+
+void http_server_set_name(struct http_server *srv, const char *name)
+{
+    free(srv->name);
+    srv->name = name != NULL ? xstrdup(name) : NULL;
 }
 
 int http_server_set_token(struct http_server *srv, const char *token)
@@ -1420,6 +1430,7 @@ struct fetch_state {
 static void fetch_cb(int status, const struct http_client_reply *reply, void *arg)
 {
     struct fetch_state *st = arg;
+    const char *server;
 
     st->done = true;
     st->status = status;
@@ -1434,6 +1445,8 @@ static void fetch_cb(int status, const struct http_client_reply *reply, void *ar
         st->resp.retry_after_s = reply->retry_after_s;
         snprintf(st->resp.content_type, sizeof(st->resp.content_type), "%s",
                  reply->content_type != NULL ? reply->content_type : "");
+        server = reply->headers != NULL ? evhttp_find_header(reply->headers, "Server") : NULL;
+        snprintf(st->resp.server, sizeof(st->resp.server), "%s", server != NULL ? server : "");
     }
     event_base_loopbreak(st->base);
 }

@@ -146,6 +146,13 @@ int http_server_route_public(struct http_server *srv, unsigned method_mask, cons
  */
 int http_server_set_token(struct http_server *srv, const char *token);
 
+/*
+ * Names the daemon in a "Server: <name>" header on every answer, errors
+ * included ("sluice-node/0.9"), so that a client pointed at the wrong daemon
+ * can say so. name is copied; NULL: no header (the default).
+ */
+void http_server_set_name(struct http_server *srv, const char *name);
+
 /* Copies the counters into *ret. */
 void http_server_get_stats(const struct http_server *srv, struct http_server_stats *ret);
 
@@ -249,6 +256,7 @@ struct http_response {
     char reason[32]; /* X-Sluice-Reason, truncated; "" if absent */
     unsigned retry_after_s;
     char content_type[64]; /* truncated; "" if absent */
+    char server[64];       /* the Server header, truncated; "" if absent */
 };
 
 /*

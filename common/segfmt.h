@@ -1,6 +1,6 @@
 /*
  * segfmt: the on-disk format of one immutable column segment, its validation,
- * and a generator of synthetic segments for benchmarks and tests. It lives in
+ * and the values of synthetic segments (their writer is node/mkseg). It lives in
  * common/ because both daemons read it: the node loads segments, the
  * coordinator's `import` reads their headers. Its names keep the segment_
  * prefix: they name the format, and the node's code is full of them.
@@ -185,36 +185,22 @@ int64_t segment_synth_value(uint64_t seed, uint64_t row);
 double segment_synth_fvalue(uint64_t seed, uint64_t row);
 void segment_synth_payload(uint64_t seed, uint64_t row, void *buf, size_t len);
 
-/* What segment_write_synthetic writes. */
-struct segment_spec {
-    uint64_t rows;      /* 0 .. SEGMENT_MAX_ROWS */
-    uint32_t row_bytes; /* 16 .. 16 + SEGMENT_MAX_BYTES_WIDTH: key, value, payload (mapped) */
-    uint64_t seed;
-    bool float_value; /* "value" is float64 (segment_synth_fvalue) not int64 */
-    /*
-     * 0, or the width of an extra bytes column "embedding" flagged
-     * SEGMENT_COL_ANON: a node copies it into anonymous memory when it loads
-     * the segment, as an engine holds a vector or inverted index in RAM.
-     */
-    uint32_t anon_row_bytes;
-};
+/*
+ * Reads and parses the header of the segment file at path. Returns 0, the
+ * negated errno of open/fstat/pread (-EISDIR for a directory), or a
+ * segment_parse_header error; detail names the problem.
+ */
+int segment_read_header(const char *path, struct segment_header *ret_hdr, char *detail,
+                        size_t detail_len);
+
+/* Bytes of one row: the sum of every column's width (the size a reader budgets per row). */
+uint64_t segment_row_bytes(const struct segment_header *hdr);
 
 /*
- * Writes a segment of spec->rows rows with columns "key" (int64,
- * segment_synth_key), "value" (int64 segment_synth_value, or float64
- * segment_synth_fvalue when float_value) and, unless row_bytes == 16,
- * "payload" (bytes, width row_bytes - 16, segment_synth_payload), in that
- * order. Streams in bounded chunks (memory use is about 1 MiB whatever the
- * size), computes CRCs while writing, and writes the header last. The file is
- * built as "<path>.tmp", fsync'ed, renamed over path, and the directory
- * fsync'ed. On failure the temporary file is removed and path is untouched,
- * except when only the final directory fsync fails: path then already holds
- * the complete new file.
- * Returns 0, -EINVAL for a spec out of range, or the negated errno of the
- * failing system call; on error detail names the problem (and for I/O, the
- * call and the path).
+ * Serialises hdr (whose fields the caller has laid out: columns, offsets,
+ * lengths, CRCs) into buf, hdr->header_size bytes, computing header_crc.
+ * What it writes parses back with segment_parse_header.
  */
-int segment_write_synthetic(const char *path, const struct segment_spec *spec, char *detail,
-                            size_t detail_len);
+void segment_encode_header(const struct segment_header *hdr, unsigned char *buf);
 
 #endif

@@ -180,6 +180,7 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
              cfg->db_path, strmap_count(c->segs), strmap_count(c->nodes),
              c->counts[COORD_LOADED], c->counts[COORD_PENDING], c->counts[COORD_INVALID]);
     c->http = http_server_new(base, &cfg->limits);
+    http_server_set_name(c->http, "sluice-coord/" SLUICE_VERSION);
     if (c->token != NULL)
         http_server_set_token(c->http, c->token);
     r = http_server_bind(c->http, cfg->listen, c->bound, sizeof(c->bound));

@@ -281,69 +281,12 @@ void ctl_print_explain(FILE *out, const struct wire_segment_info *s, bool json)
 
 /* ---- commands ----------------------------------------------------------- */
 
-/*
- * Moves positional arguments after the flags, so `import DIR --json` works
- * as well as `import --json DIR`. A flag's value is the next argument unless
- * the flag is boolean or written --name=value. Stops at "--".
- */
-static void ctl_reorder(const struct config_option *opts, size_t n, int argc, char **argv)
-{
-    char **flags = xcalloc((size_t)argc + 1, sizeof(char *));
-    char **pos = xcalloc((size_t)argc + 1, sizeof(char *));
-    int nf = 0, np = 0, i;
-
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--") == 0)
-            break;
-        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
-            pos[np++] = argv[i];
-            continue;
-        }
-        flags[nf++] = argv[i];
-        if (strchr(a, '=') == NULL) {
-            bool takes_value = false;
-            for (size_t k = 0; k < n; k++)
-                if (strcmp(a + 2, opts[k].name) == 0 && opts[k].type != CONFIG_BOOL)
-                    takes_value = true;
-            if (takes_value && i + 1 < argc)
-                flags[nf++] = argv[++i];
-        }
-    }
-    for (int k = 0; k < nf; k++)
-        argv[1 + k] = flags[k];
-    if (np > 0) {
-        /* "--" keeps the parser from reading a positional that looks like a flag. */
-        for (int k = 0; k < np; k++)
-            argv[1 + nf + k] = pos[k];
-    }
-    free(flags);
-    free(pos);
-}
-
+/* cli_parse for sluice-coord: positional is the exact count of arguments, or -1 for any. */
 static void ctl_parse(const struct config_option *opts, size_t n, int argc, char **argv,
                       int *ret_next, const char *usage, const char *desc, int positional)
 {
-    char err[256];
-    int r;
-
-    ctl_reorder(opts, n, argc, argv);
-    r = config_parse(opts, n, argc, argv, ret_next, err, sizeof(err));
-
-    if (r == CONFIG_HELP) {
-        config_usage(stdout, usage, desc, opts, n);
-        exit(CTL_EXIT_OK);
-    }
-    if (r < 0) {
-        fprintf(stderr, "sluice-coord %s: %s\n(see: sluice-coord %s --help)\n", argv[0], err,
-                argv[0]);
-        exit(CTL_EXIT_USAGE);
-    }
-    if (positional >= 0 && argc - *ret_next != positional) {
-        fprintf(stderr, "sluice-coord %s: expected %d argument%s, got %d\nusage: %s\n", argv[0],
-                positional, positional == 1 ? "" : "s", argc - *ret_next, usage);
-        exit(CTL_EXIT_USAGE);
-    }
+    cli_parse("sluice-coord", opts, n, argc, argv, ret_next, usage, desc,
+              positional < 0 ? 0 : positional, positional);
 }
 
 static void ctl_load_token(struct ctl_common *c)
@@ -358,8 +301,14 @@ static void ctl_load_token(struct ctl_common *c)
 static int ctl_call(const struct ctl_common *c, const char *cmd, const char *method,
                     const char *path, const void *body, size_t len, struct http_response *resp)
 {
-    if (cli_call("sluice-coord", cmd, "the coordinator", c->coordinator, method, path, body, len,
-                 c->token, (unsigned)c->timeout_ms, resp) < 0)
+    int r;
+
+    cli_check_addr("sluice-coord", cmd, "--coordinator", c->coordinator, "127.0.0.1:7000");
+    r = cli_call("sluice-coord", cmd, "sluice-coord", c->coordinator, method, path, body, len,
+                 c->token, (unsigned)c->timeout_ms, resp);
+    if (r == -EPROTOTYPE)
+        return CTL_EXIT_USAGE; /* another daemon's address: a usage error */
+    if (r < 0)
         return CTL_EXIT_UNREACHABLE;
     if (resp->status >= 200 && resp->status < 300)
         return CTL_EXIT_OK;
@@ -576,35 +525,19 @@ static int cmd_add(int argc, char **argv)
 /* Reads a segment file's header into a spec. Returns 0 or prints why not. */
 static int ctl_read_spec(const char *path, struct wire_segment_spec *spec)
 {
-    unsigned char buf[SEGMENT_MAX_HEADER_SIZE];
     struct segment_header hdr;
-    char detail[256], real[4096];
-    uint64_t row_bytes = 0;
-    struct stat sb;
-    ssize_t n;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char detail[512], real[4096];
+    uint64_t row_bytes;
 
-    if (fd < 0 || fstat(fd, &sb) < 0) {
-        fprintf(stderr, "sluice-coord import: %s: %s\n", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    n = pread(fd, buf, sizeof(buf), 0);
-    close(fd);
-    if (n < 0 ||
-        segment_parse_header(buf, (size_t)n, (uint64_t)sb.st_size, &hdr, detail, sizeof(detail)) <
-            0) {
-        fprintf(stderr, "sluice-coord import: %s: skipped: %s\n", path,
-                n < 0 ? strerror(errno) : detail);
+    if (segment_read_header(path, &hdr, detail, sizeof(detail)) < 0) {
+        fprintf(stderr, "sluice-coord import: %s: skipped: %s\n", path, detail);
         return -1;
     }
     if (hdr.row_count == 0) {
         fprintf(stderr, "sluice-coord import: %s: skipped: no rows\n", path);
         return -1;
     }
-    for (unsigned i = 0; i < hdr.column_count; i++)
-        row_bytes += hdr.columns[i].width;
+    row_bytes = segment_row_bytes(&hdr);
     if (realpath(path, real) == NULL)
         snprintf(real, sizeof(real), "%s", path);
     spec->uri = xasprintf("file://%s", real);

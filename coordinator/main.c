@@ -11,6 +11,7 @@
 
 #include <event2/event.h>
 
+#include "cli.h"
 #include "config.h"
 #include "healthcheck.h"
 #include "coord.h"
@@ -67,21 +68,11 @@ static int cmd_serve(int argc, char **argv)
     char err[512], *token = NULL;
     int next, rc = 1;
 
-    {
-        int r = config_parse(opts, N_OPTS(opts), argc, argv, &next, err, sizeof(err));
-        if (r == CONFIG_HELP) {
-            config_usage(stdout, "sluice-coord serve --db FILE [flags]",
-                         "Run the Sluice coordinator: register segments, place them round-robin "
-                         "on nodes that may refuse.",
-                         opts, N_OPTS(opts));
-            exit(0);
-        }
-        if (r < 0 || next < argc) {
-            fprintf(stderr, "sluice-coord serve: %s\n(see: sluice-coord serve --help)\n",
-                    r < 0 ? err : "unexpected argument");
-            exit(2);
-        }
-    }
+    cli_parse("sluice-coord", opts, N_OPTS(opts), argc, argv, &next,
+              "sluice-coord serve --db FILE [flags]",
+              "Run the Sluice coordinator: register segments, place them round-robin on nodes "
+              "that may refuse.",
+              0, 0);
     base = daemon_init("sluice-coord", &srv, &token);
     memset(&cfg, 0, sizeof(cfg));
     cfg.listen = listen;
@@ -126,9 +117,19 @@ static void main_usage(FILE *out)
                  "Admin (talk to a running coordinator; --coordinator ADDR or "
                  "SLUICE_COORDINATOR):\n");
     ctl_usage(out);
-    fprintf(out, "  version   print the version\n\n"
-                 "Every command takes --help and --json where it prints. Exit codes: 0 done, 1 "
-                 "refused or failed,\n2 usage, 3 coordinator unreachable, 4 wait timed out.\n");
+    fprintf(out, "\nOther:\n"
+                 "  healthcheck probe a running coordinator's /healthz (for container runtimes)\n"
+                 "  version   print the version\n\n"
+                 "Every command takes --help and --json where it prints; flags may come before or\n"
+                 "after the command and its arguments, and \"--\" ends them. Exit codes: 0 done, 1\n"
+                 "refused or failed, 2 usage, 3 coordinator unreachable, 4 wait timed out.\n");
+}
+
+/* The commands, for putting one first when global flags come before it. */
+static bool main_is_command(const char *name)
+{
+    return strcmp(name, "serve") == 0 || strcmp(name, "healthcheck") == 0 ||
+           strcmp(name, "version") == 0 || ctl_is_command(name);
 }
 
 int main(int argc, char **argv)
@@ -142,12 +143,14 @@ int main(int argc, char **argv)
         main_usage(stdout);
         return 0;
     }
+    if (strcmp(argv[1], "--version") == 0)
+        return cli_version("sluice-coord", 1, argv + 1);
+    /* `sluice-coord --coordinator ADDR status`: the command may follow its flags. */
+    (void)cli_command_first(argc, argv, main_is_command);
     if (strcmp(argv[1], "healthcheck") == 0)
         return healthcheck_main("sluice-coord", "127.0.0.1:7000", argc - 1, argv + 1);
-    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
-        printf("sluice-coord %s\n", SLUICE_VERSION);
-        return 0;
-    }
+    if (strcmp(argv[1], "version") == 0)
+        return cli_version("sluice-coord", argc - 1, argv + 1);
     if (strcmp(argv[1], "serve") == 0)
         return cmd_serve(argc - 1, argv + 1);
     if (ctl_is_command(argv[1])) {

@@ -1,11 +1,12 @@
 /*
- * sluice-node: the node daemon and its tools. Only option parsing and the
- * event loop live here; everything else is in the node library.
+ * sluice-node: the node daemon and its tools. Only the daemon's option
+ * parsing, its event loop and the command dispatch live here; everything
+ * else is in the node library.
  *
  *   sluice-node serve     run the node daemon
- *   sluice-node mkseg     write a synthetic segment file
- *   sluice-node inspect   print (and optionally verify) a segment header
- *   sluice-node assign | query | status   talk to a running node
+ *   sluice-node mkseg     write a synthetic segment file (mkseg.c)
+ *   sluice-node inspect | assign | query | status   (ctl.c)
+ *   sluice-node healthcheck | version
  *
  * Exit codes: 0 success, 1 failure (or a refusal), 2 usage error.
  */
@@ -24,6 +25,8 @@
 #include <event2/event.h>
 
 #include "cli.h"
+#include "ctl.h"
+#include "mkseg.h"
 #include "node.h"
 #include "config.h"
 #include "daemon.h"
@@ -38,24 +41,6 @@
 
 #define EXIT_USAGE 2
 #define N_OPTS(a) (sizeof(a) / sizeof((a)[0]))
-
-/* Parses a subcommand's flags; prints usage for --help, the error otherwise. */
-static int main_parse(const struct config_option *opts, size_t n, int argc, char **argv,
-                      int *ret_next, const char *usage, const char *desc)
-{
-    char err[256];
-    int r = config_parse(opts, n, argc, argv, ret_next, err, sizeof(err));
-
-    if (r == CONFIG_HELP) {
-        config_usage(stdout, usage, desc, opts, n);
-        exit(0);
-    }
-    if (r < 0) {
-        fprintf(stderr, "sluice-node: %s\n(see: %s --help)\n", err, usage);
-        exit(EXIT_USAGE);
-    }
-    return 0;
-}
 
 /*
  * --mlock-budget needs RLIMIT_MEMLOCK at least as large (checked even with
@@ -272,9 +257,10 @@ static int cmd_serve(int argc, char **argv)
     int next, rc = 1;
 
     ac = admission_config_default();
-    main_parse(opts, N_OPTS(opts), argc, argv, &next, "sluice-node serve [flags]",
-               "Run a Sluice node: load assigned segments, answer queries, and refuse load "
-               "(429 + Retry-After) the moment local pressure rises.");
+    cli_parse("sluice-node", opts, N_OPTS(opts), argc, argv, &next, "sluice-node serve [flags]",
+              "Run a Sluice node: load assigned segments, answer queries, and refuse load "
+              "(429 + Retry-After) the moment local pressure rises.",
+              0, 0);
     ac.disk_reserve_bytes = disk_reserve;
     {
         char aerr[256];
@@ -290,10 +276,6 @@ static int cmd_serve(int argc, char **argv)
             fprintf(stderr, "sluice-node serve: --admit-watermark-*: %s\n", aerr);
             exit(EXIT_USAGE);
         }
-    }
-    if (next < argc) {
-        fprintf(stderr, "sluice-node serve: unexpected argument \"%s\"\n", argv[next]);
-        exit(EXIT_USAGE);
     }
     if (mlock_budget > 0 && strcmp(io, "direct") == 0) {
         fprintf(stderr, "sluice-node serve: --mlock-budget applies to --io=mmap only: in direct "
@@ -353,306 +335,30 @@ out:
     return rc;
 }
 
-static int cmd_mkseg(int argc, char **argv)
-{
-    int64_t rows = 0, row_bytes = 0, seed = 0, anon_row_bytes = 0;
-    char *out = NULL;
-    bool float_value = false;
-    const struct config_option opts[] = {
-        {"rows", "SLUICE_ROWS", CONFIG_INT, &rows, NULL, "Number of rows.", 0,
-         (int64_t)SEGMENT_MAX_ROWS, .required = true},
-        {"row-bytes", NULL, CONFIG_INT, &row_bytes, "64",
-         "Average row size in bytes: key (8) + value (8) + payload (the rest).", 16,
-         16 + SEGMENT_MAX_BYTES_WIDTH},
-        {"seed", NULL, CONFIG_INT, &seed, "1", "Seed of the synthetic data.", 0, INT64_MAX},
-        {"float-value", NULL, CONFIG_BOOL, &float_value, "false",
-         "Make the value column float64 instead of int64."},
-        {"anon-row-bytes", NULL, CONFIG_INT, &anon_row_bytes, "0",
-         "Bytes per row of an extra column the node holds in anonymous memory once loaded "
-         "(like a vector index); 0 for none.",
-         0, SEGMENT_MAX_BYTES_WIDTH},
-        {"out", NULL, CONFIG_STRING, &out, NULL, "File to write (atomically).",
-         .required = true},
-    };
-    struct segment_spec spec;
-    char detail[512];
-    int next, r;
-
-    main_parse(opts, N_OPTS(opts), argc, argv, &next,
-               "sluice-node mkseg --rows N --out FILE [--row-bytes B] [--seed S]",
-               "Write a synthetic segment: key int64 (increasing), value int64 in "
-               "[-1e6, 1e6], payload bytes.");
-    spec.rows = (uint64_t)rows;
-    spec.row_bytes = (uint32_t)row_bytes;
-    spec.seed = (uint64_t)seed;
-    spec.float_value = float_value;
-    spec.anon_row_bytes = (uint32_t)anon_row_bytes;
-    r = segment_write_synthetic(out, &spec, detail, sizeof(detail));
-    if (r < 0) {
-        fprintf(stderr, "sluice-node mkseg: %s\n", detail);
-        config_free_strings(opts, N_OPTS(opts));
-        return 1;
-    }
-    printf("wrote %s: %" PRId64 " rows x %" PRId64 " bytes (+%" PRId64
-           " in memory), seed %" PRId64 "\n",
-           out, rows, row_bytes, anon_row_bytes, seed);
-    config_free_strings(opts, N_OPTS(opts));
-    return 0;
-}
-
-static int cmd_inspect(int argc, char **argv)
-{
-    bool verify = false;
-    const struct config_option opts[] = {
-        {"verify", NULL, CONFIG_BOOL, &verify, "false",
-         "Also check every column's crc32c (reads the whole file)."},
-    };
-    struct segment_header hdr;
-    char detail[512];
-    struct stat sb;
-    void *base = MAP_FAILED;
-    int next, fd, r;
-
-    main_parse(opts, N_OPTS(opts), argc, argv, &next, "sluice-node inspect [--verify] FILE",
-               "Print a segment file's header; exit 1 if it is invalid.");
-    if (next != argc - 1) {
-        fprintf(stderr, "sluice-node inspect: expected exactly one FILE\n");
-        return EXIT_USAGE;
-    }
-    fd = open(argv[next], O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &sb) < 0) {
-        fprintf(stderr, "sluice-node inspect: %s: %s\n", argv[next], strerror(errno));
-        return 1;
-    }
-    if (sb.st_size > 0)
-        base = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
-    if (sb.st_size > 0 && base == MAP_FAILED) {
-        fprintf(stderr, "sluice-node inspect: %s: %s\n", argv[next], strerror(errno));
-        return 1;
-    }
-    r = segment_parse_header(base == MAP_FAILED ? "" : base, (size_t)sb.st_size,
-                             (uint64_t)sb.st_size, &hdr, detail, sizeof(detail));
-    if (r == 0) {
-        segment_print_header(stdout, &hdr);
-        if (verify)
-            r = segment_verify(base, &hdr, detail, sizeof(detail));
-        if (r == 0 && verify)
-            printf("checksums: ok\n");
-    }
-    if (r < 0)
-        fprintf(stderr, "sluice-node inspect: %s: %s: %s\n", argv[next], segment_error_name(r),
-                detail);
-    if (base != MAP_FAILED)
-        munmap(base, (size_t)sb.st_size);
-    return r < 0 ? 1 : 0;
-}
-
-static int cmd_assign(int argc, char **argv)
-{
-    char *node = NULL, *id = NULL, *uri = NULL, *token_file = NULL, *token;
-    int64_t rows = 0, row_size = 0;
-    const struct config_option opts[] = {
-        {"node", "SLUICE_NODE", CONFIG_STRING, &node, "127.0.0.1:7100", "Node address."},
-        {"id", NULL, CONFIG_STRING, &id, NULL, "Segment id.", .required = true},
-        {"uri", NULL, CONFIG_STRING, &uri, NULL, "file:/// URI inside the node's storage root.",
-         .required = true},
-        {"rows", NULL, CONFIG_INT, &rows, NULL, "Row count (must match the file).", 1,
-         (int64_t)WIRE_ROW_COUNT_MAX, .required = true},
-        {"row-size", NULL, CONFIG_INT, &row_size, "64", "Average row size in bytes.", 1,
-         (int64_t)WIRE_ROW_SIZE_MAX},
-        CLI_TOKEN_OPTION(token_file),
-    };
-    struct wire_assign_request m;
-    struct wire_assign_response resp;
-    struct http_response hr;
-    struct wire_error err;
-    uint8_t *body;
-    size_t len;
-    int next, r, rc = 1;
-
-    main_parse(opts, N_OPTS(opts), argc, argv, &next,
-               "sluice-node assign --id ID --uri URI --rows N [--node ADDR]",
-               "Assign one segment to a node directly (no coordinator).");
-    token = cli_load_token("sluice-node", token_file);
-    memset(&m, 0, sizeof(m));
-    if (strlen(id) > WIRE_ID_MAX || strlen(uri) > WIRE_URI_MAX) {
-        fprintf(stderr, "sluice-node assign: --id or --uri too long\n");
-        return EXIT_USAGE;
-    }
-    snprintf(m.segment_id, sizeof(m.segment_id), "%s", id);
-    snprintf(m.uri, sizeof(m.uri), "%s", uri);
-    m.row_count = (uint64_t)rows;
-    m.avg_row_size = (uint64_t)row_size;
-    body = wire_assign_request_encode(&m, &len);
-    r = cli_call("sluice-node", "assign", "the node", node, "POST", "/v1/assign", body, len, token, 30000, &hr);
-    free(body);
-    if (r < 0)
-        goto out;
-    if (wire_assign_response_decode(hr.body, hr.body_len, &resp, &err) == 0) {
-        printf("%s: HTTP %d %s%s%s%s%s\n", id, hr.status,
-               resp.verdict == WIRE_VERDICT_ACCEPTED ? "ACCEPTED" : "REJECTED",
-               resp.reason != WIRE_REASON_NONE ? " " : "",
-               resp.reason != WIRE_REASON_NONE ? reason_name(resp.reason) : "",
-               resp.detail[0] != '\0' ? ": " : "", resp.detail);
-        rc = resp.verdict == WIRE_VERDICT_ACCEPTED ? 0 : 1;
-    } else {
-        cli_print_error("sluice-node", "assign", &hr);
-    }
-    http_response_done(&hr);
-out:
-    free(token);
-    config_free_strings(opts, N_OPTS(opts));
-    return rc;
-}
-
-static int cmd_query(int argc, char **argv)
-{
-    char *node = NULL, *agg = NULL, *column = NULL, *filter = NULL, *token_file = NULL, *token;
-    int64_t lo = 0, hi = 0;
-    static const char *const aggs[] = {"count", "sum", "min", "max", NULL};
-    const struct config_option opts[] = {
-        {"node", "SLUICE_NODE", CONFIG_STRING, &node, "127.0.0.1:7100", "Node address."},
-        {"agg", NULL, CONFIG_CHOICE, &agg, "sum", "Aggregate.", .choices = aggs},
-        {"column", NULL, CONFIG_STRING, &column, "value", "Aggregated column."},
-        {"filter-column", NULL, CONFIG_STRING, &filter, "", "int64 column to filter on."},
-        {"lo", NULL, CONFIG_INT, &lo, "-9223372036854775808", "Filter lower bound (inclusive).",
-         INT64_MIN, INT64_MAX},
-        {"hi", NULL, CONFIG_INT, &hi, "9223372036854775807", "Filter upper bound (inclusive).",
-         INT64_MIN, INT64_MAX},
-        CLI_TOKEN_OPTION(token_file),
-    };
-    struct wire_query_request q;
-    struct wire_query_response resp;
-    struct http_response hr;
-    struct wire_error err;
-    uint8_t *body;
-    size_t len;
-    int next, r, rc = 1;
-
-    main_parse(opts, N_OPTS(opts), argc, argv, &next,
-               "sluice-node query [--agg A] [--column C] [--filter-column F --lo L --hi H] ID...",
-               "Run an aggregate over segments loaded on a node.");
-    if (next >= argc) {
-        fprintf(stderr, "sluice-node query: name at least one segment id\n");
-        return EXIT_USAGE;
-    }
-    token = cli_load_token("sluice-node", token_file);
-    memset(&q, 0, sizeof(q));
-    q.n_segments = (size_t)(argc - next);
-    q.segment_ids = xcalloc(q.n_segments, sizeof(*q.segment_ids));
-    for (size_t i = 0; i < q.n_segments; i++)
-        snprintf(q.segment_ids[i], sizeof(q.segment_ids[i]), "%s", argv[next + (int)i]);
-    wire_aggregate_parse(agg, &q.aggregate);
-    snprintf(q.column, sizeof(q.column), "%s", column);
-    snprintf(q.filter_column, sizeof(q.filter_column), "%s", filter);
-    q.lo = lo;
-    q.hi = hi;
-    body = wire_query_request_encode(&q, &len);
-    free(q.segment_ids);
-    r = cli_call("sluice-node", "query", "the node", node, "POST", "/v1/query", body, len, token, 60000, &hr);
-    free(body);
-    if (r < 0)
-        goto out;
-    if (hr.status == 200 && wire_query_response_decode(hr.body, hr.body_len, &resp, &err) == 0) {
-        if (resp.is_float)
-            printf("%s = %.17g", agg, resp.float_value);
-        else
-            printf("%s = %" PRId64, agg, resp.int_value);
-        printf("  (rows matched %" PRIu64 ", scanned %" PRIu64 ", bytes %" PRIu64
-               ", blocks skipped %" PRIu64 ")\n",
-               resp.rows_matched, resp.rows_scanned, resp.bytes_scanned, resp.blocks_skipped);
-        rc = 0;
-    } else {
-        cli_print_error("sluice-node", "query", &hr);
-    }
-    http_response_done(&hr);
-out:
-    free(token);
-    config_free_strings(opts, N_OPTS(opts));
-    return rc;
-}
-
-static int cmd_status(int argc, char **argv)
-{
-    char *node = NULL, *token_file = NULL, *token;
-    const struct config_option opts[] = {
-        {"node", "SLUICE_NODE", CONFIG_STRING, &node, "127.0.0.1:7100", "Node address."},
-        CLI_TOKEN_OPTION(token_file),
-    };
-    struct wire_node_status st;
-    struct http_response hr;
-    struct wire_error err;
-    int next, r, rc = 1;
-
-    main_parse(opts, N_OPTS(opts), argc, argv, &next, "sluice-node status [--node ADDR]",
-               "Show a node's segments and their states.");
-    token = cli_load_token("sluice-node", token_file);
-    r = cli_call("sluice-node", "status", "the node", node, "GET", "/v1/status", NULL, 0, token, 10000, &hr);
-    if (r < 0)
-        goto out;
-    if (hr.status == 200 && wire_node_status_decode(hr.body, hr.body_len, &st, &err) == 0) {
-        printf("node %s  %s  version %s  up %" PRIu64 "s  mapped %" PRIu64 " B  heap %" PRIu64
-               " B  pinned %" PRIu64 " B\n",
-               st.node_id, wire_node_state_name(st.state), st.version, st.uptime_seconds,
-               st.mapped_bytes, st.index_bytes, st.pressure.pinned_bytes);
-        printf("signals: %s\ncost factor %.3f; closed gates: %s\n", st.signal_sources, st.cost_factor,
-               st.closed_gates[0] != '\0' ? st.closed_gates : "none");
-        if (st.pressure.admit_watermark > 0)
-            printf("admit watermark in force: %.3f of the memory limit\n",
-                   st.pressure.admit_watermark);
-        if (st.pressure.io_mode == WIRE_IO_DIRECT)
-            printf("io: direct  pool %" PRIu64 " B  hit ratio %.1f%%  held exactly %" PRIu64
-                   " B\n",
-                   st.pressure.pool_bytes, st.pressure.pool_hit_ratio * 100, st.pressure.wss_bytes);
-        else
-            printf("io: %s\n", wire_io_mode_name(st.pressure.io_mode));
-        printf("%-24s %-8s %12s %10s %14s %10s  %s\n", "SEGMENT", "STATE", "ROWS", "ROW_SIZE",
-               "FILE_BYTES", "HEAP", "REASON / DETAIL");
-        for (size_t i = 0; i < st.n_segments; i++) {
-            const struct wire_segment_status *s = &st.segments[i];
-            printf("%-24s %-8s %12" PRIu64 " %10" PRIu64 " %14" PRIu64 " %10" PRIu64 "  %s%s%s\n",
-                   s->segment_id, wire_segment_state_name(s->state), s->row_count,
-                   s->avg_row_size, s->file_bytes, s->index_bytes,
-                   s->reason != WIRE_REASON_NONE ? reason_name(s->reason) : "",
-                   s->detail[0] != '\0' ? " " : "", s->detail);
-        }
-        wire_node_status_done(&st);
-        rc = 0;
-    } else {
-        cli_print_error("sluice-node", "status", &hr);
-    }
-    http_response_done(&hr);
-out:
-    free(token);
-    config_free_strings(opts, N_OPTS(opts));
-    return rc;
-}
-
 static void main_usage(FILE *out)
 {
     fprintf(out, "usage: sluice-node COMMAND [flags]\n\n"
                  "Commands:\n"
-                 "  serve     run the node daemon\n"
-                 "  mkseg     write a synthetic segment file\n"
-                 "  inspect   print a segment file's header (--verify checks checksums)\n"
-                 "  assign    assign a segment to a running node\n"
-                 "  query     run an aggregate on a running node\n"
-                 "  status    show a running node's segments\n"
-                 "  version   print the version\n\n"
-                 "Every command takes --help. Flags also read SLUICE_* environment variables.\n");
+                 "  serve       run the node daemon\n"
+                 "  mkseg       write a synthetic segment file\n");
+    nodectl_usage(out);
+    fprintf(out, "  healthcheck probe a running node's /healthz (for container runtimes)\n"
+                 "  version     print the version\n\n"
+                 "Every command takes --help; flags may come before or after the arguments, and\n"
+                 "\"--\" ends them. A flag's --help line names its environment variable, if it\n"
+                 "has one. Exit codes: 0 done, 1 failed or refused, 2 usage.\n");
+}
+
+/* The commands, for putting one first when global flags come before it. */
+static bool main_is_command(const char *name)
+{
+    return strcmp(name, "serve") == 0 || strcmp(name, "mkseg") == 0 ||
+           strcmp(name, "healthcheck") == 0 || strcmp(name, "version") == 0 ||
+           nodectl_is_command(name);
 }
 
 int main(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        int (*fn)(int, char **);
-    } cmds[] = {
-        {"serve", cmd_serve},   {"mkseg", cmd_mkseg}, {"inspect", cmd_inspect},
-        {"assign", cmd_assign}, {"query", cmd_query}, {"status", cmd_status},
-    };
-
     if (argc < 2) {
         main_usage(stderr);
         return EXIT_USAGE;
@@ -662,15 +368,20 @@ int main(int argc, char **argv)
         main_usage(stdout);
         return 0;
     }
+    if (strcmp(argv[1], "--version") == 0)
+        return cli_version("sluice-node", 1, argv + 1);
+    /* `sluice-node --node ADDR status`: the command may follow its flags. */
+    (void)cli_command_first(argc, argv, main_is_command);
     if (strcmp(argv[1], "healthcheck") == 0)
         return healthcheck_main("sluice-node", "127.0.0.1:7100", argc - 1, argv + 1);
-    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
-        printf("sluice-node %s\n", SLUICE_VERSION);
-        return 0;
-    }
-    for (size_t i = 0; i < N_OPTS(cmds); i++)
-        if (strcmp(argv[1], cmds[i].name) == 0)
-            return cmds[i].fn(argc - 1, argv + 1);
+    if (strcmp(argv[1], "version") == 0)
+        return cli_version("sluice-node", argc - 1, argv + 1);
+    if (strcmp(argv[1], "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(argv[1], "mkseg") == 0)
+        return mkseg_main(argc - 1, argv + 1);
+    if (nodectl_is_command(argv[1]))
+        return nodectl_main(argc - 1, argv + 1);
     fprintf(stderr, "sluice-node: unknown command \"%s\"\n", argv[1]);
     main_usage(stderr);
     return EXIT_USAGE;

@@ -26,6 +26,7 @@
 #include "api.h"
 #include "claim.h"
 #include "log.h"
+#include "sluice_config.h"
 #include "node_int.h"
 #include "pool.h"
 #include "reason.h"
@@ -736,6 +737,7 @@ struct node *node_new(struct event_base *base, const struct node_config *cfg, ch
     node->tick_ev = event_new(base, -1, EV_PERSIST, node_tick_cb, node);
     event_add(node->tick_ev, &tick);
     node->http = http_server_new(base, &cfg->limits);
+    http_server_set_name(node->http, "sluice-node/" SLUICE_VERSION);
     if (cfg->token != NULL && cfg->token[0] != '\0')
         http_server_set_token(node->http, cfg->token);
     r = http_server_bind(node->http, cfg->listen, node->bound, sizeof(node->bound));

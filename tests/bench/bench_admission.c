@@ -25,6 +25,7 @@
 #include "admission.h"
 #include "clock.h"
 #include "harness.h"
+#include "mkseg.h"
 #include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
@@ -136,7 +137,7 @@ static void part_reaction(const char *dir, unsigned trials)
     const uint64_t limit = 256ull << 20;
     char *storage = xasprintf("%s/storage", dir), *data = xasprintf("%s/data", dir);
     char *path = xasprintf("%s/probe.seg", storage), detail[256], why[256];
-    struct segment_spec spec = {.rows = 256, .row_bytes = 16, .seed = 1};
+    struct mkseg_spec spec = {.rows = 256, .row_bytes = 16, .seed = 1};
     const char *args[] = {"--admit-hold-down=1s", "--admit-slow-start=0", NULL};
     uint64_t *ms = xcalloc(trials, sizeof(*ms));
     unsigned done = 0;
@@ -145,7 +146,7 @@ static void part_reaction(const char *dir, unsigned trials)
     int n = 0;
 
     mkdir(storage, 0755);
-    if (segment_write_synthetic(path, &spec, detail, sizeof(detail)) < 0) {
+    if (mkseg_write(path, &spec, detail, sizeof(detail)) < 0) {
         fprintf(stderr, "bench: %s\n", detail);
         exit(1);
     }

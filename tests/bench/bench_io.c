@@ -45,6 +45,7 @@
 #include "clock.h"
 #include "harness.h"
 #include "query.h"
+#include "mkseg.h"
 #include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
@@ -221,8 +222,8 @@ static void part_inprocess(const struct config *c)
 {
     uint64_t cold_rows = c->seg_rows * 8, hot_rows = c->seg_rows;
     char *cold_path = xasprintf("%s/cold.seg", dir), *hot_path = xasprintf("%s/hot.seg", dir);
-    struct segment_spec cold_spec = {.rows = cold_rows, .row_bytes = 16, .seed = 901};
-    struct segment_spec hot_spec = {.rows = hot_rows, .row_bytes = 16, .seed = 902};
+    struct mkseg_spec cold_spec = {.rows = cold_rows, .row_bytes = 16, .seed = 901};
+    struct mkseg_spec hot_spec = {.rows = hot_rows, .row_bytes = 16, .seed = 902};
     double *rc = xcalloc(c->reps, sizeof(double)), *rh = xcalloc(c->reps, sizeof(double));
     double *gc = xcalloc(c->reps, sizeof(double)), *go = xcalloc(c->reps, sizeof(double));
     double *gh = xcalloc(c->reps, sizeof(double)), *gm = xcalloc(c->reps, sizeof(double));
@@ -236,8 +237,8 @@ static void part_inprocess(const struct config *c)
     int64_t cold_want, hot_want;
     uint64_t *mem, col_bytes, sink = 0;
 
-    if (segment_write_synthetic(cold_path, &cold_spec, detail, sizeof(detail)) < 0 ||
-        segment_write_synthetic(hot_path, &hot_spec, detail, sizeof(detail)) < 0) {
+    if (mkseg_write(cold_path, &cold_spec, detail, sizeof(detail)) < 0 ||
+        mkseg_write(hot_path, &hot_spec, detail, sizeof(detail)) < 0) {
         fprintf(stderr, "bench_io: %s\n", detail);
         exit(1);
     }
@@ -732,10 +733,10 @@ int main(void)
 
     seg_sum = xcalloc(c.segs, sizeof(*seg_sum));
     for (unsigned i = 0; i < c.segs; i++) {
-        struct segment_spec spec = {.rows = c.seg_rows, .row_bytes = 16, .seed = 700 + i};
+        struct mkseg_spec spec = {.rows = c.seg_rows, .row_bytes = 16, .seed = 700 + i};
         char *path = seg_path(i), detail[256];
 
-        if (segment_write_synthetic(path, &spec, detail, sizeof(detail)) < 0) {
+        if (mkseg_write(path, &spec, detail, sizeof(detail)) < 0) {
             fprintf(stderr, "bench_io: %s\n", detail);
             return 1;
         }

@@ -28,6 +28,7 @@
 #include "clock.h"
 #include "harness.h"
 #include "http.h"
+#include "mkseg.h"
 #include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
@@ -145,7 +146,7 @@ static struct sluice_figures run_sluice(const char *parent, int round, uint64_t 
 {
     char *dir = xasprintf("%s/round-%d", parent, round);
     char *storage = xasprintf("%s/storage", dir), *file = xasprintf("%s/one.seg", storage);
-    struct segment_spec spec = {.rows = 1000, .row_bytes = 16, .seed = 1};
+    struct mkseg_spec spec = {.rows = 1000, .row_bytes = 16, .seed = 1};
     struct harness_proc *coord, *nodes[3];
     struct sluice_figures f;
     char detail[256];
@@ -154,7 +155,7 @@ static struct sluice_figures run_sluice(const char *parent, int round, uint64_t 
 
     mkdir(dir, 0755);
     mkdir(storage, 0755);
-    if (segment_write_synthetic(file, &spec, detail, sizeof(detail)) < 0)
+    if (mkseg_write(file, &spec, detail, sizeof(detail)) < 0)
         exit(1);
     coord = harness_coord_start(dir, (const char *[]){"--log-level=warn", NULL});
     if (coord == NULL)

@@ -34,6 +34,7 @@
 #include "clock.h"
 #include "harness.h"
 #include "query.h"
+#include "mkseg.h"
 #include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
@@ -205,7 +206,7 @@ static void part_inprocess(const char *dir, uint64_t rows, unsigned reps, bool f
     };
     const struct kind *ks = fl ? float_kinds : kinds;
     size_t nk = fl ? sizeof(float_kinds) / sizeof(float_kinds[0]) : sizeof(kinds) / sizeof(kinds[0]);
-    struct segment_spec spec = {.rows = rows, .row_bytes = 16, .seed = 7, .float_value = fl};
+    struct mkseg_spec spec = {.rows = rows, .row_bytes = 16, .seed = 7, .float_value = fl};
     char *path = xasprintf("%s/hot.seg", dir);
     struct segment_header hdr;
     struct bufpool *pool = NULL;
@@ -215,7 +216,7 @@ static void part_inprocess(const char *dir, uint64_t rows, unsigned reps, bool f
     size_t len;
     void *base;
 
-    if (segment_write_synthetic(path, &spec, detail, sizeof(detail)) < 0) {
+    if (mkseg_write(path, &spec, detail, sizeof(detail)) < 0) {
         fprintf(stderr, "bench: %s\n", detail);
         exit(1);
     }
@@ -372,9 +373,9 @@ static void part_node(const char *dir, size_t nsegs, uint64_t rows, unsigned pas
     q.n_segments = nsegs;
     q.segment_ids = xcalloc(nsegs, sizeof(*q.segment_ids));
     for (size_t i = 0; i < nsegs; i++) {
-        struct segment_spec spec = {.rows = rows, .row_bytes = 16, .seed = 100 + i};
+        struct mkseg_spec spec = {.rows = rows, .row_bytes = 16, .seed = 100 + i};
         char *path = xasprintf("%s/s%zu.seg", storage, i), detail[256];
-        if (segment_write_synthetic(path, &spec, detail, sizeof(detail)) < 0) {
+        if (mkseg_write(path, &spec, detail, sizeof(detail)) < 0) {
             fprintf(stderr, "bench: %s\n", detail);
             exit(1);
         }

@@ -1,7 +1,7 @@
 /*
  * gen_corpus: writes the committed seed corpus of the fuzz targets, a
  * handful of valid inputs each, produced by the real encoders (and
- * segment_write_synthetic) so that they follow the formats as they are.
+ * mkseg_write) so that they follow the formats as they are.
  * Run it after a format change and commit the result:
  *
  *   build-fuzz/tests/fuzz/gen_corpus tests/fuzz/corpus
@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mkseg.h"
 #include "segfmt.h"
 #include "wire.h"
 
@@ -253,7 +254,7 @@ static void wire_seeds(void)
 }
 
 /* Writes a synthetic segment to a temporary file and copies it into the corpus. */
-static void segment_seed(const char *name, const struct segment_spec *spec, long flip)
+static void segment_seed(const char *name, const struct mkseg_spec *spec, long flip)
 {
     char tmp[] = "/tmp/sluice-gen-corpus-XXXXXX", path[64], detail[256];
     uint8_t *buf;
@@ -265,7 +266,7 @@ static void segment_seed(const char *name, const struct segment_spec *spec, long
         exit(1);
     }
     snprintf(path, sizeof(path), "%s/s.seg", tmp);
-    if (segment_write_synthetic(path, spec, detail, sizeof(detail)) < 0) {
+    if (mkseg_write(path, spec, detail, sizeof(detail)) < 0) {
         fprintf(stderr, "gen_corpus: %s\n", detail);
         exit(1);
     }
@@ -290,7 +291,7 @@ static void segment_seed(const char *name, const struct segment_spec *spec, long
 
 static void segment_seeds(void)
 {
-    struct segment_spec s = {.rows = 4, .row_bytes = 16, .seed = 1};
+    struct mkseg_spec s = {.rows = 4, .row_bytes = 16, .seed = 1};
 
     segment_seed("int_4rows", &s, -1);
     s.float_value = true;

@@ -36,6 +36,7 @@
 #include "clock.h"
 #include "harness.h"
 #include "http.h"
+#include "mkseg.h"
 #include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
@@ -72,9 +73,9 @@ static void teardown(void)
 static void make_segments(int n, uint64_t rows, unsigned row_bytes)
 {
     for (int i = 0; i < n; i++) {
-        struct segment_spec spec = {.rows = rows, .row_bytes = row_bytes, .seed = (uint64_t)i};
+        struct mkseg_spec spec = {.rows = rows, .row_bytes = row_bytes, .seed = (uint64_t)i};
         char *path = xasprintf("%s/seg-%04d.seg", storage, i), detail[256];
-        ck_assert_msg(segment_write_synthetic(path, &spec, detail, sizeof(detail)) == 0, "%s",
+        ck_assert_msg(mkseg_write(path, &spec, detail, sizeof(detail)) == 0, "%s",
                       detail);
         free(path);
     }
@@ -1102,11 +1103,11 @@ END_TEST
 /* Writes <d>/<id>.seg: rows rows of 16 bytes, seed seed. */
 static void write_seg_file(const char *d, const char *id, uint64_t rows, uint64_t seed)
 {
-    struct segment_spec spec = {.rows = rows, .row_bytes = 16, .seed = seed};
+    struct mkseg_spec spec = {.rows = rows, .row_bytes = 16, .seed = seed};
     char *path = xasprintf("%s/%s.seg", d, id), detail[256];
 
     mkdir(d, 0755);
-    ck_assert_msg(segment_write_synthetic(path, &spec, detail, sizeof(detail)) == 0, "%s", detail);
+    ck_assert_msg(mkseg_write(path, &spec, detail, sizeof(detail)) == 0, "%s", detail);
     free(path);
 }
 

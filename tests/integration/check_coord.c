@@ -27,6 +27,7 @@
 #include "catalog.h"
 #include "clock.h"
 #include "harness.h"
+#include "mkseg.h"
 #include "reason.h"
 #include "segfmt.h"
 #include "wire.h"
@@ -64,10 +65,10 @@ static void start_coord(const char *const *extra)
 /* Writes a small synthetic segment file <storage>/<name>.seg. */
 static void make_segment(const char *name, uint64_t seed)
 {
-    struct segment_spec spec = {.rows = 1024, .row_bytes = 16, .seed = seed};
+    struct mkseg_spec spec = {.rows = 1024, .row_bytes = 16, .seed = seed};
     char *path = xasprintf("%s/%s.seg", storage, name), detail[256];
 
-    ck_assert_msg(segment_write_synthetic(path, &spec, detail, sizeof(detail)) == 0, "%s",
+    ck_assert_msg(mkseg_write(path, &spec, detail, sizeof(detail)) == 0, "%s",
                   detail);
     free(path);
 }

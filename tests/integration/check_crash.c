@@ -59,6 +59,7 @@
 #include "clock.h"
 #include "harness.h"
 #include "http.h"
+#include "mkseg.h"
 #include "segfmt.h"
 #include "strmap.h"
 #include "wire.h"
@@ -188,10 +189,10 @@ static void procs_teardown(void)
 /* Writes <storage>/<name>.seg; returns its file:// URI (caller frees). */
 static char *write_seg(const char *name, uint64_t rows, unsigned row_bytes, uint64_t seed)
 {
-    struct segment_spec spec = {.rows = rows, .row_bytes = row_bytes, .seed = seed};
+    struct mkseg_spec spec = {.rows = rows, .row_bytes = row_bytes, .seed = seed};
     char *path = xasprintf("%s/%s.seg", storage, name), *uri, detail[256];
 
-    ck_assert_msg(segment_write_synthetic(path, &spec, detail, sizeof(detail)) == 0, "%s", detail);
+    ck_assert_msg(mkseg_write(path, &spec, detail, sizeof(detail)) == 0, "%s", detail);
     uri = xasprintf("file://%s", path);
     free(path);
     return uri;

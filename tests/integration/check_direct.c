@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "mkseg.h"
 #include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
@@ -69,10 +70,10 @@ static void teardown(void)
 
 static void make_seg(const char *id, uint64_t rows, uint64_t seed)
 {
-    struct segment_spec spec = {.rows = rows, .row_bytes = ROW_BYTES, .seed = seed};
+    struct mkseg_spec spec = {.rows = rows, .row_bytes = ROW_BYTES, .seed = seed};
     char *path = xasprintf("%s/%s.seg", storage, id), detail[256];
 
-    ck_assert_msg(segment_write_synthetic(path, &spec, detail, sizeof(detail)) == 0, "%s", detail);
+    ck_assert_msg(mkseg_write(path, &spec, detail, sizeof(detail)) == 0, "%s", detail);
     free(path);
 }
 

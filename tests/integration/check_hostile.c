@@ -44,6 +44,7 @@
 
 #include "harness.h"
 #include "http.h"
+#include "mkseg.h"
 #include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
@@ -236,10 +237,10 @@ static char *expand(const char *s, size_t len, size_t *ret_len)
 
 static void write_segment(const char *path, uint64_t rows, unsigned row_bytes, uint64_t seed)
 {
-    struct segment_spec spec = {.rows = rows, .row_bytes = row_bytes, .seed = seed};
+    struct mkseg_spec spec = {.rows = rows, .row_bytes = row_bytes, .seed = seed};
     char detail[256];
 
-    ck_assert_msg(segment_write_synthetic(path, &spec, detail, sizeof(detail)) == 0, "%s", detail);
+    ck_assert_msg(mkseg_write(path, &spec, detail, sizeof(detail)) == 0, "%s", detail);
 }
 
 static uint8_t *read_file(const char *path, size_t *ret_len)

@@ -1169,6 +1169,63 @@ START_TEST(test_peer_text_quoted_in_log)
 }
 END_TEST
 
+
+/* Runs `sluice-node` with args (NULL-terminated); returns its exit status and output. */
+static int run_node_cli(const char *const *args, char **ret_out)
+{
+    const char *argv[16];
+    size_t n = 0;
+
+    argv[n++] = harness_bin("sluice-node");
+    for (; *args != NULL && n < 15; args++)
+        argv[n++] = *args;
+    argv[n] = NULL;
+    return harness_run(argv, ret_out);
+}
+
+/*
+ * Issue 20 item 1: flags may follow the positional arguments, and "--" ends
+ * the flags, as in sluice-coord. Before, `query narrow-a --node ADDR` stopped
+ * reading flags at narrow-a and asked the default 127.0.0.1:7100, and
+ * `inspect FILE --verify` said "expected exactly one FILE".
+ */
+START_TEST(test_cli_flags_anywhere)
+{
+    const char *addr = harness_proc_addr(node);
+    char *path = seg_path("narrow-a"), *out = NULL;
+    int rc;
+
+    assign_all_and_wait();
+    rc = run_node_cli((const char *[]){"query", "narrow-a", "--node", addr, "--agg", "count",
+                                       NULL},
+                      &out);
+    ck_assert_msg(rc == 0, "query with flags after the id: rc %d: %s", rc, out);
+    ck_assert_msg(strstr(out, "count = 300000") != NULL, "%s", out);
+    free(out);
+    rc = run_node_cli((const char *[]){"query", "--node", addr, "narrow-a", "--agg", "count",
+                                       NULL},
+                      &out);
+    ck_assert_msg(rc == 0 && strstr(out, "count = 300000") != NULL, "rc %d: %s", rc, out);
+    free(out);
+    /* After "--" everything is an id, even what looks like a flag. */
+    rc = run_node_cli((const char *[]){"query", "--node", addr, "--", "--agg", NULL}, &out);
+    ck_assert_msg(rc == 1 && strstr(out, "segment_ids[0]") != NULL, "rc %d: %s", rc, out);
+    free(out);
+    /* A flag before the command, as a global flag. */
+    rc = run_node_cli((const char *[]){"--node", addr, "status", NULL}, &out);
+    ck_assert_msg(rc == 0 && strstr(out, "narrow-a") != NULL, "rc %d: %s", rc, out);
+    free(out);
+    rc = run_node_cli((const char *[]){"inspect", path, "--verify", NULL}, &out);
+    ck_assert_msg(rc == 0 && strstr(out, "checksums: ok") != NULL, "rc %d: %s", rc, out);
+    free(out);
+    /* An address that is not HOST:PORT is a usage error, never the default node. */
+    rc = run_node_cli((const char *[]){"status", "--node", "127.0.0.1", NULL}, &out);
+    ck_assert_msg(rc == 2 && strstr(out, "expected HOST:PORT") != NULL, "rc %d: %s", rc, out);
+    free(out);
+    free(path);
+}
+END_TEST
+
 static Suite *node_suite(void)
 {
     Suite *s = suite_create("node");
@@ -1194,6 +1251,11 @@ static Suite *node_suite(void)
     tcase_add_test(tc, test_delete);
     tcase_add_test(tc, test_report_failures_in_metrics);
     tcase_add_test(tc, test_peer_text_quoted_in_log);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("cli");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_cli_flags_anywhere);
     suite_add_tcase(s, tc);
     tc = tcase_create("identity");
     tcase_add_checked_fixture(tc, setup, teardown);

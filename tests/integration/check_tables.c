@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "harness.h"
+#include "mkseg.h"
 #include "segfmt.h"
 #include "xmalloc.h"
 
@@ -41,12 +42,12 @@ static void teardown(void)
 /* Writes <storage>/<sub>/<name>.seg, rows x 16 bytes; returns its path (caller frees). */
 static char *make_segment(const char *sub, const char *name, uint64_t rows)
 {
-    struct segment_spec spec = {.rows = rows, .row_bytes = 16, .seed = rows};
+    struct mkseg_spec spec = {.rows = rows, .row_bytes = 16, .seed = rows};
     char *d = xasprintf("%s/%s", storage, sub), *path = xasprintf("%s/%s.seg", d, name);
     char detail[256];
 
     mkdir(d, 0755);
-    ck_assert_msg(segment_write_synthetic(path, &spec, detail, sizeof(detail)) == 0, "%s",
+    ck_assert_msg(mkseg_write(path, &spec, detail, sizeof(detail)) == 0, "%s",
                   detail);
     free(d);
     return path;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "config.h"
 #include "http.h"
 #include "wire.h"
 
@@ -93,7 +94,7 @@ START_TEST(test_call_unreachable)
 
     /* Port 1 on 127.0.0.1: nothing listens there in a test run. */
     f = test_capture_begin(&saved);
-    rc = cli_call("sluice-node", "status", "the node", "127.0.0.1:1", "GET", "/v1/status", NULL,
+    rc = cli_call("sluice-node", "status", "sluice-node", "127.0.0.1:1", "GET", "/v1/status", NULL,
                   0, NULL, 2000, &r);
     test_capture_end(f, saved);
     ck_assert_int_lt(rc, 0);
@@ -133,12 +134,102 @@ START_TEST(test_token_file_missing)
 }
 END_TEST
 
+/*
+ * A writable argv of copied words (the CLIs reorder argv in place). It stays
+ * reachable from test_argv_kept, so a test that ends in exit() leaks nothing.
+ */
+static char test_words[16][32];
+static char *test_argv_kept[17];
+
+static char **test_argv(const char *const *words, size_t n)
+{
+    ck_assert_uint_le(n, 16);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(test_words[i], sizeof(test_words[i]), "%s", words[i]);
+        test_argv_kept[i] = test_words[i];
+    }
+    test_argv_kept[n] = NULL;
+    return test_argv_kept;
+}
+#define TEST_ARGV(...)                                                                             \
+    test_argv((const char *const[]){__VA_ARGS__},                                                  \
+              sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+
+/* Flags after the arguments, a flag's value, and "--" ending the flags. */
+START_TEST(test_parse_flags_anywhere)
+{
+    char *node = NULL;
+    bool json = false;
+    const struct config_option opts[] = {
+        {"node", NULL, CONFIG_STRING, &node, "default:1", "Node."},
+        {"json", NULL, CONFIG_BOOL, &json, "false", "JSON."},
+    };
+    char **argv = TEST_ARGV("query", "a", "--node", "h:2", "b", "--json", "--", "--c");
+    int next;
+
+    cli_parse("sluice-node", opts, 2, 8, argv, &next, "query ID...", NULL, 1, -1);
+    ck_assert_str_eq(node, "h:2");
+    ck_assert(json);
+    ck_assert_int_eq(8 - next, 3);
+    ck_assert_str_eq(argv[next], "a");
+    ck_assert_str_eq(argv[next + 1], "b");
+    ck_assert_str_eq(argv[next + 2], "--c");
+    free(node);
+}
+END_TEST
+
+/* Too many arguments is a usage error: exit 2. */
+START_TEST(test_parse_extra_argument)
+{
+    bool json = false;
+    const struct config_option opts[] = {{"json", NULL, CONFIG_BOOL, &json, "false", "JSON."}};
+    char **argv = TEST_ARGV("status", "--json", "extra");
+    int next;
+
+    cli_parse("sluice-coord", opts, 1, 3, argv, &next, "status", NULL, 0, 0);
+}
+END_TEST
+
+static bool test_is_command(const char *name)
+{
+    return strcmp(name, "status") == 0;
+}
+
+/* A global flag before the command: the command moves first, the rest keep their order. */
+START_TEST(test_command_first)
+{
+    char **argv = TEST_ARGV("sluice-coord", "--coordinator", "h:1", "status", "--json");
+
+    ck_assert(cli_command_first(5, argv, test_is_command));
+    ck_assert_str_eq(argv[1], "status");
+    ck_assert_str_eq(argv[2], "--coordinator");
+    ck_assert_str_eq(argv[3], "h:1");
+    ck_assert_str_eq(argv[4], "--json");
+}
+END_TEST
+
+/* A URL is not an address: a usage error (exit 2), not "cannot reach". */
+START_TEST(test_check_addr_url)
+{
+    cli_check_addr("sluice-coord", "status", "--coordinator", "127.0.0.1:7000", "x");
+    cli_check_addr("sluice-coord", "status", "--coordinator", "[::1]:7000", "x");
+    cli_check_addr("sluice-coord", "status", "--coordinator", "http://127.0.0.1:7000", "x");
+}
+END_TEST
+
+START_TEST(test_check_addr_no_port)
+{
+    cli_check_addr("sluice-coord", "status", "--coordinator", "127.0.0.1", "x");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cli");
     TCase *err = tcase_create("print_error");
     TCase *call = tcase_create("call");
     TCase *token = tcase_create("token");
+    TCase *parse = tcase_create("parse");
     SRunner *sr;
     int failed;
 
@@ -149,7 +240,13 @@ int main(void)
     tcase_add_exit_test(token, test_token_file_missing, CLI_EXIT_USAGE);
     suite_add_tcase(s, err);
     suite_add_tcase(s, call);
+    tcase_add_test(parse, test_parse_flags_anywhere);
+    tcase_add_exit_test(parse, test_parse_extra_argument, CLI_EXIT_USAGE);
+    tcase_add_test(parse, test_command_first);
+    tcase_add_exit_test(parse, test_check_addr_url, CLI_EXIT_USAGE);
+    tcase_add_exit_test(parse, test_check_addr_no_port, CLI_EXIT_USAGE);
     suite_add_tcase(s, token);
+    suite_add_tcase(s, parse);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

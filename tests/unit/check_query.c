@@ -17,6 +17,7 @@
 
 #include "bufpool.h"
 #include "query.h"
+#include "mkseg.h"
 #include "segfmt.h"
 #include "xmalloc.h"
 #include "zonemap.h"
@@ -31,7 +32,7 @@ struct mapped {
 
 static void map_segment(struct mapped *m, uint64_t rows, unsigned row_bytes, bool fl, uint64_t seed)
 {
-    struct segment_spec spec = {.rows = rows, .row_bytes = row_bytes, .seed = seed,
+    struct mkseg_spec spec = {.rows = rows, .row_bytes = row_bytes, .seed = seed,
                                 .float_value = fl};
     char path[128], detail[256];
     struct stat sb;
@@ -40,7 +41,7 @@ static void map_segment(struct mapped *m, uint64_t rows, unsigned row_bytes, boo
     snprintf(m->dir, sizeof(m->dir), "/tmp/check_query-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(m->dir));
     snprintf(path, sizeof(path), "%s/s.seg", m->dir);
-    ck_assert_int_eq(segment_write_synthetic(path, &spec, detail, sizeof(detail)), 0);
+    ck_assert_int_eq(mkseg_write(path, &spec, detail, sizeof(detail)), 0);
     fd = open(path, O_RDONLY);
     ck_assert_int_ge(fd, 0);
     fstat(fd, &sb);
@@ -582,7 +583,7 @@ END_TEST
 static void pooled_vs_mapped(bool fl, unsigned row_bytes)
 {
     const uint64_t rows = 120000, seed = 9;
-    struct segment_spec spec = {.rows = rows, .row_bytes = row_bytes, .seed = seed,
+    struct mkseg_spec spec = {.rows = rows, .row_bytes = row_bytes, .seed = seed,
                                 .float_value = fl};
     static const int64_t ranges[][2] = {
         {-10, -1}, {5, 1000}, {16384, 32767}, {100, 150000}, {INT64_MIN, INT64_MAX},
@@ -601,7 +602,7 @@ static void pooled_vs_mapped(bool fl, unsigned row_bytes)
 
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/s.seg", dir);
-    ck_assert_int_eq(segment_write_synthetic(path, &spec, detail, sizeof(detail)), 0);
+    ck_assert_int_eq(mkseg_write(path, &spec, detail, sizeof(detail)), 0);
     fd = open(path, O_RDONLY);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(fstat(fd, &sb), 0);

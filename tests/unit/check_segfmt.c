@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "mkseg.h"
 #include "segfmt.h"
 #include "xmalloc.h"
 
@@ -46,7 +47,7 @@ static char test_base[512];
 /* Unchecked fixture (parent process): a temp dir holding base.seg. */
 static void test_setup(void)
 {
-    struct segment_spec spec = {TEST_ROWS, TEST_ROW_BYTES, TEST_SEED, false};
+    struct mkseg_spec spec = {TEST_ROWS, TEST_ROW_BYTES, TEST_SEED, false};
     char detail[256] = "";
     int r;
 
@@ -56,9 +57,9 @@ static void test_setup(void)
         abort();
     }
     snprintf(test_base, sizeof(test_base), "%s/base.seg", test_dir);
-    r = segment_write_synthetic(test_base, &spec, detail, sizeof(detail));
+    r = mkseg_write(test_base, &spec, detail, sizeof(detail));
     if (r != 0) {
-        fprintf(stderr, "segment_write_synthetic: %d %s\n", r, detail);
+        fprintf(stderr, "mkseg_write: %d %s\n", r, detail);
         abort();
     }
 }
@@ -303,13 +304,13 @@ END_TEST
 
 START_TEST(test_float_variant)
 {
-    struct segment_spec spec = {300, 24, 77, true};
+    struct mkseg_spec spec = {300, 24, 77, true};
     struct segment_header hdr;
     char path[1024];
     char detail[256] = "";
 
     snprintf(path, sizeof(path), "%s/float.seg", test_dir);
-    ck_assert_int_eq(segment_write_synthetic(path, &spec, detail, sizeof(detail)), 0);
+    ck_assert_int_eq(mkseg_write(path, &spec, detail, sizeof(detail)), 0);
     test_map_and_check(path, 77, true, &hdr);
     ck_assert_int_eq(hdr.columns[1].type, SEGMENT_FLOAT64);
     ck_assert_uint_eq(hdr.columns[2].width, 8);
@@ -319,13 +320,13 @@ END_TEST
 
 START_TEST(test_row_bytes_16)
 {
-    struct segment_spec spec = {500, 16, 3, false};
+    struct mkseg_spec spec = {500, 16, 3, false};
     struct segment_header hdr;
     char path[1024];
     char detail[256] = "";
 
     snprintf(path, sizeof(path), "%s/narrow.seg", test_dir);
-    ck_assert_int_eq(segment_write_synthetic(path, &spec, detail, sizeof(detail)), 0);
+    ck_assert_int_eq(mkseg_write(path, &spec, detail, sizeof(detail)), 0);
     test_map_and_check(path, 3, false, &hdr);
     ck_assert_uint_eq(hdr.column_count, 2);
     ck_assert_uint_eq(hdr.header_size, 64 + 2 * 96);
@@ -338,13 +339,13 @@ END_TEST
 
 START_TEST(test_zero_rows)
 {
-    struct segment_spec spec = {0, 40, 1, false};
+    struct mkseg_spec spec = {0, 40, 1, false};
     struct segment_header hdr;
     char path[1024];
     char detail[256] = "";
 
     snprintf(path, sizeof(path), "%s/empty.seg", test_dir);
-    ck_assert_int_eq(segment_write_synthetic(path, &spec, detail, sizeof(detail)), 0);
+    ck_assert_int_eq(mkseg_write(path, &spec, detail, sizeof(detail)), 0);
     test_map_and_check(path, 1, false, &hdr);
     ck_assert_uint_eq(hdr.row_count, 0);
     ck_assert_uint_eq(hdr.columns[2].length, 0);
@@ -354,30 +355,30 @@ END_TEST
 
 START_TEST(test_bad_spec)
 {
-    struct segment_spec spec = {10, 15, 1, false};
+    struct mkseg_spec spec = {10, 15, 1, false};
     char path[1024];
     char detail[256] = "";
 
     snprintf(path, sizeof(path), "%s/bad.seg", test_dir);
-    ck_assert_int_eq(segment_write_synthetic(path, &spec, detail, sizeof(detail)), -EINVAL);
+    ck_assert_int_eq(mkseg_write(path, &spec, detail, sizeof(detail)), -EINVAL);
     ck_assert_ptr_nonnull(strstr(detail, "row_bytes 15"));
     ck_assert_int_eq(access(path, F_OK), -1);
     spec.row_bytes = 16 + SEGMENT_MAX_BYTES_WIDTH + 1;
-    ck_assert_int_eq(segment_write_synthetic(path, &spec, detail, sizeof(detail)), -EINVAL);
+    ck_assert_int_eq(mkseg_write(path, &spec, detail, sizeof(detail)), -EINVAL);
     spec.row_bytes = 16;
     spec.rows = SEGMENT_MAX_ROWS + 1;
-    ck_assert_int_eq(segment_write_synthetic(path, &spec, detail, sizeof(detail)), -EINVAL);
+    ck_assert_int_eq(mkseg_write(path, &spec, detail, sizeof(detail)), -EINVAL);
 }
 END_TEST
 
 START_TEST(test_io_error)
 {
-    struct segment_spec spec = {10, 16, 1, false};
+    struct mkseg_spec spec = {10, 16, 1, false};
     char path[1024];
     char detail[1024] = "";
 
     snprintf(path, sizeof(path), "%s/missing/x.seg", test_dir);
-    ck_assert_int_eq(segment_write_synthetic(path, &spec, detail, sizeof(detail)), -ENOENT);
+    ck_assert_int_eq(mkseg_write(path, &spec, detail, sizeof(detail)), -ENOENT);
     ck_assert_ptr_nonnull(strstr(detail, "open"));
     ck_assert_ptr_nonnull(strstr(detail, "missing/x.seg.tmp"));
 }

@@ -18,6 +18,7 @@
 
 #include "admission.h"
 #include "pool.h"
+#include "mkseg.h"
 #include "segfmt.h"
 #include "store.h"
 #include "xmalloc.h"
@@ -31,10 +32,10 @@ static struct admission_ledger *ledger;
 
 static void write_seg(const char *name, uint64_t rows)
 {
-    struct segment_spec spec = {.rows = rows, .row_bytes = 32, .seed = 4};
+    struct mkseg_spec spec = {.rows = rows, .row_bytes = 32, .seed = 4};
     char *path = xasprintf("%s/%s", storage, name), detail[256];
 
-    ck_assert_int_eq(segment_write_synthetic(path, &spec, detail, sizeof(detail)), 0);
+    ck_assert_int_eq(mkseg_write(path, &spec, detail, sizeof(detail)), 0);
     free(path);
 }
 
