@@ -1469,6 +1469,52 @@ uint8_t *wire_table_list_encode(const struct wire_table_list *in, size_t *ret_le
     return buf;
 }
 
+uint8_t *wire_history_list_encode(const struct wire_history_list *in, size_t *ret_len)
+{
+    Sluice__V1__HistoryList m = SLUICE__V1__HISTORY_LIST__INIT;
+    Sluice__V1__NodeHistory *nodes = xcalloc(in->n, sizeof(*nodes));
+    Sluice__V1__NodeHistory **nptrs = xcalloc(in->n, sizeof(*nptrs));
+    size_t total = 0, k = 0;
+    Sluice__V1__HistorySample *samples, **sptrs;
+    uint8_t *buf;
+
+    for (size_t i = 0; i < in->n; i++)
+        total += in->nodes[i].n;
+    samples = xcalloc(total, sizeof(*samples));
+    sptrs = xcalloc(total, sizeof(*sptrs));
+    for (size_t i = 0; i < in->n; i++) {
+        const struct wire_node_history *h = &in->nodes[i];
+
+        sluice__v1__node_history__init(&nodes[i]);
+        nodes[i].node_id = (char *)(uintptr_t)h->node_id;
+        nodes[i].n_samples = h->n;
+        nodes[i].samples = &sptrs[k];
+        for (size_t j = 0; j < h->n; j++, k++) {
+            const struct wire_history_sample *s = &h->samples[j];
+
+            sluice__v1__history_sample__init(&samples[k]);
+            samples[k].ts_ms = s->ts_ms;
+            samples[k].usage_bytes = s->usage_bytes;
+            samples[k].limit_bytes = s->limit_bytes;
+            samples[k].wss_bytes = s->wss_bytes;
+            samples[k].some_avg10 = s->some_avg10;
+            samples[k].full_avg10 = s->full_avg10;
+            samples[k].p99_seconds = s->p99_seconds;
+            sptrs[k] = &samples[k];
+        }
+        nptrs[i] = &nodes[i];
+    }
+    m.n_nodes = in->n;
+    m.nodes = nptrs;
+    m.step_ms = in->step_ms;
+    buf = wire_pack(&m.base, ret_len);
+    free(sptrs);
+    free(samples);
+    free(nptrs);
+    free(nodes);
+    return buf;
+}
+
 void wire_table_list_done(struct wire_table_list *m)
 {
     if (m == NULL)

@@ -400,6 +400,26 @@ void wire_segment_list_done(struct wire_segment_list *m);
 int wire_table_list_decode(const void *buf, size_t len, struct wire_table_list *ret,
                            struct wire_error *err);
 uint8_t *wire_table_list_encode(const struct wire_table_list *m, size_t *ret_len);
+
+/* GET /v1/history: per node, samples of its reports (HistoryList in the proto). */
+struct wire_history_sample {
+    uint64_t ts_ms, usage_bytes, limit_bytes, wss_bytes;
+    double some_avg10, full_avg10, p99_seconds;
+};
+
+struct wire_node_history {
+    char node_id[WIRE_ID_MAX + 1];
+    size_t n;
+    struct wire_history_sample *samples; /* owned by whoever filled it */
+};
+
+struct wire_history_list {
+    size_t n;
+    struct wire_node_history *nodes; /* owned by whoever filled it */
+    uint32_t step_ms;
+};
+
+uint8_t *wire_history_list_encode(const struct wire_history_list *m, size_t *ret_len);
 void wire_table_list_done(struct wire_table_list *m);
 
 int wire_node_list_decode(const void *buf, size_t len, struct wire_node_list *ret,

@@ -23,6 +23,7 @@
 
 #include "catalog.h"
 #include "coord.h"
+#include "history.h"
 #include "http.h"
 #include "membership.h"
 #include "placer.h"
@@ -99,6 +100,7 @@ struct coord_node {
     unsigned rc_in_flight;  /* rowcount placement: assignments awaiting an answer */
     struct http_client *client;
     struct strmap *held; /* segment id -> struct coord_seg */
+    struct history hist; /* its reports, for GET /v1/history (web.c) */
 };
 
 struct coord {
@@ -260,5 +262,9 @@ void coord_tables_cb(struct evhttp_request *req, const char *rest, void *arg);
 void coord_status_cb(struct evhttp_request *req, const char *rest, void *arg);
 void coord_healthz_cb(struct evhttp_request *req, const char *rest, void *arg);
 void coord_metrics_cb(struct evhttp_request *req, const char *rest, void *arg);
+
+/* web.c: the status page (GET /) and the history it draws (GET /v1/history) */
+void coord_page_cb(struct evhttp_request *req, const char *rest, void *arg);
+void coord_history_cb(struct evhttp_request *req, const char *rest, void *arg);
 
 #endif

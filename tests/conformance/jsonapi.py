@@ -160,6 +160,12 @@ t.check("events JSON: three 'loaded' events", events is not None and
         sum(e["kind"] == "loaded" for e in events["events"]) == 3,
         str(events)[:400])
 agrees(coord, "/v1/events?limit=1", pb.EventList)
+hist = agrees(coord, "/v1/history", pb.HistoryList)
+t.check("history JSON: json-node's samples, oldest first, step 2000 ms", hist is not None and
+        hist["step_ms"] == 2000 and [h["node_id"] for h in hist["nodes"]] == ["json-node"] and
+        len(hist["nodes"][0]["samples"]) >= 1 and
+        [s["ts_ms"] for s in hist["nodes"][0]["samples"]] ==
+        sorted(s["ts_ms"] for s in hist["nodes"][0]["samples"]), str(hist)[:300])
 tables = agrees(coord, "/v1/tables", pb.TableList)
 t.check("tables JSON: the default table, 3 segments loaded", tables is not None and
         [(x["table"], x["segments"], x["segments_loaded"]) for x in tables["tables"]] ==
