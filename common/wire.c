@@ -1808,6 +1808,14 @@ int wire_cluster_status_decode(const void *buf, size_t len, struct wire_cluster_
     ret->assignments_in_flight = m->assignments_in_flight;
     wire_copy_text(ret->version, sizeof(ret->version), m->version);
     ret->uptime_seconds = m->uptime_seconds;
+    ret->assignments_accepted = m->assignments_accepted;
+    for (size_t i = 0; i < m->n_refusals; i++) {
+        unsigned rr = (unsigned)m->refusals[i]->reason;
+
+        /* A reason this build does not know is not shown, as in every other message. */
+        if (rr < WIRE_REASON_COUNT_)
+            ret->refusals[rr] += m->refusals[i]->count;
+    }
     sluice__v1__cluster_status__free_unpacked(m, NULL);
     return 0;
 }
@@ -1815,6 +1823,7 @@ int wire_cluster_status_decode(const void *buf, size_t len, struct wire_cluster_
 uint8_t *wire_cluster_status_encode(const struct wire_cluster_status *in, size_t *ret_len)
 {
     Sluice__V1__ClusterStatus m = SLUICE__V1__CLUSTER_STATUS__INIT;
+    Sluice__V1__ReasonCount rc[WIRE_REASON_COUNT_], *rcp[WIRE_REASON_COUNT_];
 
     m.segments_total = in->segments_total;
     m.segments_pending = in->segments_pending;
@@ -1826,5 +1835,16 @@ uint8_t *wire_cluster_status_encode(const struct wire_cluster_status *in, size_t
     m.assignments_in_flight = in->assignments_in_flight;
     m.version = (char *)(uintptr_t)in->version;
     m.uptime_seconds = in->uptime_seconds;
+    m.assignments_accepted = in->assignments_accepted;
+    for (unsigned i = 0; i < WIRE_REASON_COUNT_; i++) {
+        if (in->refusals[i] == 0)
+            continue;
+        sluice__v1__reason_count__init(&rc[m.n_refusals]);
+        rc[m.n_refusals].reason = (Sluice__V1__Reason)i;
+        rc[m.n_refusals].count = in->refusals[i];
+        rcp[m.n_refusals] = &rc[m.n_refusals];
+        m.n_refusals++;
+    }
+    m.refusals = rcp;
     return wire_pack(&m.base, ret_len);
 }

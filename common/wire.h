@@ -362,6 +362,8 @@ struct wire_cluster_status {
     uint64_t assignments_in_flight;
     char version[32];
     uint64_t uptime_seconds;
+    uint64_t assignments_accepted;
+    uint64_t refusals[WIRE_REASON_COUNT_]; /* by reason, since the coordinator started */
 };
 
 int wire_node_report_decode(const void *buf, size_t len, struct wire_node_report *ret,

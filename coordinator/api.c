@@ -95,6 +95,8 @@ void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg)
     reconcile_report(c, n, rep.segments, rep.n_segments, coord_now_ms(), &plan);
     coord_report_apply(c, n, &plan, &drops);
     reconcile_plan_done(&plan);
+    /* Loads it reported done make room in its window. */
+    coord_window_apply(c, n);
     /*
      * A node told to drop a copy deletes it at once: the catalog must not
      * still list that copy if the coordinator dies in the next few ms.

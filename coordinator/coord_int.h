@@ -30,6 +30,7 @@
 #include "reconcile.h"
 #include "storm.h"
 #include "strmap.h"
+#include "window.h"
 #include "wire.h"
 
 /* A copy the node has not reported yet is not "lost" before this. */
@@ -95,6 +96,9 @@ struct coord_node {
     bool admin_drained, self_draining, claim;
     unsigned notes;         /* COORD_NOTE_*: what answers said, not yet applied */
     uint64_t rows;          /* rows of the segments it holds or is loading */
+    unsigned loading;       /* holders LOADING here: accepted, not yet reported LOADED */
+    struct window win;      /* dispatch window (window.h), applied by coord_window_apply() */
+    size_t limit;           /* the in-flight bound last given to the placer */
     struct coord_pending *pending; /* assignments waiting for the next batch */
     size_t n_pending, cap_pending;
     unsigned rc_in_flight;  /* rowcount placement: assignments awaiting an answer */
@@ -121,6 +125,7 @@ struct coord {
     char bound[128];
     uint64_t started_mono_ns;
     uint32_t rng;
+    uint64_t window_wake_ms; /* earliest end of a node's pause (coord_now_ms()); 0: none */
     /* counters */
     uint64_t reports, registered, assign_answers[6], catalog_errors, claims, id_clashes;
     uint64_t counts[3]; /* segments by coord_seg_state */
@@ -200,7 +205,9 @@ void coord_membership_cb(evutil_socket_t fd, short what, void *arg);
 int coord_load_node(const struct catalog_node *cn, void *arg);
 int coord_free_node(const char *key, void *value, void *arg);
 
-/* dispatch.c: the placer's callbacks, per-node queues, /v1/assign/batch */
+/* dispatch.c: the placer's callbacks, per-node queues, /v1/assign/batch, windows */
+void coord_window_apply(struct coord *c, struct coord_node *n);
+void coord_window_wake(struct coord *c);
 void coord_flush_cb(evutil_socket_t fd, short what, void *arg);
 void coord_op_assign(void *ctx, uint64_t attempt_id, const char *node_id,
                      const struct placer_segment *seg);

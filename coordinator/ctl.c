@@ -90,6 +90,31 @@ static const char *ctl_bytes(char *buf, size_t len, uint64_t v)
     return buf;
 }
 
+/* "refusals: 0.12 per placed segment (LOAD_CONCURRENCY 0.10, MEM_CAPACITY 0.02)". */
+static void ctl_print_refusal_rates(FILE *out, const struct wire_cluster_status *st)
+{
+    uint64_t total = 0;
+    double placed = (double)st->assignments_accepted;
+
+    for (int r = 1; r < WIRE_REASON_COUNT_; r++)
+        total += st->refusals[r];
+    fprintf(out, "placed:   %" PRIu64 " assignments accepted, %" PRIu64 " refused", st->assignments_accepted,
+            total);
+    if (st->assignments_accepted == 0 || total == 0) {
+        fputc('\n', out);
+        return;
+    }
+    fprintf(out, ": %.2f per placed segment (", (double)total / placed);
+    for (int r = 1, first = 1; r < WIRE_REASON_COUNT_; r++) {
+        if (st->refusals[r] == 0)
+            continue;
+        fprintf(out, "%s%s %.2f", first ? "" : ", ", reason_name((enum wire_reason)r),
+                (double)st->refusals[r] / placed);
+        first = 0;
+    }
+    fputs(")\n", out);
+}
+
 void ctl_print_status(FILE *out, const struct wire_cluster_status *st, bool json)
 {
     size_t len;
@@ -108,6 +133,7 @@ void ctl_print_status(FILE *out, const struct wire_cluster_status *st, bool json
             st->segments_total, st->segments_loaded, st->segments_pending,
             st->segments_backing_off, st->segments_invalid);
     fprintf(out, "assignments in flight: %" PRIu64 "\n", st->assignments_in_flight);
+    ctl_print_refusal_rates(out, st);
 }
 
 void ctl_print_nodes(FILE *out, const struct wire_node_list *nodes, bool json)

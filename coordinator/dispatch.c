@@ -7,6 +7,12 @@
  * is noted for membership (coord_node_note()), which applies it from the
  * loop: nothing here sets a node's state.
  *
+ * Each node's dispatch window (window.h) bounds what it has outstanding:
+ * assignments in flight plus those it accepted and has not yet reported
+ * LOADED. Its answers move the window (202 grows it, 429 cuts it and a
+ * Retry-After of the node's own state pauses it), and the room left is
+ * handed to the placer as the node's in-flight bound (coord_window_apply()).
+ *
  * Expected load: thousands of assignments per second, a batch per node per
  * tick.
  */
@@ -69,13 +75,63 @@ static void coord_answer(struct coord *c, const char *node_id, uint64_t attempt_
         coord_node_note(c, node_id, COORD_NOTE_NO_ANSWER);
 }
 
-/* One batch in flight to a node: the attempts it carries, in order. */
+/* One batch in flight to a node: the attempts it carries, in order, and their window numbers. */
 struct coord_batch {
     struct coord *c;
     char node[WIRE_ID_MAX + 1];
     size_t n;
     uint64_t *attempts;
+    uint64_t *seqs;
 };
+
+/* One answer the node gave, as its window sees it. */
+static void coord_window_answer(struct coord *c, struct coord_node *n, uint64_t seq,
+                                const struct wire_assign_response *resp)
+{
+    uint32_t retry;
+
+    if (resp->status == 202) {
+        window_on_accept(&n->win, seq);
+    } else if (resp->status == 429) {
+        retry = resp->retry_after_ms ? resp->retry_after_ms : reason_retry_default_ms(resp->reason);
+        if (window_on_refuse(&n->win, seq, resp->reason, retry, coord_now_ms()))
+            log_debug("window_cut", "node=%s window=%u", log_q(n->id), window_size(&n->win));
+    }
+}
+
+void coord_window_apply(struct coord *c, struct coord_node *n)
+{
+    uint64_t now = coord_now_ms();
+    size_t room = window_room(&n->win, n->loading, now);
+
+    if (n->win.paused_until > now &&
+        (c->window_wake_ms == 0 || n->win.paused_until < c->window_wake_ms)) {
+        c->window_wake_ms = n->win.paused_until;
+        coord_kick(c); /* the tick sets its timer for the pause's end */
+    }
+    if (room == n->limit || c->placer == NULL)
+        return;
+    if (placer_node_set_limit(c->placer, n->id, room) == 0) {
+        if (room > n->limit)
+            coord_kick(c);
+        n->limit = room;
+    }
+}
+
+static int coord_window_wake_node(const char *key, void *value, void *arg)
+{
+    coord_window_apply(arg, value);
+    return 0;
+}
+
+/* A node's pause ended (or may have): every node's room again, the next pause's end found. */
+void coord_window_wake(struct coord *c)
+{
+    if (c->window_wake_ms == 0 || coord_now_ms() < c->window_wake_ms)
+        return;
+    c->window_wake_ms = 0;
+    strmap_foreach(c->nodes, coord_window_wake_node, c);
+}
 
 static void coord_batch_cb(int status, const struct http_client_reply *reply, void *arg)
 {
@@ -85,11 +141,18 @@ static void coord_batch_cb(int status, const struct http_client_reply *reply, vo
     struct wire_error err;
     bool ok = status == 200 && reply != NULL &&
               wire_assign_batch_response_decode(reply->body, reply->body_len, &resp, &err) == 0;
+    struct coord_node *n = c->placer != NULL ? strmap_get(c->nodes, b->node) : NULL;
 
     if (ok && resp.n == b->n) {
-        for (size_t i = 0; i < b->n; i++)
-            coord_answer(c, b->node, b->attempts[i], (int)resp.results[i].status, &resp.results[i], NULL,
+        for (size_t i = 0; i < b->n; i++) {
+            coord_answer(c, b->node, b->attempts[i], (int)resp.results[i].status,
+                         &resp.results[i], NULL,
                          0);
+            if (n != NULL)
+                coord_window_answer(c, n, b->seqs[i], &resp.results[i]);
+        }
+        if (n != NULL)
+            coord_window_apply(c, n);
     } else {
         /* No usable answer: every attempt in it failed the same way. */
         for (size_t i = 0; i < b->n; i++)
@@ -99,6 +162,7 @@ static void coord_batch_cb(int status, const struct http_client_reply *reply, vo
     if (ok)
         wire_assign_batch_response_done(&resp);
     free(b->attempts);
+    free(b->seqs);
     free(b);
     if (c->placer != NULL)
         coord_kick(c);
@@ -132,10 +196,12 @@ static int coord_flush_node(const char *key, void *value, void *arg)
         snprintf(b->node, sizeof(b->node), "%s", n->id);
         b->n = k;
         b->attempts = xcalloc(k, sizeof(*b->attempts));
+        b->seqs = xcalloc(k, sizeof(*b->seqs));
         batch.n = k;
         batch.assignments = xcalloc(k, sizeof(*batch.assignments));
         for (size_t i = 0; i < k; i++) {
             b->attempts[i] = n->pending[off + i].attempt_id;
+            b->seqs[i] = window_on_send(&n->win);
             batch.assignments[i] = n->pending[off + i].req;
         }
         body = wire_assign_batch_encode(&batch, &len);
@@ -314,8 +380,12 @@ static void coord_rr_exclude(struct coord *c, struct coord_seg *s, const char *n
 
 static uint64_t coord_rr_tick(struct coord *c, uint64_t now_ms)
 {
+    uint64_t next;
+
+    coord_window_wake(c); /* nodes whose pause ended get their room back first */
     placer_tick(c->placer, now_ms);
-    return placer_next_deadline(c->placer);
+    next = placer_next_deadline(c->placer);
+    return c->window_wake_ms != 0 && c->window_wake_ms < next ? c->window_wake_ms : next;
 }
 
 static void coord_rr_placing(const struct coord *c, size_t *in_flight, size_t *unplaced)

@@ -164,7 +164,11 @@ void coord_node_set_state(struct coord *c, struct coord_node *n, enum membership
     coord_check(c, catalog_set_node_state(c->cat, n->id, membership_state_name(state),
                                           coord_drain_tag(n)),
                 "node_state");
+    /* A node that comes back from DOWN may be a new process: learn its window again. */
+    if (state == MEMBERSHIP_DOWN)
+        window_init(&n->win);
     placer_node_set(c->placer, n->id, coord_placer_state(n));
+    coord_window_apply(c, n);
     coord_kick(c);
 }
 
@@ -335,6 +339,8 @@ struct coord_node *coord_node_get(struct coord *c, const char *id, const char *a
         snprintf(n->id, sizeof(n->id), "%s", id);
         n->state = MEMBERSHIP_UP;
         n->held = strmap_new();
+        window_init(&n->win);
+        n->limit = SIZE_MAX; /* the placer's default until the window is applied */
         strmap_put(c->nodes, n->id, n);
         log_info("node_joined", "node=%s addr=%s", log_q(id), log_q(addr));
         coord_event(c, "node_state", NULL, id, WIRE_REASON_NONE, 0, 0, "joined at %s", addr);
@@ -351,6 +357,7 @@ struct coord_node *coord_node_get(struct coord *c, const char *id, const char *a
     n->client = client;
     coord_node_save(c, n);
     placer_node_set(c->placer, n->id, coord_placer_state(n));
+    coord_window_apply(c, n);
     /* New capacity: what was registered before any node could take it goes now. */
     coord_kick(c);
     return n;
@@ -399,9 +406,12 @@ int coord_load_node(const struct catalog_node *cn, void *arg)
     n->last_seen_mono_ms = clock_mono_ns() / 1000000;
     n->last_seen_ms = (uint64_t)cn->last_seen_ms;
     n->held = strmap_new();
+    window_init(&n->win);
+    n->limit = SIZE_MAX;
     n->client = http_client_new(c->base, n->addr, (unsigned)c->cfg.assign_timeout_ms, c->token);
     strmap_put(c->nodes, n->id, n);
     placer_node_set(c->placer, n->id, coord_placer_state(n));
+    coord_window_apply(c, n);
     return 0;
 }
 

@@ -227,6 +227,7 @@ void coord_holder_add(struct coord *c, struct coord_seg *s, struct coord_node *n
     h->since_ms = coord_now_ms();
     strmap_put(n->held, s->id, s);
     n->rows += s->row_count;
+    n->loading += st == WIRE_SEG_LOADING;
     coord_txn(c);
     coord_check(c, catalog_put_assignment(c->cat, s->id, n->id, wire_segment_state_name(st),
                                           (int64_t)clock_wall_ms()),
@@ -239,6 +240,8 @@ void coord_holder_remove(struct coord *c, struct coord_seg *s, const char *node)
 
     for (unsigned i = 0; i < s->n_holders; i++) {
         if (strcmp(s->holders[i].node, node) == 0) {
+            if (n != NULL && s->holders[i].state == WIRE_SEG_LOADING && n->loading > 0)
+                n->loading--;
             s->holders[i] = s->holders[--s->n_holders];
             break;
         }
@@ -339,6 +342,7 @@ int coord_load_assignment(const struct catalog_assignment *a, void *arg)
     h->since_ms = coord_now_ms();
     strmap_put(n->held, s->id, s);
     n->rows += s->row_count;
+    n->loading += h->state == WIRE_SEG_LOADING;
     return 0;
 }
 
@@ -431,6 +435,9 @@ static void coord_apply_one(struct coord *c, struct coord_node *n,
     case RECONCILE_UPDATE:
         h = coord_holder_find(s, n->id);
         if (h != NULL && h->state != r->state) {
+            if (h->state == WIRE_SEG_LOADING && n->loading > 0)
+                n->loading--;
+            n->loading += r->state == WIRE_SEG_LOADING;
             h->state = r->state;
             h->since_ms = coord_now_ms();
             coord_txn(c);

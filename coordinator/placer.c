@@ -99,6 +99,7 @@ struct pnode {
     enum placer_node_state state;
     uint32_t idx;
     size_t in_flight;
+    size_t limit; /* in-flight bound: max_in_flight_per_node unless placer_node_set_limit() */
     uint32_t att_head;
     struct slot *wait_head, *wait_tail;
     size_t n_waiting;
@@ -340,7 +341,7 @@ static void heap_remove(struct placer *p, struct seg *s)
 
 static bool node_free(const struct placer *p, const struct pnode *n)
 {
-    return n->state == PLACER_NODE_UP && n->in_flight < p->cfg.max_in_flight_per_node;
+    return n->state == PLACER_NODE_UP && n->in_flight < n->limit;
 }
 
 /* Puts a node with a free slot and waiters on the list the next tick serves. */
@@ -375,6 +376,7 @@ static struct pnode *node_register(struct placer *p, const char *id,
     n->hash = placer_hash(id);
     n->state = state;
     n->idx = p->n_nodes;
+    n->limit = p->cfg.max_in_flight_per_node;
     n->att_head = NONE32;
     n->wake_next = NONE32;
     if (p->n_nodes == p->cap_nodes) {
@@ -613,7 +615,7 @@ static void seg_scan(struct placer *p, const struct seg *s, uint64_t now, bool s
             r->excluded++;
             if (sl->excluded_until < r->min_excluded)
                 r->min_excluded = sl->excluded_until;
-        } else if (n->in_flight >= p->cfg.max_in_flight_per_node) {
+        } else if (n->in_flight >= n->limit) {
             r->full++;
         } else if (r->candidate == NONE32) {
             r->candidate = idx;
@@ -673,7 +675,7 @@ static void seg_wait(struct placer *p, struct seg *s, const struct scan *r, uint
             struct pnode *n = p->ring[idx];
             struct slot *sl = p->marks[idx] ? &s->slots[p->marks[idx] - 1] : NULL;
 
-            if (n->state != PLACER_NODE_UP || n->in_flight < p->cfg.max_in_flight_per_node)
+            if (n->state != PLACER_NODE_UP || n->in_flight < n->limit)
                 continue;
             if (sl && ((sl->flags & (SLOT_HOLDER | SLOT_INVALID | SLOT_IN_FLIGHT |
                                      SLOT_REFUSED)) ||
@@ -1432,9 +1434,31 @@ static void node_fill_info(const struct pnode *n, struct placer_node_info *ret)
     ret->id = n->id;
     ret->state = n->state;
     ret->in_flight = n->in_flight;
+    ret->limit = n->limit;
     ret->waiting = n->n_waiting;
     ret->assigned_total = n->assigned_total;
     memcpy(ret->outcomes_total, n->outcomes_total, sizeof(ret->outcomes_total));
+}
+
+int placer_node_set_limit(struct placer *p, const char *node_id, size_t limit)
+{
+    struct pnode *n;
+    bool was_free;
+
+    if (!placer_id_ok(node_id))
+        return -EINVAL;
+    if (p->busy)
+        return -EBUSY;
+    n = node_find(p, node_id);
+    if (n == NULL)
+        return -ENOENT;
+    if (limit > p->cfg.max_in_flight_per_node)
+        limit = p->cfg.max_in_flight_per_node;
+    was_free = node_free(p, n);
+    n->limit = limit;
+    node_account(p, n, n->state == PLACER_NODE_UP, was_free);
+    node_arm_wake(p, n); /* more room: its waiters go first at the next tick */
+    return 0;
 }
 
 int placer_node_info(const struct placer *p, size_t i, struct placer_node_info *ret)

@@ -150,6 +150,7 @@ struct placer_node_info {
     const char *id; /* valid until the next call that changes the placer */
     enum placer_node_state state;
     size_t in_flight;
+    size_t limit;   /* its in-flight bound (placer_node_set_limit()) */
     size_t waiting; /* segments waiting for a slot on this node */
     uint64_t assigned_total;
     uint64_t outcomes_total[PLACER_OUTCOME_COUNT_];
@@ -171,6 +172,15 @@ void placer_free(struct placer *p);
  * more). Returns 0, -EINVAL (bad id or state), -EBUSY.
  */
 int placer_node_set(struct placer *p, const char *node_id, enum placer_node_state state);
+
+/*
+ * Sets the node's in-flight bound (at most max_in_flight_per_node, which is
+ * its bound until this is called): the daemon's dispatch window for it.
+ * 0 sends it nothing new; attempts in flight stay. Raising it lets the
+ * node's waiting segments go first at the next tick. Returns 0, -EINVAL
+ * (bad id), -ENOENT (unknown node), -EBUSY.
+ */
+int placer_node_set_limit(struct placer *p, const char *node_id, size_t limit);
 
 /*
  * Removes a DOWN node for good: from the ring (the nodes after it keep their

@@ -367,6 +367,8 @@ static void coord_status_fill(struct coord *c, struct wire_cluster_status *st)
     st->assignments_in_flight = in_flight;
     snprintf(st->version, sizeof(st->version), "%s", SLUICE_VERSION);
     st->uptime_seconds = (clock_mono_ns() - c->started_mono_ns) / 1000000000ull;
+    st->assignments_accepted = ps.outcomes_total[PLACER_ACCEPTED];
+    memcpy(st->refusals, ps.refused_by_reason_total, sizeof(st->refusals));
 }
 
 void coord_status_cb(struct evhttp_request *req, const char *rest, void *arg)
@@ -391,6 +393,15 @@ static int coord_metrics_node(const char *key, void *value, void *arg)
     const char *labels[] = {"node", n->id, "state", membership_state_name(n->state), NULL};
 
     metrics_sample_u64(arg, "sluice_coord_node_segments", strmap_count(n->held), labels);
+    return 0;
+}
+
+static int coord_metrics_window(const char *key, void *value, void *arg)
+{
+    const struct coord_node *n = value;
+    const char *labels[] = {"node", n->id, NULL};
+
+    metrics_sample_u64(arg, "sluice_coord_node_window", window_size(&n->win), labels);
     return 0;
 }
 
@@ -434,6 +445,19 @@ void coord_metrics_cb(struct evhttp_request *req, const char *rest, void *arg)
         metrics_sample_u64(m, "sluice_coord_refusals_total", ps.refused_by_reason_total[r],
                            labels);
     }
+    metrics_family(m, "sluice_coord_refusals_per_placed_segment", "gauge",
+                   "Refusals by reason per assignment accepted, since start (0 before any).");
+    for (int r = 1; r < WIRE_REASON_COUNT_; r++) {
+        const char *labels[] = {"reason", reason_name((enum wire_reason)r), NULL};
+        uint64_t placed = ps.outcomes_total[PLACER_ACCEPTED];
+
+        metrics_sample(m, "sluice_coord_refusals_per_placed_segment",
+                              placed ? (double)ps.refused_by_reason_total[r] / (double)placed : 0,
+                              labels);
+    }
+    metrics_family(m, "sluice_coord_node_window", "gauge",
+                   "Each node's dispatch window: assignments it may have outstanding.");
+    strmap_foreach(c->nodes, coord_metrics_window, m);
     metrics_one_u64(m, "sluice_coord_late_answers_total", "counter",
                     "Answers that came after the segment's placement was settled otherwise "
                     "(a node report, a timeout); ignored.",

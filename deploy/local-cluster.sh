@@ -132,6 +132,8 @@ echo "== refusals by node and reason (sluice-coord events)"
     awk '{n[$1 " " $2] += $3} END {for (k in n) {split(k, f, " ");
         printf "  %-8s refused %4d x %s\n", f[1], n[k], f[2]}; if (NR == 0) print "  none"}' | sort
 echo
+"$coord_bin" status | sed -n 's/^placed: */  /p'
+echo
 echo "== placement"
 "$coord_bin" segments | awk 'NR > 1 {split($6, a, "("); n[a[1]]++; r[a[1]] += $3 * $4}
     END {for (k in n) printf "  %-8s %3d segments, %6.0f MiB estimated\n", k, n[k], r[k] / 1048576}' | sort

@@ -171,6 +171,22 @@ START_TEST(test_events_and_status)
     RENDER(out, ctl_print_status(f_, &st, false));
     ck_assert_ptr_nonnull(strstr(out, "nodes:    2 up of 3"));
     ck_assert_ptr_nonnull(strstr(out, "10 total, 7 loaded, 2 pending (0 backing off), 1 invalid"));
+    ck_assert_ptr_nonnull(strstr(out, "placed:   0 assignments accepted, 0 refused\n"));
+    free(out);
+    /* Refusals per placed segment, by reason. */
+    st.assignments_accepted = 24;
+    st.refusals[WIRE_REASON_LOAD_CONCURRENCY] = 3;
+    st.refusals[WIRE_REASON_MEM_CAPACITY] = 3;
+    RENDER(out, ctl_print_status(f_, &st, false));
+    ck_assert_msg(strstr(out, "placed:   24 assignments accepted, 6 refused: 0.25 per placed "
+                              "segment (MEM_CAPACITY 0.12, LOAD_CONCURRENCY 0.12)\n") != NULL,
+                  "%s", out);
+    free(out);
+    RENDER(out, ctl_print_status(f_, &st, true));
+    ck_assert_msg(strstr(out, "\"assignments_accepted\":24,\"refusals\":[{\"reason\":"
+                              "\"MEM_CAPACITY\",\"count\":3},{\"reason\":\"LOAD_CONCURRENCY\","
+                              "\"count\":3}]}") != NULL,
+                  "%s", out);
     free(out);
     RENDER(out, ctl_print_status(f_, &st, true));
     ck_assert_ptr_nonnull(strstr(out, "{\"segments_total\":10,\"segments_pending\":2,"

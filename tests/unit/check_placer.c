@@ -897,6 +897,40 @@ START_TEST(test_per_node_cap)
 }
 END_TEST
 
+/* The daemon's window sets a node's bound: 0 sends nothing, raising it wakes its waiters. */
+START_TEST(test_node_limit)
+{
+    struct placer_config cfg = {.max_in_flight_per_node = 8};
+    struct placer *p = test_placer(&cfg);
+    static const char *const a[] = {"a"};
+    struct placer_node_info ni;
+
+    test_nodes(p, a, 1);
+    ck_assert_int_eq(placer_node_set_limit(p, "a", 0), 0);
+    test_want_n(p, 0, 5);
+    ck_assert_int_eq(placer_tick(p, 1000), 0);
+    ck_assert_uint_eq(test_stats(p).ready, 5);
+    ck_assert_uint_eq(placer_next_deadline(p), UINT64_MAX);
+    ck_assert_int_eq(placer_node_set_limit(p, "a", 2), 0);
+    ck_assert_uint_eq(placer_next_deadline(p), 0);
+    ck_assert_int_eq(placer_tick(p, 1000), 2);
+    ck_assert_int_eq(placer_tick(p, 1000), 0);
+    /* Lowered under what is in flight: those stay, nothing new goes. */
+    ck_assert_int_eq(placer_node_set_limit(p, "a", 1), 0);
+    ck_assert_int_eq(test_answer(p, 0, 202, WIRE_REASON_NONE, 0, 1000, 0), 0);
+    ck_assert_int_eq(placer_tick(p, 1000), 0);
+    ck_assert_int_eq(test_answer(p, 1, 202, WIRE_REASON_NONE, 0, 1000, 0), 0);
+    ck_assert_int_eq(placer_tick(p, 1000), 1);
+    /* Never above max_in_flight_per_node. */
+    ck_assert_int_eq(placer_node_set_limit(p, "a", 1000), 0);
+    ck_assert_int_eq(placer_node_lookup(p, "a", &ni), 0);
+    ck_assert_uint_eq(ni.limit, 8);
+    ck_assert_int_eq(placer_node_set_limit(p, "zz", 1), -ENOENT);
+    ck_assert_int_eq(placer_node_set_limit(p, "", 1), -EINVAL);
+    test_done(p);
+}
+END_TEST
+
 START_TEST(test_capacity_wait)
 {
     struct placer_config cfg = {.max_in_flight_per_node = 1};
@@ -1410,6 +1444,7 @@ static Suite *placer_suite(void)
         {"skip_states", test_skip_states},
         {"per_node_cap", test_per_node_cap},
         {"capacity_wait", test_capacity_wait},
+        {"node_limit", test_node_limit},
         {"node_down_in_flight", test_node_down_in_flight},
         {"exclusion", test_exclusion},
         {"explain", test_explain},

@@ -577,6 +577,47 @@ START_TEST(test_claim)
 }
 END_TEST
 
+/* Refusals by reason and storm counts survive the wire; 0 entries are not sent. */
+START_TEST(test_status_and_event_counts)
+{
+    struct wire_cluster_status st, got;
+    struct wire_event ev;
+    struct wire_event_list l = {1, &ev, 0}, lg;
+    struct wire_error err;
+    size_t len;
+    uint8_t *buf;
+
+    memset(&st, 0, sizeof(st));
+    st.assignments_accepted = 24;
+    st.refusals[WIRE_REASON_LOAD_CONCURRENCY] = 3;
+    st.refusals[WIRE_REASON_MEM_EXHAUSTION] = 1;
+    buf = wire_cluster_status_encode(&st, &len);
+    ck_assert_int_eq(wire_cluster_status_decode(buf, len, &got, &err), 0);
+    free(buf);
+    ck_assert_uint_eq(got.assignments_accepted, 24);
+    ck_assert_uint_eq(got.refusals[WIRE_REASON_LOAD_CONCURRENCY], 3);
+    ck_assert_uint_eq(got.refusals[WIRE_REASON_MEM_EXHAUSTION], 1);
+    ck_assert_uint_eq(got.refusals[WIRE_REASON_MEM_CAPACITY], 0);
+    memset(&ev, 0, sizeof(ev));
+    snprintf(ev.kind, sizeof(ev.kind), "refused");
+    ev.count = 113;
+    ev.last_ts_ms = 99;
+    buf = wire_event_list_encode(&l, &len);
+    ck_assert_int_eq(wire_event_list_decode(buf, len, &lg, &err), 0);
+    free(buf);
+    ck_assert_uint_eq(lg.events[0].count, 113);
+    ck_assert_uint_eq(lg.events[0].last_ts_ms, 99);
+    wire_event_list_done(&lg);
+    /* An event from an older coordinator has no count: it is one event. */
+    ev.count = 0;
+    buf = wire_event_list_encode(&l, &len);
+    ck_assert_int_eq(wire_event_list_decode(buf, len, &lg, &err), 0);
+    free(buf);
+    ck_assert_uint_eq(lg.events[0].count, 1);
+    wire_event_list_done(&lg);
+}
+END_TEST
+
 START_TEST(test_list_caps)
 {
     /* Empty entries cost two bytes on the wire and hundreds in memory: capped first. */
@@ -790,6 +831,7 @@ static Suite *wire_suite(void)
     tcase_add_test(tc, test_segment_table);
     tcase_add_test(tc, test_claim);
     tcase_add_test(tc, test_list_caps);
+    tcase_add_test(tc, test_status_and_event_counts);
     suite_add_tcase(s, tc);
     tc = tcase_create("walk");
     tcase_add_test(tc, test_walk_utf8_nested);
