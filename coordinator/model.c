@@ -3,7 +3,8 @@
  * in memory so that every request is answered without a query, and written
  * through to the catalog: placement bookkeeping in a group transaction that
  * commits COORD_COMMIT_DELAY_MS later (or at once with coord_flush(), before
- * an answer that must be durable), events in the same transaction.
+ * an answer that must be durable), events in the same transaction. It also
+ * applies the plan reconcile_report() made of a node's report.
  *
  * Expected load: one call per assignment answer, per reported change and
  * per registered segment: thousands a second, each O(replication).
