@@ -24,7 +24,7 @@
 
 #include "harness.h"
 #include "http.h"
-#include "segfmt.h"
+#include "mkseg.h"
 #include "xmalloc.h"
 
 #define TOKEN "web-check-token-42"
@@ -159,11 +159,11 @@ START_TEST(test_status_page)
         free(data);
     }
     for (int i = 0; i < 4; i++) {
-        struct segment_spec spec = {.rows = 1000 * (uint64_t)(i + 1), .row_bytes = 16,
+        struct mkseg_spec spec = {.rows = 1000 * (uint64_t)(i + 1), .row_bytes = 16,
                                     .seed = (uint64_t)i + 1};
         char *path = xasprintf("%s/web-%d.seg", storage, i), detail[256];
 
-        ck_assert_msg(segment_write_synthetic(path, &spec, detail, sizeof(detail)) == 0, "%s",
+        ck_assert_msg(mkseg_write(path, &spec, detail, sizeof(detail)) == 0, "%s",
                       detail);
         free(path);
     }
