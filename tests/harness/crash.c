@@ -450,6 +450,23 @@ bool crash_rejoined(void *arg)
     return w->still_held == 0;
 }
 
+void crash_await_moved(const char *caddr, const char *node_id, int victim, int n, const char *what)
+{
+    struct crash_moved_wait mw = {.caddr = caddr, .node_id = node_id, .n = (uint64_t)n};
+    struct crash_nodeview v;
+
+    if (!harness_wait_until(crash_moved_away, &mw, 30000)) {
+        harness_proc_dump_log(crash_coord);
+        ck_abort_msg("the %s node's segments were not LOADED elsewhere within 30 s: %s", what,
+                     mw.why);
+    }
+    /* The others hold everything, once each, while the victim is still out. */
+    ck_assert(crash_nodeview_fetch(&v, 1u << victim));
+    ck_assert_uint_eq(v.entries, (size_t)n);
+    ck_assert_uint_eq(v.dups, 0);
+    crash_nodeview_done(&v);
+}
+
 /* Registers n small segments (ids s000000..) and waits until all are LOADED. */
 void crash_place_small(const char *caddr, int n)
 {

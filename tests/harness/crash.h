@@ -130,6 +130,13 @@ struct crash_rejoin_wait {
 };
 bool crash_rejoined(void *arg);
 
+/*
+ * Waits up to 30 s until node_id (index victim, stopped or cut off: "what")
+ * is DOWN and the other nodes hold all n segments LOADED, once each; fails
+ * the test otherwise. (The checked teardown wakes a stopped node.)
+ */
+void crash_await_moved(const char *caddr, const char *node_id, int victim, int n, const char *what);
+
 /* Registers n small segments (ids s000000..) and waits until the cluster has settled on them. */
 void crash_place_small(const char *caddr, int n);
 

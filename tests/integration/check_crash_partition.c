@@ -331,7 +331,6 @@ START_TEST(test_partition_netns)
     const int n = 60, victim = 2;
     char why[512], caddr[64], listen[80];
     const char *cargs[] = {listen, "--node-timeout=2s", NULL};
-    struct crash_moved_wait mw;
     struct crash_rejoin_wait rw;
     struct strmap *moved = NULL;
     struct http_response r;
@@ -368,22 +367,8 @@ START_TEST(test_partition_netns)
     t0 = crash_now_ms();
     ck_assert_int_lt(
         http_fetch(crash_ns_node_addr, "GET", "/healthz", NULL, NULL, 0, NULL, 300, &r), 0);
-    mw.caddr = caddr;
-    mw.node_id = "node-2";
-    mw.n = (uint64_t)n;
-    if (!harness_wait_until(crash_moved_away, &mw, 30000)) {
-        harness_proc_dump_log(crash_coord);
-        ck_abort_msg("the cut-off node's segments were not LOADED elsewhere within 30 s: %s",
-                     mw.why);
-    }
+    crash_await_moved(caddr, "node-2", victim, n, "cut-off");
     t_moved = crash_now_ms() - t0;
-    {
-        struct crash_nodeview v;
-        ck_assert(crash_nodeview_fetch(&v, 1u << victim));
-        ck_assert_uint_eq(v.entries, (size_t)n);
-        ck_assert_uint_eq(v.dups, 0);
-        crash_nodeview_done(&v);
-    }
     /* Heal. */
     ck_assert_int_eq(ns_cut("-D"), 0);
     t_heal = crash_now_ms();

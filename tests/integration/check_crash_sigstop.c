@@ -48,7 +48,6 @@ START_TEST(test_sigstop)
 {
     const int n = 60, victim = 1;
     const char *cargs[] = {"--node-timeout=2s", NULL};
-    struct crash_moved_wait mw;
     struct crash_rejoin_wait rw;
     struct strmap *moved = strmap_new();
     size_t held;
@@ -66,25 +65,9 @@ START_TEST(test_sigstop)
 
     ck_assert_int_eq(harness_proc_signal(crash_nodes[victim], SIGSTOP), 0);
     t0 = crash_now_ms();
-    mw.caddr = harness_proc_addr(crash_coord);
-    mw.node_id = "node-1";
-    mw.n = (uint64_t)n;
     /* Re-placement happens while the node is still stopped. */
-    if (!harness_wait_until(crash_moved_away, &mw, 30000)) {
-        harness_proc_signal(crash_nodes[victim], SIGCONT);
-        harness_proc_dump_log(crash_coord);
-        ck_abort_msg("the stopped node's segments were not LOADED elsewhere within 30 s: %s",
-                     mw.why);
-    }
+    crash_await_moved(harness_proc_addr(crash_coord), "node-1", victim, n, "stopped");
     t_moved = crash_now_ms() - t0;
-    /* The others hold everything, once each, while node-1 is still stopped. */
-    {
-        struct crash_nodeview v;
-        ck_assert(crash_nodeview_fetch(&v, 1u << victim));
-        ck_assert_uint_eq(v.entries, (size_t)n);
-        ck_assert_uint_eq(v.dups, 0);
-        crash_nodeview_done(&v);
-    }
     ck_assert_int_eq(harness_proc_signal(crash_nodes[victim], SIGCONT), 0);
     t_cont = crash_now_ms();
     rw.caddr = harness_proc_addr(crash_coord);
