@@ -766,8 +766,11 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
                 node->cost.factor > 0 ? node->cost.factor : 1.0);
     metrics_family(m, "sluice_node_shed_total", "counter",
                    "Segments shed (DROPPED) under sustained pressure, by reason.");
-    for (int r = WIRE_REASON_MEM_CRITICAL; r <= WIRE_REASON_MEM_THRASHING; r++) {
+    for (int r = WIRE_REASON_MEM_CRITICAL; r < WIRE_REASON_COUNT_; r++) {
         const char *labels[] = {"reason", reason_name((enum wire_reason)r), NULL};
+
+        if (r > WIRE_REASON_MEM_THRASHING && r != WIRE_REASON_MEM_EXHAUSTION)
+            continue;
         metrics_sample_u64(m, "sluice_node_shed_total", node->shed_total[r], labels);
     }
     metrics_one_u64(m, "sluice_node_claimed_total", "counter",

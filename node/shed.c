@@ -5,6 +5,7 @@
  */
 #include "shed.h"
 
+#include <math.h>
 #include <stdio.h>
 
 #include "reason.h"
@@ -23,12 +24,26 @@ const struct shed_candidate *shed_pick(const struct shed_candidate *c, size_t n)
 
 enum wire_reason shed_reason(const struct admission_state *state)
 {
-    return admission_gate_closed(state, WIRE_REASON_MEM_CRITICAL) ? WIRE_REASON_MEM_CRITICAL
-                                                                   : WIRE_REASON_MEM_THRASHING;
+    if (admission_gate_closed(state, WIRE_REASON_MEM_CRITICAL))
+        return WIRE_REASON_MEM_CRITICAL;
+    /* Thrashing sheds only while breaching; a closed exhaustion gate otherwise means a fast run. */
+    if (admission_gate_closed(state, WIRE_REASON_MEM_THRASHING) &&
+        state->gate[WIRE_REASON_MEM_THRASHING].breaching)
+        return WIRE_REASON_MEM_THRASHING;
+    if (admission_gate_closed(state, WIRE_REASON_MEM_EXHAUSTION))
+        return WIRE_REASON_MEM_EXHAUSTION;
+    return WIRE_REASON_MEM_THRASHING;
 }
 
 void shed_detail(enum wire_reason why, const struct admission_signals *sig, char *buf, size_t len)
 {
-    snprintf(buf, len, "shed under sustained %s (full stall %.3f, refaults %.0f/s)",
-             reason_name(why), sig->full_frac, sig->refaults_per_s);
+    if (why == WIRE_REASON_MEM_EXHAUSTION)
+        snprintf(buf, len,
+                 "shed under a fast run to MEM_EXHAUSTION (time to exhaustion %.1f s, growth "
+                 "%.1f MiB/s)",
+                 sig->tte_ms == UINT64_MAX ? INFINITY : (double)sig->tte_ms / 1e3,
+                 sig->growth_bytes_per_s / 1048576.0);
+    else
+        snprintf(buf, len, "shed under sustained %s (full stall %.3f, refaults %.0f/s)",
+                 reason_name(why), sig->full_frac, sig->refaults_per_s);
 }

@@ -1,7 +1,7 @@
 /*
  * shed: which segment the node sheds, and why, once admission says to
  * (admission_should_shed: MEM_CRITICAL or MEM_THRASHING held for
- * --shed-after). Pure: the store lists its LOADED segments as candidates,
+ * --shed-after, or a fast run to MEM_EXHAUSTION). Pure: the store lists its LOADED segments as candidates,
  * the node passes the admission state. Called at most once per 100 ms tick.
  */
 #ifndef SLUICE_NODE_SHED_H
@@ -25,10 +25,17 @@ struct shed_candidate {
  */
 const struct shed_candidate *shed_pick(const struct shed_candidate *c, size_t n);
 
-/* MEM_CRITICAL while that gate is closed, MEM_THRASHING otherwise. */
+/*
+ * Why admission_should_shed() said to shed: MEM_CRITICAL while that gate is
+ * closed; else MEM_THRASHING while it is closed and breaching; else
+ * MEM_EXHAUSTION while that is closed (a fast run); else MEM_THRASHING.
+ */
 enum wire_reason shed_reason(const struct admission_state *state);
 
-/* The sentence the shed segment carries: "shed under sustained <reason> (...)". */
+/*
+ * The sentence the shed segment carries: "shed under sustained <reason> (...)",
+ * or for MEM_EXHAUSTION "shed under a fast run to MEM_EXHAUSTION (...)".
+ */
 void shed_detail(enum wire_reason why, const struct admission_signals *sig, char *buf,
                  size_t len);
 

@@ -71,6 +71,42 @@ START_TEST(test_reason)
 }
 END_TEST
 
+/* A fast run to exhaustion sheds under MEM_EXHAUSTION, not under a gate that is open. */
+START_TEST(test_reason_fast_run)
+{
+    struct admission_config cfg = admission_config_default();
+    struct admission_signals sig;
+    struct admission_state st;
+    char buf[160];
+
+    memset(&st, 0, sizeof(st));
+    memset(&sig, 0, sizeof(sig));
+    sig.now_ms = 1000;
+    sig.psi_available = true;
+    sig.refaults_available = true;
+    sig.limit_bytes = 256ull << 20;
+    sig.exhaust_available = true;
+    sig.tte_ms = 4000;
+    sig.fill_ms = 8000;
+    sig.growth_bytes_per_s = 32.0 * 1048576;
+    admission_observe(&cfg, &sig, &st);
+    ck_assert(admission_should_shed(&cfg, &st, &sig));
+    ck_assert_int_eq(shed_reason(&st), WIRE_REASON_MEM_EXHAUSTION);
+    shed_detail(WIRE_REASON_MEM_EXHAUSTION, &sig, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "shed under a fast run to MEM_EXHAUSTION (time to exhaustion 4.0 s, "
+                          "growth 32.0 MiB/s)");
+    /* Thrashing that closed but no longer breaches does not name the shed. */
+    sig.refaults_per_s = 1e9;
+    sig.now_ms = 1100;
+    admission_observe(&cfg, &sig, &st);
+    sig.refaults_per_s = 0;
+    sig.now_ms = 1200;
+    admission_observe(&cfg, &sig, &st);
+    ck_assert(admission_gate_closed(&st, WIRE_REASON_MEM_THRASHING));
+    ck_assert_int_eq(shed_reason(&st), WIRE_REASON_MEM_EXHAUSTION);
+}
+END_TEST
+
 START_TEST(test_detail)
 {
     struct admission_signals sig;
@@ -96,6 +132,7 @@ static Suite *shed_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("reason");
     tcase_add_test(tc, test_reason);
+    tcase_add_test(tc, test_reason_fast_run);
     tcase_add_test(tc, test_detail);
     suite_add_tcase(s, tc);
     return s;
