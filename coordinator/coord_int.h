@@ -72,6 +72,8 @@ struct coord_seg {
     unsigned n_holders, cap_holders;
     uint64_t backoff_until_ms;  /* coord_now_ms() time base; 0: none */
     char last_reason[32];
+    /* The last refusal a node answered for it, "node: REASON: the node's detail"; "" none. */
+    char last_refusal[WIRE_ID_MAX + WIRE_DETAIL_MAX + 48];
     char (*invalid_nodes)[WIRE_ID_MAX + 1]; /* distinct nodes whose load found it corrupt */
     unsigned n_invalid;
     unsigned rc_in_flight;   /* rowcount placement: assignments awaiting an answer */
@@ -129,6 +131,8 @@ struct coord {
     /* counters */
     uint64_t reports, registered, assign_answers[6], catalog_errors, claims, id_clashes;
     uint64_t counts[3]; /* segments by coord_seg_state */
+    /* Every refusal answered (422, 429, 503, 507), by reason: sluice_coord_refusals_total. */
+    uint64_t refusals_by_reason[WIRE_REASON_COUNT_];
     const struct coord_placement *placement; /* --placement, chosen at start */
     struct coord_rowcount *rowcount;          /* the baseline's state (rowcount.c) */
 };

@@ -46,16 +46,46 @@
 /* ---- placer callbacks ---------------------------------------------------- */
 
 /*
- * Answers one attempt to the placer, and notes on the node when it gave no
- * answer at all: status <= 0 for an attempt still live, except -ECANCELED,
- * which is the coordinator cancelling (the node moved), not the node's
- * silence.
+ * Records a refusal as the node gave it, whether or not the placer still
+ * waits for that attempt: every 422, 429, 503 and 507 counts for its node
+ * (the REFUSED column) and its reason (sluice_coord_refusals_total), and is
+ * a "refused" event with the node's reason and detail. A 422 is the
+ * precheck's verdict on the file (outside the storage root, rows mismatch,
+ * no such file): the detail is the only place the operator learns which.
  */
-static void coord_answer(struct coord *c, const char *node_id, uint64_t attempt_id, int status,
-                         const struct wire_assign_response *resp, const char *reason_hdr,
-                         unsigned retry_after_s)
+static void coord_record_refusal(struct coord *c, const char *node_id, const char *seg_id,
+                                 const struct placer_answer *ans, const char *detail)
+{
+    struct coord_node *n = strmap_get(c->nodes, node_id);
+    struct coord_seg *s = seg_id != NULL ? strmap_get(c->segs, seg_id) : NULL;
+    enum wire_reason reason = ans->reason;
+
+    if (reason == WIRE_REASON_NONE || reason >= WIRE_REASON_COUNT_)
+        reason = ans->http_status == 422 ? WIRE_REASON_SEGMENT_INVALID : WIRE_REASON_NONE;
+    c->refusals_by_reason[reason]++;
+    if (n != NULL) {
+        n->refusals++;
+        snprintf(n->last_reason, sizeof(n->last_reason), "%s", reason_name(reason));
+    }
+    if (s != NULL)
+        snprintf(s->last_refusal, sizeof(s->last_refusal), "%s: %s%s%s", node_id,
+                 reason_name(reason), detail[0] != '\0' ? ": " : "", detail);
+    coord_storm_event(c, "refused", seg_id, node_id, reason, ans->http_status,
+                      ans->retry_after_ms, "%s", detail);
+}
+
+/*
+ * Answers one attempt (for segment seg_id) to the placer, records it if it
+ * is a refusal, and notes on the node when it gave no answer at all: status
+ * <= 0 for an attempt still live, except -ECANCELED, which is the
+ * coordinator cancelling (the node moved), not the node's silence.
+ */
+static void coord_answer(struct coord *c, const char *node_id, uint64_t attempt_id,
+                         const char *seg_id, int status, const struct wire_assign_response *resp,
+                         const char *reason_hdr, unsigned retry_after_s)
 {
     struct placer_answer ans;
+    enum placer_outcome outcome;
 
     if (c->placer == NULL)
         return; /* shutting down: clients cancel what is in flight */
@@ -69,9 +99,12 @@ static void coord_answer(struct coord *c, const char *node_id, uint64_t attempt_
     }
     if (ans.retry_after_ms == 0)
         ans.retry_after_ms = retry_after_s * 1000;
-    c->assign_answers[placer_classify(ans.http_status)]++;
+    outcome = placer_classify(ans.http_status);
+    c->assign_answers[outcome]++;
+    if (outcome == PLACER_REFUSED || outcome == PLACER_INVALID)
+        coord_record_refusal(c, node_id, seg_id, &ans, resp != NULL ? resp->detail : "");
     if (placer_on_answer(c->placer, attempt_id, &ans, coord_now_ms(), coord_random(c)) == 0 &&
-        placer_classify(ans.http_status) == PLACER_TRANSPORT_ERROR && status != -ECANCELED)
+        outcome == PLACER_TRANSPORT_ERROR && status != -ECANCELED)
         coord_node_note(c, node_id, COORD_NOTE_NO_ANSWER);
 }
 
@@ -82,6 +115,7 @@ struct coord_batch {
     size_t n;
     uint64_t *attempts;
     uint64_t *seqs;
+    char (*segs)[WIRE_ID_MAX + 1]; /* the segment of each attempt */
 };
 
 /* One answer the node gave, as its window sees it. */
@@ -145,9 +179,8 @@ static void coord_batch_cb(int status, const struct http_client_reply *reply, vo
 
     if (ok && resp.n == b->n) {
         for (size_t i = 0; i < b->n; i++) {
-            coord_answer(c, b->node, b->attempts[i], (int)resp.results[i].status,
-                         &resp.results[i], NULL,
-                         0);
+            coord_answer(c, b->node, b->attempts[i], b->segs[i], (int)resp.results[i].status,
+                         &resp.results[i], NULL, 0);
             if (n != NULL)
                 coord_window_answer(c, n, b->seqs[i], &resp.results[i]);
         }
@@ -156,13 +189,14 @@ static void coord_batch_cb(int status, const struct http_client_reply *reply, vo
     } else {
         /* No usable answer: every attempt in it failed the same way. */
         for (size_t i = 0; i < b->n; i++)
-            coord_answer(c, b->node, b->attempts[i], status == 200 ? 500 : status, NULL, NULL,
-                         0);
+            coord_answer(c, b->node, b->attempts[i], b->segs[i], status == 200 ? 500 : status,
+                         NULL, NULL, 0);
     }
     if (ok)
         wire_assign_batch_response_done(&resp);
     free(b->attempts);
     free(b->seqs);
+    free(b->segs);
     free(b);
     if (c->placer != NULL)
         coord_kick(c);
@@ -197,12 +231,14 @@ static int coord_flush_node(const char *key, void *value, void *arg)
         b->n = k;
         b->attempts = xcalloc(k, sizeof(*b->attempts));
         b->seqs = xcalloc(k, sizeof(*b->seqs));
+        b->segs = xcalloc(k, sizeof(*b->segs));
         batch.n = k;
         batch.assignments = xcalloc(k, sizeof(*batch.assignments));
         for (size_t i = 0; i < k; i++) {
             b->attempts[i] = n->pending[off + i].attempt_id;
             b->seqs[i] = window_on_send(&n->win);
             batch.assignments[i] = n->pending[off + i].req;
+            memcpy(b->segs[i], n->pending[off + i].req.segment_id, sizeof(b->segs[i]));
         }
         body = wire_assign_batch_encode(&batch, &len);
         free(batch.assignments);
@@ -239,6 +275,8 @@ void coord_op_assign(void *ctx, uint64_t attempt_id, const char *node_id,
         b->n = 1;
         b->attempts = xmalloc(sizeof(*b->attempts));
         b->attempts[0] = attempt_id;
+        b->segs = xcalloc(1, sizeof(*b->segs));
+        snprintf(b->segs[0], sizeof(b->segs[0]), "%s", seg->id);
         event_base_once(c->base, -1, EV_TIMEOUT, coord_batch_failed_cb, b, NULL);
         return;
     }
@@ -271,6 +309,7 @@ void coord_op_accepted(void *ctx, const struct placer_segment *ps, const char *n
         return;
     coord_holder_add(c, s, n, WIRE_SEG_LOADING);
     s->last_reason[0] = '\0';
+    s->last_refusal[0] = '\0';
 }
 
 void coord_op_refused(void *ctx, const struct placer_segment *ps, const char *node_id,
@@ -278,20 +317,13 @@ void coord_op_refused(void *ctx, const struct placer_segment *ps, const char *no
 {
     struct coord *c = ctx;
     struct coord_seg *s = strmap_get(c->segs, ps->id);
-    struct coord_node *n = strmap_get(c->nodes, node_id);
 
-    if (n != NULL) {
-        n->refusals++;
-        snprintf(n->last_reason, sizeof(n->last_reason), "%s", reason_name(reason));
-    }
+    /* Counted and recorded with the node's detail when it answered (coord_record_refusal). */
     if (s != NULL)
         snprintf(s->last_reason, sizeof(s->last_reason), "%s", reason_name(reason));
     /* The node takes nothing new: membership decides what it is now, from the loop. */
     if (reason == WIRE_REASON_DRAINING)
         coord_node_note(c, node_id, COORD_NOTE_DRAINING);
-    /* The status the reason travels with (DESIGN.md's table). */
-    coord_storm_event(c, "refused", ps->id, node_id, reason, reason_http_status(reason), retry_ms,
-                      NULL);
 }
 
 void coord_op_backoff(void *ctx, const struct placer_segment *ps, uint64_t until_ms)
@@ -318,14 +350,15 @@ bool coord_op_invalid(void *ctx, const struct placer_segment *ps)
     if (loaded > 0) {
         /* A copy that passed its checksums proves the file good: the 422s are node-local. */
         coord_event(c, "invalid_overruled", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 422, 0,
-                    "refused as invalid by a quorum of nodes, but LOADED on %u", loaded);
+                    "refused as invalid by a quorum of nodes, but LOADED on %u; last: %s", loaded,
+                    s->last_refusal);
         return false;
     }
     log_warn("segment_invalid", "id=%s uri=%s", log_q(s->id), log_q(s->uri));
     coord_set_seg_state(c, s, COORD_INVALID);
     snprintf(s->last_reason, sizeof(s->last_reason), "SEGMENT_INVALID");
     coord_event(c, "invalid", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 422, 0,
-                "refused as invalid by a quorum of nodes");
+                "refused as invalid by a quorum of nodes; last: %s", s->last_refusal);
     return true;
 }
 

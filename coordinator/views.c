@@ -59,12 +59,26 @@ void coord_seg_info(const struct coord *c, const struct coord_seg *s,
         if (s->state == COORD_LOADED)
             snprintf(buf, sizeof(buf), "LOADED on %u node(s), as its replication %u asks",
                      coord_loaded_holders(s, NULL), s->replication);
+        else if (s->state == COORD_INVALID && s->last_refusal[0] != '\0')
+            snprintf(buf, sizeof(buf),
+                     "INVALID: nodes refused the file as unreadable or wrong; the last said "
+                     "(node: reason: detail) %s. It will not be placed: fix the file or its "
+                     "registration, then `sluice-coord retry %s`.",
+                     s->last_refusal, s->id);
         else if (s->state == COORD_INVALID)
-            snprintf(buf, sizeof(buf), "INVALID: nodes found the file unreadable or corrupt "
-                                       "(see events); it will not be placed");
+            snprintf(buf, sizeof(buf),
+                     "INVALID: nodes found the file unreadable or corrupt when loading it (see "
+                     "`sluice-coord events --segment %s`); it will not be placed.",
+                     s->id);
         else if (placer_explain(c->placer, s->id, buf, sizeof(buf)) < 0)
             snprintf(buf, sizeof(buf), "PENDING: %u cop%s loading, waiting for the nodes' "
                                        "reports", s->n_holders, s->n_holders == 1 ? "y" : "ies");
+        if (s->state == COORD_PENDING && s->last_refusal[0] != '\0') {
+            size_t used = strlen(buf);
+
+            snprintf(buf + used, sizeof(buf) - used, "%sLast refusal (node: reason: detail): %s",
+                     used > 0 && buf[used - 1] != '\n' ? "\n" : "", s->last_refusal);
+        }
         d->explain = xstrdup(buf);
     }
 }
@@ -439,11 +453,12 @@ void coord_metrics_cb(struct evhttp_request *req, const char *rest, void *arg)
         const char *labels[] = {"outcome", placer_outcome_name((enum placer_outcome)i), NULL};
         metrics_sample_u64(m, "sluice_coord_assignments_total", ps.outcomes_total[i], labels);
     }
-    metrics_family(m, "sluice_coord_refusals_total", "counter", "Node refusals by reason.");
+    metrics_family(m, "sluice_coord_refusals_total", "counter",
+                   "Node refusals by reason: every 422, 429, 503 and 507 answer to an "
+                   "assignment, late ones included.");
     for (int r = 1; r < WIRE_REASON_COUNT_; r++) {
         const char *labels[] = {"reason", reason_name((enum wire_reason)r), NULL};
-        metrics_sample_u64(m, "sluice_coord_refusals_total", ps.refused_by_reason_total[r],
-                           labels);
+        metrics_sample_u64(m, "sluice_coord_refusals_total", c->refusals_by_reason[r], labels);
     }
     metrics_family(m, "sluice_coord_refusals_per_placed_segment", "gauge",
                    "Refusals by reason per assignment accepted, since start (0 before any).");

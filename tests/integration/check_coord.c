@@ -483,6 +483,7 @@ START_TEST(test_new_node_wakes_backoff)
 END_TEST
 
 
+
 /* ---- defect 4: events paged in SQL ---------------------------------------- */
 
 /* GET /v1/events with a query string; the caller frees with wire_event_list_done(). */
@@ -553,6 +554,98 @@ END_TEST
 
 
 /* ---- issue 17: a storm of identical refusals is one counted row ---------- */
+
+/* ---- issue 20 item 2: every refusal recorded with the node's reason and detail ---- */
+
+static bool seg_is_invalid(void *arg)
+{
+    return strcmp(segment_state(arg), "INVALID") == 0;
+}
+
+/* The first event of kind for segment seg (or any, seg NULL) in l; NULL if none. */
+static const struct wire_event *find_event(const struct wire_event_list *l, const char *kind,
+                                           const char *seg)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->events[i].kind, kind) == 0 &&
+            (seg == NULL || strcmp(l->events[i].segment_id, seg) == 0))
+            return &l->events[i];
+    return NULL;
+}
+
+/*
+ * A 422 from the node's precheck (the registration says 999 rows, the file
+ * has 1024) reaches the operator: a "refused" event with the node's
+ * detail, the node's REFUSED count, sluice_coord_refusals_total, and
+ * explain. Before, only the node's log said why.
+ */
+START_TEST(test_refusal_422_detail)
+{
+    const char *addr;
+    char *uri, *out = NULL;
+    struct wire_event_list l;
+    struct wire_node_info ni;
+    const struct wire_event *e;
+
+    start_coord(NULL);
+    addr = harness_proc_addr(coord);
+    make_segment("good", 1);
+    node = start_named_node("a", NULL);
+    uri = xasprintf("file://%s/good.seg", storage);
+    ck_assert_int_eq(harness_register_one(addr, "bad", uri, 999, 16, 1), 200);
+    char bad_id[] = "bad";
+
+    ck_assert_msg(harness_wait_until(seg_is_invalid, bad_id, 15000), "bad did not become INVALID");
+    get_events("segment=bad&limit=100", &l);
+    e = find_event(&l, "refused", "bad");
+    ck_assert_msg(e != NULL, "no refused event for bad");
+    ck_assert_int_eq(e->reason, WIRE_REASON_SEGMENT_INVALID);
+    ck_assert_uint_eq(e->http_status, 422);
+    ck_assert_str_eq(e->node_id, "a");
+    ck_assert_msg(strstr(e->detail, "999") != NULL && strstr(e->detail, "1024") != NULL,
+                  "refused detail: %s", e->detail);
+    e = find_event(&l, "invalid", "bad");
+    ck_assert_msg(e != NULL && strstr(e->detail, "1024") != NULL, "invalid detail: %s",
+                  e != NULL ? e->detail : "(none)");
+    wire_event_list_done(&l);
+    ck_assert(node_info("a", &ni, NULL));
+    ck_assert_uint_eq(ni.refusals, 1);
+    ck_assert_str_eq(ni.last_reason, "SEGMENT_INVALID");
+    ck_assert_double_eq(
+        harness_metric(addr, "sluice_coord_refusals_total{reason=\"SEGMENT_INVALID\"}"), 1);
+    ck_assert_int_eq(ctl(&out, "explain", "bad", NULL), 0);
+    ck_assert_msg(strstr(out, "the file says 1024") != NULL, "%s", out);
+    free(out);
+    free(uri);
+}
+END_TEST
+
+/* A MEM_CAPACITY refusal's event carries the node's detail (its DETAIL column was empty). */
+START_TEST(test_refusal_capacity_detail)
+{
+    const char *addr;
+    char *out = NULL;
+    struct wire_event_list l;
+    const struct wire_event *e;
+
+    start_coord(NULL);
+    addr = harness_proc_addr(coord);
+    make_segment("s1", 1);
+    node = start_named_node("a", "--admit-budget=1");
+    ck_assert_int_eq(ctl(&out, "import", storage, NULL), 0);
+    free(out);
+    ck_assert(harness_wait_until(backing_off, NULL, 10000));
+    get_events("segment=s1&limit=100", &l);
+    e = find_event(&l, "refused", "s1");
+    ck_assert_msg(e != NULL, "no refused event for s1");
+    ck_assert_int_eq(e->reason, WIRE_REASON_MEM_CAPACITY);
+    ck_assert_msg(e->detail[0] != '\0', "the refused event has no detail");
+    wire_event_list_done(&l);
+    ck_assert_double_ge(
+        harness_metric(addr, "sluice_coord_refusals_total{reason=\"MEM_CAPACITY\"}"), 1);
+}
+END_TEST
+
 
 static bool n_backing_off(void *arg)
 {
@@ -690,6 +783,8 @@ int main(void)
     tcase_add_test(tc, test_invalid_retry_wait);
     tcase_add_test(tc, test_import_long_id);
     tcase_add_test(tc, test_events_paged);
+    tcase_add_test(tc, test_refusal_422_detail);
+    tcase_add_test(tc, test_refusal_capacity_detail);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
