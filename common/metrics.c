@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <unistd.h>
 
 #include "xmalloc.h"
 
@@ -321,4 +323,74 @@ void metrics_one_u64(struct metrics_buf *b, const char *name, const char *type, 
 {
     metrics_family(b, name, type, help);
     metrics_sample_u64(b, name, value, NULL);
+}
+
+/* Reads all of path (at most len - 1 bytes) into buf. 0 or -1. */
+static int metrics_read_file(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "re");
+    size_t n;
+
+    if (f == NULL)
+        return -1;
+    n = fread(buf, 1, len - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return n > 0 ? 0 : -1;
+}
+
+void metrics_process(struct metrics_buf *b, const char *proc_root)
+{
+    char path[4096], buf[8192];
+    long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    unsigned long long utime, stime, start, vsize;
+    long long rss;
+    const char *p;
+    DIR *d;
+
+    snprintf(path, sizeof(path), "%s/self/stat", proc_root);
+    /* Fields after "(comm)", which may hold spaces and parentheses: state is field 3. */
+    if (tick > 0 && metrics_read_file(path, buf, sizeof(buf)) == 0 &&
+        (p = strrchr(buf, ')')) != NULL &&
+        sscanf(p + 1,
+               " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d"
+               " %llu %llu %lld",
+               &utime, &stime, &start, &vsize, &rss) == 5) {
+        char sbuf[16384];
+        const char *bt;
+
+        metrics_one(b, "process_cpu_seconds_total", "counter",
+                    "Total user and system CPU time spent in seconds.",
+                    (double)(utime + stime) / (double)tick);
+        metrics_one_u64(b, "process_resident_memory_bytes", "gauge",
+                        "Resident memory size in bytes.",
+                        rss > 0 ? (uint64_t)rss * (uint64_t)page : 0);
+        metrics_one_u64(b, "process_virtual_memory_bytes", "gauge",
+                        "Virtual memory size in bytes.", vsize);
+        snprintf(path, sizeof(path), "%s/stat", proc_root);
+        if (metrics_read_file(path, sbuf, sizeof(sbuf)) == 0 &&
+            (bt = strstr(sbuf, "\nbtime ")) != NULL)
+            metrics_one(b, "process_start_time_seconds", "gauge",
+                        "Start time of the process since unix epoch in seconds.",
+                        (double)strtoull(bt + 7, NULL, 10) + (double)start / (double)tick);
+    }
+    snprintf(path, sizeof(path), "%s/self/fd", proc_root);
+    if ((d = opendir(path)) != NULL) {
+        uint64_t n = 0;
+        struct dirent *e;
+
+        while ((e = readdir(d)) != NULL)
+            n += e->d_name[0] != '.';
+        closedir(d);
+        metrics_one_u64(b, "process_open_fds", "gauge", "Number of open file descriptors.", n);
+    }
+    snprintf(path, sizeof(path), "%s/self/limits", proc_root);
+    if (metrics_read_file(path, buf, sizeof(buf)) == 0 &&
+        (p = strstr(buf, "Max open files")) != NULL) {
+        unsigned long long soft;
+
+        if (sscanf(p + strlen("Max open files"), " %llu", &soft) == 1)
+            metrics_one_u64(b, "process_max_fds", "gauge",
+                            "Maximum number of open file descriptors.", soft);
+    }
 }

@@ -91,4 +91,17 @@ void metrics_histogram_bounds(struct metrics_buf *b, const char *name, const cha
                               const struct histogram *h, double scale, const double *bounds,
                               size_t nbounds, const char *const *labels);
 
+/*
+ * Writes the standard process families that Prometheus client libraries
+ * export, read from proc_root ("/proc", or a fixture tree in tests):
+ * process_cpu_seconds_total (user + system, <proc>/self/stat),
+ * process_resident_memory_bytes and process_virtual_memory_bytes
+ * (<proc>/self/stat), process_open_fds (entries of <proc>/self/fd, as
+ * client_golang counts them), process_max_fds (the soft "Max open files" of
+ * <proc>/self/limits) and process_start_time_seconds (Unix time: btime of
+ * <proc>/stat plus the start in <proc>/self/stat). A family whose source
+ * cannot be read is left out rather than written as 0.
+ */
+void metrics_process(struct metrics_buf *b, const char *proc_root);
+
 #endif

@@ -835,6 +835,7 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
                 (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
                     (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6);
 
+    metrics_process(m, "/proc");
     http_reply(req, 200, "text/plain; version=0.0.4", metrics_buf_data(m), metrics_buf_len(m));
     metrics_buf_free(m);
 }

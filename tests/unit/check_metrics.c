@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "histogram.h"
 #include "metrics.h"
@@ -288,6 +290,88 @@ START_TEST(test_one)
 }
 END_TEST
 
+
+/* Writes text into dir/name. */
+static void put(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+START_TEST(test_process_fixture)
+{
+    char root[] = "/tmp/check-metrics-proc.XXXXXX", path[512];
+    struct metrics_buf *b = metrics_buf_new();
+    long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    char stat[512], want[256];
+
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    snprintf(path, sizeof(path), "%s/self", root);
+    mkdir(path, 0755);
+    snprintf(path, sizeof(path), "%s/self/fd", root);
+    mkdir(path, 0755);
+    put(path, "0", "");
+    put(path, "1", "");
+    put(path, "7", "");
+    /* utime 3 s, stime 1.5 s, started 10 s after boot, 1000 pages resident; a comm with ") (". */
+    snprintf(stat, sizeof(stat),
+             "4242 (sluice) (x)) S 1 4242 4242 0 -1 4194560 100 0 0 0 %ld %ld 0 0 20 0 3 0 %ld "
+             "123456789 1000 18446744073709551615\n",
+             3 * tick, 3 * tick / 2, 10 * tick);
+    snprintf(path, sizeof(path), "%s/self", root);
+    put(path, "stat", stat);
+    put(path, "limits", "Limit                     Soft Limit           Hard Limit           Units\n"
+                        "Max cpu time              unlimited            unlimited            seconds\n"
+                        "Max open files            4096                 524288               files\n");
+    put(root, "stat", "cpu  1 2 3 4\nintr 0\nbtime 1700000000\nprocesses 9\n");
+    metrics_process(b, root);
+    ck_assert_msg(strstr(metrics_buf_data(b), "# TYPE process_cpu_seconds_total counter\n"
+                                              "process_cpu_seconds_total 4.5\n") != NULL,
+                  "%s", metrics_buf_data(b));
+    snprintf(want, sizeof(want), "process_resident_memory_bytes %ld\n", 1000 * page);
+    ck_assert_ptr_nonnull(strstr(metrics_buf_data(b), want));
+    ck_assert_ptr_nonnull(strstr(metrics_buf_data(b), "process_virtual_memory_bytes 123456789\n"));
+    ck_assert_ptr_nonnull(strstr(metrics_buf_data(b), "process_start_time_seconds 1700000010\n"));
+    ck_assert_ptr_nonnull(strstr(metrics_buf_data(b), "# TYPE process_open_fds gauge\nprocess_open_fds 3\n"));
+    ck_assert_ptr_nonnull(strstr(metrics_buf_data(b), "process_max_fds 4096\n"));
+    metrics_buf_free(b);
+    snprintf(path, sizeof(path), "rm -rf '%s'", root);
+    ck_assert_int_eq(system(path), 0);
+}
+END_TEST
+
+START_TEST(test_process_missing)
+{
+    struct metrics_buf *b = metrics_buf_new();
+
+    /* Nothing readable: nothing written, rather than zeros that look real. */
+    metrics_process(b, "/nonexistent-proc-root");
+    ck_assert_str_eq(metrics_buf_data(b), "");
+    metrics_buf_free(b);
+}
+END_TEST
+
+START_TEST(test_process_live)
+{
+    struct metrics_buf *b = metrics_buf_new();
+    const char *d;
+
+    metrics_process(b, "/proc");
+    d = metrics_buf_data(b);
+    ck_assert_ptr_nonnull(strstr(d, "\nprocess_resident_memory_bytes "));
+    ck_assert_ptr_nonnull(strstr(d, "\nprocess_start_time_seconds 1"));
+    ck_assert_ptr_nonnull(strstr(d, "\nprocess_open_fds "));
+    ck_assert_ptr_nonnull(strstr(d, "\nprocess_max_fds "));
+    metrics_buf_free(b);
+}
+END_TEST
+
 static Suite *metrics_suite(void)
 {
     Suite *s = suite_create("metrics");
@@ -314,6 +398,11 @@ static Suite *metrics_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("family_once");
     tcase_add_test(tc, test_family_once);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("process");
+    tcase_add_test(tc, test_process_fixture);
+    tcase_add_test(tc, test_process_missing);
+    tcase_add_test(tc, test_process_live);
     suite_add_tcase(s, tc);
     tc = tcase_create("growth");
     tcase_add_test(tc, test_growth);
