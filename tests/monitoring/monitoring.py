@@ -11,7 +11,9 @@ there), then:
   - the standard process_* families are there with plausible values;
   - (when the files exist) `promtool check rules` on
     deploy/prometheus/sluice-rules.yml, `promtool test rules` on
-    tests/monitoring/rules-test.yml, and every metric name in an
+    tests/monitoring/rules-test.yml (five alerts fire on synthetic series,
+    none too early or for a healthy series), `promtool check config` on the
+    compose scrape configuration, and every metric name in an
     expression of deploy/grafana/sluice.json or of the rules is one the
     daemons export (or a recording rule defines).
 
@@ -121,6 +123,16 @@ if os.path.exists(rules) and PROMTOOL is not None:
     rc, out = promtool(["test", "rules", os.path.join(SRC, "tests", "monitoring",
                                                        "rules-test.yml")])
     t.check("promtool test rules", rc == 0, out[:3000])
+    # The compose scrape configuration, with the rules where the container mounts them.
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="sluice-prom-") as tmp:
+        shutil.copy(rules, os.path.join(tmp, "sluice-rules.yml"))
+        cfg = open(os.path.join(SRC, "deploy", "prometheus", "prometheus.yml")).read()
+        with open(os.path.join(tmp, "prometheus.yml"), "w") as f:
+            f.write(cfg.replace("/etc/prometheus/sluice-rules.yml",
+                                os.path.join(tmp, "sluice-rules.yml")))
+        rc, out = promtool(["check", "config", os.path.join(tmp, "prometheus.yml")])
+        t.check("promtool check config (deploy/prometheus/prometheus.yml)", rc == 0, out[:2000])
 
 
 def metric_names(expr):
