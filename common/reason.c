@@ -26,6 +26,7 @@ static const struct reason_row reason_rows[WIRE_REASON_COUNT_] = {
     [WIRE_REASON_DISK_FULL] = {"DISK_FULL", 507, 300000},
     [WIRE_REASON_SEGMENT_INVALID] = {"SEGMENT_INVALID", 422, 0},
     [WIRE_REASON_MEM_EXHAUSTION] = {"MEM_EXHAUSTION", 429, 60000},
+    [WIRE_REASON_OVER_LIMIT] = {"OVER_LIMIT", 429, 0},
 };
 
 const char *reason_name(enum wire_reason r)

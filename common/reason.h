@@ -26,6 +26,7 @@ enum wire_reason {
     WIRE_REASON_DISK_FULL,
     WIRE_REASON_SEGMENT_INVALID,
     WIRE_REASON_MEM_EXHAUSTION, /* a gate too, checked after MEM_CRITICAL */
+    WIRE_REASON_OVER_LIMIT,     /* not a refusal: why a segment over its declared limit was shed */
     WIRE_REASON_COUNT_
 };
 

@@ -25,6 +25,7 @@
 
 _Static_assert((int)WIRE_REASON_SEGMENT_INVALID == (int)SLUICE__V1__REASON__SEGMENT_INVALID, "reason enum");
 _Static_assert((int)WIRE_REASON_MEM_EXHAUSTION == (int)SLUICE__V1__REASON__MEM_EXHAUSTION, "reason enum");
+_Static_assert((int)WIRE_REASON_OVER_LIMIT == (int)SLUICE__V1__REASON__OVER_LIMIT, "reason enum");
 _Static_assert((int)WIRE_REASON_DISK_FULL == (int)SLUICE__V1__REASON__DISK_FULL, "reason enum");
 _Static_assert((int)WIRE_SEG_DROPPED == (int)SLUICE__V1__SEGMENT_STATE__DROPPED, "segment state enum");
 _Static_assert((int)WIRE_AGG_MAX == (int)SLUICE__V1__AGGREGATE__MAX, "aggregate enum");
@@ -274,6 +275,20 @@ int wire_check_table(const char *field, const char *name, struct wire_error *err
     return 0;
 }
 
+int wire_check_mem(const char *prefix, uint64_t request, uint64_t limit, struct wire_error *err)
+{
+    if (request > WIRE_MEM_DECLARED_MAX)
+        return wire_invalid(err, "%smem_request_bytes: %llu is over the limit of %llu", prefix,
+                            (unsigned long long)request, WIRE_MEM_DECLARED_MAX);
+    if (limit > WIRE_MEM_DECLARED_MAX)
+        return wire_invalid(err, "%smem_limit_bytes: %llu is over the limit of %llu", prefix,
+                            (unsigned long long)limit, WIRE_MEM_DECLARED_MAX);
+    if (limit != 0 && limit < request)
+        return wire_invalid(err, "%smem_limit_bytes: %llu is under mem_request_bytes %llu",
+                            prefix, (unsigned long long)limit, (unsigned long long)request);
+    return 0;
+}
+
 /* Copies a validated-length string; the caller has checked strlen < size. */
 static void wire_copy(char *dst, size_t size, const char *src)
 {
@@ -440,12 +455,29 @@ static int wire_assign_from_pb(const Sluice__V1__AssignRequest *m, const char *p
     if (m->avg_row_size == 0 || m->avg_row_size > WIRE_ROW_SIZE_MAX)
         return wire_invalid(err, "%savg_row_size: %llu is outside 1..%llu", prefix,
                             (unsigned long long)m->avg_row_size, WIRE_ROW_SIZE_MAX);
+    if (wire_check_mem(prefix, m->mem_request_bytes, m->mem_limit_bytes, err) < 0)
+        return -EINVAL;
     wire_copy(out->segment_id, sizeof(out->segment_id), m->segment_id);
     wire_copy(out->uri, sizeof(out->uri), m->uri);
     out->row_count = m->row_count;
     out->avg_row_size = m->avg_row_size;
     out->digest = m->digest;
+    out->mem_request_bytes = m->mem_request_bytes;
+    out->mem_limit_bytes = m->mem_limit_bytes;
     return 0;
+}
+
+/* A protobuf view of an assignment (strings borrowed from in). */
+static void wire_assign_to_pb(Sluice__V1__AssignRequest *dst, const struct wire_assign_request *in)
+{
+    sluice__v1__assign_request__init(dst);
+    dst->segment_id = (char *)(uintptr_t)in->segment_id;
+    dst->uri = (char *)(uintptr_t)in->uri;
+    dst->row_count = in->row_count;
+    dst->avg_row_size = in->avg_row_size;
+    dst->digest = in->digest;
+    dst->mem_request_bytes = in->mem_request_bytes;
+    dst->mem_limit_bytes = in->mem_limit_bytes;
 }
 
 int wire_assign_request_decode(const void *buf, size_t len, struct wire_assign_request *ret,
@@ -510,12 +542,7 @@ uint8_t *wire_assign_batch_encode(const struct wire_assign_batch *in, size_t *re
     uint8_t *buf;
 
     for (size_t i = 0; i < in->n; i++) {
-        sluice__v1__assign_request__init(&as[i]);
-        as[i].segment_id = (char *)(uintptr_t)in->assignments[i].segment_id;
-        as[i].uri = (char *)(uintptr_t)in->assignments[i].uri;
-        as[i].row_count = in->assignments[i].row_count;
-        as[i].avg_row_size = in->assignments[i].avg_row_size;
-        as[i].digest = in->assignments[i].digest;
+        wire_assign_to_pb(&as[i], &in->assignments[i]);
         ptrs[i] = &as[i];
     }
     m.n_assignments = in->n;
@@ -536,13 +563,9 @@ void wire_assign_batch_done(struct wire_assign_batch *m)
 
 uint8_t *wire_assign_request_encode(const struct wire_assign_request *in, size_t *ret_len)
 {
-    Sluice__V1__AssignRequest m = SLUICE__V1__ASSIGN_REQUEST__INIT;
+    Sluice__V1__AssignRequest m;
 
-    m.segment_id = (char *)(uintptr_t)in->segment_id;
-    m.uri = (char *)(uintptr_t)in->uri;
-    m.row_count = in->row_count;
-    m.avg_row_size = in->avg_row_size;
-    m.digest = in->digest;
+    wire_assign_to_pb(&m, in);
     return wire_pack(&m.base, ret_len);
 }
 
@@ -830,6 +853,10 @@ static int wire_segment_status_from_pb(struct wire_segment_status *dst,
     dst->index_bytes = s->index_bytes;
     dst->last_query_unix_ms = s->last_query_unix_ms;
     dst->digest = s->digest;
+    dst->footprint_bytes = s->footprint_bytes;
+    dst->mem_request_bytes = s->mem_request_bytes;
+    dst->mem_limit_bytes = s->mem_limit_bytes;
+    dst->over_limit = s->over_limit;
     return 0;
 }
 
@@ -988,6 +1015,10 @@ static Sluice__V1__SegmentStatus **wire_statuses_to_pb(const struct wire_segment
         segs[i].uri = (char *)(uintptr_t)(in[i].uri != NULL ? in[i].uri : "");
         segs[i].last_query_unix_ms = in[i].last_query_unix_ms;
         segs[i].digest = in[i].digest;
+        segs[i].footprint_bytes = in[i].footprint_bytes;
+        segs[i].mem_request_bytes = in[i].mem_request_bytes;
+        segs[i].mem_limit_bytes = in[i].mem_limit_bytes;
+        segs[i].over_limit = in[i].over_limit;
         ptrs[i] = &segs[i];
     }
     *ret = segs;
@@ -1159,6 +1190,9 @@ int wire_check_segment_spec(const char *field, const struct wire_segment_spec *s
     snprintf(name, sizeof(name), "%s.table", field);
     if (wire_check_table(name, s->table, err) < 0)
         return -EINVAL;
+    snprintf(name, sizeof(name), "%s.", field);
+    if (wire_check_mem(name, s->mem_request_bytes, s->mem_limit_bytes, err) < 0)
+        return -EINVAL;
     return 0;
 }
 
@@ -1173,6 +1207,8 @@ static void wire_spec_from_pb(struct wire_segment_spec *dst, const Sluice__V1__S
     /* The caller has checked the length of a peer's table. */
     wire_copy_text(dst->table, sizeof(dst->table),
                    s->table != NULL && s->table[0] != '\0' ? s->table : WIRE_TABLE_DEFAULT);
+    dst->mem_request_bytes = s->mem_request_bytes;
+    dst->mem_limit_bytes = s->mem_limit_bytes;
 }
 
 static void wire_spec_to_pb(Sluice__V1__SegmentSpec *dst, const struct wire_segment_spec *s)
@@ -1185,6 +1221,8 @@ static void wire_spec_to_pb(Sluice__V1__SegmentSpec *dst, const struct wire_segm
     dst->replication = s->replication;
     dst->digest = s->digest;
     dst->table = (char *)(uintptr_t)s->table;
+    dst->mem_request_bytes = s->mem_request_bytes;
+    dst->mem_limit_bytes = s->mem_limit_bytes;
 }
 
 int wire_segment_batch_decode(const void *buf, size_t len, struct wire_segment_batch *ret,
@@ -1340,6 +1378,8 @@ int wire_segment_list_decode(const void *buf, size_t len, struct wire_segment_li
         d->backoff_until_ms = s->backoff_until_ms;
         wire_copy_text(d->last_reason, sizeof(d->last_reason), s->last_reason);
         d->explain = s->explain[0] != '\0' ? xstrdup(s->explain) : NULL;
+        d->footprint_bytes = s->footprint_bytes;
+        d->over_limit = s->over_limit;
         out.n = i + 1;
     }
     out.total = m->total;
@@ -1380,6 +1420,8 @@ uint8_t *wire_segment_list_encode(const struct wire_segment_list *in, size_t *re
         infos[i].backoff_until_ms = s->backoff_until_ms;
         infos[i].last_reason = (char *)(uintptr_t)s->last_reason;
         infos[i].explain = (char *)(uintptr_t)(s->explain != NULL ? s->explain : "");
+        infos[i].footprint_bytes = s->footprint_bytes;
+        infos[i].over_limit = s->over_limit;
         iptrs[i] = &infos[i];
     }
     m.n_segments = in->n;
@@ -1520,6 +1562,97 @@ void wire_table_list_done(struct wire_table_list *m)
     if (m == NULL)
         return;
     free(m->tables);
+    memset(m, 0, sizeof(*m));
+}
+
+int wire_recommendation_list_decode(const void *buf, size_t len,
+                                    struct wire_recommendation_list *ret, struct wire_error *err)
+{
+    Sluice__V1__RecommendationList *m;
+    int r;
+
+    m = wire_unpack(&sluice__v1__recommendation_list__descriptor, buf, len, "RecommendationList",
+                    err, &r);
+    if (m == NULL)
+        return r;
+    if (m->n_recommendations > WIRE_TABLE_LIST_MAX) {
+        r = wire_invalid(err, "recommendations: %zu entries, the limit is %d",
+                         m->n_recommendations, WIRE_TABLE_LIST_MAX);
+        sluice__v1__recommendation_list__free_unpacked(m, NULL);
+        return r;
+    }
+    memset(ret, 0, sizeof(*ret));
+    ret->recs = xcalloc(m->n_recommendations, sizeof(*ret->recs));
+    for (size_t i = 0; i < m->n_recommendations; i++) {
+        const Sluice__V1__Recommendation *p = m->recommendations[i];
+        struct wire_recommendation *d = &ret->recs[i];
+
+        wire_copy_text(d->table, sizeof(d->table), p->table);
+        d->segments = p->segments;
+        d->observed = p->observed;
+        d->p50_bytes = p->p50_bytes;
+        d->p90_bytes = p->p90_bytes;
+        d->p95_bytes = p->p95_bytes;
+        d->max_bytes = p->max_bytes;
+        d->request_bytes = p->request_bytes;
+        d->limit_bytes = p->limit_bytes;
+        d->declared_request_bytes = p->declared_request_bytes;
+        d->declared_limit_bytes = p->declared_limit_bytes;
+        d->request_ratio = p->request_ratio;
+        d->limit_ratio = p->limit_ratio;
+        d->estimate_bytes = p->estimate_bytes;
+        d->estimate_ratio = p->estimate_ratio;
+        d->over_limit = p->over_limit;
+    }
+    ret->n = m->n_recommendations;
+    sluice__v1__recommendation_list__free_unpacked(m, NULL);
+    return 0;
+}
+
+uint8_t *wire_recommendation_list_encode(const struct wire_recommendation_list *in,
+                                         size_t *ret_len)
+{
+    Sluice__V1__RecommendationList m = SLUICE__V1__RECOMMENDATION_LIST__INIT;
+    Sluice__V1__Recommendation *recs = xcalloc(in->n, sizeof(*recs));
+    Sluice__V1__Recommendation **ptrs = xcalloc(in->n, sizeof(*ptrs));
+    uint8_t *buf;
+
+    for (size_t i = 0; i < in->n; i++) {
+        const struct wire_recommendation *s = &in->recs[i];
+        Sluice__V1__Recommendation *d = &recs[i];
+
+        sluice__v1__recommendation__init(d);
+        d->table = (char *)(uintptr_t)s->table;
+        d->segments = s->segments;
+        d->observed = s->observed;
+        d->p50_bytes = s->p50_bytes;
+        d->p90_bytes = s->p90_bytes;
+        d->p95_bytes = s->p95_bytes;
+        d->max_bytes = s->max_bytes;
+        d->request_bytes = s->request_bytes;
+        d->limit_bytes = s->limit_bytes;
+        d->declared_request_bytes = s->declared_request_bytes;
+        d->declared_limit_bytes = s->declared_limit_bytes;
+        d->request_ratio = s->request_ratio;
+        d->limit_ratio = s->limit_ratio;
+        d->estimate_bytes = s->estimate_bytes;
+        d->estimate_ratio = s->estimate_ratio;
+        d->over_limit = s->over_limit;
+        ptrs[i] = d;
+    }
+    m.n_recommendations = in->n;
+    m.recommendations = ptrs;
+    buf = wire_pack(&m.base, ret_len);
+    free(ptrs);
+    free(recs);
+    return buf;
+}
+
+void wire_recommendation_list_done(struct wire_recommendation_list *m)
+{
+    if (m == NULL)
+        return;
+    free(m->recs);
     memset(m, 0, sizeof(*m));
 }
 
@@ -1744,10 +1877,17 @@ int wire_claim_response_decode(const void *buf, size_t len, struct wire_claim_re
             wire_claim_response_done(ret);
             goto out;
         }
+        snprintf(field, sizeof(field), "assignments[%zu].", i);
+        if (wire_check_mem(field, a->mem_request_bytes, a->mem_limit_bytes, err) < 0) {
+            wire_claim_response_done(ret);
+            goto out;
+        }
         wire_copy(d->segment_id, sizeof(d->segment_id), a->segment_id);
         d->row_count = a->row_count;
         d->avg_row_size = a->avg_row_size;
         d->digest = a->digest;
+        d->mem_request_bytes = a->mem_request_bytes;
+        d->mem_limit_bytes = a->mem_limit_bytes;
         ret->n = i + 1;
     }
     r = 0;
@@ -1764,12 +1904,7 @@ uint8_t *wire_claim_response_encode(const struct wire_claim_response *in, size_t
     uint8_t *buf;
 
     for (size_t i = 0; i < in->n; i++) {
-        sluice__v1__assign_request__init(&as[i]);
-        as[i].segment_id = (char *)(uintptr_t)in->assignments[i].segment_id;
-        as[i].uri = (char *)(uintptr_t)in->assignments[i].uri;
-        as[i].row_count = in->assignments[i].row_count;
-        as[i].avg_row_size = in->assignments[i].avg_row_size;
-        as[i].digest = in->assignments[i].digest;
+        wire_assign_to_pb(&as[i], &in->assignments[i]);
         ptrs[i] = &as[i];
     }
     m.n_assignments = in->n;

@@ -29,6 +29,8 @@
 #define WIRE_QUERY_MAX_SEGMENTS 1024
 #define WIRE_ROW_COUNT_MAX      1000000000000ull /* 10^12 */
 #define WIRE_ROW_SIZE_MAX       (16ull << 20)
+/* Declared memory of one segment (mem_request_bytes, mem_limit_bytes): 16 TiB. */
+#define WIRE_MEM_DECLARED_MAX   (1ull << 44)
 
 enum wire_verdict { WIRE_VERDICT_UNSPECIFIED = 0, WIRE_VERDICT_ACCEPTED, WIRE_VERDICT_REJECTED };
 
@@ -122,6 +124,7 @@ struct wire_assign_request {
     uint64_t row_count;
     uint64_t avg_row_size;
     uint64_t digest; /* content digest (segment_digest), 0: unknown */
+    uint64_t mem_request_bytes, mem_limit_bytes; /* declared; 0: none (wire_check_mem) */
 };
 
 struct wire_assign_response {
@@ -174,6 +177,9 @@ struct wire_segment_status {
     char *uri; /* owned; NULL in node reports */
     uint64_t last_query_unix_ms;
     uint64_t digest; /* content digest of the copy, 0: unknown */
+    uint64_t footprint_bytes; /* observed while LOADED; 0 otherwise */
+    uint64_t mem_request_bytes, mem_limit_bytes; /* as assigned; 0: none */
+    bool over_limit;          /* LOADED with footprint over a declared limit */
 };
 
 struct wire_node_status {
@@ -268,6 +274,7 @@ struct wire_segment_spec {
     uint32_t replication; /* 1..WIRE_REPLICATION_MAX after decoding */
     uint64_t digest;      /* content digest (segment_digest), 0: unknown */
     char table[WIRE_TABLE_MAX + 1]; /* WIRE_TABLE_DEFAULT after decoding an empty one */
+    uint64_t mem_request_bytes, mem_limit_bytes; /* declared; 0: none (wire_check_mem) */
 };
 
 struct wire_segment_batch {
@@ -290,6 +297,24 @@ struct wire_table_list {
     struct wire_table_info *tables; /* owned */
 };
 
+/* One table's recommendation (proto Recommendation says how it is made). */
+struct wire_recommendation {
+    char table[WIRE_TABLE_MAX + 1];
+    uint64_t segments, observed;
+    uint64_t p50_bytes, p90_bytes, p95_bytes, max_bytes;
+    uint64_t request_bytes, limit_bytes;
+    uint64_t declared_request_bytes, declared_limit_bytes;
+    double request_ratio, limit_ratio;
+    uint64_t estimate_bytes;
+    double estimate_ratio;
+    uint64_t over_limit;
+};
+
+struct wire_recommendation_list {
+    size_t n;
+    struct wire_recommendation *recs; /* owned */
+};
+
 struct wire_placement {
     char node_id[WIRE_ID_MAX + 1];
     enum wire_segment_state state;
@@ -303,6 +328,8 @@ struct wire_segment_info {
     uint64_t backoff_until_ms;
     char last_reason[32];
     char *explain; /* owned, may be NULL */
+    uint64_t footprint_bytes; /* largest its LOADED copies reported; 0: none */
+    bool over_limit;
 };
 
 struct wire_segment_list {
@@ -382,6 +409,12 @@ void wire_report_response_done(struct wire_report_response *m);
  * -EINVAL with err naming field and the offending byte.
  */
 int wire_check_table(const char *field, const char *name, struct wire_error *err);
+/*
+ * Declared memory: each of request and limit at most WIRE_MEM_DECLARED_MAX,
+ * and a limit (when not 0) at least the request. 0, or -EINVAL with err
+ * naming "<prefix>mem_request_bytes" or "<prefix>mem_limit_bytes".
+ */
+int wire_check_mem(const char *prefix, uint64_t request, uint64_t limit, struct wire_error *err);
 /* Validates one spec (shared by the decoder and the CLI's import). */
 int wire_check_segment_spec(const char *field, const struct wire_segment_spec *s,
                             struct wire_error *err);
@@ -423,6 +456,12 @@ struct wire_history_list {
 
 uint8_t *wire_history_list_encode(const struct wire_history_list *m, size_t *ret_len);
 void wire_table_list_done(struct wire_table_list *m);
+
+int wire_recommendation_list_decode(const void *buf, size_t len,
+                                    struct wire_recommendation_list *ret, struct wire_error *err);
+uint8_t *wire_recommendation_list_encode(const struct wire_recommendation_list *m,
+                                         size_t *ret_len);
+void wire_recommendation_list_done(struct wire_recommendation_list *m);
 
 int wire_node_list_decode(const void *buf, size_t len, struct wire_node_list *ret,
                           struct wire_error *err);

@@ -134,12 +134,7 @@ static int coord_claim_one(const char *key, void *value, void *arg)
         coord_holder_find(s, cl->node->id) != NULL || s->backoff_until_ms > coord_now_ms())
         return 0;
     a = &cl->resp.assignments[cl->resp.n++];
-    memset(a, 0, sizeof(*a));
-    snprintf(a->segment_id, sizeof(a->segment_id), "%s", s->id);
-    snprintf(a->uri, sizeof(a->uri), "%s", s->uri);
-    a->row_count = s->row_count;
-    a->avg_row_size = s->avg_row_size;
-    a->digest = s->digest;
+    coord_seg_assignment(s, a);
     coord_holder_add(cl->c, s, cl->node, WIRE_SEG_LOADING);
     coord_event(cl->c, "claimed", s->id, cl->node->id, WIRE_REASON_NONE, 0, 0, NULL);
     return 0;
@@ -197,6 +192,7 @@ enum coord_reg {
     COORD_REG_REVALIDATED, /* INVALID, registered again from a changed file */
     COORD_REG_KIND = 0x0f, /* the bits above */
     COORD_REG_TABLE = 0x10, /* or'ed: moved from the default table to the one named */
+    COORD_REG_MEM = 0x20,   /* or'ed: other declared memory */
 };
 
 /* An INVALID segment whose file changed (another digest) is placeable again. */
@@ -257,8 +253,17 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
             bool same_place = strcmp(s->uri, sp->uri) == 0 && s->replication == sp->replication &&
                               (moved || strcmp(s->table, sp->table) == 0);
             bool new_digest = sp->digest != 0 && sp->digest != s->digest;
+            /* Declarations are revised, not compared: none (both 0) keeps them. */
+            bool new_mem = (sp->mem_request_bytes != 0 || sp->mem_limit_bytes != 0) &&
+                           (sp->mem_request_bytes != s->mem_request_bytes ||
+                            sp->mem_limit_bytes != s->mem_limit_bytes);
+            unsigned changed = (moved ? COORD_REG_TABLE : 0) | (new_mem ? COORD_REG_MEM : 0);
 
             if (same_place && moved && catalog_set_segment_table(c->cat, s->id, sp->table) < 0)
+                goto catalog_failed;
+            if (same_place && new_mem &&
+                catalog_set_segment_mem(c->cat, s->id, sp->mem_request_bytes,
+                                        sp->mem_limit_bytes) < 0)
                 goto catalog_failed;
             if (same_place && s->row_count == sp->row_count &&
                 s->avg_row_size == sp->avg_row_size && (!new_digest || s->digest == 0)) {
@@ -267,9 +272,8 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
                     catalog_set_segment_file(c->cat, s->id, s->row_count, s->avg_row_size,
                                              sp->digest, NULL) < 0)
                     goto catalog_failed;
-                is_new[i] = (new_digest ? COORD_REG_DIGEST : COORD_REG_NONE) |
-                            (moved ? COORD_REG_TABLE : 0);
-                if (moved)
+                is_new[i] = (new_digest ? COORD_REG_DIGEST : COORD_REG_NONE) | changed;
+                if (changed != 0)
                     resp.registered++;
                 else
                     resp.unchanged++;
@@ -280,7 +284,7 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
                 if (catalog_set_segment_file(c->cat, s->id, sp->row_count, sp->avg_row_size,
                                              sp->digest, "PENDING") < 0)
                     goto catalog_failed;
-                is_new[i] = COORD_REG_REVALIDATED | (moved ? COORD_REG_TABLE : 0);
+                is_new[i] = COORD_REG_REVALIDATED | changed;
                 resp.registered++;
                 continue;
             }
@@ -314,6 +318,8 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
         cs.digest = sp->digest;
         cs.replication = sp->replication;
         snprintf(cs.table, sizeof(cs.table), "%s", sp->table);
+        cs.mem_request_bytes = sp->mem_request_bytes;
+        cs.mem_limit_bytes = sp->mem_limit_bytes;
         snprintf(cs.state, sizeof(cs.state), "PENDING");
         cs.created_ms = (int64_t)clock_wall_ms();
         if (catalog_put_segment(c->cat, &cs) < 0) {
@@ -341,12 +347,19 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
                      log_q(sp->table));
             coord_seg_set_table(s, sp->table);
         }
+        if (is_new[i] & COORD_REG_MEM) {
+            s = strmap_get(c->segs, sp->segment_id);
+            s->mem_request_bytes = sp->mem_request_bytes;
+            s->mem_limit_bytes = sp->mem_limit_bytes;
+        }
         switch (is_new[i] & COORD_REG_KIND) {
         case COORD_REG_NEW:
             s = coord_seg_new(c, sp->segment_id, sp->uri, sp->row_count, sp->avg_row_size,
                               sp->replication, COORD_PENDING);
             s->digest = sp->digest;
             coord_seg_set_table(s, sp->table);
+            s->mem_request_bytes = sp->mem_request_bytes;
+            s->mem_limit_bytes = sp->mem_limit_bytes;
             coord_seg_update(c, s);
             break;
         case COORD_REG_DIGEST:

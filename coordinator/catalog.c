@@ -49,7 +49,9 @@
  * events (one node refusing many segments for one reason) is one row with
  * a count (rows from before are single events: count 1); v6 adds
  * segments.table_name, the table a segment belongs to ('default' for rows
- * from before tables), and an index by table.
+ * from before tables), and an index by table; v7 adds the declared
+ * segments.mem_request_bytes and mem_limit_bytes and the observed
+ * segments.footprint_bytes (0, none, for rows from before).
  */
 static const char *const catalog_migrations[] = {
     /* 0 -> 1 */
@@ -110,6 +112,13 @@ static const char *const catalog_migrations[] = {
     "ALTER TABLE segments ADD COLUMN table_name TEXT NOT NULL DEFAULT 'default'"
     "  CHECK (length(table_name) BETWEEN 1 AND 128);"
     "CREATE INDEX segments_table ON segments (table_name, id);",
+    /* 6 -> 7 */
+    "ALTER TABLE segments ADD COLUMN mem_request_bytes INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (mem_request_bytes >= 0);"
+    "ALTER TABLE segments ADD COLUMN mem_limit_bytes INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (mem_limit_bytes = 0 OR mem_limit_bytes >= mem_request_bytes);"
+    "ALTER TABLE segments ADD COLUMN footprint_bytes INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (footprint_bytes >= 0);",
 };
 
 _Static_assert(sizeof(catalog_migrations) / sizeof(catalog_migrations[0]) == CATALOG_SCHEMA_VERSION,
@@ -132,6 +141,8 @@ enum catalog_stmt {
     ST_SEG_SET_STATE,
     ST_SEG_SET_FILE,
     ST_SEG_SET_TABLE,
+    ST_SEG_SET_MEM,
+    ST_SEG_SET_FOOTPRINT,
     ST_SEG_DELETE,
     ST_SEG_ALL,
     ST_SEG_BY_STATE,
@@ -161,7 +172,7 @@ enum catalog_stmt {
 
 #define SEG_COLS                                                                                   \
     "id, uri, row_count, avg_row_size, replication, state, backoff_until_ms, created_ms, digest," \
-    " table_name"
+    " table_name, mem_request_bytes, mem_limit_bytes, footprint_bytes"
 #define NODE_COLS "id, addr, state, last_seen_ms, last_reason, created_ms, claim, drained_by"
 #define ASG_COLS  "segment_id, node_id, state, updated_ms"
 #define EV_COLS                                                                                    \
@@ -176,7 +187,7 @@ static const char *const catalog_sql[ST_COUNT_] = {
     [ST_RELEASE] = "RELEASE catalog_op",
     [ST_ROLLBACK_TO] = "ROLLBACK TO catalog_op",
     [ST_SEG_INSERT] = "INSERT INTO segments (" SEG_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-                      " ?10) ON CONFLICT (id) DO NOTHING",
+                      " ?10, ?11, ?12, ?13) ON CONFLICT (id) DO NOTHING",
     [ST_SEG_GET] = "SELECT " SEG_COLS " FROM segments WHERE id = ?1",
     [ST_SEG_EXISTS] = "SELECT 1 FROM segments WHERE id = ?1",
     [ST_SEG_SET_STATE] = "UPDATE segments SET state = ?2, backoff_until_ms = ?3 WHERE id = ?1",
@@ -184,6 +195,9 @@ static const char *const catalog_sql[ST_COUNT_] = {
                         " state = coalesce(?5, state),"
                         " backoff_until_ms = iif(?5 IS NULL, backoff_until_ms, 0) WHERE id = ?1",
     [ST_SEG_SET_TABLE] = "UPDATE segments SET table_name = ?2 WHERE id = ?1",
+    [ST_SEG_SET_MEM] = "UPDATE segments SET mem_request_bytes = ?2, mem_limit_bytes = ?3"
+                       " WHERE id = ?1",
+    [ST_SEG_SET_FOOTPRINT] = "UPDATE segments SET footprint_bytes = ?2 WHERE id = ?1",
     [ST_SEG_DELETE] = "DELETE FROM segments WHERE id = ?1",
     [ST_SEG_ALL] = "SELECT " SEG_COLS " FROM segments ORDER BY id",
     [ST_SEG_BY_STATE] = "SELECT " SEG_COLS " FROM segments WHERE state = ?1 ORDER BY id",
@@ -554,6 +568,9 @@ static int cat_read_segment(struct catalog *c, sqlite3_stmt *s, struct catalog_s
     g->backoff_until_ms = sqlite3_column_int64(s, 6);
     g->created_ms = sqlite3_column_int64(s, 7);
     g->digest = (uint64_t)sqlite3_column_int64(s, 8);
+    g->mem_request_bytes = (uint64_t)sqlite3_column_int64(s, 10);
+    g->mem_limit_bytes = (uint64_t)sqlite3_column_int64(s, 11);
+    g->footprint_bytes = (uint64_t)sqlite3_column_int64(s, 12);
     return 0;
 }
 
@@ -1008,6 +1025,16 @@ static int cat_check_table(struct catalog *c, const char *table)
     return 0;
 }
 
+/* Declared memory by the wire's rule. */
+static int cat_check_mem(struct catalog *c, uint64_t request, uint64_t limit)
+{
+    struct wire_error err;
+
+    if (wire_check_mem("segment ", request, limit, &err) < 0)
+        return cat_fail(c, -EINVAL, "%s", err.message);
+    return 0;
+}
+
 /* The table a segment is stored under: "" is the default table. */
 static const char *cat_table(const struct catalog_segment *s)
 {
@@ -1034,6 +1061,11 @@ static int cat_check_segment(struct catalog *c, const struct catalog_segment *s)
     if (s->replication < 1 || s->replication > CATALOG_REPLICATION_MAX)
         return cat_fail(c, -EINVAL, "segment replication: %u is outside 1..%d", s->replication,
                         CATALOG_REPLICATION_MAX);
+    if ((r = cat_check_mem(c, s->mem_request_bytes, s->mem_limit_bytes)) < 0)
+        return r;
+    if (s->footprint_bytes > INT64_MAX)
+        return cat_fail(c, -EINVAL, "segment footprint_bytes: %llu is out of range",
+                        (unsigned long long)s->footprint_bytes);
     if (s->table[0] != '\0')
         return cat_check_table(c, s->table);
     return 0;
@@ -1092,6 +1124,9 @@ int catalog_put_segment(struct catalog *c, const struct catalog_segment *s)
     sqlite3_bind_int64(q, 8, s->created_ms);
     sqlite3_bind_int64(q, 9, (sqlite3_int64)s->digest);
     cat_bind_text(q, 10, cat_table(s));
+    sqlite3_bind_int64(q, 11, (sqlite3_int64)s->mem_request_bytes);
+    sqlite3_bind_int64(q, 12, (sqlite3_int64)s->mem_limit_bytes);
+    sqlite3_bind_int64(q, 13, (sqlite3_int64)s->footprint_bytes);
     r = cat_step_done(c, q, "insert segment");
     if (r == 0 && sqlite3_changes(c->db) == 0)
         r = cat_segment_compare(c, s);
@@ -1181,6 +1216,43 @@ int catalog_set_segment_table(struct catalog *c, const char *id, const char *tab
     cat_bind_text(q, 1, id);
     cat_bind_text(q, 2, table);
     if ((r = cat_step_done(c, q, "set segment table")) < 0)
+        return r;
+    if (sqlite3_changes(c->db) == 0)
+        return cat_fail(c, -ENOENT, "segment '%s' not found", id);
+    return 0;
+}
+
+int catalog_set_segment_mem(struct catalog *c, const char *id, uint64_t request, uint64_t limit)
+{
+    sqlite3_stmt *q = c->stmt[ST_SEG_SET_MEM];
+    int r;
+
+    if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", id)) < 0 ||
+        (r = cat_check_mem(c, request, limit)) < 0)
+        return r;
+    cat_bind_text(q, 1, id);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)request);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)limit);
+    if ((r = cat_step_done(c, q, "set segment mem")) < 0)
+        return r;
+    if (sqlite3_changes(c->db) == 0)
+        return cat_fail(c, -ENOENT, "segment '%s' not found", id);
+    return 0;
+}
+
+int catalog_set_segment_footprint(struct catalog *c, const char *id, uint64_t bytes)
+{
+    sqlite3_stmt *q = c->stmt[ST_SEG_SET_FOOTPRINT];
+    int r;
+
+    if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", id)) < 0)
+        return r;
+    if (bytes > INT64_MAX)
+        return cat_fail(c, -EINVAL, "segment footprint_bytes: %llu is out of range",
+                        (unsigned long long)bytes);
+    cat_bind_text(q, 1, id);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)bytes);
+    if ((r = cat_step_done(c, q, "set segment footprint")) < 0)
         return r;
     if (sqlite3_changes(c->db) == 0)
         return cat_fail(c, -ENOENT, "segment '%s' not found", id);

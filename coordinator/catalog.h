@@ -41,7 +41,7 @@
 #include "wire.h"
 
 /* The schema version this build creates and understands. */
-#define CATALOG_SCHEMA_VERSION 6
+#define CATALOG_SCHEMA_VERSION 7
 
 #define CATALOG_EVENTS_KEEP_DEFAULT 100000u
 #define CATALOG_BUSY_TIMEOUT_MS     5000
@@ -66,6 +66,8 @@ struct catalog_segment {
     int64_t created_ms;       /* wall clock, as given by the caller */
     uint64_t digest;          /* content digest of the file (segment_digest); 0: unknown */
     char table[WIRE_TABLE_MAX + 1]; /* wire_check_table; "" is stored as WIRE_TABLE_DEFAULT */
+    uint64_t mem_request_bytes, mem_limit_bytes; /* declared (wire_check_mem); 0: none */
+    uint64_t footprint_bytes; /* largest footprint a node observed; 0: none yet */
 };
 
 /* A query node. state: "UP", "SUSPECT", "DOWN" or "DRAINING". */
@@ -188,6 +190,14 @@ int catalog_set_segment_state(struct catalog *c, const char *id, const char *sta
  * name), -ENOENT (no such segment) or a catalog error.
  */
 int catalog_set_segment_table(struct catalog *c, const char *id, const char *table);
+/*
+ * Sets a segment's declared memory (wire_check_mem: each at most
+ * WIRE_MEM_DECLARED_MAX, a limit not under the request; 0 is none). 0,
+ * -EINVAL, -ENOENT or a catalog error.
+ */
+int catalog_set_segment_mem(struct catalog *c, const char *id, uint64_t request, uint64_t limit);
+/* Records the footprint nodes observed for a segment. 0, -EINVAL (over INT64_MAX), -ENOENT. */
+int catalog_set_segment_footprint(struct catalog *c, const char *id, uint64_t bytes);
 /* Deletes the segment and (ON DELETE CASCADE) its assignments; -ENOENT if absent. */
 int catalog_delete_segment(struct catalog *c, const char *id);
 /* *ret = number of segments, of one state if state is not NULL. */

@@ -198,6 +198,7 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     http_server_route(c->http, HTTP_GET, "/v1/tables", false, coord_tables_cb, c);
     http_server_route(c->http, HTTP_GET, "/v1/history", false, coord_history_cb, c);
     http_server_route_public(c->http, HTTP_GET, "/", false, coord_page_cb, c);
+    http_server_route(c->http, HTTP_GET, "/v1/recommendations", false, coord_recommendations_cb, c);
     http_server_route(c->http, HTTP_GET, "/v1/status", false, coord_status_cb, c);
     http_server_route_public(c->http, HTTP_GET, "/metrics", false, coord_metrics_cb, c);
     http_server_route_public(c->http, HTTP_GET, "/healthz", false, coord_healthz_cb, c);

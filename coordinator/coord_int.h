@@ -66,6 +66,10 @@ struct coord_seg {
     char *table; /* owned; never NULL (WIRE_TABLE_DEFAULT), set by coord_seg_set_table() */
     uint64_t row_count, avg_row_size;
     uint64_t digest; /* content digest the registration carried; 0: unknown */
+    uint64_t mem_request_bytes, mem_limit_bytes; /* declared; 0: none */
+    uint64_t footprint_bytes; /* largest a LOADED copy reported (coord_seg_observe) */
+    uint64_t footprint_saved; /* what the catalog holds of it */
+    bool over_limit;          /* the last LOADED report said over_limit */
     unsigned replication;
     enum coord_seg_state state;
     struct coord_holder *holders;
@@ -269,7 +273,18 @@ void coord_list_segments(struct coord *c, struct evhttp_request *req);
 void coord_show_segment(struct coord *c, struct evhttp_request *req, const char *id);
 void coord_nodes_cb(struct evhttp_request *req, const char *rest, void *arg);
 void coord_events_cb(struct evhttp_request *req, const char *rest, void *arg);
+
+/* tables.c: per-table views, and the footprints the recommendations are made of */
 void coord_tables_cb(struct evhttp_request *req, const char *rest, void *arg);
+void coord_recommendations_cb(struct evhttp_request *req, const char *rest, void *arg);
+/*
+ * Takes note of a LOADED copy's report: the segment's footprint is the
+ * largest reported (written to the catalog when it first grows by more than
+ * 1/16, so a steady cluster writes nothing), over_limit the latest.
+ */
+void coord_seg_observe(struct coord *c, struct coord_seg *s, const struct wire_segment_status *r);
+/* The assignment of s (its declared memory included). */
+void coord_seg_assignment(const struct coord_seg *s, struct wire_assign_request *ret);
 void coord_status_cb(struct evhttp_request *req, const char *rest, void *arg);
 void coord_healthz_cb(struct evhttp_request *req, const char *rest, void *arg);
 void coord_metrics_cb(struct evhttp_request *req, const char *rest, void *arg);

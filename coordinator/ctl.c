@@ -240,6 +240,59 @@ void ctl_print_tables(FILE *out, const struct wire_table_list *tl, bool json)
         fputs("(no segments registered)\n", out);
 }
 
+/* "1.25x", or "-" when there was nothing to compare. */
+static const char *ctl_ratio(char *buf, size_t len, double r)
+{
+    if (r > 0)
+        snprintf(buf, len, "%.2fx", r);
+    else
+        snprintf(buf, len, "-");
+    return buf;
+}
+
+void ctl_print_recommendations(FILE *out, const struct wire_recommendation_list *l, bool json)
+{
+    if (json) {
+        size_t len;
+        uint8_t *buf = wire_recommendation_list_encode(l, &len);
+
+        ctl_json_msg(out, WIRE_MSG_RECOMMENDATION_LIST, buf, len);
+        return;
+    }
+    fprintf(out, "%-20s %5s %5s %8s %8s %8s  %9s %9s  %14s %14s %14s %5s\n", "TABLE", "SEGS",
+            "OBS", "P50", "P90", "P95", "REQUEST", "LIMIT", "DECL_REQ(OBS/)", "DECL_LIM(OBS/)",
+            "ROW_EST(OBS/)", "OVER");
+    for (size_t i = 0; i < l->n; i++) {
+        const struct wire_recommendation *r = &l->recs[i];
+        char b[8][16], x[3][16], d[3][32];
+
+        snprintf(d[0], sizeof(d[0]), "%s %s",
+                 r->declared_request_bytes ? ctl_bytes(b[5], sizeof(b[5]), r->declared_request_bytes)
+                                           : "-",
+                 ctl_ratio(x[0], sizeof(x[0]), r->request_ratio));
+        snprintf(d[1], sizeof(d[1]), "%s %s",
+                 r->declared_limit_bytes ? ctl_bytes(b[6], sizeof(b[6]), r->declared_limit_bytes)
+                                         : "-",
+                 ctl_ratio(x[1], sizeof(x[1]), r->limit_ratio));
+        snprintf(d[2], sizeof(d[2]), "%s %s", ctl_bytes(b[7], sizeof(b[7]), r->estimate_bytes),
+                 ctl_ratio(x[2], sizeof(x[2]), r->estimate_ratio));
+        fprintf(out, "%-20s %5" PRIu64 " %5" PRIu64 " %8s %8s %8s  %9s %9s  %14s %14s %14s %5" PRIu64
+                     "\n",
+                r->table, r->segments, r->observed, ctl_bytes(b[0], sizeof(b[0]), r->p50_bytes),
+                ctl_bytes(b[1], sizeof(b[1]), r->p90_bytes),
+                ctl_bytes(b[2], sizeof(b[2]), r->p95_bytes),
+                r->observed ? ctl_bytes(b[3], sizeof(b[3]), r->request_bytes) : "-",
+                r->observed ? ctl_bytes(b[4], sizeof(b[4]), r->limit_bytes) : "-", d[0], d[1],
+                d[2], r->over_limit);
+    }
+    for (size_t i = 0; i < l->n; i++)
+        if (l->recs[i].observed > 0)
+            fprintf(out, "%s: --mem-request %" PRIu64 " --mem-limit %" PRIu64 "\n",
+                    l->recs[i].table, l->recs[i].request_bytes, l->recs[i].limit_bytes);
+    if (l->n == 0)
+        fputs("(no segments registered)\n", out);
+}
+
 static const char *ctl_time(char *buf, size_t len, uint64_t ms)
 {
     time_t t = (time_t)(ms / 1000);
@@ -298,6 +351,12 @@ void ctl_print_explain(FILE *out, const struct wire_segment_info *s, bool json)
             s->spec.segment_id, s->state, s->spec.row_count, s->spec.avg_row_size,
             s->spec.replication, s->spec.table, s->spec.uri, s->spec.digest,
             s->spec.digest == 0 ? " (unknown: registered without one)" : "");
+    if (s->spec.mem_request_bytes != 0 || s->spec.mem_limit_bytes != 0 || s->footprint_bytes != 0)
+        fprintf(out,
+                "  memory: declared request %" PRIu64 " B, limit %" PRIu64
+                " B (0: none); observed footprint %" PRIu64 " B%s\n",
+                s->spec.mem_request_bytes, s->spec.mem_limit_bytes, s->footprint_bytes,
+                s->over_limit ? " OVER_LIMIT" : "");
     for (size_t j = 0; j < s->n_placements; j++)
         fprintf(out, "  on %s: %s\n", s->placements[j].node_id,
                 wire_segment_state_name(s->placements[j].state));
@@ -347,6 +406,28 @@ static int ctl_bad_answer(const char *cmd, const struct wire_error *err)
 {
     fprintf(stderr, "sluice-coord %s: unreadable answer: %s\n", cmd, err->message);
     return CTL_EXIT_FAILED;
+}
+
+/* --mem-request and --mem-limit of add and import: declared memory per segment. */
+#define CTL_MEM_OPTS(req, lim)                                                                \
+    {"mem-request", NULL, CONFIG_SIZE, &(req), "0",                                           \
+     "Declared memory request per segment: admission counts at least this. 0: none.", 0,      \
+     (int64_t)WIRE_MEM_DECLARED_MAX},                                                         \
+        {"mem-limit", NULL, CONFIG_SIZE, &(lim), "0",                                         \
+         "Declared memory limit per segment: a copy over it is OVER_LIMIT, shed first. 0: "   \
+         "none.",                                                                             \
+         0, (int64_t)WIRE_MEM_DECLARED_MAX}
+
+/* A limit under the request is a usage error, named by its flags. 0 or -EINVAL. */
+static int ctl_check_mem(const char *cmd, uint64_t request, uint64_t limit)
+{
+    if (limit != 0 && limit < request) {
+        fprintf(stderr,
+                "sluice-coord %s: --mem-limit: %" PRIu64 " is under --mem-request %" PRIu64 "\n",
+                cmd, limit, request);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 static int cmd_status(int argc, char **argv)
@@ -467,6 +548,66 @@ static int cmd_tables(int argc, char **argv)
     return rc;
 }
 
+/* Appends s to buf percent-encoded (every byte but [A-Za-z0-9._~-]). */
+static void ctl_url_encode(char *buf, size_t len, const char *s)
+{
+    size_t o = strlen(buf);
+
+    for (; *s != '\0' && o + 4 < len; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '.' || ch == '_' || ch == '~' || ch == '-')
+            buf[o++] = (char)ch;
+        else
+            o += (size_t)snprintf(buf + o, len - o, "%%%02X", ch);
+    }
+    buf[o] = '\0';
+}
+
+static int cmd_recommend(int argc, char **argv)
+{
+    struct ctl_common c = {0};
+    char *table = NULL;
+    const struct config_option opts[] = {
+        CTL_COMMON_OPTS(c),
+        {"table", NULL, CONFIG_STRING, &table, NULL, "Only this table."},
+    };
+    struct wire_recommendation_list l;
+    struct http_response r;
+    struct wire_error err;
+    char path[WIRE_TABLE_MAX * 3 + 64] = "/v1/recommendations";
+    int next, rc;
+
+    ctl_parse(opts, N_OPTS(opts), argc, argv, &next, "sluice-coord recommend [--table T] [--json]",
+              "Recommend a per-segment --mem-request and --mem-limit for each table from the "
+              "footprints nodes observed (p90 and p95, plus 15 %), and say how far the "
+              "declared values and the row-count estimate are from what was observed.",
+              0);
+    if (table != NULL) {
+        if (wire_check_table("--table", table, &err) < 0) {
+            fprintf(stderr, "sluice-coord recommend: %s\n", err.message);
+            config_free_strings(opts, N_OPTS(opts));
+            return CTL_EXIT_USAGE;
+        }
+        strcat(path, "?table=");
+        ctl_url_encode(path, sizeof(path), table);
+    }
+    ctl_load_token(&c);
+    rc = ctl_call(&c, "recommend", "GET", path, NULL, 0, &r);
+    if (rc == CTL_EXIT_OK) {
+        if (wire_recommendation_list_decode(r.body, r.body_len, &l, &err) == 0) {
+            ctl_print_recommendations(stdout, &l, c.json);
+            wire_recommendation_list_done(&l);
+        } else {
+            rc = ctl_bad_answer("recommend", &err);
+        }
+        http_response_done(&r);
+    }
+    free(c.token);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+
 /* Registers a batch; prints nothing on success. */
 static int ctl_register(const struct ctl_common *c, const char *cmd,
                         const struct wire_segment_batch *b, struct wire_batch_response *ret)
@@ -491,6 +632,7 @@ static int cmd_add(int argc, char **argv)
     struct ctl_common c = {0};
     char *id = NULL, *uri = NULL, *table = NULL;
     int64_t rows = 0, row_size = 0, replication = 0;
+    uint64_t mem_request = 0, mem_limit = 0;
     const struct config_option opts[] = {
         CTL_COMMON_OPTS(c),
         {"id", NULL, CONFIG_STRING, &id, NULL, "Segment id.", .required = true},
@@ -504,6 +646,7 @@ static int cmd_add(int argc, char **argv)
          WIRE_REPLICATION_MAX},
         {"table", NULL, CONFIG_STRING, &table, WIRE_TABLE_DEFAULT,
          "Table the segment belongs to."},
+        CTL_MEM_OPTS(mem_request, mem_limit),
     };
     struct wire_segment_spec spec;
     struct wire_segment_batch b = {1, &spec};
@@ -513,7 +656,7 @@ static int cmd_add(int argc, char **argv)
 
     ctl_parse(opts, N_OPTS(opts), argc, argv, &next,
               "sluice-coord add --id ID --uri URI --rows N --row-size B [--replication R] "
-              "[--table T]",
+              "[--table T] [--mem-request B] [--mem-limit B]",
               "Register one segment.", 0);
     memset(&spec, 0, sizeof(spec));
     if (strlen(id) > WIRE_ID_MAX) {
@@ -525,6 +668,12 @@ static int cmd_add(int argc, char **argv)
     spec.row_count = (uint64_t)rows;
     spec.avg_row_size = (uint64_t)row_size;
     spec.replication = (uint32_t)replication;
+    spec.mem_request_bytes = mem_request;
+    spec.mem_limit_bytes = mem_limit;
+    if (ctl_check_mem("add", mem_request, mem_limit) < 0) {
+        config_free_strings(opts, N_OPTS(opts));
+        return CTL_EXIT_USAGE;
+    }
     if (wire_check_table("--table", table, &err) < 0 ||
         (snprintf(spec.table, sizeof(spec.table), "%s", table) >= 0 &&
          wire_check_segment_spec("segment", &spec, &err) < 0)) {
@@ -608,6 +757,7 @@ static int cmd_import(int argc, char **argv)
     struct ctl_common c = {0};
     char *table_opt = NULL;
     int64_t replication = 0, batch = 0;
+    uint64_t mem_request = 0, mem_limit = 0;
     const struct config_option opts[] = {
         CTL_COMMON_OPTS(c),
         {"replication", NULL, CONFIG_INT, &replication, "1", "Copies of each segment.", 1,
@@ -616,6 +766,7 @@ static int cmd_import(int argc, char **argv)
          WIRE_BATCH_MAX},
         {"table", NULL, CONFIG_STRING, &table_opt, NULL,
          "Table of every segment imported (default: the directory's base name)."},
+        CTL_MEM_OPTS(mem_request, mem_limit),
     };
     struct wire_segment_batch b = {0, NULL};
     char table[WIRE_TABLE_MAX + 1];
@@ -629,11 +780,16 @@ static int cmd_import(int argc, char **argv)
     DIR *d;
 
     ctl_parse(opts, N_OPTS(opts), argc, argv, &next,
-              "sluice-coord import DIR [--table T] [--replication R] [--batch N] [--json]",
+              "sluice-coord import DIR [--table T] [--mem-request B] [--mem-limit B] "
+              "[--replication R] [--batch N] [--json]",
               "Register every *.seg file in DIR (the id is the file name without .seg), "
               "reading row count and row size from each header.",
               1);
     dir = argv[next];
+    if (ctl_check_mem("import", mem_request, mem_limit) < 0) {
+        config_free_strings(opts, N_OPTS(opts));
+        return CTL_EXIT_USAGE;
+    }
     if (table_opt != NULL) {
         if (wire_check_table("--table", table_opt, &terr) < 0) {
             fprintf(stderr, "sluice-coord import: %s\n", terr.message);
@@ -680,6 +836,8 @@ static int cmd_import(int argc, char **argv)
             memset(s, 0, sizeof(*s));
             s->replication = (uint32_t)replication;
             snprintf(s->table, sizeof(s->table), "%s", table);
+            s->mem_request_bytes = mem_request;
+            s->mem_limit_bytes = mem_limit;
             if (strlen(names[i]) - 4 > WIRE_ID_MAX) {
                 /* Never truncated: two long names would become one id. */
                 fprintf(stderr,
@@ -1077,6 +1235,7 @@ static const struct {
     {"nodes", cmd_nodes, "nodes with state, pressure, WSS, p99, segments, last refusal"},
     {"segments", cmd_segments, "segments with state and placement"},
     {"tables", cmd_tables, "tables: segments, rows, bytes, fraction LOADED"},
+    {"recommend", cmd_recommend, "recommended memory request and limit per table"},
     {"add", cmd_add, "register one segment"},
     {"import", cmd_import, "register every segment file in a directory"},
     {"drain", cmd_drain, "stop placing on a node"},

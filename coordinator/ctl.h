@@ -1,5 +1,5 @@
 /*
- * ctl: the admin CLI of sluice-coord (status, nodes, segments, tables, add, import,
+ * ctl: the admin CLI of sluice-coord (status, nodes, segments, tables, recommend, add, import,
  * drain, undrain, events, explain, wait, retry, forget). Each command talks to the
  * coordinator's HTTP API and prints a table for people or, with --json, one
  * JSON document for scripts: for a command that reads an endpoint, the
@@ -41,6 +41,7 @@ void ctl_print_status(FILE *out, const struct wire_cluster_status *st, bool json
 void ctl_print_nodes(FILE *out, const struct wire_node_list *nodes, bool json);
 void ctl_print_segments(FILE *out, const struct wire_segment_list *segs, bool json);
 void ctl_print_tables(FILE *out, const struct wire_table_list *tables, bool json);
+void ctl_print_recommendations(FILE *out, const struct wire_recommendation_list *recs, bool json);
 void ctl_print_events(FILE *out, const struct wire_event_list *evs, bool json);
 void ctl_print_explain(FILE *out, const struct wire_segment_info *seg, bool json);
 

@@ -293,7 +293,8 @@ void coord_op_assign(void *ctx, uint64_t attempt_id, const char *node_id,
     p->req.avg_row_size = seg->avg_row_size;
     {
         const struct coord_seg *cs = strmap_get(c->segs, seg->id);
-        p->req.digest = cs != NULL ? cs->digest : 0;
+        if (cs != NULL)
+            coord_seg_assignment(cs, &p->req);
     }
     /* Everything the placer fires in this tick leaves together. */
     event_add(c->flush_ev, &now);

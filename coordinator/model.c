@@ -320,6 +320,9 @@ int coord_load_seg(const struct catalog_segment *cs, void *arg)
 
     s->digest = cs->digest;
     coord_seg_set_table(s, cs->table);
+    s->mem_request_bytes = cs->mem_request_bytes;
+    s->mem_limit_bytes = cs->mem_limit_bytes;
+    s->footprint_bytes = s->footprint_saved = cs->footprint_bytes;
     return 0;
 }
 int coord_load_assignment(const struct catalog_assignment *a, void *arg)
@@ -487,7 +490,10 @@ static void coord_apply_one(struct coord *c, struct coord_node *n,
     case RECONCILE_KIND_COUNT_:
         return;
     }
-    /* KEEP, UPDATE, ADOPT: a surplus copy is dropped, then the segment's state follows. */
+    /* KEEP, UPDATE, ADOPT: a LOADED copy's footprint is noted (tables.c). */
+    if (r->state == WIRE_SEG_LOADED)
+        coord_seg_observe(c, s, r);
+    /* A surplus copy is dropped, then the segment's state follows. */
     if (a->surplus && coord_holder_find(s, n->id) != NULL) {
         coord_holder_remove(c, s, n->id);
         coord_drop_extra(c, s, n, drops);

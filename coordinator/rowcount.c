@@ -167,12 +167,7 @@ static void coord_rc_dispatch(struct coord *c)
         a->s = s;
         a->n = pk.best;
         a->rows = s->row_count;
-        memset(&m, 0, sizeof(m));
-        snprintf(m.segment_id, sizeof(m.segment_id), "%s", s->id);
-        snprintf(m.uri, sizeof(m.uri), "%s", s->uri);
-        m.row_count = s->row_count;
-        m.avg_row_size = s->avg_row_size;
-        m.digest = s->digest;
+        coord_seg_assignment(s, &m);
         body = wire_assign_request_encode(&m, &len);
         if (http_client_request_idempotent(pk.best->client, EVHTTP_REQ_POST, "/v1/assign",
                                            WIRE_CONTENT_TYPE, body, len, coord_rc_answer_cb,

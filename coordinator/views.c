@@ -44,6 +44,10 @@ void coord_seg_info(const struct coord *c, const struct coord_seg *s,
     d->spec.replication = s->replication;
     d->spec.digest = s->digest;
     snprintf(d->spec.table, sizeof(d->spec.table), "%s", s->table);
+    d->spec.mem_request_bytes = s->mem_request_bytes;
+    d->spec.mem_limit_bytes = s->mem_limit_bytes;
+    d->footprint_bytes = s->footprint_bytes;
+    d->over_limit = s->over_limit;
     snprintf(d->state, sizeof(d->state), "%s", coord_seg_state_names[s->state]);
     d->n_placements = s->n_holders;
     d->placements = xcalloc(s->n_holders, sizeof(*d->placements));

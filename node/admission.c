@@ -916,6 +916,11 @@ uint64_t admission_cost_estimate(const struct admission_cost *c, uint64_t row_co
     return (uint64_t)v;
 }
 
+uint64_t admission_cost_declared(uint64_t estimate_bytes, uint64_t request_bytes)
+{
+    return request_bytes > estimate_bytes ? request_bytes : estimate_bytes;
+}
+
 void admission_cost_learn(struct admission_cost *c, uint64_t estimate_bytes,
                           uint64_t observed_bytes)
 {

@@ -341,6 +341,14 @@ uint64_t admission_cost_estimate(const struct admission_cost *c, uint64_t row_co
                                  uint64_t avg_row_size);
 
 /*
+ * The cost admission counts for a segment with a declared request: the
+ * larger of the two, as a Kubernetes scheduler reserves a pod's request
+ * even when it uses less, and never less than what this node learnt such a
+ * segment costs (a request of 0 declares nothing).
+ */
+uint64_t admission_cost_declared(uint64_t estimate_bytes, uint64_t request_bytes);
+
+/*
  * Learns from one loaded segment: ratio = observed / estimate, clamped to
  * [ADMISSION_COST_RATIO_MIN, ADMISSION_COST_RATIO_MAX], then an EWMA with
  * weight ADMISSION_COST_ALPHA taken on the log of the ratio (a geometric

@@ -236,7 +236,9 @@ void node_assign(struct node *node, const struct wire_assign_request *m,
         uint64_t t0;
 
         node_signals(node, &sig);
-        ar.cost_bytes = admission_cost_estimate(&node->cost, m->row_count, m->avg_row_size);
+        ar.cost_bytes = admission_cost_declared(
+            admission_cost_estimate(&node->cost, m->row_count, m->avg_row_size),
+            m->mem_request_bytes);
         ar.file_bytes = m->row_count * m->avg_row_size;
         t0 = clock_mono_ns();
         if (node->admission_on) {
@@ -487,12 +489,19 @@ static void node_tick_cb(evutil_socket_t fd, short what, void *arg)
         if (node->wm_on)
             node_watermark_tick(node, &sig);
         if (admission_should_shed(&node->acfg, &node->astate, &sig)) {
-            const char *id = store_coldest(node->store);
+            struct shed_candidate cand;
+            const char *id = store_coldest(node->store, &cand);
             enum wire_reason why = shed_reason(&node->astate);
-            char detail[160];
+            char detail[200];
 
             if (id != NULL) {
-                shed_detail(why, &sig, detail, sizeof(detail));
+                if (shed_over_limit(cand.footprint, cand.limit)) {
+                    /* Taken first because it is over its declared limit: that is its reason. */
+                    shed_detail_over_limit(why, &cand, &sig, detail, sizeof(detail));
+                    why = WIRE_REASON_OVER_LIMIT;
+                } else {
+                    shed_detail(why, &sig, detail, sizeof(detail));
+                }
                 if (store_shed(node->store, id, why, detail) == 0)
                     node->shed_total[why]++;
             }

@@ -7,6 +7,7 @@
 #ifndef SLUICE_NODE_SHED_H
 #define SLUICE_NODE_SHED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,14 +17,29 @@ struct shed_candidate {
     const char *id;
     uint64_t last_query_ms; /* 0: never queried */
     uint64_t bytes;         /* what shedding it frees (its mapping) */
+    uint64_t footprint;     /* its observed footprint (store_seg_footprint) */
+    uint64_t limit;         /* its declared mem_limit_bytes; 0: none */
 };
 
+/* True when a declared limit (not 0) is exceeded: the segment is OVER_LIMIT. */
+bool shed_over_limit(uint64_t footprint, uint64_t limit);
+
 /*
- * The candidate to shed: the one queried least recently (never queried
- * first); among equals, the largest, which frees most; among those, the
- * first listed. NULL when n is 0.
+ * The candidate to shed. Segments over their declared limit go first, as
+ * Kubernetes evicts pods over their requests first: they broke their word,
+ * the others did not. Among those, the one furthest over (footprint minus
+ * limit). Otherwise the one queried least recently (never queried first);
+ * among equals, the largest, which frees most; among those, the first
+ * listed. NULL when n is 0.
  */
 const struct shed_candidate *shed_pick(const struct shed_candidate *c, size_t n);
+
+/*
+ * The sentence a segment shed for being over its limit carries: "footprint
+ * F over its declared limit L; shed first under sustained <reason> (...)".
+ */
+void shed_detail_over_limit(enum wire_reason why, const struct shed_candidate *c,
+                            const struct admission_signals *sig, char *buf, size_t len);
 
 /*
  * Why admission_should_shed() said to shed: MEM_CRITICAL while that gate is

@@ -42,6 +42,7 @@ struct store_seg {
     char id[WIRE_ID_MAX + 1];
     char *uri;
     uint64_t row_count, avg_row_size;
+    uint64_t mem_request, mem_limit; /* declared in the assignment (kept in .meta); 0: none */
     uint64_t digest;      /* the copy's content digest; 0 until its header is read */
     uint64_t want_digest; /* the digest the assignment registered; 0: unknown */
     enum wire_segment_state state;
@@ -171,6 +172,20 @@ static bool store_visible(const struct store_seg *seg);
 static uint64_t store_seg_meta_bytes(const struct store_seg *seg)
 {
     return sizeof(*seg) + strlen(seg->uri) + 1 + (seg->hdr != NULL ? sizeof(*seg->hdr) : 0);
+}
+
+/*
+ * A LOADED segment's observed footprint: what store_acct counts for it (the
+ * mapping less its anonymous columns' pages, the heap index with those
+ * columns, and the entry's own heap). 0 in any other state.
+ */
+static uint64_t store_seg_footprint(const struct store_seg *seg)
+{
+    if (seg->state != WIRE_SEG_LOADED)
+        return 0;
+    return (seg->base != NULL ? seg->map_len - seg->anon_bytes : 0) +
+           (seg->zm != NULL ? zonemap_bytes(seg->zm) : 0) + seg->anon_bytes +
+           store_seg_meta_bytes(seg);
 }
 
 /*
@@ -694,6 +709,10 @@ static int store_write_meta(const struct store *st, const struct store_seg *seg)
     }
     fprintf(f, "uri=%s\nrow_count=%llu\navg_row_size=%llu\n", seg->uri,
             (unsigned long long)seg->row_count, (unsigned long long)seg->avg_row_size);
+    /* Older builds skip lines they do not know. */
+    if (seg->mem_request != 0 || seg->mem_limit != 0)
+        fprintf(f, "mem_request=%llu\nmem_limit=%llu\n", (unsigned long long)seg->mem_request,
+                (unsigned long long)seg->mem_limit);
     /* A torn .meta after a power loss fails to parse, and its segment is reloaded no more. */
     if (fflush(f) != 0)
         r = -errno;
@@ -1094,6 +1113,8 @@ void store_assign(struct store *st, const struct wire_assign_request *req, store
     }
     seg = store_seg_new(st, req->segment_id, req->uri, req->row_count, req->avg_row_size);
     seg->want_digest = req->digest;
+    seg->mem_request = req->mem_request_bytes;
+    seg->mem_limit = req->mem_limit_bytes;
     seg->hidden = true;
     store_insert(st, seg);
     st->in_flight++;
@@ -1230,6 +1251,10 @@ void store_status(const struct store *st, struct wire_node_status *out)
         s->uri = xstrdup(seg->uri);
         s->last_query_unix_ms = seg->last_query_ms;
         s->digest = seg->digest;
+        s->footprint_bytes = store_seg_footprint(seg);
+        s->mem_request_bytes = seg->mem_request;
+        s->mem_limit_bytes = seg->mem_limit;
+        s->over_limit = shed_over_limit(s->footprint_bytes, seg->mem_limit);
         out->mapped_bytes += seg->base != NULL ? seg->map_len - seg->anon_bytes : 0;
         out->index_bytes += s->index_bytes;
     }
@@ -1285,7 +1310,7 @@ size_t store_seg_map_len(const struct store_seg *seg)
     return seg->map_len;
 }
 
-const char *store_coldest(const struct store *st)
+const char *store_coldest(const struct store *st, struct shed_candidate *ret)
 {
     const struct shed_candidate *best;
     struct shed_candidate *cand;
@@ -1302,10 +1327,14 @@ const char *store_coldest(const struct store *st)
         cand[n].id = seg->id;
         cand[n].last_query_ms = seg->last_query_ms;
         cand[n].bytes = seg->map_len;
+        cand[n].footprint = store_seg_footprint(seg);
+        cand[n].limit = seg->mem_limit;
         n++;
     }
     best = shed_pick(cand, n);
     id = best != NULL ? best->id : NULL;
+    if (best != NULL && ret != NULL)
+        *ret = *best;
     free(cand);
     free(all);
     return id;
@@ -1423,11 +1452,12 @@ static bool store_has_suffix(const char *s, const char *suffix, size_t *ret_stem
 
 /* Reads a .meta file written by store_write_meta(). Returns 0 or -EBADMSG. */
 static int store_read_meta(const char *path, char **ret_uri, uint64_t *ret_rows,
-                           uint64_t *ret_row_size)
+                           uint64_t *ret_row_size, uint64_t *ret_mem_request,
+                           uint64_t *ret_mem_limit)
 {
     char line[WIRE_URI_MAX + 64];
     char *uri = NULL;
-    unsigned long long rows = 0, size = 0;
+    unsigned long long rows = 0, size = 0, req = 0, lim = 0;
     FILE *f = fopen(path, "re");
 
     if (f == NULL)
@@ -1437,17 +1467,22 @@ static int store_read_meta(const char *path, char **ret_uri, uint64_t *ret_rows,
         if (strncmp(line, "uri=", 4) == 0 && uri == NULL)
             uri = xstrdup(line + 4);
         else if (sscanf(line, "row_count=%llu", &rows) == 1 ||
-                 sscanf(line, "avg_row_size=%llu", &size) == 1)
+                 sscanf(line, "avg_row_size=%llu", &size) == 1 ||
+                 sscanf(line, "mem_request=%llu", &req) == 1 ||
+                 sscanf(line, "mem_limit=%llu", &lim) == 1)
             continue;
     }
     fclose(f);
-    if (uri == NULL || wire_check_uri("uri", uri, NULL) < 0 || rows == 0 || size == 0) {
+    if (uri == NULL || wire_check_uri("uri", uri, NULL) < 0 || rows == 0 || size == 0 ||
+        wire_check_mem("", req, lim, NULL) < 0) {
         free(uri);
         return -EBADMSG;
     }
     *ret_uri = uri;
     *ret_rows = rows;
     *ret_row_size = size;
+    *ret_mem_request = req;
+    *ret_mem_limit = lim;
     return 0;
 }
 
@@ -1494,17 +1529,19 @@ static int store_recover(struct store *st, char *err, size_t err_len)
             free(meta);
         } else if (store_has_suffix(name, ".meta", &stem) && stem <= WIRE_ID_MAX) {
             char *uri = NULL;
-            uint64_t rows = 0, size = 0;
+            uint64_t rows = 0, size = 0, mem_request = 0, mem_limit = 0;
 
             snprintf(id, sizeof(id), "%.*s", (int)stem, name);
             seg_path = store_path(st, id, ".seg");
             if (wire_check_segment_id("id", id, NULL) < 0 || access(seg_path, F_OK) != 0 ||
-                store_read_meta(path, &uri, &rows, &size) < 0) {
+                store_read_meta(path, &uri, &rows, &size, &mem_request, &mem_limit) < 0) {
                 unlink(seg_path);
                 unlink(path);
                 removed++;
             } else {
                 struct store_seg *seg = store_seg_new(st, id, uri, rows, size);
+                seg->mem_request = mem_request;
+                seg->mem_limit = mem_limit;
                 store_insert(st, seg);
                 store_acct(st, seg, +1);
                 st->in_flight++;

@@ -43,6 +43,7 @@
 #include <stdint.h>
 
 #include "segfmt.h"
+#include "shed.h"
 #include "wire.h"
 
 struct bufpool;
@@ -186,8 +187,13 @@ void store_set_load_cb(struct store *st, store_load_cb cb, void *arg);
 size_t store_loaded_refs(struct store *st, struct store_seg ***ret);
 size_t store_seg_map_len(const struct store_seg *seg);
 
-/* The LOADED segment queried least recently (never queried first), or NULL. */
-const char *store_coldest(const struct store *st);
+/*
+ * The LOADED segment to shed (shed_pick: one over its declared limit first,
+ * else the one queried least recently), or NULL. When ret is not NULL and a
+ * segment is chosen, *ret is its candidate (ret->id is the returned id,
+ * valid until the store next changes).
+ */
+const char *store_coldest(const struct store *st, struct shed_candidate *ret);
 
 /*
  * Sheds a LOADED segment: it becomes DROPPED with reason and detail (so

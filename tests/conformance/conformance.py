@@ -43,6 +43,7 @@ RESPONSE = {
     ("coord", "GET", "/v1/nodes"): pb.NodeList,
     ("coord", "GET", "/v1/events"): pb.EventList,
     ("coord", "GET", "/v1/tables"): pb.TableList,
+    ("coord", "GET", "/v1/recommendations"): pb.RecommendationList,
     ("coord", "GET", "/v1/status"): pb.ClusterStatus,
 }
 
@@ -117,7 +118,8 @@ URI_B = mkseg("seg-b.seg")
 
 
 def assign_req():
-    return pb.AssignRequest(segment_id="seg-a", uri=URI_A, row_count=1000, avg_row_size=64)
+    return pb.AssignRequest(segment_id="seg-a", uri=URI_A, row_count=1000, avg_row_size=64,
+                            mem_request_bytes=4096, mem_limit_bytes=1 << 30)
 
 
 def batch_req():
@@ -145,7 +147,9 @@ def claim_req():
 def segments_req():
     return pb.SegmentBatch(segments=[pb.SegmentSpec(segment_id="seg-c", uri="file:///x/c.seg",
                                                     row_count=10, avg_row_size=16,
-                                                    replication=1, table="conf")])
+                                                    replication=1, table="conf",
+                                                    mem_request_bytes=4096,
+                                                    mem_limit_bytes=1 << 20)])
 
 
 REQUESTS = [
@@ -458,6 +462,39 @@ t.check("GET /v1/tables: 200, only the valid registration's table",
 status, _, lst = call(coord, "GET", "/v1/segments/seg-c")
 t.check("the spec carries its table", lst is not None and lst.segments[0].spec.table == "conf",
         str(lst))
+t.check("the spec carries its declared memory",
+        lst is not None and lst.segments[0].spec.mem_request_bytes == 4096 and
+        lst.segments[0].spec.mem_limit_bytes == 1 << 20, str(lst))
+# Declared memory: each at most 2^44, a limit not under the request; 400 naming the field.
+for req_b, lim_b, field, why in ((1 << 45, 0, "mem_request_bytes", "is over the limit of"),
+                                 (0, (1 << 44) + 1, "mem_limit_bytes", "is over the limit of"),
+                                 (8192, 4096, "mem_limit_bytes", "is under mem_request_bytes")):
+    m = segments_req()
+    m.segments[0].segment_id = "seg-m"
+    m.segments[0].mem_request_bytes = req_b
+    m.segments[0].mem_limit_bytes = lim_b
+    err = expect(coord, "POST", "/v1/segments", 400, "invalid_field", msg=m)
+    t.check(f"segments {field} {req_b}/{lim_b}: names the field",
+            err is not None and err.message.startswith(f"segments[0].{field}: ") and
+            why in err.message, str(err))
+    a = assign_req()
+    a.segment_id = "seg-m"
+    a.mem_request_bytes = req_b
+    a.mem_limit_bytes = lim_b
+    err = expect(node, "POST", "/v1/assign", 400, "invalid_field", msg=a)
+    t.check(f"assign {field} {req_b}/{lim_b}: names the field",
+            err is not None and err.message.startswith(f"{field}: ") and why in err.message,
+            str(err))
+status, _, rl = call(coord, "GET", "/v1/recommendations")
+t.check("GET /v1/recommendations: 200, one table, nothing observed yet",
+        status == 200 and rl is not None and [r.table for r in rl.recommendations] == ["conf"] and
+        rl.recommendations[0].segments == 1 and rl.recommendations[0].observed == 0 and
+        rl.recommendations[0].declared_request_bytes == 4096, str(rl))
+status, _, rl = call(coord, "GET", "/v1/recommendations?table=conf")
+t.check("GET /v1/recommendations?table=conf: 200", status == 200 and rl is not None, str(status))
+expect(coord, "GET", "/v1/recommendations?table=nope", 404, "not_found")
+expect(coord, "GET", "/v1/recommendations?table=a%2Fb", 400, "invalid_field")
+expect(coord, "GET", "/v1/recommendations?table=%FF", 400, "invalid_field")
 expect(coord, "GET", "/v1/segments?state=NOPE", 400, "invalid_field")
 expect(coord, "GET", "/v1/segments?limit=0", 400, "invalid_field")
 expect(coord, "GET", "/v1/segments/nope", 404, "not_found")
@@ -477,7 +514,7 @@ expect(coord, "POST", "/v1/report", 409, "node_id_in_use", msg=moved)
 
 # 2xx answers of the listing endpoints decode cleanly too.
 for path in ("/v1/segments", "/v1/segments/seg-c", "/v1/nodes", "/v1/events", "/v1/status",
-             "/v1/tables"):
+             "/v1/tables", "/v1/recommendations"):
     status, _, m = call(coord, "GET", path)
     t.check(f"coord GET {path}: 200 and decoded", status == 200 and m is not None, str(status))
 

@@ -6,12 +6,21 @@
  * `tables` counts segments, rows, estimated bytes and the fraction LOADED;
  * a bad table name is refused before anything is sent, and a segment's
  * table, once named, does not change.
+ *
+ * Declared requests and limits (issue 21, item 2): a node refuses, with
+ * MEM_CAPACITY, a segment whose declared request does not fit though its
+ * row-count estimate would; a LOADED copy over its declared limit is
+ * reported over_limit with its footprint and limit, in the node's status
+ * and by the coordinator; the coordinator keeps the footprints (they
+ * survive its restart), and `recommend` turns them into a request and a
+ * limit per table.
  */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "mkseg.h"
@@ -171,6 +180,152 @@ START_TEST(test_tables)
 }
 END_TEST
 
+/* The segment's line of `segments --json` (caller frees), or NULL. */
+static char *segment_json(const char *id)
+{
+    char *out = NULL, *at, *end, *line, key[160];
+
+    if (harness_ctl(coord, &out, "segments", "--json", NULL) != 0) {
+        free(out);
+        return NULL;
+    }
+    snprintf(key, sizeof(key), "{\"id\":\"%s\"", id);
+    at = strstr(out, key);
+    end = at != NULL ? strstr(at, "\"last_reason\"") : NULL;
+    line = end != NULL ? xasprintf("%.*s", (int)(end - at), at) : NULL;
+    free(out);
+    return line;
+}
+
+static bool footprint_known(void *arg)
+{
+    char *line = segment_json(arg);
+    bool ok = line != NULL && strstr(line, "\"footprint_bytes\":0,") == NULL &&
+              strstr(line, "\"over_limit\":true") != NULL;
+
+    free(line);
+    return ok;
+}
+
+START_TEST(test_declared)
+{
+    char *data = xasprintf("%s/node", dir), *co, *out = NULL, *wide, *path, *uri, *line;
+    const char *args[4];
+    struct wire_node_status ns;
+    int three = 3;
+    bool found = false;
+
+    coord = harness_coord_start(dir, NULL);
+    ck_assert_ptr_nonnull(coord);
+    co = xasprintf("--coordinator=%s", harness_proc_addr(coord));
+    args[0] = co;
+    args[1] = "--report-interval=200ms";
+    args[2] = "--admit-budget=256M";
+    args[3] = NULL;
+    node = harness_node_start_calm(storage, data, args);
+    ck_assert_ptr_nonnull(node);
+    for (int i = 0; i < 3; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "w%d", i);
+        free(make_segment("wide", name, 2000 * (uint64_t)(i + 1)));
+    }
+    wide = xasprintf("%s/wide", storage);
+
+    /* A limit under the request is a usage error; over 16 TiB is out of range. */
+    ck_assert_int_eq(harness_ctl(coord, &out, "import", wide, "--mem-request=2M",
+                                 "--mem-limit=1M", NULL),
+                     2);
+    ck_assert_msg(strstr(out, "--mem-limit: 1048576 is under --mem-request 2097152") != NULL,
+                  "%s", out);
+    free(out);
+    ck_assert_int_eq(harness_ctl(coord, &out, "import", wide, "--mem-request=17T", NULL), 2);
+    free(out);
+
+    /* Every copy is bigger than 8 KiB: all three are over their limit once LOADED. */
+    ck_assert_int_eq(harness_ctl(coord, &out, "import", wide, "--mem-request=4K",
+                                 "--mem-limit=8K", NULL),
+                     0);
+    free(out);
+    ck_assert_msg(harness_wait_until(tables_loaded, &three, 20000), "wide not all LOADED");
+    ck_assert_msg(harness_wait_until(footprint_known, (char[]){"w2"}, 10000),
+                  "the coordinator has no footprint, or no over_limit, for w2");
+    line = segment_json("w2");
+    ck_assert_msg(strstr(line, "\"mem_request_bytes\":4096,\"mem_limit_bytes\":8192,") != NULL,
+                  "%s", line);
+    free(line);
+    ck_assert(harness_node_status(harness_proc_addr(node), NULL, 5000, &ns));
+    for (size_t i = 0; i < ns.n_segments; i++) {
+        const struct wire_segment_status *st = &ns.segments[i];
+        if (strcmp(st->segment_id, "w0") != 0)
+            continue;
+        found = true;
+        /* 2000 rows x 16 B of columns, plus the header and the zone maps. */
+        ck_assert_uint_gt(st->footprint_bytes, 32000);
+        ck_assert_uint_eq(st->mem_limit_bytes, 8192);
+        ck_assert_uint_eq(st->mem_request_bytes, 4096);
+        ck_assert(st->over_limit);
+    }
+    ck_assert(found);
+    wire_node_status_done(&ns);
+    ck_assert_int_eq(harness_ctl(coord, &out, "explain", "w1", NULL), 0);
+    ck_assert_msg(strstr(out, "declared request 4096 B, limit 8192 B") != NULL &&
+                      strstr(out, "OVER_LIMIT") != NULL,
+                  "%s", out);
+    free(out);
+
+    /* recommend: three observed, p90 and p95 the largest (w2), plus 15 %, in pages. */
+    ck_assert_int_eq(harness_ctl(coord, &out, "recommend", "--table=wide", "--json", NULL), 0);
+    ck_assert_msg(strstr(out, "{\"recommendations\":[{\"table\":\"wide\",\"segments\":3,"
+                              "\"observed\":3,") != NULL &&
+                      strstr(out, "\"declared_request_bytes\":4096,\"declared_limit_bytes\":8192,") !=
+                          NULL &&
+                      strstr(out, "\"over_limit\":3}") != NULL,
+                  "%s", out);
+    free(out);
+    ck_assert_int_eq(harness_ctl(coord, &out, "recommend", NULL), 0);
+    ck_assert_msg(strstr(out, "wide: --mem-request ") != NULL, "%s", out);
+    free(out);
+    ck_assert_int_eq(harness_ctl(coord, &out, "recommend", "--table=nope", NULL), 1);
+    ck_assert_msg(strstr(out, "table \"nope\" has no segments") != NULL, "%s", out);
+    free(out);
+
+    /* A request the admit budget cannot hold is refused, though its rows are few. */
+    path = make_segment("big", "huge", 100);
+    uri = xasprintf("--uri=file://%s", path);
+    ck_assert_int_eq(harness_ctl(coord, &out, "add", "--id=huge", uri, "--rows=100",
+                                 "--row-size=16", "--mem-request=1G", NULL),
+                     0);
+    free(out);
+    out = NULL;
+    for (int i = 0; i < 100; i++) {
+        free(out);
+        out = NULL;
+        if (harness_ctl(coord, &out, "explain", "huge", NULL) == 0 &&
+            strstr(out, "MEM_CAPACITY") != NULL)
+            break;
+        usleep(100000);
+    }
+    ck_assert_msg(out != NULL && strstr(out, "MEM_CAPACITY") != NULL, "%s", out);
+    free(out);
+
+    /* The footprints are the coordinator's: they survive its restart with no node reporting. */
+    harness_proc_free(node);
+    node = NULL;
+    ck_assert_int_eq(harness_proc_restart(coord), 0);
+    line = segment_json("w2");
+    ck_assert_msg(line != NULL && strstr(line, "\"footprint_bytes\":0,") == NULL, "%s", line);
+    free(line);
+    ck_assert_int_eq(harness_ctl(coord, &out, "recommend", "--table=wide", "--json", NULL), 0);
+    ck_assert_msg(strstr(out, "\"observed\":3,") != NULL, "%s", out);
+    free(out);
+    free(uri);
+    free(path);
+    free(wide);
+    free(co);
+    free(data);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tables");
@@ -181,6 +336,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_tables);
+    tcase_add_test(tc, test_declared);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -824,6 +824,45 @@ START_TEST(test_cost_estimate)
 }
 END_TEST
 
+/*
+ * A declared request: admission counts the larger of it and the learnt
+ * estimate, so a segment declaring more than its rows suggest is refused
+ * where the estimate alone would have fitted, and one declaring less is
+ * still counted at its estimate.
+ */
+START_TEST(test_cost_declared)
+{
+    struct admission_config cfg = admission_config_default();
+    struct admission_signals s = test_calm(0);
+    struct admission_state st;
+    struct admission_cost c;
+    struct admission_request req;
+    struct admission_verdict v;
+    uint64_t est;
+
+    admission_cost_init(&c);
+    c.factor = 2.0;
+    est = admission_cost_estimate(&c, 1000000, 100); /* 200 MB */
+    ck_assert_uint_eq(est, 200000000);
+    ck_assert_uint_eq(admission_cost_declared(est, 0), est);             /* none declared */
+    ck_assert_uint_eq(admission_cost_declared(est, 50000000), est);      /* under: the estimate */
+    ck_assert_uint_eq(admission_cost_declared(est, 3000000000ull), 3000000000ull);
+    ck_assert_uint_eq(admission_cost_declared(UINT64_MAX, 1), UINT64_MAX);
+
+    /* 8 GiB x 0.85 = 6.8 GiB admit limit, 1 GiB used: 5.8 GiB of headroom. */
+    memset(&st, 0, sizeof(st));
+    req = test_req(admission_cost_declared(est, 0), est);
+    v = test_decide(&cfg, &s, &st, &req, RND_MID);
+    ck_assert(v.accept);
+    memset(&st, 0, sizeof(st));
+    req = test_req(admission_cost_declared(est, 6 * GIB), est);
+    v = test_decide(&cfg, &s, &st, &req, RND_MID);
+    ck_assert(!v.accept);
+    ck_assert_int_eq(v.reason, WIRE_REASON_MEM_CAPACITY);
+    ck_assert_detail_has(v, "cost 6442450944");
+}
+END_TEST
+
 START_TEST(test_cost_learn)
 {
     struct admission_cost c;
@@ -1327,6 +1366,7 @@ static Suite *admission_suite(void)
         {"jitter", test_jitter},
         {"psi_unavailable", test_psi_unavailable},
         {"cost_estimate", test_cost_estimate},
+        {"cost_declared", test_cost_declared},
         {"cost_learn", test_cost_learn},
         {"shed", test_shed},
         {"names_and_status", test_names_and_status},

@@ -251,7 +251,7 @@ START_TEST(test_fresh_open)
     sqlite3 *db;
 
     ck_assert_int_eq(catalog_schema_version(c), CATALOG_SCHEMA_VERSION);
-    ck_assert_int_eq(CATALOG_SCHEMA_VERSION, 6);
+    ck_assert_int_eq(CATALOG_SCHEMA_VERSION, 7);
     ck_assert_int_eq(catalog_settings(c, &s), 0);
     ck_assert_str_eq(s.journal_mode, "wal");
     ck_assert_int_eq(s.synchronous, 2); /* FULL */
@@ -568,6 +568,70 @@ START_TEST(test_migrate_from_v5)
 }
 END_TEST
 
+/*
+ * v7: segments carry declared memory and the footprint nodes observed; rows
+ * from before have none (0). Both are set on their own, and checked first.
+ */
+START_TEST(test_migrate_from_v6)
+{
+    struct catalog *c;
+    struct catalog_segment g, s;
+    char err[512] = "";
+    sqlite3 *db;
+    int r;
+
+    r = catalog_create_at_version(test_db, 6, err, sizeof(err));
+    ck_assert_msg(r == 0, "create v6: %d %s", r, err);
+    db = test_raw_open();
+    test_raw_exec(db, "INSERT INTO segments (id, uri, row_count, avg_row_size, state,"
+                      "  backoff_until_ms, created_ms, replication, digest, table_name)"
+                      "  VALUES ('old', 'file:///d/old.seg', 1000, 48, 'LOADED', 0, 200, 1, 7,"
+                      "          'sales');");
+    sqlite3_close(db);
+
+    c = test_open();
+    ck_assert_int_eq(catalog_schema_version(c), CATALOG_SCHEMA_VERSION);
+    ck_assert_int_eq(catalog_get_segment(c, "old", &g), 0);
+    ck_assert_str_eq(g.table, "sales");
+    ck_assert_uint_eq(g.mem_request_bytes, 0);
+    ck_assert_uint_eq(g.mem_limit_bytes, 0);
+    ck_assert_uint_eq(g.footprint_bytes, 0);
+
+    ck_assert_int_eq(catalog_set_segment_mem(c, "old", 1000, 5000), 0);
+    ck_assert_int_eq(catalog_set_segment_footprint(c, "old", 4321), 0);
+    ck_assert_int_eq(catalog_get_segment(c, "old", &g), 0);
+    ck_assert_uint_eq(g.mem_request_bytes, 1000);
+    ck_assert_uint_eq(g.mem_limit_bytes, 5000);
+    ck_assert_uint_eq(g.footprint_bytes, 4321);
+    ck_assert_str_eq(g.state, "LOADED"); /* nothing else moved */
+    ck_assert_int_eq(catalog_set_segment_mem(c, "old", 5000, 1000), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(catalog_errmsg(c), "mem_limit_bytes"));
+    ck_assert_int_eq(catalog_set_segment_mem(c, "old", WIRE_MEM_DECLARED_MAX + 1, 0), -EINVAL);
+    ck_assert_int_eq(catalog_set_segment_mem(c, "nope", 1, 2), -ENOENT);
+    ck_assert_int_eq(catalog_set_segment_footprint(c, "old", UINT64_MAX), -EINVAL);
+    ck_assert_int_eq(catalog_set_segment_footprint(c, "nope", 1), -ENOENT);
+    ck_assert_int_eq(catalog_get_segment(c, "old", &g), 0);
+    ck_assert_uint_eq(g.mem_request_bytes, 1000);
+    ck_assert_uint_eq(g.footprint_bytes, 4321);
+
+    /* A new segment with its declarations; a bad pair is refused, nothing stored. */
+    s = test_segment("new", 10);
+    s.mem_request_bytes = 64;
+    s.mem_limit_bytes = 128;
+    ck_assert_int_eq(catalog_put_segment(c, &s), 0);
+    ck_assert_int_eq(catalog_get_segment(c, "new", &g), 0);
+    ck_assert_uint_eq(g.mem_request_bytes, 64);
+    ck_assert_uint_eq(g.mem_limit_bytes, 128);
+    s = test_segment("bad", 10);
+    s.mem_request_bytes = 128;
+    s.mem_limit_bytes = 64;
+    ck_assert_int_eq(catalog_put_segment(c, &s), -EINVAL);
+    ck_assert_int_eq(catalog_get_segment(c, "bad", &g), -ENOENT);
+    ck_assert_int_eq(catalog_integrity_check(c, err, sizeof(err)), 0);
+    catalog_close(c);
+}
+END_TEST
+
 START_TEST(test_future_version)
 {
     struct catalog *c = test_open();
@@ -584,7 +648,7 @@ START_TEST(test_future_version)
     ck_assert_int_eq(catalog_open(test_db, &c, err, sizeof(err)), -EPROTONOSUPPORT);
     ck_assert_ptr_null(c);
     ck_assert_msg(strstr(err, "version 99") != NULL, "names the database's version: %s", err);
-    ck_assert_msg(strstr(err, "version 6") != NULL, "names the known version: %s", err);
+    ck_assert_msg(strstr(err, "version 7") != NULL, "names the known version: %s", err);
 
     /* Left untouched. */
     db = test_raw_open();
@@ -1448,6 +1512,7 @@ static Suite *catalog_suite(void)
     test_add(s, "migrate_from_v3", test_migrate_from_v3);
     test_add(s, "migrate_from_v4", test_migrate_from_v4);
     test_add(s, "migrate_from_v5", test_migrate_from_v5);
+    test_add(s, "migrate_from_v6", test_migrate_from_v6);
     test_add(s, "reopen_preserves", test_reopen_preserves);
     test_add(s, "segment_idempotent", test_segment_idempotent);
     test_add(s, "assignment_unknown_refs", test_assignment_unknown_refs);

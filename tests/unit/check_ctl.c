@@ -238,6 +238,49 @@ START_TEST(test_tables)
 }
 END_TEST
 
+START_TEST(test_recommendations)
+{
+    struct wire_recommendation rs[2];
+    struct wire_recommendation_list l = {2, rs};
+    char *out = NULL;
+
+    memset(rs, 0, sizeof(rs));
+    snprintf(rs[0].table, sizeof(rs[0].table), "sales");
+    rs[0].segments = 20;
+    rs[0].observed = 18;
+    rs[0].p50_bytes = 10ull << 20;
+    rs[0].p90_bytes = 18ull << 20;
+    rs[0].p95_bytes = 19ull << 20;
+    rs[0].max_bytes = 20ull << 20;
+    rs[0].request_bytes = 21708800;
+    rs[0].limit_bytes = 22913024;
+    rs[0].declared_request_bytes = 10ull << 20;
+    rs[0].request_ratio = 1.0;
+    rs[0].estimate_bytes = 5ull << 20;
+    rs[0].estimate_ratio = 2.0;
+    rs[0].over_limit = 4;
+    snprintf(rs[1].table, sizeof(rs[1].table), "new");
+    rs[1].segments = 3;
+    RENDER(out, ctl_print_recommendations(f_, &l, false));
+    ck_assert_ptr_nonnull(strstr(out, "REQUEST"));
+    ck_assert_ptr_nonnull(strstr(out, "20.7M")); /* the recommended request */
+    ck_assert_ptr_nonnull(strstr(out, "10.0M 1.00x"));
+    ck_assert_ptr_nonnull(strstr(out, "5.0M 2.00x"));
+    ck_assert_ptr_nonnull(strstr(out, "sales: --mem-request 21708800 --mem-limit 22913024\n"));
+    ck_assert_ptr_null(strstr(out, "new: --mem-request")); /* nothing observed: nothing to say */
+    free(out);
+    RENDER(out, ctl_print_recommendations(f_, &l, true));
+    ck_assert_ptr_nonnull(strstr(out, "{\"recommendations\":[{\"table\":\"sales\",\"segments\":20,"
+                                      "\"observed\":18,\"p50_bytes\":10485760,"
+                                      "\"p90_bytes\":18874368,\"p95_bytes\":19922944,"
+                                      "\"max_bytes\":20971520,\"request_bytes\":21708800,"
+                                      "\"limit_bytes\":22913024,"));
+    ck_assert_ptr_nonnull(strstr(out, "\"estimate_ratio\":2"));
+    ck_assert_ptr_nonnull(strstr(out, "\"over_limit\":4}"));
+    free(out);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ctl");
@@ -250,6 +293,7 @@ int main(void)
     tcase_add_test(tc, test_segments);
     tcase_add_test(tc, test_events_and_status);
     tcase_add_test(tc, test_tables);
+    tcase_add_test(tc, test_recommendations);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

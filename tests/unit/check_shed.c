@@ -38,6 +38,43 @@ START_TEST(test_pick_tie_largest)
 }
 END_TEST
 
+/*
+ * A segment over its declared limit goes first, however recently queried;
+ * among several, the one furthest over. A limit of 0 declares nothing, and
+ * a footprint at the limit is not over it.
+ */
+START_TEST(test_pick_over_limit)
+{
+    struct shed_candidate c[] = {
+        {"cold", 0, 100, 100, 0},        /* never queried, no limit */
+        {"at", 9000, 100, 500, 500},     /* exactly at its limit */
+        {"over", 9000, 100, 600, 500},   /* 100 over, queried just now */
+        {"more", 8000, 100, 1000, 700},  /* 300 over */
+    };
+
+    ck_assert(!shed_over_limit(100, 0));
+    ck_assert(!shed_over_limit(500, 500));
+    ck_assert(shed_over_limit(501, 500));
+    ck_assert_str_eq(shed_pick(c, 2)->id, "cold");
+    ck_assert_str_eq(shed_pick(c, 3)->id, "over");
+    ck_assert_str_eq(shed_pick(c, 4)->id, "more");
+}
+END_TEST
+
+START_TEST(test_detail_over_limit)
+{
+    struct shed_candidate cand = {"seg", 0, 10, 3000000, 2000000};
+    struct admission_signals sig;
+    char buf[200];
+
+    memset(&sig, 0, sizeof(sig));
+    sig.full_frac = 0.5;
+    shed_detail_over_limit(WIRE_REASON_MEM_CRITICAL, &cand, &sig, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "footprint 3000000 over its declared limit 2000000; shed first under "
+                          "sustained MEM_CRITICAL (full stall 0.500, refaults 0/s)");
+}
+END_TEST
+
 static struct admission_state closed_state(bool critical, bool thrashing)
 {
     struct admission_config cfg = admission_config_default();
@@ -129,11 +166,13 @@ static Suite *shed_suite(void)
     tcase_add_test(tc, test_pick_empty);
     tcase_add_test(tc, test_pick_coldest);
     tcase_add_test(tc, test_pick_tie_largest);
+    tcase_add_test(tc, test_pick_over_limit);
     suite_add_tcase(s, tc);
     tc = tcase_create("reason");
     tcase_add_test(tc, test_reason);
     tcase_add_test(tc, test_reason_fast_run);
     tcase_add_test(tc, test_detail);
+    tcase_add_test(tc, test_detail_over_limit);
     suite_add_tcase(s, tc);
     return s;
 }

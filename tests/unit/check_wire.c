@@ -353,6 +353,10 @@ START_TEST(test_node_status)
     strcpy(segs[0].segment_id, "s0");
     segs[0].state = WIRE_SEG_LOADED;
     segs[0].file_bytes = 4096;
+    segs[0].footprint_bytes = 5000;
+    segs[0].mem_request_bytes = 1000;
+    segs[0].mem_limit_bytes = 4000;
+    segs[0].over_limit = true;
     strcpy(segs[1].segment_id, "s1");
     segs[1].state = WIRE_SEG_FAILED;
     segs[1].reason = WIRE_REASON_SEGMENT_INVALID;
@@ -368,6 +372,11 @@ START_TEST(test_node_status)
     ck_assert_int_eq(out.segments[1].reason, WIRE_REASON_SEGMENT_INVALID);
     ck_assert_str_eq(out.segments[1].detail, "checksum");
     ck_assert_uint_eq(out.segments[0].file_bytes, 4096);
+    ck_assert_uint_eq(out.segments[0].footprint_bytes, 5000);
+    ck_assert_uint_eq(out.segments[0].mem_request_bytes, 1000);
+    ck_assert_uint_eq(out.segments[0].mem_limit_bytes, 4000);
+    ck_assert(out.segments[0].over_limit);
+    ck_assert(!out.segments[1].over_limit);
     wire_node_status_done(&out);
 
     segs[1].state = (enum wire_segment_state)42;
@@ -556,6 +565,75 @@ START_TEST(test_segment_table)
     ck_assert_str_eq(err.message, "--table: empty");
     ck_assert_int_eq(wire_check_table("t", "bad\xff", &err), -EINVAL);
     ck_assert_str_eq(err.message, "t: not valid UTF-8 (byte 0xff at offset 3)");
+}
+END_TEST
+
+/* Declared memory, in a registration, an assignment and a claim: checked alike. */
+START_TEST(test_declared_mem)
+{
+    static char uri_ok[] = "file:///s/a.seg";
+    struct wire_segment_spec spec;
+    struct wire_assign_request a, aout;
+    struct wire_claim_response cr = {1, &a}, crout;
+    struct wire_segment_batch b = {1, &spec}, out;
+    struct wire_error err;
+    size_t len;
+    uint8_t *buf;
+
+    memset(&spec, 0, sizeof(spec));
+    strcpy(spec.segment_id, "a");
+    spec.uri = uri_ok;
+    spec.row_count = 10;
+    spec.avg_row_size = 16;
+    spec.mem_request_bytes = 1 << 20;
+    spec.mem_limit_bytes = 2 << 20;
+    buf = wire_segment_batch_encode(&b, &len);
+    ck_assert_int_eq(wire_segment_batch_decode(buf, len, &out, &err), 0);
+    free(buf);
+    ck_assert_uint_eq(out.specs[0].mem_request_bytes, 1 << 20);
+    ck_assert_uint_eq(out.specs[0].mem_limit_bytes, 2 << 20);
+    wire_segment_batch_done(&out);
+    spec.mem_limit_bytes = 4096;
+    ck_assert_int_eq(batch_roundtrip(&spec, 1, &err), -EINVAL);
+    ck_assert_str_eq(err.message,
+                     "segments[0].mem_limit_bytes: 4096 is under mem_request_bytes 1048576");
+    spec.mem_limit_bytes = 0; /* a request alone */
+    ck_assert_int_eq(batch_roundtrip(&spec, 1, &err), 0);
+    spec.mem_request_bytes = WIRE_MEM_DECLARED_MAX + 1;
+    ck_assert_int_eq(batch_roundtrip(&spec, 1, &err), -EINVAL);
+    ck_assert_str_eq(err.message, "segments[0].mem_request_bytes: 17592186044417 is over the "
+                                  "limit of 17592186044416");
+    spec.mem_request_bytes = 0;
+    spec.mem_limit_bytes = WIRE_MEM_DECLARED_MAX; /* a limit alone, at the maximum */
+    ck_assert_int_eq(batch_roundtrip(&spec, 1, &err), 0);
+
+    memset(&a, 0, sizeof(a));
+    strcpy(a.segment_id, "a");
+    strcpy(a.uri, "file:///s/a.seg");
+    a.row_count = 10;
+    a.avg_row_size = 16;
+    a.mem_request_bytes = 300;
+    a.mem_limit_bytes = 600;
+    buf = wire_assign_request_encode(&a, &len);
+    ck_assert_int_eq(wire_assign_request_decode(buf, len, &aout, &err), 0);
+    free(buf);
+    ck_assert_uint_eq(aout.mem_request_bytes, 300);
+    ck_assert_uint_eq(aout.mem_limit_bytes, 600);
+    buf = wire_claim_response_encode(&cr, &len);
+    ck_assert_int_eq(wire_claim_response_decode(buf, len, &crout, &err), 0);
+    free(buf);
+    ck_assert_uint_eq(crout.assignments[0].mem_limit_bytes, 600);
+    wire_claim_response_done(&crout);
+    a.mem_limit_bytes = 200;
+    buf = wire_assign_request_encode(&a, &len);
+    ck_assert_int_eq(wire_assign_request_decode(buf, len, &aout, &err), -EINVAL);
+    ck_assert_str_eq(err.message, "mem_limit_bytes: 200 is under mem_request_bytes 300");
+    free(buf);
+    buf = wire_claim_response_encode(&cr, &len);
+    ck_assert_int_eq(wire_claim_response_decode(buf, len, &crout, &err), -EINVAL);
+    ck_assert_str_eq(err.message,
+                     "assignments[0].mem_limit_bytes: 200 is under mem_request_bytes 300");
+    free(buf);
 }
 END_TEST
 
@@ -829,6 +907,7 @@ static Suite *wire_suite(void)
     tcase_add_test(tc, test_node_report);
     tcase_add_test(tc, test_segment_batch);
     tcase_add_test(tc, test_segment_table);
+    tcase_add_test(tc, test_declared_mem);
     tcase_add_test(tc, test_claim);
     tcase_add_test(tc, test_list_caps);
     tcase_add_test(tc, test_status_and_event_counts);
