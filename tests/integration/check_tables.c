@@ -180,7 +180,10 @@ START_TEST(test_tables)
 }
 END_TEST
 
-/* The segment's line of `segments --json` (caller frees), or NULL. */
+/*
+ * The segment's part of `segments --json` (a SegmentList: from its spec's
+ * segment_id to its over_limit), or NULL; the caller frees it.
+ */
 static char *segment_json(const char *id)
 {
     char *out = NULL, *at, *end, *line, key[160];
@@ -189,10 +192,10 @@ static char *segment_json(const char *id)
         free(out);
         return NULL;
     }
-    snprintf(key, sizeof(key), "{\"id\":\"%s\"", id);
+    snprintf(key, sizeof(key), "\"segment_id\":\"%s\"", id);
     at = strstr(out, key);
-    end = at != NULL ? strstr(at, "\"last_reason\"") : NULL;
-    line = end != NULL ? xasprintf("%.*s", (int)(end - at), at) : NULL;
+    end = at != NULL ? strstr(at, "\"over_limit\":") : NULL;
+    line = end != NULL ? xasprintf("%.*s", (int)(end - at) + 18, at) : NULL;
     free(out);
     return line;
 }
@@ -250,7 +253,7 @@ START_TEST(test_declared)
     ck_assert_msg(harness_wait_until(footprint_known, (char[]){"w2"}, 10000),
                   "the coordinator has no footprint, or no over_limit, for w2");
     line = segment_json("w2");
-    ck_assert_msg(strstr(line, "\"mem_request_bytes\":4096,\"mem_limit_bytes\":8192,") != NULL,
+    ck_assert_msg(strstr(line, "\"mem_request_bytes\":4096,\"mem_limit_bytes\":8192}") != NULL,
                   "%s", line);
     free(line);
     ck_assert(harness_node_status(harness_proc_addr(node), NULL, 5000, &ns));

@@ -119,7 +119,8 @@ START_TEST(test_segments)
     RENDER(out, ctl_print_explain(f_, &si, true));
     /* What GET /v1/segments/x answers: a SegmentList of one, with the explanation. */
     ck_assert_ptr_nonnull(strstr(out, "{\"segments\":[{\"spec\":{\"segment_id\":\"x\""));
-    ck_assert_ptr_nonnull(strstr(out, "\"explain\":\"node-a: refused MEM_CAPACITY until 12:00\"}],\"total\":1}"));
+    ck_assert_ptr_nonnull(strstr(out, "\"explain\":\"node-a: refused MEM_CAPACITY until 12:00\","
+                                      "\"footprint_bytes\":0,\"over_limit\":false}],\"total\":1}"));
     free(out);
 }
 END_TEST
