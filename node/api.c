@@ -769,15 +769,11 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
     for (int r = WIRE_REASON_MEM_CRITICAL; r < WIRE_REASON_COUNT_; r++) {
         const char *labels[] = {"reason", reason_name((enum wire_reason)r), NULL};
 
-        if (r > WIRE_REASON_MEM_THRASHING && r != WIRE_REASON_MEM_EXHAUSTION)
+        /* OVER_LIMIT: shed first, for being over a declared limit. */
+        if (r > WIRE_REASON_MEM_THRASHING && r != WIRE_REASON_MEM_EXHAUSTION &&
+            r != WIRE_REASON_OVER_LIMIT)
             continue;
         metrics_sample_u64(m, "sluice_node_shed_total", node->shed_total[r], labels);
-    }
-    {
-        /* Shed first, for being over a declared limit (issue 21). */
-        const char *labels[] = {"reason", reason_name(WIRE_REASON_OVER_LIMIT), NULL};
-        metrics_sample_u64(m, "sluice_node_shed_total", node->shed_total[WIRE_REASON_OVER_LIMIT],
-                           labels);
     }
     metrics_one_u64(m, "sluice_node_claimed_total", "counter",
                     "Pull mode: segments claimed from the coordinator and accepted.",
