@@ -306,9 +306,10 @@ static int config_set(const struct config_option *o, struct config_value *val, c
         nv.v.s = xstrdup(text);
         break;
     case CONFIG_CHOICE:
+        /* Any case: `--state loaded` is LOADED; the value is the table's spelling. */
         for (size_t i = 0; o->choices[i] != NULL; i++) {
-            if (strcmp(text, o->choices[i]) == 0) {
-                nv.v.s = xstrdup(text);
+            if (strcasecmp(text, o->choices[i]) == 0) {
+                nv.v.s = xstrdup(o->choices[i]);
                 break;
             }
         }
@@ -347,6 +348,13 @@ static int config_set(const struct config_option *o, struct config_value *val, c
             config_error(err, err_len, "%s: \"%s\" is too large", src, text);
         else
             r = config_check_u64(o, nv.v.u, text, src, err, err_len);
+        if (r == -ERANGE && err_len > 0 && text[strspn(text, "0123456789")] == '\0') {
+            size_t used = strlen(err);
+
+            if (err_len > used)
+                snprintf(err + used, err_len - used,
+                         " (a bare number is milliseconds: write %ss for seconds)", text);
+        }
         break;
     case CONFIG_DOUBLE:
         r = config_parse_double(text, &nv.v.d);

@@ -35,10 +35,11 @@ enum config_type {
     CONFIG_STRING,   /* target char **: a copy the caller owns */
     CONFIG_INT,      /* target int64_t *: decimal, optional sign */
     CONFIG_SIZE,     /* target uint64_t *: bytes; 4096, 64K, 512M, 2G, 1T, KiB..TiB */
-    CONFIG_DURATION, /* target uint64_t *: milliseconds; 250ms, 5s, 2m, 1h, bare = ms */
+    CONFIG_DURATION, /* target uint64_t *: milliseconds; 250ms, 5s, 2m, 1h, bare = ms (a bare
+                        number out of range says so) */
     CONFIG_DOUBLE,   /* target double *: finite, strtod syntax */
     CONFIG_BOOL,     /* target bool *: --flag, --no-flag, --flag=true/false/1/0/yes/no/on/off */
-    CONFIG_CHOICE,   /* target char **: one of choices[] */
+    CONFIG_CHOICE,   /* target char **: one of choices[] in any case, as choices[] spells it */
 };
 
 struct config_option {

@@ -647,6 +647,41 @@ START_TEST(test_refusal_capacity_detail)
 END_TEST
 
 
+
+/*
+ * Issue 20 item 9: pointed at the other daemon, each CLI says so (the
+ * daemons name themselves in a Server header) instead of printing bytes or
+ * "not a valid ClusterStatus protobuf message"; a flag before the command
+ * works (item 8).
+ */
+START_TEST(test_wrong_daemon_named)
+{
+    const char *argv[6];
+    char *out = NULL;
+    int rc;
+
+    start_coord(NULL);
+    node = start_named_node("a", NULL);
+    argv[0] = harness_bin("sluice-coord");
+    argv[1] = "--coordinator";
+    argv[2] = harness_proc_addr(node);
+    argv[3] = "status";
+    argv[4] = NULL;
+    rc = harness_run(argv, &out);
+    ck_assert_msg(rc == 2 && strstr(out, "is a Sluice node, not a coordinator") != NULL,
+                  "rc %d: %s", rc, out);
+    free(out);
+    argv[0] = harness_bin("sluice-node");
+    argv[1] = "status";
+    argv[2] = "--node";
+    argv[3] = harness_proc_addr(coord);
+    rc = harness_run(argv, &out);
+    ck_assert_msg(rc != 0 && strstr(out, "is a Sluice coordinator, not a node") != NULL,
+                  "rc %d: %s", rc, out);
+    free(out);
+}
+END_TEST
+
 static bool n_backing_off(void *arg)
 {
     struct wire_cluster_status st;
@@ -785,6 +820,7 @@ int main(void)
     tcase_add_test(tc, test_events_paged);
     tcase_add_test(tc, test_refusal_422_detail);
     tcase_add_test(tc, test_refusal_capacity_detail);
+    tcase_add_test(tc, test_wrong_daemon_named);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
