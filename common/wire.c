@@ -1383,6 +1383,7 @@ int wire_segment_list_decode(const void *buf, size_t len, struct wire_segment_li
         out.n = i + 1;
     }
     out.total = m->total;
+    wire_copy_text(out.next_after, sizeof(out.next_after), m->next_after);
     *ret = out;
     sluice__v1__segment_list__free_unpacked(m, NULL);
     return 0;
@@ -1427,6 +1428,7 @@ uint8_t *wire_segment_list_encode(const struct wire_segment_list *in, size_t *re
     m.n_segments = in->n;
     m.segments = iptrs;
     m.total = in->total;
+    m.next_after = (char *)(uintptr_t)in->next_after;
     buf = wire_pack(&m.base, ret_len);
     free(pptrs);
     free(pls);

@@ -336,6 +336,7 @@ struct wire_segment_list {
     size_t n;
     struct wire_segment_info *segments; /* owned */
     uint64_t total;
+    char next_after[WIRE_ID_MAX + 1]; /* "" : the last page */
 };
 
 struct wire_node_info {

@@ -436,9 +436,7 @@ static void coord_retry(struct coord *c, struct evhttp_request *req, const char 
     if (c->catalog_errors != errors)
         coord_rollback(c);
     if (c->catalog_errors != errors || coord_flush(c) < 0) {
-        c->counts[COORD_PENDING]--;
-        c->counts[COORD_INVALID]++;
-        s->state = COORD_INVALID;
+        coord_seg_move(c, s, COORD_INVALID);
         s->digest = digest;
         pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
         return;

@@ -142,6 +142,8 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     c->rng = (uint32_t)(clock_mono_ns() | 1);
     c->storm = storm_new(COORD_STORM_MS);
     c->segs = strmap_new();
+    for (int i = 0; i < 3; i++)
+        c->by_state[i] = ordset_new(0x5eed0000u + (uint32_t)i);
     c->nodes = strmap_new();
     c->tick_ev = event_new(base, -1, 0, coord_tick_cb, c);
     c->commit_ev = event_new(base, -1, 0, coord_commit_cb, c);
@@ -232,6 +234,8 @@ void coord_free(struct coord *c)
     if (c->segs != NULL)
         strmap_foreach(c->segs, coord_free_seg, NULL);
     strmap_free(c->segs);
+    for (int i = 0; i < 3; i++)
+        ordset_free(c->by_state[i]);
     strmap_free(c->nodes);
     if (c->placement != NULL)
         c->placement->stop(c);

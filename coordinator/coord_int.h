@@ -26,6 +26,7 @@
 #include "history.h"
 #include "http.h"
 #include "membership.h"
+#include "ordset.h"
 #include "placer.h"
 #include "reconcile.h"
 #include "storm.h"
@@ -122,6 +123,7 @@ struct coord {
     struct storm *storm; /* refusal and back-off storms folded into counted rows */
     struct http_server *http;
     struct strmap *segs;  /* id -> struct coord_seg */
+    struct ordset *by_state[3]; /* each state's segments in id order, for paged listings */
     struct strmap *nodes; /* id -> struct coord_node */
     struct event *tick_ev, *membership_ev, *commit_ev, *flush_ev, *notes_ev;
     /* nodes with notes, applied from the loop (coord_node_notes_apply()) */
@@ -180,6 +182,8 @@ void coord_holder_add(struct coord *c, struct coord_seg *s, struct coord_node *n
                       enum wire_segment_state st);
 void coord_holder_remove(struct coord *c, struct coord_seg *s, const char *node);
 void coord_set_seg_state(struct coord *c, struct coord_seg *s, enum coord_seg_state st);
+/* The in-memory half of a state change (counts, by_state), without the catalog or a log line. */
+void coord_seg_move(struct coord *c, struct coord_seg *s, enum coord_seg_state st);
 void coord_seg_update(struct coord *c, struct coord_seg *s);
 struct coord_seg *coord_seg_new(struct coord *c, const char *id, const char *uri,
                                 uint64_t rows, uint64_t size, unsigned replication,

@@ -180,19 +180,20 @@ void ctl_print_nodes(FILE *out, const struct wire_node_list *nodes, bool json)
     }
 }
 
-void ctl_print_segments(FILE *out, const struct wire_segment_list *segs, bool json)
+/* Segments a page of `segments` asks for: small enough for any answer to stay under the 4 MiB cap. */
+#define CTL_SEGMENT_PAGE 1000
+
+static void ctl_segments_header(FILE *out)
 {
-    char b1[16];
-    size_t len;
-
-    if (json) {
-        uint8_t *buf = wire_segment_list_encode(segs, &len);
-
-        ctl_json_msg(out, WIRE_MSG_SEGMENT_LIST, buf, len);
-        return;
-    }
     fprintf(out, "%-24s %-8s %12s %9s %9s  %-30s %s\n", "SEGMENT", "STATE", "ROWS", "ROW_SIZE",
             "EST_SIZE", "NODES", "LAST_REASON");
+}
+
+/* One page's rows of the segments table. */
+static void ctl_segments_rows(FILE *out, const struct wire_segment_list *segs)
+{
+    char b1[16];
+
     for (size_t i = 0; i < segs->n; i++) {
         const struct wire_segment_info *s = &segs->segments[i];
         char nodes[256] = "";
@@ -211,6 +212,47 @@ void ctl_print_segments(FILE *out, const struct wire_segment_list *segs, bool js
                 ctl_bytes(b1, sizeof(b1), s->spec.row_count * s->spec.avg_row_size),
                 nodes[0] != '\0' ? nodes : "-", s->last_reason[0] != '\0' ? s->last_reason : "-");
     }
+}
+
+/*
+ * One page's segments as JSON array elements (their SegmentInfo JSON, comma
+ * separated, a comma first unless first), so that pages stream into one
+ * document without the whole list in memory.
+ */
+static void ctl_segments_json_items(FILE *out, const struct wire_segment_list *segs, bool first)
+{
+    size_t len, jlen;
+    uint8_t *buf = wire_segment_list_encode(segs, &len);
+    char *text = NULL;
+    json_t *doc = NULL, *arr;
+    size_t i;
+    json_t *el;
+
+    if (wirejson_encode(WIRE_MSG_SEGMENT_LIST, buf, len, 0, &text, &jlen) == 0)
+        doc = json_loadb(text, jlen, 0, NULL);
+    arr = json_object_get(doc, "segments");
+    json_array_foreach(arr, i, el) {
+        if (!first || i > 0)
+            fputc(',', out);
+        json_dumpf(el, out, JSON_COMPACT);
+    }
+    json_decref(doc);
+    free(text);
+    free(buf);
+}
+
+void ctl_print_segments(FILE *out, const struct wire_segment_list *segs, bool json)
+{
+    size_t len;
+
+    if (json) {
+        uint8_t *buf = wire_segment_list_encode(segs, &len);
+
+        ctl_json_msg(out, WIRE_MSG_SEGMENT_LIST, buf, len);
+        return;
+    }
+    ctl_segments_header(out);
+    ctl_segments_rows(out, segs);
     if (segs->total > segs->n)
         fprintf(out, "(%zu of %" PRIu64 " shown; use --limit)\n", segs->n, segs->total);
 }
@@ -497,25 +539,59 @@ static int cmd_segments(int argc, char **argv)
     struct wire_segment_list segs;
     struct http_response r;
     struct wire_error err;
-    char path[128];
-    int next, rc;
+    char path[320], after[WIRE_ID_MAX + 1] = "";
+    uint64_t shown = 0, total = 0;
+    bool first = true;
+    int next, rc = CTL_EXIT_OK;
 
     ctl_parse(opts, N_OPTS(opts), argc, argv, &next,
               "sluice-coord segments [--state S] [--limit N] [--json]",
-              "List segments with their state and the nodes holding them.", 0);
+              "List segments with their state and the nodes holding them, in id order "
+              "(fetched a page at a time).",
+              0);
     ctl_load_token(&c);
-    snprintf(path, sizeof(path), "/v1/segments?limit=%" PRId64 "%s%s", limit,
-             strcmp(state, "all") != 0 ? "&state=" : "", strcmp(state, "all") != 0 ? state : "");
-    rc = ctl_call(&c, "segments", "GET", path, NULL, 0, &r);
-    if (rc == CTL_EXIT_OK) {
-        if (wire_segment_list_decode(r.body, r.body_len, &segs, &err) == 0) {
-            ctl_print_segments(stdout, &segs, c.json);
-            wire_segment_list_done(&segs);
-        } else {
+    /* Page after page, each one request, until --limit or the end: no answer is large. */
+    while (shown < (uint64_t)limit) {
+        uint64_t page = (uint64_t)limit - shown < CTL_SEGMENT_PAGE ? (uint64_t)limit - shown
+                                                                   : CTL_SEGMENT_PAGE;
+        bool more;
+
+        snprintf(path, sizeof(path), "/v1/segments?limit=%" PRIu64 "%s%s%s%s", page,
+                 strcmp(state, "all") != 0 ? "&state=" : "",
+                 strcmp(state, "all") != 0 ? state : "", after[0] ? "&after=" : "", after);
+        rc = ctl_call(&c, "segments", "GET", path, NULL, 0, &r);
+        if (rc != CTL_EXIT_OK)
+            break;
+        if (wire_segment_list_decode(r.body, r.body_len, &segs, &err) < 0) {
             rc = ctl_bad_answer("segments", &err);
+            http_response_done(&r);
+            break;
         }
         http_response_done(&r);
+        if (first) {
+            total = segs.total;
+            if (c.json)
+                fputs("{\"segments\":[", stdout);
+            else
+                ctl_segments_header(stdout);
+        }
+        if (c.json)
+            ctl_segments_json_items(stdout, &segs, first);
+        else
+            ctl_segments_rows(stdout, &segs);
+        first = false;
+        shown += segs.n;
+        snprintf(after, sizeof(after), "%s", segs.next_after);
+        more = segs.next_after[0] != '\0' && segs.n > 0;
+        wire_segment_list_done(&segs);
+        if (!more)
+            break;
     }
+    if (!first && c.json)
+        /* The pages as one SegmentList; next_after says where --limit stopped it. */
+        printf("],\"total\":%" PRIu64 ",\"next_after\":\"%s\"}\n", total, after);
+    else if (!first && total > shown)
+        printf("(%" PRIu64 " of %" PRIu64 " shown; use --limit)\n", shown, total);
     free(c.token);
     config_free_strings(opts, N_OPTS(opts));
     return rc;

@@ -253,15 +253,24 @@ void coord_holder_remove(struct coord *c, struct coord_seg *s, const char *node)
     coord_check(c, catalog_delete_assignment(c->cat, s->id, node), "unassign");
 }
 
-void coord_set_seg_state(struct coord *c, struct coord_seg *s, enum coord_seg_state st)
+void coord_seg_move(struct coord *c, struct coord_seg *s, enum coord_seg_state st)
 {
     if (s->state == st)
         return;
     c->counts[s->state]--;
     c->counts[st]++;
+    ordset_remove(c->by_state[s->state], s->id);
+    ordset_add(c->by_state[st], s->id, s);
+    s->state = st;
+}
+
+void coord_set_seg_state(struct coord *c, struct coord_seg *s, enum coord_seg_state st)
+{
+    if (s->state == st)
+        return;
     log_debug("segment_state", "id=%s transition=\"%s -> %s\"", s->id,
               coord_seg_state_names[s->state], coord_seg_state_names[st]);
-    s->state = st;
+    coord_seg_move(c, s, st);
     coord_txn(c);
     coord_check(c, catalog_set_segment_state(c->cat, s->id, coord_seg_state_names[st],
                                              (int64_t)coord_wall_of(s->backoff_until_ms)),
@@ -296,6 +305,7 @@ struct coord_seg *coord_seg_new(struct coord *c, const char *id, const char *uri
     s->state = st;
     coord_seg_set_table(s, NULL);
     strmap_put(c->segs, s->id, s);
+    ordset_add(c->by_state[st], s->id, s);
     c->counts[st]++;
     return s;
 }

@@ -87,35 +87,52 @@ void coord_seg_info(const struct coord *c, const struct coord_seg *s,
     }
 }
 
-struct coord_list {
-    const struct coord *c;
-    int state; /* -1: all */
-    struct coord_seg **segs;
-    size_t n;
+/* The largest page GET /v1/segments answers; a larger limit is taken as this. */
+#define COORD_SEGMENT_PAGE_MAX 10000
+
+/*
+ * A walk over one state's ordered set, or a merge of the three in id
+ * order: each step is O(1) (three compares at most), so a page costs
+ * O(limit) after an O(log n) seek.
+ */
+struct coord_walk {
+    const struct ordset_node *at[3];
 };
 
-static int coord_collect_seg(const char *key, void *value, void *arg)
+static void coord_walk_start(const struct coord *c, int state, const char *after,
+                             struct coord_walk *w)
 {
-    struct coord_list *l = arg;
-    struct coord_seg *s = value;
-
-    if (l->state < 0 || (int)s->state == l->state)
-        l->segs[l->n++] = s;
-    return 0;
+    for (int i = 0; i < 3; i++)
+        w->at[i] = state < 0 || state == i ? ordset_after(c->by_state[i], after) : NULL;
 }
 
-static int coord_cmp_seg(const void *a, const void *b)
+/* The next segment in id order, or NULL at the end. */
+static struct coord_seg *coord_walk_next(struct coord_walk *w)
 {
-    return strcmp((*(struct coord_seg *const *)a)->id, (*(struct coord_seg *const *)b)->id);
+    int best = -1;
+    struct coord_seg *s;
+
+    for (int i = 0; i < 3; i++)
+        if (w->at[i] != NULL &&
+            (best < 0 || strcmp(ordset_key(w->at[i]), ordset_key(w->at[best])) < 0))
+            best = i;
+    if (best < 0)
+        return NULL;
+    s = ordset_value(w->at[best]);
+    w->at[best] = ordset_next(w->at[best]);
+    return s;
 }
 
 void coord_list_segments(struct coord *c, struct evhttp_request *req)
 {
     struct evkeyvalq q;
-    const char *state, *limit_s;
-    struct coord_list l = {c, -1, NULL, 0};
+    const char *state_s, *limit_s, *after;
     struct wire_segment_list out;
+    struct wire_error err;
+    struct coord_walk w;
+    struct coord_seg *s;
     unsigned long limit = 1000;
+    int state = -1;
     uint8_t *buf;
     size_t len;
 
@@ -123,13 +140,14 @@ void coord_list_segments(struct coord *c, struct evhttp_request *req)
                                ? evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req))
                                : "",
                            &q);
-    state = evhttp_find_header(&q, "state");
+    state_s = evhttp_find_header(&q, "state");
     limit_s = evhttp_find_header(&q, "limit");
-    if (state != NULL) {
+    after = evhttp_find_header(&q, "after");
+    if (state_s != NULL) {
         for (int i = 0; i < 3; i++)
-            if (strcmp(state, coord_seg_state_names[i]) == 0)
-                l.state = i;
-        if (l.state < 0) {
+            if (strcmp(state_s, coord_seg_state_names[i]) == 0)
+                state = i;
+        if (state < 0) {
             pbhttp_reply_error(req, 400, "invalid_field", "state: one of PENDING, LOADED, INVALID");
             goto out;
         }
@@ -142,20 +160,26 @@ void coord_list_segments(struct coord *c, struct evhttp_request *req)
             goto out;
         }
     }
-    l.segs = xcalloc(strmap_count(c->segs) + 1, sizeof(*l.segs));
-    strmap_foreach(c->segs, coord_collect_seg, &l);
-    qsort(l.segs, l.n, sizeof(*l.segs), coord_cmp_seg);
+    if (after != NULL && wire_check_segment_id("after", after, &err) < 0) {
+        pbhttp_reply_error(req, 400, err.code, err.message);
+        goto out;
+    }
+    if (limit > COORD_SEGMENT_PAGE_MAX)
+        limit = COORD_SEGMENT_PAGE_MAX;
     memset(&out, 0, sizeof(out));
-    out.total = l.n;
-    out.n = l.n < limit ? l.n : limit;
-    out.segments = xcalloc(out.n, sizeof(*out.segments));
-    for (size_t i = 0; i < out.n; i++)
-        coord_seg_info(c, l.segs[i], &out.segments[i], false);
+    out.total = state < 0 ? strmap_count(c->segs) : c->counts[state];
+    out.segments = xcalloc(limit, sizeof(*out.segments));
+    coord_walk_start(c, state, after, &w);
+    while (out.n < limit && (s = coord_walk_next(&w)) != NULL)
+        coord_seg_info(c, s, &out.segments[out.n++], false);
+    /* More after this page: its last id is the cursor. */
+    if (out.n == limit && coord_walk_next(&w) != NULL)
+        snprintf(out.next_after, sizeof(out.next_after), "%s",
+                 out.segments[out.n - 1].spec.segment_id);
     buf = wire_segment_list_encode(&out, &len);
     for (size_t i = 0; i < out.n; i++)
         free(out.segments[i].placements);
     free(out.segments);
-    free(l.segs);
     pbhttp_reply_msg(req, 200, WIRE_MSG_SEGMENT_LIST, buf, len);
 out:
     evhttp_clear_headers(&q);
@@ -183,6 +207,7 @@ void coord_show_segment(struct coord *c, struct evhttp_request *req, const char 
         return;
     }
     coord_seg_info(c, s, &info, true);
+    memset(&out, 0, sizeof(out));
     out.n = 1;
     out.total = 1;
     out.segments = &info;

@@ -746,6 +746,83 @@ START_TEST(test_refusal_storm)
 }
 END_TEST
 
+/* ---- issue 17: GET /v1/segments in pages, the CLI following them ---------- */
+
+/* Counts the occurrences of needle in hay. */
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+START_TEST(test_segments_paged)
+{
+    char uri_buf[] = "file:///nonexistent/p.seg", *uri = uri_buf, *out = NULL;
+    struct wire_segment_list l;
+    char after[WIRE_ID_MAX + 1] = "", q[WIRE_ID_MAX + 64];
+    size_t seen = 0, pages = 0;
+
+    start_coord(NULL);
+    /* 10,050 segments, two batches; ids p-00000 .. p-10049. */
+    ck_assert_int_eq(harness_register_ids(harness_proc_addr(coord), "p-", 5, 0, 10000, &uri, 1,
+                                          100, 16),
+                     200);
+    ck_assert_int_eq(harness_register_ids(harness_proc_addr(coord), "p-", 5, 10000, 10050, &uri, 1,
+                                          100, 16),
+                     200);
+    /* Pages of 4,000 in id order, each the cursor of the last. */
+    do {
+        snprintf(q, sizeof(q), "?limit=4000%s%s", after[0] ? "&after=" : "", after);
+        ck_assert_int_eq(harness_segments(harness_proc_addr(coord), q, &l), 200);
+        ck_assert_uint_eq(l.total, 10050);
+        for (size_t i = 0; i < l.n; i++) {
+            char want[16];
+
+            snprintf(want, sizeof(want), "p-%05zu", seen + i);
+            ck_assert_str_eq(l.segments[i].spec.segment_id, want);
+        }
+        seen += l.n;
+        if (l.next_after[0] != '\0')
+            ck_assert_str_eq(l.next_after, l.segments[l.n - 1].spec.segment_id);
+        snprintf(after, sizeof(after), "%s", l.next_after);
+        wire_segment_list_done(&l);
+        ck_assert_uint_lt(++pages, 5);
+    } while (after[0] != '\0');
+    ck_assert_uint_eq(seen, 10050);
+    ck_assert_uint_eq(pages, 3);
+    /* A page is at most 10,000, whatever the limit; the cursor says more follow. */
+    ck_assert_int_eq(harness_segments(harness_proc_addr(coord), "?limit=1000000", &l), 200);
+    ck_assert_uint_eq(l.n, 10000);
+    ck_assert_str_eq(l.next_after, "p-09999");
+    wire_segment_list_done(&l);
+    /* After an id that is not registered: from the next one. */
+    ck_assert_int_eq(harness_segments(harness_proc_addr(coord), "?limit=2&after=p-00004x", &l), 200);
+    ck_assert_uint_eq(l.n, 2);
+    ck_assert_str_eq(l.segments[0].spec.segment_id, "p-00005");
+    wire_segment_list_done(&l);
+    /* A state filter pages the same way: nothing is LOADED. */
+    ck_assert_int_eq(harness_segments(harness_proc_addr(coord), "?state=LOADED", &l), 200);
+    ck_assert_uint_eq(l.n, 0);
+    ck_assert_uint_eq(l.total, 0);
+    ck_assert_str_eq(l.next_after, "");
+    wire_segment_list_done(&l);
+    ck_assert_int_eq(harness_segments(harness_proc_addr(coord), "?after=a/b", &l), 400);
+    /* The CLI follows the cursor: every segment, one JSON document. */
+    ck_assert_int_eq(ctl(&out, "segments", "--limit=1000000", "--json"), 0);
+    ck_assert_uint_eq(count_of(out, "\"segment_id\":"), 10050);
+    ck_assert_msg(strstr(out, "],\"total\":10050,\"next_after\":\"\"}") != NULL, "%.200s", out);
+    ck_assert_ptr_nonnull(strstr(out, "\"segment_id\":\"p-10049\""));
+    free(out);
+    ck_assert_int_eq(ctl(&out, "segments", "--limit=1500", NULL), 0);
+    ck_assert_uint_eq(count_of(out, "\np-"), 1500);
+    ck_assert_msg(strstr(out, "(1500 of 10050 shown; use --limit)") != NULL, "%.200s", out);
+    free(out);
+}
+END_TEST
+
 /* ---- suspected: nodes never removed -------------------------------------- */
 
 START_TEST(test_forget_node)
@@ -821,6 +898,7 @@ int main(void)
     tcase_add_test(tc, test_refusal_422_detail);
     tcase_add_test(tc, test_refusal_capacity_detail);
     tcase_add_test(tc, test_wrong_daemon_named);
+    tcase_add_test(tc, test_segments_paged);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -107,7 +107,7 @@ START_TEST(test_segments)
     RENDER(out, ctl_print_segments(f_, &l, true));
     ck_assert_ptr_nonnull(strstr(out, "{\"segments\":[{\"spec\":{\"segment_id\":\"x\""));
     ck_assert_ptr_nonnull(strstr(out, "\"placements\":[{\"node_id\":\"node-a\",\"state\":\"LOADED\"}"));
-    ck_assert_ptr_nonnull(strstr(out, "],\"total\":5}\n"));
+    ck_assert_ptr_nonnull(strstr(out, "],\"total\":5,\"next_after\":\"\"}\n"));
     ck_assert_ptr_nonnull(strstr(out, "\"replication\":2"));
     free(out);
     si.explain = (char *)(uintptr_t) "node-a: refused MEM_CAPACITY until 12:00";
@@ -120,7 +120,8 @@ START_TEST(test_segments)
     /* What GET /v1/segments/x answers: a SegmentList of one, with the explanation. */
     ck_assert_ptr_nonnull(strstr(out, "{\"segments\":[{\"spec\":{\"segment_id\":\"x\""));
     ck_assert_ptr_nonnull(strstr(out, "\"explain\":\"node-a: refused MEM_CAPACITY until 12:00\","
-                                      "\"footprint_bytes\":0,\"over_limit\":false}],\"total\":1}"));
+                                      "\"footprint_bytes\":0,\"over_limit\":false}],\"total\":1,"
+                                      "\"next_after\":\"\"}"));
     free(out);
 }
 END_TEST

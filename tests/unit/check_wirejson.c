@@ -161,7 +161,7 @@ START_TEST(test_repeated_and_nested)
                         "\"placements\":[],"
                         "\"backoff_until_ms\":0,\"last_reason\":\"\",\"explain\":\"\","
                         "\"footprint_bytes\":0,\"over_limit\":false}],"
-                        "\"total\":9}");
+                        "\"total\":9,\"next_after\":\"\"}");
     free(j);
 }
 END_TEST
