@@ -457,6 +457,7 @@ static void api_status_cb(struct evhttp_request *req, const char *rest, void *ar
     snprintf(st.version, sizeof(st.version), "%s", SLUICE_VERSION);
     snprintf(st.signal_sources, sizeof(st.signal_sources), "%.400s wss=%s admission=%s", node->sources,
              wss_source_name(wss_source(node->wss)), node->admission_on ? "on" : "off");
+    node_wss_sources(node, st.signal_sources, sizeof(st.signal_sources));
     api_watermark_sources(node, st.signal_sources, sizeof(st.signal_sources));
     st.cost_factor = node->cost.factor > 0 ? node->cost.factor : 1.0;
     for (int g = ADMISSION_GATE_FIRST, o = 0; g < WIRE_REASON_COUNT_; g++) {

@@ -91,7 +91,7 @@ static int cmd_serve(int argc, char **argv)
     char *admission = NULL, *proc_root = NULL, *sys_root = NULL, *coordinator = NULL;
     char *advertise = NULL;
     uint64_t sample_ms = 0, report_ms = 0;
-    bool psi_triggers = true, claim = false, wm_adaptive = true;
+    bool psi_triggers = true, claim = false, wm_adaptive = true, damon = false;
     struct admission_config ac;
     struct watermark_config wm = {0};
     static const char *const onoff[] = {"on", "off", NULL};
@@ -147,6 +147,9 @@ static int cmd_serve(int argc, char **argv)
          "Where /proc is read from (tests point it at fixture trees)."},
         {"sys-root", "SLUICE_SYS_ROOT", CONFIG_STRING, &sys_root, "/sys",
          "Where /sys is read from."},
+        {"damon", "SLUICE_DAMON", CONFIG_BOOL, &damon, "false",
+         "Run the node's own kdamond (DAMON sysfs, Linux 6.2+) on its own pid as a "
+         "working-set source; refused, touching nothing, where any kdamond already exists."},
         {"sample-interval", "SLUICE_SAMPLE_INTERVAL", CONFIG_DURATION, &sample_ms, "100ms",
          "Pressure sampling period (PSI total= deltas).", 10, 10000},
         {"psi-triggers", "SLUICE_PSI_TRIGGERS", CONFIG_BOOL, &psi_triggers, "true",
@@ -301,6 +304,7 @@ static int cmd_serve(int argc, char **argv)
     cfg.admission = ac;
     cfg.watermark_adaptive = wm_adaptive;
     cfg.watermark = wm;
+    cfg.damon = damon;
     cfg.admission_on = strcmp(admission, "on") == 0;
     cfg.proc_root = proc_root;
     cfg.sys_root = sys_root;

@@ -26,6 +26,7 @@
 #include "api.h"
 #include "claim.h"
 #include "log.h"
+#include "mglru.h"
 #include "sluice_config.h"
 #include "node_int.h"
 #include "pool.h"
@@ -91,6 +92,61 @@ void node_signals(struct node *node, struct admission_signals *sig)
     in.disk_free_bytes = node->disk_free_bytes;
     signals_fuse(&in, sig);
     sig->admit_watermark = node_watermark(node);
+}
+
+/*
+ * The extra working-set sources: the memcg path lru_gen names (from
+ * <proc_root>/self/cgroup), and with --damon the node's own kdamond. Neither
+ * is fatal: status says what is missing and why.
+ */
+static void node_wss_sources_start(struct node *node, const struct node_config *cfg)
+{
+    char *path = xasprintf("%s/self/cgroup", cfg->proc_root != NULL ? cfg->proc_root : "/proc");
+    char text[4096] = "";
+    FILE *f = fopen(path, "re");
+
+    node->sys_root = xstrdup(cfg->sys_root != NULL ? cfg->sys_root : "/sys");
+    node->mglru_r = -ENOTSUP;
+    if (f != NULL) {
+        size_t n = fread(text, 1, sizeof(text) - 1, f);
+
+        text[n] = '\0';
+        fclose(f);
+        if (mglru_memcg_path(text, node->memcg_path, sizeof(node->memcg_path)) < 0)
+            node->memcg_path[0] = '\0';
+    }
+    free(path);
+    if (!cfg->damon)
+        return;
+    if (damon_start(node->sys_root, getpid(), &node->damon, node->damon_why,
+                    sizeof(node->damon_why)) == 0) {
+        node->damon_on = true;
+        log_info("damon", "kdamond=%s target_pid=%d", log_q(node->damon.dir), (int)getpid());
+    } else {
+        log_warn("damon_unavailable", "error=%s", log_q(node->damon_why));
+    }
+}
+
+void node_wss_sources(const struct node *node, char *buf, size_t len)
+{
+    size_t used = strlen(buf);
+
+    if (used + 1 >= len)
+        return;
+    if (node->mglru_r == 0)
+        snprintf(buf + used, len - used, " mglru=%" PRIu64 "B", node->mglru_bytes);
+    else
+        snprintf(buf + used, len - used, " mglru=%s",
+                 node->mglru_r == -ENOTSUP ? "absent" : strerror(-node->mglru_r));
+    used = strlen(buf);
+    if (used + 1 >= len)
+        return;
+    if (node->damon_on)
+        snprintf(buf + used, len - used, " damon=%" PRIu64 "B", node->damon_bytes);
+    else if (node->damon_why[0] != '\0')
+        snprintf(buf + used, len - used, " damon=off (%.150s)", node->damon_why);
+    else
+        snprintf(buf + used, len - used, " damon=off");
 }
 
 /* The watermark in force: the adaptive one, else the configured one. */
@@ -369,6 +425,16 @@ struct node_residency {
     size_t n;
     uint64_t resident, disk_free;
     char *segdir;
+    /* Extra working-set sources (copies: the worker shares nothing with the loop). */
+    const char *sys_root; /* the node's, alive as long as the node */
+    char memcg[256];
+    int mglru_r;
+    struct mglru_wss mglru;
+    bool damon_on;
+    struct damon_own damon;
+    int damon_r;
+    struct damon_wss dwss;
+    char damon_err[200];
 };
 
 static void node_residency_work(void *arg)
@@ -396,6 +462,11 @@ static void node_residency_work(void *arg)
     }
     r->disk_free = statvfs(r->segdir, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize
                                                  : UINT64_MAX;
+    r->mglru_r = r->memcg[0] != '\0'
+                     ? mglru_read(r->sys_root, r->memcg, MGLRU_YOUNG_DEFAULT, &r->mglru)
+                     : -ENOENT;
+    if (r->damon_on)
+        r->damon_r = damon_read(&r->damon, &r->dwss, r->damon_err, sizeof(r->damon_err));
 }
 
 static void node_residency_done(void *arg)
@@ -404,6 +475,18 @@ static void node_residency_done(void *arg)
 
     r->node->resident_bytes = r->resident;
     r->node->disk_free_bytes = r->disk_free;
+    r->node->mglru_r = r->mglru_r;
+    r->node->mglru_bytes = r->mglru_r == 0 ? r->mglru.young_bytes : 0;
+    if (r->damon_on && r->node->damon_on) {
+        r->node->damon_bytes = r->damon_r == 0 ? r->dwss.accessed_bytes : 0;
+        if (r->damon_r == -ESTALE) {
+            /* Not ours any more: never write to it again. */
+            r->node->damon_on = false;
+            r->node->damon.dir[0] = '\0';
+            snprintf(r->node->damon_why, sizeof(r->node->damon_why), "%s", r->damon_err);
+            log_warn("damon_lost", "error=%s", log_q(r->damon_err));
+        }
+    }
     r->node->residency_running = false;
     for (size_t i = 0; i < r->n; i++)
         store_seg_unref(r->segs[i]);
@@ -477,6 +560,8 @@ static void node_tick_cb(evutil_socket_t fd, short what, void *arg)
         in.touched = t.mapped_bytes;
     in.resident = node->resident_bytes;
     in.anon = t.index_bytes;
+    in.mglru = node->mglru_bytes;
+    in.damon = node->damon_bytes;
     wss_update(node->wss, &in, now_ms);
     if (node->admission_on) {
         struct admission_signals sig;
@@ -519,6 +604,10 @@ static void node_tick_cb(evutil_socket_t fd, short what, void *arg)
             r->node = node;
             r->n = store_loaded_refs(node->store, &r->segs);
             r->segdir = xstrdup(store_segdir(node->store));
+            r->sys_root = node->sys_root;
+            snprintf(r->memcg, sizeof(r->memcg), "%s", node->memcg_path);
+            r->damon_on = node->damon_on;
+            r->damon = node->damon;
             node->residency_running = true;
             pool_submit(node->pool, node_residency_work, node_residency_done, r);
         }
@@ -716,6 +805,7 @@ struct node *node_new(struct event_base *base, const struct node_config *cfg, ch
         log_info("signals", "sources=%s limit=%" PRIu64, log_q(node->sources),
                  node->snap.limit_bytes);
     }
+    node_wss_sources_start(node, cfg);
     if (cfg->io_direct) {
         char perr[200];
 
@@ -827,6 +917,10 @@ void node_free(struct node *node)
     bufpool_free(node->bufpool); /* after the store: it closed every pool file */
     latency_free(node->lat);
     wss_free(node->wss);
+    /* After the pools: no residency job reads DAMON any more. */
+    if (node->damon_on)
+        damon_stop(&node->damon);
+    free(node->sys_root);
     admission_ledger_free(node->ledger);
     free(node);
 }

@@ -52,6 +52,7 @@ struct node_config {
     bool io_direct;           /* --io=direct: O_DIRECT reads into a buffer pool, no mmap */
     uint64_t cache_budget;    /* --cache-budget: the pool's bytes (direct mode) */
     uint64_t mlock_budget;    /* --mlock-budget bytes pinned (0: none); RLIMIT_MEMLOCK checked */
+    bool damon;               /* --damon: the node's own kdamond as a working-set source */
 };
 
 /*

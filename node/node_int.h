@@ -15,6 +15,7 @@
 #include "admission.h"
 #include "bufpool.h"
 #include "clock.h"
+#include "damon.h"
 #include "histogram.h"
 #include "latency.h"
 #include "node.h"
@@ -66,6 +67,15 @@ struct node {
     bool have_snap;
     struct latency *lat;
     struct wss_estimator *wss;
+    /* Working-set sources read once a second on the residency worker. */
+    char *sys_root;
+    char memcg_path[256];      /* as lru_gen prints it; "" when unknown */
+    int mglru_r;               /* the last mglru_read(): 0, or why not (-ENOTSUP: no MGLRU) */
+    uint64_t mglru_bytes;      /* young-generation bytes (0 unless mglru_r is 0) */
+    bool damon_on;             /* --damon and the node's own kdamond runs */
+    struct damon_own damon;
+    char damon_why[200];       /* why DAMON is off, when --damon asked for it */
+    uint64_t damon_bytes;      /* accessed bytes of the node's own pid */
     uint64_t resident_bytes, disk_free_bytes;
     bool residency_running;
     struct wss_touch touched; /* bytes queries touched, per second */
@@ -102,6 +112,9 @@ uint64_t node_direct_bytes(struct node *node, const struct store_totals *t);
 
 /* The admission controller's view of the node right now (reads the newest sample). */
 void node_signals(struct node *node, struct admission_signals *sig);
+
+/* " mglru=... damon=...": which extra working-set sources the node has, for status. */
+void node_wss_sources(const struct node *node, char *buf, size_t len);
 
 /* The watermark in force: the adaptive one when on, else --admit-high-watermark. */
 double node_watermark(const struct node *node);

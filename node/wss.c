@@ -99,6 +99,10 @@ const char *wss_source_name(enum wss_source src)
         return "touched";
     case WSS_SOURCE_RESIDENT:
         return "resident";
+    case WSS_SOURCE_MGLRU:
+        return "mglru";
+    case WSS_SOURCE_DAMON:
+        return "damon";
     }
     return "unknown";
 }
@@ -166,6 +170,14 @@ uint64_t wss_update(struct wss_estimator *est, const struct wss_inputs *in, uint
     if (res > raw) {
         raw = res;
         src = WSS_SOURCE_RESIDENT;
+    }
+    if (in->mglru > raw) {
+        raw = in->mglru;
+        src = WSS_SOURCE_MGLRU;
+    }
+    if (in->damon > raw) {
+        raw = in->damon;
+        src = WSS_SOURCE_DAMON;
     }
 
     if (!est->started) {

@@ -22,11 +22,9 @@
  * mincore), so run them on the sampler thread or a worker, not on the loop.
  *
  * DAMON is opt-in and only probed here: wss_damon_probe() reads the DAMON
- * sysfs admin tree and reports whether a kdamond is already running. Writing
- * a kdamond setup (monitoring the node's own pid and reading its regions) is
- * out of scope for this module as it stands; when it is added, it must never
- * reconfigure a kdamond that it did not start and that is running, which is
- * what the -EBUSY answer below stands for.
+ * sysfs admin tree and reports how many kdamonds exist and run. The node's
+ * own kdamond (--damon) is node/damon.h's; the multigen LRU's young
+ * generations are node/mglru.h's. Both arrive here as inputs.
  *
  * The estimator is not thread-safe; the residency helpers and the probe keep
  * no state and are.
@@ -68,9 +66,11 @@ enum wss_source {
     WSS_SOURCE_CGROUP,   /* usage - inactive_file */
     WSS_SOURCE_TOUCHED,  /* bytes touched by queries in the last window */
     WSS_SOURCE_RESIDENT, /* resident segment bytes + anonymous bytes */
+    WSS_SOURCE_MGLRU,    /* the memcg's youngest multigen-LRU generations (node/mglru.h) */
+    WSS_SOURCE_DAMON,    /* regions of the node's own pid DAMON saw accessed (node/damon.h) */
 };
 
-/* "none", "cgroup", "touched", "resident". */
+/* "none", "cgroup", "touched", "resident", "mglru", "damon". */
 const char *wss_source_name(enum wss_source src);
 
 struct wss_config {
@@ -84,6 +84,8 @@ struct wss_inputs {
     uint64_t touched;       /* bytes touched by queries in the last window */
     uint64_t resident;      /* resident bytes of the mapped segments */
     uint64_t anon;          /* anonymous bytes held by the node (indexes) */
+    uint64_t mglru;         /* young-generation bytes of the memcg (0: no MGLRU) */
+    uint64_t damon;         /* accessed bytes of the node's own kdamond (0: none) */
 };
 
 struct wss_estimator;
@@ -97,7 +99,7 @@ void wss_free(struct wss_estimator *est);
 /*
  * Feeds one observation taken at now_ms (any monotonic milliseconds) and
  * returns the new estimate. raw = max(usage - inactive_file, touched,
- * resident + anon); the cgroup term is used only when both of its inputs are
+ * resident + anon, mglru, damon); the cgroup term is used only when both of its inputs are
  * known (usage alone counts cold page cache and would overstate the working
  * set). The first update takes raw as is. After that, when raw is at or
  * above the estimate: est += rise_alpha * (raw - est); when below:

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -482,6 +483,67 @@ void harness_cgroup_remove(const char *path)
     /* The last process may take a moment to leave after it was reaped. */
     for (int i = 0; i < 100 && rmdir(path) < 0 && errno == EBUSY; i++)
         harness_sleep_ms(20);
+}
+
+/* The co-tenant's body: never returns. Only system calls and memset after fork. */
+static void harness_cotenant_run(const char *procs, size_t prefill, double rate, size_t cap,
+                                 bool retouch)
+{
+    const size_t mib = 1u << 20, max_chunks = cap / mib + 1;
+    char **chunk = mmap(NULL, max_chunks * sizeof(*chunk), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct timespec t0, now;
+    size_t held = 0;
+    char pid[32];
+    int fd = open(procs, O_WRONLY | O_CLOEXEC), n;
+
+    n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+    if (fd < 0 || chunk == MAP_FAILED || write(fd, pid, (size_t)n) != n)
+        _exit(3);
+    close(fd);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        double dt, want;
+        size_t target;
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        dt = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+        want = (double)prefill + rate * dt;
+        target = want > (double)cap ? cap : (size_t)want;
+        while ((held + 1) * mib <= target && held < max_chunks) {
+            chunk[held] = mmap(NULL, mib, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                               -1, 0);
+            if (chunk[held] == MAP_FAILED)
+                _exit(4);
+            memset(chunk[held], 0xa5, mib);
+            held++;
+        }
+        if (retouch)
+            for (size_t i = 0; i < held; i++)
+                for (size_t off = 0; off < mib; off += 4096)
+                    chunk[i][off]++;
+        usleep(retouch ? 100000 : 20000);
+    }
+}
+
+int harness_cotenant_start(const char *path, size_t prefill, double rate, size_t cap,
+                           bool retouch)
+{
+    char *procs = xasprintf("%s/cgroup.procs", path);
+    pid_t pid = fork();
+
+    if (pid == 0)
+        harness_cotenant_run(procs, prefill, rate, cap, retouch);
+    free(procs);
+    return pid < 0 ? -errno : (int)pid;
+}
+
+void harness_cotenant_stop(int pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
 }
 
 const char *harness_proc_addr(const struct harness_proc *p)

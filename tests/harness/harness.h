@@ -70,6 +70,19 @@ unsigned long long harness_cgroup_oom_kills(const char *path);
 /* Removes a cgroup whose processes have exited. NULL-safe. */
 void harness_cgroup_remove(const char *path);
 
+/*
+ * Starts a co-tenant for memory tests: a forked child that joins the memory
+ * cgroup at path (cgroup.procs) and touches anonymous memory, prefill bytes
+ * at once, then rate bytes a second up to cap (whole MiB), then holds it;
+ * with retouch it also writes one byte of every page it holds every 100 ms
+ * (reading back whatever was swapped out). Returns its pid, or -errno when
+ * it cannot fork. Stop it with harness_cotenant_stop().
+ */
+int harness_cotenant_start(const char *path, size_t prefill, double rate, size_t cap,
+                           bool retouch);
+/* SIGKILL and reap a co-tenant. Ignores pid <= 0. */
+void harness_cotenant_stop(int pid);
+
 /* "127.0.0.1:PORT" of the running process. */
 const char *harness_proc_addr(const struct harness_proc *p);
 int harness_proc_pid(const struct harness_proc *p);

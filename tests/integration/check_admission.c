@@ -13,6 +13,10 @@
  *    probes to its ceiling once the node is full and quiet (admitting what
  *    the base watermark would refuse), and drops back on a full stall; status
  *    and /metrics show it.
+ *  - On a fixture tree with MGLRU and DAMON, the node reads the memcg's young
+ *    generations, makes its own kdamond on its own pid and reads it, says so
+ *    in status, and removes the kdamond at stop; a kdamond it did not create
+ *    is left untouched.
  */
 #include <check.h>
 #include <inttypes.h>
@@ -531,6 +535,127 @@ START_TEST(test_watermark_adaptive)
 }
 END_TEST
 
+/* Writes text to <dir>/<rel>, making the parent directories. */
+static void put(const char *rel, const char *text)
+{
+    char *path = xasprintf("%s/%s", dir, rel), *cmd, *slash;
+
+    slash = strrchr(path, '/');
+    *slash = '\0';
+    cmd = xasprintf("mkdir -p %s", path);
+    ck_assert_int_eq(system(cmd), 0);
+    free(cmd);
+    *slash = '/';
+    write_file(path, text);
+    free(path);
+}
+
+/* The contents of <dir>/<rel> ("" if unreadable), into buf. */
+static const char *get(const char *rel, char *buf, size_t len)
+{
+    char *path = xasprintf("%s/%s", dir, rel);
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+
+    if (f != NULL) {
+        n = fread(buf, 1, len - 1, f);
+        fclose(f);
+    }
+    buf[n] = '\0';
+    free(path);
+    return buf;
+}
+
+#define KD "sys/kernel/mm/damon/admin/kdamonds"
+
+/* kdamond 0 as the kernel shows it, with one tried region of 1 MiB accessed. */
+static void kdamond_tree(const char *nr, const char *state, const char *target)
+{
+    put(KD "/nr_kdamonds", nr);
+    put(KD "/0/state", state);
+    put(KD "/0/pid", "4242\n");
+    put(KD "/0/contexts/nr_contexts", "1\n");
+    put(KD "/0/contexts/0/operations", "paddr\n");
+    put(KD "/0/contexts/0/targets/nr_targets", "1\n");
+    put(KD "/0/contexts/0/targets/0/pid_target", target);
+    put(KD "/0/contexts/0/schemes/nr_schemes", "1\n");
+    put(KD "/0/contexts/0/schemes/0/action", "pageout\n");
+    put(KD "/0/contexts/0/schemes/0/tried_regions/0/start", "1048576\n");
+    put(KD "/0/contexts/0/schemes/0/tried_regions/0/end", "2097152\n");
+    put(KD "/0/contexts/0/schemes/0/tried_regions/0/nr_accesses", "2\n");
+}
+
+static bool sources_have(void *arg)
+{
+    struct wire_node_status st;
+    bool found;
+
+    if (!node_status(&st))
+        return false;
+    found = strstr(st.signal_sources, arg) != NULL;
+    if (!found)
+        fprintf(stderr, "check_admission: waiting for \"%s\" in: %s\n", (const char *)arg,
+                st.signal_sources);
+    wire_node_status_done(&st);
+    return found;
+}
+
+START_TEST(test_wss_sources)
+{
+    /*
+     * A fixture kernel with MGLRU (the memcg's two youngest generations hold
+     * 60,000 pages, more than anything else) and DAMON with no kdamond: the
+     * node reads MGLRU, makes its own kdamond on its own pid and reads its
+     * regions, says so in status, and removes the kdamond when it stops.
+     * Then a fixture whose only kdamond is someone else's: refused, untouched.
+     */
+    char *a1 = xasprintf("--proc-root=%s/proc", dir), *a2 = xasprintf("--sys-root=%s/sys", dir);
+    const char *args[] = {a1, a2, "--psi-triggers=false", "--damon", NULL};
+    char *cg = fixture_tree(0, 100000000), want[64], buf[128];
+    long page = sysconf(_SC_PAGESIZE);
+    int rc;
+
+    put("sys/kernel/mm/lru_gen/enabled", "0x0007\n");
+    put("sys/kernel/debug/lru_gen", "memcg 1 /\n node 0\n 0 1 5 5\nmemcg 9 /sluice\n node 0\n"
+                                    " 1 900 70000 0\n 2 300 50000 0\n 3 10 10000 0\n");
+    kdamond_tree("0\n", "off\n", "0\n");
+    node = harness_node_start(storage, data, args);
+    ck_assert_ptr_nonnull(node);
+    snprintf(want, sizeof(want), "mglru=%" PRIu64 "B", (uint64_t)60000 * (uint64_t)page);
+    ck_assert(harness_wait_until(sources_have, want, 10000));
+    snprintf(want, sizeof(want), "damon=1048576B");
+    ck_assert(harness_wait_until(sources_have, want, 10000));
+    snprintf(want, sizeof(want), "wss=mglru");
+    ck_assert(harness_wait_until(sources_have, want, 10000));
+    snprintf(want, sizeof(want), "%d", harness_proc_pid(node));
+    ck_assert_str_eq(get(KD "/0/contexts/0/targets/0/pid_target", buf, sizeof(buf)), want);
+    ck_assert_str_eq(get(KD "/0/contexts/0/operations", buf, sizeof(buf)), "vaddr");
+    rc = harness_proc_stop(node);
+    harness_proc_free(node);
+    node = NULL;
+    ck_assert_int_eq(rc, 0);
+    ck_assert_str_eq(get(KD "/nr_kdamonds", buf, sizeof(buf)), "0");
+    ck_assert_str_eq(get(KD "/0/state", buf, sizeof(buf)), "off");
+
+    /* The machine's kdamond: nothing written, status says why. */
+    kdamond_tree("1\n", "on\n", "1\n");
+    node = harness_node_start(storage, data, args);
+    ck_assert_ptr_nonnull(node);
+    snprintf(want, sizeof(want), "did not create");
+    ck_assert(harness_wait_until(sources_have, want, 10000));
+    rc = harness_proc_stop(node);
+    harness_proc_free(node);
+    node = NULL;
+    ck_assert_int_eq(rc, 0);
+    ck_assert_str_eq(get(KD "/nr_kdamonds", buf, sizeof(buf)), "1\n");
+    ck_assert_str_eq(get(KD "/0/state", buf, sizeof(buf)), "on\n");
+    ck_assert_str_eq(get(KD "/0/contexts/0/targets/0/pid_target", buf, sizeof(buf)), "1\n");
+    free(cg);
+    free(a1);
+    free(a2);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("admission");
@@ -546,6 +671,7 @@ int main(void)
     tcase_add_test(tc, test_no_psi);
     tcase_add_test(tc, test_critical_sheds);
     tcase_add_test(tc, test_watermark_adaptive);
+    tcase_add_test(tc, test_wss_sources);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

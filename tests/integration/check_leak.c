@@ -8,8 +8,8 @@
  *    Retry-After, and the node sheds a loaded segment as MEM_EXHAUSTION.
  * Each prints the time from the start of the leak to the first refusal.
  *
- * The co-tenant is a forked child that joins the cgroup and touches
- * anonymous memory at the given rate up to a cap well under the limit (so a
+ * The co-tenant (harness_cotenant_start) is a forked child that joins the
+ * cgroup and touches anonymous memory at the given rate up to a cap well under the limit (so a
  * node that failed to refuse would not take the machine down). In the slow
  * case a ballast of 140 MiB comes first and the test waits until the node
  * sees nothing growing, so that the slow phase starts 100 MiB from the limit
@@ -18,15 +18,11 @@
  */
 #include <check.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,7 +38,7 @@
 
 static char *dir, *storage, *data, *cgroup;
 static struct harness_proc *node;
-static pid_t leakers[2];
+static int leakers[2];
 
 static void setup(void)
 {
@@ -55,10 +51,7 @@ static void setup(void)
 static void leak_stop_all(void)
 {
     for (size_t i = 0; i < sizeof(leakers) / sizeof(leakers[0]); i++) {
-        if (leakers[i] > 0) {
-            kill(leakers[i], SIGKILL);
-            waitpid(leakers[i], NULL, 0);
-        }
+        harness_cotenant_stop(leakers[i]);
         leakers[i] = 0;
     }
 }
@@ -83,45 +76,11 @@ static void teardown(void)
     ck_assert_int_eq(rc, 0);
 }
 
-/* The child: touch prefill bytes at once, then rate bytes/s up to cap, then hold. */
-static void leak_child(const char *procs, size_t prefill, double rate, size_t cap)
-{
-    char pid[32];
-    int fd = open(procs, O_WRONLY | O_CLOEXEC), n;
-    size_t held = 0;
-    uint64_t t0;
-
-    n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-    if (fd < 0 || write(fd, pid, (size_t)n) != n)
-        _exit(3);
-    close(fd);
-    t0 = clock_mono_ns();
-    for (;;) {
-        double want = (double)prefill + rate * (double)(clock_mono_ns() - t0) / 1e9;
-        size_t target = want > (double)cap ? cap : (size_t)want;
-
-        while (held + MIB <= target) {
-            char *p = mmap(NULL, MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (p == MAP_FAILED)
-                _exit(4);
-            memset(p, 0xa5, MIB);
-            held += MIB;
-        }
-        usleep(20000);
-    }
-}
-
-/* Starts a co-tenant in the cgroup (slot i); returns when it has joined. */
+/* Starts a co-tenant in the cgroup (slot i). */
 static void leak_start(int i, size_t prefill, double rate, size_t cap)
 {
-    char *procs = xasprintf("%s/cgroup.procs", cgroup);
-    pid_t pid = fork();
-
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0)
-        leak_child(procs, prefill, rate, cap);
-    free(procs);
-    leakers[i] = pid;
+    leakers[i] = harness_cotenant_start(cgroup, prefill, rate, cap, false);
+    ck_assert_int_gt(leakers[i], 0);
 }
 
 static int probes;
