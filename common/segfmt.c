@@ -136,6 +136,11 @@ const char *segment_error_name(int err)
     }
 }
 
+bool segment_is_format_error(int err)
+{
+    return err != 0 && strcmp(segment_error_name(err), "unknown") != 0;
+}
+
 const char *segment_col_type_name(enum segment_col_type type)
 {
     switch (type) {

@@ -120,6 +120,13 @@ struct segment_header {
  */
 const char *segment_error_name(int err);
 
+/*
+ * True when err (either sign) is one of the format's own SEGMENT_E* values:
+ * the bytes are not a valid segment, whoever reads them. False for 0 and for
+ * every other errno (a failing system call).
+ */
+bool segment_is_format_error(int err);
+
 /* Returns "int64", "float64", "bytes", or "unknown". */
 const char *segment_col_type_name(enum segment_col_type type);
 

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "reason.h"
+#include "segfmt.h"
 #include "strmap.h"
 #include "xmalloc.h"
 
@@ -1052,31 +1053,51 @@ uint64_t admission_ledger_disk_bytes(const struct admission_ledger *l)
     return l->disk_bytes;
 }
 
+/*
+ * What an errno says about this node, for both mappings below: out of disk
+ * (DISK_FULL), out of descriptors or memory (MEM_CAPACITY: go elsewhere), or
+ * nothing a reason names (NONE).
+ */
+static enum wire_reason admission_errno_reason(int err)
+{
+    switch (err < 0 ? -err : err) {
+    case ENOSPC:
+    case EDQUOT:
+        return WIRE_REASON_DISK_FULL;
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+    case EAGAIN:
+        return WIRE_REASON_MEM_CAPACITY;
+    default:
+        return WIRE_REASON_NONE;
+    }
+}
+
 int admission_store_answer(int err, enum wire_reason *ret_reason)
 {
     switch (-err) {
     case 0:
         *ret_reason = WIRE_REASON_NONE;
         return 202;
-    case ENOSPC:
-    case EDQUOT:
-        *ret_reason = WIRE_REASON_DISK_FULL;
-        break;
     case EINVAL:
         *ret_reason = WIRE_REASON_SEGMENT_INVALID;
         break;
     case ESHUTDOWN:
         *ret_reason = WIRE_REASON_DRAINING;
         break;
-    case EMFILE:
-    case ENFILE:
-    case ENOMEM:
-    case EAGAIN:
-        *ret_reason = WIRE_REASON_MEM_CAPACITY;
-        break;
     default:
-        *ret_reason = WIRE_REASON_NONE;
-        return 409;
+        *ret_reason = admission_errno_reason(err);
+        if (*ret_reason == WIRE_REASON_NONE)
+            return 409;
+        break;
     }
     return reason_http_status(*ret_reason);
+}
+
+enum wire_reason admission_load_reason(int err)
+{
+    if (segment_is_format_error(err))
+        return WIRE_REASON_SEGMENT_INVALID;
+    return admission_errno_reason(err);
 }

@@ -421,4 +421,19 @@ uint64_t admission_ledger_disk_bytes(const struct admission_ledger *l); /* held 
  */
 int admission_store_answer(int err, enum wire_reason *ret_reason);
 
+/*
+ * The reason of a FAILED segment, from the negative errno its load (or
+ * reload) ended with. The store keeps that errno with the FAILED state; the
+ * node maps it here when it builds a report or a status (store_status()),
+ * so this is the only place a failed load becomes DISK_FULL: a SEGMENT_E*
+ * format error (common/segfmt.h: the copy does not verify) SEGMENT_INVALID,
+ * on which the coordinator's invalid vote rests; -ENOSPC or -EDQUOT
+ * DISK_FULL; -EMFILE, -ENFILE, -ENOMEM, -EAGAIN MEM_CAPACITY (this node, not
+ * the file: placed elsewhere); 0 and anything else (-EIO: a short source, a
+ * SIGBUS on the local copy) NONE. Uses the same errno classes as
+ * admission_store_answer(), except that -EINVAL is a system call's here
+ * (NONE), not a refused request.
+ */
+enum wire_reason admission_load_reason(int err);
+
 #endif

@@ -452,7 +452,7 @@ static void api_status_cb(struct evhttp_request *req, const char *rest, void *ar
     memset(&st, 0, sizeof(st));
     snprintf(st.node_id, sizeof(st.node_id), "%s", node->node_id);
     st.state = node->draining ? WIRE_NODE_DRAINING : WIRE_NODE_SERVING;
-    store_status(node->store, &st);
+    store_status(node->store, admission_load_reason, &st);
     node_fill_pressure(node, &st.pressure);
     snprintf(st.version, sizeof(st.version), "%s", SLUICE_VERSION);
     snprintf(st.signal_sources, sizeof(st.signal_sources), "%.400s wss=%s admission=%s", node->sources,

@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 
+#include "admission.h"
 #include "clock.h"
 #include "http.h"
 #include "log.h"
@@ -116,7 +117,7 @@ static void reporter_tick_cb(evutil_socket_t fd, short what, void *arg)
         return;
     memset(&st, 0, sizeof(st));
     memset(&rep, 0, sizeof(rep));
-    store_status(r->store, &st);
+    store_status(r->store, admission_load_reason, &st);
     snprintf(rep.node_id, sizeof(rep.node_id), "%s", r->node_id);
     snprintf(rep.addr, sizeof(rep.addr), "%s", r->advertise);
     r->fill(r->fill_arg, &rep.state, &rep.pressure);

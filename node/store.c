@@ -46,7 +46,8 @@ struct store_seg {
     uint64_t digest;      /* the copy's content digest; 0 until its header is read */
     uint64_t want_digest; /* the digest the assignment registered; 0: unknown */
     enum wire_segment_state state;
-    enum wire_reason reason;
+    int err; /* FAILED: the negative errno the load ended with (the node maps it) */
+    enum wire_reason shed_reason; /* DROPPED: the reason store_shed() was given */
     char detail[STORE_DETAIL_MAX];
     bool hidden;    /* precheck in progress: not yet acknowledged */
     bool release_pending; /* shed: drop the mapping once queries let go */
@@ -116,7 +117,7 @@ struct store_job {
     /* results */
     int err; /* outcome of a precheck: 0 or a negative errno (see store_assign_cb) */
     int status; /* of an unlink: 200 or 500 */
-    enum wire_reason reason; /* a failed load's, reported with its FAILED state */
+    int load_err; /* a failed load's negative errno, kept with its FAILED state */
     char detail[STORE_DETAIL_MAX];
     void *base;
     size_t map_len;
@@ -323,33 +324,13 @@ static int store_sync_dir(const char *dir)
 }
 
 /*
- * The reason a load that failed on this node (not on the file's content)
- * reports: the coordinator places the segment elsewhere, and only
- * SEGMENT_INVALID from several nodes makes it INVALID.
- */
-static enum wire_reason store_errno_reason(int err)
-{
-    switch (err) {
-    case ENOSPC:
-    case EDQUOT:
-        return WIRE_REASON_DISK_FULL;
-    case ENOMEM:
-    case EMFILE:
-    case ENFILE:
-    case EAGAIN:
-        return WIRE_REASON_MEM_CAPACITY;
-    default:
-        return WIRE_REASON_NONE;
-    }
-}
-
-/*
- * A source that cannot be opened is SEGMENT_INVALID (422), unless this node
- * is out of descriptors or memory: that is 429 MEM_CAPACITY, go elsewhere.
+ * A source that cannot be opened is -EINVAL (the request names no valid
+ * segment), unless this node is out of descriptors or memory: then the
+ * errno itself, which the node answers "go elsewhere" (store_assign_cb).
  */
 static void store_precheck_open_failed(struct store_job *job, const char *path, int err)
 {
-    if (store_errno_reason(err) == WIRE_REASON_MEM_CAPACITY) {
+    if (err == EMFILE || err == ENFILE || err == ENOMEM || err == EAGAIN) {
         job->err = -err;
         store_set_detail(job, "this node cannot open %s now: %s", path, strerror(err));
         return;
@@ -542,7 +523,7 @@ static int store_load_anon(struct store_job *job)
         return 0;
     job->anon = total <= SIZE_MAX ? malloc((size_t)total) : NULL;
     if (job->anon == NULL) {
-        job->reason = WIRE_REASON_MEM_CAPACITY;
+        job->load_err = -ENOMEM;
         store_set_detail(job, "cannot allocate %llu bytes for the in-memory columns",
                          (unsigned long long)total);
         return -ENOMEM;
@@ -592,7 +573,7 @@ static int store_check_mapping(struct store_job *job, void *base, size_t size,
     if (r == 0)
         r = segment_verify(base, hdr, detail, sizeof(detail));
     if (r < 0) {
-        job->reason = WIRE_REASON_SEGMENT_INVALID;
+        job->load_err = r;
         job->corrupt = true;
         store_set_detail(job, "segment %s: %s (%s)", job->seg->id, detail, segment_error_name(r));
         return r;
@@ -613,9 +594,9 @@ static int store_check_mapping(struct store_job *job, void *base, size_t size,
 
 /*
  * store_check_mapping under a fault guard. A SIGBUS while reading fails the
- * load like a corrupt copy, with reason NONE (this node's copy is bad, not
- * the source); what it had built is freed, except a zone map being built
- * at that moment (a rare, bounded leak).
+ * load like a corrupt copy, with -EIO (this node's copy is bad, not the
+ * source: no format error); what it had built is freed, except a zone map
+ * being built at that moment (a rare, bounded leak).
  */
 static int store_check_guarded(struct store_job *job, void *base, size_t size,
                                struct segment_header *hdr)
@@ -629,7 +610,7 @@ static int store_check_guarded(struct store_job *job, void *base, size_t size,
 
         store_fault_describe(what, sizeof(what), job->hdr, base, size, g.addr);
         store_set_detail(job, "segment %s: %s", job->seg->id, what);
-        job->reason = WIRE_REASON_NONE;
+        job->load_err = -EIO;
         job->corrupt = true;
         job->hdr = NULL;
         job->base = NULL;
@@ -649,8 +630,8 @@ static int store_check_guarded(struct store_job *job, void *base, size_t size,
  * Maps a local copy and verifies it: header against its real size, then
  * every column checksum; then copies the heap columns and builds the zone
  * maps. A SIGBUS while reading (the copy shrank, or a disk error) fails the
- * load like a corrupt copy, with reason NONE: this node's copy is bad, not
- * the source. Fills job->base/map_len/hdr/zm or sets the detail.
+ * load like a corrupt copy, with -EIO: this node's copy is bad, not the
+ * source. Fills job->base/map_len/hdr/zm or sets the detail.
  */
 static int store_map_verify(struct store_job *job, const char *path)
 {
@@ -662,13 +643,13 @@ static int store_map_verify(struct store_job *job, const char *path)
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &sb) < 0) {
         r = -errno;
-        job->reason = store_errno_reason(errno);
+        job->load_err = r;
         store_set_detail(job, "cannot open local copy %s: %s", path, strerror(errno));
         goto fail;
     }
     if (sb.st_size < 64) {
-        r = -EBADMSG;
-        job->reason = WIRE_REASON_SEGMENT_INVALID;
+        r = -SEGMENT_ETRUNCATED;
+        job->load_err = r;
         job->corrupt = true;
         store_set_detail(job, "local copy %s: %lld bytes is shorter than a header", path,
                          (long long)sb.st_size);
@@ -677,7 +658,7 @@ static int store_map_verify(struct store_job *job, const char *path)
     base = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
         r = -errno;
-        job->reason = store_errno_reason(errno);
+        job->load_err = r;
         store_set_detail(job, "cannot map %s: %s", path, strerror(errno));
         goto fail;
     }
@@ -754,7 +735,7 @@ static int store_direct_open(struct store_job *job, const char *path)
         (void)posix_fadvise(job->src_fd, 0, 0, POSIX_FADV_DONTNEED);
     r = bufpool_file_open(job->st->bufpool, path, &job->bf);
     if (r < 0) {
-        job->reason = store_errno_reason(-r);
+        job->load_err = r;
         store_set_detail(job, "cannot open %s for direct I/O (--io=direct): %s", path,
                          strerror(-r));
     }
@@ -788,7 +769,7 @@ static void store_load_work(void *arg)
 
     out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (out < 0) {
-        job->reason = store_errno_reason(errno);
+        job->load_err = -errno;
         store_set_detail(job, "cannot create %s: %s", tmp, strerror(errno));
         goto fail;
     }
@@ -800,7 +781,7 @@ static void store_load_work(void *arg)
      */
     r = store_copy(job->src_fd, out, job->src_size, &job->copied);
     if (r < 0) {
-        job->reason = store_errno_reason(-r);
+        job->load_err = r;
         if (r == -EIO && job->copied < job->src_size)
             store_set_detail(job, "copying %s into %s: the source ended after %llu of %llu bytes "
                              "(changed while copying?)", job->seg->uri, tmp,
@@ -817,13 +798,13 @@ static void store_load_work(void *arg)
     if (r == 0 && rename(tmp, path) < 0)
         r = -errno;
     if (r < 0) {
-        job->reason = store_errno_reason(-r);
+        job->load_err = r;
         store_set_detail(job, "committing %s: %s", path, strerror(-r));
         goto fail;
     }
     if (store_direct_open(job, path) < 0)
         goto fail;
-    job->reason = WIRE_REASON_NONE;
+    job->load_err = 0;
     job->loaded = true;
     goto out;
 fail:
@@ -850,7 +831,7 @@ static void store_reload_work(void *arg)
     char *path = store_path(job->st, job->seg->id, ".seg");
 
     if (store_map_verify(job, path) == 0 && store_direct_open(job, path) == 0) {
-        job->reason = WIRE_REASON_NONE;
+        job->load_err = 0;
         job->loaded = true;
     } else if (job->hdr != NULL) {
         store_job_drop_results(job); /* verified, but direct I/O refused the copy */
@@ -962,7 +943,7 @@ static void store_finish_load(struct store_job *job)
         seg->anon_bytes = job->anon_bytes;
         seg->state = WIRE_SEG_LOADED;
         seg->digest = segment_digest(job->hdr);
-        seg->reason = WIRE_REASON_NONE;
+        seg->err = 0;
         seg->detail[0] = '\0';
         st->loads_ok++;
         st->copied_bytes += job->copied;
@@ -970,11 +951,12 @@ static void store_finish_load(struct store_job *job)
                  log_q(seg->id), seg->map_len, zonemap_bytes(seg->zm));
     } else {
         seg->state = WIRE_SEG_FAILED;
-        seg->reason = job->reason;
+        /* A load that failed without an errno of its own still fails. */
+        seg->err = job->load_err < 0 ? job->load_err : -EIO;
         snprintf(seg->detail, sizeof(seg->detail), "%s", job->detail);
         st->loads_failed++;
-        log_warn("segment_state", "id=%s transition=\"LOADING -> FAILED\" reason=%s detail=%s",
-                 log_q(seg->id), reason_name(job->reason), log_q(job->detail));
+        log_warn("segment_state", "id=%s transition=\"LOADING -> FAILED\" err=%d detail=%s",
+                 log_q(seg->id), seg->err, log_q(job->detail));
     }
     store_acct(st, seg, +1);
     if (st->load_cb != NULL)
@@ -1225,7 +1207,7 @@ static int store_cmp_status(const void *a, const void *b)
                   ((const struct wire_segment_status *)b)->segment_id);
 }
 
-void store_status(const struct store *st, struct wire_node_status *out)
+void store_status(const struct store *st, store_reason_fn reason_of, struct wire_node_status *out)
 {
     struct store_seg **all;
     size_t count = store_all(st, &all), n = 0;
@@ -1242,7 +1224,11 @@ void store_status(const struct store *st, struct wire_node_status *out)
         s = &out->segments[n++];
         snprintf(s->segment_id, sizeof(s->segment_id), "%s", seg->id);
         s->state = seg->state;
-        s->reason = seg->reason;
+        /* A shed names its own reason; every other state's is its errno's (0: none). */
+        if (seg->state == WIRE_SEG_DROPPED)
+            s->reason = seg->shed_reason;
+        else
+            s->reason = reason_of(seg->state == WIRE_SEG_FAILED ? seg->err : 0);
         snprintf(s->detail, sizeof(s->detail), "%s", seg->detail);
         s->row_count = seg->row_count;
         s->avg_row_size = seg->avg_row_size;
@@ -1369,24 +1355,28 @@ static void store_shed_done(void *arg)
     store_job_free(job);
 }
 
+/* id's entry when it is LOADED and visible, else NULL. */
+static struct store_seg *store_lookup_loaded(const struct store *st, const char *id)
+{
+    struct store_seg *seg = store_lookup(st, id);
+
+    return seg != NULL && store_visible(seg) && seg->state == WIRE_SEG_LOADED ? seg : NULL;
+}
+
 /*
  * Takes a LOADED segment out of service as state (DROPPED or FAILED): it is
  * no longer served, its mapping and index go once no query holds them, and
  * its local copy is removed. The entry stays until deleted or reassigned.
+ * cause is the key=value the log line gives for it.
  */
-static int store_take_out(struct store *st, const char *id, enum wire_segment_state state,
-                          enum wire_reason reason, const char *detail)
+static void store_take_out(struct store *st, struct store_seg *seg, enum wire_segment_state state,
+                           const char *cause, const char *detail)
 {
-    struct store_seg *seg = store_lookup(st, id);
-
-    if (seg == NULL || !store_visible(seg) || seg->state != WIRE_SEG_LOADED)
-        return -ENOENT;
     store_acct(st, seg, -1);
     seg->state = state;
-    seg->reason = reason;
     snprintf(seg->detail, sizeof(seg->detail), "%s", detail);
-    log_warn("segment_state", "id=%s transition=\"LOADED -> %s\" reason=%s detail=%s", log_q(id),
-             wire_segment_state_name(state), reason_name(reason), log_q(detail));
+    log_warn("segment_state", "id=%s transition=\"LOADED -> %s\" %s detail=%s", log_q(seg->id),
+             wire_segment_state_name(state), cause, log_q(detail));
     if (seg->refs == 1)
         store_seg_release_data(seg);
     else
@@ -1394,22 +1384,35 @@ static int store_take_out(struct store *st, const char *id, enum wire_segment_st
     seg->file_bytes = 0;
     seg->shedding = true;
     store_acct(st, seg, +1);
-    pool_submit(st->pool, store_shed_work, store_shed_done, store_job_new(st, STORE_JOB_UNLINK, seg));
-    return 0;
+    pool_submit(st->pool, store_shed_work, store_shed_done,
+                store_job_new(st, STORE_JOB_UNLINK, seg));
 }
 
 int store_shed(struct store *st, const char *id, enum wire_reason reason, const char *detail)
 {
-    return store_take_out(st, id, WIRE_SEG_DROPPED, reason, detail);
+    struct store_seg *seg = store_lookup_loaded(st, id);
+    char cause[64];
+
+    if (seg == NULL)
+        return -ENOENT;
+    seg->shed_reason = reason;
+    snprintf(cause, sizeof(cause), "reason=%s", reason_name(reason));
+    store_take_out(st, seg, WIRE_SEG_DROPPED, cause, detail);
+    return 0;
 }
 
 int store_fail(struct store *st, const char *id, const char *detail)
 {
-    int r = store_take_out(st, id, WIRE_SEG_FAILED, WIRE_REASON_NONE, detail);
+    struct store_seg *seg = store_lookup_loaded(st, id);
+    char cause[32];
 
-    if (r == 0)
-        st->faults++;
-    return r;
+    if (seg == NULL)
+        return -ENOENT;
+    seg->err = -EIO; /* this node's copy is bad, not the source */
+    snprintf(cause, sizeof(cause), "err=%d", seg->err);
+    store_take_out(st, seg, WIRE_SEG_FAILED, cause, detail);
+    st->faults++;
+    return 0;
 }
 
 int store_seg_read(const struct store_seg *seg, void (*fn)(void *arg), void *arg, char *detail,

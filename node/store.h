@@ -21,10 +21,13 @@
  *   LOADED          served to queries. The rename is the commit point: after
  *                   kill -9 a restarted node reloads (and re-verifies) every
  *                   <id>.seg that has its <id>.meta and deletes partial files.
- *   FAILED          with reason SEGMENT_INVALID (checksum mismatch found
- *                   while loading) or DISK_FULL, and a detail. The local copy
+ *   FAILED          with the negative errno the load ended with and a
+ *                   detail: a SEGMENT_E* format error (checksum mismatch
+ *                   found while loading), -ENOSPC, -EIO, ... The store
+ *                   keeps the errno; the reason it is reported with is the
+ *                   caller's mapping of it (store_status()). The local copy
  *                   is removed; a new assignment of the same id retries.
- *                   A LOADED segment becomes FAILED too (reason NONE) when a
+ *                   A LOADED segment becomes FAILED too (-EIO) when a
  *                   read of its mapping faults: SIGBUS, because the local
  *                   copy was truncated or its disk failed (store_seg_read).
  *                   Every read of a mapping is guarded (node/fault.h), so a
@@ -157,8 +160,19 @@ const struct zonemap *store_seg_index(const struct store_seg *seg);
 /* Records a query of the segment (least-recently-queried shedding uses it). */
 void store_seg_touch(struct store_seg *seg, uint64_t now_unix_ms);
 
-/* Fills out->segments (sorted by id), mapped_bytes and index_bytes. */
-void store_status(const struct store *st, struct wire_node_status *out);
+/*
+ * The reason a FAILED segment is reported with, from the negative errno its
+ * load ended with; called with 0 for LOADING and LOADED ones. The node
+ * passes admission_load_reason(): the store names no reason of its own.
+ */
+typedef enum wire_reason (*store_reason_fn)(int err);
+
+/*
+ * Fills out->segments (sorted by id), mapped_bytes and index_bytes. Each
+ * segment's reason is reason_of(its errno), except a DROPPED one's, which is
+ * the reason store_shed() was given.
+ */
+void store_status(const struct store *st, store_reason_fn reason_of, struct wire_node_status *out);
 
 struct store_totals {
     uint64_t segments[WIRE_SEG_COUNT_]; /* by state, visible segments only */
@@ -206,7 +220,7 @@ int store_shed(struct store *st, const char *id, enum wire_reason reason, const 
 
 /*
  * Fails a LOADED segment whose mapping faulted (store_seg_read): it becomes
- * FAILED with reason NONE (this node's copy is bad, not the source) and the
+ * FAILED with -EIO (this node's copy is bad, not the source) and the
  * detail, and is then handled as store_shed() handles a shed segment: no
  * longer served, memory released once no query holds it, local copy
  * removed. The coordinator hears FAILED in the next report and places the

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "admission.h"
+#include "segfmt.h"
 
 #define GIB     (1ull << 30)
 #define MIB     (1ull << 20)
@@ -1339,6 +1340,33 @@ START_TEST(test_store_answer)
 }
 END_TEST
 
+/*
+ * A failed load's errno, kept by the store, becomes its reported reason
+ * here and nowhere else: every format error SEGMENT_INVALID (the coordinator
+ * counts these as invalid votes), disk errnos DISK_FULL, this node's
+ * shortages MEM_CAPACITY, and a system call's EINVAL or EIO (a short source,
+ * a SIGBUS on the local copy) nothing, unlike an assignment's -EINVAL.
+ */
+START_TEST(test_load_reason)
+{
+    static const int format[] = {SEGMENT_ETRUNCATED, SEGMENT_EMAGIC, SEGMENT_EVERSION,
+                                 SEGMENT_EHEADER,    SEGMENT_ERANGE, SEGMENT_ECHECKSUM};
+
+    for (size_t i = 0; i < sizeof(format) / sizeof(format[0]); i++)
+        ck_assert_int_eq(admission_load_reason(-format[i]), WIRE_REASON_SEGMENT_INVALID);
+    ck_assert_int_eq(admission_load_reason(-ENOSPC), WIRE_REASON_DISK_FULL);
+    ck_assert_int_eq(admission_load_reason(-EDQUOT), WIRE_REASON_DISK_FULL);
+    ck_assert_int_eq(admission_load_reason(-ENOMEM), WIRE_REASON_MEM_CAPACITY);
+    ck_assert_int_eq(admission_load_reason(-EMFILE), WIRE_REASON_MEM_CAPACITY);
+    ck_assert_int_eq(admission_load_reason(-ENFILE), WIRE_REASON_MEM_CAPACITY);
+    ck_assert_int_eq(admission_load_reason(-EAGAIN), WIRE_REASON_MEM_CAPACITY);
+    ck_assert_int_eq(admission_load_reason(-EIO), WIRE_REASON_NONE);
+    ck_assert_int_eq(admission_load_reason(-EINVAL), WIRE_REASON_NONE);
+    ck_assert_int_eq(admission_load_reason(-ENOENT), WIRE_REASON_NONE);
+    ck_assert_int_eq(admission_load_reason(0), WIRE_REASON_NONE);
+}
+END_TEST
+
 static Suite *admission_suite(void)
 {
     Suite *s = suite_create("admission");
@@ -1350,6 +1378,7 @@ static Suite *admission_suite(void)
         {"disk_admit_counts_promised", test_disk_admit_counts_promised},
         {"ledger_memory", test_ledger_memory},
         {"store_answer", test_store_answer},
+        {"load_reason", test_load_reason},
         {"calm_accepts", test_calm_accepts},
         {"each_gate_fires", test_each_gate_fires},
         {"details_name_signals", test_details_name_signals},

@@ -195,7 +195,7 @@ START_TEST(test_assign_load)
     ck_assert_uint_eq(store_seg_header(seg)->row_count, 10000);
     store_seg_unref(seg);
     memset(&ns, 0, sizeof(ns));
-    store_status(st, &ns);
+    store_status(st, admission_load_reason, &ns);
     ck_assert_uint_eq(ns.n_segments, 1);
     {
         /* The incremental totals agree with a full recount. */
@@ -710,7 +710,7 @@ START_TEST(test_digest_checked)
     ck_assert_int_eq(do_assign_digest(st, "a", "a.seg", 1000, d).status, 202);
     run_until(states_are, &w);
     memset(&ns, 0, sizeof(ns));
-    store_status(st, &ns);
+    store_status(st, admission_load_reason, &ns);
     ck_assert_uint_eq(ns.n_segments, 1);
     ck_assert_uint_eq(ns.segments[0].digest, d);
     wire_node_status_done(&ns);
