@@ -383,7 +383,7 @@ START_TEST(test_partition_netns)
     dropped = crash_coord_events(caddr, "extra_copy", "node-2");
     fprintf(stderr,
             "check_crash: partition (netns %s, iptables DROP) of a node holding %zu of %d "
-            "segments: LOADED elsewhere %.2f s after the cut; healed: crash_rejoined and "
+            "segments: LOADED elsewhere %.2f s after the cut; healed: rejoined and "
             "dropped its %zu stale copies in %.2f s\n",
             ns_name, held, n, (double)t_moved / 1000.0, dropped,
             (double)(t_rejoined - t_heal) / 1000.0);

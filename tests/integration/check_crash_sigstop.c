@@ -83,7 +83,7 @@ START_TEST(test_sigstop)
     dropped = crash_coord_events(harness_proc_addr(crash_coord), "extra_copy", "node-1");
     fprintf(stderr,
             "check_crash: SIGSTOP of a node holding %zu of %d segments: LOADED elsewhere "
-            "%.2f s after the stop (node timeout 2 s); after SIGCONT it crash_rejoined and "
+            "%.2f s after the stop (node timeout 2 s); after SIGCONT it rejoined and "
             "dropped its %zu stale copies in %.3f s\n",
             held, n, (double)t_moved / 1000.0, dropped, (double)(t_rejoined - t_cont) / 1000.0);
     /* The coordinator itself told it to drop them, one by one. */
