@@ -43,6 +43,7 @@
 
 #include "bufpool.h"
 #include "clock.h"
+#include "baseline.h"
 #include "harness.h"
 #include "query.h"
 #include "mkseg.h"
@@ -63,31 +64,6 @@ struct config {
 
 static FILE *csv;
 static char *dir, *storage;
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-__attribute__((target_clones("avx2", "default")))
-#endif
-static uint64_t __attribute__((noinline)) plain_read(const uint64_t *restrict p, size_t n)
-{
-    uint64_t s = 0;
-
-    for (size_t i = 0; i < n; i++)
-        s += p[i];
-    return s;
-}
 
 static char *seg_path(unsigned i)
 {
@@ -279,21 +255,21 @@ static void part_inprocess(const struct config *c)
         rw[r] = to / ts;
         ts = pooled_scan(hot_pool, hf, &hot, hot_want);
         t0 = clock_mono_ns();
-        sink += plain_read(mem, hc->length / 8);
+        sink += bench_plain_read(mem, hc->length / 8);
         t1 = clock_mono_ns();
         gh[r] = (double)hc->length / ts / 1e9;
         gm[r] = (double)hc->length / ((double)(t1 - t0) / 1e9) / 1e9;
         rh[r] = gh[r] / gm[r];
     }
     bufpool_stats(cold_pool, &s1);
-    cold_ratio = median(rc, c->reps);
-    hot_ratio = median(rh, c->reps);
-    cold_gbps = median(gc, c->reps);
-    odirect_pool_gbps = median(gw, c->reps);
-    cold_ratio_pooldst = median(rw, c->reps);
-    odirect_gbps = median(go, c->reps);
-    hot_gbps = median(gh, c->reps);
-    mem_gbps = median(gm, c->reps);
+    cold_ratio = bench_median(rc, c->reps);
+    hot_ratio = bench_median(rh, c->reps);
+    cold_gbps = bench_median(gc, c->reps);
+    odirect_pool_gbps = bench_median(gw, c->reps);
+    cold_ratio_pooldst = bench_median(rw, c->reps);
+    odirect_gbps = bench_median(go, c->reps);
+    hot_gbps = bench_median(gh, c->reps);
+    mem_gbps = bench_median(gm, c->reps);
     printf("part 1 (one thread, %u reps, medians; sink %" PRIu64 ")\n", c->reps, sink & 1);
     printf("  cold scan through the pool   %6.2f GB/s   plain O_DIRECT read %6.2f GB/s   "
            "ratio %.2f (target >= 0.8)   pool hit ratio %.3f\n",

@@ -26,6 +26,7 @@
 #include <event2/http.h>
 
 #include "clock.h"
+#include "baseline.h"
 #include "harness.h"
 #include "http.h"
 #include "mkseg.h"
@@ -218,19 +219,6 @@ static struct sluice_figures run_sluice(const char *parent, int round, uint64_t 
     return f;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 int main(void)
 {
     const char *smoke = getenv("SLUICE_BENCH_SMOKE");
@@ -264,13 +252,13 @@ int main(void)
     printf("placement: %" PRIu64 " segments over 3 real nodes (admission off), median of %d\n", n,
            rounds);
     printf("  Sluice placed (every segment accepted by a node): %.0f segments/s\n",
-           median(placed, rounds));
+           bench_median(placed, (size_t)rounds));
     printf("  Sluice loaded (every segment LOADED):             %.0f segments/s\n",
-           median(loaded, rounds));
+           bench_median(loaded, (size_t)rounds));
     printf("  evhttp hello ceiling (same client, 3 servers):    %.0f requests/s\n",
-           median(ceiling, rounds));
-    printf("  ratio placed/ceiling: %.3f  loaded/ceiling: %.3f\n", median(ratio, rounds),
-           median(loaded_ratio, rounds));
+           bench_median(ceiling, (size_t)rounds));
+    printf("  ratio placed/ceiling: %.3f  loaded/ceiling: %.3f\n", bench_median(ratio, (size_t)rounds),
+           bench_median(loaded_ratio, (size_t)rounds));
     fclose(csv);
     harness_dir_remove(dir);
     free(dir);

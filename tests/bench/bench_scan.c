@@ -32,6 +32,7 @@
 
 #include "bufpool.h"
 #include "clock.h"
+#include "baseline.h"
 #include "harness.h"
 #include "query.h"
 #include "mkseg.h"
@@ -39,36 +40,6 @@
 #include "wire.h"
 #include "xmalloc.h"
 #include "zonemap.h"
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/*
- * The baseline: the plainest possible read of n 64-bit words, compiled with
- * the same -O3 and the same AVX2 clone as the scan kernels, so the ratio
- * compares like with like.
- */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-__attribute__((target_clones("avx2", "default")))
-#endif
-static uint64_t __attribute__((noinline)) plain_read(const uint64_t *restrict p, size_t n)
-{
-    uint64_t s = 0;
-
-    for (size_t i = 0; i < n; i++)
-        s += p[i];
-    return s;
-}
 
 struct kind {
     const char *name;
@@ -152,7 +123,7 @@ static uint64_t pool_read(struct bufpool *pool, struct bufpool_file *f,
             exit(1);
         }
         len = len < col->offset + col->length - off ? len : col->offset + col->length - off;
-        sum += plain_read(p, len / 8);
+        sum += bench_plain_read(p, len / 8);
         off += len;
     }
     bufpool_cursor_done(&c);
@@ -268,7 +239,7 @@ static void part_inprocess(const char *dir, uint64_t rows, unsigned reps, bool f
                 if (idx < 0 || (c == 0 && ks[k].agg == WIRE_AGG_COUNT))
                     continue;
                 first = (const char *)base + hdr.columns[idx].offset;
-                sink += plain_read((const uint64_t *)(const void *)first, rows);
+                sink += bench_plain_read((const uint64_t *)(const void *)first, rows);
                 bytes += rows * 8;
             }
             t2 = clock_mono_ns();
@@ -299,15 +270,15 @@ static void part_inprocess(const char *dir, uint64_t rows, unsigned reps, bool f
             sink += acc.isum;
         }
         printf("  %-40s %9.2f %9.2f %6.3f %9.2f %6.3f %9.2f %6.3f\n", ks[k].name,
-               median(scan_gbs, reps), median(read_gbs, reps), median(ratio, reps),
-               median(pool_gbs, reps), median(pool_ratio, reps), median(pread_gbs, reps),
-               median(pool_ratio2, reps));
-        fprintf(csv, "scan_ratio,%s,%.4f,%.3f,%.3f\n", ks[k].name, median(ratio, reps),
-                median(scan_gbs, reps), median(read_gbs, reps));
+               bench_median(scan_gbs, reps), bench_median(read_gbs, reps), bench_median(ratio, reps),
+               bench_median(pool_gbs, reps), bench_median(pool_ratio, reps), bench_median(pread_gbs, reps),
+               bench_median(pool_ratio2, reps));
+        fprintf(csv, "scan_ratio,%s,%.4f,%.3f,%.3f\n", ks[k].name, bench_median(ratio, reps),
+                bench_median(scan_gbs, reps), bench_median(read_gbs, reps));
         fprintf(csv, "pool_hot_scan_ratio,%s,%.4f,%.3f,%.3f\n", ks[k].name,
-                median(pool_ratio, reps), median(pool_gbs, reps), median(read_gbs, reps));
+                bench_median(pool_ratio, reps), bench_median(pool_gbs, reps), bench_median(read_gbs, reps));
         fprintf(csv, "pool_hot_scan_ratio_pool_read,%s,%.4f,%.3f,%.3f\n", ks[k].name,
-                median(pool_ratio2, reps), median(pool_gbs, reps), median(pread_gbs, reps));
+                bench_median(pool_ratio2, reps), bench_median(pool_gbs, reps), bench_median(pread_gbs, reps));
         (void)sink;
         free(ratio);
         free(scan_gbs);
