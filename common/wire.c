@@ -408,6 +408,7 @@ static void wire_pressure_from_pb(struct wire_pressure *dst, const Sluice__V1__P
     dst->swapins_per_s = p->swapins_per_second;
     dst->admit_watermark =
         p->admit_watermark > 0 && p->admit_watermark <= 1 ? p->admit_watermark : 0;
+    dst->queries_in_flight = p->queries_in_flight;
 }
 
 static void wire_pressure_to_pb(Sluice__V1__PressureSnapshot *dst, const struct wire_pressure *p)
@@ -434,6 +435,7 @@ static void wire_pressure_to_pb(Sluice__V1__PressureSnapshot *dst, const struct 
     dst->growth_bytes_per_second = p->growth_bytes_per_s;
     dst->swapins_per_second = p->swapins_per_s;
     dst->admit_watermark = p->admit_watermark;
+    dst->queries_in_flight = p->queries_in_flight;
 }
 
 /* Validates one unpacked AssignRequest into out; prefix names it in errors ("" or "assignments[3]."). */
@@ -698,67 +700,101 @@ void wire_assign_batch_response_done(struct wire_assign_batch_response *m)
     memset(m, 0, sizeof(*m));
 }
 
+/*
+ * The checks of a QueryRequest shared by a node's (segment_ids, no table)
+ * and a broker's (a table, no segment_ids); out takes the fields but not
+ * the ids.
+ */
+static int wire_query_from_pb(const Sluice__V1__QueryRequest *m, bool table_query,
+                              struct wire_query_request *out, struct wire_error *err)
+{
+    char field[48];
+
+    if (table_query) {
+        if (m->n_segment_ids > 0)
+            return wire_invalid(err, "segment_ids: a broker queries every segment of the "
+                                     "table; name the table only");
+        if (wire_check_table("table", m->table, err) < 0)
+            return -EINVAL;
+    } else {
+        if (m->table[0] != '\0')
+            return wire_invalid(err, "table: a node answers for segment_ids; ask a broker "
+                                     "(sluice-coord broker) for a table");
+        if (m->n_segment_ids == 0)
+            return wire_invalid(err, "segment_ids: empty");
+        if (m->n_segment_ids > WIRE_QUERY_MAX_SEGMENTS)
+            return wire_invalid(err, "segment_ids: %zu ids, the limit is %d",
+                                m->n_segment_ids, WIRE_QUERY_MAX_SEGMENTS);
+        for (size_t i = 0; i < m->n_segment_ids; i++) {
+            snprintf(field, sizeof(field), "segment_ids[%zu]", i);
+            if (wire_check_segment_id(field, m->segment_ids[i], err) < 0)
+                return -EINVAL;
+            /* A duplicate would be counted twice. n <= 1024 keeps this cheap. */
+            for (size_t j = 0; j < i; j++)
+                if (strcmp(m->segment_ids[i], m->segment_ids[j]) == 0)
+                    return wire_invalid(err, "%s: duplicate of segment_ids[%zu]", field, j);
+        }
+    }
+    if (m->aggregate == 0 || (unsigned)m->aggregate >= WIRE_AGG_COUNT_)
+        return wire_invalid(err, "aggregate: unknown value %d (count, sum, min, max)",
+                            (int)m->aggregate);
+    if (wire_check_column("column", m->column, err) < 0)
+        return -EINVAL;
+    if (m->filter_column[0] != '\0') {
+        if (wire_check_column("filter_column", m->filter_column, err) < 0)
+            return -EINVAL;
+        if (m->lo > m->hi)
+            return wire_invalid(err, "lo: %lld is greater than hi %lld", (long long)m->lo,
+                                (long long)m->hi);
+    }
+    out->aggregate = (enum wire_aggregate)m->aggregate;
+    wire_copy(out->column, sizeof(out->column), m->column);
+    wire_copy(out->filter_column, sizeof(out->filter_column), m->filter_column);
+    wire_copy(out->table, sizeof(out->table), m->table);
+    out->lo = m->lo;
+    out->hi = m->hi;
+    out->allow_partial = m->allow_partial;
+    out->timeout_ms = m->timeout_ms;
+    return 0;
+}
+
 int wire_query_request_decode(const void *buf, size_t len, struct wire_query_request *ret,
                               struct wire_error *err)
 {
     Sluice__V1__QueryRequest *m;
     struct wire_query_request out;
-    char field[48];
     int r;
 
     m = wire_unpack(&sluice__v1__query_request__descriptor, buf, len, "QueryRequest", err, &r);
     if (m == NULL)
         return r;
     memset(&out, 0, sizeof(out));
-    r = -EINVAL;
-    if (m->n_segment_ids == 0) {
-        wire_invalid(err, "segment_ids: empty");
-        goto out;
+    r = wire_query_from_pb(m, false, &out, err);
+    if (r == 0) {
+        out.n_segments = m->n_segment_ids;
+        out.segment_ids = xcalloc(m->n_segment_ids, sizeof(*out.segment_ids));
+        for (size_t i = 0; i < m->n_segment_ids; i++)
+            wire_copy(out.segment_ids[i], sizeof(out.segment_ids[i]), m->segment_ids[i]);
+        *ret = out;
     }
-    if (m->n_segment_ids > WIRE_QUERY_MAX_SEGMENTS) {
-        wire_invalid(err, "segment_ids: %zu ids, the limit is %d", m->n_segment_ids,
-                     WIRE_QUERY_MAX_SEGMENTS);
-        goto out;
-    }
-    for (size_t i = 0; i < m->n_segment_ids; i++) {
-        snprintf(field, sizeof(field), "segment_ids[%zu]", i);
-        if (wire_check_segment_id(field, m->segment_ids[i], err) < 0)
-            goto out;
-        /* A duplicate would be counted twice. n <= 1024 keeps this cheap. */
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(m->segment_ids[i], m->segment_ids[j]) == 0) {
-                wire_invalid(err, "%s: duplicate of segment_ids[%zu]", field, j);
-                goto out;
-            }
-        }
-    }
-    if (m->aggregate == 0 || (unsigned)m->aggregate >= WIRE_AGG_COUNT_) {
-        wire_invalid(err, "aggregate: unknown value %d (count, sum, min, max)", (int)m->aggregate);
-        goto out;
-    }
-    if (wire_check_column("column", m->column, err) < 0)
-        goto out;
-    if (m->filter_column[0] != '\0') {
-        if (wire_check_column("filter_column", m->filter_column, err) < 0)
-            goto out;
-        if (m->lo > m->hi) {
-            wire_invalid(err, "lo: %lld is greater than hi %lld", (long long)m->lo,
-                         (long long)m->hi);
-            goto out;
-        }
-    }
-    out.n_segments = m->n_segment_ids;
-    out.segment_ids = xcalloc(m->n_segment_ids, sizeof(*out.segment_ids));
-    for (size_t i = 0; i < m->n_segment_ids; i++)
-        wire_copy(out.segment_ids[i], sizeof(out.segment_ids[i]), m->segment_ids[i]);
-    out.aggregate = (enum wire_aggregate)m->aggregate;
-    wire_copy(out.column, sizeof(out.column), m->column);
-    wire_copy(out.filter_column, sizeof(out.filter_column), m->filter_column);
-    out.lo = m->lo;
-    out.hi = m->hi;
-    *ret = out;
-    r = 0;
-out:
+    sluice__v1__query_request__free_unpacked(m, NULL);
+    return r;
+}
+
+int wire_table_query_decode(const void *buf, size_t len, struct wire_query_request *ret,
+                            struct wire_error *err)
+{
+    Sluice__V1__QueryRequest *m;
+    struct wire_query_request out;
+    int r;
+
+    m = wire_unpack(&sluice__v1__query_request__descriptor, buf, len, "QueryRequest", err, &r);
+    if (m == NULL)
+        return r;
+    memset(&out, 0, sizeof(out));
+    r = wire_query_from_pb(m, true, &out, err);
+    if (r == 0)
+        *ret = out;
     sluice__v1__query_request__free_unpacked(m, NULL);
     return r;
 }
@@ -778,6 +814,9 @@ uint8_t *wire_query_request_encode(const struct wire_query_request *in, size_t *
     m.filter_column = (char *)(uintptr_t)in->filter_column;
     m.lo = in->lo;
     m.hi = in->hi;
+    m.table = (char *)(uintptr_t)in->table;
+    m.allow_partial = in->allow_partial;
+    m.timeout_ms = in->timeout_ms;
     buf = wire_pack(&m.base, ret_len);
     free(ids);
     return buf;
@@ -791,6 +830,20 @@ void wire_query_request_done(struct wire_query_request *m)
     memset(m, 0, sizeof(*m));
 }
 
+static void wire_query_response_from_pb(struct wire_query_response *ret,
+                                        const Sluice__V1__QueryResponse *m)
+{
+    memset(ret, 0, sizeof(*ret));
+    ret->rows_matched = m->rows_matched;
+    ret->is_float = m->is_float;
+    ret->int_value = m->int_value;
+    ret->float_value = m->float_value;
+    ret->rows_scanned = m->rows_scanned;
+    ret->bytes_scanned = m->bytes_scanned;
+    ret->blocks_skipped = m->blocks_skipped;
+    ret->service_us = m->service_us;
+}
+
 int wire_query_response_decode(const void *buf, size_t len, struct wire_query_response *ret,
                                struct wire_error *err)
 {
@@ -800,30 +853,96 @@ int wire_query_response_decode(const void *buf, size_t len, struct wire_query_re
     m = wire_unpack(&sluice__v1__query_response__descriptor, buf, len, "QueryResponse", err, &r);
     if (m == NULL)
         return r;
-    memset(ret, 0, sizeof(*ret));
-    ret->rows_matched = m->rows_matched;
-    ret->is_float = m->is_float;
-    ret->int_value = m->int_value;
-    ret->float_value = m->float_value;
-    ret->rows_scanned = m->rows_scanned;
-    ret->bytes_scanned = m->bytes_scanned;
-    ret->blocks_skipped = m->blocks_skipped;
+    wire_query_response_from_pb(ret, m);
     sluice__v1__query_response__free_unpacked(m, NULL);
     return 0;
+}
+
+static void wire_query_response_to_pb(Sluice__V1__QueryResponse *m,
+                                      const struct wire_query_response *in)
+{
+    m->rows_matched = in->rows_matched;
+    m->is_float = in->is_float;
+    m->int_value = in->int_value;
+    m->float_value = in->float_value;
+    m->rows_scanned = in->rows_scanned;
+    m->bytes_scanned = in->bytes_scanned;
+    m->blocks_skipped = in->blocks_skipped;
+    m->service_us = in->service_us;
 }
 
 uint8_t *wire_query_response_encode(const struct wire_query_response *in, size_t *ret_len)
 {
     Sluice__V1__QueryResponse m = SLUICE__V1__QUERY_RESPONSE__INIT;
 
-    m.rows_matched = in->rows_matched;
-    m.is_float = in->is_float;
-    m.int_value = in->int_value;
-    m.float_value = in->float_value;
-    m.rows_scanned = in->rows_scanned;
-    m.bytes_scanned = in->bytes_scanned;
-    m.blocks_skipped = in->blocks_skipped;
+    wire_query_response_to_pb(&m, in);
     return wire_pack(&m.base, ret_len);
+}
+
+/* Copies a repeated string field of segment ids, validating each. */
+static int wire_ids_from_pb(const char *field, char **ids, size_t n, size_t max,
+                            char (**ret)[WIRE_ID_MAX + 1], struct wire_error *err);
+
+int wire_table_query_response_decode(const void *buf, size_t len,
+                                     struct wire_table_query_response *ret,
+                                     struct wire_error *err)
+{
+    Sluice__V1__QueryResponse *m;
+    struct wire_table_query_response out;
+    int r;
+
+    m = wire_unpack(&sluice__v1__query_response__descriptor, buf, len, "QueryResponse", err, &r);
+    if (m == NULL)
+        return r;
+    memset(&out, 0, sizeof(out));
+    r = wire_ids_from_pb("missing_segment_ids", m->missing_segment_ids,
+                         m->n_missing_segment_ids, WIRE_SEGMENT_LIST_MAX, &out.missing, err);
+    if (r == 0) {
+        out.n_missing = m->n_missing_segment_ids;
+        wire_query_response_from_pb(&out.result, m);
+        out.segments = m->segments;
+        out.partial = m->partial;
+        out.nodes_asked = m->nodes_asked;
+        out.subrequests = m->subrequests;
+        out.retries = m->retries;
+        out.hedges = m->hedges;
+        out.placement_version = m->placement_version;
+        *ret = out;
+    }
+    sluice__v1__query_response__free_unpacked(m, NULL);
+    return r;
+}
+
+uint8_t *wire_table_query_response_encode(const struct wire_table_query_response *in,
+                                          size_t *ret_len)
+{
+    Sluice__V1__QueryResponse m = SLUICE__V1__QUERY_RESPONSE__INIT;
+    char **ids = xcalloc(in->n_missing, sizeof(char *));
+    uint8_t *buf;
+
+    wire_query_response_to_pb(&m, &in->result);
+    for (size_t i = 0; i < in->n_missing; i++)
+        ids[i] = in->missing[i];
+    m.n_missing_segment_ids = in->n_missing;
+    m.missing_segment_ids = ids;
+    m.segments = in->segments;
+    m.partial = in->partial;
+    m.nodes_asked = in->nodes_asked;
+    m.subrequests = in->subrequests;
+    m.retries = in->retries;
+    m.hedges = in->hedges;
+    m.placement_version = in->placement_version;
+    buf = wire_pack(&m.base, ret_len);
+    free(ids);
+    return buf;
+}
+
+void wire_table_query_response_done(struct wire_table_query_response *m)
+{
+    if (m == NULL)
+        return;
+    free(m->missing);
+    memset(m, 0, sizeof(*m));
 }
 
 static int wire_segment_status_from_pb(struct wire_segment_status *dst,
@@ -1656,6 +1775,147 @@ void wire_recommendation_list_done(struct wire_recommendation_list *m)
         return;
     free(m->recs);
     memset(m, 0, sizeof(*m));
+}
+
+void wire_placement_map_done(struct wire_placement_map *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < m->n_segments; i++)
+        free(m->segments[i].node_ids);
+    free(m->segments);
+    free(m->nodes);
+    memset(m, 0, sizeof(*m));
+}
+
+int wire_placement_map_decode(const void *buf, size_t len, struct wire_placement_map *ret,
+                              struct wire_error *err)
+{
+    Sluice__V1__PlacementMap *m;
+    struct wire_placement_map out;
+    char field[64];
+    int r;
+
+    m = wire_unpack(&sluice__v1__placement_map__descriptor, buf, len, "PlacementMap", err, &r);
+    if (m == NULL)
+        return r;
+    memset(&out, 0, sizeof(out));
+    r = -EINVAL;
+    if (m->n_segments > WIRE_PLACEMENT_PAGE_MAX) {
+        wire_invalid(err, "segments: %zu entries, the limit is %d", m->n_segments,
+                     WIRE_PLACEMENT_PAGE_MAX);
+        goto out;
+    }
+    if (m->n_nodes > WIRE_NODE_LIST_MAX) {
+        wire_invalid(err, "nodes: %zu entries, the limit is %d", m->n_nodes, WIRE_NODE_LIST_MAX);
+        goto out;
+    }
+    out.epoch = m->epoch;
+    out.version = m->version;
+    out.full = m->full;
+    out.segments = xcalloc(m->n_segments, sizeof(*out.segments));
+    for (size_t i = 0; i < m->n_segments; i++) {
+        const Sluice__V1__PlacedSegment *p = m->segments[i];
+        struct wire_placed_segment *d = &out.segments[i];
+
+        snprintf(field, sizeof(field), "segments[%zu].segment_id", i);
+        if (wire_check_segment_id(field, p->segment_id, err) < 0)
+            goto out;
+        snprintf(field, sizeof(field), "segments[%zu].table", i);
+        if (wire_check_table(field, p->table, err) < 0)
+            goto out;
+        snprintf(field, sizeof(field), "segments[%zu].node_ids", i);
+        if (wire_ids_from_pb(field, p->node_ids, p->n_node_ids, WIRE_NODE_LIST_MAX,
+                             &d->node_ids, err) < 0)
+            goto out;
+        d->n_nodes = p->n_node_ids;
+        out.n_segments = i + 1;
+        wire_copy(d->segment_id, sizeof(d->segment_id), p->segment_id);
+        wire_copy(d->table, sizeof(d->table), p->table);
+        wire_copy_text(d->state, sizeof(d->state), p->state);
+    }
+    out.nodes = xcalloc(m->n_nodes, sizeof(*out.nodes));
+    for (size_t i = 0; i < m->n_nodes; i++) {
+        const Sluice__V1__PlacedNode *p = m->nodes[i];
+        struct wire_placed_node *d = &out.nodes[i];
+
+        snprintf(field, sizeof(field), "nodes[%zu].node_id", i);
+        if (wire_check_segment_id(field, p->node_id, err) < 0)
+            goto out;
+        snprintf(field, sizeof(field), "nodes[%zu].addr", i);
+        if (wire_check_addr(field, p->addr, err) < 0)
+            goto out;
+        wire_copy(d->node_id, sizeof(d->node_id), p->node_id);
+        wire_copy(d->addr, sizeof(d->addr), p->addr);
+        wire_copy_text(d->state, sizeof(d->state), p->state);
+        d->p99_seconds = p->p99_seconds;
+        d->queries_in_flight = p->queries_in_flight;
+        out.n_nodes = i + 1;
+    }
+    if (m->next_after[0] != '\0' && wire_check_segment_id("next_after", m->next_after, err) < 0)
+        goto out;
+    wire_copy(out.next_after, sizeof(out.next_after), m->next_after);
+    *ret = out;
+    memset(&out, 0, sizeof(out));
+    r = 0;
+out:
+    wire_placement_map_done(&out);
+    sluice__v1__placement_map__free_unpacked(m, NULL);
+    return r;
+}
+
+uint8_t *wire_placement_map_encode(const struct wire_placement_map *in, size_t *ret_len)
+{
+    Sluice__V1__PlacementMap m = SLUICE__V1__PLACEMENT_MAP__INIT;
+    Sluice__V1__PlacedSegment *segs = xcalloc(in->n_segments, sizeof(*segs));
+    Sluice__V1__PlacedSegment **sptrs = xcalloc(in->n_segments, sizeof(*sptrs));
+    Sluice__V1__PlacedNode *nodes = xcalloc(in->n_nodes, sizeof(*nodes));
+    Sluice__V1__PlacedNode **nptrs = xcalloc(in->n_nodes, sizeof(*nptrs));
+    char ***ids = xcalloc(in->n_segments, sizeof(*ids));
+    uint8_t *buf;
+
+    for (size_t i = 0; i < in->n_segments; i++) {
+        const struct wire_placed_segment *p = &in->segments[i];
+
+        sluice__v1__placed_segment__init(&segs[i]);
+        segs[i].segment_id = (char *)(uintptr_t)p->segment_id;
+        segs[i].table = (char *)(uintptr_t)p->table;
+        segs[i].state = (char *)(uintptr_t)p->state;
+        ids[i] = xcalloc(p->n_nodes, sizeof(char *));
+        for (size_t j = 0; j < p->n_nodes; j++)
+            ids[i][j] = (char *)(uintptr_t)p->node_ids[j];
+        segs[i].n_node_ids = p->n_nodes;
+        segs[i].node_ids = ids[i];
+        sptrs[i] = &segs[i];
+    }
+    for (size_t i = 0; i < in->n_nodes; i++) {
+        const struct wire_placed_node *p = &in->nodes[i];
+
+        sluice__v1__placed_node__init(&nodes[i]);
+        nodes[i].node_id = (char *)(uintptr_t)p->node_id;
+        nodes[i].addr = (char *)(uintptr_t)p->addr;
+        nodes[i].state = (char *)(uintptr_t)p->state;
+        nodes[i].p99_seconds = p->p99_seconds;
+        nodes[i].queries_in_flight = p->queries_in_flight;
+        nptrs[i] = &nodes[i];
+    }
+    m.epoch = in->epoch;
+    m.version = in->version;
+    m.full = in->full;
+    m.n_segments = in->n_segments;
+    m.segments = sptrs;
+    m.n_nodes = in->n_nodes;
+    m.nodes = nptrs;
+    m.next_after = (char *)(uintptr_t)in->next_after;
+    buf = wire_pack(&m.base, ret_len);
+    for (size_t i = 0; i < in->n_segments; i++)
+        free(ids[i]);
+    free(ids);
+    free(nptrs);
+    free(nodes);
+    free(sptrs);
+    free(segs);
+    return buf;
 }
 
 int wire_node_list_decode(const void *buf, size_t len, struct wire_node_list *ret,

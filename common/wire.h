@@ -29,6 +29,9 @@
 #define WIRE_QUERY_MAX_SEGMENTS 1024
 #define WIRE_ROW_COUNT_MAX      1000000000000ull /* 10^12 */
 #define WIRE_ROW_SIZE_MAX       (16ull << 20)
+/* A table name: 1..WIRE_TABLE_MAX bytes (wire_check_table); "" on the wire means this one. */
+#define WIRE_TABLE_MAX          128
+#define WIRE_TABLE_DEFAULT      "default"
 /* Declared memory of one segment (mem_request_bytes, mem_limit_bytes): 16 TiB. */
 #define WIRE_MEM_DECLARED_MAX   (1ull << 44)
 
@@ -116,6 +119,7 @@ struct wire_pressure {
     uint64_t tte_ms;       /* estimated time to memory exhaustion */
     double growth_bytes_per_s, swapins_per_s;
     double admit_watermark; /* 0..1 in force; 0: not said (decode: anything else reads 0) */
+    uint64_t queries_in_flight; /* queries scanning or queued on the node */
 };
 
 struct wire_assign_request {
@@ -155,6 +159,9 @@ struct wire_query_request {
     char column[WIRE_COLUMN_MAX + 1];
     char filter_column[WIRE_COLUMN_MAX + 1]; /* "" means no filter */
     int64_t lo, hi;
+    char table[WIRE_TABLE_MAX + 1]; /* a broker's query: the table; "" for a node's */
+    bool allow_partial;              /* broker: answer without the missing segments */
+    uint32_t timeout_ms;             /* the asker's remaining wait; 0: the receiver's default */
 };
 
 struct wire_query_response {
@@ -165,6 +172,22 @@ struct wire_query_response {
     uint64_t rows_scanned;
     uint64_t bytes_scanned;
     uint64_t blocks_skipped;
+    uint64_t service_us; /* the node's time on the request; 0: not said */
+};
+
+/*
+ * A broker's answer to a table query: the merged result and its account of
+ * the fan-out. Encoded as a QueryResponse, whose broker fields a node leaves
+ * empty.
+ */
+struct wire_table_query_response {
+    struct wire_query_response result;
+    uint32_t segments;
+    size_t n_missing;
+    char (*missing)[WIRE_ID_MAX + 1]; /* owned */
+    bool partial;
+    uint32_t nodes_asked, subrequests, retries, hedges;
+    uint64_t placement_version;
 };
 
 struct wire_segment_status {
@@ -227,6 +250,20 @@ int wire_query_response_decode(const void *buf, size_t len, struct wire_query_re
                                struct wire_error *err);
 uint8_t *wire_query_response_encode(const struct wire_query_response *m, size_t *ret_len);
 
+/*
+ * A broker's QueryRequest: a valid table, no segment_ids, and the checks of
+ * a node's (aggregate, column, filter, lo <= hi). Nothing to free.
+ */
+int wire_table_query_decode(const void *buf, size_t len, struct wire_query_request *ret,
+                            struct wire_error *err);
+/* missing ids validated, at most WIRE_SEGMENT_LIST_MAX of them. */
+int wire_table_query_response_decode(const void *buf, size_t len,
+                                     struct wire_table_query_response *ret,
+                                     struct wire_error *err);
+uint8_t *wire_table_query_response_encode(const struct wire_table_query_response *m,
+                                          size_t *ret_len);
+void wire_table_query_response_done(struct wire_table_query_response *m); /* NULL-safe */
+
 int wire_node_status_decode(const void *buf, size_t len, struct wire_node_status *ret,
                             struct wire_error *err);
 uint8_t *wire_node_status_encode(const struct wire_node_status *m, size_t *ret_len);
@@ -247,9 +284,6 @@ uint8_t *wire_error_encode(const struct wire_error *m, size_t *ret_len);
 #define WIRE_NODE_LIST_MAX     10000
 #define WIRE_EVENT_LIST_MAX    100000
 #define WIRE_TABLE_LIST_MAX    100000
-/* A table name: 1..WIRE_TABLE_MAX bytes (wire_check_table); "" on the wire means this one. */
-#define WIRE_TABLE_MAX         128
-#define WIRE_TABLE_DEFAULT     "default"
 
 struct wire_node_report {
     char node_id[WIRE_ID_MAX + 1];
@@ -463,6 +497,44 @@ int wire_recommendation_list_decode(const void *buf, size_t len,
 uint8_t *wire_recommendation_list_encode(const struct wire_recommendation_list *m,
                                          size_t *ret_len);
 void wire_recommendation_list_done(struct wire_recommendation_list *m);
+
+/* GET /v1/placements (PlacementMap in the proto). */
+#define WIRE_PLACEMENT_PAGE_MAX 5000 /* segments in one answer: 5000 x ~700 bytes < 4 MiB */
+
+struct wire_placed_segment {
+    char segment_id[WIRE_ID_MAX + 1];
+    char table[WIRE_TABLE_MAX + 1];
+    size_t n_nodes;                    
+    char (*node_ids)[WIRE_ID_MAX + 1]; /* owned */
+    char state[16];
+};
+
+struct wire_placed_node {
+    char node_id[WIRE_ID_MAX + 1];
+    char addr[WIRE_ADDR_MAX + 1];
+    char state[16];
+    double p99_seconds;
+    uint64_t queries_in_flight;
+};
+
+struct wire_placement_map {
+    uint64_t epoch, version;
+    bool full;
+    size_t n_segments;
+    struct wire_placed_segment *segments; /* owned */
+    size_t n_nodes;
+    struct wire_placed_node *nodes; /* owned */
+    char next_after[WIRE_ID_MAX + 1];
+};
+
+/*
+ * Segments at most WIRE_PLACEMENT_PAGE_MAX, nodes WIRE_NODE_LIST_MAX, each
+ * segment's holders WIRE_NODE_LIST_MAX; every id and table validated.
+ */
+int wire_placement_map_decode(const void *buf, size_t len, struct wire_placement_map *ret,
+                              struct wire_error *err);
+uint8_t *wire_placement_map_encode(const struct wire_placement_map *m, size_t *ret_len);
+void wire_placement_map_done(struct wire_placement_map *m); /* NULL-safe */
 
 int wire_node_list_decode(const void *buf, size_t len, struct wire_node_list *ret,
                           struct wire_error *err);

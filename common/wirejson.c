@@ -35,6 +35,7 @@ static const ProtobufCMessageDescriptor *const wirejson_descs[WIRE_MSG_COUNT_] =
     [WIRE_MSG_TABLE_LIST] = &sluice__v1__table_list__descriptor,
     [WIRE_MSG_HISTORY_LIST] = &sluice__v1__history_list__descriptor,
     [WIRE_MSG_RECOMMENDATION_LIST] = &sluice__v1__recommendation_list__descriptor,
+    [WIRE_MSG_PLACEMENT_MAP] = &sluice__v1__placement_map__descriptor,
 };
 
 const char *wire_msg_name(enum wire_msg m)

@@ -346,6 +346,7 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
             log_info("segment_table", "id=%s old=%s new=%s", s->id, log_q(s->table),
                      log_q(sp->table));
             coord_seg_set_table(s, sp->table);
+            coord_placed(c, s);
         }
         if (is_new[i] & COORD_REG_MEM) {
             s = strmap_get(c->segs, sp->segment_id);
@@ -358,6 +359,7 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
                               sp->replication, COORD_PENDING);
             s->digest = sp->digest;
             coord_seg_set_table(s, sp->table);
+            coord_placed(c, s);
             s->mem_request_bytes = sp->mem_request_bytes;
             s->mem_limit_bytes = sp->mem_limit_bytes;
             coord_seg_update(c, s);

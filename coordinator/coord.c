@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -141,6 +142,10 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     c->started_mono_ns = clock_mono_ns();
     c->rng = (uint32_t)(clock_mono_ns() | 1);
     c->storm = storm_new(COORD_STORM_MS);
+    c->pmap = pmap_new(COORD_PMAP_LOG);
+    /* Not 0 (a broker's "none yet"), and another on every start. */
+    c->epoch = (clock_wall_ms() << 16) ^ (uint64_t)getpid() ^ clock_mono_ns();
+    c->epoch |= 1;
     c->segs = strmap_new();
     for (int i = 0; i < 3; i++)
         c->by_state[i] = ordset_new(0x5eed0000u + (uint32_t)i);
@@ -198,6 +203,7 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     http_server_route(c->http, HTTP_POST, "/v1/nodes/", true, coord_node_action_cb, c);
     http_server_route(c->http, HTTP_GET, "/v1/events", false, coord_events_cb, c);
     http_server_route(c->http, HTTP_GET, "/v1/tables", false, coord_tables_cb, c);
+    http_server_route(c->http, HTTP_GET, "/v1/placements", false, coord_placements_cb, c);
     http_server_route(c->http, HTTP_GET, "/v1/history", false, coord_history_cb, c);
     http_server_route_public(c->http, HTTP_GET, "/", false, coord_page_cb, c);
     http_server_route(c->http, HTTP_GET, "/v1/recommendations", false, coord_recommendations_cb, c);
@@ -231,6 +237,7 @@ void coord_free(struct coord *c)
         coord_flush(c);
     catalog_close(c->cat);
     storm_free(c->storm);
+    pmap_free(c->pmap);
     if (c->segs != NULL)
         strmap_foreach(c->segs, coord_free_seg, NULL);
     strmap_free(c->segs);

@@ -27,6 +27,7 @@
 #include "http.h"
 #include "membership.h"
 #include "ordset.h"
+#include "pmap.h"
 #include "placer.h"
 #include "reconcile.h"
 #include "storm.h"
@@ -83,6 +84,7 @@ struct coord_seg {
     unsigned n_invalid;
     unsigned rc_in_flight;   /* rowcount placement: assignments awaiting an answer */
     bool rc_queued;          /* rowcount placement: in its queue */
+    uint64_t pversion;       /* placement map version of its last change (coord_placed) */
 };
 
 /* An assignment the placer fired, waiting to go out in its node's next batch. */
@@ -141,6 +143,8 @@ struct coord {
     uint64_t refusals_by_reason[WIRE_REASON_COUNT_];
     const struct coord_placement *placement; /* --placement, chosen at start */
     struct coord_rowcount *rowcount;          /* the baseline's state (rowcount.c) */
+    struct pmap *pmap;   /* the placement map's change log (placements.c) */
+    uint64_t epoch;      /* this run's placement map epoch: another after a restart */
 };
 
 struct coord_drops {
@@ -274,9 +278,22 @@ void coord_node_action_cb(struct evhttp_request *req, const char *rest, void *ar
 void coord_seg_info(const struct coord *c, const struct coord_seg *s,
                     struct wire_segment_info *d, bool explain);
 void coord_list_segments(struct coord *c, struct evhttp_request *req);
+/* Every segment (state < 0) or one state's, in id order after `after` (NULL: from the first). */
+struct coord_walk {
+    const struct ordset_node *at[3];
+};
+void coord_walk_start(const struct coord *c, int state, const char *after, struct coord_walk *w);
+struct coord_seg *coord_walk_next(struct coord_walk *w); /* NULL at the end */
 void coord_show_segment(struct coord *c, struct evhttp_request *req, const char *id);
 void coord_nodes_cb(struct evhttp_request *req, const char *rest, void *arg);
 void coord_events_cb(struct evhttp_request *req, const char *rest, void *arg);
+
+/* placements.c: GET /v1/placements, the brokers' versioned placement map */
+/* Kept changes; a broker further behind gets the full map. */
+#define COORD_PMAP_LOG 65536
+/* What brokers see of s changed (holders, table, registration): a new version. */
+void coord_placed(struct coord *c, struct coord_seg *s);
+void coord_placements_cb(struct evhttp_request *req, const char *rest, void *arg);
 
 /* tables.c: per-table views, and the footprints the recommendations are made of */
 void coord_tables_cb(struct evhttp_request *req, const char *rest, void *arg);

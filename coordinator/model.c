@@ -229,6 +229,7 @@ void coord_holder_add(struct coord *c, struct coord_seg *s, struct coord_node *n
     strmap_put(n->held, s->id, s);
     n->rows += s->row_count;
     n->loading += st == WIRE_SEG_LOADING;
+    coord_placed(c, s);
     coord_txn(c);
     coord_check(c, catalog_put_assignment(c->cat, s->id, n->id, wire_segment_state_name(st),
                                           (int64_t)clock_wall_ms()),
@@ -249,6 +250,7 @@ void coord_holder_remove(struct coord *c, struct coord_seg *s, const char *node)
     }
     if (n != NULL && strmap_remove(n->held, s->id) != NULL)
         n->rows -= s->row_count;
+    coord_placed(c, s);
     coord_txn(c);
     coord_check(c, catalog_delete_assignment(c->cat, s->id, node), "unassign");
 }
@@ -307,6 +309,7 @@ struct coord_seg *coord_seg_new(struct coord *c, const char *id, const char *uri
     strmap_put(c->segs, s->id, s);
     ordset_add(c->by_state[st], s->id, s);
     c->counts[st]++;
+    coord_placed(c, s);
     return s;
 }
 
@@ -454,6 +457,7 @@ static void coord_apply_one(struct coord *c, struct coord_node *n,
             n->loading += r->state == WIRE_SEG_LOADING;
             h->state = r->state;
             h->since_ms = coord_now_ms();
+            coord_placed(c, s);
             coord_txn(c);
             coord_check(c, catalog_put_assignment(c->cat, s->id, n->id,
                                                   wire_segment_state_name(r->state),

@@ -95,11 +95,7 @@ void coord_seg_info(const struct coord *c, const struct coord_seg *s,
  * order: each step is O(1) (three compares at most), so a page costs
  * O(limit) after an O(log n) seek.
  */
-struct coord_walk {
-    const struct ordset_node *at[3];
-};
-
-static void coord_walk_start(const struct coord *c, int state, const char *after,
+void coord_walk_start(const struct coord *c, int state, const char *after,
                              struct coord_walk *w)
 {
     for (int i = 0; i < 3; i++)
@@ -107,7 +103,7 @@ static void coord_walk_start(const struct coord *c, int state, const char *after
 }
 
 /* The next segment in id order, or NULL at the end. */
-static struct coord_seg *coord_walk_next(struct coord_walk *w)
+struct coord_seg *coord_walk_next(struct coord_walk *w)
 {
     int best = -1;
     struct coord_seg *s;

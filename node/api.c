@@ -233,6 +233,8 @@ struct api_query_job {
     struct query_acc acc;
     size_t cur;         /* the segment being scanned */
     bool faulted;       /* reading segs[cur] faulted (SIGBUS) */
+    uint64_t deadline_ns; /* the asker's timeout_ms from start_ns; 0: none */
+    bool expired;         /* the deadline passed before the scan began */
     char fault_detail[200];
 };
 
@@ -269,6 +271,11 @@ static void api_query_work(void *arg)
 {
     struct api_query_job *job = arg;
 
+    /* Nobody waits for an answer past the asker's deadline: do not scan for it. */
+    if (job->deadline_ns != 0 && clock_mono_ns() > job->deadline_ns) {
+        job->expired = true;
+        return;
+    }
     for (job->cur = 0; job->cur < job->n; job->cur++) {
         if (store_seg_base(job->segs[job->cur]) == NULL) {
             if (!api_query_scan_direct(job)) {
@@ -323,7 +330,16 @@ static void api_query_done(void *arg)
         api_query_job_free(job);
         return;
     }
+    if (job->expired) {
+        node->queries_failed++;
+        node->queries_in_flight--;
+        api_reply_error(node, job->req, 504, "deadline_exceeded",
+                        "timeout_ms: the asker's deadline passed before the scan began");
+        api_query_job_free(job);
+        return;
+    }
     query_acc_result(&job->acc, job->aggregate, &resp);
+    resp.service_us = (clock_mono_ns() - job->start_ns) / 1000;
     buf = wire_query_response_encode(&resp, &len);
     http_reply(job->req, 200, WIRE_CONTENT_TYPE, buf, len);
     free(buf);
@@ -389,6 +405,7 @@ static void api_query_cb(struct evhttp_request *req, const char *rest, void *arg
     job->node = node;
     job->req = req;
     job->start_ns = clock_mono_ns();
+    job->deadline_ns = q.timeout_ms != 0 ? job->start_ns + (uint64_t)q.timeout_ms * 1000000 : 0;
     job->aggregate = q.aggregate;
     job->segs = xcalloc(q.n_segments, sizeof(*job->segs));
     job->plans = xcalloc(q.n_segments, sizeof(*job->plans));

@@ -177,6 +177,7 @@ void node_fill_pressure(struct node *node, struct wire_pressure *p)
     memset(p, 0, sizeof(*p));
     store_totals(node->store, &t);
     p->loads_in_flight = t.loads_in_flight;
+    p->queries_in_flight = node->queries_in_flight;
     p->p99_seconds = (double)latency_quantile(node->lat, clock_mono_ns(), 10, 0.99) * 1e-9;
     p->wss_bytes = wss_estimate(node->wss);
     p->pinned_bytes = t.pinned_bytes;

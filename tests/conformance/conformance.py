@@ -44,6 +44,7 @@ RESPONSE = {
     ("coord", "GET", "/v1/events"): pb.EventList,
     ("coord", "GET", "/v1/tables"): pb.TableList,
     ("coord", "GET", "/v1/recommendations"): pb.RecommendationList,
+    ("coord", "GET", "/v1/placements"): pb.PlacementMap,
     ("coord", "GET", "/v1/status"): pb.ClusterStatus,
 }
 
@@ -496,6 +497,9 @@ expect(coord, "GET", "/v1/recommendations?table=nope", 404, "not_found")
 expect(coord, "GET", "/v1/recommendations?table=a%2Fb", 400, "invalid_field")
 expect(coord, "GET", "/v1/recommendations?table=%FF", 400, "invalid_field")
 expect(coord, "GET", "/v1/segments?state=NOPE", 400, "invalid_field")
+expect(coord, "GET", "/v1/placements?since=-1", 400, "invalid_field")
+expect(coord, "GET", "/v1/placements?epoch=0x12", 400, "invalid_field")
+expect(coord, "GET", "/v1/placements?after=..", 400, "invalid_field")
 expect(coord, "GET", "/v1/segments?limit=0", 400, "invalid_field")
 expect(coord, "GET", "/v1/segments/nope", 404, "not_found")
 expect(coord, "GET", "/v1/segments/bad!id", 400, "invalid_field")

@@ -167,6 +167,10 @@ t.check("history JSON: json-node's samples, oldest first, step 2000 ms", hist is
         [s["ts_ms"] for s in hist["nodes"][0]["samples"]] ==
         sorted(s["ts_ms"] for s in hist["nodes"][0]["samples"]), str(hist)[:300])
 tables = agrees(coord, "/v1/tables", pb.TableList)
+pm = agrees(coord, "/v1/placements", pb.PlacementMap)
+t.check("GET /v1/placements: the full map, three segments, epoch as 16 hex digits",
+        pm is not None and pm.get("full") is True and len(pm.get("segments", [])) == 3 and
+        len(pm.get("epoch", "")) == 16, str(pm)[:300])
 t.check("tables JSON: the default table, 3 segments loaded", tables is not None and
         [(x["table"], x["segments"], x["segments_loaded"]) for x in tables["tables"]] ==
         [("default", 3, 3)], str(tables))

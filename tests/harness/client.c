@@ -66,6 +66,14 @@ static int dec_claim(const void *b, size_t n, void *r, struct wire_error *e)
 {
     return wire_claim_response_decode(b, n, r, e);
 }
+static int dec_table_query(const void *b, size_t n, void *r, struct wire_error *e)
+{
+    return wire_table_query_response_decode(b, n, r, e);
+}
+static int dec_placements(const void *b, size_t n, void *r, struct wire_error *e)
+{
+    return wire_placement_map_decode(b, n, r, e);
+}
 static int dec_segments(const void *b, size_t n, void *r, struct wire_error *e)
 {
     return wire_segment_list_decode(b, n, r, e);
@@ -215,6 +223,13 @@ int harness_query(const char *addr, const struct wire_query_request *m,
                             ret_reply);
 }
 
+int harness_table_query(const char *addr, const struct wire_query_request *m,
+                        struct wire_table_query_response *ret, struct harness_reply *ret_reply)
+{
+    return harness_exchange(addr, "POST", "/v1/query", enc_query, m, false, dec_table_query, ret,
+                            ret_reply);
+}
+
 int harness_register(const char *addr, const struct wire_segment_batch *m,
                      struct wire_batch_response *ret, struct harness_reply *ret_reply)
 {
@@ -250,6 +265,11 @@ static int harness_get(const char *addr, const char *base, const char *suffix,
 int harness_segments(const char *addr, const char *suffix, struct wire_segment_list *ret)
 {
     return harness_get(addr, "/v1/segments", suffix, dec_segments, ret);
+}
+
+int harness_placements(const char *addr, const char *suffix, struct wire_placement_map *ret)
+{
+    return harness_get(addr, "/v1/placements", suffix, dec_placements, ret);
 }
 
 int harness_nodes(const char *addr, struct wire_node_list *ret)

@@ -177,6 +177,11 @@ int harness_query(const char *addr, const struct wire_query_request *m,
 int harness_query_one(const char *addr, const char *id, enum wire_aggregate agg,
                       const char *column, struct wire_query_response *ret,
                       struct harness_reply *ret_reply);
+/* POST /v1/query of the broker at addr: m names a table. */
+int harness_table_query(const char *addr, const struct wire_query_request *m,
+                        struct wire_table_query_response *ret, struct harness_reply *ret_reply);
+/* GET /v1/placements<suffix> ("?since=3&epoch=..", "") of the coordinator at addr. */
+int harness_placements(const char *addr, const char *suffix, struct wire_placement_map *ret);
 /* POST /v1/segments (register a batch) of the coordinator at addr. */
 int harness_register(const char *addr, const struct wire_segment_batch *m,
                      struct wire_batch_response *ret, struct harness_reply *ret_reply);

@@ -75,6 +75,69 @@ static bool tables_loaded(void *arg)
     return ok;
 }
 
+/*
+ * GET /v1/placements (issue 18, item 2): the full map from since=0 (the 5
+ * LOADED segments of two tables, each on the one node), nothing since its
+ * version, one new segment as a delta of exactly that one, the full map
+ * again for another epoch, and a 400 naming a bad parameter.
+ */
+static void check_placements(const char *addr)
+{
+    struct wire_placement_map pm, d;
+    struct harness_reply rep;
+    char q[96];
+    int sales = 0, logs = 0;
+
+    ck_assert_int_eq(harness_placements(addr, "?since=0", &pm), 200);
+    ck_assert(pm.full);
+    ck_assert_uint_eq(pm.n_segments, 5);
+    ck_assert_uint_eq(pm.n_nodes, 1);
+    ck_assert_str_eq(pm.nodes[0].state, "UP");
+    ck_assert_str_eq(pm.next_after, "");
+    for (size_t i = 0; i < pm.n_segments; i++) {
+        sales += strcmp(pm.segments[i].table, "sales") == 0;
+        logs += strcmp(pm.segments[i].table, "web logs") == 0;
+        ck_assert_str_eq(pm.segments[i].state, "LOADED");
+        ck_assert_uint_eq(pm.segments[i].n_nodes, 1);
+        ck_assert_str_eq(pm.segments[i].node_ids[0], pm.nodes[0].node_id);
+        if (i > 0) /* id order */
+            ck_assert_int_lt(strcmp(pm.segments[i - 1].segment_id, pm.segments[i].segment_id), 0);
+    }
+    ck_assert_int_eq(sales, 3);
+    ck_assert_int_eq(logs, 2);
+
+    snprintf(q, sizeof(q), "?since=%llu&epoch=%016llx", (unsigned long long)pm.version,
+             (unsigned long long)pm.epoch);
+    ck_assert_int_eq(harness_placements(addr, q, &d), 200);
+    ck_assert(!d.full);
+    ck_assert_uint_eq(d.n_segments, 0);
+    ck_assert_uint_eq(d.version, pm.version);
+    ck_assert_uint_eq(d.n_nodes, 1);
+    wire_placement_map_done(&d);
+
+    ck_assert_int_eq(harness_register_one(addr, "p1", NULL, 10, 16, 1), 200);
+    ck_assert_int_eq(harness_placements(addr, q, &d), 200);
+    ck_assert(!d.full);
+    ck_assert_uint_gt(d.version, pm.version);
+    ck_assert_uint_ge(d.n_segments, 1);
+    ck_assert_str_eq(d.segments[0].segment_id, "p1");
+    ck_assert_str_eq(d.segments[0].table, "default");
+    wire_placement_map_done(&d);
+
+    snprintf(q, sizeof(q), "?since=%llu&epoch=%016llx", (unsigned long long)pm.version,
+             (unsigned long long)(pm.epoch ^ 2));
+    ck_assert_int_eq(harness_placements(addr, q, &d), 200);
+    ck_assert(d.full);
+    ck_assert_uint_eq(d.n_segments, 6);
+    wire_placement_map_done(&d);
+    wire_placement_map_done(&pm);
+
+    ck_assert_int_eq(harness_send(addr, "GET", "/v1/placements?since=x", &rep), 400);
+    ck_assert_msg(strstr(rep.err.message, "since") != NULL, "%s", rep.err.message);
+    ck_assert_int_eq(harness_send(addr, "GET", "/v1/placements?epoch=xyz", &rep), 400);
+    ck_assert_msg(strstr(rep.err.message, "epoch") != NULL, "%s", rep.err.message);
+}
+
 START_TEST(test_tables)
 {
     char *data = xasprintf("%s/node", dir), *co, *out = NULL, *sales, *logs, *uri, *path;
@@ -163,6 +226,7 @@ START_TEST(test_tables)
     ck_assert_int_eq(harness_ctl(coord, &out, "tables", NULL), 0);
     ck_assert_msg(strstr(out, "100.0%") != NULL && strstr(out, "web logs") != NULL, "%s", out);
     free(out);
+    check_placements(harness_proc_addr(coord));
 
     /* The tables survive a restart of the coordinator (the catalog keeps them). */
     ck_assert_int_eq(harness_proc_restart(coord), 0);

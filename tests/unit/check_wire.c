@@ -299,6 +299,142 @@ START_TEST(test_query_too_many)
 }
 END_TEST
 
+/* A broker's query names a table and no segments; a node's the reverse. */
+START_TEST(test_table_query)
+{
+    char ids[1][WIRE_ID_MAX + 1] = {"a"};
+    struct wire_query_request q = valid_query(ids, 0), out;
+    struct wire_error err;
+    uint8_t *buf;
+    size_t len;
+
+    strcpy(q.table, "web logs");
+    q.allow_partial = true;
+    q.timeout_ms = 1500;
+    buf = wire_query_request_encode(&q, &len);
+    ck_assert_int_eq(wire_table_query_decode(buf, len, &out, &err), 0);
+    ck_assert_str_eq(out.table, "web logs");
+    ck_assert(out.allow_partial);
+    ck_assert_uint_eq(out.timeout_ms, 1500);
+    ck_assert_uint_eq(out.n_segments, 0);
+    ck_assert_int_eq(out.hi, 100);
+    /* A node refuses a table query, naming the field. */
+    ck_assert_int_eq(wire_query_request_decode(buf, len, &out, &err), -EINVAL);
+    ck_assert_msg(strncmp(err.message, "table: ", 7) == 0, "%s", err.message);
+    free(buf);
+    /* A broker refuses segment ids, and a bad or empty table. */
+    q = valid_query(ids, 1);
+    strcpy(q.table, "t");
+    buf = wire_query_request_encode(&q, &len);
+    ck_assert_int_eq(wire_table_query_decode(buf, len, &out, &err), -EINVAL);
+    ck_assert_msg(strncmp(err.message, "segment_ids: ", 13) == 0, "%s", err.message);
+    free(buf);
+    q = valid_query(ids, 0);
+    strcpy(q.table, "a/b");
+    buf = wire_query_request_encode(&q, &len);
+    ck_assert_int_eq(wire_table_query_decode(buf, len, &out, &err), -EINVAL);
+    ck_assert_msg(strncmp(err.message, "table: ", 7) == 0, "%s", err.message);
+    free(buf);
+    q.table[0] = '\0';
+    buf = wire_query_request_encode(&q, &len);
+    ck_assert_int_eq(wire_table_query_decode(buf, len, &out, &err), -EINVAL);
+    ck_assert_msg(strncmp(err.message, "table: ", 7) == 0, "%s", err.message);
+    free(buf);
+}
+END_TEST
+
+START_TEST(test_table_query_response)
+{
+    struct wire_table_query_response r, out;
+    char missing[2][WIRE_ID_MAX + 1] = {"s1", "s9"};
+    struct wire_error err;
+    uint8_t *buf;
+    size_t len;
+
+    memset(&r, 0, sizeof(r));
+    r.result.rows_matched = 7;
+    r.result.int_value = -3;
+    r.segments = 12;
+    r.n_missing = 2;
+    r.missing = missing;
+    r.partial = true;
+    r.nodes_asked = 3;
+    r.subrequests = 5;
+    r.retries = 1;
+    r.hedges = 1;
+    r.placement_version = 99;
+    buf = wire_table_query_response_encode(&r, &len);
+    ck_assert_int_eq(wire_table_query_response_decode(buf, len, &out, &err), 0);
+    ck_assert_int_eq(out.result.int_value, -3);
+    ck_assert_uint_eq(out.segments, 12);
+    ck_assert_uint_eq(out.n_missing, 2);
+    ck_assert_str_eq(out.missing[1], "s9");
+    ck_assert(out.partial);
+    ck_assert_uint_eq(out.subrequests, 5);
+    ck_assert_uint_eq(out.placement_version, 99);
+    wire_table_query_response_done(&out);
+    free(buf);
+}
+END_TEST
+
+START_TEST(test_placement_map)
+{
+    struct wire_placement_map m, out;
+    struct wire_placed_segment segs[2];
+    struct wire_placed_node nodes[1];
+    char holders[2][WIRE_ID_MAX + 1] = {"n1", "n2"};
+    struct wire_error err;
+    uint8_t *buf;
+    size_t len;
+
+    memset(&m, 0, sizeof(m));
+    memset(segs, 0, sizeof(segs));
+    memset(nodes, 0, sizeof(nodes));
+    strcpy(segs[0].segment_id, "a");
+    strcpy(segs[0].table, "t");
+    strcpy(segs[0].state, "LOADED");
+    segs[0].n_nodes = 2;
+    segs[0].node_ids = holders;
+    strcpy(segs[1].segment_id, "b");
+    strcpy(segs[1].table, "u");
+    strcpy(segs[1].state, "PENDING");
+    strcpy(nodes[0].node_id, "n1");
+    strcpy(nodes[0].addr, "127.0.0.1:9");
+    strcpy(nodes[0].state, "UP");
+    nodes[0].p99_seconds = 0.25;
+    nodes[0].queries_in_flight = 4;
+    m.epoch = 0xfeedull << 40;
+    m.version = 17;
+    m.full = true;
+    m.n_segments = 2;
+    m.segments = segs;
+    m.n_nodes = 1;
+    m.nodes = nodes;
+    strcpy(m.next_after, "b");
+    buf = wire_placement_map_encode(&m, &len);
+    ck_assert_int_eq(wire_placement_map_decode(buf, len, &out, &err), 0);
+    ck_assert_uint_eq(out.epoch, m.epoch);
+    ck_assert_uint_eq(out.version, 17);
+    ck_assert(out.full);
+    ck_assert_uint_eq(out.n_segments, 2);
+    ck_assert_uint_eq(out.segments[0].n_nodes, 2);
+    ck_assert_str_eq(out.segments[0].node_ids[1], "n2");
+    ck_assert_str_eq(out.segments[1].table, "u");
+    ck_assert_uint_eq(out.segments[1].n_nodes, 0);
+    ck_assert_str_eq(out.nodes[0].addr, "127.0.0.1:9");
+    ck_assert_uint_eq(out.nodes[0].queries_in_flight, 4);
+    ck_assert_str_eq(out.next_after, "b");
+    wire_placement_map_done(&out);
+    free(buf);
+    /* A bad holder id is refused with its path. */
+    strcpy(holders[1], "../x");
+    buf = wire_placement_map_encode(&m, &len);
+    ck_assert_int_eq(wire_placement_map_decode(buf, len, &out, &err), -EINVAL);
+    ck_assert_msg(strncmp(err.message, "segments[0].node_ids[1]", 23) == 0, "%s", err.message);
+    free(buf);
+}
+END_TEST
+
 START_TEST(test_assign_response)
 {
     struct wire_assign_response m, out;
@@ -897,6 +1033,9 @@ static Suite *wire_suite(void)
     tcase_add_test(tc, test_query_invalid);
     tcase_add_test(tc, test_query_no_filter_ignores_bounds);
     tcase_add_test(tc, test_query_too_many);
+    tcase_add_test(tc, test_table_query);
+    tcase_add_test(tc, test_table_query_response);
+    tcase_add_test(tc, test_placement_map);
     suite_add_tcase(s, tc);
     tc = tcase_create("responses");
     tcase_add_test(tc, test_assign_response);

@@ -80,7 +80,10 @@ START_TEST(test_integers_and_doubles)
     ck_assert_str_eq(j, "{\"rows_matched\":\"18446744073709551615\",\"is_float\":true,"
                         "\"int_value\":-9223372036854775808,\"float_value\":0.0042,"
                         "\"rows_scanned\":9007199254740993,"
-                        "\"bytes_scanned\":9223372036854775807,\"blocks_skipped\":0}");
+                        "\"bytes_scanned\":9223372036854775807,\"blocks_skipped\":0,"
+                        "\"service_us\":0,\"segments\":0,\"missing_segment_ids\":[],"
+                        "\"partial\":false,\"nodes_asked\":0,\"subrequests\":0,"
+                        "\"retries\":0,\"hedges\":0,\"placement_version\":0}");
     free(j);
     q.float_value = NAN;
     j = json_of(WIRE_MSG_QUERY_RESPONSE, wire_query_response_encode(&q, &len), &len);
