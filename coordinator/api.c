@@ -1,7 +1,8 @@
 /*
  * api: the coordinator's write endpoints: POST /v1/report, /v1/claim,
  * /v1/segments (registration, durable before it is answered),
- * /v1/segments/{id}/retry and /v1/nodes/{id}/{drain,undrain,forget}, and the
+ * /v1/segments/{id}/retry, DELETE /v1/segments/{id} and
+ * /v1/nodes/{id}/{drain,undrain,forget}, and the
  * routers of /v1/segments and /v1/segments/ (GET goes to views.c). Each
  * handler decodes, calls the model, membership or reconcile, and replies
  * exactly once.
@@ -217,6 +218,45 @@ static void coord_seg_revalidate(struct coord *c, struct coord_seg *s,
     coord_seg_update(c, s);
 }
 
+/*
+ * The 409 of a registration that differs from the registered segment s:
+ * names the first field that differs, with both values, and how to change
+ * it (remove the segment first).
+ */
+static void coord_conflict(char *msg, size_t len, size_t i, const struct coord_seg *s,
+                           const struct wire_segment_spec *sp, bool same_place, bool new_digest)
+{
+    int n = snprintf(msg, len, "segments[%zu]: \"%s\" is already registered with another ", i,
+                     sp->segment_id);
+    size_t off = n > 0 && (size_t)n < len ? (size_t)n : len - 1;
+
+    if (strcmp(s->uri, sp->uri) != 0)
+        snprintf(msg + off, len - off, "uri (registered %s, this request %s)", s->uri, sp->uri);
+    else if (s->replication != sp->replication)
+        snprintf(msg + off, len - off, "replication (registered %u, this request %u)",
+                 s->replication, sp->replication);
+    else if (!same_place)
+        snprintf(msg + off, len - off,
+                 "table (registered \"%s\", this request \"%s\"; a segment's table is fixed "
+                 "once registered, unless it is \"default\")",
+                 s->table, sp->table);
+    else if (s->row_count != sp->row_count)
+        snprintf(msg + off, len - off, "row_count (registered %" PRIu64 ", this request %" PRIu64
+                 ")", s->row_count, sp->row_count);
+    else if (s->avg_row_size != sp->avg_row_size)
+        snprintf(msg + off, len - off, "avg_row_size (registered %" PRIu64
+                 ", this request %" PRIu64 ")", s->avg_row_size, sp->avg_row_size);
+    else if (new_digest)
+        snprintf(msg + off, len - off, "digest (registered %016" PRIx64 ", this request %016" PRIx64
+                 "): the file changed; only an INVALID segment is registered again from a "
+                 "changed file", s->digest, sp->digest);
+    else
+        snprintf(msg + off, len - off, "declaration");
+    off = strlen(msg);
+    snprintf(msg + off, len - off, "; `sluice-coord remove %s` first to register it anew",
+             sp->segment_id);
+}
+
 static void coord_register(struct coord *c, struct evhttp_request *req)
 {
     struct wire_segment_batch b;
@@ -288,16 +328,7 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
                 resp.registered++;
                 continue;
             }
-            snprintf(msg, sizeof(msg),
-                     "segments[%zu]: \"%s\" is already registered with another %s", i,
-                     sp->segment_id,
-                     strcmp(s->uri, sp->uri) != 0   ? "uri"
-                     : s->replication != sp->replication ? "replication"
-                     : !same_place                  ? "table (a segment's table is fixed once "
-                                                      "registered, unless it is \"default\")"
-                     : new_digest                   ? "file (digest); only an INVALID segment "
-                                                      "is registered again from a changed file"
-                                                    : "row_count or avg_row_size");
+            coord_conflict(msg, sizeof(msg), i, s, sp, same_place, new_digest);
             catalog_rollback(c->cat);
             pbhttp_reply_error(req, 409, "conflict", msg);
             goto out;
@@ -398,6 +429,53 @@ void coord_segments_cb(struct evhttp_request *req, const char *rest, void *arg)
     coord_list_segments(c, req);
 }
 
+/* ---- operator actions: durable before they are answered -------------------- */
+
+/* The registered segment id, or NULL once 404 is answered. */
+static struct coord_seg *coord_seg_or_404(struct coord *c, struct evhttp_request *req,
+                                          const char *id)
+{
+    struct coord_seg *s = strmap_get(c->segs, id);
+    char msg[WIRE_ID_MAX + 64];
+
+    if (s == NULL) {
+        snprintf(msg, sizeof(msg), "segment \"%s\" is not registered", id);
+        pbhttp_reply_error(req, 404, "not_found", msg);
+    }
+    return s;
+}
+
+/*
+ * Opens an operator's change: what is pending is committed first, and the
+ * change gets a transaction of its own. 0 with the catalog error count in
+ * *ret_errors, or -EIO once 500 is answered.
+ */
+static int coord_admin_begin(struct coord *c, struct evhttp_request *req, uint64_t *ret_errors)
+{
+    if (coord_flush(c) < 0 || coord_txn(c) < 0) {
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        return -EIO;
+    }
+    *ret_errors = c->catalog_errors;
+    return 0;
+}
+
+/*
+ * Commits it: 0, or -EIO when a write in it failed or the commit did (all
+ * of it rolled back, 500 answered); the caller then undoes its change in
+ * memory and answers nothing more.
+ */
+static int coord_admin_commit(struct coord *c, struct evhttp_request *req, uint64_t errors)
+{
+    if (c->catalog_errors != errors)
+        coord_rollback(c);
+    if (c->catalog_errors != errors || coord_flush(c) < 0) {
+        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+        return -EIO;
+    }
+    return 0;
+}
+
 /*
  * POST /v1/segments/{id}/retry: an INVALID segment becomes PENDING again,
  * the nodes' earlier verdicts and its registered digest forgotten (after its
@@ -407,26 +485,20 @@ void coord_segments_cb(struct evhttp_request *req, const char *rest, void *arg)
  */
 static void coord_retry(struct coord *c, struct evhttp_request *req, const char *id)
 {
-    struct coord_seg *s = strmap_get(c->segs, id);
+    struct coord_seg *s = coord_seg_or_404(c, req, id);
     uint64_t errors, digest;
     char msg[256];
 
-    if (s == NULL) {
-        snprintf(msg, sizeof(msg), "segment \"%s\" is not registered", id);
-        pbhttp_reply_error(req, 404, "not_found", msg);
+    if (s == NULL)
         return;
-    }
     if (s->state != COORD_INVALID) {
         snprintf(msg, sizeof(msg), "segment \"%s\" is %s, not INVALID: only an INVALID segment "
                  "can be retried", id, coord_seg_state_names[s->state]);
         pbhttp_reply_error(req, 409, "not_invalid", msg);
         return;
     }
-    if (coord_flush(c) < 0 || coord_txn(c) < 0) {
-        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+    if (coord_admin_begin(c, req, &errors) < 0)
         return;
-    }
-    errors = c->catalog_errors;
     digest = s->digest;
     coord_set_seg_state(c, s, COORD_PENDING);
     /* The fixed file is taken as it is: its digest is learnt again at the next import. */
@@ -435,12 +507,9 @@ static void coord_retry(struct coord *c, struct evhttp_request *req, const char 
                 "segment_file");
     coord_event(c, "retry", s->id, NULL, WIRE_REASON_NONE, 0, 0,
                 "INVALID -> PENDING: retried by the operator");
-    if (c->catalog_errors != errors)
-        coord_rollback(c);
-    if (c->catalog_errors != errors || coord_flush(c) < 0) {
+    if (coord_admin_commit(c, req, errors) < 0) {
         coord_seg_move(c, s, COORD_INVALID);
         s->digest = digest;
-        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
         return;
     }
     log_info("segment_state", "id=%s transition=\"INVALID -> PENDING\" reason=\"retried by the "
@@ -453,11 +522,70 @@ static void coord_retry(struct coord *c, struct evhttp_request *req, const char 
     http_reply_text(req, 200, "%s\n", coord_seg_state_names[s->state]);
 }
 
+/*
+ * DELETE /v1/segments/{id}: the operator takes a registration back. The
+ * segment leaves the catalog (its row and, by cascade, its assignments;
+ * events stay, they are history) in a transaction committed before the
+ * answer, then memory and the placement (coord_seg_remove()). Every node
+ * still holding a copy is told to drop it in the answer to its next report,
+ * as for any segment the coordinator does not know, also one that was DOWN
+ * meanwhile. Answers "REMOVED\n"; 404 unknown; 409 while the row-count
+ * baseline has an assignment of it in flight (it holds the segment until
+ * the answer); 500 the catalog write failed (nothing removed).
+ */
+static void coord_remove(struct coord *c, struct evhttp_request *req, const char *id)
+{
+    struct coord_seg *s = coord_seg_or_404(c, req, id);
+    unsigned holders;
+    uint64_t errors;
+    char msg[256];
+    int r;
+
+    if (s == NULL)
+        return;
+    if (s->rc_in_flight > 0) {
+        snprintf(msg, sizeof(msg), "segment \"%s\" has an assignment in flight (--placement="
+                 "rowcount); remove it again once it is answered", id);
+        pbhttp_reply_error(req, 409, "in_flight", msg);
+        return;
+    }
+    if (coord_admin_begin(c, req, &errors) < 0)
+        return;
+    holders = s->n_holders;
+    r = catalog_delete_segment(c->cat, s->id); /* and, by cascade, its assignments */
+    if (r < 0 && r != -ENOENT)
+        coord_check(c, r, "remove_segment");
+    coord_event(c, "removed", s->id, NULL, WIRE_REASON_NONE, 0, 0,
+                "removed by the operator (was %s); %u holder%s told to drop it",
+                coord_seg_state_names[s->state], holders, holders == 1 ? "" : "s");
+    if (coord_admin_commit(c, req, errors) < 0)
+        return;
+    log_info("segment_removed", "id=%s state=%s holders=%u", s->id,
+             coord_seg_state_names[s->state], holders);
+    coord_seg_remove(c, s);
+    http_reply_text(req, 200, "REMOVED\n");
+}
+
 void coord_segment_cb(struct evhttp_request *req, const char *rest, void *arg)
 {
     struct coord *c = arg;
     struct wire_error err;
 
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_DELETE) {
+        char id[WIRE_ID_MAX + 1];
+
+        if (strlen(rest) > WIRE_ID_MAX || strchr(rest, '/') != NULL) {
+            pbhttp_reply_error(req, 404, "not_found", "expected DELETE /v1/segments/{id}");
+            return;
+        }
+        snprintf(id, sizeof(id), "%s", rest);
+        if (wire_check_segment_id("segment id in path", id, &err) < 0) {
+            pbhttp_reply_error(req, 400, err.code, err.message);
+            return;
+        }
+        coord_remove(c, req, id);
+        return;
+    }
     if (evhttp_request_get_command(req) == EVHTTP_REQ_POST) {
         const char *slash = strchr(rest, '/');
         char id[WIRE_ID_MAX + 1];
@@ -498,22 +626,15 @@ static void coord_forget(struct coord *c, struct evhttp_request *req, struct coo
         pbhttp_reply_error(req, 409, "not_down", msg);
         return;
     }
-    if (coord_flush(c) < 0 || coord_txn(c) < 0) {
-        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+    if (coord_admin_begin(c, req, &errors) < 0)
         return;
-    }
-    errors = c->catalog_errors;
     r = catalog_delete_node(c->cat, n->id); /* and, by cascade, its assignments */
     if (r < 0 && r != -ENOENT)
         coord_check(c, r, "forget_node");
     coord_event(c, "node_forgotten", NULL, n->id, WIRE_REASON_NONE, 0, 0,
                 "forgotten by the operator, silent for %" PRIu64 " ms", down_ms);
-    if (c->catalog_errors != errors)
-        coord_rollback(c);
-    if (c->catalog_errors != errors || coord_flush(c) < 0) {
-        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+    if (coord_admin_commit(c, req, errors) < 0)
         return;
-    }
     log_info("node_forgotten", "node=%s silent_ms=%" PRIu64, n->id, down_ms);
     /* Copies it was still listed with (a catalog from before a crash) are placed again. */
     {
@@ -580,11 +701,8 @@ void coord_node_action_cb(struct evhttp_request *req, const char *rest, void *ar
      * this change goes in a transaction of its own; if that does not
      * commit, the change is undone in memory and the answer is 500.
      */
-    if (coord_flush(c) < 0 || coord_txn(c) < 0) {
-        pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
+    if (coord_admin_begin(c, req, &errors) < 0)
         return;
-    }
-    errors = c->catalog_errors;
     was_drained = n->admin_drained;
     old = n->state;
     /*

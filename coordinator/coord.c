@@ -198,7 +198,8 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     http_server_route(c->http, HTTP_POST, "/v1/report", false, coord_report_cb, c);
     http_server_route(c->http, HTTP_POST, "/v1/claim", false, coord_claim_cb, c);
     http_server_route(c->http, HTTP_GET | HTTP_POST, "/v1/segments", false, coord_segments_cb, c);
-    http_server_route(c->http, HTTP_GET | HTTP_POST, "/v1/segments/", true, coord_segment_cb, c);
+    http_server_route(c->http, HTTP_GET | HTTP_POST | HTTP_DELETE, "/v1/segments/", true,
+                      coord_segment_cb, c);
     http_server_route(c->http, HTTP_GET, "/v1/nodes", false, coord_nodes_cb, c);
     http_server_route(c->http, HTTP_POST, "/v1/nodes/", true, coord_node_action_cb, c);
     http_server_route(c->http, HTTP_GET, "/v1/events", false, coord_events_cb, c);

@@ -192,6 +192,13 @@ void coord_seg_update(struct coord *c, struct coord_seg *s);
 struct coord_seg *coord_seg_new(struct coord *c, const char *id, const char *uri,
                                 uint64_t rows, uint64_t size, unsigned replication,
                                 enum coord_seg_state st);
+/*
+ * The in-memory half of a removal, once the catalog has forgotten s: the
+ * placement forgets it, queued assignments of it are dropped, its holders'
+ * nodes stop counting it, and s is freed. Nodes that still hold a copy are
+ * told to drop it by reconcile (an unknown segment) at their next report.
+ */
+void coord_seg_remove(struct coord *c, struct coord_seg *s);
 /* Sets s->table (a valid name; "" or NULL: WIRE_TABLE_DEFAULT). Memory only. */
 void coord_seg_set_table(struct coord_seg *s, const char *table);
 int coord_load_seg(const struct catalog_segment *cs, void *arg);
@@ -271,7 +278,7 @@ extern const struct coord_placement coord_placement_rowcount;
 void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg);
 void coord_claim_cb(struct evhttp_request *req, const char *rest, void *arg);
 void coord_segments_cb(struct evhttp_request *req, const char *rest, void *arg);
-void coord_segment_cb(struct evhttp_request *req, const char *rest, void *arg);
+void coord_segment_cb(struct evhttp_request *req, const char *rest, void *arg); /* GET, POST .../retry, DELETE */
 void coord_node_action_cb(struct evhttp_request *req, const char *rest, void *arg);
 
 /* views.c: the read endpoints */

@@ -422,10 +422,11 @@ static void ctl_load_token(struct ctl_common *c)
 }
 
 /*
- * One request to the coordinator. Returns CTL_EXIT_OK with *resp filled on
- * a 2xx, or prints why and returns the exit code.
+ * One request to the coordinator. Returns CTL_EXIT_OK with *resp filled
+ * when it answered, whatever the status, or prints why not and returns the
+ * exit code.
  */
-static int ctl_call(const struct ctl_common *c, const char *cmd, const char *method,
+static int ctl_send(const struct ctl_common *c, const char *cmd, const char *method,
                     const char *path, const void *body, size_t len, struct http_response *resp)
 {
     int r;
@@ -437,8 +438,17 @@ static int ctl_call(const struct ctl_common *c, const char *cmd, const char *met
         return CTL_EXIT_USAGE; /* another daemon's address: a usage error */
     if (r < 0)
         return CTL_EXIT_UNREACHABLE;
-    if (resp->status >= 200 && resp->status < 300)
-        return CTL_EXIT_OK;
+    return CTL_EXIT_OK;
+}
+
+/* The same, with CTL_EXIT_OK only for a 2xx; any other answer is printed (exit 1). */
+static int ctl_call(const struct ctl_common *c, const char *cmd, const char *method,
+                    const char *path, const void *body, size_t len, struct http_response *resp)
+{
+    int rc = ctl_send(c, cmd, method, path, body, len, resp);
+
+    if (rc != CTL_EXIT_OK || (resp->status >= 200 && resp->status < 300))
+        return rc;
     cli_print_error("sluice-coord", cmd, resp);
     http_response_done(resp);
     return CTL_EXIT_FAILED;
@@ -823,6 +833,56 @@ static int ctl_dir_table(const char *dir, char *buf, size_t len)
     return r;
 }
 
+/*
+ * Registers one batch of import. A segment the coordinator refuses on its
+ * own (a 409 or 400 whose message starts "segments[i]") is reported by file
+ * name with the coordinator's reason, counted in *refused and taken out of
+ * the batch, and the rest is sent again: one bad file does not keep the
+ * good ones out (a batch is one transaction on the coordinator). Returns
+ * CTL_EXIT_OK, also when some were refused, or the exit code of any other
+ * failure (printed).
+ */
+static int ctl_import_batch(const struct ctl_common *c, const char *dir,
+                            struct wire_segment_batch *b, uint64_t *registered,
+                            uint64_t *unchanged, uint64_t *refused)
+{
+    while (b->n > 0) {
+        struct http_response r;
+        struct wire_batch_response br;
+        struct wire_error err;
+        size_t len, k;
+        uint8_t *body = wire_segment_batch_encode(b, &len);
+        int rc = ctl_send(c, "import", "POST", "/v1/segments", body, len, &r), used = 0;
+
+        free(body);
+        if (rc != CTL_EXIT_OK)
+            return rc;
+        if (r.status == 200) {
+            if (wire_batch_response_decode(r.body, r.body_len, &br, &err) < 0)
+                rc = ctl_bad_answer("import", &err);
+            else
+                *registered += br.registered, *unchanged += br.unchanged;
+            http_response_done(&r);
+            return rc;
+        }
+        if ((r.status != 409 && r.status != 400) ||
+            wire_error_decode(r.body, r.body_len, &err) < 0 ||
+            sscanf(err.message, "segments[%zu]: %n", &k, &used) != 1 || used == 0 || k >= b->n) {
+            cli_print_error("sluice-coord", "import", &r);
+            http_response_done(&r);
+            return CTL_EXIT_FAILED;
+        }
+        fprintf(stderr, "sluice-coord import: %s/%s.seg: refused (HTTP %d %s): %s\n", dir,
+                b->specs[k].segment_id, r.status, err.code, err.message + used);
+        http_response_done(&r);
+        (*refused)++;
+        free(b->specs[k].uri);
+        memmove(&b->specs[k], &b->specs[k + 1], (b->n - k - 1) * sizeof(b->specs[0]));
+        b->n--;
+    }
+    return CTL_EXIT_OK;
+}
+
 static int ctl_cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -847,7 +907,7 @@ static int cmd_import(int argc, char **argv)
     struct wire_segment_batch b = {0, NULL};
     char table[WIRE_TABLE_MAX + 1];
     struct wire_error terr;
-    uint64_t registered = 0, unchanged = 0, skipped = 0;
+    uint64_t registered = 0, unchanged = 0, skipped = 0, refused = 0;
     char **names = NULL;
     size_t n = 0, cap = 0;
     struct dirent *de;
@@ -859,7 +919,9 @@ static int cmd_import(int argc, char **argv)
               "sluice-coord import DIR [--table T] [--mem-request B] [--mem-limit B] "
               "[--replication R] [--batch N] [--json]",
               "Register every *.seg file in DIR (the id is the file name without .seg), "
-              "reading row count and row size from each header.",
+              "reading row count and row size from each header. A file the coordinator "
+              "refuses is named with its reason and the others are registered; exits 1 if "
+              "any was refused.",
               1);
     dir = argv[next];
     if (ctl_check_mem("import", mem_request, mem_limit) < 0) {
@@ -935,29 +997,27 @@ static int cmd_import(int argc, char **argv)
             free(path);
         }
         if (b.n == (size_t)batch || (i == n && b.n > 0)) {
-            struct wire_batch_response br;
-            rc = ctl_register(&c, "import", &b, &br);
-            if (rc == CTL_EXIT_OK) {
-                registered += br.registered;
-                unchanged += br.unchanged;
-            }
+            rc = ctl_import_batch(&c, dir, &b, &registered, &unchanged, &refused);
             for (size_t k = 0; k < b.n; k++)
                 free(b.specs[k].uri);
             b.n = 0;
-            if (!c.json)
-                fprintf(stderr, "import: %zu/%zu files read, %" PRIu64 " registered, %" PRIu64
-                                " unchanged, %" PRIu64 " skipped\n",
-                        i + (i < n), n, registered, unchanged, skipped);
+            /* Progress between batches; the summary below says the last word. */
+            if (!c.json && i < n)
+                fprintf(stderr, "import: %zu of %zu files read so far\n", i + 1, n);
         }
     }
     if (c.json)
-        ctl_json_obj(json_pack("{s:s,s:I,s:I,s:I,s:I}", "table", table, "files", (json_int_t)n,
-                               "registered", (json_int_t)registered, "unchanged",
-                               (json_int_t)unchanged, "skipped", (json_int_t)skipped));
+        ctl_json_obj(json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "table", table, "files",
+                               (json_int_t)n, "registered", (json_int_t)registered, "unchanged",
+                               (json_int_t)unchanged, "skipped", (json_int_t)skipped, "refused",
+                               (json_int_t)refused));
     else if (rc == CTL_EXIT_OK)
         printf("imported %s into table %s: %" PRIu64 " registered, %" PRIu64
-               " already registered, %" PRIu64 " skipped\n",
-               dir, table, registered, unchanged, skipped);
+               " already registered, %" PRIu64 " skipped, %" PRIu64 " refused\n",
+               dir, table, registered, unchanged, skipped, refused);
+    /* Every file was tried; one the coordinator refused is not a success. */
+    if (rc == CTL_EXIT_OK && refused > 0)
+        rc = CTL_EXIT_FAILED;
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
@@ -1042,34 +1102,45 @@ static int ctl_node_action(int argc, char **argv, const char *action)
     return rc;
 }
 
-static int cmd_retry(int argc, char **argv)
+/* An admin action on one named segment or node: retry, remove, forget. */
+struct ctl_id_action {
+    const char *name, *usage, *desc;
+    const char *arg;      /* "SEGMENT" or "NODE" */
+    const char *key;      /* its JSON key: "segment" or "node" */
+    const char *method;   /* "POST" or "DELETE" */
+    const char *path, *path_tail; /* the id goes between them */
+    /* Printed "<id>: <done>" and JSON {key, done: true}; NULL: the answer's state, {key, state}. */
+    const char *done;
+};
+
+static int ctl_id_action_run(const struct ctl_id_action *a, int argc, char **argv)
 {
     struct ctl_common c = {0};
     const struct config_option opts[] = {CTL_COMMON_OPTS(c)};
     struct http_response r;
     struct wire_error err;
     char path[256], state[16];
+    const char *id;
     int next, rc;
 
-    ctl_parse(opts, N_OPTS(opts), argc, argv, &next, "sluice-coord retry SEGMENT [--json]",
-              "Make an INVALID segment placeable again (PENDING), after its file was fixed; "
-              "the nodes' earlier verdicts are forgotten. Exits 1 if it is not INVALID.",
-              1);
-    if (wire_check_segment_id("SEGMENT", argv[next], &err) < 0) {
-        fprintf(stderr, "sluice-coord retry: %s\n", err.message);
+    ctl_parse(opts, N_OPTS(opts), argc, argv, &next, a->usage, a->desc, 1);
+    id = argv[next];
+    if (wire_check_segment_id(a->arg, id, &err) < 0) {
+        fprintf(stderr, "sluice-coord %s: %s\n", a->name, err.message);
         config_free_strings(opts, N_OPTS(opts));
         return CTL_EXIT_USAGE;
     }
     ctl_load_token(&c);
-    snprintf(path, sizeof(path), "/v1/segments/%s/retry", argv[next]);
-    rc = ctl_call(&c, "retry", "POST", path, NULL, 0, &r);
+    snprintf(path, sizeof(path), "%s%s%s", a->path, id, a->path_tail);
+    rc = ctl_call(&c, a->name, a->method, path, NULL, 0, &r);
     if (rc == CTL_EXIT_OK) {
         wire_utf8_escape(state, sizeof(state), r.body, strcspn(r.body, " \r\n"));
-        if (c.json) {
-            ctl_json_obj(json_pack("{s:s,s:s}", "segment", argv[next], "state", state));
-        } else {
-            printf("%s: %s\n", argv[next], state);
-        }
+        if (c.json && a->done != NULL)
+            ctl_json_obj(json_pack("{s:s,s:b}", a->key, id, a->done, 1));
+        else if (c.json)
+            ctl_json_obj(json_pack("{s:s,s:s}", a->key, id, "state", state));
+        else
+            printf("%s: %s\n", id, a->done != NULL ? a->done : state);
         http_response_done(&r);
     }
     free(c.token);
@@ -1077,39 +1148,39 @@ static int cmd_retry(int argc, char **argv)
     return rc;
 }
 
+static int cmd_retry(int argc, char **argv)
+{
+    static const struct ctl_id_action a = {
+        "retry", "sluice-coord retry SEGMENT [--json]",
+        "Make an INVALID segment placeable again (PENDING), after its file was fixed; the "
+        "nodes' earlier verdicts are forgotten. Exits 1 if it is not INVALID.",
+        "SEGMENT", "segment", "POST", "/v1/segments/", "/retry", NULL};
+
+    return ctl_id_action_run(&a, argc, argv);
+}
+
+static int cmd_remove(int argc, char **argv)
+{
+    static const struct ctl_id_action a = {
+        "remove", "sluice-coord remove SEGMENT [--json]",
+        "Take a registration back: the segment leaves the catalog (its events stay) and every "
+        "node holding a copy drops it at its next report. Its file is not touched. Exits 1 if "
+        "it is not registered.",
+        "SEGMENT", "segment", "DELETE", "/v1/segments/", "", "removed"};
+
+    return ctl_id_action_run(&a, argc, argv);
+}
+
 static int cmd_forget(int argc, char **argv)
 {
-    struct ctl_common c = {0};
-    const struct config_option opts[] = {CTL_COMMON_OPTS(c)};
-    struct http_response r;
-    struct wire_error err;
-    char path[256];
-    int next, rc;
+    static const struct ctl_id_action a = {
+        "forget", "sluice-coord forget NODE [--json]",
+        "Remove a DOWN node (silent for --node-timeout) from the coordinator's memory, catalog "
+        "and placement ring. Exits 1 if it is not DOWN. If it reports again, it joins as a new "
+        "node.",
+        "NODE", "node", "POST", "/v1/nodes/", "/forget", "forgotten"};
 
-    ctl_parse(opts, N_OPTS(opts), argc, argv, &next, "sluice-coord forget NODE [--json]",
-              "Remove a DOWN node (silent for --node-timeout) from the coordinator's memory, "
-              "catalog and placement ring. Exits 1 if it is not DOWN. If it reports again, it "
-              "joins as a new node.",
-              1);
-    if (wire_check_segment_id("NODE", argv[next], &err) < 0) {
-        fprintf(stderr, "sluice-coord forget: %s\n", err.message);
-        config_free_strings(opts, N_OPTS(opts));
-        return CTL_EXIT_USAGE;
-    }
-    ctl_load_token(&c);
-    snprintf(path, sizeof(path), "/v1/nodes/%s/forget", argv[next]);
-    rc = ctl_call(&c, "forget", "POST", path, NULL, 0, &r);
-    if (rc == CTL_EXIT_OK) {
-        if (c.json) {
-            ctl_json_obj(json_pack("{s:s,s:b}", "node", argv[next], "forgotten", 1));
-        } else {
-            printf("%s: forgotten\n", argv[next]);
-        }
-        http_response_done(&r);
-    }
-    free(c.token);
-    config_free_strings(opts, N_OPTS(opts));
-    return rc;
+    return ctl_id_action_run(&a, argc, argv);
 }
 
 static int cmd_drain(int argc, char **argv)
@@ -1320,6 +1391,7 @@ static const struct {
     {"explain", cmd_explain, "why a segment is where it is, or still pending"},
     {"wait", cmd_wait, "wait until every placeable segment is LOADED"},
     {"retry", cmd_retry, "make an INVALID segment placeable again"},
+    {"remove", cmd_remove, "take a segment's registration back; its holders drop it"},
     {"forget", cmd_forget, "remove a DOWN node for good"},
 };
 

@@ -313,6 +313,38 @@ struct coord_seg *coord_seg_new(struct coord *c, const char *id, const char *uri
     return s;
 }
 
+/* Takes a queued assignment of seg out of a node's next batch (its attempt is aborted). */
+static int coord_unqueue(const char *key, void *value, void *arg)
+{
+    struct coord_node *n = value;
+    size_t kept = 0;
+
+    for (size_t i = 0; i < n->n_pending; i++)
+        if (strcmp(n->pending[i].req.segment_id, arg) != 0)
+            n->pending[kept++] = n->pending[i];
+    n->n_pending = kept;
+    return 0;
+}
+
+void coord_seg_remove(struct coord *c, struct coord_seg *s)
+{
+    c->placement->forget(c, s);
+    strmap_foreach(c->nodes, coord_unqueue, s->id);
+    for (unsigned i = 0; i < s->n_holders; i++) {
+        struct coord_node *n = strmap_get(c->nodes, s->holders[i].node);
+
+        if (n == NULL || strmap_remove(n->held, s->id) == NULL)
+            continue;
+        n->rows -= s->row_count;
+        if (s->holders[i].state == WIRE_SEG_LOADING && n->loading > 0)
+            n->loading--;
+    }
+    c->counts[s->state]--;
+    ordset_remove(c->by_state[s->state], s->id);
+    strmap_remove(c->segs, s->id);
+    coord_free_seg(NULL, s, NULL);
+}
+
 void coord_seg_set_table(struct coord_seg *s, const char *table)
 {
     free(s->table);

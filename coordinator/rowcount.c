@@ -236,9 +236,22 @@ static void coord_rc_want(struct coord *c, struct coord_seg *s)
     coord_kick(c);
 }
 
-/* The baseline keeps no exclusions, and skips an INVALID segment when it comes up. */
+/* The baseline keeps no exclusions: it only takes the segment out of its queue. */
 static void coord_rc_forget(struct coord *c, struct coord_seg *s)
 {
+    struct coord_rowcount *rc = c->rowcount;
+    size_t kept = 0;
+
+    if (!s->rc_queued)
+        return;
+    for (size_t i = 0; i < rc->n; i++) {
+        struct coord_seg *q = rc->queue[(rc->head + i) % rc->cap];
+
+        if (q != s)
+            rc->queue[(rc->head + kept++) % rc->cap] = q;
+    }
+    rc->n = kept;
+    s->rc_queued = false;
 }
 
 static void coord_rc_exclude(struct coord *c, struct coord_seg *s, const char *node,

@@ -512,6 +512,8 @@ expect(coord, "POST", "/v1/segments/seg-c/retry", 409, "not_invalid")
 expect(coord, "POST", "/v1/segments/nope/retry", 404, "not_found")
 expect(coord, "POST", "/v1/segments/seg-c/bogus", 404, "not_found")
 expect(coord, "POST", "/v1/segments/bad!id/retry", 400, "invalid_field")
+expect(coord, "DELETE", "/v1/segments/nope", 404, "not_found")
+expect(coord, "DELETE", "/v1/segments/bad!id", 400, "invalid_field")
 moved = report_req()
 moved.addr = "127.0.0.1:10"
 expect(coord, "POST", "/v1/report", 409, "node_id_in_use", msg=moved)

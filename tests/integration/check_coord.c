@@ -13,7 +13,9 @@
  * and `wait` with INVALID segments; `import` refusing ids that are too
  * long; `events` paged in SQL; a copy on a SUSPECT node does not count
  * against a live one; `forget` of a DOWN node. Issue 17: a storm of
- * identical refusals is one counted event row per interval.
+ * identical refusals is one counted event row per interval. Issue 20:
+ * `remove` of a registration; an import registers its good files and names
+ * each refused one.
  */
 #include <check.h>
 #include <errno.h>
@@ -867,6 +869,109 @@ START_TEST(test_forget_node)
 }
 END_TEST
 
+/* ---- issue 20 item 3: a registration taken back; one bad file in an import -- */
+
+static int count_assignment(const struct catalog_assignment *a, void *arg)
+{
+    (*(int *)arg)++;
+    return 0;
+}
+
+/*
+ * `remove` takes a segment out of the catalog (durable when it answers),
+ * out of memory and the placer, records an event, and the node that held
+ * it is told to drop it at its next report. Before, nothing could remove a
+ * registration.
+ */
+START_TEST(test_remove_segment)
+{
+    const char *addr;
+    struct wire_cluster_status st;
+    struct wire_segment_list l;
+    struct wire_event_list evs;
+    size_t drops = 99;
+    char *out = NULL;
+
+    start_coord(NULL);
+    addr = harness_proc_addr(coord);
+    register_one("k", 1);
+    register_one("waits", 1);
+    fake_ok("n1", "k", WIRE_SEG_LOADED);
+    ck_assert_str_eq(segment_state("k"), "LOADED");
+    ck_assert(harness_metric(addr, "sluice_coord_segments_unplaced") == 1);
+
+    ck_assert_int_eq(ctl(&out, "remove", "nosuch", NULL), 1);
+    ck_assert_msg(strstr(out, "\"nosuch\" is not registered") != NULL, "%s", out);
+    free(out);
+    ck_assert_int_eq(ctl(&out, "remove", "k", NULL), 0);
+    ck_assert_msg(strstr(out, "k: removed") != NULL, "%s", out);
+    free(out);
+    {
+        /* Durable before the answer: the row and its assignment are gone. */
+        struct catalog *cat = open_catalog();
+        struct catalog_segment cs;
+        int n = 0;
+
+        ck_assert_int_eq(catalog_get_segment(cat, "k", &cs), -ENOENT);
+        ck_assert_int_eq(catalog_foreach_assignment(cat, "k", NULL, count_assignment, &n), 0);
+        ck_assert_int_eq(n, 0);
+        catalog_close(cat);
+    }
+    ck_assert_int_eq(harness_segment(addr, "k", &l), 404);
+    /* The holder drops it when it reports it next. */
+    ck_assert_int_eq(fake_report("n1", "127.0.0.1:1", true, "k", WIRE_SEG_LOADED, &drops, NULL),
+                     200);
+    ck_assert_uint_eq(drops, 1);
+    /* A PENDING one leaves the placer too. */
+    ck_assert_int_eq(ctl(NULL, "remove", "waits", NULL), 0);
+    ck_assert(harness_metric(addr, "sluice_coord_segments_unplaced") == 0);
+    ck_assert(get_status(&st));
+    ck_assert_uint_eq(st.segments_total, 0);
+    get_events("segment=k", &evs);
+    ck_assert_ptr_nonnull(find_event(&evs, "removed", "k"));
+    wire_event_list_done(&evs);
+    /* The id is free: registered anew with other fields. */
+    ck_assert_int_eq(harness_register_one(addr, "k", NULL, 555, 16, 1), 200);
+    ck_assert_str_eq(segment_state("k"), "PENDING");
+}
+END_TEST
+
+/*
+ * One file that conflicts with its registration does not keep the others
+ * out of an import: the good ones are registered, the bad one is named
+ * with the field that differs, and the exit code says not all went in.
+ * Before, the whole batch was refused and the summary said "0 registered".
+ */
+START_TEST(test_import_refused_file)
+{
+    char real[4096], *uri;
+    struct wire_cluster_status st;
+    char *out = NULL;
+
+    start_coord(NULL);
+    make_segment("a", 1);
+    make_segment("b", 2);
+    make_segment("c", 3);
+    ck_assert_ptr_nonnull(realpath(storage, real));
+    uri = xasprintf("file://%s/b.seg", real);
+    ck_assert_int_eq(harness_register_one(harness_proc_addr(coord), "b", uri, 999, 16, 1), 200);
+    free(uri);
+    ck_assert_int_eq(ctl(&out, "import", storage, NULL), 1);
+    ck_assert_msg(strstr(out, "b.seg: refused") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "another row_count (registered 999, this request 1024)") != NULL,
+                  "%s", out);
+    ck_assert_msg(strstr(out, "2 registered, 0 already registered, 0 skipped, 1 refused") != NULL,
+                  "%s", out);
+    /* One summary, not a progress line that repeats it in other words. */
+    ck_assert_msg(strstr(out, "files read") == NULL, "%s", out);
+    free(out);
+    ck_assert(get_status(&st));
+    ck_assert_uint_eq(st.segments_total, 3);
+    ck_assert_str_eq(segment_state("a"), "PENDING");
+    ck_assert_str_eq(segment_state("c"), "PENDING");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("coord");
@@ -899,6 +1004,8 @@ int main(void)
     tcase_add_test(tc, test_refusal_capacity_detail);
     tcase_add_test(tc, test_wrong_daemon_named);
     tcase_add_test(tc, test_segments_paged);
+    tcase_add_test(tc, test_remove_segment);
+    tcase_add_test(tc, test_import_refused_file);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
