@@ -241,6 +241,9 @@ void coord_free(struct coord *c)
     pmap_free(c->pmap);
     if (c->segs != NULL)
         strmap_foreach(c->segs, coord_free_seg, NULL);
+    for (size_t i = 0; i < c->n_removed; i++)
+        coord_free_seg(NULL, c->removed[i], NULL);
+    free(c->removed);
     strmap_free(c->segs);
     for (int i = 0; i < 3; i++)
         ordset_free(c->by_state[i]);

@@ -85,6 +85,7 @@ struct coord_seg {
     unsigned rc_in_flight;   /* rowcount placement: assignments awaiting an answer */
     bool rc_queued;          /* rowcount placement: in its queue */
     uint64_t pversion;       /* placement map version of its last change (coord_placed) */
+    bool removed;            /* taken back by the operator: out of every map, kept for pmap */
 };
 
 /* An assignment the placer fired, waiting to go out in its node's next batch. */
@@ -144,6 +145,9 @@ struct coord {
     const struct coord_placement *placement; /* --placement, chosen at start */
     struct coord_rowcount *rowcount;          /* the baseline's state (rowcount.c) */
     struct pmap *pmap;   /* the placement map's change log (placements.c) */
+    /* Removed segments: the change log points at them until the coordinator stops. */
+    struct coord_seg **removed;
+    size_t n_removed, cap_removed;
     uint64_t epoch;      /* this run's placement map epoch: another after a restart */
 };
 
@@ -195,8 +199,11 @@ struct coord_seg *coord_seg_new(struct coord *c, const char *id, const char *uri
 /*
  * The in-memory half of a removal, once the catalog has forgotten s: the
  * placement forgets it, queued assignments of it are dropped, its holders'
- * nodes stop counting it, and s is freed. Nodes that still hold a copy are
- * told to drop it by reconcile (an unknown segment) at their next report.
+ * nodes stop counting it, and it leaves c->segs and the state sets. Brokers
+ * see it once more, REMOVED with no holders (coord_placed); s itself is
+ * kept in c->removed, which the change log may point at, until the
+ * coordinator stops. Nodes that still hold a copy are told to drop it by
+ * reconcile (an unknown segment) at their next report.
  */
 void coord_seg_remove(struct coord *c, struct coord_seg *s);
 /* Sets s->table (a valid name; "" or NULL: WIRE_TABLE_DEFAULT). Memory only. */

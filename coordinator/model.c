@@ -342,7 +342,14 @@ void coord_seg_remove(struct coord *c, struct coord_seg *s)
     c->counts[s->state]--;
     ordset_remove(c->by_state[s->state], s->id);
     strmap_remove(c->segs, s->id);
-    coord_free_seg(NULL, s, NULL);
+    s->n_holders = 0;
+    s->removed = true;
+    coord_placed(c, s);
+    if (c->n_removed == c->cap_removed) {
+        c->cap_removed = c->cap_removed * 2 + 16;
+        c->removed = xreallocarray(c->removed, c->cap_removed, sizeof(*c->removed));
+    }
+    c->removed[c->n_removed++] = s;
 }
 
 void coord_seg_set_table(struct coord_seg *s, const char *table)

@@ -6,7 +6,8 @@
  * the pure change log (pmap.c) and stamps the segment with its version.
  * A poll since V answers the segments whose last change is after V, each
  * whole (table, LOADED holders, state), so applying an answer twice is
- * harmless; when V is out of the log, from another epoch, 0, or the
+ * harmless (a segment the operator removed comes once more, REMOVED with no
+ * holders, and is then gone from full maps); when V is out of the log, from another epoch, 0, or the
  * changes fill more than a page, it answers the full map in id order, a
  * page at a time. Nodes (address, state, and what their last report said
  * of p99 and queries in flight) travel whole in every answer.
@@ -41,7 +42,8 @@ static void coord_placed_segment(const struct coord_seg *s, struct wire_placed_s
     memset(d, 0, sizeof(*d));
     snprintf(d->segment_id, sizeof(d->segment_id), "%s", s->id);
     snprintf(d->table, sizeof(d->table), "%s", s->table);
-    snprintf(d->state, sizeof(d->state), "%s", coord_seg_state_names[s->state]);
+    snprintf(d->state, sizeof(d->state), "%s",
+             s->removed ? "REMOVED" : coord_seg_state_names[s->state]);
     d->node_ids = xcalloc(s->n_holders, sizeof(*d->node_ids));
     for (unsigned i = 0; i < s->n_holders; i++)
         if (s->holders[i].state == WIRE_SEG_LOADED)

@@ -889,8 +889,9 @@ START_TEST(test_remove_segment)
     struct wire_cluster_status st;
     struct wire_segment_list l;
     struct wire_event_list evs;
+    struct wire_placement_map pm;
     size_t drops = 99;
-    char *out = NULL;
+    char *out = NULL, q[96];
 
     start_coord(NULL);
     addr = harness_proc_addr(coord);
@@ -899,6 +900,11 @@ START_TEST(test_remove_segment)
     fake_ok("n1", "k", WIRE_SEG_LOADED);
     ck_assert_str_eq(segment_state("k"), "LOADED");
     ck_assert(harness_metric(addr, "sluice_coord_segments_unplaced") == 1);
+
+    ck_assert_int_eq(harness_placements(addr, "?since=0", &pm), 200);
+    snprintf(q, sizeof(q), "?since=%llu&epoch=%016llx", (unsigned long long)pm.version,
+             (unsigned long long)pm.epoch);
+    wire_placement_map_done(&pm);
 
     ck_assert_int_eq(ctl(&out, "remove", "nosuch", NULL), 1);
     ck_assert_msg(strstr(out, "\"nosuch\" is not registered") != NULL, "%s", out);
@@ -918,6 +924,18 @@ START_TEST(test_remove_segment)
         catalog_close(cat);
     }
     ck_assert_int_eq(harness_segment(addr, "k", &l), 404);
+    /* Brokers learn it once, REMOVED with no holders; a full map no longer has it. */
+    ck_assert_int_eq(harness_placements(addr, q, &pm), 200);
+    ck_assert(!pm.full);
+    ck_assert_uint_eq(pm.n_segments, 1);
+    ck_assert_str_eq(pm.segments[0].segment_id, "k");
+    ck_assert_str_eq(pm.segments[0].state, "REMOVED");
+    ck_assert_uint_eq(pm.segments[0].n_nodes, 0);
+    wire_placement_map_done(&pm);
+    ck_assert_int_eq(harness_placements(addr, "?since=0", &pm), 200);
+    ck_assert_uint_eq(pm.n_segments, 1);
+    ck_assert_str_eq(pm.segments[0].segment_id, "waits");
+    wire_placement_map_done(&pm);
     /* The holder drops it when it reports it next. */
     ck_assert_int_eq(fake_report("n1", "127.0.0.1:1", true, "k", WIRE_SEG_LOADED, &drops, NULL),
                      200);
