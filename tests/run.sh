@@ -4,7 +4,7 @@
 # under ASan+UBSan, and runs the benchmarks in their short smoke form.
 #
 #   tests/run.sh            normal run (well under 15 minutes)
-#   tests/run.sh --long     also the long soak and fuzz variants
+#   tests/run.sh --long     also the long soak, fuzz and simulation variants
 #   tests/run.sh --quick    one build (no sanitizers), no benchmarks
 #
 # Build directories: build/ and build-asan/ at the repository root.
@@ -73,6 +73,20 @@ run_suites() {
 
 configure build -Dwerror=true -Dbuildtype=debugoptimized
 run_suites build
+
+if [ "$long" -eq 1 ]; then
+    # The deterministic simulation's large seed sets (tests/sim, DESIGN.md
+    # section 7): 200 seeds at the CI size, three at 1,000 nodes and 10^6
+    # segments. A failure prints the command that reproduces it.
+    echo "== sim (long)"
+    if build/tests/sim/sluice-sim --seeds 1-200 &&
+        build/tests/sim/sluice-sim --seeds 1-3 --nodes 1000 --segments 1000000; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failed_names+=("sim-long")
+    fi
+fi
 
 if [ "$quick" -eq 0 ]; then
     # ASan+UBSan: every suite again, with the daemons the harness starts
