@@ -64,28 +64,34 @@ static void api_assign_response(struct node *node, int status, enum wire_reason 
     node->assign_answers[reason < WIRE_REASON_COUNT_ ? reason : 0]++;
 }
 
+void api_assign_send(struct evhttp_request *req, const struct wire_assign_response *resp)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    uint8_t *buf;
+    size_t len;
+
+    if (resp->status != 202) {
+        pbhttp_set_error_header(req, resp->detail);
+        evhttp_add_header(h, "X-Sluice-Reason", reason_name(resp->reason));
+        if (resp->retry_after_ms > 0) {
+            char ra[16];
+            snprintf(ra, sizeof(ra), "%u", (resp->retry_after_ms + 999) / 1000);
+            evhttp_add_header(h, "Retry-After", ra);
+        }
+    }
+    buf = wire_assign_response_encode(resp, &len);
+    http_reply(req, (int)resp->status, WIRE_CONTENT_TYPE, buf, len);
+    free(buf);
+}
+
 /* Answers an assignment; refusals carry the reason and a Retry-After. */
 static void api_assign_reply(struct node *node, struct evhttp_request *req, int status,
                              enum wire_reason reason, uint32_t retry_ms, const char *detail)
 {
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     struct wire_assign_response resp;
-    uint8_t *buf;
-    size_t len;
 
     api_assign_response(node, status, reason, retry_ms, detail, &resp);
-    if (status != 202) {
-        pbhttp_set_error_header(req, detail);
-        evhttp_add_header(h, "X-Sluice-Reason", reason_name(reason));
-        if (retry_ms > 0) {
-            char ra[16];
-            snprintf(ra, sizeof(ra), "%u", (retry_ms + 999) / 1000);
-            evhttp_add_header(h, "Retry-After", ra);
-        }
-    }
-    buf = wire_assign_response_encode(&resp, &len);
-    http_reply(req, status, WIRE_CONTENT_TYPE, buf, len);
-    free(buf);
+    api_assign_send(req, &resp);
 }
 
 /* The single endpoint's answer. */

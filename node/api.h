@@ -19,9 +19,21 @@
 #ifndef SLUICE_NODE_API_H
 #define SLUICE_NODE_API_H
 
+#include "wire.h"
+
+struct evhttp_request;
 struct node;
 
 /* Routes every endpoint above on the node's HTTP server. Called once, by node_new. */
 void api_routes(struct node *node);
+
+/*
+ * Answers req with resp as POST /v1/assign does: HTTP status resp->status
+ * and the encoded AssignResponse; a refusal also carries its detail in
+ * X-Sluice-Error, its reason in X-Sluice-Reason and, when resp has one, a
+ * Retry-After in whole seconds (rounded up). Used by the node's handlers and
+ * by the farm's virtual nodes (farm.c), which answer alike.
+ */
+void api_assign_send(struct evhttp_request *req, const struct wire_assign_response *resp);
 
 #endif

@@ -5,6 +5,7 @@
  *
  *   sluice-node serve     run the node daemon
  *   sluice-node mkseg     write a synthetic segment file (mkseg.c)
+ *   sluice-node farm      many virtual nodes in one process, a test tool (farm.c)
  *   sluice-node inspect | assign | query | status   (ctl.c)
  *   sluice-node healthcheck | version
  *
@@ -26,6 +27,7 @@
 
 #include "cli.h"
 #include "ctl.h"
+#include "farm.h"
 #include "mkseg.h"
 #include "node.h"
 #include "config.h"
@@ -344,7 +346,8 @@ static void main_usage(FILE *out)
     fprintf(out, "usage: sluice-node COMMAND [flags]\n\n"
                  "Commands:\n"
                  "  serve       run the node daemon\n"
-                 "  mkseg       write a synthetic segment file\n");
+                 "  mkseg       write a synthetic segment file\n"
+                 "  farm        run many virtual nodes in one process (a test tool)\n");
     nodectl_usage(out);
     fprintf(out, "  healthcheck probe a running node's /healthz (for container runtimes)\n"
                  "  version     print the version\n\n"
@@ -356,7 +359,7 @@ static void main_usage(FILE *out)
 /* The commands, for putting one first when global flags come before it. */
 static bool main_is_command(const char *name)
 {
-    return strcmp(name, "serve") == 0 || strcmp(name, "mkseg") == 0 ||
+    return strcmp(name, "serve") == 0 || strcmp(name, "mkseg") == 0 || strcmp(name, "farm") == 0 ||
            strcmp(name, "healthcheck") == 0 || strcmp(name, "version") == 0 ||
            nodectl_is_command(name);
 }
@@ -384,6 +387,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (strcmp(argv[1], "mkseg") == 0)
         return mkseg_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "farm") == 0)
+        return farm_main(argc - 1, argv + 1);
     if (nodectl_is_command(argv[1]))
         return nodectl_main(argc - 1, argv + 1);
     fprintf(stderr, "sluice-node: unknown command \"%s\"\n", argv[1]);

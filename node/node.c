@@ -623,6 +623,31 @@ static void node_report_fill(void *arg, enum wire_node_state *state, struct wire
     node_fill_pressure(node, p);
 }
 
+/* The reporter's segments: the store's, each FAILED one with its reason. */
+static void node_report_segments(void *arg, struct wire_node_status *ret)
+{
+    struct node *node = arg;
+
+    store_status(node->store, admission_load_reason, ret);
+}
+
+static void node_deleted_cb(int status, const char *detail, void *arg)
+{
+    char *id = arg;
+
+    if (status != 200 && status != 404)
+        log_warn("drop_failed", "id=%s status=%d detail=%s", log_q(id), status, log_q(detail));
+    free(id);
+}
+
+/* The coordinator's answer says to drop id: unload it like DELETE /v1/segments/id. */
+static void node_report_drop(void *arg, const char *id)
+{
+    struct node *node = arg;
+
+    store_delete(node->store, id, node_deleted_cb, xstrdup(id));
+}
+
 /* The reporter's word on this node's id: detail while refused, NULL once accepted. */
 static void node_conflict_cb(void *arg, const char *detail)
 {
@@ -868,7 +893,12 @@ struct node *node_new(struct event_base *base, const struct node_config *cfg, ch
             .claim = cfg->claim,
             .conflict = node_conflict_cb,
         };
-        node->reporter = reporter_new(base, node->store, &rc, node_report_fill, node);
+        static const struct reporter_source src = {
+            .fill = node_report_fill,
+            .segments = node_report_segments,
+            .drop = node_report_drop,
+        };
+        node->reporter = reporter_new(base, &rc, &src, node);
         if (cfg->claim) {
             struct timeval every = {0, 500000};
             node->claim_batch = 1;

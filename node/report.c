@@ -12,36 +12,24 @@
 
 #include <event2/event.h>
 
-#include "admission.h"
 #include "clock.h"
 #include "http.h"
 #include "log.h"
-#include "store.h"
 #include "xmalloc.h"
 
 struct reporter {
     struct event_base *base;
-    struct store *store;
+    struct reporter_source src;
     struct http_client *client;
     struct event *timer, *first;
     char *node_id, *advertise, *coordinator;
     bool claim;
     bool in_flight;
     bool was_failing;
-    reporter_fill_cb fill;
     reporter_conflict_cb conflict;
-    void *fill_arg;
+    void *arg;
     struct reporter_stats stats;
 };
-
-static void reporter_deleted_cb(int status, const char *detail, void *arg)
-{
-    char *id = arg;
-
-    if (status != 200 && status != 404)
-        log_warn("drop_failed", "id=%s status=%d detail=%s", log_q(id), status, log_q(detail));
-    free(id);
-}
 
 /* A 409: another live process reports under this node id. */
 static void reporter_conflict(struct reporter *r, const struct http_client_reply *reply)
@@ -63,7 +51,7 @@ static void reporter_conflict(struct reporter *r, const struct http_client_reply
               "the coordinator accepts this id; give each node its own --data-dir or --node-id\"",
               log_q(r->node_id), log_q(r->advertise), log_q(r->coordinator), log_q(detail));
     if (r->conflict != NULL)
-        r->conflict(r->fill_arg, detail);
+        r->conflict(r->arg, detail);
 }
 
 static void reporter_answer_cb(int status, const struct http_client_reply *reply, void *arg)
@@ -82,7 +70,7 @@ static void reporter_answer_cb(int status, const struct http_client_reply *reply
         log_info("node_id_conflict_resolved", "node_id=%s coordinator=%s", r->node_id,
                  r->coordinator);
         if (r->conflict != NULL)
-            r->conflict(r->fill_arg, NULL);
+            r->conflict(r->arg, NULL);
     }
     if (status != 200 || reply == NULL ||
         wire_report_response_decode(reply->body, reply->body_len, &resp, &err) < 0) {
@@ -100,7 +88,7 @@ static void reporter_answer_cb(int status, const struct http_client_reply *reply
     for (size_t i = 0; i < resp.n_drop; i++) {
         log_info("drop_requested", "id=%s by=coordinator", log_q(resp.drop[i]));
         r->stats.dropped++;
-        store_delete(r->store, resp.drop[i], reporter_deleted_cb, xstrdup(resp.drop[i]));
+        r->src.drop(r->arg, resp.drop[i]);
     }
     wire_report_response_done(&resp);
 }
@@ -117,10 +105,10 @@ static void reporter_tick_cb(evutil_socket_t fd, short what, void *arg)
         return;
     memset(&st, 0, sizeof(st));
     memset(&rep, 0, sizeof(rep));
-    store_status(r->store, admission_load_reason, &st);
+    r->src.segments(r->arg, &st);
     snprintf(rep.node_id, sizeof(rep.node_id), "%s", r->node_id);
     snprintf(rep.addr, sizeof(rep.addr), "%s", r->advertise);
-    r->fill(r->fill_arg, &rep.state, &rep.pressure);
+    r->src.fill(r->arg, &rep.state, &rep.pressure);
     rep.claim = r->claim;
     /* The coordinator knows every URI: leave them out of the heartbeat. */
     for (size_t i = 0; i < st.n_segments; i++) {
@@ -137,9 +125,8 @@ static void reporter_tick_cb(evutil_socket_t fd, short what, void *arg)
     free(body);
 }
 
-struct reporter *reporter_new(struct event_base *base, struct store *st,
-                              const struct reporter_config *cfg, reporter_fill_cb fill,
-                              void *fill_arg)
+struct reporter *reporter_new(struct event_base *base, const struct reporter_config *cfg,
+                              const struct reporter_source *src, void *arg)
 {
     struct reporter *r = xcalloc(1, sizeof(*r));
     struct timeval tv = {(time_t)(cfg->interval_ms / 1000),
@@ -147,14 +134,13 @@ struct reporter *reporter_new(struct event_base *base, struct store *st,
     struct timeval now = {0, 0};
 
     r->base = base;
-    r->store = st;
+    r->src = *src;
     r->node_id = xstrdup(cfg->node_id);
     r->advertise = xstrdup(cfg->advertise);
     r->coordinator = xstrdup(cfg->coordinator);
     r->claim = cfg->claim;
-    r->fill = fill;
     r->conflict = cfg->conflict;
-    r->fill_arg = fill_arg;
+    r->arg = arg;
     /* A report waits at most one interval for its answer. */
     r->client = http_client_new(base, cfg->coordinator,
                                 (unsigned)(cfg->interval_ms > 500 ? cfg->interval_ms : 500),

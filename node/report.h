@@ -1,8 +1,13 @@
 /*
  * report: the node's heartbeat to the coordinator. Every interval it POSTs a
  * NodeReport (state, pressure snapshot, every segment with its state) to
- * /v1/report and unloads what the answer says to drop. One report is in
- * flight at a time; a slow or absent coordinator never blocks the node.
+ * /v1/report and hands what the answer says to drop back to its source. One
+ * report is in flight at a time; a slow or absent coordinator never blocks
+ * the node.
+ *
+ * What a report says comes from a struct reporter_source: the daemon's
+ * store (node.c), or one virtual node of `sluice-node farm` (farm.c), so
+ * both report exactly alike.
  *
  * A 409 answer means the coordinator holds this node id for a live node at
  * another address. The reporter logs node_id_conflict (once, with the
@@ -20,15 +25,27 @@
 #include "wire.h"
 
 struct event_base;
-struct store;
 struct reporter;
 
-/* Fills the node's state and pressure for a report (the api owns them). */
-typedef void (*reporter_fill_cb)(void *arg, enum wire_node_state *state,
-                                 struct wire_pressure *pressure);
+/*
+ * The contents of a report, asked for at each tick (with the arg given to
+ * reporter_new()), and where the coordinator's drops go.
+ */
+struct reporter_source {
+    /* Fills the node's state and pressure. */
+    void (*fill)(void *arg, enum wire_node_state *state, struct wire_pressure *pressure);
+    /*
+     * Fills ret->segments and ret->n_segments with every segment the node
+     * holds, as store_status() does; the reporter frees them
+     * (wire_node_status_done) and sends no URI.
+     */
+    void (*segments)(void *arg, struct wire_node_status *ret);
+    /* The coordinator's answer says to drop id (already logged as drop_requested). */
+    void (*drop)(void *arg, const char *id);
+};
 
 /*
- * Called (with the fill callback's arg) when the coordinator starts refusing
+ * Called (with the source's arg) when the coordinator starts refusing
  * this node's id (detail: its message) and when it accepts it again (detail
  * NULL). Only on changes.
  */
@@ -44,9 +61,9 @@ struct reporter_config {
     reporter_conflict_cb conflict; /* may be NULL */
 };
 
-struct reporter *reporter_new(struct event_base *base, struct store *st,
-                              const struct reporter_config *cfg, reporter_fill_cb fill,
-                              void *fill_arg);
+/* Starts reporting at once, then every cfg->interval_ms. src is copied; arg is passed to it. */
+struct reporter *reporter_new(struct event_base *base, const struct reporter_config *cfg,
+                              const struct reporter_source *src, void *arg);
 void reporter_free(struct reporter *r);
 
 struct reporter_stats {

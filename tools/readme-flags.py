@@ -20,6 +20,7 @@ COMMANDS = [
     ("sluice-coord", "add", "coordinator/sluice-coord"),
     ("sluice-node", "serve", "node/sluice-node"),
     ("sluice-node", "mkseg", "node/sluice-node"),
+    ("sluice-node", "farm", "node/sluice-node"),
 ]
 
 FLAG = re.compile(r"^  (?:-\w, )?--(\[no-\])?([a-z0-9-]+)(.*)$")

@@ -6,6 +6,7 @@
  * handful of calls per test, a few thousand in a benchmark.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -478,4 +479,64 @@ bool harness_node_settled(const char *addr, size_t n, unsigned timeout_ms)
     struct harness_settle s = {addr, n};
 
     return harness_wait_until(harness_node_is_settled, &s, timeout_ms);
+}
+
+int harness_farm_list(const char *addr, struct harness_vnode **ret, size_t *ret_n)
+{
+    struct http_response r;
+    struct harness_vnode *out = NULL;
+    size_t n = 0, cap = 0;
+    char *save = NULL;
+    int rc;
+
+    rc = http_fetch(addr, "GET", "/v1/farm", NULL, NULL, 0, harness_token, harness_timeout_ms, &r);
+    if (rc < 0)
+        return rc;
+    if (r.status != 200) {
+        rc = r.status;
+        http_response_done(&r);
+        return rc;
+    }
+    for (char *line = strtok_r(r.body, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        struct harness_vnode v;
+        char state[8];
+
+        if (line[0] == '#')
+            continue;
+        memset(&v, 0, sizeof(v));
+        if (sscanf(line,
+                   "%128s %63s %7s %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
+                   " %" SCNu64 " %" SCNu64 " %lf",
+                   v.id, v.addr, state, &v.loaded, &v.loading, &v.footprint, &v.peak,
+                   &v.capacity, &v.accepted, &v.refused, &v.cost_factor) != 11) {
+            free(out);
+            http_response_done(&r);
+            return -EBADMSG;
+        }
+        v.up = strcmp(state, "up") == 0;
+        if (n == cap) {
+            cap = cap > 0 ? cap * 2 : 64;
+            out = xreallocarray(out, cap, sizeof(*out));
+        }
+        out[n++] = v;
+    }
+    http_response_done(&r);
+    *ret = out;
+    *ret_n = n;
+    return 200;
+}
+
+int harness_farm_kill(const char *addr, const char *node_id)
+{
+    struct http_response r;
+    char *path = xasprintf("/v1/farm/kill/%s", node_id);
+    int rc = http_fetch(addr, "POST", path, NULL, NULL, 0, harness_token, harness_timeout_ms, &r);
+
+    free(path);
+    if (rc < 0)
+        return rc;
+    rc = r.status;
+    http_response_done(&r);
+    return rc;
 }

@@ -248,12 +248,13 @@ struct harness_proc *harness_node_start(const char *storage_root, const char *da
 }
 
 /*
- * A process to start: bin with "serve --listen=127.0.0.1:0", the given
+ * A process to start: bin with "<cmd> --listen=127.0.0.1:0", the given
  * first arguments (allocated; p takes them) and --ready-file=dir/ready,
  * then extra_args. Its output goes to dir/<name>.log.
  */
 static struct harness_proc *harness_proc_new(const char *dir, const char *name, const char *ready,
-                                             const char *bin, char *const *first,
+                                             const char *bin, const char *cmd,
+                                             char *const *first,
                                              const char *const *extra_args)
 {
     struct harness_proc *p = xcalloc(1, sizeof(*p));
@@ -264,7 +265,7 @@ static struct harness_proc *harness_proc_new(const char *dir, const char *name, 
     p->log = xasprintf("%s/%s.log", p->dir, name);
     p->ready = xasprintf("%s/%s", p->dir, ready);
     p->argv[p->argc++] = xstrdup(harness_bin(bin));
-    p->argv[p->argc++] = xstrdup("serve");
+    p->argv[p->argc++] = xstrdup(cmd);
     p->argv[p->argc++] = xstrdup("--listen=127.0.0.1:0");
     for (size_t i = 0; first[i] != NULL; i++)
         p->argv[p->argc++] = first[i]; /* already allocated */
@@ -295,7 +296,7 @@ struct harness_proc *harness_node_start_cg(const char *storage_root, const char 
 {
     char *first[] = {xasprintf("--storage-root=%s", storage_root),
                      xasprintf("--data-dir=%s", data_dir), NULL};
-    struct harness_proc *p = harness_proc_new(data_dir, "node", "ready", "sluice-node", first,
+    struct harness_proc *p = harness_proc_new(data_dir, "node", "ready", "sluice-node", "serve", first,
                                               extra_args);
 
     p->cgroup = cgroup_dir != NULL ? xstrdup(cgroup_dir) : NULL;
@@ -336,7 +337,17 @@ struct harness_proc *harness_coord_start(const char *dir, const char *const *ext
     char *first[] = {xasprintf("--db=%s/coord.db", dir), NULL};
 
     return harness_proc_start(
-        harness_proc_new(dir, "coord", "coord.ready", "sluice-coord", first, extra_args));
+        harness_proc_new(dir, "coord", "coord.ready", "sluice-coord", "serve", first, extra_args));
+}
+
+struct harness_proc *harness_farm_start(const char *dir, const char *coordinator, unsigned nodes,
+                                        const char *const *extra_args)
+{
+    char *first[] = {xasprintf("--coordinator=%s", coordinator), xasprintf("--nodes=%u", nodes),
+                     NULL};
+
+    return harness_proc_start(
+        harness_proc_new(dir, "farm", "farm.ready", "sluice-node", "farm", first, extra_args));
 }
 
 /* Finds this process's memory cgroup directory: v1 memory controller, else v2. */

@@ -59,6 +59,36 @@ struct harness_proc *harness_node_start_cg(const char *storage_root, const char 
 struct harness_proc *harness_coord_start(const char *dir, const char *const *extra_args);
 
 /*
+ * Starts `sluice-node farm` (the test tool: --nodes virtual nodes in one
+ * process, reporting to coordinator) with its control server on
+ * 127.0.0.1:0 and its log in dir, plus extra_args. harness_proc_addr() is
+ * the control server's address.
+ */
+struct harness_proc *harness_farm_start(const char *dir, const char *coordinator, unsigned nodes,
+                                        const char *const *extra_args);
+
+/* One virtual node, as GET /v1/farm lists it. */
+struct harness_vnode {
+    char id[WIRE_ID_MAX + 1];
+    char addr[64];
+    bool up;
+    uint64_t loaded, loading;
+    uint64_t footprint, peak, capacity; /* bytes: LOADED now, the most ever, the limit */
+    uint64_t accepted, refused;
+    double cost_factor;
+};
+
+/*
+ * GET /v1/farm of the farm whose control server is at addr: *ret (caller
+ * frees) gets *ret_n virtual nodes. Returns 200, another status, or a
+ * negative errno; -EBADMSG when a line does not parse.
+ */
+int harness_farm_list(const char *addr, struct harness_vnode **ret, size_t *ret_n);
+
+/* POST /v1/farm/kill/<node_id>: the HTTP status or a negative errno. */
+int harness_farm_kill(const char *addr, const char *node_id);
+
+/*
  * Creates a child memory cgroup of this process's own (cgroup v1
  * memory.limit_in_bytes, or v2 memory.max) with the given limit. Returns
  * its path, or NULL with why filled when no cgroup is writable here.
