@@ -8,6 +8,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -289,12 +290,6 @@ int wire_check_mem(const char *prefix, uint64_t request, uint64_t limit, struct 
     return 0;
 }
 
-/* Copies a validated-length string; the caller has checked strlen < size. */
-static void wire_copy(char *dst, size_t size, const char *src)
-{
-    snprintf(dst, size, "%s", src != NULL ? src : "");
-}
-
 /* Copies a string that a peer controls, refusing it if it does not fit. */
 static int wire_copy_checked(const char *field, char *dst, size_t size, const char *src,
                              struct wire_error *err)
@@ -380,71 +375,371 @@ static uint8_t *wire_pack(const ProtobufCMessage *msg, size_t *ret_len)
     return buf;
 }
 
-static void wire_pressure_from_pb(struct wire_pressure *dst, const Sluice__V1__PressureSnapshot *p)
+/* ---- messages mirrored field by field ------------------------------------ */
+
+/*
+ * Most fields are copied as they are between a protobuf-c message and its C
+ * mirror in wire.h. A table names them, one line a field: the member of the
+ * protobuf-c struct and the member of the C struct (offset and size). The
+ * rest comes from protobuf-c's descriptor of the message: the field's type
+ * (found by the member's offset), and for an enum the values this build
+ * knows. A text is copied into its fixed buffer by wire_copy_text's rules (a
+ * long one cut at a character boundary); an enum value this build does not
+ * know reads as 0; integers are copied at the width of each side; a nested
+ * message has a table of its own. What a field means (a range, a default,
+ * a text that must be valid) stays in the message's own code, which checks
+ * the unpacked message before copying it and fixes the copy after.
+ */
+struct wire_msg;
+
+struct wire_field {
+    size_t pb_off;              /* of the member in the protobuf-c struct */
+    size_t off, size;           /* of the member in the C struct */
+    const struct wire_msg *msg; /* a nested message: its table; else NULL */
+};
+
+struct wire_msg {
+    const ProtobufCMessageDescriptor *desc;
+    size_t size; /* of the C struct */
+    const struct wire_field *fields;
+    size_t n;
+    void (*fix)(void *c); /* after a decode: defaults and ranges; may be NULL */
+};
+
+#define WIRE_FIELD_MSG(pb, pb_member, c, c_member, nested)                                      \
+    {offsetof(pb, pb_member), offsetof(c, c_member), sizeof(((c *)0)->c_member), nested}
+#define WIRE_FIELD_AS(pb, pb_member, c, c_member) WIRE_FIELD_MSG(pb, pb_member, c, c_member, NULL)
+#define WIRE_FIELD(pb, c, member)                 WIRE_FIELD_MSG(pb, member, c, member, NULL)
+#define WIRE_MSG(desc, c, table, fix)                                                            \
+    {&desc, sizeof(c), table, sizeof(table) / sizeof((table)[0]), fix}
+
+/* The descriptor of the field at pb_off in messages of d; a table naming no field of d is a bug. */
+static const ProtobufCFieldDescriptor *wire_field_desc(const ProtobufCMessageDescriptor *d,
+                                                       size_t pb_off)
 {
-    memset(dst, 0, sizeof(*dst));
-    if (p == NULL)
-        return;
-    dst->some_avg10 = p->some_avg10;
-    dst->full_avg10 = p->full_avg10;
-    dst->some_fraction = p->some_fraction;
-    dst->full_fraction = p->full_fraction;
-    dst->usage_bytes = p->usage_bytes;
-    dst->limit_bytes = p->limit_bytes;
-    dst->wss_bytes = p->wss_bytes;
-    dst->p99_seconds = p->p99_seconds;
-    dst->loads_in_flight = p->loads_in_flight;
-    dst->psi_host_wide = p->psi_host_wide;
-    /* A newer peer's mode that this build does not know reads as unspecified. */
-    dst->io_mode = p->io_mode == SLUICE__V1__IO_MODE__IO_MMAP     ? WIRE_IO_MMAP
-                   : p->io_mode == SLUICE__V1__IO_MODE__IO_DIRECT ? WIRE_IO_DIRECT
-                                                                  : WIRE_IO_UNSPECIFIED;
-    dst->pool_bytes = p->pool_bytes;
-    dst->pool_hit_ratio = p->pool_hit_ratio;
-    dst->pinned_bytes = p->pinned_bytes;
-    dst->tte_known = p->tte_known;
-    dst->tte_ms = p->tte_ms;
-    dst->growth_bytes_per_s = p->growth_bytes_per_second;
-    dst->swapins_per_s = p->swapins_per_second;
-    dst->admit_watermark =
-        p->admit_watermark > 0 && p->admit_watermark <= 1 ? p->admit_watermark : 0;
-    dst->queries_in_flight = p->queries_in_flight;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        if (d->fields[i].offset == pb_off && d->fields[i].label != PROTOBUF_C_LABEL_REPEATED)
+            return &d->fields[i];
+    }
+    abort();
 }
 
-static void wire_pressure_to_pb(Sluice__V1__PressureSnapshot *dst, const struct wire_pressure *p)
+/* The width in the protobuf-c struct of a scalar of type t. */
+static size_t wire_pb_width(ProtobufCType t)
 {
-    sluice__v1__pressure_snapshot__init(dst);
-    dst->some_avg10 = p->some_avg10;
-    dst->full_avg10 = p->full_avg10;
-    dst->some_fraction = p->some_fraction;
-    dst->full_fraction = p->full_fraction;
-    dst->usage_bytes = p->usage_bytes;
-    dst->limit_bytes = p->limit_bytes;
-    dst->wss_bytes = p->wss_bytes;
-    dst->p99_seconds = p->p99_seconds;
-    dst->loads_in_flight = p->loads_in_flight;
-    dst->psi_host_wide = p->psi_host_wide;
-    dst->io_mode = p->io_mode == WIRE_IO_MMAP     ? SLUICE__V1__IO_MODE__IO_MMAP
-                   : p->io_mode == WIRE_IO_DIRECT ? SLUICE__V1__IO_MODE__IO_DIRECT
-                                                  : SLUICE__V1__IO_MODE__IO_MODE_UNSPECIFIED;
-    dst->pool_bytes = p->pool_bytes;
-    dst->pool_hit_ratio = p->pool_hit_ratio;
-    dst->pinned_bytes = p->pinned_bytes;
-    dst->tte_known = p->tte_known;
-    dst->tte_ms = p->tte_ms;
-    dst->growth_bytes_per_second = p->growth_bytes_per_s;
-    dst->swapins_per_second = p->swapins_per_s;
-    dst->admit_watermark = p->admit_watermark;
-    dst->queries_in_flight = p->queries_in_flight;
+    switch (t) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_FLOAT:
+    case PROTOBUF_C_TYPE_ENUM:
+    case PROTOBUF_C_TYPE_BOOL:
+        return 4;
+    default:
+        return 8;
+    }
 }
 
-/* Validates one unpacked AssignRequest into out; prefix names it in errors ("" or "assignments[3]."). */
+/* Copies an unsigned integer between members of widths 4 or 8 (the wider one is truncated). */
+static void wire_copy_uint(void *dst, size_t dst_size, const void *src, size_t src_size)
+{
+    uint64_t v = 0;
+    uint32_t v32;
+
+    if (src_size == sizeof(v32)) {
+        memcpy(&v32, src, sizeof(v32));
+        v = v32;
+    } else {
+        memcpy(&v, src, sizeof(v));
+    }
+    if (dst_size == sizeof(v32)) {
+        v32 = (uint32_t)v;
+        memcpy(dst, &v32, sizeof(v32));
+    } else {
+        memcpy(dst, &v, sizeof(v));
+    }
+}
+
+/* Element i of a protobuf-c array of message pointers. */
+static const ProtobufCMessage *wire_item(const void *array, size_t i)
+{
+    const ProtobufCMessage *p;
+
+    memcpy(&p, (const char *)array + i * sizeof(p), sizeof(p));
+    return p;
+}
+
+static void wire_from_pb(const struct wire_msg *t, void *dst, const ProtobufCMessage *m);
+
+/*
+ * Copies the fields of t from the unpacked message m into the C struct dst;
+ * what t does not name is left as it is.
+ */
+static void wire_fields_from_pb(const struct wire_msg *t, void *dst, const ProtobufCMessage *m)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        const struct wire_field *f = &t->fields[i];
+        const ProtobufCFieldDescriptor *fd = wire_field_desc(t->desc, f->pb_off);
+        const char *s = (const char *)m + f->pb_off;
+        char *d = (char *)dst + f->off;
+        const ProtobufCMessage *sub;
+        const char *text;
+        protobuf_c_boolean b;
+        bool v;
+        int e;
+
+        switch (fd->type) {
+        case PROTOBUF_C_TYPE_STRING:
+            memcpy(&text, s, sizeof(text));
+            wire_copy_text(d, f->size, text != NULL ? text : "");
+            break;
+        case PROTOBUF_C_TYPE_MESSAGE:
+            memcpy(&sub, s, sizeof(sub));
+            wire_from_pb(f->msg, d, sub);
+            break;
+        case PROTOBUF_C_TYPE_BOOL:
+            memcpy(&b, s, sizeof(b));
+            v = b != 0;
+            memcpy(d, &v, sizeof(v));
+            break;
+        case PROTOBUF_C_TYPE_ENUM:
+            memcpy(&e, s, sizeof(e));
+            if (protobuf_c_enum_descriptor_get_value(fd->descriptor, e) == NULL)
+                e = 0;
+            memcpy(d, &e, sizeof(e));
+            break;
+        case PROTOBUF_C_TYPE_DOUBLE:
+        case PROTOBUF_C_TYPE_INT64:
+        case PROTOBUF_C_TYPE_SINT64:
+        case PROTOBUF_C_TYPE_SFIXED64:
+            memcpy(d, s, f->size);
+            break;
+        default:
+            wire_copy_uint(d, f->size, s, wire_pb_width(fd->type));
+            break;
+        }
+    }
+    if (t->fix != NULL)
+        t->fix(dst);
+}
+
+/* The same, all of dst written: what t does not name is zeroed, as is all of it when m is NULL. */
+static void wire_from_pb(const struct wire_msg *t, void *dst, const ProtobufCMessage *m)
+{
+    memset(dst, 0, t->size);
+    if (m != NULL)
+        wire_fields_from_pb(t, dst, m);
+}
+
+/*
+ * Memory for a message being encoded: every block is freed at once, after
+ * the pack. Blocks are zeroed.
+ */
+struct wire_arena {
+    void *last; /* the newest block; its first word points at the one before */
+};
+
+#define WIRE_ARENA_HEAD 16 /* keeps what follows aligned for any member */
+
+static void *wire_arena_alloc(struct wire_arena *a, size_t size)
+{
+    char *p = xcalloc(1, WIRE_ARENA_HEAD + size);
+
+    memcpy(p, &a->last, sizeof(a->last));
+    a->last = p;
+    return p + WIRE_ARENA_HEAD;
+}
+
+static void wire_arena_free(struct wire_arena *a)
+{
+    while (a->last != NULL) {
+        void *p = a->last;
+
+        memcpy(&a->last, p, sizeof(a->last));
+        free(p);
+    }
+}
+
+/*
+ * Fills the message m (initialised, of t's type) from the C struct src by
+ * t. Strings point into src, which must outlive m; nested messages come
+ * from the arena.
+ */
+static void wire_to_pb(const struct wire_msg *t, ProtobufCMessage *m, const void *src,
+                       struct wire_arena *a)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        const struct wire_field *f = &t->fields[i];
+        const ProtobufCFieldDescriptor *fd = wire_field_desc(t->desc, f->pb_off);
+        const char *s = (const char *)src + f->off;
+        char *d = (char *)m + f->pb_off;
+        ProtobufCMessage *sub;
+        char *text;
+        protobuf_c_boolean b;
+        bool v;
+
+        switch (fd->type) {
+        case PROTOBUF_C_TYPE_STRING:
+            text = (char *)(uintptr_t)s;
+            memcpy(d, &text, sizeof(text));
+            break;
+        case PROTOBUF_C_TYPE_MESSAGE:
+            sub = wire_arena_alloc(a, f->msg->desc->sizeof_message);
+            protobuf_c_message_init(f->msg->desc, sub);
+            wire_to_pb(f->msg, sub, s, a);
+            memcpy(d, &sub, sizeof(sub));
+            break;
+        case PROTOBUF_C_TYPE_BOOL:
+            memcpy(&v, s, sizeof(v));
+            b = v;
+            memcpy(d, &b, sizeof(b));
+            break;
+        case PROTOBUF_C_TYPE_ENUM:
+        case PROTOBUF_C_TYPE_DOUBLE:
+        case PROTOBUF_C_TYPE_INT64:
+        case PROTOBUF_C_TYPE_SINT64:
+        case PROTOBUF_C_TYPE_SFIXED64:
+            memcpy(d, s, f->size);
+            break;
+        default:
+            wire_copy_uint(d, wire_pb_width(fd->type), s, f->size);
+            break;
+        }
+    }
+}
+
+/*
+ * The n C structs at items as protobuf messages of t's type, for a repeated
+ * field: returns the array of pointers to them (from the arena).
+ */
+static void *wire_items_to_pb(const struct wire_msg *t, const void *items, size_t n,
+                              struct wire_arena *a)
+{
+    size_t sz = t->desc->sizeof_message;
+    char *block = wire_arena_alloc(a, n * (sizeof(void *) + sz));
+    char *msgs = block + n * sizeof(void *);
+
+    for (size_t i = 0; i < n; i++) {
+        ProtobufCMessage *m = (ProtobufCMessage *)(void *)(msgs + i * sz);
+
+        protobuf_c_message_init(t->desc, m);
+        wire_to_pb(t, m, (const char *)items + i * t->size, a);
+        memcpy(block + i * sizeof(void *), &m, sizeof(m));
+    }
+    return block;
+}
+
+/* The n unpacked messages of a repeated field as a new array of C structs (t's). */
+static void *wire_items_from_pb(const struct wire_msg *t, const void *array, size_t n)
+{
+    char *out = xcalloc(n, t->size);
+
+    for (size_t i = 0; i < n; i++)
+        wire_from_pb(t, out + i * t->size, wire_item(array, i));
+    return out;
+}
+
+/* Refuses a repeated field of more than max entries. */
+static int wire_check_count(const char *field, size_t n, size_t max, struct wire_error *err)
+{
+    if (n > max)
+        return wire_invalid(err, "%s: %zu entries, the limit is %zu", field, n, max);
+    return 0;
+}
+
+/* Packs m, then frees the arena its parts came from. */
+static uint8_t *wire_pack_free(const ProtobufCMessage *m, struct wire_arena *a, size_t *ret_len)
+{
+    uint8_t *buf = wire_pack(m, ret_len);
+
+    wire_arena_free(a);
+    return buf;
+}
+
+/* Packs m with its repeated field `field` holding the n C structs at items, copied by t. */
+static uint8_t *wire_list_encode(ProtobufCMessage *m, const char *field, const struct wire_msg *t,
+                                 const void *items, size_t n, size_t *ret_len)
+{
+    const ProtobufCFieldDescriptor *fd =
+        protobuf_c_message_descriptor_get_field_by_name(m->descriptor, field);
+    struct wire_arena a = {NULL};
+    void *array = wire_items_to_pb(t, items, n, &a);
+
+    memcpy((char *)m + fd->quantifier_offset, &n, sizeof(n));
+    memcpy((char *)m + fd->offset, &array, sizeof(array));
+    return wire_pack_free(m, &a, ret_len);
+}
+
+/* The ids as a protobuf repeated string field, from the arena (strings borrowed). */
+static char **wire_ids_to_pb(char (*ids)[WIRE_ID_MAX + 1], size_t n, struct wire_arena *a)
+{
+    char **out = wire_arena_alloc(a, n * sizeof(char *));
+
+    for (size_t i = 0; i < n; i++)
+        out[i] = ids[i];
+    return out;
+}
+
+/* ---- tables ---------------------------------------------------------------- */
+
+/* A watermark outside (0, 1] reads as "not said". */
+static void wire_pressure_fix(void *c)
+{
+    struct wire_pressure *p = c;
+
+    if (!(p->admit_watermark > 0 && p->admit_watermark <= 1))
+        p->admit_watermark = 0;
+}
+
+#define F(m) WIRE_FIELD(Sluice__V1__PressureSnapshot, struct wire_pressure, m)
+static const struct wire_field wire_pressure_fields[] = {
+    F(some_avg10),     F(full_avg10),     F(some_fraction),   F(full_fraction),
+    F(usage_bytes),    F(limit_bytes),    F(wss_bytes),       F(p99_seconds),
+    F(loads_in_flight), F(psi_host_wide), F(io_mode),         F(pool_bytes),
+    F(pool_hit_ratio), F(pinned_bytes),   F(tte_known),       F(tte_ms),
+    WIRE_FIELD_AS(Sluice__V1__PressureSnapshot, growth_bytes_per_second, struct wire_pressure,
+                  growth_bytes_per_s),
+    WIRE_FIELD_AS(Sluice__V1__PressureSnapshot, swapins_per_second, struct wire_pressure,
+                  swapins_per_s),
+    F(admit_watermark), F(queries_in_flight),
+};
+#undef F
+static const struct wire_msg wire_pressure_msg =
+    WIRE_MSG(sluice__v1__pressure_snapshot__descriptor, struct wire_pressure,
+             wire_pressure_fields, wire_pressure_fix);
+
+#define F(m) WIRE_FIELD(Sluice__V1__AssignRequest, struct wire_assign_request, m)
+static const struct wire_field wire_assign_fields[] = {
+    F(segment_id), F(uri), F(row_count), F(avg_row_size), F(digest), F(mem_request_bytes),
+    F(mem_limit_bytes),
+};
+#undef F
+static const struct wire_msg wire_assign_msg = WIRE_MSG(
+    sluice__v1__assign_request__descriptor, struct wire_assign_request, wire_assign_fields, NULL);
+
+#define F(m) WIRE_FIELD(Sluice__V1__AssignResponse, struct wire_assign_response, m)
+static const struct wire_field wire_assign_response_fields[] = {
+    F(verdict), F(reason), F(retry_after_ms), F(detail), F(status),
+    WIRE_FIELD_MSG(Sluice__V1__AssignResponse, pressure, struct wire_assign_response, pressure,
+                   &wire_pressure_msg),
+};
+#undef F
+static const struct wire_msg wire_assign_response_msg =
+    WIRE_MSG(sluice__v1__assign_response__descriptor, struct wire_assign_response,
+             wire_assign_response_fields, NULL);
+
+
+/* ---- node API ------------------------------------------------------------- */
+
+/* Validates one unpacked AssignRequest into out; prefix names it in errors ("" or
+ * "assignments[3]."). */
 static int wire_assign_from_pb(const Sluice__V1__AssignRequest *m, const char *prefix,
                                struct wire_assign_request *out, struct wire_error *err)
 {
     char field[64];
 
-    memset(out, 0, sizeof(*out));
     snprintf(field, sizeof(field), "%ssegment_id", prefix);
     if (wire_check_segment_id(field, m->segment_id, err) < 0)
         return -EINVAL;
@@ -459,27 +754,8 @@ static int wire_assign_from_pb(const Sluice__V1__AssignRequest *m, const char *p
                             (unsigned long long)m->avg_row_size, WIRE_ROW_SIZE_MAX);
     if (wire_check_mem(prefix, m->mem_request_bytes, m->mem_limit_bytes, err) < 0)
         return -EINVAL;
-    wire_copy(out->segment_id, sizeof(out->segment_id), m->segment_id);
-    wire_copy(out->uri, sizeof(out->uri), m->uri);
-    out->row_count = m->row_count;
-    out->avg_row_size = m->avg_row_size;
-    out->digest = m->digest;
-    out->mem_request_bytes = m->mem_request_bytes;
-    out->mem_limit_bytes = m->mem_limit_bytes;
+    wire_from_pb(&wire_assign_msg, out, &m->base);
     return 0;
-}
-
-/* A protobuf view of an assignment (strings borrowed from in). */
-static void wire_assign_to_pb(Sluice__V1__AssignRequest *dst, const struct wire_assign_request *in)
-{
-    sluice__v1__assign_request__init(dst);
-    dst->segment_id = (char *)(uintptr_t)in->segment_id;
-    dst->uri = (char *)(uintptr_t)in->uri;
-    dst->row_count = in->row_count;
-    dst->avg_row_size = in->avg_row_size;
-    dst->digest = in->digest;
-    dst->mem_request_bytes = in->mem_request_bytes;
-    dst->mem_limit_bytes = in->mem_limit_bytes;
 }
 
 int wire_assign_request_decode(const void *buf, size_t len, struct wire_assign_request *ret,
@@ -515,11 +791,8 @@ int wire_assign_batch_decode(const void *buf, size_t len, struct wire_assign_bat
         wire_invalid(err, "assignments: empty");
         goto out;
     }
-    if (m->n_assignments > WIRE_ASSIGN_BATCH_MAX) {
-        wire_invalid(err, "assignments: %zu entries, the limit is %d", m->n_assignments,
-                     WIRE_ASSIGN_BATCH_MAX);
+    if (wire_check_count("assignments", m->n_assignments, WIRE_ASSIGN_BATCH_MAX, err) < 0)
         goto out;
-    }
     out.assignments = xcalloc(m->n_assignments, sizeof(*out.assignments));
     for (size_t i = 0; i < m->n_assignments; i++) {
         snprintf(prefix, sizeof(prefix), "assignments[%zu].", i);
@@ -539,20 +812,9 @@ out:
 uint8_t *wire_assign_batch_encode(const struct wire_assign_batch *in, size_t *ret_len)
 {
     Sluice__V1__AssignBatch m = SLUICE__V1__ASSIGN_BATCH__INIT;
-    Sluice__V1__AssignRequest *as = xcalloc(in->n, sizeof(*as));
-    Sluice__V1__AssignRequest **ptrs = xcalloc(in->n, sizeof(*ptrs));
-    uint8_t *buf;
 
-    for (size_t i = 0; i < in->n; i++) {
-        wire_assign_to_pb(&as[i], &in->assignments[i]);
-        ptrs[i] = &as[i];
-    }
-    m.n_assignments = in->n;
-    m.assignments = ptrs;
-    buf = wire_pack(&m.base, ret_len);
-    free(ptrs);
-    free(as);
-    return buf;
+    return wire_list_encode(&m.base, "assignments", &wire_assign_msg, in->assignments, in->n,
+                            ret_len);
 }
 
 void wire_assign_batch_done(struct wire_assign_batch *m)
@@ -563,61 +825,52 @@ void wire_assign_batch_done(struct wire_assign_batch *m)
     memset(m, 0, sizeof(*m));
 }
 
+/* Encodes the single message that t mirrors from the C struct in. */
+static uint8_t *wire_encode(const struct wire_msg *t, const void *in, size_t *ret_len)
+{
+    struct wire_arena a = {NULL};
+    ProtobufCMessage *m = wire_arena_alloc(&a, t->desc->sizeof_message);
+
+    protobuf_c_message_init(t->desc, m);
+    wire_to_pb(t, m, in, &a);
+    return wire_pack_free(m, &a, ret_len);
+}
+
 uint8_t *wire_assign_request_encode(const struct wire_assign_request *in, size_t *ret_len)
 {
-    Sluice__V1__AssignRequest m;
+    return wire_encode(&wire_assign_msg, in, ret_len);
+}
 
-    wire_assign_to_pb(&m, in);
-    return wire_pack(&m.base, ret_len);
+/* Refuses a verdict or reason this build does not know. */
+static int wire_check_verdict(const Sluice__V1__AssignResponse *m, struct wire_error *err)
+{
+    if ((unsigned)m->verdict > WIRE_VERDICT_REJECTED || m->verdict == 0)
+        return wire_invalid(err, "verdict: unknown value %d", (int)m->verdict);
+    if ((unsigned)m->reason >= WIRE_REASON_COUNT_)
+        return wire_invalid(err, "reason: unknown value %d", (int)m->reason);
+    return 0;
 }
 
 int wire_assign_response_decode(const void *buf, size_t len, struct wire_assign_response *ret,
                                 struct wire_error *err)
 {
     Sluice__V1__AssignResponse *m;
-    struct wire_assign_response out;
     int r;
 
     m = wire_unpack(&sluice__v1__assign_response__descriptor, buf, len, "AssignResponse", err, &r);
     if (m == NULL)
         return r;
-    memset(&out, 0, sizeof(out));
-    r = -EINVAL;
-    if ((unsigned)m->verdict > WIRE_VERDICT_REJECTED || m->verdict == 0) {
-        wire_invalid(err, "verdict: unknown value %d", (int)m->verdict);
-        goto out;
-    }
-    if ((unsigned)m->reason >= WIRE_REASON_COUNT_) {
-        wire_invalid(err, "reason: unknown value %d", (int)m->reason);
-        goto out;
-    }
-    out.verdict = (enum wire_verdict)m->verdict;
-    out.reason = (enum wire_reason)m->reason;
-    out.retry_after_ms = m->retry_after_ms;
-    wire_pressure_from_pb(&out.pressure, m->pressure);
     /* The detail is for people: a long one is cut, not refused. */
-    wire_copy_text(out.detail, sizeof(out.detail), m->detail != NULL ? m->detail : "");
-    out.status = m->status;
-    *ret = out;
-    r = 0;
-out:
+    r = wire_check_verdict(m, err);
+    if (r == 0)
+        wire_from_pb(&wire_assign_response_msg, ret, &m->base);
     sluice__v1__assign_response__free_unpacked(m, NULL);
     return r;
 }
 
 uint8_t *wire_assign_response_encode(const struct wire_assign_response *in, size_t *ret_len)
 {
-    Sluice__V1__AssignResponse m = SLUICE__V1__ASSIGN_RESPONSE__INIT;
-    Sluice__V1__PressureSnapshot p;
-
-    wire_pressure_to_pb(&p, &in->pressure);
-    m.verdict = (Sluice__V1__Verdict)in->verdict;
-    m.reason = (Sluice__V1__Reason)in->reason;
-    m.retry_after_ms = in->retry_after_ms;
-    m.pressure = &p;
-    m.detail = (char *)(uintptr_t)in->detail;
-    m.status = in->status;
-    return wire_pack(&m.base, ret_len);
+    return wire_encode(&wire_assign_response_msg, in, ret_len);
 }
 
 int wire_assign_batch_response_decode(const void *buf, size_t len,
@@ -627,36 +880,24 @@ int wire_assign_batch_response_decode(const void *buf, size_t len,
     Sluice__V1__AssignBatchResponse *m;
     int r;
 
-    m = wire_unpack(&sluice__v1__assign_batch_response__descriptor, buf, len, "AssignBatchResponse", err, &r);
+    m = wire_unpack(&sluice__v1__assign_batch_response__descriptor, buf, len,
+                    "AssignBatchResponse", err, &r);
     if (m == NULL)
         return r;
     memset(ret, 0, sizeof(*ret));
-    r = -EINVAL;
-    if (m->n_results > WIRE_ASSIGN_BATCH_MAX) {
-        wire_invalid(err, "results: %zu entries, the limit is %d", m->n_results,
-                     WIRE_ASSIGN_BATCH_MAX);
-        goto out;
-    }
-    ret->results = xcalloc(m->n_results, sizeof(*ret->results));
-    for (size_t i = 0; i < m->n_results; i++) {
+    r = wire_check_count("results", m->n_results, WIRE_ASSIGN_BATCH_MAX, err);
+    for (size_t i = 0; r == 0 && i < m->n_results; i++) {
         const Sluice__V1__AssignResponse *a = m->results[i];
-        struct wire_assign_response *d = &ret->results[i];
 
-        if ((unsigned)a->reason >= WIRE_REASON_COUNT_ || (unsigned)a->verdict > WIRE_VERDICT_REJECTED) {
-            wire_invalid(err, "results[%zu]: unknown verdict or reason", i);
-            wire_assign_batch_response_done(ret);
-            goto out;
-        }
-        d->verdict = (enum wire_verdict)a->verdict;
-        d->reason = (enum wire_reason)a->reason;
-        d->retry_after_ms = a->retry_after_ms;
-        wire_pressure_from_pb(&d->pressure, a->pressure);
-        wire_copy_text(d->detail, sizeof(d->detail), a->detail != NULL ? a->detail : "");
-        d->status = a->status;
+        /* Unlike a single answer, an entry may leave its verdict unsaid. */
+        if ((unsigned)a->reason >= WIRE_REASON_COUNT_ ||
+            (unsigned)a->verdict > WIRE_VERDICT_REJECTED)
+            r = wire_invalid(err, "results[%zu]: unknown verdict or reason", i);
     }
-    ret->n = m->n_results;
-    r = 0;
-out:
+    if (r == 0) {
+        ret->results = wire_items_from_pb(&wire_assign_response_msg, m->results, m->n_results);
+        ret->n = m->n_results;
+    }
     sluice__v1__assign_batch_response__free_unpacked(m, NULL);
     return r;
 }
@@ -665,31 +906,9 @@ uint8_t *wire_assign_batch_response_encode(const struct wire_assign_batch_respon
                                            size_t *ret_len)
 {
     Sluice__V1__AssignBatchResponse m = SLUICE__V1__ASSIGN_BATCH_RESPONSE__INIT;
-    Sluice__V1__AssignResponse *rs = xcalloc(in->n, sizeof(*rs));
-    Sluice__V1__AssignResponse **ptrs = xcalloc(in->n, sizeof(*ptrs));
-    Sluice__V1__PressureSnapshot *ps = xcalloc(in->n, sizeof(*ps));
-    uint8_t *buf;
 
-    for (size_t i = 0; i < in->n; i++) {
-        const struct wire_assign_response *a = &in->results[i];
-
-        sluice__v1__assign_response__init(&rs[i]);
-        wire_pressure_to_pb(&ps[i], &a->pressure);
-        rs[i].verdict = (Sluice__V1__Verdict)a->verdict;
-        rs[i].reason = (Sluice__V1__Reason)a->reason;
-        rs[i].retry_after_ms = a->retry_after_ms;
-        rs[i].pressure = &ps[i];
-        rs[i].detail = (char *)(uintptr_t)a->detail;
-        rs[i].status = a->status;
-        ptrs[i] = &rs[i];
-    }
-    m.n_results = in->n;
-    m.results = ptrs;
-    buf = wire_pack(&m.base, ret_len);
-    free(ps);
-    free(ptrs);
-    free(rs);
-    return buf;
+    return wire_list_encode(&m.base, "results", &wire_assign_response_msg, in->results, in->n,
+                            ret_len);
 }
 
 void wire_assign_batch_response_done(struct wire_assign_batch_response *m)
@@ -699,6 +918,15 @@ void wire_assign_batch_response_done(struct wire_assign_batch_response *m)
     free(m->results);
     memset(m, 0, sizeof(*m));
 }
+
+#define F(m) WIRE_FIELD(Sluice__V1__QueryRequest, struct wire_query_request, m)
+static const struct wire_field wire_query_fields[] = {
+    F(aggregate), F(column), F(filter_column), F(lo), F(hi), F(table), F(allow_partial),
+    F(timeout_ms),
+};
+#undef F
+static const struct wire_msg wire_query_msg = WIRE_MSG(
+    sluice__v1__query_request__descriptor, struct wire_query_request, wire_query_fields, NULL);
 
 /*
  * The checks of a QueryRequest shared by a node's (segment_ids, no table)
@@ -747,14 +975,7 @@ static int wire_query_from_pb(const Sluice__V1__QueryRequest *m, bool table_quer
             return wire_invalid(err, "lo: %lld is greater than hi %lld", (long long)m->lo,
                                 (long long)m->hi);
     }
-    out->aggregate = (enum wire_aggregate)m->aggregate;
-    wire_copy(out->column, sizeof(out->column), m->column);
-    wire_copy(out->filter_column, sizeof(out->filter_column), m->filter_column);
-    wire_copy(out->table, sizeof(out->table), m->table);
-    out->lo = m->lo;
-    out->hi = m->hi;
-    out->allow_partial = m->allow_partial;
-    out->timeout_ms = m->timeout_ms;
+    wire_from_pb(&wire_query_msg, out, &m->base);
     return 0;
 }
 
@@ -768,13 +989,12 @@ int wire_query_request_decode(const void *buf, size_t len, struct wire_query_req
     m = wire_unpack(&sluice__v1__query_request__descriptor, buf, len, "QueryRequest", err, &r);
     if (m == NULL)
         return r;
-    memset(&out, 0, sizeof(out));
     r = wire_query_from_pb(m, false, &out, err);
     if (r == 0) {
         out.n_segments = m->n_segment_ids;
         out.segment_ids = xcalloc(m->n_segment_ids, sizeof(*out.segment_ids));
         for (size_t i = 0; i < m->n_segment_ids; i++)
-            wire_copy(out.segment_ids[i], sizeof(out.segment_ids[i]), m->segment_ids[i]);
+            wire_copy_text(out.segment_ids[i], sizeof(out.segment_ids[i]), m->segment_ids[i]);
         *ret = out;
     }
     sluice__v1__query_request__free_unpacked(m, NULL);
@@ -791,7 +1011,6 @@ int wire_table_query_decode(const void *buf, size_t len, struct wire_query_reque
     m = wire_unpack(&sluice__v1__query_request__descriptor, buf, len, "QueryRequest", err, &r);
     if (m == NULL)
         return r;
-    memset(&out, 0, sizeof(out));
     r = wire_query_from_pb(m, true, &out, err);
     if (r == 0)
         *ret = out;
@@ -802,24 +1021,12 @@ int wire_table_query_decode(const void *buf, size_t len, struct wire_query_reque
 uint8_t *wire_query_request_encode(const struct wire_query_request *in, size_t *ret_len)
 {
     Sluice__V1__QueryRequest m = SLUICE__V1__QUERY_REQUEST__INIT;
-    char **ids = xcalloc(in->n_segments, sizeof(char *));
-    uint8_t *buf;
+    struct wire_arena a = {NULL};
 
-    for (size_t i = 0; i < in->n_segments; i++)
-        ids[i] = in->segment_ids[i];
+    wire_to_pb(&wire_query_msg, &m.base, in, &a);
     m.n_segment_ids = in->n_segments;
-    m.segment_ids = ids;
-    m.aggregate = (Sluice__V1__Aggregate)in->aggregate;
-    m.column = (char *)(uintptr_t)in->column;
-    m.filter_column = (char *)(uintptr_t)in->filter_column;
-    m.lo = in->lo;
-    m.hi = in->hi;
-    m.table = (char *)(uintptr_t)in->table;
-    m.allow_partial = in->allow_partial;
-    m.timeout_ms = in->timeout_ms;
-    buf = wire_pack(&m.base, ret_len);
-    free(ids);
-    return buf;
+    m.segment_ids = wire_ids_to_pb(in->segment_ids, in->n_segments, &a);
+    return wire_pack_free(&m.base, &a, ret_len);
 }
 
 void wire_query_request_done(struct wire_query_request *m)
@@ -830,54 +1037,52 @@ void wire_query_request_done(struct wire_query_request *m)
     memset(m, 0, sizeof(*m));
 }
 
-static void wire_query_response_from_pb(struct wire_query_response *ret,
-                                        const Sluice__V1__QueryResponse *m)
+#define F(m) WIRE_FIELD(Sluice__V1__QueryResponse, struct wire_query_response, m)
+static const struct wire_field wire_query_response_fields[] = {
+    F(rows_matched), F(is_float),      F(int_value),      F(float_value),
+    F(rows_scanned), F(bytes_scanned), F(blocks_skipped), F(service_us),
+};
+#undef F
+static const struct wire_msg wire_query_response_msg =
+    WIRE_MSG(sluice__v1__query_response__descriptor, struct wire_query_response,
+             wire_query_response_fields, NULL);
+
+/* Unpacks a message that is all plain fields, by its table: nothing in it can be refused. */
+static int wire_decode(const struct wire_msg *t, const void *buf, size_t len, void *ret,
+                       struct wire_error *err)
 {
-    memset(ret, 0, sizeof(*ret));
-    ret->rows_matched = m->rows_matched;
-    ret->is_float = m->is_float;
-    ret->int_value = m->int_value;
-    ret->float_value = m->float_value;
-    ret->rows_scanned = m->rows_scanned;
-    ret->bytes_scanned = m->bytes_scanned;
-    ret->blocks_skipped = m->blocks_skipped;
-    ret->service_us = m->service_us;
+    ProtobufCMessage *m;
+    int r;
+
+    m = wire_unpack(t->desc, buf, len, t->desc->short_name, err, &r);
+    if (m == NULL)
+        return r;
+    wire_from_pb(t, ret, m);
+    protobuf_c_message_free_unpacked(m, NULL);
+    return 0;
 }
 
 int wire_query_response_decode(const void *buf, size_t len, struct wire_query_response *ret,
                                struct wire_error *err)
 {
-    Sluice__V1__QueryResponse *m;
-    int r;
-
-    m = wire_unpack(&sluice__v1__query_response__descriptor, buf, len, "QueryResponse", err, &r);
-    if (m == NULL)
-        return r;
-    wire_query_response_from_pb(ret, m);
-    sluice__v1__query_response__free_unpacked(m, NULL);
-    return 0;
-}
-
-static void wire_query_response_to_pb(Sluice__V1__QueryResponse *m,
-                                      const struct wire_query_response *in)
-{
-    m->rows_matched = in->rows_matched;
-    m->is_float = in->is_float;
-    m->int_value = in->int_value;
-    m->float_value = in->float_value;
-    m->rows_scanned = in->rows_scanned;
-    m->bytes_scanned = in->bytes_scanned;
-    m->blocks_skipped = in->blocks_skipped;
-    m->service_us = in->service_us;
+    return wire_decode(&wire_query_response_msg, buf, len, ret, err);
 }
 
 uint8_t *wire_query_response_encode(const struct wire_query_response *in, size_t *ret_len)
 {
-    Sluice__V1__QueryResponse m = SLUICE__V1__QUERY_RESPONSE__INIT;
-
-    wire_query_response_to_pb(&m, in);
-    return wire_pack(&m.base, ret_len);
+    return wire_encode(&wire_query_response_msg, in, ret_len);
 }
+
+/* A broker's answer: the fields beyond a node's (result) and the missing ids. */
+#define F(m) WIRE_FIELD(Sluice__V1__QueryResponse, struct wire_table_query_response, m)
+static const struct wire_field wire_table_query_response_fields[] = {
+    F(segments), F(partial), F(nodes_asked), F(subrequests), F(retries), F(hedges),
+    F(placement_version),
+};
+#undef F
+static const struct wire_msg wire_table_query_response_msg =
+    WIRE_MSG(sluice__v1__query_response__descriptor, struct wire_table_query_response,
+             wire_table_query_response_fields, NULL);
 
 /* Copies a repeated string field of segment ids, validating each. */
 static int wire_ids_from_pb(const char *field, char **ids, size_t n, size_t max,
@@ -894,19 +1099,15 @@ int wire_table_query_response_decode(const void *buf, size_t len,
     m = wire_unpack(&sluice__v1__query_response__descriptor, buf, len, "QueryResponse", err, &r);
     if (m == NULL)
         return r;
-    memset(&out, 0, sizeof(out));
     r = wire_ids_from_pb("missing_segment_ids", m->missing_segment_ids,
                          m->n_missing_segment_ids, WIRE_SEGMENT_LIST_MAX, &out.missing, err);
     if (r == 0) {
+        char (*missing)[WIRE_ID_MAX + 1] = out.missing;
+
+        wire_from_pb(&wire_table_query_response_msg, &out, &m->base);
+        wire_from_pb(&wire_query_response_msg, &out.result, &m->base);
+        out.missing = missing;
         out.n_missing = m->n_missing_segment_ids;
-        wire_query_response_from_pb(&out.result, m);
-        out.segments = m->segments;
-        out.partial = m->partial;
-        out.nodes_asked = m->nodes_asked;
-        out.subrequests = m->subrequests;
-        out.retries = m->retries;
-        out.hedges = m->hedges;
-        out.placement_version = m->placement_version;
         *ret = out;
     }
     sluice__v1__query_response__free_unpacked(m, NULL);
@@ -917,24 +1118,13 @@ uint8_t *wire_table_query_response_encode(const struct wire_table_query_response
                                           size_t *ret_len)
 {
     Sluice__V1__QueryResponse m = SLUICE__V1__QUERY_RESPONSE__INIT;
-    char **ids = xcalloc(in->n_missing, sizeof(char *));
-    uint8_t *buf;
+    struct wire_arena a = {NULL};
 
-    wire_query_response_to_pb(&m, &in->result);
-    for (size_t i = 0; i < in->n_missing; i++)
-        ids[i] = in->missing[i];
+    wire_to_pb(&wire_query_response_msg, &m.base, &in->result, &a);
+    wire_to_pb(&wire_table_query_response_msg, &m.base, in, &a);
     m.n_missing_segment_ids = in->n_missing;
-    m.missing_segment_ids = ids;
-    m.segments = in->segments;
-    m.partial = in->partial;
-    m.nodes_asked = in->nodes_asked;
-    m.subrequests = in->subrequests;
-    m.retries = in->retries;
-    m.hedges = in->hedges;
-    m.placement_version = in->placement_version;
-    buf = wire_pack(&m.base, ret_len);
-    free(ids);
-    return buf;
+    m.missing_segment_ids = wire_ids_to_pb(in->missing, in->n_missing, &a);
+    return wire_pack_free(&m.base, &a, ret_len);
 }
 
 void wire_table_query_response_done(struct wire_table_query_response *m)
@@ -944,6 +1134,18 @@ void wire_table_query_response_done(struct wire_table_query_response *m)
     free(m->missing);
     memset(m, 0, sizeof(*m));
 }
+
+/* Every field but uri (owned, NULL when empty). */
+#define F(m) WIRE_FIELD(Sluice__V1__SegmentStatus, struct wire_segment_status, m)
+static const struct wire_field wire_status_fields[] = {
+    F(segment_id),      F(state),           F(reason),          F(detail),
+    F(row_count),       F(avg_row_size),    F(file_bytes),      F(index_bytes),
+    F(last_query_unix_ms), F(digest),       F(footprint_bytes), F(mem_request_bytes),
+    F(mem_limit_bytes), F(over_limit),
+};
+#undef F
+static const struct wire_msg wire_status_msg = WIRE_MSG(
+    sluice__v1__segment_status__descriptor, struct wire_segment_status, wire_status_fields, NULL);
 
 static int wire_segment_status_from_pb(struct wire_segment_status *dst,
                                        const Sluice__V1__SegmentStatus *s, size_t i,
@@ -961,41 +1163,79 @@ static int wire_segment_status_from_pb(struct wire_segment_status *dst,
     if (s->uri != NULL && strlen(s->uri) > WIRE_URI_MAX)
         return wire_invalid(err, "segments[%zu].uri: %zu bytes, the limit is %d", i,
                             strlen(s->uri), WIRE_URI_MAX);
+    wire_from_pb(&wire_status_msg, dst, &s->base);
     dst->uri = s->uri != NULL && s->uri[0] != '\0' ? xstrdup(s->uri) : NULL;
-    wire_copy(dst->segment_id, sizeof(dst->segment_id), s->segment_id);
-    dst->state = (enum wire_segment_state)s->state;
-    dst->reason = (enum wire_reason)s->reason;
-    wire_copy_text(dst->detail, sizeof(dst->detail), s->detail != NULL ? s->detail : "");
-    dst->row_count = s->row_count;
-    dst->avg_row_size = s->avg_row_size;
-    dst->file_bytes = s->file_bytes;
-    dst->index_bytes = s->index_bytes;
-    dst->last_query_unix_ms = s->last_query_unix_ms;
-    dst->digest = s->digest;
-    dst->footprint_bytes = s->footprint_bytes;
-    dst->mem_request_bytes = s->mem_request_bytes;
-    dst->mem_limit_bytes = s->mem_limit_bytes;
-    dst->over_limit = s->over_limit;
     return 0;
 }
 
+/*
+ * Validates and copies the segments of a NodeStatus or NodeReport into a new
+ * array; on an error nothing is left allocated.
+ */
+static int wire_statuses_from_pb(Sluice__V1__SegmentStatus *const *segs, size_t n, size_t max,
+                                 struct wire_segment_status **ret, struct wire_error *err)
+{
+    struct wire_segment_status *out;
+
+    if (wire_check_count("segments", n, max, err) < 0)
+        return -EINVAL;
+    out = xcalloc(n, sizeof(*out));
+    for (size_t i = 0; i < n; i++) {
+        if (wire_segment_status_from_pb(&out[i], segs[i], i, err) < 0) {
+            for (size_t j = 0; j < i; j++)
+                free(out[j].uri);
+            free(out);
+            return -EINVAL;
+        }
+    }
+    *ret = out;
+    return 0;
+}
+
+/* Protobuf views of a status array, from the arena. */
 static Sluice__V1__SegmentStatus **wire_statuses_to_pb(const struct wire_segment_status *in,
-                                                       size_t n, Sluice__V1__SegmentStatus **ret);
+                                                       size_t n, struct wire_arena *a)
+{
+    Sluice__V1__SegmentStatus **ptrs = wire_items_to_pb(&wire_status_msg, in, n, a);
+
+    for (size_t i = 0; i < n; i++)
+        ptrs[i]->uri = (char *)(uintptr_t)(in[i].uri != NULL ? in[i].uri : "");
+    return ptrs;
+}
+
+static void wire_statuses_free(struct wire_segment_status *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(s[i].uri);
+    free(s);
+}
 
 /* A node holds at most this many segments in one status message. */
 #define WIRE_STATUS_MAX_SEGMENTS 100000
+
+/* Every field but segments and closed_gates. */
+#define F(m) WIRE_FIELD(Sluice__V1__NodeStatus, struct wire_node_status, m)
+static const struct wire_field wire_node_status_fields[] = {
+    F(node_id), F(state),          F(mapped_bytes),   F(index_bytes),
+    F(version), F(uptime_seconds), F(signal_sources), F(cost_factor),
+    WIRE_FIELD_MSG(Sluice__V1__NodeStatus, pressure, struct wire_node_status, pressure,
+                   &wire_pressure_msg),
+};
+#undef F
+static const struct wire_msg wire_node_status_msg =
+    WIRE_MSG(sluice__v1__node_status__descriptor, struct wire_node_status,
+             wire_node_status_fields, NULL);
 
 int wire_node_status_decode(const void *buf, size_t len, struct wire_node_status *ret,
                             struct wire_error *err)
 {
     Sluice__V1__NodeStatus *m;
-    struct wire_node_status out;
+    struct wire_segment_status *segs = NULL;
     int r;
 
     m = wire_unpack(&sluice__v1__node_status__descriptor, buf, len, "NodeStatus", err, &r);
     if (m == NULL)
         return r;
-    memset(&out, 0, sizeof(out));
     r = -EINVAL;
     if (m->node_id[0] != '\0' && wire_check_segment_id("node_id", m->node_id, err) < 0)
         goto out;
@@ -1003,37 +1243,18 @@ int wire_node_status_decode(const void *buf, size_t len, struct wire_node_status
         wire_invalid(err, "state: unknown value %d", (int)m->state);
         goto out;
     }
-    if (m->n_segments > WIRE_STATUS_MAX_SEGMENTS) {
-        wire_invalid(err, "segments: %zu entries, the limit is %d", m->n_segments,
-                     WIRE_STATUS_MAX_SEGMENTS);
+    if (wire_statuses_from_pb(m->segments, m->n_segments, WIRE_STATUS_MAX_SEGMENTS, &segs, err) < 0)
         goto out;
-    }
-    out.segments = xcalloc(m->n_segments, sizeof(*out.segments));
-    for (size_t i = 0; i < m->n_segments; i++) {
-        out.n_segments = i;
-        if (wire_segment_status_from_pb(&out.segments[i], m->segments[i], i, err) < 0) {
-            wire_node_status_done(&out);
-            goto out;
-        }
-    }
-    out.n_segments = m->n_segments;
-    wire_copy(out.node_id, sizeof(out.node_id), m->node_id);
-    out.state = (enum wire_node_state)m->state;
-    out.mapped_bytes = m->mapped_bytes;
-    out.index_bytes = m->index_bytes;
-    wire_pressure_from_pb(&out.pressure, m->pressure);
-    wire_copy_text(out.version, sizeof(out.version), m->version != NULL ? m->version : "");
-    out.uptime_seconds = m->uptime_seconds;
-    wire_copy_text(out.signal_sources, sizeof(out.signal_sources), m->signal_sources);
-    out.cost_factor = m->cost_factor;
-    for (size_t i = 0, o = 0; i < m->n_closed_gates && o < sizeof(out.closed_gates) - 1; i++) {
-        int n = snprintf(out.closed_gates + o, sizeof(out.closed_gates) - o, "%s%s",
+    wire_from_pb(&wire_node_status_msg, ret, &m->base);
+    ret->segments = segs;
+    ret->n_segments = m->n_segments;
+    for (size_t i = 0, o = 0; i < m->n_closed_gates && o < sizeof(ret->closed_gates) - 1; i++) {
+        int n = snprintf(ret->closed_gates + o, sizeof(ret->closed_gates) - o, "%s%s",
                          i > 0 ? " " : "", m->closed_gates[i]);
         if (n < 0)
             break;
         o += (size_t)n;
     }
-    *ret = out;
     r = 0;
 out:
     sluice__v1__node_status__free_unpacked(m, NULL);
@@ -1043,148 +1264,91 @@ out:
 uint8_t *wire_node_status_encode(const struct wire_node_status *in, size_t *ret_len)
 {
     Sluice__V1__NodeStatus m = SLUICE__V1__NODE_STATUS__INIT;
-    Sluice__V1__PressureSnapshot p;
-    Sluice__V1__SegmentStatus *segs;
-    uint8_t *buf;
+    struct wire_arena a = {NULL};
+    /* closed_gates travels as a repeated field; here it is space-separated. */
+    char gates[sizeof(in->closed_gates)], *save = NULL, *tok;
+    char *names[WIRE_REASON_COUNT_];
+    size_t n = 0;
 
-    wire_pressure_to_pb(&p, &in->pressure);
-    m.node_id = (char *)(uintptr_t)in->node_id;
-    m.state = (Sluice__V1__NodeState)in->state;
+    wire_to_pb(&wire_node_status_msg, &m.base, in, &a);
     m.n_segments = in->n_segments;
-    m.segments = wire_statuses_to_pb(in->segments, in->n_segments, &segs);
-    m.mapped_bytes = in->mapped_bytes;
-    m.index_bytes = in->index_bytes;
-    m.pressure = &p;
-    m.version = (char *)(uintptr_t)in->version;
-    m.uptime_seconds = in->uptime_seconds;
-    m.signal_sources = (char *)(uintptr_t)in->signal_sources;
-    m.cost_factor = in->cost_factor;
-    {
-        /* closed_gates travels as a repeated field; here it is space-separated. */
-        char gates[sizeof(in->closed_gates)], *save = NULL, *tok;
-        char *names[WIRE_REASON_COUNT_];
-        size_t n = 0;
-
-        wire_copy_text(gates, sizeof(gates), in->closed_gates);
-        for (tok = strtok_r(gates, " ", &save); tok != NULL && n < WIRE_REASON_COUNT_;
-             tok = strtok_r(NULL, " ", &save))
-            names[n++] = tok;
-        m.closed_gates = names;
-        m.n_closed_gates = n;
-        buf = wire_pack(&m.base, ret_len);
-    }
-    free(m.segments);
-    free(segs);
-    return buf;
+    m.segments = wire_statuses_to_pb(in->segments, in->n_segments, &a);
+    wire_copy_text(gates, sizeof(gates), in->closed_gates);
+    for (tok = strtok_r(gates, " ", &save); tok != NULL && n < WIRE_REASON_COUNT_;
+         tok = strtok_r(NULL, " ", &save))
+        names[n++] = tok;
+    m.closed_gates = names;
+    m.n_closed_gates = n;
+    return wire_pack_free(&m.base, &a, ret_len);
 }
 
 void wire_node_status_done(struct wire_node_status *m)
 {
     if (m == NULL)
         return;
-    for (size_t i = 0; i < m->n_segments; i++)
-        free(m->segments[i].uri);
-    free(m->segments);
+    wire_statuses_free(m->segments, m->n_segments);
     memset(m, 0, sizeof(*m));
 }
 
+static const struct wire_field wire_error_fields[] = {
+    WIRE_FIELD(Sluice__V1__Error, struct wire_error, code),
+    WIRE_FIELD(Sluice__V1__Error, struct wire_error, message),
+};
+static const struct wire_msg wire_error_msg =
+    WIRE_MSG(sluice__v1__error__descriptor, struct wire_error, wire_error_fields, NULL);
+
 int wire_error_decode(const void *buf, size_t len, struct wire_error *ret)
 {
-    Sluice__V1__Error *m;
     struct wire_error ignored;
-    int r;
+    int r = wire_decode(&wire_error_msg, buf, len, ret, &ignored);
 
-    m = wire_unpack(&sluice__v1__error__descriptor, buf, len, "Error", &ignored, &r);
-    if (m == NULL)
-        return r == -EINVAL ? -EBADMSG : r;
-    wire_copy_text(ret->code, sizeof(ret->code), m->code != NULL ? m->code : "");
-    wire_copy_text(ret->message, sizeof(ret->message), m->message != NULL ? m->message : "");
-    sluice__v1__error__free_unpacked(m, NULL);
-    return 0;
+    return r == -EINVAL ? -EBADMSG : r;
 }
 
 uint8_t *wire_error_encode(const struct wire_error *in, size_t *ret_len)
 {
-    Sluice__V1__Error m = SLUICE__V1__ERROR__INIT;
-
-    m.code = (char *)(uintptr_t)in->code;
-    m.message = (char *)(uintptr_t)in->message;
-    return wire_pack(&m.base, ret_len);
+    return wire_encode(&wire_error_msg, in, ret_len);
 }
 
 /* ---- coordinator API ---------------------------------------------------- */
 
-/* Builds protobuf views of a status array; the caller frees both arrays. */
-static Sluice__V1__SegmentStatus **wire_statuses_to_pb(const struct wire_segment_status *in,
-                                                       size_t n, Sluice__V1__SegmentStatus **ret)
-{
-    Sluice__V1__SegmentStatus *segs = xcalloc(n, sizeof(*segs));
-    Sluice__V1__SegmentStatus **ptrs = xcalloc(n, sizeof(*ptrs));
-
-    for (size_t i = 0; i < n; i++) {
-        sluice__v1__segment_status__init(&segs[i]);
-        segs[i].segment_id = (char *)(uintptr_t)in[i].segment_id;
-        segs[i].state = (Sluice__V1__SegmentState)in[i].state;
-        segs[i].reason = (Sluice__V1__Reason)in[i].reason;
-        segs[i].detail = (char *)(uintptr_t)in[i].detail;
-        segs[i].row_count = in[i].row_count;
-        segs[i].avg_row_size = in[i].avg_row_size;
-        segs[i].file_bytes = in[i].file_bytes;
-        segs[i].index_bytes = in[i].index_bytes;
-        segs[i].uri = (char *)(uintptr_t)(in[i].uri != NULL ? in[i].uri : "");
-        segs[i].last_query_unix_ms = in[i].last_query_unix_ms;
-        segs[i].digest = in[i].digest;
-        segs[i].footprint_bytes = in[i].footprint_bytes;
-        segs[i].mem_request_bytes = in[i].mem_request_bytes;
-        segs[i].mem_limit_bytes = in[i].mem_limit_bytes;
-        segs[i].over_limit = in[i].over_limit;
-        ptrs[i] = &segs[i];
-    }
-    *ret = segs;
-    return ptrs;
-}
+/* Every field but segments. */
+#define F(m) WIRE_FIELD(Sluice__V1__NodeReport, struct wire_node_report, m)
+static const struct wire_field wire_node_report_fields[] = {
+    F(node_id), F(addr), F(state), F(uptime_seconds), F(claim),
+    WIRE_FIELD_MSG(Sluice__V1__NodeReport, pressure, struct wire_node_report, pressure,
+                   &wire_pressure_msg),
+};
+#undef F
+static const struct wire_msg wire_node_report_msg =
+    WIRE_MSG(sluice__v1__node_report__descriptor, struct wire_node_report,
+             wire_node_report_fields, NULL);
 
 int wire_node_report_decode(const void *buf, size_t len, struct wire_node_report *ret,
                             struct wire_error *err)
 {
     Sluice__V1__NodeReport *m;
-    struct wire_node_report out;
+    struct wire_segment_status *segs = NULL;
+    char addr[WIRE_ADDR_MAX + 1];
     int r;
 
     m = wire_unpack(&sluice__v1__node_report__descriptor, buf, len, "NodeReport", err, &r);
     if (m == NULL)
         return r;
-    memset(&out, 0, sizeof(out));
     r = -EINVAL;
     if (wire_check_segment_id("node_id", m->node_id, err) < 0 ||
-        wire_copy_checked("addr", out.addr, sizeof(out.addr), m->addr, err) < 0)
-        goto out;
-    if (wire_check_addr("addr", out.addr, err) < 0)
+        wire_copy_checked("addr", addr, sizeof(addr), m->addr, err) < 0 ||
+        wire_check_addr("addr", addr, err) < 0)
         goto out;
     if (m->state == 0 || (unsigned)m->state > WIRE_NODE_DRAINING) {
         wire_invalid(err, "state: unknown value %d", (int)m->state);
         goto out;
     }
-    if (m->n_segments > WIRE_REPORT_MAX_SEGS) {
-        wire_invalid(err, "segments: %zu entries, the limit is %d", m->n_segments,
-                     WIRE_REPORT_MAX_SEGS);
+    if (wire_statuses_from_pb(m->segments, m->n_segments, WIRE_REPORT_MAX_SEGS, &segs, err) < 0)
         goto out;
-    }
-    out.segments = xcalloc(m->n_segments, sizeof(*out.segments));
-    for (size_t i = 0; i < m->n_segments; i++) {
-        out.n_segments = i;
-        if (wire_segment_status_from_pb(&out.segments[i], m->segments[i], i, err) < 0) {
-            wire_node_report_done(&out);
-            goto out;
-        }
-    }
-    out.n_segments = m->n_segments;
-    wire_copy(out.node_id, sizeof(out.node_id), m->node_id);
-    out.state = (enum wire_node_state)m->state;
-    wire_pressure_from_pb(&out.pressure, m->pressure);
-    out.uptime_seconds = m->uptime_seconds;
-    out.claim = m->claim;
-    *ret = out;
+    wire_from_pb(&wire_node_report_msg, ret, &m->base);
+    ret->segments = segs;
+    ret->n_segments = m->n_segments;
     r = 0;
 out:
     sluice__v1__node_report__free_unpacked(m, NULL);
@@ -1194,34 +1358,22 @@ out:
 uint8_t *wire_node_report_encode(const struct wire_node_report *in, size_t *ret_len)
 {
     Sluice__V1__NodeReport m = SLUICE__V1__NODE_REPORT__INIT;
-    Sluice__V1__PressureSnapshot p;
-    Sluice__V1__SegmentStatus *segs;
-    uint8_t *buf;
+    struct wire_arena a = {NULL};
 
-    wire_pressure_to_pb(&p, &in->pressure);
-    m.node_id = (char *)(uintptr_t)in->node_id;
-    m.addr = (char *)(uintptr_t)in->addr;
-    m.state = (Sluice__V1__NodeState)in->state;
-    m.pressure = &p;
+    wire_to_pb(&wire_node_report_msg, &m.base, in, &a);
     m.n_segments = in->n_segments;
-    m.segments = wire_statuses_to_pb(in->segments, in->n_segments, &segs);
-    m.uptime_seconds = in->uptime_seconds;
-    m.claim = in->claim;
-    buf = wire_pack(&m.base, ret_len);
-    free(m.segments);
-    free(segs);
-    return buf;
+    m.segments = wire_statuses_to_pb(in->segments, in->n_segments, &a);
+    return wire_pack_free(&m.base, &a, ret_len);
 }
 
 void wire_node_report_done(struct wire_node_report *m)
 {
     if (m == NULL)
         return;
-    for (size_t i = 0; i < m->n_segments; i++)
-        free(m->segments[i].uri);
-    free(m->segments);
+    wire_statuses_free(m->segments, m->n_segments);
     memset(m, 0, sizeof(*m));
 }
+
 
 /* Copies a repeated string field of segment ids, validating each. */
 static int wire_ids_from_pb(const char *field, char **ids, size_t n, size_t max,
@@ -1230,8 +1382,8 @@ static int wire_ids_from_pb(const char *field, char **ids, size_t n, size_t max,
     char (*out)[WIRE_ID_MAX + 1];
     char name[64];
 
-    if (n > max)
-        return wire_invalid(err, "%s: %zu entries, the limit is %zu", field, n, max);
+    if (wire_check_count(field, n, max, err) < 0)
+        return -EINVAL;
     out = xcalloc(n, sizeof(*out));
     for (size_t i = 0; i < n; i++) {
         snprintf(name, sizeof(name), "%s[%zu]", field, i);
@@ -1239,7 +1391,7 @@ static int wire_ids_from_pb(const char *field, char **ids, size_t n, size_t max,
             free(out);
             return -EINVAL;
         }
-        wire_copy(out[i], sizeof(out[i]), ids[i]);
+        wire_copy_text(out[i], sizeof(out[i]), ids[i]);
     }
     *ret = out;
     return 0;
@@ -1266,16 +1418,11 @@ int wire_report_response_decode(const void *buf, size_t len, struct wire_report_
 uint8_t *wire_report_response_encode(const struct wire_report_response *in, size_t *ret_len)
 {
     Sluice__V1__ReportResponse m = SLUICE__V1__REPORT_RESPONSE__INIT;
-    char **ids = xcalloc(in->n_drop, sizeof(char *));
-    uint8_t *buf;
+    struct wire_arena a = {NULL};
 
-    for (size_t i = 0; i < in->n_drop; i++)
-        ids[i] = in->drop[i];
     m.n_drop_segment_ids = in->n_drop;
-    m.drop_segment_ids = ids;
-    buf = wire_pack(&m.base, ret_len);
-    free(ids);
-    return buf;
+    m.drop_segment_ids = wire_ids_to_pb(in->drop, in->n_drop, &a);
+    return wire_pack_free(&m.base, &a, ret_len);
 }
 
 void wire_report_response_done(struct wire_report_response *m)
@@ -1285,6 +1432,7 @@ void wire_report_response_done(struct wire_report_response *m)
     free(m->drop);
     memset(m, 0, sizeof(*m));
 }
+
 
 int wire_check_segment_spec(const char *field, const struct wire_segment_spec *s,
                             struct wire_error *err)
@@ -1315,33 +1463,40 @@ int wire_check_segment_spec(const char *field, const struct wire_segment_spec *s
     return 0;
 }
 
-static void wire_spec_from_pb(struct wire_segment_spec *dst, const Sluice__V1__SegmentSpec *s)
+/* Replication 0 reads as 1, an empty table as the default one. */
+static void wire_spec_fix(void *c)
 {
-    wire_copy(dst->segment_id, sizeof(dst->segment_id), s->segment_id);
-    dst->uri = xstrdup(s->uri != NULL ? s->uri : "");
-    dst->row_count = s->row_count;
-    dst->avg_row_size = s->avg_row_size;
-    dst->replication = s->replication == 0 ? 1 : s->replication;
-    dst->digest = s->digest;
-    /* The caller has checked the length of a peer's table. */
-    wire_copy_text(dst->table, sizeof(dst->table),
-                   s->table != NULL && s->table[0] != '\0' ? s->table : WIRE_TABLE_DEFAULT);
-    dst->mem_request_bytes = s->mem_request_bytes;
-    dst->mem_limit_bytes = s->mem_limit_bytes;
+    struct wire_segment_spec *s = c;
+
+    if (s->replication == 0)
+        s->replication = 1;
+    if (s->table[0] == '\0')
+        wire_copy_text(s->table, sizeof(s->table), WIRE_TABLE_DEFAULT);
 }
 
-static void wire_spec_to_pb(Sluice__V1__SegmentSpec *dst, const struct wire_segment_spec *s)
+/* Every field but uri (owned, never NULL after a decode). */
+#define F(m) WIRE_FIELD(Sluice__V1__SegmentSpec, struct wire_segment_spec, m)
+static const struct wire_field wire_spec_fields[] = {
+    F(segment_id), F(row_count), F(avg_row_size),      F(replication),
+    F(digest),     F(table),     F(mem_request_bytes), F(mem_limit_bytes),
+};
+#undef F
+static const struct wire_msg wire_spec_msg =
+    WIRE_MSG(sluice__v1__segment_spec__descriptor, struct wire_segment_spec, wire_spec_fields,
+             wire_spec_fix);
+
+static void wire_spec_from_pb(struct wire_segment_spec *dst, const Sluice__V1__SegmentSpec *s)
 {
-    sluice__v1__segment_spec__init(dst);
-    dst->segment_id = (char *)(uintptr_t)s->segment_id;
+    wire_from_pb(&wire_spec_msg, dst, &s->base);
+    dst->uri = xstrdup(s->uri != NULL ? s->uri : "");
+}
+
+/* A protobuf view of a spec (strings borrowed from s). */
+static void wire_spec_to_pb(Sluice__V1__SegmentSpec *dst, const struct wire_segment_spec *s,
+                            struct wire_arena *a)
+{
+    wire_to_pb(&wire_spec_msg, &dst->base, s, a);
     dst->uri = (char *)(uintptr_t)(s->uri != NULL ? s->uri : "");
-    dst->row_count = s->row_count;
-    dst->avg_row_size = s->avg_row_size;
-    dst->replication = s->replication;
-    dst->digest = s->digest;
-    dst->table = (char *)(uintptr_t)s->table;
-    dst->mem_request_bytes = s->mem_request_bytes;
-    dst->mem_limit_bytes = s->mem_limit_bytes;
 }
 
 int wire_segment_batch_decode(const void *buf, size_t len, struct wire_segment_batch *ret,
@@ -1361,63 +1516,55 @@ int wire_segment_batch_decode(const void *buf, size_t len, struct wire_segment_b
         wire_invalid(err, "segments: empty");
         goto out;
     }
-    if (m->n_segments > WIRE_BATCH_MAX) {
-        wire_invalid(err, "segments: %zu entries, the limit is %d", m->n_segments,
-                     WIRE_BATCH_MAX);
+    if (wire_check_count("segments", m->n_segments, WIRE_BATCH_MAX, err) < 0)
         goto out;
-    }
     out.specs = xcalloc(m->n_segments, sizeof(*out.specs));
     for (size_t i = 0; i < m->n_segments; i++) {
-        if (m->segments[i]->uri != NULL && strlen(m->segments[i]->uri) > WIRE_URI_MAX) {
-            wire_invalid(err, "segments[%zu].uri: %zu bytes, the limit is %d", i,
-                         strlen(m->segments[i]->uri), WIRE_URI_MAX);
-            wire_segment_batch_done(&out);
-            goto out;
+        const Sluice__V1__SegmentSpec *s = m->segments[i];
+
+        /* Lengths first: the copy below would cut a text that is too long. */
+        if (s->uri != NULL && strlen(s->uri) > WIRE_URI_MAX) {
+            wire_invalid(err, "segments[%zu].uri: %zu bytes, the limit is %d", i, strlen(s->uri),
+                         WIRE_URI_MAX);
+            goto fail;
         }
-        if (strlen(m->segments[i]->segment_id) > WIRE_ID_MAX) {
-            snprintf(field, sizeof(field), "segments[%zu].segment_id", i);
-            wire_check_segment_id(field, m->segments[i]->segment_id, err);
-            wire_segment_batch_done(&out);
-            goto out;
+        snprintf(field, sizeof(field), "segments[%zu].segment_id", i);
+        if (strlen(s->segment_id) > WIRE_ID_MAX) {
+            wire_check_segment_id(field, s->segment_id, err);
+            goto fail;
         }
-        if (strlen(m->segments[i]->table) > WIRE_TABLE_MAX) {
-            snprintf(field, sizeof(field), "segments[%zu].table", i);
-            wire_check_table(field, m->segments[i]->table, err);
-            wire_segment_batch_done(&out);
-            goto out;
+        snprintf(field, sizeof(field), "segments[%zu].table", i);
+        if (strlen(s->table) > WIRE_TABLE_MAX) {
+            wire_check_table(field, s->table, err);
+            goto fail;
         }
-        wire_spec_from_pb(&out.specs[i], m->segments[i]);
+        wire_spec_from_pb(&out.specs[i], s);
         out.n = i + 1;
         snprintf(field, sizeof(field), "segments[%zu]", i);
-        if (wire_check_segment_spec(field, &out.specs[i], err) < 0) {
-            wire_segment_batch_done(&out);
-            goto out;
-        }
+        if (wire_check_segment_spec(field, &out.specs[i], err) < 0)
+            goto fail;
     }
     *ret = out;
     r = 0;
+    goto out;
+fail:
+    wire_segment_batch_done(&out);
 out:
     sluice__v1__segment_batch__free_unpacked(m, NULL);
     return r;
 }
 
+
 uint8_t *wire_segment_batch_encode(const struct wire_segment_batch *in, size_t *ret_len)
 {
     Sluice__V1__SegmentBatch m = SLUICE__V1__SEGMENT_BATCH__INIT;
-    Sluice__V1__SegmentSpec *specs = xcalloc(in->n, sizeof(*specs));
-    Sluice__V1__SegmentSpec **ptrs = xcalloc(in->n, sizeof(*ptrs));
-    uint8_t *buf;
+    struct wire_arena a = {NULL};
 
-    for (size_t i = 0; i < in->n; i++) {
-        wire_spec_to_pb(&specs[i], &in->specs[i]);
-        ptrs[i] = &specs[i];
-    }
     m.n_segments = in->n;
-    m.segments = ptrs;
-    buf = wire_pack(&m.base, ret_len);
-    free(ptrs);
-    free(specs);
-    return buf;
+    m.segments = wire_items_to_pb(&wire_spec_msg, in->specs, in->n, &a);
+    for (size_t i = 0; i < in->n; i++)
+        wire_spec_to_pb(m.segments[i], &in->specs[i], &a);
+    return wire_pack_free(&m.base, &a, ret_len);
 }
 
 void wire_segment_batch_done(struct wire_segment_batch *m)
@@ -1430,31 +1577,53 @@ void wire_segment_batch_done(struct wire_segment_batch *m)
     memset(m, 0, sizeof(*m));
 }
 
+static const struct wire_field wire_batch_response_fields[] = {
+    WIRE_FIELD(Sluice__V1__SegmentBatchResponse, struct wire_batch_response, registered),
+    WIRE_FIELD(Sluice__V1__SegmentBatchResponse, struct wire_batch_response, unchanged),
+};
+static const struct wire_msg wire_batch_response_msg =
+    WIRE_MSG(sluice__v1__segment_batch_response__descriptor, struct wire_batch_response,
+             wire_batch_response_fields, NULL);
+
 int wire_batch_response_decode(const void *buf, size_t len, struct wire_batch_response *ret,
                                struct wire_error *err)
 {
-    Sluice__V1__SegmentBatchResponse *m;
-    int r;
-
-    m = wire_unpack(&sluice__v1__segment_batch_response__descriptor, buf, len, "SegmentBatchResponse", err, &r);
-    if (m == NULL)
-        return r;
-    ret->registered = m->registered;
-    ret->unchanged = m->unchanged;
-    sluice__v1__segment_batch_response__free_unpacked(m, NULL);
-    return 0;
+    return wire_decode(&wire_batch_response_msg, buf, len, ret, err);
 }
 
 uint8_t *wire_batch_response_encode(const struct wire_batch_response *in, size_t *ret_len)
 {
-    Sluice__V1__SegmentBatchResponse m = SLUICE__V1__SEGMENT_BATCH_RESPONSE__INIT;
-
-    m.registered = in->registered;
-    m.unchanged = in->unchanged;
-    return wire_pack(&m.base, ret_len);
+    return wire_encode(&wire_batch_response_msg, in, ret_len);
 }
 
 /* Listings are answers from our own coordinator to the CLI: bounded, lenient. */
+
+/* A state this build does not know reads as unspecified. */
+static void wire_placement_fix(void *c)
+{
+    struct wire_placement *p = c;
+
+    if ((unsigned)p->state >= WIRE_SEG_COUNT_)
+        p->state = WIRE_SEG_UNSPECIFIED;
+}
+
+static const struct wire_field wire_placement_fields[] = {
+    WIRE_FIELD(Sluice__V1__Placement, struct wire_placement, node_id),
+    WIRE_FIELD(Sluice__V1__Placement, struct wire_placement, state),
+};
+static const struct wire_msg wire_placement_msg =
+    WIRE_MSG(sluice__v1__placement__descriptor, struct wire_placement, wire_placement_fields,
+             wire_placement_fix);
+
+/* Every field but spec, placements and explain. */
+#define F(m) WIRE_FIELD(Sluice__V1__SegmentInfo, struct wire_segment_info, m)
+static const struct wire_field wire_segment_info_fields[] = {
+    F(state), F(backoff_until_ms), F(last_reason), F(footprint_bytes), F(over_limit),
+};
+#undef F
+static const struct wire_msg wire_segment_info_msg =
+    WIRE_MSG(sluice__v1__segment_info__descriptor, struct wire_segment_info,
+             wire_segment_info_fields, NULL);
 
 int wire_segment_list_decode(const void *buf, size_t len, struct wire_segment_list *ret,
                              struct wire_error *err)
@@ -1466,14 +1635,11 @@ int wire_segment_list_decode(const void *buf, size_t len, struct wire_segment_li
     m = wire_unpack(&sluice__v1__segment_list__descriptor, buf, len, "SegmentList", err, &r);
     if (m == NULL)
         return r;
-    if (m->n_segments > WIRE_SEGMENT_LIST_MAX) {
-        r = wire_invalid(err, "segments: %zu entries, the limit is %d", m->n_segments,
-                         WIRE_SEGMENT_LIST_MAX);
-        sluice__v1__segment_list__free_unpacked(m, NULL);
-        return r;
-    }
+    r = wire_check_count("segments", m->n_segments, WIRE_SEGMENT_LIST_MAX, err);
+    if (r < 0)
+        goto out;
     memset(&out, 0, sizeof(out));
-    out.segments = xcalloc(m->n_segments, sizeof(*out.segments));
+    out.segments = wire_items_from_pb(&wire_segment_info_msg, m->segments, m->n_segments);
     for (size_t i = 0; i < m->n_segments; i++) {
         const Sluice__V1__SegmentInfo *s = m->segments[i];
         struct wire_segment_info *d = &out.segments[i];
@@ -1484,77 +1650,40 @@ int wire_segment_list_decode(const void *buf, size_t len, struct wire_segment_li
             d->spec.uri = xstrdup("");
             d->spec.replication = 1;
         }
-        wire_copy_text(d->state, sizeof(d->state), s->state);
         d->n_placements = s->n_placements;
-        d->placements = xcalloc(s->n_placements, sizeof(*d->placements));
-        for (size_t j = 0; j < s->n_placements; j++) {
-            snprintf(d->placements[j].node_id, sizeof(d->placements[j].node_id), "%s",
-                     s->placements[j]->node_id);
-            d->placements[j].state = (unsigned)s->placements[j]->state < WIRE_SEG_COUNT_
-                                         ? (enum wire_segment_state)s->placements[j]->state
-                                         : WIRE_SEG_UNSPECIFIED;
-        }
-        d->backoff_until_ms = s->backoff_until_ms;
-        wire_copy_text(d->last_reason, sizeof(d->last_reason), s->last_reason);
+        d->placements = wire_items_from_pb(&wire_placement_msg, s->placements, s->n_placements);
         d->explain = s->explain[0] != '\0' ? xstrdup(s->explain) : NULL;
-        d->footprint_bytes = s->footprint_bytes;
-        d->over_limit = s->over_limit;
-        out.n = i + 1;
     }
+    out.n = m->n_segments;
     out.total = m->total;
     wire_copy_text(out.next_after, sizeof(out.next_after), m->next_after);
     *ret = out;
+out:
     sluice__v1__segment_list__free_unpacked(m, NULL);
-    return 0;
+    return r;
 }
 
 uint8_t *wire_segment_list_encode(const struct wire_segment_list *in, size_t *ret_len)
 {
     Sluice__V1__SegmentList m = SLUICE__V1__SEGMENT_LIST__INIT;
-    Sluice__V1__SegmentInfo *infos = xcalloc(in->n, sizeof(*infos));
-    Sluice__V1__SegmentInfo **iptrs = xcalloc(in->n, sizeof(*iptrs));
-    Sluice__V1__SegmentSpec *specs = xcalloc(in->n, sizeof(*specs));
-    size_t np = 0, k = 0;
-    Sluice__V1__Placement *pls, **pptrs;
-    uint8_t *buf;
+    struct wire_arena a = {NULL};
 
-    for (size_t i = 0; i < in->n; i++)
-        np += in->segments[i].n_placements;
-    pls = xcalloc(np, sizeof(*pls));
-    pptrs = xcalloc(np, sizeof(*pptrs));
+    m.n_segments = in->n;
+    m.segments = wire_items_to_pb(&wire_segment_info_msg, in->segments, in->n, &a);
     for (size_t i = 0; i < in->n; i++) {
         const struct wire_segment_info *s = &in->segments[i];
+        Sluice__V1__SegmentInfo *d = m.segments[i];
 
-        sluice__v1__segment_info__init(&infos[i]);
-        wire_spec_to_pb(&specs[i], &s->spec);
-        infos[i].spec = &specs[i];
-        infos[i].state = (char *)(uintptr_t)s->state;
-        infos[i].placements = &pptrs[k];
-        infos[i].n_placements = s->n_placements;
-        for (size_t j = 0; j < s->n_placements; j++, k++) {
-            sluice__v1__placement__init(&pls[k]);
-            pls[k].node_id = (char *)(uintptr_t)s->placements[j].node_id;
-            pls[k].state = (Sluice__V1__SegmentState)s->placements[j].state;
-            pptrs[k] = &pls[k];
-        }
-        infos[i].backoff_until_ms = s->backoff_until_ms;
-        infos[i].last_reason = (char *)(uintptr_t)s->last_reason;
-        infos[i].explain = (char *)(uintptr_t)(s->explain != NULL ? s->explain : "");
-        infos[i].footprint_bytes = s->footprint_bytes;
-        infos[i].over_limit = s->over_limit;
-        iptrs[i] = &infos[i];
+        d->spec = wire_arena_alloc(&a, sizeof(*d->spec));
+        sluice__v1__segment_spec__init(d->spec);
+        wire_spec_to_pb(d->spec, &s->spec, &a);
+        d->n_placements = s->n_placements;
+        d->placements = wire_items_to_pb(&wire_placement_msg, s->placements, s->n_placements, &a);
+        d->explain = (char *)(uintptr_t)(s->explain != NULL ? s->explain : "");
     }
-    m.n_segments = in->n;
-    m.segments = iptrs;
     m.total = in->total;
     m.next_after = (char *)(uintptr_t)in->next_after;
-    buf = wire_pack(&m.base, ret_len);
-    free(pptrs);
-    free(pls);
-    free(specs);
-    free(iptrs);
-    free(infos);
-    return buf;
+    return wire_pack_free(&m.base, &a, ret_len);
 }
 
 void wire_segment_list_done(struct wire_segment_list *m)
@@ -1570,112 +1699,97 @@ void wire_segment_list_done(struct wire_segment_list *m)
     memset(m, 0, sizeof(*m));
 }
 
+/*
+ * A listing whose entries are plain messages: unpacks it, checks the count
+ * of its repeated field `field` (at most max) and copies the entries by t
+ * into a new array (*ret_items, *ret_n: written only on success). With
+ * ret_m, the unpacked message is returned for its other fields (the caller
+ * frees it); without, it is freed here.
+ */
+static int wire_list_decode(const ProtobufCMessageDescriptor *d, const char *field,
+                            const struct wire_msg *t, size_t max, const void *buf, size_t len,
+                            void *ret_items, size_t *ret_n, ProtobufCMessage **ret_m,
+                            struct wire_error *err)
+{
+    const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field_by_name(d, field);
+    ProtobufCMessage *m;
+    void *array, *items;
+    size_t n;
+    int r;
+
+    m = wire_unpack(d, buf, len, d->short_name, err, &r);
+    if (m == NULL)
+        return r;
+    memcpy(&n, (const char *)m + fd->quantifier_offset, sizeof(n));
+    memcpy(&array, (const char *)m + fd->offset, sizeof(array));
+    r = wire_check_count(field, n, max, err);
+    if (r == 0) {
+        items = wire_items_from_pb(t, array, n);
+        memcpy(ret_items, &items, sizeof(items));
+        *ret_n = n;
+    }
+    if (r == 0 && ret_m != NULL)
+        *ret_m = m;
+    else
+        protobuf_c_message_free_unpacked(m, NULL);
+    return r;
+}
+
+
+#define F(m) WIRE_FIELD(Sluice__V1__TableInfo, struct wire_table_info, m)
+static const struct wire_field wire_table_fields[] = {
+    F(table), F(segments), F(segments_loaded), F(segments_pending), F(segments_invalid),
+    F(rows),  F(bytes),
+};
+#undef F
+static const struct wire_msg wire_table_msg =
+    WIRE_MSG(sluice__v1__table_info__descriptor, struct wire_table_info, wire_table_fields, NULL);
+
 int wire_table_list_decode(const void *buf, size_t len, struct wire_table_list *ret,
                            struct wire_error *err)
 {
-    Sluice__V1__TableList *m;
-    int r;
-
-    m = wire_unpack(&sluice__v1__table_list__descriptor, buf, len, "TableList", err, &r);
-    if (m == NULL)
-        return r;
-    if (m->n_tables > WIRE_TABLE_LIST_MAX) {
-        r = wire_invalid(err, "tables: %zu entries, the limit is %d", m->n_tables,
-                         WIRE_TABLE_LIST_MAX);
-        sluice__v1__table_list__free_unpacked(m, NULL);
-        return r;
-    }
-    memset(ret, 0, sizeof(*ret));
-    ret->tables = xcalloc(m->n_tables, sizeof(*ret->tables));
-    for (size_t i = 0; i < m->n_tables; i++) {
-        const Sluice__V1__TableInfo *t = m->tables[i];
-        struct wire_table_info *d = &ret->tables[i];
-
-        wire_copy_text(d->table, sizeof(d->table), t->table);
-        d->segments = t->segments;
-        d->segments_loaded = t->segments_loaded;
-        d->segments_pending = t->segments_pending;
-        d->segments_invalid = t->segments_invalid;
-        d->rows = t->rows;
-        d->bytes = t->bytes;
-    }
-    ret->n = m->n_tables;
-    sluice__v1__table_list__free_unpacked(m, NULL);
-    return 0;
+    return wire_list_decode(&sluice__v1__table_list__descriptor, "tables", &wire_table_msg,
+                            WIRE_TABLE_LIST_MAX, buf, len, &ret->tables, &ret->n, NULL, err);
 }
 
 uint8_t *wire_table_list_encode(const struct wire_table_list *in, size_t *ret_len)
 {
     Sluice__V1__TableList m = SLUICE__V1__TABLE_LIST__INIT;
-    Sluice__V1__TableInfo *infos = xcalloc(in->n, sizeof(*infos));
-    Sluice__V1__TableInfo **ptrs = xcalloc(in->n, sizeof(*ptrs));
-    uint8_t *buf;
 
-    for (size_t i = 0; i < in->n; i++) {
-        const struct wire_table_info *t = &in->tables[i];
-
-        sluice__v1__table_info__init(&infos[i]);
-        infos[i].table = (char *)(uintptr_t)t->table;
-        infos[i].segments = t->segments;
-        infos[i].segments_loaded = t->segments_loaded;
-        infos[i].segments_pending = t->segments_pending;
-        infos[i].segments_invalid = t->segments_invalid;
-        infos[i].rows = t->rows;
-        infos[i].bytes = t->bytes;
-        ptrs[i] = &infos[i];
-    }
-    m.n_tables = in->n;
-    m.tables = ptrs;
-    buf = wire_pack(&m.base, ret_len);
-    free(ptrs);
-    free(infos);
-    return buf;
+    return wire_list_encode(&m.base, "tables", &wire_table_msg, in->tables, in->n, ret_len);
 }
+
+#define F(m) WIRE_FIELD(Sluice__V1__HistorySample, struct wire_history_sample, m)
+static const struct wire_field wire_history_sample_fields[] = {
+    F(ts_ms),      F(usage_bytes), F(limit_bytes), F(wss_bytes),
+    F(some_avg10), F(full_avg10),  F(p99_seconds),
+};
+#undef F
+static const struct wire_msg wire_history_sample_msg =
+    WIRE_MSG(sluice__v1__history_sample__descriptor, struct wire_history_sample,
+             wire_history_sample_fields, NULL);
+
+static const struct wire_field wire_node_history_fields[] = {
+    WIRE_FIELD(Sluice__V1__NodeHistory, struct wire_node_history, node_id),
+};
+static const struct wire_msg wire_node_history_msg =
+    WIRE_MSG(sluice__v1__node_history__descriptor, struct wire_node_history,
+             wire_node_history_fields, NULL);
 
 uint8_t *wire_history_list_encode(const struct wire_history_list *in, size_t *ret_len)
 {
     Sluice__V1__HistoryList m = SLUICE__V1__HISTORY_LIST__INIT;
-    Sluice__V1__NodeHistory *nodes = xcalloc(in->n, sizeof(*nodes));
-    Sluice__V1__NodeHistory **nptrs = xcalloc(in->n, sizeof(*nptrs));
-    size_t total = 0, k = 0;
-    Sluice__V1__HistorySample *samples, **sptrs;
-    uint8_t *buf;
+    struct wire_arena a = {NULL};
 
-    for (size_t i = 0; i < in->n; i++)
-        total += in->nodes[i].n;
-    samples = xcalloc(total, sizeof(*samples));
-    sptrs = xcalloc(total, sizeof(*sptrs));
-    for (size_t i = 0; i < in->n; i++) {
-        const struct wire_node_history *h = &in->nodes[i];
-
-        sluice__v1__node_history__init(&nodes[i]);
-        nodes[i].node_id = (char *)(uintptr_t)h->node_id;
-        nodes[i].n_samples = h->n;
-        nodes[i].samples = &sptrs[k];
-        for (size_t j = 0; j < h->n; j++, k++) {
-            const struct wire_history_sample *s = &h->samples[j];
-
-            sluice__v1__history_sample__init(&samples[k]);
-            samples[k].ts_ms = s->ts_ms;
-            samples[k].usage_bytes = s->usage_bytes;
-            samples[k].limit_bytes = s->limit_bytes;
-            samples[k].wss_bytes = s->wss_bytes;
-            samples[k].some_avg10 = s->some_avg10;
-            samples[k].full_avg10 = s->full_avg10;
-            samples[k].p99_seconds = s->p99_seconds;
-            sptrs[k] = &samples[k];
-        }
-        nptrs[i] = &nodes[i];
-    }
     m.n_nodes = in->n;
-    m.nodes = nptrs;
+    m.nodes = wire_items_to_pb(&wire_node_history_msg, in->nodes, in->n, &a);
+    for (size_t i = 0; i < in->n; i++) {
+        m.nodes[i]->n_samples = in->nodes[i].n;
+        m.nodes[i]->samples =
+            wire_items_to_pb(&wire_history_sample_msg, in->nodes[i].samples, in->nodes[i].n, &a);
+    }
     m.step_ms = in->step_ms;
-    buf = wire_pack(&m.base, ret_len);
-    free(sptrs);
-    free(samples);
-    free(nptrs);
-    free(nodes);
-    return buf;
+    return wire_pack_free(&m.base, &a, ret_len);
 }
 
 void wire_table_list_done(struct wire_table_list *m)
@@ -1686,87 +1800,35 @@ void wire_table_list_done(struct wire_table_list *m)
     memset(m, 0, sizeof(*m));
 }
 
+#define F(m) WIRE_FIELD(Sluice__V1__Recommendation, struct wire_recommendation, m)
+static const struct wire_field wire_recommendation_fields[] = {
+    F(table),         F(segments),      F(observed),
+    F(p50_bytes),     F(p90_bytes),     F(p95_bytes),
+    F(max_bytes),     F(request_bytes), F(limit_bytes),
+    F(declared_request_bytes),          F(declared_limit_bytes),
+    F(request_ratio), F(limit_ratio),   F(estimate_bytes),
+    F(estimate_ratio), F(over_limit),
+};
+#undef F
+static const struct wire_msg wire_recommendation_msg =
+    WIRE_MSG(sluice__v1__recommendation__descriptor, struct wire_recommendation,
+             wire_recommendation_fields, NULL);
+
 int wire_recommendation_list_decode(const void *buf, size_t len,
                                     struct wire_recommendation_list *ret, struct wire_error *err)
 {
-    Sluice__V1__RecommendationList *m;
-    int r;
-
-    m = wire_unpack(&sluice__v1__recommendation_list__descriptor, buf, len, "RecommendationList",
-                    err, &r);
-    if (m == NULL)
-        return r;
-    if (m->n_recommendations > WIRE_TABLE_LIST_MAX) {
-        r = wire_invalid(err, "recommendations: %zu entries, the limit is %d",
-                         m->n_recommendations, WIRE_TABLE_LIST_MAX);
-        sluice__v1__recommendation_list__free_unpacked(m, NULL);
-        return r;
-    }
-    memset(ret, 0, sizeof(*ret));
-    ret->recs = xcalloc(m->n_recommendations, sizeof(*ret->recs));
-    for (size_t i = 0; i < m->n_recommendations; i++) {
-        const Sluice__V1__Recommendation *p = m->recommendations[i];
-        struct wire_recommendation *d = &ret->recs[i];
-
-        wire_copy_text(d->table, sizeof(d->table), p->table);
-        d->segments = p->segments;
-        d->observed = p->observed;
-        d->p50_bytes = p->p50_bytes;
-        d->p90_bytes = p->p90_bytes;
-        d->p95_bytes = p->p95_bytes;
-        d->max_bytes = p->max_bytes;
-        d->request_bytes = p->request_bytes;
-        d->limit_bytes = p->limit_bytes;
-        d->declared_request_bytes = p->declared_request_bytes;
-        d->declared_limit_bytes = p->declared_limit_bytes;
-        d->request_ratio = p->request_ratio;
-        d->limit_ratio = p->limit_ratio;
-        d->estimate_bytes = p->estimate_bytes;
-        d->estimate_ratio = p->estimate_ratio;
-        d->over_limit = p->over_limit;
-    }
-    ret->n = m->n_recommendations;
-    sluice__v1__recommendation_list__free_unpacked(m, NULL);
-    return 0;
+    return wire_list_decode(&sluice__v1__recommendation_list__descriptor, "recommendations",
+                            &wire_recommendation_msg, WIRE_TABLE_LIST_MAX, buf, len, &ret->recs,
+                            &ret->n, NULL, err);
 }
 
 uint8_t *wire_recommendation_list_encode(const struct wire_recommendation_list *in,
                                          size_t *ret_len)
 {
     Sluice__V1__RecommendationList m = SLUICE__V1__RECOMMENDATION_LIST__INIT;
-    Sluice__V1__Recommendation *recs = xcalloc(in->n, sizeof(*recs));
-    Sluice__V1__Recommendation **ptrs = xcalloc(in->n, sizeof(*ptrs));
-    uint8_t *buf;
 
-    for (size_t i = 0; i < in->n; i++) {
-        const struct wire_recommendation *s = &in->recs[i];
-        Sluice__V1__Recommendation *d = &recs[i];
-
-        sluice__v1__recommendation__init(d);
-        d->table = (char *)(uintptr_t)s->table;
-        d->segments = s->segments;
-        d->observed = s->observed;
-        d->p50_bytes = s->p50_bytes;
-        d->p90_bytes = s->p90_bytes;
-        d->p95_bytes = s->p95_bytes;
-        d->max_bytes = s->max_bytes;
-        d->request_bytes = s->request_bytes;
-        d->limit_bytes = s->limit_bytes;
-        d->declared_request_bytes = s->declared_request_bytes;
-        d->declared_limit_bytes = s->declared_limit_bytes;
-        d->request_ratio = s->request_ratio;
-        d->limit_ratio = s->limit_ratio;
-        d->estimate_bytes = s->estimate_bytes;
-        d->estimate_ratio = s->estimate_ratio;
-        d->over_limit = s->over_limit;
-        ptrs[i] = d;
-    }
-    m.n_recommendations = in->n;
-    m.recommendations = ptrs;
-    buf = wire_pack(&m.base, ret_len);
-    free(ptrs);
-    free(recs);
-    return buf;
+    return wire_list_encode(&m.base, "recommendations", &wire_recommendation_msg, in->recs, in->n,
+                            ret_len);
 }
 
 void wire_recommendation_list_done(struct wire_recommendation_list *m)
@@ -1788,6 +1850,32 @@ void wire_placement_map_done(struct wire_placement_map *m)
     memset(m, 0, sizeof(*m));
 }
 
+/* Every field but node_ids. */
+#define F(m) WIRE_FIELD(Sluice__V1__PlacedSegment, struct wire_placed_segment, m)
+static const struct wire_field wire_placed_segment_fields[] = {F(segment_id), F(table), F(state)};
+#undef F
+static const struct wire_msg wire_placed_segment_msg =
+    WIRE_MSG(sluice__v1__placed_segment__descriptor, struct wire_placed_segment,
+             wire_placed_segment_fields, NULL);
+
+#define F(m) WIRE_FIELD(Sluice__V1__PlacedNode, struct wire_placed_node, m)
+static const struct wire_field wire_placed_node_fields[] = {
+    F(node_id), F(addr), F(state), F(p99_seconds), F(queries_in_flight),
+};
+#undef F
+static const struct wire_msg wire_placed_node_msg = WIRE_MSG(
+    sluice__v1__placed_node__descriptor, struct wire_placed_node, wire_placed_node_fields, NULL);
+
+/* Every field but segments and nodes. */
+#define F(m) WIRE_FIELD(Sluice__V1__PlacementMap, struct wire_placement_map, m)
+static const struct wire_field wire_placement_map_fields[] = {
+    F(epoch), F(version), F(full), F(next_after),
+};
+#undef F
+static const struct wire_msg wire_placement_map_msg =
+    WIRE_MSG(sluice__v1__placement_map__descriptor, struct wire_placement_map,
+             wire_placement_map_fields, NULL);
+
 int wire_placement_map_decode(const void *buf, size_t len, struct wire_placement_map *ret,
                               struct wire_error *err)
 {
@@ -1801,19 +1889,13 @@ int wire_placement_map_decode(const void *buf, size_t len, struct wire_placement
         return r;
     memset(&out, 0, sizeof(out));
     r = -EINVAL;
-    if (m->n_segments > WIRE_PLACEMENT_PAGE_MAX) {
-        wire_invalid(err, "segments: %zu entries, the limit is %d", m->n_segments,
-                     WIRE_PLACEMENT_PAGE_MAX);
+    if (wire_check_count("segments", m->n_segments, WIRE_PLACEMENT_PAGE_MAX, err) < 0 ||
+        wire_check_count("nodes", m->n_nodes, WIRE_NODE_LIST_MAX, err) < 0)
         goto out;
-    }
-    if (m->n_nodes > WIRE_NODE_LIST_MAX) {
-        wire_invalid(err, "nodes: %zu entries, the limit is %d", m->n_nodes, WIRE_NODE_LIST_MAX);
-        goto out;
-    }
-    out.epoch = m->epoch;
-    out.version = m->version;
-    out.full = m->full;
-    out.segments = xcalloc(m->n_segments, sizeof(*out.segments));
+    /* Copied first, checked in order after: what is kept has passed. */
+    wire_from_pb(&wire_placement_map_msg, &out, &m->base);
+    out.segments = wire_items_from_pb(&wire_placed_segment_msg, m->segments, m->n_segments);
+    out.n_segments = m->n_segments;
     for (size_t i = 0; i < m->n_segments; i++) {
         const Sluice__V1__PlacedSegment *p = m->segments[i];
         struct wire_placed_segment *d = &out.segments[i];
@@ -1829,32 +1911,19 @@ int wire_placement_map_decode(const void *buf, size_t len, struct wire_placement
                              &d->node_ids, err) < 0)
             goto out;
         d->n_nodes = p->n_node_ids;
-        out.n_segments = i + 1;
-        wire_copy(d->segment_id, sizeof(d->segment_id), p->segment_id);
-        wire_copy(d->table, sizeof(d->table), p->table);
-        wire_copy_text(d->state, sizeof(d->state), p->state);
     }
-    out.nodes = xcalloc(m->n_nodes, sizeof(*out.nodes));
+    out.nodes = wire_items_from_pb(&wire_placed_node_msg, m->nodes, m->n_nodes);
+    out.n_nodes = m->n_nodes;
     for (size_t i = 0; i < m->n_nodes; i++) {
-        const Sluice__V1__PlacedNode *p = m->nodes[i];
-        struct wire_placed_node *d = &out.nodes[i];
-
         snprintf(field, sizeof(field), "nodes[%zu].node_id", i);
-        if (wire_check_segment_id(field, p->node_id, err) < 0)
+        if (wire_check_segment_id(field, m->nodes[i]->node_id, err) < 0)
             goto out;
         snprintf(field, sizeof(field), "nodes[%zu].addr", i);
-        if (wire_check_addr(field, p->addr, err) < 0)
+        if (wire_check_addr(field, m->nodes[i]->addr, err) < 0)
             goto out;
-        wire_copy(d->node_id, sizeof(d->node_id), p->node_id);
-        wire_copy(d->addr, sizeof(d->addr), p->addr);
-        wire_copy_text(d->state, sizeof(d->state), p->state);
-        d->p99_seconds = p->p99_seconds;
-        d->queries_in_flight = p->queries_in_flight;
-        out.n_nodes = i + 1;
     }
     if (m->next_after[0] != '\0' && wire_check_segment_id("next_after", m->next_after, err) < 0)
         goto out;
-    wire_copy(out.next_after, sizeof(out.next_after), m->next_after);
     *ret = out;
     memset(&out, 0, sizeof(out));
     r = 0;
@@ -1867,122 +1936,44 @@ out:
 uint8_t *wire_placement_map_encode(const struct wire_placement_map *in, size_t *ret_len)
 {
     Sluice__V1__PlacementMap m = SLUICE__V1__PLACEMENT_MAP__INIT;
-    Sluice__V1__PlacedSegment *segs = xcalloc(in->n_segments, sizeof(*segs));
-    Sluice__V1__PlacedSegment **sptrs = xcalloc(in->n_segments, sizeof(*sptrs));
-    Sluice__V1__PlacedNode *nodes = xcalloc(in->n_nodes, sizeof(*nodes));
-    Sluice__V1__PlacedNode **nptrs = xcalloc(in->n_nodes, sizeof(*nptrs));
-    char ***ids = xcalloc(in->n_segments, sizeof(*ids));
-    uint8_t *buf;
+    struct wire_arena a = {NULL};
 
-    for (size_t i = 0; i < in->n_segments; i++) {
-        const struct wire_placed_segment *p = &in->segments[i];
-
-        sluice__v1__placed_segment__init(&segs[i]);
-        segs[i].segment_id = (char *)(uintptr_t)p->segment_id;
-        segs[i].table = (char *)(uintptr_t)p->table;
-        segs[i].state = (char *)(uintptr_t)p->state;
-        ids[i] = xcalloc(p->n_nodes, sizeof(char *));
-        for (size_t j = 0; j < p->n_nodes; j++)
-            ids[i][j] = (char *)(uintptr_t)p->node_ids[j];
-        segs[i].n_node_ids = p->n_nodes;
-        segs[i].node_ids = ids[i];
-        sptrs[i] = &segs[i];
-    }
-    for (size_t i = 0; i < in->n_nodes; i++) {
-        const struct wire_placed_node *p = &in->nodes[i];
-
-        sluice__v1__placed_node__init(&nodes[i]);
-        nodes[i].node_id = (char *)(uintptr_t)p->node_id;
-        nodes[i].addr = (char *)(uintptr_t)p->addr;
-        nodes[i].state = (char *)(uintptr_t)p->state;
-        nodes[i].p99_seconds = p->p99_seconds;
-        nodes[i].queries_in_flight = p->queries_in_flight;
-        nptrs[i] = &nodes[i];
-    }
-    m.epoch = in->epoch;
-    m.version = in->version;
-    m.full = in->full;
+    wire_to_pb(&wire_placement_map_msg, &m.base, in, &a);
     m.n_segments = in->n_segments;
-    m.segments = sptrs;
+    m.segments = wire_items_to_pb(&wire_placed_segment_msg, in->segments, in->n_segments, &a);
+    for (size_t i = 0; i < in->n_segments; i++) {
+        m.segments[i]->n_node_ids = in->segments[i].n_nodes;
+        m.segments[i]->node_ids =
+            wire_ids_to_pb(in->segments[i].node_ids, in->segments[i].n_nodes, &a);
+    }
     m.n_nodes = in->n_nodes;
-    m.nodes = nptrs;
-    m.next_after = (char *)(uintptr_t)in->next_after;
-    buf = wire_pack(&m.base, ret_len);
-    for (size_t i = 0; i < in->n_segments; i++)
-        free(ids[i]);
-    free(ids);
-    free(nptrs);
-    free(nodes);
-    free(sptrs);
-    free(segs);
-    return buf;
+    m.nodes = wire_items_to_pb(&wire_placed_node_msg, in->nodes, in->n_nodes, &a);
+    return wire_pack_free(&m.base, &a, ret_len);
 }
+
+#define F(m) WIRE_FIELD(Sluice__V1__NodeInfo, struct wire_node_info, m)
+static const struct wire_field wire_node_info_fields[] = {
+    F(node_id),     F(addr),         F(state),    F(segments),
+    F(last_reason), F(last_seen_ms), F(refusals),
+    WIRE_FIELD_MSG(Sluice__V1__NodeInfo, pressure, struct wire_node_info, pressure,
+                   &wire_pressure_msg),
+};
+#undef F
+static const struct wire_msg wire_node_info_msg = WIRE_MSG(
+    sluice__v1__node_info__descriptor, struct wire_node_info, wire_node_info_fields, NULL);
 
 int wire_node_list_decode(const void *buf, size_t len, struct wire_node_list *ret,
                           struct wire_error *err)
 {
-    Sluice__V1__NodeList *m;
-    int r;
-
-    m = wire_unpack(&sluice__v1__node_list__descriptor, buf, len, "NodeList", err, &r);
-    if (m == NULL)
-        return r;
-    if (m->n_nodes > WIRE_NODE_LIST_MAX) {
-        r = wire_invalid(err, "nodes: %zu entries, the limit is %d", m->n_nodes,
-                         WIRE_NODE_LIST_MAX);
-        sluice__v1__node_list__free_unpacked(m, NULL);
-        return r;
-    }
-    memset(ret, 0, sizeof(*ret));
-    ret->nodes = xcalloc(m->n_nodes, sizeof(*ret->nodes));
-    for (size_t i = 0; i < m->n_nodes; i++) {
-        const Sluice__V1__NodeInfo *n = m->nodes[i];
-        struct wire_node_info *d = &ret->nodes[i];
-
-        wire_copy_text(d->node_id, sizeof(d->node_id), n->node_id);
-        wire_copy_text(d->addr, sizeof(d->addr), n->addr);
-        wire_copy_text(d->state, sizeof(d->state), n->state);
-        wire_pressure_from_pb(&d->pressure, n->pressure);
-        d->segments = n->segments;
-        wire_copy_text(d->last_reason, sizeof(d->last_reason), n->last_reason);
-        d->last_seen_ms = n->last_seen_ms;
-        d->refusals = n->refusals;
-    }
-    ret->n = m->n_nodes;
-    sluice__v1__node_list__free_unpacked(m, NULL);
-    return 0;
+    return wire_list_decode(&sluice__v1__node_list__descriptor, "nodes", &wire_node_info_msg,
+                            WIRE_NODE_LIST_MAX, buf, len, &ret->nodes, &ret->n, NULL, err);
 }
 
 uint8_t *wire_node_list_encode(const struct wire_node_list *in, size_t *ret_len)
 {
     Sluice__V1__NodeList m = SLUICE__V1__NODE_LIST__INIT;
-    Sluice__V1__NodeInfo *infos = xcalloc(in->n, sizeof(*infos));
-    Sluice__V1__NodeInfo **ptrs = xcalloc(in->n, sizeof(*ptrs));
-    Sluice__V1__PressureSnapshot *ps = xcalloc(in->n, sizeof(*ps));
-    uint8_t *buf;
 
-    for (size_t i = 0; i < in->n; i++) {
-        const struct wire_node_info *n = &in->nodes[i];
-
-        sluice__v1__node_info__init(&infos[i]);
-        infos[i].node_id = (char *)(uintptr_t)n->node_id;
-        infos[i].addr = (char *)(uintptr_t)n->addr;
-        infos[i].state = (char *)(uintptr_t)n->state;
-        wire_pressure_to_pb(&ps[i], &n->pressure);
-        infos[i].pressure = &ps[i];
-        infos[i].segments = n->segments;
-        infos[i].last_reason = (char *)(uintptr_t)n->last_reason;
-        infos[i].last_seen_ms = n->last_seen_ms;
-        infos[i].refusals = n->refusals;
-        ptrs[i] = &infos[i];
-    }
-    m.n_nodes = in->n;
-    m.nodes = ptrs;
-    buf = wire_pack(&m.base, ret_len);
-    free(ps);
-    free(ptrs);
-    free(infos);
-    return buf;
+    return wire_list_encode(&m.base, "nodes", &wire_node_info_msg, in->nodes, in->n, ret_len);
 }
 
 void wire_node_list_done(struct wire_node_list *m)
@@ -1993,77 +1984,49 @@ void wire_node_list_done(struct wire_node_list *m)
     memset(m, 0, sizeof(*m));
 }
 
+/* An unknown reason reads as NONE, a count of 0 as 1. */
+static void wire_event_fix(void *c)
+{
+    struct wire_event *e = c;
+
+    if ((unsigned)e->reason >= WIRE_REASON_COUNT_)
+        e->reason = WIRE_REASON_NONE;
+    if (e->count == 0)
+        e->count = 1;
+}
+
+#define F(m) WIRE_FIELD(Sluice__V1__Event, struct wire_event, m)
+static const struct wire_field wire_event_fields[] = {
+    F(id),          F(ts_ms),          F(segment_id), F(node_id), F(kind),       F(reason),
+    F(http_status), F(retry_after_ms), F(detail),     F(count),   F(last_ts_ms),
+};
+#undef F
+static const struct wire_msg wire_event_msg =
+    WIRE_MSG(sluice__v1__event__descriptor, struct wire_event, wire_event_fields, wire_event_fix);
+
 int wire_event_list_decode(const void *buf, size_t len, struct wire_event_list *ret,
                            struct wire_error *err)
 {
-    Sluice__V1__EventList *m;
+    struct wire_event_list out;
+    ProtobufCMessage *m;
     int r;
 
-    m = wire_unpack(&sluice__v1__event_list__descriptor, buf, len, "EventList", err, &r);
-    if (m == NULL)
+    r = wire_list_decode(&sluice__v1__event_list__descriptor, "events", &wire_event_msg,
+                         WIRE_EVENT_LIST_MAX, buf, len, &out.events, &out.n, &m, err);
+    if (r < 0)
         return r;
-    if (m->n_events > WIRE_EVENT_LIST_MAX) {
-        r = wire_invalid(err, "events: %zu entries, the limit is %d", m->n_events,
-                         WIRE_EVENT_LIST_MAX);
-        sluice__v1__event_list__free_unpacked(m, NULL);
-        return r;
-    }
-    memset(ret, 0, sizeof(*ret));
-    ret->events = xcalloc(m->n_events, sizeof(*ret->events));
-    for (size_t i = 0; i < m->n_events; i++) {
-        const Sluice__V1__Event *e = m->events[i];
-        struct wire_event *d = &ret->events[i];
-
-        d->id = e->id;
-        d->ts_ms = e->ts_ms;
-        wire_copy_text(d->segment_id, sizeof(d->segment_id), e->segment_id);
-        wire_copy_text(d->node_id, sizeof(d->node_id), e->node_id);
-        wire_copy_text(d->kind, sizeof(d->kind), e->kind);
-        d->reason = (unsigned)e->reason < WIRE_REASON_COUNT_ ? (enum wire_reason)e->reason
-                                                              : WIRE_REASON_NONE;
-        d->http_status = e->http_status;
-        d->retry_after_ms = e->retry_after_ms;
-        wire_copy_text(d->detail, sizeof(d->detail), e->detail);
-        d->count = e->count > 0 ? e->count : 1;
-        d->last_ts_ms = e->last_ts_ms;
-    }
-    ret->n = m->n_events;
-    ret->next_before = m->next_before;
-    sluice__v1__event_list__free_unpacked(m, NULL);
+    out.next_before = ((Sluice__V1__EventList *)m)->next_before;
+    *ret = out;
+    protobuf_c_message_free_unpacked(m, NULL);
     return 0;
 }
 
 uint8_t *wire_event_list_encode(const struct wire_event_list *in, size_t *ret_len)
 {
     Sluice__V1__EventList m = SLUICE__V1__EVENT_LIST__INIT;
-    Sluice__V1__Event *evs = xcalloc(in->n, sizeof(*evs));
-    Sluice__V1__Event **ptrs = xcalloc(in->n, sizeof(*ptrs));
-    uint8_t *buf;
 
-    for (size_t i = 0; i < in->n; i++) {
-        const struct wire_event *e = &in->events[i];
-
-        sluice__v1__event__init(&evs[i]);
-        evs[i].id = e->id;
-        evs[i].ts_ms = e->ts_ms;
-        evs[i].segment_id = (char *)(uintptr_t)e->segment_id;
-        evs[i].node_id = (char *)(uintptr_t)e->node_id;
-        evs[i].kind = (char *)(uintptr_t)e->kind;
-        evs[i].reason = (Sluice__V1__Reason)e->reason;
-        evs[i].http_status = e->http_status;
-        evs[i].retry_after_ms = e->retry_after_ms;
-        evs[i].detail = (char *)(uintptr_t)e->detail;
-        evs[i].count = e->count;
-        evs[i].last_ts_ms = e->last_ts_ms;
-        ptrs[i] = &evs[i];
-    }
-    m.n_events = in->n;
-    m.events = ptrs;
     m.next_before = in->next_before;
-    buf = wire_pack(&m.base, ret_len);
-    free(ptrs);
-    free(evs);
-    return buf;
+    return wire_list_encode(&m.base, "events", &wire_event_msg, in->events, in->n, ret_len);
 }
 
 void wire_event_list_done(struct wire_event_list *m)
@@ -2073,6 +2036,13 @@ void wire_event_list_done(struct wire_event_list *m)
     free(m->events);
     memset(m, 0, sizeof(*m));
 }
+
+static const struct wire_field wire_claim_fields[] = {
+    WIRE_FIELD(Sluice__V1__ClaimRequest, struct wire_claim_request, node_id),
+    WIRE_FIELD(Sluice__V1__ClaimRequest, struct wire_claim_request, max_segments),
+};
+static const struct wire_msg wire_claim_msg = WIRE_MSG(
+    sluice__v1__claim_request__descriptor, struct wire_claim_request, wire_claim_fields, NULL);
 
 int wire_claim_request_decode(const void *buf, size_t len, struct wire_claim_request *ret,
                               struct wire_error *err)
@@ -2090,8 +2060,7 @@ int wire_claim_request_decode(const void *buf, size_t len, struct wire_claim_req
         wire_invalid(err, "max_segments: %u is outside 1..%d", m->max_segments, WIRE_CLAIM_MAX);
         goto out;
     }
-    wire_copy(ret->node_id, sizeof(ret->node_id), m->node_id);
-    ret->max_segments = m->max_segments;
+    wire_from_pb(&wire_claim_msg, ret, &m->base);
     r = 0;
 out:
     sluice__v1__claim_request__free_unpacked(m, NULL);
@@ -2100,60 +2069,42 @@ out:
 
 uint8_t *wire_claim_request_encode(const struct wire_claim_request *in, size_t *ret_len)
 {
-    Sluice__V1__ClaimRequest m = SLUICE__V1__CLAIM_REQUEST__INIT;
-
-    m.node_id = (char *)(uintptr_t)in->node_id;
-    m.max_segments = in->max_segments;
-    return wire_pack(&m.base, ret_len);
+    return wire_encode(&wire_claim_msg, in, ret_len);
 }
 
 int wire_claim_response_decode(const void *buf, size_t len, struct wire_claim_response *ret,
                                struct wire_error *err)
 {
     Sluice__V1__ClaimResponse *m;
-    char field[48];
+    char field[48], uri[WIRE_URI_MAX + 1];
     int r;
 
     m = wire_unpack(&sluice__v1__claim_response__descriptor, buf, len, "ClaimResponse", err, &r);
     if (m == NULL)
         return r;
     memset(ret, 0, sizeof(*ret));
-    r = -EINVAL;
-    if (m->n_assignments > WIRE_CLAIM_MAX) {
-        wire_invalid(err, "assignments: %zu entries, the limit is %d", m->n_assignments,
-                     WIRE_CLAIM_MAX);
-        goto out;
-    }
-    ret->assignments = xcalloc(m->n_assignments, sizeof(*ret->assignments));
-    for (size_t i = 0; i < m->n_assignments; i++) {
+    r = wire_check_count("assignments", m->n_assignments, WIRE_CLAIM_MAX, err);
+    for (size_t i = 0; r == 0 && i < m->n_assignments; i++) {
         const Sluice__V1__AssignRequest *a = m->assignments[i];
-        struct wire_assign_request *d = &ret->assignments[i];
 
         snprintf(field, sizeof(field), "assignments[%zu].segment_id", i);
         if (wire_check_segment_id(field, a->segment_id, err) < 0 ||
-            wire_copy_checked("assignments.uri", d->uri, sizeof(d->uri), a->uri, err) < 0 ||
-            wire_check_uri("assignments.uri", d->uri, err) < 0 || a->row_count == 0 ||
-            a->avg_row_size == 0) {
-            if (a->row_count == 0 || a->avg_row_size == 0)
-                wire_invalid(err, "assignments[%zu]: row_count and avg_row_size must be > 0", i);
-            wire_claim_response_done(ret);
-            goto out;
+            wire_copy_checked("assignments.uri", uri, sizeof(uri), a->uri, err) < 0 ||
+            wire_check_uri("assignments.uri", uri, err) < 0) {
+            r = -EINVAL;
+            break;
+        }
+        if (a->row_count == 0 || a->avg_row_size == 0) {
+            r = wire_invalid(err, "assignments[%zu]: row_count and avg_row_size must be > 0", i);
+            break;
         }
         snprintf(field, sizeof(field), "assignments[%zu].", i);
-        if (wire_check_mem(field, a->mem_request_bytes, a->mem_limit_bytes, err) < 0) {
-            wire_claim_response_done(ret);
-            goto out;
-        }
-        wire_copy(d->segment_id, sizeof(d->segment_id), a->segment_id);
-        d->row_count = a->row_count;
-        d->avg_row_size = a->avg_row_size;
-        d->digest = a->digest;
-        d->mem_request_bytes = a->mem_request_bytes;
-        d->mem_limit_bytes = a->mem_limit_bytes;
-        ret->n = i + 1;
+        r = wire_check_mem(field, a->mem_request_bytes, a->mem_limit_bytes, err);
     }
-    r = 0;
-out:
+    if (r == 0) {
+        ret->assignments = wire_items_from_pb(&wire_assign_msg, m->assignments, m->n_assignments);
+        ret->n = m->n_assignments;
+    }
     sluice__v1__claim_response__free_unpacked(m, NULL);
     return r;
 }
@@ -2161,20 +2112,9 @@ out:
 uint8_t *wire_claim_response_encode(const struct wire_claim_response *in, size_t *ret_len)
 {
     Sluice__V1__ClaimResponse m = SLUICE__V1__CLAIM_RESPONSE__INIT;
-    Sluice__V1__AssignRequest *as = xcalloc(in->n, sizeof(*as));
-    Sluice__V1__AssignRequest **ptrs = xcalloc(in->n, sizeof(*ptrs));
-    uint8_t *buf;
 
-    for (size_t i = 0; i < in->n; i++) {
-        wire_assign_to_pb(&as[i], &in->assignments[i]);
-        ptrs[i] = &as[i];
-    }
-    m.n_assignments = in->n;
-    m.assignments = ptrs;
-    buf = wire_pack(&m.base, ret_len);
-    free(ptrs);
-    free(as);
-    return buf;
+    return wire_list_encode(&m.base, "assignments", &wire_assign_msg, in->assignments, in->n,
+                            ret_len);
 }
 
 void wire_claim_response_done(struct wire_claim_response *m)
@@ -2185,6 +2125,18 @@ void wire_claim_response_done(struct wire_claim_response *m)
     memset(m, 0, sizeof(*m));
 }
 
+/* Every field but the refusals by reason. */
+#define F(m) WIRE_FIELD(Sluice__V1__ClusterStatus, struct wire_cluster_status, m)
+static const struct wire_field wire_cluster_fields[] = {
+    F(segments_total),       F(segments_pending), F(segments_loaded),
+    F(segments_invalid),     F(segments_backing_off), F(nodes_up),
+    F(nodes_total),          F(assignments_in_flight), F(version),
+    F(uptime_seconds),       F(assignments_accepted),
+};
+#undef F
+static const struct wire_msg wire_cluster_msg = WIRE_MSG(
+    sluice__v1__cluster_status__descriptor, struct wire_cluster_status, wire_cluster_fields, NULL);
+
 int wire_cluster_status_decode(const void *buf, size_t len, struct wire_cluster_status *ret,
                                struct wire_error *err)
 {
@@ -2194,18 +2146,7 @@ int wire_cluster_status_decode(const void *buf, size_t len, struct wire_cluster_
     m = wire_unpack(&sluice__v1__cluster_status__descriptor, buf, len, "ClusterStatus", err, &r);
     if (m == NULL)
         return r;
-    memset(ret, 0, sizeof(*ret));
-    ret->segments_total = m->segments_total;
-    ret->segments_pending = m->segments_pending;
-    ret->segments_loaded = m->segments_loaded;
-    ret->segments_invalid = m->segments_invalid;
-    ret->segments_backing_off = m->segments_backing_off;
-    ret->nodes_up = m->nodes_up;
-    ret->nodes_total = m->nodes_total;
-    ret->assignments_in_flight = m->assignments_in_flight;
-    wire_copy_text(ret->version, sizeof(ret->version), m->version);
-    ret->uptime_seconds = m->uptime_seconds;
-    ret->assignments_accepted = m->assignments_accepted;
+    wire_from_pb(&wire_cluster_msg, ret, &m->base);
     for (size_t i = 0; i < m->n_refusals; i++) {
         unsigned rr = (unsigned)m->refusals[i]->reason;
 
@@ -2221,18 +2162,9 @@ uint8_t *wire_cluster_status_encode(const struct wire_cluster_status *in, size_t
 {
     Sluice__V1__ClusterStatus m = SLUICE__V1__CLUSTER_STATUS__INIT;
     Sluice__V1__ReasonCount rc[WIRE_REASON_COUNT_], *rcp[WIRE_REASON_COUNT_];
+    struct wire_arena a = {NULL};
 
-    m.segments_total = in->segments_total;
-    m.segments_pending = in->segments_pending;
-    m.segments_loaded = in->segments_loaded;
-    m.segments_invalid = in->segments_invalid;
-    m.segments_backing_off = in->segments_backing_off;
-    m.nodes_up = in->nodes_up;
-    m.nodes_total = in->nodes_total;
-    m.assignments_in_flight = in->assignments_in_flight;
-    m.version = (char *)(uintptr_t)in->version;
-    m.uptime_seconds = in->uptime_seconds;
-    m.assignments_accepted = in->assignments_accepted;
+    wire_to_pb(&wire_cluster_msg, &m.base, in, &a);
     for (unsigned i = 0; i < WIRE_REASON_COUNT_; i++) {
         if (in->refusals[i] == 0)
             continue;
@@ -2243,5 +2175,5 @@ uint8_t *wire_cluster_status_encode(const struct wire_cluster_status *in, size_t
         m.n_refusals++;
     }
     m.refusals = rcp;
-    return wire_pack(&m.base, ret_len);
+    return wire_pack_free(&m.base, &a, ret_len);
 }
