@@ -197,3 +197,30 @@ void cli_print_error(const char *prog, const char *cmd, const struct http_respon
     else
         fprintf(stderr, "%s %s: HTTP %d: %.200s\n", prog, cmd, resp->status, resp->body);
 }
+
+const struct cli_command *cli_command_find(const struct cli_command *cmds, size_t n,
+                                           const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(name, cmds[i].name) == 0)
+            return &cmds[i];
+    return NULL;
+}
+
+void cli_command_usage(FILE *out, const struct cli_command *cmds, size_t n, int width)
+{
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "  %-*s %s\n", width, cmds[i].name, cmds[i].help);
+}
+
+int cli_command_run(const char *prog, const struct cli_command *cmds, size_t n, int argc,
+                    char **argv)
+{
+    const struct cli_command *c = cli_command_find(cmds, n, argv[0]);
+
+    if (c != NULL)
+        return c->fn(argc, argv);
+    if (prog != NULL)
+        fprintf(stderr, "%s: unknown command \"%s\"\n", prog, argv[0]);
+    return CLI_EXIT_USAGE;
+}

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 struct config_option;
 struct http_response;
@@ -97,5 +98,27 @@ const char *cli_daemon_what(const char *daemon);
  * "<prog> <cmd>: HTTP <status>: <first 200 bytes of the body>".
  */
 void cli_print_error(const char *prog, const char *cmd, const struct http_response *resp);
+
+/* One subcommand of a CLI: its name, what runs it (argv[0] is the name), one line of help. */
+struct cli_command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+};
+
+/* The command of cmds named name, or NULL. */
+const struct cli_command *cli_command_find(const struct cli_command *cmds, size_t n,
+                                           const char *name);
+
+/* Prints "  <name padded to width> <help>" for each of cmds. */
+void cli_command_usage(FILE *out, const struct cli_command *cmds, size_t n, int width);
+
+/*
+ * Runs the command argv[0] of cmds and returns its exit status. An unknown
+ * one returns CLI_EXIT_USAGE, after "<prog>: unknown command "<name>"" on
+ * stderr when prog is not NULL.
+ */
+int cli_command_run(const char *prog, const struct cli_command *cmds, size_t n, int argc,
+                    char **argv);
 
 #endif

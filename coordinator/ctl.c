@@ -1373,11 +1373,7 @@ static int cmd_wait(int argc, char **argv)
     return rc;
 }
 
-static const struct {
-    const char *name;
-    int (*fn)(int, char **);
-    const char *help;
-} ctl_cmds[] = {
+static const struct cli_command ctl_cmds[] = {
     {"status", cmd_status, "cluster summary"},
     {"nodes", cmd_nodes, "nodes with state, pressure, WSS, p99, segments, last refusal"},
     {"segments", cmd_segments, "segments with state and placement"},
@@ -1397,23 +1393,15 @@ static const struct {
 
 bool ctl_is_command(const char *name)
 {
-    for (size_t i = 0; i < N_OPTS(ctl_cmds); i++)
-        if (strcmp(name, ctl_cmds[i].name) == 0)
-            return true;
-    return false;
+    return cli_command_find(ctl_cmds, N_OPTS(ctl_cmds), name) != NULL;
 }
 
 void ctl_usage(FILE *out)
 {
-    for (size_t i = 0; i < N_OPTS(ctl_cmds); i++)
-        fprintf(out, "  %-9s %s\n", ctl_cmds[i].name, ctl_cmds[i].help);
+    cli_command_usage(out, ctl_cmds, N_OPTS(ctl_cmds), 9);
 }
 
 int ctl_main(int argc, char **argv)
 {
-    for (size_t i = 0; i < N_OPTS(ctl_cmds); i++)
-        if (strcmp(argv[0], ctl_cmds[i].name) == 0)
-            return ctl_cmds[i].fn(argc, argv);
-    fprintf(stderr, "sluice-coord: unknown command \"%s\"\n", argv[0]);
-    return CTL_EXIT_USAGE;
+    return cli_command_run("sluice-coord", ctl_cmds, N_OPTS(ctl_cmds), argc, argv);
 }

@@ -292,11 +292,7 @@ out:
 }
 
 
-static const struct {
-    const char *name;
-    int (*fn)(int, char **);
-    const char *help;
-} nodectl_cmds[] = {
+static const struct cli_command nodectl_cmds[] = {
     {"inspect", nodectl_inspect, "print a segment file's header (--verify checks checksums)"},
     {"assign", nodectl_assign, "assign a segment to a running node"},
     {"query", nodectl_query, "run an aggregate on a running node"},
@@ -305,22 +301,15 @@ static const struct {
 
 bool nodectl_is_command(const char *name)
 {
-    for (size_t i = 0; i < N_OPTS(nodectl_cmds); i++)
-        if (strcmp(name, nodectl_cmds[i].name) == 0)
-            return true;
-    return false;
+    return cli_command_find(nodectl_cmds, N_OPTS(nodectl_cmds), name) != NULL;
 }
 
 int nodectl_main(int argc, char **argv)
 {
-    for (size_t i = 0; i < N_OPTS(nodectl_cmds); i++)
-        if (strcmp(argv[0], nodectl_cmds[i].name) == 0)
-            return nodectl_cmds[i].fn(argc, argv);
-    return CLI_EXIT_USAGE;
+    return cli_command_run(NULL, nodectl_cmds, N_OPTS(nodectl_cmds), argc, argv);
 }
 
 void nodectl_usage(FILE *out)
 {
-    for (size_t i = 0; i < N_OPTS(nodectl_cmds); i++)
-        fprintf(out, "  %-11s %s\n", nodectl_cmds[i].name, nodectl_cmds[i].help);
+    cli_command_usage(out, nodectl_cmds, N_OPTS(nodectl_cmds), 11);
 }
