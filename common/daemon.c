@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "sluice_config.h"
 #include "xmalloc.h"
 
 #include <unistd.h>
@@ -85,6 +86,30 @@ void daemon_run(struct event_base *base)
     event_base_dispatch(base);
     event_free(term);
     event_free(intr);
+}
+
+int daemon_serve(struct event_base *base, const struct daemon_server_flags *f, const char *bound,
+                 const char *err, const char *fields)
+{
+    if (bound == NULL) {
+        log_error("start_failed", "error=%s", log_q(err));
+        return 1;
+    }
+    if (f->ready_file[0] != '\0' && daemon_write_ready(f->ready_file, bound) < 0) {
+        log_error("start_failed", "error=\"cannot write --ready-file %s\"", f->ready_file);
+        return 1;
+    }
+    log_info("listening", "addr=%s %s version=%s", bound, fields, SLUICE_VERSION);
+    daemon_run(base);
+    log_info("stopped", "addr=%s %s", bound, fields);
+    return 0;
+}
+
+void daemon_done(struct event_base *base, char *token)
+{
+    if (base != NULL)
+        event_base_free(base);
+    free(token);
 }
 
 struct event_base *daemon_init(const char *prog, const struct daemon_server_flags *f,

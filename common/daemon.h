@@ -37,6 +37,21 @@ struct event_base *daemon_init(const char *prog, const struct daemon_server_flag
 /* Runs the event loop until SIGTERM or SIGINT (each logged), then returns. */
 void daemon_run(struct event_base *base);
 
+/*
+ * The rest of both daemons' `serve`, once their daemon object is made.
+ * bound is its address, or NULL if making it failed with err: then
+ * start_failed is logged with err and 1 returned. Otherwise writes
+ * f->ready_file if set (start_failed and 1 if it cannot), logs
+ * "listening addr=<bound> <fields> version=...", runs the loop until
+ * SIGTERM or SIGINT, logs "stopped addr=<bound> <fields>" and returns 0.
+ * fields is the daemon's own key=value text for those two lines.
+ */
+int daemon_serve(struct event_base *base, const struct daemon_server_flags *f, const char *bound,
+                 const char *err, const char *fields);
+
+/* Frees what daemon_init made (base and token may be NULL). */
+void daemon_done(struct event_base *base, char *token);
+
 /* Writes "host:port\n" to path atomically (tmp + rename). 0 or -errno. */
 int daemon_write_ready(const char *path, const char *bound);
 

@@ -65,8 +65,8 @@ static int cmd_serve(int argc, char **argv)
     struct event_base *base = NULL;
     struct coord_config cfg;
     struct coord *c = NULL;
-    char err[512], *token = NULL;
-    int next, rc = 1;
+    char err[512], fields[1100], *token = NULL;
+    int next, rc;
 
     cli_parse("sluice-coord", opts, N_OPTS(opts), argc, argv, &next,
               "sluice-coord serve --db FILE [flags]",
@@ -88,23 +88,10 @@ static int cmd_serve(int argc, char **argv)
     cfg.bytes_per_row = bytes_per_row;
     cfg.node_rows = node_rows;
     c = coord_new(base, &cfg, err, sizeof(err));
-    if (c == NULL) {
-        log_error("start_failed", "error=%s", log_q(err));
-        goto out;
-    }
-    if (srv.ready_file[0] != '\0' && daemon_write_ready(srv.ready_file, coord_bound(c)) < 0) {
-        log_error("start_failed", "error=\"cannot write --ready-file %s\"", srv.ready_file);
-        goto out;
-    }
-    log_info("listening", "addr=%s db=%s version=%s", coord_bound(c), db, SLUICE_VERSION);
-    daemon_run(base);
-    log_info("stopped", "addr=%s", coord_bound(c));
-    rc = 0;
-out:
+    snprintf(fields, sizeof(fields), "db=%s", db);
+    rc = daemon_serve(base, &srv, c != NULL ? coord_bound(c) : NULL, err, fields);
     coord_free(c);
-    if (base != NULL)
-        event_base_free(base);
-    free(token);
+    daemon_done(base, token);
     config_free_strings(opts, N_OPTS(opts));
     return rc;
 }

@@ -258,8 +258,8 @@ static int cmd_serve(int argc, char **argv)
     struct node *node = NULL;
     struct node_config cfg;
     char *token = NULL;
-    char err[512];
-    int next, rc = 1;
+    char err[512], fields[2200] = "";
+    int next, rc;
 
     ac = admission_config_default();
     cli_parse("sluice-node", opts, N_OPTS(opts), argc, argv, &next, "sluice-node serve [flags]",
@@ -319,24 +319,12 @@ static int cmd_serve(int argc, char **argv)
     cfg.io_direct = strcmp(io, "direct") == 0;
     cfg.cache_budget = cache_budget;
     node = node_new(base, &cfg, err, sizeof(err));
-    if (node == NULL) {
-        log_error("start_failed", "error=%s", log_q(err));
-        goto out;
-    }
-    if (srv.ready_file[0] != '\0' && daemon_write_ready(srv.ready_file, node_bound(node)) < 0) {
-        log_error("start_failed", "error=\"cannot write --ready-file %s\"", srv.ready_file);
-        goto out;
-    }
-    log_info("listening", "node_id=%s addr=%s storage_root=%s data_dir=%s version=%s",
-             node_id(node), node_bound(node), storage_root, data_dir, SLUICE_VERSION);
-    daemon_run(base);
-    log_info("stopped", "node_id=%s", node_id(node));
-    rc = 0;
-out:
+    if (node != NULL)
+        snprintf(fields, sizeof(fields), "node_id=%s storage_root=%s data_dir=%s", node_id(node),
+                 storage_root, data_dir);
+    rc = daemon_serve(base, &srv, node != NULL ? node_bound(node) : NULL, err, fields);
     node_free(node);
-    if (base != NULL)
-        event_base_free(base);
-    free(token);
+    daemon_done(base, token);
     config_free_strings(opts, N_OPTS(opts));
     return rc;
 }
