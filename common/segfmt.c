@@ -92,9 +92,7 @@ static bool segment_all_zero(const unsigned char *p, size_t n)
 }
 
 
-/* Formats the detail sentence (if the caller wants one) and returns -err. */
-__attribute__((format(printf, 4, 5))) static int segment_fail(char *detail, size_t detail_len,
-                                                              int err, const char *fmt, ...)
+int segment_fail(char *detail, size_t detail_len, int err, const char *fmt, ...)
 {
     va_list ap;
 
@@ -106,8 +104,7 @@ __attribute__((format(printf, 4, 5))) static int segment_fail(char *detail, size
     return -err;
 }
 
-/* Reports a failed system call as "<call> <path>: <strerror>" and returns -errno. */
-static int segment_fail_errno(char *detail, size_t detail_len, const char *call, const char *path)
+int segment_fail_errno(char *detail, size_t detail_len, const char *call, const char *path)
 {
     int e = errno;
 

@@ -204,6 +204,17 @@ int segment_read_header(const char *path, struct segment_header *ret_hdr, char *
 uint64_t segment_row_bytes(const struct segment_header *hdr);
 
 /*
+ * How every function here reports a failure, for writers of segment files
+ * too: formats the detail sentence into detail (if not NULL and detail_len
+ * > 0) and returns -err.
+ */
+__attribute__((format(printf, 4, 5))) int segment_fail(char *detail, size_t detail_len, int err,
+                                                       const char *fmt, ...);
+
+/* A failed system call: detail "<call> <path>: <strerror(errno)>", returns -errno. */
+int segment_fail_errno(char *detail, size_t detail_len, const char *call, const char *path);
+
+/*
  * Serialises hdr (whose fields the caller has laid out: columns, offsets,
  * lengths, CRCs) into buf, hdr->header_size bytes, computing header_crc.
  * What it writes parses back with segment_parse_header.

@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,28 +39,6 @@ static uint64_t mkseg_align_up(uint64_t v)
     return (v + (SEGMENT_ALIGN - 1)) & ~(uint64_t)(SEGMENT_ALIGN - 1);
 }
 
-/* Formats the detail sentence (if the caller wants one) and returns -err. */
-__attribute__((format(printf, 4, 5))) static int mkseg_fail(char *detail, size_t detail_len,
-                                                            int err, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (detail != NULL && detail_len > 0) {
-        va_start(ap, fmt);
-        vsnprintf(detail, detail_len, fmt, ap);
-        va_end(ap);
-    }
-    return -err;
-}
-
-/* Reports a failed system call as "<call> <path>: <strerror>" and returns -errno. */
-static int mkseg_fail_errno(char *detail, size_t detail_len, const char *call, const char *path)
-{
-    int e = errno;
-
-    return mkseg_fail(detail, detail_len, e, "%s %s: %s", call, path, strerror(e));
-}
-
 /* Writes all of buf at the current position, retrying short writes and EINTR. */
 static int mkseg_write_all(int fd, const void *buf, size_t len, const char *path, char *detail,
                              size_t detail_len)
@@ -75,7 +52,7 @@ static int mkseg_write_all(int fd, const void *buf, size_t len, const char *path
         if (n <= 0) {
             if (errno == EINTR)
                 continue;
-            return mkseg_fail_errno(detail, detail_len, "write", path);
+            return segment_fail_errno(detail, detail_len, "write", path);
         }
         p += n;
         len -= (size_t)n;
@@ -118,11 +95,11 @@ static int mkseg_fsync_dir(const char *path, char *detail, size_t detail_len)
 
     fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
-        r = mkseg_fail_errno(detail, detail_len, "open", dir);
+        r = segment_fail_errno(detail, detail_len, "open", dir);
         goto out;
     }
     if (fsync(fd) < 0) {
-        r = mkseg_fail_errno(detail, detail_len, "fsync", dir);
+        r = segment_fail_errno(detail, detail_len, "fsync", dir);
         goto out;
     }
 out:
@@ -144,13 +121,13 @@ int mkseg_write(const char *path, const struct mkseg_spec *spec, char *detail,
     int r = 0;
 
     if (spec->row_bytes < 16 || spec->row_bytes - 16 > SEGMENT_MAX_BYTES_WIDTH)
-        return mkseg_fail(detail, detail_len, EINVAL, "row_bytes %u is outside 16..%d",
+        return segment_fail(detail, detail_len, EINVAL, "row_bytes %u is outside 16..%d",
                             spec->row_bytes, 16 + SEGMENT_MAX_BYTES_WIDTH);
     if (spec->rows > SEGMENT_MAX_ROWS)
-        return mkseg_fail(detail, detail_len, EINVAL, "rows %" PRIu64 " exceeds %" PRIu64,
+        return segment_fail(detail, detail_len, EINVAL, "rows %" PRIu64 " exceeds %" PRIu64,
                             spec->rows, SEGMENT_MAX_ROWS);
     if (spec->anon_row_bytes > SEGMENT_MAX_BYTES_WIDTH)
-        return mkseg_fail(detail, detail_len, EINVAL, "anon_row_bytes %u exceeds %d",
+        return segment_fail(detail, detail_len, EINVAL, "anon_row_bytes %u exceeds %d",
                             spec->anon_row_bytes, SEGMENT_MAX_BYTES_WIDTH);
 
     /* Lay out the header in memory first: offsets and sizes are known up front. */
@@ -192,7 +169,7 @@ int mkseg_write(const char *path, const struct mkseg_spec *spec, char *detail,
     tmp = xasprintf("%s.tmp", path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        r = mkseg_fail_errno(detail, detail_len, "open", tmp);
+        r = segment_fail_errno(detail, detail_len, "open", tmp);
         goto out;
     }
     created = true;
@@ -245,24 +222,24 @@ int mkseg_write(const char *path, const struct mkseg_spec *spec, char *detail,
         if (n <= 0) {
             if (errno == EINTR)
                 continue;
-            r = mkseg_fail_errno(detail, detail_len, "pwrite", tmp);
+            r = segment_fail_errno(detail, detail_len, "pwrite", tmp);
             goto out;
         }
         done += (size_t)n;
     }
     if (fsync(fd) < 0) {
-        r = mkseg_fail_errno(detail, detail_len, "fsync", tmp);
+        r = segment_fail_errno(detail, detail_len, "fsync", tmp);
         goto out;
     }
     if (close(fd) < 0) {
         fd = -1;
-        r = mkseg_fail_errno(detail, detail_len, "close", tmp);
+        r = segment_fail_errno(detail, detail_len, "close", tmp);
         goto out;
     }
     fd = -1;
     if (rename(tmp, path) < 0) {
         int e = errno;
-        r = mkseg_fail(detail, detail_len, e, "rename %s -> %s: %s", tmp, path, strerror(e));
+        r = segment_fail(detail, detail_len, e, "rename %s -> %s: %s", tmp, path, strerror(e));
         goto out;
     }
     created = false;
