@@ -424,24 +424,6 @@ static const ProtobufCFieldDescriptor *wire_field_desc(const ProtobufCMessageDes
     abort();
 }
 
-/* The width in the protobuf-c struct of a scalar of type t. */
-static size_t wire_pb_width(ProtobufCType t)
-{
-    switch (t) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-    case PROTOBUF_C_TYPE_FLOAT:
-    case PROTOBUF_C_TYPE_ENUM:
-    case PROTOBUF_C_TYPE_BOOL:
-        return 4;
-    default:
-        return 8;
-    }
-}
-
 /* Copies an unsigned integer between members of widths 4 or 8 (the wider one is truncated). */
 static void wire_copy_uint(void *dst, size_t dst_size, const void *src, size_t src_size)
 {
@@ -517,7 +499,7 @@ static void wire_fields_from_pb(const struct wire_msg *t, void *dst, const Proto
             memcpy(d, s, f->size);
             break;
         default:
-            wire_copy_uint(d, f->size, s, wire_pb_width(fd->type));
+            wire_copy_uint(d, f->size, s, wirewalk_value_size(fd->type));
             break;
         }
     }
@@ -604,7 +586,7 @@ static void wire_to_pb(const struct wire_msg *t, ProtobufCMessage *m, const void
             memcpy(d, s, f->size);
             break;
         default:
-            wire_copy_uint(d, wire_pb_width(fd->type), s, f->size);
+            wire_copy_uint(d, wirewalk_value_size(fd->type), s, f->size);
             break;
         }
     }

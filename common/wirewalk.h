@@ -48,4 +48,11 @@ int wirewalk_normalize(const ProtobufCMessageDescriptor *d, const uint8_t *buf, 
                        enum wirewalk_mode mode, uint8_t **ret_buf, size_t *ret_len, char *err,
                        size_t err_len);
 
+/*
+ * The bytes a value of type t takes in a protobuf-c message struct (or one
+ * element of a repeated field's array): 4 or 8 for numbers, the size of a
+ * pointer for a string or a message, of ProtobufCBinaryData for bytes.
+ */
+size_t wirewalk_value_size(ProtobufCType t);
+
 #endif
