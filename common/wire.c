@@ -1294,10 +1294,11 @@ uint8_t *wire_error_encode(const struct wire_error *in, size_t *ret_len)
 
 /* ---- coordinator API ---------------------------------------------------- */
 
-/* Every field but segments. */
+/* Every field but segments and removed_segment_ids. */
 #define F(m) WIRE_FIELD(Sluice__V1__NodeReport, struct wire_node_report, m)
 static const struct wire_field wire_node_report_fields[] = {
     F(node_id), F(addr), F(state), F(uptime_seconds), F(claim),
+    F(incarnation), F(seq), F(delta), F(base_seq), F(set_count), F(set_hash),
     WIRE_FIELD_MSG(Sluice__V1__NodeReport, pressure, struct wire_node_report, pressure,
                    &wire_pressure_msg),
 };
@@ -1306,9 +1307,37 @@ static const struct wire_msg wire_node_report_msg =
     WIRE_MSG(sluice__v1__node_report__descriptor, struct wire_node_report,
              wire_node_report_fields, NULL);
 
+static int wire_ids_from_pb(const char *field, char **ids, size_t n, size_t max,
+                            char (**ret)[WIRE_ID_MAX + 1], struct wire_error *err);
+
+/*
+ * A report's delta fields (NodeReport in the proto): only a report with an
+ * incarnation is numbered and acknowledged, and only a delta has a base and
+ * names removed copies.
+ */
+static int wire_report_delta_check(const Sluice__V1__NodeReport *m, struct wire_error *err)
+{
+    if (m->incarnation == 0 && (m->seq != 0 || m->delta || m->base_seq != 0 ||
+                                m->n_removed_segment_ids != 0))
+        return wire_invalid(err, "incarnation: 0 (an older node's full report) with delta fields set");
+    if (m->incarnation != 0 && m->seq == 0)
+        return wire_invalid(err, "seq: 0; reports are numbered from 1");
+    if (m->delta && (m->base_seq == 0 || m->base_seq >= m->seq))
+        return wire_invalid(err, "base_seq: %llu, a delta's base is an earlier report (seq %llu)",
+                            (unsigned long long)m->base_seq, (unsigned long long)m->seq);
+    if (!m->delta && (m->base_seq != 0 || m->n_removed_segment_ids != 0))
+        return wire_invalid(err, "%s: set in a full report",
+                            m->base_seq != 0 ? "base_seq" : "removed_segment_ids");
+    if (m->set_count > WIRE_REPORT_MAX_SEGS)
+        return wire_invalid(err, "set_count: %llu, the limit is %d",
+                            (unsigned long long)m->set_count, WIRE_REPORT_MAX_SEGS);
+    return 0;
+}
+
 int wire_node_report_decode(const void *buf, size_t len, struct wire_node_report *ret,
                             struct wire_error *err)
 {
+    char (*removed)[WIRE_ID_MAX + 1] = NULL;
     Sluice__V1__NodeReport *m;
     struct wire_segment_status *segs = NULL;
     char addr[WIRE_ADDR_MAX + 1];
@@ -1326,11 +1355,19 @@ int wire_node_report_decode(const void *buf, size_t len, struct wire_node_report
         wire_invalid(err, "state: unknown value %d", (int)m->state);
         goto out;
     }
-    if (wire_statuses_from_pb(m->segments, m->n_segments, WIRE_REPORT_MAX_SEGS, &segs, err) < 0)
+    if (wire_report_delta_check(m, err) < 0 ||
+        wire_ids_from_pb("removed_segment_ids", m->removed_segment_ids,
+                         m->n_removed_segment_ids, WIRE_REPORT_MAX_SEGS, &removed, err) < 0)
         goto out;
+    if (wire_statuses_from_pb(m->segments, m->n_segments, WIRE_REPORT_MAX_SEGS, &segs, err) < 0) {
+        free(removed);
+        goto out;
+    }
     wire_from_pb(&wire_node_report_msg, ret, &m->base);
     ret->segments = segs;
     ret->n_segments = m->n_segments;
+    ret->removed = removed;
+    ret->n_removed = m->n_removed_segment_ids;
     r = 0;
 out:
     sluice__v1__node_report__free_unpacked(m, NULL);
@@ -1345,6 +1382,8 @@ uint8_t *wire_node_report_encode(const struct wire_node_report *in, size_t *ret_
     wire_to_pb(&wire_node_report_msg, &m.base, in, &a);
     m.n_segments = in->n_segments;
     m.segments = wire_statuses_to_pb(in->segments, in->n_segments, &a);
+    m.n_removed_segment_ids = in->n_removed;
+    m.removed_segment_ids = wire_ids_to_pb(in->removed, in->n_removed, &a);
     return wire_pack_free(&m.base, &a, ret_len);
 }
 
@@ -1353,6 +1392,7 @@ void wire_node_report_done(struct wire_node_report *m)
     if (m == NULL)
         return;
     wire_statuses_free(m->segments, m->n_segments);
+    free(m->removed);
     memset(m, 0, sizeof(*m));
 }
 
@@ -1391,8 +1431,13 @@ int wire_report_response_decode(const void *buf, size_t len, struct wire_report_
     memset(ret, 0, sizeof(*ret));
     r = wire_ids_from_pb("drop_segment_ids", m->drop_segment_ids, m->n_drop_segment_ids,
                          WIRE_REPORT_MAX_SEGS, &ret->drop, err);
-    if (r == 0)
+    if (r == 0) {
         ret->n_drop = m->n_drop_segment_ids;
+        ret->ack_seq = m->ack_seq;
+        ret->send_full = m->send_full;
+        wire_copy_text(ret->full_reason, sizeof(ret->full_reason),
+                       m->full_reason != NULL ? m->full_reason : "");
+    }
     sluice__v1__report_response__free_unpacked(m, NULL);
     return r;
 }
@@ -1404,6 +1449,9 @@ uint8_t *wire_report_response_encode(const struct wire_report_response *in, size
 
     m.n_drop_segment_ids = in->n_drop;
     m.drop_segment_ids = wire_ids_to_pb(in->drop, in->n_drop, &a);
+    m.ack_seq = in->ack_seq;
+    m.send_full = in->send_full;
+    m.full_reason = (char *)(uintptr_t)in->full_reason;
     return wire_pack_free(&m.base, &a, ret_len);
 }
 

@@ -294,11 +294,27 @@ struct wire_node_report {
     struct wire_segment_status *segments; /* owned */
     uint64_t uptime_seconds;
     bool claim;
+    /*
+     * Delta reports (NodeReport in the proto): incarnation 0 is an older
+     * node's full report, and the fields below are then 0.
+     */
+    uint64_t incarnation;
+    uint64_t seq;
+    bool delta;          /* segments: only the changes since base_seq */
+    uint64_t base_seq;
+    size_t n_removed;
+    char (*removed)[WIRE_ID_MAX + 1]; /* owned; a delta's copies no longer held */
+    uint64_t set_count, set_hash;     /* the digest of the whole set (repset.h) */
 };
+
+#define WIRE_FULL_REASON_MAX 63
 
 struct wire_report_response {
     size_t n_drop;
     char (*drop)[WIRE_ID_MAX + 1]; /* owned */
+    uint64_t ack_seq;              /* the report applied; 0: none */
+    bool send_full;                /* the next report must hold the whole set */
+    char full_reason[WIRE_FULL_REASON_MAX + 1];
 };
 
 struct wire_segment_spec {

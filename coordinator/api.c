@@ -39,13 +39,31 @@
 
 /* ---- HTTP helpers -------------------------------------------------------- */
 
+/* The answer to a report: what to drop, and the acknowledgement (intake.h). */
+static void coord_report_reply(struct evhttp_request *req, const struct intake_result *in,
+                               const struct coord_drops *drops)
+{
+    struct wire_report_response resp;
+    uint8_t *buf;
+    size_t len;
+
+    memset(&resp, 0, sizeof(resp));
+    resp.n_drop = drops->n;
+    resp.drop = drops->ids;
+    resp.ack_seq = in->ack_seq;
+    resp.send_full = in->send_full;
+    snprintf(resp.full_reason, sizeof(resp.full_reason), "%s", intake_why_name(in->why));
+    buf = wire_report_response_encode(&resp, &len);
+    pbhttp_reply(req, 200, buf, len);
+}
+
 void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg)
 {
     struct coord *c = arg;
     struct wire_node_report rep;
-    struct wire_report_response resp;
     struct coord_drops drops = {0, 0, NULL};
     struct reconcile_plan plan = {NULL, 0, 0};
+    struct intake_result in;
     struct wire_error err;
     struct coord_node *n;
     const void *body;
@@ -73,6 +91,22 @@ void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg)
         wire_node_report_done(&rep);
         return;
     }
+    /* Delta reports: judged against the node's base before anything is taken from it. */
+    intake_take(&n->intake, &rep, &in);
+    c->report_verdicts[in.verdict]++;
+    c->digest_mismatches += in.digest_mismatch;
+    if (in.send_full) {
+        c->full_asked[in.why]++;
+        log_debug("report_full_asked", "node=%s seq=%llu verdict=%s why=%s", log_q(n->id),
+                  (unsigned long long)rep.seq, intake_verdict_name(in.verdict),
+                  intake_why_name(in.why));
+    }
+    if (in.verdict == INTAKE_OLD || in.verdict == INTAKE_DUPLICATE) {
+        /* Applied already, or older than a report applied: nothing in it is news. */
+        coord_report_reply(req, &in, &drops);
+        wire_node_report_done(&rep);
+        return;
+    }
     n->last_seen_mono_ms = clock_mono_ns() / 1000000;
     n->last_seen_ms = clock_wall_ms();
     n->pressure = rep.pressure;
@@ -92,10 +126,21 @@ void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg)
                          n->admin_drained   ? "drained by the operator"
                          : n->self_draining ? "the node is draining"
                                             : "reported");
-    /* What the node says it holds, judged first, then applied. */
-    reconcile_report(c, n, rep.segments, rep.n_segments, coord_now_ms(), &plan);
-    coord_report_apply(c, n, &plan, &drops);
-    reconcile_plan_done(&plan);
+    /*
+     * What the node says it holds (its whole set: the list, or the set
+     * rebuilt from its deltas), judged first, then applied. A delta that
+     * could not be applied says nothing about copies: the full report asked
+     * for will, within a second.
+     */
+    if (in.applied) {
+        size_t n_segs;
+        const struct wire_segment_status *segs =
+            intake_set(&n->intake, &rep, &in, &c->report_scratch, &c->report_scratch_cap, &n_segs);
+
+        reconcile_report(c, n, segs, n_segs, coord_now_ms(), &plan);
+        coord_report_apply(c, n, &plan, &drops);
+        reconcile_plan_done(&plan);
+    }
     /* Loads it reported done make room in its window. */
     coord_window_apply(c, n);
     /*
@@ -104,12 +149,7 @@ void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg)
      */
     if (drops.n > 0)
         coord_flush(c);
-    resp.n_drop = drops.n;
-    resp.drop = drops.ids;
-    {
-        uint8_t *buf = wire_report_response_encode(&resp, &len);
-        pbhttp_reply(req, 200, buf, len);
-    }
+    coord_report_reply(req, &in, &drops);
     free(drops.ids);
     wire_node_report_done(&rep);
 }
@@ -656,10 +696,7 @@ static void coord_forget(struct coord *c, struct evhttp_request *req, struct coo
             coord_seg_update(c, segs[i]);
         free(segs);
     }
-    http_client_free(n->client);
-    strmap_free(n->held);
-    free(n->pending);
-    free(n);
+    coord_free_node(n->id, n, NULL);
     http_reply_text(req, 200, "FORGOTTEN\n");
 }
 

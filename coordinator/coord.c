@@ -261,6 +261,7 @@ void coord_free(struct coord *c)
     if (c->notes_ev != NULL)
         event_free(c->notes_ev);
     free(c->noted);
+    free(c->report_scratch);
     free(c->token);
     free(c->db_path);
     free(c);

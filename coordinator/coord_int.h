@@ -25,6 +25,7 @@
 #include "coord.h"
 #include "history.h"
 #include "http.h"
+#include "intake.h"
 #include "membership.h"
 #include "ordset.h"
 #include "pmap.h"
@@ -115,6 +116,7 @@ struct coord_node {
     struct http_client *client;
     struct strmap *held; /* segment id -> struct coord_seg */
     struct history hist; /* its reports, for GET /v1/history (web.c) */
+    struct intake intake; /* delta reports: its base and rebuilt set (intake.h) */
 };
 
 struct coord {
@@ -140,6 +142,11 @@ struct coord {
     /* counters */
     uint64_t reports, registered, assign_answers[6], catalog_errors, claims, id_clashes;
     uint64_t counts[3]; /* segments by coord_seg_state */
+    /* Reports by intake verdict, digest mismatches, full sets asked for by why. */
+    uint64_t report_verdicts[INTAKE_VERDICT_COUNT_], digest_mismatches;
+    uint64_t full_asked[INTAKE_WHY_COUNT_];
+    struct wire_segment_status *report_scratch; /* a node's rebuilt set, for reconcile */
+    size_t report_scratch_cap;
     /* Every refusal answered (422, 429, 503, 507), by reason: sluice_coord_refusals_total. */
     uint64_t refusals_by_reason[WIRE_REASON_COUNT_];
     const struct coord_placement *placement; /* --placement, chosen at start */
@@ -280,6 +287,7 @@ extern const struct coord_placement coord_placement_roundrobin;
 extern const struct coord_placement coord_placement_rowcount;
 
 /* reconcile.c: one node's report against the model, pure: see reconcile.h */
+/* intake.c: delta reports, a node's acknowledged base and rebuilt set, pure: see intake.h */
 
 /* api.c: the write endpoints */
 void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg);

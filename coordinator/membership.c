@@ -421,6 +421,7 @@ int coord_free_node(const char *key, void *value, void *arg)
 
     http_client_free(n->client);
     strmap_free(n->held);
+    intake_done(&n->intake);
     free(n->pending);
     free(n);
     return 0;

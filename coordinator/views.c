@@ -8,6 +8,7 @@
  */
 #include "coord_int.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -509,6 +510,30 @@ void coord_metrics_cb(struct evhttp_request *req, const char *rest, void *arg)
                     ps.capacity_wakes_total);
     metrics_one_u64(m, "sluice_coord_reports_total", "counter", "Node reports received.",
                     c->reports);
+    metrics_family(m, "sluice_coord_reports_by_kind_total", "counter",
+                   "Node reports by what was done with them: full, delta, legacy (an older "
+                   "node's full report), duplicate, old (ignored), unapplied (a delta that "
+                   "could not be applied).");
+    for (int v = 0; v < INTAKE_VERDICT_COUNT_; v++) {
+        char kind[16];
+        const char *labels[] = {"kind", kind, NULL};
+
+        snprintf(kind, sizeof(kind), "%s", intake_verdict_name((enum intake_verdict)v));
+        for (char *p = kind; *p != '\0'; p++)
+            *p = (char)tolower((unsigned char)*p);
+        metrics_sample_u64(m, "sluice_coord_reports_by_kind_total", c->report_verdicts[v], labels);
+    }
+    metrics_one_u64(m, "sluice_coord_report_digest_mismatches_total", "counter",
+                    "Reports whose set digest disagreed with the set the coordinator rebuilt.",
+                    c->digest_mismatches);
+    metrics_family(m, "sluice_coord_full_reports_asked_total", "counter",
+                   "Answers that asked a node for its whole set, by reason: no_base, restarted, "
+                   "base, digest.");
+    for (int w = 1; w < INTAKE_WHY_COUNT_; w++) {
+        const char *labels[] = {"reason", intake_why_name((enum intake_why)w), NULL};
+
+        metrics_sample_u64(m, "sluice_coord_full_reports_asked_total", c->full_asked[w], labels);
+    }
     metrics_one_u64(m, "sluice_coord_registered_total", "counter", "Segments registered.",
                     c->registered);
     metrics_one_u64(m, "sluice_coord_claims_total", "counter", "Pull-mode claims served.",

@@ -1,12 +1,14 @@
 /*
  * report: a persistent timer that sends one NodeReport at a time over a
- * keep-alive client. Expected load: one small request per second; a report
- * of N segments is O(N) to build.
+ * keep-alive client, and the node's side of delta reports (report_state,
+ * pure). Expected load: one small request per second; a report of N
+ * segments is O(N) to build (a hash per copy), and O(changes) to send.
  */
 #include "report.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <sys/random.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +17,7 @@
 #include "clock.h"
 #include "http.h"
 #include "log.h"
+#include "repset.h"
 #include "xmalloc.h"
 
 struct reporter {
@@ -29,7 +32,138 @@ struct reporter {
     reporter_conflict_cb conflict;
     void *arg;
     struct reporter_stats stats;
+    struct report_state *rs;
+    uint64_t sent_seq; /* the report in flight */
 };
+
+/* ---- delta reports, the node's side (pure) --------------------------------- */
+
+struct report_state {
+    uint64_t incarnation;
+    uint64_t seq;          /* the last report built */
+    uint64_t acked_seq;    /* the base: 0 none */
+    struct repset *acked;  /* the set report acked_seq carried, as rebuilt */
+    bool want_full;
+    /* The last report built, until it is answered: what it carried. */
+    uint64_t pending_seq;
+    bool pending_full;
+    struct wire_segment_status *segs;
+    size_t n_segs;
+    char (*removed)[WIRE_ID_MAX + 1];
+    size_t n_removed;
+    struct report_state_stats stats;
+};
+
+struct report_state *report_state_new(uint64_t incarnation)
+{
+    struct report_state *s = xcalloc(1, sizeof(*s));
+
+    /* Any value but 0 (an older node's); a restarted process must not repeat it. */
+    while (incarnation == 0)
+        if (getrandom(&incarnation, sizeof(incarnation), 0) != sizeof(incarnation))
+            incarnation = clock_wall_ms() ^ (clock_mono_ns() << 20);
+    s->incarnation = incarnation;
+    s->acked = repset_new();
+    return s;
+}
+
+static void report_pending_clear(struct report_state *s)
+{
+    free(s->segs);
+    free(s->removed);
+    s->segs = NULL;
+    s->removed = NULL;
+    s->n_segs = s->n_removed = 0;
+    s->pending_seq = 0;
+}
+
+void report_state_free(struct report_state *s)
+{
+    if (s == NULL)
+        return;
+    report_pending_clear(s);
+    repset_free(s->acked);
+    free(s);
+}
+
+uint64_t report_state_incarnation(const struct report_state *s)
+{
+    return s->incarnation;
+}
+
+uint64_t report_build(struct report_state *s, const struct wire_segment_status *cur, size_t n,
+                      struct wire_node_report *rep)
+{
+    report_pending_clear(s);
+    s->pending_seq = ++s->seq;
+    s->pending_full = s->acked_seq == 0 || s->want_full;
+    if (s->pending_full) {
+        s->segs = xcalloc(n > 0 ? n : 1, sizeof(*s->segs));
+        memcpy(s->segs, cur, n * sizeof(*cur));
+        s->n_segs = n;
+        s->stats.full++;
+    } else {
+        struct repset_diff d;
+
+        repset_diff(s->acked, cur, n, &d);
+        s->segs = xcalloc(d.n_changed > 0 ? d.n_changed : 1, sizeof(*s->segs));
+        for (size_t i = 0; i < d.n_changed; i++)
+            s->segs[i] = cur[d.changed[i]];
+        s->n_segs = d.n_changed;
+        s->removed = d.removed;
+        s->n_removed = d.n_removed;
+        d.removed = NULL;
+        repset_diff_done(&d);
+        s->stats.delta++;
+    }
+    /* The coordinator knows every URI: none in a report. */
+    for (size_t i = 0; i < s->n_segs; i++)
+        s->segs[i].uri = NULL;
+    repset_digest_of(cur, n, &rep->set_count, &rep->set_hash);
+    rep->incarnation = s->incarnation;
+    rep->seq = s->seq;
+    rep->delta = !s->pending_full;
+    rep->base_seq = s->pending_full ? 0 : s->acked_seq;
+    rep->segments = s->segs;
+    rep->n_segments = s->n_segs;
+    rep->removed = s->removed;
+    rep->n_removed = s->n_removed;
+    return s->seq;
+}
+
+bool report_answered(struct report_state *s, uint64_t seq, const struct wire_report_response *resp)
+{
+    if (seq == 0 || seq != s->pending_seq)
+        return s->want_full; /* not the report in flight */
+    if (resp->send_full || resp->ack_seq != seq) {
+        s->want_full = true;
+        s->stats.full_asked += resp->send_full;
+    } else {
+        if (s->pending_full)
+            repset_replace(s->acked, s->segs, s->n_segs);
+        else
+            repset_apply(s->acked, s->segs, s->n_segs,
+                         (const char(*)[WIRE_ID_MAX + 1])s->removed, s->n_removed);
+        s->acked_seq = seq;
+        s->want_full = false;
+    }
+    report_pending_clear(s);
+    return s->want_full;
+}
+
+void report_unanswered(struct report_state *s, uint64_t seq)
+{
+    if (seq != 0 && seq == s->pending_seq)
+        report_pending_clear(s);
+}
+
+void report_state_get_stats(const struct report_state *s, struct report_state_stats *ret)
+{
+    *ret = s->stats;
+    ret->acked_seq = s->acked_seq;
+}
+
+/* ---- the reporter (the loop's side) ----------------------------------------- */
 
 /* A 409: another live process reports under this node id. */
 static void reporter_conflict(struct reporter *r, const struct http_client_reply *reply)
@@ -62,6 +196,7 @@ static void reporter_answer_cb(int status, const struct http_client_reply *reply
 
     r->in_flight = false;
     if (status == 409 && reply != NULL) {
+        report_unanswered(r->rs, r->sent_seq);
         reporter_conflict(r, reply);
         return;
     }
@@ -74,6 +209,7 @@ static void reporter_answer_cb(int status, const struct http_client_reply *reply
     }
     if (status != 200 || reply == NULL ||
         wire_report_response_decode(reply->body, reply->body_len, &resp, &err) < 0) {
+        report_unanswered(r->rs, r->sent_seq);
         r->stats.failed++;
         if (!r->was_failing)
             log_warn("report_failed", "coordinator=%s status=%d", r->coordinator, status);
@@ -85,6 +221,9 @@ static void reporter_answer_cb(int status, const struct http_client_reply *reply
     r->was_failing = false;
     r->stats.sent++;
     r->stats.last_ok_mono_ms = clock_mono_ns() / 1000000;
+    if (report_answered(r->rs, r->sent_seq, &resp) && resp.send_full)
+        log_info("report_full_requested", "coordinator=%s seq=%llu reason=%s", r->coordinator,
+                 (unsigned long long)r->sent_seq, log_q(resp.full_reason));
     for (size_t i = 0; i < resp.n_drop; i++) {
         log_info("drop_requested", "id=%s by=coordinator", log_q(resp.drop[i]));
         r->stats.dropped++;
@@ -110,18 +249,15 @@ static void reporter_tick_cb(evutil_socket_t fd, short what, void *arg)
     snprintf(rep.addr, sizeof(rep.addr), "%s", r->advertise);
     r->src.fill(r->arg, &rep.state, &rep.pressure);
     rep.claim = r->claim;
-    /* The coordinator knows every URI: leave them out of the heartbeat. */
-    for (size_t i = 0; i < st.n_segments; i++) {
-        free(st.segments[i].uri);
-        st.segments[i].uri = NULL;
-    }
-    rep.segments = st.segments;
-    rep.n_segments = st.n_segments;
+    /* The whole set, or what changed since the acknowledged base (and no URIs). */
+    r->sent_seq = report_build(r->rs, st.segments, st.n_segments, &rep);
     body = wire_node_report_encode(&rep, &len);
     wire_node_status_done(&st);
     if (http_client_request(r->client, EVHTTP_REQ_POST, "/v1/report", WIRE_CONTENT_TYPE, body, len,
                             reporter_answer_cb, r) == 0)
         r->in_flight = true;
+    else
+        report_unanswered(r->rs, r->sent_seq);
     free(body);
 }
 
@@ -141,6 +277,7 @@ struct reporter *reporter_new(struct event_base *base, const struct reporter_con
     r->claim = cfg->claim;
     r->conflict = cfg->conflict;
     r->arg = arg;
+    r->rs = report_state_new(0);
     /* A report waits at most one interval for its answer. */
     r->client = http_client_new(base, cfg->coordinator,
                                 (unsigned)(cfg->interval_ms > 500 ? cfg->interval_ms : 500),
@@ -161,6 +298,7 @@ void reporter_free(struct reporter *r)
     event_free(r->first);
     r->in_flight = false;
     http_client_free(r->client);
+    report_state_free(r->rs);
     free(r->node_id);
     free(r->advertise);
     free(r->coordinator);

@@ -15,6 +15,14 @@
  * keeps reporting: the conflict ends with the first report the coordinator
  * accepts (the other process gone past the node timeout, e.g. this same node
  * restarted on a new address), logged as node_id_conflict_resolved.
+ *
+ * Delta reports (report_state below, pure, no loop: `sluice-node farm` runs
+ * one per virtual node): a report carries only the copies changed since the
+ * report the coordinator acknowledged last, plus the digest of the whole
+ * set (repset.h); the first report of a process, and any report after the
+ * coordinator answered send_full or did not acknowledge (an older
+ * coordinator), carries the whole set. The pressure snapshot is in every
+ * report.
  */
 #ifndef SLUICE_REPORT_H
 #define SLUICE_REPORT_H
@@ -73,5 +81,46 @@ struct reporter_stats {
     uint64_t last_ok_mono_ms;
 };
 void reporter_get_stats(const struct reporter *r, struct reporter_stats *ret);
+
+/* ---- delta reports, the node's side (pure) ---- */
+
+struct report_state;
+
+/* A process's report numbering and acknowledged base; incarnation 0: a random one. */
+struct report_state *report_state_new(uint64_t incarnation);
+/* NULL-safe. */
+void report_state_free(struct report_state *s);
+uint64_t report_state_incarnation(const struct report_state *s);
+
+/*
+ * Fills rep's list and delta fields (incarnation, seq, delta, base_seq,
+ * removed, set digest) for the node's whole set cur[0..n) (each id once;
+ * uris are not sent): a delta against the acknowledged base, or the whole
+ * set when there is no base or the coordinator asked for it. rep->segments
+ * and rep->removed then point into s: valid until the next report_build(),
+ * and not freed by the caller (do not call wire_node_report_done on rep).
+ * The other fields of rep are the caller's. Numbers the report: its seq.
+ */
+uint64_t report_build(struct report_state *s, const struct wire_segment_status *cur, size_t n,
+                      struct wire_node_report *rep);
+
+/*
+ * The coordinator's answer to report seq (the last built): acknowledged,
+ * the set it carried becomes the base of the next delta; send_full, or no
+ * acknowledgement (an older coordinator, an ignored report): the next
+ * report holds the whole set. Returns true when the next report will be
+ * full because of this answer.
+ */
+bool report_answered(struct report_state *s, uint64_t seq, const struct wire_report_response *resp);
+
+/* Report seq got no answer (transport error, a non-200): the base stays as it was. */
+void report_unanswered(struct report_state *s, uint64_t seq);
+
+struct report_state_stats {
+    uint64_t full, delta;   /* reports built of each kind */
+    uint64_t full_asked;    /* answers that asked for the whole set */
+    uint64_t acked_seq;     /* the base of the next delta; 0: none */
+};
+void report_state_get_stats(const struct report_state *s, struct report_state_stats *ret);
 
 #endif

@@ -138,7 +138,12 @@ def report_req():
                          pressure=pb.PressureSnapshot(usage_bytes=1, wss_bytes=1),
                          segments=[pb.SegmentStatus(segment_id="seg-r", state=pb.LOADED,
                                                     detail="ok", uri="file:///x/r.seg")],
-                         uptime_seconds=5, claim=True)  # pull mode: nothing is pushed to it
+                         uptime_seconds=5, claim=True,  # pull mode: nothing is pushed to it
+                         # A delta (so that removed_segment_ids has an element) of an
+                         # incarnation the coordinator has no base for: answered send_full,
+                         # never applied, so every send of it is answered alike.
+                         incarnation=7, seq=2, delta=True, base_seq=1,
+                         removed_segment_ids=["seg-gone"], set_count=1, set_hash=5)
 
 
 def claim_req():
@@ -423,6 +428,16 @@ expect(coord, "POST", "/v1/report", 400, "bad_message", raw=b"\x0a\x05ab")
 bad = report_req()
 bad.addr = "nocolon"
 expect(coord, "POST", "/v1/report", 400, "invalid_field", msg=bad)
+bad = report_req()
+bad.base_seq = 2  # a delta's base is an earlier report
+expect(coord, "POST", "/v1/report", 400, "invalid_field", msg=bad)
+bad = report_req()
+bad.incarnation = 0  # an older node's full report has no delta fields
+expect(coord, "POST", "/v1/report", 400, "invalid_field", msg=bad)
+status, _, ans = call(coord, "POST", "/v1/report", msg=report_req(), what="delta, no base")
+t.check("delta with no base: 200, send_full, not acknowledged",
+        status == 200 and ans is not None and ans.send_full and ans.ack_seq == 0 and
+        ans.full_reason == "no_base", f"{status} {ans!r}")
 expect(coord, "POST", "/v1/claim", 409, "not_up",
        msg=pb.ClaimRequest(node_id="never-reported", max_segments=1))
 expect(coord, "POST", "/v1/claim", 400, "invalid_field",

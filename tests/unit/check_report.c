@@ -1,0 +1,233 @@
+/*
+ * check_report: the node's side of delta reports (report_state in
+ * node/report.c), no loop: the first report is the whole set, an
+ * acknowledged one becomes the base of deltas that carry only changes and
+ * removals, an unanswered one leaves the base as it was, and send_full or
+ * an answer without an acknowledgement (an older coordinator) makes the next
+ * report whole again.
+ */
+#include <check.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report.h"
+#include "repset.h"
+#include "wire.h"
+
+static char uri[] = "file:///srv/x";
+
+static struct wire_segment_status *make(size_t n)
+{
+    struct wire_segment_status *v = calloc(n, sizeof(*v));
+
+    for (size_t i = 0; i < n; i++) {
+        snprintf(v[i].segment_id, sizeof(v[i].segment_id), "s%zu", i);
+        v[i].state = WIRE_SEG_LOADED;
+        v[i].row_count = 100 + i;
+        v[i].avg_row_size = 8;
+        v[i].uri = uri; /* never sent */
+    }
+    return v;
+}
+
+static struct wire_report_response ack(uint64_t seq)
+{
+    struct wire_report_response r;
+
+    memset(&r, 0, sizeof(r));
+    r.ack_seq = seq;
+    return r;
+}
+
+static void assert_digest(const struct wire_node_report *rep, const struct wire_segment_status *v,
+                          size_t n)
+{
+    uint64_t c, h;
+
+    repset_digest_of(v, n, &c, &h);
+    ck_assert_uint_eq(rep->set_count, c);
+    ck_assert_uint_eq(rep->set_hash, h);
+}
+
+START_TEST(test_first_full_then_delta)
+{
+    struct report_state *s = report_state_new(0);
+    struct wire_segment_status *v = make(10);
+    struct wire_report_response a;
+    struct wire_node_report rep;
+    uint64_t seq;
+
+    ck_assert_uint_ne(report_state_incarnation(s), 0);
+    memset(&rep, 0, sizeof(rep));
+    seq = report_build(s, v, 10, &rep);
+    ck_assert_uint_eq(seq, 1);
+    ck_assert_uint_eq(rep.seq, 1);
+    ck_assert_uint_eq(rep.incarnation, report_state_incarnation(s));
+    ck_assert(!rep.delta);
+    ck_assert_uint_eq(rep.base_seq, 0);
+    ck_assert_uint_eq(rep.n_segments, 10);
+    ck_assert_uint_eq(rep.n_removed, 0);
+    for (size_t i = 0; i < rep.n_segments; i++)
+        ck_assert_ptr_null(rep.segments[i].uri);
+    assert_digest(&rep, v, 10);
+    a = ack(1);
+    ck_assert(!report_answered(s, 1, &a));
+
+    /* Nothing changed: an empty delta on base 1, with the whole set's digest. */
+    seq = report_build(s, v, 10, &rep);
+    ck_assert_uint_eq(seq, 2);
+    ck_assert(rep.delta);
+    ck_assert_uint_eq(rep.base_seq, 1);
+    ck_assert_uint_eq(rep.n_segments, 0);
+    ck_assert_uint_eq(rep.n_removed, 0);
+    assert_digest(&rep, v, 10);
+    a = ack(2);
+    report_answered(s, 2, &a);
+
+    /* s3 LOADED -> DROPPED, s9 gone: one copy and one removal. */
+    v[3].state = WIRE_SEG_DROPPED;
+    v[3].reason = WIRE_REASON_MEM_CRITICAL;
+    seq = report_build(s, v, 9, &rep);
+    ck_assert(rep.delta);
+    ck_assert_uint_eq(rep.base_seq, 2);
+    ck_assert_uint_eq(rep.n_segments, 1);
+    ck_assert_str_eq(rep.segments[0].segment_id, "s3");
+    ck_assert_int_eq(rep.segments[0].state, WIRE_SEG_DROPPED);
+    ck_assert_ptr_null(rep.segments[0].uri);
+    ck_assert_uint_eq(rep.n_removed, 1);
+    ck_assert_str_eq(rep.removed[0], "s9");
+    assert_digest(&rep, v, 9);
+    report_state_free(s);
+    report_state_free(NULL);
+    free(v);
+}
+END_TEST
+
+START_TEST(test_unanswered_keeps_base)
+{
+    struct report_state *s = report_state_new(77);
+    struct wire_segment_status *v = make(5);
+    struct wire_report_response a = ack(1);
+    struct wire_node_report rep;
+    struct report_state_stats st;
+
+    memset(&rep, 0, sizeof(rep));
+    ck_assert_uint_eq(report_state_incarnation(s), 77);
+    report_build(s, v, 5, &rep);
+    report_answered(s, 1, &a);
+    /* Report 2 changes s0 and is lost. */
+    v[0].footprint_bytes = 4096;
+    report_build(s, v, 5, &rep);
+    ck_assert_uint_eq(rep.n_segments, 1);
+    report_unanswered(s, 2);
+    /* Report 3, still on base 1, carries s0 again and s1's change too. */
+    v[1].footprint_bytes = 8192;
+    report_build(s, v, 5, &rep);
+    ck_assert_uint_eq(rep.seq, 3);
+    ck_assert(rep.delta);
+    ck_assert_uint_eq(rep.base_seq, 1);
+    ck_assert_uint_eq(rep.n_segments, 2);
+    report_state_get_stats(s, &st);
+    ck_assert_uint_eq(st.full, 1);
+    ck_assert_uint_eq(st.delta, 2);
+    ck_assert_uint_eq(st.acked_seq, 1);
+    report_state_free(s);
+    free(v);
+}
+END_TEST
+
+START_TEST(test_send_full)
+{
+    struct report_state *s = report_state_new(5);
+    struct wire_segment_status *v = make(4);
+    struct wire_report_response a = ack(1);
+    struct wire_node_report rep;
+    struct report_state_stats st;
+
+    memset(&rep, 0, sizeof(rep));
+    report_build(s, v, 4, &rep);
+    report_answered(s, 1, &a);
+    report_build(s, v, 4, &rep);
+    ck_assert(rep.delta);
+    /* The coordinator lost its base (it restarted): the next report is whole. */
+    a = ack(0);
+    a.send_full = true;
+    ck_assert(report_answered(s, 2, &a));
+    report_build(s, v, 4, &rep);
+    ck_assert(!rep.delta);
+    ck_assert_uint_eq(rep.seq, 3);
+    ck_assert_uint_eq(rep.n_segments, 4);
+    /* Acknowledged with send_full still (its digest disagreed): whole again. */
+    a = ack(3);
+    a.send_full = true;
+    ck_assert(report_answered(s, 3, &a));
+    report_build(s, v, 4, &rep);
+    ck_assert(!rep.delta);
+    a = ack(4);
+    ck_assert(!report_answered(s, 4, &a));
+    report_build(s, v, 4, &rep);
+    ck_assert(rep.delta);
+    ck_assert_uint_eq(rep.base_seq, 4);
+    report_state_get_stats(s, &st);
+    ck_assert_uint_eq(st.full_asked, 2);
+    report_state_free(s);
+    free(v);
+}
+END_TEST
+
+START_TEST(test_older_coordinator)
+{
+    struct report_state *s = report_state_new(5);
+    struct wire_segment_status *v = make(3);
+    struct wire_report_response a = ack(0); /* no ack_seq: a coordinator from before deltas */
+    struct wire_node_report rep;
+
+    memset(&rep, 0, sizeof(rep));
+    for (uint64_t i = 1; i <= 3; i++) {
+        report_build(s, v, 3, &rep);
+        ck_assert(!rep.delta);
+        ck_assert_uint_eq(rep.n_segments, 3);
+        ck_assert(report_answered(s, i, &a));
+    }
+    /* An answer to another report than the one in flight changes nothing. */
+    report_build(s, v, 3, &rep);
+    a = ack(3);
+    ck_assert(report_answered(s, 3, &a));
+    a = ack(4);
+    ck_assert(!report_answered(s, 4, &a));
+    report_build(s, v, 3, &rep);
+    ck_assert(rep.delta);
+    ck_assert_uint_eq(rep.base_seq, 4);
+    report_state_free(s);
+    free(v);
+}
+END_TEST
+
+static Suite *report_suite(void)
+{
+    Suite *s = suite_create("report");
+    TCase *tc;
+
+    tc = tcase_create("delta");
+    tcase_add_test(tc, test_first_full_then_delta);
+    tcase_add_test(tc, test_unanswered_keeps_base);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("full");
+    tcase_add_test(tc, test_send_full);
+    tcase_add_test(tc, test_older_coordinator);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(report_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
