@@ -1,7 +1,10 @@
 /*
- * catalog: the coordinator's durable state on SQLite. One connection, used
- * from the event loop thread only. Every statement is prepared once at open
- * (SQLITE_PREPARE_PERSISTENT) and reset after each use, so no call leaves a
+ * catalog: the coordinator's durable state on SQLite or PostgreSQL, through
+ * sqldb (the SQL is written once, in the dialect both share; sqldb
+ * translates it for PostgreSQL, and the few things that differ, the schema
+ * version and the settings read back, are chosen by backend here). One
+ * connection, used from the event loop thread only. Every statement is
+ * prepared once at open and reset after each use, so no call leaves a
  * read transaction open behind it. Arguments are validated in C before any
  * statement runs; the schema repeats the important rules (CHECK, NOT NULL,
  * FOREIGN KEY) as a second line of defence against other writers.
@@ -20,7 +23,6 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -29,6 +31,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "sqldb.h"
 #include "xmalloc.h"
 
 /* "SLCE": marks the file as a Sluice catalog (PRAGMA application_id). */
@@ -193,7 +196,8 @@ static const char *const catalog_sql[ST_COUNT_] = {
     [ST_SEG_SET_STATE] = "UPDATE segments SET state = ?2, backoff_until_ms = ?3 WHERE id = ?1",
     [ST_SEG_SET_FILE] = "UPDATE segments SET row_count = ?2, avg_row_size = ?3, digest = ?4,"
                         " state = coalesce(?5, state),"
-                        " backoff_until_ms = iif(?5 IS NULL, backoff_until_ms, 0) WHERE id = ?1",
+                        " backoff_until_ms = CASE WHEN ?5 IS NULL THEN backoff_until_ms ELSE 0 END"
+                        " WHERE id = ?1",
     [ST_SEG_SET_TABLE] = "UPDATE segments SET table_name = ?2 WHERE id = ?1",
     [ST_SEG_SET_MEM] = "UPDATE segments SET mem_request_bytes = ?2, mem_limit_bytes = ?3"
                        " WHERE id = ?1",
@@ -226,7 +230,7 @@ static const char *const catalog_sql[ST_COUNT_] = {
                        " AND node_id = ?2",
     [ST_EV_INSERT] = "INSERT INTO events (ts_ms, segment_id, node_id, kind, reason, http_status,"
                      " retry_after_ms, detail, count, last_ts_ms)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
     [ST_EV_FOLD] = "UPDATE events SET count = ?2, last_ts_ms = ?3 WHERE id = ?1",
     /* Ids are dense (only this statement deletes, and only the oldest), so
      * id arithmetic keeps exactly the newest ?1 without counting rows. */
@@ -247,8 +251,8 @@ static const char *const catalog_assignment_states[] = {"LOADING", "LOADED", "FA
                                                         NULL};
 
 struct catalog {
-    sqlite3 *db;
-    sqlite3_stmt *stmt[ST_COUNT_];
+    struct sqldb *db;
+    struct sqldb_stmt *stmt[ST_COUNT_];
     bool in_txn;     /* between catalog_begin and catalog_commit/rollback */
     bool txn_failed; /* SQLite rolled the explicit transaction back under us */
     bool iterating;  /* inside a catalog_foreach_* callback */
@@ -290,63 +294,36 @@ static int cat_prefix(struct catalog *c, int r, const char *prefix)
     return cat_fail(c, r, "%s: %s", prefix, msg);
 }
 
-static int cat_errno(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_CONSTRAINT:
-    case SQLITE_MISMATCH:
-    case SQLITE_RANGE:
-    case SQLITE_TOOBIG:
-        return -EINVAL;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return -EBUSY;
-    case SQLITE_NOMEM:
-        return -ENOMEM;
-    case SQLITE_FULL:
-        return -ENOSPC;
-    case SQLITE_READONLY:
-        return -EROFS;
-    case SQLITE_PERM:
-    case SQLITE_AUTH:
-    case SQLITE_CANTOPEN:
-        return -EACCES;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-        return -EBADMSG;
-    default:
-        return -EIO;
-    }
-}
-
 /*
- * Records an SQLite failure. If it made SQLite roll back the caller's
- * explicit transaction (I/O error, disk full, ...), the transaction is
- * marked failed so that nothing after it pretends to be part of it.
+ * Records a failure of the database (rc: a negative errno from sqldb; a
+ * stray SQLDB_ROW is -EIO). If it rolled the caller's explicit transaction
+ * back (SQLite after an I/O error or a full disk), the transaction is
+ * marked failed so that nothing after it pretends to be part of it; one
+ * PostgreSQL aborted (sqldb_txn says FAILED) is caught by cat_enter.
  */
-static int cat_sqlite_fail(struct catalog *c, int rc, const char *what)
+static int cat_db_fail(struct catalog *c, int rc, const char *what)
 {
-    int r = cat_fail(c, cat_errno(rc), "%s: %s", what, sqlite3_errmsg(c->db));
+    int r = cat_fail(c, rc < 0 ? rc : -EIO, "%s: %s", what,
+                     rc < 0 ? sqldb_errmsg(c->db) : "unexpected row");
 
-    if (c->in_txn && sqlite3_get_autocommit(c->db))
+    if (c->in_txn && sqldb_txn(c->db) == SQLDB_TXN_NONE)
         c->txn_failed = true;
     return r;
 }
 
-static void cat_done(sqlite3_stmt *s)
+static void cat_done(struct sqldb_stmt *s)
 {
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    sqldb_reset(s);
 }
 
 /* Steps a statement that returns no rows, then resets it. */
-static int cat_step_done(struct catalog *c, sqlite3_stmt *s, const char *what)
+static int cat_step_done(struct catalog *c, struct sqldb_stmt *s, const char *what)
 {
-    int rc = sqlite3_step(s);
+    int rc = sqldb_step(s);
     int r = 0;
 
-    if (rc != SQLITE_DONE)
-        r = cat_sqlite_fail(c, rc, what);
+    if (rc != SQLDB_DONE)
+        r = cat_db_fail(c, rc, what);
     cat_done(s);
     return r;
 }
@@ -354,9 +331,9 @@ static int cat_step_done(struct catalog *c, sqlite3_stmt *s, const char *what)
 /* Runs a cached statement without touching c->err (used while cleaning up). */
 static int cat_run_quiet(struct catalog *c, enum catalog_stmt i)
 {
-    int rc = sqlite3_step(c->stmt[i]);
+    int rc = sqldb_step(c->stmt[i]);
 
-    sqlite3_reset(c->stmt[i]);
+    sqldb_reset(c->stmt[i]);
     return rc;
 }
 
@@ -366,6 +343,8 @@ static int cat_enter(struct catalog *c)
     assert(c != NULL);
     if (c->iterating)
         return cat_fail(c, -EBUSY, "catalog called from inside a foreach callback");
+    if (c->in_txn && sqldb_txn(c->db) == SQLDB_TXN_FAILED)
+        c->txn_failed = true;
     if (c->txn_failed)
         return cat_fail(c, -EIO,
                         "the transaction was aborted by an earlier storage error;"
@@ -479,81 +458,81 @@ static int cat_check_ms(struct catalog *c, const char *what, int64_t ms)
 
 /* ---- binding and reading ---- */
 
-static void cat_bind_text(sqlite3_stmt *s, int i, const char *v)
+static void cat_bind_text(struct sqldb_stmt *s, int i, const char *v)
 {
-    sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+    sqldb_bind_text(s, i, v);
 }
 
 /* "" is stored as NULL. */
-static void cat_bind_opt_text(sqlite3_stmt *s, int i, const char *v)
+static void cat_bind_opt_text(struct sqldb_stmt *s, int i, const char *v)
 {
     if (v == NULL || v[0] == '\0')
-        sqlite3_bind_null(s, i);
+        sqldb_bind_null(s, i);
     else
-        sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+        sqldb_bind_text(s, i, v);
 }
 
 /* 0 is stored as NULL. */
-static void cat_bind_opt_int(sqlite3_stmt *s, int i, int64_t v)
+static void cat_bind_opt_int(struct sqldb_stmt *s, int i, int64_t v)
 {
     if (v == 0)
-        sqlite3_bind_null(s, i);
+        sqldb_bind_null(s, i);
     else
-        sqlite3_bind_int64(s, i, v);
+        sqldb_bind_int64(s, i, v);
 }
 
 /* Copies a text column (NULL reads as ""); a value too long for buf is corruption. */
-static int cat_col_text(struct catalog *c, sqlite3_stmt *s, int i, char *buf, size_t size)
+static int cat_col_text(struct catalog *c, struct sqldb_stmt *s, int i, char *buf, size_t size)
 {
-    const unsigned char *t;
+    const char *t;
     size_t n;
 
-    if (sqlite3_column_type(s, i) == SQLITE_NULL) {
+    if (sqldb_column_null(s, i)) {
         buf[0] = '\0';
         return 0;
     }
-    t = sqlite3_column_text(s, i);
-    n = (size_t)sqlite3_column_bytes(s, i);
+    t = sqldb_column_text(s, i, &n);
     if (t == NULL)
-        return cat_fail(c, -ENOMEM, "out of memory reading column %s", sqlite3_column_name(s, i));
+        return cat_fail(c, -ENOMEM, "out of memory reading column %s", sqldb_column_name(s, i));
     if (n >= size)
         return cat_fail(c, -EBADMSG, "stored %s has %zu bytes, more than %zu",
-                        sqlite3_column_name(s, i), n, size - 1);
+                        sqldb_column_name(s, i), n, size - 1);
     memcpy(buf, t, n);
     buf[n] = '\0';
     /* Written before the catalog checked UTF-8: neither served as is nor skipped. */
     if (!wire_utf8_valid(buf, n, &n))
         return cat_fail(c, -EILSEQ, "stored %s is not valid UTF-8 (byte 0x%02x at offset %zu)",
-                        sqlite3_column_name(s, i), (unsigned char)buf[n], n);
+                        sqldb_column_name(s, i), (unsigned char)buf[n], n);
     return 0;
 }
 
 /* An event's detail: free text, so a stored one that is not UTF-8 is escaped, not refused. */
-static int cat_col_detail(struct catalog *c, sqlite3_stmt *s, int i, char *buf, size_t size)
+static int cat_col_detail(struct catalog *c, struct sqldb_stmt *s, int i, char *buf, size_t size)
 {
-    const unsigned char *t = sqlite3_column_text(s, i);
+    size_t n;
+    const char *t = sqldb_column_null(s, i) ? NULL : sqldb_column_text(s, i, &n);
 
-    if (sqlite3_column_type(s, i) == SQLITE_NULL || t == NULL) {
+    if (t == NULL) {
         buf[0] = '\0';
         return 0;
     }
-    wire_utf8_escape(buf, size, t, (size_t)sqlite3_column_bytes(s, i));
+    wire_utf8_escape(buf, size, t, n);
     return 0;
 }
 
 /* Names the row (its id, escaped) in the message of a failed read. */
-static int cat_row_fail(struct catalog *c, int r, const char *what, sqlite3_stmt *s)
+static int cat_row_fail(struct catalog *c, int r, const char *what, struct sqldb_stmt *s)
 {
-    const unsigned char *id = sqlite3_column_text(s, 0);
+    size_t n = 0;
+    const char *id = sqldb_column_text(s, 0, &n);
     char esc[WIRE_ID_MAX + 1], prefix[WIRE_ID_MAX + 32];
 
-    wire_utf8_escape(esc, sizeof(esc), id != NULL ? (const char *)id : "",
-                     (size_t)sqlite3_column_bytes(s, 0));
+    wire_utf8_escape(esc, sizeof(esc), id != NULL ? id : "", n);
     snprintf(prefix, sizeof(prefix), "%s '%s'", what, esc);
     return cat_prefix(c, r, prefix);
 }
 
-static int cat_read_segment(struct catalog *c, sqlite3_stmt *s, struct catalog_segment *g)
+static int cat_read_segment(struct catalog *c, struct sqldb_stmt *s, struct catalog_segment *g)
 {
     int r;
 
@@ -562,19 +541,19 @@ static int cat_read_segment(struct catalog *c, sqlite3_stmt *s, struct catalog_s
         (r = cat_col_text(c, s, 5, g->state, sizeof(g->state))) < 0 ||
         (r = cat_col_text(c, s, 9, g->table, sizeof(g->table))) < 0)
         return cat_row_fail(c, r, "segment", s);
-    g->row_count = (uint64_t)sqlite3_column_int64(s, 2);
-    g->avg_row_size = (uint64_t)sqlite3_column_int64(s, 3);
-    g->replication = (unsigned)sqlite3_column_int(s, 4);
-    g->backoff_until_ms = sqlite3_column_int64(s, 6);
-    g->created_ms = sqlite3_column_int64(s, 7);
-    g->digest = (uint64_t)sqlite3_column_int64(s, 8);
-    g->mem_request_bytes = (uint64_t)sqlite3_column_int64(s, 10);
-    g->mem_limit_bytes = (uint64_t)sqlite3_column_int64(s, 11);
-    g->footprint_bytes = (uint64_t)sqlite3_column_int64(s, 12);
+    g->row_count = (uint64_t)sqldb_column_int64(s, 2);
+    g->avg_row_size = (uint64_t)sqldb_column_int64(s, 3);
+    g->replication = (unsigned)(int)sqldb_column_int64(s, 4);
+    g->backoff_until_ms = sqldb_column_int64(s, 6);
+    g->created_ms = sqldb_column_int64(s, 7);
+    g->digest = (uint64_t)sqldb_column_int64(s, 8);
+    g->mem_request_bytes = (uint64_t)sqldb_column_int64(s, 10);
+    g->mem_limit_bytes = (uint64_t)sqldb_column_int64(s, 11);
+    g->footprint_bytes = (uint64_t)sqldb_column_int64(s, 12);
     return 0;
 }
 
-static int cat_read_node(struct catalog *c, sqlite3_stmt *s, struct catalog_node *n)
+static int cat_read_node(struct catalog *c, struct sqldb_stmt *s, struct catalog_node *n)
 {
     int r;
 
@@ -584,13 +563,13 @@ static int cat_read_node(struct catalog *c, sqlite3_stmt *s, struct catalog_node
         (r = cat_col_text(c, s, 4, n->last_reason, sizeof(n->last_reason))) < 0 ||
         (r = cat_col_text(c, s, 7, n->drained_by, sizeof(n->drained_by))) < 0)
         return cat_row_fail(c, r, "node", s);
-    n->last_seen_ms = sqlite3_column_int64(s, 3);
-    n->created_ms = sqlite3_column_int64(s, 5);
-    n->claim = sqlite3_column_int(s, 6) != 0;
+    n->last_seen_ms = sqldb_column_int64(s, 3);
+    n->created_ms = sqldb_column_int64(s, 5);
+    n->claim = (int)sqldb_column_int64(s, 6) != 0;
     return 0;
 }
 
-static int cat_read_assignment(struct catalog *c, sqlite3_stmt *s, struct catalog_assignment *a)
+static int cat_read_assignment(struct catalog *c, struct sqldb_stmt *s, struct catalog_assignment *a)
 {
     int r;
 
@@ -598,11 +577,11 @@ static int cat_read_assignment(struct catalog *c, sqlite3_stmt *s, struct catalo
         (r = cat_col_text(c, s, 1, a->node_id, sizeof(a->node_id))) < 0 ||
         (r = cat_col_text(c, s, 2, a->state, sizeof(a->state))) < 0)
         return r;
-    a->updated_ms = sqlite3_column_int64(s, 3);
+    a->updated_ms = sqldb_column_int64(s, 3);
     return 0;
 }
 
-static int cat_read_event(struct catalog *c, sqlite3_stmt *s, struct catalog_event *e)
+static int cat_read_event(struct catalog *c, struct sqldb_stmt *s, struct catalog_event *e)
 {
     int r;
 
@@ -612,12 +591,12 @@ static int cat_read_event(struct catalog *c, sqlite3_stmt *s, struct catalog_eve
         (r = cat_col_text(c, s, 5, e->reason, sizeof(e->reason))) < 0 ||
         (r = cat_col_detail(c, s, 8, e->detail, sizeof(e->detail))) < 0)
         return r;
-    e->id = (uint64_t)sqlite3_column_int64(s, 0);
-    e->ts_ms = sqlite3_column_int64(s, 1);
-    e->http_status = sqlite3_column_int(s, 6);
-    e->retry_after_ms = sqlite3_column_int64(s, 7);
-    e->count = (uint64_t)sqlite3_column_int64(s, 9);
-    e->last_ts_ms = sqlite3_column_int64(s, 10);
+    e->id = (uint64_t)sqldb_column_int64(s, 0);
+    e->ts_ms = sqldb_column_int64(s, 1);
+    e->http_status = (int)sqldb_column_int64(s, 6);
+    e->retry_after_ms = sqldb_column_int64(s, 7);
+    e->count = (uint64_t)sqldb_column_int64(s, 9);
+    e->last_ts_ms = sqldb_column_int64(s, 10);
     return 0;
 }
 
@@ -635,7 +614,7 @@ static int cat_op_begin(struct catalog *c)
 
 static void cat_op_abort(struct catalog *c)
 {
-    if (sqlite3_get_autocommit(c->db)) {
+    if (sqldb_txn(c->db) == SQLDB_TXN_NONE) {
         /* SQLite has already rolled back everything, the caller's work too. */
         if (c->in_txn)
             c->txn_failed = true;
@@ -655,9 +634,9 @@ static int cat_op_end(struct catalog *c, int r)
 {
     if (r >= 0) {
         int rc = cat_run_quiet(c, c->in_txn ? ST_RELEASE : ST_COMMIT);
-        if (rc == SQLITE_DONE)
+        if (rc == SQLDB_DONE)
             return r;
-        r = cat_sqlite_fail(c, rc, "commit");
+        r = cat_db_fail(c, rc, "commit");
     }
     cat_op_abort(c);
     return r;
@@ -665,55 +644,52 @@ static int cat_op_end(struct catalog *c, int r)
 
 /* ---- open, migrate, close ---- */
 
-/* Runs a one-off statement (pragmas, migrations) and returns the first column of its first row. */
+/* Runs a one-off statement (settings, migrations) and returns the first column of its first row. */
 static int cat_query_int(struct catalog *c, const char *sql, int64_t *ret)
 {
-    sqlite3_stmt *s = NULL;
+    struct sqldb_stmt *s = NULL;
     int rc, r = 0;
 
-    rc = sqlite3_prepare_v2(c->db, sql, -1, &s, NULL);
-    if (rc != SQLITE_OK)
-        return cat_sqlite_fail(c, rc, sql);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *ret = sqlite3_column_int64(s, 0);
-    else if (rc == SQLITE_DONE)
+    rc = sqldb_prepare(c->db, sql, &s);
+    if (rc < 0)
+        return cat_db_fail(c, rc, sql);
+    rc = sqldb_step(s);
+    if (rc == SQLDB_ROW)
+        *ret = sqldb_column_int64(s, 0);
+    else if (rc == SQLDB_DONE)
         r = cat_fail(c, -EIO, "%s: returned no row", sql);
     else
-        r = cat_sqlite_fail(c, rc, sql);
-    sqlite3_finalize(s);
+        r = cat_db_fail(c, rc, sql);
+    sqldb_finalize(s);
     return r;
 }
 
 static int cat_query_text(struct catalog *c, const char *sql, char *buf, size_t size)
 {
-    sqlite3_stmt *s = NULL;
+    struct sqldb_stmt *s = NULL;
     int rc, r = 0;
 
-    rc = sqlite3_prepare_v2(c->db, sql, -1, &s, NULL);
-    if (rc != SQLITE_OK)
-        return cat_sqlite_fail(c, rc, sql);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
+    rc = sqldb_prepare(c->db, sql, &s);
+    if (rc < 0)
+        return cat_db_fail(c, rc, sql);
+    rc = sqldb_step(s);
+    if (rc == SQLDB_ROW)
         r = cat_col_text(c, s, 0, buf, size);
-    else if (rc == SQLITE_DONE)
+    else if (rc == SQLDB_DONE)
         r = cat_fail(c, -EIO, "%s: returned no row", sql);
     else
-        r = cat_sqlite_fail(c, rc, sql);
-    sqlite3_finalize(s);
+        r = cat_db_fail(c, rc, sql);
+    sqldb_finalize(s);
     return r;
 }
 
 static int cat_exec(struct catalog *c, const char *sql)
 {
-    char *msg = NULL;
-    int rc = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
-    int r = 0;
+    int r = sqldb_exec(c->db, sql);
 
-    if (rc != SQLITE_OK)
-        r = cat_fail(c, cat_errno(rc), "%s", msg != NULL ? msg : sqlite3_errstr(rc));
-    sqlite3_free(msg);
-    return r;
+    if (r < 0)
+        return cat_fail(c, r, "%s", sqldb_errmsg(c->db));
+    return 0;
 }
 
 /* Sets a pragma and reads it back: a pragma SQLite ignores must not go unnoticed. */
@@ -735,41 +711,113 @@ static int cat_pragma_int(struct catalog *c, const char *name, int64_t value)
     return 0;
 }
 
+static bool cat_pg(const struct catalog *c)
+{
+    return sqldb_kind(c->db) == SQLDB_POSTGRESQL;
+}
+
 /*
- * Opens the connection and applies the pragmas. The schema version and the
- * application id are checked first, before anything writes to the file, so
+ * PostgreSQL has no user_version or application_id: a one-row table,
+ * sluice_catalog, holds both (created with the schema, by migration 0 -> 1).
+ * Its absence reads as version 0, application id 0.
+ */
+#define CAT_PG_META_EXISTS                                                                         \
+    "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"                          \
+    " AND tablename = 'sluice_catalog'"
+#define CAT_PG_META_CREATE                                                                         \
+    "CREATE TABLE sluice_catalog (application_id INTEGER NOT NULL, user_version INTEGER NOT NULL);" \
+    "INSERT INTO sluice_catalog VALUES (1397506885, 0);"
+
+/* The schema version (PRAGMA user_version on SQLite). */
+static int cat_version(struct catalog *c, int64_t *ret)
+{
+    int64_t meta = 0;
+    int r;
+
+    if (!cat_pg(c))
+        return cat_query_int(c, "PRAGMA user_version", ret);
+    if ((r = cat_query_int(c, CAT_PG_META_EXISTS, &meta)) < 0)
+        return r;
+    if (meta == 0) {
+        *ret = 0;
+        return 0;
+    }
+    return cat_query_int(c, "SELECT user_version FROM sluice_catalog", ret);
+}
+
+/*
+ * Reads what tells a Sluice catalog from anything else: schema version,
+ * application id, and how many schema objects exist.
+ */
+static int cat_identify(struct catalog *c, int64_t *version, int64_t *app_id, int64_t *objects)
+{
+    int r;
+
+    if ((r = cat_version(c, version)) < 0)
+        return r;
+    if (!cat_pg(c)) {
+        if ((r = cat_query_int(c, "PRAGMA application_id", app_id)) < 0 ||
+            (r = cat_query_int(c, "SELECT count(*) FROM sqlite_schema", objects)) < 0)
+            return r;
+        return 0;
+    }
+    *app_id = 0;
+    if (*version > 0 &&
+        (r = cat_query_int(c, "SELECT application_id FROM sluice_catalog", app_id)) < 0)
+        return r;
+    return cat_query_int(c, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()",
+                         objects);
+}
+
+/* PostgreSQL: a commit must reach disk before it returns, as with SQLite's synchronous=FULL. */
+static int cat_pg_settings(struct catalog *c, const char *shown)
+{
+    char sync[32] = "", fsync[32] = "";
+    int r;
+
+    if ((r = cat_query_text(c, "SHOW synchronous_commit", sync, sizeof(sync))) < 0 ||
+        (r = cat_query_text(c, "SHOW fsync", fsync, sizeof(fsync))) < 0)
+        return cat_prefix(c, r, shown);
+    if (strcmp(fsync, "on") != 0)
+        return cat_fail(c, -EIO,
+                        "%s: the server runs with fsync = %s; a committed write would not"
+                        " survive a crash, refusing to use it",
+                        shown, fsync);
+    if (strcmp(sync, "off") == 0 || strcmp(sync, "local") == 0)
+        return cat_fail(c, -EIO, "%s: synchronous_commit = %s did not take the value on", shown,
+                        sync);
+    return 0;
+}
+
+/*
+ * Opens the connection and applies the settings. The schema version and the
+ * application id are checked first, before anything writes to the database, so
  * a database from a newer build or another program is left untouched.
  */
 static int cat_connect(struct catalog *c, const char *path)
 {
-    char mode[16] = "";
+    char mode[16] = "", shown[256];
     int64_t version = 0, app_id = 0, objects = 0;
-    int rc, r;
+    int r;
 
-    rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-    if (rc != SQLITE_OK)
-        return cat_fail(c, cat_errno(rc), "open %s: %s", path,
-                        c->db != NULL ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
-    sqlite3_extended_result_codes(c->db, 1);
-    rc = sqlite3_busy_timeout(c->db, CATALOG_BUSY_TIMEOUT_MS);
-    if (rc != SQLITE_OK)
-        return cat_sqlite_fail(c, rc, "busy_timeout");
-
-    if ((r = cat_query_int(c, "PRAGMA user_version", &version)) < 0 ||
-        (r = cat_query_int(c, "PRAGMA application_id", &app_id)) < 0 ||
-        (r = cat_query_int(c, "SELECT count(*) FROM sqlite_schema", &objects)) < 0)
-        return cat_prefix(c, r, path);
+    sqldb_redact(path, shown, sizeof(shown));
+    if ((r = sqldb_open(path, &c->db, c->err, sizeof(c->err))) < 0)
+        return r;
+    if ((r = cat_identify(c, &version, &app_id, &objects)) < 0)
+        return cat_prefix(c, r, shown);
     if (version > CATALOG_SCHEMA_VERSION)
         return cat_fail(c, -EPROTONOSUPPORT,
                         "%s: database schema version %lld is newer than version %d, the newest"
                         " this build knows; refusing to open it",
-                        path, (long long)version, CATALOG_SCHEMA_VERSION);
+                        shown, (long long)version, CATALOG_SCHEMA_VERSION);
     if (version < 0 || (version == 0 && (app_id != 0 || objects != 0)) ||
         (version > 0 && app_id != CATALOG_APPLICATION_ID))
         return cat_fail(c, -EBADMSG,
                         "%s: not a Sluice catalog (user_version %lld, application_id %lld,"
                         " %lld schema objects)",
-                        path, (long long)version, (long long)app_id, (long long)objects);
+                        shown, (long long)version, (long long)app_id, (long long)objects);
+    if (cat_pg(c))
+        return cat_pg_settings(c, shown);
 
     if ((r = cat_pragma_int(c, "foreign_keys", 1)) < 0 ||
         (r = cat_pragma_int(c, "synchronous", 2 /* FULL */)) < 0 ||
@@ -783,18 +831,28 @@ static int cat_connect(struct catalog *c, const char *path)
     return 0;
 }
 
+/* Takes the migration lock: SQLite's write lock; on PostgreSQL a transaction-level advisory lock. */
+static int cat_migrate_begin(struct catalog *c)
+{
+    int r;
+
+    if ((r = cat_exec(c, "BEGIN IMMEDIATE")) < 0 || !cat_pg(c))
+        return r;
+    return cat_exec(c, "SELECT pg_advisory_xact_lock(1397506885)");
+}
+
 /* Applies migrations until the schema is at target, one transaction each. */
 static int cat_migrate(struct catalog *c, int target)
 {
     for (;;) {
-        char bump[48];
+        char bump[64];
         int64_t v = 0;
         int r;
 
-        if ((r = cat_exec(c, "BEGIN IMMEDIATE")) < 0)
-            return r;
+        if ((r = cat_migrate_begin(c)) < 0)
+            goto fail;
         /* Read again under the write lock, in case another process migrated. */
-        if ((r = cat_query_int(c, "PRAGMA user_version", &v)) < 0)
+        if ((r = cat_version(c, &v)) < 0)
             goto fail;
         if (v >= target) {
             cat_exec(c, "ROLLBACK");
@@ -804,8 +862,12 @@ static int cat_migrate(struct catalog *c, int target)
             r = cat_fail(c, -EPROTONOSUPPORT, "schema version %lld changed under us", (long long)v);
             goto fail;
         }
-        snprintf(bump, sizeof(bump), "PRAGMA user_version = %lld", (long long)v + 1);
-        if ((r = cat_exec(c, catalog_migrations[v])) < 0 || (r = cat_exec(c, bump)) < 0 ||
+        snprintf(bump, sizeof(bump),
+                 cat_pg(c) ? "UPDATE sluice_catalog SET user_version = %lld"
+                           : "PRAGMA user_version = %lld",
+                 (long long)v + 1);
+        if ((v == 0 && cat_pg(c) && (r = cat_exec(c, CAT_PG_META_CREATE)) < 0) ||
+            (r = cat_exec(c, catalog_migrations[v])) < 0 || (r = cat_exec(c, bump)) < 0 ||
             (r = cat_exec(c, "COMMIT")) < 0) {
             char what[64];
 
@@ -816,8 +878,8 @@ static int cat_migrate(struct catalog *c, int target)
         log_debug("catalog_migrated", "from=%lld to=%lld", (long long)v, (long long)v + 1);
         continue;
     fail:
-        if (!sqlite3_get_autocommit(c->db))
-            sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+        if (sqldb_txn(c->db) != SQLDB_TXN_NONE)
+            (void)sqldb_exec(c->db, "ROLLBACK");
         return r;
     }
 }
@@ -825,21 +887,19 @@ static int cat_migrate(struct catalog *c, int target)
 static int cat_prepare_all(struct catalog *c)
 {
     for (int i = 0; i < ST_COUNT_; i++) {
-        int rc = sqlite3_prepare_v3(c->db, catalog_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                                    &c->stmt[i], NULL);
-        if (rc != SQLITE_OK)
-            return cat_sqlite_fail(c, rc, catalog_sql[i]);
+        int rc = sqldb_prepare(c->db, catalog_sql[i], &c->stmt[i]);
+        if (rc < 0)
+            return cat_db_fail(c, rc, catalog_sql[i]);
     }
     return 0;
 }
 
-/* Frees c and its connection; the transaction, if any, is rolled back by SQLite. */
+/* Frees c and its connection; the transaction, if any, is rolled back by the server. */
 static void cat_free(struct catalog *c)
 {
     for (int i = 0; i < ST_COUNT_; i++)
-        sqlite3_finalize(c->stmt[i]);
-    /* close_v2: never fails with SQLITE_BUSY; all statements are finalized anyway. */
-    sqlite3_close_v2(c->db);
+        sqldb_finalize(c->stmt[i]);
+    sqldb_close(c->db);
     free(c);
 }
 
@@ -898,11 +958,15 @@ int catalog_create_at_version(const char *path, int version, char *err, size_t e
         goto out;
     }
     if ((r = cat_connect(c, path)) < 0 || (r = cat_migrate(c, version)) < 0 ||
-        (r = cat_query_int(c, "PRAGMA user_version", &v)) < 0)
+        (r = cat_version(c, &v)) < 0)
         goto out;
-    if (v != version)
-        r = cat_fail(c, -EEXIST, "%s: already at schema version %lld, not %d", path, (long long)v,
-                     version);
+    if (v != version) {
+        char shown[256];
+
+        sqldb_redact(path, shown, sizeof(shown));
+        r = cat_fail(c, -EEXIST, "%s: already at schema version %lld, not %d", shown,
+                     (long long)v, version);
+    }
 out:
     if (r < 0)
         cat_copy_err(c, err, err_len);
@@ -915,7 +979,7 @@ void catalog_close(struct catalog *c)
     if (c == NULL)
         return;
     assert(!c->iterating);
-    if (c->in_txn && !sqlite3_get_autocommit(c->db))
+    if (c->in_txn && sqldb_txn(c->db) != SQLDB_TXN_NONE)
         cat_run_quiet(c, ST_ROLLBACK);
     cat_free(c);
 }
@@ -930,7 +994,7 @@ int catalog_schema_version(struct catalog *c)
     int64_t v = 0;
     int r;
 
-    if ((r = cat_enter(c)) < 0 || (r = cat_query_int(c, "PRAGMA user_version", &v)) < 0)
+    if ((r = cat_enter(c)) < 0 || (r = cat_version(c, &v)) < 0)
         return r;
     return (int)v;
 }
@@ -941,8 +1005,24 @@ int catalog_settings(struct catalog *c, struct catalog_settings *ret)
     int64_t sync = 0, fk = 0, busy = 0;
     int r;
 
-    if ((r = cat_enter(c)) < 0 ||
-        (r = cat_query_text(c, "PRAGMA journal_mode", s.journal_mode, sizeof(s.journal_mode))) <
+    if ((r = cat_enter(c)) < 0)
+        return r;
+    if (cat_pg(c)) {
+        char psync[32] = "", timeout[32] = "";
+
+        /* PostgreSQL's equivalents: its write-ahead log; synchronous_commit on is FULL;
+         * foreign keys are always enforced; lock_timeout stands for busy_timeout. */
+        if ((r = cat_query_text(c, "SHOW synchronous_commit", psync, sizeof(psync))) < 0 ||
+            (r = cat_query_text(c, "SHOW lock_timeout", timeout, sizeof(timeout))) < 0)
+            return r;
+        snprintf(s.journal_mode, sizeof(s.journal_mode), "wal");
+        s.synchronous = strcmp(psync, "off") != 0 && strcmp(psync, "local") != 0 ? 2 : 0;
+        s.foreign_keys = 1;
+        s.busy_timeout_ms = (int)strtol(timeout, NULL, 10) * (strstr(timeout, "ms") ? 1 : 1000);
+        *ret = s;
+        return 0;
+    }
+    if ((r = cat_query_text(c, "PRAGMA journal_mode", s.journal_mode, sizeof(s.journal_mode))) <
             0 ||
         (r = cat_query_int(c, "PRAGMA synchronous", &sync)) < 0 ||
         (r = cat_query_int(c, "PRAGMA foreign_keys", &fk)) < 0 ||
@@ -985,10 +1065,15 @@ int catalog_commit(struct catalog *c)
         r = cat_fail(c, -EIO,
                      "commit: the transaction was aborted by an earlier storage error;"
                      " nothing was committed");
-    } else if ((rc = cat_run_quiet(c, ST_COMMIT)) != SQLITE_DONE) {
-        r = cat_fail(c, cat_errno(rc), "commit: %s; nothing was committed", sqlite3_errmsg(c->db));
+    } else if (sqldb_txn(c->db) != SQLDB_TXN_ACTIVE) {
+        /* PostgreSQL aborted it (COMMIT would quietly roll it back) or the connection broke. */
+        r = cat_fail(c, -EIO, "commit: the transaction was aborted by the database: %s;"
+                              " nothing was committed", sqldb_errmsg(c->db));
+    } else if ((rc = cat_run_quiet(c, ST_COMMIT)) != SQLDB_DONE) {
+        r = cat_fail(c, rc < 0 ? rc : -EIO, "commit: %s; nothing was committed",
+                     sqldb_errmsg(c->db));
     }
-    if (!sqlite3_get_autocommit(c->db))
+    if (sqldb_txn(c->db) != SQLDB_TXN_NONE)
         cat_run_quiet(c, ST_ROLLBACK);
     c->in_txn = false;
     c->txn_failed = false;
@@ -1003,7 +1088,7 @@ void catalog_rollback(struct catalog *c)
         cat_fail(c, -EBUSY, "catalog called from inside a foreach callback");
         return;
     }
-    if (!sqlite3_get_autocommit(c->db))
+    if (sqldb_txn(c->db) != SQLDB_TXN_NONE)
         cat_run_quiet(c, ST_ROLLBACK);
     c->in_txn = false;
     c->txn_failed = false;
@@ -1074,18 +1159,18 @@ static int cat_check_segment(struct catalog *c, const struct catalog_segment *s)
 /* The existing row with s's id: same registration (0) or a conflicting one (-EEXIST)? */
 static int cat_segment_compare(struct catalog *c, const struct catalog_segment *s)
 {
-    sqlite3_stmt *q = c->stmt[ST_SEG_GET];
+    struct sqldb_stmt *q = c->stmt[ST_SEG_GET];
     const char *field = NULL;
     int rc, r = 0;
 
     cat_bind_text(q, 1, s->id);
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW)
+    rc = sqldb_step(q);
+    if (rc == SQLDB_ROW)
         r = cat_read_segment(c, q, &c->seg);
-    else if (rc == SQLITE_DONE)
+    else if (rc == SQLDB_DONE)
         r = cat_fail(c, -EIO, "segment '%s' neither inserted nor found", s->id);
     else
-        r = cat_sqlite_fail(c, rc, "get segment");
+        r = cat_db_fail(c, rc, "get segment");
     cat_done(q);
     if (r < 0)
         return r;
@@ -1109,45 +1194,45 @@ static int cat_segment_compare(struct catalog *c, const struct catalog_segment *
 
 int catalog_put_segment(struct catalog *c, const struct catalog_segment *s)
 {
-    sqlite3_stmt *q = c->stmt[ST_SEG_INSERT];
+    struct sqldb_stmt *q = c->stmt[ST_SEG_INSERT];
     int r;
 
     if ((r = cat_enter(c)) < 0 || (r = cat_check_segment(c, s)) < 0 || (r = cat_op_begin(c)) < 0)
         return r;
     cat_bind_text(q, 1, s->id);
     cat_bind_text(q, 2, s->uri);
-    sqlite3_bind_int64(q, 3, (sqlite3_int64)s->row_count);
-    sqlite3_bind_int64(q, 4, (sqlite3_int64)s->avg_row_size);
-    sqlite3_bind_int(q, 5, (int)s->replication);
+    sqldb_bind_int64(q, 3, (int64_t)s->row_count);
+    sqldb_bind_int64(q, 4, (int64_t)s->avg_row_size);
+    sqldb_bind_int64(q, 5, s->replication);
     cat_bind_text(q, 6, s->state);
-    sqlite3_bind_int64(q, 7, s->backoff_until_ms);
-    sqlite3_bind_int64(q, 8, s->created_ms);
-    sqlite3_bind_int64(q, 9, (sqlite3_int64)s->digest);
+    sqldb_bind_int64(q, 7, s->backoff_until_ms);
+    sqldb_bind_int64(q, 8, s->created_ms);
+    sqldb_bind_int64(q, 9, (int64_t)s->digest);
     cat_bind_text(q, 10, cat_table(s));
-    sqlite3_bind_int64(q, 11, (sqlite3_int64)s->mem_request_bytes);
-    sqlite3_bind_int64(q, 12, (sqlite3_int64)s->mem_limit_bytes);
-    sqlite3_bind_int64(q, 13, (sqlite3_int64)s->footprint_bytes);
+    sqldb_bind_int64(q, 11, (int64_t)s->mem_request_bytes);
+    sqldb_bind_int64(q, 12, (int64_t)s->mem_limit_bytes);
+    sqldb_bind_int64(q, 13, (int64_t)s->footprint_bytes);
     r = cat_step_done(c, q, "insert segment");
-    if (r == 0 && sqlite3_changes(c->db) == 0)
+    if (r == 0 && sqldb_changes(c->db) == 0)
         r = cat_segment_compare(c, s);
     return cat_op_end(c, r);
 }
 
 int catalog_get_segment(struct catalog *c, const char *id, struct catalog_segment *ret)
 {
-    sqlite3_stmt *q = c->stmt[ST_SEG_GET];
+    struct sqldb_stmt *q = c->stmt[ST_SEG_GET];
     int rc, r;
 
     if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", id)) < 0)
         return r;
     cat_bind_text(q, 1, id);
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW)
+    rc = sqldb_step(q);
+    if (rc == SQLDB_ROW)
         r = cat_read_segment(c, q, &c->seg);
-    else if (rc == SQLITE_DONE)
+    else if (rc == SQLDB_DONE)
         r = cat_fail(c, -ENOENT, "segment '%s' not found", id);
     else
-        r = cat_sqlite_fail(c, rc, "get segment");
+        r = cat_db_fail(c, rc, "get segment");
     cat_done(q);
     if (r == 0)
         *ret = c->seg;
@@ -1157,7 +1242,7 @@ int catalog_get_segment(struct catalog *c, const char *id, struct catalog_segmen
 int catalog_set_segment_state(struct catalog *c, const char *id, const char *state,
                               int64_t backoff_until_ms)
 {
-    sqlite3_stmt *q = c->stmt[ST_SEG_SET_STATE];
+    struct sqldb_stmt *q = c->stmt[ST_SEG_SET_STATE];
     int r;
 
     if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", id)) < 0 ||
@@ -1166,10 +1251,10 @@ int catalog_set_segment_state(struct catalog *c, const char *id, const char *sta
         return r;
     cat_bind_text(q, 1, id);
     cat_bind_text(q, 2, state);
-    sqlite3_bind_int64(q, 3, backoff_until_ms);
+    sqldb_bind_int64(q, 3, backoff_until_ms);
     if ((r = cat_step_done(c, q, "set segment state")) < 0)
         return r;
-    if (sqlite3_changes(c->db) == 0)
+    if (sqldb_changes(c->db) == 0)
         return cat_fail(c, -ENOENT, "segment '%s' not found", id);
     return 0;
 }
@@ -1177,7 +1262,7 @@ int catalog_set_segment_state(struct catalog *c, const char *id, const char *sta
 int catalog_set_segment_file(struct catalog *c, const char *id, uint64_t row_count,
                              uint64_t avg_row_size, uint64_t digest, const char *state)
 {
-    sqlite3_stmt *q = c->stmt[ST_SEG_SET_FILE];
+    struct sqldb_stmt *q = c->stmt[ST_SEG_SET_FILE];
     int r;
 
     if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", id)) < 0 ||
@@ -1191,23 +1276,23 @@ int catalog_set_segment_file(struct catalog *c, const char *id, uint64_t row_cou
         return cat_fail(c, -EINVAL, "segment avg_row_size: %llu is outside 1..%llu",
                         (unsigned long long)avg_row_size, (unsigned long long)WIRE_ROW_SIZE_MAX);
     cat_bind_text(q, 1, id);
-    sqlite3_bind_int64(q, 2, (sqlite3_int64)row_count);
-    sqlite3_bind_int64(q, 3, (sqlite3_int64)avg_row_size);
-    sqlite3_bind_int64(q, 4, (sqlite3_int64)digest);
+    sqldb_bind_int64(q, 2, (int64_t)row_count);
+    sqldb_bind_int64(q, 3, (int64_t)avg_row_size);
+    sqldb_bind_int64(q, 4, (int64_t)digest);
     if (state != NULL)
         cat_bind_text(q, 5, state);
     else
-        sqlite3_bind_null(q, 5);
+        sqldb_bind_null(q, 5);
     if ((r = cat_step_done(c, q, "set segment file")) < 0)
         return r;
-    if (sqlite3_changes(c->db) == 0)
+    if (sqldb_changes(c->db) == 0)
         return cat_fail(c, -ENOENT, "segment '%s' not found", id);
     return 0;
 }
 
 int catalog_set_segment_table(struct catalog *c, const char *id, const char *table)
 {
-    sqlite3_stmt *q = c->stmt[ST_SEG_SET_TABLE];
+    struct sqldb_stmt *q = c->stmt[ST_SEG_SET_TABLE];
     int r;
 
     if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", id)) < 0 ||
@@ -1217,32 +1302,32 @@ int catalog_set_segment_table(struct catalog *c, const char *id, const char *tab
     cat_bind_text(q, 2, table);
     if ((r = cat_step_done(c, q, "set segment table")) < 0)
         return r;
-    if (sqlite3_changes(c->db) == 0)
+    if (sqldb_changes(c->db) == 0)
         return cat_fail(c, -ENOENT, "segment '%s' not found", id);
     return 0;
 }
 
 int catalog_set_segment_mem(struct catalog *c, const char *id, uint64_t request, uint64_t limit)
 {
-    sqlite3_stmt *q = c->stmt[ST_SEG_SET_MEM];
+    struct sqldb_stmt *q = c->stmt[ST_SEG_SET_MEM];
     int r;
 
     if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", id)) < 0 ||
         (r = cat_check_mem(c, request, limit)) < 0)
         return r;
     cat_bind_text(q, 1, id);
-    sqlite3_bind_int64(q, 2, (sqlite3_int64)request);
-    sqlite3_bind_int64(q, 3, (sqlite3_int64)limit);
+    sqldb_bind_int64(q, 2, (int64_t)request);
+    sqldb_bind_int64(q, 3, (int64_t)limit);
     if ((r = cat_step_done(c, q, "set segment mem")) < 0)
         return r;
-    if (sqlite3_changes(c->db) == 0)
+    if (sqldb_changes(c->db) == 0)
         return cat_fail(c, -ENOENT, "segment '%s' not found", id);
     return 0;
 }
 
 int catalog_set_segment_footprint(struct catalog *c, const char *id, uint64_t bytes)
 {
-    sqlite3_stmt *q = c->stmt[ST_SEG_SET_FOOTPRINT];
+    struct sqldb_stmt *q = c->stmt[ST_SEG_SET_FOOTPRINT];
     int r;
 
     if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", id)) < 0)
@@ -1251,17 +1336,17 @@ int catalog_set_segment_footprint(struct catalog *c, const char *id, uint64_t by
         return cat_fail(c, -EINVAL, "segment footprint_bytes: %llu is out of range",
                         (unsigned long long)bytes);
     cat_bind_text(q, 1, id);
-    sqlite3_bind_int64(q, 2, (sqlite3_int64)bytes);
+    sqldb_bind_int64(q, 2, (int64_t)bytes);
     if ((r = cat_step_done(c, q, "set segment footprint")) < 0)
         return r;
-    if (sqlite3_changes(c->db) == 0)
+    if (sqldb_changes(c->db) == 0)
         return cat_fail(c, -ENOENT, "segment '%s' not found", id);
     return 0;
 }
 
 int catalog_delete_segment(struct catalog *c, const char *id)
 {
-    sqlite3_stmt *q = c->stmt[ST_SEG_DELETE];
+    struct sqldb_stmt *q = c->stmt[ST_SEG_DELETE];
     int r;
 
     if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", id)) < 0)
@@ -1269,14 +1354,14 @@ int catalog_delete_segment(struct catalog *c, const char *id)
     cat_bind_text(q, 1, id);
     if ((r = cat_step_done(c, q, "delete segment")) < 0)
         return r;
-    if (sqlite3_changes(c->db) == 0)
+    if (sqldb_changes(c->db) == 0)
         return cat_fail(c, -ENOENT, "segment '%s' not found", id);
     return 0;
 }
 
 int catalog_count_segments(struct catalog *c, const char *state, uint64_t *ret)
 {
-    sqlite3_stmt *q;
+    struct sqldb_stmt *q;
     uint64_t n = 0;
     int rc, r;
 
@@ -1288,11 +1373,11 @@ int catalog_count_segments(struct catalog *c, const char *state, uint64_t *ret)
     q = c->stmt[state != NULL ? ST_SEG_COUNT_STATE : ST_SEG_COUNT];
     if (state != NULL)
         cat_bind_text(q, 1, state);
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW)
-        n = (uint64_t)sqlite3_column_int64(q, 0);
+    rc = sqldb_step(q);
+    if (rc == SQLDB_ROW)
+        n = (uint64_t)sqldb_column_int64(q, 0);
     else
-        r = cat_sqlite_fail(c, rc, "count segments");
+        r = cat_db_fail(c, rc, "count segments");
     cat_done(q);
     if (r == 0)
         *ret = n;
@@ -1302,7 +1387,7 @@ int catalog_count_segments(struct catalog *c, const char *state, uint64_t *ret)
 int catalog_foreach_segment(struct catalog *c, const char *state,
                             int (*cb)(const struct catalog_segment *s, void *arg), void *arg)
 {
-    sqlite3_stmt *q;
+    struct sqldb_stmt *q;
     int rc, r;
 
     assert(cb != NULL);
@@ -1315,13 +1400,13 @@ int catalog_foreach_segment(struct catalog *c, const char *state,
     if (state != NULL)
         cat_bind_text(q, 1, state);
     c->iterating = true;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    while ((rc = sqldb_step(q)) == SQLDB_ROW) {
         if ((r = cat_read_segment(c, q, &c->seg)) != 0 || (r = cb(&c->seg, arg)) != 0)
             break;
     }
     c->iterating = false;
-    if (r == 0 && rc != SQLITE_DONE)
-        r = cat_sqlite_fail(c, rc, "list segments");
+    if (r == 0 && rc != SQLDB_DONE)
+        r = cat_db_fail(c, rc, "list segments");
     cat_done(q);
     return r;
 }
@@ -1330,7 +1415,7 @@ int catalog_foreach_segment(struct catalog *c, const char *state,
 
 int catalog_put_node(struct catalog *c, const struct catalog_node *n)
 {
-    sqlite3_stmt *q = c->stmt[ST_NODE_UPSERT];
+    struct sqldb_stmt *q = c->stmt[ST_NODE_UPSERT];
     int r;
 
     if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "node id", n->id)) < 0 ||
@@ -1346,29 +1431,29 @@ int catalog_put_node(struct catalog *c, const struct catalog_node *n)
     cat_bind_text(q, 1, n->id);
     cat_bind_text(q, 2, n->addr);
     cat_bind_text(q, 3, n->state);
-    sqlite3_bind_int64(q, 4, n->last_seen_ms);
+    sqldb_bind_int64(q, 4, n->last_seen_ms);
     cat_bind_opt_text(q, 5, n->last_reason);
-    sqlite3_bind_int64(q, 6, n->created_ms);
-    sqlite3_bind_int(q, 7, n->claim ? 1 : 0);
+    sqldb_bind_int64(q, 6, n->created_ms);
+    sqldb_bind_int64(q, 7, n->claim ? 1 : 0);
     cat_bind_opt_text(q, 8, n->drained_by);
     return cat_step_done(c, q, "put node");
 }
 
 int catalog_get_node(struct catalog *c, const char *id, struct catalog_node *ret)
 {
-    sqlite3_stmt *q = c->stmt[ST_NODE_GET];
+    struct sqldb_stmt *q = c->stmt[ST_NODE_GET];
     int rc, r;
 
     if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "node id", id)) < 0)
         return r;
     cat_bind_text(q, 1, id);
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW)
+    rc = sqldb_step(q);
+    if (rc == SQLDB_ROW)
         r = cat_read_node(c, q, &c->node);
-    else if (rc == SQLITE_DONE)
+    else if (rc == SQLDB_DONE)
         r = cat_fail(c, -ENOENT, "node '%s' not found", id);
     else
-        r = cat_sqlite_fail(c, rc, "get node");
+        r = cat_db_fail(c, rc, "get node");
     cat_done(q);
     if (r == 0)
         *ret = c->node;
@@ -1378,7 +1463,7 @@ int catalog_get_node(struct catalog *c, const char *id, struct catalog_node *ret
 int catalog_set_node_state(struct catalog *c, const char *id, const char *state,
                            const char *drained_by)
 {
-    sqlite3_stmt *q = c->stmt[ST_NODE_SET_STATE];
+    struct sqldb_stmt *q = c->stmt[ST_NODE_SET_STATE];
     int r;
 
     if (drained_by == NULL)
@@ -1392,14 +1477,14 @@ int catalog_set_node_state(struct catalog *c, const char *id, const char *state,
     cat_bind_opt_text(q, 3, drained_by);
     if ((r = cat_step_done(c, q, "set node state")) < 0)
         return r;
-    if (sqlite3_changes(c->db) == 0)
+    if (sqldb_changes(c->db) == 0)
         return cat_fail(c, -ENOENT, "node '%s' not found", id);
     return 0;
 }
 
 int catalog_delete_node(struct catalog *c, const char *id)
 {
-    sqlite3_stmt *q = c->stmt[ST_NODE_DELETE];
+    struct sqldb_stmt *q = c->stmt[ST_NODE_DELETE];
     int r;
 
     if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "node id", id)) < 0)
@@ -1407,7 +1492,7 @@ int catalog_delete_node(struct catalog *c, const char *id)
     cat_bind_text(q, 1, id);
     if ((r = cat_step_done(c, q, "delete node")) < 0)
         return r;
-    if (sqlite3_changes(c->db) == 0)
+    if (sqldb_changes(c->db) == 0)
         return cat_fail(c, -ENOENT, "node '%s' not found", id);
     return 0;
 }
@@ -1415,20 +1500,20 @@ int catalog_delete_node(struct catalog *c, const char *id)
 int catalog_foreach_node(struct catalog *c, int (*cb)(const struct catalog_node *n, void *arg),
                          void *arg)
 {
-    sqlite3_stmt *q = c->stmt[ST_NODE_ALL];
+    struct sqldb_stmt *q = c->stmt[ST_NODE_ALL];
     int rc, r;
 
     assert(cb != NULL);
     if ((r = cat_enter(c)) < 0)
         return r;
     c->iterating = true;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    while ((rc = sqldb_step(q)) == SQLDB_ROW) {
         if ((r = cat_read_node(c, q, &c->node)) != 0 || (r = cb(&c->node, arg)) != 0)
             break;
     }
     c->iterating = false;
-    if (r == 0 && rc != SQLITE_DONE)
-        r = cat_sqlite_fail(c, rc, "list nodes");
+    if (r == 0 && rc != SQLDB_DONE)
+        r = cat_db_fail(c, rc, "list nodes");
     cat_done(q);
     return r;
 }
@@ -1438,15 +1523,15 @@ int catalog_foreach_node(struct catalog *c, int (*cb)(const struct catalog_node 
 /* Whether the row named id exists, through ST_SEG_EXISTS or ST_NODE_EXISTS. */
 static int cat_exists(struct catalog *c, enum catalog_stmt i, const char *id, bool *ret)
 {
-    sqlite3_stmt *q = c->stmt[i];
+    struct sqldb_stmt *q = c->stmt[i];
     int rc, r = 0;
 
     cat_bind_text(q, 1, id);
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-        *ret = rc == SQLITE_ROW;
+    rc = sqldb_step(q);
+    if (rc == SQLDB_ROW || rc == SQLDB_DONE)
+        *ret = rc == SQLDB_ROW;
     else
-        r = cat_sqlite_fail(c, rc, "lookup");
+        r = cat_db_fail(c, rc, "lookup");
     cat_done(q);
     return r;
 }
@@ -1454,25 +1539,29 @@ static int cat_exists(struct catalog *c, enum catalog_stmt i, const char *id, bo
 int catalog_put_assignment(struct catalog *c, const char *segment_id, const char *node_id,
                            const char *state, int64_t now_ms)
 {
-    sqlite3_stmt *q = c->stmt[ST_ASG_UPSERT];
-    bool seg = false, node = false;
+    struct sqldb_stmt *q = c->stmt[ST_ASG_UPSERT];
+    bool seg = false, node = false, fk;
+    /* A failed statement aborts a PostgreSQL transaction: fence it with a savepoint there. */
+    bool unit = cat_pg(c) && c->in_txn;
     int rc, r;
 
     if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", segment_id)) < 0 ||
         (r = cat_check_id(c, "node id", node_id)) < 0 ||
         (r = cat_check_state(c, "assignment state", state, catalog_assignment_states)) < 0 ||
-        (r = cat_check_ms(c, "now_ms", now_ms)) < 0)
+        (r = cat_check_ms(c, "now_ms", now_ms)) < 0 || (unit && (r = cat_op_begin(c)) < 0))
         return r;
     cat_bind_text(q, 1, segment_id);
     cat_bind_text(q, 2, node_id);
     cat_bind_text(q, 3, state);
-    sqlite3_bind_int64(q, 4, now_ms);
-    rc = sqlite3_step(q);
+    sqldb_bind_int64(q, 4, now_ms);
+    rc = sqldb_step(q);
     cat_done(q);
-    if (rc == SQLITE_DONE)
-        return 0;
-    if (rc != SQLITE_CONSTRAINT_FOREIGNKEY)
-        return cat_sqlite_fail(c, rc, "put assignment");
+    fk = rc < 0 && sqldb_error_foreign_key(c->db);
+    r = rc == SQLDB_DONE ? 0 : cat_db_fail(c, rc, "put assignment");
+    if (unit)
+        r = cat_op_end(c, r);
+    if (!fk)
+        return r;
     /* The statement was undone; say which side is missing. */
     if ((r = cat_exists(c, ST_SEG_EXISTS, segment_id, &seg)) < 0 ||
         (r = cat_exists(c, ST_NODE_EXISTS, node_id, &node)) < 0)
@@ -1486,7 +1575,7 @@ int catalog_put_assignment(struct catalog *c, const char *segment_id, const char
 
 int catalog_delete_assignment(struct catalog *c, const char *segment_id, const char *node_id)
 {
-    sqlite3_stmt *q = c->stmt[ST_ASG_DELETE];
+    struct sqldb_stmt *q = c->stmt[ST_ASG_DELETE];
     int r;
 
     if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", segment_id)) < 0 ||
@@ -1496,7 +1585,7 @@ int catalog_delete_assignment(struct catalog *c, const char *segment_id, const c
     cat_bind_text(q, 2, node_id);
     if ((r = cat_step_done(c, q, "delete assignment")) < 0)
         return r;
-    if (sqlite3_changes(c->db) == 0)
+    if (sqldb_changes(c->db) == 0)
         return cat_fail(c, -ENOENT, "assignment of '%s' to '%s' not found", segment_id, node_id);
     return 0;
 }
@@ -1505,7 +1594,7 @@ int catalog_foreach_assignment(struct catalog *c, const char *segment_id, const 
                                int (*cb)(const struct catalog_assignment *a, void *arg), void *arg)
 {
     enum catalog_stmt i;
-    sqlite3_stmt *q;
+    struct sqldb_stmt *q;
     int rc, r;
 
     assert(cb != NULL);
@@ -1530,13 +1619,13 @@ int catalog_foreach_assignment(struct catalog *c, const char *segment_id, const 
         cat_bind_text(q, 1, segment_id != NULL ? segment_id : node_id);
     }
     c->iterating = true;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    while ((rc = sqldb_step(q)) == SQLDB_ROW) {
         if ((r = cat_read_assignment(c, q, &c->asg)) != 0 || (r = cb(&c->asg, arg)) != 0)
             break;
     }
     c->iterating = false;
-    if (r == 0 && rc != SQLITE_DONE)
-        r = cat_sqlite_fail(c, rc, "list assignments");
+    if (r == 0 && rc != SQLDB_DONE)
+        r = cat_db_fail(c, rc, "list assignments");
     cat_done(q);
     return r;
 }
@@ -1568,20 +1657,20 @@ static int cat_check_event(struct catalog *c, const struct catalog_event *e)
 
 static int cat_trim_events(struct catalog *c)
 {
-    sqlite3_stmt *q = c->stmt[ST_EV_TRIM];
+    struct sqldb_stmt *q = c->stmt[ST_EV_TRIM];
 
     c->since_trim = 0;
-    sqlite3_bind_int64(q, 1, (sqlite3_int64)c->events_keep);
+    sqldb_bind_int64(q, 1, (int64_t)c->events_keep);
     return cat_step_done(c, q, "trim events");
 }
 
 /* Inserts a validated event and trims every trim_every inserts; the caller provides the unit. */
 static int cat_insert_event(struct catalog *c, const struct catalog_event *e)
 {
-    sqlite3_stmt *q = c->stmt[ST_EV_INSERT];
-    int r;
+    struct sqldb_stmt *q = c->stmt[ST_EV_INSERT];
+    int rc, r = 0;
 
-    sqlite3_bind_int64(q, 1, e->ts_ms);
+    sqldb_bind_int64(q, 1, e->ts_ms);
     cat_bind_opt_text(q, 2, e->segment_id);
     cat_bind_opt_text(q, 3, e->node_id);
     cat_bind_text(q, 4, e->kind);
@@ -1589,11 +1678,16 @@ static int cat_insert_event(struct catalog *c, const struct catalog_event *e)
     cat_bind_opt_int(q, 6, e->http_status);
     cat_bind_opt_int(q, 7, e->retry_after_ms);
     cat_bind_opt_text(q, 8, e->detail);
-    sqlite3_bind_int64(q, 9, e->count > 0 ? (sqlite3_int64)e->count : 1);
+    sqldb_bind_int64(q, 9, e->count > 0 ? (int64_t)e->count : 1);
     cat_bind_opt_int(q, 10, e->last_ts_ms);
-    if ((r = cat_step_done(c, q, "add event")) < 0)
+    rc = sqldb_step(q);
+    if (rc == SQLDB_ROW)
+        c->last_event_id = (uint64_t)sqldb_column_int64(q, 0);
+    else
+        r = cat_db_fail(c, rc < 0 ? rc : -EIO, "add event");
+    cat_done(q);
+    if (r < 0)
         return r;
-    c->last_event_id = (uint64_t)sqlite3_last_insert_rowid(c->db);
     if (++c->since_trim >= c->trim_every)
         r = cat_trim_events(c);
     return r;
@@ -1625,7 +1719,7 @@ int catalog_add_event_id(struct catalog *c, const struct catalog_event *e, uint6
 
 int catalog_fold_event(struct catalog *c, uint64_t id, uint64_t count, int64_t last_ts_ms)
 {
-    sqlite3_stmt *q;
+    struct sqldb_stmt *q;
     int r;
 
     if ((r = cat_enter(c)) < 0)
@@ -1636,8 +1730,8 @@ int catalog_fold_event(struct catalog *c, uint64_t id, uint64_t count, int64_t l
     if ((r = cat_check_ms(c, "event last_ts_ms", last_ts_ms)) < 0)
         return r;
     q = c->stmt[ST_EV_FOLD];
-    sqlite3_bind_int64(q, 1, (sqlite3_int64)id);
-    sqlite3_bind_int64(q, 2, (sqlite3_int64)count);
+    sqldb_bind_int64(q, 1, (int64_t)id);
+    sqldb_bind_int64(q, 2, (int64_t)count);
     cat_bind_opt_int(q, 3, last_ts_ms);
     return cat_step_done(c, q, "fold event");
 }
@@ -1655,9 +1749,9 @@ int catalog_foreach_event(struct catalog *c, const char *segment_id, uint64_t af
                           unsigned limit, int (*cb)(const struct catalog_event *e, void *arg),
                           void *arg)
 {
-    sqlite3_stmt *q;
-    sqlite3_int64 after = after_id > INT64_MAX ? INT64_MAX : (sqlite3_int64)after_id;
-    sqlite3_int64 lim = limit == 0 ? -1 : (sqlite3_int64)limit; /* negative: no limit */
+    struct sqldb_stmt *q;
+    int64_t after = after_id > INT64_MAX ? INT64_MAX : (int64_t)after_id;
+    int64_t lim = limit == 0 ? INT64_MAX : (int64_t)limit; /* LIMIT -1 is SQLite's only */
     int rc, r;
 
     assert(cb != NULL);
@@ -1668,21 +1762,21 @@ int catalog_foreach_event(struct catalog *c, const char *segment_id, uint64_t af
     if (segment_id != NULL) {
         q = c->stmt[ST_EV_BY_SEG];
         cat_bind_text(q, 1, segment_id);
-        sqlite3_bind_int64(q, 2, after);
-        sqlite3_bind_int64(q, 3, lim);
+        sqldb_bind_int64(q, 2, after);
+        sqldb_bind_int64(q, 3, lim);
     } else {
         q = c->stmt[ST_EV_ALL];
-        sqlite3_bind_int64(q, 1, after);
-        sqlite3_bind_int64(q, 2, lim);
+        sqldb_bind_int64(q, 1, after);
+        sqldb_bind_int64(q, 2, lim);
     }
     c->iterating = true;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    while ((rc = sqldb_step(q)) == SQLDB_ROW) {
         if ((r = cat_read_event(c, q, &c->ev)) != 0 || (r = cb(&c->ev, arg)) != 0)
             break;
     }
     c->iterating = false;
-    if (r == 0 && rc != SQLITE_DONE)
-        r = cat_sqlite_fail(c, rc, "list events");
+    if (r == 0 && rc != SQLDB_DONE)
+        r = cat_db_fail(c, rc, "list events");
     cat_done(q);
     return r;
 }
@@ -1691,9 +1785,9 @@ int catalog_foreach_event_before(struct catalog *c, const char *segment_id, uint
                                  unsigned limit,
                                  int (*cb)(const struct catalog_event *e, void *arg), void *arg)
 {
-    sqlite3_stmt *q;
-    sqlite3_int64 before = before_id == 0 || before_id > INT64_MAX ? INT64_MAX
-                                                                    : (sqlite3_int64)before_id;
+    struct sqldb_stmt *q;
+    int64_t before = before_id == 0 || before_id > INT64_MAX ? INT64_MAX
+                                                                    : (int64_t)before_id;
     int rc, r;
 
     assert(cb != NULL);
@@ -1706,54 +1800,69 @@ int catalog_foreach_event_before(struct catalog *c, const char *segment_id, uint
     if (segment_id != NULL) {
         q = c->stmt[ST_EV_BEFORE_SEG];
         cat_bind_text(q, 1, segment_id);
-        sqlite3_bind_int64(q, 2, before);
-        sqlite3_bind_int64(q, 3, (sqlite3_int64)limit);
+        sqldb_bind_int64(q, 2, before);
+        sqldb_bind_int64(q, 3, (int64_t)limit);
     } else {
         q = c->stmt[ST_EV_BEFORE];
-        sqlite3_bind_int64(q, 1, before);
-        sqlite3_bind_int64(q, 2, (sqlite3_int64)limit);
+        sqldb_bind_int64(q, 1, before);
+        sqldb_bind_int64(q, 2, (int64_t)limit);
     }
     c->iterating = true;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    while ((rc = sqldb_step(q)) == SQLDB_ROW) {
         if ((r = cat_read_event(c, q, &c->ev)) != 0 || (r = cb(&c->ev, arg)) != 0)
             break;
     }
     c->iterating = false;
-    if (r == 0 && rc != SQLITE_DONE)
-        r = cat_sqlite_fail(c, rc, "list events");
+    if (r == 0 && rc != SQLDB_DONE)
+        r = cat_db_fail(c, rc, "list events");
     cat_done(q);
     return r;
 }
 
 /* ---- checks ---- */
 
+/*
+ * PostgreSQL enforces its foreign keys always and checks its pages with
+ * checksums as it reads them; what is left to check is the same question
+ * SQLite's foreign_key_check answers, asked in SQL, with the same columns
+ * (child table, -, parent table).
+ */
+#define CAT_FK_CHECK_SQL                                                                           \
+    "SELECT 'assignments', NULL, 'segments' FROM assignments a WHERE NOT EXISTS"                   \
+    " (SELECT 1 FROM segments s WHERE s.id = a.segment_id) UNION ALL"                              \
+    " SELECT 'assignments', NULL, 'nodes' FROM assignments a WHERE NOT EXISTS"                      \
+    " (SELECT 1 FROM nodes n WHERE n.id = a.node_id) LIMIT 1"
+
 int catalog_integrity_check(struct catalog *c, char *err, size_t err_len)
 {
-    sqlite3_stmt *q = NULL;
-    char first[256] = "";
+    struct sqldb_stmt *q = NULL;
+    char first[256] = "ok", child[32] = "", parent[32] = "";
     int rc, r;
 
     if ((r = cat_enter(c)) < 0 ||
-        (r = cat_query_text(c, "PRAGMA integrity_check", first, sizeof(first))) < 0)
+        (!cat_pg(c) &&
+         (r = cat_query_text(c, "PRAGMA integrity_check", first, sizeof(first))) < 0))
         goto out;
     if (strcmp(first, "ok") != 0) {
         r = cat_fail(c, -EBADMSG, "integrity_check: %s", first);
         goto out;
     }
-    rc = sqlite3_prepare_v2(c->db, "PRAGMA foreign_key_check", -1, &q, NULL);
-    if (rc != SQLITE_OK) {
-        r = cat_sqlite_fail(c, rc, "foreign_key_check");
+    rc = sqldb_prepare(c->db, cat_pg(c) ? CAT_FK_CHECK_SQL : "PRAGMA foreign_key_check", &q);
+    if (rc < 0) {
+        r = cat_db_fail(c, rc, "foreign_key_check");
         goto out;
     }
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW)
+    rc = sqldb_step(q);
+    if (rc == SQLDB_ROW) {
+        (void)cat_col_text(c, q, 0, child, sizeof(child));
+        (void)cat_col_text(c, q, 2, parent, sizeof(parent));
         r = cat_fail(c, -EBADMSG, "foreign_key_check: a row of %s refers to a missing row of %s",
-                     (const char *)sqlite3_column_text(q, 0),
-                     (const char *)sqlite3_column_text(q, 2));
-    else if (rc != SQLITE_DONE)
-        r = cat_sqlite_fail(c, rc, "foreign_key_check");
+                     child, parent);
+    } else if (rc != SQLDB_DONE) {
+        r = cat_db_fail(c, rc, "foreign_key_check");
+    }
 out:
-    sqlite3_finalize(q);
+    sqldb_finalize(q);
     if (r < 0)
         cat_copy_err(c, err, err_len);
     return r;

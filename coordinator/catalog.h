@@ -1,10 +1,13 @@
 /*
- * catalog: the coordinator's durable state in one SQLite database. It holds
- * nodes, segments, assignments of segments to nodes, and a bounded log of
- * events. Whatever a catalog call reported as done is on disk: the database
- * runs in WAL mode with synchronous=FULL, so a committed transaction
- * survives kill -9 (and, given honest fsync, power loss). The coordinator
- * must answer a peer OK only after the call (or catalog_commit) returned 0.
+ * catalog: the coordinator's durable state in one SQLite database or one
+ * PostgreSQL database (the same API and contract on both; coordinator/sqldb
+ * holds the difference). It holds nodes, segments, assignments of segments
+ * to nodes, and a bounded log of events. Whatever a catalog call reported as
+ * done is on disk: SQLite runs in WAL mode with synchronous=FULL,
+ * PostgreSQL with synchronous_commit=on (and fsync=on, checked at open), so
+ * a committed transaction survives kill -9 (and, given honest fsync, power
+ * loss). The coordinator must answer a peer OK only after the call (or
+ * catalog_commit) returned 0.
  *
  * Expected load: registrations arrive in bulk (thousands of segments per
  * import), so callers batch them between catalog_begin and catalog_commit
@@ -115,7 +118,11 @@ struct catalog_options {
     uint64_t events_keep;
 };
 
-/* Connection settings as read back from SQLite, for tests and /status. */
+/*
+ * Connection settings as read back from SQLite, for tests and /status. On
+ * PostgreSQL: "wal", 2 when synchronous_commit is on, 1 (foreign keys are
+ * always enforced), and lock_timeout in ms.
+ */
 struct catalog_settings {
     char journal_mode[16]; /* "wal" */
     int synchronous;       /* 2 == FULL */
@@ -124,6 +131,8 @@ struct catalog_settings {
 };
 
 /*
+ * path is a locator (sqldb_parse): "sqlite:FILE", a bare FILE, or a libpq URI
+ * "postgresql://..." whose database exists.
  * Opens (creating if needed) the database at path, applies the pragmas and
  * checks that each took effect, and migrates the schema to
  * CATALOG_SCHEMA_VERSION, one transaction per migration. A database written
@@ -287,5 +296,30 @@ int catalog_integrity_check(struct catalog *c, char *err, size_t err_len);
  * past version; -EINVAL if version is out of range.
  */
 int catalog_create_at_version(const char *path, int version, char *err, size_t err_len);
+
+/* ---- catalog_copy.c: between backends ---- */
+
+/* Row counts of a catalog. */
+struct catalog_counts {
+    uint64_t segments, nodes, assignments, events;
+};
+
+/* Counts every table's rows (a full walk of each: for copies and checks, not hot paths). */
+int catalog_counts(struct catalog *c, struct catalog_counts *ret);
+
+/*
+ * Copies every row of from into to (SQLite into PostgreSQL, or any other
+ * pair), in one transaction of to: nodes, segments (state, back-off,
+ * digest, table, memory and footprint kept), assignments, then events in id
+ * order (to gives them new ids; their contents and counts are kept). to
+ * must be empty: otherwise -ENOTEMPTY and nothing is written. After the
+ * copy the counts of both are compared inside the transaction; if they
+ * differ it is rolled back and the result is -EIO. Open to with an
+ * events_keep of at least from's event count, or the copy trims them. On
+ * success *ret (if not NULL) holds the counts copied; on failure err holds
+ * a sentence.
+ */
+int catalog_copy(struct catalog *from, struct catalog *to, struct catalog_counts *ret, char *err,
+                 size_t err_len);
 
 #endif

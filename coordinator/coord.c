@@ -37,6 +37,7 @@
 #include "pbhttp.h"
 #include "placer.h"
 #include "reason.h"
+#include "sqldb.h"
 #include "sluice_config.h"
 #include "strmap.h"
 #include "wire.h"
@@ -129,6 +130,7 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     struct placer_config pcfg = {.max_in_flight_per_node = cfg->max_in_flight_per_node,
                                  .invalid_quorum = COORD_INVALID_QUORUM};
     struct timeval tick = {0, COORD_MEMBERSHIP_MS * 1000};
+    char shown[256];
     int r;
 
     c->base = base;
@@ -137,7 +139,9 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     c->cfg.token = c->token;
     c->cfg.nodes = NULL;
     c->cfg.listen = NULL;
-    c->db_path = xstrdup(cfg->db_path);
+    /* As shown in logs and errors: a PostgreSQL URI's password is masked. */
+    sqldb_redact(cfg->db_path, shown, sizeof(shown));
+    c->db_path = xstrdup(shown);
     c->cfg.db_path = c->db_path;
     c->started_mono_ns = clock_mono_ns();
     c->rng = (uint32_t)(clock_mono_ns() | 1);
@@ -173,18 +177,18 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
         (r = catalog_foreach_node(c->cat, coord_load_node, c)) < 0 ||
         (r = catalog_foreach_assignment(c->cat, NULL, NULL, coord_load_assignment, c)) < 0) {
         snprintf(err, err_len, "catalog %s: %s (%s); refusing to start on a partial catalog",
-                 cfg->db_path, catalog_errmsg(c->cat), strerror(-r));
+                 c->db_path, catalog_errmsg(c->cat), strerror(-r));
         goto fail;
     }
     strmap_foreach(c->segs, coord_want_pending, c);
     if ((r = coord_flush(c)) < 0) {
-        snprintf(err, err_len, "catalog %s: %s (%s)", cfg->db_path, catalog_errmsg(c->cat),
+        snprintf(err, err_len, "catalog %s: %s (%s)", c->db_path, catalog_errmsg(c->cat),
                  strerror(-r));
         goto fail;
     }
     log_info("catalog_loaded", "db=%s segments=%zu nodes=%zu loaded=%" PRIu64
              " pending=%" PRIu64 " invalid=%" PRIu64,
-             cfg->db_path, strmap_count(c->segs), strmap_count(c->nodes),
+             c->db_path, strmap_count(c->segs), strmap_count(c->nodes),
              c->counts[COORD_LOADED], c->counts[COORD_PENDING], c->counts[COORD_INVALID]);
     c->http = http_server_new(base, &cfg->limits);
     http_server_set_name(c->http, "sluice-coord/" SLUICE_VERSION);

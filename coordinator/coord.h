@@ -32,7 +32,7 @@ struct coord;
 
 struct coord_config {
     const char *listen;          /* "127.0.0.1:7000" */
-    const char *db_path;         /* SQLite catalog file */
+    const char *db_path;         /* catalog: sqlite:FILE, FILE or postgresql://... */
     const char *token;           /* NULL or "": no auth */
     const char *nodes;           /* optional comma-separated node addresses to adopt */
     uint64_t node_timeout_ms;    /* no report for this long: DOWN */

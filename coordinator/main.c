@@ -4,6 +4,7 @@
  * option parsing and the event loop live here.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include <event2/event.h>
 
+#include "catalog.h"
 #include "cli.h"
 #include "config.h"
 #include "healthcheck.h"
@@ -19,13 +21,14 @@
 #include "ctl.h"
 #include "log.h"
 #include "sluice_config.h"
+#include "sqldb.h"
 #include "xmalloc.h"
 
 #define N_OPTS(a) (sizeof(a) / sizeof((a)[0]))
 
 static int cmd_serve(int argc, char **argv)
 {
-    char *listen = NULL, *db = NULL;
+    char *listen = NULL, *db = NULL, *catalog = NULL, *locator = NULL, shown[256];
     struct daemon_server_flags srv = {0};
     char *placement = NULL, *node_rows = NULL;
     uint64_t bytes_per_row = 0;
@@ -35,8 +38,11 @@ static int cmd_serve(int argc, char **argv)
     const struct config_option opts[] = {
         {"listen", "SLUICE_LISTEN", CONFIG_STRING, &listen, "127.0.0.1:7000",
          "Address to serve HTTP on (host:port; port 0 picks a free one)."},
+        {"catalog", "SLUICE_CATALOG", CONFIG_STRING, &catalog, NULL,
+         "The catalog: sqlite:FILE (created if missing; WAL, synchronous=FULL) or a PostgreSQL "
+         "connection URI, postgresql://USER@HOST:PORT/DB (libpq; the database must exist)."},
         {"db", "SLUICE_DB", CONFIG_STRING, &db, NULL,
-         "SQLite catalog file (created if missing; WAL, synchronous=FULL).", .required = true},
+         "The same as --catalog sqlite:FILE (kept for existing setups)."},
         {"node-timeout", "SLUICE_NODE_TIMEOUT", CONFIG_DURATION, &node_timeout, "5s",
          "A node that has not reported for this long is DOWN; its segments move.", 500,
          3600000},
@@ -69,14 +75,26 @@ static int cmd_serve(int argc, char **argv)
     int next, rc;
 
     cli_parse("sluice-coord", opts, N_OPTS(opts), argc, argv, &next,
-              "sluice-coord serve --db FILE [flags]",
+              "sluice-coord serve --catalog sqlite:FILE|postgresql://... [flags]",
               "Run the Sluice coordinator: register segments, place them round-robin on nodes "
               "that may refuse.",
               0, 0);
+    if ((catalog != NULL) == (db != NULL)) {
+        fprintf(stderr,
+                "sluice-coord serve: %s\n(see: sluice-coord serve --help)\n",
+                catalog == NULL ? "no catalog: give --catalog sqlite:FILE or postgresql://... (or "
+                                  "--db FILE, SLUICE_CATALOG, SLUICE_DB)"
+                                : "--catalog and --db (or SLUICE_CATALOG and SLUICE_DB) are both "
+                                  "given; --db FILE is --catalog sqlite:FILE: give one");
+        config_free_strings(opts, N_OPTS(opts));
+        return 2;
+    }
+    locator = catalog != NULL ? xstrdup(catalog) : xasprintf("sqlite:%s", db);
+    sqldb_redact(locator, shown, sizeof(shown));
     base = daemon_init("sluice-coord", &srv, &token);
     memset(&cfg, 0, sizeof(cfg));
     cfg.listen = listen;
-    cfg.db_path = db;
+    cfg.db_path = locator;
     cfg.token = token;
     cfg.node_timeout_ms = node_timeout;
     cfg.assign_timeout_ms = assign_timeout;
@@ -88,10 +106,66 @@ static int cmd_serve(int argc, char **argv)
     cfg.bytes_per_row = bytes_per_row;
     cfg.node_rows = node_rows;
     c = coord_new(base, &cfg, err, sizeof(err));
-    snprintf(fields, sizeof(fields), "db=%s", db);
+    snprintf(fields, sizeof(fields), "catalog=%s", shown);
     rc = daemon_serve(base, &srv, c != NULL ? coord_bound(c) : NULL, err, fields);
     coord_free(c);
     daemon_done(base, token);
+    free(locator);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+/*
+ * `sluice-coord catalog copy --from A --to B`: copies a catalog into an
+ * empty one (SQLite into PostgreSQL, for a move to several coordinators).
+ * Exit 0 copied, 1 refused or failed (a non-empty target among them), 2 usage.
+ */
+static int cmd_catalog(int argc, char **argv)
+{
+    char *from = NULL, *to = NULL, err[1024] = "", shown_from[256], shown_to[256];
+    const struct config_option opts[] = {
+        {"from", NULL, CONFIG_STRING, &from, NULL,
+         "The catalog to copy: sqlite:FILE or postgresql://... (read only).", .required = true},
+        {"to", NULL, CONFIG_STRING, &to, NULL,
+         "The catalog to fill: sqlite:FILE or postgresql://...; it must be empty.",
+         .required = true},
+    };
+    struct catalog_options big = {.events_keep = INT64_MAX};
+    struct catalog *src = NULL, *dst = NULL;
+    struct catalog_counts n;
+    int next, r, rc = 1;
+
+    cli_parse("sluice-coord catalog", opts, N_OPTS(opts), argc, argv, &next,
+              "sluice-coord catalog copy --from sqlite:FILE --to postgresql://...",
+              "Copy a catalog into an empty one, checking the counts; no coordinator may be "
+              "running on either.",
+              1, 1);
+    if (strcmp(argv[next], "copy") != 0) {
+        fprintf(stderr, "sluice-coord catalog: unknown subcommand \"%s\" (expected copy)\n",
+                argv[next]);
+        rc = 2;
+        goto out;
+    }
+    sqldb_redact(from, shown_from, sizeof(shown_from));
+    sqldb_redact(to, shown_to, sizeof(shown_to));
+    if ((r = catalog_open_with(from, &big, &src, err, sizeof(err))) < 0) {
+        fprintf(stderr, "sluice-coord catalog copy: --from %s: %s\n", shown_from, err);
+        goto out;
+    }
+    if ((r = catalog_open_with(to, &big, &dst, err, sizeof(err))) < 0) {
+        fprintf(stderr, "sluice-coord catalog copy: --to %s: %s\n", shown_to, err);
+        goto out;
+    }
+    if ((r = catalog_copy(src, dst, &n, err, sizeof(err))) < 0) {
+        fprintf(stderr, "sluice-coord catalog copy: %s -> %s: %s\n", shown_from, shown_to, err);
+        goto out;
+    }
+    printf("copied %s -> %s: %" PRIu64 " segments, %" PRIu64 " nodes, %" PRIu64
+           " assignments, %" PRIu64 " events (counts checked)\n",
+           shown_from, shown_to, n.segments, n.nodes, n.assignments, n.events);
+    rc = 0;
+out:
+    catalog_close(dst);
+    catalog_close(src);
     config_free_strings(opts, N_OPTS(opts));
     return rc;
 }
@@ -100,7 +174,8 @@ static void main_usage(FILE *out)
 {
     fprintf(out, "usage: sluice-coord COMMAND [flags]\n\n"
                  "Daemon:\n"
-                 "  serve     run the coordinator\n\n"
+                 "  serve     run the coordinator\n"
+                 "  catalog   copy a catalog into an empty one (catalog copy --from A --to B)\n\n"
                  "Admin (talk to a running coordinator; --coordinator ADDR or "
                  "SLUICE_COORDINATOR):\n");
     ctl_usage(out);
@@ -115,7 +190,8 @@ static void main_usage(FILE *out)
 /* The commands, for putting one first when global flags come before it. */
 static bool main_is_command(const char *name)
 {
-    return strcmp(name, "serve") == 0 || strcmp(name, "healthcheck") == 0 ||
+    return strcmp(name, "serve") == 0 || strcmp(name, "catalog") == 0 ||
+           strcmp(name, "healthcheck") == 0 ||
            strcmp(name, "version") == 0 || ctl_is_command(name);
 }
 
@@ -140,6 +216,8 @@ int main(int argc, char **argv)
         return cli_version("sluice-coord", argc - 1, argv + 1);
     if (strcmp(argv[1], "serve") == 0)
         return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(argv[1], "catalog") == 0)
+        return cmd_catalog(argc - 1, argv + 1);
     if (ctl_is_command(argv[1])) {
         signal(SIGPIPE, SIG_IGN);
         return ctl_main(argc - 1, argv + 1);

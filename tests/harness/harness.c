@@ -5,6 +5,7 @@
  * process the test did not start.
  */
 #include "harness.h"
+#include "pg.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -332,9 +333,28 @@ struct harness_proc *harness_node_start_calm(const char *storage_root, const cha
     return p;
 }
 
+char *harness_coord_catalog(const char *dir)
+{
+    char why[512] = "", *uri;
+
+    if (!harness_pg_mode())
+        return xasprintf("%s/coord.db", dir);
+    uri = harness_pg_dir_db(dir, why, sizeof(why));
+    if (uri == NULL) {
+        fprintf(stderr, "harness: SLUICE_TEST_CATALOG=postgresql: %s\n", why);
+        abort();
+    }
+    return uri;
+}
+
 struct harness_proc *harness_coord_start(const char *dir, const char *const *extra_args)
 {
-    char *first[] = {xasprintf("--db=%s/coord.db", dir), NULL};
+    char *cat = harness_coord_catalog(dir);
+    char *first[] = {harness_pg_mode() ? xasprintf("--catalog=%s", cat)
+                                       : xasprintf("--db=%s/coord.db", dir),
+                     NULL};
+
+    free(cat);
 
     return harness_proc_start(
         harness_proc_new(dir, "coord", "coord.ready", "sluice-coord", "serve", first, extra_args));

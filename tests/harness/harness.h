@@ -54,9 +54,13 @@ struct harness_proc *harness_node_start_cg(const char *storage_root, const char 
 
 /*
  * Starts `sluice-coord serve` on 127.0.0.1:0 with its catalog at
- * <dir>/coord.db, plus extra_args. Restarting it keeps the catalog.
+ * <dir>/coord.db (or, with SLUICE_TEST_CATALOG=postgresql, the database of
+ * dir on a private PostgreSQL: tests/harness/pg.h), plus extra_args.
+ * Restarting it keeps the catalog.
  */
 struct harness_proc *harness_coord_start(const char *dir, const char *const *extra_args);
+/* The catalog locator harness_coord_start(dir) uses; the caller frees it. */
+char *harness_coord_catalog(const char *dir);
 
 /*
  * Starts `sluice-node farm` (the test tool: --nodes virtual nodes in one

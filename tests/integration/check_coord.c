@@ -16,6 +16,9 @@
  * identical refusals is one counted event row per interval. Issue 20:
  * `remove` of a registration; an import registers its good files and names
  * each refused one.
+ *
+ * With SLUICE_TEST_CATALOG=postgresql every case runs with the catalog in
+ * PostgreSQL (one private server for the run, a database per case).
  */
 #include <check.h>
 #include <errno.h>
@@ -29,6 +32,7 @@
 #include "catalog.h"
 #include "clock.h"
 #include "harness.h"
+#include "pg.h"
 #include "mkseg.h"
 #include "reason.h"
 #include "segfmt.h"
@@ -179,7 +183,7 @@ static bool node_is_down(void *arg)
 
 static struct catalog *open_catalog(void)
 {
-    char *db = xasprintf("%s/coord.db", dir), err[256];
+    char *db = harness_coord_catalog(dir), err[256];
     struct catalog *cat = NULL;
 
     ck_assert_msg(catalog_open(db, &cat, err, sizeof(err)) == 0, "%s", err);
@@ -997,6 +1001,16 @@ int main(void)
     SRunner *sr;
     int failed;
 
+    if (harness_pg_mode()) {
+        char why[1024] = "";
+
+        if (harness_pg_shared(why, sizeof(why)) == NULL) {
+            fprintf(stderr, "check_coord: FAIL: SLUICE_TEST_CATALOG=postgresql but PostgreSQL "
+                            "did not start: %s\n", why);
+            return 1;
+        }
+        printf("check_coord: catalog on PostgreSQL\n");
+    }
     tc = tcase_create("placement");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
@@ -1029,5 +1043,7 @@ int main(void)
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    if (harness_pg_mode())
+        harness_pg_stop(harness_pg_shared(NULL, 0));
     return failed == 0 ? 0 : 1;
 }

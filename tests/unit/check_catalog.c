@@ -10,6 +10,14 @@
  *
  * The temporary directory is created and removed by an unchecked fixture,
  * which runs in the parent process, so it is removed even when a test fails.
+ *
+ * The catalog contract (every TCase that goes through the API alone) runs
+ * twice: on SQLite (argument "sqlite", the meson test 'catalog') and on
+ * PostgreSQL ("postgresql", 'catalog-pg'), where main() starts a private
+ * server (tests/harness/pg.c) and each TCase gets a fresh database. The
+ * PostgreSQL run adds what only it has (its schema version table, a
+ * foreign database, migrations from v1) and `catalog copy` both ways. If
+ * the server cannot start, 'catalog-pg' fails, saying why: it never skips.
  */
 #include <check.h>
 #include <errno.h>
@@ -26,9 +34,12 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "harness.h"
+#include "pg.h"
 
 static char test_dir[256];
 static char test_db[512];
+static struct harness_pg *test_pg; /* the server of the PostgreSQL run */
 
 static void test_setup(void)
 {
@@ -51,6 +62,22 @@ static int test_rm_cb(const char *path, const struct stat *st, int flag, struct 
 static void test_teardown(void)
 {
     nftw(test_dir, test_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The same, and test_db is a fresh PostgreSQL database (test_dir stays for other files). */
+static void test_setup_pg(void)
+{
+    char why[512] = "";
+    char *uri;
+
+    test_setup();
+    uri = harness_pg_new_db(test_pg, why, sizeof(why));
+    if (uri == NULL) {
+        fprintf(stderr, "check_catalog: no fresh PostgreSQL database: %s\n", why);
+        abort();
+    }
+    snprintf(test_db, sizeof(test_db), "%s", uri);
+    free(uri);
 }
 
 /* ---- helpers ---- */
@@ -244,6 +271,16 @@ static double test_now_s(void)
 
 /* ---- tests ---- */
 
+/* Rows as schema version 1 knew them (after a node 'n1'): the migration tests' input. */
+#define TEST_V1_ROWS                                                                               \
+    "INSERT INTO segments (id, uri, row_count, avg_row_size, state,"                               \
+    "  backoff_until_ms, created_ms)"                                                              \
+    "  VALUES ('s1', 'file:///d/s1.seg', 1000, 48, 'LOADED', 0, 200),"                             \
+    "         ('s2', 'file:///d/s2.seg', 77, 16, 'PENDING', 9999, 201);"                           \
+    "INSERT INTO assignments VALUES ('s1', 'n1', 'LOADED', 300);"                                  \
+    "INSERT INTO events (ts_ms, segment_id, node_id, kind, http_status)"                           \
+    "  VALUES (400, 's1', 'n1', 'accepted', 202);"
+
 START_TEST(test_fresh_open)
 {
     struct catalog *c = test_open();
@@ -348,13 +385,7 @@ START_TEST(test_migrate_from_v1)
                      0);
     test_raw_exec(db, "PRAGMA foreign_keys = ON;"
                       "INSERT INTO nodes VALUES ('n1', '10.0.0.1:7070', 'UP', 111, NULL, 100);"
-                      "INSERT INTO segments (id, uri, row_count, avg_row_size, state,"
-                      "  backoff_until_ms, created_ms)"
-                      "  VALUES ('s1', 'file:///d/s1.seg', 1000, 48, 'LOADED', 0, 200),"
-                      "         ('s2', 'file:///d/s2.seg', 77, 16, 'PENDING', 9999, 201);"
-                      "INSERT INTO assignments VALUES ('s1', 'n1', 'LOADED', 300);"
-                      "INSERT INTO events (ts_ms, segment_id, node_id, kind, http_status)"
-                      "  VALUES (400, 's1', 'n1', 'accepted', 202);");
+                      TEST_V1_ROWS);
     sqlite3_close(db);
 
     c = test_open();
@@ -1488,15 +1519,353 @@ START_TEST(test_utf8)
 END_TEST
 
 
-/* One TCase per behaviour, each with its own temp dir. */
-static void test_add(Suite *s, const char *name, const TTest *test)
+/* ---- PostgreSQL only ---- */
+
+/* Runs SQL on test_db through a connection of its own. */
+static void test_pg_exec(const char *sql)
+{
+    char why[512] = "";
+
+    ck_assert_msg(harness_pg_exec(test_db, sql, why, sizeof(why)) == 0, "%s", why);
+}
+
+START_TEST(test_pg_fresh_open)
+{
+    struct catalog *c = test_open();
+    struct catalog_settings st;
+    struct test_rows t = {0};
+
+    ck_assert_int_eq(catalog_schema_version(c), CATALOG_SCHEMA_VERSION);
+    ck_assert_int_eq(catalog_settings(c, &st), 0);
+    ck_assert_str_eq(st.journal_mode, "wal");
+    ck_assert_int_eq(st.synchronous, 2);
+    ck_assert_int_eq(st.foreign_keys, 1);
+    ck_assert_int_eq(st.busy_timeout_ms, 5000);
+    /* What the server holds, seen by another connection. */
+    ck_assert_int_eq(harness_pg_int(test_db, "SELECT user_version FROM sluice_catalog"),
+                     CATALOG_SCHEMA_VERSION);
+    ck_assert_int_eq(harness_pg_int(test_db, "SELECT application_id FROM sluice_catalog"),
+                     0x534C4345);
+    ck_assert_int_eq(harness_pg_int(test_db, "SELECT count(*) FROM pg_tables WHERE tablename IN"
+                                             " ('nodes', 'segments', 'assignments', 'events')"),
+                     4);
+    /* 64-bit columns: a digest with the top bit set and times past 2^31 survive. */
+    {
+        struct catalog_segment sg = test_segment("big", 1), g;
+
+        sg.digest = 0xfedcba9876543210ull;
+        sg.created_ms = 1700000000000;
+        ck_assert_int_eq(catalog_put_segment(c, &sg), 0);
+        ck_assert_int_eq(catalog_get_segment(c, "big", &g), 0);
+        ck_assert_uint_eq(g.digest, 0xfedcba9876543210ull);
+        ck_assert_int_eq(g.created_ms, 1700000000000);
+    }
+    /* Ids order by bytes, as in SQLite (the columns use collation "C"). */
+    test_put_segment(c, "b", 1);
+    test_put_segment(c, "B", 1);
+    test_put_segment(c, "a", 1);
+    test_put_segment(c, "_", 1);
+    ck_assert_int_eq(catalog_foreach_segment(c, NULL, test_seg_cb, &t), 0);
+    ck_assert_int_eq(t.n, 5);
+    ck_assert_str_eq(t.seg_ids[0], "B");
+    ck_assert_str_eq(t.seg_ids[1], "_");
+    ck_assert_str_eq(t.seg_ids[2], "a");
+    ck_assert_str_eq(t.seg_ids[3], "b");
+    ck_assert_str_eq(t.seg_ids[4], "big");
+    catalog_close(c);
+}
+END_TEST
+
+START_TEST(test_pg_open_errors)
+{
+    struct catalog *c = NULL;
+    char err[512] = "";
+    const char *uri = "postgresql://sluice:s3cret@127.0.0.1:1/nowhere";
+
+    ck_assert_int_lt(catalog_open(uri, &c, err, sizeof(err)), 0);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err, "127.0.0.1:1/nowhere") != NULL, "names the server: %s", err);
+    ck_assert_msg(strstr(err, "s3cret") == NULL, "the password is not shown: %s", err);
+    ck_assert_msg(strstr(err, "sluice:***@") != NULL, "%s", err);
+}
+END_TEST
+
+START_TEST(test_pg_foreign_database)
+{
+    struct catalog *c = NULL;
+    char err[512] = "";
+
+    test_pg_exec("CREATE TABLE nodes (x INTEGER)");
+    ck_assert_int_eq(catalog_open(test_db, &c, err, sizeof(err)), -EBADMSG);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err, "not a Sluice catalog") != NULL, "%s", err);
+    ck_assert_int_eq(harness_pg_int(test_db, "SELECT count(*) FROM pg_tables"
+                                             " WHERE schemaname = current_schema()"),
+                     1);
+}
+END_TEST
+
+START_TEST(test_pg_future_version)
+{
+    struct catalog *c = test_open();
+    char err[512] = "";
+
+    test_put_segment(c, "s1", 1);
+    catalog_close(c);
+    test_pg_exec("UPDATE sluice_catalog SET user_version = 99");
+    c = NULL;
+    ck_assert_int_eq(catalog_open(test_db, &c, err, sizeof(err)), -EPROTONOSUPPORT);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err, "newer") != NULL, "%s", err);
+    ck_assert_int_eq(harness_pg_int(test_db, "SELECT user_version FROM sluice_catalog"), 99);
+    ck_assert_int_eq(harness_pg_int(test_db, "SELECT count(*) FROM segments"), 1);
+}
+END_TEST
+
+/* Every migration runs on PostgreSQL too: rows as version 1 wrote them come out at v7. */
+START_TEST(test_pg_migrate_from_v1)
+{
+    struct catalog *c;
+    struct catalog_segment g;
+    struct catalog_node n;
+    struct test_rows t = {0};
+    char err[512] = "";
+    int r;
+
+    r = catalog_create_at_version(test_db, 1, err, sizeof(err));
+    ck_assert_msg(r == 0, "create v1: %d %s", r, err);
+    ck_assert_int_eq(harness_pg_int(test_db, "SELECT user_version FROM sluice_catalog"), 1);
+    ck_assert_int_eq(harness_pg_int(test_db, "SELECT count(*) FROM information_schema.columns"
+                                             " WHERE table_name = 'segments'"
+                                             " AND column_name = 'replication'"),
+                     0);
+    test_pg_exec("INSERT INTO nodes VALUES ('n1', '10.0.0.1:7070', 'DRAINING', 111,"
+                 "  'ADMIN_DRAIN', 100);"
+                 TEST_V1_ROWS);
+    ck_assert_int_eq(catalog_create_at_version(test_db, 1, err, sizeof(err)), 0);
+
+    c = test_open();
+    ck_assert_int_eq(catalog_schema_version(c), CATALOG_SCHEMA_VERSION);
+    ck_assert_int_eq(catalog_get_segment(c, "s2", &g), 0);
+    ck_assert_uint_eq(g.row_count, 77);
+    ck_assert_uint_eq(g.replication, 1);       /* v2 */
+    ck_assert_uint_eq(g.digest, 0);            /* v4 */
+    ck_assert_str_eq(g.table, "default");      /* v6 */
+    ck_assert_uint_eq(g.mem_limit_bytes, 0);   /* v7 */
+    ck_assert_int_eq(g.backoff_until_ms, 9999);
+    ck_assert_int_eq(catalog_get_node(c, "n1", &n), 0);
+    ck_assert_str_eq(n.drained_by, "operator"); /* v3 moved the tag out of last_reason */
+    ck_assert_str_eq(n.last_reason, "");
+    ck_assert_int_eq(catalog_foreach_event(c, "s1", 0, 0, test_ev_cb, &t), 0);
+    ck_assert_int_eq(t.n, 1);
+    ck_assert_uint_eq(t.ev[0].count, 1); /* v5 */
+    ck_assert_int_eq(catalog_integrity_check(c, err, sizeof(err)), 0);
+    /* Events added after the migration continue the ids. */
+    test_add_event(c, "s1", "loaded", 500);
+    t.n = 0;
+    ck_assert_int_eq(catalog_foreach_event(c, NULL, 0, 0, test_ev_cb, &t), 0);
+    ck_assert_int_eq(t.n, 2);
+    ck_assert_uint_gt(t.ev[1].id, t.ev[0].id);
+    catalog_close(c);
+    ck_assert_int_eq(catalog_create_at_version(test_db, 1, err, sizeof(err)), -EEXIST);
+}
+END_TEST
+
+/* A broken assignment inside a transaction: PostgreSQL would abort it; the savepoint keeps it. */
+START_TEST(test_pg_txn_survives_refusal)
+{
+    struct catalog *c = test_open();
+
+    test_put_node(c, "n1");
+    ck_assert_int_eq(catalog_begin(c), 0);
+    test_put_segment(c, "s1", 1);
+    ck_assert_int_eq(catalog_put_assignment(c, "nope", "n1", "LOADING", 1), -ENOENT);
+    ck_assert_str_eq(catalog_errmsg(c), "assignment: segment 'nope' not found");
+    ck_assert_int_eq(catalog_put_assignment(c, "s1", "n1", "LOADING", 2), 0);
+    ck_assert_int_eq(catalog_commit(c), 0);
+    ck_assert_int_eq(test_count_assignments(c, "s1", "n1"), 1);
+    ck_assert_uint_eq(test_count_segments(c, NULL), 1);
+    catalog_close(c);
+}
+END_TEST
+
+/* ---- catalog copy (both backends: SQLite file -> PostgreSQL -> SQLite file) ---- */
+
+/* Fills a catalog with one of everything, fields away from their defaults. */
+static void test_fill(struct catalog *c)
+{
+    struct catalog_segment s = test_segment("s1", 1234);
+    struct catalog_node n = test_node("n1", "DRAINING");
+    struct catalog_event e = {.ts_ms = 77, .http_status = 429, .count = 5, .last_ts_ms = 99};
+
+    s.replication = 2;
+    s.digest = 0x8000000000000001ull;
+    s.backoff_until_ms = 4242;
+    s.mem_request_bytes = 1 << 20;
+    s.mem_limit_bytes = 2 << 20;
+    s.footprint_bytes = 3 << 20;
+    snprintf(s.table, sizeof(s.table), "orders");
+    snprintf(s.state, sizeof(s.state), "LOADED");
+    ck_assert_int_eq(catalog_put_segment(c, &s), 0);
+    test_put_segment(c, "s2", 10);
+    n.claim = true;
+    snprintf(n.drained_by, sizeof(n.drained_by), "node");
+    ck_assert_int_eq(catalog_put_node(c, &n), 0);
+    test_put_node(c, "n2");
+    ck_assert_int_eq(catalog_put_assignment(c, "s1", "n1", "LOADED", 31), 0);
+    ck_assert_int_eq(catalog_put_assignment(c, "s1", "n2", "LOADING", 32), 0);
+    snprintf(e.segment_id, sizeof(e.segment_id), "s1");
+    snprintf(e.kind, sizeof(e.kind), "refused");
+    snprintf(e.reason, sizeof(e.reason), "MEM_PRESSURE");
+    snprintf(e.detail, sizeof(e.detail), "said \"no\"");
+    ck_assert_int_eq(catalog_add_event(c, &e), 0);
+    test_add_event(c, "s2", "accepted", 78);
+}
+
+/* What test_fill wrote, read back from another catalog. */
+static void test_check_filled(struct catalog *c)
+{
+    struct catalog_counts n;
+    struct catalog_segment g;
+    struct catalog_node gn;
+    struct test_rows t = {0};
+
+    ck_assert_int_eq(catalog_counts(c, &n), 0);
+    ck_assert_uint_eq(n.segments, 2);
+    ck_assert_uint_eq(n.nodes, 2);
+    ck_assert_uint_eq(n.assignments, 2);
+    ck_assert_uint_eq(n.events, 2);
+    ck_assert_int_eq(catalog_get_segment(c, "s1", &g), 0);
+    ck_assert_uint_eq(g.row_count, 1234);
+    ck_assert_uint_eq(g.replication, 2);
+    ck_assert_uint_eq(g.digest, 0x8000000000000001ull);
+    ck_assert_int_eq(g.backoff_until_ms, 4242);
+    ck_assert_uint_eq(g.mem_request_bytes, 1 << 20);
+    ck_assert_uint_eq(g.mem_limit_bytes, 2 << 20);
+    ck_assert_uint_eq(g.footprint_bytes, 3 << 20);
+    ck_assert_str_eq(g.table, "orders");
+    ck_assert_str_eq(g.state, "LOADED");
+    ck_assert_int_eq(catalog_get_node(c, "n1", &gn), 0);
+    ck_assert(gn.claim);
+    ck_assert_str_eq(gn.drained_by, "node");
+    ck_assert_str_eq(gn.state, "DRAINING");
+    ck_assert_int_eq(gn.created_ms, 4000);
+    ck_assert_int_eq(catalog_foreach_assignment(c, "s1", NULL, test_asg_cb, &t), 0);
+    ck_assert_int_eq(t.n, 2);
+    ck_assert_str_eq(t.asg[1].node_id, "n2");
+    ck_assert_str_eq(t.asg[1].state, "LOADING");
+    ck_assert_int_eq(t.asg[1].updated_ms, 32);
+    t.n = 0;
+    ck_assert_int_eq(catalog_foreach_event(c, NULL, 0, 0, test_ev_cb, &t), 0);
+    ck_assert_int_eq(t.n, 2);
+    ck_assert_str_eq(t.ev[0].kind, "refused");
+    ck_assert_uint_eq(t.ev[0].count, 5);
+    ck_assert_int_eq(t.ev[0].last_ts_ms, 99);
+    ck_assert_int_eq(t.ev[0].http_status, 429);
+    ck_assert_str_eq(t.ev[0].detail, "said \"no\"");
+    ck_assert_str_eq(t.ev[1].segment_id, "s2");
+}
+
+START_TEST(test_copy)
+{
+    char src[600], back[600], err[1024] = "";
+    struct catalog *a, *b, *c;
+    struct catalog_counts n;
+
+    snprintf(src, sizeof(src), "sqlite:%s/src.db", test_dir);
+    snprintf(back, sizeof(back), "%s/back.db", test_dir);
+    ck_assert_int_eq(catalog_open(src, &a, err, sizeof(err)), 0);
+    test_fill(a);
+    b = test_open(); /* the PostgreSQL database */
+    ck_assert_msg(catalog_copy(a, b, &n, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_uint_eq(n.segments, 2);
+    ck_assert_uint_eq(n.events, 2);
+    test_check_filled(b);
+
+    /* A non-empty target is refused, and left as it was. */
+    ck_assert_int_eq(catalog_copy(a, b, NULL, err, sizeof(err)), -ENOTEMPTY);
+    ck_assert_msg(strstr(err, "not empty (2 segments, 2 nodes, 2 assignments, 2 events)") != NULL,
+                  "%s", err);
+    test_check_filled(b);
+
+    /* And back, into a new SQLite file. */
+    ck_assert_int_eq(catalog_open(back, &c, err, sizeof(err)), 0);
+    ck_assert_msg(catalog_copy(b, c, NULL, err, sizeof(err)) == 0, "%s", err);
+    test_check_filled(c);
+    catalog_close(c);
+    catalog_close(b);
+    catalog_close(a);
+}
+END_TEST
+
+/* The command: exit 0 and the counts; a second run finds the target full: exit 1, unchanged. */
+START_TEST(test_copy_cli)
+{
+    char src[600], err[512] = "", *out = NULL;
+    const char *argv[] = {harness_bin("sluice-coord"), "catalog", "copy", "--from", src, "--to",
+                          test_db, NULL};
+    struct catalog *a;
+    int rc;
+
+    snprintf(src, sizeof(src), "sqlite:%s/src.db", test_dir);
+    ck_assert_int_eq(catalog_open(src, &a, err, sizeof(err)), 0);
+    test_fill(a);
+    catalog_close(a);
+
+    rc = harness_run(argv, &out);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+    ck_assert_msg(strstr(out, "2 segments, 2 nodes, 2 assignments, 2 events (counts checked)") !=
+                      NULL,
+                  "%s", out);
+    free(out);
+    rc = harness_run(argv, &out);
+    ck_assert_msg(rc == 1, "exit %d: %s", rc, out);
+    ck_assert_msg(strstr(out, "is not empty") != NULL && strstr(out, "refusing") != NULL, "%s",
+                  out);
+    free(out);
+    a = test_open();
+    test_check_filled(a);
+    catalog_close(a);
+
+    /* Usage: no --to. */
+    argv[5] = NULL;
+    rc = harness_run(argv, &out);
+    ck_assert_msg(rc == 2, "exit %d: %s", rc, out);
+    free(out);
+}
+END_TEST
+
+/* One TCase per behaviour, each with its own temp dir (and, on PostgreSQL, database). */
+static void test_add_with(Suite *s, const char *name, const TTest *test, bool pg)
 {
     TCase *tc = tcase_create(name);
 
-    tcase_add_unchecked_fixture(tc, test_setup, test_teardown);
+    tcase_add_unchecked_fixture(tc, pg ? test_setup_pg : test_setup, test_teardown);
     tcase_add_test(tc, test);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
+}
+
+static void test_add(Suite *s, const char *name, const TTest *test)
+{
+    test_add_with(s, name, test, false);
+}
+
+/* The contract: TCases that use the catalog's API alone, run on both backends. */
+static void test_add_contract(Suite *s, bool pg)
+{
+    test_add_with(s, "reopen_preserves", test_reopen_preserves, pg);
+    test_add_with(s, "segment_idempotent", test_segment_idempotent, pg);
+    test_add_with(s, "assignment_unknown_refs", test_assignment_unknown_refs, pg);
+    test_add_with(s, "invalid_input", test_invalid_input, pg);
+    test_add_with(s, "cascade_delete", test_cascade_delete, pg);
+    test_add_with(s, "event_retention", test_event_retention, pg);
+    test_add_with(s, "event_query", test_event_query, pg);
+    test_add_with(s, "event_before", test_event_before, pg);
+    test_add_with(s, "node_state", test_node_state, pg);
+    test_add_with(s, "foreach", test_foreach, pg);
+    test_add_with(s, "batch_10000", test_batch_10000, pg);
+    test_add_with(s, "rollback", test_rollback, pg);
 }
 
 static Suite *catalog_suite(void)
@@ -1513,19 +1882,8 @@ static Suite *catalog_suite(void)
     test_add(s, "migrate_from_v4", test_migrate_from_v4);
     test_add(s, "migrate_from_v5", test_migrate_from_v5);
     test_add(s, "migrate_from_v6", test_migrate_from_v6);
-    test_add(s, "reopen_preserves", test_reopen_preserves);
-    test_add(s, "segment_idempotent", test_segment_idempotent);
-    test_add(s, "assignment_unknown_refs", test_assignment_unknown_refs);
-    test_add(s, "invalid_input", test_invalid_input);
+    test_add_contract(s, false);
     test_add(s, "schema_constraints", test_schema_constraints);
-    test_add(s, "cascade_delete", test_cascade_delete);
-    test_add(s, "event_retention", test_event_retention);
-    test_add(s, "event_query", test_event_query);
-    test_add(s, "event_before", test_event_before);
-    test_add(s, "node_state", test_node_state);
-    test_add(s, "foreach", test_foreach);
-    test_add(s, "batch_10000", test_batch_10000);
-    test_add(s, "rollback", test_rollback);
     test_add(s, "integrity_check", test_integrity_check);
     test_add(s, "call_atomic", test_call_atomic);
     test_add(s, "durability_kill", test_durability_kill);
@@ -1533,13 +1891,53 @@ static Suite *catalog_suite(void)
     return s;
 }
 
-int main(void)
+static Suite *catalog_pg_suite(void)
 {
-    SRunner *sr = srunner_create(catalog_suite());
+    Suite *s = suite_create("catalog-pg");
+
+    test_add_with(s, "pg_fresh_open", test_pg_fresh_open, true);
+    test_add_with(s, "pg_open_errors", test_pg_open_errors, true);
+    test_add_with(s, "pg_foreign_database", test_pg_foreign_database, true);
+    test_add_with(s, "pg_future_version", test_pg_future_version, true);
+    test_add_with(s, "pg_migrate_from_v1", test_pg_migrate_from_v1, true);
+    test_add_with(s, "pg_txn_survives_refusal", test_pg_txn_survives_refusal, true);
+    test_add_contract(s, true);
+    test_add_with(s, "copy", test_copy, true);
+    test_add_with(s, "copy_cli", test_copy_cli, true);
+    return s;
+}
+
+/* argv[1]: "sqlite", "postgresql", or nothing for both. */
+int main(int argc, char **argv)
+{
+    bool lite = argc < 2 || strcmp(argv[1], "sqlite") == 0;
+    bool pg = argc < 2 || strcmp(argv[1], "postgresql") == 0;
+    SRunner *sr = NULL;
     int failed;
 
+    if (!lite && !pg) {
+        fprintf(stderr, "usage: check_catalog [sqlite|postgresql]\n");
+        return 2;
+    }
+    if (pg) {
+        char why[1024] = "";
+        double t0 = test_now_s();
+
+        test_pg = harness_pg_start(why, sizeof(why));
+        if (test_pg == NULL) {
+            fprintf(stderr, "check_catalog: FAIL: PostgreSQL did not start, so the catalog "
+                            "contract was not checked on it: %s\n", why);
+            return EXIT_FAILURE;
+        }
+        printf("catalog-pg: private PostgreSQL up in %.2f s\n", test_now_s() - t0);
+        fflush(stdout);
+    }
+    sr = srunner_create(lite ? catalog_suite() : catalog_pg_suite());
+    if (lite && pg)
+        srunner_add_suite(sr, catalog_pg_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    harness_pg_stop(test_pg);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
