@@ -480,7 +480,7 @@ void crash_place_small(const char *caddr, int n)
     free(uris[1]);
 }
 
-static TCase *crash_tcase(Suite *s, const char *name, const TTest *test, int timeout)
+TCase *crash_tcase(Suite *s, const char *name, const TTest *test, int timeout)
 {
     TCase *tc = tcase_create(name);
 

@@ -149,6 +149,12 @@ struct crash_case {
     SFun procs_teardown;       /* extra checked teardown (test process), may be NULL */
 };
 
+/*
+ * A TCase of its own for test, with the shared fixtures (the directory in
+ * the parent, the processes' teardown in the test) and timeout in seconds.
+ */
+TCase *crash_tcase(Suite *s, const char *name, const TTest *test, int timeout);
+
 /* Runs the suite; returns the process's exit status (0: passed). */
 int crash_main(const struct crash_case *c);
 
