@@ -1,0 +1,434 @@
+/*
+ * bench_scale: one real coordinator against `sluice-node farm` (issue 17):
+ * 1,000 virtual nodes and 10^6 segments (SLUICE_BENCH_SMOKE=1: 100 nodes
+ * and 10^5; SLUICE_SCALE_NODES and SLUICE_SCALE_SEGMENTS override both).
+ *
+ * In one run, in this order:
+ *   1. the farm joins (every virtual node UP);
+ *   2. registration: every segment in batches of 5,000, one request at a
+ *      time, as fast as the coordinator answers; placement runs meanwhile;
+ *   3. placement: from the first registration to every segment LOADED
+ *      (GET /v1/status), segments/s end to end;
+ *   4. coordinator peak RSS (VmHWM) by then, and LOAD_CONCURRENCY (and all)
+ *      refusals per placed segment;
+ *   5. steady state: coordinator CPU per second over a quiet window with
+ *      every virtual node reporting every second;
+ *   6. catalog size (the SQLite file and its WAL);
+ *   7. a virtual node killed (POST /v1/farm/kill): time until every segment
+ *      is LOADED again, against --node-timeout + 2 s;
+ *   8. the coordinator killed (SIGKILL) and restarted on the same port:
+ *      time to /healthz, and to every segment LOADED again.
+ *
+ * A sampler thread polls the coordinator's /v1/status and /proc every
+ * 250 ms into bench_scale_progress.csv; the figures go to stdout and
+ * bench_scale.csv; with gnuplot present, bench_scale.png plots the
+ * progress. Figures only: nothing is asserted (a target missed is printed
+ * as such).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "harness.h"
+#include "reason.h"
+#include "wire.h"
+#include "xmalloc.h"
+
+#define BATCH          5000
+#define NODE_TIMEOUT_S 5
+
+static struct harness_proc *coord, *farm;
+static char coord_addr[64];
+static uint64_t t_start_ns;
+static FILE *progress;
+static atomic_bool sampler_stop;
+static atomic_int phase; /* index into phase_names */
+static const char *const phase_names[] = {"join",      "register", "place", "steady",
+                                          "kill-node", "restart",  "done"};
+
+static double since_start_s(void)
+{
+    return (double)(clock_mono_ns() - t_start_ns) / 1e9;
+}
+
+static double now_s(void)
+{
+    return (double)clock_mono_ns() / 1e9;
+}
+
+/* A free 127.0.0.1 port (bound and released), so the coordinator can restart on it. */
+static unsigned free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+        perror("bench_scale: free port");
+        exit(1);
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* VmHWM and VmRSS of pid in bytes, from /proc; 0 when unknown. */
+static void proc_mem(int pid, uint64_t *hwm, uint64_t *rss)
+{
+    char path[64], line[256];
+    FILE *f;
+
+    *hwm = *rss = 0;
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    f = fopen(path, "re");
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned long long kb;
+
+        if (sscanf(line, "VmHWM: %llu kB", &kb) == 1)
+            *hwm = kb * 1024;
+        else if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
+            *rss = kb * 1024;
+    }
+    fclose(f);
+}
+
+/* User + system CPU seconds of pid, from /proc/<pid>/stat; -1 when unknown. */
+static double proc_cpu_s(int pid)
+{
+    char path[64], buf[2048], *p;
+    unsigned long long ut, st;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    f = fopen(path, "re");
+    if (f == NULL)
+        return -1;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    p = strrchr(buf, ')');
+    /* After "pid (comm)": state is field 3; utime and stime are fields 14 and 15. */
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static bool status(struct wire_cluster_status *st)
+{
+    return harness_cluster_status(coord_addr, st) == 200;
+}
+
+static void *sampler_main(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&sampler_stop)) {
+        struct wire_cluster_status st;
+        uint64_t hwm, rss;
+        int pid = coord != NULL ? harness_proc_pid(coord) : -1;
+        double t = since_start_s();
+        bool ok = status(&st);
+
+        proc_mem(pid, &hwm, &rss);
+        if (ok) {
+            uint64_t refused = 0;
+
+            for (int r = 0; r < WIRE_REASON_COUNT_; r++)
+                refused += st.refusals[r];
+            fprintf(progress,
+                    "%.2f,%s,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%u,%" PRIu64
+                    ",%" PRIu64 ",%.1f,%.2f\n",
+                    t, phase_names[atomic_load(&phase)], st.segments_total, st.segments_loaded,
+                    st.segments_pending, st.assignments_in_flight, st.nodes_up,
+                    st.refusals[WIRE_REASON_LOAD_CONCURRENCY], refused, (double)rss / 1048576.0,
+                    proc_cpu_s(pid));
+            fflush(progress);
+        }
+        usleep(250000);
+    }
+    return NULL;
+}
+
+/* Polls until every one of n segments is LOADED, or timeout_s; the time waited, -1 on timeout. */
+static double wait_loaded(uint64_t n, double timeout_s)
+{
+    double t0 = now_s();
+
+    while (now_s() - t0 < timeout_s) {
+        struct wire_cluster_status st;
+
+        if (status(&st) && st.segments_total == n && st.segments_loaded == n)
+            return now_s() - t0;
+        usleep(50000);
+    }
+    return -1;
+}
+
+static int register_all(uint64_t n)
+{
+    struct wire_segment_batch b;
+
+    b.specs = xcalloc(BATCH, sizeof(*b.specs));
+    for (uint64_t from = 0; from < n; from += BATCH) {
+        struct harness_reply rep;
+        int rc;
+
+        b.n = (size_t)(n - from < BATCH ? n - from : BATCH);
+        for (size_t i = 0; i < b.n; i++) {
+            struct wire_segment_spec *s = &b.specs[i];
+
+            snprintf(s->segment_id, sizeof(s->segment_id), "seg-%07" PRIu64, from + i);
+            s->uri = xasprintf("file:///scale/seg-%07" PRIu64 ".seg", from + i);
+            s->row_count = 1000;
+            s->avg_row_size = 1000;
+            s->replication = 1;
+        }
+        rc = harness_register(coord_addr, &b, NULL, &rep);
+        for (size_t i = 0; i < b.n; i++) {
+            free(b.specs[i].uri);
+            b.specs[i].uri = NULL;
+        }
+        if (rc != 200) {
+            fprintf(stderr, "bench_scale: register at %" PRIu64 ": %d %s\n", from, rc,
+                    rep.err.message);
+            free(b.specs);
+            return -1;
+        }
+    }
+    free(b.specs);
+    return 0;
+}
+
+static uint64_t env_u64(const char *name, uint64_t dflt)
+{
+    const char *v = getenv(name);
+
+    return v != NULL && v[0] != '\0' ? strtoull(v, NULL, 10) : dflt;
+}
+
+static void plot(void)
+{
+    FILE *g;
+
+    if (access("/usr/bin/gnuplot", X_OK) != 0) {
+        fprintf(stderr, "bench_scale: gnuplot missing; no PNG\n");
+        return;
+    }
+    g = popen("/usr/bin/gnuplot", "w");
+    if (g == NULL)
+        return;
+    fprintf(g, "set terminal pngcairo size 900,480 font \",10\"\n"
+               "set output 'bench_scale.png'\n"
+               "set datafile separator ','\n"
+               "set key left top\n"
+               "set xlabel 'seconds since the first registration'\n"
+               "set ylabel 'segments'\n"
+               "set y2label 'coordinator RSS (MiB)'\n"
+               "set y2tics\n"
+               "set ytics nomirror\n"
+               "set format y '%%.0s%%c'\n"
+               "set grid\n"
+               "plot 'bench_scale_progress.csv' every ::1 using 1:3 with lines lw 2 "
+               "title 'registered', "
+               "'' every ::1 using 1:4 with lines lw 2 title 'LOADED', "
+               "'' every ::1 using 1:8 with lines title 'LOAD\\_CONCURRENCY refusals', "
+               "'' every ::1 using 1:10 axes x1y2 with lines dt 2 title 'coordinator RSS'\n");
+    if (pclose(g) != 0)
+        fprintf(stderr, "bench_scale: gnuplot failed\n");
+}
+
+int main(void)
+{
+    bool smoke = getenv("SLUICE_BENCH_SMOKE") != NULL && getenv("SLUICE_BENCH_SMOKE")[0] == '1';
+    uint64_t nodes = env_u64("SLUICE_SCALE_NODES", smoke ? 100 : 1000);
+    uint64_t segs = env_u64("SLUICE_SCALE_SEGMENTS", smoke ? 100000 : 1000000);
+    char *dir = harness_dir_new("sluice-bench-scale"), *farm_dir = xasprintf("%s/farm", dir);
+    char listen[64], conns[64], nodes_arg[32], *db = xasprintf("%s/coord.db", dir);
+    char *wal = xasprintf("%s/coord.db-wal", dir);
+    const char *coord_args[] = {listen, conns, "--node-timeout=5s", "--log-level=warn", NULL};
+    const char *farm_args[] = {"--listen=127.0.0.1:0", "--log-level=warn", NULL};
+    struct wire_cluster_status st;
+    struct harness_vnode *v = NULL;
+    size_t nv = 0;
+    pthread_t sampler;
+    double t_join, t_reg, t_loaded, t_kill = -1, t_health = -1, t_reload = -1;
+    double cpu0, cpu1, steady_window = smoke ? 5 : 10, steady_cores, rc_per, lc_per;
+    uint64_t hwm, rss, refused = 0, db_bytes = 0, victim_segs = 0;
+    struct stat sb;
+    FILE *csv;
+    int rc = 1;
+
+    snprintf(listen, sizeof(listen), "--listen=127.0.0.1:%u", free_port());
+    snprintf(conns, sizeof(conns), "--max-connections=%" PRIu64, nodes * 3 + 256);
+    snprintf(nodes_arg, sizeof(nodes_arg), "%" PRIu64, nodes);
+    harness_client_set(NULL, 120000);
+    progress = fopen("bench_scale_progress.csv", "w");
+    csv = fopen("bench_scale.csv", "w");
+    if (progress == NULL || csv == NULL) {
+        perror("bench_scale: csv");
+        return 1;
+    }
+    fprintf(progress, "t_s,phase,registered,loaded,pending,in_flight,nodes_up,"
+                      "refusals_load_concurrency,refusals,coord_rss_mib,coord_cpu_s\n");
+    printf("bench_scale: %" PRIu64 " virtual nodes, %" PRIu64 " segments%s\n", nodes, segs,
+           smoke ? " (smoke)" : "");
+
+    /* 1. The coordinator, then the farm; every virtual node UP. */
+    coord = harness_coord_start(dir, coord_args);
+    if (coord == NULL)
+        goto out;
+    snprintf(coord_addr, sizeof(coord_addr), "%s", harness_proc_addr(coord));
+    t_start_ns = clock_mono_ns();
+    atomic_store(&phase, 0);
+    pthread_create(&sampler, NULL, sampler_main, NULL);
+    farm = harness_farm_start(farm_dir, coord_addr, (unsigned)nodes, farm_args);
+    if (farm == NULL)
+        goto out_sampler;
+    t_join = now_s();
+    while (!(status(&st) && st.nodes_up == nodes)) {
+        if (now_s() - t_join > 120) {
+            fprintf(stderr, "bench_scale: only %u of %" PRIu64 " nodes UP after 120 s\n",
+                    st.nodes_up, nodes);
+            goto out_sampler;
+        }
+        usleep(100000);
+    }
+    t_join = now_s() - t_join;
+
+    /* 2-3. Registration, and placement behind it. */
+    t_start_ns = clock_mono_ns();
+    atomic_store(&phase, 1);
+    t_reg = now_s();
+    if (register_all(segs) < 0)
+        goto out_sampler;
+    t_reg = now_s() - t_reg;
+    atomic_store(&phase, 2);
+    t_loaded = wait_loaded(segs, smoke ? 600 : 1800);
+    if (t_loaded < 0) {
+        fprintf(stderr, "bench_scale: not every segment LOADED in time\n");
+        goto out_sampler;
+    }
+    t_loaded = since_start_s();
+    proc_mem(harness_proc_pid(coord), &hwm, &rss);
+    status(&st);
+    for (int r = 0; r < WIRE_REASON_COUNT_; r++)
+        refused += st.refusals[r];
+    lc_per = (double)st.refusals[WIRE_REASON_LOAD_CONCURRENCY] / (double)segs;
+    rc_per = (double)refused / (double)segs;
+
+    /* 5. Steady state: everything LOADED, every node reporting each second. */
+    atomic_store(&phase, 3);
+    sleep(3);
+    cpu0 = proc_cpu_s(harness_proc_pid(coord));
+    usleep((useconds_t)(steady_window * 1e6));
+    cpu1 = proc_cpu_s(harness_proc_pid(coord));
+    steady_cores = (cpu1 - cpu0) / steady_window;
+
+    /* 6. Catalog size. */
+    if (stat(db, &sb) == 0)
+        db_bytes += (uint64_t)sb.st_size;
+    if (stat(wal, &sb) == 0)
+        db_bytes += (uint64_t)sb.st_size;
+
+    /* 7. A virtual node dies. */
+    atomic_store(&phase, 4);
+    if (harness_farm_list(harness_proc_addr(farm), &v, &nv) == 200 && nv > 1) {
+        double t0 = now_s();
+
+        victim_segs = v[1].loaded;
+        if (harness_farm_kill(harness_proc_addr(farm), v[1].id) == 200) {
+            /* LOADED drops once the coordinator has marked it DOWN; then back to all. */
+            while (now_s() - t0 < NODE_TIMEOUT_S + 60 && status(&st) && st.segments_loaded == segs)
+                usleep(20000);
+            if (wait_loaded(segs, 120) >= 0)
+                t_kill = now_s() - t0;
+        }
+    }
+    free(v);
+
+    /* 8. The coordinator is killed and restarted on the same port. */
+    atomic_store(&phase, 5);
+    {
+        double t0;
+
+        harness_proc_kill(coord);
+        t0 = now_s();
+        if (harness_proc_restart(coord) == 0) {
+            t_health = now_s() - t0;
+            if (wait_loaded(segs, 300) >= 0)
+                t_reload = now_s() - t0;
+        }
+    }
+    atomic_store(&phase, 6);
+
+    printf("\n| figure | value | target |\n|---|---|---|\n");
+    printf("| virtual nodes UP after the farm started | %.1f s | |\n", t_join);
+    printf("| registration (batches of %d) | %.1f s, %.0f segments/s | |\n", BATCH, t_reg,
+           (double)segs / t_reg);
+    printf("| placement, first registration to every segment LOADED | %.1f s, %.0f segments/s "
+           "| >= 50,000/s %s |\n",
+           t_loaded, (double)segs / t_loaded, (double)segs / t_loaded >= 50000 ? "met" : "MISSED");
+    printf("| coordinator peak RSS (VmHWM) | %.0f MiB | <= 200 MB %s |\n", (double)hwm / 1048576.0,
+           hwm <= 200000000 ? "met" : "MISSED");
+    printf("| LOAD_CONCURRENCY refusals per placed segment | %.3f | <= 0.2 %s |\n", lc_per,
+           lc_per <= 0.2 ? "met" : "MISSED");
+    printf("| all refusals per placed segment | %.3f | |\n", rc_per);
+    printf("| coordinator CPU in steady state (%" PRIu64 " nodes reporting every 1 s) | %.3f "
+           "cores | <= 0.25 %s |\n",
+           nodes, steady_cores, steady_cores <= 0.25 ? "met" : "MISSED");
+    printf("| catalog size (db + WAL) | %.1f MiB | |\n", (double)db_bytes / 1048576.0);
+    printf("| killed virtual node (%" PRIu64 " segments): every segment LOADED again | %.1f s | "
+           "<= --node-timeout + 2 s = %d s %s |\n",
+           victim_segs, t_kill, NODE_TIMEOUT_S + 2,
+           t_kill >= 0 && t_kill <= NODE_TIMEOUT_S + 2 ? "met" : "MISSED");
+    printf("| coordinator kill -9 to /healthz | %.2f s | <= 10 s %s |\n", t_health,
+           t_health >= 0 && t_health <= 10 ? "met" : "MISSED");
+    printf("| coordinator kill -9 to every segment LOADED in its status | %.2f s | |\n", t_reload);
+    fprintf(csv,
+            "nodes,segments,join_s,register_s,register_per_s,place_s,place_per_s,"
+            "peak_rss_bytes,load_concurrency_per_placed,refusals_per_placed,steady_cores,"
+            "catalog_bytes,kill_node_s,kill_node_segments,restart_health_s,restart_loaded_s\n");
+    fprintf(csv,
+            "%" PRIu64 ",%" PRIu64 ",%.2f,%.2f,%.0f,%.2f,%.0f,%" PRIu64 ",%.4f,%.4f,%.4f,%" PRIu64
+            ",%.2f,%" PRIu64 ",%.3f,%.3f\n",
+            nodes, segs, t_join, t_reg, (double)segs / t_reg, t_loaded, (double)segs / t_loaded,
+            hwm, lc_per, rc_per, steady_cores, db_bytes, t_kill, victim_segs, t_health, t_reload);
+    rc = 0;
+out_sampler:
+    atomic_store(&sampler_stop, true);
+    pthread_join(sampler, NULL);
+out:
+    if (rc != 0) {
+        if (coord != NULL)
+            harness_proc_dump_log(coord);
+        if (farm != NULL)
+            harness_proc_dump_log(farm);
+    }
+    harness_proc_free(farm);
+    harness_proc_free(coord);
+    fclose(progress);
+    fclose(csv);
+    if (rc == 0)
+        plot();
+    harness_dir_remove(dir);
+    free(dir);
+    free(farm_dir);
+    free(db);
+    free(wal);
+    return rc;
+}
