@@ -258,18 +258,29 @@ static int ww_fail(struct ww *w, int r, const char *fmt, ...)
 /* Appends ".name" or "name[index]" to the path; returns the old length. */
 static size_t ww_path_push(struct ww *w, const char *name, long index)
 {
-    size_t old = w->plen;
-    int n;
+    size_t old = w->plen, room = sizeof(w->path) - 1; /* the path stays NUL-terminated */
+    char num[24], *d = num + sizeof(num);
 
-    n = snprintf(w->path + old, sizeof(w->path) - old, "%s%s", old > 0 ? "." : "", name);
-    if (n > 0)
-        w->plen = old + (size_t)n < sizeof(w->path) ? old + (size_t)n : sizeof(w->path) - 1;
-    if (index >= 0 && w->plen < sizeof(w->path) - 1) {
-        n = snprintf(w->path + w->plen, sizeof(w->path) - w->plen, "[%ld]", index);
-        if (n > 0)
-            w->plen = w->plen + (size_t)n < sizeof(w->path) ? w->plen + (size_t)n
-                                                             : sizeof(w->path) - 1;
+    /*
+     * Appended by hand, not with snprintf: this runs for every field of
+     * every message, and a NodeReport has thousands (issue 17's profile).
+     */
+    if (old > 0 && w->plen < room)
+        w->path[w->plen++] = '.';
+    for (; *name != '\0' && w->plen < room; name++)
+        w->path[w->plen++] = *name;
+    if (index >= 0) {
+        unsigned long v = (unsigned long)index;
+
+        *--d = ']';
+        do
+            *--d = (char)('0' + v % 10);
+        while ((v /= 10) > 0);
+        *--d = '[';
+        for (; d < num + sizeof(num) && w->plen < room; d++)
+            w->path[w->plen++] = *d;
     }
+    w->path[w->plen] = '\0';
     return old;
 }
 

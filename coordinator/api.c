@@ -556,7 +556,8 @@ static void coord_retry(struct coord *c, struct evhttp_request *req, const char 
              "operator\"", s->id);
     s->n_invalid = 0;
     s->last_reason[0] = '\0';
-    s->last_refusal[0] = '\0';
+    free(s->last_refusal);
+    s->last_refusal = NULL;
     s->backoff_until_ms = 0;
     coord_seg_update(c, s);
     http_reply_text(req, 200, "%s\n", coord_seg_state_names[s->state]);

@@ -80,7 +80,7 @@ struct coord_seg {
     uint64_t backoff_until_ms;  /* coord_now_ms() time base; 0: none */
     char last_reason[32];
     /* The last refusal a node answered for it, "node: REASON: the node's detail"; "" none. */
-    char last_refusal[WIRE_ID_MAX + WIRE_DETAIL_MAX + 48];
+    char *last_refusal; /* owned; NULL: none (most segments: 8 bytes, not 380, at 10^6) */
     char (*invalid_nodes)[WIRE_ID_MAX + 1]; /* distinct nodes whose load found it corrupt */
     unsigned n_invalid;
     unsigned rc_in_flight;   /* rowcount placement: assignments awaiting an answer */

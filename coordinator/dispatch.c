@@ -67,9 +67,11 @@ static void coord_record_refusal(struct coord *c, const char *node_id, const cha
         n->refusals++;
         snprintf(n->last_reason, sizeof(n->last_reason), "%s", reason_name(reason));
     }
-    if (s != NULL)
-        snprintf(s->last_refusal, sizeof(s->last_refusal), "%s: %s%s%s", node_id,
-                 reason_name(reason), detail[0] != '\0' ? ": " : "", detail);
+    if (s != NULL) {
+        free(s->last_refusal);
+        s->last_refusal = xasprintf("%s: %s%s%s", node_id, reason_name(reason),
+                                    detail[0] != '\0' ? ": " : "", detail);
+    }
     coord_storm_event(c, "refused", seg_id, node_id, reason, ans->http_status,
                       ans->retry_after_ms, "%s", detail);
 }
@@ -310,7 +312,8 @@ void coord_op_accepted(void *ctx, const struct placer_segment *ps, const char *n
         return;
     coord_holder_add(c, s, n, WIRE_SEG_LOADING);
     s->last_reason[0] = '\0';
-    s->last_refusal[0] = '\0';
+    free(s->last_refusal);
+    s->last_refusal = NULL;
 }
 
 void coord_op_refused(void *ctx, const struct placer_segment *ps, const char *node_id,
@@ -352,14 +355,15 @@ bool coord_op_invalid(void *ctx, const struct placer_segment *ps)
         /* A copy that passed its checksums proves the file good: the 422s are node-local. */
         coord_event(c, "invalid_overruled", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 422, 0,
                     "refused as invalid by a quorum of nodes, but LOADED on %u; last: %s", loaded,
-                    s->last_refusal);
+                    s->last_refusal != NULL ? s->last_refusal : "");
         return false;
     }
     log_warn("segment_invalid", "id=%s uri=%s", log_q(s->id), log_q(s->uri));
     coord_set_seg_state(c, s, COORD_INVALID);
     snprintf(s->last_reason, sizeof(s->last_reason), "SEGMENT_INVALID");
     coord_event(c, "invalid", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 422, 0,
-                "refused as invalid by a quorum of nodes; last: %s", s->last_refusal);
+                "refused as invalid by a quorum of nodes; last: %s",
+                s->last_refusal != NULL ? s->last_refusal : "");
     return true;
 }
 

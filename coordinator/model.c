@@ -219,7 +219,9 @@ void coord_holder_add(struct coord *c, struct coord_seg *s, struct coord_node *n
     struct coord_holder *h;
 
     if (s->n_holders == s->cap_holders) {
-        s->cap_holders = s->cap_holders * 2 + 2;
+        /* First as many as the replication asks (10^6 segments of one copy: 144 MB less). */
+        s->cap_holders =
+            s->cap_holders == 0 && s->replication > 0 ? s->replication : s->cap_holders * 2 + 2;
         s->holders = xreallocarray(s->holders, s->cap_holders, sizeof(*s->holders));
     }
     h = &s->holders[s->n_holders++];
@@ -388,7 +390,9 @@ int coord_load_assignment(const struct catalog_assignment *a, void *arg)
         (strcmp(a->state, "LOADING") != 0 && strcmp(a->state, "LOADED") != 0))
         return 0;
     if (s->n_holders == s->cap_holders) {
-        s->cap_holders = s->cap_holders * 2 + 2;
+        /* First as many as the replication asks (10^6 segments of one copy: 144 MB less). */
+        s->cap_holders =
+            s->cap_holders == 0 && s->replication > 0 ? s->replication : s->cap_holders * 2 + 2;
         s->holders = xreallocarray(s->holders, s->cap_holders, sizeof(*s->holders));
     }
     h = &s->holders[s->n_holders++];
@@ -410,6 +414,7 @@ int coord_free_seg(const char *key, void *value, void *arg)
     free(s->table);
     free(s->holders);
     free(s->invalid_nodes);
+    free(s->last_refusal);
     free(s);
     return 0;
 }

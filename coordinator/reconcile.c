@@ -13,6 +13,7 @@
 #include "reconcile.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,11 +80,52 @@ static void judge_gone(const struct coord *c, const struct coord_node *n, struct
                  reconcile_invalid_quorum(alive, COORD_INVALID_QUORUM);
 }
 
-/* One reported copy. */
-static void judge_copy(const struct coord *c, const struct coord_node *n,
+/*
+ * The segments a report names, by address, for the lost-copy walk: one
+ * allocation per report (open addressing, at most half full) instead of a
+ * map entry per copy.
+ */
+struct seen {
+    const struct coord_seg **v;
+    size_t mask;
+};
+
+static void seen_init(struct seen *t, size_t n)
+{
+    size_t cap = 16;
+
+    while (cap < 2 * n)
+        cap <<= 1;
+    t->v = xcalloc(cap, sizeof(*t->v));
+    t->mask = cap - 1;
+}
+
+static size_t seen_slot(const struct seen *t, const struct coord_seg *s)
+{
+    uint64_t x = (uint64_t)(uintptr_t)s;
+    size_t i;
+
+    x = (x ^ (x >> 33)) * 0xff51afd7ed558ccdULL;
+    for (i = (size_t)(x ^ (x >> 33)) & t->mask; t->v[i] != NULL && t->v[i] != s;
+         i = (i + 1) & t->mask)
+        ;
+    return i;
+}
+
+static void seen_add(struct seen *t, const struct coord_seg *s)
+{
+    t->v[seen_slot(t, s)] = s;
+}
+
+static bool seen_has(const struct seen *t, const struct coord_seg *s)
+{
+    return t->v[seen_slot(t, s)] == s;
+}
+
+/* One reported copy, of segment s (NULL: unknown to the model). */
+static void judge_copy(const struct coord *c, const struct coord_node *n, struct coord_seg *s,
                        const struct wire_segment_status *r, struct reconcile_plan *p)
 {
-    struct coord_seg *s = strmap_get(c->segs, r->segment_id);
     bool held = r->state == WIRE_SEG_LOADING || r->state == WIRE_SEG_LOADED;
     bool revalidate = false, invalid;
     const struct coord_holder *h;
@@ -137,7 +179,7 @@ static void judge_copy(const struct coord *c, const struct coord_node *n,
 
 struct missing {
     const struct coord_node *node;
-    const struct strmap *reported;
+    const struct seen *reported;
     uint64_t now_ms;
     struct reconcile_plan *plan;
 };
@@ -148,8 +190,8 @@ static int judge_missing(const char *key, void *value, void *arg)
     struct coord_seg *s = value;
     const struct coord_holder *h = holder_of(s, m->node->id);
 
-    if (h != NULL && reconcile_is_lost(strmap_get(m->reported, key) != NULL, m->now_ms,
-                                       h->since_ms, COORD_REPORT_GRACE_MS))
+    if (h != NULL &&
+        reconcile_is_lost(seen_has(m->reported, s), m->now_ms, h->since_ms, COORD_REPORT_GRACE_MS))
         plan_add(m->plan, RECONCILE_LOST, s, NULL);
     return 0;
 }
@@ -158,17 +200,25 @@ void reconcile_report(const struct coord *c, const struct coord_node *n,
                       const struct wire_segment_status *segs, size_t n_segs, uint64_t now_ms,
                       struct reconcile_plan *ret)
 {
-    struct strmap *reported = strmap_new();
-    struct missing m = {n, reported, now_ms, ret};
+    struct seen reported;
+    struct missing m = {n, &reported, now_ms, ret};
 
     ret->n = 0;
+    if (ret->cap < n_segs) { /* one action per copy, as a rule: one allocation */
+        ret->cap = n_segs + 16;
+        ret->v = xreallocarray(ret->v, ret->cap, sizeof(*ret->v));
+    }
+    seen_init(&reported, n_segs);
     for (size_t i = 0; i < n_segs; i++) {
-        strmap_put(reported, segs[i].segment_id, ret); /* any non-NULL: present */
-        judge_copy(c, n, &segs[i], ret);
+        struct coord_seg *s = strmap_get(c->segs, segs[i].segment_id);
+
+        if (s != NULL)
+            seen_add(&reported, s);
+        judge_copy(c, n, s, &segs[i], ret);
     }
     /* What the model has on the node and the report lacks: lost. */
     strmap_foreach(n->held, judge_missing, &m);
-    strmap_free(reported);
+    free(reported.v);
 }
 
 void reconcile_plan_done(struct reconcile_plan *p)

@@ -64,7 +64,7 @@ void coord_seg_info(const struct coord *c, const struct coord_seg *s,
         if (s->state == COORD_LOADED)
             snprintf(buf, sizeof(buf), "LOADED on %u node(s), as its replication %u asks",
                      coord_loaded_holders(s, NULL), s->replication);
-        else if (s->state == COORD_INVALID && s->last_refusal[0] != '\0')
+        else if (s->state == COORD_INVALID && s->last_refusal != NULL)
             snprintf(buf, sizeof(buf),
                      "INVALID: nodes refused the file as unreadable or wrong; the last said "
                      "(node: reason: detail) %s. It will not be placed: fix the file or its "
@@ -78,7 +78,7 @@ void coord_seg_info(const struct coord *c, const struct coord_seg *s,
         else if (placer_explain(c->placer, s->id, buf, sizeof(buf)) < 0)
             snprintf(buf, sizeof(buf), "PENDING: %u cop%s loading, waiting for the nodes' "
                                        "reports", s->n_holders, s->n_holders == 1 ? "y" : "ies");
-        if (s->state == COORD_PENDING && s->last_refusal[0] != '\0') {
+        if (s->state == COORD_PENDING && s->last_refusal != NULL) {
             size_t used = strlen(buf);
 
             snprintf(buf + used, sizeof(buf) - used, "%sLast refusal (node: reason: detail): %s",
