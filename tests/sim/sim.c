@@ -265,6 +265,8 @@ struct sim {
     size_t n_att;
     size_t *excess;
     size_t n_excess, cap_excess;
+    uint32_t *noted; /* nodes with notes, in the order noted */
+    size_t n_noted, cap_noted;
     uint64_t tick_at; /* the coordinator tick scheduled (UINT64_MAX: none) */
     struct admission_config acfg;
     struct wire_segment_status *rbuf;
@@ -762,6 +764,20 @@ static const struct placer_ops sim_placer_ops = {
     .on_backoff = op_backoff,
 };
 
+/* As membership.c's coord_node_note(): applied at the next tick, in the order noted. */
+static void node_note(uint32_t ni, unsigned note)
+{
+    if (S.nodes[ni].notes == 0) {
+        if (S.n_noted == S.cap_noted) {
+            S.cap_noted = S.cap_noted * 2 + 16;
+            S.noted = xreallocarray(S.noted, S.cap_noted, sizeof(*S.noted));
+        }
+        S.noted[S.n_noted++] = ni;
+    }
+    S.nodes[ni].notes |= note;
+    kick();
+}
+
 /* An answer (or the client's timeout, status 0) reaches the coordinator: dispatch.c's
  * coord_answer(). */
 static void coord_answer(uint64_t attempt_id, int status, enum wire_reason reason,
@@ -782,7 +798,7 @@ static void coord_answer(uint64_t attempt_id, int status, enum wire_reason reaso
     ans.retry_after_ms = retry_ms;
     if (placer_on_answer(S.placer, attempt_id, &ans, S.now, (uint32_t)rng_next()) == 0 &&
         placer_classify(status) == PLACER_TRANSPORT_ERROR)
-        S.nodes[a->node].notes |= COORD_NOTE_NO_ANSWER;
+        node_note(a->node, COORD_NOTE_NO_ANSWER);
     if (status == 202) {
         window_on_accept(&n->win, a->seq);
     } else if (status == 429) {
@@ -800,18 +816,19 @@ static void coord_tick(void)
     uint64_t next;
 
     S.tick_at = UINT64_MAX;
-    for (unsigned i = 0; i < S.cfg.nodes; i++) {
-        struct sim_node *sn = &S.nodes[i];
+    for (size_t i = 0; i < S.n_noted; i++) {
+        struct sim_node *sn = &S.nodes[S.noted[i]];
         enum membership_state st;
 
         if (sn->notes == 0)
-            continue;
+            continue; /* a report came first */
         st = membership_on_answers(sn->cn->state, sn->notes & COORD_NOTE_NO_ANSWER,
                                    sn->notes & COORD_NOTE_DRAINING);
         sn->notes = 0;
         if (st != sn->cn->state)
             set_state(sn->cn, st);
     }
+    S.n_noted = 0;
     if (S.model.window_wake_ms != 0 && S.now >= S.model.window_wake_ms) {
         S.model.window_wake_ms = 0;
         for (unsigned i = 0; i < S.cfg.nodes; i++)
@@ -1190,11 +1207,12 @@ static int crash_walk(const char *key, void *value, void *arg)
 static void node_crash(struct sim_node *sn)
 {
     size_t n = strmap_count(sn->copies);
-    struct sim_copy **v = xcalloc(n + 1, sizeof(*v)), **p = v;
+    struct sim_copy **v, **p;
     struct ev *e;
 
     if (sn->crashed)
         return;
+    v = p = xcalloc(n + 1, sizeof(*v));
     S.crashes++;
     sn->crashed = true;
     sn->epoch++;
@@ -1224,12 +1242,11 @@ static void node_crash(struct sim_node *sn)
 static void node_restart(struct sim_node *sn)
 {
     size_t n = strmap_count(sn->copies);
-    struct sim_copy **v = xcalloc(n + 1, sizeof(*v)), **p = v;
+    struct sim_copy **v, **p;
 
-    if (!sn->crashed) {
-        free(v);
+    if (!sn->crashed)
         return;
-    }
+    v = p = xcalloc(n + 1, sizeof(*v));
     sn->crashed = false;
     strmap_foreach(sn->copies, crash_walk, &p);
     sn->resident = sn->loaded_bytes = 0;
@@ -1534,6 +1551,25 @@ static void run(void)
 
 enum verdict { V_LOADED, V_EXPLAINED, V_UNSETTLED };
 
+/* Whether the node's admission would accept s now (decided on a copy of its state). */
+static bool node_would_take(const struct sim_node *sn, const struct coord_seg *s)
+{
+    struct admission_state ast = sn->ast;
+    struct admission_signals sig;
+    struct admission_request req;
+    struct admission_verdict v;
+    const struct sim_copy *c = strmap_get(sn->copies, s->id);
+
+    if (sn->crashed || sn->cn->state != MEMBERSHIP_UP ||
+        (c != NULL && (c->state == WIRE_SEG_LOADING || c->state == WIRE_SEG_LOADED)))
+        return false;
+    node_signals(sn, &sig);
+    req.cost_bytes = admission_cost_estimate(&sn->cost, s->row_count, s->avg_row_size);
+    req.file_bytes = s->row_count * s->avg_row_size;
+    admission_decide(&S.acfg, &sig, &ast, &req, 0, &v);
+    return v.accept;
+}
+
 /*
  * LOADED: on exactly its replication of live nodes, LOADED there, and the
  * model agrees copy for copy. EXPLAINED: still wanted by the placer, last
@@ -1556,10 +1592,14 @@ static enum verdict seg_verdict(size_t i)
     }
     if (ok)
         return V_LOADED;
-    if (placer_explain(S.placer, s->id, buf, sizeof(buf)) == 0 &&
-        (strcmp(s->last_reason, "MEM_CAPACITY") == 0 || strcmp(s->last_reason, "DISK_FULL") == 0))
-        return V_EXPLAINED;
-    return V_UNSETTLED;
+    if (placer_explain(S.placer, s->id, buf, sizeof(buf)) < 0 ||
+        (strcmp(s->last_reason, "MEM_CAPACITY") != 0 && strcmp(s->last_reason, "DISK_FULL") != 0))
+        return V_UNSETTLED;
+    /* The cluster must really be full for it: no live node without a copy would take it now. */
+    for (unsigned k = 0; k < S.cfg.nodes; k++)
+        if (node_would_take(&S.nodes[k], s))
+            return V_UNSETTLED;
+    return V_EXPLAINED;
 }
 
 /* Placement is done: nothing in flight or loading, and every segment LOADED or explained. */
@@ -1680,6 +1720,7 @@ static void world_free(void)
     free(S.heap);
     free(S.att);
     free(S.excess);
+    free(S.noted);
     free(S.rbuf);
 }
 
