@@ -239,8 +239,14 @@ static int export_one(const char *key, void *value, void *arg)
     const struct repset_entry *e = value;
     struct wire_segment_status *d = &w->v[w->n++];
 
-    snprintf(d->segment_id, sizeof(d->segment_id), "%s", key);
-    snprintf(d->detail, sizeof(d->detail), "%s", e->detail != NULL ? e->detail : "");
+    /* Both fit: ids are checked on the wire, details were copied from a detail field. */
+    memcpy(d->segment_id, key, strnlen(key, WIRE_ID_MAX) + 1);
+    d->segment_id[WIRE_ID_MAX] = '\0';
+    if (e->detail != NULL)
+        memcpy(d->detail, e->detail, strnlen(e->detail, WIRE_DETAIL_MAX) + 1);
+    else
+        d->detail[0] = '\0';
+    d->detail[WIRE_DETAIL_MAX] = '\0';
     d->state = (enum wire_segment_state)e->state;
     d->reason = (enum wire_reason)e->reason;
     d->row_count = e->row_count;
