@@ -1246,32 +1246,12 @@ static void cleanup(void)
 
 /* ---- the battery -------------------------------------------------------- */
 
-/*
- * "--proc-root=" and "--sys-root=" options naming empty directories. A node
- * reading them finds no PSI, no cgroup and no oom_kill count, so memory
- * pressure from other jobs on a shared host cannot close an admission gate
- * and turn the 422 a row expects into a 429; the capacity gate still works,
- * from --admit-budget.
- */
-static void quiet_roots(char **ret_proc, char **ret_sys)
-{
-    char *p = xasprintf("%s/quiet-proc", dir), *s = xasprintf("%s/quiet-sys", dir);
-
-    ck_assert_int_eq(mkdir(p, 0755), 0);
-    ck_assert_int_eq(mkdir(s, 0755), 0);
-    *ret_proc = xasprintf("--proc-root=%s", p);
-    *ret_sys = xasprintf("--sys-root=%s", s);
-    free(p);
-    free(s);
-}
-
 static void setup_battery(void)
 {
     char *p, *q;
     uint8_t *bytes;
     size_t len;
     struct segment_header hdr;
-    char *proc_root, *sys_root;
     struct http_response r;
     char real[PATH_MAX];
 
@@ -1329,15 +1309,10 @@ static void setup_battery(void)
     ck_assert_int_eq(mkfifo(p, 0644), 0);
     free(p);
 
-    quiet_roots(&proc_root, &sys_root);
     {
-        const char *args[] = {
-            proc_root,        sys_root, "--admit-budget=64M", "--latency-slo=0", "--disk-reserve=0",
-            "--max-loads=64", NULL};
-        node = harness_node_start(storage, data, args);
+        const char *args[] = {"--admit-budget=64M", "--disk-reserve=0", "--max-loads=64", NULL};
+        node = harness_node_start_calm(storage, data, args);
     }
-    free(proc_root);
-    free(sys_root);
     ck_assert_ptr_nonnull(node);
     {
         char *body_uri = xasprintf("file://%s/good.seg", storage);
@@ -1583,12 +1558,6 @@ static void setup_auth(void)
     storage = xasprintf("%s/storage", dir);
     ck_assert_int_eq(mkdir(storage, 0755), 0);
     token_path = write_token_file("token", TOKEN);
-    {
-        char *p, *q;
-        quiet_roots(&p, &q); /* start_auth_node() names the same directories */
-        free(p);
-        free(q);
-    }
     other_token_path = write_token_file("other-token", "another-token-entirely-0123456789");
 }
 
@@ -1605,16 +1574,11 @@ static struct harness_proc *start_auth_node(const char *id, const char *tokfile)
     char *data_dir = xasprintf("%s/%s", dir, id), *nid = xasprintf("--node-id=%s", id);
     char *tf = xasprintf("--token-file=%s", tokfile);
     char *co = xasprintf("--coordinator=%s", harness_proc_addr(coord));
-    char *pr = xasprintf("--proc-root=%s/quiet-proc", dir),
-         *sr = xasprintf("--sys-root=%s/quiet-sys", dir);
     const char *args[] = {
-        nid, tf, co, pr, sr, "--report-interval=250ms", "--admit-budget=1G", "--disk-reserve=0",
-        NULL};
-    struct harness_proc *p = harness_node_start(storage, data_dir, args);
+        nid, tf, co, "--report-interval=250ms", "--admit-budget=1G", "--disk-reserve=0", NULL};
+    struct harness_proc *p = harness_node_start_calm(storage, data_dir, args);
 
     ck_assert_ptr_nonnull(p);
-    free(pr);
-    free(sr);
     free(data_dir);
     free(nid);
     free(tf);
