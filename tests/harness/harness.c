@@ -124,6 +124,48 @@ void harness_dir_remove(const char *path)
     nftw(path, harness_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+void harness_workdir_new(const char *prefix, char **ret_dir, char **ret_storage, char **ret_data)
+{
+    *ret_dir = harness_dir_new(prefix);
+    *ret_storage = xasprintf("%s/storage", *ret_dir);
+    if (mkdir(*ret_storage, 0755) < 0)
+        abort();
+    if (ret_data != NULL)
+        *ret_data = xasprintf("%s/data", *ret_dir);
+}
+
+/* Frees *s and leaves it NULL (s may be NULL). */
+static void harness_free_str(char **s)
+{
+    if (s == NULL)
+        return;
+    free(*s);
+    *s = NULL;
+}
+
+int harness_workdir_done(struct harness_proc **node, char **cgroup, char **dir, char **storage,
+                         char **data)
+{
+    int rc = 0;
+
+    if (node != NULL && *node != NULL) {
+        rc = harness_proc_stop(*node);
+        if (rc != 0)
+            harness_proc_dump_log(*node);
+        harness_proc_free(*node);
+        *node = NULL;
+    }
+    if (cgroup != NULL)
+        harness_cgroup_remove(*cgroup);
+    harness_free_str(cgroup);
+    if (dir != NULL)
+        harness_dir_remove(*dir);
+    harness_free_str(dir);
+    harness_free_str(storage);
+    harness_free_str(data);
+    return rc;
+}
+
 const char *harness_bin(const char *name)
 {
     static char buf[4096];

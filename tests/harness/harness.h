@@ -23,6 +23,24 @@ char *harness_dir_new(const char *prefix);
 /* Removes a directory tree (rm -rf). NULL-safe. */
 void harness_dir_remove(const char *path);
 
+/*
+ * The working directory most node suites set up: a fresh directory (as
+ * harness_dir_new) with storage/ made in it; *ret_data, if asked for, is
+ * <dir>/data, not made (the node makes it). The caller frees the strings,
+ * with harness_workdir_done().
+ */
+void harness_workdir_new(const char *prefix, char **ret_dir, char **ret_storage, char **ret_data);
+
+/*
+ * Its end. Stops *node if there is one (printing its log if it exits
+ * non-zero) and frees it; removes the memory cgroup *cgroup and the
+ * directory *dir; frees the strings. Every pointer given (each may be NULL,
+ * as may what it points at) is left NULL. Returns the node's exit status,
+ * 0 without one, for the caller to assert once all is clean.
+ */
+int harness_workdir_done(struct harness_proc **node, char **cgroup, char **dir, char **storage,
+                         char **data);
+
 /* Absolute path of a built binary: "sluice-node" or "sluice-coord". */
 const char *harness_bin(const char *name);
 

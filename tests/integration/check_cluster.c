@@ -49,9 +49,7 @@ static char *cgroup;
 
 static void setup(void)
 {
-    dir = harness_dir_new("sluice-cluster-it");
-    storage = xasprintf("%s/storage", dir);
-    mkdir(storage, 0755);
+    harness_workdir_new("sluice-cluster-it", &dir, &storage, NULL);
 }
 
 static void teardown(void)
@@ -62,12 +60,7 @@ static void teardown(void)
     }
     harness_proc_free(coord);
     coord = NULL;
-    harness_cgroup_remove(cgroup);
-    free(cgroup);
-    cgroup = NULL;
-    harness_dir_remove(dir);
-    free(dir);
-    free(storage);
+    harness_workdir_done(NULL, &cgroup, &dir, &storage, NULL);
 }
 
 static void make_segments(int n, uint64_t rows, unsigned row_bytes)

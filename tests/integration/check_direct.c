@@ -43,29 +43,13 @@ static struct harness_proc *node;
 
 static void setup(void)
 {
-    dir = harness_dir_new("sluice-direct-it");
-    storage = xasprintf("%s/storage", dir);
-    data = xasprintf("%s/data", dir);
-    mkdir(storage, 0755);
+    harness_workdir_new("sluice-direct-it", &dir, &storage, &data);
     harness_client_set(NULL, 60000); /* a query over every segment reads them all from disk */
 }
 
 static void teardown(void)
 {
-    int rc = node != NULL ? harness_proc_stop(node) : 0;
-
-    if (rc != 0)
-        harness_proc_dump_log(node);
-    harness_proc_free(node);
-    node = NULL;
-    harness_cgroup_remove(cgroup);
-    free(cgroup);
-    cgroup = NULL;
-    harness_dir_remove(dir);
-    free(dir);
-    free(storage);
-    free(data);
-    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(harness_workdir_done(&node, &cgroup, &dir, &storage, &data), 0);
 }
 
 static void make_seg(const char *id, uint64_t rows, uint64_t seed)

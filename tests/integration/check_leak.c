@@ -42,10 +42,7 @@ static int leakers[2];
 
 static void setup(void)
 {
-    dir = harness_dir_new("sluice-leak-it");
-    storage = xasprintf("%s/storage", dir);
-    data = xasprintf("%s/data", dir);
-    mkdir(storage, 0755);
+    harness_workdir_new("sluice-leak-it", &dir, &storage, &data);
 }
 
 static void leak_stop_all(void)
@@ -58,22 +55,8 @@ static void leak_stop_all(void)
 
 static void teardown(void)
 {
-    int rc;
-
     leak_stop_all();
-    rc = node != NULL ? harness_proc_stop(node) : 0;
-    if (rc != 0)
-        harness_proc_dump_log(node);
-    harness_proc_free(node);
-    node = NULL;
-    harness_cgroup_remove(cgroup);
-    free(cgroup);
-    cgroup = NULL;
-    harness_dir_remove(dir);
-    free(dir);
-    free(storage);
-    free(data);
-    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(harness_workdir_done(&node, &cgroup, &dir, &storage, &data), 0);
 }
 
 /* Starts a co-tenant in the cgroup (slot i). */
