@@ -823,6 +823,18 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
         metrics_sample_u64(m, "sluice_node_reports_total", rs.failed, failed);
         metrics_one_u64(m, "sluice_node_report_drops_total", "counter",
                         "Segments the coordinator's answers told this node to drop.", rs.dropped);
+        {
+            const char *full[] = {"kind", "full", NULL}, *delta[] = {"kind", "delta", NULL};
+
+            metrics_family(m, "sluice_node_reports_built_total", "counter",
+                           "Reports built, by kind: full (the whole set) or delta (the changes "
+                           "since the acknowledged report).");
+            metrics_sample_u64(m, "sluice_node_reports_built_total", rs.full, full);
+            metrics_sample_u64(m, "sluice_node_reports_built_total", rs.delta, delta);
+        }
+        metrics_one_u64(m, "sluice_node_full_reports_asked_total", "counter",
+                        "Answers of the coordinator that asked for the whole set.",
+                        rs.full_asked);
         if (rs.last_ok_mono_ms > 0)
             metrics_one(m, "sluice_node_report_age_seconds", "gauge",
                         "Seconds since the last report the coordinator answered.",

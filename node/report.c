@@ -99,7 +99,8 @@ uint64_t report_build(struct report_state *s, const struct wire_segment_status *
     s->pending_full = s->acked_seq == 0 || s->want_full;
     if (s->pending_full) {
         s->segs = xcalloc(n > 0 ? n : 1, sizeof(*s->segs));
-        memcpy(s->segs, cur, n * sizeof(*cur));
+        if (n > 0)
+            memcpy(s->segs, cur, n * sizeof(*cur));
         s->n_segs = n;
         s->stats.full++;
     } else {
@@ -307,5 +308,11 @@ void reporter_free(struct reporter *r)
 
 void reporter_get_stats(const struct reporter *r, struct reporter_stats *ret)
 {
+    struct report_state_stats ss;
+
     *ret = r->stats;
+    report_state_get_stats(r->rs, &ss);
+    ret->full = ss.full;
+    ret->delta = ss.delta;
+    ret->full_asked = ss.full_asked;
 }

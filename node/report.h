@@ -79,6 +79,8 @@ struct reporter_stats {
     uint64_t conflicts; /* reports answered 409 (id held by another address) */
     bool in_conflict;   /* the last answer was 409 */
     uint64_t last_ok_mono_ms;
+    uint64_t full, delta;   /* reports built whole, and as deltas */
+    uint64_t full_asked;    /* answers that asked for the whole set (send_full) */
 };
 void reporter_get_stats(const struct reporter *r, struct reporter_stats *ret);
 

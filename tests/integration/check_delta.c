@@ -277,9 +277,11 @@ static void report_copy(struct wire_node_report *dst, const struct wire_node_rep
 {
     *dst = *src;
     dst->segments = xcalloc(src->n_segments + 1, sizeof(*dst->segments));
-    memcpy(dst->segments, src->segments, src->n_segments * sizeof(*src->segments));
+    if (src->n_segments > 0)
+        memcpy(dst->segments, src->segments, src->n_segments * sizeof(*src->segments));
     dst->removed = xcalloc(src->n_removed + 1, sizeof(*dst->removed));
-    memcpy(dst->removed, src->removed, src->n_removed * sizeof(*src->removed));
+    if (src->n_removed > 0)
+        memcpy(dst->removed, src->removed, src->n_removed * sizeof(*src->removed));
 }
 
 /* Whether the coordinator has a copy of seg on the fake node. */
