@@ -823,7 +823,7 @@ int wire_assign_batch_decode(const void *buf, size_t len, struct wire_assign_bat
                              struct wire_error *err)
 {
     Sluice__V1__AssignBatch *m;
-    struct wire_assign_batch out = {0, NULL};
+    struct wire_assign_batch out = {0, NULL, 0};
     char prefix[48];
     int r;
 
@@ -846,6 +846,7 @@ int wire_assign_batch_decode(const void *buf, size_t len, struct wire_assign_bat
         }
     }
     out.n = m->n_assignments;
+    out.epoch = m->epoch;
     *ret = out;
     r = 0;
 out:
@@ -857,6 +858,7 @@ uint8_t *wire_assign_batch_encode(const struct wire_assign_batch *in, size_t *re
 {
     Sluice__V1__AssignBatch m = SLUICE__V1__ASSIGN_BATCH__INIT;
 
+    m.epoch = in->epoch;
     return wire_list_encode(&m.base, "assignments", &wire_assign_msg, in->assignments, in->n,
                             ret_len);
 }
@@ -1504,6 +1506,7 @@ int wire_report_response_decode(const void *buf, size_t len, struct wire_report_
         ret->n_drop = m->n_drop_segment_ids;
         ret->ack_seq = m->ack_seq;
         ret->send_full = m->send_full;
+        ret->epoch = m->epoch;
         wire_copy_text(ret->full_reason, sizeof(ret->full_reason),
                        m->full_reason != NULL ? m->full_reason : "");
     }
@@ -1520,6 +1523,7 @@ uint8_t *wire_report_response_encode(const struct wire_report_response *in, size
     m.drop_segment_ids = wire_ids_to_pb(in->drop, in->n_drop, &a);
     m.ack_seq = in->ack_seq;
     m.send_full = in->send_full;
+    m.epoch = in->epoch;
     m.full_reason = (char *)(uintptr_t)in->full_reason;
     return wire_pack_free(&m.base, &a, ret_len);
 }

@@ -145,6 +145,7 @@ struct wire_assign_response {
 struct wire_assign_batch {
     size_t n;
     struct wire_assign_request *assignments; /* owned */
+    uint64_t epoch;                          /* the coordinator's; 0: none */
 };
 
 struct wire_assign_batch_response {
@@ -315,6 +316,7 @@ struct wire_report_response {
     uint64_t ack_seq;              /* the report applied; 0: none */
     bool send_full;                /* the next report must hold the whole set */
     char full_reason[WIRE_FULL_REASON_MAX + 1];
+    uint64_t epoch; /* the coordinator's leader epoch; 0: none */
 };
 
 struct wire_segment_spec {

@@ -40,8 +40,8 @@
 /* ---- HTTP helpers -------------------------------------------------------- */
 
 /* The answer to a report: what to drop, and the acknowledgement (intake.h). */
-static void coord_report_reply(struct evhttp_request *req, const struct intake_result *in,
-                               const struct coord_drops *drops)
+static void coord_report_reply(struct evhttp_request *req, uint64_t epoch,
+                               const struct intake_result *in, const struct coord_drops *drops)
 {
     struct wire_report_response resp;
     uint8_t *buf;
@@ -52,6 +52,7 @@ static void coord_report_reply(struct evhttp_request *req, const struct intake_r
     resp.drop = drops->ids;
     resp.ack_seq = in->ack_seq;
     resp.send_full = in->send_full;
+    resp.epoch = epoch;
     snprintf(resp.full_reason, sizeof(resp.full_reason), "%s", intake_why_name(in->why));
     buf = wire_report_response_encode(&resp, &len);
     pbhttp_reply(req, 200, buf, len);
@@ -103,7 +104,7 @@ void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg)
     }
     if (in.verdict == INTAKE_OLD || in.verdict == INTAKE_DUPLICATE) {
         /* Applied already, or older than a report applied: nothing in it is news. */
-        coord_report_reply(req, &in, &drops);
+        coord_report_reply(req, c->lead_epoch, &in, &drops);
         wire_node_report_done(&rep);
         return;
     }
@@ -149,7 +150,7 @@ void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg)
      */
     if (drops.n > 0)
         coord_flush(c);
-    coord_report_reply(req, &in, &drops);
+    coord_report_reply(req, c->lead_epoch, &in, &drops);
     free(drops.ids);
     wire_node_report_done(&rep);
 }

@@ -252,6 +252,7 @@ static const char *const catalog_assignment_states[] = {"LOADING", "LOADED", "FA
 
 struct catalog {
     struct sqldb *db;
+    unsigned lead_gen; /* PostgreSQL: the connection that took the lead; 0: not leading */
     struct sqldb_stmt *stmt[ST_COUNT_];
     bool in_txn;     /* between catalog_begin and catalog_commit/rollback */
     bool txn_failed; /* SQLite rolled the explicit transaction back under us */
@@ -725,8 +726,9 @@ static bool cat_pg(const struct catalog *c)
     "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"                          \
     " AND tablename = 'sluice_catalog'"
 #define CAT_PG_META_CREATE                                                                         \
-    "CREATE TABLE sluice_catalog (application_id INTEGER NOT NULL, user_version INTEGER NOT NULL);" \
-    "INSERT INTO sluice_catalog VALUES (1397506885, 0);"
+    "CREATE TABLE sluice_catalog (application_id INTEGER NOT NULL, user_version INTEGER NOT NULL,"  \
+    " epoch INTEGER NOT NULL DEFAULT 0);"                                                          \
+    "INSERT INTO sluice_catalog VALUES (1397506885, 0, 0);"
 
 /* The schema version (PRAGMA user_version on SQLite). */
 static int cat_version(struct catalog *c, int64_t *ret)
@@ -1866,4 +1868,58 @@ out:
     if (r < 0)
         cat_copy_err(c, err, err_len);
     return r;
+}
+
+/* ---- leading ---- */
+
+/* The lead's advisory lock key: the application id + 1 (the id itself is the migration lock's,
+ * which a second process opening the catalog takes while the leader runs). */
+#define CAT_LEAD_KEY "1397506886"
+
+int catalog_lead(struct catalog *c, uint64_t *ret_epoch)
+{
+    int64_t got = 0, epoch = 0;
+    int r;
+
+    if ((r = cat_enter(c)) < 0)
+        return r;
+    if (!cat_pg(c)) {
+        *ret_epoch = 0;
+        return 1;
+    }
+    if (c->in_txn)
+        return cat_fail(c, -EALREADY, "lead: a transaction is open");
+    if ((r = cat_query_int(c, "SELECT CASE WHEN pg_try_advisory_lock(" CAT_LEAD_KEY
+                              ") THEN 1 ELSE 0 END", &got)) < 0)
+        return r;
+    if (got == 0)
+        return 0;
+    /* Catalogs made before epochs (the first PostgreSQL build) gain the column here. */
+    if ((r = cat_exec(c, "BEGIN")) < 0 ||
+        (r = cat_exec(c, "ALTER TABLE sluice_catalog ADD COLUMN IF NOT EXISTS epoch"
+                         " INTEGER NOT NULL DEFAULT 0")) < 0 ||
+        (r = cat_query_int(c, "UPDATE sluice_catalog SET epoch = epoch + 1 RETURNING epoch",
+                           &epoch)) < 0 ||
+        (r = cat_exec(c, "COMMIT")) < 0) {
+        if (sqldb_txn(c->db) != SQLDB_TXN_NONE)
+            (void)sqldb_exec(c->db, "ROLLBACK");
+        (void)sqldb_exec(c->db, "SELECT pg_advisory_unlock(" CAT_LEAD_KEY ")");
+        return r;
+    }
+    c->lead_gen = sqldb_generation(c->db);
+    *ret_epoch = (uint64_t)epoch;
+    return 1;
+}
+
+bool catalog_leading(struct catalog *c)
+{
+    int64_t one = 0;
+
+    if (!cat_pg(c))
+        return true;
+    if (c->lead_gen == 0 || c->iterating)
+        return false;
+    if (!c->in_txn && cat_query_int(c, "SELECT 1", &one) < 0)
+        return false;
+    return sqldb_generation(c->db) == c->lead_gen && sqldb_txn(c->db) != SQLDB_TXN_FAILED;
 }

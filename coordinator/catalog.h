@@ -297,6 +297,28 @@ int catalog_integrity_check(struct catalog *c, char *err, size_t err_len);
  */
 int catalog_create_at_version(const char *path, int version, char *err, size_t err_len);
 
+/* ---- leading: several coordinators on one PostgreSQL catalog ---- */
+
+/*
+ * Tries once to take the lead. PostgreSQL: the session-level advisory lock
+ * of the catalog on this connection (the one every write goes through); if
+ * it is taken, the catalog's epoch is incremented in one transaction and
+ * written to *ret_epoch, and 1 is returned; 0 if another coordinator holds
+ * the lock. SQLite: 1 at once with epoch 0 (the file has one writer; no
+ * election, no fencing). Negative errno on a failure (the lock, if it was
+ * taken, is given back).
+ */
+int catalog_lead(struct catalog *c, uint64_t *ret_epoch);
+
+/*
+ * Whether this catalog still leads: on PostgreSQL a round trip on the
+ * connection that holds the lock; false if it failed or the connection was
+ * re-opened since catalog_lead (the lock went with the old session). Inside
+ * an explicit transaction it answers from the last statement. Always true
+ * on SQLite.
+ */
+bool catalog_leading(struct catalog *c);
+
 /* ---- catalog_copy.c: between backends ---- */
 
 /* Row counts of a catalog. */

@@ -169,6 +169,26 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     if (r < 0)
         goto fail;
     /*
+     * Several coordinators may share a PostgreSQL catalog: one leads. A
+     * standby waits here, trying every second, serving nothing (SIGTERM
+     * still ends it: its handler is installed by daemon_run). On SQLite
+     * this leads at once, epoch 0.
+     */
+    for (bool said = false; (r = catalog_lead(c->cat, &c->lead_epoch)) == 0; sleep(1)) {
+        if (!said)
+            log_info("standby", "catalog=%s retry=1s (another coordinator leads)", c->db_path);
+        said = true;
+    }
+    if (r < 0) {
+        snprintf(err, err_len, "catalog %s: taking the lead: %s", c->db_path,
+                 catalog_errmsg(c->cat));
+        goto fail;
+    }
+    if (c->lead_epoch > 0)
+        log_info("leading", "epoch=%llu catalog=%s", (unsigned long long)c->lead_epoch,
+                 c->db_path);
+    c->lead_checked_ms = (int64_t)(clock_mono_ns() / 1000000);
+    /*
      * Rebuild the in-memory view, then ask the placer for what is missing.
      * Any read that fails refuses the start: a partial view would tell the
      * nodes to drop the good copies of every segment it failed to load.
@@ -269,4 +289,9 @@ void coord_free(struct coord *c)
     free(c->token);
     free(c->db_path);
     free(c);
+}
+
+bool coord_lost_lead(const struct coord *c)
+{
+    return c != NULL && c->lost_lead;
 }

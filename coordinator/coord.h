@@ -59,4 +59,11 @@ const char *coord_bound(const struct coord *c);
 /* Commits what is pending and frees everything. NULL-safe. */
 void coord_free(struct coord *c);
 
+/*
+ * Whether the loop stopped because this coordinator lost the lead (its
+ * PostgreSQL connection failed or was re-opened): the process should exit
+ * non-zero, to be started again as a standby.
+ */
+bool coord_lost_lead(const struct coord *c);
+
 #endif

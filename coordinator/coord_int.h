@@ -124,6 +124,11 @@ struct coord {
     struct coord_config cfg;
     char *token, *db_path;
     struct catalog *cat;
+    /* The leader epoch this coordinator took (0 on SQLite: no election), sent with every
+     * assignment batch and report answer; lost_lead: the lead went, the loop stops. */
+    uint64_t lead_epoch;
+    bool lost_lead;
+    int64_t lead_checked_ms; /* monotonic: the last catalog_leading() */
     struct placer *placer;
     struct storm *storm; /* refusal and back-off storms folded into counted rows */
     struct http_server *http;

@@ -235,6 +235,7 @@ static int coord_flush_node(const char *key, void *value, void *arg)
         b->seqs = xcalloc(k, sizeof(*b->seqs));
         b->segs = xcalloc(k, sizeof(*b->segs));
         batch.n = k;
+        batch.epoch = c->lead_epoch;
         batch.assignments = xcalloc(k, sizeof(*batch.assignments));
         for (size_t i = 0; i < k; i++) {
             b->attempts[i] = n->pending[off + i].attempt_id;

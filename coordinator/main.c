@@ -108,6 +108,8 @@ static int cmd_serve(int argc, char **argv)
     c = coord_new(base, &cfg, err, sizeof(err));
     snprintf(fields, sizeof(fields), "catalog=%s", shown);
     rc = daemon_serve(base, &srv, c != NULL ? coord_bound(c) : NULL, err, fields);
+    if (coord_lost_lead(c))
+        rc = 1;
     coord_free(c);
     daemon_done(base, token);
     free(locator);

@@ -381,8 +381,19 @@ static int coord_check_timeout(const char *key, void *value, void *arg)
 void coord_membership_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct coord *c = arg;
+    int64_t now = (int64_t)(clock_mono_ns() / 1000000);
 
     strmap_foreach(c->nodes, coord_check_timeout, c);
+    /* Once a second: does this coordinator still hold the lead (PostgreSQL)? */
+    if (now - c->lead_checked_ms >= 1000) {
+        c->lead_checked_ms = now;
+        if (!catalog_leading(c->cat)) {
+            log_error("lead_lost", "epoch=%llu catalog=%s action=stop (a standby takes over)",
+                      (unsigned long long)c->lead_epoch, c->db_path);
+            c->lost_lead = true;
+            event_base_loopbreak(c->base);
+        }
+    }
 }
 
 int coord_load_node(const struct catalog_node *cn, void *arg)

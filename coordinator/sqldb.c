@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "xmalloc.h"
 
 /* Set on every PostgreSQL connection, first and re-opened. */
@@ -327,6 +328,12 @@ static int sqldb_pg_fail(struct sqldb *db, PGresult *res, PGTransactionStatusTyp
 
 /* ---- connections ---- */
 
+/* The server's notices (ADD COLUMN IF NOT EXISTS, ...) are not errors: debug log only. */
+static void sqldb_pg_notice(void *arg, const char *message)
+{
+    log_debug("sqldb_notice", "message=%s", log_q(message));
+}
+
 static int sqldb_pg_session(struct sqldb *db)
 {
     PGresult *res = PQexec(db->pg, SQLDB_PG_SESSION);
@@ -395,6 +402,7 @@ int sqldb_open(const char *locator, struct sqldb **ret, char *err, size_t err_le
 
         db->uri = xstrdup(target);
         db->pg = PQconnectdbParams(keys, vals, 1);
+        PQsetNoticeProcessor(db->pg, sqldb_pg_notice, NULL);
         if (PQstatus(db->pg) != CONNECTION_OK) {
             r = sqldb_fail(db, -EIO, "connect %s: %s", shown, PQerrorMessage(db->pg));
             goto fail;
@@ -544,10 +552,19 @@ void sqldb_finalize(struct sqldb_stmt *s)
 {
     if (s == NULL)
         return;
-    if (s->lite != NULL)
+    if (s->lite != NULL) {
         sqlite3_finalize(s->lite);
-    else
+    } else {
         sqldb_reset(s);
+        /* One-off statements (settings, pings) must not pile up in the session. */
+        if (s->gen == s->db->gen && PQstatus(s->db->pg) == CONNECTION_OK &&
+            PQtransactionStatus(s->db->pg) != PQTRANS_INERROR) {
+            char sql[48];
+
+            snprintf(sql, sizeof(sql), "DEALLOCATE %s", s->name);
+            PQclear(PQexec(s->db->pg, sql));
+        }
+    }
     free(s->sql);
     free(s);
 }

@@ -153,6 +153,7 @@ static void api_assign_batch_cb(struct evhttp_request *req, const char *rest, vo
     struct node *node = arg;
     struct wire_assign_batch m;
     struct wire_error err;
+    char why[256];
     struct api_batch *b;
     const void *body;
     size_t len, n;
@@ -160,6 +161,12 @@ static void api_assign_batch_cb(struct evhttp_request *req, const char *rest, vo
     if (api_counted(node, pbhttp_take_body(req, &body, &len)) != 0 ||
         api_counted(node, pbhttp_decoded(req, wire_assign_batch_decode(body, len, &m, &err), &err)) != 0)
         return;
+    if (epoch_admit(&node->fence, m.epoch, why, sizeof(why)) < 0) {
+        log_warn("assign_refused", "reason=stale_epoch n=%zu detail=%s", m.n, log_q(why));
+        pbhttp_reply_error(req, 409, "stale_epoch", why);
+        wire_assign_batch_done(&m);
+        return;
+    }
     n = m.n;
     b = xcalloc(1, sizeof(*b));
     b->req = req;

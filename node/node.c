@@ -892,6 +892,7 @@ struct node *node_new(struct event_base *base, const struct node_config *cfg, ch
             .interval_ms = cfg->report_ms,
             .claim = cfg->claim,
             .conflict = node_conflict_cb,
+            .fence = &node->fence,
         };
         static const struct reporter_source src = {
             .fill = node_report_fill,

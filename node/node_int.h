@@ -16,6 +16,7 @@
 #include "bufpool.h"
 #include "clock.h"
 #include "damon.h"
+#include "epoch.h"
 #include "histogram.h"
 #include "latency.h"
 #include "node.h"
@@ -97,6 +98,8 @@ struct node {
     /* The coordinator holds node_id for another address: serve nothing (report.h). */
     bool id_conflict;
     char id_conflict_detail[WIRE_DETAIL_MAX + 1];
+    /* The highest coordinator epoch seen: batches and answers from a lower one are refused. */
+    struct epoch_fence fence;
 };
 
 static inline uint64_t node_now_ms(void)

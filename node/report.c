@@ -30,6 +30,7 @@ struct reporter {
     bool in_flight;
     bool was_failing;
     reporter_conflict_cb conflict;
+    struct epoch_fence *fence; /* borrowed; NULL: no fencing */
     void *arg;
     struct reporter_stats stats;
     struct report_state *rs;
@@ -194,6 +195,7 @@ static void reporter_answer_cb(int status, const struct http_client_reply *reply
     struct reporter *r = arg;
     struct wire_report_response resp;
     struct wire_error err;
+    char why[256];
 
     r->in_flight = false;
     if (status == 409 && reply != NULL) {
@@ -215,6 +217,14 @@ static void reporter_answer_cb(int status, const struct http_client_reply *reply
         if (!r->was_failing)
             log_warn("report_failed", "coordinator=%s status=%d", r->coordinator, status);
         r->was_failing = true;
+        return;
+    }
+    if (r->fence != NULL && epoch_admit(r->fence, resp.epoch, why, sizeof(why)) < 0) {
+        /* A deposed coordinator's answer: act on nothing in it, as if it were lost. */
+        report_unanswered(r->rs, r->sent_seq);
+        log_warn("report_answer_refused", "coordinator=%s reason=stale_epoch detail=%s",
+                 r->coordinator, log_q(why));
+        wire_report_response_done(&resp);
         return;
     }
     if (r->was_failing)
@@ -277,6 +287,7 @@ struct reporter *reporter_new(struct event_base *base, const struct reporter_con
     r->coordinator = xstrdup(cfg->coordinator);
     r->claim = cfg->claim;
     r->conflict = cfg->conflict;
+    r->fence = cfg->fence;
     r->arg = arg;
     r->rs = report_state_new(0);
     /* A report waits at most one interval for its answer. */

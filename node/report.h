@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "epoch.h"
 #include "wire.h"
 
 struct event_base;
@@ -67,6 +68,9 @@ struct reporter_config {
     uint64_t interval_ms;
     bool claim;              /* pull mode */
     reporter_conflict_cb conflict; /* may be NULL */
+    /* The node's epoch fence (epoch.h): an answer from a lower epoch is ignored whole,
+     * as if lost. NULL: no fencing. */
+    struct epoch_fence *fence;
 };
 
 /* Starts reporting at once, then every cfg->interval_ms. src is copied; arg is passed to it. */

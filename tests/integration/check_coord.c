@@ -32,6 +32,7 @@
 #include "catalog.h"
 #include "clock.h"
 #include "harness.h"
+#include "http.h"
 #include "pg.h"
 #include "mkseg.h"
 #include "reason.h"
@@ -218,6 +219,58 @@ START_TEST(test_first_node_places)
 }
 END_TEST
 
+
+/* ---- issue 22: a node fences off a deposed coordinator by epoch ----------- */
+
+/* POST /v1/assign/batch of one segment at epoch; the status, and the Error's code and message. */
+static int assign_at_epoch(const char *addr, const char *id, uint64_t epoch, struct wire_error *e)
+{
+    struct wire_assign_request a;
+    struct wire_assign_batch b = {.n = 1, .assignments = &a, .epoch = epoch};
+    struct http_response r;
+    char *uri = xasprintf("file://%s/%s.seg", storage, id);
+    uint8_t *body;
+    size_t len;
+    int status = -1;
+
+    a = harness_assign_request(id, uri, 1024, 16);
+    body = wire_assign_batch_encode(&b, &len);
+    memset(e, 0, sizeof(*e));
+    if (http_fetch(addr, "POST", "/v1/assign/batch", "application/x-protobuf", body, len, NULL,
+                   10000, &r) == 0) {
+        status = r.status;
+        if (status != 200)
+            (void)wire_error_decode(r.body, r.body_len, e);
+        http_response_done(&r);
+    }
+    free(body);
+    free(uri);
+    return status;
+}
+
+START_TEST(test_node_epoch_fence)
+{
+    char *data = xasprintf("%s/node", dir);
+    struct wire_error e;
+
+    make_segment("f1", 1);
+    make_segment("f2", 2);
+    make_segment("f3", 3);
+    node = harness_node_start_calm(storage, data, NULL);
+    ck_assert_ptr_nonnull(node);
+    /* The leader of epoch 5 is obeyed; then a deposed one (epoch 3) is refused whole. */
+    ck_assert_int_eq(assign_at_epoch(harness_proc_addr(node), "f1", 5, &e), 200);
+    ck_assert_int_eq(assign_at_epoch(harness_proc_addr(node), "f2", 3, &e), 409);
+    ck_assert_str_eq(e.code, "stale_epoch");
+    ck_assert_msg(strstr(e.message, "epoch 3 is older than epoch 5") != NULL, "%s", e.message);
+    ck_assert(harness_node_settled(harness_proc_addr(node), 1, 15000));
+    ck_assert_uint_eq(harness_node_count(harness_proc_addr(node), WIRE_SEG_LOADING), 0);
+    /* The same leader again, and a coordinator without election (SQLite, epoch 0). */
+    ck_assert_int_eq(assign_at_epoch(harness_proc_addr(node), "f2", 5, &e), 200);
+    ck_assert_int_eq(assign_at_epoch(harness_proc_addr(node), "f3", 0, &e), 200);
+    free(data);
+}
+END_TEST
 
 /* ---- defect 1: one node id claimed from two addresses -------------------- */
 
@@ -1017,6 +1070,7 @@ int main(void)
     tcase_add_test(tc, test_first_node_places);
     tcase_add_test(tc, test_new_node_wakes_backoff);
     tcase_add_test(tc, test_refusal_storm);
+    tcase_add_test(tc, test_node_epoch_fence);
     suite_add_tcase(s, tc);
     tc = tcase_create("membership");
     tcase_add_checked_fixture(tc, setup, teardown);

@@ -1689,6 +1689,49 @@ START_TEST(test_pg_txn_survives_refusal)
 }
 END_TEST
 
+/*
+ * Leading: one of two catalogs on one database takes the lead (epoch 1);
+ * the other waits; when the leader's connection is cut, it no longer leads,
+ * and the other takes over at epoch 2. On SQLite: leads at once, epoch 0.
+ */
+START_TEST(test_pg_lead)
+{
+    struct catalog *a = test_open(), *b = test_open();
+    char lite[600], err[512] = "";
+    struct catalog *l;
+    uint64_t ea = 99, eb = 99;
+
+    ck_assert_int_eq(catalog_lead(a, &ea), 1);
+    ck_assert_uint_eq(ea, 1);
+    ck_assert(catalog_leading(a));
+    ck_assert_int_eq(catalog_lead(b, &eb), 0);
+    ck_assert_uint_eq(eb, 99); /* not written when not leading */
+    ck_assert(!catalog_leading(b));
+    /* The leader's writes go on while it leads. */
+    test_put_segment(a, "s1", 1);
+    ck_assert(catalog_leading(a));
+
+    /* Its session ends (a server-side cut, as a network loss would): the lock goes with it. */
+    test_pg_exec("SELECT pg_terminate_backend(pid) FROM pg_locks"
+                 " WHERE locktype = 'advisory' AND granted");
+    ck_assert(!catalog_leading(a));
+    ck_assert(!catalog_leading(a)); /* and stays deposed, though its connection is back */
+    ck_assert_int_eq(catalog_lead(b, &eb), 1);
+    ck_assert_uint_eq(eb, 2);
+    ck_assert(catalog_leading(b));
+    ck_assert_int_eq(harness_pg_int(test_db, "SELECT epoch FROM sluice_catalog"), 2);
+    catalog_close(a);
+    catalog_close(b);
+
+    snprintf(lite, sizeof(lite), "%s/lite.db", test_dir);
+    ck_assert_int_eq(catalog_open(lite, &l, err, sizeof(err)), 0);
+    ck_assert_int_eq(catalog_lead(l, &ea), 1);
+    ck_assert_uint_eq(ea, 0);
+    ck_assert(catalog_leading(l));
+    catalog_close(l);
+}
+END_TEST
+
 /* ---- catalog copy (both backends: SQLite file -> PostgreSQL -> SQLite file) ---- */
 
 /* Fills a catalog with one of everything, fields away from their defaults. */
@@ -1901,6 +1944,7 @@ static Suite *catalog_pg_suite(void)
     test_add_with(s, "pg_future_version", test_pg_future_version, true);
     test_add_with(s, "pg_migrate_from_v1", test_pg_migrate_from_v1, true);
     test_add_with(s, "pg_txn_survives_refusal", test_pg_txn_survives_refusal, true);
+    test_add_with(s, "pg_lead", test_pg_lead, true);
     test_add_contract(s, true);
     test_add_with(s, "copy", test_copy, true);
     test_add_with(s, "copy_cli", test_copy_cli, true);
