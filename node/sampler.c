@@ -89,73 +89,48 @@ struct sampler {
     _Atomic(struct sampler_slot *) latest;
 };
 
+/* names[v], or "unknown" for a value past the table. */
+static const char *sampler_enum_name(const char *const *names, size_t n, unsigned v)
+{
+    return v < n ? names[v] : "unknown";
+}
+
+#define SAMPLER_NAME(names, v)                                                                 \
+    sampler_enum_name(names, sizeof(names) / sizeof((names)[0]), (unsigned)(v))
+
 const char *sampler_cgroup_mode_name(enum sampler_cgroup_mode mode)
 {
-    switch (mode) {
-    case SAMPLER_CGROUP_NONE:
-        return "none";
-    case SAMPLER_CGROUP_V1:
-        return "v1";
-    case SAMPLER_CGROUP_V2:
-        return "v2";
-    case SAMPLER_CGROUP_HYBRID:
-        return "hybrid";
-    }
-    return "unknown";
+    static const char *const names[] = {"none", "v1", "v2", "hybrid"};
+
+    return SAMPLER_NAME(names, mode);
 }
 
 const char *sampler_trigger_name(enum sampler_trigger trig)
 {
-    switch (trig) {
-    case SAMPLER_TRIGGER_OFF:
-        return "off";
-    case SAMPLER_TRIGGER_1S:
-        return "1s";
-    case SAMPLER_TRIGGER_2S:
-        return "2s";
-    }
-    return "unknown";
+    static const char *const names[] = {"off", "1s", "2s"};
+
+    return SAMPLER_NAME(names, trig);
 }
 
 const char *sampler_scope_name(enum sampler_scope scope)
 {
-    switch (scope) {
-    case SAMPLER_SCOPE_NONE:
-        return "none";
-    case SAMPLER_SCOPE_CGROUP:
-        return "cgroup";
-    case SAMPLER_SCOPE_HOST:
-        return "host";
-    }
-    return "unknown";
+    static const char *const names[] = {"none", "cgroup", "host"};
+
+    return SAMPLER_NAME(names, scope);
 }
 
 const char *sampler_limit_source_name(enum sampler_limit_source src)
 {
-    switch (src) {
-    case SAMPLER_LIMIT_NONE:
-        return "none";
-    case SAMPLER_LIMIT_CGROUP_MAX:
-        return "cgroup_max";
-    case SAMPLER_LIMIT_CGROUP_HIGH:
-        return "cgroup_high";
-    case SAMPLER_LIMIT_MEMTOTAL:
-        return "memtotal";
-    }
-    return "unknown";
+    static const char *const names[] = {"none", "cgroup_max", "cgroup_high", "memtotal"};
+
+    return SAMPLER_NAME(names, src);
 }
 
 const char *sampler_cause_name(enum sampler_cause cause)
 {
-    switch (cause) {
-    case SAMPLER_CAUSE_MANUAL:
-        return "manual";
-    case SAMPLER_CAUSE_TIMER:
-        return "timer";
-    case SAMPLER_CAUSE_TRIGGER:
-        return "trigger";
-    }
-    return "unknown";
+    static const char *const names[] = {"manual", "timer", "trigger"};
+
+    return SAMPLER_NAME(names, cause);
 }
 
 /* snprintf into a fixed buffer; false if the result did not fit. */
