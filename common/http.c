@@ -617,8 +617,15 @@ static void server_request_cb(struct evhttp_request *req, void *arg)
     if (srv->token != NULL && !public_ && !server_authorized(srv, req)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                           "Bearer realm=\"sluice\"");
+        /* Say which, and where the CLIs and nodes take the token from. */
         pbhttp_reply_error(req, 401, "unauthorized",
-                           "Authorization: a valid bearer token is required");
+                           evhttp_find_header(evhttp_request_get_input_headers(req),
+                                              "Authorization") == NULL
+                               ? "Authorization: this daemon needs the cluster token and the "
+                                 "request has none; give it with --token-file FILE or "
+                                 "SLUICE_TOKEN (header: Authorization: Bearer TOKEN)"
+                               : "Authorization: the bearer token is not this daemon's; give "
+                                 "the cluster's with --token-file FILE or SLUICE_TOKEN");
         return;
     }
     if (!known) {

@@ -1261,7 +1261,7 @@ static void wire_statuses_free(struct wire_segment_status *s, size_t n)
 /* A node holds at most this many segments in one status message. */
 #define WIRE_STATUS_MAX_SEGMENTS 100000
 
-/* Every field but segments and closed_gates. */
+/* Every field but segments, closed_gates and warnings. */
 #define F(m) WIRE_FIELD(Sluice__V1__NodeStatus, struct wire_node_status, m)
 static const struct wire_field wire_node_status_fields[] = {
     F(node_id), F(state),          F(mapped_bytes),   F(index_bytes),
@@ -1273,6 +1273,32 @@ static const struct wire_field wire_node_status_fields[] = {
 static const struct wire_msg wire_node_status_msg =
     WIRE_MSG(sluice__v1__node_status__descriptor, struct wire_node_status,
              wire_node_status_fields, NULL);
+
+/* Joins a repeated string field into buf with sep between items (truncated to fit). */
+static void wire_join(char *buf, size_t len, char *const *items, size_t n, const char *sep)
+{
+    size_t o = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && o < len - 1; i++) {
+        int k = snprintf(buf + o, len - o, "%s%s", i > 0 ? sep : "", items[i]);
+
+        if (k < 0)
+            break;
+        o += (size_t)k;
+    }
+}
+
+/* Splits s in place at sep into at most max items (empty ones skipped); returns the count. */
+static size_t wire_split(char *s, const char *sep, char **items, size_t max)
+{
+    char *save = NULL, *tok;
+    size_t n = 0;
+
+    for (tok = strtok_r(s, sep, &save); tok != NULL && n < max; tok = strtok_r(NULL, sep, &save))
+        items[n++] = tok;
+    return n;
+}
 
 int wire_node_status_decode(const void *buf, size_t len, struct wire_node_status *ret,
                             struct wire_error *err)
@@ -1296,13 +1322,9 @@ int wire_node_status_decode(const void *buf, size_t len, struct wire_node_status
     wire_from_pb(&wire_node_status_msg, ret, &m->base);
     ret->segments = segs;
     ret->n_segments = m->n_segments;
-    for (size_t i = 0, o = 0; i < m->n_closed_gates && o < sizeof(ret->closed_gates) - 1; i++) {
-        int n = snprintf(ret->closed_gates + o, sizeof(ret->closed_gates) - o, "%s%s",
-                         i > 0 ? " " : "", m->closed_gates[i]);
-        if (n < 0)
-            break;
-        o += (size_t)n;
-    }
+    wire_join(ret->closed_gates, sizeof(ret->closed_gates), m->closed_gates, m->n_closed_gates,
+              " ");
+    wire_join(ret->warnings, sizeof(ret->warnings), m->warnings, m->n_warnings, "\n");
     r = 0;
 out:
     sluice__v1__node_status__free_unpacked(m, NULL);
@@ -1313,20 +1335,19 @@ uint8_t *wire_node_status_encode(const struct wire_node_status *in, size_t *ret_
 {
     Sluice__V1__NodeStatus m = SLUICE__V1__NODE_STATUS__INIT;
     struct wire_arena a = {NULL};
-    /* closed_gates travels as a repeated field; here it is space-separated. */
-    char gates[sizeof(in->closed_gates)], *save = NULL, *tok;
-    char *names[WIRE_REASON_COUNT_];
-    size_t n = 0;
+    char gates[sizeof(in->closed_gates)], warns[sizeof(in->warnings)];
+    char *names[WIRE_REASON_COUNT_], *lines[WIRE_WARNINGS_MAX];
 
     wire_to_pb(&wire_node_status_msg, &m.base, in, &a);
     m.n_segments = in->n_segments;
     m.segments = wire_statuses_to_pb(in->segments, in->n_segments, &a);
+    /* Repeated fields that are one separated string here. */
     wire_copy_text(gates, sizeof(gates), in->closed_gates);
-    for (tok = strtok_r(gates, " ", &save); tok != NULL && n < WIRE_REASON_COUNT_;
-         tok = strtok_r(NULL, " ", &save))
-        names[n++] = tok;
     m.closed_gates = names;
-    m.n_closed_gates = n;
+    m.n_closed_gates = wire_split(gates, " ", names, WIRE_REASON_COUNT_);
+    wire_copy_text(warns, sizeof(warns), in->warnings);
+    m.warnings = lines;
+    m.n_warnings = wire_split(warns, "\n", lines, WIRE_WARNINGS_MAX);
     return wire_pack_free(&m.base, &a, ret_len);
 }
 

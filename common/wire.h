@@ -218,7 +218,11 @@ struct wire_node_status {
     char signal_sources[512];
     double cost_factor;
     char closed_gates[256]; /* space-separated reason names */
+    char warnings[1024];    /* what the operator should know, one sentence a line ('\n') */
 };
+
+/* NodeStatus.warnings: at most this many lines are sent. */
+#define WIRE_WARNINGS_MAX 8
 
 int wire_assign_request_decode(const void *buf, size_t len, struct wire_assign_request *ret,
                                struct wire_error *err);

@@ -472,6 +472,24 @@ static void api_watermark_sources(struct node *node, char *buf, size_t len)
         snprintf(buf + used, len - used, " watermark=fixed %.3g", node->acfg.high_watermark);
 }
 
+/* NodeStatus.warnings: what the operator should know, one sentence a line. */
+static void api_warnings(const struct node *node, char *buf, size_t len)
+{
+    struct reporter_stats rs = {0};
+    size_t o = 0;
+
+    buf[0] = '\0';
+    if (node->reporter != NULL)
+        reporter_get_stats(node->reporter, &rs);
+    if (rs.in_unauthorized)
+        o += (size_t)snprintf(buf + o, len - o,
+                              "reports refused by the coordinator with HTTP 401 (%" PRIu64
+                              " so far): give this node the coordinator's token "
+                              "(--token-file FILE or SLUICE_TOKEN)\n",
+                              rs.unauthorized);
+    (void)o;
+}
+
 static void api_status_cb(struct evhttp_request *req, const char *rest, void *arg)
 {
     struct node *node = arg;
@@ -496,6 +514,7 @@ static void api_status_cb(struct evhttp_request *req, const char *rest, void *ar
                           o > 0 ? " " : "", reason_name((enum wire_reason)g));
     }
     st.uptime_seconds = (clock_mono_ns() - node->started_mono_ns) / 1000000000ull;
+    api_warnings(node, st.warnings, sizeof(st.warnings));
     buf = wire_node_status_encode(&st, &len);
     pbhttp_reply_msg(req, 200, WIRE_MSG_NODE_STATUS, buf, len);
     wire_node_status_done(&st);
@@ -828,6 +847,10 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
                        "status or an answer that did not decode).");
         metrics_sample_u64(m, "sluice_node_reports_total", rs.sent, ok);
         metrics_sample_u64(m, "sluice_node_reports_total", rs.failed, failed);
+        metrics_one_u64(m, "sluice_node_report_unauthorized_total", "counter",
+                        "Reports the coordinator answered 401 (this node's token is not "
+                        "its); also counted as failed.",
+                        rs.unauthorized);
         metrics_one_u64(m, "sluice_node_report_drops_total", "counter",
                         "Segments the coordinator's answers told this node to drop.", rs.dropped);
         {

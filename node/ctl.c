@@ -260,6 +260,12 @@ static int nodectl_status(int argc, char **argv)
                st.closed_gates[0] != '\0'          ? st.closed_gates
                : st.state == WIRE_NODE_DRAINING ? "none, but DRAINING: every assignment is refused"
                                                 : "none");
+        for (const char *w = st.warnings; *w != '\0';) {
+            size_t n = strcspn(w, "\n");
+
+            printf("warning: %.*s\n", (int)n, w);
+            w += n + (w[n] == '\n');
+        }
         if (st.pressure.admit_watermark > 0)
             printf("admit watermark in force: %.3f of the memory limit\n",
                    st.pressure.admit_watermark);

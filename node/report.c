@@ -7,6 +7,7 @@
 #include "report.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <sys/random.h>
 #include <stdlib.h>
@@ -20,6 +21,9 @@
 #include "repset.h"
 #include "xmalloc.h"
 
+/* A node whose reports get 401 says so at most this often. */
+#define REPORTER_401_LOG_MS 30000
+
 struct reporter {
     struct event_base *base;
     struct reporter_source src;
@@ -29,6 +33,8 @@ struct reporter {
     bool claim;
     bool in_flight;
     bool was_failing;
+    uint64_t unauthorized_logged_ms; /* monotonic ms of the last report_unauthorized line */
+    uint64_t unauthorized_unlogged;  /* 401s since that line */
     reporter_conflict_cb conflict;
     struct epoch_fence *fence; /* borrowed; NULL: no fencing */
     void *arg;
@@ -190,6 +196,31 @@ static void reporter_conflict(struct reporter *r, const struct http_client_reply
         r->conflict(r->arg, detail);
 }
 
+/*
+ * A 401: the coordinator wants another token. Nothing this node does will
+ * change that, so it says so again every REPORTER_401_LOG_MS for as long as
+ * it lasts (not once, then silence), with how many reports it lost since.
+ */
+static void reporter_unauthorized(struct reporter *r)
+{
+    uint64_t now = clock_mono_ns() / 1000000;
+
+    r->stats.failed++;
+    r->stats.unauthorized++;
+    r->unauthorized_unlogged++;
+    r->was_failing = true;
+    if (r->stats.in_unauthorized && now - r->unauthorized_logged_ms < REPORTER_401_LOG_MS)
+        return;
+    r->stats.in_unauthorized = true;
+    log_error("report_unauthorized",
+              "coordinator=%s refused=%" PRIu64 " refused_total=%" PRIu64
+              " action=\"give this node the coordinator's token: --token-file FILE or "
+              "SLUICE_TOKEN, the same as the coordinator's\"",
+              r->coordinator, r->unauthorized_unlogged, r->stats.unauthorized);
+    r->unauthorized_logged_ms = now;
+    r->unauthorized_unlogged = 0;
+}
+
 static void reporter_answer_cb(int status, const struct http_client_reply *reply, void *arg)
 {
     struct reporter *r = arg;
@@ -202,6 +233,15 @@ static void reporter_answer_cb(int status, const struct http_client_reply *reply
         report_unanswered(r->rs, r->sent_seq);
         reporter_conflict(r, reply);
         return;
+    }
+    if (status == 401) {
+        report_unanswered(r->rs, r->sent_seq);
+        reporter_unauthorized(r);
+        return;
+    }
+    if (r->stats.in_unauthorized) {
+        r->stats.in_unauthorized = false;
+        log_info("report_authorized", "coordinator=%s", r->coordinator);
     }
     if (status == 200 && r->stats.in_conflict) {
         r->stats.in_conflict = false;

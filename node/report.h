@@ -16,6 +16,10 @@
  * accepts (the other process gone past the node timeout, e.g. this same node
  * restarted on a new address), logged as node_id_conflict_resolved.
  *
+ * A 401 means the coordinator wants another token: logged as
+ * report_unauthorized at once and then every 30 s while it lasts (with the
+ * count), report_authorized when it ends; counted in the stats.
+ *
  * Delta reports (report_state below, pure, no loop: `sluice-node farm` runs
  * one per virtual node): a report carries only the copies changed since the
  * report the coordinator acknowledged last, plus the digest of the whole
@@ -82,6 +86,8 @@ struct reporter_stats {
     uint64_t sent, failed, dropped;
     uint64_t conflicts; /* reports answered 409 (id held by another address) */
     bool in_conflict;   /* the last answer was 409 */
+    uint64_t unauthorized; /* reports answered 401 (the coordinator wants another token) */
+    bool in_unauthorized;  /* the last answer was 401 */
     uint64_t last_ok_mono_ms;
     uint64_t full, delta;   /* reports built whole, and as deltas */
     uint64_t full_asked;    /* answers that asked for the whole set (send_full) */

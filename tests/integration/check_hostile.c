@@ -1718,6 +1718,20 @@ START_TEST(test_auth)
     ck_assert(coord_status(harness_proc_addr(coord), TOKEN, &st));
     verdict(st.nodes_total == 2, "[coord] a node with another token joined: nodes_total %u",
             st.nodes_total);
+    /* ...and says so, counted, in its status and metrics (not once, then silence). */
+    {
+        struct wire_node_status xs;
+        double refused = harness_metric(harness_proc_addr(node_x),
+                                        "sluice_node_report_unauthorized_total");
+
+        verdict(refused >= 3, "[node-x] reports refused with 401 counted: %g", refused);
+        ck_assert(node_status(harness_proc_addr(node_x), "another-token-entirely-0123456789",
+                              &xs));
+        verdict(strstr(xs.warnings, "refused by the coordinator with HTTP 401") != NULL &&
+                    strstr(xs.warnings, "--token-file") != NULL,
+                "[node-x] status does not say its reports are refused: \"%s\"", xs.warnings);
+        wire_node_status_done(&xs);
+    }
 
     /* The node: status, assign and public routes. */
     auth_wrong_tokens("node", harness_proc_addr(node), "GET", "/v1/status", NULL, 0);
@@ -1775,13 +1789,15 @@ START_TEST(test_auth)
     /* The CLI. */
     unsetenv("SLUICE_TOKEN");
     rc = cli_status(NULL, &out);
-    verdict(rc == 1 && strstr(out, "401") != NULL, "[cli] status without a token: exit %d: %s", rc,
-            out);
+    verdict(rc == 1 && strstr(out, "401") != NULL && strstr(out, "has none") != NULL &&
+                strstr(out, "--token-file") != NULL && strstr(out, "SLUICE_TOKEN") != NULL,
+            "[cli] status without a token, and where to give it: exit %d: %s", rc, out);
     free(out);
     setenv("SLUICE_TOKEN", "not-" TOKEN, 1);
     rc = cli_status(NULL, &out);
-    verdict(rc == 1 && strstr(out, "401") != NULL,
-            "[cli] status with a wrong SLUICE_TOKEN: exit %d: %s", rc, out);
+    verdict(rc == 1 && strstr(out, "401") != NULL && strstr(out, "not this daemon's") != NULL &&
+                strstr(out, "--token-file") != NULL,
+            "[cli] status with a wrong SLUICE_TOKEN, and where to give it: exit %d: %s", rc, out);
     free(out);
     setenv("SLUICE_TOKEN", TOKEN, 1);
     rc = cli_status(NULL, &out);

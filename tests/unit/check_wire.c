@@ -500,10 +500,15 @@ START_TEST(test_node_status)
     m.segments = segs;
     m.n_segments = 2;
     m.mapped_bytes = 4096;
+    strcpy(m.closed_gates, "MEM_CAPACITY DISK_FULL");
+    strcpy(m.warnings, "first sentence, with spaces\nsecond one\n");
     buf = wire_node_status_encode(&m, &len);
     ck_assert_int_eq(wire_node_status_decode(buf, len, &out, &err), 0);
     free(buf);
     ck_assert_str_eq(out.node_id, "node-1");
+    /* Repeated strings: one item per gate, one per line, joined back the same way. */
+    ck_assert_str_eq(out.closed_gates, "MEM_CAPACITY DISK_FULL");
+    ck_assert_str_eq(out.warnings, "first sentence, with spaces\nsecond one");
     ck_assert_uint_eq(out.n_segments, 2);
     ck_assert_int_eq(out.segments[1].reason, WIRE_REASON_SEGMENT_INVALID);
     ck_assert_str_eq(out.segments[1].detail, "checksum");
