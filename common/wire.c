@@ -2255,7 +2255,7 @@ static const struct wire_field wire_cluster_fields[] = {
     F(segments_total),       F(segments_pending), F(segments_loaded),
     F(segments_invalid),     F(segments_backing_off), F(nodes_up),
     F(nodes_total),          F(assignments_in_flight), F(version),
-    F(uptime_seconds),       F(assignments_accepted),
+    F(uptime_seconds),       F(assignments_accepted), F(nodes_draining),
 };
 #undef F
 static const struct wire_msg wire_cluster_msg = WIRE_MSG(

@@ -443,6 +443,7 @@ struct wire_cluster_status {
     uint64_t segments_total, segments_pending, segments_loaded, segments_invalid;
     uint64_t segments_backing_off;
     uint32_t nodes_up, nodes_total;
+    uint32_t nodes_draining; /* of nodes_up */
     uint64_t assignments_in_flight;
     char version[32];
     uint64_t uptime_seconds;

@@ -115,6 +115,25 @@ static void ctl_print_refusal_rates(FILE *out, const struct wire_cluster_status 
     fputs(")\n", out);
 }
 
+/*
+ * What DRAINING nodes mean for placement, after the count of nodes up
+ * (which counts them: they answer): "" when none drains.
+ */
+static const char *ctl_draining_note(const struct wire_cluster_status *st)
+{
+    static char buf[160];
+
+    if (st->nodes_draining == 0)
+        buf[0] = '\0';
+    else if (st->nodes_draining >= st->nodes_up)
+        snprintf(buf, sizeof(buf), ", %s DRAINING: no node takes anything new "
+                 "(`sluice-coord undrain NODE`)", st->nodes_up == 1 ? "it is" : "all are");
+    else
+        snprintf(buf, sizeof(buf), ", of which %u DRAINING (they take nothing new)",
+                 st->nodes_draining);
+    return buf;
+}
+
 void ctl_print_status(FILE *out, const struct wire_cluster_status *st, bool json)
 {
     size_t len;
@@ -126,7 +145,8 @@ void ctl_print_status(FILE *out, const struct wire_cluster_status *st, bool json
         return;
     }
     fprintf(out, "sluice-coord %s, up %" PRIu64 "s\n", st->version, st->uptime_seconds);
-    fprintf(out, "nodes:    %u up of %u\n", st->nodes_up, st->nodes_total);
+    fprintf(out, "nodes:    %u up of %u%s\n", st->nodes_up, st->nodes_total,
+            ctl_draining_note(st));
     fprintf(out,
             "segments: %" PRIu64 " total, %" PRIu64 " loaded, %" PRIu64 " pending (%" PRIu64
             " backing off), %" PRIu64 " invalid\n",
@@ -1193,6 +1213,29 @@ static int cmd_undrain(int argc, char **argv)
     return ctl_node_action(argc, argv, "undrain");
 }
 
+/*
+ * For a command that found nothing about segment id: CTL_EXIT_FAILED,
+ * saying so, when the coordinator does not know the id either; else OK.
+ */
+static int ctl_segment_unknown(const struct ctl_common *c, const char *cmd, const char *id)
+{
+    struct http_response r;
+    char path[256];
+    int rc;
+
+    snprintf(path, sizeof(path), "/v1/segments/%s", id);
+    rc = ctl_send(c, cmd, "GET", path, NULL, 0, &r);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (r.status == 404) {
+        fprintf(stderr, "sluice-coord %s: segment \"%s\" is not registered and has no events\n",
+                cmd, id);
+        rc = CTL_EXIT_FAILED;
+    }
+    http_response_done(&r);
+    return rc;
+}
+
 static int cmd_events(int argc, char **argv)
 {
     struct ctl_common c = {0};
@@ -1239,6 +1282,9 @@ static int cmd_events(int argc, char **argv)
     if (rc == CTL_EXIT_OK) {
         if (wire_event_list_decode(r.body, r.body_len, &evs, &err) == 0) {
             ctl_print_events(stdout, &evs, c.json);
+            /* No events, and no such segment: a mistyped id, as `explain` says (exit 1). */
+            if (evs.n == 0 && segment[0] != '\0' && before == 0 && after == 0)
+                rc = ctl_segment_unknown(&c, "events", segment);
             wire_event_list_done(&evs);
         } else {
             rc = ctl_bad_answer("events", &err);
@@ -1351,10 +1397,10 @@ static int cmd_wait(int argc, char **argv)
         }
         if (!c.json)
             fprintf(stderr, "wait: %" PRIu64 "/%" PRIu64 " loaded, %" PRIu64 " pending (%" PRIu64
-                            " backing off), %" PRIu64 " invalid, %u/%u nodes up\n",
+                            " backing off), %" PRIu64 " invalid, %u/%u nodes up%s\n",
                     st.segments_loaded, st.segments_total - st.segments_invalid,
                     st.segments_pending, st.segments_backing_off, st.segments_invalid,
-                    st.nodes_up, st.nodes_total);
+                    st.nodes_up, st.nodes_total, ctl_draining_note(&st));
         if (st.segments_pending == 0 && st.segments_loaded + st.segments_invalid ==
                                             st.segments_total) {
             rc = st.segments_invalid > 0 ? ctl_report_invalid(&c, &st) : CTL_EXIT_OK;

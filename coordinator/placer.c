@@ -1502,13 +1502,67 @@ __attribute__((format(printf, 4, 5))) static void explain_add(char *buf, size_t 
         *off += (size_t)r;
 }
 
-int placer_explain(const struct placer *p, const char *seg_id, char *buf, size_t len)
+/* A span of milliseconds for people: "<1 s", "42 s", "3 min 5 s". */
+static const char *explain_span(char *buf, size_t len, uint64_t ms)
+{
+    if (ms < 1000)
+        snprintf(buf, len, "<1 s");
+    else if (ms < 120000)
+        snprintf(buf, len, "%" PRIu64 " s", (ms + 500) / 1000);
+    else
+        snprintf(buf, len, "%" PRIu64 " min %" PRIu64 " s", ms / 60000, ms % 60000 / 1000);
+    return buf;
+}
+
+static unsigned explain_up_nodes(const struct placer *p)
+{
+    unsigned up = 0;
+
+    for (uint32_t i = 0; i < p->n_nodes; i++)
+        up += p->ring[i]->state == PLACER_NODE_UP;
+    return up;
+}
+
+/* Why no node can take the segment now (Q_PARKED), from the ring's states. */
+static void explain_no_node(const struct placer *p, char *buf, size_t len, size_t *off)
+{
+    unsigned by[PLACER_NODE_STATE_COUNT_] = {0};
+
+    for (uint32_t i = 0; i < p->n_nodes; i++)
+        by[p->ring[i]->state]++;
+    if (p->n_nodes == 0) {
+        explain_add(buf, len, off, "no node has joined yet");
+        return;
+    }
+    if (by[PLACER_NODE_UP] > 0) {
+        explain_add(buf, len, off,
+                    "each of the %u UP node%s holds it, refused its file, or is not asked "
+                    "again yet",
+                    by[PLACER_NODE_UP], by[PLACER_NODE_UP] == 1 ? "" : "s");
+        return;
+    }
+    explain_add(buf, len, off, "no node is UP (");
+    for (int st = 1, first = 1; st < PLACER_NODE_STATE_COUNT_; st++) {
+        if (by[st] == 0)
+            continue;
+        explain_add(buf, len, off, "%s%u %s", first ? "" : ", ", by[st],
+                    placer_node_state_name((enum placer_node_state)st));
+        first = 0;
+    }
+    explain_add(buf, len, off, ")%s",
+                by[PLACER_NODE_DRAINING] == p->n_nodes
+                    ? ": every node is DRAINING; `sluice-coord undrain NODE` to place again"
+                    : "");
+}
+
+int placer_explain(const struct placer *p, const char *seg_id, uint64_t now_ms, char *buf,
+                   size_t len)
 {
     const struct seg *s = placer_id_ok(seg_id) ? pmap_get(&p->segs, seg_id, placer_hash(seg_id))
                                                : NULL;
-    unsigned fl, holders = 0, refused = 0, invalid = 0;
-    const char *state = "in_flight";
+    unsigned fl, holders = 0, invalid = 0;
     size_t off = 0;
+    char t1[32], t2[32];
     int need;
 
     if (s == NULL)
@@ -1519,62 +1573,86 @@ int placer_explain(const struct placer *p, const char *seg_id, char *buf, size_t
     need = seg_need(s, &fl);
     for (uint32_t i = 0; i < s->n_slots; i++) {
         holders += (s->slots[i].flags & SLOT_HOLDER) != 0;
-        refused += (s->slots[i].flags & SLOT_REFUSED) != 0;
         invalid += (s->slots[i].flags & SLOT_INVALID) != 0;
     }
+    explain_add(buf, len, &off, "PENDING: %u of %u cop%s held or loading, %u assignment%s out. ",
+                holders, (unsigned)s->wanted, s->wanted == 1 ? "y" : "ies", fl,
+                fl == 1 ? "" : "s");
     switch ((enum seg_queue)s->q) {
     case Q_NONE:
-        state = need > 0 ? "waiting_answers" : "in_flight";
+        explain_add(buf, len, &off, "Waiting for the nodes' answers.");
         break;
     case Q_URGENT:
     case Q_READY:
-        state = "ready";
-        break;
+        if (explain_up_nodes(p) > 0) {
+            explain_add(buf, len, &off, "Queued for the next placement round.");
+            break;
+        }
+        /* Queued, but the round will find no node: say why now. */
+        /* fall through */
     case Q_PARKED:
-        state = "waiting_nodes";
+        explain_add(buf, len, &off, "Waiting for a node that can take it: ");
+        explain_no_node(p, buf, len, &off);
+        explain_add(buf, len, &off, ".");
         break;
     case Q_WAIT_CAP:
-        state = "waiting_capacity";
+        explain_add(buf, len, &off, "Waiting for room: every node that could take it has as "
+                                    "many assignments out as its dispatch window allows.");
         break;
     case Q_TIMER:
-        state = s->backoff ? "backing_off" : "waiting_retry";
+        explain_add(buf, len, &off,
+                    s->backoff ? "Every node refused it in this round; the next round starts "
+                                 "in %s."
+                               : "The nodes that could take it asked to be asked later; the "
+                                 "first may be asked again in %s.",
+                    explain_span(t1, sizeof(t1), s->wake_at > now_ms ? s->wake_at - now_ms : 0));
         break;
     }
-    explain_add(buf, len, &off,
-                "segment=%s state=%s wanted=%u holders=%u in_flight=%u round_refusals=%u "
-                "round_min_retry_ms=%" PRIu32 " invalid_answers=%u",
-                s->id, state, (unsigned)s->wanted, holders, fl, refused,
-                s->round_min_retry != UINT32_MAX ? s->round_min_retry : 0,
-                invalid);
-    if (s->q == Q_TIMER)
-        explain_add(buf, len, &off, " until_ms=%" PRIu64, s->wake_at);
+    if (invalid > 0)
+        explain_add(buf, len, &off, " %u node%s refused its file as invalid (422).", invalid,
+                    invalid == 1 ? "" : "s");
+    (void)need;
     explain_add(buf, len, &off, "\n");
     for (uint32_t idx = 0; idx < p->n_nodes; idx++) {
         const struct pnode *n = p->ring[idx];
         const struct slot *sl = slot_find(s, idx);
+        unsigned fls = sl != NULL ? sl->flags : 0;
 
-        explain_add(buf, len, &off, "node=%s state=%s", n->id, placer_node_state_name(n->state));
-        if (sl && (sl->flags & SLOT_HOLDER))
-            explain_add(buf, len, &off, " holder=yes");
-        if (sl && (sl->flags & SLOT_IN_FLIGHT))
-            explain_add(buf, len, &off, " in_flight=yes");
-        if (sl && (sl->flags & SLOT_WAITING))
-            explain_add(buf, len, &off, " waiting_slot=yes");
-        if (sl && sl->last_outcome) {
+        explain_add(buf, len, &off, "  %s (%s): ", n->id, placer_node_state_name(n->state));
+        if (fls & SLOT_HOLDER) {
+            explain_add(buf, len, &off, "holds a copy or is loading it");
+        } else if (fls & SLOT_IN_FLIGHT) {
+            explain_add(buf, len, &off, "has the assignment, no answer yet");
+        } else if (sl != NULL && sl->last_outcome) {
             enum placer_outcome oc = (enum placer_outcome)(sl->last_outcome - 1);
+            const char *ago = explain_span(t1, sizeof(t1),
+                                           now_ms > sl->last_at ? now_ms - sl->last_at : 0);
 
-            explain_add(buf, len, &off, " last=%s status=%d at_ms=%" PRIu64,
-                        placer_outcome_name(oc), (int)sl->last_status, sl->last_at);
-            if (oc == PLACER_REFUSED || oc == PLACER_INVALID)
-                explain_add(buf, len, &off, " reason=%s", reason_name(sl->last_reason));
             if (oc == PLACER_REFUSED)
-                explain_add(buf, len, &off, " retry_after_ms=%" PRIu32, sl->last_retry_ms);
+                explain_add(buf, len, &off, "refused it %s ago with %s (HTTP %d)", ago,
+                            reason_name(sl->last_reason), (int)sl->last_status);
+            else if (oc == PLACER_INVALID)
+                explain_add(buf, len, &off, "refused its file as invalid (HTTP 422) %s ago; "
+                                            "it is not asked again", ago);
+            else if (oc == PLACER_TRANSPORT_ERROR)
+                explain_add(buf, len, &off, "did not answer, %s ago", ago);
+            else if (oc == PLACER_UNEXPECTED)
+                explain_add(buf, len, &off, "answered HTTP %d, outside the protocol, %s ago",
+                            (int)sl->last_status, ago);
+            else
+                explain_add(buf, len, &off, "accepted it %s ago", ago);
+        } else if (n->state != PLACER_NODE_UP) {
+            explain_add(buf, len, &off, "gets nothing while %s",
+                        placer_node_state_name(n->state));
         } else {
-            explain_add(buf, len, &off, " last=none");
+            explain_add(buf, len, &off, "not asked yet");
         }
-        if (sl && sl->excluded_until > 0)
-            explain_add(buf, len, &off, " retry_until_ms=%" PRIu64, sl->excluded_until);
-        explain_add(buf, len, &off, "\n");
+        if (sl != NULL && sl->excluded_until > now_ms && !(fls & SLOT_INVALID))
+            explain_add(buf, len, &off, "; not asked again for %s",
+                        explain_span(t2, sizeof(t2), sl->excluded_until - now_ms));
+        if (fls & SLOT_WAITING)
+            explain_add(buf, len, &off, "; waiting for room in its window");
+        explain_add(buf, len, &off, ".\n");
     }
     return 0;
 }

@@ -259,12 +259,16 @@ int placer_node_lookup(const struct placer *p, const char *node_id,
                        struct placer_node_info *ret);
 
 /*
- * Writes a human-readable account of why a segment is pending into buf
- * (always NUL-terminated, truncated if needed): a first line with its wait
- * state, backoff and counts, then one line per node with the node's state
- * and its last answer for this segment (outcome, status, reason,
- * retry-until) or its role (holder, in flight, excluded). 0 or -ENOENT.
+ * Writes why a segment is pending into buf, in sentences for people
+ * (always NUL-terminated, truncated if needed): a first line with the
+ * copies held and out and what it waits for (the nodes' answers, the next
+ * round "in 42 s", a node that can take it, naming what the nodes are when
+ * none is UP, e.g. every node DRAINING), then one line per node, "  id
+ * (STATE): ...", with its role (holds it, has the assignment) or its last
+ * answer (what and how long ago) and how long it is not asked again.
+ * now_ms is the placer's clock. 0 or -ENOENT.
  */
-int placer_explain(const struct placer *p, const char *seg_id, char *buf, size_t len);
+int placer_explain(const struct placer *p, const char *seg_id, uint64_t now_ms, char *buf,
+                   size_t len);
 
 #endif

@@ -75,7 +75,7 @@ void coord_seg_info(const struct coord *c, const struct coord_seg *s,
                      "INVALID: nodes found the file unreadable or corrupt when loading it (see "
                      "`sluice-coord events --segment %s`); it will not be placed.",
                      s->id);
-        else if (placer_explain(c->placer, s->id, buf, sizeof(buf)) < 0)
+        else if (placer_explain(c->placer, s->id, coord_now_ms(), buf, sizeof(buf)) < 0)
             snprintf(buf, sizeof(buf), "PENDING: %u cop%s loading, waiting for the nodes' "
                                        "reports", s->n_holders, s->n_holders == 1 ? "y" : "ies");
         if (s->state == COORD_PENDING && s->last_refusal != NULL) {
@@ -384,8 +384,10 @@ out:
 static int coord_count_up(const char *key, void *value, void *arg)
 {
     const struct coord_node *n = value;
+    struct wire_cluster_status *st = arg;
 
-    *(uint32_t *)arg += n->state == MEMBERSHIP_UP || n->state == MEMBERSHIP_DRAINING;
+    st->nodes_up += n->state == MEMBERSHIP_UP || n->state == MEMBERSHIP_DRAINING;
+    st->nodes_draining += n->state == MEMBERSHIP_DRAINING;
     return 0;
 }
 
@@ -402,7 +404,7 @@ static void coord_status_fill(struct coord *c, struct wire_cluster_status *st)
     st->segments_invalid = c->counts[COORD_INVALID];
     st->segments_backing_off = ps.backing_off + ps.waiting_retry;
     st->nodes_total = (uint32_t)strmap_count(c->nodes);
-    strmap_foreach(c->nodes, coord_count_up, &st->nodes_up);
+    strmap_foreach(c->nodes, coord_count_up, st);
     c->placement->placing(c, &in_flight, &unplaced);
     st->assignments_in_flight = in_flight;
     snprintf(st->version, sizeof(st->version), "%s", SLUICE_VERSION);
@@ -465,6 +467,8 @@ void coord_metrics_cb(struct evhttp_request *req, const char *rest, void *arg)
     metrics_one_u64(m, "sluice_coord_segments_backing_off", "gauge",
                     "Pending segments waiting out a Retry-After.", st.segments_backing_off);
     metrics_one_u64(m, "sluice_coord_nodes_up", "gauge", "Nodes UP or DRAINING.", st.nodes_up);
+    metrics_one_u64(m, "sluice_coord_nodes_draining", "gauge",
+                    "Nodes DRAINING: they answer, but take nothing new.", st.nodes_draining);
     metrics_family(m, "sluice_coord_node_segments", "gauge", "Segments held per node.");
     strmap_foreach(c->nodes, coord_metrics_node, m);
     c->placement->placing(c, &in_flight, &unplaced);

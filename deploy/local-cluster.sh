@@ -39,6 +39,13 @@ cport=${SLUICE_COORD_PORT:-7000}
 nbase=${SLUICE_NODE_PORT_BASE:-7100}
 export SLUICE_COORDINATOR=127.0.0.1:$cport
 mkdir -p "$dir/storage"
+# A fresh cluster every run: the previous run's catalog (its events) and node
+# copies go; the demo segments in storage are kept (they take a while to write).
+if [ -e "$dir/coord.db" ] || [ -d "$dir/node-1" ]; then
+    echo "== starting fresh: removing the previous run's catalog and node data in $dir"
+    rm -rf "$dir/coord.db" "$dir/coord.db-wal" "$dir/coord.db-shm" "$dir/coord.log" \
+        "$dir/node-1" "$dir/node-2" "$dir/node-3"
+fi
 pids=()
 cgroups=()
 
@@ -138,11 +145,15 @@ echo "== placement"
 "$coord_bin" segments | awk 'NR > 1 {split($6, a, "("); n[a[1]]++; r[a[1]] += $3 * $4}
     END {for (k in n) printf "  %-8s %3d segments, %6.0f MiB estimated\n", k, n[k], r[k] / 1048576}' | sort
 echo
-echo "Try: SLUICE_COORDINATOR=$SLUICE_COORDINATOR $coord_bin explain wide-01"
-echo "     $node_bin query --node 127.0.0.1:$((nbase + 1)) --agg count --column value <segment-id>"
-
 if [ "$once" -eq 1 ]; then
+    echo "(--once: the cluster stops now; run without --once to keep it serving and try it)"
     exit 0
+fi
+# A segment node-1 really holds, for the query suggestion.
+seg=$("$coord_bin" segments | awk 'NR > 1 && $6 ~ /^node-1\(LOADED/ {print $1; exit}')
+echo "Try: SLUICE_COORDINATOR=$SLUICE_COORDINATOR $coord_bin explain wide-01"
+if [ -n "$seg" ]; then
+    echo "     $node_bin query --node 127.0.0.1:$((nbase + 1)) --agg count --column value $seg"
 fi
 echo "== serving; metrics at http://127.0.0.1:$cport/metrics and http://127.0.0.1:$((nbase + 1))/metrics. Ctrl-C stops."
 wait "${pids[0]}"

@@ -487,6 +487,8 @@ static void api_warnings(const struct node *node, char *buf, size_t len)
                               " so far): give this node the coordinator's token "
                               "(--token-file FILE or SLUICE_TOKEN)\n",
                               rs.unauthorized);
+    if (node->memgroup_note[0] != '\0' && o < len)
+        o += (size_t)snprintf(buf + o, len - o, "%s\n", node->memgroup_note);
     (void)o;
 }
 

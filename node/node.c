@@ -94,6 +94,64 @@ void node_signals(struct node *node, struct admission_signals *sig)
     sig->admit_watermark = node_watermark(node);
 }
 
+/* Processes other than self listed in a cgroup.procs text (one pid a line). */
+static size_t node_other_procs(const char *text, long self)
+{
+    size_t n = 0;
+
+    for (const char *p = text; *p != '\0';) {
+        char *end;
+        long pid = strtol(p, &end, 10);
+
+        n += end != p && pid > 0 && pid != self;
+        p = end + strcspn(end, "\n");
+        p += *p == '\n';
+    }
+    return n;
+}
+
+/*
+ * Whether the node is alone in its memory group: its cgroup's cgroup.procs
+ * lists only itself. If not (other processes, or no memory cgroup found:
+ * the host's figures), its usage, limit and working set are the group's
+ * and MEM_CAPACITY is judged against what its neighbours use: said once at
+ * start (memory_group_shared) and in every status (NodeStatus.warnings).
+ */
+static void node_memgroup_check(struct node *node)
+{
+    char *path, text[65536];
+    size_t others = 0, n = 0;
+    FILE *f;
+
+    node->memgroup_note[0] = '\0';
+    if (!node->have_snap || node->snap.cgroup_dir[0] == '\0') {
+        snprintf(node->memgroup_note, sizeof(node->memgroup_note),
+                 "not alone in its memory group: no memory cgroup of its own was found, so its "
+                 "usage and limit are the host's; give each node its own group (README: "
+                 "Running a cluster by hand)");
+    } else {
+        path = xasprintf("%s/cgroup.procs", node->snap.cgroup_dir);
+        f = fopen(path, "re");
+        if (f != NULL) {
+            n = fread(text, 1, sizeof(text) - 1, f);
+            fclose(f);
+        }
+        text[n] = '\0';
+        others = node_other_procs(text, (long)getpid());
+        if (others > 0)
+            snprintf(node->memgroup_note, sizeof(node->memgroup_note),
+                     "not alone in its memory group (%s%s: %zu other process%s): its usage, "
+                     "limit and working set are the group's, and MEM_CAPACITY is judged against "
+                     "what they use; give each node its own group (README: Running a cluster "
+                     "by hand)",
+                     n == sizeof(text) - 1 ? "at least " : "", path, others,
+                     others == 1 ? "" : "es");
+        free(path);
+    }
+    if (node->memgroup_note[0] != '\0')
+        log_warn("memory_group_shared", "detail=%s", log_q(node->memgroup_note));
+}
+
 /*
  * The extra working-set sources: the memcg path lru_gen names (from
  * <proc_root>/self/cgroup), and with --damon the node's own kdamond. Neither
@@ -832,6 +890,7 @@ struct node *node_new(struct event_base *base, const struct node_config *cfg, ch
                  node->snap.limit_bytes);
     }
     node_wss_sources_start(node, cfg);
+    node_memgroup_check(node);
     if (cfg->io_direct) {
         char perr[200];
 

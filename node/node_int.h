@@ -88,6 +88,8 @@ struct node {
     uint64_t ticks;
     uint32_t rng;
     char sources[400];
+    /* Why its memory figures are not its own (node_memgroup_check); "" when they are. */
+    char memgroup_note[320];
     struct reporter *reporter;
     /* pull mode */
     struct http_client *claim_client;

@@ -254,7 +254,10 @@ static void reporter_answer_cb(int status, const struct http_client_reply *reply
         wire_report_response_decode(reply->body, reply->body_len, &resp, &err) < 0) {
         report_unanswered(r->rs, r->sent_seq);
         r->stats.failed++;
-        if (!r->was_failing)
+        if (!r->was_failing && status < 0)
+            log_warn("report_failed", "coordinator=%s error=%s", r->coordinator,
+                     log_q(strerror(-status)));
+        else if (!r->was_failing)
             log_warn("report_failed", "coordinator=%s status=%d", r->coordinator, status);
         r->was_failing = true;
         return;

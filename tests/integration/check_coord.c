@@ -1005,6 +1005,12 @@ START_TEST(test_remove_segment)
     get_events("segment=k", &evs);
     ck_assert_ptr_nonnull(find_event(&evs, "removed", "k"));
     wire_event_list_done(&evs);
+    /* Its history stays readable; an id never seen is a failure, as for explain. */
+    ck_assert_int_eq(ctl(NULL, "events", "--segment=k", NULL), 0);
+    ck_assert_int_eq(ctl(&out, "events", "--segment=nosuch", NULL), 1);
+    ck_assert_msg(strstr(out, "\"nosuch\" is not registered and has no events") != NULL, "%s",
+                  out);
+    free(out);
     /* The id is free: registered anew with other fields. */
     ck_assert_int_eq(harness_register_one(addr, "k", NULL, 555, 16, 1), 200);
     ck_assert_str_eq(segment_state("k"), "PENDING");
@@ -1044,6 +1050,42 @@ START_TEST(test_import_refused_file)
     ck_assert_uint_eq(st.segments_total, 3);
     ck_assert_str_eq(segment_state("a"), "PENDING");
     ck_assert_str_eq(segment_state("c"), "PENDING");
+}
+END_TEST
+
+/* ---- issue 20 item 6: explain in sentences; every node DRAINING said so -- */
+
+/*
+ * With its only node DRAINING, a pending segment's explain says so in
+ * sentences (no state=... until_ms=...), and status and wait say that no
+ * node takes anything new, where they used to say "1/1 nodes up".
+ */
+START_TEST(test_all_draining_said)
+{
+    char *out = NULL;
+
+    start_coord(NULL);
+    register_one("k", 1);
+    fake_state = WIRE_NODE_DRAINING;
+    ck_assert_int_eq(fake_report("n1", "127.0.0.1:1", false, NULL, 0, NULL, NULL), 200);
+    fake_state = WIRE_NODE_SERVING;
+    ck_assert_str_eq(node_state_of("n1"), "DRAINING");
+
+    ck_assert_int_eq(ctl(&out, "explain", "k", NULL), 0);
+    ck_assert_msg(strstr(out, "PENDING: 0 of 1 copy held or loading") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "every node is DRAINING; `sluice-coord undrain NODE`") != NULL,
+                  "%s", out);
+    ck_assert_msg(strstr(out, "  n1 (DRAINING): gets nothing while DRAINING.") != NULL, "%s",
+                  out);
+    ck_assert_msg(strstr(out, "state=") == NULL && strstr(out, "_ms=") == NULL, "%s", out);
+    free(out);
+    ck_assert_int_eq(ctl(&out, "status", NULL, NULL), 0);
+    ck_assert_msg(strstr(out, "1 up of 1, it is DRAINING: no node takes anything new") != NULL,
+                  "%s", out);
+    free(out);
+    ck_assert_int_eq(ctl(&out, "wait", "--for=200ms", NULL), 4);
+    ck_assert_msg(strstr(out, "1/1 nodes up, it is DRAINING") != NULL, "%s", out);
+    free(out);
 }
 END_TEST
 
@@ -1092,6 +1134,7 @@ int main(void)
     tcase_add_test(tc, test_segments_paged);
     tcase_add_test(tc, test_remove_segment);
     tcase_add_test(tc, test_import_refused_file);
+    tcase_add_test(tc, test_all_draining_said);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -671,6 +671,54 @@ static void read_line(const char *path, char *ret, size_t len)
  * directory: the same after a restart on another port, different for another
  * data directory; --node-id overrides it and writes nothing.
  */
+/*
+ * A node that shares its memory group says so, in its status (and in the
+ * CLI's) and in its log at start; one alone in a cgroup of its own does not.
+ * Before, such nodes silently reported the enclosing group's figures.
+ */
+START_TEST(test_memory_group_shared)
+{
+    char *data2 = xasprintf("%s/data2", dir), *data3 = xasprintf("%s/data3", dir), *cg, why[256];
+    char *out = NULL, *na;
+    struct harness_proc *n2, *n3;
+    struct wire_node_status st;
+
+    /* Started by this test process, in its group: not alone. */
+    n2 = harness_node_start(storage, data2, NULL);
+    ck_assert_ptr_nonnull(n2);
+    ck_assert(harness_node_status(harness_proc_addr(n2), NULL, 10000, &st));
+    ck_assert_msg(strstr(st.warnings, "not alone in its memory group") != NULL, "%s",
+                  st.warnings);
+    wire_node_status_done(&st);
+    na = xasprintf("--node=%s", harness_proc_addr(n2));
+    {
+        const char *argv[] = {harness_bin("sluice-node"), "status", na, NULL};
+
+        ck_assert_int_eq(harness_run(argv, &out), 0);
+    }
+    ck_assert_msg(strstr(out, "\nwarning: not alone in its memory group") != NULL, "%s", out);
+    free(out);
+    free(na);
+    harness_proc_free(n2);
+    /* Alone in a group of its own (where this machine lets the test make one). */
+    cg = harness_cgroup_new("sluice-alone", 256ull << 20, why, sizeof(why));
+    if (cg != NULL) {
+        n3 = harness_node_start_cg(storage, data3, cg, NULL);
+        ck_assert_ptr_nonnull(n3);
+        ck_assert(harness_node_status(harness_proc_addr(n3), NULL, 10000, &st));
+        ck_assert_msg(strstr(st.warnings, "not alone") == NULL, "%s", st.warnings);
+        wire_node_status_done(&st);
+        harness_proc_free(n3);
+        harness_cgroup_remove(cg);
+        free(cg);
+    } else {
+        fprintf(stderr, "check_node: no cgroup of its own here (%s): that half skipped\n", why);
+    }
+    free(data2);
+    free(data3);
+}
+END_TEST
+
 START_TEST(test_node_id_persisted)
 {
     char id[WIRE_ID_MAX + 1], again[WIRE_ID_MAX + 1], kept[WIRE_ID_MAX + 2];
@@ -1262,6 +1310,7 @@ static Suite *node_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_node_id_persisted);
     tcase_add_test(tc, test_node_id_conflict);
+    tcase_add_test(tc, test_memory_group_shared);
     suite_add_tcase(s, tc);
     tc = tcase_create("mlock");
     tcase_add_checked_fixture(tc, setup_mlock, teardown);

@@ -1592,7 +1592,7 @@ static enum verdict seg_verdict(size_t i)
     }
     if (ok)
         return V_LOADED;
-    if (placer_explain(S.placer, s->id, buf, sizeof(buf)) < 0 ||
+    if (placer_explain(S.placer, s->id, S.now, buf, sizeof(buf)) < 0 ||
         (strcmp(s->last_reason, "MEM_CAPACITY") != 0 && strcmp(s->last_reason, "DISK_FULL") != 0))
         return V_UNSETTLED;
     /* The cluster must really be full for it: no live node without a copy would take it now. */
@@ -1639,7 +1639,7 @@ static void check_quiet(size_t *ret_loaded, size_t *ret_explained)
         case V_UNSETTLED:
             break;
         }
-        if (placer_explain(S.placer, s->id, buf, sizeof(buf)) < 0)
+        if (placer_explain(S.placer, s->id, S.now, buf, sizeof(buf)) < 0)
             snprintf(buf, sizeof(buf), "(not pending in the placer)");
         sim_fail("quiet",
                  "segment %s (replication %u) is %s with %u holders and %u live copies, "

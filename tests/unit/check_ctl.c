@@ -187,7 +187,7 @@ START_TEST(test_events_and_status)
     RENDER(out, ctl_print_status(f_, &st, true));
     ck_assert_msg(strstr(out, "\"assignments_accepted\":24,\"refusals\":[{\"reason\":"
                               "\"MEM_CAPACITY\",\"count\":3},{\"reason\":\"LOAD_CONCURRENCY\","
-                              "\"count\":3}]}") != NULL,
+                              "\"count\":3}],\"nodes_draining\":0}") != NULL,
                   "%s", out);
     free(out);
     RENDER(out, ctl_print_status(f_, &st, true));

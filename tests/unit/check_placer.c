@@ -507,10 +507,10 @@ START_TEST(test_node_remove)
     ck_assert_str_eq(ni.id, "c");
     ck_assert_int_eq(placer_node_info(p, 2, &ni), 0);
     ck_assert_str_eq(ni.id, "d");
-    ck_assert_int_eq(placer_explain(p, "s1", buf, sizeof(buf)), 0);
-    ck_assert_ptr_null(strstr(buf, "node=b "));
-    ck_assert_ptr_nonnull(strstr(buf, "holders=0"));
-    ck_assert_ptr_nonnull(strstr(buf, "node=c state=UP last=none retry_until_ms=50000"));
+    ck_assert_int_eq(placer_explain(p, "s1", 2000, buf, sizeof(buf)), 0);
+    ck_assert_ptr_null(strstr(buf, "  b ("));
+    ck_assert_ptr_nonnull(strstr(buf, "PENDING: 0 of 2 copies held or loading"));
+    ck_assert_ptr_nonnull(strstr(buf, "  c (UP): not asked yet; not asked again for 48 s.\n"));
 
     /* The records moved with their nodes: s0 avoids a, s1 avoids c; both want d. */
     before = fake.n_calls;
@@ -669,7 +669,7 @@ START_TEST(test_holders)
     ck_assert_uint_eq(test_calls_to("a", 0) + test_calls_to("c", 0), 9);
     /* Already satisfied: not kept, nothing fired. */
     ck_assert_int_eq(placer_want(p, "full", "file:///x", 1, 1, 2, hac, 2), 0);
-    ck_assert_int_eq(placer_explain(p, "full", id, sizeof(id)), -ENOENT);
+    ck_assert_int_eq(placer_explain(p, "full", 0, id, sizeof(id)), -ENOENT);
     /* Unknown holders are registered DOWN and never chosen either. */
     {
         static const char *const hz[] = {"z"};
@@ -740,7 +740,7 @@ START_TEST(test_invalid_quorum)
     ck_assert_int_eq(test_answer(p, 1, 422, WIRE_REASON_SEGMENT_INVALID, 0, 1000, 0), 0);
     ck_assert_uint_eq(test_evs_of(EV_INVALID), 1);
     ck_assert_str_eq(fake.evs[0].seg, "s0");
-    ck_assert_int_eq(placer_explain(p, "s0", buf, sizeof(buf)), -ENOENT);
+    ck_assert_int_eq(placer_explain(p, "s0", 0, buf, sizeof(buf)), -ENOENT);
     ck_assert_uint_eq(test_stats(p).invalid_total, 1);
     ck_assert_uint_eq(test_stats(p).outcomes_total[PLACER_INVALID], 2);
     ck_assert_int_eq(placer_tick(p, 1000), 0);
@@ -810,8 +810,8 @@ START_TEST(test_invalid_overruled)
     ck_assert_uint_eq(test_evs_of(EV_INVALID), 1);
     ck_assert_uint_eq(test_stats(p).invalid_total, 0);
     ck_assert_uint_eq(test_stats(p).segments, 1);
-    ck_assert_int_eq(placer_explain(p, "s0", buf, sizeof(buf)), 0);
-    ck_assert_ptr_nonnull(strstr(buf, "invalid_answers=2"));
+    ck_assert_int_eq(placer_explain(p, "s0", 1000, buf, sizeof(buf)), 0);
+    ck_assert_ptr_nonnull(strstr(buf, " 2 nodes refused its file as invalid (422)."));
     /* The next node is asked; the two that said 422 never again. */
     ck_assert_int_eq(placer_tick(p, 1000), 1);
     ck_assert_str_eq(fake.calls[2].node, "c");
@@ -1058,25 +1058,33 @@ START_TEST(test_explain)
     ck_assert_int_eq(placer_tick(p, 1000), 1);
     ck_assert_int_eq(test_answer(p, 1, 429, WIRE_REASON_LATENCY_SLO, 5000, 1000, 0), 0);
     ck_assert_int_eq(placer_tick(p, 1000), 1);
-    ck_assert_int_eq(placer_explain(p, "s0", buf, sizeof(buf)), 0);
-    ck_assert_ptr_nonnull(strstr(buf, "segment=s0 state=in_flight"));
-    ck_assert_ptr_nonnull(strstr(buf, "node=a state=UP last=REFUSED status=429 at_ms=1000 "
-                                      "reason=MEM_PRESSURE retry_after_ms=2000 "
-                                      "retry_until_ms=3000\n"));
-    ck_assert_ptr_nonnull(strstr(buf, "node=b state=UP last=REFUSED status=429 at_ms=1000 "
-                                      "reason=LATENCY_SLO retry_after_ms=5000 "
-                                      "retry_until_ms=6000\n"));
-    ck_assert_ptr_nonnull(strstr(buf, "node=c state=UP in_flight=yes last=none\n"));
+    /* Sentences, with spans from now (1500 ms: half a second after the answers). */
+    ck_assert_int_eq(placer_explain(p, "s0", 1500, buf, sizeof(buf)), 0);
+    ck_assert_ptr_nonnull(strstr(buf, "PENDING: 0 of 1 copy held or loading, 1 assignment out. "
+                                      "Waiting for the nodes' answers.\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "  a (UP): refused it <1 s ago with MEM_PRESSURE (HTTP "
+                                      "429); not asked again for 2 s.\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "  b (UP): refused it <1 s ago with LATENCY_SLO (HTTP "
+                                      "429); not asked again for 5 s.\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "  c (UP): has the assignment, no answer yet.\n"));
+    ck_assert_ptr_null(strstr(buf, "_ms="));
     ck_assert_int_eq(test_answer(p, 2, 507, WIRE_REASON_DISK_FULL, 1000, 1000, 0x80000000u), 0);
-    ck_assert_int_eq(placer_explain(p, "s0", buf, sizeof(buf)), 0);
-    ck_assert_ptr_nonnull(strstr(buf, "state=backing_off"));
-    ck_assert_ptr_nonnull(strstr(buf, "round_refusals=3 round_min_retry_ms=1000"));
-    ck_assert_ptr_nonnull(strstr(buf, " until_ms=1900\n"));
-    ck_assert_ptr_nonnull(strstr(buf, "node=c state=UP last=REFUSED status=507"));
-    ck_assert_ptr_nonnull(strstr(buf, "reason=DISK_FULL"));
-    ck_assert_int_eq(placer_explain(p, "s0", small, sizeof(small)), 0);
+    ck_assert_int_eq(placer_explain(p, "s0", 1000, buf, sizeof(buf)), 0);
+    ck_assert_ptr_nonnull(strstr(buf, "Every node refused it in this round; the next round "
+                                      "starts in <1 s."));
+    ck_assert_ptr_nonnull(strstr(buf, "  c (UP): refused it <1 s ago with DISK_FULL (HTTP 507)"));
+    ck_assert_int_eq(placer_explain(p, "s0", 1000, small, sizeof(small)), 0);
     ck_assert_uint_eq(strlen(small), sizeof(small) - 1);
-    ck_assert_int_eq(placer_explain(p, "nope", buf, sizeof(buf)), -ENOENT);
+    ck_assert_int_eq(placer_explain(p, "nope", 0, buf, sizeof(buf)), -ENOENT);
+    /* Every node DRAINING: said so, with what to do. */
+    test_want(p, "s9", 1);
+    for (size_t i = 0; i < 3; i++)
+        ck_assert_int_eq(placer_node_set(p, abc[i], PLACER_NODE_DRAINING), 0);
+    placer_tick(p, 70000);
+    ck_assert_int_eq(placer_explain(p, "s9", 70000, buf, sizeof(buf)), 0);
+    ck_assert_msg(strstr(buf, "no node is UP (3 DRAINING): every node is DRAINING") != NULL,
+                  "%s", buf);
+    ck_assert_ptr_nonnull(strstr(buf, "  a (DRAINING): gets nothing while DRAINING.\n"));
     test_done(p);
 }
 END_TEST
@@ -1205,7 +1213,7 @@ static void rn_want(struct placer *p, int sg)
     size_t nh = 0;
 
     snprintf(id, sizeof(id), "s%d", sg);
-    if (placer_explain(p, id, buf, sizeof(buf)) == -ENOENT) {
+    if (placer_explain(p, id, 0, buf, sizeof(buf)) == -ENOENT) {
         /* Unknown to the placer (never wanted, or dropped): it remembers nothing. */
         memset(rn.excluded[sg], 0, sizeof(rn.excluded[sg]));
         memset(rn.invalid[sg], 0, sizeof(rn.invalid[sg]));
