@@ -5,18 +5,21 @@
  *
  *   coordinator/placer     blind round robin, refusals, back-off, exclusions
  *   coordinator/window     each node's dispatch window
+ *   coordinator/intake     delta reports: a report against the node's acknowledged base
  *   coordinator/reconcile  the walk of a node's report over the model (a plan)
  *   coordinator/membership the rules that move a node's state
  *   node/admission         the gates, the cost model and the reservation ledger
  *   node/shed              which copy a node sheds under sustained pressure
+ *   node/report            report_state: full reports and deltas, one at a time
  *
  * and runs them in simulated time (a virtual clock: every call takes now_ms,
  * and common/clock's test hook points at the same clock) with one seeded
  * PRNG (xoshiro256**, seeded by splitmix64 from --seed). What the daemons do
  * around the policy (HTTP, the catalog, the loop) is modelled here in a few
  * functions that mirror their glue: dispatch.c's callbacks and window
- * answers, model.c's application of a reconcile plan, membership.c's one
- * setter and its timeout scan, node.c's assignment path.
+ * answers, api.c's report handler, model.c's application of a reconcile
+ * plan, membership.c's one setter and its timeout scan, node.c's
+ * assignment path.
  *
  * The world: --nodes nodes, each with a memory limit, and --segments
  * segments with a replication factor (1..3) and a real footprint that
@@ -27,7 +30,8 @@
  * late by up to 12 s, past --assign-timeout and --node-timeout), pressure
  * waves rise and fall on nodes (PSI stall signals; a fifth of them critical,
  * which makes nodes shed), and messages are lost (assignments, answers,
- * reports) or duplicated (assignments resent, reports sent twice). Then the
+ * reports, their answers) or duplicated (assignments resent, reports sent
+ * twice: right after, or late, after newer ones). Then the
  * world is quiet: every node is back, nothing is lost, and the simulation
  * runs until placement has nothing left to do (or --quiet-max).
  *
@@ -73,6 +77,7 @@
 #include "placer.h"
 #include "reason.h"
 #include "reconcile.h"
+#include "report.h"
 #include "shed.h"
 #include "strmap.h"
 #include "window.h"
@@ -185,6 +190,8 @@ struct sim_node {
     uint64_t loaded_bytes;   /* real footprint of LOADED copies: the measured working set */
     struct strmap *copies;   /* segment id -> struct sim_copy */
     uint64_t report_last_at; /* arrival of its last report: reports never overtake */
+    struct report_state *rs; /* delta reports, this incarnation's numbering and base */
+    uint64_t report_seq;     /* the report in flight (one at a time); 0: none */
     unsigned notes;          /* what answers said, for the next coordinator tick */
     uint32_t gen;
 };
@@ -213,7 +220,8 @@ enum ev_kind {
     SE_LOAD_DONE,     /* a node finished loading a copy */
     SE_REPORT,        /* a node sends its report */
     SE_REPORT_ARRIVE, /* ... which reaches the coordinator */
-    SE_DROPS,         /* the report's answer (copies to drop) reaches the node */
+    SE_DROPS,         /* the report's answer (copies to drop, ack, send_full) reaches the node */
+    SE_REPORT_LOST,   /* the node's client gives up on a report or its answer */
     SE_NODE_TICK,     /* every node's 100 ms tick: admission_observe, shedding */
     SE_COORD_TICK,    /* the coordinator's tick: notes, windows, placer_tick */
     SE_MEMBERSHIP,    /* the coordinator's timeout scan */
@@ -225,15 +233,10 @@ enum ev_kind {
     SE_CHAOS_END,
 };
 
-/* A report in flight: what the node held when it sent it. */
+/* A report in flight: report_build()'s message, copied (full or a delta). */
 struct sim_report {
     uint32_t node, epoch, refs;
-    size_t n;
-    struct {
-        uint32_t seg;
-        enum wire_segment_state state;
-        enum wire_reason reason;
-    } * v;
+    struct wire_node_report rep; /* segments and removed owned here */
 };
 
 struct ev {
@@ -244,8 +247,10 @@ struct ev {
     int status;
     enum wire_reason reason;
     uint32_t retry_ms;
-    bool answer; /* SE_ASSIGN: this delivery answers (a duplicated one answers once) */
-    void *ptr;   /* SE_REPORT_ARRIVE: struct sim_report; SE_DROPS: uint32_t[] */
+    bool answer;            /* SE_ASSIGN: this delivery answers (a duplicated one answers once) */
+    void *ptr;              /* SE_REPORT_ARRIVE: struct sim_report; SE_DROPS: uint32_t[] */
+    uint64_t rseq, ack_seq; /* SE_DROPS, SE_REPORT_LOST: the report's seq, the answer's ack */
+    bool send_full;
     size_t n;
 };
 
@@ -269,8 +274,9 @@ struct sim {
     size_t n_noted, cap_noted;
     uint64_t tick_at; /* the coordinator tick scheduled (UINT64_MAX: none) */
     struct admission_config acfg;
-    struct wire_segment_status *rbuf;
-    size_t cap_rbuf;
+    struct wire_segment_status *rbuf, *scratch; /* a node's set to report; intake_set()'s */
+    size_t n_rbuf, cap_rbuf, cap_scratch;
+    uint64_t verdicts[INTAKE_VERDICT_COUNT_];
     struct reconcile_plan plan;
     uint64_t excess_bound_ms;
     /* counters, printed at the end */
@@ -384,6 +390,12 @@ static uint32_t node_index(const char *id)
 static uint32_t seg_index(const char *id)
 {
     return (uint32_t)strtoul(id + 1, NULL, 10);
+}
+
+/* A node process's incarnation (never 0, which report_state_new() would make random). */
+static uint64_t incarnation(const struct sim_node *sn)
+{
+    return (uint64_t)(node_index(sn->id) + 1) << 32 | (sn->epoch + 1);
 }
 
 static struct sim_node *node_of(const char *id)
@@ -854,54 +866,70 @@ static void coord_membership(void)
     }
 }
 
-/* A report reaches the coordinator: api.c's coord_report_cb(). */
-static void coord_report(struct sim_report *rep)
+/* The answer to a report goes back to its node, unless it is lost or nobody waits for it. */
+static void report_reply(const struct sim_report *rep, const struct intake_result *in,
+                         uint32_t *drops, size_t n_drops, bool answer)
 {
     struct sim_node *sn = &S.nodes[rep->node];
-    struct coord_node *n = sn->cn;
-    uint32_t *drops = NULL;
-    size_t n_drops = 0, cap_drops = 0;
     struct ev *e;
 
-    S.reports++;
-    n->last_seen_mono_ms = S.now;
-    sn->notes = 0;
-    set_state(n, membership_on_report(false, false));
-    if (rep->n > S.cap_rbuf) {
-        S.cap_rbuf = rep->n * 2;
-        S.rbuf = xreallocarray(S.rbuf, S.cap_rbuf, sizeof(*S.rbuf));
-    }
-    for (size_t i = 0; i < rep->n; i++) {
-        struct wire_segment_status *r = &S.rbuf[i];
-        const struct coord_seg *s = S.segs[rep->v[i].seg].cs;
-
-        memset(r, 0, sizeof(*r));
-        snprintf(r->segment_id, sizeof(r->segment_id), "%s", s->id);
-        r->state = rep->v[i].state;
-        r->reason = rep->v[i].reason;
-        r->row_count = r->state == WIRE_SEG_LOADED ? s->row_count : 0;
-        r->digest = r->state == WIRE_SEG_LOADED ? s->digest : 0;
-    }
-    reconcile_report(&S.model, n, S.rbuf, rep->n, S.now, &S.plan);
-    for (size_t i = 0; i < S.plan.n; i++)
-        apply_one(n, &S.plan.v[i], &drops, &n_drops, &cap_drops);
-    window_apply(n);
-    if (n_drops == 0) {
-        free(drops);
+    if (!answer) {
+        free(drops); /* a late duplicate: its sender stopped waiting */
         return;
     }
-    S.drops += n_drops;
     if (S.chaos && rng_chance(0.01)) {
         S.lost_msgs++;
         free(drops);
-        return; /* the answer is lost: the node keeps them until a later report */
+        /* The node's client times out: the report is unanswered, the drops wait for a later one. */
+        e = ev_new(S.now + node_delay(sn), SE_REPORT_LOST);
+        e->node = rep->node;
+        e->epoch = rep->epoch;
+        e->rseq = rep->rep.seq;
+        ev_push(e);
+        return;
     }
     e = ev_new(S.now + node_delay(sn), SE_DROPS);
     e->node = rep->node;
     e->epoch = rep->epoch;
     e->ptr = drops;
     e->n = n_drops;
+    e->rseq = rep->rep.seq;
+    e->ack_seq = in->ack_seq;
+    e->send_full = in->send_full;
     ev_push(e);
+}
+
+/* A report reaches the coordinator: api.c's coord_report_cb(), intake first. */
+static void coord_report(struct sim_report *rep, bool answer)
+{
+    struct sim_node *sn = &S.nodes[rep->node];
+    struct coord_node *n = sn->cn;
+    uint32_t *drops = NULL;
+    size_t n_drops = 0, cap_drops = 0;
+    struct intake_result in;
+
+    S.reports++;
+    intake_take(&n->intake, &rep->rep, &in);
+    S.verdicts[in.verdict]++;
+    if (in.verdict == INTAKE_OLD || in.verdict == INTAKE_DUPLICATE) {
+        report_reply(rep, &in, NULL, 0, answer);
+        return;
+    }
+    n->last_seen_mono_ms = S.now;
+    sn->notes = 0;
+    set_state(n, membership_on_report(false, false));
+    if (in.applied) {
+        size_t n_segs;
+        const struct wire_segment_status *segs =
+            intake_set(&n->intake, &rep->rep, &in, &S.scratch, &S.cap_scratch, &n_segs);
+
+        reconcile_report(&S.model, n, segs, n_segs, S.now, &S.plan);
+        for (size_t i = 0; i < S.plan.n; i++)
+            apply_one(n, &S.plan.v[i], &drops, &n_drops, &cap_drops);
+    }
+    window_apply(n);
+    S.drops += n_drops;
+    report_reply(rep, &in, drops, n_drops, answer);
 }
 
 /* ---- the nodes: node.c's assignment path, its tick, its reports ------------------ */
@@ -1104,60 +1132,80 @@ static void node_tick(struct sim_node *sn)
     }
 }
 
-struct report_walk {
-    struct sim_report *rep;
-    size_t cap;
-};
-
 static int report_collect(const char *key, void *value, void *arg)
 {
-    struct report_walk *w = arg;
-    struct sim_copy *c = value;
+    const struct sim_copy *c = value;
+    const struct coord_seg *seg = S.segs[c->seg].cs;
+    struct wire_segment_status *r;
 
-    if (w->rep->n == w->cap) {
-        w->cap = w->cap * 2 + 64;
-        w->rep->v = xreallocarray(w->rep->v, w->cap, sizeof(*w->rep->v));
+    (void)arg;
+    if (S.n_rbuf == S.cap_rbuf) {
+        S.cap_rbuf = S.cap_rbuf * 2 + 64;
+        S.rbuf = xreallocarray(S.rbuf, S.cap_rbuf, sizeof(*S.rbuf));
     }
-    w->rep->v[w->rep->n].seg = c->seg;
-    w->rep->v[w->rep->n].state = c->state;
-    w->rep->v[w->rep->n].reason = c->reason;
-    w->rep->n++;
+    r = &S.rbuf[S.n_rbuf++];
+    memset(r, 0, sizeof(*r));
+    snprintf(r->segment_id, sizeof(r->segment_id), "%s", key);
+    r->state = c->state;
+    r->reason = c->reason;
+    r->row_count = c->state == WIRE_SEG_LOADED ? seg->row_count : 0;
+    r->digest = c->state == WIRE_SEG_LOADED ? seg->digest : 0;
     return 0;
 }
 
 static void report_unref(struct sim_report *rep)
 {
     if (--rep->refs == 0) {
-        free(rep->v);
+        free(rep->rep.segments);
+        free(rep->rep.removed);
         free(rep);
     }
 }
 
-/* A node sends its report: every copy, in its store's order. */
+/*
+ * A node sends its report (node/report.c): one at a time, the whole set or
+ * a delta against the base the coordinator acknowledged (report_build()).
+ */
 static void node_report(uint32_t ni)
 {
     struct sim_node *sn = &S.nodes[ni];
+    struct wire_node_report built;
     struct sim_report *rep;
-    struct report_walk w;
     struct ev *e;
     uint64_t at;
 
     e = ev_new(S.now + REPORT_MS, SE_REPORT);
     e->node = ni;
     ev_push(e);
-    if (sn->crashed)
+    if (sn->crashed || sn->report_seq != 0)
         return;
+    S.n_rbuf = 0;
+    strmap_foreach(sn->copies, report_collect, NULL);
+    memset(&built, 0, sizeof(built));
+    sn->report_seq = report_build(sn->rs, S.rbuf, S.n_rbuf, &built);
     if (S.chaos && rng_chance(0.01)) {
         S.lost_msgs++;
+        e = ev_new(S.now + node_delay(sn), SE_REPORT_LOST);
+        e->node = ni;
+        e->epoch = sn->epoch;
+        e->rseq = sn->report_seq;
+        ev_push(e);
         return;
     }
     rep = xcalloc(1, sizeof(*rep));
     rep->node = ni;
     rep->epoch = sn->epoch;
-    w.rep = rep;
-    w.cap = 0;
-    strmap_foreach(sn->copies, report_collect, &w);
-    /* One report at a time (node/report.c): a later one never overtakes an earlier one. */
+    rep->rep = built;
+    snprintf(rep->rep.node_id, sizeof(rep->rep.node_id), "%s", sn->id);
+    rep->rep.segments =
+        built.n_segments > 0 ? xcalloc(built.n_segments, sizeof(*built.segments)) : NULL;
+    if (built.n_segments > 0)
+        memcpy(rep->rep.segments, built.segments, built.n_segments * sizeof(*built.segments));
+    rep->rep.removed =
+        built.n_removed > 0 ? xcalloc(built.n_removed, sizeof(*built.removed)) : NULL;
+    if (built.n_removed > 0)
+        memcpy(rep->rep.removed, built.removed, built.n_removed * sizeof(*built.removed));
+    /* One report at a time: a later one never overtakes an earlier one. */
     at = S.now + node_delay(sn);
     if (at <= sn->report_last_at)
         at = sn->report_last_at + 1;
@@ -1165,33 +1213,67 @@ static void node_report(uint32_t ni)
     rep->refs = 1;
     e = ev_new(at, SE_REPORT_ARRIVE);
     e->ptr = rep;
-    ev_push(e);
+    e->answer = true;
     if (S.chaos && rng_chance(0.01)) {
-        /* Sent again (its answer was lost): the coordinator applies it twice in a row. */
+        /*
+         * Sent twice (a retransmission). Half the time the copy comes right
+         * after and is the one answered; else it comes late, after newer
+         * reports, and nobody waits for its answer (a reordered old report).
+         */
         S.dup_msgs++;
         rep->refs++;
-        e = ev_new(at + 1, SE_REPORT_ARRIVE);
-        e->ptr = rep;
-        ev_push(e);
-        sn->report_last_at = at + 1;
+        if (rng_chance(0.5)) {
+            e->answer = false;
+            ev_push(e);
+            e = ev_new(at + 1, SE_REPORT_ARRIVE);
+            e->ptr = rep;
+            e->answer = true;
+            sn->report_last_at = at + 1;
+        } else {
+            struct ev late = *e;
+
+            late.t = at + 1 + rng_below(3 * REPORT_MS);
+            late.answer = false;
+            ev_push(&late);
+        }
     }
+    ev_push(e);
 }
 
-/* The report's answer reaches the node: it drops what it was told to. */
+/* The report's answer reaches the node: it drops what it was told to, and learns its base. */
 static void node_drops(const struct ev *ev)
 {
     struct sim_node *sn = &S.nodes[ev->node];
     const uint32_t *v = ev->ptr;
 
     if (!sn->crashed && sn->epoch == ev->epoch) {
+        struct wire_report_response resp;
+
         for (size_t i = 0; i < ev->n; i++) {
             struct sim_copy *c = strmap_remove(sn->copies, S.segs[v[i]].cs->id);
 
             if (c != NULL)
                 copy_free(sn, c);
         }
+        memset(&resp, 0, sizeof(resp));
+        resp.ack_seq = ev->ack_seq;
+        resp.send_full = ev->send_full;
+        report_answered(sn->rs, ev->rseq, &resp);
+        if (sn->report_seq == ev->rseq)
+            sn->report_seq = 0;
     }
     free(ev->ptr);
+}
+
+/* The node's client gave up on report seq: no answer, the base stays. */
+static void node_report_lost(const struct ev *ev)
+{
+    struct sim_node *sn = &S.nodes[ev->node];
+
+    if (sn->crashed || sn->epoch != ev->epoch || sn->report_seq != ev->rseq)
+        return;
+    report_unanswered(sn->rs, ev->rseq);
+    sn->report_seq = 0;
 }
 
 static int crash_walk(const char *key, void *value, void *arg)
@@ -1215,6 +1297,9 @@ static void node_crash(struct sim_node *sn)
     v = p = xcalloc(n + 1, sizeof(*v));
     S.crashes++;
     sn->crashed = true;
+    report_state_free(sn->rs);
+    sn->rs = NULL;
+    sn->report_seq = 0;
     sn->epoch++;
     strmap_foreach(sn->copies, crash_walk, &p);
     for (size_t i = 0; i < n; i++) {
@@ -1248,6 +1333,7 @@ static void node_restart(struct sim_node *sn)
         return;
     v = p = xcalloc(n + 1, sizeof(*v));
     sn->crashed = false;
+    sn->rs = report_state_new(incarnation(sn));
     strmap_foreach(sn->copies, crash_walk, &p);
     sn->resident = sn->loaded_bytes = 0;
     if (!sn->keep_on_restart)
@@ -1384,11 +1470,13 @@ static void world_build(void)
         sn->fp_mult = 0.9 + 0.2 * rng_unit();
         sn->copies = strmap_new();
         sn->ledger = admission_ledger_new();
+        sn->rs = report_state_new(incarnation(sn));
         admission_cost_init(&sn->cost);
         sn->cn = n;
         snprintf(n->id, sizeof(n->id), "%s", sn->id);
         n->state = MEMBERSHIP_UP;
         n->held = strmap_new();
+        intake_init(&n->intake);
         window_init(&n->win);
         n->limit = SIZE_MAX;
         n->last_seen_mono_ms = 0;
@@ -1474,8 +1562,11 @@ static void dispatch(struct ev *e)
         node_report(e->node);
         break;
     case SE_REPORT_ARRIVE:
-        coord_report(e->ptr);
+        coord_report(e->ptr, e->answer);
         report_unref(e->ptr);
+        break;
+    case SE_REPORT_LOST:
+        node_report_lost(e);
         break;
     case SE_DROPS:
         node_drops(e);
@@ -1695,6 +1786,8 @@ static void world_free(void)
         strmap_foreach(S.nodes[i].copies, free_copy, NULL);
         strmap_free(S.nodes[i].copies);
         admission_ledger_free(S.nodes[i].ledger);
+        report_state_free(S.nodes[i].rs);
+        intake_done(&S.nodes[i].cn->intake);
         strmap_free(S.nodes[i].cn->held);
         free(S.nodes[i].cn);
     }
@@ -1722,6 +1815,7 @@ static void world_free(void)
     free(S.excess);
     free(S.noted);
     free(S.rbuf);
+    free(S.scratch);
 }
 
 /* One seed, start to verdict. Prints the result line; exits 1 on a broken invariant. */
@@ -1749,8 +1843,10 @@ static uint64_t sim_run(const struct sim_config *cfg, bool quiet_output)
                " (capacity %" PRIu64 ", concurrency %" PRIu64 ", pressure %" PRIu64
                ", critical %" PRIu64 ") timeouts=%" PRIu64 " crashes=%" PRIu64 " (empty %" PRIu64
                ") slow=%" PRIu64 " waves=%" PRIu64 " sheds=%" PRIu64 " lost_msgs=%" PRIu64
-               " dup_msgs=%" PRIu64 " reports=%" PRIu64 " drops=%" PRIu64 " excess_max_ms=%" PRIu64
-               " events=%" PRIu64 " digest=%016" PRIx64 "\n",
+               " dup_msgs=%" PRIu64 " reports=%" PRIu64 " (full %" PRIu64 ", delta %" PRIu64
+               ", duplicate %" PRIu64 ", old %" PRIu64 ", unapplied %" PRIu64 ")"
+               " drops=%" PRIu64 " excess_max_ms=%" PRIu64 " events=%" PRIu64 " digest=%016" PRIx64
+               "\n",
                cfg->seed, cfg->nodes, cfg->segments, cfg->chaos_s, S.now, loaded, explained,
                S.assigns, S.accepts,
                S.refusals[WIRE_REASON_MEM_CAPACITY] + S.refusals[WIRE_REASON_LOAD_CONCURRENCY] +
@@ -1759,7 +1855,9 @@ static uint64_t sim_run(const struct sim_config *cfg, bool quiet_output)
                S.refusals[WIRE_REASON_MEM_CAPACITY], S.refusals[WIRE_REASON_LOAD_CONCURRENCY],
                S.refusals[WIRE_REASON_MEM_PRESSURE], S.refusals[WIRE_REASON_MEM_CRITICAL],
                S.timeouts, S.crashes, S.restarts_empty, S.slows, S.waves, S.sheds, S.lost_msgs,
-               S.dup_msgs, S.reports, S.drops, S.excess_max_ms, S.events, d);
+               S.dup_msgs, S.reports, S.verdicts[INTAKE_FULL], S.verdicts[INTAKE_DELTA],
+               S.verdicts[INTAKE_DUPLICATE], S.verdicts[INTAKE_OLD], S.verdicts[INTAKE_UNAPPLIED],
+               S.drops, S.excess_max_ms, S.events, d);
     }
     fflush(stdout);
     world_free();
