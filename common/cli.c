@@ -155,7 +155,17 @@ char *cli_load_token(const char *prog, const char *path)
 
 const char *cli_daemon_what(const char *daemon)
 {
-    return strcmp(daemon, "sluice-coord") == 0 ? "the coordinator" : "the node";
+    return strcmp(daemon, "sluice-coord") == 0    ? "the coordinator"
+           : strcmp(daemon, "sluice-broker") == 0 ? "the broker"
+                                                   : "the node";
+}
+
+/* "node" for a Server header "sluice-node/...", "broker", or "coordinator". */
+static const char *cli_server_kind(const char *server)
+{
+    return strncmp(server, "sluice-node", 11) == 0     ? "node"
+           : strncmp(server, "sluice-broker", 13) == 0 ? "broker"
+                                                        : "coordinator";
 }
 
 int cli_call(const char *prog, const char *cmd, const char *daemon, const char *addr,
@@ -175,11 +185,8 @@ int cli_call(const char *prog, const char *cmd, const char *daemon, const char *
     /* "Server: sluice-node/0.9": the other daemon answered. */
     if (strncmp(hr.server, "sluice-", 7) == 0 &&
         !(strncmp(hr.server, daemon, dlen) == 0 && (hr.server[dlen] == '/' || hr.server[dlen] == '\0'))) {
-        bool node = strncmp(hr.server, "sluice-node", 11) == 0;
-
-        fprintf(stderr, "%s %s: %s is a Sluice %s, not %s\n", prog, cmd, addr,
-                node ? "node" : "coordinator",
-                strcmp(daemon, "sluice-coord") == 0 ? "a coordinator" : "a node");
+        fprintf(stderr, "%s %s: %s is a Sluice %s, not a %s\n", prog, cmd, addr,
+                cli_server_kind(hr.server), cli_server_kind(daemon));
         http_response_done(&hr);
         return -EPROTOTYPE;
     }

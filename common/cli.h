@@ -76,7 +76,7 @@ char *cli_load_token(const char *prog, const char *path);
 
 /*
  * Sends one request to the daemon at addr, which should be a `daemon`
- * ("sluice-coord" or "sluice-node"), and waits up to timeout_ms. body may be
+ * ("sluice-coord", "sluice-broker" or "sluice-node"), and waits up to timeout_ms. body may be
  * NULL (then no content type is sent; else it is protobuf). Returns 0 with
  * *resp filled when the daemon answered, whatever the status (free it with
  * http_response_done). Otherwise prints one line and returns a negative
@@ -89,7 +89,10 @@ int cli_call(const char *prog, const char *cmd, const char *daemon, const char *
              const char *method, const char *path, const void *body, size_t len,
              const char *token, unsigned timeout_ms, struct http_response *resp);
 
-/* What people call the daemon: "the coordinator" for "sluice-coord", "the node" for "sluice-node". */
+/*
+ * What people call the daemon: "the coordinator" for "sluice-coord", "the
+ * broker" for "sluice-broker" (sluice-coord broker), "the node" for "sluice-node".
+ */
 const char *cli_daemon_what(const char *daemon);
 
 /*

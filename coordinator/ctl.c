@@ -1419,6 +1419,165 @@ static int cmd_wait(int argc, char **argv)
     return rc;
 }
 
+/*
+ * --filter COL:LO:HI (LO and HI inclusive int64 bounds, either may be
+ * negative) into q. 0, or -EINVAL with msg naming the problem.
+ */
+int ctl_parse_filter(const char *s, struct wire_query_request *q, char *msg, size_t len)
+{
+    const char *c1 = strchr(s, ':'), *c2;
+    char col[WIRE_COLUMN_MAX + 1], *end;
+    long long lo, hi;
+    struct wire_error err;
+
+    if (c1 == NULL || (c2 = strchr(c1 + 2, ':')) == NULL || c1[1] == '\0') {
+        snprintf(msg, len, "--filter: \"%.100s\" is not COLUMN:LO:HI", s);
+        return -EINVAL;
+    }
+    snprintf(col, sizeof(col), "%.*s", (int)(c1 - s), s);
+    if ((size_t)(c1 - s) >= sizeof(col) || wire_check_column("--filter column", col, &err) < 0) {
+        snprintf(msg, len, "%s", (size_t)(c1 - s) >= sizeof(col) ? "--filter: column too long"
+                                                                  : err.message);
+        return -EINVAL;
+    }
+    errno = 0;
+    lo = strtoll(c1 + 1, &end, 10);
+    if (errno != 0 || end != c2 || end == c1 + 1) {
+        snprintf(msg, len, "--filter: LO \"%.*s\" is not an int64", (int)(c2 - c1 - 1), c1 + 1);
+        return -EINVAL;
+    }
+    hi = strtoll(c2 + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || end == c2 + 1) {
+        snprintf(msg, len, "--filter: HI \"%.60s\" is not an int64", c2 + 1);
+        return -EINVAL;
+    }
+    if (lo > hi) {
+        snprintf(msg, len, "--filter: LO %lld is greater than HI %lld", lo, hi);
+        return -EINVAL;
+    }
+    snprintf(q->filter_column, sizeof(q->filter_column), "%s", col);
+    q->lo = lo;
+    q->hi = hi;
+    return 0;
+}
+
+void ctl_print_query(FILE *out, const struct wire_table_query_response *r, const char *agg,
+                     const char *table, bool json)
+{
+    if (json) {
+        size_t len = 0;
+        uint8_t *buf = wire_table_query_response_encode(r, &len);
+
+        ctl_json_msg(out, WIRE_MSG_QUERY_RESPONSE, buf, len);
+        return;
+    }
+    if (r->result.is_float)
+        fprintf(out, "%s = %.17g\n", agg, r->result.float_value);
+    else
+        fprintf(out, "%s = %" PRId64 "\n", agg, r->result.int_value);
+    fprintf(out,
+            "table %s: %" PRIu32 " segments, rows matched %" PRIu64 ", scanned %" PRIu64
+            ", bytes %" PRIu64 "\n",
+            table, r->segments, r->result.rows_matched, r->result.rows_scanned,
+            r->result.bytes_scanned);
+    fprintf(out,
+            "nodes asked %" PRIu32 ", requests %" PRIu32 ", retries %" PRIu32 ", hedges %" PRIu32
+            ", placement version %" PRIu64 "\n",
+            r->nodes_asked, r->subrequests, r->retries, r->hedges, r->placement_version);
+    if (r->partial) {
+        fprintf(out, "PARTIAL: %zu segments missing:", r->n_missing);
+        for (size_t i = 0; i < r->n_missing; i++)
+            fprintf(out, " %s", r->missing[i]);
+        fputc('\n', out);
+    }
+}
+
+static int cmd_query(int argc, char **argv)
+{
+    char *broker = NULL, *token_file = NULL, *table = NULL, *agg = NULL, *column = NULL,
+         *filter = NULL, *token = NULL;
+    static const char *const aggs[] = {"count", "sum", "min", "max", NULL};
+    bool json = false, partial = false;
+    uint64_t timeout_ms = 0;
+    const struct config_option opts[] = {
+        {"broker", "SLUICE_BROKER", CONFIG_STRING, &broker, "127.0.0.1:7200",
+         "Broker address (sluice-coord broker)."},
+        CLI_TOKEN_OPTION(token_file),
+        {"json", NULL, CONFIG_BOOL, &json, "false", "Print one JSON document."},
+        {"table", NULL, CONFIG_STRING, &table, NULL, "Table to query.", .required = true},
+        {"agg", NULL, CONFIG_CHOICE, &agg, "sum", "Aggregate.", .choices = aggs},
+        {"column", NULL, CONFIG_STRING, &column, "value", "Aggregated column."},
+        {"filter", NULL, CONFIG_STRING, &filter, "",
+         "Rows whose int64 column COL lies in [LO, HI]: COL:LO:HI."},
+        {"allow-partial", NULL, CONFIG_BOOL, &partial, "false",
+         "Answer without segments no replica answered, listing them (else an error)."},
+        {"timeout", "SLUICE_TIMEOUT", CONFIG_DURATION, &timeout_ms, "10s",
+         "The query's deadline (the broker's sub-requests carry what is left of it).", 10,
+         600000},
+    };
+    struct wire_query_request q;
+    struct wire_table_query_response tr;
+    struct http_response r;
+    struct wire_error err;
+    char msg[256];
+    uint8_t *body;
+    size_t len;
+    int next, rc;
+
+    ctl_parse(opts, N_OPTS(opts), argc, argv, &next,
+              "sluice-coord query --table T [--agg count|sum|min|max] [--column C] "
+              "[--filter COL:LO:HI] [--allow-partial] [--json]",
+              "Query a table through a broker: the merged aggregate, rows scanned, nodes asked, "
+              "retries and hedges.",
+              0);
+    memset(&q, 0, sizeof(q));
+    if (wire_check_table("--table", table, &err) < 0 ||
+        wire_check_column("--column", column, &err) < 0) {
+        fprintf(stderr, "sluice-coord query: %s\n", err.message);
+        rc = CTL_EXIT_USAGE;
+        goto out;
+    }
+    if (filter[0] != '\0' && ctl_parse_filter(filter, &q, msg, sizeof(msg)) < 0) {
+        fprintf(stderr, "sluice-coord query: %s\n", msg);
+        rc = CTL_EXIT_USAGE;
+        goto out;
+    }
+    snprintf(q.table, sizeof(q.table), "%s", table);
+    snprintf(q.column, sizeof(q.column), "%s", column);
+    (void)wire_aggregate_parse(agg, &q.aggregate);
+    q.allow_partial = partial;
+    q.timeout_ms = (uint32_t)timeout_ms;
+    cli_check_addr("sluice-coord", "query", "--broker", broker, "127.0.0.1:7200");
+    token = cli_load_token("sluice-coord", token_file);
+    body = wire_query_request_encode(&q, &len);
+    rc = cli_call("sluice-coord", "query", "sluice-broker", broker, "POST", "/v1/query", body,
+                  len, token, (unsigned)timeout_ms + 2000, &r);
+    free(body);
+    if (rc == -EPROTOTYPE) {
+        rc = CTL_EXIT_USAGE;
+        goto out;
+    }
+    if (rc < 0) {
+        rc = CTL_EXIT_UNREACHABLE;
+        goto out;
+    }
+    if (r.status != 200) {
+        cli_print_error("sluice-coord", "query", &r);
+        rc = CTL_EXIT_FAILED;
+    } else if (wire_table_query_response_decode(r.body, r.body_len, &tr, &err) < 0) {
+        rc = ctl_bad_answer("query", &err);
+    } else {
+        ctl_print_query(stdout, &tr, agg, table, json);
+        wire_table_query_response_done(&tr);
+        rc = CTL_EXIT_OK;
+    }
+    http_response_done(&r);
+out:
+    free(token);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+
 static const struct cli_command ctl_cmds[] = {
     {"status", cmd_status, "cluster summary"},
     {"nodes", cmd_nodes, "nodes with state, pressure, WSS, p99, segments, last refusal"},
@@ -1435,6 +1594,7 @@ static const struct cli_command ctl_cmds[] = {
     {"retry", cmd_retry, "make an INVALID segment placeable again"},
     {"remove", cmd_remove, "take a segment's registration back; its holders drop it"},
     {"forget", cmd_forget, "remove a DOWN node for good"},
+    {"query", cmd_query, "query a table through a broker (--broker ADDR)"},
 };
 
 bool ctl_is_command(const char *name)

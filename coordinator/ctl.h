@@ -1,6 +1,6 @@
 /*
  * ctl: the admin CLI of sluice-coord (status, nodes, segments, tables, recommend, add, import,
- * drain, undrain, events, explain, wait, retry, forget). Each command talks to the
+ * drain, undrain, events, explain, wait, retry, forget, and query, which talks to a broker). Each command talks to the
  * coordinator's HTTP API and prints a table for people or, with --json, one
  * JSON document for scripts: for a command that reads an endpoint, the
  * document that endpoint answers with Accept: application/json (one
@@ -44,5 +44,10 @@ void ctl_print_tables(FILE *out, const struct wire_table_list *tables, bool json
 void ctl_print_recommendations(FILE *out, const struct wire_recommendation_list *recs, bool json);
 void ctl_print_events(FILE *out, const struct wire_event_list *evs, bool json);
 void ctl_print_explain(FILE *out, const struct wire_segment_info *seg, bool json);
+/* A broker's answer to `query` (agg and table as asked). */
+void ctl_print_query(FILE *out, const struct wire_table_query_response *r, const char *agg,
+                     const char *table, bool json);
+/* --filter COL:LO:HI into q's filter; 0, or -EINVAL with msg naming the problem. */
+int ctl_parse_filter(const char *s, struct wire_query_request *q, char *msg, size_t len);
 
 #endif

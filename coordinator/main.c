@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "config.h"
 #include "healthcheck.h"
+#include "broker.h"
 #include "coord.h"
 #include "daemon.h"
 #include "ctl.h"
@@ -172,12 +173,92 @@ out:
     return rc;
 }
 
+static int cmd_broker(int argc, char **argv)
+{
+    char *listen = NULL, *coordinator = NULL, *choice = NULL;
+    struct daemon_server_flags srv = {0};
+    static const char *const choices[] = {"adaptive", "roundrobin", NULL};
+    uint64_t poll = 0, query_timeout = 0, attempt_timeout = 0;
+    int64_t hedge = 0, conns = 0, brokers = 0;
+    const struct config_option opts[] = {
+        {"listen", "SLUICE_BROKER_LISTEN", CONFIG_STRING, &listen, "127.0.0.1:7200",
+         "Address to serve queries on (host:port; port 0 picks a free one)."},
+        {"coordinator", "SLUICE_COORDINATOR", CONFIG_STRING, &coordinator, "127.0.0.1:7000",
+         "The coordinator whose placement map the broker follows (host:port)."},
+        {"poll-interval", "SLUICE_POLL_INTERVAL", CONFIG_DURATION, &poll, "250ms",
+         "How often to ask the coordinator for placement changes.", 10, 60000},
+        {"query-timeout", "SLUICE_QUERY_TIMEOUT", CONFIG_DURATION, &query_timeout, "10s",
+         "A query's deadline when it names none (timeout_ms).", 10, 600000},
+        {"attempt-timeout", "SLUICE_ATTEMPT_TIMEOUT", CONFIG_DURATION, &attempt_timeout, "2s",
+         "A node's request unanswered this long has failed: its segments go to another "
+         "replica.", 10, 600000},
+        {"hedge-percent", "SLUICE_HEDGE_PERCENT", CONFIG_INT, &hedge, "5",
+         "Extra requests allowed for hedges, in percent of requests (0: no hedging).", 0, 50},
+        {"conns-per-node", "SLUICE_CONNS_PER_NODE", CONFIG_INT, &conns, "4",
+         "Keep-alive connections to each node (requests on one go one at a time).", 1, 64},
+        {"brokers", "SLUICE_BROKERS", CONFIG_INT, &brokers, "1",
+         "Brokers sending to the same nodes (n in C3's queue estimate).", 1, 1000},
+        {"replica-choice", "SLUICE_REPLICA_CHOICE", CONFIG_CHOICE, &choice, "adaptive",
+         "adaptive: C3 / Adaptive Replica Selection with hedging. roundrobin: plain round "
+         "robin, no hedging (for comparison).",
+         .choices = choices},
+        DAEMON_SERVER_OPTIONS(srv),
+    };
+    struct event_base *base = NULL;
+    struct broker_config cfg;
+    struct broker *b = NULL;
+    char err[512], *token = NULL;
+    int next, rc = 1;
+
+    cli_parse("sluice-coord", opts, N_OPTS(opts), argc, argv, &next,
+              "sluice-coord broker [--coordinator ADDR] [--listen ADDR] [flags]",
+              "Run a query broker: POST /v1/query on a table, fanned out to the nodes that "
+              "hold its segments, merged.",
+              0, 0);
+    cli_check_addr("sluice-coord", "broker", "--coordinator", coordinator, "127.0.0.1:7000");
+    base = daemon_init("sluice-coord", &srv, &token);
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.listen = listen;
+    cfg.coordinator = coordinator;
+    cfg.token = token;
+    cfg.poll_ms = poll;
+    cfg.query_timeout_ms = query_timeout;
+    cfg.attempt_timeout_ms = attempt_timeout;
+    cfg.hedge_percent = (unsigned)hedge;
+    cfg.conns_per_node = (unsigned)conns;
+    cfg.brokers = (unsigned)brokers;
+    cfg.round_robin = strcmp(choice, "roundrobin") == 0;
+    cfg.limits = daemon_server_limits(&srv);
+    b = broker_new(base, &cfg, err, sizeof(err));
+    if (b == NULL) {
+        log_error("start_failed", "error=%s", log_q(err));
+        goto out;
+    }
+    if (srv.ready_file[0] != '\0' && daemon_write_ready(srv.ready_file, broker_bound(b)) < 0) {
+        log_error("start_failed", "error=\"cannot write --ready-file %s\"", srv.ready_file);
+        goto out;
+    }
+    log_info("listening", "role=broker addr=%s coordinator=%s replica_choice=%s version=%s",
+             broker_bound(b), coordinator, choice, SLUICE_VERSION);
+    daemon_run(base);
+    log_info("stopped", "role=broker addr=%s", broker_bound(b));
+    rc = 0;
+out:
+    broker_free(b);
+    if (base != NULL)
+        event_base_free(base);
+    free(token);
+    config_free_strings(opts, N_OPTS(opts));
+    return rc;
+}
+
 static void main_usage(FILE *out)
 {
     fprintf(out, "usage: sluice-coord COMMAND [flags]\n\n"
                  "Daemon:\n"
                  "  serve     run the coordinator\n"
-                 "  catalog   copy a catalog into an empty one (catalog copy --from A --to B)\n\n"
+                 "  catalog   copy a catalog into an empty one (catalog copy --from A --to B)\n"
+                 "  broker    run a query broker (POST /v1/query on a table)\n\n"
                  "Admin (talk to a running coordinator; --coordinator ADDR or "
                  "SLUICE_COORDINATOR):\n");
     ctl_usage(out);
@@ -193,6 +274,7 @@ static void main_usage(FILE *out)
 static bool main_is_command(const char *name)
 {
     return strcmp(name, "serve") == 0 || strcmp(name, "catalog") == 0 ||
+           strcmp(name, "broker") == 0 ||
            strcmp(name, "healthcheck") == 0 ||
            strcmp(name, "version") == 0 || ctl_is_command(name);
 }
@@ -220,6 +302,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (strcmp(argv[1], "catalog") == 0)
         return cmd_catalog(argc - 1, argv + 1);
+    if (strcmp(argv[1], "broker") == 0)
+        return cmd_broker(argc - 1, argv + 1);
     if (ctl_is_command(argv[1])) {
         signal(SIGPIPE, SIG_IGN);
         return ctl_main(argc - 1, argv + 1);

@@ -54,6 +54,20 @@ struct replica *replica_new(size_t n_nodes, const struct replica_config *config)
     return r;
 }
 
+void replica_resize(struct replica *r, size_t n_nodes)
+{
+    if (n_nodes <= r->n)
+        return;
+    r->nodes = xreallocarray(r->nodes, n_nodes, sizeof(*r->nodes));
+    memset(&r->nodes[r->n], 0, (n_nodes - r->n) * sizeof(*r->nodes));
+    r->n = n_nodes;
+}
+
+size_t replica_size(const struct replica *r)
+{
+    return r->n;
+}
+
 void replica_free(struct replica *r)
 {
     if (!r)
@@ -218,9 +232,14 @@ uint64_t replica_hedge_delay_us(const struct replica *r, size_t node)
 
 bool replica_hedge_take(struct replica *r)
 {
-    if (r->cfg.hedge_percent == 0 || r->tokens < 100)
+    return replica_hedge_take_n(r, 1);
+}
+
+bool replica_hedge_take_n(struct replica *r, unsigned n)
+{
+    if (r->cfg.hedge_percent == 0 || n == 0 || r->tokens < (uint64_t)n * 100)
         return false;
-    r->tokens -= 100;
+    r->tokens -= (uint64_t)n * 100;
     return true;
 }
 

@@ -77,6 +77,14 @@ struct replica;
 struct replica *replica_new(size_t n_nodes, const struct replica_config *config);
 void replica_free(struct replica *r); /* NULL-safe */
 
+/*
+ * Makes room for n_nodes slots (a broker learns of nodes as they join);
+ * new slots start as a node never seen. Never shrinks.
+ */
+void replica_resize(struct replica *r, size_t n_nodes);
+/* Slots the policy holds. */
+size_t replica_size(const struct replica *r);
+
 /* The node's NodeReport: its p99 and its in-flight queries (folded into qbar). */
 void replica_on_report(struct replica *r, size_t node, uint64_t p99_us, uint64_t inflight);
 
@@ -136,6 +144,11 @@ uint64_t replica_hedge_delay_us(const struct replica *r, size_t node);
  * or hedging is disabled.
  */
 bool replica_hedge_take(struct replica *r);
+/*
+ * The same for a hedge sent as n requests (its segments' other replicas
+ * are on several nodes): all n tokens or none.
+ */
+bool replica_hedge_take_n(struct replica *r, unsigned n);
 
 /* Counters for metrics: primaries and hedges sent so far. */
 uint64_t replica_primaries(const struct replica *r);

@@ -18,6 +18,8 @@ COMMANDS = [
     ("sluice-coord", "serve", "coordinator/sluice-coord"),
     ("sluice-coord", "import", "coordinator/sluice-coord"),
     ("sluice-coord", "add", "coordinator/sluice-coord"),
+    ("sluice-coord", "broker", "coordinator/sluice-coord"),
+    ("sluice-coord", "query", "coordinator/sluice-coord"),
     ("sluice-node", "serve", "node/sluice-node"),
     ("sluice-node", "mkseg", "node/sluice-node"),
     ("sluice-node", "farm", "node/sluice-node"),

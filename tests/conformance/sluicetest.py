@@ -53,7 +53,7 @@ def setup(argv):
 
 
 class Daemon:
-    """A sluice-node or sluice-coord started for this suite."""
+    """A sluice-node, sluice-coord serve or sluice-coord broker started for this suite."""
 
     def __init__(self, build, kind, extra=()):
         self.dir = tempfile.mkdtemp(prefix=f"sluice-conf-{kind}-")
@@ -69,6 +69,8 @@ class Daemon:
             os.mkdir(data)
             argv = [os.path.join(build, "node", "sluice-node"), "serve",
                     f"--storage-root={self.storage}", f"--data-dir={data}"]
+        elif kind == "broker":
+            argv = [os.path.join(build, "coordinator", "sluice-coord"), "broker"]
         else:
             argv = [os.path.join(build, "coordinator", "sluice-coord"), "serve",
                     f"--db={self.dir}/coord.db"]

@@ -412,6 +412,15 @@ struct harness_proc *harness_farm_start(const char *dir, const char *coordinator
         harness_proc_new(dir, "farm", "farm.ready", "sluice-node", "farm", first, extra_args));
 }
 
+struct harness_proc *harness_broker_start(const char *dir, const char *coord_addr,
+                                          const char *const *extra_args)
+{
+    char *first[] = {xasprintf("--coordinator=%s", coord_addr), NULL};
+
+    return harness_proc_start(harness_proc_new(dir, "broker", "broker.ready", "sluice-coord",
+                                               "broker", first, extra_args));
+}
+
 /* Finds this process's memory cgroup directory: v1 memory controller, else v2. */
 static char *harness_own_cgroup(bool *ret_v2)
 {

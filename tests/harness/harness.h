@@ -111,6 +111,13 @@ int harness_farm_list(const char *addr, struct harness_vnode **ret, size_t *ret_
 int harness_farm_kill(const char *addr, const char *node_id);
 
 /*
+ * Starts `sluice-coord broker` on 127.0.0.1:0 following the coordinator at
+ * coord_addr, its log and ready file in dir, plus extra_args.
+ */
+struct harness_proc *harness_broker_start(const char *dir, const char *coord_addr,
+                                          const char *const *extra_args);
+
+/*
  * Creates a child memory cgroup of this process's own (cgroup v1
  * memory.limit_in_bytes, or v2 memory.max) with the given limit. Returns
  * its path, or NULL with why filled when no cgroup is writable here.

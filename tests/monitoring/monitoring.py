@@ -52,6 +52,7 @@ coord = st.Daemon(BUILD, "coord")
 node = st.Daemon(BUILD, "node", [f"--coordinator={coord.addr}", "--node-id=mon-node",
                                  "--report-interval=200ms"])
 direct = st.Daemon(BUILD, "node", ["--io=direct"])
+broker = st.Daemon(BUILD, "broker", [f"--coordinator={coord.addr}", "--poll-interval=100ms"])
 segs = []
 for name in ("mon-a", "mon-b"):
     path = os.path.join(node.storage, name + ".seg")
@@ -71,10 +72,24 @@ while time.monotonic() < deadline:
 t.check("two LOADED, one INVALID", s.segments_loaded == 2 and s.segments_invalid == 1, str(s))
 q = pb.QueryRequest(segment_ids=["mon-a", "mon-b"], aggregate=pb.COUNT, column="value")
 t.check("a query answered", node.post("/v1/query", q)[0] == 200)
+# The broker: one table query (the segments are in table "default"; the INVALID one has no
+# replica, so allow_partial) and one of a table that does not exist.
+tq = pb.QueryRequest(table="default", aggregate=pb.SUM, column="value", allow_partial=True)
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    status, _, body = broker.post("/v1/query", tq)
+    if status == 200:
+        break
+    time.sleep(0.1)
+t.check("a table query answered by the broker", status == 200, f"{status} {body[:200]!r}")
+t.check("a table query of no table: 404",
+        broker.post("/v1/query", pb.QueryRequest(table="nope", aggregate=pb.SUM,
+                                                 column="value"))[0] == 404)
 time.sleep(0.5)
 
 texts = {}
-for name, d in (("coordinator", coord), ("node", node), ("direct node", direct)):
+for name, d in (("coordinator", coord), ("node", node), ("direct node", direct),
+                ("broker", broker)):
     status, hdrs, body = d.get("/metrics", token=None)
     t.check(f"{name} /metrics: 200 without a token", status == 200, str(status))
     texts[name] = body.decode()
@@ -87,7 +102,7 @@ for name, d in (("coordinator", coord), ("node", node), ("direct node", direct))
 exported = {}
 for name, text in texts.items():
     exported.update(families(text))
-for name in ("coordinator", "node"):
+for name in ("coordinator", "node", "broker"):
     f = families(texts[name])
     for fam in ("process_cpu_seconds_total", "process_resident_memory_bytes",
                 "process_open_fds", "process_max_fds", "process_start_time_seconds"):

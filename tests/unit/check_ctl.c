@@ -5,6 +5,7 @@
  * (the encoder itself is tested in check_wirejson).
  */
 #include <check.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,6 +241,72 @@ START_TEST(test_tables)
 }
 END_TEST
 
+/* A broker's answer: the value, the account, and the missing segments of a partial one. */
+START_TEST(test_query)
+{
+    struct wire_table_query_response r;
+    char missing[2][WIRE_ID_MAX + 1] = {"s3", "s7"};
+    char *out = NULL;
+
+    memset(&r, 0, sizeof(r));
+    r.result.int_value = -42;
+    r.result.rows_matched = 10;
+    r.result.rows_scanned = 20;
+    r.segments = 9;
+    r.nodes_asked = 3;
+    r.subrequests = 4;
+    r.retries = 1;
+    r.hedges = 1;
+    r.placement_version = 77;
+    RENDER(out, ctl_print_query(f_, &r, "sum", "t", false));
+    ck_assert_str_eq(out, "sum = -42\n"
+                          "table t: 9 segments, rows matched 10, scanned 20, bytes 0\n"
+                          "nodes asked 3, requests 4, retries 1, hedges 1, placement version 77\n");
+    free(out);
+    r.partial = true;
+    r.n_missing = 2;
+    r.missing = missing;
+    r.result.is_float = true;
+    r.result.float_value = 0.5;
+    RENDER(out, ctl_print_query(f_, &r, "max", "t", false));
+    ck_assert_msg(strncmp(out, "max = 0.5\n", 10) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "PARTIAL: 2 segments missing: s3 s7\n") != NULL, "%s", out);
+    free(out);
+    RENDER(out, ctl_print_query(f_, &r, "max", "t", true));
+    ck_assert_msg(strstr(out, "\"missing_segment_ids\":[\"s3\",\"s7\"],\"partial\":true") !=
+                      NULL,
+                  "%s", out);
+    free(out);
+}
+END_TEST
+
+/* --filter COL:LO:HI, negative bounds included; each bad form named. */
+START_TEST(test_query_filter)
+{
+    struct wire_query_request q;
+    char msg[256];
+
+    memset(&q, 0, sizeof(q));
+    ck_assert_int_eq(ctl_parse_filter("key:-5:100", &q, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(q.filter_column, "key");
+    ck_assert_int_eq(q.lo, -5);
+    ck_assert_int_eq(q.hi, 100);
+    ck_assert_int_eq(ctl_parse_filter("key:-9:-9", &q, msg, sizeof(msg)), 0);
+    ck_assert_int_eq(q.hi, -9);
+    ck_assert_int_eq(ctl_parse_filter("key", &q, msg, sizeof(msg)), -EINVAL);
+    ck_assert_msg(strstr(msg, "is not COLUMN:LO:HI") != NULL, "%s", msg);
+    ck_assert_int_eq(ctl_parse_filter("key:x:5", &q, msg, sizeof(msg)), -EINVAL);
+    ck_assert_msg(strstr(msg, "LO \"x\"") != NULL, "%s", msg);
+    ck_assert_int_eq(ctl_parse_filter("key:1:5z", &q, msg, sizeof(msg)), -EINVAL);
+    ck_assert_msg(strstr(msg, "HI \"5z\"") != NULL, "%s", msg);
+    ck_assert_int_eq(ctl_parse_filter("key:6:5", &q, msg, sizeof(msg)), -EINVAL);
+    ck_assert_msg(strstr(msg, "LO 6 is greater than HI 5") != NULL, "%s", msg);
+    ck_assert_int_eq(ctl_parse_filter("k-y:1:5", &q, msg, sizeof(msg)), -EINVAL);
+    ck_assert_msg(strstr(msg, "--filter column") != NULL, "%s", msg);
+    ck_assert_str_eq(q.filter_column, "key"); /* unchanged by the refusals */
+}
+END_TEST
+
 START_TEST(test_recommendations)
 {
     struct wire_recommendation rs[2];
@@ -296,6 +363,8 @@ int main(void)
     tcase_add_test(tc, test_events_and_status);
     tcase_add_test(tc, test_tables);
     tcase_add_test(tc, test_recommendations);
+    tcase_add_test(tc, test_query);
+    tcase_add_test(tc, test_query_filter);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

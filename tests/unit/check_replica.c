@@ -242,6 +242,42 @@ START_TEST(test_hedge_budget_bound)
 }
 END_TEST
 
+/* A hedge of several requests takes all its tokens or none. */
+START_TEST(test_hedge_take_n)
+{
+    struct replica *r = replica_new(2, NULL);
+
+    for (unsigned i = 0; i < 40; i++) /* 40 x 5 hundredths: 2 hedges */
+        replica_on_send(r, 0, false);
+    ck_assert(!replica_hedge_take_n(r, 3));
+    ck_assert(!replica_hedge_take_n(r, 0));
+    ck_assert(replica_hedge_take_n(r, 2));
+    ck_assert(!replica_hedge_take(r));
+    replica_free(r);
+}
+END_TEST
+
+/* Slots added later start fresh; the old ones keep what they learnt. */
+START_TEST(test_resize)
+{
+    struct replica *r = replica_new(1, NULL);
+    size_t cand[2] = {0, 1}, got = 9;
+
+    replica_on_send(r, 0, false);
+    replica_on_answer(r, 0, 4000, 3000);
+    ck_assert_uint_eq(replica_size(r), 1);
+    ck_assert_int_eq(replica_choose(r, cand, 2, SIZE_MAX, 0, &got, NULL), -EINVAL);
+    replica_resize(r, 2);
+    replica_resize(r, 1); /* never shrinks */
+    ck_assert_uint_eq(replica_size(r), 2);
+    ck_assert_double_eq(replica_score(r, 1), 0);
+    ck_assert_double_gt(replica_score(r, 0), 0);
+    ck_assert_int_eq(replica_choose(r, cand, 2, SIZE_MAX, 0, &got, NULL), 0);
+    ck_assert_uint_eq(got, 1); /* the new node, never sampled, is tried */
+    replica_free(r);
+}
+END_TEST
+
 static Suite *replica_suite(void)
 {
     Suite *s = suite_create("replica");
@@ -259,6 +295,8 @@ static Suite *replica_suite(void)
     tc = tcase_create("hedge");
     tcase_add_test(tc, test_hedge_delay_p95);
     tcase_add_test(tc, test_hedge_budget_bound);
+    tcase_add_test(tc, test_hedge_take_n);
+    tcase_add_test(tc, test_resize);
     suite_add_tcase(s, tc);
     return s;
 }
