@@ -207,7 +207,7 @@ static int cmd_broker(int argc, char **argv)
     struct event_base *base = NULL;
     struct broker_config cfg;
     struct broker *b = NULL;
-    char err[512], *token = NULL;
+    char err[512], fields[600] = "", *token = NULL;
     int next, rc = 1;
 
     cli_parse("sluice-coord", opts, N_OPTS(opts), argc, argv, &next,
@@ -230,24 +230,11 @@ static int cmd_broker(int argc, char **argv)
     cfg.round_robin = strcmp(choice, "roundrobin") == 0;
     cfg.limits = daemon_server_limits(&srv);
     b = broker_new(base, &cfg, err, sizeof(err));
-    if (b == NULL) {
-        log_error("start_failed", "error=%s", log_q(err));
-        goto out;
-    }
-    if (srv.ready_file[0] != '\0' && daemon_write_ready(srv.ready_file, broker_bound(b)) < 0) {
-        log_error("start_failed", "error=\"cannot write --ready-file %s\"", srv.ready_file);
-        goto out;
-    }
-    log_info("listening", "role=broker addr=%s coordinator=%s replica_choice=%s version=%s",
-             broker_bound(b), coordinator, choice, SLUICE_VERSION);
-    daemon_run(base);
-    log_info("stopped", "role=broker addr=%s", broker_bound(b));
-    rc = 0;
-out:
+    snprintf(fields, sizeof(fields), "role=broker coordinator=%s replica_choice=%s", coordinator,
+             choice);
+    rc = daemon_serve(base, &srv, b != NULL ? broker_bound(b) : NULL, err, fields);
     broker_free(b);
-    if (base != NULL)
-        event_base_free(base);
-    free(token);
+    daemon_done(base, token);
     config_free_strings(opts, N_OPTS(opts));
     return rc;
 }

@@ -777,7 +777,7 @@ int farm_main(int argc, char **argv)
     struct event_base *base = NULL;
     struct farm *f = NULL;
     char *token = NULL;
-    char err[512];
+    char err[512], fields[600] = "";
     int next, rc = 1;
 
     memset(&fc, 0, sizeof(fc));
@@ -817,25 +817,12 @@ int farm_main(int argc, char **argv)
     fc.report_ms = report_ms;
     fc.limits = daemon_server_limits(&srv);
     f = farm_new(base, &fc, err, sizeof(err));
-    if (f == NULL) {
-        log_error("start_failed", "error=%s", log_q(err));
-        goto out;
-    }
-    if (srv.ready_file[0] != '\0' && daemon_write_ready(srv.ready_file, f->ctl_addr) < 0) {
-        log_error("start_failed", "error=\"cannot write --ready-file %s\"", srv.ready_file);
-        goto out;
-    }
-    log_info("farm_listening",
-             "nodes=%zu first=%s addr=%s coordinator=%s seed=%" PRIu64 " version=%s", f->n,
-             f->vnodes[0].addr, f->ctl_addr, coordinator, fc.seed, SLUICE_VERSION);
-    daemon_run(base);
-    log_info("stopped", "nodes=%zu", f->n);
-    rc = 0;
-out:
+    if (f != NULL)
+        snprintf(fields, sizeof(fields), "role=farm nodes=%zu first=%s coordinator=%s seed=%" PRIu64,
+                 f->n, f->vnodes[0].addr, coordinator, fc.seed);
+    rc = daemon_serve(base, &srv, f != NULL ? f->ctl_addr : NULL, err, fields);
     farm_free(f);
-    if (base != NULL)
-        event_base_free(base);
-    free(token);
+    daemon_done(base, token);
     config_free_strings(opts, N_OPTS(opts));
     return rc;
 }
