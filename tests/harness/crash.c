@@ -26,6 +26,7 @@
 #include "mkseg.h"
 #include "segfmt.h"
 #include "xmalloc.h"
+#include "suite.h"
 
 char *crash_dir, *crash_storage;
 struct harness_proc *crash_coord, *crash_nodes[CRASH_NODES];
@@ -497,18 +498,12 @@ int crash_main(const struct crash_case *c)
     Suite *s = suite_create(c->name);
     const char *l = getenv("SLUICE_LONG");
     bool lr = l != NULL && l[0] != '\0' && strcmp(l, "0") != 0;
-    SRunner *sr;
     TCase *tc;
-    int failed;
 
     tc = crash_tcase(s, c->name, c->test, lr && c->long_timeout > 0 ? c->long_timeout : c->timeout);
     if (c->setup != NULL || c->teardown != NULL)
         tcase_add_unchecked_fixture(tc, c->setup, c->teardown);
     if (c->procs_teardown != NULL)
         tcase_add_checked_fixture(tc, NULL, c->procs_teardown);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(s);
 }

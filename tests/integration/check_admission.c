@@ -35,6 +35,7 @@
 #include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
+#include "suite.h"
 
 static char *dir, *storage, *data, *cgroup;
 static struct harness_proc *node;
@@ -665,8 +666,6 @@ int main(void)
 {
     Suite *s = suite_create("admission");
     TCase *tc = tcase_create("admission");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
@@ -678,9 +677,5 @@ int main(void)
     tcase_add_test(tc, test_watermark_adaptive);
     tcase_add_test(tc, test_wss_sources);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(s);
 }

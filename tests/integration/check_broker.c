@@ -30,6 +30,7 @@
 #include "harness.h"
 #include "mkseg.h"
 #include "xmalloc.h"
+#include "suite.h"
 
 #define N_NODES 3
 #define N_SALES 6
@@ -537,11 +538,5 @@ static Suite *broker_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(broker_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return harness_run_suite(broker_suite());
 }

@@ -40,6 +40,7 @@
 #include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
+#include "suite.h"
 
 #define MAX_NODES 3
 
@@ -1330,8 +1331,6 @@ int main(void)
 {
     Suite *s = suite_create("cluster");
     TCase *tc;
-    SRunner *sr;
-    int failed;
 
     tc = tcase_create("placement");
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -1381,9 +1380,5 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_truncated_mapping);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(s);
 }

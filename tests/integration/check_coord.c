@@ -39,6 +39,7 @@
 #include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
+#include "suite.h"
 
 static char *dir, *storage;
 static struct harness_proc *coord, *node, *node2;
@@ -1093,8 +1094,7 @@ int main(void)
 {
     Suite *s = suite_create("coord");
     TCase *tc;
-    SRunner *sr;
-    int failed;
+    int rc;
 
     if (harness_pg_mode()) {
         char why[1024] = "";
@@ -1136,11 +1136,8 @@ int main(void)
     tcase_add_test(tc, test_import_refused_file);
     tcase_add_test(tc, test_all_draining_said);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    rc = harness_run_suite(s);
     if (harness_pg_mode())
         harness_pg_stop(harness_pg_shared(NULL, 0));
-    return failed == 0 ? 0 : 1;
+    return rc;
 }

@@ -32,6 +32,7 @@
 #include "strmap.h"
 #include "wire.h"
 #include "xmalloc.h"
+#include "suite.h"
 
 static char caddr[64];
 
@@ -520,17 +521,11 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("delta");
-    SRunner *sr;
-    int failed;
 
     crash_tcase(s, "real_nodes", test_real_nodes, 180);
     crash_tcase(s, "lost", test_lost_reports, 60);
     crash_tcase(s, "digest", test_digest_mismatch, 60);
     crash_tcase(s, "order", test_reordered_duplicated, 60);
     crash_tcase(s, "restart", test_node_restart, 60);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(s);
 }

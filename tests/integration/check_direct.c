@@ -32,6 +32,7 @@
 #include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
+#include "suite.h"
 
 #define SEGS      16
 #define SEG_ROWS  (1u << 20) /* x 32 bytes = 32 MiB */
@@ -433,11 +434,5 @@ static Suite *direct_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(direct_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(direct_suite());
 }

@@ -24,6 +24,7 @@
 #include "harness.h"
 #include "wire.h"
 #include "xmalloc.h"
+#include "suite.h"
 
 #define ROWS     1000
 #define ROW_SIZE 100 /* 100 KB a segment by rows x avg_row_size */
@@ -325,11 +326,5 @@ static Suite *farm_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(farm_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(farm_suite());
 }

@@ -48,6 +48,7 @@
 #include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
+#include "suite.h"
 
 #define CLOSED      (-1) /* expected: the daemon closes without an answer */
 #define NO_ANSWER   (-2) /* neither an answer nor a close within the time allowed */
@@ -2037,8 +2038,7 @@ static Suite *hostile_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
+    int rc;
 
     /*
      * libevent writes with writev(2): a daemon that closes while a body is
@@ -2052,11 +2052,8 @@ int main(void)
     tally = mmap(NULL, sizeof(*tally), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (tally == MAP_FAILED)
         tally = &local_tally;
-    sr = srunner_create(hostile_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    rc = harness_run_suite(hostile_suite());
     fprintf(stderr, "check_hostile: %u requests tried, %u answered as expected\n", tally->tried,
             tally->ok);
-    return failed == 0 && tally->tried >= 40 ? 0 : 1;
+    return rc == EXIT_SUCCESS && tally->tried >= 40 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

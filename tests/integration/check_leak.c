@@ -33,6 +33,7 @@
 #include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
+#include "suite.h"
 
 #define MIB (1ull << 20)
 
@@ -252,17 +253,11 @@ int main(void)
 {
     Suite *s = suite_create("leak");
     TCase *tc = tcase_create("leak");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_slow_leak);
     tcase_add_test(tc, test_fast_leak);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(s);
 }

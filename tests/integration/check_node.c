@@ -32,6 +32,7 @@
 #include "segfmt.h"
 #include "wire.h"
 #include "xmalloc.h"
+#include "suite.h"
 
 struct seg_def {
     const char *id;
@@ -1323,11 +1324,5 @@ static Suite *node_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(node_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(node_suite());
 }

@@ -22,6 +22,7 @@
 
 #include "harness.h"
 #include "xmalloc.h"
+#include "suite.h"
 
 #define MIB (1ull << 20)
 
@@ -142,16 +143,10 @@ int main(void)
 {
     Suite *s = suite_create("swap");
     TCase *tc = tcase_create("swap");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_real_swap);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(s);
 }

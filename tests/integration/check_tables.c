@@ -26,6 +26,7 @@
 #include "mkseg.h"
 #include "segfmt.h"
 #include "xmalloc.h"
+#include "suite.h"
 
 static char *dir, *storage;
 static struct harness_proc *coord, *node;
@@ -397,17 +398,11 @@ int main(void)
 {
     Suite *s = suite_create("tables");
     TCase *tc = tcase_create("tables");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_tables);
     tcase_add_test(tc, test_declared);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(s);
 }

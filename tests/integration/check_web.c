@@ -26,6 +26,7 @@
 #include "http.h"
 #include "mkseg.h"
 #include "xmalloc.h"
+#include "suite.h"
 
 #define TOKEN "web-check-token-42"
 
@@ -269,16 +270,10 @@ int main(void)
 {
     Suite *s = suite_create("web");
     TCase *tc = tcase_create("page");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, test_status_page);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(s);
 }

@@ -17,6 +17,7 @@
 
 #include "admission.h"
 #include "segfmt.h"
+#include "suite.h"
 
 #define GIB     (1ull << 30)
 #define MIB     (1ull << 20)
@@ -1420,11 +1421,5 @@ static Suite *admission_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(admission_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(admission_suite());
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bmap.h"
+#include "suite.h"
 
 /* A placed segment with up to two holders ("" ends the list). */
 static struct wire_placed_segment seg(const char *id, const char *table, const char *h1,
@@ -188,11 +189,5 @@ static Suite *bmap_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(bmap_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return harness_run_suite(bmap_suite());
 }

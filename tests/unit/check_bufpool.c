@@ -20,6 +20,7 @@
 
 #include "bufpool.h"
 #include "xmalloc.h"
+#include "suite.h"
 
 #define BLK 4096u
 
@@ -479,11 +480,5 @@ static Suite *bufpool_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(bufpool_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(bufpool_suite());
 }

@@ -36,6 +36,7 @@
 #include "catalog.h"
 #include "harness.h"
 #include "pg.h"
+#include "suite.h"
 
 static char test_dir[256];
 static char test_db[512];
@@ -1956,8 +1957,7 @@ int main(int argc, char **argv)
 {
     bool lite = argc < 2 || strcmp(argv[1], "sqlite") == 0;
     bool pg = argc < 2 || strcmp(argv[1], "postgresql") == 0;
-    SRunner *sr = NULL;
-    int failed;
+    int rc = EXIT_SUCCESS;
 
     if (!lite && !pg) {
         fprintf(stderr, "usage: check_catalog [sqlite|postgresql]\n");
@@ -1976,12 +1976,10 @@ int main(int argc, char **argv)
         printf("catalog-pg: private PostgreSQL up in %.2f s\n", test_now_s() - t0);
         fflush(stdout);
     }
-    sr = srunner_create(lite ? catalog_suite() : catalog_pg_suite());
-    if (lite && pg)
-        srunner_add_suite(sr, catalog_pg_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    if (lite && harness_run_suite(catalog_suite()) != EXIT_SUCCESS)
+        rc = EXIT_FAILURE;
+    if (pg && harness_run_suite(catalog_pg_suite()) != EXIT_SUCCESS)
+        rc = EXIT_FAILURE;
     harness_pg_stop(test_pg);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return rc;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "claim.h"
+#include "suite.h"
 
 /* +1 only when a claim of the whole batch was all accepted, capped at the max. */
 START_TEST(test_additive_increase)
@@ -118,11 +119,5 @@ static Suite *claim_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(claim_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(claim_suite());
 }

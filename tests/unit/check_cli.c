@@ -15,6 +15,7 @@
 #include "config.h"
 #include "http.h"
 #include "wire.h"
+#include "suite.h"
 
 static char test_out[1024];
 
@@ -230,8 +231,6 @@ int main(void)
     TCase *call = tcase_create("call");
     TCase *token = tcase_create("token");
     TCase *parse = tcase_create("parse");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(err, test_print_error_protobuf);
     tcase_add_test(err, test_print_error_text);
@@ -247,9 +246,5 @@ int main(void)
     tcase_add_exit_test(parse, test_check_addr_no_port, CLI_EXIT_USAGE);
     suite_add_tcase(s, token);
     suite_add_tcase(s, parse);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(s);
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "suite.h"
 
 static char *t_listen, *t_mode, *t_db;
 static int64_t t_rows;
@@ -638,11 +639,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(config_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(config_suite());
 }

@@ -29,6 +29,7 @@
 #include "http.h"
 #include "wire.h"
 #include "xmalloc.h"
+#include "suite.h"
 
 #define HOUR_MS 3600000ll
 
@@ -350,11 +351,5 @@ static Suite *coord_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(coord_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(coord_suite());
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "crc32c.h"
+#include "suite.h"
 
 /* A fixed xorshift generator so failures reproduce. */
 static uint64_t test_rng_state = 0x2545F4914F6CDD1DULL;
@@ -153,11 +154,5 @@ static Suite *crc32c_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(crc32c_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(crc32c_suite());
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "suite.h"
 
 /* Renders into a string with open_memstream. */
 #define RENDER(buf, call)                                                                      \
@@ -354,8 +355,6 @@ int main(void)
 {
     Suite *s = suite_create("ctl");
     TCase *tc = tcase_create("formats");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_nodes_table);
     tcase_add_test(tc, test_nodes_json);
@@ -366,9 +365,5 @@ int main(void)
     tcase_add_test(tc, test_query);
     tcase_add_test(tc, test_query_filter);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(s);
 }

@@ -12,6 +12,7 @@
 
 #include "damon.h"
 #include "fixture_tree.h"
+#include "suite.h"
 
 #define KD "kernel/mm/damon/admin/kdamonds"
 
@@ -169,8 +170,6 @@ int main(void)
 {
     Suite *s = suite_create("damon");
     TCase *tc = tcase_create("damon");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_absent);
@@ -178,9 +177,5 @@ int main(void)
     tcase_add_test(tc, test_own_lifecycle);
     tcase_add_test(tc, test_no_longer_ours);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(s);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "epoch.h"
+#include "suite.h"
 
 START_TEST(test_higher_taken)
 {
@@ -61,16 +62,10 @@ int main(void)
 {
     Suite *s = suite_create("epoch");
     TCase *tc = tcase_create("admit");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_higher_taken);
     tcase_add_test(tc, test_lower_refused);
     tcase_add_test(tc, test_zero_unfenced);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(s);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "farm.h"
+#include "suite.h"
 
 START_TEST(test_footprint_reproducible)
 {
@@ -86,11 +87,5 @@ static Suite *farm_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(farm_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(farm_suite());
 }

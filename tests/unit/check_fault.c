@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fault.h"
+#include "suite.h"
 
 #define PAGES 4
 
@@ -131,17 +132,11 @@ int main(void)
 {
     Suite *s = suite_create("fault");
     TCase *tc = tcase_create("guard");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_caught);
     tcase_add_test(tc, test_nested);
     tcase_add_test_raise_signal(tc, test_unguarded_dies, SIGBUS);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(s);
 }

@@ -13,6 +13,7 @@
 #include <event2/buffer.h>
 
 #include "framer.h"
+#include "suite.h"
 
 #define GET "GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -208,11 +209,5 @@ static Suite *framer_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(framer_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(framer_suite());
 }

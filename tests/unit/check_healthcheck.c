@@ -24,6 +24,7 @@
 
 #include "healthcheck.h"
 #include "http.h"
+#include "suite.h"
 
 struct fixture {
     struct event_base *base;
@@ -240,17 +241,10 @@ static Suite *healthcheck_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
-
     signal(SIGPIPE, SIG_IGN);
     unsetenv("SLUICE_LISTEN");
     /* The server loop runs in a thread and is stopped from the test thread. */
     if (evthread_use_pthreads() != 0)
         return EXIT_FAILURE;
-    sr = srunner_create(healthcheck_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(healthcheck_suite());
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "history.h"
+#include "suite.h"
 
 static struct wire_pressure pressure(uint64_t usage)
 {
@@ -81,16 +82,10 @@ int main(void)
 {
     Suite *s = suite_create("history");
     TCase *tc = tcase_create("ring");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_one_sample_per_step);
     tcase_add_test(tc, test_bounded_oldest_goes);
     tcase_add_test(tc, test_clock_back);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(s);
 }

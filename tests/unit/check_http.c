@@ -29,6 +29,7 @@
 #include <event2/thread.h>
 
 #include "http.h"
+#include "suite.h"
 
 #define TOKEN "s3cret-token"
 
@@ -1213,16 +1214,9 @@ static Suite *http_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
-
     signal(SIGPIPE, SIG_IGN);
     /* The server loop runs in a thread and is stopped from the test thread. */
     if (evthread_use_pthreads() != 0)
         return EXIT_FAILURE;
-    sr = srunner_create(http_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(http_suite());
 }

@@ -20,6 +20,7 @@
 #include "report.h"
 #include "repset.h"
 #include "wire.h"
+#include "suite.h"
 
 /* A node's set: ids "s<i>" for i in [0, 64) with present[i]. */
 struct truth {
@@ -475,11 +476,5 @@ static Suite *intake_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(intake_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(intake_suite());
 }

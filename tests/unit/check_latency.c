@@ -14,6 +14,7 @@
 
 #include "histogram.h"
 #include "latency.h"
+#include "suite.h"
 
 #define S(x) ((uint64_t)(x)*UINT64_C(1000000000))
 
@@ -271,11 +272,5 @@ static Suite *latency_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(latency_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(latency_suite());
 }

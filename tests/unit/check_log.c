@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "suite.h"
 
 static const char *q(const char *s)
 {
@@ -164,11 +165,5 @@ static Suite *log_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(log_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(log_suite());
 }

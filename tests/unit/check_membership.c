@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "membership.h"
+#include "suite.h"
 
 START_TEST(test_names_round_trip)
 {
@@ -154,11 +155,5 @@ static Suite *membership_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(membership_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(membership_suite());
 }

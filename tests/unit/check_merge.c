@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "merge.h"
+#include "suite.h"
 
 static struct wire_query_response ians(uint64_t matched, int64_t v)
 {
@@ -409,11 +410,5 @@ static Suite *merge_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(merge_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return harness_run_suite(merge_suite());
 }

@@ -17,6 +17,7 @@
 
 #include "histogram.h"
 #include "metrics.h"
+#include "suite.h"
 
 static void test_expect(const struct metrics_buf *b, const char *expected)
 {
@@ -424,11 +425,5 @@ static Suite *metrics_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(metrics_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(metrics_suite());
 }

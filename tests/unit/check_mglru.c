@@ -10,6 +10,7 @@
 
 #include "fixture_tree.h"
 #include "mglru.h"
+#include "suite.h"
 
 /* Two memcgs; "/sluice" has two nodes of four generations each. */
 static const char lru_gen[] =
@@ -143,8 +144,6 @@ int main(void)
 {
     Suite *s = suite_create("mglru");
     TCase *tc = tcase_create("mglru");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_enabled);
     tcase_add_test(tc, test_parse);
@@ -152,9 +151,5 @@ int main(void)
     tcase_add_test(tc, test_read_fixture);
     tcase_add_test(tc, test_memcg_path);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(s);
 }

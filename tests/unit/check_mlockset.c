@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "mlockset.h"
+#include "suite.h"
 
 #define PAGE 4096
 
@@ -165,8 +166,6 @@ int main(void)
 {
     Suite *s = suite_create("mlockset");
     TCase *tc;
-    SRunner *sr;
-    int failed;
 
     tc = tcase_create("span");
     tcase_add_test(tc, test_span);
@@ -180,9 +179,5 @@ int main(void)
     tcase_add_test(tc, test_sticky);
     tcase_add_test(tc, test_decay);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(s);
 }

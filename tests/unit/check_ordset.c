@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ordset.h"
+#include "suite.h"
 
 #define N 5000
 
@@ -129,11 +130,5 @@ static Suite *ordset_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(ordset_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(ordset_suite());
 }

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "placer.h"
+#include "suite.h"
 
 enum test_ev_type { EV_ACCEPTED, EV_REFUSED, EV_BACKOFF, EV_INVALID, EV_UNEXPECTED };
 
@@ -1475,11 +1476,5 @@ static Suite *placer_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(placer_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(placer_suite());
 }

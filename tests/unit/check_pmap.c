@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "pmap.h"
+#include "suite.h"
 
 struct item {
     int value;
@@ -187,11 +188,5 @@ static Suite *pmap_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(pmap_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return harness_run_suite(pmap_suite());
 }

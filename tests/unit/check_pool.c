@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "pool.h"
+#include "suite.h"
 
 struct job {
     pthread_t loop;
@@ -117,16 +118,10 @@ int main(void)
 {
     Suite *s = suite_create("pool");
     TCase *tc = tcase_create("jobs");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_jobs_complete_on_loop);
     tcase_add_test(tc, test_free_drains);
     tcase_add_test(tc, test_nice_workers);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(s);
 }

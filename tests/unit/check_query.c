@@ -21,6 +21,7 @@
 #include "segfmt.h"
 #include "xmalloc.h"
 #include "zonemap.h"
+#include "suite.h"
 
 struct mapped {
     char dir[64];
@@ -691,11 +692,5 @@ static Suite *query_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(query_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(query_suite());
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "reason.h"
+#include "suite.h"
 
 /* The proto's names (sluice.v1.Reason, REASON_NONE shortened) and statuses. */
 static const struct {
@@ -83,8 +84,6 @@ int main(void)
     Suite *s = suite_create("reason");
     TCase *names = tcase_create("names");
     TCase *status = tcase_create("status");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(names, test_names);
     tcase_add_test(names, test_parse);
@@ -92,9 +91,5 @@ int main(void)
     tcase_add_test(status, test_retry_default);
     suite_add_tcase(s, names);
     suite_add_tcase(s, status);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(s);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "recommend.h"
+#include "suite.h"
 
 #define MIB (1024ull * 1024ull)
 
@@ -137,8 +138,6 @@ int main(void)
 {
     Suite *s = suite_create("recommend");
     TCase *tc = tcase_create("recommend");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_percentile);
     tcase_add_test(tc, test_margin);
@@ -146,9 +145,5 @@ int main(void)
     tcase_add_test(tc, test_nothing_observed);
     tcase_add_test(tc, test_single);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(s);
 }

@@ -14,6 +14,7 @@
 #include "reconcile.h"
 #include "strmap.h"
 #include "xmalloc.h"
+#include "suite.h"
 
 START_TEST(test_stale_digest)
 {
@@ -388,11 +389,5 @@ static Suite *reconcile_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(reconcile_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(reconcile_suite());
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "replica.h"
+#include "suite.h"
 
 static const size_t both[] = {0, 1};
 
@@ -303,11 +304,5 @@ static Suite *replica_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(replica_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return harness_run_suite(replica_suite());
 }

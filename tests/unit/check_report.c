@@ -15,6 +15,7 @@
 #include "report.h"
 #include "repset.h"
 #include "wire.h"
+#include "suite.h"
 
 static char uri[] = "file:///srv/x";
 
@@ -223,11 +224,5 @@ static Suite *report_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(report_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(report_suite());
 }

@@ -13,6 +13,7 @@
 
 #include "repset.h"
 #include "wire.h"
+#include "suite.h"
 
 static struct wire_segment_status copy_of(const char *id, enum wire_segment_state st,
                                           uint64_t footprint)
@@ -266,11 +267,5 @@ static Suite *repset_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(repset_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(repset_suite());
 }

@@ -30,6 +30,7 @@
 
 #include "clock.h"
 #include "sampler.h"
+#include "suite.h"
 
 #define KiB UINT64_C(1024)
 #define MiB (UINT64_C(1) << 20)
@@ -1065,11 +1066,5 @@ static Suite *sampler_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(sampler_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(sampler_suite());
 }

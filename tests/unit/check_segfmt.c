@@ -28,6 +28,7 @@
 #include "mkseg.h"
 #include "segfmt.h"
 #include "xmalloc.h"
+#include "suite.h"
 
 #define TEST_ROWS      1000
 #define TEST_ROW_BYTES 48
@@ -1003,11 +1004,5 @@ static Suite *segment_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(segment_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(segment_suite());
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "shed.h"
+#include "suite.h"
 
 START_TEST(test_pick_empty)
 {
@@ -179,11 +180,5 @@ static Suite *shed_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(shed_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(shed_suite());
 }

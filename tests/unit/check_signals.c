@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "signals.h"
+#include "suite.h"
 
 #define MiB (UINT64_C(1) << 20)
 
@@ -231,11 +232,5 @@ static Suite *signals_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(signals_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(signals_suite());
 }

@@ -22,6 +22,7 @@
 #include "segfmt.h"
 #include "store.h"
 #include "xmalloc.h"
+#include "suite.h"
 
 static char root[64], data[128], storage[128];
 static struct event_base *base;
@@ -728,8 +729,6 @@ int main(void)
 {
     Suite *s = suite_create("store");
     TCase *tc = tcase_create("store");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
@@ -747,9 +746,5 @@ int main(void)
     tcase_add_test(tc, test_statvfs_failure_refuses);
     tcase_add_test(tc, test_digest_checked);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(s);
 }

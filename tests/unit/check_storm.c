@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "storm.h"
+#include "suite.h"
 
 /* What storm_drain() wrote, in order. */
 struct written {
@@ -179,11 +180,5 @@ static Suite *storm_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(storm_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(storm_suite());
 }

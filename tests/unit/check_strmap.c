@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "strmap.h"
+#include "suite.h"
 
 static int count_cb(const char *key, void *value, void *arg)
 {
@@ -58,15 +59,9 @@ int main(void)
 {
     Suite *s = suite_create("strmap");
     TCase *tc = tcase_create("map");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_basic);
     tcase_add_test(tc, test_growth);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(s);
 }

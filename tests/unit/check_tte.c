@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "tte.h"
+#include "suite.h"
 
 #define MiB (UINT64_C(1) << 20)
 #define MS  UINT64_C(1000000)
@@ -209,11 +210,5 @@ static Suite *tte_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(tte_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(tte_suite());
 }

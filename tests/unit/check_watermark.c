@@ -12,6 +12,7 @@
 
 #include "reason.h"
 #include "watermark.h"
+#include "suite.h"
 
 static const struct watermark_config cfg = {
     .base = 0.85, .ceiling = 0.95, .step = 0.01, .probe_ms = 1000};
@@ -245,8 +246,6 @@ int main(void)
 {
     Suite *s = suite_create("watermark");
     TCase *tc = tcase_create("probe_up");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_probe_up);
     suite_add_tcase(s, tc);
@@ -268,9 +267,5 @@ int main(void)
     tc = tcase_create("node_loop");
     tcase_add_test(tc, test_node_loop);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(s);
 }

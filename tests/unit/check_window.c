@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "window.h"
+#include "suite.h"
 
 /* Sends one assignment and has it accepted: one round trip. */
 static void round_trip(struct window *w)
@@ -176,11 +177,5 @@ static Suite *window_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(window_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(window_suite());
 }

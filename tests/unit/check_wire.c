@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "wire.h"
+#include "suite.h"
 
 static struct wire_assign_request valid_assign(void)
 {
@@ -1068,11 +1069,5 @@ static Suite *wire_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(wire_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(wire_suite());
 }

@@ -17,6 +17,7 @@
 
 #include "wire.h"
 #include "wirejson.h"
+#include "suite.h"
 
 /* Encodes buf (*len bytes, freed) as type m, compact; the JSON, to be freed. */
 static char *json_of(enum wire_msg m, uint8_t *buf, const size_t *len)
@@ -227,8 +228,6 @@ int main(void)
     Suite *s = suite_create("wirejson");
     TCase *tc = tcase_create("encode");
     TCase *ta = tcase_create("accept");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_escaping);
     tcase_add_test(tc, test_invalid_utf8_escaped);
@@ -240,9 +239,5 @@ int main(void)
     suite_add_tcase(s, tc);
     tcase_add_test(ta, test_accept);
     suite_add_tcase(s, ta);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return harness_run_suite(s);
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "wss.h"
+#include "suite.h"
 
 #define GiB (UINT64_C(1) << 30)
 
@@ -377,12 +378,6 @@ static Suite *wss_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(wss_suite());
-    int failed;
-
     test_ps = (size_t)sysconf(_SC_PAGESIZE);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(wss_suite());
 }
