@@ -28,6 +28,27 @@ for arg in "$@"; do
     esac
 done
 
+# Wall-clock time per phase, printed as each phase ends and again as a
+# table at the end, so that the next person sees where the time goes.
+phase_name=
+phase_t0=$SECONDS
+phase_times=()
+# Ends the running phase, if any (prints and keeps its time), and starts the
+# one named, if named.
+phase() {
+    if [ -n "$phase_name" ]; then
+        local took=$((SECONDS - phase_t0))
+        echo "== $phase_name: ${took} s"
+        phase_times+=("$(printf '%5d s  %s' "$took" "$phase_name")")
+    fi
+    phase_name=${1:-}
+    phase_t0=$SECONDS
+    if [ -n "$phase_name" ]; then
+        echo "== $phase_name"
+    fi
+}
+
+phase "dependencies (tests/deps.sh)"
 bash tests/deps.sh
 
 export SLUICE_LONG=$long
@@ -64,13 +85,14 @@ count_results() {
 run_suites() {
     local dir=$1
     shift
-    echo "== $dir: build"
+    phase "$dir: build"
     ninja -C "$dir"
-    echo "== $dir: tests"
+    phase "$dir: tests"
     meson test -C "$dir" --print-errorlogs --num-processes 2 "$@" || true
     count_results "$dir"
 }
 
+phase "build: configure"
 configure build -Dwerror=true -Dbuildtype=debugoptimized
 run_suites build
 
@@ -78,7 +100,7 @@ if [ "$long" -eq 1 ]; then
     # The deterministic simulation's large seed sets (tests/sim, DESIGN.md
     # section 7): 200 seeds at the CI size, three at 1,000 nodes and 10^6
     # segments. A failure prints the command that reproduces it.
-    echo "== sim (long)"
+    phase "sim (long)"
     if build/tests/sim/sluice-sim --seeds 1-200 &&
         build/tests/sim/sluice-sim --seeds 1-3 --nodes 1000 --segments 1000000; then
         passed=$((passed + 1))
@@ -95,15 +117,18 @@ if [ "$quick" -eq 0 ]; then
     # which ASan's default 256 MiB of held-back frees would overrun.
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:quarantine_size_mb=16
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    phase "build-asan: configure"
     configure build-asan -Dwerror=true -Dbuildtype=debug -Db_sanitize=address,undefined \
         -Db_lundef=false
     run_suites build-asan --no-suite slow
     unset ASAN_OPTIONS UBSAN_OPTIONS
 
     # Fuzzing: every libFuzzer target over its committed corpus (clang,
-    # build-fuzz/). Briefly in a normal run, ten minutes each with --long.
-    echo "== fuzz"
-    if SLUICE_FUZZ_SECONDS=$([ "$long" -eq 1 ] && echo 600 || echo 10) bash tests/fuzz/run.sh; then
+    # build-fuzz/), one target per core at a time. Briefly in a normal run
+    # (5 s each: the corpus replayed and a short search), ten minutes each
+    # with --long.
+    phase "fuzz"
+    if SLUICE_FUZZ_SECONDS=$([ "$long" -eq 1 ] && echo 600 || echo 5) bash tests/fuzz/run.sh; then
         passed=$((passed + 1))
     else
         failed=$((failed + 1))
@@ -115,7 +140,7 @@ if [ "$quick" -eq 0 ]; then
     # (it installs docker.io and starts dockerd if needed; it skips, loudly,
     # only where dockerd cannot start).
     for suite in tests/compose/validate-k8s.sh tests/compose/run.sh; do
-        echo "== $suite"
+        phase "$suite"
         if bash "$suite"; then
             passed=$((passed + 1))
         else
@@ -126,7 +151,7 @@ if [ "$quick" -eq 0 ]; then
 
     # Benchmarks in smoke form, so that they cannot rot; figures are printed,
     # never asserted. The full runs: meson test -C build --benchmark.
-    echo "== benchmarks (smoke)"
+    phase "benchmarks (smoke)"
     if SLUICE_BENCH_SMOKE=1 meson test -C build --benchmark --print-errorlogs --verbose; then
         passed=$((passed + 1))
     else
@@ -135,6 +160,11 @@ if [ "$quick" -eq 0 ]; then
     fi
 fi
 
+phase
+echo
+echo "== wall-clock time per phase"
+printf '%s\n' "${phase_times[@]}"
+printf '%5d s  total\n' "$SECONDS"
 echo
 if [ "$failed" -gt 0 ]; then
     echo "failed: ${failed_names[*]}"

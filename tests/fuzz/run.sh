@@ -10,14 +10,17 @@
 #   SLUICE_FUZZ_SECONDS=600 tests/fuzz/run.sh  the --long variant
 #   tests/fuzz/run.sh fuzz_uri fuzz_config     only these targets
 #
-# Environment: SLUICE_FUZZ_SECONDS, SLUICE_FUZZ_BUILD (build directory,
-# default build-fuzz). Crash inputs: <build>/fuzz-artifacts/<target>/;
-# working corpora and logs: <build>/fuzz-work/<target>{,.log}. Replay a crash
+# Environment: SLUICE_FUZZ_SECONDS, SLUICE_FUZZ_JOBS (targets fuzzed at
+# once, default the number of CPUs: each target is one process),
+# SLUICE_FUZZ_BUILD (build directory, default build-fuzz). Crash inputs:
+# <build>/fuzz-artifacts/<target>/; working corpora and logs:
+# <build>/fuzz-work/<target>{,.log}. Replay a crash
 # with: <build>/tests/fuzz/<target> <crash-file>
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 seconds=${SLUICE_FUZZ_SECONDS:-20}
+jobs=${SLUICE_FUZZ_JOBS:-$(nproc)}
 build=${SLUICE_FUZZ_BUILD:-build-fuzz}
 
 # target:max_len. Wire messages are capped at 4 MiB, but 64 KiB reaches every
@@ -39,6 +42,12 @@ all_targets=(
 case "$seconds" in
 '' | *[!0-9]*)
     echo "fuzz: SLUICE_FUZZ_SECONDS must be a whole number of seconds, not '$seconds'" >&2
+    exit 2
+    ;;
+esac
+case "$jobs" in
+'' | *[!0-9]* | 0)
+    echo "fuzz: SLUICE_FUZZ_JOBS must be a whole number of processes from 1, not '$jobs'" >&2
     exit 2
     ;;
 esac
@@ -95,19 +104,17 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 work=$build/fuzz-work
 artifacts=$build/fuzz-artifacts
-failed=0
-summary=()
 
-for t in "${targets[@]}"; do
-    name=${t%%:*}
-    max_len=${t#*:}
-    corpus=$work/$name
-    log=$work/$name.log
+# Fuzzes one target (name:max_len) and writes its summary line to
+# $work/<name>.line; exits non-zero if the target failed. Runs in the
+# background, $jobs at a time.
+fuzz_one() {
+    local name=${1%%:*} max_len=${1#*:}
+    local corpus=$work/$name log=$work/$name.log
+    local rc=0 execs corp files line crash why
     rm -rf "$corpus"
     mkdir -p "$corpus" "$artifacts/$name"
     cp tests/fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null || true
-    echo "== $name: ${seconds}s, max_len $max_len"
-    rc=0
     # The outer timeout only catches a fuzzer that stops answering;
     # -timeout catches a slow input and keeps it as an artifact.
     timeout -k 10 $((seconds + 300)) "$build/tests/fuzz/$name" \
@@ -125,15 +132,49 @@ for t in "${targets[@]}"; do
         line=$(printf '%-26s ok     execs %10s  corpus %4s files (%s)' "$name" "${execs:-?}" \
             "$files" "${corp:-?}")
     else
-        failed=$((failed + 1))
         crash=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
         why=$(grep -m 1 -E '^SUMMARY: |ERROR: libFuzzer: |fuzz check failed' "$log" || true)
-        echo "---- $name failed (exit $rc); the end of $log:"
-        tail -n 40 "$log"
+        {
+            echo "---- $name failed (exit $rc); the end of $log:"
+            tail -n 40 "$log"
+        } >"$work/$name.failure"
         line=$(printf '%-26s FAILED execs %10s  exit %d  input %s  (%s)' "$name" "${execs:-?}" \
             "$rc" "${crash:-none written}" "${why:-see $log}")
     fi
+    echo "$line" >"$work/$name.line"
     echo "$line"
+    [ "$rc" -eq 0 ]
+}
+
+mkdir -p "$work"
+echo "== ${#targets[@]} targets, ${seconds}s each, $jobs at a time"
+running=0
+for t in "${targets[@]}"; do
+    rm -f "$work/${t%%:*}.line" "$work/${t%%:*}.failure"
+    if [ "$running" -ge "$jobs" ]; then
+        wait -n || true
+        running=$((running - 1))
+    fi
+    fuzz_one "$t" &
+    running=$((running + 1))
+done
+wait || true
+
+# The summary in the targets' order, from the lines each run left; a target
+# that left none failed without getting that far.
+failed=0
+summary=()
+for t in "${targets[@]}"; do
+    name=${t%%:*}
+    if [ -f "$work/$name.line" ]; then
+        line=$(cat "$work/$name.line")
+    else
+        line=$(printf '%-26s FAILED (no result; see %s)' "$name" "$work/$name.log")
+    fi
+    if [ -f "$work/$name.failure" ] || [ ! -f "$work/$name.line" ]; then
+        failed=$((failed + 1))
+        cat "$work/$name.failure" 2>/dev/null || true
+    fi
     summary+=("$line")
 done
 
