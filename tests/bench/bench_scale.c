@@ -25,10 +25,7 @@
  * progress. Figures only: nothing is asserted (a target missed is printed
  * as such).
  */
-#include <arpa/inet.h>
-#include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -36,17 +33,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "harness.h"
 #include "reason.h"
+#include "scalekit.h"
 #include "wire.h"
 #include "xmalloc.h"
 
-#define BATCH          5000
 #define NODE_TIMEOUT_S 5
 
 static struct harness_proc *coord, *farm;
@@ -66,72 +62,6 @@ static double since_start_s(void)
     return (double)(clock_mono_ns() - t_start_ns) / 1e9;
 }
 
-static double now_s(void)
-{
-    return (double)clock_mono_ns() / 1e9;
-}
-
-/* A free 127.0.0.1 port (bound and released), so the coordinator can restart on it. */
-static unsigned free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
-        perror("bench_scale: free port");
-        exit(1);
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-/* VmHWM and VmRSS of pid in bytes, from /proc; 0 when unknown. */
-static void proc_mem(int pid, uint64_t *hwm, uint64_t *rss)
-{
-    char path[64], line[256];
-    FILE *f;
-
-    *hwm = *rss = 0;
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    f = fopen(path, "re");
-    if (f == NULL)
-        return;
-    while (fgets(line, sizeof(line), f) != NULL) {
-        unsigned long long kb;
-
-        if (sscanf(line, "VmHWM: %llu kB", &kb) == 1)
-            *hwm = kb * 1024;
-        else if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
-            *rss = kb * 1024;
-    }
-    fclose(f);
-}
-
-/* User + system CPU seconds of pid, from /proc/<pid>/stat; -1 when unknown. */
-static double proc_cpu_s(int pid)
-{
-    char path[64], buf[2048], *p;
-    unsigned long long ut, st;
-    FILE *f;
-    size_t n;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-    f = fopen(path, "re");
-    if (f == NULL)
-        return -1;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    p = strrchr(buf, ')');
-    /* After "pid (comm)": state is field 3; utime and stime are fields 14 and 15. */
-    if (p == NULL ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 static bool status(struct wire_cluster_status *st)
 {
     return harness_cluster_status(coord_addr, st) == 200;
@@ -147,7 +77,7 @@ static void *sampler_main(void *arg)
         double t = since_start_s();
         bool ok = status(&st);
 
-        proc_mem(pid, &hwm, &rss);
+        scalekit_proc_mem(pid, &hwm, &rss);
         if (ok) {
             pthread_mutex_lock(&last_lock);
             last_st = st;
@@ -162,81 +92,12 @@ static void *sampler_main(void *arg)
                     t, phase_names[atomic_load(&phase)], st.segments_total, st.segments_loaded,
                     st.segments_pending, st.assignments_in_flight, st.nodes_up,
                     st.refusals[WIRE_REASON_LOAD_CONCURRENCY], refused, (double)rss / 1048576.0,
-                    proc_cpu_s(pid));
+                    scalekit_proc_cpu_s(pid));
             fflush(progress);
         }
         usleep(250000);
     }
     return NULL;
-}
-
-/*
- * Polls until every one of n segments is LOADED; the time waited, or -1
- * after timeout_s, or once the LOADED count has not grown for 60 s (a
- * coordinator that cannot keep up: the run reports what it measured
- * instead of holding the machine).
- */
-static double wait_loaded(uint64_t n, double timeout_s)
-{
-    double t0 = now_s(), grew = t0;
-    uint64_t best = 0;
-
-    while (now_s() - t0 < timeout_s && now_s() - grew < 60) {
-        struct wire_cluster_status st;
-
-        if (status(&st)) {
-            if (st.segments_total == n && st.segments_loaded == n)
-                return now_s() - t0;
-            if (st.segments_loaded > best) {
-                best = st.segments_loaded;
-                grew = now_s();
-            }
-        }
-        usleep(50000);
-    }
-    return -1;
-}
-
-static int register_all(uint64_t n)
-{
-    struct wire_segment_batch b;
-
-    b.specs = xcalloc(BATCH, sizeof(*b.specs));
-    for (uint64_t from = 0; from < n; from += BATCH) {
-        struct harness_reply rep;
-        int rc;
-
-        b.n = (size_t)(n - from < BATCH ? n - from : BATCH);
-        for (size_t i = 0; i < b.n; i++) {
-            struct wire_segment_spec *s = &b.specs[i];
-
-            snprintf(s->segment_id, sizeof(s->segment_id), "seg-%07" PRIu64, from + i);
-            s->uri = xasprintf("file:///scale/seg-%07" PRIu64 ".seg", from + i);
-            s->row_count = 1000;
-            s->avg_row_size = 1000;
-            s->replication = 1;
-        }
-        rc = harness_register(coord_addr, &b, NULL, &rep);
-        for (size_t i = 0; i < b.n; i++) {
-            free(b.specs[i].uri);
-            b.specs[i].uri = NULL;
-        }
-        if (rc != 200) {
-            fprintf(stderr, "bench_scale: register at %" PRIu64 ": %d %s\n", from, rc,
-                    rep.err.message);
-            free(b.specs);
-            return -1;
-        }
-    }
-    free(b.specs);
-    return 0;
-}
-
-static uint64_t env_u64(const char *name, uint64_t dflt)
-{
-    const char *v = getenv(name);
-
-    return v != NULL && v[0] != '\0' ? strtoull(v, NULL, 10) : dflt;
 }
 
 static void plot(void)
@@ -273,13 +134,13 @@ static void plot(void)
 int main(void)
 {
     bool smoke = getenv("SLUICE_BENCH_SMOKE") != NULL && getenv("SLUICE_BENCH_SMOKE")[0] == '1';
-    uint64_t nodes = env_u64("SLUICE_SCALE_NODES", smoke ? 100 : 1000);
+    uint64_t nodes = scalekit_env_u64("SLUICE_SCALE_NODES", smoke ? 100 : 1000);
     /*
      * The smoke run places 10^4, not the 10^5 of issue 17: at today's
      * placement rate (about 4 segments a node a second, see BENCHMARKS.md)
      * 10^5 would take minutes, and the smoke runs in tests/run.sh.
      */
-    uint64_t segs = env_u64("SLUICE_SCALE_SEGMENTS", smoke ? 10000 : 1000000);
+    uint64_t segs = scalekit_env_u64("SLUICE_SCALE_SEGMENTS", smoke ? 10000 : 1000000);
     char *dir = harness_dir_new("sluice-bench-scale"), *farm_dir = xasprintf("%s/farm", dir);
     char listen[64], conns[64], nodes_arg[32], *db = xasprintf("%s/coord.db", dir);
     char *wal = xasprintf("%s/coord.db-wal", dir);
@@ -297,7 +158,7 @@ int main(void)
     FILE *csv;
     int rc = 1;
 
-    snprintf(listen, sizeof(listen), "--listen=127.0.0.1:%u", free_port());
+    snprintf(listen, sizeof(listen), "--listen=127.0.0.1:%u", scalekit_free_port());
     snprintf(conns, sizeof(conns), "--max-connections=%" PRIu64, nodes * 3 + 256);
     snprintf(nodes_arg, sizeof(nodes_arg), "%" PRIu64, nodes);
     harness_client_set(NULL, 120000);
@@ -325,31 +186,31 @@ int main(void)
     t_start_ns = clock_mono_ns();
     atomic_store(&phase, 1);
     pthread_create(&sampler, NULL, sampler_main, NULL);
-    t_reg = now_s();
-    if (register_all(segs) < 0)
+    t_reg = scalekit_now_s();
+    if (scalekit_register(coord_addr, segs, "bench_scale") < 0)
         goto out_sampler;
-    t_reg = now_s() - t_reg;
+    t_reg = scalekit_now_s() - t_reg;
 
     /* 2. The farm joins; placement is timed from its start to every segment LOADED. */
-    t_farm0 = now_s();
+    t_farm0 = scalekit_now_s();
     atomic_store(&phase, 0);
     farm = harness_farm_start(farm_dir, coord_addr, (unsigned)nodes, farm_args);
     if (farm == NULL)
         goto out_sampler;
-    t_join = now_s();
+    t_join = scalekit_now_s();
     while (!(status(&st) && st.nodes_up == nodes)) {
-        if (now_s() - t_join > 120) {
+        if (scalekit_now_s() - t_join > 120) {
             fprintf(stderr, "bench_scale: only %u of %" PRIu64 " nodes UP after 120 s\n",
                     st.nodes_up, nodes);
             goto out_sampler;
         }
         usleep(100000);
     }
-    t_join = now_s() - t_join;
+    t_join = scalekit_now_s() - t_join;
     atomic_store(&phase, 2);
-    settled = wait_loaded(segs, smoke ? 600 : 1500) >= 0;
-    t_loaded = now_s() - t_farm0;
-    proc_mem(harness_proc_pid(coord), &hwm, &rss);
+    settled = scalekit_wait_loaded(coord_addr, segs, smoke ? 600 : 1500) >= 0;
+    t_loaded = scalekit_now_s() - t_farm0;
+    scalekit_proc_mem(harness_proc_pid(coord), &hwm, &rss);
     if (!status(&st)) {
         pthread_mutex_lock(&last_lock);
         st = last_st;
@@ -369,9 +230,9 @@ int main(void)
     /* 5. Steady state: everything LOADED, every node reporting each second. */
     atomic_store(&phase, 3);
     sleep(3);
-    cpu0 = proc_cpu_s(harness_proc_pid(coord));
+    cpu0 = scalekit_proc_cpu_s(harness_proc_pid(coord));
     usleep((useconds_t)(steady_window * 1e6));
-    cpu1 = proc_cpu_s(harness_proc_pid(coord));
+    cpu1 = scalekit_proc_cpu_s(harness_proc_pid(coord));
     steady_cores = (cpu1 - cpu0) / steady_window;
 
     /* 6. Catalog size. */
@@ -383,15 +244,16 @@ int main(void)
     /* 7. A virtual node dies. */
     atomic_store(&phase, 4);
     if (settled && harness_farm_list(harness_proc_addr(farm), &v, &nv) == 200 && nv > 1) {
-        double t0 = now_s();
+        double t0 = scalekit_now_s();
 
         victim_segs = v[1].loaded;
         if (harness_farm_kill(harness_proc_addr(farm), v[1].id) == 200) {
             /* LOADED drops once the coordinator has marked it DOWN; then back to all. */
-            while (now_s() - t0 < NODE_TIMEOUT_S + 60 && status(&st) && st.segments_loaded == segs)
+            while (scalekit_now_s() - t0 < NODE_TIMEOUT_S + 60 && status(&st) &&
+                   st.segments_loaded == segs)
                 usleep(20000);
-            if (wait_loaded(segs, 120) >= 0)
-                t_kill = now_s() - t0;
+            if (scalekit_wait_loaded(coord_addr, segs, 120) >= 0)
+                t_kill = scalekit_now_s() - t0;
         }
     }
     free(v);
@@ -402,18 +264,18 @@ int main(void)
         double t0;
 
         harness_proc_kill(coord);
-        t0 = now_s();
+        t0 = scalekit_now_s();
         if (harness_proc_restart(coord) == 0) {
-            t_health = now_s() - t0;
-            if (settled && wait_loaded(segs, 300) >= 0)
-                t_reload = now_s() - t0;
+            t_health = scalekit_now_s() - t0;
+            if (settled && scalekit_wait_loaded(coord_addr, segs, 300) >= 0)
+                t_reload = scalekit_now_s() - t0;
         }
     }
     atomic_store(&phase, 6);
 
     printf("\n| figure | value | target |\n|---|---|---|\n");
     printf("| virtual nodes UP after the farm started | %.1f s | |\n", t_join);
-    printf("| registration (batches of %d) | %.1f s, %.0f segments/s | |\n", BATCH, t_reg,
+    printf("| registration (batches of %d) | %.1f s, %.0f segments/s | |\n", SCALEKIT_BATCH, t_reg,
            (double)segs / t_reg);
     printf("| placement, the farm's start to %s LOADED | %.1f s, %.0f segments/s "
            "| >= 50,000/s %s |\n",
@@ -452,14 +314,7 @@ out_sampler:
     atomic_store(&sampler_stop, true);
     pthread_join(sampler, NULL);
 out:
-    if (rc != 0) {
-        if (coord != NULL)
-            harness_proc_dump_log(coord);
-        if (farm != NULL)
-            harness_proc_dump_log(farm);
-    }
-    harness_proc_free(farm);
-    harness_proc_free(coord);
+    scalekit_stop(coord, farm, rc != 0);
     fclose(progress);
     fclose(csv);
     if (rc == 0)
