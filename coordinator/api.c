@@ -417,7 +417,7 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
             s = strmap_get(c->segs, sp->segment_id);
             log_info("segment_table", "id=%s old=%s new=%s", s->id, log_q(s->table),
                      log_q(sp->table));
-            coord_seg_set_table(s, sp->table);
+            coord_seg_set_table(c, s, sp->table);
             coord_placed(c, s);
         }
         if (is_new[i] & COORD_REG_MEM) {
@@ -430,7 +430,7 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
             s = coord_seg_new(c, sp->segment_id, sp->uri, sp->row_count, sp->avg_row_size,
                               sp->replication, COORD_PENDING);
             s->digest = sp->digest;
-            coord_seg_set_table(s, sp->table);
+            coord_seg_set_table(c, s, sp->table);
             coord_placed(c, s);
             s->mem_request_bytes = sp->mem_request_bytes;
             s->mem_limit_bytes = sp->mem_limit_bytes;
@@ -556,7 +556,7 @@ static void coord_retry(struct coord *c, struct evhttp_request *req, const char 
     log_info("segment_state", "id=%s transition=\"INVALID -> PENDING\" reason=\"retried by the "
              "operator\"", s->id);
     s->n_invalid = 0;
-    s->last_reason[0] = '\0';
+    s->last_reason = "";
     free(s->last_refusal);
     s->last_refusal = NULL;
     s->backoff_until_ms = 0;

@@ -151,6 +151,7 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     c->epoch = (clock_wall_ms() << 16) ^ (uint64_t)getpid() ^ clock_mono_ns();
     c->epoch |= 1;
     c->segs = strmap_new();
+    c->table_names = strmap_new();
     for (int i = 0; i < 3; i++)
         c->by_state[i] = ordset_new(0x5eed0000u + (uint32_t)i);
     c->nodes = strmap_new();
@@ -248,6 +249,15 @@ const char *coord_bound(const struct coord *c)
     return c->bound;
 }
 
+/* Frees an interned table name (strmap_foreach over c->table_names). */
+static int coord_free_value(const char *key, void *value, void *arg)
+{
+    (void)key;
+    (void)arg;
+    free(value);
+    return 0;
+}
+
 void coord_free(struct coord *c)
 {
     if (c == NULL)
@@ -269,6 +279,9 @@ void coord_free(struct coord *c)
         coord_free_seg(NULL, c->removed[i], NULL);
     free(c->removed);
     strmap_free(c->segs);
+    if (c->table_names != NULL)
+        strmap_foreach(c->table_names, coord_free_value, NULL);
+    strmap_free(c->table_names);
     for (int i = 0; i < 3; i++)
         ordset_free(c->by_state[i]);
     strmap_free(c->nodes);

@@ -57,36 +57,50 @@
 
 enum coord_seg_state { COORD_PENDING, COORD_LOADED, COORD_INVALID };
 
+/*
+ * One copy of a segment on a node. node borrows its node's id: a node
+ * outlives its holders (coord_forget() takes them out before it frees the
+ * node), so 10^6 copies do not carry 10^6 copies of the node's name.
+ */
 struct coord_holder {
-    char node[WIRE_ID_MAX + 1];
+    const char *node;              /* the holding struct coord_node's id */
     enum wire_segment_state state; /* LOADING or LOADED */
     uint64_t since_ms;             /* coord_now_ms() of the last change */
 };
 
+/*
+ * A registered segment: the one record every map, set and list points at
+ * (c->segs, the state sets, each holder node's held map, the change log),
+ * none of which copies its id. One allocation holds the record, its id and
+ * its uri (coord_seg_alloc()); the table name is interned (one copy per
+ * table, coord_intern_table()) and last_reason is a static name. About 200
+ * bytes a segment with a 12-byte id and a 32-byte uri (DESIGN.md §8).
+ */
 struct coord_seg {
-    char id[WIRE_ID_MAX + 1];
-    char *uri;
-    char *table; /* owned; never NULL (WIRE_TABLE_DEFAULT), set by coord_seg_set_table() */
+    char *uri;         /* in this allocation, after id */
+    const char *table; /* interned (coord_intern_table()); never NULL, set by coord_seg_set_table() */
     uint64_t row_count, avg_row_size;
     uint64_t digest; /* content digest the registration carried; 0: unknown */
     uint64_t mem_request_bytes, mem_limit_bytes; /* declared; 0: none */
     uint64_t footprint_bytes; /* largest a LOADED copy reported (coord_seg_observe) */
     uint64_t footprint_saved; /* what the catalog holds of it */
-    bool over_limit;          /* the last LOADED report said over_limit */
-    unsigned replication;
-    enum coord_seg_state state;
+    uint64_t backoff_until_ms;  /* coord_now_ms() time base; 0: none */
+    uint64_t pversion;       /* placement map version of its last change (coord_placed) */
     struct coord_holder *holders;
     unsigned n_holders, cap_holders;
-    uint64_t backoff_until_ms;  /* coord_now_ms() time base; 0: none */
-    char last_reason[32];
+    unsigned replication;
+    unsigned rc_in_flight;   /* rowcount placement: assignments awaiting an answer */
+    /* A static reason name (reason_name(), "SEGMENT_INVALID"); "": none. */
+    const char *last_reason;
     /* The last refusal a node answered for it, "node: REASON: the node's detail"; "" none. */
     char *last_refusal; /* owned; NULL: none (most segments: 8 bytes, not 380, at 10^6) */
     char (*invalid_nodes)[WIRE_ID_MAX + 1]; /* distinct nodes whose load found it corrupt */
     unsigned n_invalid;
-    unsigned rc_in_flight;   /* rowcount placement: assignments awaiting an answer */
+    enum coord_seg_state state;
+    bool over_limit;          /* the last LOADED report said over_limit */
     bool rc_queued;          /* rowcount placement: in its queue */
-    uint64_t pversion;       /* placement map version of its last change (coord_placed) */
     bool removed;            /* taken back by the operator: out of every map, kept for pmap */
+    char id[];               /* NUL-terminated, then the uri */
 };
 
 /* An assignment the placer fired, waiting to go out in its node's next batch. */
@@ -133,6 +147,7 @@ struct coord {
     struct storm *storm; /* refusal and back-off storms folded into counted rows */
     struct http_server *http;
     struct strmap *segs;  /* id -> struct coord_seg */
+    struct strmap *table_names; /* table name -> its one interned copy (coord_intern_table()) */
     struct ordset *by_state[3]; /* each state's segments in id order, for paged listings */
     struct strmap *nodes; /* id -> struct coord_node */
     struct event *tick_ev, *membership_ev, *commit_ev, *flush_ev, *notes_ev;
@@ -205,6 +220,15 @@ void coord_set_seg_state(struct coord *c, struct coord_seg *s, enum coord_seg_st
 /* The in-memory half of a state change (counts, by_state), without the catalog or a log line. */
 void coord_seg_move(struct coord *c, struct coord_seg *s, enum coord_seg_state st);
 void coord_seg_update(struct coord *c, struct coord_seg *s);
+/*
+ * A zeroed segment record holding id and uri (both valid, checked by the
+ * caller) in one allocation, table WIRE_TABLE_DEFAULT, last_reason "", in
+ * no map: coord_seg_new() and the tests that build a model by hand. Freed
+ * by coord_free_seg().
+ */
+struct coord_seg *coord_seg_alloc(const char *id, const char *uri);
+/* The one copy of table name t ("" or NULL: WIRE_TABLE_DEFAULT), kept until the coordinator stops. */
+const char *coord_intern_table(struct coord *c, const char *t);
 struct coord_seg *coord_seg_new(struct coord *c, const char *id, const char *uri,
                                 uint64_t rows, uint64_t size, unsigned replication,
                                 enum coord_seg_state st);
@@ -218,8 +242,8 @@ struct coord_seg *coord_seg_new(struct coord *c, const char *id, const char *uri
  * reconcile (an unknown segment) at their next report.
  */
 void coord_seg_remove(struct coord *c, struct coord_seg *s);
-/* Sets s->table (a valid name; "" or NULL: WIRE_TABLE_DEFAULT). Memory only. */
-void coord_seg_set_table(struct coord_seg *s, const char *table);
+/* Sets s->table (a valid name; "" or NULL: WIRE_TABLE_DEFAULT), interned. Memory only. */
+void coord_seg_set_table(struct coord *c, struct coord_seg *s, const char *table);
 int coord_load_seg(const struct catalog_segment *cs, void *arg);
 int coord_load_assignment(const struct catalog_assignment *a, void *arg);
 int coord_free_seg(const char *key, void *value, void *arg);

@@ -312,7 +312,7 @@ void coord_op_accepted(void *ctx, const struct placer_segment *ps, const char *n
     if (s == NULL || n == NULL || coord_holder_find(s, node_id) != NULL)
         return;
     coord_holder_add(c, s, n, WIRE_SEG_LOADING);
-    s->last_reason[0] = '\0';
+    s->last_reason = "";
     free(s->last_refusal);
     s->last_refusal = NULL;
 }
@@ -325,7 +325,7 @@ void coord_op_refused(void *ctx, const struct placer_segment *ps, const char *no
 
     /* Counted and recorded with the node's detail when it answered (coord_record_refusal). */
     if (s != NULL)
-        snprintf(s->last_reason, sizeof(s->last_reason), "%s", reason_name(reason));
+        s->last_reason = reason_name(reason);
     /* The node takes nothing new: membership decides what it is now, from the loop. */
     if (reason == WIRE_REASON_DRAINING)
         coord_node_note(c, node_id, COORD_NOTE_DRAINING);
@@ -361,7 +361,7 @@ bool coord_op_invalid(void *ctx, const struct placer_segment *ps)
     }
     log_warn("segment_invalid", "id=%s uri=%s", log_q(s->id), log_q(s->uri));
     coord_set_seg_state(c, s, COORD_INVALID);
-    snprintf(s->last_reason, sizeof(s->last_reason), "SEGMENT_INVALID");
+    s->last_reason = "SEGMENT_INVALID";
     coord_event(c, "invalid", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 422, 0,
                 "refused as invalid by a quorum of nodes; last: %s",
                 s->last_refusal != NULL ? s->last_refusal : "");

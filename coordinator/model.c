@@ -225,7 +225,7 @@ void coord_holder_add(struct coord *c, struct coord_seg *s, struct coord_node *n
         s->holders = xreallocarray(s->holders, s->cap_holders, sizeof(*s->holders));
     }
     h = &s->holders[s->n_holders++];
-    snprintf(h->node, sizeof(h->node), "%s", n->id);
+    h->node = n->id;
     h->state = st;
     h->since_ms = coord_now_ms();
     strmap_put(n->held, s->id, s);
@@ -295,19 +295,42 @@ void coord_seg_update(struct coord *c, struct coord_seg *s)
     c->placement->want(c, s);
 }
 
+struct coord_seg *coord_seg_alloc(const char *id, const char *uri)
+{
+    size_t id_len = strlen(id) + 1, uri_len = strlen(uri) + 1;
+    struct coord_seg *s = xcalloc(1, sizeof(*s) + id_len + uri_len);
+
+    memcpy(s->id, id, id_len);
+    memcpy(s->id + id_len, uri, uri_len);
+    s->uri = s->id + id_len;
+    s->table = WIRE_TABLE_DEFAULT;
+    s->last_reason = "";
+    return s;
+}
+
+const char *coord_intern_table(struct coord *c, const char *t)
+{
+    char *v;
+
+    if (t == NULL || t[0] == '\0' || strcmp(t, WIRE_TABLE_DEFAULT) == 0)
+        return WIRE_TABLE_DEFAULT;
+    if ((v = strmap_get(c->table_names, t)) == NULL) {
+        v = xstrdup(t);
+        strmap_put(c->table_names, v, v);
+    }
+    return v;
+}
+
 struct coord_seg *coord_seg_new(struct coord *c, const char *id, const char *uri,
                                 uint64_t rows, uint64_t size, unsigned replication,
                                 enum coord_seg_state st)
 {
-    struct coord_seg *s = xcalloc(1, sizeof(*s));
+    struct coord_seg *s = coord_seg_alloc(id, uri);
 
-    snprintf(s->id, sizeof(s->id), "%s", id);
-    s->uri = xstrdup(uri);
     s->row_count = rows;
     s->avg_row_size = size;
     s->replication = replication == 0 ? 1 : replication;
     s->state = st;
-    coord_seg_set_table(s, NULL);
     strmap_put(c->segs, s->id, s);
     ordset_add(c->by_state[st], s->id, s);
     c->counts[st]++;
@@ -354,10 +377,9 @@ void coord_seg_remove(struct coord *c, struct coord_seg *s)
     c->removed[c->n_removed++] = s;
 }
 
-void coord_seg_set_table(struct coord_seg *s, const char *table)
+void coord_seg_set_table(struct coord *c, struct coord_seg *s, const char *table)
 {
-    free(s->table);
-    s->table = xstrdup(table != NULL && table[0] != '\0' ? table : WIRE_TABLE_DEFAULT);
+    s->table = coord_intern_table(c, table);
 }
 
 /* ---- loading from the catalog at start-up ---------------------------------- */
@@ -373,7 +395,7 @@ int coord_load_seg(const struct catalog_segment *cs, void *arg)
         coord_seg_new(c, cs->id, cs->uri, cs->row_count, cs->avg_row_size, cs->replication, st);
 
     s->digest = cs->digest;
-    coord_seg_set_table(s, cs->table);
+    coord_seg_set_table(c, s, cs->table);
     s->mem_request_bytes = cs->mem_request_bytes;
     s->mem_limit_bytes = cs->mem_limit_bytes;
     s->footprint_bytes = s->footprint_saved = cs->footprint_bytes;
@@ -396,7 +418,7 @@ int coord_load_assignment(const struct catalog_assignment *a, void *arg)
         s->holders = xreallocarray(s->holders, s->cap_holders, sizeof(*s->holders));
     }
     h = &s->holders[s->n_holders++];
-    snprintf(h->node, sizeof(h->node), "%s", n->id);
+    h->node = n->id;
     h->state = strcmp(a->state, "LOADED") == 0 ? WIRE_SEG_LOADED : WIRE_SEG_LOADING;
     /* Give the node a full report period before its copy counts as lost. */
     h->since_ms = coord_now_ms();
@@ -410,8 +432,6 @@ int coord_free_seg(const char *key, void *value, void *arg)
 {
     struct coord_seg *s = value;
 
-    free(s->uri);
-    free(s->table);
     free(s->holders);
     free(s->invalid_nodes);
     free(s->last_refusal);
@@ -521,7 +541,7 @@ static void coord_apply_one(struct coord *c, struct coord_node *n,
         if (coord_holder_find(s, n->id) == NULL)
             return;
         coord_holder_remove(c, s, n->id);
-        snprintf(s->last_reason, sizeof(s->last_reason), "%s", reason_name(r->reason));
+        s->last_reason = reason_name(r->reason);
         coord_event(c, r->state == WIRE_SEG_FAILED ? "failed" : "dropped", s->id, n->id,
                     r->reason, 0, (uint32_t)c->cfg.drop_retry_ms, "%s", r->detail);
         if (a->clear_votes)

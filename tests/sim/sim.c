@@ -499,7 +499,7 @@ static void holder_add(struct coord_seg *s, struct coord_node *n, enum wire_segm
         s->holders = xreallocarray(s->holders, s->cap_holders, sizeof(*s->holders));
     }
     h = &s->holders[s->n_holders++];
-    snprintf(h->node, sizeof(h->node), "%s", n->id);
+    h->node = n->id;
     h->state = st;
     h->since_ms = S.now;
     strmap_put(n->held, s->id, s);
@@ -662,7 +662,7 @@ static void apply_one(struct coord_node *n, const struct reconcile_action *a, ui
         if (coord_holder_find(s, n->id) == NULL)
             return;
         holder_remove(s, n->id);
-        snprintf(s->last_reason, sizeof(s->last_reason), "%s", reason_name(r->reason));
+        s->last_reason = reason_name(r->reason);
         seg_update(s);
         placer_exclude(S.placer, s->id, n->id, S.now + DROP_RETRY_MS);
         return;
@@ -753,7 +753,7 @@ static void op_accepted(void *ctx, const struct placer_segment *ps, const char *
     if (coord_holder_find(s, node_id) != NULL)
         return;
     holder_add(s, node_of(node_id)->cn, WIRE_SEG_LOADING);
-    s->last_reason[0] = '\0';
+    s->last_reason = "";
 }
 
 static void op_refused(void *ctx, const struct placer_segment *ps, const char *node_id,
@@ -761,7 +761,7 @@ static void op_refused(void *ctx, const struct placer_segment *ps, const char *n
 {
     struct coord_seg *s = S.segs[seg_index(ps->id)].cs;
 
-    snprintf(s->last_reason, sizeof(s->last_reason), "%s", reason_name(reason));
+    s->last_reason = reason_name(reason);
 }
 
 static void op_backoff(void *ctx, const struct placer_segment *ps, uint64_t until_ms)
@@ -1431,16 +1431,16 @@ static void world_build(void)
     S.segs = xcalloc(S.cfg.segments, sizeof(*S.segs));
     for (size_t i = 0; i < S.cfg.segments; i++) {
         struct sim_seg *g = &S.segs[i];
-        struct coord_seg *s = xcalloc(1, sizeof(*s));
+        struct coord_seg *s;
         uint64_t est, avg = 8u << rng_below(6); /* 8..256 bytes per row */
         double r = rng_unit(), ratio = table_ratio[rng_below(3)] * (0.8 + 0.45 * rng_unit());
-        char uri[WIRE_ID_MAX + 32];
+        char id[32], uri[WIRE_ID_MAX + 32];
 
         /* rows x avg_row_size from 1 MiB to 16 MiB, log-uniform. */
         est = (uint64_t)(1048576.0 * pow(16.0, rng_unit()));
-        snprintf(s->id, sizeof(s->id), "s%07zu", i);
-        snprintf(uri, sizeof(uri), "file:///sim/%s", s->id);
-        s->uri = xstrdup(uri);
+        snprintf(id, sizeof(id), "s%07zu", i);
+        snprintf(uri, sizeof(uri), "file:///sim/%s", id);
+        s = coord_seg_alloc(id, uri);
         s->row_count = est / avg + 1;
         s->avg_row_size = avg;
         s->digest = splitmix64(&(uint64_t){i + 1}) | 1;
@@ -1792,7 +1792,6 @@ static void world_free(void)
         free(S.nodes[i].cn);
     }
     for (size_t i = 0; i < S.cfg.segments; i++) {
-        free(S.segs[i].cs->uri);
         free(S.segs[i].cs->holders);
         free(S.segs[i].cs->invalid_nodes);
         free(S.segs[i].cs);

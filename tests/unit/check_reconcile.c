@@ -158,9 +158,8 @@ static struct coord_node *node(const char *id, enum membership_state st)
 
 static struct coord_seg *seg(const char *id, unsigned replication, enum coord_seg_state st)
 {
-    struct coord_seg *s = xcalloc(1, sizeof(*s));
+    struct coord_seg *s = coord_seg_alloc(id, "file:///r.seg");
 
-    snprintf(s->id, sizeof(s->id), "%s", id);
     s->row_count = 100;
     s->digest = 0xabc;
     s->replication = replication;
@@ -173,7 +172,7 @@ static void hold(struct coord_seg *s, struct coord_node *n, enum wire_segment_st
                  uint64_t since_ms)
 {
     s->holders = xreallocarray(s->holders, s->n_holders + 1, sizeof(*s->holders));
-    snprintf(s->holders[s->n_holders].node, sizeof(s->holders[0].node), "%s", n->id);
+    s->holders[s->n_holders].node = n->id;
     s->holders[s->n_holders].state = st;
     s->holders[s->n_holders].since_ms = since_ms;
     s->n_holders++;
