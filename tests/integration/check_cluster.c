@@ -105,7 +105,7 @@ static void start_node_every(int i, const char *cg, const char *interval,
 
 static void start_node(int i, const char *cg, const char *const *more)
 {
-    start_node_every(i, cg, "250ms", more);
+    start_node_every(i, cg, "100ms", more);
 }
 
 static bool get_status(struct wire_cluster_status *st)
@@ -344,7 +344,7 @@ START_TEST(test_coord_kill9)
                 char *co = xasprintf("--coordinator=%s", harness_proc_addr(coord));
                 const char *args[] = {co, NULL};
                 char *data = xasprintf("%s/node-%d", dir, i), *id = xasprintf("--node-id=node-%d", i);
-                const char *all[] = {id, co, "--report-interval=250ms", NULL};
+                const char *all[] = {id, co, "--report-interval=100ms", NULL};
                 (void)args;
                 harness_proc_free(nodes[i]);
                 nodes[i] = harness_node_start_calm(storage, data, all);
