@@ -4,7 +4,7 @@
 # real cgroup memory limits, in one run.
 #
 #   tests/bench/pressure/run.sh            full run (< 10 minutes); writes BENCHMARKS.md
-#   tests/bench/pressure/run.sh --smoke    a short version for CI (every mode, 12 s each: ~1.5 minutes)
+#   tests/bench/pressure/run.sh --smoke    a short version for CI (every mode, 6 s each: under a minute)
 #   tests/bench/pressure/run.sh --out DIR  where CSVs and PNGs go (default build/pressure)
 #   tests/bench/pressure/run.sh --replot   plots and summary again from the last run's CSVs
 #   tests/bench/pressure/run.sh --modes "direct sluice-default"   run only these modes
@@ -71,8 +71,8 @@ if [ "$smoke" -eq 1 ]; then
     n_wide=12
     # Short phases: the smoke only shows that every mode still starts,
     # places, answers queries and summarises; the figures come from a full run.
-    duration=12
-    steady_window=5
+    duration=6
+    steady_window=3
     rate=20
 else
     limits=(384 512 768 1024)
