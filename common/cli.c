@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "coordlist.h"
 #include "daemon.h"
 #include "http.h"
 #include "sluice_config.h"
@@ -141,6 +142,19 @@ void cli_check_addr(const char *prog, const char *cmd, const char *flag, const c
     exit(CLI_EXIT_USAGE);
 }
 
+void cli_check_coordinators(const char *prog, const char *cmd, const char *list)
+{
+    struct coordlist *l = NULL;
+    char err[512];
+
+    if (coordlist_new(list, &l, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s %s: %s, for example 127.0.0.1:7000 or c1:7000,c2:7000\n", prog, cmd,
+                err);
+        exit(CLI_EXIT_USAGE);
+    }
+    coordlist_free(l);
+}
+
 char *cli_load_token(const char *prog, const char *path)
 {
     char err[300];
@@ -174,9 +188,22 @@ int cli_call(const char *prog, const char *cmd, const char *daemon, const char *
 {
     struct http_response hr;
     size_t dlen = strlen(daemon);
-    int r = http_fetch(addr, method, path, body != NULL ? WIRE_CONTENT_TYPE : NULL, body, len,
-                       token, timeout_ms, &hr);
+    const char *ctype = body != NULL ? WIRE_CONTENT_TYPE : NULL;
+    struct coordlist *l = NULL;
+    char err[512];
+    int r;
 
+    /* Only coordinators come in lists, with standbys that name their leader. */
+    if (strcmp(daemon, "sluice-coord") == 0) {
+        if ((r = coordlist_new(addr, &l, err, sizeof(err))) < 0) {
+            fprintf(stderr, "%s %s: %s\n", prog, cmd, err);
+            return r;
+        }
+        r = coordlist_fetch(l, method, path, ctype, body, len, token, timeout_ms, &hr);
+        coordlist_free(l);
+    } else {
+        r = http_fetch(addr, method, path, ctype, body, len, token, timeout_ms, &hr);
+    }
     if (r < 0) {
         fprintf(stderr, "%s %s: cannot reach %s at %s: %s\n", prog, cmd, cli_daemon_what(daemon),
                 addr, strerror(-r));

@@ -66,6 +66,13 @@ void cli_check_addr(const char *prog, const char *cmd, const char *flag, const c
                     const char *example);
 
 /*
+ * The same for --coordinator, which takes a comma-separated list
+ * (common/coordlist.h): each element must be HOST:PORT. Otherwise prints
+ * "<prog> <cmd>: <the problem>" and exits CLI_EXIT_USAGE.
+ */
+void cli_check_coordinators(const char *prog, const char *cmd, const char *list);
+
+/*
  * The cluster token: the first line of the file at path, or $SLUICE_TOKEN
  * when path is NULL or empty; NULL when neither gives one (no auth). The
  * caller frees it. A file that cannot be read or is empty is a usage
@@ -76,7 +83,10 @@ char *cli_load_token(const char *prog, const char *path);
 
 /*
  * Sends one request to the daemon at addr, which should be a `daemon`
- * ("sluice-coord", "sluice-broker" or "sluice-node"), and waits up to timeout_ms. body may be
+ * ("sluice-coord", "sluice-broker" or "sluice-node"), and waits up to timeout_ms. For
+ * "sluice-coord", addr is a --coordinator list, checked with
+ * cli_check_coordinators(), and the request follows the leader
+ * (coordlist_fetch: a standby's 503 sends it on, within timeout_ms). body may be
  * NULL (then no content type is sent; else it is protobuf). Returns 0 with
  * *resp filled when the daemon answered, whatever the status (free it with
  * http_response_done). Otherwise prints one line and returns a negative

@@ -110,6 +110,8 @@ struct http_server {
     struct http_route *routes;
     size_t nroutes;
     char *token; /* NULL: no auth */
+    http_gate_cb gate; /* NULL: none */
+    void *gate_arg;
     size_t token_len;
     char *name; /* the Server header of every answer; NULL: none */
     struct http_conn *conns;
@@ -628,6 +630,8 @@ static void server_request_cb(struct evhttp_request *req, void *arg)
                                  "the cluster's with --token-file FILE or SLUICE_TOKEN");
         return;
     }
+    if (srv->gate != NULL && srv->gate(req, path, srv->gate_arg))
+        return;
     if (!known) {
         pbhttp_reply_error(req, 404, "not_found", "path: no such endpoint");
         return;
@@ -819,6 +823,12 @@ void http_server_set_name(struct http_server *srv, const char *name)
 {
     free(srv->name);
     srv->name = name != NULL ? xstrdup(name) : NULL;
+}
+
+void http_server_set_gate(struct http_server *srv, http_gate_cb cb, void *arg)
+{
+    srv->gate = cb;
+    srv->gate_arg = arg;
 }
 
 int http_server_set_token(struct http_server *srv, const char *token)
@@ -1454,6 +1464,9 @@ static void fetch_cb(int status, const struct http_client_reply *reply, void *ar
                  reply->content_type != NULL ? reply->content_type : "");
         server = reply->headers != NULL ? evhttp_find_header(reply->headers, "Server") : NULL;
         snprintf(st->resp.server, sizeof(st->resp.server), "%s", server != NULL ? server : "");
+        server = reply->headers != NULL ? evhttp_find_header(reply->headers, "X-Sluice-Leader")
+                                        : NULL;
+        snprintf(st->resp.leader, sizeof(st->resp.leader), "%s", server != NULL ? server : "");
     }
     event_base_loopbreak(st->base);
 }

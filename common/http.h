@@ -147,6 +147,16 @@ int http_server_route_public(struct http_server *srv, unsigned method_mask, cons
 int http_server_set_token(struct http_server *srv, const char *token);
 
 /*
+ * A gate before routing: called for every request that passed the token
+ * check (public routes, unknown paths and wrong methods included), with
+ * its path. If it returns true it has answered the request and routing is
+ * skipped; false routes it as usual. For a daemon that serves only part of
+ * its API in some state (a standby coordinator). NULL removes it.
+ */
+typedef bool (*http_gate_cb)(struct evhttp_request *req, const char *path, void *arg);
+void http_server_set_gate(struct http_server *srv, http_gate_cb cb, void *arg);
+
+/*
  * Names the daemon in a "Server: <name>" header on every answer, errors
  * included ("sluice-node/0.9"), so that a client pointed at the wrong daemon
  * can say so. name is copied; NULL: no header (the default).
@@ -257,6 +267,7 @@ struct http_response {
     unsigned retry_after_s;
     char content_type[64]; /* truncated; "" if absent */
     char server[64];       /* the Server header, truncated; "" if absent */
+    char leader[256];      /* X-Sluice-Leader (a standby coordinator's answer); "" if absent */
 };
 
 /*

@@ -38,6 +38,7 @@
 
 #include "bmap.h"
 #include "clock.h"
+#include "coordlist.h"
 #include "histogram.h"
 #include "log.h"
 #include "merge.h"
@@ -163,7 +164,7 @@ struct broker {
     char *token, *coordinator;
     struct http_server *http;
     char bound[128];
-    struct http_client *coord;
+    struct coordclient *coord; /* to the leader of the --coordinator list */
     struct event *poll_ev;
     bool refreshing;
     uint64_t refresh_epoch;
@@ -1056,7 +1057,7 @@ static void broker_poll_failed(struct broker *b, const char *what)
 {
     b->polls_failed++;
     if (!b->poll_failing)
-        log_warn("placements_failed", "coordinator=%s error=%s", b->coordinator, log_q(what));
+        log_warn("placements_failed", "coordinator=%s error=%s", coordclient_addr(b->coord), log_q(what));
     b->poll_failing = true;
     broker_poll_later(b, b->cfg.poll_ms);
 }
@@ -1070,6 +1071,8 @@ static void broker_poll_answer_cb(int status, const struct http_client_reply *re
 
     if (status == -ECANCELED)
         return;
+    /* A standby's 503 or no answer: the next poll goes to the leader or the next address. */
+    (void)coordclient_answer(b->coord, status, reply);
     if (status != 200) {
         if (status < 0)
             snprintf(what, sizeof(what), "%s", strerror(-status));
@@ -1083,7 +1086,7 @@ static void broker_poll_answer_cb(int status, const struct http_client_reply *re
         return;
     }
     if (b->poll_failing)
-        log_info("placements_ok", "coordinator=%s", b->coordinator);
+        log_info("placements_ok", "coordinator=%s", coordclient_addr(b->coord));
     b->poll_failing = false;
     if (pm.full && (!b->refreshing || pm.epoch != b->refresh_epoch)) {
         /* The coordinator sends everything (restart, too far behind): start over. */
@@ -1154,7 +1157,7 @@ static void broker_poll_cb(evutil_socket_t fd, short what, void *arg)
         snprintf(path, sizeof(path), "/v1/placements?since=%" PRIu64 "&epoch=%016" PRIx64,
                  bmap_version(b->map), bmap_epoch(b->map));
     }
-    r = http_client_request(b->coord, EVHTTP_REQ_GET, path, NULL, NULL, 0, broker_poll_answer_cb,
+    r = http_client_request(coordclient_client(b->coord), EVHTTP_REQ_GET, path, NULL, NULL, 0, broker_poll_answer_cb,
                             b);
     if (r < 0)
         broker_poll_failed(b, strerror(-r));
@@ -1241,7 +1244,7 @@ struct broker *broker_new(struct event_base *base, const struct broker_config *c
 {
     struct broker *b = xcalloc(1, sizeof(*b));
     struct replica_config rcfg;
-    struct wire_error werr;
+    struct coordlist *l = NULL;
     int r;
 
     b->base = base;
@@ -1249,12 +1252,12 @@ struct broker *broker_new(struct event_base *base, const struct broker_config *c
     b->token = cfg->token != NULL && cfg->token[0] != '\0' ? xstrdup(cfg->token) : NULL;
     b->cfg.token = b->token;
     b->cfg.listen = NULL;
-    if (cfg->coordinator == NULL ||
-        wire_check_addr("--coordinator", cfg->coordinator, &werr) < 0) {
-        snprintf(err, err_len, "%s",
-                 cfg->coordinator == NULL ? "--coordinator: required" : werr.message);
+    if (cfg->coordinator == NULL) {
+        snprintf(err, err_len, "--coordinator: required");
         goto fail;
     }
+    if (coordlist_new(cfg->coordinator, &l, err, err_len) < 0)
+        goto fail;
     b->coordinator = xstrdup(cfg->coordinator);
     b->cfg.coordinator = b->coordinator;
     if (b->cfg.conns_per_node == 0)
@@ -1267,7 +1270,7 @@ struct broker *broker_new(struct event_base *base, const struct broker_config *c
     rcfg.hedge_percent = cfg->round_robin ? 0 : cfg->hedge_percent;
     b->rep = replica_new(1, &rcfg);
     b->map = bmap_new();
-    b->coord = http_client_new(base, b->coordinator, 10000, b->token);
+    b->coord = coordclient_new(base, l, 10000, b->token);
     if (b->coord == NULL) {
         snprintf(err, err_len, "--coordinator %s: not a usable address", b->coordinator);
         goto fail;
@@ -1308,7 +1311,7 @@ void broker_free(struct broker *b)
     for (size_t i = 0; i < b->n_nodes; i++)
         broker_node_clients_free(&b->nodes[i], b->cfg.conns_per_node);
     free(b->nodes);
-    http_client_free(b->coord);
+    coordclient_free(b->coord);
     if (b->poll_ev != NULL)
         event_free(b->poll_ev);
     bmap_free(b->map);

@@ -253,6 +253,7 @@ static const char *const catalog_assignment_states[] = {"LOADING", "LOADED", "FA
 struct catalog {
     struct sqldb *db;
     unsigned lead_gen; /* PostgreSQL: the connection that took the lead; 0: not leading */
+    bool ha_ready;     /* PostgreSQL: cat_ha_schema() done */
     struct sqldb_stmt *stmt[ST_COUNT_];
     bool in_txn;     /* between catalog_begin and catalog_commit/rollback */
     bool txn_failed; /* SQLite rolled the explicit transaction back under us */
@@ -1876,10 +1877,57 @@ out:
  * which a second process opening the catalog takes while the leader runs). */
 #define CAT_LEAD_KEY "1397506886"
 
-int catalog_lead(struct catalog *c, uint64_t *ret_epoch)
+/*
+ * PostgreSQL: what election needs beyond the schema: the epoch and the
+ * leader's address in sluice_catalog, and sluice_coordinators, where every
+ * coordinator says it is alive once a second. Catalogs made before these
+ * (the first PostgreSQL build) gain them here, once per process, under the
+ * migration lock, so that two coordinators starting together do not race
+ * their DDL.
+ */
+static int cat_ha_schema(struct catalog *c)
 {
-    int64_t got = 0, epoch = 0;
     int r;
+
+    if (c->ha_ready)
+        return 0;
+    if ((r = cat_exec(c, "BEGIN")) < 0 ||
+        (r = cat_exec(c, "SELECT pg_advisory_xact_lock(1397506885)")) < 0 ||
+        (r = cat_exec(c, "ALTER TABLE sluice_catalog ADD COLUMN IF NOT EXISTS epoch"
+                         " BIGINT NOT NULL DEFAULT 0")) < 0 ||
+        (r = cat_exec(c, "ALTER TABLE sluice_catalog ADD COLUMN IF NOT EXISTS leader"
+                         " TEXT NOT NULL DEFAULT ''")) < 0 ||
+        (r = cat_exec(c, "CREATE TABLE IF NOT EXISTS sluice_coordinators (addr TEXT PRIMARY KEY,"
+                         " role TEXT NOT NULL, epoch BIGINT NOT NULL, seen_ms BIGINT NOT NULL)")) <
+            0 ||
+        (r = cat_exec(c, "COMMIT")) < 0) {
+        if (sqldb_txn(c->db) != SQLDB_TXN_NONE)
+            (void)sqldb_exec(c->db, "ROLLBACK");
+        return r;
+    }
+    c->ha_ready = true;
+    return 0;
+}
+
+/* The entry of the election calls: 1 PostgreSQL, ready; 0 SQLite (nothing to do); or -errno. */
+static int cat_ha_enter(struct catalog *c)
+{
+    int r;
+
+    if ((r = cat_enter(c)) < 0)
+        return r;
+    if (!cat_pg(c))
+        return 0;
+    if ((r = cat_ha_schema(c)) < 0)
+        return r;
+    return 1;
+}
+
+int catalog_lead(struct catalog *c, const char *addr, uint64_t *ret_epoch)
+{
+    struct sqldb_stmt *s = NULL;
+    int64_t got = 0, epoch = 0;
+    int r, rc;
 
     if ((r = cat_enter(c)) < 0)
         return r;
@@ -1889,26 +1937,125 @@ int catalog_lead(struct catalog *c, uint64_t *ret_epoch)
     }
     if (c->in_txn)
         return cat_fail(c, -EALREADY, "lead: a transaction is open");
+    if ((r = cat_ha_schema(c)) < 0)
+        return r;
     if ((r = cat_query_int(c, "SELECT CASE WHEN pg_try_advisory_lock(" CAT_LEAD_KEY
                               ") THEN 1 ELSE 0 END", &got)) < 0)
         return r;
     if (got == 0)
         return 0;
-    /* Catalogs made before epochs (the first PostgreSQL build) gain the column here. */
-    if ((r = cat_exec(c, "BEGIN")) < 0 ||
-        (r = cat_exec(c, "ALTER TABLE sluice_catalog ADD COLUMN IF NOT EXISTS epoch"
-                         " INTEGER NOT NULL DEFAULT 0")) < 0 ||
-        (r = cat_query_int(c, "UPDATE sluice_catalog SET epoch = epoch + 1 RETURNING epoch",
-                           &epoch)) < 0 ||
-        (r = cat_exec(c, "COMMIT")) < 0) {
-        if (sqldb_txn(c->db) != SQLDB_TXN_NONE)
-            (void)sqldb_exec(c->db, "ROLLBACK");
-        (void)sqldb_exec(c->db, "SELECT pg_advisory_unlock(" CAT_LEAD_KEY ")");
-        return r;
+    /* The epoch and the address clients are sent to change together. */
+    if ((r = cat_exec(c, "BEGIN")) < 0)
+        goto fail;
+    rc = sqldb_prepare(c->db, "UPDATE sluice_catalog SET epoch = epoch + 1, leader = ?1"
+                              " RETURNING epoch", &s);
+    if (rc < 0) {
+        r = cat_db_fail(c, rc, "lead");
+        goto fail;
     }
+    sqldb_bind_text(s, 1, addr != NULL ? addr : "");
+    rc = sqldb_step(s);
+    if (rc != SQLDB_ROW) {
+        r = cat_db_fail(c, rc, "lead: UPDATE sluice_catalog");
+        goto fail;
+    }
+    epoch = sqldb_column_int64(s, 0);
+    sqldb_finalize(s);
+    s = NULL;
+    if ((r = cat_exec(c, "COMMIT")) < 0)
+        goto fail;
     c->lead_gen = sqldb_generation(c->db);
     *ret_epoch = (uint64_t)epoch;
     return 1;
+fail:
+    sqldb_finalize(s);
+    if (sqldb_txn(c->db) != SQLDB_TXN_NONE)
+        (void)sqldb_exec(c->db, "ROLLBACK");
+    (void)sqldb_exec(c->db, "SELECT pg_advisory_unlock(" CAT_LEAD_KEY ")");
+    return r;
+}
+
+int catalog_leader(struct catalog *c, struct catalog_leader *ret)
+{
+    struct catalog_leader out = {0};
+    struct sqldb_stmt *s = NULL;
+    int r, rc;
+
+    if ((r = cat_ha_enter(c)) <= 0) {
+        if (r == 0)
+            *ret = out;
+        return r;
+    }
+    rc = sqldb_prepare(c->db, "SELECT epoch, leader FROM sluice_catalog", &s);
+    if (rc < 0)
+        return cat_db_fail(c, rc, "leader");
+    rc = sqldb_step(s);
+    if (rc == SQLDB_ROW) {
+        out.epoch = (uint64_t)sqldb_column_int64(s, 0);
+        r = cat_col_text(c, s, 1, out.addr, sizeof(out.addr));
+    } else {
+        r = cat_db_fail(c, rc, "leader: SELECT sluice_catalog");
+    }
+    sqldb_finalize(s);
+    if (r == 0)
+        *ret = out;
+    return r;
+}
+
+int catalog_heartbeat(struct catalog *c, const char *addr, bool leading, uint64_t epoch,
+                      uint64_t now_ms)
+{
+    struct sqldb_stmt *s = NULL;
+    int r, rc;
+
+    if ((r = cat_ha_enter(c)) <= 0)
+        return r;
+    rc = sqldb_prepare(c->db, "INSERT INTO sluice_coordinators (addr, role, epoch, seen_ms)"
+                              " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (addr) DO UPDATE SET"
+                              " role = excluded.role, epoch = excluded.epoch,"
+                              " seen_ms = excluded.seen_ms", &s);
+    if (rc < 0)
+        return cat_db_fail(c, rc, "heartbeat");
+    sqldb_bind_text(s, 1, addr);
+    sqldb_bind_text(s, 2, leading ? "leader" : "standby");
+    sqldb_bind_int64(s, 3, (int64_t)epoch);
+    sqldb_bind_int64(s, 4, (int64_t)now_ms);
+    r = cat_step_done(c, s, "heartbeat");
+    sqldb_finalize(s);
+    return r;
+}
+
+int catalog_foreach_coordinator(struct catalog *c, uint64_t since_ms,
+                                int (*cb)(const struct catalog_coordinator *, void *), void *arg)
+{
+    struct sqldb_stmt *s = NULL;
+    int r, rc;
+
+    if ((r = cat_ha_enter(c)) <= 0)
+        return r;
+    rc = sqldb_prepare(c->db, "SELECT addr, role, epoch, seen_ms FROM sluice_coordinators"
+                              " WHERE seen_ms >= ?1 ORDER BY addr", &s);
+    if (rc < 0)
+        return cat_db_fail(c, rc, "coordinators");
+    sqldb_bind_int64(s, 1, (int64_t)since_ms);
+    while ((rc = sqldb_step(s)) == SQLDB_ROW) {
+        struct catalog_coordinator one = {0};
+
+        if ((r = cat_col_text(c, s, 0, one.addr, sizeof(one.addr))) < 0 ||
+            (r = cat_col_text(c, s, 1, one.role, sizeof(one.role))) < 0)
+            break;
+        one.epoch = (uint64_t)sqldb_column_int64(s, 2);
+        one.seen_ms = (uint64_t)sqldb_column_int64(s, 3);
+        c->iterating = true;
+        r = cb(&one, arg);
+        c->iterating = false;
+        if (r != 0)
+            break;
+    }
+    if (r == 0 && rc != SQLDB_DONE)
+        r = cat_db_fail(c, rc, "coordinators");
+    sqldb_finalize(s);
+    return r;
 }
 
 bool catalog_leading(struct catalog *c)

@@ -302,13 +302,52 @@ int catalog_create_at_version(const char *path, int version, char *err, size_t e
 /*
  * Tries once to take the lead. PostgreSQL: the session-level advisory lock
  * of the catalog on this connection (the one every write goes through); if
- * it is taken, the catalog's epoch is incremented in one transaction and
- * written to *ret_epoch, and 1 is returned; 0 if another coordinator holds
- * the lock. SQLite: 1 at once with epoch 0 (the file has one writer; no
- * election, no fencing). Negative errno on a failure (the lock, if it was
- * taken, is given back).
+ * it is taken, the catalog's epoch is incremented and addr (the address
+ * clients are sent to, --advertise) recorded as the leader's in one
+ * transaction, the epoch written to *ret_epoch, and 1 returned; 0 if
+ * another coordinator holds the lock. SQLite: 1 at once with epoch 0 (the
+ * file has one writer; no election, no fencing). Negative errno on a
+ * failure (the lock, if it was taken, is given back). Must not be called
+ * inside a transaction (-EALREADY).
  */
-int catalog_lead(struct catalog *c, uint64_t *ret_epoch);
+int catalog_lead(struct catalog *c, const char *addr, uint64_t *ret_epoch);
+
+/* The last coordinator that took the lead: its epoch and its address. */
+struct catalog_leader {
+    uint64_t epoch;
+    char addr[256]; /* "": none yet */
+};
+
+/*
+ * Reads the leader as the catalog records it (PostgreSQL; SQLite: epoch 0
+ * and no address). It may name a leader that has since died: the lock,
+ * not this row, says who leads. 0 or a negative errno.
+ */
+int catalog_leader(struct catalog *c, struct catalog_leader *ret);
+
+/*
+ * Records that the coordinator at addr is alive now (now_ms, wall clock),
+ * leading at epoch or a standby, in sluice_coordinators (one row per
+ * address, replaced). PostgreSQL only; SQLite: 0, nothing written. Inside
+ * the caller's transaction if one is open. 0 or a negative errno.
+ */
+int catalog_heartbeat(struct catalog *c, const char *addr, bool leading, uint64_t epoch,
+                      uint64_t now_ms);
+
+struct catalog_coordinator {
+    char addr[256];
+    char role[16]; /* "leader" or "standby", as it last said */
+    uint64_t epoch;
+    uint64_t seen_ms; /* wall clock of its last heartbeat */
+};
+
+/*
+ * Calls cb for each coordinator whose last heartbeat is at or after
+ * since_ms, in address order; a non-zero return from cb stops the walk and
+ * is returned. PostgreSQL only (SQLite: none). 0 or a negative errno.
+ */
+int catalog_foreach_coordinator(struct catalog *c, uint64_t since_ms,
+                                int (*cb)(const struct catalog_coordinator *, void *), void *arg);
 
 /*
  * Whether this catalog still leads: on PostgreSQL a round trip on the

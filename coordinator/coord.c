@@ -32,6 +32,7 @@
 
 #include "catalog.h"
 #include "clock.h"
+#include "coordlist.h"
 #include "log.h"
 #include "metrics.h"
 #include "pbhttp.h"
@@ -122,6 +123,158 @@ static const struct placer_ops coord_placer_ops = {
     .on_invalid = coord_op_invalid,
     .on_unexpected = coord_op_unexpected,
 };
+/* ---- leading and standing by ---------------------------------------------- */
+
+/* The address clients are sent to: --advertise, else the bound one (a wildcard host: ours). */
+static void coord_set_advertise(struct coord *c, const char *advertise)
+{
+    char host[200] = "";
+    const char *colon = strrchr(c->bound, ':');
+
+    if (advertise != NULL && advertise[0] != '\0') {
+        snprintf(c->advertise, sizeof(c->advertise), "%s", advertise);
+        return;
+    }
+    if (colon != NULL && (strncmp(c->bound, "0.0.0.0:", 8) == 0 ||
+                          strncmp(c->bound, "[::]:", 5) == 0) &&
+        gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0') {
+        snprintf(c->advertise, sizeof(c->advertise), "%s%s", host, colon);
+        return;
+    }
+    snprintf(c->advertise, sizeof(c->advertise), "%s", c->bound);
+}
+
+/* The wall clock in ms, for heartbeats (seen by other machines). */
+static uint64_t coord_wall_now(void)
+{
+    return clock_wall_ms();
+}
+
+/*
+ * This coordinator took the lead: rebuild the in-memory view from the
+ * catalog, then ask the placer for what is missing. Any read that fails
+ * refuses the lead: a partial view would tell the nodes to drop the good
+ * copies of every segment it failed to load.
+ */
+static int coord_take_lead(struct coord *c, char *err, size_t err_len)
+{
+    struct timeval tick = {0, COORD_MEMBERSHIP_MS * 1000};
+    int r;
+
+    c->elections++;
+    if (c->lead_epoch > 0)
+        log_info("leading", "epoch=%llu addr=%s catalog=%s", (unsigned long long)c->lead_epoch,
+                 c->advertise, c->db_path);
+    c->lead_checked_ms = (int64_t)(clock_mono_ns() / 1000000);
+    if ((r = catalog_foreach_segment(c->cat, NULL, coord_load_seg, c)) < 0 ||
+        (r = catalog_foreach_node(c->cat, coord_load_node, c)) < 0 ||
+        (r = catalog_foreach_assignment(c->cat, NULL, NULL, coord_load_assignment, c)) < 0) {
+        snprintf(err, err_len, "catalog %s: %s (%s); refusing to start on a partial catalog",
+                 c->db_path, catalog_errmsg(c->cat), strerror(-r));
+        return r;
+    }
+    c->leading = true;
+    strmap_foreach(c->segs, coord_want_pending, c);
+    if ((r = coord_txn(c)) == 0)
+        r = catalog_heartbeat(c->cat, c->advertise, true, c->lead_epoch, coord_wall_now());
+    if (r == 0)
+        r = coord_flush(c);
+    if (r < 0) {
+        c->leading = false;
+        snprintf(err, err_len, "catalog %s: %s (%s)", c->db_path, catalog_errmsg(c->cat),
+                 strerror(-r));
+        return r;
+    }
+    log_info("catalog_loaded", "db=%s segments=%zu nodes=%zu loaded=%" PRIu64
+             " pending=%" PRIu64 " invalid=%" PRIu64,
+             c->db_path, strmap_count(c->segs), strmap_count(c->nodes),
+             c->counts[COORD_LOADED], c->counts[COORD_PENDING], c->counts[COORD_INVALID]);
+    event_add(c->membership_ev, &tick);
+    coord_kick(c);
+    return 0;
+}
+
+void coord_step_down(struct coord *c, const char *why)
+{
+    if (c->lost_lead)
+        return;
+    log_error("lead_lost", "epoch=%llu catalog=%s reason=%s action=\"standby (the model is "
+              "rebuilt when this coordinator leads again)\"",
+              (unsigned long long)c->lead_epoch, c->db_path, log_q(why));
+    c->lost_lead = true;
+    c->leading = false;
+    event_base_loopbreak(c->base);
+}
+
+/* A standby's second: try the lead; else learn who leads, and say this one is alive. */
+static void coord_lead_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct coord *c = arg;
+    struct catalog_leader who;
+    char err[512];
+    int r;
+
+    if (c->leading || c->lost_lead)
+        return;
+    r = catalog_lead(c->cat, c->advertise, &c->lead_epoch);
+    if (r == 1) {
+        event_del(c->lead_ev);
+        if (coord_take_lead(c, err, sizeof(err)) < 0) {
+            log_error("lead_load_failed", "error=%s", log_q(err));
+            coord_step_down(c, "the catalog could not be loaded");
+        }
+        return;
+    }
+    if (r == 0 && (r = catalog_leader(c->cat, &who)) == 0) {
+        if (strcmp(who.addr, c->leader) != 0)
+            log_info("standby", "leader=%s epoch=%llu retry=1s", who.addr[0] != '\0' ? who.addr : "-",
+                     (unsigned long long)who.epoch);
+        snprintf(c->leader, sizeof(c->leader), "%s", who.addr);
+        c->leader_epoch = who.epoch;
+        r = catalog_heartbeat(c->cat, c->advertise, false, 0, coord_wall_now());
+        if (r == 0)
+            c->last_commit_mono_ms = coord_now_ms();
+    }
+    if (r < 0 && !c->standby_failing)
+        log_warn("standby_catalog_failed", "catalog=%s error=%s retry=1s", c->db_path,
+                 log_q(catalog_errmsg(c->cat)));
+    c->standby_failing = r < 0;
+}
+
+void coord_standby_reply(struct coord *c, struct evhttp_request *req)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    char msg[2 * WIRE_ADDR_MAX + 256];
+    bool named = c->leader[0] != '\0' && strcmp(c->leader, c->advertise) != 0;
+
+    if (named) {
+        evhttp_add_header(h, COORDLIST_LEADER_HEADER, c->leader);
+        snprintf(msg, sizeof(msg),
+                 "this coordinator (%s) is a standby: the leader is at %s (X-Sluice-Leader); "
+                 "give clients every coordinator, --coordinator A,B",
+                 c->advertise, c->leader);
+    } else {
+        snprintf(msg, sizeof(msg),
+                 "this coordinator (%s) is a standby and knows no leader yet (an election takes "
+                 "about a second): retry, or give clients every coordinator, --coordinator A,B",
+                 c->advertise);
+    }
+    evhttp_add_header(h, "Retry-After", "1");
+    pbhttp_reply_error(req, 503, "standby", msg);
+}
+
+/* Every request of a standby but /healthz, /readyz and /metrics: 503 naming the leader. */
+static bool coord_gate_cb(struct evhttp_request *req, const char *path, void *arg)
+{
+    struct coord *c = arg;
+
+    if (c->leading || strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
+        strcmp(path, "/metrics") == 0)
+        return false;
+    coord_standby_reply(c, req);
+    return true;
+}
+
 struct coord *coord_new(struct event_base *base, const struct coord_config *cfg, char *err,
                         size_t err_len)
 {
@@ -129,7 +282,7 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     struct catalog_options copts = {.events_keep = cfg->events_keep};
     struct placer_config pcfg = {.max_in_flight_per_node = cfg->max_in_flight_per_node,
                                  .invalid_quorum = COORD_INVALID_QUORUM};
-    struct timeval tick = {0, COORD_MEMBERSHIP_MS * 1000};
+    struct timeval second = {1, 0};
     char shown[256];
     int r;
 
@@ -139,6 +292,8 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     c->cfg.token = c->token;
     c->cfg.nodes = NULL;
     c->cfg.listen = NULL;
+    c->cfg.advertise = NULL;
+    c->elections = cfg->elections;
     /* As shown in logs and errors: a PostgreSQL URI's password is masked. */
     sqldb_redact(cfg->db_path, shown, sizeof(shown));
     c->db_path = xstrdup(shown);
@@ -160,6 +315,7 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     c->membership_ev = event_new(base, -1, EV_PERSIST, coord_membership_cb, c);
     c->flush_ev = event_new(base, -1, 0, coord_flush_cb, c);
     c->notes_ev = event_new(base, -1, 0, coord_notes_cb, c);
+    c->lead_ev = event_new(base, -1, EV_PERSIST, coord_lead_cb, c);
     c->placer = placer_new(&pcfg, &coord_placer_ops, c);
     c->cfg.placement = NULL; /* borrowed: the placement keeps what it needs */
     c->cfg.node_rows = NULL;
@@ -170,47 +326,9 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     if (r < 0)
         goto fail;
     /*
-     * Several coordinators may share a PostgreSQL catalog: one leads. A
-     * standby waits here, trying every second, serving nothing (SIGTERM
-     * still ends it: its handler is installed by daemon_run). On SQLite
-     * this leads at once, epoch 0.
+     * Serve first: a standby answers too (503 naming the leader, /healthz,
+     * /readyz, /metrics), and its address is what it advertises.
      */
-    for (bool said = false; (r = catalog_lead(c->cat, &c->lead_epoch)) == 0; sleep(1)) {
-        if (!said)
-            log_info("standby", "catalog=%s retry=1s (another coordinator leads)", c->db_path);
-        said = true;
-    }
-    if (r < 0) {
-        snprintf(err, err_len, "catalog %s: taking the lead: %s", c->db_path,
-                 catalog_errmsg(c->cat));
-        goto fail;
-    }
-    if (c->lead_epoch > 0)
-        log_info("leading", "epoch=%llu catalog=%s", (unsigned long long)c->lead_epoch,
-                 c->db_path);
-    c->lead_checked_ms = (int64_t)(clock_mono_ns() / 1000000);
-    /*
-     * Rebuild the in-memory view, then ask the placer for what is missing.
-     * Any read that fails refuses the start: a partial view would tell the
-     * nodes to drop the good copies of every segment it failed to load.
-     */
-    if ((r = catalog_foreach_segment(c->cat, NULL, coord_load_seg, c)) < 0 ||
-        (r = catalog_foreach_node(c->cat, coord_load_node, c)) < 0 ||
-        (r = catalog_foreach_assignment(c->cat, NULL, NULL, coord_load_assignment, c)) < 0) {
-        snprintf(err, err_len, "catalog %s: %s (%s); refusing to start on a partial catalog",
-                 c->db_path, catalog_errmsg(c->cat), strerror(-r));
-        goto fail;
-    }
-    strmap_foreach(c->segs, coord_want_pending, c);
-    if ((r = coord_flush(c)) < 0) {
-        snprintf(err, err_len, "catalog %s: %s (%s)", c->db_path, catalog_errmsg(c->cat),
-                 strerror(-r));
-        goto fail;
-    }
-    log_info("catalog_loaded", "db=%s segments=%zu nodes=%zu loaded=%" PRIu64
-             " pending=%" PRIu64 " invalid=%" PRIu64,
-             c->db_path, strmap_count(c->segs), strmap_count(c->nodes),
-             c->counts[COORD_LOADED], c->counts[COORD_PENDING], c->counts[COORD_INVALID]);
     c->http = http_server_new(base, &cfg->limits);
     http_server_set_name(c->http, "sluice-coord/" SLUICE_VERSION);
     if (c->token != NULL)
@@ -220,6 +338,8 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
         snprintf(err, err_len, "--listen %s: %s", cfg->listen, strerror(-r));
         goto fail;
     }
+    coord_set_advertise(c, cfg->advertise);
+    http_server_set_gate(c->http, coord_gate_cb, c);
     http_server_route(c->http, HTTP_POST, "/v1/report", false, coord_report_cb, c);
     http_server_route(c->http, HTTP_POST, "/v1/claim", false, coord_claim_cb, c);
     http_server_route(c->http, HTTP_GET | HTTP_POST, "/v1/segments", false, coord_segments_cb, c);
@@ -236,8 +356,29 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     http_server_route(c->http, HTTP_GET, "/v1/status", false, coord_status_cb, c);
     http_server_route_public(c->http, HTTP_GET, "/metrics", false, coord_metrics_cb, c);
     http_server_route_public(c->http, HTTP_GET, "/healthz", false, coord_healthz_cb, c);
-    event_add(c->membership_ev, &tick);
-    coord_kick(c);
+    http_server_route_public(c->http, HTTP_GET, "/readyz", false, coord_readyz_cb, c);
+    /*
+     * Several coordinators may share a PostgreSQL catalog: one leads. The
+     * first try is made here, so that a lone coordinator (and every one on
+     * SQLite, which leads at once with epoch 0) starts leading, or fails
+     * to start on a catalog it cannot read. A standby tries again every
+     * second from the loop (coord_lead_cb).
+     */
+    r = catalog_lead(c->cat, c->advertise, &c->lead_epoch);
+    if (r < 0) {
+        snprintf(err, err_len, "catalog %s: taking the lead: %s", c->db_path,
+                 catalog_errmsg(c->cat));
+        goto fail;
+    }
+    if (r == 1) {
+        if (coord_take_lead(c, err, err_len) < 0)
+            goto fail;
+    } else {
+        log_info("standby", "catalog=%s addr=%s retry=1s (another coordinator leads)", c->db_path,
+                 c->advertise);
+        coord_lead_cb(-1, 0, c);
+        event_add(c->lead_ev, &second);
+    }
     return c;
 fail:
     coord_free(c);
@@ -268,7 +409,10 @@ void coord_free(struct coord *c)
     c->placer = NULL;
     if (c->nodes != NULL)
         strmap_foreach(c->nodes, coord_free_node, NULL);
-    if (c->cat != NULL)
+    /* A deposed leader commits nothing more: the new one owns the catalog. */
+    if (c->cat != NULL && c->lost_lead)
+        coord_rollback(c);
+    else if (c->cat != NULL)
         coord_flush(c);
     catalog_close(c->cat);
     storm_free(c->storm);
@@ -297,6 +441,8 @@ void coord_free(struct coord *c)
         event_free(c->flush_ev);
     if (c->notes_ev != NULL)
         event_free(c->notes_ev);
+    if (c->lead_ev != NULL)
+        event_free(c->lead_ev);
     free(c->noted);
     free(c->report_scratch);
     free(c->token);
@@ -307,4 +453,9 @@ void coord_free(struct coord *c)
 bool coord_lost_lead(const struct coord *c)
 {
     return c != NULL && c->lost_lead;
+}
+
+uint64_t coord_elections(const struct coord *c)
+{
+    return c != NULL ? c->elections : 0;
 }

@@ -32,6 +32,10 @@ struct coord;
 
 struct coord_config {
     const char *listen;          /* "127.0.0.1:7000" */
+    /* The address other coordinators send clients to when this one leads (X-Sluice-Leader);
+     * NULL or "": the bound address (a wildcard host replaced by the host name). */
+    const char *advertise;
+    uint64_t elections;          /* leads taken before (a coordinator made again after a step-down) */
     const char *db_path;         /* catalog: sqlite:FILE, FILE or postgresql://... */
     const char *token;           /* NULL or "": no auth */
     const char *nodes;           /* optional comma-separated node addresses to adopt */
@@ -61,9 +65,13 @@ void coord_free(struct coord *c);
 
 /*
  * Whether the loop stopped because this coordinator lost the lead (its
- * PostgreSQL connection failed or was re-opened): the process should exit
- * non-zero, to be started again as a standby.
+ * PostgreSQL connection failed or was re-opened, or a commit found it had):
+ * the caller frees it, committing nothing more, and makes a new one on the
+ * same address, which starts as a standby (coordinator/main.c).
  */
 bool coord_lost_lead(const struct coord *c);
+
+/* Leads this coordinator took, those of cfg->elections included. */
+uint64_t coord_elections(const struct coord *c);
 
 #endif

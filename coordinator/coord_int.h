@@ -143,6 +143,15 @@ struct coord {
     uint64_t lead_epoch;
     bool lost_lead;
     int64_t lead_checked_ms; /* monotonic: the last catalog_leading() */
+    /* leading: the model is loaded and this coordinator places; else a standby, which answers
+     * every request but /healthz, /readyz and /metrics with 503 naming leader. */
+    bool leading, standby_failing;
+    char advertise[WIRE_ADDR_MAX + 1]; /* where clients are sent when this one leads */
+    char leader[WIRE_ADDR_MAX + 1];    /* a standby: the leader's address, from the catalog */
+    uint64_t leader_epoch;             /* a standby: the leader's epoch, from the catalog */
+    uint64_t elections;                /* leads taken by this process */
+    uint64_t last_commit_mono_ms;      /* coord_now_ms() of the last catalog commit; 0: none */
+    struct event *lead_ev;             /* a standby's try every second */
     struct placer *placer;
     struct storm *storm; /* refusal and back-off storms folded into counted rows */
     struct http_server *http;
@@ -184,8 +193,12 @@ struct coord_drops {
 };
 
 
-/* coord.c: wiring (start-up, the tick, shutdown) and the one time base */
+/* coord.c: wiring (start-up, the tick, shutdown), leading and standing by, the one time base */
 uint64_t coord_now_ms(void);
+/* Stops leading at once: logs lead_lost, stops the loop (coord_lost_lead()); idempotent. */
+void coord_step_down(struct coord *c, const char *why);
+/* A standby's answer: 503 Error "standby" naming the leader (X-Sluice-Leader) if known. */
+void coord_standby_reply(struct coord *c, struct evhttp_request *req);
 uint64_t coord_wall_of(uint64_t mono_ms);
 uint32_t coord_random(struct coord *c);
 void coord_kick(struct coord *c);
@@ -359,6 +372,7 @@ void coord_seg_observe(struct coord *c, struct coord_seg *s, const struct wire_s
 void coord_seg_assignment(const struct coord_seg *s, struct wire_assign_request *ret);
 void coord_status_cb(struct evhttp_request *req, const char *rest, void *arg);
 void coord_healthz_cb(struct evhttp_request *req, const char *rest, void *arg);
+void coord_readyz_cb(struct evhttp_request *req, const char *rest, void *arg);
 void coord_metrics_cb(struct evhttp_request *req, const char *rest, void *arg);
 
 /* web.c: the status page (GET /) and the history it draws (GET /v1/history) */

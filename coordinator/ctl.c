@@ -39,7 +39,7 @@ struct ctl_common {
 
 #define CTL_COMMON_OPTS(c)                                                                    \
     {"coordinator", "SLUICE_COORDINATOR", CONFIG_STRING, &(c).coordinator, "127.0.0.1:7000",  \
-     "Coordinator address."},                                                                 \
+     "Coordinator address, or several comma-separated (the leader among them is followed)."}, \
         CLI_TOKEN_OPTION((c).token_file),                                                     \
         {"json", NULL, CONFIG_BOOL, &(c).json, "false", "Print one JSON document."},          \
         {"timeout", "SLUICE_TIMEOUT", CONFIG_DURATION, &(c).timeout_ms, "10s",                \
@@ -451,7 +451,7 @@ static int ctl_send(const struct ctl_common *c, const char *cmd, const char *met
 {
     int r;
 
-    cli_check_addr("sluice-coord", cmd, "--coordinator", c->coordinator, "127.0.0.1:7000");
+    cli_check_coordinators("sluice-coord", cmd, c->coordinator);
     r = cli_call("sluice-coord", cmd, "sluice-coord", c->coordinator, method, path, body, len,
                  c->token, (unsigned)c->timeout_ms, resp);
     if (r == -EPROTOTYPE)

@@ -30,6 +30,7 @@
 static int cmd_serve(int argc, char **argv)
 {
     char *listen = NULL, *db = NULL, *catalog = NULL, *locator = NULL, shown[256];
+    char *advertise = NULL, rebind[128];
     struct daemon_server_flags srv = {0};
     char *placement = NULL, *node_rows = NULL;
     uint64_t bytes_per_row = 0;
@@ -39,6 +40,10 @@ static int cmd_serve(int argc, char **argv)
     const struct config_option opts[] = {
         {"listen", "SLUICE_LISTEN", CONFIG_STRING, &listen, "127.0.0.1:7000",
          "Address to serve HTTP on (host:port; port 0 picks a free one)."},
+        {"advertise", "SLUICE_ADVERTISE", CONFIG_STRING, &advertise, "",
+         "host:port clients are sent to when this coordinator leads (standbys name it in "
+         "X-Sluice-Leader; default: the bound --listen address, a wildcard host replaced by "
+         "the host name)."},
         {"catalog", "SLUICE_CATALOG", CONFIG_STRING, &catalog, NULL,
          "The catalog: sqlite:FILE (created if missing; WAL, synchronous=FULL) or a PostgreSQL "
          "connection URI, postgresql://USER@HOST:PORT/DB (libpq; the database must exist)."},
@@ -95,6 +100,7 @@ static int cmd_serve(int argc, char **argv)
     base = daemon_init("sluice-coord", &srv, &token);
     memset(&cfg, 0, sizeof(cfg));
     cfg.listen = listen;
+    cfg.advertise = advertise;
     cfg.db_path = locator;
     cfg.token = token;
     cfg.node_timeout_ms = node_timeout;
@@ -109,8 +115,21 @@ static int cmd_serve(int argc, char **argv)
     c = coord_new(base, &cfg, err, sizeof(err));
     snprintf(fields, sizeof(fields), "catalog=%s", shown);
     rc = daemon_serve(base, &srv, c != NULL ? coord_bound(c) : NULL, err, fields);
-    if (coord_lost_lead(c))
-        rc = 1;
+    /*
+     * A leader that lost the lead steps down in place: its model goes
+     * (nothing more is committed), and a new coordinator on the same
+     * address starts as a standby, which leads again only after loading
+     * the catalog afresh. The address is kept, so clients and the
+     * --ready-file stay right; the loop stops only for SIGTERM or SIGINT.
+     */
+    while (rc == 0 && coord_lost_lead(c)) {
+        snprintf(rebind, sizeof(rebind), "%s", coord_bound(c));
+        cfg.listen = rebind;
+        cfg.elections = coord_elections(c);
+        coord_free(c);
+        c = coord_new(base, &cfg, err, sizeof(err));
+        rc = daemon_serve(base, &srv, c != NULL ? coord_bound(c) : NULL, err, fields);
+    }
     coord_free(c);
     daemon_done(base, token);
     free(locator);
@@ -184,7 +203,8 @@ static int cmd_broker(int argc, char **argv)
         {"listen", "SLUICE_BROKER_LISTEN", CONFIG_STRING, &listen, "127.0.0.1:7200",
          "Address to serve queries on (host:port; port 0 picks a free one)."},
         {"coordinator", "SLUICE_COORDINATOR", CONFIG_STRING, &coordinator, "127.0.0.1:7000",
-         "The coordinator whose placement map the broker follows (host:port)."},
+         "The coordinator whose placement map the broker follows (host:port; several, "
+         "comma-separated, to follow the leader among them)."},
         {"poll-interval", "SLUICE_POLL_INTERVAL", CONFIG_DURATION, &poll, "250ms",
          "How often to ask the coordinator for placement changes.", 10, 60000},
         {"query-timeout", "SLUICE_QUERY_TIMEOUT", CONFIG_DURATION, &query_timeout, "10s",
@@ -215,7 +235,7 @@ static int cmd_broker(int argc, char **argv)
               "Run a query broker: POST /v1/query on a table, fanned out to the nodes that "
               "hold its segments, merged.",
               0, 0);
-    cli_check_addr("sluice-coord", "broker", "--coordinator", coordinator, "127.0.0.1:7000");
+    cli_check_coordinators("sluice-coord", "broker", coordinator);
     base = daemon_init("sluice-coord", &srv, &token);
     memset(&cfg, 0, sizeof(cfg));
     cfg.listen = listen;

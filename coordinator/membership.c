@@ -384,15 +384,17 @@ void coord_membership_cb(evutil_socket_t fd, short what, void *arg)
     int64_t now = (int64_t)(clock_mono_ns() / 1000000);
 
     strmap_foreach(c->nodes, coord_check_timeout, c);
-    /* Once a second: does this coordinator still hold the lead (PostgreSQL)? */
+    /* Once a second: does this coordinator still hold the lead (PostgreSQL)? It says so. */
     if (now - c->lead_checked_ms >= 1000) {
         c->lead_checked_ms = now;
         if (!catalog_leading(c->cat)) {
-            log_error("lead_lost", "epoch=%llu catalog=%s action=stop (a standby takes over)",
-                      (unsigned long long)c->lead_epoch, c->db_path);
-            c->lost_lead = true;
-            event_base_loopbreak(c->base);
+            coord_step_down(c, "the catalog connection that holds the lead failed");
+            return;
         }
+        if (coord_txn(c) == 0)
+            coord_check(c, catalog_heartbeat(c->cat, c->advertise, true, c->lead_epoch,
+                                             clock_wall_ms()),
+                        "heartbeat");
     }
 }
 

@@ -64,11 +64,25 @@ int coord_flush(struct coord *c)
     storm_drain(c->storm, coord_now_ms(), coord_storm_write, c);
     event_del(c->commit_ev);
     c->txn_open = false;
+    /*
+     * A leader commits only on the connection that holds the lead: one
+     * re-opened since (the lock went with the old session) may already
+     * serve another leader. Nothing in this group was acknowledged yet.
+     */
+    if (c->leading && !catalog_leading(c->cat)) {
+        catalog_rollback(c->cat);
+        storm_reset(c->storm);
+        c->catalog_errors++;
+        coord_step_down(c, "commit: the catalog connection that held the lead is gone");
+        return -ENOLCK;
+    }
     r = catalog_commit(c->cat);
     if (r < 0) {
         c->catalog_errors++;
         log_error("catalog_commit_failed", "error=%s", log_q(catalog_errmsg(c->cat)));
+        return r;
     }
+    c->last_commit_mono_ms = coord_now_ms();
     return r;
 }
 

@@ -429,6 +429,18 @@ void coord_healthz_cb(struct evhttp_request *req, const char *rest, void *arg)
     http_reply_text(req, 200, "ok\n");
 }
 
+/* Ready: leading (the model loaded, placing). A standby is alive but not ready. */
+void coord_readyz_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct coord *c = arg;
+
+    if (!c->leading) {
+        coord_standby_reply(c, req);
+        return;
+    }
+    http_reply_text(req, 200, "ready\n");
+}
+
 static int coord_metrics_node(const char *key, void *value, void *arg)
 {
     const struct coord_node *n = value;

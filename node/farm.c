@@ -31,6 +31,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "config.h"
+#include "coordlist.h"
 #include "daemon.h"
 #include "http.h"
 #include "log.h"
@@ -85,6 +86,7 @@ struct farm_vnode {
     struct admission_ledger *ledger;
     uint32_t rng;
     uint64_t accepted, refused;
+    struct epoch_fence fence; /* the highest coordinator epoch seen (memory only) */
 };
 
 struct farm {
@@ -381,6 +383,12 @@ static void farm_assign_batch_cb(struct evhttp_request *req, const char *rest, v
     if (pbhttp_take_body(req, &body, &len) != 0 ||
         pbhttp_decoded(req, wire_assign_batch_decode(body, len, &m, &err), &err) != 0)
         return;
+    /* A deposed coordinator's batch is refused whole, as a real node does (node/api.c). */
+    if (epoch_admit(&v->fence, m.epoch, err.message, sizeof(err.message)) < 0) {
+        pbhttp_reply_error(req, 409, "stale_epoch", err.message);
+        wire_assign_batch_done(&m);
+        return;
+    }
     resp.n = m.n;
     resp.results = xcalloc(m.n > 0 ? m.n : 1, sizeof(*resp.results));
     for (size_t i = 0; i < m.n; i++)
@@ -614,6 +622,7 @@ static void farm_report_start_cb(evutil_socket_t fd, short what, void *arg)
         .advertise = v->addr,
         .token = f->token,
         .interval_ms = f->report_ms,
+        .fence = &v->fence,
     };
 
     (void)fd;
@@ -655,6 +664,13 @@ static struct farm *farm_new(struct event_base *base, const struct farm_config *
     f->load_ms = cfg->load_ms;
     f->report_ms = cfg->report_ms;
     f->coordinator = xstrdup(cfg->coordinator);
+    {
+        struct coordlist *l = NULL;
+
+        if (coordlist_new(cfg->coordinator, &l, err, err_len) < 0)
+            goto fail;
+        coordlist_free(l);
+    }
     f->token = cfg->token != NULL ? xstrdup(cfg->token) : NULL;
     f->by_id = strmap_new();
     f->load_ev = evtimer_new(base, farm_load_cb, f);
@@ -740,7 +756,8 @@ int farm_main(int argc, char **argv)
          "Seed of every draw (footprints, capacities, invalid files, Retry-After jitter).", 0,
          INT64_MAX},
         {"coordinator", "SLUICE_COORDINATOR", CONFIG_STRING, &coordinator, NULL,
-         "Coordinator every virtual node reports to (host:port).", .required = true},
+         "Coordinator every virtual node reports to (host:port; several, comma-separated, to "
+         "follow the leader among them).", .required = true},
         {"listen", "SLUICE_LISTEN", CONFIG_STRING, &listen, "127.0.0.1:7199",
          "Control server: /healthz, GET /v1/farm, POST /v1/farm/kill/{id} (port 0 picks one)."},
         {"node-prefix", "SLUICE_FARM_NODE_PREFIX", CONFIG_STRING, &prefix, "farm",

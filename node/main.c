@@ -136,7 +136,8 @@ static int cmd_serve(int argc, char **argv)
          0, INT64_MAX},
         DAEMON_SERVER_OPTIONS(srv),
         {"coordinator", "SLUICE_COORDINATOR", CONFIG_STRING, &coordinator, "",
-         "Coordinator to report to every --report-interval (none: standalone)."},
+         "Coordinator to report to every --report-interval (none: standalone); several, "
+         "comma-separated, to follow the leader among them."},
         {"advertise", "SLUICE_ADVERTISE", CONFIG_STRING, &advertise, "",
          "host:port the coordinator should use to reach this node (default: --listen's)."},
         {"report-interval", "SLUICE_REPORT_INTERVAL", CONFIG_DURATION, &report_ms, "1s",

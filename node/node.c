@@ -25,6 +25,7 @@
 
 #include "api.h"
 #include "claim.h"
+#include "coordlist.h"
 #include "log.h"
 #include "mglru.h"
 #include "sluice_config.h"
@@ -435,6 +436,7 @@ static void node_claim_answer_cb(int status, const struct http_client_reply *rep
     struct node_claim *cl;
 
     node->claim_in_flight = false;
+    (void)coordclient_answer(node->claim_client, status, reply);
     if (status != 200 || reply == NULL ||
         wire_claim_response_decode(reply->body, reply->body_len, &resp, &err) < 0)
         return;
@@ -471,7 +473,7 @@ static void node_claim_tick_cb(evutil_socket_t fd, short what, void *arg)
     snprintf(req.node_id, sizeof(req.node_id), "%s", node->node_id);
     req.max_segments = (uint32_t)node->claim_batch;
     body = wire_claim_request_encode(&req, &len);
-    if (http_client_request(node->claim_client, EVHTTP_REQ_POST, "/v1/claim", WIRE_CONTENT_TYPE,
+    if (http_client_request(coordclient_client(node->claim_client), EVHTTP_REQ_POST, "/v1/claim", WIRE_CONTENT_TYPE,
                             body, len, node_claim_answer_cb, node) == 0)
         node->claim_in_flight = true;
     free(body);
@@ -942,6 +944,13 @@ struct node *node_new(struct event_base *base, const struct node_config *cfg, ch
     }
     api_routes(node);
     if (cfg->coordinator != NULL && cfg->coordinator[0] != '\0') {
+        struct coordlist *l = NULL;
+
+        if (coordlist_new(cfg->coordinator, &l, err, err_len) < 0)
+            goto fail;
+        coordlist_free(l);
+    }
+    if (cfg->coordinator != NULL && cfg->coordinator[0] != '\0') {
         struct reporter_config rc = {
             .coordinator = cfg->coordinator,
             .node_id = node->node_id,
@@ -961,8 +970,12 @@ struct node *node_new(struct event_base *base, const struct node_config *cfg, ch
         node->reporter = reporter_new(base, &rc, &src, node);
         if (cfg->claim) {
             struct timeval every = {0, 500000};
+            struct coordlist *l = NULL;
+
             node->claim_batch = 1;
-            node->claim_client = http_client_new(base, cfg->coordinator, 5000, cfg->token);
+            if (coordlist_new(cfg->coordinator, &l, err, err_len) < 0 ||
+                (node->claim_client = coordclient_new(base, l, 5000, cfg->token)) == NULL)
+                goto fail;
             node->claim_ev = event_new(base, -1, EV_PERSIST, node_claim_tick_cb, node);
             event_add(node->claim_ev, &every);
         }
@@ -991,7 +1004,7 @@ void node_free(struct node *node)
     if (node->claim_ev != NULL)
         event_free(node->claim_ev);
     node->claim_in_flight = false;
-    http_client_free(node->claim_client);
+    coordclient_free(node->claim_client);
     if (node->tick_ev != NULL)
         event_free(node->tick_ev);
     /*

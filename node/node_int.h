@@ -92,7 +92,7 @@ struct node {
     char memgroup_note[320];
     struct reporter *reporter;
     /* pull mode */
-    struct http_client *claim_client;
+    struct coordclient *claim_client; /* to the leader of the --coordinator list */
     struct event *claim_ev;
     double claim_batch; /* AIMD: +1 after a fully accepted claim, /2 on refusal or pressure */
     bool claim_in_flight;

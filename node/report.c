@@ -6,6 +6,7 @@
  */
 #include "report.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 
 #include "clock.h"
 #include "http.h"
+#include "coordlist.h"
 #include "log.h"
 #include "repset.h"
 #include "xmalloc.h"
@@ -27,9 +29,9 @@
 struct reporter {
     struct event_base *base;
     struct reporter_source src;
-    struct http_client *client;
+    struct coordclient *cc; /* to the leader of the --coordinator list */
     struct event *timer, *first;
-    char *node_id, *advertise, *coordinator;
+    char *node_id, *advertise;
     bool claim;
     bool in_flight;
     bool was_failing;
@@ -191,7 +193,7 @@ static void reporter_conflict(struct reporter *r, const struct http_client_reply
     log_error("node_id_conflict",
               "node_id=%s addr=%s coordinator=%s detail=%s action=\"serving nothing until "
               "the coordinator accepts this id; give each node its own --data-dir or --node-id\"",
-              log_q(r->node_id), log_q(r->advertise), log_q(r->coordinator), log_q(detail));
+              log_q(r->node_id), log_q(r->advertise), log_q(coordclient_addr(r->cc)), log_q(detail));
     if (r->conflict != NULL)
         r->conflict(r->arg, detail);
 }
@@ -216,7 +218,7 @@ static void reporter_unauthorized(struct reporter *r)
               "coordinator=%s refused=%" PRIu64 " refused_total=%" PRIu64
               " action=\"give this node the coordinator's token: --token-file FILE or "
               "SLUICE_TOKEN, the same as the coordinator's\"",
-              r->coordinator, r->unauthorized_unlogged, r->stats.unauthorized);
+              coordclient_addr(r->cc), r->unauthorized_unlogged, r->stats.unauthorized);
     r->unauthorized_logged_ms = now;
     r->unauthorized_unlogged = 0;
 }
@@ -229,6 +231,12 @@ static void reporter_answer_cb(int status, const struct http_client_reply *reply
     char why[256];
 
     r->in_flight = false;
+    /* A standby's 503 or no answer: the next report goes to the leader or the next address. */
+    if (coordclient_answer(r->cc, status, reply) || status == -ECANCELED) {
+        report_unanswered(r->rs, r->sent_seq);
+        r->stats.failed++;
+        return;
+    }
     if (status == 409 && reply != NULL) {
         report_unanswered(r->rs, r->sent_seq);
         reporter_conflict(r, reply);
@@ -241,12 +249,12 @@ static void reporter_answer_cb(int status, const struct http_client_reply *reply
     }
     if (r->stats.in_unauthorized) {
         r->stats.in_unauthorized = false;
-        log_info("report_authorized", "coordinator=%s", r->coordinator);
+        log_info("report_authorized", "coordinator=%s", coordclient_addr(r->cc));
     }
     if (status == 200 && r->stats.in_conflict) {
         r->stats.in_conflict = false;
         log_info("node_id_conflict_resolved", "node_id=%s coordinator=%s", r->node_id,
-                 r->coordinator);
+                 coordclient_addr(r->cc));
         if (r->conflict != NULL)
             r->conflict(r->arg, NULL);
     }
@@ -255,10 +263,10 @@ static void reporter_answer_cb(int status, const struct http_client_reply *reply
         report_unanswered(r->rs, r->sent_seq);
         r->stats.failed++;
         if (!r->was_failing && status < 0)
-            log_warn("report_failed", "coordinator=%s error=%s", r->coordinator,
+            log_warn("report_failed", "coordinator=%s error=%s", coordclient_addr(r->cc),
                      log_q(strerror(-status)));
         else if (!r->was_failing)
-            log_warn("report_failed", "coordinator=%s status=%d", r->coordinator, status);
+            log_warn("report_failed", "coordinator=%s status=%d", coordclient_addr(r->cc), status);
         r->was_failing = true;
         return;
     }
@@ -266,17 +274,17 @@ static void reporter_answer_cb(int status, const struct http_client_reply *reply
         /* A deposed coordinator's answer: act on nothing in it, as if it were lost. */
         report_unanswered(r->rs, r->sent_seq);
         log_warn("report_answer_refused", "coordinator=%s reason=stale_epoch detail=%s",
-                 r->coordinator, log_q(why));
+                 coordclient_addr(r->cc), log_q(why));
         wire_report_response_done(&resp);
         return;
     }
     if (r->was_failing)
-        log_info("report_ok", "coordinator=%s", r->coordinator);
+        log_info("report_ok", "coordinator=%s", coordclient_addr(r->cc));
     r->was_failing = false;
     r->stats.sent++;
     r->stats.last_ok_mono_ms = clock_mono_ns() / 1000000;
     if (report_answered(r->rs, r->sent_seq, &resp) && resp.send_full)
-        log_info("report_full_requested", "coordinator=%s seq=%llu reason=%s", r->coordinator,
+        log_info("report_full_requested", "coordinator=%s seq=%llu reason=%s", coordclient_addr(r->cc),
                  (unsigned long long)r->sent_seq, log_q(resp.full_reason));
     for (size_t i = 0; i < resp.n_drop; i++) {
         log_info("drop_requested", "id=%s by=coordinator", log_q(resp.drop[i]));
@@ -307,7 +315,7 @@ static void reporter_tick_cb(evutil_socket_t fd, short what, void *arg)
     r->sent_seq = report_build(r->rs, st.segments, st.n_segments, &rep);
     body = wire_node_report_encode(&rep, &len);
     wire_node_status_done(&st);
-    if (http_client_request(r->client, EVHTTP_REQ_POST, "/v1/report", WIRE_CONTENT_TYPE, body, len,
+    if (http_client_request(coordclient_client(r->cc), EVHTTP_REQ_POST, "/v1/report", WIRE_CONTENT_TYPE, body, len,
                             reporter_answer_cb, r) == 0)
         r->in_flight = true;
     else
@@ -322,21 +330,24 @@ struct reporter *reporter_new(struct event_base *base, const struct reporter_con
     struct timeval tv = {(time_t)(cfg->interval_ms / 1000),
                          (suseconds_t)(cfg->interval_ms % 1000) * 1000};
     struct timeval now = {0, 0};
+    struct coordlist *l = NULL;
+    char err[256];
 
     r->base = base;
     r->src = *src;
     r->node_id = xstrdup(cfg->node_id);
     r->advertise = xstrdup(cfg->advertise);
-    r->coordinator = xstrdup(cfg->coordinator);
     r->claim = cfg->claim;
     r->conflict = cfg->conflict;
     r->fence = cfg->fence;
     r->arg = arg;
     r->rs = report_state_new(0);
     /* A report waits at most one interval for its answer. */
-    r->client = http_client_new(base, cfg->coordinator,
-                                (unsigned)(cfg->interval_ms > 500 ? cfg->interval_ms : 500),
-                                cfg->token);
+    if (coordlist_new(cfg->coordinator, &l, err, sizeof(err)) < 0)
+        abort(); /* the daemon checked the list at start (coordlist_new) */
+    r->cc = coordclient_new(base, l, (unsigned)(cfg->interval_ms > 500 ? cfg->interval_ms : 500),
+                            cfg->token);
+    assert(r->cc != NULL);
     r->timer = event_new(base, -1, EV_PERSIST, reporter_tick_cb, r);
     event_add(r->timer, &tv);
     /* Report at once, so a new node joins without waiting an interval. */
@@ -352,11 +363,10 @@ void reporter_free(struct reporter *r)
     event_free(r->timer);
     event_free(r->first);
     r->in_flight = false;
-    http_client_free(r->client);
+    coordclient_free(r->cc);
     report_state_free(r->rs);
     free(r->node_id);
     free(r->advertise);
-    free(r->coordinator);
     free(r);
 }
 

@@ -65,7 +65,7 @@ struct reporter_source {
 typedef void (*reporter_conflict_cb)(void *arg, const char *detail);
 
 struct reporter_config {
-    const char *coordinator; /* host:port */
+    const char *coordinator; /* host:port[,host:port...]: checked (coordlist_new) by the caller */
     const char *node_id;
     const char *advertise;   /* host:port the coordinator uses to reach this node */
     const char *token;

@@ -402,6 +402,15 @@ struct harness_proc *harness_coord_start(const char *dir, const char *const *ext
         harness_proc_new(dir, "coord", "coord.ready", "sluice-coord", "serve", first, extra_args));
 }
 
+struct harness_proc *harness_coord_start_on(const char *dir, const char *catalog,
+                                            const char *const *extra_args)
+{
+    char *first[] = {xasprintf("--catalog=%s", catalog), NULL};
+
+    return harness_proc_start(
+        harness_proc_new(dir, "coord", "coord.ready", "sluice-coord", "serve", first, extra_args));
+}
+
 struct harness_proc *harness_farm_start(const char *dir, const char *coordinator, unsigned nodes,
                                         const char *const *extra_args)
 {

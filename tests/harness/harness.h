@@ -77,6 +77,13 @@ struct harness_proc *harness_node_start_cg(const char *storage_root, const char 
  * Restarting it keeps the catalog.
  */
 struct harness_proc *harness_coord_start(const char *dir, const char *const *extra_args);
+/*
+ * The same with --catalog=catalog given, whatever SLUICE_TEST_CATALOG says:
+ * several coordinators on one catalog (leader and standbys), each with its
+ * own dir for its log and ready file.
+ */
+struct harness_proc *harness_coord_start_on(const char *dir, const char *catalog,
+                                            const char *const *extra_args);
 /* The catalog locator harness_coord_start(dir) uses; the caller frees it. */
 char *harness_coord_catalog(const char *dir);
 

@@ -1702,10 +1702,10 @@ START_TEST(test_pg_lead)
     struct catalog *l;
     uint64_t ea = 99, eb = 99;
 
-    ck_assert_int_eq(catalog_lead(a, &ea), 1);
+    ck_assert_int_eq(catalog_lead(a, "a:1", &ea), 1);
     ck_assert_uint_eq(ea, 1);
     ck_assert(catalog_leading(a));
-    ck_assert_int_eq(catalog_lead(b, &eb), 0);
+    ck_assert_int_eq(catalog_lead(b, "b:2", &eb), 0);
     ck_assert_uint_eq(eb, 99); /* not written when not leading */
     ck_assert(!catalog_leading(b));
     /* The leader's writes go on while it leads. */
@@ -1717,7 +1717,7 @@ START_TEST(test_pg_lead)
                  " WHERE locktype = 'advisory' AND granted");
     ck_assert(!catalog_leading(a));
     ck_assert(!catalog_leading(a)); /* and stays deposed, though its connection is back */
-    ck_assert_int_eq(catalog_lead(b, &eb), 1);
+    ck_assert_int_eq(catalog_lead(b, "b:2", &eb), 1);
     ck_assert_uint_eq(eb, 2);
     ck_assert(catalog_leading(b));
     ck_assert_int_eq(harness_pg_int(test_db, "SELECT epoch FROM sluice_catalog"), 2);
@@ -1726,7 +1726,7 @@ START_TEST(test_pg_lead)
 
     snprintf(lite, sizeof(lite), "%s/lite.db", test_dir);
     ck_assert_int_eq(catalog_open(lite, &l, err, sizeof(err)), 0);
-    ck_assert_int_eq(catalog_lead(l, &ea), 1);
+    ck_assert_int_eq(catalog_lead(l, "l:3", &ea), 1);
     ck_assert_uint_eq(ea, 0);
     ck_assert(catalog_leading(l));
     catalog_close(l);
