@@ -7,9 +7,12 @@
  * A poll since V answers the segments whose last change is after V, each
  * whole (table, LOADED holders, state), so applying an answer twice is
  * harmless (a segment the operator removed comes once more, REMOVED with no
- * holders, and is then gone from full maps); when V is out of the log, from another epoch, 0, or the
- * changes fill more than a page, it answers the full map in id order, a
- * page at a time. Nodes (address, state, and what their last report said
+ * holders, and is then gone from full maps); when V is out of the log or of
+ * another epoch (a poll naming no epoch, as a broker's first, is of none),
+ * or the changes fill more than a page, it answers the full map in id
+ * order, a page at a time. Since 0 of this epoch is a delta like any other:
+ * an empty catalog's map is version 0, and answering it in full would make
+ * a broker that polls before the first registration start over at once. Nodes (address, state, and what their last report said
  * of p99 and queries in flight) travel whole in every answer.
  *
  * Expected load: each broker polls a few times a second; a poll costs the
@@ -140,7 +143,7 @@ void coord_placements_cb(struct evhttp_request *req, const char *rest, void *arg
     }
     out.epoch = c->epoch;
     out.version = pmap_version(c->pmap);
-    if (after == NULL && since != 0 && epoch == c->epoch) {
+    if (after == NULL && epoch == c->epoch) {
         struct coord_delta d = {.out = &out};
 
         if (pmap_since(c->pmap, since, coord_delta_add, &d) != 0) {

@@ -1,6 +1,11 @@
 /*
  * check_tables: tables end to end (issue 18, item 1), with a real
- * coordinator and a real node (tests/harness). `import DIR` files each
+ * coordinator and a real node (tests/harness).
+ *
+ * The placement map of an empty catalog (version 0): a broker's delta poll
+ * (since=0 with the epoch it was given) is answered as a delta, not as the
+ * full map again, so a broker started before anything is registered polls
+ * at its interval instead of in a tight loop. `import DIR` files each
  * segment under the directory's base name, `--table` under the one named;
  * `add` without --table under "default", which a later import names;
  * `tables` counts segments, rows, estimated bytes and the fraction LOADED;
@@ -29,7 +34,7 @@
 #include "suite.h"
 
 static char *dir, *storage;
-static struct harness_proc *coord, *node;
+static struct harness_proc *coord, *node, *broker;
 
 static void setup(void)
 {
@@ -40,6 +45,8 @@ static void setup(void)
 
 static void teardown(void)
 {
+    harness_proc_free(broker);
+    broker = NULL;
     harness_proc_free(node);
     node = NULL;
     harness_proc_free(coord);
@@ -275,6 +282,51 @@ static bool footprint_known(void *arg)
     return ok;
 }
 
+static bool broker_polled(void *arg)
+{
+    (void)arg;
+    return harness_metric(harness_proc_addr(broker),
+                          "sluice_broker_placement_polls_total{outcome=\"full\"}") >= 1;
+}
+
+/*
+ * An empty catalog: the full map is version 0, and a poll since 0 with that
+ * epoch is an (empty) delta. It used to be the full map again, which made a
+ * broker started before the first registration start over at once, forever
+ * (thousands of full polls a second, each logged).
+ */
+START_TEST(test_placements_empty)
+{
+    struct wire_placement_map pm, d;
+    const char *args[] = {"--poll-interval=100ms", NULL};
+    char q[96];
+    double full;
+
+    coord = harness_coord_start(dir, NULL);
+    ck_assert_ptr_nonnull(coord);
+    ck_assert_int_eq(harness_placements(harness_proc_addr(coord), "?since=0", &pm), 200);
+    ck_assert(pm.full);
+    ck_assert_uint_eq(pm.version, 0);
+    ck_assert_uint_eq(pm.n_segments, 0);
+    snprintf(q, sizeof(q), "?since=0&epoch=%016llx", (unsigned long long)pm.epoch);
+    ck_assert_int_eq(harness_placements(harness_proc_addr(coord), q, &d), 200);
+    ck_assert_msg(!d.full, "a poll since version 0 of epoch %016llx got the full map",
+                  (unsigned long long)pm.epoch);
+    ck_assert_uint_eq(d.n_segments, 0);
+    ck_assert_uint_eq(d.version, 0);
+    wire_placement_map_done(&d);
+    wire_placement_map_done(&pm);
+
+    broker = harness_broker_start(dir, harness_proc_addr(coord), args);
+    ck_assert_ptr_nonnull(broker);
+    ck_assert_msg(harness_wait_until(broker_polled, NULL, 10000), "the broker never polled");
+    usleep(1000 * 1000); /* ten poll intervals */
+    full = harness_metric(harness_proc_addr(broker),
+                          "sluice_broker_placement_polls_total{outcome=\"full\"}");
+    ck_assert_msg(full == 1, "%.0f full polls of an empty map in a second (one expected)", full);
+}
+END_TEST
+
 START_TEST(test_declared)
 {
     char *data = xasprintf("%s/node", dir), *co, *out = NULL, *wide, *path, *uri, *line;
@@ -403,6 +455,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_tables);
     tcase_add_test(tc, test_declared);
+    tcase_add_test(tc, test_placements_empty);
     suite_add_tcase(s, tc);
     return harness_run_suite(s);
 }
