@@ -19,6 +19,7 @@
 # starts one if needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. deploy/rootfs.sh
 
 tag=${SLUICE_IMAGE:-sluice:dev}
 bdir=${SLUICE_IMAGE_BUILD_DIR:-/tmp/sluice-image-build}
@@ -49,13 +50,8 @@ for b in "${bins[@]}"; do
     install -m 0755 -s "$b" "$root/usr/bin/$(basename "$b")"
 done
 
-# Every library and the loader, at the path the loader will look for it,
-# copied through symlinks (the SONAME path holds the real file).
-libs=$(ldd "${bins[@]}" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// && $2 ~ /^\(/ {print $1}' | sort -u)
-for l in $libs; do
-    mkdir -p "$root$(dirname "$l")"
-    cp -L "$l" "$root$l"
-done
+# Every library and the loader, at the path the loader will look for it.
+rootfs_add_libs "$root" "${bins[@]}"
 
 cat >"$root/etc/passwd" <<'EOF'
 root:x:0:0:root:/nonexistent:/nonexistent

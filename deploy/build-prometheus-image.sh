@@ -11,18 +11,10 @@
 # Environment: DOCKER (the docker client, default /usr/bin/docker if present).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. deploy/rootfs.sh
 
 tag=sluice-prometheus:dev
-while [ $# -gt 0 ]; do
-    case "$1" in
-    --tag) tag=$2; shift 2 ;;
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "build-prometheus-image.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
-    esac
-done
-if [ -z "${DOCKER:-}" ]; then
-    if [ -x /usr/bin/docker ]; then DOCKER=/usr/bin/docker; else DOCKER=docker; fi
-fi
+rootfs_image_args "$0" 11 "$@"
 bash tests/deps.sh prometheus
 
 ctx=$(mktemp -d /tmp/sluice-prometheus-ctx.XXXXXX)
@@ -31,11 +23,7 @@ root=$ctx/rootfs
 mkdir -p "$root/usr/bin" "$root/etc/prometheus" "$root/tmp" "$ctx/data/var/lib/prometheus"
 chmod 1777 "$root/tmp"
 install -m 0755 /usr/bin/prometheus "$root/usr/bin/prometheus"
-libs=$(ldd /usr/bin/prometheus | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// && $2 ~ /^\(/ {print $1}' | sort -u)
-for l in $libs; do
-    mkdir -p "$root$(dirname "$l")"
-    cp -L "$l" "$root$l"
-done
+rootfs_add_libs "$root" /usr/bin/prometheus
 echo 'nobody:x:65534:65534:nobody:/nonexistent:/nonexistent' >"$root/etc/passwd"
 echo 'nogroup:x:65534:' >"$root/etc/group"
 if [ "$(id -u)" -eq 0 ]; then

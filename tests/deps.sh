@@ -9,7 +9,7 @@ pkgs=(meson ninja-build pkg-config gcc clang
       libsqlite3-dev sqlite3 check liburing-dev
       libclang-rt-14-dev gnuplot-nox curl iproute2 iptables python3
       protobuf-compiler python3-protobuf libjansson-dev libxxhash-dev chromium prometheus
-      libpq-dev postgresql)
+      libpq-dev postgresql busybox-static)
 # Extra packages a caller asks for (for example docker.io for tests/compose).
 pkgs+=("$@")
 

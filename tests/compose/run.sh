@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The deployment test: a real Sluice cluster in containers (deploy/
-# docker-compose.yml), checked from the host.
+# docker-compose.yml: PostgreSQL, two coordinators, a broker, three nodes),
+# checked from the host.
 #
 #   tests/compose/run.sh
 #
@@ -10,9 +11,10 @@
 #     order until one answers: none; --iptables=false; --iptables=false
 #     --storage-driver=vfs. If none starts: prints "compose: SKIPPED:
 #     <reason>" and exits 0 (the only skip);
-#  3. builds the image (deploy/build-image.sh) and brings the cluster up under
-#     the compose project "sluicetest", ports on 127.0.0.1 only (free ports
-#     picked at start, or SLUICE_COORD_PORT, SLUICE_NODE{1,2,3}_PORT); on a
+#  3. builds the images (deploy/build-image.sh, deploy/build-postgres-image.sh)
+#     and brings the cluster up under the compose project "sluicetest", ports
+#     on 127.0.0.1 only (free ports picked at start, or SLUICE_COORD_PORT,
+#     SLUICE_COORD2_PORT, SLUICE_BROKER_PORT, SLUICE_NODE{1,2,3}_PORT); on a
 #     hybrid cgroup host with a v1 dockerd it adds tests/compose/hybrid-psi.yml
 #     so that each node reads its own container's PSI, not the host's;
 #  4. seeds 24 demo segments (12 narrow: 3,000,000 rows x 16 B, 12 wide:
@@ -21,18 +23,21 @@
 #     217 MiB admit limit) with one `docker-compose run --rm seed sluice-node
 #     mkseg` per file, because the image has no shell to loop in, then one
 #     `docker-compose run --rm seed sluice-coord import /srv/segments`;
-#  5. checks, with the host-built sluice-coord through 127.0.0.1: every
-#     segment LOADED; each node reports its container's memory limit; node1
+#  5. checks, with the host-built sluice-coord through 127.0.0.1: exactly one
+#     coordinator leads (coordinator logs `leading`, coordinator2 `standby`);
+#     every segment LOADED; a count through the broker is the rows of all 24
+#     segments; each node reports its container's memory limit; node1
 #     (256m) refused at least one segment with a MEM_* reason; no container
 #     was OOM-killed; after `docker kill` of node1 every segment it held is
-#     LOADED elsewhere (coordinator --node-timeout 5s);
+#     LOADED elsewhere (coordinator --node-timeout 5s), and the broker's count
+#     is unchanged;
 #  6. always ends with `docker-compose down -v`.
 #
 # DOCKERD overrides the daemon binary (default /usr/sbin/dockerd), DOCKER
 # the client. SLUICE_COMPOSE_KEEP=DIR keeps the events, the nodes' last answers and every
 # container's log there (the cluster itself is always removed).
 #
-# Prints the figures (image size, seeding time, time to all LOADED, recovery
+# Prints the figures (image sizes, seeding time, time to all LOADED, recovery
 # time after the kill, refusals by node and reason, each node's signal
 # sources) and ends with "compose: N passed, N failed"; exits 1 on a failure.
 set -euo pipefail
@@ -41,15 +46,18 @@ repo=$PWD
 
 project=sluicetest
 # Free loopback ports unless given (other clusters may run on this machine).
-read -r p0 p1 p2 p3 < <(python3 -c '
+read -r p0 p1 p2 p3 p4 p5 < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(4)]
+ss = [socket.socket() for _ in range(6)]
 for s in ss:
     s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])')
 cport=${SLUICE_COORD_PORT:-$p0}
+c2port=${SLUICE_COORD2_PORT:-$p4}
+bport=${SLUICE_BROKER_PORT:-$p5}
 nports=("${SLUICE_NODE1_PORT:-$p1}" "${SLUICE_NODE2_PORT:-$p2}" "${SLUICE_NODE3_PORT:-$p3}")
 image=${SLUICE_IMAGE:-sluice:dev}
+pgimage=${SLUICE_POSTGRES_IMAGE:-sluice-postgres:dev}
 bdir=${SLUICE_IMAGE_BUILD_DIR:-/tmp/sluice-image-build}
 # Debian's python3 (docker-compose's own); clusterq.py needs only its stdlib.
 if [ -x /usr/bin/python3 ]; then py=/usr/bin/python3; else py=python3; fi
@@ -155,20 +163,27 @@ fi
 echo "== image"
 SLUICE_IMAGE=$image SLUICE_IMAGE_BUILD_DIR=$bdir deploy/build-image.sh | grep -v '^   /'
 image_size=$("$DOCKER" image inspect -f '{{.Size}}' "$image")
+SLUICE_POSTGRES_IMAGE=$pgimage deploy/build-postgres-image.sh
+pgimage_size=$("$DOCKER" image inspect -f '{{.Size}}' "$pgimage")
 coord=$bdir/coordinator/sluice-coord
 nodebin=$bdir/node/sluice-node
 
 SLUICE_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export SLUICE_TOKEN
+SLUICE_PG_PASSWORD=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export SLUICE_PG_PASSWORD
 export SLUICE_COORDINATOR=127.0.0.1:$cport
 cat >"$tmp/env" <<EOF
 SLUICE_IMAGE=$image
+SLUICE_POSTGRES_IMAGE=$pgimage
 SLUICE_COORD_PORT=$cport
+SLUICE_COORD2_PORT=$c2port
+SLUICE_BROKER_PORT=$bport
 SLUICE_NODE1_PORT=${nports[0]}
 SLUICE_NODE2_PORT=${nports[1]}
 SLUICE_NODE3_PORT=${nports[2]}
 EOF
-# The token goes through the environment (exported above), the rest
+# The token and the password go through the environment (exported above), the rest
 # through --env-file; either works for both.
 COMPOSE="docker-compose -p $project -f $repo/deploy/docker-compose.yml"
 # Hybrid cgroup host (v1 memory controller + a cgroup2 tree for PSI) and a
@@ -199,6 +214,24 @@ if [ "${nodes_up:-0}" -ge 3 ]; then
 else
     bad "only ${nodes_up:-0} nodes UP after 60 s"
     $COMPOSE logs --tail 20 | sed 's/^/   | /'
+fi
+
+echo "== two coordinators on one PostgreSQL catalog"
+# coordinator2 starts once coordinator is healthy, that is leading; give it
+# a moment to try the lock.
+lead_log=""
+for _ in $(seq 1 50); do
+    lead_log=$($COMPOSE logs --no-color coordinator coordinator2 2>/dev/null | grep -E 'event=(leading|standby)' || true)
+    grep -q 'coordinator2.*event=standby' <<<"$lead_log" && break
+    sleep 0.2
+done
+sed 's/^/   | /' <<<"$lead_log"
+if grep -q '^coordinator_1 .*event=leading epoch=' <<<"$lead_log" &&
+    grep -q '^coordinator2_1 .*event=standby' <<<"$lead_log" &&
+    ! grep -q '^coordinator2_1 .*event=leading' <<<"$lead_log"; then
+    ok "coordinator leads, coordinator2 waits as a standby (one advisory lock)"
+else
+    bad "not exactly one leader among coordinator and coordinator2"
 fi
 
 echo "== seeding 24 demo segments into the segments volume (one container each)"
@@ -248,6 +281,26 @@ if [ -n "$loaded_ms" ]; then
 else
     bad "not every segment LOADED within 180 s ($line)"
 fi
+
+# 12 x 3,000,000 + 12 x 12,000 rows: a segment missing from the fan-out, or
+# counted twice, changes it. The broker follows the placement map every
+# 250 ms, so it may refuse (exit 1, not LOADED yet) for a moment.
+want_count=36144000
+broker_count() { # $1: what the query is after
+    local out=""
+    for _ in $(seq 1 25); do
+        out=$("$coord" query --broker "127.0.0.1:$bport" --table segments --agg count 2>&1) && break
+        sleep 0.2
+    done
+    sed 's/^/   /' <<<"$out"
+    if grep -qx "count = $want_count" <<<"$out" && grep -q '^table segments: 24 segments' <<<"$out"; then
+        ok "the broker counts $want_count rows over the 24 segments ($1)"
+    else
+        bad "the broker's count is not $want_count over 24 segments ($1)"
+    fi
+}
+echo "== a query through the broker"
+broker_count "all LOADED"
 sleep 1.5 # one more report per node
 "$coord" nodes | sed 's/^/   /'
 
@@ -354,6 +407,7 @@ else
     bad "not every segment LOADED after the kill: $("$coord" status --json | $q status-done)"
 fi
 "$coord" nodes | sed 's/^/   /'
+broker_count "after node1's segments moved"
 "$coord" nodes --json >"$tmp/nodes-after-kill.json"
 "$coord" events --limit 100000 --json >"$tmp/events-after-kill.json"
 check_oom "after the kill"
@@ -367,6 +421,7 @@ by_reason() {
     awk '{n[$2] += $3} END {for (r in n) printf "%s=%d\n", r, n[r]}' | sort | tr '\n' ' '
 }
 fig "image size:" "$image_size bytes ($((image_size / 1024)) KiB)"
+fig "postgres image size:" "$pgimage_size bytes ($((pgimage_size / 1024)) KiB)"
 fig "seeding (24 containers):" "$(secs "$seed_ms")"
 fig "import -> all LOADED:" "$([ -n "$loaded_ms" ] && secs "$loaded_ms" || echo "not reached")"
 fig "kill -> $victim_node DOWN:" "$([ -n "$down_ms" ] && secs "$down_ms" || echo "not seen")"

@@ -44,7 +44,7 @@ if command -v kubectl >/dev/null; then
 fi
 if command -v docker-compose >/dev/null; then
     step "docker-compose config -q" \
-        env SLUICE_TOKEN=validate docker-compose -f deploy/docker-compose.yml config -q
+        env SLUICE_TOKEN=validate SLUICE_PG_PASSWORD=validate docker-compose -f deploy/docker-compose.yml config -q
 fi
 echo "validate-k8s: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
