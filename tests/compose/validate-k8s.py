@@ -18,7 +18,14 @@ missing required field. So each document is checked here by
   4. cross-references: configMapRef/secretKeyRef/claimName/serviceName name
      an object in the set, selectors match their pod template's labels, the
      PDB and the Service select pods, named probe ports exist, and the node
-     container's memory request equals its limit.
+     container's memory request equals its limit;
+  5. the highly available shape (issue 22): the coordinator StatefulSet has
+     at least two replicas, takes SLUICE_CATALOG from a Secret (no SQLite
+     SLUICE_DB left in its ConfigMap), is ready on /readyz (the leader
+     only); a Service that is not headless selects the coordinators on port
+     7000 (it reaches the leader); every SLUICE_COORDINATOR given to a pod
+     names every coordinator replica; a broker Deployment runs
+     `sluice-coord broker`, and a Service selects it.
 
 Usage: validate-k8s.py FILE...   Prints one line per problem; exit 1 if any.
 """
@@ -101,6 +108,63 @@ def check_model(obj, cls, where):
 
 def labels_match(selector, labels):
     return all(labels.get(k) == v for k, v in (selector or {}).items())
+
+
+def container_env(c, objs):
+    """The container's variables: envFrom ConfigMaps, then env (value or valueFrom)."""
+    env = {}
+    for ef in c.get("envFrom", []):
+        cm = objs.get(("ConfigMap", ef.get("configMapRef", {}).get("name")))
+        if cm is not None:
+            env.update({k: {"value": v} for k, v in cm.get("data", {}).items()})
+    env.update({e["name"]: e for e in c.get("env", [])})
+    return env
+
+
+def check_ha(objs):
+    """Two coordinators on PostgreSQL, the leader's Service, the broker."""
+    where = "deploy/k8s"
+    coord = objs.get(("StatefulSet", "sluice-coord"))
+    if coord is None:
+        problem(where, "no StatefulSet sluice-coord")
+        return
+    spec = coord["spec"]
+    replicas = spec.get("replicas", 1)
+    if replicas < 2:
+        problem(where, "sluice-coord has %d replica(s): no standby to take over" % replicas)
+    labels = spec["template"]["metadata"].get("labels", {})
+    c = spec["template"]["spec"]["containers"][0]
+    env = container_env(c, objs)
+    if "secretKeyRef" not in env.get("SLUICE_CATALOG", {}).get("valueFrom", {}):
+        problem(where, "sluice-coord: SLUICE_CATALOG does not come from a Secret")
+    if "SLUICE_DB" in env:
+        problem(where, "sluice-coord: SLUICE_DB (a SQLite file) is still set")
+    if c.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/readyz":
+        problem(where, "sluice-coord: readiness is not httpGet /readyz (ready = leading)")
+    leader = [o for (k, _), o in objs.items() if k == "Service" and
+              o["spec"].get("clusterIP") != "None" and o["spec"].get("selector") and
+              labels_match(o["spec"]["selector"], labels)]
+    if not any(p.get("port") == 7000 for o in leader for p in o["spec"].get("ports", [])):
+        problem(where, "no Service (not headless) selects the coordinators on port 7000")
+    want = ["%s-%d.%s:7000" % (coord["metadata"]["name"], i, spec["serviceName"])
+            for i in range(replicas)]
+    brokers = 0
+    for (kind, name), o in objs.items():
+        if kind not in ("StatefulSet", "Deployment"):
+            continue
+        for ct in o["spec"]["template"]["spec"]["containers"]:
+            v = container_env(ct, objs).get("SLUICE_COORDINATOR", {}).get("value")
+            if v is not None and sorted(v.split(",")) != sorted(want):
+                problem(where, "%s %s: SLUICE_COORDINATOR %r does not name every coordinator %s"
+                        % (kind, name, v, ",".join(want)))
+            if kind == "Deployment" and ct.get("args", [])[:2] == ["sluice-coord", "broker"]:
+                brokers += 1
+                tl = o["spec"]["template"]["metadata"].get("labels", {})
+                if not any(k == "Service" and labels_match(s["spec"].get("selector"), tl)
+                           for (k, _), s in objs.items()):
+                    problem(where, "Deployment %s (broker): no Service selects it" % name)
+    if brokers == 0:
+        problem(where, "no Deployment runs sluice-coord broker")
 
 
 def main(paths):
@@ -202,6 +266,7 @@ def main(paths):
                        for (k, _), o in objs.items() if k in ("StatefulSet", "Deployment")):
                 problem(where, "selector %r matches no pod template" % (sel,))
 
+    check_ha(objs)
     for p in problems:
         print("validate-k8s: " + p)
     kinds = sorted("%s/%s" % (d["kind"], d.get("metadata", {}).get("name", "-"))
