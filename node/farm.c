@@ -323,6 +323,7 @@ static void farm_load_cb(evutil_socket_t fd, short what, void *arg)
         if (admission_ledger_release(v->ledger, s->id, &h) == 0 && h.cost > 0)
             admission_cost_learn(&v->cost, h.raw, s->footprint);
         s->state = WIRE_SEG_LOADED;
+        reporter_soon(v->reporter); /* as a real node does when a load ends */
         v->footprint += s->footprint;
         if (v->footprint > v->peak)
             v->peak = v->footprint;

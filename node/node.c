@@ -395,6 +395,8 @@ static void node_load_cb(const char *id, bool ok, uint64_t file_bytes, uint64_t 
     struct node *node = arg;
     struct admission_hold h;
 
+    /* The coordinator counts the copy outstanding until a report says how it ended. */
+    reporter_soon(node->reporter);
     if (admission_ledger_release(node->ledger, id, &h) < 0 || h.cost == 0)
         return; /* a reload at start-up, or admission was skipped: nothing to learn */
     /* Direct mode holds a segment's heap and header in memory, not its file. */

@@ -43,6 +43,10 @@ struct reporter {
     struct reporter_stats stats;
     struct report_state *rs;
     uint64_t sent_seq; /* the report in flight */
+    /* reporter_soon(): the coalescing timer, an ask made while a report was in flight. */
+    struct event *soon_ev;
+    bool soon_armed, soon_after_answer;
+    uint64_t last_sent_ms; /* monotonic ms of the last report sent */
 };
 
 /* ---- delta reports, the node's side (pure) --------------------------------- */
@@ -223,9 +227,22 @@ static void reporter_unauthorized(struct reporter *r)
     r->unauthorized_unlogged = 0;
 }
 
+static void reporter_answer(struct reporter *r, int status, const struct http_client_reply *reply);
+
+/* The answer to the report in flight; then an ask made meanwhile is served. */
 static void reporter_answer_cb(int status, const struct http_client_reply *reply, void *arg)
 {
     struct reporter *r = arg;
+
+    reporter_answer(r, status, reply);
+    if (r->soon_after_answer) {
+        r->soon_after_answer = false;
+        reporter_soon(r);
+    }
+}
+
+static void reporter_answer(struct reporter *r, int status, const struct http_client_reply *reply)
+{
     struct wire_report_response resp;
     struct wire_error err;
     char why[256];
@@ -304,6 +321,12 @@ static void reporter_tick_cb(evutil_socket_t fd, short what, void *arg)
 
     if (r->in_flight)
         return;
+    /* This report carries whatever a pending ask was for. */
+    if (r->soon_armed) {
+        evtimer_del(r->soon_ev);
+        r->soon_armed = false;
+    }
+    r->last_sent_ms = clock_mono_ns() / 1000000;
     memset(&st, 0, sizeof(st));
     memset(&rep, 0, sizeof(rep));
     r->src.segments(r->arg, &st);
@@ -321,6 +344,41 @@ static void reporter_tick_cb(evutil_socket_t fd, short what, void *arg)
     else
         report_unanswered(r->rs, r->sent_seq);
     free(body);
+}
+
+/* The coalescing timer of reporter_soon() fired. */
+static void reporter_soon_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct reporter *r = arg;
+
+    r->soon_armed = false;
+    if (r->in_flight) {
+        r->soon_after_answer = true;
+        return;
+    }
+    r->stats.soon++;
+    reporter_tick_cb(fd, what, r);
+}
+
+void reporter_soon(struct reporter *r)
+{
+    uint64_t now, at;
+    struct timeval tv;
+
+    if (r == NULL || r->soon_armed)
+        return;
+    if (r->in_flight) {
+        r->soon_after_answer = true; /* the report in flight may have been built before */
+        return;
+    }
+    now = clock_mono_ns() / 1000000;
+    at = now + REPORTER_SOON_MS;
+    if (r->last_sent_ms != 0 && r->last_sent_ms + REPORTER_MIN_GAP_MS > at)
+        at = r->last_sent_ms + REPORTER_MIN_GAP_MS;
+    tv.tv_sec = (time_t)((at - now) / 1000);
+    tv.tv_usec = (suseconds_t)((at - now) % 1000) * 1000;
+    r->soon_armed = true;
+    evtimer_add(r->soon_ev, &tv);
 }
 
 struct reporter *reporter_new(struct event_base *base, const struct reporter_config *cfg,
@@ -353,6 +411,7 @@ struct reporter *reporter_new(struct event_base *base, const struct reporter_con
     /* Report at once, so a new node joins without waiting an interval. */
     r->first = evtimer_new(base, reporter_tick_cb, r);
     evtimer_add(r->first, &now);
+    r->soon_ev = evtimer_new(base, reporter_soon_cb, r);
     return r;
 }
 
@@ -362,6 +421,7 @@ void reporter_free(struct reporter *r)
         return;
     event_free(r->timer);
     event_free(r->first);
+    event_free(r->soon_ev);
     r->in_flight = false;
     coordclient_free(r->cc);
     report_state_free(r->rs);

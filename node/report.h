@@ -27,6 +27,16 @@
  * coordinator answered send_full or did not acknowledge (an older
  * coordinator), carries the whole set. The pressure snapshot is in every
  * report.
+ *
+ * Reports soon after loads end (reporter_soon()): the coordinator counts a
+ * copy as outstanding in the node's dispatch window until a report says it
+ * is LOADED, so a node that reported only every interval would get one
+ * window of work per interval. A load that ends asks for a report; asks are
+ * coalesced (the report leaves REPORTER_SOON_MS after the first ask, so the
+ * loads of one batch, which end together, go in one delta) and bounded (never
+ * sooner than REPORTER_MIN_GAP_MS after the previous report, and one in
+ * flight at a time: an ask during a report is served after its answer). An
+ * idle node still reports once an interval.
  */
 #ifndef SLUICE_REPORT_H
 #define SLUICE_REPORT_H
@@ -82,6 +92,17 @@ struct reporter *reporter_new(struct event_base *base, const struct reporter_con
                               const struct reporter_source *src, void *arg);
 void reporter_free(struct reporter *r);
 
+/* A load ended, or failed: the first ask leaves this long before its report (later ones join). */
+#define REPORTER_SOON_MS 20
+/* Reports asked for soon are this far apart at least (10 a second while loads end). */
+#define REPORTER_MIN_GAP_MS 100
+
+/*
+ * Asks for a report soon (see the top of this file): a load ended, so the
+ * coordinator may send the next. NULL-safe; cheap to call for every load.
+ */
+void reporter_soon(struct reporter *r);
+
 struct reporter_stats {
     uint64_t sent, failed, dropped;
     uint64_t conflicts; /* reports answered 409 (id held by another address) */
@@ -91,6 +112,7 @@ struct reporter_stats {
     uint64_t last_ok_mono_ms;
     uint64_t full, delta;   /* reports built whole, and as deltas */
     uint64_t full_asked;    /* answers that asked for the whole set (send_full) */
+    uint64_t soon;          /* reports sent because a load ended (reporter_soon()) */
 };
 void reporter_get_stats(const struct reporter *r, struct reporter_stats *ret);
 
