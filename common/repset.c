@@ -233,11 +233,9 @@ struct export_walk {
     size_t n;
 };
 
-static int export_one(const char *key, void *value, void *arg)
+/* Writes entry e of id key into *d. */
+static void entry_out(const char *key, const struct repset_entry *e, struct wire_segment_status *d)
 {
-    struct export_walk *w = arg;
-    const struct repset_entry *e = value;
-    struct wire_segment_status *d = &w->v[w->n++];
 
     /* Both fit: ids are checked on the wire, details were copied from a detail field. */
     memcpy(d->segment_id, key, strnlen(key, WIRE_ID_MAX) + 1);
@@ -260,7 +258,29 @@ static int export_one(const char *key, void *value, void *arg)
     d->mem_request_bytes = e->mem_request_bytes;
     d->mem_limit_bytes = e->mem_limit_bytes;
     d->over_limit = e->over_limit;
+}
+
+static int export_one(const char *key, void *value, void *arg)
+{
+    struct export_walk *w = arg;
+
+    entry_out(key, value, &w->v[w->n++]);
     return 0;
+}
+
+bool repset_has(const struct repset *s, const char *id)
+{
+    return strmap_get(s->map, id) != NULL;
+}
+
+bool repset_get(const struct repset *s, const char *id, struct wire_segment_status *ret)
+{
+    const struct repset_entry *e = strmap_get(s->map, id);
+
+    if (e == NULL)
+        return false;
+    entry_out(id, e, ret);
+    return true;
 }
 
 size_t repset_export(const struct repset *s, struct wire_segment_status **v, size_t *cap)

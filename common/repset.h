@@ -47,6 +47,13 @@ void repset_digest_of(const struct wire_segment_status *v, size_t n, uint64_t *r
 
 /* Adds the copy e, or replaces the one with its id. */
 void repset_put(struct repset *s, const struct wire_segment_status *e);
+/*
+ * The copy with this id, written into *ret as repset_export() writes it (no
+ * uri, last_query_unix_ms 0): true, or false when the set has none.
+ */
+bool repset_get(const struct repset *s, const char *id, struct wire_segment_status *ret);
+/* Whether the set holds a copy with this id. */
+bool repset_has(const struct repset *s, const char *id);
 /* Removes the copy with this id: true, or false when the set has none. */
 bool repset_remove(struct repset *s, const char *id);
 /* The set becomes v[0..n) (a full report); of an id given twice the later wins. */

@@ -63,7 +63,6 @@ void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg)
     struct coord *c = arg;
     struct wire_node_report rep;
     struct coord_drops drops = {0, 0, NULL};
-    struct reconcile_plan plan = {NULL, 0, 0};
     struct intake_result in;
     struct wire_error err;
     struct coord_node *n;
@@ -134,13 +133,25 @@ void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg)
      * for will, within a second.
      */
     if (in.applied) {
-        size_t n_segs;
-        const struct wire_segment_status *segs =
-            intake_set(&n->intake, &rep, &in, &c->report_scratch, &c->report_scratch_cap, &n_segs);
+        size_t n_segs = 0;
+        const struct wire_segment_status *segs = NULL;
 
-        reconcile_report(c, n, segs, n_segs, coord_now_ms(), &plan);
-        coord_report_apply(c, n, &plan, &drops);
-        reconcile_plan_done(&plan);
+        /*
+         * A delta is judged on what it names and the copies not known settled
+         * (reconcile.h); anything else, and a node just back, whole.
+         */
+        if (in.verdict == INTAKE_DELTA && !reconcile_needs_whole(n)) {
+            reconcile_delta(c, n, n->intake.set, &rep, coord_now_ms(), &c->plan);
+        } else {
+            segs = intake_set(&n->intake, &rep, &in, &c->report_scratch, &c->report_scratch_cap,
+                              &n_segs);
+            reconcile_report(c, n, segs, n_segs, coord_now_ms(), &c->plan);
+            c->reconciled_whole++;
+        }
+        c->reconciled_copies += segs != NULL ? n_segs : c->plan.n_copies;
+        coord_report_apply(c, n, &c->plan, &drops);
+        reconcile_settle(c, n, in.verdict == INTAKE_LEGACY ? NULL : n->intake.set, segs, n_segs,
+                         &c->plan);
     }
     /* Loads it reported done make room in its window. */
     coord_window_apply(c, n);
@@ -437,7 +448,9 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
             coord_seg_update(c, s);
             break;
         case COORD_REG_DIGEST:
-            ((struct coord_seg *)strmap_get(c->segs, sp->segment_id))->digest = sp->digest;
+            s = strmap_get(c->segs, sp->segment_id);
+            s->digest = sp->digest;
+            reconcile_touch(c, s, true); /* a copy of another file is stale now */
             break;
         case COORD_REG_REVALIDATED:
             coord_seg_revalidate(c, strmap_get(c->segs, sp->segment_id), sp);

@@ -445,6 +445,7 @@ void coord_free(struct coord *c)
         event_free(c->lead_ev);
     free(c->noted);
     free(c->report_scratch);
+    reconcile_plan_done(&c->plan);
     free(c->token);
     free(c->db_path);
     free(c);

@@ -131,6 +131,9 @@ struct coord_node {
     struct strmap *held; /* segment id -> struct coord_seg */
     struct history hist; /* its reports, for GET /v1/history (web.c) */
     struct intake intake; /* delta reports: its base and rebuilt set (intake.h) */
+    /* Incremental reconciliation (reconcile.h): ids of copies not known settled -> n. */
+    struct strmap *unsettled;
+    bool settled_known; /* false: the next applied report is reconciled whole */
 };
 
 struct coord {
@@ -176,6 +179,9 @@ struct coord {
     uint64_t full_asked[INTAKE_WHY_COUNT_];
     struct wire_segment_status *report_scratch; /* a node's rebuilt set, for reconcile */
     size_t report_scratch_cap;
+    struct reconcile_plan plan; /* a report's plan, its storage kept from one to the next */
+    /* Reports reconciled whole, and copies judged by reconcile (whole or incremental). */
+    uint64_t reconciled_whole, reconciled_copies;
     /* Every refusal answered (422, 429, 503, 507), by reason: sluice_coord_refusals_total. */
     uint64_t refusals_by_reason[WIRE_REASON_COUNT_];
     const struct coord_placement *placement; /* --placement, chosen at start */

@@ -167,6 +167,9 @@ void coord_node_set_state(struct coord *c, struct coord_node *n, enum membership
     /* A node that comes back from DOWN may be a new process: learn its window again. */
     if (state == MEMBERSHIP_DOWN)
         window_init(&n->win);
+    /* Its LOADED copies count again: it and the other holders are judged anew (reconcile.h). */
+    if (!membership_is_live(old) && membership_is_live(state))
+        reconcile_node_back(c, n);
     placer_node_set(c->placer, n->id, coord_placer_state(n));
     coord_window_apply(c, n);
     coord_kick(c);
@@ -435,6 +438,7 @@ int coord_free_node(const char *key, void *value, void *arg)
     http_client_free(n->client);
     strmap_free(n->held);
     intake_done(&n->intake);
+    reconcile_node_done(n);
     free(n->pending);
     free(n);
     return 0;

@@ -245,6 +245,9 @@ void coord_holder_add(struct coord *c, struct coord_seg *s, struct coord_node *n
     strmap_put(n->held, s->id, s);
     n->rows += s->row_count;
     n->loading += st == WIRE_SEG_LOADING;
+    /* Judged at the node's next report; a copy too many may make another a surplus. */
+    reconcile_mark(n, s->id);
+    reconcile_touch(c, s, false);
     coord_placed(c, s);
     coord_txn(c);
     coord_check(c, catalog_put_assignment(c->cat, s->id, n->id, wire_segment_state_name(st),
@@ -266,6 +269,8 @@ void coord_holder_remove(struct coord *c, struct coord_seg *s, const char *node)
     }
     if (n != NULL && strmap_remove(n->held, s->id) != NULL)
         n->rows -= s->row_count;
+    if (n != NULL)
+        reconcile_mark(n, s->id); /* a copy the node still reports is judged again */
     coord_placed(c, s);
     coord_txn(c);
     coord_check(c, catalog_delete_assignment(c->cat, s->id, node), "unassign");
@@ -288,6 +293,9 @@ void coord_set_seg_state(struct coord *c, struct coord_seg *s, enum coord_seg_st
         return;
     log_debug("segment_state", "id=%s transition=\"%s -> %s\"", s->id,
               coord_seg_state_names[s->state], coord_seg_state_names[st]);
+    /* Copies of an INVALID segment are dropped, of a valid one kept: judged again. */
+    if (s->state == COORD_INVALID || st == COORD_INVALID)
+        reconcile_touch(c, s, true);
     coord_seg_move(c, s, st);
     coord_txn(c);
     coord_check(c, catalog_set_segment_state(c->cat, s->id, coord_seg_state_names[st],
@@ -368,6 +376,7 @@ static int coord_unqueue(const char *key, void *value, void *arg)
 void coord_seg_remove(struct coord *c, struct coord_seg *s)
 {
     c->placement->forget(c, s);
+    reconcile_touch(c, s, true); /* its copies are now of an unknown segment: dropped */
     strmap_foreach(c->nodes, coord_unqueue, s->id);
     for (unsigned i = 0; i < s->n_holders; i++) {
         struct coord_node *n = strmap_get(c->nodes, s->holders[i].node);
@@ -535,6 +544,7 @@ static void coord_apply_one(struct coord *c, struct coord_node *n,
             n->loading += r->state == WIRE_SEG_LOADING;
             h->state = r->state;
             h->since_ms = coord_now_ms();
+            reconcile_touch(c, s, false); /* a LOADED copy more may make another a surplus */
             coord_placed(c, s);
             coord_txn(c);
             coord_check(c, catalog_put_assignment(c->cat, s->id, n->id,

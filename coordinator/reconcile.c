@@ -14,9 +14,11 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "repset.h"
 #include "strmap.h"
 #include "wire.h"
 #include "xmalloc.h"
@@ -226,7 +228,229 @@ void reconcile_plan_done(struct reconcile_plan *p)
     if (p == NULL)
         return;
     free(p->v);
+    free(p->copies);
+    free(p->found);
     memset(p, 0, sizeof(*p));
+}
+
+/* ---- incremental reconciliation (see reconcile.h) --------------------------- */
+
+void reconcile_mark(struct coord_node *n, const char *seg_id)
+{
+    if (n->unsettled == NULL)
+        n->unsettled = strmap_new();
+    (void)strmap_put(n->unsettled, seg_id, n); /* any non-NULL value: present */
+}
+
+void reconcile_touch(const struct coord *c, const struct coord_seg *s, bool all)
+{
+    if (!all && s->n_holders <= s->replication)
+        return;
+    for (unsigned i = 0; i < s->n_holders; i++) {
+        struct coord_node *n = strmap_get(c->nodes, s->holders[i].node);
+
+        if (n != NULL)
+            reconcile_mark(n, s->id);
+    }
+}
+
+static int touch_held(const char *key, void *value, void *arg)
+{
+    reconcile_touch(arg, value, false);
+    return 0;
+}
+
+void reconcile_node_back(struct coord *c, struct coord_node *n)
+{
+    n->settled_known = false;
+    strmap_foreach(n->held, touch_held, c);
+}
+
+bool reconcile_needs_whole(const struct coord_node *n)
+{
+    return !n->settled_known;
+}
+
+bool reconcile_settled(const struct coord *c, const struct coord_node *n, const char *seg_id,
+                       const struct wire_segment_status *r)
+{
+    const struct coord_seg *s = strmap_get(c->segs, seg_id);
+    const struct coord_holder *h = s != NULL ? holder_of(s, n->id) : NULL;
+
+    if (r == NULL)
+        return h == NULL; /* held and not reported: lost after the grace */
+    return h != NULL && s->state != COORD_INVALID && r->state == WIRE_SEG_LOADED &&
+           h->state == WIRE_SEG_LOADED &&
+           !reconcile_copy_is_stale(s->row_count, s->digest, r->row_count, r->digest) &&
+           !reconcile_surplus(s->n_holders, s->replication, coord_live_loaded(c, s, n->id));
+}
+
+/* Copies every unsettled id of a node, with its copy from the node's set, into the plan. */
+struct cand_walk {
+    struct reconcile_plan *p;
+    const struct repset *set;
+};
+
+static int cand_add(const char *key, void *value, void *arg)
+{
+    struct cand_walk *w = arg;
+    struct reconcile_plan *p = w->p;
+    struct wire_segment_status *r = &p->copies[p->n_copies];
+
+    p->found[p->n_copies] = repset_get(w->set, key, r);
+    if (!p->found[p->n_copies]) {
+        memset(r, 0, sizeof(*r));
+        snprintf(r->segment_id, sizeof(r->segment_id), "%s", key);
+    }
+    p->n_copies++;
+    return 0;
+}
+
+void reconcile_delta(const struct coord *c, struct coord_node *n, const struct repset *set,
+                     const struct wire_node_report *rep, uint64_t now_ms,
+                     struct reconcile_plan *ret)
+{
+    struct cand_walk w = {ret, set};
+    size_t k;
+
+    for (size_t i = 0; i < rep->n_segments; i++)
+        reconcile_mark(n, rep->segments[i].segment_id);
+    for (size_t i = 0; i < rep->n_removed; i++)
+        reconcile_mark(n, rep->removed[i]);
+    k = n->unsettled != NULL ? strmap_count(n->unsettled) : 0;
+    ret->n = 0;
+    ret->n_copies = 0;
+    if (ret->cap < k) {
+        ret->cap = k + 16;
+        ret->v = xreallocarray(ret->v, ret->cap, sizeof(*ret->v));
+    }
+    if (ret->cap_copies < k || ret->copies == NULL) {
+        ret->cap_copies = k + 16;
+        ret->copies = xreallocarray(ret->copies, ret->cap_copies, sizeof(*ret->copies));
+        ret->found = xreallocarray(ret->found, ret->cap_copies, sizeof(*ret->found));
+    }
+    if (k > 0)
+        strmap_foreach(n->unsettled, cand_add, &w);
+    for (size_t i = 0; i < ret->n_copies; i++) {
+        const struct wire_segment_status *r = &ret->copies[i];
+        struct coord_seg *s = strmap_get(c->segs, r->segment_id);
+        const struct coord_holder *h;
+
+        if (ret->found[i]) {
+            judge_copy(c, n, s, r, ret);
+            continue;
+        }
+        /* Not in the node's set: lost if the model holds it there past the grace. */
+        h = s != NULL ? holder_of(s, n->id) : NULL;
+        if (h != NULL && reconcile_is_lost(false, now_ms, h->since_ms, COORD_REPORT_GRACE_MS))
+            plan_add(ret, RECONCILE_LOST, s, NULL);
+    }
+}
+
+/* A whole reconcile's held walk: held copies the node's set lacks stay unsettled. */
+struct held_walk {
+    struct coord_node *n;
+    const struct repset *set;
+};
+
+static int settle_held(const char *key, void *value, void *arg)
+{
+    struct held_walk *w = arg;
+
+    if (!repset_has(w->set, key))
+        reconcile_mark(w->n, key);
+    return 0;
+}
+
+void reconcile_settle(const struct coord *c, struct coord_node *n, const struct repset *set,
+                      const struct wire_segment_status *segs, size_t n_segs,
+                      const struct reconcile_plan *plan)
+{
+    if (set == NULL) {
+        /* An older node's report: no set kept, every report reconciled whole. */
+        reconcile_node_done(n);
+        return;
+    }
+    if (segs != NULL) {
+        struct held_walk w = {n, set};
+
+        reconcile_node_done(n);
+        for (size_t i = 0; i < n_segs; i++)
+            if (!reconcile_settled(c, n, segs[i].segment_id, &segs[i]))
+                reconcile_mark(n, segs[i].segment_id);
+        strmap_foreach(n->held, settle_held, &w);
+        n->settled_known = true;
+        return;
+    }
+    for (size_t i = 0; i < plan->n_copies && n->unsettled != NULL; i++) {
+        const struct wire_segment_status *r = &plan->copies[i];
+
+        if (reconcile_settled(c, n, r->segment_id, plan->found[i] ? r : NULL))
+            (void)strmap_remove(n->unsettled, r->segment_id);
+    }
+}
+
+void reconcile_node_done(struct coord_node *n)
+{
+    if (n == NULL)
+        return;
+    strmap_free(n->unsettled);
+    n->unsettled = NULL;
+    n->settled_known = false;
+}
+
+/* An action that changes nothing when applied: a KEEP, neither surplus nor revalidated. */
+static bool action_idle(const struct reconcile_action *a)
+{
+    return a->kind == RECONCILE_KEEP && !a->surplus && !a->revalidate;
+}
+
+static bool actions_equal(const struct reconcile_action *a, const struct reconcile_action *b)
+{
+    if (a->kind != b->kind || a->seg != b->seg || a->surplus != b->surplus ||
+        a->revalidate != b->revalidate || a->vote != b->vote || a->invalid != b->invalid ||
+        a->clear_votes != b->clear_votes || (a->rep == NULL) != (b->rep == NULL))
+        return false;
+    return a->rep == NULL || (a->rep->state == b->rep->state &&
+                              strcmp(a->rep->segment_id, b->rep->segment_id) == 0);
+}
+
+/* Every busy action of x has its own equal in y; else why names the first without. */
+static bool plan_covered(const struct reconcile_plan *x, const struct reconcile_plan *y,
+                         const char *xname, char *why, size_t len)
+{
+    bool *used = xcalloc(y->n + 1, sizeof(*used));
+    bool ok = true;
+
+    for (size_t i = 0; i < x->n && ok; i++) {
+        size_t j;
+
+        if (action_idle(&x->v[i]))
+            continue;
+        for (j = 0; j < y->n; j++)
+            if (!used[j] && actions_equal(&x->v[i], &y->v[j]))
+                break;
+        if (j < y->n) {
+            used[j] = true;
+            continue;
+        }
+        ok = false;
+        snprintf(why, len, "%s plan has %s of %s (surplus %d) that the other lacks", xname,
+                 reconcile_kind_name(x->v[i].kind),
+                 x->v[i].rep != NULL ? x->v[i].rep->segment_id
+                 : x->v[i].seg != NULL ? x->v[i].seg->id
+                                       : "?",
+                 x->v[i].surplus);
+    }
+    free(used);
+    return ok;
+}
+
+bool reconcile_plans_agree(const struct reconcile_plan *whole, const struct reconcile_plan *part,
+                           char *why, size_t len)
+{
+    return plan_covered(whole, part, "the whole", why, len) &&
+           plan_covered(part, whole, "the incremental", why, len);
 }
 
 const char *reconcile_kind_name(enum reconcile_kind k)

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "repset.h"
 #include "wire.h"
 
 struct coord;
@@ -50,10 +51,17 @@ struct reconcile_action {
     bool clear_votes; /* ... but a LOADED copy proves the failures local: forgotten */
 };
 
-/* A plan: actions in report order, then the lost copies. Owned by the caller. */
+/*
+ * A plan: actions in report order, then the lost copies. Owned by the caller.
+ * An incremental plan (reconcile_delta()) also holds the copies it judged:
+ * copies[0..n_copies), found[i] false for an id the node's set lacks.
+ */
 struct reconcile_plan {
     struct reconcile_action *v;
     size_t n, cap;
+    struct wire_segment_status *copies;
+    bool *found;
+    size_t n_copies, cap_copies;
 };
 
 /*
@@ -67,6 +75,95 @@ struct reconcile_plan {
 void reconcile_report(const struct coord *c, const struct coord_node *n,
                       const struct wire_segment_status *segs, size_t n_segs, uint64_t now_ms,
                       struct reconcile_plan *ret);
+
+/*
+ * ---- Incremental reconciliation ----
+ *
+ * A full reconcile of a node's whole set every report costs O(copies); in
+ * a quiet cluster almost every copy is "settled": in the node's set as
+ * LOADED, held by the model on that node as LOADED, of a segment that is
+ * not INVALID, not stale, not a surplus. Judging a settled copy gives a
+ * KEEP that changes nothing. So each node keeps the ids of the copies that
+ * are not known to be settled (n->unsettled), and a delta report is judged
+ * on those plus the ids the delta names: work in proportion to the change.
+ *
+ * A settled copy stays settled until the node's set changes (the delta
+ * names it) or the model changes something its judgement reads; each such
+ * change marks the copy (reconcile_mark(), reconcile_touch()) where it is
+ * made:
+ *   - a holder added or removed on the node, a holder's state changed, a
+ *     segment's state changed (INVALID and back), a segment removed or its
+ *     registered file learnt (model.c, api.c): every holder of the segment
+ *     is marked, since the count of copies and their states decide surplus;
+ *   - a node that becomes live again (UP or DRAINING after SUSPECT or
+ *     DOWN): its own next report is reconciled whole, and the segments it
+ *     holds with more copies than asked are marked on their holders, since
+ *     its LOADED copies count for their surplus again (membership.c).
+ * Copies the model holds on the node that its set lacks stay unsettled
+ * until they are reported or found lost after the grace.
+ * A full report, a node's first report, and every report of an older node
+ * are reconciled whole (reconcile_report()), and the unsettled set is then
+ * rebuilt from scratch. The simulation (tests/sim) checks at every delta
+ * that the incremental plan does exactly what a full reconcile would.
+ */
+
+/* Marks node n's copy of seg_id to be judged at n's next report. */
+void reconcile_mark(struct coord_node *n, const char *seg_id);
+
+/*
+ * Marks s on every node the model has as its holder (see above): always
+ * when all, else only when s has more holders than its replication (when a
+ * change of one copy may make another a surplus).
+ */
+void reconcile_touch(const struct coord *c, const struct coord_seg *s, bool all);
+
+/*
+ * Node n became live again (UP or DRAINING after SUSPECT or DOWN): its next
+ * applied report is reconciled whole, and its segments with more holders
+ * than their replication are touched.
+ */
+void reconcile_node_back(struct coord *c, struct coord_node *n);
+
+/* Whether node n's next applied report must be reconciled whole. */
+bool reconcile_needs_whole(const struct coord_node *n);
+
+/*
+ * The incremental walk: judges node n's unsettled copies and the ids its
+ * delta rep names (changed and removed), against the node's rebuilt set,
+ * at now_ms. Marks rep's ids on n first (so an id is judged once). Reads
+ * the model as reconcile_report() does; the plan's actions point into the
+ * plan's own copies.
+ */
+void reconcile_delta(const struct coord *c, struct coord_node *n, const struct repset *set,
+                     const struct wire_node_report *rep, uint64_t now_ms,
+                     struct reconcile_plan *ret);
+
+/*
+ * After the plan was applied: the unsettled set of n, rebuilt from scratch
+ * after a whole reconcile (segs[0..n_segs), the set reconciled; set, the
+ * node's rebuilt set), or, after reconcile_delta(), the judged copies that
+ * are now settled taken out of it (segs NULL).
+ */
+void reconcile_settle(const struct coord *c, struct coord_node *n, const struct repset *set,
+                      const struct wire_segment_status *segs, size_t n_segs,
+                      const struct reconcile_plan *plan);
+
+/* Whether the reported copy r (NULL: the node's set lacks seg_id) of node n is settled. */
+bool reconcile_settled(const struct coord *c, const struct coord_node *n, const char *seg_id,
+                       const struct wire_segment_status *r);
+
+/* Frees n's unsettled set (its node is freed); NULL-safe. */
+void reconcile_node_done(struct coord_node *n);
+
+/*
+ * Whether two plans for the same report do the same: every action but a
+ * KEEP that changes nothing (not surplus, not revalidated) in one is in the
+ * other, with the same kind, segment and flags. For the simulation's check
+ * of reconcile_delta() against reconcile_report(); on false, why names the
+ * first difference.
+ */
+bool reconcile_plans_agree(const struct reconcile_plan *whole, const struct reconcile_plan *part,
+                           char *why, size_t len);
 
 /* Frees the plan's storage and empties it. NULL-safe. */
 void reconcile_plan_done(struct reconcile_plan *p);

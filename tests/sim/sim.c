@@ -278,6 +278,8 @@ struct sim {
     size_t n_rbuf, cap_rbuf, cap_scratch;
     uint64_t verdicts[INTAKE_VERDICT_COUNT_];
     struct reconcile_plan plan;
+    struct reconcile_plan whole; /* the whole reconcile an incremental one is checked against */
+    uint64_t incremental;        /* delta reports reconciled incrementally, each checked */
     uint64_t excess_bound_ms;
     /* counters, printed at the end */
     uint64_t events, assigns, accepts, refusals[WIRE_REASON_COUNT_], timeouts, crashes,
@@ -504,6 +506,8 @@ static void holder_add(struct coord_seg *s, struct coord_node *n, enum wire_segm
     h->since_ms = S.now;
     strmap_put(n->held, s->id, s);
     n->loading += st == WIRE_SEG_LOADING;
+    reconcile_mark(n, s->id);
+    reconcile_touch(&S.model, s, false);
 }
 
 /* As model.c's coord_holder_remove(). */
@@ -519,8 +523,10 @@ static void holder_remove(struct coord_seg *s, const char *node)
             break;
         }
     }
-    if (n != NULL)
+    if (n != NULL) {
         strmap_remove(n->held, s->id);
+        reconcile_mark(n, s->id);
+    }
 }
 
 /* As model.c's coord_seg_update() with dispatch.c's coord_rr_want(). */
@@ -566,6 +572,8 @@ static void window_apply(struct coord_node *n)
 /* As membership.c's coord_node_set_state(): the one setter. */
 static void set_state(struct coord_node *n, enum membership_state st)
 {
+    enum membership_state old = n->state;
+
     if (n->state == st) {
         struct placer_node_info pi;
         enum placer_node_state want = membership_placer_state(n->state, false);
@@ -579,6 +587,8 @@ static void set_state(struct coord_node *n, enum membership_state st)
     n->state = st;
     if (st == MEMBERSHIP_DOWN)
         window_init(&n->win);
+    if (!membership_is_live(old) && membership_is_live(st))
+        reconcile_node_back(&S.model, n);
     placer_node_set(S.placer, n->id, membership_placer_state(st, false));
     window_apply(n);
     kick();
@@ -624,6 +634,7 @@ static void apply_one(struct coord_node *n, const struct reconcile_action *a, ui
     struct coord_holder *h;
 
     if (a->revalidate && s->state == COORD_INVALID) {
+        reconcile_touch(&S.model, s, true);
         s->state = COORD_PENDING;
         s->n_invalid = 0;
     }
@@ -653,6 +664,7 @@ static void apply_one(struct coord_node *n, const struct reconcile_action *a, ui
             n->loading += r->state == WIRE_SEG_LOADING;
             h->state = r->state;
             h->since_ms = S.now;
+            reconcile_touch(&S.model, s, false);
         }
         break;
     case RECONCILE_KEEP:
@@ -919,13 +931,30 @@ static void coord_report(struct sim_report *rep, bool answer)
     sn->notes = 0;
     set_state(n, membership_on_report(false, false));
     if (in.applied) {
-        size_t n_segs;
-        const struct wire_segment_status *segs =
-            intake_set(&n->intake, &rep->rep, &in, &S.scratch, &S.cap_scratch, &n_segs);
+        size_t n_segs = 0;
+        const struct wire_segment_status *segs = NULL;
 
-        reconcile_report(&S.model, n, segs, n_segs, S.now, &S.plan);
+        if (in.verdict == INTAKE_DELTA && !reconcile_needs_whole(n)) {
+            /* Incremental, and checked against the whole reconcile it stands for. */
+            size_t n_all;
+            const struct wire_segment_status *all =
+                intake_set(&n->intake, &rep->rep, &in, &S.scratch, &S.cap_scratch, &n_all);
+            char why[512];
+
+            reconcile_delta(&S.model, n, n->intake.set, &rep->rep, S.now, &S.plan);
+            reconcile_report(&S.model, n, all, n_all, S.now, &S.whole);
+            if (!reconcile_plans_agree(&S.whole, &S.plan, why, sizeof(why)))
+                sim_fail("reconcile", "node %s report %" PRIu64 ": incremental and whole differ: %s",
+                         n->id, rep->rep.seq, why);
+            S.incremental++;
+        } else {
+            segs = intake_set(&n->intake, &rep->rep, &in, &S.scratch, &S.cap_scratch, &n_segs);
+            reconcile_report(&S.model, n, segs, n_segs, S.now, &S.plan);
+        }
         for (size_t i = 0; i < S.plan.n; i++)
             apply_one(n, &S.plan.v[i], &drops, &n_drops, &cap_drops);
+        reconcile_settle(&S.model, n, in.verdict == INTAKE_LEGACY ? NULL : n->intake.set, segs,
+                         n_segs, &S.plan);
     }
     window_apply(n);
     S.drops += n_drops;
@@ -1788,6 +1817,7 @@ static void world_free(void)
         admission_ledger_free(S.nodes[i].ledger);
         report_state_free(S.nodes[i].rs);
         intake_done(&S.nodes[i].cn->intake);
+        reconcile_node_done(S.nodes[i].cn);
         strmap_free(S.nodes[i].cn->held);
         free(S.nodes[i].cn);
     }
@@ -1807,6 +1837,7 @@ static void world_free(void)
     strmap_free(S.model.segs);
     strmap_free(S.model.nodes);
     reconcile_plan_done(&S.plan);
+    reconcile_plan_done(&S.whole);
     free(S.nodes);
     free(S.segs);
     free(S.heap);
@@ -1844,7 +1875,7 @@ static uint64_t sim_run(const struct sim_config *cfg, bool quiet_output)
                ") slow=%" PRIu64 " waves=%" PRIu64 " sheds=%" PRIu64 " lost_msgs=%" PRIu64
                " dup_msgs=%" PRIu64 " reports=%" PRIu64 " (full %" PRIu64 ", delta %" PRIu64
                ", duplicate %" PRIu64 ", old %" PRIu64 ", unapplied %" PRIu64 ")"
-               " drops=%" PRIu64 " excess_max_ms=%" PRIu64 " events=%" PRIu64 " digest=%016" PRIx64
+               " incremental=%" PRIu64 " drops=%" PRIu64 " excess_max_ms=%" PRIu64 " events=%" PRIu64 " digest=%016" PRIx64
                "\n",
                cfg->seed, cfg->nodes, cfg->segments, cfg->chaos_s, S.now, loaded, explained,
                S.assigns, S.accepts,
@@ -1856,7 +1887,7 @@ static uint64_t sim_run(const struct sim_config *cfg, bool quiet_output)
                S.timeouts, S.crashes, S.restarts_empty, S.slows, S.waves, S.sheds, S.lost_msgs,
                S.dup_msgs, S.reports, S.verdicts[INTAKE_FULL], S.verdicts[INTAKE_DELTA],
                S.verdicts[INTAKE_DUPLICATE], S.verdicts[INTAKE_OLD], S.verdicts[INTAKE_UNAPPLIED],
-               S.drops, S.excess_max_ms, S.events, d);
+               S.incremental, S.drops, S.excess_max_ms, S.events, d);
     }
     fflush(stdout);
     world_free();

@@ -3,7 +3,10 @@
  * placer): the rules (stale copies, adoption of unknown copies, surplus
  * (extra) copies and SUSPECT holders, lost (missing) copies, the INVALID
  * quorum), and the walk of a whole report over a model built in memory:
- * the plan it makes, and that it changes nothing in the model.
+ * the plan it makes, and that it changes nothing in the model; the
+ * incremental walk of a delta (only unsettled and named copies), that it
+ * sees what the model's marks say changed, and the check that compares it
+ * with the whole walk.
  */
 #include <check.h>
 #include <stdio.h>
@@ -12,6 +15,7 @@
 
 #include "coord_int.h"
 #include "reconcile.h"
+#include "repset.h"
 #include "strmap.h"
 #include "xmalloc.h"
 #include "suite.h"
@@ -116,6 +120,7 @@ static int free_node(const char *key, void *value, void *arg)
     struct coord_node *n = value;
 
     strmap_free(n->held);
+    reconcile_node_done(n);
     free(n);
     return 0;
 }
@@ -356,6 +361,231 @@ START_TEST(test_walk_votes)
 }
 END_TEST
 
+/* ---- the incremental walk ------------------------------------------------------ */
+
+/* A node's set and the delta of one report, built together. */
+struct delta {
+    struct repset *set;
+    struct wire_node_report rep;
+    struct wire_segment_status changed[8];
+    char removed[8][WIRE_ID_MAX + 1];
+};
+
+static void delta_start(struct delta *d)
+{
+    memset(&d->rep, 0, sizeof(d->rep));
+    d->rep.segments = d->changed;
+    d->rep.removed = d->removed;
+}
+
+static void delta_put(struct delta *d, const char *id, enum wire_segment_state st)
+{
+    d->changed[d->rep.n_segments] = copy(id, st);
+    repset_put(d->set, &d->changed[d->rep.n_segments++]);
+}
+
+static void delta_remove(struct delta *d, const char *id)
+{
+    snprintf(d->removed[d->rep.n_removed++], sizeof(d->removed[0]), "%s", id);
+    repset_remove(d->set, id);
+}
+
+/* How many copies of n are unsettled. */
+static size_t unsettled(const struct coord_node *n)
+{
+    return n->unsettled != NULL ? strmap_count(n->unsettled) : 0;
+}
+
+/* Node n's whole set reconciled and settled, as a full report is (no plan applied: none needed). */
+static void settle_whole(struct coord_node *n, const struct repset *set)
+{
+    struct wire_segment_status *all = NULL;
+    struct reconcile_plan plan = {0};
+    size_t cap = 0, k = repset_export(set, &all, &cap);
+
+    reconcile_report(&model, n, all, k, 10000, &plan);
+    reconcile_settle(&model, n, set, all, k, &plan);
+    reconcile_plan_done(&plan);
+    free(all);
+}
+
+/* The incremental plan of d at now_ms, checked against the whole plan of the same set. */
+static bool delta_plan(struct coord_node *n, struct delta *d, uint64_t now_ms,
+                       struct reconcile_plan *ret)
+{
+    struct wire_segment_status *all = NULL;
+    struct reconcile_plan whole = {0};
+    size_t cap = 0, k = repset_export(d->set, &all, &cap);
+    char why[512] = "";
+    bool agree;
+
+    reconcile_delta(&model, n, d->set, &d->rep, now_ms, ret);
+    reconcile_report(&model, n, all, k, now_ms, &whole);
+    agree = reconcile_plans_agree(&whole, ret, why, sizeof(why));
+    reconcile_plan_done(&whole);
+    free(all);
+    return agree;
+}
+
+START_TEST(test_incremental_in_proportion)
+{
+    struct coord_node *n1 = node("n1", MEMBERSHIP_UP);
+    struct reconcile_plan plan = {0};
+    struct delta d = {repset_new()};
+    char id[8];
+
+    /* 100 copies LOADED on n1 and in its set: all settled after a whole reconcile. */
+    for (int i = 0; i < 100; i++) {
+        struct wire_segment_status r;
+
+        snprintf(id, sizeof(id), "s%03d", i);
+        hold(seg(id, 1, COORD_LOADED), n1, WIRE_SEG_LOADED, 0);
+        r = copy(id, WIRE_SEG_LOADED);
+        repset_put(d.set, &r);
+    }
+    ck_assert(reconcile_needs_whole(n1));
+    settle_whole(n1, d.set);
+    ck_assert(!reconcile_needs_whole(n1));
+    ck_assert_uint_eq(unsettled(n1), 0);
+    /* An empty delta judges nothing. */
+    delta_start(&d);
+    ck_assert(delta_plan(n1, &d, 11000, &plan));
+    ck_assert_uint_eq(plan.n_copies, 0);
+    ck_assert_uint_eq(plan.n, 0);
+    /* A delta naming one new copy judges that one: adopted. */
+    seg("new", 1, COORD_PENDING);
+    delta_start(&d);
+    delta_put(&d, "new", WIRE_SEG_LOADED);
+    ck_assert(delta_plan(n1, &d, 11000, &plan));
+    ck_assert_uint_eq(plan.n_copies, 1);
+    ck_assert_uint_eq(plan.n, 1);
+    ck_assert_int_eq(plan.v[0].kind, RECONCILE_ADOPT);
+    /* Until the model holds it, it stays unsettled; once held LOADED, settled. */
+    reconcile_settle(&model, n1, d.set, NULL, 0, &plan);
+    ck_assert_uint_eq(unsettled(n1), 1);
+    hold(strmap_get(model.segs, "new"), n1, WIRE_SEG_LOADED, 11000);
+    reconcile_settle(&model, n1, d.set, NULL, 0, &plan);
+    ck_assert_uint_eq(unsettled(n1), 0);
+    /* A copy the node lost names itself: removed from the set, lost past the grace. */
+    delta_start(&d);
+    delta_remove(&d, "s007");
+    ck_assert(delta_plan(n1, &d, 11000, &plan));
+    ck_assert_uint_eq(plan.n, 1);
+    ck_assert_int_eq(plan.v[0].kind, RECONCILE_LOST);
+    ck_assert_str_eq(plan.v[0].seg->id, "s007");
+    reconcile_plan_done(&plan);
+    repset_free(d.set);
+}
+END_TEST
+
+START_TEST(test_incremental_sees_model_changes)
+{
+    struct coord_node *n1 = node("n1", MEMBERSHIP_UP), *n2 = node("n2", MEMBERSHIP_UP);
+    struct coord_seg *a = seg("a", 1, COORD_LOADED), *b = seg("b", 1, COORD_LOADED);
+    struct coord_seg *g = seg("g", 1, COORD_PENDING);
+    struct reconcile_plan plan = {0};
+    struct delta d = {repset_new()};
+    struct wire_segment_status r;
+
+    hold(a, n1, WIRE_SEG_LOADED, 0);
+    hold(b, n1, WIRE_SEG_LOADED, 0);
+    r = copy("a", WIRE_SEG_LOADED);
+    repset_put(d.set, &r);
+    r = copy("b", WIRE_SEG_LOADED);
+    repset_put(d.set, &r);
+    settle_whole(n1, d.set);
+    ck_assert_uint_eq(unsettled(n1), 0);
+
+    /* Another node's copy of a becomes LOADED (model.c touches a): n1's is a surplus now. */
+    hold(a, n2, WIRE_SEG_LOADED, 10500);
+    reconcile_touch(&model, a, false);
+    /* The model forgets n1's copy of b (a DOWN spell: coord_holder_remove() marks it). */
+    b->n_holders = 0;
+    strmap_remove(n1->held, "b");
+    reconcile_mark(n1, "b");
+    /* The placer assigns g to n1 (coord_holder_add() marks it): not reported yet. */
+    hold(g, n1, WIRE_SEG_LOADING, 10500);
+    reconcile_mark(n1, "g");
+
+    /* The next delta names none of them; each is judged as the whole walk would. */
+    delta_start(&d);
+    ck_assert(delta_plan(n1, &d, 11000, &plan));
+    ck_assert_uint_eq(plan.n_copies, 3);
+    ck_assert_int_eq(action(&plan, "a")->kind, RECONCILE_KEEP);
+    ck_assert(action(&plan, "a")->surplus);
+    ck_assert_int_eq(action(&plan, "b")->kind, RECONCILE_ADOPT);
+    ck_assert_ptr_null(action(&plan, "g")); /* within the grace */
+    /* g stays unsettled until reported, and is lost once the grace is over. */
+    reconcile_settle(&model, n1, d.set, NULL, 0, &plan);
+    ck_assert_ptr_nonnull(strmap_get(n1->unsettled, "g"));
+    delta_start(&d);
+    ck_assert(delta_plan(n1, &d, 14000, &plan));
+    ck_assert_int_eq(action(&plan, "g")->kind, RECONCILE_LOST);
+    reconcile_plan_done(&plan);
+    repset_free(d.set);
+}
+END_TEST
+
+START_TEST(test_incremental_missed_change_is_caught)
+{
+    struct coord_node *n1 = node("n1", MEMBERSHIP_UP), *n2 = node("n2", MEMBERSHIP_UP);
+    struct coord_seg *a = seg("a", 1, COORD_LOADED);
+    struct reconcile_plan plan = {0};
+    struct delta d = {repset_new()};
+    struct wire_segment_status r;
+
+    hold(a, n1, WIRE_SEG_LOADED, 0);
+    r = copy("a", WIRE_SEG_LOADED);
+    repset_put(d.set, &r);
+    settle_whole(n1, d.set);
+    /*
+     * A model change that forgot its mark: n2's LOADED copy makes n1's a
+     * surplus, but nothing says so. The incremental walk cannot see it, and
+     * the comparison with the whole walk (the simulation's invariant) fails.
+     */
+    hold(a, n2, WIRE_SEG_LOADED, 10500);
+    delta_start(&d);
+    ck_assert(!delta_plan(n1, &d, 11000, &plan));
+    ck_assert_uint_eq(plan.n, 0);
+    /* n2 back from SUSPECT: reconciled whole, and its segments' holders touched. */
+    reconcile_node_back(&model, n2);
+    ck_assert(reconcile_needs_whole(n2));
+    ck_assert_ptr_nonnull(strmap_get(n1->unsettled, "a"));
+    delta_start(&d);
+    ck_assert(delta_plan(n1, &d, 11000, &plan));
+    ck_assert(action(&plan, "a")->surplus);
+    reconcile_plan_done(&plan);
+    repset_free(d.set);
+}
+END_TEST
+
+START_TEST(test_plans_agree)
+{
+    struct coord_seg *a = seg("a", 1, COORD_LOADED), *b = seg("b", 1, COORD_LOADED);
+    struct wire_segment_status ra = copy("a", WIRE_SEG_LOADED), rb = copy("b", WIRE_SEG_LOADED);
+    struct reconcile_action whole[2] = {{.kind = RECONCILE_KEEP, .seg = a, .rep = &ra},
+                                        {.kind = RECONCILE_UPDATE, .seg = b, .rep = &rb}};
+    struct reconcile_action part[1] = {{.kind = RECONCILE_UPDATE, .seg = b, .rep = &rb}};
+    struct reconcile_plan pw = {whole, 2, 2}, pp = {part, 1, 1};
+    char why[256] = "";
+
+    /* A KEEP that changes nothing need not be in the incremental plan. */
+    ck_assert(reconcile_plans_agree(&pw, &pp, why, sizeof(why)));
+    /* A surplus KEEP must. */
+    whole[0].surplus = true;
+    ck_assert(!reconcile_plans_agree(&pw, &pp, why, sizeof(why)));
+    ck_assert_ptr_nonnull(strstr(why, "KEEP of a"));
+    whole[0].surplus = false;
+    /* Nor may the incremental plan do more, or otherwise. */
+    part[0].kind = RECONCILE_ADOPT;
+    ck_assert(!reconcile_plans_agree(&pw, &pp, why, sizeof(why)));
+    ck_assert_ptr_nonnull(strstr(why, "UPDATE of b"));
+    pw.n = 1;
+    ck_assert(!reconcile_plans_agree(&pw, &pp, why, sizeof(why)));
+    ck_assert_ptr_nonnull(strstr(why, "incremental plan has ADOPT of b"));
+}
+END_TEST
+
 static Suite *reconcile_suite(void)
 {
     Suite *s = suite_create("reconcile");
@@ -382,6 +612,13 @@ static Suite *reconcile_suite(void)
     tcase_add_checked_fixture(tc, model_setup, model_teardown);
     tcase_add_test(tc, test_walk_plan);
     tcase_add_test(tc, test_walk_votes);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("incremental");
+    tcase_add_checked_fixture(tc, model_setup, model_teardown);
+    tcase_add_test(tc, test_incremental_in_proportion);
+    tcase_add_test(tc, test_incremental_sees_model_changes);
+    tcase_add_test(tc, test_incremental_missed_change_is_caught);
+    tcase_add_test(tc, test_plans_agree);
     suite_add_tcase(s, tc);
     return s;
 }
