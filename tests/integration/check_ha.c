@@ -27,6 +27,7 @@
 #include "pg.h"
 #include "wire.h"
 #include "xmalloc.h"
+#include "suite.h"
 
 static char *dir, *storage, *uri;
 static struct harness_proc *coord_a, *coord_b, *node;
@@ -218,9 +219,7 @@ int main(void)
 {
     Suite *s = suite_create("ha");
     TCase *tc;
-    SRunner *sr;
     char why[1024] = "";
-    int failed;
 
     /* One server for every case, started before the runner forks. */
     if (harness_pg_shared(why, sizeof(why)) == NULL) {
@@ -233,9 +232,5 @@ int main(void)
     tcase_add_test(tc, test_standby_answers);
     tcase_add_test(tc, test_failover_node_follows);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(s);
 }

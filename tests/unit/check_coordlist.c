@@ -11,6 +11,7 @@
 
 #include "coordlist.h"
 #include "http.h"
+#include "suite.h"
 
 static struct coordlist *parse_ok(const char *csv)
 {
@@ -127,8 +128,6 @@ int main(void)
 {
     Suite *s = suite_create("coordlist");
     TCase *tc;
-    SRunner *sr;
-    int failed;
 
     tc = tcase_create("parse");
     tcase_add_test(tc, test_parse);
@@ -141,9 +140,5 @@ int main(void)
     tc = tcase_create("fetch");
     tcase_add_test(tc, test_fetch_nobody);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return harness_run_suite(s);
 }
