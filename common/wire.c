@@ -2256,6 +2256,7 @@ static const struct wire_field wire_cluster_fields[] = {
     F(segments_invalid),     F(segments_backing_off), F(nodes_up),
     F(nodes_total),          F(assignments_in_flight), F(version),
     F(uptime_seconds),       F(assignments_accepted), F(nodes_draining),
+    F(leader),               F(leader_epoch),
 };
 #undef F
 static const struct wire_msg wire_cluster_msg = WIRE_MSG(
@@ -2278,6 +2279,16 @@ int wire_cluster_status_decode(const void *buf, size_t len, struct wire_cluster_
         if (rr < WIRE_REASON_COUNT_)
             ret->refusals[rr] += m->refusals[i]->count;
     }
+    ret->n_coordinators = 0;
+    for (size_t i = 0; i < m->n_coordinators && i < WIRE_COORDS_MAX; i++) {
+        struct wire_coord_seen *o = &ret->coordinators[ret->n_coordinators++];
+
+        wire_copy_text(o->addr, sizeof(o->addr),
+                       m->coordinators[i]->addr != NULL ? m->coordinators[i]->addr : "");
+        wire_copy_text(o->role, sizeof(o->role),
+                       m->coordinators[i]->role != NULL ? m->coordinators[i]->role : "");
+        o->seen_ms_ago = m->coordinators[i]->seen_ms_ago;
+    }
     sluice__v1__cluster_status__free_unpacked(m, NULL);
     return 0;
 }
@@ -2286,9 +2297,19 @@ uint8_t *wire_cluster_status_encode(const struct wire_cluster_status *in, size_t
 {
     Sluice__V1__ClusterStatus m = SLUICE__V1__CLUSTER_STATUS__INIT;
     Sluice__V1__ReasonCount rc[WIRE_REASON_COUNT_], *rcp[WIRE_REASON_COUNT_];
+    Sluice__V1__CoordinatorSeen cs[WIRE_COORDS_MAX], *csp[WIRE_COORDS_MAX];
     struct wire_arena a = {NULL};
 
     wire_to_pb(&wire_cluster_msg, &m.base, in, &a);
+    for (size_t i = 0; i < in->n_coordinators && i < WIRE_COORDS_MAX; i++) {
+        sluice__v1__coordinator_seen__init(&cs[i]);
+        cs[i].addr = (char *)(uintptr_t)in->coordinators[i].addr;
+        cs[i].role = (char *)(uintptr_t)in->coordinators[i].role;
+        cs[i].seen_ms_ago = in->coordinators[i].seen_ms_ago;
+        csp[i] = &cs[i];
+        m.n_coordinators = i + 1;
+    }
+    m.coordinators = csp;
     for (unsigned i = 0; i < WIRE_REASON_COUNT_; i++) {
         if (in->refusals[i] == 0)
             continue;

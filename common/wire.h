@@ -439,6 +439,15 @@ struct wire_claim_response {
     struct wire_assign_request *assignments; /* owned */
 };
 
+/* Coordinators listed in ClusterStatus at most. */
+#define WIRE_COORDS_MAX 16
+
+struct wire_coord_seen {
+    char addr[WIRE_ADDR_MAX + 1];
+    char role[16];
+    uint64_t seen_ms_ago;
+};
+
 struct wire_cluster_status {
     uint64_t segments_total, segments_pending, segments_loaded, segments_invalid;
     uint64_t segments_backing_off;
@@ -449,6 +458,10 @@ struct wire_cluster_status {
     uint64_t uptime_seconds;
     uint64_t assignments_accepted;
     uint64_t refusals[WIRE_REASON_COUNT_]; /* by reason, since the coordinator started */
+    char leader[WIRE_ADDR_MAX + 1];        /* the answering leader's advertised address */
+    uint64_t leader_epoch;                 /* 0: no election (SQLite) */
+    struct wire_coord_seen coordinators[WIRE_COORDS_MAX];
+    size_t n_coordinators;
 };
 
 int wire_node_report_decode(const void *buf, size_t len, struct wire_node_report *ret,

@@ -54,6 +54,8 @@
  * per second, not a row per segment.
  */
 #define COORD_STORM_MS 1000
+/* `sluice-coord status` lists the coordinators heard from within this long. */
+#define COORD_SEEN_MS 10000
 
 enum coord_seg_state { COORD_PENDING, COORD_LOADED, COORD_INVALID };
 

@@ -145,6 +145,11 @@ void ctl_print_status(FILE *out, const struct wire_cluster_status *st, bool json
         return;
     }
     fprintf(out, "sluice-coord %s, up %" PRIu64 "s\n", st->version, st->uptime_seconds);
+    fprintf(out, "leader:   %s, epoch %" PRIu64 "%s\n", st->leader[0] != '\0' ? st->leader : "-",
+            st->leader_epoch, st->leader_epoch == 0 ? " (SQLite: no election)" : "");
+    for (size_t i = 0; i < st->n_coordinators; i++)
+        fprintf(out, "          %-7s %s, seen %.1fs ago\n", st->coordinators[i].role,
+                st->coordinators[i].addr, (double)st->coordinators[i].seen_ms_ago / 1000.0);
     fprintf(out, "nodes:    %u up of %u%s\n", st->nodes_up, st->nodes_total,
             ctl_draining_note(st));
     fprintf(out,

@@ -69,7 +69,7 @@ int coord_flush(struct coord *c)
      * re-opened since (the lock went with the old session) may already
      * serve another leader. Nothing in this group was acknowledged yet.
      */
-    if (c->leading && !catalog_leading(c->cat)) {
+    if (c->lost_lead || (c->leading && !catalog_leading(c->cat))) {
         catalog_rollback(c->cat);
         storm_reset(c->storm);
         c->catalog_errors++;

@@ -411,6 +411,24 @@ static void coord_status_fill(struct coord *c, struct wire_cluster_status *st)
     st->uptime_seconds = (clock_mono_ns() - c->started_mono_ns) / 1000000000ull;
     st->assignments_accepted = ps.outcomes_total[PLACER_ACCEPTED];
     memcpy(st->refusals, ps.refused_by_reason_total, sizeof(st->refusals));
+    snprintf(st->leader, sizeof(st->leader), "%s", c->advertise);
+    st->leader_epoch = c->lead_epoch;
+}
+
+/* A coordinator heard from recently, into the status (catalog_foreach_coordinator). */
+static int coord_status_seen(const struct catalog_coordinator *cc, void *arg)
+{
+    struct wire_cluster_status *st = arg;
+    uint64_t now = clock_wall_ms();
+    struct wire_coord_seen *o;
+
+    if (st->n_coordinators == WIRE_COORDS_MAX)
+        return 1;
+    o = &st->coordinators[st->n_coordinators++];
+    snprintf(o->addr, sizeof(o->addr), "%s", cc->addr);
+    snprintf(o->role, sizeof(o->role), "%s", cc->role);
+    o->seen_ms_ago = now > cc->seen_ms ? now - cc->seen_ms : 0;
+    return 0;
 }
 
 void coord_status_cb(struct evhttp_request *req, const char *rest, void *arg)
@@ -419,7 +437,15 @@ void coord_status_cb(struct evhttp_request *req, const char *rest, void *arg)
     uint8_t *buf;
     size_t len;
 
-    coord_status_fill(arg, &st);
+    struct coord *c = arg;
+    int r;
+
+    coord_status_fill(c, &st);
+    /* The standbys (and this leader) heard from in the last 10 s; a read error leaves none. */
+    r = catalog_foreach_coordinator(c->cat, clock_wall_ms() - COORD_SEEN_MS, coord_status_seen,
+                                    &st);
+    if (r < 0)
+        log_warn("status_coordinators_failed", "error=%s", log_q(catalog_errmsg(c->cat)));
     buf = wire_cluster_status_encode(&st, &len);
     pbhttp_reply_msg(req, 200, WIRE_MSG_CLUSTER_STATUS, buf, len);
 }
@@ -478,6 +504,20 @@ void coord_metrics_cb(struct evhttp_request *req, const char *rest, void *arg)
     }
     metrics_one_u64(m, "sluice_coord_segments_backing_off", "gauge",
                     "Pending segments waiting out a Retry-After.", st.segments_backing_off);
+    metrics_one_u64(m, "sluice_coord_is_leader", "gauge",
+                    "1 when this coordinator leads (places, answers); 0 a standby.", c->leading);
+    metrics_one_u64(m, "sluice_coord_leader_epoch", "gauge",
+                    "The leader epoch: this coordinator's when it leads, else the leader's as the "
+                    "catalog says (0: SQLite, no election).",
+                    c->leading ? c->lead_epoch : c->leader_epoch);
+    metrics_one_u64(m, "sluice_coord_elections_total", "counter",
+                    "Times this process took the lead.", c->elections);
+    metrics_one(m, "sluice_coord_catalog_commit_age_seconds", "gauge",
+                "Seconds since this coordinator last committed to the catalog (a leader commits "
+                "at least every second; a standby heartbeats); -1: never.",
+                c->last_commit_mono_ms == 0
+                    ? -1.0
+                    : (double)(coord_now_ms() - c->last_commit_mono_ms) / 1000.0);
     metrics_one_u64(m, "sluice_coord_nodes_up", "gauge", "Nodes UP or DRAINING.", st.nodes_up);
     metrics_one_u64(m, "sluice_coord_nodes_draining", "gauge",
                     "Nodes DRAINING: they answer, but take nothing new.", st.nodes_draining);

@@ -944,6 +944,12 @@ struct node *node_new(struct event_base *base, const struct node_config *cfg, ch
                                 err_len) < 0) {
         goto fail;
     }
+    /* The newest leader seen, across restarts: an old coordinator stays refused. */
+    if (epoch_fence_load(&node->fence, cfg->data_dir, err, err_len) < 0)
+        goto fail;
+    if (node->fence.highest > 0)
+        log_info("epoch_fence", "highest=%" PRIu64 " path=%s", node->fence.highest,
+                 node->fence.path);
     api_routes(node);
     if (cfg->coordinator != NULL && cfg->coordinator[0] != '\0') {
         struct coordlist *l = NULL;

@@ -25,6 +25,7 @@
 #include "http.h"
 #include "mkseg.h"
 #include "pg.h"
+#include "suite.h"
 #include "wire.h"
 #include "xmalloc.h"
 #include "suite.h"
@@ -143,9 +144,27 @@ START_TEST(test_standby_answers)
     ck_assert_str_eq(leader, "");
     ck_assert_int_eq(get(a, "/v1/segments", NULL, NULL), 200);
 
+    /* Metrics of both. */
+    ck_assert(harness_metric(a, "sluice_coord_is_leader") == 1);
+    ck_assert(harness_metric(a, "sluice_coord_leader_epoch") == 1);
+    ck_assert(harness_metric(a, "sluice_coord_elections_total") == 1);
+    ck_assert(harness_metric(a, "sluice_coord_catalog_commit_age_seconds") >= 0);
+    ck_assert(harness_metric(b, "sluice_coord_is_leader") == 0);
+    ck_assert(harness_metric(b, "sluice_coord_leader_epoch") == 1);
+    ck_assert(harness_metric(b, "sluice_coord_elections_total") == 0);
+
     /* The CLI given the standby first reaches the leader; given the standby alone it follows. */
     both = xasprintf("%s,%s", b, a);
     ck_assert_msg(status_cli(both, &out) == 0, "%s", out);
+    {
+        char *want_leader = xasprintf("leader:   %s, epoch 1\n", a);
+        char *want_standby = xasprintf("standby %s, seen", b);
+
+        ck_assert_msg(strstr(out, want_leader) != NULL, "%s", out);
+        ck_assert_msg(strstr(out, want_standby) != NULL, "%s", out);
+        free(want_leader);
+        free(want_standby);
+    }
     free(out);
     ck_assert_msg(status_cli(b, &out) == 0, "%s", out);
     free(out);
@@ -202,6 +221,8 @@ START_TEST(test_failover_node_follows)
     printf("check_ha: the standby led %" PRIu64 " ms after kill -9 of the leader\n", took_ms);
     ck_assert_uint_lt(took_ms, 5000);
     ck_assert_int_eq(get(b, "/readyz", leader, NULL), 200);
+    ck_assert(harness_metric(b, "sluice_coord_leader_epoch") == 2);
+    ck_assert(harness_metric(b, "sluice_coord_elections_total") == 1);
     ck_assert(harness_wait_until(node_up_at, b, 10000));
     ck_assert(harness_settled(b, 1, 15000));
     ck_assert_int_eq(harness_query_one(harness_proc_addr(node), "h1", WIRE_AGG_COUNT, "value",
