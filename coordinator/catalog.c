@@ -1873,6 +1873,9 @@ out:
 
 /* ---- leading ---- */
 
+/* How long a leader's session may sit idle before PostgreSQL ends it (catalog_lead). */
+#define CAT_LEAD_LEASE "5s"
+
 /* The lead's advisory lock key: the application id + 1 (the id itself is the migration lock's,
  * which a second process opening the catalog takes while the leader runs). */
 #define CAT_LEAD_KEY "1397506886"
@@ -1944,6 +1947,19 @@ int catalog_lead(struct catalog *c, const char *addr, uint64_t *ret_epoch)
         return r;
     if (got == 0)
         return 0;
+    /*
+     * The lock is the lead only while this session lives, and a leader that
+     * stops answering but keeps its TCP connection (SIGSTOP, a machine
+     * frozen under its hypervisor) would hold it for ever. PostgreSQL 14 and
+     * later end a session idle for CAT_LEAD_LEASE, in a transaction or not,
+     * and with it the lock: a standby then takes over. A leader touches its
+     * connection every second (the lead check, the heartbeat), so only one
+     * whose loop has stopped for that long is ended, and it steps down when
+     * it runs again. Older servers refuse the settings: there the lead lasts
+     * as long as the session.
+     */
+    (void)sqldb_exec(c->db, "SET idle_session_timeout = '" CAT_LEAD_LEASE "'");
+    (void)sqldb_exec(c->db, "SET idle_in_transaction_session_timeout = '" CAT_LEAD_LEASE "'");
     /* The epoch and the address clients are sent to change together. */
     if ((r = cat_exec(c, "BEGIN")) < 0)
         goto fail;
