@@ -338,6 +338,14 @@ int harness_register_ids(const char *addr, const char *prefix, int width, int fr
                          char *const *uris, size_t n_uris, uint64_t row_count,
                          uint64_t avg_row_size)
 {
+    return harness_register_ids_r(addr, prefix, width, from, to, uris, n_uris, row_count,
+                                  avg_row_size, 1);
+}
+
+int harness_register_ids_r(const char *addr, const char *prefix, int width, int from, int to,
+                           char *const *uris, size_t n_uris, uint64_t row_count,
+                           uint64_t avg_row_size, unsigned replication)
+{
     struct wire_segment_batch b;
     int status;
 
@@ -351,7 +359,7 @@ int harness_register_ids(const char *addr, const char *prefix, int width, int fr
         s->uri = xstrdup(uris[(size_t)k % n_uris]);
         s->row_count = row_count;
         s->avg_row_size = avg_row_size;
-        s->replication = 1;
+        s->replication = replication;
     }
     status = harness_register(addr, &b, NULL, NULL);
     wire_segment_batch_done(&b);

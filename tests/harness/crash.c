@@ -241,19 +241,26 @@ static int crash_nodeview_count_cb(const char *key, void *value, void *arg)
     struct crash_nodeview *v = arg;
     uintptr_t m = (uintptr_t)value, any = m & 0xff, loaded = (m >> 8) & 0xff;
 
-    if (__builtin_popcountl(any) > 1) {
+    if (__builtin_popcountl(any) > (int)v->replication) {
         if (v->dups++ == 0)
             snprintf(v->dup_example, sizeof(v->dup_example), "%s (node mask 0x%lx)", key,
                      (unsigned long)any);
     }
     v->unloaded += loaded != any;
+    v->short_ += __builtin_popcountl(loaded) < (int)v->replication;
     return 0;
 }
 
 /* Collects every node's own status; skip_mask leaves nodes out (stopped, cut off). */
 bool crash_nodeview_fetch(struct crash_nodeview *v, unsigned skip_mask)
 {
+    return crash_nodeview_fetch_r(v, skip_mask, 1);
+}
+
+bool crash_nodeview_fetch_r(struct crash_nodeview *v, unsigned skip_mask, unsigned replication)
+{
     memset(v, 0, sizeof(*v));
+    v->replication = replication;
     v->held = strmap_new();
     for (int i = 0; i < CRASH_NODES; i++) {
         struct wire_node_status st;
@@ -294,6 +301,12 @@ void crash_nodeview_done(struct crash_nodeview *v)
 bool crash_cluster_settled(const char *caddr, uint64_t n, bool check_placements, char *why,
                            size_t why_len)
 {
+    return crash_cluster_settled_r(caddr, n, 1, check_placements, why, why_len);
+}
+
+bool crash_cluster_settled_r(const char *caddr, uint64_t n, unsigned replication,
+                             bool check_placements, char *why, size_t why_len)
+{
     struct wire_cluster_status cs;
     struct wire_segment_list sl;
     struct crash_nodeview v;
@@ -308,16 +321,17 @@ bool crash_cluster_settled(const char *caddr, uint64_t n, bool check_placements,
                  cs.segments_loaded, cs.segments_total, n);
         return false;
     }
-    if (!crash_nodeview_fetch(&v, 0)) {
+    if (!crash_nodeview_fetch_r(&v, 0, replication)) {
         snprintf(why, why_len, "a node did not answer GET /v1/status");
         crash_nodeview_done(&v);
         return false;
     }
-    if (v.entries != n || v.dups != 0 || v.unloaded != 0) {
+    if (v.entries != n || v.dups != 0 || v.unloaded != 0 || v.short_ != 0) {
         snprintf(why, why_len,
-                 "nodes hold %zu ids (want %" PRIu64 "), %zu on two nodes (%s), %zu "
-                 "not LOADED",
-                 v.entries, n, v.dups, v.dups ? v.dup_example : "-", v.unloaded);
+                 "nodes hold %zu ids (want %" PRIu64 "), %zu on more than %u nodes (%s), %zu "
+                 "not LOADED, %zu LOADED on fewer than %u",
+                 v.entries, n, v.dups, replication, v.dups ? v.dup_example : "-", v.unloaded,
+                 v.short_, replication);
         goto out;
     }
     if (check_placements) {
@@ -328,18 +342,23 @@ bool crash_cluster_settled(const char *caddr, uint64_t n, bool check_placements,
         ok = true;
         for (size_t i = 0; i < sl.n && ok; i++) {
             const struct wire_segment_info *s = &sl.segments[i];
-            uintptr_t m = (uintptr_t)strmap_get(v.held, s->spec.segment_id);
-            char want[16];
-            if (s->n_placements != 1 || m == 0) {
+            uintptr_t m = (uintptr_t)strmap_get(v.held, s->spec.segment_id), placed = 0;
+            int node;
+
+            if (s->n_placements != replication || m == 0) {
                 snprintf(why, why_len, "%s: %zu placements at the coordinator, node mask 0x%lx",
                          s->spec.segment_id, s->n_placements, (unsigned long)m);
                 ok = false;
                 break;
             }
-            snprintf(want, sizeof(want), "node-%d", __builtin_ctzl(m & 0xff));
-            if (strcmp(s->placements[0].node_id, want) != 0) {
-                snprintf(why, why_len, "%s: the coordinator says %s, the nodes say %s",
-                         s->spec.segment_id, s->placements[0].node_id, want);
+            for (size_t p = 0; p < s->n_placements; p++)
+                if (sscanf(s->placements[p].node_id, "node-%d", &node) == 1 && node >= 0 &&
+                    node < CRASH_NODES)
+                    placed |= 1u << node;
+            if (placed != (m & 0xff)) {
+                snprintf(why, why_len,
+                         "%s: the coordinator places it on nodes 0x%lx, the nodes hold it on 0x%lx",
+                         s->spec.segment_id, (unsigned long)placed, (unsigned long)(m & 0xff));
                 ok = false;
             }
         }
@@ -356,10 +375,16 @@ out:
 bool crash_wait_settled(const char *caddr, uint64_t n, bool check_placements, unsigned timeout_ms,
                         char *why, size_t why_len)
 {
+    return crash_wait_settled_r(caddr, n, 1, check_placements, timeout_ms, why, why_len);
+}
+
+bool crash_wait_settled_r(const char *caddr, uint64_t n, unsigned replication,
+                          bool check_placements, unsigned timeout_ms, char *why, size_t why_len)
+{
     uint64_t deadline = crash_now_ms() + timeout_ms;
 
     for (;;) {
-        if (crash_cluster_settled(caddr, n, check_placements, why, why_len))
+        if (crash_cluster_settled_r(caddr, n, replication, check_placements, why, why_len))
             return true;
         if (crash_now_ms() >= deadline)
             return false;

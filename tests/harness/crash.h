@@ -83,14 +83,21 @@ const char *crash_node_addr(int i);
  */
 struct crash_nodeview {
     struct strmap *held;
-    size_t entries; /* distinct ids */
-    size_t dups;    /* ids on more than one node */
-    size_t unloaded;
+    unsigned replication; /* copies each id should have */
+    size_t entries;       /* distinct ids */
+    size_t dups;          /* ids on more than `replication` nodes */
+    size_t unloaded;      /* ids held, on some node, not LOADED */
+    size_t short_;        /* ids LOADED on fewer than `replication` nodes */
     char dup_example[WIRE_ID_MAX + 64];
 };
 
-/* Collects every node's own status; skip_mask leaves nodes out (stopped, cut off). */
+/*
+ * Collects every node's own status; skip_mask leaves nodes out (stopped, cut
+ * off). Counts against replication 1.
+ */
 bool crash_nodeview_fetch(struct crash_nodeview *v, unsigned skip_mask);
+/* The same, counting against replication copies of each id. */
+bool crash_nodeview_fetch_r(struct crash_nodeview *v, unsigned skip_mask, unsigned replication);
 void crash_nodeview_done(struct crash_nodeview *v);
 
 /*
@@ -101,9 +108,19 @@ void crash_nodeview_done(struct crash_nodeview *v);
  */
 bool crash_cluster_settled(const char *caddr, uint64_t n, bool check_placements, char *why,
                            size_t why_len);
+/*
+ * The same with replication copies of each segment: each LOADED on exactly
+ * that many nodes, and (check_placements) the coordinator's placements of
+ * it are those nodes.
+ */
+bool crash_cluster_settled_r(const char *caddr, uint64_t n, unsigned replication,
+                             bool check_placements, char *why, size_t why_len);
 /* Polls crash_cluster_settled() every 100 ms until it holds or timeout_ms passes. */
 bool crash_wait_settled(const char *caddr, uint64_t n, bool check_placements, unsigned timeout_ms,
                         char *why, size_t why_len);
+/* The same for crash_cluster_settled_r(). */
+bool crash_wait_settled_r(const char *caddr, uint64_t n, unsigned replication,
+                          bool check_placements, unsigned timeout_ms, char *why, size_t why_len);
 /* Starts crash_nodes[i] ("node-<i>", reports to caddr every 250 ms, admission off) plus more. */
 void crash_start_node(int i, const char *caddr, const char *const *more);
 

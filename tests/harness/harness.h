@@ -293,6 +293,10 @@ int harness_register_one(const char *addr, const char *segment_id, const char *u
 int harness_register_ids(const char *addr, const char *prefix, int width, int from, int to,
                          char *const *uris, size_t n_uris, uint64_t row_count,
                          uint64_t avg_row_size);
+/* The same, replication copies of each. */
+int harness_register_ids_r(const char *addr, const char *prefix, int width, int from, int to,
+                           char *const *uris, size_t n_uris, uint64_t row_count,
+                           uint64_t avg_row_size, unsigned replication);
 
 /* GET /v1/segments/<id>: as harness_segments(), and -ENOENT unless it lists exactly that one. */
 int harness_segment(const char *addr, const char *segment_id, struct wire_segment_list *ret);
