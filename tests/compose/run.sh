@@ -24,7 +24,9 @@
 #     mkseg` per file, because the image has no shell to loop in, then one
 #     `docker-compose run --rm seed sluice-coord import /srv/segments`;
 #  5. checks, with the host-built sluice-coord through 127.0.0.1: exactly one
-#     coordinator leads (coordinator logs `leading`, coordinator2 `standby`);
+#     coordinator leads (coordinator logs `leading`, coordinator2 `standby`;
+#     coordinator2 answers 503 naming coordinator:7000 in X-Sluice-Leader,
+#     and /readyz is 200 on coordinator, 503 on coordinator2);
 #     every segment LOADED; a count through the broker is the rows of all 24
 #     segments; each node reports its container's memory limit; node1
 #     (256m) refused at least one segment with a MEM_* reason; no container
@@ -232,6 +234,19 @@ if grep -q '^coordinator_1 .*event=leading epoch=' <<<"$lead_log" &&
     ok "coordinator leads, coordinator2 waits as a standby (one advisory lock)"
 else
     bad "not exactly one leader among coordinator and coordinator2"
+fi
+http_get() { # ADDR PATH -> "STATUS LEADER" (X-Sluice-Leader, - if none)
+    curl -s -o /dev/null -D - -H "Authorization: Bearer $SLUICE_TOKEN" "http://$1$2" |
+        awk 'NR == 1 {s = $2} tolower($1) == "x-sluice-leader:" {l = $2} END {sub(/\r$/, "", l); print s, (l == "" ? "-" : l)}'
+}
+ready1=$(http_get "127.0.0.1:$cport" /readyz)
+ready2=$(http_get "127.0.0.1:$c2port" /readyz)
+standby=$(http_get "127.0.0.1:$c2port" /v1/status)
+echo "   /readyz: coordinator ${ready1%% *}, coordinator2 ${ready2%% *}; GET /v1/status on coordinator2: $standby"
+if [ "${ready1%% *}" = 200 ] && [ "${ready2%% *}" = 503 ] && [ "$standby" = "503 coordinator:7000" ]; then
+    ok "coordinator2 answers 503 naming the leader coordinator:7000; /readyz 200 on the leader only"
+else
+    bad "the standby should answer 503 with X-Sluice-Leader: coordinator:7000, and /readyz 200 on the leader only"
 fi
 
 echo "== seeding 24 demo segments into the segments volume (one container each)"
