@@ -56,11 +56,12 @@
 #define BROKER_MAX_TIMEOUT  600000 /* the longest timeout_ms a query may ask, ms */
 /*
  * A node that timed out, refused the connection or failed without a
- * Retry-After is left out of choices this long: a stalled or dead process
- * seldom recovers within a second, and the coordinator's --node-timeout
- * (5 s) takes it out of the map by then anyway.
+ * Retry-After is left out of choices this long, unless --penalty says
+ * otherwise: a stalled or dead process seldom recovers within a second,
+ * and the coordinator's --node-timeout (5 s) takes it out of the map by
+ * then anyway.
  */
-#define BROKER_PENALTY_US   5000000
+#define BROKER_PENALTY_MS   5000
 
 enum bq_outcome {
     BQ_OK,
@@ -163,6 +164,7 @@ struct broker {
     struct broker_config cfg;
     char *token, *coordinator;
     struct http_server *http;
+    bool own_http;  /* false: the coordinator's server (embedded) */
     char bound[128];
     struct coordclient *coord; /* to the leader of the --coordinator list */
     struct event *poll_ev;
@@ -1062,6 +1064,8 @@ static void broker_poll_failed(struct broker *b, const char *what)
     broker_poll_later(b, b->cfg.poll_ms);
 }
 
+static void broker_poll_apply(struct broker *b, struct wire_placement_map *pm);
+
 static void broker_poll_answer_cb(int status, const struct http_client_reply *reply, void *arg)
 {
     struct broker *b = arg;
@@ -1085,6 +1089,14 @@ static void broker_poll_answer_cb(int status, const struct http_client_reply *re
         broker_poll_failed(b, err.message);
         return;
     }
+    broker_poll_apply(b, &pm);
+}
+
+/* One answer of the placement map, applied (and freed); the next poll scheduled. */
+static void broker_poll_apply(struct broker *b, struct wire_placement_map *pmp)
+{
+    struct wire_placement_map pm = *pmp;
+
     if (b->poll_failing)
         log_info("placements_ok", "coordinator=%s", coordclient_addr(b->coord));
     b->poll_failing = false;
@@ -1157,7 +1169,19 @@ static void broker_poll_cb(evutil_socket_t fd, short what, void *arg)
         snprintf(path, sizeof(path), "/v1/placements?since=%" PRIu64 "&epoch=%016" PRIx64,
                  bmap_version(b->map), bmap_epoch(b->map));
     }
-    r = http_client_request(coordclient_client(b->coord), EVHTTP_REQ_GET, path, NULL, NULL, 0, broker_poll_answer_cb,
+    if (b->cfg.placements != NULL) {
+        /* Embedded: the coordinator's own map, by a call, not HTTP to itself. */
+        struct wire_placement_map pm;
+        bool full = b->refreshing || !bmap_ready(b->map);
+
+        memset(&pm, 0, sizeof(pm));
+        (void)b->cfg.placements(b->cfg.placements_arg, full ? 0 : bmap_version(b->map),
+                                full ? 0 : bmap_epoch(b->map), full ? b->after : "", &pm);
+        broker_poll_apply(b, &pm);
+        return;
+    }
+    r = http_client_request(coordclient_client(b->coord), EVHTTP_REQ_GET, path, NULL, NULL, 0,
+                            broker_poll_answer_cb,
                             b);
     if (r < 0)
         broker_poll_failed(b, strerror(-r));
@@ -1172,15 +1196,10 @@ static void broker_healthz_cb(struct evhttp_request *req, const char *rest, void
     http_reply_text(req, 200, "ok\n");
 }
 
-static void broker_metrics_cb(struct evhttp_request *req, const char *rest, void *arg)
+void broker_metrics(const struct broker *b, struct metrics_buf *m)
 {
     static const double fanout_bounds[] = {1, 2, 3, 4, 6, 8, 12, 16, 32, 64, 128};
-    struct broker *b = arg;
-    struct metrics_buf *m = metrics_buf_new();
-    struct http_server_stats hs;
 
-    (void)rest;
-    http_server_get_stats(b->http, &hs);
     metrics_family(m, "sluice_broker_queries_total", "counter",
                    "Table queries answered, by outcome.");
     for (int i = 0; i < BQ_OUTCOME_COUNT_; i++)
@@ -1230,6 +1249,17 @@ static void broker_metrics_cb(struct evhttp_request *req, const char *rest, void
                        (const char *const[]){"outcome", "full", NULL});
     metrics_sample_u64(m, "sluice_broker_placement_polls_total", b->polls_failed,
                        (const char *const[]){"outcome", "failed", NULL});
+}
+
+static void broker_metrics_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct broker *b = arg;
+    struct metrics_buf *m = metrics_buf_new();
+    struct http_server_stats hs;
+
+    (void)rest;
+    http_server_get_stats(b->http, &hs);
+    broker_metrics(b, m);
     metrics_one_u64(m, "sluice_http_connections_live", "gauge", "Open HTTP connections.",
                     hs.connections_live);
     metrics_process(m, "/proc");
@@ -1252,13 +1282,15 @@ struct broker *broker_new(struct event_base *base, const struct broker_config *c
     b->token = cfg->token != NULL && cfg->token[0] != '\0' ? xstrdup(cfg->token) : NULL;
     b->cfg.token = b->token;
     b->cfg.listen = NULL;
-    if (cfg->coordinator == NULL) {
-        snprintf(err, err_len, "--coordinator: required");
-        goto fail;
+    if (cfg->placements == NULL) {
+        if (cfg->coordinator == NULL) {
+            snprintf(err, err_len, "--coordinator: required");
+            goto fail;
+        }
+        if (coordlist_new(cfg->coordinator, &l, err, err_len) < 0)
+            goto fail;
     }
-    if (coordlist_new(cfg->coordinator, &l, err, err_len) < 0)
-        goto fail;
-    b->coordinator = xstrdup(cfg->coordinator);
+    b->coordinator = xstrdup(cfg->placements != NULL ? "in-process" : cfg->coordinator);
     b->cfg.coordinator = b->coordinator;
     if (b->cfg.conns_per_node == 0)
         b->cfg.conns_per_node = 1;
@@ -1266,15 +1298,30 @@ struct broker *broker_new(struct event_base *base, const struct broker_config *c
         b->cfg.poll_ms = 250;
     memset(&rcfg, 0, sizeof(rcfg));
     rcfg.clients = cfg->brokers;
-    rcfg.penalty_us = BROKER_PENALTY_US;
+    rcfg.penalty_us = (cfg->penalty_ms != 0 ? cfg->penalty_ms : BROKER_PENALTY_MS) * 1000;
     rcfg.hedge_percent = cfg->round_robin ? 0 : cfg->hedge_percent;
     b->rep = replica_new(1, &rcfg);
     b->map = bmap_new();
-    b->coord = coordclient_new(base, l, 10000, b->token);
-    if (b->coord == NULL) {
-        snprintf(err, err_len, "--coordinator %s: not a usable address", b->coordinator);
-        goto fail;
+    if (cfg->placements == NULL) {
+        b->coord = coordclient_new(base, l, 10000, b->token);
+        if (b->coord == NULL) {
+            snprintf(err, err_len, "--coordinator %s: not a usable address", b->coordinator);
+            goto fail;
+        }
     }
+    b->poll_ev = evtimer_new(base, broker_poll_cb, b);
+    if (cfg->server != NULL) {
+        /* Embedded in the coordinator: its server, its /metrics and /healthz. */
+        b->http = cfg->server;
+        if (http_server_route(b->http, HTTP_POST, "/v1/query", false, broker_query_cb, b) < 0) {
+            snprintf(err, err_len, "POST /v1/query is already routed on this server");
+            b->http = NULL;
+            goto fail;
+        }
+        broker_poll_later(b, 0);
+        return b;
+    }
+    b->own_http = true;
     b->http = http_server_new(base, &cfg->limits);
     http_server_set_name(b->http, "sluice-broker/" SLUICE_VERSION);
     if (b->token != NULL)
@@ -1287,12 +1334,24 @@ struct broker *broker_new(struct event_base *base, const struct broker_config *c
     http_server_route(b->http, HTTP_POST, "/v1/query", false, broker_query_cb, b);
     http_server_route_public(b->http, HTTP_GET, "/metrics", false, broker_metrics_cb, b);
     http_server_route_public(b->http, HTTP_GET, "/healthz", false, broker_healthz_cb, b);
-    b->poll_ev = evtimer_new(base, broker_poll_cb, b);
     broker_poll_later(b, 0);
     return b;
 fail:
     broker_free(b);
     return NULL;
+}
+
+const char *const broker_choices[] = {"adaptive", "roundrobin", NULL};
+
+void broker_flags_apply(const struct broker_flags *f, struct broker_config *cfg)
+{
+    cfg->query_timeout_ms = f->query_timeout;
+    cfg->attempt_timeout_ms = f->attempt_timeout;
+    cfg->penalty_ms = f->penalty;
+    cfg->hedge_percent = (unsigned)f->hedge;
+    cfg->conns_per_node = (unsigned)f->conns;
+    cfg->brokers = (unsigned)f->brokers;
+    cfg->round_robin = f->choice != NULL && strcmp(f->choice, "roundrobin") == 0;
 }
 
 const char *broker_bound(const struct broker *b)
@@ -1304,8 +1363,12 @@ void broker_free(struct broker *b)
 {
     if (b == NULL)
         return;
-    /* Queries first (their requests are dropped with the server), then the clients. */
-    http_server_free(b->http);
+    /*
+     * Queries first (their requests are dropped with the server: the
+     * embedded broker's owner freed its server already), then the clients.
+     */
+    if (b->own_http)
+        http_server_free(b->http);
     while (b->queries != NULL)
         bq_free(b->queries);
     for (size_t i = 0; i < b->n_nodes; i++)

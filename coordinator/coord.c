@@ -30,6 +30,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "broker.h"
 #include "catalog.h"
 #include "clock.h"
 #include "coordlist.h"
@@ -357,6 +358,22 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     http_server_route_public(c->http, HTTP_GET, "/metrics", false, coord_metrics_cb, c);
     http_server_route_public(c->http, HTTP_GET, "/healthz", false, coord_healthz_cb, c);
     http_server_route_public(c->http, HTTP_GET, "/readyz", false, coord_readyz_cb, c);
+    if (cfg->broker != NULL) {
+        struct broker_config bcfg = *cfg->broker;
+
+        bcfg.listen = NULL;
+        bcfg.coordinator = NULL;
+        bcfg.token = c->token;
+        bcfg.server = c->http;
+        bcfg.placements = coord_placements_get;
+        bcfg.placements_arg = c;
+        if (bcfg.poll_ms == 0)
+            bcfg.poll_ms = COORD_BROKER_POLL_MS;
+        c->broker = broker_new(base, &bcfg, err, err_len);
+        if (c->broker == NULL)
+            goto fail;
+    }
+    c->cfg.broker = NULL; /* borrowed: the broker copied what it needs */
     /*
      * Several coordinators may share a PostgreSQL catalog: one leads. The
      * first try is made here, so that a lone coordinator (and every one on
@@ -404,6 +421,8 @@ void coord_free(struct coord *c)
     if (c == NULL)
         return;
     http_server_free(c->http);
+    /* After the server, whose requests its queries were (broker.h). */
+    broker_free(c->broker);
     /* Clients cancel their requests; the placer must not see those answers. */
     placer_free(c->placer);
     c->placer = NULL;

@@ -14,6 +14,8 @@
  *                                    drain or undrain applies on its next report)
  *   POST /v1/nodes/{id}/forget       a DOWN node leaves memory, catalog and placer
  *   GET  /v1/events[?segment=&limit=], GET /v1/status, GET /metrics, GET /healthz
+ *   GET  /v1/placements?since=V      the brokers' placement map (placements.c)
+ *   POST /v1/query                   a table query, through the broker's own code (broker.h)
  *
  * It does no memory arithmetic: the placer fires assignments round-robin and
  * trusts each node's answer. Registrations are committed before they are
@@ -29,6 +31,7 @@
 
 struct event_base;
 struct coord;
+struct broker_config;
 
 struct coord_config {
     const char *listen;          /* "127.0.0.1:7000" */
@@ -55,6 +58,13 @@ struct coord_config {
     const char *placement;
     uint64_t bytes_per_row;
     const char *node_rows;
+    /*
+     * Table queries (POST /v1/query) answered by the coordinator itself,
+     * through the broker's code fed from its own placement map (the
+     * embedded single-machine default); NULL: none. listen, coordinator,
+     * token, server and placements are ignored (the coordinator's own).
+     */
+    const struct broker_config *broker;
 };
 
 struct coord *coord_new(struct event_base *base, const struct coord_config *cfg, char *err,

@@ -189,6 +189,7 @@ struct coord {
     const struct coord_placement *placement; /* --placement, chosen at start */
     struct coord_rowcount *rowcount;          /* the baseline's state (rowcount.c) */
     struct pmap *pmap;   /* the placement map's change log (placements.c) */
+    struct broker *broker; /* POST /v1/query, answered through the broker's code; NULL: none */
     /* Removed segments: the change log points at them until the coordinator stops. */
     struct coord_seg **removed;
     size_t n_removed, cap_removed;
@@ -363,9 +364,19 @@ void coord_events_cb(struct evhttp_request *req, const char *rest, void *arg);
 /* placements.c: GET /v1/placements, the brokers' versioned placement map */
 /* Kept changes; a broker further behind gets the full map. */
 #define COORD_PMAP_LOG 65536
+/* How often the embedded broker re-reads the map (a call, so it can be often). */
+#define COORD_BROKER_POLL_MS 100
 /* What brokers see of s changed (holders, table, registration): a new version. */
 void coord_placed(struct coord *c, struct coord_seg *s);
 void coord_placements_cb(struct evhttp_request *req, const char *rest, void *arg);
+/*
+ * The answer GET /v1/placements?since&epoch&after gives (after NULL or ""
+ * for none), into *ret (freed with wire_placement_map_done): the
+ * embedded broker's source (broker.h broker_placements_fn; arg is the
+ * coord). Returns 0.
+ */
+int coord_placements_get(void *arg, uint64_t since, uint64_t epoch, const char *after,
+                         struct wire_placement_map *ret);
 
 /* tables.c: per-table views, and the footprints the recommendations are made of */
 void coord_tables_cb(struct evhttp_request *req, const char *rest, void *arg);

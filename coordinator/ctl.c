@@ -1500,13 +1500,16 @@ void ctl_print_query(FILE *out, const struct wire_table_query_response *r, const
 static int cmd_query(int argc, char **argv)
 {
     char *broker = NULL, *token_file = NULL, *table = NULL, *agg = NULL, *column = NULL,
-         *filter = NULL, *token = NULL;
+         *filter = NULL, *token = NULL, *coordinator = NULL;
     static const char *const aggs[] = {"count", "sum", "min", "max", NULL};
     bool json = false, partial = false;
     uint64_t timeout_ms = 0;
     const struct config_option opts[] = {
         {"broker", "SLUICE_BROKER", CONFIG_STRING, &broker, "127.0.0.1:7200",
          "Broker address (sluice-coord broker)."},
+        {"coordinator", NULL, CONFIG_STRING, &coordinator, "",
+         "Ask this coordinator instead of a broker: it answers table queries itself, "
+         "through the same code."},
         CLI_TOKEN_OPTION(token_file),
         {"json", NULL, CONFIG_BOOL, &json, "false", "Print one JSON document."},
         {"table", NULL, CONFIG_STRING, &table, NULL, "Table to query.", .required = true},
@@ -1530,10 +1533,11 @@ static int cmd_query(int argc, char **argv)
     int next, rc;
 
     ctl_parse(opts, N_OPTS(opts), argc, argv, &next,
-              "sluice-coord query --table T [--agg count|sum|min|max] [--column C] "
-              "[--filter COL:LO:HI] [--allow-partial] [--json]",
-              "Query a table through a broker: the merged aggregate, rows scanned, nodes asked, "
-              "retries and hedges.",
+              "sluice-coord query [--broker ADDR | --coordinator ADDR] --table T "
+              "[--agg count|sum|min|max] [--column C] [--filter COL:LO:HI] [--allow-partial] "
+              "[--json]",
+              "Query a table through a broker (or --coordinator, which answers itself): the "
+              "merged aggregate, rows scanned, nodes asked, retries and hedges.",
               0);
     memset(&q, 0, sizeof(q));
     if (wire_check_table("--table", table, &err) < 0 ||
@@ -1552,11 +1556,15 @@ static int cmd_query(int argc, char **argv)
     (void)wire_aggregate_parse(agg, &q.aggregate);
     q.allow_partial = partial;
     q.timeout_ms = (uint32_t)timeout_ms;
-    cli_check_addr("sluice-coord", "query", "--broker", broker, "127.0.0.1:7200");
+    if (coordinator[0] != '\0')
+        cli_check_addr("sluice-coord", "query", "--coordinator", coordinator, "127.0.0.1:7000");
+    else
+        cli_check_addr("sluice-coord", "query", "--broker", broker, "127.0.0.1:7200");
     token = cli_load_token("sluice-coord", token_file);
     body = wire_query_request_encode(&q, &len);
-    rc = cli_call("sluice-coord", "query", "sluice-broker", broker, "POST", "/v1/query", body,
-                  len, token, (unsigned)timeout_ms + 2000, &r);
+    rc = cli_call("sluice-coord", "query", coordinator[0] != '\0' ? "sluice-coord" : "sluice-broker",
+                  coordinator[0] != '\0' ? coordinator : broker, "POST", "/v1/query", body, len,
+                  token, (unsigned)timeout_ms + 2000, &r);
     free(body);
     if (rc == -EPROTOTYPE) {
         rc = CTL_EXIT_USAGE;
@@ -1599,7 +1607,7 @@ static const struct cli_command ctl_cmds[] = {
     {"retry", cmd_retry, "make an INVALID segment placeable again"},
     {"remove", cmd_remove, "take a segment's registration back; its holders drop it"},
     {"forget", cmd_forget, "remove a DOWN node for good"},
-    {"query", cmd_query, "query a table through a broker (--broker ADDR)"},
+    {"query", cmd_query, "query a table (--broker ADDR, or --coordinator ADDR)"},
 };
 
 bool ctl_is_command(const char *name)

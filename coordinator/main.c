@@ -37,6 +37,7 @@ static int cmd_serve(int argc, char **argv)
     static const char *const placements[] = {"roundrobin", "rowcount", NULL};
     uint64_t node_timeout = 0, assign_timeout = 0, drop_retry = 0, events_keep = 0;
     int64_t in_flight = 0;
+    struct broker_flags bf = {0};
     const struct config_option opts[] = {
         {"listen", "SLUICE_LISTEN", CONFIG_STRING, &listen, "127.0.0.1:7000",
          "Address to serve HTTP on (host:port; port 0 picks a free one)."},
@@ -73,7 +74,9 @@ static int cmd_serve(int argc, char **argv)
          1 << 30},
         {"node-rows", "SLUICE_NODE_ROWS", CONFIG_STRING, &node_rows, "",
          "rowcount: explicit capacities in rows, id=rows,... (overrides --bytes-per-row)."},
+        BROKER_OPTIONS(bf),
     };
+    struct broker_config bcfg;
     struct event_base *base = NULL;
     struct coord_config cfg;
     struct coord *c = NULL;
@@ -112,6 +115,10 @@ static int cmd_serve(int argc, char **argv)
     cfg.placement = placement;
     cfg.bytes_per_row = bytes_per_row;
     cfg.node_rows = node_rows;
+    /* Table queries on the coordinator itself (POST /v1/query), the broker's code. */
+    memset(&bcfg, 0, sizeof(bcfg));
+    broker_flags_apply(&bf, &bcfg);
+    cfg.broker = &bcfg;
     c = coord_new(base, &cfg, err, sizeof(err));
     snprintf(fields, sizeof(fields), "catalog=%s", shown);
     rc = daemon_serve(base, &srv, c != NULL ? coord_bound(c) : NULL, err, fields);
@@ -194,11 +201,10 @@ out:
 
 static int cmd_broker(int argc, char **argv)
 {
-    char *listen = NULL, *coordinator = NULL, *choice = NULL;
+    char *listen = NULL, *coordinator = NULL;
     struct daemon_server_flags srv = {0};
-    static const char *const choices[] = {"adaptive", "roundrobin", NULL};
-    uint64_t poll = 0, query_timeout = 0, attempt_timeout = 0;
-    int64_t hedge = 0, conns = 0, brokers = 0;
+    struct broker_flags bf = {0};
+    uint64_t poll = 0;
     const struct config_option opts[] = {
         {"listen", "SLUICE_BROKER_LISTEN", CONFIG_STRING, &listen, "127.0.0.1:7200",
          "Address to serve queries on (host:port; port 0 picks a free one)."},
@@ -207,21 +213,7 @@ static int cmd_broker(int argc, char **argv)
          "comma-separated, to follow the leader among them)."},
         {"poll-interval", "SLUICE_POLL_INTERVAL", CONFIG_DURATION, &poll, "250ms",
          "How often to ask the coordinator for placement changes.", 10, 60000},
-        {"query-timeout", "SLUICE_QUERY_TIMEOUT", CONFIG_DURATION, &query_timeout, "10s",
-         "A query's deadline when it names none (timeout_ms).", 10, 600000},
-        {"attempt-timeout", "SLUICE_ATTEMPT_TIMEOUT", CONFIG_DURATION, &attempt_timeout, "2s",
-         "A node's request unanswered this long has failed: its segments go to another "
-         "replica.", 10, 600000},
-        {"hedge-percent", "SLUICE_HEDGE_PERCENT", CONFIG_INT, &hedge, "5",
-         "Extra requests allowed for hedges, in percent of requests (0: no hedging).", 0, 50},
-        {"conns-per-node", "SLUICE_CONNS_PER_NODE", CONFIG_INT, &conns, "4",
-         "Keep-alive connections to each node (requests on one go one at a time).", 1, 64},
-        {"brokers", "SLUICE_BROKERS", CONFIG_INT, &brokers, "1",
-         "Brokers sending to the same nodes (n in C3's queue estimate).", 1, 1000},
-        {"replica-choice", "SLUICE_REPLICA_CHOICE", CONFIG_CHOICE, &choice, "adaptive",
-         "adaptive: C3 / Adaptive Replica Selection with hedging. roundrobin: plain round "
-         "robin, no hedging (for comparison).",
-         .choices = choices},
+        BROKER_OPTIONS(bf),
         DAEMON_SERVER_OPTIONS(srv),
     };
     struct event_base *base = NULL;
@@ -242,16 +234,11 @@ static int cmd_broker(int argc, char **argv)
     cfg.coordinator = coordinator;
     cfg.token = token;
     cfg.poll_ms = poll;
-    cfg.query_timeout_ms = query_timeout;
-    cfg.attempt_timeout_ms = attempt_timeout;
-    cfg.hedge_percent = (unsigned)hedge;
-    cfg.conns_per_node = (unsigned)conns;
-    cfg.brokers = (unsigned)brokers;
-    cfg.round_robin = strcmp(choice, "roundrobin") == 0;
+    broker_flags_apply(&bf, &cfg);
     cfg.limits = daemon_server_limits(&srv);
     b = broker_new(base, &cfg, err, sizeof(err));
     snprintf(fields, sizeof(fields), "role=broker coordinator=%s replica_choice=%s", coordinator,
-             choice);
+             bf.choice);
     rc = daemon_serve(base, &srv, b != NULL ? broker_bound(b) : NULL, err, fields);
     broker_free(b);
     daemon_done(base, token);

@@ -110,37 +110,15 @@ static int coord_parse_u64(const char *s, int base, uint64_t *ret)
     return 0;
 }
 
-void coord_placements_cb(struct evhttp_request *req, const char *rest, void *arg)
+int coord_placements_get(void *arg, uint64_t since, uint64_t epoch, const char *after,
+                         struct wire_placement_map *ret)
 {
     struct coord *c = arg;
-    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    const char *since_s, *epoch_s, *after;
     struct wire_placement_map out;
-    struct wire_error err;
-    uint64_t since = 0, epoch = 0;
-    struct evkeyvalq q;
-    uint8_t *buf;
-    size_t len;
 
-    (void)rest;
     memset(&out, 0, sizeof(out));
-    evhttp_parse_query_str(query != NULL ? query : "", &q);
-    since_s = evhttp_find_header(&q, "since");
-    epoch_s = evhttp_find_header(&q, "epoch");
-    after = evhttp_find_header(&q, "after");
-    if (since_s != NULL && coord_parse_u64(since_s, 10, &since) < 0) {
-        pbhttp_reply_error(req, 400, "invalid_field", "since: a version, an integer in 0..2^64-1");
-        goto out;
-    }
-    if (epoch_s != NULL && coord_parse_u64(epoch_s, 16, &epoch) < 0) {
-        pbhttp_reply_error(req, 400, "invalid_field",
-                           "epoch: 1..16 hex digits, as an earlier answer gave it");
-        goto out;
-    }
-    if (after != NULL && wire_check_segment_id("after", after, &err) < 0) {
-        pbhttp_reply_error(req, 400, err.code, err.message);
-        goto out;
-    }
+    if (after != NULL && after[0] == '\0')
+        after = NULL;
     out.epoch = c->epoch;
     out.version = pmap_version(c->pmap);
     if (after == NULL && epoch == c->epoch) {
@@ -172,6 +150,42 @@ void coord_placements_cb(struct evhttp_request *req, const char *rest, void *arg
     }
     out.nodes = xcalloc(strmap_count(c->nodes), sizeof(*out.nodes));
     strmap_foreach(c->nodes, coord_placed_node, &out);
+    *ret = out;
+    return 0;
+}
+
+void coord_placements_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct coord *c = arg;
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    const char *since_s, *epoch_s, *after;
+    struct wire_placement_map out;
+    struct wire_error err;
+    uint64_t since = 0, epoch = 0;
+    struct evkeyvalq q;
+    uint8_t *buf;
+    size_t len;
+
+    (void)rest;
+    memset(&out, 0, sizeof(out));
+    evhttp_parse_query_str(query != NULL ? query : "", &q);
+    since_s = evhttp_find_header(&q, "since");
+    epoch_s = evhttp_find_header(&q, "epoch");
+    after = evhttp_find_header(&q, "after");
+    if (since_s != NULL && coord_parse_u64(since_s, 10, &since) < 0) {
+        pbhttp_reply_error(req, 400, "invalid_field", "since: a version, an integer in 0..2^64-1");
+        goto out;
+    }
+    if (epoch_s != NULL && coord_parse_u64(epoch_s, 16, &epoch) < 0) {
+        pbhttp_reply_error(req, 400, "invalid_field",
+                           "epoch: 1..16 hex digits, as an earlier answer gave it");
+        goto out;
+    }
+    if (after != NULL && wire_check_segment_id("after", after, &err) < 0) {
+        pbhttp_reply_error(req, 400, err.code, err.message);
+        goto out;
+    }
+    (void)coord_placements_get(c, since, epoch, after, &out);
     buf = wire_placement_map_encode(&out, &len);
     pbhttp_reply_msg(req, 200, WIRE_MSG_PLACEMENT_MAP, buf, len);
 out:

@@ -6,6 +6,7 @@
  *
  * Expected load: operators and scripts polling, a scrape every few seconds.
  */
+#include "broker.h"
 #include "coord_int.h"
 
 #include <ctype.h>
@@ -605,6 +606,8 @@ void coord_metrics_cb(struct evhttp_request *req, const char *rest, void *arg)
                     storm_folded_total(c->storm));
     metrics_one_u64(m, "sluice_http_connections_live", "gauge", "Open HTTP connections.",
                     hs.connections_live);
+    if (c->broker != NULL)
+        broker_metrics(c->broker, m); /* its queries: the same families as a broker's */
     metrics_process(m, "/proc");
     http_reply(req, 200, "text/plain; version=0.0.4", metrics_buf_data(m), metrics_buf_len(m));
     metrics_buf_free(m);

@@ -247,7 +247,7 @@ struct api_query_job {
     size_t cur;         /* the segment being scanned */
     bool faulted;       /* reading segs[cur] faulted (SIGBUS) */
     uint64_t deadline_ns; /* the asker's timeout_ms from start_ns; 0: none */
-    bool expired;         /* the deadline passed before the scan began */
+    bool expired;         /* the deadline passed before the scan ended (it stopped) */
     char fault_detail[200];
 };
 
@@ -284,12 +284,16 @@ static void api_query_work(void *arg)
 {
     struct api_query_job *job = arg;
 
-    /* Nobody waits for an answer past the asker's deadline: do not scan for it. */
-    if (job->deadline_ns != 0 && clock_mono_ns() > job->deadline_ns) {
-        job->expired = true;
-        return;
-    }
     for (job->cur = 0; job->cur < job->n; job->cur++) {
+        /*
+         * Nobody waits for an answer past the asker's deadline: do not
+         * scan for it, before the first segment (a query that waited in
+         * the queue) nor between two (a query longer than its timeout_ms).
+         */
+        if (job->deadline_ns != 0 && clock_mono_ns() > job->deadline_ns) {
+            job->expired = true;
+            return;
+        }
         if (store_seg_base(job->segs[job->cur]) == NULL) {
             if (!api_query_scan_direct(job)) {
                 job->faulted = true;
@@ -347,7 +351,10 @@ static void api_query_done(void *arg)
         node->queries_failed++;
         node->queries_in_flight--;
         api_reply_error(node, job->req, 504, "deadline_exceeded",
-                        "timeout_ms: the asker's deadline passed before the scan began");
+                        job->cur == 0
+                            ? "timeout_ms: the asker's deadline passed before the scan began"
+                            : "timeout_ms: the asker's deadline passed during the scan; it "
+                              "stopped");
         api_query_job_free(job);
         return;
     }

@@ -507,6 +507,23 @@ static void harness_cgroup_sweep(const char *own, const char *name)
     closedir(d);
 }
 
+/* Makes own/name-<pid> (after sweeping dead ones) and tracks it; frees own. NULL with why. */
+static char *harness_cgroup_mkdir(char *own, const char *name, char *why, size_t why_len)
+{
+    char *dir;
+
+    harness_cgroup_sweep(own, name);
+    dir = xasprintf("%s/%s-%d", own, name, (int)getpid());
+    free(own);
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        snprintf(why, why_len, "cannot create %s: %s", dir, strerror(errno));
+        free(dir);
+        return NULL;
+    }
+    harness_track((void **)harness_cgroups, xstrdup(dir));
+    return dir;
+}
+
 char *harness_cgroup_new(const char *name, unsigned long long limit_bytes, char *why,
                          size_t why_len)
 {
@@ -518,15 +535,8 @@ char *harness_cgroup_new(const char *name, unsigned long long limit_bytes, char 
         snprintf(why, why_len, "no memory cgroup found for this process");
         return NULL;
     }
-    harness_cgroup_sweep(own, name);
-    dir = xasprintf("%s/%s-%d", own, name, (int)getpid());
-    free(own);
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-        snprintf(why, why_len, "cannot create %s: %s", dir, strerror(errno));
-        free(dir);
+    if ((dir = harness_cgroup_mkdir(own, name, why, why_len)) == NULL)
         return NULL;
-    }
-    harness_track((void **)harness_cgroups, xstrdup(dir));
     snprintf(value, sizeof(value), "%llu", limit_bytes);
     file = xasprintf("%s/%s", dir, v2 ? "memory.max" : "memory.limit_in_bytes");
     r = harness_write(file, value);
@@ -538,6 +548,126 @@ char *harness_cgroup_new(const char *name, unsigned long long limit_bytes, char 
         return NULL;
     }
     return dir;
+}
+
+/* This process's group in the cpu controller: v1 first, else v2 with cpu enabled; NULL if none. */
+static char *harness_own_cpu_cgroup(bool *ret_v2)
+{
+    static const char *const mounts[] = {"cpu", "cpu,cpuacct", "cpuacct,cpu"};
+    char line[1024], *v1 = NULL, *v2 = NULL, *out = NULL, *save = NULL;
+    FILE *f = fopen("/proc/self/cgroup", "re");
+
+    if (f == NULL)
+        return NULL;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL, *tok;
+
+        line[strcspn(line, "\n")] = '\0';
+        if (c2 == NULL)
+            continue;
+        *c2 = '\0';
+        if (c1[1] == '\0' && strncmp(line, "0", 1) == 0) {
+            free(v2);
+            v2 = xstrdup(strcmp(c2 + 1, "/") == 0 ? "" : c2 + 1);
+            continue;
+        }
+        for (tok = strtok_r(c1 + 1, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save))
+            if (strcmp(tok, "cpu") == 0) {
+                free(v1);
+                v1 = xstrdup(strcmp(c2 + 1, "/") == 0 ? "" : c2 + 1);
+            }
+    }
+    fclose(f);
+    for (size_t m = 0; v1 != NULL && out == NULL && m < sizeof(mounts) / sizeof(mounts[0]); m++) {
+        char *p = xasprintf("/sys/fs/cgroup/%s%s", mounts[m], v1),
+             *q = xasprintf("%s/cpu.cfs_quota_us", p);
+
+        if (access(q, W_OK) == 0) {
+            out = p;
+            *ret_v2 = false;
+        } else {
+            free(p);
+        }
+        free(q);
+    }
+    if (out == NULL && v2 != NULL) {
+        char *ctl = xasprintf("/sys/fs/cgroup%s/cgroup.subtree_control", v2), have[512] = "";
+        FILE *cf = fopen(ctl, "re");
+
+        if (cf != NULL) {
+            if (fgets(have, sizeof(have), cf) == NULL)
+                have[0] = '\0';
+            fclose(cf);
+        }
+        for (char *tok = strtok_r(have, " \n", &save); tok != NULL && out == NULL;
+             tok = strtok_r(NULL, " \n", &save))
+            if (strcmp(tok, "cpu") == 0) {
+                out = xasprintf("/sys/fs/cgroup%s", v2);
+                *ret_v2 = true;
+            }
+        free(ctl);
+    }
+    free(v1);
+    free(v2);
+    return out;
+}
+
+char *harness_cpu_cgroup_new(const char *name, bool *ret_v2, char *why, size_t why_len)
+{
+    bool v2 = false;
+    char *own = harness_own_cpu_cgroup(&v2), *dir;
+
+    if (own == NULL) {
+        snprintf(why, why_len, "no writable cpu controller for this process (/proc/self/cgroup)");
+        return NULL;
+    }
+    if ((dir = harness_cgroup_mkdir(own, name, why, why_len)) == NULL)
+        return NULL;
+    *ret_v2 = v2;
+    return dir;
+}
+
+int harness_cpu_cgroup_limit(const char *path, bool v2, unsigned percent, unsigned period_us)
+{
+    char *file, value[64];
+    int r;
+
+    if (v2) {
+        file = xasprintf("%s/cpu.max", path);
+        if (percent > 0)
+            snprintf(value, sizeof(value), "%llu %u",
+                     (unsigned long long)period_us * percent / 100, period_us);
+        else
+            snprintf(value, sizeof(value), "max %u", period_us);
+        r = harness_write(file, value);
+        free(file);
+        return r;
+    }
+    file = xasprintf("%s/cpu.cfs_period_us", path);
+    snprintf(value, sizeof(value), "%u", period_us);
+    r = harness_write(file, value);
+    free(file);
+    if (r < 0)
+        return r;
+    file = xasprintf("%s/cpu.cfs_quota_us", path);
+    if (percent > 0)
+        snprintf(value, sizeof(value), "%llu", (unsigned long long)period_us * percent / 100);
+    else
+        snprintf(value, sizeof(value), "-1");
+    r = harness_write(file, value);
+    free(file);
+    return r;
+}
+
+int harness_cgroup_move(const char *path, int pid)
+{
+    char *file = xasprintf("%s/cgroup.procs", path), value[32];
+    int r;
+
+    snprintf(value, sizeof(value), "%d", pid);
+    r = harness_write(file, value);
+    free(file);
+    return r;
 }
 
 unsigned long long harness_cgroup_oom_kills(const char *path)

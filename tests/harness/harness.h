@@ -131,6 +131,23 @@ struct harness_proc *harness_broker_start(const char *dir, const char *coord_add
  */
 char *harness_cgroup_new(const char *name, unsigned long long limit_bytes, char *why,
                          size_t why_len);
+/*
+ * Creates a child cpu cgroup of this process's own, named name-<pid>: on
+ * cgroup v1 in the cpu controller's hierarchy (mounted as cpu, cpu,cpuacct
+ * or cpuacct,cpu), else on v2 where the cpu controller is enabled. Not
+ * limited until harness_cpu_cgroup_limit(). Returns its path (*ret_v2 says
+ * which version), or NULL with why filled when no cpu controller is
+ * writable here. harness_cgroup_remove() removes it once empty.
+ */
+char *harness_cpu_cgroup_new(const char *name, bool *ret_v2, char *why, size_t why_len);
+/*
+ * Limits the cpu cgroup to percent of one CPU over period_us
+ * (cpu.cfs_quota_us and cpu.cfs_period_us on v1, cpu.max on v2); percent 0
+ * removes the limit. Returns 0 or a negative errno.
+ */
+int harness_cpu_cgroup_limit(const char *path, bool v2, unsigned percent, unsigned period_us);
+/* Moves process pid (all its threads) into the cgroup. Returns 0 or a negative errno. */
+int harness_cgroup_move(const char *path, int pid);
 /* oom_kill events counted in the cgroup so far (0 if unknown). */
 unsigned long long harness_cgroup_oom_kills(const char *path);
 /* Removes a cgroup whose processes have exited. NULL-safe. */

@@ -14,6 +14,11 @@
  * answer over the others that lists them. The coordinator's node timeout
  * is long, so that the placement map does not move under the test and the
  * broker meets the dead nodes itself.
+ *
+ * The coordinator answers table queries itself through the same code (the
+ * embedded broker, fed from its own placement map): every aggregate of
+ * both tables asked of it gives the same answers, and `sluice-coord query
+ * --coordinator ADDR` works against it.
  */
 #include <check.h>
 #include <errno.h>
@@ -39,6 +44,8 @@
 
 static char *dir, *storage;
 static struct harness_proc *coord, *broker, *nodes[N_NODES];
+/* Where ask() sends table queries: the broker, or the coordinator, which answers them too. */
+static const struct harness_proc *asked;
 
 /* What the nodes answer for one segment, queried directly. */
 struct truth {
@@ -206,7 +213,7 @@ static int ask(const char *table, enum wire_aggregate agg, bool partial,
     snprintf(q.column, sizeof(q.column), "value");
     q.allow_partial = partial;
     q.timeout_ms = 5000;
-    return harness_table_query(harness_proc_addr(broker), &q, ret, rep);
+    return harness_table_query(harness_proc_addr(asked != NULL ? asked : broker), &q, ret, rep);
 }
 
 /* One query through the broker, checked against the direct answers. */
@@ -320,6 +327,18 @@ START_TEST(test_broker)
 
     /* All well: every aggregate of both tables equals the direct answers. */
     check_all(NULL, NULL, NULL);
+    /*
+     * The coordinator answers the same queries itself, through the same
+     * code fed from its own placement map: the same answers, and the same
+     * metrics in its /metrics.
+     */
+    asked = coord;
+    check_all(NULL, NULL, NULL);
+    asked = NULL;
+    ck_assert(harness_metric(harness_proc_addr(coord),
+                             "sluice_broker_queries_total{outcome=\"ok\"}") == 8);
+    ck_assert(harness_metric(harness_proc_addr(coord),
+                             "sluice_broker_subrequests_total{kind=\"primary\"}") >= 8);
     /* Bad requests: an unknown table, a column no segment has. */
     ck_assert_int_eq(ask("nope", WIRE_AGG_SUM, false, &r, &rep), 404);
     ck_assert_msg(strstr(rep.err.message, "\"nope\"") != NULL, "%s", rep.err.message);
@@ -508,6 +527,16 @@ START_TEST(test_cli)
                      2);
     ck_assert_msg(strstr(out, "--filter") != NULL, "%s", out);
     free(out);
+    /* The coordinator answers too (--coordinator): the same sum. */
+    {
+        char *ca = xasprintf("--coordinator=%s", harness_proc_addr(coord));
+
+        ck_assert_int_eq(cli_query(&out, ca, "--table=sales", "--agg=sum", NULL), 0);
+        ck_assert_msg(strncmp(out, line, strlen(line)) == 0, "%s", out);
+        ck_assert_msg(strstr(out, "table sales: 2 segments") != NULL, "%s", out);
+        free(out);
+        free(ca);
+    }
     /* The coordinator's address where a broker's is wanted: named, a usage error. */
     {
         char *bad = xasprintf("--broker=%s", harness_proc_addr(coord));

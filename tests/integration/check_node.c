@@ -333,6 +333,63 @@ START_TEST(test_load_and_query)
 }
 END_TEST
 
+/*
+ * A query longer than its timeout_ms: the node stops scanning at the next
+ * segment and answers 504 deadline_exceeded; the same query with no
+ * deadline answers. Eight segments of 10^6 rows take far longer than 1 ms
+ * to sum on any machine (8 * 10^9 rows a second would be needed).
+ */
+#define DEADLINE_SEGS 8
+START_TEST(test_query_deadline)
+{
+    struct wire_query_request q;
+    struct wire_query_response r;
+    struct harness_reply rep;
+    double failed_before;
+    int64_t sum = 0;
+    size_t n = NSEGS + DEADLINE_SEGS;
+
+    assign_all_and_wait();
+    memset(&q, 0, sizeof(q));
+    q.n_segments = DEADLINE_SEGS;
+    q.segment_ids = xcalloc(q.n_segments, sizeof(*q.segment_ids));
+    for (size_t i = 0; i < DEADLINE_SEGS; i++) {
+        struct seg_def d = {q.segment_ids[i], 1000000, 16, 40 + i, false};
+        int status = 0;
+
+        snprintf(q.segment_ids[i], sizeof(q.segment_ids[i]), "deadline-%zu", i);
+        make_segment(&d);
+        for (int tries = 0; tries < 600 && (status = assign_seg(&d)) == 429; tries++)
+            usleep(50000);
+        ck_assert_int_eq(status, 202);
+    }
+    ck_assert_msg(harness_wait_until(all_loaded, &n, 30000), "segments did not all load");
+    for (size_t i = 0; i < DEADLINE_SEGS; i++) {
+        ck_assert_int_eq(harness_query_one(harness_proc_addr(node), q.segment_ids[i],
+                                           WIRE_AGG_SUM, "value", &r, NULL),
+                         200);
+        sum = (int64_t)((uint64_t)sum + (uint64_t)r.int_value);
+    }
+    q.aggregate = WIRE_AGG_SUM;
+    snprintf(q.column, sizeof(q.column), "value");
+    failed_before = harness_metric(harness_proc_addr(node),
+                                   "sluice_node_queries_total{result=\"error\"}");
+    q.timeout_ms = 1;
+    ck_assert_msg(harness_query(harness_proc_addr(node), &q, &r, &rep) == 504, "HTTP %d %s",
+                  rep.status, rep.err.message);
+    ck_assert_str_eq(rep.err.code, "deadline_exceeded");
+    ck_assert_msg(strstr(rep.err.message, "timeout_ms") != NULL, "%s", rep.err.message);
+    ck_assert(harness_metric(harness_proc_addr(node),
+                             "sluice_node_queries_total{result=\"error\"}") ==
+              failed_before + 1);
+    /* No deadline: the whole scan, the sum of the eight. */
+    q.timeout_ms = 0;
+    ck_assert_int_eq(harness_query(harness_proc_addr(node), &q, &r, &rep), 200);
+    ck_assert_int_eq(r.int_value, sum);
+    free(q.segment_ids);
+}
+END_TEST
+
 START_TEST(test_kill9_and_restart)
 {
     size_t n = NSEGS;
@@ -1284,6 +1341,7 @@ static Suite *node_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_load_and_query);
+    tcase_add_test(tc, test_query_deadline);
     suite_add_tcase(s, tc);
     tc = tcase_create("crash");
     tcase_add_checked_fixture(tc, setup, teardown);
