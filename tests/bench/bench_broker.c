@@ -577,7 +577,7 @@ int main(void)
     unsigned repeats = (unsigned)env_u64("SLUICE_BROKER_REPEATS", smoke ? 1 : 3);
     double secs = (double)env_u64("SLUICE_BROKER_SECONDS", smoke ? 2 : 8), warm = smoke ? 0.5 : 1;
     unsigned n_segs = (unsigned)env_u64("SLUICE_BROKER_SEGMENTS", smoke ? 6 : 12);
-    uint64_t seg_rows = env_u64("SLUICE_BROKER_ROWS", 1000000);
+    uint64_t seg_rows = env_u64("SLUICE_BROKER_ROWS", smoke ? 400000 : 1000000);
     char *dir = harness_dir_new("sluice-bench-broker"), *storage = xasprintf("%s/bench", dir);
     const char *cargs[] = {"--node-timeout=60s", "--log-level=warn", NULL};
     const char *bargs_a[] = {"--poll-interval=100ms", "--log-level=warn", NULL};
