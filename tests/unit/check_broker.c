@@ -231,15 +231,17 @@ static void start(unsigned hedge_percent)
             wire_table_query_response_done(&g.r);
     } while (g.status == 503);
     ck_assert_int_eq(g.status, 200);
-    /* Warm-up: every primary goes to A (1 ms reported against B's 2 s). */
+    /*
+     * Warm-up: every primary goes to A (B's reported 2 s is the floor of
+     * its R). An answer slower than A's p95 may be hedged to B here (5 % of
+     * them by definition), so either copy's answer is right.
+     */
     for (int i = 0; i < WARMUP; i++) {
         ask(&g);
         ck_assert_int_eq(g.status, 200);
-        ck_assert_int_eq(g.r.result.int_value, 111);
-        ck_assert_uint_eq(g.r.hedges, 0);
+        ck_assert(g.r.result.int_value == 111 || g.r.result.int_value == 222);
         wire_table_query_response_done(&g.r);
     }
-    ck_assert_uint_eq(fb.asked, 0);
 }
 
 static void stop(void)
@@ -260,7 +262,14 @@ START_TEST(test_hedge_wins)
 {
     struct got g;
 
+    double won, lost, hedges;
+    unsigned b_asked;
+
     start(50);
+    won = metric("sluice_broker_hedges_total{outcome=\"won\"}");
+    lost = metric("sluice_broker_hedges_total{outcome=\"lost\"}");
+    hedges = metric("sluice_broker_subrequests_total{kind=\"hedge\"}");
+    b_asked = fb.asked;
     fa.hold = true;
     ask(&g);
     ck_assert_int_eq(g.status, 200);
@@ -269,11 +278,11 @@ START_TEST(test_hedge_wins)
     ck_assert_uint_eq(g.r.retries, 0);
     ck_assert_uint_eq(g.r.subrequests, 2);
     ck_assert_ptr_nonnull(fa.held);
-    ck_assert_uint_eq(fb.asked, 1);
+    ck_assert_uint_eq(fb.asked, b_asked + 1);
     wire_table_query_response_done(&g.r);
-    ck_assert(metric("sluice_broker_hedges_total{outcome=\"won\"}") == 1);
-    ck_assert(metric("sluice_broker_hedges_total{outcome=\"lost\"}") == 0);
-    ck_assert(metric("sluice_broker_subrequests_total{kind=\"hedge\"}") == 1);
+    ck_assert(metric("sluice_broker_hedges_total{outcome=\"won\"}") == won + 1);
+    ck_assert(metric("sluice_broker_hedges_total{outcome=\"lost\"}") == lost);
+    ck_assert(metric("sluice_broker_subrequests_total{kind=\"hedge\"}") == hedges + 1);
     ck_assert(metric("sluice_broker_retries_total{reason=\"timeout\"}") == 0);
     stop();
 }
