@@ -217,9 +217,9 @@ void coord_claim_cb(struct evhttp_request *req, const char *rest, void *arg)
     cl.max = m.max_segments;
     cl.resp.n = 0;
     cl.resp.assignments = xcalloc(m.max_segments, sizeof(*cl.resp.assignments));
-    strmap_foreach(c->segs, coord_claim_one, &cl);
+    keymap_foreach(c->segs, coord_claim_one, &cl);
     for (size_t i = 0; i < cl.resp.n; i++)
-        coord_seg_update(c, strmap_get(c->segs, cl.resp.assignments[i].segment_id));
+        coord_seg_update(c, keymap_get(c->segs, cl.resp.assignments[i].segment_id));
     /*
      * The node starts loading on this answer: its LOADING rows are durable
      * first. (If they are not, the copies in memory are found missing from
@@ -333,7 +333,7 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
     seen = strmap_new(); /* new ids in this batch -> index + 1 */
     for (size_t i = 0; i < b.n; i++) {
         const struct wire_segment_spec *sp = &b.specs[i];
-        struct coord_seg *s = strmap_get(c->segs, sp->segment_id);
+        struct coord_seg *s = keymap_get(c->segs, sp->segment_id);
         struct catalog_segment cs;
         char msg[512];
         void *prev;
@@ -425,14 +425,14 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
         struct coord_seg *s;
 
         if (is_new[i] & COORD_REG_TABLE) {
-            s = strmap_get(c->segs, sp->segment_id);
+            s = keymap_get(c->segs, sp->segment_id);
             log_info("segment_table", "id=%s old=%s new=%s", s->id, log_q(s->table),
                      log_q(sp->table));
             coord_seg_set_table(c, s, sp->table);
             coord_placed(c, s);
         }
         if (is_new[i] & COORD_REG_MEM) {
-            s = strmap_get(c->segs, sp->segment_id);
+            s = keymap_get(c->segs, sp->segment_id);
             s->mem_request_bytes = sp->mem_request_bytes;
             s->mem_limit_bytes = sp->mem_limit_bytes;
         }
@@ -448,12 +448,12 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
             coord_seg_update(c, s);
             break;
         case COORD_REG_DIGEST:
-            s = strmap_get(c->segs, sp->segment_id);
+            s = keymap_get(c->segs, sp->segment_id);
             s->digest = sp->digest;
             reconcile_touch(c, s, true); /* a copy of another file is stale now */
             break;
         case COORD_REG_REVALIDATED:
-            coord_seg_revalidate(c, strmap_get(c->segs, sp->segment_id), sp);
+            coord_seg_revalidate(c, keymap_get(c->segs, sp->segment_id), sp);
             break;
         default:
             break;
@@ -489,7 +489,7 @@ void coord_segments_cb(struct evhttp_request *req, const char *rest, void *arg)
 static struct coord_seg *coord_seg_or_404(struct coord *c, struct evhttp_request *req,
                                           const char *id)
 {
-    struct coord_seg *s = strmap_get(c->segs, id);
+    struct coord_seg *s = keymap_get(c->segs, id);
     char msg[WIRE_ID_MAX + 64];
 
     if (s == NULL) {
@@ -693,10 +693,10 @@ static void coord_forget(struct coord *c, struct evhttp_request *req, struct coo
     log_info("node_forgotten", "node=%s silent_ms=%" PRIu64, n->id, down_ms);
     /* Copies it was still listed with (a catalog from before a crash) are placed again. */
     {
-        size_t count = strmap_count(n->held);
+        size_t count = keymap_count(n->held);
         struct coord_seg **segs = xcalloc(count + 1, sizeof(*segs)), **p = segs;
 
-        strmap_foreach(n->held, coord_collect_held, &p);
+        keymap_foreach(n->held, coord_collect_held, &p);
         for (size_t i = 0; i < count; i++) {
             for (unsigned k = 0; k < segs[i]->n_holders; k++) {
                 if (strcmp(segs[i]->holders[k].node, n->id) == 0) {

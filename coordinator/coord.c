@@ -175,7 +175,7 @@ static int coord_take_lead(struct coord *c, char *err, size_t err_len)
         return r;
     }
     c->leading = true;
-    strmap_foreach(c->segs, coord_want_pending, c);
+    keymap_foreach(c->segs, coord_want_pending, c);
     if ((r = coord_txn(c)) == 0)
         r = catalog_heartbeat(c->cat, c->advertise, true, c->lead_epoch, coord_wall_now());
     if (r == 0)
@@ -188,7 +188,7 @@ static int coord_take_lead(struct coord *c, char *err, size_t err_len)
     }
     log_info("catalog_loaded", "db=%s segments=%zu nodes=%zu loaded=%" PRIu64
              " pending=%" PRIu64 " invalid=%" PRIu64,
-             c->db_path, strmap_count(c->segs), strmap_count(c->nodes),
+             c->db_path, keymap_count(c->segs), strmap_count(c->nodes),
              c->counts[COORD_LOADED], c->counts[COORD_PENDING], c->counts[COORD_INVALID]);
     event_add(c->membership_ev, &tick);
     coord_kick(c);
@@ -306,7 +306,7 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     /* Not 0 (a broker's "none yet"), and another on every start. */
     c->epoch = (clock_wall_ms() << 16) ^ (uint64_t)getpid() ^ clock_mono_ns();
     c->epoch |= 1;
-    c->segs = strmap_new();
+    c->segs = keymap_new(offsetof(struct coord_seg, id));
     c->table_names = strmap_new();
     for (int i = 0; i < 3; i++)
         c->by_state[i] = ordset_new(0x5eed0000u + (uint32_t)i);
@@ -437,11 +437,11 @@ void coord_free(struct coord *c)
     storm_free(c->storm);
     pmap_free(c->pmap);
     if (c->segs != NULL)
-        strmap_foreach(c->segs, coord_free_seg, NULL);
+        keymap_foreach(c->segs, coord_free_seg, NULL);
     for (size_t i = 0; i < c->n_removed; i++)
         coord_free_seg(NULL, c->removed[i], NULL);
     free(c->removed);
-    strmap_free(c->segs);
+    keymap_free(c->segs);
     if (c->table_names != NULL)
         strmap_foreach(c->table_names, coord_free_value, NULL);
     strmap_free(c->table_names);

@@ -26,6 +26,7 @@
 #include "history.h"
 #include "http.h"
 #include "intake.h"
+#include "keymap.h"
 #include "membership.h"
 #include "ordset.h"
 #include "pmap.h"
@@ -130,7 +131,7 @@ struct coord_node {
     size_t n_pending, cap_pending;
     unsigned rc_in_flight;  /* rowcount placement: assignments awaiting an answer */
     struct http_client *client;
-    struct strmap *held; /* segment id -> struct coord_seg */
+    struct keymap *held; /* segment id -> struct coord_seg (its own id: no key copy) */
     struct history hist; /* its reports, for GET /v1/history (web.c) */
     struct intake intake; /* delta reports: its base and rebuilt set (intake.h) */
     /* Incremental reconciliation (reconcile.h): ids of copies not known settled -> n. */
@@ -160,7 +161,7 @@ struct coord {
     struct placer *placer;
     struct storm *storm; /* refusal and back-off storms folded into counted rows */
     struct http_server *http;
-    struct strmap *segs;  /* id -> struct coord_seg */
+    struct keymap *segs;  /* id -> struct coord_seg (its own id: no key copy) */
     struct strmap *table_names; /* table name -> its one interned copy (coord_intern_table()) */
     struct ordset *by_state[3]; /* each state's segments in id order, for paged listings */
     struct strmap *nodes; /* id -> struct coord_node */

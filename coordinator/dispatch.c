@@ -57,7 +57,7 @@ static void coord_record_refusal(struct coord *c, const char *node_id, const cha
                                  const struct placer_answer *ans, const char *detail)
 {
     struct coord_node *n = strmap_get(c->nodes, node_id);
-    struct coord_seg *s = seg_id != NULL ? strmap_get(c->segs, seg_id) : NULL;
+    struct coord_seg *s = seg_id != NULL ? keymap_get(c->segs, seg_id) : NULL;
     enum wire_reason reason = ans->reason;
 
     if (reason == WIRE_REASON_NONE || reason >= WIRE_REASON_COUNT_)
@@ -295,7 +295,7 @@ void coord_op_assign(void *ctx, uint64_t attempt_id, const char *node_id,
     p->req.row_count = seg->row_count;
     p->req.avg_row_size = seg->avg_row_size;
     {
-        const struct coord_seg *cs = strmap_get(c->segs, seg->id);
+        const struct coord_seg *cs = keymap_get(c->segs, seg->id);
         if (cs != NULL)
             coord_seg_assignment(cs, &p->req);
     }
@@ -306,7 +306,7 @@ void coord_op_assign(void *ctx, uint64_t attempt_id, const char *node_id,
 void coord_op_accepted(void *ctx, const struct placer_segment *ps, const char *node_id)
 {
     struct coord *c = ctx;
-    struct coord_seg *s = strmap_get(c->segs, ps->id);
+    struct coord_seg *s = keymap_get(c->segs, ps->id);
     struct coord_node *n = strmap_get(c->nodes, node_id);
 
     if (s == NULL || n == NULL || coord_holder_find(s, node_id) != NULL)
@@ -321,7 +321,7 @@ void coord_op_refused(void *ctx, const struct placer_segment *ps, const char *no
                       enum wire_reason reason, uint32_t retry_ms)
 {
     struct coord *c = ctx;
-    struct coord_seg *s = strmap_get(c->segs, ps->id);
+    struct coord_seg *s = keymap_get(c->segs, ps->id);
 
     /* Counted and recorded with the node's detail when it answered (coord_record_refusal). */
     if (s != NULL)
@@ -334,7 +334,7 @@ void coord_op_refused(void *ctx, const struct placer_segment *ps, const char *no
 void coord_op_backoff(void *ctx, const struct placer_segment *ps, uint64_t until_ms)
 {
     struct coord *c = ctx;
-    struct coord_seg *s = strmap_get(c->segs, ps->id);
+    struct coord_seg *s = keymap_get(c->segs, ps->id);
     uint64_t now = coord_now_ms(), wait = until_ms > now ? until_ms - now : 0;
 
     if (s != NULL)
@@ -346,7 +346,7 @@ void coord_op_backoff(void *ctx, const struct placer_segment *ps, uint64_t until
 bool coord_op_invalid(void *ctx, const struct placer_segment *ps)
 {
     struct coord *c = ctx;
-    struct coord_seg *s = strmap_get(c->segs, ps->id);
+    struct coord_seg *s = keymap_get(c->segs, ps->id);
     unsigned loaded;
 
     if (s == NULL)

@@ -253,10 +253,10 @@ int coord_collect_held(const char *key, void *value, void *arg)
 /* A DOWN node holds nothing for us: its segments are placed elsewhere. */
 static void coord_node_lost(struct coord *c, struct coord_node *n)
 {
-    size_t count = strmap_count(n->held);
+    size_t count = keymap_count(n->held);
     struct coord_seg **segs = xcalloc(count + 1, sizeof(*segs)), **p = segs;
 
-    strmap_foreach(n->held, coord_collect_held, &p);
+    keymap_foreach(n->held, coord_collect_held, &p);
     for (size_t i = 0; i < count; i++) {
         coord_event(c, "lost", segs[i]->id, n->id, WIRE_REASON_NONE, 0, 0, "node %s is DOWN",
                     n->id);
@@ -341,7 +341,7 @@ struct coord_node *coord_node_get(struct coord *c, const char *id, const char *a
         n = xcalloc(1, sizeof(*n));
         snprintf(n->id, sizeof(n->id), "%s", id);
         n->state = MEMBERSHIP_UP;
-        n->held = strmap_new();
+        n->held = keymap_new(offsetof(struct coord_seg, id));
         window_init(&n->win);
         n->limit = SIZE_MAX; /* the placer's default until the window is applied */
         strmap_put(c->nodes, n->id, n);
@@ -421,7 +421,7 @@ int coord_load_node(const struct catalog_node *cn, void *arg)
     n->claim = cn->claim;
     n->last_seen_mono_ms = clock_mono_ns() / 1000000;
     n->last_seen_ms = (uint64_t)cn->last_seen_ms;
-    n->held = strmap_new();
+    n->held = keymap_new(offsetof(struct coord_seg, id));
     window_init(&n->win);
     n->limit = SIZE_MAX;
     n->client = http_client_new(c->base, n->addr, (unsigned)c->cfg.assign_timeout_ms, c->token);
@@ -436,7 +436,7 @@ int coord_free_node(const char *key, void *value, void *arg)
     struct coord_node *n = value;
 
     http_client_free(n->client);
-    strmap_free(n->held);
+    keymap_free(n->held);
     intake_done(&n->intake);
     reconcile_node_done(n);
     free(n->pending);

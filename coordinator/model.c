@@ -242,7 +242,7 @@ void coord_holder_add(struct coord *c, struct coord_seg *s, struct coord_node *n
     h->node = n->id;
     h->state = st;
     h->since_ms = coord_now_ms();
-    strmap_put(n->held, s->id, s);
+    keymap_put(n->held, s);
     n->rows += s->row_count;
     n->loading += st == WIRE_SEG_LOADING;
     /* Judged at the node's next report; a copy too many may make another a surplus. */
@@ -267,7 +267,7 @@ void coord_holder_remove(struct coord *c, struct coord_seg *s, const char *node)
             break;
         }
     }
-    if (n != NULL && strmap_remove(n->held, s->id) != NULL)
+    if (n != NULL && keymap_remove(n->held, s->id) != NULL)
         n->rows -= s->row_count;
     if (n != NULL)
         reconcile_mark(n, s->id); /* a copy the node still reports is judged again */
@@ -353,7 +353,7 @@ struct coord_seg *coord_seg_new(struct coord *c, const char *id, const char *uri
     s->avg_row_size = size;
     s->replication = replication == 0 ? 1 : replication;
     s->state = st;
-    strmap_put(c->segs, s->id, s);
+    keymap_put(c->segs, s);
     ordset_add(c->by_state[st], s->id, s);
     c->counts[st]++;
     coord_placed(c, s);
@@ -381,7 +381,7 @@ void coord_seg_remove(struct coord *c, struct coord_seg *s)
     for (unsigned i = 0; i < s->n_holders; i++) {
         struct coord_node *n = strmap_get(c->nodes, s->holders[i].node);
 
-        if (n == NULL || strmap_remove(n->held, s->id) == NULL)
+        if (n == NULL || keymap_remove(n->held, s->id) == NULL)
             continue;
         n->rows -= s->row_count;
         if (s->holders[i].state == WIRE_SEG_LOADING && n->loading > 0)
@@ -389,7 +389,7 @@ void coord_seg_remove(struct coord *c, struct coord_seg *s)
     }
     c->counts[s->state]--;
     ordset_remove(c->by_state[s->state], s->id);
-    strmap_remove(c->segs, s->id);
+    keymap_remove(c->segs, s->id);
     s->n_holders = 0;
     s->removed = true;
     coord_placed(c, s);
@@ -427,7 +427,7 @@ int coord_load_seg(const struct catalog_segment *cs, void *arg)
 int coord_load_assignment(const struct catalog_assignment *a, void *arg)
 {
     struct coord *c = arg;
-    struct coord_seg *s = strmap_get(c->segs, a->segment_id);
+    struct coord_seg *s = keymap_get(c->segs, a->segment_id);
     struct coord_node *n = strmap_get(c->nodes, a->node_id);
     struct coord_holder *h;
 
@@ -445,7 +445,7 @@ int coord_load_assignment(const struct catalog_assignment *a, void *arg)
     h->state = strcmp(a->state, "LOADED") == 0 ? WIRE_SEG_LOADED : WIRE_SEG_LOADING;
     /* Give the node a full report period before its copy counts as lost. */
     h->since_ms = coord_now_ms();
-    strmap_put(n->held, s->id, s);
+    keymap_put(n->held, s);
     n->rows += s->row_count;
     n->loading += h->state == WIRE_SEG_LOADING;
     return 0;

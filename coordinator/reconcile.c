@@ -212,14 +212,14 @@ void reconcile_report(const struct coord *c, const struct coord_node *n,
     }
     seen_init(&reported, n_segs);
     for (size_t i = 0; i < n_segs; i++) {
-        struct coord_seg *s = strmap_get(c->segs, segs[i].segment_id);
+        struct coord_seg *s = keymap_get(c->segs, segs[i].segment_id);
 
         if (s != NULL)
             seen_add(&reported, s);
         judge_copy(c, n, s, &segs[i], ret);
     }
     /* What the model has on the node and the report lacks: lost. */
-    strmap_foreach(n->held, judge_missing, &m);
+    keymap_foreach(n->held, judge_missing, &m);
     free(reported.v);
 }
 
@@ -263,7 +263,7 @@ static int touch_held(const char *key, void *value, void *arg)
 void reconcile_node_back(struct coord *c, struct coord_node *n)
 {
     n->settled_known = false;
-    strmap_foreach(n->held, touch_held, c);
+    keymap_foreach(n->held, touch_held, c);
 }
 
 bool reconcile_needs_whole(const struct coord_node *n)
@@ -274,7 +274,7 @@ bool reconcile_needs_whole(const struct coord_node *n)
 bool reconcile_settled(const struct coord *c, const struct coord_node *n, const char *seg_id,
                        const struct wire_segment_status *r)
 {
-    const struct coord_seg *s = strmap_get(c->segs, seg_id);
+    const struct coord_seg *s = keymap_get(c->segs, seg_id);
     const struct coord_holder *h = s != NULL ? holder_of(s, n->id) : NULL;
 
     if (r == NULL)
@@ -333,7 +333,7 @@ void reconcile_delta(const struct coord *c, struct coord_node *n, const struct r
         strmap_foreach(n->unsettled, cand_add, &w);
     for (size_t i = 0; i < ret->n_copies; i++) {
         const struct wire_segment_status *r = &ret->copies[i];
-        struct coord_seg *s = strmap_get(c->segs, r->segment_id);
+        struct coord_seg *s = keymap_get(c->segs, r->segment_id);
         const struct coord_holder *h;
 
         if (ret->found[i]) {
@@ -378,7 +378,7 @@ void reconcile_settle(const struct coord *c, struct coord_node *n, const struct 
         for (size_t i = 0; i < n_segs; i++)
             if (!reconcile_settled(c, n, segs[i].segment_id, &segs[i]))
                 reconcile_mark(n, segs[i].segment_id);
-        strmap_foreach(n->held, settle_held, &w);
+        keymap_foreach(n->held, settle_held, &w);
         n->settled_known = true;
         return;
     }

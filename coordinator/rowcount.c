@@ -90,7 +90,7 @@ static int coord_rc_consider(const char *key, void *value, void *arg)
 
     if (n->state != MEMBERSHIP_UP || n->claim || cap == 0 || n->client == NULL ||
         n->rc_in_flight >= pk->c->cfg.max_in_flight_per_node ||
-        strmap_get(n->held, pk->s->id) != NULL)
+        keymap_get(n->held, pk->s->id) != NULL)
         return 0;
     ratio = (double)(n->rows + pk->s->row_count) / (double)cap;
     if (pk->best == NULL || ratio < pk->best_ratio ||

@@ -85,7 +85,7 @@ void coord_tables_cb(struct evhttp_request *req, const char *rest, void *arg)
     (void)rest;
     memset(&t, 0, sizeof(t));
     t.by_name = strmap_new();
-    strmap_foreach(c->segs, coord_table_add, &t);
+    keymap_foreach(c->segs, coord_table_add, &t);
     qsort(t.list.tables, t.list.n, sizeof(*t.list.tables), coord_cmp_table);
     buf = wire_table_list_encode(&t.list, &len);
     wire_table_list_done(&t.list);
@@ -205,7 +205,7 @@ void coord_recommendations_cb(struct evhttp_request *req, const char *rest, void
         goto out;
     }
     rs.by_name = strmap_new();
-    strmap_foreach(c->segs, coord_rec_add, &rs);
+    keymap_foreach(c->segs, coord_rec_add, &rs);
     if (rs.only != NULL && rs.n == 0) {
         snprintf(msg, sizeof(msg), "table \"%s\" has no segments", rs.only);
         pbhttp_reply_error(req, 404, "not_found", msg);

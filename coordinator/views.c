@@ -165,7 +165,7 @@ void coord_list_segments(struct coord *c, struct evhttp_request *req)
     if (limit > COORD_SEGMENT_PAGE_MAX)
         limit = COORD_SEGMENT_PAGE_MAX;
     memset(&out, 0, sizeof(out));
-    out.total = state < 0 ? strmap_count(c->segs) : c->counts[state];
+    out.total = state < 0 ? keymap_count(c->segs) : c->counts[state];
     out.segments = xcalloc(limit, sizeof(*out.segments));
     coord_walk_start(c, state, after, &w);
     while (out.n < limit && (s = coord_walk_next(&w)) != NULL)
@@ -198,7 +198,7 @@ void coord_show_segment(struct coord *c, struct evhttp_request *req, const char 
         pbhttp_reply_error(req, 400, err.code, err.message);
         return;
     }
-    s = strmap_get(c->segs, id);
+    s = keymap_get(c->segs, id);
     if (s == NULL) {
         snprintf(msg, sizeof(msg), "segment \"%s\" is not registered", id);
         pbhttp_reply_error(req, 404, "not_found", msg);
@@ -228,7 +228,7 @@ static int coord_collect_node(const char *key, void *value, void *arg)
     snprintf(d->addr, sizeof(d->addr), "%s", n->addr);
     snprintf(d->state, sizeof(d->state), "%s", membership_state_name(n->state));
     d->pressure = n->pressure;
-    d->segments = (uint32_t)strmap_count(n->held);
+    d->segments = (uint32_t)keymap_count(n->held);
     snprintf(d->last_reason, sizeof(d->last_reason), "%s", n->last_reason);
     d->last_seen_ms = n->last_seen_ms;
     d->refusals = n->refusals;
@@ -399,7 +399,7 @@ static void coord_status_fill(struct coord *c, struct wire_cluster_status *st)
 
     memset(st, 0, sizeof(*st));
     placer_get_stats(c->placer, &ps);
-    st->segments_total = strmap_count(c->segs);
+    st->segments_total = keymap_count(c->segs);
     st->segments_pending = c->counts[COORD_PENDING];
     st->segments_loaded = c->counts[COORD_LOADED];
     st->segments_invalid = c->counts[COORD_INVALID];
@@ -473,7 +473,7 @@ static int coord_metrics_node(const char *key, void *value, void *arg)
     const struct coord_node *n = value;
     const char *labels[] = {"node", n->id, "state", membership_state_name(n->state), NULL};
 
-    metrics_sample_u64(arg, "sluice_coord_node_segments", strmap_count(n->held), labels);
+    metrics_sample_u64(arg, "sluice_coord_node_segments", keymap_count(n->held), labels);
     return 0;
 }
 

@@ -504,7 +504,7 @@ static void holder_add(struct coord_seg *s, struct coord_node *n, enum wire_segm
     h->node = n->id;
     h->state = st;
     h->since_ms = S.now;
-    strmap_put(n->held, s->id, s);
+    keymap_put(n->held, s);
     n->loading += st == WIRE_SEG_LOADING;
     reconcile_mark(n, s->id);
     reconcile_touch(&S.model, s, false);
@@ -524,7 +524,7 @@ static void holder_remove(struct coord_seg *s, const char *node)
         }
     }
     if (n != NULL) {
-        strmap_remove(n->held, s->id);
+        keymap_remove(n->held, s->id);
         reconcile_mark(n, s->id);
     }
 }
@@ -605,10 +605,10 @@ static int collect_held(const char *key, void *value, void *arg)
 /* As membership.c's coord_node_lost(): a DOWN node's copies are placed elsewhere. */
 static void node_lost(struct coord_node *n)
 {
-    size_t count = strmap_count(n->held);
+    size_t count = keymap_count(n->held);
     struct coord_seg **v = xcalloc(count + 1, sizeof(*v)), **p = v;
 
-    strmap_foreach(n->held, collect_held, &p);
+    keymap_foreach(n->held, collect_held, &p);
     for (size_t i = 0; i < count; i++) {
         holder_remove(v[i], n->id);
         seg_update(v[i]);
@@ -1452,7 +1452,7 @@ static void world_build(void)
                                  .invalid_quorum = COORD_INVALID_QUORUM};
 
     S.acfg = admission_config_default();
-    S.model.segs = strmap_new();
+    S.model.segs = keymap_new(offsetof(struct coord_seg, id));
     S.model.nodes = strmap_new();
     S.placer = placer_new(&pcfg, &sim_placer_ops, &S);
     S.tick_at = UINT64_MAX;
@@ -1504,7 +1504,7 @@ static void world_build(void)
         sn->cn = n;
         snprintf(n->id, sizeof(n->id), "%s", sn->id);
         n->state = MEMBERSHIP_UP;
-        n->held = strmap_new();
+        n->held = keymap_new(offsetof(struct coord_seg, id));
         intake_init(&n->intake);
         window_init(&n->win);
         n->limit = SIZE_MAX;
@@ -1560,7 +1560,7 @@ static void register_batch(uint32_t first, size_t n)
     for (size_t i = first; i < first + n; i++) {
         struct sim_seg *g = &S.segs[i];
 
-        strmap_put(S.model.segs, g->cs->id, g->cs);
+        keymap_put(S.model.segs, g->cs);
         g->registered = true;
         S.registered++;
         seg_update(g->cs);
@@ -1818,7 +1818,7 @@ static void world_free(void)
         report_state_free(S.nodes[i].rs);
         intake_done(&S.nodes[i].cn->intake);
         reconcile_node_done(S.nodes[i].cn);
-        strmap_free(S.nodes[i].cn->held);
+        keymap_free(S.nodes[i].cn->held);
         free(S.nodes[i].cn);
     }
     for (size_t i = 0; i < S.cfg.segments; i++) {
@@ -1834,7 +1834,7 @@ static void world_free(void)
         else if (e.kind == SE_DROPS)
             free(e.ptr);
     }
-    strmap_free(S.model.segs);
+    keymap_free(S.model.segs);
     strmap_free(S.model.nodes);
     reconcile_plan_done(&S.plan);
     reconcile_plan_done(&S.whole);

@@ -119,7 +119,7 @@ static int free_node(const char *key, void *value, void *arg)
 {
     struct coord_node *n = value;
 
-    strmap_free(n->held);
+    keymap_free(n->held);
     reconcile_node_done(n);
     free(n);
     return 0;
@@ -138,16 +138,16 @@ static int free_seg(const char *key, void *value, void *arg)
 static void model_setup(void)
 {
     memset(&model, 0, sizeof(model));
-    model.segs = strmap_new();
+    model.segs = keymap_new(offsetof(struct coord_seg, id));
     model.nodes = strmap_new();
 }
 
 static void model_teardown(void)
 {
     strmap_foreach(model.nodes, free_node, NULL);
-    strmap_foreach(model.segs, free_seg, NULL);
+    keymap_foreach(model.segs, free_seg, NULL);
     strmap_free(model.nodes);
-    strmap_free(model.segs);
+    keymap_free(model.segs);
 }
 
 static struct coord_node *node(const char *id, enum membership_state st)
@@ -156,7 +156,7 @@ static struct coord_node *node(const char *id, enum membership_state st)
 
     snprintf(n->id, sizeof(n->id), "%s", id);
     n->state = st;
-    n->held = strmap_new();
+    n->held = keymap_new(offsetof(struct coord_seg, id));
     strmap_put(model.nodes, n->id, n);
     return n;
 }
@@ -169,7 +169,7 @@ static struct coord_seg *seg(const char *id, unsigned replication, enum coord_se
     s->digest = 0xabc;
     s->replication = replication;
     s->state = st;
-    strmap_put(model.segs, s->id, s);
+    keymap_put(model.segs, s);
     return s;
 }
 
@@ -181,7 +181,7 @@ static void hold(struct coord_seg *s, struct coord_node *n, enum wire_segment_st
     s->holders[s->n_holders].state = st;
     s->holders[s->n_holders].since_ms = since_ms;
     s->n_holders++;
-    strmap_put(n->held, s->id, s);
+    keymap_put(n->held, s);
 }
 
 static void vote(struct coord_seg *s, const char *node_id)
@@ -221,13 +221,13 @@ static uint64_t model_digest(void)
     uint64_t h = 1469598103934665603ull;
 
     for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
-        const struct coord_seg *s = strmap_get(model.segs, ids[i]);
+        const struct coord_seg *s = keymap_get(model.segs, ids[i]);
 
         h = (h ^ (s->state + 7 * s->n_holders + 31 * s->n_invalid)) * 1099511628211ull;
         for (unsigned j = 0; j < s->n_holders; j++)
             h = (h ^ (s->holders[j].state + s->holders[j].since_ms)) * 1099511628211ull;
     }
-    h ^= strmap_count(((const struct coord_node *)strmap_get(model.nodes, "n1"))->held);
+    h ^= keymap_count(((const struct coord_node *)strmap_get(model.nodes, "n1"))->held);
     return h;
 }
 
@@ -280,7 +280,7 @@ START_TEST(test_walk_plan)
     reconcile_report(&model, n1, rep, 11, 10000, &plan);
     /* The walk decides; the model is as it was. */
     ck_assert_uint_eq(model_digest(), before);
-    ck_assert_uint_eq(strmap_count(n1->held), 6);
+    ck_assert_uint_eq(keymap_count(n1->held), 6);
 
     ck_assert_uint_eq(plan.n, 12);
     ck_assert_str_eq(reconcile_kind_name(action(&plan, "a")->kind), "ADOPT");
@@ -463,7 +463,7 @@ START_TEST(test_incremental_in_proportion)
     /* Until the model holds it, it stays unsettled; once held LOADED, settled. */
     reconcile_settle(&model, n1, d.set, NULL, 0, &plan);
     ck_assert_uint_eq(unsettled(n1), 1);
-    hold(strmap_get(model.segs, "new"), n1, WIRE_SEG_LOADED, 11000);
+    hold(keymap_get(model.segs, "new"), n1, WIRE_SEG_LOADED, 11000);
     reconcile_settle(&model, n1, d.set, NULL, 0, &plan);
     ck_assert_uint_eq(unsettled(n1), 0);
     /* A copy the node lost names itself: removed from the set, lost past the grace. */
@@ -501,7 +501,7 @@ START_TEST(test_incremental_sees_model_changes)
     reconcile_touch(&model, a, false);
     /* The model forgets n1's copy of b (a DOWN spell: coord_holder_remove() marks it). */
     b->n_holders = 0;
-    strmap_remove(n1->held, "b");
+    keymap_remove(n1->held, "b");
     reconcile_mark(n1, "b");
     /* The placer assigns g to n1 (coord_holder_add() marks it): not reported yet. */
     hold(g, n1, WIRE_SEG_LOADING, 10500);
