@@ -621,7 +621,41 @@ static struct bq_cover *bq_cover_new(struct bq *q, const size_t *idx, size_t n)
     return cv;
 }
 
-/* Arms the hedge of a cover whose primary went to slot, at the node's recent p95. */
+/*
+ * When to hedge a cover sent to slot. "The Tail at Scale" hedges at the
+ * 95th percentile of the class of requests, not of the node asked: a slow
+ * node's own p95 is long, and a request sent to it would wait that long
+ * for its hedge. So: the sooner of the node's recent p95 and, for the
+ * cover's segment whose other replicas are slowest, the best p95 among
+ * them (as before when some segment has no other replica known). 0: none.
+ */
+static uint64_t bq_cover_hedge_delay(const struct bq_cover *cv, size_t slot)
+{
+    struct broker *b = cv->q->b;
+    uint64_t own = replica_hedge_delay_us(b->rep, slot), worst = 0;
+
+    for (size_t i = 0; i < cv->n; i++) {
+        const struct bq_seg *sg = &cv->q->segs[cv->idx[i]];
+        uint64_t best = 0;
+
+        for (size_t c = 0; c < sg->n_cand; c++) {
+            uint64_t d;
+
+            if (sg->cand[c] == slot || !broker_node_usable(b, sg->cand[c]))
+                continue;
+            d = replica_hedge_delay_us(b->rep, sg->cand[c]);
+            if (d != 0 && (best == 0 || d < best))
+                best = d;
+        }
+        if (best == 0)
+            return own;
+        if (best > worst)
+            worst = best;
+    }
+    return own != 0 && own < worst ? own : worst;
+}
+
+/* Arms the hedge of a cover whose primary went to slot (bq_cover_hedge_delay). */
 static void bq_cover_arm_hedge(struct bq_cover *cv, size_t slot)
 {
     struct broker *b = cv->q->b;
@@ -630,7 +664,7 @@ static void bq_cover_arm_hedge(struct bq_cover *cv, size_t slot)
 
     if (b->cfg.round_robin || b->cfg.hedge_percent == 0)
         return;
-    delay = replica_hedge_delay_us(b->rep, slot);
+    delay = bq_cover_hedge_delay(cv, slot);
     if (delay == 0)
         return;
     cv->hedge_ev = evtimer_new(b->base, bq_cover_hedge_cb, cv);
