@@ -1009,6 +1009,7 @@ void node_free(struct node *node)
     if (node == NULL)
         return;
     reporter_free(node->reporter);
+    node->reporter = NULL; /* loads finishing below ask it for a report (reporter_soon) */
     if (node->claim_ev != NULL)
         event_free(node->claim_ev);
     node->claim_in_flight = false;

@@ -235,7 +235,8 @@ static void reporter_answer_cb(int status, const struct http_client_reply *reply
     struct reporter *r = arg;
 
     reporter_answer(r, status, reply);
-    if (r->soon_after_answer) {
+    /* Cancelled: the reporter is being freed (its timers may be gone); ask for nothing. */
+    if (status != -ECANCELED && r->soon_after_answer) {
         r->soon_after_answer = false;
         reporter_soon(r);
     }

@@ -189,7 +189,8 @@ START_TEST(test_events_and_status)
     RENDER(out, ctl_print_status(f_, &st, true));
     ck_assert_msg(strstr(out, "\"assignments_accepted\":24,\"refusals\":[{\"reason\":"
                               "\"MEM_CAPACITY\",\"count\":3},{\"reason\":\"LOAD_CONCURRENCY\","
-                              "\"count\":3}],\"nodes_draining\":0}") != NULL,
+                              "\"count\":3}],\"nodes_draining\":0,\"leader\":\"\","
+                              "\"leader_epoch\":0,\"coordinators\":[]}") != NULL,
                   "%s", out);
     free(out);
     RENDER(out, ctl_print_status(f_, &st, true));

@@ -4,13 +4,20 @@
  * acknowledged one becomes the base of deltas that carry only changes and
  * removals, an unanswered one leaves the base as it was, and send_full or
  * an answer without an acknowledgement (an older coordinator) makes the next
- * report whole again.
+ * report whole again. The reporter itself, with a loop: freeing it while a
+ * report is in flight and a report is asked for soon.
  */
 #include <check.h>
+#include <malloc.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
 
 #include "report.h"
 #include "repset.h"
@@ -206,6 +213,64 @@ START_TEST(test_older_coordinator)
 }
 END_TEST
 
+static void no_fill(void *arg, enum wire_node_state *state, struct wire_pressure *pressure)
+{
+    (void)arg;
+    (void)pressure;
+    *state = WIRE_NODE_SERVING;
+}
+
+static void no_segments(void *arg, struct wire_node_status *ret)
+{
+    (void)arg;
+    (void)ret;
+}
+
+/*
+ * A node stopping while its report is in flight (a coordinator that has
+ * not answered) and a load has just ended (reporter_soon asked for the
+ * next): freeing the reporter cancels the request, and the cancelled
+ * answer must not re-arm the timer reporter_free() has already freed.
+ * It did (check_node's id-conflict test crashed on SIGTERM when
+ * MALLOC_PERTURB_ was set); freed memory is filled here so that a use
+ * after free faults instead of passing by luck.
+ */
+START_TEST(test_free_with_report_in_flight)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    struct reporter_source src = {.fill = no_fill, .segments = no_segments};
+    struct reporter_config cfg = {.node_id = "n1", .advertise = "127.0.0.1:1",
+                                  .interval_ms = 60000};
+    struct timeval tick = {0, 200000};
+    struct reporter_stats st;
+    struct event_base *base = event_base_new();
+    struct reporter *r;
+    char addr[64];
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    /* A coordinator that accepts connections (the kernel's backlog) and never answers. */
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(fd, 8), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    cfg.coordinator = addr;
+    r = reporter_new(base, &cfg, &src, NULL);
+    ck_assert_ptr_nonnull(r);
+    event_base_loopexit(base, &tick);
+    event_base_dispatch(base); /* the first report goes out, and stays unanswered */
+    reporter_get_stats(r, &st);
+    ck_assert_uint_eq(st.sent + st.failed, 0);
+    reporter_soon(r); /* a load ended during the report */
+    mallopt(M_PERTURB, 0xa5);
+    reporter_free(r);
+    mallopt(M_PERTURB, 0);
+    event_base_free(base);
+    close(fd);
+}
+END_TEST
+
 static Suite *report_suite(void)
 {
     Suite *s = suite_create("report");
@@ -219,8 +284,12 @@ static Suite *report_suite(void)
     tcase_add_test(tc, test_send_full);
     tcase_add_test(tc, test_older_coordinator);
     suite_add_tcase(s, tc);
+    tc = tcase_create("reporter");
+    tcase_add_test(tc, test_free_with_report_in_flight);
+    suite_add_tcase(s, tc);
     return s;
 }
+
 
 int main(void)
 {
