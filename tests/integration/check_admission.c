@@ -233,7 +233,14 @@ START_TEST(test_latency_slo)
     usleep(2500000);
     atomic_store(&base.stop, true);
     pthread_join(threads[0], NULL);
-    ck_assert_int_eq(probe(&resp), 202); /* fast queries: nothing refused */
+    /*
+     * Fast queries: the gate is open. Under ASan on a loaded machine a
+     * scan of the small segment can itself spike past 3 ms, so one probe
+     * may meet a refusal that is right for that moment (seen in CI):
+     * wait for an acceptance rather than demand it of the first probe.
+     */
+    ck_assert_msg(harness_wait_until(probe_accepted, NULL, 15000),
+                  "refused with only fast queries for 15 s");
     g.segment = "big";
     for (int i = 0; i < 2; i++)
         pthread_create(&threads[i], NULL, load_thread, &g);
