@@ -256,9 +256,12 @@ START_TEST(test_thousand_segments)
                 (unsigned)e->reason >= WIRE_REASON_COUNT_)
                 continue;
             by[k][e->reason]++;
+            /* Any memory reason: the small node may see time to exhaustion first. */
             mem_refusals += k == 2 && (e->reason == WIRE_REASON_MEM_CAPACITY ||
                                        e->reason == WIRE_REASON_MEM_PRESSURE ||
-                                       e->reason == WIRE_REASON_MEM_CRITICAL);
+                                       e->reason == WIRE_REASON_MEM_CRITICAL ||
+                                       e->reason == WIRE_REASON_MEM_THRASHING ||
+                                       e->reason == WIRE_REASON_MEM_EXHAUSTION);
         }
         wire_event_list_done(&evs);
         for (int k = 0; k < 3; k++)
