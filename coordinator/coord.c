@@ -207,6 +207,31 @@ void coord_step_down(struct coord *c, const char *why)
     event_base_loopbreak(c->base);
 }
 
+/*
+ * A coordinator made again after a step-down opens its catalog from its
+ * standby tick: PostgreSQL may be restarting, and until it answers this
+ * coordinator stays a standby on its address (a failure is logged once).
+ */
+static int coord_catalog_open(struct coord *c)
+{
+    struct catalog_options copts = {.events_keep = c->cfg.events_keep};
+    char err[512];
+    int r;
+
+    if (c->cat != NULL)
+        return 0;
+    r = catalog_open_with(c->locator, &copts, &c->cat, err, sizeof(err));
+    if (r < 0) {
+        if (!c->standby_failing)
+            log_warn("standby_catalog_failed", "catalog=%s error=%s retry=1s", c->db_path,
+                     log_q(err));
+        c->standby_failing = true;
+        return r;
+    }
+    log_info("catalog_opened", "catalog=%s (a standby after a step-down)", c->db_path);
+    return 0;
+}
+
 /* A standby's second: try the lead; else learn who leads, and say this one is alive. */
 static void coord_lead_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -216,6 +241,8 @@ static void coord_lead_cb(evutil_socket_t fd, short what, void *arg)
     int r;
 
     if (c->leading || c->lost_lead)
+        return;
+    if (coord_catalog_open(c) < 0)
         return;
     r = catalog_lead(c->cat, c->advertise, &c->lead_epoch);
     if (r == 1) {
@@ -299,6 +326,7 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     sqldb_redact(cfg->db_path, shown, sizeof(shown));
     c->db_path = xstrdup(shown);
     c->cfg.db_path = c->db_path;
+    c->locator = xstrdup(cfg->db_path);
     c->started_mono_ns = clock_mono_ns();
     c->rng = (uint32_t)(clock_mono_ns() | 1);
     c->storm = storm_new(COORD_STORM_MS);
@@ -323,8 +351,9 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     c->placement = coord_placement_named(cfg->placement);
     if (c->placement->start(c, cfg, err, err_len) < 0)
         goto fail;
-    r = catalog_open_with(cfg->db_path, &copts, &c->cat, err, err_len);
-    if (r < 0)
+    /* After a step-down the catalog is opened from the loop (coord_catalog_open). */
+    if (!cfg->after_step_down &&
+        (r = catalog_open_with(cfg->db_path, &copts, &c->cat, err, err_len)) < 0)
         goto fail;
     /*
      * Serve first: a standby answers too (503 naming the leader, /healthz,
@@ -379,8 +408,18 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
      * first try is made here, so that a lone coordinator (and every one on
      * SQLite, which leads at once with epoch 0) starts leading, or fails
      * to start on a catalog it cannot read. A standby tries again every
-     * second from the loop (coord_lead_cb).
+     * second from the loop (coord_lead_cb). One made again after a
+     * step-down makes its first try there too, as soon as the loop runs:
+     * whatever fails then (PostgreSQL still down, the load) leaves it a
+     * standby on its address instead of ending the process.
      */
+    if (cfg->after_step_down) {
+        log_info("standby", "catalog=%s addr=%s retry=1s (after a step-down)", c->db_path,
+                 c->advertise);
+        event_add(c->lead_ev, &second);
+        event_active(c->lead_ev, EV_TIMEOUT, 1);
+        return c;
+    }
     r = catalog_lead(c->cat, c->advertise, &c->lead_epoch);
     if (r < 0) {
         snprintf(err, err_len, "catalog %s: taking the lead: %s", c->db_path,
@@ -467,6 +506,7 @@ void coord_free(struct coord *c)
     reconcile_plan_done(&c->plan);
     free(c->token);
     free(c->db_path);
+    free(c->locator);
     free(c);
 }
 

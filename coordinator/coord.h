@@ -39,6 +39,15 @@ struct coord_config {
      * NULL or "": the bound address (a wildcard host replaced by the host name). */
     const char *advertise;
     uint64_t elections;          /* leads taken before (a coordinator made again after a step-down) */
+    /*
+     * true: made again after a step-down (coordinator/main.c), when the
+     * catalog may be unreachable for a while (PostgreSQL restarting). It
+     * serves at once as a standby, and opens the catalog and tries the
+     * lead from its one-second standby tick, never failing on them.
+     * false (a first start): a catalog that cannot be opened or read
+     * fails coord_new().
+     */
+    bool after_step_down;
     const char *db_path;         /* catalog: sqlite:FILE, FILE or postgresql://... */
     const char *token;           /* NULL or "": no auth */
     const char *nodes;           /* optional comma-separated node addresses to adopt */

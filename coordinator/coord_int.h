@@ -143,6 +143,9 @@ struct coord {
     struct event_base *base;
     struct coord_config cfg;
     char *token, *db_path;
+    /* The catalog as given (db_path: the same, redacted, for logs); cat is NULL only in one
+     * made again after a step-down that has not opened it yet (coord_catalog_open). */
+    char *locator;
     struct catalog *cat;
     /* The leader epoch this coordinator took (0 on SQLite: no election), sent with every
      * assignment batch and report answer; lost_lead: the lead went, the loop stops. */

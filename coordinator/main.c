@@ -128,11 +128,15 @@ static int cmd_serve(int argc, char **argv)
      * address starts as a standby, which leads again only after loading
      * the catalog afresh. The address is kept, so clients and the
      * --ready-file stay right; the loop stops only for SIGTERM or SIGINT.
+     * That standby opens the catalog from its loop, every second until
+     * it can (PostgreSQL may be restarting), so only a failure to bind
+     * the address again ends the process here.
      */
     while (rc == 0 && coord_lost_lead(c)) {
         snprintf(rebind, sizeof(rebind), "%s", coord_bound(c));
         cfg.listen = rebind;
         cfg.elections = coord_elections(c);
+        cfg.after_step_down = true;
         coord_free(c);
         c = coord_new(base, &cfg, err, sizeof(err));
         rc = daemon_serve(base, &srv, c != NULL ? coord_bound(c) : NULL, err, fields);

@@ -195,7 +195,7 @@ static bool harness_read_ready(struct harness_proc *p)
     return ok;
 }
 
-static bool harness_alive(struct harness_proc *p)
+bool harness_proc_alive(struct harness_proc *p)
 {
     int status;
 
@@ -265,7 +265,7 @@ static int harness_spawn(struct harness_proc *p)
     p->pid = pid;
     deadline = harness_now_ms() + 15000;
     while (harness_now_ms() < deadline) {
-        if (!harness_alive(p))
+        if (!harness_proc_alive(p))
             break;
         if (p->addr[0] != '\0' || harness_read_ready(p)) {
             struct http_response r;

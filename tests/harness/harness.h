@@ -172,6 +172,11 @@ int harness_proc_pid(const struct harness_proc *p);
 
 /* Sends sig. Returns 0 or -errno. */
 int harness_proc_signal(struct harness_proc *p, int sig);
+/*
+ * Whether the process still runs: false once it has exited (it is reaped
+ * here, which signal 0 alone would not see: a zombie takes signals).
+ */
+bool harness_proc_alive(struct harness_proc *p);
 /* SIGKILL and reap. */
 void harness_proc_kill(struct harness_proc *p);
 /* SIGTERM, wait up to 5 s, then SIGKILL. Returns the exit status or -1 if killed. */

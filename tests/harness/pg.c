@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "xmalloc.h"
@@ -258,10 +259,14 @@ void harness_pg_stop(struct harness_pg *pg)
     free(pg);
 }
 
-int harness_pg_restart(struct harness_pg *pg)
+int harness_pg_restart(struct harness_pg *pg, unsigned down_ms)
 {
+    struct timespec ts = {(time_t)(down_ms / 1000), (long)(down_ms % 1000) * 1000000L};
+
     if (harness_pg_ctl(pg, "stop") != 0)
         return -1;
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
     return harness_pg_ctl(pg, "start") == 0 ? 0 : -1;
 }
 

@@ -27,8 +27,12 @@ struct harness_pg *harness_pg_start(char *why, size_t why_len);
 /* Stops the server and removes its directory. NULL-safe. */
 void harness_pg_stop(struct harness_pg *pg);
 
-/* Stops and starts the server again on the same port and data (a server restart). 0 or -1. */
-int harness_pg_restart(struct harness_pg *pg);
+/*
+ * Stops the server (immediate mode: a crash, its sessions cut), leaves it
+ * down for down_ms, and starts it again on the same port and data (a
+ * server restart, with crash recovery). 0 or -1.
+ */
+int harness_pg_restart(struct harness_pg *pg, unsigned down_ms);
 
 /*
  * Creates an empty database and returns its connection URI

@@ -21,6 +21,13 @@
  *     nodes refused by epoch meanwhile are counted from their logs and
  *     printed (none, so far: the old leader finds its session gone before
  *     it sends anything).
+ *   pg_restart: PostgreSQL itself is restarted (immediate stop, 2 s
+ *     down, start) while a client registers and the leader places: both
+ *     coordinators stay alive on their addresses (the leader steps down
+ *     and stands by until the catalog answers again), a new election is
+ *     won (the epoch rises; the time is printed, bounded by 15 s), every
+ *     registration acknowledged before and after the restart is in the
+ *     catalog, and every segment ends LOADED on exactly two nodes.
  *
  * Expected load: two shared cores, about a minute in all (the loop's
  * iterations a few seconds each). Shared setup: tests/harness/crash.h.
@@ -47,6 +54,7 @@
 #define BATCH       8
 #define TAKEOVER_MS 5000
 #define ROWS        256
+#define PG_DOWN_MS  2000
 
 /* The test's PostgreSQL and its catalog database: made in the parent (unchecked fixture). */
 static struct harness_pg *pg;
@@ -460,6 +468,69 @@ START_TEST(test_sigstop)
 }
 END_TEST
 
+/* ---- PostgreSQL restarted under the leader ---------------------------------- */
+
+START_TEST(test_pg_restart)
+{
+    int n = 40, lead = -1;
+    struct reg_client rc;
+    struct harness_reply rep;
+    long long epoch0;
+    uint64_t t0;
+    int64_t ms = -1;
+
+    cluster_start();
+    ck_assert_msg(await_lead(0, 10000) >= 0, "coordinator 0 does not lead");
+    epoch0 = catalog_epoch();
+    ck_assert_int_eq(harness_register_ids_r(caddr[0], "f", 6, 0, n, uris, 4, ROWS, 16, REPLICATION),
+                     200);
+
+    /*
+     * While a client registers and the leader places, the server crashes
+     * and stays down for PG_DOWN_MS (longer than the leader's one-second
+     * lead check, so that it finds the server gone, not already back).
+     */
+    reg_client_start(&rc, n, n + 40 * BATCH, 0);
+    crash_sleep_ms(200);
+    ck_assert_int_eq(harness_pg_restart(pg, PG_DOWN_MS), 0);
+    /* A new election (the epoch rises), and then exactly one of them ready. */
+    t0 = crash_now_ms();
+    while (crash_now_ms() - t0 < 15000) {
+        if (catalog_epoch() > epoch0 && coord_ready(0) != coord_ready(1)) {
+            lead = leader();
+            break;
+        }
+        crash_sleep_ms(50);
+    }
+    if (lead >= 0)
+        ms = (int64_t)(crash_now_ms() - t0);
+    printf("check_failover: pg_restart: PostgreSQL down %d ms; coordinator %d leads %" PRId64
+           " ms after it is back\n",
+           PG_DOWN_MS, lead, ms);
+    fflush(stdout);
+    /* Both still run: the one that led stepped down and stood by on its address. */
+    for (int i = 0; i < 2; i++) {
+        if (!harness_proc_alive(coords[i]))
+            harness_proc_dump_log(coords[i]);
+        ck_assert_msg(harness_proc_alive(coords[i]),
+                      "coordinator %d exited after PostgreSQL restarted", i);
+    }
+    ck_assert_msg(lead >= 0, "no new leader 15 s after PostgreSQL restarted (epoch %lld, was %lld)",
+                  catalog_epoch(), epoch0);
+    reg_client_stop(&rc);
+    n = rc.next;
+    /* A batch acknowledged after the restart, through the new leader. */
+    ck_assert_int_eq(harness_register_ids_r(caddr[lead], "f", 6, n, n + BATCH, uris, 4, ROWS, 16,
+                                            REPLICATION),
+                     200);
+    n += BATCH;
+    check_acked(caddr[lead], n);
+    await_settled(lead, n, 30000);
+    /* The other one serves as a standby on its address. */
+    ck_assert_int_eq(harness_send(caddr[lead ^ 1], "GET", "/readyz", &rep), 503);
+}
+END_TEST
+
 /* One test case with the shared fixtures plus its own PostgreSQL and coordinators. */
 static void add_case(Suite *s, const char *name, const TTest *test, int timeout)
 {
@@ -477,5 +548,6 @@ int main(void)
 
     add_case(s, "kill_loop", test_kill_loop, lr ? 3600 : 600);
     add_case(s, "sigstop", test_sigstop, 300);
+    add_case(s, "pg_restart", test_pg_restart, 120);
     return harness_run_suite(s);
 }
