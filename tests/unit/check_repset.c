@@ -246,6 +246,64 @@ START_TEST(test_export)
 }
 END_TEST
 
+/*
+ * The packed copies give back every field exactly, at the ends of their
+ * ranges too, and the open-addressing table keeps finding every copy while
+ * most of them are removed (backward shifts, the table halved) and put back.
+ */
+START_TEST(test_packed_round_trip)
+{
+    enum { N = 3000 };
+    struct wire_segment_status *v = make(N), got;
+    struct repset *s = repset_new();
+    uint64_t c, h;
+
+    for (size_t i = 0; i < N; i++) {
+        uint64_t big = i % 3 == 0 ? UINT64_MAX - i : (uint64_t)1 << (i % 64);
+
+        v[i].row_count = big;
+        v[i].avg_row_size = i;
+        v[i].file_bytes = big ^ i;
+        v[i].index_bytes = i % 5 == 0 ? 0 : big;
+        v[i].digest = i % 4 == 0 ? 0 : big;
+        v[i].footprint_bytes = (uint64_t)1 << 63;
+        v[i].mem_request_bytes = 127 + i % 3;
+        v[i].mem_limit_bytes = 16383 + i % 3;
+        v[i].state = (enum wire_segment_state)(i % 5);
+        v[i].reason = (enum wire_reason)(i % WIRE_REASON_COUNT_);
+        v[i].over_limit = i % 7 == 0;
+        if (i % 11 == 0)
+            snprintf(v[i].detail, sizeof(v[i].detail), "detail %zu", i);
+        repset_put(s, &v[i]);
+    }
+    for (size_t i = 0; i < N; i++) {
+        ck_assert(repset_get(s, v[i].segment_id, &got));
+        ck_assert_uint_eq(repset_entry_hash(&got), repset_entry_hash(&v[i]));
+        ck_assert_uint_eq(got.row_count, v[i].row_count);
+        ck_assert_uint_eq(got.file_bytes, v[i].file_bytes);
+        ck_assert_uint_eq(got.digest, v[i].digest);
+        ck_assert_uint_eq(got.footprint_bytes, v[i].footprint_bytes);
+        ck_assert_str_eq(got.detail, v[i].detail);
+        ck_assert_int_eq(got.reason, v[i].reason);
+    }
+    /* Remove all but every tenth: the rest is still found, the removed are not. */
+    for (size_t i = 0; i < N; i++)
+        if (i % 10 != 0)
+            ck_assert(repset_remove(s, v[i].segment_id));
+    ck_assert_uint_eq(repset_count(s), N / 10);
+    for (size_t i = 0; i < N; i++) {
+        ck_assert_int_eq(repset_has(s, v[i].segment_id), i % 10 == 0);
+        if (i % 10 == 0)
+            v[i / 10] = v[i];
+    }
+    repset_digest_of(v, N / 10, &c, &h);
+    ck_assert_uint_eq(repset_hash(s), h);
+    ck_assert(!repset_remove(s, "s1"));
+    repset_free(s);
+    free(v);
+}
+END_TEST
+
 static Suite *repset_suite(void)
 {
     Suite *s = suite_create("repset");
@@ -261,6 +319,7 @@ static Suite *repset_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("export");
     tcase_add_test(tc, test_export);
+    tcase_add_test(tc, test_packed_round_trip);
     suite_add_tcase(s, tc);
     return s;
 }
