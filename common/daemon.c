@@ -116,6 +116,7 @@ struct event_base *daemon_init(const char *prog, const struct daemon_server_flag
                                char **ret_token)
 {
     enum log_level lvl = LOG_LEVEL_INFO;
+    struct event_config *cfg;
     struct event_base *base;
 
     log_level_parse(f->log_level, &lvl);
@@ -123,7 +124,20 @@ struct event_base *daemon_init(const char *prog, const struct daemon_server_flag
     *ret_token = cli_load_token(prog, f->token_file);
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();
-    base = event_base_new();
+    /*
+     * epoll's change list: the adds and deletes of one loop iteration are
+     * folded into at most one epoll_ctl per descriptor (evhttp enables and
+     * disables a connection's read and write events several times per
+     * request; 1,000 nodes' requests made epoll_ctl about a tenth of the
+     * coordinator's and the farm's CPU). Safe here: no socket this base
+     * watches is dup()ed, the case libevent warns about.
+     */
+    cfg = event_config_new();
+    if (cfg == NULL)
+        fatal("event_config_new", NULL);
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
     if (base == NULL)
         fatal("event_base_new", NULL);
     return base;
