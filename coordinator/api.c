@@ -325,7 +325,7 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
         return;
     /* Durable before acknowledged: one transaction, committed now. */
     coord_flush(c);
-    if (catalog_begin(c->cat) < 0) {
+    if (catalog_begin_group(c->cat) < 0) {
         pbhttp_reply_error(req, 500, "catalog", catalog_errmsg(c->cat));
         goto out;
     }

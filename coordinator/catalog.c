@@ -170,8 +170,14 @@ enum catalog_stmt {
     ST_EV_BY_SEG,
     ST_EV_BEFORE,
     ST_EV_BEFORE_SEG,
+    ST_EV_INSERT_ID,
+    ST_SEG_INSERT_GROUP, /* PostgreSQL only */
+    ST_EV_RESERVE,       /* PostgreSQL only */
     ST_COUNT_
 };
+
+/* Event ids a group reserves at a time on PostgreSQL (ST_EV_RESERVE). */
+#define CAT_EV_RESERVE 256
 
 #define SEG_COLS                                                                                   \
     "id, uri, row_count, avg_row_size, replication, state, backoff_until_ms, created_ms, digest," \
@@ -242,7 +248,35 @@ static const char *const catalog_sql[ST_COUNT_] = {
     [ST_EV_BEFORE] = "SELECT " EV_COLS " FROM events WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
     [ST_EV_BEFORE_SEG] = "SELECT " EV_COLS " FROM events WHERE segment_id = ?1 AND id < ?2"
                          " ORDER BY id DESC LIMIT ?3",
+    /* A group's events on PostgreSQL: the id reserved beforehand, so no answer is awaited. */
+    [ST_EV_INSERT_ID] = "INSERT INTO events (id, ts_ms, segment_id, node_id, kind, reason,"
+                        " http_status, retry_after_ms, detail, count, last_ts_ms)"
+                        " VALUES (?11, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    /*
+     * A group's segment on PostgreSQL, whose answer comes only at commit: a
+     * retried registration (the same fields) changes nothing, as
+     * ST_SEG_INSERT; a conflicting one fails the statement, and so the
+     * group, with a sentence that names the first differing field (a cast
+     * of that sentence to a number is how plain SQL raises an error).
+     */
+    [ST_SEG_INSERT_GROUP] =
+        "INSERT INTO segments (" SEG_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+        " ?11, ?12, ?13) ON CONFLICT (id) DO UPDATE SET row_count ="
+        " CAST('segment ''' || excluded.id || ''' already exists with a different ' ||"
+        " CASE WHEN segments.uri <> excluded.uri THEN 'uri'"
+        " WHEN segments.row_count <> excluded.row_count THEN 'row_count'"
+        " WHEN segments.avg_row_size <> excluded.avg_row_size THEN 'avg_row_size'"
+        " WHEN segments.replication <> excluded.replication THEN 'replication'"
+        " WHEN segments.digest <> excluded.digest THEN 'digest' ELSE 'table' END AS INTEGER)"
+        " WHERE segments.uri <> excluded.uri OR segments.row_count <> excluded.row_count"
+        " OR segments.avg_row_size <> excluded.avg_row_size"
+        " OR segments.replication <> excluded.replication OR segments.digest <> excluded.digest"
+        " OR segments.table_name <> excluded.table_name",
+    /* Sequence values are never handed out twice, whatever becomes of the transaction. */
+    [ST_EV_RESERVE] = "SELECT nextval(pg_get_serial_sequence('events', 'id'))"
+                      " FROM generate_series(1, 256)",
 };
+_Static_assert(CAT_EV_RESERVE == 256, "generate_series(1, 256) in ST_EV_RESERVE");
 
 static const char *const catalog_segment_states[] = {"PENDING", "LOADED", "INVALID", NULL};
 static const char *const catalog_node_states[] = {"UP", "SUSPECT", "DOWN", "DRAINING", NULL};
@@ -256,10 +290,14 @@ struct catalog {
     bool ha_ready;     /* PostgreSQL: cat_ha_schema() done */
     struct sqldb_stmt *stmt[ST_COUNT_];
     bool in_txn;     /* between catalog_begin and catalog_commit/rollback */
+    bool group;      /* ... opened by catalog_begin_group */
     bool txn_failed; /* SQLite rolled the explicit transaction back under us */
     bool iterating;  /* inside a catalog_foreach_* callback */
     uint64_t events_keep;
     uint64_t last_event_id; /* rowid of the last event inserted */
+    /* PostgreSQL: event ids reserved for groups, ev_ids[ev_next..ev_n) unused yet */
+    uint64_t ev_ids[CAT_EV_RESERVE];
+    unsigned ev_next, ev_n;
     unsigned trim_every;
     unsigned since_trim;
     char err[512];
@@ -328,6 +366,36 @@ static int cat_step_done(struct catalog *c, struct sqldb_stmt *s, const char *wh
         r = cat_db_fail(c, rc, what);
     cat_done(s);
     return r;
+}
+
+/*
+ * Whether writes go out without waiting for their answers: a group
+ * (catalog_begin_group) on PostgreSQL, where they are pipelined and
+ * answered at commit.
+ */
+static bool cat_deferred(const struct catalog *c)
+{
+    return c->group && c->in_txn && sqldb_kind(c->db) == SQLDB_POSTGRESQL;
+}
+
+/*
+ * Runs a write of one row (an UPDATE or DELETE by key, an upsert), then
+ * resets it: 1 if it ran and changed no row, 0 if it changed one or was
+ * deferred (its count is not known: a group does not report missing rows),
+ * or a negative errno.
+ */
+static int cat_write(struct catalog *c, struct sqldb_stmt *s, const char *what)
+{
+    int rc, r;
+
+    if (cat_deferred(c)) {
+        rc = sqldb_step_deferred(s);
+        cat_done(s);
+        return rc < 0 ? cat_db_fail(c, rc, what) : 0;
+    }
+    if ((r = cat_step_done(c, s, what)) < 0)
+        return r;
+    return sqldb_changes(c->db) == 0 ? 1 : 0;
 }
 
 /* Runs a cached statement without touching c->err (used while cleaning up). */
@@ -890,7 +958,11 @@ static int cat_migrate(struct catalog *c, int target)
 static int cat_prepare_all(struct catalog *c)
 {
     for (int i = 0; i < ST_COUNT_; i++) {
-        int rc = sqldb_prepare(c->db, catalog_sql[i], &c->stmt[i]);
+        int rc;
+
+        if ((i == ST_SEG_INSERT_GROUP || i == ST_EV_RESERVE) && !cat_pg(c))
+            continue; /* PostgreSQL's SQL, and used there only */
+        rc = sqldb_prepare(c->db, catalog_sql[i], &c->stmt[i]);
         if (rc < 0)
             return cat_db_fail(c, rc, catalog_sql[i]);
     }
@@ -1051,7 +1123,18 @@ int catalog_begin(struct catalog *c)
     if ((r = cat_step_done(c, c->stmt[ST_BEGIN], "begin")) < 0)
         return r;
     c->in_txn = true;
+    c->group = false;
     c->txn_failed = false;
+    return 0;
+}
+
+int catalog_begin_group(struct catalog *c)
+{
+    int r;
+
+    if ((r = catalog_begin(c)) < 0)
+        return r;
+    c->group = true;
     return 0;
 }
 
@@ -1079,6 +1162,7 @@ int catalog_commit(struct catalog *c)
     if (sqldb_txn(c->db) != SQLDB_TXN_NONE)
         cat_run_quiet(c, ST_ROLLBACK);
     c->in_txn = false;
+    c->group = false;
     c->txn_failed = false;
     return r;
 }
@@ -1094,6 +1178,7 @@ void catalog_rollback(struct catalog *c)
     if (sqldb_txn(c->db) != SQLDB_TXN_NONE)
         cat_run_quiet(c, ST_ROLLBACK);
     c->in_txn = false;
+    c->group = false;
     c->txn_failed = false;
 }
 
@@ -1197,10 +1282,13 @@ static int cat_segment_compare(struct catalog *c, const struct catalog_segment *
 
 int catalog_put_segment(struct catalog *c, const struct catalog_segment *s)
 {
-    struct sqldb_stmt *q = c->stmt[ST_SEG_INSERT];
+    bool deferred = cat_deferred(c);
+    struct sqldb_stmt *q = c->stmt[deferred ? ST_SEG_INSERT_GROUP : ST_SEG_INSERT];
     int r;
 
-    if ((r = cat_enter(c)) < 0 || (r = cat_check_segment(c, s)) < 0 || (r = cat_op_begin(c)) < 0)
+    /* One statement in a group: it stands or falls with the group, no savepoint needed. */
+    if ((r = cat_enter(c)) < 0 || (r = cat_check_segment(c, s)) < 0 ||
+        (!deferred && (r = cat_op_begin(c)) < 0))
         return r;
     cat_bind_text(q, 1, s->id);
     cat_bind_text(q, 2, s->uri);
@@ -1215,6 +1303,10 @@ int catalog_put_segment(struct catalog *c, const struct catalog_segment *s)
     sqldb_bind_int64(q, 11, (int64_t)s->mem_request_bytes);
     sqldb_bind_int64(q, 12, (int64_t)s->mem_limit_bytes);
     sqldb_bind_int64(q, 13, (int64_t)s->footprint_bytes);
+    if (deferred) {
+        r = cat_write(c, q, "insert segment");
+        return r < 0 ? r : 0;
+    }
     r = cat_step_done(c, q, "insert segment");
     if (r == 0 && sqldb_changes(c->db) == 0)
         r = cat_segment_compare(c, s);
@@ -1255,11 +1347,9 @@ int catalog_set_segment_state(struct catalog *c, const char *id, const char *sta
     cat_bind_text(q, 1, id);
     cat_bind_text(q, 2, state);
     sqldb_bind_int64(q, 3, backoff_until_ms);
-    if ((r = cat_step_done(c, q, "set segment state")) < 0)
+    if ((r = cat_write(c, q, "set segment state")) <= 0)
         return r;
-    if (sqldb_changes(c->db) == 0)
-        return cat_fail(c, -ENOENT, "segment '%s' not found", id);
-    return 0;
+    return cat_fail(c, -ENOENT, "segment '%s' not found", id);
 }
 
 int catalog_set_segment_file(struct catalog *c, const char *id, uint64_t row_count,
@@ -1286,11 +1376,9 @@ int catalog_set_segment_file(struct catalog *c, const char *id, uint64_t row_cou
         cat_bind_text(q, 5, state);
     else
         sqldb_bind_null(q, 5);
-    if ((r = cat_step_done(c, q, "set segment file")) < 0)
+    if ((r = cat_write(c, q, "set segment file")) <= 0)
         return r;
-    if (sqldb_changes(c->db) == 0)
-        return cat_fail(c, -ENOENT, "segment '%s' not found", id);
-    return 0;
+    return cat_fail(c, -ENOENT, "segment '%s' not found", id);
 }
 
 int catalog_set_segment_table(struct catalog *c, const char *id, const char *table)
@@ -1303,11 +1391,9 @@ int catalog_set_segment_table(struct catalog *c, const char *id, const char *tab
         return r;
     cat_bind_text(q, 1, id);
     cat_bind_text(q, 2, table);
-    if ((r = cat_step_done(c, q, "set segment table")) < 0)
+    if ((r = cat_write(c, q, "set segment table")) <= 0)
         return r;
-    if (sqldb_changes(c->db) == 0)
-        return cat_fail(c, -ENOENT, "segment '%s' not found", id);
-    return 0;
+    return cat_fail(c, -ENOENT, "segment '%s' not found", id);
 }
 
 int catalog_set_segment_mem(struct catalog *c, const char *id, uint64_t request, uint64_t limit)
@@ -1321,11 +1407,9 @@ int catalog_set_segment_mem(struct catalog *c, const char *id, uint64_t request,
     cat_bind_text(q, 1, id);
     sqldb_bind_int64(q, 2, (int64_t)request);
     sqldb_bind_int64(q, 3, (int64_t)limit);
-    if ((r = cat_step_done(c, q, "set segment mem")) < 0)
+    if ((r = cat_write(c, q, "set segment mem")) <= 0)
         return r;
-    if (sqldb_changes(c->db) == 0)
-        return cat_fail(c, -ENOENT, "segment '%s' not found", id);
-    return 0;
+    return cat_fail(c, -ENOENT, "segment '%s' not found", id);
 }
 
 int catalog_set_segment_footprint(struct catalog *c, const char *id, uint64_t bytes)
@@ -1340,11 +1424,9 @@ int catalog_set_segment_footprint(struct catalog *c, const char *id, uint64_t by
                         (unsigned long long)bytes);
     cat_bind_text(q, 1, id);
     sqldb_bind_int64(q, 2, (int64_t)bytes);
-    if ((r = cat_step_done(c, q, "set segment footprint")) < 0)
+    if ((r = cat_write(c, q, "set segment footprint")) <= 0)
         return r;
-    if (sqldb_changes(c->db) == 0)
-        return cat_fail(c, -ENOENT, "segment '%s' not found", id);
-    return 0;
+    return cat_fail(c, -ENOENT, "segment '%s' not found", id);
 }
 
 int catalog_delete_segment(struct catalog *c, const char *id)
@@ -1355,11 +1437,9 @@ int catalog_delete_segment(struct catalog *c, const char *id)
     if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", id)) < 0)
         return r;
     cat_bind_text(q, 1, id);
-    if ((r = cat_step_done(c, q, "delete segment")) < 0)
+    if ((r = cat_write(c, q, "delete segment")) <= 0)
         return r;
-    if (sqldb_changes(c->db) == 0)
-        return cat_fail(c, -ENOENT, "segment '%s' not found", id);
-    return 0;
+    return cat_fail(c, -ENOENT, "segment '%s' not found", id);
 }
 
 int catalog_count_segments(struct catalog *c, const char *state, uint64_t *ret)
@@ -1439,7 +1519,8 @@ int catalog_put_node(struct catalog *c, const struct catalog_node *n)
     sqldb_bind_int64(q, 6, n->created_ms);
     sqldb_bind_int64(q, 7, n->claim ? 1 : 0);
     cat_bind_opt_text(q, 8, n->drained_by);
-    return cat_step_done(c, q, "put node");
+    r = cat_write(c, q, "put node");
+    return r < 0 ? r : 0;
 }
 
 int catalog_get_node(struct catalog *c, const char *id, struct catalog_node *ret)
@@ -1478,11 +1559,9 @@ int catalog_set_node_state(struct catalog *c, const char *id, const char *state,
     cat_bind_text(q, 1, id);
     cat_bind_text(q, 2, state);
     cat_bind_opt_text(q, 3, drained_by);
-    if ((r = cat_step_done(c, q, "set node state")) < 0)
+    if ((r = cat_write(c, q, "set node state")) <= 0)
         return r;
-    if (sqldb_changes(c->db) == 0)
-        return cat_fail(c, -ENOENT, "node '%s' not found", id);
-    return 0;
+    return cat_fail(c, -ENOENT, "node '%s' not found", id);
 }
 
 int catalog_delete_node(struct catalog *c, const char *id)
@@ -1493,11 +1572,9 @@ int catalog_delete_node(struct catalog *c, const char *id)
     if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "node id", id)) < 0)
         return r;
     cat_bind_text(q, 1, id);
-    if ((r = cat_step_done(c, q, "delete node")) < 0)
+    if ((r = cat_write(c, q, "delete node")) <= 0)
         return r;
-    if (sqldb_changes(c->db) == 0)
-        return cat_fail(c, -ENOENT, "node '%s' not found", id);
-    return 0;
+    return cat_fail(c, -ENOENT, "node '%s' not found", id);
 }
 
 int catalog_foreach_node(struct catalog *c, int (*cb)(const struct catalog_node *n, void *arg),
@@ -1544,8 +1621,10 @@ int catalog_put_assignment(struct catalog *c, const char *segment_id, const char
 {
     struct sqldb_stmt *q = c->stmt[ST_ASG_UPSERT];
     bool seg = false, node = false, fk;
-    /* A failed statement aborts a PostgreSQL transaction: fence it with a savepoint there. */
-    bool unit = cat_pg(c) && c->in_txn;
+    /* A failed statement aborts a PostgreSQL transaction: fence it with a savepoint there
+     * (a group, which stands or falls as a whole, needs none). */
+    bool deferred = cat_deferred(c);
+    bool unit = cat_pg(c) && c->in_txn && !deferred;
     int rc, r;
 
     if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", segment_id)) < 0 ||
@@ -1557,6 +1636,10 @@ int catalog_put_assignment(struct catalog *c, const char *segment_id, const char
     cat_bind_text(q, 2, node_id);
     cat_bind_text(q, 3, state);
     sqldb_bind_int64(q, 4, now_ms);
+    if (deferred) {
+        r = cat_write(c, q, "put assignment");
+        return r < 0 ? r : 0;
+    }
     rc = sqldb_step(q);
     cat_done(q);
     fk = rc < 0 && sqldb_error_foreign_key(c->db);
@@ -1586,11 +1669,9 @@ int catalog_delete_assignment(struct catalog *c, const char *segment_id, const c
         return r;
     cat_bind_text(q, 1, segment_id);
     cat_bind_text(q, 2, node_id);
-    if ((r = cat_step_done(c, q, "delete assignment")) < 0)
+    if ((r = cat_write(c, q, "delete assignment")) <= 0)
         return r;
-    if (sqldb_changes(c->db) == 0)
-        return cat_fail(c, -ENOENT, "assignment of '%s' to '%s' not found", segment_id, node_id);
-    return 0;
+    return cat_fail(c, -ENOENT, "assignment of '%s' to '%s' not found", segment_id, node_id);
 }
 
 int catalog_foreach_assignment(struct catalog *c, const char *segment_id, const char *node_id,
@@ -1661,18 +1742,53 @@ static int cat_check_event(struct catalog *c, const struct catalog_event *e)
 static int cat_trim_events(struct catalog *c)
 {
     struct sqldb_stmt *q = c->stmt[ST_EV_TRIM];
+    int r;
 
     c->since_trim = 0;
     sqldb_bind_int64(q, 1, (int64_t)c->events_keep);
-    return cat_step_done(c, q, "trim events");
+    r = cat_write(c, q, "trim events");
+    return r < 0 ? r : 0;
+}
+
+/*
+ * A group's next event id on PostgreSQL, from ids reserved CAT_EV_RESERVE
+ * at a time (one round trip, which also collects the answers pending).
+ * Ids stay in insertion order for one writer; the ones a process never
+ * uses are gaps, so the trim keeps a little fewer than events_keep.
+ */
+static int cat_event_id(struct catalog *c, uint64_t *ret)
+{
+    struct sqldb_stmt *q = c->stmt[ST_EV_RESERVE];
+    int rc, r = 0;
+
+    if (c->ev_next == c->ev_n) {
+        c->ev_next = c->ev_n = 0;
+        while ((rc = sqldb_step(q)) == SQLDB_ROW && c->ev_n < CAT_EV_RESERVE)
+            c->ev_ids[c->ev_n++] = (uint64_t)sqldb_column_int64(q, 0);
+        if (rc != SQLDB_DONE)
+            r = cat_db_fail(c, rc, "reserve event ids");
+        cat_done(q);
+        if (r < 0 || c->ev_n == 0) {
+            c->ev_n = 0;
+            return r < 0 ? r : cat_fail(c, -EIO, "reserve event ids: none returned");
+        }
+    }
+    *ret = c->ev_ids[c->ev_next++];
+    return 0;
 }
 
 /* Inserts a validated event and trims every trim_every inserts; the caller provides the unit. */
 static int cat_insert_event(struct catalog *c, const struct catalog_event *e)
 {
-    struct sqldb_stmt *q = c->stmt[ST_EV_INSERT];
+    bool deferred = cat_deferred(c);
+    struct sqldb_stmt *q = c->stmt[deferred ? ST_EV_INSERT_ID : ST_EV_INSERT];
+    uint64_t id = 0;
     int rc, r = 0;
 
+    if (deferred && (r = cat_event_id(c, &id)) < 0)
+        return r;
+    if (!deferred)
+        c->ev_next = c->ev_n = 0; /* a later reserved id would sort before this row */
     sqldb_bind_int64(q, 1, e->ts_ms);
     cat_bind_opt_text(q, 2, e->segment_id);
     cat_bind_opt_text(q, 3, e->node_id);
@@ -1683,6 +1799,13 @@ static int cat_insert_event(struct catalog *c, const struct catalog_event *e)
     cat_bind_opt_text(q, 8, e->detail);
     sqldb_bind_int64(q, 9, e->count > 0 ? (int64_t)e->count : 1);
     cat_bind_opt_int(q, 10, e->last_ts_ms);
+    if (deferred) {
+        sqldb_bind_int64(q, 11, (int64_t)id);
+        if ((r = cat_write(c, q, "add event")) < 0)
+            return r;
+        c->last_event_id = id;
+        return ++c->since_trim >= c->trim_every ? cat_trim_events(c) : 0;
+    }
     rc = sqldb_step(q);
     if (rc == SQLDB_ROW)
         c->last_event_id = (uint64_t)sqldb_column_int64(q, 0);
@@ -1713,9 +1836,13 @@ int catalog_add_event_id(struct catalog *c, const struct catalog_event *e, uint6
                          strnlen(e->detail, sizeof(e->detail)));
         e = &fixed;
     }
-    if ((r = cat_enter(c)) < 0 || (r = cat_check_event(c, e)) < 0 || (r = cat_op_begin(c)) < 0)
+    if ((r = cat_enter(c)) < 0 || (r = cat_check_event(c, e)) < 0)
         return r;
-    if ((r = cat_op_end(c, cat_insert_event(c, e))) == 0 && ret_id != NULL)
+    if (cat_deferred(c)) /* the group is the unit */
+        r = cat_insert_event(c, e);
+    else if ((r = cat_op_begin(c)) == 0)
+        r = cat_op_end(c, cat_insert_event(c, e));
+    if (r == 0 && ret_id != NULL)
         *ret_id = c->last_event_id;
     return r;
 }
@@ -1736,7 +1863,8 @@ int catalog_fold_event(struct catalog *c, uint64_t id, uint64_t count, int64_t l
     sqldb_bind_int64(q, 1, (int64_t)id);
     sqldb_bind_int64(q, 2, (int64_t)count);
     cat_bind_opt_int(q, 3, last_ts_ms);
-    return cat_step_done(c, q, "fold event");
+    r = cat_write(c, q, "fold event");
+    return r < 0 ? r : 0;
 }
 
 int catalog_trim_events(struct catalog *c)

@@ -172,6 +172,26 @@ int catalog_settings(struct catalog *c, struct catalog_settings *ret);
  * catalog_rollback outside a transaction does nothing.
  */
 int catalog_begin(struct catalog *c);
+/*
+ * The same, for a group of writes that stands or falls as a whole (the
+ * coordinator's group commit, a registration batch). On PostgreSQL the
+ * writes are pipelined: each call validates its arguments, sends its
+ * statement without waiting for the answer and returns 0, and
+ * catalog_commit sends COMMIT behind them and reads every answer: the
+ * group costs about one round trip, not one per row. A write the database
+ * refuses (a constraint; an assignment whose segment or node is missing; a
+ * segment registered again with other fields, whose message names the
+ * field) is then reported by catalog_commit, which rolls the whole group
+ * back (nothing in it may be acknowledged), not by the call; and a write
+ * to a row that is missing (set_*_state, set_segment_*, delete_*) is not
+ * reported (-ENOENT) but changes nothing. A read inside the group waits for
+ * the writes before it (one round trip). Events get ids reserved 256 at a
+ * time (so a process leaves gaps, and the trim keeps slightly fewer than
+ * events_keep). On SQLite statements run in-process and each call reports
+ * as inside catalog_begin: callers must handle a refused write either way
+ * (log it; acknowledge nothing the failed commit held).
+ */
+int catalog_begin_group(struct catalog *c);
 int catalog_commit(struct catalog *c);
 void catalog_rollback(struct catalog *c);
 

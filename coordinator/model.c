@@ -113,7 +113,7 @@ int coord_txn(struct coord *c)
 
     if (c->txn_open)
         return 0;
-    r = catalog_begin(c->cat);
+    r = catalog_begin_group(c->cat);
     if (r < 0) {
         c->catalog_errors++;
         log_error("catalog_begin_failed", "error=%s", log_q(catalog_errmsg(c->cat)));

@@ -28,6 +28,8 @@
 #define SQLDB_PG_SESSION                                                                           \
     "SET client_encoding = 'UTF8'; SET synchronous_commit = on; SET lock_timeout = 5000"
 #define SQLDB_BUSY_TIMEOUT_MS 5000
+/* Deferred statements sent before their answers are read (bounds libpq's input buffer). */
+#define SQLDB_PIPE_MAX 4096
 
 struct sqldb {
     enum sqldb_kind kind;
@@ -38,6 +40,9 @@ struct sqldb {
     unsigned names; /* PostgreSQL statement names handed out */
     bool fk;        /* the last failure was a foreign key violation */
     bool lost_txn;  /* PostgreSQL: the connection broke inside a transaction */
+    bool pipe;         /* PostgreSQL: in pipeline mode, deferred statements sent */
+    unsigned pending;  /* commands sent in the pipeline whose results are unread */
+    int pipe_r;        /* the first failure among them (negative errno), 0: none */
     uint64_t changes;
     char err[512];
 };
@@ -368,6 +373,111 @@ static int sqldb_pg_ready(struct sqldb *db)
     return 0;
 }
 
+/* ---- pipeline: deferred statements (PostgreSQL) ---- */
+
+/*
+ * Reads the results of the next pipelined command. The first failure is
+ * recorded in pipe_r (a PGRES_PIPELINE_ABORTED result is a command that
+ * did not run because an earlier one failed: that one's error is the one
+ * kept). If keep is not NULL, a successful result is handed over there.
+ */
+static void sqldb_pipe_read(struct sqldb *db, PGresult **keep)
+{
+    PGresult *res;
+
+    while ((res = PQgetResult(db->pg)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            if (keep != NULL && *keep == NULL) {
+                *keep = res;
+                continue;
+            }
+            PQclear(res);
+        } else if (st == PGRES_PIPELINE_ABORTED) {
+            if (db->pipe_r == 0)
+                db->pipe_r = sqldb_fail(db, -EIO, "PostgreSQL: a pipelined statement did not run");
+            PQclear(res);
+        } else if (db->pipe_r == 0) {
+            db->pipe_r = sqldb_pg_fail(db, res, PQTRANS_INTRANS);
+        } else {
+            PQclear(res);
+        }
+        if (PQstatus(db->pg) == CONNECTION_BAD)
+            break;
+    }
+}
+
+/*
+ * Ends the pipeline: a Sync (which inside BEGIN ... COMMIT commits
+ * nothing), then every pending result in order; last, if not NULL, was the
+ * final command sent and gets its result in last->res. 0, or the first
+ * failure of the pipeline (after which the server has aborted the
+ * transaction: sqldb_txn says FAILED). Nothing to do outside a pipeline.
+ */
+static int sqldb_pipe_sync(struct sqldb *db, struct sqldb_stmt *last)
+{
+    PGresult *res;
+    int r;
+
+    if (!db->pipe)
+        return 0;
+    if (PQpipelineSync(db->pg) != 1 && db->pipe_r == 0)
+        db->pipe_r = sqldb_fail(db, -EIO, "PostgreSQL: %s", PQerrorMessage(db->pg));
+    for (; db->pending > 0 && PQstatus(db->pg) == CONNECTION_OK; db->pending--)
+        sqldb_pipe_read(db, db->pending == 1 && last != NULL ? &last->res : NULL);
+    while (PQstatus(db->pg) == CONNECTION_OK && (res = PQgetResult(db->pg)) != NULL) {
+        bool sync = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+
+        PQclear(res);
+        if (sync)
+            break;
+    }
+    if (PQstatus(db->pg) == CONNECTION_BAD) {
+        db->lost_txn = true;
+        if (db->pipe_r == 0)
+            db->pipe_r = sqldb_fail(db, -EIO, "PostgreSQL: %s", PQerrorMessage(db->pg));
+    } else if (PQexitPipelineMode(db->pg) != 1 && db->pipe_r == 0) {
+        db->pipe_r = sqldb_fail(db, -EIO, "PostgreSQL: %s", PQerrorMessage(db->pg));
+    }
+    if (db->pipe_r < 0 && last != NULL) {
+        PQclear(last->res);
+        last->res = NULL;
+    }
+    r = db->pipe_r;
+    db->pipe = false;
+    db->pending = 0;
+    db->pipe_r = 0;
+    return r;
+}
+
+/* Sends s (prepared first on this connection if need be) into the pipeline. */
+static int sqldb_pipe_send(struct sqldb_stmt *s)
+{
+    struct sqldb *db = s->db;
+
+    if (s->gen != db->gen) {
+        if (PQsendPrepare(db->pg, s->name, s->sql, 0, NULL) != 1)
+            goto fail;
+        db->pending++;
+        s->gen = db->gen;
+    }
+    if (PQsendQueryPrepared(db->pg, s->name, s->nparams, (const char *const *)s->val, NULL, NULL,
+                            0) != 1)
+        goto fail;
+    db->pending++;
+    return 0;
+fail:
+    if (db->pipe_r == 0)
+        db->pipe_r = sqldb_fail(db, -EIO, "PostgreSQL: %s", PQerrorMessage(db->pg));
+    return db->pipe_r;
+}
+
+int sqldb_sync(struct sqldb *db)
+{
+    return sqldb_pipe_sync(db, NULL);
+}
+
 int sqldb_open(const char *locator, struct sqldb **ret, char *err, size_t err_len)
 {
     struct sqldb *db = xcalloc(1, sizeof(*db));
@@ -468,6 +578,8 @@ enum sqldb_txn sqldb_txn(const struct sqldb *db)
         return sqlite3_get_autocommit(db->lite) ? SQLDB_TXN_NONE : SQLDB_TXN_ACTIVE;
     if (db->lost_txn)
         return SQLDB_TXN_FAILED;
+    if (db->pipe) /* what the pending statements did is not known yet */
+        return SQLDB_TXN_ACTIVE;
     switch (PQtransactionStatus(db->pg)) {
     case PQTRANS_INTRANS:
     case PQTRANS_ACTIVE:
@@ -500,7 +612,7 @@ int sqldb_exec(struct sqldb *db, const char *sql)
         sqlite3_free(msg);
         return r;
     }
-    if ((r = sqldb_pg_ready(db)) < 0)
+    if ((r = sqldb_pipe_sync(db, NULL)) < 0 || (r = sqldb_pg_ready(db)) < 0)
         return r;
     pg = sqldb_translate(sql);
     before = PQtransactionStatus(db->pg);
@@ -556,6 +668,8 @@ void sqldb_finalize(struct sqldb_stmt *s)
         sqlite3_finalize(s->lite);
     } else {
         sqldb_reset(s);
+        /* A failure it reads is the transaction's: the server aborted it, COMMIT will fail. */
+        (void)sqldb_pipe_sync(s->db, NULL);
         /* One-off statements (settings, pings) must not pile up in the session. */
         if (s->gen == s->db->gen && PQstatus(s->db->pg) == CONNECTION_OK &&
             PQtransactionStatus(s->db->pg) != PQTRANS_INERROR) {
@@ -603,6 +717,22 @@ void sqldb_bind_null(struct sqldb_stmt *s, int i)
     sqldb_set(s, i, NULL);
 }
 
+/* Prepares s on the server if this connection has not seen it (outside a pipeline). */
+static int sqldb_pg_prepare(struct sqldb_stmt *s, PGTransactionStatusType before)
+{
+    struct sqldb *db = s->db;
+    PGresult *res;
+
+    if (s->gen == db->gen)
+        return 0;
+    res = PQprepare(db->pg, s->name, s->sql, 0, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        return sqldb_pg_fail(db, res, before);
+    PQclear(res);
+    s->gen = db->gen;
+    return 0;
+}
+
 static int sqldb_pg_step(struct sqldb_stmt *s)
 {
     struct sqldb *db = s->db;
@@ -615,6 +745,17 @@ static int sqldb_pg_step(struct sqldb_stmt *s)
             return SQLDB_ROW;
         return SQLDB_DONE;
     }
+    if (db->pipe && s->ends_txn) {
+        /* Whatever the pipeline says, the transaction ends here. */
+        (void)sqldb_pipe_sync(db, NULL);
+    } else if (db->pipe) {
+        /* Sent after the deferred statements, answered with them: one round trip. */
+        if ((r = sqldb_pipe_send(s)) < 0 || (r = sqldb_pipe_sync(db, s)) < 0)
+            return r;
+        if (s->res == NULL)
+            return sqldb_fail(db, -EIO, "PostgreSQL: no result");
+        goto got;
+    }
     if (s->ends_txn && db->lost_txn) {
         /* The server already dropped the transaction with the connection. */
         db->lost_txn = false;
@@ -623,14 +764,8 @@ static int sqldb_pg_step(struct sqldb_stmt *s)
     if ((r = sqldb_pg_ready(db)) < 0)
         return r;
     before = PQtransactionStatus(db->pg);
-    if (s->gen != db->gen) {
-        PGresult *res = PQprepare(db->pg, s->name, s->sql, 0, NULL);
-
-        if (PQresultStatus(res) != PGRES_COMMAND_OK)
-            return sqldb_pg_fail(db, res, before);
-        PQclear(res);
-        s->gen = db->gen;
-    }
+    if ((r = sqldb_pg_prepare(s, before)) < 0)
+        return r;
     s->res = PQexecPrepared(db->pg, s->name, s->nparams, (const char *const *)s->val, NULL, NULL,
                             0);
     switch (PQresultStatus(s->res)) {
@@ -642,12 +777,44 @@ static int sqldb_pg_step(struct sqldb_stmt *s)
         s->res = NULL;
         return r;
     }
+got:
     tuples = PQcmdTuples(s->res);
     if (tuples[0] != '\0')
         db->changes = strtoull(tuples, NULL, 10);
     s->nrows = PQntuples(s->res);
     s->row = 0;
     return s->nrows > 0 ? SQLDB_ROW : SQLDB_DONE;
+}
+
+int sqldb_step_deferred(struct sqldb_stmt *s)
+{
+    struct sqldb *db = s->db;
+    int r;
+
+    db->fk = false;
+    if (s->lite != NULL) {
+        r = sqldb_step(s);
+        return r == SQLDB_ROW ? SQLDB_DONE : r;
+    }
+    if (!db->pipe) {
+        /* Outside a transaction (or in a failed one) the answer is wanted now. */
+        if (PQstatus(db->pg) != CONNECTION_OK ||
+            PQtransactionStatus(db->pg) != PQTRANS_INTRANS) {
+            r = sqldb_pg_step(s);
+            return r == SQLDB_ROW ? SQLDB_DONE : r;
+        }
+        if ((r = sqldb_pg_prepare(s, PQTRANS_INTRANS)) < 0)
+            return r;
+        if (PQenterPipelineMode(db->pg) != 1)
+            return sqldb_fail(db, -EIO, "PostgreSQL: pipeline mode: %s", PQerrorMessage(db->pg));
+        db->pipe = true;
+    }
+    if ((r = sqldb_pipe_send(s)) < 0)
+        return r;
+    /* Read what has piled up now and then; the transaction stays open. */
+    if (db->pending >= SQLDB_PIPE_MAX)
+        return sqldb_pipe_sync(db, NULL);
+    return SQLDB_DONE;
 }
 
 int sqldb_step(struct sqldb_stmt *s)

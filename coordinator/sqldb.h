@@ -14,7 +14,11 @@
  *
  * Expected load: the catalog's, one statement at a time on the event loop
  * thread; PostgreSQL statements are one round trip each (prepared once, run
- * with text parameters), and a query's rows arrive in one result.
+ * with text parameters), and a query's rows arrive in one result. Writes
+ * inside a transaction can instead be deferred (sqldb_step_deferred): on
+ * PostgreSQL they are sent in pipeline mode without waiting, and the next
+ * statement that wants an answer (COMMIT, a query) is sent behind them and
+ * collects every answer in the same round trip.
  *
  * A PostgreSQL connection that breaks outside a transaction is re-opened by
  * the next sqldb_step or sqldb_exec (its statements are prepared again, the
@@ -115,6 +119,22 @@ void sqldb_bind_null(struct sqldb_stmt *s, int i);
 
 /* Runs the statement or moves to its next row: SQLDB_ROW, SQLDB_DONE or -errno. */
 int sqldb_step(struct sqldb_stmt *s);
+/*
+ * Runs a statement that returns no rows without waiting for its answer:
+ * PostgreSQL inside a transaction sends it in pipeline mode and returns
+ * SQLDB_DONE at once (sqldb_changes() is then not its count). Its failure
+ * is reported by the next call that waits (sqldb_step, sqldb_exec or
+ * sqldb_sync), which fails with the first failure of the pipeline; the
+ * server has then aborted the transaction (sqldb_txn says FAILED, only a
+ * rollback helps). Outside a transaction, and on SQLite, it is sqldb_step.
+ * Every SQLDB_PIPE_MAX (4096) deferred statements the answers so far are
+ * read (one round trip), so that they do not pile up in memory. The
+ * bindings may be reset as soon as it returns.
+ */
+int sqldb_step_deferred(struct sqldb_stmt *s);
+/* Waits for every deferred statement: 0, or the first failure among them (see above). */
+int sqldb_sync(struct sqldb *db);
+
 /* Forgets the rows and the bindings; the statement can be bound and stepped again. */
 void sqldb_reset(struct sqldb_stmt *s);
 

@@ -1733,6 +1733,189 @@ START_TEST(test_pg_lead)
 }
 END_TEST
 
+/*
+ * A group (catalog_begin_group) of every kind of write, on both backends:
+ * all of it is there after the commit, in order, events with the ids
+ * add_event_id gave, ascending; a read inside the group sees its writes;
+ * a second group continues the ids.
+ */
+START_TEST(test_group)
+{
+    struct catalog *c = test_open();
+    struct catalog_segment g;
+    struct catalog_node gn;
+    struct test_rows t = {0};
+    uint64_t ids[6] = {0};
+    char id[16];
+
+    test_put_node(c, "n1");
+    ck_assert_int_eq(catalog_begin_group(c), 0);
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof(id), "s%d", i);
+        test_put_segment(c, id, 10 + (uint64_t)i);
+        ck_assert_int_eq(catalog_put_assignment(c, id, "n1", "LOADING", 100 + i), 0);
+    }
+    test_put_segment(c, "s1", 11); /* a retried registration: the same fields */
+    for (int i = 0; i < 3; i++) {
+        struct catalog_event e = {.ts_ms = 200 + i};
+
+        snprintf(e.segment_id, sizeof(e.segment_id), "s%d", i);
+        snprintf(e.kind, sizeof(e.kind), "loaded");
+        ck_assert_int_eq(catalog_add_event_id(c, &e, &ids[i]), 0);
+        if (i > 0)
+            ck_assert_uint_gt(ids[i], ids[i - 1]);
+    }
+    ck_assert_int_eq(catalog_fold_event(c, ids[0], 7, 250), 0);
+    ck_assert_int_eq(catalog_put_assignment(c, "s0", "n1", "LOADED", 300), 0);
+    ck_assert_int_eq(catalog_delete_assignment(c, "s2", "n1"), 0);
+    ck_assert_int_eq(catalog_set_segment_state(c, "s0", "LOADED", 0), 0);
+    ck_assert_int_eq(catalog_set_node_state(c, "n1", "DRAINING", "operator"), 0);
+    ck_assert_int_eq(catalog_set_segment_footprint(c, "s1", 4096), 0);
+    /* A read in the middle sees what the group wrote before it. */
+    ck_assert_int_eq(catalog_get_segment(c, "s0", &g), 0);
+    ck_assert_str_eq(g.state, "LOADED");
+    ck_assert_int_eq(catalog_set_segment_table(c, "s1", "orders"), 0);
+    ck_assert_int_eq(catalog_commit(c), 0);
+
+    ck_assert_uint_eq(test_count_segments(c, NULL), 3);
+    ck_assert_uint_eq(test_count_segments(c, "LOADED"), 1);
+    ck_assert_int_eq(catalog_get_segment(c, "s1", &g), 0);
+    ck_assert_uint_eq(g.row_count, 11);
+    ck_assert_uint_eq(g.footprint_bytes, 4096);
+    ck_assert_str_eq(g.table, "orders");
+    ck_assert_int_eq(catalog_get_node(c, "n1", &gn), 0);
+    ck_assert_str_eq(gn.state, "DRAINING");
+    ck_assert_int_eq(catalog_foreach_assignment(c, NULL, NULL, test_asg_cb, &t), 0);
+    ck_assert_int_eq(t.n, 2);
+    ck_assert_str_eq(t.asg[0].segment_id, "s0");
+    ck_assert_str_eq(t.asg[0].state, "LOADED");
+    ck_assert_int_eq(t.asg[0].updated_ms, 300);
+    ck_assert_str_eq(t.asg[1].segment_id, "s1");
+    ck_assert_str_eq(t.asg[1].state, "LOADING");
+    t.n = 0;
+    ck_assert_int_eq(catalog_foreach_event(c, NULL, 0, 0, test_ev_cb, &t), 0);
+    ck_assert_int_eq(t.n, 3);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_uint_eq(t.ev[i].id, ids[i]);
+        ck_assert_int_eq(t.ev[i].ts_ms, 200 + i);
+    }
+    ck_assert_uint_eq(t.ev[0].count, 7);
+    ck_assert_int_eq(t.ev[0].last_ts_ms, 250);
+
+    /* The next group goes on from there, and so does a write outside any. */
+    ck_assert_int_eq(catalog_begin_group(c), 0);
+    {
+        struct catalog_event e = {.ts_ms = 400};
+
+        snprintf(e.kind, sizeof(e.kind), "node_state");
+        ck_assert_int_eq(catalog_add_event_id(c, &e, &ids[3]), 0);
+        ck_assert_int_eq(catalog_commit(c), 0);
+        ck_assert_int_eq(catalog_add_event_id(c, &e, &ids[4]), 0);
+        ck_assert_int_eq(catalog_begin_group(c), 0);
+        ck_assert_int_eq(catalog_add_event_id(c, &e, &ids[5]), 0);
+        ck_assert_int_eq(catalog_commit(c), 0);
+    }
+    ck_assert_uint_gt(ids[3], ids[2]);
+    ck_assert_uint_gt(ids[4], ids[3]);
+    ck_assert_uint_gt(ids[5], ids[4]);
+    ck_assert_int_eq(test_count_events(c), 6);
+    catalog_close(c);
+}
+END_TEST
+
+/* Fills a group whose middle write the database refuses, on PostgreSQL. */
+static void test_pg_group_fill(struct catalog *c, int round)
+{
+    char id[32];
+
+    for (int i = 0; i < 50; i++) {
+        struct catalog_event e = {.ts_ms = 1 + i};
+
+        snprintf(id, sizeof(id), "r%d-%d", round, i);
+        test_put_segment(c, id, 5);
+        ck_assert_int_eq(catalog_put_assignment(c, id, "n1", "LOADING", 10), 0);
+        snprintf(e.segment_id, sizeof(e.segment_id), "%s", id);
+        snprintf(e.kind, sizeof(e.kind), "accepted");
+        ck_assert_int_eq(catalog_add_event(c, &e), 0);
+    }
+}
+
+/*
+ * PostgreSQL: a write the database refuses inside a group is reported by
+ * the commit, and the whole group is rolled back: an assignment to a
+ * missing node (a foreign key), a segment registered again with another
+ * uri (named in the message). The catalog goes on: the next group commits.
+ */
+START_TEST(test_pg_group_refusal)
+{
+    struct catalog *c = test_open();
+    struct catalog_segment s = test_segment("old", 5);
+
+    test_put_node(c, "n1");
+    test_put_segment(c, "old", 5);
+
+    ck_assert_int_eq(catalog_begin_group(c), 0);
+    test_pg_group_fill(c, 0);
+    /* Sent, not answered: the call cannot know. */
+    ck_assert_int_eq(catalog_put_assignment(c, "r0-1", "nope", "LOADING", 11), 0);
+    test_pg_group_fill(c, 1);
+    ck_assert_int_lt(catalog_commit(c), 0);
+    ck_assert_msg(strstr(catalog_errmsg(c), "foreign key") != NULL, "%s", catalog_errmsg(c));
+    ck_assert_uint_eq(test_count_segments(c, NULL), 1);
+    ck_assert_int_eq(test_count_assignments(c, NULL, NULL), 0);
+    ck_assert_int_eq(test_count_events(c), 0);
+
+    ck_assert_int_eq(catalog_begin_group(c), 0);
+    test_pg_group_fill(c, 2);
+    snprintf(s.uri, sizeof(s.uri), "file:///elsewhere.seg");
+    ck_assert_int_eq(catalog_put_segment(c, &s), 0);
+    test_pg_group_fill(c, 3);
+    ck_assert_int_lt(catalog_commit(c), 0);
+    ck_assert_msg(strstr(catalog_errmsg(c), "segment 'old' already exists with a different uri") !=
+                      NULL, "%s", catalog_errmsg(c));
+    ck_assert_uint_eq(test_count_segments(c, NULL), 1);
+
+    ck_assert_int_eq(catalog_begin_group(c), 0);
+    test_pg_group_fill(c, 4);
+    ck_assert_int_eq(catalog_commit(c), 0);
+    ck_assert_uint_eq(test_count_segments(c, NULL), 51);
+    ck_assert_int_eq(test_count_assignments(c, NULL, "n1"), 50);
+    ck_assert_int_eq(test_count_events(c), 50);
+    catalog_close(c);
+}
+END_TEST
+
+/*
+ * PostgreSQL: the catalog's backend is killed in the middle of a group. The
+ * commit fails, nothing of the group is in the database, and the catalog
+ * reconnects: the next group commits.
+ */
+START_TEST(test_pg_group_killed)
+{
+    struct catalog *c = test_open();
+
+    test_put_node(c, "n1");
+    ck_assert_int_eq(catalog_begin_group(c), 0);
+    test_pg_group_fill(c, 0);
+    test_pg_exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                 " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    /* Calls after the cut may already see it (-EIO) or not; the commit must. */
+    for (int i = 0; i < 50; i++)
+        (void)catalog_put_assignment(c, "r0-1", "n1", "LOADED", 20 + i);
+    ck_assert_int_lt(catalog_commit(c), 0);
+    ck_assert_int_eq(harness_pg_int(test_db, "SELECT count(*) FROM segments"), 0);
+    ck_assert_int_eq(harness_pg_int(test_db, "SELECT count(*) FROM events"), 0);
+
+    ck_assert_int_eq(catalog_begin_group(c), 0);
+    test_pg_group_fill(c, 1);
+    ck_assert_int_eq(catalog_commit(c), 0);
+    ck_assert_int_eq(harness_pg_int(test_db, "SELECT count(*) FROM segments"), 50);
+    ck_assert_int_eq(harness_pg_int(test_db, "SELECT count(*) FROM assignments"), 50);
+    ck_assert_int_eq(harness_pg_int(test_db, "SELECT count(*) FROM events"), 50);
+    catalog_close(c);
+}
+END_TEST
+
 /* ---- catalog copy (both backends: SQLite file -> PostgreSQL -> SQLite file) ---- */
 
 /* Fills a catalog with one of everything, fields away from their defaults. */
@@ -1910,6 +2093,7 @@ static void test_add_contract(Suite *s, bool pg)
     test_add_with(s, "foreach", test_foreach, pg);
     test_add_with(s, "batch_10000", test_batch_10000, pg);
     test_add_with(s, "rollback", test_rollback, pg);
+    test_add_with(s, "group", test_group, pg);
 }
 
 static Suite *catalog_suite(void)
@@ -1946,6 +2130,8 @@ static Suite *catalog_pg_suite(void)
     test_add_with(s, "pg_migrate_from_v1", test_pg_migrate_from_v1, true);
     test_add_with(s, "pg_txn_survives_refusal", test_pg_txn_survives_refusal, true);
     test_add_with(s, "pg_lead", test_pg_lead, true);
+    test_add_with(s, "pg_group_refusal", test_pg_group_refusal, true);
+    test_add_with(s, "pg_group_killed", test_pg_group_killed, true);
     test_add_contract(s, true);
     test_add_with(s, "copy", test_copy, true);
     test_add_with(s, "copy_cli", test_copy_cli, true);
