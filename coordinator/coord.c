@@ -309,7 +309,8 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     struct coord *c = xcalloc(1, sizeof(*c));
     struct catalog_options copts = {.events_keep = cfg->events_keep};
     struct placer_config pcfg = {.max_in_flight_per_node = cfg->max_in_flight_per_node,
-                                 .invalid_quorum = COORD_INVALID_QUORUM};
+                                 .invalid_quorum = COORD_INVALID_QUORUM,
+                                 .borrow_strings = true}; /* the segment records' own */
     struct timeval second = {1, 0};
     char shown[256];
     int r;

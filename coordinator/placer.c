@@ -67,7 +67,7 @@ struct slot {
 };
 
 struct seg {
-    char *id, *uri;
+    const char *id, *uri; /* copies, or the caller's (placer_config.borrow_strings) */
     uint64_t hash, row_count, avg_row_size;
     struct seg *prev, *next; /* urgent, ready or parked list */
     struct slot *slots;
@@ -550,6 +550,17 @@ static void att_release(struct placer *p, uint32_t ai)
     p->att_free = ai;
 }
 
+/* Frees a segment's memory (and its strings unless they are borrowed). */
+static void seg_free(const struct placer *p, struct seg *s)
+{
+    free(s->slots);
+    if (!p->cfg.borrow_strings) {
+        free((char *)(uintptr_t)s->uri);
+        free((char *)(uintptr_t)s->id);
+    }
+    free(s);
+}
+
 /* Removes a segment for good; its attempts are abandoned (late answers ignored). */
 static void seg_drop(struct placer *p, struct seg *s)
 {
@@ -558,10 +569,7 @@ static void seg_drop(struct placer *p, struct seg *s)
         if (s->slots[i].flags & SLOT_IN_FLIGHT)
             att_release(p, s->slots[i].attempt);
     pmap_del(&p->segs, s->id, s->hash);
-    free(s->slots);
-    free(s->uri);
-    free(s->id);
-    free(s);
+    seg_free(p, s);
 }
 
 /* Starts a fresh round after a backoff: every node may be asked again. */
@@ -973,12 +981,8 @@ void placer_free(struct placer *p)
     for (size_t i = 0; i < p->segs.cap; i++) {
         struct seg *s = p->segs.e[i].val;
 
-        if (s == NULL)
-            continue;
-        free(s->slots);
-        free(s->uri);
-        free(s->id);
-        free(s);
+        if (s != NULL)
+            seg_free(p, s);
     }
     for (uint32_t i = 0; i < p->n_nodes; i++) {
         free(p->ring[i]->id);
@@ -1116,17 +1120,18 @@ int placer_want(struct placer *p, const char *seg_id, const char *uri, uint64_t 
     s = pmap_get(&p->segs, seg_id, h);
     if (s == NULL) {
         s = xcalloc(1, sizeof(*s));
-        s->id = xstrdup(seg_id);
+        s->id = p->cfg.borrow_strings ? seg_id : xstrdup(seg_id);
         s->hash = h;
         s->round_min_retry = UINT32_MAX;
         pmap_put(&p->segs, s->id, h, s);
         fresh = true;
     } else {
-        free(s->uri);
+        if (!p->cfg.borrow_strings)
+            free((char *)(uintptr_t)s->uri);
         if (s->q == Q_WAIT_CAP)
             seg_unqueue(p, s); /* the slot array may grow */
     }
-    s->uri = xstrdup(uri);
+    s->uri = p->cfg.borrow_strings ? uri : xstrdup(uri);
     s->row_count = row_count;
     s->avg_row_size = avg_row_size;
     s->wanted = (uint16_t)replicas_wanted;

@@ -1449,7 +1449,8 @@ static void world_build(void)
     double demand = 0, avg_cap;
     uint64_t worst_error = 0, min_cap = UINT64_MAX;
     struct placer_config pcfg = {.max_in_flight_per_node = MAX_IN_FLIGHT,
-                                 .invalid_quorum = COORD_INVALID_QUORUM};
+                                 .invalid_quorum = COORD_INVALID_QUORUM,
+                                 .borrow_strings = true}; /* as the coordinator: S.segs' own */
 
     S.acfg = admission_config_default();
     S.model.segs = keymap_new(offsetof(struct coord_seg, id));

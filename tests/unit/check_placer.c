@@ -49,6 +49,7 @@ struct test_fake {
 static struct test_fake fake;
 static struct placer *test_p; /* the placer under test, for the reentry check */
 static bool test_invalid_agree = true; /* what on_invalid answers */
+static const char *test_assigned_id, *test_assigned_uri; /* the strings the last assign saw */
 
 static void test_copy(char *dst, size_t len, const char *src)
 {
@@ -88,6 +89,8 @@ static void test_assign(void *ctx, uint64_t attempt_id, const char *node_id,
     test_copy(c->node, sizeof(c->node), node_id);
     test_copy(c->seg, sizeof(c->seg), seg->id);
     c->answered = false;
+    test_assigned_id = seg->id;
+    test_assigned_uri = seg->uri;
 }
 
 static void test_on_accepted(void *ctx, const struct placer_segment *seg, const char *node)
@@ -1106,6 +1109,42 @@ START_TEST(test_reentry)
 END_TEST
 
 /*
+ * borrow_strings: the placer hands back the caller's own id and uri (no
+ * copy); by default it hands back its copies, so the caller's buffers may
+ * change after placer_want().
+ */
+START_TEST(test_borrow_strings)
+{
+    struct placer_config cfg = {.borrow_strings = true};
+    static const char *const x[] = {"x"};
+    char id[16] = "s-borrowed", uri[32] = "file:///data/b.seg";
+    char uri2[32] = "file:///data/b2.seg";
+    struct placer *p = test_placer(&cfg);
+
+    test_nodes(p, x, 1);
+    ck_assert_int_eq(placer_want(p, id, uri, 10, 10, 1, NULL, 0), 0);
+    /* Wanted again with another uri: the new one is borrowed in its place. */
+    ck_assert_int_eq(placer_want(p, id, uri2, 10, 10, 1, NULL, 0), 0);
+    ck_assert_int_eq(placer_tick(p, 1000), 1);
+    ck_assert_ptr_eq(test_assigned_id, id);
+    ck_assert_ptr_eq(test_assigned_uri, uri2);
+    ck_assert_int_eq(placer_forget(p, id), 0);
+    test_done(p);
+
+    p = test_placer(NULL);
+    test_nodes(p, x, 1);
+    ck_assert_int_eq(placer_want(p, id, uri, 10, 10, 1, NULL, 0), 0);
+    memset(id, 'z', 8);
+    memset(uri, 'z', 8);
+    ck_assert_int_eq(placer_tick(p, 1000), 1);
+    ck_assert_ptr_ne(test_assigned_id, id);
+    ck_assert_str_eq(test_assigned_id, "s-borrowed");
+    ck_assert_str_eq(test_assigned_uri, "file:///data/b.seg");
+    test_done(p);
+}
+END_TEST
+
+/*
  * Random operations against a mirror of what the placer was told, checking
  * every assignment as it is fired: to an UP node under its bound, never to a
  * holder, a node that said 422, an excluded pair or a pair in flight. Then
@@ -1458,6 +1497,7 @@ static Suite *placer_suite(void)
         {"exclusion", test_exclusion},
         {"explain", test_explain},
         {"reentry", test_reentry},
+        {"borrow_strings", test_borrow_strings},
         {"random_invariants", test_random_invariants},
         {"scale", test_scale},
     };
