@@ -7,11 +7,10 @@
  * NUL, a byte of flags, its state, reason and numbers as LEB128 varints,
  * the content digest as 8 raw bytes when it is not 0 and the detail with
  * its NUL when there is one. With an 11-byte id that is about 50 bytes (a
- * 64-byte malloc chunk); the table holds one pointer a slot, open
- * addressing with linear probing and backward-shift deletion, grown at a
- * load of 3/4 and halved below 3/16 (11 to 21 bytes a copy after growing). Slots are found by XXH3 of
- * the id, so the order of a walk depends on the ids and the history of
- * puts and removes only, never on addresses. Expected load: on a node, one
+ * 64-byte malloc chunk), found through a keymap (keymap.h: one pointer a
+ * slot, the id read from the packed copy, 11 to 21 bytes a copy), so the
+ * order of a walk depends on the ids and the history of puts and removes
+ * only, never on addresses. Expected load: on a node, one
  * diff per report; on the coordinator, one apply and one export per report.
  */
 #include "repset.h"
@@ -22,10 +21,9 @@
 
 #include <xxhash.h>
 
+#include "keymap.h"
 #include "strmap.h"
 #include "xmalloc.h"
-
-#define REPSET_MIN_SLOTS 16
 
 /* The flags byte of a packed copy. */
 enum {
@@ -39,11 +37,12 @@ enum {
 /* hash, id + NUL, flags, varints, digest, detail + NUL */
 #define PACK_MAX (8 + WIRE_ID_MAX + 1 + 1 + PACK_NUMS * 10 + 8 + WIRE_DETAIL_MAX + 1)
 
+/* A packed copy's id (its keymap key) follows its 8-byte hash. */
+#define PACK_ID_OFFSET 8
+
 struct repset {
-    uint8_t **slots; /* packed copies; NULL: empty slot */
-    size_t cap;      /* a power of two */
-    size_t n;
-    uint64_t hash; /* sum of the copies' hashes */
+    struct keymap *map; /* id -> packed copy */
+    uint64_t hash;      /* sum of the copies' hashes */
 };
 
 static void put64(uint8_t *p, uint64_t v)
@@ -103,7 +102,7 @@ static uint64_t pack_hash(const uint8_t *p)
 
 static const char *pack_id(const uint8_t *p)
 {
-    return (const char *)p + 8;
+    return (const char *)p + PACK_ID_OFFSET;
 }
 
 static size_t put_varint(uint8_t *p, uint64_t v)
@@ -198,67 +197,40 @@ static void unpack(const uint8_t *p, struct wire_segment_status *d)
     d->last_query_unix_ms = 0;
 }
 
-static size_t slot_of(const struct repset *s, const char *id)
-{
-    return (size_t)XXH3_64bits(id, strlen(id)) & (s->cap - 1);
-}
-
-/* The slot holding id, or the empty slot where it would go. */
-static size_t find(const struct repset *s, const char *id)
-{
-    size_t i = slot_of(s, id);
-
-    while (s->slots[i] != NULL && strcmp(pack_id(s->slots[i]), id) != 0)
-        i = (i + 1) & (s->cap - 1);
-    return i;
-}
-
-static void set_slots(struct repset *s, size_t cap)
-{
-    uint8_t **old = s->slots;
-    size_t old_cap = s->cap;
-
-    s->slots = xcalloc(cap, sizeof(*s->slots));
-    s->cap = cap;
-    for (size_t i = 0; i < old_cap; i++)
-        if (old[i] != NULL)
-            s->slots[find(s, pack_id(old[i]))] = old[i];
-    free(old);
-}
-
 struct repset *repset_new(void)
 {
     struct repset *s = xcalloc(1, sizeof(*s));
 
-    set_slots(s, REPSET_MIN_SLOTS);
+    s->map = keymap_new(PACK_ID_OFFSET);
     return s;
+}
+
+static int pack_free(const char *key, void *record, void *arg)
+{
+    free(record);
+    return 0;
 }
 
 void repset_clear(struct repset *s)
 {
-    for (size_t i = 0; i < s->cap; i++)
-        free(s->slots[i]);
-    free(s->slots);
-    s->slots = NULL;
-    s->cap = 0;
-    s->n = 0;
+    keymap_foreach(s->map, pack_free, NULL);
+    keymap_free(s->map);
+    s->map = keymap_new(PACK_ID_OFFSET);
     s->hash = 0;
-    set_slots(s, REPSET_MIN_SLOTS);
 }
 
 void repset_free(struct repset *s)
 {
     if (s == NULL)
         return;
-    for (size_t i = 0; i < s->cap; i++)
-        free(s->slots[i]);
-    free(s->slots);
+    keymap_foreach(s->map, pack_free, NULL);
+    keymap_free(s->map);
     free(s);
 }
 
 size_t repset_count(const struct repset *s)
 {
-    return s->n;
+    return keymap_count(s->map);
 }
 
 uint64_t repset_hash(const struct repset *s)
@@ -269,48 +241,23 @@ uint64_t repset_hash(const struct repset *s)
 void repset_put(struct repset *s, const struct wire_segment_status *st)
 {
     uint64_t h = repset_entry_hash(st);
-    size_t i;
+    uint8_t *old = keymap_put(s->map, pack(st, h));
 
-    if ((s->n + 1) * 4 > s->cap * 3)
-        set_slots(s, s->cap * 2);
-    i = find(s, st->segment_id);
-    if (s->slots[i] != NULL) {
-        s->hash -= pack_hash(s->slots[i]);
-        free(s->slots[i]);
-    } else {
-        s->n++;
+    if (old != NULL) {
+        s->hash -= pack_hash(old);
+        free(old);
     }
-    s->slots[i] = pack(st, h);
     s->hash += h;
 }
 
 bool repset_remove(struct repset *s, const char *id)
 {
-    size_t i = find(s, id), j = i;
+    uint8_t *e = keymap_remove(s->map, id);
 
-    if (s->slots[i] == NULL)
+    if (e == NULL)
         return false;
-    s->hash -= pack_hash(s->slots[i]);
-    free(s->slots[i]);
-    s->slots[i] = NULL;
-    s->n--;
-    /* Backward shift: move up every later copy of the run that may sit in the hole. */
-    for (;;) {
-        size_t home;
-
-        j = (j + 1) & (s->cap - 1);
-        if (s->slots[j] == NULL)
-            break;
-        home = slot_of(s, pack_id(s->slots[j]));
-        /* j's home is cyclically in (i, j]: it stays; else it moves into the hole at i. */
-        if (((j - home) & (s->cap - 1)) < ((j - i) & (s->cap - 1)))
-            continue;
-        s->slots[i] = s->slots[j];
-        s->slots[j] = NULL;
-        i = j;
-    }
-    if (s->cap > REPSET_MIN_SLOTS && s->n * 16 < s->cap * 3)
-        set_slots(s, s->cap / 2);
+    s->hash -= pack_hash(e);
+    free(e);
     return true;
 }
 
@@ -333,45 +280,51 @@ size_t repset_apply(struct repset *s, const struct wire_segment_status *changed,
     return unknown;
 }
 
-/* The packed copy with this id, or NULL. */
-static const uint8_t *lookup(const struct repset *s, const char *id)
+/* The walk that finds what the set holds and cur lacks. */
+struct diff_walk {
+    struct strmap *ids; /* ids of cur */
+    struct repset_diff *d;
+    size_t cap;
+};
+
+static int diff_removed(const char *key, void *record, void *arg)
 {
-    return s->slots[find(s, id)];
+    struct diff_walk *w = arg;
+
+    if (strmap_get(w->ids, key) != NULL)
+        return 0;
+    if (w->d->n_removed == w->cap) {
+        w->cap = w->cap * 2 + 16;
+        w->d->removed = xreallocarray(w->d->removed, w->cap, sizeof(*w->d->removed));
+    }
+    snprintf(w->d->removed[w->d->n_removed++], sizeof(w->d->removed[0]), "%s", key);
+    return 0;
 }
 
 void repset_diff(const struct repset *s, const struct wire_segment_status *cur, size_t n,
                  struct repset_diff *ret)
 {
-    size_t found = 0, cap = 0;
-    struct strmap *ids;
+    size_t found = 0;
+    struct diff_walk w = {0};
 
     memset(ret, 0, sizeof(*ret));
     ret->changed = xcalloc(n > 0 ? n : 1, sizeof(*ret->changed));
     for (size_t i = 0; i < n; i++) {
-        const uint8_t *e = lookup(s, cur[i].segment_id);
+        const uint8_t *e = keymap_get(s->map, cur[i].segment_id);
 
         found += e != NULL;
         if (e == NULL || pack_hash(e) != repset_entry_hash(&cur[i]))
             ret->changed[ret->n_changed++] = i;
     }
     /* Every copy of the set is in cur: nothing was removed (the usual case, no second map). */
-    if (found == s->n)
+    if (found == keymap_count(s->map))
         return;
-    ids = strmap_new();
+    w.ids = strmap_new();
+    w.d = ret;
     for (size_t i = 0; i < n; i++)
-        strmap_put(ids, cur[i].segment_id, ids); /* any non-NULL: present */
-    for (size_t i = 0; i < s->cap; i++) {
-        const char *id;
-
-        if (s->slots[i] == NULL || strmap_get(ids, (id = pack_id(s->slots[i]))) != NULL)
-            continue;
-        if (ret->n_removed == cap) {
-            cap = cap * 2 + 16;
-            ret->removed = xreallocarray(ret->removed, cap, sizeof(*ret->removed));
-        }
-        snprintf(ret->removed[ret->n_removed++], sizeof(ret->removed[0]), "%s", id);
-    }
-    strmap_free(ids);
+        strmap_put(w.ids, cur[i].segment_id, w.ids); /* any non-NULL: present */
+    keymap_foreach(s->map, diff_removed, &w);
+    strmap_free(w.ids);
 }
 
 void repset_diff_done(struct repset_diff *d)
@@ -385,12 +338,12 @@ void repset_diff_done(struct repset_diff *d)
 
 bool repset_has(const struct repset *s, const char *id)
 {
-    return lookup(s, id) != NULL;
+    return keymap_get(s->map, id) != NULL;
 }
 
 bool repset_get(const struct repset *s, const char *id, struct wire_segment_status *ret)
 {
-    const uint8_t *e = lookup(s, id);
+    const uint8_t *e = keymap_get(s->map, id);
 
     if (e == NULL)
         return false;
@@ -398,16 +351,30 @@ bool repset_get(const struct repset *s, const char *id, struct wire_segment_stat
     return true;
 }
 
+struct export_walk {
+    struct wire_segment_status *v;
+    size_t n;
+};
+
+static int export_one(const char *key, void *record, void *arg)
+{
+    struct export_walk *w = arg;
+
+    unpack(record, &w->v[w->n++]);
+    return 0;
+}
+
 size_t repset_export(const struct repset *s, struct wire_segment_status **v, size_t *cap)
 {
-    size_t n = 0;
+    struct export_walk w;
+    size_t n = keymap_count(s->map);
 
-    if (s->n > *cap || *v == NULL) {
-        *cap = s->n > 16 ? s->n : 16;
+    if (n > *cap || *v == NULL) {
+        *cap = n > 16 ? n : 16;
         *v = xreallocarray(*v, *cap, sizeof(**v));
     }
-    for (size_t i = 0; i < s->cap; i++)
-        if (s->slots[i] != NULL)
-            unpack(s->slots[i], &(*v)[n++]);
-    return n;
+    w.v = *v;
+    w.n = 0;
+    keymap_foreach(s->map, export_one, &w);
+    return w.n;
 }

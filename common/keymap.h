@@ -2,7 +2,8 @@
  * keymap: a hash map from string keys to records that hold their own key,
  * so that it stores one pointer per entry and no copy of the key: the
  * coordinator's segments by id (c->segs) and each node's held copies
- * (coord_node.held) point at the segment records, whose id is the key. With
+ * (coord_node.held) point at the segment records, whose id is the key; a
+ * repset (repset.c) finds its packed copies by the id each holds. With
  * strmap (a key copy and a chained entry each) those two maps cost about 90
  * bytes a segment at 10^6; a keymap costs 11 to 21 (8 bytes a slot, a load
  * between 3/8 and 3/4).
