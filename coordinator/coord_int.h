@@ -106,10 +106,18 @@ struct coord_seg {
     char id[];               /* NUL-terminated, then the uri */
 };
 
-/* An assignment the placer fired, waiting to go out in its node's next batch. */
+/*
+ * An assignment the placer fired, waiting to go out in its node's next
+ * batch. Compact, not a struct wire_assign_request (over 4 KiB with its uri
+ * buffer): a node's queue keeps its capacity, and 1,000 nodes' queues of 64
+ * such requests were up to 275 MB. The request is built when the batch is
+ * encoded (coord_flush_cb).
+ */
 struct coord_pending {
     uint64_t attempt_id;
-    struct wire_assign_request req;
+    uint64_t row_count, avg_row_size, digest;
+    uint64_t mem_request_bytes, mem_limit_bytes;
+    char *id; /* owned: the segment id, its NUL, then the uri */
 };
 
 struct coord_node {

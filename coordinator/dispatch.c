@@ -238,10 +238,20 @@ static int coord_flush_node(const char *key, void *value, void *arg)
         batch.epoch = c->lead_epoch;
         batch.assignments = xcalloc(k, sizeof(*batch.assignments));
         for (size_t i = 0; i < k; i++) {
-            b->attempts[i] = n->pending[off + i].attempt_id;
+            struct coord_pending *p = &n->pending[off + i];
+            struct wire_assign_request *a = &batch.assignments[i];
+
+            b->attempts[i] = p->attempt_id;
             b->seqs[i] = window_on_send(&n->win);
-            batch.assignments[i] = n->pending[off + i].req;
-            memcpy(b->segs[i], n->pending[off + i].req.segment_id, sizeof(b->segs[i]));
+            snprintf(a->segment_id, sizeof(a->segment_id), "%s", p->id);
+            snprintf(a->uri, sizeof(a->uri), "%s", p->id + strlen(p->id) + 1);
+            a->row_count = p->row_count;
+            a->avg_row_size = p->avg_row_size;
+            a->digest = p->digest;
+            a->mem_request_bytes = p->mem_request_bytes;
+            a->mem_limit_bytes = p->mem_limit_bytes;
+            memcpy(b->segs[i], a->segment_id, sizeof(b->segs[i]));
+            free(p->id);
         }
         body = wire_assign_batch_encode(&batch, &len);
         free(batch.assignments);
@@ -269,6 +279,7 @@ void coord_op_assign(void *ctx, uint64_t attempt_id, const char *node_id,
     struct coord *c = ctx;
     struct coord_node *n = strmap_get(c->nodes, node_id);
     struct coord_pending *p;
+    const struct coord_seg *cs;
     struct timeval now = {0, 0};
 
     if (n == NULL) {
@@ -288,16 +299,17 @@ void coord_op_assign(void *ctx, uint64_t attempt_id, const char *node_id,
         n->pending = xreallocarray(n->pending, n->cap_pending, sizeof(*n->pending));
     }
     p = &n->pending[n->n_pending++];
+    memset(p, 0, sizeof(*p));
     p->attempt_id = attempt_id;
-    memset(&p->req, 0, sizeof(p->req));
-    snprintf(p->req.segment_id, sizeof(p->req.segment_id), "%s", seg->id);
-    snprintf(p->req.uri, sizeof(p->req.uri), "%s", seg->uri);
-    p->req.row_count = seg->row_count;
-    p->req.avg_row_size = seg->avg_row_size;
-    {
-        const struct coord_seg *cs = keymap_get(c->segs, seg->id);
-        if (cs != NULL)
-            coord_seg_assignment(cs, &p->req);
+    /* The model's record says it all (coord_seg_assignment); the placer's word for one it lacks. */
+    cs = keymap_get(c->segs, seg->id);
+    p->id = xasprintf("%s%c%s", seg->id, '\0', cs != NULL ? cs->uri : seg->uri);
+    p->row_count = cs != NULL ? cs->row_count : seg->row_count;
+    p->avg_row_size = cs != NULL ? cs->avg_row_size : seg->avg_row_size;
+    if (cs != NULL) {
+        p->digest = cs->digest;
+        p->mem_request_bytes = cs->mem_request_bytes;
+        p->mem_limit_bytes = cs->mem_limit_bytes;
     }
     /* Everything the placer fires in this tick leaves together. */
     event_add(c->flush_ev, &now);

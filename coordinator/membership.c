@@ -439,6 +439,8 @@ int coord_free_node(const char *key, void *value, void *arg)
     keymap_free(n->held);
     intake_done(&n->intake);
     reconcile_node_done(n);
+    for (size_t i = 0; i < n->n_pending; i++)
+        free(n->pending[i].id);
     free(n->pending);
     free(n);
     return 0;

@@ -366,9 +366,12 @@ static int coord_unqueue(const char *key, void *value, void *arg)
     struct coord_node *n = value;
     size_t kept = 0;
 
-    for (size_t i = 0; i < n->n_pending; i++)
-        if (strcmp(n->pending[i].req.segment_id, arg) != 0)
+    for (size_t i = 0; i < n->n_pending; i++) {
+        if (strcmp(n->pending[i].id, arg) != 0)
             n->pending[kept++] = n->pending[i];
+        else
+            free(n->pending[i].id);
+    }
     n->n_pending = kept;
     return 0;
 }
