@@ -1,7 +1,8 @@
 /*
- * bmap: the broker's placement map (see bmap.h). A set of segments is two
- * string maps: id -> segment, and table -> the table's segments (an array
- * sorted by id on first use after a change). The live set and, during a
+ * bmap: the broker's placement map (see bmap.h). A set of segments is a
+ * keymap, id -> segment (the id held in the segment), and a string map,
+ * table -> the table's segments (an array sorted by id on first use after
+ * a change), whose entry holds the one copy of the table's name. The live set and, during a
  * full refresh, a staging set; nodes live beside both, in slot order.
  */
 #include <errno.h>
@@ -9,18 +10,22 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <stddef.h>
+
 #include "bmap.h"
+#include "keymap.h"
 #include "strmap.h"
 #include "xmalloc.h"
 
 struct bmap_tab {
+    char *name; /* owned; its segments' table points here */
     size_t n, cap;
     struct bmap_seg **segs;
     bool dirty; /* not sorted since a segment came in */
 };
 
 struct bmap_set {
-    struct strmap *by_id;  /* id -> struct bmap_seg */
+    struct keymap *by_id;  /* id -> struct bmap_seg (its own id) */
     struct strmap *tables; /* table -> struct bmap_tab */
 };
 
@@ -35,7 +40,7 @@ struct bmap {
 
 static void bmap_set_init(struct bmap_set *s)
 {
-    s->by_id = strmap_new();
+    s->by_id = keymap_new(offsetof(struct bmap_seg, id));
     s->tables = strmap_new();
 }
 
@@ -45,8 +50,8 @@ static int bmap_free_seg(const char *key, void *value, void *arg)
 
     (void)key;
     (void)arg;
-    free(s->table);
-    free(s->slots);
+    if (s->slots != &s->one_slot)
+        free(s->slots);
     free(s);
     return 0;
 }
@@ -58,6 +63,7 @@ static int bmap_free_tab(const char *key, void *value, void *arg)
     (void)key;
     (void)arg;
     free(t->segs);
+    free(t->name);
     free(t);
     return 0;
 }
@@ -65,12 +71,13 @@ static int bmap_free_tab(const char *key, void *value, void *arg)
 static void bmap_set_done(struct bmap_set *s)
 {
     if (s->by_id != NULL)
-        strmap_foreach(s->by_id, bmap_free_seg, NULL);
+        keymap_foreach(s->by_id, bmap_free_seg, NULL);
     if (s->tables != NULL)
         strmap_foreach(s->tables, bmap_free_tab, NULL);
-    strmap_free(s->by_id);
+    keymap_free(s->by_id);
     strmap_free(s->tables);
-    s->by_id = s->tables = NULL;
+    s->by_id = NULL;
+    s->tables = NULL;
 }
 
 struct bmap *bmap_new(void)
@@ -122,14 +129,18 @@ static struct bmap_tab *bmap_tab_get(struct bmap_set *s, const char *table)
 
     if (t == NULL) {
         t = xcalloc(1, sizeof(*t));
+        t->name = xstrdup(table);
         strmap_put(s->tables, table, t);
     }
     return t;
 }
 
-static void bmap_tab_add(struct bmap_set *s, struct bmap_seg *seg)
+/* Puts seg in the table called table, and points its table at that table's name. */
+static void bmap_tab_add(struct bmap_set *s, struct bmap_seg *seg, const char *table)
 {
-    struct bmap_tab *t = bmap_tab_get(s, seg->table);
+    struct bmap_tab *t = bmap_tab_get(s, table);
+
+    seg->table = t->name;
 
     if (t->n == t->cap) {
         t->cap = t->cap * 2 + 16;
@@ -159,37 +170,48 @@ static void bmap_tab_remove(struct bmap_set *s, struct bmap_seg *seg)
     }
 }
 
+/* The static name of a segment state: one of the three, or "" for another. */
+static const char *bmap_state_name(const char *state)
+{
+    static const char *const names[] = {"PENDING", "LOADED", "INVALID"};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(state, names[i]) == 0)
+            return names[i];
+    return "";
+}
+
 /*
  * One segment of an answer into set s, replacing what s had of it; one
  * REMOVED (taken back by the operator) leaves s.
  */
 static void bmap_put_seg(struct bmap *m, struct bmap_set *s, const struct wire_placed_segment *p)
 {
-    struct bmap_seg *seg = strmap_get(s->by_id, p->segment_id);
+    struct bmap_seg *seg = keymap_get(s->by_id, p->segment_id);
+    size_t id_len;
 
     if (strcmp(p->state, "REMOVED") == 0) {
         if (seg != NULL) {
             bmap_tab_remove(s, seg);
-            strmap_remove(s->by_id, seg->id);
+            keymap_remove(s->by_id, seg->id);
             bmap_free_seg(NULL, seg, NULL);
         }
         return;
     }
     if (seg == NULL) {
-        seg = xcalloc(1, sizeof(*seg));
-        snprintf(seg->id, sizeof(seg->id), "%s", p->segment_id);
-        seg->table = xstrdup(p->table);
-        strmap_put(s->by_id, seg->id, seg);
-        bmap_tab_add(s, seg);
+        id_len = strnlen(p->segment_id, WIRE_ID_MAX);
+        seg = xcalloc(1, sizeof(*seg) + id_len + 1);
+        memcpy(seg->id, p->segment_id, id_len);
+        keymap_put(s->by_id, seg);
+        bmap_tab_add(s, seg, p->table);
     } else if (strcmp(seg->table, p->table) != 0) {
         bmap_tab_remove(s, seg);
-        free(seg->table);
-        seg->table = xstrdup(p->table);
-        bmap_tab_add(s, seg);
+        bmap_tab_add(s, seg, p->table);
     }
-    snprintf(seg->state, sizeof(seg->state), "%s", p->state);
-    free(seg->slots);
-    seg->slots = xcalloc(p->n_nodes, sizeof(*seg->slots));
+    seg->state = bmap_state_name(p->state);
+    if (seg->slots != &seg->one_slot)
+        free(seg->slots);
+    seg->slots = p->n_nodes <= 1 ? &seg->one_slot : xcalloc(p->n_nodes, sizeof(*seg->slots));
     seg->n_slots = 0;
     for (size_t i = 0; i < p->n_nodes; i++) {
         size_t slot = bmap_node_get(m, p->node_ids[i])->slot;
@@ -312,5 +334,5 @@ const struct bmap_node *bmap_node(const struct bmap *m, const char *id)
 
 size_t bmap_count(const struct bmap *m)
 {
-    return strmap_count(m->live.by_id);
+    return keymap_count(m->live.by_id);
 }

@@ -1055,7 +1055,7 @@ static void broker_query_cb(struct evhttp_request *req, const char *rest, void *
     for (size_t i = 0; i < n; i++) {
         struct bq_seg *sg = &q->segs[i];
 
-        memcpy(sg->id, segs[i]->id, sizeof(sg->id));
+        snprintf(sg->id, sizeof(sg->id), "%s", segs[i]->id);
         sg->n_cand = segs[i]->n_slots < BROKER_MAX_CANDS ? segs[i]->n_slots : BROKER_MAX_CANDS;
         memcpy(sg->cand, segs[i]->slots, sg->n_cand * sizeof(sg->cand[0]));
         all[i] = i;
