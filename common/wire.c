@@ -747,7 +747,7 @@ static const struct wire_field wire_pressure_fields[] = {
                   growth_bytes_per_s),
     WIRE_FIELD_AS(Sluice__V1__PressureSnapshot, swapins_per_second, struct wire_pressure,
                   swapins_per_s),
-    F(admit_watermark), F(queries_in_flight),
+    F(admit_watermark), F(queries_in_flight), F(load_slots),
 };
 #undef F
 static const struct wire_msg wire_pressure_msg =

@@ -120,6 +120,7 @@ struct wire_pressure {
     double growth_bytes_per_s, swapins_per_s;
     double admit_watermark; /* 0..1 in force; 0: not said (decode: anything else reads 0) */
     uint64_t queries_in_flight; /* queries scanning or queued on the node */
+    uint64_t load_slots;        /* loads allowed in flight now; 0: not said */
 };
 
 struct wire_assign_request {

@@ -110,6 +110,7 @@ void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg)
     n->last_seen_mono_ms = clock_mono_ns() / 1000000;
     n->last_seen_ms = clock_wall_ms();
     n->pressure = rep.pressure;
+    window_on_advertise(&n->win, rep.pressure.load_slots);
     history_push(&n->hist, n->last_seen_ms, &rep.pressure);
     n->self_draining = rep.state == WIRE_NODE_DRAINING;
     if (n->claim != rep.claim) {

@@ -10,8 +10,9 @@
  * Each node's dispatch window (window.h) bounds what it has outstanding:
  * assignments in flight plus those it accepted and has not yet reported
  * LOADED. Its answers move the window (202 grows it, 429 cuts it and a
- * Retry-After of the node's own state pauses it), and the room left is
- * handed to the placer as the node's in-flight bound (coord_window_apply()).
+ * Retry-After of the node's own state pauses it), the load slots its
+ * answers and reports advertise bound it, and the room left is handed to
+ * the placer as the node's in-flight bound (coord_window_apply()).
  *
  * Expected load: thousands of assignments per second, a batch per node per
  * tick.
@@ -180,6 +181,9 @@ static void coord_batch_cb(int status, const struct http_client_reply *reply, vo
     struct coord_node *n = c->placer != NULL ? strmap_get(c->nodes, b->node) : NULL;
 
     if (ok && resp.n == b->n) {
+        /* The last decision's snapshot is the node's latest word on its load slots. */
+        if (n != NULL && b->n > 0)
+            window_on_advertise(&n->win, resp.results[b->n - 1].pressure.load_slots);
         for (size_t i = 0; i < b->n; i++) {
             coord_answer(c, b->node, b->attempts[i], b->segs[i], (int)resp.results[i].status,
                          &resp.results[i], NULL, 0);

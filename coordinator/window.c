@@ -15,9 +15,17 @@ uint64_t window_on_send(struct window *w)
     return ++w->sent;
 }
 
+void window_on_advertise(struct window *w, uint64_t slots)
+{
+    w->advertised = slots;
+}
+
 void window_on_accept(struct window *w, uint64_t seq)
 {
     w->accepted_total++;
+    /* Flow-limited: the node's own bound, not this window, held it back. */
+    if (w->advertised > 0 && w->cwnd >= (double)w->advertised)
+        return;
     if (w->cwnd < w->ssthresh) {
         /* One per round trip: the acceptances of one batch are one answer. */
         if (seq > w->grown) {
@@ -77,6 +85,8 @@ unsigned window_room(const struct window *w, unsigned outstanding, uint64_t now_
 {
     unsigned n = window_size(w);
 
+    if (w->advertised > 0 && w->advertised < n)
+        n = (unsigned)w->advertised;
     if (now_ms < w->paused_until)
         return 0;
     return outstanding >= n ? 0 : n - outstanding;

@@ -24,6 +24,18 @@
  * Other answers (503 DRAINING, 507, 422, transport errors) leave the window
  * alone: membership and the placer deal with them.
  *
+ * The node's advertised load window (its load_slots: loads it allows in
+ * flight now, in the pressure snapshot of every answer and report) bounds
+ * the window as TCP's receive window bounds the congestion window: room is
+ * counted against the smaller of the two, and the window does not grow
+ * while the advertised one is the bound (so a later cut halves what the
+ * node really took, not a window inflated by acceptances it never limited).
+ * A node that loads 4 at a time is so sent 4, not probed with a fifth that
+ * it refuses with LOAD_CONCURRENCY (and a Retry-After pause) every few
+ * rounds. It is a count of load slots, not memory: memory stays the node's
+ * own admission, learnt only from its refusals. 0 (an older node, or one
+ * with admission off) bounds nothing.
+ *
  * Expected load: one call per answer. The struct is embedded in the
  * coordinator's node; single-threaded.
  */
@@ -45,11 +57,15 @@ struct window {
     uint64_t recover;      /* sends numbered up to this were out when the window was last cut */
     uint64_t grown;        /* ... when it last grew in slow start */
     uint64_t paused_until; /* caller's time base; nothing is sent before it */
+    uint64_t advertised;   /* the node's load_slots last said; 0: none */
     uint64_t accepted_total, refused_total, cuts_total, pauses_total;
 };
 
 /* A fresh window: WINDOW_INITIAL, slow start up to WINDOW_MAX, not paused. */
 void window_init(struct window *w);
+
+/* The node's load_slots, from the answer or report just received (0: not said). */
+void window_on_advertise(struct window *w, uint64_t slots);
 
 /* Numbers one assignment sent to the node; hand the number back with its answer. */
 uint64_t window_on_send(struct window *w);
@@ -71,7 +87,8 @@ bool window_reason_pauses(enum wire_reason reason);
 /*
  * How many more assignments may go to the node at now_ms when outstanding
  * are out already (in flight plus accepted and not yet reported loaded):
- * 0 while paused, else the whole window less outstanding (0 if over).
+ * 0 while paused, else the whole window (bounded by the advertised one)
+ * less outstanding (0 if over).
  */
 unsigned window_room(const struct window *w, unsigned outstanding, uint64_t now_ms);
 

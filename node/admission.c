@@ -381,9 +381,9 @@ static uint64_t adm_slow_start_left(const struct admission_config *cfg,
     return cfg->slow_start_ms - adm_since(now, state->recovered_ms);
 }
 
-/* Loads allowed in flight now; a config below 1 counts as 1, never as "none". */
-static uint64_t adm_max_loads(const struct admission_config *cfg,
-                              const struct admission_state *state, uint64_t now)
+/* A config below 1 counts as 1, never as "none". */
+uint64_t admission_max_loads(const struct admission_config *cfg,
+                             const struct admission_state *state, uint64_t now)
 {
     int64_t n = cfg->max_loads;
 
@@ -435,7 +435,7 @@ void admission_observe(const struct admission_config *cfg, const struct admissio
     /* Exact gates: state for status only, no hold-down, no slow start. */
     adm_gate_step(&state->gate[WIRE_REASON_DRAINING], sig->draining, now, 0);
     adm_gate_step(&state->gate[WIRE_REASON_LOAD_CONCURRENCY],
-                  sig->loads_in_flight >= adm_max_loads(cfg, state, now), now, 0);
+                  sig->loads_in_flight >= admission_max_loads(cfg, state, now), now, 0);
     adm_gate_step(&state->gate[WIRE_REASON_DISK_FULL],
                   sig->disk_free_bytes != UINT64_MAX &&
                       sig->disk_free_bytes < cfg->disk_reserve_bytes,
@@ -725,7 +725,7 @@ static bool adm_check_concurrency(const struct admission_config *cfg,
                                   const struct admission_state *state, uint32_t random,
                                   struct admission_verdict *ret)
 {
-    uint64_t now = sig->now_ms, max = adm_max_loads(cfg, state, now);
+    uint64_t now = sig->now_ms, max = admission_max_loads(cfg, state, now);
 
     if (sig->loads_in_flight < max)
         return false;

@@ -314,6 +314,14 @@ uint64_t admission_gate_transitions(const struct admission_state *state, enum wi
 bool admission_quiet(const struct admission_config *cfg, const struct admission_signals *sig,
                      const struct admission_state *state, const char **ret_why);
 
+/*
+ * Loads allowed in flight at now_ms: --max-loads, or slow_start_max_loads
+ * while slow start is in force; at least 1. What the node advertises as
+ * load_slots in its pressure snapshot.
+ */
+uint64_t admission_max_loads(const struct admission_config *cfg,
+                             const struct admission_state *state, uint64_t now_ms);
+
 /* Whether slow start is in force at now_ms. */
 bool admission_in_slow_start(const struct admission_config *cfg,
                              const struct admission_state *state, uint64_t now_ms);

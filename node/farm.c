@@ -196,6 +196,7 @@ static void farm_fill_pressure(const struct farm_vnode *v, struct wire_pressure 
     p->wss_bytes = v->footprint;
     p->limit_bytes = v->capacity;
     p->loads_in_flight = v->loading;
+    p->load_slots = admission_max_loads(&v->farm->acfg, &v->astate, farm_now_ms());
     p->io_mode = WIRE_IO_MMAP;
     if (v->farm->acfg.budget_bytes == 0)
         p->admit_watermark = v->farm->acfg.high_watermark;

@@ -256,6 +256,9 @@ void node_fill_pressure(struct node *node, struct wire_pressure *p)
     p->io_mode = node->bufpool != NULL ? WIRE_IO_DIRECT : WIRE_IO_MMAP;
     if (node->admission_on && node->acfg.budget_bytes == 0)
         p->admit_watermark = node_watermark(node);
+    /* Admission off: no load bound to advertise (0: not said). */
+    if (node->admission_on)
+        p->load_slots = admission_max_loads(&node->acfg, &node->astate, node_now_ms());
     if (node->bufpool != NULL) {
         struct bufpool_stats ps;
 

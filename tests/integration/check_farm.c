@@ -9,7 +9,10 @@
  * ever held more than its capacity while the cost model learnt the
  * footprints; a killed virtual node's segments are LOADED elsewhere; with
  * less capacity than data, MEM_CAPACITY refuses what does not fit and no
- * virtual node goes over its capacity; bad flags are refused at start.
+ * virtual node goes over its capacity; nodes that load 4 at a time and
+ * advertise it (load_slots) are sent no more than 4 outstanding, so 500
+ * segments are placed without one LOAD_CONCURRENCY refusal; bad flags are
+ * refused at start.
  */
 #include <check.h>
 #include <errno.h>
@@ -284,6 +287,33 @@ START_TEST(test_capacity)
 }
 END_TEST
 
+/*
+ * The coordinator's dispatch window stays within the load slots each
+ * virtual node advertises (--max-loads 4): before, it grew to a fifth
+ * outstanding every few rounds, and each fifth was a 429 LOAD_CONCURRENCY
+ * (and a Retry-After pause of the node).
+ */
+START_TEST(test_load_window)
+{
+    const char *extra[] = {"--load-time=20ms", "--report-interval=200ms", "--max-loads=4", NULL};
+    struct wire_cluster_status st;
+    uint64_t refused = 0;
+
+    start_farm(5, extra);
+    register_segments(500, 1);
+    ck_assert_msg(harness_settled(harness_proc_addr(coord), 500, 60000),
+                  "500 segments not all LOADED");
+    ck_assert_int_eq(harness_cluster_status(harness_proc_addr(coord), &st), 200);
+    for (int r = 0; r < WIRE_REASON_COUNT_; r++)
+        refused += st.refusals[r];
+    ck_assert_uint_eq(st.segments_loaded, 500);
+    ck_assert_msg(st.refusals[WIRE_REASON_LOAD_CONCURRENCY] == 0,
+                  "%" PRIu64 " LOAD_CONCURRENCY refusals placing 500 segments",
+                  st.refusals[WIRE_REASON_LOAD_CONCURRENCY]);
+    ck_assert_uint_eq(refused, 0);
+}
+END_TEST
+
 START_TEST(test_bad_flags)
 {
     const char *bin = harness_bin("sluice-node");
@@ -317,6 +347,11 @@ static Suite *farm_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, test_capacity);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("window");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_load_window);
     suite_add_tcase(s, tc);
     tc = tcase_create("flags");
     tcase_add_test(tc, test_bad_flags);

@@ -2,7 +2,8 @@
  * check_window: coordinator/window alone, as pure policy: slow start and
  * congestion avoidance on acceptances, one cut per round of refusals, the
  * Retry-After pause for the node's own state and not for a segment's size,
- * and the room left for a node with assignments outstanding.
+ * the room left for a node with assignments outstanding, and the node's
+ * advertised load slots as a bound (the receive window).
  */
 #include <check.h>
 #include <stdint.h>
@@ -154,6 +155,39 @@ START_TEST(test_room)
 }
 END_TEST
 
+/*
+ * A node that loads 4 at a time and says so: room never passes 4 whatever
+ * the window learnt, the window stops growing there (no fifth to be refused
+ * with LOAD_CONCURRENCY), follows a smaller slot count (the node's slow
+ * start) and a 0 (not said) bounds nothing.
+ */
+START_TEST(test_advertised_slots)
+{
+    struct window w;
+
+    window_init(&w);
+    window_on_advertise(&w, 4);
+    for (unsigned i = 0; i < 20; i++)
+        round_trip(&w);
+    ck_assert_uint_eq(window_size(&w), 4); /* grew to the node's bound, not past it */
+    ck_assert_uint_eq(window_room(&w, 0, 0), 4);
+    ck_assert_uint_eq(window_room(&w, 3, 0), 1);
+    ck_assert_uint_eq(window_room(&w, 4, 0), 0);
+    window_on_advertise(&w, 1);
+    ck_assert_uint_eq(window_room(&w, 0, 0), 1);
+    ck_assert_uint_eq(window_size(&w), 4); /* what was learnt is kept */
+    window_on_advertise(&w, 0);
+    for (unsigned i = 0; i < 4; i++)
+        round_trip(&w);
+    ck_assert_uint_eq(window_size(&w), 8);
+    ck_assert_uint_eq(window_room(&w, 0, 0), 8);
+    /* A window cut below the advertised bound is the bound. */
+    window_on_advertise(&w, 16);
+    ck_assert(window_on_refuse(&w, window_on_send(&w), WIRE_REASON_MEM_CAPACITY, 0, 0));
+    ck_assert_uint_eq(window_room(&w, 0, 0), 4);
+}
+END_TEST
+
 static Suite *window_suite(void)
 {
     Suite *s = suite_create("window");
@@ -171,6 +205,7 @@ static Suite *window_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("room");
     tcase_add_test(tc, test_room);
+    tcase_add_test(tc, test_advertised_slots);
     suite_add_tcase(s, tc);
     return s;
 }

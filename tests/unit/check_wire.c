@@ -450,6 +450,7 @@ START_TEST(test_assign_response)
     m.pressure.some_avg10 = 12.5;
     m.pressure.wss_bytes = 1u << 30;
     m.pressure.psi_host_wide = true;
+    m.pressure.load_slots = 4;
     strcpy(m.detail, "psi some 12.5%");
     buf = wire_assign_response_encode(&m, &len);
     ck_assert_int_eq(wire_assign_response_decode(buf, len, &out, &err), 0);
@@ -459,6 +460,7 @@ START_TEST(test_assign_response)
     ck_assert_double_eq(out.pressure.some_avg10, 12.5);
     ck_assert_uint_eq(out.pressure.wss_bytes, 1u << 30);
     ck_assert(out.pressure.psi_host_wide);
+    ck_assert_uint_eq(out.pressure.load_slots, 4);
     ck_assert_str_eq(out.detail, "psi some 12.5%");
 
     m.reason = (enum wire_reason)99;
