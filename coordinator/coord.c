@@ -338,7 +338,7 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
     c->segs = keymap_new(offsetof(struct coord_seg, id));
     c->table_names = strmap_new();
     for (int i = 0; i < 3; i++)
-        c->by_state[i] = ordset_new(0x5eed0000u + (uint32_t)i);
+        c->by_state[i] = ordset_new(offsetof(struct coord_seg, id));
     c->nodes = strmap_new();
     c->tick_ev = event_new(base, -1, 0, coord_tick_cb, c);
     c->commit_ev = event_new(base, -1, 0, coord_commit_cb, c);

@@ -365,7 +365,7 @@ void coord_seg_info(const struct coord *c, const struct coord_seg *s,
 void coord_list_segments(struct coord *c, struct evhttp_request *req);
 /* Every segment (state < 0) or one state's, in id order after `after` (NULL: from the first). */
 struct coord_walk {
-    const struct ordset_node *at[3];
+    struct ordset_pos at[3];
 };
 void coord_walk_start(const struct coord *c, int state, const char *after, struct coord_walk *w);
 struct coord_seg *coord_walk_next(struct coord_walk *w); /* NULL at the end */

@@ -283,7 +283,7 @@ void coord_seg_move(struct coord *c, struct coord_seg *s, enum coord_seg_state s
     c->counts[s->state]--;
     c->counts[st]++;
     ordset_remove(c->by_state[s->state], s->id);
-    ordset_add(c->by_state[st], s->id, s);
+    ordset_add(c->by_state[st], s);
     s->state = st;
 }
 
@@ -354,7 +354,7 @@ struct coord_seg *coord_seg_new(struct coord *c, const char *id, const char *uri
     s->replication = replication == 0 ? 1 : replication;
     s->state = st;
     keymap_put(c->segs, s);
-    ordset_add(c->by_state[st], s->id, s);
+    ordset_add(c->by_state[st], s);
     c->counts[st]++;
     coord_placed(c, s);
     return s;

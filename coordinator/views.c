@@ -100,8 +100,12 @@ void coord_seg_info(const struct coord *c, const struct coord_seg *s,
 void coord_walk_start(const struct coord *c, int state, const char *after,
                              struct coord_walk *w)
 {
-    for (int i = 0; i < 3; i++)
-        w->at[i] = state < 0 || state == i ? ordset_after(c->by_state[i], after) : NULL;
+    for (int i = 0; i < 3; i++) {
+        if (state < 0 || state == i)
+            ordset_after(c->by_state[i], after, &w->at[i]);
+        else
+            w->at[i].s = NULL; /* the end */
+    }
 }
 
 /* The next segment in id order, or NULL at the end. */
@@ -111,13 +115,13 @@ struct coord_seg *coord_walk_next(struct coord_walk *w)
     struct coord_seg *s;
 
     for (int i = 0; i < 3; i++)
-        if (w->at[i] != NULL &&
-            (best < 0 || strcmp(ordset_key(w->at[i]), ordset_key(w->at[best])) < 0))
+        if (ordset_value(&w->at[i]) != NULL &&
+            (best < 0 || strcmp(ordset_key(&w->at[i]), ordset_key(&w->at[best])) < 0))
             best = i;
     if (best < 0)
         return NULL;
-    s = ordset_value(w->at[best]);
-    w->at[best] = ordset_next(w->at[best]);
+    s = ordset_value(&w->at[best]);
+    ordset_next(&w->at[best]);
     return s;
 }
 
