@@ -283,8 +283,8 @@ static void coord_conflict(char *msg, size_t len, size_t i, const struct coord_s
                      sp->segment_id);
     size_t off = n > 0 && (size_t)n < len ? (size_t)n : len - 1;
 
-    if (strcmp(s->uri, sp->uri) != 0)
-        snprintf(msg + off, len - off, "uri (registered %s, this request %s)", s->uri, sp->uri);
+    if (strcmp(coord_seg_uri(s), sp->uri) != 0)
+        snprintf(msg + off, len - off, "uri (registered %s, this request %s)", coord_seg_uri(s), sp->uri);
     else if (s->replication != sp->replication)
         snprintf(msg + off, len - off, "replication (registered %u, this request %u)",
                  s->replication, sp->replication);
@@ -343,7 +343,7 @@ static void coord_register(struct coord *c, struct evhttp_request *req)
             /* A segment in the default table (registered before tables) takes the one named. */
             bool moved = strcmp(s->table, sp->table) != 0 &&
                          strcmp(s->table, WIRE_TABLE_DEFAULT) == 0;
-            bool same_place = strcmp(s->uri, sp->uri) == 0 && s->replication == sp->replication &&
+            bool same_place = strcmp(coord_seg_uri(s), sp->uri) == 0 && s->replication == sp->replication &&
                               (moved || strcmp(s->table, sp->table) == 0);
             bool new_digest = sp->digest != 0 && sp->digest != s->digest;
             /* Declarations are revised, not compared: none (both 0) keeps them. */

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <event2/event.h>
 #include <event2/http.h>
@@ -76,11 +77,12 @@ struct coord_holder {
  * (c->segs, the state sets, each holder node's held map, the change log),
  * none of which copies its id. One allocation holds the record, its id and
  * its uri (coord_seg_alloc()); the table name is interned (one copy per
- * table, coord_intern_table()) and last_reason is a static name. About 200
- * bytes a segment with a 12-byte id and a 32-byte uri (DESIGN.md §8).
+ * table, coord_intern_table()) and last_reason is a static name. About 170
+ * bytes a segment with a 12-byte id and a 32-byte uri (DESIGN.md §8): the
+ * fields are ordered and narrowed so that the record, id and uri fit a
+ * 176-byte malloc chunk, not 208.
  */
 struct coord_seg {
-    char *uri;         /* in this allocation, after id */
     const char *table; /* interned (coord_intern_table()); never NULL, set by coord_seg_set_table() */
     uint64_t row_count, avg_row_size;
     uint64_t digest; /* content digest the registration carried; 0: unknown */
@@ -90,21 +92,31 @@ struct coord_seg {
     uint64_t backoff_until_ms;  /* coord_now_ms() time base; 0: none */
     uint64_t pversion;       /* placement map version of its last change (coord_placed) */
     struct coord_holder *holders;
-    unsigned n_holders, cap_holders;
-    unsigned replication;
-    unsigned rc_in_flight;   /* rowcount placement: assignments awaiting an answer */
     /* A static reason name (reason_name(), "SEGMENT_INVALID"); "": none. */
     const char *last_reason;
     /* The last refusal a node answered for it, "node: REASON: the node's detail"; "" none. */
     char *last_refusal; /* owned; NULL: none (most segments: 8 bytes, not 380, at 10^6) */
     char (*invalid_nodes)[WIRE_ID_MAX + 1]; /* distinct nodes whose load found it corrupt */
-    unsigned n_invalid;
-    enum coord_seg_state state;
-    bool over_limit;          /* the last LOADED report said over_limit */
-    bool rc_queued;          /* rowcount placement: in its queue */
-    bool removed;            /* taken back by the operator: out of every map, kept for pmap */
-    char id[];               /* NUL-terminated, then the uri */
+    /* Narrow counts: at most one holder, invalid finding or assignment per node (10,000). */
+    uint16_t n_holders, cap_holders;
+    uint16_t rc_in_flight;   /* rowcount placement: assignments awaiting an answer */
+    uint16_t n_invalid;
+    uint8_t replication;     /* 1..WIRE_REPLICATION_MAX */
+    uint8_t state;           /* enum coord_seg_state */
+    bool over_limit : 1;     /* the last LOADED report said over_limit */
+    bool rc_queued : 1;      /* rowcount placement: in its queue */
+    bool removed : 1;        /* taken back by the operator: out of every map, kept for pmap */
+    char id[];               /* NUL-terminated, then the uri (coord_seg_uri()) */
 };
+
+_Static_assert(WIRE_REPLICATION_MAX <= UINT8_MAX && WIRE_NODE_LIST_MAX <= UINT16_MAX,
+               "struct coord_seg's narrow counts");
+
+/* A segment's uri: it follows the id in the record's one allocation. */
+static inline const char *coord_seg_uri(const struct coord_seg *s)
+{
+    return s->id + strlen(s->id) + 1;
+}
 
 /*
  * An assignment the placer fired, waiting to go out in its node's next

@@ -307,7 +307,7 @@ void coord_op_assign(void *ctx, uint64_t attempt_id, const char *node_id,
     p->attempt_id = attempt_id;
     /* The model's record says it all (coord_seg_assignment); the placer's word for one it lacks. */
     cs = keymap_get(c->segs, seg->id);
-    p->id = xasprintf("%s%c%s", seg->id, '\0', cs != NULL ? cs->uri : seg->uri);
+    p->id = xasprintf("%s%c%s", seg->id, '\0', cs != NULL ? coord_seg_uri(cs) : seg->uri);
     p->row_count = cs != NULL ? cs->row_count : seg->row_count;
     p->avg_row_size = cs != NULL ? cs->avg_row_size : seg->avg_row_size;
     if (cs != NULL) {
@@ -375,7 +375,7 @@ bool coord_op_invalid(void *ctx, const struct placer_segment *ps)
                     s->last_refusal != NULL ? s->last_refusal : "");
         return false;
     }
-    log_warn("segment_invalid", "id=%s uri=%s", log_q(s->id), log_q(s->uri));
+    log_warn("segment_invalid", "id=%s uri=%s", log_q(s->id), log_q(coord_seg_uri(s)));
     coord_set_seg_state(c, s, COORD_INVALID);
     s->last_reason = "SEGMENT_INVALID";
     coord_event(c, "invalid", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 422, 0,
@@ -416,7 +416,7 @@ static void coord_rr_want(struct coord *c, struct coord_seg *s)
     }
     for (unsigned i = 0; i < s->n_holders && n < sizeof(holders) / sizeof(holders[0]); i++)
         holders[n++] = s->holders[i].node;
-    if (placer_want(c->placer, s->id, s->uri, s->row_count, s->avg_row_size, s->replication,
+    if (placer_want(c->placer, s->id, coord_seg_uri(s), s->row_count, s->avg_row_size, s->replication,
                     holders, n) < 0)
         log_warn("placer_want_failed", "id=%s", s->id);
     coord_kick(c);

@@ -320,11 +320,11 @@ void coord_seg_update(struct coord *c, struct coord_seg *s)
 struct coord_seg *coord_seg_alloc(const char *id, const char *uri)
 {
     size_t id_len = strlen(id) + 1, uri_len = strlen(uri) + 1;
-    struct coord_seg *s = xcalloc(1, sizeof(*s) + id_len + uri_len);
+    /* From the id's offset, not sizeof: the struct's tail padding is where the id goes. */
+    struct coord_seg *s = xcalloc(1, offsetof(struct coord_seg, id) + id_len + uri_len);
 
     memcpy(s->id, id, id_len);
     memcpy(s->id + id_len, uri, uri_len);
-    s->uri = s->id + id_len;
     s->table = WIRE_TABLE_DEFAULT;
     s->last_reason = "";
     return s;

@@ -97,7 +97,7 @@ void coord_seg_assignment(const struct coord_seg *s, struct wire_assign_request 
 {
     memset(ret, 0, sizeof(*ret));
     snprintf(ret->segment_id, sizeof(ret->segment_id), "%s", s->id);
-    snprintf(ret->uri, sizeof(ret->uri), "%s", s->uri);
+    snprintf(ret->uri, sizeof(ret->uri), "%s", coord_seg_uri(s));
     ret->row_count = s->row_count;
     ret->avg_row_size = s->avg_row_size;
     ret->digest = s->digest;

@@ -40,7 +40,7 @@ void coord_seg_info(const struct coord *c, const struct coord_seg *s,
 {
     memset(d, 0, sizeof(*d));
     snprintf(d->spec.segment_id, sizeof(d->spec.segment_id), "%s", s->id);
-    d->spec.uri = s->uri; /* borrowed: the caller must not free it */
+    d->spec.uri = (char *)(uintptr_t)coord_seg_uri(s); /* borrowed: the caller must not free it */
     d->spec.row_count = s->row_count;
     d->spec.avg_row_size = s->avg_row_size;
     d->spec.replication = s->replication;

@@ -544,7 +544,7 @@ static void seg_update(struct coord_seg *s)
     }
     for (unsigned i = 0; i < s->n_holders && n < sizeof(holders) / sizeof(holders[0]); i++)
         holders[n++] = s->holders[i].node;
-    if (placer_want(S.placer, s->id, s->uri, s->row_count, s->avg_row_size, s->replication, holders,
+    if (placer_want(S.placer, s->id, coord_seg_uri(s), s->row_count, s->avg_row_size, s->replication, holders,
                     n) < 0)
         sim_fail("model", "placer_want refused segment %s", s->id);
     kick();
