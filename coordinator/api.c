@@ -162,6 +162,14 @@ void coord_report_cb(struct evhttp_request *req, const char *rest, void *arg)
      */
     if (drops.n > 0)
         coord_flush(c);
+    /* Drops are acts of the leader: the lease first, as for assignments. */
+    if (drops.n > 0 &&
+        !coord_lead_check(c, "report: the catalog connection that holds the lead failed")) {
+        coord_standby_reply(c, req);
+        free(drops.ids);
+        wire_node_report_done(&rep);
+        return;
+    }
     coord_report_reply(req, c->lead_epoch, &in, &drops);
     free(drops.ids);
     wire_node_report_done(&rep);

@@ -43,6 +43,13 @@
 #define COORD_COMMIT_DELAY_MS 5
 #define COORD_MEMBERSHIP_MS   250
 /*
+ * The leader's lease: a round trip on the connection that holds the lead
+ * (catalog_leading) younger than this lets it act (send assignments or
+ * drops) without another. PostgreSQL ends the session after 5 s idle
+ * (CAT_LEAD_LEASE), so a check this recent proves the lock still held.
+ */
+#define COORD_LEASE_CHECK_MS 1000
+/*
  * Distinct nodes that must find a segment's file bad before it is INVALID:
  * one node that cannot read it may be the one at fault. Only a cluster of a
  * single node, which could never reach the quorum, takes its word alone.
@@ -314,6 +321,14 @@ bool coord_id_clash(const struct coord *c, const struct coord_node *n, const cha
 bool coord_addr_usable(struct coord *c, const char *addr);
 struct coord_node *coord_node_get(struct coord *c, const char *id, const char *addr);
 void coord_membership_cb(evutil_socket_t fd, short what, void *arg);
+/*
+ * Before acting as the leader: true when this coordinator leads and its
+ * lease holds (a catalog_leading() round trip within COORD_LEASE_CHECK_MS,
+ * made now when the last is older, the open group of writes committed
+ * first); otherwise false, after stepping down with why when the lead was
+ * lost here (a standby or one already deposed gets false with no step-down).
+ */
+bool coord_lead_check(struct coord *c, const char *why);
 int coord_load_node(const struct catalog_node *cn, void *arg);
 int coord_free_node(const char *key, void *value, void *arg);
 

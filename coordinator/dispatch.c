@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@
 
 #include "catalog.h"
 #include "clock.h"
+#include "failpoint.h"
 #include "log.h"
 #include "metrics.h"
 #include "pbhttp.h"
@@ -180,7 +182,23 @@ static void coord_batch_cb(int status, const struct http_client_reply *reply, vo
               wire_assign_batch_response_decode(reply->body, reply->body_len, &resp, &err) == 0;
     struct coord_node *n = c->placer != NULL ? strmap_get(c->nodes, b->node) : NULL;
 
-    if (ok && resp.n == b->n) {
+    /*
+     * A node that saw a newer leader's epoch refuses the batch whole: another
+     * coordinator leads, this one steps down at once (the lease check missed
+     * it: a pause between the check and the send).
+     */
+    if (status == 409 && c->lead_epoch > 0 && reply != NULL &&
+        wire_error_decode(reply->body, reply->body_len, &err) == 0 &&
+        strcmp(err.code, "stale_epoch") == 0) {
+        char why[WIRE_ID_MAX + sizeof(err.message) + 64];
+
+        snprintf(why, sizeof(why), "node %s refused an assignment batch: stale_epoch: %s",
+                 b->node, err.message);
+        coord_step_down(c, why);
+    }
+    if (c->lost_lead) {
+        /* Nothing more from a deposed leader: its model is freed with it. */
+    } else if (ok && resp.n == b->n) {
         /* The last decision's snapshot is the node's latest word on its load slots. */
         if (n != NULL && b->n > 0)
             window_on_advertise(&n->win, resp.results[b->n - 1].pressure.load_slots);
@@ -270,10 +288,63 @@ static int coord_flush_node(const char *key, void *value, void *arg)
     return 0;
 }
 
+/* Whether a pending assignment's segment id begins with prefix ("" matches any). */
+static int coord_pending_match_cb(const char *key, void *value, void *arg)
+{
+    const struct coord_node *n = value;
+    const char *prefix = arg;
+
+    for (size_t i = 0; i < n->n_pending; i++)
+        if (strncmp(n->pending[i].id, prefix, strlen(prefix)) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * A test tool (docs/DESIGN.md, fencing), inert unless the environment arms
+ * it: with SLUICE_FAILPOINT=dispatch-pause[:PREFIX] this process stops
+ * itself (SIGSTOP), once, after the lease check passed and before the
+ * batches leave, when one of them assigns a segment whose id begins with
+ * PREFIX (any segment without one). It reproduces the pause between check
+ * and act (a GC pause, a frozen VM) that only the epoch can fence: a test
+ * lets the standby lead meanwhile, then continues this one (SIGCONT).
+ *
+ * The bytes of a batch leave on a later turn of the loop than this check,
+ * and on continuing the once-a-second lease check is overdue in that same
+ * turn: it may run first, find the session gone and cancel the send (the
+ * safe outcome, but not the case under test). So the pause is counted as
+ * falling after the check was stamped: on continuing, the lease counts as
+ * checked now, as if the process had stopped right at its write to the
+ * socket. Only here, only when armed.
+ */
+static void coord_failpoint_dispatch_pause(struct coord *c)
+{
+    static bool fired;
+    const char *arg;
+    char prefix[WIRE_ID_MAX + 1];
+
+    if (fired || !failpoint_active("dispatch-pause", &arg))
+        return;
+    snprintf(prefix, sizeof(prefix), "%s", arg);
+    if (strmap_foreach(c->nodes, coord_pending_match_cb, prefix) == 0)
+        return;
+    fired = true;
+    log_warn("failpoint", "name=dispatch-pause epoch=%llu action=SIGSTOP",
+             (unsigned long long)c->lead_epoch);
+    raise(SIGSTOP);
+    c->lead_checked_ms = (int64_t)(clock_mono_ns() / 1000000);
+    log_warn("failpoint", "name=dispatch-pause epoch=%llu action=continued",
+             (unsigned long long)c->lead_epoch);
+}
+
 void coord_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct coord *c = arg;
 
+    /* Acting as the leader: the lease first (a round trip only if the last is a second old). */
+    if (!coord_lead_check(c, "dispatch: the catalog connection that holds the lead failed"))
+        return;
+    coord_failpoint_dispatch_pause(c);
     strmap_foreach(c->nodes, coord_flush_node, c);
 }
 

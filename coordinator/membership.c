@@ -381,6 +381,25 @@ static int coord_check_timeout(const char *key, void *value, void *arg)
     return 0;
 }
 
+bool coord_lead_check(struct coord *c, const char *why)
+{
+    int64_t now = (int64_t)(clock_mono_ns() / 1000000);
+
+    if (!c->leading || c->lost_lead)
+        return false;
+    if (now - c->lead_checked_ms < COORD_LEASE_CHECK_MS)
+        return true;
+    /* Inside a transaction catalog_leading() makes no round trip: commit the group first. */
+    if (c->txn_open && coord_flush(c) < 0 && c->lost_lead)
+        return false;
+    c->lead_checked_ms = now;
+    if (!catalog_leading(c->cat)) {
+        coord_step_down(c, why);
+        return false;
+    }
+    return true;
+}
+
 void coord_membership_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct coord *c = arg;
@@ -388,12 +407,9 @@ void coord_membership_cb(evutil_socket_t fd, short what, void *arg)
 
     strmap_foreach(c->nodes, coord_check_timeout, c);
     /* Once a second: does this coordinator still hold the lead (PostgreSQL)? It says so. */
-    if (now - c->lead_checked_ms >= 1000) {
-        c->lead_checked_ms = now;
-        if (!catalog_leading(c->cat)) {
-            coord_step_down(c, "the catalog connection that holds the lead failed");
+    if (now - c->lead_checked_ms >= COORD_LEASE_CHECK_MS) {
+        if (!coord_lead_check(c, "the catalog connection that holds the lead failed"))
             return;
-        }
         if (coord_txn(c) == 0)
             coord_check(c, catalog_heartbeat(c->cat, c->advertise, true, c->lead_epoch,
                                              clock_wall_ms()),

@@ -162,6 +162,7 @@ static void api_assign_batch_cb(struct evhttp_request *req, const char *rest, vo
         api_counted(node, pbhttp_decoded(req, wire_assign_batch_decode(body, len, &m, &err), &err)) != 0)
         return;
     if (epoch_admit(&node->fence, m.epoch, why, sizeof(why)) < 0) {
+        node->stale_batches++;
         log_warn("assign_refused", "reason=stale_epoch n=%zu detail=%s", m.n, log_q(why));
         pbhttp_reply_error(req, 409, "stale_epoch", why);
         wire_assign_batch_done(&m);
@@ -693,6 +694,23 @@ static void api_metrics_cb(struct evhttp_request *req, const char *rest, void *a
     }
     metrics_one_u64(m, "sluice_node_bad_requests_total", "counter",
                     "Requests refused as malformed (400, 415).", node->bad_requests);
+    metrics_one_u64(m, "sluice_node_leader_epoch", "gauge",
+                    "The highest coordinator epoch this node has seen (0: none, or SQLite).",
+                    node->fence.highest);
+    metrics_family(m, "sluice_node_coordinator_refusals_total", "counter",
+                   "Messages from a coordinator refused whole, by reason and message: an "
+                   "assignment batch (409) or a report answer (ignored) of an epoch older than "
+                   "sluice_node_leader_epoch, from a deposed leader.");
+    {
+        const char *batch[] = {"reason", "stale_epoch", "message", "assign_batch", NULL};
+        const char *answer[] = {"reason", "stale_epoch", "message", "report_answer", NULL};
+
+        /* The fence counts both; only api.c refuses batches (the rest are report answers). */
+        metrics_sample_u64(m, "sluice_node_coordinator_refusals_total", node->stale_batches,
+                           batch);
+        metrics_sample_u64(m, "sluice_node_coordinator_refusals_total",
+                           node->fence.refused - node->stale_batches, answer);
+    }
     metrics_family(m, "sluice_node_queries_total", "counter", "Queries by result.");
     {
         const char *ok[] = {"result", "ok", NULL}, *failed[] = {"result", "error", NULL};

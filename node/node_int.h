@@ -45,6 +45,7 @@ struct node {
     uint64_t started_mono_ns;
     /* counters, loop thread only */
     uint64_t assign_answers[WIRE_REASON_COUNT_]; /* by reason; NONE = accepted */
+    uint64_t stale_batches; /* assignment batches refused whole for a stale epoch (409) */
     uint64_t assign_conflicts, bad_requests;
     uint64_t queries_ok, queries_failed, query_bytes, query_rows;
     unsigned max_queries, queries_in_flight;

@@ -19,8 +19,16 @@
  *     the placement; the old leader is continued (SIGCONT): it steps down
  *     (503 as a standby), and the placement is unchanged. Messages the
  *     nodes refused by epoch meanwhile are counted from their logs and
- *     printed (none, so far: the old leader finds its session gone before
- *     it sends anything).
+ *     printed (none: the old leader's lease check before it sends finds
+ *     its session gone).
+ *   fence: the leader stops itself right after its lease check passed and
+ *     before its batch leaves (SLUICE_FAILPOINT=dispatch-pause:p, armed
+ *     for coordinator 0 only, fired by the first batch of the segments
+ *     p0000NN registered after the first 40 settled); the standby leads,
+ *     every node sees its epoch, the placement settles; SIGCONT: the nodes
+ *     refuse the old leader's batches by epoch (counted from their
+ *     /metrics, at least one), it steps down (503, lead_lost; the reason
+ *     is printed), and the placement is unchanged.
  *   pg_restart: PostgreSQL itself is restarted (immediate stop, 2 s
  *     down, start) while a client registers and the leader places: both
  *     coordinators stay alive on their addresses (the leader steps down
@@ -115,8 +123,12 @@ static void coord_start(int i)
     free(dir);
 }
 
-/* Ports for both coordinators, the small segment files, both coordinators and three nodes. */
-static void cluster_start(void)
+/*
+ * Ports for both coordinators, the small segment files, both coordinators
+ * and three nodes; coordinator 0 with SLUICE_FAILPOINT=failpoint0 when not
+ * NULL (set in this process's environment for its fork only).
+ */
+static void cluster_start_fp(const char *failpoint0)
 {
     for (int i = 0; i < 2; i++) {
         int port = crash_free_port("127.0.0.1");
@@ -132,10 +144,18 @@ static void cluster_start(void)
         uris[i] = crash_write_seg(name, ROWS, 16, 100 + (uint64_t)i);
     }
     /* The first one leads: start it alone and wait, then the standby. */
+    if (failpoint0 != NULL)
+        ck_assert_int_eq(setenv("SLUICE_FAILPOINT", failpoint0, 1), 0);
     coord_start(0);
+    unsetenv("SLUICE_FAILPOINT");
     coord_start(1);
     for (int i = 0; i < CRASH_NODES; i++)
         crash_start_node(i, clist, NULL);
+}
+
+static void cluster_start(void)
+{
+    cluster_start_fp(NULL);
 }
 
 /* GET /readyz of coordinator i: true on 200 (the leader; a standby answers 503). */
@@ -350,6 +370,26 @@ static size_t log_count(const char *path, const char *what)
     return n;
 }
 
+/* The text after "reason=" of the first line of a log that contains what ("" if none). */
+static void log_reason(const char *path, const char *what, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "re");
+    char line[2048];
+
+    buf[0] = '\0';
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        const char *r = strstr(line, what) != NULL ? strstr(line, "reason=") : NULL;
+
+        if (r != NULL) {
+            snprintf(buf, len, "%s", r + strlen("reason="));
+            buf[strcspn(buf, "\n")] = '\0';
+            break;
+        }
+    }
+    if (f != NULL)
+        fclose(f);
+}
+
 /* Stale-epoch refusals logged by the three nodes so far (assignments and report answers). */
 static size_t nodes_stale_epoch(void)
 {
@@ -413,14 +453,41 @@ static void placement_free(struct strmap *m)
     strmap_free(m);
 }
 
+/* Waits up to 10 s until coordinator i answers GET /v1/status as a standby (503). */
+static void await_standby(int i)
+{
+    struct harness_reply rep;
+    int st;
+
+    for (int waited = 0;
+         (st = harness_send(caddr[i], "GET", "/v1/status", &rep)) != 503 && waited < 10000;
+         waited += 50)
+        crash_sleep_ms(50);
+    if (st != 503)
+        harness_proc_dump_log(coords[i]);
+    ck_assert_msg(st == 503, "the old leader answers GET /v1/status with %d, not 503", st);
+}
+
+/* Coordinator 1 still leads, settles n segments, and each is where before says (freed). */
+static void check_placement_unchanged(struct strmap *before, int n)
+{
+    struct strmap *after;
+
+    ck_assert_msg(leader() == 1, "coordinator 1 no longer leads");
+    await_settled(1, n, 10000);
+    after = placement_of(caddr[1]);
+    ck_assert_uint_eq(strmap_count(after), strmap_count(before));
+    strmap_foreach(before, placement_cmp_cb, after);
+    placement_free(before);
+    placement_free(after);
+}
+
 START_TEST(test_sigstop)
 {
     int n = 40, more = 160;
     size_t refused0;
-    struct strmap *before, *after;
-    struct harness_reply rep;
+    struct strmap *before;
     int64_t ms;
-    int st;
 
     cluster_start();
     ck_assert_msg(await_lead(0, 10000) >= 0, "coordinator 0 does not lead");
@@ -448,23 +515,132 @@ START_TEST(test_sigstop)
         crash_sleep_ms(50);
     ck_assert_msg(!coord_ready(0), "the old leader still says it leads 10 s after SIGCONT");
     /* It serves again, as a standby (it may be re-opening its listener). */
-    for (int waited = 0;
-         (st = harness_send(caddr[0], "GET", "/v1/status", &rep)) != 503 && waited < 10000;
-         waited += 50)
-        crash_sleep_ms(50);
-    if (st != 503)
-        harness_proc_dump_log(coords[0]);
-    ck_assert_msg(st == 503, "the old leader answers GET /v1/status with %d, not 503", st);
+    await_standby(0);
     crash_sleep_ms(1500); /* several report rounds */
-    ck_assert_msg(leader() == 1, "coordinator 1 no longer leads");
     printf("check_failover: sigstop: the nodes refused %zu messages by epoch after SIGCONT\n",
            nodes_stale_epoch() - refused0);
-    await_settled(1, n, 10000);
-    after = placement_of(caddr[1]);
-    ck_assert_uint_eq(strmap_count(after), strmap_count(before));
-    strmap_foreach(before, placement_cmp_cb, after);
-    placement_free(before);
-    placement_free(after);
+    check_placement_unchanged(before, n);
+}
+END_TEST
+
+/* ---- the pause between the lease check and the send: fenced by epoch ------- */
+
+#define STALE_BATCHES \
+    "sluice_node_coordinator_refusals_total{reason=\"stale_epoch\",message=\"assign_batch\"}"
+
+/* Whether process pid is stopped (state T in /proc/<pid>/stat). */
+static bool proc_stopped(int pid)
+{
+    char path[64], buf[256], *paren;
+    FILE *f;
+    size_t len;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    if ((f = fopen(path, "re")) == NULL)
+        return false;
+    len = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    paren = strrchr(buf, ')');
+    return paren != NULL && paren[1] == ' ' && paren[2] == 'T';
+}
+
+/* A node metric summed over the three nodes (a node that does not answer counts 0). */
+static double nodes_metric_sum(const char *sample)
+{
+    double sum = 0;
+
+    for (int i = 0; i < CRASH_NODES; i++) {
+        double v = harness_metric(crash_node_addr(i), sample);
+
+        sum += v > 0 ? v : 0;
+    }
+    return sum;
+}
+
+/* Waits up to timeout_ms until every node has seen epoch; true if they have. */
+static bool await_nodes_epoch(long long epoch, unsigned timeout_ms)
+{
+    uint64_t t0 = crash_now_ms();
+
+    do {
+        int seen = 0;
+
+        for (int i = 0; i < CRASH_NODES; i++)
+            seen += harness_metric(crash_node_addr(i), "sluice_node_leader_epoch") == (double)epoch;
+        if (seen == CRASH_NODES)
+            return true;
+        crash_sleep_ms(50);
+    } while (crash_now_ms() - t0 < timeout_ms);
+    return false;
+}
+
+/*
+ * The leader passes its lease check and is paused before its batch leaves
+ * (SLUICE_FAILPOINT=dispatch-pause:p, coordinator/dispatch.c): the case the
+ * lease check cannot cover, which the epoch must. The standby leads and
+ * places the same segments; the nodes see its epoch; then the old leader
+ * continues, sends what it had decided, and the nodes refuse it by epoch.
+ */
+START_TEST(test_fence)
+{
+    int n = 40, more = 12, pid;
+    long long epoch0;
+    double refused;
+    struct strmap *before;
+    char *log, why[512];
+    int64_t ms;
+
+    cluster_start_fp("dispatch-pause:p");
+    pid = harness_proc_pid(coords[0]);
+    ck_assert_msg(await_lead(0, 10000) >= 0, "coordinator 0 does not lead");
+    ck_assert_int_eq(harness_register_ids_r(caddr[0], "f", 6, 0, n, uris, 4, ROWS, 16, REPLICATION),
+                     200);
+    await_settled(0, n, 30000);
+    epoch0 = catalog_epoch();
+    ck_assert_msg(await_nodes_epoch(epoch0, 10000), "the nodes did not all see epoch %lld", epoch0);
+    ck_assert_int_eq(nodes_metric_sum(STALE_BATCHES), 0);
+
+    /* Committed before the answer; the first batch carrying one stops the leader. */
+    ck_assert_int_eq(
+        harness_register_ids_r(caddr[0], "p", 6, n, n + more, uris, 4, ROWS, 16, REPLICATION), 200);
+    n += more;
+    for (int waited = 0; !proc_stopped(pid) && waited < 10000; waited += 20)
+        crash_sleep_ms(20);
+    ck_assert_msg(proc_stopped(pid), "coordinator 0 did not stop at its dispatch-pause failpoint");
+    ms = await_lead(1, 30000);
+    ck_assert_msg(ms >= 0, "the standby did not lead within 30 s of the leader's pause");
+    ck_assert_int_eq(catalog_epoch(), epoch0 + 1);
+    ck_assert_msg(await_nodes_epoch(epoch0 + 1, 15000), "the nodes did not all see epoch %lld",
+                  epoch0 + 1);
+    await_settled(1, n, 30000);
+    before = placement_of(caddr[1]);
+    printf("check_failover: fence: the leader paused between lease check and send; the standby "
+           "leads after %" PRId64 " ms, epoch %lld -> %lld\n",
+           ms, epoch0, epoch0 + 1);
+
+    /* The old leader goes on with the send it had decided on. */
+    ck_assert_int_eq(harness_proc_signal(coords[0], SIGCONT), 0);
+    for (int waited = 0; nodes_metric_sum(STALE_BATCHES) == 0 && waited < 10000; waited += 50)
+        crash_sleep_ms(50);
+    refused = nodes_metric_sum(STALE_BATCHES);
+    if (refused < 1) {
+        harness_proc_dump_log(coords[0]);
+        for (int i = 0; i < CRASH_NODES; i++)
+            harness_proc_dump_log(crash_nodes[i]);
+    }
+    ck_assert_msg(refused >= 1, "no node refused the old leader's assignment batch by epoch");
+    /* It stepped down: a standby on its address. */
+    await_standby(0);
+    log = xasprintf("%s/coord-0/coord.log", crash_dir);
+    log_reason(log, "event=lead_lost", why, sizeof(why));
+    ck_assert_msg(why[0] != '\0', "coordinator 0 logged no lead_lost");
+    ck_assert_msg(log_count(log, "action=continued") == 1, "coordinator 0 never continued");
+    free(log);
+    printf("check_failover: fence: after SIGCONT the nodes refused %.0f assignment batches of "
+           "epoch %lld; the old leader stepped down: %s\n",
+           refused, epoch0, why);
+    check_placement_unchanged(before, n);
 }
 END_TEST
 
@@ -548,6 +724,7 @@ int main(void)
 
     add_case(s, "kill_loop", test_kill_loop, lr ? 3600 : 600);
     add_case(s, "sigstop", test_sigstop, 300);
+    add_case(s, "fence", test_fence, 120);
     add_case(s, "pg_restart", test_pg_restart, 120);
     return harness_run_suite(s);
 }
