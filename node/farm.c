@@ -6,10 +6,15 @@
  * the queue is in completion order and one timer, armed for its head, ends
  * every load.
  *
+ * Each virtual node also keeps its set as a report lists it (a repset, so
+ * the set's digest is kept as it changes) and the ids changed since its
+ * last report: its reports are built from those (reporter_source.changes),
+ * not by listing and diffing every copy it holds.
+ *
  * Expected load: 10^6 segments over 1,000 virtual nodes; an assignment
  * costs a hash lookup and one admission decision (hundreds of ns), a report
- * O(segments held), a tick (every 100 ms) one admission_observe() per
- * virtual node.
+ * O(changes since the last), a whole report O(segments held), a tick
+ * (every 100 ms) one admission_observe() per virtual node.
  */
 #include "farm.h"
 
@@ -38,6 +43,7 @@
 #include "pbhttp.h"
 #include "reason.h"
 #include "report.h"
+#include "repset.h"
 #include "signals.h"
 #include "sluice_config.h"
 #include "strmap.h"
@@ -78,6 +84,8 @@ struct farm_vnode {
     struct http_server *http;
     struct reporter *reporter;
     struct strmap *segs; /* id -> struct farm_seg */
+    struct repset *cur;  /* the set as a report lists it, with its digest */
+    struct strmap *dirty; /* ids changed (or gone) since the last report (-> the vnode) */
     uint64_t capacity;
     uint64_t footprint, peak; /* LOADED footprints now, and the most ever */
     unsigned loading;
@@ -202,6 +210,41 @@ static void farm_fill_pressure(const struct farm_vnode *v, struct wire_pressure 
         p->admit_watermark = v->farm->acfg.high_watermark;
 }
 
+/* A held segment as a report lists it. */
+static void farm_seg_status(const struct farm_seg *s, struct wire_segment_status *o)
+{
+    memset(o, 0, sizeof(*o));
+    memcpy(o->segment_id, s->id, strlen(s->id) + 1); /* checked on the wire: fits */
+    o->state = s->state;
+    o->row_count = s->row_count;
+    o->avg_row_size = s->avg_row_size;
+    o->digest = s->digest;
+    o->file_bytes = s->row_count * s->avg_row_size;
+    o->mem_request_bytes = s->mem_request;
+    o->mem_limit_bytes = s->mem_limit;
+    if (s->state == WIRE_SEG_LOADED) {
+        o->footprint_bytes = s->footprint;
+        o->over_limit = s->mem_limit > 0 && s->footprint > s->mem_limit;
+    }
+}
+
+/* The segment's status changed (or it is new): the set and the next report learn it. */
+static void farm_seg_changed(struct farm_vnode *v, const struct farm_seg *s)
+{
+    struct wire_segment_status st;
+
+    farm_seg_status(s, &st);
+    repset_put(v->cur, &st);
+    (void)strmap_put(v->dirty, s->id, v);
+}
+
+/* The segment left the virtual node. */
+static void farm_seg_gone(struct farm_vnode *v, const char *id)
+{
+    (void)repset_remove(v->cur, id);
+    (void)strmap_put(v->dirty, id, v);
+}
+
 /* Puts a segment at the tail of the loading queue and arms the timer if it is the head. */
 static void farm_load_start(struct farm *f, struct farm_seg *s)
 {
@@ -280,6 +323,7 @@ static void farm_assign(struct farm_vnode *v, const struct wire_assign_request *
             admission_ledger_pend(v->ledger, cost);
             admission_ledger_commit(v->ledger, s->id, cost, raw);
             v->loading++;
+            farm_seg_changed(v, s);
             farm_load_start(f, s);
         }
     }
@@ -324,6 +368,7 @@ static void farm_load_cb(evutil_socket_t fd, short what, void *arg)
         if (admission_ledger_release(v->ledger, s->id, &h) == 0 && h.cost > 0)
             admission_cost_learn(&v->cost, h.raw, s->footprint);
         s->state = WIRE_SEG_LOADED;
+        farm_seg_changed(v, s);
         reporter_soon(v->reporter); /* as a real node does when a load ends */
         v->footprint += s->footprint;
         if (v->footprint > v->peak)
@@ -419,41 +464,52 @@ static void farm_report_fill(void *arg, enum wire_node_state *state, struct wire
     farm_fill_pressure(v, p);
 }
 
-struct farm_list {
-    struct wire_node_status *st;
-};
-
-static int farm_list_one(const char *id, void *value, void *arg)
-{
-    struct farm_list *l = arg;
-    struct farm_seg *s = value;
-    struct wire_segment_status *o;
-
-    o = &l->st->segments[l->st->n_segments++];
-    snprintf(o->segment_id, sizeof(o->segment_id), "%s", id);
-    o->state = s->state;
-    o->row_count = s->row_count;
-    o->avg_row_size = s->avg_row_size;
-    o->digest = s->digest;
-    o->file_bytes = s->row_count * s->avg_row_size;
-    o->mem_request_bytes = s->mem_request;
-    o->mem_limit_bytes = s->mem_limit;
-    if (s->state == WIRE_SEG_LOADED) {
-        o->footprint_bytes = s->footprint;
-        o->over_limit = s->mem_limit > 0 && s->footprint > s->mem_limit;
-    }
-    return 0;
-}
-
 static void farm_report_segments(void *arg, struct wire_node_status *ret)
 {
     struct farm_vnode *v = arg;
-    struct farm_list l = {ret};
-    size_t n = strmap_count(v->segs);
+    size_t cap = 0;
+
+    ret->segments = NULL;
+    ret->n_segments = repset_export(v->cur, &ret->segments, &cap);
+}
+
+struct farm_changes {
+    struct farm_vnode *v;
+    struct wire_node_status *st;
+    char (*removed)[WIRE_ID_MAX + 1];
+    size_t n_removed;
+};
+
+static int farm_change_one(const char *id, void *value, void *arg)
+{
+    struct farm_changes *ch = arg;
+
+    if (repset_get(ch->v->cur, id, &ch->st->segments[ch->st->n_segments]))
+        ch->st->n_segments++;
+    else
+        snprintf(ch->removed[ch->n_removed++], sizeof(ch->removed[0]), "%s", id);
+    return 0;
+}
+
+static void farm_report_changes(void *arg, struct wire_node_status *ret,
+                                char (**ret_removed)[WIRE_ID_MAX + 1], size_t *ret_n_removed,
+                                uint64_t *ret_set_count, uint64_t *ret_set_hash)
+{
+    struct farm_vnode *v = arg;
+    size_t n = strmap_count(v->dirty);
+    struct farm_changes ch = {v, ret, xcalloc(n > 0 ? n : 1, sizeof(*ch.removed)), 0};
 
     ret->segments = xcalloc(n > 0 ? n : 1, sizeof(*ret->segments));
     ret->n_segments = 0;
-    (void)strmap_foreach(v->segs, farm_list_one, &l);
+    (void)strmap_foreach(v->dirty, farm_change_one, &ch);
+    if (n > 0) {
+        strmap_free(v->dirty);
+        v->dirty = strmap_new();
+    }
+    *ret_removed = ch.removed;
+    *ret_n_removed = ch.n_removed;
+    *ret_set_count = repset_count(v->cur);
+    *ret_set_hash = repset_hash(v->cur);
 }
 
 /* The coordinator's drop: LOADED memory is freed at once, a load in flight when it ends. */
@@ -465,6 +521,7 @@ static void farm_report_drop(void *arg, const char *id)
     if (s == NULL)
         return;
     (void)strmap_remove(v->segs, id);
+    farm_seg_gone(v, id);
     if (s->state == WIRE_SEG_LOADING) {
         s->gone = true; /* the loading queue owns it now */
         return;
@@ -477,6 +534,7 @@ static const struct reporter_source farm_source = {
     .fill = farm_report_fill,
     .segments = farm_report_segments,
     .drop = farm_report_drop,
+    .changes = farm_report_changes,
 };
 
 /* ---- the control server ----------------------------------------------- */
@@ -599,6 +657,8 @@ static void farm_free(struct farm *f)
         if (v->segs != NULL)
             (void)strmap_foreach(v->segs, farm_free_seg, NULL);
         strmap_free(v->segs);
+        repset_free(v->cur);
+        strmap_free(v->dirty);
         admission_ledger_free(v->ledger);
     }
     if (f->load_ev != NULL)
@@ -693,6 +753,8 @@ static struct farm *farm_new(struct event_base *base, const struct farm_config *
         v->capacity =
             (uint64_t)((double)cfg->capacity * (1.0 + cfg->capacity_spread * (2.0 * u - 1.0)));
         v->segs = strmap_new();
+        v->cur = repset_new();
+        v->dirty = strmap_new();
         v->ledger = admission_ledger_new();
         admission_cost_init(&v->cost);
         v->rng = (uint32_t)farm_mix(cfg->seed ^ (uint64_t)i) | 1u;

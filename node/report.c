@@ -21,6 +21,7 @@
 #include "coordlist.h"
 #include "log.h"
 #include "repset.h"
+#include "strmap.h"
 #include "xmalloc.h"
 
 /* A node whose reports get 401 says so at most this often. */
@@ -64,6 +65,16 @@ struct report_state {
     size_t n_segs;
     char (*removed)[WIRE_ID_MAX + 1];
     size_t n_removed;
+    size_t cap_segs; /* of segs, journal mode (repset_export) */
+    /*
+     * Journal mode (report_build_changes()): what changed since the base,
+     * as the source said it, instead of a diff against an acked copy of the
+     * set (which journal mode does not keep): carry holds each changed
+     * copy's latest status, gone each id that went since (id -> s).
+     */
+    bool journal;
+    struct repset *carry;
+    struct strmap *gone;
     struct report_state_stats stats;
 };
 
@@ -80,13 +91,24 @@ struct report_state *report_state_new(uint64_t incarnation)
     return s;
 }
 
+/* Journal mode: forgets what the base already has (after a whole report, or an acknowledged delta). */
+static void report_carry_clear(struct report_state *s)
+{
+    if (s->carry != NULL)
+        repset_clear(s->carry);
+    if (s->gone != NULL && strmap_count(s->gone) > 0) {
+        strmap_free(s->gone);
+        s->gone = strmap_new();
+    }
+}
+
 static void report_pending_clear(struct report_state *s)
 {
     free(s->segs);
     free(s->removed);
     s->segs = NULL;
     s->removed = NULL;
-    s->n_segs = s->n_removed = 0;
+    s->n_segs = s->n_removed = s->cap_segs = 0;
     s->pending_seq = 0;
 }
 
@@ -96,6 +118,8 @@ void report_state_free(struct report_state *s)
         return;
     report_pending_clear(s);
     repset_free(s->acked);
+    repset_free(s->carry);
+    strmap_free(s->gone);
     free(s);
 }
 
@@ -109,8 +133,10 @@ uint64_t report_build(struct report_state *s, const struct wire_segment_status *
 {
     report_pending_clear(s);
     s->pending_seq = ++s->seq;
-    s->pending_full = s->acked_seq == 0 || s->want_full;
+    /* In journal mode there is no acked copy to diff against: this is the whole set. */
+    s->pending_full = s->acked_seq == 0 || s->want_full || s->journal;
     if (s->pending_full) {
+        report_carry_clear(s); /* the whole set says it all */
         s->segs = xcalloc(n > 0 ? n : 1, sizeof(*s->segs));
         if (n > 0)
             memcpy(s->segs, cur, n * sizeof(*cur));
@@ -145,6 +171,67 @@ uint64_t report_build(struct report_state *s, const struct wire_segment_status *
     return s->seq;
 }
 
+bool report_wants_full(const struct report_state *s)
+{
+    return s->acked_seq == 0 || s->want_full;
+}
+
+/* Collects gone's ids into the pending report's removed list. */
+static int report_gone_one(const char *id, void *value, void *arg)
+{
+    struct report_state *s = arg;
+
+    snprintf(s->removed[s->n_removed++], sizeof(s->removed[0]), "%s", id);
+    return 0;
+}
+
+uint64_t report_build_changes(struct report_state *s, const struct wire_segment_status *changed,
+                              size_t n_changed, const char (*removed)[WIRE_ID_MAX + 1],
+                              size_t n_removed, uint64_t set_count, uint64_t set_hash,
+                              struct wire_node_report *rep)
+{
+    size_t n_gone;
+
+    assert(!report_wants_full(s));
+    report_pending_clear(s);
+    if (s->carry == NULL) {
+        s->carry = repset_new();
+        s->gone = strmap_new();
+    }
+    if (!s->journal) {
+        /* From now on the source says what changed: the acked copy is not needed. */
+        s->journal = true;
+        repset_clear(s->acked);
+    }
+    for (size_t i = 0; i < n_changed; i++) {
+        repset_put(s->carry, &changed[i]);
+        (void)strmap_remove(s->gone, changed[i].segment_id);
+    }
+    for (size_t i = 0; i < n_removed; i++) {
+        (void)repset_remove(s->carry, removed[i]);
+        (void)strmap_put(s->gone, removed[i], s);
+    }
+    s->pending_seq = ++s->seq;
+    s->pending_full = false;
+    /* Everything since the base, also what an unanswered report carried. */
+    s->n_segs = repset_export(s->carry, &s->segs, &s->cap_segs);
+    n_gone = strmap_count(s->gone);
+    s->removed = xcalloc(n_gone > 0 ? n_gone : 1, sizeof(*s->removed));
+    (void)strmap_foreach(s->gone, report_gone_one, s);
+    s->stats.delta++;
+    rep->set_count = set_count;
+    rep->set_hash = set_hash;
+    rep->incarnation = s->incarnation;
+    rep->seq = s->seq;
+    rep->delta = true;
+    rep->base_seq = s->acked_seq;
+    rep->segments = s->segs;
+    rep->n_segments = s->n_segs;
+    rep->removed = s->removed;
+    rep->n_removed = s->n_removed;
+    return s->seq;
+}
+
 bool report_answered(struct report_state *s, uint64_t seq, const struct wire_report_response *resp)
 {
     if (seq == 0 || seq != s->pending_seq)
@@ -153,7 +240,9 @@ bool report_answered(struct report_state *s, uint64_t seq, const struct wire_rep
         s->want_full = true;
         s->stats.full_asked += resp->send_full;
     } else {
-        if (s->pending_full)
+        if (s->journal)
+            report_carry_clear(s); /* the base has it now; nothing is diffed against it */
+        else if (s->pending_full)
             repset_replace(s->acked, s->segs, s->n_segs);
         else
             repset_apply(s->acked, s->segs, s->n_segs,
@@ -330,13 +419,31 @@ static void reporter_tick_cb(evutil_socket_t fd, short what, void *arg)
     r->last_sent_ms = clock_mono_ns() / 1000000;
     memset(&st, 0, sizeof(st));
     memset(&rep, 0, sizeof(rep));
-    r->src.segments(r->arg, &st);
     snprintf(rep.node_id, sizeof(rep.node_id), "%s", r->node_id);
     snprintf(rep.addr, sizeof(rep.addr), "%s", r->advertise);
     r->src.fill(r->arg, &rep.state, &rep.pressure);
     rep.claim = r->claim;
-    /* The whole set, or what changed since the acknowledged base (and no URIs). */
-    r->sent_seq = report_build(r->rs, st.segments, st.n_segments, &rep);
+    if (r->src.changes != NULL) {
+        char(*removed)[WIRE_ID_MAX + 1] = NULL;
+        size_t n_removed = 0;
+        uint64_t count, hash;
+
+        /* Taken also before a whole report: it covers them. */
+        r->src.changes(r->arg, &st, &removed, &n_removed, &count, &hash);
+        if (!report_wants_full(r->rs)) {
+            r->sent_seq = report_build_changes(r->rs, st.segments, st.n_segments,
+                                               (const char(*)[WIRE_ID_MAX + 1])removed, n_removed,
+                                               count, hash, &rep);
+        }
+        free(removed);
+        wire_node_status_done(&st);
+        memset(&st, 0, sizeof(st));
+    }
+    if (r->src.changes == NULL || report_wants_full(r->rs)) {
+        r->src.segments(r->arg, &st);
+        /* The whole set, or what changed since the acknowledged base (and no URIs). */
+        r->sent_seq = report_build(r->rs, st.segments, st.n_segments, &rep);
+    }
     body = wire_node_report_encode(&rep, &len);
     wire_node_status_done(&st);
     if (http_client_request(coordclient_client(r->cc), EVHTTP_REQ_POST, "/v1/report", WIRE_CONTENT_TYPE, body, len,

@@ -65,6 +65,20 @@ struct reporter_source {
     void (*segments)(void *arg, struct wire_node_status *ret);
     /* The coordinator's answer says to drop id (already logged as drop_requested). */
     void (*drop)(void *arg, const char *id);
+    /*
+     * Optional, for a source that knows what changed (`sluice-node farm`):
+     * fills ret->segments and ret->n_segments with the copies whose status
+     * changed since the previous call (their status now; the reporter
+     * frees them), *ret_removed (xmalloc'ed, the reporter frees it) and
+     * *ret_n_removed with the ids gone since, and the digest of the whole
+     * set (what repset_digest_of() gives for segments()'s list), and
+     * forgets them. Then a delta report costs O(changes) instead of
+     * listing and diffing the whole set each time; segments() is still
+     * asked for a whole report. NULL: every report lists the whole set.
+     */
+    void (*changes)(void *arg, struct wire_node_status *ret,
+                    char (**ret_removed)[WIRE_ID_MAX + 1], size_t *ret_n_removed,
+                    uint64_t *ret_set_count, uint64_t *ret_set_hash);
 };
 
 /*
@@ -137,6 +151,24 @@ uint64_t report_state_incarnation(const struct report_state *s);
  */
 uint64_t report_build(struct report_state *s, const struct wire_segment_status *cur, size_t n,
                       struct wire_node_report *rep);
+
+/* Whether the next report must be the whole set (no base yet, or the coordinator asked). */
+bool report_wants_full(const struct report_state *s);
+
+/*
+ * Journal mode, for a source that knows what changed (reporter_source.changes):
+ * as report_build, from the copies changed since the previous build
+ * (changed[0..n_changed), their status now) and the ids gone
+ * (removed[0..n_removed)), with the digest of the whole set given by the
+ * source. The delta carries everything changed since the acknowledged
+ * base, so what an unanswered report carried goes again; no copy of the
+ * acknowledged set is kept. Only while !report_wants_full(): a whole
+ * report is report_build() with the whole set. rep as with report_build().
+ */
+uint64_t report_build_changes(struct report_state *s, const struct wire_segment_status *changed,
+                              size_t n_changed, const char (*removed)[WIRE_ID_MAX + 1],
+                              size_t n_removed, uint64_t set_count, uint64_t set_hash,
+                              struct wire_node_report *rep);
 
 /*
  * The coordinator's answer to report seq (the last built): acknowledged,

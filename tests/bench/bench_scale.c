@@ -9,8 +9,9 @@
  *   2. the farm starts and joins (every virtual node UP);
  *   3. placement: from the farm's start to every segment LOADED
  *      (GET /v1/status), segments/s end to end;
- *   4. coordinator peak RSS (VmHWM) by then, and LOAD_CONCURRENCY (and all)
- *      refusals per placed segment;
+ *   4. coordinator peak RSS (VmHWM) by then, LOAD_CONCURRENCY (and all)
+ *      refusals per placed segment, and the CPU the coordinator and the
+ *      farm each spent per placed segment (they share the machine's cores);
  *   5. steady state: coordinator CPU per second over a quiet window with
  *      every virtual node reporting every second;
  *   6. catalog size (the SQLite file and its WAL);
@@ -152,6 +153,7 @@ int main(void)
     pthread_t sampler;
     double t_join, t_reg, t_loaded, t_farm0 = 0, t_kill = -1, t_health = -1, t_reload = -1;
     double cpu0, cpu1, steady_window = smoke ? 5 : 10, steady_cores, rc_per, lc_per;
+    double coord_cpu0 = 0, farm_cpu0 = 0, coord_us = 0, farm_us = 0;
     uint64_t hwm, rss, refused = 0, db_bytes = 0, victim_segs = 0, placed = 0;
     bool settled;
     struct stat sb;
@@ -194,9 +196,11 @@ int main(void)
     /* 2. The farm joins; placement is timed from its start to every segment LOADED. */
     t_farm0 = scalekit_now_s();
     atomic_store(&phase, 0);
+    coord_cpu0 = scalekit_proc_cpu_s(harness_proc_pid(coord));
     farm = harness_farm_start(farm_dir, coord_addr, (unsigned)nodes, farm_args);
     if (farm == NULL)
         goto out_sampler;
+    farm_cpu0 = scalekit_proc_cpu_s(harness_proc_pid(farm));
     t_join = scalekit_now_s();
     while (!(status(&st) && st.nodes_up == nodes)) {
         if (scalekit_now_s() - t_join > 120) {
@@ -210,6 +214,8 @@ int main(void)
     atomic_store(&phase, 2);
     settled = scalekit_wait_loaded(coord_addr, segs, smoke ? 600 : 1500) >= 0;
     t_loaded = scalekit_now_s() - t_farm0;
+    coord_us = scalekit_proc_cpu_s(harness_proc_pid(coord)) - coord_cpu0;
+    farm_us = scalekit_proc_cpu_s(harness_proc_pid(farm)) - farm_cpu0;
     scalekit_proc_mem(harness_proc_pid(coord), &hwm, &rss);
     if (!status(&st)) {
         pthread_mutex_lock(&last_lock);
@@ -225,6 +231,8 @@ int main(void)
     for (int r = 0; r < WIRE_REASON_COUNT_; r++)
         refused += st.refusals[r];
     lc_per = (double)st.refusals[WIRE_REASON_LOAD_CONCURRENCY] / (double)(placed > 0 ? placed : 1);
+    coord_us = coord_us * 1e6 / (double)(placed > 0 ? placed : 1);
+    farm_us = farm_us * 1e6 / (double)(placed > 0 ? placed : 1);
     rc_per = (double)refused / (double)(placed > 0 ? placed : 1);
 
     /* 5. Steady state: everything LOADED, every node reporting each second. */
@@ -289,6 +297,9 @@ int main(void)
     printf("| LOAD_CONCURRENCY refusals per placed segment | %.3f | <= 0.2 %s |\n", lc_per,
            lc_per <= 0.2 ? "met" : "MISSED");
     printf("| all refusals per placed segment | %.3f | |\n", rc_per);
+    printf("| CPU per placed segment, farm start to all LOADED: coordinator, farm | %.0f us, "
+           "%.0f us | |\n",
+           coord_us, farm_us);
     printf("| coordinator CPU in steady state (%" PRIu64 " nodes reporting every 1 s, %" PRIu64
            " copies LOADED) | %.3f cores | <= 0.25 %s |\n",
            nodes, placed, steady_cores, steady_cores <= 0.25 ? "met" : "MISSED");
@@ -303,12 +314,14 @@ int main(void)
     fprintf(csv,
             "nodes,segments,join_s,register_s,register_per_s,place_s,place_per_s,"
             "peak_rss_bytes,load_concurrency_per_placed,refusals_per_placed,steady_cores,"
-            "catalog_bytes,kill_node_s,kill_node_segments,restart_health_s,restart_loaded_s\n");
+            "catalog_bytes,kill_node_s,kill_node_segments,restart_health_s,restart_loaded_s,"
+            "coord_us_per_placed,farm_us_per_placed\n");
     fprintf(csv,
             "%" PRIu64 ",%" PRIu64 ",%.2f,%.2f,%.0f,%.2f,%.0f,%" PRIu64 ",%.4f,%.4f,%.4f,%" PRIu64
-            ",%.2f,%" PRIu64 ",%.3f,%.3f\n",
+            ",%.2f,%" PRIu64 ",%.3f,%.3f,%.1f,%.1f\n",
             nodes, segs, t_join, t_reg, (double)segs / t_reg, t_loaded, (double)placed / t_loaded,
-            hwm, lc_per, rc_per, steady_cores, db_bytes, t_kill, victim_segs, t_health, t_reload);
+            hwm, lc_per, rc_per, steady_cores, db_bytes, t_kill, victim_segs, t_health, t_reload,
+            coord_us, farm_us);
     rc = 0;
 out_sampler:
     atomic_store(&sampler_stop, true);

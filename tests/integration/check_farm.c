@@ -11,8 +11,9 @@
  * less capacity than data, MEM_CAPACITY refuses what does not fit and no
  * virtual node goes over its capacity; nodes that load 4 at a time and
  * advertise it (load_slots) are sent no more than 4 outstanding, so 500
- * segments are placed without one LOAD_CONCURRENCY refusal; bad flags are
- * refused at start.
+ * segments are placed without one LOAD_CONCURRENCY refusal, and their
+ * delta reports (built from what changed) never disagree with the digest;
+ * bad flags are refused at start.
  */
 #include <check.h>
 #include <errno.h>
@@ -311,6 +312,12 @@ START_TEST(test_load_window)
                   "%" PRIu64 " LOAD_CONCURRENCY refusals placing 500 segments",
                   st.refusals[WIRE_REASON_LOAD_CONCURRENCY]);
     ck_assert_uint_eq(refused, 0);
+    /* The farm's deltas (built from its changes, not a diff) agree with the set each time. */
+    ck_assert_double_gt(harness_metric(harness_proc_addr(coord),
+                                       "sluice_coord_reports_by_kind_total{kind=\"delta\"}"),
+                        100);
+    ck_assert_double_eq(
+        harness_metric(harness_proc_addr(coord), "sluice_coord_report_digest_mismatches_total"), 0);
 }
 END_TEST
 

@@ -4,12 +4,16 @@
  * acknowledged one becomes the base of deltas that carry only changes and
  * removals, an unanswered one leaves the base as it was, and send_full or
  * an answer without an acknowledgement (an older coordinator) makes the next
- * report whole again. The reporter itself, with a loop: freeing it while a
+ * report whole again. Journal mode (a source that says what changed): a
+ * delta carries every change since the base, again after a lost report,
+ * an id gone and back is a change and not a removal, and the source's
+ * digest is what goes. The reporter itself, with a loop: freeing it while a
  * report is in flight and a report is asked for soon.
  */
 #include <check.h>
 #include <malloc.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +42,15 @@ static struct wire_segment_status *make(size_t n)
         v[i].uri = uri; /* never sent */
     }
     return v;
+}
+
+/* Whether rep's list names id. */
+static bool rep_names(const struct wire_node_report *rep, const char *id)
+{
+    for (size_t i = 0; i < rep->n_segments; i++)
+        if (strcmp(rep->segments[i].segment_id, id) == 0)
+            return true;
+    return false;
 }
 
 static struct wire_report_response ack(uint64_t seq)
@@ -141,6 +154,84 @@ START_TEST(test_unanswered_keeps_base)
     ck_assert_uint_eq(st.full, 1);
     ck_assert_uint_eq(st.delta, 2);
     ck_assert_uint_eq(st.acked_seq, 1);
+    report_state_free(s);
+    free(v);
+}
+END_TEST
+
+START_TEST(test_journal)
+{
+    struct report_state *s = report_state_new(5);
+    struct wire_segment_status *v = make(4);
+    const char gone[1][WIRE_ID_MAX + 1] = {"s3"};
+    const char back[1][WIRE_ID_MAX + 1] = {"s0"};
+    struct wire_report_response a = ack(1);
+    struct wire_node_report rep;
+    struct report_state_stats st;
+
+    memset(&rep, 0, sizeof(rep));
+    ck_assert(report_wants_full(s));
+    report_build(s, v, 4, &rep);
+    ck_assert(!rep.delta);
+    report_answered(s, 1, &a);
+    ck_assert(!report_wants_full(s));
+
+    /* s1 changed: a delta of one, with the digest the source gave. */
+    v[1].footprint_bytes = 4096;
+    report_build_changes(s, &v[1], 1, NULL, 0, 4, 0xabcdef, &rep);
+    ck_assert(rep.delta);
+    ck_assert_uint_eq(rep.seq, 2);
+    ck_assert_uint_eq(rep.base_seq, 1);
+    ck_assert_uint_eq(rep.n_segments, 1);
+    ck_assert_str_eq(rep.segments[0].segment_id, "s1");
+    ck_assert_uint_eq(rep.segments[0].footprint_bytes, 4096);
+    ck_assert_ptr_null(rep.segments[0].uri);
+    ck_assert_uint_eq(rep.n_removed, 0);
+    ck_assert_uint_eq(rep.set_count, 4);
+    ck_assert_uint_eq(rep.set_hash, 0xabcdef);
+    /* Lost: the next carries s1 again, with s2's change and s3 gone. */
+    report_unanswered(s, 2);
+    v[2].state = WIRE_SEG_DROPPED;
+    report_build_changes(s, &v[2], 1, gone, 1, 3, 1, &rep);
+    ck_assert_uint_eq(rep.seq, 3);
+    ck_assert_uint_eq(rep.base_seq, 1);
+    ck_assert_uint_eq(rep.n_segments, 2);
+    ck_assert(rep_names(&rep, "s1") && rep_names(&rep, "s2"));
+    ck_assert_uint_eq(rep.n_removed, 1);
+    ck_assert_str_eq(rep.removed[0], "s3");
+    /* Acknowledged: the base has all that; the next names only what follows. */
+    a = ack(3);
+    ck_assert(!report_answered(s, 3, &a));
+    report_build_changes(s, NULL, 0, NULL, 0, 3, 1, &rep);
+    ck_assert_uint_eq(rep.base_seq, 3);
+    ck_assert_uint_eq(rep.n_segments, 0);
+    ck_assert_uint_eq(rep.n_removed, 0);
+    report_unanswered(s, 4);
+    /* s0 gone, then back before an answer: a change, not a removal. */
+    report_build_changes(s, NULL, 0, back, 1, 2, 1, &rep);
+    ck_assert_uint_eq(rep.n_removed, 1);
+    report_unanswered(s, 5);
+    report_build_changes(s, &v[0], 1, NULL, 0, 3, 1, &rep);
+    ck_assert_uint_eq(rep.n_removed, 0);
+    ck_assert_uint_eq(rep.n_segments, 1);
+    ck_assert_str_eq(rep.segments[0].segment_id, "s0");
+    /* send_full: the next is whole, and a delta after its acknowledgement starts afresh. */
+    a = ack(6);
+    a.send_full = true;
+    ck_assert(report_answered(s, 6, &a));
+    ck_assert(report_wants_full(s));
+    report_build(s, v, 3, &rep);
+    ck_assert(!rep.delta);
+    ck_assert_uint_eq(rep.n_segments, 3);
+    a = ack(7);
+    report_answered(s, 7, &a);
+    report_build_changes(s, NULL, 0, NULL, 0, 3, 1, &rep);
+    ck_assert(rep.delta);
+    ck_assert_uint_eq(rep.base_seq, 7);
+    ck_assert_uint_eq(rep.n_segments, 0);
+    report_state_get_stats(s, &st);
+    ck_assert_uint_eq(st.full, 2);
+    ck_assert_uint_eq(st.delta, 6);
     report_state_free(s);
     free(v);
 }
@@ -279,6 +370,7 @@ static Suite *report_suite(void)
     tc = tcase_create("delta");
     tcase_add_test(tc, test_first_full_then_delta);
     tcase_add_test(tc, test_unanswered_keeps_base);
+    tcase_add_test(tc, test_journal);
     suite_add_tcase(s, tc);
     tc = tcase_create("full");
     tcase_add_test(tc, test_send_full);
