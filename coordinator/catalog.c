@@ -32,6 +32,7 @@
 
 #include "log.h"
 #include "sqldb.h"
+#include "strmap.h"
 #include "xmalloc.h"
 
 /* "SLCE": marks the file as a Sluice catalog (PRAGMA application_id). */
@@ -170,11 +171,17 @@ enum catalog_stmt {
     ST_EV_BY_SEG,
     ST_EV_BEFORE,
     ST_EV_BEFORE_SEG,
-    ST_EV_INSERT_ID,
-    ST_SEG_INSERT_GROUP, /* PostgreSQL only */
-    ST_EV_RESERVE,       /* PostgreSQL only */
+    ST_EV_RESERVE, /* PostgreSQL only, from here on */
+    ST_SEG_ROWS,
+    ST_ASG_ROWS,
+    ST_STATE_ROWS,
+    ST_FOOT_ROWS,
+    ST_EV_ROWS,
     ST_COUNT_
 };
+
+/* The tables whose rows a group sends together, in the order they are sent. */
+enum { CAT_ROWS_SEG, CAT_ROWS_ASG, CAT_ROWS_STATE, CAT_ROWS_FOOT, CAT_ROWS_EV, CAT_ROWS_KINDS };
 
 /* Event ids a group reserves at a time on PostgreSQL (ST_EV_RESERVE). */
 #define CAT_EV_RESERVE 256
@@ -248,20 +255,22 @@ static const char *const catalog_sql[ST_COUNT_] = {
     [ST_EV_BEFORE] = "SELECT " EV_COLS " FROM events WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
     [ST_EV_BEFORE_SEG] = "SELECT " EV_COLS " FROM events WHERE segment_id = ?1 AND id < ?2"
                          " ORDER BY id DESC LIMIT ?3",
-    /* A group's events on PostgreSQL: the id reserved beforehand, so no answer is awaited. */
-    [ST_EV_INSERT_ID] = "INSERT INTO events (id, ts_ms, segment_id, node_id, kind, reason,"
-                        " http_status, retry_after_ms, detail, count, last_ts_ms)"
-                        " VALUES (?11, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     /*
-     * A group's segment on PostgreSQL, whose answer comes only at commit: a
-     * retried registration (the same fields) changes nothing, as
+     * A group's rows on PostgreSQL, one statement per table for up to
+     * CAT_ROWS_MAX rows: each parameter is an array literal of one column
+     * (lower-case type names: sqldb's rules rewrite only the upper-case
+     * ones). A retried registration (the same fields) changes nothing, as
      * ST_SEG_INSERT; a conflicting one fails the statement, and so the
      * group, with a sentence that names the first differing field (a cast
-     * of that sentence to a number is how plain SQL raises an error).
+     * of that sentence to a number is how plain SQL raises an error). A key
+     * comes at most once in a statement (ON CONFLICT DO UPDATE and UPDATE
+     * ... FROM want that): cat_rows_add sends the rows before a repeat.
      */
-    [ST_SEG_INSERT_GROUP] =
-        "INSERT INTO segments (" SEG_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-        " ?11, ?12, ?13) ON CONFLICT (id) DO UPDATE SET row_count ="
+    [ST_SEG_ROWS] =
+        "INSERT INTO segments (" SEG_COLS ") SELECT * FROM unnest(?1::text[], ?2::text[],"
+        " ?3::bigint[], ?4::bigint[], ?5::bigint[], ?6::text[], ?7::bigint[], ?8::bigint[],"
+        " ?9::bigint[], ?10::text[], ?11::bigint[], ?12::bigint[], ?13::bigint[])"
+        " ON CONFLICT (id) DO UPDATE SET row_count ="
         " CAST('segment ''' || excluded.id || ''' already exists with a different ' ||"
         " CASE WHEN segments.uri <> excluded.uri THEN 'uri'"
         " WHEN segments.row_count <> excluded.row_count THEN 'row_count'"
@@ -272,6 +281,20 @@ static const char *const catalog_sql[ST_COUNT_] = {
         " OR segments.avg_row_size <> excluded.avg_row_size"
         " OR segments.replication <> excluded.replication OR segments.digest <> excluded.digest"
         " OR segments.table_name <> excluded.table_name",
+    [ST_ASG_ROWS] = "INSERT INTO assignments (" ASG_COLS ") SELECT * FROM unnest(?1::text[],"
+                    " ?2::text[], ?3::text[], ?4::bigint[])"
+                    " ON CONFLICT (segment_id, node_id) DO UPDATE SET"
+                    " state = excluded.state, updated_ms = excluded.updated_ms",
+    [ST_STATE_ROWS] = "UPDATE segments SET state = r.state, backoff_until_ms = r.backoff_until_ms"
+                      " FROM unnest(?1::text[], ?2::text[], ?3::bigint[])"
+                      " AS r (id, state, backoff_until_ms) WHERE segments.id = r.id COLLATE \"C\"",
+    [ST_FOOT_ROWS] = "UPDATE segments SET footprint_bytes = r.footprint_bytes"
+                     " FROM unnest(?1::text[], ?2::bigint[]) AS r (id, footprint_bytes)"
+                     " WHERE segments.id = r.id COLLATE \"C\"",
+    /* Ids reserved beforehand (ST_EV_RESERVE), so that add_event_id answers at once. */
+    [ST_EV_ROWS] = "INSERT INTO events (" EV_COLS ") SELECT * FROM unnest(?1::bigint[],"
+                   " ?2::bigint[], ?3::text[], ?4::text[], ?5::text[], ?6::text[], ?7::bigint[],"
+                   " ?8::bigint[], ?9::text[], ?10::bigint[], ?11::bigint[])",
     /* Sequence values are never handed out twice, whatever becomes of the transaction. */
     [ST_EV_RESERVE] = "SELECT nextval(pg_get_serial_sequence('events', 'id'))"
                       " FROM generate_series(1, 256)",
@@ -298,6 +321,8 @@ struct catalog {
     /* PostgreSQL: event ids reserved for groups, ev_ids[ev_next..ev_n) unused yet */
     uint64_t ev_ids[CAT_EV_RESERVE];
     unsigned ev_next, ev_n;
+    struct cat_rows *rows; /* PostgreSQL: [CAT_ROWS_KINDS], a group's rows not sent yet */
+    bool rows_waiting;
     unsigned trim_every;
     unsigned since_trim;
     char err[512];
@@ -398,6 +423,203 @@ static int cat_write(struct catalog *c, struct sqldb_stmt *s, const char *what)
     return sqldb_changes(c->db) == 0 ? 1 : 0;
 }
 
+/* ---- a group's rows, one statement per table (PostgreSQL) ---- */
+
+/* Rows of one table a statement carries at most. */
+#define CAT_ROWS_MAX 1024
+
+/*
+ * The rows of one table waiting in a group: each column an array literal
+ * being built ("{a,b,c" until sent), and the keys already in it.
+ */
+struct cat_rows {
+    enum catalog_stmt stmt;
+    int ncols;
+    bool keyed; /* a key may come once per statement */
+    unsigned n;
+    struct cat_text {
+        char *p;
+        size_t len, cap;
+    } col[13];
+    struct strmap *keys;
+};
+
+static void cat_text_add(struct cat_text *t, const char *s, size_t n)
+{
+    if (t->len + n + 2 > t->cap) {
+        t->cap = (t->len + n + 2) * 2;
+        t->p = xreallocarray(t->p, t->cap, 1);
+    }
+    memcpy(t->p + t->len, s, n);
+    t->len += n;
+    t->p[t->len] = '\0';
+}
+
+/* Starts the next element of a column: "{" before the first, "," before the others. */
+static void cat_rows_next(struct cat_rows *b, int col)
+{
+    cat_text_add(&b->col[col], b->col[col].len == 0 ? "{" : ",", 1);
+}
+
+/* A text element (NULL: SQL NULL), quoted, with '"' and '\' escaped. */
+static void cat_rows_text(struct cat_rows *b, int col, const char *v)
+{
+    struct cat_text *t = &b->col[col];
+
+    cat_rows_next(b, col);
+    if (v == NULL) {
+        cat_text_add(t, "NULL", 4);
+        return;
+    }
+    cat_text_add(t, "\"", 1);
+    for (const char *p = v; *p != '\0';) {
+        size_t n = strcspn(p, "\"\\");
+
+        cat_text_add(t, p, n);
+        p += n;
+        if (*p != '\0') {
+            cat_text_add(t, "\\", 1);
+            cat_text_add(t, p++, 1);
+        }
+    }
+    cat_text_add(t, "\"", 1);
+}
+
+/* "" is NULL, as cat_bind_opt_text stores it. */
+static void cat_rows_opt_text(struct cat_rows *b, int col, const char *v)
+{
+    cat_rows_text(b, col, v == NULL || v[0] == '\0' ? NULL : v);
+}
+
+static void cat_rows_int(struct cat_rows *b, int col, int64_t v)
+{
+    char num[24];
+
+    cat_rows_next(b, col);
+    cat_text_add(&b->col[col], num, (size_t)snprintf(num, sizeof(num), "%" PRId64, v));
+}
+
+/* 0 is NULL, as cat_bind_opt_int stores it. */
+static void cat_rows_opt_int(struct cat_rows *b, int col, int64_t v)
+{
+    if (v != 0) {
+        cat_rows_int(b, col, v);
+        return;
+    }
+    cat_rows_next(b, col);
+    cat_text_add(&b->col[col], "NULL", 4);
+}
+
+/* Forgets the rows (sent, or rolled back with their group). */
+static void cat_rows_clear(struct cat_rows *b)
+{
+    for (int i = 0; i < b->ncols; i++)
+        b->col[i].len = 0;
+    b->n = 0;
+    if (b->keys != NULL && strmap_count(b->keys) > 0) {
+        strmap_free(b->keys);
+        b->keys = strmap_new();
+    }
+}
+
+/* Forgets every table's waiting rows (their group was rolled back). */
+static void cat_rows_discard(struct catalog *c)
+{
+    if (!c->rows_waiting)
+        return;
+    for (int k = 0; k < CAT_ROWS_KINDS; k++)
+        cat_rows_clear(&c->rows[k]);
+    c->rows_waiting = false;
+}
+
+/* PostgreSQL: the rows of each table, empty. */
+static void cat_rows_init(struct catalog *c)
+{
+    static const struct {
+        enum catalog_stmt stmt;
+        int ncols;
+        bool keyed;
+    } kinds[CAT_ROWS_KINDS] = {
+        [CAT_ROWS_SEG] = {ST_SEG_ROWS, 13, true},
+        [CAT_ROWS_ASG] = {ST_ASG_ROWS, 4, true},
+        [CAT_ROWS_STATE] = {ST_STATE_ROWS, 3, true},
+        [CAT_ROWS_FOOT] = {ST_FOOT_ROWS, 2, true},
+        [CAT_ROWS_EV] = {ST_EV_ROWS, 11, false},
+    };
+
+    c->rows = xcalloc(CAT_ROWS_KINDS, sizeof(*c->rows));
+    for (int k = 0; k < CAT_ROWS_KINDS; k++) {
+        c->rows[k].stmt = kinds[k].stmt;
+        c->rows[k].ncols = kinds[k].ncols;
+        c->rows[k].keyed = kinds[k].keyed;
+        c->rows[k].keys = kinds[k].keyed ? strmap_new() : NULL;
+    }
+}
+
+static void cat_rows_free(struct catalog *c)
+{
+    if (c->rows == NULL)
+        return;
+    for (int k = 0; k < CAT_ROWS_KINDS; k++) {
+        for (int i = 0; i < c->rows[k].ncols; i++)
+            free(c->rows[k].col[i].p);
+        strmap_free(c->rows[k].keys);
+    }
+    free(c->rows);
+}
+
+/*
+ * Sends every table's waiting rows, in an order the foreign keys accept
+ * (segments, then assignments, states, footprints and events); the answers come with
+ * the commit. 0 or the negative errno of the send.
+ */
+static int cat_rows_flush(struct catalog *c)
+{
+    int r = 0;
+
+    if (!c->rows_waiting)
+        return 0;
+    c->rows_waiting = false;
+    for (int k = 0; k < CAT_ROWS_KINDS; k++) {
+        struct cat_rows *b = &c->rows[k];
+        struct sqldb_stmt *q = c->stmt[b->stmt];
+        int rc;
+
+        if (b->n == 0)
+            continue;
+        for (int i = 0; i < b->ncols; i++) {
+            cat_text_add(&b->col[i], "}", 1);
+            sqldb_bind_text(q, i + 1, b->col[i].p);
+        }
+        rc = sqldb_step_deferred(q);
+        cat_done(q);
+        cat_rows_clear(b);
+        if (rc < 0 && r == 0)
+            r = cat_db_fail(c, rc, "write a group's rows");
+    }
+    return r;
+}
+
+/*
+ * Makes room for one more row of kind k whose key is key (NULL: none):
+ * sends what waits first if the key is there already or the statement is
+ * full. 0 or a negative errno.
+ */
+static int cat_rows_room(struct catalog *c, int k, const char *key)
+{
+    struct cat_rows *b = &c->rows[k];
+    int r;
+
+    if (b->n >= CAT_ROWS_MAX || (b->keyed && strmap_get(b->keys, key) != NULL))
+        if ((r = cat_rows_flush(c)) < 0)
+            return r;
+    if (b->keyed)
+        strmap_put(b->keys, key, b);
+    b->n++;
+    c->rows_waiting = true;
+    return 0;
+}
+
 /* Runs a cached statement without touching c->err (used while cleaning up). */
 static int cat_run_quiet(struct catalog *c, enum catalog_stmt i)
 {
@@ -407,8 +629,8 @@ static int cat_run_quiet(struct catalog *c, enum catalog_stmt i)
     return rc;
 }
 
-/* Common entry check of every public call but close/errmsg/rollback. */
-static int cat_enter(struct catalog *c)
+/* The entry check of a call that adds to a group's rows (cat_rows_room): they wait. */
+static int cat_enter_rows(struct catalog *c)
 {
     assert(c != NULL);
     if (c->iterating)
@@ -420,6 +642,20 @@ static int cat_enter(struct catalog *c)
                         "the transaction was aborted by an earlier storage error;"
                         " roll it back");
     return 0;
+}
+
+/*
+ * Common entry check of every other public call but close/errmsg/rollback:
+ * a group's waiting rows are sent first, so that every statement runs in
+ * the order of the calls.
+ */
+static int cat_enter(struct catalog *c)
+{
+    int r;
+
+    if ((r = cat_enter_rows(c)) < 0)
+        return r;
+    return cat_rows_flush(c);
 }
 
 /* ---- validation: done before any statement runs ---- */
@@ -960,12 +1196,14 @@ static int cat_prepare_all(struct catalog *c)
     for (int i = 0; i < ST_COUNT_; i++) {
         int rc;
 
-        if ((i == ST_SEG_INSERT_GROUP || i == ST_EV_RESERVE) && !cat_pg(c))
+        if (i >= ST_EV_RESERVE && !cat_pg(c))
             continue; /* PostgreSQL's SQL, and used there only */
         rc = sqldb_prepare(c->db, catalog_sql[i], &c->stmt[i]);
         if (rc < 0)
             return cat_db_fail(c, rc, catalog_sql[i]);
     }
+    if (cat_pg(c))
+        cat_rows_init(c);
     return 0;
 }
 
@@ -975,6 +1213,7 @@ static void cat_free(struct catalog *c)
     for (int i = 0; i < ST_COUNT_; i++)
         sqldb_finalize(c->stmt[i]);
     sqldb_close(c->db);
+    cat_rows_free(c);
     free(c);
 }
 
@@ -1147,7 +1386,9 @@ int catalog_commit(struct catalog *c)
         return cat_fail(c, -EBUSY, "catalog called from inside a foreach callback");
     if (!c->in_txn)
         return cat_fail(c, -EINVAL, "commit: no transaction is open");
-    if (c->txn_failed) {
+    if (!c->txn_failed && (rc = cat_rows_flush(c)) < 0) {
+        r = cat_fail(c, rc, "commit: %s; nothing was committed", sqldb_errmsg(c->db));
+    } else if (c->txn_failed) {
         r = cat_fail(c, -EIO,
                      "commit: the transaction was aborted by an earlier storage error;"
                      " nothing was committed");
@@ -1164,6 +1405,7 @@ int catalog_commit(struct catalog *c)
     c->in_txn = false;
     c->group = false;
     c->txn_failed = false;
+    cat_rows_discard(c);
     return r;
 }
 
@@ -1180,6 +1422,7 @@ void catalog_rollback(struct catalog *c)
     c->in_txn = false;
     c->group = false;
     c->txn_failed = false;
+    cat_rows_discard(c);
 }
 
 /* ---- segments ---- */
@@ -1280,33 +1523,87 @@ static int cat_segment_compare(struct catalog *c, const struct catalog_segment *
     return 0;
 }
 
+/*
+ * Where a row's values go: a statement's parameters (value i is parameter
+ * i + 1), or a group's rows (b not NULL; value i is column base + i).
+ */
+struct cat_sink {
+    struct sqldb_stmt *q;
+    struct cat_rows *b;
+    int base;
+};
+
+static void cat_sink_text(struct cat_sink *k, int i, const char *v)
+{
+    if (k->b != NULL)
+        cat_rows_text(k->b, k->base + i, v);
+    else
+        cat_bind_text(k->q, i + 1, v);
+}
+
+static void cat_sink_int(struct cat_sink *k, int i, int64_t v)
+{
+    if (k->b != NULL)
+        cat_rows_int(k->b, k->base + i, v);
+    else
+        sqldb_bind_int64(k->q, i + 1, v);
+}
+
+/* "" is stored as NULL. */
+static void cat_sink_opt_text(struct cat_sink *k, int i, const char *v)
+{
+    if (k->b != NULL)
+        cat_rows_opt_text(k->b, k->base + i, v);
+    else
+        cat_bind_opt_text(k->q, i + 1, v);
+}
+
+/* 0 is stored as NULL. */
+static void cat_sink_opt_int(struct cat_sink *k, int i, int64_t v)
+{
+    if (k->b != NULL)
+        cat_rows_opt_int(k->b, k->base + i, v);
+    else
+        cat_bind_opt_int(k->q, i + 1, v);
+}
+
+/* A segment's values in SEG_COLS order. */
+static void cat_segment_values(const struct catalog_segment *s, struct cat_sink *k)
+{
+    cat_sink_text(k, 0, s->id);
+    cat_sink_text(k, 1, s->uri);
+    cat_sink_int(k, 2, (int64_t)s->row_count);
+    cat_sink_int(k, 3, (int64_t)s->avg_row_size);
+    cat_sink_int(k, 4, s->replication);
+    cat_sink_text(k, 5, s->state);
+    cat_sink_int(k, 6, s->backoff_until_ms);
+    cat_sink_int(k, 7, s->created_ms);
+    cat_sink_int(k, 8, (int64_t)s->digest);
+    cat_sink_text(k, 9, cat_table(s));
+    cat_sink_int(k, 10, (int64_t)s->mem_request_bytes);
+    cat_sink_int(k, 11, (int64_t)s->mem_limit_bytes);
+    cat_sink_int(k, 12, (int64_t)s->footprint_bytes);
+}
+
 int catalog_put_segment(struct catalog *c, const struct catalog_segment *s)
 {
-    bool deferred = cat_deferred(c);
-    struct sqldb_stmt *q = c->stmt[deferred ? ST_SEG_INSERT_GROUP : ST_SEG_INSERT];
+    struct sqldb_stmt *q = c->stmt[ST_SEG_INSERT];
     int r;
 
-    /* One statement in a group: it stands or falls with the group, no savepoint needed. */
-    if ((r = cat_enter(c)) < 0 || (r = cat_check_segment(c, s)) < 0 ||
-        (!deferred && (r = cat_op_begin(c)) < 0))
+    if ((r = cat_enter_rows(c)) < 0 || (r = cat_check_segment(c, s)) < 0)
         return r;
-    cat_bind_text(q, 1, s->id);
-    cat_bind_text(q, 2, s->uri);
-    sqldb_bind_int64(q, 3, (int64_t)s->row_count);
-    sqldb_bind_int64(q, 4, (int64_t)s->avg_row_size);
-    sqldb_bind_int64(q, 5, s->replication);
-    cat_bind_text(q, 6, s->state);
-    sqldb_bind_int64(q, 7, s->backoff_until_ms);
-    sqldb_bind_int64(q, 8, s->created_ms);
-    sqldb_bind_int64(q, 9, (int64_t)s->digest);
-    cat_bind_text(q, 10, cat_table(s));
-    sqldb_bind_int64(q, 11, (int64_t)s->mem_request_bytes);
-    sqldb_bind_int64(q, 12, (int64_t)s->mem_limit_bytes);
-    sqldb_bind_int64(q, 13, (int64_t)s->footprint_bytes);
-    if (deferred) {
-        r = cat_write(c, q, "insert segment");
-        return r < 0 ? r : 0;
+    /* In a group it stands or falls with the group: no savepoint, no answer awaited. */
+    if (cat_deferred(c)) {
+        struct cat_sink rows = {NULL, &c->rows[CAT_ROWS_SEG], 0};
+
+        if ((r = cat_rows_room(c, CAT_ROWS_SEG, s->id)) < 0)
+            return r;
+        cat_segment_values(s, &rows);
+        return 0;
     }
+    if ((r = cat_rows_flush(c)) < 0 || (r = cat_op_begin(c)) < 0)
+        return r;
+    cat_segment_values(s, &(struct cat_sink){q, NULL, 0});
     r = cat_step_done(c, q, "insert segment");
     if (r == 0 && sqldb_changes(c->db) == 0)
         r = cat_segment_compare(c, s);
@@ -1340,9 +1637,21 @@ int catalog_set_segment_state(struct catalog *c, const char *id, const char *sta
     struct sqldb_stmt *q = c->stmt[ST_SEG_SET_STATE];
     int r;
 
-    if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", id)) < 0 ||
+    if ((r = cat_enter_rows(c)) < 0 || (r = cat_check_id(c, "segment id", id)) < 0 ||
         (r = cat_check_state(c, "segment state", state, catalog_segment_states)) < 0 ||
         (r = cat_check_ms(c, "backoff_until_ms", backoff_until_ms)) < 0)
+        return r;
+    if (cat_deferred(c)) {
+        struct cat_rows *b = &c->rows[CAT_ROWS_STATE];
+
+        if ((r = cat_rows_room(c, CAT_ROWS_STATE, id)) < 0)
+            return r;
+        cat_rows_text(b, 0, id);
+        cat_rows_text(b, 1, state);
+        cat_rows_int(b, 2, backoff_until_ms);
+        return 0;
+    }
+    if ((r = cat_rows_flush(c)) < 0)
         return r;
     cat_bind_text(q, 1, id);
     cat_bind_text(q, 2, state);
@@ -1417,11 +1726,20 @@ int catalog_set_segment_footprint(struct catalog *c, const char *id, uint64_t by
     struct sqldb_stmt *q = c->stmt[ST_SEG_SET_FOOTPRINT];
     int r;
 
-    if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", id)) < 0)
+    if ((r = cat_enter_rows(c)) < 0 || (r = cat_check_id(c, "segment id", id)) < 0)
         return r;
     if (bytes > INT64_MAX)
         return cat_fail(c, -EINVAL, "segment footprint_bytes: %llu is out of range",
                         (unsigned long long)bytes);
+    if (cat_deferred(c)) {
+        if ((r = cat_rows_room(c, CAT_ROWS_FOOT, id)) < 0)
+            return r;
+        cat_rows_text(&c->rows[CAT_ROWS_FOOT], 0, id);
+        cat_rows_int(&c->rows[CAT_ROWS_FOOT], 1, (int64_t)bytes);
+        return 0;
+    }
+    if ((r = cat_rows_flush(c)) < 0)
+        return r;
     cat_bind_text(q, 1, id);
     sqldb_bind_int64(q, 2, (int64_t)bytes);
     if ((r = cat_write(c, q, "set segment footprint")) <= 0)
@@ -1627,19 +1945,30 @@ int catalog_put_assignment(struct catalog *c, const char *segment_id, const char
     bool unit = cat_pg(c) && c->in_txn && !deferred;
     int rc, r;
 
-    if ((r = cat_enter(c)) < 0 || (r = cat_check_id(c, "segment id", segment_id)) < 0 ||
+    if ((r = cat_enter_rows(c)) < 0 || (r = cat_check_id(c, "segment id", segment_id)) < 0 ||
         (r = cat_check_id(c, "node id", node_id)) < 0 ||
         (r = cat_check_state(c, "assignment state", state, catalog_assignment_states)) < 0 ||
-        (r = cat_check_ms(c, "now_ms", now_ms)) < 0 || (unit && (r = cat_op_begin(c)) < 0))
+        (r = cat_check_ms(c, "now_ms", now_ms)) < 0)
+        return r;
+    if (deferred) {
+        struct cat_rows *b = &c->rows[CAT_ROWS_ASG];
+        char key[2 * WIRE_ID_MAX + 2];
+
+        snprintf(key, sizeof(key), "%s/%s", segment_id, node_id); /* '/' is in no id */
+        if ((r = cat_rows_room(c, CAT_ROWS_ASG, key)) < 0)
+            return r;
+        cat_rows_text(b, 0, segment_id);
+        cat_rows_text(b, 1, node_id);
+        cat_rows_text(b, 2, state);
+        cat_rows_int(b, 3, now_ms);
+        return 0;
+    }
+    if ((r = cat_rows_flush(c)) < 0 || (unit && (r = cat_op_begin(c)) < 0))
         return r;
     cat_bind_text(q, 1, segment_id);
     cat_bind_text(q, 2, node_id);
     cat_bind_text(q, 3, state);
     sqldb_bind_int64(q, 4, now_ms);
-    if (deferred) {
-        r = cat_write(c, q, "put assignment");
-        return r < 0 ? r : 0;
-    }
     rc = sqldb_step(q);
     cat_done(q);
     fk = rc < 0 && sqldb_error_foreign_key(c->db);
@@ -1777,35 +2106,45 @@ static int cat_event_id(struct catalog *c, uint64_t *ret)
     return 0;
 }
 
+/* An event's values in EV_COLS order, but the id. */
+static void cat_event_values(const struct catalog_event *e, struct cat_sink *k)
+{
+    cat_sink_int(k, 0, e->ts_ms);
+    cat_sink_opt_text(k, 1, e->segment_id);
+    cat_sink_opt_text(k, 2, e->node_id);
+    cat_sink_text(k, 3, e->kind);
+    cat_sink_opt_text(k, 4, e->reason);
+    cat_sink_opt_int(k, 5, e->http_status);
+    cat_sink_opt_int(k, 6, e->retry_after_ms);
+    cat_sink_opt_text(k, 7, e->detail);
+    cat_sink_int(k, 8, e->count > 0 ? (int64_t)e->count : 1);
+    cat_sink_opt_int(k, 9, e->last_ts_ms);
+}
+
 /* Inserts a validated event and trims every trim_every inserts; the caller provides the unit. */
 static int cat_insert_event(struct catalog *c, const struct catalog_event *e)
 {
-    bool deferred = cat_deferred(c);
-    struct sqldb_stmt *q = c->stmt[deferred ? ST_EV_INSERT_ID : ST_EV_INSERT];
-    uint64_t id = 0;
+    struct sqldb_stmt *q = c->stmt[ST_EV_INSERT];
     int rc, r = 0;
 
-    if (deferred && (r = cat_event_id(c, &id)) < 0)
-        return r;
-    if (!deferred)
-        c->ev_next = c->ev_n = 0; /* a later reserved id would sort before this row */
-    sqldb_bind_int64(q, 1, e->ts_ms);
-    cat_bind_opt_text(q, 2, e->segment_id);
-    cat_bind_opt_text(q, 3, e->node_id);
-    cat_bind_text(q, 4, e->kind);
-    cat_bind_opt_text(q, 5, e->reason);
-    cat_bind_opt_int(q, 6, e->http_status);
-    cat_bind_opt_int(q, 7, e->retry_after_ms);
-    cat_bind_opt_text(q, 8, e->detail);
-    sqldb_bind_int64(q, 9, e->count > 0 ? (int64_t)e->count : 1);
-    cat_bind_opt_int(q, 10, e->last_ts_ms);
-    if (deferred) {
-        sqldb_bind_int64(q, 11, (int64_t)id);
-        if ((r = cat_write(c, q, "add event")) < 0)
+    if (cat_deferred(c)) {
+        struct cat_sink rows = {NULL, &c->rows[CAT_ROWS_EV], 1};
+        uint64_t id = 0;
+
+        if ((r = cat_event_id(c, &id)) < 0 || (r = cat_rows_room(c, CAT_ROWS_EV, NULL)) < 0)
             return r;
+        cat_rows_int(rows.b, 0, (int64_t)id);
+        cat_event_values(e, &rows);
         c->last_event_id = id;
-        return ++c->since_trim >= c->trim_every ? cat_trim_events(c) : 0;
+        if (++c->since_trim < c->trim_every)
+            return 0;
+        /* The trim reads the newest id: the rows go first. */
+        if ((r = cat_rows_flush(c)) < 0)
+            return r;
+        return cat_trim_events(c);
     }
+    c->ev_next = c->ev_n = 0; /* a later reserved id would sort before this row */
+    cat_event_values(e, &(struct cat_sink){q, NULL, 0});
     rc = sqldb_step(q);
     if (rc == SQLDB_ROW)
         c->last_event_id = (uint64_t)sqldb_column_int64(q, 0);
@@ -1836,11 +2175,11 @@ int catalog_add_event_id(struct catalog *c, const struct catalog_event *e, uint6
                          strnlen(e->detail, sizeof(e->detail)));
         e = &fixed;
     }
-    if ((r = cat_enter(c)) < 0 || (r = cat_check_event(c, e)) < 0)
+    if ((r = cat_enter_rows(c)) < 0 || (r = cat_check_event(c, e)) < 0)
         return r;
     if (cat_deferred(c)) /* the group is the unit */
         r = cat_insert_event(c, e);
-    else if ((r = cat_op_begin(c)) == 0)
+    else if ((r = cat_rows_flush(c)) == 0 && (r = cat_op_begin(c)) == 0)
         r = cat_op_end(c, cat_insert_event(c, e));
     if (r == 0 && ret_id != NULL)
         *ret_id = c->last_event_id;

@@ -175,9 +175,12 @@ int catalog_begin(struct catalog *c);
 /*
  * The same, for a group of writes that stands or falls as a whole (the
  * coordinator's group commit, a registration batch). On PostgreSQL the
- * writes are pipelined: each call validates its arguments, sends its
- * statement without waiting for the answer and returns 0, and
- * catalog_commit sends COMMIT behind them and reads every answer: the
+ * writes are pipelined: each call validates its arguments and returns 0;
+ * its statement is sent without waiting for the answer (the rows of the
+ * frequent writes, segments, assignments, segment states and footprints
+ * and events, wait in the catalog and go as one multi-row statement per
+ * table, up to 1,024 rows, before any other statement and at the commit),
+ * and catalog_commit sends COMMIT behind them and reads every answer: the
  * group costs about one round trip, not one per row. A write the database
  * refuses (a constraint; an assignment whose segment or node is missing; a
  * segment registered again with other fields, whose message names the

@@ -451,26 +451,25 @@ static int sqldb_pipe_sync(struct sqldb *db, struct sqldb_stmt *last)
     return r;
 }
 
-/* Sends s (prepared first on this connection if need be) into the pipeline. */
+/*
+ * Sends s, prepared on this connection already, into the pipeline. (A
+ * statement is prepared outside any pipeline: one prepared inside a
+ * pipeline that then fails would be skipped by the server, yet taken for
+ * prepared.)
+ */
 static int sqldb_pipe_send(struct sqldb_stmt *s)
 {
     struct sqldb *db = s->db;
 
-    if (s->gen != db->gen) {
-        if (PQsendPrepare(db->pg, s->name, s->sql, 0, NULL) != 1)
-            goto fail;
-        db->pending++;
-        s->gen = db->gen;
-    }
+    assert(s->gen == db->gen);
     if (PQsendQueryPrepared(db->pg, s->name, s->nparams, (const char *const *)s->val, NULL, NULL,
-                            0) != 1)
-        goto fail;
+                            0) != 1) {
+        if (db->pipe_r == 0)
+            db->pipe_r = sqldb_fail(db, -EIO, "PostgreSQL: %s", PQerrorMessage(db->pg));
+        return db->pipe_r;
+    }
     db->pending++;
     return 0;
-fail:
-    if (db->pipe_r == 0)
-        db->pipe_r = sqldb_fail(db, -EIO, "PostgreSQL: %s", PQerrorMessage(db->pg));
-    return db->pipe_r;
 }
 
 int sqldb_sync(struct sqldb *db)
@@ -748,6 +747,10 @@ static int sqldb_pg_step(struct sqldb_stmt *s)
     if (db->pipe && s->ends_txn) {
         /* Whatever the pipeline says, the transaction ends here. */
         (void)sqldb_pipe_sync(db, NULL);
+    } else if (db->pipe && s->gen != db->gen) {
+        /* Not prepared on this connection yet: the pipeline is answered first. */
+        if ((r = sqldb_pipe_sync(db, NULL)) < 0)
+            return r;
     } else if (db->pipe) {
         /* Sent after the deferred statements, answered with them: one round trip. */
         if ((r = sqldb_pipe_send(s)) < 0 || (r = sqldb_pipe_sync(db, s)) < 0)
@@ -796,6 +799,8 @@ int sqldb_step_deferred(struct sqldb_stmt *s)
         r = sqldb_step(s);
         return r == SQLDB_ROW ? SQLDB_DONE : r;
     }
+    if (db->pipe && s->gen != db->gen && (r = sqldb_pipe_sync(db, NULL)) < 0)
+        return r;
     if (!db->pipe) {
         /* Outside a transaction (or in a failed one) the answer is wanted now. */
         if (PQstatus(db->pg) != CONNECTION_OK ||

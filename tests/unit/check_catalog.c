@@ -1877,7 +1877,7 @@ START_TEST(test_pg_group_refusal)
 
     ck_assert_int_eq(catalog_begin_group(c), 0);
     test_pg_group_fill(c, 4);
-    ck_assert_int_eq(catalog_commit(c), 0);
+    ck_assert_msg(catalog_commit(c) == 0, "%s", catalog_errmsg(c));
     ck_assert_uint_eq(test_count_segments(c, NULL), 51);
     ck_assert_int_eq(test_count_assignments(c, NULL, "n1"), 50);
     ck_assert_int_eq(test_count_events(c), 50);
