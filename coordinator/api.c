@@ -266,7 +266,7 @@ static void coord_seg_revalidate(struct coord *c, struct coord_seg *s,
     s->row_count = sp->row_count;
     s->avg_row_size = sp->avg_row_size;
     s->digest = sp->digest;
-    s->n_invalid = 0;
+    coord_seg_invalid_clear(s);
     s->backoff_until_ms = 0;
     log_warn("segment_state",
              "id=%s transition=\"INVALID -> PENDING\" reason=\"file changed: digest %016llx -> "
@@ -577,10 +577,9 @@ static void coord_retry(struct coord *c, struct evhttp_request *req, const char 
     }
     log_info("segment_state", "id=%s transition=\"INVALID -> PENDING\" reason=\"retried by the "
              "operator\"", s->id);
-    s->n_invalid = 0;
-    s->last_reason = "";
-    free(s->last_refusal);
-    s->last_refusal = NULL;
+    coord_seg_invalid_clear(s);
+    s->last_reason = 0;
+    coord_seg_set_refusal(s, NULL);
     s->backoff_until_ms = 0;
     coord_seg_update(c, s);
     http_reply_text(req, 200, "%s\n", coord_seg_state_names[s->state]);

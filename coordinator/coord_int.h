@@ -84,10 +84,11 @@ struct coord_holder {
  * (c->segs, the state sets, each holder node's held map, the change log),
  * none of which copies its id. One allocation holds the record, its id and
  * its uri (coord_seg_alloc()); the table name is interned (one copy per
- * table, coord_intern_table()) and last_reason is a static name. About 170
+ * table, coord_intern_table()) and last_reason is a byte. About 150
  * bytes a segment with a 12-byte id and a 32-byte uri (DESIGN.md §8): the
- * fields are ordered and narrowed so that the record, id and uri fit a
- * 176-byte malloc chunk, not 208.
+ * fields are ordered and narrowed, and what few segments have is kept
+ * apart (struct coord_seg_faults), so that the record, id and uri fit a
+ * 160-byte malloc chunk, not 208.
  */
 struct coord_seg {
     const char *table; /* interned (coord_intern_table()); never NULL, set by coord_seg_set_table() */
@@ -99,25 +100,51 @@ struct coord_seg {
     uint64_t backoff_until_ms;  /* coord_now_ms() time base; 0: none */
     uint64_t pversion;       /* placement map version of its last change (coord_placed) */
     struct coord_holder *holders;
-    /* A static reason name (reason_name(), "SEGMENT_INVALID"); "": none. */
-    const char *last_reason;
-    /* The last refusal a node answered for it, "node: REASON: the node's detail"; "" none. */
-    char *last_refusal; /* owned; NULL: none (most segments: 8 bytes, not 380, at 10^6) */
-    char (*invalid_nodes)[WIRE_ID_MAX + 1]; /* distinct nodes whose load found it corrupt */
-    /* Narrow counts: at most one holder, invalid finding or assignment per node (10,000). */
+    struct coord_seg_faults *faults; /* owned; NULL: none (most segments) */
+    /* Narrow counts: at most one holder or assignment per node (10,000). */
     uint16_t n_holders, cap_holders;
     uint16_t rc_in_flight;   /* rowcount placement: assignments awaiting an answer */
-    uint16_t n_invalid;
     uint8_t replication;     /* 1..WIRE_REPLICATION_MAX */
     uint8_t state;           /* enum coord_seg_state */
+    uint8_t last_reason;     /* enum wire_reason + 1; 0: none (coord_seg_reason()) */
     bool over_limit : 1;     /* the last LOADED report said over_limit */
     bool rc_queued : 1;      /* rowcount placement: in its queue */
     bool removed : 1;        /* taken back by the operator: out of every map, kept for pmap */
     char id[];               /* NUL-terminated, then the uri (coord_seg_uri()) */
 };
 
-_Static_assert(WIRE_REPLICATION_MAX <= UINT8_MAX && WIRE_NODE_LIST_MAX <= UINT16_MAX,
+_Static_assert(WIRE_REPLICATION_MAX <= UINT8_MAX && WIRE_NODE_LIST_MAX <= UINT16_MAX &&
+                   WIRE_REASON_COUNT_ + 1 <= UINT8_MAX,
                "struct coord_seg's narrow counts");
+
+/*
+ * What few segments have, kept out of the record (coord_seg.faults, made on
+ * first need): the last refusal a node answered for it, "node: REASON: the
+ * node's detail", and the distinct nodes whose load found its file corrupt.
+ */
+struct coord_seg_faults {
+    char *last_refusal;                     /* owned; NULL: none */
+    char (*invalid_nodes)[WIRE_ID_MAX + 1]; /* owned */
+    unsigned n_invalid;
+};
+
+/* model.c: a segment's reason and faults, through these only */
+/* The last reason's name (reason_name()), "" for none. */
+const char *coord_seg_reason(const struct coord_seg *s);
+/* Sets the last reason; WIRE_REASON_NONE is kept as "NONE", as reason_name() names it. */
+void coord_seg_set_reason(struct coord_seg *s, enum wire_reason r);
+/* The last refusal, or NULL. */
+const char *coord_seg_refusal(const struct coord_seg *s);
+/* Replaces the last refusal with r (owned from here; NULL: none). */
+void coord_seg_set_refusal(struct coord_seg *s, char *r);
+/* The distinct nodes that found the file corrupt: their count, *ret their ids. */
+unsigned coord_seg_invalid_nodes(const struct coord_seg *s, const char (**ret)[WIRE_ID_MAX + 1]);
+/* Appends node to them (the caller checked it is not there yet). */
+void coord_seg_invalid_add(struct coord_seg *s, const char *node);
+/* Forgets them. */
+void coord_seg_invalid_clear(struct coord_seg *s);
+/* Frees the faults (the record's own free does it). */
+void coord_seg_faults_free(struct coord_seg *s);
 
 /* A segment's uri: it follows the id in the record's one allocation. */
 static inline const char *coord_seg_uri(const struct coord_seg *s)

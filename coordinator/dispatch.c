@@ -71,9 +71,8 @@ static void coord_record_refusal(struct coord *c, const char *node_id, const cha
         snprintf(n->last_reason, sizeof(n->last_reason), "%s", reason_name(reason));
     }
     if (s != NULL) {
-        free(s->last_refusal);
-        s->last_refusal = xasprintf("%s: %s%s%s", node_id, reason_name(reason),
-                                    detail[0] != '\0' ? ": " : "", detail);
+        coord_seg_set_refusal(s, xasprintf("%s: %s%s%s", node_id, reason_name(reason),
+                                           detail[0] != '\0' ? ": " : "", detail));
     }
     coord_storm_event(c, "refused", seg_id, node_id, reason, ans->http_status,
                       ans->retry_after_ms, "%s", detail);
@@ -399,9 +398,8 @@ void coord_op_accepted(void *ctx, const struct placer_segment *ps, const char *n
     if (s == NULL || n == NULL || coord_holder_find(s, node_id) != NULL)
         return;
     coord_holder_add(c, s, n, WIRE_SEG_LOADING);
-    s->last_reason = "";
-    free(s->last_refusal);
-    s->last_refusal = NULL;
+    s->last_reason = 0;
+    coord_seg_set_refusal(s, NULL);
 }
 
 void coord_op_refused(void *ctx, const struct placer_segment *ps, const char *node_id,
@@ -412,7 +410,7 @@ void coord_op_refused(void *ctx, const struct placer_segment *ps, const char *no
 
     /* Counted and recorded with the node's detail when it answered (coord_record_refusal). */
     if (s != NULL)
-        s->last_reason = reason_name(reason);
+        coord_seg_set_reason(s, reason);
     /* The node takes nothing new: membership decides what it is now, from the loop. */
     if (reason == WIRE_REASON_DRAINING)
         coord_node_note(c, node_id, COORD_NOTE_DRAINING);
@@ -443,15 +441,15 @@ bool coord_op_invalid(void *ctx, const struct placer_segment *ps)
         /* A copy that passed its checksums proves the file good: the 422s are node-local. */
         coord_event(c, "invalid_overruled", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 422, 0,
                     "refused as invalid by a quorum of nodes, but LOADED on %u; last: %s", loaded,
-                    s->last_refusal != NULL ? s->last_refusal : "");
+                    coord_seg_refusal(s) != NULL ? coord_seg_refusal(s) : "");
         return false;
     }
     log_warn("segment_invalid", "id=%s uri=%s", log_q(s->id), log_q(coord_seg_uri(s)));
     coord_set_seg_state(c, s, COORD_INVALID);
-    s->last_reason = "SEGMENT_INVALID";
+    coord_seg_set_reason(s, WIRE_REASON_SEGMENT_INVALID);
     coord_event(c, "invalid", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 422, 0,
                 "refused as invalid by a quorum of nodes; last: %s",
-                s->last_refusal != NULL ? s->last_refusal : "");
+                coord_seg_refusal(s) != NULL ? coord_seg_refusal(s) : "");
     return true;
 }
 

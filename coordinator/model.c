@@ -326,8 +326,69 @@ struct coord_seg *coord_seg_alloc(const char *id, const char *uri)
     memcpy(s->id, id, id_len);
     memcpy(s->id + id_len, uri, uri_len);
     s->table = WIRE_TABLE_DEFAULT;
-    s->last_reason = "";
     return s;
+}
+
+const char *coord_seg_reason(const struct coord_seg *s)
+{
+    return s->last_reason == 0 ? "" : reason_name((enum wire_reason)(s->last_reason - 1));
+}
+
+void coord_seg_set_reason(struct coord_seg *s, enum wire_reason r)
+{
+    /* Out of range: kept as the first name past the table, which reason_name() calls UNKNOWN. */
+    s->last_reason = (uint8_t)((unsigned)r < WIRE_REASON_COUNT_ ? r + 1 : WIRE_REASON_COUNT_ + 1);
+}
+
+/* The faults of s, made on first need. */
+static struct coord_seg_faults *coord_seg_faults(struct coord_seg *s)
+{
+    if (s->faults == NULL)
+        s->faults = xcalloc(1, sizeof(*s->faults));
+    return s->faults;
+}
+
+const char *coord_seg_refusal(const struct coord_seg *s)
+{
+    return s->faults != NULL ? s->faults->last_refusal : NULL;
+}
+
+void coord_seg_set_refusal(struct coord_seg *s, char *r)
+{
+    if (r == NULL && s->faults == NULL)
+        return;
+    free(coord_seg_faults(s)->last_refusal);
+    s->faults->last_refusal = r;
+}
+
+unsigned coord_seg_invalid_nodes(const struct coord_seg *s, const char (**ret)[WIRE_ID_MAX + 1])
+{
+    *ret = s->faults != NULL ? (const char(*)[WIRE_ID_MAX + 1])s->faults->invalid_nodes : NULL;
+    return s->faults != NULL ? s->faults->n_invalid : 0;
+}
+
+void coord_seg_invalid_add(struct coord_seg *s, const char *node)
+{
+    struct coord_seg_faults *f = coord_seg_faults(s);
+
+    f->invalid_nodes = xreallocarray(f->invalid_nodes, f->n_invalid + 1, sizeof(*f->invalid_nodes));
+    snprintf(f->invalid_nodes[f->n_invalid++], sizeof(f->invalid_nodes[0]), "%s", node);
+}
+
+void coord_seg_invalid_clear(struct coord_seg *s)
+{
+    if (s->faults != NULL)
+        s->faults->n_invalid = 0;
+}
+
+void coord_seg_faults_free(struct coord_seg *s)
+{
+    if (s->faults == NULL)
+        return;
+    free(s->faults->invalid_nodes);
+    free(s->faults->last_refusal);
+    free(s->faults);
+    s->faults = NULL;
 }
 
 const char *coord_intern_table(struct coord *c, const char *t)
@@ -459,8 +520,7 @@ int coord_free_seg(const char *key, void *value, void *arg)
     struct coord_seg *s = value;
 
     free(s->holders);
-    free(s->invalid_nodes);
-    free(s->last_refusal);
+    coord_seg_faults_free(s);
     free(s);
     return 0;
 }
@@ -479,11 +539,12 @@ static void coord_drop(struct coord_drops *d, const char *id)
 /* Records that node found the segment's file bad (distinct nodes, up to the quorum). */
 static void coord_invalid_vote(struct coord_seg *s, const char *node)
 {
-    if (reconcile_votes_with((const char(*)[WIRE_ID_MAX + 1])s->invalid_nodes, s->n_invalid,
-                             node, COORD_INVALID_QUORUM) == s->n_invalid)
+    const char(*votes)[WIRE_ID_MAX + 1];
+    unsigned n = coord_seg_invalid_nodes(s, &votes);
+
+    if (reconcile_votes_with(votes, n, node, COORD_INVALID_QUORUM) == n)
         return; /* voted already, or enough remembered to decide */
-    s->invalid_nodes = xreallocarray(s->invalid_nodes, s->n_invalid + 1, sizeof(*s->invalid_nodes));
-    snprintf(s->invalid_nodes[s->n_invalid++], sizeof(s->invalid_nodes[0]), "%s", node);
+    coord_seg_invalid_add(s, node);
 }
 
 static void coord_drop_extra(struct coord *c, struct coord_seg *s, struct coord_node *n,
@@ -501,12 +562,13 @@ static void coord_apply_one(struct coord *c, struct coord_node *n,
     const struct wire_segment_status *r = a->rep;
     struct coord_seg *s = a->seg;
     struct coord_holder *h;
+    const char(*votes)[WIRE_ID_MAX + 1];
 
     if (a->revalidate && s->state == COORD_INVALID) {
         log_warn("segment_state", "id=%s transition=\"INVALID -> PENDING\" reason=\"LOADED on %s\"",
                  s->id, n->id);
         coord_set_seg_state(c, s, COORD_PENDING);
-        s->n_invalid = 0;
+        coord_seg_invalid_clear(s);
         coord_event(c, "revalidated", s->id, n->id, WIRE_REASON_NONE, 0, 0,
                     "INVALID, but reported LOADED by the node");
     }
@@ -568,18 +630,18 @@ static void coord_apply_one(struct coord *c, struct coord_node *n,
         if (coord_holder_find(s, n->id) == NULL)
             return;
         coord_holder_remove(c, s, n->id);
-        s->last_reason = reason_name(r->reason);
+        coord_seg_set_reason(s, r->reason);
         coord_event(c, r->state == WIRE_SEG_FAILED ? "failed" : "dropped", s->id, n->id,
                     r->reason, 0, (uint32_t)c->cfg.drop_retry_ms, "%s", r->detail);
         if (a->clear_votes)
-            s->n_invalid = 0;
+            coord_seg_invalid_clear(s);
         if (a->vote)
             coord_invalid_vote(s, n->id);
         if (a->invalid) {
             coord_set_seg_state(c, s, COORD_INVALID);
             c->placement->forget(c, s);
             coord_event(c, "invalid", s->id, NULL, WIRE_REASON_SEGMENT_INVALID, 0, 0,
-                        "checksum failures on %u nodes", s->n_invalid);
+                        "checksum failures on %u nodes", coord_seg_invalid_nodes(s, &votes));
             return;
         }
         coord_seg_update(c, s);

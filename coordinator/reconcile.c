@@ -63,6 +63,8 @@ static void judge_gone(const struct coord *c, const struct coord_node *n, struct
 {
     struct reconcile_action *a = plan_add(p, RECONCILE_GONE, s, r);
     size_t alive = 0;
+    const char(*votes)[WIRE_ID_MAX + 1];
+    unsigned n_votes;
 
     if (r->state != WIRE_SEG_FAILED || r->reason != WIRE_REASON_SEGMENT_INVALID)
         return;
@@ -77,8 +79,8 @@ static void judge_gone(const struct coord *c, const struct coord_node *n, struct
     }
     a->vote = true;
     strmap_foreach(c->nodes, count_alive, &alive);
-    a->invalid = reconcile_votes_with((const char(*)[WIRE_ID_MAX + 1])s->invalid_nodes,
-                                      s->n_invalid, n->id, COORD_INVALID_QUORUM) >=
+    n_votes = coord_seg_invalid_nodes(s, &votes);
+    a->invalid = reconcile_votes_with(votes, n_votes, n->id, COORD_INVALID_QUORUM) >=
                  reconcile_invalid_quorum(alive, COORD_INVALID_QUORUM);
 }
 

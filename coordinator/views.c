@@ -59,18 +59,18 @@ void coord_seg_info(const struct coord *c, const struct coord_seg *s,
         d->placements[i].state = s->holders[i].state;
     }
     d->backoff_until_ms = coord_wall_of(s->backoff_until_ms);
-    snprintf(d->last_reason, sizeof(d->last_reason), "%s", s->last_reason);
+    snprintf(d->last_reason, sizeof(d->last_reason), "%s", coord_seg_reason(s));
     if (explain) {
         char buf[4096];
         if (s->state == COORD_LOADED)
             snprintf(buf, sizeof(buf), "LOADED on %u node(s), as its replication %u asks",
                      coord_loaded_holders(s, NULL), s->replication);
-        else if (s->state == COORD_INVALID && s->last_refusal != NULL)
+        else if (s->state == COORD_INVALID && coord_seg_refusal(s) != NULL)
             snprintf(buf, sizeof(buf),
                      "INVALID: nodes refused the file as unreadable or wrong; the last said "
                      "(node: reason: detail) %s. It will not be placed: fix the file or its "
                      "registration, then `sluice-coord retry %s`.",
-                     s->last_refusal, s->id);
+                     coord_seg_refusal(s), s->id);
         else if (s->state == COORD_INVALID)
             snprintf(buf, sizeof(buf),
                      "INVALID: nodes found the file unreadable or corrupt when loading it (see "
@@ -79,11 +79,11 @@ void coord_seg_info(const struct coord *c, const struct coord_seg *s,
         else if (placer_explain(c->placer, s->id, coord_now_ms(), buf, sizeof(buf)) < 0)
             snprintf(buf, sizeof(buf), "PENDING: %u cop%s loading, waiting for the nodes' "
                                        "reports", s->n_holders, s->n_holders == 1 ? "y" : "ies");
-        if (s->state == COORD_PENDING && s->last_refusal != NULL) {
+        if (s->state == COORD_PENDING && coord_seg_refusal(s) != NULL) {
             size_t used = strlen(buf);
 
             snprintf(buf + used, sizeof(buf) - used, "%sLast refusal (node: reason: detail): %s",
-                     used > 0 && buf[used - 1] != '\n' ? "\n" : "", s->last_refusal);
+                     used > 0 && buf[used - 1] != '\n' ? "\n" : "", coord_seg_refusal(s));
         }
         d->explain = xstrdup(buf);
     }

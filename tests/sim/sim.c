@@ -636,7 +636,7 @@ static void apply_one(struct coord_node *n, const struct reconcile_action *a, ui
     if (a->revalidate && s->state == COORD_INVALID) {
         reconcile_touch(&S.model, s, true);
         s->state = COORD_PENDING;
-        s->n_invalid = 0;
+        coord_seg_invalid_clear(s);
     }
     switch (a->kind) {
     case RECONCILE_STALE:
@@ -674,7 +674,7 @@ static void apply_one(struct coord_node *n, const struct reconcile_action *a, ui
         if (coord_holder_find(s, n->id) == NULL)
             return;
         holder_remove(s, n->id);
-        s->last_reason = reason_name(r->reason);
+        coord_seg_set_reason(s, r->reason);
         seg_update(s);
         placer_exclude(S.placer, s->id, n->id, S.now + DROP_RETRY_MS);
         return;
@@ -765,7 +765,7 @@ static void op_accepted(void *ctx, const struct placer_segment *ps, const char *
     if (coord_holder_find(s, node_id) != NULL)
         return;
     holder_add(s, node_of(node_id)->cn, WIRE_SEG_LOADING);
-    s->last_reason = "";
+    s->last_reason = 0;
 }
 
 static void op_refused(void *ctx, const struct placer_segment *ps, const char *node_id,
@@ -773,7 +773,7 @@ static void op_refused(void *ctx, const struct placer_segment *ps, const char *n
 {
     struct coord_seg *s = S.segs[seg_index(ps->id)].cs;
 
-    s->last_reason = reason_name(reason);
+    coord_seg_set_reason(s, reason);
 }
 
 static void op_backoff(void *ctx, const struct placer_segment *ps, uint64_t until_ms)
@@ -1714,7 +1714,8 @@ static enum verdict seg_verdict(size_t i)
     if (ok)
         return V_LOADED;
     if (placer_explain(S.placer, s->id, S.now, buf, sizeof(buf)) < 0 ||
-        (strcmp(s->last_reason, "MEM_CAPACITY") != 0 && strcmp(s->last_reason, "DISK_FULL") != 0))
+        (strcmp(coord_seg_reason(s), "MEM_CAPACITY") != 0 &&
+         strcmp(coord_seg_reason(s), "DISK_FULL") != 0))
         return V_UNSETTLED;
     /* The cluster must really be full for it: no live node without a copy would take it now. */
     for (unsigned k = 0; k < S.cfg.nodes; k++)
@@ -1766,7 +1767,7 @@ static void check_quiet(size_t *ret_loaded, size_t *ret_explained)
                  "segment %s (replication %u) is %s with %u holders and %u live copies, "
                  "last reason \"%s\", after %" PRIu64 " ms of quiet:\n%s",
                  s->id, s->replication, coord_seg_state_names[s->state], s->n_holders, g->live,
-                 s->last_reason, S.now - (uint64_t)S.cfg.chaos_s * 1000, buf);
+                 coord_seg_reason(s), S.now - (uint64_t)S.cfg.chaos_s * 1000, buf);
     }
     *ret_loaded = loaded;
     *ret_explained = explained;
@@ -1824,7 +1825,7 @@ static void world_free(void)
     }
     for (size_t i = 0; i < S.cfg.segments; i++) {
         free(S.segs[i].cs->holders);
-        free(S.segs[i].cs->invalid_nodes);
+        coord_seg_faults_free(S.segs[i].cs);
         free(S.segs[i].cs);
     }
     while (S.n_ev > 0) {

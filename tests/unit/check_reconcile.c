@@ -130,7 +130,7 @@ static int free_seg(const char *key, void *value, void *arg)
     struct coord_seg *s = value;
 
     free(s->holders);
-    free(s->invalid_nodes);
+    coord_seg_faults_free(s);
     free(s);
     return 0;
 }
@@ -184,10 +184,17 @@ static void hold(struct coord_seg *s, struct coord_node *n, enum wire_segment_st
     keymap_put(n->held, s);
 }
 
+/* How many nodes found s's file corrupt. */
+static unsigned n_invalid_of(const struct coord_seg *s)
+{
+    const char(*votes)[WIRE_ID_MAX + 1];
+
+    return coord_seg_invalid_nodes(s, &votes);
+}
+
 static void vote(struct coord_seg *s, const char *node_id)
 {
-    s->invalid_nodes = xreallocarray(s->invalid_nodes, s->n_invalid + 1, sizeof(*s->invalid_nodes));
-    snprintf(s->invalid_nodes[s->n_invalid++], sizeof(s->invalid_nodes[0]), "%s", node_id);
+    coord_seg_invalid_add(s, node_id);
 }
 
 static struct wire_segment_status copy(const char *id, enum wire_segment_state st)
@@ -223,7 +230,7 @@ static uint64_t model_digest(void)
     for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
         const struct coord_seg *s = keymap_get(model.segs, ids[i]);
 
-        h = (h ^ (s->state + 7 * s->n_holders + 31 * s->n_invalid)) * 1099511628211ull;
+        h = (h ^ (s->state + 7 * s->n_holders + 31 * n_invalid_of(s))) * 1099511628211ull;
         for (unsigned j = 0; j < s->n_holders; j++)
             h = (h ^ (s->holders[j].state + s->holders[j].since_ms)) * 1099511628211ull;
     }
@@ -313,7 +320,7 @@ START_TEST(test_walk_plan)
     ck_assert_int_eq(plan.v[11].kind, RECONCILE_LOST);
     ck_assert_ptr_eq(plan.v[11].seg, f);
     ck_assert_ptr_null(action(&plan, "g"));
-    ck_assert_int_eq(k->n_invalid, 1);
+    ck_assert_int_eq(n_invalid_of(k), 1);
     ck_assert_int_eq(l->n_holders, 1);
     reconcile_plan_done(&plan);
     ck_assert_ptr_null(plan.v);
