@@ -3,15 +3,18 @@
  * repset.h). A coordinator keeps one set per node, 10^6 copies in all at
  * the scale we aim for, so each copy is one packed allocation, not a struct
  * wire_segment_status of some 500 bytes nor a chained map entry plus a
- * fixed record (about 170 bytes a copy before): its hash, its id with its
- * NUL, a byte of flags, its state, reason and numbers as LEB128 varints,
- * the content digest as 8 raw bytes when it is not 0 and the detail with
- * its NUL when there is one. With an 11-byte id that is about 50 bytes (a
- * 64-byte malloc chunk), found through a keymap (keymap.h: one pointer a
+ * fixed record (about 170 bytes a copy before): its id with its NUL, a
+ * byte of flags, its state, reason and numbers as LEB128 varints, the
+ * content digest as 8 raw bytes when it is not 0 and the detail with its
+ * NUL when there is one. With an 11-byte id that is about 40 bytes (a
+ * 48-byte malloc chunk), found through a keymap (keymap.h: one pointer a
  * slot, the id read from the packed copy, 11 to 21 bytes a copy), so the
  * order of a walk depends on the ids and the history of puts and removes
- * only, never on addresses. Expected load: on a node, one
- * diff per report; on the coordinator, one apply and one export per report.
+ * only, never on addresses. A copy's hash is not kept: a replace or remove
+ * computes the old one again (the set's sum needs it), and a diff compares
+ * packed bytes, which hold exactly the fields the hash covers. Expected
+ * load: on a node, one diff per report; on the coordinator, one apply and
+ * one export per report.
  */
 #include "repset.h"
 
@@ -34,11 +37,11 @@ enum {
 
 /* The numbers packed as varints, in this order (state and reason first). */
 #define PACK_NUMS 9
-/* hash, id + NUL, flags, varints, digest, detail + NUL */
-#define PACK_MAX (8 + WIRE_ID_MAX + 1 + 1 + PACK_NUMS * 10 + 8 + WIRE_DETAIL_MAX + 1)
+/* id + NUL, flags, varints, digest, detail + NUL */
+#define PACK_MAX (WIRE_ID_MAX + 1 + 1 + PACK_NUMS * 10 + 8 + WIRE_DETAIL_MAX + 1)
 
-/* A packed copy's id (its keymap key) follows its 8-byte hash. */
-#define PACK_ID_OFFSET 8
+/* A packed copy begins with its id (its keymap key). */
+#define PACK_ID_OFFSET 0
 
 struct repset {
     struct keymap *map; /* id -> packed copy */
@@ -94,12 +97,6 @@ void repset_digest_of(const struct wire_segment_status *v, size_t n, uint64_t *r
     *ret_hash = h;
 }
 
-/* A packed copy's parts: its hash and its id (the key). */
-static uint64_t pack_hash(const uint8_t *p)
-{
-    return get64(p);
-}
-
 static const char *pack_id(const uint8_t *p)
 {
     return (const char *)p + PACK_ID_OFFSET;
@@ -130,18 +127,17 @@ static uint64_t get_varint(const uint8_t **p)
     }
 }
 
-/* One allocation holding copy e (its uri and last_query_unix_ms left out) and its hash. */
-static uint8_t *pack(const struct wire_segment_status *e, uint64_t hash)
+/* Packs copy e (its uri and last_query_unix_ms left out) into buf[PACK_MAX]: its length. */
+static size_t pack_into(const struct wire_segment_status *e, uint8_t *buf)
 {
-    uint8_t buf[PACK_MAX], *flags;
+    uint8_t *flags;
     const uint64_t nums[PACK_NUMS] = {(uint32_t)e->state,   (uint32_t)e->reason,
                                       e->row_count,         e->avg_row_size,
                                       e->file_bytes,        e->index_bytes,
                                       e->footprint_bytes,   e->mem_request_bytes,
                                       e->mem_limit_bytes};
-    size_t o = 8, l = strnlen(e->segment_id, WIRE_ID_MAX);
+    size_t o = PACK_ID_OFFSET, l = strnlen(e->segment_id, WIRE_ID_MAX);
 
-    put64(buf, hash);
     memcpy(buf + o, e->segment_id, l);
     o += l;
     buf[o++] = 0;
@@ -160,7 +156,31 @@ static uint8_t *pack(const struct wire_segment_status *e, uint64_t hash)
         o += l;
         buf[o++] = 0;
     }
+    return o;
+}
+
+/* One allocation holding copy e packed. */
+static uint8_t *pack(const struct wire_segment_status *e)
+{
+    uint8_t buf[PACK_MAX];
+    size_t o = pack_into(e, buf);
+
     return memcpy(xmalloc(o), buf, o);
+}
+
+/* The length of packed copy p, read from its own bytes (the format delimits itself). */
+static size_t pack_len(const uint8_t *p)
+{
+    const uint8_t *q = p + PACK_ID_OFFSET + strlen(pack_id(p)) + 1;
+    uint8_t flags = *q++;
+
+    for (size_t i = 0; i < PACK_NUMS; i++)
+        (void)get_varint(&q);
+    if (flags & PACK_DIGEST)
+        q += 8;
+    if (flags & PACK_DETAIL)
+        q += strlen((const char *)q) + 1;
+    return (size_t)(q - p);
 }
 
 /* Writes packed copy p into *d, as repset_export() writes it. */
@@ -195,6 +215,15 @@ static void unpack(const uint8_t *p, struct wire_segment_status *d)
     d->over_limit = (flags & PACK_OVER_LIMIT) != 0;
     d->uri = NULL;
     d->last_query_unix_ms = 0;
+}
+
+/* A packed copy's hash (repset_entry_hash() of what it holds): not stored, 8 bytes a copy less. */
+static uint64_t pack_hash(const uint8_t *p)
+{
+    struct wire_segment_status e;
+
+    unpack(p, &e);
+    return repset_entry_hash(&e);
 }
 
 struct repset *repset_new(void)
@@ -241,7 +270,7 @@ uint64_t repset_hash(const struct repset *s)
 void repset_put(struct repset *s, const struct wire_segment_status *st)
 {
     uint64_t h = repset_entry_hash(st);
-    uint8_t *old = keymap_put(s->map, pack(st, h));
+    uint8_t *old = keymap_put(s->map, pack(st));
 
     if (old != NULL) {
         s->hash -= pack_hash(old);
@@ -311,9 +340,12 @@ void repset_diff(const struct repset *s, const struct wire_segment_status *cur, 
     ret->changed = xcalloc(n > 0 ? n : 1, sizeof(*ret->changed));
     for (size_t i = 0; i < n; i++) {
         const uint8_t *e = keymap_get(s->map, cur[i].segment_id);
+        uint8_t buf[PACK_MAX];
+        size_t l;
 
         found += e != NULL;
-        if (e == NULL || pack_hash(e) != repset_entry_hash(&cur[i]))
+        /* Held otherwise: its packed bytes differ (every field the hash covers is packed). */
+        if (e == NULL || (l = pack_into(&cur[i], buf)) != pack_len(e) || memcmp(e, buf, l) != 0)
             ret->changed[ret->n_changed++] = i;
     }
     /* Every copy of the set is in cur: nothing was removed (the usual case, no second map). */
