@@ -244,7 +244,9 @@ static void coord_lead_cb(evutil_socket_t fd, short what, void *arg)
         return;
     if (coord_catalog_open(c) < 0)
         return;
-    r = catalog_lead(c->cat, c->advertise, &c->lead_epoch);
+    /* Just deposed: a standby that is up leads first (COORD_STEPDOWN_HOLD_MS). */
+    r = coord_now_ms() < c->lead_hold_until_ms ? 0
+                                               : catalog_lead(c->cat, c->advertise, &c->lead_epoch);
     if (r == 1) {
         event_del(c->lead_ev);
         if (coord_take_lead(c, err, sizeof(err)) < 0) {
@@ -410,11 +412,13 @@ struct coord *coord_new(struct event_base *base, const struct coord_config *cfg,
      * SQLite, which leads at once with epoch 0) starts leading, or fails
      * to start on a catalog it cannot read. A standby tries again every
      * second from the loop (coord_lead_cb). One made again after a
-     * step-down makes its first try there too, as soon as the loop runs:
-     * whatever fails then (PostgreSQL still down, the load) leaves it a
-     * standby on its address instead of ending the process.
+     * step-down opens the catalog there too, as soon as the loop runs, and
+     * tries the lock after COORD_STEPDOWN_HOLD_MS: whatever fails then
+     * (PostgreSQL still down, the load) leaves it a standby on its address
+     * instead of ending the process.
      */
     if (cfg->after_step_down) {
+        c->lead_hold_until_ms = coord_now_ms() + COORD_STEPDOWN_HOLD_MS;
         log_info("standby", "catalog=%s addr=%s retry=1s (after a step-down)", c->db_path,
                  c->advertise);
         event_add(c->lead_ev, &second);

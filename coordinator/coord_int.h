@@ -50,6 +50,13 @@
  */
 #define COORD_LEASE_CHECK_MS 1000
 /*
+ * A coordinator that stepped down tries the lock again only after this:
+ * two of a standby's one-second tries, so that a standby that is up takes
+ * the lead first instead of the deposed one taking it straight back (a
+ * session ended by pg_terminate_backend, a flaky connection).
+ */
+#define COORD_STEPDOWN_HOLD_MS 2000
+/*
  * Distinct nodes that must find a segment's file bad before it is INVALID:
  * one node that cannot read it may be the one at fault. Only a cluster of a
  * single node, which could never reach the quorum, takes its word alone.
@@ -215,6 +222,7 @@ struct coord {
     uint64_t elections;                /* leads taken by this process */
     uint64_t last_commit_mono_ms;      /* coord_now_ms() of the last catalog commit; 0: none */
     struct event *lead_ev;             /* a standby's try every second */
+    uint64_t lead_hold_until_ms;       /* after a step-down: no try before (coord_now_ms) */
     struct placer *placer;
     struct storm *storm; /* refusal and back-off storms folded into counted rows */
     struct http_server *http;

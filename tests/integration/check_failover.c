@@ -29,6 +29,11 @@
  *     refuse the old leader's batches by epoch (counted from their
  *     /metrics, at least one), it steps down (503, lead_lost; the reason
  *     is printed), and the placement is unchanged.
+ *   terminate: the leader's catalog session is ended by
+ *     pg_terminate_backend while a client registers: the leader steps down
+ *     (alive, a standby: 503), the standby leads with the next epoch
+ *     (printed, bounded by 10 s), every acknowledged registration is in
+ *     the catalog and nothing else, every segment LOADED on exactly two.
  *   pg_restart: PostgreSQL itself is restarted (immediate stop, 2 s
  *     down, start) while a client registers and the leader places: both
  *     coordinators stay alive on their addresses (the leader steps down
@@ -644,6 +649,72 @@ START_TEST(test_fence)
 }
 END_TEST
 
+/* ---- the leader's catalog session ended by PostgreSQL ------------------------ */
+
+/*
+ * The cluster, n segments registered through coordinator 0 (the leader),
+ * and rc registering more from f<n> on (up to 40 batches), for 200 ms.
+ * Returns the leader's epoch.
+ */
+static long long cluster_registering(int n, struct reg_client *rc)
+{
+    long long epoch;
+
+    cluster_start();
+    ck_assert_msg(await_lead(0, 10000) >= 0, "coordinator 0 does not lead");
+    epoch = catalog_epoch();
+    ck_assert_int_eq(harness_register_ids_r(caddr[0], "f", 6, 0, n, uris, 4, ROWS, 16, REPLICATION),
+                     200);
+    reg_client_start(rc, n, n + 40 * BATCH, 0);
+    crash_sleep_ms(200);
+    return epoch;
+}
+
+/* Ends the session that holds the lead's advisory lock (CAT_LEAD_KEY); the sessions ended. */
+#define TERMINATE_LEADER_SQL                                                                    \
+    "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND "     \
+    "granted AND classid = 0 AND objid = 1397506886 AND objsubid = 1"
+
+/*
+ * An operator (or a failing-over pooler) ends the leader's catalog session
+ * with pg_terminate_backend while a client registers: the leader steps
+ * down (it stays up, a standby), the standby leads with the next epoch,
+ * every acknowledged registration is in the catalog and placed.
+ */
+START_TEST(test_terminate)
+{
+    int n = 40;
+    struct reg_client rc;
+    long long epoch0;
+    char *log;
+    int64_t ms;
+
+    epoch0 = cluster_registering(n, &rc);
+    ck_assert_int_eq(harness_pg_int(catalog_uri, TERMINATE_LEADER_SQL), 1);
+    ms = await_lead(1, 10000);
+    printf("check_failover: terminate: the leader's session ended, the standby leads after %" PRId64
+           " ms\n",
+           ms);
+    fflush(stdout);
+    if (ms < 0) {
+        harness_proc_dump_log(coords[0]);
+        harness_proc_dump_log(coords[1]);
+    }
+    ck_assert_msg(ms >= 0, "the standby did not lead within 10 s of pg_terminate_backend");
+    ck_assert_int_eq(catalog_epoch(), epoch0 + 1);
+    await_standby(0);
+    ck_assert_msg(harness_proc_alive(coords[0]), "coordinator 0 exited");
+    log = xasprintf("%s/coord-0/coord.log", crash_dir);
+    ck_assert_msg(log_count(log, "event=lead_lost") == 1, "coordinator 0 logged no lead_lost");
+    free(log);
+    reg_client_stop(&rc);
+    n = rc.next;
+    check_acked(caddr[1], n);
+    await_settled(1, n, 30000);
+    ck_assert_msg(leader() == 1, "coordinator 1 no longer leads");
+}
+END_TEST
+
 /* ---- PostgreSQL restarted under the leader ---------------------------------- */
 
 START_TEST(test_pg_restart)
@@ -655,19 +726,12 @@ START_TEST(test_pg_restart)
     uint64_t t0;
     int64_t ms = -1;
 
-    cluster_start();
-    ck_assert_msg(await_lead(0, 10000) >= 0, "coordinator 0 does not lead");
-    epoch0 = catalog_epoch();
-    ck_assert_int_eq(harness_register_ids_r(caddr[0], "f", 6, 0, n, uris, 4, ROWS, 16, REPLICATION),
-                     200);
-
     /*
      * While a client registers and the leader places, the server crashes
      * and stays down for PG_DOWN_MS (longer than the leader's one-second
      * lead check, so that it finds the server gone, not already back).
      */
-    reg_client_start(&rc, n, n + 40 * BATCH, 0);
-    crash_sleep_ms(200);
+    epoch0 = cluster_registering(n, &rc);
     ck_assert_int_eq(harness_pg_restart(pg, PG_DOWN_MS), 0);
     /* A new election (the epoch rises), and then exactly one of them ready. */
     t0 = crash_now_ms();
@@ -725,6 +789,7 @@ int main(void)
     add_case(s, "kill_loop", test_kill_loop, lr ? 3600 : 600);
     add_case(s, "sigstop", test_sigstop, 300);
     add_case(s, "fence", test_fence, 120);
+    add_case(s, "terminate", test_terminate, 120);
     add_case(s, "pg_restart", test_pg_restart, 120);
     return harness_run_suite(s);
 }
