@@ -48,6 +48,7 @@ struct reporter {
     struct event *soon_ev;
     bool soon_armed, soon_after_answer;
     uint64_t last_sent_ms; /* monotonic ms of the last report sent */
+    struct timeval interval; /* of the heartbeat timer, restarted by every report */
 };
 
 /* ---- delta reports, the node's side (pure) --------------------------------- */
@@ -417,6 +418,13 @@ static void reporter_tick_cb(evutil_socket_t fd, short what, void *arg)
         r->soon_armed = false;
     }
     r->last_sent_ms = clock_mono_ns() / 1000000;
+    /*
+     * Every report is a heartbeat: the periodic one comes an interval after
+     * the last report, not on a fixed beat, so a node that reports soon
+     * after its loads (3 or 4 times a second while placing) sends no extra
+     * one in between (about a third of a placing farm's reports were).
+     */
+    event_add(r->timer, &r->interval);
     memset(&st, 0, sizeof(st));
     memset(&rep, 0, sizeof(rep));
     snprintf(rep.node_id, sizeof(rep.node_id), "%s", r->node_id);
@@ -501,6 +509,7 @@ struct reporter *reporter_new(struct event_base *base, const struct reporter_con
 
     r->base = base;
     r->src = *src;
+    r->interval = tv;
     r->node_id = xstrdup(cfg->node_id);
     r->advertise = xstrdup(cfg->advertise);
     r->claim = cfg->claim;

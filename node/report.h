@@ -36,7 +36,9 @@
  * loads of one batch, which end together, go in one delta) and bounded (never
  * sooner than REPORTER_MIN_GAP_MS after the previous report, and one in
  * flight at a time: an ask during a report is served after its answer). An
- * idle node still reports once an interval.
+ * idle node still reports once an interval: every report restarts the
+ * interval, so the periodic report is a heartbeat after an interval without
+ * one, not an extra report between those asked for soon.
  */
 #ifndef SLUICE_REPORT_H
 #define SLUICE_REPORT_H

@@ -153,7 +153,7 @@ int main(void)
     pthread_t sampler;
     double t_join, t_reg, t_loaded, t_farm0 = 0, t_kill = -1, t_health = -1, t_reload = -1;
     double cpu0, cpu1, steady_window = smoke ? 5 : 10, steady_cores, rc_per, lc_per;
-    double coord_cpu0 = 0, farm_cpu0 = 0, coord_us = 0, farm_us = 0;
+    double coord_cpu0 = 0, farm_cpu0 = 0, coord_us = 0, farm_us = 0, reports0, reports = -1;
     uint64_t hwm, rss, refused = 0, db_bytes = 0, victim_segs = 0, placed = 0;
     bool settled;
     struct stat sb;
@@ -197,6 +197,7 @@ int main(void)
     t_farm0 = scalekit_now_s();
     atomic_store(&phase, 0);
     coord_cpu0 = scalekit_proc_cpu_s(harness_proc_pid(coord));
+    reports0 = harness_metric(coord_addr, "sluice_coord_reports_total");
     farm = harness_farm_start(farm_dir, coord_addr, (unsigned)nodes, farm_args);
     if (farm == NULL)
         goto out_sampler;
@@ -216,6 +217,8 @@ int main(void)
     t_loaded = scalekit_now_s() - t_farm0;
     coord_us = scalekit_proc_cpu_s(harness_proc_pid(coord)) - coord_cpu0;
     farm_us = scalekit_proc_cpu_s(harness_proc_pid(farm)) - farm_cpu0;
+    if (reports0 >= 0)
+        reports = harness_metric(coord_addr, "sluice_coord_reports_total") - reports0;
     scalekit_proc_mem(harness_proc_pid(coord), &hwm, &rss);
     if (!status(&st)) {
         pthread_mutex_lock(&last_lock);
@@ -300,6 +303,9 @@ int main(void)
     printf("| CPU per placed segment, farm start to all LOADED: coordinator, farm | %.0f us, "
            "%.0f us | |\n",
            coord_us, farm_us);
+    /* A report is one HTTP exchange; each round of a node's loads is a report and a batch. */
+    printf("| node reports per placed segment, farm start to all LOADED | %.3f | |\n",
+           reports >= 0 ? reports / (double)(placed > 0 ? placed : 1) : -1.0);
     printf("| coordinator CPU in steady state (%" PRIu64 " nodes reporting every 1 s, %" PRIu64
            " copies LOADED) | %.3f cores | <= 0.25 %s |\n",
            nodes, placed, steady_cores, steady_cores <= 0.25 ? "met" : "MISSED");

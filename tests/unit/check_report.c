@@ -8,7 +8,8 @@
  * delta carries every change since the base, again after a lost report,
  * an id gone and back is a change and not a removal, and the source's
  * digest is what goes. The reporter itself, with a loop: freeing it while a
- * report is in flight and a report is asked for soon.
+ * report is in flight and a report is asked for soon, and a report asked
+ * for soon restarting the periodic heartbeat.
  */
 #include <check.h>
 #include <malloc.h>
@@ -23,6 +24,9 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
+#include "http.h"
+#include "pbhttp.h"
 #include "report.h"
 #include "repset.h"
 #include "wire.h"
@@ -362,6 +366,85 @@ START_TEST(test_free_with_report_in_flight)
 }
 END_TEST
 
+/* A coordinator that acknowledges every report, counting them and noting when the last came. */
+static unsigned acked_reports;
+static uint64_t last_report_ns;
+
+static void ack_report_cb(struct evhttp_request *req, const char *rest, void *arg)
+{
+    struct wire_node_report rep;
+    struct wire_report_response resp;
+    struct wire_error err;
+    const void *body;
+    uint8_t *buf;
+    size_t len;
+
+    (void)rest;
+    (void)arg;
+    if (pbhttp_take_body(req, &body, &len) != 0 ||
+        pbhttp_decoded(req, wire_node_report_decode(body, len, &rep, &err), &err) != 0)
+        return;
+    acked_reports++;
+    last_report_ns = clock_mono_ns();
+    memset(&resp, 0, sizeof(resp));
+    resp.ack_seq = rep.seq;
+    wire_node_report_done(&rep);
+    buf = wire_report_response_encode(&resp, &len);
+    pbhttp_reply(req, 200, buf, len);
+}
+
+static void run_for_ms(struct event_base *base, unsigned ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+}
+
+/*
+ * Every report is a heartbeat: a report asked for soon (a load ended)
+ * restarts the interval, so the periodic one comes an interval after it,
+ * not on the fixed beat in between (a placing farm sent about a third of
+ * its reports so). Interval 2 s: the first report at once, one asked for at
+ * 0.5 s, and then nothing before 2.5 s (the old beat sent one at 2 s).
+ */
+START_TEST(test_soon_restarts_heartbeat)
+{
+    struct http_limits lim = http_limits_default();
+    struct event_base *base = event_base_new();
+    struct http_server *srv = http_server_new(base, &lim);
+    struct reporter_source src = {.fill = no_fill, .segments = no_segments};
+    struct reporter_config cfg = {.node_id = "n1", .advertise = "127.0.0.1:1",
+                                  .interval_ms = 2000};
+    struct reporter *r;
+    uint64_t soon_ns, t0;
+    char addr[64];
+
+    acked_reports = 0;
+    ck_assert_int_eq(http_server_bind(srv, "127.0.0.1:0", addr, sizeof(addr)), 0);
+    ck_assert_int_eq(
+        http_server_route(srv, HTTP_POST, "/v1/report", false, ack_report_cb, NULL), 0);
+    cfg.coordinator = addr;
+    t0 = clock_mono_ns();
+    r = reporter_new(base, &cfg, &src, NULL);
+    run_for_ms(base, 500);
+    ck_assert_uint_eq(acked_reports, 1); /* the first, at once */
+    soon_ns = clock_mono_ns();
+    reporter_soon(r);
+    /* Until 2.3 s after the start: the one asked for, and no periodic one at 2 s. */
+    run_for_ms(base, (unsigned)(2300 - (soon_ns - t0) / 1000000));
+    ck_assert_uint_eq(acked_reports, 2);
+    /* The heartbeat comes an interval after the report asked for soon. */
+    for (int i = 0; i < 100 && acked_reports < 3; i++)
+        run_for_ms(base, 100);
+    ck_assert_uint_eq(acked_reports, 3);
+    ck_assert_uint_ge(last_report_ns - soon_ns, 2000ull * 1000000);
+    reporter_free(r);
+    http_server_free(srv);
+    event_base_free(base);
+}
+END_TEST
+
 static Suite *report_suite(void)
 {
     Suite *s = suite_create("report");
@@ -377,7 +460,9 @@ static Suite *report_suite(void)
     tcase_add_test(tc, test_older_coordinator);
     suite_add_tcase(s, tc);
     tc = tcase_create("reporter");
+    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_free_with_report_in_flight);
+    tcase_add_test(tc, test_soon_restarts_heartbeat);
     suite_add_tcase(s, tc);
     return s;
 }
