@@ -1588,6 +1588,7 @@ static void cat_segment_values(const struct catalog_segment *s, struct cat_sink 
 int catalog_put_segment(struct catalog *c, const struct catalog_segment *s)
 {
     struct sqldb_stmt *q = c->stmt[ST_SEG_INSERT];
+    bool unit;
     int r;
 
     if ((r = cat_enter_rows(c)) < 0 || (r = cat_check_segment(c, s)) < 0)
@@ -1601,13 +1602,19 @@ int catalog_put_segment(struct catalog *c, const struct catalog_segment *s)
         cat_segment_values(s, &rows);
         return 0;
     }
-    if ((r = cat_rows_flush(c)) < 0 || (r = cat_op_begin(c)) < 0)
+    /*
+     * SQLite undoes a failed statement alone, and a conflict changes
+     * nothing: inside a group (whose failure the caller handles as a
+     * whole) the savepoint is not needed.
+     */
+    unit = !c->group;
+    if ((r = cat_rows_flush(c)) < 0 || (unit && (r = cat_op_begin(c)) < 0))
         return r;
     cat_segment_values(s, &(struct cat_sink){q, NULL, 0});
     r = cat_step_done(c, q, "insert segment");
     if (r == 0 && sqldb_changes(c->db) == 0)
         r = cat_segment_compare(c, s);
-    return cat_op_end(c, r);
+    return unit ? cat_op_end(c, r) : r;
 }
 
 int catalog_get_segment(struct catalog *c, const char *id, struct catalog_segment *ret)
@@ -2177,7 +2184,8 @@ int catalog_add_event_id(struct catalog *c, const struct catalog_event *e, uint6
     }
     if ((r = cat_enter_rows(c)) < 0 || (r = cat_check_event(c, e)) < 0)
         return r;
-    if (cat_deferred(c)) /* the group is the unit */
+    /* The group is the unit (on SQLite each statement is atomic by itself). */
+    if (c->group && c->in_txn)
         r = cat_insert_event(c, e);
     else if ((r = cat_rows_flush(c)) == 0 && (r = cat_op_begin(c)) == 0)
         r = cat_op_end(c, cat_insert_event(c, e));

@@ -191,8 +191,10 @@ int catalog_begin(struct catalog *c);
  * the writes before it (one round trip). Events get ids reserved 256 at a
  * time (so a process leaves gaps, and the trim keeps slightly fewer than
  * events_keep). On SQLite statements run in-process and each call reports
- * as inside catalog_begin: callers must handle a refused write either way
- * (log it; acknowledge nothing the failed commit held).
+ * as inside catalog_begin, but without the savepoint around a call of two
+ * statements (an event whose trim then fails stays added): callers must
+ * handle a refused write either way (log it; acknowledge nothing the failed
+ * commit held).
  */
 int catalog_begin_group(struct catalog *c);
 int catalog_commit(struct catalog *c);
