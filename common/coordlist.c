@@ -94,12 +94,26 @@ const char *coordlist_current(const struct coordlist *l)
     return l->followed[0] != '\0' ? l->followed : l->addr[l->cur];
 }
 
-bool coordlist_answer(struct coordlist *l, int status, const char *leader)
+const char *coordlist_error_code(const void *body, size_t len, char *buf, size_t buf_len)
+{
+    struct wire_error e;
+
+    buf[0] = '\0';
+    if (body != NULL && len > 0 && wire_error_decode(body, len, &e) == 0)
+        snprintf(buf, buf_len, "%s", e.code);
+    return buf;
+}
+
+bool coordlist_answer(struct coordlist *l, int status, const char *leader, const char *code)
 {
     const char *cur = coordlist_current(l);
     struct wire_error werr;
+    bool named = leader != NULL && leader[0] != '\0';
 
     if (status == -ECANCELED || (status >= 0 && status != 503))
+        return false;
+    /* A 503 of the leader's own (no leader named, not "standby"): its answer. */
+    if (status == 503 && !named && (code == NULL || strcmp(code, COORDLIST_STANDBY_CODE) != 0))
         return false;
     if (status == 503 && leader != NULL && leader[0] != '\0' && strcmp(leader, cur) != 0 &&
         strlen(leader) <= WIRE_ADDR_MAX && wire_check_addr("leader", leader, &werr) == 0) {
@@ -141,15 +155,18 @@ int coordlist_fetch(struct coordlist *l, const char *method, const char *path,
         const char *leader;
         unsigned left = timeout_ms - (unsigned)(now - start);
 
+        char code[sizeof(((struct wire_error *)0)->code)] = "";
+
         r = http_fetch(coordlist_current(l), method, path, content_type, body, len, token, left,
                        &hr);
-        if (r == 0 && hr.status != 503) {
+        leader = r == 0 ? hr.leader : NULL;
+        if (r == 0)
+            coordlist_error_code(hr.body, hr.body_len, code, sizeof(code));
+        if (!coordlist_answer(l, r == 0 ? hr.status : r, leader, code) && r == 0) {
             http_response_done(&last);
             *ret = hr;
             return 0;
         }
-        leader = r == 0 ? hr.leader : NULL;
-        (void)coordlist_answer(l, r == 0 ? hr.status : r, leader);
         since_leader_hint = leader != NULL && leader[0] != '\0' ? 0 : since_leader_hint + 1;
         if (r == 0) {
             http_response_done(&last);
@@ -223,13 +240,15 @@ const char *coordclient_addr(const struct coordclient *cc)
 bool coordclient_answer(struct coordclient *cc, int status, const struct http_client_reply *reply)
 {
     const char *leader = NULL;
-    char from[WIRE_ADDR_MAX + 1], why[48];
+    char from[WIRE_ADDR_MAX + 1], why[48], code[sizeof(((struct wire_error *)0)->code)] = "";
     struct http_client *next;
 
     if (status == 503 && reply != NULL && reply->headers != NULL)
         leader = evhttp_find_header(reply->headers, COORDLIST_LEADER_HEADER);
+    if (status == 503 && reply != NULL)
+        coordlist_error_code(reply->body, reply->body_len, code, sizeof(code));
     snprintf(from, sizeof(from), "%s", coordlist_current(cc->l));
-    if (!coordlist_answer(cc->l, status, leader))
+    if (!coordlist_answer(cc->l, status, leader, code))
         return false;
     if (status < 0)
         snprintf(why, sizeof(why), "%s", strerror(-status));

@@ -6,11 +6,15 @@
  * written once:
  *
  *  - send to the current address (the first one at the start);
- *  - a 503 naming the leader in X-Sluice-Leader (a standby's answer): go
- *    to that leader next, whether or not it is in the list;
- *  - no answer (refused, reset, timed out) or a 503 naming no other
- *    leader: go to the next address of the list, round and round;
- *  - any other answer, errors included, is the leader's: stay.
+ *  - a standby's answer is a 503 whose Error has the code "standby"
+ *    (COORDLIST_STANDBY_CODE) or that names the leader in X-Sluice-Leader;
+ *    one naming the leader: go to that leader next, whether or not it is
+ *    in the list (to its place in the list when it is there);
+ *  - no answer (refused, reset, timed out) or a standby's 503 naming no
+ *    other leader: go to the next address of the list, round and round;
+ *  - any other answer, errors included, is the leader's: stay. A 503 for
+ *    a reason of the leader's own (segments unavailable, not ready) is
+ *    one: it is not taken for a standby's.
  *
  * Three parts: the pure policy (coordlist_answer, tested without a loop),
  * a blocking fetch that applies it within one deadline (the CLIs), and an
@@ -31,6 +35,8 @@ struct http_response;
 
 /* The header a standby names the leader in ("host:port"). */
 #define COORDLIST_LEADER_HEADER "X-Sluice-Leader"
+/* The Error code of a standby's 503 (coordinator/coord.c coord_standby_reply). */
+#define COORDLIST_STANDBY_CODE "standby"
 /* Addresses in one list. */
 #define COORDLIST_MAX 16
 
@@ -58,20 +64,28 @@ const char *coordlist_current(const struct coordlist *l);
 /*
  * Takes the answer of coordlist_current(): status is the HTTP status, or a
  * negative errno when no answer came; leader is the answer's
- * X-Sluice-Leader (NULL or "": none). Returns true when the client must go
- * elsewhere, and coordlist_current() then names where (see the top of this
- * file); false when the current address answered as the leader does
- * (anything but 503), or for -ECANCELED (the client itself gave up).
+ * X-Sluice-Leader (NULL or "": none); code is the code of the Error in its
+ * body (NULL or "": none; coordlist_error_code()). Returns true when the
+ * client must go elsewhere, and coordlist_current() then names where (see
+ * the top of this file); false when the current address answered as the
+ * leader does (anything but a standby's 503), or for -ECANCELED (the
+ * client itself gave up).
  */
-bool coordlist_answer(struct coordlist *l, int status, const char *leader);
+bool coordlist_answer(struct coordlist *l, int status, const char *leader, const char *code);
+
+/*
+ * The code of the Error a coordinator's answer body holds, copied into buf
+ * (buf_len bytes, at least 1): "" when the body is not an Error.
+ */
+const char *coordlist_error_code(const void *body, size_t len, char *buf, size_t buf_len);
 
 /*
  * One blocking request (http_fetch) that follows the leader: tried on
  * coordlist_current(), then wherever coordlist_answer() says, until an
- * answer other than 503 comes, within timeout_ms in all (each attempt gets
+ * answer other than a standby's comes, within timeout_ms in all (each attempt gets
  * what is left; after a whole round of the list with no leader it waits
  * 200 ms, an election takes about a second). Returns 0 with *ret the
- * leader's answer, or the last 503 when no leader answered in time; or the
+ * leader's answer, or the last standby's 503 when no leader answered in time; or the
  * last negative errno when no address answered at all (http_fetch's
  * errors). The list keeps the address that answered, for the next call.
  */

@@ -290,7 +290,7 @@ void coord_standby_reply(struct coord *c, struct evhttp_request *req)
                  c->advertise);
     }
     evhttp_add_header(h, "Retry-After", "1");
-    pbhttp_reply_error(req, 503, "standby", msg);
+    pbhttp_reply_error(req, 503, COORDLIST_STANDBY_CODE, msg);
 }
 
 /* Every request of a standby but /healthz, /readyz and /metrics: 503 naming the leader. */
