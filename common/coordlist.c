@@ -79,6 +79,14 @@ void coordlist_free(struct coordlist *l)
     free(l);
 }
 
+struct coordlist *coordlist_copy(const struct coordlist *l)
+{
+    struct coordlist *c = xmalloc(sizeof(*c));
+
+    *c = *l;
+    return c;
+}
+
 size_t coordlist_count(const struct coordlist *l)
 {
     return l->n;

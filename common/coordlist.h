@@ -52,6 +52,13 @@ int coordlist_new(const char *csv, struct coordlist **ret, char *err, size_t err
 /* NULL-safe. */
 void coordlist_free(struct coordlist *l);
 
+/*
+ * A copy of l (its addresses and where it stands) for another client,
+ * which then moves on its own: a list parsed once serves all the clients
+ * of a process. Free it with coordlist_free().
+ */
+struct coordlist *coordlist_copy(const struct coordlist *l);
+
 /* Addresses in the list (a followed leader outside it not counted). */
 size_t coordlist_count(const struct coordlist *l);
 

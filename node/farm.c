@@ -110,7 +110,8 @@ struct farm {
     struct event *load_ev, *tick_ev;
     struct http_server *ctl;
     char ctl_addr[128];
-    char *coordinator, *token;
+    struct coordlist *coordinators; /* --coordinator, parsed once: each reporter copies it */
+    char *token;
     uint64_t report_ms;
 };
 
@@ -667,7 +668,7 @@ static void farm_free(struct farm *f)
         event_free(f->tick_ev);
     http_server_free(f->ctl);
     strmap_free(f->by_id);
-    free(f->coordinator);
+    coordlist_free(f->coordinators);
     free(f->token);
     free(f->vnodes);
     free(f);
@@ -679,7 +680,7 @@ static void farm_report_start_cb(evutil_socket_t fd, short what, void *arg)
     struct farm_vnode *v = arg;
     struct farm *f = v->farm;
     struct reporter_config rc = {
-        .coordinator = f->coordinator,
+        .coordinators = f->coordinators,
         .node_id = v->id,
         .advertise = v->addr,
         .token = f->token,
@@ -725,14 +726,8 @@ static struct farm *farm_new(struct event_base *base, const struct farm_config *
     f->invalid_fraction = cfg->invalid_fraction;
     f->load_ms = cfg->load_ms;
     f->report_ms = cfg->report_ms;
-    f->coordinator = xstrdup(cfg->coordinator);
-    {
-        struct coordlist *l = NULL;
-
-        if (coordlist_new(cfg->coordinator, &l, err, err_len) < 0)
-            goto fail;
-        coordlist_free(l);
-    }
+    if (coordlist_new(cfg->coordinator, &f->coordinators, err, err_len) < 0)
+        goto fail;
     f->token = cfg->token != NULL ? xstrdup(cfg->token) : NULL;
     f->by_id = strmap_new();
     f->load_ev = evtimer_new(base, farm_load_cb, f);

@@ -838,6 +838,7 @@ struct node *node_new(struct event_base *base, const struct node_config *cfg, ch
                               size_t err_len)
 {
     struct node *node = xcalloc(1, sizeof(*node));
+    struct coordlist *coordinators = NULL; /* --coordinator, parsed once: each client copies it */
     struct store_config sc = {
         .load_pool = NULL,
         .storage_root = cfg->storage_root,
@@ -954,16 +955,12 @@ struct node *node_new(struct event_base *base, const struct node_config *cfg, ch
         log_info("epoch_fence", "highest=%" PRIu64 " path=%s", node->fence.highest,
                  node->fence.path);
     api_routes(node);
-    if (cfg->coordinator != NULL && cfg->coordinator[0] != '\0') {
-        struct coordlist *l = NULL;
-
-        if (coordlist_new(cfg->coordinator, &l, err, err_len) < 0)
-            goto fail;
-        coordlist_free(l);
-    }
-    if (cfg->coordinator != NULL && cfg->coordinator[0] != '\0') {
+    if (cfg->coordinator != NULL && cfg->coordinator[0] != '\0' &&
+        coordlist_new(cfg->coordinator, &coordinators, err, err_len) < 0)
+        goto fail;
+    if (coordinators != NULL) {
         struct reporter_config rc = {
-            .coordinator = cfg->coordinator,
+            .coordinators = coordinators,
             .node_id = node->node_id,
             .advertise = cfg->advertise != NULL && cfg->advertise[0] != '\0' ? cfg->advertise
                                                                               : node->bound,
@@ -981,18 +978,20 @@ struct node *node_new(struct event_base *base, const struct node_config *cfg, ch
         node->reporter = reporter_new(base, &rc, &src, node);
         if (cfg->claim) {
             struct timeval every = {0, 500000};
-            struct coordlist *l = NULL;
 
             node->claim_batch = 1;
-            if (coordlist_new(cfg->coordinator, &l, err, err_len) < 0 ||
-                (node->claim_client = coordclient_new(base, l, 5000, cfg->token)) == NULL)
+            node->claim_client =
+                coordclient_new(base, coordlist_copy(coordinators), 5000, cfg->token);
+            if (node->claim_client == NULL)
                 goto fail;
             node->claim_ev = event_new(base, -1, EV_PERSIST, node_claim_tick_cb, node);
             event_add(node->claim_ev, &every);
         }
     }
+    coordlist_free(coordinators);
     return node;
 fail:
+    coordlist_free(coordinators);
     node_free(node);
     return NULL;
 }

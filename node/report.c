@@ -504,9 +504,6 @@ struct reporter *reporter_new(struct event_base *base, const struct reporter_con
     struct timeval tv = {(time_t)(cfg->interval_ms / 1000),
                          (suseconds_t)(cfg->interval_ms % 1000) * 1000};
     struct timeval now = {0, 0};
-    struct coordlist *l = NULL;
-    char err[256];
-
     r->base = base;
     r->src = *src;
     r->interval = tv;
@@ -518,10 +515,8 @@ struct reporter *reporter_new(struct event_base *base, const struct reporter_con
     r->arg = arg;
     r->rs = report_state_new(0);
     /* A report waits at most one interval for its answer. */
-    if (coordlist_new(cfg->coordinator, &l, err, sizeof(err)) < 0)
-        abort(); /* the daemon checked the list at start (coordlist_new) */
-    r->cc = coordclient_new(base, l, (unsigned)(cfg->interval_ms > 500 ? cfg->interval_ms : 500),
-                            cfg->token);
+    r->cc = coordclient_new(base, coordlist_copy(cfg->coordinators),
+                            (unsigned)(cfg->interval_ms > 500 ? cfg->interval_ms : 500), cfg->token);
     assert(r->cc != NULL);
     r->timer = event_new(base, -1, EV_PERSIST, reporter_tick_cb, r);
     event_add(r->timer, &tv);

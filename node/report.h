@@ -90,8 +90,10 @@ struct reporter_source {
  */
 typedef void (*reporter_conflict_cb)(void *arg, const char *detail);
 
+struct coordlist;
+
 struct reporter_config {
-    const char *coordinator; /* host:port[,host:port...]: checked (coordlist_new) by the caller */
+    const struct coordlist *coordinators; /* parsed once by the caller; the reporter copies it */
     const char *node_id;
     const char *advertise;   /* host:port the coordinator uses to reach this node */
     const char *token;

@@ -25,6 +25,7 @@
 #include <event2/event.h>
 
 #include "clock.h"
+#include "coordlist.h"
 #include "http.h"
 #include "pbhttp.h"
 #include "report.h"
@@ -330,6 +331,16 @@ static void no_segments(void *arg, struct wire_node_status *ret)
  * MALLOC_PERTURB_ was set); freed memory is filled here so that a use
  * after free faults instead of passing by luck.
  */
+/* The --coordinator list of one address, as the daemon parses it once. */
+static struct coordlist *coordinators_of(const char *addr)
+{
+    struct coordlist *l = NULL;
+    char err[256] = "";
+
+    ck_assert_msg(coordlist_new(addr, &l, err, sizeof(err)) == 0, "%s", err);
+    return l;
+}
+
 START_TEST(test_free_with_report_in_flight)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -342,6 +353,7 @@ START_TEST(test_free_with_report_in_flight)
     struct event_base *base = event_base_new();
     struct reporter *r;
     char addr[64];
+    struct coordlist *cl;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
 
     /* A coordinator that accepts connections (the kernel's backlog) and never answers. */
@@ -350,8 +362,10 @@ START_TEST(test_free_with_report_in_flight)
     ck_assert_int_eq(listen(fd, 8), 0);
     ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
     snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
-    cfg.coordinator = addr;
+    cl = coordinators_of(addr);
+    cfg.coordinators = cl;
     r = reporter_new(base, &cfg, &src, NULL);
+    coordlist_free(cl);
     ck_assert_ptr_nonnull(r);
     event_base_loopexit(base, &tick);
     event_base_dispatch(base); /* the first report goes out, and stays unanswered */
@@ -419,14 +433,17 @@ START_TEST(test_soon_restarts_heartbeat)
     struct reporter *r;
     uint64_t soon_ns, t0;
     char addr[64];
+    struct coordlist *cl;
 
     acked_reports = 0;
     ck_assert_int_eq(http_server_bind(srv, "127.0.0.1:0", addr, sizeof(addr)), 0);
     ck_assert_int_eq(
         http_server_route(srv, HTTP_POST, "/v1/report", false, ack_report_cb, NULL), 0);
-    cfg.coordinator = addr;
+    cl = coordinators_of(addr);
+    cfg.coordinators = cl;
     t0 = clock_mono_ns();
     r = reporter_new(base, &cfg, &src, NULL);
+    coordlist_free(cl);
     run_for_ms(base, 500);
     ck_assert_uint_eq(acked_reports, 1); /* the first, at once */
     soon_ns = clock_mono_ns();
