@@ -69,6 +69,32 @@ static bool status(struct wire_cluster_status *st)
     return harness_cluster_status(coord_addr, st) == 200;
 }
 
+/*
+ * A phase that did not complete explains itself: what the sampler saw
+ * last, the coordinator's CPU so far, and the tails of the coordinator's
+ * and the farm's logs, printed at once (the run goes on to its figures).
+ */
+static void phase_incomplete(const char *what)
+{
+    struct wire_cluster_status st;
+    int pid = coord != NULL ? harness_proc_pid(coord) : -1;
+
+    pthread_mutex_lock(&last_lock);
+    st = last_st;
+    pthread_mutex_unlock(&last_lock);
+    fprintf(stderr,
+            "bench_scale: phase %s did not complete at %.1f s: %s; the sampler's last status: "
+            "%" PRIu64 " registered, %" PRIu64 " LOADED, %" PRIu64 " PENDING, %" PRIu64
+            " in flight, %u nodes UP; coordinator CPU %.2f s so far\n",
+            phase_names[atomic_load(&phase)], since_start_s(), what, st.segments_total,
+            st.segments_loaded, st.segments_pending, st.assignments_in_flight, st.nodes_up,
+            scalekit_proc_cpu_s(pid));
+    if (coord != NULL)
+        harness_proc_dump_log(coord);
+    if (farm != NULL)
+        harness_proc_dump_log(farm);
+}
+
 static void *sampler_main(void *arg)
 {
     (void)arg;
@@ -223,11 +249,13 @@ int main(void)
         pthread_mutex_unlock(&last_lock);
     }
     placed = st.segments_loaded;
-    if (!settled)
+    if (!settled) {
         fprintf(stderr,
                 "bench_scale: only %" PRIu64 " of %" PRIu64 " segments LOADED after %.0f s "
                 "(no progress for 60 s, or the time ran out); the figures below are partial\n",
                 placed, segs, t_loaded);
+        phase_incomplete("not every segment LOADED");
+    }
     for (int r = 0; r < WIRE_REASON_COUNT_; r++)
         refused += st.refusals[r];
     lc_per = (double)st.refusals[WIRE_REASON_LOAD_CONCURRENCY] / (double)(placed > 0 ? placed : 1);
@@ -262,6 +290,8 @@ int main(void)
                 usleep(20000);
             if (scalekit_wait_loaded(coord_addr, segs, 120) >= 0)
                 t_kill = scalekit_now_s() - t0;
+            else
+                phase_incomplete("the killed node's segments not all LOADED again");
         }
     }
     free(v);
@@ -277,6 +307,10 @@ int main(void)
             t_health = scalekit_now_s() - t0;
             if (settled && scalekit_wait_loaded(coord_addr, segs, 300) >= 0)
                 t_reload = scalekit_now_s() - t0;
+            else if (settled)
+                phase_incomplete("not every segment LOADED again after the restart");
+        } else {
+            phase_incomplete("the restarted coordinator did not answer /healthz");
         }
     }
     atomic_store(&phase, 6);
