@@ -6,7 +6,8 @@
  * getenv() and a comparison. What each failpoint does is written where it
  * is checked (today: coordinator/dispatch.c, "dispatch-pause", the pause
  * between the lease check and the send that the fencing epoch protects
- * against; docs/DESIGN.md, fencing). Not for production: nothing an
+ * against; docs/DESIGN.md, fencing; coordinator/coord.c, "load-pause:MS",
+ * a catalog load that takes MS longer). Not for production: nothing an
  * operator needs is behind one. No state, safe from any thread.
  */
 #ifndef SLUICE_FAILPOINT_H

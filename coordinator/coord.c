@@ -34,6 +34,7 @@
 #include "catalog.h"
 #include "clock.h"
 #include "coordlist.h"
+#include "failpoint.h"
 #include "log.h"
 #include "metrics.h"
 #include "pbhttp.h"
@@ -151,6 +152,33 @@ static uint64_t coord_wall_now(void)
     return clock_wall_ms();
 }
 
+/* Starts one node's silence from now (coord_restart_node_clocks()). */
+static int coord_restart_node_clock(const char *key, void *value, void *arg)
+{
+    ((struct coord_node *)value)->last_seen_mono_ms = *(const uint64_t *)arg;
+    return 0;
+}
+
+/*
+ * Every node has node_timeout from the end of the load to report, not from
+ * when its row was read: the assignments are read after the nodes, and at
+ * 10^6 copies that took 3 to 7 s of a 5 s --node-timeout, so the first
+ * membership tick found every node silent, marked it DOWN and wrote every
+ * copy it held lost, one catalog write each, in one callback, the loop
+ * blocked for minutes while the nodes' reports waited (bench_scale, phase
+ * 8). SLUICE_FAILPOINT=load-pause:MS sleeps MS before it, as a slow load.
+ */
+static void coord_restart_node_clocks(struct coord *c)
+{
+    const char *arg;
+    uint64_t now;
+
+    if (failpoint_active("load-pause", &arg))
+        usleep((useconds_t)strtoul(arg, NULL, 10) * 1000);
+    now = clock_mono_ns() / 1000000;
+    strmap_foreach(c->nodes, coord_restart_node_clock, &now);
+}
+
 /*
  * This coordinator took the lead: rebuild the in-memory view from the
  * catalog, then ask the placer for what is missing. Any read that fails
@@ -186,6 +214,7 @@ static int coord_take_lead(struct coord *c, char *err, size_t err_len)
                  strerror(-r));
         return r;
     }
+    coord_restart_node_clocks(c);
     log_info("catalog_loaded", "db=%s segments=%zu nodes=%zu loaded=%" PRIu64
              " pending=%" PRIu64 " invalid=%" PRIu64,
              c->db_path, keymap_count(c->segs), strmap_count(c->nodes),

@@ -13,18 +13,23 @@
  * advertise it (load_slots) are sent no more than 4 outstanding, so 500
  * segments are placed without one LOAD_CONCURRENCY refusal, and their
  * delta reports (built from what changed) never disagree with the digest;
- * bad flags are refused at start.
+ * a coordinator killed and restarted on the same port, whose catalog load
+ * outlasts --node-timeout (a failpoint sleeps, as 10^6 assignments did in
+ * bench_scale), marks no node DOWN and loses no copy: every node has the
+ * node timeout from the end of the load; bad flags are refused at start.
  */
 #include <check.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "clock.h"
+#include "crash.h"
 #include "harness.h"
 #include "wire.h"
 #include "xmalloc.h"
@@ -321,6 +326,62 @@ START_TEST(test_load_window)
 }
 END_TEST
 
+/*
+ * The restarted coordinator's load takes longer than --node-timeout
+ * (SLUICE_FAILPOINT=load-pause): no node is DOWN for the time the load
+ * took, so no copy is written lost and placed again. Before the fix the
+ * nodes' clocks started when their rows were read, and the first
+ * membership tick after the load found every node silent.
+ */
+START_TEST(test_restart_slow_load)
+{
+    const char *extra[] = {"--load-time=10ms", "--report-interval=1s", NULL};
+    int port = crash_free_port("127.0.0.1");
+    char listen[64];
+    const char *coord_args[] = {listen, "--node-timeout=2s", NULL};
+    struct wire_event_list evs;
+    size_t lost = 0;
+    uint64_t t0;
+
+    ck_assert_int_gt(port, 0);
+    snprintf(listen, sizeof(listen), "--listen=127.0.0.1:%d", port);
+    harness_proc_free(coord); /* the fixture's, on port 0: this one restarts on its port */
+    coord = harness_coord_start(dir, coord_args);
+    ck_assert_ptr_nonnull(coord);
+    start_farm(4, extra);
+    register_segments(200, 1);
+    ck_assert_msg(harness_settled(harness_proc_addr(coord), 200, 60000),
+                  "200 segments not all LOADED");
+    /*
+     * The farm is stopped across the restart and for 0.5 s after it, so no
+     * report waits in the listener's backlog to be served before the first
+     * membership tick (1,000 nodes' reports in bench_scale could not all be).
+     */
+    ck_assert_int_eq(kill(harness_proc_pid(farm), SIGSTOP), 0);
+    harness_proc_kill(coord);
+    setenv("SLUICE_FAILPOINT", "load-pause:3000", 1);
+    ck_assert_int_eq(harness_proc_restart(coord), 0);
+    unsetenv("SLUICE_FAILPOINT");
+    usleep(500 * 1000);
+    ck_assert_int_eq(kill(harness_proc_pid(farm), SIGCONT), 0);
+    /* Past a node timeout after the load: every node has reported since. */
+    t0 = now_ms();
+    while (now_ms() - t0 < 3000)
+        usleep(100 * 1000);
+    ck_assert_int_eq(harness_events(harness_proc_addr(coord), "?limit=100000", &evs), 200);
+    for (size_t i = 0; i < evs.n; i++)
+        if (strcmp(evs.events[i].kind, "lost") == 0 && lost++ == 0)
+            fprintf(stderr, "check_farm: %s lost on %s: %s\n", evs.events[i].segment_id,
+                    evs.events[i].node_id, evs.events[i].detail);
+    wire_event_list_done(&evs);
+    ck_assert_msg(lost == 0, "%zu copies written lost after a restart whose load took 3 s",
+                  lost);
+    ck_assert_msg(harness_settled(harness_proc_addr(coord), 200, 60000),
+                  "200 segments not all LOADED after the restart");
+    ck_assert_uint_eq(check_placements(200, 1, NULL), 200);
+}
+END_TEST
+
 START_TEST(test_bad_flags)
 {
     const char *bin = harness_bin("sluice-node");
@@ -359,6 +420,11 @@ static Suite *farm_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_load_window);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("restart");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_restart_slow_load);
     suite_add_tcase(s, tc);
     tc = tcase_create("flags");
     tcase_add_test(tc, test_bad_flags);
