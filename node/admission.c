@@ -999,6 +999,33 @@ void admission_ledger_commit(struct admission_ledger *l, const char *id, uint64_
     h->raw = raw;
 }
 
+int admission_heap_admit(const struct admission_config *cfg,
+                         const struct admission_signals *sig, uint64_t cost_bytes,
+                         uint64_t heap_bytes, uint64_t *ret_extra, char *detail, size_t len)
+{
+    uint64_t extra = heap_bytes > cost_bytes ? heap_bytes - cost_bytes : 0;
+    uint64_t limit = admission_admit_limit(cfg, sig);
+    uint64_t used = adm_add(sig->wss_bytes, sig->reserved_bytes);
+
+    *ret_extra = 0;
+    if (len > 0)
+        detail[0] = '\0';
+    if (extra == 0 || limit == 0)
+        return 0;
+    if (adm_add(used, extra) > limit) {
+        snprintf(detail, len,
+                 "the file's in-memory columns need %llu bytes, %llu more than the %llu "
+                 "admitted from the request: wss %llu + reserved %llu + %llu > admit limit %llu",
+                 (unsigned long long)heap_bytes, (unsigned long long)extra,
+                 (unsigned long long)cost_bytes, (unsigned long long)sig->wss_bytes,
+                 (unsigned long long)sig->reserved_bytes, (unsigned long long)extra,
+                 (unsigned long long)limit);
+        return -ENOMEM;
+    }
+    *ret_extra = extra;
+    return 0;
+}
+
 int admission_disk_admit(const struct admission_config *cfg, struct admission_ledger *l,
                          const char *id, uint64_t file_bytes, int disk_err,
                          uint64_t disk_avail, char *detail, size_t len)

@@ -411,6 +411,20 @@ int admission_disk_admit(const struct admission_config *cfg, struct admission_le
                          const char *id, uint64_t file_bytes, int disk_err,
                          uint64_t disk_avail, char *detail, size_t len);
 
+/*
+ * MEM_CAPACITY for a load about to start whose file says it will copy
+ * heap_bytes to the heap (its in-memory columns), more than the cost
+ * admitted for it from the request (cost_bytes, already in
+ * sig->reserved_bytes): refused when wss + reserved + the difference exceed
+ * the admit limit (admission_admit_limit(); never with the limit unknown).
+ * A declared row width says nothing of such columns; the header does. Pure:
+ * returns the extra bytes to hold (0 when heap_bytes <= cost_bytes) into
+ * *ret_extra and 0, or -ENOMEM with detail written (always NUL-terminated).
+ */
+int admission_heap_admit(const struct admission_config *cfg,
+                         const struct admission_signals *sig, uint64_t cost_bytes,
+                         uint64_t heap_bytes, uint64_t *ret_extra, char *detail, size_t len);
+
 /* id's load ended: what it held is released into *ret (may be NULL). 0 or -ENOENT. */
 int admission_ledger_release(struct admission_ledger *l, const char *id,
                              struct admission_hold *ret);

@@ -316,14 +316,42 @@ static void node_assign_done(int err, const char *detail, void *arg)
     free(ctx);
 }
 
-/* The store asks before a load starts: admission decides DISK_FULL and holds the room. */
-static int node_admit_disk(void *arg, const char *id, uint64_t file_bytes, int disk_err,
-                           uint64_t disk_avail, char *detail, size_t len)
+/*
+ * The store asks before a load starts, the file's header read: admission
+ * decides MEM_CAPACITY for the heap its in-memory columns certainly take
+ * beyond what the request's declared size was costed at, then DISK_FULL,
+ * and holds both. Memory first, so that a refusal holds no disk.
+ */
+static int node_admit_load(void *arg, const char *id, uint64_t file_bytes, uint64_t heap_bytes,
+                           int disk_err, uint64_t disk_avail, void *assign_arg, char *detail,
+                           size_t len)
 {
     struct node *node = arg;
+    struct node_assign_ctx *ctx = assign_arg;
+    uint64_t extra = 0;
+    int r;
 
-    return admission_disk_admit(&node->acfg, node->ledger, id, file_bytes, disk_err, disk_avail,
-                                detail, len);
+    if (ctx->cost > 0 && node->admission_on) {
+        struct admission_signals sig;
+
+        node_signals(node, &sig);
+        r = admission_heap_admit(&node->acfg, &sig, ctx->cost, heap_bytes, &extra, detail, len);
+        if (r < 0) {
+            node->capacity_refused = true;
+            node->capacity_refused_ms = sig.now_ms;
+            return r;
+        }
+    }
+    r = admission_disk_admit(&node->acfg, node->ledger, id, file_bytes, disk_err, disk_avail,
+                             detail, len);
+    if (r < 0)
+        return r;
+    if (extra > 0) {
+        /* Pending with the rest of its cost: committed or released with it (node_assign_done). */
+        admission_ledger_pend(node->ledger, extra);
+        ctx->cost += extra;
+    }
+    return 0;
 }
 
 /*
@@ -925,7 +953,7 @@ struct node *node_new(struct event_base *base, const struct node_config *cfg, ch
     if (node->store == NULL)
         goto fail;
     store_set_load_cb(node->store, node_load_cb, node);
-    store_set_admit(node->store, node_admit_disk, node);
+    store_set_admit(node->store, node_admit_load, node);
     node->tick_ev = event_new(base, -1, EV_PERSIST, node_tick_cb, node);
     event_add(node->tick_ev, &tick);
     node->http = http_server_new(base, &cfg->limits);

@@ -106,6 +106,7 @@ struct store_job {
     struct store_seg *seg; /* referenced */
     int src_fd;
     uint64_t src_size;
+    uint64_t heap_bytes;      /* the source's SEGMENT_COL_ANON bytes, from the precheck */
     uint64_t disk_avail;      /* free bytes the precheck measured (if disk_err is 0) */
     int disk_err;             /* 0, or the negative errno of that measurement */
     bool loaded;  /* the load or reload succeeded */
@@ -422,6 +423,10 @@ static void store_precheck_work(void *arg)
             goto fail;
         }
         job->digest = segment_digest(&hdr);
+        job->heap_bytes = 0;
+        for (unsigned i = 0; i < hdr.column_count; i++)
+            if (hdr.columns[i].flags & SEGMENT_COL_ANON)
+                job->heap_bytes += hdr.columns[i].length;
         if (job->seg->want_digest != 0 && job->digest != job->seg->want_digest) {
             store_set_detail(job,
                              "digest: the file's is %016llx, the registered one %016llx (the "
@@ -982,9 +987,10 @@ static void store_load_done(void *arg)
 }
 
 /*
- * Asks admission whether the copy may take its room on the local disk, on
- * the loop thread, so that concurrent prechecks (a batch) each count the
- * disk promised to the ones accepted before them. -ENOSPC with its detail.
+ * Asks admission whether the copy may take its room on the local disk and
+ * its in-memory columns their heap, on the loop thread, so that concurrent
+ * prechecks (a batch) each count what was promised to the ones accepted
+ * before them. -ENOSPC or -ENOMEM with its detail.
  */
 static void store_admit_disk(struct store *st, struct store_job *job)
 {
@@ -994,11 +1000,14 @@ static void store_admit_disk(struct store *st, struct store_job *job)
     if (job->err != 0 || st->admit == NULL)
         return;
     detail[0] = '\0';
-    r = st->admit(st->admit_arg, job->seg->id, job->src_size, job->disk_err, job->disk_avail,
-                  detail, sizeof(detail));
-    if (r < 0) {
+    r = st->admit(st->admit_arg, job->seg->id, job->src_size, job->heap_bytes, job->disk_err,
+                  job->disk_avail, job->assign_arg, detail, sizeof(detail));
+    if (r == -ENOSPC) {
         job->err = r;
         store_set_detail(job, "%s (data directory %s)", detail, st->segdir);
+    } else if (r < 0) {
+        job->err = r;
+        store_set_detail(job, "%s", detail);
     }
 }
 

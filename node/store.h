@@ -111,19 +111,25 @@ void store_free(struct store *st);
  *   -EMFILE, -ENFILE, -ENOMEM, -EAGAIN   this node could not open the file now
  *   -ESHUTDOWN  the store is closing
  *   -ENOSPC     the admit function refused the disk room (store_set_admit())
+ *   -ENOMEM     ... or the memory of the file's in-memory columns
  */
 typedef void (*store_assign_cb)(int err, const char *detail, void *arg);
 
 /*
  * Asked on the loop thread once an assignment's precheck has passed, just
  * before its load starts: may the copy of id, file_bytes long, take its room
- * on the local disk? disk_err is 0 and disk_avail the free bytes the
- * precheck measured, or disk_err is the negative errno of that measurement.
+ * on the local disk, and may its load copy heap_bytes to the heap (the
+ * file's SEGMENT_COL_ANON columns, read from its header: memory the load
+ * certainly takes, whatever the request declared)? disk_err is 0 and
+ * disk_avail the free bytes the precheck measured, or disk_err is the
+ * negative errno of that measurement. assign_arg is store_assign()'s arg.
  * Returns 0 (the load starts; the room is the caller's to account until
- * store_load_cb reports the load's end) or -ENOSPC with detail written.
+ * store_load_cb reports the load's end), -ENOSPC (disk) or -ENOMEM
+ * (memory) with detail written.
  */
-typedef int (*store_admit_fn)(void *arg, const char *id, uint64_t file_bytes, int disk_err,
-                              uint64_t disk_avail, char *detail, size_t len);
+typedef int (*store_admit_fn)(void *arg, const char *id, uint64_t file_bytes,
+                              uint64_t heap_bytes, int disk_err, uint64_t disk_avail,
+                              void *assign_arg, char *detail, size_t len);
 
 /* Sets the admit function (NULL: every load is let start). */
 void store_set_admit(struct store *st, store_admit_fn fn, void *arg);

@@ -1136,6 +1136,51 @@ START_TEST(test_mlock_budget_never_exceeded)
 }
 END_TEST
 
+/*
+ * A segment whose file holds in-memory columns (copied to the heap by the
+ * load) but whose request declares a narrow row is costed at the declared
+ * width by the first decision; the header, read before the load starts,
+ * says how much heap it will take. A node with a 16 MiB admit budget must
+ * refuse a 24 MiB in-memory column with MEM_CAPACITY naming the columns,
+ * keep nothing of it, and still take the narrow segment that fits. Before
+ * the header was consulted, the wide one was accepted (202) and loaded.
+ */
+START_TEST(test_heap_columns_counted)
+{
+    char *path = xasprintf("%s/embed.seg", storage), *uri = xasprintf("file://%s", path);
+    char *out = xasprintf("--out=%s", path);
+    const char *argv[] = {harness_bin("sluice-node"), "mkseg", "--rows=6000", "--row-bytes=16",
+                          "--anon-row-bytes=4096", "--seed=21", out, NULL};
+    const char *args[] = {"--admit-budget=16M", NULL};
+    struct wire_assign_response resp;
+    struct harness_reply rep;
+    struct wire_node_status st;
+    char *output = NULL;
+    int status;
+
+    ck_assert_msg(harness_run(argv, &output) == 0, "mkseg failed: %s", output);
+    free(output);
+    ck_assert_int_eq(harness_proc_stop(node), 0);
+    harness_proc_free(node);
+    node = harness_node_start_calm(storage, data, args);
+    ck_assert_ptr_nonnull(node);
+    /* Declared 16 B a row: 96,000 bytes, far under the budget. */
+    status = assign_raw("embed", uri, 6000, 16, &resp, &rep);
+    ck_assert_int_eq(status, 429);
+    ck_assert_str_eq(rep.reason, "MEM_CAPACITY");
+    ck_assert_int_eq(resp.reason, WIRE_REASON_MEM_CAPACITY);
+    ck_assert_msg(strstr(resp.detail, "in-memory columns need 24576000 bytes") != NULL, "%s",
+                  resp.detail);
+    ck_assert(get_status(&st));
+    ck_assert_uint_eq(st.n_segments, 0);
+    wire_node_status_done(&st);
+    ck_assert_int_eq(assign_seg(&segs[1]), 202); /* narrow-b: 4.8 MB */
+    free(path);
+    free(uri);
+    free(out);
+}
+END_TEST
+
 /* A budget above RLIMIT_MEMLOCK is refused at start, naming the limit and the fix. */
 START_TEST(test_mlock_rlimit_refused)
 {
@@ -1354,6 +1399,7 @@ static Suite *node_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_refusals_change_nothing);
+    tcase_add_test(tc, test_heap_columns_counted);
     tcase_add_test(tc, test_checksum_mismatch_fails_load);
     tcase_add_test(tc, test_delete);
     tcase_add_test(tc, test_report_failures_in_metrics);

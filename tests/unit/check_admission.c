@@ -1269,6 +1269,41 @@ END_TEST
  * DISK_FULL at the precheck: the room measured against the reserve and what
  * loads in flight were promised, held until their load ends.
  */
+/*
+ * The heap a file's in-memory columns take, beyond the cost the request was
+ * admitted at, is judged against the admit limit when the load is about to
+ * start; nothing beyond the cost, or no known limit, passes untouched.
+ */
+START_TEST(test_heap_admit)
+{
+    struct admission_config cfg = {.budget_bytes = 1000};
+    struct admission_signals sig = {.wss_bytes = 300, .reserved_bytes = 100};
+    char detail[512];
+    uint64_t extra = 7;
+
+    /* Within the cost admitted: nothing more to hold. */
+    ck_assert_int_eq(admission_heap_admit(&cfg, &sig, 100, 80, &extra, detail, sizeof(detail)), 0);
+    ck_assert_uint_eq(extra, 0);
+    /* 600 beyond a cost of 100: 300 + 100 + 500 = 900 <= 1000, held. */
+    ck_assert_int_eq(admission_heap_admit(&cfg, &sig, 100, 600, &extra, detail, sizeof(detail)),
+                     0);
+    ck_assert_uint_eq(extra, 500);
+    /* 601 beyond: 300 + 100 + 601 > 1000. */
+    ck_assert_int_eq(admission_heap_admit(&cfg, &sig, 100, 701, &extra, detail, sizeof(detail)),
+                     -ENOMEM);
+    ck_assert_uint_eq(extra, 0);
+    ck_assert_msg(strstr(detail, "in-memory columns need 701 bytes, 601 more") != NULL, "%s",
+                  detail);
+    ck_assert_msg(strstr(detail, "admit limit 1000") != NULL, "%s", detail);
+    /* No limit known (no budget, no cgroup limit): never refused here. */
+    cfg.budget_bytes = 0;
+    ck_assert_int_eq(admission_heap_admit(&cfg, &sig, 100, 1u << 30, &extra, detail,
+                                          sizeof(detail)),
+                     0);
+    ck_assert_uint_eq(extra, 0);
+}
+END_TEST
+
 START_TEST(test_disk_admit_counts_promised)
 {
     struct admission_config cfg = {.disk_reserve_bytes = 100};
@@ -1377,6 +1412,7 @@ static Suite *admission_suite(void)
     } cases[] = {
         {"defaults", test_defaults},
         {"disk_admit_counts_promised", test_disk_admit_counts_promised},
+        {"heap_admit", test_heap_admit},
         {"ledger_memory", test_ledger_memory},
         {"store_answer", test_store_answer},
         {"load_reason", test_load_reason},

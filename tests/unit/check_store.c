@@ -63,9 +63,21 @@ static void teardown(void)
     free(cmd);
 }
 
-static int admit_disk(void *arg, const char *id, uint64_t file_bytes, int disk_err,
-                      uint64_t disk_avail, char *detail, size_t len)
+/* The heap bytes the last precheck reported, and a heap limit to refuse above (0: none). */
+static uint64_t seen_heap_bytes, heap_limit;
+
+static int admit_disk(void *arg, const char *id, uint64_t file_bytes, uint64_t heap_bytes,
+                      int disk_err, uint64_t disk_avail, void *assign_arg, char *detail,
+                      size_t len)
 {
+    (void)arg;
+    (void)assign_arg;
+    seen_heap_bytes = heap_bytes;
+    if (heap_limit > 0 && heap_bytes > heap_limit) {
+        snprintf(detail, len, "in-memory columns %llu > %llu", (unsigned long long)heap_bytes,
+                 (unsigned long long)heap_limit);
+        return -ENOMEM;
+    }
     return admission_disk_admit(&acfg, ledger, id, file_bytes, disk_err, disk_avail, detail, len);
 }
 
@@ -287,6 +299,41 @@ START_TEST(test_disk_full)
     ck_assert_int_eq(a.status, 507);
     ck_assert_int_eq(a.reason, WIRE_REASON_DISK_FULL);
     ck_assert_msg(strstr(a.detail, "free") != NULL, "%s", a.detail);
+    store_free(st);
+}
+END_TEST
+
+/*
+ * The precheck reads the file's in-memory (SEGMENT_COL_ANON) columns from
+ * its header and hands their size to the admit function; a refusal of that
+ * memory (-ENOMEM) answers 429 MEM_CAPACITY with the admit function's detail
+ * and leaves nothing behind.
+ */
+START_TEST(test_admit_sees_heap_bytes)
+{
+    struct store *st = open_store(0);
+    struct mkseg_spec spec = {.rows = 200, .row_bytes = 16, .seed = 5, .anon_row_bytes = 512};
+    char *path = xasprintf("%s/wide.seg", storage), detail[256];
+    struct answer a;
+
+    ck_assert_int_eq(mkseg_write(path, &spec, detail, sizeof(detail)), 0);
+    write_seg("narrow.seg", 200);
+    heap_limit = 0;
+    a = do_assign(st, "narrow", "narrow.seg", 200);
+    ck_assert_int_eq(a.status, 202);
+    ck_assert_uint_eq(seen_heap_bytes, 0);
+    heap_limit = 200 * 512 - 1;
+    a = do_assign(st, "wide", "wide.seg", 200);
+    ck_assert_uint_eq(seen_heap_bytes, 200 * 512);
+    ck_assert_int_eq(a.status, 429);
+    ck_assert_int_eq(a.reason, WIRE_REASON_MEM_CAPACITY);
+    ck_assert_msg(strstr(a.detail, "in-memory columns 102400") != NULL, "%s", a.detail);
+    ck_assert(!store_holds(st, "wide"));
+    heap_limit = 200 * 512;
+    a = do_assign(st, "wide", "wide.seg", 200);
+    ck_assert_int_eq(a.status, 202);
+    heap_limit = 0;
+    free(path);
     store_free(st);
 }
 END_TEST
@@ -735,6 +782,7 @@ int main(void)
     tcase_add_test(tc, test_assign_load);
     tcase_add_test(tc, test_refusals_leave_nothing);
     tcase_add_test(tc, test_disk_full);
+    tcase_add_test(tc, test_admit_sees_heap_bytes);
     tcase_add_test(tc, test_no_descriptors_is_not_invalid);
     tcase_add_test(tc, test_disk_shared_by_concurrent_prechecks);
     tcase_add_test(tc, test_recovery);
