@@ -331,7 +331,8 @@ static int node_admit_load(void *arg, const char *id, uint64_t file_bytes, uint6
     uint64_t extra = 0;
     int r;
 
-    if (ctx->cost > 0 && node->admission_on) {
+    /* Only when the header says more than the cost admitted (admission_heap_admit is 0 else). */
+    if (ctx->cost > 0 && heap_bytes > ctx->cost && node->admission_on) {
         struct admission_signals sig;
 
         node_signals(node, &sig);

@@ -129,6 +129,22 @@ uint64_t report_state_incarnation(const struct report_state *s)
     return s->incarnation;
 }
 
+/* The pending report into rep (its digest already set), without URIs: the coordinator knows them. */
+static uint64_t report_finish(struct report_state *s, struct wire_node_report *rep)
+{
+    for (size_t i = 0; i < s->n_segs; i++)
+        s->segs[i].uri = NULL;
+    rep->incarnation = s->incarnation;
+    rep->seq = s->seq;
+    rep->delta = !s->pending_full;
+    rep->base_seq = s->pending_full ? 0 : s->acked_seq;
+    rep->segments = s->segs;
+    rep->n_segments = s->n_segs;
+    rep->removed = s->removed;
+    rep->n_removed = s->n_removed;
+    return s->seq;
+}
+
 uint64_t report_build(struct report_state *s, const struct wire_segment_status *cur, size_t n,
                       struct wire_node_report *rep)
 {
@@ -157,19 +173,8 @@ uint64_t report_build(struct report_state *s, const struct wire_segment_status *
         repset_diff_done(&d);
         s->stats.delta++;
     }
-    /* The coordinator knows every URI: none in a report. */
-    for (size_t i = 0; i < s->n_segs; i++)
-        s->segs[i].uri = NULL;
     repset_digest_of(cur, n, &rep->set_count, &rep->set_hash);
-    rep->incarnation = s->incarnation;
-    rep->seq = s->seq;
-    rep->delta = !s->pending_full;
-    rep->base_seq = s->pending_full ? 0 : s->acked_seq;
-    rep->segments = s->segs;
-    rep->n_segments = s->n_segs;
-    rep->removed = s->removed;
-    rep->n_removed = s->n_removed;
-    return s->seq;
+    return report_finish(s, rep);
 }
 
 bool report_wants_full(const struct report_state *s)
@@ -222,15 +227,7 @@ uint64_t report_build_changes(struct report_state *s, const struct wire_segment_
     s->stats.delta++;
     rep->set_count = set_count;
     rep->set_hash = set_hash;
-    rep->incarnation = s->incarnation;
-    rep->seq = s->seq;
-    rep->delta = true;
-    rep->base_seq = s->acked_seq;
-    rep->segments = s->segs;
-    rep->n_segments = s->n_segs;
-    rep->removed = s->removed;
-    rep->n_removed = s->n_removed;
-    return s->seq;
+    return report_finish(s, rep);
 }
 
 bool report_answered(struct report_state *s, uint64_t seq, const struct wire_report_response *resp)
